@@ -1,0 +1,47 @@
+"""mmtok: multimodal tokenization.
+
+Audio (log-mel slices) and images (patches) become discrete tokens through
+learned VQ codebooks; text, image and audio tokens merge into one stream that a
+small transformer trains on.
+
+>>> import torch, mmtok
+>>> vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=64))
+>>> codes = vq.encode(torch.randn(10, 16))
+>>> tuple(codes.shape)
+(10,)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from mmtok.checkpoint import Checkpoint as Checkpoint
+from mmtok.checkpoint import load_checkpoint as load_checkpoint
+from mmtok.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.errors import CheckpointError as CheckpointError
+from mmtok.errors import MmtokError as MmtokError
+from mmtok.pretrained import available as available
+from mmtok.pretrained import load as load
+from mmtok.pretrained import save as save
+from mmtok.quantize import QuantizeResult as QuantizeResult
+from mmtok.quantize import UsageStats as UsageStats
+from mmtok.quantize import VectorQuantizer as VectorQuantizer
+from mmtok.quantize import VQConfig as VQConfig
+from mmtok.quantize import nearest_code as nearest_code
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "MmtokError",
+    "QuantizeResult",
+    "UsageStats",
+    "VQConfig",
+    "VectorQuantizer",
+    "__version__",
+    "available",
+    "load",
+    "load_checkpoint",
+    "nearest_code",
+    "save",
+    "save_checkpoint",
+]

@@ -1,0 +1,133 @@
+"""``mmtok.load`` and ``mmtok.save``: shipped names or checkpoint folders <-> modules.
+
+A module is saveable when it has a ``cfg`` dataclass and a ``KIND`` string; loading
+reads ``config.json``, builds the module of that kind from its config and fills
+in the weights, checking every shape.
+
+>>> import tempfile, os, torch
+>>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8))
+>>> folder = save(vq, os.path.join(tempfile.mkdtemp(), "vq"))
+>>> again = load(folder)
+>>> bool(torch.equal(again.embed, vq.embed))
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mmtok.checkpoint import (
+    config_from_dict,
+    load_checkpoint,
+    load_state_dict_checked,
+    read_config,
+    save_checkpoint,
+)
+from mmtok.errors import CheckpointError
+from mmtok.quantize import VectorQuantizer, VQConfig
+
+__all__ = ["KINDS", "available", "load", "models_dir", "save"]
+
+_PACKAGE_MODELS = Path(__file__).resolve().parent / "_models"  # inside an installed wheel
+_REPO_MODELS = Path(__file__).resolve().parent.parent / "models"  # in a source checkout
+
+
+def models_dir() -> Path:
+    """The folder that holds the shipped checkpoints (``models/`` of the repo or the wheel's copy)."""
+    for candidate in (_PACKAGE_MODELS, _REPO_MODELS):
+        if candidate.is_dir():
+            return candidate
+    return _REPO_MODELS
+
+
+def available() -> list[str]:
+    """Names of the shipped checkpoints that ``load`` accepts."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+KINDS = ("vq", "image", "audio")  # the checkpoint kinds load() builds
+
+
+def _kind_class(kind: str) -> type[nn.Module]:
+    """The module class for a checkpoint kind (media modules imported only when needed)."""
+    if kind == "vq":
+        return VectorQuantizer
+    if kind == "image":
+        from mmtok.image import ImageTokenizer
+
+        return ImageTokenizer
+    if kind == "audio":
+        from mmtok.audio import AudioTokenizer
+
+        return AudioTokenizer
+    raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {KINDS})")
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if "/" not in name and os.sep not in name:
+        shipped = models_dir() / name
+        if shipped.is_dir():
+            return shipped
+        raise CheckpointError(
+            f"{name!r} is neither a folder nor a shipped checkpoint; shipped: {available() or 'none'}"
+        )
+    raise CheckpointError(f"no checkpoint at {path}: the folder does not exist")
+
+
+def load(
+    name_or_path: str | os.PathLike[str], *, kind: str | None = None, device: Any = None
+) -> nn.Module:
+    """Load a shipped checkpoint by name (``"image"``, ``"audio"``) or any checkpoint folder.
+
+    The module comes back in eval mode, on ``device`` (default CPU).
+    """
+    folder = _resolve(name_or_path)
+    meta = read_config(folder, kind=kind)
+    cls = _kind_class(meta["kind"])
+    ck = load_checkpoint(folder, kind=meta["kind"])
+    cfg_cls = cls.CONFIG_CLASS  # type: ignore[attr-defined]
+    cfg = config_from_dict(cfg_cls, ck.config, where=f"{ck.path}/config.json")
+    module = cls(cfg)
+    load_state_dict_checked(module, ck.tensors, where=ck.path)
+    module.provenance = ck.meta.get("provenance", {})  # type: ignore[assignment]
+    module.eval()
+    if device is not None:
+        module.to(device)
+    return module
+
+
+def save(
+    module: nn.Module,
+    folder: str | os.PathLike[str],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes | str] | None = None,
+) -> Path:
+    """Write ``module`` (anything with ``KIND`` and ``cfg``) as a checkpoint folder, atomically."""
+    kind = getattr(module, "KIND", None)
+    cfg = getattr(module, "cfg", None)
+    if not isinstance(kind, str) or cfg is None:
+        raise TypeError(
+            f"save() needs a module with KIND and cfg attributes, got {type(module).__name__}"
+        )
+    return save_checkpoint(
+        folder,
+        kind=kind,
+        config=cfg,
+        tensors=module.state_dict(),
+        provenance=provenance,
+        extra_files=extra_files,
+    )
+
