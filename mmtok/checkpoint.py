@@ -262,6 +262,7 @@ def save_checkpoint(
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    _clean_stale(folder)  # backups an earlier killed writer left are now obsolete
     return folder
 
 

@@ -29,7 +29,7 @@ from mmtok.checkpoint import (
     save_checkpoint,
 )
 from mmtok.errors import CheckpointError
-from mmtok.quantize import VectorQuantizer, VQConfig
+from mmtok.quantize import VectorQuantizer
 
 __all__ = ["KINDS", "available", "load", "models_dir", "save"]
 

@@ -21,8 +21,8 @@ Axis legend used in shape comments:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -179,10 +179,24 @@ def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _broadcast_(t: torch.Tensor) -> torch.Tensor:
-    if _world() > 1:
-        dist.broadcast(t, src=0)
-    return t
+def _sample_all_ranks(data: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` random rows drawn from every rank's ``data`` in turn, the same on every rank.
+
+    Each rank draws ``n`` of its own rows; the draws are gathered and interleaved
+    (rank 0's first, rank 1's first, ..., rank 0's second, ...) and the first
+    ``n`` kept, so restarts and seeds come from all ranks' data alike.
+    """
+    if data.shape[0] >= n:
+        pick = torch.randperm(data.shape[0], device=data.device)[:n]
+    else:
+        pick = torch.randint(0, data.shape[0], (n,), device=data.device)
+    mine = data[pick].float().contiguous()  # (n, d)
+    world = _world()
+    if world == 1:
+        return mine
+    parts = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(parts, mine)
+    return torch.stack(parts, 1).reshape(n * world, -1)[:n]  # (n, d), interleaved by rank
 
 
 # --------------------------------------------------------------------------- the module
@@ -368,14 +382,13 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_dead(self, z: torch.Tensor) -> None:
-        """Move codes that (almost) nobody picks onto random recent inputs (rank 0's, broadcast)."""
+        """Move codes that (almost) nobody picks onto random recent inputs of all ranks."""
         dead = self.ema_count < self.cfg.dead_code_threshold  # identical on every rank
         n_dead = int(dead.sum())
-        if n_dead == 0 or z.shape[0] == 0:
+        if n_dead == 0:
             return
-        pick = torch.randint(0, z.shape[0], (n_dead,), device=z.device)
-        fresh = z[pick].float()  # (n_dead, d)
-        fresh = _broadcast_(fresh.contiguous())
+        pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
+        fresh = _sample_all_ranks(pool, n_dead)  # (n_dead, d)
         self.embed[dead] = fresh
         # restarted codes count as freshly used, at the threshold, so they get a chance to win inputs
         self.ema_count[dead] = self.cfg.dead_code_threshold
@@ -404,20 +417,16 @@ def _perplexity_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 def _kmeans(
     data: torch.Tensor, k: int, iters: int, cosine: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means with k-means++-style seeding, all-reduced across ranks.
+    """Lloyd's k-means, all-reduced across ranks.
 
-    Returns ``(centers [K, d], counts [K])``; counts are averaged per rank so they
-    are on the scale of one step's batch.
+    Seeds are random inputs of all ranks; assignment sums and counts are
+    all-reduced each iteration, so every rank ends with the same centers. Returns
+    ``(centers [K, d], counts [K])``; counts are averaged per rank so they are on
+    the scale of one step's batch.
     """
     n, d = data.shape
     world = _world()
-    # seed from rank 0's data (broadcast) so every rank starts from the same centers
-    if n >= k:
-        seed_idx = torch.randperm(n, device=data.device)[:k]
-    else:
-        seed_idx = torch.randint(0, n, (k,), device=data.device)
-    centers = data[seed_idx].clone()
-    centers = _broadcast_(centers.contiguous())
+    centers = _sample_all_ranks(data, k)  # (K, d) the same seeds on every rank
     counts = torch.zeros(k, device=data.device)
     for _ in range(max(1, iters)):
         idx = nearest_code(data, centers, cosine=cosine)
@@ -429,14 +438,11 @@ def _kmeans(
         new = sums / counts.clamp_min(1)[:, None]
         if cosine:
             new = F.normalize(new, dim=1)
-        # empty clusters jump to the points worst served by their center (rank 0's, broadcast)
+        # empty clusters jump to points worst served by their center, drawn from every rank
         if bool(empty.any()):
             n_empty = int(empty.sum())
             err = (data - centers[idx]).pow(2).sum(1)
-            far = err.topk(min(n_empty, n)).indices
-            if far.numel() < n_empty:
-                far = far.repeat(math.ceil(n_empty / max(1, far.numel())))[:n_empty]
-            repl = _broadcast_(data[far].contiguous())
-            new[empty] = repl
+            far = data[err.topk(min(n, max(n_empty, n // 16))).indices]
+            new[empty] = _sample_all_ranks(far, n_empty)
         centers = new
     return centers, counts / world

@@ -71,7 +71,7 @@ def _optimizer_join(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]
 
 
 def _rng_json() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 - the global state is what we save
     return {
         "python": json.loads(json.dumps(random.getstate(), default=list)),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -82,7 +82,7 @@ def _rng_restore(rng: Mapping[str, Any]) -> None:
     py = rng["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     npst = rng["numpy"]
-    np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))
+    np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))  # noqa: NPY002
 
 
 def save_train_state(

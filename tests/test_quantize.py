@@ -1,0 +1,269 @@
+"""The VQ core: exact search, training behaviour, bad input, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mmtok
+from mmtok.quantize import _argmax_rows, nearest_code
+
+
+def brute_force(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(x.double(), codes.double()).argmin(1)
+
+
+def clustered(n: int, n_clusters: int, dim: int, *, spread: float = 0.05, seed: int = 0) -> torch.Tensor:
+    """Tight Gaussian clusters far from the origin: the data random codebooks collapse on."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(n_clusters, dim, generator=g) * 0.5 + 3.0
+    which = torch.randint(0, n_clusters, (n,), generator=g)
+    return centers[which] + spread * torch.randn(n, dim, generator=g)
+
+
+# --------------------------------------------------------------------------- search
+
+
+@pytest.mark.parametrize("k", [16, 1024, 4096])
+@pytest.mark.parametrize("chunk", [None, 1, 37, 100_000])
+def test_search_matches_brute_force(k: int, chunk: int | None) -> None:
+    x = torch.randn(3000, 24)
+    codes = torch.randn(k, 24)
+    ours = nearest_code(x, codes, chunk_size=chunk)
+    ref = brute_force(x, codes)
+    agree = (ours == ref).float().mean().item()
+    assert agree >= 0.999
+    # any disagreement is a float tie: both codes are (almost) equally near
+    bad = ours != ref
+    if bad.any():
+        d_ours = (x[bad] - codes[ours[bad]]).pow(2).sum(1)
+        d_ref = (x[bad] - codes[ref[bad]]).pow(2).sum(1)
+        torch.testing.assert_close(d_ours, d_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_search_cosine_matches_brute_force() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=512, cosine=True, kmeans_init=False))
+    x = torch.randn(4000, 16)
+    ours = vq.encode(x)
+    sims = torch.nn.functional.normalize(x, dim=1) @ vq.embed.t()
+    assert (ours == sims.argmax(1)).float().mean() >= 0.999
+    assert torch.allclose(vq.embed.norm(dim=1), torch.ones(512))
+
+
+def test_two_level_argmax_equals_argmax_including_ties() -> None:
+    s = torch.randn(300, 1024)
+    s[5, 40] = s[5, 900] = 99.0  # ties across groups: the first one wins
+    s[6, 64] = s[6, 65] = 99.0  # tie inside a group
+    s[7] = 1.0  # all equal
+    assert torch.equal(_argmax_rows(s), s.argmax(1))
+    assert _argmax_rows(s)[5] == 40 and _argmax_rows(s)[6] == 64 and _argmax_rows(s)[7] == 0
+
+
+def test_known_answer() -> None:
+    codes = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    x = torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1], [3.1, 3.2]])
+    assert nearest_code(x, codes).tolist() == [1, 2, 0, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(2, 300), d=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_every_code_is_its_own_nearest(k: int, d: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, kmeans_init=False))
+    vq.embed.copy_(torch.randn(k, d, generator=g) * 10)
+    idx = torch.randperm(k, generator=g)
+    x = vq.decode(idx)
+    found = vq.encode(x)
+    # the code found is the input itself, or one at float-rounding distance of it (a tie)
+    dist = (vq.decode(found) - x).pow(2).sum(1)
+    assert bool((dist <= 1e-5 * (1 + x.pow(2).sum(1))).all())
+    separated = torch.cdist(x, x).add_(torch.eye(k) * 1e9).amin(1) > 1e-2 * (1 + x.norm(dim=1))
+    assert torch.equal(found[separated], idx[separated])
+
+
+def test_shapes_dtypes_and_lookup_projection() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=32, codebook_size=64, codebook_dim=8))
+    x = torch.randn(2, 3, 5, 32, requires_grad=True)
+    r = vq(x)
+    assert r.quantized.shape == x.shape and r.indices.shape == (2, 3, 5)
+    assert r.indices.dtype == torch.int64
+    assert vq.codebook.shape == (64, 32)
+    (r.quantized.sum() + r.loss).backward()  # gradients flow to the input and both projections
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert vq.project_in.weight.grad is not None and vq.project_out.weight.grad is not None
+    vq.eval()
+    assert torch.equal(vq.encode(x.detach()), vq(x.detach()).indices)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_other_float_dtypes(dtype: torch.dtype) -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=128, kmeans_init=False)).eval()
+    x = torch.randn(500, 16).to(dtype)
+    idx = vq.encode(x)
+    assert torch.equal(idx, nearest_code(x.float(), vq.embed))
+    assert vq(x).quantized.dtype == dtype
+
+
+def test_empty_input_gives_empty_indices() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    assert vq.encode(torch.empty(0, 8)).shape == (0,)
+    assert vq.encode(torch.empty(3, 0, 8)).shape == (3, 0)
+    r = vq(torch.empty(0, 8))  # training mode, nothing to learn from
+    assert r.indices.shape == (0,) and r.quantized.shape == (0, 8)
+    assert float(r.usage) == 0.0
+    assert vq.decode(torch.empty(0, dtype=torch.long)).shape == (0, 8)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [
+        (torch.randn(4, 7), r"\[\.\.\., 8\]"),
+        (torch.randint(0, 5, (4, 8)), "floating point"),
+        (torch.tensor(1.0), r"\[\.\.\., 8\]"),
+        (torch.full((4, 8), float("nan")), "NaN/inf"),
+        (torch.tensor([[float("inf")] * 8]), "NaN/inf"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(x: torch.Tensor, message: str) -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    with pytest.raises(ValueError, match=message):
+        vq.encode(x)
+    with pytest.raises(ValueError, match=message):
+        vq(x)
+
+
+def test_not_a_tensor_is_a_type_error() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        vq.encode([[0.0] * 8])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [32, 1000, -1])
+def test_decode_out_of_range_names_index_and_size(bad: int) -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    with pytest.raises(ValueError, match=rf"index {bad}.*size 32"):
+        vq.decode(torch.tensor([0, bad, 3]))
+
+
+def test_decode_refuses_float_indices() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    with pytest.raises(ValueError, match="integer"):
+        vq.decode(torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(dim=0), dict(codebook_size=1), dict(decay=1.0), dict(codebook_dim=0), dict(chunk_size=0)],
+)
+def test_bad_config(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="VQConfig"):
+        mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, **kwargs})
+
+
+# --------------------------------------------------------------------------- training behaviour
+
+
+def train(vq: mmtok.VectorQuantizer, data: torch.Tensor, steps: int, batch: int) -> None:
+    vq.train()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        vq(data[torch.randint(0, data.shape[0], (batch,), generator=g)])
+
+
+def test_anti_collapse_on_clustered_data() -> None:
+    data = clustered(40_000, 1024, 16)
+    k = 256
+    plain = mmtok.VectorQuantizer(
+        mmtok.VQConfig(dim=16, codebook_size=k, kmeans_init=False, dead_code_threshold=0.0)
+    )
+    ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=k))
+    train(plain, data, 60, 2048)
+    train(ours, data, 60, 2048)
+    held_out = clustered(20_000, 1024, 16, seed=0)[-10_000:]
+    for vq in (plain, ours):
+        vq.eval()
+        vq.reset_stats()
+        vq.encode(held_out)
+    plain_usage = plain.usage_stats().usage
+    ours_usage = ours.usage_stats().usage
+    assert plain_usage < 0.2, plain_usage  # the collapse this guards against is real
+    assert ours_usage >= 0.95, ours_usage
+    # and the learned codebook quantizes far better
+    mse = lambda vq: float((vq.decode(vq.encode(held_out)) - held_out).pow(2).mean())  # noqa: E731
+    assert mse(ours) < 0.5 * mse(plain)
+
+
+def test_dead_codes_are_restarted() -> None:
+    vq = mmtok.VectorQuantizer(
+        mmtok.VQConfig(dim=4, codebook_size=64, kmeans_init=False, dead_code_threshold=1.0)
+    )
+    vq.embed.copy_(torch.randn(64, 4) + 100.0)  # every code far from the data
+    data = torch.randn(5000, 4)
+    train(vq, data, 30, 512)
+    vq.eval()
+    vq.reset_stats()
+    vq.encode(data)
+    assert vq.usage_stats().usage > 0.9
+
+
+def test_kmeans_waits_for_enough_vectors() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=4, codebook_size=128))
+    vq(torch.randn(50, 4))
+    assert not bool(vq.initted)
+    vq(torch.randn(100, 4))
+    assert bool(vq.initted)
+
+
+def test_ema_moves_codes_toward_assigned_means() -> None:
+    vq = mmtok.VectorQuantizer(
+        mmtok.VQConfig(dim=2, codebook_size=2, kmeans_init=False, dead_code_threshold=0.0, decay=0.5)
+    )
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
+    vq.ema_sum.copy_(vq.embed)
+    vq.ema_count.fill_(1.0)
+    x = torch.tensor([[1.0, 1.0], [1.0, 1.0], [9.0, 9.0]])
+    vq(x)
+    # counts: 0.5*1 + 0.5*[2, 1] = [1.5, 1.0]; sums: 0.5*c + 0.5*[[2,2],[9,9]] = [[1,1],[9.5,9.5]]
+    torch.testing.assert_close(vq.ema_count, torch.tensor([1.5, 1.0]))
+    torch.testing.assert_close(vq.embed, torch.tensor([[2 / 3, 2 / 3], [9.5, 9.5]]), rtol=1e-3, atol=1e-3)
+
+
+def test_usage_stats_known_answer() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=2, codebook_size=4, kmeans_init=False)).eval()
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [0.0, 10.0], [10.0, 0.0], [10.0, 10.0]]))
+    vq.encode(vq.embed.clone())  # each code once
+    s = vq.usage_stats()
+    assert s.counts.tolist() == [1, 1, 1, 1] and s.total == 4
+    assert s.usage == 1.0 and abs(s.perplexity - 4.0) < 1e-5
+    vq.encode(torch.tensor([[0.1, 0.1], [0.2, 0.0]]))
+    assert vq.usage_stats().counts.tolist() == [3, 1, 1, 1]
+    vq.reset_stats()
+    assert vq.usage_stats().total == 0
+
+
+def test_deterministic_under_fixed_seed() -> None:
+    data = clustered(8000, 64, 8)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        torch.manual_seed(123)
+        vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32, dead_code_threshold=2.0))
+        train(vq, data, 10, 500)
+        return vq.embed.clone(), vq.eval().encode(data)
+
+    (e1, i1), (e2, i2) = run(), run()
+    assert torch.equal(e1, e2) and torch.equal(i1, i2)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu() -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=32, codebook_size=1024, kmeans_init=False)).eval()
+    x = torch.randn(20_000, 32)
+    cpu = vq.encode(x)
+    gpu = vq.cuda().encode(x.cuda()).cpu()
+    assert (cpu == gpu).float().mean() >= 0.999
+    assert (vq.encode(x.cuda().bfloat16()).cpu() == vq.cpu().encode(x.bfloat16())).float().mean() >= 0.999
