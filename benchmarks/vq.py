@@ -1,0 +1,219 @@
+"""VQ core benchmark: nearest-code search speed and training quality, side by side.
+
+Prints one JSON object per line:
+
+* ``encode`` rows: our ``VectorQuantizer.encode`` vs ``vector_quantize_pytorch.VectorQuantize``
+  (eval forward, the same codebook copied in) vs the FLOP floor, i.e. the same
+  ``x @ C.T`` products alone in cache-sized blocks with no argmin (best block size
+  of several tried in the same run). Medians over interleaved repeats; peak RSS
+  above the baseline for each.
+* ``ratio`` rows: ours/peer speedup and ours/floor throughput.
+* ``train`` rows: codebook usage and quantization MSE on held-out vectors after
+  training ours and VectorQuantize (k-means init + dead-code restart on in both)
+  on the same batches of clustered data.
+
+Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mmtok
+from mmtok.demo import make_clustered
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def _proc_status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (Linux); harmless where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def measure(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """(seconds, peak memory above the start in MiB) of one call."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        reset_peak()
+        base = _proc_status("VmRSS:")
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    sec = time.perf_counter() - t0
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _proc_status("VmHWM:") - base
+    return sec, max(0.0, peak / 2**20)
+
+
+def floor_fn(x: torch.Tensor, codes: torch.Tensor, rows: int) -> Callable[[], None]:
+    buf = torch.empty(rows, codes.shape[0], device=x.device)
+    ct = codes.t()
+
+    def run() -> None:
+        for s in range(0, x.shape[0], rows):
+            block = x[s : s + rows]
+            torch.mm(block, ct, out=buf[: block.shape[0]])
+
+    return run
+
+
+def peer_quantizer(codes: torch.Tensor, **kwargs: object) -> torch.nn.Module:
+    from vector_quantize_pytorch import VectorQuantize
+
+    k, d = codes.shape
+    vq = VectorQuantize(dim=d, codebook_size=k, **kwargs).to(codes.device)
+    if codes is not None:
+        vq._codebook.embed.data.copy_(codes[None])
+        vq._codebook.initted.data.fill_(True)
+    return vq.eval()
+
+
+def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slice: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    x = torch.randn(n, d, generator=g).to(device)
+    codes = torch.randn(k, d, generator=g).to(device)
+    ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, kmeans_init=False)).to(device).eval()
+    ours.embed.copy_(codes)
+    peer = peer_quantizer(codes)
+
+    @torch.inference_mode()
+    def run_peer() -> torch.Tensor:
+        return torch.cat([peer(x[None, s : s + peer_slice])[1][0] for s in range(0, n, peer_slice)])
+
+    # agreement of the answers (not timed)
+    idx_ours = ours.encode(x)
+    idx_peer = run_peer()
+    agree = float((idx_ours == idx_peer).float().mean())
+    sub = slice(0, min(n, 50_000))
+    brute = torch.cdist(x[sub].double(), codes.double()).argmin(1)
+    exact = float((idx_ours[sub] == brute).float().mean())
+
+    floor_rows = [r for r in (256, 512, 1024, 2048, 4096) if r * k * 4 <= 64 * 2**20]
+    if device.type == "cuda":
+        floor_rows = [n]
+    floors = {r: floor_fn(x, codes, r) for r in floor_rows}
+    times: dict[str, list[float]] = {"ours": [], "peer": [], **{f"floor{r}": [] for r in floor_rows}}
+    peaks: dict[str, float] = {}
+    for _ in range(repeats):  # interleaved so drift in machine load hits all alike
+        for name, fn in [("ours", lambda: ours.encode(x)), ("peer", run_peer)] + [
+            (f"floor{r}", f) for r, f in floors.items()
+        ]:
+            sec, peak = measure(fn, device)
+            times[name].append(sec)
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    best_floor = min(floor_rows, key=lambda r: med[f"floor{r}"])
+    flops = 2.0 * n * d * k
+    common = {"n": n, "dim": d, "codebook_size": k, "device": str(device), "repeats": repeats}
+    emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
+          "vectors_per_s": round(n / med["ours"]), "gflops": round(flops / med["ours"] / 1e9, 1),
+          "peak_mib": round(peaks["ours"], 1), "exact_vs_cdist": exact,
+          "block_rows": mmtok.quantize._chunk_rows(n, k, device, ours.cfg)})
+    emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
+          "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
+          "peak_mib": round(peaks["peer"], 1), "slice": peer_slice, "agreement_with_mmtok": agree})
+    for r in floor_rows:
+        emit({"bench": "vq_encode", "impl": "flop_floor_mm_only", **common, "block_rows": r,
+              "seconds": round(med[f"floor{r}"], 4),
+              "gflops": round(flops / med[f"floor{r}"] / 1e9, 1), "peak_mib": round(peaks[f"floor{r}"], 1)})
+    emit({"bench": "vq_encode", "metric": "ratio", **common,
+          "speedup_vs_vector_quantize": round(med["peer"] / med["ours"], 2),
+          "fraction_of_flop_floor": round(med[f"floor{best_floor}"] / med["ours"], 3),
+          "floor_block_rows": best_floor})
+
+
+def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) -> None:
+    data = make_clustered(300_000, d, 4 * k, seed=7).to(device)
+    train, test = data[:250_000], data[250_000:]
+    torch.manual_seed(0)
+    ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, dead_code_threshold=2.0)).to(device)
+    from vector_quantize_pytorch import VectorQuantize
+
+    peer = VectorQuantize(dim=d, codebook_size=k, kmeans_init=True, threshold_ema_dead_code=2,
+                          decay=0.99).to(device)
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randint(0, train.shape[0], (batch,), generator=g) for _ in range(steps)]
+    secs = {}
+    for name, model, fwd in (
+        ("mmtok", ours, lambda b: ours(b)),
+        ("vector_quantize_pytorch", peer, lambda b: peer(b[None])),
+    ):
+        model.train()
+        t0 = time.perf_counter()
+        for idx in batches:
+            fwd(train[idx.to(device)])
+        secs[name] = time.perf_counter() - t0
+    ours.eval()
+    peer.eval()
+    with torch.inference_mode():
+        idx_o = ours.encode(test)
+        rec_o = ours.decode(idx_o)
+        rec_p, idx_p, _ = peer(test[None])
+        idx_p, rec_p = idx_p[0], rec_p[0]
+    for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
+        counts = torch.bincount(idx.flatten(), minlength=k).double()
+        p = counts / counts.sum()
+        ppl = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+        emit({"bench": "vq_train", "impl": name, "codebook_size": k, "dim": d, "steps": steps,
+              "batch": batch, "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
+              "usage": round(float((counts > 0).float().mean()), 4), "perplexity": round(ppl, 1),
+              "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(secs[name], 2)})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=262_144)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--ks", type=int, nargs="+", default=[1024, 8192])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--train-steps", type=int, default=200)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-train", action="store_true")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
+          "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+          "device": str(device),
+          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
+    for k in args.ks:
+        # the peer materialises an [n, K] distance matrix: feed it 1 GiB slices at most
+        peer_slice = max(1024, min(args.n, 2**30 // (4 * k)))
+        bench_encode(args.n, k, args.dim, args.repeats, device, peer_slice)
+    if not args.skip_train:
+        bench_train(1024, args.dim, args.train_steps, 8192, device)
+
+
+if __name__ == "__main__":
+    main()
