@@ -34,6 +34,7 @@ CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it s
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
 KMEANS_MAX_SAMPLES = 65_536  # vectors kept for the k-means initialisation
+ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
 
 
 @dataclass
@@ -312,7 +313,12 @@ class VectorQuantizer(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Indices (int64, shape ``x.shape[:-1]``) of the nearest codes; counted in :meth:`usage_stats`."""
         self._check(x)
-        idx = self._search(self._to_lookup(x))
+        flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
+        idx = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
+        # projections, normalisation and dtype casts happen per slab, so memory stays bounded
+        for start in range(0, flat.shape[0], ENCODE_SLAB):
+            stop = min(start + ENCODE_SLAB, flat.shape[0])
+            idx[start:stop] = self._search(self._to_lookup(flat[start:stop]))
         self.seen_counts += torch.bincount(idx, minlength=self.cfg.codebook_size)
         return idx.reshape(x.shape[:-1])
 

@@ -267,3 +267,12 @@ def test_cuda_matches_cpu() -> None:
     gpu = vq.cuda().encode(x.cuda()).cpu()
     assert (cpu == gpu).float().mean() >= 0.999
     assert (vq.encode(x.cuda().bfloat16()).cpu() == vq.cpu().encode(x.bfloat16())).float().mean() >= 0.999
+
+
+def test_encode_in_slabs_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=64, codebook_dim=4, cosine=True)).eval()
+    x = torch.randn(3, 1000, 8)
+    whole = vq.encode(x)
+    monkeypatch.setattr(mmtok.quantize, "ENCODE_SLAB", 77)
+    assert torch.equal(vq.encode(x), whole)
+    assert torch.equal(vq(x).indices, whole)
