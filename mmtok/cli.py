@@ -3,6 +3,7 @@
     mmtok --version
     mmtok demo [--fast] [--out DIR]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
+    mmtok train-tokenizer text FILES --vocab-size N --out DIR
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
         from mmtok.image_train import main as train_main
     elif args.modality == "audio":
         from mmtok.audio_train import main as train_main
+    elif args.modality == "text":
+        from mmtok.text import main as train_main
     else:  # pragma: no cover - argparse restricts choices
         raise SystemExit(f"unknown modality {args.modality!r}")
     return int(train_main(rest) or 0)
@@ -57,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     tt = sub.add_parser(
         "train-tokenizer",
-        help="train an image or audio tokenizer (see 'mmtok train-tokenizer image --help')",
+        help="train an image, audio or text tokenizer (see 'mmtok train-tokenizer image --help')",
         add_help=False,
     )
-    tt.add_argument("modality", choices=["image", "audio"], help="what to train")
+    tt.add_argument("modality", choices=["image", "audio", "text"], help="what to train")
     tt.add_argument("options", nargs=argparse.REMAINDER, help="options of that trainer")
     tt.set_defaults(func=_cmd_train_tokenizer)
     return parser

@@ -6,7 +6,7 @@ expect (``ValueError`` for bad values), so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "MmtokError"]
+__all__ = ["CheckpointError", "CorpusError", "MmtokError", "StreamError", "VocabularyError"]
 
 
 class MmtokError(Exception):
@@ -15,3 +15,20 @@ class MmtokError(Exception):
 
 class CheckpointError(MmtokError, ValueError):
     """A checkpoint folder is missing, damaged, of the wrong kind or of an incompatible version."""
+
+
+class VocabularyError(MmtokError, ValueError):
+    """A vocabulary layout that is invalid, or that differs from the one data or a model was made with."""
+
+
+class StreamError(MmtokError, ValueError):
+    """A token stream that does not follow the layout; ``position`` is the offending token's index."""
+
+    def __init__(self, message: str, *, position: int | None = None, expected: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position  # index of the offending token in the stream (None: the whole stream)
+        self.expected = expected  # what the layout allows there, in words
+
+
+class CorpusError(MmtokError, ValueError):
+    """A corpus line or an output folder that tokenizing cannot use; the message names the file and line."""

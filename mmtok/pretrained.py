@@ -53,7 +53,7 @@ def available() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
 
 
-KINDS = ("vq", "image", "audio")  # the checkpoint kinds load() builds
+KINDS = ("vq", "image", "audio", "text")  # the checkpoint kinds load() builds
 
 
 def _kind_class(kind: str) -> type[nn.Module]:
@@ -88,13 +88,18 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
 
 def load(
     name_or_path: str | os.PathLike[str], *, kind: str | None = None, device: Any = None
-) -> nn.Module:
+) -> Any:
     """Load a shipped checkpoint by name (``"image"``, ``"audio"``) or any checkpoint folder.
 
-    The module comes back in eval mode, on ``device`` (default CPU).
+    The module comes back in eval mode, on ``device`` (default CPU). A folder of
+    kind ``"text"`` gives a :class:`mmtok.text.BPETokenizer` (not a module).
     """
     folder = _resolve(name_or_path)
     meta = read_config(folder, kind=kind)
+    if meta["kind"] == "text":  # a BPE vocabulary: no weights, not an nn.Module
+        from mmtok.text import BPETokenizer
+
+        return BPETokenizer.load(folder)
     cls = _kind_class(meta["kind"])
     ck = load_checkpoint(folder, kind=meta["kind"])
     cfg_cls = cls.CONFIG_CLASS  # type: ignore[attr-defined]
