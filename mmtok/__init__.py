@@ -20,6 +20,9 @@ from mmtok.checkpoint import load_checkpoint as load_checkpoint
 from mmtok.checkpoint import save_checkpoint as save_checkpoint
 from mmtok.errors import CheckpointError as CheckpointError
 from mmtok.errors import MmtokError as MmtokError
+from mmtok.image import ImageTokenizer as ImageTokenizer
+from mmtok.image import ImageTokenizerConfig as ImageTokenizerConfig
+from mmtok.image import load_image as load_image
 from mmtok.pretrained import available as available
 from mmtok.pretrained import load as load
 from mmtok.pretrained import save as save
@@ -32,6 +35,8 @@ from mmtok.quantize import nearest_code as nearest_code
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "ImageTokenizer",
+    "ImageTokenizerConfig",
     "MmtokError",
     "QuantizeResult",
     "UsageStats",
@@ -41,6 +46,7 @@ __all__ = [
     "available",
     "load",
     "load_checkpoint",
+    "load_image",
     "nearest_code",
     "save",
     "save_checkpoint",

@@ -1,0 +1,300 @@
+"""Train an :class:`~mmtok.image.ImageTokenizer`: ``mmtok train-tokenizer image --data DIR --out DIR``.
+
+Random crops at random scales with horizontal flips, L1 + MSE + image-gradient
+loss, EMA codebook with dead-code restarts, AdamW with warmup and cosine decay,
+a progress bar, atomic resumable checkpoints every ``--save-every`` steps, and
+two pictures: a reconstruction grid and a codebook-usage histogram.
+
+Output folder layout::
+
+    OUT/model/               the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
+    OUT/train-state/         resumable state (weights + optimizer + RNG), read by --resume
+    OUT/reconstructions.png, OUT/codebook-usage.png        pictures of the last checkpoint
+    OUT/summary.json                                       steps, time, machine, last losses
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mmtok.checkpoint import config_from_dict
+from mmtok.image import ImageTokenizer, ImageTokenizerConfig, load_image
+from mmtok.pretrained import save
+from mmtok.trainstate import load_train_state, pick_device, save_train_state
+
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+STATE_DIR = "train-state"  # resumable state inside OUT
+MODEL_DIR = "model"  # the exported tokenizer inside OUT
+
+
+def find_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted, so runs see them in the same order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def load_corpus(files: Sequence[Path], base_side: int) -> list[torch.Tensor]:
+    """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased)."""
+    out = []
+    for f in files:
+        img = load_image(f)[None]  # (1, 3, H, W)
+        s = base_side / min(img.shape[-2:])
+        h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
+        img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
+        out.append((img[0] * 255).round().to(torch.uint8))
+    return out
+
+
+def random_crops(
+    corpus: Sequence[torch.Tensor],
+    n: int,
+    size: int,
+    *,
+    scale: tuple[float, float],
+    flip: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` random square crops -> float ``[n, 3, size, size]`` in [0, 1].
+
+    Each crop picks an image, a side ``size * U(scale)`` (in pixels of the stored
+    image, so the content is zoomed in or out), a position and a horizontal flip.
+    """
+    g = generator
+    which = torch.randint(0, len(corpus), (n,), generator=g).tolist()
+    u = torch.rand(n, 4, generator=g).tolist()
+    crops = []
+    for i, (a, b, c, d) in zip(which, u, strict=True):
+        img = corpus[i]
+        hh, ww = img.shape[-2:]
+        side = min(hh, ww, max(8, round(size * (scale[0] + a * (scale[1] - scale[0])))))
+        top, left = int(b * (hh - side + 1)), int(c * (ww - side + 1))
+        crop = img[None, :, top : top + side, left : left + side].float() / 255.0
+        crop = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True) if side != size else crop
+        if flip and d < 0.5:
+            crop = crop.flip(-1)
+        crops.append(crop)
+    return torch.cat(crops).clamp_(0.0, 1.0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of ``[B, 3, H, W]`` tensors in [0, 1]."""
+    mse = (a.clamp(0, 1) - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
+    """Linear warmup then cosine decay to ``final_frac * base`` at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def save_reconstruction_grid(tok: ImageTokenizer, images: torch.Tensor, path: Path) -> float:
+    """Originals (top row) over reconstructions (bottom row) as one PNG; returns mean PSNR."""
+    was = tok.training
+    tok.eval()
+    recon = tok.decode(tok.encode(images))  # (B, 3, H, W)
+    tok.train(was)
+    grid = torch.cat([torch.cat(list(images), -1), torch.cat(list(recon.cpu()), -1)], -2)  # (3, 2H, B*W)
+    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    tmp = path.with_suffix(".tmp.png")
+    Image.fromarray(arr).save(tmp)
+    os.replace(tmp, path)
+    return float(psnr(recon.cpu(), images).mean())
+
+
+def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
+    """Bar chart of code counts (sorted, most used first); False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: skipping the codebook-usage histogram", file=sys.stderr)
+        return False
+    c = counts.sort(descending=True).values.numpy()
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(np.arange(len(c)), c, width=1.0)
+    ax.set_xlabel("code (sorted by count)")
+    ax.set_ylabel("count")
+    ax.set_title(title)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mmtok train-tokenizer image",
+        description="Train an image tokenizer (patches -> VQ codes -> image) on a folder of images.",
+    )
+    p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps in total")
+    p.add_argument("--export", default=None, help="also write the final tokenizer checkpoint to this folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists")
+    p.add_argument("--batch-size", type=int, default=16, help="crops per step")
+    p.add_argument("--crop", type=int, default=128, help="side of the training crops (multiple of 16)")
+    p.add_argument("--base-side", type=int, default=320, help="shorter side the images are stored at")
+    p.add_argument("--scale-min", type=float, default=0.8, help="smallest crop side, in units of --crop")
+    p.add_argument("--scale-max", type=float, default=2.0, help="largest crop side, in units of --crop")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
+    p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
+    p.add_argument("--codebook-size", type=int, default=None, help="K: number of codes (default 1024)")
+    p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 32)")
+    p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
+    p.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
+    """The model config: defaults, then ``--config`` JSON, then ``--latent-dim``/``--codebook-size``."""
+    fields: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
+    vq = dict(fields.pop("vq", {}))
+    if args.latent_dim is not None:
+        fields["latent_dim"] = args.latent_dim
+    if args.codebook_size is not None:
+        vq["codebook_size"] = args.codebook_size
+    vq["dim"] = fields.setdefault("latent_dim", ImageTokenizerConfig.latent_dim)
+    vq.setdefault("codebook_size", 1024)
+    return config_from_dict(ImageTokenizerConfig, {**fields, "vq": vq}, where=args.config or "options")
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU ({platform.processor() or 'unknown'}), {torch.get_num_threads()} torch thread(s)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer image``."""
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_dir = out / STATE_DIR
+
+    files = find_images(args.data)
+    corpus = load_corpus(files, args.base_side)
+    cfg = make_config(args)
+    tok = ImageTokenizer(cfg).to(device).train()
+    opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    step, elapsed = 0, 0.0
+    if args.resume and (state_dir / "config.json").is_file():
+        st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
+        step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
+        print(f"resuming from {state_dir} at step {step}", file=sys.stderr)
+    data_names = [str(f.relative_to(args.data)) for f in files]
+    command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False, generator=torch.Generator().manual_seed(1))
+
+    def checkpoint(final: bool) -> None:
+        prov = {
+            "command": command,
+            "data": {"folder": str(args.data), "files": data_names},
+            "steps": step,
+            "train_seconds": round(elapsed, 1),
+            "machine": _machine(device),
+            "torch": torch.__version__,
+        }
+        save_train_state(
+            state_dir, kind="image", config=cfg, model=tok, optimizer=opt, step=step,
+            extra={"elapsed_s": elapsed}, provenance=prov,
+        )
+        save(tok, out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
+        if final and args.export:
+            save(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
+        stats = tok.vq.usage_stats()
+        save_usage_histogram(
+            stats.counts, out / "codebook-usage.png",
+            f"training codes since last checkpoint (step {step}): usage {stats.usage:.1%}",
+        )
+        tok.vq.reset_stats()
+        p = save_reconstruction_grid(tok, show, out / "reconstructions.png")
+        summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4)}
+        tmp = out / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=1))
+        os.replace(tmp, out / "summary.json")
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
+    smooth: dict[str, float] = {}
+    while step < args.steps:
+        t0 = time.perf_counter()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+        x = random_crops(corpus, args.batch_size, args.crop, scale=(args.scale_min, args.scale_max)).to(device)
+        res = tok(x)
+        opt.zero_grad(set_to_none=True)
+        res.losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
+        opt.step()
+        step += 1
+        elapsed += time.perf_counter() - t0
+        with torch.no_grad():
+            now = {"loss": float(res.losses["total"]), "psnr": float(psnr(res.reconstruction, x).mean())}
+            now["use"] = float(res.usage)
+        smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in now.items()}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in smooth.items()}, refresh=False)
+        bar.update(1)
+        if step % args.save_every == 0 or step == args.steps:
+            checkpoint(final=step == args.steps)
+    bar.close()
+    if step == args.steps and not (out / MODEL_DIR / "config.json").is_file():
+        checkpoint(final=True)  # resumed at the end: still export
+    print(json.dumps({"out": str(out), "steps": step, "train_seconds": round(elapsed, 1)}))
+    return 0
+
+
+def _card(prov: dict[str, Any]) -> str:
+    return (
+        "# mmtok image tokenizer\n\n"
+        f"Trained with `{prov['command']}` for {prov['steps']} steps "
+        f"({prov['train_seconds']} s on {prov['machine']}).\n\n"
+        f"Data: {len(prov['data']['files'])} images from `{prov['data']['folder']}`.\n"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
