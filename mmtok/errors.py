@@ -6,7 +6,7 @@ expect (``ValueError`` for bad values), so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "CorpusError", "MmtokError", "StreamError", "VocabularyError"]
+__all__ = ["CheckpointError", "CorpusError", "DocumentError", "MmtokError", "StreamError", "VocabularyError"]
 
 
 class MmtokError(Exception):
@@ -32,3 +32,7 @@ class StreamError(MmtokError, ValueError):
 
 class CorpusError(MmtokError, ValueError):
     """A corpus line or an output folder that tokenizing cannot use; the message names the file and line."""
+
+
+class DocumentError(MmtokError, ValueError):
+    """A document segment that cannot be tokenized (unreadable media, ...); the message names the segment."""

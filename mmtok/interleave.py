@@ -1,0 +1,516 @@
+"""Documents <-> one stream of ids (and back, exactly).
+
+A document is a list of segments: a ``str``, a ``PIL.Image``, a ``pathlib.Path``
+to an image or audio file, or a tagged dict: ``{"text": str}``, ``{"image":
+path|PIL|array}``, ``{"audio": path|array, "sample_rate": int}``, or already
+tokenized media ``{"image_codes": [h, w]}``, ``{"audio_codes": [n]}``.
+
+Layout (ids from :class:`~mmtok.vocab.Vocabulary`)::
+
+    <bos> text... <boi> row_0 <eol> ... row_{h-1} <eol> <eoi> text... <boa> codes <eoa> <eos>
+
+Canonical form: adjacent text segments are merged and empty ones dropped, so
+``decode(encode(doc))`` equals ``normalize(doc)`` with media given as codes, and
+``encode(decode(stream))`` gives back the same ids.
+
+Positions: ``pos`` counts tokens; ``pos_thw`` gives (time, row, column) for 3-D
+rotary embeddings. Text and markers advance all three together; the code at
+(r, c) of an image that starts at position s sits at (s, s + r, s + c) and the
+``<eol>`` ending row r at (s, s + r, s + w); audio codes advance like text. After
+a segment the next position is one past the largest position used so far.
+
+Repair (``decode(..., repair=True)``) for generated streams, each change reported
+as a :class:`Repair`: ids out of range, misplaced special tokens and codes of
+the wrong modality are dropped; a row longer than the first row of its image is
+truncated, a shorter one padded with the codes of the row above; empty rows and
+empty segments are dropped; a segment still open at the end of the stream (or
+when the next one starts) is closed; everything after ``<eos>`` is dropped;
+text that is not valid UTF-8 gets U+FFFD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.errors import DocumentError, StreamError
+from mmtok.text import ByteTokenizer
+from mmtok.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
+
+__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Decoded", "Interleaver", "Repair", "Stream", "pretty"]
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
+
+
+@dataclass(eq=False)
+class Stream:
+    """One document as ids, with what a model needs beside them (all ``[L]`` unless noted)."""
+
+    ids: torch.Tensor  # int64: ids of the unified vocabulary
+    modality: torch.Tensor  # uint8: Modality of each token (markers count with their segment)
+    pos: torch.Tensor  # int64: 0, 1, ..., L-1
+    pos_thw: torch.Tensor  # int64 [L, 3]: (time, row, column) for 3-D rotary positions
+    loss_weight: torch.Tensor  # float32: per-token weight from the modality
+    interleaver: Interleaver | None = field(default=None, repr=False)  # what made it (for decode/pretty)
+
+    def __len__(self) -> int:
+        return int(self.ids.numel())
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One change ``decode(..., repair=True)`` made to a stream."""
+
+    position: int  # index in the stream that was given
+    problem: str  # what was wrong
+    action: str  # what was done about it
+
+    def __str__(self) -> str:
+        return f"position {self.position}: {self.problem}; {self.action}"
+
+
+class Decoded(list):  # type: ignore[type-arg]
+    """The segments of a decoded stream (a plain list), plus ``repairs`` made on the way."""
+
+    repairs: list[Repair]
+
+    def __init__(self, segments: Sequence[dict[str, Any]] = (), repairs: Sequence[Repair] = ()) -> None:
+        super().__init__(segments)
+        self.repairs = list(repairs)
+
+
+def _codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x), dtype=torch.int64)
+    if t.dim() != dims:
+        raise ValueError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
+    return t
+
+
+class _Parser:
+    """The state of one de-interleaving pass (strict or repairing)."""
+
+    def __init__(self, il: Interleaver, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
+        self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
+        self.n = len(ids)
+        self._outside: dict[str, np.ndarray] = {}
+
+    def problem(self, i: int, expected: str, action: str) -> None:
+        pos = int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
+        got = self.v.token(int(self.ids[i])) if i < self.n else "the end of the stream"
+        if not self.repair:
+            raise StreamError(f"position {pos}: expected {expected}, got {got}", position=pos, expected=expected)
+        self.repairs.append(Repair(pos, f"expected {expected}, got {got}", action))
+
+    def run_end(self, i: int, modality: str) -> int:
+        """First index >= i whose id is not in ``modality``'s range."""
+        if modality not in self._outside:
+            r = self.v.range(modality)
+            self._outside[modality] = np.flatnonzero((self.ids < r.start) | (self.ids >= r.stop))
+        out = self._outside[modality]
+        k = int(np.searchsorted(out, i))
+        return int(out[k]) if k < out.size else self.n
+
+    def is_opener(self, tok: int) -> bool:
+        return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
+
+    def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        """Parse the image opened at ``b``; returns (segment or None, next index)."""
+        il, v = self.il, self.v
+        start = v.range("image").start
+        rows: list[np.ndarray] = []
+        cur: list[np.ndarray] = []
+        width: int | None = None
+        i = b + 1
+
+        def end_row(at: int) -> None:
+            nonlocal width, cur
+            row = np.concatenate(cur) if cur else np.zeros(0, np.int64)
+            cur = []
+            if row.size == 0:
+                self.problem(at, "an image code", "dropped the empty row")
+                return
+            if width is None:
+                width = row.size
+            elif row.size != width:
+                self.problem(at, f"row {len(rows)} to have {width} codes like row 0, not {row.size}",
+                             f"{'truncated' if row.size > width else 'padded'} it to {width}")
+                row = row[:width] if row.size > width else np.concatenate([row, rows[-1][row.size:]])
+            rows.append(row)
+
+        while True:
+            j = self.run_end(i, "image")
+            if j > i:
+                cur.append(self.ids[i:j] - start)
+            if j >= self.n:
+                self.problem(j, "<eol> or <eoi>", "closed the image")
+                if cur:
+                    end_row(j)
+                i = j
+                break
+            tok = int(self.ids[j])
+            if tok == il.EOL:
+                end_row(j)
+                i = j + 1
+            elif tok == il.EOI:
+                if cur:
+                    self.problem(j, "<eol> before <eoi>", "ended the row")
+                    end_row(j)
+                i = j + 1
+                break
+            elif self.is_opener(tok):
+                self.problem(j, "an image code, <eol> or <eoi>", "closed the image")
+                if cur:
+                    end_row(j)
+                i = j
+                break
+            else:
+                self.problem(j, "an image code, <eol> or <eoi>", "dropped it")
+                i = j + 1
+        if not rows:
+            self.problem(b, "an image with at least one row", "dropped the empty image")
+            return None, i
+        return {"image_codes": torch.from_numpy(np.stack(rows))}, i
+
+    def audio(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        il, start = self.il, self.v.range("audio").start
+        parts: list[np.ndarray] = []
+        i = b + 1
+        while True:
+            j = self.run_end(i, "audio")
+            if j > i:
+                parts.append(self.ids[i:j] - start)
+            if j >= self.n:
+                self.problem(j, "an audio code or <eoa>", "closed the audio")
+                i = j
+                break
+            tok = int(self.ids[j])
+            if tok == il.EOA:
+                i = j + 1
+                break
+            if self.is_opener(tok):
+                self.problem(j, "an audio code or <eoa>", "closed the audio")
+                i = j
+                break
+            self.problem(j, "an audio code or <eoa>", "dropped it")
+            i = j + 1
+        if not parts:
+            self.problem(b, "audio with at least one code", "dropped the empty audio")
+            return None, i
+        return {"audio_codes": torch.from_numpy(np.concatenate(parts))}, i
+
+    def text(self, a: int, b: int, segments: list[dict[str, Any]]) -> None:
+        ids = self.ids[a:b]
+        try:
+            s = self.il.text.decode(ids, errors="strict")
+        except UnicodeDecodeError:
+            self.problem(a, "text ids that form valid UTF-8", "decoded them with U+FFFD")
+            s = self.il.text.decode(ids, errors="replace")
+        if segments and "text" in segments[-1]:
+            segments[-1]["text"] += s  # text around a dropped token joins up
+        elif s:
+            segments.append({"text": s})
+
+    def document(self) -> list[dict[str, Any]]:
+        il, segments = self.il, []
+        i = 1 if self.n and self.ids[0] == il.BOS else 0
+        text_start = i
+        while i < self.n:
+            j = self.run_end(i, "text")
+            if j > i:
+                i = j
+                continue
+            if i > text_start:
+                self.text(text_start, i, segments)
+            tok = int(self.ids[i])
+            if tok == il.EOS:
+                if i != self.n - 1:
+                    self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")
+                i = self.n
+            elif tok == il.BOI and self.v.has("image"):
+                seg, i = self.image(i)
+                if seg is not None:
+                    segments.append(seg)
+            elif tok == il.BOA and self.v.has("audio"):
+                seg, i = self.audio(i)
+                if seg is not None:
+                    segments.append(seg)
+            else:
+                opts = ["text", "<eos>"] + [m for m, t in (("<boi>", "image"), ("<boa>", "audio")) if self.v.has(t)]
+                self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
+                i += 1
+            text_start = i
+        if i > text_start:
+            self.text(text_start, i, segments)
+        return segments
+
+
+class Interleaver:
+    """Documents of text, images and audio <-> one :class:`Stream` of ids.
+
+    ``text`` is any tokenizer with ``encode(str) -> ids`` and ``decode(ids)``
+    (default: bytes); ``image`` and ``audio`` anything with ``encode``,
+    ``decode`` and ``codebook_size`` (``mmtok.load("image")``, ...). ``vocab``
+    may be None to build it from the tokenizers. ``loss_weights`` maps
+    ``"text"``, ``"special"``, ``"image"``, ``"audio"`` to the weight of their tokens.
+
+    >>> il = Interleaver(Vocabulary(256, ranges={"image": 16}))
+    >>> s = il.encode(["hi ", {"image_codes": [[1, 2], [3, 4]]}])
+    >>> len(s), pretty(s)
+    (13, 'hi [image 2×2]')
+    >>> il.decode(s)[1]["image_codes"].tolist()
+    [[1, 2], [3, 4]]
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary | None,
+        *,
+        text: Any = None,
+        image: Any = None,
+        audio: Any = None,
+        video: Any = None,
+        loss_weights: Mapping[str, float] | None = None,
+        bos: bool = True,
+        eos: bool = True,
+    ) -> None:
+        if video is not None:
+            raise NotImplementedError("video segments are not interleaved yet; pass video=None")
+        self.text = text if text is not None else ByteTokenizer()
+        self.image, self.audio = image, audio
+        if vocab is None:
+            vocab = Vocabulary.for_tokenizers(text=self.text, image=image, audio=audio)
+        self.vocab = vocab
+        if vocab.text_size != self.text.vocab_size:
+            raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
+        for name, tok in (("image", image), ("audio", audio)):
+            if tok is not None:
+                if not vocab.has(name):
+                    raise ValueError(f"an {name} tokenizer was given but the vocabulary has no {name} range")
+                if len(vocab.range(name)) != int(tok.codebook_size):
+                    raise ValueError(
+                        f"vocab's {name} range has {len(vocab.range(name))} ids but the {name} tokenizer "
+                        f"has codebook_size {tok.codebook_size}; build the vocabulary from these tokenizers"
+                    )
+        unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
+        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **dict(loss_weights or {})}
+        self._weight_table = np.array([self.loss_weights[m.name.lower()] for m in Modality], dtype=np.float32)
+        self.bos, self.eos = bos, eos
+        i = vocab.id
+        self.BOS, self.EOS, self.BOI, self.EOI, self.EOL = i("<bos>"), i("<eos>"), i("<boi>"), i("<eoi>"), i("<eol>")
+        self.BOA, self.EOA, self.BOV = i("<boa>"), i("<eoa>"), i("<bov>")
+
+    # ------------------------------------------------------------------ documents -> stream
+
+    def normalize(self, doc: Sequence[Any]) -> list[dict[str, Any]]:
+        """The canonical segments of ``doc``: tagged dicts, media as codes, text merged."""
+        if isinstance(doc, (str, dict)) or not isinstance(doc, Sequence):
+            raise TypeError(f"a document is a list of segments, got {type(doc).__name__}")
+        out: list[dict[str, Any]] = []
+        for k, seg in enumerate(doc):
+            item = self._segment(seg, k)
+            if "text" in item:
+                if not item["text"]:
+                    continue
+                if out and "text" in out[-1]:
+                    out[-1] = {"text": out[-1]["text"] + item["text"]}
+                    continue
+            out.append(item)
+        return out
+
+    def _need(self, name: str, k: int) -> Any:
+        tok = getattr(self, name)
+        if tok is None:
+            raise ValueError(f"segment {k} is {'an' if name[0] in 'aeiou' else 'a'} {name} but this "
+                             f"Interleaver has no {name} tokenizer; pass {name}=mmtok.load({name!r})")
+        return tok
+
+    def _segment(self, seg: Any, k: int) -> dict[str, Any]:
+        from PIL import Image
+
+        if isinstance(seg, str):
+            return {"text": seg}
+        if isinstance(seg, Image.Image):
+            return {"image_codes": self._image_codes(seg, k)}
+        if isinstance(seg, Path):
+            suffix = seg.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                return {"image_codes": self._image_codes(seg, k)}
+            if suffix in AUDIO_SUFFIXES:
+                return {"audio_codes": self._audio_codes(seg, None, k)}
+            raise ValueError(f"segment {k}: cannot tell from its suffix whether {seg} is an image or audio; "
+                             "use {'image': path} or {'audio': path}")
+        if isinstance(seg, Mapping):
+            keys = set(seg) - {"sample_rate"}
+            if len(keys) != 1:
+                raise ValueError(f"segment {k}: a tagged segment has one of the keys text, image, audio, "
+                                 f"image_codes, audio_codes; got {sorted(seg)}")
+            (key,) = keys
+            val = seg[key]
+            if key == "text":
+                if not isinstance(val, str):
+                    raise TypeError(f"segment {k}: text must be a str, got {type(val).__name__}")
+                return {"text": val}
+            if key == "image":
+                return {"image_codes": self._image_codes(val, k)}
+            if key == "audio":
+                return {"audio_codes": self._audio_codes(val, seg.get("sample_rate"), k)}
+            if key == "image_codes":
+                return {"image_codes": self._check(_codes_tensor(val, dims=2, what=f"segment {k} image_codes"), "image", k)}
+            if key == "audio_codes":
+                return {"audio_codes": self._check(_codes_tensor(val, dims=1, what=f"segment {k} audio_codes"), "audio", k)}
+            raise ValueError(f"segment {k}: unknown segment key {key!r}")
+        raise TypeError(f"segment {k}: cannot interleave a {type(seg).__name__}; use str, PIL.Image, Path or a tagged dict")
+
+    def _check(self, codes: torch.Tensor, name: str, k: int) -> torch.Tensor:
+        size = len(self.vocab.range(name)) if self.vocab.has(name) else 0
+        if size == 0:
+            raise ValueError(f"segment {k} is {name} codes but the vocabulary has no {name} range")
+        if codes.numel() == 0:
+            raise ValueError(f"segment {k}: {name} codes are empty (shape {tuple(codes.shape)})")
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo < 0 or hi >= size:
+            raise ValueError(f"segment {k}: {name} code {lo if lo < 0 else hi} is outside [0, {size})")
+        return codes
+
+    def _media(self, name: str, x: Any, k: int, **kwargs: Any) -> Any:
+        tok = self._need(name, k)
+        try:
+            return tok.encode(x, **kwargs)
+        except (ValueError, TypeError, OSError, RuntimeError) as e:
+            src = f" {x}" if isinstance(x, (str, Path)) else ""
+            raise DocumentError(f"segment {k} ({name}{src}): {e}") from e
+
+    def _image_codes(self, x: Any, k: int) -> torch.Tensor:
+        codes = self._media("image", x, k)
+        return self._check(_codes_tensor(codes, dims=2, what=f"segment {k}: the image tokenizer's codes"), "image", k)
+
+    def _audio_codes(self, x: Any, sample_rate: int | None, k: int) -> torch.Tensor:
+        codes = self._media("audio", x, k) if sample_rate is None else self._media("audio", x, k, sample_rate=sample_rate)
+        return self._check(_codes_tensor(codes, dims=1, what=f"segment {k}: the audio tokenizer's codes"), "audio", k)
+
+    def encode(self, doc: Sequence[Any]) -> Stream:
+        """The :class:`Stream` of one document (a list of segments)."""
+        ids: list[np.ndarray] = []
+        thw: list[np.ndarray] = []
+        nxt = 0  # next free position
+
+        def flat(tokens: Sequence[int] | np.ndarray) -> None:
+            nonlocal nxt
+            a = np.asarray(tokens, dtype=np.int64)
+            p = np.arange(nxt, nxt + a.size, dtype=np.int64)
+            ids.append(a)
+            thw.append(np.repeat(p[:, None], 3, axis=1))
+            nxt += a.size
+
+        if self.bos:
+            flat([self.BOS])
+        for seg in self.normalize(doc):
+            if "text" in seg:
+                flat(self.text.encode(seg["text"]))
+            elif "image_codes" in seg:
+                codes = seg["image_codes"].numpy()
+                h, w = codes.shape
+                flat([self.BOI])
+                grid = np.concatenate([codes + self.vocab.range("image").start,
+                                       np.full((h, 1), self.EOL, np.int64)], axis=1)  # (h, w+1)
+                rows, cols = np.meshgrid(np.arange(h), np.arange(w + 1), indexing="ij")
+                s = nxt
+                ids.append(grid.reshape(-1))
+                thw.append(np.stack([np.full(rows.size, s), s + rows.reshape(-1), s + cols.reshape(-1)], axis=1))
+                nxt = s + max(h, w + 1)
+                flat([self.EOI])
+            else:
+                codes = seg["audio_codes"].numpy()
+                flat(np.concatenate([[self.BOA], codes + self.vocab.range("audio").start, [self.EOA]]))
+        if self.eos:
+            flat([self.EOS])
+        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        return self.stream(all_ids, pos_thw=np.concatenate(thw) if thw else np.zeros((0, 3), np.int64))
+
+    def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
+        """A :class:`Stream` around ``ids`` (positions recomputed by decoding when not given)."""
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        if pos_thw is None:
+            again = self.encode(self.decode(a))
+            if not np.array_equal(again.ids.numpy(), a):
+                raise StreamError("ids are not in canonical layout; build streams with encode()")
+            return again
+        mod = self.vocab.stream_modality(a)
+        return Stream(
+            ids=torch.from_numpy(a),
+            modality=torch.from_numpy(mod),
+            pos=torch.arange(a.size, dtype=torch.int64),
+            pos_thw=torch.from_numpy(np.ascontiguousarray(pos_thw)),
+            loss_weight=torch.from_numpy(self._weight_table[mod]),
+            interleaver=self,
+        )
+
+    # ------------------------------------------------------------------ stream -> documents
+
+    def decode(self, stream: Stream | Any, *, repair: bool = False, media: bool = False) -> Decoded:
+        """The segments of a stream: ``{"text"}``, ``{"image_codes" [h, w]}``, ``{"audio_codes" [n]}``.
+
+        ``media=True`` adds ``"image"`` (``[3, H, W]``) and ``"audio"`` (waveform) decoded by
+        the tokenizers. A malformed stream raises :class:`~mmtok.errors.StreamError` naming
+        the position and what was expected there; ``repair=True`` fixes it instead (see the
+        module docstring) and lists each change in ``result.repairs``.
+        """
+        ids = stream.ids if isinstance(stream, Stream) else stream
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        orig = np.arange(a.size)
+        repairs: list[Repair] = []
+        bad = (a < 0) | (a >= self.vocab.size)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            expected = f"an id in [0, {self.vocab.size})"
+            if not repair:
+                raise StreamError(f"position {first}: expected {expected}, got {int(a[first])}",
+                                  position=first, expected=expected)
+            repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
+            a, orig = a[~bad], orig[~bad]
+        segments = _Parser(self, a, orig, repair, repairs).document()
+        if media:
+            for seg in segments:
+                if "image_codes" in seg:
+                    seg["image"] = self._need("image", 0).decode(seg["image_codes"])
+                elif "audio_codes" in seg:
+                    seg["audio"] = self._need("audio", 0).decode(seg["audio_codes"])
+                    seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
+        return Decoded(segments, repairs)
+
+    # ------------------------------------------------------------------ display
+
+    def pretty(self, stream: Stream | Any, *, repair: bool = True) -> str:
+        """Text inline, media as ``[image 16×16]`` / ``[audio 3.2 s]`` (repairs noted)."""
+        segs = self.decode(stream, repair=repair)
+        parts = []
+        for seg in segs:
+            if "text" in seg:
+                parts.append(seg["text"])
+            elif "image_codes" in seg:
+                h, w = seg["image_codes"].shape
+                parts.append(f"[image {h}×{w}]")
+            else:
+                n = seg["audio_codes"].numel()
+                rate = getattr(self.audio, "tokens_per_second", None)
+                parts.append(f"[audio {n / rate:.1f} s]" if rate else f"[audio {n} codes]")
+        out = "".join(parts)
+        if segs.repairs:
+            out += f"  ({len(segs.repairs)} repair{'s' if len(segs.repairs) > 1 else ''})"
+        return out
+
+
+def pretty(stream: Stream, interleaver: Interleaver | None = None) -> str:
+    """Render a stream readably: text inline, ``[image 16×16]``, ``[audio 3.2 s]``."""
+    il = interleaver or (stream.interleaver if isinstance(stream, Stream) else None)
+    if il is None:
+        raise ValueError("pretty() needs the Interleaver that made the stream: pretty(ids, interleaver)")
+    return il.pretty(stream)
