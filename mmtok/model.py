@@ -1,0 +1,298 @@
+"""The small decoder-only transformer that reads interleaved token streams.
+
+RMSNorm, rotary positions (1-D, or M-RoPE-style 3-D over time/row/column for
+media tokens), grouped-query attention through ``F.scaled_dot_product_attention``
+with a causal mask that also stops at document boundaries inside a packed
+window, a SwiGLU MLP, optional tied embeddings and a KV cache for generation.
+
+Axis legend used in shape comments:
+    B  batch
+    T  sequence length (this call)
+    S  length of the cached keys/values (past + this call)
+    H  query heads, G  key/value heads (H % G == 0)
+    E  head size (d_model / H)
+    C  d_model
+    V  vocabulary size
+
+>>> cfg = ModelConfig.preset("tiny", vocab_size=300, max_seq_len=64)
+>>> model = Transformer(cfg)
+>>> logits = model(torch.randint(0, 300, (2, 10)))
+>>> tuple(logits.shape)
+(2, 10, 300)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["KVCache", "ModelConfig", "Transformer", "document_mask"]
+
+PRESETS: dict[str, dict[str, int]] = {
+    # name: d_model, layers, heads, kv heads
+    "tiny": {"d_model": 128, "n_layer": 4, "n_head": 4, "n_kv_head": 2},
+    "small": {"d_model": 384, "n_layer": 6, "n_head": 6, "n_kv_head": 2},
+    "base": {"d_model": 768, "n_layer": 12, "n_head": 12, "n_kv_head": 4},
+}
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of a :class:`Transformer`."""
+
+    vocab_size: int = 512  # V: size of the unified id space (text + special + media codes)
+    n_layer: int = 4  # number of transformer blocks
+    n_head: int = 4  # query heads per attention layer
+    n_kv_head: int = 2  # key/value heads (grouped-query attention); must divide n_head
+    d_model: int = 128  # width of the residual stream
+    max_seq_len: int = 1024  # longest sequence (and KV cache) the model is built for
+    rope_theta: float = 10_000.0  # base of the rotary frequencies
+    rope_3d: bool = False  # rotate by (time, row, column) positions, M-RoPE style, else 1-D
+    dropout: float = 0.0  # dropout on attention and residual branches while training
+    tie_embeddings: bool = True  # share the input embedding with the output projection
+    mlp_ratio: float = 8 / 3  # SwiGLU hidden size = mlp_ratio * d_model (rounded up to 64)
+    norm_eps: float = 1e-5  # RMSNorm epsilon
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_head:
+            raise ValueError(f"ModelConfig: d_model {self.d_model} is not a multiple of n_head {self.n_head}")
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"ModelConfig: n_kv_head {self.n_kv_head} must divide n_head {self.n_head}")
+        if (self.d_model // self.n_head) % 2:
+            raise ValueError(
+                f"ModelConfig: head size {self.d_model // self.n_head} must be even for rotary positions"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def hidden_dim(self) -> int:
+        return 64 * math.ceil(self.mlp_ratio * self.d_model / 64)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> ModelConfig:
+        """A named size (``tiny``, ``small``, ``base``) with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+        return replace(cls(), **{**PRESETS[name], **overrides})  # type: ignore[arg-type]
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def rotary_angles(cfg: ModelConfig, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin ``[B, T, E/2]`` for positions ``pos`` ``[B, T]`` (1-D) or ``[B, T, 3]`` (3-D).
+
+    In 3-D mode the E/2 frequencies are split in three interleaved sets
+    (every third frequency), driven by time, row and column respectively.
+    """
+    half = cfg.head_dim // 2
+    inv = cfg.rope_theta ** (-torch.arange(half, device=pos.device, dtype=torch.float32) / half)  # (E/2,)
+    if cfg.rope_3d:
+        if pos.dim() != 3 or pos.shape[-1] != 3:
+            raise ValueError(f"rope_3d needs positions [B, T, 3], got {tuple(pos.shape)}")
+        axis = torch.arange(half, device=pos.device) % 3  # which of t/row/col drives each frequency
+        p = pos.float().gather(-1, axis.expand(*pos.shape[:2], half))  # (B, T, E/2)
+    else:
+        if pos.dim() == 3:
+            pos = pos[..., 0]
+        p = pos.float()[..., None].expand(*pos.shape, half)  # (B, T, E/2)
+    ang = p * inv
+    return ang.cos(), ang.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., :E/2], x[..., E/2:]) of ``x`` ``[B, h, T, E]``."""
+    x1, x2 = x.float().chunk(2, dim=-1)  # (B, h, T, E/2) each
+    cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, E/2)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).to(x.dtype)
+
+
+def document_mask(doc: torch.Tensor, past: int = 0) -> torch.Tensor:
+    """Boolean attention mask ``[B, 1, T, past+T]``: causal and within the same document.
+
+    ``doc`` ``[B, past+T]`` numbers the document each position belongs to.
+    """
+    t = doc.shape[1] - past
+    q_doc = doc[:, past:, None]  # (B, T, 1)
+    k_doc = doc[:, None, :]  # (B, 1, S)
+    q_idx = torch.arange(past, past + t, device=doc.device)[:, None]  # (T, 1)
+    k_idx = torch.arange(past + t, device=doc.device)[None, :]  # (1, S)
+    return ((q_doc == k_doc) & (k_idx <= q_idx))[:, None]  # (B, 1, T, S)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer for generation: ``[B, G, max_len, E]`` each."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    length: int = 0  # positions filled so far
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, device: torch.device, dtype: torch.dtype) -> KVCache:
+        shape = (batch, cfg.n_kv_head, cfg.max_seq_len, cfg.head_dim)
+        return cls(
+            [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)],
+            [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)],
+        )
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        e = cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, (cfg.n_head + 2 * cfg.n_kv_head) * e, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        b, t, _ = x.shape
+        h, g, e = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        q, k, v = self.qkv(x).split([h * e, g * e, g * e], dim=-1)
+        q = q.view(b, t, h, e).transpose(1, 2)  # (B, H, T, E)
+        k = k.view(b, t, g, e).transpose(1, 2)  # (B, G, T, E)
+        v = v.view(b, t, g, e).transpose(1, 2)  # (B, G, T, E)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        if cache is not None:
+            start = cache.length
+            cache.keys[layer][:, :, start : start + t] = k
+            cache.values[layer][:, :, start : start + t] = v
+            k = cache.keys[layer][:, :, : start + t]  # (B, G, S, E)
+            v = cache.values[layer][:, :, : start + t]
+        dropout = cfg.dropout if self.training else 0.0
+        if mask is None:
+            # plain causal attention (fast kernels); a single query step sees the whole cache
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=t > 1, dropout_p=dropout, enable_gqa=g != h
+            )
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, enable_gqa=g != h)
+        y = y.transpose(1, 2).reshape(b, t, h * e)  # (B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    """SwiGLU: ``down(silu(gate(x)) * up(x))``."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.hidden_dim, bias=False)
+        self.down = nn.Linear(cfg.hidden_dim, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, hidden) each
+        return self.down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope, mask, cache, layer):  # type: ignore[no-untyped-def]
+        x = x + self.drop(self.attn(self.norm1(x), rope, mask, cache, layer))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class Transformer(nn.Module):
+    """Decoder-only transformer over the unified id space."""
+
+    KIND = "transformer"  # checkpoint kind
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2 style: scale residual projections by depth
+            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+
+    def num_params(self, *, non_embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.embed.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward): ``6 N + 12 L T C`` (PaLM appendix B)."""
+        c = self.cfg
+        return 6.0 * self.num_params(non_embedding=False) + 12.0 * c.n_layer * seq_len * c.d_model
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        *,
+        pos: torch.Tensor | None = None,
+        doc: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Logits ``[B, T, V]`` for ids ``[B, T]``.
+
+        ``pos``: positions ``[B, T]`` (or ``[B, T, 3]`` with ``rope_3d``); default
+        ``0..T-1`` (continuing after the cache). ``doc``: document number per
+        position ``[B, T]`` (``[B, S]`` with a cache): attention never crosses
+        documents. ``cache``: a :class:`KVCache` filled in place and advanced.
+        """
+        b, t = ids.shape
+        past = cache.length if cache is not None else 0
+        if past + t > self.cfg.max_seq_len:
+            raise ValueError(
+                f"sequence of {past + t} tokens exceeds max_seq_len {self.cfg.max_seq_len}"
+            )
+        if pos is None:
+            pos = torch.arange(past, past + t, device=ids.device).expand(b, t)
+            if self.cfg.rope_3d:
+                pos = pos[..., None].expand(b, t, 3)
+        rope = rotary_angles(self.cfg, pos)
+        if doc is not None:
+            mask = document_mask(doc, past)
+        elif past and t > 1:  # a chunk after cached tokens: causal with an offset
+            mask = document_mask(torch.zeros(b, past + t, dtype=torch.long, device=ids.device), past)
+        else:
+            mask = None
+        x = self.drop(self.embed(ids))  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, mask, cache, i)
+        if cache is not None:
+            cache.length += t
+        return self.head(self.norm(x))  # (B, T, V)
