@@ -4,6 +4,8 @@
     mmtok demo [--fast] [--out DIR]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
+    mmtok tokenize docs.jsonl --out DIR [--workers N] [--shard-tokens N] [--part i/n] [--strict]
+                  [--image MODEL] [--audio MODEL] [--text byte|FOLDER]
 """
 
 from __future__ import annotations
@@ -41,6 +43,38 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     return int(train_main(rest) or 0)
 
 
+def _part(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--part takes i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--part i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _cmd_tokenize(args: argparse.Namespace) -> int:
+    from mmtok.data import TokenizerSpec, tokenize_corpus
+
+    start = time.perf_counter()
+    manifest = tokenize_corpus(
+        args.corpus,
+        args.out,
+        tokenizers=TokenizerSpec(text=args.text, image=args.image, audio=args.audio),
+        workers=args.workers,
+        shard_tokens=args.shard_tokens,
+        part=args.part,
+        strict=args.strict,
+        progress=not args.quiet,
+    )
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
+        "skipped": len(manifest["skipped"]), "seconds": round(seconds, 3),
+    }))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmtok",
@@ -66,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("modality", choices=["image", "audio", "text"], help="what to train")
     tt.add_argument("options", nargs=argparse.REMAINDER, help="options of that trainer")
     tt.set_defaults(func=_cmd_train_tokenizer)
+
+    tok = sub.add_parser("tokenize", help="tokenize a JSONL corpus of interleaved documents into shards")
+    tok.add_argument("corpus", help='JSONL, one {"segments": [...]} document per line')
+    tok.add_argument("--out", required=True, help="folder for the shards and manifest.json")
+    tok.add_argument("--workers", type=int, default=1, help="tokenizing processes (output is the same for any)")
+    tok.add_argument("--shard-tokens", type=int, default=1 << 24, help="a shard closes at this many tokens")
+    tok.add_argument("--part", type=_part, default=None, help="i/n: tokenize only part i of n (default: "
+                     "RANK/WORLD_SIZE under torchrun)")
+    tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
+    tok.add_argument("--text", default="byte", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
+    tok.add_argument("--image", default=None, help="image tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--audio", default=None, help="audio tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--quiet", action="store_true", help="no progress bar")
+    tok.set_defaults(func=_cmd_tokenize)
     return parser
 
 
