@@ -18,11 +18,18 @@ __version__ = "0.1.0"
 from mmtok.checkpoint import Checkpoint as Checkpoint
 from mmtok.checkpoint import load_checkpoint as load_checkpoint
 from mmtok.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.data import TokenizerSpec as TokenizerSpec
+from mmtok.data import tokenize_corpus as tokenize_corpus
 from mmtok.errors import CheckpointError as CheckpointError
 from mmtok.errors import MmtokError as MmtokError
+from mmtok.errors import StreamError as StreamError
 from mmtok.image import ImageTokenizer as ImageTokenizer
 from mmtok.image import ImageTokenizerConfig as ImageTokenizerConfig
 from mmtok.image import load_image as load_image
+from mmtok.interleave import Interleaver as Interleaver
+from mmtok.interleave import Stream as Stream
+from mmtok.interleave import pretty as pretty
+from mmtok.packing import PackedDataset as PackedDataset
 from mmtok.pretrained import available as available
 from mmtok.pretrained import load as load
 from mmtok.pretrained import save as save
@@ -31,23 +38,38 @@ from mmtok.quantize import UsageStats as UsageStats
 from mmtok.quantize import VectorQuantizer as VectorQuantizer
 from mmtok.quantize import VQConfig as VQConfig
 from mmtok.quantize import nearest_code as nearest_code
+from mmtok.shards import open_shards as open_shards
+from mmtok.text import BPETokenizer as BPETokenizer
+from mmtok.text import ByteTokenizer as ByteTokenizer
+from mmtok.vocab import Vocabulary as Vocabulary
 
 __all__ = [
+    "BPETokenizer",
+    "ByteTokenizer",
     "Checkpoint",
     "CheckpointError",
     "ImageTokenizer",
     "ImageTokenizerConfig",
+    "Interleaver",
     "MmtokError",
+    "PackedDataset",
     "QuantizeResult",
+    "Stream",
+    "StreamError",
+    "TokenizerSpec",
     "UsageStats",
     "VQConfig",
     "VectorQuantizer",
+    "Vocabulary",
     "__version__",
     "available",
     "load",
     "load_checkpoint",
     "load_image",
     "nearest_code",
+    "open_shards",
+    "pretty",
     "save",
     "save_checkpoint",
+    "tokenize_corpus",
 ]
