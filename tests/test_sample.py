@@ -1,0 +1,77 @@
+"""Constrained sampling: whatever an untrained model samples decodes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmtok.interleave import Interleaver
+from mmtok.model import ModelConfig, Transformer
+from mmtok.sample import generate
+from mmtok.vocab import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[Transformer, Interleaver]:
+    vocab = Vocabulary(256, ranges={"image": 64, "audio": 32})
+    il = Interleaver(vocab)
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tiny", vocab_size=vocab.size, max_seq_len=256, rope_3d=True)
+    return Transformer(cfg).eval(), il
+
+
+def test_forced_image_always_decodes(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    samples = generate(model, il, "a red circle", force="image", num_samples=6, seed=1, image_grid=(4, 5))
+    for ids in samples:
+        segs = il.decode(ids)  # strict: raises on any malformed stream
+        assert segs[0]["text"] == "a red circle"
+        assert segs[-1]["image_codes"].shape == (4, 5)
+
+
+def test_forced_audio_always_decodes(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    for ids in generate(model, il, "a tone", force="audio", num_samples=6, seed=2, audio_tokens=(3, 20)):
+        codes = il.decode(ids)[-1]["audio_codes"]
+        assert 3 <= codes.numel() <= 20
+
+
+def test_free_running_streams_decode_and_positions_match(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    n_media = 0
+    samples = generate(model, il, "x", max_new_tokens=120, num_samples=12, seed=3, image_grid=(2, 3),
+                       audio_tokens=(1, 6), temperature=1.5)
+    for ids in samples:
+        segs = il.decode(ids)  # strict: valid UTF-8 text, well-formed media, even when cut short
+        n_media += sum("text" not in s for s in segs)
+        if ids[-1] == il.EOS:  # a finished document re-encodes to the very same ids
+            assert torch.equal(il.encode(segs).ids, ids)
+    assert n_media > 0
+
+
+def test_greedy_is_deterministic(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    a = generate(model, il, "hi", force="image", temperature=0, image_grid=(3, 3))
+    b = generate(model, il, "hi", force="image", temperature=0, image_grid=(3, 3))
+    assert torch.equal(a[0], b[0])
+
+
+def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    with pytest.raises(ValueError, match="needs"):
+        generate(model, il, "z" * 200, force="image", image_grid=(16, 16))
+
+
+def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Interleaver]) -> None:
+    from mmtok.sample import Grammar
+
+    _, il = setup
+    doc = ["hé ", {"image_codes": torch.arange(6).view(2, 3)}, "ok", {"audio_codes": torch.arange(4)}, "!"]
+    stream = il.encode(doc)
+    g = Grammar(il, image_grid=(2, 3), audio_tokens=(1, 6))
+    state = g.start(1)  # after <bos>
+    for i in range(1, len(stream)):
+        tok = int(stream.ids[i])
+        assert bool(g.allowed(state)[tok]), i
+        assert g.position(state) == tuple(stream.pos_thw[i].tolist()), i
+        g.advance(state, tok)
