@@ -28,6 +28,7 @@ With ``part=(i, n)`` (or under ``torchrun``: ``RANK``/``WORLD_SIZE``) lines
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -59,6 +60,7 @@ __all__ = ["TokenizerSpec", "build_interleaver", "part_folder", "tokenize_corpus
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 BATCH_PER_WORKER = 64  # lines in flight per worker (bounds memory)
+LOCK_NAME = ".lock"  # held while a run writes the folder
 MEDIA_KEYS = ("image", "audio")
 
 
@@ -107,14 +109,18 @@ def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
 # --------------------------------------------------------------------------- one document
 
 
-def _document(raw: bytes, base: Path) -> list[Any]:
-    """The segments of one JSONL line, media paths resolved; ValueError says what is wrong."""
+def _document(raw: bytes, base: Path, il: Interleaver, line: int) -> list[Any]:
+    """The segments of one JSONL line, media paths resolved; ValueError says what is wrong.
+
+    Media without a tokenizer for it is a mistake in the call, not in the document:
+    that raises :class:`~mmtok.errors.CorpusError`.
+    """
     try:
-        line = raw.decode("utf-8")
+        decoded = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})") from None
     try:
-        doc = json.loads(line)
+        doc = json.loads(decoded)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
     segs = doc.get("segments") if isinstance(doc, dict) else None
@@ -133,6 +139,11 @@ def _document(raw: bytes, base: Path) -> list[Any]:
         if key == "text":
             out.append({"text": value})
             continue
+        if getattr(il, key) is None:
+            raise CorpusError(
+                f"line {line}: segment {k} is an {key} but no {key} tokenizer "
+                f"was given; pass --{key} MODEL (TokenizerSpec({key}=...))"
+            )
         path = base / value
         if not path.is_file():
             raise ValueError(f"segment {k}: {key} file {value!r} does not exist")
@@ -149,7 +160,9 @@ def _tokenize(item: tuple[int, bytes]) -> tuple[int, np.ndarray | None, np.ndarr
     il, base, dtype = _WORKER
     line, raw = item
     try:
-        stream = il.encode(_document(raw, base))
+        stream = il.encode(_document(raw, base, il, line))
+    except CorpusError:
+        raise
     except (ValueError, TypeError, DocumentError) as e:
         return line, None, str(e)
     counts = np.bincount(stream.modality.numpy(), minlength=len(Modality))
@@ -213,6 +226,34 @@ def tokenize_corpus(
         raise CorpusError(f"workers and shard_tokens must be >= 1, got {workers} and {shard_tokens}")
     out = part_folder(out, (i, n))
     out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        return _tokenize_into(source, out, tokenizers, workers, shard_tokens, (i, n), strict, progress)
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform
+        yield
+        return
+    with open(out / LOCK_NAME, "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CorpusError(f"another mmtok tokenize is writing to {out}; wait for it or use another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _tokenize_into(
+    source: Path, out: Path, tokenizers: TokenizerSpec, workers: int, shard_tokens: int,
+    part: tuple[int, int], strict: bool, progress: bool,
+) -> dict[str, Any]:
+    i, n = part
 
     il = build_interleaver(tokenizers)
     dtype = np.dtype(np.uint16 if il.vocab.size <= 1 << 16 else np.uint32)

@@ -3,6 +3,7 @@ SIGKILL whatever --workers is, and packing that never loses or duplicates a toke
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -163,12 +164,21 @@ def test_kill9_then_resume_is_byte_identical(tmp_path: Path, corpus: Path, refer
     assert all(files(out)[name] == data for name, data in killed.items() if name.endswith(".json"))
 
 
-def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path) -> None:
+def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(CorpusError, match=r"docs\.jsonl:4: invalid JSON"):
         tokenize_corpus(corpus, tmp_path / "s", tokenizers=SPEC, shard_tokens=20, strict=True)
     from mmtok.cli import main
 
-    assert main(["tokenize", str(corpus), "--out", str(tmp_path / "c"), "--strict", "--quiet"]) == 2  # no image tokenizer
+    with pytest.raises(CorpusError, match="line 1: segment 1 is an image but no image tokenizer"):
+        tokenize_corpus(corpus, tmp_path / "n")  # a mistake in the call is not a bad document
+    assert main(["tokenize", str(corpus), "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    assert "no image tokenizer" in capsys.readouterr().err
+    out = tmp_path / "locked"
+    out.mkdir()
+    with open(out / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(CorpusError, match="another mmtok tokenize is writing"):
+            tokenize_corpus(corpus, out, tokenizers=SPEC)
 
 
 def test_parts_cover_the_corpus(corpus: Path, reference: Path, tmp_path: Path) -> None:
@@ -230,3 +240,19 @@ def test_packing_fields_order_and_masks(reference: Path) -> None:
     assert next(iter(loader))["ids"].shape == (4, 50)
     with pytest.raises(VocabularyError, match="image range size"):
         PackedDataset(reference, 8, vocab=Vocabulary(256, ranges={"image": 9, "audio": 16}))
+
+
+def test_tokenize_command_arguments(corpus: Path, reference: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main
+
+    args = ["tokenize", str(corpus), "--out", str(tmp_path / "o"), "--shard-tokens", "300",
+            "--image", SPEC.image or "", "--audio", SPEC.audio or "", "--quiet"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["docs"] == 40 - len(BAD_LINES) and summary["skipped"] == len(BAD_LINES)
+    assert files(tmp_path / "o") == files(reference)
+    for bad in ("2/2", "x", "-1/3"):
+        with pytest.raises(SystemExit):
+            main([*args, "--part", bad])
+    assert "--part" in capsys.readouterr().err
