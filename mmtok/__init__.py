@@ -15,6 +15,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from mmtok.audio import AudioTokenizer as AudioTokenizer
+from mmtok.audio import AudioTokenizerConfig as AudioTokenizerConfig
+from mmtok.audio import load_audio as load_audio
 from mmtok.checkpoint import Checkpoint as Checkpoint
 from mmtok.checkpoint import load_checkpoint as load_checkpoint
 from mmtok.checkpoint import save_checkpoint as save_checkpoint
@@ -44,6 +47,8 @@ from mmtok.text import ByteTokenizer as ByteTokenizer
 from mmtok.vocab import Vocabulary as Vocabulary
 
 __all__ = [
+    "AudioTokenizer",
+    "AudioTokenizerConfig",
     "BPETokenizer",
     "ByteTokenizer",
     "Checkpoint",
@@ -64,6 +69,7 @@ __all__ = [
     "__version__",
     "available",
     "load",
+    "load_audio",
     "load_checkpoint",
     "load_image",
     "nearest_code",

@@ -1,0 +1,363 @@
+"""Train an :class:`~mmtok.audio.AudioTokenizer`: ``mmtok train-tokenizer audio --data DIR --out DIR``.
+
+``--make-data`` first builds a corpus in DIR from audio made here: speech from
+``espeak-ng`` (many languages, voice variants, speeds and pitches), the example
+sounds shipped in the ``pygame`` package, and synthetic tones, chirps and noise.
+Part of it goes to ``DIR/heldout`` and is never read by training.
+
+Training takes random token-aligned crops of log-mel (with the encoder's
+context), L1 on normalized log-mel plus the VQ commitment loss, EMA codebook with
+k-means init and dead-code restarts, AdamW with warmup and cosine decay, a
+progress bar, atomic resumable checkpoints every ``--save-every`` steps, and two
+pictures: original vs reconstructed mel and the codebook-usage histogram.
+
+Output folder layout::
+
+    OUT/model/          the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
+    OUT/train-state/    resumable state (weights + optimizer + RNG), read by --resume
+    OUT/mel.png, OUT/codebook-usage.png, OUT/summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from mmtok.audio import AudioTokenizer, AudioTokenizerConfig, load_audio
+from mmtok.pretrained import save
+from mmtok.trainstate import load_train_state, pick_device, save_train_state
+
+__all__ = ["build_corpus", "find_audio", "main", "random_crops", "synthetic_clip"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+STATE_DIR = "train-state"
+MODEL_DIR = "model"
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
+    "How much wood would a woodchuck chuck if a woodchuck could chuck wood?",
+    "Please call Stella and ask her to bring these things with her from the store.",
+    "Six spoons of fresh snow peas, five thick slabs of blue cheese.",
+    "The rainbow is a division of white light into many beautiful colors.",
+    "A large size in stockings is hard to sell.", "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.", "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.", "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.", "The box was thrown beside the parked truck.",
+    "Four hours of steady work faced us.", "Numbers one two three four five six seven eight nine ten.",
+    "Tomorrow will be cloudy with a chance of rain in the afternoon.",
+    "Do you know the way to the railway station?", "I would like a cup of coffee and a glass of water.",
+    "The meeting starts at half past nine on Monday morning.", "Turn left at the second traffic light.",
+    "Music is the universal language of mankind.", "Where did you put the keys to the red car?",
+    "Seventeen thousand people attended the concert last night.", "Open the window, it is very warm in here.",
+    "Guten Morgen, wie geht es Ihnen heute?", "Bonjour, je voudrais un croissant, s'il vous plaît.",
+    "Buenos días, ¿dónde está la biblioteca?", "Il treno per Roma parte alle otto.",
+    "Het weer is vandaag erg mooi.", "Dzień dobry, jak się masz?", "Hyvää huomenta, mitä kuuluu?",
+    "Dobrý den, kde je nádraží?", "God morgon, hur mår du?", "Bom dia, como vai você?",
+]
+HELDOUT_SENTENCES = [
+    "The stale smell of old beer lingers.", "A pot of tea helps to pass the evening.",
+    "The small pup gnawed a hole in the sock.", "Her purse was full of useless trash.",
+    "Wir fahren morgen früh in die Berge.", "Nous avons visité le musée hier soir.",
+]
+TRAIN_VOICES = ["en", "en-us", "de", "fr", "es", "it", "nl", "pl", "sv", "pt", "ru", "hi", "el", "tr"]
+HELDOUT_VOICES = ["en-gb-scotland", "fi", "cs"]
+TRAIN_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+klatt", "+croak", "+whisper"]
+HELDOUT_VARIANTS = ["+m6", "+f4", ""]
+PYGAME_TRAIN = ["car_door.wav", "boom.wav", "secosmic_lo.wav", "whiff.wav"]
+PYGAME_HELDOUT = ["house_lo.wav", "punch.wav"]
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def synthetic_clip(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+    """A random tone / chirp / noise / mixture clip, float32 in [-1, 1]."""
+    t = np.arange(int(seconds * sr)) / sr
+    kind = rng.integers(0, 6)
+    if kind == 0:  # harmonic tone with vibrato
+        f0 = rng.uniform(60, 1200)
+        vib = 1 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(2, 7) * t)
+        phase = 2 * np.pi * np.cumsum(f0 * vib) / sr
+        x = sum(rng.uniform(0, 1) / h * np.sin(h * phase) for h in range(1, int(rng.integers(1, 8)) + 1))
+    elif kind == 1:  # linear or exponential chirp
+        f0, f1 = rng.uniform(50, 7000, 2)
+        f = f0 + (f1 - f0) * t / t[-1] if rng.random() < 0.5 else f0 * (f1 / f0) ** (t / t[-1])
+        x = np.sin(2 * np.pi * np.cumsum(f) / sr)
+    elif kind == 2:  # white / pink / brown noise
+        w = rng.standard_normal(t.size)
+        spec = np.fft.rfft(w)
+        spec /= np.maximum(np.arange(spec.size), 1) ** (rng.choice([0.0, 0.5, 1.0]))
+        x = np.fft.irfft(spec, t.size)
+    elif kind == 3:  # band-passed noise bursts
+        w = np.fft.rfft(rng.standard_normal(t.size))
+        freqs = np.fft.rfftfreq(t.size, 1 / sr)
+        lo = rng.uniform(100, 5000)
+        w[(freqs < lo) | (freqs > lo * rng.uniform(1.2, 3))] = 0
+        env = (np.sin(2 * np.pi * rng.uniform(0.5, 6) * t) > rng.uniform(-0.5, 0.5)).astype(float)
+        x = np.fft.irfft(w, t.size) * env
+    elif kind == 4:  # AM/FM tone
+        fc = rng.uniform(200, 3000)
+        x = (1 + 0.8 * np.sin(2 * np.pi * rng.uniform(1, 20) * t)) * np.sin(
+            2 * np.pi * fc * t + rng.uniform(0, 5) * np.sin(2 * np.pi * rng.uniform(1, 200) * t))
+    else:  # clicks and silence
+        x = np.zeros(t.size)
+        hits = rng.integers(0, t.size, int(rng.integers(3, 30)))
+        x[hits] = rng.uniform(-1, 1, hits.size)
+        x = np.convolve(x, np.exp(-np.arange(200) / rng.uniform(5, 60)), mode="same")
+    x = np.asarray(x, dtype=np.float64)
+    x = x / (np.abs(x).max() + 1e-9) * rng.uniform(0.05, 0.9)
+    fade = min(t.size // 2, int(0.01 * sr))
+    x[:fade] *= np.linspace(0, 1, fade)
+    x[t.size - fade :] *= np.linspace(1, 0, fade)
+    return x.astype(np.float32)
+
+
+def _espeak(text: str, voice: str, speed: int, pitch: int, path: Path) -> bool:
+    cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text]
+    return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0 and path.stat().st_size > 1000
+
+
+def _pseudo_text(rng: random.Random) -> str:
+    syl = [c + v for c in "bdfgklmnprstvwz" for v in "aeiou"]
+    words = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(3, 10))]
+    return " ".join(words).capitalize() + rng.choice([".", "?", "!"])
+
+
+def build_corpus(root: str | Path, *, n_speech: int = 900, n_synthetic: int = 300, seed: int = 0,
+                 sample_rate: int = 16_000, progress: bool = True) -> dict[str, Any]:
+    """Write ``root/train`` and ``root/heldout`` wav files (16-bit, ``sample_rate``) and a manifest."""
+    if shutil.which("espeak-ng") is None:
+        raise FileNotFoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+    import pygame
+    from tqdm import tqdm
+
+    root = Path(root)
+    rng, nprng = random.Random(seed), np.random.default_rng(seed)
+    manifest: dict[str, Any] = {"seed": seed, "sample_rate": sample_rate, "train": [], "heldout": []}
+    plan: list[tuple[str, str, Any]] = []  # (split, source, spec)
+    for _ in range(n_speech):
+        text = rng.choice(SENTENCES) if rng.random() < 0.6 else _pseudo_text(rng)
+        voice = rng.choice(TRAIN_VOICES) + rng.choice(TRAIN_VARIANTS)
+        plan.append(("train", "espeak", (text, voice, rng.randint(90, 260), rng.randint(5, 95))))
+    for i in range(n_speech // 12):
+        text = rng.choice(HELDOUT_SENTENCES) if i % 2 else _pseudo_text(rng)
+        voice = rng.choice(HELDOUT_VOICES + TRAIN_VOICES[:2]) + rng.choice(HELDOUT_VARIANTS)
+        plan.append(("heldout", "espeak", (text, voice, rng.randint(90, 260), rng.randint(5, 95))))
+    plan += [("train", "synthetic", float(nprng.uniform(1, 4))) for _ in range(n_synthetic)]
+    plan += [("heldout", "synthetic", float(nprng.uniform(1, 4))) for _ in range(n_synthetic // 12)]
+    pg = Path(pygame.__file__).parent / "examples" / "data"
+    plan += [("train", "pygame", pg / f) for f in PYGAME_TRAIN] + [("heldout", "pygame", pg / f) for f in PYGAME_HELDOUT]
+    for split in ("train", "heldout"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (split, source, spec) in enumerate(tqdm(plan, desc="corpus", disable=not progress)):
+            name = f"{source}-{k:05d}.wav"
+            if source == "espeak":
+                raw = Path(tmp) / "s.wav"
+                if not _espeak(*spec, path=raw):
+                    continue
+                audio = load_audio(raw, target_rate=sample_rate).numpy()
+                entry = {"file": name, "source": "espeak-ng", "text": spec[0], "voice": spec[1],
+                         "speed": spec[2], "pitch": spec[3]}
+            elif source == "synthetic":
+                audio = synthetic_clip(nprng, spec, sample_rate)
+                entry = {"file": name, "source": "synthetic", "seconds": spec}
+            else:
+                audio = load_audio(spec, target_rate=sample_rate).numpy()
+                entry = {"file": name, "source": "pygame", "original": spec.name}
+            sf.write(root / split / name, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+            entry["seconds"] = round(audio.size / sample_rate, 3)
+            manifest[split].append(entry)
+    for split in ("train", "heldout"):
+        manifest[f"{split}_seconds"] = round(sum(e["seconds"] for e in manifest[split]), 1)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def find_audio(folder: str | Path) -> list[Path]:
+    """Audio files under ``folder`` (recursively), sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+def random_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
+                 floor: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of context features, clips picked by length."""
+    width = fpt * tokens + 2 * ctx
+    lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
+    pick = torch.multinomial(lengths, n, replacement=True, generator=generator)
+    out = torch.full((n, feats[0].shape[0], width), floor)
+    for row, i in enumerate(pick.tolist()):
+        f = feats[i]
+        slots = max(1, (f.shape[-1] - 2 * ctx) // fpt - tokens + 1)
+        start = fpt * int(torch.randint(0, slots, (1,), generator=generator))
+        piece = f[:, start : start + width]
+        out[row, :, : piece.shape[-1]] = piece
+    return out
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with torch.inference_mode():
+        res = tok(mel[None].to(tok.device))
+    fig, ax = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    lo, hi = float(res.target.min()), float(res.target.max())
+    for a, m, title in zip(ax, (res.target[0], res.reconstruction[0]), ("original", "reconstructed"), strict=True):
+        a.imshow(m.cpu().numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi)
+        a.set_title(f"{title} log-mel")
+    fig.tight_layout()
+    fig.savefig(out / "mel.png", dpi=80)
+    plt.close(fig)
+    fig, a = plt.subplots(figsize=(8, 3))
+    c = counts.sort(descending=True).values.numpy()
+    a.bar(np.arange(c.size), c, width=1.0)
+    a.set_title(f"codebook usage: {(c > 0).mean():.1%} of {c.size} codes used")
+    a.set_xlabel("code (sorted by count)")
+    fig.tight_layout()
+    fig.savefig(out / "codebook-usage.png", dpi=80)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio",
+                                description="Train the audio tokenizer on a folder of audio files.")
+    p.add_argument("--data", required=True, help="folder of training audio (DIR/train if it exists, else DIR)")
+    p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
+    p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per step")
+    p.add_argument("--crop-tokens", type=int, default=48, help="tokens per training crop")
+    p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
+    p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
+    p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
+    p.add_argument("--code-dim", type=int, default=64, help="size of the code vectors")
+    p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
+    p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
+    p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    from tqdm import tqdm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = Path(args.data)
+    if args.make_data and not (data / "manifest.json").is_file():
+        build_corpus(data, seed=args.seed, progress=not args.no_progress)
+    train_dir = data / "train" if (data / "train").is_dir() else data
+    files = find_audio(train_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    cfg = AudioTokenizerConfig(codebook_size=args.codebook_size, code_dim=args.code_dim,
+                               encoder_channels=args.encoder_channels, decoder_channels=args.decoder_channels)
+    tok = AudioTokenizer(cfg).to(device)
+    with torch.inference_mode():
+        feats = [tok.context_features(load_audio(f, target_rate=cfg.sample_rate).to(device)).cpu() for f in files]
+    seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
+    opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    step, elapsed = 0, 0.0
+    state = out / STATE_DIR
+    if args.resume and (state / "config.json").is_file():
+        st = load_train_state(state, model=tok, optimizer=opt, kind="audio")
+        step, elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+        print(f"resumed at step {step}", file=sys.stderr)
+    else:
+        allf = torch.cat([f[:, tok.context_frames : f.shape[-1] - tok.context_frames] for f in feats], 1)
+        tok.feature_mean.copy_(allf.mean(1, keepdim=True))
+        tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
+    gen = torch.Generator().manual_seed(args.seed * 1000 + step)
+    command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
+                            "train_seconds": round(seconds, 1), "machine": f"{platform.machine()} {device}",
+                            "threads": torch.get_num_threads()}
+    last: dict[str, float] = {}
+
+    def checkpoint(final: bool) -> None:
+        extra = {"elapsed": elapsed, **last}
+        save_train_state(state, kind="audio", config=cfg, model=tok, optimizer=opt, step=step,
+                         extra=extra, provenance=prov)
+        if final:
+            prov.update(steps=step, train_minutes=round(elapsed / 60, 1), last=last)
+            save(tok, out / MODEL_DIR, provenance=prov)
+            tok.vq.reset_stats()
+            tok.eval()
+            with torch.inference_mode():
+                for f in feats[:400]:
+                    tok(f[None].to(device))
+            counts = tok.vq.usage_stats().counts
+            tok.train()
+            save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
+            (out / "summary.json").write_text(json.dumps(prov, indent=1))
+
+    tok.train()
+    bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, desc="audio tokenizer")
+    t0 = time.perf_counter() - elapsed
+    while step < args.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+        mel = random_crops(feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
+                           ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen).to(device)
+        res = tok(mel)
+        opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
+        opt.step()
+        step += 1
+        elapsed = time.perf_counter() - t0
+        last = {"loss": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
+                "perplexity": round(res.perplexity.item(), 1)}
+        bar.update(1)
+        bar.set_postfix(l1=last["loss"], use=last["usage"], ppl=last["perplexity"])
+        if step % args.save_every == 0 and step < args.steps:
+            checkpoint(final=False)
+    bar.close()
+    checkpoint(final=True)
+    print(json.dumps({"steps": step, "minutes": round(elapsed / 60, 1), **last}))
+    return 0

@@ -1,0 +1,304 @@
+"""Audio tokenizer: loading every format, resampling, mel parity with librosa, exact
+chunk/batch invariance, bad input, silence, and the shipped checkpoint."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import mmtok
+from mmtok.audio import (
+    HOP_LENGTH,
+    N_FFT,
+    N_MELS,
+    SAMPLE_RATE,
+    AudioError,
+    AudioTokenizer,
+    AudioTokenizerConfig,
+    load_audio,
+    mel_filters,
+    mel_power,
+)
+from mmtok.pretrained import models_dir
+
+SMALL = AudioTokenizerConfig(codebook_size=64, code_dim=16, encoder_channels=32, decoder_channels=32,
+                             decoder_blocks=2, block_tokens=100)
+
+
+def tone(seconds: float, rate: int, freqs: tuple[float, ...] = (440.0,), seed: int = 0) -> np.ndarray:
+    """A few sines plus a little noise, peak ~0.6."""
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(seed)
+    x = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in freqs) / len(freqs)
+    return (0.5 * x + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _speechlike(seconds: float, rate: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 140 + 60 * np.sin(2 * np.pi * 0.7 * t) + 30 * np.sin(2 * np.pi * 3.1 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    voiced = sum(np.sin(h * phase) / h for h in range(1, 7))
+    env = (np.sin(2 * np.pi * 2.3 * t) > -0.3).astype(float)
+    noise = rng.standard_normal(t.size) * (np.sin(2 * np.pi * 1.3 * t) > 0.6)
+    return (0.25 * voiced * env + 0.1 * noise).astype(np.float32)
+
+
+def speechlike(seconds: float, rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    """Gliding harmonic tone with an on/off envelope and noise bursts: varied, like speech."""
+    return _speechlike(seconds, rate, seed).copy()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One CPU thread: these small ops gain nothing from more, and the timings stay steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_tok() -> AudioTokenizer:
+    torch.manual_seed(0)
+    tok = AudioTokenizer(SMALL)
+    with torch.inference_mode():  # normalize like training would, so the encoder's outputs vary
+        feats = tok.context_features(torch.from_numpy(speechlike(5.0, seed=1)))
+    tok.feature_mean.copy_(feats.mean(1, keepdim=True))
+    tok.feature_std.copy_(feats.std(1, keepdim=True).clamp_min(0.1))
+    with torch.inference_mode():
+        z = tok.encoder(tok._normalize(feats[None]))[0].t()  # (n, D)
+    tok.vq.embed.copy_(z[torch.randperm(z.shape[0])[:64]])  # codes drawn from real encodings: all in play
+    return tok.eval()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize(
+    ("ext", "subtype"),
+    [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "FLOAT"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")],
+)
+def test_every_format_loads_as_mono_at_16k(tmp_path: Path, ext: str, subtype: str) -> None:
+    rate = 22050
+    left, right = tone(1.0, rate, (440.0,)), tone(1.0, rate, (1000.0,), seed=1)
+    path = tmp_path / f"clip.{ext}"
+    sf.write(path, np.stack([left, right], 1), rate, subtype=subtype)
+    audio = load_audio(path)
+    assert audio.dtype == torch.float32 and audio.dim() == 1
+    assert abs(audio.numel() - SAMPLE_RATE) <= 1200  # lossy codecs pad a little
+    expect = load_audio((left + right) / 2, rate)  # stereo is averaged
+    n = min(audio.numel(), expect.numel())
+    if ext in ("wav", "flac"):  # lossless: the same samples up to PCM rounding
+        tol = 2e-3 if subtype != "FLOAT" else 1e-6
+        assert (audio[:n] - expect[:n]).abs().max() < tol
+    else:  # lossy: same spectrum, peaks at 440 and 1000 Hz
+        spec = np.abs(np.fft.rfft(audio.numpy()))
+        freqs = np.fft.rfftfreq(audio.numel(), 1 / SAMPLE_RATE)
+        top = sorted(freqs[np.argsort(spec)[-2:]])
+        assert abs(top[0] - 440) < 5 and abs(top[1] - 1000) < 5
+
+
+def test_integer_pcm_is_scaled_and_channels_averaged() -> None:
+    x = np.array([[16384, -32768, 0, 32767]] * 2, dtype=np.int16)  # (C, S)
+    out = load_audio(x, SAMPLE_RATE)
+    assert torch.allclose(out, torch.tensor([0.5, -1.0, 0.0, 32767 / 32768]))
+    assert torch.equal(load_audio(x.T.copy(), SAMPLE_RATE), out)  # (S, C) as well
+    u8 = load_audio(np.array([128, 255, 0], dtype=np.uint8), SAMPLE_RATE)
+    assert torch.allclose(u8, torch.tensor([0.0, 127 / 128, -1.0]))
+    i32 = load_audio(torch.tensor([2**30, -(2**31)], dtype=torch.int32), SAMPLE_RATE)
+    assert torch.allclose(i32, torch.tensor([0.5, -1.0]))
+
+
+def test_resampling_is_band_limited_and_keeps_pitch() -> None:
+    rate = 44100
+    x = tone(2.0, rate, (1000.0,))
+    y = load_audio(x, rate)
+    assert y.numel() == 2 * SAMPLE_RATE
+    spec = np.abs(np.fft.rfft(y.numpy()))
+    freqs = np.fft.rfftfreq(y.numel(), 1 / SAMPLE_RATE)
+    assert abs(freqs[spec.argmax()] - 1000) < 1
+    # a 12 kHz tone is above the new Nyquist: a band-limited resampler removes it (no alias at 4 kHz)
+    t = np.arange(2 * rate) / rate
+    high = (0.5 * np.sin(2 * np.pi * 12000.0 * t)).astype(np.float32)
+    alias = load_audio(high, rate)[400:-400]  # away from the abrupt start and end
+    assert float(alias.pow(2).mean().sqrt()) < 0.01 * 0.5
+    assert torch.equal(load_audio(x, rate, target_rate=rate), torch.from_numpy(x))  # same rate: untouched
+
+
+def test_bad_inputs_get_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nope\.wav"):
+        load_audio(tmp_path / "nope.wav")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not audio at all" * 10)
+    with pytest.raises(AudioError, match=r"junk\.wav"):
+        load_audio(junk)
+    for ext, subtype in (("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III")):
+        whole = tmp_path / f"whole.{ext}"
+        sf.write(whole, tone(2.0, 16000), 16000, subtype=subtype)
+        cut = tmp_path / f"cut.{ext}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+        with pytest.raises(AudioError, match=rf"cut\.{ext}"):
+            load_audio(cut)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match=r"empty\.wav is empty"):
+        load_audio(empty)
+    with pytest.raises(ValueError, match="sample_rate"):
+        load_audio(np.zeros(100, dtype=np.float32))
+    bad = tone(0.5, 16000)
+    bad[100] = np.nan
+    bad[200] = np.inf
+    with pytest.raises(AudioError, match="2 NaN/inf"):
+        load_audio(bad, 16000)
+    nanfile = tmp_path / "nan.wav"
+    sf.write(nanfile, bad, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav"):
+        load_audio(nanfile)
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(TypeError, match="path, numpy array or tensor"):
+        load_audio([0.0, 0.1])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="channel axis"):
+        load_audio(np.zeros((100, 200), dtype=np.float32), 16000)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_mel_matches_librosa() -> None:
+    y = speechlike(3.0) + 0.05 * tone(3.0, SAMPLE_RATE, (3000.0,))
+    ref = librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, fmin=0.0, fmax=8000.0,
+        pad_mode="constant", power=2.0,
+    )
+    assert np.abs(mel_filters().numpy() - librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)).max() < 1e-6
+    ours = mel_power(torch.from_numpy(y), mel_filters()).numpy()
+    assert ours.shape == ref.shape == (N_MELS, 1 + y.size // HOP_LENGTH)
+    assert np.abs(ours - ref).max() / ref.max() <= 1e-4  # relative to the spectrogram's peak
+    # batched: leading axes are kept, each row is its own spectrogram
+    batch = mel_power(torch.from_numpy(np.stack([y, y[::-1].copy()])), mel_filters())
+    assert torch.allclose(batch[0], torch.from_numpy(ours), rtol=1e-5, atol=1e-4 * ref.max())
+
+
+def test_features_are_log_mel(small_tok: AudioTokenizer) -> None:
+    y = speechlike(1.0)
+    f = small_tok.features(y, SAMPLE_RATE)
+    assert f.shape == (N_MELS, 1 + y.size // HOP_LENGTH)
+    ref = mel_power(torch.from_numpy(y), mel_filters()).clamp_min(SMALL.log_floor).log()
+    assert torch.allclose(f, ref)
+    silent = small_tok.features(np.zeros(8000, dtype=np.float32), SAMPLE_RATE)
+    assert torch.allclose(silent, torch.full_like(silent, math.log(SMALL.log_floor)))
+
+
+def test_token_rate_and_attributes(small_tok: AudioTokenizer) -> None:
+    tok = AudioTokenizer(AudioTokenizerConfig())
+    assert tok.tokens_per_second == 50 and tok.sample_rate == 16000 and tok.codebook_size == 1024
+    codes = small_tok.encode(speechlike(2.01), SAMPLE_RATE)
+    assert codes.dtype == torch.int64 and codes.shape == (math.ceil(2.01 * 50),)
+    assert small_tok.decode_features(codes).shape == (N_MELS, 2 * codes.numel())
+    with pytest.raises(ValueError, match="multiple of"):
+        AudioTokenizerConfig(hop_length=150)
+
+
+# --------------------------------------------------------------------------- exact invariance
+
+
+def test_chunked_and_streamed_encoding_equal_whole_on_60s(small_tok: AudioTokenizer) -> None:
+    y = speechlike(60.0, seed=3)
+    whole = small_tok.encode(y, SAMPLE_RATE)
+    assert whole.shape == (3000,) and whole.unique().numel() > 10  # not a constant answer
+    assert torch.equal(small_tok.encode(y, SAMPLE_RATE, chunk_seconds=1.37), whole)
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.choice(y.size, 40, replace=False))
+    chunks = [y[a:b] for a, b in zip(np.r_[0, cuts], np.r_[cuts, y.size], strict=True)]
+    assert torch.equal(small_tok.encode_stream(iter(chunks)), whole)
+    # a 44.1 kHz recording: resampled once, then chunked, gives the same codes too
+    y44 = speechlike(60.0, 44100, seed=3)
+    assert torch.equal(small_tok.encode(y44, 44100, chunk_seconds=7.0), small_tok.encode(y44, 44100))
+    # the codes do depend on the signal: changing the last second changes only nearby tokens
+    z = y.copy()
+    z[-SAMPLE_RATE:] = speechlike(1.0, seed=9)
+    other = small_tok.encode(z, SAMPLE_RATE)
+    changed = (other != whole).nonzero().flatten()
+    reach = math.ceil((small_tok.context_frames * HOP_LENGTH + N_FFT // 2) / 320)  # receptive field, tokens
+    assert changed.numel() > 0 and int(changed.min()) >= 3000 - 50 - reach
+
+
+def test_batch_equals_single(small_tok: AudioTokenizer) -> None:
+    clips = [speechlike(60.0, seed=4), speechlike(3.3, seed=5), tone(0.01, SAMPLE_RATE)]
+    codes, lengths = small_tok.encode(clips, SAMPLE_RATE)
+    assert codes.shape == (3, 3000) and lengths.tolist() == [3000, 165, 1]
+    for i, clip in enumerate(clips):
+        single = small_tok.encode(clip, SAMPLE_RATE)
+        assert torch.equal(codes[i, : lengths[i]], single)
+        assert (codes[i, lengths[i] :] == AudioTokenizer.PAD_CODE).all()
+
+
+def test_silence_and_bad_codes(small_tok: AudioTokenizer) -> None:
+    codes = small_tok.encode(np.zeros(16000, dtype=np.float32), SAMPLE_RATE)
+    assert codes.shape == (50,) and (codes >= 0).all()
+    mel = small_tok.decode_features(codes)
+    wave = small_tok.decode(codes)
+    assert torch.isfinite(mel).all() and torch.isfinite(wave).all() and wave.shape == (16000,)
+    with pytest.raises(ValueError, match=r"0\.\.63"):
+        small_tok.decode(torch.tensor([0, 64]))
+    with pytest.raises(TypeError, match="integers"):
+        small_tok.decode_features(torch.tensor([0.5]))
+    with pytest.raises(AudioError, match="no samples"):
+        small_tok.encode_stream([np.zeros(0, dtype=np.float32)])
+    with pytest.raises(ValueError, match="resample"):
+        small_tok.encode_stream([np.zeros(10, dtype=np.float32)], sample_rate=8000)
+
+
+def test_training_step_reduces_loss() -> None:
+    torch.manual_seed(0)
+    tok = AudioTokenizer(SMALL)
+    audio = torch.from_numpy(speechlike(4.0, seed=6))
+    with torch.inference_mode():
+        feats = tok.context_features(audio)
+    tok.feature_mean.copy_(feats.mean(1, keepdim=True))
+    tok.feature_std.copy_(feats.std(1, keepdim=True).clamp_min(0.1))
+    opt = torch.optim.AdamW(tok.parameters(), lr=3e-3)
+    batch = feats[None, :, :240].clone()
+    losses = []
+    for _ in range(30):
+        res = tok(batch)
+        opt.zero_grad()
+        res.loss.backward()
+        opt.step()
+        losses.append(res.recon_loss.item())
+    assert res.reconstruction.shape == res.target.shape == (1, N_MELS, 240 - 2 * tok.context_frames)
+    assert losses[-1] < 0.6 * losses[0]
+
+
+# --------------------------------------------------------------------------- shipped checkpoint
+
+
+@pytest.mark.skipif(not (models_dir() / "audio" / "config.json").is_file(), reason="models/audio not built yet")
+def test_shipped_model_round_trips(tmp_path: Path) -> None:
+    tok = mmtok.load("audio")
+    assert isinstance(tok, AudioTokenizer) and tok.tokens_per_second <= 50
+    path = tmp_path / "probe.flac"
+    sf.write(path, speechlike(4.0, 22050, seed=7), 22050)
+    codes = tok.encode(path)
+    assert codes.shape == (200,)
+    target = tok.features(path)[:, : 2 * codes.numel()]
+    recon = tok.decode_features(codes)
+    span = float(target.max() - target.min())
+    err = float((recon - target).abs().mean()) / span
+    assert err < 0.08, f"relative L1 {err:.3f}"
+    wave = tok.decode(codes)
+    assert wave.shape == (4 * SAMPLE_RATE,) and torch.isfinite(wave).all()
+    # the waveform carries the same spectrum: its own log-mel is close to the target
+    again = tok.features(wave, SAMPLE_RATE)[:, : 2 * codes.numel()]
+    assert float((again - target).abs().mean()) / span < 0.15
