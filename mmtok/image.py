@@ -49,6 +49,8 @@ SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
 
+DEFAULT_VQ = dict(dim=64, codebook_size=1024, kmeans_iters=20, dead_code_threshold=0.1)  # default codebook
+
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 
@@ -289,11 +291,11 @@ class ImageTokenizerConfig:
     patch: int = 4  # side of the encoder's first (non-overlapping) patch embedding
     enc_channels: tuple[int, ...] = (64, 128, 256)  # encoder widths; each step after the first halves h, w
     enc_blocks: int = 1  # encoder residual blocks at token resolution
-    latent_dim: int = 32  # size of the vectors the codebook holds
+    latent_dim: int = 64  # size of the vectors the codebook holds
     dec_channels: tuple[int, ...] = (256, 128, 64)  # decoder widths; each step after the first doubles h, w
     dec_blocks: int = 2  # decoder residual blocks at token resolution
     dec_level_blocks: int = 1  # decoder residual blocks after each 2× upsampling
-    vq: VQConfig = field(default_factory=lambda: VQConfig(dim=32, codebook_size=1024))  # the codebook
+    vq: VQConfig = field(default_factory=lambda: VQConfig(**DEFAULT_VQ))  # the codebook
     l1_weight: float = 1.0  # training loss: L1 on pixels
     mse_weight: float = 1.0  # training loss: squared error on pixels (what PSNR measures)
     grad_weight: float = 0.5  # training loss: L1 on horizontal/vertical image gradients (sharp edges)

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmtok.checkpoint import config_from_dict
-from mmtok.image import ImageTokenizer, ImageTokenizerConfig, load_image
+from mmtok.image import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig, load_image, patchify
+from mmtok.image_model import pca_init
 from mmtok.pretrained import save
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
@@ -171,11 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-side", type=int, default=320, help="shorter side the images are stored at")
     p.add_argument("--scale-min", type=float, default=0.8, help="smallest crop side, in units of --crop")
     p.add_argument("--scale-max", type=float, default=2.0, help="largest crop side, in units of --crop")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--codebook-size", type=int, default=None, help="K: number of codes (default 1024)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 32)")
     p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
+    p.add_argument("--init-crops", type=int, default=1024, help="crops for the PCA and k-means initialisation")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -184,16 +186,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@torch.no_grad()
+def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> float:
+    """PCA-initialise the linear patch paths, then k-means the codebook on encoder outputs.
+
+    The untrained model then already codes like k-means over patches (in the PCA
+    subspace); training improves on that. Returns the patch variance PCA keeps.
+    """
+    g = torch.Generator().manual_seed(args.seed)
+    crops = random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+    patches = patchify(crops, tok.downsample).reshape(-1, 3 * tok.downsample**2)  # (N, 3*f*f)
+    kept = pca_init(tok.encoder, tok.decoder, patches)
+    z = torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])  # (n, h, w, L)
+    tok.vq.train()(z)  # first training call: k-means on all of z
+    tok.vq.reset_stats()
+    return kept
+
+
 def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
     """The model config: defaults, then ``--config`` JSON, then ``--latent-dim``/``--codebook-size``."""
     fields: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
-    vq = dict(fields.pop("vq", {}))
+    vq = {**DEFAULT_VQ, **fields.pop("vq", {})}
     if args.latent_dim is not None:
         fields["latent_dim"] = args.latent_dim
     if args.codebook_size is not None:
         vq["codebook_size"] = args.codebook_size
     vq["dim"] = fields.setdefault("latent_dim", ImageTokenizerConfig.latent_dim)
-    vq.setdefault("codebook_size", 1024)
     return config_from_dict(ImageTokenizerConfig, {**fields, "vq": vq}, where=args.config or "options")
 
 
@@ -224,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
         print(f"resuming from {state_dir} at step {step}", file=sys.stderr)
+    else:
+        kept = init_from_data(tok, corpus, args)
+        print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "
+              "codebook set by k-means", file=sys.stderr)
     data_names = [str(f.relative_to(args.data)) for f in files]
     command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False, generator=torch.Generator().manual_seed(1))
