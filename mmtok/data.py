@@ -232,7 +232,11 @@ def tokenize_corpus(
 
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9)."""
+    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9).
+
+    A POSIX record lock: forked workers do not inherit it, so a writer killed
+    while its workers wind down can be restarted at once.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - no flock on this platform
@@ -240,13 +244,13 @@ def _locked(out: Path) -> Iterator[None]:
         return
     with open(out / LOCK_NAME, "a+b") as f:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             raise CorpusError(f"another mmtok tokenize is writing to {out}; wait for it or use another --out") from None
         try:
             yield
         finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
 
 
 def _tokenize_into(

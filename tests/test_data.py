@@ -3,7 +3,6 @@ SIGKILL whatever --workers is, and packing that never loses or duplicates a toke
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -148,9 +147,19 @@ def test_kill9_then_resume_is_byte_identical(tmp_path: Path, corpus: Path, refer
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # the writer and its workers, mid-run
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9 the writer mid-run; its workers are orphaned
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while True:  # orphaned workers notice and exit by themselves
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail("tokenize workers outlived their killed writer")
+        time.sleep(0.05)
     assert not (out / "manifest.json").exists()
     killed = files(out)
     first = (out / "shard-00000.json").stat()
@@ -175,10 +184,18 @@ def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path, capsys: py
     assert "no image tokenizer" in capsys.readouterr().err
     out = tmp_path / "locked"
     out.mkdir()
-    with open(out / ".lock", "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    holder = subprocess.Popen(  # another process holds the folder's lock
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+         "fcntl.lockf(f.fileno(), fcntl.LOCK_EX); print(flush=True); time.sleep(60)", str(out / ".lock")],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline()
         with pytest.raises(CorpusError, match="another mmtok tokenize is writing"):
             tokenize_corpus(corpus, out, tokenizers=SPEC)
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_parts_cover_the_corpus(corpus: Path, reference: Path, tmp_path: Path) -> None:
