@@ -53,6 +53,18 @@ def _part(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mmtok.train import main as train_main
+
+    return int(train_main(list(args.options)) or 0)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from mmtok.sample import main as sample_main
+
+    return int(sample_main(list(args.options)) or 0)
+
+
 def _cmd_tokenize(args: argparse.Namespace) -> int:
     from mmtok.data import TokenizerSpec, tokenize_corpus
 
@@ -114,13 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--audio", default=None, help="audio tokenizer: shipped name, folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
+
+    tr = sub.add_parser("train", help="train the transformer on shards (see 'mmtok train --help')", add_help=False)
+    tr.add_argument("options", nargs=argparse.REMAINDER, help="options of the trainer")
+    tr.set_defaults(func=_cmd_train)
+
+    sm = sub.add_parser("sample", help="sample text, images and sound from a trained run "
+                        "(see 'mmtok sample --help')", add_help=False)
+    sm.add_argument("options", nargs=argparse.REMAINDER, help="options of the sampler")
+    sm.set_defaults(func=_cmd_sample)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmtok`` console script."""
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    if argv and argv[0] in ("train", "sample"):
+        # these commands own all their options (argparse's REMAINDER would not pass leading --flags)
+        args = argparse.Namespace(func=_cmd_train if argv[0] == "train" else _cmd_sample, options=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

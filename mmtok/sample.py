@@ -296,3 +296,50 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
         return pos_thw
     b = pos_thw.shape[0]
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok sample``: continue a text prompt with a trained run."""
+    import argparse
+
+    from mmtok.data import TokenizerSpec, build_interleaver
+    from mmtok.train import load_run
+
+    ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.")
+    ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
+    ap.add_argument("--prompt", default="", help="text to continue")
+    ap.add_argument("--image-out", default=None, help="sample an image after the prompt and write it here (PNG)")
+    ap.add_argument("--audio-out", default=None, help="sample audio after the prompt and write it here (WAV)")
+    ap.add_argument("--max-new-tokens", type=int, default=400)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-k", type=int, default=None)
+    ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--image-grid", default="16x16", help="rows x columns of a sampled image")
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.image_out and args.audio_out:
+        ap.error("give --image-out or --audio-out, not both")
+    model, vocab, cfg = load_run(args.run, device=args.device)
+    spec = TokenizerSpec(**(cfg.get("tokenizers") or {}))
+    il = build_interleaver(spec)
+    il.vocab.check_same(vocab, what=f"the tokenizers recorded in {args.run}")
+    h, w = (int(v) for v in args.image_grid.lower().split("x"))
+    force = "image" if args.image_out else "audio" if args.audio_out else None
+    (ids,) = generate(model, il, args.prompt, max_new_tokens=args.max_new_tokens, force=force,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                      image_grid=(h, w))
+    segs = il.decode(ids, media=force is not None)
+    print(il.pretty(ids))
+    if args.image_out:
+        from PIL import Image
+
+        img = segs[-1]["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(img).save(args.image_out)
+        print(f"wrote {args.image_out}")
+    if args.audio_out:
+        import soundfile as sf
+
+        sf.write(args.audio_out, segs[-1]["audio"].cpu().numpy(), int(segs[-1]["sample_rate"] or 16000))
+        print(f"wrote {args.audio_out}")
+    return 0

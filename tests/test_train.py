@@ -1,0 +1,114 @@
+"""Training: the loss falls, a SIGKILLed run resumes on the same curve, 2 gloo ranks = 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmtok.data import tokenize_corpus
+from mmtok.errors import MmtokError
+from mmtok.train import TrainConfig, latest_checkpoint, load_run, train
+from tests.test_data import SPEC, make_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("train-corpus")
+    out = folder / "shards"
+    tokenize_corpus(make_corpus(folder, n_docs=60), out, tokenizers=SPEC, shard_tokens=400)
+    return out
+
+
+def log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def small(shards: Path, out: Path, **kw: object) -> TrainConfig:
+    base = dict(data=str(shards), out=str(out), seq_len=64, batch_size=4, steps=12, warmup=3,
+                save_every=4, keep_last=2, lr=3e-3, threads=1)
+    return TrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_training_learns_and_logs(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "run", steps=40, save_every=10), progress=False)
+    rows = log(run)
+    assert [r["step"] for r in rows] == list(range(1, 41))
+    first = sum(r["loss"] for r in rows[:5]) / 5
+    last = sum(r["loss"] for r in rows[-5:]) / 5
+    assert last < 0.8 * first, (first, last)
+    for key in ("loss_text", "loss_image", "loss_audio", "tokens_per_s", "mfu", "lr"):
+        assert any(key in r for r in rows), key
+    assert (run / "loss.png").stat().st_size > 1000
+    assert sorted(p.name for p in run.glob("ckpt-*")) == ["ckpt-0000030", "ckpt-0000040"]
+    model, vocab, cfg = load_run(run)
+    assert model.cfg.vocab_size == vocab.size and cfg["train"]["steps"] == 40
+
+
+TRAIN_CMD = [sys.executable, "-m", "mmtok.cli", "train", "--seq-len", "64", "--batch-size", "4", "--steps", "16",
+             "--warmup", "3", "--save-every", "2", "--threads", "1"]
+
+
+def test_sigkill_then_resume_continues_the_same_curve(shards: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ref = tmp_path / "ref"
+    subprocess.run([*TRAIN_CMD, "--data", str(shards), "--out", str(ref)], check=True, env=env,
+                   capture_output=True, timeout=600)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([*TRAIN_CMD, "--data", str(shards), "--out", str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it mid-run, once a few checkpoints exist
+        ck = latest_checkpoint(run)
+        if ck is not None and ck.name >= "ckpt-0000006":
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(log(run)) < 16, "the run finished before it could be killed"
+    subprocess.run([*TRAIN_CMD, "--data", str(shards), "--out", str(run), "--resume"], check=True, env=env,
+                   capture_output=True, timeout=600)
+    assert [r["loss"] for r in log(run)] == [r["loss"] for r in log(ref)]
+    assert [r["step"] for r in log(run)] == list(range(1, 17))
+
+
+def test_two_gloo_ranks_match_one_process(shards: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = ["--data", str(shards), "--seq-len", "64", "--steps", "6", "--warmup", "2", "--save-every", "6",
+            "--threads", "1"]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                    "29533", "-m", "mmtok.cli", "train", *args, "--batch-size", "2", "--out", str(tmp_path / "ddp")],
+                   check=True, env=env, capture_output=True, timeout=600)
+    train(small(shards, tmp_path / "solo", batch_size=4, steps=6, warmup=2, save_every=6), progress=False)
+    ddp, solo = log(tmp_path / "ddp"), log(tmp_path / "solo")
+    assert len(ddp) == len(solo) == 6
+    for a, b in zip(ddp, solo, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+
+
+def test_resume_refuses_other_shards(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "run", steps=2, save_every=2), progress=False)
+    other = tmp_path / "other"
+    text_only = tmp_path / "text.jsonl"
+    text_only.write_text("".join(json.dumps({"segments": [{"text": f"doc {k} " * 20}]}) + "\n" for k in range(30)))
+    tokenize_corpus(text_only, other, shard_tokens=400)  # a vocabulary without media ranges
+    with pytest.raises(MmtokError, match=r"differ|mismatch|fingerprint"):
+        train(small(other, run, steps=4, save_every=2), resume=True, progress=False)
+
+
+def test_lr_schedule() -> None:
+    from mmtok.train import lr_at
+
+    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup=10, steps=110)
+    assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
+    assert lr_at(cfg, 60) == pytest.approx(0.55) and lr_at(cfg, 110) == pytest.approx(0.1)
+    assert torch.isfinite(torch.tensor(lr_at(cfg, 500)))
