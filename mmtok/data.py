@@ -215,6 +215,15 @@ def tokenize_corpus(
     Bad documents (invalid JSON, non-UTF-8 lines, missing or corrupt media) are
     skipped and recorded; ``strict=True`` raises :class:`~mmtok.errors.CorpusError`
     naming the first one's line instead (shards committed before it stay).
+
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "docs.jsonl").write_text('{"segments": [{"text": "hello"}]}\\nnot json\\n')
+    >>> m = tokenize_corpus(d / "docs.jsonl", d / "shards")
+    >>> m["docs"], m["tokens"]["total"], m["dtype"], m["skipped"][0]["line"]
+    (1, 7, 'uint16', 2)
+    >>> sorted(p.name for p in (d / "shards").iterdir())
+    ['.lock', 'manifest.json', 'shard-00000.bin', 'shard-00000.json']
     """
     source = Path(source)
     if not source.is_file():

@@ -9,7 +9,17 @@ Documents may cross a window edge; ``doc`` numbers the documents inside each
 window so a model can build a document mask, and a target that begins a new
 document gets loss weight 0 (nothing in the previous document predicts it).
 
->>> # ds = PackedDataset("shards/", seq_len=1024, seed=0); ds[0]["ids"].shape -> (1024,)
+>>> import pathlib, tempfile
+>>> from mmtok.data import tokenize_corpus
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "docs.jsonl").write_text('{"segments": ["hi"]}\\n{"segments": ["yo!"]}\\n')
+>>> _ = tokenize_corpus(d / "docs.jsonl", d / "shards")
+>>> ds = PackedDataset(d / "shards", seq_len=4, shuffle=False)
+>>> len(ds), ds.num_tokens
+(3, 9)
+>>> w = ds[0]
+>>> w["ids"].tolist(), w["targets"].tolist(), w["doc"].tolist(), w["loss_weight"].tolist()
+([257, 104, 105, 258], [104, 105, 258, 257], [0, 0, 0, 0], [1.0, 1.0, 1.0, 0.0])
 """
 
 from __future__ import annotations
