@@ -478,11 +478,11 @@ class Interleaver:
             a, orig = a[~bad], orig[~bad]
         segments = _Parser(self, a, orig, repair, repairs).document()
         if media:
-            for seg in segments:
+            for k, seg in enumerate(segments):
                 if "image_codes" in seg:
-                    seg["image"] = self._need("image", 0).decode(seg["image_codes"])
+                    seg["image"] = self._need("image", k).decode(seg["image_codes"])
                 elif "audio_codes" in seg:
-                    seg["audio"] = self._need("audio", 0).decode(seg["audio_codes"])
+                    seg["audio"] = self._need("audio", k).decode(seg["audio_codes"])
                     seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
         return Decoded(segments, repairs)
 

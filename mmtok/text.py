@@ -75,10 +75,12 @@ class ByteTokenizer:
     def decode(self, ids: Any, *, errors: str = "replace") -> str:
         """Text from byte ids; ``errors="strict"`` raises on invalid UTF-8."""
         ints = _as_int_list(ids)
-        bad = [i for i in ints if not 0 <= i < 256]
-        if bad:
-            raise ValueError(f"byte ids must be in [0, 256), got {bad[0]}")
-        return _from_bytes(bytes(ints), errors)
+        try:
+            data = bytes(ints)
+        except ValueError:
+            bad = next(i for i in ints if not 0 <= i < 256)
+            raise ValueError(f"byte ids must be in [0, 256), got {bad}") from None
+        return _from_bytes(data, errors)
 
     def __repr__(self) -> str:
         return "ByteTokenizer()"
