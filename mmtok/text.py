@@ -130,6 +130,9 @@ class BPETokenizer:
         self._id_bytes: list[bytes] = [b""] * self.vocab_size
         for token, i in vocab.items():
             self._id_bytes[i] = bytes(u2b[c] for c in token)
+        self._lens = np.array([len(b) for b in self._id_bytes], dtype=np.int64)  # bytes per id
+        self._starts = np.concatenate([[0], np.cumsum(self._lens)[:-1]])  # offset of each id in _table
+        self._table = np.frombuffer(b"".join(self._id_bytes), dtype=np.uint8)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -160,15 +163,15 @@ class BPETokenizer:
 
     def decode(self, ids: Any, *, errors: str = "replace") -> str:
         """Text from ids (the exact inverse of :meth:`encode`)."""
-        ints = _as_int_list(ids)
-        try:
-            data = b"".join(self._id_bytes[i] if i >= 0 else b"\x00\x00" for i in ints)
-        except IndexError:
-            bad = next(i for i in ints if i >= self.vocab_size)
-            raise ValueError(f"id {bad} is outside this BPE vocabulary [0, {self.vocab_size})") from None
-        if any(i < 0 for i in ints):
-            raise ValueError(f"ids must be non-negative, got {min(ints)}")
-        return _from_bytes(data, errors)
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        bad = (a < 0) | (a >= self.vocab_size)
+        if bad.any():
+            raise ValueError(f"id {int(a[bad][0])} is outside this BPE vocabulary [0, {self.vocab_size})")
+        # gather every token's bytes from one table in a single indexing step
+        lens = self._lens[a]
+        ends = np.cumsum(lens)
+        index = np.arange(int(ends[-1]) if a.size else 0) + np.repeat(self._starts[a] - (ends - lens), lens)
+        return _from_bytes(self._table[index].tobytes(), errors)
 
     def token_bytes(self, i: int) -> bytes:
         """The bytes id ``i`` stands for."""
