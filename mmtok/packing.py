@@ -72,6 +72,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.rank, self.world_size = rank, world_size
+        unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
         weights = {**DEFAULT_LOSS_WEIGHTS, **dict(loss_weights or {})}
         self._weights = np.array([weights[m.name.lower()] for m in Modality], dtype=np.float32)
         sizes = [int(t.size) for t in self.shards.tokens]

@@ -212,8 +212,14 @@ def _manifest_folders(folder: Path) -> list[Path]:
     return parts
 
 
-def open_shards(folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None) -> ShardSet:
-    """Memory-map every shard under ``folder``; refuse them if ``vocab`` is not the one they were made with."""
+def open_shards(
+    folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = False
+) -> ShardSet:
+    """Memory-map every shard under ``folder`` (its part folders too, in order).
+
+    Refuses the shards if ``vocab`` is not the vocabulary they were made with;
+    ``verify=True`` also checks each ``.bin`` against the sha256 in its index.
+    """
     folder = Path(folder)
     tokens, offsets, manifests = [], [], []
     saved: Vocabulary | None = None
@@ -227,8 +233,14 @@ def open_shards(folder: str | os.PathLike[str], *, vocab: Vocabulary | None = No
         saved = v
         for entry in m["shards"]:
             index = json.loads((sub / entry["index"]).read_text())
+            bin_path = sub / entry["bin"]
+            size = bin_path.stat().st_size if bin_path.is_file() else -1
+            if size != index["tokens"] * np.dtype(index["dtype"]).itemsize:
+                raise CorpusError(f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says")
+            if verify and _sha256(bin_path) != index["sha256"]:
+                raise CorpusError(f"{bin_path} does not match the sha256 in {entry['index']}: the file changed")
             if index["tokens"]:
-                tokens.append(np.memmap(sub / entry["bin"], dtype=index["dtype"], mode="r"))
+                tokens.append(np.memmap(bin_path, dtype=index["dtype"], mode="r"))
             else:
                 tokens.append(np.zeros(0, dtype=index["dtype"]))
             offsets.append(np.asarray(index["offsets"], dtype=np.int64))

@@ -117,6 +117,7 @@ def test_shards_manifest_and_skipped(corpus: Path, reference: Path) -> None:
         segs = [{k: (str(corpus.parent / v) if k != "text" else v) for k, v in s.items()} for s in doc["segments"]]
         assert np.array_equal(doc_ids, il.encode(segs).ids.numpy())
     assert shards.num_docs == m["docs"] and shards.num_tokens == m["tokens"]["total"]
+    open_shards(reference, verify=True)
     for entry in m["shards"]:  # each shard closes at the first document that reaches 300 tokens
         ix = json.loads((reference / entry["index"]).read_text())
         last_doc = ix["offsets"][-1] - ix["offsets"][-2]
@@ -196,6 +197,24 @@ def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path, capsys: py
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_damaged_shards_are_refused(reference: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    data = bytearray((copy / "shard-00001.bin").read_bytes())
+    data[0] ^= 1
+    (copy / "shard-00001.bin").write_bytes(bytes(data))
+    open_shards(copy)  # same size: only the checksum can tell
+    with pytest.raises(CorpusError, match=r"shard-00001\.bin does not match the sha256"):
+        open_shards(copy, verify=True)
+    (copy / "shard-00002.bin").write_bytes(b"\0\0")
+    with pytest.raises(CorpusError, match=r"shard-00002\.bin is missing or does not have"):
+        PackedDataset(copy, 8)
+    with pytest.raises(ValueError, match="unknown loss_weights"):
+        PackedDataset(reference, 8, loss_weights={"smell": 1.0})
 
 
 def test_parts_cover_the_corpus(corpus: Path, reference: Path, tmp_path: Path) -> None:
