@@ -239,6 +239,8 @@ class AudioTokenizerConfig:
     vq_decay: float = 0.99  # EMA decay of the codebook
     commitment_weight: float = 0.25  # weight of the VQ commitment loss
     dead_code_threshold: float = 0.2  # restart codes whose EMA count per step falls below this
+    vq_cosine: bool = True  # nearest code by cosine similarity (l2-normalized lookups): keeps usage even
+    vq_lookup_dim: int | None = 16  # search in this smaller space through learned projections (None = code_dim)
     griffin_lim_iters: int = 32  # iterations of Griffin-Lim in decode()
 
     def __post_init__(self) -> None:
@@ -289,6 +291,7 @@ class AudioTokenizer(nn.Module):
         self.vq = VectorQuantizer(VQConfig(
             dim=cfg.code_dim, codebook_size=cfg.codebook_size, decay=cfg.vq_decay,
             commitment_weight=cfg.commitment_weight, dead_code_threshold=cfg.dead_code_threshold,
+            cosine=cfg.vq_cosine, codebook_dim=cfg.vq_lookup_dim,
         ))
         self.decoder = MelDecoder(
             n_mels=cfg.n_mels, channels=cfg.decoder_channels, code_dim=cfg.code_dim,

@@ -77,7 +77,8 @@ def small_tok() -> AudioTokenizer:
     tok.feature_std.copy_(feats.std(1, keepdim=True).clamp_min(0.1))
     with torch.inference_mode():
         z = tok.encoder(tok._normalize(feats[None]))[0].t()  # (n, D)
-    tok.vq.embed.copy_(z[torch.randperm(z.shape[0])[:64]])  # codes drawn from real encodings: all in play
+    tok.vq.train()
+    tok.vq(z)  # k-means initialisation on real encodings: many codes in play
     return tok.eval()
 
 

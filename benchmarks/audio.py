@@ -1,0 +1,276 @@
+"""Audio tokenizer benchmark: one JSON object per line, everything side by side in one run.
+
+    python benchmarks/audio.py --data /work/data/audio/corpus [--model audio] [--threads 2]
+
+Lines (``"bench"`` names the measurement):
+
+- ``reconstruction``: on ``DATA/heldout`` (audio training never read), L1 between the
+  clip's log-mel and its reconstruction from tokens, divided by the clip's log-mel
+  range (max - min), averaged over clips; for mmtok and two baselines at the same
+  token rate and bits per second, both fitted on ``DATA/train`` only:
+  k-means (Lloyd, same K) over the same feature slices, and dMel-style uniform
+  binning of mel channels (bands of channels averaged so that bits per slice equal
+  ``log2 K``; the band/bit split is picked on training data).
+- ``encode_speed``: a 10 s clip at 24 kHz, our encode (resampling to 16 kHz and the
+  mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps); median
+  of repeats, same threads.
+- ``realtime_factor``: seconds of compute per second of audio for encode, decode to
+  log-mel, and decode to waveform (Griffin-Lim).
+- ``peak_memory``: peak resident memory growth while encoding the 10 s clip, ours and
+  EnCodec's, each measured in a fresh process.
+- ``codebook_usage``: fraction of the K codes used on the held-out audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+
+import mmtok
+from mmtok.audio import AudioTokenizer, load_audio
+from mmtok.quantize import nearest_code
+
+CLIP_SECONDS = 10.0  # the speed clip
+ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
+
+
+def emit(**row: Any) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def slices(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
+    """Log-mel of the frames the tokens stand for, one row per token: ``[n, fpt*M]``."""
+    ctx = tok.context_frames
+    with torch.inference_mode():
+        mel = tok.context_features(audio)[:, ctx:-ctx]  # (M, fpt*n)
+    return rearrange(mel, "m (n f) -> n (f m)", f=tok.cfg.frames_per_token)
+
+
+def unslice(rows: torch.Tensor, fpt: int) -> torch.Tensor:
+    return rearrange(rows, "n (f m) -> m (n f)", f=fpt)
+
+
+def rel_l1(recon: torch.Tensor, target: torch.Tensor) -> float:
+    span = float(target.max() - target.min())
+    return float((recon - target).abs().mean()) / max(span, 1e-6)
+
+
+def kmeans(data: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
+    """Lloyd's k-means, seeded from random rows; empty clusters re-seeded on the worst-served rows."""
+    g = torch.Generator().manual_seed(seed)
+    centers = data[torch.randperm(data.shape[0], generator=g)[:k]].clone()
+    for _ in range(iters):
+        idx = nearest_code(data, centers)
+        sums = torch.zeros_like(centers).index_add_(0, idx, data)
+        counts = torch.bincount(idx, minlength=k).float()
+        empty = counts == 0
+        centers = sums / counts.clamp_min(1)[:, None]
+        if bool(empty.any()):
+            err = (data - centers[idx]).pow(2).sum(1)
+            centers[empty] = data[err.topk(int(empty.sum())).indices]
+    return centers
+
+
+class UniformBands:
+    """dMel-style: mel channels averaged into ``bands`` bands, each binned uniformly with ``bits`` bits."""
+
+    def __init__(self, train: torch.Tensor, n_mels: int, fpt: int, bands: int, bits: int) -> None:
+        self.n_mels, self.fpt, self.levels = n_mels, fpt, 2**bits
+        self.edges = torch.linspace(0, n_mels, bands + 1).round().long()
+        v = self._bands(train)  # (N, bands)
+        self.lo, self.hi = v.min(0).values, v.max(0).values
+
+    def _bands(self, rows: torch.Tensor) -> torch.Tensor:
+        m = rearrange(rows, "n (f m) -> n f m", f=self.fpt).mean(1)  # (N, M) averaged over the slice
+        return torch.stack([m[:, a:b].mean(1) for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)], 1)
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        v = self._bands(rows)
+        width = (self.hi - self.lo).clamp_min(1e-6) / self.levels
+        q = ((v - self.lo) / width).floor().clamp(0, self.levels - 1)
+        centers = self.lo + (q + 0.5) * width  # (N, bands)
+        per_channel = torch.repeat_interleave(centers, torch.diff(self.edges), dim=1)  # (N, M)
+        return per_channel.repeat(1, self.fpt)  # (N, fpt*M)
+
+
+def _timed(fn: Any, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) -> None:
+    torch.set_num_threads(threads)
+    x = torch.from_numpy(clip)
+    if which == "mmtok":
+        tok = mmtok.load(model)
+        run = lambda: tok.encode(x, ENCODEC_RATE)  # noqa: E731
+    else:
+        from encodec import EncodecModel
+
+        m = EncodecModel.encodec_model_24khz(pretrained=False)
+        m.set_target_bandwidth(1.5)
+        m.eval()
+
+        def run() -> None:
+            with torch.inference_mode():
+                m.encode(x[None, None])
+
+    run()  # warm-up: lazily built buffers and caches are not the encode's working memory
+    gc.collect()
+    before = _rss_mb()
+    peak = [before]
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    run()
+    done.set()
+    t.join()
+    q.put(max(peak[0], _rss_mb()) - before)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> float:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_peak_child, args=(which, model, clip, threads, q))
+    p.start()
+    value = q.get(timeout=600)
+    p.join()
+    return float(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="corpus folder with train/ and heldout/")
+    ap.add_argument("--model", default="audio", help="shipped name or checkpoint folder")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for every measurement")
+    ap.add_argument("--kmeans-vectors", type=int, default=100_000, help="training slices k-means is fitted on")
+    ap.add_argument("--kmeans-iters", type=int, default=25, help="Lloyd iterations")
+    ap.add_argument("--repeats", type=int, default=5, help="timing repeats (median)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: reconstruction,speed,memory")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    tok: AudioTokenizer = mmtok.load(args.model)  # type: ignore[assignment]
+    data = Path(args.data)
+    held = sorted((data / "heldout").glob("*.wav"))
+    train = sorted((data / "train").glob("*.wav"))
+    if not held or not train:
+        raise SystemExit(f"{data} needs train/*.wav and heldout/*.wav")
+    k, fpt, tps = tok.codebook_size, tok.cfg.frames_per_token, tok.tokens_per_second
+    bits = math.log2(k)
+    held_audio = [load_audio(f, target_rate=tok.sample_rate) for f in held]
+
+    # ------------------------------------------------------------ codebook usage (and codes for below)
+    tok.vq.reset_stats()
+    codes = [tok.encode(a, tok.sample_rate) for a in held_audio]
+    st = tok.vq.usage_stats()
+    emit(bench="codebook_usage", clips=len(held), tokens=st.total, codebook_size=k,
+         usage=round(st.usage, 4), perplexity=round(st.perplexity, 1))
+
+    # ------------------------------------------------------------ reconstruction vs baselines
+    if "reconstruction" not in skip:
+        rng = np.random.default_rng(0)
+        train_rows = torch.cat([slices(tok, load_audio(f, target_rate=tok.sample_rate)) for f in train])
+        pick = torch.from_numpy(rng.permutation(train_rows.shape[0])[: args.kmeans_vectors])
+        fit = train_rows[pick].contiguous()
+        t = time.perf_counter()
+        centers = kmeans(fit, k, args.kmeans_iters, seed=0)
+        kmeans_s = time.perf_counter() - t
+        # dMel-style: pick the band/bit split with integer bits per slice = log2 K on training data
+        best = None
+        for b in range(1, int(bits) + 1):
+            if int(bits) % b:
+                continue
+            q = UniformBands(fit, tok.cfg.n_mels, fpt, int(bits) // b, b)
+            err = float((q(fit) - fit).abs().mean())
+            if best is None or err < best[0]:
+                best = (err, q, int(bits) // b, b)
+        assert best is not None
+        _, dmel, bands, band_bits = best
+        ours, km, dm = [], [], []
+        for audio, c in zip(held_audio, codes, strict=True):
+            rows = slices(tok, audio)
+            target = unslice(rows, fpt)
+            ours.append(rel_l1(tok.decode_features(c), target))
+            km.append(rel_l1(unslice(centers[nearest_code(rows, centers)], fpt), target))
+            dm.append(rel_l1(unslice(dmel(rows), fpt), target))
+        common = {"bench": "reconstruction", "clips": len(held), "tokens_per_second": tps,
+                  "bits_per_second": round(tps * bits, 1), "metric": "mean over clips of L1(log-mel) / clip log-mel range"}
+        emit(**common, method="mmtok", rel_l1=round(statistics.mean(ours), 5), median=round(statistics.median(ours), 5))
+        emit(**common, method="kmeans", K=k, fit_vectors=fit.shape[0], iters=args.kmeans_iters,
+             fit_seconds=round(kmeans_s, 1), rel_l1=round(statistics.mean(km), 5), median=round(statistics.median(km), 5))
+        emit(**common, method="dmel_uniform_bins", bands=bands, bits_per_band=band_bits,
+             rel_l1=round(statistics.mean(dm), 5), median=round(statistics.median(dm), 5))
+        emit(bench="reconstruction_ratio", mmtok_vs_kmeans=round(statistics.mean(ours) / statistics.mean(km), 3),
+             mmtok_vs_dmel=round(statistics.mean(ours) / statistics.mean(dm), 3),
+             clips_better_than_kmeans=sum(a < b for a, b in zip(ours, km, strict=True)))
+
+    # ------------------------------------------------------------ speed, real-time factor, memory
+    speech = torch.cat([a for a, f in zip(held_audio, held, strict=True) if "espeak" in f.name])
+    n16 = int(CLIP_SECONDS * tok.sample_rate)
+    speech = speech.repeat(math.ceil(n16 / speech.numel()))[:n16]
+    clip = load_audio(speech, tok.sample_rate, target_rate=ENCODEC_RATE).numpy()  # (240000,) at 24 kHz
+    x = torch.from_numpy(clip)
+    if "speed" not in skip:
+        from encodec import EncodecModel
+
+        enc = EncodecModel.encodec_model_24khz(pretrained=False)
+        enc.set_target_bandwidth(1.5)
+        enc.eval()
+
+        def encodec_encode() -> None:
+            with torch.inference_mode():
+                enc.encode(x[None, None])
+
+        ours_s = _timed(lambda: tok.encode(x, ENCODEC_RATE), args.repeats)
+        encodec_s = _timed(encodec_encode, args.repeats)
+        emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
+             mmtok_seconds=round(ours_s, 4), encodec_seconds=round(encodec_s, 4),
+             speedup=round(encodec_s / ours_s, 1), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2)
+        c10 = tok.encode(x, ENCODEC_RATE)
+        feat_s = _timed(lambda: tok.decode_features(c10), args.repeats)
+        wave_s = _timed(lambda: tok.decode(c10), max(1, args.repeats // 2))
+        emit(bench="realtime_factor", clip_seconds=CLIP_SECONDS, threads=args.threads,
+             encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat_s / CLIP_SECONDS, 5),
+             decode_waveform=round(wave_s / CLIP_SECONDS, 4),
+             vocoder=f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
+    if "memory" not in skip:
+        emit(bench="peak_memory", clip_seconds=CLIP_SECONDS, what="peak RSS growth during one encode after a warm-up, fresh process (polled every 0.5 ms)",
+             mmtok_mb=round(peak_mb("mmtok", args.model, clip, args.threads), 1),
+             encodec_mb=round(peak_mb("encodec", args.model, clip, args.threads), 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
