@@ -232,7 +232,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda",
+        lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"),
     )
     step, consumed = 0, 0
     saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": vocab.to_dict(),

@@ -88,3 +88,18 @@ def test_learns_a_pattern() -> None:
         opt.step()
     assert loss.item() < 0.1
     assert m.flops_per_token(32) > 6 * m.num_params()
+
+
+def test_cpu_rmsnorm_matches_reference() -> None:
+    from mmtok.model import RMSNorm
+
+    norm = RMSNorm(16, 1e-5)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    g = torch.randn(3, 5, 16)
+    ours = torch.autograd.grad(norm(x), (x, norm.weight), g)
+    y = torch.nn.functional.rms_norm(x, (16,), norm.weight, 1e-5)
+    ref = torch.autograd.grad(y, (x, norm.weight), g)
+    torch.testing.assert_close(norm(x), y)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,132 @@
+"""Training throughput: our transformer vs Hugging Face GPT-2, side by side in one run.
+
+Both models get the same width, depth, heads, vocabulary, sequence length, batch
+and precision; ours uses full multi-head attention here (n_kv_head = n_head) so
+the parameter counts match (both are printed). Each timed step is forward +
+backward + AdamW on random ids; medians over interleaved repeats. On a GPU the
+script also reports MFU for ours at bf16 with and without ``torch.compile``.
+
+Usage: ``python benchmarks/train.py [--preset tiny] [--seq-len 256] [--batch 8] [--steps 6]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmtok.model import ModelConfig, Transformer
+from mmtok.train import GPU_PEAK_TFLOPS
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.max_seq_len, n_embd=cfg.d_model,
+                    n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                    tie_word_embeddings=True)
+    hf._attn_implementation = "sdpa"
+    return GPT2LMHeadModel(hf)
+
+
+def make_step(model: torch.nn.Module, ours: bool, device: torch.device, dtype: torch.dtype | None):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # the same optimizer for both
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else None
+
+    def step(ids: torch.Tensor) -> float:
+        ctx = autocast if autocast is not None else torch.enable_grad()
+        with ctx:
+            logits = model(ids[:, :-1]) if ours else model(input_ids=ids[:, :-1]).logits
+            loss = F.cross_entropy(logits.float().flatten(0, 1), ids[:, 1:].flatten())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def timed(step, ids: torch.Tensor, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    step(ids)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per model (after 2 warmup steps)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    base = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1)
+    cfg = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1,
+                             n_kv_head=base.n_head)
+    emit({"bench": "machine", "platform": platform.platform(), "cpus": os.cpu_count(),
+          "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
+          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
+    ours = Transformer(cfg).to(device)
+    theirs = gpt2_sdpa(cfg).to(device)
+    dtype = torch.bfloat16 if device.type == "cuda" else None
+    steps = {"mmtok": make_step(ours, True, device, dtype), "gpt2": make_step(theirs, False, device, dtype)}
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
+    for fn in steps.values():
+        for _ in range(2):
+            fn(ids)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(args.steps):
+        for name, fn in steps.items():
+            times[name].append(timed(fn, ids, device))
+    tokens = args.batch * args.seq_len
+    med = {k: statistics.median(v) for k, v in times.items()}
+    params = {"mmtok": sum(p.numel() for p in ours.parameters()),
+              "gpt2": sum(p.numel() for p in theirs.parameters())}
+    common = {"preset": args.preset, "seq_len": args.seq_len, "batch": args.batch, "vocab": args.vocab,
+              "precision": "bf16 autocast" if dtype else "float32", "device": str(device)}
+    for name in steps:
+        emit({"bench": "train_step", "impl": name, **common, "params": params[name],
+              "seconds_per_step": round(med[name], 4), "tokens_per_s": round(tokens / med[name], 1)})
+    emit({"bench": "train_step", "metric": "ratio", **common,
+          "mmtok_over_gpt2_tokens_per_s": round(med["gpt2"] / med["mmtok"], 3)})
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
+        for compiled in (False, True):
+            m = Transformer(cfg).to(device)
+            net = torch.compile(m) if compiled else m
+            fn = make_step(net, True, device, torch.bfloat16)
+            for _ in range(3):
+                fn(ids)
+            sec = statistics.median(timed(fn, ids, device) for _ in range(args.steps))
+            row = {"bench": "train_mfu", "impl": "mmtok", "compile": compiled, **common,
+                   "tokens_per_s": round(tokens / sec, 1), "gpu": name}
+            if peak:
+                row["mfu"] = round(m.flops_per_token(args.seq_len) * tokens / sec / (peak * 1e12), 4)
+                row["peak_tflops_assumed"] = peak
+            emit(row)
+
+
+if __name__ == "__main__":
+    main()
