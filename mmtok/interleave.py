@@ -1,13 +1,15 @@
 """Documents <-> one stream of ids (and back, exactly).
 
 A document is a list of segments: a ``str``, a ``PIL.Image``, a ``pathlib.Path``
-to an image or audio file, or a tagged dict: ``{"text": str}``, ``{"image":
-path|PIL|array}``, ``{"audio": path|array, "sample_rate": int}``, or already
-tokenized media ``{"image_codes": [h, w]}``, ``{"audio_codes": [n]}``.
+to an image, audio or video file, or a tagged dict: ``{"text": str}``,
+``{"image": path|PIL|array}``, ``{"audio": path|array, "sample_rate": int}``,
+``{"video": path|frames}``, or already tokenized media ``{"image_codes": [h, w]}``,
+``{"audio_codes": [n]}``, ``{"video_codes": [t, h, w]}``.
 
 Layout (ids from :class:`~mmtok.vocab.Vocabulary`)::
 
-    <bos> text... <boi> row_0 <eol> ... row_{h-1} <eol> <eoi> text... <boa> codes <eoa> <eos>
+    <bos> text... <boi> row_0 <eol> ... row_{h-1} <eol> <eoi> text... <boa> codes <eoa>
+          <bov> (row_0 <eol> ... row_{h-1} <eol> <eof>) per frame <eov> <eos>
 
 Canonical form: adjacent text segments are merged and empty ones dropped, so
 ``decode(encode(doc))`` equals ``normalize(doc)`` with media given as codes, and
@@ -16,16 +18,19 @@ Canonical form: adjacent text segments are merged and empty ones dropped, so
 Positions: ``pos`` counts tokens; ``pos_thw`` gives (time, row, column) for 3-D
 rotary embeddings. Text and markers advance all three together; the code at
 (r, c) of an image that starts at position s sits at (s, s + r, s + c) and the
-``<eol>`` ending row r at (s, s + r, s + w); audio codes advance like text. After
-a segment the next position is one past the largest position used so far.
+``<eol>`` ending row r at (s, s + r, s + w); in a video, frame f's code at (r, c)
+sits at (s + f, s + r, s + c) and its ``<eof>`` at (s + f, s + h, s + w); audio
+codes advance like text. After a segment the next position is one past the
+largest position used so far.
 
 Repair (``decode(..., repair=True)``) for generated streams, each change reported
 as a :class:`Repair`: ids out of range, misplaced special tokens and codes of
-the wrong modality are dropped; a row longer than the first row of its image is
-truncated, a shorter one padded with the codes of the row above; empty rows and
-empty segments are dropped; a segment still open at the end of the stream (or
-when the next one starts) is closed; everything after ``<eos>`` is dropped;
-text that is not valid UTF-8 gets U+FFFD.
+the wrong modality are dropped; a row longer than the first row of its image
+(or video) is truncated, a shorter one padded with the codes of the row above;
+a video frame with too few rows is padded with the previous frame's rows, one
+with too many truncated; empty rows and empty segments are dropped; a segment
+still open at the end of the stream (or when the next one starts) is closed;
+everything after ``<eos>`` is dropped; text that is not valid UTF-8 gets U+FFFD.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ from mmtok.errors import DocumentError, StreamError
 from mmtok.text import ByteTokenizer
 from mmtok.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
-__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "Decoded", "Interleaver", "Repair", "Stream", "pretty"]
+__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Decoded", "Interleaver", "Repair", "Stream", "pretty"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})
 
 
 @dataclass(eq=False)
@@ -119,63 +125,98 @@ class _Parser:
     def is_opener(self, tok: int) -> bool:
         return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
 
-    def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
-        """Parse the image opened at ``b``; returns (segment or None, next index)."""
-        il, v = self.il, self.v
-        start = v.range("image").start
+    def rows(self, i: int, modality: str, close: int, width: int | None) -> tuple[list[np.ndarray], int, bool, int | None]:
+        """Rows of ``modality`` codes from ``i`` up to the ``close`` token (``<eoi>`` or ``<eof>``).
+
+        Returns (rows, next index, whether ``close`` was found, row width). Stops
+        without consuming at a token that opens or ends a segment.
+        """
+        il, start, close_name = self.il, self.v.range(modality).start, self.v.token(close)
+        a = "an" if modality[0] in "aeiou" else "a"
         rows: list[np.ndarray] = []
         cur: list[np.ndarray] = []
-        width: int | None = None
-        i = b + 1
 
         def end_row(at: int) -> None:
             nonlocal width, cur
             row = np.concatenate(cur) if cur else np.zeros(0, np.int64)
             cur = []
             if row.size == 0:
-                self.problem(at, "an image code", "dropped the empty row")
+                self.problem(at, f"{a} {modality} code", "dropped the empty row")
                 return
             if width is None:
                 width = row.size
             elif row.size != width:
                 self.problem(at, f"row {len(rows)} to have {width} codes like row 0, not {row.size}",
                              f"{'truncated' if row.size > width else 'padded'} it to {width}")
-                row = row[:width] if row.size > width else np.concatenate([row, rows[-1][row.size:]])
+                above = rows[-1] if rows else np.zeros(width, np.int64)
+                row = row[:width] if row.size > width else np.concatenate([row, above[row.size:]])
             rows.append(row)
 
         while True:
-            j = self.run_end(i, "image")
+            j = self.run_end(i, modality)
             if j > i:
                 cur.append(self.ids[i:j] - start)
             if j >= self.n:
-                self.problem(j, "<eol> or <eoi>", "closed the image")
+                self.problem(j, f"<eol> or {close_name}", f"closed the {modality}")
                 if cur:
                     end_row(j)
-                i = j
-                break
+                return rows, j, False, width
             tok = int(self.ids[j])
             if tok == il.EOL:
                 end_row(j)
                 i = j + 1
-            elif tok == il.EOI:
+            elif tok == close:
                 if cur:
-                    self.problem(j, "<eol> before <eoi>", "ended the row")
+                    self.problem(j, f"<eol> before {close_name}", "ended the row")
                     end_row(j)
-                i = j + 1
-                break
-            elif self.is_opener(tok):
-                self.problem(j, "an image code, <eol> or <eoi>", "closed the image")
+                return rows, j + 1, True, width
+            elif self.is_opener(tok) or tok == il.EOV:
+                if tok != il.EOV or modality != "video":
+                    self.problem(j, f"{a} {modality} code, <eol> or {close_name}", f"closed the {modality}")
                 if cur:
                     end_row(j)
-                i = j
-                break
+                return rows, j, False, width
             else:
-                self.problem(j, "an image code, <eol> or <eoi>", "dropped it")
+                self.problem(j, f"{a} {modality} code, <eol> or {close_name}", "dropped it")
                 i = j + 1
+
+    def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        """Parse the image opened at ``b``; returns (segment or None, next index)."""
+        rows, i, _, _ = self.rows(b + 1, "image", self.il.EOI, None)
         if not rows:
             self.problem(b, "an image with at least one row", "dropped the empty image")
             return None, i
         return {"image_codes": torch.from_numpy(np.stack(rows))}, i
+
+    def video(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        """Parse the video opened at ``b``: frames of rows, each frame closed by ``<eof>``."""
+        il = self.il
+        frames: list[np.ndarray] = []
+        width: int | None = None
+        i = b + 1
+        while True:
+            if i < self.n and self.ids[i] == il.EOV:
+                i += 1
+                break
+            at = i
+            rows, i, closed, width = self.rows(i, "video", il.EOF, width)
+            if rows:
+                if frames and len(rows) != len(frames[0]):
+                    h = len(frames[0])
+                    self.problem(at, f"frame {len(frames)} to have {h} rows like frame 0, not {len(rows)}",
+                                 f"{'truncated' if len(rows) > h else 'padded'} it to {h} rows")
+                    rows = (rows + list(frames[-1][len(rows):]))[:h]
+                frames.append(np.stack(rows))
+            if not closed:
+                if i < self.n and self.ids[i] == il.EOV:
+                    if rows:
+                        self.problem(i, "<eof> before <eov>", "ended the frame")
+                    i += 1
+                break
+        if not frames:
+            self.problem(b, "a video with at least one frame", "dropped the empty video")
+            return None, i
+        return {"video_codes": torch.from_numpy(np.stack(frames))}, i
 
     def audio(self, b: int) -> tuple[dict[str, Any] | None, int]:
         il, start = self.il, self.v.range("audio").start
@@ -240,8 +281,13 @@ class _Parser:
                 seg, i = self.audio(i)
                 if seg is not None:
                     segments.append(seg)
+            elif tok == il.BOV and self.v.has("video"):
+                seg, i = self.video(i)
+                if seg is not None:
+                    segments.append(seg)
             else:
-                opts = ["text", "<eos>"] + [m for m, t in (("<boi>", "image"), ("<boa>", "audio")) if self.v.has(t)]
+                markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
+                opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
                 self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
                 i += 1
             text_start = i
@@ -251,13 +297,14 @@ class _Parser:
 
 
 class Interleaver:
-    """Documents of text, images and audio <-> one :class:`Stream` of ids.
+    """Documents of text, images, audio and video <-> one :class:`Stream` of ids.
 
-    ``text`` is any tokenizer with ``encode(str) -> ids`` and ``decode(ids)``
-    (default: bytes); ``image`` and ``audio`` anything with ``encode``,
-    ``decode`` and ``codebook_size`` (``mmtok.load("image")``, ...). ``vocab``
-    may be None to build it from the tokenizers. ``loss_weights`` maps
-    ``"text"``, ``"special"``, ``"image"``, ``"audio"`` to the weight of their tokens.
+    ``text`` is any tokenizer with ``encode(str) -> ids`` and ``decode(ids, errors=...)``
+    (default: bytes); ``image``, ``audio`` and ``video`` anything with ``encode``,
+    ``decode`` and ``codebook_size`` (``mmtok.load("image")``, ...), whose codes are
+    ``[h, w]``, ``[n]`` and ``[t, h, w]``. ``vocab`` may be None to build it from the
+    tokenizers. ``loss_weights`` maps ``"text"``, ``"special"``, ``"image"``,
+    ``"audio"``, ``"video"`` to the weight of their tokens.
 
     >>> il = Interleaver(Vocabulary(256, ranges={"image": 16}))
     >>> s = il.encode(["hi ", {"image_codes": [[1, 2], [3, 4]]}])
@@ -279,16 +326,14 @@ class Interleaver:
         bos: bool = True,
         eos: bool = True,
     ) -> None:
-        if video is not None:
-            raise NotImplementedError("video segments are not interleaved yet; pass video=None")
         self.text = text if text is not None else ByteTokenizer()
-        self.image, self.audio = image, audio
+        self.image, self.audio, self.video = image, audio, video
         if vocab is None:
-            vocab = Vocabulary.for_tokenizers(text=self.text, image=image, audio=audio)
+            vocab = Vocabulary.for_tokenizers(text=self.text, image=image, audio=audio, video=video)
         self.vocab = vocab
         if vocab.text_size != self.text.vocab_size:
             raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
-        for name, tok in (("image", image), ("audio", audio)):
+        for name, tok in (("image", image), ("audio", audio), ("video", video)):
             if tok is not None:
                 if not vocab.has(name):
                     raise ValueError(f"an {name} tokenizer was given but the vocabulary has no {name} range")
@@ -305,7 +350,7 @@ class Interleaver:
         self.bos, self.eos = bos, eos
         i = vocab.id
         self.BOS, self.EOS, self.BOI, self.EOI, self.EOL = i("<bos>"), i("<eos>"), i("<boi>"), i("<eoi>"), i("<eol>")
-        self.BOA, self.EOA, self.BOV = i("<boa>"), i("<eoa>"), i("<bov>")
+        self.BOA, self.EOA, self.BOV, self.EOV, self.EOF = i("<boa>"), i("<eoa>"), i("<bov>"), i("<eov>"), i("<eof>")
 
     # ------------------------------------------------------------------ documents -> stream
 
@@ -345,13 +390,15 @@ class Interleaver:
                 return {"image_codes": self._image_codes(seg, k)}
             if suffix in AUDIO_SUFFIXES:
                 return {"audio_codes": self._audio_codes(seg, None, k)}
-            raise ValueError(f"segment {k}: cannot tell from its suffix whether {seg} is an image or audio; "
-                             "use {'image': path} or {'audio': path}")
+            if suffix in VIDEO_SUFFIXES:
+                return {"video_codes": self._video_codes(seg, k)}
+            raise ValueError(f"segment {k}: cannot tell from its suffix whether {seg} is an image, audio or "
+                             "video; use {'image': path}, {'audio': path} or {'video': path}")
         if isinstance(seg, Mapping):
             keys = set(seg) - {"sample_rate"}
             if len(keys) != 1:
-                raise ValueError(f"segment {k}: a tagged segment has one of the keys text, image, audio, "
-                                 f"image_codes, audio_codes; got {sorted(seg)}")
+                raise ValueError(f"segment {k}: a tagged segment has one of the keys text, image, audio, video, "
+                                 f"image_codes, audio_codes, video_codes; got {sorted(seg)}")
             (key,) = keys
             val = seg[key]
             if key == "text":
@@ -362,6 +409,10 @@ class Interleaver:
                 return {"image_codes": self._image_codes(val, k)}
             if key == "audio":
                 return {"audio_codes": self._audio_codes(val, seg.get("sample_rate"), k)}
+            if key == "video":
+                return {"video_codes": self._video_codes(val, k)}
+            if key == "video_codes":
+                return {"video_codes": self._check(_codes_tensor(val, dims=3, what=f"segment {k} video_codes"), "video", k)}
             if key == "image_codes":
                 return {"image_codes": self._check(_codes_tensor(val, dims=2, what=f"segment {k} image_codes"), "image", k)}
             if key == "audio_codes":
@@ -391,6 +442,10 @@ class Interleaver:
     def _image_codes(self, x: Any, k: int) -> torch.Tensor:
         codes = self._media("image", x, k)
         return self._check(_codes_tensor(codes, dims=2, what=f"segment {k}: the image tokenizer's codes"), "image", k)
+
+    def _video_codes(self, x: Any, k: int) -> torch.Tensor:
+        codes = self._media("video", x, k)
+        return self._check(_codes_tensor(codes, dims=3, what=f"segment {k}: the video tokenizer's codes"), "video", k)
 
     def _audio_codes(self, x: Any, sample_rate: int | None, k: int) -> torch.Tensor:
         codes = self._media("audio", x, k) if sample_rate is None else self._media("audio", x, k, sample_rate=sample_rate)
@@ -427,6 +482,20 @@ class Interleaver:
                 thw.append(np.stack([np.full(rows.size, s), s + rows.reshape(-1), s + cols.reshape(-1)], axis=1))
                 nxt = s + max(h, w + 1)
                 flat([self.EOI])
+            elif "video_codes" in seg:
+                codes = seg["video_codes"].numpy()
+                t, h, w = codes.shape
+                flat([self.BOV])
+                grid = np.concatenate([codes + self.vocab.range("video").start,
+                                       np.full((t, h, 1), self.EOL, np.int64)], axis=2)  # (t, h, w+1)
+                frames = np.concatenate([grid.reshape(t, h * (w + 1)), np.full((t, 1), self.EOF, np.int64)], axis=1)
+                f, r, c = np.meshgrid(np.arange(t), np.arange(h + 1), np.arange(w + 1), indexing="ij")
+                keep = (r < h) | (c == w)  # the codes, each row's <eol>, and the <eof> at (h, w)
+                s = nxt
+                ids.append(frames.reshape(-1))
+                thw.append(s + np.stack([f[keep], r[keep], c[keep]], axis=1))
+                nxt = s + max(t, h + 1, w + 1)
+                flat([self.EOV])
             else:
                 codes = seg["audio_codes"].numpy()
                 flat(np.concatenate([[self.BOA], codes + self.vocab.range("audio").start, [self.EOA]]))
@@ -456,10 +525,11 @@ class Interleaver:
     # ------------------------------------------------------------------ stream -> documents
 
     def decode(self, stream: Stream | Any, *, repair: bool = False, media: bool = False) -> Decoded:
-        """The segments of a stream: ``{"text"}``, ``{"image_codes" [h, w]}``, ``{"audio_codes" [n]}``.
+        """The segments of a stream: ``{"text"}``, ``{"image_codes" [h, w]}``, ``{"audio_codes" [n]}``,
+        ``{"video_codes" [t, h, w]}``.
 
-        ``media=True`` adds ``"image"`` (``[3, H, W]``) and ``"audio"`` (waveform) decoded by
-        the tokenizers. A malformed stream raises :class:`~mmtok.errors.StreamError` naming
+        ``media=True`` adds ``"image"`` (``[3, H, W]``), ``"audio"`` (waveform, with its
+        ``"sample_rate"``) and ``"video"`` (frames) decoded by the tokenizers. A malformed stream raises :class:`~mmtok.errors.StreamError` naming
         the position and what was expected there; ``repair=True`` fixes it instead (see the
         module docstring) and lists each change in ``result.repairs``.
         """
@@ -481,6 +551,8 @@ class Interleaver:
             for k, seg in enumerate(segments):
                 if "image_codes" in seg:
                     seg["image"] = self._need("image", k).decode(seg["image_codes"])
+                elif "video_codes" in seg:
+                    seg["video"] = self._need("video", k).decode(seg["video_codes"])
                 elif "audio_codes" in seg:
                     seg["audio"] = self._need("audio", k).decode(seg["audio_codes"])
                     seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
@@ -498,6 +570,10 @@ class Interleaver:
             elif "image_codes" in seg:
                 h, w = seg["image_codes"].shape
                 parts.append(f"[image {h}×{w}]")
+            elif "video_codes" in seg:
+                t, h, w = seg["video_codes"].shape
+                fps = getattr(self.video, "fps", None)
+                parts.append(f"[video {t / fps:.1f} s, {t}×{h}×{w}]" if fps else f"[video {t}×{h}×{w}]")
             else:
                 n = seg["audio_codes"].numel()
                 rate = getattr(self.audio, "tokens_per_second", None)
