@@ -112,3 +112,25 @@ def test_lr_schedule() -> None:
     assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
     assert lr_at(cfg, 60) == pytest.approx(0.55) and lr_at(cfg, 110) == pytest.approx(0.1)
     assert torch.isfinite(torch.tensor(lr_at(cfg, 500)))
+
+
+def test_positions_from_ids_equal_the_interleavers() -> None:
+    from mmtok.interleave import Interleaver
+    from mmtok.train import positions_thw
+    from mmtok.vocab import Vocabulary
+
+    il = Interleaver(Vocabulary(256, ranges={"image": 8, "audio": 4}))
+    docs = [
+        ["ab", {"image_codes": torch.arange(6).view(2, 3) % 8}, "c", {"audio_codes": torch.arange(3)}, "d"],
+        [{"image_codes": torch.zeros(4, 1, dtype=torch.long)}, "xyz"],
+    ]
+    streams = [il.encode(d) for d in docs]
+    ids = torch.cat([s.ids for s in streams])[None]
+    doc = torch.cat([torch.full((len(s),), k) for k, s in enumerate(streams)])[None]
+    expected = torch.cat([s.pos_thw for s in streams])
+    assert torch.equal(positions_thw(ids, doc, il.vocab)[0], expected)
+
+
+def test_rope_3d_training_runs(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "r3", steps=3, save_every=3, rope_3d=True), progress=False)
+    assert len(log(run)) == 3 and all(r["loss"] > 0 for r in log(run))
