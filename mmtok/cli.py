@@ -72,7 +72,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     manifest = tokenize_corpus(
         args.corpus,
         args.out,
-        tokenizers=TokenizerSpec(text=args.text, image=args.image, audio=args.audio),
+        tokenizers=TokenizerSpec(text=args.text, image=args.image, audio=args.audio, video=args.video),
         workers=args.workers,
         shard_tokens=args.shard_tokens,
         part=args.part,
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--text", default="byte", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
     tok.add_argument("--image", default=None, help="image tokenizer: shipped name, folder or module:callable")
     tok.add_argument("--audio", default=None, help="audio tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--video", default=None, help="video tokenizer: folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
 

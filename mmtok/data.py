@@ -4,8 +4,8 @@ Input is JSONL, one document per line::
 
     {"segments": [{"text": "..."}, {"image": "rel/path.jpg"}, {"audio": "rel/clip.wav"}]}
 
-(relative media paths resolve against the JSONL file's folder; blank lines are
-not documents and are ignored). Output, in ``out``::
+(``{"video": path}`` too, given a video tokenizer; relative media paths resolve
+against the JSONL file's folder; blank lines are not documents and are ignored). Output, in ``out``::
 
     shard-00000.bin    the ids of whole documents, back to back (uint16 when the
                        vocabulary fits, else uint32; read with np.memmap)
@@ -61,7 +61,7 @@ __all__ = ["TokenizerSpec", "build_interleaver", "part_folder", "tokenize_corpus
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 BATCH_PER_WORKER = 64  # lines in flight per worker (bounds memory)
 LOCK_NAME = ".lock"  # held while a run writes the folder
-MEDIA_KEYS = ("image", "audio")
+MEDIA_KEYS = ("image", "audio", "video")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class TokenizerSpec:
     text: str = "byte"
     image: str | None = None
     audio: str | None = None
+    video: str | None = None
 
 
 def _load_media(spec: str) -> Any:
@@ -97,7 +98,8 @@ def build_interleaver(spec: TokenizerSpec) -> Interleaver:
     text = load_text_tokenizer(spec.text)
     image = _load_media(spec.image) if spec.image else None
     audio = _load_media(spec.audio) if spec.audio else None
-    return Interleaver(None, text=text, image=image, audio=audio)
+    video = _load_media(spec.video) if spec.video else None
+    return Interleaver(None, text=text, image=image, audio=audio, video=video)
 
 
 def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
@@ -132,7 +134,7 @@ def _document(raw: bytes, base: Path, il: Interleaver, line: int) -> list[Any]:
             out.append({"text": seg})
             continue
         if not isinstance(seg, dict) or len(seg) != 1 or next(iter(seg)) not in ("text", *MEDIA_KEYS):
-            raise ValueError(f'segment {k} must be {{"text": ...}}, {{"image": path}} or {{"audio": path}}')
+            raise ValueError(f'segment {k} must be {{"text": ...}} or {{"image"|"audio"|"video": path}}')
         ((key, value),) = seg.items()
         if not isinstance(value, str):
             raise ValueError(f"segment {k}: {key} must be a string, got {type(value).__name__}")

@@ -199,6 +199,17 @@ def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path, capsys: py
         holder.wait()
 
 
+def test_video_documents(tmp_path: Path) -> None:
+    np.save(tmp_path / "clip.npy", np.random.default_rng(0).random((3, 3, 32, 16), dtype=np.float32))
+    (tmp_path / "v.jsonl").write_text(json.dumps({"segments": ["a clip: ", {"video": "clip.npy"}]}) + "\n")
+    spec = TokenizerSpec(video="tests.test_interleave:PaletteVideo")
+    m = tokenize_corpus(tmp_path / "v.jsonl", tmp_path / "out", tokenizers=spec)
+    assert m["tokens"]["video"] == 1 + 3 * (2 * 2 + 1) + 1 and m["tokenizers"]["video"] == spec.video
+    (doc,) = open_shards(tmp_path / "out").documents()
+    segs = build_interleaver(spec).decode(doc)
+    assert segs[0] == {"text": "a clip: "} and segs[1]["video_codes"].shape == (3, 2, 1)
+
+
 def test_damaged_shards_are_refused(reference: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -78,7 +78,9 @@ class PaletteVideo:
     fps = 4
     fingerprint = "palette-video-v1"
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:  # (T, 3, H, W) in [0, 1]
+    def encode(self, frames: torch.Tensor | str | Path) -> torch.Tensor:  # (T, 3, H, W) in [0, 1], or a .npy of it
+        if isinstance(frames, (str, Path)):
+            frames = torch.from_numpy(np.load(frames))
         images = PaletteImages()
         return torch.stack([images.encode(Image.fromarray((f.permute(1, 2, 0).numpy() * 255).astype(np.uint8)))
                             for f in frames])  # (t, h, w)
