@@ -115,16 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     tok = sub.add_parser("tokenize", help="tokenize a JSONL corpus of interleaved documents into shards")
     tok.add_argument("corpus", help='JSONL, one {"segments": [...]} document per line')
-    tok.add_argument("--out", required=True, help="folder for the shards and manifest.json")
-    tok.add_argument("--workers", type=int, default=1, help="tokenizing processes (output is the same for any)")
-    tok.add_argument("--shard-tokens", type=int, default=1 << 24, help="a shard closes at this many tokens")
-    tok.add_argument("--part", type=_part, default=None, help="i/n: tokenize only part i of n (default: "
+    tok.add_argument("--out", required=True, metavar="DIR", help="folder for the shards and manifest.json")
+    tok.add_argument("--workers", type=int, default=1, metavar="N", help="tokenizing processes (output is the same for any)")
+    tok.add_argument("--shard-tokens", type=int, default=1 << 24, metavar="N", help="a shard closes at this many tokens")
+    tok.add_argument("--part", type=_part, default=None, metavar="i/n", help="i/n: tokenize only part i of n (default: "
                      "RANK/WORLD_SIZE under torchrun)")
     tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
-    tok.add_argument("--text", default="byte", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
-    tok.add_argument("--image", default=None, help="image tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--audio", default=None, help="audio tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--video", default=None, help="video tokenizer: folder or module:callable")
+    tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
+    tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
 

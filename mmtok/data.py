@@ -292,10 +292,9 @@ def _tokenize_into(
 
     from tqdm import tqdm
 
-    bar = tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}")
     tokens, start = 0, time.perf_counter()
     threads = torch.get_num_threads()
-    pool = None
+    pool, bar = None, None
     global _WORKER
     try:
         if workers == 1:
@@ -309,6 +308,7 @@ def _tokenize_into(
             _WORKER = (il, base, dtype)  # inherited by forked workers
             pool = ctx.Pool(workers, _init_worker, (tokenizers, base, dtype.name, os.getpid()))
             results = _ordered(pool, mine, workers)
+        bar = tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}")  # after the fork
         last = resume - 1
         for line, ids, info in results:
             last = line
@@ -325,7 +325,8 @@ def _tokenize_into(
         if writer.pending:
             writer.commit(last + 1)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         torch.set_num_threads(threads)
         _WORKER = None
         if pool is not None:
