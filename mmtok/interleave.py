@@ -47,7 +47,17 @@ from mmtok.errors import DocumentError, StreamError
 from mmtok.text import ByteTokenizer
 from mmtok.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
-__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Decoded", "Interleaver", "Repair", "Stream", "pretty"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "Decoded",
+    "Interleaver",
+    "Repair",
+    "Stream",
+    "positions_thw",
+    "pretty",
+]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
@@ -89,6 +99,57 @@ class Decoded(list):  # type: ignore[type-arg]
     def __init__(self, segments: Sequence[dict[str, Any]] = (), repairs: Sequence[Repair] = ()) -> None:
         super().__init__(segments)
         self.repairs = list(repairs)
+
+
+def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
+    """The (time, row, column) positions ``[L, 3]`` of a stream's ids, rebuilt from the ids alone.
+
+    The same positions :meth:`Interleaver.encode` assigns (see the module docstring),
+    for a well-formed stream that starts at a document start; shards store only ids,
+    so training rebuilds 3-D positions with this. One vectorized pass per grid.
+
+    >>> v = Vocabulary(256, ranges={"image": 4})
+    >>> i, i0 = v.id, v.range("image").start
+    >>> positions_thw(v, [65, i("<boi>"), i0, i0, i("<eol>"), i("<eoi>"), 66])[:, 2].tolist()
+    [0, 1, 2, 3, 4, 5, 6]
+    """
+    a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+    n = a.size
+    step = np.ones(n, np.int64)  # how far each token moves the running position
+    eol = vocab.id("<eol>")
+    grids: list[tuple[int, int, int, int]] = []  # (first, stop, row width incl. <eol>, frame length or 0)
+    for modality, opener, closer in (("image", "<boi>", "<eoi>"), ("video", "<bov>", "<eov>")):
+        if not vocab.has(modality):
+            continue
+        opens, closes = np.flatnonzero(a == vocab.id(opener)), np.flatnonzero(a == vocab.id(closer))
+        for o in opens.tolist():
+            k = int(np.searchsorted(closes, o))
+            first, stop = o + 1, (int(closes[k]) if k < closes.size else n)
+            if stop <= first:
+                continue
+            body = a[first:stop]
+            eols = np.flatnonzero(body == eol)
+            w1 = int(eols[0]) + 1 if eols.size else stop - first  # codes per row + its <eol>
+            if modality == "image":
+                frame, advance = 0, max(int(eols.size), w1)
+            else:
+                eofs = np.flatnonzero(body == vocab.id("<eof>"))
+                frame = int(eofs[0]) + 1 if eofs.size else stop - first  # tokens per frame
+                advance = max(int(eofs.size), (frame - 1) // w1 + 1, w1)
+            step[first:stop] = 0
+            step[stop - 1] = advance
+            grids.append((first, stop, w1, frame))
+    flat = np.cumsum(step) - step  # exclusive: each token's position along the stream
+    out = np.repeat(flat[:, None], 3, axis=1)
+    for first, stop, w1, frame in grids:
+        k = np.arange(stop - first)
+        if frame:  # video: frame f, then row and column inside it; <eof> sits at (h, w)
+            f, rem = k // frame, k % frame
+            r, c = rem // w1, np.where(rem == frame - 1, w1 - 1, rem % w1)
+        else:
+            f, r, c = np.zeros_like(k), k // w1, k % w1
+        out[first:stop] = flat[first] + np.stack([f, r, c], axis=1)
+    return torch.from_numpy(out)
 
 
 def _codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
@@ -505,13 +566,11 @@ class Interleaver:
         return self.stream(all_ids, pos_thw=np.concatenate(thw) if thw else np.zeros((0, 3), np.int64))
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
-        """A :class:`Stream` around ``ids`` (positions recomputed by decoding when not given)."""
+        """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""
         a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
         if pos_thw is None:
-            again = self.encode(self.decode(a))
-            if not np.array_equal(again.ids.numpy(), a):
-                raise StreamError("ids are not in canonical layout; build streams with encode()")
-            return again
+            self.decode(a)  # raises StreamError on a malformed stream
+            pos_thw = positions_thw(self.vocab, a).numpy()
         mod = self.vocab.stream_modality(a)
         return Stream(
             ids=torch.from_numpy(a),

@@ -15,7 +15,7 @@ from PIL import Image
 
 import mmtok
 from mmtok.errors import StreamError
-from mmtok.interleave import Interleaver, Stream, pretty
+from mmtok.interleave import Interleaver, Stream, positions_thw, pretty
 from mmtok.text import ByteTokenizer, train_bpe
 from mmtok.vocab import Modality, Vocabulary
 
@@ -136,6 +136,7 @@ def check_stream(s: Stream) -> None:
 def test_interleave_then_deinterleave_is_identity(doc: list[Any]) -> None:
     s = IL.encode(doc)
     check_stream(s)
+    assert torch.equal(positions_thw(V, s.ids), s.pos_thw)  # positions follow from the ids alone
     back = IL.decode(s)
     assert same(back, IL.normalize(doc))
     assert back.repairs == []
