@@ -68,9 +68,9 @@ MEDIA_KEYS = ("image", "audio", "video")
 class TokenizerSpec:
     """Which tokenizers to use, as strings a worker process can rebuild them from.
 
-    ``text``: ``"byte"`` or a BPE folder. ``image``/``audio``: a shipped name
-    (``"image"``), a checkpoint folder, or ``"package.module:callable"`` returning
-    any object with ``encode``, ``decode`` and ``codebook_size``.
+    ``text``: ``"byte"`` or a BPE folder. ``image``/``audio``/``video``: a shipped
+    name (``"image"``), a checkpoint folder, or ``"package.module:callable"``
+    returning any object with ``encode``, ``decode`` and ``codebook_size``.
     """
 
     text: str = "byte"
