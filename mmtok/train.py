@@ -36,12 +36,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.errors import MmtokError
+from mmtok.interleave import positions_thw
 from mmtok.model import ModelConfig, Transformer
 from mmtok.packing import PackedDataset
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 from mmtok.vocab import Modality, Vocabulary
 
-__all__ = ["TrainConfig", "latest_checkpoint", "load_run", "main", "positions_thw", "train"]
+__all__ = ["TrainConfig", "latest_checkpoint", "load_run", "main", "train", "window_positions_thw"]
 
 CKPT_PREFIX = "ckpt-"
 LOG_NAME = "log.jsonl"
@@ -152,50 +153,19 @@ def _positions(doc: torch.Tensor) -> torch.Tensor:
     return idx - first
 
 
-def positions_thw(ids: torch.Tensor, doc: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
-    """The interleaver's (time, row, column) positions ``[B, T, 3]``, recomputed from ids.
+def window_positions_thw(ids: torch.Tensor, doc: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+    """The interleaver's (time, row, column) positions ``[B, T, 3]`` of packed windows.
 
-    Shards keep only ids, so 3-D positions are rebuilt the way
-    :meth:`mmtok.interleave.Interleaver.encode` assigns them: every token advances
-    one position, except an image grid, which sits at ``(s, s + row, s + column)``
-    and advances ``max(h, w + 1)`` in all. Positions restart at each document
-    start inside the window. An image cut by the window's left edge has lost its
-    ``<boi>``, so its remaining codes are counted as flat tokens.
+    Shards keep only ids, so each document piece in a window gets its positions
+    rebuilt by :func:`mmtok.interleave.positions_thw`, restarting at 0 where the
+    piece starts (a document cut by the window's left edge restarts too).
     """
-    boi, eoi, eol = vocab.id("<boi>"), vocab.id("<eoi>"), vocab.id("<eol>")
     b, t = ids.shape
     out = torch.empty(b, t, 3, dtype=torch.long)
     for r in range(b):
-        row = ids[r]
-        step = torch.ones(t, dtype=torch.long)  # how far each token advances the counter
-        grids: list[tuple[int, int, int, int]] = []  # (first, stop, h, w) of each image grid
-        opens = torch.nonzero(row == boi).flatten().tolist()
-        closes = torch.nonzero(row == eoi).flatten().tolist()
-        for a in opens:
-            stop = next((c for c in closes if c > a), t)
-            first = a + 1
-            if stop <= first:
-                continue
-            eols = torch.nonzero(row[first:stop] == eol).flatten()
-            w = int(eols[0]) if eols.numel() else stop - first
-            h = int(eols.numel())
-            step[first:stop] = 0
-            step[stop - 1] = max(h, w + 1)
-            grids.append((first, stop, h, w))
-        flat = torch.cumsum(step, 0) - step  # exclusive: position of each token
-        starts = torch.ones(t, dtype=torch.bool)
-        starts[1:] = doc[r, 1:] != doc[r, :-1]
-        idx = torch.arange(t)
-        first_of_doc = torch.where(starts, idx, torch.zeros_like(idx)).cummax(0).values
-        flat = flat - flat[first_of_doc]
-        out[r] = flat[:, None].expand(t, 3)
-        for first, stop, _h, w in grids:
-            s0 = int(flat[first])
-            k = torch.arange(stop - first)
-            rr, cc = k // (w + 1), k % (w + 1)
-            out[r, first:stop, 0] = s0
-            out[r, first:stop, 1] = s0 + rr
-            out[r, first:stop, 2] = s0 + cc
+        edges = (torch.nonzero(doc[r, 1:] != doc[r, :-1]).flatten() + 1).tolist()
+        for lo, hi in zip([0, *edges], [*edges, t], strict=True):
+            out[r, lo:hi] = positions_thw(vocab, ids[r, lo:hi])
     return out
 
 
@@ -324,7 +294,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
             dist.all_reduce(weight_total)
         norm = max(float(weight_total), 1e-8)
         for k, b in enumerate(micro):
-            b["pos"] = positions_thw(b["ids"], b["doc"], vocab) if cfg.rope_3d else _positions(b["doc"])
+            b["pos"] = window_positions_thw(b["ids"], b["doc"], vocab) if cfg.rope_3d else _positions(b["doc"])
             b = {key: v.to(device, non_blocking=True) for key, v in b.items()}
             sync = nullcontext() if (not ddp or k == cfg.grad_accum - 1) else net.no_sync()  # type: ignore[operator]
             with sync, autocast:

@@ -116,7 +116,7 @@ def test_lr_schedule() -> None:
 
 def test_positions_from_ids_equal_the_interleavers() -> None:
     from mmtok.interleave import Interleaver
-    from mmtok.train import positions_thw
+    from mmtok.train import window_positions_thw
     from mmtok.vocab import Vocabulary
 
     il = Interleaver(Vocabulary(256, ranges={"image": 8, "audio": 4}))
@@ -128,7 +128,7 @@ def test_positions_from_ids_equal_the_interleavers() -> None:
     ids = torch.cat([s.ids for s in streams])[None]
     doc = torch.cat([torch.full((len(s),), k) for k, s in enumerate(streams)])[None]
     expected = torch.cat([s.pos_thw for s in streams])
-    assert torch.equal(positions_thw(ids, doc, il.vocab)[0], expected)
+    assert torch.equal(window_positions_thw(ids, doc, il.vocab)[0], expected)
 
 
 def test_rope_3d_training_runs(shards: Path, tmp_path: Path) -> None:
