@@ -21,6 +21,7 @@ from mmtok.audio import load_audio as load_audio
 from mmtok.checkpoint import Checkpoint as Checkpoint
 from mmtok.checkpoint import load_checkpoint as load_checkpoint
 from mmtok.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.context import plan as plan
 from mmtok.data import TokenizerSpec as TokenizerSpec
 from mmtok.data import tokenize_corpus as tokenize_corpus
 from mmtok.errors import CheckpointError as CheckpointError
@@ -74,6 +75,7 @@ __all__ = [
     "load_image",
     "nearest_code",
     "open_shards",
+    "plan",
     "pretty",
     "save",
     "save_checkpoint",

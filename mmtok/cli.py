@@ -6,6 +6,7 @@
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
     mmtok tokenize docs.jsonl --out DIR [--workers N] [--shard-tokens N] [--part i/n] [--strict]
                   [--image MODEL] [--audio MODEL] [--text byte|FOLDER]
+    mmtok context DURATION [--preset gemini|lwm|chameleon|cosmos|mmtok|custom] [--fps F] [--json] ...
 """
 
 from __future__ import annotations
@@ -87,6 +88,45 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(x) for x in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"--resolution takes WIDTHxHEIGHT or a side (e.g. 640x360, 256), got {text!r}")
+    return parts[1], parts[0]  # (H, W)
+
+
+def _duration(text: str) -> float:
+    try:
+        if ":" in text:  # [[h:]m:]s
+            seconds = 0.0
+            for part in text.split(":"):
+                seconds = seconds * 60 + float(part)
+            return seconds
+        scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:].lower(), None)
+        return float(text[:-1]) * scale if scale else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"duration takes seconds, 90s, 5m, 1.5h or h:mm:ss, got {text!r}") from None
+
+
+def _cmd_context(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mmtok.context import plan
+
+    p = plan(
+        args.duration, preset=args.preset, fps=args.fps, resolution=args.resolution, downsample=args.downsample,
+        tokens_per_frame_overhead=args.frame_overhead, audio_tokens_per_second=args.audio_tokens_per_second,
+        model=args.model, kv_dtype=args.kv_dtype,
+    )
+    print(json.dumps(asdict(p)) if args.json else p.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmtok",
@@ -127,6 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
+
+    from mmtok.context import PRESET_NAMES, presets_help
+
+    ctx = sub.add_parser(
+        "context", help="plan the context length a video takes and what that length costs",
+        description="Tokens per frame/second/minute/total of a video under a tokenizer preset, which "
+        "context windows (8k, 32k, 128k, 1M, 2M) hold it and how many seconds each holds, and the KV-cache "
+        "memory and attention FLOPs of that length for a model size.",
+        epilog="preset sources:\n" + presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h or h:mm:ss")
+    ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
+    ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
+    ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
+    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size)")
+    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame")
+    ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
+    ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
+    ctx.add_argument("--kv-dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp8", "int8"], help="KV-cache element type")
+    ctx.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    ctx.set_defaults(func=_cmd_context)
 
     tr = sub.add_parser("train", help="train the transformer on shards (see 'mmtok train --help')", add_help=False)
     tr.add_argument("options", nargs=argparse.REMAINDER, help="options of the trainer")

@@ -1,0 +1,113 @@
+"""The context planner reproduces published token rates; the CLI prints it as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mmtok.cli import main
+from mmtok.context import WINDOWS, count_params, plan
+from mmtok.image import ImageTokenizerConfig
+from mmtok.model import ModelConfig, Transformer
+
+
+def test_gemini_published_rate() -> None:
+    p = plan(60, preset="gemini")
+    assert p.fps == 1.0 and p.tokens_per_frame == 258 and p.audio_tokens_per_second == 32
+    assert p.tokens_per_second == 290 and p.tokens_per_minute == 17_400
+    assert p.total_tokens == 60 * 258 + 60 * 32
+    one_m = next(w for w in p.windows if w.name == "1M")
+    assert one_m.seconds == pytest.approx(1_048_576 / 290)  # ~1 hour, as Google advertises
+
+
+def test_lwm_published_rate() -> None:
+    p = plan(10, preset="lwm")
+    assert p.tokens_per_frame == 257 and p.grid == (16, 16) and p.total_tokens == 2570
+
+
+def test_chameleon_published_rate() -> None:
+    p = plan(1, preset="chameleon")
+    assert p.resolution == (512, 512) and p.tokens_per_frame == 1024 and p.total_tokens == 1024
+
+
+def test_cosmos_published_rate() -> None:
+    p = plan(8 * 100 / 24, preset="cosmos")  # 800 frames at 24 fps
+    assert p.fps == 24 and p.grid == (16, 16)
+    assert p.tokens_per_frame == 256 / 8  # 256 tokens per 8 frames
+    assert p.latent_frames == 1 + 100  # causal: the first frame on its own, then one per 8
+    assert p.video_tokens == 101 * 256
+    assert p.video_tokens_per_second == 256 * 24 / 8
+
+
+def test_mmtok_preset_reads_shipped_config_or_default(tmp_path) -> None:
+    p = plan(2, preset="mmtok", config_path=tmp_path / "missing.json")
+    cfg = ImageTokenizerConfig()
+    side = cfg.image_size // cfg.downsample
+    assert "default ImageTokenizerConfig" in p.source
+    assert p.tokens_per_frame == side * side + side + 1  # codes, <eol> per row, <eof>
+    assert p.video_tokens == 2 * (side * side + side + 1) + 2  # <bov> <eov>
+    shipped = tmp_path / "config.json"
+    shipped.write_text(json.dumps({"format": "mmtok-checkpoint", "kind": "image", "config": {
+        "image_size": 128, "patch": 4, "enc_channels": [32, 64], "dec_channels": [64, 32],
+        "latent_dim": 64}}))
+    p = plan(1, preset="mmtok", config_path=shipped)
+    assert str(shipped) in p.source and p.grid == (16, 16) and p.tokens_per_frame == 16 * 16 + 16 + 1
+
+
+def test_overrides_and_windows() -> None:
+    p = plan(30, preset="custom", fps=2, resolution=(360, 640), downsample=16, tokens_per_frame_overhead=1,
+             audio_tokens_per_second=50)
+    assert p.grid == (23, 40) and p.frames == 60
+    assert p.tokens_per_frame == 23 * 40 + 1
+    assert p.total_tokens == 60 * (23 * 40 + 1) + 30 * 50
+    assert [w.name for w in p.windows] == list(WINDOWS)
+    for w in p.windows:
+        assert w.fits == (p.total_tokens <= w.tokens)
+        assert w.seconds == pytest.approx(w.tokens / p.tokens_per_second)
+
+
+def test_costs_match_the_model() -> None:
+    p = plan(60, preset="gemini", model="tiny", kv_dtype="fp32")
+    cfg = ModelConfig.preset("tiny")
+    assert count_params(cfg) == Transformer(cfg).num_params(non_embedding=False)
+    assert p.kv_cache_bytes == 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 4 * p.total_tokens
+    model = Transformer(cfg)
+    assert p.train_flops == pytest.approx(p.total_tokens * model.flops_per_token(p.total_tokens))
+    # the attention term grows with the square of the length
+    q = plan(120, preset="gemini", model="tiny")
+    assert q.attention_flops / p.attention_flops == pytest.approx((q.total_tokens / p.total_tokens) ** 2)
+
+
+def test_kv_cache_matches_the_model_cache() -> None:
+    cfg = ModelConfig.preset("tiny", max_seq_len=plan(1, preset="lwm").total_tokens)
+    from mmtok.model import KVCache
+
+    cache = KVCache.empty(cfg, 1, torch.device("cpu"), torch.bfloat16)
+    nbytes = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
+    assert plan(1, preset="lwm", model="tiny").kv_cache_bytes == nbytes
+
+
+@pytest.mark.parametrize("kwargs", [dict(duration_s=0), dict(duration_s=10, fps=0), dict(duration_s=10, fps=-1),
+                                    dict(duration_s=10, preset="sora"), dict(duration_s=10, kv_dtype="int3")])
+def test_bad_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        plan(**kwargs)
+
+
+def test_cli_table_and_json(capsys) -> None:
+    assert main(["context", "5m", "--preset", "gemini"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens / frame" in out and "258.00" in out and "1M" in out
+    assert main(["context", "1:00", "--preset", "lwm", "--json", "--model", "tiny"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["total_tokens"] == 60 * 257 and d["model"] == "tiny" and len(d["windows"]) == 5
+
+
+def test_cli_help_names_sources(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["context", "--help"])
+    out = capsys.readouterr().out
+    for key in ("arXiv:2402.08268", "arXiv:2405.09818", "arXiv:2501.03575", "ai.google.dev", "models/image/config.json"):
+        assert key in out
