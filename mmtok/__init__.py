@@ -45,6 +45,8 @@ from mmtok.quantize import nearest_code as nearest_code
 from mmtok.shards import open_shards as open_shards
 from mmtok.text import BPETokenizer as BPETokenizer
 from mmtok.text import ByteTokenizer as ByteTokenizer
+from mmtok.video import VideoTokenizer as VideoTokenizer
+from mmtok.video import read_video as read_video
 from mmtok.vocab import Vocabulary as Vocabulary
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "UsageStats",
     "VQConfig",
     "VectorQuantizer",
+    "VideoTokenizer",
     "Vocabulary",
     "__version__",
     "available",
@@ -77,6 +80,7 @@ __all__ = [
     "open_shards",
     "plan",
     "pretty",
+    "read_video",
     "save",
     "save_checkpoint",
     "tokenize_corpus",

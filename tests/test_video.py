@@ -1,0 +1,259 @@
+"""Video: frame sampling on generated files (constant and variable frame rate), the
+tokenizer through the Interleaver, the temporal compression's exact inverse, bad files."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmtok.image import ImageTokenizer, ImageTokenizerConfig
+from mmtok.interleave import Interleaver, positions_thw
+from mmtok.quantize import VQConfig
+from mmtok.video import (
+    VideoError,
+    VideoTokenizer,
+    compression_stats,
+    repeat_decode,
+    repeat_encode,
+    run_length_decode,
+    run_length_encode,
+)
+
+LEVEL0, LEVEL_STEP = 10, 8  # frame i is a flat gray of LEVEL0 + LEVEL_STEP * i (identifiable after lossy coding)
+
+
+def _levels(n: int, h: int = 48, w: int = 64) -> np.ndarray:
+    lv = LEVEL0 + LEVEL_STEP * np.arange(n)
+    return np.broadcast_to(lv[:, None, None, None], (n, h, w, 3)).astype(np.uint8).copy()
+
+
+def _index(frames: torch.Tensor) -> list[int]:
+    """Which generated frame each decoded frame is, from its mean gray level."""
+    return [round((float(f.mean()) * 255 - LEVEL0) / LEVEL_STEP) for f in frames]
+
+
+def write_video(path: Path, frames: np.ndarray, times: list[float], *, codec: str = "mpeg4",
+                audio_seconds: float = 0.0, rate: int = 1000) -> Path:
+    """Write uint8 ``[N, H, W, 3]`` frames shown at ``times`` (seconds), optionally with a sine soundtrack.
+
+    ``rate``: the nominal frame rate (a constant-rate file's), 1000 for millisecond timestamps (VFR).
+    """
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio_seconds else None
+        for img, t in zip(frames, times, strict=True):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            f.pts, f.time_base = round(t * 1000), Fraction(1, 1000)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+        if a is not None:
+            n = int(16000 * audio_seconds)
+            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.float32)
+            for k in range(0, n, 1024):
+                af = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], format="fltp", layout="mono")
+                af.sample_rate, af.pts = 16000, k
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cfr(tmp_path_factory) -> Path:
+    """3 s at 10 fps: frame i shown over [i/10, (i+1)/10)."""
+    return write_video(tmp_path_factory.mktemp("v") / "cfr.mp4", _levels(30), [i / 10 for i in range(30)],
+                       codec="libx264", rate=10)
+
+
+VFR_TIMES = [0.0, 0.1, 0.15, 0.5, 0.9, 1.0, 1.7, 2.0, 2.05, 2.6]
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("v") / "vfr.mkv", _levels(len(VFR_TIMES)), VFR_TIMES)
+
+
+def tiny_tokenizer() -> ImageTokenizer:
+    cfg = ImageTokenizerConfig(image_size=32, patch=4, enc_channels=(16, 32), dec_channels=(32, 16),
+                               latent_dim=16, vq=VQConfig(dim=16, codebook_size=64))
+    return ImageTokenizer(cfg).eval()
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize("fps", [2.0, 3.0, 10.0, 25.0])
+def test_constant_rate_sampling(cfr: Path, fps: float) -> None:
+    from mmtok.video import read_video
+
+    frames, times = read_video(cfr, fps=fps)
+    assert frames.dtype == torch.float32 and frames.shape[1:] == (3, 48, 64)
+    assert 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
+    n = int(np.ceil(3.0 * fps - 1e-9))
+    assert frames.shape[0] == n and torch.allclose(times, torch.arange(n, dtype=torch.float64) / fps)
+    expected = [min(29, int(np.floor(t * 10 + 1e-6))) for t in times.tolist()]  # the frame on screen at t
+    assert _index(frames) == expected
+
+
+def test_variable_rate_sampling(vfr: Path) -> None:
+    from mmtok.video import read_video
+
+    frames, times = read_video(vfr, fps=4.0)
+    seen = _index(frames)
+    inside = [k for k, t in enumerate(times.tolist()) if t < VFR_TIMES[-1]]
+    assert len(inside) == 11 and len(seen) >= len(inside)
+    for k in inside:
+        t = float(times[k])
+        assert seen[k] == max(i for i, s in enumerate(VFR_TIMES) if s <= t + 1e-9), (t, seen)
+    assert all(s == len(VFR_TIMES) - 1 for s in seen[len(inside) :])
+
+
+def test_size_start_duration_and_streaming(cfr: Path) -> None:
+    from mmtok.video import iter_video, read_video
+
+    frames, _ = read_video(cfr, fps=2.0, size=24)
+    assert frames.shape[-2:] == (24, 32)  # shorter side 24, aspect kept
+    frames, times = read_video(cfr, fps=5.0, size=(16, 20), start=1.0, duration=1.0)
+    assert frames.shape == (5, 3, 16, 20)
+    assert times.tolist() == pytest.approx([1.0, 1.2, 1.4, 1.6, 1.8])
+    assert _index(frames) == [10, 12, 14, 16, 18]
+    chunks = list(iter_video(cfr, fps=10.0, chunk=7))
+    assert [len(c) for c, _ in chunks] == [7, 7, 7, 7, 2]  # streamed in bounded chunks
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_files(tmp_path: Path, cfr: Path) -> None:
+    from mmtok.video import read_video
+
+    av = pytest.importorskip("av")
+    with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
+        read_video(tmp_path / "nope.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoError, match=r"junk\.mp4"):
+        read_video(junk)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(cfr.read_bytes()[: cfr.stat().st_size // 2])  # mp4 with its index missing
+    with pytest.raises(VideoError, match=r"cut\.mp4"):
+        read_video(cut)
+    sound = tmp_path / "sound.wav"
+    with av.open(str(sound), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=8000)
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        f.sample_rate = 8000
+        c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    with pytest.raises(VideoError, match=r"sound.wav.*no video stream"):
+        read_video(sound)
+    with pytest.raises(VideoError, match="folder"):
+        read_video(tmp_path)
+    for fps in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="fps"):
+            read_video(cfr, fps=fps)
+    with pytest.raises(ValueError, match="fps"):
+        VideoTokenizer(tiny_tokenizer(), fps=0)
+
+
+def test_missing_pyav_says_how_to_install(monkeypatch, cfr: Path) -> None:
+    import mmtok.video as video
+
+    real_import = builtins.__import__
+
+    def no_av(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "av" or name.startswith("av."):
+            raise ImportError("No module named 'av'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "av", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    with pytest.raises(ImportError, match=r"pip install mmtok\[video\]"):
+        video.read_video(cfr)
+
+
+# --------------------------------------------------------------------------- tokenizer + interleaver
+
+
+@pytest.mark.parametrize("temporal", ["none", "repeat"])
+def test_stream_round_trip(cfr: Path, temporal: str) -> None:
+    vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, temporal=temporal)
+    assert vt.codebook_size == 64 + (temporal == "repeat")
+    codes = vt.encode(cfr)
+    assert codes.shape == (6, 4, 4) and codes.dtype == torch.int64
+    il = Interleaver(None, video=vt)
+    s = il.encode(["a clip: ", {"video": cfr}, " end"])
+    t, h, w = codes.shape
+    assert len(s) == 1 + 8 + 1 + t * (h * (w + 1) + 1) + 1 + 4 + 1  # <bos> text <bov> frames <eov> text <eos>
+    assert torch.equal(positions_thw(il.vocab, s.ids), s.pos_thw)
+    segs = il.decode(s, media=True)
+    assert [next(iter(x)) for x in segs] == ["text", "video_codes", "text"]
+    assert torch.equal(segs[1]["video_codes"], codes)
+    assert segs[1]["video"].shape == (6, 3, 32, 32)
+    assert torch.equal(vt.expand(codes), VideoTokenizer(vt.image, fps=2.0).encode(cfr))
+    assert il.pretty(s) == "a clip: [video 3.0 s, 6×4×4] end"
+
+
+def test_encode_tensor_matches_file(cfr: Path) -> None:
+    from mmtok.video import read_video
+
+    vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, chunk_frames=4)
+    frames, _ = read_video(cfr, fps=2.0, size=32)
+    assert torch.equal(vt.encode(frames), vt.encode(cfr))
+    assert torch.equal(vt.encode((frames * 255).round().to(torch.uint8)), vt.encode(frames))
+
+
+def test_segments_with_soundtrack(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "av.mp4", _levels(20), [i / 10 for i in range(20)], audio_seconds=2.0,
+                       rate=10)
+    vt = VideoTokenizer(tiny_tokenizer(), fps=4.0, temporal="repeat")
+    segs = vt.segments(path, chunk_seconds=1.0)
+    assert [next(iter(x)) for x in segs] == ["video_codes", "audio", "video_codes", "audio"]
+    assert [x["video_codes"].shape[0] for x in segs[::2]] == [4, 4]
+    assert not bool((segs[2]["video_codes"][0] == vt.repeat_id).any())  # each chunk decodes on its own
+    n = sum(x["audio"].numel() for x in segs[1::2])
+    assert abs(n - 32000) < 2048 and segs[1]["sample_rate"] == 16000
+    assert float(segs[1]["audio"].abs().max()) > 0.1
+    assert VideoTokenizer(tiny_tokenizer()).segments(write_video(
+        tmp_path / "mute.mkv", _levels(3), [0, 0.1, 0.2]), chunk_seconds=1.0)[-1].keys() == {"video_codes"}
+
+
+# --------------------------------------------------------------------------- temporal compression
+
+
+codes_strategy = st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(1, 5), st.integers(1, 4),
+                           st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes_strategy, st.integers(1, 8))
+def test_compression_exact_inverse(spec, max_run: int) -> None:
+    t, h, w, k, seed = spec
+    codes = torch.from_numpy(np.random.default_rng(seed).integers(0, k, (t, h, w)))
+    rep = repeat_encode(codes, k)
+    assert rep.shape == codes.shape and torch.equal(repeat_decode(rep, k), codes)
+    rle = run_length_encode(codes, k, max_run=max_run)
+    assert int(rle.max()) < k + max_run and rle.numel() <= codes.numel()
+    assert torch.equal(run_length_decode(rle, k, codes.shape), codes)
+
+
+def test_compression_known_answer_and_static_scene() -> None:
+    codes = torch.tensor([[[1, 2], [3, 4]], [[1, 2], [3, 5]], [[1, 2], [3, 5]]])
+    assert repeat_encode(codes, 9).tolist() == [[[1, 2], [3, 4]], [[9, 9], [9, 5]], [[9, 9], [9, 9]]]
+    assert run_length_encode(codes, 9).tolist() == [1, 2, 3, 4, 11, 5, 12]  # 9 + 3 - 1, 9 + 4 - 1
+    static = torch.randint(0, 100, (1, 8, 8)).repeat(10, 1, 1)
+    stats = compression_stats(static, 100)
+    assert stats["repeat_fraction"] == 1.0 and stats["rle_tokens"] == 64 + 9
+    with pytest.raises(ValueError, match="first frame"):
+        repeat_decode(torch.tensor([[[9]]]), 9)
+    with pytest.raises(ValueError, match="expand to"):
+        run_length_decode(torch.tensor([1, 12]), 9, (2, 2, 2))
