@@ -38,7 +38,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from mmtok.audio_model import MelDecoder, MelEncoder
+from mmtok.audio_model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.errors import MmtokError
 from mmtok.quantize import VectorQuantizer, VQConfig
 
@@ -230,7 +230,8 @@ class AudioTokenizerConfig:
     log_floor: float = LOG_FLOOR  # power floor before the log
     frames_per_token: int = FRAMES_PER_TOKEN  # mel frames per token (1 or 2)
     codebook_size: int = 1024  # K: codes in the one codebook
-    code_dim: int = 64  # size of a code vector
+    encoder_kind: str = "slice"  # "slice": a token's own frames, k-means codes; "conv": learned conv encoder
+    code_dim: int = 160  # size of a code vector ("slice": must be frames_per_token * n_mels)
     encoder_channels: int = 128  # width of the encoder convolutions
     encoder_token_blocks: int = 3  # residual blocks at token rate (each adds ±fpt*2 frames of context)
     decoder_channels: int = 256  # width of the decoder convolutions
@@ -239,8 +240,8 @@ class AudioTokenizerConfig:
     vq_decay: float = 0.99  # EMA decay of the codebook
     commitment_weight: float = 0.25  # weight of the VQ commitment loss
     dead_code_threshold: float = 0.2  # restart codes whose EMA count per step falls below this
-    vq_cosine: bool = True  # nearest code by cosine similarity (l2-normalized lookups): keeps usage even
-    vq_lookup_dim: int | None = 16  # search in this smaller space through learned projections (None = code_dim)
+    vq_cosine: bool = False  # nearest code by cosine similarity ("conv" only)
+    vq_lookup_dim: int | None = None  # search in this smaller space through learned projections (None = code_dim)
     griffin_lim_iters: int = 32  # iterations of Griffin-Lim in decode()
 
     def __post_init__(self) -> None:
@@ -248,6 +249,13 @@ class AudioTokenizerConfig:
             raise ValueError(
                 f"sample_rate {self.sample_rate} must be a multiple of hop_length*frames_per_token "
                 f"= {self.hop_length * self.frames_per_token} so tokens per second is whole"
+            )
+        if self.encoder_kind not in ("slice", "conv"):
+            raise ValueError(f"encoder_kind must be 'slice' or 'conv', got {self.encoder_kind!r}")
+        if self.encoder_kind == "slice" and self.code_dim != self.frames_per_token * self.n_mels:
+            raise ValueError(
+                f"encoder_kind='slice' needs code_dim = frames_per_token * n_mels = "
+                f"{self.frames_per_token * self.n_mels}, got {self.code_dim}"
             )
         if self.f_max > self.sample_rate / 2 or self.n_fft % 2 or self.block_tokens < 1:
             raise ValueError(f"invalid front end: f_max={self.f_max}, n_fft={self.n_fft}, block_tokens={self.block_tokens}")
@@ -264,14 +272,20 @@ class AudioTokenizerOutput:
     reconstruction: torch.Tensor  # (B, M, F) decoded log-mel
     target: torch.Tensor  # (B, M, F) the log-mel frames the tokens stand for
     indices: torch.Tensor  # (B, n) int64 codes
-    loss: torch.Tensor  # scalar: L1 on normalized log-mel + VQ commitment
-    recon_loss: torch.Tensor  # scalar L1 on normalized log-mel
+    loss: torch.Tensor  # scalar: reconstruction loss + VQ commitment
+    recon_loss: torch.Tensor  # scalar L1 on log-mel, in units of the mean per-channel std
     usage: torch.Tensor  # scalar fraction of codes used in this batch
     perplexity: torch.Tensor  # scalar exp(entropy) of this batch's codes
 
 
 class AudioTokenizer(nn.Module):
-    """Waveform -> log-mel -> encoder -> VQ codes -> decoder -> log-mel -> waveform."""
+    """Waveform -> log-mel -> encoder -> VQ codes -> decoder -> log-mel -> waveform.
+
+    Two encoders: ``"slice"`` (default) quantizes each token's own log-mel frames with
+    a k-means codebook and leaves the learning to a decoder that reads ±13 tokens of
+    code context and predicts a correction to the code's slice; ``"conv"`` learns a
+    convolutional encoder with a fixed receptive field and an EMA codebook (VQ-VAE).
+    """
 
     KIND = "audio"
     CONFIG_CLASS = AudioTokenizerConfig
@@ -284,10 +298,14 @@ class AudioTokenizer(nn.Module):
     def __init__(self, cfg: AudioTokenizerConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = MelEncoder(
-            n_mels=cfg.n_mels, channels=cfg.encoder_channels, code_dim=cfg.code_dim,
-            frames_per_token=cfg.frames_per_token, token_blocks=cfg.encoder_token_blocks,
-        )
+        self.encoder: MelEncoder | SliceEncoder
+        if cfg.encoder_kind == "slice":
+            self.encoder = SliceEncoder(frames_per_token=cfg.frames_per_token)
+        else:
+            self.encoder = MelEncoder(
+                n_mels=cfg.n_mels, channels=cfg.encoder_channels, code_dim=cfg.code_dim,
+                frames_per_token=cfg.frames_per_token, token_blocks=cfg.encoder_token_blocks,
+            )
         self.vq = VectorQuantizer(VQConfig(
             dim=cfg.code_dim, codebook_size=cfg.codebook_size, decay=cfg.vq_decay,
             commitment_weight=cfg.commitment_weight, dead_code_threshold=cfg.dead_code_threshold,
@@ -296,6 +314,7 @@ class AudioTokenizer(nn.Module):
         self.decoder = MelDecoder(
             n_mels=cfg.n_mels, channels=cfg.decoder_channels, code_dim=cfg.code_dim,
             frames_per_token=cfg.frames_per_token, blocks=cfg.decoder_blocks,
+            skip=cfg.encoder_kind == "slice",
         )
         self.context_frames = self.encoder.context_frames  # frames of context each side of a token
         self.register_buffer("feature_mean", torch.zeros(cfg.n_mels, 1))  # (M, 1) set from training data
@@ -347,17 +366,32 @@ class AudioTokenizer(nn.Module):
     def _normalize(self, logmel: torch.Tensor) -> torch.Tensor:
         return (logmel - self.feature_mean) / self.feature_std
 
+    def _latent(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel with context (B, M, F + 2*context) -> vectors to quantize (B, n, D).
+
+        The "slice" encoder quantizes raw log-mel slices (the k-means view); the conv
+        encoder reads normalized log-mel."""
+        if self.cfg.encoder_kind == "slice":
+            return self.encoder(mel).transpose(1, 2)
+        return self.encoder(self._normalize(mel)).transpose(1, 2)
+
+    def _decode_latent(self, zq: torch.Tensor) -> torch.Tensor:
+        """Code vectors (B, n, D) -> log-mel (B, M, fpt*n)."""
+        z = zq.transpose(1, 2)  # (B, D, n)
+        if self.cfg.encoder_kind == "slice":  # slices of log-mel: normalize them per mel channel
+            fpt = self.cfg.frames_per_token
+            z = (z - self.feature_mean.repeat(fpt, 1)) / self.feature_std.repeat(fpt, 1)
+        return self.decoder(z) * self.feature_std + self.feature_mean
+
     # ------------------------------------------------------------ training
 
     def forward(self, mel: torch.Tensor) -> AudioTokenizerOutput:
         """``mel`` (B, M, fpt*n + 2*context) log-mel with context -> reconstruction of the middle."""
         ctx = self.context_frames
         target = mel[:, :, ctx : mel.shape[-1] - ctx]  # (B, M, F)
-        z = self.encoder(self._normalize(mel)).transpose(1, 2)  # (B, n, D)
-        q = self.vq(z)
-        recon_n = self.decoder(q.quantized.transpose(1, 2))  # (B, M, F) normalized
-        recon_loss = (recon_n - self._normalize(target)).abs().mean()
-        recon = recon_n * self.feature_std + self.feature_mean
+        q = self.vq(self._latent(mel))  # (B, n, D)
+        recon = self._decode_latent(q.quantized)  # (B, M, F)
+        recon_loss = (recon - target).abs().mean() / self.feature_std.mean()  # L1 in units of a typical std
         return AudioTokenizerOutput(
             recon, target, q.indices, recon_loss + q.loss, recon_loss, q.usage, q.perplexity
         )
@@ -367,8 +401,7 @@ class AudioTokenizer(nn.Module):
     def _block_codes(self, window: torch.Tensor) -> torch.Tensor:
         """Samples of one block with context ``[L]`` -> codes ``[block_tokens]``."""
         mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
-        z = self.encoder(self._normalize(mel))  # (1, D, T)
-        return self.vq.encode(z[0].t())  # (T,)
+        return self.vq.encode(self._latent(mel)[0])  # (T,)
 
     def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         """Codes block by block from chunks of samples; the same arithmetic whatever the chunking."""
@@ -462,8 +495,7 @@ class AudioTokenizer(nn.Module):
     def decode_features(self, codes: Any) -> torch.Tensor:
         """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``)."""
         codes = self._check_codes(codes)
-        z = self.vq.decode(codes.reshape(-1, codes.shape[-1])).transpose(1, 2)  # (B, D, n)
-        mel = self.decoder(z) * self.feature_std + self.feature_mean  # (B, M, F)
+        mel = self._decode_latent(self.vq.decode(codes.reshape(-1, codes.shape[-1])))  # (B, M, F)
         return mel.reshape(*codes.shape[:-1], *mel.shape[-2:])
 
     @torch.inference_mode()

@@ -26,7 +26,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-__all__ = ["MelDecoder", "MelEncoder", "ResBlock"]
+__all__ = ["MelDecoder", "MelEncoder", "ResBlock", "SliceEncoder"]
 
 FRAME_STAGE_CONTEXT = 2  # frames each side consumed before the downsampling (the input conv)
 
@@ -73,14 +73,35 @@ class MelEncoder(nn.Module):
         return self.proj(self.token_blocks(h))  # (B, D, n)
 
 
+class SliceEncoder(nn.Module):
+    """Each token's own ``fpt`` log-mel frames as one vector: no context, nothing learned.
+
+    With a k-means codebook this is the classic spectral-slice tokenizer; all the
+    learning then sits in the decoder, which reads neighbouring codes.
+    """
+
+    def __init__(self, *, frames_per_token: int) -> None:
+        super().__init__()
+        self.frames_per_token = frames_per_token
+        self.context_frames = 0
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """``mel`` (B, M, fpt*n) -> (B, fpt*M, n)."""
+        return rearrange(mel, "b m (n f) -> b (f m) n", f=self.frames_per_token)
+
+
 class MelDecoder(nn.Module):
     """Code vectors (one per token) -> normalized log-mel frames; sees neighbouring tokens."""
 
     def __init__(
-        self, *, n_mels: int, channels: int, code_dim: int, frames_per_token: int, blocks: int
+        self, *, n_mels: int, channels: int, code_dim: int, frames_per_token: int, blocks: int,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         self.frames_per_token = frames_per_token
+        self.skip = skip  # codes are mel slices: predict a correction to them (starts at zero)
+        if skip and code_dim != frames_per_token * n_mels:
+            raise ValueError(f"a skip decoder needs code_dim = frames_per_token * n_mels, got {code_dim}")
         frame_ch = max(channels // 2, 32)
         self.conv_in = nn.Conv1d(code_dim, channels, 3, padding=1)
         dilations = [(1, 2, 4)[i % 3] for i in range(blocks)]
@@ -88,9 +109,15 @@ class MelDecoder(nn.Module):
         self.up = nn.Conv1d(channels, frame_ch * frames_per_token, 1)
         self.frame_block = ResBlock(frame_ch, valid=False)
         self.proj = nn.Conv1d(frame_ch, n_mels, 1)
+        if skip:
+            nn.init.zeros_(self.proj.weight)
+            nn.init.zeros_(self.proj.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (B, D, n) -> (B, M, fpt*n)."""
         h = self.blocks(self.conv_in(z))  # (B, C, n)
         h = rearrange(self.up(h), "b (c f) n -> b c (n f)", f=self.frames_per_token)  # (B, C', F)
-        return self.proj(self.frame_block(h))  # (B, M, F)
+        out = self.proj(self.frame_block(h))  # (B, M, F)
+        if self.skip:
+            out = out + rearrange(z, "b (f m) n -> b m (n f)", f=self.frames_per_token)
+        return out

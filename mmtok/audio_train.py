@@ -41,9 +41,10 @@ import torch
 
 from mmtok.audio import AudioTokenizer, AudioTokenizerConfig, load_audio
 from mmtok.pretrained import save
+from mmtok.quantize import nearest_code
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
-__all__ = ["build_corpus", "find_audio", "main", "random_crops", "synthetic_clip"]
+__all__ = ["build_corpus", "find_audio", "fit_codebook", "main", "random_crops", "synthetic_clip"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 STATE_DIR = "train-state"
@@ -217,6 +218,38 @@ def random_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int
     return out
 
 
+@torch.no_grad()
+def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors: int, iters: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Lloyd's k-means over the vectors the encoder gives for ``feats``; fills ``tok.vq``'s codes.
+
+    Seeds are random vectors; an empty cluster is re-seeded on the worst-served vectors.
+    Returns the code counts of the last assignment.
+    """
+    ctx = tok.context_frames
+    rows = torch.cat([tok._latent(f[None].to(tok.device))[0] for f in feats])  # (N, D)
+    rows = rows[torch.randperm(rows.shape[0], generator=generator)[:vectors]].contiguous()
+    k = tok.codebook_size
+    centers = rows[:k].clone()
+    counts = torch.zeros(k)
+    for _ in range(iters):
+        idx = nearest_code(rows, centers)
+        sums = torch.zeros_like(centers).index_add_(0, idx, rows)
+        counts = torch.bincount(idx, minlength=k).float()
+        empty = counts == 0
+        centers = sums / counts.clamp_min(1)[:, None]
+        if bool(empty.any()):
+            err = (rows - centers[idx]).pow(2).sum(1)
+            centers[empty] = rows[err.topk(int(empty.sum())).indices]
+    vq = tok.vq
+    assert ctx >= 0 and vq.cfg.codebook_dim is None and not vq.cfg.cosine
+    vq.embed.copy_(centers)
+    vq.ema_count.copy_(counts)
+    vq.ema_sum.copy_(centers * counts[:, None])
+    vq.initted.fill_(True)
+    return counts
+
+
 # --------------------------------------------------------------------------- pictures
 
 
@@ -249,6 +282,24 @@ def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, 
 # --------------------------------------------------------------------------- main
 
 
+def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
+    """A short model card: what it is, how it was trained (exact command), on what."""
+    return f"""# mmtok audio tokenizer
+
+Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + torchaudio Griffin-Lim,
+{cfg.griffin_lim_iters} iterations). {cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
+{cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.codebook_size} codes.
+
+## Training
+
+- command: `{prov.get("command")}`
+- data: {prov.get("data")} ({prov.get("train_files")} files, {prov.get("train_seconds")} s)
+- steps: {prov.get("steps")}, time: {prov.get("train_minutes")} min on {prov.get("machine")}, {prov.get("threads")} thread(s)
+- last batch: {json.dumps(prov.get("last", {}))}
+"""
+
+
+
 def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -269,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
     p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
-    p.add_argument("--code-dim", type=int, default=64, help="size of the code vectors")
+    p.add_argument("--encoder", choices=["slice", "conv"], default="slice",
+                   help="slice: k-means codes of each token's frames + context decoder; conv: learned encoder (VQ-VAE)")
+    p.add_argument("--code-dim", type=int, default=None, help="size of the code vectors (conv; slice: fpt*n_mels)")
+    p.add_argument("--kmeans-vectors", type=int, default=100_000, help="slice: training vectors the codebook is fitted on")
+    p.add_argument("--kmeans-iters", type=int, default=25, help="slice: Lloyd iterations")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
     p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
@@ -295,13 +350,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
-    cfg = AudioTokenizerConfig(codebook_size=args.codebook_size, code_dim=args.code_dim,
-                               encoder_channels=args.encoder_channels, decoder_channels=args.decoder_channels)
+    conv = args.encoder == "conv"
+    cfg = AudioTokenizerConfig(
+        codebook_size=args.codebook_size, encoder_kind=args.encoder,
+        code_dim=args.code_dim or (64 if conv else 2 * 80), encoder_channels=args.encoder_channels,
+        decoder_channels=args.decoder_channels, vq_cosine=conv, vq_lookup_dim=16 if conv else None,
+    )
     tok = AudioTokenizer(cfg).to(device)
     with torch.inference_mode():
         feats = [tok.context_features(load_audio(f, target_rate=cfg.sample_rate).to(device)).cpu() for f in files]
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
-    opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
+                            weight_decay=0.0, betas=(0.9, 0.99))
     step, elapsed = 0, 0.0
     state = out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
@@ -312,6 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         allf = torch.cat([f[:, tok.context_frames : f.shape[-1] - tok.context_frames] for f in feats], 1)
         tok.feature_mean.copy_(allf.mean(1, keepdim=True))
         tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
+        if not conv:
+            t = time.perf_counter()
+            fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
+                         generator=torch.Generator().manual_seed(args.seed))
+            print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     gen = torch.Generator().manual_seed(args.seed * 1000 + step)
     command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
@@ -325,18 +390,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                          extra=extra, provenance=prov)
         if final:
             prov.update(steps=step, train_minutes=round(elapsed / 60, 1), last=last)
-            save(tok, out / MODEL_DIR, provenance=prov)
+            save(tok, out / MODEL_DIR, provenance=prov, extra_files={"README.md": model_card(cfg, prov)})
             tok.vq.reset_stats()
             tok.eval()
             with torch.inference_mode():
                 for f in feats[:400]:
                     tok(f[None].to(device))
             counts = tok.vq.usage_stats().counts
-            tok.train()
+            train_mode()
             save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
             (out / "summary.json").write_text(json.dumps(prov, indent=1))
 
-    tok.train()
+    def train_mode() -> None:
+        tok.train()
+        if not conv:
+            tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
+
+    train_mode()
     bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, desc="audio tokenizer")
     t0 = time.perf_counter() - elapsed
     while step < args.steps:

@@ -29,8 +29,9 @@ from mmtok.audio import (
 )
 from mmtok.pretrained import models_dir
 
-SMALL = AudioTokenizerConfig(codebook_size=64, code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100)
+SMALL = AudioTokenizerConfig(codebook_size=64, encoder_kind="conv", code_dim=16, encoder_channels=32,
+                             decoder_channels=32, decoder_blocks=2, block_tokens=100, vq_cosine=True,
+                             vq_lookup_dim=8)
 
 
 def tone(seconds: float, rate: int, freqs: tuple[float, ...] = (440.0,), seed: int = 0) -> np.ndarray:
@@ -78,7 +79,8 @@ def small_tok() -> AudioTokenizer:
     with torch.inference_mode():
         z = tok.encoder(tok._normalize(feats[None]))[0].t()  # (n, D)
     tok.vq.train()
-    tok.vq(z)  # k-means initialisation on real encodings: many codes in play
+    with torch.no_grad():
+        tok.vq(z.clone())  # k-means initialisation on real encodings: many codes in play
     return tok.eval()
 
 
@@ -202,7 +204,7 @@ def test_features_are_log_mel(small_tok: AudioTokenizer) -> None:
 
 
 def test_token_rate_and_attributes(small_tok: AudioTokenizer) -> None:
-    tok = AudioTokenizer(AudioTokenizerConfig())
+    tok = AudioTokenizer(AudioTokenizerConfig(decoder_channels=32))
     assert tok.tokens_per_second == 50 and tok.sample_rate == 16000 and tok.codebook_size == 1024
     codes = small_tok.encode(speechlike(2.01), SAMPLE_RATE)
     assert codes.dtype == torch.int64 and codes.shape == (math.ceil(2.01 * 50),)
@@ -259,6 +261,26 @@ def test_silence_and_bad_codes(small_tok: AudioTokenizer) -> None:
         small_tok.encode_stream([np.zeros(0, dtype=np.float32)])
     with pytest.raises(ValueError, match="resample"):
         small_tok.encode_stream([np.zeros(10, dtype=np.float32)], sample_rate=8000)
+
+
+def test_slice_encoder_is_kmeans_then_learned_correction() -> None:
+    """The default encoder: codes are nearest codebook slices; the decoder starts at the code's slice."""
+    cfg = AudioTokenizerConfig(codebook_size=32, decoder_channels=32, decoder_blocks=2, block_tokens=100)
+    tok = AudioTokenizer(cfg).eval()
+    assert tok.context_frames == 0
+    y = speechlike(3.0, seed=2)
+    rows = tok.context_features(torch.from_numpy(y))  # (M, 2n)
+    slices = rows.reshape(N_MELS, -1, 2).permute(1, 2, 0).reshape(-1, 2 * N_MELS)  # (n, f*M)
+    tok.vq.embed.copy_(slices[torch.randperm(slices.shape[0])[:32]])
+    codes = tok.encode(y, SAMPLE_RATE)
+    assert torch.equal(codes, torch.cdist(slices, tok.vq.embed).argmin(1))
+    # a fresh decoder predicts no correction: decoded features are the code slices themselves
+    expect = tok.vq.embed[codes].reshape(-1, 2, N_MELS).permute(2, 0, 1).reshape(N_MELS, -1)
+    assert torch.allclose(tok.decode_features(codes), expect, atol=1e-4)
+    # chunked == whole holds for this encoder too
+    assert torch.equal(tok.encode(y, SAMPLE_RATE, chunk_seconds=0.77), codes)
+    with pytest.raises(ValueError, match="code_dim"):
+        AudioTokenizerConfig(code_dim=64)
 
 
 def test_training_step_reduces_loss() -> None:
