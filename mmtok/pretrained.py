@@ -53,7 +53,7 @@ def available() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
 
 
-KINDS = ("vq", "image", "audio", "text")  # the checkpoint kinds load() builds
+KINDS = ("vq", "image", "audio", "video", "text")  # the checkpoint kinds load() builds
 
 
 def _kind_class(kind: str) -> type[nn.Module]:
@@ -68,6 +68,10 @@ def _kind_class(kind: str) -> type[nn.Module]:
         from mmtok.audio import AudioTokenizer
 
         return AudioTokenizer
+    if kind == "video":
+        from mmtok.video import VideoTokenizer
+
+        return VideoTokenizer
     raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {KINDS})")
 
 

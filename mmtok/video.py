@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from mmtok.errors import MmtokError
-from mmtok.image import ImageTokenizer, load_image
+from mmtok.image import ImageTokenizer, ImageTokenizerConfig, load_image
 
 __all__ = [
     "TEMPORAL_MODES",
@@ -370,6 +370,7 @@ class VideoTokenizerConfig:
     size: int | tuple[int, int] | None = None  # frames resized on decode: shorter side or (H, W); None: auto
     temporal: str = "none"  # "none" (per-frame codes) or "repeat" (repeated-code token, exact inverse)
     chunk_frames: int = CHUNK_FRAMES  # frames tokenized at once
+    image: ImageTokenizerConfig | None = None  # the image tokenizer's config (None: not an ImageTokenizer)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
@@ -391,9 +392,12 @@ class VideoTokenizer(nn.Module):
     ``<bov>`` (rows with ``<eol>``, then ``<eof>``) per frame ``<eov>``.
     """
 
+    KIND = "video"  # checkpoint kind: the image tokenizer's weights under "image.", this config beside them
+    CONFIG_CLASS = VideoTokenizerConfig
+
     def __init__(
         self,
-        image_tokenizer: ImageTokenizer,
+        image_tokenizer: ImageTokenizer | VideoTokenizerConfig,
         fps: float = 1.0,
         *,
         size: int | tuple[int, int] | None = None,
@@ -401,12 +405,20 @@ class VideoTokenizer(nn.Module):
         chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         super().__init__()
+        if isinstance(image_tokenizer, VideoTokenizerConfig):  # rebuilt from a checkpoint's config
+            cfg = image_tokenizer
+            if cfg.image is None:
+                raise ValueError("a VideoTokenizerConfig without an image config cannot build its image tokenizer")
+            image_tokenizer = ImageTokenizer(cfg.image)
+            fps, size, temporal, chunk_frames = cfg.fps, cfg.size, cfg.temporal, cfg.chunk_frames
         for attr in ("encode", "decode", "codebook_size"):
             if not hasattr(image_tokenizer, attr):
                 raise TypeError(f"image_tokenizer needs encode, decode and codebook_size; "
                                 f"{type(image_tokenizer).__name__} has no {attr}")
         self.image = image_tokenizer
-        self.cfg = VideoTokenizerConfig(fps=fps, size=size, temporal=temporal, chunk_frames=chunk_frames)
+        image_cfg = image_tokenizer.cfg if isinstance(image_tokenizer, ImageTokenizer) else None
+        self.cfg = VideoTokenizerConfig(fps=fps, size=size, temporal=temporal, chunk_frames=chunk_frames,
+                                        image=image_cfg)
 
     @property
     def fps(self) -> float:
@@ -482,16 +494,19 @@ class VideoTokenizer(nn.Module):
 
     def segments(
         self, path: str | os.PathLike[str], *, chunk_seconds: float | None = None, audio: bool = True,
-        sample_rate: int = AUDIO_RATE,
+        sample_rate: int = AUDIO_RATE, duration: float | None = None,
     ) -> list[dict[str, Any]]:
         """Interleaver segments of a file: video codes, then its soundtrack, per chunk of ``chunk_seconds``.
 
         ``[{"video_codes": [t, h, w]}, {"audio": waveform, "sample_rate": sr}, ...]``;
         the Interleaver tokenizes the audio with its audio tokenizer. Without a
-        soundtrack (or ``audio=False``) only video segments.
+        soundtrack (or ``audio=False``) only video segments. ``duration``: only
+        the first ``duration`` seconds.
         """
-        codes = self.expand(self.encode(path))  # chunks are re-encoded so each starts without repeats
+        codes = self.expand(self.encode(path, duration=duration))  # chunks re-encoded: each starts without repeats
         sound = read_audio(path, sample_rate) if audio else None
+        if sound is not None and duration is not None:
+            sound = (sound[0][: round(duration * sound[1])], sound[1])
         per = codes.shape[0] if chunk_seconds is None else max(1, round(chunk_seconds * self.fps))
         out: list[dict[str, Any]] = []
         for i in range(0, codes.shape[0], per):

@@ -257,3 +257,23 @@ def test_compression_known_answer_and_static_scene() -> None:
         repeat_decode(torch.tensor([[[9]]]), 9)
     with pytest.raises(ValueError, match="expand to"):
         run_length_decode(torch.tensor([1, 12]), 9, (2, 2, 2))
+
+
+def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) -> None:
+    import json
+
+    import mmtok
+    from mmtok.data import TokenizerSpec, build_interleaver, tokenize_corpus
+
+    vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, temporal="repeat")
+    folder = mmtok.save(vt, tmp_path / "video")
+    again = mmtok.load(folder)
+    assert isinstance(again, VideoTokenizer) and again.cfg == vt.cfg
+    assert torch.equal(again.encode(cfr), vt.encode(cfr))
+    il = build_interleaver(TokenizerSpec(video=str(folder)))
+    assert il.vocab.range("video").stop - il.vocab.range("video").start == 65
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"segments": ["a clip: ", {"video": str(cfr)}]}) + "\n")
+    manifest = tokenize_corpus(corpus, tmp_path / "shards", tokenizers=TokenizerSpec(video=str(folder)),
+                               progress=False)
+    assert manifest["docs"] == 1 and manifest["tokens"]["total"] == len(il.encode(["a clip: ", {"video": cfr}]))
