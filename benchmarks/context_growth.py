@@ -1,0 +1,426 @@
+"""How context length grows with video, and what that length costs to train on, measured here.
+
+1. Writes a real video with PyAV: a camera panning over a large generated image
+   (H.264, with an AAC soundtrack), plus two short clips for the temporal
+   compression figures (a static scene; a fixed camera with moving objects and
+   sensor noise).
+2. Tokenizes increasing durations (doubling) with mmtok's tokenizers: the shipped
+   ``image``/``audio`` checkpoints when present, else the default-config models with
+   their initial weights (the same architecture, rate and cost; the ids are
+   meaningless). Video codes and soundtrack codes are interleaved one second at a
+   time into one stream by the :class:`~mmtok.Interleaver`.
+3. For each stream length, one forward+backward pass of the ``tiny`` and ``small``
+   transformers, with PyTorch's SDPA dispatch (flash/efficient kernels, memory
+   linear in length) and with the math backend (materializes the T×T scores: the
+   quadratic term), doubling until a step takes longer than ``--step-limit`` seconds
+   or would need more than ``--mem-limit`` GiB, or the time budget runs out.
+4. Fits log-log exponents of time and memory vs tokens per series, projects them
+   to one hour of this video and to a 1M-token window, and draws two PNGs.
+
+Every measurement prints as one JSON object per line. Peak memory: on CUDA
+``max_memory_allocated`` over the step; on the CPU the process's peak resident
+set (``VmHWM``, reset through ``/proc/self/clear_refs`` before each step) minus
+the resident set before it.
+
+Usage: ``python benchmarks/context_growth.py [--out DIR] [--fps 2] [--budget 540]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mmtok
+from mmtok.audio import AudioTokenizer, AudioTokenizerConfig
+from mmtok.context import PRESETS, WINDOWS, plan
+from mmtok.image import ImageTokenizer, ImageTokenizerConfig
+from mmtok.interleave import Interleaver
+from mmtok.model import ModelConfig, Transformer
+from mmtok.video import VideoTokenizer, compression_stats
+
+SRC_FPS = 8  # frame rate of the generated video
+FRAME_W, FRAME_H = 320, 240  # its frame size
+WORLD_W, WORLD_H = 4096, 1024  # the large image the camera pans over
+AUDIO_RATE = 16_000
+
+
+def emit(row: dict) -> None:
+    print(json.dumps(row), flush=True)
+
+
+# --------------------------------------------------------------------------- the video
+
+
+def _world(rng: np.random.Generator) -> np.ndarray:
+    """A large photo-like uint8 image ``[WORLD_H, WORLD_W, 3]``: smooth noise, hills, discs and stripes."""
+    small = rng.random((WORLD_H // 64 + 1, WORLD_W // 64 + 1, 3)).astype(np.float32)
+    t = torch.from_numpy(small).permute(2, 0, 1)[None]
+    base = F.interpolate(t, size=(WORLD_H, WORLD_W), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).numpy()
+    fine = F.interpolate(torch.from_numpy(rng.random((3, WORLD_H // 8, WORLD_W // 8)).astype(np.float32))[None],
+                         size=(WORLD_H, WORLD_W), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+    img = 0.7 * base + 0.3 * fine
+    yy, xx = np.mgrid[0:WORLD_H, 0:WORLD_W]
+    horizon = WORLD_H * 0.55 + 80 * np.sin(xx / 300.0)  # hills
+    img[yy > horizon] *= np.array([0.5, 0.9, 0.4], np.float32)
+    for _ in range(60):  # discs and stripes: edges the codes must follow
+        cx, cy, r = rng.integers(0, WORLD_W), rng.integers(0, WORLD_H), rng.integers(20, 120)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.random(3)
+    img[(xx // 40) % 7 == 0] *= 0.6
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def _soundtrack(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A chord that changes every 2 s, with noise bursts: float32 mono."""
+    t = np.arange(int(seconds * AUDIO_RATE)) / AUDIO_RATE
+    roots = 220 * 2 ** (rng.integers(0, 12, int(seconds // 2) + 1) / 12)
+    f = roots[(t // 2).astype(int)]
+    wave = sum(np.sin(2 * np.pi * f * m * t) / (k + 1) for k, m in enumerate((1.0, 1.25, 1.5)))
+    bursts = (np.sin(2 * np.pi * 0.7 * t) > 0.95) * rng.standard_normal(t.size)
+    return (0.2 * wave + 0.1 * bursts).astype(np.float32)
+
+
+def write_video(path: Path, frames, n: int, *, audio: np.ndarray | None = None) -> Path:
+    """Encode ``n`` frames from the iterator ``frames`` (uint8 HWC) at ``SRC_FPS`` as H.264 (+ AAC)."""
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=SRC_FPS)
+        s.width, s.height, s.pix_fmt = FRAME_W, FRAME_H, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "23"}
+        a = c.add_stream("aac", rate=AUDIO_RATE) if audio is not None else None
+        for i, img in zip(range(n), frames, strict=False):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, SRC_FPS)
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+        if a is not None:
+            for k in range(0, audio.size, 1024):
+                af = av.AudioFrame.from_ndarray(audio[None, k : k + 1024], format="fltp", layout="mono")
+                af.sample_rate, af.pts = AUDIO_RATE, k
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return path
+
+
+def pan_frames(world: np.ndarray, n: int):
+    """The camera moves right 24 px per frame with a slow vertical sway, wrapping around the world."""
+    for i in range(n):
+        x = (24 * i) % (WORLD_W - FRAME_W)
+        y = int((WORLD_H - FRAME_H) / 2 * (1 + math.sin(i / 40)))
+        yield np.ascontiguousarray(world[y : y + FRAME_H, x : x + FRAME_W])
+
+
+def scene_frames(world: np.ndarray, n: int, rng: np.random.Generator, *, moving: bool, noise: float):
+    """A fixed camera; with ``moving``, three discs cross the view; ``noise``: sensor noise std (0..255)."""
+    bg = world[200 : 200 + FRAME_H, 600 : 600 + FRAME_W].astype(np.float32)
+    yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W]
+    for i in range(n):
+        img = bg.copy()
+        if moving:
+            for k, (speed, r) in enumerate(((6, 30), (-4, 22), (9, 16))):
+                cx, cy = (40 + speed * i + 100 * k) % FRAME_W, 60 + 60 * k
+                img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = (255.0 * (k == 0), 200.0, 255.0 * (k == 2))
+        if noise:
+            img += rng.normal(0, noise, img.shape)
+        yield np.clip(img, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- measuring a step
+
+
+def _trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def step(model_name: str, backend: str, ids: torch.Tensor, vocab: int, device: torch.device) -> dict:
+    """One forward+backward over ``ids`` ``[L]``: seconds and peak step memory (MiB)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset(model_name, vocab_size=vocab, max_seq_len=ids.numel())
+    model = Transformer(cfg).to(device)
+    x = ids[None].to(device)
+    backends = [SDPBackend.MATH] if backend == "math" else [
+        SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    _trim()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _status_kib("VmRSS") * 1024
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current RSS
+    start = time.perf_counter()
+    with sdpa_kernel(backends), autocast:
+        logits = model(x[:, :-1])  # (1, L-1, V)
+        loss = F.cross_entropy(logits.float().view(-1, vocab), x[0, 1:])
+    loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_kib("VmHWM") * 1024) - base
+    del logits, loss, model
+    return {"seconds": round(seconds, 4), "peak_mib": round(peak / 2**20, 1),
+            "train_flops": ids.numel() * Transformer.flops_per_token(_Shim(cfg), ids.numel())}
+
+
+class _Shim:
+    """Just enough of a Transformer for ``flops_per_token`` without building another."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        from mmtok.context import count_params
+
+        self.cfg, self._n = cfg, count_params(cfg)
+
+    def num_params(self, *, non_embedding: bool = True) -> int:
+        return self._n
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
+    """(exponent, log-intercept) of ``y = a x^b`` by least squares in log-log, or None with < 2 points."""
+    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len(pts) < 2:
+        return None
+    b, a = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)
+    return float(b), float(a)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="benchmarks/out/context_growth", help="folder for the PNGs and results.jsonl")
+    ap.add_argument("--fps", type=float, default=2.0, help="frames tokenized per second of video")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="longest duration tokenized, doubling from 1 s (default: 32 on CPU, 256 on a GPU)")
+    ap.add_argument("--models", nargs="+", default=["tiny", "small"], help="transformer presets")
+    ap.add_argument("--step-limit", type=float, default=40.0, help="stop doubling before a step this slow (s)")
+    ap.add_argument("--mem-limit", type=float, default=4.0, help="stop doubling before a step needs this much (GiB)")
+    ap.add_argument("--budget", type=float, default=540.0, help="wall-clock budget of the whole run (s)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: all cores, or 1 when the load average exceeds the core count)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        emit(row)
+
+    load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    threads = args.threads or (1 if load > cores else cores)  # oversubscribed threads spin against each other
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.max_seconds is None:
+        args.max_seconds = 256.0 if device.type == "cuda" else 32.0
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else None
+    record({"kind": "device", "device": device.type, "gpu": gpu, "torch": torch.__version__, "threads":
+            torch.get_num_threads(), "load_average": round(load, 2), "cpu": platform.processor() or platform.machine(), "cpus": cores,
+            "note": None if gpu else "no GPU was available: CPU only; the >=128k-token GPU target was not run"})
+
+    rng = np.random.default_rng(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="context_growth_"))
+    world = _world(rng)
+    n_src = int(args.max_seconds * SRC_FPS)
+    t = time.perf_counter()
+    pan = write_video(tmp / "pan.mp4", pan_frames(world, n_src), n_src, audio=_soundtrack(args.max_seconds, rng))
+    record({"kind": "video", "file": "pan.mp4", "seconds": args.max_seconds, "size": [FRAME_W, FRAME_H],
+            "fps": SRC_FPS, "codec": "h264+aac", "bytes": pan.stat().st_size, "write_s": round(time.perf_counter() - t, 2)})
+
+    try:
+        image = mmtok.load("image")
+        audio = mmtok.load("audio")
+        weights = "shipped"
+    except mmtok.MmtokError:
+        image, audio = ImageTokenizer(ImageTokenizerConfig()), AudioTokenizer(AudioTokenizerConfig()).eval()
+        # no shipped checkpoint: fit the codebook by k-means to the (random) encoder's features of views
+        # of the world image, so codes spread over the codebook as a trained one's do
+        views = torch.stack([torch.from_numpy(world[y : y + 256, x : x + 256]).permute(2, 0, 1).float() / 255
+                             for y, x in zip(rng.integers(0, WORLD_H - 256, 24), rng.integers(0, WORLD_W - 256, 24),
+                                             strict=True)])
+        with torch.no_grad():
+            image.train()(views)
+        image.eval()
+        weights = ("default config, initial encoder weights, codebook k-means-fitted to views of the generated "
+                   "image (no shipped checkpoint)")
+    vt = VideoTokenizer(image, fps=args.fps)
+    il = Interleaver(None, video=vt, audio=audio)
+
+    # ---- temporal compression on three scenes
+    for scene, frames in (
+        ("pan", None),
+        ("fixed camera, moving objects, sensor noise", scene_frames(world, 16 * SRC_FPS, rng, moving=True, noise=3.0)),
+        ("static", scene_frames(world, 16 * SRC_FPS, rng, moving=False, noise=0.0)),
+    ):
+        path = pan if frames is None else write_video(tmp / "scene.mp4", frames, 16 * SRC_FPS)
+        codes = vt.encode(path, duration=16.0)
+        record({"kind": "compression", "scene": scene, "fps": args.fps, "weights": weights,
+                **compression_stats(codes, image.codebook_size)})
+
+    # ---- tokens vs duration
+    # the whole file once, one segment pair (video codes, soundtrack) per second; each duration is a prefix
+    t = time.perf_counter()
+    segs = vt.segments(pan, chunk_seconds=1.0, duration=args.max_seconds)
+    chunks: list[list[dict]] = []
+    for seg in segs:
+        if "video_codes" in seg:
+            chunks.append([])
+        chunks[-1].append(seg)
+    record({"kind": "tokenize_file", "duration_s": args.max_seconds, "frames": sum(
+        int(x["video_codes"].shape[0]) for x in segs if "video_codes" in x), "seconds": round(time.perf_counter() - t, 2)})
+    streams: list[tuple[float, torch.Tensor]] = []
+    d = 1
+    while d <= len(chunks):
+        t = time.perf_counter()
+        doc = [seg for chunk in chunks[:d] for seg in chunk]
+        s = il.encode(doc)
+        nv = sum(int(x["video_codes"].numel()) for x in doc if "video_codes" in x)
+        na = sum(int(x["audio"].numel()) for x in doc if "audio" in x)
+        record({"kind": "tokenize", "duration_s": d, "frames": sum(int(x["video_codes"].shape[0]) for x in doc
+                if "video_codes" in x), "video_codes": nv, "audio_samples": na, "stream_tokens": len(s),
+                "tokens_per_second": round(len(s) / d, 2), "interleave_s": round(time.perf_counter() - t, 3)})
+        streams.append((float(d), s.ids))
+        d *= 2
+    rate = len(streams[-1][1]) / streams[-1][0]
+    vocab = il.vocab.size
+
+    # ---- forward + backward vs length
+    series: dict[tuple[str, str], list[dict]] = {}
+    order = [(m, b) for m in args.models for b in ("sdpa", "math")]
+    for k, (model_name, backend) in enumerate(order):
+        step(model_name, backend, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
+        done: list[dict] = []
+        stopped = "longest stream reached"
+        share = (args.budget - (time.perf_counter() - t0)) / (len(order) - k)  # time left for this series
+        series_start = time.perf_counter()
+        for d, ids in streams:
+            r = step(model_name, backend, ids, vocab, device)
+            row = {"kind": "step", "model": model_name, "backend": backend, "device": device.type,
+                   "duration_s": d, "tokens": int(ids.numel()), **r}
+            record(row)
+            done.append(row)
+            nxt = 2.0
+            grow_t = 2.0 if backend == "math" else 1.5
+            if len(done) >= 2:
+                e = fit([x["tokens"] for x in done[-2:]], [x["seconds"] for x in done[-2:]])
+                grow_t = max(grow_t, nxt ** e[0]) if e else grow_t
+            pred_t, pred_m = r["seconds"] * grow_t, r["peak_mib"] * (4.0 if backend == "math" else 2.0)
+            spent = time.perf_counter() - series_start
+            if r["seconds"] > args.step_limit or pred_t > args.step_limit:
+                stopped = f"time: next step predicted {pred_t:.1f} s > {args.step_limit} s"
+                break
+            if pred_m > args.mem_limit * 1024:
+                stopped = f"memory: next step predicted {pred_m / 1024:.2f} GiB > {args.mem_limit} GiB"
+                break
+            if spent + pred_t > share:
+                stopped = f"budget: {share:.0f} s for this series"
+                break
+        series[(model_name, backend)] = done
+        record({"kind": "series_end", "model": model_name, "backend": backend, "max_tokens": done[-1]["tokens"],
+                "stopped_by": stopped})
+
+    # ---- fits and projections
+    hour = rate * 3600
+    for (model_name, backend), done in series.items():
+        big = [x["tokens"] for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
+        xs = big if len(big) >= 3 else [x["tokens"] for x in done]
+        sel = [x for x in done if x["tokens"] in xs]
+        ft = fit(xs, [x["seconds"] for x in sel])
+        fm = fit(xs, [x["peak_mib"] for x in sel])
+        row = {"kind": "fit", "model": model_name, "backend": backend, "points": len(sel),
+               "time_exponent": round(ft[0], 3) if ft else None, "memory_exponent": round(fm[0], 3) if fm else None}
+        cfg = ModelConfig.preset(model_name)
+        kv_per_token = 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 2  # keys + values, bf16
+        for name, tokens in (("one_hour_video", hour), ("1M_window", WINDOWS["1M"])):
+            row[f"{name}_tokens"] = round(tokens)
+            row[f"{name}_seconds"] = round(math.exp(ft[1]) * tokens ** ft[0], 1) if ft else None
+            row[f"{name}_peak_gib"] = round(math.exp(fm[1]) * tokens ** fm[0] / 1024, 2) if fm else None
+            row[f"{name}_kv_cache_gib_bf16"] = round(kv_per_token * tokens / 2**30, 3)
+        record(row)
+
+    # ---- plots
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        record({"kind": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
+    else:
+        minutes = np.geomspace(1 / 60, 180, 80)
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for name in (*PRESETS, "mmtok"):
+            tok = [plan(m * 60, preset=name).total_tokens for m in minutes]
+            ax.plot(minutes, tok, label=f"{name} ({plan(60, preset=name).tokens_per_second:.0f} tok/s)")
+        ax.plot([d / 60 for d, _ in streams], [len(s) for _, s in streams], "ko",
+                label=f"measured: mmtok stream, {args.fps:g} fps + audio")
+        for wname, size in WINDOWS.items():
+            ax.axhline(size, color="gray", ls=":", lw=0.8)
+            ax.text(minutes[0], size * 1.08, wname, color="gray", fontsize=8)
+        ax.set(xscale="log", yscale="log", xlabel="minutes of video", ylabel="tokens",
+               title="Context length vs video duration (preset rates at their default fps)")
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "tokens_vs_minutes.png", dpi=120)
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+        for (model_name, backend), done in series.items():
+            xs = [x["tokens"] for x in done]
+            style = "-o" if backend == "sdpa" else "--s"
+            a1.plot(xs, [x["seconds"] for x in done], style, label=f"{model_name} {backend}")
+            a2.plot(xs, [max(x["peak_mib"], 1e-1) for x in done], style, label=f"{model_name} {backend}")
+        a1.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="forward+backward (s)")
+        a2.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="peak step memory (MiB)")
+        for a in (a1, a2):
+            a.grid(True, which="both", alpha=0.3)
+            a.legend(fontsize=8)
+        n = torch.get_num_threads()
+        where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
+        fig.suptitle(f"Transformer cost vs length on {where}")
+        fig.tight_layout()
+        fig.savefig(out / "cost_vs_length.png", dpi=120)
+        record({"kind": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
+
+    record({"kind": "summary", "seconds": round(time.perf_counter() - t0, 1), "device": device.type,
+            "stream_tokens_per_second": round(rate, 2), "weights": weights,
+            "longest": {f"{m}/{b}": d[-1]["tokens"] for (m, b), d in series.items()}})
+    with open(out / "results.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
