@@ -218,7 +218,8 @@ def fit(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="benchmarks/out/context_growth", help="folder for the PNGs and results.jsonl")
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "mmtok_context_growth"),
+                    help="folder for the PNGs and results.jsonl (default: in the system's temp folder)")
     ap.add_argument("--fps", type=float, default=2.0, help="frames tokenized per second of video")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="longest duration tokenized, doubling from 1 s (default: 32 on CPU, 256 on a GPU)")

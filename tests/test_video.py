@@ -46,7 +46,7 @@ def write_video(path: Path, frames: np.ndarray, times: list[float], *, codec: st
 
     ``rate``: the nominal frame rate (a constant-rate file's), 1000 for millisecond timestamps (VFR).
     """
-    av = pytest.importorskip("av")
+    av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
@@ -136,7 +136,7 @@ def test_size_start_duration_and_streaming(cfr: Path) -> None:
 def test_bad_files(tmp_path: Path, cfr: Path) -> None:
     from mmtok.video import read_video
 
-    av = pytest.importorskip("av")
+    av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
     with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
         read_video(tmp_path / "nope.mp4")
     junk = tmp_path / "junk.mp4"
@@ -165,8 +165,11 @@ def test_bad_files(tmp_path: Path, cfr: Path) -> None:
         VideoTokenizer(tiny_tokenizer(), fps=0)
 
 
-def test_missing_pyav_says_how_to_install(monkeypatch, cfr: Path) -> None:
+def test_missing_pyav_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
     import mmtok.video as video
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\0" * 64)
 
     real_import = builtins.__import__
 
@@ -178,7 +181,7 @@ def test_missing_pyav_says_how_to_install(monkeypatch, cfr: Path) -> None:
     monkeypatch.delitem(sys.modules, "av", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_av)
     with pytest.raises(ImportError, match=r"pip install mmtok\[video\]"):
-        video.read_video(cfr)
+        video.read_video(clip)
 
 
 # --------------------------------------------------------------------------- tokenizer + interleaver
