@@ -118,11 +118,15 @@ def _cmd_context(args: argparse.Namespace) -> int:
 
     from mmtok.context import plan
 
-    p = plan(
-        args.duration, preset=args.preset, fps=args.fps, resolution=args.resolution, downsample=args.downsample,
-        tokens_per_frame_overhead=args.frame_overhead, audio_tokens_per_second=args.audio_tokens_per_second,
-        model=args.model, kv_dtype=args.kv_dtype,
-    )
+    try:
+        p = plan(
+            args.duration, preset=args.preset, fps=args.fps, resolution=args.resolution, downsample=args.downsample,
+            tokens_per_frame_overhead=args.frame_overhead, audio_tokens_per_second=args.audio_tokens_per_second,
+            model=args.model, kv_dtype=args.kv_dtype,
+        )
+    except ValueError as e:
+        print(f"mmtok context: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(asdict(p)) if args.json else p.table())
     return 0
 

@@ -284,7 +284,7 @@ def plan(
         res = None
     else:
         if res is None:
-            raise ValueError(f"preset {p.name!r} needs a resolution (H, W) to count patches; pass resolution=")
+            raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
         if min(res) < 1:
             raise ValueError(f"resolution must be positive, got {res}")
         grid = (-(-res[0] // ds), -(-res[1] // ds))

@@ -111,3 +111,11 @@ def test_cli_help_names_sources(capsys) -> None:
     out = capsys.readouterr().out
     for key in ("arXiv:2402.08268", "arXiv:2405.09818", "arXiv:2501.03575", "ai.google.dev", "models/image/config.json"):
         assert key in out
+
+
+def test_cli_reports_bad_arguments(capsys) -> None:
+    assert main(["context", "60", "--preset", "custom"]) == 2
+    assert "--resolution" in capsys.readouterr().err
+    assert main(["context", "60", "--preset", "custom", "--resolution", "640x360", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["grid"] == [23, 40] and d["resolution"] == [360, 640]
