@@ -38,6 +38,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -261,12 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     record({"kind": "video", "file": "pan.mp4", "seconds": args.max_seconds, "size": [FRAME_W, FRAME_H],
             "fps": SRC_FPS, "codec": "h264+aac", "bytes": pan.stat().st_size, "write_s": round(time.perf_counter() - t, 2)})
 
-    try:
-        image = mmtok.load("image")
-        audio = mmtok.load("audio")
-        weights = "shipped"
-    except mmtok.MmtokError:
-        image, audio = ImageTokenizer(ImageTokenizerConfig()), AudioTokenizer(AudioTokenizerConfig()).eval()
+    def shipped(name: str) -> Any:
+        try:
+            return mmtok.load(name)
+        except mmtok.MmtokError:
+            return None
+
+    image, audio = shipped("image"), shipped("audio")
+    weights = {"image": "shipped" if image is not None else None, "audio": "shipped" if audio is not None else None}
+    if audio is None:
+        audio = AudioTokenizer(AudioTokenizerConfig()).eval()
+        weights["audio"] = "default config, initial weights (no shipped checkpoint)"
+    if image is None:
+        image = ImageTokenizer(ImageTokenizerConfig())
         # no shipped checkpoint: fit the codebook by k-means to the (random) encoder's features of views
         # of the world image, so codes spread over the codebook as a trained one's do
         views = torch.stack([torch.from_numpy(world[y : y + 256, x : x + 256]).permute(2, 0, 1).float() / 255
@@ -275,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             image.train()(views)
         image.eval()
-        weights = ("default config, initial encoder weights, codebook k-means-fitted to views of the generated "
-                   "image (no shipped checkpoint)")
+        weights["image"] = ("default config, initial encoder weights, codebook k-means-fitted to views of the "
+                            "generated image (no shipped checkpoint)")
     vt = VideoTokenizer(image, fps=args.fps)
     il = Interleaver(None, video=vt, audio=audio)
 
@@ -288,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         path = pan if frames is None else write_video(tmp / "scene.mp4", frames, 16 * SRC_FPS)
         codes = vt.encode(path, duration=16.0)
-        record({"kind": "compression", "scene": scene, "fps": args.fps, "weights": weights,
+        record({"kind": "compression", "scene": scene, "fps": args.fps, "weights": weights["image"],
                 **compression_stats(codes, image.codebook_size)})
 
     # ---- tokens vs duration
