@@ -222,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except mmtok.MmtokError as e:
         print(f"mmtok: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:  # pragma: no cover
         print(f"mmtok: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         return 130

@@ -5,6 +5,7 @@ reads ``config.json``, builds the module of that kind from its config and fills
 in the weights, checking every shape.
 
 >>> import tempfile, os, torch
+>>> from mmtok.quantize import VectorQuantizer, VQConfig
 >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8))
 >>> folder = save(vq, os.path.join(tempfile.mkdtemp(), "vq"))
 >>> again = load(folder)
