@@ -56,7 +56,8 @@ def slices(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
     """Log-mel of the frames the tokens stand for, one row per token: ``[n, fpt*M]``."""
     ctx = tok.context_frames
     with torch.inference_mode():
-        mel = tok.context_features(audio)[:, ctx:-ctx]  # (M, fpt*n)
+        mel = tok.context_features(audio)
+    mel = mel[:, ctx : mel.shape[-1] - ctx]  # (M, fpt*n)
     return rearrange(mel, "m (n f) -> n (f m)", f=tok.cfg.frames_per_token)
 
 
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kmeans-vectors", type=int, default=100_000, help="training slices k-means is fitted on")
     ap.add_argument("--kmeans-iters", type=int, default=25, help="Lloyd iterations")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats (median)")
+    ap.add_argument("--more-heldout", default=None,
+                    help="another folder of audio training never read (searched recursively): codebook usage on it too")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: reconstruction,speed,memory")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -195,8 +198,24 @@ def main(argv: list[str] | None = None) -> int:
     tok.vq.reset_stats()
     codes = [tok.encode(a, tok.sample_rate) for a in held_audio]
     st = tok.vq.usage_stats()
-    emit(bench="codebook_usage", clips=len(held), tokens=st.total, codebook_size=k,
+    emit(bench="codebook_usage", set=str(data / "heldout"), clips=len(held), tokens=st.total, codebook_size=k,
          usage=round(st.usage, 4), perplexity=round(st.perplexity, 1))
+    if args.more_heldout:
+        more = sorted(Path(args.more_heldout).rglob("*.wav"))
+        tok.vq.reset_stats()
+        for f in more:
+            tok.encode(f)
+        st2 = tok.vq.usage_stats()
+        emit(bench="codebook_usage", set=args.more_heldout, clips=len(more), tokens=st2.total, codebook_size=k,
+             usage=round(st2.usage, 4), perplexity=round(st2.perplexity, 1))
+        tok.vq.reset_stats()
+        for c in codes:
+            tok.vq.seen_counts += torch.bincount(c, minlength=k)
+        for f in more:
+            tok.encode(f)
+        st3 = tok.vq.usage_stats()
+        emit(bench="codebook_usage", set="both", clips=len(more) + len(held), tokens=st3.total,
+             codebook_size=k, usage=round(st3.usage, 4), perplexity=round(st3.perplexity, 1))
 
     # ------------------------------------------------------------ reconstruction vs baselines
     if "reconstruction" not in skip:

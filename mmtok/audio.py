@@ -398,10 +398,10 @@ class AudioTokenizer(nn.Module):
 
     # ------------------------------------------------------------ encoding
 
-    def _block_codes(self, window: torch.Tensor) -> torch.Tensor:
-        """Samples of one block with context ``[L]`` -> codes ``[block_tokens]``."""
+    def _block_codes(self, window: torch.Tensor, keep: int) -> torch.Tensor:
+        """Samples of one block with context ``[L]`` -> codes of its first ``keep`` tokens."""
         mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
-        return self.vq.encode(self._latent(mel)[0])  # (T,)
+        return self.vq.encode(self._latent(mel)[0, :keep])  # (keep,); only real tokens are counted
 
     def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         """Codes block by block from chunks of samples; the same arithmetic whatever the chunking."""
@@ -414,15 +414,14 @@ class AudioTokenizer(nn.Module):
             buf = torch.cat([buf, chunk.to(self.device, torch.float32)])
             total += chunk.numel()
             while buf.numel() >= window:
-                yield self._block_codes(buf[:window])
+                yield self._block_codes(buf[:window], c.block_tokens)
                 buf, emitted = buf[step:], emitted + c.block_tokens
         if total == 0:
             raise AudioError("encode_stream got no samples (all chunks were empty)")
         n = math.ceil(total / c.samples_per_token)
         while emitted < n:
             buf = F.pad(buf, (0, max(0, window - buf.numel())))
-            codes = self._block_codes(buf[:window])
-            yield codes[: n - emitted]
+            yield self._block_codes(buf[:window], min(c.block_tokens, n - emitted))
             buf, emitted = buf[step:], emitted + c.block_tokens
 
     @torch.inference_mode()
