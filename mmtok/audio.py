@@ -282,7 +282,7 @@ class AudioTokenizer(nn.Module):
     """Waveform -> log-mel -> encoder -> VQ codes -> decoder -> log-mel -> waveform.
 
     Two encoders: ``"slice"`` (default) quantizes each token's own log-mel frames with
-    a k-means codebook and leaves the learning to a decoder that reads ±13 tokens of
+    a k-means codebook and leaves the learning to a decoder that reads about ±14 tokens of
     code context and predicts a correction to the code's slice; ``"conv"`` learns a
     convolutional encoder with a fixed receptive field and an EMA codebook (VQ-VAE).
     """
