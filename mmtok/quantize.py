@@ -98,7 +98,7 @@ class UsageStats:
 # --------------------------------------------------------------------------- search
 
 
-def _argmax_rows(scores: torch.Tensor) -> torch.Tensor:
+def _argmax_rows(scores: torch.Tensor, out: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
     """``scores.argmax(1)`` for a ``[n, K]`` block, faster on the CPU.
 
     ``Tensor.argmax`` is a scalar loop on the CPU while ``amax`` is vectorized, so
@@ -108,11 +108,15 @@ def _argmax_rows(scores: torch.Tensor) -> torch.Tensor:
     """
     n, k = scores.shape
     if scores.device.type != "cpu" or k % ARGMAX_GROUP or k < 4 * ARGMAX_GROUP:
-        return scores.argmax(1)
+        return torch.argmax(scores, 1, out=out) if out is not None else scores.argmax(1)
     groups = scores.view(n, k // ARGMAX_GROUP, ARGMAX_GROUP)  # (n, G, B)
     best_group = groups.amax(2).argmax(1)  # (n,)
-    inside = groups[torch.arange(n, device=scores.device), best_group]  # (n, B)
-    return best_group * ARGMAX_GROUP + inside.argmax(1)
+    if rows is None or rows.numel() < n:
+        rows = torch.arange(n, device=scores.device)
+    inside = groups[rows[:n], best_group]  # (n, B)
+    # best_group * B + position inside, written straight into `out`
+    return torch.add(inside.argmax(1), best_group, alpha=ARGMAX_GROUP, out=out) if out is not None else (
+        inside.argmax(1).add_(best_group, alpha=ARGMAX_GROUP))
 
 
 def _chunk_rows(n: int, k: int, device: torch.device, cfg: VQConfig | None) -> int:
@@ -156,12 +160,13 @@ def nearest_code(
         bias = torch.zeros(k, dtype=codebook.dtype, device=codebook.device)
     else:
         bias = codebook.pow(2).sum(1).mul_(-0.5)  # (K,)
-    scores = torch.empty(rows, k, dtype=x.dtype, device=x.device)  # (chunk, K), reused
+    scores = torch.empty(rows, k, dtype=codebook.dtype, device=x.device)  # (chunk, K), reused
+    row_ids = torch.arange(rows, device=x.device)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         block = scores[: stop - start]
-        torch.addmm(bias, x[start:stop], codes_t, out=block)
-        out[start:stop] = _argmax_rows(block)
+        torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
+        _argmax_rows(block, out=out[start:stop], rows=row_ids)
     return out
 
 
