@@ -16,7 +16,7 @@ data = make_clustered(60_000, 32, 2048)  # [60000, 32]: tight clusters, hard for
 train, held_out = data[:50_000], data[50_000:]
 
 vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=32, codebook_size=512))
-for step in range(50):  # training mode: k-means init, EMA updates, dead-code restarts
+for _ in range(50):  # training mode: k-means init, EMA updates, dead-code restarts
     batch = train[torch.randint(0, len(train), (4096,))]
     result = vq(batch)
 print(f"last training batch: usage {result.usage:.1%}, perplexity {result.perplexity:.0f}")
