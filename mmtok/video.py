@@ -85,6 +85,15 @@ def _av() -> Any:
     return av
 
 
+def _open_container(path: str | os.PathLike[str], where: str) -> Any:
+    """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file."""
+    av = _av()
+    try:
+        return av.open(os.fspath(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
+
+
 def _target_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
     """(width, height) the frames are converted to: ``size`` is the shorter side, or ``(H, W)``."""
     if size is None:
@@ -131,11 +140,7 @@ def iter_video(
     if Path(path).is_dir():
         raise VideoError(f"{os.fspath(path)!r} is a folder, not a video file")
     av = _av()
-    try:
-        container = av.open(os.fspath(path), mode="r")
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
-    with container:
+    with _open_container(path, where) as container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
             raise VideoError(f"{where} has no video stream (streams: {', '.join(kinds)})")
@@ -240,11 +245,7 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE) -> t
     if not Path(path).is_file():
         raise FileNotFoundError(f"{where} does not exist")
     av = _av()
-    try:
-        container = av.open(os.fspath(path), mode="r")
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
-    with container:
+    with _open_container(path, where) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
