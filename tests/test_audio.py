@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import librosa
@@ -59,13 +58,7 @@ def speechlike(seconds: float, rate: int = SAMPLE_RATE, seed: int = 0) -> np.nda
     return _speechlike(seconds, rate, seed).copy()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One CPU thread: these small ops gain nothing from more, and the timings stay steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,13 +28,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "models" / "image"
 SHIPPED_PSNR_FLOOR = 20.0  # dB on the smooth synthetic test picture below
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One CPU thread: small convs gain nothing from more, and they oversubscribe shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
 
 def tiny_config(**kw: object) -> ImageTokenizerConfig:
