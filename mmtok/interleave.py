@@ -3,7 +3,9 @@
 A document is a list of segments: a ``str``, a ``PIL.Image``, a ``pathlib.Path``
 to an image, audio or video file, or a tagged dict: ``{"text": str}``,
 ``{"image": path|PIL|array}``, ``{"audio": path|array, "sample_rate": int}``,
-``{"video": path|frames}``, or already tokenized media ``{"image_codes": [h, w]}``,
+``{"video": path|frames}`` (a file's soundtrack follows its frames when there
+is an audio tokenizer; options ``"soundtrack"`` and ``"chunk_seconds"``, see
+:meth:`Interleaver._video_file`), or already tokenized media ``{"image_codes": [h, w]}``,
 ``{"audio_codes": [n]}``, ``{"video_codes": [t, h, w]}``.
 
 Layout (ids from :class:`~mmtok.vocab.Vocabulary`)::
@@ -44,6 +46,7 @@ import numpy as np
 import torch
 
 from mmtok.errors import DocumentError, StreamError
+from mmtok.parse import Decoded, Parser, Repair, codes_tensor
 from mmtok.text import ByteTokenizer
 from mmtok.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
@@ -62,6 +65,7 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})
+VIDEO_OPTIONS = ("soundtrack", "chunk_seconds")  # optional keys of a {"video": path} segment
 
 
 @dataclass(eq=False)
@@ -77,28 +81,6 @@ class Stream:
 
     def __len__(self) -> int:
         return int(self.ids.numel())
-
-
-@dataclass(frozen=True)
-class Repair:
-    """One change ``decode(..., repair=True)`` made to a stream."""
-
-    position: int  # index in the stream that was given
-    problem: str  # what was wrong
-    action: str  # what was done about it
-
-    def __str__(self) -> str:
-        return f"position {self.position}: {self.problem}; {self.action}"
-
-
-class Decoded(list):  # type: ignore[type-arg]
-    """The segments of a decoded stream (a plain list), plus ``repairs`` made on the way."""
-
-    repairs: list[Repair]
-
-    def __init__(self, segments: Sequence[dict[str, Any]] = (), repairs: Sequence[Repair] = ()) -> None:
-        super().__init__(segments)
-        self.repairs = list(repairs)
 
 
 def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
@@ -150,211 +132,6 @@ def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
             f, r, c = np.zeros_like(k), k // w1, k % w1
         out[first:stop] = flat[first] + np.stack([f, r, c], axis=1)
     return torch.from_numpy(out)
-
-
-def _codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x), dtype=torch.int64)
-    if t.dim() != dims:
-        raise ValueError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
-    return t
-
-
-class _Parser:
-    """The state of one de-interleaving pass (strict or repairing)."""
-
-    def __init__(self, il: Interleaver, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
-        self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
-        self.n = len(ids)
-        self._outside: dict[str, np.ndarray] = {}
-
-    def problem(self, i: int, expected: str, action: str) -> None:
-        pos = int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
-        got = self.v.token(int(self.ids[i])) if i < self.n else "the end of the stream"
-        if not self.repair:
-            raise StreamError(f"position {pos}: expected {expected}, got {got}", position=pos, expected=expected)
-        self.repairs.append(Repair(pos, f"expected {expected}, got {got}", action))
-
-    def run_end(self, i: int, modality: str) -> int:
-        """First index >= i whose id is not in ``modality``'s range."""
-        if modality not in self._outside:
-            r = self.v.range(modality)
-            self._outside[modality] = np.flatnonzero((self.ids < r.start) | (self.ids >= r.stop))
-        out = self._outside[modality]
-        k = int(np.searchsorted(out, i))
-        return int(out[k]) if k < out.size else self.n
-
-    def is_opener(self, tok: int) -> bool:
-        return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
-
-    def rows(self, i: int, modality: str, close: int, width: int | None) -> tuple[list[np.ndarray], int, bool, int | None]:
-        """Rows of ``modality`` codes from ``i`` up to the ``close`` token (``<eoi>`` or ``<eof>``).
-
-        Returns (rows, next index, whether ``close`` was found, row width). Stops
-        without consuming at a token that opens or ends a segment.
-        """
-        il, start, close_name = self.il, self.v.range(modality).start, self.v.token(close)
-        a = "an" if modality[0] in "aeiou" else "a"
-        rows: list[np.ndarray] = []
-        cur: list[np.ndarray] = []
-
-        def end_row(at: int) -> None:
-            nonlocal width, cur
-            row = np.concatenate(cur) if cur else np.zeros(0, np.int64)
-            cur = []
-            if row.size == 0:
-                self.problem(at, f"{a} {modality} code", "dropped the empty row")
-                return
-            if width is None:
-                width = row.size
-            elif row.size != width:
-                self.problem(at, f"row {len(rows)} to have {width} codes like row 0, not {row.size}",
-                             f"{'truncated' if row.size > width else 'padded'} it to {width}")
-                above = rows[-1] if rows else np.zeros(width, np.int64)
-                row = row[:width] if row.size > width else np.concatenate([row, above[row.size:]])
-            rows.append(row)
-
-        while True:
-            j = self.run_end(i, modality)
-            if j > i:
-                cur.append(self.ids[i:j] - start)
-            if j >= self.n:
-                self.problem(j, f"<eol> or {close_name}", f"closed the {modality}")
-                if cur:
-                    end_row(j)
-                return rows, j, False, width
-            tok = int(self.ids[j])
-            if tok == il.EOL:
-                end_row(j)
-                i = j + 1
-            elif tok == close:
-                if cur:
-                    self.problem(j, f"<eol> before {close_name}", "ended the row")
-                    end_row(j)
-                return rows, j + 1, True, width
-            elif self.is_opener(tok) or tok == il.EOV:
-                if tok != il.EOV or modality != "video":
-                    self.problem(j, f"{a} {modality} code, <eol> or {close_name}", f"closed the {modality}")
-                if cur:
-                    end_row(j)
-                return rows, j, False, width
-            else:
-                self.problem(j, f"{a} {modality} code, <eol> or {close_name}", "dropped it")
-                i = j + 1
-
-    def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
-        """Parse the image opened at ``b``; returns (segment or None, next index)."""
-        rows, i, _, _ = self.rows(b + 1, "image", self.il.EOI, None)
-        if not rows:
-            self.problem(b, "an image with at least one row", "dropped the empty image")
-            return None, i
-        return {"image_codes": torch.from_numpy(np.stack(rows))}, i
-
-    def video(self, b: int) -> tuple[dict[str, Any] | None, int]:
-        """Parse the video opened at ``b``: frames of rows, each frame closed by ``<eof>``."""
-        il = self.il
-        frames: list[np.ndarray] = []
-        width: int | None = None
-        i = b + 1
-        while True:
-            if i < self.n and self.ids[i] == il.EOV:
-                i += 1
-                break
-            at = i
-            rows, i, closed, width = self.rows(i, "video", il.EOF, width)
-            if rows:
-                if frames and len(rows) != len(frames[0]):
-                    h = len(frames[0])
-                    self.problem(at, f"frame {len(frames)} to have {h} rows like frame 0, not {len(rows)}",
-                                 f"{'truncated' if len(rows) > h else 'padded'} it to {h} rows")
-                    rows = (rows + list(frames[-1][len(rows):]))[:h]
-                frames.append(np.stack(rows))
-            if not closed:
-                if i < self.n and self.ids[i] == il.EOV:
-                    if rows:
-                        self.problem(i, "<eof> before <eov>", "ended the frame")
-                    i += 1
-                break
-        if not frames:
-            self.problem(b, "a video with at least one frame", "dropped the empty video")
-            return None, i
-        return {"video_codes": torch.from_numpy(np.stack(frames))}, i
-
-    def audio(self, b: int) -> tuple[dict[str, Any] | None, int]:
-        il, start = self.il, self.v.range("audio").start
-        parts: list[np.ndarray] = []
-        i = b + 1
-        while True:
-            j = self.run_end(i, "audio")
-            if j > i:
-                parts.append(self.ids[i:j] - start)
-            if j >= self.n:
-                self.problem(j, "an audio code or <eoa>", "closed the audio")
-                i = j
-                break
-            tok = int(self.ids[j])
-            if tok == il.EOA:
-                i = j + 1
-                break
-            if self.is_opener(tok):
-                self.problem(j, "an audio code or <eoa>", "closed the audio")
-                i = j
-                break
-            self.problem(j, "an audio code or <eoa>", "dropped it")
-            i = j + 1
-        if not parts:
-            self.problem(b, "audio with at least one code", "dropped the empty audio")
-            return None, i
-        return {"audio_codes": torch.from_numpy(np.concatenate(parts))}, i
-
-    def text(self, a: int, b: int, segments: list[dict[str, Any]]) -> None:
-        ids = self.ids[a:b]
-        try:
-            s = self.il.text.decode(ids, errors="strict")
-        except UnicodeDecodeError:
-            self.problem(a, "text ids that form valid UTF-8", "decoded them with U+FFFD")
-            s = self.il.text.decode(ids, errors="replace")
-        if segments and "text" in segments[-1]:
-            segments[-1]["text"] += s  # text around a dropped token joins up
-        elif s:
-            segments.append({"text": s})
-
-    def document(self) -> list[dict[str, Any]]:
-        il, segments = self.il, []
-        i = 1 if self.n and self.ids[0] == il.BOS else 0
-        text_start = i
-        while i < self.n:
-            j = self.run_end(i, "text")
-            if j > i:
-                i = j
-                continue
-            if i > text_start:
-                self.text(text_start, i, segments)
-            tok = int(self.ids[i])
-            if tok == il.EOS:
-                if i != self.n - 1:
-                    self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")
-                i = self.n
-            elif tok == il.BOI and self.v.has("image"):
-                seg, i = self.image(i)
-                if seg is not None:
-                    segments.append(seg)
-            elif tok == il.BOA and self.v.has("audio"):
-                seg, i = self.audio(i)
-                if seg is not None:
-                    segments.append(seg)
-            elif tok == il.BOV and self.v.has("video"):
-                seg, i = self.video(i)
-                if seg is not None:
-                    segments.append(seg)
-            else:
-                markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
-                opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
-                self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
-                i += 1
-            text_start = i
-        if i > text_start:
-            self.text(text_start, i, segments)
-        return segments
 
 
 class Interleaver:
@@ -421,14 +198,14 @@ class Interleaver:
             raise TypeError(f"a document is a list of segments, got {type(doc).__name__}")
         out: list[dict[str, Any]] = []
         for k, seg in enumerate(doc):
-            item = self._segment(seg, k)
-            if "text" in item:
-                if not item["text"]:
-                    continue
-                if out and "text" in out[-1]:
-                    out[-1] = {"text": out[-1]["text"] + item["text"]}
-                    continue
-            out.append(item)
+            for item in self._segments(seg, k):
+                if "text" in item:
+                    if not item["text"]:
+                        continue
+                    if out and "text" in out[-1]:
+                        out[-1] = {"text": out[-1]["text"] + item["text"]}
+                        continue
+                out.append(item)
         return out
 
     def _need(self, name: str, k: int) -> Any:
@@ -437,6 +214,61 @@ class Interleaver:
             raise ValueError(f"segment {k} is {'an' if name[0] in 'aeiou' else 'a'} {name} but this "
                              f"Interleaver has no {name} tokenizer; pass {name}=mmtok.load({name!r})")
         return tok
+
+    def _segments(self, seg: Any, k: int) -> list[dict[str, Any]]:
+        """Segment ``k`` as canonical segments: one, or a video file's chunks with its soundtrack."""
+        if isinstance(seg, Path) and seg.suffix.lower() in VIDEO_SUFFIXES:
+            return self._video_file(seg, k, {})
+        if isinstance(seg, Mapping) and "video" in seg:
+            opts = {key: val for key, val in seg.items() if key != "video"}
+            unknown = sorted(set(opts) - set(VIDEO_OPTIONS))
+            if unknown:
+                raise ValueError(f"segment {k}: a video segment takes the options {list(VIDEO_OPTIONS)}; "
+                                 f"got {unknown}")
+            return self._video_file(seg["video"], k, opts)
+        return [self._segment(seg, k)]
+
+    def _video_file(self, x: Any, k: int, opts: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A video: its codes, and, for a file with sound, its soundtrack after each chunk of frames.
+
+        ``soundtrack``: None (default) includes the sound when this Interleaver has
+        an audio tokenizer and the file has an audio stream; True requires both;
+        False never. ``chunk_seconds``: cut the video into chunks of that many
+        seconds, each followed by its stretch of sound (default: one chunk).
+        """
+        soundtrack, chunk = opts.get("soundtrack"), opts.get("chunk_seconds")
+        if soundtrack is not None and not isinstance(soundtrack, bool):
+            raise TypeError(f"segment {k}: soundtrack must be true, false or absent, got {soundtrack!r}")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or not chunk > 0):
+            raise ValueError(f"segment {k}: chunk_seconds must be a number > 0, got {chunk!r}")
+        tok = self._need("video", k)
+        is_file = isinstance(x, (str, Path))
+        if soundtrack and self.audio is None:
+            raise ValueError(f"segment {k}: soundtrack=True needs an audio tokenizer; pass audio=mmtok.load('audio')")
+        if (soundtrack or chunk is not None) and not (is_file and hasattr(tok, "segments")):
+            raise ValueError(f"segment {k}: soundtrack and chunk_seconds need a video file and a video tokenizer "
+                             "with segments() (mmtok.VideoTokenizer)")
+        sound = self.audio is not None if soundtrack is None else soundtrack
+        if not is_file or not hasattr(tok, "segments") or (not sound and chunk is None):
+            return [{"video_codes": self._video_codes(x, k)}]
+        rate = int(getattr(self.audio, "sample_rate", 16000))
+        try:
+            parts = tok.segments(x, chunk_seconds=chunk, audio=sound, sample_rate=rate)
+        except (ValueError, TypeError, OSError, RuntimeError) as e:
+            raise DocumentError(f"segment {k} (video {x}): {e}") from e
+        if soundtrack and not any("audio" in p for p in parts):
+            raise DocumentError(f"segment {k} (video {x}): soundtrack=True but the file has no audio stream")
+        out: list[dict[str, Any]] = []
+        for part in parts:
+            if "video_codes" in part:
+                codes = codes_tensor(part["video_codes"], dims=3, what=f"segment {k}: the video tokenizer's codes")
+                out.append({"video_codes": self._check(codes, "video", k)})
+                continue
+            codes = codes_tensor(self._media("audio", part["audio"], k, sample_rate=part["sample_rate"]),
+                                  dims=1, what=f"segment {k}: the audio tokenizer's codes")
+            if codes.numel():  # a sliver of sound shorter than one audio token adds nothing
+                out.append({"audio_codes": self._check(codes, "audio", k)})
+        return out
 
     def _segment(self, seg: Any, k: int) -> dict[str, Any]:
         from PIL import Image
@@ -451,8 +283,6 @@ class Interleaver:
                 return {"image_codes": self._image_codes(seg, k)}
             if suffix in AUDIO_SUFFIXES:
                 return {"audio_codes": self._audio_codes(seg, None, k)}
-            if suffix in VIDEO_SUFFIXES:
-                return {"video_codes": self._video_codes(seg, k)}
             raise ValueError(f"segment {k}: cannot tell from its suffix whether {seg} is an image, audio or "
                              "video; use {'image': path}, {'audio': path} or {'video': path}")
         if isinstance(seg, Mapping):
@@ -470,14 +300,12 @@ class Interleaver:
                 return {"image_codes": self._image_codes(val, k)}
             if key == "audio":
                 return {"audio_codes": self._audio_codes(val, seg.get("sample_rate"), k)}
-            if key == "video":
-                return {"video_codes": self._video_codes(val, k)}
             if key == "video_codes":
-                return {"video_codes": self._check(_codes_tensor(val, dims=3, what=f"segment {k} video_codes"), "video", k)}
+                return {"video_codes": self._check(codes_tensor(val, dims=3, what=f"segment {k} video_codes"), "video", k)}
             if key == "image_codes":
-                return {"image_codes": self._check(_codes_tensor(val, dims=2, what=f"segment {k} image_codes"), "image", k)}
+                return {"image_codes": self._check(codes_tensor(val, dims=2, what=f"segment {k} image_codes"), "image", k)}
             if key == "audio_codes":
-                return {"audio_codes": self._check(_codes_tensor(val, dims=1, what=f"segment {k} audio_codes"), "audio", k)}
+                return {"audio_codes": self._check(codes_tensor(val, dims=1, what=f"segment {k} audio_codes"), "audio", k)}
             raise ValueError(f"segment {k}: unknown segment key {key!r}")
         raise TypeError(f"segment {k}: cannot interleave a {type(seg).__name__}; use str, PIL.Image, Path or a tagged dict")
 
@@ -502,15 +330,15 @@ class Interleaver:
 
     def _image_codes(self, x: Any, k: int) -> torch.Tensor:
         codes = self._media("image", x, k)
-        return self._check(_codes_tensor(codes, dims=2, what=f"segment {k}: the image tokenizer's codes"), "image", k)
+        return self._check(codes_tensor(codes, dims=2, what=f"segment {k}: the image tokenizer's codes"), "image", k)
 
     def _video_codes(self, x: Any, k: int) -> torch.Tensor:
         codes = self._media("video", x, k)
-        return self._check(_codes_tensor(codes, dims=3, what=f"segment {k}: the video tokenizer's codes"), "video", k)
+        return self._check(codes_tensor(codes, dims=3, what=f"segment {k}: the video tokenizer's codes"), "video", k)
 
     def _audio_codes(self, x: Any, sample_rate: int | None, k: int) -> torch.Tensor:
         codes = self._media("audio", x, k) if sample_rate is None else self._media("audio", x, k, sample_rate=sample_rate)
-        return self._check(_codes_tensor(codes, dims=1, what=f"segment {k}: the audio tokenizer's codes"), "audio", k)
+        return self._check(codes_tensor(codes, dims=1, what=f"segment {k}: the audio tokenizer's codes"), "audio", k)
 
     def encode(self, doc: Sequence[Any]) -> Stream:
         """The :class:`Stream` of one document (a list of segments)."""
@@ -605,7 +433,7 @@ class Interleaver:
                                   position=first, expected=expected)
             repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
             a, orig = a[~bad], orig[~bad]
-        segments = _Parser(self, a, orig, repair, repairs).document()
+        segments = Parser(self, a, orig, repair, repairs).document()
         if media:
             for k, seg in enumerate(segments):
                 if "image_codes" in seg:
