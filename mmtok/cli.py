@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
     tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or module:callable")
     tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: folder or module:callable")
+    tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: video (the shipped image tokenizer at 1 fps), folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
 

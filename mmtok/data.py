@@ -4,8 +4,10 @@ Input is JSONL, one document per line::
 
     {"segments": [{"text": "..."}, {"image": "rel/path.jpg"}, {"audio": "rel/clip.wav"}]}
 
-(``{"video": path}`` too, given a video tokenizer; relative media paths resolve
-against the JSONL file's folder; blank lines are not documents and are ignored). Output, in ``out``::
+(``{"video": path}`` too, given a video tokenizer, optionally with ``"soundtrack"``
+and ``"chunk_seconds"``: with an audio tokenizer too, a file's sound follows its
+frames; relative media paths resolve against the JSONL file's folder; blank
+lines are not documents and are ignored). Output, in ``out``::
 
     shard-00000.bin    the ids of whole documents, back to back (uint16 when the
                        vocabulary fits, else uint32; read with np.memmap)
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 
 from mmtok.errors import CorpusError, DocumentError
-from mmtok.interleave import Interleaver
+from mmtok.interleave import VIDEO_OPTIONS, Interleaver
 from mmtok.shards import (
     MANIFEST,
     ShardWriter,
@@ -133,9 +135,12 @@ def _document(raw: bytes, base: Path, il: Interleaver, line: int) -> list[Any]:
         if isinstance(seg, str):
             out.append({"text": seg})
             continue
-        if not isinstance(seg, dict) or len(seg) != 1 or next(iter(seg)) not in ("text", *MEDIA_KEYS):
-            raise ValueError(f'segment {k} must be {{"text": ...}} or {{"image"|"audio"|"video": path}}')
-        ((key, value),) = seg.items()
+        keys = [key for key in ("text", *MEDIA_KEYS) if isinstance(seg, dict) and key in seg]
+        opts = {key: val for key, val in seg.items() if key not in keys} if len(keys) == 1 else {}
+        if len(keys) != 1 or (opts and keys != ["video"]) or set(opts) - set(VIDEO_OPTIONS):
+            raise ValueError(f'segment {k} must be {{"text": ...}}, {{"image"|"audio": path}} or '
+                             f'{{"video": path}} with optional {" and ".join(VIDEO_OPTIONS)}')
+        key, value = keys[0], seg[keys[0]]
         if not isinstance(value, str):
             raise ValueError(f"segment {k}: {key} must be a string, got {type(value).__name__}")
         if key == "text":
@@ -149,7 +154,7 @@ def _document(raw: bytes, base: Path, il: Interleaver, line: int) -> list[Any]:
         path = base / value
         if not path.is_file():
             raise ValueError(f"segment {k}: {key} file {value!r} does not exist")
-        out.append({key: str(path)})
+        out.append({key: str(path), **opts})
     return out
 
 

@@ -47,11 +47,23 @@ def models_dir() -> Path:
 
 
 def available() -> list[str]:
-    """Names of the shipped checkpoints that ``load`` accepts."""
+    """Names of the shipped checkpoints that ``load`` accepts (``"video"`` is built from ``"image"``)."""
     root = models_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+    names = {p.name for p in root.iterdir() if (p / "config.json").is_file()}
+    if "image" in names:
+        names.add("video")
+    return sorted(names)
+
+
+def _shipped_video(device: Any) -> Any:
+    """``load("video")``: the shipped image tokenizer on every frame at 1 frame per second."""
+    from mmtok.video import VideoTokenizer
+
+    module = VideoTokenizer(load("image"), fps=1.0).eval()
+    module.provenance = {"built_from": "image", "fps": 1.0}  # type: ignore[assignment]
+    return module.to(device) if device is not None else module
 
 
 KINDS = ("vq", "image", "audio", "video", "text")  # the checkpoint kinds load() builds
@@ -94,11 +106,18 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
 def load(
     name_or_path: str | os.PathLike[str], *, kind: str | None = None, device: Any = None
 ) -> Any:
-    """Load a shipped checkpoint by name (``"image"``, ``"audio"``) or any checkpoint folder.
+    """Load a shipped checkpoint by name (``"image"``, ``"audio"``, ``"video"``) or any checkpoint folder.
+
+    ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
+    1 frame per second (build your own for other rates or ``temporal="repeat"``).
 
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
     kind ``"text"`` gives a :class:`mmtok.text.BPETokenizer` (not a module).
     """
+    if str(name_or_path) == "video" and not Path("video").exists() and not (models_dir() / "video").is_dir():
+        if kind not in (None, "video"):
+            raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
+        return _shipped_video(device)
     folder = _resolve(name_or_path)
     meta = read_config(folder, kind=kind)
     if meta["kind"] == "text":  # a BPE vocabulary: no weights, not an nn.Module

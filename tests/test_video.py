@@ -230,6 +230,65 @@ def test_segments_with_soundtrack(tmp_path: Path) -> None:
         tmp_path / "mute.mkv", _levels(3), [0, 0.1, 0.2]), chunk_seconds=1.0)[-1].keys() == {"video_codes"}
 
 
+def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> None:
+    import json
+
+    import mmtok
+    from mmtok.data import TokenizerSpec, tokenize_corpus
+    from mmtok.errors import DocumentError
+    from mmtok.interleave import Interleaver
+    from tests.test_interleave import LoudnessAudio
+
+    path = write_video(tmp_path / "av.mp4", _levels(20), [i / 10 for i in range(20)], audio_seconds=2.0, rate=10)
+    mute = write_video(tmp_path / "mute.mkv", _levels(4), [0, 0.25, 0.5, 0.75])
+    vt = VideoTokenizer(tiny_tokenizer(), fps=2.0)
+    il = Interleaver(None, audio=LoudnessAudio(), video=vt)
+    whole = il.normalize([{"video": path}])
+    assert [next(iter(x)) for x in whole] == ["video_codes", "audio_codes"]
+    assert whole[0]["video_codes"].shape[0] == 4 and abs(whole[1]["audio_codes"].numel() - 80) <= 2  # 2 s at 40/s
+    assert int(whole[1]["audio_codes"].max()) > 0  # the tone, not silence
+    chunks = il.normalize(["a clip: ", {"video": str(path), "chunk_seconds": 1.0}])
+    assert [next(iter(x)) for x in chunks] == ["text", "video_codes", "audio_codes", "video_codes", "audio_codes"]
+    assert torch.equal(torch.cat([chunks[1]["video_codes"], chunks[3]["video_codes"]]), whole[0]["video_codes"])
+    assert torch.equal(torch.cat([chunks[2]["audio_codes"], chunks[4]["audio_codes"]]), whole[1]["audio_codes"])
+    # decode(encode(doc)) gives the same segments back, soundtrack included
+    back = il.decode(il.encode([{"video": path, "chunk_seconds": 1.0}]))
+    assert [next(iter(x)) for x in back] == [next(iter(x)) for x in chunks[1:]]
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(il.normalize([path]), whole, strict=True) for k in a)
+    assert [next(iter(x)) for x in il.normalize([{"video": path, "soundtrack": False}])] == ["video_codes"]
+    assert [next(iter(x)) for x in il.normalize([{"video": mute}])] == ["video_codes"]  # no sound: frames only
+    no_audio = Interleaver(None, video=vt)
+    assert [next(iter(x)) for x in no_audio.normalize([{"video": path}])] == ["video_codes"]
+    with pytest.raises(ValueError, match="needs an audio tokenizer"):
+        no_audio.normalize([{"video": path, "soundtrack": True}])
+    with pytest.raises(DocumentError, match="no audio stream"):
+        il.normalize([{"video": mute, "soundtrack": True}])
+    with pytest.raises(ValueError, match="chunk_seconds must be a number > 0"):
+        il.normalize([{"video": path, "chunk_seconds": 0}])
+    with pytest.raises(ValueError, match="takes the options"):
+        il.normalize([{"video": path, "fps": 3}])
+
+    # the same document through the corpus tokenizer and `mmtok tokenize`'s code path
+    folder = mmtok.save(vt, tmp_path / "video")
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"segments": ["a clip: ", {"video": "av.mp4", "chunk_seconds": 1.0}]}) + "\n"
+                      + json.dumps({"segments": [{"video": "av.mp4", "fps": 2}]}) + "\n")
+    spec = TokenizerSpec(video=str(folder), audio="tests.test_interleave:LoudnessAudio")
+    manifest = tokenize_corpus(corpus, tmp_path / "shards", tokenizers=spec, progress=False)
+    assert manifest["docs"] == 1 and manifest["tokens"]["audio"] == 2 * 2 + whole[1]["audio_codes"].numel()
+    assert "optional soundtrack and chunk_seconds" in manifest["skipped"][0]["reason"]
+
+
+def test_shipped_video_name_builds_on_the_shipped_image_tokenizer() -> None:
+    import mmtok
+
+    vt = mmtok.load("video")
+    assert isinstance(vt, VideoTokenizer) and vt.fps == 1.0 and "video" in mmtok.pretrained.available()
+    assert vt.codebook_size == mmtok.load("image").codebook_size and not vt.training
+    with pytest.raises(mmtok.CheckpointError, match="kind 'video'"):
+        mmtok.load("video", kind="image")
+
+
 # --------------------------------------------------------------------------- temporal compression
 
 
