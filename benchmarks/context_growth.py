@@ -28,7 +28,6 @@ Usage: ``python benchmarks/context_growth.py [--out DIR] [--fps 2] [--budget 540
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -48,10 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmtok
 from mmtok.audio import AudioTokenizer, AudioTokenizerConfig
-from mmtok.context import PRESETS, WINDOWS, plan
+from mmtok.context import WINDOWS
+from mmtok.growth import fit_power, measure_step, plot_cost_vs_length, plot_tokens_vs_minutes
 from mmtok.image import ImageTokenizer, ImageTokenizerConfig
 from mmtok.interleave import Interleaver
-from mmtok.model import ModelConfig, Transformer
+from mmtok.model import ModelConfig
 from mmtok.video import VideoTokenizer, compression_stats
 
 SRC_FPS = 8  # frame rate of the generated video
@@ -144,74 +144,9 @@ def scene_frames(world: np.ndarray, n: int, rng: np.random.Generator, *, moving:
 # --------------------------------------------------------------------------- measuring a step
 
 
-def _trim() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def step(model_name: str, backend: str, ids: torch.Tensor, vocab: int, device: torch.device) -> dict:
     """One forward+backward over ``ids`` ``[L]``: seconds and peak step memory (MiB)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    torch.manual_seed(0)
-    cfg = ModelConfig.preset(model_name, vocab_size=vocab, max_seq_len=ids.numel())
-    model = Transformer(cfg).to(device)
-    x = ids[None].to(device)
-    backends = [SDPBackend.MATH] if backend == "math" else [
-        SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    _trim()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = _status_kib("VmRSS") * 1024
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-    start = time.perf_counter()
-    with sdpa_kernel(backends), autocast:
-        logits = model(x[:, :-1])  # (1, L-1, V)
-        loss = F.cross_entropy(logits.float().view(-1, vocab), x[0, 1:])
-    loss.backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_kib("VmHWM") * 1024) - base
-    del logits, loss, model
-    return {"seconds": round(seconds, 4), "peak_mib": round(peak / 2**20, 1),
-            "train_flops": ids.numel() * Transformer.flops_per_token(_Shim(cfg), ids.numel())}
-
-
-class _Shim:
-    """Just enough of a Transformer for ``flops_per_token`` without building another."""
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        from mmtok.context import count_params
-
-        self.cfg, self._n = cfg, count_params(cfg)
-
-    def num_params(self, *, non_embedding: bool = True) -> int:
-        return self._n
-
-
-def fit(xs: list[float], ys: list[float]) -> tuple[float, float] | None:
-    """(exponent, log-intercept) of ``y = a x^b`` by least squares in log-log, or None with < 2 points."""
-    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
-    if len(pts) < 2:
-        return None
-    b, a = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)
-    return float(b), float(a)
+    return measure_step(model_name, backend, ids, vocab, device)
 
 
 # --------------------------------------------------------------------------- main
@@ -344,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             nxt = 2.0
             grow_t = 2.0 if backend == "math" else 1.5
             if len(done) >= 2:
-                e = fit([x["tokens"] for x in done[-2:]], [x["seconds"] for x in done[-2:]])
+                e = fit_power([x["tokens"] for x in done[-2:]], [x["seconds"] for x in done[-2:]])
                 grow_t = max(grow_t, nxt ** e[0]) if e else grow_t
             pred_t, pred_m = r["seconds"] * grow_t, r["peak_mib"] * (4.0 if backend == "math" else 2.0)
             spent = time.perf_counter() - series_start
@@ -367,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         big = [x["tokens"] for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
         xs = big if len(big) >= 3 else [x["tokens"] for x in done]
         sel = [x for x in done if x["tokens"] in xs]
-        ft = fit(xs, [x["seconds"] for x in sel])
-        fm = fit(xs, [x["peak_mib"] for x in sel])
+        ft = fit_power(xs, [x["seconds"] for x in sel])
+        fm = fit_power(xs, [x["peak_mib"] for x in sel])
         row = {"kind": "fit", "model": model_name, "backend": backend, "points": len(sel),
                "time_exponent": round(ft[0], 3) if ft else None, "memory_exponent": round(fm[0], 3) if fm else None}
         cfg = ModelConfig.preset(model_name)
@@ -382,44 +317,16 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- plots
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
         record({"kind": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
     else:
-        minutes = np.geomspace(1 / 60, 180, 80)
-        fig, ax = plt.subplots(figsize=(8, 5.5))
-        for name in (*PRESETS, "mmtok"):
-            tok = [plan(m * 60, preset=name).total_tokens for m in minutes]
-            ax.plot(minutes, tok, label=f"{name} ({plan(60, preset=name).tokens_per_second:.0f} tok/s)")
-        ax.plot([d / 60 for d, _ in streams], [len(s) for _, s in streams], "ko",
-                label=f"measured: mmtok stream, {args.fps:g} fps + audio")
-        for wname, size in WINDOWS.items():
-            ax.axhline(size, color="gray", ls=":", lw=0.8)
-            ax.text(minutes[0], size * 1.08, wname, color="gray", fontsize=8)
-        ax.set(xscale="log", yscale="log", xlabel="minutes of video", ylabel="tokens",
-               title="Context length vs video duration (preset rates at their default fps)")
-        ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(out / "tokens_vs_minutes.png", dpi=120)
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-        for (model_name, backend), done in series.items():
-            xs = [x["tokens"] for x in done]
-            style = "-o" if backend == "sdpa" else "--s"
-            a1.plot(xs, [x["seconds"] for x in done], style, label=f"{model_name} {backend}")
-            a2.plot(xs, [max(x["peak_mib"], 1e-1) for x in done], style, label=f"{model_name} {backend}")
-        a1.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="forward+backward (s)")
-        a2.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="peak step memory (MiB)")
-        for a in (a1, a2):
-            a.grid(True, which="both", alpha=0.3)
-            a.legend(fontsize=8)
+        plot_tokens_vs_minutes(out / "tokens_vs_minutes.png", measured=[(d, len(x)) for d, x in streams],
+                               measured_label=f"measured: mmtok stream, {args.fps:g} fps + audio")
         n = torch.get_num_threads()
         where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
-        fig.suptitle(f"Transformer cost vs length on {where}")
-        fig.tight_layout()
-        fig.savefig(out / "cost_vs_length.png", dpi=120)
+        plot_cost_vs_length(out / "cost_vs_length.png",
+                            {f"{m} {b}": done for (m, b), done in series.items()}, where=where)
         record({"kind": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
 
     record({"kind": "summary", "seconds": round(time.perf_counter() - t0, 1), "device": device.type,

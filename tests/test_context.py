@@ -119,3 +119,20 @@ def test_cli_reports_bad_arguments(capsys) -> None:
     assert main(["context", "60", "--preset", "custom", "--resolution", "640x360", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["grid"] == [23, 40] and d["resolution"] == [360, 640]
+
+
+def test_growth_step_and_fits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mmtok.growth import fit_power, measure_step, plot_cost_vs_length, project
+
+    ids = torch.randint(0, 300, (96,), generator=torch.Generator().manual_seed(0))
+    rows = [{"tokens": n, **measure_step("tiny", b, ids[:n], 300)} for b in ("sdpa", "math") for n in (48, 96)]
+    assert all(r["seconds"] > 0 and r["peak_mib"] >= 0 and r["train_flops"] > 0 for r in rows)
+    assert rows[1]["train_flops"] > 2 * rows[0]["train_flops"]  # 6N per token plus the attention term
+    b, a = fit_power([10, 100, 1000], [5, 50, 500])
+    assert abs(b - 1) < 1e-9 and abs(project((b, a), 10_000) - 5000) < 1e-6
+    assert fit_power([10], [1]) is None and fit_power([10, 10], [1, 2]) is None and project(None, 5) is None
+    with pytest.raises(ValueError, match="backend must be one of"):
+        measure_step("tiny", "flash", ids, 300)
+    pytest.importorskip("matplotlib")
+    png = plot_cost_vs_length(tmp_path / "c.png", {"tiny sdpa": rows[:2], "tiny math": rows[2:]}, where="CPU")
+    assert png.stat().st_size > 10_000
