@@ -174,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-max", type=float, default=2.0, help="largest crop side, in units of --crop")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
+    p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
+                   help="restart the schedule at STEP (warmup then cosine to --steps), e.g. to lengthen a resumed run")
+    p.add_argument("--rebalance-at", default="", metavar="STEPS",
+                   help="comma-separated steps after which the codebook is refitted to encoder outputs of "
+                        "--rebalance-crops training crops by k-means that keeps every code busy; training then "
+                        "goes on with the new codes (a decoder fine-tune)")
+    p.add_argument("--rebalance-crops", type=int, default=2048, help="training crops for each rebalancing")
+    p.add_argument("--rebalance-iters", type=int, default=30, help="k-means iterations of each rebalancing")
+    p.add_argument("--rebalance-min-frac", type=float, default=0.25,
+                   help="codes winning fewer than this fraction of the mean count are split off busy clusters")
+    p.add_argument("--dead-code-rate", type=float, default=None,
+                   help="also restart codes below this fraction of the expected use (sets vq.dead_code_rate)")
     p.add_argument("--codebook-size", type=int, default=None, help="K: number of codes (default 1024)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 32)")
     p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
@@ -203,6 +215,32 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     return kept
 
 
+@torch.no_grad()
+def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace, step: int) -> float:
+    """Refit the codebook to encoder outputs of fresh training crops (:meth:`VectorQuantizer.rebalance`).
+
+    The crops come from their own generator (seeded by ``--seed`` and ``step``), so
+    the training stream is unchanged. Returns the usage over those crops.
+    """
+    g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+    was = tok.training
+    tok.eval()
+    zs = []
+    for start in range(0, args.rebalance_crops, 64):
+        n = min(64, args.rebalance_crops - start)
+        crops = random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+        zs.append(tok._latents(crops.to(tok.device)))
+    tok.train(was)
+    stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
+    return stats.usage
+
+
+def lr_for(step: int, args: argparse.Namespace) -> float:
+    """The learning rate at ``step``: warmup + cosine over the run, or from ``--lr-restart`` on."""
+    start = args.lr_restart if args.lr_restart is not None and step >= args.lr_restart else 0
+    return lr_at(step - start, base=args.lr, warmup=args.warmup, total=args.steps - start)
+
+
 def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
     """The model config: defaults, then ``--config`` JSON, then ``--latent-dim``/``--codebook-size``."""
     fields: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -211,6 +249,8 @@ def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
         fields["latent_dim"] = args.latent_dim
     if args.codebook_size is not None:
         vq["codebook_size"] = args.codebook_size
+    if getattr(args, "dead_code_rate", None) is not None:
+        vq["dead_code_rate"] = args.dead_code_rate
     vq["dim"] = fields.setdefault("latent_dim", ImageTokenizerConfig.latent_dim)
     return config_from_dict(ImageTokenizerConfig, {**fields, "vq": vq}, where=args.config or "options")
 
@@ -278,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp.write_text(json.dumps(summary, indent=1))
         os.replace(tmp, out / "summary.json")
 
+    rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     from tqdm import tqdm
 
     bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
@@ -285,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     while step < args.steps:
         t0 = time.perf_counter()
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+            group["lr"] = lr_for(step, args)
         x = random_crops(corpus, args.batch_size, args.crop, scale=(args.scale_min, args.scale_max)).to(device)
         res = tok(x)
         opt.zero_grad(set_to_none=True)
@@ -300,7 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in now.items()}
         bar.set_postfix({k: f"{v:.3f}" for k, v in smooth.items()}, refresh=False)
         bar.update(1)
-        if step % args.save_every == 0 or step == args.steps:
+        rebalanced = step in rebalance_steps
+        if rebalanced:
+            u = rebalance_codebook(tok, corpus, args, step)
+            print(f"\nstep {step}: codebook rebalanced on {args.rebalance_crops} crops (usage {u:.1%})",
+                  file=sys.stderr)
+        if rebalanced or step % args.save_every == 0 or step == args.steps:
             checkpoint(final=step == args.steps)
     bar.close()
     if step == args.steps and not (out / MODEL_DIR / "config.json").is_file():

@@ -50,6 +50,7 @@ class VQConfig:
     kmeans_iters: int = 10  # Lloyd iterations of that initialisation
     kmeans_min_vectors: int = 0  # collect at least this many training vectors (and ≥ K) before k-means
     dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per batch) falls below this; 0 = never
+    dead_code_rate: float = 0.0  # also restart codes below this fraction of the mean EMA count (expected rate); 0 = off
     codebook_dim: int | None = None  # if set, search in this smaller space through learned in/out projections
     cosine: bool = False  # l2-normalise inputs and codes: nearest by cosine similarity
     chunk_size: int | None = None  # vectors per search block; None = chosen from search_budget_mb
@@ -65,6 +66,8 @@ class VQConfig:
             raise ValueError(f"VQConfig.decay must be in (0, 1), got {self.decay}")
         if self.codebook_dim is not None and self.codebook_dim < 1:
             raise ValueError(f"VQConfig.codebook_dim must be ≥ 1 or None, got {self.codebook_dim}")
+        if not 0.0 <= self.dead_code_rate < 1.0:
+            raise ValueError(f"VQConfig.dead_code_rate must be in [0, 1), got {self.dead_code_rate}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"VQConfig.chunk_size must be ≥ 1 or None, got {self.chunk_size}")
 
@@ -391,22 +394,98 @@ class VectorQuantizer(nn.Module):
         if self.cfg.cosine:
             embed = F.normalize(embed, dim=1)
         self.embed.copy_(embed)
-        if self.cfg.dead_code_threshold > 0:
+        if self.cfg.dead_code_threshold > 0 or self.cfg.dead_code_rate > 0:
             self._restart_dead(z)
 
     @torch.no_grad()
     def _restart_dead(self, z: torch.Tensor) -> None:
-        """Move codes that (almost) nobody picks onto random recent inputs of all ranks."""
-        dead = self.ema_count < self.cfg.dead_code_threshold  # identical on every rank
+        """Move codes that (almost) nobody picks onto random recent inputs of all ranks.
+
+        A code is dead below ``dead_code_threshold`` vectors per step, or below
+        ``dead_code_rate`` times the mean EMA count (the rate every code would
+        have if all were used equally), whichever is higher.
+        """
+        threshold = torch.as_tensor(self.cfg.dead_code_threshold, device=self.ema_count.device)
+        restart_count = threshold
+        if self.cfg.dead_code_rate > 0:
+            mean = self.ema_count.mean()
+            threshold = torch.maximum(threshold, self.cfg.dead_code_rate * mean)
+            # relative restarts start at the expected rate, so they survive long enough to win inputs
+            restart_count = torch.maximum(threshold, mean)
+        dead = self.ema_count < threshold  # identical on every rank
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
         pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
         fresh = _sample_all_ranks(pool, n_dead)  # (n_dead, d)
         self.embed[dead] = fresh
-        # restarted codes count as freshly used, at the threshold, so they get a chance to win inputs
-        self.ema_count[dead] = self.cfg.dead_code_threshold
-        self.ema_sum[dead] = fresh * self.cfg.dead_code_threshold
+        # restarted codes count as freshly used, so they get a chance to win inputs
+        self.ema_count[dead] = restart_count
+        self.ema_sum[dead] = fresh * restart_count
+
+    @torch.no_grad()
+    def rebalance(self, x: torch.Tensor, *, iters: int = 20, min_frac: float = 0.25) -> UsageStats:
+        """Refit the codebook to ``x`` (``[..., D]``) by k-means that keeps every code busy (LBG-style).
+
+        Lloyd iterations start from the current codes; after each, codes that won
+        fewer than ``min_frac`` times the mean number of vectors per code are
+        moved next to the code with the largest total error (a split of that
+        cluster), so codes leave regions ``x`` rarely visits and refine the ones
+        it visits most. EMA statistics are reset to the new codes (total EMA
+        count kept) and the usage counters are cleared. Returns the usage of the
+        final assignment of ``x``. Under ``torch.distributed`` every rank must
+        call it (sums and counts are all-reduced). Inputs go through the lookup
+        projection/normalisation like :meth:`forward`.
+        """
+        self._check(x)
+        if iters < 1:
+            raise ValueError(f"rebalance needs iters ≥ 1, got {iters}")
+        if not 0.0 <= min_frac < 1.0:
+            raise ValueError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
+        data = self._to_lookup(x.detach())  # (N, d)
+        k, d = self.cfg.codebook_size, data.shape[1]
+        centers = self.embed.clone().float()
+        counts = torch.zeros(k, device=data.device)
+        for it in range(iters):
+            idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
+            sums = torch.zeros(k, d, device=data.device).index_add_(0, idx, data)
+            counts = torch.bincount(idx, minlength=k).float()
+            err = torch.zeros(k, device=data.device).index_add_(0, idx, (data - centers[idx]).pow(2).sum(1))
+            _all_reduce_(sums)
+            _all_reduce_(counts)
+            _all_reduce_(err)
+            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
+            if self.cfg.cosine:
+                new = F.normalize(new, dim=1)
+            if it < iters - 1:
+                low = counts < min_frac * counts.mean()
+                n_low = int(low.sum())
+                if n_low:
+                    # split the worst clusters: each low code lands near one of the highest-error codes
+                    worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
+                    src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
+                    spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
+                    g = torch.Generator(device="cpu").manual_seed(it)
+                    noise = torch.randn(n_low, d, generator=g).to(data.device)
+                    jitter = 0.1 * spread * noise
+                    new[low] = new[src] + jitter
+                    new[src] = new[src] - jitter  # the two halves move apart
+                    if self.cfg.cosine:
+                        new = F.normalize(new, dim=1)
+            centers = new
+        idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
+        counts = torch.bincount(idx, minlength=k).float()
+        _all_reduce_(counts)
+        total = float(self.ema_count.sum())
+        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / max(1, _world())
+        self.embed.copy_(centers)
+        self.ema_count.copy_(counts * scale)
+        self.ema_sum.copy_(centers * self.ema_count[:, None])
+        self.initted.fill_(True)
+        self.reset_stats()
+        c = counts.cpu().long()
+        perplexity, usage = _perplexity_usage(c)
+        return UsageStats(c, float(usage), float(perplexity), int(c.sum()))
 
     def extra_repr(self) -> str:
         c = self.cfg

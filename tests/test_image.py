@@ -369,6 +369,39 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
     assert loaded.cfg.enc_channels == cfg.enc_channels and loaded.cfg.dec_channels == cfg.dec_channels
 
 
+def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image_train import build_parser, lr_at, lr_for, main
+
+    args = build_parser().parse_args(["--data", "d", "--out", "o", "--steps", "20", "--lr", "1e-3", "--warmup", "4",
+                                      "--lr-restart", "10"])
+    assert lr_for(9, args) == lr_at(9, base=1e-3, warmup=4, total=20)  # before the restart: the plain schedule
+    assert lr_for(10, args) == pytest.approx(0.25e-3)  # warmup again from the restart step
+    assert lr_for(13, args) == pytest.approx(1e-3)  # peak after the warmup
+    assert lr_for(20, args) == pytest.approx(0.05e-3)  # decays to 5 % at --steps
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            data / f"{i}.png"
+        )
+    out = tmp_path / "run"
+    cfg = tiny_config()
+    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(cfg).items() if k != "vq"}))
+    common = ["--data", str(data), "--out", str(out), "--batch-size", "2", "--crop", "32", "--config",
+              str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
+              "--no-progress", "--init-crops", "64", "--save-every", "10", "--dead-code-rate", "0.2",
+              "--rebalance-at", "2", "--rebalance-crops", "64", "--rebalance-iters", "5"]
+    assert main([*common, "--steps", "3"]) == 0
+    assert "step 2: codebook rebalanced on 64 crops (usage 100.0%)" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3
+    loaded = mmtok.load(out / "model")
+    assert loaded.cfg.vq.dead_code_rate == 0.2
+    assert main([*common, "--steps", "4", "--resume", "--lr-restart", "3"]) == 0  # resumed past step 2: no new rebalance
+    assert "rebalanced" not in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- the shipped model
 
 

@@ -158,7 +158,8 @@ def test_decode_refuses_float_indices() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(dim=0), dict(codebook_size=1), dict(decay=1.0), dict(codebook_dim=0), dict(chunk_size=0)],
+    [dict(dim=0), dict(codebook_size=1), dict(decay=1.0), dict(codebook_dim=0), dict(chunk_size=0),
+     dict(dead_code_rate=1.0), dict(dead_code_rate=-0.1)],
 )
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="VQConfig"):
@@ -209,6 +210,52 @@ def test_dead_codes_are_restarted() -> None:
     vq.reset_stats()
     vq.encode(data)
     assert vq.usage_stats().usage > 0.9
+
+
+def test_dead_code_rate_restarts_codes_used_below_a_fraction_of_the_expected_rate() -> None:
+    # half the codes sit on data that stops coming; the absolute threshold (tiny) never fires,
+    # the relative one moves them onto the data that still comes
+    data_a, data_b = torch.randn(4000, 4) * 0.5 + 10.0, torch.randn(4000, 4) * 0.5 - 10.0
+    results = {}
+    for rate in (0.0, 0.5):
+        torch.manual_seed(0)
+        vq = mmtok.VectorQuantizer(
+            mmtok.VQConfig(dim=4, codebook_size=64, decay=0.8, dead_code_threshold=1e-6, dead_code_rate=rate)
+        )
+        vq.train()(torch.cat([data_a, data_b]))  # k-means init over both: codes on both blobs
+        train(vq, data_b, 40, 512)
+        vq.eval()
+        vq.reset_stats()
+        vq.encode(data_b)
+        results[rate] = vq.usage_stats().usage
+    assert results[0.0] < 0.7, results  # codes stranded on the vanished blob stay unused
+    assert results[0.5] > 0.95, results
+
+
+def test_rebalance_keeps_every_code_busy_and_lowers_distortion() -> None:
+    torch.manual_seed(0)
+    k = 128
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=k, kmeans_init=False))
+    vq.embed.copy_(torch.randn(k, 8) * 3.0)  # spread far wider than the data below
+    vq.ema_count.fill_(2.0)
+    data = clustered(20_000, 40, 8, spread=0.3)
+    mse = lambda: float((vq.decode(vq.encode(data)) - data).pow(2).mean())  # noqa: E731
+    vq.eval()
+    before = mse()
+    stats = vq.rebalance(data, iters=15, min_frac=0.25)
+    assert vq.usage_stats().total == 0  # counters cleared
+    assert stats.total == data.shape[0] and stats.usage == 1.0
+    assert int(stats.counts.min()) > 0
+    assert mse() < 0.5 * before
+    torch.testing.assert_close(vq.ema_count.sum(), torch.tensor(2.0 * k))  # total EMA count kept
+    torch.testing.assert_close(vq.ema_sum, vq.embed * vq.ema_count[:, None])
+    vq.reset_stats()
+    vq.encode(data)
+    assert vq.usage_stats().usage == 1.0
+    with pytest.raises(ValueError, match="iters"):
+        vq.rebalance(data, iters=0)
+    with pytest.raises(ValueError, match="min_frac"):
+        vq.rebalance(data, min_frac=1.0)
 
 
 def test_kmeans_waits_for_enough_vectors() -> None:
