@@ -25,7 +25,7 @@ __all__ = ["main"]
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmtok.demo import run_demo
 
-    summary = run_demo(out=args.out, fast=args.fast, seed=args.seed, device=args.device)
+    summary = run_demo(out=args.out, fast=args.fast, seed=args.seed, device=args.device, data=args.data)
     if args.json:
         print(json.dumps(summary))
     return 0
@@ -140,9 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run the end-to-end demonstration and print its figures")
+    demo = sub.add_parser("demo", help="every capability end to end on example media, into an HTML page",
+                          description="Tokenize and rebuild images and sounds, interleave, shard, train a tiny "
+                          "model, sample media, plan video context and measure its growth; writes OUT/index.html.")
     demo.add_argument("--fast", action="store_true", help="a smaller, quicker run")
     demo.add_argument("--out", default="mmtok-demo", help="folder for the demo's outputs")
+    demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show "
+                      "(default: the example media in examples/data)")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     demo.add_argument("--json", action="store_true", help="also print the summary as one JSON line")

@@ -5,11 +5,15 @@
 coloured shape on white, each with its caption. A model that learns the task
 draws pictures whose dominant colour is the one the prompt names — for
 colour/shape combinations it never saw, when some are held out.
+``tones_corpus`` does the same for sound: ``"a high tone" + <a short tone>``,
+checked with :func:`dominant_pitch`.
 
 >>> sorted(COLORS)[:3]
 ['blue', 'cyan', 'green']
 >>> dominant_color(render("red", "square", np.random.default_rng(0)))
 'red'
+>>> dominant_pitch(render_tone("high", np.random.default_rng(0)), 16000)
+'high'
 """
 
 from __future__ import annotations
@@ -24,7 +28,20 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["COLORS", "SHAPES", "caption", "color_shapes_corpus", "dominant_color", "native_image_tokenizer", "render"]
+__all__ = [
+    "COLORS",
+    "PITCHES",
+    "SHAPES",
+    "caption",
+    "color_shapes_corpus",
+    "dominant_color",
+    "dominant_pitch",
+    "native_image_tokenizer",
+    "render",
+    "render_tone",
+    "tone_caption",
+    "tones_corpus",
+]
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
@@ -36,6 +53,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 BACKGROUND = (255, 255, 255)
+PITCHES: dict[str, float] = {"low": 220.0, "middle": 660.0, "high": 1980.0}  # Hz, a factor of 3 apart
+TONE_RATE = 16_000  # sample rate of the rendered tones
 
 
 def render(color: str, shape: str, rng: np.random.Generator, size: int = 64) -> np.ndarray:
@@ -118,3 +137,52 @@ def native_image_tokenizer(name: str = "image") -> Any:
     tok = load(name)
     tok.cfg.size_policy = "native"
     return tok
+
+
+def render_tone(pitch: str, rng: np.random.Generator, seconds: float = 0.4, sample_rate: int = TONE_RATE) -> np.ndarray:
+    """A float32 tone named by ``pitch`` (of :data:`PITCHES`): the fundamental ±6 %, two
+    harmonics of random weight, random loudness, 20 ms fades."""
+    if pitch not in PITCHES:
+        raise ValueError(f"unknown pitch {pitch!r}; choose from {list(PITCHES)}")
+    f0 = PITCHES[pitch] * float(rng.uniform(0.94, 1.06))
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    h2, h3 = rng.uniform(0.0, 0.4, 2)
+    wave = np.sin(2 * np.pi * f0 * t) + h2 * np.sin(4 * np.pi * f0 * t) + h3 * np.sin(6 * np.pi * f0 * t)
+    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.02)
+    return (float(rng.uniform(0.2, 0.5)) * wave * fade / (1 + h2 + h3)).astype(np.float32)
+
+
+def tone_caption(pitch: str) -> str:
+    """The caption of a tone."""
+    return f"a {pitch} tone"
+
+
+def dominant_pitch(wave: Any, sample_rate: int) -> str:
+    """The name in :data:`PITCHES` nearest (in octaves) to the strongest frequency between 80 Hz and 6 kHz."""
+    x = np.asarray(wave.cpu() if isinstance(wave, torch.Tensor) else wave, dtype=np.float64).reshape(-1)
+    if x.size < 64:
+        raise ValueError(f"need at least 64 samples to find a pitch, got {x.size}")
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    freqs = np.fft.rfftfreq(x.size, 1 / sample_rate)
+    band = (freqs >= 80) & (freqs <= 6000)
+    peak = float(freqs[band][np.argmax(spec[band])])
+    return min(PITCHES, key=lambda name: abs(np.log2(peak / PITCHES[name])))
+
+
+def tones_corpus(folder: str | os.PathLike[str], *, n_docs: int, seed: int = 0, seconds: float = 0.4) -> Path:
+    """Write ``n_docs`` captioned tones (WAV in ``snd/``) and ``tones.jsonl`` into ``folder``; return its path."""
+    import soundfile as sf
+
+    folder = Path(folder)
+    (folder / "snd").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = list(PITCHES)
+    lines = []
+    for k in range(n_docs):
+        pitch = names[int(rng.integers(len(names)))]
+        name = f"snd/{k:05d}.wav"
+        sf.write(folder / name, render_tone(pitch, rng, seconds), TONE_RATE)
+        lines.append(json.dumps({"segments": [{"text": tone_caption(pitch)}, {"audio": name}]}))
+    path = folder / "tones.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path

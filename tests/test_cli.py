@@ -36,11 +36,47 @@ def test_public_api_is_explicit() -> None:
 
 
 def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["demo", "--fast", "--out", str(tmp_path), "--json"]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    ours = summary["mmtok (k-means init + EMA + dead-code restart)"]
-    plain = summary["random init, plain EMA"]
-    assert ours["usage"] >= 0.95 and plain["usage"] < ours["usage"]
-    assert ours["mse"] < plain["mse"]
+    """``mmtok demo --fast``: the page, every file it references, and numbers for every figure."""
+    import math
+
+    import soundfile as sf
+    from PIL import Image
+
+    from mmtok.report import referenced_files
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--fast", "--out", str(out), "--json"]) == 0
+    page = out / "index.html"
+    text = page.read_text(encoding="utf-8")
+    for title in ("The VQ core", "Images → tokens → images", "Sound → tokens → sound", "One interleaved stream",
+                  "A corpus in shards", "Training a tiny transformer", "Sampling media from text",
+                  "Context budget for video", "Measured figures"):
+        assert title in text, title
+    assert "http://" not in text and "https://" not in text  # renders with no network
+    refs = referenced_files(page)
+    assert len(refs) >= 30
+    for ref in refs:
+        f = out / ref
+        assert f.is_file() and f.stat().st_size > 0, ref
+        if f.suffix == ".png":
+            Image.open(f).verify()
+        elif f.suffix == ".wav":
+            assert sf.info(str(f)).frames > 0
+    kinds = {Path(r).suffix for r in refs}
+    assert {".png", ".wav"} <= kinds
+    figures = json.loads((out / "figures.json").read_text())
+    assert len(figures) >= 20
+    for key, fig in figures.items():
+        assert isinstance(fig["value"], (int, float)) and math.isfinite(fig["value"]), key
+        assert f">{key}<" in text  # every figure is in the page's table
+    assert figures["stream_round_trip_exact"]["value"] == 1
+    assert figures["image_tokens"]["value"] == 256 and figures["image_psnr_db"]["value"] > 15
+    assert figures["train_loss_last"]["value"] < figures["train_loss_first"]["value"]
+    assert 0 <= figures["sample_image_color_match"]["value"] <= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["steps"]) == ["VQ core", "images", "audio", "stream", "corpus", "train", "sample", "context"]
     printed = capsys.readouterr().out
-    assert "usage" in printed and "perplexity" in printed
+    assert "[8/8] context:" in printed and "index.html" in printed
+    assert json.loads(printed.strip().splitlines()[-1])["figures"] == {k: v["value"] for k, v in figures.items()}
+
+

@@ -1,0 +1,243 @@
+"""Demo steps: tokenize the example images and sounds and rebuild them; one interleaved stream."""
+
+from __future__ import annotations
+
+import colorsys
+import html
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
+from mmtok.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.vocab import Modality
+
+if TYPE_CHECKING:
+    from mmtok.demo import Demo
+
+
+def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(torch.mean((a.clamp(0, 1) - b) ** 2))
+    return 10 * float(np.log10(1 / max(mse, 1e-12)))
+
+
+def images_step(d: Demo) -> str:
+    tok = d.image
+    files = _files(d.data, IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {d.data}")
+    seen = {Path(f).stem for f in (getattr(tok, "provenance", {}).get("data") or {}).get("files", [])}
+    rows, cards, codes_all = [], [], []
+    (d.out / "images").mkdir(exist_ok=True)
+    for f in tqdm(files, desc="images", leave=False):
+        t0 = time.perf_counter()
+        x = tok.preprocess(f).to(d.device)  # [3, 256, 256]: what encode sees
+        codes = tok.encode(x)  # [16, 16]
+        enc_ms = (time.perf_counter() - t0) * 1000
+        rec = tok.decode(codes).float()
+        psnr = _psnr(rec, x)
+        codes_all.append(codes.reshape(-1).cpu())
+        save_png(d.out / "images" / f"{f.stem}.png", x)
+        save_png(d.out / "images" / f"{f.stem}-tokens.png", rec)
+        split = "training image" if f.stem in seen else "never seen in training"
+        rows.append([f.name, split, f"{codes.shape[0]}×{codes.shape[1]}", int(codes.unique().numel()),
+                     round(psnr, 2), round(enc_ms, 1)])
+        cards.append(d.report.image(f"images/{f.stem}.png", f"<b>{html.escape(f.name)}</b> as the tokenizer sees it",
+                                    width=256))
+        cards.append(d.report.image(f"images/{f.stem}-tokens.png", f"from {codes.numel()} tokens: PSNR {psnr:.2f} dB "
+                                    f"({split})", width=256))
+    counts = torch.bincount(torch.cat(codes_all), minlength=int(tok.codebook_size))
+    usage_plot(d.out / "images" / "usage.png", {"example images": counts},
+               title=f"image codebook ({tok.codebook_size} codes): uses on {len(files)} example images")
+    psnrs = [r[4] for r in rows]
+    unseen = [r[4] for r in rows if r[1] == "never seen in training"]
+    d.figure("image_psnr_db", round(float(np.mean(psnrs)), 3), "dB", "images: mean PSNR of decode(encode(x)) vs x")
+    if unseen:
+        d.figure("image_psnr_unseen_db", round(float(np.mean(unseen)), 3), "dB",
+                 "images: mean PSNR on images the tokenizer never saw")
+    d.figure("image_tokens", int(codes_all[0].numel()), "tokens", "images: tokens per 256×256 image")
+    d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
+             f"(of {tok.codebook_size})")
+    d.report.section(
+        "2. Images → tokens → images",
+        d.report.text(f"The shipped image tokenizer (models/image: {tok.codebook_size} codes, downsampling "
+                      f"{tok.downsample}) on the example images in {d.data_label}. PSNR compares the "
+                      "reconstruction with exactly what the encoder saw (tok.preprocess)."),
+        d.report.table(["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "encode ms"], rows),
+        d.report.grid(cards),
+        d.report.grid([d.report.image("images/usage.png", "codebook usage over these images", width=560)]),
+    )
+    return f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB"
+
+
+def audio_step(d: Demo) -> str:
+    from mmtok.audio import load_audio
+
+    tok = d.audio
+    files = _files(d.data, AUDIO_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no audio ({', '.join(sorted(AUDIO_SUFFIXES))}) in {d.data}")
+    (d.out / "audio").mkdir(exist_ok=True)
+    rows, cards, codes_all = [], [], []
+    sr = int(tok.sample_rate)
+    for f in tqdm(files, desc="audio", leave=False):
+        wave = load_audio(f, target_rate=sr)  # mono at the tokenizer's rate
+        t0 = time.perf_counter()
+        codes = tok.encode(wave, sample_rate=sr)
+        enc_ms = (time.perf_counter() - t0) * 1000
+        mel = tok.features(wave, sample_rate=sr).cpu()
+        mel_back = tok.decode_features(codes).cpu()
+        n = min(mel.shape[1], mel_back.shape[1])
+        rel = float((mel[:, :n] - mel_back[:, :n]).abs().mean() / (mel.max() - mel.min()).clamp_min(1e-6))
+        t0 = time.perf_counter()
+        back = tok.decode(codes).cpu()
+        dec_s = time.perf_counter() - t0
+        save_wav(d.out / "audio" / f"{f.stem}.wav", wave, sr)
+        save_wav(d.out / "audio" / f"{f.stem}-tokens.wav", back, sr)
+        mel_pair(d.out / "audio" / f"{f.stem}-mel.png", mel, mel_back, title=f"{f.name}: log-mel before / after",
+                 hop_seconds=1 / (tok.tokens_per_second * n / max(codes.numel(), 1)) if codes.numel() else 0.01)
+        codes_all.append(codes.reshape(-1).cpu())
+        seconds = wave.numel() / sr
+        rows.append([f.name, round(seconds, 2), int(codes.numel()), round(rel, 4), round(enc_ms, 1),
+                     round(dec_s / seconds, 3)])
+        cards.append(d.report.image(f"audio/{f.stem}-mel.png", "", width=480))
+        cards.append('<div>' + d.report.audio(f"audio/{f.stem}.wav", f"<b>{html.escape(f.name)}</b> (original, "
+                                                f"{sr} Hz)") +
+                     d.report.audio(f"audio/{f.stem}-tokens.wav", f"from {codes.numel()} tokens "
+                                    "(Griffin-Lim)") + "</div>")
+    counts = torch.bincount(torch.cat(codes_all), minlength=int(tok.codebook_size))
+    usage_plot(d.out / "audio" / "usage.png", {"example sounds": counts},
+               title=f"audio codebook ({tok.codebook_size} codes): uses on {len(files)} example sounds")
+    d.figure("audio_rel_l1", round(float(np.mean([r[3] for r in rows])), 4), "fraction of range",
+             "audio: mean log-mel L1 of the reconstruction, relative to each clip's range")
+    d.figure("audio_tokens_per_second", float(tok.tokens_per_second), "tokens/s", "audio: token rate")
+    d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× real time",
+             "audio: decode to waveform, real-time factor")
+    d.report.section(
+        "3. Sound → tokens → sound",
+        d.report.text(f"The shipped audio tokenizer (models/audio: {tok.tokens_per_second} tokens per second, "
+                      f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, "
+                      "and both as sound. The waveform comes back by Griffin-Lim phase reconstruction."),
+        d.report.table(["file", "seconds", "tokens", "rel. log-mel L1", "encode ms", "decode RTF"], rows),
+        d.report.grid(cards),
+        d.report.grid([d.report.image("audio/usage.png", "codebook usage over these sounds", width=560)]),
+    )
+    return f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean relative log-mel L1 {np.mean([r[3] for r in rows]):.4f}"
+
+
+# --------------------------------------------------------------------------- the interleaved stream
+
+_SPECIAL_NAMES = ("<bos>", "<eos>", "<boi>", "<eoi>", "<eol>", "<boa>", "<eoa>", "<bov>", "<eov>", "<eof>")
+
+
+def _code_colors(tok: Any, codes: torch.Tensor) -> np.ndarray:
+    """The mean colour (uint8 ``[h, w, 3]``) of each patch of an image decoded from ``codes`` ``[h, w]``."""
+    img = tok.decode(codes).float().clamp(0, 1)  # [3, H, W]
+    h, w = codes.shape
+    patch = img.reshape(3, h, img.shape[1] // h, w, img.shape[2] // w).mean(dim=(2, 4))  # [3, h, w]
+    return (patch.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+
+
+def stream_html(il: Any, ids: torch.Tensor, colors: list[np.ndarray]) -> str:
+    """The stream as HTML: text as text, markers as labels, image/video codes as cells in their patch's
+    colour (rows break at ``<eol>``), audio codes as bars shaded by code."""
+    v = il.vocab
+    special = {v.id(n): n for n in _SPECIAL_NAMES}
+    ranges = {name: v.range(name) for name in v.media}
+    out: list[str] = []
+    text: list[int] = []
+    grid_k, frame, row, col = -1, 0, 0, 0
+
+    def flush() -> None:
+        if text:
+            out.append(f'<span class="t">{html.escape(il.text.decode(text, errors="replace"))}</span>')
+            text.clear()
+
+    for tok in ids.tolist():
+        if tok < v.text_size:
+            text.append(tok)
+            continue
+        flush()
+        if tok in special:
+            name = special[tok]
+            if name in ("<boi>", "<bov>"):
+                grid_k, frame, row, col = grid_k + 1, 0, 0, 0
+            if name == "<eol>":
+                row, col = row + 1, 0
+                out.append('<span class="sp" title="&lt;eol&gt;">⏎</span><br>')
+                continue
+            if name == "<eof>":
+                frame, row, col = frame + 1, 0, 0
+            out.append(f'<span class="sp">{html.escape(name)}</span>')
+            if name in ("<boi>", "<bov>", "<eof>"):
+                out.append("<br>")
+            continue
+        name = next((m for m, r in ranges.items() if tok in r), None)
+        if name is None:  # another special id (<pad>, reserved)
+            out.append(f'<span class="sp">{html.escape(v.token(tok))}</span>')
+            continue
+        local = tok - ranges[name].start
+        if name in ("image", "video") and 0 <= grid_k < len(colors):
+            c = colors[grid_k]
+            rgb = c[frame, row, col] if c.ndim == 4 else c[row, col]
+            col += 1
+            out.append(f'<span class="c" title="{name} code {local}" style="background:rgb({rgb[0]},{rgb[1]},{rgb[2]})">'
+                       "</span>")
+        else:
+            r, g, b = (int(255 * x) for x in colorsys.hls_to_rgb((local * 0.618034) % 1.0, 0.55, 0.65))
+            out.append(f'<span class="a" title="{name} code {local}" style="background:rgb({r},{g},{b})"></span>')
+    flush()
+    return '<div class="stream">' + "".join(out) + "</div>"
+
+
+def stream_step(d: Demo) -> str:
+    from mmtok.interleave import Interleaver, pretty
+    from mmtok.video import VideoTokenizer
+
+    images = _files(d.data, IMAGE_SUFFIXES)
+    sounds = _files(d.data, AUDIO_SUFFIXES)
+    videos = _files(d.data, VIDEO_SUFFIXES) if d.has_video else []
+    vt = VideoTokenizer(d.image, fps=1.0)
+    il = Interleaver(None, image=d.image, audio=d.audio, video=vt)
+    doc: list[Any] = ["A photo: ", {"image": images[0]}, " Someone reads a sentence: ", {"audio": sounds[0]}]
+    if videos:
+        doc += [" And a video with its soundtrack, two seconds at a time: ", {"video": videos[0], "chunk_seconds": 2.0}]
+    doc += [" The end."]
+    t0 = time.perf_counter()
+    for _ in tqdm(range(1), desc="interleave", leave=False):
+        stream = il.encode(doc)
+    enc_s = time.perf_counter() - t0
+    back = il.decode(stream)
+    again = il.encode(back)
+    exact = bool(torch.equal(again.ids, stream.ids))
+    colors: list[np.ndarray] = []
+    for seg in back:
+        if "image_codes" in seg:
+            colors.append(_code_colors(d.image, seg["image_codes"]))
+        elif "video_codes" in seg:
+            colors.append(np.stack([_code_colors(d.image, f) for f in seg["video_codes"]]))
+    counts = {m.name.lower(): int((stream.modality == m.value).sum()) for m in Modality}
+    rows = [[k, v] for k, v in counts.items() if v]
+    d.figure("stream_tokens", len(stream), "tokens", "stream: tokens in the interleaved example document")
+    d.figure("stream_round_trip_exact", int(exact), "1 = yes", "stream: encode(decode(stream)) gives the same ids")
+    d.report.section(
+        "4. One interleaved stream",
+        d.report.text(f"Text (UTF-8 bytes), an image, a spoken sentence{' and a video with sound' if videos else ''} "
+                      f"in one sequence of {len(stream):,} ids over a vocabulary of {il.vocab.size:,} "
+                      f"(fingerprint {il.vocab.fingerprint[:12]}…). Image and video codes are drawn as cells in "
+                      "the colour of their decoded patch, each row ended by ⏎ (<eol>); audio codes as bars."),
+        d.report.pre(pretty(stream)),
+        d.report.table(["modality", "tokens"], rows),
+        stream_html(il, stream.ids, colors),
+        d.report.note(f"Decoding the stream and encoding it again gives {'the same' if exact else 'DIFFERENT'} ids. "
+                      f"Built in {enc_s:.2f} s."),
+    )
+    return f"{len(stream):,} ids ({', '.join(f'{k} {v}' for k, v in rows)}), exact round trip: {exact}"
