@@ -5,6 +5,12 @@
 sounds shipped in the ``pygame`` package, and synthetic tones, chirps and noise.
 Part of it goes to ``DIR/heldout`` and is never read by training.
 
+With the default ``slice`` encoder the codebook is clip-balanced k-means (Lloyd, then
+``--kmeans-balance`` rounds that retire codes shared by fewer than ``--kmeans-min-clips``
+training clips and split broad clusters instead), and only the decoder is trained.
+``--val-fraction`` holds some training clips aside from both; their codebook usage and
+reconstruction go to ``summary.json``.
+
 Training takes random token-aligned crops of log-mel (with the encoder's
 context), L1 on normalized log-mel plus the VQ commitment loss, EMA codebook with
 k-means init and dead-code restarts, AdamW with warmup and cosine decay, a
@@ -44,7 +50,10 @@ from mmtok.pretrained import save
 from mmtok.quantize import nearest_code
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
-__all__ = ["build_corpus", "find_audio", "fit_codebook", "main", "random_crops", "synthetic_clip"]
+__all__ = [
+    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main", "random_crops",
+    "split_validation", "synthetic_clip", "validate",
+]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 STATE_DIR = "train-state"
@@ -218,19 +227,11 @@ def random_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int
     return out
 
 
-@torch.no_grad()
-def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors: int, iters: int,
-                 generator: torch.Generator) -> torch.Tensor:
-    """Lloyd's k-means over the vectors the encoder gives for ``feats``; fills ``tok.vq``'s codes.
+def lloyd(rows: torch.Tensor, centers: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``iters`` Lloyd steps from ``centers``; an empty cluster is re-seeded on the worst-served rows.
 
-    Seeds are random vectors; an empty cluster is re-seeded on the worst-served vectors.
-    Returns the code counts of the last assignment.
-    """
-    ctx = tok.context_frames
-    rows = torch.cat([tok._latent(f[None].to(tok.device))[0] for f in feats])  # (N, D)
-    rows = rows[torch.randperm(rows.shape[0], generator=generator)[:vectors]].contiguous()
-    k = tok.codebook_size
-    centers = rows[:k].clone()
+    Returns the centers and the code counts of the last assignment."""
+    k = centers.shape[0]
     counts = torch.zeros(k)
     for _ in range(iters):
         idx = nearest_code(rows, centers)
@@ -241,6 +242,71 @@ def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors:
         if bool(empty.any()):
             err = (rows - centers[idx]).pow(2).sum(1)
             centers[empty] = rows[err.topk(int(empty.sum())).indices]
+    return centers, counts
+
+
+def clip_support(idx: torch.Tensor, clips: torch.Tensor, k: int) -> torch.Tensor:
+    """For each of ``k`` codes, how many distinct clips have a row assigned to it."""
+    return torch.bincount((clips * k + idx).unique() % k, minlength=k)
+
+
+def balance_codes(rows: torch.Tensor, clips: torch.Tensor, centers: torch.Tensor, *, rounds: int,
+                  min_clips: int, iters: int, generator: torch.Generator,
+                  per_round: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip-balanced k-means: LBG-style retire-and-split rounds after Lloyd.
+
+    A code whose rows come from fewer than ``min_clips`` distinct clips fits content of
+    a few recordings only (one synthetic tone, one outlier) and is rarely hit by new
+    audio. Each round retires up to ``per_round`` such codes (default K/8, the weakest
+    first) and re-seeds each on a random row of a different cluster among those with the
+    largest total distortion that are themselves well supported (at least
+    ``3 * min_clips`` clips), i.e. splits broad, badly served clusters; then ``iters``
+    Lloyd steps. ``rows`` [N, D] with ``clips`` [N] (clip index of each row).
+    Returns the centers and the code counts of the last assignment.
+    """
+    k = centers.shape[0]
+    per_round = per_round or max(1, k // 8)
+    centers, counts = lloyd(rows, centers, 1)
+    for _ in range(rounds):
+        idx = nearest_code(rows, centers)
+        support = clip_support(idx, clips, k)
+        weak = (support < min_clips).nonzero().flatten()
+        if weak.numel() == 0:
+            break
+        weak = weak[support[weak].argsort(stable=True)][:per_round]
+        err = (rows - centers[idx]).pow(2).sum(1)
+        score = torch.zeros(k).index_add_(0, idx, err) * (support >= 3 * min_clips)
+        big = score.topk(weak.numel()).indices
+        for w, b in zip(weak.tolist(), big.tolist(), strict=True):
+            members = (idx == b).nonzero().flatten()
+            if members.numel():
+                centers[w] = rows[members[torch.randint(members.numel(), (1,), generator=generator)]]
+        centers, counts = lloyd(rows, centers, iters)
+    return centers, counts
+
+
+@torch.no_grad()
+def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors: int, iters: int,
+                 generator: torch.Generator, balance_rounds: int = 0, min_clips: int = 20,
+                 balance_iters: int = 3) -> torch.Tensor:
+    """k-means over the vectors the encoder gives for ``feats`` (one tensor per clip); fills ``tok.vq``'s codes.
+
+    Lloyd (``iters`` steps, seeds are random vectors, an empty cluster is re-seeded on
+    the worst-served vectors) on at most ``vectors`` random vectors; then, if
+    ``balance_rounds``, :func:`balance_codes` so that codes are shared by at least
+    ``min_clips`` clips. Returns the code counts of the last assignment.
+    """
+    ctx = tok.context_frames
+    per_clip = [tok._latent(f[None].to(tok.device))[0] for f in feats]
+    rows = torch.cat(per_clip)  # (N, D)
+    clips = torch.cat([torch.full((r.shape[0],), i) for i, r in enumerate(per_clip)])
+    pick = torch.randperm(rows.shape[0], generator=generator)[:vectors]
+    rows, clips = rows[pick].contiguous(), clips[pick]
+    k = tok.codebook_size
+    centers, counts = lloyd(rows, rows[:k].clone(), iters)
+    if balance_rounds:
+        centers, counts = balance_codes(rows, clips, centers, rounds=balance_rounds, min_clips=min_clips,
+                                        iters=balance_iters, generator=generator)
     vq = tok.vq
     assert ctx >= 0 and vq.cfg.codebook_dim is None and not vq.cfg.cosine
     vq.embed.copy_(centers)
@@ -248,6 +314,43 @@ def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors:
     vq.ema_sum.copy_(centers * counts[:, None])
     vq.initted.fill_(True)
     return counts
+
+
+def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Hold aside a random ``fraction`` of ``files`` (never ``pygame-*`` ones: too few) -> ``(train, validation)``."""
+    files = list(files)
+    if fraction <= 0:
+        return files, []
+    pool = [i for i, f in enumerate(files) if not f.name.startswith("pygame")]
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 12345)).tolist()
+    val = {pool[j] for j in order[: round(fraction * len(files))]}
+    return [f for i, f in enumerate(files) if i not in val], [f for i, f in enumerate(files) if i in val]
+
+
+@torch.no_grad()
+def validate(tok: AudioTokenizer, files: Sequence[Path]) -> dict[str, Any]:
+    """Codebook usage over ``files`` and mean relative L1 (L1 / clip log-mel range) of the decoder and
+    of the bare codes (the k-means view) on them."""
+    k, fpt = tok.codebook_size, tok.cfg.frames_per_token
+    seen = torch.zeros(k, dtype=torch.long)
+    ours, bare = [], []
+    for f in files:
+        audio = load_audio(f, target_rate=tok.sample_rate)
+        codes = tok.encode(audio, tok.sample_rate)
+        seen += torch.bincount(codes, minlength=k)
+        ctx = tok.context_frames
+        target = tok.context_features(audio)
+        target = target[:, ctx : target.shape[-1] - ctx]  # the frames the tokens stand for (as benchmarks/audio.py)
+        span = max(float(target.max() - target.min()), 1e-6)
+        ours.append(float((tok.decode_features(codes)[:, : target.shape[-1]] - target).abs().mean()) / span)
+        if tok.cfg.encoder_kind == "slice":
+            slices = tok.vq.embed[codes].reshape(-1, fpt, tok.cfg.n_mels).permute(2, 0, 1).reshape(tok.cfg.n_mels, -1)
+            bare.append(float((slices[:, : target.shape[-1]] - target).abs().mean()) / span)
+    out = {"clips": len(files), "tokens": int(seen.sum()), "usage": round(float((seen > 0).float().mean()), 4),
+           "rel_l1": round(sum(ours) / len(ours), 5)}
+    if bare:
+        out["rel_l1_codes_only"] = round(sum(bare) / len(bare), 5)
+    return out
 
 
 # --------------------------------------------------------------------------- pictures
@@ -323,8 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=["slice", "conv"], default="slice",
                    help="slice: k-means codes of each token's frames + context decoder; conv: learned encoder (VQ-VAE)")
     p.add_argument("--code-dim", type=int, default=None, help="size of the code vectors (conv; slice: fpt*n_mels)")
-    p.add_argument("--kmeans-vectors", type=int, default=100_000, help="slice: training vectors the codebook is fitted on")
+    p.add_argument("--kmeans-vectors", type=int, default=200_000,
+                   help="slice: training vectors the codebook is fitted on (random subset; default: %(default)s)")
     p.add_argument("--kmeans-iters", type=int, default=25, help="slice: Lloyd iterations")
+    p.add_argument("--kmeans-balance", type=int, default=12, metavar="ROUNDS",
+                   help="slice: clip-balanced k-means: after Lloyd, ROUNDS rounds that retire codes used by fewer "
+                        "than --kmeans-min-clips training clips and re-seed them inside the well-supported clusters "
+                        "with the largest distortion (LBG-style splits), each followed by 3 Lloyd steps; "
+                        "0 = plain Lloyd (default: %(default)s)")
+    p.add_argument("--kmeans-min-clips", type=int, default=30,
+                   help="slice: a code must be shared by at least this many training clips (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
+                        "training); codebook usage and reconstruction on them go to summary.json")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
     p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
@@ -347,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_corpus(data, seed=args.seed, progress=not args.no_progress)
     train_dir = data / "train" if (data / "train").is_dir() else data
     files = find_audio(train_dir)
+    files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
@@ -375,11 +490,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not conv:
             t = time.perf_counter()
             fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
-                         generator=torch.Generator().manual_seed(args.seed))
+                         generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
+                         min_clips=args.kmeans_min_clips)
             print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     gen = torch.Generator().manual_seed(args.seed * 1000 + step)
     command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
+                            "validation_files": [f.name for f in val_files],
                             "train_seconds": round(seconds, 1), "machine": f"{platform.machine()} {device}",
                             "threads": torch.get_num_threads()}
     last: dict[str, float] = {}
@@ -399,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = tok.vq.usage_stats().counts
             train_mode()
             save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
+            if val_files:
+                prov["validation"] = validate(tok, val_files)
             (out / "summary.json").write_text(json.dumps(prov, indent=1))
 
     def train_mode() -> None:

@@ -325,3 +325,64 @@ def test_shipped_model_round_trips(tmp_path: Path) -> None:
     batch, lengths = tok.encode([long[:12345], long], SAMPLE_RATE)
     assert torch.equal(batch[1], whole)
     assert torch.equal(batch[0, : lengths[0]], tok.encode(long[:12345], SAMPLE_RATE))
+
+
+# --------------------------------------------------------------------------- codebook fitting
+
+
+def test_clip_balanced_kmeans_retires_codes_of_single_clips() -> None:
+    """Lloyd spends codes on content of one clip each; balancing moves them to shared content,
+    so more codes are hit on new clips."""
+    from mmtok.audio_train import balance_codes, clip_support, lloyd
+
+    g = torch.Generator().manual_seed(0)
+    shared = torch.randn(6, 8, generator=g) * 4  # 6 sounds every clip has (broad clusters)
+
+    def corpus(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, clips = [], []
+        for c in range(n):
+            rows.append(shared[torch.randint(0, 6, (60,), generator=g)] + torch.randn(60, 8, generator=g))
+            # a tight cluster only this clip has (a steady synthetic tone, say)
+            rows.append((torch.randn(8, generator=g) * 3).expand(15, 8) + torch.randn(15, 8, generator=g) * 0.05)
+            clips += [c] * 75
+        return torch.cat(rows), torch.tensor(clips)
+
+    x, clip = corpus(40)
+    new, _ = corpus(10)
+    k = 24
+    plain, _ = lloyd(x, x[torch.randperm(x.shape[0], generator=g)[:k]].clone(), 20)
+    bal, counts = balance_codes(x, clip, plain.clone(), rounds=10, min_clips=5, iters=3, generator=g)
+    weak_plain = int((clip_support(nearest(x, plain), clip, k) < 5).sum())
+    weak_bal = int((clip_support(nearest(x, bal), clip, k) < 5).sum())
+    assert weak_plain >= 3 and weak_bal == 0
+    assert nearest(new, bal).unique().numel() > nearest(new, plain).unique().numel()
+    assert counts.sum() == x.shape[0]
+
+
+def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(x, c).argmin(1)
+
+
+def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> None:
+    from mmtok.audio_train import build_parser, main, split_validation
+
+    assert build_parser().parse_args(["--data", "d", "--out", "o"]).kmeans_balance > 0  # on by default
+    data = tmp_path / "data" / "train"
+    data.mkdir(parents=True)
+    for i in range(8):
+        sf.write(data / f"espeak-{i:05d}.wav", speechlike(1.5, seed=20 + i), SAMPLE_RATE)
+    sf.write(data / "pygame-00099.wav", tone(1.0, SAMPLE_RATE), SAMPLE_RATE)
+    files = sorted(data.glob("*.wav"))
+    train, val = split_validation(files, 0.25, seed=0)
+    assert len(val) == 2 and not set(train) & set(val) and all("pygame" not in f.name for f in val)
+    assert split_validation(files, 0.25, seed=0) == (train, val) and split_validation(files, 0.0)[1] == []
+    out = tmp_path / "run"
+    assert main(["--data", str(tmp_path / "data"), "--out", str(out), "--steps", "2", "--codebook-size", "16",
+                 "--decoder-channels", "16", "--crop-tokens", "8", "--batch-size", "2", "--kmeans-iters", "3",
+                 "--kmeans-balance", "2", "--kmeans-min-clips", "2", "--val-fraction", "0.25", "--threads", "1",
+                 "--no-progress"]) == 0
+    summary = __import__("json").loads((out / "summary.json").read_text())
+    assert summary["train_files"] == 7 and sorted(summary["validation_files"]) == sorted(f.name for f in val)
+    v = summary["validation"]
+    assert v["clips"] == 2 and 0 < v["usage"] <= 1 and v["rel_l1"] > 0 and v["rel_l1_codes_only"] > 0
+    assert isinstance(mmtok.load(out / "model"), AudioTokenizer)
