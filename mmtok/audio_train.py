@@ -514,10 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for f in feats[:400]:
                     tok(f[None].to(device))
             counts = tok.vq.usage_stats().counts
-            train_mode()
-            save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
             if val_files:
                 prov["validation"] = validate(tok, val_files)
+            train_mode()
+            save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
             (out / "summary.json").write_text(json.dumps(prov, indent=1))
 
     def train_mode() -> None:
