@@ -89,6 +89,28 @@ def _steps() -> list[tuple[str, Callable[[Demo], str]]]:
             ("corpus", corpus_step), ("train", train_step), ("sample", sample_step), ("context", context_step)]
 
 
+def _overview(d: Demo) -> None:
+    """``overview.png``: a few of the page's pictures in one, shown at the top of the page."""
+    from mmtok.demo.plots import overview
+
+    out = d.out
+    pics = sorted(p for p in (out / "images").glob("*.png") if not p.stem.endswith("-tokens") and p.stem != "usage")
+    pic = next((p for p in pics if p.stem == "coffee"), pics[0] if pics else out / "missing")
+    mel = next(iter(sorted((out / "audio").glob("*-mel.png"))), out / "missing")
+    candidates = [
+        (pic, "an image" + (" the tokenizer never saw" if pic.stem == "coffee" else "")),
+        (pic.with_name(f"{pic.stem}-tokens.png"), "the same from its tokens"),
+        (mel, f"{mel.stem.removesuffix('-mel')}: log-mel before / after"),
+        (out / "run" / "loss.png", "training loss per modality"),
+        (next(iter(sorted((out / "samples").glob("*-0.png"))), out / "missing"), "sampled for an unseen caption"),
+        (out / "context" / "tokens_vs_minutes.png", "context length vs video minutes"),
+    ]
+    panels = [(f, c) for f, c in candidates if f.is_file()]
+    if panels:
+        overview(out / "overview.png", panels, title="mmtok demo")
+        d.report.parts.insert(0, d.report.grid([d.report.image("overview.png", "", width=1100)]))
+
+
 def run_demo(
     out: str | Path = "mmtok-demo", *, fast: bool = False, seed: int = 0, device: str | None = None,
     data: str | Path | None = None,
@@ -111,6 +133,7 @@ def run_demo(
         timings[name] = round(time.perf_counter() - t0, 2)
         lines[name] = line
         print(f"[{k}/{len(steps)}] {name}: {line} ({timings[name]:.1f} s)", flush=True)
+    _overview(d)
     total = time.perf_counter() - t_start
     d.figure("demo_seconds", round(total, 1), "s", f"the whole demo ({'fast' if fast else 'full'} run)")
     d.report.section(

@@ -74,3 +74,23 @@ def save_wav(path: Path, wave: torch.Tensor, sample_rate: int) -> Path:
     x = wave.detach().cpu().float().reshape(-1).numpy()
     sf.write(path, np.clip(x, -1, 1), sample_rate, subtype="PCM_16")
     return path
+
+
+def overview(path: Path, panels: list[tuple[Path, str]], *, title: str, cols: int = 3) -> Path:
+    """One picture of several of the page's PNGs (``(file, caption)``), ``cols`` per row."""
+    from PIL import Image
+
+    plt = pyplot()
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (file, caption) in zip(axes.ravel(), panels, strict=False):
+        with Image.open(file) as im:
+            ax.imshow(np.asarray(im.convert("RGB")), interpolation="antialiased")
+        ax.set_title(caption, fontsize=10)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
