@@ -4,7 +4,9 @@ Documents are "a circle in red" + the picture, tokenized by the shipped image
 tokenizer (64×64 pictures, 4×4 codes). One shape per colour is held out of
 training; prompted with those held-out captions, a tiny transformer trained on
 the CPU for a few minutes must draw pictures whose dominant colour is the one
-named, for at least 80% of the samples.
+named, for at least 80% of the samples. The same for sound: "a high tone" + the
+tone's audio codes (shipped audio tokenizer); prompted with each caption, the
+sampled tones must have the named pitch.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ import torch
 
 from mmtok.data import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.sample import generate
-from mmtok.toy import COLORS, SHAPES, caption, color_shapes_corpus, dominant_color
+from mmtok.toy import (
+    COLORS,
+    PITCHES,
+    SHAPES,
+    caption,
+    color_shapes_corpus,
+    dominant_color,
+    dominant_pitch,
+    tone_caption,
+    tones_corpus,
+)
 from mmtok.train import TrainConfig, load_run, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,3 +64,25 @@ def test_tiny_model_draws_the_named_colour(tmp_path: Path) -> None:
     accuracy, seconds = learn_colors(tmp_path, "mmtok.toy:native_image_tokenizer")
     print(f"held-out colour accuracy {accuracy:.0%} in {seconds:.0f} s")
     assert accuracy >= 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "models" / "audio" / "config.json").is_file(), reason="models/audio is not shipped")
+def test_tiny_model_sounds_the_named_pitch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    corpus = tones_corpus(tmp_path / "corpus", n_docs=150, seed=0)
+    spec = TokenizerSpec(audio="audio")
+    tokenize_corpus(corpus, tmp_path / "shards", tokenizers=spec)
+    cfg = TrainConfig(data=str(tmp_path / "shards"), out=str(tmp_path / "run"), preset="tiny", seq_len=64,
+                      batch_size=16, steps=120, warmup=20, lr=3e-3, min_lr=3e-4, save_every=120, seed=0)
+    train(cfg, progress=False)
+    model, _, _ = load_run(tmp_path / "run")
+    il = build_interleaver(spec)
+    heard = []
+    for k, pitch in enumerate(PITCHES):
+        for ids in generate(model, il, tone_caption(pitch), force="audio", num_samples=4, seed=k,
+                            audio_tokens=(10, 40), temperature=0.7, top_k=20):
+            seg = il.decode(ids, media=True)[-1]
+            heard.append(dominant_pitch(seg["audio"], il.audio.sample_rate) == pitch)
+    print(f"pitch accuracy {sum(heard)}/{len(heard)}")
+    assert sum(heard) >= 0.8 * len(heard)
