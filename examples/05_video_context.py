@@ -1,10 +1,14 @@
 """How much context does video take, and what does that cost?
 
-Run: python examples/05_video_context.py
+Run: python examples/05_video_context.py   (needs PyAV: pip install "mmtok[video]")
 """
 
+from pathlib import Path
+
+import mmtok
 from mmtok.context import plan
 
+# 1. the planner: ten minutes of video under each published tokenizer's rate
 for preset in ("gemini", "lwm", "chameleon", "cosmos", "mmtok"):
     p = plan(10 * 60, preset=preset, model="small")  # ten minutes of video
     fits = [w for w in p.windows if w.fits]
@@ -14,3 +18,12 @@ for preset in ("gemini", "lwm", "chameleon", "cosmos", "mmtok"):
 
 print()
 print(plan(60, preset="gemini").table())
+
+# 2. a real file: frames at 1 fps through the shipped image tokenizer, each second followed by its sound
+clip = Path(__file__).resolve().parent / "data" / "pan.mp4"  # 6 s, with a spoken soundtrack
+il = mmtok.Interleaver(None, video=mmtok.load("video"), audio=mmtok.load("audio"))
+stream = il.encode(["a clip: ", {"video": clip, "chunk_seconds": 1.0}])
+print()
+print(mmtok.pretty(stream))
+print(f"{len(stream):,} tokens for 6 s: {len(stream) / 6:.0f} per second "
+      f"(the planner's mmtok preset says {plan(6, preset='mmtok').tokens_per_second:.0f})")

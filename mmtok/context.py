@@ -106,14 +106,28 @@ def _mmtok_preset(config_path: str | Path | None = None) -> Preset:
         cfg = ImageTokenizerConfig()
         where = f"no shipped image tokenizer at {path}: default ImageTokenizerConfig"
     side = cfg.image_size
+    audio_rate, sound = _mmtok_audio_rate(path.parent.parent / "audio" / "config.json")
     note = (f"image_size {side}, downsample {cfg.downsample}, size_policy {cfg.size_policy!r} ({where}); "
-            "per frame: codes + one <eol> per row + <eof>; <bov> <eov> per video")
+            f"per frame: codes + one <eol> per row + <eof>; <bov> <eov> per video; soundtrack: {sound}")
     return Preset(
-        "mmtok", f"mmtok's own image tokenizer ({where})", fps=1.0,
+        "mmtok", f"mmtok's own image tokenizer ({where}) and audio tokenizer", fps=1.0,
         resolution=None if cfg.size_policy == "native" else (side, side),
         downsample=cfg.downsample, tokens_per_row=1, tokens_per_frame_overhead=1, tokens_per_video=2,
-        note=note,
+        audio_tokens_per_second=audio_rate, note=note,
     )
+
+
+def _mmtok_audio_rate(path: Path) -> tuple[float, str]:
+    """Tokens per second of the shipped audio tokenizer at ``path`` (0 when there is none), and a note."""
+    if not path.is_file():
+        return 0.0, f"none (no audio tokenizer at {path})"
+    from mmtok.audio import AudioTokenizerConfig
+    from mmtok.checkpoint import config_from_dict
+
+    meta = json.loads(path.read_text())
+    cfg = config_from_dict(AudioTokenizerConfig, meta.get("config", meta), where=str(path))
+    rate = cfg.sample_rate // cfg.samples_per_token
+    return float(rate), f"{rate} tokens/s read from {path} (+ <boa> <eoa> per audio segment)"
 
 
 def get_preset(name: str, *, config_path: str | Path | None = None) -> Preset:

@@ -54,6 +54,13 @@ def test_mmtok_preset_reads_shipped_config_or_default(tmp_path) -> None:
         "latent_dim": 64}}))
     p = plan(1, preset="mmtok", config_path=shipped)
     assert str(shipped) in p.source and p.grid == (16, 16) and p.tokens_per_frame == 16 * 16 + 16 + 1
+    assert p.audio_tokens_per_second == 0 and "no audio tokenizer" in p.note
+    (tmp_path / "models" / "image").mkdir(parents=True)
+    (tmp_path / "models" / "audio").mkdir()
+    (tmp_path / "models" / "image" / "config.json").write_text(shipped.read_text())
+    (tmp_path / "models" / "audio" / "config.json").write_text(json.dumps({"config": {"hop_length": 200}}))
+    p = plan(1, preset="mmtok", config_path=tmp_path / "models" / "image" / "config.json")
+    assert p.audio_tokens_per_second == 40 and p.audio_tokens == 40  # 16 kHz / (200 hop * 2 frames)
 
 
 def test_overrides_and_windows() -> None:
