@@ -15,6 +15,12 @@ Prints one JSON object per line, every comparison measured side by side in this 
 
     python benchmarks/image_data.py --out /work/data/image      # once: train/ and heldout/
     python benchmarks/image.py --data /work/data/image [--model image]
+    python benchmarks/image.py --model image /path/to/candidate    # several tokenizers side by side in one run
+
+With several ``--model`` values every record names its ``model``; the
+tokenizers (same K and image size) are measured on the same crops against
+the same k-means fit, and their encoders are timed in alternation with the
+VQGAN encoder.
 """
 
 from __future__ import annotations
@@ -125,7 +131,7 @@ def time_alternating(fns: dict[str, object], x: torch.Tensor, repeats: int) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="image", help="shipped name or checkpoint folder")
+    ap.add_argument("--model", nargs="+", default=["image"], help="shipped name(s) or checkpoint folder(s)")
     ap.add_argument("--data", default="/work/data/image", help="folder with train/ and heldout/")
     ap.add_argument("--crops", type=int, default=256, help="held-out random 256×256 crops")
     ap.add_argument("--kmeans-crops", type=int, default=800, help="training crops the k-means baseline sees")
@@ -138,9 +144,14 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    tok = mmtok.load(args.model)
-    assert isinstance(tok, ImageTokenizer)
+    toks = {m: mmtok.load(m) for m in args.model}
+    for m, t in toks.items():
+        assert isinstance(t, ImageTokenizer), f"{m} is not an image tokenizer"
+    tok = toks[args.model[0]]
     k, size = tok.codebook_size, tok.image_size
+    if any(t.codebook_size != k or t.image_size != size for t in toks.values()):
+        raise SystemExit("--model: tokenizers compared in one run need the same codebook size and image size")
+    several = len(toks) > 1
     data = Path(args.data)
     held_files, train_files = find_images(data / "heldout"), find_images(data / "train")
     g = torch.Generator().manual_seed(args.seed)
@@ -169,69 +180,78 @@ def main() -> None:
         emit(bench="image_kmeans_fit", codebook_size=k, patches=int(fit_patches.shape[0]), fit_s=round(km_seconds, 1))
         return
 
-    def ours_roundtrip(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        codes = torch.cat([tok.encode(b) for b in x.split(16)])
-        return codes, torch.cat([tok.decode(c) for c in codes.split(16)])
+    def ours_roundtrip(t: ImageTokenizer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = torch.cat([t.encode(b) for b in x.split(16)])
+        return codes, torch.cat([t.decode(c) for c in codes.split(16)])
 
     def km_roundtrip(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         codes = km.encode(x)
         return codes, km.decode(codes)
 
-    results: dict[str, dict[str, float]] = {}
-    for name, x in (("heldout_images", held_full), ("heldout_crops", held_crops), ("train_images", train_full)):
-        oc, orec = ours_roundtrip(x)
-        kc, krec = km_roundtrip(x)
-        po, pk = float(psnr(orec, x).mean()), float(psnr(krec, x).mean())
-        results[name] = {"ours": po, "kmeans": pk}
-        emit(
-            bench="image_quality", set=name, n=int(x.shape[0]), tokens_per_image=int(oc[0].numel()),
-            codebook_size=k, psnr_ours_db=round(po, 3), psnr_kmeans_db=round(pk, 3),
-            margin_db=round(po - pk, 3), kmeans_fit_s=round(km_seconds, 1),
-            files=[f.name for f in held_files] if name == "heldout_images" else None,
-        )
-        if name == "heldout_crops":
-            uo, perp_o = usage(oc, k)
-            uk, perp_k = usage(kc, k)
-            results["usage"] = {"ours": uo, "kmeans": uk}
-            emit(
-                bench="image_usage", set=name, crops=int(x.shape[0]), tokens=int(oc.numel()), codebook_size=k,
-                usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
-                perplexity_ours=round(perp_o, 1), perplexity_kmeans=round(perp_k, 1),
-            )
+    def tag(m: str) -> dict[str, str]:
+        return {"model": m} if several else {}
 
-    speed_ratio = None
+    results: dict[str, dict[str, dict[str, float]]] = {m: {} for m in toks}
+    for name, x in (("heldout_images", held_full), ("heldout_crops", held_crops), ("train_images", train_full)):
+        kc, krec = km_roundtrip(x)
+        pk = float(psnr(krec, x).mean())
+        for m, t in toks.items():
+            oc, orec = ours_roundtrip(t, x)
+            po = float(psnr(orec, x).mean())
+            results[m][name] = {"ours": po, "kmeans": pk}
+            emit(
+                bench="image_quality", **tag(m), set=name, n=int(x.shape[0]), tokens_per_image=int(oc[0].numel()),
+                codebook_size=k, psnr_ours_db=round(po, 3), psnr_kmeans_db=round(pk, 3),
+                margin_db=round(po - pk, 3), kmeans_fit_s=round(km_seconds, 1),
+                files=[f.name for f in held_files] if name == "heldout_images" else None,
+            )
+            if name == "heldout_crops":
+                uo, perp_o = usage(oc, k)
+                uk, perp_k = usage(kc, k)
+                results[m]["usage"] = {"ours": uo, "kmeans": uk}
+                emit(
+                    bench="image_usage", **tag(m), set=name, crops=int(x.shape[0]), tokens=int(oc.numel()),
+                    codebook_size=k, usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
+                    perplexity_ours=round(perp_o, 1), perplexity_kmeans=round(perp_k, 1),
+                )
+
+    speed_ratio: dict[str, float | None] = {m: None for m in toks}
     if not args.skip_speed:
         vqgan = vqgan_encoder()
         for batch in (1, 8):
             x = held_crops[:batch].contiguous()
-            t = time_alternating(
-                {"ours": tok.encode, "vqgan": lambda v: vqgan.encode(v).latents}, x, args.speed_repeats
-            )
-            codes = tok.encode(x)
-            td = time_alternating({"decode": lambda c: tok.decode(c)}, codes, args.speed_repeats)
-            ratio = t["vqgan"] / t["ours"]
-            if batch == 1:
-                speed_ratio = ratio
-            emit(
-                bench="image_speed", batch=batch, size=size, threads=torch.get_num_threads(),
-                encode_img_s_ours=round(batch / t["ours"], 2), encode_img_s_vqgan_f16=round(batch / t["vqgan"], 3),
-                speedup=round(ratio, 1), decode_img_s_ours=round(batch / td["decode"], 2),
-                params_ours_encoder=sum(p.numel() for p in tok.encoder.parameters()),
-                params_vqgan_encoder=sum(p.numel() for p in vqgan.encoder.parameters()),
-            )
+            fns: dict[str, object] = {m: t.encode for m, t in toks.items()}
+            fns["\0vqgan"] = lambda v: vqgan.encode(v).latents
+            t_enc = time_alternating(fns, x, args.speed_repeats)
+            for m, t in toks.items():
+                codes = t.encode(x)
+                td = time_alternating({"decode": lambda c, t=t: t.decode(c)}, codes, args.speed_repeats)
+                ratio = t_enc["\0vqgan"] / t_enc[m]
+                if batch == 1:
+                    speed_ratio[m] = ratio
+                emit(
+                    bench="image_speed", **tag(m), batch=batch, size=size, threads=torch.get_num_threads(),
+                    encode_img_s_ours=round(batch / t_enc[m], 2),
+                    encode_img_s_vqgan_f16=round(batch / t_enc["\0vqgan"], 3),
+                    speedup=round(ratio, 1), decode_img_s_ours=round(batch / td["decode"], 2),
+                    params_ours_encoder=sum(p.numel() for p in t.encoder.parameters()),
+                    params_vqgan_encoder=sum(p.numel() for p in vqgan.encoder.parameters()),
+                )
 
-    margin = results["heldout_images"]["ours"] - results["heldout_images"]["kmeans"]
-    emit(
-        bench="image_bars",
-        psnr_margin_db=round(margin, 3), psnr_margin_crops_db=round(
-            results["heldout_crops"]["ours"] - results["heldout_crops"]["kmeans"], 3),
-        usage=round(results["usage"]["ours"], 4), encode_speedup=None if speed_ratio is None else round(speed_ratio, 1),
-        met={
-            "psnr_margin_ge_1.5db": margin >= 1.5,
-            "usage_ge_95pct": results["usage"]["ours"] >= 0.95,
-            "encode_ge_50x_vqgan": None if speed_ratio is None else speed_ratio >= 50,
-        },
-    )
+    for m in toks:
+        r, sr = results[m], speed_ratio[m]
+        margin = r["heldout_images"]["ours"] - r["heldout_images"]["kmeans"]
+        emit(
+            bench="image_bars", **tag(m),
+            psnr_margin_db=round(margin, 3), psnr_margin_crops_db=round(
+                r["heldout_crops"]["ours"] - r["heldout_crops"]["kmeans"], 3),
+            usage=round(r["usage"]["ours"], 4), encode_speedup=None if sr is None else round(sr, 1),
+            met={
+                "psnr_margin_ge_1.5db": margin >= 1.5,
+                "usage_ge_95pct": r["usage"]["ours"] >= 0.95,
+                "encode_ge_50x_vqgan": None if sr is None else sr >= 50,
+            },
+        )
 
 
 if __name__ == "__main__":
