@@ -233,9 +233,10 @@ def generate(
     if il.eos:  # continue the document rather than after its end
         ids, pos_thw = ids[:-1], pos_thw[:-1]
     grammar = Grammar(il, image_grid=image_grid, audio_tokens=audio_tokens)
-    if force is not None:
-        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[1] + 2
-        max_new_tokens = max(max_new_tokens, needed)
+    if force is not None:  # an image needs its whole grid; audio at least its fewest codes (the grammar
+        # closes it in time when the context runs short), and is given room for its most when there is some
+        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[0] + 2
+        max_new_tokens = max(max_new_tokens, needed if force == "image" else audio_tokens[1] + 2)
     if len(ids) + max_new_tokens > model.cfg.max_seq_len:
         max_new_tokens = model.cfg.max_seq_len - len(ids)
         if force is not None and max_new_tokens < needed:
@@ -316,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--top-p", type=float, default=None)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--image-grid", default="16x16", help="rows x columns of a sampled image")
+    ap.add_argument("--audio-tokens", default="1,250", help="fewest,most codes of a sampled audio segment")
     ap.add_argument("--device", default=None)
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
@@ -324,11 +326,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = TokenizerSpec(**(cfg.get("tokenizers") or {}))
     il = build_interleaver(spec)
     il.vocab.check_same(vocab, what=f"the tokenizers recorded in {args.run}")
-    h, w = (int(v) for v in args.image_grid.lower().split("x"))
+    try:
+        h, w = (int(v) for v in args.image_grid.lower().split("x"))
+        lo, hi = (int(v) for v in args.audio_tokens.split(","))
+    except ValueError:
+        ap.error(f"--image-grid takes ROWSxCOLS and --audio-tokens MIN,MAX; got {args.image_grid!r}, "
+                 f"{args.audio_tokens!r}")
     force = "image" if args.image_out else "audio" if args.audio_out else None
     (ids,) = generate(model, il, args.prompt, max_new_tokens=args.max_new_tokens, force=force,
                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                      image_grid=(h, w))
+                      image_grid=(h, w), audio_tokens=(lo, hi))
     segs = il.decode(ids, media=force is not None)
     print(il.pretty(ids))
     if args.image_out:

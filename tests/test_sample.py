@@ -60,6 +60,12 @@ def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]
     model, il = setup
     with pytest.raises(ValueError, match="needs"):
         generate(model, il, "z" * 200, force="image", image_grid=(16, 16))
+    # audio needs only its fewest codes: the grammar closes the segment when the context runs out
+    (ids,) = generate(model, il, "z" * 200, force="audio", audio_tokens=(8, 250), seed=0)
+    seg = il.decode(ids)[-1]
+    assert len(ids) <= model.cfg.max_seq_len and 8 <= seg["audio_codes"].numel() <= 256 - 200 - 2
+    with pytest.raises(ValueError, match="forced audio needs 62"):
+        generate(model, il, "z" * 200, force="audio", audio_tokens=(60, 250))
 
 
 def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Interleaver]) -> None:
@@ -75,3 +81,34 @@ def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Inte
         assert bool(g.allowed(state)[tok]), i
         assert g.position(state) == tuple(stream.pos_thw[i].tolist()), i
         g.advance(state, tok)
+
+
+def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import soundfile as sf
+    from PIL import Image
+
+    from mmtok.cli import main
+    from mmtok.data import TokenizerSpec, tokenize_corpus
+    from mmtok.toy import color_shapes_corpus, tones_corpus
+    from mmtok.train import TrainConfig, train
+
+    folder = tmp_path / "corpus"
+    lines = (color_shapes_corpus(folder, n_docs=8, seed=0).read_text()
+             + tones_corpus(folder, n_docs=8, seed=0).read_text())
+    (folder / "all.jsonl").write_text(lines)
+    spec = TokenizerSpec(image="mmtok.toy:native_image_tokenizer", audio="tests.test_interleave:LoudnessAudio")
+    tokenize_corpus(folder / "all.jsonl", tmp_path / "shards", tokenizers=spec)
+    train(TrainConfig(data=str(tmp_path / "shards"), out=str(tmp_path / "run"), seq_len=64, batch_size=4, steps=2,
+                      warmup=1, save_every=2), progress=False)
+    png, wav = tmp_path / "a.png", tmp_path / "a.wav"
+    run = str(tmp_path / "run")
+    assert main(["sample", "--run", run, "--prompt", "a circle in red", "--image-out", str(png),
+                 "--image-grid", "4x4", "--seed", "0"]) == 0
+    assert Image.open(png).size == (64, 64)
+    assert main(["sample", "--run", run, "--prompt", "a high tone", "--audio-out", str(wav), "--seed", "1"]) == 0
+    assert sf.info(str(wav)).frames > 0 and sf.info(str(wav)).samplerate == 16000
+    assert main(["sample", "--run", run, "--prompt", "a", "--max-new-tokens", "20", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {png}" in out and f"wrote {wav}" in out and "a circle in red[image 4×4]" in out
+    with pytest.raises(SystemExit):
+        main(["sample", "--run", run, "--image-out", str(png), "--audio-out", str(wav)])
