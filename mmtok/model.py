@@ -97,10 +97,10 @@ class _RMSNormCPU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         xhat, rstd, w = ctx.saved_tensors
-        gw = (g * xhat).flatten(0, -2).sum(0)
-        gxhat = g * w
-        dot = (gxhat * xhat).mean(-1, keepdim=True)  # (..., 1)
-        return (gxhat - xhat * dot) * rstd, gw, None
+        g_xhat = g * xhat
+        gw = g_xhat.flatten(0, -2).sum(0)
+        dot = (g_xhat @ w).unsqueeze_(-1).div_(xhat.shape[-1])  # (..., 1): mean of (g * w) * xhat
+        return torch.addcmul(g * w, xhat, dot, value=-1).mul_(rstd), gw, None
 
 
 class RMSNorm(nn.Module):
@@ -141,6 +141,73 @@ def apply_rotary(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(pairs * rot).flatten(3).to(x.dtype)  # (B, T, h, E)
 
 
+def _pairs(x: torch.Tensor) -> torch.Tensor:
+    """View ``[..., E]`` (last stride 1) as complex ``[..., E/2]``: no copy, writes go through."""
+    return torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+
+
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_FLASH_CPU_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+
+class _RotaryFlashCPU(torch.autograd.Function):
+    """Rotary + flash attention on the CPU straight from the fused projection ``[B, T, H+2G, E]``.
+
+    Same math as :func:`apply_rotary` followed by ``F.scaled_dot_product_attention``
+    (causal, or an additive float mask), but the backward writes the query, key and
+    value gradients (keys and queries rotated back) into one ``[B, T, H+2G, E]``
+    buffer instead of autograd zero-filling and summing one buffer per slice.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, rot, n_head, mask):  # type: ignore[no-untyped-def,override]
+        b, t, n, e = qkv.shape
+        h, g = n_head, (n - n_head) // 2
+        qk = torch.view_as_real(_pairs(qkv[:, :, : h + g]) * rot).flatten(3)  # (B, T, H+G, E)
+        q = qk[:, :, :h].transpose(1, 2)  # (B, H, T, E)
+        k = qk[:, :, h:].transpose(1, 2)  # (B, G, T, E)
+        v = qkv[:, :, h + g :].transpose(1, 2)  # (B, G, T, E)
+        out, lse = _FLASH_CPU(q, k, v, 0.0, mask is None, attn_mask=mask)  # (B, H, T, E), (B, H, T)
+        ctx.save_for_backward(q, k, v, out, lse, rot, mask)
+        return out.transpose(1, 2).reshape(b, t, h * e)  # (B, T, C)
+
+    @staticmethod
+    def backward(ctx, gy):  # type: ignore[no-untyped-def,override]
+        q, k, v, out, lse, rot, mask = ctx.saved_tensors
+        b, h, t, e = q.shape
+        g = k.shape[1]
+        gq, gk, gv = _FLASH_CPU_BACKWARD(
+            gy.view(b, t, h, e).transpose(1, 2), q, k, v, out, lse, 0.0, mask is None, attn_mask=mask
+        )
+        grad = gy.new_empty(b, t, h + 2 * g, e)  # (B, T, H+2G, E)
+        back = rot.conj().resolve_conj()
+        torch.mul(_pairs(gq.transpose(1, 2)), back, out=_pairs(grad[:, :, :h]))
+        torch.mul(_pairs(gk.transpose(1, 2)), back, out=_pairs(grad[:, :, h : h + g]))
+        grad[:, :, h + g :].copy_(gv.transpose(1, 2))
+        return grad, None, None, None
+
+
+class _SwiGLU(torch.autograd.Function):
+    """``silu(gate) * up`` from ``[..., 2 * hidden]``; the backward fills one gradient buffer (no concat)."""
+
+    @staticmethod
+    def forward(ctx, gate_up):  # type: ignore[no-untyped-def,override]
+        gate, up = gate_up.chunk(2, dim=-1)
+        act = F.silu(gate)
+        ctx.save_for_backward(gate_up, act)
+        return act * up
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def,override]
+        gate_up, act = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        grad = torch.empty_like(gate_up)
+        d_gate, d_up = grad.chunk(2, dim=-1)
+        torch.mul(g, act, out=d_up)
+        torch.ops.aten.silu_backward(g * up, gate, grad_input=d_gate)
+        return grad
+
+
 def document_mask(doc: torch.Tensor, past: int = 0) -> torch.Tensor:
     """Boolean attention mask ``[B, 1, T, past+T]``: causal and within the same document.
 
@@ -152,6 +219,13 @@ def document_mask(doc: torch.Tensor, past: int = 0) -> torch.Tensor:
     q_idx = torch.arange(past, past + t, device=doc.device)[:, None]  # (T, 1)
     k_idx = torch.arange(past + t, device=doc.device)[None, :]  # (1, S)
     return ((q_doc == k_doc) & (k_idx <= q_idx))[:, None]  # (B, 1, T, S)
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask (True = attend) as the additive ``0 / -inf`` float mask the CPU flash kernel takes."""
+    if mask.dtype != torch.bool:
+        return mask.to(dtype)
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 
 @dataclass
@@ -191,6 +265,12 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         h, g, e = cfg.n_head, cfg.n_kv_head, cfg.head_dim
         qkv = self.qkv(x).view(b, t, h + 2 * g, e)  # (B, T, H+2G, E)
+        dropout = cfg.dropout if self.training else 0.0
+        fast_cpu = qkv.device.type == "cpu" and qkv.dtype == torch.float32 and _FLASH_CPU is not None
+        if cache is None and not dropout and fast_cpu:
+            if mask is not None and mask.dtype != qkv.dtype:
+                mask = _additive(mask, qkv.dtype)
+            return self.proj(_RotaryFlashCPU.apply(qkv, rope, h, mask))
         qk = apply_rotary(qkv[:, :, : h + g], rope)  # (B, T, H+G, E): queries and keys rotated at once
         q = qk[:, :, :h].transpose(1, 2)  # (B, H, T, E)
         k = qk[:, :, h:].transpose(1, 2)  # (B, G, T, E)
@@ -201,7 +281,6 @@ class Attention(nn.Module):
             cache.values[layer][:, :, start : start + t] = v
             k = cache.keys[layer][:, :, : start + t]  # (B, G, S, E)
             v = cache.values[layer][:, :, : start + t]
-        dropout = cfg.dropout if self.training else 0.0
         if mask is None:
             # plain causal attention (fast kernels); a single query step sees the whole cache
             y = F.scaled_dot_product_attention(
@@ -222,8 +301,7 @@ class MLP(nn.Module):
         self.down = nn.Linear(cfg.hidden_dim, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, hidden) each
-        return self.down(F.silu(gate) * up)
+        return self.down(_SwiGLU.apply(self.gate_up(x)))  # gate_up: (B, T, 2 hidden)
 
 
 class Block(nn.Module):
@@ -304,12 +382,17 @@ class Transformer(nn.Module):
             if self.cfg.rope_3d:
                 pos = pos[..., None].expand(b, t, 3)
         rope = rotary_angles(self.cfg, pos)
+        if doc is not None and bool((doc == doc[:, :1]).all()):
+            doc = None  # one document per row: plain causal attention (the fast SDPA kernels)
         if doc is not None:
             mask = document_mask(doc, past)
         elif past and t > 1:  # a chunk after cached tokens: causal with an offset
             mask = document_mask(torch.zeros(b, past + t, dtype=torch.long, device=ids.device), past)
         else:
             mask = None
+        if mask is not None and cache is None and ids.device.type == "cpu":  # convert once, not per layer
+            dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else self.embed.weight.dtype
+            mask = _additive(mask, dtype)
         x = self.drop(self.embed(ids))  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, mask, cache, i)

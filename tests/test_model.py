@@ -103,3 +103,85 @@ def test_cpu_rmsnorm_matches_reference() -> None:
     torch.testing.assert_close(norm(x), y)
     for a, b in zip(ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _reference_attention(qkv: torch.Tensor, rot: torch.Tensor, h: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """The unfused math: rotate queries and keys, then ``F.scaled_dot_product_attention``."""
+    from mmtok.model import apply_rotary
+
+    b, t, n, e = qkv.shape
+    g = (n - h) // 2
+    q = apply_rotary(qkv[:, :, :h], rot).transpose(1, 2)
+    k = apply_rotary(qkv[:, :, h : h + g], rot).transpose(1, 2)
+    v = qkv[:, :, h + g :].transpose(1, 2)
+    y = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=mask is None, enable_gqa=g != h
+    )
+    return y.transpose(1, 2).reshape(b, t, h * e)
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 2])
+@pytest.mark.parametrize("masked", [False, True])
+def test_cpu_rotary_flash_matches_unfused_math(n_kv_head: int, masked: bool) -> None:
+    from mmtok.model import _additive, _RotaryFlashCPU, document_mask, rotary_angles
+
+    cfg = ModelConfig.preset("tiny", vocab_size=97, max_seq_len=64, n_kv_head=n_kv_head)
+    b, t, h, e = 2, 24, cfg.n_head, cfg.head_dim
+    torch.manual_seed(0)
+    qkv = torch.randn(b, t, h + 2 * n_kv_head, e, requires_grad=True)
+    rot = rotary_angles(cfg, torch.randint(0, 30, (b, t)))
+    doc = torch.tensor([[0] * 10 + [1] * 14, [0] * 3 + [1] * 21])
+    mask = document_mask(doc) if masked else None
+    g = torch.randn(b, t, h * e)
+    ours = _RotaryFlashCPU.apply(qkv, rot, h, None if mask is None else _additive(mask, torch.float32))
+    ref = _reference_attention(qkv, rot, h, mask)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+    (g_ours,) = torch.autograd.grad(ours, qkv, g)
+    (g_ref,) = torch.autograd.grad(ref, qkv, g)
+    torch.testing.assert_close(g_ours, g_ref, atol=1e-5, rtol=1e-4)
+
+
+def test_swiglu_matches_unfused_math() -> None:
+    from mmtok.model import _SwiGLU
+
+    torch.manual_seed(0)
+    gate_up = torch.randn(3, 7, 2 * 64, requires_grad=True)
+    g = torch.randn(3, 7, 64)
+    gate, up = gate_up.chunk(2, dim=-1)
+    ref = torch.nn.functional.silu(gate) * up
+    ours = _SwiGLU.apply(gate_up)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, gate_up, g)[0], torch.autograd.grad(ref, gate_up, g)[0])
+
+
+def test_training_path_matches_generic_path_with_dropout_off() -> None:
+    """The CPU fast path (train mode, no cache) and the generic SDPA path (a KV cache) agree, masks included."""
+    m = tiny(n_kv_head=2).train()
+    ids = torch.randint(0, 97, (2, 30))
+    doc = torch.tensor([[0] * 12 + [1] * 18, [0] * 30])
+    for d in (None, doc):
+        fast = m(ids, doc=d)
+        cache = KVCache.empty(m.cfg, 2, ids.device, torch.float32)
+        torch.testing.assert_close(m(ids, doc=d, cache=cache), fast, atol=1e-5, rtol=1e-4)
+
+
+def test_one_document_per_row_is_plain_causal() -> None:
+    m = tiny()
+    ids = torch.randint(0, 97, (2, 30))
+    same = torch.tensor([[3] * 30, [0] * 30])
+    torch.testing.assert_close(m(ids, doc=same), m(ids))
+    cache = KVCache.empty(m.cfg, 2, ids.device, torch.float32)
+    parts = [m(ids[:, :10], doc=same[:, :10], cache=cache), m(ids[:, 10:20], doc=same[:, :20], cache=cache)]
+    torch.testing.assert_close(torch.cat(parts, 1), m(ids)[:, :20], atol=1e-5, rtol=1e-4)
+
+
+def test_old_unfused_checkpoint_keys_are_refused_by_name() -> None:
+    from mmtok.checkpoint import CheckpointError, load_state_dict_checked
+
+    m = tiny()
+    old = {k: v for k, v in m.state_dict().items() if "attn.qkv" not in k}
+    for i in range(m.cfg.n_layer):
+        for name in ("q", "k", "v"):
+            old[f"blocks.{i}.attn.{name}.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match=r"missing tensors \['blocks.0.attn.qkv.weight'.*unexpected tensors"):
+        load_state_dict_checked(m, old, where="old.ckpt")
