@@ -96,7 +96,8 @@ def _overview(d: Demo) -> None:
     out = d.out
     pics = sorted(p for p in (out / "images").glob("*.png") if not p.stem.endswith("-tokens") and p.stem != "usage")
     pic = next((p for p in pics if p.stem == "coffee"), pics[0] if pics else out / "missing")
-    mel = next(iter(sorted((out / "audio").glob("*-mel.png"))), out / "missing")
+    mels = sorted((out / "audio").glob("*-mel.png"), key=lambda m: ("speech" not in m.stem, m.stem))
+    mel = mels[0] if mels else out / "missing"
     candidates = [
         (pic, "an image" + (" the tokenizer never saw" if pic.stem == "coffee" else "")),
         (pic.with_name(f"{pic.stem}-tokens.png"), "the same from its tokens"),
