@@ -23,7 +23,7 @@ def corpus_step(d: Demo) -> str:
     from mmtok.data import TokenizerSpec, tokenize_corpus
     from mmtok.toy import color_shapes_corpus, tones_corpus
 
-    n_img, n_tone = (240, 120) if d.fast else (720, 300)
+    n_img, n_tone = (240, 120) if d.fast else (1500, 300)
     folder = d.out / "corpus"
     pictures = color_shapes_corpus(folder, n_docs=n_img, seed=d.seed, held_out=HELD_OUT)
     tones = tones_corpus(folder, n_docs=n_tone, seed=d.seed + 1)
@@ -58,7 +58,7 @@ def corpus_step(d: Demo) -> str:
 def train_step(d: Demo) -> str:
     from mmtok.train import LOG_NAME, TrainConfig, train
 
-    steps = 90 if d.fast else 360
+    steps = 90 if d.fast else 600
     cfg = TrainConfig(data=str(d.out / "shards"), out=str(d.out / "run"), preset="tiny", seq_len=64,
                       batch_size=16, steps=steps, warmup=min(30, steps // 5), lr=3e-3, save_every=steps,
                       seed=d.seed, device=str(d.device))
@@ -99,7 +99,7 @@ def sample_step(d: Demo) -> str:
 
     model, _, _ = load_run(d.out / "run", device=d.device)
     il = build_interleaver(d.spec)
-    per = 1 if d.fast else 2
+    per = 1 if d.fast else 4
     (d.out / "samples").mkdir(exist_ok=True)
     img_rows, cards, hits = [], [], 0
     for k, (color, shape) in enumerate(tqdm(HELD_OUT, desc="sample images", leave=False)):
