@@ -266,7 +266,10 @@ class Attention(nn.Module):
         h, g, e = cfg.n_head, cfg.n_kv_head, cfg.head_dim
         qkv = self.qkv(x).view(b, t, h + 2 * g, e)  # (B, T, H+2G, E)
         dropout = cfg.dropout if self.training else 0.0
-        fast_cpu = qkv.device.type == "cpu" and qkv.dtype == torch.float32 and _FLASH_CPU is not None
+        # the fused CPU path is SDPA's flash kernel: only where SDPA itself may pick it (sdpa_kernel(MATH)
+        # turns the flag off, and then the math backend must really run)
+        fast_cpu = (qkv.device.type == "cpu" and qkv.dtype == torch.float32 and _FLASH_CPU is not None
+                    and torch.backends.cuda.flash_sdp_enabled())
         if cache is None and not dropout and fast_cpu:
             if mask is not None and mask.dtype != qkv.dtype:
                 mask = _additive(mask, qkv.dtype)

@@ -185,3 +185,23 @@ def test_old_unfused_checkpoint_keys_are_refused_by_name() -> None:
             old[f"blocks.{i}.attn.{name}.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError, match=r"missing tensors \['blocks.0.attn.qkv.weight'.*unexpected tensors"):
         load_state_dict_checked(m, old, where="old.ckpt")
+
+
+def test_math_backend_request_is_honoured_on_cpu(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Under ``sdpa_kernel(MATH)`` the fused flash path must not run (the growth benchmark relies on it)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    import mmtok.model as m
+
+    torch.manual_seed(0)
+    model = m.Transformer(m.ModelConfig.preset("tiny", vocab_size=64, max_seq_len=32))
+    ids = torch.randint(0, 64, (2, 32))
+    fused = model(ids)
+
+    def refuse(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the fused flash path ran under sdpa_kernel(MATH)")
+
+    monkeypatch.setattr(m._RotaryFlashCPU, "apply", refuse)
+    with sdpa_kernel([SDPBackend.MATH]):
+        math = model(ids)
+    torch.testing.assert_close(math, fused, rtol=1e-4, atol=1e-4)
