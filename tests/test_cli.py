@@ -80,3 +80,15 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
     assert json.loads(printed.strip().splitlines()[-1])["figures"] == {k: v["value"] for k, v in figures.items()}
 
 
+
+
+def test_demo_bad_data_folder_is_a_clear_error_before_writing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    assert main(["demo", "--fast", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "missing does not exist or is not a folder" in capsys.readouterr().err
+    only_image = tmp_path / "pics"
+    only_image.mkdir()
+    (only_image / "a.png").write_bytes(b"not checked yet")
+    assert main(["demo", "--fast", "--data", str(only_image), "--out", str(out)]) == 2
+    assert "has no sounds" in capsys.readouterr().err
+    assert not out.exists()  # nothing was written

@@ -32,13 +32,32 @@ from typing import Any
 import torch
 
 from mmtok.demo.vqcore import make_clustered
+from mmtok.errors import MmtokError
 from mmtok.report import Report
 from mmtok.trainstate import pick_device
 
-__all__ = ["Demo", "example_data", "make_clustered", "run_demo"]
+__all__ = ["Demo", "DemoError", "check_data", "example_data", "make_clustered", "run_demo"]
 
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"  # inside an installed wheel
 _REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
+
+
+class DemoError(MmtokError, ValueError):
+    """The demo cannot run on the media it was given (the folder is missing or lacks images or sounds)."""
+
+
+def check_data(folder: Path) -> Path:
+    """``folder`` if it holds at least one image and one sound the demo can show, else :class:`DemoError`."""
+    from mmtok.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+
+    if not folder.is_dir():
+        raise DemoError(f"demo data folder {folder} does not exist or is not a folder")
+    suffixes = {p.suffix.lower() for p in folder.iterdir() if p.is_file()}
+    for what, known in (("images", IMAGE_SUFFIXES), ("sounds", AUDIO_SUFFIXES)):
+        if not suffixes & known:
+            raise DemoError(f"demo data folder {folder} has no {what} ({', '.join(sorted(known))}); "
+                            "the demo needs at least one image and one sound")
+    return folder
 
 
 def example_data() -> Path:
@@ -118,11 +137,12 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run every step, write ``out/index.html``, and return the summary (also in ``out/summary.json``)."""
     t_start = time.perf_counter()
+    folder = check_data(Path(data)) if data else example_data()  # before anything is written
     out = Path(out)
     for sub in ("images", "audio", "context", "samples"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    d = Demo(out, fast=fast, seed=seed, device=pick_device(device), data=Path(data) if data else example_data())
+    d = Demo(out, fast=fast, seed=seed, device=pick_device(device), data=folder)
     if not d.has_video:
         print("note: PyAV is not installed (pip install 'mmtok[video]'): the video parts are skipped")
     steps = _steps()
