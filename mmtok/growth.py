@@ -56,14 +56,6 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def train_flops(cfg: ModelConfig, tokens: int) -> float:
-    """Model FLOPs of a forward+backward over ``tokens`` tokens (6N per token plus attention)."""
-    from mmtok.context import count_params
-
-    n = count_params(cfg)
-    return float(tokens * (6 * n + 12 * cfg.n_layer * cfg.d_model * tokens))
-
-
 def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, vocab_size: int,
                  device: torch.device | str = "cpu") -> dict[str, float]:
     """One forward+backward over ``ids`` ``[L]``: ``seconds``, ``peak_mib`` and ``train_flops``."""
@@ -98,9 +90,9 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_kib("VmHWM") * 1024) - base
-    del logits, loss, net
+    del logits, loss
     return {"seconds": round(seconds, 4), "peak_mib": round(max(peak, 0) / 2**20, 1),
-            "train_flops": train_flops(cfg, int(ids.numel()))}
+            "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
 
 
 def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
