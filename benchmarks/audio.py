@@ -42,6 +42,7 @@ from einops import rearrange
 
 import mmtok
 from mmtok.audio import AudioTokenizer, load_audio
+from mmtok.audio_train import lloyd
 from mmtok.quantize import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
@@ -71,19 +72,9 @@ def rel_l1(recon: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def kmeans(data: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
-    """Lloyd's k-means, seeded from random rows; empty clusters re-seeded on the worst-served rows."""
+    """The baseline: plain Lloyd's k-means (no clip balancing), seeded from random rows."""
     g = torch.Generator().manual_seed(seed)
-    centers = data[torch.randperm(data.shape[0], generator=g)[:k]].clone()
-    for _ in range(iters):
-        idx = nearest_code(data, centers)
-        sums = torch.zeros_like(centers).index_add_(0, idx, data)
-        counts = torch.bincount(idx, minlength=k).float()
-        empty = counts == 0
-        centers = sums / counts.clamp_min(1)[:, None]
-        if bool(empty.any()):
-            err = (data - centers[idx]).pow(2).sum(1)
-            centers[empty] = data[err.topk(int(empty.sum())).indices]
-    return centers
+    return lloyd(data, data[torch.randperm(data.shape[0], generator=g)[:k]].clone(), iters)[0]
 
 
 class UniformBands:
