@@ -103,7 +103,7 @@ def audio_step(d: Demo) -> str:
         save_wav(d.out / "audio" / f"{f.stem}.wav", wave, sr)
         save_wav(d.out / "audio" / f"{f.stem}-tokens.wav", back, sr)
         mel_pair(d.out / "audio" / f"{f.stem}-mel.png", mel, mel_back, title=f"{f.name}: log-mel before / after",
-                 hop_seconds=1 / (tok.tokens_per_second * n / max(codes.numel(), 1)) if codes.numel() else 0.01)
+                 hop_seconds=tok.cfg.hop_length / sr)
         codes_all.append(codes.reshape(-1).cpu())
         seconds = wave.numel() / sr
         rows.append([f.name, round(seconds, 2), int(codes.numel()), round(rel, 4), round(enc_ms, 1),
@@ -212,8 +212,7 @@ def stream_step(d: Demo) -> str:
         doc += [" And a video with its soundtrack, two seconds at a time: ", {"video": videos[0], "chunk_seconds": 2.0}]
     doc += [" The end."]
     t0 = time.perf_counter()
-    for _ in tqdm(range(1), desc="interleave", leave=False):
-        stream = il.encode(doc)
+    stream = il.encode(doc)
     enc_s = time.perf_counter() - t0
     back = il.decode(stream)
     again = il.encode(back)
