@@ -346,21 +346,26 @@ def test_save_load_roundtrip(tok: ImageTokenizer, tmp_path: Path) -> None:
     assert torch.equal(again.encode(x), tok.encode(x))
 
 
-def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) -> None:
-    from mmtok.image_train import main
-
+def _train_args(tmp_path: Path, *extra: str) -> list[str]:
+    """Arguments of a tiny ``train-tokenizer image`` run on three generated pictures, into ``tmp_path/run``."""
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
         Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
             data / f"{i}.png"
         )
+    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(tiny_config()).items() if k != "vq"}))
+    return ["--data", str(data), "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "32", "--config",
+            str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
+            "--no-progress", "--init-crops", "64", *extra]
+
+
+def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) -> None:
+    from mmtok.image_train import main
+
     out = tmp_path / "run"
     cfg = tiny_config()
-    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(cfg).items() if k != "vq"}))
-    common = ["--data", str(data), "--out", str(out), "--batch-size", "2", "--crop", "32", "--config",
-              str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
-              "--no-progress", "--init-crops", "64", "--save-every", "2"]
+    common = _train_args(tmp_path, "--save-every", "2")
     assert main([*common, "--steps", "2"]) == 0
     assert (out / "model" / "model.safetensors").is_file() and (out / "reconstructions.png").is_file()
     assert main([*common, "--steps", "3", "--resume"]) == 0
@@ -379,19 +384,9 @@ def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path
     assert lr_for(13, args) == pytest.approx(1e-3)  # peak after the warmup
     assert lr_for(20, args) == pytest.approx(0.05e-3)  # decays to 5 % at --steps
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            data / f"{i}.png"
-        )
     out = tmp_path / "run"
-    cfg = tiny_config()
-    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(cfg).items() if k != "vq"}))
-    common = ["--data", str(data), "--out", str(out), "--batch-size", "2", "--crop", "32", "--config",
-              str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
-              "--no-progress", "--init-crops", "64", "--save-every", "10", "--dead-code-rate", "0.2",
-              "--rebalance-at", "2", "--rebalance-crops", "64", "--rebalance-iters", "5"]
+    common = _train_args(tmp_path, "--save-every", "10", "--dead-code-rate", "0.2", "--rebalance-at", "2",
+                         "--rebalance-crops", "64", "--rebalance-iters", "5")
     assert main([*common, "--steps", "3"]) == 0
     assert "step 2: codebook rebalanced on 64 crops (usage 100.0%)" in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
