@@ -5,9 +5,10 @@
 sounds shipped in the ``pygame`` package, and synthetic tones, chirps and noise.
 Part of it goes to ``DIR/heldout`` and is never read by training.
 
-With the default ``slice`` encoder the codebook is clip-balanced k-means (Lloyd, then
-``--kmeans-balance`` rounds that retire codes shared by fewer than ``--kmeans-min-clips``
-training clips and split broad clusters instead), and only the decoder is trained.
+With the default ``slice`` encoder the codebook is group-balanced k-means (Lloyd, then
+``--kmeans-balance`` rounds that retire codes serving fewer than ``--kmeans-min-groups``
+speakers or recordings and split broad clusters instead, with Lloyd steps in which every
+(speaker, code) pair weighs the same), and only the decoder is trained.
 ``--val-fraction`` holds some training clips aside from both; their codebook usage and
 reconstruction go to ``summary.json``.
 
@@ -51,7 +52,8 @@ from mmtok.quantize import nearest_code
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
 __all__ = [
-    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main", "random_crops",
+    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main", "pair_weights",
+    "random_crops", "speaker_groups", "weighted_lloyd",
     "split_validation", "synthetic_clip", "validate",
 ]
 
@@ -246,74 +248,138 @@ def lloyd(rows: torch.Tensor, centers: torch.Tensor, iters: int) -> tuple[torch.
 
 
 def clip_support(idx: torch.Tensor, clips: torch.Tensor, k: int) -> torch.Tensor:
-    """For each of ``k`` codes, how many distinct clips have a row assigned to it."""
+    """For each of ``k`` codes, how many distinct clips (or groups) have a row assigned to it."""
     return torch.bincount((clips * k + idx).unique() % k, minlength=k)
 
 
-def balance_codes(rows: torch.Tensor, clips: torch.Tensor, centers: torch.Tensor, *, rounds: int,
-                  min_clips: int, iters: int, generator: torch.Generator,
-                  per_round: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clip-balanced k-means: LBG-style retire-and-split rounds after Lloyd.
+def pair_weights(idx: torch.Tensor, groups: torch.Tensor, k: int) -> torch.Tensor:
+    """Row weights ``[N]`` that give every (group, code) pair a total weight of 1.
 
-    A code whose rows come from fewer than ``min_clips`` distinct clips fits content of
-    a few recordings only (one synthetic tone, one outlier) and is rarely hit by new
-    audio. Each round retires up to ``per_round`` such codes (default K/8, the weakest
-    first) and re-seeds each on a random row of a different cluster among those with the
-    largest total distortion that are themselves well supported (at least
-    ``3 * min_clips`` clips), i.e. splits broad, badly served clusters; then ``iters``
-    Lloyd steps. ``rows`` [N, D] with ``clips`` [N] (clip index of each row).
-    Returns the centers and the code counts of the last assignment.
+    Summed per code they count the distinct groups the code serves, so a cluster of
+    a thousand near-identical slices of one recording weighs as much as one slice."""
+    _, inv = torch.unique(groups * k + idx, return_inverse=True)
+    return 1.0 / torch.bincount(inv).float()[inv]
+
+
+def weighted_lloyd(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tensor, iters: int) -> torch.Tensor:
+    """``iters`` Lloyd steps where each code moves to the :func:`pair_weights` mean of its rows:
+    the center of what the groups it serves share, not of the group that has the most rows there."""
+    k = centers.shape[0]
+    centers = centers.clone()
+    for _ in range(iters):
+        idx = nearest_code(rows, centers)
+        w = pair_weights(idx, groups, k)
+        sums = torch.zeros_like(centers).index_add_(0, idx, rows * w[:, None])
+        mass = torch.zeros(k).index_add_(0, idx, w)
+        keep = mass > 0
+        centers[keep] = sums[keep] / mass[keep, None]
+    return centers
+
+
+def balance_codes(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tensor, *, rounds: int,
+                  min_groups: int, iters: int, generator: torch.Generator,
+                  per_round: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-balanced k-means: LBG-style retire-and-split rounds with group-weighted Lloyd steps.
+
+    ``rows`` [N, D] with ``groups`` [N], the group of each row: a speaker (voice and
+    variant) for speech, the recording itself otherwise. A code serving fewer than
+    ``min_groups`` groups fits the content of a few speakers or one outlier recording
+    and is rarely hit by new audio. Each round retires up to ``per_round`` such codes
+    (default K/8, the least supported first) and re-seeds each inside one of the
+    clusters with the largest group-weighted distortion (a row drawn in proportion to
+    its weighted error), then runs ``iters`` :func:`weighted_lloyd` steps, so that the
+    codes settle on content many groups share. Ends early once every code serves
+    ``min_groups`` groups. Returns the centers and the code counts of their assignment.
     """
     k = centers.shape[0]
     per_round = per_round or max(1, k // 8)
-    centers, counts = lloyd(rows, centers, 1)
+    centers = centers.clone()
     for _ in range(rounds):
         idx = nearest_code(rows, centers)
-        support = clip_support(idx, clips, k)
-        weak = (support < min_clips).nonzero().flatten()
+        w = pair_weights(idx, groups, k)
+        support = torch.zeros(k).index_add_(0, idx, w)  # distinct groups per code
+        weak = (support < min_groups - 0.5).nonzero().flatten()
         if weak.numel() == 0:
             break
         weak = weak[support[weak].argsort(stable=True)][:per_round]
-        err = (rows - centers[idx]).pow(2).sum(1)
-        score = torch.zeros(k).index_add_(0, idx, err) * (support >= 3 * min_clips)
-        big = score.topk(weak.numel()).indices
-        for w, b in zip(weak.tolist(), big.tolist(), strict=True):
-            members = (idx == b).nonzero().flatten()
-            if members.numel():
-                centers[w] = rows[members[torch.randint(members.numel(), (1,), generator=generator)]]
-        centers, counts = lloyd(rows, centers, iters)
+        err = w * (rows - centers[idx]).pow(2).sum(1)
+        score = torch.zeros(k).index_add_(0, idx, err)
+        score[weak] = -1.0
+        for dst, src in zip(weak.tolist(), score.topk(weak.numel()).indices.tolist(), strict=True):
+            members = (idx == src).nonzero().flatten()
+            pick = torch.multinomial(err[members].clamp_min(1e-12), 1, generator=generator)
+            centers[dst] = rows[members[pick]]
+        centers = weighted_lloyd(rows, groups, centers, iters)
+    counts = torch.bincount(nearest_code(rows, centers), minlength=k).float()
     return centers, counts
 
 
 @torch.no_grad()
 def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors: int, iters: int,
-                 generator: torch.Generator, balance_rounds: int = 0, min_clips: int = 20,
-                 balance_iters: int = 3) -> torch.Tensor:
+                 generator: torch.Generator, balance_rounds: int = 0, min_groups: int = 15,
+                 balance_iters: int = 3, groups: Sequence[int] | None = None) -> torch.Tensor:
     """k-means over the vectors the encoder gives for ``feats`` (one tensor per clip); fills ``tok.vq``'s codes.
 
     Lloyd (``iters`` steps, seeds are random vectors, an empty cluster is re-seeded on
     the worst-served vectors) on at most ``vectors`` random vectors; then, if
-    ``balance_rounds``, :func:`balance_codes` so that codes are shared by at least
-    ``min_clips`` clips. Returns the code counts of the last assignment.
+    ``balance_rounds``, :func:`balance_codes` so that every code serves at least
+    ``min_groups`` groups. ``groups`` gives each clip's group (its speaker, say);
+    default: every clip is its own group. Returns the code counts of the last assignment.
     """
     ctx = tok.context_frames
-    per_clip = [tok._latent(f[None].to(tok.device))[0] for f in feats]
+    if groups is not None and len(groups) != len(feats):
+        raise ValueError(f"fit_codebook: {len(groups)} groups for {len(feats)} clips")
+    per_clip = [tok._latent(f[None].to(tok.device))[0].cpu() for f in feats]
     rows = torch.cat(per_clip)  # (N, D)
-    clips = torch.cat([torch.full((r.shape[0],), i) for i, r in enumerate(per_clip)])
+    gid = list(range(len(feats))) if groups is None else list(groups)
+    row_groups = torch.cat([torch.full((r.shape[0],), g, dtype=torch.long) for g, r in zip(gid, per_clip, strict=True)])
     pick = torch.randperm(rows.shape[0], generator=generator)[:vectors]
-    rows, clips = rows[pick].contiguous(), clips[pick]
+    rows, row_groups = rows[pick].contiguous(), row_groups[pick]
     k = tok.codebook_size
     centers, counts = lloyd(rows, rows[:k].clone(), iters)
     if balance_rounds:
-        centers, counts = balance_codes(rows, clips, centers, rounds=balance_rounds, min_clips=min_clips,
+        centers, counts = balance_codes(rows, row_groups, centers, rounds=balance_rounds, min_groups=min_groups,
                                         iters=balance_iters, generator=generator)
     vq = tok.vq
     assert ctx >= 0 and vq.cfg.codebook_dim is None and not vq.cfg.cosine
+    centers, counts = centers.to(vq.embed.device), counts.to(vq.embed.device)
     vq.embed.copy_(centers)
     vq.ema_count.copy_(counts)
     vq.ema_sum.copy_(centers * counts[:, None])
     vq.initted.fill_(True)
     return counts
+
+
+def speaker_groups(files: Sequence[Path], spec: str) -> tuple[list[int], str]:
+    """Group index of every training file for the balanced codebook, and a description.
+
+    ``spec``: ``file`` (every file its own group), a JSON file mapping file names to
+    group labels (files it does not name are their own group), or ``auto``: the
+    ``voice`` of each espeak-ng clip in the corpus ``manifest.json`` next to the
+    files' folder (what :func:`build_corpus` writes), else ``file``.
+    """
+    labels: dict[str, str] = {}
+    how = "file"
+    if spec == "auto":
+        for cand in {f.parent.parent / "manifest.json" for f in files} | {f.parent / "manifest.json" for f in files}:
+            if cand.is_file():
+                man = json.loads(cand.read_text())
+                for split in ("train", "heldout"):
+                    labels.update({e["file"]: "voice:" + e["voice"] for e in man.get(split, []) if e.get("voice")})
+                how = f"espeak-ng voice from {cand}"
+    elif spec != "file":
+        path = Path(spec)
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--kmeans-groups {spec!r}: not a readable JSON file ({e})") from e
+        if not isinstance(raw, dict):
+            raise ValueError(f"--kmeans-groups {spec!r}: expected a JSON object mapping file names to groups")
+        labels = {str(a): "label:" + str(b) for a, b in raw.items()}
+        how = f"labels from {path}"
+    index: dict[str, int] = {}
+    out = [index.setdefault(labels.get(f.name, "file:" + str(f)), len(index)) for f in files]
+    return out, f"{how}: {len(index)} groups over {len(files)} files"
 
 
 def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
@@ -429,13 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kmeans-vectors", type=int, default=200_000,
                    help="slice: training vectors the codebook is fitted on (random subset; default: %(default)s)")
     p.add_argument("--kmeans-iters", type=int, default=25, help="slice: Lloyd iterations")
-    p.add_argument("--kmeans-balance", type=int, default=12, metavar="ROUNDS",
-                   help="slice: clip-balanced k-means: after Lloyd, ROUNDS rounds that retire codes used by fewer "
-                        "than --kmeans-min-clips training clips and re-seed them inside the well-supported clusters "
-                        "with the largest distortion (LBG-style splits), each followed by 3 Lloyd steps; "
+    p.add_argument("--kmeans-balance", type=int, default=20, metavar="ROUNDS",
+                   help="slice: group-balanced k-means: after Lloyd, ROUNDS rounds that retire codes serving fewer "
+                        "than --kmeans-min-groups groups (speakers) and re-seed them inside the clusters with the "
+                        "largest group-weighted distortion, each followed by 3 group-weighted Lloyd steps; "
                         "0 = plain Lloyd (default: %(default)s)")
-    p.add_argument("--kmeans-min-clips", type=int, default=30,
-                   help="slice: a code must be shared by at least this many training clips (default: %(default)s)")
+    p.add_argument("--kmeans-min-groups", type=int, default=15,
+                   help="slice: a code must serve at least this many groups (default: %(default)s)")
+    p.add_argument("--kmeans-groups", default="auto", metavar="auto|file|JSON",
+                   help="slice: what a group is: auto = the speaker (espeak-ng voice and variant) of each clip "
+                        "from the corpus manifest.json, other clips on their own; file = every file; or a JSON "
+                        "file mapping file names to group labels (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
                         "training); codebook usage and reconstruction on them go to summary.json")
@@ -477,11 +547,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    step, elapsed = 0, 0.0
+    step, elapsed, groups_note = 0, 0.0, None
     state = out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=opt, kind="audio")
         step, elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+        groups_note = st["extra"].get("codebook_groups")
         print(f"resumed at step {step}", file=sys.stderr)
     else:
         allf = torch.cat([f[:, tok.context_frames : f.shape[-1] - tok.context_frames] for f in feats], 1)
@@ -489,20 +560,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
         if not conv:
             t = time.perf_counter()
+            groups, groups_note = speaker_groups(files, args.kmeans_groups)
+            print(f"balanced codebook groups: {groups_note}", file=sys.stderr)
             fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
                          generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
-                         min_clips=args.kmeans_min_clips)
+                         min_groups=args.kmeans_min_groups, groups=groups)
             print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
     gen = torch.Generator().manual_seed(args.seed * 1000 + step)
     command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
     prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
                             "validation_files": [f.name for f in val_files],
                             "train_seconds": round(seconds, 1), "machine": f"{platform.machine()} {device}",
-                            "threads": torch.get_num_threads()}
+                            "threads": torch.get_num_threads(), "codebook_groups": groups_note}
     last: dict[str, float] = {}
 
     def checkpoint(final: bool) -> None:
-        extra = {"elapsed": elapsed, **last}
+        extra = {"elapsed": elapsed, "codebook_groups": groups_note, **last}
         save_train_state(state, kind="audio", config=cfg, model=tok, optimizer=opt, step=step,
                          extra=extra, provenance=prov)
         if final:

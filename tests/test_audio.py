@@ -351,12 +351,81 @@ def test_clip_balanced_kmeans_retires_codes_of_single_clips() -> None:
     new, _ = corpus(10)
     k = 24
     plain, _ = lloyd(x, x[torch.randperm(x.shape[0], generator=g)[:k]].clone(), 20)
-    bal, counts = balance_codes(x, clip, plain.clone(), rounds=10, min_clips=5, iters=3, generator=g)
+    bal, counts = balance_codes(x, clip, plain.clone(), rounds=10, min_groups=5, iters=3, generator=g)
     weak_plain = int((clip_support(nearest(x, plain), clip, k) < 5).sum())
     weak_bal = int((clip_support(nearest(x, bal), clip, k) < 5).sum())
     assert weak_plain >= 3 and weak_bal == 0
     assert nearest(new, bal).unique().numel() > nearest(new, plain).unique().numel()
-    assert counts.sum() == x.shape[0]
+    assert counts.sum() == x.shape[0] and torch.equal(counts, torch.bincount(nearest(x, bal), minlength=k).float())
+
+
+def test_pair_weights_and_weighted_lloyd() -> None:
+    """Every (group, code) pair weighs 1: a code's center is the mean over groups of each group's mean."""
+    from mmtok.audio_train import pair_weights, weighted_lloyd
+
+    idx = torch.tensor([0, 0, 0, 1, 0])
+    grp = torch.tensor([0, 0, 0, 0, 1])
+    assert torch.allclose(pair_weights(idx, grp, 2), torch.tensor([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0]))
+    # group 0 has 9 rows at 0.0, group 1 one row at 1.0: plain mean 0.1, group-weighted 0.5
+    rows = torch.tensor([[0.0]] * 9 + [[1.0], [10.0]])
+    grp = torch.tensor([0] * 9 + [1, 1])
+    c = weighted_lloyd(rows, grp, torch.tensor([[0.3], [9.0]]), 1)
+    assert torch.allclose(c, torch.tensor([[0.5], [10.0]]))
+    assert torch.equal(weighted_lloyd(rows, grp, c, 2), c)  # a fixed point
+
+
+def test_group_balancing_retires_speaker_specific_codes() -> None:
+    """Many clips of one speaker make a cluster clip-balancing keeps (it has many clips) but
+    group-balancing retires (it has one speaker); a new speaker then hits more of the codes."""
+    from mmtok.audio_train import balance_codes, clip_support, lloyd
+
+    g = torch.Generator().manual_seed(1)
+    shared = torch.randn(6, 8, generator=g) * 4
+    own = torch.randn(12, 8, generator=g) * 4  # what each of 12 speakers alone says
+
+    def clip(speaker: int) -> torch.Tensor:
+        common = shared[torch.randint(0, 6, (40,), generator=g)] + torch.randn(40, 8, generator=g)
+        return torch.cat([common, own[speaker] + torch.randn(20, 8, generator=g) * 0.3])
+
+    rows, clips, speakers = [], [], []
+    for c in range(96):  # 8 clips per speaker
+        rows.append(clip(c % 12))
+        clips += [c] * 60
+        speakers += [c % 12] * 60
+    x, clips, speakers = torch.cat(rows), torch.tensor(clips), torch.tensor(speakers)
+    k = 24
+    plain, _ = lloyd(x, x[torch.randperm(x.shape[0], generator=g)[:k]].clone(), 20)
+    by_clip, _ = balance_codes(x, clips, plain.clone(), rounds=10, min_groups=4, iters=3, generator=g)
+    by_speaker, _ = balance_codes(x, speakers, plain.clone(), rounds=10, min_groups=4, iters=3, generator=g)
+    assert int((clip_support(nearest(x, by_speaker), speakers, k) < 4).sum()) == 0
+    assert int((clip_support(nearest(x, by_clip), speakers, k) < 4).sum()) >= 6
+    new = torch.cat([shared[torch.randint(0, 6, (300,), generator=g)] + torch.randn(300, 8, generator=g),
+                     torch.randn(8, generator=g) * 4 + torch.randn(100, 8, generator=g) * 0.3])  # a new speaker
+    assert nearest(new, by_speaker).unique().numel() > nearest(new, by_clip).unique().numel()
+
+
+def test_speaker_groups(tmp_path: Path) -> None:
+    import json
+
+    from mmtok.audio_train import speaker_groups
+
+    (tmp_path / "train").mkdir()
+    names = ["espeak-00000.wav", "espeak-00001.wav", "espeak-00002.wav", "synthetic-00003.wav"]
+    files = [tmp_path / "train" / n for n in names]
+    assert speaker_groups(files, "auto")[0] == [0, 1, 2, 3]  # no manifest: every file on its own
+    man = {"train": [{"file": names[0], "voice": "en+m3"}, {"file": names[1], "voice": "de"},
+                     {"file": names[2], "voice": "en+m3"}, {"file": names[3], "source": "synthetic"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    groups, note = speaker_groups(files, "auto")
+    assert groups == [0, 1, 0, 2] and "3 groups over 4 files" in note
+    assert speaker_groups(files, "file")[0] == [0, 1, 2, 3]
+    (tmp_path / "g.json").write_text(json.dumps({names[1]: "x", names[3]: "x"}))
+    assert speaker_groups(files, str(tmp_path / "g.json"))[0] == [0, 1, 2, 1]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json.*JSON object"):
+        speaker_groups(files, str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="missing.json.*not a readable JSON"):
+        speaker_groups(files, str(tmp_path / "missing.json"))
 
 
 def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -379,10 +448,11 @@ def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> Non
     out = tmp_path / "run"
     assert main(["--data", str(tmp_path / "data"), "--out", str(out), "--steps", "2", "--codebook-size", "16",
                  "--decoder-channels", "16", "--crop-tokens", "8", "--batch-size", "2", "--kmeans-iters", "3",
-                 "--kmeans-balance", "2", "--kmeans-min-clips", "2", "--val-fraction", "0.25", "--threads", "1",
+                 "--kmeans-balance", "2", "--kmeans-min-groups", "2", "--val-fraction", "0.25", "--threads", "1",
                  "--no-progress"]) == 0
     summary = __import__("json").loads((out / "summary.json").read_text())
     assert summary["train_files"] == 7 and sorted(summary["validation_files"]) == sorted(f.name for f in val)
+    assert summary["codebook_groups"] == "file: 7 groups over 7 files"  # no manifest: every file is its own group
     v = summary["validation"]
     assert v["clips"] == 2 and 0 < v["usage"] <= 1 and v["rel_l1"] > 0 and v["rel_l1_codes_only"] > 0
     assert isinstance(mmtok.load(out / "model"), AudioTokenizer)
