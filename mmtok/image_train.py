@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codebook-size", type=int, default=None, help="K: number of codes (default 1024)")
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 32)")
     p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from this tokenizer's encoder and decoder (a folder or 'image'); its quantizer too "
+                        "when the shapes match, else a new one fitted to its encoder's outputs")
     p.add_argument("--init-crops", type=int, default=1024, help="crops for the PCA and k-means initialisation")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -213,6 +216,49 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     tok.vq.train()(z)  # first training call: k-means on all of z
     tok.vq.reset_stats()
     return kept
+
+
+@torch.no_grad()
+def init_from_model(tok: ImageTokenizer, source: str, corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> str:
+    """Copy encoder and decoder weights from the tokenizer at ``source`` into ``tok``.
+
+    The quantizer is copied too when its config is the same; otherwise (another
+    lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
+    on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
+    an out-projection back to the same latents), then k-means. Returns a description.
+    """
+    from mmtok.pretrained import load
+
+    src = load(source, kind="image")
+    if not isinstance(src, ImageTokenizer):
+        raise ValueError(f"--init-from {source!r} is not an image tokenizer")
+    for part in ("encoder", "decoder"):
+        mine, theirs = getattr(tok, part).state_dict(), getattr(src, part).state_dict()
+        if {k: v.shape for k, v in mine.items()} != {k: v.shape for k, v in theirs.items()}:
+            raise ValueError(f"--init-from {source!r}: its {part} has another shape than this config's")
+        getattr(tok, part).load_state_dict(theirs)
+    if src.vq.cfg == tok.vq.cfg:
+        tok.vq.load_state_dict(src.vq.state_dict())
+        return f"encoder, decoder and codebook from {source}"
+    g = torch.Generator().manual_seed(args.seed)
+    crops = random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+    z = torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])  # (n, h, w, L)
+    vq = tok.vq
+    if isinstance(vq.project_in, torch.nn.Linear):
+        flat = z.reshape(-1, z.shape[-1]).float()
+        mean = flat.mean(0)
+        _, sv, v = torch.linalg.svd(flat - mean, full_matrices=False)  # v (L, L): principal directions in rows
+        d = vq.cfg.lookup_dim
+        scale = sv[:d] / flat.shape[0] ** 0.5  # (d,) std along each direction
+        vq.project_in.weight.copy_(v[:d] / scale[:, None])  # whitened coordinates
+        vq.project_in.bias.copy_(-(v[:d] / scale[:, None]) @ mean)
+        # cosine codes are unit vectors: scale them back to a typical whitened length sqrt(d)
+        gain = d**0.5 if vq.cfg.cosine else 1.0
+        vq.project_out.weight.copy_(v[:d].T * scale[None] * gain)
+        vq.project_out.bias.copy_(mean)
+    vq.train()(z)  # first training call: k-means on all of z
+    vq.reset_stats()
+    return f"encoder and decoder from {source}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
 
 
 @torch.no_grad()
@@ -282,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
         print(f"resuming from {state_dir} at step {step}", file=sys.stderr)
+    elif args.init_from:
+        print(init_from_model(tok, args.init_from, corpus, args), file=sys.stderr)
     else:
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "

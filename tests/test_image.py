@@ -397,6 +397,37 @@ def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path
     assert "rebalanced" not in capsys.readouterr().err
 
 
+def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from starts from a saved tokenizer: same quantizer shape -> everything copied;
+    a low-dimensional cosine lookup -> encoder/decoder copied, a new whitened-PCA + k-means quantizer."""
+    from mmtok.image_train import main
+
+    common = _train_args(tmp_path, "--save-every", "1")
+    assert main([*common, "--steps", "1"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    again = [a if a != str(tmp_path / "run") else str(tmp_path / "same") for a in common]
+    assert main([*again, "--steps", "1", "--init-from", str(tmp_path / "run" / "model"), "--lr", "1e-12"]) == 0
+    assert "encoder, decoder and codebook from" in capsys.readouterr().err
+    same = mmtok.load(tmp_path / "same" / "model")
+    x = smooth_picture(64, seed=5)
+    assert torch.allclose(same.encoder(x[None]), first.encoder(x[None]), atol=1e-4)  # lr ~0: weights unchanged
+
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    (tmp_path / "cos.json").write_text(json.dumps({**cfg, "vq": {"codebook_dim": 4, "cosine": True}}))
+    cos = [a if a not in (str(tmp_path / "run"), str(tmp_path / "cfg.json")) else
+           str(tmp_path / ("cos" if a.endswith("run") else "cos.json")) for a in common]
+    assert main([*cos, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")]) == 0
+    assert "new quantizer (4-d lookup) fitted by k-means" in capsys.readouterr().err
+    low = mmtok.load(tmp_path / "cos" / "model")
+    assert low.cfg.vq.codebook_dim == 4 and low.cfg.vq.cosine
+    codes = low.encode(x)
+    assert codes.shape == (4, 4) and low.decode(codes).shape == (3, 64, 64)
+    (tmp_path / "wide.json").write_text(json.dumps({**cfg, "enc_channels": [8, 16, 48]}))
+    wide = [a if a != str(tmp_path / "cos.json") else str(tmp_path / "wide.json") for a in cos]
+    with pytest.raises(ValueError, match="encoder has another shape"):
+        main([*wide, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
+
+
 # --------------------------------------------------------------------------- the shipped model
 
 
