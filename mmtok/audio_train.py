@@ -46,15 +46,15 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from mmtok.audio import AudioTokenizer, AudioTokenizerConfig, load_audio
+from mmtok.audio import AudioError, AudioTokenizer, AudioTokenizerConfig, load_audio
 from mmtok.pretrained import save
 from mmtok.quantize import nearest_code
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
 __all__ = [
-    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main", "pair_weights",
-    "random_crops", "speaker_groups", "weighted_lloyd",
-    "split_validation", "synthetic_clip", "validate",
+    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main",
+    "pair_weights", "random_crops", "speaker_groups", "split_validation", "synthetic_clip", "validate",
+    "weighted_lloyd",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -372,9 +372,9 @@ def speaker_groups(files: Sequence[Path], spec: str) -> tuple[list[int], str]:
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise ValueError(f"--kmeans-groups {spec!r}: not a readable JSON file ({e})") from e
+            raise AudioError(f"--kmeans-groups {spec!r}: not a readable JSON file ({e})") from e
         if not isinstance(raw, dict):
-            raise ValueError(f"--kmeans-groups {spec!r}: expected a JSON object mapping file names to groups")
+            raise AudioError(f"--kmeans-groups {spec!r}: expected a JSON object mapping file names to groups")
         labels = {str(a): "label:" + str(b) for a, b in raw.items()}
         how = f"labels from {path}"
     index: dict[str, int] = {}
@@ -532,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_dir = data / "train" if (data / "train").is_dir() else data
     files = find_audio(train_dir)
     files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
+    groups, new_groups_note = speaker_groups(files, args.kmeans_groups)  # bad --kmeans-groups fails here, early
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
@@ -560,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
         if not conv:
             t = time.perf_counter()
-            groups, groups_note = speaker_groups(files, args.kmeans_groups)
+            groups_note = new_groups_note
             print(f"balanced codebook groups: {groups_note}", file=sys.stderr)
             fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
                          generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,

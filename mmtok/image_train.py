@@ -33,9 +33,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmtok.checkpoint import config_from_dict
-from mmtok.image import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig, load_image, patchify
+from mmtok.image import (
+    DEFAULT_VQ,
+    ImageError,
+    ImageTokenizer,
+    ImageTokenizerConfig,
+    load_image,
+    patchify,
+)
 from mmtok.image_model import pca_init
-from mmtok.pretrained import save
+from mmtok.pretrained import load, save
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops"]
@@ -208,41 +215,52 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     The untrained model then already codes like k-means over patches (in the PCA
     subspace); training improves on that. Returns the patch variance PCA keeps.
     """
-    g = torch.Generator().manual_seed(args.seed)
-    crops = random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+    crops = _init_crops(corpus, args)
     patches = patchify(crops, tok.downsample).reshape(-1, 3 * tok.downsample**2)  # (N, 3*f*f)
     kept = pca_init(tok.encoder, tok.decoder, patches)
-    z = torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])  # (n, h, w, L)
+    z = _encoder_outputs(tok, crops)  # (n, h, w, L)
     tok.vq.train()(z)  # first training call: k-means on all of z
     tok.vq.reset_stats()
     return kept
 
 
+def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
+    """The tokenizer ``--init-from`` names, checked against ``tok``: its encoder and decoder must have the same shapes."""
+    src = load(source, kind="image")
+    for part in ("encoder", "decoder"):
+        mine, theirs = getattr(tok, part).state_dict(), getattr(src, part).state_dict()
+        if {k: v.shape for k, v in mine.items()} != {k: v.shape for k, v in theirs.items()}:
+            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's")
+    return src
+
+
+def _init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
+    """The ``--init-crops`` training crops the initialisations fit to (seeded by ``--seed``)."""
+    g = torch.Generator().manual_seed(args.seed)
+    return random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+
+
+def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
+    """Crops ``[n, 3, H, W]`` -> encoder outputs ``[n, h, w, L]``, 64 at a time."""
+    return torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])
+
+
 @torch.no_grad()
-def init_from_model(tok: ImageTokenizer, source: str, corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> str:
-    """Copy encoder and decoder weights from the tokenizer at ``source`` into ``tok``.
+def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[torch.Tensor],
+                    args: argparse.Namespace) -> str:
+    """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``.
 
     The quantizer is copied too when its config is the same; otherwise (another
     lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
     on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
     an out-projection back to the same latents), then k-means. Returns a description.
     """
-    from mmtok.pretrained import load
-
-    src = load(source, kind="image")
-    if not isinstance(src, ImageTokenizer):
-        raise ValueError(f"--init-from {source!r} is not an image tokenizer")
-    for part in ("encoder", "decoder"):
-        mine, theirs = getattr(tok, part).state_dict(), getattr(src, part).state_dict()
-        if {k: v.shape for k, v in mine.items()} != {k: v.shape for k, v in theirs.items()}:
-            raise ValueError(f"--init-from {source!r}: its {part} has another shape than this config's")
-        getattr(tok, part).load_state_dict(theirs)
+    tok.encoder.load_state_dict(src.encoder.state_dict())
+    tok.decoder.load_state_dict(src.decoder.state_dict())
     if src.vq.cfg == tok.vq.cfg:
         tok.vq.load_state_dict(src.vq.state_dict())
-        return f"encoder, decoder and codebook from {source}"
-    g = torch.Generator().manual_seed(args.seed)
-    crops = random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
-    z = torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])  # (n, h, w, L)
+        return f"encoder, decoder and codebook from {args.init_from}"
+    z = _encoder_outputs(tok, _init_crops(corpus, args))  # (n, h, w, L)
     vq = tok.vq
     if isinstance(vq.project_in, torch.nn.Linear):
         flat = z.reshape(-1, z.shape[-1]).float()
@@ -258,7 +276,7 @@ def init_from_model(tok: ImageTokenizer, source: str, corpus: Sequence[torch.Ten
         vq.project_out.bias.copy_(mean)
     vq.train()(z)  # first training call: k-means on all of z
     vq.reset_stats()
-    return f"encoder and decoder from {source}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
+    return f"encoder and decoder from {args.init_from}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
 
 
 @torch.no_grad()
@@ -315,21 +333,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     state_dir = out / STATE_DIR
 
     files = find_images(args.data)
-    corpus = load_corpus(files, args.base_side)
     cfg = make_config(args)
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
     step, elapsed = 0, 0.0
-    if args.resume and (state_dir / "config.json").is_file():
+    resume = args.resume and (state_dir / "config.json").is_file()
+    source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = load_corpus(files, args.base_side)
+    if resume:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
         print(f"resuming from {state_dir} at step {step}", file=sys.stderr)
-    elif args.init_from:
-        print(init_from_model(tok, args.init_from, corpus, args), file=sys.stderr)
+    elif source is not None:
+        print(init_from_model(tok, source, corpus, args), file=sys.stderr)
     else:
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "

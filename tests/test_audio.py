@@ -404,7 +404,7 @@ def test_group_balancing_retires_speaker_specific_codes() -> None:
     assert nearest(new, by_speaker).unique().numel() > nearest(new, by_clip).unique().numel()
 
 
-def test_speaker_groups(tmp_path: Path) -> None:
+def test_speaker_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from mmtok.audio_train import speaker_groups
@@ -422,10 +422,20 @@ def test_speaker_groups(tmp_path: Path) -> None:
     (tmp_path / "g.json").write_text(json.dumps({names[1]: "x", names[3]: "x"}))
     assert speaker_groups(files, str(tmp_path / "g.json"))[0] == [0, 1, 2, 1]
     (tmp_path / "bad.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="bad.json.*JSON object"):
+    with pytest.raises(AudioError, match=r"bad\.json.*JSON object"):
         speaker_groups(files, str(tmp_path / "bad.json"))
-    with pytest.raises(ValueError, match="missing.json.*not a readable JSON"):
+    with pytest.raises(AudioError, match=r"missing\.json.*not a readable JSON"):
         speaker_groups(files, str(tmp_path / "missing.json"))
+
+    # from the command line: a clear error before any audio is read or anything is written
+    from mmtok.cli import main as cli
+
+    for f in files:
+        sf.write(f, tone(0.2, SAMPLE_RATE), SAMPLE_RATE)
+    out = tmp_path / "run"
+    assert cli(["train-tokenizer", "audio", "--data", str(tmp_path), "--out", str(out), "--steps", "1",
+                "--kmeans-groups", str(tmp_path / "missing.json"), "--no-progress"]) == 2
+    assert "mmtok: error: --kmeans-groups" in capsys.readouterr().err and not out.exists()
 
 
 def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

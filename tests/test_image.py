@@ -423,9 +423,15 @@ def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, 
     codes = low.encode(x)
     assert codes.shape == (4, 4) and low.decode(codes).shape == (3, 64, 64)
     (tmp_path / "wide.json").write_text(json.dumps({**cfg, "enc_channels": [8, 16, 48]}))
-    wide = [a if a != str(tmp_path / "cos.json") else str(tmp_path / "wide.json") for a in cos]
-    with pytest.raises(ValueError, match="encoder has another shape"):
+    swap = {str(tmp_path / "cos.json"): str(tmp_path / "wide.json"), str(tmp_path / "cos"): str(tmp_path / "wide")}
+    wide = [swap.get(a, a) for a in cos]
+    with pytest.raises(ImageError, match="encoder has another shape"):
         main([*wide, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
+    assert not (tmp_path / "wide").exists()  # refused before anything is written
+    from mmtok.cli import main as cli
+
+    assert cli(["train-tokenizer", "image", *wide, "--steps", "1", "--init-from", str(tmp_path / "nope")]) == 2
+    assert "mmtok: error: no checkpoint at" in capsys.readouterr().err and not (tmp_path / "wide").exists()
 
 
 # --------------------------------------------------------------------------- the shipped model
