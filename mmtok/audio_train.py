@@ -310,8 +310,9 @@ def balance_codes(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tenso
             pick = torch.multinomial(err[members].clamp_min(1e-12), 1, generator=generator)
             centers[dst] = rows[members[pick]]
         centers = weighted_lloyd(rows, groups, centers, iters)
-    counts = torch.bincount(nearest_code(rows, centers), minlength=k).float()
-    return centers, counts
+    else:  # every round moved codes (or there were none): assign once more; after a break idx is current
+        idx = nearest_code(rows, centers)
+    return centers, torch.bincount(idx, minlength=k).float()
 
 
 @torch.no_grad()
