@@ -54,9 +54,13 @@ def images_step(d: Demo) -> str:
                                     width=256))
         cards.append(d.report.image(f"images/{f.stem}-tokens.png", f"from {codes.numel()} tokens: PSNR {psnr:.2f} dB "
                                     f"({split})", width=256))
-    counts = torch.bincount(torch.cat(codes_all), minlength=int(tok.codebook_size))
-    usage_plot(d.out / "images" / "usage.png", {"example images": counts},
-               title=f"image codebook ({tok.codebook_size} codes): uses on {len(files)} example images")
+    counts = _round_trip_section(
+        d, "2. Images → tokens → images",
+        f"The shipped image tokenizer (models/image: {tok.codebook_size} codes, downsampling {tok.downsample}) on "
+        f"the example images in {d.data_label}. PSNR compares the reconstruction with exactly what the encoder "
+        "saw (tok.preprocess).",
+        ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "encode ms"], rows, cards,
+        "image", "images", "images", codes_all, int(tok.codebook_size))
     psnrs = [r[4] for r in rows]
     unseen = [r[4] for r in rows if r[1] == "never seen in training"]
     d.figure("image_psnr_db", round(float(np.mean(psnrs)), 3), "dB", "images: mean PSNR of decode(encode(x)) vs x")
@@ -66,16 +70,26 @@ def images_step(d: Demo) -> str:
     d.figure("image_tokens", int(codes_all[0].numel()), "tokens", "images: tokens per 256×256 image")
     d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
              f"(of {tok.codebook_size})")
-    d.report.section(
-        "2. Images → tokens → images",
-        d.report.text(f"The shipped image tokenizer (models/image: {tok.codebook_size} codes, downsampling "
-                      f"{tok.downsample}) on the example images in {d.data_label}. PSNR compares the "
-                      "reconstruction with exactly what the encoder saw (tok.preprocess)."),
-        d.report.table(["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "encode ms"], rows),
-        d.report.grid(cards),
-        d.report.grid([d.report.image("images/usage.png", "codebook usage over these images", width=560)]),
-    )
     return f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB"
+
+
+def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows: list[list[Any]],
+                        cards: list[str], kind: str, folder: str, what: str, codes_all: list[torch.Tensor],
+                        codebook_size: int) -> torch.Tensor:
+    """Steps 2 and 3 end alike: a usage plot of all codes, then the section (text, table, cards, the plot).
+
+    Returns the code counts over all examples."""
+    counts = torch.bincount(torch.cat(codes_all), minlength=codebook_size)
+    usage_plot(d.out / folder / "usage.png", {f"example {what}": counts},
+               title=f"{kind} codebook ({codebook_size} codes): uses on {len(rows)} example {what}")
+    d.report.section(
+        title,
+        d.report.text(intro),
+        d.report.table(header, rows),
+        d.report.grid(cards),
+        d.report.grid([d.report.image(f"{folder}/usage.png", f"codebook usage over these {what}", width=560)]),
+    )
+    return counts
 
 
 def audio_step(d: Demo) -> str:
@@ -113,23 +127,18 @@ def audio_step(d: Demo) -> str:
                                                 f"{sr} Hz)") +
                      d.report.audio(f"audio/{f.stem}-tokens.wav", f"from {codes.numel()} tokens "
                                     "(Griffin-Lim)") + "</div>")
-    counts = torch.bincount(torch.cat(codes_all), minlength=int(tok.codebook_size))
-    usage_plot(d.out / "audio" / "usage.png", {"example sounds": counts},
-               title=f"audio codebook ({tok.codebook_size} codes): uses on {len(files)} example sounds")
     d.figure("audio_rel_l1", round(float(np.mean([r[3] for r in rows])), 4), "fraction of range",
              "audio: mean log-mel L1 of the reconstruction, relative to each clip's range")
     d.figure("audio_tokens_per_second", float(tok.tokens_per_second), "tokens/s", "audio: token rate")
     d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× real time",
              "audio: decode to waveform, real-time factor")
-    d.report.section(
-        "3. Sound → tokens → sound",
-        d.report.text(f"The shipped audio tokenizer (models/audio: {tok.tokens_per_second} tokens per second, "
-                      f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, "
-                      "and both as sound. The waveform comes back by Griffin-Lim phase reconstruction."),
-        d.report.table(["file", "seconds", "tokens", "rel. log-mel L1", "encode ms", "decode RTF"], rows),
-        d.report.grid(cards),
-        d.report.grid([d.report.image("audio/usage.png", "codebook usage over these sounds", width=560)]),
-    )
+    _round_trip_section(
+        d, "3. Sound → tokens → sound",
+        f"The shipped audio tokenizer (models/audio: {tok.tokens_per_second} tokens per second, "
+        f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, and both as "
+        "sound. The waveform comes back by Griffin-Lim phase reconstruction.",
+        ["file", "seconds", "tokens", "rel. log-mel L1", "encode ms", "decode RTF"], rows, cards,
+        "audio", "audio", "sounds", codes_all, int(tok.codebook_size))
     return f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean relative log-mel L1 {np.mean([r[3] for r in rows]):.4f}"
 
 
