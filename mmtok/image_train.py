@@ -45,7 +45,7 @@ from mmtok.image_model import pca_init
 from mmtok.pretrained import load, save
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops", "train_crops"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 STATE_DIR = "train-state"  # resumable state inside OUT
@@ -63,12 +63,20 @@ def find_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def load_corpus(files: Sequence[Path], base_side: int) -> list[torch.Tensor]:
-    """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased)."""
+def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0) -> list[torch.Tensor]:
+    """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased).
+
+    With ``max_zoom > 1`` an image larger than that is kept at up to ``max_zoom *
+    base_side`` (never enlarged beyond its own size), so :func:`random_crops` can
+    also show its finer detail; its zoom is then ``min(H, W) / base_side``.
+    """
+    if max_zoom < 1:
+        raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
     out = []
     for f in files:
         img = load_image(f)[None]  # (1, 3, H, W)
-        s = base_side / min(img.shape[-2:])
+        short = min(img.shape[-2:])
+        s = base_side * min(max_zoom, max(1.0, short / base_side)) / short
         h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
         img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
         out.append((img[0] * 255).round().to(torch.uint8))
@@ -83,20 +91,31 @@ def random_crops(
     scale: tuple[float, float],
     flip: bool = True,
     generator: torch.Generator | None = None,
+    base_side: int | None = None,
+    zoom_prob: float = 0.0,
 ) -> torch.Tensor:
     """``n`` random square crops -> float ``[n, 3, size, size]`` in [0, 1].
 
-    Each crop picks an image, a side ``size * U(scale)`` (in pixels of the stored
-    image, so the content is zoomed in or out), a position and a horizontal flip.
+    Each crop picks an image, a side ``size * U(scale)`` (in pixels of the image
+    seen with its shorter side at ``base_side``, so the content is zoomed in or
+    out), a position and a horizontal flip. An image stored larger than
+    ``base_side`` (see :func:`load_corpus`) is cropped at that same scale, except
+    that with probability ``zoom_prob`` a crop is taken at a zoom drawn
+    log-uniformly between 1 and the image's own, showing detail finer than
+    ``base_side`` allows. ``zoom_prob = 0`` draws no extra random numbers, so the
+    crops are those of a corpus stored at ``base_side``.
     """
     g = generator
     which = torch.randint(0, len(corpus), (n,), generator=g).tolist()
     u = torch.rand(n, 4, generator=g).tolist()
+    z = torch.rand(n, 2, generator=g).tolist() if zoom_prob > 0 else [[1.0, 0.0]] * n
     crops = []
-    for i, (a, b, c, d) in zip(which, u, strict=True):
+    for i, (a, b, c, d), (zp, ze) in zip(which, u, z, strict=True):
         img = corpus[i]
         hh, ww = img.shape[-2:]
-        side = min(hh, ww, max(8, round(size * (scale[0] + a * (scale[1] - scale[0])))))
+        own = min(hh, ww) / base_side if base_side else 1.0  # this image's zoom as stored
+        seen = own**ze if zp < zoom_prob else 1.0  # the zoom this crop shows, in [1, own]
+        side = min(hh, ww, max(8, round(size * (scale[0] + a * (scale[1] - scale[0])) * own / seen)))
         top, left = int(b * (hh - side + 1)), int(c * (ww - side + 1))
         crop = img[None, :, top : top + side, left : left + side].float() / 255.0
         crop = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True) if side != size else crop
@@ -179,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-side", type=int, default=320, help="shorter side the images are stored at")
     p.add_argument("--scale-min", type=float, default=0.8, help="smallest crop side, in units of --crop")
     p.add_argument("--scale-max", type=float, default=2.0, help="largest crop side, in units of --crop")
+    p.add_argument("--zoom-max", type=float, default=1.0,
+                   help="keep images larger than --base-side at up to this many times it (default 1: all at "
+                        "--base-side) so that crops can also show their finer detail")
+    p.add_argument("--zoom-prob", type=float, default=0.5,
+                   help="with --zoom-max above 1: the fraction of crops taken at a zoom drawn log-uniformly "
+                        "between 1 and the image's own; the others are at the --base-side scale")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
@@ -237,7 +262,14 @@ def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
 def _init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
     """The ``--init-crops`` training crops the initialisations fit to (seeded by ``--seed``)."""
     g = torch.Generator().manual_seed(args.seed)
-    return random_crops(corpus, args.init_crops, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+    return train_crops(corpus, args.init_crops, args, generator=g)
+
+
+def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``."""
+    return random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=generator,
+                        base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0)
 
 
 def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
@@ -292,7 +324,7 @@ def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args
     zs = []
     for start in range(0, args.rebalance_crops, 64):
         n = min(64, args.rebalance_crops - start)
-        crops = random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=g)
+        crops = train_crops(corpus, n, args, generator=g)
         zs.append(tok._latents(crops.to(tok.device)))
     tok.train(was)
     stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
@@ -327,7 +359,10 @@ def _machine(device: torch.device) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer image``."""
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.zoom_max < 1 or not 0 <= args.zoom_prob <= 1:
+        parser.error(f"--zoom-max must be >= 1 and --zoom-prob in [0, 1] (got {args.zoom_max}, {args.zoom_prob})")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -343,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resume = args.resume and (state_dir / "config.json").is_file()
     source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
     out.mkdir(parents=True, exist_ok=True)
-    corpus = load_corpus(files, args.base_side)
+    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)
     if resume:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
@@ -356,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "codebook set by k-means", file=sys.stderr)
     data_names = [str(f.relative_to(args.data)) for f in files]
     command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False, generator=torch.Generator().manual_seed(1))
+    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
+                        generator=torch.Generator().manual_seed(1), base_side=args.base_side)
 
     def checkpoint(final: bool) -> None:
         prov = {
@@ -395,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = lr_for(step, args)
-        x = random_crops(corpus, args.batch_size, args.crop, scale=(args.scale_min, args.scale_max)).to(device)
+        x = train_crops(corpus, args.batch_size, args).to(device)
         res = tok(x)
         opt.zero_grad(set_to_none=True)
         res.losses["total"].backward()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -344,94 +342,6 @@ def test_save_load_roundtrip(tok: ImageTokenizer, tmp_path: Path) -> None:
     assert isinstance(again, ImageTokenizer) and again.cfg == tok.cfg
     x = torch.rand(2, 3, 64, 64)
     assert torch.equal(again.encode(x), tok.encode(x))
-
-
-def _train_args(tmp_path: Path, *extra: str) -> list[str]:
-    """Arguments of a tiny ``train-tokenizer image`` run on three generated pictures, into ``tmp_path/run``."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            data / f"{i}.png"
-        )
-    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(tiny_config()).items() if k != "vq"}))
-    return ["--data", str(data), "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "32", "--config",
-            str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
-            "--no-progress", "--init-crops", "64", *extra]
-
-
-def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) -> None:
-    from mmtok.image_train import main
-
-    out = tmp_path / "run"
-    cfg = tiny_config()
-    common = _train_args(tmp_path, "--save-every", "2")
-    assert main([*common, "--steps", "2"]) == 0
-    assert (out / "model" / "model.safetensors").is_file() and (out / "reconstructions.png").is_file()
-    assert main([*common, "--steps", "3", "--resume"]) == 0
-    loaded = mmtok.load(out / "model")
-    assert loaded.provenance["steps"] == 3 and loaded.codebook_size == 64
-    assert loaded.cfg.enc_channels == cfg.enc_channels and loaded.cfg.dec_channels == cfg.dec_channels
-
-
-def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image_train import build_parser, lr_at, lr_for, main
-
-    args = build_parser().parse_args(["--data", "d", "--out", "o", "--steps", "20", "--lr", "1e-3", "--warmup", "4",
-                                      "--lr-restart", "10"])
-    assert lr_for(9, args) == lr_at(9, base=1e-3, warmup=4, total=20)  # before the restart: the plain schedule
-    assert lr_for(10, args) == pytest.approx(0.25e-3)  # warmup again from the restart step
-    assert lr_for(13, args) == pytest.approx(1e-3)  # peak after the warmup
-    assert lr_for(20, args) == pytest.approx(0.05e-3)  # decays to 5 % at --steps
-
-    out = tmp_path / "run"
-    common = _train_args(tmp_path, "--save-every", "10", "--dead-code-rate", "0.2", "--rebalance-at", "2",
-                         "--rebalance-crops", "64", "--rebalance-iters", "5")
-    assert main([*common, "--steps", "3"]) == 0
-    assert "step 2: codebook rebalanced on 64 crops (usage 100.0%)" in capsys.readouterr().err
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 3
-    loaded = mmtok.load(out / "model")
-    assert loaded.cfg.vq.dead_code_rate == 0.2
-    assert main([*common, "--steps", "4", "--resume", "--lr-restart", "3"]) == 0  # resumed past step 2: no new rebalance
-    assert "rebalanced" not in capsys.readouterr().err
-
-
-def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--init-from starts from a saved tokenizer: same quantizer shape -> everything copied;
-    a low-dimensional cosine lookup -> encoder/decoder copied, a new whitened-PCA + k-means quantizer."""
-    from mmtok.image_train import main
-
-    common = _train_args(tmp_path, "--save-every", "1")
-    assert main([*common, "--steps", "1"]) == 0
-    first = mmtok.load(tmp_path / "run" / "model")
-    again = [a if a != str(tmp_path / "run") else str(tmp_path / "same") for a in common]
-    assert main([*again, "--steps", "1", "--init-from", str(tmp_path / "run" / "model"), "--lr", "1e-12"]) == 0
-    assert "encoder, decoder and codebook from" in capsys.readouterr().err
-    same = mmtok.load(tmp_path / "same" / "model")
-    x = smooth_picture(64, seed=5)
-    assert torch.allclose(same.encoder(x[None]), first.encoder(x[None]), atol=1e-4)  # lr ~0: weights unchanged
-
-    cfg = json.loads((tmp_path / "cfg.json").read_text())
-    (tmp_path / "cos.json").write_text(json.dumps({**cfg, "vq": {"codebook_dim": 4, "cosine": True}}))
-    cos = [a if a not in (str(tmp_path / "run"), str(tmp_path / "cfg.json")) else
-           str(tmp_path / ("cos" if a.endswith("run") else "cos.json")) for a in common]
-    assert main([*cos, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")]) == 0
-    assert "new quantizer (4-d lookup) fitted by k-means" in capsys.readouterr().err
-    low = mmtok.load(tmp_path / "cos" / "model")
-    assert low.cfg.vq.codebook_dim == 4 and low.cfg.vq.cosine
-    codes = low.encode(x)
-    assert codes.shape == (4, 4) and low.decode(codes).shape == (3, 64, 64)
-    (tmp_path / "wide.json").write_text(json.dumps({**cfg, "enc_channels": [8, 16, 48]}))
-    swap = {str(tmp_path / "cos.json"): str(tmp_path / "wide.json"), str(tmp_path / "cos"): str(tmp_path / "wide")}
-    wide = [swap.get(a, a) for a in cos]
-    with pytest.raises(ImageError, match="encoder has another shape"):
-        main([*wide, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
-    assert not (tmp_path / "wide").exists()  # refused before anything is written
-    from mmtok.cli import main as cli
-
-    assert cli(["train-tokenizer", "image", *wide, "--steps", "1", "--init-from", str(tmp_path / "nope")]) == 2
-    assert "mmtok: error: no checkpoint at" in capsys.readouterr().err and not (tmp_path / "wide").exists()
 
 
 # --------------------------------------------------------------------------- the shipped model

@@ -1,0 +1,162 @@
+"""The image tokenizer's trainer: ``mmtok train-tokenizer image`` and its crops of a corpus."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_image import smooth_picture, tiny_config
+
+import mmtok
+from mmtok.image import ImageError
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
+
+
+def _train_args(tmp_path: Path, *extra: str) -> list[str]:
+    """Arguments of a tiny ``train-tokenizer image`` run on three generated pictures, into ``tmp_path/run``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            data / f"{i}.png"
+        )
+    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(tiny_config()).items() if k != "vq"}))
+    return ["--data", str(data), "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "32", "--config",
+            str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",
+            "--no-progress", "--init-crops", "64", *extra]
+
+
+def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) -> None:
+    from mmtok.image_train import main
+
+    out = tmp_path / "run"
+    cfg = tiny_config()
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2"]) == 0
+    assert (out / "model" / "model.safetensors").is_file() and (out / "reconstructions.png").is_file()
+    assert main([*common, "--steps", "3", "--resume"]) == 0
+    loaded = mmtok.load(out / "model")
+    assert loaded.provenance["steps"] == 3 and loaded.codebook_size == 64
+    assert loaded.cfg.enc_channels == cfg.enc_channels and loaded.cfg.dec_channels == cfg.dec_channels
+
+
+def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image_train import build_parser, lr_at, lr_for, main
+
+    args = build_parser().parse_args(["--data", "d", "--out", "o", "--steps", "20", "--lr", "1e-3", "--warmup", "4",
+                                      "--lr-restart", "10"])
+    assert lr_for(9, args) == lr_at(9, base=1e-3, warmup=4, total=20)  # before the restart: the plain schedule
+    assert lr_for(10, args) == pytest.approx(0.25e-3)  # warmup again from the restart step
+    assert lr_for(13, args) == pytest.approx(1e-3)  # peak after the warmup
+    assert lr_for(20, args) == pytest.approx(0.05e-3)  # decays to 5 % at --steps
+
+    out = tmp_path / "run"
+    common = _train_args(tmp_path, "--save-every", "10", "--dead-code-rate", "0.2", "--rebalance-at", "2",
+                         "--rebalance-crops", "64", "--rebalance-iters", "5")
+    assert main([*common, "--steps", "3"]) == 0
+    assert "step 2: codebook rebalanced on 64 crops (usage 100.0%)" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3
+    loaded = mmtok.load(out / "model")
+    assert loaded.cfg.vq.dead_code_rate == 0.2
+    assert main([*common, "--steps", "4", "--resume", "--lr-restart", "3"]) == 0  # resumed past step 2: no new rebalance
+    assert "rebalanced" not in capsys.readouterr().err
+
+
+def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from starts from a saved tokenizer: same quantizer shape -> everything copied;
+    a low-dimensional cosine lookup -> encoder/decoder copied, a new whitened-PCA + k-means quantizer."""
+    from mmtok.image_train import main
+
+    common = _train_args(tmp_path, "--save-every", "1")
+    assert main([*common, "--steps", "1"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    again = [a if a != str(tmp_path / "run") else str(tmp_path / "same") for a in common]
+    assert main([*again, "--steps", "1", "--init-from", str(tmp_path / "run" / "model"), "--lr", "1e-12"]) == 0
+    assert "encoder, decoder and codebook from" in capsys.readouterr().err
+    same = mmtok.load(tmp_path / "same" / "model")
+    x = smooth_picture(64, seed=5)
+    assert torch.allclose(same.encoder(x[None]), first.encoder(x[None]), atol=1e-4)  # lr ~0: weights unchanged
+
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    (tmp_path / "cos.json").write_text(json.dumps({**cfg, "vq": {"codebook_dim": 4, "cosine": True}}))
+    cos = [a if a not in (str(tmp_path / "run"), str(tmp_path / "cfg.json")) else
+           str(tmp_path / ("cos" if a.endswith("run") else "cos.json")) for a in common]
+    assert main([*cos, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")]) == 0
+    assert "new quantizer (4-d lookup) fitted by k-means" in capsys.readouterr().err
+    low = mmtok.load(tmp_path / "cos" / "model")
+    assert low.cfg.vq.codebook_dim == 4 and low.cfg.vq.cosine
+    codes = low.encode(x)
+    assert codes.shape == (4, 4) and low.decode(codes).shape == (3, 64, 64)
+    (tmp_path / "wide.json").write_text(json.dumps({**cfg, "enc_channels": [8, 16, 48]}))
+    swap = {str(tmp_path / "cos.json"): str(tmp_path / "wide.json"), str(tmp_path / "cos"): str(tmp_path / "wide")}
+    wide = [swap.get(a, a) for a in cos]
+    with pytest.raises(ImageError, match="encoder has another shape"):
+        main([*wide, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
+    assert not (tmp_path / "wide").exists()  # refused before anything is written
+    from mmtok.cli import main as cli
+
+    assert cli(["train-tokenizer", "image", *wide, "--steps", "1", "--init-from", str(tmp_path / "nope")]) == 2
+    assert "mmtok: error: no checkpoint at" in capsys.readouterr().err and not (tmp_path / "wide").exists()
+
+
+# --------------------------------------------------------------------------- zoomed crops of large images
+
+
+def _stripes(h: int, w: int, period: int) -> torch.Tensor:
+    """uint8 ``[3, h, w]`` of vertical black/white stripes ``period`` pixels wide: detail that downscaling blurs."""
+    col = ((torch.arange(w) // period) % 2 * 255).to(torch.uint8)
+    return col.expand(3, h, w).clone()
+
+
+def test_load_corpus_keeps_large_images_up_to_max_zoom(tmp_path: Path) -> None:
+    from mmtok.image_train import load_corpus
+
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(big)
+    Image.fromarray(np.zeros((80, 100, 3), np.uint8)).save(small)
+    assert [tuple(c.shape) for c in load_corpus([big, small], 120)] == [(3, 120, 160), (3, 120, 150)]
+    assert [tuple(c.shape) for c in load_corpus([big, small], 120, max_zoom=2)] == [(3, 240, 320), (3, 120, 150)]
+    assert tuple(load_corpus([big], 120, max_zoom=10)[0].shape) == (3, 480, 640)  # never enlarged past its own size
+    with pytest.raises(ValueError, match="max_zoom"):
+        load_corpus([big], 120, max_zoom=0.5)
+
+
+def test_random_crops_of_a_larger_copy_match_the_base_scale_unless_zoomed() -> None:
+    from mmtok.image_train import random_crops
+
+    smooth = (smooth_picture(256, seed=3) * 255).round().to(torch.uint8)
+    half = torch.nn.functional.interpolate(smooth[None].float(), size=(128, 128), mode="bicubic", antialias=True)
+    half = half[0].round().clamp(0, 255).to(torch.uint8)
+    kw = dict(scale=(0.5, 1.0), flip=False, base_side=128)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    at_base = random_crops([half], 12, 32, generator=g1, **kw)
+    stored_big = random_crops([smooth], 12, 32, generator=g2, **kw)  # stored at 2x base: same views
+    assert (at_base - stored_big).abs().mean() < 0.01
+    assert torch.equal(torch.randint(0, 9, (5,), generator=g1), torch.randint(0, 9, (5,), generator=g2))
+    no_base = random_crops([half], 12, 32, scale=(0.5, 1.0), flip=False, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(no_base, at_base)  # a corpus stored at base_side: the crops of earlier versions, bit for bit
+
+    stripes = _stripes(256, 256, period=1)  # alternating columns, stored at 4x a 64 base side
+    kw = dict(scale=(1.0, 1.0), base_side=64, generator=torch.Generator().manual_seed(0))
+    plain = random_crops([stripes], 64, 32, zoom_prob=0.0, **kw).std(dim=(1, 2, 3))  # (64,) contrast per crop
+    sharp = random_crops([stripes], 64, 32, zoom_prob=1.0, **kw).std(dim=(1, 2, 3))
+    assert plain.max() < 0.05  # seen at the base scale, 4x smaller: the stripes average out to gray
+    assert sharp.mean() > 3 * plain.mean() and sharp.max() > 0.3  # zoomed in: the detail shows
+
+
+def test_train_command_zoom_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image_train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2", "--zoom-max", "2", "--zoom-prob", "0.5"]) == 0
+    assert "--zoom-max 2" in mmtok.load(tmp_path / "run" / "model").provenance["command"]
+    with pytest.raises(SystemExit) as err:
+        main([*common, "--steps", "2", "--zoom-max", "0.5"])
+    assert err.value.code == 2 and "--zoom-max must be >= 1" in capsys.readouterr().err
