@@ -12,7 +12,10 @@ order alternates (A B, B A, ...) so drift in machine load hits both alike;
 reading of the same comparison. On a GPU the script also reports MFU for ours at
 bf16 with and without ``torch.compile``.
 
-Usage: ``python benchmarks/train.py [--preset tiny] [--seq-len 256] [--batch 8] [--steps 10]``
+``--compile`` adds both models under ``torch.compile`` to the same rounds (a
+ratio row for each pairing: eager vs eager, compiled vs compiled).
+
+Usage: ``python benchmarks/train.py [--preset tiny] [--seq-len 256] [--batch 8] [--steps 10] [--compile]``
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per model (after 2 warmup steps)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time both models under torch.compile (same interleaved rounds)")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -97,9 +102,14 @@ def main() -> None:
     theirs = gpt2_sdpa(cfg).to(device)
     dtype = torch.bfloat16 if device.type == "cuda" else None
     steps = {"mmtok": make_step(ours, True, device, dtype), "gpt2": make_step(theirs, False, device, dtype)}
+    models = {"mmtok": ours, "gpt2": theirs}
+    if args.compile:
+        models["mmtok+compile"], models["gpt2+compile"] = Transformer(cfg).to(device), gpt2_sdpa(cfg).to(device)
+        steps["mmtok+compile"] = make_step(torch.compile(models["mmtok+compile"]), True, device, dtype)
+        steps["gpt2+compile"] = make_step(torch.compile(models["gpt2+compile"]), False, device, dtype)
     ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
     for fn in steps.values():
-        for _ in range(2):
+        for _ in range(3):  # the first calls of a compiled model compile it
             fn(ids)
     times: dict[str, list[float]] = {k: [] for k in steps}
     order = list(steps)
@@ -108,17 +118,19 @@ def main() -> None:
             times[name].append(timed(steps[name], ids, device))
     tokens = args.batch * args.seq_len
     med = {k: statistics.median(v) for k, v in times.items()}
-    pair = statistics.median(g / m for g, m in zip(times["gpt2"], times["mmtok"], strict=True))
-    params = {"mmtok": sum(p.numel() for p in ours.parameters()),
-              "gpt2": sum(p.numel() for p in theirs.parameters())}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
     common = {"preset": args.preset, "seq_len": args.seq_len, "batch": args.batch, "vocab": args.vocab,
               "precision": "bf16 autocast" if dtype else "float32", "device": str(device)}
     for name in steps:
-        emit({"bench": "train_step", "impl": name, **common, "params": params[name],
+        impl, _, how = name.partition("+")
+        emit({"bench": "train_step", "impl": impl, "compile": how == "compile", **common, "params": params[name],
               "seconds_per_step": round(med[name], 4), "tokens_per_s": round(tokens / med[name], 1)})
-    emit({"bench": "train_step", "metric": "ratio", **common,
-          "mmtok_over_gpt2_tokens_per_s": round(med["gpt2"] / med["mmtok"], 3),
-          "median_pair_ratio": round(pair, 3), "steps": args.steps})
+    for how in ("", "+compile") if args.compile else ("",):
+        ours_t, theirs_t = times["mmtok" + how], times["gpt2" + how]
+        pair = statistics.median(g / m for g, m in zip(theirs_t, ours_t, strict=True))
+        emit({"bench": "train_step", "metric": "ratio", "compile": bool(how), **common,
+              "mmtok_over_gpt2_tokens_per_s": round(med["gpt2" + how] / med["mmtok" + how], 3),
+              "median_pair_ratio": round(pair, 3), "steps": args.steps})
     if device.type == "cuda":
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
