@@ -42,7 +42,7 @@ from einops import rearrange
 
 import mmtok
 from mmtok.audio import AudioTokenizer, load_audio
-from mmtok.audio_train import lloyd
+from mmtok.audio_codebook import lloyd
 from mmtok.quantize import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
