@@ -110,8 +110,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32:
-            return _RMSNormCPU.apply(x, self.weight, self.eps)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.compiler.is_compiling():
+            return _RMSNormCPU.apply(x, self.weight, self.eps)  # eager only: the compiler fuses the composite
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
@@ -268,8 +268,9 @@ class Attention(nn.Module):
         dropout = cfg.dropout if self.training else 0.0
         # the fused CPU path is SDPA's flash kernel: only where SDPA itself may pick it (sdpa_kernel(MATH)
         # turns the flag off, and then the math backend must really run)
-        fast_cpu = (qkv.device.type == "cpu" and qkv.dtype == torch.float32 and _FLASH_CPU is not None
-                    and torch.backends.cuda.flash_sdp_enabled())
+        # (not under torch.compile: the compiler fuses the composite path itself)
+        fast_cpu = (not torch.compiler.is_compiling() and qkv.device.type == "cpu" and qkv.dtype == torch.float32
+                    and _FLASH_CPU is not None and torch.backends.cuda.flash_sdp_enabled())
         if cache is None and not dropout and fast_cpu:
             if mask is not None and mask.dtype != qkv.dtype:
                 mask = _additive(mask, qkv.dtype)
@@ -304,7 +305,11 @@ class MLP(nn.Module):
         self.down = nn.Linear(cfg.hidden_dim, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(_SwiGLU.apply(self.gate_up(x)))  # gate_up: (B, T, 2 hidden)
+        gate_up = self.gate_up(x)  # (B, T, 2 hidden)
+        if torch.compiler.is_compiling():  # the compiler fuses the composite itself
+            gate, up = gate_up.chunk(2, dim=-1)
+            return self.down(F.silu(gate) * up)
+        return self.down(_SwiGLU.apply(gate_up))
 
 
 class Block(nn.Module):
@@ -385,8 +390,9 @@ class Transformer(nn.Module):
             if self.cfg.rope_3d:
                 pos = pos[..., None].expand(b, t, 3)
         rope = rotary_angles(self.cfg, pos)
-        if doc is not None and bool((doc == doc[:, :1]).all()):
-            doc = None  # one document per row: plain causal attention (the fast SDPA kernels)
+        if doc is not None and not torch.compiler.is_compiling() and bool((doc == doc[:, :1]).all()):
+            doc = None  # one document per row: plain causal attention (the fast SDPA kernels); a data-
+            # dependent branch, so not under torch.compile, where the mask is kept (same result)
         if doc is not None:
             mask = document_mask(doc, past)
         elif past and t > 1:  # a chunk after cached tokens: causal with an offset

@@ -165,6 +165,28 @@ def test_training_path_matches_generic_path_with_dropout_off() -> None:
         torch.testing.assert_close(m(ids, doc=d, cache=cache), fast, atol=1e-5, rtol=1e-4)
 
 
+def test_compiled_model_matches_eager_loss_and_gradients() -> None:
+    """Under ``torch.compile`` the CPU's hand-written autograd paths step aside for the composite math
+    (which the compiler fuses); loss and gradients stay those of eager mode, document masks included.
+    ``aot_eager`` traces exactly what inductor would get, without needing a C++ compiler."""
+    ids = torch.randint(0, 97, (2, 31))
+    doc = torch.tensor([[0] * 12 + [1] * 19, [0] * 31])
+    for d in (None, doc):
+        grads = []
+        for compiled in (False, True):
+            m = tiny(n_kv_head=2).train()
+            net = torch.compile(m, backend="aot_eager", fullgraph=True) if compiled else m
+            logits = net(ids[:, :-1], doc=None if d is None else d[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+            loss.backward()
+            grads.append((loss.detach(), [p.grad for p in m.parameters()]))
+        (l0, g0), (l1, g1) = grads
+        torch.testing.assert_close(l1, l0, atol=1e-5, rtol=1e-5)
+        for a, b in zip(g0, g1, strict=True):
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    torch._dynamo.reset()
+
+
 def test_one_document_per_row_is_plain_causal() -> None:
     m = tiny()
     ids = torch.randint(0, 97, (2, 30))
