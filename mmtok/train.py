@@ -267,6 +267,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                 if line.strip() and json.loads(line)["step"] <= step]
         (run / LOG_NAME).write_text("".join(f"{line}\n" for line in keep))
 
+    # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
+    peak, peak_note = _peak_flops(device) if master else (None, "")
     net: torch.nn.Module = model
     if cfg.compile:
         net = torch.compile(model)  # type: ignore[assignment]
@@ -274,7 +276,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     batches = _Batches(ds, cfg.batch_size)
-    peak, peak_note = _peak_flops(device) if master else (None, "")
     flops_tok = model.flops_per_token(cfg.seq_len)
     if master:
         print(f"model {cfg.preset}: {model.num_params() / 1e6:.2f} M parameters (+ embedding), vocab {vocab.size}, "
