@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per model (after 2 warmup steps)")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per model (after 3 warmup steps)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true",
                     help="also time both models under torch.compile (same interleaved rounds)")
