@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_helpers import smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
 from mmtok.image import (
     ImageError,
     ImageTokenizer,
-    ImageTokenizerConfig,
     load_image,
     patchify,
     unpatchify,
@@ -27,20 +27,6 @@ SHIPPED_PSNR_FLOOR = 20.0  # dB on the smooth synthetic test picture below
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
-
-
-def tiny_config(**kw: object) -> ImageTokenizerConfig:
-    base: dict[str, object] = dict(
-        image_size=64,
-        enc_channels=(8, 16, 32),
-        enc_blocks=1,
-        latent_dim=8,
-        dec_channels=(32, 16, 8),
-        dec_blocks=1,
-        vq=VQConfig(dim=8, codebook_size=64),
-    )
-    base.update(kw)
-    return ImageTokenizerConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -55,20 +41,6 @@ def tok() -> ImageTokenizer:
 def rgb_gradient(h: int = 24, w: int = 32) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([x * 255 // (w - 1), y * 255 // (h - 1), np.full_like(x, 90)], -1).astype(np.uint8)
-
-
-def smooth_picture(size: int = 256, seed: int = 0) -> torch.Tensor:
-    """A natural-ish test image: smooth color fields plus a few soft-edged disks."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    img = torch.stack([0.3 + 0.5 * xx, 0.2 + 0.6 * yy, 0.6 - 0.3 * xx * yy])
-    for _ in range(5):
-        cy, cx, r = torch.rand(3, generator=g).tolist()
-        color = torch.rand(3, 1, 1, generator=g)
-        d = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
-        mask = torch.sigmoid((0.1 + 0.2 * r - d) * 60.0)
-        img = img * (1 - mask) + color * mask
-    return img.clamp(0, 1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

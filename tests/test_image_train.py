@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_helpers import smooth_picture, tiny_config
 from PIL import Image
-from test_image import smooth_picture, tiny_config
 
 import mmtok
 from mmtok.image import ImageError

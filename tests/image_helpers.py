@@ -1,0 +1,36 @@
+"""Shared by the image tests: a tiny tokenizer config and a generated natural-ish picture."""
+
+from __future__ import annotations
+
+import torch
+
+from mmtok.image import ImageTokenizerConfig
+from mmtok.quantize import VQConfig
+
+
+def tiny_config(**kw: object) -> ImageTokenizerConfig:
+    base: dict[str, object] = dict(
+        image_size=64,
+        enc_channels=(8, 16, 32),
+        enc_blocks=1,
+        latent_dim=8,
+        dec_channels=(32, 16, 8),
+        dec_blocks=1,
+        vq=VQConfig(dim=8, codebook_size=64),
+    )
+    base.update(kw)
+    return ImageTokenizerConfig(**base)  # type: ignore[arg-type]
+
+
+def smooth_picture(size: int = 256, seed: int = 0) -> torch.Tensor:
+    """A natural-ish test image: smooth color fields plus a few soft-edged disks."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    img = torch.stack([0.3 + 0.5 * xx, 0.2 + 0.6 * yy, 0.6 - 0.3 * xx * yy])
+    for _ in range(5):
+        cy, cx, r = torch.rand(3, generator=g).tolist()
+        color = torch.rand(3, 1, 1, generator=g)
+        d = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
+        mask = torch.sigmoid((0.1 + 0.2 * r - d) * 60.0)
+        img = img * (1 - mask) + color * mask
+    return img.clamp(0, 1)
