@@ -93,6 +93,7 @@ def random_crops(
     generator: torch.Generator | None = None,
     base_side: int | None = None,
     zoom_prob: float = 0.0,
+    rotate: bool = False,
 ) -> torch.Tensor:
     """``n`` random square crops -> float ``[n, 3, size, size]`` in [0, 1].
 
@@ -103,14 +104,17 @@ def random_crops(
     that with probability ``zoom_prob`` a crop is taken at a zoom drawn
     log-uniformly between 1 and the image's own, showing detail finer than
     ``base_side`` allows. ``zoom_prob = 0`` draws no extra random numbers, so the
-    crops are those of a corpus stored at ``base_side``.
+    crops are those of a corpus stored at ``base_side``. With ``rotate`` each crop
+    is also turned by a random multiple of 90° (with the flip: any of the 8
+    symmetries of the square); without it no extra random numbers are drawn.
     """
     g = generator
     which = torch.randint(0, len(corpus), (n,), generator=g).tolist()
     u = torch.rand(n, 4, generator=g).tolist()
     z = torch.rand(n, 2, generator=g).tolist() if zoom_prob > 0 else [[1.0, 0.0]] * n
+    turns = torch.randint(0, 4, (n,), generator=g).tolist() if rotate else [0] * n
     crops = []
-    for i, (a, b, c, d), (zp, ze) in zip(which, u, z, strict=True):
+    for i, (a, b, c, d), (zp, ze), t in zip(which, u, z, turns, strict=True):
         img = corpus[i]
         hh, ww = img.shape[-2:]
         own = min(hh, ww) / base_side if base_side else 1.0  # this image's zoom as stored
@@ -121,6 +125,8 @@ def random_crops(
         crop = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True) if side != size else crop
         if flip and d < 0.5:
             crop = crop.flip(-1)
+        if t:
+            crop = crop.rot90(t, (-2, -1))
         crops.append(crop)
     return torch.cat(crops).clamp_(0.0, 1.0)
 
@@ -204,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom-prob", type=float, default=0.5,
                    help="with --zoom-max above 1: the fraction of crops taken at a zoom drawn log-uniformly "
                         "between 1 and the image's own; the others are at the --base-side scale")
+    p.add_argument("--rotate", action="store_true",
+                   help="also turn each crop by a random multiple of 90 degrees (with the flips: all 8 "
+                        "symmetries of the square), for more distinct patches from few images")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
@@ -267,9 +276,10 @@ def _init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> tor
 
 def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``."""
+    """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``, ``--rotate``."""
     return random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=generator,
-                        base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0)
+                        base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0,
+                        rotate=getattr(args, "rotate", False))
 
 
 def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:

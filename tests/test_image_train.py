@@ -160,3 +160,34 @@ def test_train_command_zoom_options(tmp_path: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as err:
         main([*common, "--steps", "2", "--zoom-max", "0.5"])
     assert err.value.code == 2 and "--zoom-max must be >= 1" in capsys.readouterr().err
+
+
+def test_random_crops_rotate_turns_the_same_crops_by_quarter_turns() -> None:
+    from mmtok.image_train import random_crops
+
+    picture = (smooth_picture(96, seed=5) * 255).round().to(torch.uint8)
+    picture[:, :8] = 255  # a bright band on top: every turn of a crop looks different
+    kw = dict(scale=(0.6, 1.0), base_side=96)
+    plain = random_crops([picture], 40, 32, generator=torch.Generator().manual_seed(4), **kw)
+    turned = random_crops([picture], 40, 32, generator=torch.Generator().manual_seed(4), rotate=True, **kw)
+    turns = []
+    for p, t in zip(plain, turned, strict=True):
+        matches = [k for k in range(4) if torch.equal(p.rot90(k, (-2, -1)), t)]
+        assert len(matches) == 1  # the same crop (position, scale, flip), turned by one quarter-turn count
+        turns.append(matches[0])
+    assert set(turns) == {0, 1, 2, 3}
+
+
+def test_train_command_rotate_option(tmp_path: Path) -> None:
+    from mmtok.image_train import build_parser, main, train_crops
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2", "--rotate"]) == 0
+    assert "--rotate" in mmtok.load(tmp_path / "run" / "model").provenance["command"]
+    corpus = [(smooth_picture(64, seed=1) * 255).to(torch.uint8)]
+    args = build_parser().parse_args(common[:4])
+    assert args.rotate is False
+    again = build_parser().parse_args([*common[:4], "--rotate"])
+    a = train_crops(corpus, 8, args, generator=torch.Generator().manual_seed(0))
+    b = train_crops(corpus, 8, again, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(a, b) and torch.allclose(a.sum(dim=(1, 2, 3)), b.sum(dim=(1, 2, 3)), atol=1e-3)
