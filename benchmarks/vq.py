@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmtok
 from mmtok.demo import make_clustered
+from mmtok.vq_search import _chunk_rows
 
 
 def emit(row: dict) -> None:
@@ -140,7 +141,7 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
           "vectors_per_s": round(n / med["ours"]), "gflops": round(flops / med["ours"] / 1e9, 1),
           "peak_mib": round(peaks["ours"], 1), "exact_vs_cdist": exact,
-          "block_rows": mmtok.quantize._chunk_rows(n, k, device, ours.cfg)})
+          "block_rows": _chunk_rows(n, k, device, ours.cfg)})
     emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
           "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
           "peak_mib": round(peaks["peer"], 1), "slice": peer_slice, "agreement_with_mmtok": agree})

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmtok
-from mmtok.quantize import _argmax_rows, nearest_code
+from mmtok.quantize import nearest_code
+from mmtok.vq_search import _argmax_rows
 
 
 def brute_force(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
