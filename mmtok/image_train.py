@@ -42,6 +42,7 @@ from mmtok.image import (
     patchify,
 )
 from mmtok.image_model import pca_init
+from mmtok.image_synth import palette_from, synthetic_corpus
 from mmtok.pretrained import load, save
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
@@ -210,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom-prob", type=float, default=0.5,
                    help="with --zoom-max above 1: the fraction of crops taken at a zoom drawn log-uniformly "
                         "between 1 and the image's own; the others are at the --base-side scale")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="add N dead-leaves pictures (2 x --base-side square, colours drawn from the training "
+                        "images' pixels, seeded by --seed) to the corpus")
     p.add_argument("--rotate", action="store_true",
                    help="also turn each crop by a random multiple of 90 degrees (with the flips: all 8 "
                         "symmetries of the square), for more distinct patches from few images")
@@ -373,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.zoom_max < 1 or not 0 <= args.zoom_prob <= 1:
         parser.error(f"--zoom-max must be >= 1 and --zoom-prob in [0, 1] (got {args.zoom_max}, {args.zoom_prob})")
+    if args.synthetic < 0:
+        parser.error(f"--synthetic must be >= 0 (got {args.synthetic})")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -389,6 +395,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
     out.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)
+    if args.synthetic:
+        g = torch.Generator().manual_seed(args.seed)
+        palette = palette_from(corpus, 4096, generator=g)
+        corpus += synthetic_corpus(args.synthetic, 2 * args.base_side, palette=palette, generator=g,
+                                   progress=not args.no_progress)
     if resume:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
@@ -407,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def checkpoint(final: bool) -> None:
         prov = {
             "command": command,
-            "data": {"folder": str(args.data), "files": data_names},
+            "data": {"folder": str(args.data), "files": data_names,
+                     **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
             "steps": step,
             "train_seconds": round(elapsed, 1),
             "machine": _machine(device),

@@ -191,3 +191,51 @@ def test_train_command_rotate_option(tmp_path: Path) -> None:
     a = train_crops(corpus, 8, args, generator=torch.Generator().manual_seed(0))
     b = train_crops(corpus, 8, again, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(a, b) and torch.allclose(a.sum(dim=(1, 2, 3)), b.sum(dim=(1, 2, 3)), atol=1e-3)
+
+
+# --------------------------------------------------------------------------- synthetic dead-leaves pictures
+
+
+def test_dead_leaves_pictures_are_seeded_and_take_palette_colours() -> None:
+    from mmtok.image_synth import dead_leaves
+
+    a = dead_leaves(48, generator=torch.Generator().manual_seed(0))
+    b = dead_leaves(48, generator=torch.Generator().manual_seed(0))
+    c = dead_leaves(48, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 48, 48) and a.dtype == torch.uint8
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # red and blue only: shading scales a colour and antialiasing mixes two, so green never appears
+    palette = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    rb = dead_leaves(64, palette=palette, generator=torch.Generator().manual_seed(2)).float()
+    assert rb[1].max() == 0
+    assert (rb[0] > 200).float().mean() > 0.1 and (rb[2] > 200).float().mean() > 0.1  # both colours show
+    bare = dead_leaves(32, palette=palette, leaves=0, generator=torch.Generator().manual_seed(3))
+    assert bare.float().std(dim=(1, 2)).max() == 0  # no disc: one flat ground colour
+    full = dead_leaves(32, palette=palette, generator=torch.Generator().manual_seed(3)).float()
+    assert (full[[0, 2]].std(dim=(1, 2)) > 30).all()  # many discs of both colours
+
+
+def test_dead_leaves_bad_arguments() -> None:
+    from mmtok.image_synth import dead_leaves
+
+    with pytest.raises(ValueError, match="side"):
+        dead_leaves(1)
+    with pytest.raises(ValueError, match="r_min"):
+        dead_leaves(32, r_min=20, r_max=10)
+    with pytest.raises(ValueError, match="palette"):
+        dead_leaves(32, palette=torch.rand(4, 4))
+    with pytest.raises(ValueError, match="texture_prob"):
+        dead_leaves(32, texture_prob=2.0)
+
+
+def test_train_command_synthetic_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image_train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2", "--synthetic", "2"]) == 0
+    model = mmtok.load(tmp_path / "run" / "model")
+    assert "--synthetic 2" in model.provenance["command"]
+    assert model.provenance["data"]["synthetic_dead_leaves"] == 2
+    with pytest.raises(SystemExit) as err:
+        main([*common, "--steps", "2", "--synthetic", "-1"])
+    assert err.value.code == 2 and "--synthetic must be >= 0" in capsys.readouterr().err
