@@ -6,7 +6,10 @@ Prints one JSON object per line, every comparison measured side by side in this 
   held-out images (never trained on), for the tokenizer and for a scikit-learn
   k-means codebook of the same size over raw 16×16 patches fitted on the same
   training images.
-- ``image_usage``: fraction of codes used over many random held-out crops.
+- ``image_usage``: fraction of codes used over many random held-out crops; for
+  reference, also over as many crops of random training subsets as large as the
+  held-out set (``set: "train_subset"``): what that many pictures can show of
+  the codebook even when they were trained on.
 - ``image_speed``: encode (and decode) images/s at 256×256 on this machine
   against the taming VQGAN f16 encoder architecture (diffusers ``VQModel``,
   block_out_channels (128, 128, 256, 256, 512), 2 layers per block, random
@@ -136,6 +139,8 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=256, help="held-out random 256×256 crops")
     ap.add_argument("--kmeans-crops", type=int, default=800, help="training crops the k-means baseline sees")
     ap.add_argument("--kmeans-polish", type=int, default=10, help="full Lloyd iterations after mini-batch k-means")
+    ap.add_argument("--train-subsets", type=int, default=4,
+                    help="reference usage rows: this many random training subsets as large as the held-out set")
     ap.add_argument("--speed-repeats", type=int, default=3, help="timed calls per measurement (best kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--fit-kmeans-only", action="store_true", help="fit (and cache) the k-means baseline, then stop")
@@ -214,6 +219,20 @@ def main() -> None:
                     codebook_size=k, usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
                     perplexity_ours=round(perp_o, 1), perplexity_kmeans=round(perp_k, 1),
                 )
+
+    # reference: usage over crops of training subsets the size of the held-out set (own generator, so the
+    # held-out crops and the cached k-means fit above do not change)
+    gs = torch.Generator().manual_seed(args.seed + 1)
+    sub_corpus = load_corpus(train_files, 384) if args.train_subsets else []
+    for _ in range(args.train_subsets):
+        pick = torch.randperm(len(train_files), generator=gs)[: len(held_files)].tolist()
+        x = random_crops([sub_corpus[i] for i in pick], args.crops, size, scale=(0.67, 1.5), generator=gs)
+        uk, _ = usage(km.encode(x), k)
+        for m, t in toks.items():
+            uo, perp_o = usage(torch.cat([t.encode(b) for b in x.split(16)]), k)
+            emit(bench="image_usage", **tag(m), set="train_subset", files=[train_files[i].name for i in pick],
+                 crops=int(x.shape[0]), usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
+                 perplexity_ours=round(perp_o, 1))
 
     speed_ratio: dict[str, float | None] = {m: None for m in toks}
     if not args.skip_speed:
