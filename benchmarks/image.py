@@ -39,6 +39,7 @@ import torch
 
 import mmtok
 from mmtok.image import ImageTokenizer, patchify, unpatchify
+from mmtok.image_synth import palette_from, synthetic_corpus
 from mmtok.image_train import find_images, load_corpus, random_crops
 from mmtok.quantize import nearest_code
 
@@ -138,6 +139,9 @@ def main() -> None:
     ap.add_argument("--data", default="/work/data/image", help="folder with train/ and heldout/")
     ap.add_argument("--crops", type=int, default=256, help="held-out random 256×256 crops")
     ap.add_argument("--kmeans-crops", type=int, default=800, help="training crops the k-means baseline sees")
+    ap.add_argument("--kmeans-synthetic", type=int, default=0, metavar="N",
+                    help="also show the k-means baseline N dead-leaves pictures, made as `train-tokenizer image "
+                         "--synthetic N` makes them (a baseline that sees the same synthetic data)")
     ap.add_argument("--kmeans-polish", type=int, default=10, help="full Lloyd iterations after mini-batch k-means")
     ap.add_argument("--train-subsets", type=int, default=4,
                     help="reference usage rows: this many random training subsets as large as the held-out set")
@@ -168,10 +172,15 @@ def main() -> None:
 
     # ---- k-means baseline on the same training images, sampled like the tokenizer's training crops
     train_corpus = load_corpus(train_files, 320)
+    if args.kmeans_synthetic:
+        gsyn = torch.Generator().manual_seed(args.seed)
+        palette = palette_from(train_corpus, 4096, generator=gsyn)
+        train_corpus += synthetic_corpus(args.kmeans_synthetic, 640, palette=palette, generator=gsyn)
     fit_imgs = random_crops(train_corpus, args.kmeans_crops, 128, scale=(0.8, 2.0), generator=g)
     train_full = torch.stack([tok.preprocess(f) for f in train_files])
     fit_patches = torch.cat([KMeansPatches.patches(fit_imgs), KMeansPatches.patches(train_full)])
-    cache = data / f"kmeans-K{k}-seed{args.seed}-crops{args.kmeans_crops}-polish{args.kmeans_polish}.pt"
+    synth = f"-synthetic{args.kmeans_synthetic}" if args.kmeans_synthetic else ""
+    cache = data / f"kmeans-K{k}-seed{args.seed}-crops{args.kmeans_crops}-polish{args.kmeans_polish}{synth}.pt"
     km = KMeansPatches(k, args.seed)
     if cache.is_file():  # the fit depends only on the data, K and the seed: reuse it
         saved = torch.load(cache)
@@ -193,6 +202,8 @@ def main() -> None:
         codes = km.encode(x)
         return codes, km.decode(codes)
 
+    synth_tag = {"kmeans_synthetic": args.kmeans_synthetic} if args.kmeans_synthetic else {}
+
     def tag(m: str) -> dict[str, str]:
         return {"model": m} if several else {}
 
@@ -207,7 +218,7 @@ def main() -> None:
             emit(
                 bench="image_quality", **tag(m), set=name, n=int(x.shape[0]), tokens_per_image=int(oc[0].numel()),
                 codebook_size=k, psnr_ours_db=round(po, 3), psnr_kmeans_db=round(pk, 3),
-                margin_db=round(po - pk, 3), kmeans_fit_s=round(km_seconds, 1),
+                margin_db=round(po - pk, 3), kmeans_fit_s=round(km_seconds, 1), **synth_tag,
                 files=[f.name for f in held_files] if name == "heldout_images" else None,
             )
             if name == "heldout_crops":
