@@ -39,7 +39,7 @@ import torch
 
 import mmtok
 from mmtok.image import ImageTokenizer, patchify, unpatchify
-from mmtok.image_synth import palette_from, synthetic_corpus
+from mmtok.image_synth import training_pictures
 from mmtok.image_train import find_images, load_corpus, random_crops
 from mmtok.quantize import nearest_code
 
@@ -140,8 +140,8 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=256, help="held-out random 256×256 crops")
     ap.add_argument("--kmeans-crops", type=int, default=800, help="training crops the k-means baseline sees")
     ap.add_argument("--kmeans-synthetic", type=int, default=0, metavar="N",
-                    help="also show the k-means baseline N dead-leaves pictures, made as `train-tokenizer image "
-                         "--synthetic N` makes them (a baseline that sees the same synthetic data)")
+                    help="also show the k-means baseline N dead-leaves pictures, made by the recipe of "
+                         "`train-tokenizer image --synthetic N` (a baseline that sees the same kind of data)")
     ap.add_argument("--kmeans-polish", type=int, default=10, help="full Lloyd iterations after mini-batch k-means")
     ap.add_argument("--train-subsets", type=int, default=4,
                     help="reference usage rows: this many random training subsets as large as the held-out set")
@@ -172,10 +172,9 @@ def main() -> None:
 
     # ---- k-means baseline on the same training images, sampled like the tokenizer's training crops
     train_corpus = load_corpus(train_files, 320)
-    if args.kmeans_synthetic:
-        gsyn = torch.Generator().manual_seed(args.seed)
-        palette = palette_from(train_corpus, 4096, generator=gsyn)
-        train_corpus += synthetic_corpus(args.kmeans_synthetic, 640, palette=palette, generator=gsyn)
+    if args.kmeans_synthetic:  # the trainer's recipe (its corpus is stored larger with --zoom-max, so the
+        # palette pixels differ; the pictures are of the same kind)
+        train_corpus += training_pictures(train_corpus, args.kmeans_synthetic, 640, seed=args.seed)
     fit_imgs = random_crops(train_corpus, args.kmeans_crops, 128, scale=(0.8, 2.0), generator=g)
     train_full = torch.stack([tok.preprocess(f) for f in train_files])
     fit_patches = torch.cat([KMeansPatches.patches(fit_imgs), KMeansPatches.patches(train_full)])

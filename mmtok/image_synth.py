@@ -2,10 +2,10 @@
 
 A dead-leaves picture is a stack of opaque discs dropped one after another, each
 hiding what lies under it (drawn here front to back, which samples the same
-picture exactly and stops as soon as the view is covered), with radii drawn from a power law ``p(r) ∝ r^-3``.
-That density makes the picture statistically scale invariant, and the
-occlusions give it sharp edges, T-junctions and flat regions. These are the
-traits of natural photos that matter to a patch codec. Each disc takes a colour
+picture exactly and stops as soon as the view is covered), with radii drawn
+from a power law ``p(r) ∝ r^-3``. That density makes the picture statistically
+scale invariant, and the occlusions give it sharp edges, T-junctions and flat
+regions. These are the traits of natural photos that matter to a patch codec. Each disc takes a colour
 from a palette (for example random pixels of real training images, so the
 colours are natural ones). It gets a soft shading gradient, and some discs also
 get a sinusoidal texture. The picture is drawn at twice its size and reduced
@@ -25,9 +25,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dead_leaves", "palette_from", "synthetic_corpus"]
+__all__ = ["PALETTE_PIXELS", "dead_leaves", "palette_from", "synthetic_corpus", "training_pictures"]
 
 SUPERSAMPLE = 2  # drawn at this many times the size, then reduced with antialiasing
+PALETTE_PIXELS = 4096  # training pixels the colours of training_pictures are drawn from
 
 
 def _radii(n: int, r_min: float, r_max: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -133,3 +134,17 @@ def synthetic_corpus(
 
     steps = tqdm(range(count), desc="dead-leaves pictures", disable=not progress, leave=False)
     return [dead_leaves(side, generator=generator, palette=palette) for _ in steps]
+
+
+def training_pictures(
+    corpus: Sequence[torch.Tensor], count: int, side: int, *, seed: int, progress: bool = False
+) -> list[torch.Tensor]:
+    """The ``count`` dead-leaves pictures ``train-tokenizer image --synthetic`` adds to ``corpus``.
+
+    Colours come from :data:`PALETTE_PIXELS` random pixels of ``corpus``; everything is
+    drawn from one generator seeded by ``seed``, so the same corpus and seed give the
+    same pictures (on resume, and for a baseline shown the same data).
+    """
+    g = torch.Generator().manual_seed(seed)
+    palette = palette_from(corpus, PALETTE_PIXELS, generator=g)
+    return synthetic_corpus(count, side, palette=palette, generator=g, progress=progress)

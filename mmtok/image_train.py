@@ -42,7 +42,7 @@ from mmtok.image import (
     patchify,
 )
 from mmtok.image_model import pca_init
-from mmtok.image_synth import palette_from, synthetic_corpus
+from mmtok.image_synth import training_pictures
 from mmtok.pretrained import load, save
 from mmtok.trainstate import load_train_state, pick_device, save_train_state
 
@@ -283,7 +283,7 @@ def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace
     """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``, ``--rotate``."""
     return random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=generator,
                         base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0,
-                        rotate=getattr(args, "rotate", False))
+                        rotate=args.rotate)
 
 
 def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
@@ -396,10 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)
     if args.synthetic:
-        g = torch.Generator().manual_seed(args.seed)
-        palette = palette_from(corpus, 4096, generator=g)
-        corpus += synthetic_corpus(args.synthetic, 2 * args.base_side, palette=palette, generator=g,
-                                   progress=not args.no_progress)
+        corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
+                                    progress=not args.no_progress)
     if resume:
         st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
         step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))

@@ -215,6 +215,20 @@ def test_dead_leaves_pictures_are_seeded_and_take_palette_colours() -> None:
     assert (full[[0, 2]].std(dim=(1, 2)) > 30).all()  # many discs of both colours
 
 
+def test_training_pictures_take_corpus_colours_and_follow_the_seed() -> None:
+    from mmtok.image_synth import training_pictures
+
+    red = torch.zeros(3, 40, 40, dtype=torch.uint8)
+    red[0] = 255
+    blue = torch.zeros(3, 40, 40, dtype=torch.uint8)
+    blue[2] = 255
+    a = training_pictures([red, blue], 2, 32, seed=5)
+    assert len(a) == 2 and all(p.shape == (3, 32, 32) for p in a)
+    assert all(torch.equal(x, y) for x, y in zip(a, training_pictures([red, blue], 2, 32, seed=5), strict=True))
+    assert not torch.equal(a[0], training_pictures([red, blue], 1, 32, seed=6)[0])
+    assert all(p[1].max() == 0 for p in a)  # only the corpus's red and blue, shaded and mixed
+
+
 def test_dead_leaves_bad_arguments() -> None:
     from mmtok.image_synth import dead_leaves
 
@@ -239,3 +253,4 @@ def test_train_command_synthetic_option(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as err:
         main([*common, "--steps", "2", "--synthetic", "-1"])
     assert err.value.code == 2 and "--synthetic must be >= 0" in capsys.readouterr().err
+
