@@ -393,8 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     step, elapsed = 0, 0.0
     resume = args.resume and (state_dir / "config.json").is_file()
     source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
+    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before OUT exists
     out.mkdir(parents=True, exist_ok=True)
-    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)
     if args.synthetic:
         corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
                                     progress=not args.no_progress)

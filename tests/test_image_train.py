@@ -254,3 +254,13 @@ def test_train_command_synthetic_option(tmp_path: Path, capsys: pytest.CaptureFi
         main([*common, "--steps", "2", "--synthetic", "-1"])
     assert err.value.code == 2 and "--synthetic must be >= 0" in capsys.readouterr().err
 
+
+def test_train_command_refuses_a_corrupt_image_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main as cli
+
+    args = _train_args(tmp_path, "--rotate", "--synthetic", "1")
+    (tmp_path / "data" / "bad.png").write_bytes(b"not an image")
+    assert cli(["train-tokenizer", "image", *args, "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.png" in err and "not an image" in err
+    assert not (tmp_path / "run").exists()  # nothing written
