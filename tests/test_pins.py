@@ -1,0 +1,84 @@
+"""Pins that hold behaviour fixed while code moves: codes of the shipped tokenizers on fixed
+inputs and the bytes of the shards of one fixed small corpus.
+
+A change that alters a shipped model, the resampler or the shard format updates these pins in
+the same commit and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmtok
+
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
+
+
+def digest(codes: torch.Tensor) -> str:
+    return hashlib.sha256(np.ascontiguousarray(codes.numpy().astype(np.int64)).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "sha"),
+    [
+        ("astronaut.jpg", [639, 416, 2, 780, 47, 175, 670, 231],
+         "722d96059fdee0e5fc171a0cd604ecab870af73a4b691a3e0deb649ad700c8d4"),
+        ("coffee.jpg", [687, 542, 557, 735, 256, 147, 896, 896],
+         "d7c4d47fc884c1d215e7900275f85978cd5c1bc55954688fe27ee8e268975e62"),
+    ],
+)
+def test_shipped_image_codes_are_pinned(name: str, head: list[int], sha: str) -> None:
+    codes = mmtok.load("image").encode(str(DATA / name))
+    assert tuple(codes.shape) == (16, 16)
+    assert codes.flatten()[:8].tolist() == head
+    assert digest(codes) == sha
+
+
+def test_shipped_audio_codes_are_pinned() -> None:
+    tok = mmtok.load("audio")
+    wave = mmtok.load_audio(str(DATA / "speech_en.wav"), target_rate=tok.sample_rate)
+    codes = tok.encode(wave, sample_rate=tok.sample_rate)
+    assert tuple(codes.shape) == (206,)
+    assert codes[:8].tolist() == [619, 619, 528, 528, 528, 528, 814, 857]
+    assert digest(codes) == "fc62fc734887c08a723663dcee64320ac9b0824d1b0bd26e76fa0278e79e436a"
+
+
+def test_shipped_video_codes_are_pinned() -> None:
+    codes = mmtok.load("video").encode(str(DATA / "pan.mp4"))
+    assert digest(codes) == VIDEO_SHA, (tuple(codes.shape), digest(codes))
+
+
+VIDEO_SHA = "b567b9400aa8d568a46c7bf410d037fae0df1fc7368c5160c4756feabdbe5114"
+
+SHARD_SHA = {
+    "shard-00000.bin": "442bf80d1f74f473da85808b9e85069061caa6145e3ff60a99f025837430a711",
+    "shard-00001.bin": "d3c2e34821977de09f30c0463693e9fef5cfcca58002b2542f9990678fe5e193",
+}
+
+
+def test_shards_of_a_fixed_corpus_are_pinned(tmp_path: Path) -> None:
+    """Text, images, audio and a video with its soundtrack through the shipped tokenizers."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("astronaut.jpg", "camera.png", "speech_en.wav", "chirp.ogg", "pan.mp4"):
+        shutil.copy(DATA / name, corpus / name)
+    docs = [
+        {"segments": [{"text": "an astronaut "}, {"image": "astronaut.jpg"}, {"text": " in orbit"}]},
+        {"segments": [{"audio": "speech_en.wav"}, {"text": "spoken words"}]},
+        {"segments": [{"text": "a camera man"}, {"image": "camera.png"}, {"audio": "chirp.ogg"}]},
+        {"segments": [{"text": "a pan "}, {"video": "pan.mp4", "chunk_seconds": 1.0}]},
+    ]
+    (corpus / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    out = tmp_path / "shards"
+    spec = mmtok.TokenizerSpec(image="image", audio="audio", video="video")
+    manifest = mmtok.tokenize_corpus(corpus / "docs.jsonl", out, tokenizers=spec, shard_tokens=600)
+    assert manifest["docs"] == 4 and not manifest["skipped"]
+    got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.bin"))}
+    assert got == SHARD_SHA, json.dumps(got, indent=1)
