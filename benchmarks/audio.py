@@ -41,9 +41,9 @@ import torch
 from einops import rearrange
 
 import mmtok
-from mmtok.audio import AudioTokenizer, load_audio
-from mmtok.audio_codebook import lloyd
-from mmtok.quantize import nearest_code
+from mmtok.audio.tokenizer import AudioTokenizer, load_audio
+from mmtok.audio.codebook import lloyd
+from mmtok.vq.quantizer import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
 ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate

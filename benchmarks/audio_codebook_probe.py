@@ -14,10 +14,10 @@ its codebook usage and bare-code reconstruction error are measured on
 
 Policies: ``lloyd`` (plain k-means), ``clip_balanced`` (every recording its own
 group) and ``speaker_balanced`` (speech grouped by espeak-ng voice and variant),
-both with :func:`mmtok.audio_codebook.balance_codes`.
+both with :func:`mmtok.audio.codebook.balance_codes`.
 
 Usage: ``python benchmarks/audio_codebook_probe.py --data /work/data/audio/corpus``
-(a corpus written by ``mmtok.audio_corpus.build_corpus``). Prints JSON lines.
+(a corpus written by ``mmtok.audio.corpus.build_corpus``). Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmtok.audio import AudioTokenizer, AudioTokenizerConfig, load_audio
-from mmtok.audio_codebook import balance_codes, lloyd
-from mmtok.quantize import nearest_code
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
+from mmtok.audio.codebook import balance_codes, lloyd
+from mmtok.vq.quantizer import nearest_code
 
 
 def emit(row: dict) -> None:

@@ -46,13 +46,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmtok
-from mmtok.audio import AudioTokenizer, AudioTokenizerConfig
-from mmtok.context import WINDOWS
-from mmtok.growth import fit_power, measure_step, plot_cost_vs_length, plot_tokens_vs_minutes
-from mmtok.image import ImageTokenizer, ImageTokenizerConfig
-from mmtok.interleave import Interleaver
-from mmtok.model import ModelConfig
-from mmtok.video import VideoTokenizer, compression_stats
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.context.planner import WINDOWS
+from mmtok.context.growth import fit_power, measure_step, plot_cost_vs_length, plot_tokens_vs_minutes
+from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.stream.interleave import Interleaver
+from mmtok.lm.model import ModelConfig
+from mmtok.video.tokenizer import VideoTokenizer, compression_stats
 
 SRC_FPS = 8  # frame rate of the generated video
 FRAME_W, FRAME_H = 320, 240  # its frame size

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 import mmtok
-from mmtok.image import ImageTokenizer, patchify, unpatchify
-from mmtok.image_synth import training_pictures
-from mmtok.image_train import find_images, load_corpus, random_crops
-from mmtok.quantize import nearest_code
+from mmtok.image.tokenizer import ImageTokenizer, patchify, unpatchify
+from mmtok.synth.dead_leaves import training_pictures
+from mmtok.image.train import find_images, load_corpus, random_crops
+from mmtok.vq.quantizer import nearest_code
 
 PATCH = 16  # k-means baseline patch side: one token per 16×16 patch, like the tokenizer
 

@@ -33,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmtok
-from mmtok.data import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
 
 
 def emit(row: dict) -> None:
@@ -75,8 +75,8 @@ def tokenizers(folder: Path) -> tuple[TokenizerSpec, str]:
     shipped = mmtok.available()
     if "image" in shipped and "audio" in shipped:
         return TokenizerSpec(image="image", audio="audio"), "shipped checkpoints"
-    from mmtok.audio import AudioTokenizer, AudioTokenizerConfig
-    from mmtok.image import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 
     mmtok.save(ImageTokenizer(ImageTokenizerConfig()), folder / "image")
     mmtok.save(AudioTokenizer(AudioTokenizerConfig()), folder / "audio")

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmtok.model import ModelConfig, Transformer
-from mmtok.train import GPU_PEAK_TFLOPS
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.lm.train import GPU_PEAK_TFLOPS
 
 
 def emit(row: dict) -> None:

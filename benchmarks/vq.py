@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mmtok
 from mmtok.demo import make_clustered
-from mmtok.vq_search import _chunk_rows
+from mmtok.vq.search import _chunk_rows
 
 
 def emit(row: dict) -> None:

@@ -13,41 +13,41 @@ small transformer trains on.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from mmtok._version import __version__ as __version__
 
-from mmtok.audio import AudioTokenizer as AudioTokenizer
-from mmtok.audio import AudioTokenizerConfig as AudioTokenizerConfig
-from mmtok.audio import load_audio as load_audio
-from mmtok.checkpoint import Checkpoint as Checkpoint
-from mmtok.checkpoint import load_checkpoint as load_checkpoint
-from mmtok.checkpoint import save_checkpoint as save_checkpoint
-from mmtok.context import plan as plan
-from mmtok.data import TokenizerSpec as TokenizerSpec
-from mmtok.data import tokenize_corpus as tokenize_corpus
-from mmtok.errors import CheckpointError as CheckpointError
-from mmtok.errors import MmtokError as MmtokError
-from mmtok.errors import StreamError as StreamError
-from mmtok.image import ImageTokenizer as ImageTokenizer
-from mmtok.image import ImageTokenizerConfig as ImageTokenizerConfig
-from mmtok.image import load_image as load_image
-from mmtok.interleave import Interleaver as Interleaver
-from mmtok.interleave import Stream as Stream
-from mmtok.interleave import pretty as pretty
-from mmtok.packing import PackedDataset as PackedDataset
+from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
+from mmtok.audio.tokenizer import AudioTokenizerConfig as AudioTokenizerConfig
+from mmtok.audio.tokenizer import load_audio as load_audio
+from mmtok.core.checkpoint import Checkpoint as Checkpoint
+from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
+from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.context.planner import plan as plan
+from mmtok.data.corpus import TokenizerSpec as TokenizerSpec
+from mmtok.data.corpus import tokenize_corpus as tokenize_corpus
+from mmtok.core.errors import CheckpointError as CheckpointError
+from mmtok.core.errors import MmtokError as MmtokError
+from mmtok.core.errors import StreamError as StreamError
+from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
+from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
+from mmtok.image.tokenizer import load_image as load_image
+from mmtok.stream.interleave import Interleaver as Interleaver
+from mmtok.stream.interleave import Stream as Stream
+from mmtok.stream.interleave import pretty as pretty
+from mmtok.data.packing import PackedDataset as PackedDataset
 from mmtok.pretrained import available as available
 from mmtok.pretrained import load as load
 from mmtok.pretrained import save as save
-from mmtok.quantize import QuantizeResult as QuantizeResult
-from mmtok.quantize import UsageStats as UsageStats
-from mmtok.quantize import VectorQuantizer as VectorQuantizer
-from mmtok.quantize import VQConfig as VQConfig
-from mmtok.quantize import nearest_code as nearest_code
-from mmtok.shards import open_shards as open_shards
-from mmtok.text import BPETokenizer as BPETokenizer
-from mmtok.text import ByteTokenizer as ByteTokenizer
-from mmtok.video import VideoTokenizer as VideoTokenizer
-from mmtok.video import read_video as read_video
-from mmtok.vocab import Vocabulary as Vocabulary
+from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
+from mmtok.vq.quantizer import UsageStats as UsageStats
+from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
+from mmtok.vq.quantizer import VQConfig as VQConfig
+from mmtok.vq.quantizer import nearest_code as nearest_code
+from mmtok.data.shards import open_shards as open_shards
+from mmtok.stream.text import BPETokenizer as BPETokenizer
+from mmtok.stream.text import ByteTokenizer as ByteTokenizer
+from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
+from mmtok.video.tokenizer import read_video as read_video
+from mmtok.stream.vocab import Vocabulary as Vocabulary
 
 __all__ = [
     "AudioTokenizer",

@@ -34,11 +34,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     rest = list(args.options)
     if args.modality == "image":
-        from mmtok.image_train import main as train_main
+        from mmtok.image.train import main as train_main
     elif args.modality == "audio":
-        from mmtok.audio_train import main as train_main
+        from mmtok.audio.train import main as train_main
     elif args.modality == "text":
-        from mmtok.text import main as train_main
+        from mmtok.stream.text import main as train_main
     else:  # pragma: no cover - argparse restricts choices
         raise SystemExit(f"unknown modality {args.modality!r}")
     return int(train_main(rest) or 0)
@@ -55,19 +55,19 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mmtok.train import main as train_main
+    from mmtok.lm.train import main as train_main
 
     return int(train_main(list(args.options)) or 0)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from mmtok.sample import main as sample_main
+    from mmtok.lm.sample import main as sample_main
 
     return int(sample_main(list(args.options)) or 0)
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from mmtok.data import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
 
     start = time.perf_counter()
     manifest = tokenize_corpus(
@@ -116,7 +116,7 @@ def _duration(text: str) -> float:
 def _cmd_context(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mmtok.context import plan
+    from mmtok.context.planner import plan
 
     try:
         p = plan(
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
 
-    from mmtok.context import PRESET_NAMES, presets_help
+    from mmtok.context.planner import PRESET_NAMES, presets_help
 
     ctx = sub.add_parser(
         "context", help="plan the context length a video takes and what that length costs",

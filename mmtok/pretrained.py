@@ -5,7 +5,7 @@ reads ``config.json``, builds the module of that kind from its config and fills
 in the weights, checking every shape.
 
 >>> import tempfile, os, torch
->>> from mmtok.quantize import VectorQuantizer, VQConfig
+>>> from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8))
 >>> folder = save(vq, os.path.join(tempfile.mkdtemp(), "vq"))
 >>> again = load(folder)
@@ -22,15 +22,15 @@ from typing import Any
 
 from torch import nn
 
-from mmtok.checkpoint import (
+from mmtok.core.checkpoint import (
     config_from_dict,
     load_checkpoint,
     load_state_dict_checked,
     read_config,
     save_checkpoint,
 )
-from mmtok.errors import CheckpointError
-from mmtok.quantize import VectorQuantizer
+from mmtok.core.errors import CheckpointError
+from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["KINDS", "available", "load", "models_dir", "save"]
 
@@ -59,7 +59,7 @@ def available() -> list[str]:
 
 def _shipped_video(device: Any) -> Any:
     """``load("video")``: the shipped image tokenizer on every frame at 1 frame per second."""
-    from mmtok.video import VideoTokenizer
+    from mmtok.video.tokenizer import VideoTokenizer
 
     module = VideoTokenizer(load("image"), fps=1.0).eval()
     module.provenance = {"built_from": "image", "fps": 1.0}  # type: ignore[assignment]
@@ -74,15 +74,15 @@ def _kind_class(kind: str) -> type[nn.Module]:
     if kind == "vq":
         return VectorQuantizer
     if kind == "image":
-        from mmtok.image import ImageTokenizer
+        from mmtok.image.tokenizer import ImageTokenizer
 
         return ImageTokenizer
     if kind == "audio":
-        from mmtok.audio import AudioTokenizer
+        from mmtok.audio.tokenizer import AudioTokenizer
 
         return AudioTokenizer
     if kind == "video":
-        from mmtok.video import VideoTokenizer
+        from mmtok.video.tokenizer import VideoTokenizer
 
         return VideoTokenizer
     raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {KINDS})")
@@ -112,7 +112,7 @@ def load(
     1 frame per second (build your own for other rates or ``temporal="repeat"``).
 
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
-    kind ``"text"`` gives a :class:`mmtok.text.BPETokenizer` (not a module).
+    kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module).
     """
     if str(name_or_path) == "video" and not Path("video").exists() and not (models_dir() / "video").is_dir():
         if kind not in (None, "video"):
@@ -121,7 +121,7 @@ def load(
     folder = _resolve(name_or_path)
     meta = read_config(folder, kind=kind)
     if meta["kind"] == "text":  # a BPE vocabulary: no weights, not an nn.Module
-        from mmtok.text import BPETokenizer
+        from mmtok.stream.text import BPETokenizer
 
         return BPETokenizer.load(folder)
     cls = _kind_class(meta["kind"])

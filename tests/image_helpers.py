@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mmtok.image import ImageTokenizerConfig
-from mmtok.quantize import VQConfig
+from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.vq.quantizer import VQConfig
 
 
 def tiny_config(**kw: object) -> ImageTokenizerConfig:

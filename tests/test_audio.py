@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 import mmtok
-from mmtok.audio import (
+from mmtok.audio.tokenizer import (
     HOP_LENGTH,
     N_FFT,
     N_MELS,
@@ -333,7 +333,7 @@ def test_shipped_model_round_trips(tmp_path: Path) -> None:
 def test_clip_balanced_kmeans_retires_codes_of_single_clips() -> None:
     """Lloyd spends codes on content of one clip each; balancing moves them to shared content,
     so more codes are hit on new clips."""
-    from mmtok.audio_codebook import balance_codes, clip_support, lloyd
+    from mmtok.audio.codebook import balance_codes, clip_support, lloyd
 
     g = torch.Generator().manual_seed(0)
     shared = torch.randn(6, 8, generator=g) * 4  # 6 sounds every clip has (broad clusters)
@@ -361,7 +361,7 @@ def test_clip_balanced_kmeans_retires_codes_of_single_clips() -> None:
 
 def test_pair_weights_and_weighted_lloyd() -> None:
     """Every (group, code) pair weighs 1: a code's center is the mean over groups of each group's mean."""
-    from mmtok.audio_codebook import pair_weights, weighted_lloyd
+    from mmtok.audio.codebook import pair_weights, weighted_lloyd
 
     idx = torch.tensor([0, 0, 0, 1, 0])
     grp = torch.tensor([0, 0, 0, 0, 1])
@@ -377,7 +377,7 @@ def test_pair_weights_and_weighted_lloyd() -> None:
 def test_group_balancing_retires_speaker_specific_codes() -> None:
     """Many clips of one speaker make a cluster clip-balancing keeps (it has many clips) but
     group-balancing retires (it has one speaker); a new speaker then hits more of the codes."""
-    from mmtok.audio_codebook import balance_codes, clip_support, lloyd
+    from mmtok.audio.codebook import balance_codes, clip_support, lloyd
 
     g = torch.Generator().manual_seed(1)
     shared = torch.randn(6, 8, generator=g) * 4
@@ -407,7 +407,7 @@ def test_group_balancing_retires_speaker_specific_codes() -> None:
 def test_speaker_groups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from mmtok.audio_codebook import speaker_groups
+    from mmtok.audio.codebook import speaker_groups
 
     (tmp_path / "train").mkdir()
     names = ["espeak-00000.wav", "espeak-00001.wav", "espeak-00002.wav", "synthetic-00003.wav"]
@@ -443,7 +443,7 @@ def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> None:
-    from mmtok.audio_train import build_parser, main, split_validation
+    from mmtok.audio.train import build_parser, main, split_validation
 
     assert build_parser().parse_args(["--data", "d", "--out", "o"]).kmeans_balance > 0  # on by default
     data = tmp_path / "data" / "train"

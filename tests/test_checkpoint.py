@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import mmtok
-from mmtok.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
-from mmtok.trainstate import load_train_state, save_train_state
+from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from mmtok.core.trainstate import load_train_state, save_train_state
 
 
 def trained_vq(**cfg: object) -> mmtok.VectorQuantizer:
@@ -75,7 +75,7 @@ def test_kill_during_swap_falls_back_to_previous(tmp_path: Path) -> None:
 WRITER = textwrap.dedent(
     """
     import sys, torch
-    from mmtok.checkpoint import save_checkpoint
+    from mmtok.core.checkpoint import save_checkpoint
     folder = sys.argv[1]
     i = 0
     while True:

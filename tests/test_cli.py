@@ -52,7 +52,7 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
     import soundfile as sf
     from PIL import Image
 
-    from mmtok.report import referenced_files
+    from mmtok.core.report import referenced_files
 
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--out", str(out), "--json"]) == 0

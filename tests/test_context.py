@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mmtok.cli import main
-from mmtok.context import WINDOWS, count_params, plan
-from mmtok.image import ImageTokenizerConfig
-from mmtok.model import ModelConfig, Transformer
+from mmtok.context.planner import WINDOWS, count_params, plan
+from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.lm.model import ModelConfig, Transformer
 
 
 def test_gemini_published_rate() -> None:
@@ -89,7 +89,7 @@ def test_costs_match_the_model() -> None:
 
 def test_kv_cache_matches_the_model_cache() -> None:
     cfg = ModelConfig.preset("tiny", max_seq_len=plan(1, preset="lwm").total_tokens)
-    from mmtok.model import KVCache
+    from mmtok.lm.model import KVCache
 
     cache = KVCache.empty(cfg, 1, torch.device("cpu"), torch.bfloat16)
     nbytes = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
@@ -129,7 +129,7 @@ def test_cli_reports_bad_arguments(capsys) -> None:
 
 
 def test_growth_step_and_fits(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from mmtok.growth import fit_power, measure_step, plot_cost_vs_length, project
+    from mmtok.context.growth import fit_power, measure_step, plot_cost_vs_length, project
 
     ids = torch.randint(0, 300, (96,), generator=torch.Generator().manual_seed(0))
     rows = [{"tokens": n, **measure_step("tiny", b, ids[:n], 300)} for b in ("sdpa", "math") for n in (48, 96)]

@@ -17,11 +17,11 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from mmtok.data import TokenizerSpec, build_interleaver, tokenize_corpus
-from mmtok.errors import CorpusError, VocabularyError
-from mmtok.packing import PackedDataset
-from mmtok.shards import open_shards
-from mmtok.vocab import Vocabulary
+from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.core.errors import CorpusError, VocabularyError
+from mmtok.data.packing import PackedDataset
+from mmtok.data.shards import open_shards
+from mmtok.stream.vocab import Vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = TokenizerSpec(image="tests.test_interleave:PaletteImages", audio="tests.test_interleave:LoudnessAudio")

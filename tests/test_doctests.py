@@ -10,7 +10,7 @@ import pytest
 
 import mmtok
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(mmtok.__path__, "mmtok."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(mmtok.__path__, "mmtok."))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,14 +13,14 @@ from image_helpers import smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
-from mmtok.image import (
+from mmtok.image.tokenizer import (
     ImageError,
     ImageTokenizer,
     load_image,
     patchify,
     unpatchify,
 )
-from mmtok.quantize import VQConfig
+from mmtok.vq.quantizer import VQConfig
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "image"
 SHIPPED_PSNR_FLOOR = 20.0  # dB on the smooth synthetic test picture below

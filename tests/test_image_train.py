@@ -13,7 +13,7 @@ from image_helpers import smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
-from mmtok.image import ImageError
+from mmtok.image.tokenizer import ImageError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
@@ -33,7 +33,7 @@ def _train_args(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) -> None:
-    from mmtok.image_train import main
+    from mmtok.image.train import main
 
     out = tmp_path / "run"
     cfg = tiny_config()
@@ -47,7 +47,7 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
 
 
 def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image_train import build_parser, lr_at, lr_for, main
+    from mmtok.image.train import build_parser, lr_at, lr_for, main
 
     args = build_parser().parse_args(["--data", "d", "--out", "o", "--steps", "20", "--lr", "1e-3", "--warmup", "4",
                                       "--lr-restart", "10"])
@@ -72,7 +72,7 @@ def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path
 def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--init-from starts from a saved tokenizer: same quantizer shape -> everything copied;
     a low-dimensional cosine lookup -> encoder/decoder copied, a new whitened-PCA + k-means quantizer."""
-    from mmtok.image_train import main
+    from mmtok.image.train import main
 
     common = _train_args(tmp_path, "--save-every", "1")
     assert main([*common, "--steps", "1"]) == 0
@@ -116,7 +116,7 @@ def _stripes(h: int, w: int, period: int) -> torch.Tensor:
 
 
 def test_load_corpus_keeps_large_images_up_to_max_zoom(tmp_path: Path) -> None:
-    from mmtok.image_train import load_corpus
+    from mmtok.image.train import load_corpus
 
     big, small = tmp_path / "big.png", tmp_path / "small.png"
     Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(big)
@@ -129,7 +129,7 @@ def test_load_corpus_keeps_large_images_up_to_max_zoom(tmp_path: Path) -> None:
 
 
 def test_random_crops_of_a_larger_copy_match_the_base_scale_unless_zoomed() -> None:
-    from mmtok.image_train import random_crops
+    from mmtok.image.train import random_crops
 
     smooth = (smooth_picture(256, seed=3) * 255).round().to(torch.uint8)
     half = torch.nn.functional.interpolate(smooth[None].float(), size=(128, 128), mode="bicubic", antialias=True)
@@ -152,7 +152,7 @@ def test_random_crops_of_a_larger_copy_match_the_base_scale_unless_zoomed() -> N
 
 
 def test_train_command_zoom_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image_train import main
+    from mmtok.image.train import main
 
     common = _train_args(tmp_path, "--save-every", "2")
     assert main([*common, "--steps", "2", "--zoom-max", "2", "--zoom-prob", "0.5"]) == 0
@@ -163,7 +163,7 @@ def test_train_command_zoom_options(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_random_crops_rotate_turns_the_same_crops_by_quarter_turns() -> None:
-    from mmtok.image_train import random_crops
+    from mmtok.image.train import random_crops
 
     picture = (smooth_picture(96, seed=5) * 255).round().to(torch.uint8)
     picture[:, :8] = 255  # a bright band on top: every turn of a crop looks different
@@ -179,7 +179,7 @@ def test_random_crops_rotate_turns_the_same_crops_by_quarter_turns() -> None:
 
 
 def test_train_command_rotate_option(tmp_path: Path) -> None:
-    from mmtok.image_train import build_parser, main, train_crops
+    from mmtok.image.train import build_parser, main, train_crops
 
     common = _train_args(tmp_path, "--save-every", "2")
     assert main([*common, "--steps", "2", "--rotate"]) == 0
@@ -197,7 +197,7 @@ def test_train_command_rotate_option(tmp_path: Path) -> None:
 
 
 def test_dead_leaves_pictures_are_seeded_and_take_palette_colours() -> None:
-    from mmtok.image_synth import dead_leaves
+    from mmtok.synth.dead_leaves import dead_leaves
 
     a = dead_leaves(48, generator=torch.Generator().manual_seed(0))
     b = dead_leaves(48, generator=torch.Generator().manual_seed(0))
@@ -216,7 +216,7 @@ def test_dead_leaves_pictures_are_seeded_and_take_palette_colours() -> None:
 
 
 def test_training_pictures_take_corpus_colours_and_follow_the_seed() -> None:
-    from mmtok.image_synth import training_pictures
+    from mmtok.synth.dead_leaves import training_pictures
 
     red = torch.zeros(3, 40, 40, dtype=torch.uint8)
     red[0] = 255
@@ -230,7 +230,7 @@ def test_training_pictures_take_corpus_colours_and_follow_the_seed() -> None:
 
 
 def test_dead_leaves_bad_arguments() -> None:
-    from mmtok.image_synth import dead_leaves
+    from mmtok.synth.dead_leaves import dead_leaves
 
     with pytest.raises(ValueError, match="side"):
         dead_leaves(1)
@@ -243,7 +243,7 @@ def test_dead_leaves_bad_arguments() -> None:
 
 
 def test_train_command_synthetic_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image_train import main
+    from mmtok.image.train import main
 
     common = _train_args(tmp_path, "--save-every", "2")
     assert main([*common, "--steps", "2", "--synthetic", "2"]) == 0

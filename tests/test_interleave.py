@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import mmtok
-from mmtok.errors import StreamError
-from mmtok.interleave import Interleaver, Stream, positions_thw, pretty
-from mmtok.text import ByteTokenizer, train_bpe
-from mmtok.vocab import Modality, Vocabulary
+from mmtok.core.errors import StreamError
+from mmtok.stream.interleave import Interleaver, Stream, positions_thw, pretty
+from mmtok.stream.text import ByteTokenizer, train_bpe
+from mmtok.stream.vocab import Modality, Vocabulary
 
 PATCH = 16
 PALETTE = torch.tensor([[r, g, b] for r in (0.0, 1.0) for g in (0.0, 1.0) for b in (0.0, 1.0)])  # (8, 3)
@@ -218,9 +218,9 @@ def test_bad_documents_are_refused_clearly(tmp_path: Path) -> None:
         IL.encode([tmp_path / "notes.txt"])
     with pytest.raises(ValueError, match="codebook_size"):
         Interleaver(Vocabulary(256, ranges={"image": 4}), image=PaletteImages())
-    with pytest.raises(mmtok.errors.DocumentError, match=r"segment 0 \(image\): image \(8, 8\) is smaller"):
+    with pytest.raises(mmtok.core.errors.DocumentError, match=r"segment 0 \(image\): image \(8, 8\) is smaller"):
         IL.encode([{"image": Image.new("RGB", (8, 8))}])
-    with pytest.raises(mmtok.errors.DocumentError, match=r"segment 1 .audio .*missing\.wav"):
+    with pytest.raises(mmtok.core.errors.DocumentError, match=r"segment 1 .audio .*missing\.wav"):
         IL.encode(["x", {"audio": str(tmp_path / "missing.wav")}])
 
 

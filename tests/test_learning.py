@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.data import TokenizerSpec, build_interleaver, tokenize_corpus
-from mmtok.sample import generate
-from mmtok.toy import (
+from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.lm.sample import generate
+from mmtok.synth.toy import (
     COLORS,
     PITCHES,
     SHAPES,
@@ -30,7 +30,7 @@ from mmtok.toy import (
     tone_caption,
     tones_corpus,
 )
-from mmtok.train import TrainConfig, load_run, train
+from mmtok.lm.train import TrainConfig, load_run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = [(c, SHAPES[k % len(SHAPES)]) for k, c in enumerate(COLORS)]  # one shape per colour
@@ -66,7 +66,7 @@ def learn_colors(folder: Path, image_spec: str, *, steps: int = 400, samples: in
 @pytest.mark.skipif(not (ROOT / "models" / "image" / "config.json").is_file(), reason="models/image is not shipped")
 def test_tiny_model_draws_the_named_colour(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    accuracy, seconds = learn_colors(tmp_path, "mmtok.toy:native_image_tokenizer")
+    accuracy, seconds = learn_colors(tmp_path, "mmtok.synth.toy:native_image_tokenizer")
     print(f"held-out colour accuracy {accuracy:.0%} in {seconds:.0f} s")
     assert accuracy >= 0.8
 

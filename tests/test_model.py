@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmtok.model import KVCache, ModelConfig, Transformer
+from mmtok.lm.model import KVCache, ModelConfig, Transformer
 
 
 def tiny(**kw: object) -> Transformer:
@@ -91,7 +91,7 @@ def test_learns_a_pattern() -> None:
 
 
 def test_cpu_rmsnorm_matches_reference() -> None:
-    from mmtok.model import RMSNorm
+    from mmtok.lm.model import RMSNorm
 
     norm = RMSNorm(16, 1e-5)
     torch.nn.init.normal_(norm.weight)
@@ -107,7 +107,7 @@ def test_cpu_rmsnorm_matches_reference() -> None:
 
 def _reference_attention(qkv: torch.Tensor, rot: torch.Tensor, h: int, mask: torch.Tensor | None) -> torch.Tensor:
     """The unfused math: rotate queries and keys, then ``F.scaled_dot_product_attention``."""
-    from mmtok.model import apply_rotary
+    from mmtok.lm.model import apply_rotary
 
     b, t, n, e = qkv.shape
     g = (n - h) // 2
@@ -123,7 +123,7 @@ def _reference_attention(qkv: torch.Tensor, rot: torch.Tensor, h: int, mask: tor
 @pytest.mark.parametrize("n_kv_head", [4, 2])
 @pytest.mark.parametrize("masked", [False, True])
 def test_cpu_rotary_flash_matches_unfused_math(n_kv_head: int, masked: bool) -> None:
-    from mmtok.model import _additive, _RotaryFlashCPU, document_mask, rotary_angles
+    from mmtok.lm.model import _additive, _RotaryFlashCPU, document_mask, rotary_angles
 
     cfg = ModelConfig.preset("tiny", vocab_size=97, max_seq_len=64, n_kv_head=n_kv_head)
     b, t, h, e = 2, 24, cfg.n_head, cfg.head_dim
@@ -142,7 +142,7 @@ def test_cpu_rotary_flash_matches_unfused_math(n_kv_head: int, masked: bool) -> 
 
 
 def test_swiglu_matches_unfused_math() -> None:
-    from mmtok.model import _SwiGLU
+    from mmtok.lm.model import _SwiGLU
 
     torch.manual_seed(0)
     gate_up = torch.randn(3, 7, 2 * 64, requires_grad=True)
@@ -198,7 +198,7 @@ def test_one_document_per_row_is_plain_causal() -> None:
 
 
 def test_old_unfused_checkpoint_keys_are_refused_by_name() -> None:
-    from mmtok.checkpoint import CheckpointError, load_state_dict_checked
+    from mmtok.core.checkpoint import CheckpointError, load_state_dict_checked
 
     m = tiny()
     old = {k: v for k, v in m.state_dict().items() if "attn.qkv" not in k}
@@ -213,7 +213,7 @@ def test_math_backend_request_is_honoured_on_cpu(monkeypatch) -> None:  # type: 
     """Under ``sdpa_kernel(MATH)`` the fused flash path must not run (the growth benchmark relies on it)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    import mmtok.model as m
+    import mmtok.lm.model as m
 
     torch.manual_seed(0)
     model = m.Transformer(m.ModelConfig.preset("tiny", vocab_size=64, max_seq_len=32))

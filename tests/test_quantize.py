@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmtok
-from mmtok.quantize import nearest_code
-from mmtok.vq_search import _argmax_rows
+from mmtok.vq.quantizer import nearest_code
+from mmtok.vq.search import _argmax_rows
 
 
 def brute_force(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -321,6 +321,6 @@ def test_encode_in_slabs_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> Non
     vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=64, codebook_dim=4, cosine=True)).eval()
     x = torch.randn(3, 1000, 8)
     whole = vq.encode(x)
-    monkeypatch.setattr(mmtok.quantize, "ENCODE_SLAB", 77)
+    monkeypatch.setattr(mmtok.vq.quantizer, "ENCODE_SLAB", 77)
     assert torch.equal(vq.encode(x), whole)
     assert torch.equal(vq(x).indices, whole)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmtok.report import Report, referenced_files
+from mmtok.core.report import Report, referenced_files
 
 
 def test_page_files_and_figures(tmp_path: Path) -> None:

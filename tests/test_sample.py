@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmtok.interleave import Interleaver
-from mmtok.model import ModelConfig, Transformer
-from mmtok.sample import generate
-from mmtok.vocab import Vocabulary
+from mmtok.stream.interleave import Interleaver
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.lm.sample import generate
+from mmtok.stream.vocab import Vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]
 
 
 def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Interleaver]) -> None:
-    from mmtok.sample import Grammar
+    from mmtok.lm.sample import Grammar
 
     _, il = setup
     doc = ["hé ", {"image_codes": torch.arange(6).view(2, 3)}, "ok", {"audio_codes": torch.arange(4)}, "!"]
@@ -88,15 +88,15 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
     from PIL import Image
 
     from mmtok.cli import main
-    from mmtok.data import TokenizerSpec, tokenize_corpus
-    from mmtok.toy import color_shapes_corpus, tones_corpus
-    from mmtok.train import TrainConfig, train
+    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.synth.toy import color_shapes_corpus, tones_corpus
+    from mmtok.lm.train import TrainConfig, train
 
     folder = tmp_path / "corpus"
     lines = (color_shapes_corpus(folder, n_docs=8, seed=0).read_text()
              + tones_corpus(folder, n_docs=8, seed=0).read_text())
     (folder / "all.jsonl").write_text(lines)
-    spec = TokenizerSpec(image="mmtok.toy:native_image_tokenizer", audio="tests.test_interleave:LoudnessAudio")
+    spec = TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer", audio="tests.test_interleave:LoudnessAudio")
     tokenize_corpus(folder / "all.jsonl", tmp_path / "shards", tokenizers=spec)
     train(TrainConfig(data=str(tmp_path / "shards"), out=str(tmp_path / "run"), seq_len=64, batch_size=4, steps=2,
                       warmup=1, save_every=2), progress=False)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import mmtok
 import mmtok.cli
-from mmtok.errors import CheckpointError
-from mmtok.text import BPETokenizer, ByteTokenizer, load_text_tokenizer, main, train_bpe
+from mmtok.core.errors import CheckpointError
+from mmtok.stream.text import BPETokenizer, ByteTokenizer, load_text_tokenizer, main, train_bpe
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.data import tokenize_corpus
-from mmtok.errors import MmtokError
-from mmtok.train import TrainConfig, latest_checkpoint, load_run, train
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.core.errors import MmtokError
+from mmtok.lm.train import TrainConfig, latest_checkpoint, load_run, train
 from tests.test_data import SPEC, make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_resume_refuses_other_shards(shards: Path, tmp_path: Path) -> None:
 
 
 def test_lr_schedule() -> None:
-    from mmtok.train import lr_at
+    from mmtok.lm.train import lr_at
 
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup=10, steps=110)
     assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
@@ -115,9 +115,9 @@ def test_lr_schedule() -> None:
 
 
 def test_positions_from_ids_equal_the_interleavers() -> None:
-    from mmtok.interleave import Interleaver
-    from mmtok.train import window_positions_thw
-    from mmtok.vocab import Vocabulary
+    from mmtok.stream.interleave import Interleaver
+    from mmtok.lm.train import window_positions_thw
+    from mmtok.stream.vocab import Vocabulary
 
     il = Interleaver(Vocabulary(256, ranges={"image": 8, "audio": 4}))
     docs = [

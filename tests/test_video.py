@@ -14,10 +14,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtok.image import ImageTokenizer, ImageTokenizerConfig
-from mmtok.interleave import Interleaver, positions_thw
-from mmtok.quantize import VQConfig
-from mmtok.video import (
+from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.stream.interleave import Interleaver, positions_thw
+from mmtok.vq.quantizer import VQConfig
+from mmtok.video.tokenizer import (
     VideoError,
     VideoTokenizer,
     compression_stats,
@@ -93,7 +93,7 @@ def tiny_tokenizer() -> ImageTokenizer:
 
 @pytest.mark.parametrize("fps", [2.0, 3.0, 10.0, 25.0])
 def test_constant_rate_sampling(cfr: Path, fps: float) -> None:
-    from mmtok.video import read_video
+    from mmtok.video.tokenizer import read_video
 
     frames, times = read_video(cfr, fps=fps)
     assert frames.dtype == torch.float32 and frames.shape[1:] == (3, 48, 64)
@@ -105,7 +105,7 @@ def test_constant_rate_sampling(cfr: Path, fps: float) -> None:
 
 
 def test_variable_rate_sampling(vfr: Path) -> None:
-    from mmtok.video import read_video
+    from mmtok.video.tokenizer import read_video
 
     frames, times = read_video(vfr, fps=4.0)
     seen = _index(frames)
@@ -118,7 +118,7 @@ def test_variable_rate_sampling(vfr: Path) -> None:
 
 
 def test_size_start_duration_and_streaming(cfr: Path) -> None:
-    from mmtok.video import iter_video, read_video
+    from mmtok.video.tokenizer import iter_video, read_video
 
     frames, _ = read_video(cfr, fps=2.0, size=24)
     assert frames.shape[-2:] == (24, 32)  # shorter side 24, aspect kept
@@ -134,7 +134,7 @@ def test_size_start_duration_and_streaming(cfr: Path) -> None:
 
 
 def test_bad_files(tmp_path: Path, cfr: Path) -> None:
-    from mmtok.video import read_video
+    from mmtok.video.tokenizer import read_video
 
     av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
     with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
@@ -166,7 +166,7 @@ def test_bad_files(tmp_path: Path, cfr: Path) -> None:
 
 
 def test_missing_pyav_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
-    import mmtok.video as video
+    import mmtok.video.tokenizer as video
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\0" * 64)
@@ -207,7 +207,7 @@ def test_stream_round_trip(cfr: Path, temporal: str) -> None:
 
 
 def test_encode_tensor_matches_file(cfr: Path) -> None:
-    from mmtok.video import read_video
+    from mmtok.video.tokenizer import read_video
 
     vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, chunk_frames=4)
     frames, _ = read_video(cfr, fps=2.0, size=32)
@@ -234,9 +234,9 @@ def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> Non
     import json
 
     import mmtok
-    from mmtok.data import TokenizerSpec, tokenize_corpus
-    from mmtok.errors import DocumentError
-    from mmtok.interleave import Interleaver
+    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.core.errors import DocumentError
+    from mmtok.stream.interleave import Interleaver
     from tests.test_interleave import LoudnessAudio
 
     path = write_video(tmp_path / "av.mp4", _levels(20), [i / 10 for i in range(20)], audio_seconds=2.0, rate=10)
@@ -325,7 +325,7 @@ def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) ->
     import json
 
     import mmtok
-    from mmtok.data import TokenizerSpec, build_interleaver, tokenize_corpus
+    from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 
     vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, temporal="repeat")
     folder = mmtok.save(vt, tmp_path / "video")

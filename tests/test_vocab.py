@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmtok.errors import VocabularyError
-from mmtok.vocab import SPECIAL_TOKENS, Modality, Vocabulary, tokenizer_fingerprint
+from mmtok.core.errors import VocabularyError
+from mmtok.stream.vocab import SPECIAL_TOKENS, Modality, Vocabulary, tokenizer_fingerprint
 
 
 def vocab() -> Vocabulary:

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 
 from mmtok.demo.vqcore import make_clustered
-from mmtok.errors import MmtokError
-from mmtok.report import Report
-from mmtok.trainstate import pick_device
+from mmtok.core.errors import MmtokError
+from mmtok.core.report import Report
+from mmtok.core.trainstate import pick_device
 
 __all__ = ["Demo", "DemoError", "check_data", "example_data", "make_clustered", "run_demo"]
 
@@ -48,7 +48,7 @@ class DemoError(MmtokError, ValueError):
 
 def check_data(folder: Path) -> Path:
     """``folder`` if it holds at least one image and one sound the demo can show, else :class:`DemoError`."""
-    from mmtok.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+    from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
     if not folder.is_dir():
         raise DemoError(f"demo data folder {folder} does not exist or is not a folder")

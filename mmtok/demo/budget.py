@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from mmtok.context import PRESETS, WINDOWS, plan
-from mmtok.growth import (
+from mmtok.context.planner import PRESETS, WINDOWS, plan
+from mmtok.context.growth import (
     fit_power,
     measure_step,
     plot_cost_vs_length,
     plot_tokens_vs_minutes,
     project,
 )
-from mmtok.interleave import VIDEO_SUFFIXES
+from mmtok.stream.interleave import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from mmtok.demo import Demo
@@ -28,8 +28,8 @@ def _gib(n: float) -> float:
 
 
 def context_step(d: Demo) -> str:
-    from mmtok.interleave import Interleaver
-    from mmtok.video import VideoTokenizer
+    from mmtok.stream.interleave import Interleaver
+    from mmtok.video.tokenizer import VideoTokenizer
 
     rows = []
     for name in (*PRESETS, "mmtok"):

@@ -10,7 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmtok.demo.plots import save_png, save_wav
-from mmtok.toy import COLORS, PITCHES, SHAPES, caption, dominant_color, dominant_pitch, tone_caption
+from mmtok.synth.toy import COLORS, PITCHES, SHAPES, caption, dominant_color, dominant_pitch, tone_caption
 
 if TYPE_CHECKING:
     from mmtok.demo import Demo
@@ -20,8 +20,8 @@ HELD_OUT = [(color, SHAPES[(2 * i + 1) % len(SHAPES)]) for i, color in enumerate
 
 
 def corpus_step(d: Demo) -> str:
-    from mmtok.data import TokenizerSpec, tokenize_corpus
-    from mmtok.toy import color_shapes_corpus, tones_corpus
+    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.synth.toy import color_shapes_corpus, tones_corpus
 
     n_img, n_tone = (240, 120) if d.fast else (1500, 300)
     folder = d.out / "corpus"
@@ -31,7 +31,7 @@ def corpus_step(d: Demo) -> str:
     order = np.random.default_rng(d.seed).permutation(len(lines))
     docs = folder / "all.jsonl"
     docs.write_text("\n".join(lines[i] for i in order) + "\n")
-    d.spec = TokenizerSpec(image="mmtok.toy:native_image_tokenizer", audio=d.audio_name)
+    d.spec = TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer", audio=d.audio_name)
     t0 = time.perf_counter()
     manifest = tokenize_corpus(docs, d.out / "shards", tokenizers=d.spec, progress=True)
     seconds = time.perf_counter() - t0
@@ -56,7 +56,7 @@ def corpus_step(d: Demo) -> str:
 
 
 def train_step(d: Demo) -> str:
-    from mmtok.train import LOG_NAME, TrainConfig, train
+    from mmtok.lm.train import LOG_NAME, TrainConfig, train
 
     steps = 90 if d.fast else 600
     cfg = TrainConfig(data=str(d.out / "shards"), out=str(d.out / "run"), preset="tiny", seq_len=64,
@@ -85,7 +85,7 @@ def train_step(d: Demo) -> str:
 
 
 def _params(d: Demo) -> str:
-    from mmtok.train import load_run
+    from mmtok.lm.train import load_run
 
     model, _, _ = load_run(d.out / "run")
     n = sum(p.numel() for p in model.parameters())
@@ -93,9 +93,9 @@ def _params(d: Demo) -> str:
 
 
 def sample_step(d: Demo) -> str:
-    from mmtok.data import build_interleaver
-    from mmtok.sample import generate
-    from mmtok.train import load_run
+    from mmtok.data.corpus import build_interleaver
+    from mmtok.lm.sample import generate
+    from mmtok.lm.train import load_run
 
     model, _, _ = load_run(d.out / "run", device=d.device)
     il = build_interleaver(d.spec)

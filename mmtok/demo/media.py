@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
-from mmtok.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from mmtok.vocab import Modality
+from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.stream.vocab import Modality
 
 if TYPE_CHECKING:
     from mmtok.demo import Demo
@@ -93,7 +93,7 @@ def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows
 
 
 def audio_step(d: Demo) -> str:
-    from mmtok.audio import load_audio
+    from mmtok.audio.tokenizer import load_audio
 
     tok = d.audio
     files = _files(d.data, AUDIO_SUFFIXES)
@@ -208,8 +208,8 @@ def stream_html(il: Any, ids: torch.Tensor, colors: list[np.ndarray]) -> str:
 
 
 def stream_step(d: Demo) -> str:
-    from mmtok.interleave import Interleaver, pretty
-    from mmtok.video import VideoTokenizer
+    from mmtok.stream.interleave import Interleaver, pretty
+    from mmtok.video.tokenizer import VideoTokenizer
 
     images = _files(d.data, IMAGE_SUFFIXES)
     sounds = _files(d.data, AUDIO_SUFFIXES)

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmtok.demo.plots import usage_plot
-from mmtok.quantize import VectorQuantizer, VQConfig
+from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 if TYPE_CHECKING:
     from mmtok.demo import Demo

@@ -1,0 +1,19 @@
+"""Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
+
+:mod:`~mmtok.audio.io` reads and resamples files; :mod:`~mmtok.audio.tokenizer`
+holds the log-mel front end and the tokenizer; :mod:`~mmtok.audio.model` its
+networks; :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``, with its
+corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook fit
+(:mod:`~mmtok.audio.codebook`).
+
+Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
+:mod:`mmtok.image` or anything above the media layer.
+"""
+
+from __future__ import annotations
+
+from mmtok.audio.io import load_audio as load_audio
+from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
+from mmtok.audio.tokenizer import AudioTokenizerConfig as AudioTokenizerConfig
+
+__all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'load_audio']

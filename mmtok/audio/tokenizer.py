@@ -1,0 +1,417 @@
+"""Audio: a torch log-mel front end, time-slice tokens through a
+learned VQ codebook, and back to log-mel and waveform. Loading and resampling
+(:func:`load_audio`, :class:`AudioError`) live in :mod:`mmtok.audio.io` and are
+re-exported here; everything is resampled to ``SAMPLE_RATE`` (16 kHz).
+
+Axis legend used in shape comments:
+    S  samples            B  batch           M  mel channels
+    F  mel frames         n  tokens          D  code vector size
+
+Tokens are time slices: token ``t`` stands for mel frames ``[fpt*t, fpt*(t+1))``
+(frame ``i`` is centred on sample ``i*HOP_LENGTH``), read by an encoder with a fixed
+receptive field. The signal is processed in fixed blocks of ``block_tokens`` tokens,
+each with the same zero-padded context, so streamed, chunked, batched and whole
+encodings run identical arithmetic and give identical codes.
+
+>>> tok = AudioTokenizer(AudioTokenizerConfig(codebook_size=64, encoder_channels=32,
+...                                           decoder_channels=32)).eval()
+>>> wave = torch.sin(torch.arange(16000) / 7.0)        # 1 s at 16 kHz
+>>> codes = tok.encode(wave, sample_rate=16000)
+>>> codes.shape, codes.dtype, tok.tokens_per_second
+(torch.Size([50]), torch.int64, 50)
+>>> tuple(tok.decode_features(codes).shape)             # (M, F)
+(80, 100)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+from torch import nn
+
+from mmtok.audio.io import SAMPLE_RATE, AudioError, AudioInput, load_audio
+from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
+from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+
+__all__ = [
+    "AudioError",
+    "AudioInput",
+    "AudioTokenizer",
+    "AudioTokenizerConfig",
+    "AudioTokenizerOutput",
+    "load_audio",
+    "mel_filters",
+    "mel_power",
+]
+
+N_FFT = 1024  # STFT window (Hann, periodic) and FFT size: 64 ms
+HOP_LENGTH = 160  # samples between mel frames: 10 ms
+N_MELS = 80  # mel channels (Slaney scale and area normalisation, as librosa's default)
+F_MIN = 0.0  # Hz, lowest mel edge
+F_MAX = 8_000.0  # Hz, highest mel edge (Nyquist at 16 kHz)
+LOG_FLOOR = 1e-5  # power floor before the natural log: silence maps to log(1e-5) ≈ -11.5
+FRAMES_PER_TOKEN = 2  # mel frames per token
+BLOCK_TOKENS = 250  # tokens encoded per fixed block (5 s): the unit of identical arithmetic
+
+
+def exact_div(x: int, y: int) -> int:
+    assert x % y == 0, f"{x} is not a multiple of {y}"
+    return x // y
+
+
+SAMPLES_PER_TOKEN = HOP_LENGTH * FRAMES_PER_TOKEN  # 320 samples = 20 ms
+TOKENS_PER_SECOND = exact_div(SAMPLE_RATE, SAMPLES_PER_TOKEN)  # 50
+assert TOKENS_PER_SECOND <= 50 and F_MAX <= SAMPLE_RATE / 2 and N_FFT % 2 == 0
+
+# --------------------------------------------------------------------------- log-mel
+
+
+def mel_filters(
+    sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
+    f_min: float = F_MIN, f_max: float = F_MAX,
+) -> torch.Tensor:
+    """``[n_mels, n_fft//2 + 1]`` Slaney mel filterbank, identical to ``librosa.filters.mel``."""
+    fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
+    return fb.t().contiguous()
+
+
+def mel_power(
+    audio: torch.Tensor, filters: torch.Tensor, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+    center: bool = True,
+) -> torch.Tensor:
+    """Mel power spectrogram ``[..., M, F]`` of ``audio [..., S]`` (batched over leading axes).
+
+    With ``center=True`` it equals ``librosa.feature.melspectrogram(y, sr, n_fft=n_fft,
+    hop_length=hop_length, pad_mode="constant", power=2)``: frame ``i`` is centred on
+    sample ``i*hop_length`` and the signal is zero-padded by ``n_fft//2`` each side.
+    """
+    lead = audio.shape[:-1]
+    flat = audio.reshape(-1, audio.shape[-1])  # (B, S)
+    if center:
+        flat = F.pad(flat, (n_fft // 2, n_fft // 2))
+    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
+    spec = torch.stft(flat, n_fft, hop_length, window=window, center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (B, n_fft//2+1, F)
+    mel = torch.matmul(filters.to(power), power)  # (B, M, F)
+    return mel.reshape(*lead, *mel.shape[-2:])
+
+
+# --------------------------------------------------------------------------- the tokenizer
+
+
+@dataclass
+class AudioTokenizerConfig:
+    """Hyperparameters and front-end settings of an :class:`AudioTokenizer`."""
+
+    sample_rate: int = SAMPLE_RATE  # Hz of the samples the tokenizer works on
+    n_fft: int = N_FFT  # STFT size and Hann window length
+    hop_length: int = HOP_LENGTH  # samples between mel frames
+    n_mels: int = N_MELS  # mel channels
+    f_min: float = F_MIN  # Hz, lowest mel edge
+    f_max: float = F_MAX  # Hz, highest mel edge
+    log_floor: float = LOG_FLOOR  # power floor before the log
+    frames_per_token: int = FRAMES_PER_TOKEN  # mel frames per token (1 or 2)
+    codebook_size: int = 1024  # K: codes in the one codebook
+    encoder_kind: str = "slice"  # "slice": a token's own frames, k-means codes; "conv": learned conv encoder
+    code_dim: int = 160  # size of a code vector ("slice": must be frames_per_token * n_mels)
+    encoder_channels: int = 128  # width of the encoder convolutions
+    encoder_token_blocks: int = 3  # residual blocks at token rate (each adds ±fpt*2 frames of context)
+    decoder_channels: int = 256  # width of the decoder convolutions
+    decoder_blocks: int = 4  # residual blocks of the decoder (dilations 1, 2, 4, 1, ...)
+    block_tokens: int = BLOCK_TOKENS  # tokens per fixed encoding block
+    vq_decay: float = 0.99  # EMA decay of the codebook
+    commitment_weight: float = 0.25  # weight of the VQ commitment loss
+    dead_code_threshold: float = 0.2  # restart codes whose EMA count per step falls below this
+    vq_cosine: bool = False  # nearest code by cosine similarity ("conv" only)
+    vq_lookup_dim: int | None = None  # search in this smaller space through learned projections (None = code_dim)
+    griffin_lim_iters: int = 32  # iterations of Griffin-Lim in decode()
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % (self.hop_length * self.frames_per_token):
+            raise ValueError(
+                f"sample_rate {self.sample_rate} must be a multiple of hop_length*frames_per_token "
+                f"= {self.hop_length * self.frames_per_token} so tokens per second is whole"
+            )
+        if self.encoder_kind not in ("slice", "conv"):
+            raise ValueError(f"encoder_kind must be 'slice' or 'conv', got {self.encoder_kind!r}")
+        if self.encoder_kind == "slice" and self.code_dim != self.frames_per_token * self.n_mels:
+            raise ValueError(
+                f"encoder_kind='slice' needs code_dim = frames_per_token * n_mels = "
+                f"{self.frames_per_token * self.n_mels}, got {self.code_dim}"
+            )
+        if self.f_max > self.sample_rate / 2 or self.n_fft % 2 or self.block_tokens < 1:
+            raise ValueError(f"invalid front end: f_max={self.f_max}, n_fft={self.n_fft}, block_tokens={self.block_tokens}")
+
+    @property
+    def samples_per_token(self) -> int:
+        return self.hop_length * self.frames_per_token
+
+
+@dataclass
+class AudioTokenizerOutput:
+    """What :meth:`AudioTokenizer.forward` returns."""
+
+    reconstruction: torch.Tensor  # (B, M, F) decoded log-mel
+    target: torch.Tensor  # (B, M, F) the log-mel frames the tokens stand for
+    indices: torch.Tensor  # (B, n) int64 codes
+    loss: torch.Tensor  # scalar: reconstruction loss + VQ commitment
+    recon_loss: torch.Tensor  # scalar L1 on log-mel, in units of the mean per-channel std
+    usage: torch.Tensor  # scalar fraction of codes used in this batch
+    perplexity: torch.Tensor  # scalar exp(entropy) of this batch's codes
+
+
+class AudioTokenizer(nn.Module):
+    """Waveform -> log-mel -> encoder -> VQ codes -> decoder -> log-mel -> waveform.
+
+    Two encoders: ``"slice"`` (default) quantizes each token's own log-mel frames with
+    a k-means codebook and leaves the learning to a decoder that reads about ±14 tokens of
+    code context and predicts a correction to the code's slice; ``"conv"`` learns a
+    convolutional encoder with a fixed receptive field and an EMA codebook (VQ-VAE).
+    """
+
+    KIND = "audio"
+    CONFIG_CLASS = AudioTokenizerConfig
+    PAD_CODE = -1  # fills the tail of shorter clips in a batched encode
+
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+    filters: torch.Tensor
+
+    def __init__(self, cfg: AudioTokenizerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder: MelEncoder | SliceEncoder
+        if cfg.encoder_kind == "slice":
+            self.encoder = SliceEncoder(frames_per_token=cfg.frames_per_token)
+        else:
+            self.encoder = MelEncoder(
+                n_mels=cfg.n_mels, channels=cfg.encoder_channels, code_dim=cfg.code_dim,
+                frames_per_token=cfg.frames_per_token, token_blocks=cfg.encoder_token_blocks,
+            )
+        self.vq = VectorQuantizer(VQConfig(
+            dim=cfg.code_dim, codebook_size=cfg.codebook_size, decay=cfg.vq_decay,
+            commitment_weight=cfg.commitment_weight, dead_code_threshold=cfg.dead_code_threshold,
+            cosine=cfg.vq_cosine, codebook_dim=cfg.vq_lookup_dim,
+        ))
+        self.decoder = MelDecoder(
+            n_mels=cfg.n_mels, channels=cfg.decoder_channels, code_dim=cfg.code_dim,
+            frames_per_token=cfg.frames_per_token, blocks=cfg.decoder_blocks,
+            skip=cfg.encoder_kind == "slice",
+        )
+        self.context_frames = self.encoder.context_frames  # frames of context each side of a token
+        self.register_buffer("feature_mean", torch.zeros(cfg.n_mels, 1))  # (M, 1) set from training data
+        self.register_buffer("feature_std", torch.ones(cfg.n_mels, 1))  # (M, 1)
+        fb = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+        self.register_buffer("filters", fb, persistent=False)  # (M, n_fft//2+1)
+
+    # ------------------------------------------------------------ attributes
+
+    @property
+    def sample_rate(self) -> int:
+        return self.cfg.sample_rate
+
+    @property
+    def tokens_per_second(self) -> int:
+        return self.cfg.sample_rate // self.cfg.samples_per_token
+
+    @property
+    def codebook_size(self) -> int:
+        return self.cfg.codebook_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.feature_mean.device
+
+    # ------------------------------------------------------------ features
+
+    def log_mel(self, audio: torch.Tensor, *, center: bool = True) -> torch.Tensor:
+        """Log-mel ``[..., M, F]`` of samples ``[..., S]`` already at ``sample_rate`` (batched)."""
+        c = self.cfg
+        mel = mel_power(audio.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length, center=center)
+        return mel.clamp_min(c.log_floor).log()
+
+    def features(self, x: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
+        """Log-mel ``[M, F]`` (``F = 1 + S // hop_length``) of a file or array."""
+        with torch.inference_mode():
+            return self.log_mel(load_audio(x, sample_rate, target_rate=self.sample_rate))
+
+    def context_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """The encoder's whole input for samples ``[S]``: log-mel ``[M, fpt*n + 2*context]``,
+        frames ``-context .. fpt*n + context - 1`` with zeros outside the signal."""
+        c, ctx = self.cfg, self.context_frames
+        n = max(1, math.ceil(audio.shape[-1] / c.samples_per_token))
+        left = ctx * c.hop_length + c.n_fft // 2
+        total = (c.frames_per_token * n + 2 * ctx - 1) * c.hop_length + c.n_fft
+        padded = F.pad(audio, (left, total - left - audio.shape[-1]))
+        return self.log_mel(padded, center=False)
+
+    def _normalize(self, logmel: torch.Tensor) -> torch.Tensor:
+        return (logmel - self.feature_mean) / self.feature_std
+
+    def _latent(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel with context (B, M, F + 2*context) -> vectors to quantize (B, n, D).
+
+        The "slice" encoder quantizes raw log-mel slices (the k-means view); the conv
+        encoder reads normalized log-mel."""
+        if self.cfg.encoder_kind == "slice":
+            return self.encoder(mel).transpose(1, 2)
+        return self.encoder(self._normalize(mel)).transpose(1, 2)
+
+    def _decode_latent(self, zq: torch.Tensor) -> torch.Tensor:
+        """Code vectors (B, n, D) -> log-mel (B, M, fpt*n)."""
+        z = zq.transpose(1, 2)  # (B, D, n)
+        if self.cfg.encoder_kind == "slice":  # slices of log-mel: normalize them per mel channel
+            fpt = self.cfg.frames_per_token
+            z = (z - self.feature_mean.repeat(fpt, 1)) / self.feature_std.repeat(fpt, 1)
+        return self.decoder(z) * self.feature_std + self.feature_mean
+
+    # ------------------------------------------------------------ training
+
+    def forward(self, mel: torch.Tensor) -> AudioTokenizerOutput:
+        """``mel`` (B, M, fpt*n + 2*context) log-mel with context -> reconstruction of the middle."""
+        ctx = self.context_frames
+        target = mel[:, :, ctx : mel.shape[-1] - ctx]  # (B, M, F)
+        q = self.vq(self._latent(mel))  # (B, n, D)
+        recon = self._decode_latent(q.quantized)  # (B, M, F)
+        recon_loss = (recon - target).abs().mean() / self.feature_std.mean()  # L1 in units of a typical std
+        return AudioTokenizerOutput(
+            recon, target, q.indices, recon_loss + q.loss, recon_loss, q.usage, q.perplexity
+        )
+
+    # ------------------------------------------------------------ encoding
+
+    def _block_codes(self, window: torch.Tensor, keep: int) -> torch.Tensor:
+        """Samples of one block with context ``[L]`` -> codes of its first ``keep`` tokens."""
+        mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
+        return self.vq.encode(self._latent(mel)[0, :keep])  # (keep,); only real tokens are counted
+
+    def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Codes block by block from chunks of samples; the same arithmetic whatever the chunking."""
+        c, ctx = self.cfg, self.context_frames
+        step = c.block_tokens * c.samples_per_token  # samples between block starts
+        window = (c.frames_per_token * c.block_tokens + 2 * ctx - 1) * c.hop_length + c.n_fft
+        buf = torch.zeros(ctx * c.hop_length + c.n_fft // 2, device=self.device)  # left zero context
+        total = emitted = 0
+        for chunk in chunks:
+            buf = torch.cat([buf, chunk.to(self.device, torch.float32)])
+            total += chunk.numel()
+            while buf.numel() >= window:
+                yield self._block_codes(buf[:window], c.block_tokens)
+                buf, emitted = buf[step:], emitted + c.block_tokens
+        if total == 0:
+            raise AudioError("encode_stream got no samples (all chunks were empty)")
+        n = math.ceil(total / c.samples_per_token)
+        while emitted < n:
+            buf = F.pad(buf, (0, max(0, window - buf.numel())))
+            yield self._block_codes(buf[:window], min(c.block_tokens, n - emitted))
+            buf, emitted = buf[step:], emitted + c.block_tokens
+
+    @torch.inference_mode()
+    def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None) -> torch.Tensor:
+        """Codes ``[n]`` of a recording given as consecutive chunks of samples.
+
+        Chunks must already be at ``tok.sample_rate`` (resampling chunk by chunk would
+        change the signal); the codes equal ``encode`` of the whole recording exactly.
+        """
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise ValueError(
+                f"encode_stream needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
+                "resample the recording first (load_audio) or use encode(x, chunk_seconds=...)"
+            )
+
+        def checked() -> Iterator[torch.Tensor]:
+            for i, ch in enumerate(chunks):
+                if isinstance(ch, (str, os.PathLike)):
+                    raise TypeError(f"encode_stream chunk {i} is a path ({ch}); chunks are arrays of samples")
+                if int(np.prod(tuple(ch.shape))) == 0:
+                    continue
+                yield load_audio(ch, self.sample_rate, target_rate=self.sample_rate)
+
+        return torch.cat(list(self._stream(checked())))
+
+    @torch.inference_mode()
+    def encode(
+        self, x: AudioInput | Sequence[AudioInput], sample_rate: int | None = None, *,
+        chunk_seconds: float | None = None,
+    ) -> Any:
+        """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``).
+
+        A list of clips gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
+        with ``PAD_CODE``. ``chunk_seconds`` feeds the clip through :meth:`encode_stream`
+        in pieces of that length: the codes are the same.
+        """
+        if isinstance(x, (list, tuple)):
+            rows = [self.encode(clip, sample_rate, chunk_seconds=chunk_seconds) for clip in x]
+            if not rows:
+                raise ValueError("encode got an empty list of clips")
+            lengths = torch.tensor([r.numel() for r in rows])
+            out = torch.full((len(rows), int(lengths.max())), self.PAD_CODE, dtype=torch.long, device=rows[0].device)
+            for i, r in enumerate(rows):
+                out[i, : r.numel()] = r
+            return out, lengths
+        audio = load_audio(x, sample_rate, target_rate=self.sample_rate)
+        if chunk_seconds is None:
+            return torch.cat(list(self._stream([audio])))
+        if chunk_seconds <= 0:
+            raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+        size = max(1, round(chunk_seconds * self.sample_rate))
+        return torch.cat(list(self._stream(audio.split(size))))
+
+    # ------------------------------------------------------------ decoding
+
+    def _check_codes(self, codes: Any) -> torch.Tensor:
+        codes = torch.as_tensor(codes)
+        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+            raise TypeError(f"codes must be integers, got {codes.dtype}")
+        if codes.dim() not in (1, 2) or codes.shape[-1] == 0:
+            raise ValueError(f"codes must be [n] or [B, n] with n ≥ 1, got shape {tuple(codes.shape)}")
+        if int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size:
+            raise ValueError(
+                f"codes must be in 0..{self.codebook_size - 1}, got values {int(codes.min())}..{int(codes.max())}"
+                " (cut PAD_CODE padding off with the lengths first)"
+            )
+        return codes.to(self.device, torch.long)
+
+    @torch.inference_mode()
+    def decode_features(self, codes: Any) -> torch.Tensor:
+        """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``)."""
+        codes = self._check_codes(codes)
+        mel = self._decode_latent(self.vq.decode(codes.reshape(-1, codes.shape[-1])))  # (B, M, F)
+        return mel.reshape(*codes.shape[:-1], *mel.shape[-2:])
+
+    @torch.inference_mode()
+    def mel_to_wave(self, logmel: torch.Tensor, *, n_iter: int | None = None) -> torch.Tensor:
+        """Waveform ``[S]`` from log-mel ``[M, F]``: non-negative least squares back to a linear
+        power spectrogram, then torchaudio's Griffin-Lim (momentum 0.99)."""
+        c = self.cfg
+        mel = logmel.to(self.device).exp()  # (M, F)
+        fb = self.filters  # (M, K)
+        num = fb.t() @ mel  # (K, F), also the initial guess
+        lin = num.clone()
+        for _ in range(16):  # multiplicative NNLS updates (Lee-Seung): lin stays ≥ 0
+            lin = lin * num / (fb.t() @ (fb @ lin) + 1e-10)
+        window = torch.hann_window(c.n_fft, device=self.device)
+        wave = AF.griffinlim(
+            lin.sqrt()[None], window, c.n_fft, c.hop_length, c.n_fft, power=1.0,
+            n_iter=n_iter or c.griffin_lim_iters, momentum=0.99, length=None, rand_init=False,
+        )[0]
+        return wave
+
+    @torch.inference_mode()
+    def decode(self, codes: Any) -> torch.Tensor:
+        """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``."""
+        codes = self._check_codes(codes)
+        if codes.dim() != 1:
+            raise ValueError(f"decode takes the codes of one clip [n], got shape {tuple(codes.shape)}")
+        wave = self.mel_to_wave(self.decode_features(codes))
+        n = codes.numel() * self.cfg.samples_per_token
+        return F.pad(wave, (0, max(0, n - wave.numel())))[:n]
+

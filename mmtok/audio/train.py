@@ -1,0 +1,338 @@
+"""Train an :class:`~mmtok.audio.tokenizer.AudioTokenizer`: ``mmtok train-tokenizer audio --data DIR --out DIR``.
+
+``--make-data`` first builds a corpus in DIR from audio made here
+(:func:`mmtok.audio.corpus.build_corpus`): speech from ``espeak-ng`` (many
+languages, voice variants, speeds and pitches), the example sounds shipped in the
+``pygame`` package, and synthetic tones, chirps and noise. Part of it goes to
+``DIR/heldout`` and is never read by training.
+
+With the default ``slice`` encoder the codebook is group-balanced k-means
+(:mod:`mmtok.audio.codebook`: Lloyd, then
+``--kmeans-balance`` rounds that retire codes serving fewer than ``--kmeans-min-groups``
+speakers or recordings and split broad clusters instead, with Lloyd steps in which every
+(speaker, code) pair weighs the same), and only the decoder is trained.
+``--val-fraction`` holds some training clips aside from both; their codebook usage and
+reconstruction go to ``summary.json``.
+
+Training takes random token-aligned crops of log-mel (with the encoder's
+context), L1 on normalized log-mel plus the VQ commitment loss, EMA codebook with
+k-means init and dead-code restarts, AdamW with warmup and cosine decay, a
+progress bar, atomic resumable checkpoints every ``--save-every`` steps, and two
+pictures: original vs reconstructed mel and the codebook-usage histogram.
+
+Output folder layout::
+
+    OUT/model/          the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
+    OUT/train-state/    resumable state (weights + optimizer + RNG), read by --resume
+    OUT/mel.png, OUT/codebook-usage.png, OUT/summary.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
+from mmtok.audio.codebook import (
+    balance_codes,
+    clip_support,
+    fit_codebook,
+    lloyd,
+    pair_weights,
+    speaker_groups,
+    weighted_lloyd,
+)
+from mmtok.audio.corpus import build_corpus, synthetic_clip
+from mmtok.pretrained import save
+from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+
+__all__ = [
+    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main",
+    "pair_weights", "random_crops", "speaker_groups", "split_validation", "synthetic_clip", "validate",
+    "weighted_lloyd",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+STATE_DIR = "train-state"
+MODEL_DIR = "model"
+
+def find_audio(folder: str | Path) -> list[Path]:
+    """Audio files under ``folder`` (recursively), sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+def random_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
+                 floor: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of context features, clips picked by length."""
+    width = fpt * tokens + 2 * ctx
+    lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
+    pick = torch.multinomial(lengths, n, replacement=True, generator=generator)
+    out = torch.full((n, feats[0].shape[0], width), floor)
+    for row, i in enumerate(pick.tolist()):
+        f = feats[i]
+        slots = max(1, (f.shape[-1] - 2 * ctx) // fpt - tokens + 1)
+        start = fpt * int(torch.randint(0, slots, (1,), generator=generator))
+        piece = f[:, start : start + width]
+        out[row, :, : piece.shape[-1]] = piece
+    return out
+
+
+def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Hold aside a random ``fraction`` of ``files`` (never ``pygame-*`` ones: too few) -> ``(train, validation)``."""
+    files = list(files)
+    if fraction <= 0:
+        return files, []
+    pool = [i for i, f in enumerate(files) if not f.name.startswith("pygame")]
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 12345)).tolist()
+    val = {pool[j] for j in order[: round(fraction * len(files))]}
+    return [f for i, f in enumerate(files) if i not in val], [f for i, f in enumerate(files) if i in val]
+
+
+@torch.no_grad()
+def validate(tok: AudioTokenizer, files: Sequence[Path]) -> dict[str, Any]:
+    """Codebook usage over ``files`` and mean relative L1 (L1 / clip log-mel range) of the decoder and
+    of the bare codes (the k-means view) on them."""
+    k, fpt = tok.codebook_size, tok.cfg.frames_per_token
+    seen = torch.zeros(k, dtype=torch.long)
+    ours, bare = [], []
+    for f in files:
+        audio = load_audio(f, target_rate=tok.sample_rate)
+        codes = tok.encode(audio, tok.sample_rate)
+        seen += torch.bincount(codes, minlength=k)
+        ctx = tok.context_frames
+        target = tok.context_features(audio)
+        target = target[:, ctx : target.shape[-1] - ctx]  # the frames the tokens stand for (as benchmarks/audio.py)
+        span = max(float(target.max() - target.min()), 1e-6)
+        ours.append(float((tok.decode_features(codes)[:, : target.shape[-1]] - target).abs().mean()) / span)
+        if tok.cfg.encoder_kind == "slice":
+            slices = tok.vq.embed[codes].reshape(-1, fpt, tok.cfg.n_mels).permute(2, 0, 1).reshape(tok.cfg.n_mels, -1)
+            bare.append(float((slices[:, : target.shape[-1]] - target).abs().mean()) / span)
+    out = {"clips": len(files), "tokens": int(seen.sum()), "usage": round(float((seen > 0).float().mean()), 4),
+           "rel_l1": round(sum(ours) / len(ours), 5)}
+    if bare:
+        out["rel_l1_codes_only"] = round(sum(bare) / len(bare), 5)
+    return out
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with torch.inference_mode():
+        res = tok(mel[None].to(tok.device))
+    fig, ax = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    lo, hi = float(res.target.min()), float(res.target.max())
+    for a, m, title in zip(ax, (res.target[0], res.reconstruction[0]), ("original", "reconstructed"), strict=True):
+        a.imshow(m.cpu().numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi)
+        a.set_title(f"{title} log-mel")
+    fig.tight_layout()
+    fig.savefig(out / "mel.png", dpi=80)
+    plt.close(fig)
+    fig, a = plt.subplots(figsize=(8, 3))
+    c = counts.sort(descending=True).values.numpy()
+    a.bar(np.arange(c.size), c, width=1.0)
+    a.set_title(f"codebook usage: {(c > 0).mean():.1%} of {c.size} codes used")
+    a.set_xlabel("code (sorted by count)")
+    fig.tight_layout()
+    fig.savefig(out / "codebook-usage.png", dpi=80)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
+    """A short model card: what it is, how it was trained (exact command), on what."""
+    return f"""# mmtok audio tokenizer
+
+Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + torchaudio Griffin-Lim,
+{cfg.griffin_lim_iters} iterations). {cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
+{cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.codebook_size} codes.
+
+## Training
+
+- command: `{prov.get("command")}`
+- data: {prov.get("data")} ({prov.get("train_files")} files, {prov.get("train_seconds")} s)
+- steps: {prov.get("steps")}, time: {prov.get("train_minutes")} min on {prov.get("machine")}, {prov.get("threads")} thread(s)
+- last batch: {json.dumps(prov.get("last", {}))}
+"""
+
+
+
+def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio",
+                                description="Train the audio tokenizer on a folder of audio files.")
+    p.add_argument("--data", required=True, help="folder of training audio (DIR/train if it exists, else DIR)")
+    p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
+    p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per step")
+    p.add_argument("--crop-tokens", type=int, default=48, help="tokens per training crop")
+    p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
+    p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
+    p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
+    p.add_argument("--encoder", choices=["slice", "conv"], default="slice",
+                   help="slice: k-means codes of each token's frames + context decoder; conv: learned encoder (VQ-VAE)")
+    p.add_argument("--code-dim", type=int, default=None, help="size of the code vectors (conv; slice: fpt*n_mels)")
+    p.add_argument("--kmeans-vectors", type=int, default=200_000,
+                   help="slice: training vectors the codebook is fitted on (random subset; default: %(default)s)")
+    p.add_argument("--kmeans-iters", type=int, default=25, help="slice: Lloyd iterations")
+    p.add_argument("--kmeans-balance", type=int, default=20, metavar="ROUNDS",
+                   help="slice: group-balanced k-means: after Lloyd, ROUNDS rounds that retire codes serving fewer "
+                        "than --kmeans-min-groups groups (speakers) and re-seed them inside the clusters with the "
+                        "largest group-weighted distortion, each followed by 3 group-weighted Lloyd steps; "
+                        "0 = plain Lloyd (default: %(default)s)")
+    p.add_argument("--kmeans-min-groups", type=int, default=15,
+                   help="slice: a code must serve at least this many groups (default: %(default)s)")
+    p.add_argument("--kmeans-groups", default="auto", metavar="auto|file|JSON",
+                   help="slice: what a group is: auto = the speaker (espeak-ng voice and variant) of each clip "
+                        "from the corpus manifest.json, other clips on their own; file = every file; or a JSON "
+                        "file mapping file names to group labels (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=0.0,
+                   help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
+                        "training); codebook usage and reconstruction on them go to summary.json")
+    p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
+    p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
+    p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    from tqdm import tqdm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data = Path(args.data)
+    if args.make_data and not (data / "manifest.json").is_file():
+        build_corpus(data, seed=args.seed, progress=not args.no_progress)
+    train_dir = data / "train" if (data / "train").is_dir() else data
+    files = find_audio(train_dir)
+    files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
+    groups, new_groups_note = speaker_groups(files, args.kmeans_groups)  # bad --kmeans-groups fails here, early
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
+    conv = args.encoder == "conv"
+    cfg = AudioTokenizerConfig(
+        codebook_size=args.codebook_size, encoder_kind=args.encoder,
+        code_dim=args.code_dim or (64 if conv else 2 * 80), encoder_channels=args.encoder_channels,
+        decoder_channels=args.decoder_channels, vq_cosine=conv, vq_lookup_dim=16 if conv else None,
+    )
+    tok = AudioTokenizer(cfg).to(device)
+    with torch.inference_mode():
+        feats = [tok.context_features(load_audio(f, target_rate=cfg.sample_rate).to(device)).cpu() for f in files]
+    seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
+    opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
+                            weight_decay=0.0, betas=(0.9, 0.99))
+    step, elapsed, groups_note = 0, 0.0, None
+    state = out / STATE_DIR
+    if args.resume and (state / "config.json").is_file():
+        st = load_train_state(state, model=tok, optimizer=opt, kind="audio")
+        step, elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+        groups_note = st["extra"].get("codebook_groups")
+        print(f"resumed at step {step}", file=sys.stderr)
+    else:
+        allf = torch.cat([f[:, tok.context_frames : f.shape[-1] - tok.context_frames] for f in feats], 1)
+        tok.feature_mean.copy_(allf.mean(1, keepdim=True))
+        tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
+        if not conv:
+            t = time.perf_counter()
+            groups_note = new_groups_note
+            print(f"balanced codebook groups: {groups_note}", file=sys.stderr)
+            fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
+                         generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
+                         min_groups=args.kmeans_min_groups, groups=groups)
+            print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    gen = torch.Generator().manual_seed(args.seed * 1000 + step)
+    command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+    prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
+                            "validation_files": [f.name for f in val_files],
+                            "train_seconds": round(seconds, 1), "machine": f"{platform.machine()} {device}",
+                            "threads": torch.get_num_threads(), "codebook_groups": groups_note}
+    last: dict[str, float] = {}
+
+    def checkpoint(final: bool) -> None:
+        extra = {"elapsed": elapsed, "codebook_groups": groups_note, **last}
+        save_train_state(state, kind="audio", config=cfg, model=tok, optimizer=opt, step=step,
+                         extra=extra, provenance=prov)
+        if final:
+            prov.update(steps=step, train_minutes=round(elapsed / 60, 1), last=last)
+            save(tok, out / MODEL_DIR, provenance=prov, extra_files={"README.md": model_card(cfg, prov)})
+            tok.vq.reset_stats()
+            tok.eval()
+            with torch.inference_mode():
+                for f in feats[:400]:
+                    tok(f[None].to(device))
+            counts = tok.vq.usage_stats().counts
+            if val_files:
+                prov["validation"] = validate(tok, val_files)
+            train_mode()
+            save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
+            (out / "summary.json").write_text(json.dumps(prov, indent=1))
+
+    def train_mode() -> None:
+        tok.train()
+        if not conv:
+            tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
+
+    train_mode()
+    bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, desc="audio tokenizer")
+    t0 = time.perf_counter() - elapsed
+    while step < args.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+        mel = random_crops(feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
+                           ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen).to(device)
+        res = tok(mel)
+        opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
+        opt.step()
+        step += 1
+        elapsed = time.perf_counter() - t0
+        last = {"loss": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
+                "perplexity": round(res.perplexity.item(), 1)}
+        bar.update(1)
+        bar.set_postfix(l1=last["loss"], use=last["usage"], ppl=last["perplexity"])
+        if step % args.save_every == 0 and step < args.steps:
+            checkpoint(final=False)
+    bar.close()
+    checkpoint(final=True)
+    print(json.dumps({"steps": step, "minutes": round(elapsed / 60, 1), **last}))
+    return 0

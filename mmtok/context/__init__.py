@@ -1,0 +1,14 @@
+"""Context budgets: how many tokens a video costs, and what that length costs to train.
+
+:mod:`~mmtok.context.planner` is arithmetic only: tokens per frame, window fit,
+KV-cache memory and attention cost from numbers and published presets;
+:mod:`~mmtok.context.shipped` fills in the numbers of mmtok's shipped
+tokenizers; :mod:`~mmtok.context.growth` measures forward+backward time and
+memory against length.
+
+Imports: :mod:`mmtok.core`, :mod:`mmtok.lm`, :mod:`mmtok.pretrained`.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

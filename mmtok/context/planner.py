@@ -1,0 +1,341 @@
+"""The context-length planner: how many tokens video costs, and what that length costs.
+
+``plan(...)`` turns a duration, frame rate, resolution and tokenizer into tokens
+per frame / second / minute / total, says which context windows (8k ... 2M)
+hold it and how many seconds of such video each holds, and prices the length
+for a transformer size: KV-cache memory and attention FLOPs.
+
+Presets reproduce published rates (sources in :data:`PRESETS` and ``mmtok context --help``):
+
+- ``gemini``: 258 tokens per frame at 1 fps, 32 audio tokens per second.
+- ``lwm``: 257 tokens per frame (256 VQGAN codes of a 256×256 frame + 1 separator).
+- ``chameleon``: 1,024 tokens per 512×512 image (16× downsampling).
+- ``cosmos``: Cosmos-Tokenizer DV 8×16×16: 256 tokens per 8 frames at 256×256 (causal:
+  the first frame is a latent frame of its own).
+- ``mmtok``: our shipped image tokenizer's rate (``models/image/config.json``, else the
+  default :class:`~mmtok.image.tokenizer.ImageTokenizerConfig`), laid out as the interleaver lays
+  video out: ``h*w`` codes + ``h`` ``<eol>`` + 1 ``<eof>`` per frame, ``<bov> <eov>`` per video.
+
+>>> p = plan(60, preset="gemini")
+>>> p.tokens_per_frame, p.tokens_per_second, p.total_tokens
+(258.0, 290.0, 17400)
+>>> [w.name for w in p.windows if w.fits]
+['32k', '128k', '1M', '2M']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmtok.lm.model import ModelConfig
+
+__all__ = ["PRESETS", "WINDOWS", "ContextPlan", "Preset", "WindowFit", "plan"]
+
+WINDOWS: dict[str, int] = {"8k": 8_192, "32k": 32_768, "128k": 131_072, "1M": 1_048_576, "2M": 2_097_152}
+KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}  # bytes per cached key/value element
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A video tokenizer's token rate: a fixed count per frame, or a grid of downsampled patches."""
+
+    name: str
+    source: str  # where the published figure comes from
+    fps: float = 1.0  # frame rate the preset samples at by default
+    resolution: tuple[int, int] | None = (256, 256)  # (H, W) frames are resized to; None: fixed count
+    downsample: int = 16  # pixels per token side
+    temporal: int = 1  # frames per latent frame (tubelet depth); 1 = per-frame tokens
+    causal_first_frame: bool = False  # the first frame is a latent frame of its own (Cosmos, MAGVIT-2)
+    fixed_tokens_per_frame: int | None = None  # a count independent of resolution (Gemini)
+    tokens_per_row: int = 0  # separators per token row (mmtok's <eol>)
+    tokens_per_frame_overhead: int = 0  # separators per (latent) frame (LWM's, mmtok's <eof>)
+    tokens_per_video: int = 0  # markers per video (<bov> <eov>)
+    audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
+    note: str = ""  # how the figures were obtained
+
+
+PRESETS: dict[str, Preset] = {
+    "gemini": Preset(
+        "gemini",
+        "Google AI, Gemini API docs 'Video understanding' / 'Understand and count tokens' "
+        "(ai.google.dev/gemini-api/docs): video at 1 fps, 258 tokens per frame, audio 32 tokens/s",
+        fps=1.0, resolution=None, fixed_tokens_per_frame=258, audio_tokens_per_second=32.0,
+    ),
+    "lwm": Preset(
+        "lwm",
+        "Liu et al. 2024, 'World Model on Million-Length Video and Language with Blockwise "
+        "RingAttention' (arXiv:2402.08268): VQGAN, 256 codes per 256x256 frame + 1 separator",
+        fps=1.0, resolution=(256, 256), downsample=16, tokens_per_frame_overhead=1,
+    ),
+    "chameleon": Preset(
+        "chameleon",
+        "Chameleon Team 2024, 'Chameleon: Mixed-Modal Early-Fusion Foundation Models' "
+        "(arXiv:2405.09818): 1,024 tokens per 512x512 image (16x downsampling, 8,192 codes)",
+        fps=1.0, resolution=(512, 512), downsample=16,
+    ),
+    "cosmos": Preset(
+        "cosmos",
+        "NVIDIA 2025, 'Cosmos World Foundation Model Platform' (arXiv:2501.03575), Cosmos-Tokenizer "
+        "DV8x16x16: 8x temporal, 16x16 spatial compression, 256 tokens per 8 frames at 256x256",
+        fps=24.0, resolution=(256, 256), downsample=16, temporal=8, causal_first_frame=True,
+    ),
+}
+PRESET_NAMES = (*PRESETS, "mmtok", "custom")
+
+
+def _mmtok_preset(config_path: str | Path | None = None) -> Preset:
+    """Our shipped tokenizer's rate: ``models/image/config.json`` if present, else the defaults."""
+    from mmtok.image.tokenizer import ImageTokenizerConfig
+
+    if config_path is None:
+        from mmtok.pretrained import models_dir
+
+        config_path = models_dir() / "image" / "config.json"
+    path = Path(config_path)
+    if path.is_file():
+        from mmtok.core.checkpoint import config_from_dict
+
+        meta = json.loads(path.read_text())
+        cfg = config_from_dict(ImageTokenizerConfig, meta.get("config", meta), where=str(path))
+        where = f"read from {path}"
+    else:
+        cfg = ImageTokenizerConfig()
+        where = f"no shipped image tokenizer at {path}: default ImageTokenizerConfig"
+    side = cfg.image_size
+    audio_rate, sound = _mmtok_audio_rate(path.parent.parent / "audio" / "config.json")
+    note = (f"image_size {side}, downsample {cfg.downsample}, size_policy {cfg.size_policy!r} ({where}); "
+            f"per frame: codes + one <eol> per row + <eof>; <bov> <eov> per video; soundtrack: {sound}")
+    return Preset(
+        "mmtok", f"mmtok's own image tokenizer ({where}) and audio tokenizer", fps=1.0,
+        resolution=None if cfg.size_policy == "native" else (side, side),
+        downsample=cfg.downsample, tokens_per_row=1, tokens_per_frame_overhead=1, tokens_per_video=2,
+        audio_tokens_per_second=audio_rate, note=note,
+    )
+
+
+def _mmtok_audio_rate(path: Path) -> tuple[float, str]:
+    """Tokens per second of the shipped audio tokenizer at ``path`` (0 when there is none), and a note."""
+    if not path.is_file():
+        return 0.0, f"none (no audio tokenizer at {path})"
+    from mmtok.audio.tokenizer import AudioTokenizerConfig
+    from mmtok.core.checkpoint import config_from_dict
+
+    meta = json.loads(path.read_text())
+    cfg = config_from_dict(AudioTokenizerConfig, meta.get("config", meta), where=str(path))
+    rate = cfg.sample_rate // cfg.samples_per_token
+    return float(rate), f"{rate} tokens/s read from {path} (+ <boa> <eoa> per audio segment)"
+
+
+def get_preset(name: str, *, config_path: str | Path | None = None) -> Preset:
+    """The :class:`Preset` called ``name`` (``"mmtok"`` is read from the shipped config each call)."""
+    if name == "mmtok":
+        return _mmtok_preset(config_path)
+    if name == "custom":
+        return Preset("custom", "your arguments: resolution, downsample, overheads", resolution=None)
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESET_NAMES)}")
+    return PRESETS[name]
+
+
+@dataclass
+class WindowFit:
+    """How one context window relates to the planned video."""
+
+    name: str  # "8k", "32k", "128k", "1M", "2M"
+    tokens: int  # its size in tokens
+    fits: bool  # the whole video (with its audio) fits
+    seconds: float  # seconds of such video it holds
+    used: float  # fraction of the window the video fills (> 1: does not fit)
+
+
+@dataclass
+class ContextPlan:
+    """What :func:`plan` returns; every count in tokens unless the name says otherwise."""
+
+    preset: str
+    source: str  # where the rate comes from
+    duration_s: float
+    fps: float
+    resolution: tuple[int, int] | None  # (H, W) each frame is tokenized at; None: fixed count
+    grid: tuple[int, int] | None  # (h, w) tokens per latent frame
+    frames: int  # frames sampled
+    latent_frames: int  # frames after temporal compression (= frames when temporal == 1)
+    tokens_per_frame: float  # video tokens per sampled frame (overheads included)
+    video_tokens_per_second: float
+    audio_tokens_per_second: float
+    tokens_per_second: float
+    tokens_per_minute: float
+    video_tokens: int
+    audio_tokens: int
+    total_tokens: int
+    windows: list[WindowFit]
+    model: str  # model size the costs are for
+    n_params: int  # its parameters (embeddings included)
+    kv_dtype: str
+    kv_cache_bytes: int  # keys + values of every layer for total_tokens, batch 1
+    attention_flops: float  # causal attention score/value FLOPs of one forward pass over total_tokens
+    train_flops: float  # forward + backward FLOPs over total_tokens (6N + 12 L T C per token)
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A readable table for the terminal."""
+        res = f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "any (fixed count)"
+        rows = [
+            ("preset", self.preset),
+            ("source", self.source),
+            ("duration", f"{self.duration_s:g} s at {self.fps:g} fps, {res}"),
+            ("frames", f"{self.frames}" + (f" ({self.latent_frames} latent)" if self.latent_frames != self.frames else "")),
+            ("tokens / frame", f"{self.tokens_per_frame:,.2f}"),
+            ("tokens / second", f"{self.tokens_per_second:,.1f} (video {self.video_tokens_per_second:,.1f}"
+                                f" + audio {self.audio_tokens_per_second:,.1f})"),
+            ("tokens / minute", f"{self.tokens_per_minute:,.0f}"),
+            ("total tokens", f"{self.total_tokens:,} (video {self.video_tokens:,} + audio {self.audio_tokens:,})"),
+            (f"KV cache ({self.model}, {self.kv_dtype})", _bytes(self.kv_cache_bytes)),
+            ("attention FLOPs (fwd)", f"{self.attention_flops:.3g}"),
+            ("train FLOPs (fwd+bwd)", f"{self.train_flops:.3g}"),
+        ]
+        if self.note:
+            rows.append(("note", self.note))
+        width = max(len(k) for k, _ in rows)
+        out = [f"{k:<{width}}  {v}" for k, v in rows]
+        out.append("")
+        out.append(f"{'window':<8}{'tokens':>12}  {'fits':<5}{'holds':>16}  used")
+        for w in self.windows:
+            out.append(f"{w.name:<8}{w.tokens:>12,}  {'yes' if w.fits else 'no':<5}{_duration(w.seconds):>16}"
+                       f"  {100 * w.used:.1f}%")
+        return "\n".join(out)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _duration(s: float) -> str:
+    if s >= 3600:
+        return f"{s / 3600:.2f} h"
+    if s >= 60:
+        return f"{s / 60:.1f} min"
+    return f"{s:.1f} s"
+
+
+def _model_config(model: str | ModelConfig) -> tuple[str, ModelConfig]:
+    if isinstance(model, ModelConfig):
+        return "custom", model
+    return model, ModelConfig.preset(model)
+
+
+def count_params(cfg: ModelConfig) -> int:
+    """Parameters of :class:`~mmtok.lm.model.Transformer` ``(cfg)``, without building it."""
+    c, e = cfg.d_model, cfg.head_dim
+    attn = c * (cfg.n_head + 2 * cfg.n_kv_head) * e + c * c
+    mlp = 3 * c * cfg.hidden_dim
+    per_layer = attn + mlp + 2 * c
+    embed = cfg.vocab_size * c * (1 if cfg.tie_embeddings else 2)
+    return cfg.n_layer * per_layer + c + embed
+
+
+def plan(
+    duration_s: float,
+    *,
+    preset: str = "mmtok",
+    fps: float | None = None,
+    resolution: tuple[int, int] | int | None = None,
+    downsample: int | None = None,
+    tokens_per_frame_overhead: int | None = None,
+    audio_tokens_per_second: float | None = None,
+    model: str | ModelConfig = "small",
+    kv_dtype: str = "bf16",
+    config_path: str | Path | None = None,
+) -> ContextPlan:
+    """Plan the context a video of ``duration_s`` seconds takes under a tokenizer ``preset``.
+
+    Every other argument overrides the preset: ``fps`` (frames sampled per second),
+    ``resolution`` (``(H, W)`` or a square side the frames are tokenized at),
+    ``downsample`` (pixels per token side), ``tokens_per_frame_overhead`` (separators
+    per frame), ``audio_tokens_per_second``. ``model`` is a size (``"tiny"``,
+    ``"small"``, ``"base"``) or a :class:`~mmtok.lm.model.ModelConfig`; ``kv_dtype`` one of
+    ``fp32 bf16 fp16 fp8 int8``. Frames are sampled at ``0, 1/fps, 2/fps, ... < duration``.
+
+    >>> p = plan(8 / 24, preset="cosmos")  # 8 frames at 24 fps
+    >>> p.frames, p.latent_frames, p.video_tokens
+    (8, 2, 512)
+    >>> plan(1, preset="chameleon").tokens_per_frame
+    1024.0
+    """
+    if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+    p = get_preset(preset, config_path=config_path)
+    fps = p.fps if fps is None else float(fps)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    if kv_dtype not in KV_BYTES:
+        raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
+    ds = p.downsample if downsample is None else int(downsample)
+    if ds < 1:
+        raise ValueError(f"downsample must be >= 1, got {ds}")
+    if isinstance(resolution, int):
+        resolution = (resolution, resolution)
+    res = p.resolution if resolution is None else (int(resolution[0]), int(resolution[1]))
+    overhead = p.tokens_per_frame_overhead if tokens_per_frame_overhead is None else int(tokens_per_frame_overhead)
+    audio_rate = p.audio_tokens_per_second if audio_tokens_per_second is None else float(audio_tokens_per_second)
+    if audio_rate < 0 or overhead < 0:
+        raise ValueError("audio_tokens_per_second and tokens_per_frame_overhead must be >= 0")
+
+    if p.fixed_tokens_per_frame is not None:
+        grid, per_latent = None, p.fixed_tokens_per_frame + overhead
+        res = None
+    else:
+        if res is None:
+            raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
+        if min(res) < 1:
+            raise ValueError(f"resolution must be positive, got {res}")
+        grid = (-(-res[0] // ds), -(-res[1] // ds))
+        per_latent = grid[0] * grid[1] + grid[0] * p.tokens_per_row + overhead
+
+    frames = max(1, math.ceil(duration_s * fps - 1e-9))
+    t = p.temporal
+    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
+    video_tokens = latent * per_latent + p.tokens_per_video
+    audio_tokens = math.ceil(audio_rate * duration_s - 1e-9)
+    total = video_tokens + audio_tokens
+    v_rate = per_latent * fps / t
+    rate = v_rate + audio_rate
+    windows = []
+    for name, size in WINDOWS.items():
+        seconds = max(0.0, (size - p.tokens_per_video) / rate)
+        windows.append(WindowFit(name, size, total <= size, seconds, total / size))
+
+    mname, mcfg = _model_config(model)
+    n_params = count_params(mcfg)
+    kv = 2 * mcfg.n_layer * mcfg.n_kv_head * mcfg.head_dim * KV_BYTES[kv_dtype] * total
+    attn = 2.0 * mcfg.n_layer * total * total * mcfg.d_model  # QK^T and AV: 4 L T^2 C, halved by the causal mask
+    train = total * (6.0 * n_params + 12.0 * mcfg.n_layer * total * mcfg.d_model)
+    return ContextPlan(
+        preset=p.name, source=p.source, duration_s=float(duration_s), fps=fps, resolution=res, grid=grid,
+        frames=frames, latent_frames=latent, tokens_per_frame=per_latent / t, video_tokens_per_second=v_rate,
+        audio_tokens_per_second=audio_rate, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
+        video_tokens=video_tokens, audio_tokens=audio_tokens, total_tokens=total, windows=windows,
+        model=mname, n_params=n_params, kv_dtype=kv_dtype, kv_cache_bytes=kv, attention_flops=attn,
+        train_flops=train, note=p.note,
+    )
+
+
+def presets_help() -> str:
+    """One line per preset with its source (for ``mmtok context --help``)."""
+    lines = [f"{name}: {p.source}" for name, p in PRESETS.items()]
+    lines.append("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
+                 "(else the default ImageTokenizerConfig); the plan's source says which")
+    lines.append("custom: only your --resolution, --downsample and overheads")
+    return "\n".join(lines)

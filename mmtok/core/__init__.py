@@ -1,0 +1,20 @@
+"""The bottom layer: what every other part of mmtok shares.
+
+The error family (:mod:`~mmtok.core.errors`), checkpoint folders
+(:mod:`~mmtok.core.checkpoint`), measurements that more than one part reports
+(:mod:`~mmtok.core.metrics`: PSNR, SSIM, codebook usage and perplexity, peak
+memory), the learning-rate schedule and resumable training state
+(:mod:`~mmtok.core.trainstate`) and the HTML report (:mod:`~mmtok.core.report`).
+
+Imports: nothing else of mmtok.
+"""
+
+from __future__ import annotations
+
+from mmtok.core.errors import MmtokError as MmtokError
+from mmtok.core.errors import CheckpointError as CheckpointError
+from mmtok.core.checkpoint import Checkpoint as Checkpoint
+from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
+from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+
+__all__ = ['Checkpoint', 'CheckpointError', 'MmtokError', 'load_checkpoint', 'save_checkpoint']

@@ -1,0 +1,358 @@
+"""Checkpoints: a folder with ``config.json`` and ``model.safetensors``.
+
+Layout of ``config.json``::
+
+    {"format": "mmtok-checkpoint", "format_version": 1, "kind": "vq",
+     "mmtok_version": "0.1.0", "created": "...", "config": {...}, "provenance": {...}}
+
+Writes are atomic: everything is written into a hidden temporary folder next
+to the target, flushed to disk, and only then swapped in with ``rename``. A
+process killed at any point leaves either the previous checkpoint or the new
+one, never a mixture. No pickle is used anywhere; tensors go through
+safetensors and everything else through JSON.
+
+>>> import torch, tempfile, os
+>>> d = os.path.join(tempfile.mkdtemp(), "ckpt")
+>>> _ = save_checkpoint(d, kind="demo", config={"n": 3}, tensors={"w": torch.zeros(2, 3)})
+>>> ck = load_checkpoint(d, kind="demo")
+>>> ck.config["n"], tuple(ck.tensors["w"].shape)
+(3, (2, 3))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import shutil
+import types
+import typing
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mmtok.core.errors import CheckpointError
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "WEIGHTS_NAME",
+    "Checkpoint",
+    "config_from_dict",
+    "config_to_dict",
+    "load_checkpoint",
+    "load_state_dict_checked",
+    "read_config",
+    "save_checkpoint",
+]
+
+FORMAT_NAME = "mmtok-checkpoint"
+FORMAT_VERSION = 1  # bump when the layout changes; loading refuses newer versions
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_TMP_TAG = ".tmp-"
+_OLD_TAG = ".old-"
+
+T = TypeVar("T")
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns."""
+
+    path: Path  # the folder it was read from
+    kind: str  # what the weights are ("vq", "image", "audio", ...)
+    config: dict[str, Any]  # the saved hyperparameters (a plain dict)
+    tensors: dict[str, torch.Tensor]  # the weights, on the CPU
+    meta: dict[str, Any] = field(default_factory=dict)  # the whole config.json
+
+
+# --------------------------------------------------------------------------- dataclass <-> dict
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass (nested ones too) or a mapping as a JSON-ready dict."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"config must be a dataclass instance or a mapping, got {type(config).__name__}")
+
+
+def _unwrap_dataclass_type(tp: Any) -> type | None:
+    """The dataclass inside ``tp`` (``X`` or ``X | None``), or None."""
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return tp
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        for arg in typing.get_args(tp):
+            found = _unwrap_dataclass_type(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "config") -> T:
+    """Build dataclass ``cls`` from ``data`` (nested dataclasses included).
+
+    Unknown keys are refused (they mean the file was written by another version);
+    missing keys take the dataclass defaults.
+    """
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CheckpointError(
+            f"{where}: unknown field(s) {unknown} for {cls.__name__}; "
+            "the checkpoint was probably written by a different mmtok version"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        sub = _unwrap_dataclass_type(hints.get(name))
+        if sub is not None and isinstance(value, Mapping):
+            value = config_from_dict(sub, value, where=f"{where}.{name}")
+        elif isinstance(value, list) and typing.get_origin(hints.get(name)) is tuple:
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: invalid values for {cls.__name__}: {e}") from e
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+    return True
+
+
+def _siblings(folder: Path, tag: str) -> list[Path]:
+    prefix = f".{folder.name}{tag}"
+    if not folder.parent.is_dir():
+        return []
+    return sorted(
+        (p for p in folder.parent.iterdir() if p.name.startswith(prefix)),
+        key=lambda p: p.stat().st_mtime,
+    )
+
+
+def _clean_stale(folder: Path) -> None:
+    """Remove temporaries left by killed writers (and stale backups once the target exists)."""
+    for tmp in _siblings(folder, _TMP_TAG):
+        try:
+            pid = int(tmp.name.rsplit("-", 2)[-2])
+        except (ValueError, IndexError):
+            pid = -1
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+    if folder.is_dir() and (folder / CONFIG_NAME).is_file():
+        for old in _siblings(folder, _OLD_TAG):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies that safetensors accepts (no shared storage)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensor {name!r} is a {type(t).__name__}, not a torch.Tensor")
+        t = t.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
+        if ptr in seen:
+            t = t.clone()
+        seen.add(ptr)
+        out[name] = t
+    return out
+
+
+def save_checkpoint(
+    folder: str | os.PathLike[str],
+    *,
+    kind: str,
+    config: Any,
+    tensors: Mapping[str, torch.Tensor],
+    provenance: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes | str] | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically and return its path.
+
+    ``config`` is a dataclass or a dict of hyperparameters; ``tensors`` the
+    weights; ``provenance`` says what data and command made them;
+    ``extra_files`` (name -> content) are written beside, e.g. a model card.
+    If ``folder`` already holds a checkpoint it is replaced only once the new
+    one is completely on disk.
+    """
+    from mmtok._version import __version__
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"cannot write checkpoint to {folder}: a file of that name exists")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(folder)
+
+    meta: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "mmtok_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config_to_dict(config),
+        "provenance": dict(provenance or {}),
+    }
+    meta.update(dict(extra_meta or {}))
+
+    tmp = folder.parent / f".{folder.name}{_TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        save_file(_plain_tensors(tensors), str(tmp / WEIGHTS_NAME), metadata={"kind": kind})
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        for name, content in (extra_files or {}).items():
+            if "/" in name or name in (CONFIG_NAME, WEIGHTS_NAME):
+                raise ValueError(f"extra file name {name!r} is not allowed")
+            data = content.encode() if isinstance(content, str) else content
+            (tmp / name).write_bytes(data)
+        for p in tmp.iterdir():
+            _fsync_file(p)
+        _fsync_dir(tmp)
+
+        old: Path | None = None
+        if folder.exists():
+            old = folder.parent / f".{folder.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+        _fsync_dir(folder.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _clean_stale(folder)  # backups an earlier killed writer left are now obsolete
+    return folder
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _resolve(folder: Path) -> Path:
+    """The folder itself, or the backup a writer killed mid-swap left behind."""
+    if folder.is_dir():
+        return folder
+    backups = [p for p in _siblings(folder, _OLD_TAG) if (p / CONFIG_NAME).is_file()]
+    if backups:
+        return backups[-1]
+    if folder.exists():
+        raise CheckpointError(f"checkpoint {folder} is a file, expected a folder with {CONFIG_NAME}")
+    raise CheckpointError(f"no checkpoint at {folder}: the folder does not exist")
+
+
+def read_config(
+    folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Read and validate ``config.json`` of a checkpoint folder (no weights)."""
+    folder = _resolve(Path(folder))
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {folder} has no {CONFIG_NAME}")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} is not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} is not an mmtok checkpoint config")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"checkpoint {folder}: format_version is missing or not an integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {folder} has format_version {version}, newer than this mmtok "
+            f"understands ({FORMAT_VERSION}); upgrade mmtok to load it"
+        )
+    if version < 1:
+        raise CheckpointError(f"checkpoint {folder}: format_version {version} is not supported")
+    if kind is not None:
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        if meta.get("kind") not in kinds:
+            raise CheckpointError(
+                f"checkpoint {folder} is of kind {meta.get('kind')!r}, expected "
+                + " or ".join(repr(k) for k in kinds)
+            )
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} has no 'config' object")
+    meta["_path"] = str(folder)
+    return meta
+
+
+def load_checkpoint(
+    folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
+) -> Checkpoint:
+    """Read a checkpoint folder, checking kind and format version."""
+    meta = read_config(folder, kind=kind)
+    path = Path(meta.pop("_path"))
+    weights = path / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_NAME} is unreadable ({e})") from e
+    return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=tensors, meta=meta)
+
+
+def load_state_dict_checked(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, where: str | os.PathLike[str]
+) -> None:
+    """``module.load_state_dict`` with errors that name the checkpoint and each mismatch."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    if wrong:
+        problems.append("shape mismatch " + "; ".join(wrong))
+    if problems:
+        raise CheckpointError(f"checkpoint {where} does not fit the model: " + ", ".join(problems))
+    module.load_state_dict(dict(tensors), strict=True)

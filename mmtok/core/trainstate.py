@@ -1,0 +1,176 @@
+"""Resumable training state: model + optimizer + step + RNG in a checkpoint folder.
+
+Built on :mod:`mmtok.core.checkpoint` (atomic folder writes, no pickle): the model
+weights go to ``model.safetensors``, the optimizer's tensors to
+``optimizer.safetensors``, and everything else (step, optimizer scalars, RNG
+states of Python/NumPy, caller's extras) to ``config.json`` under ``"train"``.
+``torch``'s own RNG states are tensors and travel in ``optimizer.safetensors``.
+
+>>> import torch, tempfile, os
+>>> m = torch.nn.Linear(2, 2); opt = torch.optim.AdamW(m.parameters())
+>>> m(torch.randn(3, 2)).sum().backward(); opt.step()
+>>> d = save_train_state(os.path.join(tempfile.mkdtemp(), "run"), kind="demo", config={},
+...                      model=m, optimizer=opt, step=1)
+>>> load_train_state(d, model=m, optimizer=opt)["step"]
+1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from mmtok.core.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from mmtok.core.errors import CheckpointError
+
+__all__ = ["OPTIMIZER_NAME", "load_train_state", "pick_device", "save_train_state"]
+
+OPTIMIZER_NAME = "optimizer.safetensors"
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state as (tensors, JSON-ready rest)."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"state.{pid}.{name}"] = v
+            else:
+                scalars.setdefault(str(pid), {})[name] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_join(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if not key.startswith("state."):
+            continue
+        _, pid, name = key.split(".", 2)
+        state.setdefault(int(pid), {})[name] = v
+    for pid, st in rest.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(st)
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+def _rng_json() -> dict[str, Any]:
+    np_state = np.random.get_state()  # noqa: NPY002 - the global state is what we save
+    return {
+        "python": json.loads(json.dumps(random.getstate(), default=list)),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+
+
+def _rng_restore(rng: Mapping[str, Any]) -> None:
+    py = rng["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    npst = rng["numpy"]
+    np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), *npst[2:]))  # noqa: NPY002
+
+
+def save_train_state(
+    folder: str | os.PathLike[str],
+    *,
+    kind: str,
+    config: Any,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    extra: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
+) -> Path:
+    """Atomically write everything needed to continue training at ``step``.
+
+    The folder is also an ordinary checkpoint of ``kind``: ``mmtok.load`` reads it.
+    """
+    opt_tensors: dict[str, torch.Tensor] = {}
+    opt_rest: dict[str, Any] | None = None
+    if optimizer is not None:
+        opt_tensors, opt_rest = _optimizer_split(optimizer)
+    side: dict[str, torch.Tensor] = {f"optim.{k}": v for k, v in opt_tensors.items()}
+    side["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, st in enumerate(torch.cuda.get_rng_state_all()):
+            side[f"rng.cuda.{i}"] = st
+    for k, v in (extra_tensors or {}).items():
+        side[f"extra.{k}"] = v
+    # safetensors wants a file path: write into a temporary file, hand bytes to the atomic writer
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / OPTIMIZER_NAME
+        save_file({k: v.detach().cpu().contiguous() for k, v in side.items()}, str(path))
+        blob = path.read_bytes()
+    train = {"step": int(step), "optimizer": opt_rest, "rng": _rng_json(), "extra": dict(extra or {})}
+    return save_checkpoint(
+        folder,
+        kind=kind,
+        config=config,
+        tensors=model.state_dict(),
+        provenance=provenance,
+        extra_files={OPTIMIZER_NAME: blob},
+        extra_meta={"train": train},
+    )
+
+
+def load_train_state(
+    folder: str | os.PathLike[str],
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    kind: str | None = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Fill ``model`` (and ``optimizer``) from ``folder``; restore RNG states.
+
+    Returns ``{"step", "extra", "extra_tensors", "config", "provenance"}``.
+    """
+    ck = load_checkpoint(folder, kind=kind)
+    train = ck.meta.get("train")
+    if not isinstance(train, dict):
+        raise CheckpointError(f"checkpoint {ck.path} holds weights only, no training state to resume")
+    load_state_dict_checked(model, ck.tensors, where=ck.path)
+    side_path = ck.path / OPTIMIZER_NAME
+    if not side_path.is_file():
+        raise CheckpointError(f"checkpoint {ck.path} has no {OPTIMIZER_NAME} to resume from")
+    side = load_file(str(side_path))
+    if optimizer is not None:
+        if train.get("optimizer") is None:
+            raise CheckpointError(f"checkpoint {ck.path} was saved without optimizer state")
+        opt_tensors = {k[len("optim.") :]: v for k, v in side.items() if k.startswith("optim.")}
+        try:
+            optimizer.load_state_dict(_optimizer_join(opt_tensors, train["optimizer"]))
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {ck.path}: optimizer state does not fit ({e})") from e
+    if restore_rng:
+        torch.set_rng_state(side["rng.torch"])
+        cuda = [side[k] for k in sorted(side) if k.startswith("rng.cuda.")]
+        if cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+        _rng_restore(train["rng"])
+    extra_tensors = {k[len("extra.") :]: v for k, v in side.items() if k.startswith("extra.")}
+    return {
+        "step": int(train["step"]),
+        "extra": train.get("extra", {}),
+        "extra_tensors": extra_tensors,
+        "config": ck.config,
+        "provenance": ck.meta.get("provenance", {}),
+    }

@@ -1,0 +1,155 @@
+"""Token shards -> fixed-length training windows, with document boundaries.
+
+The shards' documents are read back to back as one stream (by memmap) and cut
+into windows of ``seq_len`` inputs; window ``k`` holds inputs
+``[k * seq_len, (k + 1) * seq_len)`` and their next-token targets, so every token
+is an input exactly once and a target exactly once (the very first token is
+never a target). The last window is padded with ``<pad>`` (loss weight 0).
+Documents may cross a window edge; ``doc`` numbers the documents inside each
+window so a model can build a document mask, and a target that begins a new
+document gets loss weight 0 (nothing in the previous document predicts it).
+
+>>> import pathlib, tempfile
+>>> from mmtok.data.corpus import tokenize_corpus
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "docs.jsonl").write_text('{"segments": ["hi"]}\\n{"segments": ["yo!"]}\\n')
+>>> _ = tokenize_corpus(d / "docs.jsonl", d / "shards")
+>>> ds = PackedDataset(d / "shards", seq_len=4, shuffle=False)
+>>> len(ds), ds.num_tokens
+(3, 9)
+>>> w = ds[0]
+>>> w["ids"].tolist(), w["targets"].tolist(), w["doc"].tolist(), w["loss_weight"].tolist()
+([257, 104, 105, 258], [104, 105, 258, 257], [0, 0, 0, 0], [1.0, 1.0, 1.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.data.shards import open_shards
+from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
+
+__all__ = ["PackedDataset"]
+
+
+class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Fixed-length windows over the shards in ``folder``, in a seeded order, this rank's slice.
+
+    Each item is a dict of tensors ``[seq_len]``: ``ids`` (int64), ``targets``
+    (int64), ``modality`` (uint8, of ``ids``), ``loss_weight`` (float32, for
+    each target), ``doc`` (int64 document number within the window, -1 on padding).
+    Under DDP (or with ``rank``/``world_size``) rank r takes every world_size-th
+    window of the shuffled order; call :meth:`set_epoch` for a new order.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        seq_len: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+        loss_weights: Mapping[str, float] | None = None,
+        vocab: Vocabulary | None = None,
+    ) -> None:
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        self.shards = open_shards(folder, vocab=vocab)
+        self.vocab = self.shards.vocab
+        self.seq_len, self.seed, self.shuffle = seq_len, seed, shuffle
+        if rank is None or world_size is None:
+            dist = torch.distributed
+            ddp = dist.is_available() and dist.is_initialized()
+            rank = dist.get_rank() if ddp else 0
+            world_size = dist.get_world_size() if ddp else 1
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.rank, self.world_size = rank, world_size
+        unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
+        weights = {**DEFAULT_LOSS_WEIGHTS, **dict(loss_weights or {})}
+        self._weights = np.array([weights[m.name.lower()] for m in Modality], dtype=np.float32)
+        sizes = [int(t.size) for t in self.shards.tokens]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # global start of each shard
+        self.num_tokens = int(self._starts[-1])
+        self._doc_starts = np.concatenate(
+            [offs[:-1] + start for offs, start in zip(self.shards.offsets, self._starts[:-1], strict=True)]
+            or [np.zeros(0, np.int64)]
+        )
+        self.num_windows = -(-self.num_tokens // seq_len)
+        self._pad = self.vocab.id("<pad>")
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reorder the windows (the same order for the same seed and epoch on every rank)."""
+        self.epoch = epoch
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
+        else:
+            order = np.arange(self.num_windows)
+        self._mine = order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return int(self._mine.size)
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for {len(self)} windows")
+        return self.window(int(self._mine[idx]))
+
+    def _slice(self, a: int, b: int) -> np.ndarray:
+        """Global tokens ``[a, b)`` as int64, across shard edges."""
+        first = int(np.searchsorted(self._starts, a, side="right")) - 1
+        parts, pos = [], a
+        for s in range(first, len(self.shards.tokens)):
+            if pos >= b:
+                break
+            lo = pos - int(self._starts[s])
+            hi = min(b, int(self._starts[s + 1])) - int(self._starts[s])
+            if hi > lo:
+                parts.append(np.asarray(self.shards.tokens[s][lo:hi], dtype=np.int64))
+                pos += hi - lo
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    def window(self, k: int) -> dict[str, torch.Tensor]:
+        """Window ``k`` in file order (``__getitem__`` maps through the shuffled order)."""
+        if not 0 <= k < self.num_windows:
+            raise IndexError(f"window {k} out of range [0, {self.num_windows})")
+        L, a = self.seq_len, k * self.seq_len
+        toks = self._slice(a, min(a + L + 1, self.num_tokens))  # inputs and the one target past them
+        n_in = min(L, toks.size)
+        previous = int(self._slice(a - 1, a)[0]) if a > 0 else None
+        mod = self.vocab.stream_modality(toks, previous=previous)
+        docn = np.searchsorted(self._doc_starts, a + np.arange(toks.size), side="right") - 1
+
+        ids = np.full(L, self._pad, np.int64)
+        targets = np.full(L, self._pad, np.int64)
+        modality = np.full(L, Modality.SPECIAL, np.uint8)
+        weight = np.zeros(L, np.float32)
+        doc = np.full(L, -1, np.int64)
+        ids[:n_in], modality[:n_in], doc[:n_in] = toks[:n_in], mod[:n_in], docn[:n_in] - docn[0]
+        m = toks.size - 1  # inputs that have a target
+        targets[:m] = toks[1:]
+        weight[:m] = np.where(docn[1:] == docn[:-1], self._weights[mod[1:]], 0.0)
+        return {
+            "ids": torch.from_numpy(ids),
+            "targets": torch.from_numpy(targets),
+            "modality": torch.from_numpy(modality),
+            "loss_weight": torch.from_numpy(weight),
+            "doc": torch.from_numpy(doc),
+        }
+
+    def __repr__(self) -> str:
+        return (f"PackedDataset({self.shards.folder}, seq_len={self.seq_len}, windows={self.num_windows}, "
+                f"tokens={self.num_tokens}, rank={self.rank}/{self.world_size})")
+
+    def describe(self) -> dict[str, Any]:
+        return {"tokens": self.num_tokens, "docs": self.shards.num_docs, "windows": self.num_windows}

@@ -1,0 +1,251 @@
+"""Token shards on disk: atomic commits, the per-shard index, the manifest, and reading them back.
+
+A tokenized folder holds ``shard-00000.bin`` (the ids of whole documents, back to
+back, uint16 or uint32, read with ``np.memmap``), ``shard-00000.json`` (its index:
+document offsets and line numbers, tokens per modality, skipped lines, the
+``.bin``'s sha256) and ``manifest.json`` (the totals). A shard is committed by
+writing both files under temporary names, fsyncing them and renaming the
+``.bin`` and then the index into place: the index is the commit. On resume,
+:func:`committed_shards` checks what is there and removes what was never committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtok.core.errors import CorpusError
+from mmtok.stream.vocab import Modality, Vocabulary
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "ShardSet", "ShardWriter", "committed_shards",
+           "json_bytes", "open_shards", "shard_manifest", "write_atomic"]
+
+FORMAT = "mmtok-shards"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODALITY_NAMES = [m.name.lower() for m in Modality]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+class ShardWriter:
+    """Accumulates documents and commits numbered shards atomically."""
+
+    def __init__(self, out: Path, run: str, dtype: np.dtype, shard_tokens: int, first_line: int, number: int):
+        self.out, self.run, self.dtype, self.shard_tokens = out, run, dtype, shard_tokens
+        self.number, self.first_line = number, first_line
+        self._reset()
+
+    def _reset(self) -> None:
+        self.ids: list[np.ndarray] = []
+        self.doc_lines: list[int] = []
+        self.counts = np.zeros(len(Modality), np.int64)
+        self.skipped: list[dict[str, Any]] = []
+        self.tokens = 0
+
+    def add(self, line: int, ids: np.ndarray, counts: np.ndarray) -> None:
+        self.ids.append(ids)
+        self.doc_lines.append(line)
+        self.counts += counts
+        self.tokens += ids.size
+        if self.tokens >= self.shard_tokens:
+            self.commit(line + 1)
+
+    def skip(self, line: int, reason: str) -> None:
+        self.skipped.append({"line": line, "reason": reason})
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.ids or self.skipped)
+
+    def commit(self, next_line: int) -> None:
+        name = f"shard-{self.number:05d}"
+        data = np.concatenate(self.ids).astype(self.dtype) if self.ids else np.zeros(0, self.dtype)
+        offsets = np.concatenate([[0], np.cumsum([a.size for a in self.ids], dtype=np.int64)])
+        blob = data.tobytes()
+        index = {
+            "format": FORMAT + "-index",
+            "format_version": FORMAT_VERSION,
+            "run": self.run,
+            "shard": self.number,
+            "dtype": self.dtype.name,
+            "lines": [self.first_line, next_line],
+            "docs": len(self.ids),
+            "tokens": int(data.size),
+            "tokens_by_modality": dict(zip(MODALITY_NAMES, self.counts.tolist(), strict=True)),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "offsets": offsets.tolist(),
+            "doc_lines": self.doc_lines,
+            "skipped": self.skipped,
+        }
+        write_atomic(self.out / f"{name}.bin", blob)
+        write_atomic(self.out / f"{name}.json", json_bytes(index))  # the commit
+        _fsync_dir(self.out)
+        self.number += 1
+        self.first_line = next_line
+        self._reset()
+
+
+def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
+    """The indexes of the shards already committed in ``out`` (checked), oldest first."""
+    for tmp in out.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)  # a killed writer's half-written files
+    indexes = []
+    for k, path in enumerate(sorted(out.glob("shard-*.json"))):
+        try:
+            index = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CorpusError(f"{path} is unreadable ({e}); delete {out} and tokenize again") from e
+        if index.get("run") != run:
+            raise CorpusError(
+                f"{out} holds shards of a different run (other corpus, tokenizers or settings); "
+                "use another --out or delete the folder"
+            )
+        if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
+            raise CorpusError(f"{out}: shard numbering has a gap before {path.name}")
+        bin_path = path.with_suffix(".bin")
+        itemsize = np.dtype(index["dtype"]).itemsize
+        if not bin_path.is_file() or bin_path.stat().st_size != index["tokens"] * itemsize:
+            raise CorpusError(f"{bin_path} is missing or has the wrong size; delete {out} and tokenize again")
+        indexes.append(index)
+    for orphan in out.glob("shard-*.bin"):  # renamed into place but never committed
+        if not orphan.with_suffix(".json").is_file():
+            orphan.unlink()
+    return indexes
+
+
+def shard_manifest(
+    out: Path, run: str, settings: dict[str, Any], vocab: Vocabulary, source: dict[str, Any]
+) -> dict[str, Any]:
+    indexes = [json.loads(p.read_text()) for p in sorted(out.glob("shard-*.json"))]
+    totals = {m: sum(ix["tokens_by_modality"][m] for ix in indexes) for m in MODALITY_NAMES}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "run": run,
+        **settings,
+        "source": source,
+        "vocab": vocab.to_dict(),
+        "fingerprint": vocab.fingerprint,
+        "docs": sum(ix["docs"] for ix in indexes),
+        "tokens": {"total": sum(ix["tokens"] for ix in indexes), **totals},
+        "shards": [
+            {"bin": f"shard-{ix['shard']:05d}.bin", "index": f"shard-{ix['shard']:05d}.json",
+             "docs": ix["docs"], "tokens": ix["tokens"], "sha256": ix["sha256"]}
+            for ix in indexes
+        ],
+        "skipped": [s for ix in indexes for s in ix["skipped"]],
+    }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class ShardSet:
+    """The shards of a tokenized folder (every part), memory-mapped, in order."""
+
+    folder: Path
+    vocab: Vocabulary
+    tokens: list[np.ndarray]  # one memmap per shard
+    offsets: list[np.ndarray]  # per shard: int64 [docs + 1] document starts
+    manifests: list[dict[str, Any]]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(int(t.size) for t in self.tokens)
+
+    @property
+    def num_docs(self) -> int:
+        return sum(len(o) - 1 for o in self.offsets)
+
+    def documents(self) -> Iterator[np.ndarray]:
+        """Every document's ids, in order."""
+        for toks, offs in zip(self.tokens, self.offsets, strict=True):
+            for a, b in zip(offs[:-1], offs[1:], strict=True):  # noqa: RUF007
+                yield np.asarray(toks[a:b], dtype=np.int64)
+
+
+def _manifest_folders(folder: Path) -> list[Path]:
+    if (folder / MANIFEST).is_file():
+        return [folder]
+    parts = sorted(p for p in folder.glob("part-*-of-*") if (p / MANIFEST).is_file())
+    if not parts:
+        raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
+    n = int(parts[0].name.rsplit("-", 1)[-1])
+    if len(parts) != n:
+        raise CorpusError(f"{folder} has {len(parts)} of {n} parts finished; tokenize the missing parts first")
+    return parts
+
+
+def open_shards(
+    folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = False
+) -> ShardSet:
+    """Memory-map every shard under ``folder`` (its part folders too, in order).
+
+    Refuses the shards if ``vocab`` is not the vocabulary they were made with;
+    ``verify=True`` also checks each ``.bin`` against the sha256 in its index.
+    """
+    folder = Path(folder)
+    tokens, offsets, manifests = [], [], []
+    saved: Vocabulary | None = None
+    for sub in _manifest_folders(folder):
+        m = json.loads((sub / MANIFEST).read_text())
+        if m.get("format") != FORMAT or int(m.get("format_version", 0)) > FORMAT_VERSION:
+            raise CorpusError(f"{sub / MANIFEST} is not an mmtok shard manifest this version reads")
+        v = Vocabulary.from_dict(m["vocab"])
+        if saved is not None and v != saved:
+            saved.check_same(v, what=f"the shards in {sub}")
+        saved = v
+        for entry in m["shards"]:
+            index = json.loads((sub / entry["index"]).read_text())
+            bin_path = sub / entry["bin"]
+            size = bin_path.stat().st_size if bin_path.is_file() else -1
+            if size != index["tokens"] * np.dtype(index["dtype"]).itemsize:
+                raise CorpusError(f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says")
+            if verify and _sha256(bin_path) != index["sha256"]:
+                raise CorpusError(f"{bin_path} does not match the sha256 in {entry['index']}: the file changed")
+            if index["tokens"]:
+                tokens.append(np.memmap(bin_path, dtype=index["dtype"], mode="r"))
+            else:
+                tokens.append(np.zeros(0, dtype=index["dtype"]))
+            offsets.append(np.asarray(index["offsets"], dtype=np.int64))
+        manifests.append(m)
+    assert saved is not None
+    if vocab is not None:
+        vocab.check_same(saved, what=f"the shards in {folder}")
+    return ShardSet(folder, saved, tokens, offsets, manifests)

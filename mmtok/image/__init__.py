@@ -1,0 +1,18 @@
+"""Images: file -> float ``[3, H, W]`` -> patch codes ``[h, w]`` -> image.
+
+:mod:`~mmtok.image.io` reads files in every Pillow mode and applies the size
+policies; :mod:`~mmtok.image.model` holds the convolutional encoder and decoder;
+:mod:`~mmtok.image.tokenizer` composes them with a VQ codebook;
+:mod:`~mmtok.image.train` is ``mmtok train-tokenizer image``.
+
+Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth` (the trainer's
+synthetic pictures). Never :mod:`mmtok.audio` or anything above the media layer.
+"""
+
+from __future__ import annotations
+
+from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
+from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
+from mmtok.image.tokenizer import load_image as load_image
+
+__all__ = ['ImageTokenizer', 'ImageTokenizerConfig', 'load_image']

@@ -1,0 +1,16 @@
+"""The language model over token streams: the transformer, its training loop, sampling.
+
+:mod:`~mmtok.lm.model` (decoder-only transformer: GQA, RoPE 1-D/3-D, SDPA,
+KV cache), :mod:`~mmtok.lm.train` (training with resume and DDP),
+:mod:`~mmtok.lm.sample` (grammar-constrained sampling).
+
+Imports: :mod:`mmtok.core`, :mod:`mmtok.stream`, :mod:`mmtok.data`,
+:mod:`mmtok.pretrained`.
+"""
+
+from __future__ import annotations
+
+from mmtok.lm.sample import generate as generate
+from mmtok.lm.train import load_run as load_run
+
+__all__ = ['generate', 'load_run']

@@ -1,0 +1,352 @@
+"""Grammar-constrained generation: sampled media always decodes.
+
+A small state machine per sequence masks the logits at every step:
+
+* in text: text ids, ``<boi>``/``<boa>`` (when the vocabulary has that range) or ``<eos>``;
+  with the byte tokenizer only bytes that continue valid UTF-8, and segments open or
+  the stream ends only between characters;
+* inside an image: image codes until the row is ``w`` wide, then exactly ``<eol>``;
+  after ``h`` rows exactly ``<eoi>``;
+* inside audio: audio codes, or ``<eoa>`` once ``min_audio`` codes are out; after
+  ``max_audio`` codes exactly ``<eoa>``;
+* after ``<eos>``: ``<pad>`` (the sequence is finished).
+
+It also tracks the 3-D ``(time, row, column)`` positions the interleaver gives
+every token, so models with ``rope_3d`` see the same positions when sampling as
+in training. Generation uses the model's KV cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mmtok.stream.interleave import Interleaver
+from mmtok.lm.model import KVCache, Transformer
+from mmtok.stream.text import ByteTokenizer
+
+__all__ = ["Grammar", "generate"]
+
+TEXT, IMAGE, AUDIO, DONE = "text", "image", "audio", "done"
+
+
+@dataclass
+class _State:
+    mode: str = TEXT
+    row: int = 0  # image: rows finished
+    col: int = 0  # image: codes in the current row
+    n: int = 0  # audio: codes so far
+    nxt: int = 0  # next free position (the interleaver's counter)
+    start: int = 0  # image: position right after <boi>
+    utf8_left: int = 0  # text (bytes): continuation bytes still owed by the current character
+    utf8_next: tuple[int, int] = (0x80, 0xBF)  # text (bytes): range of the next continuation byte
+
+
+# UTF-8 lead bytes: (continuation bytes that follow, allowed range of the first of them)
+_UTF8_LEAD: dict[int, tuple[int, tuple[int, int]]] = {
+    **{b: (1, (0x80, 0xBF)) for b in range(0xC2, 0xE0)},
+    0xE0: (2, (0xA0, 0xBF)),
+    **{b: (2, (0x80, 0xBF)) for b in (*range(0xE1, 0xED), 0xEE, 0xEF)},
+    0xED: (2, (0x80, 0x9F)),  # no UTF-16 surrogates
+    0xF0: (3, (0x90, 0xBF)),
+    **{b: (3, (0x80, 0xBF)) for b in range(0xF1, 0xF4)},
+    0xF4: (3, (0x80, 0x8F)),  # nothing above U+10FFFF
+}
+
+
+class Grammar:
+    """Per-sequence masks over the vocabulary that keep a stream well formed."""
+
+    def __init__(
+        self,
+        il: Interleaver,
+        *,
+        image_grid: tuple[int, int] = (16, 16),
+        audio_tokens: tuple[int, int] = (1, 250),
+        allow_eos: bool = True,
+    ) -> None:
+        v = il.vocab
+        self.il = il
+        self.h, self.w = image_grid
+        self.min_audio, self.max_audio = audio_tokens
+        if self.h < 1 or self.w < 1 or not 0 < self.min_audio <= self.max_audio:
+            raise ValueError(f"bad grammar limits: image_grid {image_grid}, audio_tokens {audio_tokens}")
+
+        def mask(*parts: range | int) -> torch.Tensor:
+            m = torch.zeros(v.size, dtype=torch.bool)
+            for p in parts:
+                if isinstance(p, range):
+                    m[p.start : p.stop] = True
+                else:
+                    m[p] = True
+            return m
+
+        text_ids = v.range("text")
+        openers = [il.BOI] if v.has("image") else []
+        openers += [il.BOA] if v.has("audio") else []
+        self.text = mask(text_ids, *openers, *([il.EOS] if allow_eos else []))
+        self.bytes = isinstance(il.text, ByteTokenizer)
+        if self.bytes:  # only bytes that can start a character, between characters
+            self.text = mask(range(0x80), *_UTF8_LEAD, *openers, *([il.EOS] if allow_eos else []))
+            self.utf8_cont = {r: mask(range(r[0], r[1] + 1)) for r in {x[1] for x in _UTF8_LEAD.values()}}
+        self.image_code = mask(v.range("image")) if v.has("image") else None
+        self.audio_code = mask(v.range("audio"), il.EOA) if v.has("audio") else None
+        self.audio_code_only = mask(v.range("audio")) if v.has("audio") else None
+        self.eol, self.eoi, self.eoa = mask(il.EOL), mask(il.EOI), mask(il.EOA)
+        self.pad = mask(v.id("<pad>"))
+        self.image_cost = self.h * (self.w + 1) + 2  # <boi>, h rows of w codes and <eol>, <eoi>
+        self.audio_cost = self.min_audio + 2  # <boa>, the fewest codes, <eoa>
+
+    def start(self, prompt_len: int) -> _State:
+        return _State(nxt=prompt_len)
+
+    def allowed(self, s: _State, left: int | None = None) -> torch.Tensor:
+        """Boolean ``[V]``: the ids allowed next, when ``left`` tokens (this one included) remain.
+
+        With a budget, nothing is opened that could not be closed within it: no
+        image or audio segment, and no multi-byte character, that would be cut off.
+        """
+        if s.mode == TEXT:
+            if s.utf8_left:
+                return self.utf8_cont[s.utf8_next]
+            if left is None or left >= max(self.image_cost, self.audio_cost, 4):
+                return self.text
+            m = self.text.clone()
+            if left < self.image_cost:
+                m[self.il.BOI] = False
+            if left < self.audio_cost:
+                m[self.il.BOA] = False
+            if self.bytes:
+                for lead, (n, _) in _UTF8_LEAD.items():
+                    if left < n + 1:
+                        m[lead] = False
+            return m
+        if s.mode == AUDIO and left is not None and left <= 1:
+            return self.eoa
+        if s.mode == IMAGE:
+            assert self.image_code is not None
+            if s.row == self.h:
+                return self.eoi
+            return self.image_code if s.col < self.w else self.eol
+        if s.mode == AUDIO:
+            assert self.audio_code is not None and self.audio_code_only is not None
+            if s.n >= self.max_audio:
+                return self.eoa
+            return self.audio_code if s.n >= self.min_audio else self.audio_code_only
+        return self.pad
+
+    def position(self, s: _State) -> tuple[int, int, int]:
+        """(time, row, column) position of the next token, as the interleaver assigns it."""
+        if s.mode == IMAGE:
+            if s.row < self.h:
+                return (s.start, s.start + s.row, s.start + s.col)
+            end = s.start + max(self.h, self.w + 1)  # <eoi> comes after the whole grid
+            return (end, end, end)
+        return (s.nxt, s.nxt, s.nxt)
+
+    def advance(self, s: _State, tok: int) -> None:
+        """Move the state past ``tok`` (which :meth:`allowed` permitted)."""
+        il = self.il
+        if s.mode == TEXT:
+            if tok == il.BOI:
+                s.mode, s.row, s.col = IMAGE, 0, 0
+                s.nxt += 1
+                s.start = s.nxt
+                return
+            if tok == il.BOA:
+                s.mode, s.n = AUDIO, 0
+            elif tok == il.EOS:
+                s.mode = DONE
+            elif self.bytes:
+                if s.utf8_left:
+                    s.utf8_left, s.utf8_next = s.utf8_left - 1, (0x80, 0xBF)
+                elif tok in _UTF8_LEAD:
+                    s.utf8_left, s.utf8_next = _UTF8_LEAD[tok]
+            s.nxt += 1
+        elif s.mode == IMAGE:
+            if s.row == self.h:  # this was <eoi>
+                s.nxt = s.start + max(self.h, self.w + 1) + 1
+                s.mode = TEXT
+            elif s.col < self.w:
+                s.col += 1
+            else:  # <eol>
+                s.row, s.col = s.row + 1, 0
+        elif s.mode == AUDIO:
+            s.nxt += 1
+            if tok == il.EOA:
+                s.mode = TEXT
+            else:
+                s.n += 1
+        else:
+            s.nxt += 1
+
+
+def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    if top_k is not None and top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and 0 < top_p < 1:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > top_p  # keep the smallest set reaching top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits
+
+
+@torch.inference_mode()
+def generate(
+    model: Transformer,
+    il: Interleaver,
+    prompt: str | Sequence[Any] = "",
+    *,
+    max_new_tokens: int = 512,
+    force: str | None = None,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    image_grid: tuple[int, int] = (16, 16),
+    audio_tokens: tuple[int, int] = (1, 250),
+) -> list[torch.Tensor]:
+    """Sample continuations of ``prompt`` (a string or a document) under the grammar.
+
+    ``force="image"`` opens ``<boi>`` right after the prompt and stops after
+    ``<eoi>``; ``force="audio"`` likewise with ``<boa>``/``<eoa>``; ``None``
+    runs free until ``<eos>`` or ``max_new_tokens``. Returns one 1-D id tensor
+    per sample: the prompt's ids followed by the sampled ones, decodable with
+    ``il.decode``.
+    """
+    if force not in (None, "image", "audio"):
+        raise ValueError(f"force must be None, 'image' or 'audio', got {force!r}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be ≥ 0, got {temperature}")
+    device = next(model.parameters()).device
+    doc = [prompt] if isinstance(prompt, str) else list(prompt)
+    prompt_stream = il.encode(doc)
+    ids = prompt_stream.ids
+    pos_thw = prompt_stream.pos_thw
+    if il.eos:  # continue the document rather than after its end
+        ids, pos_thw = ids[:-1], pos_thw[:-1]
+    grammar = Grammar(il, image_grid=image_grid, audio_tokens=audio_tokens)
+    if force is not None:  # an image needs its whole grid; audio at least its fewest codes (the grammar
+        # closes it in time when the context runs short), and is given room for its most when there is some
+        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[0] + 2
+        max_new_tokens = max(max_new_tokens, needed if force == "image" else audio_tokens[1] + 2)
+    if len(ids) + max_new_tokens > model.cfg.max_seq_len:
+        max_new_tokens = model.cfg.max_seq_len - len(ids)
+        if force is not None and max_new_tokens < needed:
+            raise ValueError(
+                f"the prompt ({len(ids)} tokens) leaves {max_new_tokens} of max_seq_len "
+                f"{model.cfg.max_seq_len}, but a forced {force} needs {needed}"
+            )
+    gen = torch.Generator(device="cpu")
+    if seed is not None:
+        gen.manual_seed(seed)
+    else:
+        gen.seed()
+    b = num_samples
+    states = [grammar.start(int(pos_thw[-1, 0]) + 1 if len(ids) else 0) for _ in range(b)]
+    cache = KVCache.empty(model.cfg, b, device, next(model.parameters()).dtype)
+    was_training = model.training
+    model.eval()
+    cur = ids.to(device)[None].expand(b, -1)
+    cur_pos = _positions(model, pos_thw.to(device)[None].expand(b, -1, -1), len(ids), 0)
+    out: list[list[int]] = [[] for _ in range(b)]
+    forced = {"image": il.BOI, "audio": il.BOA}.get(force or "")
+    try:
+        for step in range(max_new_tokens):
+            logits = model(cur, pos=cur_pos, cache=cache)[:, -1].float().cpu()  # (B, V)
+            left = max_new_tokens - step
+            allowed = torch.stack([grammar.allowed(s, left) for s in states])  # (B, V)
+            if step == 0 and forced is not None:
+                allowed = torch.zeros_like(allowed)
+                allowed[:, forced] = True
+            logits = logits.masked_fill(~allowed, float("-inf"))
+            if temperature == 0:
+                nxt = logits.argmax(-1)
+            else:
+                probs = _filter(logits / temperature, top_k, top_p).softmax(-1)
+                nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
+            new_pos = []
+            for i, s in enumerate(states):
+                new_pos.append(grammar.position(s))
+                tok = int(nxt[i])
+                if s.mode != DONE:
+                    out[i].append(tok)
+                grammar.advance(s, tok)
+                if force is not None and s.mode == TEXT and step > 0:
+                    s.mode = DONE  # the forced segment is closed: this sample is finished
+            if all(s.mode == DONE for s in states):
+                break
+            cur = nxt[:, None].to(device)
+            pos_t = torch.tensor(new_pos, device=device)[:, None]  # (B, 1, 3)
+            cur_pos = _positions(model, pos_t, 1, len(ids) + step)
+    finally:
+        model.train(was_training)
+    return [torch.cat([ids, torch.tensor(o, dtype=torch.long)]) for o in out]
+
+
+def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -> torch.Tensor:
+    """3-D positions for rope_3d models, else 1-D stream positions ``offset .. offset+t-1``."""
+    if model.cfg.rope_3d:
+        return pos_thw
+    b = pos_thw.shape[0]
+    return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok sample``: continue a text prompt with a trained run."""
+    import argparse
+
+    from mmtok.data.corpus import TokenizerSpec, build_interleaver
+    from mmtok.lm.train import load_run
+
+    ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.")
+    ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
+    ap.add_argument("--prompt", default="", help="text to continue")
+    ap.add_argument("--image-out", default=None, help="sample an image after the prompt and write it here (PNG)")
+    ap.add_argument("--audio-out", default=None, help="sample audio after the prompt and write it here (WAV)")
+    ap.add_argument("--max-new-tokens", type=int, default=400)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-k", type=int, default=None)
+    ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--image-grid", default="16x16", help="rows x columns of a sampled image")
+    ap.add_argument("--audio-tokens", default="1,250", help="fewest,most codes of a sampled audio segment")
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.image_out and args.audio_out:
+        ap.error("give --image-out or --audio-out, not both")
+    model, vocab, cfg = load_run(args.run, device=args.device)
+    spec = TokenizerSpec(**(cfg.get("tokenizers") or {}))
+    il = build_interleaver(spec)
+    il.vocab.check_same(vocab, what=f"the tokenizers recorded in {args.run}")
+    try:
+        h, w = (int(v) for v in args.image_grid.lower().split("x"))
+        lo, hi = (int(v) for v in args.audio_tokens.split(","))
+    except ValueError:
+        ap.error(f"--image-grid takes ROWSxCOLS and --audio-tokens MIN,MAX; got {args.image_grid!r}, "
+                 f"{args.audio_tokens!r}")
+    force = "image" if args.image_out else "audio" if args.audio_out else None
+    (ids,) = generate(model, il, args.prompt, max_new_tokens=args.max_new_tokens, force=force,
+                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                      image_grid=(h, w), audio_tokens=(lo, hi))
+    segs = il.decode(ids, media=force is not None)
+    print(il.pretty(ids))
+    if args.image_out:
+        from PIL import Image
+
+        img = segs[-1]["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(img).save(args.image_out)
+        print(f"wrote {args.image_out}")
+    if args.audio_out:
+        import soundfile as sf
+
+        sf.write(args.audio_out, segs[-1]["audio"].cpu().numpy(), int(segs[-1]["sample_rate"] or 16000))
+        print(f"wrote {args.audio_out}")
+    return 0

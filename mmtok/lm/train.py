@@ -1,0 +1,390 @@
+"""Training the transformer on token shards: one process, or many under ``torchrun``.
+
+``mmtok train --data SHARDS --out RUN [--preset tiny] [--steps N] [--resume]``
+
+* AdamW (fused on CUDA), linear warmup then cosine decay, gradient accumulation
+  and clipping, bf16 autocast on CUDA, optional ``torch.compile``, seeded.
+* Logs every step to ``RUN/log.jsonl`` (loss overall and per modality, tokens/s,
+  MFU, learning rate), shows a progress bar, and plots ``RUN/loss.png``.
+* Checkpoints ``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, the
+  atomic folder format of :mod:`mmtok.core.checkpoint`) every ``save_every`` steps,
+  keeping the last ``keep_last``. A run killed at any moment and restarted with
+  ``--resume`` continues the same loss curve (bit for bit on the CPU).
+* Under ``torchrun`` (``WORLD_SIZE`` > 1): DDP with NCCL on GPUs, gloo on CPUs.
+  The loss is normalised by the global weight sum, so N ranks of batch B give
+  the same loss as one process of batch N·B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from mmtok.core.errors import MmtokError
+from mmtok.stream.interleave import positions_thw
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.data.packing import PackedDataset
+from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.stream.vocab import Modality, Vocabulary
+
+__all__ = ["TrainConfig", "latest_checkpoint", "load_run", "main", "train", "window_positions_thw"]
+
+CKPT_PREFIX = "ckpt-"
+LOG_NAME = "log.jsonl"
+MODALITIES = ("text", "image", "audio")
+# peak dense throughput assumed for MFU (bf16 tensor cores, no sparsity), from vendor data sheets
+GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (saved in every checkpoint)."""
+
+    data: str = ""  # folder of token shards (mmtok tokenize --out)
+    out: str = "run"  # run folder: checkpoints, log.jsonl, loss.png
+    preset: str = "tiny"  # model size: tiny, small, base
+    seq_len: int = 256  # tokens per training window
+    batch_size: int = 8  # windows per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step
+    steps: int = 1000  # optimizer steps in total
+    lr: float = 3e-3  # peak learning rate
+    min_lr: float = 3e-4  # learning rate at the end of the cosine
+    warmup: int = 50  # linear warmup steps
+    weight_decay: float = 0.1  # AdamW weight decay (matrices only)
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    rope_3d: bool = False  # 3-D rotary (time, row, column) positions for media tokens, else 1-D
+    dropout: float = 0.0  # model dropout
+    seed: int = 0  # seeds data order, init and dropout
+    save_every: int = 100  # steps between checkpoints
+    keep_last: int = 2  # checkpoints kept
+    compile: bool = False  # torch.compile the model
+    device: str | None = None  # cpu / cuda (default: cuda when available)
+    threads: int | None = None  # CPU threads for torch (default: torch's choice)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup to ``lr``, then cosine to ``min_lr`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder in ``run`` (None if there is none)."""
+    found = sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+    return found[-1] if found else None
+
+
+def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
+    """The trained model of a run folder (its newest checkpoint), its vocabulary and its settings."""
+    from mmtok.core.checkpoint import config_from_dict, load_checkpoint, load_state_dict_checked
+
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/config.json); train first")
+        path = found
+    ck = load_checkpoint(path, kind=Transformer.KIND)
+    cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/config.json model")
+    model = Transformer(cfg)
+    load_state_dict_checked(model, ck.tensors, where=path)
+    model.eval().to(device or "cpu")
+    return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cpu_peak_flops(seconds: float = 0.3) -> float:
+    """Measured float32 matmul throughput of this CPU: the peak assumed for CPU MFU."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    torch.mm(a, b)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b)
+        n += 1
+    return 2 * 1024**3 * n / (time.perf_counter() - t0)
+
+
+def _peak_flops(device: torch.device) -> tuple[float | None, str]:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, tflops in GPU_PEAK_TFLOPS.items():
+            if key in name:
+                return tflops * 1e12, f"{name}: {tflops:g} TFLOP/s bf16 dense (data sheet)"
+        return None, f"{name}: peak unknown, MFU not reported"
+    peak = _cpu_peak_flops()
+    return peak, f"CPU: {peak / 1e9:.1f} GFLOP/s float32 matmul, measured at start"
+
+
+def _target_modality(batch: dict[str, torch.Tensor], vocab: Vocabulary) -> torch.Tensor:
+    """Modality of every target: the stream modality of the next input (and of the last target)."""
+    mod = torch.empty_like(batch["modality"])
+    mod[:, :-1] = batch["modality"][:, 1:]
+    last = torch.from_numpy(vocab.modality_of(batch["targets"][:, -1].numpy()).astype(np.uint8))
+    mod[:, -1] = last
+    return mod
+
+
+def _positions(doc: torch.Tensor) -> torch.Tensor:
+    """Position of every token inside its document within the window: ``[B, T]``."""
+    t = doc.shape[1]
+    idx = torch.arange(t).expand_as(doc)
+    starts = torch.ones_like(doc, dtype=torch.bool)
+    starts[:, 1:] = doc[:, 1:] != doc[:, :-1]
+    first = torch.where(starts, idx, torch.zeros_like(idx)).cummax(1).values  # (B, T) start of each doc
+    return idx - first
+
+
+def window_positions_thw(ids: torch.Tensor, doc: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+    """The interleaver's (time, row, column) positions ``[B, T, 3]`` of packed windows.
+
+    Shards keep only ids, so each document piece in a window gets its positions
+    rebuilt by :func:`mmtok.stream.interleave.positions_thw`, restarting at 0 where the
+    piece starts (a document cut by the window's left edge restarts too).
+    """
+    b, t = ids.shape
+    out = torch.empty(b, t, 3, dtype=torch.long)
+    for r in range(b):
+        edges = (torch.nonzero(doc[r, 1:] != doc[r, :-1]).flatten() + 1).tolist()
+        for lo, hi in zip([0, *edges], [*edges, t], strict=True):
+            out[r, lo:hi] = positions_thw(vocab, ids[r, lo:hi])
+    return out
+
+
+class _Batches:
+    """Deterministic stream of micro-batches from a global sample counter (resumable)."""
+
+    def __init__(self, ds: PackedDataset, batch_size: int) -> None:
+        self.ds, self.batch_size = ds, batch_size
+
+    def get(self, consumed: int) -> dict[str, torch.Tensor]:
+        items = []
+        for j in range(consumed, consumed + self.batch_size):
+            epoch, i = divmod(j, len(self.ds))
+            if epoch != self.ds.epoch:
+                self.ds.set_epoch(epoch)
+            items.append(self.ds[i])
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def _plot(run: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["loss"] for r in rows], label="all", color="black", lw=1.5)
+    for m in MODALITIES:
+        ys = [r.get(f"loss_{m}") for r in rows]
+        pts = [(s, y) for s, y in zip(steps, ys, strict=True) if y is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), label=m, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_title(f"training loss: {run.name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run / "loss.png")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or continue) a run; returns the run folder."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ddp = world > 1
+    device = pick_device(cfg.device)
+    if ddp:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if ddp else 0
+    master = rank == 0
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run = Path(cfg.out)
+    if master:
+        run.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    # every process sees the whole window order and takes its own samples from it (see below),
+    # so N ranks with batch B read exactly the windows one process with batch N·B reads
+    ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1)
+    vocab = ds.vocab
+    mcfg = ModelConfig.preset(
+        cfg.preset, vocab_size=vocab.size, max_seq_len=cfg.seq_len, rope_3d=cfg.rope_3d, dropout=cfg.dropout
+    )
+    model = Transformer(mcfg).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"),
+    )
+    step, consumed = 0, 0
+    saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": vocab.to_dict(),
+                 "fingerprint": vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers")}
+    ck = latest_checkpoint(run) if resume else None
+    if ck is not None:
+        state = load_train_state(ck, model=model, optimizer=opt, kind=Transformer.KIND)
+        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
+        saved_vocab.check_same(vocab, what=f"the shards in {cfg.data}")
+        step, consumed = state["step"], int(state["extra"]["consumed"])
+    elif resume and master:
+        print(f"no checkpoint in {run}: starting from scratch")
+    if master and (run / LOG_NAME).exists():  # keep the curve up to the resumed step
+        keep = [line for line in (run / LOG_NAME).read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        (run / LOG_NAME).write_text("".join(f"{line}\n" for line in keep))
+
+    # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
+    peak, peak_note = _peak_flops(device) if master else (None, "")
+    net: torch.nn.Module = model
+    if cfg.compile:
+        net = torch.compile(model)  # type: ignore[assignment]
+    if ddp:
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    batches = _Batches(ds, cfg.batch_size)
+    flops_tok = model.flops_per_token(cfg.seq_len)
+    if master:
+        print(f"model {cfg.preset}: {model.num_params() / 1e6:.2f} M parameters (+ embedding), vocab {vocab.size}, "
+              f"{ds.num_windows} windows of {cfg.seq_len}; MFU peak: {peak_note}")
+
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and master), unit="step")
+    model.train()
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        lr = lr_at(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
+        micro = [batches.get(consumed + (k * world + rank) * cfg.batch_size) for k in range(cfg.grad_accum)]
+        weight_total = torch.tensor(sum(float(b["loss_weight"].sum()) for b in micro), dtype=torch.float64)
+        if ddp:
+            dist.all_reduce(weight_total)
+        norm = max(float(weight_total), 1e-8)
+        for k, b in enumerate(micro):
+            b["pos"] = window_positions_thw(b["ids"], b["doc"], vocab) if cfg.rope_3d else _positions(b["doc"])
+            b = {key: v.to(device, non_blocking=True) for key, v in b.items()}
+            sync = nullcontext() if (not ddp or k == cfg.grad_accum - 1) else net.no_sync()  # type: ignore[operator]
+            with sync, autocast:
+                logits = net(b["ids"], pos=b["pos"], doc=b["doc"])  # (B, T, V)
+                ce = F.cross_entropy(logits.float().flatten(0, 1), b["targets"].flatten(), reduction="none")
+                ce = ce.view_as(b["loss_weight"])  # (B, T)
+                loss = (ce * b["loss_weight"]).sum() / norm * world  # DDP averages over ranks
+            loss.backward()
+            with torch.no_grad():
+                w = b["loss_weight"].double()
+                sums[0] += float((ce.double() * w).sum())
+                sums[1] += float(w.sum())
+                tmod = _target_modality({kk: v.cpu() for kk, v in b.items()}, vocab).to(device)
+                for j, m in enumerate(MODALITIES):
+                    sel = (tmod == int(Modality[m.upper()])).double() * w
+                    sums[2 + 2 * j] += float((ce.double() * sel).sum())
+                    sums[3 + 2 * j] += float(sel.sum())
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if ddp:
+            dist.all_reduce(sums)
+        consumed += cfg.batch_size * cfg.grad_accum * world
+        step += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        tokens = cfg.batch_size * cfg.grad_accum * world * cfg.seq_len
+        row: dict[str, Any] = {"step": step, "loss": round(float(sums[0] / max(sums[1], 1e-12)), 6), "lr": lr,
+                               "tokens_per_s": round(tokens / dt, 1)}
+        for j, m in enumerate(MODALITIES):
+            if sums[3 + 2 * j] > 0:
+                row[f"loss_{m}"] = round(float(sums[2 + 2 * j] / sums[3 + 2 * j]), 6)
+        if peak:
+            row["mfu"] = round(flops_tok * tokens / world / dt / peak, 4)
+        if master:
+            with open(run / LOG_NAME, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            if master:
+                _save(run, model, opt, step, consumed, saved_cfg, cfg)
+            if ddp:
+                dist.barrier()
+    bar.close()
+    if master:
+        _plot(run)
+    if ddp:
+        dist.barrier()
+    return run
+
+
+def _save(run: Path, model: Transformer, opt: torch.optim.Optimizer, step: int, consumed: int,
+          saved_cfg: dict[str, Any], cfg: TrainConfig) -> None:
+    save_train_state(run / f"{CKPT_PREFIX}{step:07d}", kind=Transformer.KIND, config=saved_cfg, model=model,
+                     optimizer=opt, step=step, extra={"consumed": consumed},
+                     provenance={"data": str(cfg.data), "fingerprint": saved_cfg["fingerprint"]})
+    found = sorted(p for p in run.glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+    for old in found[: -cfg.keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    _plot(run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok train``."""
+    d = TrainConfig()
+    ap = argparse.ArgumentParser(prog="mmtok train", description="Train the transformer on token shards.")
+    ap.add_argument("--data", required=True, help="shard folder from 'mmtok tokenize'")
+    ap.add_argument("--out", required=True, help="run folder")
+    ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    for name, default in asdict(d).items():
+        if name in ("data", "out"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            ap.add_argument(flag, action="store_true", default=default)
+        else:
+            kind = type(default) if default is not None else (int if name == "threads" else str)
+            ap.add_argument(flag, type=kind, default=default)
+    args = vars(ap.parse_args(list(argv) if argv is not None else None))
+    resume = args.pop("resume")
+    cfg = TrainConfig(**args)
+    train(cfg, resume=resume)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

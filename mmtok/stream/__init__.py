@@ -1,0 +1,20 @@
+"""Streams: text tokenizers, the unified vocabulary, the interleaver and its parser.
+
+:mod:`~mmtok.stream.text` (one base class; bytes and BPE),
+:mod:`~mmtok.stream.vocab` (the id space, built in one place with a
+fingerprint), :mod:`~mmtok.stream.interleave` (documents -> one stream of ids
+with positions and loss weights) and :mod:`~mmtok.stream.parse` (its exact
+inverse, with repairs). Media tokenizers are used through the
+:class:`~mmtok.core.protocol.MediaTokenizer` protocol, never imported.
+
+Imports: :mod:`mmtok.core` only.
+"""
+
+from __future__ import annotations
+
+from mmtok.stream.interleave import Interleaver as Interleaver
+from mmtok.stream.interleave import Stream as Stream
+from mmtok.stream.interleave import pretty as pretty
+from mmtok.stream.vocab import Vocabulary as Vocabulary
+
+__all__ = ['Interleaver', 'Stream', 'Vocabulary', 'pretty']

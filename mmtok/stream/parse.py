@@ -1,0 +1,248 @@
+"""Ids -> segments: the strict or repairing pass behind :meth:`Interleaver.decode`.
+
+:class:`Repair` records one change a repairing pass made; :class:`Decoded` is the
+list of segments it returns, with the repairs beside them. The layout the pass
+reads is described in :mod:`mmtok.stream.interleave`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from mmtok.core.errors import StreamError
+
+if TYPE_CHECKING:
+    from mmtok.stream.interleave import Interleaver
+
+__all__ = ["Decoded", "Repair"]
+
+@dataclass(frozen=True)
+class Repair:
+    """One change ``decode(..., repair=True)`` made to a stream."""
+
+    position: int  # index in the stream that was given
+    problem: str  # what was wrong
+    action: str  # what was done about it
+
+    def __str__(self) -> str:
+        return f"position {self.position}: {self.problem}; {self.action}"
+
+
+class Decoded(list):  # type: ignore[type-arg]
+    """The segments of a decoded stream (a plain list), plus ``repairs`` made on the way."""
+
+    repairs: list[Repair]
+
+    def __init__(self, segments: Sequence[dict[str, Any]] = (), repairs: Sequence[Repair] = ()) -> None:
+        super().__init__(segments)
+        self.repairs = list(repairs)
+
+
+def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x), dtype=torch.int64)
+    if t.dim() != dims:
+        raise ValueError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
+    return t
+
+
+class Parser:
+    """The state of one de-interleaving pass (strict or repairing)."""
+
+    def __init__(self, il: Interleaver, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
+        self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
+        self.n = len(ids)
+        self._outside: dict[str, np.ndarray] = {}
+
+    def problem(self, i: int, expected: str, action: str) -> None:
+        pos = int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
+        got = self.v.token(int(self.ids[i])) if i < self.n else "the end of the stream"
+        if not self.repair:
+            raise StreamError(f"position {pos}: expected {expected}, got {got}", position=pos, expected=expected)
+        self.repairs.append(Repair(pos, f"expected {expected}, got {got}", action))
+
+    def run_end(self, i: int, modality: str) -> int:
+        """First index >= i whose id is not in ``modality``'s range."""
+        if modality not in self._outside:
+            r = self.v.range(modality)
+            self._outside[modality] = np.flatnonzero((self.ids < r.start) | (self.ids >= r.stop))
+        out = self._outside[modality]
+        k = int(np.searchsorted(out, i))
+        return int(out[k]) if k < out.size else self.n
+
+    def is_opener(self, tok: int) -> bool:
+        return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
+
+    def rows(self, i: int, modality: str, close: int, width: int | None) -> tuple[list[np.ndarray], int, bool, int | None]:
+        """Rows of ``modality`` codes from ``i`` up to the ``close`` token (``<eoi>`` or ``<eof>``).
+
+        Returns (rows, next index, whether ``close`` was found, row width). Stops
+        without consuming at a token that opens or ends a segment.
+        """
+        il, start, close_name = self.il, self.v.range(modality).start, self.v.token(close)
+        a = "an" if modality[0] in "aeiou" else "a"
+        rows: list[np.ndarray] = []
+        cur: list[np.ndarray] = []
+
+        def end_row(at: int) -> None:
+            nonlocal width, cur
+            row = np.concatenate(cur) if cur else np.zeros(0, np.int64)
+            cur = []
+            if row.size == 0:
+                self.problem(at, f"{a} {modality} code", "dropped the empty row")
+                return
+            if width is None:
+                width = row.size
+            elif row.size != width:
+                self.problem(at, f"row {len(rows)} to have {width} codes like row 0, not {row.size}",
+                             f"{'truncated' if row.size > width else 'padded'} it to {width}")
+                above = rows[-1] if rows else np.zeros(width, np.int64)
+                row = row[:width] if row.size > width else np.concatenate([row, above[row.size:]])
+            rows.append(row)
+
+        while True:
+            j = self.run_end(i, modality)
+            if j > i:
+                cur.append(self.ids[i:j] - start)
+            if j >= self.n:
+                self.problem(j, f"<eol> or {close_name}", f"closed the {modality}")
+                if cur:
+                    end_row(j)
+                return rows, j, False, width
+            tok = int(self.ids[j])
+            if tok == il.EOL:
+                end_row(j)
+                i = j + 1
+            elif tok == close:
+                if cur:
+                    self.problem(j, f"<eol> before {close_name}", "ended the row")
+                    end_row(j)
+                return rows, j + 1, True, width
+            elif self.is_opener(tok) or tok == il.EOV:
+                if tok != il.EOV or modality != "video":
+                    self.problem(j, f"{a} {modality} code, <eol> or {close_name}", f"closed the {modality}")
+                if cur:
+                    end_row(j)
+                return rows, j, False, width
+            else:
+                self.problem(j, f"{a} {modality} code, <eol> or {close_name}", "dropped it")
+                i = j + 1
+
+    def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        """Parse the image opened at ``b``; returns (segment or None, next index)."""
+        rows, i, _, _ = self.rows(b + 1, "image", self.il.EOI, None)
+        if not rows:
+            self.problem(b, "an image with at least one row", "dropped the empty image")
+            return None, i
+        return {"image_codes": torch.from_numpy(np.stack(rows))}, i
+
+    def video(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        """Parse the video opened at ``b``: frames of rows, each frame closed by ``<eof>``."""
+        il = self.il
+        frames: list[np.ndarray] = []
+        width: int | None = None
+        i = b + 1
+        while True:
+            if i < self.n and self.ids[i] == il.EOV:
+                i += 1
+                break
+            at = i
+            rows, i, closed, width = self.rows(i, "video", il.EOF, width)
+            if rows:
+                if frames and len(rows) != len(frames[0]):
+                    h = len(frames[0])
+                    self.problem(at, f"frame {len(frames)} to have {h} rows like frame 0, not {len(rows)}",
+                                 f"{'truncated' if len(rows) > h else 'padded'} it to {h} rows")
+                    rows = (rows + list(frames[-1][len(rows):]))[:h]
+                frames.append(np.stack(rows))
+            if not closed:
+                if i < self.n and self.ids[i] == il.EOV:
+                    if rows:
+                        self.problem(i, "<eof> before <eov>", "ended the frame")
+                    i += 1
+                break
+        if not frames:
+            self.problem(b, "a video with at least one frame", "dropped the empty video")
+            return None, i
+        return {"video_codes": torch.from_numpy(np.stack(frames))}, i
+
+    def audio(self, b: int) -> tuple[dict[str, Any] | None, int]:
+        il, start = self.il, self.v.range("audio").start
+        parts: list[np.ndarray] = []
+        i = b + 1
+        while True:
+            j = self.run_end(i, "audio")
+            if j > i:
+                parts.append(self.ids[i:j] - start)
+            if j >= self.n:
+                self.problem(j, "an audio code or <eoa>", "closed the audio")
+                i = j
+                break
+            tok = int(self.ids[j])
+            if tok == il.EOA:
+                i = j + 1
+                break
+            if self.is_opener(tok):
+                self.problem(j, "an audio code or <eoa>", "closed the audio")
+                i = j
+                break
+            self.problem(j, "an audio code or <eoa>", "dropped it")
+            i = j + 1
+        if not parts:
+            self.problem(b, "audio with at least one code", "dropped the empty audio")
+            return None, i
+        return {"audio_codes": torch.from_numpy(np.concatenate(parts))}, i
+
+    def text(self, a: int, b: int, segments: list[dict[str, Any]]) -> None:
+        ids = self.ids[a:b]
+        try:
+            s = self.il.text.decode(ids, errors="strict")
+        except UnicodeDecodeError:
+            self.problem(a, "text ids that form valid UTF-8", "decoded them with U+FFFD")
+            s = self.il.text.decode(ids, errors="replace")
+        if segments and "text" in segments[-1]:
+            segments[-1]["text"] += s  # text around a dropped token joins up
+        elif s:
+            segments.append({"text": s})
+
+    def document(self) -> list[dict[str, Any]]:
+        il, segments = self.il, []
+        i = 1 if self.n and self.ids[0] == il.BOS else 0
+        text_start = i
+        while i < self.n:
+            j = self.run_end(i, "text")
+            if j > i:
+                i = j
+                continue
+            if i > text_start:
+                self.text(text_start, i, segments)
+            tok = int(self.ids[i])
+            if tok == il.EOS:
+                if i != self.n - 1:
+                    self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")
+                i = self.n
+            elif tok == il.BOI and self.v.has("image"):
+                seg, i = self.image(i)
+                if seg is not None:
+                    segments.append(seg)
+            elif tok == il.BOA and self.v.has("audio"):
+                seg, i = self.audio(i)
+                if seg is not None:
+                    segments.append(seg)
+            elif tok == il.BOV and self.v.has("video"):
+                seg, i = self.video(i)
+                if seg is not None:
+                    segments.append(seg)
+            else:
+                markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
+                opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
+                self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
+                i += 1
+            text_start = i
+        if i > text_start:
+            self.text(text_start, i, segments)
+        return segments

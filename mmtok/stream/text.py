@@ -1,0 +1,302 @@
+"""Text <-> ids: UTF-8 bytes (no files needed) or a byte-level BPE.
+
+Both tokenizers round trip every Python ``str`` exactly, lone surrogates
+included: text becomes bytes with UTF-8 and the ``surrogatepass`` error
+handler (a lone surrogate such as ``"\\ud800"`` becomes its three-byte
+encoding ``ED A0 80``), and ids go back to text the same way. Ids that do not
+form valid UTF-8 (which only generated ids do) raise ``UnicodeDecodeError`` with
+``errors="strict"`` or become U+FFFD with ``errors="replace"`` (the default).
+
+>>> tok = ByteTokenizer()
+>>> tok.encode("hé")
+[104, 195, 169]
+>>> tok.decode([104, 195, 169])
+'hé'
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.core.checkpoint import read_config, save_checkpoint
+from mmtok.core.errors import CheckpointError
+
+__all__ = ["BPETokenizer", "ByteTokenizer", "load_text_tokenizer", "main", "train_bpe"]
+
+KIND = "text"  # checkpoint kind of a BPE folder
+TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization inside it
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _to_bytes(text: str) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError(f"text tokenizers encode str, got {type(text).__name__}")
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _from_bytes(data: bytes, errors: str) -> str:
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        if errors == "strict":
+            raise
+        return data.decode("utf-8", "replace")
+
+
+def _as_int_list(ids: Any) -> list[int]:
+    if isinstance(ids, torch.Tensor):
+        return [int(i) for i in ids.reshape(-1).tolist()]
+    if isinstance(ids, np.ndarray):
+        return [int(i) for i in ids.reshape(-1).tolist()]
+    return [int(i) for i in ids]
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids ``[0, 256)``; needs no files and never fails to encode."""
+
+    vocab_size = 256
+    fingerprint = "byte-utf8-surrogatepass-v1"
+
+    def encode(self, text: str) -> list[int]:
+        """The UTF-8 bytes of ``text`` (lone surrogates via ``surrogatepass``)."""
+        return list(_to_bytes(text))
+
+    def decode(self, ids: Any, *, errors: str = "replace") -> str:
+        """Text from byte ids; ``errors="strict"`` raises on invalid UTF-8."""
+        ints = _as_int_list(ids)
+        try:
+            data = bytes(ints)
+        except ValueError:
+            bad = next(i for i in ints if not 0 <= i < 256)
+            raise ValueError(f"byte ids must be in [0, 256), got {bad}") from None
+        return _from_bytes(data, errors)
+
+    def __repr__(self) -> str:
+        return "ByteTokenizer()"
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in character for each byte (what byte-level BPE tokens are made of)."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    alphabet = ByteLevel.alphabet()  # the 256 stand-ins, unordered
+    # the GPT-2 table: printable latin-1 bytes map to themselves, the rest to 256 + k in byte order
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table: dict[int, str] = {b: chr(b) for b in keep}
+    n = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + n)
+            n += 1
+    assert set(table.values()) == set(alphabet), "byte-level alphabet differs from GPT-2's table"
+    return table
+
+
+class BPETokenizer:
+    """Byte-level BPE run by Hugging Face ``tokenizers``; ids ``[0, vocab_size)``.
+
+    Train one with :func:`train_bpe` (or ``mmtok train-tokenizer text FILES
+    --vocab-size N --out DIR``), save it with :meth:`save`, read it back with
+    :meth:`load` or ``mmtok.load(DIR)``.
+    """
+
+    KIND = KIND
+
+    def __init__(self, tokenizer: Any, *, provenance: dict[str, Any] | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        if not isinstance(tokenizer, Tokenizer):
+            raise TypeError(f"BPETokenizer wraps a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+        self._tok = tokenizer
+        self.provenance = dict(provenance or {})
+        b2u = _byte_to_unicode()
+        self._byte_ids = [tokenizer.token_to_id(b2u[b]) for b in range(256)]
+        if None in self._byte_ids:
+            raise CheckpointError("BPE vocabulary lacks some of the 256 byte tokens; retrain it with train_bpe")
+        u2b = {u: b for b, u in b2u.items()}
+        vocab = tokenizer.get_vocab()
+        self.vocab_size = max(vocab.values()) + 1
+        self._id_bytes: list[bytes] = [b""] * self.vocab_size
+        for token, i in vocab.items():
+            self._id_bytes[i] = bytes(u2b[c] for c in token)
+        self._lens = np.array([len(b) for b in self._id_bytes], dtype=np.int64)  # bytes per id
+        self._starts = np.concatenate([[0], np.cumsum(self._lens)[:-1]])  # offset of each id in _table
+        self._table = np.frombuffer(b"".join(self._id_bytes), dtype=np.uint8)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the tokenizer's merges and vocabulary."""
+        return hashlib.sha256(self._tok.to_str().encode()).hexdigest()[:16]
+
+    def _encode_valid(self, text: str) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=False).ids if text else []
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``; a lone surrogate becomes the ids of its three bytes."""
+        _to_bytes(text)  # type check
+        if not _SURROGATE.search(text):
+            return self._encode_valid(text)
+        ids: list[int] = []
+        start = 0
+        for m in _SURROGATE.finditer(text):
+            ids += self._encode_valid(text[start : m.start()])
+            ids += [self._byte_ids[b] for b in _to_bytes(m.group())]
+            start = m.end()
+        return ids + self._encode_valid(text[start:])
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of many texts (valid ones tokenized in parallel by ``tokenizers``)."""
+        if not any(_SURROGATE.search(t) for t in texts):
+            return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids: Any, *, errors: str = "replace") -> str:
+        """Text from ids (the exact inverse of :meth:`encode`)."""
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        bad = (a < 0) | (a >= self.vocab_size)
+        if bad.any():
+            raise ValueError(f"id {int(a[bad][0])} is outside this BPE vocabulary [0, {self.vocab_size})")
+        # gather every token's bytes from one table in a single indexing step
+        lens = self._lens[a]
+        ends = np.cumsum(lens)
+        index = np.arange(int(ends[-1]) if a.size else 0) + np.repeat(self._starts[a] - (ends - lens), lens)
+        return _from_bytes(self._table[index].tobytes(), errors)
+
+    def token_bytes(self, i: int) -> bytes:
+        """The bytes id ``i`` stands for."""
+        return self._id_bytes[i]
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint folder of kind ``"text"`` (``config.json`` + ``tokenizer.json``)."""
+        return save_checkpoint(
+            folder,
+            kind=KIND,
+            config={"type": "bpe", "vocab_size": self.vocab_size, "fingerprint": self.fingerprint},
+            tensors={},
+            provenance=self.provenance,
+            extra_files={TOKENIZER_FILE: self._tok.to_str()},
+        )
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> BPETokenizer:
+        """Read a folder written by :meth:`save`, checking its kind and format version."""
+        from tokenizers import Tokenizer
+
+        meta = read_config(folder, kind=KIND)
+        path = Path(meta["_path"])
+        if meta["config"].get("type") != "bpe":
+            raise CheckpointError(f"text checkpoint {path} is of type {meta['config'].get('type')!r}, expected 'bpe'")
+        if not (path / TOKENIZER_FILE).is_file():
+            raise CheckpointError(f"text checkpoint {path} has no {TOKENIZER_FILE}")
+        try:
+            tok = cls(Tokenizer.from_str((path / TOKENIZER_FILE).read_text()), provenance=meta.get("provenance"))
+        except Exception as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} is unreadable ({e})") from e
+        want = meta["config"].get("fingerprint")
+        if want is not None and want != tok.fingerprint:
+            raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} does not match config.json")
+        return tok
+
+    def __repr__(self) -> str:
+        return f"BPETokenizer(vocab_size={self.vocab_size})"
+
+
+def train_bpe(
+    texts: Iterable[str], *, vocab_size: int, min_frequency: int = 2, provenance: dict[str, Any] | None = None
+) -> BPETokenizer:
+    """Train a byte-level BPE with ``vocab_size`` ids (at least 256: every byte has one).
+
+    >>> tok = train_bpe(["low lower lowest"] * 50, vocab_size=260)
+    >>> tok.vocab_size, tok.decode(tok.encode("lowest"))
+    (260, 'lowest')
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < 256:
+        raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[],
+        show_progress=False,
+    )
+    # tokenizers takes Rust strings: lone surrogates cannot reach the trainer
+    tok.train_from_iterator((_SURROGATE.sub("", t) for t in texts), trainer=trainer)
+    return BPETokenizer(tok, provenance=provenance)
+
+
+def load_text_tokenizer(spec: str | os.PathLike[str] = "byte") -> ByteTokenizer | BPETokenizer:
+    """``"byte"`` -> :class:`ByteTokenizer`; a folder -> the :class:`BPETokenizer` saved there."""
+    if str(spec) == "byte":
+        return ByteTokenizer()
+    return BPETokenizer.load(spec)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _read_lines(files: Sequence[str]) -> Iterator[str]:
+    for name in files:
+        with open(name, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                # JSONL corpora: train on their text segments, not on the JSON syntax
+                if name.endswith(".jsonl"):
+                    try:
+                        doc = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    for seg in doc.get("segments", []) if isinstance(doc, dict) else []:
+                        if isinstance(seg, dict) and isinstance(seg.get("text"), str):
+                            yield seg["text"]
+                        elif isinstance(seg, str):
+                            yield seg
+                else:
+                    yield line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
+    p = argparse.ArgumentParser(
+        prog="mmtok train-tokenizer text",
+        description="Train a byte-level BPE on text files (.jsonl: the text segments of each document).",
+    )
+    p.add_argument("files", nargs="+", help="text or JSONL files")
+    p.add_argument("--vocab-size", type=int, required=True, help="ids in the trained vocabulary (>= 256)")
+    p.add_argument("--min-frequency", type=int, default=2, help="a pair merges only if seen this often")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    args = p.parse_args(list(argv) if argv is not None else None)
+    for name in args.files:
+        if not os.path.isfile(name):
+            p.error(f"no such file: {name}")
+    command = "mmtok train-tokenizer text " + " ".join(
+        [*args.files, "--vocab-size", str(args.vocab_size), "--min-frequency", str(args.min_frequency)]
+    )
+    tok = train_bpe(
+        _read_lines(args.files),
+        vocab_size=args.vocab_size,
+        min_frequency=args.min_frequency,
+        provenance={"files": [os.path.basename(f) for f in args.files], "command": command},
+    )
+    out = tok.save(args.out)
+    print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint}))
+    return 0
+

@@ -1,0 +1,355 @@
+"""The unified id space: text ids, special tokens, then one code range per modality.
+
+Built in one place, in a fixed order::
+
+    [0, T)              text ids (T = 256 for bytes, or a trained BPE's size)
+    [T, T+S)            special tokens: <pad> <bos> <eos> <boi> <eoi> <eol> <boa> <eoa>
+                        <bov> <eov> <eof>, then reserved slots (room for more)
+    [I0, I0+K_image)    image codes
+    [A0, A0+K_audio)    audio codes
+    [V0, V0+K_video)    video codes (when there is a video tokenizer)
+
+The layout is data: :meth:`Vocabulary.to_dict` / :meth:`Vocabulary.from_dict` round
+trip it through JSON, and :attr:`Vocabulary.fingerprint` hashes it together with
+the identity of each tokenizer, so shards and model checkpoints can refuse ids
+that mean something else.
+
+>>> v = Vocabulary(text_size=256, ranges={"image": 1024, "audio": 512})
+>>> v.size, v.id("<boi>"), v.range("image")
+(1824, 259, range(288, 1312))
+>>> v.modality_of([65, 259, 300, 1400]).tolist()
+[0, 1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.core.errors import VocabularyError
+
+__all__ = [
+    "DEFAULT_LOSS_WEIGHTS",
+    "MEDIA",
+    "SPECIAL_TOKENS",
+    "Modality",
+    "Vocabulary",
+    "tokenizer_fingerprint",
+]
+
+SPECIAL_TOKENS = (
+    "<pad>", "<bos>", "<eos>",
+    "<boi>", "<eoi>", "<eol>",
+    "<boa>", "<eoa>",
+    "<bov>", "<eov>", "<eof>",
+)  # fmt: skip
+RESERVED_SPECIAL = 32  # the special block always has this many ids; unused ones are "<reserved_k>"
+MEDIA = ("image", "audio", "video")  # the code ranges, in id order
+FORMAT = "mmtok-vocab"
+FORMAT_VERSION = 1
+
+
+class Modality(IntEnum):
+    """What a token is, as stored in ``Stream.modality`` (uint8)."""
+
+    TEXT = 0
+    SPECIAL = 1  # <pad>, <bos>, <eos> and reserved ids
+    IMAGE = 2
+    AUDIO = 3
+    VIDEO = 4
+
+
+DEFAULT_LOSS_WEIGHTS = {"text": 1.0, "special": 1.0, "image": 1.0, "audio": 1.0, "video": 1.0}
+
+# segment markers belong to the modality of the segment they delimit
+_MARKER_MODALITY = {
+    "<boi>": Modality.IMAGE, "<eoi>": Modality.IMAGE,
+    "<boa>": Modality.AUDIO, "<eoa>": Modality.AUDIO,
+    "<bov>": Modality.VIDEO, "<eov>": Modality.VIDEO, "<eof>": Modality.VIDEO,
+}  # fmt: skip
+
+
+def tokenizer_fingerprint(tok: Any) -> str:
+    """A short hash that changes whenever ``tok`` would produce different ids.
+
+    Uses ``tok.fingerprint`` when the tokenizer has one; otherwise hashes the
+    config and every tensor of an ``nn.Module``'s state dict.
+    """
+    own = getattr(tok, "fingerprint", None)
+    if isinstance(own, str):
+        return own
+    h = hashlib.sha256(type(tok).__qualname__.encode())
+    cfg = getattr(tok, "cfg", None)
+    if cfg is not None:
+        h.update(repr(cfg).encode())
+    if isinstance(tok, torch.nn.Module):
+        for name, t in sorted(tok.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(str(getattr(tok, "codebook_size", getattr(tok, "vocab_size", ""))).encode())
+    return h.hexdigest()[:16]
+
+
+class Vocabulary:
+    """Text ids, special tokens and media code ranges laid out in one id space.
+
+    ``ranges`` maps a media name (``"image"``, ``"audio"``, ``"video"``) to its
+    codebook size; ``sources`` maps ``"text"`` and each media name to a fingerprint
+    of the tokenizer that produces those ids (see :func:`tokenizer_fingerprint`).
+    """
+
+    def __init__(
+        self,
+        text_size: int = 256,
+        *,
+        ranges: Mapping[str, int] | None = None,
+        specials: Sequence[str] = SPECIAL_TOKENS,
+        n_special: int = RESERVED_SPECIAL,
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
+        ranges = dict(ranges or {})
+        if not isinstance(text_size, int) or text_size < 1:
+            raise VocabularyError(f"text_size must be a positive int, got {text_size!r}")
+        unknown = sorted(set(ranges) - set(MEDIA))
+        if unknown:
+            raise VocabularyError(f"unknown media range(s) {unknown}; known: {list(MEDIA)}")
+        for name, k in ranges.items():
+            if not isinstance(k, int) or k < 1:
+                raise VocabularyError(f"range {name!r} needs a positive codebook size, got {k!r}")
+        specials = tuple(specials)
+        missing = [s for s in SPECIAL_TOKENS if s not in specials]
+        if missing or specials[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
+            raise VocabularyError(
+                f"specials must start with {list(SPECIAL_TOKENS)} in that order (missing {missing}); "
+                "append new tokens after them"
+            )
+        if len(set(specials)) != len(specials):
+            raise VocabularyError(f"special tokens repeat: {list(specials)}")
+        n_special = max(n_special, len(specials))
+        self.text_size = text_size
+        self.specials = specials
+        self.n_special = n_special
+        self.sources = dict(sources or {})
+        self._names = list(specials) + [f"<reserved_{k}>" for k in range(len(specials), n_special)]
+        self._ids = {name: text_size + i for i, name in enumerate(self._names)}
+        start = text_size + n_special
+        self._ranges: dict[str, range] = {}
+        for name in MEDIA:  # fixed order, whatever order the mapping had
+            if name in ranges:
+                self._ranges[name] = range(start, start + ranges[name])
+                start += ranges[name]
+        self.size = start
+        # id -> Modality lookup over range boundaries, for vectorized modality_of
+        bounds = [0, text_size, text_size + n_special]
+        mods = [Modality.TEXT, Modality.SPECIAL]
+        for name, r in self._ranges.items():
+            mods.append(Modality[name.upper()])
+            bounds.append(r.stop)
+        self._bounds = np.asarray(bounds[1:], dtype=np.int64)
+        self._mods = np.asarray(mods, dtype=np.uint8)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def for_tokenizers(
+        cls, *, text: Any, image: Any = None, audio: Any = None, video: Any = None, **kwargs: Any
+    ) -> Vocabulary:
+        """The layout for these tokenizers (``text.vocab_size``, each ``codebook_size``)."""
+        ranges: dict[str, int] = {}
+        sources = {"text": tokenizer_fingerprint(text)}
+        for name, tok in (("image", image), ("audio", audio), ("video", video)):
+            if tok is not None:
+                ranges[name] = int(tok.codebook_size)
+                sources[name] = tokenizer_fingerprint(tok)
+        return cls(int(text.vocab_size), ranges=ranges, sources=sources, **kwargs)
+
+    # ------------------------------------------------------------------ lookups
+
+    def id(self, token: str) -> int:
+        """The id of a special token, e.g. ``vocab.id("<boi>")``."""
+        try:
+            return self._ids[token]
+        except KeyError:
+            raise VocabularyError(
+                f"{token!r} is not a special token of this vocabulary; known: {list(self.specials)}"
+            ) from None
+
+    def token(self, i: int) -> str:
+        """A readable name for id ``i``: the special token, ``text:65`` or ``image:12``."""
+        i = int(i)
+        if 0 <= i < self.text_size:
+            return f"text:{i}"
+        if self.text_size <= i < self.text_size + self.n_special:
+            return self._names[i - self.text_size]
+        for name, r in self._ranges.items():
+            if i in r:
+                return f"{name}:{i - r.start}"
+        return f"<out of range {i}>"
+
+    def range(self, modality: str) -> range:
+        """The ids of ``"text"``, ``"special"`` or a media modality's codes."""
+        if modality == "text":
+            return range(0, self.text_size)
+        if modality == "special":
+            return range(self.text_size, self.text_size + self.n_special)
+        if modality in self._ranges:
+            return self._ranges[modality]
+        raise VocabularyError(
+            f"this vocabulary has no {modality!r} range; it has text, special and {list(self._ranges)}"
+        )
+
+    def has(self, modality: str) -> bool:
+        """Whether the layout has ids for ``modality``."""
+        return modality in ("text", "special") or modality in self._ranges
+
+    @property
+    def media(self) -> tuple[str, ...]:
+        """The media modalities that have a code range, in id order."""
+        return tuple(self._ranges)
+
+    def modality_of(self, ids: Any) -> np.ndarray:
+        """uint8 :class:`Modality` of each id by range alone (every special token is SPECIAL).
+
+        Raises :class:`~mmtok.core.errors.VocabularyError` for ids outside ``[0, size)``.
+        """
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        bad = (a < 0) | (a >= self.size)
+        if bad.any():
+            pos = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise VocabularyError(
+                f"id {int(a.reshape(-1)[pos])} at index {pos} is outside the vocabulary [0, {self.size})"
+            )
+        return self._mods[np.searchsorted(self._bounds, a, side="right")]
+
+    def stream_modality(self, ids: Any, *, previous: int | None = None) -> np.ndarray:
+        """uint8 modality of each token of a stream, markers counted with their segment.
+
+        ``<boi> <eoi>`` are IMAGE, ``<boa> <eoa>`` AUDIO, ``<bov> <eov> <eof>`` VIDEO, and
+        ``<eol>`` takes the modality of the code before it (``previous`` is the id
+        before ``ids[0]`` when ``ids`` is a slice). ``<bos> <eos> <pad>`` stay SPECIAL.
+        """
+        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        mod = self.modality_of(a)
+        for token, m in _MARKER_MODALITY.items():
+            mod[a == self._ids[token]] = m
+        eol = np.flatnonzero(a == self._ids["<eol>"])
+        if eol.size:
+            before = np.where(eol > 0, a[np.maximum(eol - 1, 0)], -1 if previous is None else previous)
+            prev_mod = np.full(eol.shape, Modality.IMAGE, dtype=np.uint8)
+            ok = (before >= 0) & (before < self.size)
+            prev_mod[ok] = self._mods[np.searchsorted(self._bounds, before[ok], side="right")]
+            mod[eol] = np.where(prev_mod == Modality.VIDEO, Modality.VIDEO, Modality.IMAGE)
+        return mod
+
+    # ------------------------------------------------------------------ (de)serialization
+
+    def layout(self) -> dict[str, Any]:
+        """The id layout alone (no tokenizer identities)."""
+        return {
+            "text_size": self.text_size,
+            "specials": list(self.specials),
+            "n_special": self.n_special,
+            "ranges": {name: len(r) for name, r in self._ranges.items()},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal vocabulary."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **self.layout(),
+            "size": self.size,
+            "sources": dict(sorted(self.sources.items())),
+            "fingerprint": self.fingerprint,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise VocabularyError(f"not an mmtok vocabulary (expected format {FORMAT!r})")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise VocabularyError(
+                f"vocabulary format_version {data.get('format_version')} is newer than this mmtok "
+                f"understands ({FORMAT_VERSION}); upgrade mmtok"
+            )
+        try:
+            v = cls(
+                int(data["text_size"]),
+                ranges={k: int(n) for k, n in data.get("ranges", {}).items()},
+                specials=tuple(data["specials"]),
+                n_special=int(data["n_special"]),
+                sources=data.get("sources", {}),
+            )
+        except (KeyError, TypeError) as e:
+            raise VocabularyError(f"vocabulary dict is missing or has a bad field: {e}") from e
+        if "size" in data and int(data["size"]) != v.size:
+            raise VocabularyError(f"vocabulary says size {data['size']} but its layout gives {v.size}")
+        if "fingerprint" in data and data["fingerprint"] != v.fingerprint:
+            raise VocabularyError("vocabulary fingerprint does not match its layout and sources")
+        return v
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocabulary:
+        return cls.from_dict(json.loads(text))
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the layout and of each tokenizer's identity (16 hex digits)."""
+        blob = json.dumps({"layout": self.layout(), "sources": self.sources}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def differences(self, other: Vocabulary) -> list[str]:
+        """What differs between two vocabularies, in words (empty when they match)."""
+        out: list[str] = []
+        mine, theirs = self.layout(), other.layout()
+        for key in ("text_size", "specials", "n_special"):
+            if mine[key] != theirs[key]:
+                out.append(f"{key}: {theirs[key]} vs {mine[key]}")
+        for name in sorted(set(mine["ranges"]) | set(theirs["ranges"])):
+            a, b = theirs["ranges"].get(name), mine["ranges"].get(name)
+            if a != b:
+                out.append(f"{name} range size: {a} vs {b}")
+        for name in sorted(set(self.sources) | set(other.sources)):
+            a, b = other.sources.get(name), self.sources.get(name)
+            if a != b:
+                out.append(f"{name} tokenizer: {a} vs {b}")
+        return out
+
+    def check_same(self, other: Vocabulary, *, what: str = "the data") -> None:
+        """Refuse ``other`` (the vocabulary ``what`` was made with) unless it is this one."""
+        diff = self.differences(other)
+        if diff:
+            raise VocabularyError(
+                f"{what} was made with a different vocabulary (saved vs now): " + "; ".join(diff)
+                + ". Use the same tokenizers, or re-tokenize."
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{n}={len(r)}" for n, r in self._ranges.items())
+        return f"Vocabulary(size={self.size}, text={self.text_size}, special={self.n_special}, {parts})"
+
+    def describe(self) -> Iterable[str]:
+        """One line per block of the layout."""
+        yield f"text     [0, {self.text_size})"
+        yield f"special  [{self.text_size}, {self.text_size + self.n_special})  {' '.join(self.specials)}"
+        for name, r in self._ranges.items():
+            yield f"{name:<8} [{r.start}, {r.stop})"

@@ -1,0 +1,15 @@
+"""Video: file -> frames (PyAV) -> per-frame image codes ``[T, h, w]``, plus the soundtrack.
+
+:mod:`~mmtok.video.tokenizer` samples frames and runs an image tokenizer on
+each; :mod:`~mmtok.video.temporal` compresses codes along time (repeat and
+run-length coding).
+
+Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.image`.
+"""
+
+from __future__ import annotations
+
+from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
+from mmtok.video.tokenizer import read_video as read_video
+
+__all__ = ['VideoTokenizer', 'read_video']

@@ -1,0 +1,19 @@
+"""The codebook layer: vector quantization.
+
+:class:`VectorQuantizer` (EMA updates, k-means init, dead-code restarts, DDP
+sync), its exact chunked nearest-code search (:mod:`~mmtok.vq.search`) and the
+one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer and the media trainers
+share.
+
+Imports: :mod:`mmtok.core` only.
+"""
+
+from __future__ import annotations
+
+from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
+from mmtok.vq.quantizer import UsageStats as UsageStats
+from mmtok.vq.quantizer import VQConfig as VQConfig
+from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
+from mmtok.vq.search import nearest_code as nearest_code
+
+__all__ = ['QuantizeResult', 'UsageStats', 'VQConfig', 'VectorQuantizer', 'nearest_code']

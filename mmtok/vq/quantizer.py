@@ -1,0 +1,465 @@
+"""The VQ codebook: exact chunked nearest-code search (:mod:`mmtok.vq.search`), EMA
+updates, k-means init, dead-code restart and usage statistics.
+
+Axis legend used in shape comments:
+    N  number of vectors (all leading axes of the input flattened)
+    D  input vector size (``cfg.dim``)
+    d  lookup size (``cfg.codebook_dim`` or ``D``)
+    K  number of codes (``cfg.codebook_size``)
+
+>>> import torch
+>>> vq = VectorQuantizer(VQConfig(dim=8, codebook_size=16))
+>>> x = torch.randn(2, 5, 8)
+>>> r = vq(x)                       # training step: k-means init + EMA update
+>>> tuple(r.quantized.shape), tuple(r.indices.shape), r.indices.dtype
+((2, 5, 8), (2, 5), torch.int64)
+>>> _ = vq.eval()                    # inference: the codebook stays fixed
+>>> codes = vq.encode(x)
+>>> bool(torch.equal(vq(x).indices, codes)), tuple(vq.decode(codes).shape)
+(True, (2, 5, 8))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from mmtok.vq.search import nearest_code
+
+__all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer", "nearest_code"]
+
+KMEANS_MAX_SAMPLES = 65_536  # vectors kept for the k-means initialisation
+ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
+
+
+@dataclass
+class VQConfig:
+    """Hyperparameters of a :class:`VectorQuantizer`."""
+
+    dim: int = 256  # size of the vectors that come in (last axis of the input)
+    codebook_size: int = 1024  # K: number of codes
+    decay: float = 0.99  # EMA decay of code counts and sums (0 < decay < 1; higher = slower)
+    eps: float = 1e-5  # Laplace smoothing of EMA counts, so a code never divides by zero
+    commitment_weight: float = 0.25  # weight of ||x - sg(q)||² in the returned loss
+    kmeans_init: bool = True  # initialise codes by k-means on the first training vectors
+    kmeans_iters: int = 10  # Lloyd iterations of that initialisation
+    kmeans_min_vectors: int = 0  # collect at least this many training vectors (and ≥ K) before k-means
+    dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per batch) falls below this; 0 = never
+    dead_code_rate: float = 0.0  # also restart codes below this fraction of the mean EMA count (expected rate); 0 = off
+    codebook_dim: int | None = None  # if set, search in this smaller space through learned in/out projections
+    cosine: bool = False  # l2-normalise inputs and codes: nearest by cosine similarity
+    chunk_size: int | None = None  # vectors per search block; None = chosen from search_budget_mb
+    search_budget_mb: float | None = None  # memory for one block of scores; None = cache-sized on CPU, large on CUDA
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.codebook_size < 2:
+            raise ValueError(
+                f"VQConfig needs dim ≥ 1 and codebook_size ≥ 2, got dim={self.dim}, "
+                f"codebook_size={self.codebook_size}"
+            )
+        if not 0.0 < self.decay < 1.0:
+            raise ValueError(f"VQConfig.decay must be in (0, 1), got {self.decay}")
+        if self.codebook_dim is not None and self.codebook_dim < 1:
+            raise ValueError(f"VQConfig.codebook_dim must be ≥ 1 or None, got {self.codebook_dim}")
+        if not 0.0 <= self.dead_code_rate < 1.0:
+            raise ValueError(f"VQConfig.dead_code_rate must be in [0, 1), got {self.dead_code_rate}")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"VQConfig.chunk_size must be ≥ 1 or None, got {self.chunk_size}")
+
+    @property
+    def lookup_dim(self) -> int:
+        """d: the size of the space the codes live in."""
+        return self.codebook_dim or self.dim
+
+
+@dataclass
+class QuantizeResult:
+    """What :meth:`VectorQuantizer.forward` returns."""
+
+    quantized: torch.Tensor  # [..., D] codes in place of the input, straight-through gradients
+    indices: torch.Tensor  # [...] int64 code index of every vector
+    loss: torch.Tensor  # scalar commitment loss (already weighted)
+    perplexity: torch.Tensor  # scalar exp(entropy) of this batch's code distribution
+    usage: torch.Tensor  # scalar fraction of codes used at least once in this batch
+
+
+@dataclass
+class UsageStats:
+    """Code usage over everything quantized since the last :meth:`VectorQuantizer.reset_stats`."""
+
+    counts: torch.Tensor  # [K] int64 how often each code was chosen
+    usage: float  # fraction of codes chosen at least once
+    perplexity: float  # exp(entropy) of the code distribution (K = perfectly uniform)
+    total: int  # number of vectors counted
+
+
+# --------------------------------------------------------------------------- distributed helpers
+
+
+def _world() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
+    if _world() > 1:
+        dist.all_reduce(t)
+    return t
+
+
+def _sample_all_ranks(data: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` random rows drawn from every rank's ``data`` in turn, the same on every rank.
+
+    Each rank draws ``n`` of its own rows; the draws are gathered and interleaved
+    (rank 0's first, rank 1's first, ..., rank 0's second, ...) and the first
+    ``n`` kept, so restarts and seeds come from all ranks' data alike.
+    """
+    if data.shape[0] >= n:
+        pick = torch.randperm(data.shape[0], device=data.device)[:n]
+    else:
+        pick = torch.randint(0, data.shape[0], (n,), device=data.device)
+    mine = data[pick].float().contiguous()  # (n, d)
+    world = _world()
+    if world == 1:
+        return mine
+    parts = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(parts, mine)
+    return torch.stack(parts, 1).reshape(n * world, -1)[:n]  # (n, d), interleaved by rank
+
+
+# --------------------------------------------------------------------------- the module
+
+
+class VectorQuantizer(nn.Module):
+    """A learned codebook of ``K`` vectors with exact nearest-code search.
+
+    Training (``module.train()``) updates the codes by exponential moving
+    averages, initialises them by k-means once, and restarts dead codes from
+    recent inputs; under ``torch.distributed`` those statistics are all-reduced
+    so every rank holds the same codebook. Inference (``encode``/``decode``) is
+    batched, chunked and exact.
+    """
+
+    KIND = "vq"  # checkpoint kind
+    CONFIG_CLASS = VQConfig
+
+    initted: torch.Tensor
+    embed: torch.Tensor
+    ema_count: torch.Tensor
+    ema_sum: torch.Tensor
+    seen_counts: torch.Tensor
+
+    def __init__(self, cfg: VQConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k, d = cfg.codebook_size, cfg.lookup_dim
+        self.project_in: nn.Module = nn.Identity()
+        self.project_out: nn.Module = nn.Identity()
+        if cfg.codebook_dim is not None and cfg.codebook_dim != cfg.dim:
+            self.project_in = nn.Linear(cfg.dim, d)
+            self.project_out = nn.Linear(d, cfg.dim)
+        embed = torch.randn(k, d)
+        if cfg.cosine:
+            embed = F.normalize(embed, dim=1)
+        self.register_buffer("embed", embed)  # (K, d) the codes
+        self.register_buffer("ema_count", torch.zeros(k))  # (K,) EMA of vectors per code per step
+        self.register_buffer("ema_sum", embed.clone())  # (K, d) EMA of the sum of those vectors
+        self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
+        self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
+        self._kmeans_pool: list[torch.Tensor] = []
+
+    # ---------------------------------------------------------------- properties
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """``[K, D]`` the codes as vectors of the input space (after the out-projection)."""
+        with torch.no_grad():
+            return self.project_out(self.embed)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.cfg.codebook_size
+
+    # ---------------------------------------------------------------- input checks
+
+    def _check(self, x: torch.Tensor, what: str = "input") -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"VectorQuantizer {what} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(
+                f"VectorQuantizer {what} must be floating point (float32/bf16/float16), got {x.dtype}"
+            )
+        if x.dim() == 0 or x.shape[-1] != self.cfg.dim:
+            raise ValueError(
+                f"VectorQuantizer {what} has shape {tuple(x.shape)}: expected [..., {self.cfg.dim}] "
+                f"(last axis = VQConfig.dim = {self.cfg.dim})"
+            )
+        # one reduction finds NaN/inf cheaply (they poison the sum); only then look closer,
+        # since a sum of huge finite values can overflow on its own
+        if x.numel() and not bool(torch.isfinite(x.sum())):
+            bad = int((~torch.isfinite(x)).sum())
+            if bad:
+                raise ValueError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
+
+    def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space."""
+        z = x.reshape(-1, self.cfg.dim).float()  # (N, D)
+        z = self.project_in(z)  # (N, d)
+        if self.cfg.cosine:
+            z = F.normalize(z, dim=-1)
+        return z
+
+    def _search(self, z: torch.Tensor) -> torch.Tensor:
+        return nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, cfg=self.cfg)
+
+    # ---------------------------------------------------------------- public API
+
+    def forward(self, x: torch.Tensor) -> QuantizeResult:
+        """Quantize ``x`` (``[..., D]``); in training mode also update the codebook."""
+        self._check(x)
+        lead = x.shape[:-1]
+        z = self._to_lookup(x)  # (N, d)
+        if self.training and not bool(self.initted):
+            self._maybe_kmeans_init(z.detach())
+        idx = self._search(z)  # (N,)
+        q = F.embedding(idx, self.embed)  # (N, d)
+        counts = torch.bincount(idx, minlength=self.cfg.codebook_size)
+        if self.training:
+            self._ema_update(z.detach(), idx, counts)
+        if z.requires_grad and z.numel():
+            loss = self.cfg.commitment_weight * F.mse_loss(z, q.detach())
+        else:
+            loss = z.new_zeros(())
+        q_st = z + (q - z).detach()  # straight-through estimator
+        out = self.project_out(q_st).reshape(*lead, self.cfg.dim).to(x.dtype)
+        self.seen_counts += counts
+        perplexity, usage = _perplexity_usage(counts)
+        return QuantizeResult(out, idx.reshape(lead), loss, perplexity, usage)
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Indices (int64, shape ``x.shape[:-1]``) of the nearest codes; counted in :meth:`usage_stats`."""
+        self._check(x)
+        flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
+        idx = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
+        # projections, normalisation and dtype casts happen per slab, so memory stays bounded
+        for start in range(0, flat.shape[0], ENCODE_SLAB):
+            stop = min(start + ENCODE_SLAB, flat.shape[0])
+            idx[start:stop] = self._search(self._to_lookup(flat[start:stop]))
+        self.seen_counts += torch.bincount(idx, minlength=self.cfg.codebook_size)
+        return idx.reshape(x.shape[:-1])
+
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """Vectors ``[..., D]`` for integer ``indices`` ``[...]``."""
+        if not isinstance(indices, torch.Tensor):
+            indices = torch.as_tensor(indices)
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise ValueError(f"VectorQuantizer.decode needs integer indices, got {indices.dtype}")
+        indices = indices.to(device=self.embed.device, dtype=torch.long)
+        k = self.cfg.codebook_size
+        if indices.numel():
+            lo, hi = int(indices.min()), int(indices.max())
+            if lo < 0 or hi >= k:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"VectorQuantizer.decode got index {bad}, outside the codebook of size {k} "
+                    f"(valid: 0..{k - 1})"
+                )
+        return self.project_out(F.embedding(indices, self.embed))
+
+    def usage_stats(self) -> UsageStats:
+        """Counts, usage and perplexity over everything quantized since :meth:`reset_stats`."""
+        counts = self.seen_counts.detach().cpu().clone()
+        perplexity, usage = _perplexity_usage(counts)
+        return UsageStats(counts, float(usage), float(perplexity), int(counts.sum()))
+
+    def reset_stats(self) -> None:
+        """Forget the counts behind :meth:`usage_stats`."""
+        self.seen_counts.zero_()
+
+    # ---------------------------------------------------------------- training internals
+
+    @torch.no_grad()
+    def _maybe_kmeans_init(self, z: torch.Tensor) -> None:
+        """Collect vectors until there are enough, then run k-means once."""
+        need = max(self.cfg.codebook_size, self.cfg.kmeans_min_vectors)
+        self._kmeans_pool.append(z[:KMEANS_MAX_SAMPLES].float().clone())
+        have = torch.tensor(float(sum(p.shape[0] for p in self._kmeans_pool)), device=z.device)
+        # every rank decides together, so the collective calls below stay in step
+        have = _all_reduce_(have) / _world()
+        if float(have) < need:
+            return
+        data = torch.cat(self._kmeans_pool)[:KMEANS_MAX_SAMPLES]
+        self._kmeans_pool = []
+        centers, counts = _kmeans(data, self.cfg.codebook_size, self.cfg.kmeans_iters, self.cfg.cosine)
+        self.embed.copy_(centers)
+        self.ema_sum.copy_(centers * counts[:, None])
+        self.ema_count.copy_(counts)
+        self.initted.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, z: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
+        k, decay = self.cfg.codebook_size, self.cfg.decay
+        sums = torch.zeros(k, z.shape[1], device=z.device, dtype=torch.float32)
+        sums.index_add_(0, idx, z.float())  # (K, d)
+        counts = counts.float()
+        _all_reduce_(counts)
+        _all_reduce_(sums)
+        self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
+        self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
+        n = self.ema_count.sum()
+        smoothed = (self.ema_count + self.cfg.eps) / (n + k * self.cfg.eps) * n  # (K,)
+        embed = self.ema_sum / smoothed[:, None]
+        if self.cfg.cosine:
+            embed = F.normalize(embed, dim=1)
+        self.embed.copy_(embed)
+        if self.cfg.dead_code_threshold > 0 or self.cfg.dead_code_rate > 0:
+            self._restart_dead(z)
+
+    @torch.no_grad()
+    def _restart_dead(self, z: torch.Tensor) -> None:
+        """Move codes that (almost) nobody picks onto random recent inputs of all ranks.
+
+        A code is dead below ``dead_code_threshold`` vectors per step, or below
+        ``dead_code_rate`` times the mean EMA count (the rate every code would
+        have if all were used equally), whichever is higher.
+        """
+        threshold = torch.as_tensor(self.cfg.dead_code_threshold, device=self.ema_count.device)
+        restart_count = threshold
+        if self.cfg.dead_code_rate > 0:
+            mean = self.ema_count.mean()
+            threshold = torch.maximum(threshold, self.cfg.dead_code_rate * mean)
+            # relative restarts start at the expected rate, so they survive long enough to win inputs
+            restart_count = torch.maximum(threshold, mean)
+        dead = self.ema_count < threshold  # identical on every rank
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return
+        pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
+        fresh = _sample_all_ranks(pool, n_dead)  # (n_dead, d)
+        self.embed[dead] = fresh
+        # restarted codes count as freshly used, so they get a chance to win inputs
+        self.ema_count[dead] = restart_count
+        self.ema_sum[dead] = fresh * restart_count
+
+    @torch.no_grad()
+    def rebalance(self, x: torch.Tensor, *, iters: int = 20, min_frac: float = 0.25) -> UsageStats:
+        """Refit the codebook to ``x`` (``[..., D]``) by k-means that keeps every code busy (LBG-style).
+
+        Lloyd iterations start from the current codes; after each, codes that won
+        fewer than ``min_frac`` times the mean number of vectors per code are
+        moved next to the code with the largest total error (a split of that
+        cluster), so codes leave regions ``x`` rarely visits and refine the ones
+        it visits most. EMA statistics are reset to the new codes (total EMA
+        count kept) and the usage counters are cleared. Returns the usage of the
+        final assignment of ``x``. Under ``torch.distributed`` every rank must
+        call it (sums and counts are all-reduced). Inputs go through the lookup
+        projection/normalisation like :meth:`forward`.
+        """
+        self._check(x)
+        if iters < 1:
+            raise ValueError(f"rebalance needs iters ≥ 1, got {iters}")
+        if not 0.0 <= min_frac < 1.0:
+            raise ValueError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
+        data = self._to_lookup(x.detach())  # (N, d)
+        k, d = self.cfg.codebook_size, data.shape[1]
+        centers = self.embed.clone().float()
+        counts = torch.zeros(k, device=data.device)
+        for it in range(iters):
+            idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
+            sums = torch.zeros(k, d, device=data.device).index_add_(0, idx, data)
+            counts = torch.bincount(idx, minlength=k).float()
+            err = torch.zeros(k, device=data.device).index_add_(0, idx, (data - centers[idx]).pow(2).sum(1))
+            _all_reduce_(sums)
+            _all_reduce_(counts)
+            _all_reduce_(err)
+            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
+            if self.cfg.cosine:
+                new = F.normalize(new, dim=1)
+            if it < iters - 1:
+                low = counts < min_frac * counts.mean()
+                n_low = int(low.sum())
+                if n_low:
+                    # split the worst clusters: each low code lands near one of the highest-error codes
+                    worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
+                    src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
+                    spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
+                    g = torch.Generator(device="cpu").manual_seed(it)
+                    noise = torch.randn(n_low, d, generator=g).to(data.device)
+                    jitter = 0.1 * spread * noise
+                    new[low] = new[src] + jitter
+                    new[src] = new[src] - jitter  # the two halves move apart
+                    if self.cfg.cosine:
+                        new = F.normalize(new, dim=1)
+            centers = new
+        idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
+        counts = torch.bincount(idx, minlength=k).float()
+        _all_reduce_(counts)
+        total = float(self.ema_count.sum())
+        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / max(1, _world())
+        self.embed.copy_(centers)
+        self.ema_count.copy_(counts * scale)
+        self.ema_sum.copy_(centers * self.ema_count[:, None])
+        self.initted.fill_(True)
+        self.reset_stats()
+        c = counts.cpu().long()
+        perplexity, usage = _perplexity_usage(c)
+        return UsageStats(c, float(usage), float(perplexity), int(c.sum()))
+
+    def extra_repr(self) -> str:
+        c = self.cfg
+        return (
+            f"dim={c.dim}, codebook_size={c.codebook_size}, lookup_dim={c.lookup_dim}, "
+            f"cosine={c.cosine}, decay={c.decay}"
+        )
+
+
+def _perplexity_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = counts.double()
+    total = counts.sum()
+    if float(total) == 0:
+        zero = torch.zeros((), dtype=torch.float32, device=counts.device)
+        return zero, zero.clone()
+    p = counts / total
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return entropy.exp().float(), (counts > 0).float().mean()
+
+
+@torch.no_grad()
+def _kmeans(
+    data: torch.Tensor, k: int, iters: int, cosine: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means, all-reduced across ranks.
+
+    Seeds are random inputs of all ranks; assignment sums and counts are
+    all-reduced each iteration, so every rank ends with the same centers. Returns
+    ``(centers [K, d], counts [K])``; counts are averaged per rank so they are on
+    the scale of one step's batch.
+    """
+    n, d = data.shape
+    world = _world()
+    centers = _sample_all_ranks(data, k)  # (K, d) the same seeds on every rank
+    counts = torch.zeros(k, device=data.device)
+    for _ in range(max(1, iters)):
+        idx = nearest_code(data, centers, cosine=cosine)
+        sums = torch.zeros(k, d, device=data.device).index_add_(0, idx, data)
+        counts = torch.bincount(idx, minlength=k).float()
+        _all_reduce_(sums)
+        _all_reduce_(counts)
+        empty = counts == 0
+        new = sums / counts.clamp_min(1)[:, None]
+        if cosine:
+            new = F.normalize(new, dim=1)
+        # empty clusters jump to points worst served by their center, drawn from every rank
+        if bool(empty.any()):
+            n_empty = int(empty.sum())
+            err = (data - centers[idx]).pow(2).sum(1)
+            far = data[err.topk(min(n, max(n_empty, n // 16))).indices]
+            new[empty] = _sample_all_ranks(far, n_empty)
+        centers = new
+    return centers, counts / world
