@@ -13,17 +13,13 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import AudioError
 
 __all__ = ["SAMPLE_RATE", "AudioError", "AudioInput", "load_audio"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
-
-
-class AudioError(MmtokError, ValueError):
-    """Audio that cannot be used: unreadable, truncated, empty, or with NaN/inf samples."""
 
 
 # --------------------------------------------------------------------------- loading

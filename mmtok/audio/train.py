@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
 from mmtok.audio.codebook import (
     balance_codes,
     clip_support,
@@ -54,8 +53,9 @@ from mmtok.audio.codebook import (
     weighted_lloyd,
 )
 from mmtok.audio.corpus import build_corpus, synthetic_clip
-from mmtok.pretrained import save
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.pretrained import save
 
 __all__ = [
     "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main",

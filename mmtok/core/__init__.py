@@ -11,10 +11,10 @@ Imports: nothing else of mmtok.
 
 from __future__ import annotations
 
-from mmtok.core.errors import MmtokError as MmtokError
-from mmtok.core.errors import CheckpointError as CheckpointError
 from mmtok.core.checkpoint import Checkpoint as Checkpoint
 from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
 from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.core.errors import CheckpointError as CheckpointError
+from mmtok.core.errors import MmtokError as MmtokError
 
 __all__ = ['Checkpoint', 'CheckpointError', 'MmtokError', 'load_checkpoint', 'save_checkpoint']

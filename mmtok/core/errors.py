@@ -1,4 +1,4 @@
-"""The one exception family mmtok raises at its public boundaries.
+"""The one exception family mmtok raises at its public boundaries: one subclass per area.
 
 Every error subclasses :class:`MmtokError` *and* the builtin a caller would
 expect (``ValueError`` for bad values), so ``except ValueError`` keeps working.
@@ -6,7 +6,19 @@ expect (``ValueError`` for bad values), so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "CorpusError", "DocumentError", "MmtokError", "StreamError", "VocabularyError"]
+__all__ = [
+    "AudioError",
+    "CheckpointError",
+    "CorpusError",
+    "DemoError",
+    "DocumentError",
+    "ImageError",
+    "MmtokError",
+    "StreamError",
+    "TrainingError",
+    "VideoError",
+    "VocabularyError",
+]
 
 
 class MmtokError(Exception):
@@ -36,3 +48,23 @@ class CorpusError(MmtokError, ValueError):
 
 class DocumentError(MmtokError, ValueError):
     """A document segment that cannot be tokenized (unreadable media, ...); the message names the segment."""
+
+
+class ImageError(MmtokError, ValueError):
+    """An image that cannot be read, converted or tokenized; the message names the source."""
+
+
+class AudioError(MmtokError, ValueError):
+    """Audio that cannot be used: unreadable, truncated, empty, or with NaN/inf samples."""
+
+
+class VideoError(MmtokError, ValueError):
+    """A video file that cannot be read or sampled; the message names the file."""
+
+
+class TrainingError(MmtokError, ValueError):
+    """A training run that cannot start or continue (bad settings, a run folder in the way, a non-finite loss)."""
+
+
+class DemoError(MmtokError, ValueError):
+    """The demo cannot run on the media it was given (the folder is missing or lacks images or sounds)."""

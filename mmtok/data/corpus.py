@@ -46,7 +46,6 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import CorpusError, DocumentError
-from mmtok.stream.interleave import VIDEO_OPTIONS, Interleaver
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -55,6 +54,7 @@ from mmtok.data.shards import (
     shard_manifest,
     write_atomic,
 )
+from mmtok.stream.interleave import VIDEO_OPTIONS, Interleaver
 from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
 

@@ -31,19 +31,15 @@ from typing import Any
 
 import torch
 
-from mmtok.demo.vqcore import make_clustered
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import DemoError
 from mmtok.core.report import Report
 from mmtok.core.trainstate import pick_device
+from mmtok.demo.vqcore import make_clustered
 
 __all__ = ["Demo", "DemoError", "check_data", "example_data", "make_clustered", "run_demo"]
 
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"  # inside an installed wheel
 _REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
-
-
-class DemoError(MmtokError, ValueError):
-    """The demo cannot run on the media it was given (the folder is missing or lacks images or sounds)."""
 
 
 def check_data(folder: Path) -> Path:

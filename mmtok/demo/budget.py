@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from mmtok.context.planner import PRESETS, WINDOWS, plan
 from mmtok.context.growth import (
     fit_power,
     measure_step,
@@ -15,6 +14,7 @@ from mmtok.context.growth import (
     plot_tokens_vs_minutes,
     project,
 )
+from mmtok.context.planner import PRESETS, WINDOWS, plan
 from mmtok.stream.interleave import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:

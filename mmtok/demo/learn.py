@@ -10,7 +10,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmtok.demo.plots import save_png, save_wav
-from mmtok.synth.toy import COLORS, PITCHES, SHAPES, caption, dominant_color, dominant_pitch, tone_caption
+from mmtok.synth.toy import (
+    COLORS,
+    PITCHES,
+    SHAPES,
+    caption,
+    dominant_color,
+    dominant_pitch,
+    tone_caption,
+)
 
 if TYPE_CHECKING:
     from mmtok.demo import Demo

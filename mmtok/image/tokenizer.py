@@ -28,7 +28,7 @@ from einops import rearrange
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import ImageError
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
@@ -52,10 +52,6 @@ SIXTEEN_BIT_MAX = 65535.0
 DEFAULT_VQ = dict(dim=64, codebook_size=1024, kmeans_iters=20, dead_code_threshold=0.1)  # default codebook
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-
-
-class ImageError(MmtokError, ValueError):
-    """An image that cannot be read, converted or tokenized; the message names the source."""
 
 
 # --------------------------------------------------------------------------- loading

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmtok.core.checkpoint import config_from_dict
+from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.image.model import pca_init
 from mmtok.image.tokenizer import (
     DEFAULT_VQ,
     ImageError,
@@ -41,10 +43,8 @@ from mmtok.image.tokenizer import (
     load_image,
     patchify,
 )
-from mmtok.image.model import pca_init
-from mmtok.synth.dead_leaves import training_pictures
 from mmtok.pretrained import load, save
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops", "train_crops"]
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from mmtok.stream.interleave import Interleaver
 from mmtok.lm.model import KVCache, Transformer
+from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import ByteTokenizer
 
 __all__ = ["Grammar", "generate"]

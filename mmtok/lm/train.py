@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.errors import MmtokError
-from mmtok.stream.interleave import positions_thw
-from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.data.packing import PackedDataset
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.data.packing import PackedDataset
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.stream.interleave import positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["TrainConfig", "latest_checkpoint", "load_run", "main", "train", "window_positions_thw"]

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import VideoError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig, load_image
 from mmtok.video.temporal import (
     compression_stats,
@@ -73,10 +73,6 @@ CHUNK_FRAMES = 16  # frames converted and tokenized at once when streaming a fil
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 INSTALL_HINT = "reading video files needs PyAV: pip install mmtok[video]"
-
-
-class VideoError(MmtokError, ValueError):
-    """A video file that cannot be read or sampled; the message names the file."""
 
 
 class VideoClip(NamedTuple):

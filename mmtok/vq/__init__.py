@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
 from mmtok.vq.quantizer import UsageStats as UsageStats
-from mmtok.vq.quantizer import VQConfig as VQConfig
 from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
+from mmtok.vq.quantizer import VQConfig as VQConfig
 from mmtok.vq.search import nearest_code as nearest_code
 
 __all__ = ['QuantizeResult', 'UsageStats', 'VQConfig', 'VectorQuantizer', 'nearest_code']

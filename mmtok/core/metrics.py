@@ -1,0 +1,94 @@
+"""Measurements that several parts of mmtok report, each written once.
+
+Reconstruction quality (:func:`psnr`, :func:`ssim`) for images in ``[0, 1]``,
+and codebook health (:func:`codebook_usage`: the share of codes used and the
+perplexity of their distribution).
+
+>>> import torch
+>>> a = torch.zeros(1, 3, 8, 8); b = a + 0.1
+>>> round(float(psnr(a, b)), 2)
+20.0
+>>> codebook_usage(torch.tensor([3, 1, 0, 0]))
+(0.5, 1.754...)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["codebook_usage", "perplexity", "psnr", "ssim"]
+
+SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
+SSIM_SIGMA = 1.5  # its standard deviation in pixels
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # stabilisers, times the dynamic range 1.0
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR in dB of ``[B, C, H, W]`` (or ``[C, H, W]``) tensors in ``[0, peak]``.
+
+    ``a`` (the reconstruction) is clipped to the valid range first; the mean
+    squared error is floored at 1e-10 so identical images give a finite 100 dB.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"psnr needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    batched = a.dim() == 4
+    a4, b4 = (a, b) if batched else (a[None], b[None])
+    mse = (a4.float().clamp(0, peak) - b4.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # (B,)
+    out = 10.0 * torch.log10(peak**2 / mse)
+    return out if batched else out[0]
+
+
+def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
+    x = torch.arange(SSIM_WINDOW, dtype=torch.float32, device=device) - (SSIM_WINDOW - 1) / 2
+    g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()  # (C, 1, k, k)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image structural similarity of ``[B, C, H, W]`` (or ``[C, H, W]``) tensors in [0, 1].
+
+    The standard definition (Wang et al. 2004): an 11×11 Gaussian window with
+    σ = 1.5, per channel, averaged over the valid region and the channels; the
+    same figure ``pytorch-msssim``'s ``ssim(..., data_range=1)`` gives.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"ssim needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    batched = a.dim() == 4
+    x, y = (a, b) if batched else (a[None], b[None])
+    x, y = x.float().clamp(0, 1), y.float()
+    c = x.shape[1]
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}×{SSIM_WINDOW} pixels, got {tuple(x.shape[-2:])}")
+    w = _gaussian_window(c, x.device)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, w, groups=c)  # (B, C, H-k+1, W-k+1), valid region only
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    out = s.flatten(1).mean(1)  # (B,)
+    return out if batched else out[0]
+
+
+def perplexity(counts: torch.Tensor) -> float:
+    """``exp`` of the entropy of the code distribution given by ``counts`` ``[K]`` (0 when empty)."""
+    c = counts.double().flatten()
+    total = c.sum()
+    if float(total) == 0:
+        return 0.0
+    p = c[c > 0] / total
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def codebook_usage(counts: torch.Tensor) -> tuple[float, float]:
+    """``(share of the K codes used at least once, perplexity)`` from per-code ``counts`` ``[K]``."""
+    c = counts.flatten()
+    if c.numel() == 0:
+        return 0.0, 0.0
+    return float((c > 0).double().mean()), perplexity(c)
