@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import VocabularyError
+from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
@@ -79,23 +80,13 @@ def tokenizer_fingerprint(tok: Any) -> str:
     """A short hash that changes whenever ``tok`` would produce different ids.
 
     Uses ``tok.fingerprint`` when the tokenizer has one; otherwise hashes the
-    config and every tensor of an ``nn.Module``'s state dict.
+    config and every tensor of an ``nn.Module``'s state dict
+    (:func:`~mmtok.core.protocol.module_fingerprint`).
     """
     own = getattr(tok, "fingerprint", None)
     if isinstance(own, str):
         return own
-    h = hashlib.sha256(type(tok).__qualname__.encode())
-    cfg = getattr(tok, "cfg", None)
-    if cfg is not None:
-        h.update(repr(cfg).encode())
-    if isinstance(tok, torch.nn.Module):
-        for name, t in sorted(tok.state_dict().items()):
-            h.update(name.encode())
-            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    else:
-        h.update(str(getattr(tok, "codebook_size", getattr(tok, "vocab_size", ""))).encode())
-    return h.hexdigest()[:16]
+    return module_fingerprint(tok)
 
 
 class Vocabulary:

@@ -1,0 +1,96 @@
+"""The written contract every media tokenizer keeps, and the fingerprint that names its vocabulary.
+
+The Interleaver, the shard writer and the sampler talk to media tokenizers only
+through :class:`MediaTokenizer` (and its two refinements, for tokenizers with a
+spatial grid and for tokenizers with a token rate), never through a concrete
+class, so a user's own tokenizer fits anywhere a shipped one does:
+
+>>> import torch
+>>> class Palette:  # 4 colours; a "picture" is a [h, w] grid of colour indices
+...     codebook_size = 4
+...     grid = (2, 2)
+...     fingerprint = "palette-v1"
+...     def encode(self, x):
+...         return torch.as_tensor(x).long()
+...     def decode(self, codes):
+...         return codes.clone()
+>>> isinstance(Palette(), GridTokenizer)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+__all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint"]
+
+
+@runtime_checkable
+class MediaTokenizer(Protocol):
+    """Media <-> integer codes in ``[0, codebook_size)``.
+
+    ``encode(x)`` takes the medium (a path, a PIL image, a waveform, ...) and gives
+    an int64 tensor of codes; ``decode(codes)`` gives the medium back as a tensor.
+    ``fingerprint`` is a short string that changes whenever the same input would
+    give different codes: a vocabulary records it, so data and models made with
+    one tokenizer are never silently read with another.
+    """
+
+    @property
+    def codebook_size(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode(self, x: Any, /) -> torch.Tensor: ...
+
+    def decode(self, codes: torch.Tensor, /) -> Any: ...
+
+
+@runtime_checkable
+class GridTokenizer(MediaTokenizer, Protocol):
+    """A tokenizer whose codes form a spatial grid: images, and each frame of a video.
+
+    ``grid`` is ``(rows, columns)`` of codes for an input at the default size.
+    """
+
+    @property
+    def grid(self) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class RateTokenizer(MediaTokenizer, Protocol):
+    """A tokenizer whose codes run in time at a fixed rate: audio.
+
+    ``encode`` gives ``[n]`` codes, ``tokens_per_second`` of them per second of
+    input at ``sample_rate``.
+    """
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def tokens_per_second(self) -> float: ...
+
+
+def module_fingerprint(module: Any) -> str:
+    """16 hex digits of sha256 over a module's class name, config and every tensor of its state.
+
+    The default ``fingerprint`` of the media tokenizers; the same hash a vocabulary
+    computes for a tokenizer that has no fingerprint of its own.
+    """
+    h = hashlib.sha256(type(module).__qualname__.encode())
+    cfg = getattr(module, "cfg", None)
+    if cfg is not None:
+        h.update(repr(cfg).encode())
+    if isinstance(module, torch.nn.Module):
+        for name, t in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(str(getattr(module, "codebook_size", getattr(module, "vocab_size", ""))).encode())
+    return h.hexdigest()[:16]
