@@ -14,18 +14,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmtok.core.errors import VideoError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.stream.interleave import Interleaver, positions_thw
-from mmtok.vq.quantizer import VQConfig
-from mmtok.video.tokenizer import (
-    VideoError,
-    VideoTokenizer,
+from mmtok.video.temporal import (
     compression_stats,
     repeat_decode,
     repeat_encode,
     run_length_decode,
     run_length_encode,
 )
+from mmtok.video.tokenizer import VideoTokenizer
+from mmtok.vq.quantizer import VQConfig
 
 LEVEL0, LEVEL_STEP = 10, 8  # frame i is a flat gray of LEVEL0 + LEVEL_STEP * i (identifiable after lossy coding)
 
@@ -234,8 +234,8 @@ def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> Non
     import json
 
     import mmtok
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
     from mmtok.core.errors import DocumentError
+    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
     from mmtok.stream.interleave import Interleaver
     from tests.test_interleave import LoudnessAudio
 

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from mmtok.core.errors import ImageError
+from mmtok.core.protocol import module_fingerprint
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
@@ -365,6 +366,17 @@ class ImageTokenizer(nn.Module):
     @property
     def image_size(self) -> int:
         return self.cfg.image_size
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """``(rows, columns)`` of codes of an image at the default size (``image_size`` square)."""
+        side = self.cfg.image_size // self.cfg.downsample
+        return side, side
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this tokenizer's codes: a hash of its class, config and weights."""
+        return module_fingerprint(self)
 
     @property
     def device(self) -> torch.device:

@@ -46,17 +46,16 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import DocumentError, StreamError
+from mmtok.core.protocol import GridTokenizer, RateTokenizer
 from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor
-from mmtok.stream.text import ByteTokenizer
+from mmtok.stream.text import ByteTokenizer, TextTokenizer
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
-    "Decoded",
     "Interleaver",
-    "Repair",
     "Stream",
     "positions_thw",
     "pretty",
@@ -156,10 +155,10 @@ class Interleaver:
         self,
         vocab: Vocabulary | None,
         *,
-        text: Any = None,
-        image: Any = None,
-        audio: Any = None,
-        video: Any = None,
+        text: TextTokenizer | None = None,
+        image: GridTokenizer | None = None,
+        audio: RateTokenizer | None = None,
+        video: GridTokenizer | None = None,
         loss_weights: Mapping[str, float] | None = None,
         bos: bool = True,
         eos: bool = True,

@@ -9,17 +9,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from mmtok.core.errors import StreamError
+from mmtok.stream.vocab import Vocabulary
 
-if TYPE_CHECKING:
-    from mmtok.stream.interleave import Interleaver
+__all__ = ["Decoded", "Layout", "Repair"]
 
-__all__ = ["Decoded", "Repair"]
+
+class Layout(Protocol):
+    """What a pass reads a stream with: the vocabulary, the text tokenizer and the special ids.
+
+    :class:`~mmtok.stream.interleave.Interleaver` is one; the parser needs nothing else of it.
+    """
+
+    vocab: Vocabulary
+    text: Any  # decode(ids, errors=...) -> str
+    BOS: int
+    EOS: int
+    BOI: int
+    EOI: int
+    EOL: int
+    BOA: int
+    EOA: int
+    BOV: int
+    EOV: int
+    EOF: int
+
 
 @dataclass(frozen=True)
 class Repair:
@@ -53,7 +72,7 @@ def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
 class Parser:
     """The state of one de-interleaving pass (strict or repairing)."""
 
-    def __init__(self, il: Interleaver, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
+    def __init__(self, il: Layout, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
         self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
         self.n = len(ids)
         self._outside: dict[str, np.ndarray] = {}

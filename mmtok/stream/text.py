@@ -16,6 +16,7 @@ form valid UTF-8 (which only generated ids do) raise ``UnicodeDecodeError`` with
 
 from __future__ import annotations
 
+import abc
 import argparse
 import hashlib
 import json
@@ -32,7 +33,7 @@ import torch
 from mmtok.core.checkpoint import read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
 
-__all__ = ["BPETokenizer", "ByteTokenizer", "load_text_tokenizer", "main", "train_bpe"]
+__all__ = ["BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "main", "train_bpe"]
 
 KIND = "text"  # checkpoint kind of a BPE folder
 TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization inside it
@@ -54,15 +55,49 @@ def _from_bytes(data: bytes, errors: str) -> str:
         return data.decode("utf-8", "replace")
 
 
-def _as_int_list(ids: Any) -> list[int]:
-    if isinstance(ids, torch.Tensor):
-        return [int(i) for i in ids.reshape(-1).tolist()]
-    if isinstance(ids, np.ndarray):
-        return [int(i) for i in ids.reshape(-1).tolist()]
-    return [int(i) for i in ids]
+def _as_ids(ids: Any) -> np.ndarray:
+    """Any sequence, array or tensor of ids as a flat int64 array (floats are refused)."""
+    a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"text ids must be integers, got dtype {a.dtype}")
+    return a.astype(np.int64).reshape(-1)
 
 
-class ByteTokenizer:
+class TextTokenizer(abc.ABC):
+    """The base of mmtok's text tokenizers: ``str`` <-> ids in ``[0, vocab_size)``.
+
+    A subclass says how text becomes ids (:meth:`encode`) and which bytes each id
+    stands for (:meth:`ids_to_bytes`); decoding, its range check and its
+    ``errors`` policy are shared. ``fingerprint`` names the vocabulary (a
+    :class:`~mmtok.stream.vocab.Vocabulary` records it).
+    """
+
+    vocab_size: int
+    fingerprint: str
+
+    @abc.abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """The ids of ``text``."""
+
+    @abc.abstractmethod
+    def ids_to_bytes(self, ids: np.ndarray) -> bytes:
+        """The bytes that ``ids`` (int64, already range-checked) stand for, back to back."""
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of many texts."""
+        return [self.encode(t) for t in texts]
+
+    def decode(self, ids: Any, *, errors: str = "replace") -> str:
+        """Text from ids (the exact inverse of :meth:`encode`); ``errors="strict"`` raises on invalid UTF-8."""
+        a = _as_ids(ids)
+        bad = (a < 0) | (a >= self.vocab_size)
+        if bad.any():
+            raise ValueError(
+                f"id {int(a[bad][0])} is outside this {type(self).__name__}'s vocabulary [0, {self.vocab_size})")
+        return _from_bytes(self.ids_to_bytes(a), errors)
+
+
+class ByteTokenizer(TextTokenizer):
     """UTF-8 bytes as ids ``[0, 256)``; needs no files and never fails to encode."""
 
     vocab_size = 256
@@ -72,15 +107,8 @@ class ByteTokenizer:
         """The UTF-8 bytes of ``text`` (lone surrogates via ``surrogatepass``)."""
         return list(_to_bytes(text))
 
-    def decode(self, ids: Any, *, errors: str = "replace") -> str:
-        """Text from byte ids; ``errors="strict"`` raises on invalid UTF-8."""
-        ints = _as_int_list(ids)
-        try:
-            data = bytes(ints)
-        except ValueError:
-            bad = next(i for i in ints if not 0 <= i < 256)
-            raise ValueError(f"byte ids must be in [0, 256), got {bad}") from None
-        return _from_bytes(data, errors)
+    def ids_to_bytes(self, ids: np.ndarray) -> bytes:
+        return ids.astype(np.uint8).tobytes()
 
     def __repr__(self) -> str:
         return "ByteTokenizer()"
@@ -103,7 +131,7 @@ def _byte_to_unicode() -> dict[int, str]:
     return table
 
 
-class BPETokenizer:
+class BPETokenizer(TextTokenizer):
     """Byte-level BPE run by Hugging Face ``tokenizers``; ids ``[0, vocab_size)``.
 
     Train one with :func:`train_bpe` (or ``mmtok train-tokenizer text FILES
@@ -161,17 +189,12 @@ class BPETokenizer:
             return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
         return [self.encode(t) for t in texts]
 
-    def decode(self, ids: Any, *, errors: str = "replace") -> str:
-        """Text from ids (the exact inverse of :meth:`encode`)."""
-        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
-        bad = (a < 0) | (a >= self.vocab_size)
-        if bad.any():
-            raise ValueError(f"id {int(a[bad][0])} is outside this BPE vocabulary [0, {self.vocab_size})")
+    def ids_to_bytes(self, ids: np.ndarray) -> bytes:
         # gather every token's bytes from one table in a single indexing step
-        lens = self._lens[a]
+        lens = self._lens[ids]
         ends = np.cumsum(lens)
-        index = np.arange(int(ends[-1]) if a.size else 0) + np.repeat(self._starts[a] - (ends - lens), lens)
-        return _from_bytes(self._table[index].tobytes(), errors)
+        index = np.arange(int(ends[-1]) if ids.size else 0) + np.repeat(self._starts[ids] - (ends - lens), lens)
+        return self._table[index].tobytes()
 
     def token_bytes(self, i: int) -> bytes:
         """The bytes id ``i`` stands for."""

@@ -19,7 +19,7 @@ Temporal compression (optional, exact inverse):
   repeats inside a frame becomes one token ``K + r - 1`` (``r <= max_run``).
   :func:`compression_stats` reports both figures for a clip.
 
-Those functions live in :mod:`mmtok.video.temporal` and are re-exported here.
+Those functions live in :mod:`mmtok.video.temporal`.
 
 >>> import torch
 >>> from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
@@ -43,29 +43,18 @@ import torch
 from torch import nn
 
 from mmtok.core.errors import VideoError
+from mmtok.core.protocol import module_fingerprint
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig, load_image
-from mmtok.video.temporal import (
-    compression_stats,
-    repeat_decode,
-    repeat_encode,
-    run_length_decode,
-    run_length_encode,
-)
+from mmtok.video.temporal import repeat_decode, repeat_encode
 
 __all__ = [
     "TEMPORAL_MODES",
     "VideoClip",
-    "VideoError",
     "VideoTokenizer",
     "VideoTokenizerConfig",
-    "compression_stats",
     "iter_video",
     "read_audio",
     "read_video",
-    "repeat_decode",
-    "repeat_encode",
-    "run_length_decode",
-    "run_length_encode",
 ]
 
 TEMPORAL_MODES = ("none", "repeat")  # see the module docstring
@@ -120,6 +109,80 @@ def _frame_time(frame: Any, index: int, rate: float) -> float:
     return index / rate  # a stream without timestamps: assume its nominal rate
 
 
+class _Sampler:
+    """Frame ``k`` is what is on screen at ``start + k / fps``: collects those frames in chunks.
+
+    A frame shown several times in a row is converted to pixels once.
+    """
+
+    def __init__(self, start: float, fps: float, size: int | tuple[int, int] | None) -> None:
+        self.start, self.fps, self.size = start, fps, size
+        self.k = 0
+        self.target = start  # the time of the next frame to show
+        self.size_wh: tuple[int, int] | None = None
+        self.out: list[np.ndarray] = []
+        self.times: list[float] = []
+        self._last: tuple[Any, Any] = (None, None)  # the frame converted last and its pixels
+
+    def show(self, frame: Any) -> None:
+        """``frame`` is on screen at the current target time; move on to the next one."""
+        if self.size_wh is None:
+            self.size_wh = _target_size(frame.width, frame.height, self.size)
+        if self._last[0] is not frame:
+            w, h = self.size_wh
+            self._last = (frame, frame.to_ndarray(format="rgb24", width=w, height=h))
+        self.out.append(self._last[1])
+        self.times.append(self.target)
+        self.k += 1
+        self.target = self.start + self.k / self.fps
+
+    def full(self, chunk: int) -> bool:
+        return len(self.out) >= chunk
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """The frames collected so far (``uint8 [n, H, W, 3]``, ``float64 [n]`` seconds)."""
+        chunk = np.stack(self.out), np.asarray(self.times)
+        self.out, self.times = [], []
+        return chunk
+
+
+def _check_video_args(path: str | os.PathLike[str], fps: float, start: float, duration: float | None) -> str:
+    """``iter_video``'s argument checks; returns the file's name for messages."""
+    where = f"video file {os.fspath(path)!r}"
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    if start < 0 or (duration is not None and not duration > 0):
+        raise ValueError(f"start must be >= 0 and duration > 0, got start={start!r}, duration={duration!r}")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{where} does not exist")
+    if Path(path).is_dir():
+        raise VideoError(f"{os.fspath(path)!r} is a folder, not a video file")
+    return where
+
+
+def _video_stream(container: Any, where: str, start: float, av: Any) -> Any:
+    """The first video stream, seeked to just before ``start``."""
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoError(f"{where} has no video stream (streams: {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    if start > 0:
+        try:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        except av.error.FFmpegError:
+            container.seek(0, stream=stream)
+    return stream
+
+
+def _stream_end(stream: Any, last_frame_end: float, stop: float) -> float:
+    """When the last frame leaves the screen: its end, or the stream's stated end if later; at most ``stop``."""
+    end = last_frame_end
+    if stream.duration and stream.time_base:
+        end = max(end, float((stream.start_time or 0) + stream.duration) * float(stream.time_base))
+    return min(end, stop)
+
+
 def iter_video(
     path: str | os.PathLike[str],
     fps: float = 1.0,
@@ -135,82 +198,39 @@ def iter_video(
     only the frames it keeps. ``size``: None (native), an int (shorter side) or
     ``(H, W)``. ``start``/``duration`` select a window in seconds.
     """
-    where = f"video file {os.fspath(path)!r}"
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
-    if start < 0 or (duration is not None and not duration > 0):
-        raise ValueError(f"start must be >= 0 and duration > 0, got start={start!r}, duration={duration!r}")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{where} does not exist")
-    if Path(path).is_dir():
-        raise VideoError(f"{os.fspath(path)!r} is a folder, not a video file")
+    where = _check_video_args(path, fps, start, duration)
     av = _av()
     with _open_container(path, where) as container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise VideoError(f"{where} has no video stream (streams: {', '.join(kinds)})")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = _video_stream(container, where, start, av)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         stop = math.inf if duration is None else start + duration
-        if start > 0:
-            try:
-                container.seek(int(start / stream.time_base), stream=stream, backward=True)
-            except av.error.FFmpegError:
-                container.seek(0, stream=stream)
-        k = 0
-        target = start
+        s = _Sampler(start, fps, size)
         prev: Any = None
-        prev_time = 0.0
-        size_wh: tuple[int, int] | None = None
-        out: list[np.ndarray] = []
-        times: list[float] = []
-
-        last: list[Any] = [None, None]  # the frame converted last and its pixels (a frame shown twice converts once)
-
-        def emit(frame: Any) -> None:
-            nonlocal size_wh
-            if size_wh is None:
-                size_wh = _target_size(frame.width, frame.height, size)
-            if last[0] is not frame:
-                w, h = size_wh
-                last[:] = [frame, frame.to_ndarray(format="rgb24", width=w, height=h)]
-            out.append(last[1])
-            times.append(target)
-
+        prev_time, last_len = 0.0, 1.0 / rate
         try:
             for index, frame in enumerate(container.decode(stream)):
                 t = _frame_time(frame, index, rate)
-                while target < stop and target < t - TIME_EPS:
-                    emit(prev if prev is not None else frame)  # before the first frame: show the first
-                    k += 1
-                    target = start + k / fps
-                if len(out) >= chunk:
-                    yield np.stack(out), np.asarray(times)
-                    out, times = [], []
-                if target >= stop:
+                while s.target < stop and s.target < t - TIME_EPS:
+                    s.show(prev if prev is not None else frame)  # before the first frame: show the first
+                if s.full(chunk):
+                    yield s.flush()
+                if s.target >= stop:
                     break
                 prev, prev_time = frame, t
                 last_len = (float(frame.duration * frame.time_base) if frame.duration and frame.time_base
                             else 1.0 / rate)
         except av.error.FFmpegError as e:
             raise VideoError(f"{where} is corrupt: decoding failed after {prev_time:.3f} s ({e})") from e
-        if prev is None and not out:
+        if prev is None and not s.out:
             raise VideoError(f"{where} has a video stream but no frame could be decoded (corrupt or empty)")
-        if prev is not None and target < stop:
-            end = prev_time + last_len
-            if stream.duration and stream.time_base:
-                end = max(end, float((stream.start_time or 0) + stream.duration) * float(stream.time_base))
-            end = min(end, stop)
-            while target < end - TIME_EPS:
-                emit(prev)
-                k += 1
-                target = start + k / fps
-                if len(out) >= chunk:
-                    yield np.stack(out), np.asarray(times)
-                    out, times = [], []
-        if out:
-            yield np.stack(out), np.asarray(times)
+        if prev is not None and s.target < stop:
+            end = _stream_end(stream, prev_time + last_len, stop)
+            while s.target < end - TIME_EPS:
+                s.show(prev)
+                if s.full(chunk):
+                    yield s.flush()
+        if s.out:
+            yield s.flush()
 
 
 def _to_float(frames: np.ndarray) -> torch.Tensor:
@@ -343,6 +363,19 @@ class VideoTokenizer(nn.Module):
     @property
     def downsample(self) -> int:
         return int(getattr(self.image, "downsample", 1))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """``(rows, columns)`` of codes per frame: the image tokenizer's grid."""
+        grid = getattr(self.image, "grid", None)
+        if grid is None:
+            raise AttributeError(f"the image tokenizer {type(self.image).__name__} states no grid")
+        return (int(grid[0]), int(grid[1]))
+
+    @property
+    def fingerprint(self) -> str:
+        """Names this tokenizer's codes: a hash of its class, config and the image tokenizer's weights."""
+        return module_fingerprint(self)
 
     def _read_size(self) -> int | tuple[int, int] | None:
         """Resize while decoding (cheap, in FFmpeg) to what the image tokenizer will crop to."""
