@@ -18,7 +18,6 @@ Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,51 +30,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit
+
 import mmtok
-from mmtok.demo import make_clustered
-from mmtok.vq.search import _chunk_rows
-
-
-def emit(row: dict) -> None:
-    print(json.dumps(row), flush=True)
-
-
-def _proc_status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def reset_peak() -> None:
-    """Reset the kernel's peak-RSS mark (Linux); harmless where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+from mmtok.core.memory import PeakMemory
+from mmtok.core.metrics import codebook_usage
+from mmtok.synth.clustered import make_clustered
+from mmtok.vq.search import block_rows
 
 
 def measure(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
     """(seconds, peak memory above the start in MiB) of one call."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak()
-        base = _proc_status("VmRSS:")
-    t0 = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    sec = time.perf_counter() - t0
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = _proc_status("VmHWM:") - base
-    return sec, max(0.0, peak / 2**20)
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        sec = time.perf_counter() - t0
+    return sec, mem.peak_mib
 
 
 def floor_fn(x: torch.Tensor, codes: torch.Tensor, rows: int) -> Callable[[], None]:
@@ -94,10 +66,9 @@ def peer_quantizer(codes: torch.Tensor, **kwargs: object) -> torch.nn.Module:
     from vector_quantize_pytorch import VectorQuantize
 
     k, d = codes.shape
-    vq = VectorQuantize(dim=d, codebook_size=k, **kwargs).to(codes.device)
-    if codes is not None:
-        vq._codebook.embed.data.copy_(codes[None])
-        vq._codebook.initted.data.fill_(True)
+    vq = VectorQuantize(dim=d, codebook_size=k, **kwargs).to(codes.device)  # no k-means init: codes are set
+    with torch.no_grad():
+        vq.codebook = codes  # the peer's public setter
     return vq.eval()
 
 
@@ -141,7 +112,8 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
           "vectors_per_s": round(n / med["ours"]), "gflops": round(flops / med["ours"] / 1e9, 1),
           "peak_mib": round(peaks["ours"], 1), "exact_vs_cdist": exact,
-          "block_rows": _chunk_rows(n, k, device, ours.cfg)})
+          "block_rows": block_rows(n, k, device, chunk_size=ours.cfg.chunk_size,
+                                   budget_mb=ours.cfg.search_budget_mb)})
     emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
           "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
           "peak_mib": round(peaks["peer"], 1), "slice": peer_slice, "agreement_with_mmtok": agree})
@@ -184,12 +156,10 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) ->
         rec_p, idx_p, _ = peer(test[None])
         idx_p, rec_p = idx_p[0], rec_p[0]
     for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
-        counts = torch.bincount(idx.flatten(), minlength=k).double()
-        p = counts / counts.sum()
-        ppl = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+        usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
         emit({"bench": "vq_train", "impl": name, "codebook_size": k, "dim": d, "steps": steps,
               "batch": batch, "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
-              "usage": round(float((counts > 0).float().mean()), 4), "perplexity": round(ppl, 1),
+              "usage": round(usage, 4), "perplexity": round(ppl, 1),
               "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(secs[name], 2)})
 
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmtok
-from mmtok.vq.quantizer import nearest_code
-from mmtok.vq.search import _argmax_rows
+from mmtok.synth.clustered import make_clustered
+from mmtok.vq.search import _argmax_rows, nearest_code
 
 
 def brute_force(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -18,10 +18,7 @@ def brute_force(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
 
 def clustered(n: int, n_clusters: int, dim: int, *, spread: float = 0.05, seed: int = 0) -> torch.Tensor:
     """Tight Gaussian clusters far from the origin: the data random codebooks collapse on."""
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(n_clusters, dim, generator=g) * 0.5 + 3.0
-    which = torch.randint(0, n_clusters, (n,), generator=g)
-    return centers[which] + spread * torch.randn(n, dim, generator=g)
+    return make_clustered(n, dim, n_clusters, spread=spread, scale=0.5, offset=3.0, seed=seed)
 
 
 # --------------------------------------------------------------------------- search

@@ -9,20 +9,11 @@ import torch
 from tqdm.auto import tqdm
 
 from mmtok.demo.plots import usage_plot
+from mmtok.synth.clustered import make_clustered
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 if TYPE_CHECKING:
-    from mmtok.demo import Demo
-
-
-def make_clustered(
-    n: int, dim: int, n_clusters: int, *, spread: float = 0.1, seed: int = 0
-) -> torch.Tensor:
-    """``[n, dim]`` vectors from ``n_clusters`` tight Gaussian clusters away from the origin."""
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(n_clusters, dim, generator=g) + 2.0
-    which = torch.randint(0, n_clusters, (n,), generator=g)
-    return centers[which] + spread * torch.randn(n, dim, generator=g)
+    from mmtok.demo.state import Demo
 
 
 VARIANTS = {

@@ -1,5 +1,6 @@
-"""The VQ codebook: exact chunked nearest-code search (:mod:`mmtok.vq.search`), EMA
-updates, k-means init, dead-code restart and usage statistics.
+"""The VQ codebook: EMA updates, k-means init (:mod:`mmtok.vq.kmeans`), dead-code
+restart, rebalancing and usage statistics, over the exact chunked nearest-code search
+of :mod:`mmtok.vq.search`.
 
 Axis legend used in shape comments:
     N  number of vectors (all leading axes of the input flattened)
@@ -24,15 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.core.metrics import codebook_usage
+from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
 from mmtok.vq.search import nearest_code
 
-__all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer", "nearest_code"]
+__all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
 KMEANS_MAX_SAMPLES = 65_536  # vectors kept for the k-means initialisation
+KMEANS_RESEED_POOL = 1 / 16  # an empty k-means cluster re-seeds on a random one of the worst-served 1/16 of vectors
 ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
 
 
@@ -95,41 +98,6 @@ class UsageStats:
     usage: float  # fraction of codes chosen at least once
     perplexity: float  # exp(entropy) of the code distribution (K = perfectly uniform)
     total: int  # number of vectors counted
-
-
-# --------------------------------------------------------------------------- distributed helpers
-
-
-def _world() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def _all_reduce_(t: torch.Tensor) -> torch.Tensor:
-    if _world() > 1:
-        dist.all_reduce(t)
-    return t
-
-
-def _sample_all_ranks(data: torch.Tensor, n: int) -> torch.Tensor:
-    """``n`` random rows drawn from every rank's ``data`` in turn, the same on every rank.
-
-    Each rank draws ``n`` of its own rows; the draws are gathered and interleaved
-    (rank 0's first, rank 1's first, ..., rank 0's second, ...) and the first
-    ``n`` kept, so restarts and seeds come from all ranks' data alike.
-    """
-    if data.shape[0] >= n:
-        pick = torch.randperm(data.shape[0], device=data.device)[:n]
-    else:
-        pick = torch.randint(0, data.shape[0], (n,), device=data.device)
-    mine = data[pick].float().contiguous()  # (n, d)
-    world = _world()
-    if world == 1:
-        return mine
-    parts = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(parts, mine)
-    return torch.stack(parts, 1).reshape(n * world, -1)[:n]  # (n, d), interleaved by rank
 
 
 # --------------------------------------------------------------------------- the module
@@ -215,7 +183,8 @@ class VectorQuantizer(nn.Module):
         return z
 
     def _search(self, z: torch.Tensor) -> torch.Tensor:
-        return nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, cfg=self.cfg)
+        return nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
+                            budget_mb=self.cfg.search_budget_mb)
 
     # ---------------------------------------------------------------- public API
 
@@ -238,8 +207,8 @@ class VectorQuantizer(nn.Module):
         q_st = z + (q - z).detach()  # straight-through estimator
         out = self.project_out(q_st).reshape(*lead, self.cfg.dim).to(x.dtype)
         self.seen_counts += counts
-        perplexity, usage = _perplexity_usage(counts)
-        return QuantizeResult(out, idx.reshape(lead), loss, perplexity, usage)
+        usage, perplexity = codebook_usage(counts)
+        return QuantizeResult(out, idx.reshape(lead), loss, z.new_tensor(perplexity), z.new_tensor(usage))
 
     @torch.inference_mode()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,8 +244,8 @@ class VectorQuantizer(nn.Module):
     def usage_stats(self) -> UsageStats:
         """Counts, usage and perplexity over everything quantized since :meth:`reset_stats`."""
         counts = self.seen_counts.detach().cpu().clone()
-        perplexity, usage = _perplexity_usage(counts)
-        return UsageStats(counts, float(usage), float(perplexity), int(counts.sum()))
+        usage, perplexity = codebook_usage(counts)
+        return UsageStats(counts, usage, perplexity, int(counts.sum()))
 
     def reset_stats(self) -> None:
         """Forget the counts behind :meth:`usage_stats`."""
@@ -291,12 +260,16 @@ class VectorQuantizer(nn.Module):
         self._kmeans_pool.append(z[:KMEANS_MAX_SAMPLES].float().clone())
         have = torch.tensor(float(sum(p.shape[0] for p in self._kmeans_pool)), device=z.device)
         # every rank decides together, so the collective calls below stay in step
-        have = _all_reduce_(have) / _world()
+        have = all_reduce_(have) / world_size()
         if float(have) < need:
             return
         data = torch.cat(self._kmeans_pool)[:KMEANS_MAX_SAMPLES]
         self._kmeans_pool = []
-        centers, counts = _kmeans(data, self.cfg.codebook_size, self.cfg.kmeans_iters, self.cfg.cosine)
+        # seeds are random vectors of all ranks; every rank ends with the same centers
+        centers, counts = kmeans(data, self.cfg.codebook_size, max(1, self.cfg.kmeans_iters), cosine=self.cfg.cosine,
+                                 chunk_size=self.cfg.chunk_size, budget_mb=self.cfg.search_budget_mb,
+                                 distributed=True, reseed_pool=KMEANS_RESEED_POOL)
+        counts = counts / world_size()  # on the scale of one step's batch of one rank
         self.embed.copy_(centers)
         self.ema_sum.copy_(centers * counts[:, None])
         self.ema_count.copy_(counts)
@@ -308,8 +281,8 @@ class VectorQuantizer(nn.Module):
         sums = torch.zeros(k, z.shape[1], device=z.device, dtype=torch.float32)
         sums.index_add_(0, idx, z.float())  # (K, d)
         counts = counts.float()
-        _all_reduce_(counts)
-        _all_reduce_(sums)
+        all_reduce_(counts)
+        all_reduce_(sums)
         self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
         self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
         n = self.ema_count.sum()
@@ -341,7 +314,7 @@ class VectorQuantizer(nn.Module):
         if n_dead == 0:
             return
         pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
-        fresh = _sample_all_ranks(pool, n_dead)  # (n_dead, d)
+        fresh = sample_rows(pool, n_dead, distributed=True)  # (n_dead, d)
         self.embed[dead] = fresh
         # restarted codes count as freshly used, so they get a chance to win inputs
         self.ema_count[dead] = restart_count
@@ -367,49 +340,46 @@ class VectorQuantizer(nn.Module):
         if not 0.0 <= min_frac < 1.0:
             raise ValueError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
         data = self._to_lookup(x.detach())  # (N, d)
-        k, d = self.cfg.codebook_size, data.shape[1]
         centers = self.embed.clone().float()
-        counts = torch.zeros(k, device=data.device)
         for it in range(iters):
-            idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
-            sums = torch.zeros(k, d, device=data.device).index_add_(0, idx, data)
-            counts = torch.bincount(idx, minlength=k).float()
-            err = torch.zeros(k, device=data.device).index_add_(0, idx, (data - centers[idx]).pow(2).sum(1))
-            _all_reduce_(sums)
-            _all_reduce_(counts)
-            _all_reduce_(err)
-            new = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centers)
-            if self.cfg.cosine:
-                new = F.normalize(new, dim=1)
+            step = lloyd_step(data, centers, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
+                              budget_mb=self.cfg.search_budget_mb, distributed=True)
+            centers = step.centers
             if it < iters - 1:
-                low = counts < min_frac * counts.mean()
-                n_low = int(low.sum())
-                if n_low:
-                    # split the worst clusters: each low code lands near one of the highest-error codes
-                    worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
-                    src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
-                    spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
-                    g = torch.Generator(device="cpu").manual_seed(it)
-                    noise = torch.randn(n_low, d, generator=g).to(data.device)
-                    jitter = 0.1 * spread * noise
-                    new[low] = new[src] + jitter
-                    new[src] = new[src] - jitter  # the two halves move apart
-                    if self.cfg.cosine:
-                        new = F.normalize(new, dim=1)
-            centers = new
-        idx = nearest_code(data, centers, cosine=self.cfg.cosine, cfg=self.cfg)
-        counts = torch.bincount(idx, minlength=k).float()
-        _all_reduce_(counts)
+                self._split_busiest(centers, step.counts, step.error, min_frac, seed=it)
+        idx = nearest_code(data, centers, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
+                           budget_mb=self.cfg.search_budget_mb)
+        counts = torch.bincount(idx, minlength=self.cfg.codebook_size).float()
+        all_reduce_(counts)
         total = float(self.ema_count.sum())
-        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / max(1, _world())
+        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / max(1, world_size())
         self.embed.copy_(centers)
         self.ema_count.copy_(counts * scale)
         self.ema_sum.copy_(centers * self.ema_count[:, None])
         self.initted.fill_(True)
         self.reset_stats()
         c = counts.cpu().long()
-        perplexity, usage = _perplexity_usage(c)
-        return UsageStats(c, float(usage), float(perplexity), int(c.sum()))
+        usage, perplexity = codebook_usage(c)
+        return UsageStats(c, usage, perplexity, int(c.sum()))
+
+    def _split_busiest(self, centers: torch.Tensor, counts: torch.Tensor, err: torch.Tensor, min_frac: float,
+                       *, seed: int) -> None:
+        """LBG split, in place: every code that won fewer than ``min_frac`` times the mean count
+        moves next to one of the codes with the largest total error, and the two halves move apart."""
+        k, d = centers.shape
+        low = counts < min_frac * counts.mean()
+        n_low = int(low.sum())
+        if not n_low:
+            return
+        worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
+        src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
+        spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        jitter = 0.1 * spread * torch.randn(n_low, d, generator=g).to(centers.device)
+        centers[low] = centers[src] + jitter
+        centers[src] = centers[src] - jitter
+        if self.cfg.cosine:
+            centers.copy_(F.normalize(centers, dim=1))
 
     def extra_repr(self) -> str:
         c = self.cfg
@@ -417,49 +387,3 @@ class VectorQuantizer(nn.Module):
             f"dim={c.dim}, codebook_size={c.codebook_size}, lookup_dim={c.lookup_dim}, "
             f"cosine={c.cosine}, decay={c.decay}"
         )
-
-
-def _perplexity_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    counts = counts.double()
-    total = counts.sum()
-    if float(total) == 0:
-        zero = torch.zeros((), dtype=torch.float32, device=counts.device)
-        return zero, zero.clone()
-    p = counts / total
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return entropy.exp().float(), (counts > 0).float().mean()
-
-
-@torch.no_grad()
-def _kmeans(
-    data: torch.Tensor, k: int, iters: int, cosine: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means, all-reduced across ranks.
-
-    Seeds are random inputs of all ranks; assignment sums and counts are
-    all-reduced each iteration, so every rank ends with the same centers. Returns
-    ``(centers [K, d], counts [K])``; counts are averaged per rank so they are on
-    the scale of one step's batch.
-    """
-    n, d = data.shape
-    world = _world()
-    centers = _sample_all_ranks(data, k)  # (K, d) the same seeds on every rank
-    counts = torch.zeros(k, device=data.device)
-    for _ in range(max(1, iters)):
-        idx = nearest_code(data, centers, cosine=cosine)
-        sums = torch.zeros(k, d, device=data.device).index_add_(0, idx, data)
-        counts = torch.bincount(idx, minlength=k).float()
-        _all_reduce_(sums)
-        _all_reduce_(counts)
-        empty = counts == 0
-        new = sums / counts.clamp_min(1)[:, None]
-        if cosine:
-            new = F.normalize(new, dim=1)
-        # empty clusters jump to points worst served by their center, drawn from every rank
-        if bool(empty.any()):
-            n_empty = int(empty.sum())
-            err = (data - centers[idx]).pow(2).sum(1)
-            far = data[err.topk(min(n, max(n_empty, n // 16))).indices]
-            new[empty] = _sample_all_ranks(far, n_empty)
-        centers = new
-    return centers, counts / world

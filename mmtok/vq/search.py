@@ -1,20 +1,15 @@
 """Exact nearest-code search: blocked matrix products and a fast CPU argmax.
 
-The search behind :class:`mmtok.vq.quantizer.VectorQuantizer` (which re-exports
-:func:`nearest_code`). Memory stays at one ``[chunk, K]`` block of scores
-whatever the number of vectors; the block size comes from a memory budget.
+The search behind the VQ codebook and the k-means (:mod:`mmtok.vq.kmeans`).
+Memory stays at one ``[chunk, K]`` block of scores whatever the number of
+vectors; the block size is given, or comes from a memory budget.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:
-    from mmtok.vq.quantizer import VQConfig
-
-__all__ = ["nearest_code"]
+__all__ = ["block_rows", "nearest_code"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
@@ -42,12 +37,21 @@ def _argmax_rows(scores: torch.Tensor, out: torch.Tensor | None = None, rows: to
         inside.argmax(1).add_(best_group, alpha=ARGMAX_GROUP))
 
 
-def _chunk_rows(n: int, k: int, device: torch.device, cfg: VQConfig | None) -> int:
-    if cfg is not None and cfg.chunk_size is not None:
-        return max(1, min(n, cfg.chunk_size))
-    budget = cfg.search_budget_mb if cfg is not None and cfg.search_budget_mb else None
-    if budget is None:
-        budget = CUDA_SEARCH_BUDGET_MB if device.type == "cuda" else CPU_SEARCH_BUDGET_MB
+def block_rows(n: int, k: int, device: torch.device, *, chunk_size: int | None = None,
+               budget_mb: float | None = None) -> int:
+    """Rows of ``x`` searched per block for ``n`` vectors and ``k`` codes on ``device``.
+
+    ``chunk_size`` when given; else as many rows as one float32 ``[rows, k]`` block of
+    scores fitting in ``budget_mb`` (default: cache-sized on the CPU, large on CUDA).
+
+    >>> block_rows(100_000, 1024, torch.device("cpu"))      # 4 MiB / (4 bytes * 1024 codes)
+    1024
+    >>> block_rows(100, 1024, torch.device("cpu"), chunk_size=37)
+    37
+    """
+    if chunk_size is not None:
+        return max(1, min(n, chunk_size))
+    budget = budget_mb or (CUDA_SEARCH_BUDGET_MB if device.type == "cuda" else CPU_SEARCH_BUDGET_MB)
     rows = int(budget * 2**20) // (4 * k)
     return max(1, min(n, max(rows, 16)))
 
@@ -58,13 +62,15 @@ def nearest_code(
     *,
     cosine: bool = False,
     chunk_size: int | None = None,
-    cfg: VQConfig | None = None,
+    budget_mb: float | None = None,
 ) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean, or cosine) for every row of ``x``.
 
     ``x`` is ``[N, d]`` and ``codebook`` ``[K, d]`` (both float32). The search is a
     matrix product in blocks of rows, ``argmin |x|² - 2 x·c + |c|² = argmax x·c - |c|²/2``,
-    so memory stays at one ``[chunk, K]`` block whatever ``N`` is.
+    so memory stays at one ``[chunk, K]`` block whatever ``N`` is: ``chunk_size`` rows,
+    or as many as fit in ``budget_mb`` MiB (see :func:`block_rows`). With ``cosine`` the
+    rows of ``x`` and ``codebook`` are expected l2-normalised already.
 
     >>> c = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     >>> nearest_code(torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1]]), c).tolist()
@@ -74,10 +80,7 @@ def nearest_code(
     out = torch.empty(n, dtype=torch.long, device=x.device)
     if n == 0:
         return out
-    if chunk_size is not None:
-        rows = max(1, min(n, chunk_size))
-    else:
-        rows = _chunk_rows(n, k, x.device, cfg)
+    rows = block_rows(n, k, x.device, chunk_size=chunk_size, budget_mb=budget_mb)
     codes_t = codebook.t()  # (d, K)
     if cosine:
         bias = torch.zeros(k, dtype=codebook.dtype, device=codebook.device)
