@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import multiprocessing as mp
-import resource
 import statistics
 import sys
 import threading
@@ -38,19 +36,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import emit
 from einops import rearrange
 
 import mmtok
-from mmtok.audio.tokenizer import AudioTokenizer, load_audio
-from mmtok.audio.codebook import lloyd
-from mmtok.vq.quantizer import nearest_code
+from mmtok.audio.io import load_audio
+from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.memory import rss_mib
+from mmtok.core.metrics import codebook_usage
+from mmtok.vq.kmeans import kmeans
+from mmtok.vq.search import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
 ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
-
-
-def emit(**row: Any) -> None:
-    print(json.dumps(row), flush=True)
 
 
 def slices(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
@@ -69,12 +67,6 @@ def unslice(rows: torch.Tensor, fpt: int) -> torch.Tensor:
 def rel_l1(recon: torch.Tensor, target: torch.Tensor) -> float:
     span = float(target.max() - target.min())
     return float((recon - target).abs().mean()) / max(span, 1e-6)
-
-
-def kmeans(data: torch.Tensor, k: int, iters: int, seed: int) -> torch.Tensor:
-    """The baseline: plain Lloyd's k-means (no clip balancing), seeded from random rows."""
-    g = torch.Generator().manual_seed(seed)
-    return lloyd(data, data[torch.randperm(data.shape[0], generator=g)[:k]].clone(), iters)[0]
 
 
 class UniformBands:
@@ -128,13 +120,13 @@ def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) 
 
     run()  # warm-up: lazily built buffers and caches are not the encode's working memory
     gc.collect()
-    before = _rss_mb()
+    before = rss_mib()
     peak = [before]
     done = threading.Event()
 
-    def poll() -> None:
+    def poll() -> None:  # polled, not the kernel's high-water mark: the warm-up above already set that
         while not done.is_set():
-            peak[0] = max(peak[0], _rss_mb())
+            peak[0] = max(peak[0], rss_mib())
             time.sleep(0.0005)
 
     t = threading.Thread(target=poll)
@@ -142,12 +134,7 @@ def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) 
     run()
     done.set()
     t.join()
-    q.put(max(peak[0], _rss_mb()) - before)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    q.put(max(peak[0], rss_mib()) - before)
 
 
 def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> float:
@@ -199,14 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         st2 = tok.vq.usage_stats()
         emit(bench="codebook_usage", set=args.more_heldout, clips=len(more), tokens=st2.total, codebook_size=k,
              usage=round(st2.usage, 4), perplexity=round(st2.perplexity, 1))
-        tok.vq.reset_stats()
-        for c in codes:
-            tok.vq.seen_counts += torch.bincount(c, minlength=k)
-        for f in more:
-            tok.encode(f)
-        st3 = tok.vq.usage_stats()
-        emit(bench="codebook_usage", set="both", clips=len(more) + len(held), tokens=st3.total,
-             codebook_size=k, usage=round(st3.usage, 4), perplexity=round(st3.perplexity, 1))
+        both = st.counts + st2.counts
+        usage, perplexity = codebook_usage(both)
+        emit(bench="codebook_usage", set="both", clips=len(more) + len(held), tokens=int(both.sum()),
+             codebook_size=k, usage=round(usage, 4), perplexity=round(perplexity, 1))
 
     # ------------------------------------------------------------ reconstruction vs baselines
     if "reconstruction" not in skip:
@@ -215,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         pick = torch.from_numpy(rng.permutation(train_rows.shape[0])[: args.kmeans_vectors])
         fit = train_rows[pick].contiguous()
         t = time.perf_counter()
-        centers = kmeans(fit, k, args.kmeans_iters, seed=0)
+        # the baseline: plain Lloyd's k-means (no group balancing), seeded from random rows
+        centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(0))
         kmeans_s = time.perf_counter() - t
         # dMel-style: pick the band/bit split with integer bits per slice = log2 K on training data
         best = None

@@ -33,13 +33,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
-from mmtok.audio.codebook import balance_codes, lloyd
-from mmtok.vq.quantizer import nearest_code
+from common import emit
 
-
-def emit(row: dict) -> None:
-    print(json.dumps(row), flush=True)
+from mmtok.audio.codebook import balance_codes
+from mmtok.audio.io import load_audio
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.core.metrics import codebook_usage
+from mmtok.vq.kmeans import lloyd
+from mmtok.vq.search import nearest_code
 
 
 def main() -> None:
@@ -86,7 +87,7 @@ def main() -> None:
         ctx = tok.context_frames
         target = feats[:, ctx : feats.shape[-1] - ctx]
         with torch.no_grad():
-            return tok._latent(feats[None])[0], float(target.max() - target.min())
+            return tok.latents(feats[None])[0], float(target.max() - target.min())
 
     t = time.perf_counter()
     cache = {e["file"]: latents(e) for e in fit + probe}
@@ -123,10 +124,9 @@ def main() -> None:
                 seen += torch.bincount(codes, minlength=k)
                 # each code is a slice of log-mel frames, so |code - slice| is the bare-code error
                 errs.append(float((centers[codes] - z).abs().mean()) / max(span, 1e-6))
-            p = seen.float() / seen.sum()
-            row[set_name] = {"clips": len(entries), "tokens": int(seen.sum()),
-                             "usage": round(float((seen > 0).float().mean()), 4),
-                             "perplexity": round(float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())), 1),
+            usage, perplexity = codebook_usage(seen)
+            row[set_name] = {"clips": len(entries), "tokens": int(seen.sum()), "usage": round(usage, 4),
+                             "perplexity": round(perplexity, 1),
                              "rel_l1_codes_only": round(sum(errs) / len(errs), 5)}
         emit(row)
 

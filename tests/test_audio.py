@@ -14,23 +14,24 @@ import soundfile as sf
 import torch
 
 import mmtok
+from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import (
     HOP_LENGTH,
     N_FFT,
     N_MELS,
-    SAMPLE_RATE,
-    AudioError,
     AudioTokenizer,
     AudioTokenizerConfig,
-    load_audio,
     mel_filters,
     mel_power,
 )
-from mmtok.pretrained import models_dir
+from mmtok.core.checkpoint import models_dir
+from mmtok.core.errors import AudioError
+from mmtok.vq.kmeans import lloyd
+from mmtok.vq.quantizer import VQConfig
 
-SMALL = AudioTokenizerConfig(codebook_size=64, encoder_kind="conv", code_dim=16, encoder_channels=32,
-                             decoder_channels=32, decoder_blocks=2, block_tokens=100, vq_cosine=True,
-                             vq_lookup_dim=8)
+SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
+                             decoder_blocks=2, block_tokens=100,
+                             vq=VQConfig(dim=16, codebook_size=64, dead_code_threshold=0.2, cosine=True, codebook_dim=8))
 
 
 def tone(seconds: float, rate: int, freqs: tuple[float, ...] = (440.0,), seed: int = 0) -> np.ndarray:
@@ -258,7 +259,8 @@ def test_silence_and_bad_codes(small_tok: AudioTokenizer) -> None:
 
 def test_slice_encoder_is_kmeans_then_learned_correction() -> None:
     """The default encoder: codes are nearest codebook slices; the decoder starts at the code's slice."""
-    cfg = AudioTokenizerConfig(codebook_size=32, decoder_channels=32, decoder_blocks=2, block_tokens=100)
+    cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=32, decoder_blocks=2,
+                               block_tokens=100)
     tok = AudioTokenizer(cfg).eval()
     assert tok.context_frames == 0
     y = speechlike(3.0, seed=2)
@@ -327,13 +329,69 @@ def test_shipped_model_round_trips(tmp_path: Path) -> None:
     assert torch.equal(batch[0, : lengths[0]], tok.encode(long[:12345], SAMPLE_RATE))
 
 
+# the config of the shipped audio tokenizer as it was saved before the codebook's fields moved into `vq`
+OLD_FLAT_CONFIG = {
+    "sample_rate": 16000, "n_fft": 1024, "hop_length": 160, "n_mels": 80, "f_min": 0.0, "f_max": 8000.0,
+    "log_floor": 1e-05, "frames_per_token": 2, "codebook_size": 1024, "encoder_kind": "slice", "code_dim": 160,
+    "encoder_channels": 128, "encoder_token_blocks": 3, "decoder_channels": 256, "decoder_blocks": 4,
+    "block_tokens": 250, "vq_decay": 0.99, "commitment_weight": 0.25, "dead_code_threshold": 0.2,
+    "vq_cosine": False, "vq_lookup_dim": None, "griffin_lim_iters": 32,
+}
+
+
+def test_old_flat_config_reads_into_the_nested_vq() -> None:
+    from mmtok.core.checkpoint import config_from_dict
+
+    new = AudioTokenizerConfig.upgrade_dict(OLD_FLAT_CONFIG)
+    assert not set(new) & {"codebook_size", "vq_decay", "commitment_weight", "dead_code_threshold", "vq_cosine",
+                           "vq_lookup_dim"}
+    cfg = config_from_dict(AudioTokenizerConfig, new)
+    assert cfg.vq == VQConfig(dim=160, codebook_size=1024, decay=0.99, commitment_weight=0.25,
+                              dead_code_threshold=0.2, cosine=False, codebook_dim=None)
+    assert cfg.griffin_lim_iters == 32 and cfg.code_dim == 160 and cfg.block_tokens == 250
+    # a conv tokenizer's codebook settings land on their VQConfig names
+    conv = AudioTokenizerConfig.upgrade_dict({"encoder_kind": "conv", "code_dim": 16, "codebook_size": 64,
+                                              "vq_cosine": True, "vq_lookup_dim": 8, "vq_decay": 0.9})
+    c = config_from_dict(AudioTokenizerConfig, conv).vq
+    assert (c.dim, c.codebook_size, c.cosine, c.codebook_dim, c.decay) == (16, 64, True, 8, 0.9)
+    assert c.dead_code_threshold == 0.2  # the old default of the audio tokenizer, not VQConfig's
+    # the current layout passes unchanged; both at once is refused
+    assert AudioTokenizerConfig.upgrade_dict(new) == new
+    with pytest.raises(ValueError, match="both"):
+        AudioTokenizerConfig.upgrade_dict({**new, "codebook_size": 1024})
+
+
+@pytest.mark.skipif(not (models_dir() / "audio" / "config.json").is_file(), reason="models/audio not built yet")
+def test_old_flat_config_gives_the_shipped_tokenizer() -> None:
+    """The shipped weights under the old config layout build the same tokenizer and the same codes."""
+    from safetensors.torch import load_file
+
+    from mmtok.core.checkpoint import config_from_dict, load_state_dict_checked
+
+    shipped = mmtok.load("audio")
+    cfg = config_from_dict(AudioTokenizerConfig, AudioTokenizerConfig.upgrade_dict(OLD_FLAT_CONFIG))
+    assert cfg == shipped.cfg
+    old = AudioTokenizer(cfg)
+    load_state_dict_checked(old, load_file(str(models_dir() / "audio" / "model.safetensors")), where="models/audio")
+    old.eval()
+    wave = torch.from_numpy(speechlike(3.0, seed=11))
+    assert torch.equal(old.encode(wave, SAMPLE_RATE), shipped.encode(wave, SAMPLE_RATE))
+
+
+def test_config_checks_the_codebook_against_the_encoder() -> None:
+    with pytest.raises(ValueError, match=r"vq\.dim \(160\) must equal code_dim \(16\)"):
+        AudioTokenizerConfig(encoder_kind="conv", code_dim=16)
+    with pytest.raises(ValueError, match=r"slice.*cosine"):
+        AudioTokenizerConfig(vq=VQConfig(dim=160, cosine=True))
+
+
 # --------------------------------------------------------------------------- codebook fitting
 
 
 def test_clip_balanced_kmeans_retires_codes_of_single_clips() -> None:
     """Lloyd spends codes on content of one clip each; balancing moves them to shared content,
     so more codes are hit on new clips."""
-    from mmtok.audio.codebook import balance_codes, clip_support, lloyd
+    from mmtok.audio.codebook import balance_codes, clip_support
 
     g = torch.Generator().manual_seed(0)
     shared = torch.randn(6, 8, generator=g) * 4  # 6 sounds every clip has (broad clusters)
@@ -377,7 +435,7 @@ def test_pair_weights_and_weighted_lloyd() -> None:
 def test_group_balancing_retires_speaker_specific_codes() -> None:
     """Many clips of one speaker make a cluster clip-balancing keeps (it has many clips) but
     group-balancing retires (it has one speaker); a new speaker then hits more of the codes."""
-    from mmtok.audio.codebook import balance_codes, clip_support, lloyd
+    from mmtok.audio.codebook import balance_codes, clip_support
 
     g = torch.Generator().manual_seed(1)
     shared = torch.randn(6, 8, generator=g) * 4

@@ -1,11 +1,12 @@
 """The audio codebook: k-means over encoder outputs, balanced so that every code serves many speakers.
 
-:func:`fit_codebook` runs :func:`lloyd` on the encoder's vectors of the training
-clips, then :func:`balance_codes`: rounds that retire codes serving fewer than
-``min_groups`` groups (speakers, or recordings) and split the clusters with the
-largest group-weighted distortion instead, with :func:`weighted_lloyd` steps in
-which every (group, code) pair weighs the same (:func:`pair_weights`).
-:func:`speaker_groups` tells the groups of the training files.
+:func:`fit_codebook` runs Lloyd's k-means (:func:`mmtok.vq.kmeans.lloyd`, the one
+k-means) on the encoder's vectors of the training clips, then :func:`balance_codes`:
+rounds that retire codes serving fewer than ``min_groups`` groups (speakers, or
+recordings) and split the clusters with the largest group-weighted distortion
+instead, with :func:`weighted_lloyd` steps in which every (group, code) pair weighs
+the same (:func:`pair_weights`). :func:`speaker_groups` tells the groups of the
+training files.
 """
 
 from __future__ import annotations
@@ -16,30 +17,12 @@ from pathlib import Path
 
 import torch
 
-from mmtok.audio.tokenizer import AudioError, AudioTokenizer
-from mmtok.vq.quantizer import nearest_code
+from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.errors import AudioError
+from mmtok.vq.kmeans import LloydStep, lloyd, lloyd_step
+from mmtok.vq.search import nearest_code
 
-__all__ = [
-    "balance_codes", "clip_support", "fit_codebook", "lloyd", "pair_weights", "speaker_groups", "weighted_lloyd",
-]
-
-
-def lloyd(rows: torch.Tensor, centers: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``iters`` Lloyd steps from ``centers``; an empty cluster is re-seeded on the worst-served rows.
-
-    Returns the centers and the code counts of the last assignment."""
-    k = centers.shape[0]
-    counts = torch.zeros(k)
-    for _ in range(iters):
-        idx = nearest_code(rows, centers)
-        sums = torch.zeros_like(centers).index_add_(0, idx, rows)
-        counts = torch.bincount(idx, minlength=k).float()
-        empty = counts == 0
-        centers = sums / counts.clamp_min(1)[:, None]
-        if bool(empty.any()):
-            err = (rows - centers[idx]).pow(2).sum(1)
-            centers[empty] = rows[err.topk(int(empty.sum())).indices]
-    return centers, counts
+__all__ = ["balance_codes", "clip_support", "fit_codebook", "pair_weights", "speaker_groups", "weighted_lloyd"]
 
 
 def clip_support(idx: torch.Tensor, clips: torch.Tensor, k: int) -> torch.Tensor:
@@ -60,15 +43,27 @@ def weighted_lloyd(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tens
     """``iters`` Lloyd steps where each code moves to the :func:`pair_weights` mean of its rows:
     the center of what the groups it serves share, not of the group that has the most rows there."""
     k = centers.shape[0]
-    centers = centers.clone()
-    for _ in range(iters):
-        idx = nearest_code(rows, centers)
-        w = pair_weights(idx, groups, k)
-        sums = torch.zeros_like(centers).index_add_(0, idx, rows * w[:, None])
-        mass = torch.zeros(k).index_add_(0, idx, w)
-        keep = mass > 0
-        centers[keep] = sums[keep] / mass[keep, None]
-    return centers
+    return lloyd(rows, centers, iters, weights=lambda idx: pair_weights(idx, groups, k))[0]
+
+
+def _retire_and_split(rows: torch.Tensor, centers: torch.Tensor, step: LloydStep, min_groups: int,
+                      per_round: int, generator: torch.Generator) -> bool:
+    """One balancing move, in place: up to ``per_round`` codes serving fewer than ``min_groups``
+    groups (the least supported first) jump to a row drawn, in proportion to its weighted
+    error, inside one of the clusters with the largest group-weighted distortion.
+    False when every code serves enough groups (nothing moved)."""
+    support = step.mass  # distinct groups per code
+    weak = (support < min_groups - 0.5).nonzero().flatten()
+    if weak.numel() == 0:
+        return False
+    weak = weak[support[weak].argsort(stable=True)][:per_round]
+    score = step.error.clone()
+    score[weak] = -1.0
+    for dst, src in zip(weak.tolist(), score.topk(weak.numel()).indices.tolist(), strict=True):
+        members = (step.idx == src).nonzero().flatten()
+        pick = torch.multinomial(step.row_error[members].clamp_min(1e-12), 1, generator=generator)
+        centers[dst] = rows[members[pick]]
+    return True
 
 
 def balance_codes(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tensor, *, rounds: int,
@@ -90,24 +85,11 @@ def balance_codes(rows: torch.Tensor, groups: torch.Tensor, centers: torch.Tenso
     per_round = per_round or max(1, k // 8)
     centers = centers.clone()
     for _ in range(rounds):
-        idx = nearest_code(rows, centers)
-        w = pair_weights(idx, groups, k)
-        support = torch.zeros(k).index_add_(0, idx, w)  # distinct groups per code
-        weak = (support < min_groups - 0.5).nonzero().flatten()
-        if weak.numel() == 0:
-            break
-        weak = weak[support[weak].argsort(stable=True)][:per_round]
-        err = w * (rows - centers[idx]).pow(2).sum(1)
-        score = torch.zeros(k).index_add_(0, idx, err)
-        score[weak] = -1.0
-        for dst, src in zip(weak.tolist(), score.topk(weak.numel()).indices.tolist(), strict=True):
-            members = (idx == src).nonzero().flatten()
-            pick = torch.multinomial(err[members].clamp_min(1e-12), 1, generator=generator)
-            centers[dst] = rows[members[pick]]
+        step = lloyd_step(rows, centers, weights=lambda idx: pair_weights(idx, groups, k))
+        if not _retire_and_split(rows, centers, step, min_groups, per_round, generator):
+            return centers, step.counts
         centers = weighted_lloyd(rows, groups, centers, iters)
-    else:  # every round moved codes (or there were none): assign once more; after a break idx is current
-        idx = nearest_code(rows, centers)
-    return centers, torch.bincount(idx, minlength=k).float()
+    return centers, torch.bincount(nearest_code(rows, centers), minlength=k).float()
 
 
 @torch.no_grad()
@@ -116,16 +98,16 @@ def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors:
                  balance_iters: int = 3, groups: Sequence[int] | None = None) -> torch.Tensor:
     """k-means over the vectors the encoder gives for ``feats`` (one tensor per clip); fills ``tok.vq``'s codes.
 
-    Lloyd (``iters`` steps, seeds are random vectors, an empty cluster is re-seeded on
-    the worst-served vectors) on at most ``vectors`` random vectors; then, if
-    ``balance_rounds``, :func:`balance_codes` so that every code serves at least
-    ``min_groups`` groups. ``groups`` gives each clip's group (its speaker, say);
+    Lloyd (:func:`mmtok.vq.kmeans.lloyd`: ``iters`` steps, seeds are random vectors, an
+    empty cluster is re-seeded on the worst-served vectors) on at most ``vectors`` random
+    vectors; then, if ``balance_rounds``, :func:`balance_codes` so that every code serves
+    at least ``min_groups`` groups. ``groups`` gives each clip's group (its speaker, say);
     default: every clip is its own group. Returns the code counts of the last assignment.
     """
     ctx = tok.context_frames
     if groups is not None and len(groups) != len(feats):
         raise ValueError(f"fit_codebook: {len(groups)} groups for {len(feats)} clips")
-    per_clip = [tok._latent(f[None].to(tok.device))[0].cpu() for f in feats]
+    per_clip = [tok.latents(f[None].to(tok.device))[0].cpu() for f in feats]
     rows = torch.cat(per_clip)  # (N, D)
     gid = list(range(len(feats))) if groups is None else list(groups)
     row_groups = torch.cat([torch.full((r.shape[0],), g, dtype=torch.long) for g, r in zip(gid, per_clip, strict=True)])
@@ -137,7 +119,7 @@ def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors:
         centers, counts = balance_codes(rows, row_groups, centers, rounds=balance_rounds, min_groups=min_groups,
                                         iters=balance_iters, generator=generator)
     vq = tok.vq
-    assert ctx >= 0 and vq.cfg.codebook_dim is None and not vq.cfg.cosine
+    assert ctx >= 0 and vq.cfg.codebook_dim is None and not vq.cfg.cosine  # codes live in the encoder's space
     centers, counts = centers.to(vq.embed.device), counts.to(vq.embed.device)
     vq.embed.copy_(centers)
     vq.ema_count.copy_(counts)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from mmtok.audio.tokenizer import load_audio
+from mmtok.audio.io import load_audio
 
 __all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "synthetic_clip"]
 

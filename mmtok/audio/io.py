@@ -15,7 +15,7 @@ import torchaudio.functional as AF
 
 from mmtok.core.errors import AudioError
 
-__all__ = ["SAMPLE_RATE", "AudioError", "AudioInput", "load_audio"]
+__all__ = ["SAMPLE_RATE", "AudioInput", "load_audio"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 

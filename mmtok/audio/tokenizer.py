@@ -1,7 +1,7 @@
 """Audio: a torch log-mel front end, time-slice tokens through a
 learned VQ codebook, and back to log-mel and waveform. Loading and resampling
-(:func:`load_audio`, :class:`AudioError`) live in :mod:`mmtok.audio.io` and are
-re-exported here; everything is resampled to ``SAMPLE_RATE`` (16 kHz).
+live in :mod:`mmtok.audio.io` (:func:`~mmtok.audio.io.load_audio`); everything is
+resampled to ``SAMPLE_RATE`` (16 kHz).
 
 Axis legend used in shape comments:
     S  samples            B  batch           M  mel channels
@@ -13,8 +13,8 @@ receptive field. The signal is processed in fixed blocks of ``block_tokens`` tok
 each with the same zero-padded context, so streamed, chunked, batched and whole
 encodings run identical arithmetic and give identical codes.
 
->>> tok = AudioTokenizer(AudioTokenizerConfig(codebook_size=64, encoder_channels=32,
-...                                           decoder_channels=32)).eval()
+>>> cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=64), encoder_channels=32, decoder_channels=32)
+>>> tok = AudioTokenizer(cfg).eval()
 >>> wave = torch.sin(torch.arange(16000) / 7.0)        # 1 s at 16 kHz
 >>> codes = tok.encode(wave, sample_rate=16000)
 >>> codes.shape, codes.dtype, tok.tokens_per_second
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,17 +37,16 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
-from mmtok.audio.io import SAMPLE_RATE, AudioError, AudioInput, load_audio
+from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
+from mmtok.core.errors import AudioError
+from mmtok.core.protocol import module_fingerprint
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 __all__ = [
-    "AudioError",
-    "AudioInput",
     "AudioTokenizer",
     "AudioTokenizerConfig",
     "AudioTokenizerOutput",
-    "load_audio",
     "mel_filters",
     "mel_power",
 ]
@@ -60,6 +59,10 @@ F_MAX = 8_000.0  # Hz, highest mel edge (Nyquist at 16 kHz)
 LOG_FLOOR = 1e-5  # power floor before the natural log: silence maps to log(1e-5) ≈ -11.5
 FRAMES_PER_TOKEN = 2  # mel frames per token
 BLOCK_TOKENS = 250  # tokens encoded per fixed block (5 s): the unit of identical arithmetic
+DEFAULT_VQ = dict(dim=160, codebook_size=1024, decay=0.99, commitment_weight=0.25, dead_code_threshold=0.2)
+# the codebook fields that older checkpoints kept flat in the tokenizer's config -> their VQConfig names
+FLAT_VQ_KEYS = {"codebook_size": "codebook_size", "vq_decay": "decay", "commitment_weight": "commitment_weight",
+                "dead_code_threshold": "dead_code_threshold", "vq_cosine": "cosine", "vq_lookup_dim": "codebook_dim"}
 
 
 def exact_div(x: int, y: int) -> int:
@@ -119,7 +122,6 @@ class AudioTokenizerConfig:
     f_max: float = F_MAX  # Hz, highest mel edge
     log_floor: float = LOG_FLOOR  # power floor before the log
     frames_per_token: int = FRAMES_PER_TOKEN  # mel frames per token (1 or 2)
-    codebook_size: int = 1024  # K: codes in the one codebook
     encoder_kind: str = "slice"  # "slice": a token's own frames, k-means codes; "conv": learned conv encoder
     code_dim: int = 160  # size of a code vector ("slice": must be frames_per_token * n_mels)
     encoder_channels: int = 128  # width of the encoder convolutions
@@ -127,11 +129,7 @@ class AudioTokenizerConfig:
     decoder_channels: int = 256  # width of the decoder convolutions
     decoder_blocks: int = 4  # residual blocks of the decoder (dilations 1, 2, 4, 1, ...)
     block_tokens: int = BLOCK_TOKENS  # tokens per fixed encoding block
-    vq_decay: float = 0.99  # EMA decay of the codebook
-    commitment_weight: float = 0.25  # weight of the VQ commitment loss
-    dead_code_threshold: float = 0.2  # restart codes whose EMA count per step falls below this
-    vq_cosine: bool = False  # nearest code by cosine similarity ("conv" only)
-    vq_lookup_dim: int | None = None  # search in this smaller space through learned projections (None = code_dim)
+    vq: VQConfig = field(default_factory=lambda: VQConfig(**DEFAULT_VQ))  # the codebook (vq.dim = code_dim)
     griffin_lim_iters: int = 32  # iterations of Griffin-Lim in decode()
 
     def __post_init__(self) -> None:
@@ -149,10 +147,38 @@ class AudioTokenizerConfig:
             )
         if self.f_max > self.sample_rate / 2 or self.n_fft % 2 or self.block_tokens < 1:
             raise ValueError(f"invalid front end: f_max={self.f_max}, n_fft={self.n_fft}, block_tokens={self.block_tokens}")
+        if self.vq.dim != self.code_dim:
+            raise ValueError(f"vq.dim ({self.vq.dim}) must equal code_dim ({self.code_dim})")
+        if self.encoder_kind == "slice" and (self.vq.cosine or self.vq.codebook_dim is not None):
+            raise ValueError("encoder_kind='slice' codes are log-mel slices: it needs vq.cosine=False and "
+                             f"vq.codebook_dim=None, got cosine={self.vq.cosine}, codebook_dim={self.vq.codebook_dim}")
 
     @property
     def samples_per_token(self) -> int:
         return self.hop_length * self.frames_per_token
+
+    @staticmethod
+    def upgrade_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+        """A saved config dict in the current layout: older checkpoints kept the codebook's
+        fields flat (``codebook_size``, ``vq_decay``, ``commitment_weight``,
+        ``dead_code_threshold``, ``vq_cosine``, ``vq_lookup_dim``); they move into ``vq``
+        (with ``vq.dim = code_dim`` and the other codebook fields at their defaults).
+        A dict already in the current layout comes back unchanged.
+
+        >>> new = AudioTokenizerConfig.upgrade_dict({"code_dim": 160, "codebook_size": 512, "vq_decay": 0.9})
+        >>> new["vq"]["codebook_size"], new["vq"]["decay"], new["vq"]["dim"], "codebook_size" in new
+        (512, 0.9, 160, False)
+        """
+        flat = {k: v for k, v in data.items() if k in FLAT_VQ_KEYS}
+        if not flat:
+            return dict(data)
+        if "vq" in data:
+            raise ValueError(f"config has both a nested vq and the old flat codebook fields {sorted(flat)}")
+        out = {k: v for k, v in data.items() if k not in FLAT_VQ_KEYS}
+        vq = {**DEFAULT_VQ, "dim": data.get("code_dim", DEFAULT_VQ["dim"])}
+        vq.update({FLAT_VQ_KEYS[k]: v for k, v in flat.items()})
+        out["vq"] = vq
+        return out
 
 
 @dataclass
@@ -196,11 +222,7 @@ class AudioTokenizer(nn.Module):
                 n_mels=cfg.n_mels, channels=cfg.encoder_channels, code_dim=cfg.code_dim,
                 frames_per_token=cfg.frames_per_token, token_blocks=cfg.encoder_token_blocks,
             )
-        self.vq = VectorQuantizer(VQConfig(
-            dim=cfg.code_dim, codebook_size=cfg.codebook_size, decay=cfg.vq_decay,
-            commitment_weight=cfg.commitment_weight, dead_code_threshold=cfg.dead_code_threshold,
-            cosine=cfg.vq_cosine, codebook_dim=cfg.vq_lookup_dim,
-        ))
+        self.vq = VectorQuantizer(cfg.vq)
         self.decoder = MelDecoder(
             n_mels=cfg.n_mels, channels=cfg.decoder_channels, code_dim=cfg.code_dim,
             frames_per_token=cfg.frames_per_token, blocks=cfg.decoder_blocks,
@@ -223,8 +245,13 @@ class AudioTokenizer(nn.Module):
         return self.cfg.sample_rate // self.cfg.samples_per_token
 
     @property
+    def fingerprint(self) -> str:
+        """Names this tokenizer's codes: a hash of its class, config and weights."""
+        return module_fingerprint(self)
+
+    @property
     def codebook_size(self) -> int:
-        return self.cfg.codebook_size
+        return self.cfg.vq.codebook_size
 
     @property
     def device(self) -> torch.device:
@@ -256,14 +283,15 @@ class AudioTokenizer(nn.Module):
     def _normalize(self, logmel: torch.Tensor) -> torch.Tensor:
         return (logmel - self.feature_mean) / self.feature_std
 
-    def _latent(self, mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel with context (B, M, F + 2*context) -> vectors to quantize (B, n, D).
+    def latents(self, features: torch.Tensor) -> torch.Tensor:
+        """The vectors the codebook quantizes, ``[B, n, D]``, of log-mel with context
+        ``[B, M, fpt*n + 2*context]`` (what :meth:`context_features` gives, batched).
 
-        The "slice" encoder quantizes raw log-mel slices (the k-means view); the conv
-        encoder reads normalized log-mel."""
+        The "slice" encoder gives each token's raw log-mel frames (what its k-means
+        codebook is fitted on); the conv encoder reads normalized log-mel."""
         if self.cfg.encoder_kind == "slice":
-            return self.encoder(mel).transpose(1, 2)
-        return self.encoder(self._normalize(mel)).transpose(1, 2)
+            return self.encoder(features).transpose(1, 2)
+        return self.encoder(self._normalize(features)).transpose(1, 2)
 
     def _decode_latent(self, zq: torch.Tensor) -> torch.Tensor:
         """Code vectors (B, n, D) -> log-mel (B, M, fpt*n)."""
@@ -279,7 +307,7 @@ class AudioTokenizer(nn.Module):
         """``mel`` (B, M, fpt*n + 2*context) log-mel with context -> reconstruction of the middle."""
         ctx = self.context_frames
         target = mel[:, :, ctx : mel.shape[-1] - ctx]  # (B, M, F)
-        q = self.vq(self._latent(mel))  # (B, n, D)
+        q = self.vq(self.latents(mel))  # (B, n, D)
         recon = self._decode_latent(q.quantized)  # (B, M, F)
         recon_loss = (recon - target).abs().mean() / self.feature_std.mean()  # L1 in units of a typical std
         return AudioTokenizerOutput(
@@ -291,7 +319,7 @@ class AudioTokenizer(nn.Module):
     def _block_codes(self, window: torch.Tensor, keep: int) -> torch.Tensor:
         """Samples of one block with context ``[L]`` -> codes of its first ``keep`` tokens."""
         mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
-        return self.vq.encode(self._latent(mel)[0, :keep])  # (keep,); only real tokens are counted
+        return self.vq.encode(self.latents(mel)[0, :keep])  # (keep,); only real tokens are counted
 
     def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
         """Codes block by block from chunks of samples; the same arithmetic whatever the chunking."""

@@ -37,35 +37,34 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from mmtok.audio.codebook import (
-    balance_codes,
-    clip_support,
-    fit_codebook,
-    lloyd,
-    pair_weights,
-    speaker_groups,
-    weighted_lloyd,
-)
-from mmtok.audio.corpus import build_corpus, synthetic_clip
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, load_audio
+from mmtok.audio.codebook import fit_codebook, speaker_groups
+from mmtok.audio.corpus import build_corpus
+from mmtok.audio.io import load_audio
+from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
+from mmtok.core.checkpoint import save_module
+from mmtok.core.metrics import codebook_usage
+from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
-from mmtok.pretrained import save
+from mmtok.vq.quantizer import VQConfig
 
 __all__ = [
-    "balance_codes", "build_corpus", "clip_support", "find_audio", "fit_codebook", "lloyd", "main",
-    "pair_weights", "random_crops", "speaker_groups", "split_validation", "synthetic_clip", "validate",
-    "weighted_lloyd",
+    "build_parser", "find_audio", "main", "model_card", "random_feature_crops", "save_pictures", "split_validation",
+    "validate",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 STATE_DIR = "train-state"
 MODEL_DIR = "model"
+FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
+USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
+
 
 def find_audio(folder: str | Path) -> list[Path]:
     """Audio files under ``folder`` (recursively), sorted."""
@@ -78,9 +77,11 @@ def find_audio(folder: str | Path) -> list[Path]:
     return files
 
 
-def random_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
-                 floor: float, generator: torch.Generator) -> torch.Tensor:
-    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of context features, clips picked by length."""
+def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
+                         floor: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of log-mel features with context
+    (one ``[M, F]`` tensor per clip, clips picked in proportion to their length); a crop
+    past a clip's end is filled with ``floor``."""
     width = fpt * tokens + 2 * ctx
     lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
     pick = torch.multinomial(lengths, n, replacement=True, generator=generator)
@@ -124,7 +125,7 @@ def validate(tok: AudioTokenizer, files: Sequence[Path]) -> dict[str, Any]:
         if tok.cfg.encoder_kind == "slice":
             slices = tok.vq.embed[codes].reshape(-1, fpt, tok.cfg.n_mels).permute(2, 0, 1).reshape(tok.cfg.n_mels, -1)
             bare.append(float((slices[:, : target.shape[-1]] - target).abs().mean()) / span)
-    out = {"clips": len(files), "tokens": int(seen.sum()), "usage": round(float((seen > 0).float().mean()), 4),
+    out = {"clips": len(files), "tokens": int(seen.sum()), "usage": round(codebook_usage(seen)[0], 4),
            "rel_l1": round(sum(ours) / len(ours), 5)}
     if bare:
         out["rel_l1_codes_only"] = round(sum(bare) / len(bare), 5)
@@ -153,7 +154,7 @@ def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, 
     fig, a = plt.subplots(figsize=(8, 3))
     c = counts.sort(descending=True).values.numpy()
     a.bar(np.arange(c.size), c, width=1.0)
-    a.set_title(f"codebook usage: {(c > 0).mean():.1%} of {c.size} codes used")
+    a.set_title(f"codebook usage: {codebook_usage(counts)[0]:.1%} of {c.size} codes used")
     a.set_xlabel("code (sorted by count)")
     fig.tight_layout()
     fig.savefig(out / "codebook-usage.png", dpi=80)
@@ -169,7 +170,7 @@ def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
 
 Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + torchaudio Griffin-Lim,
 {cfg.griffin_lim_iters} iterations). {cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
-{cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.codebook_size} codes.
+{cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.vq.codebook_size} codes.
 
 ## Training
 
@@ -179,13 +180,6 @@ Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + 
 - last batch: {json.dumps(prov.get("last", {}))}
 """
 
-
-
-def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,108 +225,168 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    from tqdm import tqdm
+# --------------------------------------------------------------------------- main, step by step
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+
+@dataclass
+class _Run:
+    """What the steps of :func:`main` share."""
+
+    args: argparse.Namespace
+    tok: AudioTokenizer
+    opt: torch.optim.Optimizer
+    feats: list[torch.Tensor]  # context log-mel [M, F] of every training clip, on the CPU
+    out: Path
+    val_files: list[Path]
+    step: int = 0
+    elapsed: float = 0.0  # training seconds so far, across resumes
+    groups_note: str | None = None  # what a codebook group is (None: no codebook was fitted)
+    last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
+    prov: dict[str, Any] = field(default_factory=dict)  # provenance saved with every checkpoint
+
+    @property
+    def conv(self) -> bool:
+        return self.tok.cfg.encoder_kind == "conv"
+
+
+def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
+    """The tokenizer's config from the command line: the "slice" encoder with k-means codes,
+    or the "conv" encoder with a cosine codebook searched through 16-dimensional projections."""
+    conv = args.encoder == "conv"
+    code_dim = args.code_dim or (64 if conv else 2 * 80)
+    vq = VQConfig(**{**DEFAULT_VQ, "dim": code_dim, "codebook_size": args.codebook_size, "cosine": conv,
+                     "codebook_dim": 16 if conv else None})
+    return AudioTokenizerConfig(encoder_kind=args.encoder, code_dim=code_dim, encoder_channels=args.encoder_channels,
+                                decoder_channels=args.decoder_channels, vq=vq)
+
+
+def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[int], str]:
+    """``(train files, validation files, codebook group of each train file, what a group is)``;
+    builds the corpus first with ``--make-data``. A bad ``--kmeans-groups`` fails here, early."""
     data = Path(args.data)
     if args.make_data and not (data / "manifest.json").is_file():
         build_corpus(data, seed=args.seed, progress=not args.no_progress)
-    train_dir = data / "train" if (data / "train").is_dir() else data
-    files = find_audio(train_dir)
+    files = find_audio(data / "train" if (data / "train").is_dir() else data)
     files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
-    groups, new_groups_note = speaker_groups(files, args.kmeans_groups)  # bad --kmeans-groups fails here, early
+    groups, note = speaker_groups(files, args.kmeans_groups)
+    return files, val_files, groups, note
+
+
+def start(run: _Run, groups: list[int], groups_note: str) -> None:
+    """Resume from OUT/train-state (``--resume``), or set the feature normalization from the
+    training clips and, for the "slice" encoder, fit the codebook."""
+    args, tok = run.args, run.tok
+    state = run.out / STATE_DIR
+    if args.resume and (state / "config.json").is_file():
+        st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
+        run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+        run.groups_note = st["extra"].get("codebook_groups")
+        print(f"resumed at step {run.step}", file=sys.stderr)
+        return
+    ctx = tok.context_frames
+    allf = torch.cat([f[:, ctx : f.shape[-1] - ctx] for f in run.feats], 1)
+    tok.feature_mean.copy_(allf.mean(1, keepdim=True))
+    tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
+    if run.conv:
+        return
+    t = time.perf_counter()
+    run.groups_note = groups_note
+    print(f"balanced codebook groups: {groups_note}", file=sys.stderr)
+    fit_codebook(tok, run.feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
+                 generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
+                 min_groups=args.kmeans_min_groups, groups=groups)
+    print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+
+
+def train_mode(run: _Run) -> None:
+    run.tok.train()
+    if not run.conv:
+        run.tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
+
+
+def save_state(run: _Run) -> None:
+    """The resumable state in OUT/train-state."""
+    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last}
+    save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
+                     step=run.step, extra=extra, provenance=run.prov)
+
+
+def finish(run: _Run) -> None:
+    """The last state, the model in OUT/model with its card, then validation, pictures and summary.json."""
+    tok, prov = run.tok, run.prov
+    save_state(run)
+    prov.update(steps=run.step, train_minutes=round(run.elapsed / 60, 1), last=run.last)
+    save_module(tok, run.out / MODEL_DIR, provenance=prov, extra_files={"README.md": model_card(tok.cfg, prov)})
+    tok.vq.reset_stats()
+    tok.eval()
+    with torch.inference_mode():
+        for f in run.feats[:USAGE_CLIPS]:
+            tok(f[None].to(tok.device))
+    counts = tok.vq.usage_stats().counts
+    if run.val_files:
+        prov["validation"] = validate(tok, run.val_files)
+    train_mode(run)
+    save_pictures(tok, run.feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, run.out)
+    (run.out / "summary.json").write_text(json.dumps(prov, indent=1))
+
+
+def train_steps(run: _Run) -> None:
+    """Optimizer steps up to ``--steps``: warmup and cosine decay, random crops, a checkpoint
+    every ``--save-every`` steps."""
+    from tqdm import tqdm
+
+    args, tok, cfg = run.args, run.tok, run.tok.cfg
+    gen = torch.Generator().manual_seed(args.seed * 1000 + run.step)
+    train_mode(run)
+    bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, desc="audio tokenizer")
+    t0 = time.perf_counter() - run.elapsed
+    while run.step < args.steps:
+        lr = warmup_cosine(run.step, peak=args.lr, warmup=args.warmup, total=args.steps,
+                           floor=FINAL_LR_FRAC * args.lr)
+        for g in run.opt.param_groups:
+            g["lr"] = lr
+        mel = random_feature_crops(run.feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
+                                   ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen)
+        res = tok(mel.to(tok.device))
+        run.opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
+        run.opt.step()
+        run.step += 1
+        run.elapsed = time.perf_counter() - t0
+        run.last = {"loss": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
+                    "perplexity": round(res.perplexity.item(), 1)}
+        bar.update(1)
+        bar.set_postfix(l1=run.last["loss"], use=run.last["usage"], ppl=run.last["perplexity"])
+        if run.step % args.save_every == 0 and run.step < args.steps:
+            save_state(run)
+    bar.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    files, val_files, groups, groups_note = training_files(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
-    conv = args.encoder == "conv"
-    cfg = AudioTokenizerConfig(
-        codebook_size=args.codebook_size, encoder_kind=args.encoder,
-        code_dim=args.code_dim or (64 if conv else 2 * 80), encoder_channels=args.encoder_channels,
-        decoder_channels=args.decoder_channels, vq_cosine=conv, vq_lookup_dim=16 if conv else None,
-    )
-    tok = AudioTokenizer(cfg).to(device)
+    tok = AudioTokenizer(build_config(args)).to(device)
+    cfg = tok.cfg
     with torch.inference_mode():
         feats = [tok.context_features(load_audio(f, target_rate=cfg.sample_rate).to(device)).cpu() for f in files]
-    seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    step, elapsed, groups_note = 0, 0.0, None
-    state = out / STATE_DIR
-    if args.resume and (state / "config.json").is_file():
-        st = load_train_state(state, model=tok, optimizer=opt, kind="audio")
-        step, elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
-        groups_note = st["extra"].get("codebook_groups")
-        print(f"resumed at step {step}", file=sys.stderr)
-    else:
-        allf = torch.cat([f[:, tok.context_frames : f.shape[-1] - tok.context_frames] for f in feats], 1)
-        tok.feature_mean.copy_(allf.mean(1, keepdim=True))
-        tok.feature_std.copy_(allf.std(1, keepdim=True).clamp_min(0.1))
-        if not conv:
-            t = time.perf_counter()
-            groups_note = new_groups_note
-            print(f"balanced codebook groups: {groups_note}", file=sys.stderr)
-            fit_codebook(tok, feats, vectors=args.kmeans_vectors, iters=args.kmeans_iters,
-                         generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
-                         min_groups=args.kmeans_min_groups, groups=groups)
-            print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    gen = torch.Generator().manual_seed(args.seed * 1000 + step)
+    run = _Run(args, tok, opt, feats, out, val_files)
+    start(run, groups, groups_note)
+    seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
-    prov: dict[str, Any] = {"command": command, "data": str(data), "train_files": len(files),
-                            "validation_files": [f.name for f in val_files],
-                            "train_seconds": round(seconds, 1), "machine": f"{platform.machine()} {device}",
-                            "threads": torch.get_num_threads(), "codebook_groups": groups_note}
-    last: dict[str, float] = {}
-
-    def checkpoint(final: bool) -> None:
-        extra = {"elapsed": elapsed, "codebook_groups": groups_note, **last}
-        save_train_state(state, kind="audio", config=cfg, model=tok, optimizer=opt, step=step,
-                         extra=extra, provenance=prov)
-        if final:
-            prov.update(steps=step, train_minutes=round(elapsed / 60, 1), last=last)
-            save(tok, out / MODEL_DIR, provenance=prov, extra_files={"README.md": model_card(cfg, prov)})
-            tok.vq.reset_stats()
-            tok.eval()
-            with torch.inference_mode():
-                for f in feats[:400]:
-                    tok(f[None].to(device))
-            counts = tok.vq.usage_stats().counts
-            if val_files:
-                prov["validation"] = validate(tok, val_files)
-            train_mode()
-            save_pictures(tok, feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, out)
-            (out / "summary.json").write_text(json.dumps(prov, indent=1))
-
-    def train_mode() -> None:
-        tok.train()
-        if not conv:
-            tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
-
-    train_mode()
-    bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, desc="audio tokenizer")
-    t0 = time.perf_counter() - elapsed
-    while step < args.steps:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
-        mel = random_crops(feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
-                           ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen).to(device)
-        res = tok(mel)
-        opt.zero_grad(set_to_none=True)
-        res.loss.backward()
-        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
-        opt.step()
-        step += 1
-        elapsed = time.perf_counter() - t0
-        last = {"loss": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
-                "perplexity": round(res.perplexity.item(), 1)}
-        bar.update(1)
-        bar.set_postfix(l1=last["loss"], use=last["usage"], ppl=last["perplexity"])
-        if step % args.save_every == 0 and step < args.steps:
-            checkpoint(final=False)
-    bar.close()
-    checkpoint(final=True)
-    print(json.dumps({"steps": step, "minutes": round(elapsed / 60, 1), **last}))
+    run.prov = {"command": command, "data": str(Path(args.data)), "train_files": len(files),
+                "validation_files": [f.name for f in val_files], "train_seconds": round(seconds, 1),
+                "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
+                "codebook_groups": run.groups_note}
+    train_steps(run)
+    finish(run)
+    print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))
     return 0

@@ -107,6 +107,12 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
     """
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    upgrade = getattr(cls, "upgrade_dict", None)  # a config class that changed layout reads its older ones
+    if callable(upgrade):
+        try:
+            data = upgrade(data)
+        except ValueError as e:
+            raise CheckpointError(f"{where}: {e}") from e
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
@@ -356,3 +362,80 @@ def load_state_dict_checked(
     if problems:
         raise CheckpointError(f"checkpoint {where} does not fit the model: " + ", ".join(problems))
     module.load_state_dict(dict(tensors), strict=True)
+
+
+# --------------------------------------------------------------------------- modules and shipped names
+
+_PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "_models"  # inside an installed wheel
+_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"  # in a source checkout
+
+
+def models_dir() -> Path:
+    """The folder that holds the shipped checkpoints (``models/`` of the repo or the wheel's copy)."""
+    for candidate in (_PACKAGE_MODELS, _REPO_MODELS):
+        if candidate.is_dir():
+            return candidate
+    return _REPO_MODELS
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped checkpoint folders (``"image"``, ``"audio"``, ...)."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """A checkpoint folder from a path, or from a shipped name such as ``"image"``.
+
+    A folder that exists wins over a shipped name; a bare name with no such folder
+    is looked up among the shipped checkpoints.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    name = str(name_or_path)
+    if "/" not in name and os.sep not in name:
+        shipped = models_dir() / name
+        if shipped.is_dir():
+            return shipped
+        raise CheckpointError(
+            f"{name!r} is neither a folder nor a shipped checkpoint; shipped: {shipped_names() or 'none'}"
+        )
+    raise CheckpointError(f"no checkpoint at {path}: the folder does not exist")
+
+
+def save_module(
+    module: torch.nn.Module,
+    folder: str | os.PathLike[str],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes | str] | None = None,
+) -> Path:
+    """Write ``module`` (anything with a ``KIND`` string and a ``cfg`` dataclass) as a checkpoint folder."""
+    kind = getattr(module, "KIND", None)
+    cfg = getattr(module, "cfg", None)
+    if not isinstance(kind, str) or cfg is None:
+        raise TypeError(f"save() needs a module with KIND and cfg attributes, got {type(module).__name__}")
+    return save_checkpoint(folder, kind=kind, config=cfg, tensors=module.state_dict(),
+                           provenance=provenance, extra_files=extra_files)
+
+
+def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
+    """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
+
+    The config is read and checked, the module built from it, every weight shape
+    checked; the module comes back in eval mode with ``provenance`` set.
+    """
+    folder = resolve_checkpoint(name_or_path)
+    kind = cls.KIND  # type: ignore[attr-defined]
+    ck = load_checkpoint(folder, kind=kind)
+    cfg = config_from_dict(cls.CONFIG_CLASS, ck.config, where=f"{ck.path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
+    module = cls(cfg)  # type: ignore[call-arg]
+    load_state_dict_checked(module, ck.tensors, where=ck.path)  # type: ignore[arg-type]
+    module.provenance = ck.meta.get("provenance", {})  # type: ignore[attr-defined]
+    module.eval()  # type: ignore[attr-defined]
+    if device is not None:
+        module.to(device)  # type: ignore[attr-defined]
+    return module
