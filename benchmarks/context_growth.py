@@ -17,10 +17,9 @@
 4. Fits log-log exponents of time and memory vs tokens per series, projects them
    to one hour of this video and to a 1M-token window, and draws two PNGs.
 
-Every measurement prints as one JSON object per line. Peak memory: on CUDA
-``max_memory_allocated`` over the step; on the CPU the process's peak resident
-set (``VmHWM``, reset through ``/proc/self/clear_refs`` before each step) minus
-the resident set before it.
+Every measurement prints as one JSON object per line. Peak memory is
+:class:`mmtok.core.memory.PeakMemory` over the step: on CUDA the allocator's peak,
+on the CPU the process's peak resident set, each above what was in use before it.
 
 Usage: ``python benchmarks/context_growth.py [--out DIR] [--fps 2] [--budget 540]``
 """
@@ -45,23 +44,27 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit
+
 import mmtok
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.context.growth import (
+    fit_power,
+    measure_step,
+    plot_cost_vs_length,
+    plot_tokens_vs_minutes,
+)
 from mmtok.context.planner import WINDOWS
-from mmtok.context.growth import fit_power, measure_step, plot_cost_vs_length, plot_tokens_vs_minutes
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
-from mmtok.stream.interleave import Interleaver
 from mmtok.lm.model import ModelConfig
-from mmtok.video.tokenizer import VideoTokenizer, compression_stats
+from mmtok.stream.interleave import Interleaver
+from mmtok.video.temporal import compression_stats
+from mmtok.video.tokenizer import VideoTokenizer
 
 SRC_FPS = 8  # frame rate of the generated video
 FRAME_W, FRAME_H = 320, 240  # its frame size
 WORLD_W, WORLD_H = 4096, 1024  # the large image the camera pans over
 AUDIO_RATE = 16_000
-
-
-def emit(row: dict) -> None:
-    print(json.dumps(row), flush=True)
 
 
 # --------------------------------------------------------------------------- the video
@@ -139,14 +142,6 @@ def scene_frames(world: np.ndarray, n: int, rng: np.random.Generator, *, moving:
         if noise:
             img += rng.normal(0, noise, img.shape)
         yield np.clip(img, 0, 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------- measuring a step
-
-
-def step(model_name: str, backend: str, ids: torch.Tensor, vocab: int, device: torch.device) -> dict:
-    """One forward+backward over ``ids`` ``[L]``: seconds and peak step memory (MiB)."""
-    return measure_step(model_name, backend, ids, vocab, device)
 
 
 # --------------------------------------------------------------------------- main
@@ -265,13 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     series: dict[tuple[str, str], list[dict]] = {}
     order = [(m, b) for m in args.models for b in ("sdpa", "math")]
     for k, (model_name, backend) in enumerate(order):
-        step(model_name, backend, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
+        measure_step(model_name, backend, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
         done: list[dict] = []
         stopped = "longest stream reached"
         share = (args.budget - (time.perf_counter() - t0)) / (len(order) - k)  # time left for this series
         series_start = time.perf_counter()
         for d, ids in streams:
-            r = step(model_name, backend, ids, vocab, device)
+            r = measure_step(model_name, backend, ids, vocab, device)
             row = {"kind": "step", "model": model_name, "backend": backend, "device": device.type,
                    "duration_s": d, "tokens": int(ids.numel()), **r}
             record(row)

@@ -32,12 +32,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit
+
 import mmtok
+from mmtok.core.checkpoint import shipped_names
 from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
-
-
-def emit(row: dict) -> None:
-    print(json.dumps(row), flush=True)
 
 
 def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -72,7 +71,7 @@ def make_corpus(folder: Path, docs: int, seed: int) -> Path:
 
 
 def tokenizers(folder: Path) -> tuple[TokenizerSpec, str]:
-    shipped = mmtok.available()
+    shipped = shipped_names()
     if "image" in shipped and "audio" in shipped:
         return TokenizerSpec(image="image", audio="audio"), "shipped checkpoints"
     from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig

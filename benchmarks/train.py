@@ -21,7 +21,6 @@ Usage: ``python benchmarks/train.py [--preset tiny] [--seq-len 256] [--batch 8] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -34,12 +33,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import emit
+
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.train import GPU_PEAK_TFLOPS
-
-
-def emit(row: dict) -> None:
-    print(json.dumps(row), flush=True)
 
 
 def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:

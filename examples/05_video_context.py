@@ -6,7 +6,7 @@ Run: python examples/05_video_context.py   (needs PyAV: pip install "mmtok[video
 from pathlib import Path
 
 import mmtok
-from mmtok.context.planner import plan
+from mmtok.context.shipped import plan
 
 # 1. the planner: ten minutes of video under each published tokenizer's rate
 for preset in ("gemini", "lwm", "chameleon", "cosmos", "mmtok"):

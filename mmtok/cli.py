@@ -116,7 +116,7 @@ def _duration(text: str) -> float:
 def _cmd_context(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mmtok.context.planner import plan
+    from mmtok.context.shipped import plan
 
     try:
         p = plan(
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
     tok.set_defaults(func=_cmd_tokenize)
 
-    from mmtok.context.planner import PRESET_NAMES, presets_help
+    from mmtok.context.shipped import PRESET_NAMES, presets_help
 
     ctx = sub.add_parser(
         "context", help="plan the context length a video takes and what that length costs",

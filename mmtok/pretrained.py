@@ -24,34 +24,22 @@ from torch import nn
 
 from mmtok.core.checkpoint import (
     config_from_dict,
-    load_checkpoint,
-    load_state_dict_checked,
+    load_module,
+    models_dir,
     read_config,
-    save_checkpoint,
+    resolve_checkpoint,
+    save_module,
+    shipped_names,
 )
 from mmtok.core.errors import CheckpointError
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["KINDS", "available", "load", "models_dir", "save"]
-
-_PACKAGE_MODELS = Path(__file__).resolve().parent / "_models"  # inside an installed wheel
-_REPO_MODELS = Path(__file__).resolve().parent.parent / "models"  # in a source checkout
-
-
-def models_dir() -> Path:
-    """The folder that holds the shipped checkpoints (``models/`` of the repo or the wheel's copy)."""
-    for candidate in (_PACKAGE_MODELS, _REPO_MODELS):
-        if candidate.is_dir():
-            return candidate
-    return _REPO_MODELS
+__all__ = ["KINDS", "available", "default_config", "load", "load_config", "native_image_tokenizer", "save"]
 
 
 def available() -> list[str]:
     """Names of the shipped checkpoints that ``load`` accepts (``"video"`` is built from ``"image"``)."""
-    root = models_dir()
-    if not root.is_dir():
-        return []
-    names = {p.name for p in root.iterdir() if (p / "config.json").is_file()}
+    names = set(shipped_names())
     if "image" in names:
         names.add("video")
     return sorted(names)
@@ -88,19 +76,46 @@ def _kind_class(kind: str) -> type[nn.Module]:
     raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {KINDS})")
 
 
-def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    path = Path(name_or_path)
-    if path.exists():
-        return path
-    name = str(name_or_path)
-    if "/" not in name and os.sep not in name:
-        shipped = models_dir() / name
-        if shipped.is_dir():
-            return shipped
-        raise CheckpointError(
-            f"{name!r} is neither a folder nor a shipped checkpoint; shipped: {available() or 'none'}"
-        )
-    raise CheckpointError(f"no checkpoint at {path}: the folder does not exist")
+def default_config(kind: str) -> Any:
+    """The default config object of a checkpoint kind: what an untrained module of that kind is built from.
+
+    >>> default_config("vq").codebook_size
+    1024
+    """
+    return _kind_class(kind).CONFIG_CLASS()  # type: ignore[attr-defined]
+
+
+def _is_shipped_video(name_or_path: str | os.PathLike[str]) -> bool:
+    """``"video"`` names the shipped image tokenizer at 1 fps, unless a folder of that name exists."""
+    return str(name_or_path) == "video" and not Path("video").exists() and not (models_dir() / "video").is_dir()
+
+
+def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None) -> Any:
+    """The config object of a shipped checkpoint or a checkpoint folder, without reading its weights.
+
+    An :class:`~mmtok.image.tokenizer.ImageTokenizerConfig` for ``"image"``, an
+    :class:`~mmtok.audio.tokenizer.AudioTokenizerConfig` for ``"audio"``, ...: what
+    ``load(name_or_path).cfg`` would be. Text tokenizers (kind ``"text"``) have none.
+
+    >>> import tempfile, os
+    >>> from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+    >>> folder = save(VectorQuantizer(VQConfig(dim=4, codebook_size=8)), os.path.join(tempfile.mkdtemp(), "vq"))
+    >>> load_config(folder).codebook_size
+    8
+    """
+    if _is_shipped_video(name_or_path):
+        if kind not in (None, "video"):
+            raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
+        from mmtok.video.tokenizer import VideoTokenizerConfig
+
+        return VideoTokenizerConfig(fps=1.0, image=load_config("image", kind="image"))
+    folder = resolve_checkpoint(name_or_path)
+    meta = read_config(folder, kind=kind)
+    if meta["kind"] == "text":
+        raise CheckpointError(f"{folder} is a text tokenizer (a BPE vocabulary): it has no config object; "
+                              "load it with mmtok.load")
+    cfg_cls = _kind_class(meta["kind"]).CONFIG_CLASS  # type: ignore[attr-defined]
+    return config_from_dict(cfg_cls, meta["config"], where=f"{folder}/config.json")
 
 
 def load(
@@ -114,27 +129,17 @@ def load(
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
     kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module).
     """
-    if str(name_or_path) == "video" and not Path("video").exists() and not (models_dir() / "video").is_dir():
+    if _is_shipped_video(name_or_path):
         if kind not in (None, "video"):
             raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
         return _shipped_video(device)
-    folder = _resolve(name_or_path)
+    folder = resolve_checkpoint(name_or_path)
     meta = read_config(folder, kind=kind)
     if meta["kind"] == "text":  # a BPE vocabulary: no weights, not an nn.Module
         from mmtok.stream.text import BPETokenizer
 
         return BPETokenizer.load(folder)
-    cls = _kind_class(meta["kind"])
-    ck = load_checkpoint(folder, kind=meta["kind"])
-    cfg_cls = cls.CONFIG_CLASS  # type: ignore[attr-defined]
-    cfg = config_from_dict(cfg_cls, ck.config, where=f"{ck.path}/config.json")
-    module = cls(cfg)
-    load_state_dict_checked(module, ck.tensors, where=ck.path)
-    module.provenance = ck.meta.get("provenance", {})  # type: ignore[assignment]
-    module.eval()
-    if device is not None:
-        module.to(device)
-    return module
+    return load_module(_kind_class(meta["kind"]), folder, device=device)
 
 
 def save(
@@ -145,18 +150,15 @@ def save(
     extra_files: Mapping[str, bytes | str] | None = None,
 ) -> Path:
     """Write ``module`` (anything with ``KIND`` and ``cfg``) as a checkpoint folder, atomically."""
-    kind = getattr(module, "KIND", None)
-    cfg = getattr(module, "cfg", None)
-    if not isinstance(kind, str) or cfg is None:
-        raise TypeError(
-            f"save() needs a module with KIND and cfg attributes, got {type(module).__name__}"
-        )
-    return save_checkpoint(
-        folder,
-        kind=kind,
-        config=cfg,
-        tensors=module.state_dict(),
-        provenance=provenance,
-        extra_files=extra_files,
-    )
+    return save_module(module, folder, provenance=provenance, extra_files=extra_files)
 
+
+def native_image_tokenizer(name: str = "image") -> Any:
+    """The shipped image tokenizer with the ``native`` size policy (a 64×64 picture is 4×4 codes).
+
+    For ``TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer")``: the toy
+    tasks and the demo tokenize small pictures whole instead of cropping them to 256.
+    """
+    tok = load(name, kind="image")
+    tok.cfg.size_policy = "native"
+    return tok

@@ -7,10 +7,16 @@ import json
 import pytest
 import torch
 
+from mmtok.audio.tokenizer import AudioTokenizerConfig
 from mmtok.cli import main
-from mmtok.context.planner import WINDOWS, count_params, plan
+from mmtok.context import planner
+from mmtok.context.planner import WINDOWS, count_params
+from mmtok.context.shipped import plan, shipped_preset
+from mmtok.core.checkpoint import save_checkpoint
+from mmtok.core.errors import CheckpointError
 from mmtok.image.tokenizer import ImageTokenizerConfig
 from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.pretrained import available, load_config
 
 
 def test_gemini_published_rate() -> None:
@@ -42,25 +48,49 @@ def test_cosmos_published_rate() -> None:
 
 
 def test_mmtok_preset_reads_shipped_config_or_default(tmp_path) -> None:
-    p = plan(2, preset="mmtok", config_path=tmp_path / "missing.json")
+    p = plan(2, preset="mmtok", image=tmp_path / "missing", audio=None)
     cfg = ImageTokenizerConfig()
     side = cfg.image_size // cfg.downsample
     assert "default ImageTokenizerConfig" in p.source
     assert p.tokens_per_frame == side * side + side + 1  # codes, <eol> per row, <eof>
     assert p.video_tokens == 2 * (side * side + side + 1) + 2  # <bov> <eov>
-    shipped = tmp_path / "config.json"
-    shipped.write_text(json.dumps({"format": "mmtok-checkpoint", "kind": "image", "config": {
-        "image_size": 128, "patch": 4, "enc_channels": [32, 64], "dec_channels": [64, 32],
-        "latent_dim": 64}}))
-    p = plan(1, preset="mmtok", config_path=shipped)
-    assert str(shipped) in p.source and p.grid == (16, 16) and p.tokens_per_frame == 16 * 16 + 16 + 1
+    image = save_checkpoint(tmp_path / "image", kind="image", tensors={}, config=ImageTokenizerConfig(
+        image_size=128, patch=4, enc_channels=(32, 64), dec_channels=(64, 32), latent_dim=64))
+    p = plan(1, preset="mmtok", image=image, audio=tmp_path / "no-audio")
+    assert str(image / "config.json") in p.source and p.grid == (16, 16) and p.tokens_per_frame == 16 * 16 + 16 + 1
     assert p.audio_tokens_per_second == 0 and "no audio tokenizer" in p.note
-    (tmp_path / "models" / "image").mkdir(parents=True)
-    (tmp_path / "models" / "audio").mkdir()
-    (tmp_path / "models" / "image" / "config.json").write_text(shipped.read_text())
-    (tmp_path / "models" / "audio" / "config.json").write_text(json.dumps({"config": {"hop_length": 200}}))
-    p = plan(1, preset="mmtok", config_path=tmp_path / "models" / "image" / "config.json")
+    audio = save_checkpoint(tmp_path / "audio", kind="audio", tensors={}, config=AudioTokenizerConfig(hop_length=200))
+    p = plan(1, preset="mmtok", image=image, audio=audio)
     assert p.audio_tokens_per_second == 40 and p.audio_tokens == 40  # 16 kHz / (200 hop * 2 frames)
+    with pytest.raises(CheckpointError, match="kind 'image'"):  # a checkpoint of the wrong kind is refused
+        plan(1, preset="mmtok", image=image, audio=image)
+
+
+def test_shipped_plan_is_the_planner_with_the_shipped_numbers() -> None:
+    p = plan(600, preset="mmtok")
+    image = load_config("image") if "image" in available() else ImageTokenizerConfig()
+    side = image.image_size // image.downsample
+    assert p.preset == "mmtok" and p.frames == 600 and p.tokens_per_frame == side * side + side + 1
+    if "audio" in available():
+        audio = load_config("audio")
+        assert p.audio_tokens_per_second == audio.sample_rate // audio.samples_per_token
+    same = planner.plan(600, preset=shipped_preset(), model="small")
+    assert same == p
+    with pytest.raises(ValueError, match=r"mmtok\.plan"):  # the arithmetic planner reads no model files
+        planner.plan(600, preset="mmtok")
+    assert plan(60, preset="gemini") == planner.plan(60, preset="gemini")
+
+
+def test_planner_reads_no_model_files() -> None:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(planner))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.split(".")[:2] in (["mmtok", "image"], ["mmtok", "audio"],
+                                                                   ["mmtok", "pretrained"], ["mmtok", "video"])}
+    assert "open(" not in inspect.getsource(planner) and "read_text" not in inspect.getsource(planner)
 
 
 def test_overrides_and_windows() -> None:

@@ -17,8 +17,8 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.core.errors import CorpusError, VocabularyError
+from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.data.packing import PackedDataset
 from mmtok.data.shards import open_shards
 from mmtok.stream.vocab import Vocabulary
@@ -303,3 +303,13 @@ def test_tokenize_command_arguments(corpus: Path, reference: Path, tmp_path: Pat
         with pytest.raises(SystemExit):
             main([*args, "--part", bad])
     assert "--part" in capsys.readouterr().err
+
+
+def not_a_tokenizer() -> object:
+    return object()
+
+
+def test_a_spec_that_builds_no_tokenizer_is_refused() -> None:
+    with pytest.raises(CorpusError, match=r"'tests\.test_data:not_a_tokenizer' gives a object, which has no "
+                                          r"codebook_size, encode, decode"):
+        build_interleaver(TokenizerSpec(image="tests.test_data:not_a_tokenizer"))

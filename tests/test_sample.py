@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmtok.stream.interleave import Interleaver
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.sample import generate
+from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 
 
@@ -89,14 +89,14 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
 
     from mmtok.cli import main
     from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
-    from mmtok.synth.toy import color_shapes_corpus, tones_corpus
     from mmtok.lm.train import TrainConfig, train
+    from mmtok.synth.toy import color_shapes_corpus, tones_corpus
 
     folder = tmp_path / "corpus"
     lines = (color_shapes_corpus(folder, n_docs=8, seed=0).read_text()
              + tones_corpus(folder, n_docs=8, seed=0).read_text())
     (folder / "all.jsonl").write_text(lines)
-    spec = TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer", audio="tests.test_interleave:LoudnessAudio")
+    spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer", audio="tests.test_interleave:LoudnessAudio")
     tokenize_corpus(folder / "all.jsonl", tmp_path / "shards", tokenizers=spec)
     train(TrainConfig(data=str(tmp_path / "shards"), out=str(tmp_path / "run"), seq_len=64, batch_size=4, steps=2,
                       warmup=1, save_every=2), progress=False)
@@ -112,3 +112,43 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
     assert f"wrote {png}" in out and f"wrote {wav}" in out and "a circle in red[image 4×4]" in out
     with pytest.raises(SystemExit):
         main(["sample", "--run", run, "--image-out", str(png), "--audio-out", str(wav)])
+
+
+class _Grid:  # a GridTokenizer: 8 codes on a 2×3 grid
+    codebook_size = 8
+    grid = (2, 3)
+    fingerprint = "grid-v1"
+
+    def encode(self, x):  # type: ignore[no-untyped-def]
+        return torch.zeros(self.grid, dtype=torch.long)
+
+    def decode(self, codes):  # type: ignore[no-untyped-def]
+        return codes.float()
+
+
+class _Rate:  # a RateTokenizer: 2 codes per second
+    codebook_size = 4
+    sample_rate = 100
+    tokens_per_second = 2
+    fingerprint = "rate-v1"
+
+    def encode(self, x):  # type: ignore[no-untyped-def]
+        return torch.zeros(2, dtype=torch.long)
+
+    def decode(self, codes):  # type: ignore[no-untyped-def]
+        return codes.float()
+
+
+def test_default_grid_and_audio_length_come_from_the_tokenizers() -> None:
+    from mmtok.lm.sample import DEFAULT_AUDIO_SECONDS, audio_tokens_of, image_grid_of
+
+    assert image_grid_of(_Grid()) == (2, 3) and image_grid_of(_Rate()) == (16, 16) and image_grid_of(None) == (16, 16)
+    assert audio_tokens_of(_Rate()) == (1, 2 * DEFAULT_AUDIO_SECONDS) and audio_tokens_of(_Grid()) == (1, 250)
+    il = Interleaver(None, image=_Grid(), audio=_Rate())
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.preset("tiny", vocab_size=il.vocab.size, max_seq_len=256)).eval()
+    for ids in generate(model, il, "x", force="image", num_samples=3, seed=0):
+        assert il.decode(ids)[-1]["image_codes"].shape == (2, 3)
+    lengths = [il.decode(ids)[-1]["audio_codes"].numel()
+               for ids in generate(model, il, "x", force="audio", num_samples=16, seed=0, temperature=2.0)]
+    assert max(lengths) <= 2 * DEFAULT_AUDIO_SECONDS and min(lengths) >= 1

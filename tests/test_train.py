@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.data.corpus import tokenize_corpus
 from mmtok.core.errors import MmtokError
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm.train import TrainConfig, latest_checkpoint, load_run, train
 from tests.test_data import SPEC, make_corpus
 
@@ -115,8 +115,8 @@ def test_lr_schedule() -> None:
 
 
 def test_positions_from_ids_equal_the_interleavers() -> None:
-    from mmtok.stream.interleave import Interleaver
     from mmtok.lm.train import window_positions_thw
+    from mmtok.stream.interleave import Interleaver
     from mmtok.stream.vocab import Vocabulary
 
     il = Interleaver(Vocabulary(256, ranges={"image": 8, "audio": 4}))

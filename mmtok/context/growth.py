@@ -4,10 +4,9 @@ Used by ``benchmarks/context_growth.py`` and ``mmtok demo``. A step is one
 forward and backward pass of a :class:`~mmtok.lm.model.Transformer` preset over one
 sequence, with PyTorch's SDPA dispatch (``"sdpa"``: flash/efficient kernels,
 memory linear in length) or the math backend (``"math"``: materializes the T×T
-scores, the quadratic term). Peak memory: on CUDA ``max_memory_allocated`` over
-the step; on the CPU the process's peak resident set (``VmHWM``, reset through
-``/proc/self/clear_refs`` before the step) minus the resident set before it
-(0 where ``/proc`` is unavailable).
+scores, the quadratic term). Peak memory is :class:`mmtok.core.memory.PeakMemory`
+over the step: on CUDA the allocator's peak, on the CPU the process's peak resident
+set (0 where ``/proc`` is unavailable), each above what was in use before it.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmtok.core.memory import PeakMemory
 from mmtok.lm.model import ModelConfig, Transformer
 
 __all__ = ["BACKENDS", "fit_power", "measure_step", "plot_cost_vs_length", "plot_tokens_vs_minutes", "project"]
@@ -34,25 +34,6 @@ def _trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except OSError:  # not glibc
-        pass
-
-
-def _status_kib(field: str) -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM to the current RSS
-    except OSError:
         pass
 
 
@@ -74,24 +55,17 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
     _trim()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = _status_kib("VmRSS") * 1024
-        _reset_peak_rss()
-    start = time.perf_counter()
-    with sdpa_kernel(kernels), autocast:
-        logits = net(x[:, :-1])  # (1, L-1, V)
-        loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
-    loss.backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_kib("VmHWM") * 1024) - base
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        with sdpa_kernel(kernels), autocast:
+            logits = net(x[:, :-1])  # (1, L-1, V)
+            loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
     del logits, loss
-    return {"seconds": round(seconds, 4), "peak_mib": round(max(peak, 0) / 2**20, 1),
+    return {"seconds": round(seconds, 4), "peak_mib": round(mem.peak_mib, 1),
             "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
 
 
@@ -129,7 +103,8 @@ def plot_tokens_vs_minutes(path: str | Path, *, measured: Sequence[tuple[float, 
 
     ``measured``: (seconds of video, stream tokens) points drawn on top. Needs matplotlib.
     """
-    from mmtok.context.planner import PRESETS, WINDOWS, plan
+    from mmtok.context.planner import PRESETS, WINDOWS
+    from mmtok.context.shipped import plan
 
     plt = _pyplot()
     minutes = np.geomspace(1 / 60, max_minutes, 80)

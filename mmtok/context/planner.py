@@ -12,9 +12,12 @@ Presets reproduce published rates (sources in :data:`PRESETS` and ``mmtok contex
 - ``chameleon``: 1,024 tokens per 512×512 image (16× downsampling).
 - ``cosmos``: Cosmos-Tokenizer DV 8×16×16: 256 tokens per 8 frames at 256×256 (causal:
   the first frame is a latent frame of its own).
-- ``mmtok``: our shipped image tokenizer's rate (``models/image/config.json``, else the
-  default :class:`~mmtok.image.tokenizer.ImageTokenizerConfig`), laid out as the interleaver lays
-  video out: ``h*w`` codes + ``h`` ``<eol>`` + 1 ``<eof>`` per frame, ``<bov> <eov>`` per video.
+- ``custom``: only the numbers passed in (resolution, downsample, overheads).
+
+The planner is arithmetic on numbers: it reads no model files. mmtok's own rate,
+the ``"mmtok"`` preset, is :func:`mmtok_preset` of numbers that
+:mod:`mmtok.context.shipped` reads from the shipped checkpoints' configs; its
+``plan`` (``mmtok.plan``) is this ``plan`` with that preset added.
 
 >>> p = plan(60, preset="gemini")
 >>> p.tokens_per_frame, p.tokens_per_second, p.total_tokens
@@ -25,15 +28,14 @@ Presets reproduce published rates (sources in :data:`PRESETS` and ``mmtok contex
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mmtok.lm.model import ModelConfig
 
-__all__ = ["PRESETS", "WINDOWS", "ContextPlan", "Preset", "WindowFit", "plan"]
+__all__ = ["PRESETS", "WINDOWS", "ContextPlan", "Preset", "WindowFit", "count_params", "get_preset", "mmtok_preset",
+           "plan"]
 
 WINDOWS: dict[str, int] = {"8k": 8_192, "32k": 32_768, "128k": 131_072, "1M": 1_048_576, "2M": 2_097_152}
 KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}  # bytes per cached key/value element
@@ -84,60 +86,41 @@ PRESETS: dict[str, Preset] = {
         fps=24.0, resolution=(256, 256), downsample=16, temporal=8, causal_first_frame=True,
     ),
 }
-PRESET_NAMES = (*PRESETS, "mmtok", "custom")
+PRESET_NAMES = (*PRESETS, "custom")
+CUSTOM_SOURCE = "your arguments: resolution, downsample, overheads"
+# how the interleaver lays video out (mmtok.stream.interleave): per frame h rows of w codes, each
+# row closed by <eol>, the frame by <eof>; <bov> ... <eov> around the video; <boa> ... <eoa> per soundtrack piece
+MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO = 1, 1, 2
 
 
-def _mmtok_preset(config_path: str | Path | None = None) -> Preset:
-    """Our shipped tokenizer's rate: ``models/image/config.json`` if present, else the defaults."""
-    from mmtok.image.tokenizer import ImageTokenizerConfig
+def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_second: float = 0.0,
+                 source: str = "mmtok's layout", note: str = "") -> Preset:
+    """The ``"mmtok"`` preset for an image tokenizer of ``downsample`` pixels per token side.
 
-    if config_path is None:
-        from mmtok.pretrained import models_dir
+    Frames are tokenized at ``image_size`` square (None: at their own resolution, which
+    the plan then needs) and laid out as the interleaver lays video out: ``h*w`` codes +
+    ``h`` ``<eol>`` + one ``<eof>`` per frame, ``<bov> <eov>`` per video.
 
-        config_path = models_dir() / "image" / "config.json"
-    path = Path(config_path)
-    if path.is_file():
-        from mmtok.core.checkpoint import config_from_dict
-
-        meta = json.loads(path.read_text())
-        cfg = config_from_dict(ImageTokenizerConfig, meta.get("config", meta), where=str(path))
-        where = f"read from {path}"
-    else:
-        cfg = ImageTokenizerConfig()
-        where = f"no shipped image tokenizer at {path}: default ImageTokenizerConfig"
-    side = cfg.image_size
-    audio_rate, sound = _mmtok_audio_rate(path.parent.parent / "audio" / "config.json")
-    note = (f"image_size {side}, downsample {cfg.downsample}, size_policy {cfg.size_policy!r} ({where}); "
-            f"per frame: codes + one <eol> per row + <eof>; <bov> <eov> per video; soundtrack: {sound}")
+    >>> p = plan(1, preset=mmtok_preset(image_size=64, downsample=16))
+    >>> p.grid, p.tokens_per_frame, p.total_tokens
+    ((4, 4), 21.0, 23)
+    """
     return Preset(
-        "mmtok", f"mmtok's own image tokenizer ({where}) and audio tokenizer", fps=1.0,
-        resolution=None if cfg.size_policy == "native" else (side, side),
-        downsample=cfg.downsample, tokens_per_row=1, tokens_per_frame_overhead=1, tokens_per_video=2,
-        audio_tokens_per_second=audio_rate, note=note,
+        "mmtok", source, fps=1.0, resolution=None if image_size is None else (image_size, image_size),
+        downsample=downsample, tokens_per_row=MMTOK_TOKENS_PER_ROW, tokens_per_frame_overhead=MMTOK_TOKENS_PER_FRAME,
+        tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second, note=note,
     )
 
 
-def _mmtok_audio_rate(path: Path) -> tuple[float, str]:
-    """Tokens per second of the shipped audio tokenizer at ``path`` (0 when there is none), and a note."""
-    if not path.is_file():
-        return 0.0, f"none (no audio tokenizer at {path})"
-    from mmtok.audio.tokenizer import AudioTokenizerConfig
-    from mmtok.core.checkpoint import config_from_dict
-
-    meta = json.loads(path.read_text())
-    cfg = config_from_dict(AudioTokenizerConfig, meta.get("config", meta), where=str(path))
-    rate = cfg.sample_rate // cfg.samples_per_token
-    return float(rate), f"{rate} tokens/s read from {path} (+ <boa> <eoa> per audio segment)"
-
-
-def get_preset(name: str, *, config_path: str | Path | None = None) -> Preset:
-    """The :class:`Preset` called ``name`` (``"mmtok"`` is read from the shipped config each call)."""
-    if name == "mmtok":
-        return _mmtok_preset(config_path)
+def get_preset(name: str) -> Preset:
+    """The published :class:`Preset` called ``name``, or ``"custom"`` (only the numbers you pass)."""
     if name == "custom":
-        return Preset("custom", "your arguments: resolution, downsample, overheads", resolution=None)
+        return Preset("custom", CUSTOM_SOURCE, resolution=None)
+    if name == "mmtok":
+        raise ValueError("the 'mmtok' preset is read from the shipped checkpoints: use mmtok.plan "
+                         "(mmtok.context.shipped.plan), or pass preset=mmtok_preset(...) with your numbers")
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESET_NAMES)}")
+        raise ValueError(f"unknown preset {name!r}; choose one of {[*PRESETS, 'mmtok', 'custom']}")
     return PRESETS[name]
 
 
@@ -249,7 +232,7 @@ def count_params(cfg: ModelConfig) -> int:
 def plan(
     duration_s: float,
     *,
-    preset: str = "mmtok",
+    preset: str | Preset,
     fps: float | None = None,
     resolution: tuple[int, int] | int | None = None,
     downsample: int | None = None,
@@ -257,11 +240,11 @@ def plan(
     audio_tokens_per_second: float | None = None,
     model: str | ModelConfig = "small",
     kv_dtype: str = "bf16",
-    config_path: str | Path | None = None,
 ) -> ContextPlan:
     """Plan the context a video of ``duration_s`` seconds takes under a tokenizer ``preset``.
 
-    Every other argument overrides the preset: ``fps`` (frames sampled per second),
+    ``preset`` is a name of :data:`PRESETS`, ``"custom"`` or a :class:`Preset`. Every
+    other argument overrides the preset: ``fps`` (frames sampled per second),
     ``resolution`` (``(H, W)`` or a square side the frames are tokenized at),
     ``downsample`` (pixels per token side), ``tokens_per_frame_overhead`` (separators
     per frame), ``audio_tokens_per_second``. ``model`` is a size (``"tiny"``,
@@ -276,66 +259,78 @@ def plan(
     """
     if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
-    p = get_preset(preset, config_path=config_path)
+    p = _overridden(preset if isinstance(preset, Preset) else get_preset(preset), fps=fps, resolution=resolution,
+                    downsample=downsample, overhead=tokens_per_frame_overhead, audio_rate=audio_tokens_per_second)
+    if kv_dtype not in KV_BYTES:
+        raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
+    grid, per_latent = _latent_frame_tokens(p)
+    frames = max(1, math.ceil(duration_s * p.fps - 1e-9))
+    t = p.temporal
+    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
+    video_tokens = latent * per_latent + p.tokens_per_video
+    audio_tokens = math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
+    total = video_tokens + audio_tokens
+    v_rate = per_latent * p.fps / t
+    rate = v_rate + p.audio_tokens_per_second
+    windows = [WindowFit(name, size, total <= size, max(0.0, (size - p.tokens_per_video) / rate), total / size)
+               for name, size in WINDOWS.items()]
+    return ContextPlan(
+        preset=p.name, source=p.source, duration_s=float(duration_s), fps=p.fps, resolution=p.resolution, grid=grid,
+        frames=frames, latent_frames=latent, tokens_per_frame=per_latent / t, video_tokens_per_second=v_rate,
+        audio_tokens_per_second=p.audio_tokens_per_second, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
+        video_tokens=video_tokens, audio_tokens=audio_tokens, total_tokens=total, windows=windows,
+        note=p.note, **_costs(model, total, kv_dtype),
+    )
+
+
+def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | int | None,
+                downsample: int | None, overhead: int | None, audio_rate: float | None) -> Preset:
+    """``p`` with the caller's numbers in place of its own, each checked."""
     fps = p.fps if fps is None else float(fps)
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be > 0, got {fps!r}")
-    if kv_dtype not in KV_BYTES:
-        raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
     ds = p.downsample if downsample is None else int(downsample)
     if ds < 1:
         raise ValueError(f"downsample must be >= 1, got {ds}")
     if isinstance(resolution, int):
         resolution = (resolution, resolution)
     res = p.resolution if resolution is None else (int(resolution[0]), int(resolution[1]))
-    overhead = p.tokens_per_frame_overhead if tokens_per_frame_overhead is None else int(tokens_per_frame_overhead)
-    audio_rate = p.audio_tokens_per_second if audio_tokens_per_second is None else float(audio_tokens_per_second)
+    overhead = p.tokens_per_frame_overhead if overhead is None else int(overhead)
+    audio_rate = p.audio_tokens_per_second if audio_rate is None else float(audio_rate)
     if audio_rate < 0 or overhead < 0:
         raise ValueError("audio_tokens_per_second and tokens_per_frame_overhead must be >= 0")
-
     if p.fixed_tokens_per_frame is not None:
-        grid, per_latent = None, p.fixed_tokens_per_frame + overhead
-        res = None
-    else:
-        if res is None:
-            raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
-        if min(res) < 1:
-            raise ValueError(f"resolution must be positive, got {res}")
-        grid = (-(-res[0] // ds), -(-res[1] // ds))
-        per_latent = grid[0] * grid[1] + grid[0] * p.tokens_per_row + overhead
+        res = None  # a count independent of resolution
+    elif res is None:
+        raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
+    elif min(res) < 1:
+        raise ValueError(f"resolution must be positive, got {res}")
+    return replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
+                   audio_tokens_per_second=audio_rate)
 
-    frames = max(1, math.ceil(duration_s * fps - 1e-9))
-    t = p.temporal
-    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
-    video_tokens = latent * per_latent + p.tokens_per_video
-    audio_tokens = math.ceil(audio_rate * duration_s - 1e-9)
-    total = video_tokens + audio_tokens
-    v_rate = per_latent * fps / t
-    rate = v_rate + audio_rate
-    windows = []
-    for name, size in WINDOWS.items():
-        seconds = max(0.0, (size - p.tokens_per_video) / rate)
-        windows.append(WindowFit(name, size, total <= size, seconds, total / size))
 
+def _latent_frame_tokens(p: Preset) -> tuple[tuple[int, int] | None, int]:
+    """The token grid ``(h, w)`` of one latent frame (None for a fixed count) and its tokens with separators."""
+    if p.fixed_tokens_per_frame is not None:
+        return None, p.fixed_tokens_per_frame + p.tokens_per_frame_overhead
+    assert p.resolution is not None
+    grid = (-(-p.resolution[0] // p.downsample), -(-p.resolution[1] // p.downsample))
+    return grid, grid[0] * grid[1] + grid[0] * p.tokens_per_row + p.tokens_per_frame_overhead
+
+
+def _costs(model: str | ModelConfig, total: int, kv_dtype: str) -> dict[str, Any]:
+    """The :class:`ContextPlan` fields that price ``total`` tokens for a model size."""
     mname, mcfg = _model_config(model)
     n_params = count_params(mcfg)
     kv = 2 * mcfg.n_layer * mcfg.n_kv_head * mcfg.head_dim * KV_BYTES[kv_dtype] * total
     attn = 2.0 * mcfg.n_layer * total * total * mcfg.d_model  # QK^T and AV: 4 L T^2 C, halved by the causal mask
     train = total * (6.0 * n_params + 12.0 * mcfg.n_layer * total * mcfg.d_model)
-    return ContextPlan(
-        preset=p.name, source=p.source, duration_s=float(duration_s), fps=fps, resolution=res, grid=grid,
-        frames=frames, latent_frames=latent, tokens_per_frame=per_latent / t, video_tokens_per_second=v_rate,
-        audio_tokens_per_second=audio_rate, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
-        video_tokens=video_tokens, audio_tokens=audio_tokens, total_tokens=total, windows=windows,
-        model=mname, n_params=n_params, kv_dtype=kv_dtype, kv_cache_bytes=kv, attention_flops=attn,
-        train_flops=train, note=p.note,
-    )
+    return {"model": mname, "n_params": n_params, "kv_dtype": kv_dtype, "kv_cache_bytes": kv,
+            "attention_flops": attn, "train_flops": train}
 
 
 def presets_help() -> str:
-    """One line per preset with its source (for ``mmtok context --help``)."""
+    """One line per published preset with its source, and ``custom`` (for ``mmtok context --help``)."""
     lines = [f"{name}: {p.source}" for name, p in PRESETS.items()]
-    lines.append("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
-                 "(else the default ImageTokenizerConfig); the plan's source says which")
     lines.append("custom: only your --resolution, --downsample and overheads")
     return "\n".join(lines)

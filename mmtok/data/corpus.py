@@ -40,12 +40,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.core.protocol import MediaTokenizer
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -72,7 +73,9 @@ class TokenizerSpec:
 
     ``text``: ``"byte"`` or a BPE folder. ``image``/``audio``/``video``: a shipped
     name (``"image"``), a checkpoint folder, or ``"package.module:callable"``
-    returning any object with ``encode``, ``decode`` and ``codebook_size``.
+    returning a :class:`~mmtok.core.protocol.MediaTokenizer` (at least ``encode``,
+    ``decode`` and ``codebook_size``; without a ``fingerprint`` the vocabulary hashes
+    the tokenizer's config and weights).
     """
 
     text: str = "byte"
@@ -81,18 +84,25 @@ class TokenizerSpec:
     video: str | None = None
 
 
-def _load_media(spec: str) -> Any:
+def _load_media(spec: str) -> MediaTokenizer:
+    """The media tokenizer a spec names: ``package.module:callable``, a shipped name or a folder."""
     if ":" in spec and not os.path.exists(spec):
         import importlib
 
         module, _, attr = spec.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)()
+            tok = getattr(importlib.import_module(module), attr)()
         except (ImportError, AttributeError) as e:
             raise CorpusError(f"cannot build tokenizer {spec!r}: {e}") from e
-    from mmtok.pretrained import load
+    else:
+        from mmtok.pretrained import load
 
-    return load(spec)
+        tok = load(spec)
+    missing = [name for name in ("codebook_size", "encode", "decode") if not hasattr(tok, name)]
+    if missing:
+        raise CorpusError(f"tokenizer {spec!r} gives a {type(tok).__name__}, which has no {', '.join(missing)}: "
+                          "a media tokenizer needs codebook_size, encode and decode (mmtok.core.protocol)")
+    return cast(MediaTokenizer, tok)
 
 
 def build_interleaver(spec: TokenizerSpec) -> Interleaver:

@@ -21,7 +21,7 @@ from mmtok.synth.toy import (
 )
 
 if TYPE_CHECKING:
-    from mmtok.demo import Demo
+    from mmtok.demo.state import Demo
 
 # one shape per colour never appears in training; the model is asked to draw exactly those
 HELD_OUT = [(color, SHAPES[(2 * i + 1) % len(SHAPES)]) for i, color in enumerate(COLORS)]
@@ -39,7 +39,7 @@ def corpus_step(d: Demo) -> str:
     order = np.random.default_rng(d.seed).permutation(len(lines))
     docs = folder / "all.jsonl"
     docs.write_text("\n".join(lines[i] for i in order) + "\n")
-    d.spec = TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer", audio=d.audio_name)
+    d.spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer", audio=d.audio_name)
     t0 = time.perf_counter()
     manifest = tokenize_corpus(docs, d.out / "shards", tokenizers=d.spec, progress=True)
     seconds = time.perf_counter() - t0

@@ -24,13 +24,17 @@ from typing import Any
 
 import torch
 
+from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import ByteTokenizer
 
-__all__ = ["Grammar", "generate"]
+__all__ = ["Grammar", "audio_tokens_of", "generate", "image_grid_of"]
 
 TEXT, IMAGE, AUDIO, DONE = "text", "image", "audio", "done"
+DEFAULT_IMAGE_GRID = (16, 16)  # rows, columns of a sampled image when the image tokenizer has no grid
+DEFAULT_AUDIO_TOKENS = (1, 250)  # fewest, most codes of a sampled audio segment without a token rate
+DEFAULT_AUDIO_SECONDS = 5.0  # longest sampled audio segment, in seconds of the audio tokenizer's rate
 
 
 @dataclass
@@ -197,6 +201,82 @@ def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> tor
     return logits
 
 
+def image_grid_of(tok: MediaTokenizer | None) -> tuple[int, int]:
+    """The grid a sampled image gets by default: the image tokenizer's ``grid``, else 16×16.
+
+    >>> image_grid_of(None)
+    (16, 16)
+    """
+    if isinstance(tok, GridTokenizer):
+        h, w = tok.grid
+        return int(h), int(w)
+    return DEFAULT_IMAGE_GRID
+
+
+def audio_tokens_of(tok: MediaTokenizer | None) -> tuple[int, int]:
+    """Fewest and most codes of a sampled audio segment by default: 1 to ``DEFAULT_AUDIO_SECONDS`` of
+    the audio tokenizer's ``tokens_per_second``, else 1 to 250.
+
+    >>> audio_tokens_of(None)
+    (1, 250)
+    """
+    if isinstance(tok, RateTokenizer):
+        return 1, max(1, round(DEFAULT_AUDIO_SECONDS * float(tok.tokens_per_second)))
+    return DEFAULT_AUDIO_TOKENS
+
+
+@dataclass(frozen=True)
+class _Picker:
+    """How the next id is chosen from masked logits: greedy at temperature 0, else sampled."""
+
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    generator: torch.Generator
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B,)
+        if self.temperature == 0:
+            return logits.argmax(-1)
+        probs = _filter(logits / self.temperature, self.top_k, self.top_p).softmax(-1)
+        return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    gen = torch.Generator(device="cpu")
+    if seed is not None:
+        gen.manual_seed(seed)
+    else:
+        gen.seed()
+    return gen
+
+
+def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt's ids ``[P]`` and (time, row, column) positions ``[P, 3]``, left open for more."""
+    stream = il.encode([prompt] if isinstance(prompt, str) else list(prompt))
+    ids, pos_thw = stream.ids, stream.pos_thw
+    if il.eos:  # continue the document rather than after its end
+        ids, pos_thw = ids[:-1], pos_thw[:-1]
+    return ids, pos_thw
+
+
+def _budget(model: Transformer, prompt_len: int, max_new_tokens: int, force: str | None,
+            image_grid: tuple[int, int], audio_tokens: tuple[int, int]) -> int:
+    """How many tokens to sample: room for a forced segment, within the model's ``max_seq_len``."""
+    needed = 0
+    if force is not None:  # an image needs its whole grid; audio at least its fewest codes (the grammar
+        # closes it in time when the context runs short), and is given room for its most when there is some
+        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[0] + 2
+        max_new_tokens = max(max_new_tokens, needed if force == "image" else audio_tokens[1] + 2)
+    if prompt_len + max_new_tokens > model.cfg.max_seq_len:
+        max_new_tokens = model.cfg.max_seq_len - prompt_len
+        if force is not None and max_new_tokens < needed:
+            raise ValueError(
+                f"the prompt ({prompt_len} tokens) leaves {max_new_tokens} of max_seq_len "
+                f"{model.cfg.max_seq_len}, but a forced {force} needs {needed}"
+            )
+    return max_new_tokens
+
+
 @torch.inference_mode()
 def generate(
     model: Transformer,
@@ -210,8 +290,8 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int | None = None,
-    image_grid: tuple[int, int] = (16, 16),
-    audio_tokens: tuple[int, int] = (1, 250),
+    image_grid: tuple[int, int] | None = None,
+    audio_tokens: tuple[int, int] | None = None,
 ) -> list[torch.Tensor]:
     """Sample continuations of ``prompt`` (a string or a document) under the grammar.
 
@@ -219,76 +299,66 @@ def generate(
     ``<eoi>``; ``force="audio"`` likewise with ``<boa>``/``<eoa>``; ``None``
     runs free until ``<eos>`` or ``max_new_tokens``. Returns one 1-D id tensor
     per sample: the prompt's ids followed by the sampled ones, decodable with
-    ``il.decode``.
+    ``il.decode``. ``image_grid`` (rows, columns of a sampled image) and
+    ``audio_tokens`` (fewest, most codes of a sampled audio segment) default to
+    :func:`image_grid_of` and :func:`audio_tokens_of` the interleaver's tokenizers.
     """
     if force not in (None, "image", "audio"):
         raise ValueError(f"force must be None, 'image' or 'audio', got {force!r}")
     if temperature < 0:
         raise ValueError(f"temperature must be ≥ 0, got {temperature}")
-    device = next(model.parameters()).device
-    doc = [prompt] if isinstance(prompt, str) else list(prompt)
-    prompt_stream = il.encode(doc)
-    ids = prompt_stream.ids
-    pos_thw = prompt_stream.pos_thw
-    if il.eos:  # continue the document rather than after its end
-        ids, pos_thw = ids[:-1], pos_thw[:-1]
+    image_grid = image_grid_of(il.image) if image_grid is None else image_grid
+    audio_tokens = audio_tokens_of(il.audio) if audio_tokens is None else audio_tokens
+    ids, pos_thw = _prompt(il, prompt)
     grammar = Grammar(il, image_grid=image_grid, audio_tokens=audio_tokens)
-    if force is not None:  # an image needs its whole grid; audio at least its fewest codes (the grammar
-        # closes it in time when the context runs short), and is given room for its most when there is some
-        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[0] + 2
-        max_new_tokens = max(max_new_tokens, needed if force == "image" else audio_tokens[1] + 2)
-    if len(ids) + max_new_tokens > model.cfg.max_seq_len:
-        max_new_tokens = model.cfg.max_seq_len - len(ids)
-        if force is not None and max_new_tokens < needed:
-            raise ValueError(
-                f"the prompt ({len(ids)} tokens) leaves {max_new_tokens} of max_seq_len "
-                f"{model.cfg.max_seq_len}, but a forced {force} needs {needed}"
-            )
-    gen = torch.Generator(device="cpu")
-    if seed is not None:
-        gen.manual_seed(seed)
-    else:
-        gen.seed()
-    b = num_samples
-    states = [grammar.start(int(pos_thw[-1, 0]) + 1 if len(ids) else 0) for _ in range(b)]
-    cache = KVCache.empty(model.cfg, b, device, next(model.parameters()).dtype)
+    steps = _budget(model, len(ids), max_new_tokens, force, image_grid, audio_tokens)
+    pick = _Picker(temperature, top_k, top_p, _generator(seed))
+    forced = {"image": il.BOI, "audio": il.BOA}.get(force or "")
     was_training = model.training
     model.eval()
-    cur = ids.to(device)[None].expand(b, -1)
-    cur_pos = _positions(model, pos_thw.to(device)[None].expand(b, -1, -1), len(ids), 0)
-    out: list[list[int]] = [[] for _ in range(b)]
-    forced = {"image": il.BOI, "audio": il.BOA}.get(force or "")
     try:
-        for step in range(max_new_tokens):
-            logits = model(cur, pos=cur_pos, cache=cache)[:, -1].float().cpu()  # (B, V)
-            left = max_new_tokens - step
-            allowed = torch.stack([grammar.allowed(s, left) for s in states])  # (B, V)
-            if step == 0 and forced is not None:
-                allowed = torch.zeros_like(allowed)
-                allowed[:, forced] = True
-            logits = logits.masked_fill(~allowed, float("-inf"))
-            if temperature == 0:
-                nxt = logits.argmax(-1)
-            else:
-                probs = _filter(logits / temperature, top_k, top_p).softmax(-1)
-                nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
-            new_pos = []
-            for i, s in enumerate(states):
-                new_pos.append(grammar.position(s))
-                tok = int(nxt[i])
-                if s.mode != DONE:
-                    out[i].append(tok)
-                grammar.advance(s, tok)
-                if force is not None and s.mode == TEXT and step > 0:
-                    s.mode = DONE  # the forced segment is closed: this sample is finished
-            if all(s.mode == DONE for s in states):
-                break
-            cur = nxt[:, None].to(device)
-            pos_t = torch.tensor(new_pos, device=device)[:, None]  # (B, 1, 3)
-            cur_pos = _positions(model, pos_t, 1, len(ids) + step)
+        out = _sample(model, grammar, ids, pos_thw, steps=steps, num_samples=num_samples, forced=forced, pick=pick)
     finally:
         model.train(was_training)
     return [torch.cat([ids, torch.tensor(o, dtype=torch.long)]) for o in out]
+
+
+def _sample(model: Transformer, grammar: Grammar, ids: torch.Tensor, pos_thw: torch.Tensor, *, steps: int,
+            num_samples: int, forced: int | None, pick: _Picker) -> list[list[int]]:
+    """The sampled ids of each sequence, up to ``steps`` of them, through the KV cache.
+
+    With ``forced`` (the id of ``<boi>`` or ``<boa>``) every sequence opens that segment
+    and is finished once it is closed.
+    """
+    device = next(model.parameters()).device
+    b = num_samples
+    states = [grammar.start(int(pos_thw[-1, 0]) + 1 if len(ids) else 0) for _ in range(b)]
+    cache = KVCache.empty(model.cfg, b, device, next(model.parameters()).dtype)
+    cur = ids.to(device)[None].expand(b, -1)
+    cur_pos = _positions(model, pos_thw.to(device)[None].expand(b, -1, -1), len(ids), 0)
+    out: list[list[int]] = [[] for _ in range(b)]
+    for step in range(steps):
+        logits = model(cur, pos=cur_pos, cache=cache)[:, -1].float().cpu()  # (B, V)
+        allowed = torch.stack([grammar.allowed(s, steps - step) for s in states])  # (B, V)
+        if step == 0 and forced is not None:
+            allowed = torch.zeros_like(allowed)
+            allowed[:, forced] = True
+        nxt = pick(logits.masked_fill(~allowed, float("-inf")))  # (B,)
+        new_pos = []
+        for i, s in enumerate(states):
+            new_pos.append(grammar.position(s))
+            tok = int(nxt[i])
+            if s.mode != DONE:
+                out[i].append(tok)
+            grammar.advance(s, tok)
+            if forced is not None and s.mode == TEXT and step > 0:
+                s.mode = DONE  # the forced segment is closed: this sample is finished
+        if all(s.mode == DONE for s in states):
+            break
+        cur = nxt[:, None].to(device)
+        pos_t = torch.tensor(new_pos, device=device)[:, None]  # (B, 1, 3)
+        cur_pos = _positions(model, pos_t, 1, len(ids) + step)
+    return out
 
 
 def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -> torch.Tensor:
@@ -297,6 +367,17 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
         return pos_thw
     b = pos_thw.shape[0]
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
+
+
+def _int_pair(text: str, sep: str) -> tuple[int, int]:
+    """``"16x16"`` -> ``(16, 16)`` (``sep`` = ``"x"``), for the command line."""
+    import argparse
+
+    try:
+        a, b = (int(v) for v in text.lower().split(sep))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two integers separated by {sep!r}, got {text!r}") from None
+    return a, b
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,8 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--top-k", type=int, default=None)
     ap.add_argument("--top-p", type=float, default=None)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--image-grid", default="16x16", help="rows x columns of a sampled image")
-    ap.add_argument("--audio-tokens", default="1,250", help="fewest,most codes of a sampled audio segment")
+    ap.add_argument("--image-grid", type=lambda t: _int_pair(t, "x"), default=None, metavar="ROWSxCOLS",
+                    help="rows x columns of a sampled image (default: the image tokenizer's grid, else 16x16)")
+    ap.add_argument("--audio-tokens", type=lambda t: _int_pair(t, ","), default=None, metavar="MIN,MAX",
+                    help="fewest,most codes of a sampled audio segment "
+                    f"(default: 1 to {DEFAULT_AUDIO_SECONDS:g} s of the audio tokenizer's rate, else 1,250)")
     ap.add_argument("--device", default=None)
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
@@ -326,16 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = TokenizerSpec(**(cfg.get("tokenizers") or {}))
     il = build_interleaver(spec)
     il.vocab.check_same(vocab, what=f"the tokenizers recorded in {args.run}")
-    try:
-        h, w = (int(v) for v in args.image_grid.lower().split("x"))
-        lo, hi = (int(v) for v in args.audio_tokens.split(","))
-    except ValueError:
-        ap.error(f"--image-grid takes ROWSxCOLS and --audio-tokens MIN,MAX; got {args.image_grid!r}, "
-                 f"{args.audio_tokens!r}")
     force = "image" if args.image_out else "audio" if args.audio_out else None
     (ids,) = generate(model, il, args.prompt, max_new_tokens=args.max_new_tokens, force=force,
                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                      image_grid=(h, w), audio_tokens=(lo, hi))
+                      image_grid=args.image_grid, audio_tokens=args.audio_tokens)
     segs = il.decode(ids, media=force is not None)
     print(il.pretty(ids))
     if args.image_out:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import time
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.errors import MmtokError
+from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import ModelConfig, Transformer
@@ -79,10 +79,7 @@ class TrainConfig:
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warmup to ``lr``, then cosine to ``min_lr`` at ``steps``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, frac)))
+    return warmup_cosine(step, peak=cfg.lr, warmup=cfg.warmup, total=cfg.steps, floor=cfg.min_lr)
 
 
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
@@ -216,33 +213,66 @@ def _plot(run: Path) -> None:
 # --------------------------------------------------------------------------- the loop
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or continue) a run; returns the run folder."""
+@dataclass
+class _Run:
+    """Everything one training run holds between steps."""
+
+    cfg: TrainConfig
+    device: torch.device
+    world: int  # processes in the run
+    rank: int  # this process
+    folder: Path  # the run folder
+    ds: PackedDataset
+    model: Transformer
+    opt: torch.optim.Optimizer
+    saved_cfg: dict[str, Any]  # the config every checkpoint records
+    step: int = 0  # optimizer steps done
+    consumed: int = 0  # windows read by all processes together
+    net: torch.nn.Module | None = None  # the model as called: compiled and/or DDP-wrapped
+    peak: float | None = None  # peak FLOP/s assumed for MFU (None: not reported)
+
+    @property
+    def ddp(self) -> bool:
+        return self.world > 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.ds.vocab
+
+
+def _init_process(cfg: TrainConfig) -> tuple[torch.device, int, int]:
+    """(device, world size, rank); joins the process group under ``torchrun``."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    ddp = world > 1
     device = pick_device(cfg.device)
-    if ddp:
+    if world > 1:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank = dist.get_rank() if ddp else 0
-    master = rank == 0
+    rank = dist.get_rank() if world > 1 else 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    run = Path(cfg.out)
-    if master:
-        run.mkdir(parents=True, exist_ok=True)
+    return device, world, rank
 
+
+def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
+    """Device, process group, data, model and optimizer; the newest checkpoint's state with ``resume``."""
+    device, world, rank = _init_process(cfg)
+    folder = Path(cfg.out)
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    # every process sees the whole window order and takes its own samples from it (see below),
+    # every process sees the whole window order and takes its own samples from it (see _optimisation_step),
     # so N ranks with batch B read exactly the windows one process with batch N·B reads
     ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1)
-    vocab = ds.vocab
     mcfg = ModelConfig.preset(
-        cfg.preset, vocab_size=vocab.size, max_seq_len=cfg.seq_len, rope_3d=cfg.rope_3d, dropout=cfg.dropout
+        cfg.preset, vocab_size=ds.vocab.size, max_seq_len=cfg.seq_len, rope_3d=cfg.rope_3d, dropout=cfg.dropout
     )
     model = Transformer(mcfg).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -251,114 +281,159 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"),
     )
-    step, consumed = 0, 0
-    saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": vocab.to_dict(),
-                 "fingerprint": vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers")}
-    ck = latest_checkpoint(run) if resume else None
-    if ck is not None:
-        state = load_train_state(ck, model=model, optimizer=opt, kind=Transformer.KIND)
-        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
-        saved_vocab.check_same(vocab, what=f"the shards in {cfg.data}")
-        step, consumed = state["step"], int(state["extra"]["consumed"])
-    elif resume and master:
-        print(f"no checkpoint in {run}: starting from scratch")
-    if master and (run / LOG_NAME).exists():  # keep the curve up to the resumed step
-        keep = [line for line in (run / LOG_NAME).read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        (run / LOG_NAME).write_text("".join(f"{line}\n" for line in keep))
-
+    saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": ds.vocab.to_dict(),
+                 "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers")}
+    r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg)
+    _resume(r, resume)
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
-    peak, peak_note = _peak_flops(device) if master else (None, "")
+    peak_note = ""
+    if r.master:
+        r.peak, peak_note = _peak_flops(device)
     net: torch.nn.Module = model
     if cfg.compile:
         net = torch.compile(model)  # type: ignore[assignment]
-    if ddp:
+    if r.ddp:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    batches = _Batches(ds, cfg.batch_size)
-    flops_tok = model.flops_per_token(cfg.seq_len)
-    if master:
-        print(f"model {cfg.preset}: {model.num_params() / 1e6:.2f} M parameters (+ embedding), vocab {vocab.size}, "
+    r.net = net
+    if r.master:
+        print(f"model {cfg.preset}: {model.num_params() / 1e6:.2f} M parameters (+ embedding), vocab {r.vocab.size}, "
               f"{ds.num_windows} windows of {cfg.seq_len}; MFU peak: {peak_note}")
+    return r
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and master), unit="step")
-    model.train()
-    while step < cfg.steps:
-        t0 = time.perf_counter()
-        lr = lr_at(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
-        micro = [batches.get(consumed + (k * world + rank) * cfg.batch_size) for k in range(cfg.grad_accum)]
-        weight_total = torch.tensor(sum(float(b["loss_weight"].sum()) for b in micro), dtype=torch.float64)
-        if ddp:
-            dist.all_reduce(weight_total)
-        norm = max(float(weight_total), 1e-8)
-        for k, b in enumerate(micro):
-            b["pos"] = window_positions_thw(b["ids"], b["doc"], vocab) if cfg.rope_3d else _positions(b["doc"])
-            b = {key: v.to(device, non_blocking=True) for key, v in b.items()}
-            sync = nullcontext() if (not ddp or k == cfg.grad_accum - 1) else net.no_sync()  # type: ignore[operator]
-            with sync, autocast:
-                logits = net(b["ids"], pos=b["pos"], doc=b["doc"])  # (B, T, V)
-                ce = F.cross_entropy(logits.float().flatten(0, 1), b["targets"].flatten(), reduction="none")
-                ce = ce.view_as(b["loss_weight"])  # (B, T)
-                loss = (ce * b["loss_weight"]).sum() / norm * world  # DDP averages over ranks
-            loss.backward()
-            with torch.no_grad():
-                w = b["loss_weight"].double()
-                sums[0] += float((ce.double() * w).sum())
-                sums[1] += float(w.sum())
-                tmod = _target_modality({kk: v.cpu() for kk, v in b.items()}, vocab).to(device)
-                for j, m in enumerate(MODALITIES):
-                    sel = (tmod == int(Modality[m.upper()])).double() * w
-                    sums[2 + 2 * j] += float((ce.double() * sel).sum())
-                    sums[3 + 2 * j] += float(sel.sum())
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if ddp:
-            dist.all_reduce(sums)
-        consumed += cfg.batch_size * cfg.grad_accum * world
-        step += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        tokens = cfg.batch_size * cfg.grad_accum * world * cfg.seq_len
-        row: dict[str, Any] = {"step": step, "loss": round(float(sums[0] / max(sums[1], 1e-12)), 6), "lr": lr,
-                               "tokens_per_s": round(tokens / dt, 1)}
-        for j, m in enumerate(MODALITIES):
-            if sums[3 + 2 * j] > 0:
-                row[f"loss_{m}"] = round(float(sums[2 + 2 * j] / sums[3 + 2 * j]), 6)
-        if peak:
-            row["mfu"] = round(flops_tok * tokens / world / dt / peak, 4)
-        if master:
-            with open(run / LOG_NAME, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            if master:
-                _save(run, model, opt, step, consumed, saved_cfg, cfg)
-            if ddp:
-                dist.barrier()
-    bar.close()
-    if master:
-        _plot(run)
-    if ddp:
+
+def _resume(r: _Run, resume: bool) -> None:
+    """Continue from the newest checkpoint (with ``resume``); cut the log back to the step resumed at."""
+    ck = latest_checkpoint(r.folder) if resume else None
+    if ck is not None:
+        state = load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
+        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
+        saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
+        r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
+    elif resume and r.master:
+        print(f"no checkpoint in {r.folder}: starting from scratch")
+    log = r.folder / LOG_NAME
+    if r.master and log.exists():  # keep the curve up to the resumed step
+        keep = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= r.step]
+        log.write_text("".join(f"{line}\n" for line in keep))
+
+
+def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]:
+    """One optimizer step over ``grad_accum`` micro-batches per process.
+
+    Returns the loss sums of all processes (see :func:`_loss_sums`) and the learning rate used.
+    """
+    cfg = r.cfg
+    lr = lr_at(cfg, r.step)
+    for group in r.opt.param_groups:
+        group["lr"] = lr
+    sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
+    micro = [batches.get(r.consumed + (k * r.world + r.rank) * cfg.batch_size) for k in range(cfg.grad_accum)]
+    weight_total = torch.tensor(sum(float(b["loss_weight"].sum()) for b in micro), dtype=torch.float64)
+    if r.ddp:
+        dist.all_reduce(weight_total)
+    norm = max(float(weight_total), 1e-8)  # the loss is normalised by the global weight sum
+    for k, b in enumerate(micro):
+        sums += _micro_step(r, b, norm, sync=k == cfg.grad_accum - 1)
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(r.model.parameters(), cfg.grad_clip)
+    r.opt.step()
+    r.opt.zero_grad(set_to_none=True)
+    if r.ddp:
+        dist.all_reduce(sums)
+    r.consumed += cfg.batch_size * cfg.grad_accum * r.world
+    r.step += 1
+    return sums, lr
+
+
+def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: bool) -> torch.Tensor:
+    """Forward and backward of one micro-batch (gradients all-reduced under DDP when ``sync``); its loss sums."""
+    assert r.net is not None
+    batch["pos"] = (window_positions_thw(batch["ids"], batch["doc"], r.vocab) if r.cfg.rope_3d
+                    else _positions(batch["doc"]))
+    b = {key: v.to(r.device, non_blocking=True) for key, v in batch.items()}
+    no_sync = nullcontext() if (not r.ddp or sync) else r.net.no_sync()  # type: ignore[operator]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if r.device.type == "cuda" else nullcontext()
+    with no_sync, autocast:
+        logits = r.net(b["ids"], pos=b["pos"], doc=b["doc"])  # (B, T, V)
+        ce = F.cross_entropy(logits.float().flatten(0, 1), b["targets"].flatten(), reduction="none")
+        ce = ce.view_as(b["loss_weight"])  # (B, T)
+        loss = (ce * b["loss_weight"]).sum() / norm * r.world  # DDP averages over ranks
+    loss.backward()
+    with torch.no_grad():
+        return _loss_sums(ce, b, r.vocab, r.device)
+
+
+def _loss_sums(ce: torch.Tensor, b: dict[str, torch.Tensor], vocab: Vocabulary, device: torch.device) -> torch.Tensor:
+    """float64 ``[2 + 2M]``: weighted loss and weight overall, then per modality of :data:`MODALITIES`."""
+    sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
+    w = b["loss_weight"].double()
+    sums[0] += float((ce.double() * w).sum())
+    sums[1] += float(w.sum())
+    tmod = _target_modality({k: v.cpu() for k, v in b.items()}, vocab).to(device)
+    for j, m in enumerate(MODALITIES):
+        sel = (tmod == int(Modality[m.upper()])).double() * w
+        sums[2 + 2 * j] += float((ce.double() * sel).sum())
+        sums[3 + 2 * j] += float(sel.sum())
+    return sums
+
+
+def _log_row(r: _Run, sums: torch.Tensor, lr: float, seconds: float) -> dict[str, Any]:
+    """The ``log.jsonl`` row of the step just done: loss overall and per modality, throughput, MFU."""
+    cfg = r.cfg
+    tokens = cfg.batch_size * cfg.grad_accum * r.world * cfg.seq_len
+    row: dict[str, Any] = {"step": r.step, "loss": round(float(sums[0] / max(sums[1], 1e-12)), 6), "lr": lr,
+                           "tokens_per_s": round(tokens / seconds, 1)}
+    for j, m in enumerate(MODALITIES):
+        if sums[3 + 2 * j] > 0:
+            row[f"loss_{m}"] = round(float(sums[2 + 2 * j] / sums[3 + 2 * j]), 6)
+    if r.peak:
+        row["mfu"] = round(r.model.flops_per_token(cfg.seq_len) * tokens / r.world / seconds / r.peak, 4)
+    return row
+
+
+def _log(r: _Run, row: dict[str, Any], bar: tqdm) -> None:
+    if r.master:
+        with open(r.folder / LOG_NAME, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+
+
+def _checkpoint(r: _Run) -> None:
+    """Every ``save_every`` steps and at the end: write a checkpoint, drop all but the last ``keep_last``."""
+    if r.step % r.cfg.save_every and r.step != r.cfg.steps:
+        return
+    if r.master:
+        save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
+                         model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},
+                         provenance={"data": str(r.cfg.data), "fingerprint": r.saved_cfg["fingerprint"]})
+        found = sorted(p for p in r.folder.glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+        for old in found[: -r.cfg.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+        _plot(r.folder)
+    if r.ddp:
         dist.barrier()
-    return run
 
 
-def _save(run: Path, model: Transformer, opt: torch.optim.Optimizer, step: int, consumed: int,
-          saved_cfg: dict[str, Any], cfg: TrainConfig) -> None:
-    save_train_state(run / f"{CKPT_PREFIX}{step:07d}", kind=Transformer.KIND, config=saved_cfg, model=model,
-                     optimizer=opt, step=step, extra={"consumed": consumed},
-                     provenance={"data": str(cfg.data), "fingerprint": saved_cfg["fingerprint"]})
-    found = sorted(p for p in run.glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
-    for old in found[: -cfg.keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
-    _plot(run)
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train (or continue) a run; returns the run folder."""
+    r = _setup(cfg, resume=resume)
+    batches = _Batches(r.ds, cfg.batch_size)
+    bar = tqdm(total=cfg.steps, initial=r.step, desc="train", disable=not (progress and r.master), unit="step")
+    r.model.train()
+    while r.step < cfg.steps:
+        t0 = time.perf_counter()
+        sums, lr = _optimisation_step(r, batches)
+        if r.device.type == "cuda":
+            torch.cuda.synchronize()
+        _log(r, _log_row(r, sums, lr, time.perf_counter() - t0), bar)
+        _checkpoint(r)
+    bar.close()
+    if r.master:
+        _plot(r.folder)
+    if r.ddp:
+        dist.barrier()
+    return r.folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:

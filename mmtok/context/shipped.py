@@ -1,0 +1,118 @@
+"""The planner with mmtok's own rate: the ``"mmtok"`` preset read from the shipped tokenizers' configs.
+
+:mod:`mmtok.context.planner` is arithmetic on numbers; this module looks up the
+numbers of mmtok's image and audio tokenizers (image side, pixels per token, size
+policy, audio tokens per second) through :func:`mmtok.pretrained.load_config`,
+without reading any weights, and hands them to :func:`~mmtok.context.planner.mmtok_preset`.
+Its :func:`plan` is the one ``mmtok.plan`` and ``mmtok context`` call.
+
+>>> p = plan(60, preset="gemini")
+>>> p.tokens_per_second
+290.0
+>>> shipped_preset().tokens_per_video  # <bov> <eov>
+2
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mmtok.context import planner
+from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
+from mmtok.core.checkpoint import CONFIG_NAME, models_dir
+from mmtok.lm.model import ModelConfig
+from mmtok.pretrained import available, default_config, load_config
+
+__all__ = ["PRESET_NAMES", "plan", "presets_help", "shipped_preset"]
+
+PRESET_NAMES = (*PRESETS, "mmtok", "custom")
+MMTOK_HELP = ("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
+              "(else the default ImageTokenizerConfig) and the shipped audio tokenizer's (models/audio); "
+              "the plan's source says which")
+
+
+def _folder(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint folder a shipped name or a path stands for (None when there is none)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    shipped = models_dir() / str(name_or_path)
+    return shipped if str(name_or_path) in available() and shipped.is_dir() else None
+
+
+def _image_numbers(image: str | os.PathLike[str]) -> tuple[Any, str]:
+    """The image tokenizer's config (the default one when there is no checkpoint) and where it came from."""
+    folder = _folder(image)
+    if folder is None:
+        return default_config("image"), f"no image tokenizer at {image}: default ImageTokenizerConfig"
+    return load_config(folder, kind="image"), f"read from {folder / CONFIG_NAME}"
+
+
+def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
+    """Tokens per second of the audio tokenizer (0 when there is none), and a note."""
+    folder = None if audio is None else _folder(audio)
+    if folder is None:
+        return 0.0, f"none (no audio tokenizer at {audio})"
+    cfg = load_config(folder, kind="audio")
+    rate = cfg.sample_rate // cfg.samples_per_token
+    return float(rate), f"{rate} tokens/s read from {folder / CONFIG_NAME} (+ <boa> <eoa> per audio segment)"
+
+
+def shipped_preset(image: str | os.PathLike[str] = "image",
+                   audio: str | os.PathLike[str] | None = "audio") -> Preset:
+    """The ``"mmtok"`` :class:`~mmtok.context.planner.Preset` of an image and an audio tokenizer.
+
+    ``image`` and ``audio`` are shipped names or checkpoint folders (their configs are
+    read, not their weights). Without an image checkpoint the default
+    ``ImageTokenizerConfig`` gives the rate; without an audio one (or ``audio=None``)
+    the video has no soundtrack tokens. The preset's ``source`` and ``note`` say which.
+    """
+    cfg, where = _image_numbers(image)
+    audio_rate, sound = _audio_rate(audio)
+    note = (f"image_size {cfg.image_size}, downsample {cfg.downsample}, size_policy {cfg.size_policy!r} ({where}); "
+            f"per frame: codes + one <eol> per row + <eof>; <bov> <eov> per video; soundtrack: {sound}")
+    return mmtok_preset(
+        image_size=None if cfg.size_policy == "native" else cfg.image_size, downsample=cfg.downsample,
+        audio_tokens_per_second=audio_rate, source=f"mmtok's own image tokenizer ({where}) and audio tokenizer",
+        note=note,
+    )
+
+
+def plan(
+    duration_s: float,
+    *,
+    preset: str | Preset = "mmtok",
+    image: str | os.PathLike[str] = "image",
+    audio: str | os.PathLike[str] | None = "audio",
+    fps: float | None = None,
+    resolution: tuple[int, int] | int | None = None,
+    downsample: int | None = None,
+    tokens_per_frame_overhead: int | None = None,
+    audio_tokens_per_second: float | None = None,
+    model: str | ModelConfig = "small",
+    kv_dtype: str = "bf16",
+) -> ContextPlan:
+    """:func:`mmtok.context.planner.plan`, where ``preset="mmtok"`` (the default) is :func:`shipped_preset`.
+
+    ``image`` and ``audio`` (shipped names or checkpoint folders) are the tokenizers
+    the ``"mmtok"`` preset is read from; the other arguments are the planner's.
+
+    >>> p = plan(600, preset="mmtok")
+    >>> p.preset, p.frames, p.total_tokens == p.video_tokens + p.audio_tokens
+    ('mmtok', 600, True)
+    """
+    if isinstance(preset, str) and preset == "mmtok":
+        preset = shipped_preset(image, audio)
+    return planner.plan(
+        duration_s, preset=preset, fps=fps, resolution=resolution, downsample=downsample,
+        tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
+        model=model, kv_dtype=kv_dtype,
+    )
+
+
+def presets_help() -> str:
+    """One line per preset with its source, ``mmtok`` included (for ``mmtok context --help``)."""
+    lines = planner.presets_help().splitlines()
+    return "\n".join([*lines[:-1], MMTOK_HELP, lines[-1]])
