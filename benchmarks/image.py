@@ -1,286 +1,392 @@
-"""Image tokenizer benchmark: held-out quality and usage against k-means, encode speed against VQGAN.
+"""Image tokenizer benchmark: quality and codebook usage on unseen photos against fair baselines, encode speed against VQGAN.
 
-Prints one JSON object per line, every comparison measured side by side in this run:
+Prints one JSON object per line (``benchmarks/common.py``), every comparison
+measured side by side in this run, on the photos of one split of a corpus
+manifest (``--manifest M --split validation``; the test split is for the final
+figure only) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
+``train/`` and ``heldout/``):
 
-- ``image_quality``: PSNR of ``decode(encode(x))`` against ``preprocess(x)`` on
-  held-out images (never trained on), for the tokenizer and for a scikit-learn
-  k-means codebook of the same size over raw 16×16 patches fitted on the same
-  training images.
-- ``image_usage``: fraction of codes used over many random held-out crops; for
-  reference, also over as many crops of random training subsets as large as the
-  held-out set (``set: "train_subset"``): what that many pictures can show of
-  the codebook even when they were trained on.
-- ``image_speed``: encode (and decode) images/s at 256×256 on this machine
-  against the taming VQGAN f16 encoder architecture (diffusers ``VQModel``,
-  block_out_channels (128, 128, 256, 256, 512), 2 layers per block, random
-  init: speed does not depend on the weights), timed in alternation.
-- ``image_bars``: the three bars of the issue and whether they are met.
+- ``image_quality``: mean PSNR and SSIM of ``decode(encode(x))`` against
+  ``preprocess(x)`` over the split's whole photos (the default size policy),
+  for each tokenizer, the k-means patch codebook and, with ``--vqvae``, a plain
+  VQ-VAE; margins are ours minus theirs.
+- ``image_usage``: distinct codes over ``min(K, tokens)`` and perplexity, on
+  about ``--usage-tokens`` tokens of random crops of the split's photos: a
+  square of side ``U(0.35, 1.0) * min(H, W)`` at a random position, resized to
+  the tokenizer's size (antialiased): 274 crops of 256 tokens for 70,000.
+- ``image_speed``: encode and decode images/s at batch 1 and 8, timed in
+  alternation with the taming VQGAN f16 *encoder and quantizer* (diffusers
+  ``VQModel``, ``--vqgan-codes`` 16384 or 1024 entries, random weights: speed
+  does not depend on them), with each model's PSNR and SSIM on the split beside.
+- ``image_bars``: the issue's bars (PSNR >= 23 dB, >= 2 dB over k-means,
+  SSIM >= 0.65, usage >= 95 %, encode >= 50x VQGAN f16) and whether they are met.
+- ``image_overlap``: photos of the split a compared model was trained on (its
+  checkpoint's provenance, by file name); when there are any, every figure is
+  also given without them (``set`` suffixed ``_unseen``).
 
-    python benchmarks/image_data.py --out /work/data/image      # once: train/ and heldout/
-    python benchmarks/image.py --data /work/data/image [--model image]
-    python benchmarks/image.py --model image /path/to/candidate    # several tokenizers side by side in one run
+The k-means baseline (same K, one code per ``downsample``-sided patch of raw
+RGB) is fitted on training crops cut exactly as ``mmtok train-tokenizer image``
+cuts them from the manifest's train split (``FOLDER/train`` with ``--data``):
+give it the options the compared model was trained with (``--kmeans-zoom-max``,
+``--kmeans-zoom-prob``, ``--kmeans-rotate``, ``--kmeans-synthetic``, ...). The
+fit is cached beside the manifest, keyed by everything it depends on.
 
-With several ``--model`` values every record names its ``model``; the
-tokenizers (same K and image size) are measured on the same crops against
-the same k-means fit, and their encoders are timed in alternation with the
-VQGAN encoder.
+    python benchmarks/image.py --manifest /work/data/corpus/image/manifest.jsonl --split validation \\
+        --model image [CANDIDATE ...] [--vqvae RUN] [--skip-speed] [--threads 1]
+    python benchmarks/image.py --data /work/data/image --model image
+
+Several ``--model`` values (same K and image size) are measured on the same
+photos and crops against the same baselines.
+
+The plain VQ-VAE baseline (``--vqvae RUN``: the trainer's ``--out`` folder, or
+its ``model/`` folder) has the compared model's encoder and decoder, losses
+L1 + MSE + commitment only (no image-gradient loss, no SSIM loss), an EMA
+codebook without dead-code restarts or rebalancing, and as many steps on the
+same data options. With the existing trainer::
+
+    python -c "import json; c = json.load(open('models/image/config.json'))['config']; \\
+        c['grad_weight'] = 0.0; c['vq'].update(dead_code_threshold=0.0, dead_code_rate=0.0); \\
+        json.dump(c, open('plain-vqvae.json', 'w'))"
+    mmtok train-tokenizer image --data /work/data/corpus/image/manifest.jsonl --split train \\
+        --config plain-vqvae.json --dead-code-rate 0 --ssim-weight 0 --steps STEPS \\
+        --out /work/data/image-runs/plain-vqvae [--zoom-max Z --rotate --synthetic N --seed S as ours]
+
+(``STEPS``: the compared model's total steps; no ``--rebalance-at``, no
+``--init-from``. The trainer always starts the linear patch paths from PCA and
+the codebook from k-means of encoder outputs, for both models.)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
+import torch.nn.functional as F
+from common import emit
+from image_baselines import KMeansPatches, fit_kmeans_cached, vqgan_f16, vqgan_tokenize
 
 import mmtok
-from mmtok.image.tokenizer import ImageTokenizer, patchify, unpatchify
+from mmtok.core.metrics import codebook_usage, psnr, ssim
+from mmtok.image.crops import find_images, load_corpus
+from mmtok.image.io import load_image
+from mmtok.image.tokenizer import ImageTokenizer
+from mmtok.image.train import train_crops
 from mmtok.synth.dead_leaves import training_pictures
-from mmtok.image.train import find_images, load_corpus, random_crops
-from mmtok.vq.quantizer import nearest_code
 
-PATCH = 16  # k-means baseline patch side: one token per 16×16 patch, like the tokenizer
+USAGE_SCALE = (0.35, 1.0)  # usage-protocol crop side, as a fraction of the photo's shorter side
+USAGE_TOKENS = 70_000  # about this many tokens of usage-protocol crops
+EVAL_BATCH = 16  # images per encode/decode call in the quality and usage passes
+SPEED_BATCHES = (1, 8)
+BARS = {"psnr_db": 23.0, "margin_db": 2.0, "ssim": 0.65, "usage": 0.95, "speedup": 50.0}  # the issue's bars
+KMEANS = "kmeans-patches"  # names of the baselines in the records
+VQVAE = "vqvae"
 
-
-def emit(**record: object) -> None:
-    print(json.dumps(record), flush=True)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB) of ``[B, 3, H, W]`` in [0, 1]."""
-    mse = (a.clamp(0, 1) - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10.0 * torch.log10(mse)
+Codec = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]  # encode, decode
 
 
-class KMeansPatches:
-    """A codebook of raw ``PATCH×PATCH`` RGB patches (768-d), nearest-patch encode/decode."""
-
-    def __init__(self, k: int, seed: int) -> None:
-        self.k, self.seed = k, seed
-        self.centers = torch.empty(0)
-
-    @staticmethod
-    def patches(images: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, H, W]`` -> ``[B*h*w, 768]`` raw patch vectors."""
-        return patchify(images, PATCH).reshape(-1, 3 * PATCH * PATCH)
-
-    def fit(self, patches: torch.Tensor, polish_iters: int) -> KMeansPatches:
-        from sklearn.cluster import KMeans, MiniBatchKMeans
-
-        x = patches.numpy().astype(np.float32)  # (N, 768)
-        mbk = MiniBatchKMeans(
-            n_clusters=self.k, batch_size=4096, n_init=3, max_iter=50, random_state=self.seed
-        ).fit(x)
-        centers = mbk.cluster_centers_
-        if polish_iters:  # full Lloyd iterations from the mini-batch solution
-            centers = KMeans(
-                n_clusters=self.k, init=centers, n_init=1, max_iter=polish_iters, random_state=self.seed
-            ).fit(x).cluster_centers_
-        self.centers = torch.from_numpy(np.ascontiguousarray(centers, dtype=np.float32))
-        return self
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = images.shape
-        p = self.patches(images)  # (B*h*w, 768)
-        return nearest_code(p, self.centers).reshape(b, h // PATCH, w // PATCH)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        b, h, w = codes.shape
-        return unpatchify(self.centers[codes.reshape(b, h * w)], PATCH, h, w).clamp(0, 1)
+# --------------------------------------------------------------------------- the usage protocol
 
 
-def usage(codes: torch.Tensor, k: int) -> tuple[float, float]:
-    counts = torch.bincount(codes.flatten(), minlength=k).double()
-    p = counts / counts.sum()
-    ent = -(p[p > 0] * p[p > 0].log()).sum()
-    return float((counts > 0).double().mean()), float(ent.exp())
+def crops_for_tokens(tokens: int, tokens_per_image: int) -> int:
+    """Crops that give at least ``tokens`` tokens: ``crops_for_tokens(70_000, 256) == 274``."""
+    return math.ceil(tokens / tokens_per_image)
 
 
-def vqgan_encoder() -> torch.nn.Module:
-    from diffusers import VQModel
+def usage_boxes(shapes: Sequence[tuple[int, int]], n: int, *, scale: tuple[float, float] = USAGE_SCALE,
+                generator: torch.Generator | None = None) -> list[tuple[int, int, int, int]]:
+    """``n`` random crops ``(photo, top, left, side)`` of photos of ``shapes`` ``(H, W)``.
 
-    torch.manual_seed(0)
-    m = VQModel(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 5,
-        up_block_types=("UpDecoderBlock2D",) * 5,
-        block_out_channels=(128, 128, 256, 256, 512),
-        layers_per_block=2,
-        latent_channels=256,
-        num_vq_embeddings=1024,
-        vq_embed_dim=256,
-        sample_size=256,
-    )
-    return m.eval()
+    Each picks a photo, a side ``U(scale) * min(H, W)`` (whole pixels, within the
+    range) and a position where the square fits.
+    """
+    which = torch.randint(0, len(shapes), (n,), generator=generator).tolist()
+    u = torch.rand(n, 3, generator=generator).tolist()
+    boxes = []
+    for i, (a, b, c) in zip(which, u, strict=True):
+        h, w = shapes[i]
+        short = min(h, w)
+        side = min(math.floor(scale[1] * short), max(math.ceil(scale[0] * short),
+                                                     round(short * (scale[0] + a * (scale[1] - scale[0])))))
+        boxes.append((i, int(b * (h - side + 1)), int(c * (w - side + 1)), side))
+    return boxes
 
 
-def time_alternating(fns: dict[str, object], x: torch.Tensor, repeats: int) -> dict[str, float]:
+def cut_crops(photos: Sequence[torch.Tensor], boxes: Sequence[tuple[int, int, int, int]], size: int) -> torch.Tensor:
+    """The ``boxes`` of uint8 ``photos`` ``[3, H, W]``, each resized to ``size`` (antialiased) -> ``[n, 3, size, size]``."""
+    out = torch.empty(len(boxes), 3, size, size)
+    for j, (i, top, left, side) in enumerate(boxes):
+        crop = photos[i][None, :, top : top + side, left : left + side].float() / 255.0  # (1, 3, side, side)
+        out[j] = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True)[0] if side != size else crop[0]
+    return out.clamp_(0.0, 1.0)
+
+
+def load_photos(files: Sequence[Path], max_short: int) -> list[torch.Tensor]:
+    """Each file as uint8 ``[3, H, W]``, reduced (antialiased) so its shorter side is at most ``max_short``.
+
+    Crop sides are fractions of the shorter side, so the crops are those of the
+    full photo as long as every crop is still reduced to the output size.
+    """
+    out = []
+    for f in files:
+        img = load_image(f)[None]  # (1, 3, H, W)
+        short = min(img.shape[-2:])
+        if short > max_short:
+            s = max_short / short
+            img = F.interpolate(img, size=(round(img.shape[-2] * s), round(img.shape[-1] * s)), mode="bicubic",
+                                antialias=True)
+        out.append((img[0].clamp(0, 1) * 255).round().to(torch.uint8))
+    return out
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def roundtrip(codec: Codec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes ``[n, h, w]`` and reconstructions ``[n, 3, H, W]`` of ``x``, ``EVAL_BATCH`` at a time."""
+    enc, dec = codec
+    codes = torch.cat([enc(b) for b in x.split(EVAL_BATCH)])
+    return codes, torch.cat([dec(c) for c in codes.split(EVAL_BATCH)])
+
+
+def usage(codes: torch.Tensor, k: int) -> tuple[float, float, int]:
+    """(distinct codes over ``min(k, tokens)``, perplexity, distinct codes) of a batch of codes."""
+    counts = torch.bincount(codes.flatten(), minlength=k)
+    distinct = int((counts > 0).sum())
+    return distinct / min(k, codes.numel()), codebook_usage(counts)[1], distinct
+
+
+def time_alternating(fns: dict[str, Callable[[torch.Tensor], Any]], x: torch.Tensor,
+                     repeats: int) -> dict[str, float]:
     """Best-of-``repeats`` seconds per call for each function, run in alternation (same load for all)."""
     best = {name: math.inf for name in fns}
     with torch.inference_mode():
         for fn in fns.values():
-            fn(x)  # type: ignore[operator]  # warm-up
+            fn(x)  # warm-up
         for _ in range(repeats):
             for name, fn in fns.items():
                 t0 = time.perf_counter()
-                fn(x)  # type: ignore[operator]
+                fn(x)
                 best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def trained_on(tok: Any, files: Sequence[Path], manifest: Path | None) -> list[Path]:
+    """The ``files`` a checkpoint's provenance says it was trained on.
+
+    Same manifest: by relative path; any other data: by file name.
+    """
+    data = (getattr(tok, "provenance", None) or {}).get("data", {})
+    names = data.get("files", [])
+    if manifest is not None and Path(str(data.get("folder", ""))).resolve() == manifest.resolve():
+        seen = set(names)
+        return [f for f in files if str(f.relative_to(manifest.parent)) in seen]
+    seen = {Path(n).name for n in names}
+    return [f for f in files if f.name in seen]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", type=Path, help="corpus manifest.jsonl: evaluate on --split, fit k-means on train")
+    src.add_argument("--data", type=Path, help="older layout: a folder with train/ and heldout/")
+    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="with --manifest")
     ap.add_argument("--model", nargs="+", default=["image"], help="shipped name(s) or checkpoint folder(s)")
-    ap.add_argument("--data", default="/work/data/image", help="folder with train/ and heldout/")
-    ap.add_argument("--crops", type=int, default=256, help="held-out random 256×256 crops")
-    ap.add_argument("--kmeans-crops", type=int, default=800, help="training crops the k-means baseline sees")
-    ap.add_argument("--kmeans-synthetic", type=int, default=0, metavar="N",
-                    help="also show the k-means baseline N dead-leaves pictures, made by the recipe of "
-                         "`train-tokenizer image --synthetic N` (a baseline that sees the same kind of data)")
+    ap.add_argument("--vqvae", type=Path, default=None, metavar="RUN",
+                    help="also evaluate a plain VQ-VAE checkpoint (a training --out folder or its model/)")
+    ap.add_argument("--usage-tokens", type=int, default=USAGE_TOKENS, help="tokens of usage-protocol crops")
+    ap.add_argument("--kmeans-crops", type=int, default=1200, help="training crops the k-means baseline sees")
     ap.add_argument("--kmeans-polish", type=int, default=10, help="full Lloyd iterations after mini-batch k-means")
-    ap.add_argument("--train-subsets", type=int, default=4,
-                    help="reference usage rows: this many random training subsets as large as the held-out set")
+    km = ap.add_argument_group("k-means training crops, as `mmtok train-tokenizer image` cuts them")
+    km.add_argument("--kmeans-crop", type=int, default=128, help="like --crop")
+    km.add_argument("--kmeans-base-side", type=int, default=320, help="like --base-side")
+    km.add_argument("--kmeans-scale-min", type=float, default=0.8, help="like --scale-min")
+    km.add_argument("--kmeans-scale-max", type=float, default=2.0, help="like --scale-max")
+    km.add_argument("--kmeans-zoom-max", type=float, default=1.0, help="like --zoom-max")
+    km.add_argument("--kmeans-zoom-prob", type=float, default=0.5, help="like --zoom-prob")
+    km.add_argument("--kmeans-rotate", action="store_true", help="like --rotate")
+    km.add_argument("--kmeans-synthetic", type=int, default=0, metavar="N", help="like --synthetic")
+    ap.add_argument("--vqgan-codes", type=int, default=16384, choices=(16384, 1024), help="VQGAN f16 codebook size")
     ap.add_argument("--speed-repeats", type=int, default=3, help="timed calls per measurement (best kept)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None, help="torch (and k-means) threads")
     ap.add_argument("--fit-kmeans-only", action="store_true", help="fit (and cache) the k-means baseline, then stop")
     ap.add_argument("--skip-speed", action="store_true", help="quality and usage only")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    return ap
+
+
+def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path], Path]:
+    """(set name, evaluation photos, k-means training photos, folder the files are named relative to)."""
+    if args.manifest is not None:
+        m = args.manifest
+        return args.split, find_images(m, split=args.split), find_images(m, split="train"), m.parent
+    return "heldout", find_images(args.data / "heldout"), find_images(args.data / "train"), args.data
+
+
+def kmeans_baseline(args: argparse.Namespace, fit_files: list[Path], cache: Path, k: int,
+                    patch: int) -> tuple[KMeansPatches, float, int]:
+    """The k-means patch codebook fitted on training crops cut like the trainer's (cached)."""
+    crops = argparse.Namespace(crop=args.kmeans_crop, base_side=args.kmeans_base_side,
+                               scale_min=args.kmeans_scale_min, scale_max=args.kmeans_scale_max,
+                               zoom_max=args.kmeans_zoom_max, zoom_prob=args.kmeans_zoom_prob,
+                               rotate=args.kmeans_rotate)
+    key = {"k": k, "seed": args.seed, "patch": patch, "polish": args.kmeans_polish, "n_crops": args.kmeans_crops,
+           "synthetic": args.kmeans_synthetic, **vars(crops),
+           "files": [(str(f.relative_to(cache)), f.stat().st_size) for f in fit_files]}
+
+    def patches() -> torch.Tensor:
+        corpus = load_corpus(fit_files, args.kmeans_base_side, max_zoom=args.kmeans_zoom_max)
+        if args.kmeans_synthetic:
+            corpus += training_pictures(corpus, args.kmeans_synthetic, 2 * args.kmeans_base_side, seed=args.seed)
+        x = train_crops(corpus, args.kmeans_crops, crops, generator=torch.Generator().manual_seed(args.seed))
+        return KMeansPatches.patches(x, patch)
+
+    return fit_kmeans_cached(key, cache, patches, threads=args.threads)
+
+
+def load_tokenizer(name: str | Path) -> ImageTokenizer:
+    path = Path(name)
+    if (path / "model" / "config.json").is_file():  # a training run's --out folder
+        path = path / "model"
+    tok = mmtok.load(path if path.exists() else str(name))
+    if not isinstance(tok, ImageTokenizer):
+        raise SystemExit(f"{name} is not an image tokenizer")
+    return tok
+
+
+def eval_sets(set_name: str, files: list[Path], models: dict[str, Any], manifest: Path | None,
+              root: Path) -> dict[str, list[Path]]:
+    """The split's photos, and (when a compared model was trained on some) those none of them saw."""
+    seen: set[Path] = set()
+    for name, t in models.items():
+        overlap = trained_on(t, files, manifest)
+        seen |= set(overlap)
+        if getattr(t, "provenance", None):
+            emit(bench="image_overlap", model=name, set=set_name, n=len(files), overlap=len(overlap),
+                 files=[str(p.relative_to(root)) for p in overlap])
+    unseen = [p for p in files if p not in seen]
+    return {set_name: files, **({f"{set_name}_unseen": unseen} if seen and unseen else {})}
+
+
+def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tensor,
+                k: int) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float, int]]]:
+    """Per codec: (PSNR, SSIM) of the whole photos ``full`` and (usage, perplexity, distinct) over ``crops``."""
+    quality, use = {}, {}
+    for c, codec in codecs.items():
+        _, rec = roundtrip(codec, full)
+        quality[c] = float(psnr(rec, full).mean()), float(ssim(rec, full).mean())
+        use[c] = usage(torch.cat([codec[0](b) for b in crops.split(EVAL_BATCH)]), k)
+    return quality, use
+
+
+def measure_speed(codecs: dict[str, Codec], x_all: torch.Tensor, vqgan: torch.nn.Module,
+                  repeats: int) -> dict[int, dict[str, tuple[float, float, float]]]:
+    """Per batch size and codec: (encode s, decode s, VQGAN encoder + quantizer s), encoders timed in alternation."""
+    out: dict[int, dict[str, tuple[float, float, float]]] = {}
+    for batch in SPEED_BATCHES:
+        x = x_all[:batch].contiguous()
+        fns = {c: enc for c, (enc, _) in codecs.items()} | {"\0vqgan": lambda v: vqgan_tokenize(vqgan, v)}
+        t_enc = time_alternating(fns, x, repeats)
+        out[batch] = {c: (t_enc[c], time_alternating({c: dec}, enc(x), repeats)[c], t_enc["\0vqgan"])
+                      for c, (enc, dec) in codecs.items()}
+    return out
+
+
+def bars(p: float, margin: float, s: float, u: float, speedup: float | None) -> dict[str, bool | None]:
+    """The issue's bars met (``None``: not measured in this run)."""
+    return {
+        f"psnr_ge_{BARS['psnr_db']:g}db": p >= BARS["psnr_db"],
+        f"margin_ge_{BARS['margin_db']:g}db_over_kmeans": margin >= BARS["margin_db"],
+        f"ssim_ge_{BARS['ssim']:g}": s >= BARS["ssim"],
+        f"usage_ge_{BARS['usage'] * 100:g}pct": u >= BARS["usage"],
+        f"encode_ge_{BARS['speedup']:g}x_vqgan_f16": None if speedup is None else speedup >= BARS["speedup"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    toks = {m: mmtok.load(m) for m in args.model}
-    for m, t in toks.items():
-        assert isinstance(t, ImageTokenizer), f"{m} is not an image tokenizer"
-    tok = toks[args.model[0]]
-    k, size = tok.codebook_size, tok.image_size
-    if any(t.codebook_size != k or t.image_size != size for t in toks.values()):
-        raise SystemExit("--model: tokenizers compared in one run need the same codebook size and image size")
-    several = len(toks) > 1
-    data = Path(args.data)
-    held_files, train_files = find_images(data / "heldout"), find_images(data / "train")
-    g = torch.Generator().manual_seed(args.seed)
+    toks = {m: load_tokenizer(m) for m in args.model}
+    models: dict[str, ImageTokenizer] = {**toks, **({VQVAE: load_tokenizer(args.vqvae)} if args.vqvae else {})}
+    tok = next(iter(toks.values()))
+    k, size, f = tok.codebook_size, tok.image_size, tok.downsample
+    for name, t in models.items():
+        if (t.codebook_size, t.image_size, t.downsample) != (k, size, f):
+            raise SystemExit(f"{name}: models compared in one run need the same codebook size, image size and "
+                             f"downsample (got {(t.codebook_size, t.image_size, t.downsample)}, want {(k, size, f)})")
+    set_name, eval_files, fit_files, cache = select_files(args)
+    tokens = (size // f) ** 2  # per image
 
-    # ---- evaluation sets: whole held-out images (the default policy) and random held-out crops
-    held_full = torch.stack([tok.preprocess(f) for f in held_files])  # (n, 3, 256, 256)
-    held_corpus = load_corpus(held_files, 384)  # shorter side 384: crops zoom 0.67×..1.5× around it
-    held_crops = random_crops(held_corpus, args.crops, size, scale=(0.67, 1.5), generator=g)
-
-    # ---- k-means baseline on the same training images, sampled like the tokenizer's training crops
-    train_corpus = load_corpus(train_files, 320)
-    if args.kmeans_synthetic:  # the trainer's recipe (its corpus is stored larger with --zoom-max, so the
-        # palette pixels differ; the pictures are of the same kind)
-        train_corpus += training_pictures(train_corpus, args.kmeans_synthetic, 640, seed=args.seed)
-    fit_imgs = random_crops(train_corpus, args.kmeans_crops, 128, scale=(0.8, 2.0), generator=g)
-    train_full = torch.stack([tok.preprocess(f) for f in train_files])
-    fit_patches = torch.cat([KMeansPatches.patches(fit_imgs), KMeansPatches.patches(train_full)])
-    synth = f"-synthetic{args.kmeans_synthetic}" if args.kmeans_synthetic else ""
-    cache = data / f"kmeans-K{k}-seed{args.seed}-crops{args.kmeans_crops}-polish{args.kmeans_polish}{synth}.pt"
-    km = KMeansPatches(k, args.seed)
-    if cache.is_file():  # the fit depends only on the data, K and the seed: reuse it
-        saved = torch.load(cache)
-        km.centers, km_seconds = saved["centers"], float(saved["fit_seconds"])
-    else:
-        t0 = time.perf_counter()
-        km.fit(fit_patches, args.kmeans_polish)
-        km_seconds = time.perf_counter() - t0
-        torch.save({"centers": km.centers, "fit_seconds": km_seconds, "patches": int(fit_patches.shape[0])}, cache)
+    km, km_seconds, km_patches = kmeans_baseline(args, fit_files, cache, k, f)
+    km_info = {"kmeans_fit_s": round(km_seconds, 1), "kmeans_patches": km_patches, "kmeans_crops": args.kmeans_crops,
+               **{f"kmeans_{o}": getattr(args, f"kmeans_{o}") for o in ("zoom_max", "rotate", "synthetic")}}
     if args.fit_kmeans_only:
-        emit(bench="image_kmeans_fit", codebook_size=k, patches=int(fit_patches.shape[0]), fit_s=round(km_seconds, 1))
+        emit(bench="image_kmeans_fit", codebook_size=k, **km_info)
         return
+    codecs: dict[str, Codec] = {m: (t.encode, t.decode) for m, t in models.items()}
+    codecs[KMEANS] = (km.encode, km.decode)
+    baselines = [c for c in codecs if c not in toks]
 
-    def ours_roundtrip(t: ImageTokenizer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        codes = torch.cat([t.encode(b) for b in x.split(16)])
-        return codes, torch.cat([t.decode(c) for c in codes.split(16)])
+    sets = eval_sets(set_name, eval_files, models, args.manifest, cache)
+    photos = load_photos(eval_files, math.ceil(size / USAGE_SCALE[0]))
+    full = torch.stack([tok.preprocess(p) for p in eval_files])  # (n, 3, size, size): the default size policy
+    index = {p: i for i, p in enumerate(eval_files)}
+    n_crops = crops_for_tokens(args.usage_tokens, tokens)
+    quality, use = {}, {}
+    for s, (name, files) in enumerate(sets.items()):
+        sub = [photos[index[p]] for p in files]
+        g = torch.Generator().manual_seed(args.seed + s)
+        crops = cut_crops(sub, usage_boxes([tuple(p.shape[-2:]) for p in sub], n_crops, generator=g), size)
+        quality[name], use[name] = q, u = measure_set(codecs, full[[index[p] for p in files]], crops, k)
+        for m in toks:
+            row: dict[str, Any] = {"psnr_ours_db": round(q[m][0], 3), "ssim_ours": round(q[m][1], 4)}
+            urow: dict[str, Any] = {"usage_ours": round(u[m][0], 4), "perplexity_ours": round(u[m][1], 1),
+                                    "distinct_ours": u[m][2]}
+            for b in baselines:
+                row |= {f"psnr_{b}_db": round(q[b][0], 3), f"ssim_{b}": round(q[b][1], 4),
+                        f"margin_{b}_db": round(q[m][0] - q[b][0], 3), f"ssim_margin_{b}": round(q[m][1] - q[b][1], 4)}
+                urow |= {f"usage_{b}": round(u[b][0], 4), f"perplexity_{b}": round(u[b][1], 1),
+                         f"distinct_{b}": u[b][2]}
+            emit(bench="image_quality", model=m, set=name, n=len(files), tokens_per_image=tokens,
+                 codebook_size=k, **row, **km_info, files=[str(p.relative_to(cache)) for p in files])
+            emit(bench="image_usage", model=m, set=name, photos=len(files), crops=n_crops,
+                 tokens=n_crops * tokens, crop_side=list(USAGE_SCALE), codebook_size=k, **urow)
 
-    def km_roundtrip(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        codes = km.encode(x)
-        return codes, km.decode(codes)
-
-    synth_tag = {"kmeans_synthetic": args.kmeans_synthetic} if args.kmeans_synthetic else {}
-
-    def tag(m: str) -> dict[str, str]:
-        return {"model": m} if several else {}
-
-    results: dict[str, dict[str, dict[str, float]]] = {m: {} for m in toks}
-    for name, x in (("heldout_images", held_full), ("heldout_crops", held_crops), ("train_images", train_full)):
-        kc, krec = km_roundtrip(x)
-        pk = float(psnr(krec, x).mean())
-        for m, t in toks.items():
-            oc, orec = ours_roundtrip(t, x)
-            po = float(psnr(orec, x).mean())
-            results[m][name] = {"ours": po, "kmeans": pk}
-            emit(
-                bench="image_quality", **tag(m), set=name, n=int(x.shape[0]), tokens_per_image=int(oc[0].numel()),
-                codebook_size=k, psnr_ours_db=round(po, 3), psnr_kmeans_db=round(pk, 3),
-                margin_db=round(po - pk, 3), kmeans_fit_s=round(km_seconds, 1), **synth_tag,
-                files=[f.name for f in held_files] if name == "heldout_images" else None,
-            )
-            if name == "heldout_crops":
-                uo, perp_o = usage(oc, k)
-                uk, perp_k = usage(kc, k)
-                results[m]["usage"] = {"ours": uo, "kmeans": uk}
-                emit(
-                    bench="image_usage", **tag(m), set=name, crops=int(x.shape[0]), tokens=int(oc.numel()),
-                    codebook_size=k, usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
-                    perplexity_ours=round(perp_o, 1), perplexity_kmeans=round(perp_k, 1),
-                )
-
-    # reference: usage over crops of training subsets the size of the held-out set (own generator, so the
-    # held-out crops and the cached k-means fit above do not change)
-    gs = torch.Generator().manual_seed(args.seed + 1)
-    sub_corpus = load_corpus(train_files, 384) if args.train_subsets else []
-    for _ in range(args.train_subsets):
-        pick = torch.randperm(len(train_files), generator=gs)[: len(held_files)].tolist()
-        x = random_crops([sub_corpus[i] for i in pick], args.crops, size, scale=(0.67, 1.5), generator=gs)
-        uk, _ = usage(km.encode(x), k)
-        for m, t in toks.items():
-            uo, perp_o = usage(torch.cat([t.encode(b) for b in x.split(16)]), k)
-            emit(bench="image_usage", **tag(m), set="train_subset", files=[train_files[i].name for i in pick],
-                 crops=int(x.shape[0]), usage_ours=round(uo, 4), usage_kmeans=round(uk, 4),
-                 perplexity_ours=round(perp_o, 1))
-
-    speed_ratio: dict[str, float | None] = {m: None for m in toks}
+    speedup: dict[str, float | None] = {m: None for m in toks}
     if not args.skip_speed:
-        vqgan = vqgan_encoder()
-        for batch in (1, 8):
-            x = held_crops[:batch].contiguous()
-            fns: dict[str, object] = {m: t.encode for m, t in toks.items()}
-            fns["\0vqgan"] = lambda v: vqgan.encode(v).latents
-            t_enc = time_alternating(fns, x, args.speed_repeats)
-            for m, t in toks.items():
-                codes = t.encode(x)
-                td = time_alternating({"decode": lambda c, t=t: t.decode(c)}, codes, args.speed_repeats)
-                ratio = t_enc["\0vqgan"] / t_enc[m]
-                if batch == 1:
-                    speed_ratio[m] = ratio
-                emit(
-                    bench="image_speed", **tag(m), batch=batch, size=size, threads=torch.get_num_threads(),
-                    encode_img_s_ours=round(batch / t_enc[m], 2),
-                    encode_img_s_vqgan_f16=round(batch / t_enc["\0vqgan"], 3),
-                    speedup=round(ratio, 1), decode_img_s_ours=round(batch / td["decode"], 2),
-                    params_ours_encoder=sum(p.numel() for p in t.encoder.parameters()),
-                    params_vqgan_encoder=sum(p.numel() for p in vqgan.encoder.parameters()),
-                )
+        vqgan = vqgan_f16(args.vqgan_codes)
+        g = torch.Generator().manual_seed(args.seed)
+        x_all = cut_crops(photos, usage_boxes([tuple(p.shape[-2:]) for p in photos], max(SPEED_BATCHES),
+                                              generator=g), size)
+        vq_params = sum(p.numel() for mod in (vqgan.encoder, vqgan.quant_conv, vqgan.quantize)
+                        for p in mod.parameters())
+        for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
+            for c, (t_enc, t_dec, t_vqgan) in timings.items():
+                if batch == 1 and c in speedup:
+                    speedup[c] = t_vqgan / t_enc
+                emit(bench="image_speed", model=c, batch=batch, size=size, threads=torch.get_num_threads(),
+                     encode_img_s=round(batch / t_enc, 2), decode_img_s=round(batch / t_dec, 2),
+                     encode_img_s_vqgan_f16=round(batch / t_vqgan, 3), vqgan_codes=args.vqgan_codes,
+                     speedup_vs_vqgan=round(t_vqgan / t_enc, 1), set=set_name,
+                     psnr_db=round(quality[set_name][c][0], 3), ssim=round(quality[set_name][c][1], 4),
+                     params_encoder=sum(p.numel() for p in models[c].encoder.parameters()) if c in models else None,
+                     params_vqgan_encoder_quantizer=vq_params)
 
-    for m in toks:
-        r, sr = results[m], speed_ratio[m]
-        margin = r["heldout_images"]["ours"] - r["heldout_images"]["kmeans"]
-        emit(
-            bench="image_bars", **tag(m),
-            psnr_margin_db=round(margin, 3), psnr_margin_crops_db=round(
-                r["heldout_crops"]["ours"] - r["heldout_crops"]["kmeans"], 3),
-            usage=round(r["usage"]["ours"], 4), encode_speedup=None if sr is None else round(sr, 1),
-            met={
-                "psnr_margin_ge_1.5db": margin >= 1.5,
-                "usage_ge_95pct": r["usage"]["ours"] >= 0.95,
-                "encode_ge_50x_vqgan": None if sr is None else sr >= 50,
-            },
-        )
+    for name in sets:
+        for m in toks:
+            (p, s), u, sr = quality[name][m], use[name][m][0], speedup[m]
+            margin = p - quality[name][KMEANS][0]
+            emit(bench="image_bars", model=m, set=name, psnr_db=round(p, 3), margin_kmeans_db=round(margin, 3),
+                 ssim=round(s, 4), usage=round(u, 4), encode_speedup=None if sr is None else round(sr, 1),
+                 met=bars(p, margin, s, u, sr))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 import mmtok
-from mmtok.demo import make_clustered
+from mmtok.synth.clustered import make_clustered
 
 torch.manual_seed(0)
 data = make_clustered(60_000, 32, 2048)  # [60000, 32]: tight clusters, hard for naive VQ

@@ -19,7 +19,7 @@ print("modalities:", stream.modality[:24].tolist(), "...")
 assert il.decode(stream)[0]["text"] == "a picture: "
 
 # 2. a JSONL corpus -> shards on disk (resumable; try killing it and running it again)
-manifest = mmtok.tokenize_corpus(corpus, "toy-shards", tokenizers=TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer"))
+manifest = mmtok.tokenize_corpus(corpus, "toy-shards", tokenizers=TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer"))
 print(f"{manifest['docs']} documents, {manifest['tokens']['total']} tokens "
       f"({manifest['tokens']['image']} image, {manifest['tokens']['text']} text) in {len(manifest['shards'])} shard(s)")
 

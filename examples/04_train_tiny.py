@@ -8,10 +8,10 @@ from PIL import Image
 
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.lm.sample import generate
-from mmtok.synth.toy import caption, color_shapes_corpus, dominant_color
 from mmtok.lm.train import TrainConfig, load_run, train
+from mmtok.synth.toy import caption, color_shapes_corpus, dominant_color
 
-spec = TokenizerSpec(image="mmtok.synth.toy:native_image_tokenizer")  # shipped tokenizer, 64×64 -> 4×4 codes
+spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer")  # shipped tokenizer, 64×64 -> 4×4 codes
 corpus = color_shapes_corpus("tiny-corpus", n_docs=300, seed=0, held_out=[("red", "ring")])
 tokenize_corpus(corpus, "tiny-shards", tokenizers=spec)
 

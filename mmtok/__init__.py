@@ -9,29 +9,41 @@ small transformer trains on.
 >>> codes = vq.encode(torch.randn(10, 16))
 >>> tuple(codes.shape)
 (10,)
+
+The names below are the public API. Everything else is reachable through the
+subpackages, one per stage of the data flow: :mod:`mmtok.vq`,
+:mod:`mmtok.image`, :mod:`mmtok.audio`, :mod:`mmtok.video`, :mod:`mmtok.stream`,
+:mod:`mmtok.data`, :mod:`mmtok.lm`, :mod:`mmtok.context`, with shared support in
+:mod:`mmtok.core`.
 """
 
 from __future__ import annotations
 
 from mmtok._version import __version__ as __version__
+from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
 from mmtok.audio.tokenizer import AudioTokenizerConfig as AudioTokenizerConfig
-from mmtok.audio.tokenizer import load_audio as load_audio
-from mmtok.context.planner import plan as plan
-from mmtok.core.checkpoint import Checkpoint as Checkpoint
-from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
-from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+from mmtok.context.shipped import plan as plan
+from mmtok.core.errors import AudioError as AudioError
 from mmtok.core.errors import CheckpointError as CheckpointError
+from mmtok.core.errors import CorpusError as CorpusError
+from mmtok.core.errors import DocumentError as DocumentError
+from mmtok.core.errors import ImageError as ImageError
 from mmtok.core.errors import MmtokError as MmtokError
 from mmtok.core.errors import StreamError as StreamError
+from mmtok.core.errors import TrainingError as TrainingError
+from mmtok.core.errors import VideoError as VideoError
+from mmtok.core.errors import VocabularyError as VocabularyError
+from mmtok.core.protocol import MediaTokenizer as MediaTokenizer
 from mmtok.data.corpus import TokenizerSpec as TokenizerSpec
 from mmtok.data.corpus import tokenize_corpus as tokenize_corpus
 from mmtok.data.packing import PackedDataset as PackedDataset
 from mmtok.data.shards import open_shards as open_shards
+from mmtok.image.io import load_image as load_image
 from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
 from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
-from mmtok.image.tokenizer import load_image as load_image
-from mmtok.pretrained import available as available
+from mmtok.lm.sample import generate as generate
+from mmtok.lm.train import load_run as load_run
 from mmtok.pretrained import load as load
 from mmtok.pretrained import save as save
 from mmtok.stream.interleave import Interleaver as Interleaver
@@ -42,45 +54,45 @@ from mmtok.stream.text import ByteTokenizer as ByteTokenizer
 from mmtok.stream.vocab import Vocabulary as Vocabulary
 from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
 from mmtok.video.tokenizer import read_video as read_video
-from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
-from mmtok.vq.quantizer import UsageStats as UsageStats
 from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
 from mmtok.vq.quantizer import VQConfig as VQConfig
-from mmtok.vq.quantizer import nearest_code as nearest_code
 
 __all__ = [
+    "AudioError",
     "AudioTokenizer",
     "AudioTokenizerConfig",
     "BPETokenizer",
     "ByteTokenizer",
-    "Checkpoint",
     "CheckpointError",
+    "CorpusError",
+    "DocumentError",
+    "ImageError",
     "ImageTokenizer",
     "ImageTokenizerConfig",
     "Interleaver",
+    "MediaTokenizer",
     "MmtokError",
     "PackedDataset",
-    "QuantizeResult",
     "Stream",
     "StreamError",
     "TokenizerSpec",
-    "UsageStats",
+    "TrainingError",
     "VQConfig",
     "VectorQuantizer",
+    "VideoError",
     "VideoTokenizer",
     "Vocabulary",
+    "VocabularyError",
     "__version__",
-    "available",
+    "generate",
     "load",
     "load_audio",
-    "load_checkpoint",
     "load_image",
-    "nearest_code",
+    "load_run",
     "open_shards",
     "plan",
     "pretty",
     "read_video",
     "save",
-    "save_checkpoint",
     "tokenize_corpus",
 ]

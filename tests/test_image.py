@@ -13,13 +13,9 @@ from image_helpers import smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
-from mmtok.image.tokenizer import (
-    ImageError,
-    ImageTokenizer,
-    load_image,
-    patchify,
-    unpatchify,
-)
+from mmtok.core.errors import ImageError
+from mmtok.image.io import load_image, patchify, unpatchify
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.quantizer import VQConfig
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "image"

@@ -13,7 +13,7 @@ from image_helpers import smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
-from mmtok.image.tokenizer import ImageError
+from mmtok.core.errors import ImageError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
@@ -47,11 +47,12 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
 
 
 def test_train_command_lengthens_schedule_and_rebalances_codebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image.train import build_parser, lr_at, lr_for, main
+    from mmtok.core.schedule import warmup_cosine
+    from mmtok.image.train import build_parser, lr_for, main
 
     args = build_parser().parse_args(["--data", "d", "--out", "o", "--steps", "20", "--lr", "1e-3", "--warmup", "4",
                                       "--lr-restart", "10"])
-    assert lr_for(9, args) == lr_at(9, base=1e-3, warmup=4, total=20)  # before the restart: the plain schedule
+    assert lr_for(9, args) == warmup_cosine(9, peak=1e-3, warmup=4, total=20, floor=0.05e-3)  # before the restart: the plain schedule
     assert lr_for(10, args) == pytest.approx(0.25e-3)  # warmup again from the restart step
     assert lr_for(13, args) == pytest.approx(1e-3)  # peak after the warmup
     assert lr_for(20, args) == pytest.approx(0.05e-3)  # decays to 5 % at --steps
@@ -116,7 +117,7 @@ def _stripes(h: int, w: int, period: int) -> torch.Tensor:
 
 
 def test_load_corpus_keeps_large_images_up_to_max_zoom(tmp_path: Path) -> None:
-    from mmtok.image.train import load_corpus
+    from mmtok.image.crops import load_corpus
 
     big, small = tmp_path / "big.png", tmp_path / "small.png"
     Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(big)
@@ -129,7 +130,7 @@ def test_load_corpus_keeps_large_images_up_to_max_zoom(tmp_path: Path) -> None:
 
 
 def test_random_crops_of_a_larger_copy_match_the_base_scale_unless_zoomed() -> None:
-    from mmtok.image.train import random_crops
+    from mmtok.image.crops import random_crops
 
     smooth = (smooth_picture(256, seed=3) * 255).round().to(torch.uint8)
     half = torch.nn.functional.interpolate(smooth[None].float(), size=(128, 128), mode="bicubic", antialias=True)
@@ -163,7 +164,7 @@ def test_train_command_zoom_options(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_random_crops_rotate_turns_the_same_crops_by_quarter_turns() -> None:
-    from mmtok.image.train import random_crops
+    from mmtok.image.crops import random_crops
 
     picture = (smooth_picture(96, seed=5) * 255).round().to(torch.uint8)
     picture[:, :8] = 255  # a bright band on top: every turn of a crop looks different
@@ -264,3 +265,33 @@ def test_train_command_refuses_a_corrupt_image_before_writing(tmp_path: Path, ca
     err = capsys.readouterr().err
     assert "bad.png" in err and "not an image" in err
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_train_command_reads_a_manifest_split_and_adds_an_ssim_term(tmp_path: Path) -> None:
+    """``--data manifest.jsonl --split train`` trains on that split only; ``--ssim-weight`` is recorded."""
+    from mmtok.image.crops import find_images
+    from mmtok.image.train import main
+
+    args = _train_args(tmp_path)
+    data = tmp_path / "data"
+    entries = [{"path": f"data/{i}.png", "split": split} for i, split in enumerate(["train", "validation", "train"])]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    assert [p.name for p in find_images(manifest)] == ["0.png", "2.png"]
+    assert [p.name for p in find_images(manifest, split="validation")] == ["1.png"]
+    with pytest.raises(FileNotFoundError, match="split 'test'"):
+        find_images(manifest, split="test")
+    args[args.index(str(data))] = str(manifest)
+    assert main([*args, "--steps", "2", "--ssim-weight", "0.5"]) == 0
+    prov = mmtok.load(tmp_path / "run" / "model").provenance
+    assert prov["data"]["files"] == ["data/0.png", "data/2.png"] and prov["data"]["split"] == "train"
+    assert prov["ssim_weight"] == 0.5
+
+
+def test_a_bad_manifest_line_is_a_clear_error(tmp_path: Path) -> None:
+    from mmtok.image.crops import find_images
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text('{"path": "a.png", "split": "train"}\n{"path": "b.png"}\n')
+    with pytest.raises(ImageError, match=r"manifest.jsonl:2: not a manifest entry"):
+        find_images(manifest)

@@ -66,7 +66,7 @@ def learn_colors(folder: Path, image_spec: str, *, steps: int = 400, samples: in
 @pytest.mark.skipif(not (ROOT / "models" / "image" / "config.json").is_file(), reason="models/image is not shipped")
 def test_tiny_model_draws_the_named_colour(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    accuracy, seconds = learn_colors(tmp_path, "mmtok.synth.toy:native_image_tokenizer")
+    accuracy, seconds = learn_colors(tmp_path, "mmtok.pretrained:native_image_tokenizer")
     print(f"held-out colour accuracy {accuracy:.0%} in {seconds:.0f} s")
     assert accuracy >= 0.8
 

@@ -12,21 +12,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmtok.core.metrics import psnr as image_psnr
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.vocab import Modality
 
 if TYPE_CHECKING:
-    from mmtok.demo import Demo
+    from mmtok.demo.state import Demo
 
 
 def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(torch.mean((a.clamp(0, 1) - b) ** 2))
-    return 10 * float(np.log10(1 / max(mse, 1e-12)))
 
 
 def images_step(d: Demo) -> str:
@@ -43,7 +39,7 @@ def images_step(d: Demo) -> str:
         codes = tok.encode(x)  # [16, 16]
         enc_ms = (time.perf_counter() - t0) * 1000
         rec = tok.decode(codes).float()
-        psnr = _psnr(rec, x)
+        psnr = float(image_psnr(rec, x))
         codes_all.append(codes.reshape(-1).cpu())
         save_png(d.out / "images" / f"{f.stem}.png", x)
         save_png(d.out / "images" / f"{f.stem}-tokens.png", rec)
@@ -93,7 +89,7 @@ def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows
 
 
 def audio_step(d: Demo) -> str:
-    from mmtok.audio.tokenizer import load_audio
+    from mmtok.audio.io import load_audio
 
     tok = d.audio
     files = _files(d.data, AUDIO_SUFFIXES)

@@ -11,8 +11,8 @@ synthetic pictures). Never :mod:`mmtok.audio` or anything above the media layer.
 
 from __future__ import annotations
 
+from mmtok.image.io import load_image as load_image
 from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
 from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
-from mmtok.image.tokenizer import load_image as load_image
 
 __all__ = ['ImageTokenizer', 'ImageTokenizerConfig', 'load_image']

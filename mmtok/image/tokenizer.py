@@ -1,4 +1,4 @@
-"""Images -> discrete tokens and back: loading, size policy, patchify, ``ImageTokenizer``.
+"""Images -> discrete tokens and back: ``ImageTokenizer`` (encoder, VQ codebook, decoder).
 
 Data flow: any image Pillow reads (or an array/tensor) -> ``load_image`` ->
 float32 ``[3, H, W]`` in [0, 1] -> ``preprocess`` (size policy) -> encoder ->
@@ -15,266 +15,30 @@ VQ -> int64 codes ``[h, w]`` -> decoder -> ``[3, H, W]``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
-from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 from mmtok.core.errors import ImageError
 from mmtok.core.protocol import module_fingerprint
+from mmtok.image.io import (
+    SIZE_POLICIES,
+    ImageInput,
+    apply_size_policy,
+    describe,
+    load_image,
+)
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
-__all__ = [
-    "SIZE_POLICIES",
-    "ImageError",
-    "ImageInput",
-    "ImageTokenizer",
-    "ImageTokenizerConfig",
-    "ImageTokenizerOutput",
-    "apply_size_policy",
-    "load_image",
-    "patchify",
-    "unpatchify",
-]
-
-SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
-ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
-SIXTEEN_BIT_MAX = 65535.0
+__all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
 
 DEFAULT_VQ = dict(dim=64, codebook_size=1024, kmeans_iters=20, dead_code_threshold=0.1)  # default codebook
-
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, (str, os.PathLike)):
-        return f"image file {os.fspath(x)!r}"
-    if isinstance(x, Image.Image):
-        return f"PIL image (mode {x.mode}, size {x.size})"
-    if isinstance(x, (np.ndarray, torch.Tensor)):
-        return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
-    return type(x).__name__
-
-
-def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
-    """``[H, W, 4]`` float in [0, 1] -> ``[H, W, 3]``: alpha-blend onto ``ALPHA_BACKGROUND``."""
-    rgb, alpha = rgba[..., :3], rgba[..., 3:4]
-    return rgb * alpha + ALPHA_BACKGROUND * (1.0 - alpha)
-
-
-def _scale_wide(a: np.ndarray, mode: str) -> np.ndarray:
-    """Integer/float single-channel modes (``I;16``, ``I``, ``F``) -> float in [0, 1]."""
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-    lo, hi = float(a.min()), float(a.max())
-    if mode.startswith("I;16"):
-        return a / SIXTEEN_BIT_MAX
-    if lo >= 0.0 and hi <= 1.0 and mode == "F":
-        return a  # already a [0, 1] float image
-    if lo >= 0.0 and hi <= 255.0 and mode == "F":
-        return a / 255.0
-    if lo >= 0.0 and hi <= SIXTEEN_BIT_MAX:
-        return a / (255.0 if hi <= 255.0 else SIXTEEN_BIT_MAX)
-    return (a - lo) / max(hi - lo, 1e-12)  # arbitrary range: stretch to [0, 1]
-
-
-def _from_pil(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> float32 ``[H, W, 3]`` in [0, 1] (EXIF orientation applied)."""
-    img = ImageOps.exif_transpose(img)
-    mode = img.mode
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        gray = _scale_wide(np.asarray(img), mode)
-        return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
-    if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        return _composite_on_white(rgba).astype(np.float32)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-
-
-def _from_array(a: np.ndarray) -> np.ndarray:
-    """HW / HWC (C = 1, 3, 4) uint8, uint16, bool or float in [0, 1] -> float32 ``[H, W, 3]``."""
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError("expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (channels last)")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / SIXTEEN_BIT_MAX
-    elif a.dtype == np.bool_:
-        f = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.floating):
-        f = a.astype(np.float32)
-        if not np.isfinite(f).all():
-            raise ValueError("the array contains NaN/inf values")
-        if f.size and (f.min() < -1e-3 or f.max() > 1.0 + 1e-3):
-            raise ValueError(
-                f"float pixels must lie in [0, 1], got range [{f.min():.3g}, {f.max():.3g}] "
-                "(divide 0..255 data by 255, or pass uint8)"
-            )
-        f = f.clip(0.0, 1.0)
-    else:
-        raise ValueError("supported dtypes are uint8, uint16, bool and float")
-    if f.shape[2] == 4:
-        f = _composite_on_white(f)
-    elif f.shape[2] == 1:
-        f = np.repeat(f, 3, axis=2)
-    return np.ascontiguousarray(f, dtype=np.float32)
-
-
-def _open_file(path: Path) -> Image.Image:
-    if not path.exists():
-        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise ImageError(f"{str(path)!r} is a folder, not an image file")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: truncated/corrupt data fails here, not later
-            return img.copy()
-    except UnidentifiedImageError as e:
-        raise ImageError(f"image file {str(path)!r} is not an image Pillow can read") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"image file {str(path)!r} is corrupt or truncated: {e}") from e
-
-
-def load_image(x: ImageInput) -> torch.Tensor:
-    """Any image -> float32 ``[3, H, W]`` in [0, 1].
-
-    ``x`` is a file path, a ``PIL.Image`` (every mode: 1, L, LA, P, RGBA, CMYK,
-    I;16, I, F, ...; transparency is composited on white; EXIF orientation is
-    applied), a numpy array ``[H, W(, C)]`` (uint8, uint16, bool, or float in
-    [0, 1]) or a tensor ``[C, H, W]`` with C in 1, 3, 4 (uint8, or float in [0, 1]).
-
-    >>> tuple(load_image(np.zeros((5, 7, 4), np.uint8)).shape)
-    (3, 5, 7)
-    """
-    where = _describe(x)
-    try:
-        if isinstance(x, (str, os.PathLike)):
-            arr = _from_pil(_open_file(Path(x)))
-        elif isinstance(x, Image.Image):
-            arr = _from_pil(x)
-        elif isinstance(x, np.ndarray):
-            arr = _from_array(x)
-        elif isinstance(x, torch.Tensor):
-            return _from_tensor(x)
-        else:
-            raise TypeError(
-                f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
-            )
-    except (ImageError, FileNotFoundError, TypeError):
-        raise
-    except ValueError as e:
-        raise ImageError(f"cannot use {where}: {e}") from e
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"{where} is empty (0 pixels)")
-    return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy())
-
-
-def _from_tensor(t: torch.Tensor) -> torch.Tensor:
-    where = _describe(t)
-    if t.dim() == 2:
-        t = t[None]
-    if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-        raise ImageError(f"cannot use {where}: expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W])")
-    if t.dtype == torch.uint8:
-        f = t.float() / 255.0
-    elif t.is_floating_point():
-        f = t.detach().float()
-        if not bool(torch.isfinite(f).all()):
-            raise ImageError(f"cannot use {where}: it contains NaN/inf values")
-        if f.numel() and (float(f.min()) < -1e-3 or float(f.max()) > 1.0 + 1e-3):
-            raise ImageError(
-                f"cannot use {where}: float pixels must lie in [0, 1], got range "
-                f"[{float(f.min()):.3g}, {float(f.max()):.3g}] (divide 0..255 data by 255)"
-            )
-        f = f.clamp(0.0, 1.0)
-    else:
-        raise ImageError(f"cannot use {where}: supported dtypes are uint8 and float")
-    if f.shape[0] == 4:
-        f = f[:3] * f[3:] + ALPHA_BACKGROUND * (1.0 - f[3:])
-    elif f.shape[0] == 1:
-        f = f.expand(3, -1, -1)
-    if f.shape[1] == 0 or f.shape[2] == 0:
-        raise ImageError(f"{where} is empty (0 pixels)")
-    return f.contiguous()
-
-
-# --------------------------------------------------------------------------- size policy, patches
-
-
-def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Antialiased bicubic resize of ``[B, 3, H, W]``, clamped to [0, 1]."""
-    if (x.shape[-2], x.shape[-1]) == (height, width):
-        return x
-    y = F.interpolate(x, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
-    return y.clamp_(0.0, 1.0)
-
-
-def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad ``[B, 3, H, W]`` at the bottom and right by repeating the edge pixels."""
-    ph, pw = height - x.shape[-2], width - x.shape[-1]
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="replicate")
-
-
-def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple: int) -> torch.Tensor:
-    """Bring ``[B, 3, H, W]`` to the size the encoder sees.
-
-    - ``"crop"``: resize the shorter side to ``image_size``, center-crop to a square.
-    - ``"pad"``: resize the longer side to ``image_size``, pad (edge pixels,
-      bottom/right) to ``image_size × image_size``.
-    - ``"native"``: keep the size, pad (bottom/right) to a multiple of ``multiple``.
-
-    >>> tuple(apply_size_policy(torch.rand(1, 3, 40, 90), policy="native", image_size=64, multiple=16).shape)
-    (1, 3, 48, 96)
-    """
-    h, w = x.shape[-2:]
-    if policy == "crop":
-        s = image_size / min(h, w)
-        nh, nw = max(image_size, round(h * s)), max(image_size, round(w * s))
-        x = _resize(x, nh, nw)
-        top, left = (nh - image_size) // 2, (nw - image_size) // 2
-        return x[..., top : top + image_size, left : left + image_size]
-    if policy == "pad":
-        s = image_size / max(h, w)
-        nh, nw = min(image_size, max(1, round(h * s))), min(image_size, max(1, round(w * s)))
-        return _pad_to(_resize(x, nh, nw), image_size, image_size)
-    if policy == "native":
-        return _pad_to(x, -(-h // multiple) * multiple, -(-w // multiple) * multiple)
-    raise ValueError(f"unknown size policy {policy!r}; expected one of {SIZE_POLICIES}")
-
-
-def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
-    """``[B, C, H, W]`` -> ``[B, h*w, C*patch*patch]`` non-overlapping patches, row-major.
-
-    >>> tuple(patchify(torch.rand(2, 3, 32, 48), 16).shape)
-    (2, 6, 768)
-    """
-    return rearrange(x, "b c (h p) (w q) -> b (h w) (c p q)", p=patch, q=patch)
-
-
-def unpatchify(patches: torch.Tensor, patch: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: ``[B, h*w, C*patch*patch]`` -> ``[B, C, h*patch, w*patch]``."""
-    return rearrange(patches, "b (h w) (c p q) -> b c (h p) (w q)", h=h, w=w, p=patch, q=patch)
-
 
 # --------------------------------------------------------------------------- the tokenizer
 
@@ -408,12 +172,12 @@ class ImageTokenizer(nn.Module):
         if isinstance(x, torch.Tensor) and x.dim() == 4:
             if x.shape[0] == 0:
                 raise ImageError("got an empty batch [0, C, H, W]")
-            imgs = torch.stack([_from_tensor(t) for t in x.detach().cpu()])  # checks dtype, range, NaN
-            return self._preprocess_batch(imgs, _describe(x)), False
+            imgs = torch.stack([load_image(t) for t in x.detach().cpu()])  # checks dtype, range, NaN
+            return self._preprocess_batch(imgs, describe(x)), False
         if isinstance(x, (list, tuple)):
             if not x:
                 raise ImageError("got an empty list of images")
-            outs = [self._preprocess_batch(load_image(i)[None], _describe(i)) for i in x]
+            outs = [self._preprocess_batch(load_image(i)[None], describe(i)) for i in x]
             sizes = {tuple(o.shape[-2:]) for o in outs}
             if len(sizes) > 1:
                 raise ImageError(
@@ -421,12 +185,12 @@ class ImageTokenizer(nn.Module):
                     f"{self.cfg.size_policy!r}; encode them one at a time or use 'crop' or 'pad'"
                 )
             return torch.cat(outs), False
-        return self._preprocess_batch(load_image(x)[None], _describe(x)), True
+        return self._preprocess_batch(load_image(x)[None], describe(x)), True
 
     # ---------------------------------------------------------------- the model
 
-    def _latents(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, H, W]`` in [0, 1] -> ``[B, h, w, L]``."""
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output before quantization: ``[B, 3, H, W]`` in [0, 1] -> ``[B, h, w, L]``."""
         z = self.encoder(x * 2.0 - 1.0)  # (B, L, h, w)
         return rearrange(z, "b l h w -> b h w l")
 
@@ -444,7 +208,7 @@ class ImageTokenizer(nn.Module):
         f = self.downsample
         if x.shape[-2] % f or x.shape[-1] % f:
             raise ImageError(f"forward needs H and W divisible by {f}, got {tuple(x.shape[-2:])}; use preprocess")
-        z = self._latents(x)  # (B, h, w, L)
+        z = self.latents(x)  # (B, h, w, L)
         q = self.vq(z)
         recon = self._decode_latents(q.quantized)  # (B, 3, H, W)
         c = self.cfg
@@ -457,7 +221,7 @@ class ImageTokenizer(nn.Module):
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``."""
         batch, single = self._as_batch(x)
-        codes = self.vq.encode(self._latents(batch.to(self.device)))  # (B, h, w)
+        codes = self.vq.encode(self.latents(batch.to(self.device)))  # (B, h, w)
         return codes[0] if single else codes
 
     @torch.inference_mode()

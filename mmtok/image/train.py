@@ -17,133 +17,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from mmtok.core.checkpoint import config_from_dict
+from mmtok.core.checkpoint import config_from_dict, load_module, save_module
+from mmtok.core.errors import ImageError
+from mmtok.core.metrics import psnr, ssim
+from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.image.crops import find_images, load_corpus, random_crops
+from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
-from mmtok.image.tokenizer import (
-    DEFAULT_VQ,
-    ImageError,
-    ImageTokenizer,
-    ImageTokenizerConfig,
-    load_image,
-    patchify,
-)
-from mmtok.pretrained import load, save
+from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.synth.dead_leaves import training_pictures
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "main", "random_crops", "train_crops"]
+__all__ = ["main", "train_crops"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 STATE_DIR = "train-state"  # resumable state inside OUT
 MODEL_DIR = "model"  # the exported tokenizer inside OUT
 
-
-def find_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted, so runs see them in the same order."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    return files
-
-
-def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0) -> list[torch.Tensor]:
-    """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased).
-
-    With ``max_zoom > 1`` an image larger than that is kept at up to ``max_zoom *
-    base_side`` (never enlarged beyond its own size), so :func:`random_crops` can
-    also show its finer detail; its zoom is then ``min(H, W) / base_side``.
-    """
-    if max_zoom < 1:
-        raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
-    out = []
-    for f in files:
-        img = load_image(f)[None]  # (1, 3, H, W)
-        short = min(img.shape[-2:])
-        s = base_side * min(max_zoom, max(1.0, short / base_side)) / short
-        h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
-        img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
-        out.append((img[0] * 255).round().to(torch.uint8))
-    return out
-
-
-def random_crops(
-    corpus: Sequence[torch.Tensor],
-    n: int,
-    size: int,
-    *,
-    scale: tuple[float, float],
-    flip: bool = True,
-    generator: torch.Generator | None = None,
-    base_side: int | None = None,
-    zoom_prob: float = 0.0,
-    rotate: bool = False,
-) -> torch.Tensor:
-    """``n`` random square crops -> float ``[n, 3, size, size]`` in [0, 1].
-
-    Each crop picks an image, a side ``size * U(scale)`` (in pixels of the image
-    seen with its shorter side at ``base_side``, so the content is zoomed in or
-    out), a position and a horizontal flip. An image stored larger than
-    ``base_side`` (see :func:`load_corpus`) is cropped at that same scale, except
-    that with probability ``zoom_prob`` a crop is taken at a zoom drawn
-    log-uniformly between 1 and the image's own, showing detail finer than
-    ``base_side`` allows. ``zoom_prob = 0`` draws no extra random numbers, so the
-    crops are those of a corpus stored at ``base_side``. With ``rotate`` each crop
-    is also turned by a random multiple of 90° (with the flip: any of the 8
-    symmetries of the square); without it no extra random numbers are drawn.
-    """
-    g = generator
-    which = torch.randint(0, len(corpus), (n,), generator=g).tolist()
-    u = torch.rand(n, 4, generator=g).tolist()
-    z = torch.rand(n, 2, generator=g).tolist() if zoom_prob > 0 else [[1.0, 0.0]] * n
-    turns = torch.randint(0, 4, (n,), generator=g).tolist() if rotate else [0] * n
-    crops = []
-    for i, (a, b, c, d), (zp, ze), t in zip(which, u, z, turns, strict=True):
-        img = corpus[i]
-        hh, ww = img.shape[-2:]
-        own = min(hh, ww) / base_side if base_side else 1.0  # this image's zoom as stored
-        seen = own**ze if zp < zoom_prob else 1.0  # the zoom this crop shows, in [1, own]
-        side = min(hh, ww, max(8, round(size * (scale[0] + a * (scale[1] - scale[0])) * own / seen)))
-        top, left = int(b * (hh - side + 1)), int(c * (ww - side + 1))
-        crop = img[None, :, top : top + side, left : left + side].float() / 255.0
-        crop = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True) if side != size else crop
-        if flip and d < 0.5:
-            crop = crop.flip(-1)
-        if t:
-            crop = crop.rot90(t, (-2, -1))
-        crops.append(crop)
-    return torch.cat(crops).clamp_(0.0, 1.0)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of ``[B, 3, H, W]`` tensors in [0, 1]."""
-    mse = (a.clamp(0, 1) - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return -10.0 * torch.log10(mse)
-
-
-def lr_at(step: int, *, base: float, warmup: int, total: int, final_frac: float = 0.05) -> float:
-    """Linear warmup then cosine decay to ``final_frac * base`` at ``total``."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of --lr
 
 
 # --------------------------------------------------------------------------- pictures
@@ -195,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmtok train-tokenizer image",
         description="Train an image tokenizer (patches -> VQ codes -> image) on a folder of images.",
     )
-    p.add_argument("--data", required=True, help="folder of training images (searched recursively)")
+    p.add_argument("--data", required=True,
+                   help="folder of training images (searched recursively), or a corpus manifest.jsonl")
+    p.add_argument("--split", default="train", help="with a manifest: the split to train on (default: train)")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps in total")
     p.add_argument("--export", default=None, help="also write the final tokenizer checkpoint to this folder")
@@ -217,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rotate", action="store_true",
                    help="also turn each crop by a random multiple of 90 degrees (with the flips: all 8 "
                         "symmetries of the square), for more distinct patches from few images")
+    p.add_argument("--ssim-weight", type=float, default=0.0,
+                   help="add this weight times (1 - SSIM) of the reconstruction to the loss (default 0: off)")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
@@ -264,7 +172,7 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
 
 def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
     """The tokenizer ``--init-from`` names, checked against ``tok``: its encoder and decoder must have the same shapes."""
-    src = load(source, kind="image")
+    src = load_module(ImageTokenizer, source)
     for part in ("encoder", "decoder"):
         mine, theirs = getattr(tok, part).state_dict(), getattr(src, part).state_dict()
         if {k: v.shape for k, v in mine.items()} != {k: v.shape for k, v in theirs.items()}:
@@ -288,7 +196,7 @@ def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace
 
 def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
     """Crops ``[n, 3, H, W]`` -> encoder outputs ``[n, h, w, L]``, 64 at a time."""
-    return torch.cat([tok._latents(c.to(tok.device)) for c in crops.split(64)])
+    return torch.cat([tok.latents(c.to(tok.device)) for c in crops.split(64)])
 
 
 @torch.no_grad()
@@ -339,7 +247,7 @@ def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args
     for start in range(0, args.rebalance_crops, 64):
         n = min(64, args.rebalance_crops - start)
         crops = train_crops(corpus, n, args, generator=g)
-        zs.append(tok._latents(crops.to(tok.device)))
+        zs.append(tok.latents(crops.to(tok.device)))
     tok.train(was)
     stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
     return stats.usage
@@ -348,7 +256,8 @@ def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args
 def lr_for(step: int, args: argparse.Namespace) -> float:
     """The learning rate at ``step``: warmup + cosine over the run, or from ``--lr-restart`` on."""
     start = args.lr_restart if args.lr_restart is not None and step >= args.lr_restart else 0
-    return lr_at(step - start, base=args.lr, warmup=args.warmup, total=args.steps - start)
+    return warmup_cosine(step - start, peak=args.lr, warmup=args.warmup, total=args.steps - start,
+                         floor=FINAL_LR_FRAC * args.lr)
 
 
 def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
@@ -371,111 +280,156 @@ def _machine(device: torch.device) -> str:
     return f"{platform.machine()} CPU ({platform.processor() or 'unknown'}), {torch.get_num_threads()} torch thread(s)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer image``."""
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+@dataclass
+class _Run:
+    """What one ``train-tokenizer image`` run holds between its steps."""
+
+    args: argparse.Namespace
+    cfg: ImageTokenizerConfig
+    tok: ImageTokenizer
+    opt: torch.optim.Optimizer
+    corpus: list[torch.Tensor]
+    out: Path
+    device: torch.device
+    command: str
+    data_names: list[str]
+    show: torch.Tensor  # the fixed crops of reconstructions.png
+    step: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out / STATE_DIR
+
+
+def _data_root(data: str) -> Path:
+    """The folder file names are recorded relative to: ``--data`` itself, or a manifest's folder."""
+    root = Path(data)
+    return root.parent if root.is_file() else root
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.zoom_max < 1 or not 0 <= args.zoom_prob <= 1:
         parser.error(f"--zoom-max must be >= 1 and --zoom-prob in [0, 1] (got {args.zoom_max}, {args.zoom_prob})")
     if args.synthetic < 0:
         parser.error(f"--synthetic must be >= 0 (got {args.synthetic})")
+    if args.ssim_weight < 0:
+        parser.error(f"--ssim-weight must be >= 0 (got {args.ssim_weight})")
+
+
+def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
+    """Model, optimizer and corpus; then resume, or initialise from ``--init-from`` or from the data."""
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
-    state_dir = out / STATE_DIR
-
-    files = find_images(args.data)
+    files = find_images(args.data, split=args.split)
     cfg = make_config(args)
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    step, elapsed = 0, 0.0
-    resume = args.resume and (state_dir / "config.json").is_file()
+    resume = args.resume and (out / STATE_DIR / "config.json").is_file()
     source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
     corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before OUT exists
     out.mkdir(parents=True, exist_ok=True)
     if args.synthetic:
         corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
                                     progress=not args.no_progress)
+    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
+                        generator=torch.Generator().manual_seed(1), base_side=args.base_side)
+    command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    run = _Run(args, cfg, tok, opt, corpus, out, device, command,
+               [str(f.relative_to(_data_root(args.data))) for f in files], show)
     if resume:
-        st = load_train_state(state_dir, model=tok, optimizer=opt, kind="image")
-        step, elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
-        print(f"resuming from {state_dir} at step {step}", file=sys.stderr)
+        st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
+        run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
+        print(f"resuming from {run.state_dir} at step {run.step}", file=sys.stderr)
     elif source is not None:
         print(init_from_model(tok, source, corpus, args), file=sys.stderr)
     else:
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "
               "codebook set by k-means", file=sys.stderr)
-    data_names = [str(f.relative_to(args.data)) for f in files]
-    command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
-                        generator=torch.Generator().manual_seed(1), base_side=args.base_side)
+    return run
 
-    def checkpoint(final: bool) -> None:
-        prov = {
-            "command": command,
-            "data": {"folder": str(args.data), "files": data_names,
-                     **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
-            "steps": step,
-            "train_seconds": round(elapsed, 1),
-            "machine": _machine(device),
-            "torch": torch.__version__,
-        }
-        save_train_state(
-            state_dir, kind="image", config=cfg, model=tok, optimizer=opt, step=step,
-            extra={"elapsed_s": elapsed}, provenance=prov,
-        )
-        save(tok, out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
-        if final and args.export:
-            save(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
-        stats = tok.vq.usage_stats()
-        save_usage_histogram(
-            stats.counts, out / "codebook-usage.png",
-            f"training codes since last checkpoint (step {step}): usage {stats.usage:.1%}",
-        )
-        tok.vq.reset_stats()
-        p = save_reconstruction_grid(tok, show, out / "reconstructions.png")
-        summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4)}
-        tmp = out / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=1))
-        os.replace(tmp, out / "summary.json")
 
-    rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
+def _checkpoint(run: _Run, final: bool) -> None:
+    """Train state, model folder (and ``--export``), usage histogram, reconstructions, summary."""
+    args, tok = run.args, run.tok
+    prov = {
+        "command": run.command,
+        "data": {"folder": str(args.data), "split": args.split, "files": run.data_names,
+                 **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
+        "steps": run.step,
+        "ssim_weight": args.ssim_weight,
+        "train_seconds": round(run.elapsed, 1),
+        "machine": _machine(run.device),
+        "torch": torch.__version__,
+    }
+    save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
+                     extra={"elapsed_s": run.elapsed}, provenance=prov)
+    save_module(tok, run.out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
+    if final and args.export:
+        save_module(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
+    stats = tok.vq.usage_stats()
+    save_usage_histogram(stats.counts, run.out / "codebook-usage.png",
+                         f"training codes since last checkpoint (step {run.step}): usage {stats.usage:.1%}")
+    tok.vq.reset_stats()
+    p = save_reconstruction_grid(tok, run.show, run.out / "reconstructions.png")
+    summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4)}
+    tmp = run.out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, run.out / "summary.json")
+
+
+def _train_step(run: _Run) -> dict[str, float]:
+    """One optimiser step on a fresh batch of crops; returns its loss, PSNR and codebook usage."""
+    t0 = time.perf_counter()
+    for group in run.opt.param_groups:
+        group["lr"] = lr_for(run.step, run.args)
+    x = train_crops(run.corpus, run.args.batch_size, run.args).to(run.device)
+    res = run.tok(x)
+    loss = res.losses["total"]
+    if run.args.ssim_weight:
+        res.losses["ssim"] = ssim(res.reconstruction, x).mean()
+        loss = loss + run.args.ssim_weight * (1.0 - res.losses["ssim"])
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)
+    run.opt.step()
+    run.step += 1
+    run.elapsed += time.perf_counter() - t0
+    with torch.no_grad():
+        return {"loss": float(loss), "psnr": float(psnr(res.reconstruction, x).mean()), "use": float(res.usage)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer image``."""
     from tqdm import tqdm
 
-    bar = tqdm(total=args.steps, initial=step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    _check_args(parser, args)
+    run = _setup(args, argv)
+    rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
+    bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
     smooth: dict[str, float] = {}
-    while step < args.steps:
-        t0 = time.perf_counter()
-        for group in opt.param_groups:
-            group["lr"] = lr_for(step, args)
-        x = train_crops(corpus, args.batch_size, args).to(device)
-        res = tok(x)
-        opt.zero_grad(set_to_none=True)
-        res.losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
-        opt.step()
-        step += 1
-        elapsed += time.perf_counter() - t0
-        with torch.no_grad():
-            now = {"loss": float(res.losses["total"]), "psnr": float(psnr(res.reconstruction, x).mean())}
-            now["use"] = float(res.usage)
+    while run.step < args.steps:
+        now = _train_step(run)
         smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in now.items()}
         bar.set_postfix({k: f"{v:.3f}" for k, v in smooth.items()}, refresh=False)
         bar.update(1)
-        rebalanced = step in rebalance_steps
+        rebalanced = run.step in rebalance_steps
         if rebalanced:
-            u = rebalance_codebook(tok, corpus, args, step)
-            print(f"\nstep {step}: codebook rebalanced on {args.rebalance_crops} crops (usage {u:.1%})",
+            u = rebalance_codebook(run.tok, run.corpus, args, run.step)
+            print(f"\nstep {run.step}: codebook rebalanced on {args.rebalance_crops} crops (usage {u:.1%})",
                   file=sys.stderr)
-        if rebalanced or step % args.save_every == 0 or step == args.steps:
-            checkpoint(final=step == args.steps)
+        if rebalanced or run.step % args.save_every == 0 or run.step == args.steps:
+            _checkpoint(run, final=run.step == args.steps)
     bar.close()
-    if step == args.steps and not (out / MODEL_DIR / "config.json").is_file():
-        checkpoint(final=True)  # resumed at the end: still export
-    print(json.dumps({"out": str(out), "steps": step, "train_seconds": round(elapsed, 1)}))
+    if run.step == args.steps and not (run.out / MODEL_DIR / "config.json").is_file():
+        _checkpoint(run, final=True)  # resumed at the end: still export
+    print(json.dumps({"out": str(run.out), "steps": run.step, "train_seconds": round(run.elapsed, 1)}))
     return 0
 
 

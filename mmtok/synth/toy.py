@@ -36,7 +36,6 @@ __all__ = [
     "color_shapes_corpus",
     "dominant_color",
     "dominant_pitch",
-    "native_image_tokenizer",
     "render",
     "render_tone",
     "tone_caption",
@@ -128,15 +127,6 @@ def color_shapes_corpus(
     path = folder / "docs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def native_image_tokenizer(name: str = "image") -> Any:
-    """The shipped image tokenizer with the ``native`` size policy (a 64×64 picture is 4×4 codes)."""
-    from mmtok.pretrained import load
-
-    tok = load(name)
-    tok.cfg.size_policy = "native"
-    return tok
 
 
 def render_tone(pitch: str, rng: np.random.Generator, seconds: float = 0.4, sample_rate: int = TONE_RATE) -> np.ndarray:

@@ -44,7 +44,8 @@ from torch import nn
 
 from mmtok.core.errors import VideoError
 from mmtok.core.protocol import module_fingerprint
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig, load_image
+from mmtok.image.io import load_image
+from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.video.temporal import repeat_decode, repeat_encode
 
 __all__ = [

@@ -1,0 +1,93 @@
+"""``run_demo``: the demo's steps in order, the page's overview and its last section."""
+
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtok.core.trainstate import pick_device
+from mmtok.demo.state import Demo, check_data, example_data
+
+__all__ = ["run_demo"]
+
+
+def _steps() -> list[tuple[str, Callable[[Demo], str]]]:
+    from mmtok.demo.budget import context_step
+    from mmtok.demo.learn import corpus_step, sample_step, train_step
+    from mmtok.demo.media import audio_step, images_step, stream_step
+    from mmtok.demo.vqcore import vq_step
+
+    return [("VQ core", vq_step), ("images", images_step), ("audio", audio_step), ("stream", stream_step),
+            ("corpus", corpus_step), ("train", train_step), ("sample", sample_step), ("context", context_step)]
+
+
+def _overview(d: Demo) -> None:
+    """``overview.png``: a few of the page's pictures in one, shown at the top of the page."""
+    from mmtok.demo.plots import overview
+
+    out = d.out
+    pics = sorted(p for p in (out / "images").glob("*.png") if not p.stem.endswith("-tokens") and p.stem != "usage")
+    pic = next((p for p in pics if p.stem == "coffee"), pics[0] if pics else out / "missing")
+    mels = sorted((out / "audio").glob("*-mel.png"), key=lambda m: ("speech" not in m.stem, m.stem))
+    mel = mels[0] if mels else out / "missing"
+    candidates = [
+        (pic, "an image" + (" the tokenizer never saw" if pic.stem == "coffee" else "")),
+        (pic.with_name(f"{pic.stem}-tokens.png"), "the same from its tokens"),
+        (mel, f"{mel.stem.removesuffix('-mel')}: log-mel before / after"),
+        (out / "run" / "loss.png", "training loss per modality"),
+        (next(iter(sorted((out / "samples").glob("*-0.png"))), out / "missing"), "sampled for an unseen caption"),
+        (out / "context" / "tokens_vs_minutes.png", "context length vs video minutes"),
+    ]
+    panels = [(f, c) for f, c in candidates if f.is_file()]
+    if panels:
+        overview(out / "overview.png", panels, title="mmtok demo")
+        d.report.parts.insert(0, d.report.grid([d.report.image("overview.png", "", width=1100)]))
+
+
+def run_demo(
+    out: str | Path = "mmtok-demo", *, fast: bool = False, seed: int = 0, device: str | None = None,
+    data: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run every step, write ``out/index.html``, and return the summary (also in ``out/summary.json``)."""
+    t_start = time.perf_counter()
+    folder = check_data(Path(data)) if data else example_data()  # before anything is written
+    out = Path(out)
+    for sub in ("images", "audio", "context", "samples"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    d = Demo(out, fast=fast, seed=seed, device=pick_device(device), data=folder)
+    if not d.has_video:
+        print("note: PyAV is not installed (pip install 'mmtok[video]'): the video parts are skipped")
+    steps = _steps()
+    timings: dict[str, float] = {}
+    lines: dict[str, str] = {}
+    for k, (name, fn) in enumerate(steps, 1):
+        t0 = time.perf_counter()
+        line = fn(d)
+        timings[name] = round(time.perf_counter() - t0, 2)
+        lines[name] = line
+        print(f"[{k}/{len(steps)}] {name}: {line} ({timings[name]:.1f} s)", flush=True)
+    _overview(d)
+    total = time.perf_counter() - t_start
+    d.figure("demo_seconds", round(total, 1), "s", f"the whole demo ({'fast' if fast else 'full'} run)")
+    d.report.section(
+        "Measured figures",
+        d.report.text("Every number on this page, measured in this run (also in figures.json)."),
+        d.report.figures_table(),
+        d.report.table(["step", "seconds", "summary"], [[n, timings[n], lines[n]] for n in timings]),
+        d.report.note("Reconstruction quality on the example files is a demonstration, not a benchmark: the "
+                      "held-out figures are in benchmarks/ and the model cards (models/*/README.md)."),
+    )
+    page = d.report.write()
+    summary = {"page": str(page), "seconds": round(total, 1), "fast": fast, "device": str(d.device),
+               "steps": {n: {"seconds": timings[n], "summary": lines[n]} for n in timings},
+               "figures": {k: v["value"] for k, v in d.report.figures.items()}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {page} in {total:.0f} s: open it in a browser")
+    return summary

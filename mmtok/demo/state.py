@@ -1,0 +1,74 @@
+"""What the demo's steps share: settings, the shipped tokenizers, the page under construction,
+the figures; and where the example media are."""
+
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtok.core.errors import DemoError
+from mmtok.core.report import Report
+
+__all__ = ["Demo", "check_data", "example_data"]
+
+_PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"  # inside an installed wheel
+_REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
+
+
+def check_data(folder: Path) -> Path:
+    """``folder`` if it holds at least one image and one sound the demo can show, else :class:`DemoError`."""
+    from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+
+    if not folder.is_dir():
+        raise DemoError(f"demo data folder {folder} does not exist or is not a folder")
+    suffixes = {p.suffix.lower() for p in folder.iterdir() if p.is_file()}
+    for what, known in (("images", IMAGE_SUFFIXES), ("sounds", AUDIO_SUFFIXES)):
+        if not suffixes & known:
+            raise DemoError(f"demo data folder {folder} has no {what} ({', '.join(sorted(known))}); "
+                            "the demo needs at least one image and one sound")
+    return folder
+
+
+def example_data() -> Path:
+    """The folder of example media (``examples/data`` of the repo, or the wheel's copy)."""
+    for candidate in (_PACKAGE_EXAMPLES, _REPO_EXAMPLES):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no example media: neither {_REPO_EXAMPLES} nor {_PACKAGE_EXAMPLES} exists; "
+                            "pass data=FOLDER (mmtok demo --data FOLDER)")
+
+
+class Demo:
+    """What the steps share: settings, the shipped tokenizers, the page under construction, the figures."""
+
+    def __init__(self, out: Path, *, fast: bool, seed: int, device: torch.device, data: Path) -> None:
+        from mmtok.pretrained import load
+
+        self.out, self.fast, self.seed, self.device, self.data = out, fast, seed, device, data
+        self.data_label = "examples/data" if data in (_REPO_EXAMPLES, _PACKAGE_EXAMPLES) else str(data)
+        n = torch.get_num_threads()
+        self.device_label = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                             else f"the CPU ({n} thread{'s' if n > 1 else ''})")
+        self.image = load("image", device=device)
+        self.audio_name = "audio"
+        self.audio = load(self.audio_name, device=device)
+        try:
+            import av  # noqa: F401
+
+            self.has_video = True
+        except ImportError:
+            self.has_video = False
+        self.spec: Any = None
+        self.report = Report(out, "mmtok demo", f"{'fast run' if fast else 'full run'} · "
+                             f"{time.strftime('%Y-%m-%d %H:%M')} · {self.device_label} · torch {torch.__version__} "
+                             f"· {platform.machine()}")
+
+    def figure(self, key: str, value: float, unit: str, what: str) -> None:
+        self.report.figure(key, value, unit, what)
+
+

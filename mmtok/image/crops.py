@@ -1,0 +1,128 @@
+"""The image trainer's pictures: find them (a folder or a corpus manifest), load them at a
+working size, and cut random crops at random scales, flips and quarter turns.
+
+>>> import torch
+>>> pics = [torch.randint(0, 255, (3, 64, 80), dtype=torch.uint8)]
+>>> random_crops(pics, 4, 32, scale=(0.5, 1.0), generator=torch.Generator().manual_seed(0)).shape
+torch.Size([4, 3, 32, 32])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from mmtok.core.errors import ImageError
+from mmtok.image.io import load_image
+
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "random_crops"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def find_images(folder: str | os.PathLike[str], *, split: str = "train") -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted, so runs see them in the same order.
+
+    ``folder`` may also be a corpus manifest (``manifest.jsonl``, one JSON object per
+    file with ``path`` relative to the manifest's folder and ``split``): then the
+    files of ``split`` are taken, as ``benchmarks/fetch_corpus.py`` writes them.
+    """
+    root = Path(folder)
+    if root.is_file() and root.suffix == ".jsonl":
+        return _manifest_images(root, split)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def _manifest_images(manifest: Path, split: str) -> list[Path]:
+    files = []
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            path, entry_split = entry["path"], entry["split"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ImageError(f"{manifest}:{n}: not a manifest entry with 'path' and 'split' ({e})") from e
+        if entry_split == split and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+            files.append(manifest.parent / path)
+    if not files:
+        raise FileNotFoundError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
+    return sorted(files)
+
+
+def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0) -> list[torch.Tensor]:
+    """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased).
+
+    With ``max_zoom > 1`` an image larger than that is kept at up to ``max_zoom *
+    base_side`` (never enlarged beyond its own size), so :func:`random_crops` can
+    also show its finer detail; its zoom is then ``min(H, W) / base_side``.
+    """
+    if max_zoom < 1:
+        raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
+    out = []
+    for f in files:
+        img = load_image(f)[None]  # (1, 3, H, W)
+        short = min(img.shape[-2:])
+        s = base_side * min(max_zoom, max(1.0, short / base_side)) / short
+        h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
+        img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
+        out.append((img[0] * 255).round().to(torch.uint8))
+    return out
+
+
+def random_crops(
+    corpus: Sequence[torch.Tensor],
+    n: int,
+    size: int,
+    *,
+    scale: tuple[float, float],
+    flip: bool = True,
+    generator: torch.Generator | None = None,
+    base_side: int | None = None,
+    zoom_prob: float = 0.0,
+    rotate: bool = False,
+) -> torch.Tensor:
+    """``n`` random square crops -> float ``[n, 3, size, size]`` in [0, 1].
+
+    Each crop picks an image, a side ``size * U(scale)`` (in pixels of the image
+    seen with its shorter side at ``base_side``, so the content is zoomed in or
+    out), a position and a horizontal flip. An image stored larger than
+    ``base_side`` (see :func:`load_corpus`) is cropped at that same scale, except
+    that with probability ``zoom_prob`` a crop is taken at a zoom drawn
+    log-uniformly between 1 and the image's own, showing detail finer than
+    ``base_side`` allows. ``zoom_prob = 0`` draws no extra random numbers, so the
+    crops are those of a corpus stored at ``base_side``. With ``rotate`` each crop
+    is also turned by a random multiple of 90° (with the flip: any of the 8
+    symmetries of the square); without it no extra random numbers are drawn.
+    """
+    g = generator
+    which = torch.randint(0, len(corpus), (n,), generator=g).tolist()
+    u = torch.rand(n, 4, generator=g).tolist()
+    z = torch.rand(n, 2, generator=g).tolist() if zoom_prob > 0 else [[1.0, 0.0]] * n
+    turns = torch.randint(0, 4, (n,), generator=g).tolist() if rotate else [0] * n
+    crops = []
+    for i, (a, b, c, d), (zp, ze), t in zip(which, u, z, turns, strict=True):
+        img = corpus[i]
+        hh, ww = img.shape[-2:]
+        own = min(hh, ww) / base_side if base_side else 1.0  # this image's zoom as stored
+        seen = own**ze if zp < zoom_prob else 1.0  # the zoom this crop shows, in [1, own]
+        side = min(hh, ww, max(8, round(size * (scale[0] + a * (scale[1] - scale[0])) * own / seen)))
+        top, left = int(b * (hh - side + 1)), int(c * (ww - side + 1))
+        crop = img[None, :, top : top + side, left : left + side].float() / 255.0
+        crop = F.interpolate(crop, size=(size, size), mode="bicubic", antialias=True) if side != size else crop
+        if flip and d < 0.5:
+            crop = crop.flip(-1)
+        if t:
+            crop = crop.rot90(t, (-2, -1))
+        crops.append(crop)
+    return torch.cat(crops).clamp_(0.0, 1.0)
