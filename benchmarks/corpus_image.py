@@ -1,0 +1,332 @@
+"""Image extraction and photo selection for the real-data image corpus.
+
+Used by ``fetch_corpus.py`` (which fetches, unpacks, writes, measures and splits)::
+
+    python benchmarks/fetch_corpus.py image --out /work/data/corpus/image \
+        --packages-dir /work/data/corpus/debs
+
+Only photographs are kept. Each handler takes the unpacked ``Package`` and yields an
+``Item`` per picture; the group is the activity bundle (gcompris) or the picture itself:
+
+* gcompris-qt-data: photos inside the activity bundles (Qt ``.rcc``); paintings and puzzle
+  backgrounds are left out by name, the rest pass ``photo_reject_reason`` (GPL-3(+)).
+* enlightenment-data: the largest JPEG stream of each background ``.edj`` (BSD-2-clause).
+* mate-backgrounds: the nature folder and the Elephants photo (GPL-2+).
+* lomiri-wallpapers-16.04: the wallpapers minus two listed art pieces (CC-BY(-SA)-4.0,
+  CC0-1.0).
+* plasma-workspace-wallpapers: the largest file of each listed photographic wallpaper
+  (GPL-2+).
+* scikit-image (pip, not a Debian package): the sample photos in ``skimage/data``, minus
+  the synthetic ones (BSD-3-Clause).
+
+The licenses above are what the manifest records per file; the manifest is the reference.
+Identical payloads and smaller copies of the same picture (``near_duplicates``) are
+dropped; the lists of art left out were made by looking at every candidate once, and
+every skip is counted in ``summary.json``. Kept images keep their original bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import corpus_formats as cf
+from corpus_source import Item, Package, bytes_of
+
+TOP = "images"  # files go to OUT/images/<source>/...
+PACKAGES = [
+    "gcompris-qt-data", "enlightenment-data", "mate-backgrounds",
+    "lomiri-wallpapers-16.04", "plasma-workspace-wallpapers",
+]  # fmt: skip
+LEFT_OUT: dict[str, str] = {}
+MEASURED = ("width", "height")
+
+
+def image_info(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def measure(path: Path) -> dict:
+    """The manifest's measured fields (``MEASURED``) for a written file."""
+    width, height = image_info(path)
+    return {"width": width, "height": height}
+
+
+# --------------------------------------------------------------------------- photographs
+
+
+def photo_reject_reason(im, colours: bool = True) -> str | None:
+    """Why a decoded PIL image does not look like a photograph, or None if it does.
+
+    Rejects a short side under 400 px, more than 1% transparent pixels (cut-outs and
+    sprites), and, on a 256x256 copy, fewer than 4000 distinct colours (drawings, icons,
+    UI pieces) or, for grey images, fewer than 128 grey levels. ``colours=False`` skips the
+    colour test (for hand-checked sources, where dark or foggy photos have few colours).
+    """
+    import numpy as np
+
+    if min(im.size) < 400:
+        return "small (short side < 400 px)"
+    if "A" in im.getbands() or "transparency" in im.info:
+        alpha = np.asarray(im.convert("RGBA").resize((256, 256)))[..., 3]
+        if (alpha < 250).mean() > 0.01:
+            return "transparent cut-out"
+    if not colours:
+        return None
+    rgb = np.asarray(im.convert("RGB").resize((256, 256))).astype(np.int64).reshape(-1, 3)
+    if np.abs(rgb - rgb.mean(1, keepdims=True)).max() <= 12:
+        if len(np.unique(rgb.mean(1).astype(np.int64))) < 128:
+            return "grey drawing (few grey levels)"
+    elif len(np.unique(rgb[:, 0] * 65536 + rgb[:, 1] * 256 + rgb[:, 2])) < 4000:
+        return "few distinct colours (drawing or UI)"
+    return None
+
+
+def size_free_name(name: str) -> str:
+    """File stem without a ``_WxH`` / ``-WxH`` size suffix, lowercased (``Elephants_3840x2160``)."""
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[_-]?\d{3,5}x\d{3,5}$", "", stem).lower()
+
+
+def near_duplicates(cands: list[tuple[str, int, int, object]]) -> set[int]:
+    """Indices to drop among ``(name, width, height, thumb)``: smaller copies of a picture.
+
+    Two candidates are copies when their size-free names match, their aspect ratios agree
+    within 3% and their 16x16 grey thumbnails (float arrays, 0-255) differ by less than 12
+    on average; the one with most pixels is kept.
+    """
+    import numpy as np
+
+    order = sorted(range(len(cands)), key=lambda i: -cands[i][1] * cands[i][2])
+    kept: dict[str, list[int]] = {}
+    drop = set()
+    for i in order:
+        name, w, h, thumb = cands[i]
+        key = size_free_name(name)
+        for j in kept.get(key, []):
+            _, w2, h2, thumb2 = cands[j]
+            same_shape = abs(w / h - w2 / h2) < 0.03 * (w2 / h2)
+            if same_shape and np.abs(np.asarray(thumb) - np.asarray(thumb2)).mean() < 12:
+                drop.add(i)
+                break
+        else:
+            kept.setdefault(key, []).append(i)
+    return drop
+
+
+# --------------------------------------------------------------------------- sources
+
+RASTER = (".webp", ".jpg", ".jpeg", ".png")
+# Decisions made by looking at every candidate once (recorded here and in summary.json).
+GCOMPRIS_NOT_PHOTOS = re.compile(r"(?i)gogh|gauguin|bruegel|bosschaert|unicorn|/babyshapes/")
+ENLIGHTENMENT_ART = {"Dunes", "Flat-Fan", "Flat-Stone-Pattern", "Paper-Flower", "Sunset-Hills"}
+LOMIRI_ART = {"analogpattern_by_Peter_Nerlich", "umang_by_Abhishek_Mudgal"}
+PLASMA_PHOTOS = {
+    "BytheWater",
+    "ColdRipple",
+    "ColorfulCups",
+    "DarkestHour",
+    "EveningGlow",
+    "FallenLeaf",
+    "Grey",
+    "Kite",
+    "OneStandsOut",
+    "Path",
+    "summer_1am",
+}  # fmt: skip  (the other Plasma wallpapers are vector or abstract art)
+SKIMAGE_SYNTHETIC = {"chessboard_GRAY", "chessboard_RGB", "color", "logo", "phantom", "horse"}
+
+
+@dataclass
+class Candidate:
+    rel: str
+    group: str
+    data: bytes
+    hint: str
+    size: tuple[int, int]
+    thumb: object
+
+
+def open_image(data: bytes):
+    import io
+
+    from PIL import Image
+
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def candidate(rel: str, group: str, data: bytes, hint: str, skipped: Counter, check: str = "photo"):
+    """A Candidate if the bytes decode and pass ``check``: "photo" (size, alpha, colours),
+    "size" (size and alpha only: hand-checked sources) or "" (none)."""
+    import numpy as np
+
+    try:
+        im = open_image(data)
+    except Exception as err:
+        skipped[f"does not decode: {type(err).__name__}"] += 1
+        return None
+    reason = photo_reject_reason(im, colours=check == "photo") if check else None
+    if reason:
+        skipped[reason] += 1
+        return None
+    thumb = np.asarray(im.convert("L").resize((16, 16)), dtype=float)
+    return Candidate(rel, group, data, hint, im.size, thumb)
+
+
+def unique(cands: list[Candidate], skipped: Counter) -> list[Candidate]:
+    """Drop identical payloads (sha256) and smaller copies of the same picture."""
+    import hashlib
+
+    seen, out = set(), []
+    for c in cands:
+        digest = hashlib.sha256(c.data).hexdigest()
+        if digest in seen:
+            skipped["identical payload"] += 1
+            continue
+        seen.add(digest)
+        out.append(c)
+    drop = near_duplicates([(c.rel, *c.size, c.thumb) for c in out])
+    skipped["smaller copy of the same picture"] += len(drop)
+    return [c for i, c in enumerate(out) if i not in drop]
+
+
+def items_of(cands: list[Candidate], skipped: Counter) -> Iterator[Item]:
+    for c in unique(cands, skipped):
+        yield Item(c.rel, c.group, bytes_of(c.data), [c.hint], {"origin": c.hint})
+
+
+def image_gcompris(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    """Photographs inside the activity bundles (Qt .rcc); group = bundle (activity)."""
+    cands = []
+    for rcc in sorted((pkg.root / "usr/share/gcompris-qt/rcc").glob("*.rcc")):
+        for e in cf.rcc_entries(rcc.read_bytes()):
+            if not e.path.lower().endswith(RASTER):
+                continue
+            if e.payload is None:
+                skipped[e.skipped] += 1
+                continue
+            if GCOMPRIS_NOT_PHOTOS.search(e.path):
+                skipped["painting or puzzle background (by name)"] += 1
+                continue
+            rel = f"{rcc.stem}/{e.path.split('/resource/')[-1]}"
+            c = candidate(rel, f"gcompris:{rcc.stem}", e.payload, e.path, skipped)
+            cands += [c] if c else []
+    yield from items_of(cands, skipped)
+
+
+def image_enlightenment(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    """The largest JPEG stream of each background .edj (Eet) file; group = the .edj."""
+    cands = []
+    for edj in sorted((pkg.root / "usr/share/enlightenment/data/backgrounds").glob("*.edj")):
+        if edj.stem in ENLIGHTENMENT_ART:
+            skipped["vector or abstract art (listed)"] += 1
+            continue
+        streams = sorted(cf.jpeg_streams(edj.read_bytes()), key=lambda s: -len(s[1]))
+        if not streams:
+            skipped["no JPEG stream in .edj"] += 1
+            continue
+        skipped["smaller copy of the same picture"] += len(streams) - 1
+        hint = edj.relative_to(pkg.root).as_posix()
+        c = candidate(
+            f"{edj.stem}.jpg", f"enlightenment:{edj.stem}", streams[0][1], hint, skipped, "size"
+        )
+        cands += [c] if c else []
+    yield from items_of(cands, skipped)
+
+
+def image_files(
+    pkg: Package, skipped: Counter, sub: str, paths: list[Path], tag: str
+) -> Iterator[Item]:
+    """Plain image files, each its own group (a wallpaper is one photo)."""
+    cands = []
+    for p in paths:
+        rel = p.relative_to(pkg.root / sub).as_posix()
+        group = f"{tag}:{size_free_name(rel)}"
+        c = candidate(
+            rel, group, p.read_bytes(), p.relative_to(pkg.root).as_posix(), skipped, "size"
+        )
+        cands += [c] if c else []
+    yield from items_of(cands, skipped)
+
+
+def image_mate(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    base = pkg.root / "usr/share/backgrounds/mate"
+    paths = sorted(base.glob("nature/*.jpg")) + sorted(base.glob("abstract/Elephants*.jpg"))
+    skipped["abstract or desktop art (folder)"] += len(list(base.glob("*/*"))) - len(paths)
+    yield from image_files(pkg, skipped, "usr/share/backgrounds/mate", paths, "mate")
+
+
+def image_lomiri(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    paths = sorted((pkg.root / "usr/share/backgrounds").glob("*.jpg"))
+    skipped["vector or abstract art (listed)"] += sum(p.stem in LOMIRI_ART for p in paths)
+    paths = [p for p in paths if p.stem not in LOMIRI_ART]
+    yield from image_files(pkg, skipped, "usr/share/backgrounds", paths, "lomiri")
+
+
+def image_plasma(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    """The largest file of each listed photographic wallpaper (others are vector art)."""
+    paths = []
+    for folder in sorted((pkg.root / "usr/share/wallpapers").iterdir()):
+        if folder.name not in PLASMA_PHOTOS:
+            skipped["vector or abstract art (not listed as a photo)"] += 1
+            continue
+        images = sorted(
+            (folder / "contents/images").iterdir(), key=lambda p: (-p.stat().st_size, p.name)
+        )
+        skipped["smaller copy of the same picture"] += len(images) - 1
+        paths.append(images[0])
+    for c in image_files(pkg, skipped, "usr/share/wallpapers", paths, "plasma"):
+        c.group = "plasma:" + c.rel.split("/")[0].lower()
+        yield c
+
+
+def skimage_package() -> Package:
+    import importlib.metadata as md
+
+    import skimage
+
+    dist = md.distribution("scikit-image")
+    lic = next((f for f in dist.files or [] if f.name.startswith("LICENSE")), None)
+    text = lic.locate().read_text() if lic else "Files: *\nLicense: BSD-3-Clause\n"
+    where = f"scikit-image:{lic}" if lic else "scikit-image (no LICENSE file found)"
+    return Package("scikit-image", dist.version, "pip", Path(skimage.__file__).parent, text, where)
+
+
+def image_skimage(pkg: Package, skipped: Counter) -> Iterator[Item]:
+    """The sample images shipped in skimage/data (the synthetic ones are skipped)."""
+    cands = []
+    for p in sorted((pkg.root / "data").iterdir()):
+        if p.suffix.lower() not in (".png", ".jpg"):
+            continue
+        if p.stem in SKIMAGE_SYNTHETIC:
+            skipped["synthetic test pattern or drawing (listed)"] += 1
+            continue
+        group = "scikit-image:" + re.sub(r"_(left|right)$", "", p.stem)  # stereo pair = one group
+        c = candidate(p.name, group, p.read_bytes(), f"skimage/data/{p.name}", skipped, "")
+        cands += [c] if c else []
+    yield from items_of(cands, skipped)
+
+
+SOURCES = {
+    "gcompris-qt-data": image_gcompris,
+    "enlightenment-data": image_enlightenment,
+    "mate-backgrounds": image_mate,
+    "lomiri-wallpapers-16.04": image_lomiri,
+    "plasma-workspace-wallpapers": image_plasma,
+    "scikit-image": image_skimage,
+}
+LOCAL: dict[str, Callable[[], Package]] = {"scikit-image": skimage_package}  # not from apt
+# gcompris groups are whole activities; three of them hold the held-out photos so that
+# validation and test both get 10+ photographs from several sources.
+SPLITS = {
+    "gcompris:explore_farm_animals": "validation", "gcompris:explore_world_music": "validation",
+    "gcompris:explore_world_animals": "test", "gcompris:*": "train",
+}  # fmt: skip

@@ -1,0 +1,51 @@
+"""What a corpus source handler receives and returns, shared by the corpus build modules.
+
+``fetch_corpus.py`` unpacks each Debian package into a ``Package``; a handler in
+``corpus_audio.py`` or ``corpus_image.py`` turns it into ``Item``s (one per file to write,
+with the function that writes it); ``fetch_corpus.py`` writes, measures and lists them in
+the manifest. Nothing here runs on its own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Package:
+    """One unpacked Debian package (or pip distribution) and its copyright file."""
+
+    name: str
+    version: str
+    deb: str
+    root: Path
+    copyright_text: str
+    copyright: str = ""
+
+
+@dataclass
+class Item:
+    """One file to write: ``rel`` under OUT/<kind>/<source>/, how to make it, and metadata.
+
+    ``hints`` are the paths the file may have upstream (for the license lookup); ``meta``
+    goes into its manifest row as it is.
+    """
+
+    rel: str
+    group: str
+    make: Callable[[Path], None]
+    hints: list[str]
+    meta: dict = field(default_factory=dict)
+
+
+def copy_of(src: Path) -> Callable[[Path], None]:
+    """Writer that copies ``src`` byte for byte."""
+    return lambda dest: shutil.copyfile(src, dest)
+
+
+def bytes_of(data: bytes) -> Callable[[Path], None]:
+    """Writer that stores ``data`` (a member read out of an archive) as it is."""
+    return lambda dest: dest.write_bytes(data)

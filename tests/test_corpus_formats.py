@@ -1,0 +1,387 @@
+"""Corpus build helpers in benchmarks/: each archive reader round-trips a tiny synthetic
+archive and rejects malformed ones with ``FormatError``; license lookup; photo selection;
+deterministic group splits. No network and no corpus data: everything is built here."""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import corpus_audio
+import corpus_formats as cf
+import corpus_image
+import fetch_corpus
+from corpus_formats import FormatError
+from corpus_source import Package
+
+SPLITS = ("train", "validation", "test")
+
+# --------------------------------------------------------------------------- builders
+
+MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(60)  # MPEG-1 layer III sync, 128 kbit/s
+
+
+def make_queen(entries: list[tuple[str, bytes]], compression: int = 1) -> bytes:
+    """A queen.1c: QTBL header, 21-byte table entries, then the blobs in order."""
+    off = cf.QUEEN_HEADER + cf.QUEEN_ENTRY * len(entries)
+    head = b"QTBL" + b"CEM10\0" + b"\0\0" + bytes([compression]) + struct.pack(">H", len(entries))
+    table, blobs = b"", b""
+    for bundle, (name, blob) in enumerate(entries, start=1):
+        table += (
+            name.encode().ljust(12, b"\0") + bytes([bundle]) + struct.pack(">II", off, len(blob))
+        )
+        blobs += blob
+        off += len(blob)
+    return head + table + blobs
+
+
+def make_dog(talk_key: int, amos: bool = True) -> bytes:
+    body = struct.pack(">hhh", 3, 9, talk_key) + bytes(10)
+    return (b"AmBk" + bytes(8) + b"Datas   " if amos else b"") + body
+
+
+def make_rcc(files: dict[str, bytes], version: int = 3, zlib_paths: tuple[str, ...] = ()) -> bytes:
+    """A Qt .rcc holding ``files`` (paths with '/'), tree laid out breadth first as Qt does."""
+    root: dict = {}
+    for path, data in files.items():
+        node = root
+        *folders, leaf = path.split("/")
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[leaf] = data
+    entries, first_child = [("", root, "")], {}
+    for i, (_, node, path) in enumerate(entries):  # grows while iterating: breadth first
+        if isinstance(node, dict):
+            first_child[i] = len(entries)
+            entries += [(k, v, f"{path}/{k}" if path else k) for k, v in node.items()]
+    names, name_at = b"", {}
+    tree, data = b"", b""
+    for i, (name, node, path) in enumerate(entries):
+        if i and name not in name_at:
+            name_at[name] = len(names)
+            names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+        noff = name_at.get(name, 0)
+        if isinstance(node, dict):
+            rec = struct.pack(">IHII", noff, cf.RCC_DIRECTORY, len(node), first_child[i])
+        else:
+            flags, payload = 0, node
+            if path in zlib_paths:
+                flags, payload = (
+                    cf.RCC_COMPRESSED,
+                    struct.pack(">I", len(node)) + zlib.compress(node),
+                )
+            rec = struct.pack(">IHHHI", noff, flags, 0, 1, len(data))
+            data += struct.pack(">I", len(payload)) + payload
+        tree += rec.ljust(14 if version == 1 else 22, b"\0")
+    t = 24 if version == 3 else 20
+    head = b"qres" + struct.pack(">IIII", version, t, t + len(tree), t + len(tree) + len(data))
+    return head + (bytes(4) if version == 3 else b"") + tree + data + names
+
+
+def make_zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def make_jpeg(size: tuple[int, int] = (16, 8), progressive: bool = True) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 10)).save(buf, "JPEG", progressive=progressive)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- queen.1c
+
+
+def test_queen_round_trip() -> None:
+    entries = [
+        ("010001J1.SB", b"HDR" + MP3_FRAME),
+        ("APE.DOG", make_dog(42)),
+        ("C1000001.SB", b"ID3\x04" + MP3_FRAME),
+    ]
+    data = make_queen(entries)
+    version, compression, index = cf.queen_index(data)
+    assert (version, compression) == ("CEM10", 1)
+    assert [(e.name, e.bundle, e.size) for e in index] == [
+        (name, i, len(blob)) for i, (name, blob) in enumerate(entries, start=1)
+    ]
+    for e, (_, blob) in zip(index, entries, strict=True):
+        assert data[e.offset : e.offset + e.size] == blob
+    assert cf.queen_clip(data, index[0]) == MP3_FRAME  # small header before the sync is cut
+    assert cf.queen_clip(data, index[2]) == b"ID3\x04" + MP3_FRAME  # an ID3 tag is kept
+    dog = index[1]
+    assert cf.queen_dog_talk_key(data[dog.offset : dog.offset + dog.size]) == 42
+    assert cf.queen_dog_talk_key(make_dog(-7, amos=False)) == -7
+
+
+def test_queen_bad_magic() -> None:
+    data = make_queen([("A.SB", MP3_FRAME)])
+    with pytest.raises(FormatError, match="QTBL"):
+        cf.queen_index(b"XTBL" + data[4:])
+
+
+def test_queen_every_truncation_raises() -> None:
+    data = make_queen([("A.SB", MP3_FRAME), ("B.DOG", make_dog(1))])
+    for cut in range(len(data)):
+        with pytest.raises(FormatError):
+            cf.queen_index(data[:cut])
+    with pytest.raises(FormatError, match="truncated queen table: 2 entries"):
+        cf.queen_index(data[: cf.QUEEN_HEADER + cf.QUEEN_ENTRY])
+
+
+def test_queen_entry_past_end_and_bad_clip() -> None:
+    data = bytearray(make_queen([("A.SB", bytes(40))]))
+    with pytest.raises(FormatError, match="no MP3 frame sync"):
+        cf.queen_clip(bytes(data), cf.queen_index(bytes(data))[2][0])
+    struct.pack_into(">I", data, cf.QUEEN_HEADER + 17, 10_000)  # size of entry 0
+    with pytest.raises(FormatError, match=r"A\.SB runs past the end"):
+        cf.queen_index(bytes(data))
+    with pytest.raises(FormatError, match="DOG dialogue header"):
+        cf.queen_dog_talk_key(make_dog(5)[:23])
+
+
+def test_queen_handler_groups_by_speaker(tmp_path: Path) -> None:
+    """queen.1c -> one .mp3 item per .SB entry, grouped by who speaks (the split unit)."""
+    entries = [
+        ("APE2.DOG", make_dog(12)),
+        ("120001J1.SB", MP3_FRAME),  # Joe in dialogue 12
+        ("120001P1.SB", MP3_FRAME),  # the ape in dialogue 12
+        ("130001P1.SB", MP3_FRAME),  # dialogue without a .DOG
+        ("C1000001.SB", MP3_FRAME),  # cutaway: mixed speakers
+        ("JOE01.SB", MP3_FRAME),
+    ]
+    folder = tmp_path / "usr/share/scummvm/flight-of-the-amazon-queen"
+    folder.mkdir(parents=True)
+    (folder / "queen.1c").write_bytes(make_queen(entries))
+    pkg = Package("flight-of-the-amazon-queen", "1", "q.deb", tmp_path, "")
+    items = list(corpus_audio.audio_queen(pkg))
+    assert [(i.rel, i.group) for i in items] == [
+        ("120001j1.mp3", "queen:joe"),
+        ("120001p1.mp3", "queen:ape"),
+        ("130001p1.mp3", "queen:dialogue13"),
+        ("c1000001.mp3", "queen:mixed-cutaway"),
+        ("joe01.mp3", "queen:joe"),
+    ]
+    items[1].make(tmp_path / "out.mp3")
+    assert (tmp_path / "out.mp3").read_bytes() == MP3_FRAME
+
+
+# --------------------------------------------------------------------------- Qt .rcc
+
+RCC_FILES = {
+    "img/a.png": b"png bytes" * 20,
+    "img/deep/b.jpg": b"\xff\xd8\xff jpeg" * 7,
+    "readme.txt": b"hello rcc",
+}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("zlib_paths", [(), ("img/a.png", "readme.txt")])
+def test_rcc_round_trip(version: int, zlib_paths: tuple[str, ...]) -> None:
+    entries = cf.rcc_entries(make_rcc(RCC_FILES, version, zlib_paths))
+    assert {e.path: e.payload for e in entries} == RCC_FILES
+    assert len(entries) == len(RCC_FILES)
+    assert all(e.skipped == "" for e in entries)
+
+
+def test_rcc_zstd_without_zstandard_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytearray(make_rcc({"a.webp": b"zstd frame"}, version=2))
+    (tree,) = struct.unpack_from(">I", data, 8)
+    struct.pack_into(">H", data, tree + 22 + 4, cf.RCC_ZSTD)  # flags of entry 1 (the file)
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails
+    (entry,) = cf.rcc_entries(bytes(data))
+    assert (entry.path, entry.payload) == ("a.webp", None)
+    assert "zstandard" in entry.skipped
+
+
+def test_rcc_bad_magic_and_version() -> None:
+    data = make_rcc(RCC_FILES)
+    with pytest.raises(FormatError, match="qres"):
+        cf.rcc_entries(b"QRES" + data[4:])
+    with pytest.raises(FormatError, match="unsupported rcc version 9"):
+        cf.rcc_entries(data[:4] + struct.pack(">I", 9) + data[8:])
+
+
+@pytest.mark.parametrize("zlib_paths", [(), tuple(RCC_FILES)])
+def test_rcc_every_truncation_raises(zlib_paths: tuple[str, ...]) -> None:
+    data = make_rcc(RCC_FILES, 3, zlib_paths)
+    for cut in range(len(data)):
+        with pytest.raises(FormatError):
+            cf.rcc_entries(data[:cut])
+
+
+def test_rcc_tree_loop_and_corrupt_zlib() -> None:
+    data = bytearray(make_rcc({"d/a.txt": b"x" * 50}, 3, ("d/a.txt",)))
+    (tree,) = struct.unpack_from(">I", data, 8)
+    struct.pack_into(">I", data, tree + 22 + 10, 1)  # directory d: first child = itself
+    with pytest.raises(FormatError, match="loop"):
+        cf.rcc_entries(bytes(data))
+    data = bytearray(make_rcc({"a.txt": b"x" * 50}, 3, ("a.txt",)))
+    (dat,) = struct.unpack_from(">I", data, 12)
+    data[dat + 8 : dat + 12] = b"\xde\xad\xbe\xef"  # inside the zlib stream
+    with pytest.raises(FormatError, match=r"a\.txt: corrupt zlib data"):
+        cf.rcc_entries(bytes(data))
+    data = bytearray(make_rcc({"a.txt": b"x" * 50}, 3, ("a.txt",)))
+    struct.pack_into(">I", data, dat + 4, 49)  # declared uncompressed size
+    with pytest.raises(FormatError, match="header says 49"):
+        cf.rcc_entries(bytes(data))
+
+
+# --------------------------------------------------------------------------- zip / pk3
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_zip_round_trip(method: int) -> None:
+    members = {"music/": b"", "music/a.ogg": b"OggS-a", "music/B.OGG": b"OggS-b", "x.txt": b"x"}
+    data = make_zip(members, method)
+    assert cf.zip_members(data, (".ogg",)) == [
+        ("music/a.ogg", b"OggS-a"),
+        ("music/B.OGG", b"OggS-b"),
+    ]
+    assert dict(cf.zip_members(data)) == {k: v for k, v in members.items() if not k.endswith("/")}
+
+
+def test_zip_malformed() -> None:
+    data = make_zip({"a.ogg": b"OggS" * 100}, zipfile.ZIP_STORED)
+    with pytest.raises(FormatError, match="not a readable zip"):
+        cf.zip_members(b"PK\x05\x06 not really a zip")
+    with pytest.raises(FormatError, match="not a readable zip"):
+        cf.zip_members(data[: len(data) // 2])
+    corrupt = data.replace(b"OggSOggS", b"OggSOggX", 1)  # member bytes, CRC no longer matches
+    with pytest.raises(FormatError, match="CRC"):
+        cf.zip_members(corrupt)
+
+
+# --------------------------------------------------------------------------- JPEG in a blob
+
+
+def test_jpeg_streams_round_trip() -> None:
+    a, b = make_jpeg(), make_jpeg((24, 24), progressive=False)
+    thumb = make_jpeg((4, 4))
+    with_thumb = a[:2] + b"\xff\xe1" + struct.pack(">H", len(thumb) + 2) + thumb + a[2:]
+    blob = b"\x00eet" + b"\xff\xd8\xff-broken" + a + b"gap\xff\xd9" + with_thumb + b
+    found = cf.jpeg_streams(blob)
+    assert [s for _, s in found] == [a, with_thumb, b]  # the thumbnail is not reported apart
+    assert all(blob[off : off + len(s)] == s for off, s in found)
+    assert cf.jpeg_streams(a) == [(0, a)]  # a stream that ends the blob
+    with Image.open(io.BytesIO(found[2][1])) as im:
+        assert im.size == (24, 24)
+
+
+def test_jpeg_truncated_is_not_reported() -> None:
+    jpg = make_jpeg()
+    for cut in range(len(jpg)):
+        assert cf.jpeg_streams(jpg[:cut]) == []
+    assert cf.jpeg_streams(b"no jpeg here \xff\xd8") == []
+
+
+# --------------------------------------------------------------------------- licenses
+
+DEP5 = (
+    "Format: x\n\nFiles: *\nCopyright: a\nLicense: GPL-2+\n\n"
+    "Files:\n base/music/b.ogg\n other.ogg\nCopyright: b\nLicense: CC-BY-3.0\n text\n\n"
+    "Files: debian/*\nLicense: MIT\n"
+)
+
+
+def test_dep5_license() -> None:
+    lic = fetch_corpus.license_for
+    assert lic(DEP5, ["music/b.ogg"]) == "CC-BY-3.0"  # archive member lacks the base/ prefix
+    assert lic(DEP5, ["usr/share/x/a.ogg"]) == "GPL-2+"
+    assert lic(DEP5, ["usr/share/y/other.ogg"]) == "CC-BY-3.0"  # installed prefix
+    header = "Format: x\nLicense: LGPL-2.1\n\nFiles: doc/*\nLicense: MIT\n"
+    assert lic(header, ["a.wav"]) == "LGPL-2.1"
+    pkg = Package("p", "1", "p.deb", Path("."), DEP5)
+    assert fetch_corpus.package_license(pkg, ["usr/share/p/sounds/other.ogg"]) == "CC-BY-3.0"
+
+
+def test_free_form_license() -> None:
+    prose = "Copyright:\n under the terms of the GNU General Public License\n version 2 dated June"
+    assert fetch_corpus.license_for(prose, ["x"]) == "GPL-2"
+    assert fetch_corpus.license_for("no license words", ["x"]) == "unknown"
+
+
+# --------------------------------------------------------------------------- photographs
+
+
+def test_photo_selection() -> None:
+    flat = np.zeros((16, 16))
+    cands = [
+        ("a_800x600.jpg", 800, 600, flat),
+        ("a.jpg", 1600, 1200, flat + 3),
+        ("a.png", 10, 90, flat),
+        ("b_800x600.jpg", 800, 600, flat + 100),
+    ]
+    assert corpus_image.near_duplicates(cands) == {0}
+    assert corpus_image.size_free_name("x/Elephants_3840x2160.jpg") == "elephants"
+    reject = corpus_image.photo_reject_reason
+    noise = np.random.default_rng(0).integers(0, 256, (450, 600, 3), dtype=np.uint8)
+    assert reject(Image.fromarray(noise)) is None
+    assert reject(Image.new("RGB", (600, 450), "red")).startswith("few")
+    assert reject(Image.new("RGB", (600, 450), "red"), colours=False) is None
+    assert reject(Image.new("RGBA", (600, 450))) == "transparent cut-out"
+    assert reject(Image.new("RGB", (300, 900))).startswith("small")
+    assert reject(Image.new("L", (600, 450), 128)).startswith("grey drawing")
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_split_for_group_is_fixed() -> None:
+    """sha256-based: the same group gets the same split in every run and on every machine."""
+    split = fetch_corpus.split_for_group
+    assert split("queen:joe") == "train"
+    assert split("tuxpaint:fr") == "validation"
+    assert split("gcompris:explore_farm_animals") == "test"
+    counts = {s: 0 for s in SPLITS}
+    for i in range(2000):
+        counts[split(f"g{i}")] += 1
+    assert 1400 < counts["train"] < 1800 and counts["validation"] > 120 and counts["test"] > 120
+
+
+def synthetic_rows(n_groups: int = 300, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    groups = [f"src{g % 3}:speaker{g}" for g in range(n_groups)] + ["fixed:a", "fixed:b"]
+    groups += ["codec2:hts1", "codec2:kristoff"]
+    rows = [{"path": f"{g}/{k}.ogg", "group": g} for g in groups for k in range(rng.randint(1, 5))]
+    rng.shuffle(rows)
+    return rows
+
+
+def test_assign_splits_by_group_with_overrides() -> None:
+    overrides = {"fixed:a": "test", "codec2:*": "validation", "fixed:*": "train"}
+    rows = synthetic_rows()
+    fetch_corpus.assign_splits(rows, overrides)
+    per_group: dict[str, set[str]] = {}
+    for r in rows:
+        per_group.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in per_group.values())  # a group never spans two splits
+    assert per_group["fixed:a"] == {"test"}  # an exact entry wins over a prefix
+    assert per_group["fixed:b"] == {"train"}
+    assert per_group["codec2:hts1"] == per_group["codec2:kristoff"] == {"validation"}
+    first = {r["group"]: r["split"] for r in rows}
+    hashed = {g: s for g, s in first.items() if g.startswith("src")}
+    assert all(s == fetch_corpus.split_for_group(g) for g, s in hashed.items())
+    assert set(hashed.values()) == set(SPLITS)
+
+    again = synthetic_rows(seed=1)  # other file counts, other order
+    fetch_corpus.assign_splits(again, overrides)
+    assert {r["group"]: r["split"] for r in again} == first  # deterministic
+
+
+def test_fixed_split_tables_are_valid() -> None:
+    for table in (corpus_audio.SPLITS, corpus_image.SPLITS):
+        assert set(table.values()) <= set(SPLITS)
+        assert all("*" not in k[:-1] for k in table)  # only a trailing prefix wildcard
