@@ -1,63 +1,239 @@
 """Reading audio: files through libsndfile (wav, flac, ogg/vorbis, mp3) or arrays,
-to mono float32 samples at one rate, with clear errors for unusable input."""
+to mono float32 samples at one rate, with clear errors for unusable input.
+
+Files are decoded and resampled in blocks, so memory follows the *output*
+(``max_seconds`` at the target rate), never the input rate or the file's size:
+
+- rates whose ratio to the target reduces to ``p/q`` with ``p, q <= EXACT_RATIO_MAX``
+  (8000, 11025, 22050, 24000, 32000, 44100, 48000, 96000, 384000 -> 16000, ...)
+  keep the windowed-sinc resampler of ``torchaudio.functional.resample``
+  (Hann window, 6 zero crossings, rolloff 0.99), streamed: the samples are the
+  ones it gives for the whole signal, so codes made before stay the same;
+- any other ratio (48001 -> 16000 reduces to 48001/16000, whose sinc kernel
+  would take gigabytes) goes through soxr's bounded polyphase resampler (HQ).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import struct
 from pathlib import Path
-from typing import Union
+from typing import Protocol, Union
 
 import numpy as np
 import soundfile as sf
+import soxr
 import torch
-import torchaudio.functional as AF
+import torch.nn.functional as F
 
-from mmtok.core.errors import AudioError
+from mmtok.core.errors import AudioError, MissingFileError
 
-__all__ = ["SAMPLE_RATE", "AudioInput", "load_audio"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "load_audio"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
+MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
+BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded and resampled at a time
+EXACT_RATIO_MAX = 1000  # reduced ratios p/q with p, q up to this keep the exact sinc resampler
+SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's lowpass_filter_width)
+SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
+MP3_SLACK = 2 * 1152  # frames: libsndfile's MP3 frame counts are approximate (two MPEG frames)
 
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- resampling
 
 
-def _wav_truncated(path: Path) -> bool:
-    """True when a RIFF/WAVE header promises more data bytes than the file holds."""
+def _sinc_kernel(orig: int, new: int) -> tuple[torch.Tensor, int]:
+    """The windowed-sinc kernel ``[new, 1, 2 * width + orig]`` and ``width`` for reduced rates ``orig -> new``.
+
+    The same float32 numbers as ``torchaudio.functional.resample`` (sinc_interp_hann) computes.
+    """
+    base = min(orig, new) * SINC_ROLLOFF
+    width = math.ceil(SINC_ZEROS * orig / base)
+    idx = torch.arange(-width, width + orig, dtype=torch.float32)[None, None] / orig
+    t = torch.arange(0, -new, -1, dtype=torch.float32)[:, None, None] / new + idx  # (new, 1, K)
+    t *= base
+    t = t.clamp_(-SINC_ZEROS, SINC_ZEROS)
+    window = torch.cos(t * math.pi / SINC_ZEROS / 2) ** 2
+    t *= math.pi
+    kernel = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
+    kernel *= window * (base / orig)
+    return kernel, width
+
+
+class _Stream(Protocol):
+    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor: ...
+
+
+class _SincStream:
+    """``torchaudio.functional.resample`` fed block by block: one strided conv per block.
+
+    Output frame ``j`` (``new`` samples) reads input ``[j*orig - width, j*orig + orig + width)``
+    of the zero-padded signal, so a block needs only ``2 * width`` samples of overlap.
+    """
+
+    def __init__(self, orig: int, new: int) -> None:
+        self.orig, self.new = orig, new
+        self.kernel, self.width = _sinc_kernel(orig, new)
+        self.buf = torch.zeros(self.width)  # the left zero padding, then samples not yet consumed
+        self.seen = 0  # input samples pushed
+        self.made = 0  # output samples returned
+
+    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
+        self.seen += x.numel()
+        parts = [self.buf, x] + ([torch.zeros(self.width + self.orig)] if last else [])
+        buf = torch.cat(parts)
+        span = 2 * self.width + self.orig  # input samples under one output frame
+        frames = (buf.numel() - span) // self.orig + 1 if buf.numel() >= span else 0
+        y = torch.zeros(0)
+        if frames:
+            used = buf[: (frames - 1) * self.orig + span]
+            y = F.conv1d(used[None, None], self.kernel, stride=self.orig)  # (1, new, frames)
+            y = y.transpose(1, 2).reshape(-1)
+        self.buf = buf[frames * self.orig :]
+        if last:  # the length torchaudio keeps: ceil(new * S / orig)
+            y = y[: max(0, -(-self.new * self.seen // self.orig) - self.made)]
+        self.made += y.numel()
+        return y
+
+
+class _SoxrStream:
+    """soxr's streaming polyphase resampler (quality HQ): bounded memory for any ratio."""
+
+    def __init__(self, orig: int, new: int) -> None:
+        self.rs = soxr.ResampleStream(orig, new, 1, dtype="float32", quality="HQ")
+
+    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
+        return torch.from_numpy(self.rs.resample_chunk(x.numpy(), last=last).copy())
+
+
+class _Identity:
+    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
+        return x
+
+
+def _resampler(rate: int, target_rate: int) -> _Stream:
+    """The streaming resampler for ``rate -> target_rate`` (see the module docstring for the rule)."""
+    if rate == target_rate:
+        return _Identity()
+    g = math.gcd(rate, target_rate)
+    if max(rate // g, target_rate // g) <= EXACT_RATIO_MAX:
+        return _SincStream(rate // g, target_rate // g)
+    return _SoxrStream(rate, target_rate)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _check_path(path: Path) -> None:
+    """Missing paths, folders and devices get a message that says which."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MissingFileError(f"no audio file at {path}") from None
+    except OSError as e:
+        raise AudioError(f"cannot read audio file {path}: {e}") from e
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"{path} is a folder, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"{path} is not a regular file (a device, pipe or socket), not an audio file")
+
+
+def _wav_frames(path: Path) -> tuple[int, int] | None:
+    """(frames the RIFF/WAVE header promises, frames the file holds), or None for other files."""
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return False
+            return None
         size = os.fstat(f.fileno()).st_size
+        align = 0
         while True:
             chunk = f.read(8)
             if len(chunk) < 8:
-                return True  # no data chunk before the end
+                return None  # no data chunk: libsndfile decides
             cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"data":
-                return f.tell() + length > size and length != 0xFFFFFFFF
-            f.seek(length + (length & 1), os.SEEK_CUR)
+            if cid == b"fmt ":
+                fmt = f.read(min(length, 16))
+                align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+                f.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
+            elif cid == b"data":
+                if not align or length == 0xFFFFFFFF:  # no usable fmt, or a streamed file
+                    return None
+                return length // align, max(0, size - f.tell()) // align
+            else:
+                f.seek(length + (length & 1), os.SEEK_CUR)
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no audio file at {path}")
+def _open_sound(path: Path, max_seconds: float | None) -> sf.SoundFile:
     try:
-        info = sf.info(str(path))
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, channels)
-    except (sf.LibsndfileError, RuntimeError, sf.SoundFileError) as e:
+        snd = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as e:
         raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio)") from e
+    if snd.samplerate <= 0 or snd.channels <= 0:
+        snd.close()
+        raise AudioError(f"audio file {path} declares {snd.samplerate} Hz and {snd.channels} channel(s)")
+    if max_seconds is not None and snd.frames > max_seconds * snd.samplerate + MP3_SLACK:
+        snd.close()
+        raise AudioError(_too_long(path, snd.frames / snd.samplerate, max_seconds))
+    return snd
+
+
+def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
+    return (f"audio file {path} is {seconds:.1f} s long, over max_seconds={max_seconds:g}; "
+            "cut it, or pass load_audio(..., max_seconds=...) a larger value")
+
+
+def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float | None) -> tuple[list, int, int]:
+    """Decode ``snd`` block by block into ``stream``: (output blocks, frames read, NaN/inf count)."""
+    block = max(1, BLOCK_SAMPLES // snd.channels)
+    limit = math.inf if max_seconds is None else max_seconds * snd.samplerate + MP3_SLACK
+    out: list[torch.Tensor] = []
+    read = bad = 0
+    while True:
+        try:
+            data = snd.read(block, dtype="float32", always_2d=True)  # (frames, channels)
+        except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError) as e:
+            raise AudioError(f"cannot read audio file {path}: {e} (corrupt or truncated)") from e
+        read += data.shape[0]
+        if read > limit:
+            raise AudioError(_too_long(path, read / snd.samplerate, max_seconds or 0.0))
+        last = data.shape[0] < block
+        mono = torch.from_numpy(data).mean(1)  # (frames,)
+        finite = torch.isfinite(mono)
+        if not bool(finite.all()):
+            bad += int((~finite).sum())
+        if not bad:
+            out.append(stream.push(mono, last=last))
+        if last:
+            return out, read, bad
+
+
+def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
+    """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate."""
+    _check_path(path)
+    snd = _open_sound(path, max_seconds)
+    with snd:
+        rate, promised, fmt = snd.samplerate, snd.frames, snd.format
+        out, read, bad = _decode(path, snd, _resampler(rate, target_rate), max_seconds)
+    wav = _wav_frames(path) if fmt == "WAV" else None
+    if wav is not None and wav[0] > wav[1]:
+        promised = wav[0]
     # libsndfile quietly shortens truncated files: compare with what the header promised
-    slack = 2 * 1152 if info.format == "MPEG" else 0  # MP3 frame counts are approximate
-    if data.shape[0] + slack < info.frames or (info.format == "WAV" and _wav_truncated(path)):
+    if read + (MP3_SLACK if fmt == "MPEG" else 0) < promised:
         raise AudioError(
-            f"audio file {path} is truncated: its header promises {info.frames} frames, "
-            f"{data.shape[0]} could be read"
+            f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
         )
-    return data, int(rate)
+    if read == 0:
+        raise AudioError(f"audio file {path} is empty (zero samples)")
+    if bad:
+        raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
+    return torch.cat(out) if out else torch.zeros(0), rate
+
+
+# --------------------------------------------------------------------------- arrays
 
 
 def _to_mono_float(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
@@ -84,33 +260,57 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
     return t.contiguous()
 
 
+def _resample_array(audio: torch.Tensor, rate: int, target_rate: int) -> torch.Tensor:
+    """Resample an in-memory signal with the same streamed resampler as files use."""
+    stream = _resampler(rate, target_rate)
+    if isinstance(stream, _Identity):
+        return audio
+    n = audio.numel()
+    outs = [stream.push(audio[i : i + BLOCK_SAMPLES], last=i + BLOCK_SAMPLES >= n) for i in range(0, n, BLOCK_SAMPLES)]
+    return torch.cat(outs)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
 def load_audio(
-    x: AudioInput, sample_rate: int | None = None, *, target_rate: int = SAMPLE_RATE
+    x: AudioInput,
+    sample_rate: int | None = None,
+    *,
+    target_rate: int = SAMPLE_RATE,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> torch.Tensor:
     """Mono float32 samples ``[S]`` at ``target_rate`` from a file or an array.
 
     ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads) or a
     numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate``.
     Channels are averaged, integer PCM is scaled to [-1, 1), and the rate is
-    changed with a band-limited windowed-sinc resampler.
+    changed with a band-limited resampler (see the module docstring). Files are
+    decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
+    10 minutes; None: no limit) is refused with an :class:`AudioError` before
+    it fills memory. A path that does not exist raises :class:`MissingFileError`
+    (a ``FileNotFoundError``).
 
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])
     """
+    if isinstance(target_rate, bool) or not isinstance(target_rate, (int, np.integer)) or target_rate <= 0:
+        raise ValueError(f"target_rate must be a positive integer (Hz), got {target_rate!r}")
+    target_rate = int(target_rate)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds!r}")
     if isinstance(x, (str, os.PathLike)):
-        what = f"audio file {x}"
-        data, rate = _read_file(Path(x))
+        audio, rate = _read_file(Path(x), target_rate, max_seconds)
         if sample_rate is not None and sample_rate != rate:
-            raise ValueError(f"{what} is recorded at {rate} Hz; do not pass sample_rate={sample_rate}")
-        audio = _to_mono_float(data, what)
-    elif isinstance(x, (np.ndarray, torch.Tensor)):
-        what = "audio array"
-        if sample_rate is None:
-            raise ValueError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
-        rate = int(sample_rate)
-        audio = _to_mono_float(x, what)
-    else:
+            raise ValueError(f"audio file {x} is recorded at {rate} Hz; do not pass sample_rate={sample_rate}")
+        return audio
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"load_audio takes a path, numpy array or tensor, got {type(x).__name__}")
+    what = "audio array"
+    if sample_rate is None:
+        raise ValueError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
+    rate = int(sample_rate)
+    audio = _to_mono_float(x, what)
     if rate <= 0:
         raise ValueError(f"{what}: sample rate must be positive, got {rate}")
     if audio.numel() == 0:
@@ -118,6 +318,4 @@ def load_audio(
     if not bool(torch.isfinite(audio).all()):
         bad = int((~torch.isfinite(audio)).sum())
         raise AudioError(f"{what} has {bad} NaN/inf sample(s)")
-    if rate != target_rate:
-        audio = AF.resample(audio, rate, target_rate)
-    return audio
+    return _resample_array(audio, rate, target_rate)

@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 import shutil
+import struct
 import types
 import typing
 import uuid
@@ -50,6 +52,7 @@ __all__ = [
     "load_checkpoint",
     "load_state_dict_checked",
     "read_config",
+    "read_header",
     "save_checkpoint",
 ]
 
@@ -57,6 +60,10 @@ FORMAT_NAME = "mmtok-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses newer versions
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+MAX_CONFIG_INT = 1 << 24  # sanity cap on any integer in a model config (sizes, counts); seeds exempt
+MAX_HEADER_BYTES = 100 << 20  # a safetensors header (JSON) longer than this is refused
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
+                "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
 _TMP_TAG = ".tmp-"
 _OLD_TAG = ".old-"
 
@@ -123,6 +130,7 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
         )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
+        _check_config_int(name, value, where)
         sub = _unwrap_dataclass_type(hints.get(name))
         if sub is not None and isinstance(value, Mapping):
             value = config_from_dict(sub, value, where=f"{where}.{name}")
@@ -133,6 +141,19 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: invalid values for {cls.__name__}: {e}") from e
+
+
+def _check_config_int(name: str, value: Any, where: str) -> None:
+    """Integers in a config (alone or in a list) are sizes or counts: refuse negative or absurd ones."""
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or "seed" in name:
+            continue
+        if v < 0 or v > MAX_CONFIG_INT:
+            raise CheckpointError(
+                f"{where}: config field {name} = {v} is {'negative' if v < 0 else 'absurdly large'}; "
+                f"sizes and counts must lie in [0, {MAX_CONFIG_INT:,}] (the file is damaged or hand-edited)"
+            )
 
 
 # --------------------------------------------------------------------------- writing
@@ -324,34 +345,78 @@ def read_config(
     return meta
 
 
-def load_checkpoint(
-    folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
-) -> Checkpoint:
-    """Read a checkpoint folder, checking kind and format version."""
-    meta = read_config(folder, kind=kind)
-    path = Path(meta.pop("_path"))
+def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's ``(dtype, shape)`` from a safetensors file's header, no tensor data read.
+
+    The file starts with the header's length (8 bytes, little-endian) and then the
+    header, JSON of ``{name: {"dtype", "shape", "data_offsets"}}``; every entry is
+    checked against the file's size.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            if not 2 <= n <= min(size - 8, MAX_HEADER_BYTES):
+                raise CheckpointError(f"{path} is unreadable: not a safetensors file "
+                                      f"(header length {n}, file {size} bytes)")
+            header = json.loads(f.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path} is unreadable: its safetensors header is damaged ({e})") from e
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is unreadable: its safetensors header is not a JSON object")
+    data_bytes = size - 8 - n
+    return {name: _header_entry(path, name, entry, data_bytes)
+            for name, entry in header.items() if name != "__metadata__"}
+
+
+def _sizes(xs: Any) -> bool:
+    return isinstance(xs, list) and all(type(x) is int and x >= 0 for x in xs)
+
+
+def _header_entry(path: Path, name: str, entry: Any, data_bytes: int) -> tuple[str, tuple[int, ...]]:
+    bad = f"{path}: tensor {name!r} in the safetensors header"
+    if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPE_BYTES:
+        raise CheckpointError(f"{bad} has no known dtype ({str(entry)[:80]})")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not _sizes(shape) or not _sizes(offsets) or len(offsets) != 2:
+        raise CheckpointError(f"{bad} has an invalid shape or data_offsets ({str(entry)[:80]})")
+    begin, end = offsets
+    if not begin <= end <= data_bytes or end - begin != math.prod(shape) * _DTYPE_BYTES[entry["dtype"]]:
+        raise CheckpointError(f"{bad}: shape {shape} ({entry['dtype']}) does not fit data_offsets {offsets} "
+                              f"in {data_bytes} bytes of data")
+    return entry["dtype"], tuple(shape)
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of checkpoint folder ``path``, after :func:`read_header` checked them."""
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    read_header(weights)
     try:
-        tensors = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
+        return load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path}: {WEIGHTS_NAME} is unreadable ({e})") from e
+
+
+def load_checkpoint(
+    folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
+) -> Checkpoint:
+    """Read a checkpoint folder, checking kind, format version and the weights' header."""
+    meta = read_config(folder, kind=kind)
+    path = Path(meta.pop("_path"))
+    tensors = _load_tensors(path)
     return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=tensors, meta=meta)
 
 
-def load_state_dict_checked(
-    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, where: str | os.PathLike[str]
-) -> None:
-    """``module.load_state_dict`` with errors that name the checkpoint and each mismatch."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)
-    ]
+def _fit_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """How the shapes a checkpoint holds (``found``) differ from a model's (``expected``)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: checkpoint {found[k]} vs model {expected[k]}"
+             for k in expected if k in found and found[k] != expected[k]]
     problems = []
     if missing:
         problems.append(f"missing tensors {missing}")
@@ -359,6 +424,15 @@ def load_state_dict_checked(
         problems.append(f"unexpected tensors {unexpected}")
     if wrong:
         problems.append("shape mismatch " + "; ".join(wrong))
+    return problems
+
+
+def load_state_dict_checked(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, where: str | os.PathLike[str]
+) -> None:
+    """``module.load_state_dict`` with errors that name the checkpoint and each mismatch."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    problems = _fit_problems(expected, {k: tuple(v.shape) for k, v in tensors.items()})
     if problems:
         raise CheckpointError(f"checkpoint {where} does not fit the model: " + ", ".join(problems))
     module.load_state_dict(dict(tensors), strict=True)
@@ -422,19 +496,90 @@ def save_module(
                            provenance=provenance, extra_files=extra_files)
 
 
+def _config_ints(config: Any, prefix: str = "") -> dict[str, int]:
+    """Every integer in a (nested) config dict, by dotted name."""
+    out: dict[str, int] = {}
+    for k, v in (config.items() if isinstance(config, Mapping) else ()):
+        if isinstance(v, Mapping):
+            out.update(_config_ints(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out.update({f"{prefix}{k}[{i}]": x for i, x in enumerate(v) if type(x) is int})
+        elif type(v) is int:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _shape_mismatch(where: Any, config: Any, file: Mapping[str, tuple[int, ...]],
+                    model: Mapping[str, tuple[int, ...]]) -> str | None:
+    """A one-line account of how the module the config builds differs from the file, or None.
+
+    Config integers equal to a model-side size that differs from the file are named as suspects.
+    """
+    problems = _fit_problems(model, file)
+    if not problems:
+        return None
+    dims = {d for k in model if k in file and len(model[k]) == len(file[k])
+            for d, f in zip(model[k], file[k], strict=True) if d != f}
+    suspects = [f"{name} = {v}" for name, v in _config_ints(config).items() if v in dims]
+    blame = f" (config field {', '.join(suspects[:4])}?)" if suspects else ""
+    return f"checkpoint {where} does not fit the model{blame}: " + ", ".join(problems)
+
+
+def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
+    """Shapes of the state dict ``cls(cfg)`` would have, built on the meta device (no memory).
+
+    None when the constructor needs real numbers (e.g. a mel filterbank it computes);
+    the size caps of :func:`config_from_dict` then guard the real build alone.
+    """
+    import torch.fx.experimental._config as fx_config
+
+    try:
+        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), torch.device("meta"):
+            module = cls(cfg)
+    except (RuntimeError, NotImplementedError):
+        return None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
+                                  "the weights are damaged (or training diverged)")
+
+
 def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
     """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
 
-    The config is read and checked, the module built from it, every weight shape
-    checked; the module comes back in eval mode with ``provenance`` set.
+    Nothing large is allocated before the config is known to fit the weights: the
+    config's integers are checked (:data:`MAX_CONFIG_INT`), the module is built on
+    the meta device and its shapes compared with the safetensors header; only then
+    are the weights read (refused if any is NaN/inf) and the module built for real.
+    It comes back in eval mode with ``provenance`` set.
     """
     folder = resolve_checkpoint(name_or_path)
-    kind = cls.KIND  # type: ignore[attr-defined]
-    ck = load_checkpoint(folder, kind=kind)
-    cfg = config_from_dict(cls.CONFIG_CLASS, ck.config, where=f"{ck.path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
-    module = cls(cfg)  # type: ignore[call-arg]
-    load_state_dict_checked(module, ck.tensors, where=ck.path)  # type: ignore[arg-type]
-    module.provenance = ck.meta.get("provenance", {})  # type: ignore[attr-defined]
+    meta = read_config(folder, kind=cls.KIND)  # type: ignore[attr-defined]
+    path = Path(meta.pop("_path"))
+    if not (path / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
+    cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
+    try:
+        shapes = _meta_shapes(cls, cfg)
+        problem = None if shapes is None else _shape_mismatch(path, meta["config"], header, shapes)
+        if problem:
+            raise CheckpointError(problem)
+        tensors = _load_tensors(path)
+        _check_finite(tensors, path)
+        module = cls(cfg)  # type: ignore[call-arg]
+    except (CheckpointError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
+        raise CheckpointError(f"checkpoint {path}: cannot build {cls.__name__} from {CONFIG_NAME}: "
+                              f"{type(e).__name__}: {e}") from e
+    load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
+    module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
     module.eval()  # type: ignore[attr-defined]
     if device is not None:
         module.to(device)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ __all__ = [
     "DemoError",
     "DocumentError",
     "ImageError",
+    "MissingFileError",
     "MmtokError",
     "StreamError",
     "TrainingError",
@@ -23,6 +24,10 @@ __all__ = [
 
 class MmtokError(Exception):
     """Base class of every error mmtok raises on purpose."""
+
+
+class MissingFileError(MmtokError, FileNotFoundError):
+    """A media path (image, audio) that does not exist; also a ``FileNotFoundError``."""
 
 
 class CheckpointError(MmtokError, ValueError):

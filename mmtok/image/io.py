@@ -5,6 +5,13 @@ composited on white, 16-bit and float images scaled; EXIF orientation applied.
 Arrays and tensors in ``[H, W]``, ``[H, W, C]`` or ``[C, H, W]`` layout are
 accepted too. Errors name the source and what is wrong.
 
+Memory stays bounded whatever the file claims: an image over Pillow's
+decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million
+pixels) is refused before decoding, and a Pillow image longer than
+``MAX_SIDE`` on its long side is reduced to that size (aspect kept; JPEGs
+decoded at a reduced scale through ``Image.draft``) before any float
+conversion. Images up to ``MAX_SIDE`` come back exactly as decoded.
+
 >>> import numpy as np
 >>> load_image(np.zeros((4, 6, 3), np.uint8)).shape
 torch.Size([3, 4, 6])
@@ -13,6 +20,9 @@ torch.Size([3, 4, 6])
 from __future__ import annotations
 
 import os
+import re
+import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +32,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmtok.core.errors import ImageError
+from mmtok.core.errors import ImageError, MissingFileError
 
-__all__ = ["SIZE_POLICIES", "ImageInput", "apply_size_policy", "describe", "load_image", "patchify", "unpatchify"]
+__all__ = ["MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "describe", "load_image", "patchify", "unpatchify"]
 
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
+MAX_SIDE = 4096  # working size: longer Pillow images are reduced to this many pixels on the long side
+REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -70,17 +82,48 @@ def _scale_wide(a: np.ndarray, mode: str) -> np.ndarray:
     return (a - lo) / max(hi - lo, 1e-12)  # arbitrary range: stretch to [0, 1]
 
 
-def _from_pil(img: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> float32 ``[H, W, 3]`` in [0, 1] (EXIF orientation applied)."""
-    img = ImageOps.exif_transpose(img)
+def _has_alpha(img: Image.Image) -> bool:
     mode = img.mode
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        gray = _scale_wide(np.asarray(img), mode)
+    return mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        mode in ("P", "L", "RGB") and "transparency" in img.info
+    )
+
+
+def _working_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` scaled so the long side is ``MAX_SIDE`` (each side at least 1)."""
+    s = MAX_SIDE / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    """An image longer than ``MAX_SIDE`` -> ``MAX_SIDE`` on the long side (Lanczos); others unchanged.
+
+    Modes Pillow cannot filter (palette, 1-bit, CMYK, ...) and colour-keyed transparency are
+    converted to RGB(A) first, 16-bit to 32-bit ``I``; the result is still 8- or 32-bit, not float.
+    """
+    if max(img.size) <= MAX_SIDE:
+        return img
+    if img.mode.startswith("I;16"):
+        img = img.convert("I")
+    elif img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F") or _has_alpha(img):
+        img = img.convert("RGBA" if _has_alpha(img) else "RGB")
+    return img.resize(_working_size(*img.size), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+
+
+def _prepare(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied, then reduced to the working size (see :func:`_shrink`)."""
+    return _shrink(ImageOps.exif_transpose(img))
+
+
+def _from_pil(img: Image.Image, *, prepared: bool = False) -> np.ndarray:
+    """Any Pillow mode -> float32 ``[H, W, 3]`` in [0, 1] (EXIF orientation applied)."""
+    mode = img.mode  # before a 16-bit image is widened to 32-bit by _shrink
+    if not prepared:
+        img = _prepare(img)
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        gray = _scale_wide(np.asarray(img), mode).clip(0.0, 1.0)
         return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
-    if has_alpha:
+    if _has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         return _composite_on_white(rgba).astype(np.float32)
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
@@ -117,19 +160,45 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def _open_file(path: Path) -> Image.Image:
-    if not path.exists():
-        raise FileNotFoundError(f"image file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise ImageError(f"{str(path)!r} is a folder, not an image file")
+def _check_path(path: Path) -> None:
+    """Missing paths, folders and devices get a message that says which."""
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now: truncated/corrupt data fails here, not later
-            return img.copy()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MissingFileError(f"image file {str(path)!r} does not exist") from None
+    except OSError as e:
+        raise ImageError(f"cannot read image file {str(path)!r}: {e}") from e
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{str(path)!r} is a folder, not an image file")
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{str(path)!r} is not a regular file (a device, pipe or socket), not an image file")
+
+
+def _bomb_message(path: Path, e: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(e))
+    pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    return (f"image file {str(path)!r} has {pixels}, over Pillow's decompression-bomb limit of "
+            f"{limit:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")
+
+
+def _open_file(path: Path) -> Image.Image:
+    """Decode ``path`` (first frame), oriented and reduced to the working size; errors name the file."""
+    _check_path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.format == "JPEG" and max(img.size) > MAX_SIDE:
+                    img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
+                img.load()  # decode now: truncated/corrupt data fails here, not later
+                return _prepare(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(_bomb_message(path, e)) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"image file {str(path)!r} is not an image Pillow can read") from e
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"image file {str(path)!r} is corrupt or truncated: {e}") from e
+    except Exception as e:  # Pillow's format plugins raise many types on malformed data
+        raise ImageError(f"image file {str(path)!r} is corrupt or truncated: {type(e).__name__}: {e}") from e
 
 
 def load_image(x: ImageInput) -> torch.Tensor:
@@ -146,7 +215,7 @@ def load_image(x: ImageInput) -> torch.Tensor:
     where = describe(x)
     try:
         if isinstance(x, (str, os.PathLike)):
-            arr = _from_pil(_open_file(Path(x)))
+            arr = _from_pil(_open_file(Path(x)), prepared=True)
         elif isinstance(x, Image.Image):
             arr = _from_pil(x)
         elif isinstance(x, np.ndarray):
