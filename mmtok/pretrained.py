@@ -54,7 +54,7 @@ def _shipped_video(device: Any) -> Any:
     return module.to(device) if device is not None else module
 
 
-KINDS = ("vq", "image", "audio", "video", "text")  # the checkpoint kinds load() builds
+KINDS = ("vq", "image", "audio", "vocoder", "video", "text")  # the checkpoint kinds load() builds
 
 
 def _kind_class(kind: str) -> type[nn.Module]:
@@ -69,6 +69,10 @@ def _kind_class(kind: str) -> type[nn.Module]:
         from mmtok.audio.tokenizer import AudioTokenizer
 
         return AudioTokenizer
+    if kind == "vocoder":
+        from mmtok.audio.vocoder import Vocoder
+
+        return Vocoder
     if kind == "video":
         from mmtok.video.tokenizer import VideoTokenizer
 
@@ -127,7 +131,8 @@ def load(
     1 frame per second (build your own for other rates or ``temporal="repeat"``).
 
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
-    kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module).
+    kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module); one of
+    kind ``"vocoder"`` (a vocoder training run's ``best/``) a :class:`mmtok.audio.vocoder.Vocoder`.
     """
     if _is_shipped_video(name_or_path):
         if kind not in (None, "video"):

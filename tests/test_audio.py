@@ -14,16 +14,9 @@ import soundfile as sf
 import torch
 
 import mmtok
+from mmtok.audio.features import HOP_LENGTH, N_FFT, N_MELS, mel_filters, mel_power
 from mmtok.audio.io import SAMPLE_RATE, load_audio
-from mmtok.audio.tokenizer import (
-    HOP_LENGTH,
-    N_FFT,
-    N_MELS,
-    AudioTokenizer,
-    AudioTokenizerConfig,
-    mel_filters,
-    mel_power,
-)
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.core.checkpoint import models_dir
 from mmtok.core.errors import AudioError
 from mmtok.vq.kmeans import lloyd
@@ -383,6 +376,58 @@ def test_config_checks_the_codebook_against_the_encoder() -> None:
         AudioTokenizerConfig(encoder_kind="conv", code_dim=16)
     with pytest.raises(ValueError, match=r"slice.*cosine"):
         AudioTokenizerConfig(vq=VQConfig(dim=160, cosine=True))
+
+
+# --------------------------------------------------------------------------- decoding: Griffin-Lim or a learned vocoder
+
+
+def test_decode_picks_the_vocoder(small_tok: AudioTokenizer) -> None:
+    from mmtok.audio.vocoder import Vocoder, VocoderConfig
+
+    codes = small_tok.encode(torch.from_numpy(speechlike(0.5, seed=3)), SAMPLE_RATE)
+    assert small_tok.vocoder is None and small_tok.cfg.vocoder is None
+    gl = small_tok.decode(codes, vocoder="griffin-lim")
+    assert torch.equal(small_tok.decode(codes), gl) and gl.shape == (codes.numel() * 320,)
+    with pytest.raises(ValueError, match=r"no learned vocoder.*--attach.*griffin-lim"):
+        small_tok.decode(codes, vocoder="learned")
+    with pytest.raises(ValueError, match=r"one of \('auto', 'learned', 'griffin-lim'\).*'hifigan'"):
+        small_tok.decode(codes, vocoder="hifigan")
+    with pytest.raises(TypeError, match="Vocoder module, got int"):
+        small_tok.decode(codes, vocoder=3)  # type: ignore[arg-type]
+    voc = Vocoder(VocoderConfig(dim=16, intermediate=32, blocks=1)).eval()
+    wave = small_tok.decode(codes, vocoder=voc)  # a module: run on the decoded features
+    assert wave.shape == gl.shape and bool(torch.isfinite(wave).all()) and not torch.equal(wave, gl)
+    with pytest.raises(ValueError, match=r"another log-mel.*n_mels: 80 vs 64"):
+        small_tok.decode(codes, vocoder=Vocoder(VocoderConfig(n_mels=64, dim=8, intermediate=8, blocks=1)))
+
+
+def test_tokenizer_with_a_vocoder_decodes_with_it() -> None:
+    from mmtok.audio.vocoder import VocoderConfig
+
+    torch.manual_seed(0)
+    cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=16), decoder_channels=16, decoder_blocks=1,
+                               vocoder=VocoderConfig(dim=16, intermediate=32, blocks=1))
+    tok = AudioTokenizer(cfg).eval()
+    assert tok.vocoder is not None and any(k.startswith("vocoder.") for k in tok.state_dict())
+    codes = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5])
+    wave = tok.decode(codes)
+    assert wave.shape == (9 * 320,) and bool(torch.isfinite(wave).all())
+    assert torch.equal(wave, tok.decode(codes, vocoder="learned"))
+    assert torch.equal(wave, tok.vocoder.decode(tok.decode_features(codes)))
+    assert not torch.equal(wave, tok.decode(codes, vocoder="griffin-lim"))
+    with pytest.raises(ValueError, match=r"another log-mel.*hop_length: 160 vs 320"):
+        AudioTokenizerConfig(vocoder=VocoderConfig(hop_length=320, n_fft=1280))
+
+
+def test_config_without_a_vocoder_field_loads() -> None:
+    from mmtok.audio.vocoder import VocoderConfig
+    from mmtok.core.checkpoint import config_from_dict, config_to_dict
+
+    old = config_to_dict(AudioTokenizerConfig())
+    del old["vocoder"]
+    assert config_from_dict(AudioTokenizerConfig, old).vocoder is None
+    new = config_to_dict(AudioTokenizerConfig(vocoder=VocoderConfig(dim=32)))
+    assert config_from_dict(AudioTokenizerConfig, new).vocoder == VocoderConfig(dim=32)
 
 
 # --------------------------------------------------------------------------- codebook fitting

@@ -1,10 +1,13 @@
 """Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
 
-:mod:`~mmtok.audio.io` reads and resamples files; :mod:`~mmtok.audio.tokenizer`
-holds the log-mel front end and the tokenizer; :mod:`~mmtok.audio.model` its
-networks; :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``, with its
-corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook fit
-(:mod:`~mmtok.audio.codebook`).
+:mod:`~mmtok.audio.io` reads and resamples files; :mod:`~mmtok.audio.features`
+is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer and
+:mod:`~mmtok.audio.model` its networks; :mod:`~mmtok.audio.vocoder` the learned
+waveform decoder for that log-mel, :mod:`~mmtok.audio.attach` puts one into a
+tokenizer checkpoint. :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``,
+with its corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook
+fit (:mod:`~mmtok.audio.codebook`); :mod:`~mmtok.audio.vocoder_train` is ``mmtok
+train-tokenizer vocoder``, with its cache and sampler (:mod:`~mmtok.audio.vocoder_data`).
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
 :mod:`mmtok.image` or anything above the media layer.

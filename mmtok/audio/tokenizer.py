@@ -1,7 +1,8 @@
-"""Audio: a torch log-mel front end, time-slice tokens through a
-learned VQ codebook, and back to log-mel and waveform. Loading and resampling
-live in :mod:`mmtok.audio.io` (:func:`~mmtok.audio.io.load_audio`); everything is
-resampled to ``SAMPLE_RATE`` (16 kHz).
+"""Audio: a torch log-mel front end (:mod:`mmtok.audio.features`), time-slice tokens
+through a learned VQ codebook, and back to log-mel and waveform: with the learned
+vocoder (:class:`~mmtok.audio.vocoder.Vocoder`) when the checkpoint has one, else
+Griffin-Lim. Loading and resampling live in :mod:`mmtok.audio.io`
+(:func:`~mmtok.audio.io.load_audio`); everything is resampled to ``SAMPLE_RATE`` (16 kHz).
 
 Axis legend used in shape comments:
     S  samples            B  batch           M  mel channels
@@ -37,8 +38,19 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
+from mmtok.audio.features import (
+    F_MAX,
+    F_MIN,
+    HOP_LENGTH,
+    LOG_FLOOR,
+    N_FFT,
+    N_MELS,
+    log_mel,
+    mel_filters,
+)
 from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
+from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
 from mmtok.core.protocol import module_fingerprint
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
@@ -47,16 +59,9 @@ __all__ = [
     "AudioTokenizer",
     "AudioTokenizerConfig",
     "AudioTokenizerOutput",
-    "mel_filters",
-    "mel_power",
+    "front_end_mismatch",
 ]
 
-N_FFT = 1024  # STFT window (Hann, periodic) and FFT size: 64 ms
-HOP_LENGTH = 160  # samples between mel frames: 10 ms
-N_MELS = 80  # mel channels (Slaney scale and area normalisation, as librosa's default)
-F_MIN = 0.0  # Hz, lowest mel edge
-F_MAX = 8_000.0  # Hz, highest mel edge (Nyquist at 16 kHz)
-LOG_FLOOR = 1e-5  # power floor before the natural log: silence maps to log(1e-5) ≈ -11.5
 FRAMES_PER_TOKEN = 2  # mel frames per token
 BLOCK_TOKENS = 250  # tokens encoded per fixed block (5 s): the unit of identical arithmetic
 DEFAULT_VQ = dict(dim=160, codebook_size=1024, decay=0.99, commitment_weight=0.25, dead_code_threshold=0.2)
@@ -72,40 +77,9 @@ def exact_div(x: int, y: int) -> int:
 
 SAMPLES_PER_TOKEN = HOP_LENGTH * FRAMES_PER_TOKEN  # 320 samples = 20 ms
 TOKENS_PER_SECOND = exact_div(SAMPLE_RATE, SAMPLES_PER_TOKEN)  # 50
-assert TOKENS_PER_SECOND <= 50 and F_MAX <= SAMPLE_RATE / 2 and N_FFT % 2 == 0
-
-# --------------------------------------------------------------------------- log-mel
-
-
-def mel_filters(
-    sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
-    f_min: float = F_MIN, f_max: float = F_MAX,
-) -> torch.Tensor:
-    """``[n_mels, n_fft//2 + 1]`` Slaney mel filterbank, identical to ``librosa.filters.mel``."""
-    fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
-    return fb.t().contiguous()
-
-
-def mel_power(
-    audio: torch.Tensor, filters: torch.Tensor, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
-    center: bool = True,
-) -> torch.Tensor:
-    """Mel power spectrogram ``[..., M, F]`` of ``audio [..., S]`` (batched over leading axes).
-
-    With ``center=True`` it equals ``librosa.feature.melspectrogram(y, sr, n_fft=n_fft,
-    hop_length=hop_length, pad_mode="constant", power=2)``: frame ``i`` is centred on
-    sample ``i*hop_length`` and the signal is zero-padded by ``n_fft//2`` each side.
-    """
-    lead = audio.shape[:-1]
-    flat = audio.reshape(-1, audio.shape[-1])  # (B, S)
-    if center:
-        flat = F.pad(flat, (n_fft // 2, n_fft // 2))
-    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=False, return_complex=True)
-    power = spec.real.square() + spec.imag.square()  # (B, n_fft//2+1, F)
-    mel = torch.matmul(filters.to(power), power)  # (B, M, F)
-    return mel.reshape(*lead, *mel.shape[-2:])
-
+assert TOKENS_PER_SECOND <= 50
+VOCODER_CHOICES = ("auto", "learned", "griffin-lim")  # decode(vocoder=...) by name (or a Vocoder module)
+VOCODER_CHUNK_FRAMES = 6000  # the learned decoder runs 60 s at a time (with context), so memory stays bounded
 
 # --------------------------------------------------------------------------- the tokenizer
 
@@ -130,7 +104,8 @@ class AudioTokenizerConfig:
     decoder_blocks: int = 4  # residual blocks of the decoder (dilations 1, 2, 4, 1, ...)
     block_tokens: int = BLOCK_TOKENS  # tokens per fixed encoding block
     vq: VQConfig = field(default_factory=lambda: VQConfig(**DEFAULT_VQ))  # the codebook (vq.dim = code_dim)
-    griffin_lim_iters: int = 32  # iterations of Griffin-Lim in decode()
+    griffin_lim_iters: int = 32  # iterations of Griffin-Lim when decode() uses it
+    vocoder: VocoderConfig | None = None  # the learned waveform decoder (weights under vocoder.*); None: Griffin-Lim only
 
     def __post_init__(self) -> None:
         if self.sample_rate % (self.hop_length * self.frames_per_token):
@@ -152,6 +127,9 @@ class AudioTokenizerConfig:
         if self.encoder_kind == "slice" and (self.vq.cosine or self.vq.codebook_dim is not None):
             raise ValueError("encoder_kind='slice' codes are log-mel slices: it needs vq.cosine=False and "
                              f"vq.codebook_dim=None, got cosine={self.vq.cosine}, codebook_dim={self.vq.codebook_dim}")
+        if self.vocoder is not None and front_end_mismatch(self, self.vocoder):
+            raise ValueError(f"the vocoder reads another log-mel than this tokenizer writes: "
+                             f"{front_end_mismatch(self, self.vocoder)}")
 
     @property
     def samples_per_token(self) -> int:
@@ -179,6 +157,20 @@ class AudioTokenizerConfig:
         vq.update({FLAT_VQ_KEYS[k]: v for k, v in flat.items()})
         out["vq"] = vq
         return out
+
+
+def front_end_mismatch(cfg: AudioTokenizerConfig, voc: VocoderConfig) -> list[str]:
+    """The log-mel settings in which vocoder config ``voc`` differs from tokenizer config ``cfg``
+    (``"name: tokenizer vs vocoder"``); empty when the vocoder reads what the tokenizer writes.
+
+    >>> front_end_mismatch(AudioTokenizerConfig(), VocoderConfig(n_mels=64))
+    ['n_mels: 80 vs 64']
+    """
+    pairs = {"sample_rate": (cfg.sample_rate, voc.sample_rate), "n_mels": (cfg.n_mels, voc.n_mels),
+             "n_fft": (cfg.n_fft, voc.mel_n_fft), "hop_length": (cfg.hop_length, voc.hop_length),
+             "f_min": (cfg.f_min, voc.f_min), "f_max": (cfg.f_max, voc.f_max),
+             "log_floor": (cfg.log_floor, voc.log_floor)}
+    return [f"{k}: {a} vs {b}" for k, (a, b) in pairs.items() if a != b]
 
 
 @dataclass
@@ -233,6 +225,7 @@ class AudioTokenizer(nn.Module):
         self.register_buffer("feature_std", torch.ones(cfg.n_mels, 1))  # (M, 1)
         fb = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
         self.register_buffer("filters", fb, persistent=False)  # (M, n_fft//2+1)
+        self.vocoder = Vocoder(cfg.vocoder) if cfg.vocoder is not None else None  # learned log-mel -> waveform
 
     # ------------------------------------------------------------ attributes
 
@@ -262,8 +255,8 @@ class AudioTokenizer(nn.Module):
     def log_mel(self, audio: torch.Tensor, *, center: bool = True) -> torch.Tensor:
         """Log-mel ``[..., M, F]`` of samples ``[..., S]`` already at ``sample_rate`` (batched)."""
         c = self.cfg
-        mel = mel_power(audio.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length, center=center)
-        return mel.clamp_min(c.log_floor).log()
+        return log_mel(audio.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length,
+                       floor=c.log_floor, center=center)
 
     def features(self, x: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
         """Log-mel ``[M, F]`` (``F = 1 + S // hop_length``) of a file or array."""
@@ -433,13 +426,41 @@ class AudioTokenizer(nn.Module):
         )[0]
         return wave
 
+    def _pick_vocoder(self, vocoder: str | nn.Module) -> Vocoder | None:
+        """The learned decoder ``decode`` should use for ``vocoder``, or None for Griffin-Lim."""
+        if isinstance(vocoder, Vocoder):
+            wrong = front_end_mismatch(self.cfg, vocoder.cfg)
+            if wrong:
+                raise ValueError(f"decode(vocoder=...) got a Vocoder for another log-mel than this tokenizer's: {wrong}")
+            return vocoder
+        if not isinstance(vocoder, str):
+            raise TypeError(f"vocoder must be one of {VOCODER_CHOICES} or a Vocoder module, got {type(vocoder).__name__}")
+        if vocoder not in VOCODER_CHOICES:
+            raise ValueError(f"vocoder must be one of {VOCODER_CHOICES} or a Vocoder module, got {vocoder!r}")
+        if vocoder == "learned" and self.vocoder is None:
+            raise ValueError(
+                "decode(vocoder='learned'): this tokenizer has no learned vocoder; load a checkpoint that has one "
+                "(python -m mmtok.audio.vocoder_train --attach OUT writes one), pass a Vocoder module "
+                "(vocoder=mmtok.load('RUN/best')) or use vocoder='griffin-lim'"
+            )
+        return None if vocoder == "griffin-lim" else self.vocoder
+
     @torch.inference_mode()
-    def decode(self, codes: Any) -> torch.Tensor:
-        """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``."""
+    def decode(self, codes: Any, *, vocoder: str | nn.Module = "auto") -> torch.Tensor:
+        """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``.
+
+        ``vocoder``: ``"auto"`` (the learned decoder when this tokenizer has one, else
+        Griffin-Lim), ``"learned"`` (an error without one), ``"griffin-lim"``, or a
+        :class:`~mmtok.audio.vocoder.Vocoder` module run on :meth:`decode_features`.
+        """
         codes = self._check_codes(codes)
         if codes.dim() != 1:
             raise ValueError(f"decode takes the codes of one clip [n], got shape {tuple(codes.shape)}")
-        wave = self.mel_to_wave(self.decode_features(codes))
+        voc = self._pick_vocoder(vocoder)
+        mel = self.decode_features(codes)  # (M, fpt*n)
+        if voc is None:
+            wave = self.mel_to_wave(mel)
+        else:  # fpt*n frames give exactly n * samples_per_token samples
+            wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device)
         n = codes.numel() * self.cfg.samples_per_token
         return F.pad(wave, (0, max(0, n - wave.numel())))[:n]
-

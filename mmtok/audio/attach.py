@@ -1,0 +1,71 @@
+"""One audio tokenizer checkpoint from two: a tokenizer and a learned vocoder for its log-mel.
+
+>>> import tempfile, os
+>>> from mmtok.audio.tokenizer import AudioTokenizerConfig
+>>> from mmtok.audio.vocoder import VocoderConfig
+>>> from mmtok.vq.quantizer import VQConfig
+>>> tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
+>>> voc = Vocoder(VocoderConfig(dim=8, intermediate=16, blocks=1))
+>>> folder = attach_vocoder(tok, voc, os.path.join(tempfile.mkdtemp(), "audio-v2"))
+>>> again = load_module(AudioTokenizer, folder)
+>>> again.cfg.vocoder.dim, again.vocoder is not None, again.provenance["vocoder"]["source"]
+(8, True, 'module')
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
+from mmtok.audio.vocoder import Vocoder
+from mmtok.core.checkpoint import load_module, load_state_dict_checked, save_module
+
+__all__ = ["SHIPPED_LIMIT_MB", "attach_vocoder", "folder_megabytes"]
+
+SHIPPED_LIMIT_MB = 40.0  # the whole shipped audio checkpoint (tokenizer + vocoder) must stay under this
+
+
+def folder_megabytes(folder: str | os.PathLike[str]) -> float:
+    """Size of the files in ``folder`` (not recursive), in MB (10⁶ bytes)."""
+    return round(sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 1e6, 2)
+
+
+def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """Where a part came from (a resolved folder, a shipped name or "module"), its steps and provenance."""
+    prov = dict(getattr(module, "provenance", None) or {})
+    if where is None:
+        source = "module"
+    else:
+        source = str(Path(where).resolve()) if Path(where).exists() else str(where)
+    return {"source": source, "steps": prov.get("steps"), "provenance": prov}
+
+
+def attach_vocoder(
+    tokenizer: str | os.PathLike[str] | AudioTokenizer, vocoder: str | os.PathLike[str] | Vocoder,
+    out: str | os.PathLike[str],
+) -> Path:
+    """Write an audio tokenizer checkpoint at ``out``: ``tokenizer``'s config and weights (a shipped
+    name, a folder or a module) with ``vocoder`` (a folder or a module) as its learned decoder,
+    atomically. The codes are the tokenizer's, unchanged; ``decode`` uses the vocoder by default.
+    The provenance records both sources, their steps and their own provenance."""
+    tok_where = None if isinstance(tokenizer, AudioTokenizer) else tokenizer
+    voc_where = None if isinstance(vocoder, Vocoder) else vocoder
+    tok = tokenizer if isinstance(tokenizer, AudioTokenizer) else load_module(AudioTokenizer, tokenizer)
+    voc = vocoder if isinstance(vocoder, Vocoder) else load_module(Vocoder, vocoder)
+    wrong = front_end_mismatch(tok.cfg, voc.cfg)
+    if wrong:
+        raise ValueError(f"cannot attach vocoder {voc_where or 'module'}: it reads another log-mel than "
+                         f"tokenizer {tok_where or 'module'} writes: {wrong}")
+    cfg = copy.deepcopy(tok.cfg)
+    cfg.vocoder = copy.deepcopy(voc.cfg)
+    joined = AudioTokenizer(cfg)
+    tensors = {k: v for k, v in tok.state_dict().items() if not k.startswith("vocoder.")}
+    tensors.update({f"vocoder.{k}": v for k, v in voc.state_dict().items()})
+    load_state_dict_checked(joined, tensors, where=f"{tok_where or 'tokenizer'} + {voc_where or 'vocoder'}")
+    prov = {"built_by": "mmtok.audio.attach.attach_vocoder",
+            "tokenizer": {**_source(tok, tok_where), "fingerprint": tok.fingerprint},
+            "vocoder": _source(voc, voc_where)}
+    return save_module(joined, out, provenance=prov)

@@ -1,0 +1,278 @@
+"""The vocoder's training material: a 16 kHz int16 cache of a corpus, and segments drawn from it.
+
+``build_cache(corpus, cache)``: every ``train`` and ``validation`` file of ``corpus/manifest.jsonl``
+(as ``benchmarks/fetch_corpus.py`` writes it) decoded (soundfile, PyAV as fallback), downmixed to
+mono, resampled to 16 kHz with soxr ("HQ") and appended as int16 to ``SPLIT.int16``;
+``SPLIT.jsonl`` has one line per manifest row (offset and length in samples, source, group, kind,
+language; or the reason it was skipped). A killed build resumes where it stopped; ``index.json``
+is written last and marks the cache complete. The ``test`` split is never read.
+
+:class:`AudioCache` memory-maps one split; :func:`draw_batch` draws training segments with
+:func:`sampling_weights` (source ∝ √hours, group ∝ √hours, file ∝ length, uniform offset) from
+NumPy's global RNG, so a resumed run draws what it would have drawn; :func:`validation_set` picks
+the fixed validation segments and speech clips.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.audio.features import HOP_LENGTH
+from mmtok.audio.io import SAMPLE_RATE
+from mmtok.core.errors import CorpusError
+
+__all__ = [
+    "AudioCache",
+    "Clip",
+    "build_cache",
+    "decode_file",
+    "draw_batch",
+    "read_jsonl",
+    "rewrite_jsonl",
+    "sampling_weights",
+    "to_cache_samples",
+    "validation_set",
+    "write_json_atomic",
+]
+
+CACHE_FORMAT = "mmtok-audio-cache"
+CACHE_VERSION = 1
+CACHE_SPLITS = ("train", "validation")  # never "test"
+INT16_SCALE = 32767.0
+SILENT_PEAK = 1e-4  # files whose peak stays below this (-80 dBFS) are skipped as silent
+
+
+def decode_file(path: Path) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate: soundfile first, PyAV for what it cannot read."""
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, channels)
+        return data.mean(axis=1), int(rate)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        rate = int(stream.rate or stream.codec_context.sample_rate)
+        mono = av.AudioResampler(format="flt", layout="mono", rate=rate)  # downmix only, same rate
+        parts = [f.to_ndarray().reshape(-1) for frame in container.decode(stream) for f in mono.resample(frame)]
+        parts += [f.to_ndarray().reshape(-1) for f in mono.resample(None)]
+    return (np.concatenate(parts) if parts else np.zeros(0)).astype(np.float32), rate
+
+
+def to_cache_samples(path: Path) -> np.ndarray:
+    """int16 mono samples at 16 kHz of one file; raises ``ValueError`` with a short reason."""
+    import soxr
+
+    try:
+        x, rate = decode_file(path)
+    except Exception as e:
+        raise ValueError(f"decode failed: {type(e).__name__}") from e
+    if x.size == 0:
+        raise ValueError("empty")
+    if not np.isfinite(x).all():
+        raise ValueError("non-finite samples")
+    if rate != SAMPLE_RATE:
+        x = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ")
+    if x.size < SAMPLE_RATE // 10:
+        raise ValueError("shorter than 0.1 s")
+    if float(np.abs(x).max()) < SILENT_PEAK:
+        raise ValueError("silent")
+    return np.round(np.clip(x, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete lines of a JSONL file (a line cut short by a kill is dropped)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def build_cache(corpus: str | os.PathLike[str], cache: str | os.PathLike[str], *, progress: bool = True) -> dict[str, Any]:
+    """Decode and resample the train and validation files of ``corpus`` into ``cache`` (see the module
+    docstring); return the summary written to ``cache/index.json``. Resumes a killed build; a complete
+    cache is returned as is."""
+    from tqdm import tqdm
+
+    corpus, cache = Path(corpus), Path(cache)
+    if (cache / "index.json").is_file():
+        return json.loads((cache / "index.json").read_text())
+    manifest = corpus / "manifest.jsonl"
+    if not manifest.is_file():
+        raise CorpusError(f"--corpus {str(corpus)!r} has no manifest.jsonl")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    cache.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "sample_rate": SAMPLE_RATE,
+                               "dtype": "int16", "corpus": str(corpus.resolve()), "splits": {}}
+    for split in CACHE_SPLITS:
+        todo = [r for r in rows if r.get("split") == split]
+        data_path, index_path = cache / f"{split}.int16", cache / f"{split}.jsonl"
+        done = read_jsonl(index_path)
+        end = max((d["offset"] + d["length"] for d in done if "offset" in d), default=0)
+        rewrite_jsonl(index_path, done)  # drop a torn last line
+        with open(data_path, "ab") as f:
+            f.truncate(end * 2)  # samples written after the last index line are not trusted
+        seen = {d["path"] for d in done}
+        bar = tqdm(total=len(todo), initial=len(seen), disable=not progress, desc=f"cache {split}")
+        with open(data_path, "ab") as data, open(index_path, "a") as index:
+            for r in todo:
+                if r["path"] in seen:
+                    continue
+                entry = {k: r.get(k) for k in ("path", "source", "group", "kind", "language")}
+                try:
+                    x = to_cache_samples(corpus / r["path"])
+                except ValueError as e:
+                    entry["error"] = str(e)
+                else:
+                    data.write(x.tobytes())
+                    data.flush()
+                    entry.update(offset=end, length=int(x.size))
+                    end += int(x.size)
+                index.write(json.dumps(entry) + "\n")
+                index.flush()
+                bar.update(1)
+        bar.close()
+        done = read_jsonl(index_path)
+        ok = [d for d in done if "offset" in d]
+        summary["splits"][split] = {
+            "files": len(ok), "hours": round(sum(d["length"] for d in ok) / SAMPLE_RATE / 3600, 3),
+            "skipped": dict(Counter(d["error"] for d in done if "error" in d)),
+        }
+    write_json_atomic(cache / "index.json", summary)
+    return summary
+
+
+@dataclass
+class Clip:
+    """One cached file: where its samples are and what it is."""
+
+    offset: int  # first sample in SPLIT.int16
+    length: int  # samples
+    source: str  # the package or collection it came from
+    group: str  # speaker / game voice / album within the source
+    kind: str  # speech, music or sounds
+    path: str  # path in the corpus (for reports)
+
+
+class AudioCache:
+    """One split of a built cache: an int16 memmap and its clips."""
+
+    def __init__(self, cache: str | os.PathLike[str], split: str) -> None:
+        cache = Path(cache)
+        if not (cache / "index.json").is_file():
+            raise CorpusError(f"cache {cache} is not complete (no index.json): build it with --corpus")
+        self.split = split
+        self.clips = [
+            Clip(d["offset"], d["length"], str(d.get("source")), str(d.get("group")), str(d.get("kind")), d["path"])
+            for d in read_jsonl(cache / f"{split}.jsonl") if "offset" in d
+        ]
+        if not self.clips:
+            raise CorpusError(f"cache {cache} holds no {split} clips")
+        self.samples = np.memmap(cache / f"{split}.int16", dtype=np.int16, mode="r")
+
+    def read(self, clip: Clip, start: int = 0, length: int | None = None) -> np.ndarray:
+        """float32 samples ``[length]`` of ``clip`` from ``start`` (zero-padded past its end)."""
+        length = clip.length - start if length is None else length
+        out = np.zeros(length, np.float32)
+        n = max(0, min(length, clip.length - start))
+        out[:n] = self.samples[clip.offset + start : clip.offset + start + n] / INT16_SCALE
+        return out
+
+
+def sampling_weights(clips: Sequence[Clip]) -> np.ndarray:
+    """Probability of each clip: source ∝ √hours, group within it ∝ √hours, clip within it ∝ length.
+
+    >>> cs = [Clip(0, 4, "a", "g", "speech", "x"), Clip(0, 1, "b", "h", "speech", "y")]
+    >>> sampling_weights(cs).round(3).tolist()
+    [0.667, 0.333]
+    """
+    src, grp = defaultdict(float), defaultdict(float)
+    for c in clips:
+        src[c.source] += c.length
+        grp[(c.source, c.group)] += c.length
+    src_p = {s: math.sqrt(v) for s, v in src.items()}
+    total = sum(src_p.values())
+    grp_sum = defaultdict(float)
+    for (s, _), v in grp.items():
+        grp_sum[s] += math.sqrt(v)
+    w = np.array([
+        src_p[c.source] / total * math.sqrt(grp[(c.source, c.group)]) / grp_sum[c.source]
+        * c.length / grp[(c.source, c.group)]
+        for c in clips
+    ])
+    return w / w.sum()
+
+
+def draw_batch(cache: AudioCache, probs: np.ndarray, batch: int, samples: int, gain_db: float) -> torch.Tensor:
+    """``[batch, samples]`` random segments (global NumPy RNG, so a resumed run draws the same ones)."""
+    picks = np.random.choice(len(cache.clips), size=batch, p=probs)  # noqa: NPY002
+    out = np.zeros((batch, samples), np.float32)
+    for row, i in enumerate(picks):
+        clip = cache.clips[int(i)]
+        start = int(np.random.randint(0, max(1, clip.length - samples + 1)))  # noqa: NPY002
+        gain = 10.0 ** (-float(np.random.uniform(0.0, gain_db)) / 20.0)  # noqa: NPY002
+        out[row] = cache.read(clip, start, samples) * gain
+    return torch.from_numpy(out)
+
+
+# --------------------------------------------------------------------------- sampling and validation material
+
+
+def validation_set(cache: AudioCache, *, segments: int, segment_samples: int, clips: int,
+                   clip_samples: int, seed: int = 1234) -> tuple[torch.Tensor, list[torch.Tensor], list[str]]:
+    """Fixed validation material: ``segments`` segments ``[N, segment_samples]`` drawn with the training
+    sampler's weights (a private seed), and up to ``clips`` speech clips (the first ``clip_samples`` of
+    the longest file of as many different groups as possible) for STOI and PESQ, with their paths."""
+    rng = np.random.default_rng(seed)
+    probs = sampling_weights(cache.clips)
+    seg = np.zeros((segments, segment_samples), np.float32)
+    for row, i in enumerate(rng.choice(len(cache.clips), size=segments, p=probs)):
+        c = cache.clips[int(i)]
+        start = int(rng.integers(0, max(1, c.length - segment_samples + 1)))
+        seg[row] = cache.read(c, start, segment_samples)
+    speech = [c for c in cache.clips if c.kind == "speech" and c.length >= min(clip_samples, 3 * SAMPLE_RATE)]
+    by_group: dict[str, list[Clip]] = defaultdict(list)
+    for c in speech:
+        by_group[f"{c.source}/{c.group}"].append(c)
+    chosen: list[Clip] = []
+    pools = [sorted(v, key=lambda c: (-c.length, c.path)) for _, v in sorted(by_group.items())]
+    while len(chosen) < clips and any(pools):  # round robin over groups, longest files first
+        for pool in pools:
+            if pool and len(chosen) < clips:
+                chosen.append(pool.pop(0))
+    hop = HOP_LENGTH
+    waves = []
+    for c in chosen:
+        n = min(c.length, clip_samples) // hop * hop
+        waves.append(torch.from_numpy(cache.read(c, 0, n)))
+    return torch.from_numpy(seg), waves, [c.path for c in chosen]

@@ -1,0 +1,495 @@
+"""Train the :class:`~mmtok.audio.vocoder.Vocoder`: ``python -m mmtok.audio.vocoder_train --corpus C --cache D --out RUN``
+(also ``mmtok train-tokenizer vocoder ...``).
+
+Three jobs:
+
+1. **Cache** (:mod:`mmtok.audio.vocoder_data`): ``--corpus`` (a folder with ``manifest.jsonl``)
+   -> ``--cache``, the train and validation files as 16 kHz int16; resumable.
+
+2. **Training**, in two stages. Random segments of ``--segment-seconds`` from the train
+   split, the vocoder asked to give each segment back from its log-mel:
+
+   * stage 1, ``--features true`` (default): the segment's true log-mel, computed on the fly
+     (the ceiling);
+   * stage 2, ``--features decoded --tokenizer audio --init-from RUN1/best``: what the vocoder
+     will read at inference, ``tok.decode_features(tok.encode(segment))`` of the tokenizer
+     (a shipped name or a checkpoint folder), computed on the fly without gradients; the target
+     stays the true waveform. ``--init-from`` starts from a stage-1 model with fresh optimizer
+     state, and a first validation row (step 0) says how that model does on decoded features.
+
+   Loss: multi-resolution STFT (spectral convergence + log-magnitude L1) + ``--mel-weight`` ×
+   L1 to the segment's TRUE log-mel. AdamW, linear warmup then cosine decay
+   (:func:`mmtok.core.schedule.warmup_cosine`), gradient clipping. A non-finite loss stops the
+   run with an error naming the step, and nothing is saved. Validation reads the same kind of
+   features as training, and Griffin-Lim's figures on those features are the baseline.
+
+3. **Attach**: ``--attach OUT`` writes an audio tokenizer checkpoint = ``--tokenizer``'s config
+   and weights + a vocoder (``--vocoder CKPT``, default ``--out``'s ``best/``) as its learned
+   decoder, atomically, with both sources and their steps in its provenance
+   (:func:`mmtok.audio.attach.attach_vocoder`); ``tok.decode(codes)`` then uses the vocoder.
+
+Run folder::
+
+    RUN/train-state/     weights + optimizer + step + RNG (atomic), read by --resume
+    RUN/model/           the vocoder alone (mmtok checkpoint of kind "vocoder")
+    RUN/best/            the checkpoint with the lowest validation log-mel L1 so far
+    RUN/log.jsonl        one line per --log-every steps: loss terms, lr, grad norm, s/step
+    RUN/validation.jsonl one line per checkpoint: log-mel L1 and STFT losses on fixed validation
+                         segments, STOI and wideband PESQ on fixed speech clips (with
+                         Griffin-Lim's figures on the same clips and features for comparison)
+    RUN/griffin-lim.json that baseline, computed once per run
+
+A ``kill -9`` loses at most the steps since the last checkpoint; ``--resume`` restores the RNG
+states too, so the continued run draws the same batches it would have drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
+from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, front_end_mismatch
+from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
+from mmtok.audio.vocoder_data import (
+    AudioCache,
+    build_cache,
+    draw_batch,
+    read_jsonl,
+    rewrite_jsonl,
+    sampling_weights,
+    validation_set,
+    write_json_atomic,
+)
+from mmtok.core.checkpoint import (
+    config_from_dict,
+    load_module,
+    load_state_dict_checked,
+    read_config,
+    save_module,
+)
+from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.schedule import warmup_cosine
+from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+
+__all__ = [
+    "Run",
+    "build_parser",
+    "decoded_features",
+    "evaluate",
+    "griffin_lim_scores",
+    "main",
+    "speech_scores",
+]
+
+STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
+FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
+
+Features = Callable[[torch.Tensor], torch.Tensor]  # waveform [B, S] -> log-mel [B, M, S // hop]
+
+
+# --------------------------------------------------------------------------- features
+
+
+def decoded_features(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
+    """What a vocoder reads at inference: ``tok.decode_features(tok.encode(x))`` of each row of
+    ``audio [B, S]`` (``S`` a multiple of the tokenizer's samples per token) -> log-mel
+    ``[B, M, S // hop]`` on ``audio``'s device. No gradients; the result is a plain tensor that
+    autograd may save.
+    """
+    with torch.inference_mode():
+        codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n)
+        mel = tok.decode_features(codes)  # (B, M, fpt*n)
+    return mel[..., : audio.shape[-1] // tok.cfg.hop_length].to(audio.device).clone()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def speech_scores(ref: torch.Tensor, deg: torch.Tensor) -> dict[str, float]:
+    """STOI and wideband PESQ of ``deg`` against ``ref`` (both ``[S]`` at 16 kHz); {} without pystoi/pesq."""
+    try:
+        from pesq import pesq
+        from pystoi import stoi
+    except ImportError:
+        return {}
+    r, d = ref.double().numpy(), deg.double().numpy()
+    out = {"stoi": float(stoi(r, d, SAMPLE_RATE, extended=False))}
+    try:
+        out["pesq_wb"] = float(pesq(SAMPLE_RATE, r, d, "wb"))
+    except Exception:
+        pass
+    return out
+
+
+def _mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for r in rows for k in r})
+    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}
+
+
+def griffin_lim_scores(waves: Sequence[torch.Tensor], tok: AudioTokenizer | None = None) -> dict[str, Any]:
+    """STOI/PESQ of the tokenizer's Griffin-Lim path on the clips' TRUE log-mel (``tok`` None) or on
+    ``tok``'s decoded features of them (what ``tok.decode(codes, vocoder="griffin-lim")`` gives):
+    the figure to beat."""
+    gl = tok if tok is not None else AudioTokenizer(AudioTokenizerConfig()).eval()
+    hop = gl.cfg.hop_length
+    rows = []
+    for w in waves:
+        t = w.numel() // hop
+        if tok is None:
+            mel = gl.log_mel(w)[:, :t]  # (M, T): the frames AudioTokenizer.decode would hand it
+        else:
+            mel = decoded_features(tok, w[None].to(tok.device))[0]  # (M, T)
+        out = gl.mel_to_wave(mel).cpu()
+        out = torch.nn.functional.pad(out, (0, max(0, w.numel() - out.numel())))[: w.numel()]
+        rows.append(speech_scores(w, out))
+    return {"clips": len(waves), "iterations": gl.cfg.griffin_lim_iters,
+            "features": "true" if tok is None else "decoded", **_mean_scores(rows)}
+
+
+@torch.no_grad()
+def evaluate(voc: Vocoder, segments: torch.Tensor, waves: Sequence[torch.Tensor], *, batch: int = 8,
+             features: Features | None = None) -> dict[str, Any]:
+    """Validation figures: log-mel L1 (to the true log-mel) and STFT losses on ``segments``,
+    STOI/PESQ on ``waves``; the vocoder reads ``features(x)`` (default: the true log-mel)."""
+    was_training = voc.training
+    voc.eval()
+    dev = voc.window.device
+    hop = voc.cfg.hop_length
+    mel_l, sc_l, mag_l = [], [], []
+    for part in segments.split(batch):
+        x = part.to(dev)
+        mel = voc.log_mel(x)  # (B, M, T+1)
+        y = voc(mel[..., : x.shape[-1] // hop] if features is None else features(x))
+        sc, mag = multi_resolution_stft_loss(y, x)
+        mel_l.append(float(mel_l1(y, mel, voc.filters)) * len(part))
+        sc_l.append(float(sc) * len(part))
+        mag_l.append(float(mag) * len(part))
+    n = len(segments)
+    out: dict[str, Any] = {"mel_l1": round(sum(mel_l) / n, 4), "stft_sc": round(sum(sc_l) / n, 4),
+                           "stft_logmag": round(sum(mag_l) / n, 4)}
+    rows = []
+    for w in waves:
+        x = w.to(dev)
+        mel = voc.log_mel(x)[:, : w.numel() // hop] if features is None else features(x[None])[0]
+        rows.append(speech_scores(w, voc.decode(mel).cpu()))
+    out.update(_mean_scores(rows))
+    voc.train(was_training)
+    return out
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mmtok.audio.vocoder_train",
+                                description="Build the 16 kHz audio cache, train the learned vocoder on it "
+                                "(stage 1: true log-mel; stage 2: the tokenizer's decoded log-mel) and attach "
+                                "it to an audio tokenizer.")
+    p.add_argument("--corpus", default=None, help="corpus folder with manifest.jsonl (needed to build the cache)")
+    p.add_argument("--cache", default=None, help="cache folder (built from --corpus if index.json is missing)")
+    p.add_argument("--out", default=None, help="run folder; without it only the cache is built (or --attach run)")
+    p.add_argument("--features", default="true", choices=FEATURES,
+                   help="what the vocoder reads: the true log-mel (stage 1) or --tokenizer's decoded log-mel (stage 2)")
+    p.add_argument("--tokenizer", default="audio", help="audio tokenizer (shipped name or folder) for --features "
+                   "decoded and --attach")
+    p.add_argument("--init-from", default=None, metavar="CKPT", help="start a new run from this vocoder checkpoint "
+                   "(e.g. a stage-1 RUN/best) with fresh optimizer state")
+    p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
+                   "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
+    p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses")
+    p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--batch-size", type=int, default=16, help="segments per step")
+    p.add_argument("--segment-seconds", type=float, default=1.0, help="length of a training segment")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
+    p.add_argument("--warmup", type=int, default=1000, help="linear warmup steps")
+    p.add_argument("--min-lr-frac", type=float, default=0.05, help="the cosine decays to lr × this")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip")
+    p.add_argument("--mel-weight", type=float, default=1.0, help="weight of the log-mel L1 next to the STFT losses")
+    p.add_argument("--gain-db", type=float, default=6.0, help="segments are attenuated by U(0, this) dB")
+    p.add_argument("--dim", type=int, default=VocoderConfig.dim, help="backbone channels (new runs)")
+    p.add_argument("--intermediate", type=int, default=VocoderConfig.intermediate, help="MLP width (new runs)")
+    p.add_argument("--blocks", type=int, default=VocoderConfig.blocks, help="ConvNeXt blocks (new runs)")
+    p.add_argument("--save-every", type=int, default=500, help="checkpoint and validate every N steps")
+    p.add_argument("--log-every", type=int, default=10, help="append to log.jsonl every N steps")
+    p.add_argument("--val-segments", type=int, default=32, help="fixed validation segments for mel/STFT losses")
+    p.add_argument("--val-clips", type=int, default=8, help="fixed validation speech clips for STOI/PESQ (0: none)")
+    p.add_argument("--val-clip-seconds", type=float, default=4.0, help="length of a STOI/PESQ clip")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="random seed of a new run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
+    rows = read_jsonl(path)
+    keep = [r for r in rows if r.get("step", 0) <= step]
+    if len(keep) != len(rows) or path.is_file():
+        rewrite_jsonl(path, keep)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        return _run(args, list(argv) if argv is not None else sys.argv[1:])
+    except (TrainingError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    torch.set_num_threads(args.threads)
+    if args.attach is not None and args.out is None and args.vocoder is None:
+        raise TrainingError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
+    if args.cache is None and (args.out is not None or args.corpus is not None):
+        raise TrainingError("training needs --cache (built from --corpus when it has no index.json)")
+    if args.cache is not None:
+        cache_dir = Path(args.cache)
+        if not (cache_dir / "index.json").is_file():
+            if args.corpus is None:
+                raise TrainingError(f"cache {cache_dir} is not built; pass --corpus to build it")
+            t = time.perf_counter()
+            summary = build_cache(args.corpus, cache_dir, progress=not args.no_progress)
+            print(f"cache built in {time.perf_counter() - t:.0f} s: {json.dumps(summary['splits'])}", file=sys.stderr)
+    if args.out is not None:
+        Run(args, argv).train()
+    if args.attach is not None:
+        source = args.vocoder or Path(args.out) / BEST_DIR
+        try:
+            folder = attach_vocoder(args.tokenizer, source, args.attach)
+        except ValueError as e:
+            raise TrainingError(str(e)) from e
+        mb = folder_megabytes(folder)
+        print(json.dumps({"attached": str(folder), "tokenizer": args.tokenizer, "vocoder": str(source),
+                          "megabytes": mb, "within_limit": mb <= SHIPPED_LIMIT_MB}))
+    return 0
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Run:
+    """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate."""
+
+    def __init__(self, args: argparse.Namespace, argv: list[str]) -> None:
+        if args.features not in FEATURES:
+            raise TrainingError(f"--features must be one of {FEATURES}, got {args.features!r}")
+        if min(args.batch_size, args.steps, args.val_segments, args.save_every) < 1:
+            raise TrainingError(
+                f"need --batch-size, --steps, --val-segments, --save-every ≥ 1; "
+                f"got {args.batch_size}, {args.steps}, {args.val_segments}, {args.save_every}")
+        self.args, self.out = args, Path(args.out)
+        self.state_dir = self.out / STATE_DIR
+        resuming = args.resume and (self.state_dir / "config.json").is_file()
+        if not resuming and (self.state_dir / "config.json").is_file():
+            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        init = self._config(resuming)
+        self.tok = self._tokenizer()
+        unit = VocoderConfig.hop_length if self.tok is None else self.tok.cfg.samples_per_token
+        self.seg = round(args.segment_seconds * SAMPLE_RATE) // unit * unit  # samples per training segment
+        if self.seg < max(4 * VocoderConfig.hop_length, unit):
+            raise TrainingError(f"--segment-seconds {args.segment_seconds} is too short (≥ 0.04 s)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        cache_dir = Path(args.cache)
+        self.train_set, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
+        self.probs = sampling_weights(self.train_set.clips)
+        self.voc = Vocoder(self.cfg).to(pick_device(args.device))
+        if init is not None:
+            load_state_dict_checked(self.voc, init.state_dict(), where=args.init_from)
+        if self.tok is not None:
+            self.tok.to(self.voc.window.device)
+        params = list(self.voc.parameters())
+        self.opt = torch.optim.AdamW(
+            [{"params": [p for p in params if p.dim() > 1], "weight_decay": args.weight_decay},
+             {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}], lr=args.lr, betas=(0.8, 0.99))
+        self.step, self.elapsed, self.best = 0, 0.0, math.inf
+        if resuming:
+            st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
+            self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+            self.best = float(st["extra"].get("best_mel_l1", math.inf))
+            print(f"resumed at step {self.step}", file=sys.stderr)
+        self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
+        _truncate_log(self.log_path, self.step)
+        _truncate_log(self.val_path, self.step)
+        names = self._validation(val)
+        self.prov = self._provenance(argv, cache_dir, params, names, init)
+
+    def _config(self, resuming: bool) -> Vocoder | None:
+        """Set ``self.cfg`` (and the seeds of a new run); the ``--init-from`` model of a new run, if any."""
+        args = self.args
+        init, self.saved_prov = None, {}
+        if resuming:  # the run's own model config and feature kind win over the options
+            meta = read_config(self.state_dir, kind=Vocoder.KIND)
+            self.cfg = config_from_dict(VocoderConfig, meta["config"])
+            self.saved_prov = dict(meta.get("provenance") or {})
+            saved = self.saved_prov.get("features", "true")
+            if saved != args.features:
+                raise TrainingError(f"{self.out} was trained on --features {saved}; resume it with that, "
+                                    f"not --features {args.features}")
+        elif args.init_from is not None:
+            init = load_module(Vocoder, args.init_from)
+            self.cfg = init.cfg
+        else:
+            self.cfg = VocoderConfig(dim=args.dim, intermediate=args.intermediate, blocks=args.blocks)
+        if not resuming:
+            torch.manual_seed(args.seed)
+            np.random.seed(args.seed)  # noqa: NPY002 - the global state is what train-state saves
+        return init
+
+    def _tokenizer(self) -> AudioTokenizer | None:
+        """The tokenizer whose decoded features stage 2 trains on (None in stage 1)."""
+        if self.args.features != "decoded":
+            return None
+        tok = load_module(AudioTokenizer, self.args.tokenizer)
+        wrong = front_end_mismatch(tok.cfg, self.cfg)
+        if wrong:
+            raise TrainingError(f"--tokenizer {self.args.tokenizer} writes another log-mel than this vocoder "
+                                f"reads: {wrong}")
+        return tok
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The vocoder's input for segments ``x [B, S]``: ``[B, M, S // hop]``."""
+        if self.tok is None:
+            return self.voc.log_mel(x)[..., : x.shape[-1] // self.cfg.hop_length]
+        return decoded_features(self.tok, x)
+
+    def _validation(self, val: AudioCache) -> list[str]:
+        """Fix the validation material and the Griffin-Lim baseline (once per run); the clips' paths."""
+        args = self.args
+        self.val_seg, self.val_waves, names = validation_set(
+            val, segments=args.val_segments, segment_samples=self.seg, clips=args.val_clips,
+            clip_samples=round(args.val_clip_seconds * SAMPLE_RATE))
+        if self.tok is not None:  # whole tokens, so the decoded features cover each clip exactly
+            unit = self.tok.cfg.samples_per_token
+            self.val_waves = [w[: w.numel() // unit * unit] for w in self.val_waves]
+        baseline_path = self.out / "griffin-lim.json"
+        if self.val_waves and not baseline_path.is_file():  # computed once per run
+            write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok), "files": names})
+        self.baseline = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {}
+        self.baseline.pop("files", None)
+        return names
+
+    def _provenance(self, argv: list[str], cache_dir: Path, params: list[torch.nn.Parameter], names: list[str],
+                    init: Vocoder | None) -> dict[str, Any]:
+        args = self.args
+        prov: dict[str, Any] = {
+            "command": "python -m mmtok.audio.vocoder_train " + shlex.join(argv),
+            "stage": "true log-mel features" if self.tok is None else "decoded features of the tokenizer",
+            "features": args.features, "cache": str(cache_dir.resolve()), "train_files": len(self.train_set.clips),
+            "train_hours": round(sum(c.length for c in self.train_set.clips) / SAMPLE_RATE / 3600, 2),
+            "sampling": "source ∝ sqrt(hours), group ∝ sqrt(hours), file ∝ length, uniform offset",
+            "parameters": sum(p.numel() for p in params), "machine": f"{platform.machine()} {self.voc.window.device}",
+            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "segment_samples": self.seg,
+            "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names,
+        }
+        if self.tok is not None:
+            prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok.fingerprint,
+                                 "steps": getattr(self.tok, "provenance", {}).get("steps")}
+        if init is not None:
+            prov["init_from"] = {"source": str(Path(args.init_from).resolve()),
+                                 "steps": getattr(init, "provenance", {}).get("steps")}
+        elif "init_from" in self.saved_prov:  # a resumed run keeps what it started from
+            prov["init_from"] = self.saved_prov["init_from"]
+        return prov
+
+    def _validate(self) -> dict[str, Any]:
+        feats = None if self.tok is None else self.features
+        return {"step": self.step, **evaluate(self.voc, self.val_seg, self.val_waves, features=feats),
+                "griffin_lim": self.baseline, "minutes": round(self.elapsed / 60, 1)}
+
+    def checkpoint(self) -> None:
+        """Validate, then write train-state, model (and best) atomically; append the validation row."""
+        row = self._validate()
+        improved = row["mel_l1"] < self.best
+        self.best = min(self.best, row["mel_l1"])
+        save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
+                         step=self.step, extra={"elapsed": self.elapsed, "best_mel_l1": self.best},
+                         provenance=self.prov)
+        prov = {**self.prov, "steps": self.step, "validation": row}
+        save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
+        if improved:
+            save_module(self.voc, self.out / BEST_DIR, provenance=prov)
+        with open(self.val_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def validate_init(self) -> None:
+        """Step 0 of a run started ``--init-from``: how the initial model does (no checkpoint written)."""
+        if self.step or "init_from" not in self.prov or any(r.get("step") == 0 for r in read_jsonl(self.val_path)):
+            return
+        row = {**self._validate(), "init_from": self.prov["init_from"]["source"]}
+        with open(self.val_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step on a fresh batch; the loss terms (a non-finite loss raises, nothing stepped)."""
+        args, voc = self.args, self.voc
+        lr = warmup_cosine(self.step, peak=args.lr, warmup=args.warmup, total=args.steps,
+                           floor=args.lr * args.min_lr_frac)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x = draw_batch(self.train_set, self.probs, args.batch_size, self.seg, args.gain_db).to(voc.window.device)
+        with torch.no_grad():
+            mel = voc.log_mel(x)  # (B, M, S/hop + 1): the target's features
+            inp = mel[..., : self.seg // self.cfg.hop_length] if self.tok is None else decoded_features(self.tok, x)
+        y = voc(inp)  # (B, S)
+        sc, mag = multi_resolution_stft_loss(y, x)
+        ml = mel_l1(y, mel, voc.filters)
+        loss = sc + mag + args.mel_weight * ml
+        if not math.isfinite(loss.item()):
+            raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving; "
+                                "--resume restarts from the last checkpoint (try a lower --lr)")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
+        self.opt.step()
+        self.step += 1
+        return {"loss": loss.item(), "stft_sc": sc.item(), "stft_logmag": mag.item(), "mel_l1": ml.item(),
+                "lr": lr, "grad_norm": gnorm}
+
+    def train(self) -> None:
+        from tqdm import tqdm
+
+        args = self.args
+        self.validate_init()
+        self.voc.train()
+        bar = tqdm(total=args.steps, initial=self.step, disable=args.no_progress, desc="vocoder", mininterval=10)
+        t0 = time.perf_counter() - self.elapsed
+        t_last, s_last = time.perf_counter(), self.step
+        while self.step < args.steps:
+            terms = self.train_step()
+            self.elapsed = time.perf_counter() - t0
+            bar.update(1)
+            if self.step % args.log_every == 0 or self.step == args.steps:
+                now = time.perf_counter()
+                row = {"step": self.step, **{k: round(v, 7 if k == "lr" else 4) for k, v in terms.items()},
+                       "s_per_step": round((now - t_last) / max(1, self.step - s_last), 3),
+                       "minutes": round(self.elapsed / 60, 2)}
+                t_last, s_last = now, self.step
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=row["loss"], mel=row["mel_l1"])
+            if self.step % args.save_every == 0 or self.step == args.steps:
+                self.checkpoint()
+        bar.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

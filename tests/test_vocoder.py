@@ -1,0 +1,273 @@
+"""The learned vocoder: shapes, chunked decoding, learning, its resumable trainer (stages 1 and 2) and
+attaching it to an audio tokenizer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from safetensors.torch import load_file
+
+import mmtok
+from mmtok.audio import vocoder_train
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.vocoder import (
+    Vocoder,
+    VocoderConfig,
+    mel_l1,
+    multi_resolution_stft_loss,
+    receptive_field,
+)
+from mmtok.core.checkpoint import load_module, save_module
+from mmtok.vq.quantizer import VQConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = VocoderConfig(dim=32, intermediate=64, blocks=2)
+TINY_ARGS = ["--dim", "32", "--intermediate", "64", "--blocks", "2"]
+
+
+def voiced(seconds: float, rate: int = 16000, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A vowel-like test signal: harmonics of a gliding f0 under a slow envelope, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 1.5 * t))) / rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 * 1.2 < rate / 2)
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 2.0 * t) ** 2
+    return (0.2 * env * x + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_shapes_and_exact_length() -> None:
+    torch.manual_seed(0)
+    voc = Vocoder(TINY).eval()
+    for frames in (1, 7, 100):
+        mel = torch.randn(3, 80, frames) - 6
+        assert voc(mel).shape == (3, frames * 160)
+    assert voc.decode(torch.randn(80, 33)).shape == (33 * 160,)
+    with pytest.raises(ValueError, match="log-mel"):
+        voc(torch.randn(2, 40, 10))
+
+
+def test_features_are_the_tokenizers() -> None:
+    wave = torch.from_numpy(voiced(0.5))
+    tok = AudioTokenizer(AudioTokenizerConfig()).eval()
+    assert torch.allclose(Vocoder(TINY).log_mel(wave), tok.log_mel(wave), atol=1e-5)
+
+
+def test_chunked_equals_whole() -> None:
+    torch.manual_seed(0)
+    voc = Vocoder(VocoderConfig(dim=32, intermediate=64, blocks=3)).eval()
+    for p in voc.parameters():  # make every layer matter (layer scale starts small)
+        p.data.add_(0.05 * torch.randn_like(p))
+    mel = torch.randn(2, 80, 301) - 6
+    whole = voc.decode(mel)
+    for chunk in (7, 40, 100, 300):
+        assert torch.allclose(voc.decode(mel, chunk_frames=chunk), whole, atol=1e-5, rtol=1e-4), chunk
+    assert receptive_field(voc.cfg) == voc.context_frames == 4 * 3 + 2
+
+
+def test_losses_are_zero_on_identity_and_positive_otherwise() -> None:
+    x = torch.from_numpy(voiced(0.5))[None]
+    sc, mag = multi_resolution_stft_loss(x, x)
+    assert float(sc) == 0 and float(mag) == 0
+    sc, mag = multi_resolution_stft_loss(0.5 * x, x)
+    assert 0.45 < float(sc) < 0.55 and abs(float(mag) - math.log(2)) < 0.1
+    voc = Vocoder(TINY)
+    assert float(mel_l1(x, voc.log_mel(x), voc.filters)) == 0.0
+
+
+def test_tiny_vocoder_overfits_one_clip() -> None:
+    torch.manual_seed(0)
+    voc = Vocoder(VocoderConfig(dim=64, intermediate=128, blocks=2))
+    x = torch.from_numpy(voiced(0.4))[None]  # (1, 6400)
+    mel = voc.log_mel(x)
+    opt = torch.optim.AdamW(voc.parameters(), lr=5e-3)
+
+    def loss() -> torch.Tensor:
+        y = voc(mel[..., :40])
+        sc, mag = multi_resolution_stft_loss(y, x)
+        return sc + mag + mel_l1(y, mel, voc.filters)
+
+    first = float(loss().detach())
+    for _ in range(50):
+        opt.zero_grad()
+        loss_value = loss()
+        loss_value.backward()
+        opt.step()
+    last = float(loss().detach())
+    assert last < first / 2, (first, last)
+
+
+def tiny_corpus(root: Path) -> Path:
+    """Six short files at odd rates and channel counts, in train and validation splits."""
+    rows = []
+    specs = [("train", 22050, 1, "speech", "a"), ("train", 44100, 2, "speech", "b"), ("train", 16000, 1, "music", "c"),
+             ("train", 11127, 1, "sounds", "c"), ("validation", 16000, 1, "speech", "d"),
+             ("validation", 48000, 1, "speech", "e")]
+    for i, (split, rate, ch, kind, group) in enumerate(specs):
+        x = voiced(1.2 + 0.3 * i, rate, f0=110 + 20 * i, seed=i)
+        data = np.stack([x] * ch, 1) if ch > 1 else x
+        path = f"audio/{i}.wav"
+        (root / "audio").mkdir(parents=True, exist_ok=True)
+        sf.write(root / path, data, rate)
+        rows.append({"path": path, "source": f"src-{group}", "group": group, "split": split, "kind": kind,
+                     "seconds": x.size / rate, "sample_rate": rate, "language": "en"})
+    (root / "audio" / "broken.wav").write_bytes(b"RIFF not really")
+    rows.append({"path": "audio/broken.wav", "source": "src-a", "group": "a", "split": "train", "kind": "speech",
+                 "seconds": 1.0, "sample_rate": 16000, "language": "en"})
+    rows.append({"path": "audio/0.wav", "source": "src-a", "group": "a", "split": "test", "kind": "speech",
+                 "seconds": 1.0, "sample_rate": 16000, "language": "en"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_trainer_checkpoints_resumes_and_decodes(tmp_path: Path) -> None:
+    corpus, cache, run = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", tmp_path / "run"
+    common = ["--corpus", str(corpus), "--cache", str(cache), "--out", str(run), "--batch-size", "2",
+              "--segment-seconds", "0.25", "--save-every", "3", "--log-every", "1", "--val-segments", "2",
+              "--val-clips", "1", "--val-clip-seconds", "1", "--warmup", "2", "--no-progress", *TINY_ARGS]
+    assert vocoder_train.main([*common, "--steps", "3"]) == 0
+    index = json.loads((cache / "index.json").read_text())
+    assert index["splits"]["train"]["files"] == 4 and index["splits"]["validation"]["files"] == 2
+    assert sum(index["splits"]["train"]["skipped"].values()) == 1  # the broken file, counted
+    state = json.loads((run / "train-state" / "config.json").read_text())
+    assert state["train"]["step"] == 3 and state["kind"] == "vocoder"
+    val = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in val] == [3] and val[0]["mel_l1"] > 0
+
+    assert vocoder_train.main([*common, "--steps", "3"]) == 2  # a second run may not overwrite the first
+    assert vocoder_train.main([*common, "--steps", "5", "--resume"]) == 0
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
+    assert json.loads((run / "train-state" / "config.json").read_text())["train"]["step"] == 5
+
+    voc = load_module(Vocoder, run / "model")
+    wave = voc.decode(voc.log_mel(torch.from_numpy(voiced(0.5)))[:, :50])
+    assert wave.shape == (8000,) and bool(torch.isfinite(wave).all())
+
+
+def test_resume_continues_the_same_curve(tmp_path: Path) -> None:
+    corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
+    common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
+              "--log-every", "1", "--val-segments", "1", "--val-clips", "0", "--warmup", "2", "--no-progress",
+              "--steps", "4", *TINY_ARGS]
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "a"), "--save-every", "4"]) == 0
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "b"), "--save-every", "2", "--steps", "2"]) == 0
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "b"), "--save-every", "2", "--resume"]) == 0
+
+    def losses(run: str) -> list[float]:
+        return [json.loads(line)["loss"] for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+
+    assert losses("a") == pytest.approx(losses("b"), rel=1e-4)
+
+
+def test_non_finite_loss_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, cache, run = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", tmp_path / "run"
+    real = vocoder_train.mel_l1
+    calls = {"n": 0}
+
+    def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
+        calls["n"] += 1
+        out = real(*args, **kwargs)  # type: ignore[arg-type]
+        return out * float("nan") if calls["n"] == 2 else out
+
+    monkeypatch.setattr(vocoder_train, "mel_l1", poisoned)
+    args = ["--corpus", str(corpus), "--cache", str(cache), "--out", str(run), "--steps", "4", "--batch-size", "1",
+            "--segment-seconds", "0.2", "--save-every", "10", "--val-segments", "1", "--val-clips", "0",
+            "--no-progress", *TINY_ARGS]
+    assert vocoder_train.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "non-finite loss" in err[-1] and "step 2" in err[-1]
+    assert not (run / "train-state").exists() and not (run / "model").exists()
+
+
+# --------------------------------------------------------------------------- stage 2 and attaching
+
+
+def tiny_tokenizer(folder: Path) -> Path:
+    """A small slice tokenizer saved as a checkpoint folder (its codes are what stage 2 decodes)."""
+    torch.manual_seed(0)
+    cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=16, decoder_blocks=1)
+    tok = AudioTokenizer(cfg)
+    with torch.no_grad():
+        tok.vq.embed.copy_(tok.log_mel(torch.from_numpy(voiced(0.7)))[:, :64].T.reshape(32, 160))
+    return save_module(tok, folder)
+
+
+def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
+    tok_dir = tiny_tokenizer(tmp_path / "tok")
+    common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
+              "--save-every", "2", "--log-every", "1", "--val-segments", "2", "--val-clips", "1",
+              "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2", *TINY_ARGS]
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "s1")]) == 0
+    s2 = tmp_path / "s2"
+    stage2 = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
+              "--init-from", str(tmp_path / "s1" / "best"), "--dim", "48"]  # the size options yield to --init-from
+    assert vocoder_train.main(stage2) == 0
+    val = [json.loads(line) for line in (s2 / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in val] == [0, 2] and val[0]["init_from"] == str((tmp_path / "s1" / "best").resolve())
+    assert val[0]["griffin_lim"]["features"] == "decoded"
+    state = json.loads((s2 / "train-state" / "config.json").read_text())
+    assert state["config"]["dim"] == 32 and state["provenance"]["features"] == "decoded"
+    assert state["provenance"]["init_from"]["steps"] == 2 and state["provenance"]["tokenizer"]["source"] == str(tok_dir)
+    adam = load_file(str(s2 / "train-state" / "optimizer.safetensors"))
+    assert float(adam["optim.state.0.step"]) == 2  # fresh optimizer state: 2 steps, not 2 + 2
+
+    # the run's features are fixed: a resume on the other kind is refused
+    assert vocoder_train.main([*common, "--out", str(s2), "--resume", "--steps", "3"]) == 2
+    assert "--features decoded" in capsys.readouterr().err
+
+    out = tmp_path / "audio-v2"
+    capsys.readouterr()
+    assert vocoder_train.main(["--attach", str(out), "--tokenizer", str(tok_dir), "--vocoder", str(s2 / "best")]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["attached"] == str(out) and 0 < report["megabytes"] < 40 and report["within_limit"]
+
+    tok, joined = load_module(AudioTokenizer, tok_dir), mmtok.load(out)
+    voc = mmtok.load(s2 / "best")  # kind "vocoder" loads by name too
+    assert isinstance(voc, Vocoder) and isinstance(joined, AudioTokenizer) and joined.cfg.vocoder == voc.cfg
+    wave = torch.from_numpy(voiced(0.6))
+    codes = tok.encode(wave, 16000)
+    assert torch.equal(joined.encode(wave, 16000), codes)  # the codes are the tokenizer's
+    assert torch.equal(joined.decode(codes), tok.decode(codes, vocoder=voc))
+    assert torch.equal(joined.decode(codes, vocoder="griffin-lim"), tok.decode(codes))
+    prov = joined.provenance
+    assert prov["tokenizer"]["source"] == str(tok_dir.resolve()) and prov["vocoder"]["steps"] == 2
+    assert prov["vocoder"]["source"] == str((s2 / "best").resolve()) and prov["tokenizer"]["fingerprint"] == tok.fingerprint
+
+
+def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main as cli
+
+    with pytest.raises(SystemExit) as done:
+        cli(["train-tokenizer", "vocoder", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "--features" in out and "--init-from" in out and "--attach" in out
+    assert cli(["train-tokenizer", "vocoder", "--attach", "x"]) == 2
+    assert "--vocoder" in capsys.readouterr().err
+
+
+STAGE1_RUN = Path("/work/data/audio/vocoder-s1")  # the stage-1 run on the real corpus, where this machine has it
+
+
+@pytest.mark.skipif(not (STAGE1_RUN / "train-state" / "config.json").is_file(), reason="no stage-1 run here")
+def test_the_stage_one_run_still_loads_and_resumes() -> None:
+    """Its model/ and train-state/ fit the current classes (the layout --resume reads), and it attaches."""
+    from mmtok.core.trainstate import load_train_state
+
+    voc = load_module(Vocoder, STAGE1_RUN / "model")
+    opt = torch.optim.AdamW([{"params": [p for p in voc.parameters() if p.dim() > 1]},
+                             {"params": [p for p in voc.parameters() if p.dim() <= 1]}])
+    st = load_train_state(STAGE1_RUN / "train-state", model=voc, optimizer=opt, kind="vocoder", restore_rng=False)
+    assert st["step"] > 0 and "best_mel_l1" in st["extra"]
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8,
+                                              vocoder=voc.cfg))
+    tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]
+    assert tok.decode(torch.tensor([1, 2, 3])).shape == (960,)
