@@ -4,8 +4,11 @@
     mmtok demo [--fast] [--out DIR]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
-    mmtok tokenize docs.jsonl --out DIR [--workers N] [--shard-tokens N] [--part i/n] [--strict]
-                  [--image MODEL] [--audio MODEL] [--text byte|FOLDER]
+    mmtok train-tokenizer vocoder --cache DIR --out DIR [--features decoded --init-from RUN/best] [--attach DIR]
+    mmtok tokenize docs.jsonl|rows.parquet|DATASET_DIR --out DIR [--workers N] [--shard-tokens N] [--part i/n]
+                  [--strict] [--image MODEL] [--audio MODEL] [--text byte|FOLDER] [--engine local|ray [--ray-address ADDR]]
+    mmtok export SHARDS --to parquet|datasets|bin --out PATH
+    mmtok export-hf --run RUN --out DIR
     mmtok context DURATION [--preset gemini|lwm|chameleon|cosmos|mmtok|custom] [--fps F] [--json] ...
 """
 
@@ -16,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import mmtok
 
@@ -39,6 +43,8 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
         from mmtok.audio.train import main as train_main
     elif args.modality == "text":
         from mmtok.stream.text import main as train_main
+    elif args.modality == "vocoder":
+        from mmtok.audio.vocoder_train import main as train_main
     else:  # pragma: no cover - argparse restricts choices
         raise SystemExit(f"unknown modality {args.modality!r}")
     return int(train_main(rest) or 0)
@@ -67,9 +73,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import LocalEngine, TokenizerSpec, tokenize_corpus
+    from mmtok.data.ray_engine import RayEngine
 
     start = time.perf_counter()
+    engine = RayEngine(address=args.ray_address) if args.engine == "ray" else LocalEngine(args.workers)
     manifest = tokenize_corpus(
         args.corpus,
         args.out,
@@ -79,12 +87,27 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         part=args.part,
         strict=args.strict,
         progress=not args.quiet,
+        engine=engine,
     )
     seconds = time.perf_counter() - start
     print(json.dumps({
         "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
         "skipped": len(manifest["skipped"]), "seconds": round(seconds, 3),
     }))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mmtok.data.export import export_shards
+
+    print(json.dumps(export_shards(args.shards, to=args.to, out=args.out)))
+    return 0
+
+
+def _cmd_export_hf(args: argparse.Namespace) -> int:
+    from mmtok.lm.hf import export_hf
+
+    print(json.dumps(export_hf(args.run, args.out)))
     return 0
 
 
@@ -131,6 +154,41 @@ def _cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tokenize(sub: Any) -> None:
+    tok = sub.add_parser("tokenize", help="tokenize a corpus of interleaved documents into shards")
+    tok.add_argument("corpus", help='JSONL, one {"segments": [...]} document per line; or OBELICS-layout rows '
+                     "(texts/images lists) in a .parquet file or a datasets folder")
+    tok.add_argument("--out", required=True, metavar="DIR", help="folder for the shards and manifest.json")
+    tok.add_argument("--workers", type=int, default=1, metavar="N", help="tokenizing processes (output is the same for any)")
+    tok.add_argument("--shard-tokens", type=int, default=1 << 24, metavar="N", help="a shard closes at this many tokens")
+    tok.add_argument("--part", type=_part, default=None, metavar="i/n", help="i/n: tokenize only part i of n (default: "
+                     "RANK/WORLD_SIZE under torchrun)")
+    tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
+    tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
+    tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: video (the shipped image tokenizer at 1 fps), folder or module:callable")
+    tok.add_argument("--quiet", action="store_true", help="no progress bar")
+    tok.add_argument("--engine", default="local", choices=["local", "ray"], help="local processes, or Ray Data "
+                     "(pip install 'mmtok[ray]'; --workers is ignored): the shards are the same")
+    tok.add_argument("--ray-address", default=None, metavar="ADDR", help="a running Ray cluster (ray://HOST:10001 "
+                     "or auto); default: start a local one with 2 CPUs")
+    tok.set_defaults(func=_cmd_tokenize)
+
+
+def _add_exports(sub: Any) -> None:
+    ex = sub.add_parser("export", help="write shards as parquet, a datasets folder or a flat tokens.bin")
+    ex.add_argument("shards", help="a folder from 'mmtok tokenize'")
+    ex.add_argument("--to", required=True, choices=["parquet", "datasets", "bin"], help="the format")
+    ex.add_argument("--out", required=True, metavar="PATH", help="a .parquet file, or a folder (datasets, bin)")
+    ex.set_defaults(func=_cmd_export)
+
+    hf = sub.add_parser("export-hf", help="a trained run as a transformers LlamaForCausalLM folder")
+    hf.add_argument("--run", required=True, metavar="RUN", help="a run folder from 'mmtok train' (or a checkpoint)")
+    hf.add_argument("--out", required=True, metavar="DIR", help="folder for config.json, model.safetensors, mmtok_vocab.json")
+    hf.set_defaults(func=_cmd_export_hf)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmtok",
@@ -154,27 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     tt = sub.add_parser(
         "train-tokenizer",
-        help="train an image, audio or text tokenizer (see 'mmtok train-tokenizer image --help')",
+        help="train an image, audio or text tokenizer, or the audio vocoder (see 'mmtok train-tokenizer image --help')",
         add_help=False,
     )
-    tt.add_argument("modality", choices=["image", "audio", "text"], help="what to train")
+    tt.add_argument("modality", choices=["image", "audio", "text", "vocoder"], help="what to train")
     tt.add_argument("options", nargs=argparse.REMAINDER, help="options of that trainer")
     tt.set_defaults(func=_cmd_train_tokenizer)
 
-    tok = sub.add_parser("tokenize", help="tokenize a JSONL corpus of interleaved documents into shards")
-    tok.add_argument("corpus", help='JSONL, one {"segments": [...]} document per line')
-    tok.add_argument("--out", required=True, metavar="DIR", help="folder for the shards and manifest.json")
-    tok.add_argument("--workers", type=int, default=1, metavar="N", help="tokenizing processes (output is the same for any)")
-    tok.add_argument("--shard-tokens", type=int, default=1 << 24, metavar="N", help="a shard closes at this many tokens")
-    tok.add_argument("--part", type=_part, default=None, metavar="i/n", help="i/n: tokenize only part i of n (default: "
-                     "RANK/WORLD_SIZE under torchrun)")
-    tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
-    tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
-    tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: video (the shipped image tokenizer at 1 fps), folder or module:callable")
-    tok.add_argument("--quiet", action="store_true", help="no progress bar")
-    tok.set_defaults(func=_cmd_tokenize)
+    _add_tokenize(sub)
+    _add_exports(sub)
 
     from mmtok.context.shipped import PRESET_NAMES, presets_help
 

@@ -1,8 +1,13 @@
-"""Data: a JSONL corpus -> token shards on disk -> packed training windows.
+"""Data: a corpus -> token shards on disk -> packed training windows, and exports.
 
-:mod:`~mmtok.data.corpus` tokenizes documents into shards (atomic,
-resumable, byte-identical for any number of workers); :mod:`~mmtok.data.shards`
-is the shard format; :mod:`~mmtok.data.packing` cuts shards into windows.
+:mod:`~mmtok.data.documents` reads documents (JSONL, or the OBELICS layout in
+parquet or a ``datasets`` folder); :mod:`~mmtok.data.corpus` tokenizes them into
+shards (atomic, resumable, byte-identical for any number of workers and either
+engine); :mod:`~mmtok.data.ray_engine` is the Ray Data engine
+(:class:`TokenizeDocuments` is its ``map_batches`` callable; Ray is imported only
+when it runs); :mod:`~mmtok.data.shards` is the shard format;
+:mod:`~mmtok.data.packing` cuts shards into windows; :mod:`~mmtok.data.export`
+writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.stream` and :mod:`mmtok.pretrained`
 (to build tokenizers from names).
@@ -13,6 +18,8 @@ from __future__ import annotations
 from mmtok.data.corpus import TokenizerSpec as TokenizerSpec
 from mmtok.data.corpus import tokenize_corpus as tokenize_corpus
 from mmtok.data.packing import PackedDataset as PackedDataset
+from mmtok.data.ray_engine import RayEngine as RayEngine
+from mmtok.data.ray_engine import TokenizeDocuments as TokenizeDocuments
 from mmtok.data.shards import open_shards as open_shards
 
-__all__ = ['PackedDataset', 'TokenizerSpec', 'open_shards', 'tokenize_corpus']
+__all__ = ['PackedDataset', 'RayEngine', 'TokenizeDocuments', 'TokenizerSpec', 'open_shards', 'tokenize_corpus']

@@ -1,6 +1,7 @@
-"""A corpus of interleaved documents -> token shards on disk, resumably; and reading them back.
+"""A corpus of interleaved documents -> token shards on disk, resumably, by a local or a Ray engine.
 
-Input is JSONL, one document per line::
+Input is JSONL, one document per line (or the OBELICS layout in a ``.parquet``
+file or a ``datasets`` folder, see :mod:`mmtok.data.documents`)::
 
     {"segments": [{"text": "..."}, {"image": "rel/path.jpg"}, {"audio": "rel/clip.wav"}]}
 
@@ -18,7 +19,8 @@ lines are not documents and are ignored). Output, in ``out``::
 
 A shard closes after the document that brings it to ``shard_tokens`` tokens, so
 shard boundaries depend only on the corpus and the settings, never on
-``workers``. Each shard is committed atomically (temporary files, fsync, rename;
+``workers`` or the engine (:class:`LocalEngine`, or
+:class:`mmtok.data.ray_engine.RayEngine` on a Ray cluster). Each shard is committed atomically (temporary files, fsync, rename;
 the index is renamed last and is the commit). Running the same call again after
 a crash or ``kill -9`` keeps the committed shards and continues after the last
 one: the final files are byte-identical to an uninterrupted run. Documents are
@@ -37,16 +39,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.core.protocol import MediaTokenizer
+from mmtok.data.documents import Source, open_source, segments
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -55,16 +59,19 @@ from mmtok.data.shards import (
     shard_manifest,
     write_atomic,
 )
-from mmtok.stream.interleave import VIDEO_OPTIONS, Interleaver
+from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
 
-__all__ = ["TokenizerSpec", "build_interleaver", "part_folder", "tokenize_corpus"]
+__all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "modality_counts",
+           "part_folder", "tokenize_corpus"]
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
-BATCH_PER_WORKER = 64  # lines in flight per worker (bounds memory)
+CHUNK_LINES = 4  # documents per task sent to a worker
+CHUNKS_PER_WORKER = 8  # tasks in flight per worker (bounds memory, keeps every worker busy)
 LOCK_NAME = ".lock"  # held while a run writes the folder
-MEDIA_KEYS = ("image", "audio", "video")
+
+Result = tuple[int, "np.ndarray | None", "np.ndarray | str"]  # (line, ids, tokens per modality) or (line, None, reason)
 
 
 @dataclass(frozen=True)
@@ -120,70 +127,48 @@ def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
     return Path(out) if n == 1 else Path(out) / f"part-{i:05d}-of-{n:05d}"
 
 
-# --------------------------------------------------------------------------- one document
+# --------------------------------------------------------------------------- the local engine
 
 
-def _document(raw: bytes, base: Path, il: Interleaver, line: int) -> list[Any]:
-    """The segments of one JSONL line, media paths resolved; ValueError says what is wrong.
+# --------------------------------------------------------------------------- engines
 
-    Media without a tokenizer for it is a mistake in the call, not in the document:
-    that raises :class:`~mmtok.core.errors.CorpusError`.
+
+class Engine(Protocol):
+    """Tokenizes a source's documents, yielding one :data:`Result` per document in document order.
+
+    ``first`` is the first document number still to do (resume), ``part`` the
+    ``(i, n)`` slice of documents (numbers ``i+1, i+1+n, ...``) this run owns.
     """
-    try:
-        decoded = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})") from None
-    try:
-        doc = json.loads(decoded)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
-    segs = doc.get("segments") if isinstance(doc, dict) else None
-    if not isinstance(segs, list):
-        raise ValueError('expected an object with a "segments" list')
-    out: list[Any] = []
-    for k, seg in enumerate(segs):
-        if isinstance(seg, str):
-            out.append({"text": seg})
-            continue
-        keys = [key for key in ("text", *MEDIA_KEYS) if isinstance(seg, dict) and key in seg]
-        opts = {key: val for key, val in seg.items() if key not in keys} if len(keys) == 1 else {}
-        if len(keys) != 1 or (opts and keys != ["video"]) or set(opts) - set(VIDEO_OPTIONS):
-            raise ValueError(f'segment {k} must be {{"text": ...}}, {{"image"|"audio": path}} or '
-                             f'{{"video": path}} with optional {" and ".join(VIDEO_OPTIONS)}')
-        key, value = keys[0], seg[keys[0]]
-        if not isinstance(value, str):
-            raise ValueError(f"segment {k}: {key} must be a string, got {type(value).__name__}")
-        if key == "text":
-            out.append({"text": value})
-            continue
-        if getattr(il, key) is None:
-            raise CorpusError(
-                f"line {line}: segment {k} is an {key} but no {key} tokenizer "
-                f"was given; pass --{key} MODEL (TokenizerSpec({key}=...))"
-            )
-        path = base / value
-        if not path.is_file():
-            raise ValueError(f"segment {k}: {key} file {value!r} does not exist")
-        out.append({key: str(path), **opts})
-    return out
+
+    def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
+                il: Interleaver, dtype: np.dtype) -> Iterator[Result]: ...
+
+
+def modality_counts(il: Interleaver, ids: np.ndarray) -> np.ndarray:
+    """Tokens per :class:`~mmtok.stream.vocab.Modality` of a document's ids (what the index records)."""
+    return np.bincount(il.vocab.stream_modality(np.asarray(ids, np.int64)), minlength=len(Modality))
 
 
 _WORKER: tuple[Interleaver, Path, np.dtype] | None = None
 
 
-def _tokenize(item: tuple[int, bytes]) -> tuple[int, np.ndarray | None, np.ndarray | str]:
-    """(line, ids, tokens per modality) or (line, None, reason) for one line."""
+def _tokenize(item: tuple[int, Any]) -> Result:
+    """(line, ids, tokens per modality) or (line, None, reason) for one document."""
     assert _WORKER is not None
     il, base, dtype = _WORKER
     line, raw = item
     try:
-        stream = il.encode(_document(raw, base, il, line))
+        stream = il.encode(segments(raw, base, il, line))
     except CorpusError:
         raise
     except (ValueError, TypeError, DocumentError) as e:
         return line, None, str(e)
     counts = np.bincount(stream.modality.numpy(), minlength=len(Modality))
     return line, stream.ids.numpy().astype(dtype), counts
+
+
+def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> list[Result]:
+    return [_tokenize(item) for item in chunk]
 
 
 def _watch_parent(parent: int) -> None:
@@ -195,7 +180,7 @@ def _watch_parent(parent: int) -> None:
 
 def _init_worker(spec: TokenizerSpec, base: Path, dtype: str, parent: int | None) -> None:
     global _WORKER
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # one intra-op thread per worker: N workers use N cores, ids never vary
     if parent is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
@@ -203,11 +188,75 @@ def _init_worker(spec: TokenizerSpec, base: Path, dtype: str, parent: int | None
         _WORKER = (build_interleaver(spec), base, np.dtype(dtype))
 
 
-def _lines(path: Path, hasher: Any) -> Iterator[tuple[int, bytes]]:
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            hasher.update(raw)
-            yield number, raw
+def _chunks(items: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
+    chunk: list[tuple[int, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ordered(pool: Any, items: Iterable[tuple[int, Any]], workers: int) -> Iterator[Result]:
+    """Results in input order from a sliding window of chunks: every worker stays busy, memory stays bounded."""
+    pending: deque[Any] = deque()
+    for chunk in _chunks(items, CHUNK_LINES):
+        pending.append(pool.apply_async(_tokenize_chunk, (chunk,)))
+        if len(pending) >= workers * CHUNKS_PER_WORKER:
+            yield from pending.popleft().get()
+    while pending:
+        yield from pending.popleft().get()
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """Tokenize on this machine: in this process (``workers=1``) or a pool of forked worker processes.
+
+    The tokenizers are loaded once, in this process, and inherited by the workers;
+    each worker reads and decodes its documents' media itself and runs one
+    intra-op thread, so ``workers`` processes use that many cores.
+    """
+
+    workers: int = 1
+
+    def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
+                il: Interleaver, dtype: np.dtype) -> Iterator[Result]:
+        global _WORKER
+        i, n = part
+        mine = ((ln, raw) for ln, raw in source.items(first) if (ln - 1) % n == i)
+        _WORKER = (il, source.base, dtype)  # inherited by forked workers
+        if self.workers == 1:
+            return self._serial(mine, spec, source.base, dtype)
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        pool = ctx.Pool(self.workers, _init_worker, (spec, source.base, dtype.name, os.getpid()))
+        return self._pooled(pool, mine)
+
+    @staticmethod
+    def _serial(mine: Iterator[tuple[int, Any]], spec: TokenizerSpec, base: Path, dtype: np.dtype) -> Iterator[Result]:
+        global _WORKER
+        threads = torch.get_num_threads()
+        _init_worker(spec, base, dtype.name, None)
+        try:
+            yield from map(_tokenize, mine)
+        finally:
+            torch.set_num_threads(threads)
+            _WORKER = None
+
+    def _pooled(self, pool: Any, mine: Iterator[tuple[int, Any]]) -> Iterator[Result]:
+        global _WORKER
+        try:
+            yield from _ordered(pool, mine, self.workers)
+        finally:
+            _WORKER = None
+            pool.terminate()
+            pool.join()
+
+
+# --------------------------------------------------------------------------- the driver
 
 
 def _env_part() -> tuple[int, int]:
@@ -226,12 +275,17 @@ def tokenize_corpus(
     part: tuple[int, int] | None = None,
     strict: bool = False,
     progress: bool = False,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
-    """Tokenize a JSONL corpus into shards in ``out`` (resuming a killed run) and return the manifest.
+    """Tokenize a corpus into shards in ``out`` (resuming a killed run) and return the manifest.
 
-    Bad documents (invalid JSON, non-UTF-8 lines, missing or corrupt media) are
-    skipped and recorded; ``strict=True`` raises :class:`~mmtok.core.errors.CorpusError`
-    naming the first one's line instead (shards committed before it stay).
+    ``source``: a JSONL file, or an OBELICS-layout ``.parquet`` file or ``datasets``
+    folder (:mod:`mmtok.data.documents`). Bad documents (invalid JSON, non-UTF-8
+    lines, missing or corrupt media) are skipped and recorded; ``strict=True``
+    raises :class:`~mmtok.core.errors.CorpusError` naming the first one's line
+    instead (shards committed before it stay). ``engine``: who tokenizes
+    (default ``LocalEngine(workers)``; :class:`mmtok.data.ray_engine.RayEngine`
+    for a Ray cluster); the shards are the same for every engine.
 
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -242,18 +296,17 @@ def tokenize_corpus(
     >>> sorted(p.name for p in (d / "shards").iterdir())
     ['.lock', 'manifest.json', 'shard-00000.bin', 'shard-00000.json']
     """
-    source = Path(source)
-    if not source.is_file():
-        raise CorpusError(f"no corpus at {source}")
+    src = open_source(source)
     i, n = part if part is not None else _env_part()
     if not (n >= 1 and 0 <= i < n):
         raise CorpusError(f"part must be i/n with 0 <= i < n, got {i}/{n}")
     if workers < 1 or shard_tokens < 1:
         raise CorpusError(f"workers and shard_tokens must be >= 1, got {workers} and {shard_tokens}")
-    out = part_folder(out, (i, n))
-    out.mkdir(parents=True, exist_ok=True)
-    with _locked(out):
-        return _tokenize_into(source, out, tokenizers, workers, shard_tokens, (i, n), strict, progress)
+    folder = part_folder(out, (i, n))
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder):
+        return _tokenize_into(src, folder, tokenizers, engine or LocalEngine(workers), shard_tokens, (i, n),
+                              strict, progress)
 
 
 @contextlib.contextmanager
@@ -280,16 +333,14 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def _tokenize_into(
-    source: Path, out: Path, tokenizers: TokenizerSpec, workers: int, shard_tokens: int,
+    source: Source, out: Path, tokenizers: TokenizerSpec, engine: Engine, shard_tokens: int,
     part: tuple[int, int], strict: bool, progress: bool,
 ) -> dict[str, Any]:
-    i, n = part
-
     il = build_interleaver(tokenizers)
     dtype = np.dtype(np.uint16 if il.vocab.size <= 1 << 16 else np.uint32)
-    settings = {"part": [i, n], "shard_tokens": shard_tokens, "dtype": dtype.name, "tokenizers": asdict(tokenizers)}
+    settings = {"part": list(part), "shard_tokens": shard_tokens, "dtype": dtype.name, "tokenizers": asdict(tokenizers)}
     run = hashlib.sha256(json.dumps(
-        {**settings, "source": source.name, "bytes": source.stat().st_size, "vocab": il.vocab.fingerprint},
+        {**settings, "source": source.name, "bytes": source.size, "vocab": il.vocab.fingerprint},
         sort_keys=True).encode()).hexdigest()[:16]
     manifest_path = out / MANIFEST
     if manifest_path.is_file():
@@ -301,65 +352,32 @@ def _tokenize_into(
     done_shards = committed_shards(out, run)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
     writer = ShardWriter(out, run, dtype, shard_tokens, resume, len(done_shards))
-    hasher = hashlib.sha256()
-    base = source.resolve().parent
-    mine = ((ln, raw) for ln, raw in _lines(source, hasher) if (ln - 1) % n == i and ln >= resume and raw.strip())
-
-    from tqdm import tqdm
-
-    tokens, start = 0, time.perf_counter()
-    threads = torch.get_num_threads()
-    pool, bar = None, None
-    global _WORKER
-    try:
-        if workers == 1:
-            _WORKER = (il, base, dtype)
-            _init_worker(tokenizers, base, dtype.name, None)
-            results: Iterator[Any] = map(_tokenize, mine)
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            _WORKER = (il, base, dtype)  # inherited by forked workers
-            pool = ctx.Pool(workers, _init_worker, (tokenizers, base, dtype.name, os.getpid()))
-            results = _ordered(pool, mine, workers)
-        bar = tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}")  # after the fork
-        last = resume - 1
-        for line, ids, info in results:
-            last = line
-            if ids is None:
-                if strict:
-                    raise CorpusError(f"{source}:{line}: {info} (without --strict it would be skipped)")
-                writer.skip(line, str(info))
-            else:
-                writer.add(line, ids, info)
-                tokens += ids.size
-                bar.update(1)
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(tok_s=f"{tokens / elapsed:,.0f}", refresh=False)
-        if writer.pending:
-            writer.commit(last + 1)
-    finally:
-        if bar is not None:
-            bar.close()
-        torch.set_num_threads(threads)
-        _WORKER = None
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    source_info = {"file": source.name, "bytes": source.stat().st_size, "sha256": hasher.hexdigest()}
+    results = engine.results(source, tokenizers, first=resume, part=part, il=il, dtype=dtype)
+    with contextlib.closing(cast(Any, results)):
+        _write(results, writer, source, strict, progress, resume)
+    source_info = {"file": source.name, "bytes": source.size, "sha256": source.sha256()}
     manifest = shard_manifest(out, run, settings, il.vocab, source_info)
     write_atomic(manifest_path, json_bytes(manifest))
     return manifest
 
 
-def _ordered(pool: Any, items: Iterator[tuple[int, bytes]], workers: int) -> Iterator[Any]:
-    """Results in input order, with a bounded number of lines in flight."""
-    batch: list[tuple[int, bytes]] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == workers * BATCH_PER_WORKER:
-            yield from pool.imap(_tokenize, batch, chunksize=4)
-            batch = []
-    if batch:
-        yield from pool.imap(_tokenize, batch, chunksize=4)
+def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,
+           resume: int) -> None:
+    """Feed the results to the writer in order; commit what is left at the end."""
+    from tqdm import tqdm
+
+    tokens, start, last = 0, time.perf_counter(), resume - 1
+    with tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}") as bar:  # after any fork
+        for line, ids, info in results:
+            last = line
+            if ids is None:
+                if strict:
+                    raise CorpusError(f"{source.path}:{line}: {info} (without --strict it would be skipped)")
+                writer.skip(line, str(info))
+                continue
+            writer.add(line, ids, cast(np.ndarray, info))
+            tokens += ids.size
+            bar.update(1)
+            bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f}", refresh=False)
+    if writer.pending:
+        writer.commit(last + 1)

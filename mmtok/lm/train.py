@@ -89,7 +89,12 @@ def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
 
 
 def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
-    """The trained model of a run folder (its newest checkpoint), its vocabulary and its settings."""
+    """The trained model of a run folder (its newest checkpoint), its vocabulary and its settings.
+
+    ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
+    logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
+    run folder or one checkpoint folder in it.
+    """
     from mmtok.core.checkpoint import config_from_dict, load_checkpoint, load_state_dict_checked
 
     path = Path(run)

@@ -1,0 +1,154 @@
+"""Shards -> formats other tools read: parquet, a ``datasets`` folder, or a flat ``tokens.bin``.
+
+* ``parquet``: one file, a row per document: ``doc`` (int64, its JSONL line or
+  row), ``ids`` (list of int32), ``modality`` (list of int8, the
+  :class:`~mmtok.stream.vocab.Modality` of each id) and ``source`` (the corpus file).
+  ``datasets.load_dataset("parquet", data_files=PATH)`` reads it.
+* ``datasets``: the same rows as a folder for ``datasets.load_from_disk``.
+* ``bin``: a folder with ``tokens.bin`` (every document's ids back to back, uint16
+  when the vocabulary fits, else uint32: ``np.memmap`` it), ``index.npy`` (int64
+  start of each document; the last ends at the end of ``tokens.bin``) and
+  ``meta.json`` (dtype, vocabulary size, layout and fingerprint, counts).
+
+Positions and loss weights are not exported: they follow from the ids
+(:meth:`mmtok.Interleaver.stream`). Parquet and ``datasets`` need
+``pip install 'mmtok[hf]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtok.core.errors import CorpusError
+from mmtok.data.shards import MANIFEST, _manifest_folders, json_bytes, open_shards, write_atomic
+
+__all__ = ["FORMATS", "export_shards"]
+
+FORMATS = ("parquet", "datasets", "bin")
+
+
+def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Per shard, in order: (source file, line of each document, document offsets); shards of every part."""
+    for sub in _manifest_folders(folder):
+        manifest = json.loads((sub / MANIFEST).read_text())
+        for entry in manifest["shards"]:
+            index = json.loads((sub / entry["index"]).read_text())
+            yield (manifest["source"]["file"], np.asarray(index["doc_lines"], np.int64),
+                   np.asarray(index["offsets"], np.int64))
+
+
+def _tables(folder: Path) -> Iterator[Any]:
+    """One pyarrow table per shard with the columns doc, ids, modality, source."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise CorpusError("exporting to parquet or datasets needs pyarrow: pip install 'mmtok[hf]'") from None
+    shards = open_shards(folder)
+    for tokens, (source, lines, offsets) in zip(shards.tokens, _documents(folder), strict=True):
+        ids = np.asarray(tokens, dtype=np.int64)
+        modality = shards.vocab.stream_modality(ids).astype(np.int8)
+        offs = pa.array(offsets.astype(np.int32))
+        yield pa.table({
+            "doc": pa.array(lines, pa.int64()),
+            "ids": pa.ListArray.from_arrays(offs, pa.array(ids.astype(np.int32))),
+            "modality": pa.ListArray.from_arrays(offs, pa.array(modality)),
+            "source": pa.array([source] * lines.size, pa.string()),
+        })
+
+
+def _write_parquet(folder: Path, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for table in _tables(folder):
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise CorpusError(f"{folder} holds no shards to export")
+
+
+def _write_datasets(folder: Path, out: Path) -> None:
+    try:
+        import datasets
+    except ImportError:
+        raise CorpusError("exporting to datasets needs the datasets package: pip install 'mmtok[hf]'") from None
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        parquet = Path(tmp) / "docs.parquet"
+        _write_parquet(folder, parquet)
+        ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache"))
+        ds.save_to_disk(str(out))
+
+
+def _write_bin(folder: Path, out: Path) -> dict[str, Any]:
+    shards = open_shards(folder)
+    dtype = np.dtype(np.uint16 if shards.vocab.size <= 1 << 16 else np.uint32)
+    starts, total = [], 0
+    with open(out / "tokens.bin", "wb") as f:
+        for tokens, offsets in zip(shards.tokens, shards.offsets, strict=True):
+            np.asarray(tokens).astype(dtype, copy=False).tofile(f)
+            starts.append(offsets[:-1] + total)
+            total += int(tokens.size)
+    np.save(out / "index.npy", np.concatenate(starts) if starts else np.zeros(0, np.int64))
+    meta = {
+        "format": "mmtok-tokens-bin", "format_version": 1, "dtype": dtype.name, "vocab_size": shards.vocab.size,
+        "fingerprint": shards.vocab.fingerprint, "docs": shards.num_docs, "tokens": total,
+        "vocab": shards.vocab.to_dict(),
+    }
+    write_atomic(out / "meta.json", json_bytes(meta))
+    return meta
+
+
+def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write the shards in folder ``shards`` as ``to`` (``parquet``, ``datasets`` or ``bin``) at ``out``.
+
+    Returns a summary (format, path, documents, tokens). ``out`` is replaced
+    whole once the export is complete.
+
+    >>> import pathlib, tempfile, numpy as np
+    >>> from mmtok.data.corpus import tokenize_corpus
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "docs.jsonl").write_text('{"segments": ["hi"]}\\n{"segments": ["there"]}\\n')
+    >>> _ = tokenize_corpus(d / "docs.jsonl", d / "shards")
+    >>> export_shards(d / "shards", to="bin", out=d / "flat")["tokens"]
+    11
+    >>> np.load(d / "flat" / "index.npy").tolist()
+    [0, 4]
+    """
+    folder, target = Path(shards), Path(out)
+    if to not in FORMATS:
+        raise CorpusError(f"cannot export to {to!r}; choose one of {', '.join(FORMATS)}")
+    manifests = [json.loads((sub / MANIFEST).read_text()) for sub in _manifest_folders(folder)]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if to == "parquet":
+            _write_parquet(folder, tmp)
+        elif to == "datasets":
+            _write_datasets(folder, tmp)
+        else:
+            tmp.mkdir()
+            _write_bin(folder, tmp)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+    return {"to": to, "out": str(target), "docs": sum(m["docs"] for m in manifests),
+            "tokens": sum(m["tokens"]["total"] for m in manifests)}
