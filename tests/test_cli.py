@@ -38,8 +38,8 @@ def test_public_api_is_explicit() -> None:
 DEMO_FIGURES = [
     "audio_decode_rtf", "audio_rel_l1", "audio_tokens_per_second", "corpus_docs", "corpus_docs_per_s",
     "corpus_tokens", "demo_seconds", "growth_tiny_sdpa_time_exponent", "image_codes_used", "image_psnr_db",
-    "image_psnr_unseen_db", "image_tokens", "plan_gemini_tokens_per_second", "plan_mmtok_tokens_per_second",
-    "sample_image_color_match", "sample_tone_pitch_match", "stream_round_trip_exact", "stream_tokens",
+    "image_psnr_unseen_db", "image_ssim", "image_tokens", "plan_gemini_tokens_per_second",
+    "plan_mmtok_tokens_per_second", "sample_image_color_match", "sample_tone_pitch_match", "stream_round_trip_exact", "stream_tokens",
     "train_loss_first", "train_loss_last", "train_tokens_per_s", "video_stream_tokens_per_second",
     "vq_encode_vectors_per_s", "vq_usage", "vq_usage_naive",
 ]
@@ -71,7 +71,8 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
         if f.suffix == ".png":
             Image.open(f).verify()
         elif f.suffix == ".wav":
-            assert sf.info(str(f)).frames > 0
+            pcm, _ = sf.read(str(f), dtype="int16")
+            assert len(pcm) > 0 and int((abs(pcm.astype("int32")) >= 32767).sum()) == 0, f"{ref} clips"
     kinds = {Path(r).suffix for r in refs}
     assert {".png", ".wav"} <= kinds
     figures = json.loads((out / "figures.json").read_text())
@@ -80,6 +81,8 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
         assert isinstance(fig["value"], (int, float)) and math.isfinite(fig["value"]), key
         assert f">{key}<" in text  # every figure is in the page's table
     assert figures["stream_round_trip_exact"]["value"] == 1
+    assert 0 < figures["image_ssim"]["value"] <= 1 and "SSIM" in text
+    assert "left out" in text and "0 hours" not in text and "Load average" in text
     assert figures["image_tokens"]["value"] == 256 and figures["image_psnr_db"]["value"] > 15
     assert figures["train_loss_last"]["value"] < figures["train_loss_first"]["value"]
     assert 0 <= figures["sample_image_color_match"]["value"] <= 1

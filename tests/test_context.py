@@ -118,8 +118,11 @@ def test_costs_match_the_model() -> None:
 
 
 def test_kv_cache_matches_the_model_cache() -> None:
-    cfg = ModelConfig.preset("tiny", max_seq_len=plan(1, preset="lwm").total_tokens)
+    from dataclasses import replace
+
     from mmtok.lm.model import KVCache
+
+    cfg = replace(ModelConfig.preset("tiny"), max_seq_len=plan(1, preset="lwm").total_tokens)  # exactly that long
 
     cache = KVCache.empty(cfg, 1, torch.device("cpu"), torch.bfloat16)
     nbytes = sum(t.numel() * t.element_size() for t in cache.keys + cache.values)
@@ -173,3 +176,40 @@ def test_growth_step_and_fits(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("matplotlib")
     png = plot_cost_vs_length(tmp_path / "c.png", {"tiny sdpa": rows[:2], "tiny math": rows[2:]}, where="CPU")
     assert png.stat().st_size > 10_000
+
+
+def test_growth_estimates_memory_first_and_skips_what_would_not_fit() -> None:
+    from mmtok.context.growth import estimate_peak_mib, math_scores_mib, measure_growth
+    from mmtok.lm.model import ModelConfig
+
+    cfg = ModelConfig.preset("tiny")
+    # the measured non-attention part scales linearly; the math backend adds its T×T scores by formula
+    assert estimate_peak_mib(cfg, "sdpa", 2048, [{"tokens": 256, "peak_mib": 1.0}, {"tokens": 512, "peak_mib": 4.0}]) == 16
+    quad = math_scores_mib(cfg, 1024)
+    assert estimate_peak_mib(cfg, "math", 2048, [{"tokens": 1024, "peak_mib": quad + 10}]) == pytest.approx(
+        20 + 4 * quad)
+    assert estimate_peak_mib(cfg, "math", 8192, []) == math_scores_mib(cfg, 8192) > 6000  # the old demo's 7.6 GB step
+    ids = torch.randint(0, 300, (128,), generator=torch.Generator().manual_seed(0))
+    from mmtok.core.memory import rss_mib
+
+    budget = (rss_mib() + 300) / 1024  # room for the short steps, not for 8,192 tokens of math attention
+    g = measure_growth("tiny", {"sdpa": [64, 128], "math": [64, 8192, 16384]}, ids, 300, max_memory_gb=budget,
+                       repeats=2)
+    assert [r["tokens"] for r in g.series["tiny sdpa"]] == [64, 128]
+    assert [r["tokens"] for r in g.series["tiny math"]] == [64]
+    (_, n, why), (_, n2, why2) = g.skipped
+    assert (n, n2) == (8192, 16384) and "over the" in why and "GiB budget" in why and "did not fit" in why2
+    f = g.fits("tiny sdpa")
+    assert f is not None and 0 <= f.r2 <= 1 and f.reliable == (not g.load.busy and f.r2 >= 0.95)
+    assert "load average" in g.load.describe()
+
+
+def test_a_fit_on_a_busy_machine_or_with_a_poor_r2_is_marked_unreliable() -> None:
+    from mmtok.context.growth import fit
+
+    good = fit([256, 512, 1024, 2048], [1.0, 2.1, 4.0, 8.2])
+    assert good is not None and good.reliable and abs(good.exponent - 1) < 0.05 and good.r2 > 0.99
+    busy = fit([256, 512, 1024, 2048], [1.0, 2.1, 4.0, 8.2], busy=True)
+    assert busy is not None and not busy.reliable and "busy" in busy.why
+    noisy = fit([256, 512, 1024, 2048], [1.0, 0.2, 5.0, 0.6])
+    assert noisy is not None and not noisy.reliable and "R²" in noisy.why

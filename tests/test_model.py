@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from mmtok.lm.model import KVCache, ModelConfig, Transformer
 
 def tiny(**kw: object) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(ModelConfig.preset("tiny", vocab_size=97, max_seq_len=64, **kw)).eval()
+    return Transformer(replace(ModelConfig.preset("tiny", vocab_size=97, **kw), max_seq_len=64)).eval()
 
 
 def test_shapes_and_presets() -> None:

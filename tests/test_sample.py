@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.sample import generate
+from mmtok.lm.sample import ContextTooShortError, generate
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 
@@ -16,7 +18,7 @@ def setup() -> tuple[Transformer, Interleaver]:
     vocab = Vocabulary(256, ranges={"image": 64, "audio": 32})
     il = Interleaver(vocab)
     torch.manual_seed(0)
-    cfg = ModelConfig.preset("tiny", vocab_size=vocab.size, max_seq_len=256, rope_3d=True)
+    cfg = replace(ModelConfig.preset("tiny", vocab_size=vocab.size, rope_3d=True), max_seq_len=256)
     return Transformer(cfg).eval(), il
 
 
@@ -64,8 +66,13 @@ def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]
     (ids,) = generate(model, il, "z" * 200, force="audio", audio_tokens=(8, 250), seed=0)
     seg = il.decode(ids)[-1]
     assert len(ids) <= model.cfg.max_seq_len and 8 <= seg["audio_codes"].numel() <= 256 - 200 - 2
-    with pytest.raises(ValueError, match="forced audio needs 62"):
+    with pytest.raises(ContextTooShortError, match="at least 60 codes after the 201-token prompt needs 263 tokens") as e:
         generate(model, il, "z" * 200, force="audio", audio_tokens=(60, 250))
+    assert "\n" not in str(e.value) and "--audio-tokens" in str(e.value) and "--seq-len 320" in str(e.value)
+    with pytest.raises(ContextTooShortError, match="--image-grid"):
+        generate(model, il, "z" * 200, force="image")
+    with pytest.raises(ContextTooShortError, match="the prompt is 301 tokens"):
+        generate(model, il, "z" * 300)
 
 
 def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Interleaver]) -> None:

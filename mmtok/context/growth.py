@@ -7,27 +7,43 @@ memory linear in length) or the math backend (``"math"``: materializes the T×T
 scores, the quadratic term). Peak memory is :class:`mmtok.core.memory.PeakMemory`
 over the step: on CUDA the allocator's peak, on the CPU the process's peak resident
 set (0 where ``/proc`` is unavailable), each above what was in use before it.
+
+:func:`measure_growth` runs a whole series within a memory budget: before each
+length it estimates the step's peak (:func:`estimate_peak_mib`: the largest
+measured point scaled linearly, plus the math backend's T×T scores by formula) and
+skips, with the reason, a length that would not fit. Each length is measured
+``repeats`` times and the fastest kept; the fits report their R² and are marked
+unreliable when other processes used the CPU meanwhile (:class:`CpuShare`) or the
+R² is low, rather than giving an exponent nobody should quote.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmtok.core.memory import PeakMemory
+from mmtok.core.memory import PeakMemory, rss_mib
 from mmtok.lm.model import ModelConfig, Transformer
 
-__all__ = ["BACKENDS", "fit_power", "measure_step", "plot_cost_vs_length", "plot_tokens_vs_minutes", "project"]
+__all__ = ["BACKENDS", "CpuShare", "Fit", "Growth", "estimate_peak_mib", "fit", "fit_power", "measure_growth",
+           "measure_step", "plot_cost_vs_length", "plot_tokens_vs_minutes", "project"]
 
 BACKENDS = ("sdpa", "math")
+MAX_MEMORY_GB = 2.0  # default budget of a growth series: the process's memory (GiB) no step may take it past
+REPEATS = 3  # measurements per length; the fastest is kept
+BUSY_MARGIN = 0.5  # CPU cores other processes may use during a series before its fits are marked unreliable
+MIN_R2 = 0.95  # a log-log fit below this R² is marked unreliable
 
 
 def _trim() -> None:
@@ -37,36 +53,76 @@ def _trim() -> None:
         pass
 
 
+def _config(model: str | ModelConfig, vocab_size: int, tokens: int) -> ModelConfig:
+    return ModelConfig.preset(model, vocab_size=vocab_size, max_seq_len=tokens) if isinstance(model, str) else model
+
+
 def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, vocab_size: int,
-                 device: torch.device | str = "cpu") -> dict[str, float]:
-    """One forward+backward over ``ids`` ``[L]``: ``seconds``, ``peak_mib`` and ``train_flops``."""
+                 device: torch.device | str = "cpu", *, repeats: int = 1) -> dict[str, float]:
+    """Forward+backward over ``ids`` ``[L]``, ``repeats`` times: ``seconds`` (the fastest), ``peak_mib``
+    (the largest) and ``train_flops``."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = torch.device(device)
     torch.manual_seed(0)
-    cfg = (ModelConfig.preset(model, vocab_size=vocab_size, max_seq_len=ids.numel()) if isinstance(model, str)
-           else model)
+    cfg = _config(model, vocab_size, ids.numel())
     net = Transformer(cfg).to(device)
     x = ids[None].to(device)
     kernels = [SDPBackend.MATH] if backend == "math" else [
         SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    _trim()
-    with PeakMemory(device) as mem:
-        start = time.perf_counter()
-        with sdpa_kernel(kernels), autocast:
-            logits = net(x[:, :-1])  # (1, L-1, V)
-            loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
-        loss.backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-    del logits, loss
-    return {"seconds": round(seconds, 4), "peak_mib": round(mem.peak_mib, 1),
+    seconds, peak = math.inf, 0.0
+    for _ in range(max(1, repeats)):
+        net.zero_grad(set_to_none=True)
+        _trim()
+        with PeakMemory(device) as mem:
+            start = time.perf_counter()
+            with sdpa_kernel(kernels), autocast:
+                logits = net(x[:, :-1])  # (1, L-1, V)
+                loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
+            loss.backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = min(seconds, time.perf_counter() - start)
+        del logits, loss
+        peak = max(peak, mem.peak_mib)
+    return {"seconds": round(seconds, 4), "peak_mib": round(peak, 1),
             "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
+
+
+def math_scores_mib(cfg: ModelConfig, tokens: int) -> float:
+    """MiB the math backend holds for T×T attention at its peak, in float32: the probabilities every
+    layer keeps for the backward pass, plus scores and their gradients of about two layers in flight.
+
+    >>> round(math_scores_mib(ModelConfig.preset("tiny"), 8192))  # 6 × 4 heads × 8192² × 4 bytes
+    6144
+    """
+    return (cfg.n_layer + 2) * cfg.n_head * tokens**2 * 4 / 2**20
+
+
+def estimate_peak_mib(cfg: ModelConfig, backend: str, tokens: int, measured: Sequence[Mapping[str, float]]) -> float:
+    """A step's peak memory (MiB) at ``tokens``, before running it, from smaller ``measured`` points
+    (rows of :func:`measure_step` with ``tokens``) of the same series.
+
+    The part that is not T×T attention grows linearly: it is scaled from the largest
+    measured point. The math backend adds :func:`math_scores_mib`; SDPA's fused kernels
+    add nothing quadratic. Without a measured point only the quadratic part is known.
+
+    >>> cfg = ModelConfig.preset("tiny")
+    >>> estimate_peak_mib(cfg, "sdpa", 4096, [{"tokens": 1024, "peak_mib": 50.0}])
+    200.0
+    >>> round(estimate_peak_mib(cfg, "math", 8192, [{"tokens": 1024, "peak_mib": 146.0}]))
+    6544
+    """
+    quad = (lambda t: math_scores_mib(cfg, t)) if backend == "math" else (lambda t: 0.0)
+    pts = sorted((int(p["tokens"]), float(p["peak_mib"])) for p in measured if p["tokens"] <= tokens)
+    if not pts:
+        return quad(tokens)
+    t0, m0 = pts[-1]
+    return max(m0 - quad(t0), 0.0) * tokens / t0 + quad(tokens)
 
 
 def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
@@ -86,6 +142,139 @@ def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
 def project(fit: tuple[float, float] | None, x: float) -> float | None:
     """The fitted ``a x^b`` at ``x`` (None without a fit)."""
     return None if fit is None else math.exp(fit[1]) * x ** fit[0]
+
+
+class CpuShare:
+    """Context manager: how busy the machine was with other work while the block ran.
+
+    ``others`` is the mean number of CPU cores other processes kept busy (from
+    ``/proc/stat`` less this process's own CPU time; None where ``/proc`` is
+    unavailable); ``load_average`` the 1-minute load average at the end
+    (:func:`os.getloadavg`), which counts this process's own threads too.
+    """
+
+    def __init__(self) -> None:
+        self.cores = os.cpu_count() or 1
+        self.others: float | None = None
+        self.load_average = 0.0
+
+    @staticmethod
+    def _busy_seconds() -> float | None:
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> CpuShare:
+        self._busy, self._own, self._wall = self._busy_seconds(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        busy, wall = self._busy_seconds(), max(time.perf_counter() - self._wall, 1e-9)
+        if busy is not None and self._busy is not None:
+            self.others = max(0.0, (busy - self._busy - (time.process_time() - self._own)) / wall)
+        self.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+    @property
+    def busy(self) -> bool:
+        """Other processes used more than :data:`BUSY_MARGIN` cores (without ``/proc``: the load average
+        was above the core count less the margin)."""
+        if self.others is not None:
+            return self.others > BUSY_MARGIN
+        return self.load_average > self.cores - BUSY_MARGIN
+
+    def describe(self) -> str:
+        others = f"other processes used {self.others:.1f} of {self.cores} cores, " if self.others is not None else ""
+        return f"{others}load average {self.load_average:.1f}"
+
+
+@dataclass(frozen=True)
+class Fit:
+    """``y = a x^b`` fitted in log-log: the exponent, its R², and whether to trust it."""
+
+    exponent: float
+    log_intercept: float
+    r2: float
+    reliable: bool
+    why: str = ""  # why not, when not reliable
+
+
+def fit(xs: Sequence[float], ys: Sequence[float], *, busy: bool = False) -> Fit | None:
+    """:func:`fit_power` with its R²; unreliable when ``busy`` (the machine was loaded) or R² < :data:`MIN_R2`.
+
+    >>> f = fit([1, 2, 4, 8], [3, 12, 48, 192])
+    >>> round(f.exponent, 3), round(f.r2, 3), f.reliable
+    (2.0, 1.0, True)
+    """
+    got = fit_power(xs, ys)
+    if got is None:
+        return None
+    lx = np.log([x for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0])
+    ly = np.log([y for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0])
+    resid = ly - (got[0] * lx + got[1])
+    total = float(((ly - ly.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid**2).sum()) / total if total > 0 else 1.0
+    why = "the machine was busy with other work" if busy else (f"R² {r2:.2f} < {MIN_R2}" if r2 < MIN_R2 else "")
+    return Fit(got[0], got[1], r2, not why, why)
+
+
+@dataclass
+class Growth:
+    """A measured growth run: rows per series, the lengths skipped and why, the machine's load."""
+
+    series: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (series, tokens, reason)
+    load: CpuShare = field(default_factory=CpuShare)
+    max_memory_gb: float = MAX_MEMORY_GB
+
+    def fits(self, label: str, key: str = "seconds") -> Fit | None:
+        """The fit of ``key`` (``seconds`` or ``peak_mib``) against tokens for series ``label``."""
+        pts = self.series.get(label, [])
+        return fit([p["tokens"] for p in pts], [p[key] for p in pts], busy=self.load.busy)
+
+
+def _base_mib(device: torch.device) -> float:
+    """Memory in use now: the process's resident set on the CPU, the allocator's on CUDA."""
+    return torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else rss_mib()
+
+
+def measure_growth(model: str | ModelConfig, lengths: Mapping[str, Sequence[int]], ids: torch.Tensor,
+                   vocab_size: int, device: torch.device | str = "cpu", *, max_memory_gb: float = MAX_MEMORY_GB,
+                   repeats: int = REPEATS, progress: Callable[[Any], Any] = iter) -> Growth:
+    """Step time and peak memory of ``model`` over ``lengths`` per backend (``{"sdpa": [256, ...]}``).
+
+    ``ids`` (repeated as needed) feed every length. A length whose estimated peak
+    (:func:`estimate_peak_mib`), on top of the memory in use, would pass
+    ``max_memory_gb`` GiB is skipped with the reason, and so are the longer ones
+    of its series. ``progress`` wraps the list of jobs (e.g. ``tqdm``).
+    """
+    device = torch.device(device)
+    out = Growth(max_memory_gb=max_memory_gb)
+    measure_step(model, next(iter(lengths)), ids[:64].repeat(2), vocab_size, device)  # first-call overheads
+    jobs = [(b, n) for b in lengths for n in lengths[b]]
+    stopped: dict[str, int] = {}
+    with out.load:
+        for backend, n in progress(jobs):
+            label = f"{model if isinstance(model, str) else 'custom'} {backend}"
+            rows = out.series.setdefault(label, [])
+            if backend in stopped:
+                out.skipped.append((label, n, f"a shorter length ({stopped[backend]:,}) did not fit"))
+                continue
+            need = estimate_peak_mib(_config(model, vocab_size, n), backend, n, rows)
+            base = _base_mib(device)
+            if base + need > max_memory_gb * 1024:
+                stopped[backend] = n
+                out.skipped.append((label, n, f"estimated {need / 1024:.2f} GiB for the step on top of "
+                                    f"{base / 1024:.2f} GiB in use: over the {max_memory_gb:g} GiB budget"))
+                continue
+            seq = ids.repeat(n // ids.numel() + 1)[:n]
+            rows.append({"tokens": n, "estimated_mib": round(need, 1),
+                         **measure_step(model, backend, seq, vocab_size, device, repeats=repeats)})
+    return out
 
 
 def _pyplot() -> Any:

@@ -170,7 +170,8 @@ class ContextPlan:
 
     def table(self) -> str:
         """A readable table for the terminal."""
-        res = f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution else "any (fixed count)"
+        res = (f"{self.resolution[1]}x{self.resolution[0]}" if self.resolution
+               else "any resolution (the same token count for every frame)")
         rows = [
             ("preset", self.preset),
             ("source", self.source),

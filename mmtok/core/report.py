@@ -28,21 +28,24 @@ from typing import Any
 __all__ = ["Report", "referenced_files"]
 
 STYLE = """
+*{box-sizing:border-box}
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1180px;padding:0 18px 60px;color:#1d232b}
 h1{margin:28px 0 4px}h2{margin-top:38px;border-bottom:2px solid #e4e7eb;padding-bottom:4px}
 .sub{color:#5b6675;margin:0 0 18px}.note{color:#5b6675;font-size:13px}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:10px 0 14px;font-size:14px}td,th{border:1px solid #dde1e6;padding:4px 9px;text-align:left;vertical-align:top}
 th{background:#f3f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.grid{display:flex;flex-wrap:wrap;gap:14px}.card{border:1px solid #e4e7eb;border-radius:6px;padding:8px;background:#fafbfc}
-.card img{display:block;image-rendering:auto}.card .cap{font-size:13px;color:#3d4652;margin-top:4px;max-width:520px}
-img.pixel{image-rendering:pixelated}audio{display:block;width:260px;margin-top:4px}
-.stream{font:12px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;border:1px solid #e4e7eb;border-radius:6px;padding:10px;max-height:520px;overflow:auto;background:#fff}
+.grid{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.card{border:1px solid #e4e7eb;border-radius:6px;padding:8px;background:#fafbfc;max-width:100%;min-width:0}
+.card img{display:block;max-width:100%;height:auto;image-rendering:auto}.card .cap{font-size:13px;color:#3d4652;margin-top:4px;max-width:520px;overflow-wrap:anywhere}
+.pair .both{display:flex;gap:8px}.pair figure{margin:0;flex:1 1 0;min-width:0}.pair figcaption{font-size:12px;color:#5b6675}
+img.pixel{image-rendering:pixelated}audio{display:block;width:260px;max-width:100%;margin-top:4px}
+.stream{font:12px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;border:1px solid #e4e7eb;border-radius:6px;padding:10px;max-height:520px;overflow:auto;background:#fff;overflow-wrap:anywhere}
 .stream .sp{background:#334155;color:#fff;border-radius:3px;padding:0 3px;margin:0 1px}
 .stream .t{color:#111;white-space:pre-wrap}.stream .c{display:inline-block;width:9px;height:9px;margin:0;vertical-align:middle}
 .stream .a{display:inline-block;width:7px;height:14px;margin:0 1px 0 0;vertical-align:middle}
-.legend span{margin-right:14px}pre{background:#f6f8fa;padding:10px;border-radius:6px;overflow:auto;font-size:13px}
+.legend span{margin-right:14px}pre{background:#f6f8fa;padding:10px;border-radius:6px;font-size:13px;white-space:pre-wrap;overflow-wrap:anywhere}
 """
-
 
 def referenced_files(page: str | Path) -> list[str]:
     """The relative paths an HTML page's ``src``/``href`` attributes point at (links to ``#`` excluded)."""
@@ -78,6 +81,27 @@ class Report:
         cap = f'<div class="cap">{caption}</div>' if caption else ""
         return f'<div class="card"><img src="{self._ref(rel)}"{w}{cls} alt="{html.escape(Path(rel).name)}">{cap}</div>'
 
+    def pair(self, left: tuple[str | Path, str], right: tuple[str | Path, str], caption: str = "", *,
+             width: int | None = None, pixel: bool = False) -> str:
+        """Two pictures side by side in one card (``(file, label)`` each, e.g. an original and its
+        reconstruction): they shrink together on a narrow screen and are never split across rows."""
+        w = f' width="{width}"' if width else ""
+        cls = ' class="pixel"' if pixel else ""
+        figs = "".join(f'<figure><img src="{self._ref(rel)}"{w}{cls} alt="{html.escape(Path(rel).name)}">'
+                       f"<figcaption>{label}</figcaption></figure>" for rel, label in (left, right))
+        cap = f'<div class="cap">{caption}</div>' if caption else ""
+        return f'<div class="card pair"><div class="both">{figs}</div>{cap}</div>'
+
+    def sound_pair(self, picture: str | Path, left: tuple[str | Path, str], right: tuple[str | Path, str],
+                   caption: str = "", *, width: int | None = None) -> str:
+        """A picture (e.g. spectrograms) over two sound players (``(file, label)`` each) in one card."""
+        w = f' width="{width}"' if width else ""
+        players = "".join(f'<div class="cap">{label}</div><audio controls preload="none" src="{self._ref(rel)}">'
+                          "</audio>" for rel, label in (left, right))
+        cap = f'<div class="cap">{caption}</div>' if caption else ""
+        return (f'<div class="card"><img src="{self._ref(picture)}"{w} alt="{html.escape(Path(picture).name)}">'
+                f"{cap}{players}</div>")
+
     def audio(self, rel: str | Path, caption: str = "") -> str:
         """A sound player with a caption (WAV files play in every browser)."""
         return (f'<div class="card"><audio controls preload="none" src="{self._ref(rel)}"></audio>'
@@ -100,7 +124,7 @@ class Report:
 
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
         body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
+        return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
     @staticmethod
     def text(s: str) -> str:

@@ -11,7 +11,9 @@ Steps (each prints a one-line summary; the long ones show a progress bar):
 6. a tiny transformer trained on those shards (loss per modality);
 7. pictures and tones sampled from captions with grammar-constrained decoding;
 8. context budgets for video under every planner preset, and a short measured
-   growth run of the transformer's step time and memory.
+   growth run of the transformer's step time and memory, each length estimated
+   first and skipped (with the reason) when it would pass the memory budget
+   (``max_memory_gb``, 2 GiB by default).
 
 Everything lands in ``out`` (default ``mmtok-demo/``): ``index.html`` (open it in
 a browser; it loads nothing from the network), the files it shows,

@@ -8,8 +8,11 @@ import torch
 from tqdm.auto import tqdm
 
 from mmtok.context.growth import (
-    fit_power,
-    measure_step,
+    BUSY_MARGIN,
+    MIN_R2,
+    REPEATS,
+    Growth,
+    measure_growth,
     plot_cost_vs_length,
     plot_tokens_vs_minutes,
     project,
@@ -73,37 +76,64 @@ def _measure_video(d: Demo) -> tuple[list[tuple[float, int]], torch.Tensor | Non
     return measured, ids
 
 
-def _growth_series(d: Demo, ids: torch.Tensor | None) -> dict[str, list[dict]]:
-    """Forward + backward of the tiny model on growing lengths (the stream's ids, repeated)."""
-    lengths = {"sdpa": [256, 512, 1024]} if d.fast else {"sdpa": [256 << k for k in range(7)],  # to 16k
-                                                            "math": [256 << k for k in range(6)]}  # to 8k
-    backends = tuple(lengths)
+FAST_LENGTHS = {"sdpa": [256, 512, 1024]}
+FULL_LENGTHS = {"sdpa": [256 << k for k in range(7)], "math": [256 << k for k in range(6)]}  # to 16k and 8k
+
+
+def _growth(d: Demo, ids: torch.Tensor | None) -> Growth:
+    """Forward + backward of the tiny model on growing lengths (the stream's ids, repeated), within the budget."""
     base = ids if ids is not None else torch.randint(0, 1000, (4096,), generator=torch.Generator().manual_seed(0))
-    vocab = int(base.max()) + 1
-    series: dict[str, list[dict]] = {}
-    jobs = [(b, n) for b in backends for n in lengths[b]]
-    measure_step("tiny", backends[0], base[:64].repeat(2), vocab, d.device)  # warm-up: first-call overheads
-    for backend, n in tqdm(jobs, desc="context growth", leave=False):
-        seq = base.repeat(n // base.numel() + 1)[:n]
-        series.setdefault(f"tiny {backend}", []).append({"tokens": n, **measure_step("tiny", backend, seq, vocab,
-                                                                                      d.device)})
-    return series
+    return measure_growth("tiny", FAST_LENGTHS if d.fast else FULL_LENGTHS, base, int(base.max()) + 1, d.device,
+                          max_memory_gb=d.max_memory_gb,
+                          progress=lambda jobs: tqdm(jobs, desc="context growth", leave=False))
 
 
-def _growth_rows(d: Demo, series: dict[str, list[dict]], measured: list[tuple[float, int]]) -> list[list[Any]]:
-    """Per series: the longest step, fitted time and memory exponents, and one hour of video projected."""
+def _duration(seconds: float) -> str:
+    """``3.2 s``, ``14 min``, ``2.1 h`` or ``3.5 days``: never a rounded zero."""
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.2g} s"
+
+
+def _growth_rows(d: Demo, growth: Growth, measured: list[tuple[float, int]]) -> list[list[Any]]:
+    """Per series: the longest step, fitted time and memory exponents with R², one hour of video projected."""
     rows = []
-    for label, pts in series.items():
-        ft = fit_power([p["tokens"] for p in pts], [p["seconds"] for p in pts])
-        fm = fit_power([p["tokens"] for p in pts], [p["peak_mib"] for p in pts])
-        hour = project(ft, 3600 * (measured[-1][1] / measured[-1][0] if measured else 300.0))
-        rows.append([label, pts[-1]["tokens"], pts[-1]["seconds"], pts[-1]["peak_mib"],
-                     round(ft[0], 2) if ft else "n/a", round(fm[0], 2) if fm else "n/a",
-                     round(hour / 3600, 1) if hour else "n/a"])
+    rate = measured[-1][1] / measured[-1][0] if measured else 300.0
+    for label, pts in growth.series.items():
+        if not pts:
+            continue
+        ft, fm = growth.fits(label), growth.fits(label, "peak_mib")
+        if d.fast:
+            hour = "left out: a fast run measures only short lengths"
+        elif ft is None or not ft.reliable:
+            hour = f"not projected: {ft.why if ft else 'too few lengths'}"
+        else:
+            hour = _duration(project((ft.exponent, ft.log_intercept), 3600 * rate) or 0.0)
+        time_exp = f"{ft.exponent:.2f} (R² {ft.r2:.3f})" if ft else "n/a"
+        if ft and not ft.reliable:
+            time_exp = f"not reported, {ft.why} (the fit gave {ft.exponent:.2f}, R² {ft.r2:.2f})"
+        rows.append([label, pts[-1]["tokens"], pts[-1]["seconds"], pts[-1]["peak_mib"], time_exp,
+                     f"{fm.exponent:.2f} (R² {fm.r2:.3f})" if fm else "n/a", hour])
         if ft:
-            d.figure(f"growth_{label.replace(' ', '_')}_time_exponent", round(ft[0], 3), "exponent",
-                     f"context growth: step time ∝ tokens^b, {label} on {d.device_label}")
+            mark = "" if ft.reliable else f" (unreliable: {ft.why})"
+            d.figure(f"growth_{label.replace(' ', '_')}_time_exponent", round(ft.exponent, 3), "exponent",
+                     f"context growth: step time ∝ tokens^b, {label} on {d.device_label}, R² {ft.r2:.3f}{mark}")
     return rows
+
+
+def _growth_notes(d: Demo, growth: Growth) -> list[str]:
+    """What the growth run left out, and the machine's load while it ran."""
+    notes = [f"While this ran, {growth.load.describe()} (on {growth.load.cores} cores). Each length is measured "
+             f"{REPEATS} times and the fastest kept; a fit is marked unreliable when other processes kept more than "
+             f"{BUSY_MARGIN:g} cores busy or its R² is below {MIN_R2:g}."]
+    if d.fast:
+        notes.append("A fast run leaves out lengths above 1,024 tokens, the math backend and the projection to an "
+                     "hour of video: run mmtok demo without --fast for them.")
+    if growth.skipped:
+        notes.append("Skipped to stay within the memory budget: " + "; ".join(
+            f"{label} at {n:,} tokens ({why})" for label, n, why in growth.skipped) + ".")
+    return notes
 
 
 def context_step(d: Demo) -> str:
@@ -111,9 +141,10 @@ def context_step(d: Demo) -> str:
     measured, ids = _measure_video(d)
     plot_tokens_vs_minutes(d.out / "context" / "tokens_vs_minutes.png", measured=measured,
                            measured_label="measured: the example video through mmtok (1 fps + sound)")
-    series = _growth_series(d, ids)
-    plot_cost_vs_length(d.out / "context" / "cost_vs_length.png", series, where=d.device_label)
-    grow_rows = _growth_rows(d, series, measured)
+    growth = _growth(d, ids)
+    plot_cost_vs_length(d.out / "context" / "cost_vs_length.png", {k: v for k, v in growth.series.items() if v},
+                        where=d.device_label)
+    grow_rows = _growth_rows(d, growth, measured)
     d.report.section(
         "8. Context budget for video",
         d.report.text(f"The planner (mmtok context) for {PLAN_SECONDS // 60} minutes of video under each preset, "
@@ -127,12 +158,24 @@ def context_step(d: Demo) -> str:
                                       width=620)]),
         d.report.text("One forward+backward pass of the tiny transformer over growing sequences, measured here. "
                       "SDPA picks a fused kernel whose memory grows linearly; the math backend materializes the "
-                      "T×T scores. The last column projects the fitted curve to one hour of the example video's "
-                      "token rate."),
+                      "T×T scores. Before each length the step's peak memory is estimated from the shorter ones "
+                      f"(and, for the math backend, the T×T scores by formula); a length that would take the demo "
+                      f"past {d.max_memory_gb:g} GiB is skipped. The last column projects the fitted time to one "
+                      "hour of the example video's token rate."),
         d.report.table(["series", "longest (tokens)", "its step (s)", "its peak (MiB)", "time exponent",
-                        "memory exponent", "one hour of video: hours per step"], grow_rows),
+                        "memory exponent", "one hour of video: time per step"], grow_rows),
+        *(d.report.note(n) for n in _growth_notes(d, growth)),
         d.report.grid([d.report.image("context/cost_vs_length.png", "step time and peak memory vs length",
                                       width=760)]),
     )
-    best = grow_rows[0]
-    return (f"planned {len(rows)} presets; measured tiny up to {best[1]:,} tokens, time ∝ L^{best[4]}")
+    return _context_line(growth, len(rows))
+
+
+def _context_line(growth: Growth, presets: int) -> str:
+    """The console's summary of the step: the longest length measured and the time exponent, if trustworthy."""
+    label, pts = next(iter(growth.series.items()))
+    ft = growth.fits(label)
+    shape = (f"step time grows as length^{ft.exponent:.2f}" if ft and ft.reliable
+             else f"no time exponent ({ft.why if ft else 'too few lengths'})")
+    skipped = f"; {len(growth.skipped)} length(s) skipped to stay under {growth.max_memory_gb:g} GiB" if growth.skipped else ""
+    return f"planned {presets} presets; measured {label} up to {pts[-1]['tokens']:,} tokens, {shape}{skipped}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -71,7 +73,8 @@ def train_step(d: Demo) -> str:
                       batch_size=16, steps=steps, warmup=min(30, steps // 5), lr=3e-3, save_every=steps,
                       seed=d.seed, device=str(d.device))
     t0 = time.perf_counter()
-    train(cfg, progress=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # the trainer's header line: the page and summary say it plainly
+        train(cfg, progress=True)
     seconds = time.perf_counter() - t0
     rows = [json.loads(x) for x in (d.out / "run" / LOG_NAME).read_text().splitlines() if x.strip()]
     last = rows[-10:]
@@ -82,22 +85,30 @@ def train_step(d: Demo) -> str:
     d.figure("train_tokens_per_s", round(tok_s, 1), "tokens/s", f"training: median throughput on {d.device_label}")
     per = {m: round(float(np.mean([r[f"loss_{m}"] for r in last if f"loss_{m}" in r])), 4)
            for m in ("text", "image", "audio") if any(f"loss_{m}" in r for r in last)}
-    parts = [d.report.text(f"The tiny preset ({_params(d)} parameters) for {steps} steps of 16 windows of 64 tokens "
+    n_params, size = _size(d)
+    parts = [d.report.text(f"The tiny preset with {size} for {steps} steps of 16 windows of 64 tokens "
                            f"on {d.device_label}: {seconds:.0f} s, loss {first_loss:.2f} → {last_loss:.2f} nats. "
                            "Loss per modality over the last 10 steps: "
                            + ", ".join(f"{m} {v:.3f}" for m, v in per.items()) + ".")]
     if (d.out / "run" / "loss.png").is_file():
         parts.append(d.report.grid([d.report.image("run/loss.png", "loss per modality (run/log.jsonl)", width=620)]))
     d.report.section("6. Training a tiny transformer", *parts)
-    return f"{steps} steps in {seconds:.0f} s, loss {first_loss:.2f} -> {last_loss:.2f}, {tok_s:,.0f} tokens/s"
+    return (f"tiny preset, {n_params} parameters: {steps} steps in {seconds:.0f} s, loss {first_loss:.2f} -> "
+            f"{last_loss:.2f}, {tok_s:,.0f} tokens/s")
 
 
-def _params(d: Demo) -> str:
+def _size(d: Demo) -> tuple[str, str]:
+    """The trained model's size in words: one parameter count (embedding included) and what makes it up."""
+    from mmtok.demo.state import vocab_words
     from mmtok.lm.train import load_run
 
-    model, _, _ = load_run(d.out / "run")
-    n = sum(p.numel() for p in model.parameters())
-    return f"{n / 1e6:.2f} M"
+    model, vocab, _ = load_run(d.out / "run")
+    total, embed = model.num_params(non_embedding=False), model.embed.weight.numel()
+    shared = "shared with the output layer" if model.cfg.tie_embeddings else "plus an output layer of the same size"
+    return f"{total / 1e6:.2f} M", (
+        f"{total / 1e6:.2f} M parameters ({(total - embed) / 1e6:.2f} M in the transformer blocks and "
+        f"{embed / 1e6:.2f} M in the token embedding, {shared}) over a vocabulary of {vocab_words(vocab)}; "
+        "the corpus has no video, so unlike the stream of step 4 there is no video range")
 
 
 def sample_step(d: Demo) -> str:
@@ -123,21 +134,7 @@ def sample_step(d: Demo) -> str:
             img_rows.append([prompt, got, "yes" if got == color else "no"])
             cards.append(d.report.image(name, f"“{prompt}” → {got}", width=128, pixel=True))
     n_img = len(img_rows)
-    snd_rows, snd_cards, snd_hits = [], [], 0
-    sr = int(il.audio.sample_rate)
-    for k, pitch in enumerate(tqdm(list(PITCHES), desc="sample sounds", leave=False)):
-        prompt = tone_caption(pitch)
-        outs = generate(model, il, prompt, force="audio", num_samples=per, audio_tokens=(10, 40), seed=d.seed + 100 + k,
-                        temperature=0.7, top_k=20)
-        for j, ids in enumerate(outs):
-            seg = il.decode(ids, media=True)[-1]
-            wave = seg["audio"]
-            got = dominant_pitch(wave, sr)
-            snd_hits += got == pitch
-            name = f"samples/{pitch}-{j}.wav"
-            save_wav(d.out / name, wave, sr)
-            snd_rows.append([prompt, int(seg["audio_codes"].numel()), got, "yes" if got == pitch else "no"])
-            snd_cards.append(d.report.audio(name, f"“{prompt}” → {got} ({seg['audio_codes'].numel()} codes)"))
+    snd_rows, snd_cards, snd_hits, same = _sample_sounds(d, model, il, per)
     d.figure("sample_image_color_match", round(hits / n_img, 3), "fraction",
              "sampling: pictures for never-seen captions with the named dominant colour")
     d.figure("sample_tone_pitch_match", round(snd_hits / len(snd_rows), 3), "fraction",
@@ -146,11 +143,53 @@ def sample_step(d: Demo) -> str:
         "7. Sampling media from text",
         d.report.text("Prompted with a caption, the sampler opens <boi> (or <boa>) and a grammar masks the logits "
                       "so that only codes, <eol> at the row width and <eoi> after the last row can follow: every "
-                      "sample decodes. Temperature 0.7, top-k 20. The captions below never appeared in training."),
+                      "sample decodes. Temperature 0.7, drawing among the 20 likeliest ids (top-k 20). The picture captions "
+                      "below never appeared in training; the tone captions did."),
         d.report.grid(cards),
         d.report.table(["prompt", "dominant colour", "match"], img_rows),
         d.report.grid(snd_cards),
+        *([d.report.note(same)] if same else []),
         d.report.table(["prompt", "codes", "pitch heard", "match"], snd_rows),
     )
     return (f"colour matches {hits}/{n_img} pictures for unseen captions; pitch matches {snd_hits}/{len(snd_rows)} "
             "tones")
+
+
+def _sample_sounds(d: Demo, model: Any, il: Any, per: int) -> tuple[list[list[Any]], list[str], int, str]:
+    """``per`` tones sampled for each pitch caption: table rows, players (one per distinct sample), pitch
+    hits, and a sentence on samples that came out identical (empty when none did)."""
+    from mmtok.lm.sample import generate
+
+    sr = int(il.audio.sample_rate)
+    rows: list[list[Any]] = []
+    players, repeats, hits = [], [], 0
+    seen: dict[tuple[int, ...], str] = {}  # codes -> the first caption that gave them
+    for k, pitch in enumerate(tqdm(list(PITCHES), desc="sample sounds", leave=False)):
+        prompt = tone_caption(pitch)
+        outs = generate(model, il, prompt, force="audio", num_samples=per, audio_tokens=(10, 40),
+                        seed=d.seed + 100 + k, temperature=0.7, top_k=20)
+        groups: dict[tuple[int, ...], list[Any]] = {}  # codes -> [first sample, how many, segment, pitch heard]
+        for j, ids in enumerate(outs):
+            seg = il.decode(ids, media=True)[-1]
+            codes = tuple(seg["audio_codes"].tolist())
+            got = dominant_pitch(seg["audio"], sr)
+            hits += got == pitch
+            rows.append([prompt, len(codes), got, "yes" if got == pitch else "no"])
+            if codes in groups:
+                groups[codes][1] += 1
+            else:
+                groups[codes] = [j, 1, seg, got]
+        for codes, (j, n, seg, got) in groups.items():
+            name = f"samples/{pitch}-{j}.wav"
+            save_wav(d.out / name, seg["audio"], sr)
+            players.append(d.report.audio(name, f"“{prompt}” → {got}" + (f" (×{n}: identical samples)" if n > 1
+                                                                          else "")))
+            if n > 1:
+                repeats.append(f"{n} of the {per} samples for “{prompt}” are the same {len(codes)} codes")
+            if codes in seen:
+                repeats.append(f"“{prompt}” gave the same codes as “{seen[codes]}”")
+            seen.setdefault(codes, prompt)
+    same = ("Identical samples are played once: " + "; ".join(repeats) + ". At temperature 0.7 among the 20 "
+            "likeliest codes, the tiny model puts nearly all its probability on one sequence for such a caption, "
+            "so sampling returns it again.") if repeats else ""
+    return rows, players, hits, same

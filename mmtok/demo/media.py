@@ -13,7 +13,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mmtok.core.metrics import psnr as image_psnr
+from mmtok.core.metrics import ssim as image_ssim
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
+from mmtok.demo.state import vocab_words
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.vocab import Modality
 
@@ -39,26 +41,29 @@ def images_step(d: Demo) -> str:
         codes = tok.encode(x)  # [16, 16]
         enc_ms = (time.perf_counter() - t0) * 1000
         rec = tok.decode(codes).float()
-        psnr = float(image_psnr(rec, x))
+        psnr, ssim = float(image_psnr(rec, x)), float(image_ssim(rec, x))
         codes_all.append(codes.reshape(-1).cpu())
         save_png(d.out / "images" / f"{f.stem}.png", x)
         save_png(d.out / "images" / f"{f.stem}-tokens.png", rec)
         split = "training image" if f.stem in seen else "never seen in training"
         rows.append([f.name, split, f"{codes.shape[0]}×{codes.shape[1]}", int(codes.unique().numel()),
-                     round(psnr, 2), round(enc_ms, 1)])
-        cards.append(d.report.image(f"images/{f.stem}.png", f"<b>{html.escape(f.name)}</b> as the tokenizer sees it",
-                                    width=256))
-        cards.append(d.report.image(f"images/{f.stem}-tokens.png", f"from {codes.numel()} tokens: PSNR {psnr:.2f} dB "
-                                    f"({split})", width=256))
+                     round(psnr, 2), round(ssim, 3), round(enc_ms, 1)])
+        cards.append(d.report.pair((f"images/{f.stem}.png", "as the tokenizer sees it"),
+                                   (f"images/{f.stem}-tokens.png", f"from its {codes.numel()} tokens"),
+                                   f"<b>{html.escape(f.name)}</b> ({split}): PSNR {psnr:.2f} dB, SSIM {ssim:.3f}",
+                                   width=256))
     counts = _round_trip_section(
         d, "2. Images → tokens → images",
         f"The shipped image tokenizer (models/image: {tok.codebook_size} codes, downsampling {tok.downsample}) on "
-        f"the example images in {d.data_label}. PSNR compares the reconstruction with exactly what the encoder "
-        "saw (tok.preprocess).",
-        ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "encode ms"], rows, cards,
+        f"the example images in {d.data_label}, each original beside its reconstruction. Both measures compare the "
+        "reconstruction with exactly what the encoder saw (tok.preprocess): PSNR (peak signal-to-noise ratio, "
+        "higher is closer) and SSIM (structural similarity, 1 = identical).",
+        ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "SSIM", "encode ms"], rows, cards,
         "image", "images", "images", codes_all, int(tok.codebook_size))
     psnrs = [r[4] for r in rows]
     unseen = [r[4] for r in rows if r[1] == "never seen in training"]
+    d.figure("image_ssim", round(float(np.mean([r[5] for r in rows])), 4), "SSIM",
+             "images: mean SSIM of decode(encode(x)) vs x")
     d.figure("image_psnr_db", round(float(np.mean(psnrs)), 3), "dB", "images: mean PSNR of decode(encode(x)) vs x")
     if unseen:
         d.figure("image_psnr_unseen_db", round(float(np.mean(unseen)), 3), "dB",
@@ -66,7 +71,8 @@ def images_step(d: Demo) -> str:
     d.figure("image_tokens", int(codes_all[0].numel()), "tokens", "images: tokens per 256×256 image")
     d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
              f"(of {tok.codebook_size})")
-    return f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB"
+    return (f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
+            f"SSIM {np.mean([r[5] for r in rows]):.3f}")
 
 
 def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows: list[list[Any]],
@@ -118,24 +124,26 @@ def audio_step(d: Demo) -> str:
         seconds = wave.numel() / sr
         rows.append([f.name, round(seconds, 2), int(codes.numel()), round(rel, 4), round(enc_ms, 1),
                      round(dec_s / seconds, 3)])
-        cards.append(d.report.image(f"audio/{f.stem}-mel.png", "", width=480))
-        cards.append('<div>' + d.report.audio(f"audio/{f.stem}.wav", f"<b>{html.escape(f.name)}</b> (original, "
-                                                f"{sr} Hz)") +
-                     d.report.audio(f"audio/{f.stem}-tokens.wav", f"from {codes.numel()} tokens "
-                                    "(Griffin-Lim)") + "</div>")
+        cards.append(d.report.sound_pair(f"audio/{f.stem}-mel.png", (f"audio/{f.stem}.wav", f"original ({sr} Hz)"),
+                                         (f"audio/{f.stem}-tokens.wav", f"from its {codes.numel()} tokens"),
+                                         f"<b>{html.escape(f.name)}</b>", width=480))
     d.figure("audio_rel_l1", round(float(np.mean([r[3] for r in rows])), 4), "fraction of range",
              "audio: mean log-mel L1 of the reconstruction, relative to each clip's range")
     d.figure("audio_tokens_per_second", float(tok.tokens_per_second), "tokens/s", "audio: token rate")
-    d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× real time",
-             "audio: decode to waveform, real-time factor")
+    d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× the clip's length",
+             "audio: time to decode tokens to a waveform, divided by the clip's duration (below 1: faster than "
+             "playing it)")
     _round_trip_section(
         d, "3. Sound → tokens → sound",
         f"The shipped audio tokenizer (models/audio: {tok.tokens_per_second} tokens per second, "
         f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, and both as "
-        "sound. The waveform comes back by Griffin-Lim phase reconstruction.",
-        ["file", "seconds", "tokens", "rel. log-mel L1", "encode ms", "decode RTF"], rows, cards,
+        "sound. The waveform comes back by Griffin-Lim phase reconstruction; a sound louder than full scale is "
+        "turned down to fit, never clipped. Log-mel error: the mean absolute difference of the two spectrograms, "
+        "as a fraction of the original's range. Decode time: seconds to rebuild the waveform per second of sound.",
+        ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound"], rows, cards,
         "audio", "audio", "sounds", codes_all, int(tok.codebook_size))
-    return f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean relative log-mel L1 {np.mean([r[3] for r in rows]):.4f}"
+    return (f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean log-mel error "
+            f"{np.mean([r[3] for r in rows]):.1%} of each clip's range")
 
 
 # --------------------------------------------------------------------------- the interleaved stream
@@ -235,8 +243,9 @@ def stream_step(d: Demo) -> str:
     d.report.section(
         "4. One interleaved stream",
         d.report.text(f"Text (UTF-8 bytes), an image, a spoken sentence{' and a video with sound' if videos else ''} "
-                      f"in one sequence of {len(stream):,} ids over a vocabulary of {il.vocab.size:,} "
-                      f"(fingerprint {il.vocab.fingerprint[:12]}…). Image and video codes are drawn as cells in "
+                      f"in one sequence of {len(stream):,} ids. Its vocabulary has {vocab_words(il.vocab)} "
+                      f"(fingerprint {il.vocab.fingerprint[:12]}…); the video frames are coded by the image "
+                      "tokenizer but get a range of their own. Image and video codes are drawn as cells in "
                       "the colour of their decoded patch, each row ended by ⏎ (<eol>); audio codes as bars."),
         d.report.pre(pretty(stream)),
         d.report.table(["modality", "tokens"], rows),

@@ -67,12 +67,18 @@ def save_png(path: Path, img: torch.Tensor, *, scale: int = 1) -> Path:
     return path
 
 
+PEAK = 0.99  # loudest sample written to a WAV: louder sound is scaled down to it, never clipped
+
+
 def save_wav(path: Path, wave: torch.Tensor, sample_rate: int) -> Path:
-    """Save a mono float waveform as 16-bit PCM WAV (peak-limited to ±1)."""
+    """Save a mono float waveform as 16-bit PCM WAV, scaled down (never clipped) if its peak is above ``PEAK``."""
     import soundfile as sf
 
     x = wave.detach().cpu().float().reshape(-1).numpy()
-    sf.write(path, np.clip(x, -1, 1), sample_rate, subtype="PCM_16")
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if peak > PEAK:
+        x = x * (PEAK / peak)
+    sf.write(path, x, sample_rate, subtype="PCM_16")
     return path
 
 

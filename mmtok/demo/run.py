@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,16 +53,20 @@ def _overview(d: Demo) -> None:
 
 def run_demo(
     out: str | Path = "mmtok-demo", *, fast: bool = False, seed: int = 0, device: str | None = None,
-    data: str | Path | None = None,
+    data: str | Path | None = None, max_memory_gb: float = 2.0,
 ) -> dict[str, Any]:
-    """Run every step, write ``out/index.html``, and return the summary (also in ``out/summary.json``)."""
+    """Run every step, write ``out/index.html``, and return the summary (also in ``out/summary.json``).
+
+    ``max_memory_gb``: the context-growth measurement skips (and says so) every length whose
+    estimated step would take the process past this many GiB.
+    """
     t_start = time.perf_counter()
     folder = check_data(Path(data)) if data else example_data()  # before anything is written
     out = Path(out)
     for sub in ("images", "audio", "context", "samples"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    d = Demo(out, fast=fast, seed=seed, device=pick_device(device), data=folder)
+    d = Demo(out, fast=fast, seed=seed, device=pick_device(device), data=folder, max_memory_gb=max_memory_gb)
     if not d.has_video:
         print("note: PyAV is not installed (pip install 'mmtok[video]'): the video parts are skipped")
     steps = _steps()
@@ -72,6 +77,7 @@ def run_demo(
         line = fn(d)
         timings[name] = round(time.perf_counter() - t0, 2)
         lines[name] = line
+        d.load_averages.append(os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
         print(f"[{k}/{len(steps)}] {name}: {line} ({timings[name]:.1f} s)", flush=True)
     _overview(d)
     total = time.perf_counter() - t_start
@@ -79,6 +85,7 @@ def run_demo(
     d.report.section(
         "Measured figures",
         d.report.text("Every number on this page, measured in this run (also in figures.json)."),
+        d.report.note(d.load_note()),
         d.report.figures_table(),
         d.report.table(["step", "seconds", "summary"], [[n, timings[n], lines[n]] for n in timings]),
         d.report.note("Reconstruction quality on the example files is a demonstration, not a benchmark: the "
@@ -86,6 +93,7 @@ def run_demo(
     )
     page = d.report.write()
     summary = {"page": str(page), "seconds": round(total, 1), "fast": fast, "device": str(d.device),
+               "load_average": {"start": d.load_averages[0], "max": max(d.load_averages)},
                "steps": {n: {"seconds": timings[n], "summary": lines[n]} for n in timings},
                "figures": {k: v["value"] for k, v in d.report.figures.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

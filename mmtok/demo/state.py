@@ -4,6 +4,7 @@ the figures; and where the example media are."""
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from mmtok.core.errors import DemoError
 from mmtok.core.report import Report
 
-__all__ = ["Demo", "check_data", "example_data"]
+__all__ = ["Demo", "check_data", "example_data", "vocab_words"]
 
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"  # inside an installed wheel
 _REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -46,10 +47,13 @@ def example_data() -> Path:
 class Demo:
     """What the steps share: settings, the shipped tokenizers, the page under construction, the figures."""
 
-    def __init__(self, out: Path, *, fast: bool, seed: int, device: torch.device, data: Path) -> None:
+    def __init__(self, out: Path, *, fast: bool, seed: int, device: torch.device, data: Path,
+                 max_memory_gb: float = 2.0) -> None:
         from mmtok.pretrained import load
 
         self.out, self.fast, self.seed, self.device, self.data = out, fast, seed, device, data
+        self.max_memory_gb = max_memory_gb  # memory (GiB) the context-growth measurement may take the process to
+        self.load_averages: list[float] = [_load_average()]  # 1-minute load average at the start, after each step
         self.data_label = "examples/data" if data in (_REPO_EXAMPLES, _PACKAGE_EXAMPLES) else str(data)
         n = torch.get_num_threads()
         self.device_label = (torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -70,5 +74,24 @@ class Demo:
 
     def figure(self, key: str, value: float, unit: str, what: str) -> None:
         self.report.figure(key, value, unit, what)
+
+    def load_note(self) -> str:
+        """The machine's load during the run, in words: timings on a busy machine are slower and noisier."""
+        cores = os.cpu_count() or 1
+        return (f"Load average (processes wanting a CPU, over the last minute) on this {cores}-core machine: "
+                f"{self.load_averages[0]:.1f} at the start, at most {max(self.load_averages):.1f} after a step. "
+                f"The demo's own threads account for up to about {cores}; above that it shared the CPU with other "
+                "work, and its timings are slower than on an idle machine.")
+
+
+def vocab_words(vocab: Any) -> str:
+    """A vocabulary's size and what makes it up, in words: ``2,336 ids: 256 text bytes, 32 special ...``."""
+    parts = [f"{vocab.text_size:,} for text (bytes)", f"{vocab.n_special} special markers"]
+    parts += [f"{len(vocab.range(m)):,} {m} codes" for m in vocab.media]
+    return f"{vocab.size:,} ids: " + ", ".join(parts)
+
+
+def _load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 

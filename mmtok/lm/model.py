@@ -14,7 +14,7 @@ Axis legend used in shape comments:
     C  d_model
     V  vocabulary size
 
->>> cfg = ModelConfig.preset("tiny", vocab_size=300, max_seq_len=64)
+>>> cfg = ModelConfig.preset("tiny", vocab_size=300)
 >>> model = Transformer(cfg)
 >>> logits = model(torch.randint(0, 300, (2, 10)))
 >>> tuple(logits.shape)
@@ -30,14 +30,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KVCache", "ModelConfig", "Transformer", "document_mask"]
+__all__ = ["MEDIA_CONTEXT", "KVCache", "ModelConfig", "Transformer", "document_mask"]
+
+# What every preset's context holds at the least, in tokens of the shipped tokenizers (models/image: 16×16
+# codes per picture; models/audio: 50 codes per second; tests/test_frontdoor.py reads their configs to check)
+PROMPT_TOKENS = 32  # a short text prompt
+IMAGE_TOKENS = 16 * (16 + 1) + 2  # one picture: 16 rows of 16 codes, an <eol> after each row, <boi> and <eoi>
+AUDIO_TOKENS = 50 + 2  # one second of sound: 50 codes, <boa> and <eoa>
+MEDIA_CONTEXT = PROMPT_TOKENS + IMAGE_TOKENS + AUDIO_TOKENS + 2  # with <bos> and <eos>: 360
 
 PRESETS: dict[str, dict[str, int]] = {
-    # name: d_model, layers, heads, kv heads
-    "tiny": {"d_model": 128, "n_layer": 4, "n_head": 4, "n_kv_head": 2},
-    "small": {"d_model": 384, "n_layer": 6, "n_head": 6, "n_kv_head": 2},
-    "base": {"d_model": 768, "n_layer": 12, "n_head": 12, "n_kv_head": 4},
+    # name: d_model, layers, heads, kv heads, context (max_seq_len; at least MEDIA_CONTEXT)
+    "tiny": {"d_model": 128, "n_layer": 4, "n_head": 4, "n_kv_head": 2, "max_seq_len": 512},
+    "small": {"d_model": 384, "n_layer": 6, "n_head": 6, "n_kv_head": 2, "max_seq_len": 1024},
+    "base": {"d_model": 768, "n_layer": 12, "n_head": 12, "n_kv_head": 4, "max_seq_len": 2048},
 }
+assert all(p["max_seq_len"] >= MEDIA_CONTEXT for p in PRESETS.values())
 
 
 @dataclass
@@ -77,10 +85,23 @@ class ModelConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> ModelConfig:
-        """A named size (``tiny``, ``small``, ``base``) with any field overridden."""
+        """A named size (``tiny``, ``small``, ``base``) with any field overridden.
+
+        The preset's context (``max_seq_len``) is a floor: a shorter ``max_seq_len``, such as
+        the training window ``mmtok train`` passes, is raised to it, so that every model
+        built from a preset can sample a prompt, a whole image and a second of sound
+        (:data:`MEDIA_CONTEXT`). Rotary positions have no learned table, so the longer
+        context costs no parameters and no training time. For an exact shorter context,
+        ``dataclasses.replace`` the result or build a :class:`ModelConfig` directly.
+
+        >>> ModelConfig.preset("tiny").max_seq_len, ModelConfig.preset("tiny", max_seq_len=4096).max_seq_len
+        (512, 4096)
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
-        return replace(cls(), **{**PRESETS[name], **overrides})  # type: ignore[arg-type]
+        fields: dict[str, object] = {**PRESETS[name], **overrides}
+        fields["max_seq_len"] = max(int(fields["max_seq_len"]), PRESETS[name]["max_seq_len"])  # type: ignore[call-overload]
+        return replace(cls(), **fields)  # type: ignore[arg-type]
 
 
 class _RMSNormCPU(torch.autograd.Function):

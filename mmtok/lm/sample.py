@@ -18,18 +18,21 @@ in training. Generation uses the model's KV cache.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from mmtok.core.errors import MmtokError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import ByteTokenizer
 
-__all__ = ["Grammar", "audio_tokens_of", "generate", "image_grid_of"]
+__all__ = ["ContextTooShortError", "Grammar", "Sampled", "audio_tokens_of", "check_fits", "generate",
+           "image_grid_of", "sample_run", "segment_cost"]
 
 TEXT, IMAGE, AUDIO, DONE = "text", "image", "audio", "done"
 DEFAULT_IMAGE_GRID = (16, 16)  # rows, columns of a sampled image when the image tokenizer has no grid
@@ -259,22 +262,72 @@ def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor,
     return ids, pos_thw
 
 
+class ContextTooShortError(MmtokError, ValueError):
+    """What sampling is asked for cannot fit the model's context (``max_seq_len``).
+
+    Raised before any model work, with a one-line message that names the setting
+    that fixes it: a smaller ``--image-grid`` or ``--audio-tokens`` (``image_grid=``,
+    ``audio_tokens=``), a shorter prompt, or a model trained with a longer context
+    (``mmtok train --seq-len``).
+    """
+
+
+def _round_up(n: int, k: int = 64) -> int:
+    return -(-n // k) * k
+
+
+def segment_cost(force: str, image_grid: tuple[int, int], audio_tokens: tuple[int, int]) -> int:
+    """Fewest tokens a forced segment takes: an image its whole grid with an ``<eol>`` per row and
+    ``<boi>``/``<eoi>``; audio its fewest codes and ``<boa>``/``<eoa>``.
+
+    >>> segment_cost("image", (16, 16), (1, 250)), segment_cost("audio", (16, 16), (50, 250))
+    (274, 52)
+    """
+    h, w = image_grid
+    return h * (w + 1) + 2 if force == "image" else audio_tokens[0] + 2
+
+
+def check_fits(context: int, prompt_len: int, force: str | None, image_grid: tuple[int, int],
+               audio_tokens: tuple[int, int]) -> None:
+    """Raise :class:`ContextTooShortError` when the prompt, and a forced segment after it, overflow ``context``.
+
+    >>> check_fits(256, 8, "image", (16, 16), (1, 250))
+    Traceback (most recent call last):
+    ...
+    mmtok.lm.sample.ContextTooShortError: a 16×16 image after the 8-token prompt needs 282 tokens, but the model's context (max_seq_len) is 256: sample a smaller --image-grid, or train with a longer context (mmtok train --seq-len 320)
+    """
+    if prompt_len >= context:
+        raise ContextTooShortError(
+            f"the prompt is {prompt_len} tokens, but the model's context (max_seq_len) is {context}: shorten "
+            f"--prompt, or train with a longer context (mmtok train --seq-len {_round_up(prompt_len + 1)})")
+    if force is None:
+        return
+    needed = prompt_len + segment_cost(force, image_grid, audio_tokens)
+    if needed <= context:
+        return
+    if force == "image":
+        what, fix = f"a {image_grid[0]}×{image_grid[1]} image", "a smaller --image-grid"
+    else:
+        what, fix = f"audio of at least {audio_tokens[0]} codes", "fewer --audio-tokens (MIN,MAX)"
+    raise ContextTooShortError(
+        f"{what} after the {prompt_len}-token prompt needs {needed} tokens, but the model's context "
+        f"(max_seq_len) is {context}: sample {fix}, or train with a longer context "
+        f"(mmtok train --seq-len {_round_up(needed)})")
+
+
 def _budget(model: Transformer, prompt_len: int, max_new_tokens: int, force: str | None,
             image_grid: tuple[int, int], audio_tokens: tuple[int, int]) -> int:
-    """How many tokens to sample: room for a forced segment, within the model's ``max_seq_len``."""
-    needed = 0
-    if force is not None:  # an image needs its whole grid; audio at least its fewest codes (the grammar
-        # closes it in time when the context runs short), and is given room for its most when there is some
-        needed = (image_grid[0] * (image_grid[1] + 1) + 2) if force == "image" else audio_tokens[0] + 2
-        max_new_tokens = max(max_new_tokens, needed if force == "image" else audio_tokens[1] + 2)
-    if prompt_len + max_new_tokens > model.cfg.max_seq_len:
-        max_new_tokens = model.cfg.max_seq_len - prompt_len
-        if force is not None and max_new_tokens < needed:
-            raise ValueError(
-                f"the prompt ({prompt_len} tokens) leaves {max_new_tokens} of max_seq_len "
-                f"{model.cfg.max_seq_len}, but a forced {force} needs {needed}"
-            )
-    return max_new_tokens
+    """How many tokens to sample: room for a forced segment, within the model's ``max_seq_len``.
+
+    A forced image needs its whole grid; forced audio its fewest codes (the grammar closes it in
+    time when the context runs short), and is given room for its most when there is some.
+    """
+    context = model.cfg.max_seq_len
+    check_fits(context, prompt_len, force, image_grid, audio_tokens)
+    if force is not None:
+        most = segment_cost(force, image_grid, audio_tokens) if force == "image" else audio_tokens[1] + 2
+        max_new_tokens = max(max_new_tokens, most)
+    return min(max_new_tokens, context - prompt_len)
 
 
 @torch.inference_mode()
@@ -380,12 +433,69 @@ def _int_pair(text: str, sep: str) -> tuple[int, int]:
     return a, b
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``mmtok sample``: continue a text prompt with a trained run."""
-    import argparse
+@dataclass(frozen=True)
+class Sampled:
+    """What :func:`sample_run` made: the ids (prompt included), the stream pretty-printed, the files written."""
 
+    ids: torch.Tensor
+    pretty: str
+    files: tuple[str, ...] = ()
+
+
+def sample_run(
+    run: str | os.PathLike[str],
+    prompt: str = "",
+    *,
+    image_out: str | os.PathLike[str] | None = None,
+    audio_out: str | os.PathLike[str] | None = None,
+    max_new_tokens: int = 400,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    image_grid: tuple[int, int] | None = None,
+    audio_tokens: tuple[int, int] | None = None,
+    device: str | None = None,
+) -> Sampled:
+    """``mmtok sample``: continue ``prompt`` with a trained run; with ``image_out`` (PNG) or ``audio_out``
+    (WAV) sample that medium after the prompt and write it.
+
+    A request the run's context cannot hold raises :class:`ContextTooShortError`
+    before anything is sampled. Sampled sound is scaled down if it would clip.
+    """
     from mmtok.data.corpus import TokenizerSpec, build_interleaver
     from mmtok.lm.train import load_run
+
+    if image_out and audio_out:
+        raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
+    model, vocab, cfg = load_run(run, device=device)
+    il = build_interleaver(TokenizerSpec(**(cfg.get("tokenizers") or {})))
+    il.vocab.check_same(vocab, what=f"the tokenizers recorded in {run}")
+    force = "image" if image_out else "audio" if audio_out else None
+    (ids,) = generate(model, il, prompt, max_new_tokens=max_new_tokens, force=force, temperature=temperature,
+                      top_k=top_k, top_p=top_p, seed=seed, image_grid=image_grid, audio_tokens=audio_tokens)
+    files: list[str] = []
+    if force is not None:
+        seg = il.decode(ids, media=True)[-1]
+        if image_out:
+            from PIL import Image
+
+            img = seg["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+            Image.fromarray(img).save(image_out, format="PNG")
+            files.append(str(image_out))
+        if audio_out:
+            import soundfile as sf
+
+            wave = seg["audio"].detach().cpu().float().reshape(-1)
+            wave = wave / max(1.0, float(wave.abs().max()) / 0.99)  # never clips
+            sf.write(audio_out, wave.numpy(), int(seg["sample_rate"] or 16000), subtype="PCM_16")
+            files.append(str(audio_out))
+    return Sampled(ids, il.pretty(ids), tuple(files))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok sample``: continue a text prompt with a trained run (:func:`sample_run`)."""
+    import argparse
 
     ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.")
     ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
@@ -406,25 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
         ap.error("give --image-out or --audio-out, not both")
-    model, vocab, cfg = load_run(args.run, device=args.device)
-    spec = TokenizerSpec(**(cfg.get("tokenizers") or {}))
-    il = build_interleaver(spec)
-    il.vocab.check_same(vocab, what=f"the tokenizers recorded in {args.run}")
-    force = "image" if args.image_out else "audio" if args.audio_out else None
-    (ids,) = generate(model, il, args.prompt, max_new_tokens=args.max_new_tokens, force=force,
-                      temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
-                      image_grid=args.image_grid, audio_tokens=args.audio_tokens)
-    segs = il.decode(ids, media=force is not None)
-    print(il.pretty(ids))
-    if args.image_out:
-        from PIL import Image
-
-        img = segs[-1]["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-        Image.fromarray(img).save(args.image_out)
-        print(f"wrote {args.image_out}")
-    if args.audio_out:
-        import soundfile as sf
-
-        sf.write(args.audio_out, segs[-1]["audio"].cpu().numpy(), int(segs[-1]["sample_rate"] or 16000))
-        print(f"wrote {args.audio_out}")
+    out = sample_run(args.run, args.prompt, image_out=args.image_out, audio_out=args.audio_out,
+                     max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, seed=args.seed, image_grid=args.image_grid, audio_tokens=args.audio_tokens,
+                     device=args.device)
+    print(out.pretty)
+    for f in out.files:
+        print(f"wrote {f}")
     return 0
