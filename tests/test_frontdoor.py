@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from mmtok.cli import main
+from mmtok.core.errors import ContextTooShortError
 from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
 from mmtok.lm import sample as sample_module
 from mmtok.lm.model import (
@@ -19,7 +20,7 @@ from mmtok.lm.model import (
     PROMPT_TOKENS,
     ModelConfig,
 )
-from mmtok.lm.sample import ContextTooShortError, sample_run, segment_cost
+from mmtok.lm.sample import sample_run, segment_cost
 from mmtok.lm.train import TrainConfig, load_run, train
 
 ROOT = Path(__file__).resolve().parents[1]

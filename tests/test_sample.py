@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from mmtok.core.errors import ContextTooShortError
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.sample import ContextTooShortError, generate
+from mmtok.lm.sample import generate
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 
@@ -76,7 +77,7 @@ def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]
 
 
 def test_grammar_positions_equal_the_interleavers(setup: tuple[Transformer, Interleaver]) -> None:
-    from mmtok.lm.sample import Grammar
+    from mmtok.lm.grammar import Grammar
 
     _, il = setup
     doc = ["hé ", {"image_codes": torch.arange(6).view(2, 3)}, "ok", {"audio_codes": torch.arange(4)}, "!"]
@@ -159,3 +160,33 @@ def test_default_grid_and_audio_length_come_from_the_tokenizers() -> None:
     lengths = [il.decode(ids)[-1]["audio_codes"].numel()
                for ids in generate(model, il, "x", force="audio", num_samples=16, seed=0, temperature=2.0)]
     assert max(lengths) <= 2 * DEFAULT_AUDIO_SECONDS and min(lengths) >= 1
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"temperature": -1.0}, "temperature must be a finite number"),
+    ({"temperature": float("nan")}, "temperature must be a finite number"),
+    ({"top_k": 0}, "top_k must be ≥ 1"),
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    ({"max_new_tokens": -1}, "max_new_tokens must be ≥ 0"),
+    ({"num_samples": 0}, "num_samples must be ≥ 1"),
+])
+def test_bad_sampling_settings_are_clear_errors(setup: tuple[Transformer, Interleaver], kwargs: dict,
+                                                match: str) -> None:
+    model, il = setup
+    with pytest.raises(ValueError, match=match):
+        generate(model, il, "a", **kwargs)
+
+
+def test_greedy_decoding_is_temperature_zero(setup: tuple[Transformer, Interleaver]) -> None:
+    model, il = setup
+    a = generate(model, il, "a", max_new_tokens=8, temperature=0.0, seed=1)[0]
+    b = generate(model, il, "a", max_new_tokens=8, temperature=0.0, seed=2)[0]
+    assert torch.equal(a, b)  # no randomness at temperature 0
+
+
+def test_sample_run_checks_the_output_folder_before_loading(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mmtok.lm.sample import sample_run
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sample_run(tmp_path / "no-run", "a", image_out=tmp_path / "missing" / "x.png")

@@ -1,194 +1,34 @@
 """Grammar-constrained generation: sampled media always decodes.
 
-A small state machine per sequence masks the logits at every step:
-
-* in text: text ids, ``<boi>``/``<boa>`` (when the vocabulary has that range) or ``<eos>``;
-  with the byte tokenizer only bytes that continue valid UTF-8, and segments open or
-  the stream ends only between characters;
-* inside an image: image codes until the row is ``w`` wide, then exactly ``<eol>``;
-  after ``h`` rows exactly ``<eoi>``;
-* inside audio: audio codes, or ``<eoa>`` once ``min_audio`` codes are out; after
-  ``max_audio`` codes exactly ``<eoa>``;
-* after ``<eos>``: ``<pad>`` (the sequence is finished).
-
-It also tracks the 3-D ``(time, row, column)`` positions the interleaver gives
-every token, so models with ``rope_3d`` see the same positions when sampling as
-in training. Generation uses the model's KV cache.
+:func:`generate` samples with the model's KV cache under the masks of
+:class:`~mmtok.lm.grammar.Grammar` (which also tracks the 3-D positions
+``rope_3d`` models need); :func:`sample_run` is ``mmtok sample``: a trained run,
+a prompt, and a PNG or WAV written from what was sampled. Requests the context
+cannot hold stop before any model work (:class:`~mmtok.core.errors.ContextTooShortError`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import ContextTooShortError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
+from mmtok.lm.grammar import DONE, TEXT, Grammar
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
-from mmtok.stream.text import ByteTokenizer
 
-__all__ = ["ContextTooShortError", "Grammar", "Sampled", "audio_tokens_of", "check_fits", "generate",
-           "image_grid_of", "sample_run", "segment_cost"]
+__all__ = ["Sampled", "audio_tokens_of", "check_fits", "generate", "image_grid_of", "sample_run", "segment_cost"]
 
-TEXT, IMAGE, AUDIO, DONE = "text", "image", "audio", "done"
 DEFAULT_IMAGE_GRID = (16, 16)  # rows, columns of a sampled image when the image tokenizer has no grid
 DEFAULT_AUDIO_TOKENS = (1, 250)  # fewest, most codes of a sampled audio segment without a token rate
 DEFAULT_AUDIO_SECONDS = 5.0  # longest sampled audio segment, in seconds of the audio tokenizer's rate
-
-
-@dataclass
-class _State:
-    mode: str = TEXT
-    row: int = 0  # image: rows finished
-    col: int = 0  # image: codes in the current row
-    n: int = 0  # audio: codes so far
-    nxt: int = 0  # next free position (the interleaver's counter)
-    start: int = 0  # image: position right after <boi>
-    utf8_left: int = 0  # text (bytes): continuation bytes still owed by the current character
-    utf8_next: tuple[int, int] = (0x80, 0xBF)  # text (bytes): range of the next continuation byte
-
-
-# UTF-8 lead bytes: (continuation bytes that follow, allowed range of the first of them)
-_UTF8_LEAD: dict[int, tuple[int, tuple[int, int]]] = {
-    **{b: (1, (0x80, 0xBF)) for b in range(0xC2, 0xE0)},
-    0xE0: (2, (0xA0, 0xBF)),
-    **{b: (2, (0x80, 0xBF)) for b in (*range(0xE1, 0xED), 0xEE, 0xEF)},
-    0xED: (2, (0x80, 0x9F)),  # no UTF-16 surrogates
-    0xF0: (3, (0x90, 0xBF)),
-    **{b: (3, (0x80, 0xBF)) for b in range(0xF1, 0xF4)},
-    0xF4: (3, (0x80, 0x8F)),  # nothing above U+10FFFF
-}
-
-
-class Grammar:
-    """Per-sequence masks over the vocabulary that keep a stream well formed."""
-
-    def __init__(
-        self,
-        il: Interleaver,
-        *,
-        image_grid: tuple[int, int] = (16, 16),
-        audio_tokens: tuple[int, int] = (1, 250),
-        allow_eos: bool = True,
-    ) -> None:
-        v = il.vocab
-        self.il = il
-        self.h, self.w = image_grid
-        self.min_audio, self.max_audio = audio_tokens
-        if self.h < 1 or self.w < 1 or not 0 < self.min_audio <= self.max_audio:
-            raise ValueError(f"bad grammar limits: image_grid {image_grid}, audio_tokens {audio_tokens}")
-
-        def mask(*parts: range | int) -> torch.Tensor:
-            m = torch.zeros(v.size, dtype=torch.bool)
-            for p in parts:
-                if isinstance(p, range):
-                    m[p.start : p.stop] = True
-                else:
-                    m[p] = True
-            return m
-
-        text_ids = v.range("text")
-        openers = [il.BOI] if v.has("image") else []
-        openers += [il.BOA] if v.has("audio") else []
-        self.text = mask(text_ids, *openers, *([il.EOS] if allow_eos else []))
-        self.bytes = isinstance(il.text, ByteTokenizer)
-        if self.bytes:  # only bytes that can start a character, between characters
-            self.text = mask(range(0x80), *_UTF8_LEAD, *openers, *([il.EOS] if allow_eos else []))
-            self.utf8_cont = {r: mask(range(r[0], r[1] + 1)) for r in {x[1] for x in _UTF8_LEAD.values()}}
-        self.image_code = mask(v.range("image")) if v.has("image") else None
-        self.audio_code = mask(v.range("audio"), il.EOA) if v.has("audio") else None
-        self.audio_code_only = mask(v.range("audio")) if v.has("audio") else None
-        self.eol, self.eoi, self.eoa = mask(il.EOL), mask(il.EOI), mask(il.EOA)
-        self.pad = mask(v.id("<pad>"))
-        self.image_cost = self.h * (self.w + 1) + 2  # <boi>, h rows of w codes and <eol>, <eoi>
-        self.audio_cost = self.min_audio + 2  # <boa>, the fewest codes, <eoa>
-
-    def start(self, prompt_len: int) -> _State:
-        return _State(nxt=prompt_len)
-
-    def allowed(self, s: _State, left: int | None = None) -> torch.Tensor:
-        """Boolean ``[V]``: the ids allowed next, when ``left`` tokens (this one included) remain.
-
-        With a budget, nothing is opened that could not be closed within it: no
-        image or audio segment, and no multi-byte character, that would be cut off.
-        """
-        if s.mode == TEXT:
-            if s.utf8_left:
-                return self.utf8_cont[s.utf8_next]
-            if left is None or left >= max(self.image_cost, self.audio_cost, 4):
-                return self.text
-            m = self.text.clone()
-            if left < self.image_cost:
-                m[self.il.BOI] = False
-            if left < self.audio_cost:
-                m[self.il.BOA] = False
-            if self.bytes:
-                for lead, (n, _) in _UTF8_LEAD.items():
-                    if left < n + 1:
-                        m[lead] = False
-            return m
-        if s.mode == AUDIO and left is not None and left <= 1:
-            return self.eoa
-        if s.mode == IMAGE:
-            assert self.image_code is not None
-            if s.row == self.h:
-                return self.eoi
-            return self.image_code if s.col < self.w else self.eol
-        if s.mode == AUDIO:
-            assert self.audio_code is not None and self.audio_code_only is not None
-            if s.n >= self.max_audio:
-                return self.eoa
-            return self.audio_code if s.n >= self.min_audio else self.audio_code_only
-        return self.pad
-
-    def position(self, s: _State) -> tuple[int, int, int]:
-        """(time, row, column) position of the next token, as the interleaver assigns it."""
-        if s.mode == IMAGE:
-            if s.row < self.h:
-                return (s.start, s.start + s.row, s.start + s.col)
-            end = s.start + max(self.h, self.w + 1)  # <eoi> comes after the whole grid
-            return (end, end, end)
-        return (s.nxt, s.nxt, s.nxt)
-
-    def advance(self, s: _State, tok: int) -> None:
-        """Move the state past ``tok`` (which :meth:`allowed` permitted)."""
-        il = self.il
-        if s.mode == TEXT:
-            if tok == il.BOI:
-                s.mode, s.row, s.col = IMAGE, 0, 0
-                s.nxt += 1
-                s.start = s.nxt
-                return
-            if tok == il.BOA:
-                s.mode, s.n = AUDIO, 0
-            elif tok == il.EOS:
-                s.mode = DONE
-            elif self.bytes:
-                if s.utf8_left:
-                    s.utf8_left, s.utf8_next = s.utf8_left - 1, (0x80, 0xBF)
-                elif tok in _UTF8_LEAD:
-                    s.utf8_left, s.utf8_next = _UTF8_LEAD[tok]
-            s.nxt += 1
-        elif s.mode == IMAGE:
-            if s.row == self.h:  # this was <eoi>
-                s.nxt = s.start + max(self.h, self.w + 1) + 1
-                s.mode = TEXT
-            elif s.col < self.w:
-                s.col += 1
-            else:  # <eol>
-                s.row, s.col = s.row + 1, 0
-        elif s.mode == AUDIO:
-            s.nxt += 1
-            if tok == il.EOA:
-                s.mode = TEXT
-            else:
-                s.n += 1
-        else:
-            s.nxt += 1
 
 
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -253,6 +93,21 @@ def _generator(seed: int | None) -> torch.Generator:
     return gen
 
 
+def _check_sampling(*, max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
+                    num_samples: int) -> None:
+    """One clear error for each sampling setting that cannot work (0 temperature is greedy decoding)."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be ≥ 1 (or None for no cut), got {top_k}")
+    if top_p is not None and not (math.isfinite(top_p) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (or None for no cut), got {top_p}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be ≥ 1, got {num_samples}")
+
+
 def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """The prompt's ids ``[P]`` and (time, row, column) positions ``[P, 3]``, left open for more."""
     stream = il.encode([prompt] if isinstance(prompt, str) else list(prompt))
@@ -260,16 +115,6 @@ def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor,
     if il.eos:  # continue the document rather than after its end
         ids, pos_thw = ids[:-1], pos_thw[:-1]
     return ids, pos_thw
-
-
-class ContextTooShortError(MmtokError, ValueError):
-    """What sampling is asked for cannot fit the model's context (``max_seq_len``).
-
-    Raised before any model work, with a one-line message that names the setting
-    that fixes it: a smaller ``--image-grid`` or ``--audio-tokens`` (``image_grid=``,
-    ``audio_tokens=``), a shorter prompt, or a model trained with a longer context
-    (``mmtok train --seq-len``).
-    """
 
 
 def _round_up(n: int, k: int = 64) -> int:
@@ -294,7 +139,7 @@ def check_fits(context: int, prompt_len: int, force: str | None, image_grid: tup
     >>> check_fits(256, 8, "image", (16, 16), (1, 250))
     Traceback (most recent call last):
     ...
-    mmtok.lm.sample.ContextTooShortError: a 16×16 image after the 8-token prompt needs 282 tokens, but the model's context (max_seq_len) is 256: sample a smaller --image-grid, or train with a longer context (mmtok train --seq-len 320)
+    mmtok.core.errors.ContextTooShortError: a 16×16 image after the 8-token prompt needs 282 tokens, but the model's context (max_seq_len) is 256: sample a smaller --image-grid, or train with a longer context (mmtok train --seq-len 320)
     """
     if prompt_len >= context:
         raise ContextTooShortError(
@@ -358,8 +203,8 @@ def generate(
     """
     if force not in (None, "image", "audio"):
         raise ValueError(f"force must be None, 'image' or 'audio', got {force!r}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0, got {temperature}")
+    _check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                    num_samples=num_samples)
     image_grid = image_grid_of(il.image) if image_grid is None else image_grid
     audio_tokens = audio_tokens_of(il.audio) if audio_tokens is None else audio_tokens
     ids, pos_thw = _prompt(il, prompt)
@@ -468,6 +313,12 @@ def sample_run(
 
     if image_out and audio_out:
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
+    for target in (image_out, audio_out):  # before minutes of sampling, not after
+        folder = Path(target).resolve().parent if target else None
+        if folder is not None and not folder.is_dir():
+            raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist")
+        if folder is not None and not os.access(folder, os.W_OK):
+            raise PermissionError(f"cannot write {target}: the folder {folder} is not writable")
     model, vocab, cfg = load_run(run, device=device)
     il = build_interleaver(TokenizerSpec(**(cfg.get("tokenizers") or {})))
     il.vocab.check_same(vocab, what=f"the tokenizers recorded in {run}")
@@ -502,22 +353,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompt", default="", help="text to continue")
     ap.add_argument("--image-out", default=None, help="sample an image after the prompt and write it here (PNG)")
     ap.add_argument("--audio-out", default=None, help="sample audio after the prompt and write it here (WAV)")
-    ap.add_argument("--max-new-tokens", type=int, default=400)
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--top-k", type=int, default=None)
-    ap.add_argument("--top-p", type=float, default=None)
-    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--max-new-tokens", type=int, default=400,
+                    help="most tokens to sample after the prompt when no medium is forced (default: 400)")
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="softmax temperature, > 0 (default: 1.0); see --greedy")
+    ap.add_argument("--greedy", action="store_true", help="always take the most likely allowed token")
+    ap.add_argument("--top-k", type=int, default=None, help="sample among the K most likely tokens, K ≥ 1 (default: all)")
+    ap.add_argument("--top-p", type=float, default=None,
+                    help="sample among the most likely tokens whose probabilities reach P, 0 < P ≤ 1 (default: all)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: none, a new draw each run)")
     ap.add_argument("--image-grid", type=lambda t: _int_pair(t, "x"), default=None, metavar="ROWSxCOLS",
                     help="rows x columns of a sampled image (default: the image tokenizer's grid, else 16x16)")
     ap.add_argument("--audio-tokens", type=lambda t: _int_pair(t, ","), default=None, metavar="MIN,MAX",
                     help="fewest,most codes of a sampled audio segment "
                     f"(default: 1 to {DEFAULT_AUDIO_SECONDS:g} s of the audio tokenizer's rate, else 1,250)")
-    ap.add_argument("--device", default=None)
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
         ap.error("give --image-out or --audio-out, not both")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        ap.error(f"--temperature must be a finite number > 0, got {args.temperature} (for greedy decoding: --greedy)")
+    for flag, value, ok in (("--top-k", args.top_k, lambda v: v >= 1), ("--top-p", args.top_p, lambda v: 0 < v <= 1),
+                            ("--max-new-tokens", args.max_new_tokens, lambda v: v >= 0)):
+        if value is not None and not ok(value):
+            ap.error(f"{flag} {value} is out of range (see mmtok sample --help)")
     out = sample_run(args.run, args.prompt, image_out=args.image_out, audio_out=args.audio_out,
-                     max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                     max_new_tokens=args.max_new_tokens, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k,
                      top_p=args.top_p, seed=args.seed, image_grid=args.image_grid, audio_tokens=args.audio_tokens,
                      device=args.device)
     print(out.pretty)
