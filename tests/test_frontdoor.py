@@ -49,7 +49,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     docs = folder / "docs.jsonl"
     pics = sorted((EXAMPLES / "data").glob("*.jpg"))
     docs.write_text("".join(f'{{"segments": [{{"text": "a photo: "}}, {{"image": "{p}"}}]}}\n' for p in pics))
-    tokenize_corpus(docs, folder / "shards", tokenizers=TokenizerSpec(image="image"), progress=False)
+    tokenize_corpus(docs, folder / "shards", tokenizers=TokenizerSpec(image="image"), progress=False,
+                    allow_outside=True)  # the pictures live in examples/data, outside this folder
     cfg = TrainConfig(data=str(folder / "shards"), out=str(folder / "run"), steps=3, batch_size=2, warmup=1,
                       save_every=3, threads=2)
     assert cfg.preset == "tiny" and cfg.seq_len == 256  # the defaults of `mmtok train`

@@ -7,7 +7,9 @@ engine); :mod:`~mmtok.data.ray_engine` is the Ray Data engine
 (:class:`TokenizeDocuments` is its ``map_batches`` callable; Ray is imported only
 when it runs); :mod:`~mmtok.data.shards` is the shard format;
 :mod:`~mmtok.data.packing` cuts shards into windows; :mod:`~mmtok.data.export`
-writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``.
+writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``;
+:mod:`~mmtok.data.outdir` claims a run's output folder (lock, ``--restart``,
+cleanup, the corpus-content check on resume).
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.stream` and :mod:`mmtok.pretrained`
 (to build tokenizers from names).

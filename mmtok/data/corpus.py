@@ -28,6 +28,14 @@ tokenized with one thread per worker so the ids never depend on thread timing.
 
 With ``part=(i, n)`` (or under ``torchrun``: ``RANK``/``WORLD_SIZE``) lines
 ``i, i+n, i+2n, ...`` (0-based) go to ``out/part-0000i-of-0000n/`` in the same layout.
+
+A resume is keyed on the corpus's content (its sha256, recorded in every shard
+index and the manifest), so a corpus edited between a kill and the resume is
+refused rather than mixed; ``restart=True`` (``--restart``) discards the folder's
+shards and starts over. Without a :class:`TokenizerSpec` a pre-scan of every
+line's segment keys decides which shipped media tokenizers load. Tokenizers
+named ``module:callable`` are imported only when the caller passes them, never
+when a spec is read back from a file (:meth:`TokenizerSpec.from_file_record`).
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ import torch
 
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.core.protocol import MediaTokenizer
-from mmtok.data.documents import Source, open_source, segments
+from mmtok.data.documents import Source, media_kinds, open_source, segments
+from mmtok.data.outdir import claimed, finished_manifest
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -63,13 +72,12 @@ from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
 
-__all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "modality_counts",
-           "part_folder", "tokenize_corpus"]
+__all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
+           "modality_counts", "part_folder", "tokenize_corpus"]
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 CHUNK_LINES = 4  # documents per task sent to a worker
 CHUNKS_PER_WORKER = 8  # tasks in flight per worker (bounds memory, keeps every worker busy)
-LOCK_NAME = ".lock"  # held while a run writes the folder
 
 Result = tuple[int, "np.ndarray | None", "np.ndarray | str"]  # (line, ids, tokens per modality) or (line, None, reason)
 
@@ -90,10 +98,39 @@ class TokenizerSpec:
     audio: str | None = None
     video: str | None = None
 
+    @classmethod
+    def from_file_record(cls, record: Any, *, where: str, overrides: dict[str, str] | None = None) -> TokenizerSpec:
+        """The spec a manifest or run settings (``where``) recorded, refusing ``module:callable`` entries.
+
+        A file never makes mmtok import code: shipped names and checkpoint folders
+        resolve, a custom tokenizer must be passed again by the caller, as
+        ``overrides`` (e.g. ``{"image": "pkg.mod:build"}`` from ``--image``), which
+        replace the recorded entries unchecked.
+        """
+        if not isinstance(record, dict) or set(record) - {"text", "image", "audio", "video"}:
+            raise CorpusError(f"{where}: the tokenizers entry is not a text/image/audio/video mapping: {record!r}")
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for key, value in record.items():
+            if key in given:
+                continue
+            if value is not None and not isinstance(value, str):
+                raise CorpusError(f"{where}: tokenizers.{key} must be a string, got {value!r}")
+            if key != "text" and value and _is_callable_spec(value) and value not in TRUSTED_CALLABLES:
+                raise CorpusError(f"{where} names the custom {key} tokenizer {value!r}; mmtok does not import code a "
+                                  f"file names: pass it explicitly (e.g. mmtok sample --{key} {value})")
+        return cls(**{**record, **given})
+
+
+TRUSTED_CALLABLES = ("mmtok.pretrained:native_image_tokenizer",)  # mmtok's own, allowed in files
+
+
+def _is_callable_spec(spec: str) -> bool:
+    return ":" in spec and not os.path.exists(spec)
+
 
 def _load_media(spec: str) -> MediaTokenizer:
     """The media tokenizer a spec names: ``package.module:callable``, a shipped name or a folder."""
-    if ":" in spec and not os.path.exists(spec):
+    if _is_callable_spec(spec):
         import importlib
 
         module, _, attr = spec.partition(":")
@@ -119,6 +156,12 @@ def build_interleaver(spec: TokenizerSpec) -> Interleaver:
     audio = _load_media(spec.audio) if spec.audio else None
     video = _load_media(spec.video) if spec.video else None
     return Interleaver(None, text=text, image=image, audio=audio, video=video)
+
+
+def detect_tokenizers(kinds: set[str], given: TokenizerSpec) -> TokenizerSpec:
+    """``given`` with the shipped tokenizer for each media kind the corpus uses that it leaves unset."""
+    fill = {key: key for key in ("image", "audio", "video") if key in kinds and getattr(given, key) is None}
+    return TokenizerSpec(**{**asdict(given), **fill})
 
 
 def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
@@ -149,16 +192,16 @@ def modality_counts(il: Interleaver, ids: np.ndarray) -> np.ndarray:
     return np.bincount(il.vocab.stream_modality(np.asarray(ids, np.int64)), minlength=len(Modality))
 
 
-_WORKER: tuple[Interleaver, Path, np.dtype] | None = None
+_WORKER: tuple[Interleaver, Source, np.dtype] | None = None
 
 
 def _tokenize(item: tuple[int, Any]) -> Result:
     """(line, ids, tokens per modality) or (line, None, reason) for one document."""
     assert _WORKER is not None
-    il, base, dtype = _WORKER
+    il, source, dtype = _WORKER
     line, raw = item
     try:
-        stream = il.encode(segments(raw, base, il, line))
+        stream = il.encode(segments(raw, source.base, il, line, allow_outside=source.allow_outside))
     except CorpusError:
         raise
     except (ValueError, TypeError, DocumentError) as e:
@@ -178,14 +221,14 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
-def _init_worker(spec: TokenizerSpec, base: Path, dtype: str, parent: int | None) -> None:
+def _init_worker(spec: TokenizerSpec, source: Source, dtype: str, parent: int | None) -> None:
     global _WORKER
     torch.set_num_threads(1)  # one intra-op thread per worker: N workers use N cores, ids never vary
     if parent is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if _WORKER is None or _WORKER[1] != base:
-        _WORKER = (build_interleaver(spec), base, np.dtype(dtype))
+    if _WORKER is None or _WORKER[1] != source:
+        _WORKER = (build_interleaver(spec), source, np.dtype(dtype))
 
 
 def _chunks(items: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
@@ -226,20 +269,21 @@ class LocalEngine:
         global _WORKER
         i, n = part
         mine = ((ln, raw) for ln, raw in source.items(first) if (ln - 1) % n == i)
-        _WORKER = (il, source.base, dtype)  # inherited by forked workers
+        _WORKER = (il, source, dtype)  # inherited by forked workers
         if self.workers == 1:
-            return self._serial(mine, spec, source.base, dtype)
+            return self._serial(mine, spec, source, dtype)
         import multiprocessing as mp
 
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ctx.Pool(self.workers, _init_worker, (spec, source.base, dtype.name, os.getpid()))
+        pool = ctx.Pool(self.workers, _init_worker, (spec, source, dtype.name, os.getpid()))
         return self._pooled(pool, mine)
 
     @staticmethod
-    def _serial(mine: Iterator[tuple[int, Any]], spec: TokenizerSpec, base: Path, dtype: np.dtype) -> Iterator[Result]:
+    def _serial(mine: Iterator[tuple[int, Any]], spec: TokenizerSpec, source: Source,
+                dtype: np.dtype) -> Iterator[Result]:
         global _WORKER
         threads = torch.get_num_threads()
-        _init_worker(spec, base, dtype.name, None)
+        _init_worker(spec, source, dtype.name, None)
         try:
             yield from map(_tokenize, mine)
         finally:
@@ -269,23 +313,31 @@ def tokenize_corpus(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    tokenizers: TokenizerSpec = TokenizerSpec(),
+    tokenizers: TokenizerSpec | None = None,
     workers: int = 1,
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     part: tuple[int, int] | None = None,
     strict: bool = False,
     progress: bool = False,
     engine: Engine | None = None,
+    restart: bool = False,
+    allow_outside: bool = False,
+    detect_media: bool | None = None,
 ) -> dict[str, Any]:
     """Tokenize a corpus into shards in ``out`` (resuming a killed run) and return the manifest.
 
     ``source``: a JSONL file, or an OBELICS-layout ``.parquet`` file or ``datasets``
     folder (:mod:`mmtok.data.documents`). Bad documents (invalid JSON, non-UTF-8
-    lines, missing or corrupt media) are skipped and recorded; ``strict=True``
+    lines, missing or corrupt media, media paths outside the corpus's folder
+    unless ``allow_outside``) are skipped and recorded; ``strict=True``
     raises :class:`~mmtok.core.errors.CorpusError` naming the first one's line
     instead (shards committed before it stay). ``engine``: who tokenizes
     (default ``LocalEngine(workers)``; :class:`mmtok.data.ray_engine.RayEngine`
     for a Ray cluster); the shards are the same for every engine.
+    ``tokenizers``: None loads the shipped tokenizer of each medium the corpus
+    uses (``detect_media=True`` fills in the media a given spec leaves unset).
+    ``restart=True`` discards what an earlier run left in ``out`` (a resume onto
+    an edited corpus is refused).
 
     >>> import pathlib, tempfile
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -296,68 +348,64 @@ def tokenize_corpus(
     >>> sorted(p.name for p in (d / "shards").iterdir())
     ['.lock', 'manifest.json', 'shard-00000.bin', 'shard-00000.json']
     """
-    src = open_source(source)
+    src = open_source(source, allow_outside=allow_outside)
     i, n = part if part is not None else _env_part()
     if not (n >= 1 and 0 <= i < n):
         raise CorpusError(f"part must be i/n with 0 <= i < n, got {i}/{n}")
     if workers < 1 or shard_tokens < 1:
         raise CorpusError(f"workers and shard_tokens must be >= 1, got {workers} and {shard_tokens}")
-    folder = part_folder(out, (i, n))
-    folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder):
-        return _tokenize_into(src, folder, tokenizers, engine or LocalEngine(workers), shard_tokens, (i, n),
-                              strict, progress)
+    kinds, docs = media_kinds(src)
+    if docs == 0:
+        raise CorpusError(f"{src.path} holds no documents (it is empty or only blank lines): nothing to tokenize")
+    if detect_media if detect_media is not None else tokenizers is None:
+        tokenizers = detect_tokenizers(kinds, tokenizers or TokenizerSpec())
+    run = _Run(src, tokenizers or TokenizerSpec(), engine or LocalEngine(workers), shard_tokens, (i, n), strict,
+               progress)
+    return _into_folder(part_folder(out, (i, n)), run, restart)
 
 
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9).
+@dataclass(frozen=True)
+class _Run:
+    """What one tokenize call was asked to do."""
 
-    A POSIX record lock: forked workers do not inherit it, so a writer killed
-    while its workers wind down can be restarted at once.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock on this platform
-        yield
-        return
-    with open(out / LOCK_NAME, "a+b") as f:
-        try:
-            fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise CorpusError(f"another mmtok tokenize is writing to {out}; wait for it or use another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
+    source: Source
+    tokenizers: TokenizerSpec
+    engine: Engine
+    shard_tokens: int
+    part: tuple[int, int]
+    strict: bool
+    progress: bool
 
 
-def _tokenize_into(
-    source: Source, out: Path, tokenizers: TokenizerSpec, engine: Engine, shard_tokens: int,
-    part: tuple[int, int], strict: bool, progress: bool,
-) -> dict[str, Any]:
+def _into_folder(folder: Path, run: _Run, restart: bool) -> dict[str, Any]:
+    with claimed(folder, restart=restart):
+        return _tokenize_into(run, folder)
+
+
+def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
+    source, tokenizers = job.source, job.tokenizers
     il = build_interleaver(tokenizers)
     dtype = np.dtype(np.uint16 if il.vocab.size <= 1 << 16 else np.uint32)
-    settings = {"part": list(part), "shard_tokens": shard_tokens, "dtype": dtype.name, "tokenizers": asdict(tokenizers)}
-    run = hashlib.sha256(json.dumps(
-        {**settings, "source": source.name, "bytes": source.size, "vocab": il.vocab.fingerprint},
-        sort_keys=True).encode()).hexdigest()[:16]
-    manifest_path = out / MANIFEST
-    if manifest_path.is_file():
-        done = json.loads(manifest_path.read_text())
+    settings = {"part": list(job.part), "shard_tokens": job.shard_tokens, "dtype": dtype.name,
+                "tokenizers": asdict(tokenizers)}
+    sha = source.sha256()
+    run = hashlib.sha256(json.dumps({**settings, "source_sha256": sha, "vocab": il.vocab.fingerprint},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    done = finished_manifest(source.path, out, sha)
+    if done is not None:
         if done.get("run") == run:
             return done
-        raise CorpusError(f"{out} already holds a finished run with other settings; use another --out")
+        raise CorpusError(f"{out} already holds a finished run with other settings; use another --out or --restart")
 
     done_shards = committed_shards(out, run)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
-    writer = ShardWriter(out, run, dtype, shard_tokens, resume, len(done_shards))
-    results = engine.results(source, tokenizers, first=resume, part=part, il=il, dtype=dtype)
+    writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards), extra={"source_sha256": sha})
+    results = job.engine.results(source, tokenizers, first=resume, part=job.part, il=il, dtype=dtype)
     with contextlib.closing(cast(Any, results)):
-        _write(results, writer, source, strict, progress, resume)
-    source_info = {"file": source.name, "bytes": source.size, "sha256": source.sha256()}
+        _write(results, writer, source, job.strict, job.progress, resume)
+    source_info = {"file": source.name, "bytes": source.size, "sha256": sha}
     manifest = shard_manifest(out, run, settings, il.vocab, source_info)
-    write_atomic(manifest_path, json_bytes(manifest))
+    write_atomic(out / MANIFEST, json_bytes(manifest))
     return manifest
 
 

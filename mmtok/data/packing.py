@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.core.errors import CorpusError
 from mmtok.data.shards import open_shards
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
@@ -62,6 +63,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.shards = open_shards(folder, vocab=vocab)
+        if self.shards.num_tokens == 0:
+            raise CorpusError(f"the shards in {folder} hold no tokens (every document was skipped or the corpus "
+                              "was empty; see skipped in its manifest.json): nothing to pack")
         self.vocab = self.shards.vocab
         self.seq_len, self.seed, self.shuffle = seq_len, seed, shuffle
         if rank is None or world_size is None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, modality_counts
-from mmtok.data.documents import Source, segments, utf8_reason
+from mmtok.data.documents import Source, segments, strip_bom, utf8_reason
 from mmtok.stream.interleave import Interleaver
 
 __all__ = ["RayEngine", "TokenizeDocuments"]
@@ -50,7 +50,8 @@ class TokenizeDocuments:
     that is not UTF-8, pass through). Output columns: ``line``, ``ids`` (one
     array per row, uint16 or uint32 like the shards; empty when skipped) and
     ``skip_reason`` (``""`` when tokenized). ``base``: the folder relative media
-    paths resolve against (default: the working directory).
+    paths resolve against (default: the working directory); ``allow_outside``:
+    whether they may lead outside it.
 
     >>> import numpy as np
     >>> tok = TokenizeDocuments(TokenizerSpec())
@@ -59,17 +60,19 @@ class TokenizeDocuments:
     ([257, 104, 105, 258], 'invalid JSON (Expecting property name enclosed in double quotes at column 2)')
     """
 
-    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str] | None = None,
+                 allow_outside: bool = False) -> None:
         import torch
 
         torch.set_num_threads(1)  # as the local engine's workers: ids never depend on thread timing
         self.il: Interleaver = build_interleaver(spec)
         self.base = Path(base) if base is not None else Path.cwd()
+        self.allow_outside = allow_outside
         self.dtype = np.dtype(np.uint16 if self.il.vocab.size <= 1 << 16 else np.uint32)
 
     def _one(self, line: int, doc: str) -> tuple[np.ndarray, str]:
         try:
-            stream = self.il.encode(segments(doc, self.base, self.il, line))
+            stream = self.il.encode(segments(doc, self.base, self.il, line, allow_outside=self.allow_outside))
         except CorpusError:  # a mistake in the call (e.g. media without its tokenizer), not in the document
             raise
         except (ValueError, TypeError, DocumentError) as e:
@@ -119,6 +122,7 @@ def _read_range(item: dict[str, Any], *, path: str, part: tuple[int, int]) -> li
     for number, raw in enumerate(data.splitlines(keepends=True), start=int(item["first"])):
         if (number - 1) % n != i or not raw.strip():
             continue
+        raw = strip_bom(raw, number)
         reason = utf8_reason(raw)
         rows.append({"line": number, "json": "" if reason else raw.decode("utf-8"), "skip_reason": reason})
     return rows
@@ -166,7 +170,7 @@ class RayEngine:
             ds = ray.data.from_items(ranges, override_num_blocks=len(ranges)).flat_map(
                 _read_range, fn_kwargs={"path": str(source.path.resolve()), "part": part}, num_cpus=0, concurrency=1)
             ds = ds.map_batches(TokenizeDocuments, fn_constructor_args=(spec,),
-                                fn_constructor_kwargs={"base": str(source.base)}, batch_size=BATCH_SIZE,
+                                fn_constructor_kwargs={"base": str(source.base), "allow_outside": source.allow_outside}, batch_size=BATCH_SIZE,
                                 batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
             for batch in _batches(ds):
                 for line, ids, reason in zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"], strict=True):

@@ -7,10 +7,16 @@ document offsets and line numbers, tokens per modality, skipped lines, the
 writing both files under temporary names, fsyncing them and renaming the
 ``.bin`` and then the index into place: the index is the commit. On resume,
 :func:`committed_shards` checks what is there and removes what was never committed.
+
+:func:`open_shards` checks every ``.bin`` against the sha256 in its index and
+that its ids lie inside the vocabulary, once per shard: what it found is
+remembered by the file's size and mtime in ``.verified.json`` beside the shards
+(written atomically; a read-only folder just checks again next time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,12 +30,13 @@ import numpy as np
 from mmtok.core.errors import CorpusError
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "ShardSet", "ShardWriter", "committed_shards",
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter", "committed_shards",
            "json_bytes", "open_shards", "shard_manifest", "write_atomic"]
 
 FORMAT = "mmtok-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
 MODALITY_NAMES = [m.name.lower() for m in Modality]
 
 
@@ -43,11 +50,15 @@ def _sha256(path: Path) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -65,9 +76,11 @@ def json_bytes(obj: Any) -> bytes:
 class ShardWriter:
     """Accumulates documents and commits numbered shards atomically."""
 
-    def __init__(self, out: Path, run: str, dtype: np.dtype, shard_tokens: int, first_line: int, number: int):
+    def __init__(self, out: Path, run: str, dtype: np.dtype, shard_tokens: int, first_line: int, number: int,
+                 extra: dict[str, Any] | None = None):
         self.out, self.run, self.dtype, self.shard_tokens = out, run, dtype, shard_tokens
         self.number, self.first_line = number, first_line
+        self.extra = dict(extra or {})  # more fields for every index (e.g. the corpus's sha256)
         self._reset()
 
     def _reset(self) -> None:
@@ -111,6 +124,7 @@ class ShardWriter:
             "offsets": offsets.tolist(),
             "doc_lines": self.doc_lines,
             "skipped": self.skipped,
+            **self.extra,
         }
         write_atomic(self.out / f"{name}.bin", blob)
         write_atomic(self.out / f"{name}.json", json_bytes(index))  # the commit
@@ -212,13 +226,43 @@ def _manifest_folders(folder: Path) -> list[Path]:
     return parts
 
 
+def _verified(sub: Path) -> dict[str, Any]:
+    try:
+        cache = json.loads((sub / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: dict[str, Any]) -> bool:
+    """Check a shard's bytes (sha256) and ids (< ``vocab_size``) unless ``cache`` vouches for this very file.
+
+    Returns whether ``cache`` gained an entry.
+    """
+    st = bin_path.stat()
+    key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": index["sha256"]}
+    seen = cache.get(bin_path.name)
+    fresh = not (isinstance(seen, dict) and all(seen.get(k) == v for k, v in key.items()) and "max_id" in seen)
+    if fresh:
+        if _sha256(bin_path) != index["sha256"]:
+            raise CorpusError(f"{bin_path} does not match the sha256 in its index {bin_path.stem}.json: "
+                              "the shard is damaged or was changed; tokenize the corpus again")
+        top = int(np.memmap(bin_path, dtype=index["dtype"], mode="r").max()) if index["tokens"] else -1
+        cache[bin_path.name] = seen = {**key, "max_id": top}
+    if int(seen["max_id"]) >= vocab_size:
+        raise CorpusError(f"{bin_path} holds id {seen['max_id']}, outside the vocabulary of {vocab_size} ids "
+                          "in its manifest; tokenize the corpus again")
+    return fresh
+
+
 def open_shards(
-    folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = False
+    folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = True
 ) -> ShardSet:
     """Memory-map every shard under ``folder`` (its part folders too, in order).
 
     Refuses the shards if ``vocab`` is not the vocabulary they were made with;
-    ``verify=True`` also checks each ``.bin`` against the sha256 in its index.
+    ``verify`` (the default) checks each ``.bin`` against the sha256 in its index
+    and its ids against the vocabulary, once per file (see :data:`VERIFIED`).
     """
     folder = Path(folder)
     tokens, offsets, manifests = [], [], []
@@ -231,19 +275,23 @@ def open_shards(
         if saved is not None and v != saved:
             saved.check_same(v, what=f"the shards in {sub}")
         saved = v
+        cache, changed = _verified(sub) if verify else {}, False
         for entry in m["shards"]:
             index = json.loads((sub / entry["index"]).read_text())
             bin_path = sub / entry["bin"]
             size = bin_path.stat().st_size if bin_path.is_file() else -1
             if size != index["tokens"] * np.dtype(index["dtype"]).itemsize:
                 raise CorpusError(f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says")
-            if verify and _sha256(bin_path) != index["sha256"]:
-                raise CorpusError(f"{bin_path} does not match the sha256 in {entry['index']}: the file changed")
+            if verify:
+                changed = _check_shard(bin_path, index, v.size, cache) or changed
             if index["tokens"]:
                 tokens.append(np.memmap(bin_path, dtype=index["dtype"], mode="r"))
             else:
                 tokens.append(np.zeros(0, dtype=index["dtype"]))
             offsets.append(np.asarray(index["offsets"], dtype=np.int64))
+        if changed:
+            with contextlib.suppress(OSError):  # a read-only folder: check again next time
+                write_atomic(sub / VERIFIED, json_bytes(cache))
         manifests.append(m)
     assert saved is not None
     if vocab is not None:
