@@ -1,6 +1,7 @@
 """The ``mmtok`` command: a thin layer over library functions.
 
     mmtok --version
+    mmtok [--debug] COMMAND ...        (--debug or MMTOK_DEBUG=1: a traceback with every error)
     mmtok demo [--fast] [--out DIR]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
@@ -16,14 +17,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import mmtok
+from mmtok.core.trainstate import HelpFormatter
 
 __all__ = ["main"]
+
+
+class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """The sub-commands' parsers: defaults in the help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -50,6 +67,9 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     return int(train_main(rest) or 0)
 
 
+TRAINERS = ("image", "audio", "text", "vocoder")
+
+
 def _part(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -60,10 +80,76 @@ def _part(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from mmtok.lm.train import main as train_main
+_TRAIN_HELP = {
+    "preset": "model size", "seq_len": "tokens per training window", "batch_size": "windows per micro-batch "
+    "per process", "grad_accum": "micro-batches per optimizer step", "steps": "optimizer steps in total",
+    "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine", "warmup": "linear warmup steps",
+    "weight_decay": "AdamW weight decay (matrices only)", "grad_clip": "max global gradient norm (0: off)",
+    "rope_3d": "3-D rotary (time, row, column) positions for media tokens, else 1-D", "dropout": "model dropout",
+    "seed": "seeds data order, init and dropout", "save_every": "steps between checkpoints",
+    "keep_last": "checkpoints kept", "compile": "torch.compile the model",
+    "device": "cpu or cuda (default: cuda when available)", "threads": "CPU threads for torch (default: torch's)",
+}
+_AT_LEAST_1 = ("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads")
 
-    return int(train_main(list(args.options)) or 0)
+
+def _count(text: str) -> int:
+    """argparse type of a count: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def train_parser() -> argparse.ArgumentParser:
+    """The options of ``mmtok train``: one per :class:`~mmtok.lm.train.TrainConfig` field, each with its default."""
+    from dataclasses import asdict
+
+    from mmtok.lm.model import PRESETS
+    from mmtok.lm.train import TrainConfig
+
+    ap = argparse.ArgumentParser(prog="mmtok train", description="Train the transformer on token shards; "
+                                 "ends by printing the run folder, its newest checkpoint and the final loss.",
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
+    ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png")
+    again = ap.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out")
+    again.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
+    for name, default in asdict(TrainConfig()).items():
+        if name in ("data", "out"):
+            continue
+        flag, text = "--" + name.replace("_", "-"), _TRAIN_HELP[name]
+        if isinstance(default, bool):
+            ap.add_argument(flag, action="store_true", default=default, help=text)
+        elif name == "preset":
+            ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
+        else:
+            kind = _count if name in _AT_LEAST_1 else type(default) if default is not None else str
+            ap.add_argument(flag, type=kind, default=default, help=text)
+    return ap
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from mmtok.lm.train import LOG_NAME, TrainConfig, latest_checkpoint, train
+
+    opts = vars(train_parser().parse_args(list(args.options)))
+    resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
+    try:
+        folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        rows = [line for line in (folder / LOG_NAME).read_text().splitlines() if line.strip()]
+        loss = json.loads(rows[-1])["loss"] if rows else float("nan")
+        print(f"run {folder}: newest checkpoint {latest_checkpoint(folder)}, final loss {loss:.4f}")
+    return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -88,8 +174,13 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         strict=args.strict,
         progress=not args.quiet,
         engine=engine,
+        restart=args.restart,
+        allow_outside=args.allow_outside,
+        detect_media=True,
     )
     seconds = time.perf_counter() - start
+    used = {k: v for k, v in (manifest.get("tokenizers") or {}).items() if v}
+    print("tokenizers: " + ", ".join(f"{k}={v}" for k, v in used.items()), file=sys.stderr)
     print(json.dumps({
         "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
         "skipped": len(manifest["skipped"]), "seconds": round(seconds, 3),
@@ -148,8 +239,9 @@ def _cmd_context(args: argparse.Namespace) -> int:
             model=args.model, kv_dtype=args.kv_dtype,
         )
     except ValueError as e:
-        print(f"mmtok context: error: {e}", file=sys.stderr)
-        return 2
+        from mmtok.core.errors import UsageError
+
+        raise UsageError(f"context: {e}") from e
     print(json.dumps(asdict(p)) if args.json else p.table())
     return 0
 
@@ -165,10 +257,16 @@ def _add_tokenize(sub: Any) -> None:
                      "RANK/WORLD_SIZE under torchrun)")
     tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
     tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
-    tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or module:callable")
-    tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or module:callable")
+    tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or "
+                     "module:callable (default: the shipped one if the corpus has images)")
+    tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or "
+                     "module:callable (default: the shipped one if the corpus has sound)")
     tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: video (the shipped image tokenizer at 1 fps), folder or module:callable")
     tok.add_argument("--quiet", action="store_true", help="no progress bar")
+    tok.add_argument("--restart", action="store_true", help="discard the shards an earlier run left in --out and "
+                     "start over (a resume onto an edited corpus is refused without it)")
+    tok.add_argument("--allow-outside", action="store_true", help="let media paths lead outside the corpus's "
+                     "folder (absolute paths, .., symlinks); default: such documents are skipped")
     tok.add_argument("--engine", default="local", choices=["local", "ray"], help="local processes, or Ray Data "
                      "(pip install 'mmtok[ray]'; --workers is ignored): the shards are the same")
     tok.add_argument("--ray-address", default=None, metavar="ADDR", help="a running Ray cluster (ray://HOST:10001 "
@@ -194,9 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mmtok",
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
         "interleaved token streams, and a small transformer over them.",
+        epilog="Errors are one line; exit status 2: bad usage (a flag, file or folder refused), 1: a failure "
+        "while running, 130: interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or set MMTOK_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="every capability end to end on example media, into an HTML page",
                           description="Tokenize and rebuild images and sounds, interleave, shard, train a tiny "
@@ -213,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     tt = sub.add_parser(
         "train-tokenizer",
         help="train an image, audio or text tokenizer, or the audio vocoder (see 'mmtok train-tokenizer image --help')",
-        add_help=False,
+        description="Train a tokenizer; each trainer has its own options: 'mmtok train-tokenizer MODALITY --help'.",
     )
-    tt.add_argument("modality", choices=["image", "audio", "text", "vocoder"], help="what to train")
+    tt.add_argument("modality", choices=TRAINERS, help="what to train")
     tt.add_argument("options", nargs=argparse.REMAINDER, help="options of that trainer")
     tt.set_defaults(func=_cmd_train_tokenizer)
 
@@ -229,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tokens per frame/second/minute/total of a video under a tokenizer preset, which "
         "context windows (8k, 32k, 128k, 1M, 2M) hold it and how many seconds each holds, and the KV-cache "
         "memory and attention FLOPs of that length for a model size.",
-        epilog="preset sources:\n" + presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="preset sources:\n" + presets_help(), formatter_class=_RawHelpFormatter,
     )
     ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h or h:mm:ss")
     ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
@@ -254,30 +355,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmtok`` console script."""
-    parser = build_parser()
-    argv = list(argv) if argv is not None else sys.argv[1:]
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """Every argparse parser (the sub-commands' own too) reports bad usage in one line, then exits 2 as argparse does."""
+
+    def error(self: argparse.ArgumentParser, message: str) -> NoReturn:
+        where = self.prog.removeprefix("mmtok").strip()
+        hint = f"; see '{self.prog} --help'" if self.prog.startswith("mmtok") else ""
+        print(f"mmtok: error: {where + ': ' if where else ''}{message}{hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     if argv and argv[0] in ("train", "sample"):
         # these commands own all their options (argparse's REMAINDER would not pass leading --flags)
-        args = argparse.Namespace(func=_cmd_train if argv[0] == "train" else _cmd_sample, options=argv[1:])
-    else:
-        args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
+        return argparse.Namespace(func=_cmd_train if argv[0] == "train" else _cmd_sample, options=argv[1:])
+    if len(argv) > 1 and argv[0] == "train-tokenizer" and argv[1] in TRAINERS:
+        return argparse.Namespace(func=_cmd_train_tokenizer, modality=argv[1], options=argv[2:])
+    return parser.parse_args(argv)
+
+
+def _exit_status(e: Exception) -> int:
+    """2 when what the command was given is refused (bad usage: a flag, a file or folder it names), 1 for a
+    failure while running (a training run that cannot go on, a missing device, an unexpected error)."""
+    from mmtok.core.errors import DeviceError, TrainingError
+
+    if not isinstance(e, mmtok.MmtokError) or isinstance(e, (TrainingError, DeviceError)):
+        return 1
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130.
+
+    Errors are one line on stderr (``mmtok: error: ...``); ``--debug`` or ``MMTOK_DEBUG=1`` adds the traceback.
+    Bad options raise ``SystemExit(2)`` as argparse does; other refusals return 2.
+    """
+    parser = build_parser()
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    debug = os.environ.get("MMTOK_DEBUG", "") not in ("", "0")
+    while argv and argv[0] == "--debug":
+        argv, debug = argv[1:], True
     start = time.perf_counter()
     try:
-        return int(args.func(args) or 0)
-    except mmtok.MmtokError as e:
-        print(f"mmtok: error: {e}", file=sys.stderr)
-        return 2
+        with _one_line_usage_errors():
+            args = _parse(parser, argv)
+            if getattr(args, "func", None) is None:
+                parser.print_help()
+                return 0
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:  # pragma: no cover
+    except KeyboardInterrupt:
         print(f"mmtok: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         return 130
+    except Exception as e:  # the command line's last word: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        known = isinstance(e, mmtok.MmtokError)
+        text = " ".join(str(e).split()) or type(e).__name__
+        hint = "" if known or debug else f" ({type(e).__name__}; rerun with --debug for the traceback)"
+        print(f"mmtok: error: {text}{hint}", file=sys.stderr)
+        return _exit_status(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ import torch
 
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.lm.sample import generate
+from mmtok.lm.train import TrainConfig, load_run, train
 from mmtok.synth.toy import (
     COLORS,
     PITCHES,
@@ -30,7 +31,6 @@ from mmtok.synth.toy import (
     tone_caption,
     tones_corpus,
 )
-from mmtok.lm.train import TrainConfig, load_run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = [(c, SHAPES[k % len(SHAPES)]) for k, c in enumerate(COLORS)]  # one shape per colour

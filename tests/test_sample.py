@@ -110,16 +110,22 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
                       warmup=1, save_every=2), progress=False)
     png, wav = tmp_path / "a.png", tmp_path / "a.wav"
     run = str(tmp_path / "run")
-    assert main(["sample", "--run", run, "--prompt", "a circle in red", "--image-out", str(png),
+    # the run's settings name a module:callable audio tokenizer: never imported from a file ...
+    assert main(["sample", "--run", run, "--prompt", "a", "--max-new-tokens", "2"]) == 2
+    assert "pass it explicitly" in capsys.readouterr().err
+    # ... only when the command line names it
+    run, audio = str(tmp_path / "run"), ["--audio", "tests.test_interleave:LoudnessAudio"]
+    assert main(["sample", "--run", run, *audio, "--prompt", "a circle in red", "--image-out", str(png),
                  "--image-grid", "4x4", "--seed", "0"]) == 0
     assert Image.open(png).size == (64, 64)
-    assert main(["sample", "--run", run, "--prompt", "a high tone", "--audio-out", str(wav), "--seed", "1"]) == 0
+    assert main(["sample", "--run", run, *audio, "--prompt", "a high tone", "--audio-out", str(wav), "--seed", "1"]) == 0
     assert sf.info(str(wav)).frames > 0 and sf.info(str(wav)).samplerate == 16000
-    assert main(["sample", "--run", run, "--prompt", "a", "--max-new-tokens", "20", "--seed", "2"]) == 0
+    assert main(["sample", "--run", run, *audio, "--prompt", "a", "--max-new-tokens", "20", "--seed", "2"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {png}" in out and f"wrote {wav}" in out and "a circle in red[image 4×4]" in out
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["sample", "--run", run, "--image-out", str(png), "--audio-out", str(wav)])
+    assert e.value.code == 2
 
 
 class _Grid:  # a GridTokenizer: 8 codes on a 2×3 grid

@@ -49,9 +49,10 @@ from mmtok.audio.corpus import build_corpus
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
 from mmtok.core.checkpoint import save_module
+from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 from mmtok.vq.quantizer import VQConfig
 
 __all__ = [
@@ -183,7 +184,7 @@ Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio",
+    p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
                                 description="Train the audio tokenizer on a folder of audio files.")
     p.add_argument("--data", required=True, help="folder of training audio (DIR/train if it exists, else DIR)")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
@@ -348,6 +349,9 @@ def train_steps(run: _Run) -> None:
         mel = random_feature_crops(run.feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
                                    ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen)
         res = tok(mel.to(tok.device))
+        if not torch.isfinite(res.loss):
+            raise TrainingError(f"non-finite loss ({res.loss.item()}) at step {run.step + 1}: training stopped, "
+                                f"nothing saved for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
         run.opt.zero_grad(set_to_none=True)
         res.loss.backward()
         torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)

@@ -82,7 +82,7 @@ from mmtok.core.checkpoint import (
 )
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 
 __all__ = [
     "Run",
@@ -194,7 +194,7 @@ def evaluate(voc: Vocoder, segments: torch.Tensor, waves: Sequence[torch.Tensor]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mmtok.audio.vocoder_train",
+    p = argparse.ArgumentParser(prog="mmtok train-tokenizer vocoder", formatter_class=HelpFormatter,
                                 description="Build the 16 kHz audio cache, train the learned vocoder on it "
                                 "(stage 1: true log-mel; stage 2: the tokenizer's decoded log-mel) and attach "
                                 "it to an audio tokenizer.")

@@ -9,14 +9,17 @@ from __future__ import annotations
 __all__ = [
     "AudioError",
     "CheckpointError",
+    "ContextTooShortError",
     "CorpusError",
     "DemoError",
+    "DeviceError",
     "DocumentError",
     "ImageError",
     "MissingFileError",
     "MmtokError",
     "StreamError",
     "TrainingError",
+    "UsageError",
     "VideoError",
     "VocabularyError",
 ]
@@ -73,3 +76,21 @@ class TrainingError(MmtokError, ValueError):
 
 class DemoError(MmtokError, ValueError):
     """The demo cannot run on the media it was given (the folder is missing or lacks images or sounds)."""
+
+
+class UsageError(MmtokError, ValueError):
+    """A command line that cannot work (a bad flag value, a missing option): the ``mmtok`` command exits 2."""
+
+
+class DeviceError(MmtokError, RuntimeError):
+    """A device that was asked for and is not there (``--device cuda`` on a machine without a GPU)."""
+
+
+class ContextTooShortError(MmtokError, ValueError):
+    """What sampling is asked for cannot fit the model's context (``max_seq_len``).
+
+    Raised before any model work, with a one-line message that names the setting
+    that fixes it: a smaller ``--image-grid`` or ``--audio-tokens`` (``image_grid=``,
+    ``audio_tokens=``), a shorter prompt, or a model trained with a longer context
+    (``mmtok train --seq-len``).
+    """

@@ -17,10 +17,12 @@ states of Python/NumPy, caller's extras) to ``config.json`` under ``"train"``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,22 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
-from mmtok.core.errors import CheckpointError
+from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 
-__all__ = ["OPTIMIZER_NAME", "load_train_state", "pick_device", "save_train_state"]
+__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "load_newest_intact", "load_train_state", "pick_device",
+           "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
+LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
+    """``device`` if given (a CUDA one must exist: :class:`DeviceError`), else CUDA when available, else the CPU."""
     if device is not None:
-        return torch.device(device)
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
+        return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -151,7 +158,10 @@ def load_train_state(
     side_path = ck.path / OPTIMIZER_NAME
     if not side_path.is_file():
         raise CheckpointError(f"checkpoint {ck.path} has no {OPTIMIZER_NAME} to resume from")
-    side = load_file(str(side_path))
+    try:
+        side = load_file(str(side_path))
+    except Exception as e:  # safetensors raises its own error type, or OSError/ValueError
+        raise CheckpointError(f"checkpoint {ck.path}: {OPTIMIZER_NAME} is unreadable ({e})") from e
     if optimizer is not None:
         if train.get("optimizer") is None:
             raise CheckpointError(f"checkpoint {ck.path} was saved without optimizer state")
@@ -174,3 +184,102 @@ def load_train_state(
         "config": ck.config,
         "provenance": ck.meta.get("provenance", {}),
     }
+
+
+def load_newest_intact(
+    folders: Sequence[os.PathLike[str] | str], load: Callable[[Path], dict[str, Any]], *, who: str | None = "mmtok"
+) -> tuple[Path, dict[str, Any]] | None:
+    """``load`` the newest of ``folders`` (oldest first) that loads: ``(folder, state)``, None if there are none.
+
+    A damaged checkpoint (``load`` raises :class:`CheckpointError`) is passed over with a line on
+    stderr (prefixed ``who``; None: silent) naming it and the one used instead; when every one is
+    damaged the newest one's error is raised.
+    """
+    failures: list[tuple[Path, CheckpointError]] = []
+    for folder in reversed([Path(f) for f in folders]):
+        try:
+            state = load(folder)
+        except CheckpointError as e:
+            failures.append((folder, e))
+            continue
+        for bad, err in failures if who is not None else []:
+            print(f"{who}: checkpoint {bad} is damaged ({err}); resuming from {folder} instead", file=sys.stderr)
+        return folder, state
+    if failures:
+        raise failures[0][1]
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class RunLock:
+    """``with RunLock(folder):`` one training process at a time writes to ``folder``.
+
+    The lock is ``folder/.lock`` holding the owner's process id, made with ``O_EXCL``; a lock left by
+    a process that no longer runs is taken over. Leaving the ``with`` block (normally or by an
+    exception) removes it. A second process raises :class:`TrainingError` naming the owner.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise TrainingError(f"{self.path.parent} is in use by process {owner} (lock {self.path}); "
+                                        "wait for that run to end, or train into another --out") from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return self
+        raise TrainingError(f"could not lock {self.path.parent}: {self.path} keeps reappearing")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held and self._owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+
+def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> None:
+    """Refuse (:class:`TrainingError`) a run folder that already holds files (its lock aside) unless
+    ``resume`` or ``overwrite``; an empty or missing folder is fine. Writes nothing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise TrainingError(f"--out {folder} is a file, not a folder")
+    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+    if held and not (resume or overwrite):
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
+                            "start it over with --overwrite, or pick another --out")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Trainers' ``--help``: each option's default, unless its text already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)

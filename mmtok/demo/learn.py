@@ -74,7 +74,7 @@ def train_step(d: Demo) -> str:
                       seed=d.seed, device=str(d.device))
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the trainer's header line: the page and summary say it plainly
-        train(cfg, progress=True)
+        train(cfg, progress=True, overwrite=True)  # the demo replaces its own previous run
     seconds = time.perf_counter() - t0
     rows = [json.loads(x) for x in (d.out / "run" / LOG_NAME).read_text().splitlines() if x.strip()]
     last = rows[-10:]

@@ -66,6 +66,14 @@ class ImageTokenizerConfig:
             raise ValueError(f"size_policy must be one of {SIZE_POLICIES}, got {self.size_policy!r}")
         if self.vq.dim != self.latent_dim:
             raise ValueError(f"vq.dim ({self.vq.dim}) must equal latent_dim ({self.latent_dim})")
+        sizes = {"image_size": self.image_size, "patch": self.patch, "latent_dim": self.latent_dim,
+                 **{f"enc_channels[{i}]": c for i, c in enumerate(self.enc_channels)},
+                 **{f"dec_channels[{i}]": c for i, c in enumerate(self.dec_channels)}}
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
+        if not self.enc_channels or not self.dec_channels:
+            raise ValueError("enc_channels and dec_channels need at least one width each")
         up = 2 ** (len(self.dec_channels) - 1)
         if self.downsample % up:
             raise ValueError(

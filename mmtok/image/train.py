@@ -32,10 +32,10 @@ import torch
 from PIL import Image
 
 from mmtok.core.checkpoint import config_from_dict, load_module, save_module
-from mmtok.core.errors import ImageError
+from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 from mmtok.image.crops import find_images, load_corpus, random_crops
 from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
@@ -96,6 +96,7 @@ def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        formatter_class=HelpFormatter,
         prog="mmtok train-tokenizer image",
         description="Train an image tokenizer (patches -> VQ codes -> image) on a folder of images.",
     )
@@ -393,6 +394,9 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.args.ssim_weight:
         res.losses["ssim"] = ssim(res.reconstruction, x).mean()
         loss = loss + run.args.ssim_weight * (1.0 - res.losses["ssim"])
+    if not torch.isfinite(loss):
+        raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, nothing saved "
+                            f"for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)

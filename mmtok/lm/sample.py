@@ -301,12 +301,15 @@ def sample_run(
     image_grid: tuple[int, int] | None = None,
     audio_tokens: tuple[int, int] | None = None,
     device: str | None = None,
+    tokenizers: dict[str, str | None] | None = None,
 ) -> Sampled:
     """``mmtok sample``: continue ``prompt`` with a trained run; with ``image_out`` (PNG) or ``audio_out``
     (WAV) sample that medium after the prompt and write it.
 
     A request the run's context cannot hold raises :class:`ContextTooShortError`
     before anything is sampled. Sampled sound is scaled down if it would clip.
+    ``tokenizers`` (``{"image": NAME, ...}``) replaces the tokenizers the run recorded; a
+    ``module:callable`` tokenizer is accepted only this way, never from the run's files.
     """
     from mmtok.data.corpus import TokenizerSpec, build_interleaver
     from mmtok.lm.train import load_run
@@ -320,7 +323,9 @@ def sample_run(
         if folder is not None and not os.access(folder, os.W_OK):
             raise PermissionError(f"cannot write {target}: the folder {folder} is not writable")
     model, vocab, cfg = load_run(run, device=device)
-    il = build_interleaver(TokenizerSpec(**(cfg.get("tokenizers") or {})))
+    spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {}, where=f"{run} (its training settings)",
+                                          overrides=tokenizers)
+    il = build_interleaver(spec)
     il.vocab.check_same(vocab, what=f"the tokenizers recorded in {run}")
     force = "image" if image_out else "audio" if audio_out else None
     (ids,) = generate(model, il, prompt, max_new_tokens=max_new_tokens, force=force, temperature=temperature,
@@ -348,7 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok sample``: continue a text prompt with a trained run (:func:`sample_run`)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.")
+    from mmtok.core.trainstate import HelpFormatter
+
+    ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.",
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
     ap.add_argument("--prompt", default="", help="text to continue")
     ap.add_argument("--image-out", default=None, help="sample an image after the prompt and write it here (PNG)")
@@ -368,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="fewest,most codes of a sampled audio segment "
                     f"(default: 1 to {DEFAULT_AUDIO_SECONDS:g} s of the audio tokenizer's rate, else 1,250)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    for key in ("text", "image", "audio", "video"):
+        ap.add_argument(f"--{key}", default=None, metavar="MODEL",
+                        help=f"{key} tokenizer to use instead of the run's (needed for a module:callable one)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
         ap.error("give --image-out or --audio-out, not both")
@@ -380,7 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = sample_run(args.run, args.prompt, image_out=args.image_out, audio_out=args.audio_out,
                      max_new_tokens=args.max_new_tokens, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k,
                      top_p=args.top_p, seed=args.seed, image_grid=args.image_grid, audio_tokens=args.audio_tokens,
-                     device=args.device)
+                     device=args.device,
+                     tokenizers={k: getattr(args, k) for k in ("text", "image", "audio", "video")})
     print(out.pretty)
     for f in out.files:
         print(f"wrote {f}")

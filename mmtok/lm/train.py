@@ -9,20 +9,25 @@
 * Checkpoints ``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, the
   atomic folder format of :mod:`mmtok.core.checkpoint`) every ``save_every`` steps,
   keeping the last ``keep_last``. A run killed at any moment and restarted with
-  ``--resume`` continues the same loss curve (bit for bit on the CPU).
-* Under ``torchrun`` (``WORLD_SIZE`` > 1): DDP with NCCL on GPUs, gloo on CPUs.
+  ``--resume`` continues the same loss curve (bit for bit on the CPU); a damaged newest
+  checkpoint is passed over (said on stderr) for the one before it.
+* A folder that already holds files is refused unless ``--resume`` (continue) or
+  ``--overwrite`` (start over); ``RUN/.lock`` keeps a second process out while one trains.
+* A non-finite loss stops the run with :class:`TrainingError` naming the step, before
+  the optimizer steps on it: no checkpoint holds NaNs.
+* Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
+  every tensor reduced across ranks lives on the training device.
   The loss is normalised by the global weight sum, so N ranks of batch B give
   the same loss as one process of batch N·B.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,15 +39,22 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, TrainingError
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import (
+    RunLock,
+    check_run_folder,
+    load_newest_intact,
+    load_train_state,
+    pick_device,
+    save_train_state,
+)
 from mmtok.data.packing import PackedDataset
-from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.lm.model import PRESETS, ModelConfig, Transformer
 from mmtok.stream.interleave import positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["TrainConfig", "latest_checkpoint", "load_run", "main", "train", "window_positions_thw"]
+__all__ = ["TrainConfig", "check_config", "latest_checkpoint", "load_run", "train", "window_positions_thw"]
 
 CKPT_PREFIX = "ckpt-"
 LOG_NAME = "log.jsonl"
@@ -82,10 +94,37 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return warmup_cosine(step, peak=cfg.lr, warmup=cfg.warmup, total=cfg.steps, floor=cfg.min_lr)
 
 
+def _checkpoints(run: str | os.PathLike[str]) -> list[Path]:
+    """The complete checkpoint folders in ``run``, oldest first."""
+    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+
+
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint folder in ``run`` (None if there is none)."""
-    found = sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+    found = _checkpoints(run)
     return found[-1] if found else None
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise :class:`TrainingError` for settings no run can use (a count below 1, an unknown preset, ...)."""
+    for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "seq_len"):
+        if getattr(cfg, name) < 1:
+            raise TrainingError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.preset not in PRESETS:
+        raise TrainingError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    for name in ("lr", "min_lr", "weight_decay", "grad_clip", "dropout"):
+        if not math.isfinite(getattr(cfg, name)) or getattr(cfg, name) < 0:
+            raise TrainingError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
+    if cfg.warmup < 0:
+        raise TrainingError(f"warmup must be >= 0, got {cfg.warmup}")
+
+
+def _clear_run(folder: Path) -> None:
+    """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``."""
+    for ck in folder.glob(f"{CKPT_PREFIX}*"):
+        shutil.rmtree(ck, ignore_errors=True)
+    for name in (LOG_NAME, "loss.png"):
+        (folder / name).unlink(missing_ok=True)
 
 
 def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
@@ -237,8 +276,8 @@ class _Run:
     peak: float | None = None  # peak FLOP/s assumed for MFU (None: not reported)
 
     @property
-    def ddp(self) -> bool:
-        return self.world > 1
+    def ddp(self) -> bool:  # launched by torchrun: a process group, even of one rank
+        return dist.is_available() and dist.is_initialized()
 
     @property
     def master(self) -> bool:
@@ -250,17 +289,17 @@ class _Run:
 
 
 def _init_process(cfg: TrainConfig) -> tuple[torch.device, int, int]:
-    """(device, world size, rank); joins the process group under ``torchrun``."""
+    """(device, world size, rank); joins the process group under ``torchrun`` (any world size)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(cfg.device)
-    if world > 1:
+    if world > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if device.type == "cuda":
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
+    rank = dist.get_rank() if dist.is_initialized() else 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return device, world, rank
@@ -307,10 +346,14 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
 
 
 def _resume(r: _Run, resume: bool) -> None:
-    """Continue from the newest checkpoint (with ``resume``); cut the log back to the step resumed at."""
-    ck = latest_checkpoint(r.folder) if resume else None
-    if ck is not None:
-        state = load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
+    """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
+    found = _checkpoints(r.folder) if resume else []
+    loaded = load_newest_intact(
+        found, lambda ck: load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND),
+        who="mmtok train" if r.master else None,
+    )
+    if loaded is not None:
+        state = loaded[1]
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
@@ -331,20 +374,28 @@ def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]
     lr = lr_at(cfg, r.step)
     for group in r.opt.param_groups:
         group["lr"] = lr
-    sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
+    # everything all-reduced lives on the training device: NCCL reduces no CPU tensors
+    sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64, device=r.device)
     micro = [batches.get(r.consumed + (k * r.world + r.rank) * cfg.batch_size) for k in range(cfg.grad_accum)]
-    weight_total = torch.tensor(sum(float(b["loss_weight"].sum()) for b in micro), dtype=torch.float64)
+    weight_total = torch.tensor(sum(float(b["loss_weight"].sum()) for b in micro), dtype=torch.float64,
+                                device=r.device)
     if r.ddp:
         dist.all_reduce(weight_total)
     norm = max(float(weight_total), 1e-8)  # the loss is normalised by the global weight sum
     for k, b in enumerate(micro):
         sums += _micro_step(r, b, norm, sync=k == cfg.grad_accum - 1)
+    if r.ddp:
+        dist.all_reduce(sums)
+    sums = sums.cpu()
+    loss = float(sums[0] / max(float(sums[1]), 1e-12))
+    if not math.isfinite(loss):  # every rank sees the same sums: all stop together, before stepping
+        last = latest_checkpoint(r.folder)
+        raise TrainingError(f"non-finite loss ({loss}) at step {r.step + 1}: training stopped, no checkpoint "
+                            f"written for it (newest: {last.name if last else 'none'}); lower --lr or check the data")
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(r.model.parameters(), cfg.grad_clip)
     r.opt.step()
     r.opt.zero_grad(set_to_none=True)
-    if r.ddp:
-        dist.all_reduce(sums)
     r.consumed += cfg.batch_size * cfg.grad_accum * r.world
     r.step += 1
     return sums, lr
@@ -355,7 +406,9 @@ def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: b
     assert r.net is not None
     batch["pos"] = (window_positions_thw(batch["ids"], batch["doc"], r.vocab) if r.cfg.rope_3d
                     else _positions(batch["doc"]))
+    tmod = _target_modality(batch, r.vocab)  # on the CPU, before the batch moves
     b = {key: v.to(r.device, non_blocking=True) for key, v in batch.items()}
+    b["target_modality"] = tmod.to(r.device, non_blocking=True)
     no_sync = nullcontext() if (not r.ddp or sync) else r.net.no_sync()  # type: ignore[operator]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if r.device.type == "cuda" else nullcontext()
     with no_sync, autocast:
@@ -365,21 +418,18 @@ def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: b
         loss = (ce * b["loss_weight"]).sum() / norm * r.world  # DDP averages over ranks
     loss.backward()
     with torch.no_grad():
-        return _loss_sums(ce, b, r.vocab, r.device)
+        return _loss_sums(ce, b)
 
 
-def _loss_sums(ce: torch.Tensor, b: dict[str, torch.Tensor], vocab: Vocabulary, device: torch.device) -> torch.Tensor:
-    """float64 ``[2 + 2M]``: weighted loss and weight overall, then per modality of :data:`MODALITIES`."""
-    sums = torch.zeros(2 + 2 * len(MODALITIES), dtype=torch.float64)
-    w = b["loss_weight"].double()
-    sums[0] += float((ce.double() * w).sum())
-    sums[1] += float(w.sum())
-    tmod = _target_modality({k: v.cpu() for k, v in b.items()}, vocab).to(device)
-    for j, m in enumerate(MODALITIES):
-        sel = (tmod == int(Modality[m.upper()])).double() * w
-        sums[2 + 2 * j] += float((ce.double() * sel).sum())
-        sums[3 + 2 * j] += float(sel.sum())
-    return sums
+def _loss_sums(ce: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """float64 ``[2 + 2M]`` on ``ce``'s device: weighted loss and weight overall, then per modality of
+    :data:`MODALITIES` (``b["target_modality"]``); no host synchronisation."""
+    w, ce = b["loss_weight"].double(), ce.double()
+    parts = [(ce * w).sum(), w.sum()]
+    for m in MODALITIES:
+        sel = (b["target_modality"] == int(Modality[m.upper()])).double() * w
+        parts += [(ce * sel).sum(), sel.sum()]
+    return torch.stack(parts)
 
 
 def _log_row(r: _Run, sums: torch.Tensor, lr: float, seconds: float) -> dict[str, Any]:
@@ -412,59 +462,48 @@ def _checkpoint(r: _Run) -> None:
         save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
                          model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},
                          provenance={"data": str(r.cfg.data), "fingerprint": r.saved_cfg["fingerprint"]})
-        found = sorted(p for p in r.folder.glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
-        for old in found[: -r.cfg.keep_last]:
+        for old in _checkpoints(r.folder)[: -r.cfg.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
         _plot(r.folder)
     if r.ddp:
         dist.barrier()
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train (or continue) a run; returns the run folder."""
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
+    """Train a run into ``cfg.out``, or continue it (``resume``); returns the run folder.
+
+    A folder that already holds files is refused (:class:`TrainingError`) unless ``resume`` (continue
+    from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over).
+    While training, ``cfg.out/.lock`` holds the process id: a second run into the same folder is refused.
+    """
+    check_config(cfg)
+    pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
+    folder = Path(cfg.out)
+    check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
+    master = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(folder) if master else nullcontext():
+        if overwrite and not resume and master:
+            _clear_run(folder)
+        return _train(cfg, resume=resume, progress=progress)
+
+
+def _train(cfg: TrainConfig, *, resume: bool, progress: bool) -> Path:
     r = _setup(cfg, resume=resume)
     batches = _Batches(r.ds, cfg.batch_size)
     bar = tqdm(total=cfg.steps, initial=r.step, desc="train", disable=not (progress and r.master), unit="step")
     r.model.train()
-    while r.step < cfg.steps:
-        t0 = time.perf_counter()
-        sums, lr = _optimisation_step(r, batches)
-        if r.device.type == "cuda":
-            torch.cuda.synchronize()
-        _log(r, _log_row(r, sums, lr, time.perf_counter() - t0), bar)
-        _checkpoint(r)
-    bar.close()
+    try:
+        while r.step < cfg.steps:
+            t0 = time.perf_counter()
+            sums, lr = _optimisation_step(r, batches)
+            if r.device.type == "cuda":
+                torch.cuda.synchronize()
+            _log(r, _log_row(r, sums, lr, time.perf_counter() - t0), bar)
+            _checkpoint(r)
+    finally:
+        bar.close()
     if r.master:
         _plot(r.folder)
     if r.ddp:
         dist.barrier()
     return r.folder
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``mmtok train``."""
-    d = TrainConfig()
-    ap = argparse.ArgumentParser(prog="mmtok train", description="Train the transformer on token shards.")
-    ap.add_argument("--data", required=True, help="shard folder from 'mmtok tokenize'")
-    ap.add_argument("--out", required=True, help="run folder")
-    ap.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    for name, default in asdict(d).items():
-        if name in ("data", "out"):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            ap.add_argument(flag, action="store_true", default=default)
-        else:
-            kind = type(default) if default is not None else (int if name == "threads" else str)
-            ap.add_argument(flag, type=kind, default=default)
-    args = vars(ap.parse_args(list(argv) if argv is not None else None))
-    resume = args.pop("resume")
-    cfg = TrainConfig(**args)
-    train(cfg, resume=resume)
-    if dist.is_initialized():
-        dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -298,8 +298,10 @@ def _read_lines(files: Sequence[str]) -> Iterator[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
+    from mmtok.core.trainstate import HelpFormatter
+
     p = argparse.ArgumentParser(
-        prog="mmtok train-tokenizer text",
+        prog="mmtok train-tokenizer text", formatter_class=HelpFormatter,
         description="Train a byte-level BPE on text files (.jsonl: the text segments of each document).",
     )
     p.add_argument("files", nargs="+", help="text or JSONL files")

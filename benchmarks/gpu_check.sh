@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The GPU paths in one command, for a machine with a CUDA device: prints one JSON object per check on stdout.
+#
+#   bash benchmarks/gpu_check.sh            (PYTHON=python3, GPU_CHECK_DIR=/tmp/x, STEPS=300, PRESET=small to change)
+#
+# 1. train_gpu:  single-GPU `mmtok train` (bf16 autocast, fused AdamW, --compile) on generated text shards;
+#                tokens/s and MFU are the medians of the run log's second half.
+# 2. torchrun:   `torchrun --nproc-per-node 1 -m mmtok.cli train` (a one-rank NCCL process group: the loss
+#                sums and weight totals are all-reduced on the GPU).
+# 3. sample:     KV-cache sampling of the trained run on CUDA.
+# 4. vq:         the VQ nearest-code search and training step on CUDA (benchmarks/vq.py --device cuda).
+# Without a CUDA device it stops at once with one line on stderr and exit status 1.
+set -euo pipefail
+
+PY=${PYTHON:-python}
+STEPS=${STEPS:-300}
+PRESET=${PRESET:-small}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    echo "gpu_check: error: no CUDA device (torch.cuda.is_available() is False); run this on a machine with a GPU" >&2
+    exit 1
+fi
+
+DIR=${GPU_CHECK_DIR:-$(mktemp -d)}
+mkdir -p "$DIR"
+
+# run NAME CMD...: the command's output goes to DIR/NAME.log; on failure, its tail and a JSON line, then exit 1
+run() {
+    local name=$1
+    shift
+    if ! "$@" >"$DIR/$name.log" 2>&1; then
+        tail -n 30 "$DIR/$name.log" >&2
+        echo "{\"check\": \"$name\", \"ok\": false, \"log\": \"$DIR/$name.log\"}"
+        exit 1
+    fi
+}
+
+# a few MB of varied text: shards for every check below
+"$PY" - "$DIR/docs.jsonl" <<'EOF'
+import json, random, sys
+rng = random.Random(0)
+words = [w for w in "the a of to and in is it that was for on are with as at be by this had not but from or have "
+         "an they which one you were all her she there would their we him been has when who will more no if out "
+         "so said what up its about into than them can only other new some could time these two may then do "
+         "first any my now such like our over man me even most made after also did many before must through".split()]
+with open(sys.argv[1], "w") as f:
+    for _ in range(6000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(50, 400))) + "."
+        f.write(json.dumps({"segments": [{"text": text}]}) + "\n")
+EOF
+run tokenize "$PY" -m mmtok.cli tokenize "$DIR/docs.jsonl" --out "$DIR/shards" --quiet
+"$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); print(json.dumps({"check": "shards", "ok": True, "docs": m["docs"], "tokens": m["tokens"]["total"]}))' "$DIR/shards/manifest.json"
+
+# 1. one GPU: bf16 autocast, fused AdamW, torch.compile
+START=$(date +%s)
+run train_gpu "$PY" -m mmtok.cli train --data "$DIR/shards" --out "$DIR/run" --overwrite --preset "$PRESET" \
+    --seq-len 512 --batch-size 16 --steps "$STEPS" --warmup 30 --save-every "$STEPS" --compile --device cuda
+"$PY" - "$DIR/run" "$(( $(date +%s) - START ))" <<'EOF'
+import json, statistics, sys
+from pathlib import Path
+rows = [json.loads(x) for x in (Path(sys.argv[1]) / "log.jsonl").read_text().splitlines() if x.strip()]
+half = rows[len(rows) // 2:]
+ok = len(rows) > 0 and rows[-1]["loss"] < rows[0]["loss"] and all(r["loss"] == r["loss"] for r in rows)
+print(json.dumps({"check": "train_gpu", "ok": ok, "steps": len(rows), "loss_first": rows[0]["loss"],
+                  "loss_last": rows[-1]["loss"],
+                  "tokens_per_s": statistics.median(r["tokens_per_s"] for r in half),
+                  "mfu": statistics.median(r["mfu"] for r in half) if all("mfu" in r for r in half) else None,
+                  "wall_s": int(sys.argv[2]), "bf16_autocast": True, "fused_adamw": True, "compile": True}))
+sys.exit(0 if ok else 1)
+EOF
+
+# 2. one NCCL rank under torchrun: every all-reduced tensor must live on the GPU
+run torchrun "$PY" -m torch.distributed.run --nproc-per-node 1 --master-port 29561 -m mmtok.cli train \
+    --data "$DIR/shards" --out "$DIR/run-ddp" --overwrite --preset tiny --seq-len 256 --batch-size 8 --steps 40 \
+    --warmup 5 --save-every 20 --device cuda
+"$PY" - "$DIR/run-ddp" <<'EOF'
+import json, sys
+from pathlib import Path
+rows = [json.loads(x) for x in (Path(sys.argv[1]) / "log.jsonl").read_text().splitlines() if x.strip()]
+ok = len(rows) == 40 and (Path(sys.argv[1]) / "ckpt-0000040" / "config.json").is_file()
+print(json.dumps({"check": "torchrun_nccl_1_rank", "ok": ok, "steps": len(rows), "loss_last": rows[-1]["loss"],
+                  "tokens_per_s": rows[-1]["tokens_per_s"]}))
+sys.exit(0 if ok else 1)
+EOF
+
+# 3. KV-cache sampling on CUDA
+START=$(date +%s.%N)
+run sample "$PY" -m mmtok.cli sample --run "$DIR/run" --prompt "the first " --max-new-tokens 300 --seed 0 --device cuda
+"$PY" -c 'import json, sys, time; print(json.dumps({"check": "sample_cuda", "ok": True, "new_tokens": 300, "wall_s": round(time.time() - float(sys.argv[1]), 2), "text": open(sys.argv[2]).read()[-120:]}))' \
+    "$START" "$DIR/sample.log"
+
+# 4. the VQ search and training step on CUDA
+run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks 1024 8192 --repeats 3 --train-steps 100
+grep '^{' "$DIR/vq.log" | "$PY" -c 'import json, sys
+for line in sys.stdin:
+    print(json.dumps({"check": "vq_cuda", "ok": True, **json.loads(line)}))'
+
+echo "{\"check\": \"done\", \"ok\": true, \"dir\": \"$DIR\"}"

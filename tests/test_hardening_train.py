@@ -1,0 +1,208 @@
+"""Training hardening: a run folder in the way, a second process, a non-finite loss, a damaged checkpoint,
+a one-rank torchrun launch, and the GPU check script's no-GPU branch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmtok.core.errors import TrainingError
+from mmtok.core.trainstate import LOCK_NAME, RunLock
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.lm import train as train_module
+from mmtok.lm.train import TrainConfig, check_config, latest_checkpoint, train
+from tests.test_data import SPEC, make_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hardening-corpus")
+    tokenize_corpus(make_corpus(folder, n_docs=30), folder / "shards", tokenizers=SPEC, shard_tokens=400)
+    return folder / "shards"
+
+
+def small(shards: Path, out: Path, **kw: object) -> TrainConfig:
+    base = dict(data=str(shards), out=str(out), seq_len=32, batch_size=2, steps=4, warmup=1, save_every=2,
+                keep_last=2, threads=1)
+    return TrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def steps_logged(run: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_an_existing_run_is_refused_without_resume_or_overwrite(shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()  # an empty folder is no run
+    train(small(shards, run), progress=False)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(TrainingError, match=r"already holds a run .*--resume.*--overwrite") as err:
+        train(small(shards, run, steps=6), progress=False)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in run.iterdir()) == before and steps_logged(run) == [1, 2, 3, 4]  # untouched
+    train(small(shards, run, steps=6), resume=True, progress=False)
+    assert steps_logged(run) == [1, 2, 3, 4, 5, 6]
+    train(small(shards, run, steps=2), overwrite=True, progress=False)
+    assert steps_logged(run) == [1, 2] and [p.name for p in run.glob("ckpt-*")] == ["ckpt-0000002"]
+    assert not (run / LOCK_NAME).exists()
+
+
+def test_a_second_process_is_locked_out_and_a_stale_lock_taken_over(shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / LOCK_NAME).write_text(f"{sleeper.pid}\n")
+        with pytest.raises(TrainingError, match=rf"in use by process {sleeper.pid}"):
+            train(small(shards, run), progress=False)
+        assert (run / LOCK_NAME).read_text().strip() == str(sleeper.pid)  # not ours to remove
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    (run / LOCK_NAME).write_text(f"{dead_pid()}\n")  # its process is gone: stale
+    train(small(shards, run), progress=False)
+    assert steps_logged(run) == [1, 2, 3, 4] and not (run / LOCK_NAME).exists()
+
+
+def test_run_lock_is_released_on_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), RunLock(tmp_path / "r") as lock:
+        assert lock.path.read_text().strip() == str(os.getpid())
+        raise RuntimeError("boom")
+    assert not (tmp_path / "r" / LOCK_NAME).exists()
+
+
+def test_a_non_finite_loss_stops_training_before_any_nan_checkpoint(shards: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    forward = train_module.Transformer.forward
+
+    def poisoned(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = forward(self, *args, **kwargs)
+        calls["n"] += 1
+        return out * float("nan") if calls["n"] >= 3 else out  # one micro-batch per step: step 3 is NaN
+
+    monkeypatch.setattr(train_module.Transformer, "forward", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 3.*newest: ckpt-0000002") as err:
+        train(small(shards, run, steps=6), progress=False)
+    assert "\n" not in str(err.value)
+    assert [p.name for p in run.glob("ckpt-*")] == ["ckpt-0000002"] and steps_logged(run) == [1, 2]
+    assert not (run / LOCK_NAME).exists()
+    from mmtok.core.checkpoint import load_checkpoint
+
+    assert all(torch.isfinite(t).all() for t in load_checkpoint(run / "ckpt-0000002").tensors.values())
+
+
+def test_resume_passes_over_a_damaged_newest_checkpoint(shards: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    ref = train(small(shards, tmp_path / "ref", steps=6), progress=False)
+    run = train(small(shards, tmp_path / "run"), progress=False)  # ckpt-2 and ckpt-4
+    weights = run / "ckpt-0000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    capsys.readouterr()
+    train(small(shards, run, steps=6), resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert "ckpt-0000004 is damaged" in err and "resuming from" in err and "ckpt-0000002" in err
+    assert steps_logged(run) == list(range(1, 7))
+    ref_loss = [json.loads(x)["loss"] for x in (ref / "log.jsonl").read_text().splitlines()]
+    assert [json.loads(x)["loss"] for x in (run / "log.jsonl").read_text().splitlines()] == ref_loss
+    assert latest_checkpoint(run).name == "ckpt-0000006"  # type: ignore[union-attr]
+
+
+def test_every_checkpoint_damaged_is_an_error(shards: Path, tmp_path: Path) -> None:
+    from mmtok.core.errors import CheckpointError
+
+    run = train(small(shards, tmp_path / "run", steps=2), progress=False)
+    (run / "ckpt-0000002" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        train(small(shards, run, steps=4), resume=True, progress=False)
+
+
+@pytest.mark.parametrize(("field", "value", "match"), [
+    ("steps", 0, "steps must be at least 1"), ("batch_size", 0, "batch_size"), ("grad_accum", 0, "grad_accum"),
+    ("save_every", 0, "save_every"), ("preset", "nope", "tiny, small, base"), ("lr", math.nan, "lr must be"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path: Path, field: str, value: object,
+                                                             match: str) -> None:
+    cfg = TrainConfig(data=str(tmp_path / "shards"), out=str(tmp_path / "run"), **{field: value})  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match=match):
+        check_config(cfg)
+    with pytest.raises(TrainingError, match=match):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_rank_torchrun_joins_a_process_group(shards: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "1", "--master-port",
+                          "29547", "-m", "mmtok.cli", "train", "--data", str(shards), "--out", str(tmp_path / "r"),
+                          "--seq-len", "32", "--batch-size", "2", "--steps", "2", "--save-every", "2",
+                          "--warmup", "1", "--threads", "1"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert steps_logged(tmp_path / "r") == [1, 2]
+    assert f"run {tmp_path / 'r'}: newest checkpoint {tmp_path / 'r' / 'ckpt-0000002'}, final loss" in out.stdout
+
+
+def test_image_tokenizer_training_stops_at_a_non_finite_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmtok.image import train as image_train
+    from tests.test_image_train import _train_args
+
+    monkeypatch.setattr(image_train, "ssim", lambda a, b: torch.full((a.shape[0],), float("nan")))
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 1"):
+        image_train.main([*_train_args(tmp_path, "--save-every", "1", "--ssim-weight", "0.1"), "--steps", "2"])
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_audio_tokenizer_training_stops_at_a_non_finite_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile as sf
+
+    from mmtok.audio import train as audio_train
+    from mmtok.audio.tokenizer import AudioTokenizer
+    from tests.test_audio import speechlike
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        sf.write(data / f"clip-{i}.wav", speechlike(1.0, seed=i), 16000)
+    forward = AudioTokenizer.forward
+
+    def nan_loss(self, mel):  # type: ignore[no-untyped-def]
+        out = forward(self, mel)
+        return dataclasses.replace(out, loss=out.loss * float("nan")) if self.training else out
+
+    monkeypatch.setattr(AudioTokenizer, "forward", nan_loss)
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at step 1"):
+        audio_train.main(["--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--codebook-size",
+                          "16", "--decoder-channels", "16", "--crop-tokens", "8", "--batch-size", "2",
+                          "--kmeans-iters", "2", "--kmeans-balance", "0", "--threads", "1", "--no-progress"])
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_gpu_check_script_parses_and_refuses_a_machine_without_cuda(tmp_path: Path) -> None:
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the script would run for real")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON": sys.executable, "GPU_CHECK_DIR": str(tmp_path)}
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode != 0
+    assert "no CUDA device" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert shutil.which("bash")
