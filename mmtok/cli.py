@@ -2,7 +2,7 @@
 
     mmtok --version
     mmtok [--debug] COMMAND ...        (--debug or MMTOK_DEBUG=1: a traceback with every error)
-    mmtok demo [--fast] [--out DIR]
+    mmtok demo [--fast] [--out DIR] [--max-memory GB]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
     mmtok train-tokenizer vocoder --cache DIR --out DIR [--features decoded --init-from RUN/best] [--attach DIR]
@@ -46,7 +46,8 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmtok.demo import run_demo
 
-    summary = run_demo(out=args.out, fast=args.fast, seed=args.seed, device=args.device, data=args.data)
+    summary = run_demo(out=args.out, fast=args.fast, seed=args.seed, device=args.device, data=args.data,
+                       max_memory_gb=args.max_memory)
     if args.json:
         print(json.dumps(summary))
     return 0
@@ -307,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show "
                       "(default: the example media in examples/data)")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
+    demo.add_argument("--max-memory", type=float, default=2.0, metavar="GB",
+                      help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
+                      "would pass it are skipped, with the reason on the page")
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     demo.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     demo.set_defaults(func=_cmd_demo)
