@@ -91,7 +91,9 @@ def default_config(kind: str) -> Any:
 
 def _is_shipped_video(name_or_path: str | os.PathLike[str]) -> bool:
     """``"video"`` names the shipped image tokenizer at 1 fps, unless a folder of that name exists."""
-    return str(name_or_path) == "video" and not Path("video").exists() and not (models_dir() / "video").is_dir()
+    local = Path("video")
+    return (str(name_or_path) == "video" and not (local.exists() and (local / "config.json").is_file())
+            and not (models_dir() / "video").is_dir())
 
 
 def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None) -> Any:

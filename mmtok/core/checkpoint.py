@@ -467,10 +467,12 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     is looked up among the shipped checkpoints.
     """
     path = Path(name_or_path)
-    if path.exists():
-        return path
     name = str(name_or_path)
-    if "/" not in name and os.sep not in name:
+    bare = "/" not in name and os.sep not in name
+    if path.exists() and not (bare and path.is_dir() and not (path / CONFIG_NAME).is_file()
+                              and (models_dir() / name / CONFIG_NAME).is_file()):
+        return path  # a folder of that name that is not a checkpoint does not hide a shipped one
+    if bare:
         shipped = models_dir() / name
         if shipped.is_dir():
             return shipped

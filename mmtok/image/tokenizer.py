@@ -238,6 +238,8 @@ class ImageTokenizer(nn.Module):
         codes = torch.as_tensor(codes)
         if codes.dim() not in (2, 3):
             raise ImageError(f"decode takes codes [h, w] or [B, h, w], got shape {tuple(codes.shape)}")
+        if codes.shape[-1] < 1 or codes.shape[-2] < 1:
+            raise ImageError(f"decode needs a grid of at least 1×1 codes, got {tuple(codes.shape[-2:])}")
         single = codes.dim() == 2
         batch = codes[None] if single else codes
         try:

@@ -47,7 +47,7 @@ import torch
 
 from mmtok.core.errors import DocumentError, StreamError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
-from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor
+from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor, integer_ids
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
@@ -394,7 +394,7 @@ class Interleaver:
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
         """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""
-        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
+        a = integer_ids(ids, what="stream ids")
         if pos_thw is None:
             self.decode(a)  # raises StreamError on a malformed stream
             pos_thw = positions_thw(self.vocab, a).numpy()
@@ -420,7 +420,7 @@ class Interleaver:
         module docstring) and lists each change in ``result.repairs``.
         """
         ids = stream.ids if isinstance(stream, Stream) else stream
-        a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
+        a = integer_ids(ids, what="stream ids").reshape(-1)
         orig = np.arange(a.size)
         repairs: list[Repair] = []
         bad = (a < 0) | (a >= self.vocab.size)

@@ -17,7 +17,7 @@ import torch
 from mmtok.core.errors import StreamError
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["Decoded", "Layout", "Repair"]
+__all__ = ["Decoded", "Layout", "Repair", "codes_tensor", "integer_ids"]
 
 
 class Layout(Protocol):
@@ -62,8 +62,17 @@ class Decoded(list):  # type: ignore[type-arg]
         self.repairs = list(repairs)
 
 
+def integer_ids(x: Any, *, what: str) -> np.ndarray:
+    """``x`` (a tensor, array or nested list) as int64, refusing floats and booleans instead of truncating them."""
+    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise StreamError(f"{what} must be integers, got dtype {a.dtype} (cast deliberately, e.g. .long(), "
+                          "if the values are whole numbers)")
+    return a.astype(np.int64, copy=False)
+
+
 def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x), dtype=torch.int64)
+    t = torch.from_numpy(np.ascontiguousarray(integer_ids(x, what=what)))
     if t.dim() != dims:
         raise ValueError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
     return t
