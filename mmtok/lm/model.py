@@ -85,14 +85,13 @@ class ModelConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> ModelConfig:
-        """A named size (``tiny``, ``small``, ``base``) with any field overridden.
+        """A named size (``tiny``, ``small``, ``base``) with any field overridden, exactly.
 
-        The preset's context (``max_seq_len``) is a floor: a shorter ``max_seq_len``, such as
-        the training window ``mmtok train`` passes, is raised to it, so that every model
-        built from a preset can sample a prompt, a whole image and a second of sound
-        (:data:`MEDIA_CONTEXT`). Rotary positions have no learned table, so the longer
-        context costs no parameters and no training time. For an exact shorter context,
-        ``dataclasses.replace`` the result or build a :class:`ModelConfig` directly.
+        Each preset's own context (``max_seq_len``) holds a prompt, a whole image and a
+        second of sound of the shipped tokenizers (:data:`MEDIA_CONTEXT`); ``mmtok train``
+        builds its model with the longer of that and its training window, so sampling
+        media always fits. Rotary positions have no learned table, so the longer context
+        costs no parameters and no training time.
 
         >>> ModelConfig.preset("tiny").max_seq_len, ModelConfig.preset("tiny", max_seq_len=4096).max_seq_len
         (512, 4096)
@@ -100,7 +99,6 @@ class ModelConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
         fields: dict[str, object] = {**PRESETS[name], **overrides}
-        fields["max_seq_len"] = max(int(fields["max_seq_len"]), PRESETS[name]["max_seq_len"])  # type: ignore[call-overload]
         return replace(cls(), **fields)  # type: ignore[arg-type]
 
 

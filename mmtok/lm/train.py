@@ -169,10 +169,11 @@ def _peak_flops(device: torch.device) -> tuple[float | None, str]:
         name = torch.cuda.get_device_name(device)
         for key, tflops in GPU_PEAK_TFLOPS.items():
             if key in name:
-                return tflops * 1e12, f"{name}: {tflops:g} TFLOP/s bf16 dense (data sheet)"
-        return None, f"{name}: peak unknown, MFU not reported"
+                return tflops * 1e12, f"{name}'s data-sheet peak of {tflops:g} TFLOP/s (bf16)"
+        return None, f"unknown for {name}, so not reported"
     peak = _cpu_peak_flops()
-    return peak, f"CPU: {peak / 1e9:.1f} GFLOP/s float32 matmul, measured at start"
+    return peak, (f"{peak / 1e9:.1f} GFLOP/s, what a float32 matrix product reached on this CPU just now "
+                  "(it varies with the machine's load)")
 
 
 def _target_modality(batch: dict[str, torch.Tensor], vocab: Vocabulary) -> torch.Tensor:
@@ -316,7 +317,8 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
     # so N ranks with batch B read exactly the windows one process with batch N·B reads
     ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1)
     mcfg = ModelConfig.preset(
-        cfg.preset, vocab_size=ds.vocab.size, max_seq_len=cfg.seq_len, rope_3d=cfg.rope_3d, dropout=cfg.dropout
+        cfg.preset, vocab_size=ds.vocab.size, max_seq_len=max(cfg.seq_len, PRESETS[cfg.preset]["max_seq_len"]),
+        rope_3d=cfg.rope_3d, dropout=cfg.dropout
     )
     model = Transformer(mcfg).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -340,8 +342,10 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     r.net = net
     if r.master:
-        print(f"model {cfg.preset}: {model.num_params() / 1e6:.2f} M parameters (+ embedding), vocab {r.vocab.size}, "
-              f"{ds.num_windows} windows of {cfg.seq_len}; MFU peak: {peak_note}")
+        total = sum(p.numel() for p in model.parameters())
+        print(f"model {cfg.preset}: {total / 1e6:.2f} M parameters (embedding included), {r.vocab.size} ids in the "
+              f"vocabulary, {ds.num_windows} training windows of {cfg.seq_len} tokens; model FLOPs utilisation (MFU) "
+              f"is measured against {peak_note}")
     return r
 
 
