@@ -339,3 +339,17 @@ def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) ->
     manifest = tokenize_corpus(corpus, tmp_path / "shards", tokenizers=TokenizerSpec(video=str(folder)),
                                progress=False, allow_outside=True)  # the clip was written beside, not inside
     assert manifest["docs"] == 1 and manifest["tokens"]["total"] == len(il.encode(["a clip: ", {"video": cfr}]))
+
+
+def test_a_soundtrack_longer_than_max_seconds_is_refused(tmp_path: Path) -> None:
+    """The soundtrack is decoded frame by frame and stops at ``max_seconds``: memory stays bounded."""
+    from mmtok.video.tokenizer import read_audio
+
+    clip = Path(__file__).resolve().parents[1] / "examples" / "data" / "pan.mp4"
+    wave, rate = read_audio(clip)
+    seconds = wave.numel() / rate
+    assert seconds > 1.0
+    with pytest.raises(VideoError, match="longer than max_seconds=1 s"):
+        read_audio(clip, max_seconds=1.0)
+    again, _ = read_audio(clip, max_seconds=None)
+    assert torch.equal(again, wave)

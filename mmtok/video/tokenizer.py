@@ -62,6 +62,7 @@ TEMPORAL_MODES = ("none", "repeat")  # see the module docstring
 CHUNK_FRAMES = 16  # frames converted and tokenized at once when streaming a file
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
+MAX_SOUNDTRACK_SECONDS = 600.0  # read_audio refuses longer soundtracks by default (bounded memory)
 INSTALL_HINT = "reading video files needs PyAV: pip install mmtok[video]"
 
 
@@ -265,9 +266,15 @@ def read_video(
     return VideoClip(frames, times)
 
 
-def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE) -> tuple[torch.Tensor, int] | None:
-    """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one."""
+def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
+               max_seconds: float | None = MAX_SOUNDTRACK_SECONDS) -> tuple[torch.Tensor, int] | None:
+    """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one.
+
+    Decoded and resampled frame by frame; a soundtrack longer than ``max_seconds``
+    (None: no limit) is a :class:`~mmtok.core.errors.VideoError`, so memory stays bounded.
+    """
     where = f"video file {os.fspath(path)!r}"
+    limit = None if max_seconds is None else int(max_seconds * sample_rate)
     if not Path(path).is_file():
         raise FileNotFoundError(f"{where} does not exist")
     av = _av()
@@ -278,8 +285,14 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE) -> t
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         parts: list[np.ndarray] = []
         try:
+            total = 0
             for frame in container.decode(stream):
-                parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                new = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                parts += new
+                total += sum(len(q) for q in new)
+                if limit is not None and total > limit:
+                    raise VideoError(f"{where}: the soundtrack is longer than max_seconds={max_seconds:g} s; "
+                                     "pass a larger max_seconds (or None) to read it")
             parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
         except av.error.FFmpegError as e:
             raise VideoError(f"{where}: the audio stream is corrupt ({e})") from e
