@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import struct
 from pathlib import Path
 from typing import Protocol, Union
@@ -28,7 +27,8 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from mmtok.core.errors import AudioError, MissingFileError
+from mmtok.core.errors import AudioError
+from mmtok.core.paths import check_media_file
 
 __all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "load_audio"]
 
@@ -128,20 +128,6 @@ def _resampler(rate: int, target_rate: int) -> _Stream:
 # --------------------------------------------------------------------------- files
 
 
-def _check_path(path: Path) -> None:
-    """Missing paths, folders and devices get a message that says which."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise MissingFileError(f"no audio file at {path}") from None
-    except OSError as e:
-        raise AudioError(f"cannot read audio file {path}: {e}") from e
-    if stat.S_ISDIR(mode):
-        raise AudioError(f"{path} is a folder, not an audio file")
-    if not stat.S_ISREG(mode):
-        raise AudioError(f"{path} is not a regular file (a device, pipe or socket), not an audio file")
-
-
 def _wav_frames(path: Path) -> tuple[int, int] | None:
     """(frames the RIFF/WAVE header promises, frames the file holds), or None for other files."""
     with open(path, "rb") as f:
@@ -213,7 +199,7 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
 
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
     """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate."""
-    _check_path(path)
+    check_media_file(what="audio file", error=AudioError, path=path)
     snd = _open_sound(path, max_seconds)
     with snd:
         rate, promised, fmt = snd.samplerate, snd.frames, snd.format

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmtok.core.errors import ImageError, MissingFileError
+from mmtok.core.errors import ImageError
+from mmtok.core.paths import check_media_file
 
 __all__ = ["MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "describe", "load_image", "patchify", "unpatchify"]
 
@@ -160,20 +160,6 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def _check_path(path: Path) -> None:
-    """Missing paths, folders and devices get a message that says which."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise MissingFileError(f"image file {str(path)!r} does not exist") from None
-    except OSError as e:
-        raise ImageError(f"cannot read image file {str(path)!r}: {e}") from e
-    if stat.S_ISDIR(mode):
-        raise ImageError(f"{str(path)!r} is a folder, not an image file")
-    if not stat.S_ISREG(mode):
-        raise ImageError(f"{str(path)!r} is not a regular file (a device, pipe or socket), not an image file")
-
-
 def _bomb_message(path: Path, e: Exception) -> str:
     found = re.search(r"\((\d+) pixels\)", str(e))
     pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
@@ -184,7 +170,7 @@ def _bomb_message(path: Path, e: Exception) -> str:
 
 def _open_file(path: Path) -> Image.Image:
     """Decode ``path`` (first frame), oriented and reduced to the working size; errors name the file."""
-    _check_path(path)
+    check_media_file(what="image file", error=ImageError, path=path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
