@@ -271,3 +271,37 @@ def test_the_stage_one_run_still_loads_and_resumes() -> None:
                                               vocoder=voc.cfg))
     tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]
     assert tok.decode(torch.tensor([1, 2, 3])).shape == (960,)
+
+
+# --------------------------------------------------------------------------- the tokenizer trained from a cache
+
+
+def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
+    from mmtok.audio import train as audio_train
+    from mmtok.audio.vocoder_data import AudioCache, build_cache, sampling_weights
+
+    corpus, cache, out = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", tmp_path / "run"
+    build_cache(corpus, cache, progress=False)
+    assert audio_train.is_cache(cache) and not audio_train.is_cache(corpus)
+    args = ["--data", str(cache), "--out", str(out), "--steps", "2", "--codebook-size", "16", "--decoder-channels", "16",
+            "--crop-tokens", "8", "--batch-size", "2", "--kmeans-iters", "3", "--kmeans-balance", "2",
+            "--kmeans-min-groups", "2", "--val-clips", "1", "--threads", "1", "--no-progress"]
+    assert audio_train.main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_files"] == 4  # the cache's train split; the broken file was skipped when it was built
+    assert summary["codebook_groups"].endswith("3 groups over 4 clips")  # source/group: a, b, c (c holds two files)
+    val_paths = {c.path for c in AudioCache(cache, "validation").clips}
+    assert len(summary["validation_files"]) == 1 and set(summary["validation_files"]) <= val_paths
+    assert summary["validation"]["clips"] == 1 and summary["validation"]["rel_l1"] > 0
+    assert isinstance(mmtok.load(out / "model"), AudioTokenizer)
+
+    # crops follow the sampler's weights (source ∝ √hours, ...), not the clip lengths
+    clips = AudioCache(cache, "train").clips
+    w = torch.from_numpy(sampling_weights(clips)).float()
+    feats = [torch.full((80, 40), float(i)) for i in range(len(clips))]
+    only = torch.zeros(len(clips))
+    only[2] = 1.0
+    crops = audio_train.random_feature_crops(feats, 6, 4, fpt=2, ctx=2, floor=-11.0,
+                                             generator=torch.Generator().manual_seed(0), weights=only)
+    assert bool((crops == 2.0).all())
+    assert w.sum().item() == pytest.approx(1.0) and len(w) == len(clips)

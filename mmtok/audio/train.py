@@ -48,6 +48,7 @@ from mmtok.audio.codebook import fit_codebook, speaker_groups
 from mmtok.audio.corpus import build_corpus
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
 from mmtok.core.checkpoint import save_module
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
@@ -79,13 +80,15 @@ def find_audio(folder: str | Path) -> list[Path]:
 
 
 def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
-                         floor: float, generator: torch.Generator) -> torch.Tensor:
+                         floor: float, generator: torch.Generator,
+                         weights: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of log-mel features with context
-    (one ``[M, F]`` tensor per clip, clips picked in proportion to their length); a crop
-    past a clip's end is filled with ``floor``."""
+    (one ``[M, F]`` tensor per clip, clips picked in proportion to ``weights``, by default to their
+    length); a crop past a clip's end is filled with ``floor``."""
     width = fpt * tokens + 2 * ctx
-    lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
-    pick = torch.multinomial(lengths, n, replacement=True, generator=generator)
+    if weights is None:
+        weights = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
+    pick = torch.multinomial(weights, n, replacement=True, generator=generator)
     out = torch.full((n, feats[0].shape[0], width), floor)
     for row, i in enumerate(pick.tolist()):
         f = feats[i]
@@ -108,14 +111,14 @@ def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -
 
 
 @torch.no_grad()
-def validate(tok: AudioTokenizer, files: Sequence[Path]) -> dict[str, Any]:
-    """Codebook usage over ``files`` and mean relative L1 (L1 / clip log-mel range) of the decoder and
-    of the bare codes (the k-means view) on them."""
+def validate(tok: AudioTokenizer, clips: Sequence[Path | torch.Tensor]) -> dict[str, Any]:
+    """Codebook usage over ``clips`` (files, or mono waveforms at the tokenizer's rate) and mean
+    relative L1 (L1 / clip log-mel range) of the decoder and of the bare codes (the k-means view) on them."""
     k, fpt = tok.codebook_size, tok.cfg.frames_per_token
     seen = torch.zeros(k, dtype=torch.long)
     ours, bare = [], []
-    for f in files:
-        audio = load_audio(f, target_rate=tok.sample_rate)
+    for f in clips:
+        audio = f if isinstance(f, torch.Tensor) else load_audio(f, target_rate=tok.sample_rate)
         codes = tok.encode(audio, tok.sample_rate)
         seen += torch.bincount(codes, minlength=k)
         ctx = tok.context_frames
@@ -126,7 +129,7 @@ def validate(tok: AudioTokenizer, files: Sequence[Path]) -> dict[str, Any]:
         if tok.cfg.encoder_kind == "slice":
             slices = tok.vq.embed[codes].reshape(-1, fpt, tok.cfg.n_mels).permute(2, 0, 1).reshape(tok.cfg.n_mels, -1)
             bare.append(float((slices[:, : target.shape[-1]] - target).abs().mean()) / span)
-    out = {"clips": len(files), "tokens": int(seen.sum()), "usage": round(codebook_usage(seen)[0], 4),
+    out = {"clips": len(clips), "tokens": int(seen.sum()), "usage": round(codebook_usage(seen)[0], 4),
            "rel_l1": round(sum(ours) / len(ours), 5)}
     if bare:
         out["rel_l1_codes_only"] = round(sum(bare) / len(bare), 5)
@@ -186,7 +189,11 @@ Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
                                 description="Train the audio tokenizer on a folder of audio files.")
-    p.add_argument("--data", required=True, help="folder of training audio (DIR/train if it exists, else DIR)")
+    p.add_argument("--data", required=True,
+                   help="folder of training audio (DIR/train if it exists, else DIR), or an audio cache of a "
+                        "real corpus (index.json, as `python -m mmtok.audio.vocoder_train --corpus C --cache DIR` "
+                        "builds it): its train split is trained on, crops drawn by source and speaker, and "
+                        "--val-clips of its validation split are validated on")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
@@ -216,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
                         "training); codebook usage and reconstruction on them go to summary.json")
+    p.add_argument("--val-clips", type=int, default=400,
+                   help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
     p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
@@ -238,8 +247,9 @@ class _Run:
     opt: torch.optim.Optimizer
     feats: list[torch.Tensor]  # context log-mel [M, F] of every training clip, on the CPU
     out: Path
-    val_files: list[Path]
+    val_files: list[Path] | list[torch.Tensor]  # validation clips: files, or waveforms from a cache
     step: int = 0
+    crop_weights: torch.Tensor | None = None  # how likely each clip is cropped (None: by length)
     elapsed: float = 0.0  # training seconds so far, across resumes
     groups_note: str | None = None  # what a codebook group is (None: no codebook was fitted)
     last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
@@ -271,6 +281,38 @@ def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], li
     files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
     groups, note = speaker_groups(files, args.kmeans_groups)
     return files, val_files, groups, note
+
+
+def is_cache(folder: str | Path) -> bool:
+    """Whether ``folder`` is a built audio cache (``python -m mmtok.audio.vocoder_train --corpus``
+    writes one: ``index.json`` with ``SPLIT.int16`` and ``SPLIT.jsonl``)."""
+    index = Path(folder) / "index.json"
+    if not index.is_file():
+        return False
+    try:
+        return json.loads(index.read_text()).get("format") == CACHE_FORMAT
+    except ValueError:
+        return False
+
+
+def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
+                                                       list[int], str, torch.Tensor]:
+    """From a cache (:func:`is_cache`): the ``train`` split's waveforms, ``--val-clips`` waveforms of
+    its ``validation`` split (seeded, never trained on), their corpus paths, the codebook group of
+    every training clip (source and speaker or album from the manifest), what a group is, and the
+    crop weights (:func:`~mmtok.audio.vocoder_data.sampling_weights`: source ∝ √hours, group ∝ √hours,
+    clip ∝ length). The ``test`` split is not in a cache."""
+    train = AudioCache(args.data, "train")
+    waves = [torch.from_numpy(train.read(c)) for c in train.clips]
+    labels = [f"{c.source}/{c.group}" for c in train.clips]
+    index: dict[str, int] = {}
+    groups = [index.setdefault(label, len(index)) for label in labels]
+    note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
+    weights = torch.from_numpy(sampling_weights(train.clips)).float()
+    val = AudioCache(args.data, "validation")
+    order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
+    chosen = [val.clips[int(i)] for i in sorted(order)]
+    return waves, [torch.from_numpy(val.read(c)) for c in chosen], [c.path for c in chosen], groups, note, weights
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -347,7 +389,8 @@ def train_steps(run: _Run) -> None:
         for g in run.opt.param_groups:
             g["lr"] = lr
         mel = random_feature_crops(run.feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
-                                   ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen)
+                                   ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen,
+                                   weights=run.crop_weights)
         res = tok(mel.to(tok.device))
         if not torch.isfinite(res.loss):
             raise TrainingError(f"non-finite loss ({res.loss.item()}) at step {run.step + 1}: training stopped, "
@@ -368,26 +411,36 @@ def train_steps(run: _Run) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    files, val_files, groups, groups_note = training_files(args)
+    weights = None
+    if is_cache(args.data):
+        sources, val_clips, val_names, groups, groups_note, weights = cache_material(args)
+    else:
+        sources, val_clips, groups, groups_note = training_files(args)
+        val_names = [f.name for f in val_clips]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     tok = AudioTokenizer(build_config(args)).to(device)
     cfg = tok.cfg
     with torch.inference_mode():
-        feats = [tok.context_features(load_audio(f, target_rate=cfg.sample_rate).to(device)).cpu() for f in files]
+        feats = [tok.context_features((w if isinstance(w, torch.Tensor) else load_audio(w, target_rate=cfg.sample_rate))
+                                      .to(device)).cpu()
+                 for w in tqdm(sources, desc="log-mel", disable=args.no_progress or len(sources) < 200)]
+    del sources
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    run = _Run(args, tok, opt, feats, out, val_files)
+    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
-    run.prov = {"command": command, "data": str(Path(args.data)), "train_files": len(files),
-                "validation_files": [f.name for f in val_files], "train_seconds": round(seconds, 1),
+    run.prov = {"command": command, "data": str(Path(args.data)), "train_files": len(feats),
+                "validation_files": val_names, "train_seconds": round(seconds, 1),
                 "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
                 "codebook_groups": run.groups_note}
     train_steps(run)
