@@ -1,8 +1,17 @@
 """Audio tokenizer benchmark: one JSON object per line, everything side by side in one run.
 
+Two modes. The real-corpus mode (waveform metrics on a fetched corpus, in
+``benchmarks/audio_quality.py``, whose docstring lists its lines) runs when ``--manifest`` is given::
+
+    python benchmarks/audio.py --manifest /work/data/corpus/audio/manifest.jsonl --split validation \
+        --cache /work/data/audio/cache --model MODEL [--vocoder RUN/best] [--clips 40] [--threads 1] \
+        [--compare audio] [--kmeans-vectors 200000] [--kmeans-iters 20] [--skip speed,usage]
+
+The synthetic-corpus mode (log-mel only, on a folder with ``train/`` and ``heldout/``)::
+
     python benchmarks/audio.py --data /work/data/audio/corpus [--model audio] [--threads 2]
 
-Lines (``"bench"`` names the measurement):
+Lines of the synthetic-corpus mode (``"bench"`` names the measurement):
 
 - ``reconstruction``: on ``DATA/heldout`` (audio training never read), L1 between the
   clip's log-mel and its reconstruction from tokens, divided by the clip's log-mel
@@ -91,6 +100,41 @@ class UniformBands:
         return per_channel.repeat(1, self.fpt)  # (N, fpt*M)
 
 
+def fit_dmel(fit: torch.Tensor, n_mels: int, fpt: int, bits: int) -> tuple[UniformBands, int, int]:
+    """dMel at ``bits`` per token: the (bands, bits per band) split with the lowest L1 on ``fit``
+    (training slices ``[N, fpt*M]``) -> ``(quantizer, bands, bits_per_band)``."""
+    best: tuple[float, UniformBands, int, int] | None = None
+    for b in range(1, bits + 1):
+        if bits % b:
+            continue
+        q = UniformBands(fit, n_mels, fpt, bits // b, b)
+        err = float((q(fit) - fit).abs().mean())
+        if best is None or err < best[0]:
+            best = (err, q, bits // b, b)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def encodec_24khz() -> Any:
+    """EnCodec 24 kHz, random weights (``pretrained=False``: its speed, not its sound), 1.5 kbps, eval."""
+    from encodec import EncodecModel
+
+    m = EncodecModel.encodec_model_24khz(pretrained=False)
+    m.set_target_bandwidth(1.5)
+    return m.eval()
+
+
+def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median seconds to encode ``clip24`` (samples at 24 kHz) with ours (resampling included) and EnCodec."""
+    enc = encodec_24khz()
+
+    def encodec_encode() -> None:
+        with torch.inference_mode():
+            enc.encode(clip24[None, None])
+
+    return _timed(lambda: tok.encode(clip24, ENCODEC_RATE), repeats), _timed(encodec_encode, repeats)
+
+
 def _timed(fn: Any, repeats: int) -> float:
     fn()  # warm-up
     times = []
@@ -108,11 +152,7 @@ def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) 
         tok = mmtok.load(model)
         run = lambda: tok.encode(x, ENCODEC_RATE)  # noqa: E731
     else:
-        from encodec import EncodecModel
-
-        m = EncodecModel.encodec_model_24khz(pretrained=False)
-        m.set_target_bandwidth(1.5)
-        m.eval()
+        m = encodec_24khz()
 
         def run() -> None:
             with torch.inference_mode():
@@ -148,7 +188,13 @@ def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--manifest" or a.startswith("--manifest=") for a in argv):
+        import audio_quality  # the real-corpus mode: its own options (python benchmarks/audio_quality.py --help)
+
+        return audio_quality.main(argv)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="--manifest M.jsonl ...: the real-corpus mode (see benchmarks/audio_quality.py --help)")
     ap.add_argument("--data", required=True, help="corpus folder with train/ and heldout/")
     ap.add_argument("--model", default="audio", help="shipped name or checkpoint folder")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for every measurement")
@@ -201,17 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         # the baseline: plain Lloyd's k-means (no group balancing), seeded from random rows
         centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(0))
         kmeans_s = time.perf_counter() - t
-        # dMel-style: pick the band/bit split with integer bits per slice = log2 K on training data
-        best = None
-        for b in range(1, int(bits) + 1):
-            if int(bits) % b:
-                continue
-            q = UniformBands(fit, tok.cfg.n_mels, fpt, int(bits) // b, b)
-            err = float((q(fit) - fit).abs().mean())
-            if best is None or err < best[0]:
-                best = (err, q, int(bits) // b, b)
-        assert best is not None
-        _, dmel, bands, band_bits = best
+        dmel, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, fpt, int(bits))
         ours, km, dm = [], [], []
         for audio, c in zip(held_audio, codes, strict=True):
             rows = slices(tok, audio)
@@ -237,18 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = load_audio(speech, tok.sample_rate, target_rate=ENCODEC_RATE).numpy()  # (240000,) at 24 kHz
     x = torch.from_numpy(clip)
     if "speed" not in skip:
-        from encodec import EncodecModel
-
-        enc = EncodecModel.encodec_model_24khz(pretrained=False)
-        enc.set_target_bandwidth(1.5)
-        enc.eval()
-
-        def encodec_encode() -> None:
-            with torch.inference_mode():
-                enc.encode(x[None, None])
-
-        ours_s = _timed(lambda: tok.encode(x, ENCODEC_RATE), args.repeats)
-        encodec_s = _timed(encodec_encode, args.repeats)
+        ours_s, encodec_s = encode_speed(tok, x, args.repeats)
         emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
              mmtok_seconds=round(ours_s, 4), encodec_seconds=round(encodec_s, 4),
              speedup=round(encodec_s / ours_s, 1), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2)

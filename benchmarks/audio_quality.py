@@ -1,0 +1,490 @@
+"""Audio tokenizer on a real corpus: waveform metrics of speech clips through each method.
+
+    python benchmarks/audio.py --manifest /work/data/corpus/audio/manifest.jsonl --split validation \\
+        --cache /work/data/audio/cache --model MODEL [--vocoder RUN/best] [--clips 40] [--threads 1]
+
+(or ``python benchmarks/audio_quality.py`` with the same options). One JSON object per line:
+
+- ``eval_set``: the clips: speech files of ``--split`` 1-13 s long, at their own loudness,
+  picked round-robin over (source, group) in a seeded order, at most ``--clips``.
+- ``quality``, one per ``method``: means over clips (and ``median``) of ``stoi`` (pystoi, 16 kHz,
+  not extended), ``pesq_wb`` (``pesq``, mode "wb"; ``pesq_clips`` it could score),
+  ``dnsmos_sig``/``dnsmos_bak``/``dnsmos_ovrl`` (DNSMOS P.835, :func:`dnsmos`), ``logmel_l1``
+  (mean |log-mel(decoded) - log-mel(original)|, the tokenizer's log-mel) and ``mel_distance``
+  (mean |features the vocoder reads - true log-mel| over the frames the tokens cover).
+  Methods: ``original`` (DNSMOS only); ``ceiling`` (the vocoder on the true log-mel);
+  ``kmeans`` (plain Lloyd k-means at the same K on random 2-frame slices of the cache's train
+  split, centroid log-mel -> the vocoder; with its usage); ``dmel`` (dMel: uniform bins at
+  log2 K bits per token, bands of channels averaged, split picked on the same slices -> the
+  vocoder); ``ours`` (``tok.decode(codes)`` with the vocoder); ``ours_griffin_lim``; and with
+  ``--compare M2`` ``compare`` (M2's codes through its own decode path).
+  "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
+- ``codebook_usage``: ours on every file of the split (all kinds, whole files).
+- ``speed``: one thread by default: real-time factors of encode, decode to log-mel, decode
+  with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
+  encode speed-up over EnCodec 24 kHz (as the synthetic mode measures it), size in MB.
+- ``published_anchors``: other tokenizers' published figures on other data (a loose comparison).
+- ``bar``: ours against the bar, each check with its figure and pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import math
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from audio import ENCODEC_RATE, _timed, encode_speed, fit_dmel, slices, unslice
+from common import emit
+from tqdm import tqdm
+
+import mmtok
+from mmtok.audio.io import load_audio
+from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer, front_end_mismatch
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
+from mmtok.core.checkpoint import resolve_checkpoint
+from mmtok.core.metrics import codebook_usage
+from mmtok.vq.kmeans import kmeans
+from mmtok.vq.search import nearest_code
+
+RATE = 16_000  # Hz: every metric here runs at the tokenizer's rate
+MIN_SECONDS, MAX_SECONDS = 1.0, 13.0  # evaluation clips: whole speech files this long
+SPEED_SECONDS = 10.0  # the speed clip
+DNSMOS_WINDOW = 9.01  # seconds the DNSMOS model reads at a time (hop 1 s)
+DNSMOS_POLY = {  # the standard non-personalized P.835 calibration of the raw outputs (np.poly1d order)
+    "sig": (-0.08397278, 1.22083953, 0.0052439),
+    "bak": (-0.13166888, 1.60915514, -0.39604546),
+    "ovrl": (-0.06766283, 1.11546468, 0.04602535),
+}
+METRICS = ("stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "logmel_l1", "mel_distance")
+REQUIRED = ("pystoi", "pesq", "onnxruntime", "speechmos")  # the metrics' packages (pip install mmtok[bench])
+PARTS = ("ceiling", "kmeans", "dmel", "griffin_lim", "usage", "speed", "encodec")  # --skip choices
+ANCHORS = [  # LibriSpeech test-clean, single codebook, as published
+    {"model": "X-codec (single layer)", "codebook_size": 1024, "tokens_per_second": 50, "stoi": 0.83, "pesq_wb": 1.84},
+    {"model": "WavTokenizer", "codebook_size": 4096, "tokens_per_second": 40, "stoi": 0.85, "pesq_wb": 1.62},
+    {"model": "SpeechTokenizer RVQ-1", "stoi": 0.64, "pesq_wb": 1.14},
+    {"model": "DAC (single layer)", "stoi": 0.62, "pesq_wb": 1.06},
+]
+BAR = {  # name -> (figure key, operator, threshold)
+    "stoi": ("stoi", ">=", 0.80),
+    "pesq_wb": ("pesq_wb", ">=", 1.5),
+    "dnsmos_ovrl": ("dnsmos_ovrl", ">=", 2.3),
+    "stoi_beats_kmeans": ("stoi_minus_kmeans", ">", 0.0),
+    "pesq_beats_kmeans": ("pesq_wb_minus_kmeans", ">", 0.0),
+    "encode_vs_encodec": ("encode_speedup_vs_encodec", ">=", 30.0),
+    "decode_x_realtime": ("decode_x_realtime", ">=", 20.0),
+    "size_mb": ("size_mb", "<=", 40.0),
+}
+
+# --------------------------------------------------------------------------- metrics
+
+
+@functools.lru_cache(maxsize=4)
+def _dnsmos_session(threads: int) -> Any:
+    import onnxruntime as ort
+
+    spec = importlib.util.find_spec("speechmos")  # its folder only: importing speechmos.dnsmos pulls librosa in
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("DNSMOS needs the model in the speechmos wheel: pip install speechmos onnxruntime")
+    model = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+def dnsmos(wave: torch.Tensor | np.ndarray, *, threads: int = 1) -> dict[str, float]:
+    """DNSMOS P.835 ``{"sig", "bak", "ovrl"}`` of mono samples at 16 kHz, as ``speechmos.dnsmos.run``
+    computes them: a clip shorter than 9.01 s is doubled until long enough, 9.01 s windows every 1 s
+    go through the model, each window's raw scores through :data:`DNSMOS_POLY`, means over windows.
+    Samples are clipped to [-1, 1] (the reference refuses others)."""
+    x = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if x.size == 0:
+        raise ValueError("dnsmos got an empty clip")
+    need = int(DNSMOS_WINDOW * RATE)
+    while x.size < need:
+        x = np.concatenate([x, x])
+    sess = _dnsmos_session(threads)
+    name = sess.get_inputs()[0].name
+    scores: dict[str, list[float]] = defaultdict(list)
+    for i in range(int(np.floor(x.size / RATE) - DNSMOS_WINDOW) + 1):
+        seg = x[int(i * RATE) : int((i + DNSMOS_WINDOW) * RATE)]
+        if seg.size < need:  # as the reference: a window cut short by float rounding is dropped
+            continue
+        raw = sess.run(None, {name: seg[None]})[0][0]  # (3,) sig, bak, ovrl
+        for key, value in zip(("sig", "bak", "ovrl"), raw, strict=True):
+            scores[key].append(float(np.poly1d(DNSMOS_POLY[key])(value)))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def stoi_score(ref: torch.Tensor, deg: torch.Tensor) -> float:
+    """STOI of ``deg`` against ``ref`` (``[S]`` at 16 kHz), as ``vocoder_train.speech_scores``."""
+    from pystoi import stoi
+
+    return float(stoi(ref.double().numpy(), deg.double().numpy(), RATE, extended=False))
+
+
+def pesq_wb(ref: torch.Tensor, deg: torch.Tensor) -> float:
+    """Wideband PESQ of ``deg`` against ``ref``, as ``vocoder_train.speech_scores``; NaN where PESQ
+    finds no utterance."""
+    from pesq import pesq
+
+    try:
+        return float(pesq(RATE, ref.double().numpy(), deg.double().numpy(), "wb"))
+    except Exception:  # pesq's NoUtteranceError and friends
+        return math.nan
+
+
+def clip_metrics(tok: AudioTokenizer, ref: torch.Tensor, deg: torch.Tensor | None, feats: torch.Tensor | None,
+                 true: torch.Tensor | None, *, threads: int = 1) -> dict[str, float]:
+    """The metrics of one decoded clip ``deg`` (None: ``ref`` itself, DNSMOS only); ``feats`` the
+    log-mel the vocoder read, ``true`` the clip's log-mel over the frames the tokens cover."""
+    if deg is None:
+        return {f"dnsmos_{k}": v for k, v in dnsmos(ref, threads=threads).items()}
+    deg = torch.nn.functional.pad(deg.cpu(), (0, max(0, ref.numel() - deg.numel())))[: ref.numel()]
+    out = {"stoi": stoi_score(ref, deg), "pesq_wb": pesq_wb(ref, deg)}
+    out |= {f"dnsmos_{k}": v for k, v in dnsmos(deg, threads=threads).items()}
+    with torch.inference_mode():
+        out["logmel_l1"] = float((tok.log_mel(deg) - tok.log_mel(ref)).abs().mean())
+    if feats is not None and true is not None:
+        out["mel_distance"] = float((feats[:, : true.shape[-1]] - true).abs().mean())
+    return out
+
+
+def summarize(rows: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Means over clips of each metric (NaNs left out), their medians and how many clips PESQ scored."""
+    out: dict[str, Any] = {"clips": len(rows)}
+    med = {}
+    for key in METRICS:
+        vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+        if vals:
+            out[key], med[key] = round(statistics.mean(vals), 4), round(statistics.median(vals), 4)
+    if any("pesq_wb" in r for r in rows):
+        out["pesq_clips"] = sum(math.isfinite(r.get("pesq_wb", math.nan)) for r in rows)
+    out["median"] = med
+    return out
+
+
+def bar_row(fig: dict[str, float | None]) -> dict[str, Any]:
+    """Each :data:`BAR` check as ``{figure, need, pass}`` (pass None when the figure is missing)."""
+    ops: dict[str, Callable[[float, float], bool]] = {
+        ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b}
+    checks = {}
+    for name, (key, op, need) in BAR.items():
+        x = fig.get(key)
+        ok = None if x is None or not math.isfinite(x) else bool(ops[op](x, need))
+        checks[name] = {"figure": x, "need": f"{op} {need}", "pass": ok}
+    return {"bench": "bar", "method": "ours", "checks": checks,
+            "passed": sum(c["pass"] is True for c in checks.values()),
+            "failed": sum(c["pass"] is False for c in checks.values()),
+            "missing": sorted(n for n, c in checks.items() if c["pass"] is None)}
+
+
+# --------------------------------------------------------------------------- clips
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def clip_order(rows: Sequence[dict[str, Any]], split: str, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Speech rows of ``split`` lasting 1-13 s, in evaluation order: round-robin over (source, group)
+    (groups and the files within each shuffled with ``seed``); take the first N that load."""
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get("split") == split and r.get("kind") == "speech" and MIN_SECONDS <= float(r["seconds"]) <= MAX_SECONDS:
+            by_group[(str(r.get("source")), str(r.get("group")))].append(r)
+    rng, keys = np.random.default_rng(seed), sorted(by_group)
+    pools = []
+    for i in rng.permutation(len(keys)).tolist():
+        files = sorted(by_group[keys[i]], key=lambda r: r["path"])
+        pools.append([files[i] for i in rng.permutation(len(files)).tolist()])
+    order = []
+    for i in range(max((len(p) for p in pools), default=0)):
+        order += [p[i] for p in pools if i < len(p)]
+    return order
+
+
+def load_clips(order: Sequence[dict[str, Any]], root: Path, n: int) -> list[tuple[dict[str, Any], torch.Tensor]]:
+    """The first ``n`` rows of ``order`` that load (mono, 16 kHz, own loudness), with their samples."""
+    out = []
+    for r in order:
+        if len(out) == n:
+            break
+        try:
+            out.append((r, load_audio(root / r["path"], target_rate=RATE)))
+        except Exception as e:  # an unreadable file is passed over, and said
+            print(f"skipping {r['path']}: {type(e).__name__}: {e}", file=sys.stderr)
+    return out
+
+
+def eval_set_row(clips: Sequence[tuple[dict[str, Any], torch.Tensor]], split: str, seed: int) -> dict[str, Any]:
+    sources: dict[str, int] = defaultdict(int)
+    for r, _ in clips:
+        sources[str(r.get("source"))] += 1
+    return {"bench": "eval_set", "split": split, "kind": "speech", "clips": len(clips),
+            "seconds": round(sum(a.numel() for _, a in clips) / RATE, 1), "min_seconds": MIN_SECONDS,
+            "max_seconds": MAX_SECONDS, "seed": seed,
+            "groups": len({(r.get("source"), r.get("group")) for r, _ in clips}), "sources": dict(sorted(sources.items()))}
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def train_slices(tok: AudioTokenizer, cache: AudioCache, n: int, *, seed: int = 0, chunk: int = 8192) -> torch.Tensor:
+    """``n`` token slices ``[n, fpt*M]`` drawn uniformly over every token position of the cache's clips:
+    the rows :func:`audio.slices` gives for those tokens of the whole clip (zeros past its ends)."""
+    c = tok.cfg
+    spt, width = c.samples_per_token, (c.frames_per_token - 1) * c.hop_length + c.n_fft
+    offsets = np.array([clip.offset for clip in cache.clips], dtype=np.int64)
+    lengths = np.array([clip.length for clip in cache.clips], dtype=np.int64)
+    tokens = -(-lengths // spt)
+    ends = np.cumsum(tokens)
+    flat = np.random.default_rng(seed).integers(0, int(ends[-1]), size=n)
+    which = np.searchsorted(ends, flat, side="right")
+    start = (flat - (ends[which] - tokens[which])) * spt - c.n_fft // 2  # first sample of each window, in the clip
+    rows = []
+    for a in range(0, n, chunk):
+        pos = start[a : a + chunk, None] + np.arange(width)  # (b, width)
+        w = which[a : a + chunk, None]
+        inside = (pos >= 0) & (pos < lengths[w])
+        x = np.where(inside, cache.samples[np.where(inside, offsets[w] + pos, 0)], 0).astype(np.float32) / INT16_SCALE
+        with torch.inference_mode():
+            mel = tok.log_mel(torch.from_numpy(x), center=False)  # (b, M, fpt)
+        rows.append(mel.transpose(1, 2).reshape(mel.shape[0], -1))  # (b, fpt*M), frame-major as slices()
+    return torch.cat(rows)
+
+
+def fit_baselines(tok: AudioTokenizer, cache: AudioCache, args: argparse.Namespace, skip: set[str]) -> dict[str, Any]:
+    """The k-means centroids and the dMel quantizer, fitted on random slices of the train split."""
+    out: dict[str, Any] = {}
+    if {"kmeans", "dmel"} <= skip:
+        return out
+    fit = train_slices(tok, cache, args.kmeans_vectors, seed=args.seed)
+    k, bits = tok.codebook_size, round(math.log2(tok.codebook_size))
+    if "kmeans" not in skip:
+        t = time.perf_counter()
+        centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(args.seed))
+        out["kmeans"] = centers
+        out["kmeans_info"] = {"codebook_size": k, "fit_vectors": fit.shape[0], "iters": args.kmeans_iters,
+                              "fit_seconds": round(time.perf_counter() - t, 1)}
+    if "dmel" not in skip:
+        q, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, tok.cfg.frames_per_token, bits)
+        out["dmel"] = q
+        out["dmel_info"] = {"bands": bands, "bits_per_band": band_bits, "bits_per_token": bands * band_bits}
+    return out
+
+
+# --------------------------------------------------------------------------- the evaluation
+
+
+def decoders(tok: AudioTokenizer, voc: Vocoder, base: dict[str, Any], skip: set[str],
+             compare: AudioTokenizer | None, counts: dict[str, torch.Tensor]) -> dict[str, Callable[..., Any]]:
+    """Each method as ``f(audio, rows, true, codes) -> (waveform, features the vocoder read, the true
+    log-mel they stand for)`` (``original``: Nones)."""
+    fpt = tok.cfg.frames_per_token
+
+    def vocode(mel: torch.Tensor) -> torch.Tensor:
+        return voc.decode(mel, chunk_frames=VOCODER_CHUNK_FRAMES)
+
+    def km(audio: torch.Tensor, rows: torch.Tensor, true: torch.Tensor, codes: torch.Tensor) -> Any:
+        idx = nearest_code(rows, base["kmeans"])
+        counts["kmeans"] += torch.bincount(idx, minlength=tok.codebook_size)
+        feats = unslice(base["kmeans"][idx], fpt)
+        return vocode(feats), feats, true
+
+    def dm(audio: torch.Tensor, rows: torch.Tensor, true: torch.Tensor, codes: torch.Tensor) -> Any:
+        feats = unslice(base["dmel"](rows), fpt)
+        return vocode(feats), feats, true
+
+    def other(audio: torch.Tensor, *_: Any) -> Any:  # the other tokenizer, its own front end and decoder
+        assert compare is not None
+        c2, ctx = compare.encode(audio, RATE), compare.context_frames
+        true2 = compare.context_features(audio)
+        return compare.decode(c2), compare.decode_features(c2), true2[:, ctx : true2.shape[-1] - ctx]
+
+    out: dict[str, Callable[..., Any]] = {"original": lambda *_: (None, None, None)}
+    if "ceiling" not in skip:
+        out["ceiling"] = lambda audio, rows, true, codes: (vocode(true), true, true)
+    if "kmeans" in base:
+        out["kmeans"] = km
+    if "dmel" in base:
+        out["dmel"] = dm
+    out["ours"] = lambda audio, rows, true, codes: (tok.decode(codes, vocoder=voc), tok.decode_features(codes), true)
+    if "griffin_lim" not in skip:
+        out["ours_griffin_lim"] = lambda audio, rows, true, codes: (
+            tok.decode(codes, vocoder="griffin-lim"), tok.decode_features(codes), true)
+    if compare is not None:
+        out["compare"] = other
+    return out
+
+
+def evaluate(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str, Any], torch.Tensor]],
+             base: dict[str, Any], skip: set[str], *, compare: AudioTokenizer | None = None,
+             threads: int = 1) -> dict[str, dict[str, Any]]:
+    """Every method on every clip -> ``{method: quality row}``."""
+    counts = {m: torch.zeros(tok.codebook_size, dtype=torch.long) for m in ("kmeans", "ours")}
+    methods = decoders(tok, voc, base, skip, compare, counts)
+    per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    for _, audio in tqdm(clips, desc="clips", unit="clip", file=sys.stderr):
+        with torch.inference_mode():
+            rows = slices(tok, audio)  # (n, fpt*M)
+            codes = tok.encode(audio, RATE)
+        true = unslice(rows, tok.cfg.frames_per_token)  # (M, fpt*n)
+        counts["ours"] += torch.bincount(codes, minlength=tok.codebook_size)
+        for name, fn in methods.items():
+            with torch.inference_mode():
+                wave, feats, target = fn(audio, rows, true, codes)
+            per[name].append(clip_metrics(tok, audio, wave, feats, target, threads=threads))
+    out = {}
+    for name, rows_ in per.items():
+        row: dict[str, Any] = {"bench": "quality", "method": name, **summarize(rows_)}
+        if name in counts:
+            usage, perplexity = codebook_usage(counts[name])
+            row |= {"usage": round(usage, 4), "perplexity": round(perplexity, 1)}
+        row |= base.get(f"{name}_info", {})
+        out[name] = row
+    return out
+
+
+def split_usage(tok: AudioTokenizer, rows: Sequence[dict[str, Any]], root: Path, split: str) -> dict[str, Any]:
+    """Codebook usage of ours on every file of ``split`` (all kinds, whole files)."""
+    counts = torch.zeros(tok.codebook_size, dtype=torch.long)
+    files = [r for r in rows if r.get("split") == split]
+    failed = 0
+    for r in tqdm(files, desc=f"usage ({split})", unit="file", file=sys.stderr):
+        try:
+            audio = load_audio(root / r["path"], target_rate=RATE, max_seconds=None)
+        except Exception:
+            failed += 1
+            continue
+        counts += torch.bincount(tok.encode(audio, RATE), minlength=tok.codebook_size)
+    usage, perplexity = codebook_usage(counts)
+    return {"bench": "codebook_usage", "method": "ours", "split": split, "files": len(files) - failed,
+            "unreadable": failed, "tokens": int(counts.sum()), "codebook_size": tok.codebook_size,
+            "distinct": int((counts > 0).sum()), "usage": round(usage, 4), "perplexity": round(perplexity, 1)}
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str, Any], torch.Tensor]],
+              args: argparse.Namespace, skip: set[str]) -> dict[str, Any]:
+    """Real-time factors at ``--threads`` on a 10 s speech clip (the evaluation clips end to end)."""
+    n = int(SPEED_SECONDS * RATE)
+    speech = torch.cat([a for _, a in clips])
+    x = speech.repeat(math.ceil(n / speech.numel()))[:n]
+    codes = tok.encode(x, RATE)
+    enc = _timed(lambda: tok.encode(x, RATE), args.repeats)
+    feat = _timed(lambda: tok.decode_features(codes), args.repeats)
+    learned = _timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
+    gl = _timed(lambda: tok.decode(codes, vocoder="griffin-lim"), max(1, args.repeats // 2))
+    row: dict[str, Any] = {
+        "bench": "speed", "clip_seconds": SPEED_SECONDS, "threads": args.threads,
+        "rtf_encode": round(enc / SPEED_SECONDS, 5), "rtf_decode_features": round(feat / SPEED_SECONDS, 5),
+        "rtf_decode_learned": round(learned / SPEED_SECONDS, 5), "rtf_decode_griffin_lim": round(gl / SPEED_SECONDS, 4),
+        "encode_x_realtime": round(SPEED_SECONDS / enc, 1), "decode_x_realtime": round(SPEED_SECONDS / learned, 1),
+    }
+    if "encodec" not in skip:
+        clip24 = load_audio(x, RATE, target_rate=ENCODEC_RATE)
+        ours_s, encodec_s = encode_speed(tok, clip24, args.repeats)
+        row |= {"encode_input_rate": ENCODEC_RATE, "encode_seconds_24k": round(ours_s, 4),
+                "encodec_seconds": round(encodec_s, 4), "encode_speedup_vs_encodec": round(encodec_s / ours_s, 1)}
+    row["model_mb"] = round(folder_mb(resolve_checkpoint(args.model)), 2)
+    if args.vocoder:
+        row["vocoder_mb"] = round(folder_mb(resolve_checkpoint(args.vocoder)), 2)
+    row["size_mb"] = round(row["model_mb"] + row.get("vocoder_mb", 0.0), 2)
+    return row
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", required=True, help="the corpus's manifest.jsonl (paths relative to its folder)")
+    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="the clips evaluated")
+    ap.add_argument("--cache", required=True, help="16 kHz cache of the corpus (its train split fits the baselines)")
+    ap.add_argument("--model", default="audio", help="the tokenizer: shipped name or checkpoint folder")
+    ap.add_argument("--vocoder", default=None, help="a vocoder checkpoint (RUN/best); default: the tokenizer's own")
+    ap.add_argument("--compare", default=None, help="another tokenizer, decoded its own way (e.g. audio)")
+    ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
+    ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime CPU threads")
+    ap.add_argument("--kmeans-vectors", type=int, default=200_000, help="train slices k-means and dMel are fitted on")
+    ap.add_argument("--kmeans-iters", type=int, default=20, help="Lloyd iterations")
+    ap.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
+    ap.add_argument("--seed", type=int, default=0, help="clip order, training slices and k-means seeds")
+    ap.add_argument("--skip", default="", help=f"comma list of parts to skip: {','.join(PARTS)}")
+    return ap
+
+
+def load_vocoder(tok: AudioTokenizer, path: str | None) -> Vocoder:
+    """``--vocoder`` if given, else the tokenizer's own; an error naming the fix without one."""
+    voc = mmtok.load(path) if path else tok.vocoder
+    if voc is None:
+        raise SystemExit("the tokenizer (--model) carries no learned vocoder and no --vocoder was given: "
+                         "pass --vocoder RUN/best (a vocoder training run's best/ folder)")
+    if not isinstance(voc, Vocoder):
+        raise SystemExit(f"--vocoder {path} is a {type(voc).__name__} checkpoint, not a vocoder")
+    wrong = front_end_mismatch(tok.cfg, voc.cfg)
+    if wrong:
+        raise SystemExit(f"--vocoder {path} reads another log-mel than the tokenizer writes: {wrong}")
+    return voc.eval()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    missing = [p for p in REQUIRED if importlib.util.find_spec(p) is None]
+    if missing:
+        raise SystemExit(f"the metrics need {', '.join(missing)}: pip install {' '.join(missing)} (or mmtok[bench])")
+    if skip - set(PARTS):
+        raise SystemExit(f"--skip {args.skip}: unknown parts {sorted(skip - set(PARTS))}; choose from {PARTS}")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    tok: AudioTokenizer = mmtok.load(args.model)
+    if not isinstance(tok, AudioTokenizer):
+        raise SystemExit(f"--model {args.model} is a {type(tok).__name__}, not an audio tokenizer")
+    voc = load_vocoder(tok, args.vocoder)
+    compare = mmtok.load(args.compare) if args.compare else None
+    rows, root = read_manifest(args.manifest), Path(args.manifest).parent
+    clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
+    if not clips:
+        raise SystemExit(f"{args.manifest} has no readable {args.split} speech file of {MIN_SECONDS}-{MAX_SECONDS} s")
+    emit(eval_set_row(clips, args.split, args.seed))
+    base = fit_baselines(tok, AudioCache(args.cache, "train"), args, skip)
+    quality = evaluate(tok, voc, clips, base, skip, compare=compare, threads=args.threads)
+    own = args.vocoder or "the tokenizer's own"
+    labels = {"original": None, "ours_griffin_lim": "griffin-lim",
+              "compare": compare is not None and ("its own" if compare.vocoder is not None else "griffin-lim")}
+    for name, row in quality.items():
+        emit(row, model=args.compare if name == "compare" else args.model, vocoder=labels.get(name, own))
+    if "usage" not in skip:
+        emit(split_usage(tok, rows, root, args.split))
+    speed = speed_row(tok, voc, clips, args, skip) if "speed" not in skip else {}
+    if speed:
+        emit(speed)
+    emit(bench="published_anchors", data="LibriSpeech test-clean (other data; loose comparison)", anchors=ANCHORS)
+    ours, km = quality["ours"], quality.get("kmeans", {})
+    fig = {k: ours.get(k) for k in ("stoi", "pesq_wb", "dnsmos_ovrl")} | {
+        k: speed.get(k) for k in ("encode_speedup_vs_encodec", "decode_x_realtime", "size_mb")}
+    for k in ("stoi", "pesq_wb"):
+        if ours.get(k) is not None and km.get(k) is not None:
+            fig[f"{k}_minus_kmeans"] = round(ours[k] - km[k], 4)
+    emit(bar_row(fig))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

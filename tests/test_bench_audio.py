@@ -1,0 +1,223 @@
+"""benchmarks/audio.py --manifest (benchmarks/audio_quality.py): DNSMOS, STOI, the clip picker, the
+baselines' training slices, the bar, and one end-to-end run on a tiny corpus with a tiny tokenizer."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pystoi")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("speechmos")
+sf = pytest.importorskip("soundfile")
+
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig  # noqa: E402
+from mmtok.audio.vocoder import Vocoder, VocoderConfig  # noqa: E402
+from mmtok.audio.vocoder_data import AudioCache, build_cache  # noqa: E402
+from mmtok.core.checkpoint import save_module  # noqa: E402
+from mmtok.vq.quantizer import VQConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import audio as bench  # noqa: E402
+import audio_quality as aq  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+RATE = 16_000
+
+
+def speechlike(seconds: float, f0: float = 130.0, seed: int = 0) -> np.ndarray:
+    """Harmonics of a gliding f0 under formant-like peaks and a 4 Hz syllable envelope, with pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f = f0 * (1 + 0.15 * np.sin(2 * np.pi * 0.7 * t + seed))
+    phase = 2 * np.pi * np.cumsum(f) / RATE
+    x = np.zeros_like(t)
+    for k in range(1, 30):
+        fk = k * f0
+        if fk > 7000:
+            break
+        gain = sum(np.exp(-(((fk - fm) / 180.0) ** 2)) for fm in (600.0, 1200.0, 2500.0)) + 0.05
+        x += gain / k**0.5 * np.sin(k * phase)
+    env = np.clip(np.sin(2 * np.pi * 2.0 * t + seed), 0, None) ** 0.7  # syllables and short pauses
+    x = env * x / np.abs(x).max()
+    return (0.3 * x + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_dnsmos_is_deterministic_bounded_and_tiles_short_clips() -> None:
+    x = speechlike(1.2)
+    a, b = aq.dnsmos(x), aq.dnsmos(x.copy())
+    assert a == b and set(a) == {"sig", "bak", "ovrl"}
+    assert all(1.0 <= v <= 5.0 for v in a.values()), a
+    tiled = np.tile(x, 8)  # 1.2 s doubled until ≥ 9.01 s: 9.6 s, one window, the same input
+    assert aq.dnsmos(tiled) == pytest.approx(a, abs=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        aq.dnsmos(np.zeros(0, np.float32))
+
+
+def test_dnsmos_prefers_clean_speech_to_speech_in_loud_noise() -> None:
+    x = speechlike(3.0, seed=1)
+    noisy = x + 0.3 * np.random.default_rng(0).standard_normal(x.size).astype(np.float32)  # about -6 dB SNR
+    clean, bad = aq.dnsmos(x), aq.dnsmos(noisy)
+    assert clean["bak"] > bad["bak"] + 0.5 and clean["ovrl"] > bad["ovrl"] + 0.3, (clean, bad)
+
+
+def test_stoi_of_a_clip_itself_is_one_and_of_noise_low() -> None:
+    ref = torch.from_numpy(speechlike(2.0, seed=2))
+    noise = torch.from_numpy(np.random.default_rng(1).standard_normal(ref.numel()).astype(np.float32))
+    scores = [aq.stoi_score(ref, deg) for deg in (ref, ref + 0.01 * noise, ref + 0.3 * noise, 0.1 * noise)]
+    assert scores[0] == pytest.approx(1.0, abs=1e-3)
+    assert scores[1] > 0.85 and scores[0] > scores[1] > scores[2]
+    # noise alone stays well under: STOI's clipping step (noise held below 1.18x the clean band envelope)
+    # gives unrelated noise about 0.5 on a deeply modulated signal like this one, not 0
+    assert scores[3] < 0.65
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # pesq scales silence by 0/0
+def test_pesq_of_a_clip_itself_is_high() -> None:
+    pytest.importorskip("pesq")
+    ref = torch.from_numpy(speechlike(3.0, seed=3))
+    assert aq.pesq_wb(ref, ref) > 4.0
+    assert math.isnan(aq.pesq_wb(ref * 0, ref * 0))  # no utterance: NaN, not an exception
+
+
+def test_bar_marks_pass_fail_and_missing() -> None:
+    good = {"stoi": 0.85, "pesq_wb": 1.6, "dnsmos_ovrl": 2.5, "stoi_minus_kmeans": 0.05, "pesq_wb_minus_kmeans": 0.1,
+            "encode_speedup_vs_encodec": 40.0, "decode_x_realtime": 25.0, "size_mb": 30.0}
+    row = aq.bar_row(good)
+    assert row["bench"] == "bar" and row["passed"] == len(aq.BAR) and row["failed"] == 0 and row["missing"] == []
+    assert row["checks"]["stoi"] == {"figure": 0.85, "need": ">= 0.8", "pass": True}
+    edge = {**good, "stoi": 0.80, "pesq_wb_minus_kmeans": 0.0, "size_mb": 40.5, "decode_x_realtime": None}
+    checks = aq.bar_row(edge)["checks"]
+    assert checks["stoi"]["pass"] is True  # ≥ holds at the bar
+    assert checks["pesq_beats_kmeans"]["pass"] is False  # a tie does not beat k-means
+    assert checks["size_mb"]["pass"] is False and checks["decode_x_realtime"]["pass"] is None
+    assert aq.bar_row(edge)["missing"] == ["decode_x_realtime"]
+
+
+# --------------------------------------------------------------------------- picking clips
+
+
+def manifest_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for group, n in (("A", 5), ("B", 2), ("C", 1)):
+        rows += [{"path": f"{group}{i}.wav", "source": "s", "group": group, "kind": "speech", "split": "validation",
+                  "seconds": 1.0 + 1.5 * i} for i in range(n)]
+    rows += [{"path": "short.wav", "source": "s", "group": "A", "kind": "speech", "split": "validation", "seconds": 0.9},
+             {"path": "long.wav", "source": "s", "group": "B", "kind": "speech", "split": "validation", "seconds": 13.5},
+             {"path": "music.wav", "source": "s", "group": "C", "kind": "music", "split": "validation", "seconds": 3},
+             {"path": "test.wav", "source": "s", "group": "D", "kind": "speech", "split": "test", "seconds": 3}]
+    return rows
+
+
+def test_clip_order_is_seeded_filtered_and_round_robin() -> None:
+    rows = manifest_rows()
+    order = aq.clip_order(rows, "validation", seed=0)
+    assert order == aq.clip_order(list(reversed(rows)), "validation", seed=0)  # deterministic, input order aside
+    assert len(order) == 8 and all(r["split"] == "validation" and r["kind"] == "speech" for r in order)
+    assert all(1.0 <= float(r["seconds"]) <= 13.0 for r in order)
+    groups = [r["group"] for r in order]
+    assert len(set(groups[:3])) == 3 and set(groups[3:5]) == {"A", "B"} and groups[5:] == ["A"] * 3
+    assert [r["path"] for r in aq.clip_order(rows, "test", seed=0)] == ["test.wav"]
+
+
+# --------------------------------------------------------------------------- the run on a tiny corpus
+
+
+def tiny_corpus(root: Path) -> Path:
+    """Eight files in three splits, and a broken one; the validation speech doubles to just over 9.01 s
+    (one DNSMOS window each)."""
+    specs = [("train", "speech", "a", 2.0), ("train", "speech", "b", 2.0), ("train", "music", "m", 1.5),
+             ("validation", "speech", "c", 1.2), ("validation", "speech", "c", 2.4), ("validation", "speech", "d", 1.2),
+             ("validation", "sounds", "e", 1.0), ("test", "speech", "f", 2.0)]
+    rows = []
+    (root / "audio").mkdir(parents=True)
+    for i, (split, kind, group, seconds) in enumerate(specs):
+        path = f"audio/{i}.wav"
+        sf.write(root / path, speechlike(seconds, f0=110 + 15 * i, seed=i), RATE)
+        rows.append({"path": path, "source": f"src-{group}", "group": group, "kind": kind, "split": split,
+                     "seconds": seconds, "language": "en"})
+    (root / "audio" / "broken.wav").write_bytes(b"RIFF not really")
+    rows.append({"path": "audio/broken.wav", "source": "src-d", "group": "d", "kind": "speech",
+                 "split": "validation", "seconds": 1.2, "language": "en"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def tiny_tokenizer() -> AudioTokenizer:
+    torch.manual_seed(0)
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=16,
+                                              decoder_blocks=1)).eval()
+    with torch.no_grad():
+        tok.vq.embed.copy_(tok.log_mel(torch.from_numpy(speechlike(0.7)))[:, :64].T.reshape(32, 160))
+    return tok
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bench-audio")
+    corpus = tiny_corpus(root / "corpus")
+    build_cache(corpus, root / "cache", progress=False)
+    torch.manual_seed(1)
+    voc = save_module(Vocoder(VocoderConfig(dim=16, intermediate=32, blocks=1)).eval(), root / "voc")
+    return {"corpus": corpus, "cache": root / "cache", "tok": save_module(tiny_tokenizer(), root / "tok"), "voc": voc}
+
+
+def test_train_slices_are_the_rows_of_whole_clips(corpus: dict[str, Path]) -> None:
+    tok, cache = tiny_tokenizer(), AudioCache(corpus["cache"], "train")
+    drawn = aq.train_slices(tok, cache, 300, seed=0, chunk=128)
+    assert drawn.shape == (300, 160)
+    assert torch.equal(drawn, aq.train_slices(tok, cache, 300, seed=0, chunk=64))
+    every = torch.cat([bench.slices(tok, torch.from_numpy(cache.read(c))) for c in cache.clips])  # (N, 160)
+    nearest = torch.cdist(drawn, every, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
+    assert float(nearest.max()) < 1e-3  # each drawn slice is one of the clips' own slices
+    assert len({tuple(r.tolist()) for r in drawn.round(decimals=3)}) > 100  # spread over the positions
+
+
+def test_a_tokenizer_without_a_vocoder_needs_one() -> None:
+    with pytest.raises(SystemExit, match="--vocoder"):
+        aq.load_vocoder(tiny_tokenizer(), None)
+
+
+def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        import pesq  # noqa: F401
+    except ImportError:  # PESQ stays out of the test extra: a stand-in keeps the rest of the run tested
+        monkeypatch.setattr(aq, "pesq_wb", lambda ref, deg: 1.0)
+        monkeypatch.setattr(aq, "REQUIRED", tuple(p for p in aq.REQUIRED if p != "pesq"))
+    argv = ["--manifest", str(corpus["corpus"] / "manifest.jsonl"), "--split", "validation",
+            "--cache", str(corpus["cache"]), "--model", str(corpus["tok"]), "--vocoder", str(corpus["voc"]),
+            "--clips", "3", "--kmeans-vectors", "400", "--kmeans-iters", "3", "--repeats", "1",
+            "--skip", "encodec,griffin_lim"]
+    assert bench.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by = {(r["bench"], r.get("method")): r for r in lines}
+    s = by[("eval_set", None)]
+    assert s["clips"] == 3 and s["groups"] == 2 and s["seconds"] == 4.8  # the broken file is passed over
+    assert {m for b, m in by if b == "quality"} == {"original", "ceiling", "kmeans", "dmel", "ours"}
+    assert set(by[("quality", "original")]["median"]) == {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"}
+    for m in ("ceiling", "kmeans", "dmel", "ours"):
+        row = by[("quality", m)]
+        assert set(aq.METRICS) <= set(row) and set(row["median"]) == set(aq.METRICS), m
+        assert all(math.isfinite(row[k]) for k in aq.METRICS), row
+        assert row["clips"] == 3 and row["vocoder"] == str(corpus["voc"])
+    assert by[("quality", "ceiling")]["mel_distance"] == 0.0
+    km, dm = by[("quality", "kmeans")], by[("quality", "dmel")]
+    assert km["codebook_size"] == 32 and km["fit_vectors"] == 400 and 0 < km["usage"] <= 1 and km["perplexity"] >= 1
+    assert dm["bits_per_token"] == 5 and dm["bands"] * dm["bits_per_band"] == 5
+    usage = by[("codebook_usage", "ours")]
+    assert usage["files"] == 4 and usage["unreadable"] == 1 and usage["tokens"] == 50 * 5.8
+    speed = by[("speed", None)]
+    assert speed["decode_x_realtime"] > 0 and speed["size_mb"] > 0 and "encode_speedup_vs_encodec" not in speed
+    assert by[("published_anchors", None)]["data"].startswith("LibriSpeech test-clean")
+    bar = by[("bar", "ours")]
+    assert bar["missing"] == ["encode_vs_encodec"] and bar["passed"] + bar["failed"] == len(aq.BAR) - 1
