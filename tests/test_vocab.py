@@ -103,3 +103,24 @@ def test_for_tokenizers_hashes_weights() -> None:
     v = Vocabulary.for_tokenizers(text=Text(), image=a)
     assert v.text_size == 300 and len(v.range("image")) == 16 and v.sources["text"] == "t"
     assert "image tokenizer" in "; ".join(Vocabulary.for_tokenizers(text=Text(), image=b).differences(v))
+
+
+def test_labels_name_the_checkpoints_in_messages_but_not_in_identity(tmp_path) -> None:
+    from image_helpers import tiny_config
+
+    from mmtok.core.checkpoint import load_module, save_module
+    from mmtok.image.tokenizer import ImageTokenizer
+    from mmtok.stream.text import ByteTokenizer
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    folder = save_module(ImageTokenizer(cfg), tmp_path / "img", provenance={"model_version": "image v9"})
+    old = Vocabulary.for_tokenizers(text=ByteTokenizer(), image=load_module(ImageTokenizer, folder))
+    assert old.labels["image"].startswith("img (image v9, saved ") and "by mmtok" in old.labels["image"]
+    assert Vocabulary.from_json(old.to_json()).labels == old.labels
+    plain = Vocabulary.for_tokenizers(text=ByteTokenizer(), image=ImageTokenizer(cfg))  # not from a checkpoint
+    assert plain.labels == {} and plain.fingerprint != old.fingerprint  # other weights
+    same = Vocabulary(old.text_size, ranges={"image": len(old.range("image"))}, sources=old.sources)  # no labels
+    assert same == old and same.fingerprint == old.fingerprint
+    with pytest.raises(VocabularyError, match=r"image tokenizer: \w+ \[img \(image v9, saved .*\] vs \w+\. "):
+        plain.check_same(old)

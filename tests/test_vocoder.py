@@ -240,6 +240,11 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
     prov = joined.provenance
     assert prov["tokenizer"]["source"] == str(tok_dir.resolve()) and prov["vocoder"]["steps"] == 2
     assert prov["vocoder"]["source"] == str((s2 / "best").resolve()) and prov["tokenizer"]["fingerprint"] == tok.fingerprint
+    # the vocoder changes no code: the vocabulary fingerprint stays the tokenizer's, so shards stay valid
+    assert joined.fingerprint == tok.fingerprint
+    with torch.no_grad():
+        joined.vq.embed[0] += 1.0
+    assert joined.fingerprint != tok.fingerprint  # the codebook does change it
 
 
 def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> None:

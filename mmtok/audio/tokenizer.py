@@ -26,6 +26,7 @@ encodings run identical arithmetic and give identical codes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -239,8 +240,10 @@ class AudioTokenizer(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """Names this tokenizer's codes: a hash of its class, config and weights."""
-        return module_fingerprint(self)
+        """Names this tokenizer's codes: a hash of its class, config and weights, without the learned
+        vocoder (it turns decoded log-mel into sound and changes no code, so attaching a better one
+        keeps shards and runs made with this tokenizer valid)."""
+        return module_fingerprint(self, cfg=dataclasses.replace(self.cfg, vocoder=None), skip_prefix="vocoder.")
 
     @property
     def codebook_size(self) -> int:

@@ -47,6 +47,7 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "Checkpoint",
+    "checkpoint_label",
     "config_from_dict",
     "config_to_dict",
     "load_checkpoint",
@@ -551,6 +552,15 @@ def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
                                   "the weights are damaged (or training diverged)")
 
 
+def checkpoint_label(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> str:
+    """How a loaded checkpoint is named in messages: its folder, its ``model_version`` if the
+    provenance gives one, and when and by which mmtok it was saved."""
+    prov = meta.get("provenance") or {}
+    version = prov.get("model_version") if isinstance(prov, Mapping) else None
+    saved = f"saved {str(meta.get('created', '?'))[:10]} by mmtok {meta.get('mmtok_version', '?')}"
+    return f"{Path(path).name} ({version}, {saved})" if version else f"{Path(path).name} ({saved})"
+
+
 def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
     """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
 
@@ -582,6 +592,7 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
                               f"{type(e).__name__}: {e}") from e
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
+    module.checkpoint_label = checkpoint_label(path, meta)  # type: ignore[attr-defined]
     module.eval()  # type: ignore[attr-defined]
     if device is not None:
         module.to(device)  # type: ignore[attr-defined]

@@ -105,6 +105,7 @@ class Vocabulary:
         specials: Sequence[str] = SPECIAL_TOKENS,
         n_special: int = RESERVED_SPECIAL,
         sources: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         ranges = dict(ranges or {})
         if not isinstance(text_size, int) or text_size < 1:
@@ -129,6 +130,9 @@ class Vocabulary:
         self.specials = specials
         self.n_special = n_special
         self.sources = dict(sources or {})
+        # what each tokenizer was, in words (its checkpoint and version): for messages only,
+        # not part of the fingerprint or of equality
+        self.labels = {str(k): str(v) for k, v in (labels or {}).items()}
         self._names = list(specials) + [f"<reserved_{k}>" for k in range(len(specials), n_special)]
         self._ids = {name: text_size + i for i, name in enumerate(self._names)}
         start = text_size + n_special
@@ -156,11 +160,17 @@ class Vocabulary:
         """The layout for these tokenizers (``text.vocab_size``, each ``codebook_size``)."""
         ranges: dict[str, int] = {}
         sources = {"text": tokenizer_fingerprint(text)}
-        for name, tok in (("image", image), ("audio", audio), ("video", video)):
-            if tok is not None:
+        labels = {}
+        for name, tok in (("text", text), ("image", image), ("audio", audio), ("video", video)):
+            if tok is None:
+                continue
+            if name != "text":
                 ranges[name] = int(tok.codebook_size)
                 sources[name] = tokenizer_fingerprint(tok)
-        return cls(int(text.vocab_size), ranges=ranges, sources=sources, **kwargs)
+            label = getattr(tok, "checkpoint_label", None)
+            if isinstance(label, str):
+                labels[name] = label
+        return cls(int(text.vocab_size), ranges=ranges, sources=sources, labels=labels, **kwargs)
 
     # ------------------------------------------------------------------ lookups
 
@@ -259,6 +269,7 @@ class Vocabulary:
             **self.layout(),
             "size": self.size,
             "sources": dict(sorted(self.sources.items())),
+            **({"labels": dict(sorted(self.labels.items()))} if self.labels else {}),
             "fingerprint": self.fingerprint,
         }
 
@@ -281,6 +292,7 @@ class Vocabulary:
                 specials=tuple(data["specials"]),
                 n_special=int(data["n_special"]),
                 sources=data.get("sources", {}),
+                labels=data.get("labels") if isinstance(data.get("labels"), Mapping) else None,
             )
         except (KeyError, TypeError) as e:
             raise VocabularyError(f"vocabulary dict is missing or has a bad field: {e}") from e
@@ -316,7 +328,8 @@ class Vocabulary:
         for name in sorted(set(self.sources) | set(other.sources)):
             a, b = other.sources.get(name), self.sources.get(name)
             if a != b:
-                out.append(f"{name} tokenizer: {a} vs {b}")
+                was, now = other.labels.get(name), self.labels.get(name)
+                out.append(f"{name} tokenizer: {a}{f' [{was}]' if was else ''} vs {b}{f' [{now}]' if now else ''}")
         return out
 
     def check_same(self, other: Vocabulary, *, what: str = "the data") -> None:
@@ -329,7 +342,12 @@ class Vocabulary:
             )
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
+        if not isinstance(other, Vocabulary):
+            return False
+        mine, theirs = self.to_dict(), other.to_dict()
+        mine.pop("labels", None)
+        theirs.pop("labels", None)
+        return mine == theirs
 
     def __hash__(self) -> int:
         return hash(self.fingerprint)
