@@ -128,10 +128,19 @@ def dnsmos(wave: torch.Tensor | np.ndarray, *, threads: int = 1) -> dict[str, fl
 
 
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor) -> float:
-    """STOI of ``deg`` against ``ref`` (``[S]`` at 16 kHz), as ``vocoder_train.speech_scores``."""
+    """STOI of ``deg`` against ``ref`` (``[S]`` at 16 kHz), as ``vocoder_train.speech_scores``; NaN
+    where too little speech is left after pystoi drops the silent frames (it then warns and
+    returns 1e-5, which is no score)."""
+    import warnings
+
     from pystoi import stoi
 
-    return float(stoi(ref.double().numpy(), deg.double().numpy(), RATE, extended=False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(ref.double().numpy(), deg.double().numpy(), RATE, extended=False))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return math.nan
+    return value
 
 
 def pesq_wb(ref: torch.Tensor, deg: torch.Tensor) -> float:
@@ -171,6 +180,8 @@ def summarize(rows: Sequence[dict[str, float]]) -> dict[str, Any]:
             out[key], med[key] = round(statistics.mean(vals), 4), round(statistics.median(vals), 4)
     if any("pesq_wb" in r for r in rows):
         out["pesq_clips"] = sum(math.isfinite(r.get("pesq_wb", math.nan)) for r in rows)
+    if any("stoi" in r for r in rows):
+        out["stoi_clips"] = sum(math.isfinite(r.get("stoi", math.nan)) for r in rows)
     out["median"] = med
     return out
 
@@ -199,7 +210,8 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
 
 def clip_order(rows: Sequence[dict[str, Any]], split: str, *, seed: int = 0) -> list[dict[str, Any]]:
     """Speech rows of ``split`` lasting 1-13 s, in evaluation order: round-robin over (source, group)
-    (groups and the files within each shuffled with ``seed``); take the first N that load."""
+    (the groups shuffled with ``seed``), the longest files of each group first (sentences rather than
+    single words, so that STOI has speech enough to score); take the first N that load."""
     by_group: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         if r.get("split") == split and r.get("kind") == "speech" and MIN_SECONDS <= float(r["seconds"]) <= MAX_SECONDS:
@@ -207,8 +219,7 @@ def clip_order(rows: Sequence[dict[str, Any]], split: str, *, seed: int = 0) -> 
     rng, keys = np.random.default_rng(seed), sorted(by_group)
     pools = []
     for i in rng.permutation(len(keys)).tolist():
-        files = sorted(by_group[keys[i]], key=lambda r: r["path"])
-        pools.append([files[i] for i in rng.permutation(len(files)).tolist()])
+        pools.append(sorted(by_group[keys[i]], key=lambda r: (-float(r["seconds"]), r["path"])))
     order = []
     for i in range(max((len(p) for p in pools), default=0)):
         order += [p[i] for p in pools if i < len(p)]

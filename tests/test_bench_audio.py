@@ -79,6 +79,12 @@ def test_stoi_of_a_clip_itself_is_one_and_of_noise_low() -> None:
     # noise alone stays well under: STOI's clipping step (noise held below 1.18x the clean band envelope)
     # gives unrelated noise about 0.5 on a deeply modulated signal like this one, not 0
     assert scores[3] < 0.65
+    # too little speech left once pystoi drops silent frames: no score (NaN), not its 1e-5
+    blip = torch.zeros(16000)
+    blip[:1600] = ref[:1600]
+    assert math.isnan(aq.stoi_score(blip, blip))
+    summary = aq.summarize([{"stoi": 0.8}, {"stoi": math.nan}])
+    assert summary["stoi"] == 0.8 and summary["stoi_clips"] == 1
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # pesq scales silence by 0/0
@@ -126,6 +132,8 @@ def test_clip_order_is_seeded_filtered_and_round_robin() -> None:
     assert all(1.0 <= float(r["seconds"]) <= 13.0 for r in order)
     groups = [r["group"] for r in order]
     assert len(set(groups[:3])) == 3 and set(groups[3:5]) == {"A", "B"} and groups[5:] == ["A"] * 3
+    a_files = [r["path"] for r in order if r["group"] == "A"]
+    assert a_files == ["A4.wav", "A3.wav", "A2.wav", "A1.wav", "A0.wav"]  # the longest of a group first
     assert [r["path"] for r in aq.clip_order(rows, "test", seed=0)] == ["test.wav"]
 
 
