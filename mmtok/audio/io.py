@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "load_audio"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "is_truncated", "load_audio"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -197,6 +197,17 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
             return out, read, bad
 
 
+def is_truncated(fmt: str, read: int, promised: int) -> bool:
+    """Whether ``read`` decoded frames fall short of the ``promised`` ones of a file whose libsndfile
+    format is ``fmt``. MP3 headers (libsndfile says "MP3", older versions "MPEG") count the encoder's
+    padding too, so up to :data:`MP3_SLACK` missing frames are expected there.
+
+    >>> is_truncated("MP3", 36288, 36459), is_truncated("MP3", 30000, 36459), is_truncated("WAV", 99, 100)
+    (False, True, True)
+    """
+    return read + (MP3_SLACK if fmt in ("MP3", "MPEG") else 0) < promised
+
+
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
     """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate."""
     check_media_file(what="audio file", error=AudioError, path=path)
@@ -208,7 +219,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     if wav is not None and wav[0] > wav[1]:
         promised = wav[0]
     # libsndfile quietly shortens truncated files: compare with what the header promised
-    if read + (MP3_SLACK if fmt == "MPEG" else 0) < promised:
+    if is_truncated(fmt, read, promised):
         raise AudioError(
             f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
         )
