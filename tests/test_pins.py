@@ -46,8 +46,8 @@ def test_shipped_audio_codes_are_pinned() -> None:
     wave = mmtok.load_audio(str(DATA / "speech_en.wav"), target_rate=tok.sample_rate)
     codes = tok.encode(wave, sample_rate=tok.sample_rate)
     assert tuple(codes.shape) == (206,)
-    assert codes[:8].tolist() == [619, 619, 528, 528, 528, 528, 814, 857]
-    assert digest(codes) == "fc62fc734887c08a723663dcee64320ac9b0824d1b0bd26e76fa0278e79e436a"
+    assert codes[:8].tolist() == [3479, 3479, 3479, 1244, 1244, 1244, 1103, 1768]
+    assert digest(codes) == "0688cfc68402b4867bdd4721939be39fca0903992472d7cddbdf36646467537a"
 
 
 def test_shipped_video_codes_are_pinned() -> None:
@@ -58,8 +58,8 @@ def test_shipped_video_codes_are_pinned() -> None:
 VIDEO_SHA = "7778fb3fd99f197a31855580eeb539b88bb655f2b9024aa70af16ef1be841b14"
 
 SHARD_SHA = {
-    "shard-00000.bin": "2f22d79b11798eb5fd0e6b06c03c75359dcd43c74895d27ccf470696a87ffd90",
-    "shard-00001.bin": "293fa87711270092f0150a87116497d1e79ad73acc9188d146911a6d005ba534",
+    "shard-00000.bin": "13d4bf29666d485341f8643bbfaedb06b6bc4681d3415aad8273dd8dde26dff4",
+    "shard-00001.bin": "aac7c5c05d5d8d2aeee0af6d877f097b1b236f1139ac2f08dab4693465c610ff",
 }
 
 
