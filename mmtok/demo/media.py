@@ -133,11 +133,13 @@ def audio_step(d: Demo) -> str:
     d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× the clip's length",
              "audio: time to decode tokens to a waveform, divided by the clip's duration (below 1: faster than "
              "playing it)")
+    how_back = ("its learned vocoder (a network that turns the decoded log-mel into sound)"
+                if getattr(tok, "vocoder", None) is not None else "Griffin-Lim phase reconstruction")
     _round_trip_section(
         d, "3. Sound → tokens → sound",
         f"The shipped audio tokenizer (models/audio: {tok.tokens_per_second} tokens per second, "
         f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, and both as "
-        "sound. The waveform comes back by Griffin-Lim phase reconstruction; a sound louder than full scale is "
+        f"sound. The waveform comes back through {how_back}; a sound louder than full scale is "
         "turned down to fit, never clipped. Log-mel error: the mean absolute difference of the two spectrograms, "
         "as a fraction of the original's range. Decode time: seconds to rebuild the waveform per second of sound.",
         ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound"], rows, cards,
