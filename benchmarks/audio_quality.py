@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 import mmtok
 from mmtok.audio.io import load_audio
+from mmtok.audio.scores import pesq_wb, stoi_score
 from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
@@ -125,33 +126,6 @@ def dnsmos(wave: torch.Tensor | np.ndarray, *, threads: int = 1) -> dict[str, fl
         for key, value in zip(("sig", "bak", "ovrl"), raw, strict=True):
             scores[key].append(float(np.poly1d(DNSMOS_POLY[key])(value)))
     return {k: float(np.mean(v)) for k, v in scores.items()}
-
-
-def stoi_score(ref: torch.Tensor, deg: torch.Tensor) -> float:
-    """STOI of ``deg`` against ``ref`` (``[S]`` at 16 kHz), as ``vocoder_train.speech_scores``; NaN
-    where too little speech is left after pystoi drops the silent frames (it then warns and
-    returns 1e-5, which is no score)."""
-    import warnings
-
-    from pystoi import stoi
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = float(stoi(ref.double().numpy(), deg.double().numpy(), RATE, extended=False))
-    if any("Not enough STFT frames" in str(w.message) for w in caught):
-        return math.nan
-    return value
-
-
-def pesq_wb(ref: torch.Tensor, deg: torch.Tensor) -> float:
-    """Wideband PESQ of ``deg`` against ``ref``, as ``vocoder_train.speech_scores``; NaN where PESQ
-    finds no utterance."""
-    from pesq import pesq
-
-    try:
-        return float(pesq(RATE, ref.double().numpy(), deg.double().numpy(), "wb"))
-    except Exception:  # pesq's NoUtteranceError and friends
-        return math.nan
 
 
 def clip_metrics(tok: AudioTokenizer, ref: torch.Tensor, deg: torch.Tensor | None, feats: torch.Tensor | None,

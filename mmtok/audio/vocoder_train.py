@@ -61,6 +61,7 @@ import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
 from mmtok.audio.vocoder_data import (
@@ -91,7 +92,6 @@ __all__ = [
     "evaluate",
     "griffin_lim_scores",
     "main",
-    "speech_scores",
 ]
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
@@ -116,22 +116,6 @@ def decoded_features(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def speech_scores(ref: torch.Tensor, deg: torch.Tensor) -> dict[str, float]:
-    """STOI and wideband PESQ of ``deg`` against ``ref`` (both ``[S]`` at 16 kHz); {} without pystoi/pesq."""
-    try:
-        from pesq import pesq
-        from pystoi import stoi
-    except ImportError:
-        return {}
-    r, d = ref.double().numpy(), deg.double().numpy()
-    out = {"stoi": float(stoi(r, d, SAMPLE_RATE, extended=False))}
-    try:
-        out["pesq_wb"] = float(pesq(SAMPLE_RATE, r, d, "wb"))
-    except Exception:
-        pass
-    return out
 
 
 def _mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
