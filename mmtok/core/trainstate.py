@@ -34,8 +34,8 @@ from torch import nn
 from mmtok.core.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 
-__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "load_newest_intact", "load_train_state", "pick_device",
-           "save_train_state"]
+__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "load_newest_intact", "load_train_state",
+           "optimizer_state_join", "optimizer_state_split", "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
@@ -51,8 +51,8 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Optimizer state as (tensors, JSON-ready rest)."""
+def optimizer_state_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state as (tensors, JSON-ready rest); :func:`optimizer_state_join` puts them back together."""
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -65,7 +65,8 @@ def _optimizer_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _optimizer_join(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]) -> dict[str, Any]:
+def optimizer_state_join(tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``state_dict`` that :func:`optimizer_state_split` took apart, for ``optimizer.load_state_dict``."""
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if not key.startswith("state."):
@@ -111,7 +112,7 @@ def save_train_state(
     opt_tensors: dict[str, torch.Tensor] = {}
     opt_rest: dict[str, Any] | None = None
     if optimizer is not None:
-        opt_tensors, opt_rest = _optimizer_split(optimizer)
+        opt_tensors, opt_rest = optimizer_state_split(optimizer)
     side: dict[str, torch.Tensor] = {f"optim.{k}": v for k, v in opt_tensors.items()}
     side["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -167,7 +168,7 @@ def load_train_state(
             raise CheckpointError(f"checkpoint {ck.path} was saved without optimizer state")
         opt_tensors = {k[len("optim.") :]: v for k, v in side.items() if k.startswith("optim.")}
         try:
-            optimizer.load_state_dict(_optimizer_join(opt_tensors, train["optimizer"]))
+            optimizer.load_state_dict(optimizer_state_join(opt_tensors, train["optimizer"]))
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint {ck.path}: optimizer state does not fit ({e})") from e
     if restore_rng:

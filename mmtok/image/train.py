@@ -1,8 +1,9 @@
 """Train an :class:`~mmtok.image.tokenizer.ImageTokenizer`: ``mmtok train-tokenizer image --data DIR --out DIR``.
 
 Random crops at random scales with horizontal flips, L1 + MSE + image-gradient
-loss, EMA codebook with dead-code restarts, AdamW with warmup and cosine decay,
-a progress bar, atomic resumable checkpoints every ``--save-every`` steps, and
+loss (an SSIM term with ``--ssim-weight``; a patch discriminator with ``--disc-weight``,
+:mod:`mmtok.image.discriminator`), EMA codebook with dead-code restarts, AdamW with
+warmup and cosine decay, a progress bar, atomic resumable checkpoints every ``--save-every`` steps, and
 two pictures: a reconstruction grid and a codebook-usage histogram.
 
 Output folder layout::
@@ -37,6 +38,7 @@ from mmtok.core.metrics import psnr, ssim
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 from mmtok.image.crops import find_images, load_corpus, random_crops
+from mmtok.image.discriminator import PatchGAN
 from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
@@ -126,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "symmetries of the square), for more distinct patches from few images")
     p.add_argument("--ssim-weight", type=float, default=0.0,
                    help="add this weight times (1 - SSIM) of the reconstruction to the loss (default 0: off)")
+    p.add_argument("--disc-weight", type=float, default=0.0,
+                   help="adversarial term of a patch discriminator, times the adaptive weight (0: no discriminator)")
+    p.add_argument("--disc-start", type=int, default=0, metavar="STEP", help="step from which the discriminator learns")
+    p.add_argument("--disc-warmup", type=int, default=200, metavar="N",
+                   help="discriminator-only steps after --disc-start, then the adversarial term ramps up over N steps")
+    p.add_argument("--disc-lr", type=float, default=1e-4, help="the discriminator's AdamW learning rate")
+    p.add_argument("--disc-channels", type=int, default=32, help="width of the discriminator's first layer")
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
@@ -295,6 +304,7 @@ class _Run:
     command: str
     data_names: list[str]
     show: torch.Tensor  # the fixed crops of reconstructions.png
+    gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
     step: int = 0
     elapsed: float = 0.0
 
@@ -316,6 +326,9 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--synthetic must be >= 0 (got {args.synthetic})")
     if args.ssim_weight < 0:
         parser.error(f"--ssim-weight must be >= 0 (got {args.ssim_weight})")
+    if args.disc_weight < 0 or args.disc_start < 0 or args.disc_warmup < 0 or args.disc_channels < 4:
+        parser.error("--disc-weight, --disc-start and --disc-warmup must be >= 0 and --disc-channels >= 4 (got "
+                     f"{args.disc_weight}, {args.disc_start}, {args.disc_warmup}, {args.disc_channels})")
 
 
 def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
@@ -339,11 +352,15 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
                         generator=torch.Generator().manual_seed(1), base_side=args.base_side)
     command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    gan = (PatchGAN(weight=args.disc_weight, start=args.disc_start, warmup=args.disc_warmup, lr=args.disc_lr,
+                    channels=args.disc_channels, device=device) if args.disc_weight > 0 else None)
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
-               [str(f.relative_to(_data_root(args.data))) for f in files], show)
+               [str(f.relative_to(_data_root(args.data))) for f in files], show, gan)
     if resume:
         st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
+        if gan is not None:
+            gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(run.state_dir))
         print(f"resuming from {run.state_dir} at step {run.step}", file=sys.stderr)
     elif source is not None:
         print(init_from_model(tok, source, corpus, args), file=sys.stderr)
@@ -363,12 +380,17 @@ def _checkpoint(run: _Run, final: bool) -> None:
                  **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
         "steps": run.step,
         "ssim_weight": args.ssim_weight,
+        **({"discriminator": {"weight": args.disc_weight, "start": args.disc_start, "warmup": args.disc_warmup,
+                              "lr": args.disc_lr, "channels": args.disc_channels,
+                              "receptive_field": run.gan.disc.receptive_field}} if run.gan else {}),
         "train_seconds": round(run.elapsed, 1),
         "machine": _machine(run.device),
         "torch": torch.__version__,
     }
+    disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
-                     extra={"elapsed_s": run.elapsed}, provenance=prov)
+                     extra={"elapsed_s": run.elapsed, **({"disc_opt": disc_opt} if run.gan else {})},
+                     provenance=prov, extra_tensors=disc_tensors)
     save_module(tok, run.out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
     if final and args.export:
         save_module(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
@@ -384,7 +406,8 @@ def _checkpoint(run: _Run, final: bool) -> None:
 
 
 def _train_step(run: _Run) -> dict[str, float]:
-    """One optimiser step on a fresh batch of crops; returns its loss, PSNR and codebook usage."""
+    """One optimiser step on a fresh batch of crops (then one of the discriminator, if any); returns its
+    loss, PSNR and codebook usage (and the adversarial figures)."""
     t0 = time.perf_counter()
     for group in run.opt.param_groups:
         group["lr"] = lr_for(run.step, run.args)
@@ -394,6 +417,10 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.args.ssim_weight:
         res.losses["ssim"] = ssim(res.reconstruction, x).mean()
         loss = loss + run.args.ssim_weight * (1.0 - res.losses["ssim"])
+    adv: dict[str, float] = {}
+    if run.gan is not None:
+        term, adv = run.gan.generator_loss(res.reconstruction, loss, run.tok.decoder.out.proj.weight, run.step)
+        loss = loss + term
     if not torch.isfinite(loss):
         raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, nothing saved "
                             f"for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
@@ -401,10 +428,12 @@ def _train_step(run: _Run) -> dict[str, float]:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)
     run.opt.step()
+    if run.gan is not None:
+        adv.update(run.gan.discriminator_step(x, res.reconstruction, run.step))
     run.step += 1
     run.elapsed += time.perf_counter() - t0
     with torch.no_grad():
-        return {"loss": float(loss), "psnr": float(psnr(res.reconstruction, x).mean()), "use": float(res.usage)}
+        return {"loss": float(loss), "psnr": float(psnr(res.reconstruction, x).mean()), "use": float(res.usage), **adv}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
