@@ -170,10 +170,15 @@ def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, 
 
 def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
     """A short model card: what it is, how it was trained (exact command), on what."""
+    encoder = ("each token's own log-mel slice -> nearest k-means code" if cfg.encoder_kind == "slice" else
+               f"a learned convolutional encoder, {cfg.encoder_token_blocks} blocks at token rate -> VQ code")
+    waveform = ("a learned vocoder (attached)" if cfg.vocoder is not None else
+                f"NNLS mel inversion + torchaudio Griffin-Lim, {cfg.griffin_lim_iters} iterations; a learned "
+                "vocoder is trained and attached by `python -m mmtok.audio.vocoder_train`")
     return f"""# mmtok audio tokenizer
 
-Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + torchaudio Griffin-Lim,
-{cfg.griffin_lim_iters} iterations). {cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
+Log-mel ({encoder}) -> log-mel through a context decoder -> waveform ({waveform}).
+{cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
 {cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.vq.codebook_size} codes.
 
 ## Training
@@ -183,7 +188,6 @@ Log-mel slices -> learned VQ codes -> log-mel -> waveform (NNLS mel inversion + 
 - steps: {prov.get("steps")}, time: {prov.get("train_minutes")} min on {prov.get("machine")}, {prov.get("threads")} thread(s)
 - last batch: {json.dumps(prov.get("last", {}))}
 """
-
 
 
 def build_parser() -> argparse.ArgumentParser:
