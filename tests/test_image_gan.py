@@ -3,6 +3,8 @@ and a ``--disc-weight`` run that stops and resumes with the discriminator's own 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_image_train import _train_args
@@ -83,6 +85,7 @@ def test_train_with_a_discriminator_resumes_its_state(tmp_path, capsys) -> None:
     import mmtok
 
     assert mmtok.load(out / "model").provenance["discriminator"]["receptive_field"] == 34
+    assert {"d_loss", "g_adv", "adv_w"} <= set(json.loads((out / "summary.json").read_text())["running_means"])
     assert not any(k.startswith("disc") for k in mmtok.load(out / "model").state_dict())  # never shipped
     # a state saved without a discriminator cannot be resumed with one
     plain = _train_args(tmp_path / "p", "--save-every", "1") if (tmp_path / "p").mkdir() is None else []

@@ -24,7 +24,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +307,7 @@ class _Run:
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
     step: int = 0
     elapsed: float = 0.0
+    smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
 
     @property
     def state_dir(self) -> Path:
@@ -399,7 +400,8 @@ def _checkpoint(run: _Run, final: bool) -> None:
                          f"training codes since last checkpoint (step {run.step}): usage {stats.usage:.1%}")
     tok.vq.reset_stats()
     p = save_reconstruction_grid(tok, run.show, run.out / "reconstructions.png")
-    summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4)}
+    summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4),
+               "running_means": {k: round(v, 4) for k, v in run.smooth.items()}}
     tmp = run.out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, run.out / "summary.json")
@@ -446,11 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = _setup(args, argv)
     rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
-    smooth: dict[str, float] = {}
     while run.step < args.steps:
         now = _train_step(run)
-        smooth = {k: v if k not in smooth else 0.98 * smooth[k] + 0.02 * v for k, v in now.items()}
-        bar.set_postfix({k: f"{v:.3f}" for k, v in smooth.items()}, refresh=False)
+        run.smooth = {k: v if k not in run.smooth else 0.98 * run.smooth[k] + 0.02 * v for k, v in now.items()}
+        bar.set_postfix({k: f"{v:.3f}" for k, v in run.smooth.items()}, refresh=False)
         bar.update(1)
         rebalanced = run.step in rebalance_steps
         if rebalanced:
