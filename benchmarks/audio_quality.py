@@ -20,6 +20,9 @@
   ``--compare M2`` ``compare`` (M2's codes through its own decode path).
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files).
+- ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
+  the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
+  the toy tones task of ``mmtok demo`` needs it).
 - ``speed``: one thread by default: real-time factors of encode, decode to log-mel, decode
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
   encode speed-up over EnCodec 24 kHz (as the synthetic mode measures it), size in MB.
@@ -56,6 +59,7 @@ from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
 from mmtok.core.checkpoint import resolve_checkpoint
 from mmtok.core.metrics import codebook_usage
+from mmtok.synth.toy import pitch_round_trip
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
@@ -70,7 +74,7 @@ DNSMOS_POLY = {  # the standard non-personalized P.835 calibration of the raw ou
 }
 METRICS = ("stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "logmel_l1", "mel_distance")
 REQUIRED = ("pystoi", "pesq", "onnxruntime", "speechmos")  # the metrics' packages (pip install mmtok[bench])
-PARTS = ("ceiling", "kmeans", "dmel", "griffin_lim", "usage", "speed", "encodec")  # --skip choices
+PARTS = ("ceiling", "kmeans", "dmel", "griffin_lim", "usage", "tones", "speed", "encodec")  # --skip choices
 ANCHORS = [  # LibriSpeech test-clean, single codebook, as published
     {"model": "X-codec (single layer)", "codebook_size": 1024, "tokens_per_second": 50, "stoi": 0.83, "pesq_wb": 1.84},
     {"model": "WavTokenizer", "codebook_size": 4096, "tokens_per_second": 40, "stoi": 0.85, "pesq_wb": 1.62},
@@ -457,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(row, model=args.compare if name == "compare" else args.model, vocoder=labels.get(name, own))
     if "usage" not in skip:
         emit(split_usage(tok, rows, root, args.split))
+    if "tones" not in skip:
+        emit(bench="tones", method="ours", **pitch_round_trip(tok, vocoder=voc, seed=args.seed))
     speed = speed_row(tok, voc, clips, args, skip) if "speed" not in skip else {}
     if speed:
         emit(speed)

@@ -227,6 +227,8 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
     assert usage["files"] == 4 and usage["unreadable"] == 1 and usage["tokens"] == 50 * 5.8
     speed = by[("speed", None)]
     assert speed["decode_x_realtime"] > 0 and speed["size_mb"] > 0 and "encode_speedup_vs_encodec" not in speed
+    tones = by[("tones", "ours")]
+    assert tones["tones"] == 24 and tones["kept"] == sum(tones["per_pitch"].values()) and 0 <= tones["accuracy"] <= 1
     assert by[("published_anchors", None)]["data"].startswith("LibriSpeech test-clean")
     bar = by[("bar", "ours")]
     assert bar["missing"] == ["encode_vs_encodec"] and bar["passed"] + bar["failed"] == len(aq.BAR) - 1

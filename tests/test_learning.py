@@ -73,6 +73,17 @@ def test_tiny_model_draws_the_named_colour(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "models" / "audio" / "config.json").is_file(), reason="models/audio is not shipped")
+def test_shipped_audio_tokenizer_keeps_the_toy_pitches() -> None:
+    """The tones task below is learnable only if the round trip keeps each tone's pitch
+    (a candidate tokenizer that decoded 1,980 Hz tones as lower ones was withdrawn for this)."""
+    import mmtok
+    from mmtok.synth.toy import pitch_round_trip
+
+    got = pitch_round_trip(mmtok.load("audio"), per_pitch=8, seed=0)
+    assert got["tones"] == 24 and got["accuracy"] >= 0.8, got
+    assert min(got["per_pitch"].values()) >= 5, got  # every pitch, not just two of three
+
+
 def test_tiny_model_sounds_the_named_pitch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     corpus = tones_corpus(tmp_path / "corpus", n_docs=150, seed=0)

@@ -36,6 +36,7 @@ __all__ = [
     "color_shapes_corpus",
     "dominant_color",
     "dominant_pitch",
+    "pitch_round_trip",
     "render",
     "render_tone",
     "tone_caption",
@@ -157,6 +158,27 @@ def dominant_pitch(wave: Any, sample_rate: int) -> str:
     band = (freqs >= 80) & (freqs <= 6000)
     peak = float(freqs[band][np.argmax(spec[band])])
     return min(PITCHES, key=lambda name: abs(np.log2(peak / PITCHES[name])))
+
+
+def pitch_round_trip(tok: Any, *, per_pitch: int = 8, seed: int = 0, vocoder: Any = "auto") -> dict[str, Any]:
+    """How often an audio tokenizer's round trip keeps a rendered tone's pitch: ``per_pitch`` tones of
+    each of :data:`PITCHES` (seeded), ``tok.decode(tok.encode(tone), vocoder=vocoder)``, then
+    :func:`dominant_pitch`. Returns ``{"tones", "kept", "accuracy", "per_pitch": {name: kept}}``.
+
+    The toy tones task (``tones_corpus``) is learnable only if this is high: a tokenizer that
+    decodes a 1,980 Hz tone as a lower one cannot sound "a high tone" whatever the model says.
+    """
+    rng = np.random.default_rng(seed)
+    per: dict[str, int] = {}
+    for name in PITCHES:
+        kept = 0
+        for _ in range(per_pitch):
+            wave = torch.from_numpy(render_tone(name, rng, sample_rate=tok.sample_rate))
+            back = tok.decode(tok.encode(wave, tok.sample_rate), vocoder=vocoder)
+            kept += dominant_pitch(back, tok.sample_rate) == name
+        per[name] = kept
+    total = per_pitch * len(PITCHES)
+    return {"tones": total, "kept": sum(per.values()), "accuracy": round(sum(per.values()) / total, 4), "per_pitch": per}
 
 
 def tones_corpus(folder: str | os.PathLike[str], *, n_docs: int, seed: int = 0, seconds: float = 0.4) -> Path:
