@@ -310,3 +310,18 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
                                              generator=torch.Generator().manual_seed(0), weights=only)
     assert bool((crops == 2.0).all())
     assert w.sum().item() == pytest.approx(1.0) and len(w) == len(clips)
+
+    # --synthetic mixes seeded synthetic clips into the cache's crops, at their share of the weight
+    ns = audio_train.build_parser().parse_args([*args, "--synthetic", "3", "--synthetic-share", "0.25", "--seed", "0"])
+    waves, _, _, groups, note, weights = audio_train.cache_material(ns)
+    assert len(waves) == 4 + 3 and groups[-3:] == [3, 4, 5] and note.endswith("3 synthetic clips (25% of the crops), each its own group")
+    assert weights[-3:].sum().item() / weights.sum().item() == pytest.approx(0.25)
+    again = audio_train.synthetic_clips(3, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(waves[-3:], again, strict=True))
+    assert all(16000 <= a.numel() <= 64000 and a.abs().max() <= 1 for a in again)
+    assert audio_train.main([*args, "--out", str(tmp_path / "synth"), "--synthetic", "3"]) == 0
+    assert "synthetic clips" in json.loads((tmp_path / "synth" / "summary.json").read_text())["codebook_groups"]
+    with pytest.raises(SystemExit):
+        audio_train.main([*args, "--synthetic", "2", "--synthetic-share", "1.5"])
+    with pytest.raises(SystemExit):
+        audio_train.main(["--data", str(corpus), "--out", str(tmp_path / "x"), "--synthetic", "2"])

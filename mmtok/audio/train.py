@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.codebook import fit_codebook, speaker_groups
-from mmtok.audio.corpus import build_corpus
+from mmtok.audio.corpus import build_corpus, synthetic_clip
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
@@ -227,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
                         "training); codebook usage and reconstruction on them go to summary.json")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="with a cache: also train on N synthetic tones, chirps, noises and clicks (1-4 s, seeded; "
+                        "mmtok.audio.corpus.synthetic_clip), drawn for --synthetic-share of the crops; real "
+                        "recordings hold few steady tones, and a tokenizer trained without any may not keep a pitch")
+    p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
+                   help="fraction of the training crops taken from the --synthetic clips")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
@@ -299,6 +305,12 @@ def is_cache(folder: str | Path) -> bool:
         return False
 
 
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000) -> list[torch.Tensor]:
+    """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clip` waveforms of 1-4 s."""
+    rng = np.random.default_rng(seed + 777)
+    return [torch.from_numpy(synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate)) for _ in range(n)]
+
+
 def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
                                                        list[int], str, torch.Tensor]:
     """From a cache (:func:`is_cache`): the ``train`` split's waveforms, ``--val-clips`` waveforms of
@@ -313,6 +325,13 @@ def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[t
     groups = [index.setdefault(label, len(index)) for label in labels]
     note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
     weights = torch.from_numpy(sampling_weights(train.clips)).float()
+    if args.synthetic:
+        synth = synthetic_clips(args.synthetic, seed=args.seed)
+        waves += synth
+        groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
+        share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))
+        weights = torch.cat([weights, share])
+        note += f", plus {len(synth)} synthetic clips ({args.synthetic_share:.0%} of the crops), each its own group"
     val = AudioCache(args.data, "validation")
     order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
     chosen = [val.clips[int(i)] for i in sorted(order)]
@@ -417,7 +436,13 @@ def train_steps(run: _Run) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.synthetic < 0 or not 0 < args.synthetic_share < 1:
+        parser.error(f"--synthetic must be >= 0 and --synthetic-share in (0, 1) (got {args.synthetic}, {args.synthetic_share})")
+    if args.synthetic and not is_cache(args.data):
+        parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
+                     "already has synthetic clips: --make-data builds them)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
