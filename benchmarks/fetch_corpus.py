@@ -66,7 +66,11 @@ KINDS: dict[str, ModuleType] = {"audio": corpus_audio, "image": corpus_image}
 
 
 def sh(*cmd: str, cwd: Path | None = None) -> str:
-    return subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"fetch_corpus: {' '.join(cmd)} failed (exit {done.returncode}): "
+                         f"{done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
 
 
 def resolve_package(name: str) -> tuple[str, str | None]:
@@ -96,6 +100,7 @@ def fetch_package(name: str, debs: Path) -> Package:
     if not (root / ".unpacked").exists():
         tmp = root.with_name(root.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x makes only the last folder
         sh("dpkg-deb", "-x", str(deb), str(tmp))
         (tmp / ".unpacked").touch()
         shutil.rmtree(root, ignore_errors=True)
