@@ -247,6 +247,52 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
     assert joined.fingerprint != tok.fingerprint  # the codebook does change it
 
 
+def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokenizer(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
+    tok_dir = tiny_tokenizer(tmp_path / "tok")
+    common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
+              "--save-every", "2", "--log-every", "1", "--val-segments", "2", "--val-clips", "1",
+              "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2", *TINY_ARGS]
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "s1")]) == 0
+    joined = tmp_path / "joined"  # a tokenizer checkpoint that carries its vocoder, as models/audio does
+    assert vocoder_train.main(["--attach", str(joined), "--tokenizer", str(tok_dir),
+                               "--vocoder", str(tmp_path / "s1" / "best")]) == 0
+    s2 = tmp_path / "s2"
+    stage2 = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
+              "--init-from", str(joined), "--synthetic", "3", "--synthetic-share", "0.5", "--seed", "4"]
+    assert vocoder_train.main(stage2) == 0
+    state = json.loads((s2 / "train-state" / "config.json").read_text())["provenance"]
+    assert state["synthetic"] == {"clips": 3, "share": 0.5, "seed": 4} and "3 seeded synthetic clips" in state["sampling"]
+    assert state["init_from"]["steps"] == 2  # the attached vocoder's own provenance: stage 1's 2 steps
+    first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_train.initial_vocoder(str(joined))
+    assert isinstance(first, Vocoder) and inside.cfg == first.cfg  # the attached vocoder, weight for weight
+    assert all(torch.equal(a, b) for a, b in zip(inside.state_dict().values(), first.state_dict().values(), strict=True))
+    assert json.loads((s2 / "validation.jsonl").read_text().splitlines()[0])["step"] == 0
+
+    # the mixed pool: half the draws land on the three synthetic clips, each its own group
+    run = vocoder_train.Run(vocoder_train.build_parser().parse_args(
+        [*stage2[:-8], "--out", str(tmp_path / "probe"), "--synthetic", "3", "--synthetic-share", "0.5"]), [])
+    extra = run.train_set.clips[-3:]
+    assert [c.path for c in extra] == ["synthetic:0", "synthetic:1", "synthetic:2"]
+    assert run.probs[-3:].sum() == pytest.approx(0.5) and run.probs.sum() == pytest.approx(1.0)
+    from mmtok.audio.corpus import synthetic_clips
+    assert np.array_equal(run.train_set.read(extra[1]), synthetic_clips(3, seed=0)[1])
+
+    # a resumed run keeps the clips it started with, whatever the options now say
+    assert vocoder_train.main([*stage2[:-6], "--resume", "--steps", "4"]) == 0
+    again = json.loads((s2 / "train-state" / "config.json").read_text())["provenance"]
+    assert again["synthetic"] == {"clips": 3, "share": 0.5, "seed": 4}
+
+    # refused: a tokenizer without a vocoder as --init-from; a share outside (0, 1)
+    capsys.readouterr()
+    bad = [*common, "--features", "decoded", "--tokenizer", str(tok_dir)]
+    assert vocoder_train.main([*bad, "--out", str(tmp_path / "b1"), "--init-from", str(tok_dir)]) == 2
+    assert "without a learned vocoder" in capsys.readouterr().err
+    assert vocoder_train.main([*bad, "--out", str(tmp_path / "b2"), "--synthetic", "2", "--synthetic-share", "1"]) == 2
+    assert "--synthetic-share" in capsys.readouterr().err
+
+
 def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> None:
     from mmtok.cli import main as cli
 
@@ -259,19 +305,14 @@ def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> Non
     assert "--vocoder" in capsys.readouterr().err
 
 
-STAGE1_RUN = Path("/work/data/audio/vocoder-s1")  # the stage-1 run on the real corpus, where this machine has it
-
-
-@pytest.mark.skipif(not (STAGE1_RUN / "train-state" / "config.json").is_file(), reason="no stage-1 run here")
-def test_the_stage_one_run_still_loads_and_resumes() -> None:
-    """Its model/ and train-state/ fit the current classes (the layout --resume reads), and it attaches."""
-    from mmtok.core.trainstate import load_train_state
-
-    voc = load_module(Vocoder, STAGE1_RUN / "model")
-    opt = torch.optim.AdamW([{"params": [p for p in voc.parameters() if p.dim() > 1]},
-                             {"params": [p for p in voc.parameters() if p.dim() <= 1]}])
-    st = load_train_state(STAGE1_RUN / "train-state", model=voc, optimizer=opt, kind="vocoder", restore_rng=False)
-    assert st["step"] > 0 and "best_mel_l1" in st["extra"]
+def test_the_shipped_vocoder_starts_a_run() -> None:
+    """``--init-from audio``: the learned vocoder inside the shipped checkpoint, weight for weight, with
+    its own provenance (stage 2 on decoded features), and it decodes another tokenizer's codes."""
+    voc, shipped = vocoder_train.initial_vocoder("audio"), mmtok.load("audio")
+    assert shipped.vocoder is not None and voc.cfg == shipped.cfg.vocoder
+    assert all(torch.equal(a, b) for a, b in zip(voc.state_dict().values(), shipped.vocoder.state_dict().values(),
+                                                 strict=True))
+    assert voc.provenance["features"] == "decoded" and voc.provenance["steps"] > 0
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8,
                                               vocoder=voc.cfg))
     tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ import soundfile as sf
 
 from mmtok.audio.io import load_audio
 
-__all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "synthetic_clip"]
+__all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "synthetic_clip", "synthetic_clips"]
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
@@ -101,6 +101,17 @@ def synthetic_clip(rng: np.random.Generator, seconds: float, sr: int) -> np.ndar
     x[:fade] *= np.linspace(0, 1, fade)
     x[t.size - fade :] *= np.linspace(1, 0, fade)
     return x.astype(np.float32)
+
+
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000) -> list[np.ndarray]:
+    """``n`` seeded :func:`synthetic_clip` waveforms of 1-4 s (float32): the same ``seed`` gives the
+    same clips, in the tokenizer trainer and the vocoder trainer alike.
+
+    >>> [round(len(c) / 16000, 2) for c in synthetic_clips(2, seed=0)]
+    [2.83, 1.88]
+    """
+    rng = np.random.default_rng(seed + 777)
+    return [synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate) for _ in range(n)]
 
 
 def _espeak(text: str, voice: str, speed: int, pitch: int, path: Path) -> bool:

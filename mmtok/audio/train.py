@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from mmtok.audio.codebook import fit_codebook, speaker_groups
-from mmtok.audio.corpus import build_corpus, synthetic_clip
+from mmtok.audio.corpus import build_corpus
+from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
@@ -306,9 +307,8 @@ def is_cache(folder: str | Path) -> bool:
 
 
 def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000) -> list[torch.Tensor]:
-    """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clip` waveforms of 1-4 s."""
-    rng = np.random.default_rng(seed + 777)
-    return [torch.from_numpy(synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate)) for _ in range(n)]
+    """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clips` waveforms of 1-4 s, as tensors."""
+    return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate)]
 
 
 def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],

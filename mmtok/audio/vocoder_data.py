@@ -34,9 +34,11 @@ from mmtok.core.errors import CorpusError
 __all__ = [
     "AudioCache",
     "Clip",
+    "MixedClips",
     "build_cache",
     "decode_file",
     "draw_batch",
+    "mixed_weights",
     "read_jsonl",
     "rewrite_jsonl",
     "sampling_weights",
@@ -209,6 +211,54 @@ class AudioCache:
         return out
 
 
+class MixedClips:
+    """A cache split with extra in-memory clips mixed in (the seeded synthetic tones, chirps, noises
+    and clicks of :func:`~mmtok.audio.corpus.synthetic_clips`): the ``clips`` / ``read`` interface
+    of :class:`AudioCache`, so :func:`draw_batch` samples from both. Each extra clip is its own
+    group of the source ``source``.
+
+    >>> mixed = MixedClips(None, [np.ones(5, np.float32)])
+    >>> mixed.read(mixed.clips[0], 3, 4).tolist(), mixed.clips[0].path
+    ([1.0, 1.0, 0.0, 0.0], 'synthetic:0')
+    """
+
+    def __init__(self, cache: AudioCache | None, extra: Sequence[np.ndarray], *, source: str = "synthetic",
+                 kind: str = "sounds") -> None:
+        self.cache = cache
+        self.split = cache.split if cache is not None else "train"
+        self.samples_extra = np.concatenate([np.asarray(x, np.float32) for x in extra]) if extra else np.zeros(0, np.float32)
+        offsets = np.cumsum([0] + [len(x) for x in extra])
+        self.extra = [Clip(int(offsets[i]), len(x), source, f"{source}-{i}", kind, f"{source}:{i}")
+                      for i, x in enumerate(extra)]
+        self._extra_ids = {id(c) for c in self.extra}
+        self.clips = (list(cache.clips) if cache is not None else []) + self.extra
+
+    def read(self, clip: Clip, start: int = 0, length: int | None = None) -> np.ndarray:
+        """float32 samples ``[length]`` of ``clip`` from ``start`` (zero-padded past its end)."""
+        if id(clip) not in self._extra_ids:
+            assert self.cache is not None
+            return self.cache.read(clip, start, length)
+        length = clip.length - start if length is None else length
+        out = np.zeros(length, np.float32)
+        n = max(0, min(length, clip.length - start))
+        out[:n] = self.samples_extra[clip.offset + start : clip.offset + start + n]
+        return out
+
+
+def mixed_weights(real: np.ndarray, extra: int, share: float) -> np.ndarray:
+    """Draw probabilities for ``real`` clips (their :func:`sampling_weights`) followed by ``extra``
+    clips that together get ``share`` of the draws, equally.
+
+    >>> mixed_weights(np.array([0.75, 0.25]), 2, 0.2).round(3).tolist()
+    [0.6, 0.2, 0.1, 0.1]
+    """
+    if not extra:
+        return real
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the extra clips' share must be in (0, 1), got {share}")
+    return np.concatenate([real / real.sum() * (1.0 - share), np.full(extra, share / extra)])
+
+
 def sampling_weights(clips: Sequence[Clip]) -> np.ndarray:
     """Probability of each clip: source ∝ √hours, group within it ∝ √hours, clip within it ∝ length.
 
@@ -233,7 +283,7 @@ def sampling_weights(clips: Sequence[Clip]) -> np.ndarray:
     return w / w.sum()
 
 
-def draw_batch(cache: AudioCache, probs: np.ndarray, batch: int, samples: int, gain_db: float) -> torch.Tensor:
+def draw_batch(cache: AudioCache | MixedClips, probs: np.ndarray, batch: int, samples: int, gain_db: float) -> torch.Tensor:
     """``[batch, samples]`` random segments (global NumPy RNG, so a resumed run draws the same ones)."""
     picks = np.random.choice(len(cache.clips), size=batch, p=probs)  # noqa: NPY002
     out = np.zeros((batch, samples), np.float32)

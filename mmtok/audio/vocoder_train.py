@@ -14,8 +14,13 @@ Three jobs:
    * stage 2, ``--features decoded --tokenizer audio --init-from RUN1/best``: what the vocoder
      will read at inference, ``tok.decode_features(tok.encode(segment))`` of the tokenizer
      (a shipped name or a checkpoint folder), computed on the fly without gradients; the target
-     stays the true waveform. ``--init-from`` starts from a stage-1 model with fresh optimizer
-     state, and a first validation row (step 0) says how that model does on decoded features.
+     stays the true waveform. ``--init-from`` starts from a stage-1 model (or the vocoder inside
+     an audio tokenizer checkpoint, e.g. ``audio``) with fresh optimizer state, and a first
+     validation row (step 0) says how that model does on decoded features.
+
+   ``--synthetic N`` mixes N seeded synthetic clips (tones, chirps, noises, clicks; the ones the
+   tokenizer trainer's ``--synthetic`` draws) into ``--synthetic-share`` of the segments, so a
+   vocoder trained mostly on speech still renders a steady tone at its pitch.
 
    Loss: multi-resolution STFT (spectral convergence + log-magnitude L1) + ``--mel-weight`` ×
    L1 to the segment's TRUE log-mel. AdamW, linear warmup then cosine decay
@@ -52,7 +57,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +65,23 @@ import numpy as np
 import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
+from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.scores import speech_scores
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig, front_end_mismatch
+from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
 from mmtok.audio.vocoder_data import (
     AudioCache,
+    MixedClips,
     build_cache,
     draw_batch,
+    mixed_weights,
     read_jsonl,
     rewrite_jsonl,
     sampling_weights,
     validation_set,
     write_json_atomic,
 )
+from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
 from mmtok.core.checkpoint import (
     config_from_dict,
     load_module,
@@ -97,83 +105,6 @@ __all__ = [
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 
-Features = Callable[[torch.Tensor], torch.Tensor]  # waveform [B, S] -> log-mel [B, M, S // hop]
-
-
-# --------------------------------------------------------------------------- features
-
-
-def decoded_features(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
-    """What a vocoder reads at inference: ``tok.decode_features(tok.encode(x))`` of each row of
-    ``audio [B, S]`` (``S`` a multiple of the tokenizer's samples per token) -> log-mel
-    ``[B, M, S // hop]`` on ``audio``'s device. No gradients; the result is a plain tensor that
-    autograd may save.
-    """
-    with torch.inference_mode():
-        codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n)
-        mel = tok.decode_features(codes)  # (B, M, fpt*n)
-    return mel[..., : audio.shape[-1] // tok.cfg.hop_length].to(audio.device).clone()
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    keys = sorted({k for r in rows for k in r})
-    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}
-
-
-def griffin_lim_scores(waves: Sequence[torch.Tensor], tok: AudioTokenizer | None = None) -> dict[str, Any]:
-    """STOI/PESQ of the tokenizer's Griffin-Lim path on the clips' TRUE log-mel (``tok`` None) or on
-    ``tok``'s decoded features of them (what ``tok.decode(codes, vocoder="griffin-lim")`` gives):
-    the figure to beat."""
-    gl = tok if tok is not None else AudioTokenizer(AudioTokenizerConfig()).eval()
-    hop = gl.cfg.hop_length
-    rows = []
-    for w in waves:
-        t = w.numel() // hop
-        if tok is None:
-            mel = gl.log_mel(w)[:, :t]  # (M, T): the frames AudioTokenizer.decode would hand it
-        else:
-            mel = decoded_features(tok, w[None].to(tok.device))[0]  # (M, T)
-        out = gl.mel_to_wave(mel).cpu()
-        out = torch.nn.functional.pad(out, (0, max(0, w.numel() - out.numel())))[: w.numel()]
-        rows.append(speech_scores(w, out))
-    return {"clips": len(waves), "iterations": gl.cfg.griffin_lim_iters,
-            "features": "true" if tok is None else "decoded", **_mean_scores(rows)}
-
-
-@torch.no_grad()
-def evaluate(voc: Vocoder, segments: torch.Tensor, waves: Sequence[torch.Tensor], *, batch: int = 8,
-             features: Features | None = None) -> dict[str, Any]:
-    """Validation figures: log-mel L1 (to the true log-mel) and STFT losses on ``segments``,
-    STOI/PESQ on ``waves``; the vocoder reads ``features(x)`` (default: the true log-mel)."""
-    was_training = voc.training
-    voc.eval()
-    dev = voc.window.device
-    hop = voc.cfg.hop_length
-    mel_l, sc_l, mag_l = [], [], []
-    for part in segments.split(batch):
-        x = part.to(dev)
-        mel = voc.log_mel(x)  # (B, M, T+1)
-        y = voc(mel[..., : x.shape[-1] // hop] if features is None else features(x))
-        sc, mag = multi_resolution_stft_loss(y, x)
-        mel_l.append(float(mel_l1(y, mel, voc.filters)) * len(part))
-        sc_l.append(float(sc) * len(part))
-        mag_l.append(float(mag) * len(part))
-    n = len(segments)
-    out: dict[str, Any] = {"mel_l1": round(sum(mel_l) / n, 4), "stft_sc": round(sum(sc_l) / n, 4),
-                           "stft_logmag": round(sum(mag_l) / n, 4)}
-    rows = []
-    for w in waves:
-        x = w.to(dev)
-        mel = voc.log_mel(x)[:, : w.numel() // hop] if features is None else features(x[None])[0]
-        rows.append(speech_scores(w, voc.decode(mel).cpu()))
-    out.update(_mean_scores(rows))
-    voc.train(was_training)
-    return out
-
-
 # --------------------------------------------------------------------------- command line
 
 
@@ -189,11 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the vocoder reads: the true log-mel (stage 1) or --tokenizer's decoded log-mel (stage 2)")
     p.add_argument("--tokenizer", default="audio", help="audio tokenizer (shipped name or folder) for --features "
                    "decoded and --attach")
-    p.add_argument("--init-from", default=None, metavar="CKPT", help="start a new run from this vocoder checkpoint "
+    p.add_argument("--init-from", default=None, metavar="CKPT", help="start a new run from this vocoder checkpoint, "
+                   "or from the learned vocoder inside an audio tokenizer checkpoint (a shipped name such as audio) "
                    "(e.g. a stage-1 RUN/best) with fresh optimizer state")
     p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
                    "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
     p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="also train on N seeded synthetic tones, chirps, noises and clicks (1-4 s; "
+                        "mmtok.audio.corpus.synthetic_clips, the clips the tokenizer trainer's --synthetic draws), "
+                        "--synthetic-share of the segments; real recordings hold few steady tones")
+    p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
+                   help="fraction of the training segments taken from the --synthetic clips")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--batch-size", type=int, default=16, help="segments per step")
@@ -268,6 +206,24 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the run
 
 
+def initial_vocoder(where: str) -> Vocoder:
+    """The vocoder ``--init-from`` names: a vocoder checkpoint, or the learned vocoder inside an
+    audio tokenizer checkpoint (a folder or a shipped name), with that vocoder's own provenance."""
+    try:
+        return load_module(Vocoder, where)
+    except CheckpointError as not_vocoder:
+        try:
+            tok = load_module(AudioTokenizer, where)
+        except CheckpointError:
+            raise TrainingError(f"--init-from {where}: {not_vocoder}") from not_vocoder
+    if tok.vocoder is None:
+        raise TrainingError(f"--init-from {where}: an audio tokenizer without a learned vocoder (Griffin-Lim "
+                            "only); name a vocoder checkpoint or a tokenizer that has one")
+    voc = tok.vocoder
+    voc.provenance = dict((getattr(tok, "provenance", None) or {}).get("vocoder", {}).get("provenance") or {})
+    return voc
+
+
 class Run:
     """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate."""
 
@@ -278,6 +234,9 @@ class Run:
             raise TrainingError(
                 f"need --batch-size, --steps, --val-segments, --save-every ≥ 1; "
                 f"got {args.batch_size}, {args.steps}, {args.val_segments}, {args.save_every}")
+        if args.synthetic < 0 or not 0 < args.synthetic_share < 1:
+            raise TrainingError(f"need --synthetic ≥ 0 and --synthetic-share in (0, 1); "
+                                f"got {args.synthetic}, {args.synthetic_share}")
         self.args, self.out = args, Path(args.out)
         self.state_dir = self.out / STATE_DIR
         resuming = args.resume and (self.state_dir / "config.json").is_file()
@@ -291,8 +250,15 @@ class Run:
             raise TrainingError(f"--segment-seconds {args.segment_seconds} is too short (≥ 0.04 s)")
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
-        self.train_set, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
-        self.probs = sampling_weights(self.train_set.clips)
+        real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
+        self.synthetic = self.saved_prov.get("synthetic") if resuming else (
+            {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed} if args.synthetic else None)
+        if self.synthetic:  # a resumed run redraws the clips it started with, whatever the options say
+            synth = synthetic_clips(self.synthetic["clips"], seed=self.synthetic["seed"], sample_rate=SAMPLE_RATE)
+            self.train_set: AudioCache | MixedClips = MixedClips(real, synth)
+            self.probs = mixed_weights(sampling_weights(real.clips), len(synth), self.synthetic["share"])
+        else:
+            self.train_set, self.probs = real, sampling_weights(real.clips)
         self.voc = Vocoder(self.cfg).to(pick_device(args.device))
         if init is not None:
             load_state_dict_checked(self.voc, init.state_dict(), where=args.init_from)
@@ -327,7 +293,7 @@ class Run:
                 raise TrainingError(f"{self.out} was trained on --features {saved}; resume it with that, "
                                     f"not --features {args.features}")
         elif args.init_from is not None:
-            init = load_module(Vocoder, args.init_from)
+            init = initial_vocoder(args.init_from)
             self.cfg = init.cfg
         else:
             self.cfg = VocoderConfig(dim=args.dim, intermediate=args.intermediate, blocks=args.blocks)
@@ -382,6 +348,10 @@ class Run:
             "threads": torch.get_num_threads(), "batch_size": args.batch_size, "segment_samples": self.seg,
             "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names,
         }
+        if self.synthetic:
+            prov["synthetic"] = self.synthetic
+            prov["sampling"] += (f"; plus {self.synthetic['clips']} seeded synthetic clips "
+                                 f"({self.synthetic['share']:.0%} of the segments), each its own group")
         if self.tok is not None:
             prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok.fingerprint,
                                  "steps": getattr(self.tok, "provenance", {}).get("steps")}

@@ -1,0 +1,97 @@
+"""What a vocoder reads and how it is scored: the tokenizer's decoded features, the Griffin-Lim
+baseline on the same clips, and the validation figures of :mod:`mmtok.audio.vocoder_train`
+(log-mel L1 and multi-resolution STFT losses on fixed segments, STOI and wideband PESQ on fixed
+speech clips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.audio.scores import speech_scores
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
+
+__all__ = ["Features", "decoded_features", "evaluate", "griffin_lim_scores"]
+
+Features = Callable[[torch.Tensor], torch.Tensor]  # waveform [B, S] -> log-mel [B, M, S // hop]
+
+
+# --------------------------------------------------------------------------- features
+
+
+def decoded_features(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
+    """What a vocoder reads at inference: ``tok.decode_features(tok.encode(x))`` of each row of
+    ``audio [B, S]`` (``S`` a multiple of the tokenizer's samples per token) -> log-mel
+    ``[B, M, S // hop]`` on ``audio``'s device. No gradients; the result is a plain tensor that
+    autograd may save.
+    """
+    with torch.inference_mode():
+        codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n)
+        mel = tok.decode_features(codes)  # (B, M, fpt*n)
+    return mel[..., : audio.shape[-1] // tok.cfg.hop_length].to(audio.device).clone()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for r in rows for k in r})
+    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}
+
+
+def griffin_lim_scores(waves: Sequence[torch.Tensor], tok: AudioTokenizer | None = None) -> dict[str, Any]:
+    """STOI/PESQ of the tokenizer's Griffin-Lim path on the clips' TRUE log-mel (``tok`` None) or on
+    ``tok``'s decoded features of them (what ``tok.decode(codes, vocoder="griffin-lim")`` gives):
+    the figure to beat."""
+    gl = tok if tok is not None else AudioTokenizer(AudioTokenizerConfig()).eval()
+    hop = gl.cfg.hop_length
+    rows = []
+    for w in waves:
+        t = w.numel() // hop
+        if tok is None:
+            mel = gl.log_mel(w)[:, :t]  # (M, T): the frames AudioTokenizer.decode would hand it
+        else:
+            mel = decoded_features(tok, w[None].to(tok.device))[0]  # (M, T)
+        out = gl.mel_to_wave(mel).cpu()
+        out = torch.nn.functional.pad(out, (0, max(0, w.numel() - out.numel())))[: w.numel()]
+        rows.append(speech_scores(w, out))
+    return {"clips": len(waves), "iterations": gl.cfg.griffin_lim_iters,
+            "features": "true" if tok is None else "decoded", **_mean_scores(rows)}
+
+
+@torch.no_grad()
+def evaluate(voc: Vocoder, segments: torch.Tensor, waves: Sequence[torch.Tensor], *, batch: int = 8,
+             features: Features | None = None) -> dict[str, Any]:
+    """Validation figures: log-mel L1 (to the true log-mel) and STFT losses on ``segments``,
+    STOI/PESQ on ``waves``; the vocoder reads ``features(x)`` (default: the true log-mel)."""
+    was_training = voc.training
+    voc.eval()
+    dev = voc.window.device
+    hop = voc.cfg.hop_length
+    mel_l, sc_l, mag_l = [], [], []
+    for part in segments.split(batch):
+        x = part.to(dev)
+        mel = voc.log_mel(x)  # (B, M, T+1)
+        y = voc(mel[..., : x.shape[-1] // hop] if features is None else features(x))
+        sc, mag = multi_resolution_stft_loss(y, x)
+        mel_l.append(float(mel_l1(y, mel, voc.filters)) * len(part))
+        sc_l.append(float(sc) * len(part))
+        mag_l.append(float(mag) * len(part))
+    n = len(segments)
+    out: dict[str, Any] = {"mel_l1": round(sum(mel_l) / n, 4), "stft_sc": round(sum(sc_l) / n, 4),
+                           "stft_logmag": round(sum(mag_l) / n, 4)}
+    rows = []
+    for w in waves:
+        x = w.to(dev)
+        mel = voc.log_mel(x)[:, : w.numel() // hop] if features is None else features(x[None])[0]
+        rows.append(speech_scores(w, voc.decode(mel).cpu()))
+    out.update(_mean_scores(rows))
+    voc.train(was_training)
+    return out
+
+
