@@ -291,7 +291,11 @@ def image_plasma(pkg: Package, skipped: Counter) -> Iterator[Item]:
 def skimage_package() -> Package:
     import importlib.metadata as md
 
-    import skimage
+    try:
+        import skimage
+    except ImportError as e:
+        raise SystemExit("fetch_corpus image: the scikit-image sample photos are part of the corpus; "
+                         'install them with pip install -e ".[image-data]"') from e
 
     dist = md.distribution("scikit-image")
     lic = next((f for f in dist.files or [] if f.name.startswith("LICENSE")), None)

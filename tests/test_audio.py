@@ -365,7 +365,9 @@ def test_old_flat_config_gives_the_shipped_tokenizer() -> None:
     from mmtok.core.checkpoint import config_from_dict, load_state_dict_checked
 
     shipped = mmtok.load("audio")
-    flat = {**OLD_FLAT_CONFIG, "codebook_size": shipped.codebook_size}
+    c = shipped.cfg
+    flat = {**OLD_FLAT_CONFIG, "codebook_size": shipped.codebook_size, "encoder_kind": c.encoder_kind,
+            "code_dim": c.code_dim, "vq_cosine": c.vq.cosine, "vq_lookup_dim": c.vq.codebook_dim}
     cfg = config_from_dict(AudioTokenizerConfig, AudioTokenizerConfig.upgrade_dict(flat))
     assert cfg == dataclasses.replace(shipped.cfg, vocoder=None)
     old = AudioTokenizer(cfg)
