@@ -264,7 +264,7 @@ def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokeniz
     assert vocoder_train.main(stage2) == 0
     state = json.loads((s2 / "train-state" / "config.json").read_text())["provenance"]
     assert state["synthetic"] == {"clips": 3, "share": 0.5, "seed": 4} and "3 seeded synthetic clips" in state["sampling"]
-    assert state["init_from"]["steps"] == 2  # the attached vocoder's own provenance: stage 1's 2 steps
+    assert state["init_from"] == {"source": str(joined.resolve()), "steps": 2}  # the attached vocoder's own steps
     first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_train.initial_vocoder(str(joined))
     assert isinstance(first, Vocoder) and inside.cfg == first.cfg  # the attached vocoder, weight for weight
     assert all(torch.equal(a, b) for a, b in zip(inside.state_dict().values(), first.state_dict().values(), strict=True))
@@ -313,6 +313,7 @@ def test_the_shipped_vocoder_starts_a_run() -> None:
     assert all(torch.equal(a, b) for a, b in zip(voc.state_dict().values(), shipped.vocoder.state_dict().values(),
                                                  strict=True))
     assert voc.provenance["features"] == "decoded" and voc.provenance["steps"] > 0
+    assert vocoder_train.checkpoint_source("audio") == "audio"  # a run records the shipped name, not a cwd path
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8,
                                               vocoder=voc.cfg))
     tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]

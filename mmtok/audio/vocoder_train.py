@@ -206,6 +206,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the run
 
 
+def checkpoint_source(where: str) -> str:
+    """How a run records a checkpoint it read: a folder as its absolute path, a shipped name as itself.
+
+    >>> checkpoint_source("audio")
+    'audio'
+    """
+    return str(Path(where).resolve()) if Path(where).exists() else where
+
+
 def initial_vocoder(where: str) -> Vocoder:
     """The vocoder ``--init-from`` names: a vocoder checkpoint, or the learned vocoder inside an
     audio tokenizer checkpoint (a folder or a shipped name), with that vocoder's own provenance."""
@@ -356,7 +365,7 @@ class Run:
             prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok.fingerprint,
                                  "steps": getattr(self.tok, "provenance", {}).get("steps")}
         if init is not None:
-            prov["init_from"] = {"source": str(Path(args.init_from).resolve()),
+            prov["init_from"] = {"source": checkpoint_source(args.init_from),
                                  "steps": getattr(init, "provenance", {}).get("steps")}
         elif "init_from" in self.saved_prov:  # a resumed run keeps what it started from
             prov["init_from"] = self.saved_prov["init_from"]
