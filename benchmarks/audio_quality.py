@@ -22,7 +22,8 @@
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files).
 - ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
   the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
-  the toy tones task of ``mmtok demo`` needs it).
+  the toy tones task of ``mmtok demo`` needs it), and the median level change per pitch in dB
+  (``level_db``: a tone can keep its pitch and come back far quieter).
 - ``speed``: one thread by default: real-time factors of encode, decode to log-mel, decode
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
   encode speed-up over EnCodec 24 kHz (as the synthetic mode measures it), size in MB.

@@ -229,6 +229,7 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
     assert speed["decode_x_realtime"] > 0 and speed["size_mb"] > 0 and "encode_speedup_vs_encodec" not in speed
     tones = by[("tones", "ours")]
     assert tones["tones"] == 24 and tones["kept"] == sum(tones["per_pitch"].values()) and 0 <= tones["accuracy"] <= 1
+    assert set(tones["level_db"]) == set(tones["per_pitch"]) and all(v < 20 for v in tones["level_db"].values())
     assert by[("published_anchors", None)]["data"].startswith("LibriSpeech test-clean")
     bar = by[("bar", "ours")]
     assert bar["missing"] == ["encode_vs_encodec"] and bar["passed"] + bar["failed"] == len(aq.BAR) - 1

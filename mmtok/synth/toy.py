@@ -163,22 +163,29 @@ def dominant_pitch(wave: Any, sample_rate: int) -> str:
 def pitch_round_trip(tok: Any, *, per_pitch: int = 8, seed: int = 0, vocoder: Any = "auto") -> dict[str, Any]:
     """How often an audio tokenizer's round trip keeps a rendered tone's pitch: ``per_pitch`` tones of
     each of :data:`PITCHES` (seeded), ``tok.decode(tok.encode(tone), vocoder=vocoder)``, then
-    :func:`dominant_pitch`. Returns ``{"tones", "kept", "accuracy", "per_pitch": {name: kept}}``.
+    :func:`dominant_pitch`. Returns ``{"tones", "kept", "accuracy", "per_pitch": {name: kept},
+    "level_db": {name: median dB}}``: ``level_db`` is the round trip's level change (RMS out over
+    RMS in, in dB; 0 is lossless), since a tone can keep its pitch and still come back far quieter.
 
     The toy tones task (``tones_corpus``) is learnable only if this is high: a tokenizer that
     decodes a 1,980 Hz tone as a lower one cannot sound "a high tone" whatever the model says.
     """
     rng = np.random.default_rng(seed)
     per: dict[str, int] = {}
+    level: dict[str, float] = {}
     for name in PITCHES:
-        kept = 0
+        kept, changes = 0, []
         for _ in range(per_pitch):
             wave = torch.from_numpy(render_tone(name, rng, sample_rate=tok.sample_rate))
             back = tok.decode(tok.encode(wave, tok.sample_rate), vocoder=vocoder)
             kept += dominant_pitch(back, tok.sample_rate) == name
+            rms_in, rms_out = float(wave.pow(2).mean().sqrt()), float(back.float().pow(2).mean().sqrt())
+            changes.append(20.0 * np.log10(max(rms_out, 1e-9) / max(rms_in, 1e-9)))
         per[name] = kept
+        level[name] = round(float(np.median(changes)), 1)
     total = per_pitch * len(PITCHES)
-    return {"tones": total, "kept": sum(per.values()), "accuracy": round(sum(per.values()) / total, 4), "per_pitch": per}
+    return {"tones": total, "kept": sum(per.values()), "accuracy": round(sum(per.values()) / total, 4), "per_pitch": per,
+            "level_db": level}
 
 
 def tones_corpus(folder: str | os.PathLike[str], *, n_docs: int, seed: int = 0, seconds: float = 0.4) -> Path:
