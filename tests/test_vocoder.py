@@ -293,6 +293,28 @@ def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokeniz
     assert "--synthetic-share" in capsys.readouterr().err
 
 
+def test_synthetic_clips_with_steady_tones() -> None:
+    from mmtok.audio.corpus import steady_tone, synthetic_clips
+
+    plain = synthetic_clips(6, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, synthetic_clips(6, seed=3, tones=0.0), strict=True))
+    every = synthetic_clips(6, seed=3, tones=1.0)
+    rng = np.random.default_rng(3 + 991)
+    again = [steady_tone(rng, float(rng.uniform(1.0, 4.0)), 16000) for _ in range(6)]
+    assert all(np.array_equal(a, b) for a, b in zip(every, again, strict=True))
+    mixed = synthetic_clips(400, seed=0, tones=0.5)
+    tone_rng = np.random.default_rng(0 + 991)
+    tones = [steady_tone(tone_rng, float(tone_rng.uniform(1.0, 4.0)), 16000) for _ in range(400)]
+    n_tones = sum(any(len(c) == len(t) and np.array_equal(c, t) for t in tones[:300]) for c in mixed)
+    assert 160 <= n_tones <= 240  # about half
+    for x in every:  # one steady fundamental: the strongest bin holds its frequency for the whole clip
+        spec = [np.abs(np.fft.rfft(part)).argmax() for part in np.array_split(x[160:-160], 4)]
+        assert max(spec) - min(spec) <= 0.02 * max(spec) + 2
+        assert 10 ** (-31 / 20) <= np.abs(x).max() <= 10 ** (-1 / 20) + 1e-6
+    with pytest.raises(ValueError, match="tones"):
+        synthetic_clips(2, seed=0, tones=1.5)
+
+
 def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> None:
     from mmtok.cli import main as cli
 

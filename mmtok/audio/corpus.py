@@ -23,7 +23,7 @@ import soundfile as sf
 
 from mmtok.audio.io import load_audio
 
-__all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "synthetic_clip", "synthetic_clips"]
+__all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "steady_tone", "synthetic_clip", "synthetic_clips"]
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
@@ -103,15 +103,51 @@ def synthetic_clip(rng: np.random.Generator, seconds: float, sr: int) -> np.ndar
     return x.astype(np.float32)
 
 
-def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000) -> list[np.ndarray]:
+def steady_tone(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
+    """A steady tone: fundamental log-uniform in 50 Hz - 0.35 × ``sr``, up to three harmonics of
+    random weight (those below Nyquist), a slight vibrato half the time, a level from -30 to -1 dB
+    full scale and 10 ms fades; float32. Whistles, beeps, sirens and held notes are steady tones,
+    and speech recordings hold few of them.
+
+    >>> x = steady_tone(np.random.default_rng(0), 1.0, 16000)
+    >>> x.shape, x.dtype, bool(np.abs(x).max() <= 1.0)
+    ((16000,), dtype('float32'), True)
+    """
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = float(np.exp(rng.uniform(np.log(50.0), np.log(0.35 * sr))))
+    vib = 1 + (rng.uniform(0, 0.01) if rng.random() < 0.5 else 0.0) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
+    phase = 2 * np.pi * np.cumsum(f0 * vib) / sr
+    x = np.sin(phase)
+    for h in range(2, 2 + int(rng.integers(0, 4))):
+        if h * f0 < 0.45 * sr:
+            x = x + rng.uniform(0, 0.5) * np.sin(h * phase)
+    x = x / (np.abs(x).max() + 1e-9) * 10 ** (rng.uniform(-30, -1) / 20)
+    fade = min(t.size // 2, int(0.01 * sr))
+    x[:fade] *= np.linspace(0, 1, fade)
+    x[t.size - fade :] *= np.linspace(1, 0, fade)
+    return x.astype(np.float32)
+
+
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float = 0.0) -> list[np.ndarray]:
     """``n`` seeded :func:`synthetic_clip` waveforms of 1-4 s (float32): the same ``seed`` gives the
-    same clips, in the tokenizer trainer and the vocoder trainer alike.
+    same clips, in the tokenizer trainer and the vocoder trainer alike. ``tones``: the fraction of
+    them that are :func:`steady_tone` instead (drawn from a separate seed, so ``tones=0`` gives the
+    same clips as before the option existed).
 
     >>> [round(len(c) / 16000, 2) for c in synthetic_clips(2, seed=0)]
     [2.83, 1.88]
     """
+    if not 0.0 <= tones <= 1.0:
+        raise ValueError(f"tones must be a fraction in [0, 1], got {tones}")
     rng = np.random.default_rng(seed + 777)
-    return [synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate) for _ in range(n)]
+    tone_rng, pick = np.random.default_rng(seed + 991), np.random.default_rng(seed + 992)
+    out = []
+    for _ in range(n):
+        if tones > 0 and pick.random() < tones:
+            out.append(steady_tone(tone_rng, float(tone_rng.uniform(1.0, 4.0)), sample_rate))
+        else:
+            out.append(synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate))
+    return out
 
 
 def _espeak(text: str, voice: str, speed: int, pitch: int, path: Path) -> bool:

@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "recordings hold few steady tones, and a tokenizer trained without any may not keep a pitch")
     p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
                    help="fraction of the training crops taken from the --synthetic clips")
+    p.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
+                   help="fraction of the --synthetic clips that are steady tones (50 Hz to 5.6 kHz, up to three "
+                        "harmonics; mmtok.audio.corpus.steady_tone)")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
@@ -306,9 +309,9 @@ def is_cache(folder: str | Path) -> bool:
         return False
 
 
-def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000) -> list[torch.Tensor]:
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float = 0.0) -> list[torch.Tensor]:
     """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clips` waveforms of 1-4 s, as tensors."""
-    return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate)]
+    return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate, tones=tones)]
 
 
 def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
@@ -326,12 +329,14 @@ def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[t
     note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
     weights = torch.from_numpy(sampling_weights(train.clips)).float()
     if args.synthetic:
-        synth = synthetic_clips(args.synthetic, seed=args.seed)
+        synth = synthetic_clips(args.synthetic, seed=args.seed, tones=args.synthetic_tones)
         waves += synth
         groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
         share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))
         weights = torch.cat([weights, share])
         note += f", plus {len(synth)} synthetic clips ({args.synthetic_share:.0%} of the crops), each its own group"
+        if args.synthetic_tones:
+            note += f" ({args.synthetic_tones:.0%} of them steady tones)"
     val = AudioCache(args.data, "validation")
     order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
     chosen = [val.clips[int(i)] for i in sorted(order)]
@@ -438,8 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.synthetic < 0 or not 0 < args.synthetic_share < 1:
-        parser.error(f"--synthetic must be >= 0 and --synthetic-share in (0, 1) (got {args.synthetic}, {args.synthetic_share})")
+    if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
+        parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
+                     f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")

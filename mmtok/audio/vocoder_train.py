@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--synthetic-share of the segments; real recordings hold few steady tones")
     p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
                    help="fraction of the training segments taken from the --synthetic clips")
+    p.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
+                   help="fraction of the --synthetic clips that are steady tones (mmtok.audio.corpus.steady_tone)")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--batch-size", type=int, default=16, help="segments per step")
@@ -243,9 +245,9 @@ class Run:
             raise TrainingError(
                 f"need --batch-size, --steps, --val-segments, --save-every ≥ 1; "
                 f"got {args.batch_size}, {args.steps}, {args.val_segments}, {args.save_every}")
-        if args.synthetic < 0 or not 0 < args.synthetic_share < 1:
-            raise TrainingError(f"need --synthetic ≥ 0 and --synthetic-share in (0, 1); "
-                                f"got {args.synthetic}, {args.synthetic_share}")
+        if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
+            raise TrainingError(f"need --synthetic ≥ 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1]; "
+                                f"got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones}")
         self.args, self.out = args, Path(args.out)
         self.state_dir = self.out / STATE_DIR
         resuming = args.resume and (self.state_dir / "config.json").is_file()
@@ -261,9 +263,11 @@ class Run:
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
-            {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed} if args.synthetic else None)
+            {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
+             **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
         if self.synthetic:  # a resumed run redraws the clips it started with, whatever the options say
-            synth = synthetic_clips(self.synthetic["clips"], seed=self.synthetic["seed"], sample_rate=SAMPLE_RATE)
+            synth = synthetic_clips(self.synthetic["clips"], seed=self.synthetic["seed"], sample_rate=SAMPLE_RATE,
+                                    tones=self.synthetic.get("tones", 0.0))
             self.train_set: AudioCache | MixedClips = MixedClips(real, synth)
             self.probs = mixed_weights(sampling_weights(real.clips), len(synth), self.synthetic["share"])
         else:
