@@ -389,3 +389,13 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
         audio_train.main([*args, "--synthetic", "2", "--synthetic-share", "1.5"])
     with pytest.raises(SystemExit):
         audio_train.main(["--data", str(corpus), "--out", str(tmp_path / "x"), "--synthetic", "2"])
+
+    # --mse-weight adds the squared error: same seed and batches, other weights after two steps
+    assert audio_train.main([*args[:3], str(tmp_path / "mse"), *args[4:], "--encoder", "conv", "--mse-weight", "2"]) == 0
+    assert audio_train.main([*args[:3], str(tmp_path / "l1"), *args[4:], "--encoder", "conv"]) == 0
+    a_, b_ = mmtok.load(tmp_path / "mse" / "model"), mmtok.load(tmp_path / "l1" / "model")
+    assert any(not torch.equal(x, y) for x, y in zip(a_.state_dict().values(), b_.state_dict().values(), strict=True))
+    assert audio_train.main([*args[:3], str(tmp_path / "l1b"), *args[4:], "--encoder", "conv"]) == 0
+    again = mmtok.load(tmp_path / "l1b" / "model")  # a second run without it is weight for weight the first
+    assert all(torch.equal(x, y) for x, y in zip(again.state_dict().values(), b_.state_dict().values(), strict=True))
+    assert "--mse-weight 2" in json.loads((tmp_path / "mse" / "summary.json").read_text())["command"]

@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "recordings hold few steady tones, and a tokenizer trained without any may not keep a pitch")
     p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
                    help="fraction of the training crops taken from the --synthetic clips")
+    p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the squared error on log-mel (in units of the mean per-channel variance) to the "
+                        "L1: large misses, such as a steady tone's narrow peak, then cost more than many small ones")
     p.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
                    help="fraction of the --synthetic clips that are steady tones (50 Hz to 5.6 kHz, up to three "
                         "harmonics; mmtok.audio.corpus.steady_tone)")
@@ -420,11 +423,14 @@ def train_steps(run: _Run) -> None:
                                    ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen,
                                    weights=run.crop_weights)
         res = tok(mel.to(tok.device))
-        if not torch.isfinite(res.loss):
-            raise TrainingError(f"non-finite loss ({res.loss.item()}) at step {run.step + 1}: training stopped, "
+        loss = res.loss
+        if args.mse_weight:
+            loss = loss + args.mse_weight * (res.reconstruction - res.target).pow(2).mean() / tok.feature_std.pow(2).mean()
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, "
                                 f"nothing saved for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
         run.opt.zero_grad(set_to_none=True)
-        res.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
         run.opt.step()
         run.step += 1
