@@ -96,9 +96,8 @@ from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, 
 __all__ = [
     "Run",
     "build_parser",
-    "decoded_features",
-    "evaluate",
-    "griffin_lim_scores",
+    "checkpoint_source",
+    "initial_vocoder",
     "main",
 ]
 
