@@ -86,6 +86,7 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
     assert figures["image_tokens"]["value"] == 256 and figures["image_psnr_db"]["value"] > 15
     assert figures["train_loss_last"]["value"] < figures["train_loss_first"]["value"]
     assert 0 <= figures["sample_image_color_match"]["value"] <= 1
+    assert "level dBFS" in text  # sampled tones show how loud they came back, not only their pitch
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["steps"]) == ["VQ core", "images", "audio", "stream", "corpus", "train", "sample", "context"]
     printed = capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -149,7 +150,9 @@ def sample_step(d: Demo) -> str:
         d.report.table(["prompt", "dominant colour", "match"], img_rows),
         d.report.grid(snd_cards),
         *([d.report.note(same)] if same else []),
-        d.report.table(["prompt", "codes", "pitch heard", "match"], snd_rows),
+        d.report.text("The level column is the sample's RMS in dB full scale: the shipped audio tokenizer keeps a "
+                      "tone's pitch but returns high tones far quieter (README, Limitations)."),
+        d.report.table(["prompt", "codes", "pitch heard", "level dBFS", "match"], snd_rows),
     )
     return (f"colour matches {hits}/{n_img} pictures for unseen captions; pitch matches {snd_hits}/{len(snd_rows)} "
             "tones")
@@ -174,7 +177,9 @@ def _sample_sounds(d: Demo, model: Any, il: Any, per: int) -> tuple[list[list[An
             codes = tuple(seg["audio_codes"].tolist())
             got = dominant_pitch(seg["audio"], sr)
             hits += got == pitch
-            rows.append([prompt, len(codes), got, "yes" if got == pitch else "no"])
+            wave = seg["audio"].float()
+            level = 20.0 * math.log10(max(float(wave.pow(2).mean().sqrt()), 1e-9))  # dB full scale (RMS)
+            rows.append([prompt, len(codes), got, f"{level:.0f}", "yes" if got == pitch else "no"])
             if codes in groups:
                 groups[codes][1] += 1
             else:
