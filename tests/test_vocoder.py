@@ -199,13 +199,20 @@ def tiny_tokenizer(folder: Path) -> Path:
     return save_module(tok, folder)
 
 
-def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def stage_one(tmp_path: Path) -> tuple[list[str], Path]:
+    """A tiny corpus, its cache and tokenizer, and a 2-step stage-1 run in ``tmp_path / "s1"``: the
+    options every run here shares, and the tokenizer folder."""
     corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
     tok_dir = tiny_tokenizer(tmp_path / "tok")
     common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
               "--save-every", "2", "--log-every", "1", "--val-segments", "2", "--val-clips", "1",
               "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2", *TINY_ARGS]
     assert vocoder_train.main([*common, "--out", str(tmp_path / "s1")]) == 0
+    return common, tok_dir
+
+
+def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common, tok_dir = stage_one(tmp_path)
     s2 = tmp_path / "s2"
     stage2 = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
               "--init-from", str(tmp_path / "s1" / "best"), "--dim", "48"]  # the size options yield to --init-from
@@ -249,12 +256,7 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
 
 def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokenizer(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
-    tok_dir = tiny_tokenizer(tmp_path / "tok")
-    common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
-              "--save-every", "2", "--log-every", "1", "--val-segments", "2", "--val-clips", "1",
-              "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2", *TINY_ARGS]
-    assert vocoder_train.main([*common, "--out", str(tmp_path / "s1")]) == 0
+    common, tok_dir = stage_one(tmp_path)
     joined = tmp_path / "joined"  # a tokenizer checkpoint that carries its vocoder, as models/audio does
     assert vocoder_train.main(["--attach", str(joined), "--tokenizer", str(tok_dir),
                                "--vocoder", str(tmp_path / "s1" / "best")]) == 0

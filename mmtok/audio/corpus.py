@@ -150,6 +150,21 @@ def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float
     return out
 
 
+def add_synthetic_arguments(parser: Any, *, unit: str) -> None:
+    """``--synthetic N``, ``--synthetic-share F`` and ``--synthetic-tones F`` on an argparse ``parser``,
+    as the tokenizer trainer (``unit="crops"``) and the vocoder trainer (``unit="segments"``) both take
+    them; the clips are :func:`synthetic_clips`."""
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help=f"also train on N seeded synthetic tones, chirps, noises and clicks (1-4 s; "
+                             f"mmtok.audio.corpus.synthetic_clips), --synthetic-share of the {unit}; real "
+                             "recordings hold few steady tones, and a model trained without any may not keep a pitch")
+    parser.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
+                        help=f"fraction of the training {unit} taken from the --synthetic clips")
+    parser.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
+                        help="fraction of the --synthetic clips that are steady tones (50 Hz to 0.35 × the rate, "
+                             "up to three harmonics; mmtok.audio.corpus.steady_tone)")
+
+
 def _espeak(text: str, voice: str, speed: int, pitch: int, path: Path) -> bool:
     cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(path), text]
     return subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0 and path.stat().st_size > 1000

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.codebook import fit_codebook, speaker_groups
-from mmtok.audio.corpus import build_corpus
+from mmtok.audio.corpus import add_synthetic_arguments, build_corpus
 from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
@@ -228,18 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.0,
                    help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
                         "training); codebook usage and reconstruction on them go to summary.json")
-    p.add_argument("--synthetic", type=int, default=0, metavar="N",
-                   help="with a cache: also train on N synthetic tones, chirps, noises and clicks (1-4 s, seeded; "
-                        "mmtok.audio.corpus.synthetic_clip), drawn for --synthetic-share of the crops; real "
-                        "recordings hold few steady tones, and a tokenizer trained without any may not keep a pitch")
-    p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
-                   help="fraction of the training crops taken from the --synthetic clips")
+    add_synthetic_arguments(p, unit="crops (cache mode only)")
     p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
                    help="add W × the squared error on log-mel (in units of the mean per-channel variance) to the "
                         "L1: large misses, such as a steady tone's narrow peak, then cost more than many small ones")
-    p.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
-                   help="fraction of the --synthetic clips that are steady tones (50 Hz to 5.6 kHz, up to three "
-                        "harmonics; mmtok.audio.corpus.steady_tone)")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")

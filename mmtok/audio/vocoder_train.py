@@ -65,7 +65,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
-from mmtok.audio.corpus import synthetic_clips
+from mmtok.audio.corpus import add_synthetic_arguments, synthetic_clips
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
@@ -125,14 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
                    "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
     p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses")
-    p.add_argument("--synthetic", type=int, default=0, metavar="N",
-                   help="also train on N seeded synthetic tones, chirps, noises and clicks (1-4 s; "
-                        "mmtok.audio.corpus.synthetic_clips, the clips the tokenizer trainer's --synthetic draws), "
-                        "--synthetic-share of the segments; real recordings hold few steady tones")
-    p.add_argument("--synthetic-share", type=float, default=0.05, metavar="F",
-                   help="fraction of the training segments taken from the --synthetic clips")
-    p.add_argument("--synthetic-tones", type=float, default=0.0, metavar="F",
-                   help="fraction of the --synthetic clips that are steady tones (mmtok.audio.corpus.steady_tone)")
+    add_synthetic_arguments(p, unit="segments")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--batch-size", type=int, default=16, help="segments per step")
