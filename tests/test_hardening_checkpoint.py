@@ -122,6 +122,17 @@ def test_header_that_does_not_fit_the_data_is_refused(saved: Path, tmp_path: Pat
         mmtok.load(folder)
 
 
+
+@pytest.mark.parametrize(("field", "value"), [("enc_blocks", 215873), ("dec_level_blocks", 10**6),
+                                              ("dec_blocks", 50_000)])
+def test_repeat_counts_beyond_the_weights_are_refused_before_building(saved: Path, tmp_path: Path, field: str,
+                                                                      value: object) -> None:
+    """A hand-edited count of repeated layers is refused from the header, without building them."""
+    with PeakMemory("cpu") as m, pytest.raises(CheckpointError, match=rf"{field}.*tensors the weights hold"):
+        mmtok.load(edited(saved, tmp_path, **{field: value}))
+    assert m.peak_mib < 200
+
+
 # --------------------------------------------------------------------------- fuzz
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import types
@@ -528,6 +529,31 @@ def _shape_mismatch(where: Any, config: Any, file: Mapping[str, tuple[int, ...]]
     return f"checkpoint {where} does not fit the model{blame}: " + ", ".join(problems)
 
 
+_REPEAT_FIELD = re.compile(r"(^|_)(blocks|layers|n_layer)$")  # config counts of repeated layers
+
+
+def _repeat_problem(config: Mapping[str, Any], tensors: int, prefix: str = "") -> str | None:
+    """Why ``config`` asks for more repeated layers than a weights file of ``tensors`` tensors
+    can hold (None when it does not). Every repeated layer or list-given stage owns at least one
+    tensor, so a count above ``tensors`` cannot match the weights; refusing it here keeps a damaged
+    or hand-edited count (``"enc_blocks": 215873``) from building a huge module before the shape
+    check can say no."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found = _repeat_problem(value, tensors, prefix=f"{name}.")
+            if found:
+                return found
+        elif isinstance(value, list) and len(value) > tensors:
+            return (f"field {name!r} lists {len(value):,} entries, more than the {tensors:,} tensors "
+                    "the weights hold (the file is damaged or hand-edited)")
+        elif (isinstance(value, int) and not isinstance(value, bool) and _REPEAT_FIELD.search(str(key))
+              and value > tensors):
+            return (f"field {name!r} = {value:,} asks for more repeated layers than the {tensors:,} "
+                    "tensors the weights hold (the file is damaged or hand-edited)")
+    return None
+
+
 def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
     """Shapes of the state dict ``cls(cfg)`` would have, built on the meta device (no memory).
 
@@ -577,6 +603,9 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
         raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
     header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
     cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
+    repeats = _repeat_problem(meta["config"], len(header))
+    if repeats:
+        raise CheckpointError(f"checkpoint {path}: {CONFIG_NAME} {repeats}")
     try:
         shapes = _meta_shapes(cls, cfg)
         problem = None if shapes is None else _shape_mismatch(path, meta["config"], header, shapes)
