@@ -133,6 +133,13 @@ def test_repeat_counts_beyond_the_weights_are_refused_before_building(saved: Pat
     assert m.peak_mib < 200
 
 
+
+def test_too_many_channel_widths_are_refused_readably(saved: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"enc_channels has 5000 widths: 4999 2× stages") as err:
+        mmtok.load(edited(saved, tmp_path, enc_channels=[8] * 5000))
+    assert len(str(err.value)) < 400
+
+
 # --------------------------------------------------------------------------- fuzz
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

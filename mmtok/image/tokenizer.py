@@ -74,6 +74,11 @@ class ImageTokenizerConfig:
                 raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
         if not self.enc_channels or not self.dec_channels:
             raise ValueError("enc_channels and dec_channels need at least one width each")
+        for name in ("enc_channels", "dec_channels"):  # each extra width halves (doubles) the grid once more
+            levels = len(getattr(self, name))
+            if 2 ** (levels - 1) > self.image_size:
+                raise ValueError(f"{name} has {levels} widths: {levels - 1} 2× stages would shrink a "
+                                 f"{self.image_size}-pixel image below one pixel")
         up = 2 ** (len(self.dec_channels) - 1)
         if self.downsample % up:
             raise ValueError(
