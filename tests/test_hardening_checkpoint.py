@@ -122,7 +122,6 @@ def test_header_that_does_not_fit_the_data_is_refused(saved: Path, tmp_path: Pat
         mmtok.load(folder)
 
 
-
 @pytest.mark.parametrize(("field", "value"), [("enc_blocks", 215873), ("dec_level_blocks", 10**6),
                                               ("dec_blocks", 50_000)])
 def test_repeat_counts_beyond_the_weights_are_refused_before_building(saved: Path, tmp_path: Path, field: str,
@@ -131,7 +130,6 @@ def test_repeat_counts_beyond_the_weights_are_refused_before_building(saved: Pat
     with PeakMemory("cpu") as m, pytest.raises(CheckpointError, match=rf"{field}.*tensors the weights hold"):
         mmtok.load(edited(saved, tmp_path, **{field: value}))
     assert m.peak_mib < 200
-
 
 
 def test_too_many_channel_widths_are_refused_readably(saved: Path, tmp_path: Path) -> None:
