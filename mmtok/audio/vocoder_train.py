@@ -23,7 +23,11 @@ Three jobs:
    vocoder trained mostly on speech still renders a steady tone at its pitch.
 
    Loss: multi-resolution STFT (spectral convergence + log-magnitude L1) + ``--mel-weight`` ×
-   L1 to the segment's TRUE log-mel. AdamW, linear warmup then cosine decay
+   L1 to the segment's TRUE log-mel; with ``--disc-weight W`` also adversarial terms
+   (:mod:`mmtok.audio.discriminator`: multi-period and multi-resolution STFT discriminators
+   on a random ``--disc-seconds`` window of each segment, hinge loss × W plus feature
+   matching × ``--fm-weight``, after ``--disc-warmup`` discriminator-only steps and a ramp),
+   the discriminators stepping after the vocoder. AdamW, linear warmup then cosine decay
    (:func:`mmtok.core.schedule.warmup_cosine`), gradient clipping. A non-finite loss stops the
    run with an error naming the step, and nothing is saved. Validation reads the same kind of
    features as training, and Griffin-Lim's figures on those features are the baseline.
@@ -35,9 +39,11 @@ Three jobs:
 
 Run folder::
 
-    RUN/train-state/     weights + optimizer + step + RNG (atomic), read by --resume
+    RUN/train-state/     weights + optimizer + step + RNG (+ the discriminators and their optimizer),
+                         atomic, read by --resume
     RUN/model/           the vocoder alone (mmtok checkpoint of kind "vocoder")
-    RUN/best/            the checkpoint with the lowest validation log-mel L1 so far
+    RUN/best/            the checkpoint with the best validation figure so far (``--best-by``: the lowest
+                         log-mel L1 by default, or the highest STOI or wideband PESQ)
     RUN/log.jsonl        one line per --log-every steps: loss terms, lr, grad norm, s/step
     RUN/validation.jsonl one line per checkpoint: log-mel L1 and STFT losses on fixed validation
                          segments, STOI and wideband PESQ on fixed speech clips (with
@@ -66,6 +72,7 @@ import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments, synthetic_clips
+from mmtok.audio.discriminator import WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
@@ -102,6 +109,7 @@ __all__ = [
 ]
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
+BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 
 # --------------------------------------------------------------------------- command line
@@ -136,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip")
     p.add_argument("--mel-weight", type=float, default=1.0, help="weight of the log-mel L1 next to the STFT losses")
+    p.add_argument("--disc-weight", type=float, default=0.0,
+                   help="adversarial hinge term of multi-period + multi-resolution discriminators (0: none)")
+    p.add_argument("--fm-weight", type=float, default=2.0,
+                   help="feature-matching term beside it (relative L1 of the discriminators' activations)")
+    p.add_argument("--disc-start", type=int, default=0, metavar="STEP", help="step from which the discriminators learn")
+    p.add_argument("--disc-warmup", type=int, default=500, metavar="N",
+                   help="discriminator-only steps after --disc-start, then the generator's terms ramp up over N steps")
+    p.add_argument("--disc-lr", type=float, default=2e-4, help="the discriminators' AdamW learning rate")
+    p.add_argument("--disc-channels", type=int, default=16, help="width of the discriminators' first layers")
+    p.add_argument("--disc-seconds", type=float, default=0.5,
+                   help="the discriminators judge a random window this long of each segment")
+    p.add_argument("--best-by", default="mel_l1", choices=BEST_BY,
+                   help="validation figure that picks best/ (mel_l1 lowest; stoi, pesq_wb highest)")
     p.add_argument("--gain-db", type=float, default=6.0, help="segments are attenuated by U(0, this) dB")
     p.add_argument("--dim", type=int, default=VocoderConfig.dim, help="backbone channels (new runs)")
     p.add_argument("--intermediate", type=int, default=VocoderConfig.intermediate, help="MLP width (new runs)")
@@ -273,11 +294,18 @@ class Run:
         self.opt = torch.optim.AdamW(
             [{"params": [p for p in params if p.dim() > 1], "weight_decay": args.weight_decay},
              {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}], lr=args.lr, betas=(0.8, 0.99))
+        self.gan_cfg, self.best_by = self._adversarial(resuming)
+        self.gan = None if self.gan_cfg is None else WaveGAN(
+            weight=self.gan_cfg["weight"], fm_weight=self.gan_cfg["fm_weight"], start=self.gan_cfg["start"],
+            warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
+            device=self.voc.window.device)
         self.step, self.elapsed, self.best = 0, 0.0, math.inf
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
-            self.best = float(st["extra"].get("best_mel_l1", math.inf))
+            self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
+            if self.gan is not None:
+                self.gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(self.state_dir))
             print(f"resumed at step {self.step}", file=sys.stderr)
         self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
         _truncate_log(self.log_path, self.step)
@@ -306,6 +334,27 @@ class Run:
             torch.manual_seed(args.seed)
             np.random.seed(args.seed)  # noqa: NPY002 - the global state is what train-state saves
         return init
+
+    def _adversarial(self, resuming: bool) -> tuple[dict[str, Any] | None, str]:
+        """The discriminators' settings (None: none) and the figure that picks best/; a resumed run keeps its own."""
+        args = self.args
+        if resuming:
+            return self.saved_prov.get("discriminator"), self.saved_prov.get("best_by", "mel_l1")
+        if min(args.disc_weight, args.fm_weight, args.disc_start, args.disc_warmup) < 0 or args.disc_lr <= 0 \
+                or args.disc_channels < 1 or args.disc_seconds <= 0:
+            raise TrainingError(f"need --disc-weight, --fm-weight, --disc-start, --disc-warmup ≥ 0, --disc-lr > 0, "
+                                f"--disc-channels ≥ 1 and --disc-seconds > 0; got {args.disc_weight}, {args.fm_weight}, "
+                                f"{args.disc_start}, {args.disc_warmup}, {args.disc_lr}, {args.disc_channels}, "
+                                f"{args.disc_seconds}")
+        if args.best_by != "mel_l1" and args.val_clips < 1:
+            raise TrainingError(f"--best-by {args.best_by} needs validation clips (--val-clips ≥ 1)")
+        if args.disc_weight == 0:
+            return None, args.best_by
+        return {"weight": args.disc_weight, "fm_weight": args.fm_weight, "start": args.disc_start,
+                "warmup": args.disc_warmup, "lr": args.disc_lr, "channels": args.disc_channels,
+                "window_samples": round(args.disc_seconds * SAMPLE_RATE),
+                "kinds": "multi-period (2, 3, 5, 7, 11) + multi-resolution STFT (512, 1024, 256); hinge + "
+                         "feature matching"}, args.best_by
 
     def _tokenizer(self) -> AudioTokenizer | None:
         """The tokenizer whose decoded features stage 2 trains on (None in stage 1)."""
@@ -351,8 +400,10 @@ class Run:
             "sampling": "source ∝ sqrt(hours), group ∝ sqrt(hours), file ∝ length, uniform offset",
             "parameters": sum(p.numel() for p in params), "machine": f"{platform.machine()} {self.voc.window.device}",
             "threads": torch.get_num_threads(), "batch_size": args.batch_size, "segment_samples": self.seg,
-            "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names,
+            "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names, "best_by": self.best_by,
         }
+        if self.gan_cfg is not None:
+            prov["discriminator"] = self.gan_cfg
         if self.synthetic:
             prov["synthetic"] = self.synthetic
             prov["sampling"] += (f"; plus {self.synthetic['clips']} seeded synthetic clips "
@@ -375,11 +426,14 @@ class Run:
     def checkpoint(self) -> None:
         """Validate, then write train-state, model (and best) atomically; append the validation row."""
         row = self._validate()
-        improved = row["mel_l1"] < self.best
-        self.best = min(self.best, row["mel_l1"])
+        score = row[self.best_by] if self.best_by == "mel_l1" else -row[self.best_by]  # lower is better
+        improved = score < self.best
+        self.best = min(self.best, score)
+        disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
         save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
-                         step=self.step, extra={"elapsed": self.elapsed, "best_mel_l1": self.best},
-                         provenance=self.prov)
+                         step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
+                                                **({"disc_opt": disc_opt} if self.gan is not None else {})},
+                         provenance=self.prov, extra_tensors=disc_tensors)
         prov = {**self.prov, "steps": self.step, "validation": row}
         save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
         if improved:
@@ -412,6 +466,11 @@ class Run:
         sc, mag = multi_resolution_stft_loss(y, x)
         ml = mel_l1(y, mel, voc.filters)
         loss = sc + mag + args.mel_weight * ml
+        adv: dict[str, float] = {}
+        if self.gan is not None:
+            real_w, fake_w = random_crops(x, y, self.gan_cfg["window_samples"])
+            term, adv = self.gan.generator_loss(real_w, fake_w, self.step)
+            loss = loss + term
         if not math.isfinite(loss.item()):
             raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving; "
                                 "--resume restarts from the last checkpoint (try a lower --lr)")
@@ -419,9 +478,11 @@ class Run:
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
         self.opt.step()
+        if self.gan is not None:
+            adv.update(self.gan.discriminator_step(real_w, fake_w, self.step))
         self.step += 1
         return {"loss": loss.item(), "stft_sc": sc.item(), "stft_logmag": mag.item(), "mel_l1": ml.item(),
-                "lr": lr, "grad_norm": gnorm}
+                "lr": lr, "grad_norm": gnorm, **adv}
 
     def train(self) -> None:
         from tqdm import tqdm

@@ -9,7 +9,7 @@ their raw sizes. GroupNorm instead of BatchNorm: the trainer's batches are small
 
 The discriminator never ships: the tokenizer checkpoint is unchanged, and the
 discriminator with its optimizer travels in the trainer's resumable state
-(:meth:`PatchGAN.state_tensors` / :meth:`PatchGAN.load_state_tensors`).
+(:class:`mmtok.core.adversary.Adversary`, which the audio vocoder's trainer shares).
 
 >>> d = PatchDiscriminator(channels=16, layers=2)
 >>> tuple(d(torch.rand(2, 3, 64, 64)).shape)   # (B, 1, h, w): one logit per patch
@@ -20,15 +20,10 @@ discriminator with its optimizer travels in the trainer's resumable state
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mmtok.core.errors import CheckpointError
-from mmtok.core.trainstate import optimizer_state_join, optimizer_state_split
+from mmtok.core.adversary import Adversary, hinge_d_loss
 
 __all__ = ["PatchDiscriminator", "PatchGAN", "adaptive_weight", "hinge_d_loss"]
 
@@ -64,11 +59,6 @@ class PatchDiscriminator(nn.Module):
         return self.net(x * 2.0 - 1.0)  # (B, 1, h, w)
 
 
-def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator's hinge loss: ``mean(relu(1 - real)) + mean(relu(1 + fake))``, halved."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-
-
 def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
                     *, cap: float = 1e4) -> torch.Tensor:
     """``|∇ rec_loss| / (|∇ g_loss| + 1e-4)`` at ``last_layer`` (a weight both losses reach), detached, in ``[0, cap]``."""
@@ -77,28 +67,20 @@ def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: to
     return (rec_grad.norm() / (g_grad.norm() + 1e-4)).clamp(0.0, cap).detach()
 
 
-class PatchGAN:
+class PatchGAN(Adversary):
     """The discriminator, its optimizer and its schedule, as the image trainer uses them.
 
     ``weight``: scale of the generator's adversarial term (times :func:`adaptive_weight`);
     ``start``: the step from which the discriminator learns; ``warmup``: steps after
     ``start`` before the generator feels it (the discriminator first learns to tell
     the current reconstructions from photographs), then the term ramps up linearly
-    over as many steps again.
+    over as many steps again (:class:`mmtok.core.adversary.Adversary`).
     """
 
     def __init__(self, *, weight: float, start: int = 0, warmup: int = 200, lr: float = 1e-4, channels: int = 32,
                  layers: int = 2, device: torch.device | str = "cpu") -> None:
-        self.weight, self.start, self.warmup = float(weight), int(start), int(warmup)
-        self.disc = PatchDiscriminator(channels=channels, layers=layers).to(device)
-        self.opt = torch.optim.AdamW(self.disc.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
-
-    def generator_scale(self, step: int) -> float:
-        """How much of ``weight`` the generator's adversarial term gets at ``step`` (0 until the warmup ends)."""
-        t = step - self.start - self.warmup
-        if t < 0:
-            return 0.0
-        return self.weight * min(1.0, (t + 1) / max(self.warmup, 1))
+        super().__init__(PatchDiscriminator(channels=channels, layers=layers).to(device), weight=weight, start=start,
+                         warmup=warmup, lr=lr)
 
     def generator_loss(self, recon: torch.Tensor, rec_loss: torch.Tensor, last_layer: torch.Tensor,
                        step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -106,13 +88,8 @@ class PatchGAN:
         scale = self.generator_scale(step)
         if scale == 0.0:
             return rec_loss.new_zeros(()), {}
-        for p in self.disc.parameters():
-            p.requires_grad_(False)
-        try:
+        with self.frozen():
             g_loss = -self.disc(recon).mean()
-        finally:
-            for p in self.disc.parameters():
-                p.requires_grad_(True)
         lam = adaptive_weight(rec_loss, g_loss, last_layer) * scale
         return lam * g_loss, {"g_adv": float(g_loss.detach()), "adv_w": float(lam)}
 
@@ -128,26 +105,3 @@ class PatchGAN:
         self.opt.step()
         return {"d_loss": float(loss.detach()), "d_real": float(real_logits.detach().mean()),
                 "d_fake": float(fake_logits.detach().mean())}
-
-    # ---------------------------------------------------------------- resumable state
-
-    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """``(tensors, JSON-ready rest)`` of the discriminator and its optimizer, for the trainer's state."""
-        tensors = {f"disc.{k}": v.detach().cpu() for k, v in self.disc.state_dict().items()}
-        opt_tensors, rest = optimizer_state_split(self.opt)
-        tensors.update({f"disc_opt.{k}": v.cpu() for k, v in opt_tensors.items()})
-        return tensors, rest
-
-    def load_state_tensors(self, tensors: Mapping[str, torch.Tensor], rest: Mapping[str, Any] | None,
-                           *, where: str) -> None:
-        """Restore what :meth:`state_tensors` gave; a state saved without a discriminator is refused by name."""
-        weights = {k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")}
-        if not weights or rest is None:
-            raise CheckpointError(f"{where}: this training state has no discriminator to resume (it was saved "
-                                  "without --disc-weight); resume without it or start a new --out")
-        try:
-            self.disc.load_state_dict(weights)
-            opt = {k[len("disc_opt."):]: v for k, v in tensors.items() if k.startswith("disc_opt.")}
-            self.opt.load_state_dict(optimizer_state_join(opt, rest))
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{where}: the saved discriminator does not fit this one ({e})") from e
