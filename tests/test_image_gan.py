@@ -9,9 +9,10 @@ import pytest
 import torch
 from test_image_train import _train_args
 
+from mmtok.core.adversary import hinge_d_loss
 from mmtok.core.errors import CheckpointError
 from mmtok.core.trainstate import load_train_state
-from mmtok.image.discriminator import PatchDiscriminator, PatchGAN, adaptive_weight, hinge_d_loss
+from mmtok.image.discriminator import PatchDiscriminator, PatchGAN, adaptive_weight
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

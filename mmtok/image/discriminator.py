@@ -25,7 +25,7 @@ from torch import nn
 
 from mmtok.core.adversary import Adversary, hinge_d_loss
 
-__all__ = ["PatchDiscriminator", "PatchGAN", "adaptive_weight", "hinge_d_loss"]
+__all__ = ["PatchDiscriminator", "PatchGAN", "adaptive_weight"]
 
 
 class PatchDiscriminator(nn.Module):
