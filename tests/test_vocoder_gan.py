@@ -141,6 +141,8 @@ def test_bad_adversarial_options_are_refused(tmp_path: Path, capsys: pytest.Capt
     args = adversarial_args(corpus, cache, tmp_path / "run")
     assert vocoder_train.main([*args, "--steps", "1", "--disc-lr", "0"]) == 2
     assert "--disc-lr > 0" in capsys.readouterr().err
+    assert vocoder_train.main([*args, "--steps", "1", "--disc-seconds", "0.01"]) == 2
+    assert "at least 1024 samples" in capsys.readouterr().err
     args = [a for a in args if a != "stoi"]
     args[args.index("--best-by") + 1:args.index("--best-by") + 1] = ["pesq_wb"]
     args[args.index("--val-clips") + 1] = "0"

@@ -33,7 +33,7 @@ from torch import nn
 
 from mmtok.core.adversary import Adversary, hinge_d_loss, hinge_g_loss
 
-__all__ = ["PeriodDiscriminator", "ResolutionDiscriminator", "WaveDiscriminators", "WaveGAN", "feature_matching",
+__all__ = ["PERIODS", "RESOLUTIONS", "PeriodDiscriminator", "ResolutionDiscriminator", "WaveDiscriminators", "WaveGAN", "feature_matching",
            "random_crops"]
 
 PERIODS = (2, 3, 5, 7, 11)

@@ -72,7 +72,7 @@ import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments, synthetic_clips
-from mmtok.audio.discriminator import WaveGAN, random_crops
+from mmtok.audio.discriminator import RESOLUTIONS, WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
@@ -110,7 +110,8 @@ __all__ = [
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
 BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
-FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
+FEATURES = ("true", "decoded")
+DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 
 # --------------------------------------------------------------------------- command line
 
@@ -350,9 +351,14 @@ class Run:
             raise TrainingError(f"--best-by {args.best_by} needs validation clips (--val-clips ≥ 1)")
         if args.disc_weight == 0:
             return None, args.best_by
+        window = min(round(args.disc_seconds * SAMPLE_RATE), self.seg)
+        if window < DISC_MIN_SAMPLES:
+            raise TrainingError(f"the discriminators need windows of at least {DISC_MIN_SAMPLES} samples (their longest "
+                                f"STFT); --disc-seconds {args.disc_seconds} and --segment-seconds "
+                                f"{args.segment_seconds} give {window}")
         return {"weight": args.disc_weight, "fm_weight": args.fm_weight, "start": args.disc_start,
                 "warmup": args.disc_warmup, "lr": args.disc_lr, "channels": args.disc_channels,
-                "window_samples": round(args.disc_seconds * SAMPLE_RATE),
+                "window_samples": window,
                 "kinds": "multi-period (2, 3, 5, 7, 11) + multi-resolution STFT (512, 1024, 256); hinge + "
                          "feature matching"}, args.best_by
 
