@@ -85,7 +85,7 @@ def test_the_generator_learns_from_the_discriminators() -> None:
         opt.step()
         gan.discriminator_step(real, fake, step)
         assert set(figures) == {"g_adv", "fm", "adv_scale"}
-    assert float(gain) > 0.1, float(gain)  # moved towards the real scale (std 1 here)
+    assert float(gain.detach()) > 0.1, float(gain.detach())  # moved towards the real scale (std 1 here)
     for p in gan.disc.parameters():
         assert p.requires_grad  # frozen only inside the generator's pass
 
