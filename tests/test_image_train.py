@@ -84,6 +84,13 @@ def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, 
     same = mmtok.load(tmp_path / "same" / "model")
     x = smooth_picture(64, seed=5)
     assert torch.allclose(same.encoder(x[None]), first.encoder(x[None]), atol=1e-4)  # lr ~0: weights unchanged
+    knobs = [a if a != str(tmp_path / "run") else str(tmp_path / "knobs") for a in common]
+    assert main([*knobs, "--steps", "1", "--init-from", str(tmp_path / "run" / "model"), "--lr", "1e-12",
+                 "--dead-code-rate", "0.2"]) == 0  # only a training knob of the quantizer differs
+    assert "encoder, decoder and codebook from" in capsys.readouterr().err
+    knobbed = mmtok.load(tmp_path / "knobs" / "model")
+    assert knobbed.cfg.vq.dead_code_rate == 0.2
+    assert torch.equal(knobbed.encode(x), first.encode(x))  # the trained codebook was kept, not refitted
 
     cfg = json.loads((tmp_path / "cfg.json").read_text())
     (tmp_path / "cos.json").write_text(json.dumps({**cfg, "vq": {"codebook_dim": 4, "cosine": True}}))

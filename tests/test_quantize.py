@@ -164,6 +164,16 @@ def test_bad_config(kwargs: dict) -> None:
         mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, **kwargs})
 
 
+def test_same_codebook_ignores_training_knobs_only() -> None:
+    base = mmtok.VQConfig(dim=8, codebook_size=16, codebook_dim=4)
+    knobs = mmtok.VQConfig(dim=8, codebook_size=16, codebook_dim=4, decay=0.9, dead_code_rate=0.2,
+                           dead_code_threshold=0.0, commitment_weight=1.0, chunk_size=7)
+    assert base.same_codebook(knobs) and knobs.same_codebook(base)
+    mmtok.VectorQuantizer(knobs).load_state_dict(mmtok.VectorQuantizer(base).state_dict())  # the states fit
+    for other in (dict(dim=6), dict(codebook_size=32), dict(codebook_dim=None), dict(cosine=True)):
+        assert not base.same_codebook(mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, "codebook_dim": 4, **other}))
+
+
 # --------------------------------------------------------------------------- training behaviour
 
 

@@ -214,14 +214,15 @@ def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[t
                     args: argparse.Namespace) -> str:
     """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``.
 
-    The quantizer is copied too when its config is the same; otherwise (another
-    lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
+    The quantizer is copied too when its codebook has the same layout
+    (:meth:`VQConfig.same_codebook`: its training knobs such as dead-code restarts may
+    differ); otherwise (another lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
     on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
     an out-projection back to the same latents), then k-means. Returns a description.
     """
     tok.encoder.load_state_dict(src.encoder.state_dict())
     tok.decoder.load_state_dict(src.decoder.state_dict())
-    if src.vq.cfg == tok.vq.cfg:
+    if src.vq.cfg.same_codebook(tok.vq.cfg):
         tok.vq.load_state_dict(src.vq.state_dict())
         return f"encoder, decoder and codebook from {args.init_from}"
     z = _encoder_outputs(tok, _init_crops(corpus, args))  # (n, h, w, L)

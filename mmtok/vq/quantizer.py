@@ -78,6 +78,16 @@ class VQConfig:
         """d: the size of the space the codes live in."""
         return self.codebook_dim or self.dim
 
+    def same_codebook(self, other: VQConfig) -> bool:
+        """Whether ``other``'s codebook (and projections) can be loaded into a quantizer with this config.
+
+        True when the fields that give the state its shapes and meaning agree (input size,
+        K, lookup size, cosine or not); the training knobs (EMA decay, commitment weight,
+        dead-code restarts, k-means initialisation, search blocks) may differ.
+        """
+        return (self.dim, self.codebook_size, self.codebook_dim, self.cosine) == (
+            other.dim, other.codebook_size, other.codebook_dim, other.cosine)
+
 
 @dataclass
 class QuantizeResult:
