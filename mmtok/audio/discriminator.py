@@ -46,6 +46,15 @@ def _wn(conv: nn.Module) -> nn.Module:
     return nn.utils.parametrizations.weight_norm(conv)
 
 
+def _conv_stack(convs: nn.ModuleList, out: nn.Module, h: torch.Tensor) -> Output:
+    """Leaky-ReLU conv layers then the logits layer: ``(logits, every hidden activation)``."""
+    feats = []
+    for conv in convs:
+        h = F.leaky_relu(conv(h), 0.1)
+        feats.append(h)
+    return out(h), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Waveform ``[B, S]`` -> logits ``[B, 1, T', p]`` (and the activations) for one period ``p``."""
 
@@ -63,12 +72,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-s) % self.period
         if pad:
             x = F.pad(x, (0, pad), mode="reflect")
-        h = x.view(b, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            feats.append(h)
-        return self.out(h), feats
+        return _conv_stack(self.convs, self.out, x.view(b, 1, -1, self.period))
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -90,12 +94,7 @@ class ResolutionDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Output:
         spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
-        h = torch.log(spec.abs().clamp_min(1e-5)).unsqueeze(1)  # (B, 1, F, T)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            feats.append(h)
-        return self.out(h), feats
+        return _conv_stack(self.convs, self.out, torch.log(spec.abs().clamp_min(1e-5)).unsqueeze(1))  # (B, 1, F, T)
 
 
 class WaveDiscriminators(nn.Module):

@@ -89,6 +89,7 @@ from mmtok.audio.vocoder_data import (
     write_json_atomic,
 )
 from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
+from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import (
     config_from_dict,
     load_module,
@@ -145,15 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     p.add_argument("--clip-grad", type=float, default=1.0, help="gradient norm clip")
     p.add_argument("--mel-weight", type=float, default=1.0, help="weight of the log-mel L1 next to the STFT losses")
-    p.add_argument("--disc-weight", type=float, default=0.0,
-                   help="adversarial hinge term of multi-period + multi-resolution discriminators (0: none)")
+    add_adversary_options(p, weight_help="adversarial hinge term of multi-period + multi-resolution discriminators "
+                                         "(0: none)", plural=True, warmup=500, lr=2e-4, channels=16)
     p.add_argument("--fm-weight", type=float, default=2.0,
                    help="feature-matching term beside it (relative L1 of the discriminators' activations)")
-    p.add_argument("--disc-start", type=int, default=0, metavar="STEP", help="step from which the discriminators learn")
-    p.add_argument("--disc-warmup", type=int, default=500, metavar="N",
-                   help="discriminator-only steps after --disc-start, then the generator's terms ramp up over N steps")
-    p.add_argument("--disc-lr", type=float, default=2e-4, help="the discriminators' AdamW learning rate")
-    p.add_argument("--disc-channels", type=int, default=16, help="width of the discriminators' first layers")
     p.add_argument("--disc-seconds", type=float, default=0.5,
                    help="the discriminators judge a random window this long of each segment")
     p.add_argument("--best-by", default="mel_l1", choices=BEST_BY,

@@ -17,6 +17,7 @@ over as many steps again to ``weight``.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,24 @@ from torch import nn
 from mmtok.core.errors import CheckpointError
 from mmtok.core.trainstate import optimizer_state_join, optimizer_state_split
 
-__all__ = ["Adversary", "hinge_d_loss", "hinge_g_loss"]
+__all__ = ["Adversary", "add_adversary_options", "hinge_d_loss", "hinge_g_loss"]
+
+
+def add_adversary_options(p: argparse.ArgumentParser, *, weight_help: str, plural: bool, warmup: int,
+                          lr: float, channels: int) -> None:
+    """The options every adversarial trainer takes: ``--disc-weight``, ``--disc-start``,
+    ``--disc-warmup``, ``--disc-lr`` and ``--disc-channels`` (defaults are the trainer's own;
+    a :class:`~mmtok.core.trainstate.HelpFormatter` shows them)."""
+    noun = "discriminators" if plural else "discriminator"
+    whose = f"the {noun}'" if plural else f"the {noun}'s"
+    p.add_argument("--disc-weight", type=float, default=0.0, help=weight_help)
+    p.add_argument("--disc-start", type=int, default=0, metavar="STEP",
+                   help=f"step from which the {noun} {'learn' if plural else 'learns'}")
+    p.add_argument("--disc-warmup", type=int, default=warmup, metavar="N",
+                   help=f"{noun}-only steps after --disc-start, then the adversarial term ramps up over N steps")
+    p.add_argument("--disc-lr", type=float, default=lr, help=f"{whose} AdamW learning rate")
+    p.add_argument("--disc-channels", type=int, default=channels,
+                   help=f"width of {whose} first {'layers' if plural else 'layer'}")
 
 
 def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_module, save_module
 from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
@@ -128,13 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "symmetries of the square), for more distinct patches from few images")
     p.add_argument("--ssim-weight", type=float, default=0.0,
                    help="add this weight times (1 - SSIM) of the reconstruction to the loss (default 0: off)")
-    p.add_argument("--disc-weight", type=float, default=0.0,
-                   help="adversarial term of a patch discriminator, times the adaptive weight (0: no discriminator)")
-    p.add_argument("--disc-start", type=int, default=0, metavar="STEP", help="step from which the discriminator learns")
-    p.add_argument("--disc-warmup", type=int, default=200, metavar="N",
-                   help="discriminator-only steps after --disc-start, then the adversarial term ramps up over N steps")
-    p.add_argument("--disc-lr", type=float, default=1e-4, help="the discriminator's AdamW learning rate")
-    p.add_argument("--disc-channels", type=int, default=32, help="width of the discriminator's first layer")
+    add_adversary_options(p, weight_help="adversarial term of a patch discriminator, times the adaptive weight "
+                                         "(0: no discriminator)", plural=False, warmup=200, lr=1e-4, channels=32)
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=200, help="linear warmup steps")
     p.add_argument("--lr-restart", type=int, default=None, metavar="STEP",
