@@ -72,10 +72,9 @@ from image_baselines import KMeansPatches, fit_kmeans_cached, vqgan_f16, vqgan_t
 
 import mmtok
 from mmtok.core.metrics import codebook_usage, psnr, ssim
-from mmtok.image.crops import find_images, load_corpus
+from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer
-from mmtok.image.train import train_crops
 from mmtok.synth.dead_leaves import training_pictures
 
 USAGE_SCALE = (0.35, 1.0)  # usage-protocol crop side, as a fraction of the photo's shorter side

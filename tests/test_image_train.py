@@ -114,6 +114,57 @@ def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, 
     assert "mmtok: error: no checkpoint at" in capsys.readouterr().err and not (tmp_path / "wide").exists()
 
 
+def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--decoder-only from a tokenizer with a deeper dec_blocks: the new blocks start as the identity
+    (same pictures), training moves the decoder alone, and the encoder and codebook, so the codes, stay."""
+    from mmtok.image.init import grow_decoder
+    from mmtok.image.train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    capsys.readouterr()
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    (tmp_path / "deep.json").write_text(json.dumps({**cfg, "dec_blocks": cfg["dec_blocks"] + 2}))
+    swap = {str(tmp_path / "cfg.json"): str(tmp_path / "deep.json"), str(tmp_path / "run"): str(tmp_path / "deep")}
+    deep = [swap.get(a, a) for a in common]
+
+    grown = mmtok.ImageTokenizer(first.cfg.__class__(**{**asdict(first.cfg), "vq": first.cfg.vq,
+                                                        "dec_blocks": first.cfg.dec_blocks + 2}))
+    grown.encoder.load_state_dict(first.encoder.state_dict())
+    grown.vq.load_state_dict(first.vq.state_dict())
+    assert grow_decoder(grown, first) == 2
+    codes = first.encode(smooth_picture(64, seed=9))
+    assert torch.allclose(grown.decode(codes), first.decode(codes), atol=1e-6)  # identity blocks: same picture
+
+    assert main([*deep, "--steps", "4", "--init-from", str(tmp_path / "run" / "model"), "--decoder-only",
+                 "--lr", "3e-3", "--warmup", "1"]) == 0
+    assert "2 new identity blocks on the code grid" in capsys.readouterr().err
+    trained = mmtok.load(tmp_path / "deep" / "model")
+    assert trained.cfg.dec_blocks == first.cfg.dec_blocks + 2 and trained.provenance["decoder_only"] is True
+    for name, value in first.encoder.state_dict().items():
+        assert torch.equal(trained.encoder.state_dict()[name], value), name
+    assert torch.equal(trained.vq.codebook, first.vq.codebook)
+    pics = torch.stack([smooth_picture(64, seed=s) for s in (3, 4)])
+    assert torch.equal(trained.encode(pics), first.encode(pics))  # every picture keeps its codes
+    assert not torch.allclose(trained.decode(codes), first.decode(codes), atol=1e-4)  # the decoder learned
+    assert main([*deep, "--steps", "5", "--resume", "--decoder-only"]) == 0  # resumes frozen
+    assert torch.equal(mmtok.load(tmp_path / "deep" / "model").vq.codebook, first.vq.codebook)
+
+    with pytest.raises(SystemExit):
+        main([*deep, "--steps", "1", "--decoder-only"])  # nothing to take the codes from
+    assert "give --init-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*deep, "--steps", "1", "--decoder-only", "--init-from", "x", "--rebalance-at", "1"])
+    assert "keeps the codebook as it is" in capsys.readouterr().err
+    (tmp_path / "levels.json").write_text(json.dumps({**cfg, "dec_level_blocks": cfg["dec_level_blocks"] + 1}))
+    swap = {str(tmp_path / "deep.json"): str(tmp_path / "levels.json"), str(tmp_path / "deep"): str(tmp_path / "lv")}
+    levels = [swap.get(a, a) for a in deep]
+    with pytest.raises(ImageError, match="a decoder may only grow by dec_blocks"):
+        main([*levels, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
+    assert not (tmp_path / "lv").exists()
+
+
 # --------------------------------------------------------------------------- zoomed crops of large images
 
 
@@ -187,7 +238,8 @@ def test_random_crops_rotate_turns_the_same_crops_by_quarter_turns() -> None:
 
 
 def test_train_command_rotate_option(tmp_path: Path) -> None:
-    from mmtok.image.train import build_parser, main, train_crops
+    from mmtok.image.crops import train_crops
+    from mmtok.image.train import build_parser, main
 
     common = _train_args(tmp_path, "--save-every", "2")
     assert main([*common, "--steps", "2", "--rotate"]) == 0

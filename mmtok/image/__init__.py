@@ -3,7 +3,9 @@
 :mod:`~mmtok.image.io` reads files in every Pillow mode and applies the size
 policies; :mod:`~mmtok.image.model` holds the convolutional encoder and decoder;
 :mod:`~mmtok.image.tokenizer` composes them with a VQ codebook;
-:mod:`~mmtok.image.train` is ``mmtok train-tokenizer image``.
+:mod:`~mmtok.image.train` is ``mmtok train-tokenizer image``, which starts from the data
+or another tokenizer through :mod:`~mmtok.image.init` and cuts its crops with
+:mod:`~mmtok.image.crops`.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth` (the trainer's
 synthetic pictures). Never :mod:`mmtok.audio` or anything above the media layer.

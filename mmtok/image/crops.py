@@ -9,6 +9,7 @@ torch.Size([4, 3, 32, 32])
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from mmtok.core.errors import ImageError
 from mmtok.image.io import load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "random_crops"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "random_crops", "train_crops"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -126,3 +127,11 @@ def random_crops(
             crop = crop.rot90(t, (-2, -1))
         crops.append(crop)
     return torch.cat(crops).clamp_(0.0, 1.0)
+
+
+def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``, ``--rotate``."""
+    return random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=generator,
+                        base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0,
+                        rotate=args.rotate)

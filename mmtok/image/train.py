@@ -4,7 +4,9 @@ Random crops at random scales with horizontal flips, L1 + MSE + image-gradient
 loss (an SSIM term with ``--ssim-weight``; a patch discriminator with ``--disc-weight``,
 :mod:`mmtok.image.discriminator`), EMA codebook with dead-code restarts, AdamW with
 warmup and cosine decay, a progress bar, atomic resumable checkpoints every ``--save-every`` steps, and
-two pictures: a reconstruction grid and a codebook-usage histogram.
+two pictures: a reconstruction grid and a codebook-usage histogram. A run starts from the
+data or from another tokenizer (``--init-from``; :mod:`mmtok.image.init`), and
+``--decoder-only`` trains the decoder alone on that tokenizer's fixed codes.
 
 Output folder layout::
 
@@ -33,19 +35,24 @@ import torch
 from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.checkpoint import config_from_dict, load_module, save_module
-from mmtok.core.errors import ImageError, TrainingError
+from mmtok.core.checkpoint import config_from_dict, save_module
+from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
-from mmtok.image.crops import find_images, load_corpus, random_crops
+from mmtok.image.crops import find_images, load_corpus, random_crops, train_crops
 from mmtok.image.discriminator import PatchGAN
-from mmtok.image.io import patchify
-from mmtok.image.model import pca_init
+from mmtok.image.init import (
+    freeze_codes,
+    init_from_data,
+    init_from_model,
+    load_init_source,
+    rebalance_codebook,
+)
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.synth.dead_leaves import training_pictures
 
-__all__ = ["main", "train_crops"]
+__all__ = ["main"]
 
 STATE_DIR = "train-state"  # resumable state inside OUT
 MODEL_DIR = "model"  # the exported tokenizer inside OUT
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this tokenizer's encoder and decoder (a folder or 'image'); its quantizer too "
                         "when the shapes match, else a new one fitted to its encoder's outputs")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="train the decoder alone: the encoder and codebook stay as --init-from gives them, so every "
+                        "picture keeps its codes (with a deeper --config dec_blocks: new blocks start as the identity)")
     p.add_argument("--init-crops", type=int, default=1024, help="crops for the PCA and k-means initialisation")
     p.add_argument("--save-every", type=int, default=250, help="checkpoint every N steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -158,106 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-@torch.no_grad()
-def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> float:
-    """PCA-initialise the linear patch paths, then k-means the codebook on encoder outputs.
-
-    The untrained model then already codes like k-means over patches (in the PCA
-    subspace); training improves on that. Returns the patch variance PCA keeps.
-    """
-    crops = _init_crops(corpus, args)
-    patches = patchify(crops, tok.downsample).reshape(-1, 3 * tok.downsample**2)  # (N, 3*f*f)
-    kept = pca_init(tok.encoder, tok.decoder, patches)
-    z = _encoder_outputs(tok, crops)  # (n, h, w, L)
-    tok.vq.train()(z)  # first training call: k-means on all of z
-    tok.vq.reset_stats()
-    return kept
-
-
-def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
-    """The tokenizer ``--init-from`` names, checked against ``tok``: its encoder and decoder must have the same shapes."""
-    src = load_module(ImageTokenizer, source)
-    for part in ("encoder", "decoder"):
-        mine, theirs = getattr(tok, part).state_dict(), getattr(src, part).state_dict()
-        if {k: v.shape for k, v in mine.items()} != {k: v.shape for k, v in theirs.items()}:
-            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's")
-    return src
-
-
-def _init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
-    """The ``--init-crops`` training crops the initialisations fit to (seeded by ``--seed``)."""
-    g = torch.Generator().manual_seed(args.seed)
-    return train_crops(corpus, args.init_crops, args, generator=g)
-
-
-def train_crops(corpus: Sequence[torch.Tensor], n: int, args: argparse.Namespace,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n`` training crops as the options ask: ``--crop``, ``--scale-*``, ``--zoom-*``, ``--rotate``."""
-    return random_crops(corpus, n, args.crop, scale=(args.scale_min, args.scale_max), generator=generator,
-                        base_side=args.base_side, zoom_prob=args.zoom_prob if args.zoom_max > 1 else 0.0,
-                        rotate=args.rotate)
-
-
-def _encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
-    """Crops ``[n, 3, H, W]`` -> encoder outputs ``[n, h, w, L]``, 64 at a time."""
-    return torch.cat([tok.latents(c.to(tok.device)) for c in crops.split(64)])
-
-
-@torch.no_grad()
-def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[torch.Tensor],
-                    args: argparse.Namespace) -> str:
-    """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``.
-
-    The quantizer is copied too when its codebook has the same layout
-    (:meth:`VQConfig.same_codebook`: its training knobs such as dead-code restarts may
-    differ); otherwise (another lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
-    on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
-    an out-projection back to the same latents), then k-means. Returns a description.
-    """
-    tok.encoder.load_state_dict(src.encoder.state_dict())
-    tok.decoder.load_state_dict(src.decoder.state_dict())
-    if src.vq.cfg.same_codebook(tok.vq.cfg):
-        tok.vq.load_state_dict(src.vq.state_dict())
-        return f"encoder, decoder and codebook from {args.init_from}"
-    z = _encoder_outputs(tok, _init_crops(corpus, args))  # (n, h, w, L)
-    vq = tok.vq
-    if isinstance(vq.project_in, torch.nn.Linear):
-        flat = z.reshape(-1, z.shape[-1]).float()
-        mean = flat.mean(0)
-        _, sv, v = torch.linalg.svd(flat - mean, full_matrices=False)  # v (L, L): principal directions in rows
-        d = vq.cfg.lookup_dim
-        scale = sv[:d] / flat.shape[0] ** 0.5  # (d,) std along each direction
-        vq.project_in.weight.copy_(v[:d] / scale[:, None])  # whitened coordinates
-        vq.project_in.bias.copy_(-(v[:d] / scale[:, None]) @ mean)
-        # cosine codes are unit vectors: scale them back to a typical whitened length sqrt(d)
-        gain = d**0.5 if vq.cfg.cosine else 1.0
-        vq.project_out.weight.copy_(v[:d].T * scale[None] * gain)
-        vq.project_out.bias.copy_(mean)
-    vq.train()(z)  # first training call: k-means on all of z
-    vq.reset_stats()
-    return f"encoder and decoder from {args.init_from}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
-
-
-@torch.no_grad()
-def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace, step: int) -> float:
-    """Refit the codebook to encoder outputs of fresh training crops (:meth:`VectorQuantizer.rebalance`).
-
-    The crops come from their own generator (seeded by ``--seed`` and ``step``), so
-    the training stream is unchanged. Returns the usage over those crops.
-    """
-    g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-    was = tok.training
-    tok.eval()
-    zs = []
-    for start in range(0, args.rebalance_crops, 64):
-        n = min(64, args.rebalance_crops - start)
-        crops = train_crops(corpus, n, args, generator=g)
-        zs.append(tok.latents(crops.to(tok.device)))
-    tok.train(was)
-    stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
-    return stats.usage
 
 
 def lr_for(step: int, args: argparse.Namespace) -> float:
@@ -318,6 +228,10 @@ def _data_root(data: str) -> Path:
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.decoder_only and not (args.init_from or args.resume):
+        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):
+        parser.error("--decoder-only keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
     if args.zoom_max < 1 or not 0 <= args.zoom_prob <= 1:
         parser.error(f"--zoom-max must be >= 1 and --zoom-prob in [0, 1] (got {args.zoom_max}, {args.zoom_prob})")
     if args.synthetic < 0:
@@ -366,6 +280,8 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "
               "codebook set by k-means", file=sys.stderr)
+    if args.decoder_only:
+        freeze_codes(tok)
     return run
 
 
@@ -378,6 +294,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
                  **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
         "steps": run.step,
         "ssim_weight": args.ssim_weight,
+        **({"decoder_only": True} if args.decoder_only else {}),
         **({"discriminator": {"weight": args.disc_weight, "start": args.disc_start, "warmup": args.disc_warmup,
                               "lr": args.disc_lr, "channels": args.disc_channels,
                               "receptive_field": run.gan.disc.receptive_field}} if run.gan else {}),
@@ -410,6 +327,8 @@ def _train_step(run: _Run) -> dict[str, float]:
     t0 = time.perf_counter()
     for group in run.opt.param_groups:
         group["lr"] = lr_for(run.step, run.args)
+    if run.args.decoder_only:
+        freeze_codes(run.tok)  # again: the checkpoint pictures switch the whole model back to training mode
     x = train_crops(run.corpus, run.args.batch_size, run.args).to(run.device)
     res = run.tok(x)
     loss = res.losses["total"]

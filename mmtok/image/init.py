@@ -1,0 +1,165 @@
+"""How an image training run starts, and its codebook refits.
+
+From the data (:func:`init_from_data`: PCA for the linear patch paths, k-means for the
+codebook), or from another tokenizer (:func:`load_init_source`, :func:`init_from_model`:
+its encoder and decoder, its codebook when the layout matches, else a new codebook fitted
+to its encoder; a decoder may grow by blocks that start as the identity,
+:func:`grow_decoder`), and :func:`rebalance_codebook`, the refit a run can ask for at
+given steps. :func:`freeze_codes` keeps the encoder and codebook as they are, for a run
+that trains the decoder alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import torch
+
+from mmtok.core.checkpoint import load_module
+from mmtok.core.errors import ImageError
+from mmtok.image.crops import train_crops
+from mmtok.image.io import patchify
+from mmtok.image.model import pca_init
+from mmtok.image.tokenizer import ImageTokenizer
+
+__all__ = ["encoder_outputs", "freeze_codes", "grow_decoder", "init_crops", "init_from_data", "init_from_model",
+           "load_init_source", "rebalance_codebook"]
+
+
+@torch.no_grad()
+def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> float:
+    """PCA-initialise the linear patch paths, then k-means the codebook on encoder outputs.
+
+    The untrained model then already codes like k-means over patches (in the PCA
+    subspace); training improves on that. Returns the patch variance PCA keeps.
+    """
+    crops = init_crops(corpus, args)
+    patches = patchify(crops, tok.downsample).reshape(-1, 3 * tok.downsample**2)  # (N, 3*f*f)
+    kept = pca_init(tok.encoder, tok.decoder, patches)
+    z = encoder_outputs(tok, crops)  # (n, h, w, L)
+    tok.vq.train()(z)  # first training call: k-means on all of z
+    tok.vq.reset_stats()
+    return kept
+
+
+
+def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
+    """The tokenizer ``--init-from`` names, checked against ``tok``: the same encoder, and the same
+    decoder or one with more blocks on the code grid (``dec_blocks``; nothing else may differ)."""
+    src = load_module(ImageTokenizer, source)
+    for part in ("encoder", "decoder"):
+        mine = {k: v.shape for k, v in getattr(tok, part).state_dict().items()}
+        theirs = {k: v.shape for k, v in getattr(src, part).state_dict().items()}
+        if part == "decoder" and _extra_blocks(mine, theirs):
+            continue
+        if mine != theirs:
+            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's"
+                             + (" (a decoder may only grow by dec_blocks)" if part == "decoder" else ""))
+    return src
+
+
+def _extra_blocks(mine: dict[str, torch.Size], theirs: dict[str, torch.Size]) -> int:
+    """How many code-grid blocks ``mine`` (a decoder's shapes) has beyond ``theirs``; 0 if it is not that."""
+    if set(theirs) - set(mine) or any(mine[k] != v for k, v in theirs.items()):
+        return 0
+    extra = {k.split(".")[1] for k in set(mine) - set(theirs)}
+    if not extra or any(not k.startswith("blocks.") for k in set(mine) - set(theirs)):
+        return 0
+    return len(extra)
+
+
+@torch.no_grad()
+def grow_decoder(tok: ImageTokenizer, src: ImageTokenizer) -> int:
+    """Load ``src``'s decoder into ``tok``'s, which may have more blocks on the code grid; returns
+    how many it has beyond ``src``'s.
+
+    A residual block's last conv starts at zero, so the new blocks start as the identity:
+    the grown decoder gives exactly ``src``'s pictures until training moves them.
+    """
+    mine, theirs = tok.decoder.state_dict(), src.decoder.state_dict()
+    extra = _extra_blocks({k: v.shape for k, v in mine.items()}, {k: v.shape for k, v in theirs.items()})
+    tok.decoder.load_state_dict(theirs, strict=not extra)
+    for block in list(tok.decoder.blocks)[len(src.decoder.blocks):]:
+        torch.nn.init.zeros_(block.conv2.weight)
+        torch.nn.init.zeros_(block.conv2.bias)
+    return extra
+
+
+def init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
+    """The ``--init-crops`` training crops the initialisations fit to (seeded by ``--seed``)."""
+    g = torch.Generator().manual_seed(args.seed)
+    return train_crops(corpus, args.init_crops, args, generator=g)
+
+
+def encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
+    """Crops ``[n, 3, H, W]`` -> encoder outputs ``[n, h, w, L]``, 64 at a time."""
+    return torch.cat([tok.latents(c.to(tok.device)) for c in crops.split(64)])
+
+
+@torch.no_grad()
+def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[torch.Tensor],
+                    args: argparse.Namespace) -> str:
+    """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``
+    (a deeper decoder keeps its extra blocks as they start: see :func:`grow_decoder`).
+
+    The quantizer is copied too when its codebook has the same layout
+    (:meth:`VQConfig.same_codebook`: its training knobs such as dead-code restarts may
+    differ); otherwise (another lookup size, cosine codes, another K) it is fitted to the copied encoder's outputs
+    on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
+    an out-projection back to the same latents), then k-means. Returns a description.
+    """
+    tok.encoder.load_state_dict(src.encoder.state_dict())
+    grown = grow_decoder(tok, src)
+    what = "decoder" if not grown else f"decoder (and {grown} new identity block{'s' * (grown > 1)} on the code grid)"
+    if src.vq.cfg.same_codebook(tok.vq.cfg):
+        tok.vq.load_state_dict(src.vq.state_dict())
+        return f"encoder, {what} and codebook from {args.init_from}"
+    z = encoder_outputs(tok, init_crops(corpus, args))  # (n, h, w, L)
+    vq = tok.vq
+    if isinstance(vq.project_in, torch.nn.Linear):
+        flat = z.reshape(-1, z.shape[-1]).float()
+        mean = flat.mean(0)
+        _, sv, v = torch.linalg.svd(flat - mean, full_matrices=False)  # v (L, L): principal directions in rows
+        d = vq.cfg.lookup_dim
+        scale = sv[:d] / flat.shape[0] ** 0.5  # (d,) std along each direction
+        vq.project_in.weight.copy_(v[:d] / scale[:, None])  # whitened coordinates
+        vq.project_in.bias.copy_(-(v[:d] / scale[:, None]) @ mean)
+        # cosine codes are unit vectors: scale them back to a typical whitened length sqrt(d)
+        gain = d**0.5 if vq.cfg.cosine else 1.0
+        vq.project_out.weight.copy_(v[:d].T * scale[None] * gain)
+        vq.project_out.bias.copy_(mean)
+    vq.train()(z)  # first training call: k-means on all of z
+    vq.reset_stats()
+    return f"encoder and {what} from {args.init_from}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
+
+
+@torch.no_grad()
+def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: argparse.Namespace, step: int) -> float:
+    """Refit the codebook to encoder outputs of fresh training crops (:meth:`VectorQuantizer.rebalance`).
+
+    The crops come from their own generator (seeded by ``--seed`` and ``step``), so
+    the training stream is unchanged. Returns the usage over those crops.
+    """
+    g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+    was = tok.training
+    tok.eval()
+    zs = []
+    for start in range(0, args.rebalance_crops, 64):
+        n = min(64, args.rebalance_crops - start)
+        crops = train_crops(corpus, n, args, generator=g)
+        zs.append(tok.latents(crops.to(tok.device)))
+    tok.train(was)
+    stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
+    return stats.usage
+
+
+def freeze_codes(tok: ImageTokenizer) -> None:
+    """Fix the encoder and codebook: no gradients into the encoder, no codebook updates or
+    restarts (the quantizer stays in eval mode); the decoder alone trains, every picture keeps its codes.
+
+    Call again after anything that switches the whole model back to training mode.
+    """
+    tok.encoder.requires_grad_(False)
+    tok.encoder.eval()
+    tok.vq.eval()
