@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from audio import ENCODEC_RATE, _timed, encode_speed, fit_dmel, slices, unslice
+from audio_baselines import ENCODEC_RATE, encode_speed, fit_dmel, slices, timed, unslice
 from common import emit
 from tqdm import tqdm
 
@@ -233,7 +233,7 @@ def eval_set_row(clips: Sequence[tuple[dict[str, Any], torch.Tensor]], split: st
 
 def train_slices(tok: AudioTokenizer, cache: AudioCache, n: int, *, seed: int = 0, chunk: int = 8192) -> torch.Tensor:
     """``n`` token slices ``[n, fpt*M]`` drawn uniformly over every token position of the cache's clips:
-    the rows :func:`audio.slices` gives for those tokens of the whole clip (zeros past its ends)."""
+    the rows :func:`audio_baselines.slices` gives for those tokens of the whole clip (zeros past its ends)."""
     c = tok.cfg
     spt, width = c.samples_per_token, (c.frames_per_token - 1) * c.hop_length + c.n_fft
     offsets = np.array([clip.offset for clip in cache.clips], dtype=np.int64)
@@ -376,10 +376,10 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
     speech = torch.cat([a for _, a in clips])
     x = speech.repeat(math.ceil(n / speech.numel()))[:n]
     codes = tok.encode(x, RATE)
-    enc = _timed(lambda: tok.encode(x, RATE), args.repeats)
-    feat = _timed(lambda: tok.decode_features(codes), args.repeats)
-    learned = _timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
-    gl = _timed(lambda: tok.decode(codes, vocoder="griffin-lim"), max(1, args.repeats // 2))
+    enc = timed(lambda: tok.encode(x, RATE), args.repeats)
+    feat = timed(lambda: tok.decode_features(codes), args.repeats)
+    learned = timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
+    gl = timed(lambda: tok.decode(codes, vocoder="griffin-lim"), max(1, args.repeats // 2))
     row: dict[str, Any] = {
         "bench": "speed", "clip_seconds": SPEED_SECONDS, "threads": args.threads,
         "rtf_encode": round(enc / SPEED_SECONDS, 5), "rtf_decode_features": round(feat / SPEED_SECONDS, 5),

@@ -27,6 +27,7 @@ from mmtok.vq.quantizer import VQConfig  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
 import audio_quality as aq  # noqa: E402
+from audio_baselines import slices  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RATE = 16_000
@@ -185,7 +186,7 @@ def test_train_slices_are_the_rows_of_whole_clips(corpus: dict[str, Path]) -> No
     drawn = aq.train_slices(tok, cache, 300, seed=0, chunk=128)
     assert drawn.shape == (300, 160)
     assert torch.equal(drawn, aq.train_slices(tok, cache, 300, seed=0, chunk=64))
-    every = torch.cat([bench.slices(tok, torch.from_numpy(cache.read(c))) for c in cache.clips])  # (N, 160)
+    every = torch.cat([slices(tok, torch.from_numpy(cache.read(c))) for c in cache.clips])  # (N, 160)
     nearest = torch.cdist(drawn, every, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
     assert float(nearest.max()) < 1e-3  # each drawn slice is one of the clips' own slices
     assert len({tuple(r.tolist()) for r in drawn.round(decimals=3)}) > 100  # spread over the positions

@@ -1,0 +1,107 @@
+"""What both audio benchmarks use: the log-mel slices tokens stand for, the dMel baseline,
+EnCodec (random weights: for its speed) and a median timer.
+
+``benchmarks/audio.py`` (synthetic speech, speed and memory) and
+``benchmarks/audio_quality.py`` (the real corpus) both import from here.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from einops import rearrange
+
+from mmtok.audio.tokenizer import AudioTokenizer
+
+ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
+
+
+def slices(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
+    """Log-mel of the frames the tokens stand for, one row per token: ``[n, fpt*M]``."""
+    ctx = tok.context_frames
+    with torch.inference_mode():
+        mel = tok.context_features(audio)
+    mel = mel[:, ctx : mel.shape[-1] - ctx]  # (M, fpt*n)
+    return rearrange(mel, "m (n f) -> n (f m)", f=tok.cfg.frames_per_token)
+
+
+def unslice(rows: torch.Tensor, fpt: int) -> torch.Tensor:
+    """Rows of :func:`slices` back to a log-mel ``[M, n*fpt]``."""
+    return rearrange(rows, "n (f m) -> m (n f)", f=fpt)
+
+
+def rel_l1(recon: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean absolute error over the target's range."""
+    span = float(target.max() - target.min())
+    return float((recon - target).abs().mean()) / max(span, 1e-6)
+
+
+class UniformBands:
+    """dMel-style: mel channels averaged into ``bands`` bands, each binned uniformly with ``bits`` bits."""
+
+    def __init__(self, train: torch.Tensor, n_mels: int, fpt: int, bands: int, bits: int) -> None:
+        self.n_mels, self.fpt, self.levels = n_mels, fpt, 2**bits
+        self.edges = torch.linspace(0, n_mels, bands + 1).round().long()
+        v = self._bands(train)  # (N, bands)
+        self.lo, self.hi = v.min(0).values, v.max(0).values
+
+    def _bands(self, rows: torch.Tensor) -> torch.Tensor:
+        m = rearrange(rows, "n (f m) -> n f m", f=self.fpt).mean(1)  # (N, M) averaged over the slice
+        return torch.stack([m[:, a:b].mean(1) for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)], 1)
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        v = self._bands(rows)
+        width = (self.hi - self.lo).clamp_min(1e-6) / self.levels
+        q = ((v - self.lo) / width).floor().clamp(0, self.levels - 1)
+        centers = self.lo + (q + 0.5) * width  # (N, bands)
+        per_channel = torch.repeat_interleave(centers, torch.diff(self.edges), dim=1)  # (N, M)
+        return per_channel.repeat(1, self.fpt)  # (N, fpt*M)
+
+
+def fit_dmel(fit: torch.Tensor, n_mels: int, fpt: int, bits: int) -> tuple[UniformBands, int, int]:
+    """dMel at ``bits`` per token: the (bands, bits per band) split with the lowest L1 on ``fit``
+    (training slices ``[N, fpt*M]``) -> ``(quantizer, bands, bits_per_band)``."""
+    best: tuple[float, UniformBands, int, int] | None = None
+    for b in range(1, bits + 1):
+        if bits % b:
+            continue
+        q = UniformBands(fit, n_mels, fpt, bits // b, b)
+        err = float((q(fit) - fit).abs().mean())
+        if best is None or err < best[0]:
+            best = (err, q, bits // b, b)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def encodec_24khz() -> Any:
+    """EnCodec 24 kHz, random weights (``pretrained=False``: its speed, not its sound), 1.5 kbps, eval."""
+    from encodec import EncodecModel
+
+    m = EncodecModel.encodec_model_24khz(pretrained=False)
+    m.set_target_bandwidth(1.5)
+    return m.eval()
+
+
+def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median seconds to encode ``clip24`` (samples at 24 kHz) with ours (resampling included) and EnCodec."""
+    enc = encodec_24khz()
+
+    def encodec_encode() -> None:
+        with torch.inference_mode():
+            enc.encode(clip24[None, None])
+
+    return timed(lambda: tok.encode(clip24, ENCODEC_RATE), repeats), timed(encodec_encode, repeats)
+
+
+def timed(fn: Any, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
