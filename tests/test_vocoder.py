@@ -401,3 +401,12 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     again = mmtok.load(tmp_path / "l1b" / "model")  # a second run without it is weight for weight the first
     assert all(torch.equal(x, y) for x, y in zip(again.state_dict().values(), b_.state_dict().values(), strict=True))
     assert "--mse-weight 2" in json.loads((tmp_path / "mse" / "summary.json").read_text())["command"]
+
+    # --dead-code-rate: the learned codebook also restarts codes used below that fraction of the mean
+    assert audio_train.main([*args[:3], str(tmp_path / "rate"), *args[4:], "--encoder", "conv",
+                             "--dead-code-rate", "0.5"]) == 0
+    rated = mmtok.load(tmp_path / "rate" / "model")
+    assert rated.cfg.vq.dead_code_rate == 0.5 and b_.cfg.vq.dead_code_rate == 0.0
+    with pytest.raises(SystemExit):
+        audio_train.main([*args[:3], str(tmp_path / "bad"), *args[4:], "--encoder", "conv", "--dead-code-rate", "1"])
+    assert not (tmp_path / "bad").exists()

@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
     p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
+    p.add_argument("--dead-code-rate", type=float, default=0.0, metavar="F",
+                   help="also restart codes used below F × the mean use (the expected rate), not only those below "
+                        "an absolute count; for learned codebooks (conv), where a large K leaves codes idle")
     p.add_argument("--encoder", choices=["slice", "conv"], default="slice",
                    help="slice: k-means codes of each token's frames + context decoder; conv: learned encoder (VQ-VAE)")
     p.add_argument("--code-dim", type=int, default=None, help="size of the code vectors (conv; slice: fpt*n_mels)")
@@ -275,7 +278,7 @@ def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
     conv = args.encoder == "conv"
     code_dim = args.code_dim or (64 if conv else 2 * 80)
     vq = VQConfig(**{**DEFAULT_VQ, "dim": code_dim, "codebook_size": args.codebook_size, "cosine": conv,
-                     "codebook_dim": 16 if conv else None})
+                     "codebook_dim": 16 if conv else None, "dead_code_rate": getattr(args, "dead_code_rate", 0.0)})
     return AudioTokenizerConfig(encoder_kind=args.encoder, code_dim=code_dim, encoder_channels=args.encoder_channels,
                                 decoder_channels=args.decoder_channels, vq=vq)
 
@@ -444,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
         parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
                      f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
+    if not 0 <= args.dead_code_rate < 1:
+        parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")
