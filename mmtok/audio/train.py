@@ -278,7 +278,7 @@ def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
     conv = args.encoder == "conv"
     code_dim = args.code_dim or (64 if conv else 2 * 80)
     vq = VQConfig(**{**DEFAULT_VQ, "dim": code_dim, "codebook_size": args.codebook_size, "cosine": conv,
-                     "codebook_dim": 16 if conv else None, "dead_code_rate": getattr(args, "dead_code_rate", 0.0)})
+                     "codebook_dim": 16 if conv else None, "dead_code_rate": args.dead_code_rate})
     return AudioTokenizerConfig(encoder_kind=args.encoder, code_dim=code_dim, encoder_channels=args.encoder_channels,
                                 decoder_channels=args.decoder_channels, vq=vq)
 

@@ -43,30 +43,29 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     return kept
 
 
-
 def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
     """The tokenizer ``--init-from`` names, checked against ``tok``: the same encoder, and the same
     decoder or one with more blocks on the code grid (``dec_blocks``; nothing else may differ)."""
     src = load_module(ImageTokenizer, source)
     for part in ("encoder", "decoder"):
-        mine = {k: v.shape for k, v in getattr(tok, part).state_dict().items()}
-        theirs = {k: v.shape for k, v in getattr(src, part).state_dict().items()}
-        if part == "decoder" and _extra_blocks(mine, theirs):
-            continue
-        if mine != theirs:
+        mine, theirs = _shapes(getattr(tok, part)), _shapes(getattr(src, part))
+        if mine != theirs and not (part == "decoder" and _extra_blocks(mine, theirs)):
             raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's"
                              + (" (a decoder may only grow by dec_blocks)" if part == "decoder" else ""))
     return src
 
 
+def _shapes(module: torch.nn.Module) -> dict[str, torch.Size]:
+    return {k: v.shape for k, v in module.state_dict().items()}
+
+
 def _extra_blocks(mine: dict[str, torch.Size], theirs: dict[str, torch.Size]) -> int:
     """How many code-grid blocks ``mine`` (a decoder's shapes) has beyond ``theirs``; 0 if it is not that."""
-    if set(theirs) - set(mine) or any(mine[k] != v for k, v in theirs.items()):
+    new = set(mine) - set(theirs)
+    if not new or set(theirs) - set(mine) or any(mine[k] != v for k, v in theirs.items()) \
+            or any(not k.startswith("blocks.") for k in new):
         return 0
-    extra = {k.split(".")[1] for k in set(mine) - set(theirs)}
-    if not extra or any(not k.startswith("blocks.") for k in set(mine) - set(theirs)):
-        return 0
-    return len(extra)
+    return len({k.split(".")[1] for k in new})
 
 
 @torch.no_grad()
@@ -74,15 +73,12 @@ def grow_decoder(tok: ImageTokenizer, src: ImageTokenizer) -> int:
     """Load ``src``'s decoder into ``tok``'s, which may have more blocks on the code grid; returns
     how many it has beyond ``src``'s.
 
-    A residual block's last conv starts at zero, so the new blocks start as the identity:
-    the grown decoder gives exactly ``src``'s pictures until training moves them.
+    The extra blocks are left as they are: in a freshly built tokenizer a residual block's
+    last conv starts at zero, so they are the identity and the grown decoder gives exactly
+    ``src``'s pictures until training moves them.
     """
-    mine, theirs = tok.decoder.state_dict(), src.decoder.state_dict()
-    extra = _extra_blocks({k: v.shape for k, v in mine.items()}, {k: v.shape for k, v in theirs.items()})
-    tok.decoder.load_state_dict(theirs, strict=not extra)
-    for block in list(tok.decoder.blocks)[len(src.decoder.blocks):]:
-        torch.nn.init.zeros_(block.conv2.weight)
-        torch.nn.init.zeros_(block.conv2.bias)
+    extra = _extra_blocks(_shapes(tok.decoder), _shapes(src.decoder))
+    tok.decoder.load_state_dict(src.decoder.state_dict(), strict=not extra)
     return extra
 
 
