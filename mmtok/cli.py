@@ -71,6 +71,14 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
 TRAINERS = ("image", "audio", "text", "vocoder")
 
 
+def _cmd_prune_codebook(args: argparse.Namespace) -> int:
+    if args.modality == "image":
+        from mmtok.image.prune import main as prune_main
+    else:
+        from mmtok.audio.prune import main as prune_main
+    return int(prune_main(list(args.options)) or 0)
+
+
 def _part(text: str) -> tuple[int, int]:
     try:
         i, n = (int(x) for x in text.split("/"))
@@ -323,6 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("modality", choices=TRAINERS, help="what to train")
     tt.add_argument("options", nargs=argparse.REMAINDER, help="options of that trainer")
     tt.set_defaults(func=_cmd_train_tokenizer)
+
+    pc = sub.add_parser(
+        "prune-codebook",
+        help="keep only the codes a tokenizer's training data picks most (see 'mmtok prune-codebook audio --help')",
+        description="Write a tokenizer with a smaller codebook: the codes its training data picks most, by count; "
+        "each modality has its own options: 'mmtok prune-codebook MODALITY --help'.",
+    )
+    pc.add_argument("modality", choices=("image", "audio"), help="which tokenizer")
+    pc.add_argument("options", nargs=argparse.REMAINDER, help="options of that modality")
+    pc.set_defaults(func=_cmd_prune_codebook)
 
     _add_tokenize(sub)
     _add_exports(sub)

@@ -22,6 +22,7 @@ Axis legend used in shape comments:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -371,6 +372,39 @@ class VectorQuantizer(nn.Module):
         c = counts.cpu().long()
         usage, perplexity = codebook_usage(c)
         return UsageStats(c, usage, perplexity, int(c.sum()))
+
+    @torch.no_grad()
+    def prune_(self, keep: torch.Tensor | list[int]) -> torch.Tensor:
+        """Keep only the codes ``keep`` (distinct indices, in their new order), in place.
+
+        The codebook shrinks to ``K' = len(keep)`` codes: new code ``j`` is old code
+        ``keep[j]``, with its vector and EMA statistics; ``cfg.codebook_size``
+        becomes ``K'`` and the usage counters are cleared. The projections are
+        untouched, so an input whose nearest code was kept still gets it. Returns
+        the map ``[K]`` from old to new indices (``-1`` for a dropped code).
+
+        >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=6, kmeans_init=False))
+        >>> vq.prune_([4, 1]).tolist(), vq.codebook_size, tuple(vq.embed.shape)
+        ([-1, 1, -1, -1, 0, -1], 2, (2, 4))
+        """
+        k = self.cfg.codebook_size
+        idx = torch.as_tensor(keep, dtype=torch.long).flatten().cpu()
+        if idx.numel() == 0:
+            raise ValueError("prune_ needs at least one code to keep")
+        if int(idx.min()) < 0 or int(idx.max()) >= k:
+            raise ValueError(f"prune_ got code {int(idx.min()) if int(idx.min()) < 0 else int(idx.max())}, "
+                             f"outside the codebook of size {k} (valid: 0..{k - 1})")
+        if idx.unique().numel() != idx.numel():
+            raise ValueError("prune_ needs distinct codes to keep; some are repeated")
+        old_to_new = torch.full((k,), -1, dtype=torch.long)
+        old_to_new[idx] = torch.arange(idx.numel())
+        dev = self.embed.device
+        self.embed = self.embed[idx.to(dev)].clone()
+        self.ema_count = self.ema_count[idx.to(dev)].clone()
+        self.ema_sum = self.ema_sum[idx.to(dev)].clone()
+        self.seen_counts = torch.zeros(idx.numel(), dtype=torch.long, device=dev)
+        self.cfg = dataclasses.replace(self.cfg, codebook_size=int(idx.numel()))
+        return old_to_new
 
     def _split_busiest(self, centers: torch.Tensor, counts: torch.Tensor, err: torch.Tensor, min_frac: float,
                        *, seed: int) -> None:

@@ -1,0 +1,106 @@
+"""Smaller codebooks from trained ones: keep the codes the training data picks most.
+
+A codebook trained with restarts ends with codes that the training data visits
+rarely and held-out data almost never: they cost ids in the vocabulary and
+lower the usage a language model sees, and they add little to reconstruction.
+:func:`most_used` ranks codes by how often the training data picks them and
+:func:`prune_tokenizer` writes the tokenizer with only the top ``K'`` codes
+kept (each kept code keeps its vector, so anything encoded to a kept code
+stays the same; an input whose code was dropped moves to its next-nearest
+kept code). Which codes to keep is decided on training data only; how many is
+a choice made on a validation split.
+
+>>> import torch
+>>> share = torch.tensor([0.5, 0.0, 0.3, 0.2])
+>>> most_used(share, 3).tolist()
+[0, 2, 3]
+>>> round(dropped_share(share, most_used(share, 2)), 3)
+0.2
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmtok.core.checkpoint import save_module
+from mmtok.vq.quantizer import VectorQuantizer
+
+__all__ = ["dropped_share", "most_used", "prune_tokenizer", "save_pruned"]
+
+
+def most_used(share: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the ``keep`` codes with the largest ``share`` (counts or weights ``[K]``), ascending.
+
+    Ties go to the lower index, so the choice is deterministic.
+    """
+    share = torch.as_tensor(share, dtype=torch.float64).flatten()
+    k = share.numel()
+    if not 1 <= keep <= k:
+        raise ValueError(f"keep must be in 1..{k} (the codebook size), got {keep}")
+    if not bool(torch.isfinite(share).all()) or bool((share < 0).any()):
+        raise ValueError("code shares must be finite and non-negative")
+    # stable sort on descending share: equal shares stay in index order
+    order = torch.sort(-share, stable=True).indices[:keep]
+    return order.sort().values
+
+
+def dropped_share(share: torch.Tensor, keep: torch.Tensor) -> float:
+    """Fraction of the total ``share`` that falls on codes not in ``keep``."""
+    share = torch.as_tensor(share, dtype=torch.float64).flatten()
+    total = float(share.sum())
+    if total <= 0:
+        return 0.0
+    return 1.0 - float(share[torch.as_tensor(keep, dtype=torch.long)].sum()) / total
+
+
+def prune_tokenizer(tokenizer: nn.Module, keep: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """A copy of ``tokenizer`` (any module with ``.vq`` and ``.cfg.vq``) keeping only codes ``keep``.
+
+    Returns the copy and the map from old to new code indices (``-1``: dropped).
+    The original is not changed.
+    """
+    vq = getattr(tokenizer, "vq", None)
+    cfg = getattr(tokenizer, "cfg", None)
+    if not isinstance(vq, VectorQuantizer) or not hasattr(cfg, "vq"):
+        raise TypeError(f"prune_tokenizer needs a tokenizer with a VectorQuantizer .vq and .cfg.vq, "
+                        f"got {type(tokenizer).__name__}")
+    out: Any = copy.deepcopy(tokenizer)
+    old_to_new = out.vq.prune_(keep)
+    out.cfg = copy.deepcopy(out.cfg)
+    out.cfg.vq = out.vq.cfg
+    return out, old_to_new
+
+
+def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, *, source: str,
+                counted_on: dict[str, Any], command: str | None = None) -> dict[str, Any]:
+    """Prune ``tokenizer`` to its ``keep`` most used codes by ``share`` and save it at ``out``.
+
+    The provenance is the tokenizer's own with a ``pruned`` record added: the
+    source checkpoint, the sizes before and after, the share of the counted
+    tokens that fell on dropped codes, and what was counted. Returns that record.
+    """
+    share = torch.as_tensor(share, dtype=torch.float64).flatten()
+    before = int(tokenizer.cfg.vq.codebook_size)  # type: ignore[union-attr]
+    if share.numel() != before:
+        raise ValueError(f"got {share.numel()} code shares for a codebook of {before} codes")
+    kept = most_used(share, keep)
+    small, _ = prune_tokenizer(tokenizer, kept)
+    record: dict[str, Any] = {
+        "from": source,
+        "from_fingerprint": getattr(tokenizer, "fingerprint", None),
+        "codebook_size_before": before,
+        "codebook_size": keep,
+        "dropped_share_counted": round(dropped_share(share, kept), 6),
+        "unused_counted": int((share == 0).sum()),
+        "counted_on": counted_on,
+    }
+    if command:
+        record["command"] = command
+    prov = dict(getattr(tokenizer, "provenance", None) or {})
+    prov["pruned"] = record
+    save_module(small, out, provenance=prov)
+    return record

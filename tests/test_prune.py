@@ -1,0 +1,173 @@
+"""Pruning a codebook to the codes the training data picks most: the quantizer, the policy, and
+``mmtok prune-codebook`` for audio and image tokenizers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from image_helpers import smooth_picture, tiny_config
+from PIL import Image
+from test_vocoder import tiny_corpus
+
+import mmtok
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.core.checkpoint import save_module
+from mmtok.image.tokenizer import ImageTokenizer
+from mmtok.vq.prune import dropped_share, most_used, prune_tokenizer
+from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.mark.parametrize("cosine,codebook_dim", [(False, None), (True, 4)])
+def test_pruned_quantizer_keeps_the_codes_of_inputs_whose_code_stays(cosine: bool, codebook_dim: int | None) -> None:
+    vq = VectorQuantizer(VQConfig(dim=8, codebook_size=32, cosine=cosine, codebook_dim=codebook_dim))
+    vq(torch.randn(512, 8))  # k-means init and one EMA step
+    vq.eval()
+    x = torch.randn(400, 8)
+    before = vq.encode(x)
+    keep = torch.tensor([3, 7, 11, 12, 20, 31, 0, 5])  # any order: new code j is old code keep[j]
+    embed = vq.embed.clone()
+    old_to_new = vq.prune_(keep)
+    assert vq.codebook_size == 8 and vq.cfg.codebook_size == 8 and vq.embed.shape[0] == 8
+    assert vq.ema_count.shape == (8,) and vq.ema_sum.shape[0] == 8 and vq.usage_stats().total == 0
+    assert torch.equal(vq.embed, embed[keep])
+    assert old_to_new[keep].tolist() == list(range(8)) and int((old_to_new >= 0).sum()) == 8
+    after = vq.encode(x)
+    stayed = old_to_new[before] >= 0
+    assert bool(stayed.any()) and bool((~stayed).any())
+    assert torch.equal(after[stayed], old_to_new[before[stayed]])  # kept codes: the same code, renumbered
+    assert int(after.max()) < 8
+    # a dropped code's inputs go to the nearest kept code: the best the smaller codebook can do
+    z = vq._to_lookup(x[~stayed])
+    if cosine:
+        best = (z @ vq.embed.T).argmax(1)
+    else:
+        best = torch.cdist(z, vq.embed).argmin(1)
+    assert torch.equal(after[~stayed], best)
+    assert vq.decode(after).shape == (400, 8)
+    with pytest.raises(ValueError, match="outside the codebook"):
+        vq.decode(torch.tensor([8]))
+
+
+def test_prune_refuses_bad_keep_lists() -> None:
+    vq = VectorQuantizer(VQConfig(dim=4, codebook_size=6, kmeans_init=False))
+    for bad, msg in (([], "at least one"), ([0, 6], "outside the codebook"), ([-1], "outside"), ([1, 1], "distinct")):
+        with pytest.raises(ValueError, match=msg):
+            vq.prune_(bad)
+    assert vq.codebook_size == 6  # nothing changed
+    with pytest.raises(ValueError, match=r"keep must be in 1\.\.4"):
+        most_used(torch.ones(4), 5)
+    with pytest.raises(ValueError, match="non-negative"):
+        most_used(torch.tensor([1.0, -1.0]), 1)
+
+
+def test_most_used_is_deterministic_and_dropped_share_counts_the_rest() -> None:
+    share = torch.tensor([0.1, 0.3, 0.1, 0.0, 0.5])
+    assert most_used(share, 2).tolist() == [1, 4]
+    assert most_used(share, 3).tolist() == [0, 1, 4]  # a tie goes to the lower index
+    assert dropped_share(share, most_used(share, 3)) == pytest.approx(0.1)
+    assert dropped_share(torch.zeros(3), torch.tensor([0])) == 0.0
+
+
+def test_prune_tokenizer_leaves_the_original_alone() -> None:
+    tok = ImageTokenizer(tiny_config())
+    small, old_to_new = prune_tokenizer(tok, torch.arange(0, 64, 2))
+    assert tok.codebook_size == 64 and tok.cfg.vq.codebook_size == 64
+    assert small.codebook_size == 32 and small.cfg.vq is small.vq.cfg and old_to_new[2].item() == 1
+    with pytest.raises(TypeError, match="VectorQuantizer"):
+        prune_tokenizer(torch.nn.Linear(2, 2), torch.arange(1))
+
+
+def _tiny_audio_tokenizer(path: Path) -> Path:
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=8))
+    tok.train()
+    tok(torch.randn(4, 80, 40))  # k-means init on some features, so the codes differ
+    return save_module(tok.eval(), path, provenance={"steps": 7})
+
+
+def test_prune_codebook_audio_counts_the_training_split_and_writes_a_smaller_tokenizer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmtok.audio.vocoder_data import build_cache
+    from mmtok.cli import main as cli_main
+
+    corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
+    build_cache(corpus, cache, progress=False)
+    model = _tiny_audio_tokenizer(tmp_path / "tok")
+    out = tmp_path / "small"
+    argv = ["prune-codebook", "audio", "--model", str(model), "--cache", str(cache), "--keep", "12", "--out", str(out),
+            "--synthetic", "4", "--synthetic-share", "0.25", "--synthetic-tones", "0.5", "--no-progress"]
+    assert cli_main(argv) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["codebook_size_before"] == 32 and line["codebook_size"] == 12 and line["tokens_counted"] > 0
+    small = mmtok.load(out)
+    assert isinstance(small, AudioTokenizer) and small.codebook_size == 12
+    rec = small.provenance["pruned"]
+    assert small.provenance["steps"] == 7  # the tokenizer's own provenance is kept
+    assert rec["counted_on"]["split"] == "train" and rec["counted_on"]["clips"] == 4
+    assert rec["counted_on"]["synthetic_clips"] == 4 and rec["from_fingerprint"] == mmtok.load(model).fingerprint
+    assert small.fingerprint != mmtok.load(model).fingerprint
+    wave = torch.from_numpy(np.sin(np.linspace(0, 800, 16000)).astype(np.float32) * 0.3)
+    codes = small.encode(wave, 16000)
+    assert int(codes.max()) < 12 and small.decode(codes, vocoder="griffin-lim").numel() > 0
+    assert 0 <= rec["unused_counted"] <= 32 and 0.0 <= rec["dropped_share_counted"] < 1.0
+
+    with pytest.raises(SystemExit) as e:  # the same --out again: refused, the written one is kept
+        cli_main(argv)
+    assert e.value.code == 2 and "already exists" in capsys.readouterr().err and mmtok.load(out).codebook_size == 12
+
+
+def test_prune_codebook_audio_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.prune import main
+
+    model = _tiny_audio_tokenizer(tmp_path / "tok")
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(model), "--cache", str(tmp_path), "--keep", "33", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--keep must be in 1..32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(model), "--cache", str(tmp_path), "--keep", "3", "--out", str(model)])
+    assert e.value.code == 2 and "already exists" in capsys.readouterr().err
+    assert main(["--model", str(model), "--cache", str(tmp_path / "nocache"), "--keep", "3",
+                 "--out", str(tmp_path / "o")]) == 1
+    assert "not complete" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image.prune import main
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rows = []
+    for i in range(3):
+        Image.fromarray((smooth_picture(96, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+            data / f"{i}.png")
+        rows.append({"path": f"photos/{i}.png", "split": "train" if i < 2 else "validation"})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = ImageTokenizer(tiny_config())
+    tok.train()
+    tok(torch.stack([smooth_picture(64, seed=s) for s in range(4)]))  # k-means init
+    model = save_module(tok.eval(), tmp_path / "tok", provenance={"steps": 3})
+    out = tmp_path / "small"
+    assert main(["--model", str(model), "--data", str(tmp_path / "manifest.jsonl"), "--keep", "20", "--out", str(out),
+                 "--crops", "40", "--no-progress"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["codebook_size"] == 20 and line["tokens_counted"] == 40 * 16
+    small = mmtok.load(out)
+    assert isinstance(small, ImageTokenizer) and small.codebook_size == 20
+    counted = small.provenance["pruned"]["counted_on"]
+    assert counted["split"] == "train" and counted["photos"] == 2 and counted["crops"] == 40
+    codes = small.encode(smooth_picture(64, seed=9))
+    assert codes.shape == (4, 4) and int(codes.max()) < 20
+    assert small.decode(codes).shape == (3, 64, 64)
+    # the same command with the same seed picks the same codes
+    assert main(["--model", str(model), "--data", str(tmp_path / "manifest.jsonl"), "--keep", "20",
+                 "--out", str(tmp_path / "again"), "--crops", "40", "--no-progress"]) == 0
+    assert torch.equal(mmtok.load(tmp_path / "again").vq.embed, small.vq.embed)
+    with pytest.raises(SystemExit):
+        main(["--model", str(model), "--data", str(data), "--keep", "20", "--out", str(tmp_path / "x"),
+              "--scale-min", "0"])
