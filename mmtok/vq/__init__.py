@@ -3,7 +3,8 @@
 :class:`VectorQuantizer` (EMA updates, k-means init, dead-code restarts, DDP
 sync), its exact chunked nearest-code search (:mod:`~mmtok.vq.search`) and the
 one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer and the media trainers
-share.
+share, and :mod:`~mmtok.vq.prune`, which keeps only the codes a tokenizer's
+training data picks most.
 
 Imports: :mod:`mmtok.core` only.
 """
