@@ -366,9 +366,15 @@ def test_old_flat_config_gives_the_shipped_tokenizer() -> None:
 
     shipped = mmtok.load("audio")
     c = shipped.cfg
-    flat = {**OLD_FLAT_CONFIG, "codebook_size": shipped.codebook_size, "encoder_kind": c.encoder_kind,
-            "code_dim": c.code_dim, "vq_cosine": c.vq.cosine, "vq_lookup_dim": c.vq.codebook_dim}
+    top = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("vq", "vocoder")}
+    flat = {**OLD_FLAT_CONFIG, **top, "codebook_size": c.vq.codebook_size, "vq_decay": c.vq.decay,
+            "commitment_weight": c.vq.commitment_weight, "dead_code_threshold": c.vq.dead_code_threshold,
+            "vq_cosine": c.vq.cosine, "vq_lookup_dim": c.vq.codebook_dim}
     cfg = config_from_dict(AudioTokenizerConfig, AudioTokenizerConfig.upgrade_dict(flat))
+    # the fields the flat layout never had only steer training (k-means init, restarts by rate) or the search's blocks
+    later = {f: getattr(c.vq, f) for f in ("eps", "kmeans_init", "kmeans_iters", "kmeans_min_vectors",
+                                           "dead_code_rate", "chunk_size", "search_budget_mb")}
+    cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, **later))
     assert cfg == dataclasses.replace(shipped.cfg, vocoder=None)
     old = AudioTokenizer(cfg)
     weights = load_file(str(models_dir() / "audio" / "model.safetensors"))

@@ -150,8 +150,8 @@ def sample_step(d: Demo) -> str:
         d.report.table(["prompt", "dominant colour", "match"], img_rows),
         d.report.grid(snd_cards),
         *([d.report.note(same)] if same else []),
-        d.report.text("The level column is the sample's RMS in dB full scale: the shipped audio tokenizer keeps a "
-                      "tone's pitch but returns high tones far quieter (README, Limitations)."),
+        d.report.text("The level column is the sample's RMS in dB full scale; the shipped audio tokenizer returns "
+                      "the toy tones within about 9 dB of their level (models/audio/README.md)."),
         d.report.table(["prompt", "codes", "pitch heard", "level dBFS", "match"], snd_rows),
     )
     return (f"colour matches {hits}/{n_img} pictures for unseen captions; pitch matches {snd_hits}/{len(snd_rows)} "
