@@ -13,8 +13,6 @@ all their tokens. The ``--keep`` codes with the largest share are kept
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +21,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmtok.core.checkpoint import load_module
-from mmtok.core.errors import MmtokError
 from mmtok.image.crops import find_images, load_corpus, random_crops
 from mmtok.image.tokenizer import ImageTokenizer
-from mmtok.vq.prune import save_pruned
+from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
 __all__ = ["code_shares", "main"]
 
@@ -56,51 +52,33 @@ def code_shares(tok: ImageTokenizer, photos: Sequence[torch.Tensor], crops: int,
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmtok prune-codebook image", description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="image tokenizer: a shipped name or a checkpoint folder")
+    add_prune_arguments(p)
     p.add_argument("--data", required=True, help="a folder of images or a corpus manifest.jsonl")
     p.add_argument("--split", default="train", help="with a manifest: the split whose photos are counted")
-    p.add_argument("--keep", required=True, type=int, help="codes to keep (the new codebook size K')")
-    p.add_argument("--out", required=True, type=Path, help="folder for the pruned checkpoint (must not exist)")
     p.add_argument("--crops", type=int, default=4096, help="random crops to count codes on")
     p.add_argument("--scale-min", type=float, default=0.35, help="smallest crop side, as a fraction of the shorter side")
     p.add_argument("--scale-max", type=float, default=1.0, help="largest crop side, as a fraction of the shorter side")
     p.add_argument("--seed", type=int, default=0, help="seed of the crops")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.out.exists():
-        parser.error(f"--out {args.out} already exists; choose a new folder")
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        tok = load_module(ImageTokenizer, args.model)
-        if not 1 <= args.keep <= tok.codebook_size:
-            parser.error(f"--keep must be in 1..{tok.codebook_size} (the codebook size of {args.model}), "
-                         f"got {args.keep}")
+
+    def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
         files = find_images(args.data, split=args.split)
-        photos = load_corpus(files, tok.image_size)
-        share, tokens = code_shares(tok, photos, args.crops, scale=(args.scale_min, args.scale_max), seed=args.seed,
+        share, tokens = code_shares(tok, load_corpus(files, tok.image_size), args.crops,
+                                    scale=(args.scale_min, args.scale_max), seed=args.seed,
                                     progress=not args.no_progress)
-        info: dict[str, Any] = {"data": str(Path(args.data).resolve()), "split": args.split, "photos": len(files),
-                                "crops": args.crops, "crop_side": [args.scale_min, args.scale_max],
-                                "seed": args.seed, "tokens": tokens}
-        command = "mmtok prune-codebook image " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
-        record = save_pruned(tok, share, args.keep, args.out, source=str(args.model), counted_on=info,
-                             command=command)
-    except (MmtokError, FileNotFoundError) as e:
-        print(f"mmtok prune-codebook image: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps({"pruned": str(args.out), **{k: v for k, v in record.items() if k != "counted_on"},
-                      "tokens_counted": tokens}))
-    return 0
+        return share, {"data": str(Path(args.data).resolve()), "split": args.split, "photos": len(files),
+                       "crops": args.crops, "crop_side": [args.scale_min, args.scale_max], "seed": args.seed,
+                       "tokens": tokens}
+
+    return run_prune_command(parser, args, argv, ImageTokenizer, "image", count)
 
 
 if __name__ == "__main__":  # pragma: no cover

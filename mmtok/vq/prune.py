@@ -20,16 +20,23 @@ a choice made on a validation split.
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mmtok.core.checkpoint import save_module
+from mmtok.core.checkpoint import load_module, save_module
+from mmtok.core.errors import MmtokError
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["dropped_share", "most_used", "prune_tokenizer", "save_pruned"]
+__all__ = ["add_prune_arguments", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command", "save_pruned"]
 
 
 def most_used(share: torch.Tensor, keep: int) -> torch.Tensor:
@@ -104,3 +111,41 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
     prov["pruned"] = record
     save_module(small, out, provenance=prov)
     return record
+
+
+def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every ``mmtok prune-codebook MODALITY`` takes: ``--model``, ``--keep``, ``--out``,
+    ``--threads`` and ``--no-progress``."""
+    parser.add_argument("--model", required=True, help="the tokenizer: a shipped name or a checkpoint folder")
+    parser.add_argument("--keep", required=True, type=int, help="codes to keep (the new codebook size K')")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the pruned checkpoint (must not exist)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None,
+                      cls: type, modality: str,
+                      count: Callable[[Any], tuple[torch.Tensor, dict[str, Any]]]) -> int:
+    """The body of ``mmtok prune-codebook MODALITY``: refuse an existing ``--out`` and a ``--keep``
+    outside 1..K (exit 2), load ``--model`` as ``cls``, ``count(tok)`` -> (code shares, what was
+    counted), then :func:`save_pruned` and one JSON line on stdout. A bad model or data exits 1
+    with a message and writes nothing."""
+    if args.out.exists():
+        parser.error(f"--out {args.out} already exists; choose a new folder")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        tok = load_module(cls, args.model)
+        if not 1 <= args.keep <= tok.codebook_size:
+            parser.error(f"--keep must be in 1..{tok.codebook_size} (the codebook size of {args.model}), "
+                         f"got {args.keep}")
+        share, info = count(tok)
+        command = f"mmtok prune-codebook {modality} " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
+        record = save_pruned(tok, share, args.keep, args.out, source=str(args.model), counted_on=info,
+                             command=command)
+    except (MmtokError, FileNotFoundError) as e:
+        print(f"mmtok prune-codebook {modality}: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"pruned": str(args.out), **{k: v for k, v in record.items() if k != "counted_on"},
+                      "tokens_counted": info["tokens"]}))
+    return 0
