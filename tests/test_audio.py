@@ -3,7 +3,9 @@ chunk/batch invariance, bad input, silence, and the shipped checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import math
 from pathlib import Path
 
@@ -560,7 +562,8 @@ def nearest(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 
 def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> None:
-    from mmtok.audio.train import build_parser, main, split_validation
+    from mmtok.audio.train import build_parser, main
+    from mmtok.audio.train_data import split_validation
 
     assert build_parser().parse_args(["--data", "d", "--out", "o"]).kmeans_balance > 0  # on by default
     data = tmp_path / "data" / "train"
@@ -583,3 +586,46 @@ def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> Non
     v = summary["validation"]
     assert v["clips"] == 2 and 0 < v["usage"] <= 1 and v["rel_l1"] > 0 and v["rel_l1_codes_only"] > 0
     assert isinstance(mmtok.load(out / "model"), AudioTokenizer)
+
+
+def test_train_cli_init_from_a_trained_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from starts from another tokenizer's weights (its K and sizes, no vocoder) with a
+    fresh schedule; architecture arguments beside it are refused before anything is written."""
+    from mmtok.audio.train import main
+    from mmtok.audio.vocoder import VocoderConfig
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        sf.write(data / f"clip-{i}.wav", speechlike(1.5, seed=40 + i), SAMPLE_RATE)
+    common = ["--data", str(data), "--crop-tokens", "8", "--batch-size", "2", "--threads", "1", "--no-progress",
+              "--save-every", "1"]
+    first = tmp_path / "first"
+    assert main([*common, "--out", str(first), "--steps", "2", "--encoder", "conv", "--codebook-size", "24",
+                 "--encoder-channels", "16", "--decoder-channels", "16"]) == 0
+    src = mmtok.load(first / "model")
+    # the source may carry a vocoder: it is neither trained nor kept
+    with_voc = AudioTokenizer(dataclasses.replace(src.cfg, vocoder=VocoderConfig(dim=8, intermediate=16, blocks=1)))
+    with_voc.load_state_dict(src.state_dict(), strict=False)
+    mmtok.save(with_voc, tmp_path / "src")
+
+    out = tmp_path / "second"
+    assert main([*common, "--out", str(out), "--steps", "1", "--lr", "1e-9", "--warmup", "1", "--init-from",
+                 str(tmp_path / "src"), "--dead-code-rate", "0.1"]) == 0
+    got = mmtok.load(out / "model")
+    assert got.codebook_size == 24 and got.cfg.encoder_channels == 16 and got.vocoder is None
+    assert got.cfg.vq.dead_code_rate == 0.1  # a training knob, taken from the command line
+    assert torch.equal(got.feature_mean, src.feature_mean)  # normalization is the source's, not refitted
+    # one step at a vanishing rate: the encoder is the source's (a fresh one would differ entirely)
+    for name, w in src.encoder.state_dict().items():
+        assert torch.allclose(got.encoder.state_dict()[name], w, atol=1e-6), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["init_from"] == str(tmp_path / "src") and summary["steps"] == 1
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*common, "--out", str(tmp_path / "third"), "--init-from", str(tmp_path / "src"), "--codebook-size", "32"])
+    assert "leave out --codebook-size" in capsys.readouterr().err and not (tmp_path / "third").exists()
+    with pytest.raises(mmtok.CheckpointError, match="nowhere"):
+        main([*common, "--out", str(tmp_path / "fourth"), "--init-from", str(tmp_path / "nowhere")])
+    assert not (tmp_path / "fourth").exists()

@@ -349,11 +349,12 @@ def test_the_shipped_vocoder_starts_a_run() -> None:
 
 def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     from mmtok.audio import train as audio_train
+    from mmtok.audio import train_data
     from mmtok.audio.vocoder_data import AudioCache, build_cache, sampling_weights
 
     corpus, cache, out = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", tmp_path / "run"
     build_cache(corpus, cache, progress=False)
-    assert audio_train.is_cache(cache) and not audio_train.is_cache(corpus)
+    assert train_data.is_cache(cache) and not train_data.is_cache(corpus)
     args = ["--data", str(cache), "--out", str(out), "--steps", "2", "--codebook-size", "16", "--decoder-channels", "16",
             "--crop-tokens", "8", "--batch-size", "2", "--kmeans-iters", "3", "--kmeans-balance", "2",
             "--kmeans-min-groups", "2", "--val-clips", "1", "--threads", "1", "--no-progress"]
@@ -372,17 +373,17 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     feats = [torch.full((80, 40), float(i)) for i in range(len(clips))]
     only = torch.zeros(len(clips))
     only[2] = 1.0
-    crops = audio_train.random_feature_crops(feats, 6, 4, fpt=2, ctx=2, floor=-11.0,
+    crops = train_data.random_feature_crops(feats, 6, 4, fpt=2, ctx=2, floor=-11.0,
                                              generator=torch.Generator().manual_seed(0), weights=only)
     assert bool((crops == 2.0).all())
     assert w.sum().item() == pytest.approx(1.0) and len(w) == len(clips)
 
     # --synthetic mixes seeded synthetic clips into the cache's crops, at their share of the weight
     ns = audio_train.build_parser().parse_args([*args, "--synthetic", "3", "--synthetic-share", "0.25", "--seed", "0"])
-    waves, _, _, groups, note, weights = audio_train.cache_material(ns)
+    waves, _, _, groups, note, weights = train_data.cache_material(ns)
     assert len(waves) == 4 + 3 and groups[-3:] == [3, 4, 5] and note.endswith("3 synthetic clips (25% of the crops), each its own group")
     assert weights[-3:].sum().item() / weights.sum().item() == pytest.approx(0.25)
-    again = audio_train.synthetic_clips(3, seed=0)
+    again = train_data.synthetic_clips(3, seed=0)
     assert all(torch.equal(a, b) for a, b in zip(waves[-3:], again, strict=True))
     assert all(16000 <= a.numel() <= 64000 and a.abs().max() <= 1 for a in again)
     assert audio_train.main([*args, "--out", str(tmp_path / "synth"), "--synthetic", "3"]) == 0

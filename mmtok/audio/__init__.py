@@ -5,7 +5,7 @@ is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer and
 :mod:`~mmtok.audio.model` its networks; :mod:`~mmtok.audio.vocoder` the learned
 waveform decoder for that log-mel, :mod:`~mmtok.audio.attach` puts one into a
 tokenizer checkpoint. :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``,
-with its corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook
+with what it trains on (:mod:`~mmtok.audio.train_data`), its corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook
 fit (:mod:`~mmtok.audio.codebook`); :mod:`~mmtok.audio.vocoder_train` is ``mmtok
 train-tokenizer vocoder``, with its cache and sampler (:mod:`~mmtok.audio.vocoder_data`);
 :mod:`~mmtok.audio.scores` gives STOI and wideband PESQ of a decoded waveform.

@@ -30,6 +30,7 @@ Output folder layout::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -44,71 +45,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.audio.codebook import fit_codebook, speaker_groups
-from mmtok.audio.corpus import add_synthetic_arguments, build_corpus
-from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
+from mmtok.audio.codebook import fit_codebook
+from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
-from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
-from mmtok.core.checkpoint import save_module
+from mmtok.audio.train_data import cache_material, is_cache, random_feature_crops, training_files
+from mmtok.core.checkpoint import load_module, save_module
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = [
-    "build_parser", "find_audio", "main", "model_card", "random_feature_crops", "save_pictures", "split_validation",
-    "validate",
-]
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+__all__ = ["build_parser", "main", "model_card", "save_pictures", "validate"]
 STATE_DIR = "train-state"
 MODEL_DIR = "model"
+INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
-
-
-def find_audio(folder: str | Path) -> list[Path]:
-    """Audio files under ``folder`` (recursively), sorted."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-    if not files:
-        raise FileNotFoundError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-    return files
-
-
-def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
-                         floor: float, generator: torch.Generator,
-                         weights: torch.Tensor | None = None) -> torch.Tensor:
-    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of log-mel features with context
-    (one ``[M, F]`` tensor per clip, clips picked in proportion to ``weights``, by default to their
-    length); a crop past a clip's end is filled with ``floor``."""
-    width = fpt * tokens + 2 * ctx
-    if weights is None:
-        weights = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
-    pick = torch.multinomial(weights, n, replacement=True, generator=generator)
-    out = torch.full((n, feats[0].shape[0], width), floor)
-    for row, i in enumerate(pick.tolist()):
-        f = feats[i]
-        slots = max(1, (f.shape[-1] - 2 * ctx) // fpt - tokens + 1)
-        start = fpt * int(torch.randint(0, slots, (1,), generator=generator))
-        piece = f[:, start : start + width]
-        out[row, :, : piece.shape[-1]] = piece
-    return out
-
-
-def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
-    """Hold aside a random ``fraction`` of ``files`` (never ``pygame-*`` ones: too few) -> ``(train, validation)``."""
-    files = list(files)
-    if fraction <= 0:
-        return files, []
-    pool = [i for i, f in enumerate(files) if not f.name.startswith("pygame")]
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 12345)).tolist()
-    val = {pool[j] for j in order[: round(fraction * len(files))]}
-    return [f for i, f in enumerate(files) if i not in val], [f for i, f in enumerate(files) if i in val]
 
 
 @torch.no_grad()
@@ -207,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-tokens", type=int, default=48, help="tokens per training crop")
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from a trained audio tokenizer (a checkpoint folder, or 'audio' for the shipped one): "
+                        "its encoder, codebook, decoder and feature normalization, with a fresh optimizer and "
+                        "schedule. Its architecture and K are kept, so leave out " + ", ".join(
+                            f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS) + "; its vocoder is neither trained "
+                        "nor kept (python -m mmtok.audio.vocoder_train --attach adds one)")
     p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
     p.add_argument("--dead-code-rate", type=float, default=0.0, metavar="F",
                    help="also restart codes used below F × the mean use (the expected rate), not only those below "
@@ -272,6 +232,17 @@ class _Run:
         return self.tok.cfg.encoder_kind == "conv"
 
 
+def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
+    """``--init-from``: the source tokenizer's config (no vocoder; ``--dead-code-rate`` from the
+    command line), its weights without the vocoder's, and what it is (for the provenance)."""
+    src = load_module(AudioTokenizer, args.init_from)
+    cfg = dataclasses.replace(src.cfg, vocoder=None,
+                              vq=dataclasses.replace(src.cfg.vq, dead_code_rate=args.dead_code_rate))
+    weights = {k: v for k, v in src.state_dict().items() if not k.startswith("vocoder.")}
+    version = (getattr(src, "provenance", None) or {}).get("model_version")
+    return cfg, weights, f"{args.init_from} ({version})" if version else str(args.init_from)
+
+
 def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
     """The tokenizer's config from the command line: the "slice" encoder with k-means codes,
     or the "conv" encoder with a cosine codebook searched through 16-dimensional projections."""
@@ -281,64 +252,6 @@ def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
                      "codebook_dim": 16 if conv else None, "dead_code_rate": args.dead_code_rate})
     return AudioTokenizerConfig(encoder_kind=args.encoder, code_dim=code_dim, encoder_channels=args.encoder_channels,
                                 decoder_channels=args.decoder_channels, vq=vq)
-
-
-def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[int], str]:
-    """``(train files, validation files, codebook group of each train file, what a group is)``;
-    builds the corpus first with ``--make-data``. A bad ``--kmeans-groups`` fails here, early."""
-    data = Path(args.data)
-    if args.make_data and not (data / "manifest.json").is_file():
-        build_corpus(data, seed=args.seed, progress=not args.no_progress)
-    files = find_audio(data / "train" if (data / "train").is_dir() else data)
-    files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
-    groups, note = speaker_groups(files, args.kmeans_groups)
-    return files, val_files, groups, note
-
-
-def is_cache(folder: str | Path) -> bool:
-    """Whether ``folder`` is a built audio cache (``python -m mmtok.audio.vocoder_train --corpus``
-    writes one: ``index.json`` with ``SPLIT.int16`` and ``SPLIT.jsonl``)."""
-    index = Path(folder) / "index.json"
-    if not index.is_file():
-        return False
-    try:
-        return json.loads(index.read_text()).get("format") == CACHE_FORMAT
-    except ValueError:
-        return False
-
-
-def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float = 0.0) -> list[torch.Tensor]:
-    """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clips` waveforms of 1-4 s, as tensors."""
-    return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate, tones=tones)]
-
-
-def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
-                                                       list[int], str, torch.Tensor]:
-    """From a cache (:func:`is_cache`): the ``train`` split's waveforms, ``--val-clips`` waveforms of
-    its ``validation`` split (seeded, never trained on), their corpus paths, the codebook group of
-    every training clip (source and speaker or album from the manifest), what a group is, and the
-    crop weights (:func:`~mmtok.audio.vocoder_data.sampling_weights`: source ∝ √hours, group ∝ √hours,
-    clip ∝ length). The ``test`` split is not in a cache."""
-    train = AudioCache(args.data, "train")
-    waves = [torch.from_numpy(train.read(c)) for c in train.clips]
-    labels = [f"{c.source}/{c.group}" for c in train.clips]
-    index: dict[str, int] = {}
-    groups = [index.setdefault(label, len(index)) for label in labels]
-    note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
-    weights = torch.from_numpy(sampling_weights(train.clips)).float()
-    if args.synthetic:
-        synth = synthetic_clips(args.synthetic, seed=args.seed, tones=args.synthetic_tones)
-        waves += synth
-        groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
-        share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))
-        weights = torch.cat([weights, share])
-        note += f", plus {len(synth)} synthetic clips ({args.synthetic_share:.0%} of the crops), each its own group"
-        if args.synthetic_tones:
-            note += f" ({args.synthetic_tones:.0%} of them steady tones)"
-    val = AudioCache(args.data, "validation")
-    order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
-    chosen = [val.clips[int(i)] for i in sorted(order)]
-    return waves, [torch.from_numpy(val.read(c)) for c in chosen], [c.path for c in chosen], groups, note, weights
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -351,6 +264,9 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         print(f"resumed at step {run.step}", file=sys.stderr)
+        return
+    if args.init_from:  # normalization, codebook and weights are the source tokenizer's
+        run.groups_note = groups_note
         return
     ctx = tok.context_frames
     allf = torch.cat([f[:, ctx : f.shape[-1] - ctx] for f in run.feats], 1)
@@ -449,9 +365,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
     if not 0 <= args.dead_code_rate < 1:
         parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
+    if args.init_from:
+        given = [f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS if getattr(args, a) != parser.get_default(a)]
+        if given:
+            parser.error(f"--init-from {args.init_from} keeps that tokenizer's architecture and codebook size; "
+                         f"leave out {', '.join(given)}")
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")
+    init_note = None
+    if args.init_from:  # a missing or wrong source fails here, before anything is read or written
+        cfg_from, weights_from, init_note = init_source(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -464,7 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
-    tok = AudioTokenizer(build_config(args)).to(device)
+    if args.init_from:
+        tok = AudioTokenizer(cfg_from)
+        tok.load_state_dict(weights_from)
+        tok = tok.to(device)
+    else:
+        tok = AudioTokenizer(build_config(args)).to(device)
     cfg = tok.cfg
     with torch.inference_mode():
         feats = [tok.context_features((w if isinstance(w, torch.Tensor) else load_audio(w, target_rate=cfg.sample_rate))
@@ -481,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "validation_files": val_names, "train_seconds": round(seconds, 1),
                 "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
                 "codebook_groups": run.groups_note}
+    if init_note:
+        run.prov["init_from"] = init_note
     train_steps(run)
     finish(run)
     print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))

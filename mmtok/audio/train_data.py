@@ -1,0 +1,134 @@
+"""What :mod:`mmtok.audio.train` trains on: the clips of a folder or of an audio cache, the
+held-aside validation clips, seeded synthetic clips, and random token-aligned log-mel crops.
+
+Two kinds of ``--data``:
+
+- a folder of audio files (``--make-data`` builds the espeak-ng/pygame/synthetic corpus in it
+  first): every file is a clip, ``--val-fraction`` of them held aside;
+- an audio cache of a real corpus (:func:`is_cache`; ``python -m mmtok.audio.vocoder_train
+  --corpus C --cache DIR`` builds it): its ``train`` split is trained on, crops drawn by source and
+  speaker (:func:`~mmtok.audio.vocoder_data.sampling_weights`), seeded synthetic clips mixed in at
+  ``--synthetic-share``, and ``--val-clips`` of its ``validation`` split validated on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmtok.audio.codebook import speaker_groups
+from mmtok.audio.corpus import build_corpus
+from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
+from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
+
+__all__ = [
+    "AUDIO_EXTENSIONS", "cache_material", "find_audio", "is_cache", "random_feature_crops", "split_validation",
+    "synthetic_clips", "training_files",
+]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def find_audio(folder: str | Path) -> list[Path]:
+    """Audio files under ``folder`` (recursively), sorted."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return files
+
+
+def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, fpt: int, ctx: int,
+                         floor: float, generator: torch.Generator,
+                         weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` token-aligned crops ``[n, M, fpt*tokens + 2*ctx]`` of log-mel features with context
+    (one ``[M, F]`` tensor per clip, clips picked in proportion to ``weights``, by default to their
+    length); a crop past a clip's end is filled with ``floor``."""
+    width = fpt * tokens + 2 * ctx
+    if weights is None:
+        weights = torch.tensor([f.shape[-1] for f in feats], dtype=torch.float)
+    pick = torch.multinomial(weights, n, replacement=True, generator=generator)
+    out = torch.full((n, feats[0].shape[0], width), floor)
+    for row, i in enumerate(pick.tolist()):
+        f = feats[i]
+        slots = max(1, (f.shape[-1] - 2 * ctx) // fpt - tokens + 1)
+        start = fpt * int(torch.randint(0, slots, (1,), generator=generator))
+        piece = f[:, start : start + width]
+        out[row, :, : piece.shape[-1]] = piece
+    return out
+
+
+def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Hold aside a random ``fraction`` of ``files`` (never ``pygame-*`` ones: too few) -> ``(train, validation)``."""
+    files = list(files)
+    if fraction <= 0:
+        return files, []
+    pool = [i for i, f in enumerate(files) if not f.name.startswith("pygame")]
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 12345)).tolist()
+    val = {pool[j] for j in order[: round(fraction * len(files))]}
+    return [f for i, f in enumerate(files) if i not in val], [f for i, f in enumerate(files) if i in val]
+
+
+def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[int], str]:
+    """``(train files, validation files, codebook group of each train file, what a group is)``;
+    builds the corpus first with ``--make-data``. A bad ``--kmeans-groups`` fails here, early."""
+    data = Path(args.data)
+    if args.make_data and not (data / "manifest.json").is_file():
+        build_corpus(data, seed=args.seed, progress=not args.no_progress)
+    files = find_audio(data / "train" if (data / "train").is_dir() else data)
+    files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
+    groups, note = speaker_groups(files, args.kmeans_groups)
+    return files, val_files, groups, note
+
+
+def is_cache(folder: str | Path) -> bool:
+    """Whether ``folder`` is a built audio cache (``python -m mmtok.audio.vocoder_train --corpus``
+    writes one: ``index.json`` with ``SPLIT.int16`` and ``SPLIT.jsonl``)."""
+    index = Path(folder) / "index.json"
+    if not index.is_file():
+        return False
+    try:
+        return json.loads(index.read_text()).get("format") == CACHE_FORMAT
+    except ValueError:
+        return False
+
+
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float = 0.0) -> list[torch.Tensor]:
+    """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clips` waveforms of 1-4 s, as tensors."""
+    return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate, tones=tones)]
+
+
+def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
+                                                       list[int], str, torch.Tensor]:
+    """From a cache (:func:`is_cache`): the ``train`` split's waveforms, ``--val-clips`` waveforms of
+    its ``validation`` split (seeded, never trained on), their corpus paths, the codebook group of
+    every training clip (source and speaker or album from the manifest), what a group is, and the
+    crop weights (:func:`~mmtok.audio.vocoder_data.sampling_weights`: source ∝ √hours, group ∝ √hours,
+    clip ∝ length). The ``test`` split is not in a cache."""
+    train = AudioCache(args.data, "train")
+    waves = [torch.from_numpy(train.read(c)) for c in train.clips]
+    labels = [f"{c.source}/{c.group}" for c in train.clips]
+    index: dict[str, int] = {}
+    groups = [index.setdefault(label, len(index)) for label in labels]
+    note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
+    weights = torch.from_numpy(sampling_weights(train.clips)).float()
+    if args.synthetic:
+        synth = synthetic_clips(args.synthetic, seed=args.seed, tones=args.synthetic_tones)
+        waves += synth
+        groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
+        share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))
+        weights = torch.cat([weights, share])
+        note += f", plus {len(synth)} synthetic clips ({args.synthetic_share:.0%} of the crops), each its own group"
+        if args.synthetic_tones:
+            note += f" ({args.synthetic_tones:.0%} of them steady tones)"
+    val = AudioCache(args.data, "validation")
+    order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
+    chosen = [val.clips[int(i)] for i in sorted(order)]
+    return waves, [torch.from_numpy(val.read(c)) for c in chosen], [c.path for c in chosen], groups, note, weights
