@@ -402,6 +402,14 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     again = mmtok.load(tmp_path / "l1b" / "model")  # a second run without it is weight for weight the first
     assert all(torch.equal(x, y) for x, y in zip(again.state_dict().values(), b_.state_dict().values(), strict=True))
     assert "--mse-weight 2" in json.loads((tmp_path / "mse" / "summary.json").read_text())["command"]
+    # --compressed-weight adds the L1 of compressed magnitudes: again other weights from the same batches
+    assert audio_train.main([*args[:3], str(tmp_path / "cmp"), *args[4:], "--encoder", "conv",
+                             "--compressed-weight", "1"]) == 0
+    c_ = mmtok.load(tmp_path / "cmp" / "model")
+    assert any(not torch.equal(x, y) for x, y in zip(c_.state_dict().values(), b_.state_dict().values(), strict=True))
+    with pytest.raises(SystemExit):
+        audio_train.main([*args[:3], str(tmp_path / "neg"), *args[4:], "--compressed-weight", "-1"])
+    assert not (tmp_path / "neg").exists()
 
     # --dead-code-rate: the learned codebook also restarts codes used below that fraction of the mean
     assert audio_train.main([*args[:3], str(tmp_path / "rate"), *args[4:], "--encoder", "conv",

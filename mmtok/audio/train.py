@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
                    help="add W × the squared error on log-mel (in units of the mean per-channel variance) to the "
                         "L1: large misses, such as a steady tone's narrow peak, then cost more than many small ones")
+    p.add_argument("--compressed-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the L1 between power-law compressed mel magnitudes (|X|^0.3, relative to the "
+                        "target's mean): unlike the log-mel L1, errors in loud frames, where speech is, cost more "
+                        "than errors in near-silence")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
@@ -230,6 +234,26 @@ class _Run:
     @property
     def conv(self) -> bool:
         return self.tok.cfg.encoder_kind == "conv"
+
+
+COMPRESSION = 0.3  # --compressed-weight compares mel magnitudes raised to this power
+
+
+def compressed_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between power-law compressed mel magnitudes, relative to the target's mean magnitude.
+
+    ``recon`` and ``target`` are natural-log mel power, so the magnitude ``|X|^c`` is
+    ``exp(c/2 · log-mel)``. Where the log-mel L1 weighs a 10 dB miss the same in speech and
+    in near-silence, this weighs it by how loud the frame is.
+
+    >>> t = torch.tensor([[0.0, -10.0]])
+    >>> float(compressed_l1(t, t))
+    0.0
+    >>> bool(compressed_l1(t + torch.tensor([[1.0, 0.0]]), t) > compressed_l1(t + torch.tensor([[0.0, 1.0]]), t))
+    True
+    """
+    r, t = (recon * (COMPRESSION / 2)).exp(), (target * (COMPRESSION / 2)).exp()
+    return (r - t).abs().mean() / t.mean().clamp_min(1e-8)
 
 
 def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
@@ -337,6 +361,8 @@ def train_steps(run: _Run) -> None:
         loss = res.loss
         if args.mse_weight:
             loss = loss + args.mse_weight * (res.reconstruction - res.target).pow(2).mean() / tok.feature_std.pow(2).mean()
+        if args.compressed_weight:
+            loss = loss + args.compressed_weight * compressed_l1(res.reconstruction, res.target)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, "
                                 f"nothing saved for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
@@ -363,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
         parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
                      f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
+    if args.mse_weight < 0 or args.compressed_weight < 0:
+        parser.error(f"--mse-weight and --compressed-weight must be >= 0 (got {args.mse_weight}, {args.compressed_weight})")
     if not 0 <= args.dead_code_rate < 1:
         parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
     if args.init_from:
