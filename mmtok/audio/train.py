@@ -401,9 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")
-    init_note = None
-    if args.init_from:  # a missing or wrong source fails here, before anything is read or written
-        cfg_from, weights_from, init_note = init_source(args)
+    # a missing or wrong --init-from fails here, before anything is read or written
+    cfg, weights_from, init_note = init_source(args) if args.init_from else (build_config(args), None, None)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -416,13 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
-    if args.init_from:
-        tok = AudioTokenizer(cfg_from)
+    tok = AudioTokenizer(cfg)
+    if weights_from is not None:
         tok.load_state_dict(weights_from)
-        tok = tok.to(device)
-    else:
-        tok = AudioTokenizer(build_config(args)).to(device)
-    cfg = tok.cfg
+    tok = tok.to(device)
     with torch.inference_mode():
         feats = [tok.context_features((w if isinstance(w, torch.Tensor) else load_audio(w, target_rate=cfg.sample_rate))
                                       .to(device)).cpu()
