@@ -160,7 +160,7 @@ def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, cap
     (tmp_path / "levels.json").write_text(json.dumps({**cfg, "dec_level_blocks": cfg["dec_level_blocks"] + 1}))
     swap = {str(tmp_path / "deep.json"): str(tmp_path / "levels.json"), str(tmp_path / "deep"): str(tmp_path / "lv")}
     levels = [swap.get(a, a) for a in deep]
-    with pytest.raises(ImageError, match="a decoder may only grow by dec_blocks"):
+    with pytest.raises(ImageError, match="it may only grow by dec_blocks"):
         main([*levels, "--steps", "1", "--init-from", str(tmp_path / "run" / "model")])
     assert not (tmp_path / "lv").exists()
 
@@ -354,3 +354,38 @@ def test_a_bad_manifest_line_is_a_clear_error(tmp_path: Path) -> None:
     manifest.write_text('{"path": "a.png", "split": "train"}\n{"path": "b.png"}\n')
     with pytest.raises(ImageError, match=r"manifest.jsonl:2: not a manifest entry"):
         find_images(manifest)
+
+
+def test_init_from_grows_the_encoder_and_starts_from_the_same_codes(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from with a deeper enc_blocks: the new encoder block starts as the identity, so every
+    picture first gets the source's codes and pictures; then the whole model trains, encoder included."""
+    from mmtok.image.init import grow_blocks
+    from mmtok.image.train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    capsys.readouterr()
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    (tmp_path / "enc.json").write_text(json.dumps({**cfg, "enc_blocks": cfg["enc_blocks"] + 1}))
+    swap = {str(tmp_path / "cfg.json"): str(tmp_path / "enc.json"), str(tmp_path / "run"): str(tmp_path / "enc")}
+    grown_args = [swap.get(a, a) for a in common]
+
+    grown = mmtok.ImageTokenizer(first.cfg.__class__(**{**asdict(first.cfg), "vq": first.cfg.vq,
+                                                        "enc_blocks": first.cfg.enc_blocks + 1}))
+    assert grow_blocks(grown.encoder, first.encoder) == 1
+    assert grow_blocks(grown.decoder, first.decoder) == 0
+    grown.vq.load_state_dict(first.vq.state_dict())
+    pics = torch.stack([smooth_picture(64, seed=s) for s in (3, 4)])
+    assert torch.equal(grown.encode(pics), first.encode(pics))  # identity block: the same codes
+    with pytest.raises(ImageError, match="not by extra blocks"):
+        grow_blocks(first.encoder, grown.encoder)  # shrinking is not growing: the extra block has nowhere to go
+
+    assert main([*grown_args, "--steps", "4", "--init-from", str(tmp_path / "run" / "model"),
+                 "--lr", "3e-3", "--warmup", "1"]) == 0
+    assert "encoder (and 1 new identity block on the code grid), decoder and codebook" in capsys.readouterr().err
+    trained = mmtok.load(tmp_path / "enc" / "model")
+    assert trained.cfg.enc_blocks == first.cfg.enc_blocks + 1
+    new_block = trained.encoder.blocks[-1].conv2.weight
+    assert new_block.abs().sum() > 0  # the new block trained away from the identity

@@ -3,8 +3,8 @@
 From the data (:func:`init_from_data`: PCA for the linear patch paths, k-means for the
 codebook), or from another tokenizer (:func:`load_init_source`, :func:`init_from_model`:
 its encoder and decoder, its codebook when the layout matches, else a new codebook fitted
-to its encoder; a decoder may grow by blocks that start as the identity,
-:func:`grow_decoder`), and :func:`rebalance_codebook`, the refit a run can ask for at
+to its encoder; the encoder or the decoder may grow by blocks on the code grid that start as
+the identity, :func:`grow_blocks`), and :func:`rebalance_codebook`, the refit a run can ask for at
 given steps. :func:`freeze_codes` keeps the encoder and codebook as they are, for a run
 that trains the decoder alone.
 """
@@ -23,7 +23,7 @@ from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
 from mmtok.image.tokenizer import ImageTokenizer
 
-__all__ = ["encoder_outputs", "freeze_codes", "grow_decoder", "init_crops", "init_from_data", "init_from_model",
+__all__ = ["encoder_outputs", "freeze_codes", "grow_blocks", "grow_decoder", "init_crops", "init_from_data", "init_from_model",
            "load_init_source", "rebalance_codebook"]
 
 
@@ -44,14 +44,14 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
 
 
 def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
-    """The tokenizer ``--init-from`` names, checked against ``tok``: the same encoder, and the same
-    decoder or one with more blocks on the code grid (``dec_blocks``; nothing else may differ)."""
+    """The tokenizer ``--init-from`` names, checked against ``tok``: the same encoder and decoder,
+    or ones with more blocks on the code grid (``enc_blocks``, ``dec_blocks``; nothing else may differ)."""
     src = load_module(ImageTokenizer, source)
-    for part in ("encoder", "decoder"):
+    for part, field in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
         mine, theirs = _shapes(getattr(tok, part)), _shapes(getattr(src, part))
-        if mine != theirs and not (part == "decoder" and _extra_blocks(mine, theirs)):
-            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's"
-                             + (" (a decoder may only grow by dec_blocks)" if part == "decoder" else ""))
+        if mine != theirs and not _extra_blocks(mine, theirs):
+            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's "
+                             f"(it may only grow by {field})")
     return src
 
 
@@ -60,7 +60,7 @@ def _shapes(module: torch.nn.Module) -> dict[str, torch.Size]:
 
 
 def _extra_blocks(mine: dict[str, torch.Size], theirs: dict[str, torch.Size]) -> int:
-    """How many code-grid blocks ``mine`` (a decoder's shapes) has beyond ``theirs``; 0 if it is not that."""
+    """How many code-grid blocks ``mine`` (an encoder's or decoder's shapes) has beyond ``theirs``; 0 if it is not that."""
     new = set(mine) - set(theirs)
     if not new or set(theirs) - set(mine) or any(mine[k] != v for k, v in theirs.items()) \
             or any(not k.startswith("blocks.") for k in new):
@@ -69,17 +69,27 @@ def _extra_blocks(mine: dict[str, torch.Size], theirs: dict[str, torch.Size]) ->
 
 
 @torch.no_grad()
-def grow_decoder(tok: ImageTokenizer, src: ImageTokenizer) -> int:
-    """Load ``src``'s decoder into ``tok``'s, which may have more blocks on the code grid; returns
-    how many it has beyond ``src``'s.
+def grow_blocks(mine: torch.nn.Module, theirs: torch.nn.Module) -> int:
+    """Load ``theirs`` (an encoder or decoder) into ``mine``, which may have more blocks on the
+    code grid; returns how many it has beyond ``theirs``.
 
     The extra blocks are left as they are: in a freshly built tokenizer a residual block's
-    last conv starts at zero, so they are the identity and the grown decoder gives exactly
-    ``src``'s pictures until training moves them.
+    last conv starts at zero, so they are the identity. A grown encoder gives exactly the
+    source's latents (so its codes), a grown decoder exactly its pictures, until training
+    moves them.
     """
-    extra = _extra_blocks(_shapes(tok.decoder), _shapes(src.decoder))
-    tok.decoder.load_state_dict(src.decoder.state_dict(), strict=not extra)
+    shapes, source = _shapes(mine), _shapes(theirs)
+    extra = _extra_blocks(shapes, source)
+    if not extra and shapes != source:
+        raise ImageError(f"cannot load a {type(theirs).__name__} into this one: the shapes differ, "
+                         "and not by extra blocks on the code grid")
+    mine.load_state_dict(theirs.state_dict(), strict=not extra)
     return extra
+
+
+def grow_decoder(tok: ImageTokenizer, src: ImageTokenizer) -> int:
+    """:func:`grow_blocks` for the decoders of two tokenizers."""
+    return grow_blocks(tok.decoder, src.decoder)
 
 
 def init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
@@ -97,7 +107,7 @@ def encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
 def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[torch.Tensor],
                     args: argparse.Namespace) -> str:
     """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``
-    (a deeper decoder keeps its extra blocks as they start: see :func:`grow_decoder`).
+    (a deeper encoder or decoder keeps its extra blocks as they start: see :func:`grow_blocks`).
 
     The quantizer is copied too when its codebook has the same layout
     (:meth:`VQConfig.same_codebook`: its training knobs such as dead-code restarts may
@@ -105,12 +115,10 @@ def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[t
     on training crops: a low-dimensional lookup gets a whitened PCA in-projection (and
     an out-projection back to the same latents), then k-means. Returns a description.
     """
-    tok.encoder.load_state_dict(src.encoder.state_dict())
-    grown = grow_decoder(tok, src)
-    what = "decoder" if not grown else f"decoder (and {grown} new identity block{'s' * (grown > 1)} on the code grid)"
+    enc, dec = (_grown_name(part, grow_blocks(getattr(tok, part), getattr(src, part))) for part in ("encoder", "decoder"))
     if src.vq.cfg.same_codebook(tok.vq.cfg):
         tok.vq.load_state_dict(src.vq.state_dict())
-        return f"encoder, {what} and codebook from {args.init_from}"
+        return f"{enc}, {dec} and codebook from {args.init_from}"
     z = encoder_outputs(tok, init_crops(corpus, args))  # (n, h, w, L)
     vq = tok.vq
     if isinstance(vq.project_in, torch.nn.Linear):
@@ -127,7 +135,11 @@ def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[t
         vq.project_out.bias.copy_(mean)
     vq.train()(z)  # first training call: k-means on all of z
     vq.reset_stats()
-    return f"encoder and {what} from {args.init_from}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
+    return f"{enc} and {dec} from {args.init_from}; new quantizer ({vq.cfg.lookup_dim}-d lookup) fitted by k-means"
+
+
+def _grown_name(part: str, grown: int) -> str:
+    return part if not grown else f"{part} (and {grown} new identity block{'s' * (grown > 1)} on the code grid)"
 
 
 @torch.no_grad()
