@@ -629,3 +629,41 @@ def test_train_cli_init_from_a_trained_tokenizer(tmp_path: Path, capsys: pytest.
     with pytest.raises(mmtok.CheckpointError, match="nowhere"):
         main([*common, "--out", str(tmp_path / "fourth"), "--init-from", str(tmp_path / "nowhere")])
     assert not (tmp_path / "fourth").exists()
+
+
+def test_train_cli_init_from_grows_encoder_and_decoder_by_identity_blocks(tmp_path: Path) -> None:
+    """--encoder-blocks / --decoder-blocks beside --init-from add residual blocks that start as the
+    identity: before any step the grown tokenizer gives the source's codes and log-mel exactly
+    (the encoder's wider context included); shrinking is refused before anything is written."""
+    from mmtok.audio.train import GROWABLE, build_parser, init_source, load_grown, main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        sf.write(data / f"clip-{i}.wav", speechlike(1.5, seed=60 + i), SAMPLE_RATE)
+    common = ["--data", str(data), "--crop-tokens", "8", "--batch-size", "2", "--threads", "1", "--no-progress",
+              "--save-every", "1"]
+    assert main([*common, "--out", str(tmp_path / "first"), "--steps", "2", "--encoder", "conv", "--codebook-size",
+                 "24", "--encoder-channels", "16", "--decoder-channels", "16"]) == 0
+    src = mmtok.load(tmp_path / "first" / "model")
+    args = build_parser().parse_args(["--data", str(data), "--out", "x", "--init-from", str(tmp_path / "first" / "model"),
+                                      "--encoder-blocks", "4", "--decoder-blocks", "6"])
+    cfg, weights, note = init_source(args)
+    assert (cfg.encoder_token_blocks, cfg.decoder_blocks) == (4, 6) and "encoder_token_blocks 3 -> 4" in note
+    grown = AudioTokenizer(cfg)
+    assert load_grown(grown, weights) == ["decoder.blocks.4", "decoder.blocks.5", "encoder.token_blocks.3"]
+    assert grown.context_frames == src.context_frames + 4  # one more block: ±fpt*2 frames of context
+    wave = torch.from_numpy(speechlike(2.0, seed=7)).float()
+    codes = src.encode(wave, SAMPLE_RATE)
+    assert torch.equal(grown.encode(wave, SAMPLE_RATE), codes)
+    assert torch.allclose(grown.decode_features(codes), src.decode_features(codes), atol=1e-5)
+    assert set(GROWABLE) == {"encoder_blocks", "decoder_blocks"}
+
+    out = tmp_path / "grown"
+    assert main([*common, "--out", str(out), "--steps", "2", "--lr", "1e-2", "--warmup", "1", "--init-from",
+                 str(tmp_path / "first" / "model"), "--encoder-blocks", "4"]) == 0
+    got = mmtok.load(out / "model")
+    assert got.cfg.encoder_token_blocks == 4 and float(got.encoder.token_blocks[3].conv2.weight.detach().abs().sum()) > 0
+    with pytest.raises(mmtok.TrainingError, match="may only grow"):
+        main([*common, "--out", str(tmp_path / "shrunk"), "--init-from", str(out / "model"), "--encoder-blocks", "2"])
+    assert not (tmp_path / "shrunk").exists()

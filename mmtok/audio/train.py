@@ -57,7 +57,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = ["build_parser", "main", "model_card", "save_pictures", "validate"]
+__all__ = ["build_parser", "load_grown", "main", "model_card", "save_pictures", "validate"]
 STATE_DIR = "train-state"
 MODEL_DIR = "model"
 INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
     p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
+    p.add_argument("--encoder-blocks", type=int, default=None, metavar="N",
+                   help="conv encoder: residual blocks at token rate (default 3); with --init-from, at least the "
+                        "source's: the extra blocks start as the identity, so training starts from its exact codes")
+    p.add_argument("--decoder-blocks", type=int, default=None, metavar="N",
+                   help="decoder residual blocks (default 4); with --init-from, at least the source's: the extra "
+                        "blocks start as the identity, so training starts from its exact log-mel")
     p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -256,15 +262,53 @@ def compressed_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (r - t).abs().mean() / t.mean().clamp_min(1e-8)
 
 
+# --encoder-blocks / --decoder-blocks: the config field each sets, and where its blocks sit in the weights
+GROWABLE = {"encoder_blocks": ("encoder_token_blocks", "encoder.token_blocks."),
+            "decoder_blocks": ("decoder_blocks", "decoder.blocks.")}
+
+
 def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
     """``--init-from``: the source tokenizer's config (no vocoder; ``--dead-code-rate`` from the
-    command line), its weights without the vocoder's, and what it is (for the provenance)."""
+    command line; more encoder or decoder blocks where ``--encoder-blocks`` / ``--decoder-blocks``
+    ask for them), its weights without the vocoder's, and what it is (for the provenance)."""
     src = load_module(AudioTokenizer, args.init_from)
-    cfg = dataclasses.replace(src.cfg, vocoder=None,
+    grow: dict[str, int] = {}
+    for arg, (name, _) in GROWABLE.items():
+        want, have = getattr(args, arg), getattr(src.cfg, name)
+        if want is not None and want != have:
+            if want < have or (name == "encoder_token_blocks" and src.cfg.encoder_kind != "conv"):
+                raise TrainingError(f"--{arg.replace('_', '-')} {want}: --init-from {args.init_from} has {have} "
+                                    f"(a tokenizer may only grow; {src.cfg.encoder_kind!r} encoder)")
+            grow[name] = want
+    cfg = dataclasses.replace(src.cfg, vocoder=None, **grow,
                               vq=dataclasses.replace(src.cfg.vq, dead_code_rate=args.dead_code_rate))
     weights = {k: v for k, v in src.state_dict().items() if not k.startswith("vocoder.")}
     version = (getattr(src, "provenance", None) or {}).get("model_version")
-    return cfg, weights, f"{args.init_from} ({version})" if version else str(args.init_from)
+    note = f"{args.init_from} ({version})" if version else str(args.init_from)
+    for name, n in grow.items():
+        note += f"; {name} {getattr(src.cfg, name)} -> {n} (new blocks start as the identity)"
+    return cfg, weights, note
+
+
+@torch.no_grad()
+def load_grown(tok: AudioTokenizer, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``weights`` into ``tok``, which may have more encoder or decoder blocks than they hold.
+
+    Each extra residual block gets its second convolution set to zero, so it passes its input
+    through (the encoder's crops it to the same frames as before): the grown tokenizer gives the
+    source's codes and log-mel until training moves it. Returns the extra blocks' prefixes.
+    """
+    missing, unexpected = tok.load_state_dict(weights, strict=False)
+    blocks = sorted({".".join(k.split(".")[:3]) for k in missing})
+    if unexpected or any(not k.startswith(tuple(pre for _, pre in GROWABLE.values())) for k in missing):
+        raise TrainingError(f"--init-from weights do not fit this tokenizer: missing {missing[:4]}, "
+                            f"unexpected {unexpected[:4]}")
+    modules = dict(tok.named_modules())
+    for prefix in blocks:
+        conv2 = modules[prefix].conv2
+        conv2.weight.zero_()
+        conv2.bias.zero_()
+    return blocks
 
 
 def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
@@ -274,8 +318,9 @@ def build_config(args: argparse.Namespace) -> AudioTokenizerConfig:
     code_dim = args.code_dim or (64 if conv else 2 * 80)
     vq = VQConfig(**{**DEFAULT_VQ, "dim": code_dim, "codebook_size": args.codebook_size, "cosine": conv,
                      "codebook_dim": 16 if conv else None, "dead_code_rate": args.dead_code_rate})
+    blocks = {name: getattr(args, arg) for arg, (name, _) in GROWABLE.items() if getattr(args, arg) is not None}
     return AudioTokenizerConfig(encoder_kind=args.encoder, code_dim=code_dim, encoder_channels=args.encoder_channels,
-                                decoder_channels=args.decoder_channels, vq=vq)
+                                decoder_channels=args.decoder_channels, vq=vq, **blocks)
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -393,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--mse-weight and --compressed-weight must be >= 0 (got {args.mse_weight}, {args.compressed_weight})")
     if not 0 <= args.dead_code_rate < 1:
         parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
+    if any(getattr(args, a) is not None and getattr(args, a) < 1 for a in GROWABLE):
+        parser.error(f"--encoder-blocks and --decoder-blocks must be >= 1 (got {args.encoder_blocks}, {args.decoder_blocks})")
     if args.init_from:
         given = [f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS if getattr(args, a) != parser.get_default(a)]
         if given:
@@ -417,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = pick_device(args.device)
     tok = AudioTokenizer(cfg)
     if weights_from is not None:
-        tok.load_state_dict(weights_from)
+        load_grown(tok, weights_from)
     tok = tok.to(device)
     with torch.inference_mode():
         feats = [tok.context_features((w if isinstance(w, torch.Tensor) else load_audio(w, target_rate=cfg.sample_rate))
