@@ -94,7 +94,7 @@ def test_tiny_vocoder_overfits_one_clip() -> None:
         return sc + mag + mel_l1(y, mel, voc.filters)
 
     first = float(loss().detach())
-    for _ in range(50):
+    for _ in range(120):  # a plateau near half the first loss lasts to about step 60, so 50 steps sat on the edge
         opt.zero_grad()
         loss_value = loss()
         loss_value.backward()
