@@ -635,7 +635,8 @@ def test_train_cli_init_from_grows_encoder_and_decoder_by_identity_blocks(tmp_pa
     """--encoder-blocks / --decoder-blocks beside --init-from add residual blocks that start as the
     identity: before any step the grown tokenizer gives the source's codes and log-mel exactly
     (the encoder's wider context included); shrinking is refused before anything is written."""
-    from mmtok.audio.train import GROWABLE, build_parser, init_source, load_grown, main
+    from mmtok.audio.train import build_parser, main
+    from mmtok.audio.train_init import GROWABLE, init_source, load_grown
 
     data = tmp_path / "data"
     data.mkdir()
