@@ -389,3 +389,33 @@ def test_init_from_grows_the_encoder_and_starts_from_the_same_codes(tmp_path: Pa
     assert trained.cfg.enc_blocks == first.cfg.enc_blocks + 1
     new_block = trained.encoder.blocks[-1].conv2.weight
     assert new_block.abs().sum() > 0  # the new block trained away from the identity
+
+
+def test_init_from_without_config_takes_the_source_shape_and_codebook(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """--init-from without --config builds the source's shape and codebook (not the defaults), so
+    --decoder-only keeps every code; a --codebook-size that would refit the codebook is refused there."""
+    from mmtok.image.train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    drop = {"--config", "--codebook-size", "--latent-dim"}  # flags whose value goes with them
+    bare = [a for i, a in enumerate(common) if a not in drop and (i == 0 or common[i - 1] not in drop)]
+    bare[bare.index(str(tmp_path / "run"))] = str(tmp_path / "dec")
+    capsys.readouterr()
+    src = str(tmp_path / "run" / "model")
+    assert main([*bare, "--steps", "2", "--init-from", src, "--decoder-only", "--lr", "3e-3", "--warmup", "1"]) == 0
+    assert "encoder, decoder and codebook from" in capsys.readouterr().err
+    dec = mmtok.load(tmp_path / "dec" / "model")
+    assert dec.cfg == first.cfg and torch.equal(dec.vq.codebook, first.vq.codebook)
+    pics = torch.stack([smooth_picture(64, seed=s) for s in (5, 6)])
+    assert torch.equal(dec.encode(pics), first.encode(pics))
+    # resumed, it rebuilds the same shape from its own state
+    assert main([*bare, "--steps", "4", "--init-from", src, "--decoder-only", "--resume"]) == 0
+    assert mmtok.load(tmp_path / "dec" / "model").cfg == first.cfg
+
+    bare[bare.index(str(tmp_path / "dec"))] = str(tmp_path / "refit")
+    with pytest.raises(ImageError, match="--decoder-only keeps the codes"):
+        main([*bare, "--steps", "2", "--init-from", src, "--decoder-only", "--codebook-size", "32"])
+    assert not (tmp_path / "refit").exists()

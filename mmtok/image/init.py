@@ -43,10 +43,11 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     return kept
 
 
-def load_init_source(tok: ImageTokenizer, source: str) -> ImageTokenizer:
-    """The tokenizer ``--init-from`` names, checked against ``tok``: the same encoder and decoder,
-    or ones with more blocks on the code grid (``enc_blocks``, ``dec_blocks``; nothing else may differ)."""
-    src = load_module(ImageTokenizer, source)
+def load_init_source(tok: ImageTokenizer, source: str, src: ImageTokenizer | None = None) -> ImageTokenizer:
+    """The tokenizer ``--init-from`` names (``src`` when it is already loaded), checked against ``tok``:
+    the same encoder and decoder, or ones with more blocks on the code grid (``enc_blocks``,
+    ``dec_blocks``; nothing else may differ)."""
+    src = src if src is not None else load_module(ImageTokenizer, source)
     for part, field in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
         mine, theirs = _shapes(getattr(tok, part)), _shapes(getattr(src, part))
         if mine != theirs and not _extra_blocks(mine, theirs):

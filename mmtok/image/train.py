@@ -19,6 +19,7 @@ Output folder layout::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -35,8 +36,8 @@ import torch
 from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.checkpoint import config_from_dict, save_module
-from mmtok.core.errors import TrainingError
+from mmtok.core.checkpoint import config_from_dict, load_module, save_module
+from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
@@ -177,9 +178,11 @@ def lr_for(step: int, args: argparse.Namespace) -> float:
                          floor=FINAL_LR_FRAC * args.lr)
 
 
-def make_config(args: argparse.Namespace) -> ImageTokenizerConfig:
-    """The model config: defaults, then ``--config`` JSON, then ``--latent-dim``/``--codebook-size``."""
-    fields: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
+def make_config(args: argparse.Namespace, base: ImageTokenizerConfig | None = None) -> ImageTokenizerConfig:
+    """The model config: ``--config`` JSON, else ``base`` (the ``--init-from`` tokenizer's config), else the
+    defaults; then ``--latent-dim``/``--codebook-size``/``--dead-code-rate``."""
+    fields: dict[str, Any] = (json.loads(Path(args.config).read_text()) if args.config
+                              else dataclasses.asdict(base) if base is not None else {})
     vq = {**DEFAULT_VQ, **fields.pop("vq", {})}
     if args.latent_dim is not None:
         fields["latent_dim"] = args.latent_dim
@@ -251,11 +254,22 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     device = pick_device(args.device)
     out = Path(args.out)
     files = find_images(args.data, split=args.split)
-    cfg = make_config(args)
+    state = out / STATE_DIR / "config.json"
+    resume = args.resume and state.is_file()
+    source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
+    base = source.cfg if source is not None else None  # without --config, --init-from's shape and codebook
+    if resume and args.init_from and not args.config:  # ... as the run's first start took it
+        base = config_from_dict(ImageTokenizerConfig, json.loads(state.read_text())["config"], where=str(state))
+    cfg = make_config(args, base=base)
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    resume = args.resume and (out / STATE_DIR / "config.json").is_file()
-    source = load_init_source(tok, args.init_from) if args.init_from and not resume else None  # fails early
+    if source is not None:
+        load_init_source(tok, args.init_from, source)  # checks the shapes
+    if source is not None and args.decoder_only and not source.vq.cfg.same_codebook(tok.vq.cfg):
+        raise ImageError(f"--decoder-only keeps the codes of --init-from {args.init_from!r}, but its codebook "
+                         f"(K = {source.vq.cfg.codebook_size}, {source.vq.cfg.dim}-d) does not fit this config's "
+                         f"(K = {cfg.vq.codebook_size}, {cfg.vq.dim}-d): leave out --codebook-size, --latent-dim "
+                         "and the codebook fields of --config")
     corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before OUT exists
     out.mkdir(parents=True, exist_ok=True)
     if args.synthetic:
