@@ -588,21 +588,30 @@ def test_train_cli_balanced_codebook_and_validation_split(tmp_path: Path) -> Non
     assert isinstance(mmtok.load(out / "model"), AudioTokenizer)
 
 
+def _tiny_conv_run(tmp_path: Path, *, clips: int, seed: int) -> list[str]:
+    """Write ``clips`` speech-like clips to ``tmp_path/data``, train a tiny conv tokenizer on them for
+    two steps into ``tmp_path/first``, and return the shared training arguments."""
+    from mmtok.audio.train import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(clips):
+        sf.write(data / f"clip-{i}.wav", speechlike(1.5, seed=seed + i), SAMPLE_RATE)
+    common = ["--data", str(data), "--crop-tokens", "8", "--batch-size", "2", "--threads", "1", "--no-progress",
+              "--save-every", "1"]
+    assert main([*common, "--out", str(tmp_path / "first"), "--steps", "2", "--encoder", "conv", "--codebook-size",
+                 "24", "--encoder-channels", "16", "--decoder-channels", "16"]) == 0
+    return common
+
+
 def test_train_cli_init_from_a_trained_tokenizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--init-from starts from another tokenizer's weights (its K and sizes, no vocoder) with a
     fresh schedule; architecture arguments beside it are refused before anything is written."""
     from mmtok.audio.train import main
     from mmtok.audio.vocoder import VocoderConfig
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(4):
-        sf.write(data / f"clip-{i}.wav", speechlike(1.5, seed=40 + i), SAMPLE_RATE)
-    common = ["--data", str(data), "--crop-tokens", "8", "--batch-size", "2", "--threads", "1", "--no-progress",
-              "--save-every", "1"]
+    common = _tiny_conv_run(tmp_path, clips=4, seed=40)
     first = tmp_path / "first"
-    assert main([*common, "--out", str(first), "--steps", "2", "--encoder", "conv", "--codebook-size", "24",
-                 "--encoder-channels", "16", "--decoder-channels", "16"]) == 0
     src = mmtok.load(first / "model")
     # the source may carry a vocoder: it is neither trained nor kept
     with_voc = AudioTokenizer(dataclasses.replace(src.cfg, vocoder=VocoderConfig(dim=8, intermediate=16, blocks=1)))
@@ -638,16 +647,9 @@ def test_train_cli_init_from_grows_encoder_and_decoder_by_identity_blocks(tmp_pa
     from mmtok.audio.train import build_parser, main
     from mmtok.audio.train_init import GROWABLE, init_source, load_grown
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(3):
-        sf.write(data / f"clip-{i}.wav", speechlike(1.5, seed=60 + i), SAMPLE_RATE)
-    common = ["--data", str(data), "--crop-tokens", "8", "--batch-size", "2", "--threads", "1", "--no-progress",
-              "--save-every", "1"]
-    assert main([*common, "--out", str(tmp_path / "first"), "--steps", "2", "--encoder", "conv", "--codebook-size",
-                 "24", "--encoder-channels", "16", "--decoder-channels", "16"]) == 0
+    common = _tiny_conv_run(tmp_path, clips=3, seed=60)
     src = mmtok.load(tmp_path / "first" / "model")
-    args = build_parser().parse_args(["--data", str(data), "--out", "x", "--init-from", str(tmp_path / "first" / "model"),
+    args = build_parser().parse_args(["--data", str(tmp_path / "data"), "--out", "x", "--init-from", str(tmp_path / "first" / "model"),
                                       "--encoder-blocks", "4", "--decoder-blocks", "6"])
     cfg, weights, note = init_source(args)
     assert (cfg.encoder_token_blocks, cfg.decoder_blocks) == (4, 6) and "encoder_token_blocks 3 -> 4" in note

@@ -117,7 +117,7 @@ def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, 
 def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--decoder-only from a tokenizer with a deeper dec_blocks: the new blocks start as the identity
     (same pictures), training moves the decoder alone, and the encoder and codebook, so the codes, stay."""
-    from mmtok.image.init import grow_decoder
+    from mmtok.image.init import grow_blocks
     from mmtok.image.train import main
 
     common = _train_args(tmp_path, "--save-every", "2")
@@ -133,7 +133,7 @@ def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, cap
                                                         "dec_blocks": first.cfg.dec_blocks + 2}))
     grown.encoder.load_state_dict(first.encoder.state_dict())
     grown.vq.load_state_dict(first.vq.state_dict())
-    assert grow_decoder(grown, first) == 2
+    assert grow_blocks(grown.decoder, first.decoder) == 2
     codes = first.encode(smooth_picture(64, seed=9))
     assert torch.allclose(grown.decode(codes), first.decode(codes), atol=1e-6)  # identity blocks: same picture
 

@@ -1,7 +1,7 @@
 """How an image training run starts, and its codebook refits.
 
 From the data (:func:`init_from_data`: PCA for the linear patch paths, k-means for the
-codebook), or from another tokenizer (:func:`load_init_source`, :func:`init_from_model`:
+codebook), or from another tokenizer (:func:`check_init_source`, :func:`init_from_model`:
 its encoder and decoder, its codebook when the layout matches, else a new codebook fitted
 to its encoder; the encoder or the decoder may grow by blocks on the code grid that start as
 the identity, :func:`grow_blocks`), and :func:`rebalance_codebook`, the refit a run can ask for at
@@ -16,15 +16,14 @@ from collections.abc import Sequence
 
 import torch
 
-from mmtok.core.checkpoint import load_module
 from mmtok.core.errors import ImageError
 from mmtok.image.crops import train_crops
 from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
 from mmtok.image.tokenizer import ImageTokenizer
 
-__all__ = ["encoder_outputs", "freeze_codes", "grow_blocks", "grow_decoder", "init_crops", "init_from_data", "init_from_model",
-           "load_init_source", "rebalance_codebook"]
+__all__ = ["check_init_source", "encoder_outputs", "freeze_codes", "grow_blocks", "init_crops", "init_from_data",
+           "init_from_model", "rebalance_codebook"]
 
 
 @torch.no_grad()
@@ -43,17 +42,15 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     return kept
 
 
-def load_init_source(tok: ImageTokenizer, source: str, src: ImageTokenizer | None = None) -> ImageTokenizer:
-    """The tokenizer ``--init-from`` names (``src`` when it is already loaded), checked against ``tok``:
-    the same encoder and decoder, or ones with more blocks on the code grid (``enc_blocks``,
-    ``dec_blocks``; nothing else may differ)."""
-    src = src if src is not None else load_module(ImageTokenizer, source)
+def check_init_source(tok: ImageTokenizer, src: ImageTokenizer, source: str) -> None:
+    """Check ``src``, the tokenizer ``--init-from`` names (``source``), against ``tok``: the same
+    encoder and decoder, or ones with more blocks on the code grid (``enc_blocks``, ``dec_blocks``;
+    nothing else may differ)."""
     for part, field in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
         mine, theirs = _shapes(getattr(tok, part)), _shapes(getattr(src, part))
         if mine != theirs and not _extra_blocks(mine, theirs):
             raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's "
                              f"(it may only grow by {field})")
-    return src
 
 
 def _shapes(module: torch.nn.Module) -> dict[str, torch.Size]:
@@ -88,11 +85,6 @@ def grow_blocks(mine: torch.nn.Module, theirs: torch.nn.Module) -> int:
     return extra
 
 
-def grow_decoder(tok: ImageTokenizer, src: ImageTokenizer) -> int:
-    """:func:`grow_blocks` for the decoders of two tokenizers."""
-    return grow_blocks(tok.decoder, src.decoder)
-
-
 def init_crops(corpus: Sequence[torch.Tensor], args: argparse.Namespace) -> torch.Tensor:
     """The ``--init-crops`` training crops the initialisations fit to (seeded by ``--seed``)."""
     g = torch.Generator().manual_seed(args.seed)
@@ -107,7 +99,7 @@ def encoder_outputs(tok: ImageTokenizer, crops: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def init_from_model(tok: ImageTokenizer, src: ImageTokenizer, corpus: Sequence[torch.Tensor],
                     args: argparse.Namespace) -> str:
-    """Copy encoder and decoder weights from ``src`` (see :func:`load_init_source`) into ``tok``
+    """Copy encoder and decoder weights from ``src`` (see :func:`check_init_source`) into ``tok``
     (a deeper encoder or decoder keeps its extra blocks as they start: see :func:`grow_blocks`).
 
     The quantizer is copied too when its codebook has the same layout

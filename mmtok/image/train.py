@@ -44,10 +44,10 @@ from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, 
 from mmtok.image.crops import find_images, load_corpus, random_crops, train_crops
 from mmtok.image.discriminator import PatchGAN
 from mmtok.image.init import (
+    check_init_source,
     freeze_codes,
     init_from_data,
     init_from_model,
-    load_init_source,
     rebalance_codebook,
 )
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
@@ -264,7 +264,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
     if source is not None:
-        load_init_source(tok, args.init_from, source)  # checks the shapes
+        check_init_source(tok, source, args.init_from)
     if source is not None and args.decoder_only and not source.vq.cfg.same_codebook(tok.vq.cfg):
         raise ImageError(f"--decoder-only keeps the codes of --init-from {args.init_from!r}, but its codebook "
                          f"(K = {source.vq.cfg.codebook_size}, {source.vq.cfg.dim}-d) does not fit this config's "
