@@ -670,3 +670,34 @@ def test_train_cli_init_from_grows_encoder_and_decoder_by_identity_blocks(tmp_pa
     with pytest.raises(mmtok.TrainingError, match="may only grow"):
         main([*common, "--out", str(tmp_path / "shrunk"), "--init-from", str(out / "model"), "--encoder-blocks", "2"])
     assert not (tmp_path / "shrunk").exists()
+
+
+def test_train_cli_decoder_only_keeps_every_code(tmp_path: Path) -> None:
+    """--decoder-only trains the log-mel decoder alone (a grown one here): the encoder, the
+    codebook and its projections come out bit for bit the source's, so every clip keeps its
+    codes, while the decoder moved; a resume must repeat the flag, and it needs a source."""
+    from mmtok.audio.train import main
+
+    common = _tiny_conv_run(tmp_path, clips=3, seed=80)
+    first = tmp_path / "first" / "model"
+    src = mmtok.load(first)
+    out = tmp_path / "dec"
+    args = [*common, "--out", str(out), "--steps", "3", "--lr", "1e-2", "--warmup", "1", "--init-from", str(first),
+            "--decoder-only", "--decoder-blocks", "6"]
+    assert main(args) == 0
+    got = mmtok.load(out / "model")
+    for part in ("encoder", "vq"):
+        for name, w in getattr(src, part).state_dict().items():  # weights, codebook and its EMA statistics
+            assert torch.equal(getattr(got, part).state_dict()[name], w), f"{part}.{name}"
+    wave = torch.from_numpy(speechlike(2.0, seed=9)).float()
+    codes = src.encode(wave, SAMPLE_RATE)
+    assert torch.equal(got.encode(wave, SAMPLE_RATE), codes)
+    assert got.cfg.decoder_blocks == 6 and float(got.decoder.blocks[5].conv2.weight.detach().abs().sum()) > 0
+    assert not torch.allclose(got.decode_features(codes), src.decode_features(codes), atol=1e-4)
+    assert json.loads((out / "summary.json").read_text())["decoder_only"] is True
+
+    with pytest.raises(mmtok.TrainingError, match="started with --decoder-only"):
+        main([a for a in args if a != "--decoder-only"] + ["--resume", "--steps", "4"])
+    with pytest.raises(SystemExit):
+        main([*common, "--out", str(tmp_path / "none"), "--decoder-only"])
+    assert not (tmp_path / "none").exists()

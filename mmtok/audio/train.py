@@ -12,7 +12,9 @@ With the default ``slice`` encoder the codebook is group-balanced k-means
 speakers or recordings and split broad clusters instead, with Lloyd steps in which every
 (speaker, code) pair weighs the same), and only the decoder is trained.
 ``--val-fraction`` holds some training clips aside from both; their codebook usage and
-reconstruction go to ``summary.json``.
+reconstruction go to ``summary.json``. ``--init-from`` starts from a saved tokenizer (which
+``--encoder-blocks`` / ``--decoder-blocks`` may grow); ``--decoder-only`` then trains its
+log-mel decoder alone on its fixed codes.
 
 Training takes random token-aligned crops of log-mel (with the encoder's
 context), L1 on normalized log-mel plus the VQ commitment loss, EMA codebook with
@@ -166,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "schedule. Its architecture and K are kept, so leave out " + ", ".join(
                             f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS) + "; its vocoder is neither trained "
                         "nor kept (python -m mmtok.audio.vocoder_train --attach adds one)")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="with --init-from: train the log-mel decoder alone; the encoder, codebook and feature "
+                        "normalization stay as the source has them, so every clip keeps its codes (a deeper "
+                        "--decoder-blocks adds blocks that start as the identity)")
     p.add_argument("--codebook-size", type=int, default=1024, help="K: number of codes")
     p.add_argument("--dead-code-rate", type=float, default=0.0, metavar="F",
                    help="also restart codes used below F × the mean use (the expected rate), not only those below "
@@ -268,6 +274,9 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
+        if bool(st["extra"].get("decoder_only", False)) != args.decoder_only:
+            was = "with" if st["extra"].get("decoder_only") else "without"
+            raise TrainingError(f"{state}: this run was started {was} --decoder-only; resume it the same way")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         print(f"resumed at step {run.step}", file=sys.stderr)
@@ -292,13 +301,23 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
 
 def train_mode(run: _Run) -> None:
     run.tok.train()
-    if not run.conv:
-        run.tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
+    if not run.conv or run.args.decoder_only:
+        run.tok.vq.eval()  # the codebook stays fixed (k-means codes, or --decoder-only): no EMA, no restarts
+    if run.args.decoder_only:
+        run.tok.encoder.eval()
+
+
+def freeze_codes(tok: AudioTokenizer) -> None:
+    """``--decoder-only``: no gradients into the encoder or the codebook's projections, so every
+    clip keeps its codes (:func:`train_mode` also keeps both in eval mode: no codebook updates)."""
+    tok.encoder.requires_grad_(False)
+    tok.vq.requires_grad_(False)
 
 
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
-    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last}
+    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, "decoder_only": run.args.decoder_only,
+             **run.last}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov)
 
@@ -378,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
     if any(getattr(args, a) is not None and getattr(args, a) < 1 for a in GROWABLE):
         parser.error(f"--encoder-blocks and --decoder-blocks must be >= 1 (got {args.encoder_blocks}, {args.decoder_blocks})")
+    if args.decoder_only and not (args.init_from or args.resume):
+        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    if args.decoder_only and (args.encoder_blocks is not None or args.dead_code_rate):
+        parser.error("--decoder-only keeps the encoder and codebook as they are: drop --encoder-blocks and --dead-code-rate")
     if args.init_from:
         given = [f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS if getattr(args, a) != parser.get_default(a)]
         if given:
@@ -411,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     del sources
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
+    if args.decoder_only:  # after the optimizer, which holds every parameter either way, so any run resumes
+        freeze_codes(tok)
     run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
@@ -421,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "codebook_groups": run.groups_note}
     if init_note:
         run.prov["init_from"] = init_note
+    if args.decoder_only:
+        run.prov["decoder_only"] = True
     train_steps(run)
     finish(run)
     print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))
