@@ -675,7 +675,8 @@ def test_train_cli_init_from_grows_encoder_and_decoder_by_identity_blocks(tmp_pa
 def test_train_cli_decoder_only_keeps_every_code(tmp_path: Path) -> None:
     """--decoder-only trains the log-mel decoder alone (a grown one here): the encoder, the
     codebook and its projections come out bit for bit the source's, so every clip keeps its
-    codes, while the decoder moved; a resume must repeat the flag, and it needs a source."""
+    codes, while the decoder moved; a resume must repeat the flag (and only that: the run's state
+    holds its source and shape), and a fresh run needs a source."""
     from mmtok.audio.train import main
 
     common = _tiny_conv_run(tmp_path, clips=3, seed=80)
@@ -698,6 +699,11 @@ def test_train_cli_decoder_only_keeps_every_code(tmp_path: Path) -> None:
 
     with pytest.raises(mmtok.TrainingError, match="started with --decoder-only"):
         main([a for a in args if a != "--decoder-only"] + ["--resume", "--steps", "4"])
+    # a resume rebuilds the tokenizer from the run's own state: no need to repeat --init-from or the growth
+    assert main([*common, "--out", str(out), "--steps", "4", "--decoder-only", "--resume"]) == 0
+    again = mmtok.load(out / "model")
+    assert again.cfg.decoder_blocks == 6 and torch.equal(again.encode(wave, SAMPLE_RATE), codes)
+    assert json.loads((out / "summary.json").read_text())["init_from"].startswith(f"{first}; decoder_blocks 4 -> 6")
     with pytest.raises(SystemExit):
         main([*common, "--out", str(tmp_path / "none"), "--decoder-only"])
     assert not (tmp_path / "none").exists()

@@ -51,7 +51,7 @@ from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.train_data import cache_material, is_cache, random_feature_crops, training_files
-from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown
+from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown, resume_source
 from mmtok.core.checkpoint import save_module
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/train-state if it exists (the tokenizer it was training: its sizes, K and "
+                        "--init-from need not be repeated)")
     p.add_argument("--batch-size", type=int, default=32, help="crops per step")
     p.add_argument("--crop-tokens", type=int, default=48, help="tokens per training crop")
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
@@ -409,8 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")
-    # a missing or wrong --init-from fails here, before anything is read or written
-    cfg, weights_from, init_note = init_source(args) if args.init_from else (build_config(args), None, None)
+    # a resumed run rebuilds the tokenizer it was training; a missing or wrong --init-from fails here,
+    # before anything is read or written
+    resumed = resume_source(args, Path(args.out) / STATE_DIR)
+    if resumed is not None:
+        cfg, weights_from, init_note = resumed[0], None, resumed[1]
+    else:
+        cfg, weights_from, init_note = init_source(args) if args.init_from else (build_config(args), None, None)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -1,20 +1,23 @@
-"""How an audio training run gets its tokenizer: from the command line (:func:`build_config`) or
+"""How an audio training run gets its tokenizer: from the command line (:func:`build_config`),
 from a saved tokenizer (``--init-from``: :func:`init_source`), which ``--encoder-blocks`` /
-``--decoder-blocks`` may grow by residual blocks that start as the identity (:func:`load_grown`)."""
+``--decoder-blocks`` may grow by residual blocks that start as the identity (:func:`load_grown`),
+or, on ``--resume``, from the run's own train-state (:func:`resume_source`)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 
 import torch
 
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
-from mmtok.core.checkpoint import load_module
+from mmtok.core.checkpoint import config_from_dict, load_module
 from mmtok.core.errors import TrainingError
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = ["GROWABLE", "build_config", "init_source", "load_grown"]
+__all__ = ["GROWABLE", "build_config", "init_source", "load_grown", "resume_source"]
 
 # --encoder-blocks / --decoder-blocks: the config field each sets, and where its blocks sit in the weights
 GROWABLE = {"encoder_blocks": ("encoder_token_blocks", "encoder.token_blocks."),
@@ -42,6 +45,20 @@ def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[st
     for name, n in grow.items():
         note += f"; {name} {getattr(src.cfg, name)} -> {n} (new blocks start as the identity)"
     return cfg, weights, note
+
+
+def resume_source(args: argparse.Namespace, state: Path) -> tuple[AudioTokenizerConfig, str | None] | None:
+    """``--resume`` of a run whose train-state exists: the config the run was built with (its
+    architecture, K and any growth, so the command line need not repeat ``--init-from`` or the
+    sizes; ``--dead-code-rate`` from the command line, as on a fresh start) and the run's
+    ``init_from`` note. ``None`` when there is nothing to resume."""
+    path = state / "config.json"
+    if not (args.resume and path.is_file()):
+        return None
+    meta = json.loads(path.read_text())
+    cfg = config_from_dict(AudioTokenizerConfig, meta["config"], where=str(path))
+    cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, dead_code_rate=args.dead_code_rate))
+    return cfg, (meta.get("provenance") or {}).get("init_from")
 
 
 @torch.no_grad()
