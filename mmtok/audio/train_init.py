@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
 
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
-from mmtok.core.checkpoint import config_from_dict, load_module
+from mmtok.core.checkpoint import config_from_dict, load_module, read_config
 from mmtok.core.errors import TrainingError
 from mmtok.vq.quantizer import VQConfig
 
@@ -52,11 +51,10 @@ def resume_source(args: argparse.Namespace, state: Path) -> tuple[AudioTokenizer
     architecture, K and any growth, so the command line need not repeat ``--init-from`` or the
     sizes; ``--dead-code-rate`` from the command line, as on a fresh start) and the run's
     ``init_from`` note. ``None`` when there is nothing to resume."""
-    path = state / "config.json"
-    if not (args.resume and path.is_file()):
+    if not (args.resume and (state / "config.json").is_file()):
         return None
-    meta = json.loads(path.read_text())
-    cfg = config_from_dict(AudioTokenizerConfig, meta["config"], where=str(path))
+    meta = read_config(state, kind="audio")  # a clear error for a broken or foreign state
+    cfg = config_from_dict(AudioTokenizerConfig, meta["config"], where=str(state / "config.json"))
     cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, dead_code_rate=args.dead_code_rate))
     return cfg, (meta.get("provenance") or {}).get("init_from")
 
