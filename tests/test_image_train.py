@@ -165,6 +165,25 @@ def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, cap
     assert not (tmp_path / "lv").exists()
 
 
+def test_freeze_codes_holds_a_low_dimensional_lookups_projections() -> None:
+    """--decoder-only's freeze also covers the codebook's in-projection: with a 4-d cosine lookup
+    the commitment loss would otherwise move it, and with it every code."""
+    import dataclasses
+
+    from mmtok.core.trainstate import freeze_codes
+
+    cfg = tiny_config()
+    tok = mmtok.ImageTokenizer(dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, codebook_dim=4, cosine=True,
+                                                                              kmeans_init=False)))
+    tok.train()
+    freeze_codes(tok)
+    out = tok(torch.stack([smooth_picture(64, seed=s) for s in (1, 2)]))
+    out.losses["total"].backward()
+    assert not tok.encoder.training and not tok.vq.training
+    assert all(p.grad is None for p in [*tok.encoder.parameters(), *tok.vq.parameters()])
+    assert any(p.grad is not None for p in tok.decoder.parameters())
+
+
 # --------------------------------------------------------------------------- zoomed crops of large images
 
 

@@ -56,7 +56,13 @@ from mmtok.core.checkpoint import save_module
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import (
+    HelpFormatter,
+    freeze_codes,
+    load_train_state,
+    pick_device,
+    save_train_state,
+)
 
 __all__ = ["build_parser", "main", "model_card", "save_pictures", "validate"]
 STATE_DIR = "train-state"
@@ -276,9 +282,6 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
-        if bool(st["extra"].get("decoder_only", False)) != args.decoder_only:
-            was = "with" if st["extra"].get("decoder_only") else "without"
-            raise TrainingError(f"{state}: this run was started {was} --decoder-only; resume it the same way")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         print(f"resumed at step {run.step}", file=sys.stderr)
@@ -303,23 +306,15 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
 
 def train_mode(run: _Run) -> None:
     run.tok.train()
-    if not run.conv or run.args.decoder_only:
-        run.tok.vq.eval()  # the codebook stays fixed (k-means codes, or --decoder-only): no EMA, no restarts
     if run.args.decoder_only:
-        run.tok.encoder.eval()
-
-
-def freeze_codes(tok: AudioTokenizer) -> None:
-    """``--decoder-only``: no gradients into the encoder or the codebook's projections, so every
-    clip keeps its codes (:func:`train_mode` also keeps both in eval mode: no codebook updates)."""
-    tok.encoder.requires_grad_(False)
-    tok.vq.requires_grad_(False)
+        freeze_codes(run.tok)  # encoder and codebook fixed: every clip keeps its codes
+    elif not run.conv:
+        run.tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
 
 
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
-    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, "decoder_only": run.args.decoder_only,
-             **run.last}
+    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov)
 
@@ -415,7 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # before anything is read or written
     resumed = resume_source(args, Path(args.out) / STATE_DIR)
     if resumed is not None:
-        cfg, weights_from, init_note = resumed[0], None, resumed[1]
+        cfg, weights_from, init_note = resumed[0], None, resumed[1].get("init_from")
+        if bool(resumed[1].get("decoder_only")) != args.decoder_only:
+            was = "without" if args.decoder_only else "with"
+            raise TrainingError(f"{args.out}: this run was started {was} --decoder-only; resume it the same way")
     else:
         cfg, weights_from, init_note = init_source(args) if args.init_from else (build_config(args), None, None)
     if args.threads:
@@ -439,10 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       .to(device)).cpu()
                  for w in tqdm(sources, desc="log-mel", disable=args.no_progress or len(sources) < 200)]
     del sources
+    # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    if args.decoder_only:  # after the optimizer, which holds every parameter either way, so any run resumes
-        freeze_codes(tok)
     run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate

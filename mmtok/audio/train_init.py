@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,17 +47,18 @@ def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[st
     return cfg, weights, note
 
 
-def resume_source(args: argparse.Namespace, state: Path) -> tuple[AudioTokenizerConfig, str | None] | None:
+def resume_source(args: argparse.Namespace, state: Path) -> tuple[AudioTokenizerConfig, dict[str, Any]] | None:
     """``--resume`` of a run whose train-state exists: the config the run was built with (its
     architecture, K and any growth, so the command line need not repeat ``--init-from`` or the
     sizes; ``--dead-code-rate`` from the command line, as on a fresh start) and the run's
-    ``init_from`` note. ``None`` when there is nothing to resume."""
+    provenance (its ``init_from`` note, whether it is ``decoder_only``). ``None`` when there is
+    nothing to resume."""
     if not (args.resume and (state / "config.json").is_file()):
         return None
     meta = read_config(state, kind="audio")  # a clear error for a broken or foreign state
     cfg = config_from_dict(AudioTokenizerConfig, meta["config"], where=str(state / "config.json"))
     cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, dead_code_rate=args.dead_code_rate))
-    return cfg, (meta.get("provenance") or {}).get("init_from")
+    return cfg, dict(meta.get("provenance") or {})
 
 
 @torch.no_grad()

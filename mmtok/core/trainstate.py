@@ -34,8 +34,8 @@ from torch import nn
 from mmtok.core.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 
-__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "load_newest_intact", "load_train_state",
-           "optimizer_state_join", "optimizer_state_split", "pick_device", "save_train_state"]
+__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "freeze_codes", "load_newest_intact",
+           "load_train_state", "optimizer_state_join", "optimizer_state_split", "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
@@ -49,6 +49,23 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
             raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def freeze_codes(tok: nn.Module) -> None:
+    """Fix a media tokenizer's ``encoder`` and ``vq`` (codebook and any lookup projections) for a run
+    that trains the decoder alone (``--decoder-only``): no gradients into either, and both in eval
+    mode, so no codebook updates or restarts; every input keeps its codes.
+
+    Call again after anything that switches the whole model back to training mode.
+
+    >>> tok = torch.nn.Module(); tok.encoder, tok.vq = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    >>> freeze_codes(tok)
+    >>> tok.encoder.weight.requires_grad, tok.vq.training
+    (False, False)
+    """
+    for part in (tok.encoder, tok.vq):
+        part.requires_grad_(False)
+        part.eval()
 
 
 def optimizer_state_split(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -5,8 +5,7 @@ codebook), or from another tokenizer (:func:`check_init_source`, :func:`init_fro
 its encoder and decoder, its codebook when the layout matches, else a new codebook fitted
 to its encoder; the encoder or the decoder may grow by blocks on the code grid that start as
 the identity, :func:`grow_blocks`), and :func:`rebalance_codebook`, the refit a run can ask for at
-given steps. :func:`freeze_codes` keeps the encoder and codebook as they are, for a run
-that trains the decoder alone.
+given steps.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
 from mmtok.image.tokenizer import ImageTokenizer
 
-__all__ = ["check_init_source", "encoder_outputs", "freeze_codes", "grow_blocks", "init_crops", "init_from_data",
+__all__ = ["check_init_source", "encoder_outputs", "grow_blocks", "init_crops", "init_from_data",
            "init_from_model", "rebalance_codebook"]
 
 
@@ -154,13 +153,3 @@ def rebalance_codebook(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args
     stats = tok.vq.rebalance(torch.cat(zs), iters=args.rebalance_iters, min_frac=args.rebalance_min_frac)
     return stats.usage
 
-
-def freeze_codes(tok: ImageTokenizer) -> None:
-    """Fix the encoder and codebook: no gradients into the encoder, no codebook updates or
-    restarts (the quantizer stays in eval mode); the decoder alone trains, every picture keeps its codes.
-
-    Call again after anything that switches the whole model back to training mode.
-    """
-    tok.encoder.requires_grad_(False)
-    tok.encoder.eval()
-    tok.vq.eval()

@@ -40,12 +40,17 @@ from mmtok.core.checkpoint import config_from_dict, load_module, save_module
 from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import (
+    HelpFormatter,
+    freeze_codes,
+    load_train_state,
+    pick_device,
+    save_train_state,
+)
 from mmtok.image.crops import find_images, load_corpus, random_crops, train_crops
 from mmtok.image.discriminator import PatchGAN
 from mmtok.image.init import (
     check_init_source,
-    freeze_codes,
     init_from_data,
     init_from_model,
     rebalance_codebook,
