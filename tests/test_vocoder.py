@@ -410,6 +410,15 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         audio_train.main([*args[:3], str(tmp_path / "neg"), *args[4:], "--compressed-weight", "-1"])
     assert not (tmp_path / "neg").exists()
+    # --envelope-weight adds the band-envelope correlation term: other weights again, and it is in the command
+    assert audio_train.main([*args[:3], str(tmp_path / "env"), *args[4:], "--encoder", "conv",
+                             "--envelope-weight", "1"]) == 0
+    e_ = mmtok.load(tmp_path / "env" / "model")
+    assert any(not torch.equal(x, y) for x, y in zip(e_.state_dict().values(), b_.state_dict().values(), strict=True))
+    assert "--envelope-weight 1" in json.loads((tmp_path / "env" / "summary.json").read_text())["command"]
+    with pytest.raises(SystemExit):
+        audio_train.main([*args[:3], str(tmp_path / "neg"), *args[4:], "--envelope-weight", "-0.5"])
+    assert not (tmp_path / "neg").exists()
 
     # --dead-code-rate: the learned codebook also restarts codes used below that fraction of the mean
     assert audio_train.main([*args[:3], str(tmp_path / "rate"), *args[4:], "--encoder", "conv",

@@ -17,7 +17,8 @@ reconstruction go to ``summary.json``. ``--init-from`` starts from a saved token
 log-mel decoder alone on its fixed codes.
 
 Training takes random token-aligned crops of log-mel (with the encoder's
-context), L1 on normalized log-mel plus the VQ commitment loss, EMA codebook with
+context), L1 on normalized log-mel plus the VQ commitment loss (and the optional terms of
+:mod:`mmtok.audio.losses`: ``--mse-weight``, ``--compressed-weight``, ``--envelope-weight``), EMA codebook with
 k-means init and dead-code restarts, AdamW with warmup and cosine decay, a
 progress bar, atomic resumable checkpoints every ``--save-every`` steps, and two
 pictures: original vs reconstructed mel and the codebook-usage histogram.
@@ -49,6 +50,7 @@ import torch
 from mmtok.audio.codebook import fit_codebook
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.io import load_audio
+from mmtok.audio.losses import band_matrix, compressed_l1, envelope_correlation_loss
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.train_data import cache_material, is_cache, random_feature_crops, training_files
 from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown, resume_source
@@ -212,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add W × the L1 between power-law compressed mel magnitudes (|X|^0.3, relative to the "
                         "target's mean): unlike the log-mel L1, errors in loud frames, where speech is, cost more "
                         "than errors in near-silence")
+    p.add_argument("--envelope-weight", type=float, default=0.0, metavar="W",
+                   help="add W × (1 - the correlation of short-time band envelopes: 380 ms of one-third-octave "
+                        "bands, the quantity STOI is built on) between decoded and original log-mel")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
@@ -253,26 +258,6 @@ class _Run:
     @property
     def conv(self) -> bool:
         return self.tok.cfg.encoder_kind == "conv"
-
-
-COMPRESSION = 0.3  # --compressed-weight compares mel magnitudes raised to this power
-
-
-def compressed_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between power-law compressed mel magnitudes, relative to the target's mean magnitude.
-
-    ``recon`` and ``target`` are natural-log mel power, so the magnitude ``|X|^c`` is
-    ``exp(c/2 · log-mel)``. Where the log-mel L1 weighs a 10 dB miss the same in speech and
-    in near-silence, this weighs it by how loud the frame is.
-
-    >>> t = torch.tensor([[0.0, -10.0]])
-    >>> float(compressed_l1(t, t))
-    0.0
-    >>> bool(compressed_l1(t + torch.tensor([[1.0, 0.0]]), t) > compressed_l1(t + torch.tensor([[0.0, 1.0]]), t))
-    True
-    """
-    r, t = (recon * (COMPRESSION / 2)).exp(), (target * (COMPRESSION / 2)).exp()
-    return (r - t).abs().mean() / t.mean().clamp_min(1e-8)
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -362,6 +347,10 @@ def train_steps(run: _Run) -> None:
             loss = loss + args.mse_weight * (res.reconstruction - res.target).pow(2).mean() / tok.feature_std.pow(2).mean()
         if args.compressed_weight:
             loss = loss + args.compressed_weight * compressed_l1(res.reconstruction, res.target)
+        if args.envelope_weight:
+            bands = band_matrix(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+            loss = loss + args.envelope_weight * envelope_correlation_loss(res.reconstruction, res.target, bands,
+                                                                           log_floor=math.log(cfg.log_floor))
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, "
                                 f"nothing saved for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
@@ -388,8 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
         parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
                      f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
-    if args.mse_weight < 0 or args.compressed_weight < 0:
-        parser.error(f"--mse-weight and --compressed-weight must be >= 0 (got {args.mse_weight}, {args.compressed_weight})")
+    if min(args.mse_weight, args.compressed_weight, args.envelope_weight) < 0:
+        parser.error(f"--mse-weight, --compressed-weight and --envelope-weight must be >= 0 (got {args.mse_weight}, "
+                     f"{args.compressed_weight}, {args.envelope_weight})")
     if not 0 <= args.dead_code_rate < 1:
         parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
     if any(getattr(args, a) is not None and getattr(args, a) < 1 for a in GROWABLE):
