@@ -234,6 +234,8 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
 
 
 def _to_mono_float(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray) and not x.dtype.isnative:  # big-endian data: the same values, native order
+        x = x.astype(x.dtype.newbyteorder("="))
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach().cpu()
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"{what}: expected real audio samples, got dtype {t.dtype}")

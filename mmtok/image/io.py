@@ -131,6 +131,8 @@ def _from_pil(img: Image.Image, *, prepared: bool = False) -> np.ndarray:
 
 def _from_array(a: np.ndarray) -> np.ndarray:
     """HW / HWC (C = 1, 3, 4) uint8, uint16, bool or float in [0, 1] -> float32 ``[H, W, 3]``."""
+    if not a.dtype.isnative:  # big-endian data: the same values in native byte order
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):

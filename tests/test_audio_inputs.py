@@ -1,0 +1,38 @@
+"""Audio inputs at the API's edges: byte order, sample rates, chunking, channel layout of
+streams, odd code arrays, short decodes, and codes that behave as ordinary tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.vq.quantizer import VQConfig
+
+SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
+                             decoder_blocks=2, block_tokens=100,
+                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
+
+
+@pytest.fixture(scope="module")
+def tok() -> AudioTokenizer:
+    torch.manual_seed(0)
+    return AudioTokenizer(SMALL).eval()
+
+
+def noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return (0.2 * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def test_big_endian_arrays_are_read_as_their_values(tok: AudioTokenizer) -> None:
+    pcm = (noise((1600,)) * 2**15).astype(np.int16)
+    for dtype in (">i2", ">f4"):
+        x = pcm.astype(dtype) if dtype == ">i2" else (pcm / 2**15).astype(dtype)
+        assert not x.dtype.isnative
+        want = load_audio(x.astype(x.dtype.newbyteorder("=")), SAMPLE_RATE)
+        assert torch.equal(load_audio(x, SAMPLE_RATE), want)
+    assert torch.equal(tok.encode(np.zeros(16000, ">i2"), SAMPLE_RATE), tok.encode(np.zeros(16000, "<i2"), SAMPLE_RATE))
