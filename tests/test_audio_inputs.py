@@ -9,6 +9,7 @@ import torch
 
 from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VQConfig
 
 SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
@@ -36,3 +37,21 @@ def test_big_endian_arrays_are_read_as_their_values(tok: AudioTokenizer) -> None
         want = load_audio(x.astype(x.dtype.newbyteorder("=")), SAMPLE_RATE)
         assert torch.equal(load_audio(x, SAMPLE_RATE), want)
     assert torch.equal(tok.encode(np.zeros(16000, ">i2"), SAMPLE_RATE), tok.encode(np.zeros(16000, "<i2"), SAMPLE_RATE))
+
+
+@pytest.mark.parametrize("rate", [True, False, 16000.9, 0.5, float("nan"), float("inf"), -16000, 0, "16000", None])
+def test_sample_rate_must_be_a_positive_whole_number(tok: AudioTokenizer, rate: object) -> None:
+    x = noise((100,))
+    with pytest.raises(AudioError, match="sample_rate"):
+        tok.encode(x, rate)  # type: ignore[arg-type]
+    with pytest.raises(AudioError, match="sample_rate"):
+        load_audio(x, rate)  # type: ignore[arg-type]
+
+
+def test_sample_rate_takes_integers_and_integral_floats(tok: AudioTokenizer) -> None:
+    x = noise((8000,))
+    want = tok.encode(x, 16000)
+    for rate in (16000.0, np.int64(16000), np.int32(16000), np.float64(16000.0)):
+        assert torch.equal(tok.encode(x, rate), want)  # type: ignore[arg-type]
+    with pytest.raises(AudioError, match=r"sample_rate.*True"):
+        tok.features(x, True)  # type: ignore[arg-type]

@@ -272,6 +272,17 @@ def _resample_array(audio: torch.Tensor, rate: int, target_rate: int) -> torch.T
 # --------------------------------------------------------------------------- the entry point
 
 
+def _whole_hz(value: object, name: str, *, floats: bool) -> int:
+    """``value`` as a positive whole number of Hz (numpy integers too; with ``floats``, an integral
+    float such as 16000.0 as well); anything else, bool included, is an :class:`AudioError`."""
+    whole = isinstance(value, (int, np.integer)) or (
+        floats and isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole or value <= 0:  # type: ignore[operator]
+        kind = "whole number" if floats else "integer"
+        raise AudioError(f"{name} must be a positive {kind} of Hz, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
 def load_audio(
     x: AudioInput,
     sample_rate: int | None = None,
@@ -282,7 +293,8 @@ def load_audio(
     """Mono float32 samples ``[S]`` at ``target_rate`` from a file or an array.
 
     ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads) or a
-    numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate``.
+    numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a positive
+    whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
     Channels are averaged, integer PCM is scaled to [-1, 1), and the rate is
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
@@ -293,9 +305,9 @@ def load_audio(
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])
     """
-    if isinstance(target_rate, bool) or not isinstance(target_rate, (int, np.integer)) or target_rate <= 0:
-        raise ValueError(f"target_rate must be a positive integer (Hz), got {target_rate!r}")
-    target_rate = int(target_rate)
+    target_rate = _whole_hz(target_rate, "target_rate", floats=False)
+    if sample_rate is not None:
+        sample_rate = _whole_hz(sample_rate, "sample_rate", floats=True)
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds!r}")
     if isinstance(x, (str, os.PathLike)):
@@ -307,11 +319,9 @@ def load_audio(
         raise TypeError(f"load_audio takes a path, numpy array or tensor, got {type(x).__name__}")
     what = "audio array"
     if sample_rate is None:
-        raise ValueError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
-    rate = int(sample_rate)
+        raise AudioError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
+    rate = sample_rate
     audio = _to_mono_float(x, what)
-    if rate <= 0:
-        raise ValueError(f"{what}: sample rate must be positive, got {rate}")
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
     if not bool(torch.isfinite(audio).all()):
