@@ -55,3 +55,16 @@ def test_sample_rate_takes_integers_and_integral_floats(tok: AudioTokenizer) -> 
         assert torch.equal(tok.encode(x, rate), want)  # type: ignore[arg-type]
     with pytest.raises(AudioError, match=r"sample_rate.*True"):
         tok.features(x, True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 0, -1.0, float("-inf"), True, "1"])
+def test_chunk_seconds_must_be_a_positive_number(tok: AudioTokenizer, bad: object) -> None:
+    with pytest.raises(AudioError, match="chunk_seconds"):
+        tok.encode(noise((1600,)), SAMPLE_RATE, chunk_seconds=bad)  # type: ignore[arg-type]
+
+
+def test_infinite_or_huge_chunk_seconds_is_the_clip_in_one_piece(tok: AudioTokenizer) -> None:
+    x = noise((8000,))
+    whole = tok.encode(x, SAMPLE_RATE)
+    for seconds in (float("inf"), 1e300, 0.13):
+        assert torch.equal(tok.encode(x, SAMPLE_RATE, chunk_seconds=seconds), whole)

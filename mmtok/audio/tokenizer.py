@@ -82,6 +82,17 @@ assert TOKENS_PER_SECOND <= 50
 VOCODER_CHOICES = ("auto", "learned", "griffin-lim")  # decode(vocoder=...) by name (or a Vocoder module)
 VOCODER_CHUNK_FRAMES = 6000  # the learned decoder runs 60 s at a time (with context), so memory stays bounded
 
+
+def _check_chunk_seconds(value: object) -> None:
+    """``encode``'s ``chunk_seconds``: None or a number > 0 (``inf``: one piece); else an AudioError."""
+    if value is None:
+        return
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not number or math.isnan(value) or value <= 0:  # type: ignore[arg-type, operator]
+        raise AudioError(f"chunk_seconds must be a number of seconds > 0 (None or inf: the whole clip at once), "
+                         f"got {value!r}")
+
+
 # --------------------------------------------------------------------------- the tokenizer
 
 
@@ -369,9 +380,11 @@ class AudioTokenizer(nn.Module):
         """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``).
 
         A list of clips gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
-        with ``PAD_CODE``. ``chunk_seconds`` feeds the clip through :meth:`encode_stream`
-        in pieces of that length: the codes are the same.
+        with ``PAD_CODE``. ``chunk_seconds`` (a number > 0) feeds the clip through
+        :meth:`encode_stream` in pieces of that length: the codes are the same; None or
+        ``inf`` encodes it in one piece.
         """
+        _check_chunk_seconds(chunk_seconds)
         if isinstance(x, (list, tuple)):
             rows = [self.encode(clip, sample_rate, chunk_seconds=chunk_seconds) for clip in x]
             if not rows:
@@ -382,11 +395,9 @@ class AudioTokenizer(nn.Module):
                 out[i, : r.numel()] = r
             return out, lengths
         audio = load_audio(x, sample_rate, target_rate=self.sample_rate)
-        if chunk_seconds is None:
+        if chunk_seconds is None or math.isinf(chunk_seconds):
             return torch.cat(list(self._stream([audio])))
-        if chunk_seconds <= 0:
-            raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
-        size = max(1, round(chunk_seconds * self.sample_rate))
+        size = max(1, min(audio.numel(), round(chunk_seconds * self.sample_rate)))
         return torch.cat(list(self._stream(audio.split(size))))
 
     # ------------------------------------------------------------ decoding
