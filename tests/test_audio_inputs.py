@@ -68,3 +68,20 @@ def test_infinite_or_huge_chunk_seconds_is_the_clip_in_one_piece(tok: AudioToken
     whole = tok.encode(x, SAMPLE_RATE)
     for seconds in (float("inf"), 1e300, 0.13):
         assert torch.equal(tok.encode(x, SAMPLE_RATE, chunk_seconds=seconds), whole)
+
+
+def test_streamed_stereo_keeps_one_channel_layout(tok: AudioTokenizer) -> None:
+    x = torch.from_numpy(noise((2, 5440)))
+    whole = tok.encode(x, SAMPLE_RATE)
+    assert whole.numel() == 17
+    assert torch.equal(tok.encode_stream(list(x.split(777, dim=1)), SAMPLE_RATE), whole)  # the tail is [2, 1]
+    assert torch.equal(tok.encode_stream(list(x.t().split(777, dim=0))), whole)  # channels last, tail [1, 2]
+    # chunks too small to say which axis holds channels wait for one that does
+    parts = [x[:, :2], x[:, 2:3], x[:, 3:]]
+    assert torch.equal(tok.encode_stream(parts), whole)
+    with pytest.raises(AudioError, match=r"chunk 1 .*\(3, 100\)"):
+        tok.encode_stream([x[:, :1000], torch.zeros(3, 100)])
+    with pytest.raises(AudioError, match="chunk 1"):
+        tok.encode_stream([x[:, :1000], torch.zeros(100)])
+    mono = torch.from_numpy(noise((5440,)))
+    assert torch.equal(tok.encode_stream([mono[:5000], mono[5000:5001], mono[5001:]]), tok.encode(mono, SAMPLE_RATE))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, Union
 
@@ -30,11 +31,12 @@ import torch.nn.functional as F
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "is_truncated", "load_audio"]
+__all__ = ["MAX_CHANNELS", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "is_truncated", "load_audio", "mono_chunks"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
 BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded and resampled at a time
+MAX_CHANNELS = 16  # 2-D audio: an axis of at most this many entries (and the shorter one) holds the channels
 EXACT_RATIO_MAX = 1000  # reduced ratios p/q with p, q up to this keep the exact sinc resampler
 SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's lowpass_filter_width)
 SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
@@ -233,7 +235,19 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
 # --------------------------------------------------------------------------- arrays
 
 
-def _to_mono_float(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
+def _channel_axis(shape: tuple[int, ...], what: str) -> int:
+    """The channel axis of 2-D audio: 0 (``[C, S]``) if that axis is the short one and at most
+    ``MAX_CHANNELS`` long, else 1 (``[S, C]``) if it is at most that long."""
+    if shape[0] <= MAX_CHANNELS and shape[0] <= shape[1]:
+        return 0
+    if shape[1] <= MAX_CHANNELS:
+        return 1
+    raise ValueError(f"{what}: 2-D audio {shape} has no channel axis of ≤{MAX_CHANNELS} channels")
+
+
+def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
+    """Samples ``[S]``, ``[C, S]`` or ``[S, C]`` -> mono float32 ``[S]``; ``axis`` is the channel axis of
+    2-D input (None: :func:`_channel_axis` decides)."""
     if isinstance(x, np.ndarray) and not x.dtype.isnative:  # big-endian data: the same values, native order
         x = x.astype(x.dtype.newbyteorder("="))
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach().cpu()
@@ -247,16 +261,84 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str) -> torch.Tensor:
     t = t.float()
     if t.numel() == 0:
         return t.reshape(0)
-    if t.dim() == 2:  # channels first if that axis is the short one, else channels last
-        if t.shape[0] <= 16 and t.shape[0] <= t.shape[1]:
-            t = t.mean(0)
-        elif t.shape[1] <= 16:
-            t = t.mean(1)
-        else:
-            raise ValueError(f"{what}: 2-D audio {tuple(t.shape)} has no channel axis of ≤16 channels")
+    if t.dim() == 2:
+        t = t.mean(_channel_axis(tuple(t.shape), what) if axis is None else axis)
     elif t.dim() != 1:
         raise ValueError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}")
     return t.contiguous()
+
+
+def _settled_layout(shape: tuple[int, ...], what: str) -> tuple[int, int] | None:
+    """``(channel axis, channels)`` that a chunk of this shape fixes for its whole stream (axis -1: mono
+    ``[S]``), or None while it cannot tell: ``[a, b]`` with both sides short enough to be channels."""
+    if len(shape) == 1:
+        return -1, 1
+    if len(shape) != 2:
+        raise ValueError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {shape}")
+    if max(shape) > MAX_CHANNELS:
+        axis = _channel_axis(shape, what)
+        return axis, shape[axis]
+    return None
+
+
+def _in_layout(chunk: np.ndarray | torch.Tensor, layout: tuple[int, int], what: str) -> torch.Tensor:
+    """Mono samples of one chunk read with its stream's ``layout``; a chunk of another layout is an error."""
+    axis, channels = layout
+    shape = tuple(chunk.shape)
+    if len(shape) == 1:
+        fits = axis < 0 or channels == 1
+    else:
+        fits = len(shape) == 2 and axis >= 0 and shape[axis] == channels
+    if not fits:
+        fixed = ("mono [S]" if axis < 0 else f"[{channels}, S] (channels first)" if axis == 0
+                 else f"[S, {channels}] (channels last)")
+        raise AudioError(f"{what} has shape {shape}, but the chunks before it fixed the stream's layout as "
+                         f"{fixed}; give every chunk the same channels on the same axis")
+    return _to_mono_float(chunk, what, axis if len(shape) == 2 else None)
+
+
+def mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Mono float32 samples of consecutive chunks of one recording, all read with one channel layout.
+
+    The first chunk whose shape settles it (``[S]``, or ``[a, b]`` with one side over ``MAX_CHANNELS``)
+    fixes the layout for every chunk, those before it included, so a short tail such as ``[2, 1]`` of a
+    ``[2, S]`` recording is one stereo sample, not two mono ones; a stream of only short chunks takes
+    the layout its first chunk would have alone. Empty chunks are skipped; errors name the chunk.
+
+    >>> [c.numel() for c in mono_chunks([np.zeros((2, 777)), np.zeros((2, 1))])]
+    [777, 1]
+    """
+    layout: tuple[int, int] | None = None
+    held: list[tuple[str, np.ndarray | torch.Tensor]] = []  # chunks that came before the layout was known
+    for i, chunk in enumerate(chunks):
+        what = f"encode_stream chunk {i}"
+        if not isinstance(chunk, (np.ndarray, torch.Tensor)):
+            kind = f"a path ({chunk})" if isinstance(chunk, (str, os.PathLike)) else type(chunk).__name__
+            raise TypeError(f"{what} is {kind}; chunks are numpy arrays or tensors of samples")
+        if chunk.size == 0 if isinstance(chunk, np.ndarray) else chunk.numel() == 0:
+            continue
+        if layout is None:
+            layout = _settled_layout(tuple(chunk.shape), what)
+            if layout is None:
+                held.append((what, chunk))
+                continue
+        for w, c in held:
+            yield _finite(_in_layout(c, layout, w), w)
+        held = []
+        yield _finite(_in_layout(chunk, layout, what), what)
+    if held:
+        first = tuple(held[0][1].shape)
+        axis = _channel_axis(first, held[0][0])
+        for w, c in held:
+            yield _finite(_in_layout(c, (axis, first[axis]), w), w)
+
+
+def _finite(audio: torch.Tensor, what: str) -> torch.Tensor:
+    """``audio`` unchanged; an AudioError naming ``what`` if it has NaN/inf samples."""
+    if not bool(torch.isfinite(audio).all()):
+        bad = int((~torch.isfinite(audio)).sum())
+        raise AudioError(f"{what} has {bad} NaN/inf sample(s)")
+    return audio
 
 
 def _resample_array(audio: torch.Tensor, rate: int, target_rate: int) -> torch.Tensor:
@@ -324,7 +406,4 @@ def load_audio(
     audio = _to_mono_float(x, what)
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
-    if not bool(torch.isfinite(audio).all()):
-        bad = int((~torch.isfinite(audio)).sum())
-        raise AudioError(f"{what} has {bad} NaN/inf sample(s)")
-    return _resample_array(audio, rate, target_rate)
+    return _resample_array(_finite(audio, what), rate, target_rate)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +48,7 @@ from mmtok.audio.features import (
     log_mel,
     mel_filters,
 )
-from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio
+from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
@@ -355,22 +354,16 @@ class AudioTokenizer(nn.Module):
 
         Chunks must already be at ``tok.sample_rate`` (resampling chunk by chunk would
         change the signal); the codes equal ``encode`` of the whole recording exactly.
+        Multi-channel chunks share one layout, fixed by the first chunk whose shape settles
+        it (``[C, S]`` or ``[S, C]``, see :func:`~mmtok.audio.io.mono_chunks`): a short
+        tail such as ``[2, 1]`` is one stereo sample.
         """
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(
                 f"encode_stream needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                 "resample the recording first (load_audio) or use encode(x, chunk_seconds=...)"
             )
-
-        def checked() -> Iterator[torch.Tensor]:
-            for i, ch in enumerate(chunks):
-                if isinstance(ch, (str, os.PathLike)):
-                    raise TypeError(f"encode_stream chunk {i} is a path ({ch}); chunks are arrays of samples")
-                if int(np.prod(tuple(ch.shape))) == 0:
-                    continue
-                yield load_audio(ch, self.sample_rate, target_rate=self.sample_rate)
-
-        return torch.cat(list(self._stream(checked())))
+        return torch.cat(list(self._stream(mono_chunks(chunks))))
 
     @torch.inference_mode()
     def encode(
