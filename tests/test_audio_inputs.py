@@ -85,3 +85,12 @@ def test_streamed_stereo_keeps_one_channel_layout(tok: AudioTokenizer) -> None:
         tok.encode_stream([x[:, :1000], torch.zeros(100)])
     mono = torch.from_numpy(noise((5440,)))
     assert torch.equal(tok.encode_stream([mono[:5000], mono[5000:5001], mono[5001:]]), tok.encode(mono, SAMPLE_RATE))
+
+
+def test_a_2d_array_is_one_clip_with_channels_and_a_batch_is_a_list(tok: AudioTokenizer) -> None:
+    a, b = torch.from_numpy(noise((8000,), seed=1)), torch.from_numpy(noise((8000,), seed=2))
+    assert torch.equal(tok.encode(torch.stack([a, b]), SAMPLE_RATE), tok.encode((a + b) / 2, SAMPLE_RATE))
+    codes, lengths = tok.encode([a, b], SAMPLE_RATE)
+    assert codes.shape == (2, 25) and lengths.tolist() == [25, 25] and torch.equal(codes[1], tok.encode(b, SAMPLE_RATE))
+    doc = " ".join((AudioTokenizer.encode.__doc__ or "").split())  # says so where users look
+    assert "[C, S]" in doc and "not a batch" in doc and "list" in doc

@@ -372,7 +372,10 @@ class AudioTokenizer(nn.Module):
     ) -> Any:
         """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``).
 
-        A list of clips gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
+        A clip's samples are ``[S]``, or ``[C, S]`` / ``[S, C]`` with up to 16 channels,
+        averaged to mono: a 2-D array or tensor is one multi-channel clip, not a batch
+        (``encode(torch.stack([a, b]))`` encodes the mix ``(a + b) / 2``). A batch is a
+        list of clips: it gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
         with ``PAD_CODE``. ``chunk_seconds`` (a number > 0) feeds the clip through
         :meth:`encode_stream` in pieces of that length: the codes are the same; None or
         ``inf`` encodes it in one piece.
