@@ -94,3 +94,12 @@ def test_a_2d_array_is_one_clip_with_channels_and_a_batch_is_a_list(tok: AudioTo
     assert codes.shape == (2, 25) and lengths.tolist() == [25, 25] and torch.equal(codes[1], tok.encode(b, SAMPLE_RATE))
     doc = " ".join((AudioTokenizer.encode.__doc__ or "").split())  # says so where users look
     assert "[C, S]" in doc and "not a batch" in doc and "list" in doc
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_griffin_lim_decodes_a_few_codes(tok: AudioTokenizer, n: int) -> None:
+    codes = tok.encode(noise((16000,)), SAMPLE_RATE)[:n]
+    wave = tok.decode(codes, vocoder="griffin-lim")
+    assert wave.shape == (n * 320,) and bool(torch.isfinite(wave).all())
+    mel = tok.decode_features(codes)
+    assert tok.mel_to_wave(mel).shape == ((mel.shape[-1] - 1) * 160,)

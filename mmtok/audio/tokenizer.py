@@ -420,21 +420,25 @@ class AudioTokenizer(nn.Module):
 
     @torch.inference_mode()
     def mel_to_wave(self, logmel: torch.Tensor, *, n_iter: int | None = None) -> torch.Tensor:
-        """Waveform ``[S]`` from log-mel ``[M, F]``: non-negative least squares back to a linear
-        power spectrogram, then torchaudio's Griffin-Lim (momentum 0.99)."""
+        """Waveform ``[(F - 1) * hop_length]`` from log-mel ``[M, F]``: non-negative least squares
+        back to a linear power spectrogram, then torchaudio's Griffin-Lim (momentum 0.99)."""
         c = self.cfg
         mel = logmel.to(self.device).exp()  # (M, F)
+        frames = mel.shape[-1]
         fb = self.filters  # (M, K)
         num = fb.t() @ mel  # (K, F), also the initial guess
         lin = num.clone()
         for _ in range(16):  # multiplicative NNLS updates (Lee-Seung): lin stays ≥ 0
             lin = lin * num / (fb.t() @ (fb @ lin) + 1e-10)
+        # Griffin-Lim's STFT reflects n_fft/2 samples at each end, so it needs a longer signal than
+        # that: a clip of a few frames gets silent frames after it, cut off again below
+        lin = F.pad(lin, (0, max(0, c.n_fft // (2 * c.hop_length) + 2 - frames)))
         window = torch.hann_window(c.n_fft, device=self.device)
         wave = AF.griffinlim(
             lin.sqrt()[None], window, c.n_fft, c.hop_length, c.n_fft, power=1.0,
             n_iter=n_iter or c.griffin_lim_iters, momentum=0.99, length=None, rand_init=False,
         )[0]
-        return wave
+        return wave[: max(0, frames - 1) * c.hop_length]
 
     def _pick_vocoder(self, vocoder: str | nn.Module) -> Vocoder | None:
         """The learned decoder ``decode`` should use for ``vocoder``, or None for Griffin-Lim."""
