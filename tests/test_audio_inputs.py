@@ -103,3 +103,30 @@ def test_griffin_lim_decodes_a_few_codes(tok: AudioTokenizer, n: int) -> None:
     assert wave.shape == (n * 320,) and bool(torch.isfinite(wave).all())
     mel = tok.decode_features(codes)
     assert tok.mel_to_wave(mel).shape == ((mel.shape[-1] - 1) * 160,)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64, np.int16, np.int32])
+def test_decode_takes_codes_of_any_integer_dtype(tok: AudioTokenizer, dtype: type) -> None:
+    codes = np.array([1, 2, 63], dtype)
+    want = tok.decode_features(torch.tensor([1, 2, 63]))
+    assert torch.equal(tok.decode_features(codes), want)
+    assert torch.equal(tok.decode_features(torch.from_numpy(codes)), want)
+    assert tok.decode(codes, vocoder="griffin-lim").shape == (960,)
+
+
+def test_codes_out_of_range_empty_or_ragged_get_clear_errors(tok: AudioTokenizer) -> None:
+    with pytest.raises(AudioError, match=r"0\.\.63.*18446744073709551615"):
+        tok.decode(np.array([1, 2**64 - 1], np.uint64))  # past int64: no wrap to a negative number
+    with pytest.raises(AudioError, match=r"0\.\.63.*65535"):
+        tok.decode_features(torch.tensor([0, 65535], dtype=torch.uint16))
+    with pytest.raises(AudioError, match=r"0\.\.63.*-1"):
+        tok.decode(np.array([-1, 5], np.int8))
+    for empty in ([], np.zeros(0, np.uint16), torch.zeros(0, 5, dtype=torch.long), torch.zeros(2, 0, dtype=torch.long)):
+        with pytest.raises(AudioError, match="empty"):
+            tok.decode_features(empty)
+    with pytest.raises(AudioError, match="empty"):
+        tok.decode([])
+    with pytest.raises(AudioError, match="ragged"):
+        tok.decode_features([[1, 2], [3]])
+    with pytest.raises(TypeError, match="integers"):
+        tok.decode(np.array([1.0, 2.0]))

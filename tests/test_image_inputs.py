@@ -9,6 +9,7 @@ import pytest
 import torch
 from image_helpers import tiny_config
 
+from mmtok.core.errors import ImageError
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer
 
@@ -30,3 +31,12 @@ def test_big_endian_arrays_are_read_as_their_values() -> None:
     assert torch.equal(load_image(native.astype(">u2")), load_image(native))
     floats = rng.random((8, 9)).astype(np.float32)
     assert torch.equal(load_image(floats.astype(">f4")), load_image(floats))
+
+
+def test_decode_names_ragged_and_unsigned_codes(tok: ImageTokenizer) -> None:
+    with pytest.raises(ImageError, match="ragged"):
+        tok.decode([[1, 2], [3]])
+    grid = np.arange(16).reshape(4, 4)
+    want = tok.decode(torch.from_numpy(grid))
+    for dtype in (np.uint16, np.uint32, np.uint64):
+        assert torch.equal(tok.decode(grid.astype(dtype)), want)

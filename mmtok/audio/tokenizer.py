@@ -399,16 +399,35 @@ class AudioTokenizer(nn.Module):
     # ------------------------------------------------------------ decoding
 
     def _check_codes(self, codes: Any) -> torch.Tensor:
-        codes = torch.as_tensor(codes)
-        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-            raise TypeError(f"codes must be integers, got {codes.dtype}")
-        if codes.dim() not in (1, 2) or codes.shape[-1] == 0:
-            raise ValueError(f"codes must be [n] or [B, n] with n ≥ 1, got shape {tuple(codes.shape)}")
-        if int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size:
-            raise ValueError(
-                f"codes must be in 0..{self.codebook_size - 1}, got values {int(codes.min())}..{int(codes.max())}"
+        """Codes ``[n]`` or ``[B, n]`` of any integer dtype (numpy's and torch's unsigned ones too) ->
+        int64 on the device; the range is checked on the values as given, so none can wrap around."""
+        if not isinstance(codes, torch.Tensor):
+            try:
+                codes = np.asarray(codes)
+            except ValueError as e:  # nested lists of different lengths
+                raise AudioError(f"codes must be a rectangular [n] or [B, n] array, got a ragged sequence ({e})") from e
+        shape = tuple(codes.shape)
+        if math.prod(shape) == 0:
+            raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
+        if len(shape) not in (1, 2):
+            raise AudioError(f"codes must be [n] or [B, n], got shape {shape}")
+        if isinstance(codes, np.ndarray):
+            if not np.issubdtype(codes.dtype, np.integer):
+                raise TypeError(f"codes must be integers, got {codes.dtype}")
+            values: np.ndarray | torch.Tensor = codes
+        else:
+            if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+                raise TypeError(f"codes must be integers, got {codes.dtype}")
+            unsigned = codes.dtype in (torch.uint16, torch.uint32, torch.uint64)  # torch has no min/max for these
+            values = codes.detach().cpu().numpy() if unsigned else codes.detach()
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi >= self.codebook_size:
+            raise AudioError(
+                f"codes must be in 0..{self.codebook_size - 1}, got values {lo}..{hi}"
                 " (cut PAD_CODE padding off with the lengths first)"
             )
+        if isinstance(codes, np.ndarray):
+            codes = torch.from_numpy(codes.astype(np.int64))
         return codes.to(self.device, torch.long)
 
     @torch.inference_mode()

@@ -240,7 +240,11 @@ class ImageTokenizer(nn.Module):
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor | np.ndarray | Sequence[Any]) -> torch.Tensor:
         """Codes ``[h, w]`` -> image ``[3, H, W]``; ``[B, h, w]`` -> ``[B, 3, H, W]``; float in [0, 1]."""
-        codes = torch.as_tensor(codes)
+        try:
+            codes = torch.as_tensor(codes)
+        except (ValueError, TypeError) as e:  # nested lists of different lengths, or not numbers
+            raise ImageError(f"decode takes a rectangular grid of integer codes, got a ragged or mixed "
+                             f"sequence ({e})") from e
         if codes.dim() not in (2, 3):
             raise ImageError(f"decode takes codes [h, w] or [B, h, w], got shape {tuple(codes.shape)}")
         if codes.shape[-1] < 1 or codes.shape[-2] < 1:
