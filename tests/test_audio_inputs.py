@@ -3,8 +3,11 @@ streams, odd code arrays, short decodes, and codes that behave as ordinary tenso
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from mmtok.audio.io import SAMPLE_RATE, load_audio
@@ -130,3 +133,20 @@ def test_codes_out_of_range_empty_or_ragged_get_clear_errors(tok: AudioTokenizer
         tok.decode_features([[1, 2], [3]])
     with pytest.raises(TypeError, match="integers"):
         tok.decode(np.array([1.0, 2.0]))
+
+
+def test_an_ogg_cut_short_is_not_called_empty(tmp_path: Path) -> None:
+    t = np.arange(3 * SAMPLE_RATE) / SAMPLE_RATE
+    sf.write(tmp_path / "full.ogg", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), SAMPLE_RATE,
+             format="OGG", subtype="VORBIS")
+    data = (tmp_path / "full.ogg").read_bytes()
+    last_page = data.rfind(b"OggS")
+    (tmp_path / "tr.ogg").write_bytes(data[: (last_page + len(data)) // 2])  # its last page cut in half
+    with pytest.raises(AudioError, match=r"tr\.ogg could not be decoded.*truncated or corrupt"):
+        load_audio(tmp_path / "tr.ogg")
+    sf.write(tmp_path / "none.ogg", np.zeros(0, np.float32), SAMPLE_RATE, format="OGG", subtype="VORBIS")
+    sf.write(tmp_path / "none.wav", np.zeros(0, np.float32), SAMPLE_RATE)
+    for name in ("none.ogg", "none.wav"):  # valid files that hold no samples
+        with pytest.raises(AudioError, match=rf"{name.replace('.', '[.]')} is empty \(zero samples\)"):
+            load_audio(tmp_path / name)
+    assert load_audio(tmp_path / "full.ogg").shape == (3 * SAMPLE_RATE,)

@@ -199,6 +199,28 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
             return out, read, bad
 
 
+def _ogg_ends_cleanly(path: Path) -> bool:
+    """Whether ``path`` is a sequence of whole Ogg pages whose last one marks the end of the stream.
+
+    libsndfile reports zero frames both for an Ogg file that holds no samples and for one cut off
+    in its first audio page; only the first ends this way.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        pos, last_flags = 0, None
+        while pos < size:
+            f.seek(pos)
+            head = f.read(27)  # capture pattern, version, flags, granule, serial, sequence, CRC, segments
+            if len(head) < 27 or head[:4] != b"OggS":
+                return False
+            table = f.read(head[26])
+            if len(table) < head[26]:
+                return False
+            pos += 27 + len(table) + sum(table)
+            last_flags = head[5]
+    return pos == size and last_flags is not None and bool(last_flags & 0x04)  # 0x04: end of stream
+
+
 def is_truncated(fmt: str, read: int, promised: int) -> bool:
     """Whether ``read`` decoded frames fall short of the ``promised`` ones of a file whose libsndfile
     format is ``fmt``. MP3 headers (libsndfile says "MP3", older versions "MPEG") count the encoder's
@@ -225,6 +247,8 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         raise AudioError(
             f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
         )
+    if read == 0 and fmt == "OGG" and not _ogg_ends_cleanly(path):
+        raise AudioError(f"audio file {path} could not be decoded: no samples came out of it (truncated or corrupt)")
     if read == 0:
         raise AudioError(f"audio file {path} is empty (zero samples)")
     if bad:
