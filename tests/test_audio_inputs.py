@@ -150,3 +150,24 @@ def test_an_ogg_cut_short_is_not_called_empty(tmp_path: Path) -> None:
         with pytest.raises(AudioError, match=rf"{name.replace('.', '[.]')} is empty \(zero samples\)"):
             load_audio(tmp_path / name)
     assert load_audio(tmp_path / "full.ogg").shape == (3 * SAMPLE_RATE,)
+
+
+def test_codes_and_decodes_are_ordinary_tensors(tok: AudioTokenizer) -> None:
+    x = noise((8000,))
+    codes = tok.encode(x, SAMPLE_RATE)
+    embedding = torch.nn.Embedding(tok.codebook_size, 4)
+    embedding(codes).sum().backward()  # codes can feed a model that trains
+    assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
+    codes[0] = 5  # and can be changed in place
+    codes += 1
+    batch, lengths = tok.encode([x, x[:3200]], SAMPLE_RATE)
+    batch[1, 10:] = 0
+    lengths -= 1
+    streamed = tok.encode_stream([x[:4000], x[4000:]])
+    streamed[0] = 1
+    outputs = [tok.features(x, SAMPLE_RATE), tok.decode_features(codes), tok.decode(codes, vocoder="griffin-lim"),
+               tok.mel_to_wave(tok.decode_features(codes))]
+    for out in outputs:
+        assert not out.is_inference()
+        out.mul_(0.5)
+        assert out.clone().requires_grad_().sum().requires_grad

@@ -12,6 +12,7 @@ from image_helpers import tiny_config
 from mmtok.core.errors import ImageError
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer
+from mmtok.video.tokenizer import VideoTokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
@@ -40,3 +41,21 @@ def test_decode_names_ragged_and_unsigned_codes(tok: ImageTokenizer) -> None:
     want = tok.decode(torch.from_numpy(grid))
     for dtype in (np.uint16, np.uint32, np.uint64):
         assert torch.equal(tok.decode(grid.astype(dtype)), want)
+
+
+def test_codes_and_decodes_are_ordinary_tensors(tok: ImageTokenizer) -> None:
+    codes = tok.encode(torch.rand(3, 64, 64))
+    embedding = torch.nn.Embedding(tok.codebook_size, 8)
+    embedding(codes).sum().backward()  # codes can feed a model that trains
+    assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
+    codes[0, 0] = 5  # and can be changed in place
+    codes += 1
+    batch = tok.encode([torch.rand(3, 64, 64), torch.rand(3, 64, 64)])
+    batch[1] = 0
+    image = tok.decode(batch)
+    image.mul_(0.5)
+    video = VideoTokenizer(tok, fps=1.0)
+    frames = video.encode(torch.rand(2, 3, 64, 64))
+    frames += 1
+    for out in (image, video.decode(frames - 1)):
+        assert not out.is_inference() and out.clone().requires_grad_().sum().requires_grad

@@ -52,7 +52,7 @@ from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
-from mmtok.core.protocol import module_fingerprint
+from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 __all__ = [
@@ -271,10 +271,10 @@ class AudioTokenizer(nn.Module):
         return log_mel(audio.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length,
                        floor=c.log_floor, center=center)
 
+    @ordinary_outputs
     def features(self, x: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
         """Log-mel ``[M, F]`` (``F = 1 + S // hop_length``) of a file or array."""
-        with torch.inference_mode():
-            return self.log_mel(load_audio(x, sample_rate, target_rate=self.sample_rate))
+        return self.log_mel(load_audio(x, sample_rate, target_rate=self.sample_rate))
 
     def context_features(self, audio: torch.Tensor) -> torch.Tensor:
         """The encoder's whole input for samples ``[S]``: log-mel ``[M, fpt*n + 2*context]``,
@@ -348,7 +348,7 @@ class AudioTokenizer(nn.Module):
             yield self._block_codes(buf[:window], min(c.block_tokens, n - emitted))
             buf, emitted = buf[step:], emitted + c.block_tokens
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None) -> torch.Tensor:
         """Codes ``[n]`` of a recording given as consecutive chunks of samples.
 
@@ -365,7 +365,7 @@ class AudioTokenizer(nn.Module):
             )
         return torch.cat(list(self._stream(mono_chunks(chunks))))
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def encode(
         self, x: AudioInput | Sequence[AudioInput], sample_rate: int | None = None, *,
         chunk_seconds: float | None = None,
@@ -430,14 +430,14 @@ class AudioTokenizer(nn.Module):
             codes = torch.from_numpy(codes.astype(np.int64))
         return codes.to(self.device, torch.long)
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def decode_features(self, codes: Any) -> torch.Tensor:
         """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``)."""
         codes = self._check_codes(codes)
         mel = self._decode_latent(self.vq.decode(codes.reshape(-1, codes.shape[-1])))  # (B, M, F)
         return mel.reshape(*codes.shape[:-1], *mel.shape[-2:])
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def mel_to_wave(self, logmel: torch.Tensor, *, n_iter: int | None = None) -> torch.Tensor:
         """Waveform ``[(F - 1) * hop_length]`` from log-mel ``[M, F]``: non-negative least squares
         back to a linear power spectrogram, then torchaudio's Griffin-Lim (momentum 0.99)."""
@@ -478,7 +478,7 @@ class AudioTokenizer(nn.Module):
             )
         return None if vocoder == "griffin-lim" else self.vocoder
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def decode(self, codes: Any, *, vocoder: str | nn.Module = "auto") -> torch.Tensor:
         """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``.
 

@@ -20,12 +20,14 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
-__all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint"]
+__all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint", "ordinary_outputs"]
 
 
 @runtime_checkable
@@ -34,6 +36,8 @@ class MediaTokenizer(Protocol):
 
     ``encode(x)`` takes the medium (a path, a PIL image, a waveform, ...) and gives
     an int64 tensor of codes; ``decode(codes)`` gives the medium back as a tensor.
+    Both are ordinary tensors (not inference tensors): they may be changed in place
+    and fed to a model that trains (see :func:`ordinary_outputs`).
     ``fingerprint`` is a short string that changes whenever the same input would
     give different codes: a vocabulary records it, so data and models made with
     one tokenizer are never silently read with another.
@@ -98,3 +102,40 @@ def module_fingerprint(module: Any, *, cfg: Any = None, skip_prefix: str | None 
     else:
         h.update(str(getattr(module, "codebook_size", getattr(module, "vocab_size", ""))).encode())
     return h.hexdigest()[:16]
+
+
+Fn = TypeVar("Fn", bound=Callable[..., Any])
+
+
+def _ordinary(x: Any) -> Any:
+    """``x`` with every inference tensor in it (alone, or in a tuple or list) copied to an ordinary one."""
+    if isinstance(x, torch.Tensor):
+        return x.clone() if x.is_inference() else x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_ordinary(v) for v in x)
+    return x
+
+
+def ordinary_outputs(fn: Fn) -> Fn:
+    """Run a tokenizer's public ``encode``/``decode`` under ``torch.inference_mode`` (no autograd
+    bookkeeping) and hand back ordinary tensors: copies made outside that mode, which a caller may
+    change in place or feed to a model that trains. Calls made from inside inference mode (one
+    decorated method calling another) get the results as they are: the outermost call copies.
+
+    >>> @ordinary_outputs
+    ... def twice(x):
+    ...     return x * 2
+    >>> y = twice(torch.ones(2))
+    >>> y.is_inference(), torch.nn.Embedding(4, 2)(y.long()).sum().requires_grad
+    (False, True)
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if torch.is_inference_mode_enabled():
+            return fn(*args, **kwargs)
+        with torch.inference_mode():
+            out = fn(*args, **kwargs)
+        return _ordinary(out)
+
+    return run  # type: ignore[return-value]

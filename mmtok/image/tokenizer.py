@@ -25,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from mmtok.core.errors import ImageError
-from mmtok.core.protocol import module_fingerprint
+from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.image.io import (
     SIZE_POLICIES,
     ImageInput,
@@ -230,14 +230,14 @@ class ImageTokenizer(nn.Module):
         losses["total"] = losses["recon"] + q.loss
         return ImageTokenizerOutput(recon, q.indices, losses, q.usage, q.perplexity)
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``."""
         batch, single = self._as_batch(x)
         codes = self.vq.encode(self.latents(batch.to(self.device)))  # (B, h, w)
         return codes[0] if single else codes
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def decode(self, codes: torch.Tensor | np.ndarray | Sequence[Any]) -> torch.Tensor:
         """Codes ``[h, w]`` -> image ``[3, H, W]``; ``[B, h, w]`` -> ``[B, 3, H, W]``; float in [0, 1]."""
         try:

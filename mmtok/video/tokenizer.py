@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from mmtok.core.errors import VideoError
-from mmtok.core.protocol import module_fingerprint
+from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.video.temporal import repeat_decode, repeat_encode
@@ -413,7 +413,7 @@ class VideoTokenizer(nn.Module):
         n = self.cfg.chunk_frames
         return torch.cat([self.image.encode(frames[i : i + n]) for i in range(0, frames.shape[0], n)])
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def encode(self, x: Any, *, start: float = 0.0, duration: float | None = None) -> torch.Tensor:
         """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``."""
         if isinstance(x, (str, os.PathLike)):
@@ -439,7 +439,7 @@ class VideoTokenizer(nn.Module):
             raise ValueError(f"video codes must be [T, h, w], got shape {tuple(codes.shape)}")
         return repeat_decode(codes, self.repeat_id) if self.repeat_id is not None else codes
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def decode(self, codes: Any) -> torch.Tensor:
         """Codes ``[T, h, w]`` -> frames float32 ``[T, 3, H, W]`` in [0, 1]."""
         flat = self.expand(codes)
