@@ -4,10 +4,14 @@ ordinary tensors."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from image_helpers import tiny_config
+from PIL import Image
 
 from mmtok.core.errors import ImageError
 from mmtok.image.io import load_image
@@ -59,3 +63,25 @@ def test_codes_and_decodes_are_ordinary_tensors(tok: ImageTokenizer) -> None:
     frames += 1
     for out in (image, video.decode(frames - 1)):
         assert not out.is_inference() and out.clone().requires_grad_().sum().requires_grad
+
+
+def truncated_jpeg(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)).save(buf, "JPEG")
+    path = tmp_path / "trunc.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return path
+
+
+def test_a_broken_pil_image_is_an_image_error_naming_it(tok: ImageTokenizer, tmp_path: Path) -> None:
+    path = truncated_jpeg(tmp_path)
+    with pytest.raises(ImageError, match=r"trunc\.jpg.*truncated"):
+        tok.encode(path)
+    with pytest.raises(ImageError, match=r"image file '.*trunc\.jpg' .*truncated"):
+        tok.encode(Image.open(path))
+    with pytest.raises(ImageError, match=r"trunc\.jpg.*truncated"):
+        load_image(Image.open(path))
+    unnamed = Image.open(io.BytesIO(path.read_bytes()))
+    with pytest.raises(ImageError, match=r"PIL image \(mode RGB.*truncated"):
+        load_image(unnamed)

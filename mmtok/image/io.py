@@ -53,6 +53,9 @@ def describe(x: Any) -> str:
     if isinstance(x, (str, os.PathLike)):
         return f"image file {os.fspath(x)!r}"
     if isinstance(x, Image.Image):
+        name = getattr(x, "filename", "")  # set when Image.open read it from a file
+        if name:
+            return f"image file {os.fspath(name)!r} (a PIL image, mode {x.mode}, size {x.size})"
         return f"PIL image (mode {x.mode}, size {x.size})"
     if isinstance(x, (np.ndarray, torch.Tensor)):
         return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {x.dtype}"
@@ -205,7 +208,10 @@ def load_image(x: ImageInput) -> torch.Tensor:
         if isinstance(x, (str, os.PathLike)):
             arr = _from_pil(_open_file(Path(x)), prepared=True)
         elif isinstance(x, Image.Image):
-            arr = _from_pil(x)
+            try:
+                arr = _from_pil(x)
+            except OSError as e:  # Pillow decodes lazily: a truncated or corrupt file fails here
+                raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
         elif isinstance(x, np.ndarray):
             arr = _from_array(x)
         elif isinstance(x, torch.Tensor):
