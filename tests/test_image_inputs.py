@@ -14,7 +14,7 @@ from image_helpers import tiny_config
 from PIL import Image
 
 from mmtok.core.errors import ImageError
-from mmtok.image.io import load_image
+from mmtok.image.io import MAX_SIDE, load_image
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 
@@ -85,3 +85,20 @@ def test_a_broken_pil_image_is_an_image_error_naming_it(tok: ImageTokenizer, tmp
     unnamed = Image.open(io.BytesIO(path.read_bytes()))
     with pytest.raises(ImageError, match=r"PIL image \(mode RGB.*truncated"):
         load_image(unnamed)
+
+
+def test_wide_modes_keep_their_scale_past_the_working_size(tmp_path: Path) -> None:
+    """16-bit, 32-bit and float images longer than MAX_SIDE: the scale comes from the image as
+    decoded, not from the reduced one (whose mode and overshoot differ)."""
+    step = np.zeros((300, 5000), np.float32)
+    step[:, 2500:] = 1.0  # the reduction overshoots at the step: below 0 and above the top value
+    Image.fromarray((step * 200).astype(np.uint16)).save(tmp_path / "dark16.png")
+    Image.fromarray(np.where(step > 0, 1.0, 0.2).astype(np.float32), "F").save(tmp_path / "f.tif")
+    Image.fromarray((step * 60000).astype(np.int32), "I").save(tmp_path / "i.tif")
+    for name, dark, bright in (("dark16.png", 0.0, 200 / 65535), ("f.tif", 0.2, 1.0), ("i.tif", 0.0, 60000 / 65535)):
+        x = load_image(tmp_path / name)
+        assert x.shape == (3, round(300 * MAX_SIDE / 5000), MAX_SIDE)
+        assert torch.equal(x, load_image(Image.open(tmp_path / name))), name
+        assert float(x.min()) >= 0.0 and float(x.max()) <= min(1.0, 1.2 * bright), name
+        assert float(x[0, :, :500].mean()) == pytest.approx(dark, abs=1e-4), name
+        assert float(x[0, :, -500:].mean()) == pytest.approx(bright, abs=1e-4), name

@@ -68,21 +68,26 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return rgb * alpha + ALPHA_BACKGROUND * (1.0 - alpha)
 
 
-def _scale_wide(a: np.ndarray, mode: str) -> np.ndarray:
-    """Integer/float single-channel modes (``I;16``, ``I``, ``F``) -> float in [0, 1]."""
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-    lo, hi = float(a.min()), float(a.max())
+def _value_scale(img: Image.Image) -> tuple[float, float] | None:
+    """``(offset, divisor)`` taking the values of a 16-bit, 32-bit integer or float image (modes
+    ``I;16*``, ``I``, ``F``) to [0, 1] as ``(v - offset) / divisor``; None for other modes.
+
+    Decided on the image as decoded, before any resize: a reduced 16-bit image is 32-bit, and
+    a filter's overshoot would move the range that picks the rule.
+    """
+    mode = img.mode
     if mode.startswith("I;16"):
-        return a / SIXTEEN_BIT_MAX
+        return 0.0, SIXTEEN_BIT_MAX
+    if mode not in ("I", "F"):
+        return None
+    lo, hi = (float(v) for v in img.getextrema())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
     if lo >= 0.0 and hi <= 1.0 and mode == "F":
-        return a  # already a [0, 1] float image
-    if lo >= 0.0 and hi <= 255.0 and mode == "F":
-        return a / 255.0
+        return 0.0, 1.0  # already a [0, 1] float image
     if lo >= 0.0 and hi <= SIXTEEN_BIT_MAX:
-        return a / (255.0 if hi <= 255.0 else SIXTEEN_BIT_MAX)
-    return (a - lo) / max(hi - lo, 1e-12)  # arbitrary range: stretch to [0, 1]
+        return 0.0, (255.0 if hi <= 255.0 else SIXTEEN_BIT_MAX)
+    return lo, max(hi - lo, 1e-12)  # arbitrary range: stretch to [0, 1]
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -98,34 +103,34 @@ def _working_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * s)), max(1, round(height * s))
 
 
-def _shrink(img: Image.Image) -> Image.Image:
-    """An image longer than ``MAX_SIDE`` -> ``MAX_SIDE`` on the long side (Lanczos); others unchanged.
-
-    Modes Pillow cannot filter (palette, 1-bit, CMYK, ...) and colour-keyed transparency are
-    converted to RGB(A) first, 16-bit to 32-bit ``I``; the result is still 8- or 32-bit, not float.
-    """
-    if max(img.size) <= MAX_SIDE:
-        return img
+def _shrink(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` resized to ``size`` (Lanczos). Modes Pillow cannot filter (palette, 1-bit, CMYK, ...) and
+    colour-keyed transparency are converted to RGB(A) first, 16-bit to 32-bit ``I``."""
     if img.mode.startswith("I;16"):
         img = img.convert("I")
     elif img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F") or _has_alpha(img):
         img = img.convert("RGBA" if _has_alpha(img) else "RGB")
-    return img.resize(_working_size(*img.size), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
 
 
-def _prepare(img: Image.Image) -> Image.Image:
-    """EXIF orientation applied, then reduced to the working size (see :func:`_shrink`)."""
-    return _shrink(ImageOps.exif_transpose(img))
+def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
+    """The working size ``img`` is reduced to, or None when its long side is at most ``MAX_SIDE``."""
+    return _working_size(*img.size) if max(img.size) > MAX_SIDE else None
 
 
-def _from_pil(img: Image.Image, *, prepared: bool = False) -> np.ndarray:
-    """Any Pillow mode -> float32 ``[H, W, 3]`` in [0, 1] (EXIF orientation applied)."""
-    mode = img.mode  # before a 16-bit image is widened to 32-bit by _shrink
-    if not prepared:
-        img = _prepare(img)
-    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        gray = _scale_wide(np.asarray(img), mode).clip(0.0, 1.0)
-        return np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A Pillow image of any mode, oriented -> float32 ``[H, W, 3]`` in [0, 1], reduced to ``size``
+    (Lanczos) first when given. 16-bit, 32-bit and float images are scaled by a rule decided before
+    the reduction (:func:`_value_scale`) and clipped to [0, 1] after it."""
+    mode, scale = img.mode, _value_scale(img)
+    if size is not None:
+        img = _shrink(img, size)
+    if scale is not None:
+        offset, divisor = scale
+        gray = (np.asarray(img, dtype=np.float64) - offset) / divisor
+        if not np.isfinite(gray).all():
+            raise ValueError(f"mode {mode} image contains NaN/inf pixels")
+        return np.repeat(gray.clip(0.0, 1.0)[..., None], 3, axis=2).astype(np.float32)
     if _has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         return _composite_on_white(rgba).astype(np.float32)
@@ -174,7 +179,9 @@ def _bomb_message(path: Path, e: Exception) -> str:
 
 
 def _open_file(path: Path) -> Image.Image:
-    """Decode ``path`` (first frame), oriented and reduced to the working size; errors name the file."""
+    """Decode ``path`` (first frame) and apply its EXIF orientation; errors name the file. A JPEG
+    longer than ``MAX_SIDE`` is decoded at the smallest of 1/2, 1/4, 1/8 scale still at least the
+    working size (``Image.draft``)."""
     check_media_file(what="image file", error=ImageError, path=path)
     try:
         with warnings.catch_warnings():
@@ -183,7 +190,7 @@ def _open_file(path: Path) -> Image.Image:
                 if img.format == "JPEG" and max(img.size) > MAX_SIDE:
                     img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
                 img.load()  # decode now: truncated/corrupt data fails here, not later
-                return _prepare(img)
+                return ImageOps.exif_transpose(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_bomb_message(path, e)) from e
     except UnidentifiedImageError as e:
@@ -206,10 +213,12 @@ def load_image(x: ImageInput) -> torch.Tensor:
     where = describe(x)
     try:
         if isinstance(x, (str, os.PathLike)):
-            arr = _from_pil(_open_file(Path(x)), prepared=True)
+            img = _open_file(Path(x))
+            arr = _from_pil(img, size=_reduced_size(img))
         elif isinstance(x, Image.Image):
             try:
-                arr = _from_pil(x)
+                img = ImageOps.exif_transpose(x)
+                arr = _from_pil(img, size=_reduced_size(img))
             except OSError as e:  # Pillow decodes lazily: a truncated or corrupt file fails here
                 raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
         elif isinstance(x, np.ndarray):
