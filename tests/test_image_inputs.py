@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from image_helpers import tiny_config
 from PIL import Image
 
 from mmtok.core.errors import ImageError
-from mmtok.image.io import MAX_SIDE, load_image
+from mmtok.core.memory import PeakMemory
+from mmtok.image.io import MAX_SIDE, apply_size_policy, load_image
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 
@@ -102,3 +104,30 @@ def test_wide_modes_keep_their_scale_past_the_working_size(tmp_path: Path) -> No
         assert float(x.min()) >= 0.0 and float(x.max()) <= min(1.0, 1.2 * bright), name
         assert float(x[0, :, :500].mean()) == pytest.approx(dark, abs=1e-4), name
         assert float(x[0, :, -500:].mean()) == pytest.approx(bright, abs=1e-4), name
+
+
+def crop_whole(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The 'crop' policy done the long way: resize the whole image, then keep its centre."""
+    h, w = x.shape[-2:]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    y = F.interpolate(x, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return y[..., top : top + size, left : left + size]
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(16, 300, 256), (300, 16, 256), (300, 5000, 256), (5000, 300, 256),
+                                              (17, 1200, 64), (40, 3000, 64), (3001, 41, 64), (256, 5000, 256)])
+def test_crop_of_a_long_image_crops_first_with_the_same_result(h: int, w: int, size: int) -> None:
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h + w))
+    got = apply_size_policy(x, policy="crop", image_size=size, multiple=16)
+    assert got.shape == (2, 3, size, size)
+    assert float((got - crop_whole(x, size)).abs().max()) < 1e-5
+
+
+def test_crop_of_a_long_array_stays_small() -> None:
+    x = load_image(np.random.default_rng(0).integers(0, 256, (16, 8000, 3)).astype(np.uint8))[None]
+    with PeakMemory("cpu") as m:
+        y = apply_size_policy(x, policy="crop", image_size=256, multiple=16)
+    assert y.shape == (1, 3, 256, 256)
+    assert m.peak_mib < 40, m.peak_mib  # resizing the whole strip first took about 393 MiB

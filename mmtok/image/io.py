@@ -33,8 +33,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
+from mmtok.image.resample import input_span, resample_span
 
-__all__ = ["MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "describe", "load_image", "patchify", "unpatchify"]
+__all__ = [
+    "MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "crop_first", "crop_window", "describe",
+    "load_image", "patchify", "unpatchify",
+]
 
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
@@ -286,10 +290,52 @@ def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
+def _crop_geometry(h: int, w: int, image_size: int) -> tuple[int, int, int, int]:
+    """``(nh, nw, top, left)``: the ``"crop"`` policy resizes ``h×w`` to ``nh×nw`` (the short side to
+    ``image_size``) and keeps rows ``[top, top + image_size)``, columns ``[left, left + image_size)``."""
+    s = image_size / min(h, w)
+    nh, nw = max(image_size, round(h * s)), max(image_size, round(w * s))
+    return nh, nw, (nh - image_size) // 2, (nw - image_size) // 2
+
+
+def crop_window(h: int, w: int, image_size: int) -> tuple[int, int, int, int] | None:
+    """The pixels ``(left, top, right, bottom)`` of an ``h×w`` image that the ``"crop"`` policy reads when
+    it crops before resizing: for an image whose resized long side would pass ``max(MAX_SIDE,
+    image_size)``. None for other images, which it resizes whole.
+
+    >>> crop_window(16, 8000, 256), crop_window(480, 640, 256)
+    ((3990, 0, 4010, 16), None)
+    """
+    nh, nw, top, left = _crop_geometry(h, w, image_size)
+    if max(nh, nw) <= max(MAX_SIDE, image_size):
+        return None
+    if nw > nh:  # wide: every row, the columns under the kept ones
+        a, b = input_span(w, nw, left, image_size)
+        return a, 0, b, h
+    a, b = input_span(h, nh, top, image_size)
+    return 0, a, w, b
+
+
+def crop_first(x: torch.Tensor, h: int, w: int, image_size: int) -> torch.Tensor:
+    """The ``"crop"`` policy for an ``h×w`` image with a :func:`crop_window`, given only that window's
+    pixels ``x`` ``[B, 3, bottom - top, right - left]``: the long axis resampled at just the kept
+    pixels (:func:`~mmtok.image.resample.resample_span`), then the short one. Equal, to float rounding,
+    to resizing the whole image and keeping its centre."""
+    box = crop_window(h, w, image_size)
+    assert box is not None and tuple(x.shape[-2:]) == (box[3] - box[1], box[2] - box[0]), (box, x.shape)
+    nh, nw, top, left = _crop_geometry(h, w, image_size)
+    if nw > nh:  # columns first, as torch resizes (rows are the short side: nh == image_size)
+        x = resample_span(x, -1, in_len=w, out_len=nw, start=left, count=image_size, offset=box[0])
+    else:
+        x = resample_span(x, -2, in_len=h, out_len=nh, start=top, count=image_size, offset=box[1])
+    return _resize(x, image_size, image_size)
+
+
 def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple: int) -> torch.Tensor:
     """Bring ``[B, 3, H, W]`` to the size the encoder sees.
 
-    - ``"crop"``: resize the shorter side to ``image_size``, center-crop to a square.
+    - ``"crop"``: resize the shorter side to ``image_size``, center-crop to a square (an image
+      too elongated to resize whole cheaply is cropped first, see :func:`crop_window`).
     - ``"pad"``: resize the longer side to ``image_size``, pad (edge pixels,
       bottom/right) to ``image_size × image_size``.
     - ``"native"``: keep the size, pad (bottom/right) to a multiple of ``multiple``.
@@ -299,10 +345,11 @@ def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple
     """
     h, w = x.shape[-2:]
     if policy == "crop":
-        s = image_size / min(h, w)
-        nh, nw = max(image_size, round(h * s)), max(image_size, round(w * s))
+        box = crop_window(h, w, image_size)
+        if box is not None:
+            return crop_first(x[..., box[1] : box[3], box[0] : box[2]], h, w, image_size)
+        nh, nw, top, left = _crop_geometry(h, w, image_size)
         x = _resize(x, nh, nw)
-        top, left = (nh - image_size) // 2, (nw - image_size) // 2
         return x[..., top : top + image_size, left : left + image_size]
     if policy == "pad":
         s = image_size / max(h, w)
