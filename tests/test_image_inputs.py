@@ -131,3 +131,56 @@ def test_crop_of_a_long_array_stays_small() -> None:
         y = apply_size_policy(x, policy="crop", image_size=256, multiple=16)
     assert y.shape == (1, 3, 256, 256)
     assert m.peak_mib < 40, m.peak_mib  # resizing the whole strip first took about 393 MiB
+
+
+@pytest.fixture(scope="module")
+def tok256() -> ImageTokenizer:
+    """The shipped tokenizer's size policy (crop to 256 × 256) on a tiny network."""
+    torch.manual_seed(0)
+    t = ImageTokenizer(tiny_config(image_size=256))
+    t.train()
+    t(torch.rand(2, 3, 256, 256))  # k-means init so the codebook is data-shaped
+    return t.eval()
+
+
+def test_long_files_pil_images_and_arrays_of_the_same_pixels_agree(tok256: ImageTokenizer, tmp_path: Path) -> None:
+    """A 300×8200 picture is reduced by the crop policy to its centre 300×300 at full resolution,
+    whatever form it comes in (the loader used to halve it to 150×4096 first, then enlarge it)."""
+    noise = np.random.default_rng(0).integers(0, 256, (300, 8200, 3)).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    Image.fromarray(noise).save(tmp_path / "noise.jpg", quality=95)
+    decoded_jpeg = np.asarray(Image.open(tmp_path / "noise.jpg").convert("RGB"))
+    for path, pixels in ((tmp_path / "noise.png", noise), (tmp_path / "noise.jpg", decoded_jpeg)):
+        want = tok256.preprocess(pixels)
+        assert want.shape == (3, 256, 256) and float(want.std()) > (0.19 if path.suffix == ".png" else 0.12)
+        assert torch.equal(tok256.preprocess(path), want)
+        assert torch.equal(tok256.preprocess(Image.open(path)), want)
+        assert torch.equal(tok256.encode(path), tok256.encode(pixels))
+
+
+def test_thin_files_are_measured_at_their_real_size(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    strip = rng.integers(0, 256, (20, 20000, 3)).astype(np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    Image.fromarray(strip[:10]).save(tmp_path / "sliver.png")
+    torch.manual_seed(0)
+    for policy in ("crop", "pad"):
+        t = ImageTokenizer(tiny_config(image_size=256, size_policy=policy)).eval()
+        codes = t.encode(tmp_path / "strip.png")  # 20 pixels high: one patch fits
+        assert codes.shape == (16, 16)
+        if policy == "crop":
+            assert torch.equal(codes, t.encode(strip))
+        for x in (tmp_path / "sliver.png", Image.open(tmp_path / "sliver.png")):
+            with pytest.raises(ImageError, match=r"sliver\.png.* is 20000×10 pixels, smaller than one 16×16 patch"):
+                t.encode(x)
+
+
+def test_large_photos_are_still_reduced_before_conversion(tok256: ImageTokenizer, tmp_path: Path) -> None:
+    """A photo past MAX_SIDE whose crop needs no window is decoded at reduced scale and reduced to
+    the working size first, as before: cheap, and its short side stays above image_size."""
+    rng = np.random.default_rng(0)
+    photo = np.repeat(np.repeat(rng.integers(0, 256, (100, 425, 3)), 10, 0), 10, 1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)  # 4250 × 1000
+    want = apply_size_policy(load_image(tmp_path / "photo.jpg")[None], policy="crop", image_size=256, multiple=16)
+    assert load_image(tmp_path / "photo.jpg").shape == (3, 964, MAX_SIDE)
+    assert torch.equal(tok256.preprocess(tmp_path / "photo.jpg"), want[0])

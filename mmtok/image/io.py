@@ -7,10 +7,14 @@ accepted too. Errors name the source and what is wrong.
 
 Memory stays bounded whatever the file claims: an image over Pillow's
 decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million
-pixels) is refused before decoding, and a Pillow image longer than
-``MAX_SIDE`` on its long side is reduced to that size (aspect kept; JPEGs
+pixels) is refused before decoding, and :func:`load_image` reduces a Pillow
+image longer than ``MAX_SIDE`` on its long side to that size (aspect kept; JPEGs
 decoded at a reduced scale through ``Image.draft``) before any float
 conversion. Images up to ``MAX_SIDE`` come back exactly as decoded.
+:func:`load_sized`, what the tokenizer reads, goes by its size policy instead:
+under ``"crop"`` an image too elongated to resize whole is cut to the window
+the crop reads, at full resolution, so a file, a Pillow image and an array of
+the same pixels give the same result.
 
 >>> import numpy as np
 >>> load_image(np.zeros((4, 6, 3), np.uint8)).shape
@@ -22,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +41,15 @@ from mmtok.core.paths import check_media_file
 from mmtok.image.resample import input_span, resample_span
 
 __all__ = [
-    "MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "crop_first", "crop_window", "describe",
-    "load_image", "patchify", "unpatchify",
+    "MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "check_size", "crop_first", "crop_window",
+    "describe", "load_image", "load_sized", "patchify", "unpatchify",
 ]
 
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
 MAX_SIDE = 4096  # working size: longer Pillow images are reduced to this many pixels on the long side
+EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
 REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -122,11 +128,14 @@ def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
     return _working_size(*img.size) if max(img.size) > MAX_SIDE else None
 
 
-def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A Pillow image of any mode, oriented -> float32 ``[H, W, 3]`` in [0, 1], reduced to ``size``
-    (Lanczos) first when given. 16-bit, 32-bit and float images are scaled by a rule decided before
-    the reduction (:func:`_value_scale`) and clipped to [0, 1] after it."""
+def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
+              box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A Pillow image of any mode, oriented -> float32 ``[H, W, 3]`` in [0, 1], first cut to ``box``
+    (left, top, right, bottom) or reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
+    images are scaled by a rule decided on the whole image (:func:`_value_scale`), clipped after."""
     mode, scale = img.mode, _value_scale(img)
+    if box is not None:
+        img = img.crop(box)
     if size is not None:
         img = _shrink(img, size)
     if scale is not None:
@@ -182,25 +191,104 @@ def _bomb_message(path: Path, e: Exception) -> str:
             f"{limit:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")
 
 
-def _open_file(path: Path) -> Image.Image:
-    """Decode ``path`` (first frame) and apply its EXIF orientation; errors name the file. A JPEG
-    longer than ``MAX_SIDE`` is decoded at the smallest of 1/2, 1/4, 1/8 scale still at least the
-    working size (``Image.draft``)."""
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of ``img`` once its EXIF orientation is applied (read from the header)."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def check_size(height: int, width: int, *, patch: int, where: str) -> None:
+    """An :class:`ImageError` naming ``where`` and its size when it is smaller than one ``patch×patch`` patch.
+
+    >>> check_size(10, 40, patch=16, where="image file 'a.png'")
+    Traceback (most recent call last):
+    ...
+    mmtok.core.errors.ImageError: image file 'a.png' is 40×10 pixels, smaller than one 16×16 patch; use an image at least 16 pixels on each side
+    """
+    if height < patch or width < patch:
+        raise ImageError(f"{where} is {width}×{height} pixels, smaller than one {patch}×{patch} patch; "
+                         f"use an image at least {patch} pixels on each side")
+
+
+Window = Callable[[int, int], "tuple[int, int, int, int] | None"]  # (height, width) -> the box to read, or None
+
+
+def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> Image.Image:
+    """Decode ``path`` (first frame) and apply its EXIF orientation; errors name the file.
+
+    ``patch``: an image smaller than one ``patch×patch`` patch is refused before decoding. A JPEG
+    longer than ``MAX_SIDE`` without a ``window`` box is decoded at the smallest of 1/2, 1/4, 1/8 scale
+    still at least the working size (``Image.draft``); one with a box is decoded whole.
+    """
     check_media_file(what="image file", error=ImageError, path=path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.format == "JPEG" and max(img.size) > MAX_SIDE:
+                w, h = _oriented_size(img)
+                check_size(h, w, patch=patch, where=f"image file {str(path)!r}")
+                if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
                     img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
                 img.load()  # decode now: truncated/corrupt data fails here, not later
                 return ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_bomb_message(path, e)) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"image file {str(path)!r} is not an image Pillow can read") from e
     except Exception as e:  # Pillow's format plugins raise many types on malformed data
         raise ImageError(f"image file {str(path)!r} is corrupt or truncated: {type(e).__name__}: {e}") from e
+
+
+def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window | None,
+              patch: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
+    """A file or Pillow image -> (float32 ``[h, w, 3]``, its size ``(H, W)`` as decoded, the ``window`` box
+    it was cut to or None): cut to the box at full resolution, else reduced to the working size."""
+    if isinstance(x, Image.Image):
+        w, h = _oriented_size(x)
+        check_size(h, w, patch=patch, where=where)
+    try:
+        img = ImageOps.exif_transpose(x) if isinstance(x, Image.Image) else _open_file(Path(x), window=window,
+                                                                                       patch=patch)
+        w, h = img.size
+        box = window(h, w) if window is not None else None
+        return _from_pil(img, box=box, size=None if box else _reduced_size(img)), (h, w), box
+    except OSError as e:  # a PIL image decodes lazily: a truncated or corrupt file fails here
+        if not isinstance(x, Image.Image):
+            raise
+        raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
+
+
+def _read(x: ImageInput, *, window: Window | None = None,
+          patch: int = 0) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int, int, int] | None]:
+    """Any image -> (float32 ``[3, h, w]`` in [0, 1], its size ``(H, W)`` as decoded, the box it was cut
+    to or None). A file or Pillow image is cut to its ``window(H, W)`` box when there is one, else
+    reduced past ``MAX_SIDE``; ``patch``: an image smaller than one ``patch×patch`` patch is refused."""
+    where = describe(x)
+    box = None
+    try:
+        if isinstance(x, (str, os.PathLike, Image.Image)):
+            arr, size, box = _read_pil(x, where, window=window, patch=patch)
+        elif isinstance(x, np.ndarray):
+            arr = _from_array(x)
+            size = arr.shape[:2]
+        elif isinstance(x, torch.Tensor):
+            t = _from_tensor(x)
+            check_size(*t.shape[-2:], patch=patch, where=where)
+            return t, tuple(t.shape[-2:]), None  # type: ignore[return-value]
+        else:
+            raise TypeError(
+                f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
+            )
+    except (ImageError, FileNotFoundError, TypeError):
+        raise
+    except ValueError as e:
+        raise ImageError(f"cannot use {where}: {e}") from e
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(f"{where} is empty (0 pixels)")
+    check_size(*size, patch=patch, where=where)
+    return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy()), (int(size[0]), int(size[1])), box
 
 
 def load_image(x: ImageInput) -> torch.Tensor:
@@ -214,32 +302,27 @@ def load_image(x: ImageInput) -> torch.Tensor:
     >>> tuple(load_image(np.zeros((5, 7, 4), np.uint8)).shape)
     (3, 5, 7)
     """
-    where = describe(x)
-    try:
-        if isinstance(x, (str, os.PathLike)):
-            img = _open_file(Path(x))
-            arr = _from_pil(img, size=_reduced_size(img))
-        elif isinstance(x, Image.Image):
-            try:
-                img = ImageOps.exif_transpose(x)
-                arr = _from_pil(img, size=_reduced_size(img))
-            except OSError as e:  # Pillow decodes lazily: a truncated or corrupt file fails here
-                raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
-        elif isinstance(x, np.ndarray):
-            arr = _from_array(x)
-        elif isinstance(x, torch.Tensor):
-            return _from_tensor(x)
-        else:
-            raise TypeError(
-                f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
-            )
-    except (ImageError, FileNotFoundError, TypeError):
-        raise
-    except ValueError as e:
-        raise ImageError(f"cannot use {where}: {e}") from e
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"{where} is empty (0 pixels)")
-    return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy())
+    return _read(x)[0]
+
+
+def load_sized(x: ImageInput, *, policy: str, image_size: int, multiple: int) -> torch.Tensor:
+    """One image -> ``[1, 3, H', W']``: ``apply_size_policy(load_image(x)[None], ...)`` for an array or
+    tensor, and the same for a file or Pillow image of the same pixels, read as the policy needs.
+
+    Under ``"crop"`` an image with a :func:`crop_window` is cut to that window as decoded, at full
+    resolution (a 300×8200 picture: its middle, not a 150×4096 reduction enlarged again); any other
+    image longer than ``MAX_SIDE`` is reduced to the working size first, like :func:`load_image`
+    (for ``"crop"`` that keeps its short side at least ``image_size``). An image smaller than one
+    ``multiple×multiple`` patch is an :class:`ImageError` naming it and its size as decoded.
+
+    >>> tuple(load_sized(np.zeros((20, 9000), np.uint8), policy="crop", image_size=64, multiple=16).shape)
+    (1, 3, 64, 64)
+    """
+    window = (lambda h, w: crop_window(h, w, image_size)) if policy == "crop" else None
+    img, (h, w), box = _read(x, window=window, patch=multiple)
+    if box is not None:
+        return crop_first(img[None], h, w, image_size)
+    return apply_size_policy(img[None], policy=policy, image_size=image_size, multiple=multiple)
 
 
 def _from_tensor(t: torch.Tensor) -> torch.Tensor:

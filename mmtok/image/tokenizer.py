@@ -1,8 +1,9 @@
 """Images -> discrete tokens and back: ``ImageTokenizer`` (encoder, VQ codebook, decoder).
 
-Data flow: any image Pillow reads (or an array/tensor) -> ``load_image`` ->
-float32 ``[3, H, W]`` in [0, 1] -> ``preprocess`` (size policy) -> encoder ->
-VQ -> int64 codes ``[h, w]`` -> decoder -> ``[3, H, W]``.
+Data flow: any image Pillow reads (or an array/tensor) -> ``load_sized``
+(``load_image`` and the size policy, reading only what the policy needs) ->
+float32 ``[3, H, W]`` in [0, 1], what ``preprocess`` gives -> encoder -> VQ ->
+int64 codes ``[h, w]`` -> decoder -> ``[3, H, W]``.
 
 >>> import torch
 >>> tok = ImageTokenizer(ImageTokenizerConfig(image_size=64)).eval()
@@ -30,8 +31,10 @@ from mmtok.image.io import (
     SIZE_POLICIES,
     ImageInput,
     apply_size_policy,
+    check_size,
     describe,
     load_image,
+    load_sized,
 )
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
@@ -161,19 +164,15 @@ class ImageTokenizer(nn.Module):
 
     # ---------------------------------------------------------------- preprocessing
 
-    def _check_size(self, x: torch.Tensor, where: str) -> None:
-        h, w = x.shape[-2:]
-        f = self.downsample
-        if h < f or w < f:
-            raise ImageError(
-                f"{where} is {w}×{h} pixels, smaller than one {f}×{f} patch; "
-                f"use an image at least {f} pixels on each side"
-            )
-
     def _preprocess_batch(self, x: torch.Tensor, where: str) -> torch.Tensor:
-        self._check_size(x, where)
+        check_size(*x.shape[-2:], patch=self.downsample, where=where)
         c = self.cfg
         return apply_size_policy(x, policy=c.size_policy, image_size=c.image_size, multiple=self.downsample)
+
+    def _preprocess_one(self, x: ImageInput) -> torch.Tensor:
+        """One image of any kind -> ``[1, 3, H, W]``, read as the size policy needs (see ``load_sized``)."""
+        c = self.cfg
+        return load_sized(x, policy=c.size_policy, image_size=c.image_size, multiple=self.downsample)
 
     def preprocess(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """The exact tensor ``encode`` sees: ``[3, H, W]`` for one image, ``[B, 3, H, W]`` for a batch."""
@@ -190,7 +189,7 @@ class ImageTokenizer(nn.Module):
         if isinstance(x, (list, tuple)):
             if not x:
                 raise ImageError("got an empty list of images")
-            outs = [self._preprocess_batch(load_image(i)[None], describe(i)) for i in x]
+            outs = [self._preprocess_one(i) for i in x]
             sizes = {tuple(o.shape[-2:]) for o in outs}
             if len(sizes) > 1:
                 raise ImageError(
@@ -198,7 +197,7 @@ class ImageTokenizer(nn.Module):
                     f"{self.cfg.size_policy!r}; encode them one at a time or use 'crop' or 'pad'"
                 )
             return torch.cat(outs), False
-        return self._preprocess_batch(load_image(x)[None], describe(x)), True
+        return self._preprocess_one(x), True
 
     # ---------------------------------------------------------------- the model
 
