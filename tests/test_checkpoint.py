@@ -120,6 +120,12 @@ def test_unknown_shipped_name() -> None:
         mmtok.load("no-such-model")
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_empty_name_says_so(name: str) -> None:
+    with pytest.raises(mmtok.CheckpointError, match=r"name is empty: pass a shipped name \(.*image"):
+        mmtok.load(name)
+
+
 def test_missing_files(tmp_path: Path) -> None:
     folder = mmtok.save(trained_vq(), tmp_path / "vq")
     (folder / WEIGHTS_NAME).unlink()

@@ -470,6 +470,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """
     path = Path(name_or_path)
     name = str(name_or_path)
+    if not name.strip():  # Path("") is the working folder: never what was meant
+        raise CheckpointError(f"checkpoint name is empty: pass a shipped name ({shipped_names() or 'none'}) "
+                              "or a checkpoint folder")
     bare = "/" not in name and os.sep not in name
     if path.exists() and not (bare and path.is_dir() and not (path / CONFIG_NAME).is_file()
                               and (models_dir() / name / CONFIG_NAME).is_file()):
