@@ -16,6 +16,7 @@ from PIL import Image
 
 from mmtok.core.errors import ImageError
 from mmtok.core.memory import PeakMemory
+from mmtok.image import io as image_io
 from mmtok.image.io import MAX_SIDE, apply_size_policy, load_image
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
@@ -184,3 +185,15 @@ def test_large_photos_are_still_reduced_before_conversion(tok256: ImageTokenizer
     want = apply_size_policy(load_image(tmp_path / "photo.jpg")[None], policy="crop", image_size=256, multiple=16)
     assert load_image(tmp_path / "photo.jpg").shape == (3, 964, MAX_SIDE)
     assert torch.equal(tok256.preprocess(tmp_path / "photo.jpg"), want[0])
+
+
+def test_the_module_states_the_layouts_it_takes() -> None:
+    assert load_image(np.zeros((4, 6, 3), np.uint8)).shape == (3, 4, 6)  # arrays: channels last
+    assert load_image(torch.zeros(3, 4, 6)).shape == (3, 4, 6)  # tensors: channels first
+    with pytest.raises(ImageError, match="channels last"):
+        load_image(np.zeros((3, 4, 6), np.uint8))
+    with pytest.raises(ImageError, match=r"\[3, H, W\]"):
+        load_image(torch.zeros(8, 6, 3))
+    doc = " ".join((image_io.__doc__ or "").split())
+    assert "arrays ``[H, W]`` or ``[H, W, C]`` (channels last)" in doc
+    assert "tensors ``[H, W]`` or ``[C, H, W]`` (channels first" in doc

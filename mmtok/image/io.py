@@ -2,8 +2,9 @@
 
 Every Pillow mode is converted, not refused: palette and grayscale to RGB, alpha
 composited on white, 16-bit and float images scaled; EXIF orientation applied.
-Arrays and tensors in ``[H, W]``, ``[H, W, C]`` or ``[C, H, W]`` layout are
-accepted too. Errors name the source and what is wrong.
+Numpy arrays ``[H, W]`` or ``[H, W, C]`` (channels last) and tensors ``[H, W]``
+or ``[C, H, W]`` (channels first), with C = 1, 3 or 4, are accepted too; the other
+orders are refused. Errors name the source and what is wrong.
 
 Memory stays bounded whatever the file claims: an image over Pillow's
 decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million
