@@ -197,3 +197,13 @@ def test_the_module_states_the_layouts_it_takes() -> None:
     doc = " ".join((image_io.__doc__ or "").split())
     assert "arrays ``[H, W]`` or ``[H, W, C]`` (channels last)" in doc
     assert "tensors ``[H, W]`` or ``[C, H, W]`` (channels first" in doc
+
+
+def test_a_thin_jpeg_is_measured_before_it_is_decoded_smaller(tmp_path: Path) -> None:
+    """Under 'pad' a long JPEG is decoded at reduced scale: the patch check sees its real size."""
+    strip = np.random.default_rng(0).integers(0, 256, (20, 9000, 3)).astype(np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.jpg")
+    t = ImageTokenizer(tiny_config(image_size=64, size_policy="pad")).eval()
+    assert t.encode(tmp_path / "strip.jpg").shape == (4, 4)
+    with pytest.raises(ImageError, match="empty"):
+        t.encode(np.zeros((0, 20, 3), np.uint8))

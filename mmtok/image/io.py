@@ -245,13 +245,15 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
 def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window | None,
               patch: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
     """A file or Pillow image -> (float32 ``[h, w, 3]``, its size ``(H, W)`` as decoded, the ``window`` box
-    it was cut to or None): cut to the box at full resolution, else reduced to the working size."""
-    if isinstance(x, Image.Image):
-        w, h = _oriented_size(x)
-        check_size(h, w, patch=patch, where=where)
+    it was cut to or None): cut to the box at full resolution, else reduced to the working size. The
+    ``patch`` check runs on the size before any decoding (a JPEG may then be decoded smaller)."""
     try:
-        img = ImageOps.exif_transpose(x) if isinstance(x, Image.Image) else _open_file(Path(x), window=window,
-                                                                                       patch=patch)
+        if isinstance(x, Image.Image):
+            w, h = _oriented_size(x)
+            check_size(h, w, patch=patch, where=where)
+            img = ImageOps.exif_transpose(x)
+        else:
+            img = _open_file(Path(x), window=window, patch=patch)
         w, h = img.size
         box = window(h, w) if window is not None else None
         return _from_pil(img, box=box, size=None if box else _reduced_size(img)), (h, w), box
@@ -288,7 +290,8 @@ def _read(x: ImageInput, *, window: Window | None = None,
         raise ImageError(f"cannot use {where}: {e}") from e
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"{where} is empty (0 pixels)")
-    check_size(*size, patch=patch, where=where)
+    if isinstance(x, np.ndarray):  # files and Pillow images were measured before decoding
+        check_size(*size, patch=patch, where=where)
     return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy()), (int(size[0]), int(size[1])), box
 
 
