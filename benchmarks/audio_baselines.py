@@ -86,14 +86,34 @@ def encodec_24khz() -> Any:
 
 
 def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
-    """Median seconds to encode ``clip24`` (samples at 24 kHz) with ours (resampling included) and EnCodec."""
+    """Median seconds to encode ``clip24`` (samples at 24 kHz) with ours (resampling included) and EnCodec,
+    timed in turn (:func:`timed_pair`), so a host that slows down during the run slows both alike."""
     enc = encodec_24khz()
 
     def encodec_encode() -> None:
         with torch.inference_mode():
             enc.encode(clip24[None, None])
 
-    return timed(lambda: tok.encode(clip24, ENCODEC_RATE), repeats), timed(encodec_encode, repeats)
+    return timed_pair(lambda: tok.encode(clip24, ENCODEC_RATE), encodec_encode, repeats)
+
+
+def timed_pair(a: Any, b: Any, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``repeats`` calls each of ``a`` and ``b``, alternated (a, b, a, b, ...) after one
+    warm-up call of each: their ratio does not depend on when in the run the host was busy.
+
+    >>> ta, tb = timed_pair(lambda: sum(range(1000)), lambda: sum(range(100_000)), 3)
+    >>> ta < tb
+    True
+    """
+    a()
+    b()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def timed(fn: Any, repeats: int) -> float:
