@@ -1,10 +1,10 @@
-"""Shared by the image tests: a tiny tokenizer config and a generated natural-ish picture."""
+"""Shared by the image tests: a tiny tokenizer config (and a fitted tokenizer of it) and a generated natural-ish picture."""
 
 from __future__ import annotations
 
 import torch
 
-from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.vq.quantizer import VQConfig
 
 
@@ -20,6 +20,15 @@ def tiny_config(**kw: object) -> ImageTokenizerConfig:
     )
     base.update(kw)
     return ImageTokenizerConfig(**base)  # type: ignore[arg-type]
+
+
+def fitted_tiny_tokenizer() -> ImageTokenizer:
+    """A seeded :func:`tiny_config` tokenizer whose codebook was k-means-initialised on random pictures, in eval mode."""
+    torch.manual_seed(0)
+    t = ImageTokenizer(tiny_config())
+    t.train()
+    t(torch.rand(4, 3, 64, 64))  # k-means init so the codebook is data-shaped
+    return t.eval()
 
 
 def smooth_picture(size: int = 256, seed: int = 0) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_helpers import smooth_picture, tiny_config
+from image_helpers import fitted_tiny_tokenizer, smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
@@ -27,11 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is s
 
 @pytest.fixture(scope="module")
 def tok() -> ImageTokenizer:
-    torch.manual_seed(0)
-    t = ImageTokenizer(tiny_config())
-    t.train()
-    t(torch.rand(4, 3, 64, 64))  # k-means init so the codebook is data-shaped
-    return t.eval()
+    return fitted_tiny_tokenizer()
 
 
 def rgb_gradient(h: int = 24, w: int = 32) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from image_helpers import tiny_config
+from image_helpers import fitted_tiny_tokenizer, tiny_config
 from PIL import Image
 
 from mmtok.core.errors import ImageError
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is s
 
 @pytest.fixture(scope="module")
 def tok() -> ImageTokenizer:
-    torch.manual_seed(0)
-    t = ImageTokenizer(tiny_config())
-    t.train()
-    t(torch.rand(4, 3, 64, 64))  # k-means init so the codebook is data-shaped
-    return t.eval()
+    return fitted_tiny_tokenizer()
 
 
 def test_big_endian_arrays_are_read_as_their_values() -> None:
