@@ -58,8 +58,8 @@ from mmtok.audio.scores import pesq_wb, stoi_score
 from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
-from mmtok.core.checkpoint import resolve_checkpoint
 from mmtok.core.metrics import codebook_usage
+from mmtok.core.module_io import resolve_checkpoint
 from mmtok.synth.toy import pitch_round_trip
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit
 
 import mmtok
-from mmtok.core.checkpoint import shipped_names
+from mmtok.core.module_io import shipped_names
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 
 

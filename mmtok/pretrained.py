@@ -22,16 +22,15 @@ from typing import Any
 
 from torch import nn
 
-from mmtok.core.checkpoint import (
-    config_from_dict,
+from mmtok.core.checkpoint import config_from_dict, read_config
+from mmtok.core.errors import CheckpointError
+from mmtok.core.module_io import (
     load_module,
     models_dir,
-    read_config,
     resolve_checkpoint,
     save_module,
     shipped_names,
 )
-from mmtok.core.errors import CheckpointError
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["KINDS", "available", "default_config", "load", "load_config", "native_image_tokenizer", "save"]

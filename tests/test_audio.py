@@ -19,8 +19,8 @@ import mmtok
 from mmtok.audio.features import HOP_LENGTH, N_FFT, N_MELS, mel_filters, mel_power
 from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
-from mmtok.core.checkpoint import models_dir
 from mmtok.core.errors import AudioError
+from mmtok.core.module_io import models_dir
 from mmtok.vq.kmeans import lloyd
 from mmtok.vq.quantizer import VQConfig
 
@@ -364,7 +364,8 @@ def test_old_flat_config_gives_the_shipped_tokenizer() -> None:
 
     from safetensors.torch import load_file
 
-    from mmtok.core.checkpoint import config_from_dict, load_state_dict_checked
+    from mmtok.core.checkpoint import config_from_dict
+    from mmtok.core.module_io import load_state_dict_checked
 
     shipped = mmtok.load("audio")
     c = shipped.cfg

@@ -21,7 +21,7 @@ from mmtok.audio import scores as speech_quality  # noqa: E402
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig  # noqa: E402
 from mmtok.audio.vocoder import Vocoder, VocoderConfig  # noqa: E402
 from mmtok.audio.vocoder_data import AudioCache, build_cache  # noqa: E402
-from mmtok.core.checkpoint import save_module  # noqa: E402
+from mmtok.core.module_io import save_module  # noqa: E402
 from mmtok.vq.quantizer import VQConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -200,8 +200,8 @@ def test_one_document_per_row_is_plain_causal() -> None:
 
 
 def test_old_unfused_checkpoint_keys_are_refused_by_name() -> None:
-    from mmtok.core.checkpoint import load_state_dict_checked
     from mmtok.core.errors import CheckpointError
+    from mmtok.core.module_io import load_state_dict_checked
 
     m = tiny()
     old = {k: v for k, v in m.state_dict().items() if "attn.qkv" not in k}

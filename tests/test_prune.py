@@ -15,7 +15,7 @@ from test_vocoder import tiny_corpus
 
 import mmtok
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
-from mmtok.core.checkpoint import save_module
+from mmtok.core.module_io import save_module
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import dropped_share, most_used, prune_tokenizer
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig

@@ -108,7 +108,7 @@ def test_for_tokenizers_hashes_weights() -> None:
 def test_labels_name_the_checkpoints_in_messages_but_not_in_identity(tmp_path) -> None:
     from image_helpers import tiny_config
 
-    from mmtok.core.checkpoint import load_module, save_module
+    from mmtok.core.module_io import load_module, save_module
     from mmtok.image.tokenizer import ImageTokenizer
     from mmtok.stream.text import ByteTokenizer
 

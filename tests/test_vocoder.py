@@ -23,7 +23,7 @@ from mmtok.audio.vocoder import (
     multi_resolution_stft_loss,
     receptive_field,
 )
-from mmtok.core.checkpoint import load_module, save_module
+from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VQConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

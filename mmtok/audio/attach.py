@@ -21,7 +21,7 @@ from typing import Any
 
 from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder
-from mmtok.core.checkpoint import load_module, load_state_dict_checked, save_module
+from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 
 __all__ = ["SHIPPED_LIMIT_MB", "attach_vocoder", "folder_megabytes"]
 

@@ -54,9 +54,9 @@ from mmtok.audio.losses import band_matrix, compressed_l1, envelope_correlation_
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.train_data import cache_material, is_cache, random_feature_crops, training_files
 from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown, resume_source
-from mmtok.core.checkpoint import save_module
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
+from mmtok.core.module_io import save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,

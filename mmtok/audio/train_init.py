@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
-from mmtok.core.checkpoint import config_from_dict, load_module, read_config
+from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import TrainingError
+from mmtok.core.module_io import load_module
 from mmtok.vq.quantizer import VQConfig
 
 __all__ = ["GROWABLE", "build_config", "init_source", "load_grown", "resume_source"]

@@ -90,14 +90,9 @@ from mmtok.audio.vocoder_data import (
 )
 from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.checkpoint import (
-    config_from_dict,
-    load_module,
-    load_state_dict_checked,
-    read_config,
-    save_module,
-)
+from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import HelpFormatter, load_train_state, pick_device, save_train_state
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from mmtok.context import planner
 from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
-from mmtok.core.checkpoint import CONFIG_NAME, models_dir
+from mmtok.core.checkpoint import CONFIG_NAME
+from mmtok.core.module_io import models_dir
 from mmtok.lm.model import ModelConfig
 from mmtok.pretrained import available, default_config, load_config
 

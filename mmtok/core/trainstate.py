@@ -31,8 +31,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmtok.core.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
 from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
+from mmtok.core.module_io import load_state_dict_checked
 
 __all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "freeze_codes", "load_newest_intact",
            "load_train_state", "optimizer_state_join", "optimizer_state_split", "pick_device", "save_train_state"]

@@ -36,9 +36,10 @@ import torch
 from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.checkpoint import config_from_dict, load_module, save_module
+from mmtok.core.checkpoint import config_from_dict
 from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
+from mmtok.core.module_io import load_module, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,

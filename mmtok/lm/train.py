@@ -134,7 +134,8 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
     run folder or one checkpoint folder in it.
     """
-    from mmtok.core.checkpoint import config_from_dict, load_checkpoint, load_state_dict_checked
+    from mmtok.core.checkpoint import config_from_dict, load_checkpoint
+    from mmtok.core.module_io import load_state_dict_checked
 
     path = Path(run)
     if not (path / "config.json").is_file():

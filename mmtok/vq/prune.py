@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmtok.core.checkpoint import load_module, save_module
 from mmtok.core.errors import MmtokError
+from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["add_prune_arguments", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command", "save_pruned"]

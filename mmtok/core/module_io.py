@@ -1,0 +1,258 @@
+"""Modules in checkpoints: an ``nn.Module`` with a dataclass config, saved to and built from
+the folder format of :mod:`mmtok.core.checkpoint`, by path or by shipped name (``"image"``).
+
+Building checks before it allocates: the config's integers are capped, its counts of repeated
+layers are compared with the number of tensors in the file, and the module is built on the meta
+device so that its shapes can be compared with the weights' header. Every refusal is a
+:class:`~mmtok.core.errors.CheckpointError` that names the folder and, where it can, the config
+field to blame.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    config_from_dict,
+    load_tensors,
+    read_config,
+    read_header,
+    save_checkpoint,
+)
+from mmtok.core.errors import CheckpointError
+
+__all__ = [
+    "checkpoint_label",
+    "load_module",
+    "load_state_dict_checked",
+    "models_dir",
+    "resolve_checkpoint",
+    "save_module",
+    "shipped_names",
+]
+
+T = TypeVar("T")
+
+
+def _fit_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """How the shapes a checkpoint holds (``found``) differ from a model's (``expected``)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: checkpoint {found[k]} vs model {expected[k]}"
+             for k in expected if k in found and found[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    if wrong:
+        problems.append("shape mismatch " + "; ".join(wrong))
+    return problems
+
+
+def load_state_dict_checked(
+    module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], *, where: str | os.PathLike[str]
+) -> None:
+    """``module.load_state_dict`` with errors that name the checkpoint and each mismatch."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    problems = _fit_problems(expected, {k: tuple(v.shape) for k, v in tensors.items()})
+    if problems:
+        raise CheckpointError(f"checkpoint {where} does not fit the model: " + ", ".join(problems))
+    module.load_state_dict(dict(tensors), strict=True)
+
+
+_PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "_models"  # inside an installed wheel
+_REPO_MODELS = Path(__file__).resolve().parents[2] / "models"  # in a source checkout
+
+
+def models_dir() -> Path:
+    """The folder that holds the shipped checkpoints (``models/`` of the repo or the wheel's copy)."""
+    for candidate in (_PACKAGE_MODELS, _REPO_MODELS):
+        if candidate.is_dir():
+            return candidate
+    return _REPO_MODELS
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped checkpoint folders (``"image"``, ``"audio"``, ...)."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """A checkpoint folder from a path, or from a shipped name such as ``"image"``.
+
+    A folder that exists wins over a shipped name; a bare name with no such folder
+    is looked up among the shipped checkpoints.
+    """
+    path = Path(name_or_path)
+    name = str(name_or_path)
+    if not name.strip():  # Path("") is the working folder: never what was meant
+        raise CheckpointError(f"checkpoint name is empty: pass a shipped name ({shipped_names() or 'none'}) "
+                              "or a checkpoint folder")
+    bare = "/" not in name and os.sep not in name
+    if path.exists() and not (bare and path.is_dir() and not (path / CONFIG_NAME).is_file()
+                              and (models_dir() / name / CONFIG_NAME).is_file()):
+        return path  # a folder of that name that is not a checkpoint does not hide a shipped one
+    if bare:
+        shipped = models_dir() / name
+        if shipped.is_dir():
+            return shipped
+        raise CheckpointError(
+            f"{name!r} is neither a folder nor a shipped checkpoint; shipped: {shipped_names() or 'none'}"
+        )
+    raise CheckpointError(f"no checkpoint at {path}: the folder does not exist")
+
+
+def save_module(
+    module: torch.nn.Module,
+    folder: str | os.PathLike[str],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    extra_files: Mapping[str, bytes | str] | None = None,
+) -> Path:
+    """Write ``module`` (anything with a ``KIND`` string and a ``cfg`` dataclass) as a checkpoint folder."""
+    kind = getattr(module, "KIND", None)
+    cfg = getattr(module, "cfg", None)
+    if not isinstance(kind, str) or cfg is None:
+        raise TypeError(f"save() needs a module with KIND and cfg attributes, got {type(module).__name__}")
+    return save_checkpoint(folder, kind=kind, config=cfg, tensors=module.state_dict(),
+                           provenance=provenance, extra_files=extra_files)
+
+
+def _config_ints(config: Any, prefix: str = "") -> dict[str, int]:
+    """Every integer in a (nested) config dict, by dotted name."""
+    out: dict[str, int] = {}
+    for k, v in (config.items() if isinstance(config, Mapping) else ()):
+        if isinstance(v, Mapping):
+            out.update(_config_ints(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out.update({f"{prefix}{k}[{i}]": x for i, x in enumerate(v) if type(x) is int})
+        elif type(v) is int:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _shape_mismatch(where: Any, config: Any, file: Mapping[str, tuple[int, ...]],
+                    model: Mapping[str, tuple[int, ...]]) -> str | None:
+    """A one-line account of how the module the config builds differs from the file, or None.
+
+    Config integers equal to a model-side size that differs from the file are named as suspects.
+    """
+    problems = _fit_problems(model, file)
+    if not problems:
+        return None
+    dims = {d for k in model if k in file and len(model[k]) == len(file[k])
+            for d, f in zip(model[k], file[k], strict=True) if d != f}
+    suspects = [f"{name} = {v}" for name, v in _config_ints(config).items() if v in dims]
+    blame = f" (config field {', '.join(suspects[:4])}?)" if suspects else ""
+    return f"checkpoint {where} does not fit the model{blame}: " + ", ".join(problems)
+
+
+_REPEAT_FIELD = re.compile(r"(^|_)(blocks|layers|n_layer)$")  # config counts of repeated layers
+
+
+def _repeat_problem(config: Mapping[str, Any], tensors: int, prefix: str = "") -> str | None:
+    """Why ``config`` asks for more repeated layers than a weights file of ``tensors`` tensors
+    can hold (None when it does not). Every repeated layer or list-given stage owns at least one
+    tensor, so a count above ``tensors`` cannot match the weights; refusing it here keeps a damaged
+    or hand-edited count (``"enc_blocks": 215873``) from building a huge module before the shape
+    check can say no."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found = _repeat_problem(value, tensors, prefix=f"{name}.")
+            if found:
+                return found
+        elif isinstance(value, list) and len(value) > tensors:
+            return (f"field {name!r} lists {len(value):,} entries, more than the {tensors:,} tensors "
+                    "the weights hold (the file is damaged or hand-edited)")
+        elif (isinstance(value, int) and not isinstance(value, bool) and _REPEAT_FIELD.search(str(key))
+              and value > tensors):
+            return (f"field {name!r} = {value:,} asks for more repeated layers than the {tensors:,} "
+                    "tensors the weights hold (the file is damaged or hand-edited)")
+    return None
+
+
+def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
+    """Shapes of the state dict ``cls(cfg)`` would have, built on the meta device (no memory).
+
+    None when the constructor needs real numbers (e.g. a mel filterbank it computes);
+    the size caps of :func:`config_from_dict` then guard the real build alone.
+    """
+    import torch.fx.experimental._config as fx_config
+
+    try:
+        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), torch.device("meta"):
+            module = cls(cfg)
+    except (RuntimeError, NotImplementedError):
+        return None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
+                                  "the weights are damaged (or training diverged)")
+
+
+def checkpoint_label(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> str:
+    """How a loaded checkpoint is named in messages: its folder, its ``model_version`` if the
+    provenance gives one, and when and by which mmtok it was saved."""
+    prov = meta.get("provenance") or {}
+    version = prov.get("model_version") if isinstance(prov, Mapping) else None
+    saved = f"saved {str(meta.get('created', '?'))[:10]} by mmtok {meta.get('mmtok_version', '?')}"
+    return f"{Path(path).name} ({version}, {saved})" if version else f"{Path(path).name} ({saved})"
+
+
+def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
+    """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
+
+    Nothing large is allocated before the config is known to fit the weights: the
+    config's integers are checked (:data:`MAX_CONFIG_INT`), the module is built on
+    the meta device and its shapes compared with the safetensors header; only then
+    are the weights read (refused if any is NaN/inf) and the module built for real.
+    It comes back in eval mode with ``provenance`` set.
+    """
+    folder = resolve_checkpoint(name_or_path)
+    meta = read_config(folder, kind=cls.KIND)  # type: ignore[attr-defined]
+    path = Path(meta.pop("_path"))
+    if not (path / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
+    cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
+    repeats = _repeat_problem(meta["config"], len(header))
+    if repeats:
+        raise CheckpointError(f"checkpoint {path}: {CONFIG_NAME} {repeats}")
+    try:
+        shapes = _meta_shapes(cls, cfg)
+        problem = None if shapes is None else _shape_mismatch(path, meta["config"], header, shapes)
+        if problem:
+            raise CheckpointError(problem)
+        tensors = load_tensors(path)
+        _check_finite(tensors, path)
+        module = cls(cfg)  # type: ignore[call-arg]
+    except (CheckpointError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
+        raise CheckpointError(f"checkpoint {path}: cannot build {cls.__name__} from {CONFIG_NAME}: "
+                              f"{type(e).__name__}: {e}") from e
+    load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
+    module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
+    module.checkpoint_label = checkpoint_label(path, meta)  # type: ignore[attr-defined]
+    module.eval()  # type: ignore[attr-defined]
+    if device is not None:
+        module.to(device)  # type: ignore[attr-defined]
+    return module
