@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import mmtok
-from mmtok.audio import vocoder_train
+from mmtok.audio import vocoder_run, vocoder_train
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.vocoder import (
     Vocoder,
@@ -168,7 +168,7 @@ def test_resume_continues_the_same_curve(tmp_path: Path) -> None:
 
 def test_non_finite_loss_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     corpus, cache, run = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", tmp_path / "run"
-    real = vocoder_train.mel_l1
+    real = vocoder_run.mel_l1
     calls = {"n": 0}
 
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
@@ -176,7 +176,7 @@ def test_non_finite_loss_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         out = real(*args, **kwargs)  # type: ignore[arg-type]
         return out * float("nan") if calls["n"] == 2 else out
 
-    monkeypatch.setattr(vocoder_train, "mel_l1", poisoned)
+    monkeypatch.setattr(vocoder_run, "mel_l1", poisoned)
     args = ["--corpus", str(corpus), "--cache", str(cache), "--out", str(run), "--steps", "4", "--batch-size", "1",
             "--segment-seconds", "0.2", "--save-every", "10", "--val-segments", "1", "--val-clips", "0",
             "--no-progress", *TINY_ARGS]

@@ -1,0 +1,360 @@
+"""One vocoder training run in its folder: set up (new or resumed), step, checkpoint, validate.
+
+The command around it, its stages and the run folder's layout are described in
+:mod:`mmtok.audio.vocoder_train`; this module holds the run itself (:class:`Run`) and how a run
+starts from another checkpoint (:func:`initial_vocoder`, :func:`checkpoint_source`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.audio.corpus import synthetic_clips
+from mmtok.audio.discriminator import RESOLUTIONS, WaveGAN, random_crops
+from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
+from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
+from mmtok.audio.vocoder_data import (
+    AudioCache,
+    MixedClips,
+    draw_batch,
+    mixed_weights,
+    read_jsonl,
+    rewrite_jsonl,
+    sampling_weights,
+    validation_set,
+    write_json_atomic,
+)
+from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
+from mmtok.core.checkpoint import config_from_dict, read_config
+from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
+from mmtok.core.schedule import warmup_cosine
+from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+
+__all__ = [
+    "BEST_BY",
+    "FEATURES",
+    "Run",
+    "checkpoint_source",
+    "initial_vocoder",
+]
+
+STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
+BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
+FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
+DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
+    rows = read_jsonl(path)
+    keep = [r for r in rows if r.get("step", 0) <= step]
+    if len(keep) != len(rows) or path.is_file():
+        rewrite_jsonl(path, keep)
+
+
+def checkpoint_source(where: str) -> str:
+    """How a run records a checkpoint it read: a folder as its absolute path, a shipped name as itself.
+
+    >>> checkpoint_source("audio")
+    'audio'
+    """
+    return str(Path(where).resolve()) if Path(where).exists() else where
+
+
+def initial_vocoder(where: str) -> Vocoder:
+    """The vocoder ``--init-from`` names: a vocoder checkpoint, or the learned vocoder inside an
+    audio tokenizer checkpoint (a folder or a shipped name), with that vocoder's own provenance."""
+    try:
+        return load_module(Vocoder, where)
+    except CheckpointError as not_vocoder:
+        try:
+            tok = load_module(AudioTokenizer, where)
+        except CheckpointError:
+            raise TrainingError(f"--init-from {where}: {not_vocoder}") from not_vocoder
+    if tok.vocoder is None:
+        raise TrainingError(f"--init-from {where}: an audio tokenizer without a learned vocoder (Griffin-Lim "
+                            "only); name a vocoder checkpoint or a tokenizer that has one")
+    voc = tok.vocoder
+    voc.provenance = dict((getattr(tok, "provenance", None) or {}).get("vocoder", {}).get("provenance") or {})
+    return voc
+
+
+class Run:
+    """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate."""
+
+    def __init__(self, args: argparse.Namespace, argv: list[str]) -> None:
+        if args.features not in FEATURES:
+            raise TrainingError(f"--features must be one of {FEATURES}, got {args.features!r}")
+        if min(args.batch_size, args.steps, args.val_segments, args.save_every) < 1:
+            raise TrainingError(
+                f"need --batch-size, --steps, --val-segments, --save-every ≥ 1; "
+                f"got {args.batch_size}, {args.steps}, {args.val_segments}, {args.save_every}")
+        if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
+            raise TrainingError(f"need --synthetic ≥ 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1]; "
+                                f"got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones}")
+        self.args, self.out = args, Path(args.out)
+        self.state_dir = self.out / STATE_DIR
+        resuming = args.resume and (self.state_dir / "config.json").is_file()
+        if not resuming and (self.state_dir / "config.json").is_file():
+            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        init = self._config(resuming)
+        self.tok = self._tokenizer()
+        unit = VocoderConfig.hop_length if self.tok is None else self.tok.cfg.samples_per_token
+        self.seg = round(args.segment_seconds * SAMPLE_RATE) // unit * unit  # samples per training segment
+        if self.seg < max(4 * VocoderConfig.hop_length, unit):
+            raise TrainingError(f"--segment-seconds {args.segment_seconds} is too short (≥ 0.04 s)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        cache_dir = Path(args.cache)
+        real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
+        self.synthetic = self.saved_prov.get("synthetic") if resuming else (
+            {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
+             **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
+        if self.synthetic:  # a resumed run redraws the clips it started with, whatever the options say
+            synth = synthetic_clips(self.synthetic["clips"], seed=self.synthetic["seed"], sample_rate=SAMPLE_RATE,
+                                    tones=self.synthetic.get("tones", 0.0))
+            self.train_set: AudioCache | MixedClips = MixedClips(real, synth)
+            self.probs = mixed_weights(sampling_weights(real.clips), len(synth), self.synthetic["share"])
+        else:
+            self.train_set, self.probs = real, sampling_weights(real.clips)
+        self.voc = Vocoder(self.cfg).to(pick_device(args.device))
+        if init is not None:
+            load_state_dict_checked(self.voc, init.state_dict(), where=args.init_from)
+        if self.tok is not None:
+            self.tok.to(self.voc.window.device)
+        params = list(self.voc.parameters())
+        self.opt = torch.optim.AdamW(
+            [{"params": [p for p in params if p.dim() > 1], "weight_decay": args.weight_decay},
+             {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}], lr=args.lr, betas=(0.8, 0.99))
+        self.gan_cfg, self.best_by = self._adversarial(resuming)
+        self.gan = None if self.gan_cfg is None else WaveGAN(
+            weight=self.gan_cfg["weight"], fm_weight=self.gan_cfg["fm_weight"], start=self.gan_cfg["start"],
+            warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
+            device=self.voc.window.device)
+        self.step, self.elapsed, self.best = 0, 0.0, math.inf
+        if resuming:
+            st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
+            self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
+            self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
+            if self.gan is not None:
+                self.gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(self.state_dir))
+            print(f"resumed at step {self.step}", file=sys.stderr)
+        self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
+        _truncate_log(self.log_path, self.step)
+        _truncate_log(self.val_path, self.step)
+        names = self._validation(val)
+        self.prov = self._provenance(argv, cache_dir, params, names, init)
+
+    def _config(self, resuming: bool) -> Vocoder | None:
+        """Set ``self.cfg`` (and the seeds of a new run); the ``--init-from`` model of a new run, if any."""
+        args = self.args
+        init, self.saved_prov = None, {}
+        if resuming:  # the run's own model config and feature kind win over the options
+            meta = read_config(self.state_dir, kind=Vocoder.KIND)
+            self.cfg = config_from_dict(VocoderConfig, meta["config"])
+            self.saved_prov = dict(meta.get("provenance") or {})
+            saved = self.saved_prov.get("features", "true")
+            if saved != args.features:
+                raise TrainingError(f"{self.out} was trained on --features {saved}; resume it with that, "
+                                    f"not --features {args.features}")
+        elif args.init_from is not None:
+            init = initial_vocoder(args.init_from)
+            self.cfg = init.cfg
+        else:
+            self.cfg = VocoderConfig(dim=args.dim, intermediate=args.intermediate, blocks=args.blocks)
+        if not resuming:
+            torch.manual_seed(args.seed)
+            np.random.seed(args.seed)  # noqa: NPY002 - the global state is what train-state saves
+        return init
+
+    def _adversarial(self, resuming: bool) -> tuple[dict[str, Any] | None, str]:
+        """The discriminators' settings (None: none) and the figure that picks best/; a resumed run keeps its own."""
+        args = self.args
+        if resuming:
+            return self.saved_prov.get("discriminator"), self.saved_prov.get("best_by", "mel_l1")
+        if min(args.disc_weight, args.fm_weight, args.disc_start, args.disc_warmup) < 0 or args.disc_lr <= 0 \
+                or args.disc_channels < 1 or args.disc_seconds <= 0:
+            raise TrainingError(f"need --disc-weight, --fm-weight, --disc-start, --disc-warmup ≥ 0, --disc-lr > 0, "
+                                f"--disc-channels ≥ 1 and --disc-seconds > 0; got {args.disc_weight}, {args.fm_weight}, "
+                                f"{args.disc_start}, {args.disc_warmup}, {args.disc_lr}, {args.disc_channels}, "
+                                f"{args.disc_seconds}")
+        if args.best_by != "mel_l1" and args.val_clips < 1:
+            raise TrainingError(f"--best-by {args.best_by} needs validation clips (--val-clips ≥ 1)")
+        if args.disc_weight == 0:
+            return None, args.best_by
+        window = min(round(args.disc_seconds * SAMPLE_RATE), self.seg)
+        if window < DISC_MIN_SAMPLES:
+            raise TrainingError(f"the discriminators need windows of at least {DISC_MIN_SAMPLES} samples (their longest "
+                                f"STFT); --disc-seconds {args.disc_seconds} and --segment-seconds "
+                                f"{args.segment_seconds} give {window}")
+        return {"weight": args.disc_weight, "fm_weight": args.fm_weight, "start": args.disc_start,
+                "warmup": args.disc_warmup, "lr": args.disc_lr, "channels": args.disc_channels,
+                "window_samples": window,
+                "kinds": "multi-period (2, 3, 5, 7, 11) + multi-resolution STFT (512, 1024, 256); hinge + "
+                         "feature matching"}, args.best_by
+
+    def _tokenizer(self) -> AudioTokenizer | None:
+        """The tokenizer whose decoded features stage 2 trains on (None in stage 1)."""
+        if self.args.features != "decoded":
+            return None
+        tok = load_module(AudioTokenizer, self.args.tokenizer)
+        wrong = front_end_mismatch(tok.cfg, self.cfg)
+        if wrong:
+            raise TrainingError(f"--tokenizer {self.args.tokenizer} writes another log-mel than this vocoder "
+                                f"reads: {wrong}")
+        return tok
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The vocoder's input for segments ``x [B, S]``: ``[B, M, S // hop]``."""
+        if self.tok is None:
+            return self.voc.log_mel(x)[..., : x.shape[-1] // self.cfg.hop_length]
+        return decoded_features(self.tok, x)
+
+    def _validation(self, val: AudioCache) -> list[str]:
+        """Fix the validation material and the Griffin-Lim baseline (once per run); the clips' paths."""
+        args = self.args
+        self.val_seg, self.val_waves, names = validation_set(
+            val, segments=args.val_segments, segment_samples=self.seg, clips=args.val_clips,
+            clip_samples=round(args.val_clip_seconds * SAMPLE_RATE))
+        if self.tok is not None:  # whole tokens, so the decoded features cover each clip exactly
+            unit = self.tok.cfg.samples_per_token
+            self.val_waves = [w[: w.numel() // unit * unit] for w in self.val_waves]
+        baseline_path = self.out / "griffin-lim.json"
+        if self.val_waves and not baseline_path.is_file():  # computed once per run
+            write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok), "files": names})
+        self.baseline = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {}
+        self.baseline.pop("files", None)
+        return names
+
+    def _provenance(self, argv: list[str], cache_dir: Path, params: list[torch.nn.Parameter], names: list[str],
+                    init: Vocoder | None) -> dict[str, Any]:
+        args = self.args
+        prov: dict[str, Any] = {
+            "command": "python -m mmtok.audio.vocoder_train " + shlex.join(argv),
+            "stage": "true log-mel features" if self.tok is None else "decoded features of the tokenizer",
+            "features": args.features, "cache": str(cache_dir.resolve()), "train_files": len(self.train_set.clips),
+            "train_hours": round(sum(c.length for c in self.train_set.clips) / SAMPLE_RATE / 3600, 2),
+            "sampling": "source ∝ sqrt(hours), group ∝ sqrt(hours), file ∝ length, uniform offset",
+            "parameters": sum(p.numel() for p in params), "machine": f"{platform.machine()} {self.voc.window.device}",
+            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "segment_samples": self.seg,
+            "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names, "best_by": self.best_by,
+        }
+        if self.gan_cfg is not None:
+            prov["discriminator"] = self.gan_cfg
+        if self.synthetic:
+            prov["synthetic"] = self.synthetic
+            prov["sampling"] += (f"; plus {self.synthetic['clips']} seeded synthetic clips "
+                                 f"({self.synthetic['share']:.0%} of the segments), each its own group")
+        if self.tok is not None:
+            prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok.fingerprint,
+                                 "steps": getattr(self.tok, "provenance", {}).get("steps")}
+        if init is not None:
+            prov["init_from"] = {"source": checkpoint_source(args.init_from),
+                                 "steps": getattr(init, "provenance", {}).get("steps")}
+        elif "init_from" in self.saved_prov:  # a resumed run keeps what it started from
+            prov["init_from"] = self.saved_prov["init_from"]
+        return prov
+
+    def _validate(self) -> dict[str, Any]:
+        feats = None if self.tok is None else self.features
+        return {"step": self.step, **evaluate(self.voc, self.val_seg, self.val_waves, features=feats),
+                "griffin_lim": self.baseline, "minutes": round(self.elapsed / 60, 1)}
+
+    def checkpoint(self) -> None:
+        """Validate, then write train-state, model (and best) atomically; append the validation row."""
+        row = self._validate()
+        score = row[self.best_by] if self.best_by == "mel_l1" else -row[self.best_by]  # lower is better
+        improved = score < self.best
+        self.best = min(self.best, score)
+        disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
+        save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
+                         step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
+                                                **({"disc_opt": disc_opt} if self.gan is not None else {})},
+                         provenance=self.prov, extra_tensors=disc_tensors)
+        prov = {**self.prov, "steps": self.step, "validation": row}
+        save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
+        if improved:
+            save_module(self.voc, self.out / BEST_DIR, provenance=prov)
+        with open(self.val_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def validate_init(self) -> None:
+        """Step 0 of a run started ``--init-from``: how the initial model does (no checkpoint written)."""
+        if self.step or "init_from" not in self.prov or any(r.get("step") == 0 for r in read_jsonl(self.val_path)):
+            return
+        row = {**self._validate(), "init_from": self.prov["init_from"]["source"]}
+        with open(self.val_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step on a fresh batch; the loss terms (a non-finite loss raises, nothing stepped)."""
+        args, voc = self.args, self.voc
+        lr = warmup_cosine(self.step, peak=args.lr, warmup=args.warmup, total=args.steps,
+                           floor=args.lr * args.min_lr_frac)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x = draw_batch(self.train_set, self.probs, args.batch_size, self.seg, args.gain_db).to(voc.window.device)
+        with torch.no_grad():
+            mel = voc.log_mel(x)  # (B, M, S/hop + 1): the target's features
+            inp = mel[..., : self.seg // self.cfg.hop_length] if self.tok is None else decoded_features(self.tok, x)
+        y = voc(inp)  # (B, S)
+        sc, mag = multi_resolution_stft_loss(y, x)
+        ml = mel_l1(y, mel, voc.filters)
+        loss = sc + mag + args.mel_weight * ml
+        adv: dict[str, float] = {}
+        if self.gan is not None:
+            real_w, fake_w = random_crops(x, y, self.gan_cfg["window_samples"])
+            term, adv = self.gan.generator_loss(real_w, fake_w, self.step)
+            loss = loss + term
+        if not math.isfinite(loss.item()):
+            raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving; "
+                                "--resume restarts from the last checkpoint (try a lower --lr)")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
+        self.opt.step()
+        if self.gan is not None:
+            adv.update(self.gan.discriminator_step(real_w, fake_w, self.step))
+        self.step += 1
+        return {"loss": loss.item(), "stft_sc": sc.item(), "stft_logmag": mag.item(), "mel_l1": ml.item(),
+                "lr": lr, "grad_norm": gnorm, **adv}
+
+    def train(self) -> None:
+        from tqdm import tqdm
+
+        args = self.args
+        self.validate_init()
+        self.voc.train()
+        bar = tqdm(total=args.steps, initial=self.step, disable=args.no_progress, desc="vocoder", mininterval=10)
+        t0 = time.perf_counter() - self.elapsed
+        t_last, s_last = time.perf_counter(), self.step
+        while self.step < args.steps:
+            terms = self.train_step()
+            self.elapsed = time.perf_counter() - t0
+            bar.update(1)
+            if self.step % args.log_every == 0 or self.step == args.steps:
+                now = time.perf_counter()
+                row = {"step": self.step, **{k: round(v, 7 if k == "lr" else 4) for k, v in terms.items()},
+                       "s_per_step": round((now - t_last) / max(1, self.step - s_last), 3),
+                       "minutes": round(self.elapsed / 60, 2)}
+                t_last, s_last = now, self.step
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=row["loss"], mel=row["mel_l1"])
+            if self.step % args.save_every == 0 or self.step == args.steps:
+                self.checkpoint()
+        bar.close()
