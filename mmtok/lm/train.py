@@ -39,7 +39,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mmtok.core.errors import MmtokError, TrainingError
+from mmtok.core.errors import TrainingError
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     RunLock,
@@ -51,14 +51,30 @@ from mmtok.core.trainstate import (
 )
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
+from mmtok.lm.runs import (
+    CKPT_PREFIX,
+    LOG_NAME,
+    MODALITIES,
+    checkpoint_folders,
+    clear_run,
+    latest_checkpoint,
+    load_run,
+    plot_loss,
+)
 from mmtok.stream.interleave import positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["TrainConfig", "check_config", "latest_checkpoint", "load_run", "train", "window_positions_thw"]
+__all__ = [
+    "CKPT_PREFIX",
+    "LOG_NAME",
+    "TrainConfig",
+    "check_config",
+    "latest_checkpoint",
+    "load_run",
+    "train",
+    "window_positions_thw",
+]
 
-CKPT_PREFIX = "ckpt-"
-LOG_NAME = "log.jsonl"
-MODALITIES = ("text", "image", "audio")
 # peak dense throughput assumed for MFU (bf16 tensor cores, no sparsity), from vendor data sheets
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
@@ -94,17 +110,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return warmup_cosine(step, peak=cfg.lr, warmup=cfg.warmup, total=cfg.steps, floor=cfg.min_lr)
 
 
-def _checkpoints(run: str | os.PathLike[str]) -> list[Path]:
-    """The complete checkpoint folders in ``run``, oldest first."""
-    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
-
-
-def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint folder in ``run`` (None if there is none)."""
-    found = _checkpoints(run)
-    return found[-1] if found else None
-
-
 def check_config(cfg: TrainConfig) -> None:
     """Raise :class:`TrainingError` for settings no run can use (a count below 1, an unknown preset, ...)."""
     for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "seq_len"):
@@ -117,38 +122,6 @@ def check_config(cfg: TrainConfig) -> None:
             raise TrainingError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
     if cfg.warmup < 0:
         raise TrainingError(f"warmup must be >= 0, got {cfg.warmup}")
-
-
-def _clear_run(folder: Path) -> None:
-    """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``."""
-    for ck in folder.glob(f"{CKPT_PREFIX}*"):
-        shutil.rmtree(ck, ignore_errors=True)
-    for name in (LOG_NAME, "loss.png"):
-        (folder / name).unlink(missing_ok=True)
-
-
-def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
-    """The trained model of a run folder (its newest checkpoint), its vocabulary and its settings.
-
-    ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
-    logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
-    run folder or one checkpoint folder in it.
-    """
-    from mmtok.core.checkpoint import config_from_dict, load_checkpoint
-    from mmtok.core.module_io import load_state_dict_checked
-
-    path = Path(run)
-    if not (path / "config.json").is_file():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/config.json); train first")
-        path = found
-    ck = load_checkpoint(path, kind=Transformer.KIND)
-    cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/config.json model")
-    model = Transformer(cfg)
-    load_state_dict_checked(model, ck.tensors, where=path)
-    model.eval().to(device or "cpu")
-    return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
 
 
 # --------------------------------------------------------------------------- helpers
@@ -226,34 +199,6 @@ class _Batches:
                 self.ds.set_epoch(epoch)
             items.append(self.ds[i])
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
-def _plot(run: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    rows = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines() if line.strip()]
-    if not rows:
-        return
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-    steps = [r["step"] for r in rows]
-    ax.plot(steps, [r["loss"] for r in rows], label="all", color="black", lw=1.5)
-    for m in MODALITIES:
-        ys = [r.get(f"loss_{m}") for r in rows]
-        pts = [(s, y) for s, y in zip(steps, ys, strict=True) if y is not None]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), label=m, lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats)")
-    ax.set_title(f"training loss: {run.name}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(run / "loss.png")
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -352,7 +297,7 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
 
 def _resume(r: _Run, resume: bool) -> None:
     """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
-    found = _checkpoints(r.folder) if resume else []
+    found = checkpoint_folders(r.folder) if resume else []
     loaded = load_newest_intact(
         found, lambda ck: load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND),
         who="mmtok train" if r.master else None,
@@ -467,9 +412,9 @@ def _checkpoint(r: _Run) -> None:
         save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
                          model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},
                          provenance={"data": str(r.cfg.data), "fingerprint": r.saved_cfg["fingerprint"]})
-        for old in _checkpoints(r.folder)[: -r.cfg.keep_last]:
+        for old in checkpoint_folders(r.folder)[: -r.cfg.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
-        _plot(r.folder)
+        plot_loss(r.folder)
     if r.ddp:
         dist.barrier()
 
@@ -488,7 +433,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     master = int(os.environ.get("RANK", "0")) == 0
     with RunLock(folder) if master else nullcontext():
         if overwrite and not resume and master:
-            _clear_run(folder)
+            clear_run(folder)
         return _train(cfg, resume=resume, progress=progress)
 
 
@@ -508,7 +453,7 @@ def _train(cfg: TrainConfig, *, resume: bool, progress: bool) -> Path:
     finally:
         bar.close()
     if r.master:
-        _plot(r.folder)
+        plot_loss(r.folder)
     if r.ddp:
         dist.barrier()
     return r.folder

@@ -1,0 +1,99 @@
+"""A training run's folder: its checkpoints, its log and loss plot, and the trained model in it.
+
+``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, written by
+:mod:`mmtok.lm.train`), ``RUN/log.jsonl`` (one line per step) and ``RUN/loss.png``.
+:func:`load_run` gives back the newest checkpoint's model and vocabulary for sampling,
+evaluation or export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mmtok.core.errors import MmtokError
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.stream.vocab import Vocabulary
+
+__all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "latest_checkpoint",
+           "load_run", "plot_loss"]
+
+CKPT_PREFIX = "ckpt-"
+LOG_NAME = "log.jsonl"
+MODALITIES = ("text", "image", "audio")  # the per-modality loss columns of the log
+
+
+def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
+    """The complete checkpoint folders in ``run``, oldest first."""
+    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+
+
+def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder in ``run`` (None if there is none)."""
+    found = checkpoint_folders(run)
+    return found[-1] if found else None
+
+
+def clear_run(folder: Path) -> None:
+    """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``."""
+    for ck in folder.glob(f"{CKPT_PREFIX}*"):
+        shutil.rmtree(ck, ignore_errors=True)
+    for name in (LOG_NAME, "loss.png"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
+    """The trained model of a run folder (its newest checkpoint), its vocabulary and its settings.
+
+    ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
+    logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
+    run folder or one checkpoint folder in it.
+    """
+    from mmtok.core.checkpoint import config_from_dict, load_checkpoint
+    from mmtok.core.module_io import load_state_dict_checked
+
+    path = Path(run)
+    if not (path / "config.json").is_file():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/config.json); train first")
+        path = found
+    ck = load_checkpoint(path, kind=Transformer.KIND)
+    cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/config.json model")
+    model = Transformer(cfg)
+    load_state_dict_checked(model, ck.tensors, where=path)
+    model.eval().to(device or "cpu")
+    return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
+
+
+def plot_loss(run: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["loss"] for r in rows], label="all", color="black", lw=1.5)
+    for m in MODALITIES:
+        ys = [r.get(f"loss_{m}") for r in rows]
+        pts = [(s, y) for s, y in zip(steps, ys, strict=True) if y is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), label=m, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_title(f"training loss: {run.name}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(run / "loss.png")
+    plt.close(fig)
+
+
