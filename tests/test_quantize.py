@@ -95,6 +95,20 @@ def test_shapes_dtypes_and_lookup_projection() -> None:
     assert torch.equal(vq.encode(x.detach()), vq(x.detach()).indices)
 
 
+def test_encode_gives_ordinary_indices_a_model_can_train_on() -> None:
+    """``encode`` searches under inference mode but hands back an ordinary tensor: shifting it in
+    place (into a unified id space) and embedding it in a model that trains both work."""
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=16, kmeans_init=False)).eval()
+    idx = vq.encode(torch.randn(4, 5, 8))
+    assert not idx.is_inference()
+    idx += 3  # an offset into a larger vocabulary
+    emb = torch.nn.Embedding(19, 4)
+    emb(idx).sum().backward()
+    assert emb.weight.grad is not None and float(emb.weight.grad.abs().sum()) > 0
+    with torch.inference_mode():  # inside inference mode the caller gets what it asked for
+        assert vq.encode(torch.randn(2, 8)).is_inference()
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
 def test_other_float_dtypes(dtype: torch.dtype) -> None:
     vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=128, kmeans_init=False)).eval()

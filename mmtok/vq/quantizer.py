@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmtok.core.metrics import codebook_usage
+from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
 from mmtok.vq.search import nearest_code
 
@@ -221,9 +222,13 @@ class VectorQuantizer(nn.Module):
         usage, perplexity = codebook_usage(counts)
         return QuantizeResult(out, idx.reshape(lead), loss, z.new_tensor(perplexity), z.new_tensor(usage))
 
-    @torch.inference_mode()
+    @ordinary_outputs
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Indices (int64, shape ``x.shape[:-1]``) of the nearest codes; counted in :meth:`usage_stats`."""
+        """Indices (int64, shape ``x.shape[:-1]``) of the nearest codes; counted in :meth:`usage_stats`.
+
+        The search runs under inference mode; the indices come back as an ordinary tensor that a
+        caller may shift in place or feed to an embedding that trains.
+        """
         self._check(x)
         flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
         idx = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
