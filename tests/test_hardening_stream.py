@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mmtok
-from mmtok.core.errors import ImageError, StreamError
+from mmtok.core.errors import DocumentError, ImageError, StreamError
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 
@@ -56,3 +56,21 @@ def test_a_folder_named_like_a_shipped_model_does_not_hide_it(tmp_path: Path) ->
         assert isinstance(mmtok.load("video"), mmtok.VideoTokenizer)
     finally:
         os.chdir(here)
+
+
+@pytest.mark.parametrize("doc", [
+    [{"image_codes": [[1, 8]]}],  # a code outside the image range
+    [{"audio_codes": [-1]}],
+    [{"image_codes": [1, 2]}],  # wrong number of dimensions
+    [{"image_codes": np.zeros((0, 0), np.int64)}],  # empty
+    [{"imgae": "x.png"}],  # a misspelt key
+    [{"video_codes": np.zeros((1, 2, 2), np.int64)}],  # no video range in this vocabulary
+    [{"image": "photo.png"}],  # no image tokenizer given
+    [Path("photo.xyz")],  # a path of no known media kind
+    [{"text": "x", "image_codes": [[1]]}],  # two kinds in one tagged segment
+])
+def test_bad_documents_raise_one_error_family(il: Interleaver, doc: list) -> None:
+    """Every refusal of a document's content is a DocumentError: a ValueError that
+    ``except mmtok.MmtokError`` also catches, naming the segment."""
+    with pytest.raises(DocumentError, match="segment 0"):
+        il.encode(doc)

@@ -210,7 +210,7 @@ class Interleaver:
     def _need(self, name: str, k: int) -> Any:
         tok = getattr(self, name)
         if tok is None:
-            raise ValueError(f"segment {k} is {'an' if name[0] in 'aeiou' else 'a'} {name} but this "
+            raise DocumentError(f"segment {k} is {'an' if name[0] in 'aeiou' else 'a'} {name} but this "
                              f"Interleaver has no {name} tokenizer; pass {name}=mmtok.load({name!r})")
         return tok
 
@@ -222,7 +222,7 @@ class Interleaver:
             opts = {key: val for key, val in seg.items() if key != "video"}
             unknown = sorted(set(opts) - set(VIDEO_OPTIONS))
             if unknown:
-                raise ValueError(f"segment {k}: a video segment takes the options {list(VIDEO_OPTIONS)}; "
+                raise DocumentError(f"segment {k}: a video segment takes the options {list(VIDEO_OPTIONS)}; "
                                  f"got {unknown}")
             return self._video_file(seg["video"], k, opts)
         return [self._segment(seg, k)]
@@ -239,13 +239,13 @@ class Interleaver:
         if soundtrack is not None and not isinstance(soundtrack, bool):
             raise TypeError(f"segment {k}: soundtrack must be true, false or absent, got {soundtrack!r}")
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or not chunk > 0):
-            raise ValueError(f"segment {k}: chunk_seconds must be a number > 0, got {chunk!r}")
+            raise DocumentError(f"segment {k}: chunk_seconds must be a number > 0, got {chunk!r}")
         tok = self._need("video", k)
         is_file = isinstance(x, (str, Path))
         if soundtrack and self.audio is None:
-            raise ValueError(f"segment {k}: soundtrack=True needs an audio tokenizer; pass audio=mmtok.load('audio')")
+            raise DocumentError(f"segment {k}: soundtrack=True needs an audio tokenizer; pass audio=mmtok.load('audio')")
         if (soundtrack or chunk is not None) and not (is_file and hasattr(tok, "segments")):
-            raise ValueError(f"segment {k}: soundtrack and chunk_seconds need a video file and a video tokenizer "
+            raise DocumentError(f"segment {k}: soundtrack and chunk_seconds need a video file and a video tokenizer "
                              "with segments() (mmtok.VideoTokenizer)")
         sound = self.audio is not None if soundtrack is None else soundtrack
         if not is_file or not hasattr(tok, "segments") or (not sound and chunk is None):
@@ -282,12 +282,12 @@ class Interleaver:
                 return {"image_codes": self._image_codes(seg, k)}
             if suffix in AUDIO_SUFFIXES:
                 return {"audio_codes": self._audio_codes(seg, None, k)}
-            raise ValueError(f"segment {k}: cannot tell from its suffix whether {seg} is an image, audio or "
+            raise DocumentError(f"segment {k}: cannot tell from its suffix whether {seg} is an image, audio or "
                              "video; use {'image': path}, {'audio': path} or {'video': path}")
         if isinstance(seg, Mapping):
             keys = set(seg) - {"sample_rate"}
             if len(keys) != 1:
-                raise ValueError(f"segment {k}: a tagged segment has one of the keys text, image, audio, video, "
+                raise DocumentError(f"segment {k}: a tagged segment has one of the keys text, image, audio, video, "
                                  f"image_codes, audio_codes, video_codes; got {sorted(seg)}")
             (key,) = keys
             val = seg[key]
@@ -305,18 +305,18 @@ class Interleaver:
                 return {"image_codes": self._check(codes_tensor(val, dims=2, what=f"segment {k} image_codes"), "image", k)}
             if key == "audio_codes":
                 return {"audio_codes": self._check(codes_tensor(val, dims=1, what=f"segment {k} audio_codes"), "audio", k)}
-            raise ValueError(f"segment {k}: unknown segment key {key!r}")
+            raise DocumentError(f"segment {k}: unknown segment key {key!r}")
         raise TypeError(f"segment {k}: cannot interleave a {type(seg).__name__}; use str, PIL.Image, Path or a tagged dict")
 
     def _check(self, codes: torch.Tensor, name: str, k: int) -> torch.Tensor:
         size = len(self.vocab.range(name)) if self.vocab.has(name) else 0
         if size == 0:
-            raise ValueError(f"segment {k} is {name} codes but the vocabulary has no {name} range")
+            raise DocumentError(f"segment {k} is {name} codes but the vocabulary has no {name} range")
         if codes.numel() == 0:
-            raise ValueError(f"segment {k}: {name} codes are empty (shape {tuple(codes.shape)})")
+            raise DocumentError(f"segment {k}: {name} codes are empty (shape {tuple(codes.shape)})")
         lo, hi = int(codes.min()), int(codes.max())
         if lo < 0 or hi >= size:
-            raise ValueError(f"segment {k}: {name} code {lo if lo < 0 else hi} is outside [0, {size})")
+            raise DocumentError(f"segment {k}: {name} code {lo if lo < 0 else hi} is outside [0, {size})")
         return codes
 
     def _media(self, name: str, x: Any, k: int, **kwargs: Any) -> Any:

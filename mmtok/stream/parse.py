@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from mmtok.core.errors import StreamError
+from mmtok.core.errors import DocumentError, StreamError
 from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["Decoded", "Layout", "Repair", "codes_tensor", "integer_ids"]
@@ -74,7 +74,7 @@ def integer_ids(x: Any, *, what: str) -> np.ndarray:
 def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(integer_ids(x, what=what)))
     if t.dim() != dims:
-        raise ValueError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
+        raise DocumentError(f"{what} must have {dims} dimension(s), got shape {tuple(t.shape)}")
     return t
 
 
