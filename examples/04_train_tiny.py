@@ -7,8 +7,9 @@ import numpy as np
 from PIL import Image
 
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.lm.runs import load_run
 from mmtok.lm.sample import generate
-from mmtok.lm.train import TrainConfig, load_run, train
+from mmtok.lm.train import TrainConfig, train
 from mmtok.synth.toy import caption, color_shapes_corpus, dominant_color
 
 spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer")  # shipped tokenizer, 64×64 -> 4×4 codes

@@ -42,8 +42,8 @@ from mmtok.data.shards import open_shards as open_shards
 from mmtok.image.io import load_image as load_image
 from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
 from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
+from mmtok.lm.runs import load_run as load_run
 from mmtok.lm.sample import generate as generate
-from mmtok.lm.train import load_run as load_run
 from mmtok.pretrained import load as load
 from mmtok.pretrained import save as save
 from mmtok.stream.interleave import Interleaver as Interleaver

@@ -145,7 +145,8 @@ def train_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from mmtok.lm.train import LOG_NAME, TrainConfig, latest_checkpoint, train
+    from mmtok.lm.runs import LOG_NAME, latest_checkpoint
+    from mmtok.lm.train import TrainConfig, train
 
     opts = vars(train_parser().parse_args(list(args.options)))
     resume, overwrite = opts.pop("resume"), opts.pop("overwrite")

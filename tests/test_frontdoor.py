@@ -20,8 +20,9 @@ from mmtok.lm.model import (
     PROMPT_TOKENS,
     ModelConfig,
 )
+from mmtok.lm.runs import load_run
 from mmtok.lm.sample import sample_run, segment_cost
-from mmtok.lm.train import TrainConfig, load_run, train
+from mmtok.lm.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

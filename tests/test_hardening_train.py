@@ -19,7 +19,8 @@ from mmtok.core.errors import TrainingError
 from mmtok.core.trainstate import LOCK_NAME, RunLock
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm import train as train_module
-from mmtok.lm.train import TrainConfig, check_config, latest_checkpoint, train
+from mmtok.lm.runs import latest_checkpoint
+from mmtok.lm.train import TrainConfig, check_config, train
 from tests.test_data import SPEC, make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.lm.runs import load_run
 from mmtok.lm.sample import generate
-from mmtok.lm.train import TrainConfig, load_run, train
+from mmtok.lm.train import TrainConfig, train
 from mmtok.synth.toy import (
     COLORS,
     PITCHES,

@@ -15,7 +15,8 @@ import torch
 
 from mmtok.core.errors import MmtokError
 from mmtok.data.corpus import tokenize_corpus
-from mmtok.lm.train import TrainConfig, latest_checkpoint, load_run, train
+from mmtok.lm.runs import latest_checkpoint, load_run
+from mmtok.lm.train import TrainConfig, train
 from tests.test_data import SPEC, make_corpus
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -267,13 +267,13 @@ def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokeniz
     state = json.loads((s2 / "train-state" / "config.json").read_text())["provenance"]
     assert state["synthetic"] == {"clips": 3, "share": 0.5, "seed": 4} and "3 seeded synthetic clips" in state["sampling"]
     assert state["init_from"] == {"source": str(joined.resolve()), "steps": 2}  # the attached vocoder's own steps
-    first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_train.initial_vocoder(str(joined))
+    first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_run.initial_vocoder(str(joined))
     assert isinstance(first, Vocoder) and inside.cfg == first.cfg  # the attached vocoder, weight for weight
     assert all(torch.equal(a, b) for a, b in zip(inside.state_dict().values(), first.state_dict().values(), strict=True))
     assert json.loads((s2 / "validation.jsonl").read_text().splitlines()[0])["step"] == 0
 
     # the mixed pool: half the draws land on the three synthetic clips, each its own group
-    run = vocoder_train.Run(vocoder_train.build_parser().parse_args(
+    run = vocoder_run.Run(vocoder_train.build_parser().parse_args(
         [*stage2[:-8], "--out", str(tmp_path / "probe"), "--synthetic", "3", "--synthetic-share", "0.5"]), [])
     extra = run.train_set.clips[-3:]
     assert [c.path for c in extra] == ["synthetic:0", "synthetic:1", "synthetic:2"]
@@ -332,12 +332,12 @@ def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> Non
 def test_the_shipped_vocoder_starts_a_run() -> None:
     """``--init-from audio``: the learned vocoder inside the shipped checkpoint, weight for weight, with
     its own provenance (stage 2 on decoded features), and it decodes another tokenizer's codes."""
-    voc, shipped = vocoder_train.initial_vocoder("audio"), mmtok.load("audio")
+    voc, shipped = vocoder_run.initial_vocoder("audio"), mmtok.load("audio")
     assert shipped.vocoder is not None and voc.cfg == shipped.cfg.vocoder
     assert all(torch.equal(a, b) for a, b in zip(voc.state_dict().values(), shipped.vocoder.state_dict().values(),
                                                  strict=True))
     assert voc.provenance["features"] == "decoded" and voc.provenance["steps"] > 0
-    assert vocoder_train.checkpoint_source("audio") == "audio"  # a run records the shipped name, not a cwd path
+    assert vocoder_run.checkpoint_source("audio") == "audio"  # a run records the shipped name, not a cwd path
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8,
                                               vocoder=voc.cfg))
     tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]

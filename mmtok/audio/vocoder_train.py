@@ -68,28 +68,13 @@ import torch
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.vocoder import VocoderConfig
-from mmtok.audio.vocoder_data import (
-    build_cache,
-)
-from mmtok.audio.vocoder_run import (
-    BEST_BY,
-    BEST_DIR,
-    FEATURES,
-    Run,
-    checkpoint_source,
-    initial_vocoder,
-)
+from mmtok.audio.vocoder_data import build_cache
+from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, FEATURES, Run
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.trainstate import HelpFormatter
 
-__all__ = [
-    "Run",
-    "build_parser",
-    "checkpoint_source",
-    "initial_vocoder",
-    "main",
-]
+__all__ = ["build_parser", "main"]
 
 # --------------------------------------------------------------------------- command line
 

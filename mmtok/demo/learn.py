@@ -67,7 +67,8 @@ def corpus_step(d: Demo) -> str:
 
 
 def train_step(d: Demo) -> str:
-    from mmtok.lm.train import LOG_NAME, TrainConfig, train
+    from mmtok.lm.runs import LOG_NAME
+    from mmtok.lm.train import TrainConfig, train
 
     steps = 90 if d.fast else 600
     cfg = TrainConfig(data=str(d.out / "shards"), out=str(d.out / "run"), preset="tiny", seq_len=64,
@@ -101,7 +102,7 @@ def train_step(d: Demo) -> str:
 def _size(d: Demo) -> tuple[str, str]:
     """The trained model's size in words: one parameter count (embedding included) and what makes it up."""
     from mmtok.demo.state import vocab_words
-    from mmtok.lm.train import load_run
+    from mmtok.lm.runs import load_run
 
     model, vocab, _ = load_run(d.out / "run")
     total, embed = model.num_params(non_embedding=False), model.embed.weight.numel()
@@ -114,8 +115,8 @@ def _size(d: Demo) -> tuple[str, str]:
 
 def sample_step(d: Demo) -> str:
     from mmtok.data.corpus import build_interleaver
+    from mmtok.lm.runs import load_run
     from mmtok.lm.sample import generate
-    from mmtok.lm.train import load_run
 
     model, _, _ = load_run(d.out / "run", device=d.device)
     il = build_interleaver(d.spec)

@@ -10,7 +10,7 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.stream`, :mod:`mmtok.data`,
 
 from __future__ import annotations
 
+from mmtok.lm.runs import load_run as load_run
 from mmtok.lm.sample import generate as generate
-from mmtok.lm.train import load_run as load_run
 
 __all__ = ['generate', 'load_run']

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from mmtok.core.errors import MmtokError
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.train import load_run
+from mmtok.lm.runs import load_run
 from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["VOCAB_FILE", "export_hf", "llama_config", "llama_state_dict"]

@@ -312,7 +312,7 @@ def sample_run(
     ``module:callable`` tokenizer is accepted only this way, never from the run's files.
     """
     from mmtok.data.corpus import TokenizerSpec, build_interleaver
-    from mmtok.lm.train import load_run
+    from mmtok.lm.runs import load_run
 
     if image_out and audio_out:
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")

@@ -58,22 +58,12 @@ from mmtok.lm.runs import (
     checkpoint_folders,
     clear_run,
     latest_checkpoint,
-    load_run,
     plot_loss,
 )
 from mmtok.stream.interleave import positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = [
-    "CKPT_PREFIX",
-    "LOG_NAME",
-    "TrainConfig",
-    "check_config",
-    "latest_checkpoint",
-    "load_run",
-    "train",
-    "window_positions_thw",
-]
+__all__ = ["TrainConfig", "check_config", "train", "window_positions_thw"]
 
 # peak dense throughput assumed for MFU (bf16 tensor cores, no sparsity), from vendor data sheets
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
