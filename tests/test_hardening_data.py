@@ -256,3 +256,15 @@ def test_tokenize_without_tokenizer_flags_loads_the_shipped_ones(tmp_path: Path,
     assert "tokenizers: text=byte, image=image" in captured.err
     m = json.loads((tmp_path / "o" / "part-00000-of-00002" / "manifest.json").read_text())
     assert m["tokenizers"]["image"] == "image"
+
+
+def test_open_shards_names_a_missing_folder_and_a_file(tmp_path: Path) -> None:
+    """A path that is not there and a file in place of the shard folder each get their own message."""
+    with pytest.raises(CorpusError, match="does not exist"):
+        open_shards(tmp_path / "nowhere")
+    (tmp_path / "docs.jsonl").write_text("{}\n")
+    with pytest.raises(CorpusError, match="is a file, not a shard folder"):
+        open_shards(tmp_path / "docs.jsonl")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match=r"has no manifest\.json"):
+        open_shards(tmp_path / "empty")

@@ -217,6 +217,11 @@ class ShardSet:
 def _manifest_folders(folder: Path) -> list[Path]:
     if (folder / MANIFEST).is_file():
         return [folder]
+    if not folder.exists():
+        raise CorpusError(f"no shard folder at {folder}: it does not exist (mmtok tokenize --out writes one)")
+    if not folder.is_dir():
+        raise CorpusError(f"{folder} is a file, not a shard folder: pass the folder mmtok tokenize --out wrote "
+                          f"(it holds {MANIFEST} and the shards)")
     parts = sorted(p for p in folder.glob("part-*-of-*") if (p / MANIFEST).is_file())
     if not parts:
         raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
