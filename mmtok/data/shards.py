@@ -218,7 +218,8 @@ def _manifest_folders(folder: Path) -> list[Path]:
     if (folder / MANIFEST).is_file():
         return [folder]
     if not folder.exists():
-        raise CorpusError(f"no shard folder at {folder}: it does not exist (mmtok tokenize --out writes one)")
+        raise CorpusError(f"no shard folder at {folder}: it does not exist, so there is no {MANIFEST} "
+                          "(mmtok tokenize --out writes one)")
     if not folder.is_dir():
         raise CorpusError(f"{folder} is a file, not a shard folder: pass the folder mmtok tokenize --out wrote "
                           f"(it holds {MANIFEST} and the shards)")
