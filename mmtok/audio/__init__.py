@@ -7,7 +7,8 @@ waveform decoder for that log-mel, :mod:`~mmtok.audio.attach` puts one into a
 tokenizer checkpoint. :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``,
 with what it trains on (:mod:`~mmtok.audio.train_data`), its corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook
 fit (:mod:`~mmtok.audio.codebook`); :mod:`~mmtok.audio.vocoder_train` is ``mmtok
-train-tokenizer vocoder``, with its cache and sampler (:mod:`~mmtok.audio.vocoder_data`);
+train-tokenizer vocoder``, with one run in its folder (:mod:`~mmtok.audio.vocoder_run`) and its cache
+and sampler (:mod:`~mmtok.audio.vocoder_data`);
 :mod:`~mmtok.audio.scores` gives STOI and wideband PESQ of a decoded waveform.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never

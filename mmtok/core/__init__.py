@@ -1,7 +1,8 @@
 """The bottom layer: what every other part of mmtok shares.
 
 The error family (:mod:`~mmtok.core.errors`), checkpoint folders
-(:mod:`~mmtok.core.checkpoint`), measurements that more than one part reports
+(:mod:`~mmtok.core.checkpoint`) and the modules saved in them (:mod:`~mmtok.core.module_io`),
+measurements that more than one part reports
 (:mod:`~mmtok.core.metrics`: PSNR, SSIM, codebook usage and perplexity, peak
 memory), the learning-rate schedule and resumable training state
 (:mod:`~mmtok.core.trainstate`) and the HTML report (:mod:`~mmtok.core.report`).

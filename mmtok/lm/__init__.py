@@ -2,6 +2,7 @@
 
 :mod:`~mmtok.lm.model` (decoder-only transformer: GQA, RoPE 1-D/3-D, SDPA,
 KV cache), :mod:`~mmtok.lm.train` (training with resume and DDP),
+:mod:`~mmtok.lm.runs` (a run folder and the model in it),
 :mod:`~mmtok.lm.sample` (grammar-constrained sampling).
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.stream`, :mod:`mmtok.data`,
