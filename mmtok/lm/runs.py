@@ -14,7 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.errors import MmtokError
+from mmtok.core.module_io import load_state_dict_checked
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Vocabulary
 
@@ -28,7 +30,7 @@ MODALITIES = ("text", "image", "audio")  # the per-modality loss columns of the 
 
 def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
     """The complete checkpoint folders in ``run``, oldest first."""
-    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / "config.json").is_file())
+    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / CONFIG_NAME).is_file())
 
 
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
@@ -52,17 +54,14 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
     run folder or one checkpoint folder in it.
     """
-    from mmtok.core.checkpoint import config_from_dict, load_checkpoint
-    from mmtok.core.module_io import load_state_dict_checked
-
     path = Path(run)
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_NAME).is_file():
         found = latest_checkpoint(path)
         if found is None:
-            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/config.json); train first")
+            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
         path = found
     ck = load_checkpoint(path, kind=Transformer.KIND)
-    cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/config.json model")
+    cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/{CONFIG_NAME} model")
     model = Transformer(cfg)
     load_state_dict_checked(model, ck.tensors, where=path)
     model.eval().to(device or "cpu")
