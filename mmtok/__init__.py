@@ -17,8 +17,6 @@ subpackages, one per stage of the data flow: :mod:`mmtok.vq`,
 :mod:`mmtok.core`.
 """
 
-from __future__ import annotations
-
 from mmtok._version import __version__ as __version__
 from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer

@@ -198,6 +198,21 @@ def test_strict_stops_at_first_bad_line(corpus: Path, tmp_path: Path) -> None:
         holder.wait()
 
 
+def test_shard_set_is_a_sequence_of_documents(reference: Path) -> None:
+    shards = open_shards(reference)
+    docs = list(shards.documents())
+    assert len(shards) == shards.num_docs == len(docs) and len(shards.tokens) > 3
+    assert [d.tobytes() for d in shards] == [d.tobytes() for d in docs]
+    for i in (0, 1, len(docs) // 2, len(docs) - 1, -1, -len(docs)):  # across shard boundaries, from both ends
+        assert np.array_equal(shards[i], docs[i]) and shards[i].dtype == np.int64
+    with pytest.raises(IndexError, match=f"holds {len(docs)} documents"):
+        shards[len(docs)]
+    with pytest.raises(IndexError):
+        shards[-len(docs) - 1]
+    with pytest.raises(TypeError, match="int"):
+        shards["0"]  # type: ignore[index]
+
+
 def test_video_documents(tmp_path: Path) -> None:
     np.save(tmp_path / "clip.npy", np.random.default_rng(0).random((3, 3, 32, 16), dtype=np.float32))
     (tmp_path / "v.jsonl").write_text(json.dumps({"segments": ["a clip: ", {"video": "clip.npy"}]}) + "\n")
@@ -240,6 +255,7 @@ def test_parts_cover_the_corpus(corpus: Path, reference: Path, tmp_path: Path) -
     split = open_shards(tmp_path / "p")
     assert split.num_docs == whole.num_docs and split.num_tokens == whole.num_tokens
     assert sorted(d.tobytes() for d in split.documents()) == sorted(d.tobytes() for d in whole.documents())
+    assert [split[i].tobytes() for i in range(len(split))] == [d.tobytes() for d in split.documents()]
     with pytest.raises(CorpusError, match="i/n"):
         tokenize_corpus(corpus, tmp_path / "x", part=(3, 3))
 

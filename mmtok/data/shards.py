@@ -213,6 +213,27 @@ class ShardSet:
             for a, b in zip(offs[:-1], offs[1:], strict=True):  # noqa: RUF007
                 yield np.asarray(toks[a:b], dtype=np.int64)
 
+    def __len__(self) -> int:
+        """The number of documents (``num_docs``)."""
+        return self.num_docs
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.documents()
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """Document ``i``'s ids (int64), counted across every shard; negative ``i`` counts from the end."""
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"shard documents are indexed by an int, not {type(i).__name__}")
+        n = self.num_docs
+        j = int(i) + n if i < 0 else int(i)
+        if not 0 <= j < n:
+            raise IndexError(f"document {i} is out of range: {self.folder} holds {n} documents")
+        for toks, offs in zip(self.tokens, self.offsets, strict=True):
+            if j < len(offs) - 1:
+                return np.asarray(toks[offs[j]:offs[j + 1]], dtype=np.int64)
+            j -= len(offs) - 1
+        raise AssertionError("unreachable: the offsets disagree with num_docs")
+
 
 def _manifest_folders(folder: Path) -> list[Path]:
     if (folder / MANIFEST).is_file():
