@@ -224,15 +224,14 @@ class ShardSet:
         """Document ``i``'s ids (int64), counted across every shard; negative ``i`` counts from the end."""
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"shard documents are indexed by an int, not {type(i).__name__}")
-        n = self.num_docs
+        firsts = np.cumsum([0] + [len(o) - 1 for o in self.offsets])  # each shard's first document
+        n = int(firsts[-1])
         j = int(i) + n if i < 0 else int(i)
         if not 0 <= j < n:
             raise IndexError(f"document {i} is out of range: {self.folder} holds {n} documents")
-        for toks, offs in zip(self.tokens, self.offsets, strict=True):
-            if j < len(offs) - 1:
-                return np.asarray(toks[offs[j]:offs[j + 1]], dtype=np.int64)
-            j -= len(offs) - 1
-        raise AssertionError("unreachable: the offsets disagree with num_docs")
+        s = int(np.searchsorted(firsts, j, side="right")) - 1
+        offs, k = self.offsets[s], j - int(firsts[s])
+        return np.asarray(self.tokens[s][offs[k]:offs[k + 1]], dtype=np.int64)
 
 
 def _manifest_folders(folder: Path) -> list[Path]:
