@@ -212,6 +212,14 @@ def _cmd_export_hf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from mmtok.info import describe, format_info
+
+    d = describe(args.path)
+    print(json.dumps(d) if args.json else format_info(d))
+    return 0
+
+
 def _resolution(text: str) -> tuple[int, int]:
     try:
         parts = [int(x) for x in text.lower().replace("×", "x").split("x")]
@@ -295,6 +303,12 @@ def _add_exports(sub: Any) -> None:
     hf.add_argument("--run", required=True, metavar="RUN", help="a run folder from 'mmtok train' (or a checkpoint)")
     hf.add_argument("--out", required=True, metavar="DIR", help="folder for config.json, model.safetensors, mmtok_vocab.json")
     hf.set_defaults(func=_cmd_export_hf)
+
+    info = sub.add_parser("info", help="what a shard folder, a training run or a checkpoint holds")
+    info.add_argument("path", metavar="PATH",
+                      help="a folder from 'mmtok tokenize' or 'mmtok train', a checkpoint folder, or a shipped name")
+    info.add_argument("--json", action="store_true", help="one JSON object instead of aligned lines")
+    info.set_defaults(func=_cmd_info)
 
 
 def build_parser() -> argparse.ArgumentParser:

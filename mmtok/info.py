@@ -1,0 +1,165 @@
+"""What a path holds, in a few lines: a shard folder, a training run, or a checkpoint.
+
+``mmtok info PATH`` prints :func:`describe`'s answer through :func:`format_info`
+(or as JSON with ``--json``). Nothing is verified or trained: shards are read from
+their manifests, a run from its newest checkpoint's config and its log, and a
+checkpoint from its ``config.json`` and safetensors header; a media tokenizer is
+loaded to report its fingerprint.
+
+>>> format_info({"what": "demo", "path": "x", "size": 3})
+'demo: x\\n  size  3'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from mmtok.core.checkpoint import CONFIG_NAME, read_config, read_header
+from mmtok.core.errors import CheckpointError
+from mmtok.core.module_io import resolve_checkpoint
+from mmtok.data.shards import MANIFEST, open_shards
+from mmtok.lm.runs import LOG_NAME, checkpoint_folders
+from mmtok.pretrained import load
+
+__all__ = ["describe", "format_info"]
+
+MEDIA_KINDS = ("image", "audio", "video")
+WRAP = 100  # long values (a provenance sentence) wrap under their column
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A summary of ``path``: a shard folder (``mmtok tokenize --out``), a run folder
+    (``mmtok train --out``) or a checkpoint (a folder, or a shipped name such as ``"audio"``).
+
+    Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path.
+    """
+    p = Path(path)
+    if p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("part-*-of-*"))):
+        return _shards(p)
+    if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
+        return _run(p)
+    if str(path) == "video" and not p.exists():
+        return _tokenizer_summary({"what": "tokenizer", "path": "video (built from the shipped image and audio)",
+                                   "kind": "video"}, load("video"))
+    if p.is_dir() and not (p / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
+                              f"({CONFIG_NAME}): nothing to describe")
+    return _checkpoint(resolve_checkpoint(path))
+
+
+def _shards(folder: Path) -> dict[str, Any]:
+    s = open_shards(folder, verify=False)
+    tokens: dict[str, int] = {}
+    for m in s.manifests:
+        for k, v in m.get("tokens", {}).items():
+            if k != "total":
+                tokens[k] = tokens.get(k, 0) + int(v)
+    vocab = s.vocab.to_dict()
+    first = s.manifests[0]
+    on_disk = sum(int(t.nbytes) for t in s.tokens)
+    return {
+        "what": "shards", "path": str(folder),
+        "documents": s.num_docs, "tokens": s.num_tokens,
+        "tokens_by_modality": {k: v for k, v in tokens.items() if v},
+        "skipped_documents": sum(len(m.get("skipped", [])) for m in s.manifests),
+        "parts": len(s.manifests), "shards": len(s.tokens), "dtype": str(first.get("dtype")),
+        "bytes": on_disk, "source": (first.get("source") or {}).get("file"),
+        "vocab_size": s.vocab.size, "fingerprint": s.vocab.fingerprint,
+        "tokenizers": _vocab_tokenizers(vocab),
+    }
+
+
+def _vocab_tokenizers(vocab: dict[str, Any]) -> dict[str, str]:
+    """Each modality of a vocabulary: its id range size and the tokenizer that made it."""
+    labels = vocab.get("labels") or {}
+    sources = vocab.get("sources") or {}
+    out = {"text": f"{vocab.get('text_size', 0):,} ids ({sources.get('text', '?')})"}
+    for kind, size in (vocab.get("ranges") or {}).items():
+        out[kind] = f"{size:,} ids ({labels.get(kind) or sources.get(kind, '?')})"
+    return out
+
+
+def _run(folder: Path) -> dict[str, Any]:
+    ckpts = checkpoint_folders(folder)
+    meta = read_config(ckpts[-1])
+    cfg = meta["config"]
+    model, train = cfg.get("model", {}), cfg.get("train", {})
+    params = _parameters(ckpts[-1])
+    last: dict[str, Any] = {}
+    log = folder / LOG_NAME
+    if log.is_file():
+        for line in log.read_text().splitlines()[::-1]:
+            try:
+                last = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+    return {
+        "what": "run", "path": str(folder),
+        "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
+        "checkpoints": [p.name for p in ckpts], "preset": train.get("preset"),
+        "parameters": params,
+        "model": {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "max_seq_len") if k in model},
+        "data": train.get("data"), "last_loss": last.get("loss"),
+        "last_loss_by_modality": {k[5:]: v for k, v in last.items() if k.startswith("loss_")},
+        "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
+        "tokenizers": _vocab_tokenizers(cfg.get("vocab") or {}),
+    }
+
+
+def _parameters(folder: Path) -> int:
+    return sum(math.prod(shape) for _, shape in read_header(folder / "model.safetensors").values())
+
+
+def _checkpoint(folder: Path) -> dict[str, Any]:
+    meta = read_config(folder)
+    prov = meta.get("provenance") or {}
+    weights = folder / "model.safetensors"
+    out: dict[str, Any] = {
+        "what": "checkpoint", "path": str(folder), "kind": meta.get("kind"),
+        "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
+        "created": meta.get("created"), "mmtok_version": meta.get("mmtok_version"),
+        "megabytes": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,
+        "parameters": _parameters(folder) if weights.is_file() else None,
+    }
+    if isinstance(prov, dict) and prov.get("chosen_on"):
+        out["chosen_on"] = prov["chosen_on"]
+    if meta.get("kind") in MEDIA_KINDS:
+        return _tokenizer_summary(out, load(folder))
+    return out
+
+
+def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
+    out = {**out, "codebook_size": tok.codebook_size, "fingerprint": tok.fingerprint}
+    for name in ("sample_rate", "tokens_per_second", "grid"):
+        value = getattr(tok, name, None)
+        if value is not None:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def format_info(d: dict[str, Any]) -> str:
+    """``describe``'s answer as aligned ``name  value`` lines under a title line."""
+    head = f"{d['what']}: {d['path']}"
+    rows = [(k, v) for k, v in d.items() if k not in ("what", "path") and v not in (None, {}, [])]
+    width = max((len(k) for k, _ in rows), default=0)
+    lines = [head]
+    for k, v in rows:
+        if isinstance(v, dict):
+            lines.append(f"  {k}")
+            lines += [f"    {kk:<{width - 2}}  {_fmt(vv)}" for kk, vv in v.items()]
+        else:
+            lines.append(textwrap.fill(f"  {k:<{width}}  {_fmt(v)}", WRAP, subsequent_indent=" " * (width + 4),
+                                       break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+    return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"

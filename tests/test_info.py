@@ -1,0 +1,82 @@
+"""`mmtok info`: what a shard folder, a run folder and a checkpoint hold, read from what they wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmtok.cli import main
+from mmtok.core.checkpoint import read_config
+from mmtok.core.errors import CheckpointError
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.shards import open_shards
+from mmtok.info import describe, format_info
+from mmtok.lm.train import train
+from tests.test_data import BAD_DOCS, SPEC, make_corpus
+from tests.test_hardening_train import small
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("info")
+    corpus = make_corpus(folder, n_docs=30)
+    for i in range(2):
+        tokenize_corpus(corpus, folder / "shards", tokenizers=SPEC, shard_tokens=300, part=(i, 2))
+    train(small(folder / "shards", folder / "run", steps=4), progress=False)
+    return folder
+
+
+def test_shards_are_described_from_their_manifests(made: Path) -> None:
+    d = describe(made / "shards")
+    s = open_shards(made / "shards")
+    assert d["what"] == "shards" and d["parts"] == 2 and d["shards"] == len(s.tokens) > 2
+    assert d["documents"] == len(s) == 30 - sum(k <= 30 for k in BAD_DOCS)
+    assert d["skipped_documents"] == sum(k <= 30 for k in BAD_DOCS)
+    assert d["tokens"] == s.num_tokens == sum(d["tokens_by_modality"].values())
+    assert {"text", "special", "image", "audio"} <= set(d["tokens_by_modality"])
+    assert d["fingerprint"] == s.vocab.fingerprint and d["vocab_size"] == s.vocab.size
+    assert d["bytes"] == sum((p / e["bin"]).stat().st_size for p in sorted((made / "shards").glob("part-*"))
+                             for e in json.loads((p / "manifest.json").read_text())["shards"])
+    assert set(d["tokenizers"]) == {"text", "image", "audio"}
+
+
+def test_a_run_is_described_by_its_newest_checkpoint_and_log(made: Path) -> None:
+    d = describe(made / "run")
+    last = json.loads((made / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert d["what"] == "run" and d["step"] == d["steps"] == 4 and d["checkpoints"][-1] == "ckpt-0000004"
+    assert d["last_loss"] == last["loss"] and d["parameters"] > 0
+    assert d["fingerprint"] == describe(made / "shards")["fingerprint"]
+    assert describe(made / "run" / "ckpt-0000004")["kind"] == "transformer"
+
+
+@pytest.mark.parametrize("name", ["audio", "image"])
+def test_a_shipped_tokenizer_is_described_with_its_version_and_fingerprint(name: str) -> None:
+    import mmtok
+
+    d = describe(name)
+    tok = mmtok.load(name)
+    prov = read_config(d["path"])["provenance"]
+    assert d["kind"] == name and d["model_version"] == prov["model_version"]
+    assert d["codebook_size"] == tok.codebook_size and d["fingerprint"] == tok.fingerprint
+    assert 1 < d["megabytes"] <= 40 and d["parameters"] > 10_000
+    text = format_info(d)
+    assert text.splitlines()[0] == f"checkpoint: {d['path']}" and tok.fingerprint in text
+    assert len(d["chosen_on"]) > 100 and max(len(line) for line in text.splitlines()[1:]) <= 100  # wrapped
+
+
+def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
+        made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(made / "shards"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == describe(made / "shards")
+    assert main(["info", str(made / "run")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run: {made / 'run'}") and "last_loss" in out
+    assert main(["info", str(tmp_path)]) == 2  # an empty folder
+    assert "nothing to describe" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        describe(tmp_path)
