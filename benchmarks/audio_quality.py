@@ -19,6 +19,8 @@
   vocoder); ``ours`` (``tok.decode(codes)`` with the vocoder); ``ours_griffin_lim``; and with
   ``--compare M2`` ``compare`` (M2's codes through its own decode path).
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
+- ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
+  differences with a 95 % bootstrap interval over the clips and the clips ours wins (``paired.py``).
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files).
 - ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
   the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
@@ -50,6 +52,7 @@ import numpy as np
 import torch
 from audio_baselines import ENCODEC_RATE, encode_speed, fit_dmel, slices, timed, unslice
 from common import emit
+from paired import paired_difference
 from tqdm import tqdm
 
 import mmtok
@@ -321,11 +324,12 @@ def decoders(tok: AudioTokenizer, voc: Vocoder, base: dict[str, Any], skip: set[
 
 def evaluate(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str, Any], torch.Tensor]],
              base: dict[str, Any], skip: set[str], *, compare: AudioTokenizer | None = None,
-             threads: int = 1) -> dict[str, dict[str, Any]]:
-    """Every method on every clip -> ``{method: quality row}``."""
+             threads: int = 1, per_clip: dict[str, list[dict[str, float]]] | None = None) -> dict[str, dict[str, Any]]:
+    """Every method on every clip -> ``{method: quality row}``; ``per_clip`` receives each method's clip rows."""
     counts = {m: torch.zeros(tok.codebook_size, dtype=torch.long) for m in ("kmeans", "ours")}
     methods = decoders(tok, voc, base, skip, compare, counts)
-    per: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    per: dict[str, list[dict[str, float]]] = per_clip if per_clip is not None else {}
+    per.update({m: [] for m in methods})
     for _, audio in tqdm(clips, desc="clips", unit="clip", file=sys.stderr):
         with torch.inference_mode():
             rows = slices(tok, audio)  # (n, fpt*M)
@@ -454,12 +458,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{args.manifest} has no readable {args.split} speech file of {MIN_SECONDS}-{MAX_SECONDS} s")
     emit(eval_set_row(clips, args.split, args.seed))
     base = fit_baselines(tok, AudioCache(args.cache, "train"), args, skip)
-    quality = evaluate(tok, voc, clips, base, skip, compare=compare, threads=args.threads)
+    per: dict[str, list[dict[str, float]]] = {}
+    quality = evaluate(tok, voc, clips, base, skip, compare=compare, threads=args.threads, per_clip=per)
     own = args.vocoder or "the tokenizer's own"
     labels = {"original": None, "ours_griffin_lim": "griffin-lim",
               "compare": compare is not None and ("its own" if compare.vocoder is not None else "griffin-lim")}
     for name, row in quality.items():
         emit(row, model=args.compare if name == "compare" else args.model, vocoder=labels.get(name, own))
+    for other in ("kmeans", "compare"):
+        if other in per:
+            emit(bench="paired", method=f"ours_minus_{other}", seed=args.seed,
+                 **paired_difference(per["ours"], per[other], ("stoi", "pesq_wb", "dnsmos_ovrl", "logmel_l1"),
+                                     seed=args.seed))
     if "usage" not in skip:
         emit(split_usage(tok, rows, root, args.split))
     if "tones" not in skip:

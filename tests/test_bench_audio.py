@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import slices  # noqa: E402
+from paired import paired_difference  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RATE = 16_000
@@ -124,6 +125,23 @@ def manifest_rows() -> list[dict[str, object]]:
              {"path": "music.wav", "source": "s", "group": "C", "kind": "music", "split": "validation", "seconds": 3},
              {"path": "test.wav", "source": "s", "group": "D", "kind": "speech", "split": "test", "seconds": 3}]
     return rows
+
+
+def test_paired_difference_resamples_the_items_and_skips_what_was_not_scored() -> None:
+    rng = np.random.default_rng(0)
+    a = [{"stoi": float(v), "pesq_wb": 1.0} for v in rng.normal(0.8, 0.05, 40)]
+    b = [{"stoi": r["stoi"] - float(e), "pesq_wb": math.nan if i == 3 else 1.0}
+         for i, (r, e) in enumerate(zip(a, rng.normal(0.01, 0.02, 40), strict=True))]
+    r = paired_difference(a, b, ["stoi", "pesq_wb", "absent"], seed=1)
+    assert r == paired_difference(a, b, ["stoi", "pesq_wb", "absent"], seed=1) and "absent" not in r
+    d = np.array([x["stoi"] - y["stoi"] for x, y in zip(a, b, strict=True)])
+    assert r["stoi"]["mean"] == pytest.approx(d.mean(), abs=1e-4) and r["stoi"]["wins"] == int((d > 0).sum())
+    lo, hi = r["stoi"]["ci95"]
+    se = d.std(ddof=1) / math.sqrt(d.size)  # the bootstrap interval is about the normal one
+    assert lo < d.mean() < hi and abs((hi - lo) - 2 * 1.96 * se) < 0.3 * 2 * 1.96 * se
+    assert r["pesq_wb"] == {"mean": 0.0, "ci95": [0.0, 0.0], "wins": 0, "n": 39}
+    with pytest.raises(ValueError, match="same items"):
+        paired_difference(a, b[:-1], ["stoi"])
 
 
 def test_clip_order_is_seeded_filtered_and_round_robin() -> None:
@@ -234,3 +252,9 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
     assert by[("published_anchors", None)]["data"].startswith("LibriSpeech test-clean")
     bar = by[("bar", "ours")]
     assert bar["missing"] == ["encode_vs_encodec"] and bar["passed"] + bar["failed"] == len(aq.BAR) - 1
+    paired = by[("paired", "ours_minus_kmeans")]
+    assert paired["items"] == 3 and ("paired", "ours_minus_compare") not in by
+    for k in ("stoi", "dnsmos_ovrl", "logmel_l1"):  # every clip scored: the mean difference is the difference of means
+        d = paired[k]
+        assert d["n"] == 3 and 0 <= d["wins"] <= 3 and d["ci95"][0] <= d["mean"] <= d["ci95"][1]
+        assert d["mean"] == pytest.approx(by[("quality", "ours")][k] - km[k], abs=2e-4)
