@@ -10,6 +10,8 @@ figure only) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
   ``preprocess(x)`` over the split's whole photos (the default size policy),
   for each tokenizer, the k-means patch codebook and, with ``--vqvae``, a plain
   VQ-VAE; margins are ours minus theirs.
+- ``image_paired``: per photo, ``model`` minus ``minus`` (each baseline, each later model):
+  mean PSNR and SSIM differences with 95 % bootstrap intervals and wins (``paired.py``).
 - ``image_usage``: distinct codes over ``min(K, tokens)`` and perplexity, on
   about ``--usage-tokens`` tokens of random crops of the split's photos: a
   square of side ``U(0.35, 1.0) * min(H, W)`` at a random position, resized to
@@ -69,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from common import emit
 from image_baselines import KMeansPatches, fit_kmeans_cached, vqgan_f16, vqgan_tokenize
+from paired import paired_difference
 
 import mmtok
 from mmtok.core.metrics import codebook_usage, psnr, ssim
@@ -274,13 +277,18 @@ def eval_sets(set_name: str, files: list[Path], models: dict[str, Any], manifest
     return {set_name: files, **({f"{set_name}_unseen": unseen} if seen and unseen else {})}
 
 
-def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tensor,
-                k: int) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float, int]]]:
-    """Per codec: (PSNR, SSIM) of the whole photos ``full`` and (usage, perplexity, distinct) over ``crops``."""
+def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tensor, k: int,
+                per_photo: dict[str, list[dict[str, float]]] | None = None,
+                ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float, int]]]:
+    """Per codec: (PSNR, SSIM) of the whole photos ``full`` and (usage, perplexity, distinct) over ``crops``;
+    ``per_photo`` receives each codec's photo rows (``psnr_db``, ``ssim``)."""
     quality, use = {}, {}
     for c, codec in codecs.items():
         _, rec = roundtrip(codec, full)
-        quality[c] = float(psnr(rec, full).mean()), float(ssim(rec, full).mean())
+        p, s = psnr(rec, full), ssim(rec, full)
+        quality[c] = float(p.mean()), float(s.mean())
+        if per_photo is not None:
+            per_photo[c] = [{"psnr_db": float(a), "ssim": float(b)} for a, b in zip(p, s, strict=True)]
         use[c] = usage(torch.cat([codec[0](b) for b in crops.split(EVAL_BATCH)]), k)
     return quality, use
 
@@ -344,7 +352,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sub = [photos[index[p]] for p in files]
         g = torch.Generator().manual_seed(args.seed + s)
         crops = cut_crops(sub, usage_boxes([tuple(p.shape[-2:]) for p in sub], n_crops, generator=g), size)
-        quality[name], use[name] = q, u = measure_set(codecs, full[[index[p] for p in files]], crops, k)
+        per: dict[str, list[dict[str, float]]] = {}
+        quality[name], use[name] = q, u = measure_set(codecs, full[[index[p] for p in files]], crops, k, per)
+        names = list(codecs)
+        for m in toks:  # per photo: each model minus each baseline and each later model, with intervals
+            for other in [c for c in names if c not in toks or names.index(c) > names.index(m)]:
+                emit(bench="image_paired", model=m, minus=other, set=name, seed=args.seed,
+                     **paired_difference(per[m], per[other], ("psnr_db", "ssim"), seed=args.seed))
         for m in toks:
             row: dict[str, Any] = {"psnr_ours_db": round(q[m][0], 3), "ssim_ours": round(q[m][1], 4)}
             urow: dict[str, Any] = {"usage_ours": round(u[m][0], 4), "perplexity_ours": round(u[m][1], 1),

@@ -112,6 +112,10 @@ def test_manifest_mode_takes_the_split_and_reports_the_overlap(tmp_path: Path, c
     bars = by["image_bars", "validation"]
     assert bars["encode_speedup"] is None and set(bars["met"]) >= {"psnr_ge_23db", "usage_ge_95pct"}
     assert not any(r["bench"] == "image_speed" for r in recs)
+    pair = by["image_paired", "validation"]  # per photo, ours minus k-means: the margin, with its interval
+    assert pair["minus"] == "kmeans-patches" and pair["items"] == 2 and pair["psnr_db"]["n"] == 2
+    assert pair["psnr_db"]["mean"] == pytest.approx(q["margin_kmeans-patches_db"], abs=2e-3)
+    assert pair["psnr_db"]["ci95"][0] <= pair["psnr_db"]["mean"] <= pair["psnr_db"]["ci95"][1]
 
     cached = list(tmp_path.glob("kmeans-K64-*.pt"))
     assert len(cached) == 1  # beside the manifest
