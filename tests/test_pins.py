@@ -46,8 +46,8 @@ def test_shipped_audio_codes_are_pinned() -> None:
     wave = mmtok.load_audio(str(DATA / "speech_en.wav"), target_rate=tok.sample_rate)
     codes = tok.encode(wave, sample_rate=tok.sample_rate)
     assert tuple(codes.shape) == (206,)
-    assert codes[:8].tolist() == [1602, 1602, 1602, 1602, 1602, 2016, 3274, 2754]
-    assert digest(codes) == "e3ec2553b6ee90a549b8a027a4299c51611d015c280488389dec77d9dfbe2613"
+    assert codes[:8].tolist() == [874, 874, 874, 874, 874, 874, 2844, 430]
+    assert digest(codes) == "f844445455dbe3ac4f37bd317fab7b77f5e327c1592ed0738203e660e7c01497"
 
 
 def test_shipped_video_codes_are_pinned() -> None:
@@ -58,8 +58,8 @@ def test_shipped_video_codes_are_pinned() -> None:
 VIDEO_SHA = "32c919ef4b3d41fffe85a8f6072faba9200b2ec6d25b514103ddb151ce59a1e7"
 
 SHARD_SHA = {
-    "shard-00000.bin": "2b6b3faab348f8f0bb9e8cd7c3ad3214d091cf725054b25b7b07b46f2412bbdc",
-    "shard-00001.bin": "71640ec2f7ed95dbfeeb7982bc367639a6064f54a68aac217fc4c306c9fef03d",
+    "shard-00000.bin": "75a26b6b767bb88faf3684016dbf4b258882e95bfaabd1237b1b8483f3df3397",
+    "shard-00001.bin": "3ad2296524c2d9a23b6f62074a11b41bc575b3aa26b95195745451ecd753a16b",
 }
 
 
