@@ -43,13 +43,14 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
         return _run(p)
-    if str(path) == "video" and not p.exists():
+    if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped, built from image and audio
         return _tokenizer_summary({"what": "tokenizer", "path": "video (built from the shipped image and audio)",
                                    "kind": "video"}, load("video"))
-    if p.is_dir() and not (p / CONFIG_NAME).is_file():
+    folder = resolve_checkpoint(path)  # a bare name is a shipped checkpoint unless a checkpoint folder has it
+    if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
-    return _checkpoint(resolve_checkpoint(path))
+    return _checkpoint(folder)
 
 
 def _shards(folder: Path) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_a_shipped_tokenizer_is_described_with_its_version_and_fingerprint(name:
 
 
 def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
-        made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["info", str(made / "shards"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == describe(made / "shards")
     assert main(["info", str(made / "run")]) == 0
@@ -77,6 +77,11 @@ def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
     assert "nothing to describe" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "audio").mkdir()  # a folder that is no checkpoint does not hide the shipped one of its name
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "audio"]) == 0 and "model_version" in capsys.readouterr().out
+    assert main(["info", str(made / "run" / "log.jsonl")]) == 2
+    assert "is a file" in capsys.readouterr().err
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         describe(tmp_path)
