@@ -91,15 +91,7 @@ def _run(folder: Path) -> dict[str, Any]:
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
     params = _parameters(ckpts[-1])
-    last: dict[str, Any] = {}
-    log = folder / LOG_NAME
-    if log.is_file():
-        for line in log.read_text().splitlines()[::-1]:
-            try:
-                last = json.loads(line)
-                break
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
+    last = _last_log_line(folder / LOG_NAME)
     return {
         "what": "run", "path": str(folder),
         "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
@@ -111,6 +103,23 @@ def _run(folder: Path) -> dict[str, Any]:
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
         "tokenizers": _vocab_tokenizers(cfg.get("vocab") or {}),
     }
+
+
+def _last_log_line(log: Path, tail: int = 1 << 16) -> dict[str, Any]:
+    """The newest complete JSON line of a run's log, read from its last ``tail`` bytes only."""
+    if not log.is_file():
+        return {}
+    with open(log, "rb") as f:
+        f.seek(max(0, log.stat().st_size - tail))
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill, or the first, cut by the seek
+        if isinstance(row, dict):
+            return row
+    return {}
 
 
 def _parameters(folder: Path) -> int:

@@ -49,6 +49,13 @@ def test_a_run_is_described_by_its_newest_checkpoint_and_log(made: Path) -> None
     assert d["last_loss"] == last["loss"] and d["parameters"] > 0
     assert d["fingerprint"] == describe(made / "shards")["fingerprint"]
     assert describe(made / "run" / "ckpt-0000004")["kind"] == "transformer"
+    log = made / "run" / "log.jsonl"
+    kept = log.read_bytes()
+    try:  # a long log is read from its end, and a line cut by a kill is passed over
+        log.write_bytes(b'{"step": 0, "loss": 9.0}\n' * 5000 + kept + b'{"step": 5, "lo')
+        assert describe(made / "run")["last_loss"] == last["loss"]
+    finally:
+        log.write_bytes(kept)
 
 
 @pytest.mark.parametrize("name", ["audio", "image"])
