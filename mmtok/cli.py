@@ -145,7 +145,7 @@ def train_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
-    from mmtok.lm.runs import LOG_NAME, latest_checkpoint
+    from mmtok.lm.runs import last_log_row, latest_checkpoint
     from mmtok.lm.train import TrainConfig, train
 
     opts = vars(train_parser().parse_args(list(args.options)))
@@ -156,8 +156,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        rows = [line for line in (folder / LOG_NAME).read_text().splitlines() if line.strip()]
-        loss = json.loads(rows[-1])["loss"] if rows else float("nan")
+        loss = last_log_row(folder).get("loss", float("nan"))
         print(f"run {folder}: newest checkpoint {latest_checkpoint(folder)}, final loss {loss:.4f}")
     return 0
 

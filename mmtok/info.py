@@ -12,19 +12,19 @@ loaded to report its fingerprint.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.checkpoint import CONFIG_NAME, read_config, read_header
+from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_config, read_header
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.shards import MANIFEST, open_shards
-from mmtok.lm.runs import LOG_NAME, checkpoint_folders
+from mmtok.lm.runs import checkpoint_folders, last_log_row
 from mmtok.pretrained import load
+from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["describe", "format_info"]
 
@@ -60,7 +60,6 @@ def _shards(folder: Path) -> dict[str, Any]:
         for k, v in m.get("tokens", {}).items():
             if k != "total":
                 tokens[k] = tokens.get(k, 0) + int(v)
-    vocab = s.vocab.to_dict()
     first = s.manifests[0]
     on_disk = sum(int(t.nbytes) for t in s.tokens)
     return {
@@ -71,17 +70,15 @@ def _shards(folder: Path) -> dict[str, Any]:
         "parts": len(s.manifests), "shards": len(s.tokens), "dtype": str(first.get("dtype")),
         "bytes": on_disk, "source": (first.get("source") or {}).get("file"),
         "vocab_size": s.vocab.size, "fingerprint": s.vocab.fingerprint,
-        "tokenizers": _vocab_tokenizers(vocab),
+        "tokenizers": _vocab_tokenizers(s.vocab),
     }
 
 
-def _vocab_tokenizers(vocab: dict[str, Any]) -> dict[str, str]:
+def _vocab_tokenizers(vocab: Vocabulary) -> dict[str, str]:
     """Each modality of a vocabulary: its id range size and the tokenizer that made it."""
-    labels = vocab.get("labels") or {}
-    sources = vocab.get("sources") or {}
-    out = {"text": f"{vocab.get('text_size', 0):,} ids ({sources.get('text', '?')})"}
-    for kind, size in (vocab.get("ranges") or {}).items():
-        out[kind] = f"{size:,} ids ({labels.get(kind) or sources.get(kind, '?')})"
+    out = {"text": f"{vocab.text_size:,} ids ({vocab.sources.get('text', '?')})"}
+    for kind in vocab.media:
+        out[kind] = f"{len(vocab.range(kind)):,} ids ({vocab.labels.get(kind) or vocab.sources.get(kind, '?')})"
     return out
 
 
@@ -91,7 +88,7 @@ def _run(folder: Path) -> dict[str, Any]:
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
     params = _parameters(ckpts[-1])
-    last = _last_log_line(folder / LOG_NAME)
+    last = last_log_row(folder)
     return {
         "what": "run", "path": str(folder),
         "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
@@ -101,35 +98,18 @@ def _run(folder: Path) -> dict[str, Any]:
         "data": train.get("data"), "last_loss": last.get("loss"),
         "last_loss_by_modality": {k[5:]: v for k, v in last.items() if k.startswith("loss_")},
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
-        "tokenizers": _vocab_tokenizers(cfg.get("vocab") or {}),
+        "tokenizers": _vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"])) if cfg.get("vocab") else None,
     }
 
 
-def _last_log_line(log: Path, tail: int = 1 << 16) -> dict[str, Any]:
-    """The newest complete JSON line of a run's log, read from its last ``tail`` bytes only."""
-    if not log.is_file():
-        return {}
-    with open(log, "rb") as f:
-        f.seek(max(0, log.stat().st_size - tail))
-        lines = f.read().decode("utf-8", errors="replace").splitlines()
-    for line in reversed(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill, or the first, cut by the seek
-        if isinstance(row, dict):
-            return row
-    return {}
-
-
 def _parameters(folder: Path) -> int:
-    return sum(math.prod(shape) for _, shape in read_header(folder / "model.safetensors").values())
+    return sum(math.prod(shape) for _, shape in read_header(folder / WEIGHTS_NAME).values())
 
 
 def _checkpoint(folder: Path) -> dict[str, Any]:
     meta = read_config(folder)
     prov = meta.get("provenance") or {}
-    weights = folder / "model.safetensors"
+    weights = folder / WEIGHTS_NAME
     out: dict[str, Any] = {
         "what": "checkpoint", "path": str(folder), "kind": meta.get("kind"),
         "model_version": prov.get("model_version") if isinstance(prov, dict) else None,

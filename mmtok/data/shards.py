@@ -17,6 +17,7 @@ remembered by the file's size and mtime in ``.verified.json`` beside the shards
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -213,6 +214,11 @@ class ShardSet:
             for a, b in zip(offs[:-1], offs[1:], strict=True):  # noqa: RUF007
                 yield np.asarray(toks[a:b], dtype=np.int64)
 
+    @functools.cached_property
+    def _first_docs(self) -> np.ndarray:
+        """Each shard's first document number, then the total: int64 ``[shards + 1]``."""
+        return np.cumsum([0] + [len(o) - 1 for o in self.offsets], dtype=np.int64)
+
     def __len__(self) -> int:
         """The number of documents (``num_docs``)."""
         return self.num_docs
@@ -224,7 +230,7 @@ class ShardSet:
         """Document ``i``'s ids (int64), counted across every shard; negative ``i`` counts from the end."""
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"shard documents are indexed by an int, not {type(i).__name__}")
-        firsts = np.cumsum([0] + [len(o) - 1 for o in self.offsets])  # each shard's first document
+        firsts = self._first_docs
         n = int(firsts[-1])
         j = int(i) + n if i < 0 else int(i)
         if not 0 <= j < n:

@@ -20,8 +20,8 @@ from mmtok.core.module_io import load_state_dict_checked
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "latest_checkpoint",
-           "load_run", "plot_loss"]
+__all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "last_log_row",
+           "latest_checkpoint", "load_run", "plot_loss"]
 
 CKPT_PREFIX = "ckpt-"
 LOG_NAME = "log.jsonl"
@@ -66,6 +66,24 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     load_state_dict_checked(model, ck.tensors, where=path)
     model.eval().to(device or "cpu")
     return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
+
+
+def last_log_row(run: str | os.PathLike[str], tail: int = 1 << 16) -> dict[str, Any]:
+    """The newest complete row of ``run``'s log (``{}`` if none), read from its last ``tail`` bytes only."""
+    log = Path(run) / LOG_NAME
+    if not log.is_file():
+        return {}
+    with open(log, "rb") as f:
+        f.seek(max(0, log.stat().st_size - tail))
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill, or the first, cut by the seek
+        if isinstance(row, dict):
+            return row
+    return {}
 
 
 def plot_loss(run: Path) -> None:
