@@ -282,3 +282,55 @@ def test_train_cli_decoder_only_keeps_every_code(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main([*common, "--out", str(tmp_path / "none"), "--decoder-only"])
     assert not (tmp_path / "none").exists()
+
+
+def test_attenuated_crops_are_the_log_mel_of_quieter_audio() -> None:
+    """Level augmentation on cached log-mel equals the log-mel of the audio made that much quieter,
+    floor included; off, it returns the crops untouched and draws nothing."""
+    import math
+
+    from mmtok.audio.features import LOG_FLOOR, log_mel, mel_filters
+    from mmtok.audio.train_data import attenuate_crops
+
+    fb = mel_filters()
+    wave = torch.from_numpy(speechlike(1.0, seed=4)).float()
+    quiet = wave * 10 ** (-37.0 / 20)  # deep enough that many bins sink under the floor
+    mel = torch.stack([log_mel(wave, fb), log_mel(quiet, fb)])
+    floor = math.log(LOG_FLOOR)
+    assert bool((mel[1] <= floor + 1e-6).any()) and bool((mel[1] > floor + 1).any())
+
+    g = torch.Generator().manual_seed(3)
+    state = g.get_state()
+    assert attenuate_crops(mel, gain_db=0.0, prob=1.0, floor=floor, generator=g) is mel
+    assert attenuate_crops(mel, gain_db=30.0, prob=0.0, floor=floor, generator=g) is mel
+    assert torch.equal(g.get_state(), state)
+
+    # the draw: U(0, 40) dB for every crop (prob 1); rebuild each crop's audio at that level and compare
+    out = attenuate_crops(mel[:1].expand(6, -1, -1), gain_db=40.0, prob=1.0, floor=floor,
+                          generator=torch.Generator().manual_seed(5))
+    db = torch.rand(6, generator=torch.Generator().manual_seed(5)) * 40.0
+    for i in range(6):
+        want = log_mel(wave * 10 ** (-float(db[i]) / 20), fb)
+        assert torch.allclose(out[i], want, atol=2e-3), (i, float((out[i] - want).abs().max()))
+    assert len({round(float(d), 3) for d in db}) == 6  # six different levels
+
+    # prob 0.5: some crops untouched, the others quieter
+    half = attenuate_crops(mel[:1].expand(64, -1, -1), gain_db=20.0, prob=0.5, floor=floor,
+                           generator=torch.Generator().manual_seed(6))
+    same = torch.tensor([torch.equal(h, mel[0]) for h in half])
+    assert 10 < int(same.sum()) < 54 and bool((half[~same] <= mel[0] + 1e-6).all())
+
+
+def test_train_cli_gain_db_is_checked_and_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.train import build_parser, main
+
+    assert build_parser().parse_args(["--data", "d", "--out", "o"]).gain_db == 0.0  # off by default
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "x"), "--gain-db", "-3"])
+    assert "--gain-db must be >= 0" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    common = _tiny_conv_run(tmp_path, clips=4, seed=11)
+    out = tmp_path / "lvl"
+    assert main([*common, "--out", str(out), "--steps", "2", "--init-from", str(tmp_path / "first" / "model"),
+                 "--gain-db", "20", "--gain-prob", "0.5"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "--gain-db 20" in summary["command"]

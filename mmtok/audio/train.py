@@ -52,7 +52,13 @@ from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.io import load_audio
 from mmtok.audio.losses import band_matrix, compressed_l1, envelope_correlation_loss
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
-from mmtok.audio.train_data import cache_material, is_cache, random_feature_crops, training_files
+from mmtok.audio.train_data import (
+    attenuate_crops,
+    cache_material,
+    is_cache,
+    random_feature_crops,
+    training_files,
+)
 from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown, resume_source
 from mmtok.core.errors import TrainingError
 from mmtok.core.metrics import codebook_usage
@@ -217,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--envelope-weight", type=float, default=0.0, metavar="W",
                    help="add W × (1 - the correlation of short-time band envelopes: 380 ms of one-third-octave "
                         "bands, the quantity STOI is built on) between decoded and original log-mel")
+    p.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
+                   help="level augmentation: a crop is made U(0, DB) dB quieter (exactly, on its floored log-mel), "
+                        "so that quiet recordings are coded as well as loud ones; 0 = off (default: %(default)s)")
+    p.add_argument("--gain-prob", type=float, default=1.0, metavar="P",
+                   help="with --gain-db: the share of crops made quieter (default: %(default)s)")
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
@@ -341,6 +352,8 @@ def train_steps(run: _Run) -> None:
         mel = random_feature_crops(run.feats, args.batch_size, args.crop_tokens, fpt=cfg.frames_per_token,
                                    ctx=tok.context_frames, floor=math.log(cfg.log_floor), generator=gen,
                                    weights=run.crop_weights)
+        mel = attenuate_crops(mel, gain_db=args.gain_db, prob=args.gain_prob, floor=math.log(cfg.log_floor),
+                              generator=gen)
         res = tok(mel.to(tok.device))
         loss = res.loss
         if args.mse_weight:
@@ -374,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.gain_db < 0 or not 0 <= args.gain_prob <= 1:
+        parser.error(f"--gain-db must be >= 0 and --gain-prob in [0, 1] (got {args.gain_db}, {args.gain_prob})")
     if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
         parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
                      f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")

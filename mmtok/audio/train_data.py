@@ -27,8 +27,8 @@ from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
 from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "cache_material", "find_audio", "is_cache", "random_feature_crops", "split_validation",
-    "synthetic_clips", "training_files",
+    "AUDIO_EXTENSIONS", "attenuate_crops", "cache_material", "find_audio", "is_cache", "random_feature_crops",
+    "split_validation", "synthetic_clips", "training_files",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -63,6 +63,22 @@ def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, 
         piece = f[:, start : start + width]
         out[row, :, : piece.shape[-1]] = piece
     return out
+
+
+def attenuate_crops(mel: torch.Tensor, *, gain_db: float, prob: float, floor: float,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Each crop of ``mel`` (``[n, M, F]`` log-mel power, floored at ``floor``), with probability
+    ``prob``, as it would be had its audio been U(0, ``gain_db``) dB quieter: the log-mel shifts down
+    by that many dB and is floored again. This is exact, since the features are ``log(max(power,
+    floor))``: what was under the floor stays under it. ``gain_db`` 0 or ``prob`` 0 return ``mel``
+    and draw nothing from ``generator``."""
+    if gain_db <= 0 or prob <= 0:
+        return mel
+    n = mel.shape[0]
+    db = torch.rand(n, generator=generator) * gain_db
+    on = (torch.rand(n, generator=generator) < prob).float()
+    shift = -(db * on) * (np.log(10.0) / 10.0)  # power dB -> natural log
+    return (mel + shift.to(mel.dtype).view(n, *([1] * (mel.dim() - 1)))).clamp_min(floor)
 
 
 def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
