@@ -6,7 +6,10 @@
 (or ``python benchmarks/audio_quality.py`` with the same options). One JSON object per line:
 
 - ``eval_set``: the clips: speech files of ``--split`` 1-13 s long, at their own loudness,
-  picked round-robin over (source, group) in a seeded order, at most ``--clips``.
+  picked round-robin over (source, group) in a seeded order, at most ``--clips``. With
+  ``--level-db X`` every clip is first scaled by X dB and clipped to [-1, 1], the original
+  included (``level_db`` in this row and in the ``quality``, ``paired`` and ``bar`` rows): how
+  the methods hold up on quieter (X < 0) or louder recordings.
 - ``quality``, one per ``method``: means over clips (and ``median``) of ``stoi`` (pystoi, 16 kHz,
   not extended), ``pesq_wb`` (``pesq``, mode "wb"; ``pesq_clips`` it could score),
   ``dnsmos_sig``/``dnsmos_bak``/``dnsmos_ovrl`` (DNSMOS P.835, :func:`dnsmos`), ``logmel_l1``
@@ -221,6 +224,15 @@ def load_clips(order: Sequence[dict[str, Any]], root: Path, n: int) -> list[tupl
     return out
 
 
+def at_level(clips: Sequence[tuple[dict[str, Any], torch.Tensor]], level_db: float,
+             ) -> list[tuple[dict[str, Any], torch.Tensor]]:
+    """``clips`` scaled by ``level_db`` dB and clipped to [-1, 1] (0: the clips themselves)."""
+    if level_db == 0:
+        return list(clips)
+    gain = 10.0 ** (level_db / 20.0)
+    return [(r, (a * gain).clamp(-1.0, 1.0)) for r, a in clips]
+
+
 def eval_set_row(clips: Sequence[tuple[dict[str, Any], torch.Tensor]], split: str, seed: int) -> dict[str, Any]:
     sources: dict[str, int] = defaultdict(int)
     for r, _ in clips:
@@ -414,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--vocoder", default=None, help="a vocoder checkpoint (RUN/best); default: the tokenizer's own")
     ap.add_argument("--compare", default=None, help="another tokenizer, decoded its own way (e.g. audio)")
     ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
+    ap.add_argument("--level-db", type=float, default=0.0, metavar="DB",
+                    help="scale every clip by DB dB first (clipped to [-1, 1]); e.g. -20 for quiet recordings")
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime CPU threads")
     ap.add_argument("--kmeans-vectors", type=int, default=200_000, help="train slices k-means and dMel are fitted on")
     ap.add_argument("--kmeans-iters", type=int, default=20, help="Lloyd iterations")
@@ -453,10 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     voc = load_vocoder(tok, args.vocoder)
     compare = mmtok.load(args.compare) if args.compare else None
     rows, root = read_manifest(args.manifest), Path(args.manifest).parent
-    clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
+    out = functools.partial(emit, level_db=args.level_db) if args.level_db else emit
+    clips = at_level(load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips), args.level_db)
     if not clips:
         raise SystemExit(f"{args.manifest} has no readable {args.split} speech file of {MIN_SECONDS}-{MAX_SECONDS} s")
-    emit(eval_set_row(clips, args.split, args.seed))
+    out(eval_set_row(clips, args.split, args.seed))
     base = fit_baselines(tok, AudioCache(args.cache, "train"), args, skip)
     per: dict[str, list[dict[str, float]]] = {}
     quality = evaluate(tok, voc, clips, base, skip, compare=compare, threads=args.threads, per_clip=per)
@@ -464,10 +479,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = {"original": None, "ours_griffin_lim": "griffin-lim",
               "compare": compare is not None and ("its own" if compare.vocoder is not None else "griffin-lim")}
     for name, row in quality.items():
-        emit(row, model=args.compare if name == "compare" else args.model, vocoder=labels.get(name, own))
+        out(row, model=args.compare if name == "compare" else args.model, vocoder=labels.get(name, own))
     for other in ("kmeans", "compare"):
         if other in per:
-            emit(bench="paired", method=f"ours_minus_{other}", seed=args.seed,
+            out(bench="paired", method=f"ours_minus_{other}", seed=args.seed,
                  **paired_difference(per["ours"], per[other], ("stoi", "pesq_wb", "dnsmos_ovrl", "logmel_l1"),
                                      seed=args.seed))
     if "usage" not in skip:
@@ -484,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in ("stoi", "pesq_wb"):
         if ours.get(k) is not None and km.get(k) is not None:
             fig[f"{k}_minus_kmeans"] = round(ours[k] - km[k], 4)
-    emit(bar_row(fig))
+    out(bar_row(fig))
     return 0
 
 

@@ -258,3 +258,31 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
         d = paired[k]
         assert d["n"] == 3 and 0 <= d["wins"] <= 3 and d["ci95"][0] <= d["mean"] <= d["ci95"][1]
         assert d["mean"] == pytest.approx(by[("quality", "ours")][k] - km[k], abs=2e-4)
+
+
+def test_at_level_scales_and_clips_and_leaves_level_zero_alone() -> None:
+    row = {"path": "a.flac"}
+    a = torch.tensor([0.5, -0.05, 0.01])
+    assert aq.at_level([(row, a)], 0.0)[0][1] is a
+    (r, q), = aq.at_level([(row, a)], -20.0)
+    assert r is row and torch.allclose(q, a / 10)
+    loud = aq.at_level([(row, a)], 20.0)[0][1]
+    assert torch.allclose(loud, torch.tensor([1.0, -0.5, 0.1]))  # clipped to [-1, 1]
+
+
+def test_manifest_mode_at_another_level(corpus: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """--level-db scales the clips first: their rows say so, and the round trip scores differently."""
+    argv = ["--manifest", str(corpus["corpus"] / "manifest.jsonl"), "--split", "validation",
+            "--cache", str(corpus["cache"]), "--model", str(corpus["tok"]), "--vocoder", str(corpus["voc"]),
+            "--clips", "2", "--skip", "ceiling,kmeans,dmel,griffin_lim,usage,speed,encodec,tones"]
+    rows = {}
+    for level in (0.0, -20.0):
+        assert bench.main([*argv, "--level-db", str(level)]) == 0
+        rows[level] = {(r["bench"], r.get("method")): r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert all("level_db" not in r for r in rows[0.0].values())
+    quiet = rows[-20.0]
+    for key in (("eval_set", None), ("quality", "original"), ("quality", "ours"), ("bar", "ours")):
+        assert quiet[key]["level_db"] == -20.0, key
+    assert "level_db" not in quiet[("published_anchors", None)]
+    assert quiet[("eval_set", None)]["clips"] == rows[0.0][("eval_set", None)]["clips"] == 2
+    assert quiet[("quality", "ours")]["stoi"] != rows[0.0][("quality", "ours")]["stoi"]
