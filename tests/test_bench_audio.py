@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from mmtok.vq.quantizer import VQConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
+import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import slices  # noqa: E402
 from paired import paired_difference  # noqa: E402
@@ -286,3 +288,29 @@ def test_manifest_mode_at_another_level(corpus: dict[str, Path], capsys: pytest.
     assert "level_db" not in quiet[("published_anchors", None)]
     assert quiet[("eval_set", None)]["clips"] == rows[0.0][("eval_set", None)]["clips"] == 2
     assert quiet[("quality", "ours")]["stoi"] != rows[0.0][("quality", "ours")]["stoi"]
+
+
+def test_level_sweep_rows_pairs_and_plot(corpus: dict[str, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Each model gets a row per level; a model against itself pairs to exactly zero; quieter input
+    changes the scores; the plot is written."""
+    tok, twin = corpus["tok"], tmp_path / "twin"
+    shutil.copytree(tok, twin)
+    png = tmp_path / "levels.png"
+    argv = ["--manifest", str(corpus["corpus"] / "manifest.jsonl"), "--models", str(tok), str(twin),
+            "--levels=0,-25", "--clips", "2", "--plot", str(png), "--no-progress"]
+    assert audio_levels.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["bench"] == "eval_set" and lines[0]["clips"] == 2
+    levels = [r for r in lines if r["bench"] == "levels"]
+    assert [r["level_db"] for r in levels] == [-25.0, 0.0, -25.0, 0.0]
+    quiet, own = levels[0], levels[1]
+    assert own["stoi_drop"] == 0.0 and quiet["stoi_drop"] == round(own["stoi"] - quiet["stoi"], 4)
+    assert quiet["stoi"] != own["stoi"] and quiet["stoi_clips"] == 2
+    paired = [r for r in lines if r["bench"] == "levels_paired"]
+    assert len(paired) == 2 and all(r["stoi"]["mean"] == 0.0 and r["stoi"]["wins"] == 0 for r in paired)
+    assert png.stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        audio_levels.build_parser().parse_args(["--manifest", "m", "--levels", "loud"])
+    with pytest.raises(SystemExit, match="each model once"):
+        audio_levels.main(["--manifest", "m", "--models", "audio", "audio"])
