@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0, help="clip order seed")
+    ap.add_argument("--labels", nargs="+", default=None, help="names for --models in the rows and the plot")
     ap.add_argument("--plot", default=None, help="write STOI against level to this PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
@@ -123,14 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    if len(set(args.models)) != len(args.models):
-        raise SystemExit(f"--models {' '.join(args.models)}: each model once")
+    labels = args.labels or args.models
+    if len(set(args.models)) != len(args.models) or len(set(labels)) != len(labels):
+        raise SystemExit(f"--models {' '.join(args.models)}: each model once, each with its own label")
+    if len(labels) != len(args.models):
+        raise SystemExit(f"--labels: {len(labels)} names for {len(args.models)} models")
     toks = {}
-    for name in args.models:
+    for name, label in zip(args.models, labels, strict=True):
         tok = mmtok.load(name)
         if not isinstance(tok, AudioTokenizer):
             raise SystemExit(f"--models {name} is a {type(tok).__name__}, not an audio tokenizer")
-        toks[name] = tok.eval()
+        toks[label] = tok.eval()
     rows, root = read_manifest(args.manifest), Path(args.manifest).parent
     clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
     if not clips:

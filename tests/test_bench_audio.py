@@ -298,12 +298,12 @@ def test_level_sweep_rows_pairs_and_plot(corpus: dict[str, Path], tmp_path: Path
     shutil.copytree(tok, twin)
     png = tmp_path / "levels.png"
     argv = ["--manifest", str(corpus["corpus"] / "manifest.jsonl"), "--models", str(tok), str(twin),
-            "--levels=0,-25", "--clips", "2", "--plot", str(png), "--no-progress"]
+            "--labels", "one", "two", "--levels=0,-25", "--clips", "2", "--plot", str(png), "--no-progress"]
     assert audio_levels.main(argv) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[0]["bench"] == "eval_set" and lines[0]["clips"] == 2
     levels = [r for r in lines if r["bench"] == "levels"]
-    assert [r["level_db"] for r in levels] == [-25.0, 0.0, -25.0, 0.0]
+    assert [(r["model"], r["level_db"]) for r in levels] == [("one", -25.0), ("one", 0.0), ("two", -25.0), ("two", 0.0)]
     quiet, own = levels[0], levels[1]
     assert own["stoi_drop"] == 0.0 and quiet["stoi_drop"] == round(own["stoi"] - quiet["stoi"], 4)
     assert quiet["stoi"] != own["stoi"] and quiet["stoi_clips"] == 2
@@ -314,3 +314,5 @@ def test_level_sweep_rows_pairs_and_plot(corpus: dict[str, Path], tmp_path: Path
         audio_levels.build_parser().parse_args(["--manifest", "m", "--levels", "loud"])
     with pytest.raises(SystemExit, match="each model once"):
         audio_levels.main(["--manifest", "m", "--models", "audio", "audio"])
+    with pytest.raises(SystemExit, match="2 names for 1 models"):
+        audio_levels.main(["--manifest", "m", "--models", "audio", "--labels", "a", "b"])
