@@ -46,8 +46,8 @@ def test_shipped_audio_codes_are_pinned() -> None:
     wave = mmtok.load_audio(str(DATA / "speech_en.wav"), target_rate=tok.sample_rate)
     codes = tok.encode(wave, sample_rate=tok.sample_rate)
     assert tuple(codes.shape) == (206,)
-    assert codes[:8].tolist() == [874, 874, 874, 874, 874, 874, 2844, 430]
-    assert digest(codes) == "f844445455dbe3ac4f37bd317fab7b77f5e327c1592ed0738203e660e7c01497"
+    assert codes[:8].tolist() == [2168, 2168, 665, 665, 665, 4057, 5429, 5249]
+    assert digest(codes) == "f0dd001797475cbcac607bde5bae92221187ed59acc526dc86400faf9fe8837d"
 
 
 def test_shipped_video_codes_are_pinned() -> None:
@@ -58,8 +58,8 @@ def test_shipped_video_codes_are_pinned() -> None:
 VIDEO_SHA = "32c919ef4b3d41fffe85a8f6072faba9200b2ec6d25b514103ddb151ce59a1e7"
 
 SHARD_SHA = {
-    "shard-00000.bin": "75a26b6b767bb88faf3684016dbf4b258882e95bfaabd1237b1b8483f3df3397",
-    "shard-00001.bin": "3ad2296524c2d9a23b6f62074a11b41bc575b3aa26b95195745451ecd753a16b",
+    "shard-00000.bin": "4e86f42f2cbb884e67fa80fb6a2a9befef179389f75c1278ecbc89cf16d4ece3",
+    "shard-00001.bin": "8894d034ead1d79ef12116979bff0fc9f7dd1510b003e808ccadc40facf2dfaf",
 }
 
 
