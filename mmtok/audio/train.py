@@ -160,6 +160,25 @@ Log-mel ({encoder}) -> log-mel through a context decoder -> waveform ({waveform}
 """
 
 
+def add_loss_arguments(p: argparse.ArgumentParser) -> None:
+    """The loss terms added to the log-mel L1, and the level augmentation of the crops."""
+    p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the squared error on log-mel (in units of the mean per-channel variance) to the "
+                        "L1: large misses, such as a steady tone's narrow peak, then cost more than many small ones")
+    p.add_argument("--compressed-weight", type=float, default=0.0, metavar="W",
+                   help="add W × the L1 between power-law compressed mel magnitudes (|X|^0.3, relative to the "
+                        "target's mean): unlike the log-mel L1, errors in loud frames, where speech is, cost more "
+                        "than errors in near-silence")
+    p.add_argument("--envelope-weight", type=float, default=0.0, metavar="W",
+                   help="add W × (1 - the correlation of short-time band envelopes: 380 ms of one-third-octave "
+                        "bands, the quantity STOI is built on) between decoded and original log-mel")
+    p.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
+                   help="level augmentation: a crop is made U(0, DB) dB quieter (exactly, on its floored log-mel), "
+                        "so that quiet recordings are coded as well as loud ones; 0 = off (default: %(default)s)")
+    p.add_argument("--gain-prob", type=float, default=1.0, metavar="P",
+                   help="with --gain-db: the share of crops made quieter (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
                                 description="Train the audio tokenizer on a folder of audio files.")
@@ -213,21 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of training clips held aside (never fitted nor trained on; pygame files stay in "
                         "training); codebook usage and reconstruction on them go to summary.json")
     add_synthetic_arguments(p, unit="crops (cache mode only)")
-    p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
-                   help="add W × the squared error on log-mel (in units of the mean per-channel variance) to the "
-                        "L1: large misses, such as a steady tone's narrow peak, then cost more than many small ones")
-    p.add_argument("--compressed-weight", type=float, default=0.0, metavar="W",
-                   help="add W × the L1 between power-law compressed mel magnitudes (|X|^0.3, relative to the "
-                        "target's mean): unlike the log-mel L1, errors in loud frames, where speech is, cost more "
-                        "than errors in near-silence")
-    p.add_argument("--envelope-weight", type=float, default=0.0, metavar="W",
-                   help="add W × (1 - the correlation of short-time band envelopes: 380 ms of one-third-octave "
-                        "bands, the quantity STOI is built on) between decoded and original log-mel")
-    p.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
-                   help="level augmentation: a crop is made U(0, DB) dB quieter (exactly, on its floored log-mel), "
-                        "so that quiet recordings are coded as well as loud ones; 0 = off (default: %(default)s)")
-    p.add_argument("--gain-prob", type=float, default=1.0, metavar="P",
-                   help="with --gain-db: the share of crops made quieter (default: %(default)s)")
+    add_loss_arguments(p)
     p.add_argument("--val-clips", type=int, default=400,
                    help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
