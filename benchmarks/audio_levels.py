@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from audio_quality import at_level, clip_order, eval_set_row, load_clips, read_manifest
+from audio_quality import at_level, clip_order, eval_set_row, load_clips, load_model, read_manifest
 from common import emit
 from paired import paired_difference
 from tqdm import tqdm
 
-import mmtok
-from mmtok.audio.scores import pesq_wb, stoi_score
+from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
 
 RATE = 16000
@@ -43,21 +42,16 @@ KEYS = ("stoi", "pesq_wb")
 
 
 def round_trip_scores(tok: AudioTokenizer, ref: torch.Tensor) -> dict[str, float]:
-    """STOI and PESQ-WB of ``tok``'s round trip of ``ref`` (16 kHz) against ``ref``; NaN where unscored."""
+    """STOI and PESQ-WB of ``tok``'s round trip of ``ref`` (16 kHz) against ``ref``: the scores that
+    could be given (:func:`~mmtok.audio.scores.speech_scores` leaves out the others)."""
     with torch.inference_mode():
         deg = tok.decode(tok.encode(ref, sample_rate=RATE)).float().cpu()
     deg = torch.nn.functional.pad(deg, (0, max(0, ref.numel() - deg.numel())))[: ref.numel()]
-    out = {}
-    for key, fn in (("stoi", stoi_score), ("pesq_wb", pesq_wb)):
-        try:
-            out[key] = fn(ref, deg)
-        except ImportError:  # pesq builds from source and may be absent: that column stays empty
-            out[key] = math.nan
-    return out
+    return speech_scores(ref, deg)
 
 
 def mean_of(rows: Sequence[dict[str, float]], key: str) -> tuple[float, int]:
-    vals = [r[key] for r in rows if math.isfinite(r[key])]
+    vals = [r[key] for r in rows if key in r]
     return (round(sum(vals) / len(vals), 4) if vals else math.nan), len(vals)
 
 
@@ -131,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--labels: {len(labels)} names for {len(args.models)} models")
     toks = {}
     for name, label in zip(args.models, labels, strict=True):
-        tok = mmtok.load(name)
+        tok = load_model(name, "--models")
         if not isinstance(tok, AudioTokenizer):
             raise SystemExit(f"--models {name} is a {type(tok).__name__}, not an audio tokenizer")
         toks[label] = tok.eval()

@@ -190,7 +190,26 @@ def bar_row(fig: dict[str, float | None]) -> dict[str, Any]:
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a corpus manifest (JSON lines); a missing file or a bad line stops the run, named."""
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"--manifest {p}: no such file (benchmarks/fetch_corpus.py audio --out DIR writes one)")
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"--manifest {p}, line {n}: not JSON ({e.msg})") from None
+    return rows
+
+
+def load_model(name: str, flag: str) -> Any:
+    """``mmtok.load(name)``; a checkpoint that is missing or unreadable stops the run, named by ``flag``."""
+    try:
+        return mmtok.load(name)
+    except (mmtok.CheckpointError, FileNotFoundError) as e:
+        raise SystemExit(f"{flag} {name}: {e}") from None
 
 
 def clip_order(rows: Sequence[dict[str, Any]], split: str, *, seed: int = 0) -> list[dict[str, Any]]:
@@ -439,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_vocoder(tok: AudioTokenizer, path: str | None) -> Vocoder:
     """``--vocoder`` if given, else the tokenizer's own; an error naming the fix without one."""
-    voc = mmtok.load(path) if path else tok.vocoder
+    voc = load_model(path, "--vocoder") if path else tok.vocoder
     if voc is None:
         raise SystemExit("the tokenizer (--model) carries no learned vocoder and no --vocoder was given: "
                          "pass --vocoder RUN/best (a vocoder training run's best/ folder)")
@@ -461,11 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--skip {args.skip}: unknown parts {sorted(skip - set(PARTS))}; choose from {PARTS}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    tok: AudioTokenizer = mmtok.load(args.model)
+    tok: AudioTokenizer = load_model(args.model, "--model")
     if not isinstance(tok, AudioTokenizer):
         raise SystemExit(f"--model {args.model} is a {type(tok).__name__}, not an audio tokenizer")
     voc = load_vocoder(tok, args.vocoder)
-    compare = mmtok.load(args.compare) if args.compare else None
+    compare = load_model(args.compare, "--compare") if args.compare else None
     rows, root = read_manifest(args.manifest), Path(args.manifest).parent
     out = functools.partial(emit, level_db=args.level_db) if args.level_db else emit
     clips = at_level(load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips), args.level_db)

@@ -316,3 +316,16 @@ def test_level_sweep_rows_pairs_and_plot(corpus: dict[str, Path], tmp_path: Path
         audio_levels.main(["--manifest", "m", "--models", "audio", "audio"])
     with pytest.raises(SystemExit, match="2 names for 1 models"):
         audio_levels.main(["--manifest", "m", "--models", "audio", "--labels", "a", "b"])
+
+
+def test_missing_or_bad_manifest_and_model_stop_with_their_names(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--manifest .*nope.jsonl: no such file"):
+        aq.read_manifest(tmp_path / "nope.jsonl")
+    bad = tmp_path / "manifest.jsonl"
+    bad.write_text('{"path": "a.wav"}\n\n{"path": \n')
+    with pytest.raises(SystemExit, match=r"manifest.jsonl, line 3: not JSON"):
+        aq.read_manifest(bad)
+    bad.write_text('{"path": "a.wav"}\n\n')
+    assert aq.read_manifest(bad) == [{"path": "a.wav"}]
+    with pytest.raises(SystemExit, match=r"--models .*missing: no checkpoint"):
+        audio_levels.main(["--manifest", str(bad), "--models", str(tmp_path / "missing")])
