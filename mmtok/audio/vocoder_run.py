@@ -37,6 +37,7 @@ from mmtok.audio.vocoder_data import (
     write_json_atomic,
 )
 from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
+from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
+TOKENIZER_DIR, BEST_TOKENIZER_DIR = "tokenizer", "best-tokenizer"  # written by --train-decoder runs
 BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
@@ -134,10 +136,15 @@ class Run:
             load_state_dict_checked(self.voc, init.state_dict(), where=args.init_from)
         if self.tok is not None:
             self.tok.to(self.voc.window.device)
+        self.joint = self._joint(resuming)
         params = list(self.voc.parameters())
-        self.opt = torch.optim.AdamW(
-            [{"params": [p for p in params if p.dim() > 1], "weight_decay": args.weight_decay},
-             {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}], lr=args.lr, betas=(0.8, 0.99))
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in params if p.dim() > 1], "weight_decay": args.weight_decay},
+            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]
+        if self.joint is not None:  # the tokenizer's decoder: its own peak lr, no weight decay
+            groups.append({"params": self.joint.params, "weight_decay": 0.0,
+                           "lr_scale": self.joint_cfg["decoder_lr"] / args.lr})
+        self.opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.8, 0.99))
         self.gan_cfg, self.best_by = self._adversarial(resuming)
         self.gan = None if self.gan_cfg is None else WaveGAN(
             weight=self.gan_cfg["weight"], fm_weight=self.gan_cfg["fm_weight"], start=self.gan_cfg["start"],
@@ -150,6 +157,8 @@ class Run:
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
             if self.gan is not None:
                 self.gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(self.state_dir))
+            if self.joint is not None:
+                self.joint.load_state_tensors(st["extra_tensors"], where=str(self.state_dir))
             print(f"resumed at step {self.step}", file=sys.stderr)
         self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
         _truncate_log(self.log_path, self.step)
@@ -205,6 +214,30 @@ class Run:
                 "kinds": "multi-period (2, 3, 5, 7, 11) + multi-resolution STFT (512, 1024, 256); hinge + "
                          "feature matching"}, args.best_by
 
+    def _joint(self, resuming: bool) -> DecoderTuning | None:
+        """``--train-decoder``: the tokenizer's log-mel decoder trains too (None: it stays frozen).
+        A resumed run keeps its own choice and settings."""
+        args = self.args
+        if resuming:
+            self.joint_cfg = self.saved_prov.get("train_decoder")
+            if (self.joint_cfg is not None) != bool(args.train_decoder):
+                raise TrainingError(f"{self.out} was trained with{'' if self.joint_cfg else 'out'} --train-decoder; "
+                                    "resume it the same way")
+        elif args.train_decoder:
+            if self.tok is None:
+                raise TrainingError("--train-decoder trains the tokenizer's log-mel decoder through the vocoder: "
+                                    "it needs --features decoded (stage 2)")
+            if args.decoder_anchor < 0 or (args.decoder_lr is not None and args.decoder_lr <= 0):
+                raise TrainingError(f"need --decoder-anchor ≥ 0 and --decoder-lr > 0; got {args.decoder_anchor}, "
+                                    f"{args.decoder_lr}")
+            self.joint_cfg = {"anchor": args.decoder_anchor,
+                              "decoder_lr": args.lr if args.decoder_lr is None else args.decoder_lr}
+        else:
+            self.joint_cfg = None
+        if self.joint_cfg is None or self.tok is None:
+            return None
+        return DecoderTuning(self.tok, anchor=self.joint_cfg["anchor"])
+
     def _tokenizer(self) -> AudioTokenizer | None:
         """The tokenizer whose decoded features stage 2 trains on (None in stage 1)."""
         if self.args.features != "decoded":
@@ -253,6 +286,8 @@ class Run:
         }
         if self.gan_cfg is not None:
             prov["discriminator"] = self.gan_cfg
+        if self.joint_cfg is not None:
+            prov["train_decoder"] = self.joint_cfg
         if self.synthetic:
             prov["synthetic"] = self.synthetic
             prov["sampling"] += (f"; plus {self.synthetic['clips']} seeded synthetic clips "
@@ -279,14 +314,20 @@ class Run:
         improved = score < self.best
         self.best = min(self.best, score)
         disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
+        if self.joint is not None:
+            disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
         save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
                          step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
                                                 **({"disc_opt": disc_opt} if self.gan is not None else {})},
                          provenance=self.prov, extra_tensors=disc_tensors)
         prov = {**self.prov, "steps": self.step, "validation": row}
         save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
-        if improved:
-            save_module(self.voc, self.out / BEST_DIR, provenance=prov)
+        folders = [(MODEL_DIR, TOKENIZER_DIR)] + ([(BEST_DIR, BEST_TOKENIZER_DIR)] if improved else [])
+        for voc_dir, tok_dir in folders:
+            if voc_dir == BEST_DIR:
+                save_module(self.voc, self.out / BEST_DIR, provenance=prov)
+            if self.joint is not None:
+                self.joint.save(self.out / tok_dir, source=self.args.tokenizer, run=self.out, steps=self.step)
         with open(self.val_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -306,15 +347,22 @@ class Run:
         lr = warmup_cosine(self.step, peak=args.lr, warmup=args.warmup, total=args.steps,
                            floor=args.lr * args.min_lr_frac)
         for group in self.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         x = draw_batch(self.train_set, self.probs, args.batch_size, self.seg, args.gain_db).to(voc.window.device)
         with torch.no_grad():
             mel = voc.log_mel(x)  # (B, M, S/hop + 1): the target's features
-            inp = mel[..., : self.seg // self.cfg.hop_length] if self.tok is None else decoded_features(self.tok, x)
+            if self.joint is None:
+                inp = mel[..., : self.seg // self.cfg.hop_length] if self.tok is None else decoded_features(self.tok, x)
+        anchor = None
+        if self.joint is not None:  # the decoded features with gradients to the tokenizer's decoder
+            inp = self.joint.features(x)
+            anchor = self.joint.anchor_loss(inp, mel)
         y = voc(inp)  # (B, S)
         sc, mag = multi_resolution_stft_loss(y, x)
         ml = mel_l1(y, mel, voc.filters)
         loss = sc + mag + args.mel_weight * ml
+        if anchor is not None:
+            loss = loss + self.joint.anchor * anchor
         adv: dict[str, float] = {}
         if self.gan is not None:
             real_w, fake_w = random_crops(x, y, self.gan_cfg["window_samples"])
@@ -326,6 +374,9 @@ class Run:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
+        if self.joint is not None:
+            adv["decoder_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.joint.params, args.clip_grad))
+            adv["anchor"] = anchor.item()
         self.opt.step()
         if self.gan is not None:
             adv.update(self.gan.discriminator_step(real_w, fake_w, self.step))

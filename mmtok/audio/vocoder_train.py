@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--best-by", default="mel_l1", choices=BEST_BY,
                    help="validation figure that picks best/ (mel_l1 lowest; stoi, pesq_wb highest)")
     p.add_argument("--gain-db", type=float, default=6.0, help="segments are attenuated by U(0, this) dB")
+    p.add_argument("--train-decoder", action="store_true", help="stage 2: train the tokenizer's log-mel decoder "
+                   "through the vocoder too (codes unchanged); writes RUN/tokenizer and RUN/best-tokenizer")
+    p.add_argument("--decoder-anchor", type=float, default=1.0, help="--train-decoder: weight of the tokenizer's "
+                   "own log-mel L1, which keeps the decoded features a log-mel")
+    p.add_argument("--decoder-lr", type=float, default=None, help="--train-decoder: the decoder's peak lr "
+                   "(default: --lr)")
     p.add_argument("--dim", type=int, default=VocoderConfig.dim, help="backbone channels (new runs)")
     p.add_argument("--intermediate", type=int, default=VocoderConfig.intermediate, help="MLP width (new runs)")
     p.add_argument("--blocks", type=int, default=VocoderConfig.blocks, help="ConvNeXt blocks (new runs)")

@@ -1,0 +1,88 @@
+"""Stage 2 with the tokenizer's log-mel decoder trained through the vocoder (``--train-decoder``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmtok.audio import vocoder_train
+from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.vocoder_joint import PREFIX, DecoderTuning
+from mmtok.core.module_io import load_module
+from mmtok.vq.quantizer import VQConfig
+from tests.test_vocoder import stage_one, voiced
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_joint_run_tunes_the_decoder_keeps_the_codes_and_attaches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common, tok_dir = stage_one(tmp_path)
+    s2 = tmp_path / "s2"
+    args = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
+            "--init-from", str(tmp_path / "s1" / "best"), "--train-decoder", "--decoder-anchor", "0.5",
+            "--decoder-lr", "1e-3"]
+    assert vocoder_train.main(args) == 0
+    log = _rows(s2 / "log.jsonl")
+    assert all(r["anchor"] > 0 and r["decoder_grad_norm"] > 0 for r in log)
+    state = json.loads((s2 / "train-state" / "config.json").read_text())
+    assert state["provenance"]["train_decoder"] == {"anchor": 0.5, "decoder_lr": 1e-3}
+    side = load_file(str(s2 / "train-state" / "optimizer.safetensors"))
+    assert any(k.startswith("extra." + PREFIX) for k in side)
+
+    before, tuned = load_module(AudioTokenizer, tok_dir), load_module(AudioTokenizer, s2 / "tokenizer")
+    assert (s2 / "best-tokenizer" / "config.json").is_file()
+    assert tuned.provenance["decoder_tuned"]["steps"] == 2
+    old, new = before.state_dict(), tuned.state_dict()
+    changed = {k for k in old if not torch.equal(old[k], new[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)  # encoder, codebook and statistics kept
+    wave = torch.from_numpy(voiced(0.6))
+    codes = before.encode(wave, 16000)
+    assert torch.equal(tuned.encode(wave, 16000), codes)  # the codes do not change
+    assert not torch.equal(tuned.decode_features(codes), before.decode_features(codes))
+
+    capsys.readouterr()
+    out = tmp_path / "joined"
+    assert vocoder_train.main(["--attach", str(out), "--tokenizer", str(s2 / "best-tokenizer"),
+                               "--vocoder", str(s2 / "best")]) == 0
+    joined = load_module(AudioTokenizer, out)
+    assert torch.equal(joined.decode_features(codes), load_module(AudioTokenizer, s2 / "best-tokenizer").decode_features(codes))
+
+
+def test_joint_run_resumes_on_the_same_curve_and_refuses_a_changed_mode(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common, tok_dir = stage_one(tmp_path)
+    joint = ["--features", "decoded", "--tokenizer", str(tok_dir), "--init-from", str(tmp_path / "s1" / "best"),
+             "--train-decoder", "--decoder-lr", "1e-3", "--val-clips", "0"]
+    assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "a"), "--steps", "4", "--save-every", "4"]) == 0
+    assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "b"), "--steps", "2"]) == 0
+    assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "b"), "--steps", "4", "--resume"]) == 0
+    a, b = _rows(tmp_path / "a" / "log.jsonl"), _rows(tmp_path / "b" / "log.jsonl")
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
+    assert [r["anchor"] for r in a] == pytest.approx([r["anchor"] for r in b], rel=1e-4)
+
+    capsys.readouterr()
+    plain = [a for a in joint if a not in ("--train-decoder",)]
+    assert vocoder_train.main([*common, *plain, "--out", str(tmp_path / "b"), "--steps", "6", "--resume"]) == 2
+    assert "was trained with --train-decoder" in capsys.readouterr().err
+    assert vocoder_train.main([*common, "--out", str(tmp_path / "c"), "--train-decoder"]) == 2
+    assert "needs --features decoded" in capsys.readouterr().err
+
+
+def test_anchor_is_the_tokenizers_log_mel_l1() -> None:
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
+    tuning = DecoderTuning(tok, anchor=1.0)
+    mel = torch.randn(1, 80, 12)
+    assert float(tuning.anchor_loss(mel, torch.cat([mel, mel[..., :1]], -1))) == 0.0  # the extra true frame is ignored
+    shifted = float(tuning.anchor_loss(mel + 0.5, mel))
+    assert shifted == pytest.approx(0.5 / float(tok.feature_std.mean()), rel=1e-5)
+    assert [p.requires_grad for p in tok.encoder.parameters()] == [False] * len(list(tok.encoder.parameters()))
+    with pytest.raises(ValueError, match="decoder-anchor"):
+        DecoderTuning(tok, anchor=-1.0)
