@@ -16,7 +16,11 @@ Three jobs:
      (a shipped name or a checkpoint folder), computed on the fly without gradients; the target
      stays the true waveform. ``--init-from`` starts from a stage-1 model (or the vocoder inside
      an audio tokenizer checkpoint, e.g. ``audio``) with fresh optimizer state, and a first
-     validation row (step 0) says how that model does on decoded features.
+     validation row (step 0) says how that model does on decoded features. With
+     ``--train-decoder`` the waveform losses also train the tokenizer's log-mel decoder (the
+     codes stay the encoder's; ``--decoder-anchor`` × its own log-mel L1 keeps the features a
+     log-mel; :mod:`mmtok.audio.vocoder_joint`), and the tuned tokenizer is written beside the
+     vocoder (``RUN/tokenizer/``, ``RUN/best-tokenizer/``) for ``--attach``.
 
    ``--synthetic N`` mixes N seeded synthetic clips (tones, chirps, noises, clicks; the ones the
    tokenizer trainer's ``--synthetic`` draws) into ``--synthetic-share`` of the segments, so a
@@ -44,6 +48,8 @@ Run folder::
     RUN/model/           the vocoder alone (mmtok checkpoint of kind "vocoder")
     RUN/best/            the checkpoint with the best validation figure so far (``--best-by``: the lowest
                          log-mel L1 by default, or the highest STOI or wideband PESQ)
+    RUN/tokenizer/, RUN/best-tokenizer/
+                         --train-decoder only: the tokenizer with its tuned decoder, beside model/ and best/
     RUN/log.jsonl        one line per --log-every steps: loss terms, lr, grad norm, s/step
     RUN/validation.jsonl one line per checkpoint: log-mel L1 and STFT losses on fixed validation
                          segments, STOI and wideband PESQ on fixed speech clips (with
