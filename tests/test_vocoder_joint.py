@@ -56,22 +56,30 @@ def test_joint_run_tunes_the_decoder_keeps_the_codes_and_attaches(tmp_path: Path
     assert torch.equal(joined.decode_features(codes), load_module(AudioTokenizer, s2 / "best-tokenizer").decode_features(codes))
 
 
-def test_joint_run_resumes_on_the_same_curve_and_refuses_a_changed_mode(
+def test_joint_run_resumes_on_the_same_curve_and_keeps_its_mode(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common, tok_dir = stage_one(tmp_path)
-    joint = ["--features", "decoded", "--tokenizer", str(tok_dir), "--init-from", str(tmp_path / "s1" / "best"),
-             "--train-decoder", "--decoder-lr", "1e-3", "--val-clips", "0"]
+    stage2 = ["--features", "decoded", "--tokenizer", str(tok_dir), "--init-from", str(tmp_path / "s1" / "best"),
+              "--val-clips", "0"]
+    joint = [*stage2, "--train-decoder", "--decoder-lr", "1e-3", "--disc-weight", "1.0", "--disc-warmup", "1",
+             "--disc-channels", "4", "--disc-seconds", "0.1"]
     assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "a"), "--steps", "4", "--save-every", "4"]) == 0
     assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "b"), "--steps", "2"]) == 0
-    assert vocoder_train.main([*common, *joint, "--out", str(tmp_path / "b"), "--steps", "4", "--resume"]) == 0
+    # resumed without the options: the run's own decoder tuning and discriminators go on
+    assert vocoder_train.main([*common, *stage2, "--out", str(tmp_path / "b"), "--steps", "4", "--resume"]) == 0
     a, b = _rows(tmp_path / "a" / "log.jsonl"), _rows(tmp_path / "b" / "log.jsonl")
-    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
-    assert [r["anchor"] for r in a] == pytest.approx([r["anchor"] for r in b], rel=1e-4)
+    assert {"anchor", "decoder_grad_norm", "d_loss"} <= set(b[-1])
+    for key in ("loss", "anchor", "d_loss"):
+        assert [r[key] for r in a] == pytest.approx([r[key] for r in b], rel=1e-4), key
+    tuned_a = load_module(AudioTokenizer, tmp_path / "a" / "tokenizer").state_dict()
+    tuned_b = load_module(AudioTokenizer, tmp_path / "b" / "tokenizer").state_dict()
+    assert all(torch.allclose(tuned_a[k], tuned_b[k], atol=1e-6) for k in tuned_a)
 
     capsys.readouterr()
-    plain = [a for a in joint if a not in ("--train-decoder",)]
-    assert vocoder_train.main([*common, *plain, "--out", str(tmp_path / "b"), "--steps", "6", "--resume"]) == 2
-    assert "was trained with --train-decoder" in capsys.readouterr().err
+    assert vocoder_train.main([*common, *stage2, "--out", str(tmp_path / "plain")]) == 0
+    assert vocoder_train.main([*common, *stage2, "--train-decoder", "--out", str(tmp_path / "plain"),
+                               "--steps", "3", "--resume"]) == 2
+    assert "trained without --train-decoder" in capsys.readouterr().err
     assert vocoder_train.main([*common, "--out", str(tmp_path / "c"), "--train-decoder"]) == 2
     assert "needs --features decoded" in capsys.readouterr().err
 

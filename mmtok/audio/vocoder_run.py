@@ -216,13 +216,14 @@ class Run:
 
     def _joint(self, resuming: bool) -> DecoderTuning | None:
         """``--train-decoder``: the tokenizer's log-mel decoder trains too (None: it stays frozen).
-        A resumed run keeps its own choice and settings."""
+        A resumed run keeps its own settings (as with the discriminators); asking a run that was
+        started without it to train the decoder is refused."""
         args = self.args
         if resuming:
             self.joint_cfg = self.saved_prov.get("train_decoder")
-            if (self.joint_cfg is not None) != bool(args.train_decoder):
-                raise TrainingError(f"{self.out} was trained with{'' if self.joint_cfg else 'out'} --train-decoder; "
-                                    "resume it the same way")
+            if self.joint_cfg is None and args.train_decoder:
+                raise TrainingError(f"{self.out} was trained without --train-decoder (its tokenizer frozen); resume "
+                                    "it without that option, or start a new --out")
         elif args.train_decoder:
             if self.tok is None:
                 raise TrainingError("--train-decoder trains the tokenizer's log-mel decoder through the vocoder: "
