@@ -323,11 +323,10 @@ class Run:
                          provenance=self.prov, extra_tensors=disc_tensors)
         prov = {**self.prov, "steps": self.step, "validation": row}
         save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
-        folders = [(MODEL_DIR, TOKENIZER_DIR)] + ([(BEST_DIR, BEST_TOKENIZER_DIR)] if improved else [])
-        for voc_dir, tok_dir in folders:
-            if voc_dir == BEST_DIR:
-                save_module(self.voc, self.out / BEST_DIR, provenance=prov)
-            if self.joint is not None:
+        if improved:
+            save_module(self.voc, self.out / BEST_DIR, provenance=prov)
+        if self.joint is not None:  # the tuned tokenizer beside each vocoder folder written now
+            for tok_dir in [TOKENIZER_DIR] + ([BEST_TOKENIZER_DIR] if improved else []):
                 self.joint.save(self.out / tok_dir, source=self.args.tokenizer, run=self.out, steps=self.step)
         with open(self.val_path, "a") as f:
             f.write(json.dumps(row) + "\n")
