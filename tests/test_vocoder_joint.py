@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from mmtok.audio import vocoder_train
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.vocoder_eval import decoded_features
 from mmtok.audio.vocoder_joint import PREFIX, DecoderTuning
 from mmtok.core.module_io import load_module
 from mmtok.vq.quantizer import VQConfig
@@ -94,3 +95,19 @@ def test_anchor_is_the_tokenizers_log_mel_l1() -> None:
     assert [p.requires_grad for p in tok.encoder.parameters()] == [False] * len(list(tok.encoder.parameters()))
     with pytest.raises(ValueError, match="decoder-anchor"):
         DecoderTuning(tok, anchor=-1.0)
+
+
+def test_tuned_features_are_what_inference_reads_with_gradients_to_the_decoder_only() -> None:
+    torch.manual_seed(0)
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
+    tuning = DecoderTuning(tok, anchor=1.0)
+    audio = torch.randn(2, 3200) * 0.1
+    plain = decoded_features(tok, audio)
+    tuned = tuning.features(audio)
+    assert not plain.requires_grad and tuned.requires_grad
+    assert torch.equal(tuned.detach(), plain)  # the same values: the codes and their decoding are inference's
+    expect = torch.stack([tok.decode_features(tok.encode(row, 16000)) for row in audio])[..., : 3200 // 160]
+    assert torch.equal(plain, expect)
+    tuned.sum().backward()
+    assert all(p.grad is not None for p in tok.decoder.parameters())
+    assert all(p.grad is None for p in tok.encoder.parameters()) and tok.vq.embed.grad is None

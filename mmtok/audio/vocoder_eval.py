@@ -24,16 +24,18 @@ Features = Callable[[torch.Tensor], torch.Tensor]  # waveform [B, S] -> log-mel 
 # --------------------------------------------------------------------------- features
 
 
-def decoded_features(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
+def decoded_features(tok: AudioTokenizer, audio: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
     """What a vocoder reads at inference: ``tok.decode_features(tok.encode(x))`` of each row of
     ``audio [B, S]`` (``S`` a multiple of the tokenizer's samples per token) -> log-mel
-    ``[B, M, S // hop]`` on ``audio``'s device. No gradients; the result is a plain tensor that
-    autograd may save.
+    ``[B, M, S // hop]`` on ``audio``'s device, a plain tensor that autograd may save.
+
+    The codes always come from ``tok.encode`` (exactly what inference gives, no gradients). With
+    ``grad=True`` their decoding runs under autograd, so gradients reach ``tok``'s log-mel decoder
+    (``--train-decoder``); the values are the same either way.
     """
-    with torch.inference_mode():
-        codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n)
-        mel = tok.decode_features(codes)  # (B, M, fpt*n)
-    return mel[..., : audio.shape[-1] // tok.cfg.hop_length].to(audio.device).clone()
+    codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n), ordinary tensors
+    mel = tok._decode_latent(tok.vq.decode(codes)) if grad else tok.decode_features(codes)  # (B, M, fpt*n)
+    return mel[..., : audio.shape[-1] // tok.cfg.hop_length].to(audio.device)
 
 
 # --------------------------------------------------------------------------- validation

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.audio.vocoder_eval import decoded_features
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import save_module
 
@@ -55,14 +56,10 @@ class DecoderTuning:
             p.requires_grad_(True)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """Decoded log-mel ``[B, M, S // hop]`` of ``audio [B, S]`` with gradients to the decoder.
-
-        The codes are the frozen encoder's (``tok.encode`` per row, exactly what inference gives);
-        only the decoding of them is differentiated."""
-        tok = self.tok
-        codes = torch.stack([tok.encode(row, tok.sample_rate) for row in audio])  # (B, n), ordinary tensors
-        mel = tok._decode_latent(tok.vq.decode(codes))  # (B, M, fpt*n)
-        return mel[..., : audio.shape[-1] // tok.cfg.hop_length]
+        """Decoded log-mel ``[B, M, S // hop]`` of ``audio [B, S]`` with gradients to the decoder:
+        :func:`~mmtok.audio.vocoder_eval.decoded_features` with ``grad=True`` (the frozen encoder's
+        codes, exactly what inference gives; only their decoding is differentiated)."""
+        return decoded_features(self.tok, audio, grad=True)
 
     def anchor_loss(self, decoded: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
         """The tokenizer's reconstruction loss: mean |decoded − true log-mel| over a typical feature std."""
