@@ -4,8 +4,8 @@ wideband PESQ at several input levels, for one or more models on the same clips.
     python benchmarks/audio_levels.py --manifest /work/data/corpus/audio/manifest.jsonl --split validation \\
         --models audio /path/to/candidate --levels=-30,-20,-10,0,6 --clips 40 [--plot levels.png]
 
-Clips are chosen as ``benchmarks/audio_quality.py`` chooses them (speech, 1-13 s, round-robin over
-source and group, seeded). At each level every clip is scaled by that many dB and clipped to
+Clips are chosen as ``benchmarks/audio_quality.py`` chooses them (``benchmarks/audio_clips.py``:
+speech, 1-13 s, round-robin over source and group, seeded). At each level every clip is scaled by that many dB and clipped to
 [-1, 1]; the scaled clip is the reference its round trip ``tok.decode(tok.encode(x))`` is scored
 against, so a score measures what the codes keep, not the level. One JSON object per line:
 
@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from audio_quality import at_level, clip_order, eval_set_row, load_clips, load_model, read_manifest
+from audio_clips import (
+    RATE,
+    at_level,
+    clip_order,
+    eval_set_row,
+    load_clips,
+    load_model,
+    read_manifest,
+)
 from common import emit
 from paired import paired_difference
 from tqdm import tqdm
@@ -37,7 +45,6 @@ from tqdm import tqdm
 from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
 
-RATE = 16000
 KEYS = ("stoi", "pesq_wb")
 
 

@@ -27,6 +27,7 @@ from mmtok.vq.quantizer import VQConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
+import audio_clips  # noqa: E402
 import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import slices  # noqa: E402
@@ -148,15 +149,15 @@ def test_paired_difference_resamples_the_items_and_skips_what_was_not_scored() -
 
 def test_clip_order_is_seeded_filtered_and_round_robin() -> None:
     rows = manifest_rows()
-    order = aq.clip_order(rows, "validation", seed=0)
-    assert order == aq.clip_order(list(reversed(rows)), "validation", seed=0)  # deterministic, input order aside
+    order = audio_clips.clip_order(rows, "validation", seed=0)
+    assert order == audio_clips.clip_order(list(reversed(rows)), "validation", seed=0)  # deterministic, input order aside
     assert len(order) == 8 and all(r["split"] == "validation" and r["kind"] == "speech" for r in order)
     assert all(1.0 <= float(r["seconds"]) <= 13.0 for r in order)
     groups = [r["group"] for r in order]
     assert len(set(groups[:3])) == 3 and set(groups[3:5]) == {"A", "B"} and groups[5:] == ["A"] * 3
     a_files = [r["path"] for r in order if r["group"] == "A"]
     assert a_files == ["A4.wav", "A3.wav", "A2.wav", "A1.wav", "A0.wav"]  # the longest of a group first
-    assert [r["path"] for r in aq.clip_order(rows, "test", seed=0)] == ["test.wav"]
+    assert [r["path"] for r in audio_clips.clip_order(rows, "test", seed=0)] == ["test.wav"]
 
 
 # --------------------------------------------------------------------------- the run on a tiny corpus
@@ -265,10 +266,10 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
 def test_at_level_scales_and_clips_and_leaves_level_zero_alone() -> None:
     row = {"path": "a.flac"}
     a = torch.tensor([0.5, -0.05, 0.01])
-    assert aq.at_level([(row, a)], 0.0)[0][1] is a
-    (r, q), = aq.at_level([(row, a)], -20.0)
+    assert audio_clips.at_level([(row, a)], 0.0)[0][1] is a
+    (r, q), = audio_clips.at_level([(row, a)], -20.0)
     assert r is row and torch.allclose(q, a / 10)
-    loud = aq.at_level([(row, a)], 20.0)[0][1]
+    loud = audio_clips.at_level([(row, a)], 20.0)[0][1]
     assert torch.allclose(loud, torch.tensor([1.0, -0.5, 0.1]))  # clipped to [-1, 1]
 
 
@@ -320,12 +321,12 @@ def test_level_sweep_rows_pairs_and_plot(corpus: dict[str, Path], tmp_path: Path
 
 def test_missing_or_bad_manifest_and_model_stop_with_their_names(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"--manifest .*nope.jsonl: no such file"):
-        aq.read_manifest(tmp_path / "nope.jsonl")
+        audio_clips.read_manifest(tmp_path / "nope.jsonl")
     bad = tmp_path / "manifest.jsonl"
     bad.write_text('{"path": "a.wav"}\n\n{"path": \n')
     with pytest.raises(SystemExit, match=r"manifest.jsonl, line 3: not JSON"):
-        aq.read_manifest(bad)
+        audio_clips.read_manifest(bad)
     bad.write_text('{"path": "a.wav"}\n\n')
-    assert aq.read_manifest(bad) == [{"path": "a.wav"}]
+    assert audio_clips.read_manifest(bad) == [{"path": "a.wav"}]
     with pytest.raises(SystemExit, match=r"--models .*missing: no checkpoint"):
         audio_levels.main(["--manifest", str(bad), "--models", str(tmp_path / "missing")])
