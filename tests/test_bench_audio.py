@@ -3,6 +3,7 @@ baselines' training slices, the bar, and one end-to-end run on a tiny corpus wit
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -27,6 +28,7 @@ from mmtok.vq.quantizer import VQConfig  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
+import audio_bands  # noqa: E402
 import audio_clips  # noqa: E402
 import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
@@ -330,3 +332,60 @@ def test_missing_or_bad_manifest_and_model_stop_with_their_names(tmp_path: Path)
     assert audio_clips.read_manifest(bad) == [{"path": "a.wav"}]
     with pytest.raises(SystemExit, match=r"--models .*missing: no checkpoint"):
         audio_levels.main(["--manifest", str(bad), "--models", str(tmp_path / "missing")])
+
+
+# --------------------------------------------------------------------------- where in frequency it loses
+
+
+def test_band_channels_partition_the_mel_channels_by_centre() -> None:
+    tok = tiny_tokenizer()
+    centres = audio_bands.channel_centres(tok)
+    assert centres.shape == (80,) and bool((centres[1:] >= centres[:-1]).all()) and float(centres[-1]) <= 8000
+    bands = audio_bands.band_channels(tok, [0, 1000, 4800, 8000])
+    assert [b[:2] for b in bands] == [(0.0, 1000.0), (1000.0, 4800.0), (4800.0, 8000.0)]
+    assert bands[0][2] == 0 and bands[-1][3] == 80  # every channel in one band, in order
+    assert all(a[3] == b[2] for a, b in itertools.pairwise(bands))
+    for lo, hi, first, stop in bands:
+        assert bool(((centres[first:stop] >= lo) & (centres[first:stop] <= hi)).all())
+    with pytest.raises(SystemExit, match="no mel channel has its centre in 0-5 Hz"):
+        audio_bands.band_channels(tok, [0, 5, 8000])
+    for bad in ("8000,0", "1000", "0,x"):
+        with pytest.raises(SystemExit):
+            audio_bands.build_parser().parse_args(["--manifest", "m", "--edges", bad])
+
+
+def test_band_repairs_score_between_decoded_and_true(corpus: dict[str, Path], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """One band over every channel is the true log-mel itself; two bands split the channels; rows,
+    pairs and the plot are written; a tokenizer without a vocoder is refused by name."""
+    from mmtok.audio import vocoder_train
+
+    joined = tmp_path / "joined"
+    assert vocoder_train.main(["--attach", str(joined), "--tokenizer", str(corpus["tok"]),
+                               "--vocoder", str(corpus["voc"])]) == 0
+    capsys.readouterr()
+    manifest = str(corpus["corpus"] / "manifest.jsonl")
+    assert audio_bands.main(["--manifest", manifest, "--model", str(joined), "--edges", "0,8000", "--clips", "2",
+                             "--no-progress"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["bench"] == "eval_set" and lines[0]["clips"] == 2
+    rows = {r["method"]: r for r in lines if r["bench"] == "bands"}
+    whole, decoded, true = rows["band"], rows["decoded"], rows["true"]
+    assert whole["channels"] == [0, 80] and (whole["stoi"], whole["pesq_wb"]) == (true["stoi"], true["pesq_wb"])
+    assert true["stoi"] != decoded["stoi"]
+    if true["stoi"] > decoded["stoi"]:
+        assert whole["closed_stoi"] == 1.0
+
+    png = tmp_path / "bands.png"
+    assert audio_bands.main(["--manifest", manifest, "--model", str(joined), "--edges", "0,1500,8000", "--clips", "2",
+                             "--no-progress", "--plot", str(png)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    bands = [r for r in lines if r.get("method") == "band" and r["bench"] == "bands"]
+    assert len(bands) == 2 and bands[0]["channels"][0] == 0 and bands[0]["channels"][1] == bands[1]["channels"][0]
+    assert bands[1]["channels"][1] == 80
+    paired = [r for r in lines if r["bench"] == "bands_paired"]
+    assert [(r["low_hz"], r["high_hz"]) for r in paired] == [(0.0, 1500.0), (1500.0, 8000.0)]
+    assert all(r["stoi"]["n"] == 2 and r["minus"] == "decoded" for r in paired)
+    assert png.stat().st_size > 1000
+    with pytest.raises(SystemExit, match="no learned vocoder"):
+        audio_bands.main(["--manifest", manifest, "--model", str(corpus["tok"])])

@@ -420,6 +420,23 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
         audio_train.main([*args[:3], str(tmp_path / "neg"), *args[4:], "--envelope-weight", "-0.5"])
     assert not (tmp_path / "neg").exists()
 
+    # --band-weight weighs one band's mel channels more in the L1 and squared error: other weights again;
+    # a band over every channel weighs all alike, so it trains (to rounding) as the plain L1 does
+    assert audio_train.main([*args[:3], str(tmp_path / "band"), *args[4:], "--encoder", "conv",
+                             "--band-weight", "0-500:4"]) == 0
+    w_ = mmtok.load(tmp_path / "band" / "model")
+    assert any(not torch.equal(x, y) for x, y in zip(w_.state_dict().values(), b_.state_dict().values(), strict=True))
+    assert "--band-weight 0-500:4" in json.loads((tmp_path / "band" / "summary.json").read_text())["command"]
+    assert audio_train.main([*args[:3], str(tmp_path / "flat"), *args[4:], "--encoder", "conv",
+                             "--band-weight", "0-8000:4"]) == 0
+    f_ = mmtok.load(tmp_path / "flat" / "model")
+    assert all(torch.allclose(x.float(), y.float(), atol=1e-4) for x, y in zip(f_.state_dict().values(),
+                                                                               b_.state_dict().values(), strict=True))
+    for bad in ("500-0:2", "0-500", "0-500:0"):
+        with pytest.raises(SystemExit):
+            audio_train.main([*args[:3], str(tmp_path / "neg"), *args[4:], "--band-weight", bad])
+    assert not (tmp_path / "neg").exists()
+
     # --dead-code-rate: the learned codebook also restarts codes used below that fraction of the mean
     assert audio_train.main([*args[:3], str(tmp_path / "rate"), *args[4:], "--encoder", "conv",
                              "--dead-code-rate", "0.5"]) == 0

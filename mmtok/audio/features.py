@@ -32,6 +32,7 @@ __all__ = [
     "N_FFT",
     "N_MELS",
     "log_mel",
+    "mel_centres",
     "mel_filters",
     "mel_power",
 ]
@@ -52,6 +53,21 @@ def mel_filters(
     """``[n_mels, n_fft//2 + 1]`` Slaney mel filterbank, identical to ``librosa.filters.mel``."""
     fb = AF.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney")
     return fb.t().contiguous()
+
+
+def mel_centres(
+    sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS,
+    f_min: float = F_MIN, f_max: float = F_MAX,
+) -> torch.Tensor:
+    """``[n_mels]`` float64 centre of each mel channel in Hz: the centroid of its filter.
+
+    >>> c = mel_centres()
+    >>> bool((c[1:] > c[:-1]).all()), 30 < float(c[0]) < 40, 7000 < float(c[-1]) < 8000
+    (True, True, True)
+    """
+    fb = mel_filters(sample_rate, n_fft, n_mels, f_min, f_max).double()  # (M, n_fft//2 + 1)
+    freqs = torch.linspace(0, sample_rate / 2, fb.shape[1], dtype=torch.float64)
+    return (fb @ freqs) / fb.sum(1).clamp_min(1e-12)
 
 
 def mel_power(

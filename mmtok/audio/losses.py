@@ -5,6 +5,9 @@ These terms look at the decoded log-mel the way listeners' measures do:
 
 - :func:`compressed_l1` (``--compressed-weight``): an L1 between power-law compressed mel
   magnitudes, so a miss in a loud frame costs more than the same miss in near-silence.
+- :func:`channel_weights` (``--band-weight LO-HI:W``): weights per mel channel for the L1 and
+  squared-error terms, so the channels of one frequency band (by their centres) count W times
+  as much as the others; the weights average 1, so the loss keeps its scale.
 - :func:`envelope_correlation_loss` (``--envelope-weight``): one minus the correlation of
   short-time band envelopes (about 384 ms of one-third-octave bands between 150 Hz and 5 kHz), the
   quantity the STOI intelligibility measure is built on. A decoded envelope that follows the
@@ -17,12 +20,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 
-from mmtok.audio.features import mel_filters
+from mmtok.audio.features import mel_centres
 
-__all__ = ["COMPRESSION", "band_matrix", "compressed_l1", "envelope_correlation_loss"]
+__all__ = ["COMPRESSION", "band_matrix", "channel_weights", "compressed_l1", "envelope_correlation_loss",
+           "parse_band_weight"]
 
 COMPRESSION = 0.3  # --compressed-weight compares mel magnitudes raised to this power
 
@@ -51,6 +56,38 @@ def compressed_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (r - t).abs().mean() / t.mean().clamp_min(1e-8)
 
 
+def parse_band_weight(text: str) -> tuple[float, float, float]:
+    """``"LO-HI:W"`` (Hz, Hz, weight) -> ``(lo, hi, w)``; anything else is refused with the form it needs.
+
+    >>> parse_band_weight("0-500:2.5")
+    (0.0, 500.0, 2.5)
+    """
+    try:
+        band, weight = text.split(":")
+        lo, hi = band.split("-")
+        out = (float(lo), float(hi), float(weight))
+    except ValueError:
+        raise ValueError(f"--band-weight {text!r}: give LO-HI:W, e.g. 0-500:2.5 (Hz, Hz, weight)") from None
+    if not (0 <= out[0] < out[1] and out[2] > 0 and all(map(math.isfinite, out))):
+        raise ValueError(f"--band-weight {text!r}: needs 0 <= LO < HI and a weight W > 0")
+    return out
+
+
+def channel_weights(bands: Sequence[tuple[float, float, float]], centres: torch.Tensor) -> torch.Tensor:
+    """``[M, 1]`` weights of the mel channels with ``centres`` (Hz): a channel whose centre lies in
+    ``[lo, hi)`` of one of ``bands`` gets that band's weight (the last such band), the others 1; then
+    all are scaled to average 1, so a weighted mean error is on the scale of the plain one.
+
+    >>> w = channel_weights([(0.0, 500.0, 3.0)], torch.tensor([100.0, 400.0, 1000.0, 4000.0]))
+    >>> w.flatten().tolist()
+    [1.5, 1.5, 0.5, 0.5]
+    """
+    w = torch.ones(centres.shape[0], dtype=torch.float32)
+    for lo, hi, weight in bands:
+        w[(centres >= lo) & (centres < hi)] = weight
+    return (w / w.mean())[:, None]
+
+
 @functools.lru_cache(maxsize=8)
 def band_matrix(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float,
                 bands: int = BANDS, lowest_hz: float = BAND_LOWEST_HZ) -> torch.Tensor:
@@ -64,9 +101,7 @@ def band_matrix(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: 
     >>> tuple(b.shape), bool((b.sum(1) >= 1).all()), bool((b.sum(0) <= 1).all())
     ((16, 80), True, True)
     """
-    fb = mel_filters(sample_rate, n_fft, n_mels, f_min, f_max)  # (M, n_fft//2 + 1)
-    freqs = torch.linspace(0, sample_rate / 2, fb.shape[1], dtype=torch.float64)
-    centre = (fb.double() @ freqs) / fb.double().sum(1).clamp_min(1e-12)  # (M,) Hz
+    centre = mel_centres(sample_rate, n_fft, n_mels, f_min, f_max)  # (M,) Hz
     rows = []
     for k in range(bands):
         fc = lowest_hz * 2 ** (k / 3)

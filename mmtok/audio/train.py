@@ -49,8 +49,15 @@ import torch
 
 from mmtok.audio.codebook import fit_codebook
 from mmtok.audio.corpus import add_synthetic_arguments
+from mmtok.audio.features import mel_centres
 from mmtok.audio.io import load_audio
-from mmtok.audio.losses import band_matrix, compressed_l1, envelope_correlation_loss
+from mmtok.audio.losses import (
+    band_matrix,
+    channel_weights,
+    compressed_l1,
+    envelope_correlation_loss,
+    parse_band_weight,
+)
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.audio.train_data import (
     attenuate_crops,
@@ -160,6 +167,13 @@ Log-mel ({encoder}) -> log-mel through a context decoder -> waveform ({waveform}
 """
 
 
+def _band_weight(text: str) -> tuple[float, float, float]:
+    try:
+        return parse_band_weight(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_loss_arguments(p: argparse.ArgumentParser) -> None:
     """The loss terms added to the log-mel L1, and the level augmentation of the crops."""
     p.add_argument("--mse-weight", type=float, default=0.0, metavar="W",
@@ -172,6 +186,10 @@ def add_loss_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--envelope-weight", type=float, default=0.0, metavar="W",
                    help="add W × (1 - the correlation of short-time band envelopes: 380 ms of one-third-octave "
                         "bands, the quantity STOI is built on) between decoded and original log-mel")
+    p.add_argument("--band-weight", type=_band_weight, action="append", default=[], metavar="LO-HI:W",
+                   help="weigh the mel channels whose centres lie in LO-HI Hz W times the others in the log-mel "
+                        "L1 and --mse-weight terms (weights scaled to average 1); repeatable, e.g. 0-500:2.5 "
+                        "(benchmarks/audio_bands.py shows which bands the codes lose most)")
     p.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
                    help="level augmentation: a crop is made U(0, DB) dB quieter (exactly, on its floored log-mel), "
                         "so that quiet recordings are coded as well as loud ones; 0 = off (default: %(default)s)")
@@ -347,6 +365,10 @@ def train_steps(run: _Run) -> None:
     args, tok, cfg = run.args, run.tok, run.tok.cfg
     gen = torch.Generator().manual_seed(args.seed * 1000 + run.step)
     train_mode(run)
+    weights = None  # (M, 1) per-channel weights of the L1 and squared error (--band-weight)
+    if args.band_weight:
+        centres = mel_centres(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+        weights = channel_weights(args.band_weight, centres).to(tok.device)
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, desc="audio tokenizer")
     t0 = time.perf_counter() - run.elapsed
     while run.step < args.steps:
@@ -360,9 +382,12 @@ def train_steps(run: _Run) -> None:
         mel = attenuate_crops(mel, gain_db=args.gain_db, prob=args.gain_prob, floor=math.log(cfg.log_floor),
                               generator=gen)
         res = tok(mel.to(tok.device))
-        loss = res.loss
+        loss, err = res.loss, res.reconstruction - res.target
+        if weights is not None:  # the tokenizer's plain L1 swapped for the weighted one
+            loss = loss - res.recon_loss + (err.abs() * weights).mean() / tok.feature_std.mean()
         if args.mse_weight:
-            loss = loss + args.mse_weight * (res.reconstruction - res.target).pow(2).mean() / tok.feature_std.pow(2).mean()
+            sq = err.pow(2) if weights is None else err.pow(2) * weights
+            loss = loss + args.mse_weight * sq.mean() / tok.feature_std.pow(2).mean()
         if args.compressed_weight:
             loss = loss + args.compressed_weight * compressed_l1(res.reconstruction, res.target)
         if args.envelope_weight:
