@@ -101,6 +101,7 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax.axhline(by["true"]["stoi"], color="tab:green", ls="--", label=f"true log-mel ({by['true']['stoi']:.3f})")
     lo = min(by["decoded"]["stoi"], *(r["stoi"] for r in bands))
     ax.set_ylim(lo - 0.03, by["true"]["stoi"] + 0.03)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     ax.set_xlabel("band repaired (Hz, by mel channel centre)")
     ax.set_ylabel("round-trip STOI")
     ax.legend(fontsize=8)
