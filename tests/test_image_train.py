@@ -438,3 +438,36 @@ def test_init_from_without_config_takes_the_source_shape_and_codebook(tmp_path: 
     with pytest.raises(ImageError, match="--decoder-only keeps the codes"):
         main([*bare, "--steps", "2", "--init-from", src, "--decoder-only", "--codebook-size", "32"])
     assert not (tmp_path / "refit").exists()
+
+
+def test_weight_average_is_exported_and_resumes_on_the_same_curve(tmp_path: Path) -> None:
+    """--ema-decay: OUT/model holds the average, the train state the live weights; 2 + 2 resumed steps give
+    the 4-step run's average exactly; a run resumes only the way it was trained."""
+    from safetensors.torch import load_file
+
+    from mmtok.core.ema import PREFIX
+    from mmtok.core.errors import TrainingError
+    from mmtok.image.train import main
+
+    common = _train_args(tmp_path, "--save-every", "2", "--seed", "3", "--lr", "3e-3", "--warmup", "1", "--ema-decay", "0.5")
+    out = tmp_path / "run"
+    assert main([*common, "--steps", "4"]) == 0
+    model = load_file(str(out / "model" / "model.safetensors"))
+    live = load_file(str(out / "train-state" / "model.safetensors"))
+    side = load_file(str(out / "train-state" / "optimizer.safetensors"))
+    averaged = {k[len("extra." + PREFIX):]: v for k, v in side.items() if k.startswith("extra." + PREFIX)}
+    assert averaged and all(torch.equal(model[k], v) for k, v in averaged.items())
+    assert any(not torch.equal(model[k], live[k]) for k in averaged)  # the export is not the last step's weights
+    assert all(torch.equal(model[k], live[k]) for k in model if k not in averaged)  # buffers (the codebook) are live
+    assert json.loads((out / "model" / "config.json").read_text())["provenance"]["ema_decay"] == 0.5
+
+    again = tmp_path / "again"
+    args2 = [a if a != str(out) else str(again) for a in common]
+    assert main([*args2, "--steps", "2"]) == 0
+    assert main([*args2, "--steps", "4", "--resume"]) == 0
+    resumed = load_file(str(again / "model" / "model.safetensors"))
+    assert all(torch.allclose(resumed[k], model[k], atol=1e-6) for k in model)
+    with pytest.raises(TrainingError, match=r"with --ema-decay 0\.5; resume it the same way"):
+        main([*[a for a in args2 if a not in ("--ema-decay", "0.5")], "--steps", "5", "--resume"])
+    with pytest.raises(SystemExit):
+        main([*args2[:-2], "--steps", "1", "--ema-decay", "1.0"])

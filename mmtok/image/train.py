@@ -6,12 +6,14 @@ loss (an SSIM term with ``--ssim-weight``; a patch discriminator with ``--disc-w
 warmup and cosine decay, a progress bar, atomic resumable checkpoints every ``--save-every`` steps, and
 two pictures: a reconstruction grid and a codebook-usage histogram. A run starts from the
 data or from another tokenizer (``--init-from``; :mod:`mmtok.image.init`), and
-``--decoder-only`` trains the decoder alone on that tokenizer's fixed codes.
+``--decoder-only`` trains the decoder alone on that tokenizer's fixed codes. With ``--ema-decay D``
+the exported model is an exponential moving average of the weights (:mod:`mmtok.core.ema`).
 
 Output folder layout::
 
     OUT/model/               the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
-    OUT/train-state/         resumable state (weights + optimizer + RNG), read by --resume
+                             (the weight average with --ema-decay)
+    OUT/train-state/         resumable state (weights + optimizer + RNG, the average), read by --resume
     OUT/reconstructions.png, OUT/codebook-usage.png        pictures of the last checkpoint
     OUT/summary.json                                       steps, time, machine, last losses
 """
@@ -19,6 +21,7 @@ Output folder layout::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -37,6 +40,7 @@ from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict
+from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, TrainingError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
@@ -143,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "symmetries of the square), for more distinct patches from few images")
     p.add_argument("--ssim-weight", type=float, default=0.0,
                    help="add this weight times (1 - SSIM) of the reconstruction to the loss (default 0: off)")
+    p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                   help="export an exponential moving average of the weights (decay D per step, e.g. 0.999) as "
+                        "OUT/model; the training state keeps the live weights and the average, so --resume "
+                        "continues both (default 0: off)")
     add_adversary_options(p, weight_help="adversarial term of a patch discriminator, times the adaptive weight "
                                          "(0: no discriminator)", plural=False, warmup=200, lr=1e-4, channels=32)
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
@@ -221,6 +229,7 @@ class _Run:
     data_names: list[str]
     show: torch.Tensor  # the fixed crops of reconstructions.png
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
+    ema: WeightAverage | None = None  # the exported weight average (--ema-decay > 0)
     step: int = 0
     elapsed: float = 0.0
     smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
@@ -247,6 +256,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--synthetic must be >= 0 (got {args.synthetic})")
     if args.ssim_weight < 0:
         parser.error(f"--ssim-weight must be >= 0 (got {args.ssim_weight})")
+    if not 0 <= args.ema_decay < 1:
+        parser.error(f"--ema-decay must be in [0, 1) (got {args.ema_decay})")
     if args.disc_weight < 0 or args.disc_start < 0 or args.disc_warmup < 0 or args.disc_channels < 4:
         parser.error("--disc-weight, --disc-start and --disc-warmup must be >= 0 and --disc-channels >= 4 (got "
                      f"{args.disc_weight}, {args.disc_start}, {args.disc_warmup}, {args.disc_channels})")
@@ -302,7 +313,21 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
               "codebook set by k-means", file=sys.stderr)
     if args.decoder_only:
         freeze_codes(tok)
+    if args.ema_decay:  # starts from the weights the run starts from (after freezing: frozen ones are not averaged)
+        run.ema = WeightAverage(tok, args.ema_decay)
+    if resume:
+        _resume_average(run, st)
     return run
+
+
+def _resume_average(run: _Run, st: dict[str, Any]) -> None:
+    """A resumed run keeps the weight average it was saved with, and only one that has it may continue it."""
+    saved = float(st["extra"].get("ema_decay", 0.0))
+    if saved != run.args.ema_decay:
+        was = f"with --ema-decay {saved:g}" if saved else "without --ema-decay"
+        raise TrainingError(f"{run.state_dir}: this run was trained {was}; resume it the same way")
+    if run.ema is not None:
+        run.ema.load_state_tensors(st["extra_tensors"], where=str(run.state_dir))
 
 
 def _checkpoint(run: _Run, final: bool) -> None:
@@ -315,6 +340,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
         "steps": run.step,
         "ssim_weight": args.ssim_weight,
         **({"decoder_only": True} if args.decoder_only else {}),
+        **({"ema_decay": args.ema_decay} if run.ema else {}),
         **({"discriminator": {"weight": args.disc_weight, "start": args.disc_start, "warmup": args.disc_warmup,
                               "lr": args.disc_lr, "channels": args.disc_channels,
                               "receptive_field": run.gan.disc.receptive_field}} if run.gan else {}),
@@ -324,11 +350,13 @@ def _checkpoint(run: _Run, final: bool) -> None:
     }
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
-                     extra={"elapsed_s": run.elapsed, **({"disc_opt": disc_opt} if run.gan else {})},
-                     provenance=prov, extra_tensors=disc_tensors)
-    save_module(tok, run.out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
-    if final and args.export:
-        save_module(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
+                     extra={"elapsed_s": run.elapsed, **({"disc_opt": disc_opt} if run.gan else {}),
+                            **({"ema_decay": args.ema_decay} if run.ema else {})},
+                     provenance=prov, extra_tensors={**disc_tensors, **(run.ema.state_tensors() if run.ema else {})})
+    with run.ema.swapped_in(tok) if run.ema else contextlib.nullcontext(tok):  # the export: the average
+        save_module(tok, run.out / MODEL_DIR, provenance=prov, extra_files={"README.md": _card(prov)})
+        if final and args.export:
+            save_module(tok, args.export, provenance=prov, extra_files={"README.md": _card(prov)})
     stats = tok.vq.usage_stats()
     save_usage_histogram(stats.counts, run.out / "codebook-usage.png",
                          f"training codes since last checkpoint (step {run.step}): usage {stats.usage:.1%}")
@@ -366,6 +394,8 @@ def _train_step(run: _Run) -> dict[str, float]:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)
     run.opt.step()
+    if run.ema is not None:
+        run.ema.update(run.tok)
     if run.gan is not None:
         adv.update(run.gan.discriminator_step(x, res.reconstruction, run.step))
     run.step += 1
