@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from audio_clips import RATE, clip_order, eval_set_row, load_clips, load_model, read_manifest
+from audio_clips import RATE, add_clip_arguments, eval_clips, eval_set_row, load_audio_tokenizer
 from common import emit
 from paired import paired_difference
 from tqdm import tqdm
@@ -122,14 +122,11 @@ def parse_edges(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", required=True, help="the corpus's manifest.jsonl (paths relative to its folder)")
-    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="the clips evaluated")
+    add_clip_arguments(ap)
     ap.add_argument("--model", default="audio", help="a tokenizer with a learned vocoder: shipped name or folder")
     ap.add_argument("--edges", type=parse_edges, default=parse_edges("0,1000,2000,4800,8000"),
                     help="band edges in Hz (default: 0,1000,2000,4800,8000)")
-    ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--seed", type=int, default=0, help="clip order seed")
     ap.add_argument("--plot", default=None, help="write each repair's STOI to this PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
@@ -138,17 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    tok = load_model(args.model, "--model")
-    if not isinstance(tok, AudioTokenizer):
-        raise SystemExit(f"--model {args.model} is a {type(tok).__name__}, not an audio tokenizer")
+    tok = load_audio_tokenizer(args.model, "--model")
     if tok.vocoder is None:
         raise SystemExit(f"--model {args.model} has no learned vocoder (attach one first: mmtok.audio.vocoder_train --attach)")
     tok.eval()
     bands = band_channels(tok, args.edges)
-    rows, root = read_manifest(args.manifest), Path(args.manifest).parent
-    clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
-    if not clips:
-        raise SystemExit(f"{args.manifest} has no readable {args.split} speech clip")
+    clips = eval_clips(args)
     emit(eval_set_row(clips, args.split, args.seed))
     per: dict[str, list[dict[str, float]]] = {}
     for _, ref in tqdm(clips, desc="clips", unit="clip", disable=args.no_progress, file=sys.stderr):

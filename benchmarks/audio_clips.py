@@ -8,6 +8,7 @@ that describes them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -20,6 +21,7 @@ import torch
 
 import mmtok
 from mmtok.audio.io import load_audio
+from mmtok.audio.tokenizer import AudioTokenizer
 
 RATE = 16_000  # Hz: every metric here runs at the tokenizer's rate
 MIN_SECONDS, MAX_SECONDS = 1.0, 13.0  # evaluation clips: whole speech files this long
@@ -46,6 +48,34 @@ def load_model(name: str, flag: str) -> Any:
         return mmtok.load(name)
     except (mmtok.CheckpointError, FileNotFoundError) as e:
         raise SystemExit(f"{flag} {name}: {e}") from None
+
+
+def load_audio_tokenizer(name: str, flag: str) -> AudioTokenizer:
+    """:func:`load_model`, and a checkpoint of another kind stops the run, named by ``flag``."""
+    tok = load_model(name, flag)
+    if not isinstance(tok, AudioTokenizer):
+        raise SystemExit(f"{flag} {name} is a {type(tok).__name__}, not an audio tokenizer")
+    return tok
+
+
+def add_clip_arguments(ap: argparse.ArgumentParser, *, seed_help: str = "clip order seed") -> None:
+    """The options that pick the clips: ``--manifest``, ``--split``, ``--clips``, ``--seed``."""
+    ap.add_argument("--manifest", required=True, help="the corpus's manifest.jsonl (paths relative to its folder)")
+    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="the clips evaluated")
+    ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
+    ap.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
+def eval_clips(args: argparse.Namespace, rows: Sequence[dict[str, Any]] | None = None,
+               ) -> list[tuple[dict[str, Any], torch.Tensor]]:
+    """The clips :func:`add_clip_arguments`' options pick, loaded (``rows``: the manifest's, when the
+    caller has read it already); none readable stops the run, named."""
+    root = Path(args.manifest).parent
+    rows = read_manifest(args.manifest) if rows is None else rows
+    clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
+    if not clips:
+        raise SystemExit(f"{args.manifest} has no readable {args.split} speech file of {MIN_SECONDS}-{MAX_SECONDS} s")
+    return clips
 
 
 def clip_order(rows: Sequence[dict[str, Any]], split: str, *, seed: int = 0) -> list[dict[str, Any]]:

@@ -31,12 +31,11 @@ from typing import Any
 import torch
 from audio_clips import (
     RATE,
+    add_clip_arguments,
     at_level,
-    clip_order,
+    eval_clips,
     eval_set_row,
-    load_clips,
-    load_model,
-    read_manifest,
+    load_audio_tokenizer,
 )
 from common import emit
 from paired import paired_difference
@@ -108,14 +107,11 @@ def parse_levels(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--manifest", required=True, help="the corpus's manifest.jsonl (paths relative to its folder)")
-    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="the clips evaluated")
+    add_clip_arguments(ap)
     ap.add_argument("--models", nargs="+", default=["audio"], help="tokenizers: shipped names or checkpoint folders")
     ap.add_argument("--levels", type=parse_levels, default=parse_levels("-30,-20,-10,0,6"),
                     help="comma list of input levels in dB (default: -30,-20,-10,0,6)")
-    ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--seed", type=int, default=0, help="clip order seed")
     ap.add_argument("--labels", nargs="+", default=None, help="names for --models in the rows and the plot")
     ap.add_argument("--plot", default=None, help="write STOI against level to this PNG")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -132,14 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--labels: {len(labels)} names for {len(args.models)} models")
     toks = {}
     for name, label in zip(args.models, labels, strict=True):
-        tok = load_model(name, "--models")
-        if not isinstance(tok, AudioTokenizer):
-            raise SystemExit(f"--models {name} is a {type(tok).__name__}, not an audio tokenizer")
-        toks[label] = tok.eval()
-    rows, root = read_manifest(args.manifest), Path(args.manifest).parent
-    clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)
-    if not clips:
-        raise SystemExit(f"{args.manifest} has no readable {args.split} speech clip")
+        toks[label] = load_audio_tokenizer(name, "--models").eval()
+    clips = eval_clips(args)
     emit(eval_set_row(clips, args.split, args.seed))
     per: dict[str, dict[float, list[dict[str, float]]]] = {name: {} for name in toks}
     bar = tqdm(total=len(toks) * len(args.levels) * len(clips), disable=args.no_progress, desc="levels")

@@ -54,13 +54,12 @@ import numpy as np
 import torch
 from audio_baselines import ENCODEC_RATE, encode_speed, fit_dmel, slices, timed, unslice
 from audio_clips import (
-    MAX_SECONDS,
-    MIN_SECONDS,
     RATE,
+    add_clip_arguments,
     at_level,
-    clip_order,
+    eval_clips,
     eval_set_row,
-    load_clips,
+    load_audio_tokenizer,
     load_model,
     read_manifest,
 )
@@ -369,20 +368,17 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True, help="the corpus's manifest.jsonl (paths relative to its folder)")
-    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="the clips evaluated")
+    add_clip_arguments(ap, seed_help="clip order, training slices and k-means seeds")
     ap.add_argument("--cache", required=True, help="16 kHz cache of the corpus (its train split fits the baselines)")
     ap.add_argument("--model", default="audio", help="the tokenizer: shipped name or checkpoint folder")
     ap.add_argument("--vocoder", default=None, help="a vocoder checkpoint (RUN/best); default: the tokenizer's own")
     ap.add_argument("--compare", default=None, help="another tokenizer, decoded its own way (e.g. audio)")
-    ap.add_argument("--clips", type=int, default=40, help="speech clips evaluated (at most)")
     ap.add_argument("--level-db", type=float, default=0.0, metavar="DB",
                     help="scale every clip by DB dB first (clipped to [-1, 1]); e.g. -20 for quiet recordings")
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime CPU threads")
     ap.add_argument("--kmeans-vectors", type=int, default=200_000, help="train slices k-means and dMel are fitted on")
     ap.add_argument("--kmeans-iters", type=int, default=20, help="Lloyd iterations")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats (median)")
-    ap.add_argument("--seed", type=int, default=0, help="clip order, training slices and k-means seeds")
     ap.add_argument("--skip", default="", help=f"comma list of parts to skip: {','.join(PARTS)}")
     return ap
 
@@ -411,16 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"--skip {args.skip}: unknown parts {sorted(skip - set(PARTS))}; choose from {PARTS}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    tok: AudioTokenizer = load_model(args.model, "--model")
-    if not isinstance(tok, AudioTokenizer):
-        raise SystemExit(f"--model {args.model} is a {type(tok).__name__}, not an audio tokenizer")
+    tok = load_audio_tokenizer(args.model, "--model")
     voc = load_vocoder(tok, args.vocoder)
     compare = load_model(args.compare, "--compare") if args.compare else None
     rows, root = read_manifest(args.manifest), Path(args.manifest).parent
     out = functools.partial(emit, level_db=args.level_db) if args.level_db else emit
-    clips = at_level(load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips), args.level_db)
-    if not clips:
-        raise SystemExit(f"{args.manifest} has no readable {args.split} speech file of {MIN_SECONDS}-{MAX_SECONDS} s")
+    clips = at_level(eval_clips(args, rows), args.level_db)
     out(eval_set_row(clips, args.split, args.seed))
     base = fit_baselines(tok, AudioCache(args.cache, "train"), args, skip)
     per: dict[str, list[dict[str, float]]] = {}
