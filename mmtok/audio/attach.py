@@ -21,9 +21,10 @@ from typing import Any
 
 from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
 from mmtok.audio.vocoder import Vocoder
+from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 
-__all__ = ["SHIPPED_LIMIT_MB", "attach_vocoder", "folder_megabytes"]
+__all__ = ["SHIPPED_LIMIT_MB", "attach_vocoder", "folder_megabytes", "load_vocoder"]
 
 SHIPPED_LIMIT_MB = 40.0  # the whole shipped audio checkpoint (tokenizer + vocoder) must stay under this
 
@@ -31,6 +32,25 @@ SHIPPED_LIMIT_MB = 40.0  # the whole shipped audio checkpoint (tokenizer + vocod
 def folder_megabytes(folder: str | os.PathLike[str]) -> float:
     """Size of the files in ``folder`` (not recursive), in MB (10⁶ bytes)."""
     return round(sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file()) / 1e6, 2)
+
+
+def load_vocoder(where: str | os.PathLike[str]) -> Vocoder:
+    """A vocoder checkpoint, or the learned vocoder inside an audio tokenizer checkpoint (a folder or
+    a shipped name such as ``audio``) with that vocoder's own provenance; a
+    :class:`~mmtok.core.errors.CheckpointError` naming ``where`` for anything else."""
+    try:
+        return load_module(Vocoder, where)
+    except CheckpointError as not_vocoder:
+        try:
+            tok = load_module(AudioTokenizer, where)
+        except CheckpointError:
+            raise not_vocoder from None
+    if tok.vocoder is None:
+        raise CheckpointError(f"checkpoint {where} is an audio tokenizer without a learned vocoder (Griffin-Lim only); name a "
+                              "vocoder checkpoint or a tokenizer that has one")
+    voc = tok.vocoder
+    voc.provenance = dict((getattr(tok, "provenance", None) or {}).get("vocoder", {}).get("provenance") or {})
+    return voc
 
 
 def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -45,22 +65,27 @@ def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]
 
 def attach_vocoder(
     tokenizer: str | os.PathLike[str] | AudioTokenizer, vocoder: str | os.PathLike[str] | Vocoder,
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str], *, mel_match: int | None = None,
 ) -> Path:
     """Write an audio tokenizer checkpoint at ``out``: ``tokenizer``'s config and weights (a shipped
-    name, a folder or a module) with ``vocoder`` (a folder or a module) as its learned decoder,
-    atomically. The codes are the tokenizer's, unchanged; ``decode`` uses the vocoder by default.
-    The provenance records both sources, their steps and their own provenance."""
+    name, a folder or a module) with ``vocoder`` (a module, or what :func:`load_vocoder` reads) as its
+    learned decoder, atomically. The codes are the tokenizer's, unchanged; ``decode`` uses the
+    vocoder by default. ``mel_match`` sets the passes of the level correction the vocoder runs after
+    decoding (``VocoderConfig.mel_match``; None keeps the vocoder's own). The provenance records
+    both sources, their steps and their own provenance."""
     tok_where = None if isinstance(tokenizer, AudioTokenizer) else tokenizer
     voc_where = None if isinstance(vocoder, Vocoder) else vocoder
     tok = tokenizer if isinstance(tokenizer, AudioTokenizer) else load_module(AudioTokenizer, tokenizer)
-    voc = vocoder if isinstance(vocoder, Vocoder) else load_module(Vocoder, vocoder)
+    voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder)
     wrong = front_end_mismatch(tok.cfg, voc.cfg)
     if wrong:
         raise ValueError(f"cannot attach vocoder {voc_where or 'module'}: it reads another log-mel than "
                          f"tokenizer {tok_where or 'module'} writes: {wrong}")
     cfg = copy.deepcopy(tok.cfg)
     cfg.vocoder = copy.deepcopy(voc.cfg)
+    if mel_match is not None:
+        cfg.vocoder.mel_match = mel_match
+        cfg.vocoder.__post_init__()  # the range check
     joined = AudioTokenizer(cfg)
     tensors = {k: v for k, v in tok.state_dict().items() if not k.startswith("vocoder.")}
     tensors.update({f"vocoder.{k}": v for k, v in voc.state_dict().items()})

@@ -50,6 +50,7 @@ from mmtok.audio.features import (
     mel_filters,
 )
 from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.mel_match import match_log_mel, reach_frames
 
 __all__ = [
     "STFT_RESOLUTIONS",
@@ -84,6 +85,7 @@ class VocoderConfig:
     blocks: int = 8  # ConvNeXt blocks
     kernel_size: int = 7  # depthwise conv width of each block (frames), and of the embedding conv
     layer_scale: float = 0.0  # initial layer scale of each block (0: 1 / blocks, as Vocos)
+    mel_match: int = 0  # passes of mmtok.audio.mel_match after decode (0: none); training never uses it
 
     def __post_init__(self) -> None:
         if self.n_fft % self.hop_length or self.n_fft // self.hop_length < 2 or self.n_fft % 2:
@@ -91,6 +93,8 @@ class VocoderConfig:
                 f"n_fft ({self.n_fft}) must be an even multiple (≥ 2×) of hop_length ({self.hop_length}) "
                 "so the inverse STFT overlaps every sample"
             )
+        if not 0 <= self.mel_match <= 8:
+            raise ValueError(f"mel_match must be 0..8 passes, got {self.mel_match}")
         if self.kernel_size % 2 == 0 or min(self.dim, self.intermediate, self.blocks) < 1:
             raise ValueError(
                 f"kernel_size must be odd and dim, intermediate, blocks positive; got kernel_size={self.kernel_size}, "
@@ -168,8 +172,17 @@ class Vocoder(nn.Module):
 
     @property
     def context_frames(self) -> int:
-        """Frames of context each side a chunk needs to decode exactly like the whole."""
-        return receptive_field(self.cfg)
+        """Frames of context each side a chunk needs to decode exactly like the whole (the network's
+        receptive field and the reach of the mel-match passes)."""
+        c = self.cfg
+        return receptive_field(c) + reach_frames(c.mel_match, n_fft=c.mel_n_fft, hop_length=c.hop_length)
+
+    def _render(self, mel: torch.Tensor) -> torch.Tensor:
+        """What :meth:`decode` gives for one stretch ``[B, M, T]``: the network's waveform, then
+        ``cfg.mel_match`` passes of :func:`~mmtok.audio.mel_match.match_log_mel` toward ``mel``."""
+        c = self.cfg
+        return match_log_mel(self(mel), mel, self.filters, iterations=c.mel_match, n_fft=c.mel_n_fft,
+                             hop_length=c.hop_length, floor=c.log_floor)
 
     def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[B, K, T]`` the head predicts from log-mel ``[B, M, T]``."""
@@ -204,7 +217,8 @@ class Vocoder(nn.Module):
 
         ``chunk_frames`` decodes ``chunk_frames`` frames at a time with :attr:`context_frames`
         of real context each side, so memory stays bounded for long inputs; the result
-        equals the whole decode within float tolerance.
+        equals the whole decode within float tolerance. With ``cfg.mel_match`` the output's
+        level is then brought to ``mel``'s (:mod:`mmtok.audio.mel_match`).
         """
         mel = torch.as_tensor(mel)
         if not mel.is_floating_point():
@@ -217,14 +231,14 @@ class Vocoder(nn.Module):
             raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
         t = x.shape[-1]
         if chunk_frames is None or t <= chunk_frames:
-            out = self(x)
+            out = self._render(x)
         else:
             hop, ctx = self.cfg.hop_length, self.context_frames
             pieces = []
             for a in range(0, t, chunk_frames):
                 b = min(t, a + chunk_frames)
                 lo, hi = max(0, a - ctx), min(t, b + ctx)
-                wave = self(x[..., lo:hi])  # (B, (hi-lo)·hop)
+                wave = self._render(x[..., lo:hi])  # (B, (hi-lo)·hop)
                 pieces.append(wave[:, (a - lo) * hop : (b - lo) * hop])
             out = torch.cat(pieces, dim=-1)  # (B, T·hop)
         return out[0] if single else out

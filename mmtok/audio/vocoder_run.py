@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.audio.attach import load_vocoder
 from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.discriminator import RESOLUTIONS, WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
@@ -80,18 +81,9 @@ def initial_vocoder(where: str) -> Vocoder:
     """The vocoder ``--init-from`` names: a vocoder checkpoint, or the learned vocoder inside an
     audio tokenizer checkpoint (a folder or a shipped name), with that vocoder's own provenance."""
     try:
-        return load_module(Vocoder, where)
-    except CheckpointError as not_vocoder:
-        try:
-            tok = load_module(AudioTokenizer, where)
-        except CheckpointError:
-            raise TrainingError(f"--init-from {where}: {not_vocoder}") from not_vocoder
-    if tok.vocoder is None:
-        raise TrainingError(f"--init-from {where}: an audio tokenizer without a learned vocoder (Griffin-Lim "
-                            "only); name a vocoder checkpoint or a tokenizer that has one")
-    voc = tok.vocoder
-    voc.provenance = dict((getattr(tok, "provenance", None) or {}).get("vocoder", {}).get("provenance") or {})
-    return voc
+        return load_vocoder(where)
+    except CheckpointError as e:
+        raise TrainingError(f"--init-from {where}: {e}") from e
 
 
 class Run:

@@ -40,6 +40,9 @@ Three jobs:
    and weights + a vocoder (``--vocoder CKPT``, default ``--out``'s ``best/``) as its learned
    decoder, atomically, with both sources and their steps in its provenance
    (:func:`mmtok.audio.attach.attach_vocoder`); ``tok.decode(codes)`` then uses the vocoder.
+   ``--vocoder`` may also name an audio tokenizer checkpoint (its learned vocoder is taken), and
+   ``--mel-match N`` sets the passes of the level correction the vocoder runs after decoding
+   (:mod:`mmtok.audio.mel_match`; it changes no weight and no code).
 
 Run folder::
 
@@ -102,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. a stage-1 RUN/best) with fresh optimizer state")
     p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
                    "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
-    p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses")
+    p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses (a vocoder checkpoint, "
+                   "or the learned vocoder inside an audio tokenizer checkpoint)")
+    p.add_argument("--mel-match", type=int, default=None, metavar="N", help="--attach: passes of the level "
+                   "correction the attached vocoder runs after decoding (mmtok.audio.mel_match; 0: none; "
+                   "default: the vocoder's own setting)")
     add_synthetic_arguments(p, unit="segments")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -155,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
+    if args.mel_match is not None and args.attach is None:
+        raise TrainingError("--mel-match sets the attached vocoder's level correction: it needs --attach OUT")
     if args.attach is not None and args.out is None and args.vocoder is None:
         raise TrainingError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
     if args.cache is None and (args.out is not None or args.corpus is not None):
@@ -172,7 +181,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.attach is not None:
         source = args.vocoder or Path(args.out) / BEST_DIR
         try:
-            folder = attach_vocoder(args.tokenizer, source, args.attach)
+            folder = attach_vocoder(args.tokenizer, source, args.attach, mel_match=args.mel_match)
         except ValueError as e:
             raise TrainingError(str(e)) from e
         mb = folder_megabytes(folder)
