@@ -44,6 +44,13 @@ def test_decode_names_ragged_and_unsigned_codes(tok: ImageTokenizer) -> None:
     want = tok.decode(torch.from_numpy(grid))
     for dtype in (np.uint16, np.uint32, np.uint64):
         assert torch.equal(tok.decode(grid.astype(dtype)), want)
+    # a value past 2**63 is named as given, not as the negative number int64 would wrap it to
+    huge = grid.astype(np.uint64)
+    huge[1, 2] = 2**63 + 5
+    with pytest.raises(ImageError, match=f"index {2**63 + 5}, outside"):
+        tok.decode(huge)
+    with pytest.raises(ImageError, match="index 70000, outside"):
+        tok.decode(np.full((2, 2), 70000, dtype=np.uint32))
 
 
 def test_codes_and_decodes_are_ordinary_tensors(tok: ImageTokenizer) -> None:

@@ -245,8 +245,14 @@ class VectorQuantizer(nn.Module):
             indices = torch.as_tensor(indices)
         if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
             raise ValueError(f"VectorQuantizer.decode needs integer indices, got {indices.dtype}")
-        indices = indices.to(device=self.embed.device, dtype=torch.long)
         k = self.cfg.codebook_size
+        if indices.dtype in (torch.uint16, torch.uint32, torch.uint64) and indices.numel():
+            # torch has no max for these, and the cast to int64 below would wrap values >= 2**63
+            hi = int(indices.detach().cpu().numpy().max())
+            if hi >= k:
+                raise ValueError(f"VectorQuantizer.decode got index {hi}, outside the codebook of size {k} "
+                                 f"(valid: 0..{k - 1})")
+        indices = indices.to(device=self.embed.device, dtype=torch.long)
         if indices.numel():
             lo, hi = int(indices.min()), int(indices.max())
             if lo < 0 or hi >= k:
