@@ -65,13 +65,14 @@ def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]
 
 def attach_vocoder(
     tokenizer: str | os.PathLike[str] | AudioTokenizer, vocoder: str | os.PathLike[str] | Vocoder,
-    out: str | os.PathLike[str], *, mel_match: int | None = None,
+    out: str | os.PathLike[str], *, mel_match: int | None = None, mel_match_db: float | None = None,
 ) -> Path:
     """Write an audio tokenizer checkpoint at ``out``: ``tokenizer``'s config and weights (a shipped
     name, a folder or a module) with ``vocoder`` (a module, or what :func:`load_vocoder` reads) as its
     learned decoder, atomically. The codes are the tokenizer's, unchanged; ``decode`` uses the
     vocoder by default. ``mel_match`` sets the passes of the level correction the vocoder runs after
-    decoding (``VocoderConfig.mel_match``; None keeps the vocoder's own). The provenance records
+    decoding (``VocoderConfig.mel_match``) and ``mel_match_db`` its clamp (``mel_match_db``); None
+    keeps the vocoder's own. The provenance records
     both sources, their steps and their own provenance."""
     tok_where = None if isinstance(tokenizer, AudioTokenizer) else tokenizer
     voc_where = None if isinstance(vocoder, Vocoder) else vocoder
@@ -85,7 +86,9 @@ def attach_vocoder(
     cfg.vocoder = copy.deepcopy(voc.cfg)
     if mel_match is not None:
         cfg.vocoder.mel_match = mel_match
-        cfg.vocoder.__post_init__()  # the range check
+    if mel_match_db is not None:
+        cfg.vocoder.mel_match_db = mel_match_db
+    cfg.vocoder.__post_init__()  # the range checks
     joined = AudioTokenizer(cfg)
     tensors = {k: v for k, v in tok.state_dict().items() if not k.startswith("vocoder.")}
     tensors.update({f"vocoder.{k}": v for k, v in voc.state_dict().items()})

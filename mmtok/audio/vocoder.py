@@ -50,7 +50,7 @@ from mmtok.audio.features import (
     mel_filters,
 )
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.mel_match import match_log_mel, reach_frames
+from mmtok.audio.mel_match import MAX_GAIN_DB, match_log_mel, reach_frames
 
 __all__ = [
     "STFT_RESOLUTIONS",
@@ -86,6 +86,7 @@ class VocoderConfig:
     kernel_size: int = 7  # depthwise conv width of each block (frames), and of the embedding conv
     layer_scale: float = 0.0  # initial layer scale of each block (0: 1 / blocks, as Vocos)
     mel_match: int = 0  # passes of mmtok.audio.mel_match after decode (0: none); training never uses it
+    mel_match_db: float = MAX_GAIN_DB  # the most one pass changes a mel channel's power, either way (dB)
 
     def __post_init__(self) -> None:
         if self.n_fft % self.hop_length or self.n_fft // self.hop_length < 2 or self.n_fft % 2:
@@ -95,6 +96,8 @@ class VocoderConfig:
             )
         if not 0 <= self.mel_match <= 8:
             raise ValueError(f"mel_match must be 0..8 passes, got {self.mel_match}")
+        if not 0 < self.mel_match_db <= 40:
+            raise ValueError(f"mel_match_db must be in (0, 40] dB, got {self.mel_match_db}")
         if self.kernel_size % 2 == 0 or min(self.dim, self.intermediate, self.blocks) < 1:
             raise ValueError(
                 f"kernel_size must be odd and dim, intermediate, blocks positive; got kernel_size={self.kernel_size}, "
@@ -182,7 +185,7 @@ class Vocoder(nn.Module):
         ``cfg.mel_match`` passes of :func:`~mmtok.audio.mel_match.match_log_mel` toward ``mel``."""
         c = self.cfg
         return match_log_mel(self(mel), mel, self.filters, iterations=c.mel_match, n_fft=c.mel_n_fft,
-                             hop_length=c.hop_length, floor=c.log_floor)
+                             hop_length=c.hop_length, floor=c.log_floor, max_gain_db=c.mel_match_db)
 
     def spectrum(self, mel: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[B, K, T]`` the head predicts from log-mel ``[B, M, T]``."""

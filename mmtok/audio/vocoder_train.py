@@ -42,7 +42,7 @@ Three jobs:
    (:func:`mmtok.audio.attach.attach_vocoder`); ``tok.decode(codes)`` then uses the vocoder.
    ``--vocoder`` may also name an audio tokenizer checkpoint (its learned vocoder is taken), and
    ``--mel-match N`` sets the passes of the level correction the vocoder runs after decoding
-   (:mod:`mmtok.audio.mel_match`; it changes no weight and no code).
+   (:mod:`mmtok.audio.mel_match`; it changes no weight and no code) and ``--mel-match-db`` its clamp.
 
 Run folder::
 
@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mel-match", type=int, default=None, metavar="N", help="--attach: passes of the level "
                    "correction the attached vocoder runs after decoding (mmtok.audio.mel_match; 0: none; "
                    "default: the vocoder's own setting)")
+    p.add_argument("--mel-match-db", type=float, default=None, metavar="DB", help="--attach: the most one pass "
+                   "changes a mel channel's power, either way (default: the vocoder's own setting)")
     add_synthetic_arguments(p, unit="segments")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -162,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
-    if args.mel_match is not None and args.attach is None:
-        raise TrainingError("--mel-match sets the attached vocoder's level correction: it needs --attach OUT")
+    if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None:
+        raise TrainingError("--mel-match and --mel-match-db set the attached vocoder's level correction: "
+                            "they need --attach OUT")
     if args.attach is not None and args.out is None and args.vocoder is None:
         raise TrainingError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
     if args.cache is None and (args.out is not None or args.corpus is not None):
@@ -181,7 +184,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.attach is not None:
         source = args.vocoder or Path(args.out) / BEST_DIR
         try:
-            folder = attach_vocoder(args.tokenizer, source, args.attach, mel_match=args.mel_match)
+            folder = attach_vocoder(args.tokenizer, source, args.attach, mel_match=args.mel_match,
+                                    mel_match_db=args.mel_match_db)
         except ValueError as e:
             raise TrainingError(str(e)) from e
         mb = folder_megabytes(folder)
