@@ -130,7 +130,17 @@ def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
         value = getattr(tok, name, None)
         if value is not None:
             out[name] = list(value) if isinstance(value, tuple) else value
+    if hasattr(tok, "vocoder"):  # audio: what decode turns the log-mel into sound with
+        out["decoder"] = "griffin-lim" if tok.vocoder is None else _vocoder_summary(tok.vocoder.cfg)
     return out
+
+
+def _vocoder_summary(cfg: Any) -> str:
+    """``learned vocoder`` and its level correction after decoding, if any."""
+    if not cfg.mel_match:
+        return "learned vocoder"
+    passes = "pass" if cfg.mel_match == 1 else "passes"
+    return f"learned vocoder + mel match ({cfg.mel_match} {passes}, at most {cfg.mel_match_db:g} dB)"
 
 
 def format_info(d: dict[str, Any]) -> str:

@@ -71,6 +71,22 @@ def test_a_shipped_tokenizer_is_described_with_its_version_and_fingerprint(name:
     text = format_info(d)
     assert text.splitlines()[0] == f"checkpoint: {d['path']}" and tok.fingerprint in text
     assert len(d["chosen_on"]) > 100 and max(len(line) for line in text.splitlines()[1:]) <= 100  # wrapped
+    assert ("decoder" in d) == (name == "audio")
+
+
+def test_an_audio_checkpoint_names_how_it_decodes(tmp_path: Path) -> None:
+    from mmtok.audio.attach import attach_vocoder
+    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.audio.vocoder import Vocoder, VocoderConfig
+    from mmtok.core.module_io import save_module
+    from mmtok.vq.quantizer import VQConfig
+
+    tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
+    voc = Vocoder(VocoderConfig(dim=8, intermediate=16, blocks=1))
+    assert describe(save_module(tok, tmp_path / "bare"))["decoder"] == "griffin-lim"
+    assert describe(attach_vocoder(tok, voc, tmp_path / "plain"))["decoder"] == "learned vocoder"
+    matched = describe(attach_vocoder(tok, voc, tmp_path / "matched", mel_match=2, mel_match_db=3.0))
+    assert matched["decoder"] == "learned vocoder + mel match (2 passes, at most 3 dB)"
 
 
 def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
