@@ -39,7 +39,8 @@ from mmtok.audio.features import HOP_LENGTH, LOG_FLOOR, N_FFT
 __all__ = ["MAX_GAIN_DB", "match_log_mel", "reach_frames"]
 
 # the largest power change one pass makes to a mel channel, either way: on audio v7's validation clips
-# 12 dB cost DNSMOS and the level of steady tones, and 2 dB kept the STOI gain without that cost
+# a 12 dB clamp cost DNSMOS OVRL and the pitch of two steady tones; 2 dB kept every tone and the STOI
+# gain and cost less OVRL (models/audio/README.md has the figures)
 MAX_GAIN_DB = 2.0
 
 
