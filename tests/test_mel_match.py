@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mmtok
-from mmtok.audio import vocoder_train
+from mmtok.audio import vocoder_run, vocoder_train
 from mmtok.audio.attach import attach_vocoder, load_vocoder
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.mel_match import match_log_mel, reach_frames
@@ -19,6 +19,7 @@ from mmtok.audio.vocoder import Vocoder, VocoderConfig, receptive_field
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VQConfig
+from tests.test_vocoder import stage_one
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -134,7 +135,7 @@ def test_attach_sets_it_and_the_codes_keep_their_fingerprint(tmp_path: Path, cap
                                "--mel-match", "9"]) == 2
     assert "mel_match" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert vocoder_train.main(["--mel-match", "1", "--vocoder", str(old)]) == 2
-    assert "need --attach" in capsys.readouterr().err
+    assert "need a run" in capsys.readouterr().err
 
 
 def test_load_vocoder_reads_both_kinds_and_names_the_rest(tmp_path: Path) -> None:
@@ -148,3 +149,45 @@ def test_load_vocoder_reads_both_kinds_and_names_the_rest(tmp_path: Path) -> Non
         load_vocoder(bare)
     with pytest.raises(CheckpointError, match="image"):
         load_vocoder("image")
+
+
+def test_render_carries_gradients_through_the_correction() -> None:
+    voc = jittered(VocoderConfig(dim=16, intermediate=32, blocks=1, mel_match=1))
+    mel = log_mel(noise(0.3, seed=5), FB)[..., :30]
+    y = voc.render(mel)
+    assert torch.allclose(y, voc.decode(mel), atol=1e-6) and not torch.allclose(y, voc(mel), atol=1e-4)
+    y.square().sum().backward()
+    assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in voc.parameters())
+    assert float(voc.head.weight.grad.abs().sum()) > 0
+
+
+def test_a_run_trains_through_the_correction_and_keeps_it_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    common, _ = stage_one(tmp_path)
+    calls: list[int] = []
+    real = vocoder_run.Vocoder.render
+
+    def counted(self: Vocoder, mel: torch.Tensor) -> torch.Tensor:
+        calls.append(int(torch.is_grad_enabled()))
+        return real(self, mel)
+
+    monkeypatch.setattr(vocoder_run.Vocoder, "render", counted)
+    run = tmp_path / "mm"
+    args = [*common, "--out", str(run), "--init-from", str(tmp_path / "s1" / "best"), "--mel-match", "1",
+            "--mel-match-db", "3"]
+    assert vocoder_train.main(args) == 0
+    assert sum(calls) == 2  # the two training steps (with gradients) rendered through it
+    for folder in ("train-state", "model", "best"):
+        cfg = json.loads((run / folder / "config.json").read_text())["config"]
+        assert (cfg["mel_match"], cfg["mel_match_db"]) == (1, 3.0), folder
+    assert mmtok.load(run / "best").cfg.mel_match == 1
+
+    # a resumed run keeps its correction: the same values are accepted, others refused
+    assert vocoder_train.main([*args, "--resume", "--steps", "3"]) == 0
+    capsys.readouterr()
+    assert vocoder_train.main([*common, "--out", str(run), "--resume", "--steps", "4", "--mel-match", "0"]) == 2
+    assert "mel_match 1" in capsys.readouterr().err
+    # a run without the options keeps the vocoder's own setting (here the stage-1 one: none)
+    plain = tmp_path / "plain"
+    assert vocoder_train.main([*common, "--out", str(plain), "--init-from", str(tmp_path / "s1" / "best")]) == 0
+    assert json.loads((plain / "model" / "config.json").read_text())["config"]["mel_match"] == 0

@@ -180,9 +180,10 @@ class Vocoder(nn.Module):
         c = self.cfg
         return receptive_field(c) + reach_frames(c.mel_match, n_fft=c.mel_n_fft, hop_length=c.hop_length)
 
-    def _render(self, mel: torch.Tensor) -> torch.Tensor:
-        """What :meth:`decode` gives for one stretch ``[B, M, T]``: the network's waveform, then
-        ``cfg.mel_match`` passes of :func:`~mmtok.audio.mel_match.match_log_mel` toward ``mel``."""
+    def render(self, mel: torch.Tensor) -> torch.Tensor:
+        """Waveform ``[B, T·hop]`` from log-mel ``[B, M, T]`` as :meth:`decode` gives it: the network
+        (:meth:`forward`), then ``cfg.mel_match`` passes of :func:`~mmtok.audio.mel_match.match_log_mel`
+        toward ``mel``. With autograd, so a run with ``mel_match`` trains through the correction."""
         c = self.cfg
         return match_log_mel(self(mel), mel, self.filters, iterations=c.mel_match, n_fft=c.mel_n_fft,
                              hop_length=c.hop_length, floor=c.log_floor, max_gain_db=c.mel_match_db)
@@ -234,14 +235,14 @@ class Vocoder(nn.Module):
             raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
         t = x.shape[-1]
         if chunk_frames is None or t <= chunk_frames:
-            out = self._render(x)
+            out = self.render(x)
         else:
             hop, ctx = self.cfg.hop_length, self.context_frames
             pieces = []
             for a in range(0, t, chunk_frames):
                 b = min(t, a + chunk_frames)
                 lo, hi = max(0, a - ctx), min(t, b + ctx)
-                wave = self._render(x[..., lo:hi])  # (B, (hi-lo)·hop)
+                wave = self.render(x[..., lo:hi])  # (B, (hi-lo)·hop)
                 pieces.append(wave[:, (a - lo) * hop : (b - lo) * hop])
             out = torch.cat(pieces, dim=-1)  # (B, T·hop)
         return out[0] if single else out

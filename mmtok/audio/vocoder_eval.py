@@ -79,7 +79,7 @@ def evaluate(voc: Vocoder, segments: torch.Tensor, waves: Sequence[torch.Tensor]
     for part in segments.split(batch):
         x = part.to(dev)
         mel = voc.log_mel(x)  # (B, M, T+1)
-        y = voc(mel[..., : x.shape[-1] // hop] if features is None else features(x))
+        y = voc.render(mel[..., : x.shape[-1] // hop] if features is None else features(x))
         sc, mag = multi_resolution_stft_loss(y, x)
         mel_l.append(float(mel_l1(y, mel, voc.filters)) * len(part))
         sc_l.append(float(sc) * len(part))

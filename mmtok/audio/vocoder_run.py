@@ -8,6 +8,7 @@ starts from another checkpoint (:func:`initial_vocoder`, :func:`checkpoint_sourc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import platform
@@ -175,10 +176,26 @@ class Run:
             self.cfg = init.cfg
         else:
             self.cfg = VocoderConfig(dim=args.dim, intermediate=args.intermediate, blocks=args.blocks)
+        self._mel_match(resuming)
         if not resuming:
             torch.manual_seed(args.seed)
             np.random.seed(args.seed)  # noqa: NPY002 - the global state is what train-state saves
         return init
+
+    def _mel_match(self, resuming: bool) -> None:
+        """``--mel-match`` / ``--mel-match-db`` set a new run's level correction (training runs through
+        it); a resumed run keeps its own, and asking it for another is refused."""
+        args = self.args
+        asked = {k: v for k, v in (("mel_match", args.mel_match), ("mel_match_db", args.mel_match_db)) if v is not None}
+        if resuming:
+            other = {k: v for k, v in asked.items() if getattr(self.cfg, k) != v}
+            if other:
+                raise TrainingError(f"{self.out} was trained with mel_match {self.cfg.mel_match}, mel_match_db "
+                                    f"{self.cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with "
+                                    f"those values, not {other}")
+            return
+        if asked:
+            self.cfg = dataclasses.replace(self.cfg, **asked)  # runs the range checks
 
     def _adversarial(self, resuming: bool) -> tuple[dict[str, Any] | None, str]:
         """The discriminators' settings (None: none) and the figure that picks best/; a resumed run keeps its own."""
@@ -349,7 +366,7 @@ class Run:
         if self.joint is not None:  # the decoded features with gradients to the tokenizer's decoder
             inp = self.joint.features(x)
             anchor = self.joint.anchor_loss(inp, mel)
-        y = voc(inp)  # (B, S)
+        y = voc.render(inp)  # (B, S): through the level correction when the config has one
         sc, mag = multi_resolution_stft_loss(y, x)
         ml = mel_l1(y, mel, voc.filters)
         loss = sc + mag + args.mel_weight * ml

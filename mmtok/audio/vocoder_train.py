@@ -43,6 +43,8 @@ Three jobs:
    ``--vocoder`` may also name an audio tokenizer checkpoint (its learned vocoder is taken), and
    ``--mel-match N`` sets the passes of the level correction the vocoder runs after decoding
    (:mod:`mmtok.audio.mel_match`; it changes no weight and no code) and ``--mel-match-db`` its clamp.
+   Given to a new run in ``--out``, the two set the run's vocoder, and training runs through the
+   correction (the losses see the corrected waveform); a resumed run keeps its own.
 
 Run folder::
 
@@ -107,11 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
     p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses (a vocoder checkpoint, "
                    "or the learned vocoder inside an audio tokenizer checkpoint)")
-    p.add_argument("--mel-match", type=int, default=None, metavar="N", help="--attach: passes of the level "
-                   "correction the attached vocoder runs after decoding (mmtok.audio.mel_match; 0: none; "
-                   "default: the vocoder's own setting)")
-    p.add_argument("--mel-match-db", type=float, default=None, metavar="DB", help="--attach: the most one pass "
-                   "changes a mel channel's power, either way (default: the vocoder's own setting)")
+    p.add_argument("--mel-match", type=int, default=None, metavar="N", help="passes of the level correction the "
+                   "vocoder runs after decoding (mmtok.audio.mel_match; 0: none): for a new run in --out (it trains "
+                   "through them) and for --attach (default: the vocoder's own setting)")
+    p.add_argument("--mel-match-db", type=float, default=None, metavar="DB", help="the most one pass changes a mel "
+                   "channel's power, either way (new runs and --attach; default: the vocoder's own setting)")
     add_synthetic_arguments(p, unit="segments")
     p.add_argument("--steps", type=int, default=200_000, help="total optimizer steps (the schedule's length)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -164,9 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
-    if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None:
-        raise TrainingError("--mel-match and --mel-match-db set the attached vocoder's level correction: "
-                            "they need --attach OUT")
+    if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None and args.out is None:
+        raise TrainingError("--mel-match and --mel-match-db set a vocoder's level correction: they need a run "
+                            "(--out RUN) or --attach OUT")
     if args.attach is not None and args.out is None and args.vocoder is None:
         raise TrainingError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
     if args.cache is None and (args.out is not None or args.corpus is not None):
