@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,8 @@ def attach_vocoder(
         raise ValueError(f"cannot attach vocoder {voc_where or 'module'}: it reads another log-mel than "
                          f"tokenizer {tok_where or 'module'} writes: {wrong}")
     cfg = copy.deepcopy(tok.cfg)
-    cfg.vocoder = copy.deepcopy(voc.cfg)
-    if mel_match is not None:
-        cfg.vocoder.mel_match = mel_match
-    if mel_match_db is not None:
-        cfg.vocoder.mel_match_db = mel_match_db
-    cfg.vocoder.__post_init__()  # the range checks
+    asked = {k: v for k, v in (("mel_match", mel_match), ("mel_match_db", mel_match_db)) if v is not None}
+    cfg.vocoder = dataclasses.replace(voc.cfg, **asked)  # a copy; replace() runs the range checks
     joined = AudioTokenizer(cfg)
     tensors = {k: v for k, v in tok.state_dict().items() if not k.startswith("vocoder.")}
     tensors.update({f"vocoder.{k}": v for k, v in voc.state_dict().items()})

@@ -31,6 +31,7 @@ __all__ = [
     "LOG_FLOOR",
     "N_FFT",
     "N_MELS",
+    "front_stft",
     "log_mel",
     "mel_centres",
     "mel_filters",
@@ -70,6 +71,17 @@ def mel_centres(
     return (fb @ freqs) / fb.sum(1).clamp_min(1e-12)
 
 
+def front_stft(audio: torch.Tensor, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
+               center: bool = True) -> torch.Tensor:
+    """Complex STFT ``[B, n_fft//2 + 1, F]`` of ``audio [B, S]`` as the front end frames it: a
+    periodic Hann window, and with ``center=True`` ``n_fft // 2`` zeros each side, so frame ``i``
+    is centred on sample ``i*hop_length`` (``torch.istft(..., center=True)`` inverts it)."""
+    if center:
+        audio = F.pad(audio, (n_fft // 2, n_fft // 2))
+    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
+    return torch.stft(audio, n_fft, hop_length, window=window, center=False, return_complex=True)
+
+
 def mel_power(
     audio: torch.Tensor, filters: torch.Tensor, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH,
     center: bool = True,
@@ -81,11 +93,7 @@ def mel_power(
     sample ``i*hop_length`` and the signal is zero-padded by ``n_fft//2`` each side.
     """
     lead = audio.shape[:-1]
-    flat = audio.reshape(-1, audio.shape[-1])  # (B, S)
-    if center:
-        flat = F.pad(flat, (n_fft // 2, n_fft // 2))
-    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
-    spec = torch.stft(flat, n_fft, hop_length, window=window, center=False, return_complex=True)
+    spec = front_stft(audio.reshape(-1, audio.shape[-1]), n_fft=n_fft, hop_length=hop_length, center=center)
     power = spec.real.square() + spec.imag.square()  # (B, n_fft//2+1, F)
     mel = torch.matmul(filters.to(power), power)  # (B, M, F)
     return mel.reshape(*lead, *mel.shape[-2:])

@@ -34,7 +34,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mmtok.audio.features import HOP_LENGTH, LOG_FLOOR, N_FFT
+from mmtok.audio.features import HOP_LENGTH, LOG_FLOOR, N_FFT, front_stft
 
 __all__ = ["MAX_GAIN_DB", "match_log_mel", "reach_frames"]
 
@@ -82,8 +82,7 @@ def match_log_mel(
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     length = x.shape[-1]
     for _ in range(iterations):
-        padded = F.pad(x, (n_fft // 2, n_fft // 2))  # zero padding, as the front end
-        spec = torch.stft(padded, n_fft, hop_length, window=window, center=False, return_complex=True)  # (B, K, T+1)
+        spec = front_stft(x, n_fft=n_fft, hop_length=hop_length)  # (B, K, T+1), framed as the front end
         have = (fb @ (spec.real.square() + spec.imag.square())).clamp_min(floor).log()[..., :frames]  # (B, M, T)
         ratio = (tgt - have).clamp(-limit, limit)  # (B, M, T): log power, target over output
         gain = torch.exp(0.5 * (spread.t() @ ratio))  # (B, K, T): amplitude
