@@ -29,3 +29,9 @@ audio = tok.decode(codes)  # waveform at tok.sample_rate
 sf.write("tone-decoded.wav", audio.numpy(), tok.sample_rate)
 print(f"wrote tone-decoded.wav ({audio.numel() / tok.sample_rate:.2f} s at {tok.sample_rate} Hz)")
 assert torch.isfinite(audio).all()
+
+# a batch: a list of clips gives padded codes and each clip's length; decode gives them back one by one
+codes, lengths = tok.encode(["tone.wav", wave[: sr // 2]], sample_rate=sr)  # [2, n_max], [2]
+waves = tok.decode((codes, lengths))  # a list: clip i has lengths[i] * samples-per-token samples
+print(f"batch of {len(waves)}: {lengths.tolist()} codes -> {[round(w.numel() / tok.sample_rate, 2) for w in waves]} s")
+assert torch.equal(waves[0], audio)  # the padding after a clip is never read

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
+from mmtok.audio.codes import check_codes, is_encoded_batch, split_batch
 from mmtok.audio.features import (
     F_MAX,
     F_MIN,
@@ -399,36 +400,8 @@ class AudioTokenizer(nn.Module):
     # ------------------------------------------------------------ decoding
 
     def _check_codes(self, codes: Any) -> torch.Tensor:
-        """Codes ``[n]`` or ``[B, n]`` of any integer dtype (numpy's and torch's unsigned ones too) ->
-        int64 on the device; the range is checked on the values as given, so none can wrap around."""
-        if not isinstance(codes, torch.Tensor):
-            try:
-                codes = np.asarray(codes)
-            except ValueError as e:  # nested lists of different lengths
-                raise AudioError(f"codes must be a rectangular [n] or [B, n] array, got a ragged sequence ({e})") from e
-        shape = tuple(codes.shape)
-        if math.prod(shape) == 0:
-            raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
-        if len(shape) not in (1, 2):
-            raise AudioError(f"codes must be [n] or [B, n], got shape {shape}")
-        if isinstance(codes, np.ndarray):
-            if not np.issubdtype(codes.dtype, np.integer):
-                raise TypeError(f"codes must be integers, got {codes.dtype}")
-            values: np.ndarray | torch.Tensor = codes
-        else:
-            if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-                raise TypeError(f"codes must be integers, got {codes.dtype}")
-            unsigned = codes.dtype in (torch.uint16, torch.uint32, torch.uint64)  # torch has no min/max for these
-            values = codes.detach().cpu().numpy() if unsigned else codes.detach()
-        lo, hi = int(values.min()), int(values.max())
-        if lo < 0 or hi >= self.codebook_size:
-            raise AudioError(
-                f"codes must be in 0..{self.codebook_size - 1}, got values {lo}..{hi}"
-                " (cut PAD_CODE padding off with the lengths first)"
-            )
-        if isinstance(codes, np.ndarray):
-            codes = torch.from_numpy(codes.astype(np.int64))
-        return codes.to(self.device, torch.long)
+        """Codes ``[n]`` or ``[B, n]`` of any integer dtype -> int64 on the device (:func:`check_codes`)."""
+        return check_codes(codes, self.codebook_size).to(self.device)
 
     @ordinary_outputs
     def decode_features(self, codes: Any) -> torch.Tensor:
@@ -479,21 +452,47 @@ class AudioTokenizer(nn.Module):
         return None if vocoder == "griffin-lim" else self.vocoder
 
     @ordinary_outputs
-    def decode(self, codes: Any, *, vocoder: str | nn.Module = "auto") -> torch.Tensor:
+    def decode(
+        self, codes: Any, *, vocoder: str | nn.Module = "auto", lengths: Any = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
         """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``.
+
+        A batch ``[B, n]`` gives ``[B, n * samples_per_token]``, each row as its own
+        decode would give it (within float tolerance). What a batched :meth:`encode`
+        returns, ``(codes [B, n_max], lengths [B])``, or ``codes`` with ``lengths=``,
+        gives a list of ``B`` waveforms, clip ``i`` of ``lengths[i] * samples_per_token``
+        samples, decoded from its own codes only (the ``PAD_CODE`` tail is never read), so
+        ``tok.decode(tok.encode([a, b]))`` is the round trip of a batch.
 
         ``vocoder``: ``"auto"`` (the learned decoder when this tokenizer has one, else
         Griffin-Lim), ``"learned"`` (an error without one), ``"griffin-lim"``, or a
         :class:`~mmtok.audio.vocoder.Vocoder` module run on :meth:`decode_features`.
         """
-        codes = self._check_codes(codes)
-        if codes.dim() != 1:
-            raise ValueError(f"decode takes the codes of one clip [n], got shape {tuple(codes.shape)}")
+        if lengths is None and is_encoded_batch(codes):
+            codes, lengths = codes
         voc = self._pick_vocoder(vocoder)
+        if lengths is not None:
+            return [self._decode_clip(row.to(self.device), voc)
+                    for row in split_batch(codes, lengths, self.codebook_size)]
+        codes = self._check_codes(codes)
+        if codes.dim() == 1:
+            return self._decode_clip(codes, voc)
+        if voc is None:  # Griffin-Lim runs one clip at a time
+            return torch.stack([self._decode_clip(row, None) for row in codes])
+        return self._render(self.decode_features(codes), voc, codes.shape[-1])
+
+    def _decode_clip(self, codes: torch.Tensor, voc: Vocoder | None) -> torch.Tensor:
+        """Waveform ``[n * samples_per_token]`` of checked codes ``[n]``."""
         mel = self.decode_features(codes)  # (M, fpt*n)
         if voc is None:
             wave = self.mel_to_wave(mel)
-        else:  # fpt*n frames give exactly n * samples_per_token samples
-            wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device)
-        n = codes.numel() * self.cfg.samples_per_token
-        return F.pad(wave, (0, max(0, n - wave.numel())))[:n]
+            n = codes.numel() * self.cfg.samples_per_token
+            return F.pad(wave, (0, max(0, n - wave.numel())))[:n]
+        return self._render(mel, voc, codes.numel())
+
+    def _render(self, mel: torch.Tensor, voc: Vocoder, n_codes: int) -> torch.Tensor:
+        """The learned vocoder's waveform(s) from log-mel ``[M, F]`` or ``[B, M, F]``: ``fpt * n``
+        frames give exactly ``n * samples_per_token`` samples."""
+        wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device)
+        n = n_codes * self.cfg.samples_per_token
+        return F.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]

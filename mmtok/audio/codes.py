@@ -1,0 +1,93 @@
+"""Checks on the audio codes a caller hands to ``AudioTokenizer.decode``: one clip ``[n]``,
+a rectangular batch ``[B, n]``, or the padded batch a batched ``encode`` returns with its
+lengths. Every check names what was wrong; values are checked as given, so no unsigned
+or oversized index can wrap around on its way to int64.
+
+>>> check_codes([3, 1, 2], codebook_size=4)
+tensor([3, 1, 2])
+>>> [row.tolist() for row in split_batch([[3, 1, -1], [0, 2, 2]], [2, 3], codebook_size=4)]
+[[3, 1], [0, 2, 2]]
+>>> is_encoded_batch((torch.zeros(2, 5, dtype=torch.long), torch.tensor([5, 3])))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmtok.core.errors import AudioError
+
+__all__ = ["check_codes", "is_encoded_batch", "split_batch"]
+
+_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)  # torch has no min or max for these
+
+
+def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
+    """Codes ``[n]`` or ``[B, n]`` of any integer dtype (numpy's and torch's unsigned ones too)
+    -> int64 on the device they came on (numpy and lists: the CPU), every value in
+    ``0..codebook_size - 1``."""
+    if not isinstance(codes, torch.Tensor):
+        try:
+            codes = np.asarray(codes)
+        except ValueError as e:  # nested lists of different lengths
+            raise AudioError(f"codes must be a rectangular [n] or [B, n] array, got a ragged sequence ({e})") from e
+    shape = tuple(codes.shape)
+    if math.prod(shape) == 0:
+        raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
+    if len(shape) not in (1, 2):
+        raise AudioError(f"codes must be [n] or [B, n], got shape {shape}")
+    if isinstance(codes, np.ndarray):
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise TypeError(f"codes must be integers, got {codes.dtype}")
+        values: np.ndarray | torch.Tensor = codes
+    else:
+        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+            raise TypeError(f"codes must be integers, got {codes.dtype}")
+        values = codes.detach().cpu().numpy() if codes.dtype in _UNSIGNED else codes.detach()
+    lo, hi = int(values.min()), int(values.max())
+    if lo < 0 or hi >= codebook_size:
+        raise AudioError(
+            f"codes must be in 0..{codebook_size - 1}, got values {lo}..{hi}"
+            " (cut PAD_CODE padding off with the lengths first)"
+        )
+    if isinstance(codes, np.ndarray):
+        return torch.from_numpy(codes.astype(np.int64))
+    return codes.to(torch.long)
+
+
+def split_batch(codes: Any, lengths: Any, codebook_size: int) -> list[torch.Tensor]:
+    """The rows ``codes[i, :lengths[i]]`` of a padded batch ``[B, n]``, each checked by
+    :func:`check_codes`; the padding after each row's length is never read."""
+    if not isinstance(codes, torch.Tensor):
+        try:
+            codes = torch.as_tensor(np.asarray(codes))
+        except (ValueError, TypeError) as e:
+            raise AudioError(f"batched codes must be a rectangular [B, n] array ({e})") from e
+    if codes.dim() != 2:
+        raise AudioError(f"codes with lengths must be a batch [B, n], got shape {tuple(codes.shape)}")
+    try:
+        sizes = np.asarray(lengths.detach().cpu() if isinstance(lengths, torch.Tensor) else lengths)
+    except (ValueError, TypeError) as e:
+        raise AudioError(f"lengths must be {codes.shape[0]} integers, one per row ({e})") from e
+    if sizes.shape != (codes.shape[0],) or not np.issubdtype(sizes.dtype, np.integer):
+        raise AudioError(
+            f"lengths must be {codes.shape[0]} integers, one per row of codes {tuple(codes.shape)}, "
+            f"got {sizes.dtype} of shape {sizes.shape}"
+        )
+    for i, k in enumerate(sizes):
+        if not 1 <= k <= codes.shape[1]:
+            raise AudioError(f"lengths[{i}] is {int(k)}; each length must be in 1..{codes.shape[1]} (the codes' width)")
+    return [check_codes(codes[i, : int(k)], codebook_size) for i, k in enumerate(sizes)]
+
+
+def is_encoded_batch(x: Any) -> bool:
+    """Whether ``x`` is the ``(codes [B, n], lengths [B])`` pair a batched ``encode`` returns."""
+    return (
+        isinstance(x, tuple) and len(x) == 2
+        and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in x)
+        and x[0].ndim == 2 and x[1].ndim == 1
+    )
