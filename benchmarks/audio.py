@@ -24,7 +24,8 @@ Lines of the synthetic-corpus mode (``"bench"`` names the measurement):
   mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps); median
   of repeats, same threads.
 - ``realtime_factor``: seconds of compute per second of audio for encode, decode to
-  log-mel, and decode to waveform (Griffin-Lim).
+  log-mel, and decode to waveform (the tokenizer's default: its learned vocoder, else
+  Griffin-Lim), with EnCodec's decoder on its own codes of the clip timed in turn.
 - ``peak_memory``: peak resident memory growth while encoding the 10 s clip, ours and
   EnCodec's, each measured in a fresh process.
 - ``codebook_usage``: fraction of the K codes used on the held-out audio.
@@ -47,6 +48,7 @@ import numpy as np
 import torch
 from audio_baselines import (
     ENCODEC_RATE,
+    decode_speed,
     encode_speed,
     encodec_24khz,
     fit_dmel,
@@ -200,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
              speedup=round(encodec_s / ours_s, 1), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2)
         c10 = tok.encode(x, ENCODEC_RATE)
         feat_s = timed(lambda: tok.decode_features(c10), args.repeats)
-        wave_s = timed(lambda: tok.decode(c10), max(1, args.repeats // 2))
+        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, max(1, args.repeats // 2))
+        vocoder = ("learned vocoder" if tok.vocoder is not None else
+                   f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
         emit(bench="realtime_factor", clip_seconds=CLIP_SECONDS, threads=args.threads,
              encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat_s / CLIP_SECONDS, 5),
-             decode_waveform=round(wave_s / CLIP_SECONDS, 4),
-             vocoder=f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
+             decode_waveform=round(wave_s / CLIP_SECONDS, 4), encodec_decode_waveform=round(encodec_dec_s / CLIP_SECONDS, 4),
+             decode_speedup_vs_encodec=round(encodec_dec_s / wave_s, 1), vocoder=vocoder)
     if "memory" not in skip:
         emit(bench="peak_memory", clip_seconds=CLIP_SECONDS, what="peak RSS growth during one encode after a warm-up, fresh process (polled every 0.5 ms)",
              mmtok_mb=round(peak_mb("mmtok", args.model, clip, args.threads), 1),

@@ -97,6 +97,22 @@ def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tup
     return timed_pair(lambda: tok.encode(clip24, ENCODEC_RATE), encodec_encode, repeats)
 
 
+def decode_speed(tok: AudioTokenizer, vocoder: Any, codes: torch.Tensor, clip24: torch.Tensor,
+                 repeats: int) -> tuple[float, float]:
+    """Median seconds to decode ``codes`` to a waveform with ours (``vocoder`` as ``decode`` takes it)
+    and to decode EnCodec's own codes of ``clip24`` (the same sound at 24 kHz) with EnCodec's decoder,
+    timed in turn (:func:`timed_pair`)."""
+    enc = encodec_24khz()
+    with torch.inference_mode():
+        frames = enc.encode(clip24[None, None])
+
+    def encodec_decode() -> None:
+        with torch.inference_mode():
+            enc.decode(frames)
+
+    return timed_pair(lambda: tok.decode(codes, vocoder=vocoder), encodec_decode, repeats)
+
+
 def timed_pair(a: Any, b: Any, repeats: int) -> tuple[float, float]:
     """Median seconds of ``repeats`` calls each of ``a`` and ``b``, alternated (a, b, a, b, ...) after one
     warm-up call of each: their ratio does not depend on when in the run the host was busy.

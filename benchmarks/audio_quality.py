@@ -31,7 +31,8 @@
   (``level_db``: a tone can keep its pitch and come back far quieter).
 - ``speed``: one thread by default: real-time factors of encode, decode to log-mel, decode
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
-  encode speed-up over EnCodec 24 kHz (as the synthetic mode measures it), size in MB.
+  encode and decode speed-ups over EnCodec 24 kHz (random weights, 1.5 kbps; its decoder
+  decodes its own codes of the same clip), timed in turn, size in MB.
 - ``published_anchors``: other tokenizers' published figures on other data (a loose comparison).
 - ``bar``: ours against the bar, each check with its figure and pass/fail.
 """
@@ -52,7 +53,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from audio_baselines import ENCODEC_RATE, encode_speed, fit_dmel, slices, timed, unslice
+from audio_baselines import (
+    ENCODEC_RATE,
+    decode_speed,
+    encode_speed,
+    fit_dmel,
+    slices,
+    timed,
+    unslice,
+)
 from audio_clips import (
     RATE,
     add_clip_arguments,
@@ -356,6 +365,9 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
         ours_s, encodec_s = encode_speed(tok, clip24, args.repeats)
         row |= {"encode_input_rate": ENCODEC_RATE, "encode_seconds_24k": round(ours_s, 4),
                 "encodec_seconds": round(encodec_s, 4), "encode_speedup_vs_encodec": round(encodec_s / ours_s, 1)}
+        ours_s, encodec_s = decode_speed(tok, voc, codes, clip24, args.repeats)
+        row |= {"decode_seconds": round(ours_s, 4), "encodec_decode_seconds": round(encodec_s, 4),
+                "decode_speedup_vs_encodec": round(encodec_s / ours_s, 1)}
     row["model_mb"] = round(folder_mb(resolve_checkpoint(args.model)), 2)
     if args.vocoder:
         row["vocoder_mb"] = round(folder_mb(resolve_checkpoint(args.vocoder)), 2)
