@@ -19,7 +19,9 @@ figure only) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
 - ``image_speed``: encode and decode images/s at batch 1 and 8, timed in
   alternation with the taming VQGAN f16 *encoder and quantizer* (diffusers
   ``VQModel``, ``--vqgan-codes`` 16384 or 1024 entries, random weights: speed
-  does not depend on them), with each model's PSNR and SSIM on the split beside.
+  does not depend on them), and each decoder, on its own codes of the same
+  crops, in alternation with VQGAN's code lookup and decoder; with each model's
+  PSNR and SSIM on the split beside.
 - ``image_bars``: the issue's bars (PSNR >= 23 dB, >= 2 dB over k-means,
   SSIM >= 0.65, usage >= 95 %, encode >= 50x VQGAN f16) and whether they are met.
 - ``image_overlap``: photos of the split a compared model was trained on (its
@@ -70,7 +72,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from common import emit
-from image_baselines import KMeansPatches, fit_kmeans_cached, vqgan_f16, vqgan_tokenize
+from image_baselines import (
+    KMeansPatches,
+    fit_kmeans_cached,
+    vqgan_detokenize,
+    vqgan_f16,
+    vqgan_tokenize,
+)
 from paired import paired_difference
 
 import mmtok
@@ -294,15 +302,20 @@ def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tenso
 
 
 def measure_speed(codecs: dict[str, Codec], x_all: torch.Tensor, vqgan: torch.nn.Module,
-                  repeats: int) -> dict[int, dict[str, tuple[float, float, float]]]:
-    """Per batch size and codec: (encode s, decode s, VQGAN encoder + quantizer s), encoders timed in alternation."""
-    out: dict[int, dict[str, tuple[float, float, float]]] = {}
+                  repeats: int) -> dict[int, dict[str, tuple[float, float, float, float]]]:
+    """Per batch size and codec: (encode s, decode s, VQGAN encoder + quantizer s, VQGAN decoder s). The
+    encoders are timed in alternation with VQGAN's encoder and quantizer, and the decoders, each on its own
+    codes of the same images, with VQGAN's code lookup and decoder."""
+    out: dict[int, dict[str, tuple[float, float, float, float]]] = {}
     for batch in SPEED_BATCHES:
         x = x_all[:batch].contiguous()
         fns = {c: enc for c, (enc, _) in codecs.items()} | {"\0vqgan": lambda v: vqgan_tokenize(vqgan, v)}
         t_enc = time_alternating(fns, x, repeats)
-        out[batch] = {c: (t_enc[c], time_alternating({c: dec}, enc(x), repeats)[c], t_enc["\0vqgan"])
-                      for c, (enc, dec) in codecs.items()}
+        with torch.inference_mode():
+            grids = {c: enc(x) for c, (enc, _) in codecs.items()} | {"\0vqgan": vqgan_tokenize(vqgan, x)}
+        decoders = {c: dec for c, (_, dec) in codecs.items()} | {"\0vqgan": lambda g: vqgan_detokenize(vqgan, g)}
+        t_dec = time_alternating({c: lambda _x, f=f, g=grids[c]: f(g) for c, f in decoders.items()}, x, repeats)
+        out[batch] = {c: (t_enc[c], t_dec[c], t_enc["\0vqgan"], t_dec["\0vqgan"]) for c in codecs}
     return out
 
 
@@ -382,13 +395,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         vq_params = sum(p.numel() for mod in (vqgan.encoder, vqgan.quant_conv, vqgan.quantize)
                         for p in mod.parameters())
         for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
-            for c, (t_enc, t_dec, t_vqgan) in timings.items():
+            for c, (t_enc, t_dec, t_vqgan, t_vqgan_dec) in timings.items():
                 if batch == 1 and c in speedup:
                     speedup[c] = t_vqgan / t_enc
                 emit(bench="image_speed", model=c, batch=batch, size=size, threads=torch.get_num_threads(),
                      encode_img_s=round(batch / t_enc, 2), decode_img_s=round(batch / t_dec, 2),
                      encode_img_s_vqgan_f16=round(batch / t_vqgan, 3), vqgan_codes=args.vqgan_codes,
-                     speedup_vs_vqgan=round(t_vqgan / t_enc, 1), set=set_name,
+                     speedup_vs_vqgan=round(t_vqgan / t_enc, 1), decode_img_s_vqgan_f16=round(batch / t_vqgan_dec, 3),
+                     decode_speedup_vs_vqgan=round(t_vqgan_dec / t_dec, 1), set=set_name,
                      psnr_db=round(quality[set_name][c][0], 3), ssim=round(quality[set_name][c][1], 4),
                      params_encoder=sum(p.numel() for p in models[c].encoder.parameters()) if c in models else None,
                      params_vqgan_encoder_quantizer=vq_params)

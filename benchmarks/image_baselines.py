@@ -30,7 +30,7 @@ import torch
 from mmtok.image.io import patchify, unpatchify
 from mmtok.vq.search import nearest_code
 
-__all__ = ["KMeansPatches", "fit_kmeans_cached", "vqgan_f16", "vqgan_tokenize"]
+__all__ = ["KMeansPatches", "fit_kmeans_cached", "vqgan_detokenize", "vqgan_f16", "vqgan_tokenize"]
 
 MINIBATCH = 4096  # mini-batch k-means batch size
 MINIBATCH_INITS = 3  # mini-batch k-means restarts (best kept)
@@ -136,3 +136,11 @@ def vqgan_tokenize(vqgan: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     h = vqgan.encode(x * 2.0 - 1.0).latents  # (B, 256, H/16, W/16)
     _, _, (_, _, idx) = vqgan.quantize(h)  # idx (B*h*w,) nearest of the num_vq_embeddings codes
     return idx.reshape(h.shape[0], h.shape[2], h.shape[3])
+
+
+def vqgan_detokenize(vqgan: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """Codes ``[B, h, w]`` -> images ``[B, 3, 16h, 16w]`` in [0, 1]: the code vectors, ``post_quant_conv`` and
+    the decoder (the inverse path of :func:`vqgan_tokenize`)."""
+    z = vqgan.quantize.embedding(codes).permute(0, 3, 1, 2)  # (B, 256, h, w)
+    return (vqgan.decode(z, force_not_quantize=True).sample.clamp(-1.0, 1.0) + 1.0) / 2.0
+
