@@ -35,3 +35,9 @@ codes, lengths = tok.encode(["tone.wav", wave[: sr // 2]], sample_rate=sr)  # [2
 waves = tok.decode((codes, lengths))  # a list: clip i has lengths[i] * samples-per-token samples
 print(f"batch of {len(waves)}: {lengths.tolist()} codes -> {[round(w.numel() / tok.sample_rate, 2) for w in waves]} s")
 assert torch.equal(waves[0], audio)  # the padding after a clip is never read
+
+# streaming: codes as they arrive (say, from a model generating them) -> samples as soon as they are final
+pieces = [p for p in tok.decode_stream(codes[0].split(10))]  # half a second of codes at a time
+print(f"streamed {len(pieces)} pieces, {tok.decode_lookahead} tokens of lookahead "
+      f"({tok.decode_lookahead / tok.tokens_per_second:.2f} s)")
+assert torch.allclose(torch.cat(pieces), audio, atol=1e-3)

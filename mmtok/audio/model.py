@@ -113,6 +113,21 @@ class MelDecoder(nn.Module):
             nn.init.zeros_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
 
+    @property
+    def context_tokens(self) -> int:
+        """Tokens each side that one output frame depends on: the token-rate convolutions' reach, plus
+        the frame-rate block's, rounded up to whole tokens (1x1 convolutions reach nothing).
+
+        >>> MelDecoder(n_mels=8, channels=8, code_dim=4, frames_per_token=2, blocks=4).context_tokens
+        14
+        """
+        def reach(conv: nn.Conv1d) -> int:
+            return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2
+
+        tokens = reach(self.conv_in) + sum(reach(b.conv1) + reach(b.conv2) for b in self.blocks)
+        frames = reach(self.frame_block.conv1) + reach(self.frame_block.conv2)
+        return tokens + -(-frames // self.frames_per_token)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """``z`` (B, D, n) -> (B, M, fpt*n)."""
         h = self.blocks(self.conv_in(z))  # (B, C, n)

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from torch import nn
 
 from mmtok.audio.codes import check_codes, is_encoded_batch, split_batch
+from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
 from mmtok.audio.features import (
     F_MAX,
     F_MIN,
@@ -49,6 +49,7 @@ from mmtok.audio.features import (
     log_mel,
     mel_filters,
 )
+from mmtok.audio.griffin_lim import griffin_lim
 from mmtok.audio.io import SAMPLE_RATE, AudioInput, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
@@ -412,25 +413,11 @@ class AudioTokenizer(nn.Module):
 
     @ordinary_outputs
     def mel_to_wave(self, logmel: torch.Tensor, *, n_iter: int | None = None) -> torch.Tensor:
-        """Waveform ``[(F - 1) * hop_length]`` from log-mel ``[M, F]``: non-negative least squares
-        back to a linear power spectrogram, then torchaudio's Griffin-Lim (momentum 0.99)."""
+        """Waveform ``[(F - 1) * hop_length]`` from log-mel ``[M, F]`` by Griffin-Lim
+        (:func:`~mmtok.audio.griffin_lim.griffin_lim`)."""
         c = self.cfg
-        mel = logmel.to(self.device).exp()  # (M, F)
-        frames = mel.shape[-1]
-        fb = self.filters  # (M, K)
-        num = fb.t() @ mel  # (K, F), also the initial guess
-        lin = num.clone()
-        for _ in range(16):  # multiplicative NNLS updates (Lee-Seung): lin stays ≥ 0
-            lin = lin * num / (fb.t() @ (fb @ lin) + 1e-10)
-        # Griffin-Lim's STFT reflects n_fft/2 samples at each end, so it needs a longer signal than
-        # that: a clip of a few frames gets silent frames after it, cut off again below
-        lin = F.pad(lin, (0, max(0, c.n_fft // (2 * c.hop_length) + 2 - frames)))
-        window = torch.hann_window(c.n_fft, device=self.device)
-        wave = AF.griffinlim(
-            lin.sqrt()[None], window, c.n_fft, c.hop_length, c.n_fft, power=1.0,
-            n_iter=n_iter or c.griffin_lim_iters, momentum=0.99, length=None, rand_init=False,
-        )[0]
-        return wave[: max(0, frames - 1) * c.hop_length]
+        return griffin_lim(logmel.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length,
+                           n_iter=n_iter or c.griffin_lim_iters)
 
     def _pick_vocoder(self, vocoder: str | nn.Module) -> Vocoder | None:
         """The learned decoder ``decode`` should use for ``vocoder``, or None for Griffin-Lim."""
@@ -480,6 +467,26 @@ class AudioTokenizer(nn.Module):
         if voc is None:  # Griffin-Lim runs one clip at a time
             return torch.stack([self._decode_clip(row, None) for row in codes])
         return self._render(self.decode_features(codes), voc, codes.shape[-1])
+
+    def decode_stream(self, chunks: Iterable[Any], *, vocoder: str | nn.Module = "auto") -> Iterator[torch.Tensor]:
+        """Waveform pieces from a clip's codes given as consecutive chunks ``[k]`` (:mod:`mmtok.audio.decode_stream`).
+
+        One piece per chunk, of the samples no later code can change (empty until
+        :attr:`decode_lookahead` tokens have arrived past them), and the rest after the last
+        chunk; joined, they equal :meth:`decode` of all the codes within float tolerance.
+        Needs a learned vocoder (``"auto"``, ``"learned"`` or a Vocoder module).
+        """
+        voc = self._pick_vocoder(vocoder)
+        if voc is None:
+            why = "this tokenizer has none" if vocoder == "auto" else "Griffin-Lim works on whole clips"
+            raise ValueError(f"decode_stream needs a learned vocoder, and {why}: decode(codes, vocoder='griffin-lim')")
+        return stream_waveform(self, chunks, voc, chunk_frames=VOCODER_CHUNK_FRAMES)
+
+    @property
+    def decode_lookahead(self) -> int | None:
+        """Tokens :meth:`decode_stream` waits for past a token before its samples are out, with this
+        tokenizer's own vocoder (None without one): the decoders' context, ``/ tokens_per_second`` s."""
+        return None if self.vocoder is None else lookahead_tokens(self, self.vocoder)
 
     def _decode_clip(self, codes: torch.Tensor, voc: Vocoder | None) -> torch.Tensor:
         """Waveform ``[n * samples_per_token]`` of checked codes ``[n]``."""
