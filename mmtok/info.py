@@ -132,6 +132,8 @@ def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
             out[name] = list(value) if isinstance(value, tuple) else value
     if hasattr(tok, "vocoder"):  # audio: what decode turns the log-mel into sound with
         out["decoder"] = "griffin-lim" if tok.vocoder is None else _vocoder_summary(tok.vocoder.cfg)
+        if tok.decode_lookahead is not None:  # decode_stream's delay
+            out["stream_lookahead"] = f"{tok.decode_lookahead} tokens ({tok.decode_lookahead / tok.tokens_per_second:g} s)"
     return out
 
 

@@ -83,8 +83,12 @@ def test_an_audio_checkpoint_names_how_it_decodes(tmp_path: Path) -> None:
 
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
     voc = Vocoder(VocoderConfig(dim=8, intermediate=16, blocks=1))
-    assert describe(save_module(tok, tmp_path / "bare"))["decoder"] == "griffin-lim"
-    assert describe(attach_vocoder(tok, voc, tmp_path / "plain"))["decoder"] == "learned vocoder"
+    bare = describe(save_module(tok, tmp_path / "bare"))
+    assert bare["decoder"] == "griffin-lim" and "stream_lookahead" not in bare  # nothing streams without a vocoder
+    plain = describe(attach_vocoder(tok, voc, tmp_path / "plain"))
+    assert plain["decoder"] == "learned vocoder"
+    reach = tok.decoder.context_tokens + 4  # the vocoder's 8 frames of context, 2 per token
+    assert voc.context_frames == 8 and plain["stream_lookahead"] == f"{reach} tokens ({reach / 50:g} s)"
     matched = describe(attach_vocoder(tok, voc, tmp_path / "matched", mel_match=2, mel_match_db=3.0))
     assert matched["decoder"] == "learned vocoder + mel match (2 passes, at most 3 dB)"
 
