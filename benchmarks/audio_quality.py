@@ -31,6 +31,7 @@
   (``level_db``: a tone can keep its pitch and come back far quieter).
 - ``speed``: one thread by default: real-time factors of encode, decode to log-mel, decode
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
+  the streaming decode's speed with chunks of 1 and 10 tokens and its lookahead in seconds,
   encode and decode speed-ups over EnCodec 24 kHz (random weights, 1.5 kbps; its decoder
   decodes its own codes of the same clip), timed in turn, size in MB.
 - ``published_anchors``: other tokenizers' published figures on other data (a loose comparison).
@@ -76,6 +77,7 @@ from common import emit
 from paired import paired_difference
 from tqdm import tqdm
 
+from mmtok.audio.decode_stream import lookahead_samples
 from mmtok.audio.io import load_audio
 from mmtok.audio.scores import pesq_wb, stoi_score
 from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer, front_end_mismatch
@@ -88,6 +90,7 @@ from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
 SPEED_SECONDS = 10.0  # the speed clip
+STREAM_CHUNKS = (1, 10)  # tokens per chunk for the streaming decode's timings
 DNSMOS_WINDOW = 9.01  # seconds the DNSMOS model reads at a time (hop 1 s)
 DNSMOS_POLY = {  # the standard non-personalized P.835 calibration of the raw outputs (np.poly1d order)
     "sig": (-0.08397278, 1.22083953, 0.0052439),
@@ -354,11 +357,15 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
     feat = timed(lambda: tok.decode_features(codes), args.repeats)
     learned = timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
     gl = timed(lambda: tok.decode(codes, vocoder="griffin-lim"), max(1, args.repeats // 2))
+    stream = {k: timed(lambda k=k: list(tok.decode_stream(codes.split(k), vocoder=voc)), max(1, args.repeats // 2))
+              for k in STREAM_CHUNKS}
     row: dict[str, Any] = {
         "bench": "speed", "clip_seconds": SPEED_SECONDS, "threads": args.threads,
         "rtf_encode": round(enc / SPEED_SECONDS, 5), "rtf_decode_features": round(feat / SPEED_SECONDS, 5),
         "rtf_decode_learned": round(learned / SPEED_SECONDS, 5), "rtf_decode_griffin_lim": round(gl / SPEED_SECONDS, 4),
         "encode_x_realtime": round(SPEED_SECONDS / enc, 1), "decode_x_realtime": round(SPEED_SECONDS / learned, 1),
+        **{f"decode_stream_{k}_x_realtime": round(SPEED_SECONDS / t, 1) for k, t in stream.items()},
+        "decode_stream_lookahead_s": round(lookahead_samples(tok, voc) / RATE, 3),
     }
     if "encodec" not in skip:
         clip24 = load_audio(x, RATE, target_rate=ENCODEC_RATE)

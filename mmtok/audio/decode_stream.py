@@ -1,23 +1,27 @@
 """Streaming decode: audio codes arriving in chunks (from a model that generates them, or a
 network) -> waveform pieces, each handed out as soon as no later code can change it.
 
-The log-mel decoder and the learned vocoder both see a fixed number of neighbours
-(:attr:`MelDecoder.context_tokens <mmtok.audio.model.MelDecoder.context_tokens>` tokens, then
-:attr:`Vocoder.context_frames <mmtok.audio.vocoder.Vocoder.context_frames>` frames). So the
-samples of token ``t`` are final once token ``t + lookahead`` has arrived, and a window of the
-codes with that much real context each side decodes them exactly as the whole clip would: the
-pieces joined equal ``tok.decode(all codes)`` within float tolerance, whatever the chunk sizes.
+The log-mel decoder and the learned vocoder see a fixed number of neighbours, so the samples
+of a token are final once :func:`lookahead_samples` more samples' worth of tokens have
+arrived. Two engines give them:
 
-Each piece costs a decode of its own tokens plus ``2 * lookahead`` tokens of context, so chunks
-of a few tokens cost several times a whole decode; Griffin-Lim works on whole clips and has no
-streaming form.
+- exact streaming (:mod:`mmtok.audio.streaming`): every convolution keeps the frames its
+  kernel still needs, so each frame is computed once; small chunks cost more per token only
+  through the fixed cost of each call (``benchmarks/audio_quality.py`` times chunks of 1
+  and 10 tokens);
+- windows, for a vocoder with a level correction (``mel_match``, which looks at whole
+  stretches of output): each piece decodes its tokens with ``lookahead`` tokens of real
+  context each side, several times the work for small chunks.
+
+Either way the pieces joined equal ``tok.decode(all codes)`` within float tolerance,
+whatever the chunk sizes. Griffin-Lim works on whole clips and has no streaming form.
 
 >>> import mmtok, torch
 >>> tok = mmtok.load("audio")
 >>> codes = torch.randint(0, tok.codebook_size, (120,), generator=torch.Generator().manual_seed(0))
 >>> pieces = list(tok.decode_stream(codes.split(40)))
 >>> [p.numel() for p in pieces], tok.decode_lookahead
-([3520, 12800, 12800, 9280], 29)
+([3680, 12800, 12800, 9120], 29)
 >>> bool(torch.allclose(torch.cat(pieces), tok.decode(codes), atol=1e-3))
 True
 """
@@ -31,38 +35,84 @@ import torch
 
 from mmtok.audio.codes import check_codes
 from mmtok.audio.model import MelDecoder
+from mmtok.audio.streaming import StreamMelDecoder, StreamVocoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.errors import AudioError
+from mmtok.vq.quantizer import VectorQuantizer
+
+__all__ = ["lookahead_samples", "lookahead_tokens", "stream_waveform"]
 
 
 class AudioTokenizer(Protocol):
     """What the streaming decode uses of :class:`mmtok.audio.tokenizer.AudioTokenizer` (which
     imports this module, so it is named here by its parts)."""
 
-    cfg: Any  # frames_per_token, samples_per_token
+    cfg: Any  # frames_per_token, samples_per_token, hop_length
     decoder: MelDecoder
+    vq: VectorQuantizer
 
     @property
     def device(self) -> torch.device: ...
     @property
     def codebook_size(self) -> int: ...
     def decode_features(self, codes: Any) -> torch.Tensor: ...
+    def decoder_input(self, zq: torch.Tensor) -> torch.Tensor: ...
+    def denormalize(self, out: torch.Tensor) -> torch.Tensor: ...
 
-__all__ = ["lookahead_tokens", "stream_waveform"]
+
+def streams_exactly(voc: Vocoder) -> bool:
+    """Whether ``voc`` runs in the exact streaming engine (it has no level correction)."""
+    return not voc.cfg.mel_match
+
+
+def lookahead_samples(tok: AudioTokenizer, voc: Vocoder) -> int:
+    """How far the samples handed out run behind the samples of the tokens received."""
+    if streams_exactly(voc):
+        return StreamMelDecoder(tok.decoder).lag_frames * tok.cfg.hop_length + StreamVocoder(voc).lag_samples
+    fpt = tok.cfg.frames_per_token  # windows: whole tokens of the decoders' context
+    return (tok.decoder.context_tokens + -(-voc.context_frames // fpt)) * tok.cfg.samples_per_token
 
 
 def lookahead_tokens(tok: AudioTokenizer, voc: Vocoder) -> int:
-    """Tokens after token ``t`` that its samples depend on: the log-mel decoder's context, then the
-    vocoder's (its receptive field and level correction), rounded up to whole tokens."""
-    fpt = tok.cfg.frames_per_token
-    return tok.decoder.context_tokens + -(-voc.context_frames // fpt)
+    """Tokens after token ``t`` that must arrive before all of its samples are out."""
+    return -(-lookahead_samples(tok, voc) // tok.cfg.samples_per_token)
 
 
 def stream_waveform(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder, *,
                     chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
-    """Waveform pieces from chunks of codes ``[k]`` (see the module docstring); one piece per chunk,
-    empty while the samples it adds are not final yet, and the rest after the last chunk.
-    ``chunk_frames`` bounds the vocoder's memory on a long chunk (:meth:`Vocoder.decode`)."""
+    """Waveform pieces from chunks of codes ``[k]`` (see the module docstring): one piece per chunk
+    (empty while the samples it adds are not final yet), and the rest after the last chunk.
+    ``chunk_frames`` bounds the vocoder's memory on a long chunk in the windowed engine."""
+    if streams_exactly(voc):
+        return _exact(tok, chunks, voc)
+    return _windows(tok, chunks, voc, chunk_frames)
+
+
+def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder) -> Iterator[torch.Tensor]:
+    decoder, vocoder = StreamMelDecoder(tok.decoder), StreamVocoder(voc)
+
+    def push(codes: torch.Tensor, last: bool) -> torch.Tensor:
+        with torch.inference_mode():
+            if codes.numel():
+                z = tok.decoder_input(tok.vq.decode(codes[None]))  # (1, D, k)
+            else:
+                z = torch.zeros(1, tok.decoder.conv_in.in_channels, 0, device=tok.device)
+            mel = tok.denormalize(decoder.push(z, last=last))  # (1, M, f)
+            wave = vocoder.push(mel.to(voc.window.device), last=last)[0].to(tok.device)
+        return wave.clone()  # an ordinary tensor, made outside inference mode
+
+    total = 0
+    for i, chunk in enumerate(chunks):
+        codes = _chunk_codes(chunk, tok.codebook_size, i).to(tok.device)
+        total += codes.numel()
+        yield push(codes, last=False)
+    if total == 0:
+        raise AudioError("decode_stream got no codes (no chunks, or all were empty)")
+    yield push(torch.zeros(0, dtype=torch.long, device=tok.device), last=True)
+
+
+def _windows(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder,
+             chunk_frames: int | None) -> Iterator[torch.Tensor]:
     reach = lookahead_tokens(tok, voc)
     held = torch.zeros(0, dtype=torch.long, device=tok.device)  # codes from token `start` on
     start = done = total = 0  # first held token; tokens whose samples are out; tokens received
@@ -70,14 +120,13 @@ def stream_waveform(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder, *,
         codes = _chunk_codes(chunk, tok.codebook_size, i).to(tok.device)
         held, total = torch.cat([held, codes]), total + codes.numel()
         ready = max(done, total - reach)
-        yield _piece(tok, voc, held, start, done, ready, chunk_frames)
+        yield _window(tok, voc, held, start, done, ready, chunk_frames)
         done = ready
         keep_from = max(0, done - reach)  # the left context the next piece needs
         held, start = held[keep_from - start :], keep_from
     if total == 0:
         raise AudioError("decode_stream got no codes (no chunks, or all were empty)")
-    if done < total:
-        yield _piece(tok, voc, held, start, done, total, chunk_frames)
+    yield _window(tok, voc, held, start, done, total, chunk_frames)
 
 
 def _chunk_codes(chunk: Any, codebook_size: int, index: int) -> torch.Tensor:
@@ -93,8 +142,8 @@ def _chunk_codes(chunk: Any, codebook_size: int, index: int) -> torch.Tensor:
     return codes
 
 
-def _piece(tok: AudioTokenizer, voc: Vocoder, held: torch.Tensor, start: int, a: int, b: int,
-           chunk_frames: int | None) -> torch.Tensor:
+def _window(tok: AudioTokenizer, voc: Vocoder, held: torch.Tensor, start: int, a: int, b: int,
+            chunk_frames: int | None) -> torch.Tensor:
     """Samples of tokens ``[a, b)`` decoded from the held codes (tokens ``[start, start + len)``), with
     whatever real context of them there is each side."""
     if b <= a:

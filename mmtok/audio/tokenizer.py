@@ -303,11 +303,19 @@ class AudioTokenizer(nn.Module):
 
     def _decode_latent(self, zq: torch.Tensor) -> torch.Tensor:
         """Code vectors (B, n, D) -> log-mel (B, M, fpt*n)."""
+        return self.denormalize(self.decoder(self.decoder_input(zq)))
+
+    def decoder_input(self, zq: torch.Tensor) -> torch.Tensor:
+        """Code vectors ``(B, n, D)`` -> the log-mel decoder's input ``(B, D, n)``, token by token."""
         z = zq.transpose(1, 2)  # (B, D, n)
         if self.cfg.encoder_kind == "slice":  # slices of log-mel: normalize them per mel channel
             fpt = self.cfg.frames_per_token
             z = (z - self.feature_mean.repeat(fpt, 1)) / self.feature_std.repeat(fpt, 1)
-        return self.decoder(z) * self.feature_std + self.feature_mean
+        return z
+
+    def denormalize(self, out: torch.Tensor) -> torch.Tensor:
+        """The log-mel decoder's output ``(B, M, F)`` -> log-mel, frame by frame."""
+        return out * self.feature_std + self.feature_mean
 
     # ------------------------------------------------------------ training
 
