@@ -99,7 +99,7 @@ def test_the_shipped_model_streams_exactly_and_in_windows(monkeypatch: pytest.Mo
     for engine in ("exact", "windows"):
         monkeypatch.setattr(ds, "streams_exactly", lambda v, e=engine: e == "exact")
         joined = torch.cat(list(shipped.decode_stream(c.split(9))))
-        assert torch.allclose(joined, whole, atol=5e-4), (engine, float((joined - whole).abs().max()))
+        assert torch.allclose(joined, whole, atol=2e-3), (engine, float((joined - whole).abs().max()))
     reach = shipped.decode_lookahead
     monkeypatch.setattr(ds, "lookahead_tokens", lambda t, v: reach - 12)
     short = torch.cat(list(shipped.decode_stream(c.split(9))))

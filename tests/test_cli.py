@@ -36,7 +36,8 @@ def test_public_api_is_explicit() -> None:
 
 
 DEMO_FIGURES = [
-    "audio_decode_rtf", "audio_rel_l1", "audio_tokens_per_second", "corpus_docs", "corpus_docs_per_s",
+    "audio_decode_rtf", "audio_rel_l1", "audio_stream_lookahead_s", "audio_stream_max_diff", "audio_tokens_per_second",
+    "corpus_docs", "corpus_docs_per_s",
     "corpus_tokens", "demo_seconds", "growth_tiny_sdpa_time_exponent", "image_codes_used", "image_psnr_db",
     "image_psnr_unseen_db", "image_ssim", "image_tokens", "plan_gemini_tokens_per_second",
     "plan_mmtok_tokens_per_second", "sample_image_color_match", "sample_tone_pitch_match", "stream_round_trip_exact", "stream_tokens",
@@ -81,6 +82,7 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
         assert isinstance(fig["value"], (int, float)) and math.isfinite(fig["value"]), key
         assert f">{key}<" in text  # every figure is in the page's table
     assert figures["stream_round_trip_exact"]["value"] == 1
+    assert figures["audio_stream_max_diff"]["value"] < 5e-3  # streamed pieces join into the whole decode
     assert 0 < figures["image_ssim"]["value"] <= 1 and "SSIM" in text
     assert "left out" in text and "0 hours" not in text and "Load average" in text
     assert figures["image_tokens"]["value"] == 256 and figures["image_psnr_db"]["value"] > 15

@@ -94,6 +94,9 @@ def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows
     return counts
 
 
+STREAM_CHUNK = 5  # tokens per chunk of the demo's streamed decode (0.1 s at 50 tokens/s)
+
+
 def audio_step(d: Demo) -> str:
     from mmtok.audio.io import load_audio
 
@@ -102,7 +105,7 @@ def audio_step(d: Demo) -> str:
     if not files:
         raise FileNotFoundError(f"no audio ({', '.join(sorted(AUDIO_SUFFIXES))}) in {d.data}")
     (d.out / "audio").mkdir(exist_ok=True)
-    rows, cards, codes_all = [], [], []
+    rows, cards, codes_all, diffs = [], [], [], []
     sr = int(tok.sample_rate)
     for f in tqdm(files, desc="audio", leave=False):
         wave = load_audio(f, target_rate=sr)  # mono at the tokenizer's rate
@@ -116,6 +119,7 @@ def audio_step(d: Demo) -> str:
         t0 = time.perf_counter()
         back = tok.decode(codes).cpu()
         dec_s = time.perf_counter() - t0
+        stream_s, stream_diff = _streamed(tok, codes, back)
         save_wav(d.out / "audio" / f"{f.stem}.wav", wave, sr)
         save_wav(d.out / "audio" / f"{f.stem}-tokens.wav", back, sr)
         mel_pair(d.out / "audio" / f"{f.stem}-mel.png", mel, mel_back, title=f"{f.name}: log-mel before / after",
@@ -123,7 +127,8 @@ def audio_step(d: Demo) -> str:
         codes_all.append(codes.reshape(-1).cpu())
         seconds = wave.numel() / sr
         rows.append([f.name, round(seconds, 2), int(codes.numel()), round(rel, 4), round(enc_ms, 1),
-                     round(dec_s / seconds, 3)])
+                     round(dec_s / seconds, 3), "—" if stream_s is None else round(stream_s / seconds, 3)])
+        diffs.append(stream_diff)
         cards.append(d.report.sound_pair(f"audio/{f.stem}-mel.png", (f"audio/{f.stem}.wav", f"original ({sr} Hz)"),
                                          (f"audio/{f.stem}-tokens.wav", f"from its {codes.numel()} tokens"),
                                          f"<b>{html.escape(f.name)}</b>", width=480))
@@ -133,6 +138,12 @@ def audio_step(d: Demo) -> str:
     d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× the clip's length",
              "audio: time to decode tokens to a waveform, divided by the clip's duration (below 1: faster than "
              "playing it)")
+    if tok.decode_lookahead is not None:
+        d.figure("audio_stream_max_diff", float(f"{max(diffs):.3g}"), "",
+                 f"audio: largest difference between decode_stream ({STREAM_CHUNK} tokens at a time) and decode, "
+                 "on a waveform in [-1, 1]")
+        d.figure("audio_stream_lookahead_s", round(tok.decode_lookahead / tok.tokens_per_second, 2), "s",
+                 "audio: how far a streamed decode's samples run behind the codes (at most)")
     how_back = ("its learned vocoder (a network that turns the decoded log-mel into sound)"
                 if getattr(tok, "vocoder", None) is not None else "Griffin-Lim phase reconstruction")
     _round_trip_section(
@@ -141,11 +152,23 @@ def audio_step(d: Demo) -> str:
         f"{tok.codebook_size} codes) on the example sounds: log-mel spectrograms before and after, and both as "
         f"sound. The waveform comes back through {how_back}; a sound louder than full scale is "
         "turned down to fit, never clipped. Log-mel error: the mean absolute difference of the two spectrograms, "
-        "as a fraction of the original's range. Decode time: seconds to rebuild the waveform per second of sound.",
-        ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound"], rows, cards,
+        "as a fraction of the original's range. Decode time: seconds to rebuild the waveform per second of sound, "
+        f"whole and streamed ({STREAM_CHUNK} tokens at a time, as a model generating them would hand them over).",
+        ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound",
+         "streamed decode time per second"], rows, cards,
         "audio", "audio", "sounds", codes_all, int(tok.codebook_size))
     return (f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean log-mel error "
             f"{np.mean([r[3] for r in rows]):.1%} of each clip's range")
+
+
+def _streamed(tok: Any, codes: torch.Tensor, whole: torch.Tensor) -> tuple[float | None, float]:
+    """Seconds to decode ``codes`` through ``decode_stream`` in chunks of ``STREAM_CHUNK`` tokens, and the
+    largest difference from the whole decode (None and 0 for a tokenizer that cannot stream)."""
+    if tok.decode_lookahead is None:
+        return None, 0.0
+    t0 = time.perf_counter()
+    joined = torch.cat(list(tok.decode_stream(codes.split(STREAM_CHUNK)))).cpu()
+    return time.perf_counter() - t0, float((joined - whole).abs().max())
 
 
 # --------------------------------------------------------------------------- the interleaved stream
