@@ -219,6 +219,41 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from mmtok.codefile import encode_main
+
+    return encode_main(args)
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from mmtok.codefile import decode_main
+
+    return decode_main(args)
+
+
+def _add_codefiles(sub: Any) -> None:
+    from pathlib import Path
+
+    from mmtok.codefile import add_models
+
+    enc = sub.add_parser(
+        "encode", help="images and sounds -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
+        description="Encode each image or sound (by its extension) to DIR/NAME.npz: the codes and what made them "
+        "(kind, model version, vocabulary fingerprint). A file that fails is reported and the others go on.")
+    enc.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images and sounds")
+    add_models(enc)
+    enc.set_defaults(func=_cmd_encode)
+    dec = sub.add_parser(
+        "decode", help="code files from 'mmtok encode' -> images (.png) and sounds (.wav)",
+        description="Decode each code file to DIR/NAME.decoded.png or .wav (32-bit float, nothing clipped) with "
+        "the model that made it; codes from another model are refused, naming both.")
+    dec.add_argument("files", nargs="+", type=Path, metavar="CODES", help="code files (.npz) from 'mmtok encode'")
+    add_models(dec)
+    dec.add_argument("--vocoder", default="auto", choices=("auto", "learned", "griffin-lim"),
+                     help="how sounds come back (default: the model's learned vocoder when it has one)")
+    dec.set_defaults(func=_cmd_decode)
+
+
 def _resolution(text: str) -> tuple[int, int]:
     try:
         parts = [int(x) for x in text.lower().replace("×", "x").split("x")]
@@ -356,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("options", nargs=argparse.REMAINDER, help="options of that modality")
     pc.set_defaults(func=_cmd_prune_codebook)
 
+    _add_codefiles(sub)
     _add_tokenize(sub)
     _add_exports(sub)
 

@@ -1,0 +1,91 @@
+"""``mmtok encode`` / ``mmtok decode``: media files <-> code files that say which model made them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+import mmtok
+from mmtok.cli import main
+from mmtok.codefile import load_codes
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "data"
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("codes")
+    assert main(["encode", str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "speech_en.wav"), "--out", str(out)]) == 0
+    return out
+
+
+def test_encode_writes_the_codes_and_what_made_them(encoded: Path) -> None:
+    image, audio = mmtok.load("image"), mmtok.load("audio")
+    codes, meta = load_codes(encoded / "coffee.jpg.npz")
+    assert torch.equal(torch.from_numpy(codes), image.encode(EXAMPLES / "coffee.jpg"))
+    assert meta["kind"] == "image" and meta["fingerprint"] == image.fingerprint and meta["source"] == "coffee.jpg"
+    assert meta["model_version"] == image.provenance["model_version"] and meta["codebook_size"] == image.codebook_size
+    codes, meta = load_codes(encoded / "speech_en.wav.npz")
+    assert torch.equal(torch.from_numpy(codes), audio.encode(EXAMPLES / "speech_en.wav"))
+    assert meta["kind"] == "audio" and meta["sample_rate"] == 16000 and meta["tokens_per_second"] == 50
+    assert meta["seconds"] == pytest.approx(codes.size / 50)
+    with np.load(encoded / "speech_en.wav.npz", allow_pickle=False) as z:  # plain numpy reads it, no pickle
+        assert json.loads(str(z["meta"]))["fingerprint"] == audio.fingerprint
+
+
+def test_decode_gives_back_what_the_library_decodes(encoded: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(encoded / "coffee.jpg.npz"), str(encoded / "speech_en.wav.npz")]
+    assert main(["decode", *files, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "coffee.jpg.decoded.png: 256×256 image" in printed and "16000 Hz" in printed
+    image, audio = mmtok.load("image"), mmtok.load("audio")
+    png = np.asarray(Image.open(tmp_path / "coffee.jpg.decoded.png"))
+    want = image.decode(torch.from_numpy(load_codes(encoded / "coffee.jpg.npz")[0]))
+    assert png.shape == (256, 256, 3)
+    assert np.abs(png.astype(int) - (want.permute(1, 2, 0).numpy() * 255).round().astype(int)).max() == 0
+    wave, rate = sf.read(tmp_path / "speech_en.wav.decoded.wav", dtype="float32")
+    codes = torch.from_numpy(load_codes(encoded / "speech_en.wav.npz")[0])
+    assert rate == 16000 and torch.equal(torch.from_numpy(wave), audio.decode(codes))  # float WAV: exact
+    assert main(["decode", files[1], "--out", str(tmp_path / "gl"), "--vocoder", "griffin-lim"]) == 0
+    gl, _ = sf.read(tmp_path / "gl" / "speech_en.wav.decoded.wav", dtype="float32")
+    assert torch.equal(torch.from_numpy(gl), audio.decode(codes, vocoder="griffin-lim"))
+
+
+def test_bad_files_are_named_and_the_others_still_written(encoded: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert main(["encode", str(tmp_path / "notes.txt"), str(tmp_path / "missing.wav"), str(tmp_path / "broken.png"),
+                 str(EXAMPLES / "coffee.jpg"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"mmtok: error: {tmp_path / 'notes.txt'}: not an image or a sound")
+    assert err[1] == f"mmtok: error: {tmp_path / 'missing.wav'}: no such file"
+    assert str(tmp_path / "broken.png") in err[2] and err[3] == "mmtok: 3 of 4 files failed; the others were written"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.jpg.npz"]
+
+    (tmp_path / "junk.npz").write_bytes(b"\x00" * 10)
+    assert main(["decode", str(tmp_path / "junk.npz"), str(encoded / "coffee.jpg.npz"),
+                 "--out", str(tmp_path / "back")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'junk.npz'}: not a code file from 'mmtok encode'" in err
+    assert (tmp_path / "back" / "coffee.jpg.decoded.png").is_file()
+
+
+def test_codes_from_another_model_are_refused_naming_both(encoded: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.vq.quantizer import VQConfig
+
+    other = mmtok.save(AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8192),
+                                                           decoder_channels=8)), tmp_path / "other")
+    assert main(["decode", str(encoded / "speech_en.wav.npz"), "--audio", str(other), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "made by audio v7" in err and mmtok.load("audio").fingerprint in err and "--audio" in err
+    assert not list(tmp_path.glob("*.wav"))
