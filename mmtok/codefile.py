@@ -1,67 +1,33 @@
 """``mmtok encode`` and ``mmtok decode``: media files <-> code files, from the command line.
 
-A code file (``NAME.npz``, written atomically) holds one array ``codes`` (``[h, w]`` for an
-image, ``[n]`` for a sound) and ``meta``, a JSON string: the kind, the model's version and
-vocabulary fingerprint, its codebook size, the source file's name and, for a sound, the sample
-rate, token rate and length. numpy reads it without pickle (``np.load(path)``).
-``decode`` refuses codes made by another model than the one given, naming both.
+A code file (:mod:`mmtok.data.codes`) holds the codes and what made them; ``decode`` refuses
+codes made by another model than the one given, naming both.
 
     mmtok encode photo.jpg speech.wav --out codes/         # codes/photo.jpg.npz, codes/speech.wav.npz
     mmtok decode codes/*.npz --out back/                   # back/photo.jpg.decoded.png, back/speech.wav.decoded.wav
 
 A file that cannot be read or used is reported on its own line (``mmtok: error: FILE: why``)
 and the others go on; the exit status is then 2, and every file already written stays.
-
->>> import numpy as np, tempfile, pathlib
->>> p = pathlib.Path(tempfile.mkdtemp()) / "x.npz"
->>> _ = save_codes(p, np.arange(6).reshape(2, 3), {"kind": "image", "fingerprint": "ab12"})
->>> codes, meta = load_codes(p)
->>> codes.tolist(), meta["kind"]
-([[0, 1, 2], [3, 4, 5]], 'image')
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mmtok._version import __version__
 from mmtok.core.errors import MmtokError, UsageError
-from mmtok.data.shards import write_atomic
+from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.pretrained import load
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
-__all__ = ["decode_main", "encode_main", "load_codes", "save_codes"]
+__all__ = ["decode_main", "encode_main"]
 
-CODES_SUFFIX = ".npz"
 DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name of the original
-
-
-def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write ``codes`` and ``meta`` to ``path`` atomically (a killed write leaves any older file whole)."""
-    array = np.ascontiguousarray(codes, dtype=np.int64)
-    return _atomic(path, lambda f: np.savez(f, codes=array, meta=np.array(json.dumps(meta))))
-
-
-def load_codes(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(codes, meta)`` of a code file; an error naming ``path`` if it is not one."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            codes, meta = z["codes"], json.loads(str(z["meta"]))
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
-    if not isinstance(meta, dict) or meta.get("kind") not in ("image", "audio"):
-        raise UsageError(f"{path}: its meta names no kind (image or audio): {meta!r}")
-    return codes, meta
 
 
 def _kind(path: Path) -> str:
@@ -136,23 +102,14 @@ def _save_image(path: Path, img: torch.Tensor) -> Path:
     from PIL import Image
 
     pixels = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return _atomic(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+    return atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
 
 
 def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
     import soundfile as sf
 
     samples = wave.detach().cpu().float().numpy()  # 32-bit float WAV: nothing clipped
-    return _atomic(path, lambda f: sf.write(f, samples, rate, format="WAV", subtype="FLOAT"))
-
-
-def _atomic(path: Path, write: Any) -> Path:
-    """``write(file)`` into memory, then to ``path`` atomically (:func:`~mmtok.data.shards.write_atomic`)."""
-    buf = io.BytesIO()
-    write(buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buf.getvalue())
-    return path
+    return atomic_file(path, lambda f: sf.write(f, samples, rate, format="WAV", subtype="FLOAT"))
 
 
 def _run(paths: list[Path], one: Any) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_config, read_header
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
+from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.shards import MANIFEST, open_shards
 from mmtok.lm.runs import checkpoint_folders, last_log_row
 from mmtok.pretrained import load
@@ -34,11 +35,14 @@ WRAP = 100  # long values (a provenance sentence) wrap under their column
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A summary of ``path``: a shard folder (``mmtok tokenize --out``), a run folder
-    (``mmtok train --out``) or a checkpoint (a folder, or a shipped name such as ``"audio"``).
+    (``mmtok train --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``) or a
+    code file (``mmtok encode``).
 
     Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path.
     """
     p = Path(path)
+    if p.is_file() and p.name.endswith(CODES_SUFFIX):
+        return _code_file(p)
     if p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("part-*-of-*"))):
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
@@ -51,6 +55,18 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
     return _checkpoint(folder)
+
+
+def _code_file(path: Path) -> dict[str, Any]:
+    """A code file from ``mmtok encode``: its codes, what made them, and whether the shipped model of its
+    kind still reads them (same vocabulary fingerprint)."""
+    codes, meta = load_codes(path)
+    out: dict[str, Any] = {"what": "code file", "path": str(path), "kind": meta["kind"], "source": meta.get("source"),
+                           "shape": list(codes.shape), "tokens": int(codes.size)}
+    out |= {k: meta[k] for k in ("seconds", "model", "model_version", "fingerprint", "codebook_size") if k in meta}
+    shipped = load(meta["kind"])
+    out["shipped_model_reads_it"] = meta.get("fingerprint") == shipped.fingerprint
+    return out
 
 
 def _shards(folder: Path) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from PIL import Image
 
 import mmtok
 from mmtok.cli import main
-from mmtok.codefile import load_codes
+from mmtok.data.codes import load_codes
+from mmtok.info import describe
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "data"
 
@@ -89,3 +90,20 @@ def test_codes_from_another_model_are_refused_naming_both(encoded: Path, tmp_pat
     err = capsys.readouterr().err
     assert "made by audio v7" in err and mmtok.load("audio").fingerprint in err and "--audio" in err
     assert not list(tmp_path.glob("*.wav"))
+
+
+def test_info_describes_a_code_file(encoded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = describe(encoded / "speech_en.wav.npz")
+    assert d["what"] == "code file" and d["kind"] == "audio" and d["source"] == "speech_en.wav"
+    assert d["tokens"] == d["shape"][0] and d["seconds"] == d["tokens"] / 50 and d["shipped_model_reads_it"] is True
+    img = describe(encoded / "coffee.jpg.npz")
+    assert img["shape"] == [16, 16] and img["tokens"] == 256 and "seconds" not in img
+    stale = tmp_path / "old.wav.npz"
+    codes, meta = load_codes(encoded / "speech_en.wav.npz")
+    from mmtok.data.codes import save_codes
+
+    save_codes(stale, codes, meta | {"fingerprint": "0000000000000000", "model_version": "audio v1"})
+    assert describe(stale)["shipped_model_reads_it"] is False
+    assert main(["info", str(stale)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"code file: {stale}") and "audio v1" in out
