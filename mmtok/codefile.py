@@ -23,7 +23,7 @@ from mmtok._version import __version__
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.pretrained import load
-from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = ["decode_main", "encode_main"]
 
@@ -32,20 +32,28 @@ DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name o
 
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in AUDIO_SUFFIXES:
-        return "audio"
-    known = " ".join(sorted(IMAGE_SUFFIXES | AUDIO_SUFFIXES))
-    raise UsageError(f"{path}: not an image or a sound by its extension ({known})")
+    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    known = " ".join(sorted(IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES))
+    raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known})")
+
+
+def _version(tok: Any) -> str | None:
+    """The model version a tokenizer's provenance gives (a video tokenizer: its image tokenizer's)."""
+    for prov in (getattr(tok, "provenance", None), getattr(getattr(tok, "image", None), "provenance", None)):
+        if isinstance(prov, dict) and prov.get("model_version"):
+            return str(prov["model_version"])
+    return None
 
 
 def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
-    prov = getattr(tok, "provenance", None) or {}
-    meta = {"kind": kind, "model": model, "model_version": prov.get("model_version"), "fingerprint": tok.fingerprint,
+    meta = {"kind": kind, "model": model, "model_version": _version(tok), "fingerprint": tok.fingerprint,
             "codebook_size": int(tok.codebook_size), "mmtok_version": __version__}
     if kind == "audio":
         meta |= {"sample_rate": int(tok.sample_rate), "tokens_per_second": int(tok.tokens_per_second)}
+    if kind == "video":
+        meta["fps"] = float(tok.fps)
     return meta
 
 
@@ -53,7 +61,7 @@ class _Models:
     """The tokenizers named on the command line, each loaded once, when first needed."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.names = {"image": args.image, "audio": args.audio}
+        self.names = {"image": args.image, "audio": args.audio, "video": args.video}
         self.loaded: dict[str, Any] = {}
 
     def __call__(self, kind: str) -> Any:
@@ -69,33 +77,65 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
     tok = models(kind)
     codes = tok.encode(path)
     meta = _meta(tok, kind, models.names[kind]) | {"source": path.name}
+    audio_codes = None
     if kind == "audio":
         meta["seconds"] = round(codes.numel() / tok.tokens_per_second, 3)
         what = f"{codes.numel()} audio tokens ({meta['seconds']:g} s)"
-    else:
+    elif kind == "image":
         what = f"{codes.shape[0]}×{codes.shape[1]} image tokens"
-    target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta)
+    else:
+        from mmtok.video.tokenizer import read_audio
+
+        what = f"{codes.shape[0]} frames of {codes.shape[1]}×{codes.shape[2]} tokens at {tok.fps:g} fps"
+        sound_tok = models("audio")
+        sound = read_audio(path, int(sound_tok.sample_rate))
+        if sound is not None and sound[0].numel():
+            audio_codes = sound_tok.encode(sound[0], sample_rate=sound[1])
+            seconds = round(audio_codes.numel() / sound_tok.tokens_per_second, 3)
+            meta["audio"] = _meta(sound_tok, "audio", models.names["audio"]) | {"seconds": seconds}
+            what += f" and {audio_codes.numel()} audio tokens ({seconds:g} s)"
+            audio_codes = audio_codes.cpu().numpy()
+    target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
 
 
-def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
-    codes, meta = load_codes(path)
-    kind = meta["kind"]
-    tok = models(kind)
+def _check_model(path: Path, meta: dict[str, Any], tok: Any, kind: str, name: str) -> None:
+    """Refuse codes whose vocabulary fingerprint is not ``tok``'s, naming both models."""
     if meta.get("fingerprint") != tok.fingerprint:
         made = meta.get("model_version") or meta.get("model") or "another model"
-        given = (getattr(tok, "provenance", None) or {}).get("model_version") or models.names[kind]
         raise UsageError(
-            f"{path}: made by {made} (fingerprint {meta.get('fingerprint')}), but the {kind} model given is {given} "
-            f"(fingerprint {tok.fingerprint}); decode with --{kind} naming the model that made it")
+            f"{path}: made by {made} (fingerprint {meta.get('fingerprint')}), but the {kind} model given is "
+            f"{_version(tok) or name} (fingerprint {tok.fingerprint}); decode with --{kind} naming the model "
+            "that made it")
+
+
+def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
+    codes, meta, audio_codes = load_codes(path)
+    kind = meta["kind"]
+    tok = models(kind)
+    _check_model(path, meta, tok, kind, models.names[kind])
     stem = path.name.removesuffix(CODES_SUFFIX)
     if kind == "image":
         img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
         target = _save_image(out / f"{stem}{DECODED}.png", img)
         return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image"
-    wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
-    target = _save_wav(out / f"{stem}{DECODED}.wav", wave, int(tok.sample_rate))
-    return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
+    if kind == "audio":
+        wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
+        target = _save_wav(out / f"{stem}{DECODED}.wav", wave, int(tok.sample_rate))
+        return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
+    from mmtok.video.write import write_video
+
+    frames = tok.decode(torch.from_numpy(codes))  # (T, 3, H, W)
+    wave, rate, what = None, None, ""
+    if audio_codes is not None:
+        sound_tok = models("audio")
+        _check_model(path, meta.get("audio") or {}, sound_tok, "audio", models.names["audio"])
+        wave, rate = sound_tok.decode(torch.from_numpy(audio_codes), vocoder=vocoder), int(sound_tok.sample_rate)
+        what = f" with {wave.numel() / rate:g} s of sound"
+    fps = float(meta.get("fps") or tok.fps)
+    target = atomic_file(out / f"{stem}{DECODED}.mp4",
+                         lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate))
+    return f"{path} -> {target}: {frames.shape[0]} frames at {fps:g} fps{what}"
 
 
 def _save_image(path: Path, img: torch.Tensor) -> Path:
@@ -132,16 +172,20 @@ def add_models(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", default="image", metavar="MODEL",
                         help="image tokenizer: a shipped name or a checkpoint folder (default: image)")
     parser.add_argument("--audio", default="audio", metavar="MODEL",
-                        help="audio tokenizer: a shipped name or a checkpoint folder (default: audio)")
+                        help="audio tokenizer (also a video's soundtrack): a shipped name or a checkpoint folder "
+                        "(default: audio)")
+    parser.add_argument("--video", default="video", metavar="MODEL",
+                        help="video tokenizer: a shipped name or a checkpoint folder (default: video, the shipped "
+                        "image tokenizer at 1 frame per second)")
 
 
 def encode_main(args: argparse.Namespace) -> int:
-    """``mmtok encode FILE... --out DIR``: each image or sound -> ``DIR/NAME.npz``."""
+    """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/NAME.npz``."""
     models = _Models(args)
     return _run(args.files, lambda p: _encode_one(p, args.out, models))
 
 
 def decode_main(args: argparse.Namespace) -> int:
-    """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png`` or ``.wav``."""
+    """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png``, ``.wav`` or ``.mp4``."""
     models = _Models(args)
     return _run(args.files, lambda p: _decode_one(p, args.out, models, args.vocoder))

@@ -58,14 +58,20 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _code_file(path: Path) -> dict[str, Any]:
-    """A code file from ``mmtok encode``: its codes, what made them, and whether the shipped model of its
-    kind still reads them (same vocabulary fingerprint)."""
-    codes, meta = load_codes(path)
+    """A code file from ``mmtok encode``: its codes, what made them, and whether the shipped models of its
+    kind still read them (same vocabulary fingerprints)."""
+    codes, meta, audio_codes = load_codes(path)
     out: dict[str, Any] = {"what": "code file", "path": str(path), "kind": meta["kind"], "source": meta.get("source"),
                            "shape": list(codes.shape), "tokens": int(codes.size)}
-    out |= {k: meta[k] for k in ("seconds", "model", "model_version", "fingerprint", "codebook_size") if k in meta}
-    shipped = load(meta["kind"])
-    out["shipped_model_reads_it"] = meta.get("fingerprint") == shipped.fingerprint
+    out |= {k: meta[k] for k in ("seconds", "fps", "model", "model_version", "fingerprint", "codebook_size")
+            if k in meta}
+    reads = meta.get("fingerprint") == load(meta["kind"]).fingerprint
+    if audio_codes is not None:
+        sound = meta.get("audio") or {}
+        out["soundtrack"] = {"tokens": int(audio_codes.size), "seconds": sound.get("seconds"),
+                             "model_version": sound.get("model_version"), "fingerprint": sound.get("fingerprint")}
+        reads = reads and sound.get("fingerprint") == load("audio").fingerprint
+    out["shipped_model_reads_it"] = reads
     return out
 
 

@@ -28,11 +28,11 @@ def encoded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_encode_writes_the_codes_and_what_made_them(encoded: Path) -> None:
     image, audio = mmtok.load("image"), mmtok.load("audio")
-    codes, meta = load_codes(encoded / "coffee.jpg.npz")
+    codes, meta, _ = load_codes(encoded / "coffee.jpg.npz")
     assert torch.equal(torch.from_numpy(codes), image.encode(EXAMPLES / "coffee.jpg"))
     assert meta["kind"] == "image" and meta["fingerprint"] == image.fingerprint and meta["source"] == "coffee.jpg"
     assert meta["model_version"] == image.provenance["model_version"] and meta["codebook_size"] == image.codebook_size
-    codes, meta = load_codes(encoded / "speech_en.wav.npz")
+    codes, meta, _ = load_codes(encoded / "speech_en.wav.npz")
     assert torch.equal(torch.from_numpy(codes), audio.encode(EXAMPLES / "speech_en.wav"))
     assert meta["kind"] == "audio" and meta["sample_rate"] == 16000 and meta["tokens_per_second"] == 50
     assert meta["seconds"] == pytest.approx(codes.size / 50)
@@ -48,11 +48,11 @@ def test_decode_gives_back_what_the_library_decodes(encoded: Path, tmp_path: Pat
     assert "coffee.jpg.decoded.png: 256×256 image" in printed and "16000 Hz" in printed
     image, audio = mmtok.load("image"), mmtok.load("audio")
     png = np.asarray(Image.open(tmp_path / "coffee.jpg.decoded.png"))
-    want = image.decode(torch.from_numpy(load_codes(encoded / "coffee.jpg.npz")[0]))
+    want = image.decode(torch.from_numpy(load_codes(encoded / "coffee.jpg.npz").codes))
     assert png.shape == (256, 256, 3)
     assert np.abs(png.astype(int) - (want.permute(1, 2, 0).numpy() * 255).round().astype(int)).max() == 0
     wave, rate = sf.read(tmp_path / "speech_en.wav.decoded.wav", dtype="float32")
-    codes = torch.from_numpy(load_codes(encoded / "speech_en.wav.npz")[0])
+    codes = torch.from_numpy(load_codes(encoded / "speech_en.wav.npz").codes)
     assert rate == 16000 and torch.equal(torch.from_numpy(wave), audio.decode(codes))  # float WAV: exact
     assert main(["decode", files[1], "--out", str(tmp_path / "gl"), "--vocoder", "griffin-lim"]) == 0
     gl, _ = sf.read(tmp_path / "gl" / "speech_en.wav.decoded.wav", dtype="float32")
@@ -66,7 +66,7 @@ def test_bad_files_are_named_and_the_others_still_written(encoded: Path, tmp_pat
     assert main(["encode", str(tmp_path / "notes.txt"), str(tmp_path / "missing.wav"), str(tmp_path / "broken.png"),
                  str(EXAMPLES / "coffee.jpg"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"mmtok: error: {tmp_path / 'notes.txt'}: not an image or a sound")
+    assert err[0].startswith(f"mmtok: error: {tmp_path / 'notes.txt'}: not an image, a sound or a video")
     assert err[1] == f"mmtok: error: {tmp_path / 'missing.wav'}: no such file"
     assert str(tmp_path / "broken.png") in err[2] and err[3] == "mmtok: 3 of 4 files failed; the others were written"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.jpg.npz"]
@@ -99,7 +99,7 @@ def test_info_describes_a_code_file(encoded: Path, tmp_path: Path, capsys: pytes
     img = describe(encoded / "coffee.jpg.npz")
     assert img["shape"] == [16, 16] and img["tokens"] == 256 and "seconds" not in img
     stale = tmp_path / "old.wav.npz"
-    codes, meta = load_codes(encoded / "speech_en.wav.npz")
+    codes, meta, _ = load_codes(encoded / "speech_en.wav.npz")
     from mmtok.data.codes import save_codes
 
     save_codes(stale, codes, meta | {"fingerprint": "0000000000000000", "model_version": "audio v1"})
@@ -107,3 +107,28 @@ def test_info_describes_a_code_file(encoded: Path, tmp_path: Path, capsys: pytes
     assert main(["info", str(stale)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"code file: {stale}") and "audio v1" in out
+
+
+def test_a_video_and_its_soundtrack_go_to_codes_and_back_to_an_mp4(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("av")
+    from mmtok.video.tokenizer import read_audio
+
+    clip = EXAMPLES / "pan.mp4"
+    assert main(["encode", str(clip), "--out", str(tmp_path)]) == 0
+    codes, meta, audio_codes = load_codes(tmp_path / "pan.mp4.npz")
+    video, audio = mmtok.load("video"), mmtok.load("audio")
+    assert torch.equal(torch.from_numpy(codes), video.encode(clip)) and meta["fps"] == video.fps
+    assert meta["model_version"] == video.image.provenance["model_version"]
+    sound, rate = read_audio(clip, 16000)
+    assert torch.equal(torch.from_numpy(audio_codes), audio.encode(sound, sample_rate=rate))
+    assert meta["audio"]["fingerprint"] == audio.fingerprint and meta["audio"]["seconds"] == audio_codes.size / 50
+    assert main(["decode", str(tmp_path / "pan.mp4.npz"), "--out", str(tmp_path / "back")]) == 0
+    assert f"{codes.shape[0]} frames at 1 fps with" in capsys.readouterr().out
+    back = tmp_path / "back" / "pan.mp4.decoded.mp4"
+    frames = video.frames(back)  # the MP4 plays back: one frame per code grid, and its sound
+    assert sum(f.shape[0] for f, _ in frames) == codes.shape[0]
+    sound_back, _ = read_audio(back, 16000)
+    assert 0 <= sound_back.numel() - audio_codes.size * 320 < 0.15 * 16000  # AAC adds about 0.1 s of padding
+    d = describe(tmp_path / "pan.mp4.npz")
+    assert d["soundtrack"]["tokens"] == audio_codes.size and d["shipped_model_reads_it"] is True

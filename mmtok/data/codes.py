@@ -1,18 +1,20 @@
 """Code files: one medium's codes and what made them, in one ``.npz`` that numpy reads without
 pickle. ``mmtok encode`` writes them, ``mmtok decode`` reads them and ``mmtok info`` describes them.
 
-A code file holds two arrays: ``codes`` (int64; ``[h, w]`` for an image, ``[n]`` for a sound)
-and ``meta``, a JSON string: ``kind`` (``"image"`` or ``"audio"``), the model's name,
+A code file holds ``codes`` (int64; ``[h, w]`` for an image, ``[n]`` for a sound, ``[T, h, w]``
+for a video), a video's soundtrack as ``audio_codes`` ``[n]`` when it has one, and ``meta``, a
+JSON string: ``kind`` (``"image"``, ``"audio"`` or ``"video"``), the model's name,
 ``model_version`` and vocabulary ``fingerprint``, its ``codebook_size``, the ``source`` file's
-name and, for a sound, ``sample_rate``, ``tokens_per_second`` and ``seconds``. Files are
+name; for a sound ``sample_rate``, ``tokens_per_second`` and ``seconds``; for a video ``fps``
+and, with sound, ``audio`` (the soundtrack's model, fingerprint, rates and length). Files are
 written atomically: a killed write leaves any older file whole.
 
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png.npz"
 >>> _ = save_codes(p, np.arange(6).reshape(2, 3), {"kind": "image", "fingerprint": "ab12"})
->>> codes, meta = load_codes(p)
->>> codes.tolist(), meta["kind"]
-([[0, 1, 2], [3, 4, 5]], 'image')
+>>> f = load_codes(p)
+>>> f.codes.tolist(), f.meta["kind"], f.audio_codes
+([[0, 1, 2], [3, 4, 5]], 'image', None)
 """
 
 from __future__ import annotations
@@ -21,37 +23,48 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
 from mmtok.core.errors import UsageError
 from mmtok.data.shards import write_atomic
 
-__all__ = ["CODES_SUFFIX", "CODE_KINDS", "atomic_file", "load_codes", "save_codes"]
+__all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes", "save_codes"]
 
 CODES_SUFFIX = ".npz"
-CODE_KINDS = ("image", "audio")
+CODE_KINDS = ("image", "audio", "video")
 
 
-def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write ``codes`` and ``meta`` to ``path`` atomically."""
-    array = np.ascontiguousarray(codes, dtype=np.int64)
-    return atomic_file(path, lambda f: np.savez(f, codes=array, meta=np.array(json.dumps(meta))))
+class CodeFile(NamedTuple):
+    """A code file's contents: the codes, what made them, and a video's soundtrack codes (or None)."""
+
+    codes: np.ndarray
+    meta: dict[str, Any]
+    audio_codes: np.ndarray | None = None
 
 
-def load_codes(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(codes, meta)`` of a code file; a :class:`UsageError` naming ``path`` if it is not one."""
+def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any], audio_codes: np.ndarray | None = None) -> Path:
+    """Write ``codes``, ``meta`` and, for a video with sound, ``audio_codes`` to ``path`` atomically."""
+    arrays = {"codes": np.ascontiguousarray(codes, dtype=np.int64), "meta": np.array(json.dumps(meta))}
+    if audio_codes is not None:
+        arrays["audio_codes"] = np.ascontiguousarray(audio_codes, dtype=np.int64)
+    return atomic_file(path, lambda f: np.savez(f, **arrays))
+
+
+def load_codes(path: Path) -> CodeFile:
+    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one."""
     try:
         with np.load(path, allow_pickle=False) as z:
             codes, meta = z["codes"], json.loads(str(z["meta"]))
+            audio_codes = z["audio_codes"] if "audio_codes" in z.files else None
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("kind") not in CODE_KINDS:
-        raise UsageError(f"{path}: its meta names no kind ({' or '.join(CODE_KINDS)}): {meta!r}")
-    return codes, meta
+        raise UsageError(f"{path}: its meta names no kind ({', '.join(CODE_KINDS)}): {meta!r}")
+    return CodeFile(codes, meta, audio_codes)
 
 
 def atomic_file(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:

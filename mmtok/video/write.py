@@ -1,0 +1,67 @@
+"""Writing a video file with PyAV: frames (and a mono soundtrack) -> MP4 (H.264 and AAC).
+
+>>> import io, torch
+>>> buf = io.BytesIO()
+>>> write_video(buf, torch.rand(3, 3, 64, 64), fps=2.0, audio=torch.zeros(24000), sample_rate=16000)
+>>> buf.getbuffer().nbytes > 0
+True
+"""
+
+from __future__ import annotations
+
+import fractions
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from mmtok.core.errors import VideoError
+
+__all__ = ["write_video"]
+
+AUDIO_FRAME = 1024  # samples per AAC frame
+
+
+def write_video(file: IO[bytes], frames: torch.Tensor, *, fps: float, audio: torch.Tensor | None = None,
+                sample_rate: int | None = None) -> None:
+    """MP4 of ``frames`` (float ``[T, 3, H, W]`` in [0, 1], even H and W) at ``fps``, H.264 (yuv420p), with
+    ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given."""
+    from mmtok.video.tokenizer import _av
+
+    av = _av()
+    if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
+        raise VideoError(f"write_video needs frames [T, 3, H, W] with T >= 1, got {tuple(frames.shape)}")
+    h, w = frames.shape[-2:]
+    if h % 2 or w % 2:
+        raise VideoError(f"write_video needs an even frame size for yuv420p, got {w}×{h}")
+    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    with av.open(file, "w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        sound = None
+        if audio is not None:
+            if sample_rate is None:
+                raise VideoError("write_video got audio without its sample_rate")
+            sound = container.add_stream("aac", rate=sample_rate)
+            sound.layout = "mono"
+        for frame in pixels:
+            _mux(container, video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        _mux(container, video.encode())
+        if sound is not None and audio is not None:
+            _write_audio(av, container, sound, audio.detach().cpu().float().numpy(), int(sample_rate or 0))
+
+
+def _write_audio(av: Any, container: Any, stream: Any, wave: np.ndarray, rate: int) -> None:
+    resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)  # flt -> the encoder's fltp
+    for i in range(0, wave.size, AUDIO_FRAME):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[None, i : i + AUDIO_FRAME]), format="flt",
+                                           layout="mono")
+        frame.sample_rate = rate
+        for f in resampler.resample(frame):
+            _mux(container, stream.encode(f))
+    _mux(container, stream.encode())
+
+
+def _mux(container: Any, packets: Any) -> None:
+    for packet in packets:
+        container.mux(packet)
