@@ -9,7 +9,8 @@ when it runs); :mod:`~mmtok.data.shards` is the shard format;
 :mod:`~mmtok.data.packing` cuts shards into windows; :mod:`~mmtok.data.export`
 writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``;
 :mod:`~mmtok.data.outdir` claims a run's output folder (lock, ``--restart``,
-cleanup, the corpus-content check on resume).
+cleanup, the corpus-content check on resume); :mod:`~mmtok.data.codes` is the
+code-file format of ``mmtok encode``.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.stream` and :mod:`mmtok.pretrained`
 (to build tokenizers from names).

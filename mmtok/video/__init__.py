@@ -2,7 +2,7 @@
 
 :mod:`~mmtok.video.tokenizer` samples frames and runs an image tokenizer on
 each; :mod:`~mmtok.video.temporal` compresses codes along time (repeat and
-run-length coding).
+run-length coding); :mod:`~mmtok.video.write` writes frames and a soundtrack as MP4.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.image`.
 """
