@@ -56,7 +56,9 @@ def _write_audio(av: Any, container: Any, stream: Any, wave: np.ndarray, rate: i
     for i in range(0, wave.size, AUDIO_FRAME):
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[None, i : i + AUDIO_FRAME]), format="flt",
                                            layout="mono")
-        frame.sample_rate = rate
+        # explicit timestamps: the encoder then starts at -priming, and the muxer writes the edit list that
+        # makes a reader skip the priming (without them the sound would start 1,024 samples late)
+        frame.sample_rate, frame.pts, frame.time_base = rate, i, fractions.Fraction(1, rate)
         for f in resampler.resample(frame):
             _mux(container, stream.encode(f))
     _mux(container, stream.encode())
