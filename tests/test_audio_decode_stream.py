@@ -130,3 +130,16 @@ def test_bad_streams_are_refused_with_the_chunk_named(tok: AudioTokenizer) -> No
         list(tok.decode_stream([torch.zeros(0, dtype=torch.long)]))
     with pytest.raises(AudioError, match="no codes"):
         list(tok.decode_stream([]))
+
+
+def test_a_slice_tokenizer_with_a_skip_decoder_streams_too() -> None:
+    """The "slice" encoder's decoder adds its input back (a skip): that path waits for its frames too."""
+    torch.manual_seed(0)
+    slice_tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=16)).eval()
+    assert slice_tok.cfg.encoder_kind == "slice" and slice_tok.decoder.skip
+    with torch.no_grad():
+        slice_tok.decoder.proj.weight.normal_(0, 0.1)  # the correction starts at zero: give it something to add
+    slice_tok.vocoder = Vocoder(VocoderConfig(dim=16, intermediate=32, blocks=1)).eval()
+    c = torch.randint(0, 32, (90,), generator=torch.Generator().manual_seed(3))
+    joined = torch.cat(list(slice_tok.decode_stream(c.split(4))))
+    assert torch.allclose(joined, slice_tok.decode(c), atol=1e-6)
