@@ -39,9 +39,10 @@ from common import emit
 from paired import paired_difference
 from tqdm import tqdm
 
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.features import mel_centres
 from mmtok.audio.scores import speech_scores
-from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer
+from mmtok.audio.tokenizer import AudioTokenizer
 
 KEYS = ("stoi", "pesq_wb")
 

@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit
 
 from mmtok.audio.codebook import balance_codes
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import load_audio
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.metrics import codebook_usage
 from mmtok.vq.kmeans import lloyd
 from mmtok.vq.search import nearest_code

@@ -77,10 +77,11 @@ from common import emit
 from paired import paired_difference
 from tqdm import tqdm
 
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
 from mmtok.audio.decode_stream import lookahead_samples
 from mmtok.audio.io import load_audio
 from mmtok.audio.scores import pesq_wb, stoi_score
-from mmtok.audio.tokenizer import VOCODER_CHUNK_FRAMES, AudioTokenizer, front_end_mismatch
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
 from mmtok.core.metrics import codebook_usage

@@ -47,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit
 
 import mmtok
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.context.growth import (
     fit_power,
     measure_step,

@@ -82,7 +82,8 @@ def tokenizers(folder: Path) -> tuple[TokenizerSpec, str]:
     shipped = shipped_names()
     if "image" in shipped and "audio" in shipped:
         return TokenizerSpec(image="image", audio="audio"), "shipped checkpoints"
-    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.audio.config import AudioTokenizerConfig
+    from mmtok.audio.tokenizer import AudioTokenizer
     from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 
     mmtok.save(ImageTokenizer(ImageTokenizerConfig()), folder / "image")

@@ -18,9 +18,9 @@ subpackages, one per stage of the data flow: :mod:`mmtok.vq`,
 """
 
 from mmtok._version import __version__ as __version__
+from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
 from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
-from mmtok.audio.tokenizer import AudioTokenizerConfig as AudioTokenizerConfig
 from mmtok.context.shipped import plan as plan
 from mmtok.core.errors import AudioError as AudioError
 from mmtok.core.errors import CheckpointError as CheckpointError

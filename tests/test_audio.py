@@ -15,9 +15,10 @@ import soundfile as sf
 import torch
 
 import mmtok
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.features import HOP_LENGTH, N_FFT, N_MELS, mel_filters, mel_power
 from mmtok.audio.io import SAMPLE_RATE, load_audio
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.core.module_io import models_dir
 from mmtok.vq.quantizer import VQConfig

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VQConfig

@@ -11,8 +11,9 @@ import torch
 
 import mmtok
 import mmtok.audio.decode_stream as ds
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.streaming import StreamConv, StreamISTFT
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VQConfig

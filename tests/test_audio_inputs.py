@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE, load_audio
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VQConfig
 
@@ -171,3 +172,24 @@ def test_codes_and_decodes_are_ordinary_tensors(tok: AudioTokenizer) -> None:
         assert not out.is_inference()
         out.mul_(0.5)
         assert out.clone().requires_grad_().sum().requires_grad
+
+
+def test_encode_iter_hands_out_each_block_before_the_recording_ends(tok: AudioTokenizer) -> None:
+    x = noise((int(2.7 * 100 * SMALL.samples_per_token),), seed=4)  # 2.7 blocks of 100 tokens
+    chunks = [x[i : i + 999] for i in range(0, x.size, 999)]
+    seen = []
+
+    def feed():  # a generator that records how far the encoder has read
+        for i, chunk in enumerate(chunks):
+            seen.append(i)
+            yield chunk
+
+    blocks = []
+    for block in tok.encode_iter(feed()):
+        blocks.append((block, len(seen)))
+        assert not block.is_inference()
+    assert [b.numel() for b, _ in blocks] == [100, 100, 70]
+    assert blocks[0][1] < len(chunks) and blocks[1][1] < len(chunks)  # out before the last chunk was read
+    assert torch.equal(torch.cat([b for b, _ in blocks]), tok.encode_stream(chunks))
+    with pytest.raises(ValueError, match="encode_iter needs chunks at 16000 Hz"):
+        tok.encode_iter(chunks, 8000)  # refused when called, before any chunk is read

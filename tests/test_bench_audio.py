@@ -20,7 +20,8 @@ pytest.importorskip("speechmos")
 sf = pytest.importorskip("soundfile")
 
 from mmtok.audio import scores as speech_quality  # noqa: E402
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig  # noqa: E402
+from mmtok.audio.config import AudioTokenizerConfig  # noqa: E402
+from mmtok.audio.tokenizer import AudioTokenizer  # noqa: E402
 from mmtok.audio.vocoder import Vocoder, VocoderConfig  # noqa: E402
 from mmtok.audio.vocoder_data import AudioCache, build_cache  # noqa: E402
 from mmtok.core.module_io import save_module  # noqa: E402

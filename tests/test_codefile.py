@@ -81,7 +81,8 @@ def test_bad_files_are_named_and_the_others_still_written(encoded: Path, tmp_pat
 
 def test_codes_from_another_model_are_refused_naming_both(encoded: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.audio.config import AudioTokenizerConfig
+    from mmtok.audio.tokenizer import AudioTokenizer
     from mmtok.vq.quantizer import VQConfig
 
     other = mmtok.save(AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8192),

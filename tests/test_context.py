@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mmtok.audio.tokenizer import AudioTokenizerConfig
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.cli import main
 from mmtok.context import planner
 from mmtok.context.planner import WINDOWS, count_params

@@ -76,7 +76,8 @@ def test_a_shipped_tokenizer_is_described_with_its_version_and_fingerprint(name:
 
 def test_an_audio_checkpoint_names_how_it_decodes(tmp_path: Path) -> None:
     from mmtok.audio.attach import attach_vocoder
-    from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+    from mmtok.audio.config import AudioTokenizerConfig
+    from mmtok.audio.tokenizer import AudioTokenizer
     from mmtok.audio.vocoder import Vocoder, VocoderConfig
     from mmtok.core.module_io import save_module
     from mmtok.vq.quantizer import VQConfig

@@ -12,9 +12,10 @@ import torch
 import mmtok
 from mmtok.audio import vocoder_run, vocoder_train
 from mmtok.audio.attach import attach_vocoder, load_vocoder
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.mel_match import match_log_mel, reach_frames
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, receptive_field
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, save_module

@@ -14,7 +14,8 @@ from PIL import Image
 from test_vocoder import tiny_corpus
 
 import mmtok
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.module_io import save_module
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import dropped_share, most_used, prune_tokenizer

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 import mmtok
 from mmtok.audio import vocoder_run, vocoder_train
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import (
     Vocoder,
     VocoderConfig,

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from mmtok.audio import vocoder_train
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_eval import decoded_features
 from mmtok.audio.vocoder_joint import PREFIX, DecoderTuning
 from mmtok.core.module_io import load_module

@@ -1,7 +1,10 @@
 """Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
 
 :mod:`~mmtok.audio.io` reads and resamples files; :mod:`~mmtok.audio.features`
-is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer and
+is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings
+(:mod:`~mmtok.audio.config`), the checks on codes it decodes (:mod:`~mmtok.audio.codes`),
+Griffin-Lim (:mod:`~mmtok.audio.griffin_lim`) and streaming decode
+(:mod:`~mmtok.audio.decode_stream`, :mod:`~mmtok.audio.streaming`);
 :mod:`~mmtok.audio.model` its networks; :mod:`~mmtok.audio.vocoder` the learned
 waveform decoder for that log-mel, :mod:`~mmtok.audio.attach` puts one into a
 tokenizer checkpoint. :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``,
@@ -17,8 +20,8 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
 
 from __future__ import annotations
 
+from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
 from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
-from mmtok.audio.tokenizer import AudioTokenizerConfig as AudioTokenizerConfig
 
 __all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'load_audio']

@@ -1,7 +1,7 @@
 """One audio tokenizer checkpoint from two: a tokenizer and a learned vocoder for its log-mel.
 
 >>> import tempfile, os
->>> from mmtok.audio.tokenizer import AudioTokenizerConfig
+>>> from mmtok.audio.config import AudioTokenizerConfig
 >>> from mmtok.audio.vocoder import VocoderConfig
 >>> from mmtok.vq.quantizer import VQConfig
 >>> tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
+from mmtok.audio.config import front_end_mismatch
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.codebook import fit_codebook
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.features import mel_centres
 from mmtok.audio.io import load_audio
@@ -58,7 +59,7 @@ from mmtok.audio.losses import (
     envelope_correlation_loss,
     parse_band_weight,
 )
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_data import (
     attenuate_crops,
     cache_material,

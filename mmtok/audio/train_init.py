@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from mmtok.audio.tokenizer import DEFAULT_VQ, AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.config import DEFAULT_VQ, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import load_module

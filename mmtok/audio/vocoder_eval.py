@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.scores import speech_scores
-from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
 
 __all__ = ["Features", "decoded_features", "evaluate", "griffin_lim_scores"]

@@ -14,7 +14,7 @@ under ``tok_decoder.``), so ``--resume`` continues both; each checkpoint also wr
 tokenizer as ``RUN/tokenizer/`` (and ``RUN/best-tokenizer/`` beside ``RUN/best/``), which
 ``--attach OUT --tokenizer RUN/best-tokenizer --vocoder RUN/best`` joins into one checkpoint.
 
->>> from mmtok.audio.tokenizer import AudioTokenizerConfig
+>>> from mmtok.audio.config import AudioTokenizerConfig
 >>> from mmtok.vq.quantizer import VQConfig
 >>> tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
 >>> tuning = DecoderTuning(tok, anchor=1.0)

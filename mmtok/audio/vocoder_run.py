@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 from mmtok.audio.attach import load_vocoder
+from mmtok.audio.config import front_end_mismatch
 from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.discriminator import RESOLUTIONS, WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.tokenizer import AudioTokenizer, front_end_mismatch
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
 from mmtok.audio.vocoder_data import (
     AudioCache,
