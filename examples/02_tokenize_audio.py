@@ -41,3 +41,9 @@ pieces = [p for p in tok.decode_stream(codes[0].split(10))]  # half a second of 
 print(f"streamed {len(pieces)} pieces, {tok.decode_lookahead} tokens of lookahead "
       f"({tok.decode_lookahead / tok.tokens_per_second:.2f} s)")
 assert torch.allclose(torch.cat(pieces), audio, atol=1e-3)
+
+# and the other way: a recording arriving in pieces (say, from a microphone) -> codes block by block
+at_16k = mmtok.load_audio(wave.astype(np.float32), sr, target_rate=tok.sample_rate)  # resample first, then cut
+blocks = list(tok.encode_iter(at_16k.split(tok.sample_rate // 10)))  # 0.1 s pieces; a block is out once final
+assert torch.equal(torch.cat(blocks), tok.encode(at_16k, sample_rate=tok.sample_rate))
+print(f"encode_iter: {len(blocks)} block(s) of up to {tok.cfg.block_tokens} codes")
