@@ -9,6 +9,8 @@
 #                sums and weight totals are all-reduced on the GPU).
 # 3. sample:     KV-cache sampling of the trained run on CUDA.
 # 4. vq:         the VQ nearest-code search and training step on CUDA (benchmarks/vq.py --device cuda).
+# 5. media:      the shipped image and audio tokenizers on CUDA against the CPU: codes, decodes, batch and
+#                streamed decodes (benchmarks/gpu_media.py --device cuda).
 # Without a CUDA device it stops at once with one line on stderr and exit status 1.
 set -euo pipefail
 
@@ -96,5 +98,9 @@ run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks 1024 8192 --
 grep '^{' "$DIR/vq.log" | "$PY" -c 'import json, sys
 for line in sys.stdin:
     print(json.dumps({"check": "vq_cuda", "ok": True, **json.loads(line)}))'
+
+# 5. the shipped image and audio tokenizers on CUDA against the CPU (batch and streamed decodes too)
+run media "$PY" "$ROOT/benchmarks/gpu_media.py" --device cuda
+grep '^{' "$DIR/media.log"
 
 echo "{\"check\": \"done\", \"ok\": true, \"dir\": \"$DIR\"}"

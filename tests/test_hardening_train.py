@@ -207,3 +207,15 @@ def test_gpu_check_script_parses_and_refuses_a_machine_without_cuda(tmp_path: Pa
     assert out.returncode != 0
     assert "no CUDA device" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert shutil.which("bash")
+
+
+def test_gpu_media_check_runs_its_comparisons_on_the_cpu() -> None:
+    """benchmarks/gpu_media.py (step 5 of gpu_check.sh) compares a device with the CPU; run against the CPU
+    itself, every comparison must hold and every figure be there."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_media.py"), "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {r["check"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert rows["image_device"]["codes_equal_share"] == 1.0 and rows["image_device"]["decode_max_diff"] == 0.0
+    audio = rows["audio_device"]
+    assert audio["ok"] and audio["codes_equal_share"] == 1.0 and audio["stream_max_diff"] < 1e-2
