@@ -237,17 +237,21 @@ def _add_codefiles(sub: Any) -> None:
     from mmtok.codefile import add_models
 
     enc = sub.add_parser(
-        "encode", help="images and sounds -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
-        description="Encode each image or sound (by its extension) to DIR/NAME.npz: the codes and what made them "
-        "(kind, model version, vocabulary fingerprint). A file that fails is reported and the others go on.")
-    enc.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images and sounds")
+        "encode", help="images, sounds and videos -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
+        description="Encode each image, sound or video (by its extension; a video's soundtrack too) to "
+        "DIR/NAME.npz: the codes and what made them (kind, model version, vocabulary fingerprint). A folder's "
+        "media land in the same subfolders of DIR. A file that fails is reported and the others go on.")
+    enc.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                     help="images, sounds and videos, or folders of them (searched through their subfolders)")
     add_models(enc)
     enc.set_defaults(func=_cmd_encode)
     dec = sub.add_parser(
-        "decode", help="code files from 'mmtok encode' -> images (.png) and sounds (.wav)",
-        description="Decode each code file to DIR/NAME.decoded.png or .wav (32-bit float, nothing clipped) with "
-        "the model that made it; codes from another model are refused, naming both.")
-    dec.add_argument("files", nargs="+", type=Path, metavar="CODES", help="code files (.npz) from 'mmtok encode'")
+        "decode", help="code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
+        description="Decode each code file to DIR/NAME.decoded.png, .wav (32-bit float, nothing clipped) or .mp4 "
+        "(H.264 with the soundtrack as AAC) with the models that made it; codes from another model are refused, "
+        "naming both.")
+    dec.add_argument("files", nargs="+", type=Path, metavar="CODES",
+                     help="code files (.npz) from 'mmtok encode', or folders of them")
     add_models(dec)
     dec.add_argument("--vocoder", default="auto", choices=("auto", "learned", "griffin-lim"),
                      help="how sounds come back (default: the model's learned vocoder when it has one)")

@@ -5,6 +5,7 @@ codes made by another model than the one given, naming both.
 
     mmtok encode photo.jpg speech.wav --out codes/         # codes/photo.jpg.npz, codes/speech.wav.npz
     mmtok decode codes/*.npz --out back/                   # back/photo.jpg.decoded.png, back/speech.wav.decoded.wav
+    mmtok encode media/ --out codes/                       # every medium under media/, in the same subfolders
 
 A file that cannot be read or used is reported on its own line (``mmtok: error: FILE: why``)
 and the others go on; the exit status is then 2, and every file already written stays.
@@ -152,18 +153,35 @@ def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
     return atomic_file(path, lambda f: sf.write(f, samples, rate, format="WAV", subtype="FLOAT"))
 
 
-def _run(paths: list[Path], one: Any) -> int:
-    """``one(path)`` for each path, its line printed; a failure is one error line and the rest go on."""
-    failed = 0
+def _expand(paths: list[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
+    """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
+    ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
+    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line."""
+    pairs: list[tuple[Path, Path]] = []
     for path in paths:
+        if not path.is_dir():
+            pairs.append((path, out))
+            continue
+        found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(tuple(suffixes))
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        pairs += [(f, out / f.parent.relative_to(path)) for f in found] or [(path, out)]
+    return pairs
+
+
+def _run(pairs: list[tuple[Path, Path]], one: Any) -> int:
+    """``one(path, out)`` for each pair, its line printed; a failure is one error line and the rest go on."""
+    failed = 0
+    for path, out in pairs:
         try:
-            print(one(path), flush=True)
+            if path.is_dir():
+                raise UsageError(f"{path}: a folder with no file to read in it")
+            print(one(path, out), flush=True)
         except (MmtokError, OSError) as e:
             failed += 1
             text = " ".join(str(e).split())
             print(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr, flush=True)
     if failed:
-        print(f"mmtok: {failed} of {len(paths)} files failed; the others were written", file=sys.stderr)
+        print(f"mmtok: {failed} of {len(pairs)} files failed; the others were written", file=sys.stderr)
     return 2 if failed else 0
 
 
@@ -182,10 +200,12 @@ def add_models(parser: argparse.ArgumentParser) -> None:
 def encode_main(args: argparse.Namespace) -> int:
     """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/NAME.npz``."""
     models = _Models(args)
-    return _run(args.files, lambda p: _encode_one(p, args.out, models))
+    pairs = _expand(args.files, args.out, IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES)
+    return _run(pairs, lambda path, out: _encode_one(path, out, models))
 
 
 def decode_main(args: argparse.Namespace) -> int:
     """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png``, ``.wav`` or ``.mp4``."""
     models = _Models(args)
-    return _run(args.files, lambda p: _decode_one(p, args.out, models, args.vocoder))
+    pairs = _expand(args.files, args.out, frozenset({CODES_SUFFIX}))
+    return _run(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -136,3 +136,19 @@ def test_a_video_and_its_soundtrack_go_to_codes_and_back_to_an_mp4(tmp_path: Pat
     assert lag == 0  # in step with the frames: the encoder's priming is skipped on reading
     d = describe(tmp_path / "pan.mp4.npz")
     assert d["soundtrack"]["tokens"] == audio_codes.size and d["shipped_model_reads_it"] is True
+
+
+def test_folders_are_walked_into_the_same_subfolders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    media = tmp_path / "media"
+    for rel, src in {"coffee.jpg": "coffee.jpg", "sub/speech_en.wav": "speech_en.wav",
+                     ".hidden/camera.png": "camera.png", "notes.txt": None}.items():
+        (media / rel).parent.mkdir(parents=True, exist_ok=True)
+        (media / rel).write_bytes((EXAMPLES / src).read_bytes() if src else b"not media")
+    (tmp_path / "empty").mkdir()
+    assert main(["encode", str(media), str(tmp_path / "empty"), "--out", str(tmp_path / "codes")]) == 2
+    assert capsys.readouterr().err.splitlines()[0] == f"mmtok: error: {tmp_path / 'empty'}: a folder with no file to read in it"
+    written = sorted(str(p.relative_to(tmp_path / "codes")) for p in (tmp_path / "codes").rglob("*.npz"))
+    assert written == ["coffee.jpg.npz", "sub/speech_en.wav.npz"]  # hidden folders and other files left out
+    assert main(["decode", str(tmp_path / "codes"), "--out", str(tmp_path / "back")]) == 0
+    back = sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob("*.*"))
+    assert back == ["coffee.jpg.decoded.png", "sub/speech_en.wav.decoded.wav"]
