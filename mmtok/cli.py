@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import mmtok
+from mmtok.codefile import add_commands as add_codefile_commands
 from mmtok.core.trainstate import HelpFormatter
 
 __all__ = ["main"]
@@ -219,45 +220,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_encode(args: argparse.Namespace) -> int:
-    from mmtok.codefile import encode_main
-
-    return encode_main(args)
-
-
-def _cmd_decode(args: argparse.Namespace) -> int:
-    from mmtok.codefile import decode_main
-
-    return decode_main(args)
-
-
-def _add_codefiles(sub: Any) -> None:
-    from pathlib import Path
-
-    from mmtok.codefile import add_models
-
-    enc = sub.add_parser(
-        "encode", help="images, sounds and videos -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
-        description="Encode each image, sound or video (by its extension; a video's soundtrack too) to "
-        "DIR/NAME.npz: the codes and what made them (kind, model version, vocabulary fingerprint). A folder's "
-        "media land in the same subfolders of DIR. A file that fails is reported and the others go on.")
-    enc.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                     help="images, sounds and videos, or folders of them (searched through their subfolders)")
-    add_models(enc)
-    enc.set_defaults(func=_cmd_encode)
-    dec = sub.add_parser(
-        "decode", help="code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
-        description="Decode each code file to DIR/NAME.decoded.png, .wav (32-bit float, nothing clipped) or .mp4 "
-        "(H.264 with the soundtrack as AAC) with the models that made it; codes from another model are refused, "
-        "naming both.")
-    dec.add_argument("files", nargs="+", type=Path, metavar="CODES",
-                     help="code files (.npz) from 'mmtok encode', or folders of them")
-    add_models(dec)
-    dec.add_argument("--vocoder", default="auto", choices=("auto", "learned", "griffin-lim"),
-                     help="how sounds come back (default: the model's learned vocoder when it has one)")
-    dec.set_defaults(func=_cmd_decode)
-
-
 def _resolution(text: str) -> tuple[int, int]:
     try:
         parts = [int(x) for x in text.lower().replace("×", "x").split("x")]
@@ -396,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("options", nargs=argparse.REMAINDER, help="options of that modality")
     pc.set_defaults(func=_cmd_prune_codebook)
 
-    _add_codefiles(sub)
+    add_codefile_commands(sub)
     _add_tokenize(sub)
     _add_exports(sub)
 

@@ -21,12 +21,13 @@ from typing import Any
 import torch
 
 from mmtok._version import __version__
+from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.pretrained import load
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["decode_main", "encode_main"]
+__all__ = ["add_commands", "decode_main", "encode_main"]
 
 DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name of the original
 
@@ -185,16 +186,31 @@ def _run(pairs: list[tuple[Path, Path]], one: Any) -> int:
     return 2 if failed else 0
 
 
-def add_models(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the files written")
-    parser.add_argument("--image", default="image", metavar="MODEL",
-                        help="image tokenizer: a shipped name or a checkpoint folder (default: image)")
-    parser.add_argument("--audio", default="audio", metavar="MODEL",
-                        help="audio tokenizer (also a video's soundtrack): a shipped name or a checkpoint folder "
-                        "(default: audio)")
-    parser.add_argument("--video", default="video", metavar="MODEL",
-                        help="video tokenizer: a shipped name or a checkpoint folder (default: video, the shipped "
-                        "image tokenizer at 1 frame per second)")
+def add_commands(sub: Any) -> None:
+    """``mmtok encode`` and ``mmtok decode`` on the command's subparsers."""
+    commands = (
+        ("encode", encode_main, "FILE", "images, sounds and videos, or folders of them (searched through their "
+         "subfolders)", "images, sounds and videos -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
+         "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/NAME.npz: the codes "
+         "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
+         "subfolders of DIR. A file that fails is reported and the others go on."),
+        ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
+         "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
+         "Decode each code file to DIR/NAME.decoded.png, .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
+         "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both."),
+    )
+    for name, func, metavar, files_help, summary, description in commands:
+        parser = sub.add_parser(name, help=summary, description=description)
+        parser.add_argument("files", nargs="+", type=Path, metavar=metavar, help=files_help)
+        parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the files written")
+        for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
+                           ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
+            parser.add_argument(f"--{kind}", default=kind, metavar="MODEL",
+                                help=f"{what}: a shipped name or a checkpoint folder (default: {kind})")
+        if name == "decode":
+            parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
+                                help="how sounds come back (default: the model's learned vocoder when it has one)")
+        parser.set_defaults(func=func)
 
 
 def encode_main(args: argparse.Namespace) -> int:
