@@ -18,7 +18,7 @@ capacity. One JSON object per line:
   ``pesq_wb`` over the clips, and for a band ``closed_stoi``, the share of the gap from decoded
   to true that its repair closes.
 - ``bands_paired``: each band's repair minus ``decoded``, per clip, with a 95 % bootstrap interval
-  (``benchmarks/paired.py``).
+  (``mmtok.core.metrics.paired_difference``).
 
 ``--plot`` draws the STOI of each repair between the decoded and true levels (needs matplotlib).
 """
@@ -36,13 +36,13 @@ from typing import Any
 import torch
 from audio_clips import RATE, add_clip_arguments, eval_clips, eval_set_row, load_audio_tokenizer
 from common import emit
-from paired import paired_difference
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.features import mel_centres
 from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.metrics import paired_difference
 
 KEYS = ("stoi", "pesq_wb")
 

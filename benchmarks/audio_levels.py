@@ -14,7 +14,7 @@ against, so a score measures what the codes keep, not the level. One JSON object
   score (``stoi_clips``, ``pesq_clips``), and ``stoi_drop``: the mean STOI at level 0 minus this
   one (when 0 is among the levels).
 - ``levels_paired``, with two or more models: each later model minus the first, per level, as
-  ``benchmarks/paired.py`` gives it (mean per-clip difference, 95 % bootstrap interval, wins).
+  ``mmtok.core.metrics.paired_difference`` gives it (mean per-clip difference, 95 % bootstrap interval, wins).
 
 ``--plot`` draws STOI against the level, a line per model (needs matplotlib).
 """
@@ -38,11 +38,11 @@ from audio_clips import (
     load_audio_tokenizer,
 )
 from common import emit
-from paired import paired_difference
 from tqdm import tqdm
 
 from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.metrics import paired_difference
 
 KEYS = ("stoi", "pesq_wb")
 

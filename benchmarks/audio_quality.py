@@ -12,7 +12,7 @@
   the methods hold up on quieter (X < 0) or louder recordings.
 - ``quality``, one per ``method``: means over clips (and ``median``) of ``stoi`` (pystoi, 16 kHz,
   not extended), ``pesq_wb`` (``pesq``, mode "wb"; ``pesq_clips`` it could score),
-  ``dnsmos_sig``/``dnsmos_bak``/``dnsmos_ovrl`` (DNSMOS P.835, :func:`dnsmos`), ``logmel_l1``
+  ``dnsmos_sig``/``dnsmos_bak``/``dnsmos_ovrl`` (DNSMOS P.835, ``mmtok.audio.scores.dnsmos``), ``logmel_l1``
   (mean |log-mel(decoded) - log-mel(original)|, the tokenizer's log-mel) and ``mel_distance``
   (mean |features the vocoder reads - true log-mel| over the frames the tokens cover).
   Methods: ``original`` (DNSMOS only); ``ceiling`` (the vocoder on the true log-mel);
@@ -23,7 +23,7 @@
   ``--compare M2`` ``compare`` (M2's codes through its own decode path).
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
 - ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
-  differences with a 95 % bootstrap interval over the clips and the clips ours wins (``paired.py``).
+  differences with a 95 % bootstrap interval over the clips and the clips ours wins (``mmtok.core.metrics.paired_difference``).
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files).
 - ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
   the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
@@ -47,7 +47,6 @@ import math
 import statistics
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,17 +73,16 @@ from audio_clips import (
     read_manifest,
 )
 from common import emit
-from paired import paired_difference
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
 from mmtok.audio.decode_stream import lookahead_samples
 from mmtok.audio.io import load_audio
-from mmtok.audio.scores import pesq_wb, stoi_score
+from mmtok.audio.scores import dnsmos, pesq_wb, stoi_score
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
-from mmtok.core.metrics import codebook_usage
+from mmtok.core.metrics import codebook_usage, paired_difference
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.synth.toy import pitch_round_trip
 from mmtok.vq.kmeans import kmeans
@@ -92,12 +90,6 @@ from mmtok.vq.search import nearest_code
 
 SPEED_SECONDS = 10.0  # the speed clip
 STREAM_CHUNKS = (1, 10)  # tokens per chunk for the streaming decode's timings
-DNSMOS_WINDOW = 9.01  # seconds the DNSMOS model reads at a time (hop 1 s)
-DNSMOS_POLY = {  # the standard non-personalized P.835 calibration of the raw outputs (np.poly1d order)
-    "sig": (-0.08397278, 1.22083953, 0.0052439),
-    "bak": (-0.13166888, 1.60915514, -0.39604546),
-    "ovrl": (-0.06766283, 1.11546468, 0.04602535),
-}
 METRICS = ("stoi", "pesq_wb", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "logmel_l1", "mel_distance")
 REQUIRED = ("pystoi", "pesq", "onnxruntime", "speechmos")  # the metrics' packages (pip install mmtok[bench])
 PARTS = ("ceiling", "kmeans", "dmel", "griffin_lim", "usage", "tones", "speed", "encodec")  # --skip choices
@@ -119,43 +111,6 @@ BAR = {  # name -> (figure key, operator, threshold)
 }
 
 # --------------------------------------------------------------------------- metrics
-
-
-@functools.lru_cache(maxsize=4)
-def _dnsmos_session(threads: int) -> Any:
-    import onnxruntime as ort
-
-    spec = importlib.util.find_spec("speechmos")  # its folder only: importing speechmos.dnsmos pulls librosa in
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("DNSMOS needs the model in the speechmos wheel: pip install speechmos onnxruntime")
-    model = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-
-
-def dnsmos(wave: torch.Tensor | np.ndarray, *, threads: int = 1) -> dict[str, float]:
-    """DNSMOS P.835 ``{"sig", "bak", "ovrl"}`` of mono samples at 16 kHz, as ``speechmos.dnsmos.run``
-    computes them: a clip shorter than 9.01 s is doubled until long enough, 9.01 s windows every 1 s
-    go through the model, each window's raw scores through :data:`DNSMOS_POLY`, means over windows.
-    Samples are clipped to [-1, 1] (the reference refuses others)."""
-    x = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    if x.size == 0:
-        raise ValueError("dnsmos got an empty clip")
-    need = int(DNSMOS_WINDOW * RATE)
-    while x.size < need:
-        x = np.concatenate([x, x])
-    sess = _dnsmos_session(threads)
-    name = sess.get_inputs()[0].name
-    scores: dict[str, list[float]] = defaultdict(list)
-    for i in range(int(np.floor(x.size / RATE) - DNSMOS_WINDOW) + 1):
-        seg = x[int(i * RATE) : int((i + DNSMOS_WINDOW) * RATE)]
-        if seg.size < need:  # as the reference: a window cut short by float rounding is dropped
-            continue
-        raw = sess.run(None, {name: seg[None]})[0][0]  # (3,) sig, bak, ovrl
-        for key, value in zip(("sig", "bak", "ovrl"), raw, strict=True):
-            scores[key].append(float(np.poly1d(DNSMOS_POLY[key])(value)))
-    return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
 def clip_metrics(tok: AudioTokenizer, ref: torch.Tensor, deg: torch.Tensor | None, feats: torch.Tensor | None,

@@ -11,7 +11,7 @@ figure only) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
   for each tokenizer, the k-means patch codebook and, with ``--vqvae``, a plain
   VQ-VAE; margins are ours minus theirs.
 - ``image_paired``: per photo, ``model`` minus ``minus`` (each baseline, each later model):
-  mean PSNR and SSIM differences with 95 % bootstrap intervals and wins (``paired.py``).
+  mean PSNR and SSIM differences with 95 % bootstrap intervals and wins (``mmtok.core.metrics.paired_difference``).
 - ``image_usage``: distinct codes over ``min(K, tokens)`` and perplexity, on
   about ``--usage-tokens`` tokens of random crops of the split's photos: a
   square of side ``U(0.35, 1.0) * min(H, W)`` at a random position, resized to
@@ -79,10 +79,9 @@ from image_baselines import (
     vqgan_f16,
     vqgan_tokenize,
 )
-from paired import paired_difference
 
 import mmtok
-from mmtok.core.metrics import codebook_usage, psnr, ssim
+from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
 from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer

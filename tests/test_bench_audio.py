@@ -24,6 +24,7 @@ from mmtok.audio.config import AudioTokenizerConfig  # noqa: E402
 from mmtok.audio.tokenizer import AudioTokenizer  # noqa: E402
 from mmtok.audio.vocoder import Vocoder, VocoderConfig  # noqa: E402
 from mmtok.audio.vocoder_data import AudioCache, build_cache  # noqa: E402
+from mmtok.core.metrics import paired_difference  # noqa: E402
 from mmtok.core.module_io import save_module  # noqa: E402
 from mmtok.vq.quantizer import VQConfig  # noqa: E402
 
@@ -34,7 +35,6 @@ import audio_clips  # noqa: E402
 import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import slices  # noqa: E402
-from paired import paired_difference  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RATE = 16_000
@@ -63,19 +63,19 @@ def speechlike(seconds: float, f0: float = 130.0, seed: int = 0) -> np.ndarray:
 
 def test_dnsmos_is_deterministic_bounded_and_tiles_short_clips() -> None:
     x = speechlike(1.2)
-    a, b = aq.dnsmos(x), aq.dnsmos(x.copy())
+    a, b = speech_quality.dnsmos(x), speech_quality.dnsmos(x.copy())
     assert a == b and set(a) == {"sig", "bak", "ovrl"}
     assert all(1.0 <= v <= 5.0 for v in a.values()), a
     tiled = np.tile(x, 8)  # 1.2 s doubled until ≥ 9.01 s: 9.6 s, one window, the same input
-    assert aq.dnsmos(tiled) == pytest.approx(a, abs=1e-6)
+    assert speech_quality.dnsmos(tiled) == pytest.approx(a, abs=1e-6)
     with pytest.raises(ValueError, match="empty"):
-        aq.dnsmos(np.zeros(0, np.float32))
+        speech_quality.dnsmos(np.zeros(0, np.float32))
 
 
 def test_dnsmos_prefers_clean_speech_to_speech_in_loud_noise() -> None:
     x = speechlike(3.0, seed=1)
     noisy = x + 0.3 * np.random.default_rng(0).standard_normal(x.size).astype(np.float32)  # about -6 dB SNR
-    clean, bad = aq.dnsmos(x), aq.dnsmos(noisy)
+    clean, bad = speech_quality.dnsmos(x), speech_quality.dnsmos(noisy)
     assert clean["bak"] > bad["bak"] + 0.5 and clean["ovrl"] > bad["ovrl"] + 0.3, (clean, bad)
 
 

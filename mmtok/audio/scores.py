@@ -1,20 +1,28 @@
-"""Speech quality scores of a decoded waveform against its original: STOI and wideband PESQ.
+"""Speech quality scores of a decoded waveform: STOI and wideband PESQ against its original,
+and DNSMOS P.835 (signal, background, overall) of the waveform alone.
 
-Both need optional packages (``pystoi``; ``pesq``, which builds from source); each score is
-NaN where it cannot be given (too little speech after STOI drops silent frames, no utterance
-for PESQ), so a mean over clips can leave it out and say how many clips it covers.
+Each needs optional packages (``pystoi``; ``pesq``, which builds from source; ``speechmos`` for
+the DNSMOS model and ``onnxruntime`` to run it: ``pip install mmtok[bench]``). STOI and PESQ are
+NaN where they cannot be given (too little speech after STOI drops silent frames, no utterance
+for PESQ), so a mean over clips can leave them out and say how many clips it covers.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from mmtok.audio.io import SAMPLE_RATE
 
-__all__ = ["pesq_wb", "speech_scores", "stoi_score"]
+__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "dnsmos", "pesq_wb", "speech_scores", "stoi_score"]
 
 
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
@@ -53,3 +61,48 @@ def speech_scores(ref: torch.Tensor, deg: torch.Tensor) -> dict[str, float]:
         if math.isfinite(value):
             out[key] = value
     return out
+
+
+DNSMOS_WINDOW = 9.01  # seconds the DNSMOS model reads at a time (hop 1 s)
+DNSMOS_POLY = {  # the standard non-personalized P.835 calibration of the raw outputs (np.poly1d order)
+    "sig": (-0.08397278, 1.22083953, 0.0052439),
+    "bak": (-0.13166888, 1.60915514, -0.39604546),
+    "ovrl": (-0.06766283, 1.11546468, 0.04602535),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _dnsmos_session(threads: int) -> Any:
+    import onnxruntime as ort
+
+    spec = importlib.util.find_spec("speechmos")  # its folder only: importing speechmos.dnsmos pulls librosa in
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("DNSMOS needs the model in the speechmos wheel: pip install speechmos onnxruntime")
+    model = Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+
+
+def dnsmos(wave: torch.Tensor | np.ndarray, *, threads: int = 1) -> dict[str, float]:
+    """DNSMOS P.835 ``{"sig", "bak", "ovrl"}`` of mono samples at 16 kHz, as ``speechmos.dnsmos.run``
+    computes them: a clip shorter than 9.01 s is doubled until long enough, 9.01 s windows every 1 s
+    go through the model, each window's raw scores through :data:`DNSMOS_POLY`, means over windows.
+    Samples are clipped to [-1, 1] (the reference refuses others)."""
+    x = np.clip(np.asarray(wave, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if x.size == 0:
+        raise ValueError("dnsmos got an empty clip")
+    need = int(DNSMOS_WINDOW * SAMPLE_RATE)
+    while x.size < need:
+        x = np.concatenate([x, x])
+    sess = _dnsmos_session(threads)
+    name = sess.get_inputs()[0].name
+    scores: dict[str, list[float]] = defaultdict(list)
+    for i in range(int(np.floor(x.size / SAMPLE_RATE) - DNSMOS_WINDOW) + 1):
+        seg = x[int(i * SAMPLE_RATE) : int((i + DNSMOS_WINDOW) * SAMPLE_RATE)]
+        if seg.size < need:  # as the reference: a window cut short by float rounding is dropped
+            continue
+        raw = sess.run(None, {name: seg[None]})[0][0]  # (3,) sig, bak, ovrl
+        for key, value in zip(("sig", "bak", "ovrl"), raw, strict=True):
+            scores[key].append(float(np.poly1d(DNSMOS_POLY[key])(value)))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
