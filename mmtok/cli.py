@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
 from mmtok.core.trainstate import HelpFormatter
+from mmtok.evaluate import add_command as add_eval_command
 
 __all__ = ["main"]
 
@@ -312,18 +313,7 @@ def _add_exports(sub: Any) -> None:
     info.set_defaults(func=_cmd_info)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mmtok",
-        description="Multimodal tokenization: learned VQ codebooks for images and audio, "
-        "interleaved token streams, and a small transformer over them.",
-        epilog="Errors are one line; exit status 2: bad usage (a flag, file or folder refused), 1: a failure "
-        "while running, 130: interrupted.",
-    )
-    parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or set MMTOK_DEBUG=1)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
+def _add_demo(sub: Any) -> None:
     demo = sub.add_parser("demo", help="every capability end to end on example media, into an HTML page",
                           description="Tokenize and rebuild images and sounds, interleave, shard, train a tiny "
                           "model, sample media, plan video context and measure its growth; writes OUT/index.html.")
@@ -338,6 +328,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     demo.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
     demo.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmtok",
+        description="Multimodal tokenization: learned VQ codebooks for images and audio, "
+        "interleaved token streams, and a small transformer over them.",
+        epilog="Errors are one line; exit status 2: bad usage (a flag, file or folder refused), 1: a failure "
+        "while running, 130: interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or set MMTOK_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    _add_demo(sub)
 
     tt = sub.add_parser(
         "train-tokenizer",
@@ -359,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.set_defaults(func=_cmd_prune_codebook)
 
     add_codefile_commands(sub)
+    add_eval_command(sub)
     _add_tokenize(sub)
     _add_exports(sub)
 

@@ -14,7 +14,6 @@ and the others go on; the exit status is then 2, and every file already written 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +21,18 @@ import torch
 
 from mmtok._version import __version__
 from mmtok.audio.config import VOCODER_CHOICES
-from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.errors import UsageError
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
-from mmtok.pretrained import load
-from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
+from mmtok.pretrained import load, model_version
 
 __all__ = ["add_commands", "decode_main", "encode_main"]
 
 DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name of the original
 
 
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
-        if suffix in suffixes:
-            return kind
-    known = " ".join(sorted(IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES))
-    raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known})")
-
-
-def _version(tok: Any) -> str | None:
-    """The model version a tokenizer's provenance gives (a video tokenizer: its image tokenizer's)."""
-    for prov in (getattr(tok, "provenance", None), getattr(getattr(tok, "image", None), "provenance", None)):
-        if isinstance(prov, dict) and prov.get("model_version"):
-            return str(prov["model_version"])
-    return None
-
-
 def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
-    meta = {"kind": kind, "model": model, "model_version": _version(tok), "fingerprint": tok.fingerprint,
+    meta = {"kind": kind, "model": model, "model_version": model_version(tok), "fingerprint": tok.fingerprint,
             "codebook_size": int(tok.codebook_size), "mmtok_version": __version__}
     if kind == "audio":
         meta |= {"sample_rate": int(tok.sample_rate), "tokens_per_second": int(tok.tokens_per_second)}
@@ -73,7 +55,7 @@ class _Models:
 
 
 def _encode_one(path: Path, out: Path, models: _Models) -> str:
-    kind = _kind(path)
+    kind = media_kind(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     tok = models(kind)
@@ -107,7 +89,7 @@ def _check_model(path: Path, meta: dict[str, Any], tok: Any, kind: str, name: st
         made = meta.get("model_version") or meta.get("model") or "another model"
         raise UsageError(
             f"{path}: made by {made} (fingerprint {meta.get('fingerprint')}), but the {kind} model given is "
-            f"{_version(tok) or name} (fingerprint {tok.fingerprint}); decode with --{kind} naming the model "
+            f"{model_version(tok) or name} (fingerprint {tok.fingerprint}); decode with --{kind} naming the model "
             "that made it")
 
 
@@ -154,38 +136,6 @@ def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
     return atomic_file(path, lambda f: sf.write(f, samples, rate, format="WAV", subtype="FLOAT"))
 
 
-def _expand(paths: list[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
-    """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
-    ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
-    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line."""
-    pairs: list[tuple[Path, Path]] = []
-    for path in paths:
-        if not path.is_dir():
-            pairs.append((path, out))
-            continue
-        found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(tuple(suffixes))
-                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
-        pairs += [(f, out / f.parent.relative_to(path)) for f in found] or [(path, out)]
-    return pairs
-
-
-def _run(pairs: list[tuple[Path, Path]], one: Any) -> int:
-    """``one(path, out)`` for each pair, its line printed; a failure is one error line and the rest go on."""
-    failed = 0
-    for path, out in pairs:
-        try:
-            if path.is_dir():
-                raise UsageError(f"{path}: a folder with no file to read in it")
-            print(one(path, out), flush=True)
-        except (MmtokError, OSError) as e:
-            failed += 1
-            text = " ".join(str(e).split())
-            print(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr, flush=True)
-    if failed:
-        print(f"mmtok: {failed} of {len(pairs)} files failed; the others were written", file=sys.stderr)
-    return 2 if failed else 0
-
-
 def add_commands(sub: Any) -> None:
     """``mmtok encode`` and ``mmtok decode`` on the command's subparsers."""
     commands = (
@@ -216,12 +166,12 @@ def add_commands(sub: Any) -> None:
 def encode_main(args: argparse.Namespace) -> int:
     """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/NAME.npz``."""
     models = _Models(args)
-    pairs = _expand(args.files, args.out, IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES)
-    return _run(pairs, lambda path, out: _encode_one(path, out, models))
+    pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
+    return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 
 def decode_main(args: argparse.Namespace) -> int:
     """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png``, ``.wav`` or ``.mp4``."""
     models = _Models(args)
-    pairs = _expand(args.files, args.out, frozenset({CODES_SUFFIX}))
-    return _run(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))
+    pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
+    return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

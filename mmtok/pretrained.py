@@ -33,7 +33,7 @@ from mmtok.core.module_io import (
 )
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["KINDS", "available", "default_config", "load", "load_config", "native_image_tokenizer", "save"]
+__all__ = ["KINDS", "available", "default_config", "load", "load_config", "model_version", "native_image_tokenizer", "save"]
 
 
 def available() -> list[str]:
@@ -157,6 +157,14 @@ def save(
 ) -> Path:
     """Write ``module`` (anything with ``KIND`` and ``cfg``) as a checkpoint folder, atomically."""
     return save_module(module, folder, provenance=provenance, extra_files=extra_files)
+
+
+def model_version(tok: Any) -> str | None:
+    """The model version a tokenizer's provenance gives (a video tokenizer: its image tokenizer's), or None."""
+    for prov in (getattr(tok, "provenance", None), getattr(getattr(tok, "image", None), "provenance", None)):
+        if isinstance(prov, dict) and prov.get("model_version"):
+            return str(prov["model_version"])
+    return None
 
 
 def native_image_tokenizer(name: str = "image") -> Any:

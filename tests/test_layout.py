@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mmtok.pretrained",),
     ("mmtok.data",),
     ("mmtok.lm",),
-    ("mmtok.context", "mmtok.info", "mmtok.codefile"),
+    ("mmtok.context", "mmtok.info", "mmtok.codefile", "mmtok.evaluate"),
     ("mmtok",),  # the package face: what the demo and the command may use
     ("mmtok.demo",),
     ("mmtok.cli",),

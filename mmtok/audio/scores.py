@@ -28,9 +28,12 @@ __all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "dnsmos", "pesq_wb", "speech_scores",
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
     """STOI (``pystoi``, not extended) of ``deg`` against ``ref`` (both ``[S]``); NaN where too
     little speech is left once pystoi drops the silent frames (it then warns and returns 1e-5,
-    which is no score)."""
+    which is no score), and where ``ref`` is digital silence (nothing there to understand: pystoi
+    would give 0)."""
     from pystoi import stoi
 
+    if not bool(ref.abs().gt(0).any()):
+        return math.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(stoi(ref.double().numpy(), deg.double().numpy(), rate, extended=False))

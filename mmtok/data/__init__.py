@@ -10,7 +10,8 @@ when it runs); :mod:`~mmtok.data.shards` is the shard format;
 writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``;
 :mod:`~mmtok.data.outdir` claims a run's output folder (lock, ``--restart``,
 cleanup, the corpus-content check on resume); :mod:`~mmtok.data.codes` is the
-code-file format of ``mmtok encode``.
+code-file format of ``mmtok encode``; :mod:`~mmtok.data.media_files` finds the media
+files a command names and reports each that fails on its own line.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.stream` and :mod:`mmtok.pretrained`
 (to build tokenizers from names).

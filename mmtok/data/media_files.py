@@ -1,0 +1,75 @@
+"""Media files named on a command line: their kind, the folders searched, and one line per file.
+
+``mmtok encode``, ``mmtok decode`` and ``mmtok eval`` take files and folders, work through them
+one file at a time, and report a file that fails on its own line while the others go on:
+
+>>> media_kind(Path("a/b.JPG")), media_kind(Path("talk.flac")), media_kind(Path("clip.mp4"))
+('image', 'audio', 'video')
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mmtok.core.errors import MmtokError, UsageError
+from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+__all__ = ["MEDIA_SUFFIXES", "expand_paths", "media_kind", "run_each"]
+
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
+
+
+def media_kind(path: Path) -> str:
+    """``"image"``, ``"audio"`` or ``"video"`` by the file's extension; a :class:`UsageError` naming the
+    file and the extensions known otherwise."""
+    suffix = path.suffix.lower()
+    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    known = " ".join(sorted(MEDIA_SUFFIXES))
+    raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known})")
+
+
+def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
+    """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
+    ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
+    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line."""
+    pairs: list[tuple[Path, Path]] = []
+    for path in paths:
+        if not path.is_dir():
+            pairs.append((path, out))
+            continue
+        found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(tuple(suffixes))
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        pairs += [(f, out / f.parent.relative_to(path)) for f in found] or [(path, out)]
+    return pairs
+
+
+def run_each(pairs: Sequence[tuple[Path, Path]], one: Callable[[Path, Path], str], *, done: str = "written",
+             progress: bool | None = None) -> int:
+    """``one(path, out)`` for each pair, the line it returns printed; a failure is one error line on stderr
+    (``mmtok: error: FILE: why``) and the rest go on. Returns 2 when any failed (a last line says how many,
+    and that the others were ``done``), else 0. A progress bar runs on stderr when it is a terminal
+    (``progress=None``), always (True) or never (False)."""
+    failed = 0
+    bar = tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    for path, out in bar:
+        bar.set_postfix_str(path.name, refresh=False)
+        try:
+            if path.is_dir():
+                raise UsageError(f"{path}: a folder with no file to read in it")
+            tqdm.write(one(path, out), file=sys.stdout)
+            sys.stdout.flush()
+        except (MmtokError, OSError) as e:
+            failed += 1
+            text = " ".join(str(e).split())
+            tqdm.write(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
+    bar.close()
+    if failed:
+        print(f"mmtok: {failed} of {len(pairs)} files failed; the others were {done}", file=sys.stderr)
+    return 2 if failed else 0

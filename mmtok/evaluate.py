@@ -1,0 +1,293 @@
+"""``mmtok eval``: how well tokenizers rebuild your own media, file by file and on average.
+
+    mmtok eval photos/ speech/ clip.mp4                     # the shipped tokenizers
+    mmtok eval speech/ --audio audio --audio run/model      # two audio models on the same files, paired
+    mmtok eval photos/ --json > scores.jsonl                # JSON lines instead of a table
+
+Each file goes through ``encode`` and ``decode``, and what comes back is scored against what the
+encoder read:
+
+- an image: PSNR and SSIM against ``tok.preprocess(file)`` (the tokenizer's size policy);
+- a sound: STOI and wideband PESQ (with ``pystoi`` and ``pesq``: ``pip install mmtok[eval]``), the log-mel L1 (the tokenizer's own
+  log-mel of the decoded sound against the original's; always), and with ``--dnsmos`` DNSMOS P.835
+  of the decoded sound and of the original (``speechmos`` and ``onnxruntime``), all at 16 kHz, against
+  the file read as mono at the tokenizer's rate;
+- a video: PSNR and SSIM over the frames the tokenizer samples, and its soundtrack as a sound.
+
+Per model: the means over files, and the codebook usage over every token it gave (distinct codes
+over ``min(K, tokens)``) with the perplexity. With two or more models of a kind, each is paired with
+the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
+the files it wins (:func:`mmtok.core.metrics.paired_difference`). A file that cannot be read is one
+error line; the others go on (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtok.audio.config import VOCODER_CHOICES
+from mmtok.audio.io import load_audio
+from mmtok.audio.scores import dnsmos, speech_scores
+from mmtok.core.errors import UsageError
+from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
+from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
+from mmtok.pretrained import load, model_version
+
+__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "score_audio", "score_image", "score_video"]
+
+SCORE_RATE = 16_000  # Hz: STOI, PESQ-WB and DNSMOS run at this rate
+PICTURE = (("psnr_db", "PSNR {:.2f} dB", True), ("ssim", "SSIM {:.3f}", True))
+METRICS = {  # kind -> (key, how it is shown, higher is better), in the order they are shown
+    "image": PICTURE,
+    "video": PICTURE,
+    "audio": (("stoi", "STOI {:.3f}", True), ("pesq_wb", "PESQ-WB {:.2f}", True),
+              ("dnsmos_ovrl", "DNSMOS OVRL {:.2f}", True), ("logmel_l1", "log-mel L1 {:.3f}", False)),
+}
+EXTRA = ("dnsmos_sig", "dnsmos_bak", "original_dnsmos_ovrl")  # averaged and paired too, not in the table
+
+
+def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
+    """``({"psnr_db", "ssim"}, codes)`` of one image file through ``tok``."""
+    codes = tok.encode(path)
+    with torch.inference_mode():
+        ref, rec = tok.preprocess(path)[None], tok.decode(codes)[None]
+    return {"psnr_db": float(psnr(rec, ref)[0]), "ssim": float(ssim(rec, ref)[0])}, codes
+
+
+def score_video(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
+    """``({"psnr_db", "ssim", "frames"}, codes)`` of a video's frames through ``tok``: each frame
+    the tokenizer samples, as its image tokenizer reads it, against the frame decoded from the codes."""
+    codes = tok.encode(path)
+    flat, done, p, s = tok.expand(codes), 0, [], []
+    with torch.inference_mode():
+        for frames, _ in tok.frames(path):
+            ref = tok.image.preprocess(frames)
+            rec = tok.image.decode(flat[done : done + ref.shape[0]])
+            p.append(psnr(rec, ref))
+            s.append(ssim(rec, ref))
+            done += ref.shape[0]
+    if done != flat.shape[0]:
+        raise UsageError(f"{path}: read {done} frames the second time but encoded {flat.shape[0]}")
+    return {"psnr_db": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean()), "frames": done}, flat
+
+
+def score_audio(tok: Any, wave: torch.Tensor, *, vocoder: str = "auto", with_dnsmos: bool = False
+                ) -> tuple[dict[str, float], torch.Tensor]:
+    """``(scores, codes)`` of mono samples ``wave`` at ``tok.sample_rate`` through ``tok``: ``logmel_l1``
+    always; ``stoi`` and ``pesq_wb`` where their packages are installed and the clip can be scored;
+    DNSMOS of the decoded sound and of ``wave`` with ``with_dnsmos``; ``seconds``."""
+    rate = int(tok.sample_rate)
+    codes = tok.encode(wave, sample_rate=rate)
+    with torch.inference_mode():
+        deg = tok.decode(codes, vocoder=vocoder).float().cpu()
+        deg = torch.nn.functional.pad(deg, (0, max(0, wave.numel() - deg.numel())))[: wave.numel()]
+        out: dict[str, float] = {"seconds": round(wave.numel() / rate, 3),
+                                 "logmel_l1": float((tok.log_mel(deg) - tok.log_mel(wave)).abs().mean())}
+    ref16, deg16 = (wave, deg) if rate == SCORE_RATE else (
+        load_audio(x, rate, target_rate=SCORE_RATE, max_seconds=None) for x in (wave, deg))
+    out |= speech_scores(ref16, deg16)
+    if with_dnsmos:
+        out |= {f"dnsmos_{k}": v for k, v in dnsmos(deg16).items()}
+        out["original_dnsmos_ovrl"] = dnsmos(ref16)["ovrl"]
+    return out, codes
+
+
+@dataclass
+class _Model:
+    kind: str
+    name: str
+    tok: Any
+    label: str
+    counts: torch.Tensor
+    tokens: int = 0
+
+    def count(self, codes: torch.Tensor) -> None:
+        c = codes.reshape(-1).cpu()
+        c = c[(c >= 0) & (c < self.counts.numel())]  # the video tokenizer's repeat codes are not image codes
+        self.counts += torch.bincount(c, minlength=self.counts.numel())
+        self.tokens += int(c.numel())
+
+
+@dataclass
+class Evaluation:
+    """The models of each kind, loaded once, and every row scored so far."""
+
+    names: dict[str, list[str]]
+    vocoder: str = "auto"
+    with_dnsmos: bool = False
+    models: dict[str, list[_Model]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[_Model]:
+        if kind not in self.models:
+            self.models[kind] = []
+            for name in self.names[kind]:
+                tok = load(name, kind=kind)
+                label = model_version(tok) or name
+                if any(m.label == label for m in self.models[kind]):
+                    label = name
+                self.models[kind].append(_Model(kind, name, tok, label, torch.zeros(int(tok.codebook_size),
+                                                                                    dtype=torch.long)))
+        return self.models[kind]
+
+    def score_file(self, path: Path) -> list[dict[str, Any]]:
+        """Every row of one file (one per model; a video also its soundtrack's, one per audio model)."""
+        kind = media_kind(path)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        rows: list[dict[str, Any]] = []
+        if kind == "audio":
+            wave = None
+            for m in self.of("audio"):
+                if wave is None or int(m.tok.sample_rate) != wave[1]:
+                    wave = (load_audio(path, target_rate=int(m.tok.sample_rate)), int(m.tok.sample_rate))
+                rows.append(self._audio_row(m, path, wave[0], None))
+            return rows
+        for m in self.of(kind):
+            scores, codes = (score_image if kind == "image" else score_video)(m.tok, path)
+            m.count(codes)
+            rows.append({"file": str(path), "kind": kind, "model": m.label, **scores})
+        if kind == "video":
+            from mmtok.video.tokenizer import read_audio
+
+            for m in self.of("audio"):
+                sound = read_audio(path, int(m.tok.sample_rate))
+                if sound is not None and sound[0].numel():
+                    rows.append(self._audio_row(m, path, sound[0], "soundtrack"))
+        return rows
+
+    def _audio_row(self, m: _Model, path: Path, wave: torch.Tensor, track: str | None) -> dict[str, Any]:
+        scores, codes = score_audio(m.tok, wave, vocoder=self.vocoder, with_dnsmos=self.with_dnsmos)
+        m.count(codes)
+        row = {"file": str(path), "kind": "audio", "model": m.label, **scores}
+        return row | ({"track": track} if track else {})
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Per model: files, means of each score, codebook usage and perplexity over its tokens."""
+        out = []
+        for kind, models in self.models.items():
+            for m in models:
+                rows = [r for r in self.rows if r["kind"] == kind and r["model"] == m.label]
+                row: dict[str, Any] = {"summary": kind, "model": m.label, "name": m.name, "files": len(rows)}
+                for key in [k for k, _, _ in METRICS[kind]] + list(EXTRA) + ["seconds", "frames"]:
+                    vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+                    if vals:
+                        row[key] = round(statistics.fmean(vals), 6) if key not in ("seconds", "frames") else sum(vals)
+                        if len(vals) < len(rows) and key in ("stoi", "pesq_wb"):
+                            row[f"{key}_files"] = len(vals)
+                used = int((m.counts > 0).sum())
+                usage, ppl = codebook_usage(m.counts)
+                row |= {"tokens": m.tokens, "codebook_size": m.counts.numel(), "codes_used": used,
+                        "usage": round(used / max(1, min(m.counts.numel(), m.tokens)), 4),
+                        "usage_of_k": round(usage, 4), "perplexity": round(ppl, 1)}
+                out.append(row)
+        return out
+
+    def pairs(self) -> list[dict[str, Any]]:
+        """Each model after the first of its kind against the first, on the files both scored."""
+        out = []
+        for kind, models in self.models.items():
+            first = models[0].label
+            keyed = defaultdict(dict)
+            for r in self.rows:
+                if r["kind"] == kind:
+                    keyed[r["model"]][(r["file"], r.get("track"))] = r
+            keys = [k for k, _, _ in METRICS[kind]] + list(EXTRA)
+            for m in models[1:]:
+                common = [f for f in keyed[m.label] if f in keyed[first]]
+                diff = paired_difference([keyed[m.label][f] for f in common], [keyed[first][f] for f in common], keys)
+                out.append({"paired": kind, "model": m.label, "minus": first, **diff})
+        return out
+
+
+def _fmt_row(r: dict[str, Any]) -> str:
+    shown = [how.format(r[key]) for key, how, _ in METRICS[r["kind"]] if key in r]
+    what = f"{r['seconds']:g} s" if "seconds" in r else f"{r['frames']} frames" if "frames" in r else ""
+    track = f" ({r['track']})" if r.get("track") else ""
+    return f"{r['file']}{track}  {r['model']}  " + "  ".join(shown) + (f"  [{what}]" if what else "")
+
+
+def _fmt_summary(s: dict[str, Any]) -> str:
+    shown = [how.format(s[key]) for key, how, _ in METRICS[s["summary"]] if key in s]
+    partial = [f"{k.removesuffix('_files')} on {v} of them" for k, v in s.items() if k.endswith("_files")]
+    return (f"{s['summary']} · {s['model']}: {s['files']} file{'s' * (s['files'] != 1)}"
+            + (f" ({', '.join(partial)})" if partial else "") + ": " + ", ".join(shown)
+            + (f" (original {s['original_dnsmos_ovrl']:.2f})" if "original_dnsmos_ovrl" in s else "")
+            + f"; {s['codes_used']:,} of {s['codebook_size']:,} codes on {s['tokens']:,} tokens"
+            f" (usage {100 * s['usage']:.1f}% of min(K, tokens)), perplexity {s['perplexity']:,.1f}")
+
+
+def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
+    for key, how, higher in METRICS[p["paired"]]:
+        if key in p:
+            d = p[key]
+            label = how.split(" {")[0]
+            yield (f"{p['paired']} · {p['model']} − {p['minus']}: {label} {d['mean']:+.4f} "
+                   f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({'higher' if higher else 'lower'} is better), "
+                   f"higher on {d['wins']} of {d['n']} files")
+
+
+def add_command(sub: Any) -> None:
+    """``mmtok eval`` on the command's subparsers."""
+    parser = sub.add_parser(
+        "eval", help="how well tokenizers rebuild your images, sounds and videos (PSNR, SSIM, STOI, PESQ, usage)",
+        description="Encode and decode each image, sound or video (by its extension; folders are searched through "
+        "their subfolders) and score what comes back against what the encoder read: PSNR and SSIM for pictures "
+        "and frames; STOI, wideband PESQ (pip install mmtok[eval]) and the log-mel L1 for sounds, DNSMOS with "
+        "--dnsmos. Then the means per model, codebook usage and perplexity, and with two or more models of a "
+        "kind, each against the first, paired over the files. A file that fails is reported and the others go on.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images, sounds and videos, or folders")
+    for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
+                       ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
+        parser.add_argument(f"--{kind}", action="append", metavar="MODEL",
+                            help=f"{what}: a shipped name or a checkpoint folder; give it again to compare models "
+                            f"on the same files, each against the first (default: {kind})")
+    parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
+                        help="how sounds come back (default: the model's learned vocoder when it has one)")
+    parser.add_argument("--dnsmos", action="store_true",
+                        help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
+    parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
+    parser.set_defaults(func=eval_main)
+
+
+def _missing(modules: Iterable[str]) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def eval_main(args: argparse.Namespace) -> int:
+    """``mmtok eval FILE...``: rows as files are scored, then a summary per model and the paired differences."""
+    if args.dnsmos and (missing := _missing(("speechmos", "onnxruntime"))):
+        raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
+    names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
+    ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
+
+    def one(path: Path, _out: Path) -> str:
+        rows = ev.score_file(path)
+        ev.rows.extend(rows)
+        return "\n".join(json.dumps(r) if args.json else _fmt_row(r) for r in rows)
+
+    status = run_each(expand_paths(args.files, Path("."), MEDIA_SUFFIXES), one, done="scored")
+    summaries, pairs = ev.summaries(), ev.pairs()
+    if args.json:
+        for row in summaries + pairs:
+            print(json.dumps(row))
+    else:
+        lines = [_fmt_summary(s) for s in summaries if s["files"]] + [x for p in pairs for x in _fmt_pair(p)]
+        print("\n".join(["", *lines]) if lines else "", flush=True)
+    if any(r["kind"] == "audio" for r in ev.rows) and (missing := _missing(("pystoi", "pesq"))):
+        print(f"mmtok: note: without {' and '.join(missing)} a sound gets no "
+              f"{' or '.join({'pystoi': 'STOI', 'pesq': 'PESQ-WB'}[m] for m in missing)}: pip install mmtok[eval]",
+              file=sys.stderr)
+    return status

@@ -1,0 +1,148 @@
+"""``mmtok eval``: each file scored through encode and decode, means per model, models paired."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+import mmtok
+from mmtok.cli import main
+from mmtok.core.metrics import psnr, ssim
+from mmtok.evaluate import score_audio
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "data"
+HAS_STOI = importlib.util.find_spec("pystoi") is not None
+HAS_PESQ = importlib.util.find_spec("pesq") is not None
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def noisy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped image tokenizer with noise on its decoder's weights: a model that is worse, for pairing."""
+    tok = mmtok.load("image")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in tok.decoder.parameters():
+            p.add_(0.05 * p.std().nan_to_num(0.0) * torch.randn(p.shape, generator=g))
+    return mmtok.save(tok, tmp_path_factory.mktemp("models") / "noisy")
+
+
+def test_an_image_row_is_the_round_trip_against_what_the_encoder_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "rocket.jpg"), "--json"]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    tok = mmtok.load("image")
+    files = [r for r in rows if "file" in r]
+    assert [Path(r["file"]).name for r in files] == ["coffee.jpg", "rocket.jpg"]
+    for r in files:
+        ref = tok.preprocess(r["file"])
+        rec = tok.decode(tok.encode(r["file"]))
+        assert r["kind"] == "image" and r["model"] == tok.provenance["model_version"]
+        assert r["psnr_db"] == pytest.approx(float(psnr(rec, ref)), abs=1e-5)
+        assert r["ssim"] == pytest.approx(float(ssim(rec, ref)), abs=1e-6)
+    (summary,) = [r for r in rows if "summary" in r]
+    codes = torch.cat([tok.encode(EXAMPLES / n).flatten() for n in ("coffee.jpg", "rocket.jpg")])
+    used = codes.unique().numel()
+    assert summary["files"] == 2 and summary["tokens"] == 512 and summary["codes_used"] == used
+    assert summary["usage"] == pytest.approx(used / 512, abs=1e-4)  # distinct codes over min(K, tokens)
+    assert summary["psnr_db"] == pytest.approx(np.mean([r["psnr_db"] for r in files]), abs=1e-5)
+    assert not [r for r in rows if "paired" in r]  # one model: nothing to pair
+
+
+def test_a_worse_model_is_paired_against_the_first_and_loses(noisy_model: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(EXAMPLES / n) for n in ("coffee.jpg", "rocket.jpg", "chelsea.jpg", "camera.png")]
+    assert main(["eval", *files, "--image", "image", "--image", str(noisy_model), "--json"]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    (pair,) = [r for r in rows if "paired" in r]
+    assert pair["model"] == str(noisy_model) and pair["minus"] == mmtok.load("image").provenance["model_version"]
+    assert pair["items"] == 4 and pair["psnr_db"]["n"] == 4
+    assert pair["psnr_db"]["mean"] < 0 and pair["psnr_db"]["ci95"][1] < 0 and pair["psnr_db"]["wins"] == 0
+    by_model = {r["model"]: r for r in rows if "summary" in r}
+    assert by_model[str(noisy_model)]["psnr_db"] < by_model[pair["minus"]]["psnr_db"]
+    # the same model twice: every difference is exactly zero and neither wins
+    assert main(["eval", *files[:2], "--image", "image", "--image", "image", "--json"]) == 0
+    (same,) = [r for r in _json_lines(capsys.readouterr().out) if "paired" in r]
+    assert same["model"] == "image" and same["psnr_db"] == {"mean": 0.0, "ci95": [0.0, 0.0], "wins": 0, "n": 2}
+
+
+def test_a_sound_is_scored_at_16_khz_and_a_silent_one_does_not_stop_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sf.write(tmp_path / "silence.wav", np.zeros(8000, np.float32), 16000)
+    sf.write(tmp_path / "broken.wav", np.zeros(10, np.float32), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....not a wave")
+    args = ["eval", str(EXAMPLES / "speech_en.wav"), str(tmp_path / "silence.wav"), str(tmp_path / "broken.wav")]
+    assert main([*args, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "broken.wav" in err and "1 of 3 files failed; the others were scored" in err
+    rows = _json_lines(out)
+    speech, silence = [r for r in rows if "file" in r]
+    tok = mmtok.load("audio")
+    wave = mmtok.load_audio(EXAMPLES / "speech_en.wav", target_rate=16000)
+    assert speech["seconds"] == pytest.approx(wave.numel() / 16000, abs=1e-3)
+    deg = tok.decode(tok.encode(wave, sample_rate=16000))[: wave.numel()]
+    assert speech["logmel_l1"] == pytest.approx(float((tok.log_mel(deg) - tok.log_mel(wave)).abs().mean()), rel=1e-4)
+    assert ("stoi" in speech) == HAS_STOI and ("pesq_wb" in speech) == HAS_PESQ
+    if HAS_STOI:
+        assert 0.5 < speech["stoi"] < 1.0  # speech comes back intelligible (v7: about 0.74 here)
+    assert "stoi" not in silence and "pesq_wb" not in silence and math.isfinite(silence["logmel_l1"])
+    (summary,) = [r for r in rows if "summary" in r]
+    assert summary["files"] == 2 and summary["tokens"] == math.ceil(wave.numel() / 320) + 25  # 50 tokens/s
+    if HAS_STOI:
+        assert summary["stoi"] == pytest.approx(speech["stoi"]) and summary["stoi_files"] == 1
+
+
+@pytest.mark.skipif(not HAS_STOI or importlib.util.find_spec("speechmos") is None, reason="needs pystoi and speechmos")
+def test_dnsmos_scores_the_decoded_sound_and_its_original() -> None:
+    tok = mmtok.load("audio")
+    wave = mmtok.load_audio(EXAMPLES / "speech_en.wav", target_rate=16000)
+    scores, codes = score_audio(tok, wave, with_dnsmos=True)
+    assert codes.numel() == math.ceil(wave.numel() / 320)
+    assert {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "original_dnsmos_ovrl"} <= set(scores)
+    assert all(1.0 <= scores[k] <= 5.0 for k in ("dnsmos_ovrl", "original_dnsmos_ovrl"))
+
+
+def test_a_video_scores_its_frames_and_its_soundtrack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(EXAMPLES / "pan.mp4")]) == 0
+    out = capsys.readouterr().out
+    video = mmtok.load("video")
+    frames = torch.cat([video.image.preprocess(f) for f, _ in video.frames(EXAMPLES / "pan.mp4")])
+    rec = video.decode(video.encode(EXAMPLES / "pan.mp4"))
+    want = float(psnr(rec, frames).mean())
+    lines = out.splitlines()
+    assert "pan.mp4  image v3" in lines[0] and f"PSNR {want:.2f} dB" in lines[0] and f"[{frames.shape[0]} frames]" in lines[0]
+    assert "pan.mp4 (soundtrack)  audio v7" in lines[1] and "log-mel L1" in lines[1]
+    assert any(line.startswith("video · ") and f"on {frames.shape[0] * 256:,} tokens" in line for line in lines)
+
+
+def test_folders_are_searched_and_what_is_not_media_is_refused(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.full((64, 96, 3), 120, np.uint8)).save(tmp_path / "sub" / "flat.png")
+    (tmp_path / "notes.txt").write_text("not media")
+    assert main(["eval", str(tmp_path), "--json"]) == 0  # the folder's media only
+    rows = _json_lines(capsys.readouterr().out)
+    assert [Path(r["file"]).name for r in rows if "file" in r] == ["flat.png"]
+    assert main(["eval", str(tmp_path / "notes.txt")]) == 2
+    assert "not an image, a sound or a video" in capsys.readouterr().err
+
+
+def test_without_the_metric_packages_a_note_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import mmtok.evaluate as ev
+
+    monkeypatch.setattr(ev, "_missing", lambda modules: [m for m in modules if m in ("pesq", "speechmos")])
+    assert main(["eval", str(EXAMPLES / "speech_de.flac")]) == 0
+    assert "without pesq a sound gets no PESQ-WB: pip install mmtok[eval]" in capsys.readouterr().err
+    assert main(["eval", str(EXAMPLES / "speech_de.flac"), "--dnsmos"]) == 2
+    assert "--dnsmos needs speechmos: pip install mmtok[eval]" in capsys.readouterr().err
