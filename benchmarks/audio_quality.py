@@ -187,12 +187,15 @@ def train_slices(tok: AudioTokenizer, cache: AudioCache, n: int, *, seed: int = 
     return torch.cat(rows)
 
 
-def fit_baselines(tok: AudioTokenizer, cache: AudioCache, args: argparse.Namespace, skip: set[str]) -> dict[str, Any]:
-    """The k-means centroids and the dMel quantizer, fitted on random slices of the train split."""
+def fit_baselines(tok: AudioTokenizer, args: argparse.Namespace, skip: set[str]) -> dict[str, Any]:
+    """The k-means centroids and the dMel quantizer, fitted on random slices of the cache's train split
+    (the cache is read only when one of them is measured)."""
     out: dict[str, Any] = {}
     if {"kmeans", "dmel"} <= skip:
         return out
-    fit = train_slices(tok, cache, args.kmeans_vectors, seed=args.seed)
+    if not args.cache:
+        raise SystemExit("the k-means and dMel rows fit on a cache's train split: give --cache, or skip kmeans,dmel")
+    fit = train_slices(tok, AudioCache(args.cache, "train"), args.kmeans_vectors, seed=args.seed)
     k, bits = tok.codebook_size, round(math.log2(tok.codebook_size))
     if "kmeans" not in skip:
         t = time.perf_counter()
@@ -344,7 +347,8 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_clip_arguments(ap, seed_help="clip order, training slices and k-means seeds")
-    ap.add_argument("--cache", required=True, help="16 kHz cache of the corpus (its train split fits the baselines)")
+    ap.add_argument("--cache", default=None, help="16 kHz cache of the corpus: its train split fits the k-means and "
+                    "dMel rows (not needed when both are skipped)")
     ap.add_argument("--model", default="audio", help="the tokenizer: shipped name or checkpoint folder")
     ap.add_argument("--vocoder", default=None, help="a vocoder checkpoint (RUN/best); default: the tokenizer's own")
     ap.add_argument("--compare", default=None, help="another tokenizer, decoded its own way (e.g. audio)")
@@ -389,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = functools.partial(emit, level_db=args.level_db) if args.level_db else emit
     clips = at_level(eval_clips(args, rows), args.level_db)
     out(eval_set_row(clips, args.split, args.seed))
-    base = fit_baselines(tok, AudioCache(args.cache, "train"), args, skip)
+    base = fit_baselines(tok, args, skip)
     per: dict[str, list[dict[str, float]]] = {}
     quality = evaluate(tok, voc, clips, base, skip, compare=compare, threads=args.threads, per_clip=per)
     own = args.vocoder or "the tokenizer's own"
