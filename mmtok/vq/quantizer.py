@@ -32,7 +32,7 @@ from torch import nn
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
-from mmtok.vq.search import nearest_code
+from mmtok.vq.search import canonical_codes, nearest_code
 
 __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
@@ -152,6 +152,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
         self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
         self._kmeans_pool: list[torch.Tensor] = []
+        self._twins: tuple[tuple[int, int, torch.device], torch.Tensor] | None = None  # see _canonical
 
     # ---------------------------------------------------------------- properties
 
@@ -194,9 +195,19 @@ class VectorQuantizer(nn.Module):
             z = F.normalize(z, dim=-1)
         return z
 
-    def _search(self, z: torch.Tensor) -> torch.Tensor:
-        return nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
-                            budget_mb=self.cfg.search_budget_mb)
+    def _search(self, z: torch.Tensor, *, exact: bool) -> torch.Tensor:
+        """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one)."""
+        idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
+                           budget_mb=self.cfg.search_budget_mb, exact_ties=exact)
+        return self._canonical()[idx] if exact else idx
+
+    def _canonical(self) -> torch.Tensor:
+        """``[K]``: each code, or the first of its twins (:func:`~mmtok.vq.search.canonical_codes`), for
+        the codebook as it is now (worked out again after any change to it)."""
+        key = (self.embed._version, self.embed.data_ptr(), self.embed.device)
+        if self._twins is None or self._twins[0] != key:
+            self._twins = key, canonical_codes(self.embed, cosine=self.cfg.cosine)
+        return self._twins[1]
 
     # ---------------------------------------------------------------- public API
 
@@ -207,7 +218,7 @@ class VectorQuantizer(nn.Module):
         z = self._to_lookup(x)  # (N, d)
         if self.training and not bool(self.initted):
             self._maybe_kmeans_init(z.detach())
-        idx = self._search(z)  # (N,)
+        idx = self._search(z, exact=not self.training)  # (N,); outside training as encode gives them
         q = F.embedding(idx, self.embed)  # (N, d)
         counts = torch.bincount(idx, minlength=self.cfg.codebook_size)
         if self.training:
@@ -227,7 +238,10 @@ class VectorQuantizer(nn.Module):
         """Indices (int64, shape ``x.shape[:-1]``) of the nearest codes; counted in :meth:`usage_stats`.
 
         The search runs under inference mode; the indices come back as an ordinary tensor that a
-        caller may shift in place or feed to an embedding that trains.
+        caller may shift in place or feed to an embedding that trains. Of two or more codes on one
+        point (twins, which dead-code restarts can leave), the first always comes back: which twin
+        the search itself lands on depends on rounding, so the thread count or the CPU would change
+        the codes (:func:`~mmtok.vq.search.canonical_codes`).
         """
         self._check(x)
         flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
@@ -235,7 +249,7 @@ class VectorQuantizer(nn.Module):
         # projections, normalisation and dtype casts happen per slab, so memory stays bounded
         for start in range(0, flat.shape[0], ENCODE_SLAB):
             stop = min(start + ENCODE_SLAB, flat.shape[0])
-            idx[start:stop] = self._search(self._to_lookup(flat[start:stop]))
+            idx[start:stop] = self._search(self._to_lookup(flat[start:stop]), exact=True)
         self.seen_counts += torch.bincount(idx, minlength=self.cfg.codebook_size)
         return idx.reshape(x.shape[:-1])
 

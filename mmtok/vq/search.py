@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["block_rows", "nearest_code"]
+__all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "score_margin"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
+TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's RMS radius
 
 
 def _argmax_rows(scores: torch.Tensor, out: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,6 +64,7 @@ def nearest_code(
     cosine: bool = False,
     chunk_size: int | None = None,
     budget_mb: float | None = None,
+    exact_ties: bool = False,
 ) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean, or cosine) for every row of ``x``.
 
@@ -71,6 +73,12 @@ def nearest_code(
     so memory stays at one ``[chunk, K]`` block whatever ``N`` is: ``chunk_size`` rows,
     or as many as fit in ``budget_mb`` MiB (see :func:`block_rows`). With ``cosine`` the
     rows of ``x`` and ``codebook`` are expected l2-normalised already.
+
+    Float32 scores cannot tell apart codes whose scores differ by less than their rounding
+    (codes a few 1e-4 apart, seen from a vector next to them), so the winner among them would
+    depend on the summation order: on the thread count or the CPU. With ``exact_ties`` each row
+    whose runner-up lies within that rounding (:func:`score_margin`) is settled in float64 over
+    those candidates, an exact tie going to the smallest index: the same answer on any machine.
 
     >>> c = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     >>> nearest_code(torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1]]), c).tolist()
@@ -92,5 +100,115 @@ def nearest_code(
         stop = min(start + rows, n)
         block = scores[: stop - start]
         torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
-        _argmax_rows(block, out=out[start:stop], rows=row_ids)
+        if exact_ties:
+            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, cosine=cosine)
+        else:
+            _argmax_rows(block, out=out[start:stop], rows=row_ids)
     return out
+
+
+def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False) -> torch.Tensor:
+    """``[N]``: how far the float32 score ``x·c - |c|²/2`` (``x·c`` with ``cosine``) of a row of ``x`` can
+    be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums."""
+    c_max = float(codebook.detach().float().norm(dim=1).max())
+    size = x.detach().float().norm(dim=1) * c_max + (0.0 if cosine else c_max * c_max / 2)
+    return size * (2 * codebook.shape[1] * torch.finfo(torch.float32).eps)
+
+
+def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor,
+                    rows: torch.Tensor, *, cosine: bool) -> None:
+    """``_argmax_rows`` into ``out``, then each row whose runner-up score lies within its rounding
+    (:func:`score_margin`) settled in float64: the smallest squared distance among those candidates,
+    an exact tie to the smallest index. On the CPU the group maxima of the two-level argmax find those
+    rows, so only they are scanned whole."""
+    n, k = block.shape
+    thresh_of = score_margin(x, codebook, cosine=cosine)[:, None]  # (n, 1)
+    if block.device.type == "cpu" and k % ARGMAX_GROUP == 0 and k >= 4 * ARGMAX_GROUP:
+        groups = block.view(n, k // ARGMAX_GROUP, ARGMAX_GROUP)  # (n, G, B)
+        gmax = groups.amax(2)  # (n, G)
+        best_group = gmax.argmax(1)
+        inside = groups[rows[:n], best_group]  # (n, B)
+        pos = inside.argmax(1)
+        thresh = inside.gather(1, pos[:, None]) - thresh_of
+        suspect = ((gmax >= thresh).sum(1) > 1) | ((inside >= thresh).sum(1) > 1)
+        torch.add(pos, best_group, alpha=ARGMAX_GROUP, out=out)
+    else:
+        torch.argmax(block, 1, out=out)
+        thresh = block.gather(1, out[:, None]) - thresh_of
+        suspect = (block >= thresh).sum(1) > 1
+    r = suspect.nonzero().flatten()
+    if r.numel() == 0:
+        return
+    rr, cc = (block[r] >= thresh[r]).nonzero(as_tuple=True)  # row by row, codes ascending
+    d = (codebook[cc].double() - x[r][rr].double()).pow(2).sum(1)
+    order = torch.argsort(d, stable=True)  # equal distances keep ascending codes
+    order = order[torch.argsort(rr[order], stable=True)]  # then row by row
+    first = torch.ones_like(order, dtype=torch.bool)
+    first[1:] = rr[order][1:] != rr[order][:-1]
+    out[r[rr[order][first]]] = cc[order][first]
+
+
+def _close_pairs(cb: torch.Tensor, tol: float) -> torch.Tensor:
+    """``[P, 2]`` pairs ``i < j`` of rows of ``cb`` (float64 ``[K, d]``) within ``tol`` of each other.
+
+    Two rows within ``tol`` project onto any unit direction within ``tol`` too, so after sorting the
+    projections on one (fixed, random) direction every such pair sits within a run of projections
+    ``tol`` wide: only those candidates are measured. ``O(K log K)`` plus the candidates."""
+    direction = torch.randn(cb.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    proj = cb @ (direction / direction.norm()).to(cb.device)
+    order = proj.argsort()
+    p = proj[order]
+    found = []
+    for offset in range(1, cb.shape[0]):
+        near = (p[offset:] - p[:-offset] <= tol).nonzero().flatten()
+        if near.numel() == 0:
+            break
+        a, b = order[near], order[near + offset]
+        found.append(torch.stack([torch.minimum(a, b), torch.maximum(a, b)], 1))
+    if not found:
+        return torch.empty(0, 2, dtype=torch.long, device=cb.device)
+    pairs = torch.cat(found)
+    return pairs[(cb[pairs[:, 0]] - cb[pairs[:, 1]]).pow(2).sum(1).sqrt() <= tol]
+
+
+def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: float = TWIN_TOLERANCE
+                    ) -> torch.Tensor:
+    """``[K]`` int64: each code's index, or for a code with twins the smallest index among them.
+
+    Twins are codes whose vectors lie within ``tolerance`` times the codebook's RMS radius (the
+    root mean square distance of the codes from their mean) of each other: dead-code restarts can
+    leave several codes on one point, such as silence. A
+    vector that falls on twins is equally near to each of them, so which one the search picks
+    depends on rounding: on the thread count or the CPU. Mapping the search's answer through
+    this table gives one code whatever the arithmetic. Twins are grouped transitively.
+
+    >>> cb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1e-9], [0.0, 1.0], [1.0, 0.0]])
+    >>> canonical_codes(cb).tolist()
+    [0, 1, 1, 3, 1]
+    """
+    k = codebook.shape[0]
+    canon = torch.arange(k, device=codebook.device)
+    if k < 2:
+        return canon
+    cb = torch.nn.functional.normalize(codebook.double(), dim=-1) if cosine else codebook.double()
+    tol = tolerance * float((cb - cb.mean(0)).pow(2).sum(1).mean().sqrt())
+    pairs = _close_pairs(cb, tol).tolist()
+    if not pairs:
+        return canon
+    twins = sorted({c for pair in pairs for c in pair})
+    at = {c: n for n, c in enumerate(twins)}
+    parent = list(range(len(twins)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        a, b = root(at[i]), root(at[j])
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # twins are listed in index order, so the root is the smallest
+    for i, code in enumerate(twins):
+        canon[code] = twins[root(i)]
+    return canon
