@@ -91,3 +91,15 @@ def test_shipped_audio_codes_are_the_same_with_one_thread_or_two() -> None:
     twins = canonical_codes(tok.vq.embed, cosine=True)
     assert int((twins != torch.arange(twins.numel())).sum()) == 41  # 41 codes that are twins of 3 others
     assert not torch.isin(codes[0], (twins != torch.arange(twins.numel())).nonzero().flatten()).any()
+
+
+def test_a_codebook_made_under_inference_mode_works_and_is_followed() -> None:
+    """Tensors made under inference mode keep no version counter; the twin table goes by their contents."""
+    with torch.inference_mode():
+        vq = VectorQuantizer(VQConfig(dim=8, codebook_size=64, kmeans_init=False)).eval()
+        vq.embed[[5, 9]] = vq.embed[20].clone()
+        assert vq.encode(vq.embed[[9, 20]]).tolist() == [5, 5]
+        vq.embed[5] += 1.0
+        assert vq.encode(vq.embed[[9, 20]]).tolist() == [9, 9]
+        tok = mmtok.load("image")
+        assert torch.equal(tok.encode(EXAMPLES / "coffee.jpg"), mmtok.load("image").encode(EXAMPLES / "coffee.jpg"))

@@ -152,7 +152,7 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
         self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
         self._kmeans_pool: list[torch.Tensor] = []
-        self._twins: tuple[tuple[int, int, torch.device], torch.Tensor] | None = None  # see _canonical
+        self._twins: tuple[tuple[object, int, torch.device], torch.Tensor] | None = None  # see _canonical
 
     # ---------------------------------------------------------------- properties
 
@@ -204,7 +204,14 @@ class VectorQuantizer(nn.Module):
     def _canonical(self) -> torch.Tensor:
         """``[K]``: each code, or the first of its twins (:func:`~mmtok.vq.search.canonical_codes`), for
         the codebook as it is now (worked out again after any change to it)."""
-        key = (self.embed._version, self.embed.data_ptr(), self.embed.device)
+        e = self.embed
+        if e.is_inference():  # made under inference mode: no version counter, so its contents stand in
+            flat = e.detach().double().flatten()
+            version = (float(flat.sum()), float((flat * torch.arange(flat.numel(), dtype=flat.dtype,
+                                                                       device=flat.device)).sum()))
+        else:
+            version = e._version
+        key = (version, e.data_ptr(), e.device)
         if self._twins is None or self._twins[0] != key:
             self._twins = key, canonical_codes(self.embed, cosine=self.cfg.cosine)
         return self._twins[1]
