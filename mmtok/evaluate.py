@@ -184,7 +184,7 @@ class Evaluation:
                 for key in [k for k, _, _ in METRICS[kind]] + list(EXTRA) + ["seconds", "frames"]:
                     vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
                     if vals:
-                        row[key] = round(statistics.fmean(vals), 6) if key not in ("seconds", "frames") else sum(vals)
+                        row[key] = round(statistics.fmean(vals) if key not in ("seconds", "frames") else sum(vals), 6)
                         if len(vals) < len(rows) and key in ("stoi", "pesq_wb"):
                             row[f"{key}_files"] = len(vals)
                 used = int((m.counts > 0).sum())
