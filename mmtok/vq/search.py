@@ -111,8 +111,10 @@ def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fals
     """``[N]``: how far the float32 score ``x·c - |c|²/2`` (``x·c`` with ``cosine``) of a row of ``x`` can
     be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums."""
     c_max = float(codebook.detach().float().norm(dim=1).max())
-    size = x.detach().float().norm(dim=1) * c_max + (0.0 if cosine else c_max * c_max / 2)
-    return size * (2 * codebook.shape[1] * torch.finfo(torch.float32).eps)
+    scale = 2 * codebook.shape[1] * torch.finfo(torch.float32).eps
+    if cosine:  # unit rows: |x| = 1
+        return torch.full((x.shape[0],), scale * c_max, dtype=torch.float32, device=x.device)
+    return (x.detach().float().norm(dim=1) * c_max + c_max * c_max / 2) * scale
 
 
 def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor,
