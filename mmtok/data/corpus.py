@@ -223,7 +223,7 @@ def _watch_parent(parent: int) -> None:
 
 def _init_worker(spec: TokenizerSpec, source: Source, dtype: str, parent: int | None) -> None:
     global _WORKER
-    torch.set_num_threads(1)  # one intra-op thread per worker: N workers use N cores, ids never vary
+    torch.set_num_threads(1)  # one intra-op thread per worker: N workers use N cores (ids do not depend on it)
     if parent is not None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
