@@ -16,10 +16,14 @@ settings.load_profile("seeded")
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed() -> Iterator[None]:
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002 - code under test may use the global state
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:  # trainers run in-process set their --threads: undo it
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
