@@ -45,7 +45,7 @@ from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
 from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
 from mmtok.pretrained import load, model_version
 
-__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "score_audio", "score_image", "score_video"]
+__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "plot_scores", "score_audio", "score_image", "score_video"]
 
 SCORE_RATE = 16_000  # Hz: STOI, PESQ-WB and DNSMOS run at this rate
 PICTURE = (("psnr_db", "PSNR {:.2f} dB", True), ("ssim", "SSIM {:.3f}", True))
@@ -239,6 +239,44 @@ def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
                    f"higher on {d['wins']} of {d['n']} files")
 
 
+def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
+    """One panel per kind and score: each file's score per model as a dot (files scored by two or more
+    models joined by a grey line, so a pairing shows), the mean as a bar. Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(kind, key, how) for kind in dict.fromkeys(r["kind"] for r in rows)
+              for key, how, _ in METRICS[kind] if any(r["kind"] == kind and key in r for r in rows)]
+    if not panels:
+        raise UsageError("--plot: no file was scored, so there is nothing to draw")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    for ax, (kind, key, how) in zip(axes[0], panels, strict=True):
+        mine = [r for r in rows if r["kind"] == kind and key in r and math.isfinite(r[key])]
+        models = list(dict.fromkeys(r["model"] for r in mine))
+        by_file: dict[Any, dict[int, float]] = defaultdict(dict)
+        for r in mine:
+            by_file[(r["file"], r.get("track"))][models.index(r["model"])] = r[key]
+        for values in by_file.values():
+            xs = sorted(values)
+            ax.plot(xs, [values[x] for x in xs], color="0.8", lw=0.8, zorder=1)
+        for i, m in enumerate(models):
+            vals = [r[key] for r in mine if r["model"] == m]
+            ax.scatter([i] * len(vals), vals, s=12, zorder=2)
+            ax.hlines(statistics.fmean(vals), i - 0.3, i + 0.3, color="black", lw=2, zorder=3)
+        ax.set_xticks(range(len(models)), [m if len(m) <= 18 else m[:17] + "…" for m in models], rotation=15)
+        ax.set_title(f"{kind}: {how.split(' {')[0]}" + (" (lower is better)" if key == "logmel_l1" else ""), fontsize=9)
+        ax.set_xlim(-0.6, len(models) - 0.4)
+    fig.suptitle(f"mmtok eval: {len({(r['file'], r.get('track')) for r in rows})} files, one dot per file and model; "
+                 "bars: means")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def add_command(sub: Any) -> None:
     """``mmtok eval`` on the command's subparsers."""
     parser = sub.add_parser(
@@ -259,6 +297,7 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--dnsmos", action="store_true",
                         help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib)")
     parser.set_defaults(func=eval_main)
 
 
@@ -270,6 +309,8 @@ def eval_main(args: argparse.Namespace) -> int:
     """``mmtok eval FILE...``: rows as files are scored, then a summary per model and the paired differences."""
     if args.dnsmos and (missing := _missing(("speechmos", "onnxruntime"))):
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
+    if args.plot is not None and _missing(("matplotlib",)):
+        raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
     ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
 
@@ -286,6 +327,8 @@ def eval_main(args: argparse.Namespace) -> int:
     else:
         lines = [_fmt_summary(s) for s in summaries if s["files"]] + [x for p in pairs for x in _fmt_pair(p)]
         print("\n".join(["", *lines]) if lines else "", flush=True)
+    if args.plot is not None and ev.rows:
+        print(f"mmtok: drew {plot_scores(ev.rows, args.plot)}", file=sys.stderr)
     if any(r["kind"] == "audio" for r in ev.rows) and (missing := _missing(("pystoi", "pesq"))):
         print(f"mmtok: note: without {' and '.join(missing)} a sound gets no "
               f"{' or '.join({'pystoi': 'STOI', 'pesq': 'PESQ-WB'}[m] for m in missing)}: pip install mmtok[eval]",

@@ -146,3 +146,14 @@ def test_without_the_metric_packages_a_note_says_what_to_install(monkeypatch: py
     assert "without pesq a sound gets no PESQ-WB: pip install mmtok[eval]" in capsys.readouterr().err
     assert main(["eval", str(EXAMPLES / "speech_de.flac"), "--dnsmos"]) == 2
     assert "--dnsmos needs speechmos: pip install mmtok[eval]" in capsys.readouterr().err
+
+
+def test_plot_draws_each_file_per_model(noisy_model: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plots" / "eval.png"
+    files = [str(EXAMPLES / n) for n in ("coffee.jpg", "rocket.jpg")]
+    assert main(["eval", *files, "--image", "image", "--image", str(noisy_model), "--plot", str(out)]) == 0
+    assert f"drew {out}" in capsys.readouterr().err
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1]  # a PSNR panel and an SSIM panel side by side
