@@ -18,6 +18,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_config, read_header
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
@@ -148,6 +150,11 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
 
 def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
     out = {**out, "codebook_size": tok.codebook_size, "fingerprint": tok.fingerprint}
+    vq = getattr(tok, "vq", None) or getattr(getattr(tok, "image", None), "vq", None)
+    if vq is not None:  # codes on one point as another: encode never gives them
+        twins = int((vq._canonical() != torch.arange(vq.cfg.codebook_size, device=vq.embed.device)).sum())
+        if twins:
+            out["twin_codes"] = f"{twins} (on the point of an earlier code: encode gives that one)"
     for name in ("sample_rate", "tokens_per_second", "grid"):
         value = getattr(tok, name, None)
         if value is not None:

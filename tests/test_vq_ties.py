@@ -91,6 +91,9 @@ def test_shipped_audio_codes_are_the_same_with_one_thread_or_two() -> None:
     twins = canonical_codes(tok.vq.embed, cosine=True)
     assert int((twins != torch.arange(twins.numel())).sum()) == 41  # 41 codes that are twins of 3 others
     assert not torch.isin(codes[0], (twins != torch.arange(twins.numel())).nonzero().flatten()).any()
+    from mmtok.info import describe
+
+    assert describe("audio")["twin_codes"].startswith("41 ") and "twin_codes" not in describe("image")
 
 
 def test_a_codebook_made_under_inference_mode_works_and_is_followed() -> None:
