@@ -109,9 +109,13 @@ def nearest_code(
 
 def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False) -> torch.Tensor:
     """``[N]``: how far the float32 score ``x·c - |c|²/2`` (``x·c`` with ``cosine``) of a row of ``x`` can
-    be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums."""
+    be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums (TF32's epsilon
+    where CUDA matrix products may use it)."""
     c_max = float(codebook.detach().float().norm(dim=1).max())
-    scale = 2 * codebook.shape[1] * torch.finfo(torch.float32).eps
+    eps = torch.finfo(torch.float32).eps
+    if x.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:  # TF32 products keep 10 bits
+        eps = 2.0**-10
+    scale = 2 * codebook.shape[1] * eps
     if cosine:  # unit rows: |x| = 1
         return torch.full((x.shape[0],), scale * c_max, dtype=torch.float32, device=x.device)
     return (x.detach().float().norm(dim=1) * c_max + c_max * c_max / 2) * scale
