@@ -152,7 +152,8 @@ def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
     out = {**out, "codebook_size": tok.codebook_size, "fingerprint": tok.fingerprint}
     vq = getattr(tok, "vq", None) or getattr(getattr(tok, "image", None), "vq", None)
     if vq is not None:  # codes on one point as another: encode never gives them
-        twins = int((vq._canonical() != torch.arange(vq.cfg.codebook_size, device=vq.embed.device)).sum())
+        table = vq.twin_table()
+        twins = int((table != torch.arange(table.numel(), device=table.device)).sum())
         if twins:
             out["twin_codes"] = f"{twins} (on the point of an earlier code: encode gives that one)"
     for name in ("sample_rate", "tokens_per_second", "grid"):

@@ -218,6 +218,11 @@ class VectorQuantizer(nn.Module):
 
     # ---------------------------------------------------------------- public API
 
+    def twin_table(self) -> torch.Tensor:
+        """``[K]`` int64: each code's own index, or for a twin the first code on its point, the one
+        :meth:`encode` gives (a copy; :func:`~mmtok.vq.search.canonical_codes`)."""
+        return self._canonical().clone()
+
     def forward(self, x: torch.Tensor) -> QuantizeResult:
         """Quantize ``x`` (``[..., D]``); in training mode also update the codebook."""
         self._check(x)
