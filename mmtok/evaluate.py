@@ -40,10 +40,10 @@ import torch
 from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.audio.io import load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
-from mmtok.core.errors import UsageError
+from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
 from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
-from mmtok.pretrained import load, model_version
+from mmtok.pretrained import load, load_config, model_version
 
 __all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "plot_scores", "score_audio", "score_image", "score_video"]
 
@@ -131,15 +131,16 @@ class Evaluation:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def of(self, kind: str) -> list[_Model]:
+        """The models of ``kind``, loaded the first time they are needed."""
         if kind not in self.models:
-            self.models[kind] = []
+            models: list[_Model] = []
             for name in self.names[kind]:
                 tok = load(name, kind=kind)
                 label = model_version(tok) or name
-                if any(m.label == label for m in self.models[kind]):
+                if any(m.label == label for m in models):
                     label = name
-                self.models[kind].append(_Model(kind, name, tok, label, torch.zeros(int(tok.codebook_size),
-                                                                                    dtype=torch.long)))
+                models.append(_Model(kind, name, tok, label, torch.zeros(int(tok.codebook_size), dtype=torch.long)))
+            self.models[kind] = models
         return self.models[kind]
 
     def score_file(self, path: Path) -> list[dict[str, Any]]:
@@ -199,6 +200,8 @@ class Evaluation:
         """Each model after the first of its kind against the first, on the files both scored."""
         out = []
         for kind, models in self.models.items():
+            if not models:
+                continue
             first = models[0].label
             keyed = defaultdict(dict)
             for r in self.rows:
@@ -312,6 +315,12 @@ def eval_main(args: argparse.Namespace) -> int:
     if args.plot is not None and _missing(("matplotlib",)):
         raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
+    for kind in names:  # a model named wrong is one line now, not one per file
+        for name in getattr(args, kind) or []:
+            try:
+                load_config(name, kind=kind)
+            except MmtokError as e:
+                raise UsageError(f"--{kind} {name}: {e}") from e
     ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
 
     def one(path: Path, _out: Path) -> str:
@@ -326,7 +335,8 @@ def eval_main(args: argparse.Namespace) -> int:
             print(json.dumps(row))
     else:
         lines = [_fmt_summary(s) for s in summaries if s["files"]] + [x for p in pairs for x in _fmt_pair(p)]
-        print("\n".join(["", *lines]) if lines else "", flush=True)
+        if lines:
+            print("\n".join(["", *lines]), flush=True)
     if args.plot is not None and ev.rows:
         print(f"mmtok: drew {plot_scores(ev.rows, args.plot)}", file=sys.stderr)
     if any(r["kind"] == "audio" for r in ev.rows) and (missing := _missing(("pystoi", "pesq"))):

@@ -157,3 +157,17 @@ def test_plot_draws_each_file_per_model(noisy_model: Path, tmp_path: Path,
     assert f"drew {out}" in capsys.readouterr().err
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[0] > im.size[1]  # a PSNR panel and an SSIM panel side by side
+
+
+def test_a_model_named_wrong_is_one_line_before_any_file(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    files = [str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "rocket.jpg")]
+    assert main(["eval", *files, "--image", str(tmp_path / "nowhere")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("mmtok: error:") == 1 and f"--image {tmp_path / 'nowhere'}" in err
+    assert main(["eval", *files, "--image", "audio"]) == 2  # a checkpoint of another kind
+    assert "is of kind 'audio', expected 'image'" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", str(tmp_path / "empty")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "a folder with no file to read in it" in err  # no blank table after nothing
