@@ -17,6 +17,21 @@ ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
 TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's RMS radius
 
 
+def _grouped(scores: torch.Tensor, rows: torch.Tensor | None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The two-level argmax's parts for a ``[n, K]`` block on the CPU: group maxima ``[n, G]``, the
+    best group ``[n]`` and its ``ARGMAX_GROUP`` scores ``[n, B]``; None where it does not apply."""
+    n, k = scores.shape
+    if scores.device.type != "cpu" or k % ARGMAX_GROUP or k < 4 * ARGMAX_GROUP:
+        return None
+    groups = scores.view(n, k // ARGMAX_GROUP, ARGMAX_GROUP)  # (n, G, B)
+    gmax = groups.amax(2)  # (n, G)
+    best_group = gmax.argmax(1)  # (n,)
+    if rows is None or rows.numel() < n:
+        rows = torch.arange(n, device=scores.device)
+    return gmax, best_group, groups[rows[:n], best_group]
+
+
 def _argmax_rows(scores: torch.Tensor, out: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
     """``scores.argmax(1)`` for a ``[n, K]`` block, faster on the CPU.
 
@@ -25,14 +40,10 @@ def _argmax_rows(scores: torch.Tensor, out: torch.Tensor | None = None, rows: to
     best group with a small argmax and finish inside it. Ties resolve to the first
     index, exactly like ``argmax``.
     """
-    n, k = scores.shape
-    if scores.device.type != "cpu" or k % ARGMAX_GROUP or k < 4 * ARGMAX_GROUP:
+    parts = _grouped(scores, rows)
+    if parts is None:
         return torch.argmax(scores, 1, out=out) if out is not None else scores.argmax(1)
-    groups = scores.view(n, k // ARGMAX_GROUP, ARGMAX_GROUP)  # (n, G, B)
-    best_group = groups.amax(2).argmax(1)  # (n,)
-    if rows is None or rows.numel() < n:
-        rows = torch.arange(n, device=scores.device)
-    inside = groups[rows[:n], best_group]  # (n, B)
+    _, best_group, inside = parts
     # best_group * B + position inside, written straight into `out`
     return torch.add(inside.argmax(1), best_group, alpha=ARGMAX_GROUP, out=out) if out is not None else (
         inside.argmax(1).add_(best_group, alpha=ARGMAX_GROUP))
@@ -96,12 +107,13 @@ def nearest_code(
         bias = codebook.pow(2).sum(1).mul_(-0.5)  # (K,)
     scores = torch.empty(rows, k, dtype=codebook.dtype, device=x.device)  # (chunk, K), reused
     row_ids = torch.arange(rows, device=x.device)
+    margin = score_margin(x, codebook, cosine=cosine) if exact_ties else None  # (N,), once for all blocks
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         block = scores[: stop - start]
         torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
         if exact_ties:
-            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, cosine=cosine)
+            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, margin[start:stop])
         else:
             _argmax_rows(block, out=out[start:stop], rows=row_ids)
     return out
@@ -122,25 +134,21 @@ def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fals
 
 
 def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor,
-                    rows: torch.Tensor, *, cosine: bool) -> None:
+                    rows: torch.Tensor, margin: torch.Tensor) -> None:
     """``_argmax_rows`` into ``out``, then each row whose runner-up score lies within its rounding
-    (:func:`score_margin`) settled in float64: the smallest squared distance among those candidates,
-    an exact tie to the smallest index. On the CPU the group maxima of the two-level argmax find those
-    rows, so only they are scanned whole."""
-    n, k = block.shape
-    thresh_of = score_margin(x, codebook, cosine=cosine)[:, None]  # (n, 1)
-    if block.device.type == "cpu" and k % ARGMAX_GROUP == 0 and k >= 4 * ARGMAX_GROUP:
-        groups = block.view(n, k // ARGMAX_GROUP, ARGMAX_GROUP)  # (n, G, B)
-        gmax = groups.amax(2)  # (n, G)
-        best_group = gmax.argmax(1)
-        inside = groups[rows[:n], best_group]  # (n, B)
+    (``margin``, :func:`score_margin`) settled in float64: the smallest squared distance among those
+    candidates, an exact tie to the smallest index. On the CPU the group maxima of the two-level argmax
+    find those rows, so only they are scanned whole."""
+    parts = _grouped(block, rows)
+    if parts is not None:
+        gmax, best_group, inside = parts
         pos = inside.argmax(1)
-        thresh = inside.gather(1, pos[:, None]) - thresh_of
+        thresh = inside.gather(1, pos[:, None]) - margin[:, None]  # (n, 1)
         suspect = ((gmax >= thresh).sum(1) > 1) | ((inside >= thresh).sum(1) > 1)
         torch.add(pos, best_group, alpha=ARGMAX_GROUP, out=out)
     else:
         torch.argmax(block, 1, out=out)
-        thresh = block.gather(1, out[:, None]) - thresh_of
+        thresh = block.gather(1, out[:, None]) - margin[:, None]
         suspect = (block >= thresh).sum(1) > 1
     r = suspect.nonzero().flatten()
     if r.numel() == 0:
