@@ -215,15 +215,20 @@ class Evaluation:
         return out
 
 
+def _shown(d: dict[str, Any], kind: str) -> list[str]:
+    """The scores of ``kind`` that ``d`` has, each as its table shows it."""
+    return [how.format(d[key]) for key, how, _ in METRICS[kind] if key in d]
+
+
 def _fmt_row(r: dict[str, Any]) -> str:
-    shown = [how.format(r[key]) for key, how, _ in METRICS[r["kind"]] if key in r]
+    shown = _shown(r, r["kind"])
     what = f"{r['seconds']:g} s" if "seconds" in r else f"{r['frames']} frames" if "frames" in r else ""
     track = f" ({r['track']})" if r.get("track") else ""
     return f"{r['file']}{track}  {r['model']}  " + "  ".join(shown) + (f"  [{what}]" if what else "")
 
 
 def _fmt_summary(s: dict[str, Any]) -> str:
-    shown = [how.format(s[key]) for key, how, _ in METRICS[s["summary"]] if key in s]
+    shown = _shown(s, s["summary"])
     partial = [f"{k.removesuffix('_files')} on {v} of them" for k, v in s.items() if k.endswith("_files")]
     return (f"{s['summary']} · {s['model']}: {s['files']} file{'s' * (s['files'] != 1)}"
             + (f" ({', '.join(partial)})" if partial else "") + ": " + ", ".join(shown)
