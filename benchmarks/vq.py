@@ -10,9 +10,13 @@ Prints one JSON object per line:
 * ``ratio`` rows: ours/peer speedup and ours/floor throughput.
 * ``train`` rows: codebook usage and quantization MSE on held-out vectors after
   training ours and VectorQuantize (k-means init + dead-code restart on in both)
-  on the same batches of clustered data.
+  on the same batches of clustered data; with ``--repeat-shares``, also with that
+  share of every batch replaced by one repeated vector (the origin: digital
+  silence), counting the codes that end on a point another code holds
+  (``duplicate_codes``: the search can never tell them apart).
 
-Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]``
+Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]
+[--repeat-shares 0 0.3] [--skip-encode]``
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
           "floor_block_rows": best_floor})
 
 
-def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) -> None:
+def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0) -> None:
     data = make_clustered(300_000, d, 4 * k, seed=7).to(device)
     train, test = data[:250_000], data[250_000:]
     torch.manual_seed(0)
@@ -138,6 +142,7 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) ->
                           decay=0.99).to(device)
     g = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, train.shape[0], (batch,), generator=g) for _ in range(steps)]
+    n_repeat = round(repeat_share * batch)
     secs = {}
     for name, model, fwd in (
         ("mmtok", ours, lambda b: ours(b)),
@@ -146,7 +151,9 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) ->
         model.train()
         t0 = time.perf_counter()
         for idx in batches:
-            fwd(train[idx.to(device)])
+            b = train[idx.to(device)]
+            b[:n_repeat] = 0.0  # one vector, repeated
+            fwd(b)
         secs[name] = time.perf_counter() - t0
     ours.eval()
     peer.eval()
@@ -155,10 +162,13 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device) ->
         rec_o = ours.decode(idx_o)
         rec_p, idx_p, _ = peer(test[None])
         idx_p, rec_p = idx_p[0], rec_p[0]
+    codebooks = {"mmtok": ours.codebook, "vector_quantize_pytorch": peer.codebook.reshape(k, d)}
     for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
         emit({"bench": "vq_train", "impl": name, "codebook_size": k, "dim": d, "steps": steps,
               "batch": batch, "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
+              "repeated_share": repeat_share,
+              "duplicate_codes": k - int(torch.unique(codebooks[name].detach().cpu(), dim=0).shape[0]),
               "usage": round(usage, 4), "perplexity": round(ppl, 1),
               "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(secs[name], 2)})
 
@@ -172,18 +182,22 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=200)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-encode", action="store_true")
+    ap.add_argument("--repeat-shares", type=float, nargs="+", default=[0.0],
+                    help="train once per share of each batch replaced by one repeated vector")
     args = ap.parse_args()
     device = torch.device(args.device)
     emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
           "device": str(device),
           "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
-    for k in args.ks:
+    for k in [] if args.skip_encode else args.ks:
         # the peer materialises an [n, K] distance matrix: feed it 1 GiB slices at most
         peer_slice = max(1024, min(args.n, 2**30 // (4 * k)))
         bench_encode(args.n, k, args.dim, args.repeats, device, peer_slice)
     if not args.skip_train:
-        bench_train(1024, args.dim, args.train_steps, 8192, device)
+        for share in args.repeat_shares:
+            bench_train(1024, args.dim, args.train_steps, 8192, device, share)
 
 
 if __name__ == "__main__":

@@ -254,6 +254,38 @@ def test_dead_code_rate_restarts_codes_used_below_a_fraction_of_the_expected_rat
     assert results[0.5] > 0.95, results
 
 
+def test_restarts_on_repeated_inputs_leave_no_twins() -> None:
+    # 40 % of every batch is one vector (digital silence): restarts drawn from the batch used to land
+    # several codes on it, twins that no input tells apart and that stay unused after training
+    torch.manual_seed(0)
+    k = 64
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=k, decay=0.9, dead_code_rate=0.3,
+                                              dead_code_threshold=0.0))
+    data = clustered(20_000, 40, 8, spread=0.3)
+    g = torch.Generator().manual_seed(0)
+    vq.train()
+    for _ in range(60):
+        batch = data[torch.randint(0, data.shape[0], (512,), generator=g)]
+        batch[:204] = 0.0
+        vq(batch)
+    vq.eval()
+    assert torch.equal(vq.twin_table(), torch.arange(k))  # every code on its own point
+    assert torch.unique(vq.embed, dim=0).shape[0] == k
+    vq.reset_stats()
+    vq.encode(torch.cat([data, torch.zeros(2000, 8)]))
+    assert vq.usage_stats().usage > 0.95
+
+
+def test_new_rows_keeps_first_sightings_of_points_no_code_holds() -> None:
+    from mmtok.vq.kmeans import distinct_rows, new_rows
+
+    existing = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    rows = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
+    assert new_rows(rows, existing).tolist() == [[2.0, 0.0], [0.0, 2.0]]
+    assert new_rows(rows[:0], existing).shape == (0, 2)
+    assert distinct_rows(rows).tolist() == [[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 2.0]]
+
+
 def test_rebalance_keeps_every_code_busy_and_lowers_distortion() -> None:
     torch.manual_seed(0)
     k = 128

@@ -31,7 +31,15 @@ from torch import nn
 
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
-from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
+from mmtok.vq.kmeans import (
+    all_reduce_,
+    distinct_rows,
+    kmeans,
+    lloyd_step,
+    new_rows,
+    sample_rows,
+    world_size,
+)
 from mmtok.vq.search import canonical_codes, nearest_code
 
 __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
@@ -251,9 +259,9 @@ class VectorQuantizer(nn.Module):
 
         The search runs under inference mode; the indices come back as an ordinary tensor that a
         caller may shift in place or feed to an embedding that trains. Of two or more codes on one
-        point (twins, which dead-code restarts can leave), the first always comes back: which twin
-        the search itself lands on depends on rounding, so the thread count or the CPU would change
-        the codes (:func:`~mmtok.vq.search.canonical_codes`).
+        point (twins, which dead-code restarts left before they took distinct inputs), the first
+        always comes back: which twin the search itself lands on depends on rounding, so the thread
+        count or the CPU would change the codes (:func:`~mmtok.vq.search.canonical_codes`).
         """
         self._check(x)
         flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
@@ -349,6 +357,10 @@ class VectorQuantizer(nn.Module):
         A code is dead below ``dead_code_threshold`` vectors per step, or below
         ``dead_code_rate`` times the mean EMA count (the rate every code would
         have if all were used equally), whichever is higher.
+
+        Each restart takes a distinct input that no code sits on already, so a batch full of one
+        vector (digital silence) restarts one code, not a cluster of twins; when fewer such inputs
+        come than codes are dead, the rest wait for a later step.
         """
         threshold = torch.as_tensor(self.cfg.dead_code_threshold, device=self.ema_count.device)
         restart_count = threshold
@@ -361,12 +373,18 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
-        pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
-        fresh = sample_rows(pool, n_dead, distributed=True)  # (n_dead, d)
-        self.embed[dead] = fresh
+        # distinct inputs only: a batch that repeats one vector (digital silence) would otherwise
+        # restart many codes onto the same point, twins that no input can tell apart
+        pool = distinct_rows(z) if z.shape[0] else self.embed  # a rank with no data still takes part
+        fresh = new_rows(sample_rows(pool, n_dead, distributed=True), self.embed)  # (m ≤ n_dead, d)
+        if not fresh.shape[0]:
+            return
+        # the first m dead codes move; the rest wait for the next step's inputs
+        moved = dead.nonzero().squeeze(1)[: fresh.shape[0]]
+        self.embed[moved] = fresh
         # restarted codes count as freshly used, so they get a chance to win inputs
-        self.ema_count[dead] = restart_count
-        self.ema_sum[dead] = fresh * restart_count
+        self.ema_count[moved] = restart_count
+        self.ema_sum[moved] = fresh * restart_count
 
     @torch.no_grad()
     def rebalance(self, x: torch.Tensor, *, iters: int = 20, min_frac: float = 0.25) -> UsageStats:
