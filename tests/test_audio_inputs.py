@@ -193,3 +193,27 @@ def test_encode_iter_hands_out_each_block_before_the_recording_ends(tok: AudioTo
     assert torch.equal(torch.cat([b for b, _ in blocks]), tok.encode_stream(chunks))
     with pytest.raises(ValueError, match="encode_iter needs chunks at 16000 Hz"):
         tok.encode_iter(chunks, 8000)  # refused when called, before any chunk is read
+
+
+def test_the_last_block_reads_only_what_its_tokens_need(tok: AudioTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a clip of 2.3 blocks: two whole blocks, then a last one of 30 tokens whose encoder input is
+    # 30 tokens' frames with context, not a whole block's (a 1 s clip used to cost 5 s of encoder)
+    c, ctx = SMALL, tok.context_frames
+    x = torch.from_numpy(noise((int(2.3 * 100 * c.samples_per_token),), seed=5))
+    widths: list[int] = []
+    latents = tok.latents
+
+    def spy(features: torch.Tensor) -> torch.Tensor:
+        widths.append(features.shape[-1])
+        return latents(features)
+
+    monkeypatch.setattr(tok, "latents", spy)
+    codes = tok.encode(x, SAMPLE_RATE)
+    assert codes.numel() == 230
+    assert widths == [c.frames_per_token * n + 2 * ctx for n in (100, 100, 30)]
+    # the same codes as reading the last block whole: the clip followed by silence to 3 blocks
+    widths.clear()
+    padded = torch.nn.functional.pad(x, (0, 300 * c.samples_per_token - x.numel()))
+    assert torch.equal(tok.encode(padded, SAMPLE_RATE)[:230], codes)
+    assert widths[-1] == c.frames_per_token * 100 + 2 * ctx
+    assert torch.equal(tok.encode(x, SAMPLE_RATE, chunk_seconds=0.37), codes)  # chunking still changes nothing

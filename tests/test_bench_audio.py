@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
 import audio_bands  # noqa: E402
 import audio_clips  # noqa: E402
+import audio_lengths  # noqa: E402
 import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import slices  # noqa: E402
@@ -390,3 +391,21 @@ def test_band_repairs_score_between_decoded_and_true(corpus: dict[str, Path], tm
     assert png.stat().st_size > 1000
     with pytest.raises(SystemExit, match="no learned vocoder"):
         audio_bands.main(["--manifest", manifest, "--model", str(corpus["tok"])])
+
+
+def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    timed: list[int] = []
+
+    def fake_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
+        timed.append(clip24.numel())  # EnCodec is not in the test extra: only the plumbing is checked
+        return 0.01, 0.2
+
+    monkeypatch.setattr(audio_lengths, "encode_speed", fake_speed)
+    monkeypatch.setattr(sys, "argv", ["audio_lengths.py", "--seconds", "0.5", "5.3", "--repeats", "1"])
+    audio_lengths.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert timed == [12_000, 127_200]  # at 24 kHz
+    assert [r["tokens"] for r in rows] == [25, 265]
+    assert [r["codes_same_as_whole_last_block"] for r in rows] == [25, 265]  # real speech, real codes
+    assert rows[0]["speedup_vs_encodec"] == 20.0 and rows[1]["x_realtime"] == 530.0

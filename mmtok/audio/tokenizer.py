@@ -226,8 +226,11 @@ class AudioTokenizer(nn.Module):
             raise AudioError("encode_stream got no samples (all chunks were empty)")
         n = math.ceil(total / c.samples_per_token)
         while emitted < n:
-            buf = F.pad(buf, (0, max(0, window - buf.numel())))
-            yield self._block_codes(buf[:window], min(c.block_tokens, n - emitted))
+            # the last block reads only what its tokens need: a 1 s clip costs 1 s of encoder, not a block's 5 s
+            keep = min(c.block_tokens, n - emitted)
+            need = (c.frames_per_token * keep + 2 * ctx - 1) * c.hop_length + c.n_fft
+            buf = F.pad(buf, (0, max(0, need - buf.numel())))
+            yield self._block_codes(buf[:need], keep)
             buf, emitted = buf[step:], emitted + c.block_tokens
 
     def encode_iter(self, chunks: Iterable[AudioInput], sample_rate: int | None = None) -> Iterator[torch.Tensor]:
