@@ -1,4 +1,4 @@
-"""Audio encode time against clip length, side by side with EnCodec.
+"""Audio encode and decode time against clip length, side by side with EnCodec.
 
 Speech clips are mostly 1-13 s long, and encoding runs in blocks of 5 s (the unit that keeps codes
 the same however the audio is cut), so what a short clip or a clip's last part costs matters as
@@ -7,10 +7,12 @@ encoded from 24 kHz with ours (resampling included) and with EnCodec 24 kHz, tim
 (median of ``--repeats``, one thread). The quality column: how many of our codes equal those of
 the same clip followed by silence to a whole number of blocks, so that its last block is read
 whole (how every clip's last block was read before it began to read only what its tokens need).
+Decode: our codes to a waveform with the learned vocoder, against EnCodec's decoder on its own codes
+of the same clip, timed in turn the same way.
 
-Prints one JSON object per line (``bench: audio_encode_length``).
+Prints one JSON object per line (``bench: audio_length``).
 
-Usage: ``python benchmarks/audio_lengths.py [--seconds 1 2 3 5.5 10] [--repeats 7] [--threads 1]``
+Usage: ``python benchmarks/audio_lengths.py [--seconds 0.5 1 2 3 5.5 10] [--repeats 7] [--threads 1]``
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audio_baselines import ENCODEC_RATE, encode_speed
+from audio_baselines import ENCODEC_RATE, decode_speed, encode_speed
 from common import emit
 
 import mmtok
@@ -48,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="audio", help="audio tokenizer: shipped name or folder")
     ap.add_argument("--wav", default=str(ROOT / "examples/data/speech_en.wav"), help="speech to repeat to length")
-    ap.add_argument("--seconds", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.5, 10.0])
+    ap.add_argument("--seconds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0, 5.5, 10.0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -62,10 +64,14 @@ def main() -> None:
         clip16 = load_audio(clip24, ENCODEC_RATE, target_rate=tok.sample_rate)
         codes = tok.encode(clip16, tok.sample_rate)
         same = int((codes == whole_block_codes(tok, clip16)).sum())
-        emit({"bench": "audio_encode_length", "model": args.model, "seconds": seconds, "threads": args.threads,
+        ours_dec, encodec_dec = decode_speed(tok, "auto", codes, clip24, args.repeats)
+        emit({"bench": "audio_length", "model": args.model, "seconds": seconds, "threads": args.threads,
               "encode_ms": round(ours * 1e3, 1), "encodec_ms": round(encodec * 1e3, 1),
               "speedup_vs_encodec": round(encodec / ours, 1), "x_realtime": round(seconds / ours, 1),
-              "tokens": codes.numel(), "codes_same_as_whole_last_block": same})
+              "tokens": codes.numel(), "codes_same_as_whole_last_block": same,
+              "decode_ms": round(ours_dec * 1e3, 1), "encodec_decode_ms": round(encodec_dec * 1e3, 1),
+              "decode_speedup_vs_encodec": round(encodec_dec / ours_dec, 1),
+              "decode_x_realtime": round(seconds / ours_dec, 1)})
 
 
 if __name__ == "__main__":

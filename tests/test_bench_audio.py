@@ -402,6 +402,7 @@ def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: py
         return 0.01, 0.2
 
     monkeypatch.setattr(audio_lengths, "encode_speed", fake_speed)
+    monkeypatch.setattr(audio_lengths, "decode_speed", lambda tok, voc, codes, clip24, repeats: (0.02, 0.1))
     monkeypatch.setattr(sys, "argv", ["audio_lengths.py", "--seconds", "0.5", "5.3", "--repeats", "1"])
     audio_lengths.main()
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -409,3 +410,4 @@ def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: py
     assert [r["tokens"] for r in rows] == [25, 265]
     assert [r["codes_same_as_whole_last_block"] for r in rows] == [25, 265]  # real speech, real codes
     assert rows[0]["speedup_vs_encodec"] == 20.0 and rows[1]["x_realtime"] == 530.0
+    assert rows[0]["decode_speedup_vs_encodec"] == 5.0 and rows[1]["decode_x_realtime"] == 265.0
