@@ -17,15 +17,18 @@ def rank_data(rank: int) -> torch.Tensor:
     return centers[torch.randint(0, 40, (6000,), generator=g)] + 0.1 * torch.randn(6000, 8, generator=g)
 
 
-def train_rank(rank: int, world: int, init_file: str, out_dir: str, distributed: bool) -> None:
+def train_rank(rank: int, world: int, init_file: str, out_dir: str, distributed: bool, silence: float = 0.0) -> None:
     torch.set_num_threads(1)
     if distributed:
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(rank)  # different local randomness: the sync must not depend on it
-    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=128, dead_code_threshold=3.0))
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=128, dead_code_threshold=3.0,
+                                              dead_code_rate=0.3 if silence else 0.0))
     data = rank_data(rank)
     for step in range(12):
-        vq(data[step * 500 : (step + 1) * 500])
+        batch = data[step * 500 : (step + 1) * 500].clone()
+        batch[: int(silence * 500)] = 0.0  # one vector, repeated on every rank
+        vq(batch)
     torch.save(
         {"embed": vq.embed, "ema_count": vq.ema_count, "ema_sum": vq.ema_sum},
         Path(out_dir) / f"rank{rank}.pt",
@@ -34,11 +37,12 @@ def train_rank(rank: int, world: int, init_file: str, out_dir: str, distributed:
         dist.destroy_process_group()
 
 
-def run(tmp_path: Path, distributed: bool) -> list[dict[str, torch.Tensor]]:
-    out = tmp_path / ("ddp" if distributed else "solo")
+def run(tmp_path: Path, distributed: bool, silence: float = 0.0) -> list[dict[str, torch.Tensor]]:
+    out = tmp_path / f"{'ddp' if distributed else 'solo'}-{silence}"
     out.mkdir()
     mp.spawn(
-        train_rank, args=(2, str(tmp_path / f"init-{distributed}"), str(out), distributed), nprocs=2, join=True
+        train_rank, args=(2, str(tmp_path / f"init-{distributed}-{silence}"), str(out), distributed, silence),
+        nprocs=2, join=True,
     )
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
 
@@ -58,3 +62,12 @@ def test_ddp_ranks_hold_identical_codebooks(tmp_path: Path) -> None:
     # without the process group the same per-rank runs drift apart: the sync is what made them equal
     s0, s1 = run(tmp_path, distributed=False)
     assert not torch.equal(s0["embed"], s1["embed"])
+
+
+def test_ddp_restarts_on_repeated_inputs_agree_and_leave_no_twins(tmp_path: Path) -> None:
+    # 40 % of every rank's batches is one vector: restarts drawn from all ranks' distinct inputs,
+    # none already a code, the same on both ranks
+    r0, r1 = run(tmp_path, distributed=True, silence=0.4)
+    for key in ("embed", "ema_count", "ema_sum"):
+        assert torch.equal(r0[key], r1[key]), key
+    assert torch.unique(r0["embed"], dim=0).shape[0] == 128  # no two codes on one point
