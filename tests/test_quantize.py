@@ -277,13 +277,15 @@ def test_restarts_on_repeated_inputs_leave_no_twins() -> None:
 
 
 def test_new_rows_keeps_first_sightings_of_points_no_code_holds() -> None:
-    from mmtok.vq.kmeans import distinct_rows, new_rows
+    from mmtok.vq.kmeans import new_rows
 
     existing = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
     rows = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
     assert new_rows(rows, existing).tolist() == [[2.0, 0.0], [0.0, 2.0]]
     assert new_rows(rows[:0], existing).shape == (0, 2)
-    assert distinct_rows(rows).tolist() == [[0.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 2.0]]
+    assert new_rows(torch.tensor([[-0.0, 0.0], [0.0, -0.0]]), existing).shape == (0, 2)  # -0.0 is 0.0
+    wide = torch.randn(50, 300)  # past 256 columns the hash reads 256 of them
+    assert torch.equal(new_rows(torch.cat([wide, wide]), wide[:10]), wide[10:])
 
 
 def test_rebalance_keeps_every_code_busy_and_lowers_distortion() -> None:

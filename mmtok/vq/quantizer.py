@@ -33,7 +33,6 @@ from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.kmeans import (
     all_reduce_,
-    distinct_rows,
     kmeans,
     lloyd_step,
     new_rows,
@@ -374,9 +373,11 @@ class VectorQuantizer(nn.Module):
         if n_dead == 0:
             return
         # distinct inputs only: a batch that repeats one vector (digital silence) would otherwise
-        # restart many codes onto the same point, twins that no input can tell apart
-        pool = distinct_rows(z) if z.shape[0] else self.embed  # a rank with no data still takes part
-        fresh = new_rows(sample_rows(pool, n_dead, distributed=True), self.embed)  # (m ≤ n_dead, d)
+        # restart many codes onto the same point, twins that no input can tell apart. Twice as many
+        # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
+        pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
+        drawn = sample_rows(pool, 2 * n_dead, distributed=True)  # (2 n_dead, d), the same on every rank
+        fresh = new_rows(drawn, self.embed)[:n_dead]  # (m ≤ n_dead, d)
         if not fresh.shape[0]:
             return
         # the first m dead codes move; the rest wait for the next step's inputs
