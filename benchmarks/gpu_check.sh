@@ -8,7 +8,8 @@
 # 2. torchrun:   `torchrun --nproc-per-node 1 -m mmtok.cli train` (a one-rank NCCL process group: the loss
 #                sums and weight totals are all-reduced on the GPU).
 # 3. sample:     KV-cache sampling of the trained run on CUDA.
-# 4. vq:         the VQ nearest-code search and training step on CUDA (benchmarks/vq.py --device cuda).
+# 4. vq:         the VQ nearest-code search and training step on CUDA, also with batches that repeat one
+#                vector (restarts; benchmarks/vq.py --device cuda --repeat-shares 0 0.3).
 # 5. media:      the shipped image and audio tokenizers on CUDA against the CPU: codes, decodes, batch and
 #                streamed decodes (benchmarks/gpu_media.py --device cuda).
 # Without a CUDA device it stops at once with one line on stderr and exit status 1.
@@ -94,7 +95,8 @@ run sample "$PY" -m mmtok.cli sample --run "$DIR/run" --prompt "the first " --ma
     "$START" "$DIR/sample.log"
 
 # 4. the VQ search and training step on CUDA
-run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks 1024 8192 --repeats 3 --train-steps 100
+run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks 1024 8192 --repeats 3 --train-steps 100 \
+    --repeat-shares 0 0.3
 grep '^{' "$DIR/vq.log" | "$PY" -c 'import json, sys
 for line in sys.stdin:
     print(json.dumps({"check": "vq_cuda", "ok": True, **json.loads(line)}))'
