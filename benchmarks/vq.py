@@ -13,7 +13,9 @@ Prints one JSON object per line:
   on the same batches of clustered data; with ``--repeat-shares``, also with that
   share of every batch replaced by one repeated vector (the origin: digital
   silence), counting the codes that end on a point another code holds
-  (``duplicate_codes``: the search can never tell them apart).
+  (``duplicate_codes``: the search can never tell them apart) and those within the twin
+  tolerance of an earlier code (``twin_codes``, as ``mmtok info`` counts them: encode never
+  gives them).
 
 Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]
 [--repeat-shares 0 0.3] [--skip-encode]``
@@ -40,7 +42,7 @@ import mmtok
 from mmtok.core.memory import PeakMemory
 from mmtok.core.metrics import codebook_usage
 from mmtok.synth.clustered import make_clustered
-from mmtok.vq.search import block_rows
+from mmtok.vq.search import block_rows, canonical_codes
 
 
 def measure(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
@@ -169,6 +171,7 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
               "batch": batch, "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
               "repeated_share": repeat_share,
               "duplicate_codes": k - int(torch.unique(codebooks[name].detach().cpu(), dim=0).shape[0]),
+              "twin_codes": int((canonical_codes(codebooks[name].detach()) != torch.arange(k, device=device)).sum()),
               "usage": round(usage, 4), "perplexity": round(ppl, 1),
               "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(secs[name], 2)})
 

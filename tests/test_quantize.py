@@ -276,16 +276,18 @@ def test_restarts_on_repeated_inputs_leave_no_twins() -> None:
     assert vq.usage_stats().usage > 0.95
 
 
-def test_new_rows_keeps_first_sightings_of_points_no_code_holds() -> None:
-    from mmtok.vq.kmeans import new_rows
+def test_new_points_are_no_twins_of_a_code_or_of_each_other() -> None:
+    from mmtok.vq.search import new_points
 
-    existing = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
-    rows = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 0.0], [1.0, 1.0], [0.0, 2.0]])
-    assert new_rows(rows, existing).tolist() == [[2.0, 0.0], [0.0, 2.0]]
-    assert new_rows(rows[:0], existing).shape == (0, 2)
-    assert new_rows(torch.tensor([[-0.0, 0.0], [0.0, -0.0]]), existing).shape == (0, 2)  # -0.0 is 0.0
-    wide = torch.randn(50, 300)  # past 256 columns the hash reads 256 of them
-    assert torch.equal(new_rows(torch.cat([wide, wide]), wide[:10]), wide[10:])
+    existing = torch.tensor([[0.0, 0.0], [1.0, 1.0], [400.0, 0.0]])  # a code far off does not widen "twin"
+    rows = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 1e-5], [1.0, 1.0 + 1e-5], [0.0, 2.0], [2.0, 1e-3]])
+    # the rows' RMS radius is about 1.0: twins are closer than about 1e-4
+    assert torch.equal(new_points(rows, existing), rows[[1, 4, 5]])
+    assert new_points(rows[:0], existing).shape == (0, 2)
+    zeros = torch.tensor([[-0.0, 0.0], [0.0, -0.0], [3.0, 3.0]])
+    assert torch.equal(new_points(zeros, existing), zeros[2:])  # -0.0 is 0.0
+    unit = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), dim=1)
+    assert new_points(torch.tensor([[2.0, 0.0], [0.0, -3.0]]), unit, cosine=True).tolist() == [[0.0, -3.0]]
 
 
 def test_rebalance_keeps_every_code_busy_and_lowers_distortion() -> None:

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 
 from mmtok.vq.search import nearest_code
 
-__all__ = ["LloydStep", "Weights", "all_reduce_", "kmeans", "lloyd", "lloyd_step", "new_rows", "sample_rows",
-           "world_size"]
+__all__ = ["LloydStep", "Weights", "all_reduce_", "kmeans", "lloyd", "lloyd_step", "sample_rows", "world_size"]
 
 # per-row weights [N], or a function of the current assignment idx [N] that gives them
 Weights = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]  # noqa: UP007 - runtime alias
@@ -77,42 +76,6 @@ def sample_rows(data: torch.Tensor, n: int, *, generator: torch.Generator | None
     parts = [torch.empty_like(mine) for _ in range(world)]
     dist.all_gather(parts, mine)
     return torch.stack(parts, 1).reshape(n * world, -1)[:n]  # (n, d), interleaved by rank
-
-
-def _row_keys(x: torch.Tensor) -> torch.Tensor:
-    """``[n]`` float64: a hash of each row's float32 bits, the same for equal rows however the sum runs.
-
-    Each bit pattern (an integer below 2**31 in size) times a weight below 2**14 stays below 2**45, so
-    the 64-bit float sum of up to 256 of them is an exact integer in any order; -0.0 counts as 0.0.
-    """
-    bits = (x.float() + 0.0).contiguous().view(torch.int32)  # (n, d); + 0.0 turns -0.0 into 0.0
-    g = torch.Generator().manual_seed(0)
-    weights = torch.randint(1, 2**14, (x.shape[1],), generator=g).double()
-    if x.shape[1] > 256:  # beyond 256 columns the sum could round: hash 256 of them, evenly spread
-        keep = torch.linspace(0, x.shape[1] - 1, 256).long()
-        bits, weights = bits[:, keep.to(bits.device)], weights[keep]
-    return bits.double() @ weights.to(x.device)
-
-
-def _first_sightings(keys: torch.Tensor) -> torch.Tensor:
-    """``[n]`` bool: True where a key appears for the first time."""
-    if not keys.numel():
-        return keys.new_zeros(0, dtype=torch.bool)
-    _, inverse = torch.unique(keys, return_inverse=True)
-    order = torch.arange(keys.numel(), device=keys.device)
-    first = torch.full((int(inverse.max()) + 1,), keys.numel(), dtype=torch.long, device=keys.device)
-    first.scatter_reduce_(0, inverse, order, reduce="amin")
-    return first[inverse] == order
-
-
-def new_rows(rows: torch.Tensor, existing: torch.Tensor) -> torch.Tensor:
-    """The rows of ``rows`` (``[n, d]``, float32) equal to no row of ``existing`` nor to an earlier row, in order.
-
-    >>> new_rows(torch.tensor([[1.0], [0.0], [2.0], [1.0]]), torch.tensor([[0.0]])).flatten().tolist()
-    [1.0, 2.0]
-    """
-    first = _first_sightings(torch.cat([_row_keys(existing), _row_keys(rows)]))  # exact: order-free hashes
-    return rows[first[existing.shape[0]:]].float()
 
 
 def _worst_rows(rows: torch.Tensor, row_error: torch.Tensor, n: int, distributed: bool) -> torch.Tensor:

@@ -31,15 +31,8 @@ from torch import nn
 
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
-from mmtok.vq.kmeans import (
-    all_reduce_,
-    kmeans,
-    lloyd_step,
-    new_rows,
-    sample_rows,
-    world_size,
-)
-from mmtok.vq.search import canonical_codes, nearest_code
+from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
+from mmtok.vq.search import canonical_codes, nearest_code, new_points
 
 __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
@@ -357,9 +350,10 @@ class VectorQuantizer(nn.Module):
         ``dead_code_rate`` times the mean EMA count (the rate every code would
         have if all were used equally), whichever is higher.
 
-        Each restart takes a distinct input that no code sits on already, so a batch full of one
-        vector (digital silence) restarts one code, not a cluster of twins; when fewer such inputs
-        come than codes are dead, the rest wait for a later step.
+        Each restart takes an input that is no twin of a code or of another restart
+        (:func:`~mmtok.vq.search.new_points`), so a batch full of one vector (digital silence)
+        restarts at most one code there, not a cluster of twins; when fewer such inputs come than
+        codes are dead, the rest wait for a later step.
         """
         threshold = torch.as_tensor(self.cfg.dead_code_threshold, device=self.ema_count.device)
         restart_count = threshold
@@ -372,12 +366,12 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
-        # distinct inputs only: a batch that repeats one vector (digital silence) would otherwise
-        # restart many codes onto the same point, twins that no input can tell apart. Twice as many
+        # inputs that would make no twin only: a batch that repeats one vector (digital silence) would
+        # otherwise restart many codes onto one point, or onto the code already there. Twice as many
         # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
         pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
         drawn = sample_rows(pool, 2 * n_dead, distributed=True)  # (2 n_dead, d), the same on every rank
-        fresh = new_rows(drawn, self.embed)[:n_dead]  # (m ≤ n_dead, d)
+        fresh = new_points(drawn, self.embed, cosine=self.cfg.cosine)[:n_dead]  # (m ≤ n_dead, d)
         if not fresh.shape[0]:
             return
         # the first m dead codes move; the rest wait for the next step's inputs

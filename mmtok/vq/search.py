@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "score_margin"]
+__all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "score_margin"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
@@ -185,6 +185,17 @@ def _close_pairs(cb: torch.Tensor, tol: float) -> torch.Tensor:
     return pairs[(cb[pairs[:, 0]] - cb[pairs[:, 1]]).pow(2).sum(1).sqrt() <= tol]
 
 
+def _as_points(v: torch.Tensor, cosine: bool) -> torch.Tensor:
+    """Rows as float64 points where twins are measured (on the unit sphere with ``cosine``)."""
+    return torch.nn.functional.normalize(v.double(), dim=-1) if cosine else v.double()
+
+
+def _twin_distance(points: torch.Tensor, tolerance: float) -> float:
+    """How close two points are to count as twins: ``tolerance`` times the RMS radius of ``points``
+    (float64 ``[n, d]``), the root mean square distance of the points from their mean."""
+    return tolerance * float((points - points.mean(0)).pow(2).sum(1).mean().sqrt())
+
+
 def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: float = TWIN_TOLERANCE
                     ) -> torch.Tensor:
     """``[K]`` int64: each code's index, or for a code with twins the smallest index among them.
@@ -204,9 +215,8 @@ def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: 
     canon = torch.arange(k, device=codebook.device)
     if k < 2:
         return canon
-    cb = torch.nn.functional.normalize(codebook.double(), dim=-1) if cosine else codebook.double()
-    tol = tolerance * float((cb - cb.mean(0)).pow(2).sum(1).mean().sqrt())
-    pairs = _close_pairs(cb, tol).tolist()
+    cb = _as_points(codebook, cosine)
+    pairs = _close_pairs(cb, _twin_distance(cb, tolerance)).tolist()
     if not pairs:
         return canon
     twins = sorted({c for pair in pairs for c in pair})
@@ -226,3 +236,34 @@ def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: 
     for i, code in enumerate(twins):
         canon[code] = twins[root(i)]
     return canon
+
+
+def new_points(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False,
+               tolerance: float = TWIN_TOLERANCE) -> torch.Tensor:
+    """The rows of ``rows`` (``[n, d]``) that no code and no earlier row kept is a twin of, in order
+    (float32): where restarted codes may go without landing on a point the codebook already has.
+
+    Twins as :func:`canonical_codes` counts them, but on the scale of ``rows``: within ``tolerance``
+    times their RMS radius. (The codebook's own radius is no measure while training: codes left far
+    from the data would stretch it.)
+
+    >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [300.0, 0.0]])
+    >>> new_points(torch.tensor([[1.0, 1.0], [2.0, 0.0], [2.0, 1e-9], [0.0, 2.0]]), cb).tolist()
+    [[2.0, 0.0], [0.0, 2.0]]
+    """
+    if not rows.shape[0]:
+        return rows.float()
+    cb, pts = _as_points(codebook, cosine), _as_points(rows, cosine)
+    tol = _twin_distance(pts, tolerance)
+    near = nearest_code(pts.float(), cb.float(), cosine=cosine, exact_ties=True)  # the truly nearest code
+    keep = (pts - cb[near]).pow(2).sum(1).sqrt() > tol
+    # exact repeats first (a run of them would make every pair a candidate), then near ones
+    _, inverse = torch.unique(pts, dim=0, return_inverse=True)
+    order = torch.arange(pts.shape[0], device=pts.device)
+    first = torch.full((int(inverse.max()) + 1,), pts.shape[0], dtype=torch.long, device=pts.device)
+    first = first.scatter_reduce_(0, inverse, order, reduce="amin")[inverse] == order  # (n,)
+    keep &= first
+    once = first.nonzero().flatten()
+    pairs = _close_pairs(pts[once], tol)
+    keep[once[pairs[:, 1]]] = False  # of two rows that are twins, the later goes
+    return rows[keep].float()
