@@ -3,7 +3,8 @@
 Prints one JSON object per line (``benchmarks/common.py``), every comparison
 measured side by side in this run, on the photos of one split of a corpus
 manifest (``--manifest M --split validation``; the test split is for the final
-figure only) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
+figure only; ``--split train`` shows how far the photos both codebooks were
+fitted on sit above held-out ones) or on ``FOLDER/heldout`` (``--data FOLDER``, the older layout with
 ``train/`` and ``heldout/``):
 
 - ``image_quality``: mean PSNR and SSIM of ``decode(encode(x))`` against
@@ -206,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", type=Path, help="corpus manifest.jsonl: evaluate on --split, fit k-means on train")
     src.add_argument("--data", type=Path, help="older layout: a folder with train/ and heldout/")
-    ap.add_argument("--split", default="validation", choices=("validation", "test"), help="with --manifest")
+    ap.add_argument("--split", default="validation", choices=("validation", "test", "train"),
+                    help="with --manifest (train: how far the photos the model and k-means were fitted on sit above "
+                         "held-out ones; never for choices)")
     ap.add_argument("--model", nargs="+", default=["image"], help="shipped name(s) or checkpoint folder(s)")
     ap.add_argument("--vqvae", type=Path, default=None, metavar="RUN",
                     help="also evaluate a plain VQ-VAE checkpoint (a training --out folder or its model/)")

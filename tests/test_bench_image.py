@@ -125,6 +125,12 @@ def test_manifest_mode_takes_the_split_and_reports_the_overlap(tmp_path: Path, c
     assert again["image_quality", "validation"]["psnr_kmeans-patches_db"] == q["psnr_kmeans-patches_db"]
     assert list(tmp_path.glob("kmeans-K64-*.pt")) == cached
 
+    bench.main([*argv[:3], "train", *argv[4:]])  # the photos both codebooks were fitted on, with the same fit
+    train = {(r["bench"], r.get("set")): r for r in _records(capsys)}
+    assert train["image_quality", "train"]["files"] == [f"images/src/tra_{i}.png" for i in range(3)]
+    assert train["image_quality", "train"]["kmeans_fit_s"] == q["kmeans_fit_s"]
+    assert list(tmp_path.glob("kmeans-K64-*.pt")) == cached
+
 
 def test_folder_mode_still_works(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("sklearn")
