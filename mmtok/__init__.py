@@ -28,6 +28,7 @@ from mmtok.core.errors import CorpusError as CorpusError
 from mmtok.core.errors import DocumentError as DocumentError
 from mmtok.core.errors import ImageError as ImageError
 from mmtok.core.errors import MmtokError as MmtokError
+from mmtok.core.errors import QuantizerError as QuantizerError
 from mmtok.core.errors import StreamError as StreamError
 from mmtok.core.errors import TrainingError as TrainingError
 from mmtok.core.errors import VideoError as VideoError
@@ -71,6 +72,7 @@ __all__ = [
     "MediaTokenizer",
     "MmtokError",
     "PackedDataset",
+    "QuantizerError",
     "Stream",
     "StreamError",
     "TokenizerSpec",

@@ -143,10 +143,43 @@ def test_empty_input_gives_empty_indices() -> None:
 )
 def test_bad_input_is_a_clear_value_error(x: torch.Tensor, message: str) -> None:
     vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(mmtok.QuantizerError, match=message):  # an MmtokError and a ValueError
         vq.encode(x)
     with pytest.raises(ValueError, match=message):
         vq(x)
+
+
+def test_float64_beyond_float32_is_refused_before_it_reaches_the_codebook() -> None:
+    torch.manual_seed(0)
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    vq(torch.randn(256, 8))
+    with pytest.raises(ValueError, match="beyond float32"):
+        vq(torch.full((4, 8), 1e300, dtype=torch.float64))
+    assert bool(torch.isfinite(vq.embed).all())  # nothing written
+    assert vq(torch.full((4, 8), 1e30, dtype=torch.float64)).indices.shape == (4,)  # large but representable
+
+
+def test_loss_is_reported_without_gradients_too() -> None:
+    torch.manual_seed(0)
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=8, codebook_size=32))
+    x = torch.randn(512, 8)
+    r = vq(x)
+    assert not r.loss.requires_grad
+    expected = 0.25 * float((vq.decode(r.indices) - x).pow(2).mean())
+    assert float(r.loss) == pytest.approx(expected, rel=1e-4)
+    with_grad = vq.eval()(x.clone().requires_grad_())
+    assert with_grad.loss.requires_grad and float(with_grad.loss.detach()) == pytest.approx(float(vq(x).loss))
+
+
+def test_one_far_code_does_not_merge_the_others() -> None:
+    torch.manual_seed(0)
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=16, codebook_size=256, kmeans_init=False)).eval()
+    x = torch.randn(2000, 16)
+    nearest = torch.cdist(x, vq.embed).argmin(1)
+    with torch.no_grad():
+        vq.embed[0] = 1e9  # a code thrown far off, e.g. by one wild training batch
+    assert torch.equal(vq.twin_table(), torch.arange(256))
+    assert torch.equal(vq.encode(x), torch.where(nearest == 0, torch.cdist(x, vq.embed).argmin(1), nearest))
 
 
 def test_not_a_tensor_is_a_type_error() -> None:
@@ -175,6 +208,14 @@ def test_decode_refuses_float_indices() -> None:
 )
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="VQConfig"):
+        mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs", [dict(dim=8.0), dict(codebook_size="16"), dict(dim=True), dict(codebook_dim=4.5),
+                                    dict(decay="0.9"), dict(chunk_size=[4])])
+def test_config_of_the_wrong_type_names_the_field(kwargs: dict) -> None:
+    field = next(iter(kwargs))
+    with pytest.raises(TypeError, match=rf"VQConfig\.{field} must be"):
         mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, **kwargs})
 
 
@@ -281,7 +322,7 @@ def test_new_points_are_no_twins_of_a_code_or_of_each_other() -> None:
 
     existing = torch.tensor([[0.0, 0.0], [1.0, 1.0], [400.0, 0.0]])  # a code far off does not widen "twin"
     rows = torch.tensor([[0.0, 0.0], [2.0, 0.0], [2.0, 1e-5], [1.0, 1.0 + 1e-5], [0.0, 2.0], [2.0, 1e-3]])
-    # the rows' RMS radius is about 1.0: twins are closer than about 1e-4
+    # the rows' median radius is 1.0: twins are closer than 1e-4
     assert torch.equal(new_points(rows, existing), rows[[1, 4, 5]])
     assert new_points(rows[:0], existing).shape == (0, 2)
     zeros = torch.tensor([[-0.0, 0.0], [0.0, -0.0], [3.0, 3.0]])

@@ -2,6 +2,8 @@
 
 Every error subclasses :class:`MmtokError` *and* the builtin a caller would
 expect (``ValueError`` for bad values), so ``except ValueError`` keeps working.
+An argument of the wrong Python type (a dict where a path goes) is a plain
+``TypeError``, as anywhere in Python.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "ImageError",
     "MissingFileError",
     "MmtokError",
+    "QuantizerError",
     "StreamError",
     "TrainingError",
     "UsageError",
@@ -76,6 +79,11 @@ class TrainingError(MmtokError, ValueError):
 
 class DemoError(MmtokError, ValueError):
     """The demo cannot run on the media it was given (the folder is missing or lacks images or sounds)."""
+
+
+class QuantizerError(MmtokError, ValueError):
+    """Vectors, indices or settings a :class:`~mmtok.vq.quantizer.VectorQuantizer` cannot use (wrong size,
+    NaN/inf or out-of-range values, a ``VQConfig`` field out of range or of the wrong type)."""
 
 
 class UsageError(MmtokError, ValueError):

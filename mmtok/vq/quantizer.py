@@ -25,10 +25,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.core.errors import QuantizerError
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
@@ -61,19 +63,27 @@ class VQConfig:
     search_budget_mb: float | None = None  # memory for one block of scores; None = cache-sized on CPU, large on CUDA
 
     def __post_init__(self) -> None:
+        for name in ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise TypeError(f"VQConfig.{name} must be a whole number, got {value!r} ({type(value).__name__})")
+        for name in ("decay", "eps", "commitment_weight", "dead_code_threshold", "dead_code_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"VQConfig.{name} must be a number, got {value!r} ({type(value).__name__})")
         if self.dim < 1 or self.codebook_size < 2:
-            raise ValueError(
+            raise QuantizerError(
                 f"VQConfig needs dim ≥ 1 and codebook_size ≥ 2, got dim={self.dim}, "
                 f"codebook_size={self.codebook_size}"
             )
         if not 0.0 < self.decay < 1.0:
-            raise ValueError(f"VQConfig.decay must be in (0, 1), got {self.decay}")
+            raise QuantizerError(f"VQConfig.decay must be in (0, 1), got {self.decay}")
         if self.codebook_dim is not None and self.codebook_dim < 1:
-            raise ValueError(f"VQConfig.codebook_dim must be ≥ 1 or None, got {self.codebook_dim}")
+            raise QuantizerError(f"VQConfig.codebook_dim must be ≥ 1 or None, got {self.codebook_dim}")
         if not 0.0 <= self.dead_code_rate < 1.0:
-            raise ValueError(f"VQConfig.dead_code_rate must be in [0, 1), got {self.dead_code_rate}")
+            raise QuantizerError(f"VQConfig.dead_code_rate must be in [0, 1), got {self.dead_code_rate}")
         if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"VQConfig.chunk_size must be ≥ 1 or None, got {self.chunk_size}")
+            raise QuantizerError(f"VQConfig.chunk_size must be ≥ 1 or None, got {self.chunk_size}")
 
     @property
     def lookup_dim(self) -> int:
@@ -97,7 +107,7 @@ class QuantizeResult:
 
     quantized: torch.Tensor  # [..., D] codes in place of the input, straight-through gradients
     indices: torch.Tensor  # [...] int64 code index of every vector
-    loss: torch.Tensor  # scalar commitment loss (already weighted)
+    loss: torch.Tensor  # scalar commitment loss (already weighted); with gradients only when the input has them
     perplexity: torch.Tensor  # scalar exp(entropy) of this batch's code distribution
     usage: torch.Tensor  # scalar fraction of codes used at least once in this batch
 
@@ -172,11 +182,11 @@ class VectorQuantizer(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"VectorQuantizer {what} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
-            raise ValueError(
+            raise QuantizerError(
                 f"VectorQuantizer {what} must be floating point (float32/bf16/float16), got {x.dtype}"
             )
         if x.dim() == 0 or x.shape[-1] != self.cfg.dim:
-            raise ValueError(
+            raise QuantizerError(
                 f"VectorQuantizer {what} has shape {tuple(x.shape)}: expected [..., {self.cfg.dim}] "
                 f"(last axis = VQConfig.dim = {self.cfg.dim})"
             )
@@ -185,7 +195,12 @@ class VectorQuantizer(nn.Module):
         if x.numel() and not bool(torch.isfinite(x.sum())):
             bad = int((~torch.isfinite(x)).sum())
             if bad:
-                raise ValueError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
+                raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
+        if x.dtype == torch.float64 and x.numel():  # searched in float32: a larger value would become inf
+            peak = float(x.detach().abs().max())
+            if peak > torch.finfo(torch.float32).max:
+                raise QuantizerError(f"VectorQuantizer {what} has values up to {peak:.3g}, beyond float32's range "
+                                 "(the codebook is float32)")
 
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space."""
@@ -235,7 +250,7 @@ class VectorQuantizer(nn.Module):
         counts = torch.bincount(idx, minlength=self.cfg.codebook_size)
         if self.training:
             self._ema_update(z.detach(), idx, counts)
-        if z.requires_grad and z.numel():
+        if z.numel():  # also without gradients, so the figure is there to log
             loss = self.cfg.commitment_weight * F.mse_loss(z, q.detach())
         else:
             loss = z.new_zeros(())
@@ -270,20 +285,20 @@ class VectorQuantizer(nn.Module):
         if not isinstance(indices, torch.Tensor):
             indices = torch.as_tensor(indices)
         if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise ValueError(f"VectorQuantizer.decode needs integer indices, got {indices.dtype}")
+            raise QuantizerError(f"VectorQuantizer.decode needs integer indices, got {indices.dtype}")
         k = self.cfg.codebook_size
         if indices.dtype in (torch.uint16, torch.uint32, torch.uint64) and indices.numel():
             # torch has no max for these, and the cast to int64 below would wrap values >= 2**63
             hi = int(indices.detach().cpu().numpy().max())
             if hi >= k:
-                raise ValueError(f"VectorQuantizer.decode got index {hi}, outside the codebook of size {k} "
+                raise QuantizerError(f"VectorQuantizer.decode got index {hi}, outside the codebook of size {k} "
                                  f"(valid: 0..{k - 1})")
         indices = indices.to(device=self.embed.device, dtype=torch.long)
         if indices.numel():
             lo, hi = int(indices.min()), int(indices.max())
             if lo < 0 or hi >= k:
                 bad = lo if lo < 0 else hi
-                raise ValueError(
+                raise QuantizerError(
                     f"VectorQuantizer.decode got index {bad}, outside the codebook of size {k} "
                     f"(valid: 0..{k - 1})"
                 )
@@ -397,9 +412,9 @@ class VectorQuantizer(nn.Module):
         """
         self._check(x)
         if iters < 1:
-            raise ValueError(f"rebalance needs iters ≥ 1, got {iters}")
+            raise QuantizerError(f"rebalance needs iters ≥ 1, got {iters}")
         if not 0.0 <= min_frac < 1.0:
-            raise ValueError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
+            raise QuantizerError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
         data = self._to_lookup(x.detach())  # (N, d)
         centers = self.embed.clone().float()
         for it in range(iters):
@@ -440,12 +455,12 @@ class VectorQuantizer(nn.Module):
         k = self.cfg.codebook_size
         idx = torch.as_tensor(keep, dtype=torch.long).flatten().cpu()
         if idx.numel() == 0:
-            raise ValueError("prune_ needs at least one code to keep")
+            raise QuantizerError("prune_ needs at least one code to keep")
         if int(idx.min()) < 0 or int(idx.max()) >= k:
-            raise ValueError(f"prune_ got code {int(idx.min()) if int(idx.min()) < 0 else int(idx.max())}, "
+            raise QuantizerError(f"prune_ got code {int(idx.min()) if int(idx.min()) < 0 else int(idx.max())}, "
                              f"outside the codebook of size {k} (valid: 0..{k - 1})")
         if idx.unique().numel() != idx.numel():
-            raise ValueError("prune_ needs distinct codes to keep; some are repeated")
+            raise QuantizerError("prune_ needs distinct codes to keep; some are repeated")
         old_to_new = torch.full((k,), -1, dtype=torch.long)
         old_to_new[idx] = torch.arange(idx.numel())
         dev = self.embed.device

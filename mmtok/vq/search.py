@@ -14,7 +14,7 @@ __all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "n
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
-TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's RMS radius
+TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's median radius
 
 
 def _grouped(scores: torch.Tensor, rows: torch.Tensor | None
@@ -191,17 +191,31 @@ def _as_points(v: torch.Tensor, cosine: bool) -> torch.Tensor:
 
 
 def _twin_distance(points: torch.Tensor, tolerance: float) -> float:
-    """How close two points are to count as twins: ``tolerance`` times the RMS radius of ``points``
-    (float64 ``[n, d]``), the root mean square distance of the points from their mean."""
-    return tolerance * float((points - points.mean(0)).pow(2).sum(1).mean().sqrt())
+    """How close two points are to count as twins: ``tolerance`` times the median radius of ``points``
+    (float64 ``[n, d]``): the median distance of its distinct points from their coordinate-wise median.
+
+    A median, not a mean: one code thrown far off (by a wild training batch, say) would stretch a root
+    mean square radius until ordinary neighbours counted as twins and encoded as one code. Distinct
+    points, so that many copies of one point (silence) do not shrink it to nothing.
+
+    >>> pts = torch.randn(1000, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> before = _twin_distance(pts, 1e-4)
+    >>> pts[0] = 1e12
+    >>> abs(_twin_distance(pts, 1e-4) / before - 1) < 0.01
+    True
+    """
+    distinct = torch.unique(points, dim=0)
+    centre = distinct.median(0).values
+    return tolerance * float((distinct - centre).pow(2).sum(1).sqrt().median())
 
 
 def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: float = TWIN_TOLERANCE
                     ) -> torch.Tensor:
     """``[K]`` int64: each code's index, or for a code with twins the smallest index among them.
 
-    Twins are codes whose vectors lie within ``tolerance`` times the codebook's RMS radius (the
-    root mean square distance of the codes from their mean) of each other: dead-code restarts can
+    Twins are codes whose vectors lie within ``tolerance`` times the codebook's median radius (the
+    median distance of the codes from their coordinate-wise median, which a few far-off codes
+    cannot stretch) of each other: dead-code restarts can
     leave several codes on one point, such as silence. A
     vector that falls on twins is equally near to each of them, so which one the search picks
     depends on rounding: on the thread count or the CPU. Mapping the search's answer through
@@ -244,8 +258,8 @@ def new_points(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fal
     (float32): where restarted codes may go without landing on a point the codebook already has.
 
     Twins as :func:`canonical_codes` counts them, but on the scale of ``rows``: within ``tolerance``
-    times their RMS radius. (The codebook's own radius is no measure while training: codes left far
-    from the data would stretch it.)
+    times their median radius. (The codebook's own radius is no measure while training: codes left far
+    from the data, a good share of them at first, would stretch it.)
 
     >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [300.0, 0.0]])
     >>> new_points(torch.tensor([[1.0, 1.0], [2.0, 0.0], [2.0, 1e-9], [0.0, 2.0]]), cb).tolist()
