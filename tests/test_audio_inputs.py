@@ -91,6 +91,24 @@ def test_streamed_stereo_keeps_one_channel_layout(tok: AudioTokenizer) -> None:
     assert torch.equal(tok.encode_stream([mono[:5000], mono[5000:5001], mono[5001:]]), tok.encode(mono, SAMPLE_RATE))
 
 
+def test_unusable_arrays_are_audio_errors_that_say_why(tok: AudioTokenizer, tmp_path: Path) -> None:
+    cases = [
+        (np.full(1600, 1e300), "beyond float32"),  # finite float64 that float32 cannot hold: not "NaN/inf"
+        (noise((1600,)) * np.float32(1e30), "overflows float32"),  # finite, but its power is not
+        (noise((1, 2, 1600)), r"\[S\], \[C, S\] or \[S, C\]"),
+        (noise((17, 1600)), "no channel axis"),
+    ]
+    for x, message in cases:
+        with pytest.raises(AudioError, match=message):
+            tok.encode(x, SAMPLE_RATE)
+    sf.write(tmp_path / "a.wav", noise((2205,)), 22050)
+    with pytest.raises(AudioError, match="recorded at 22050 Hz"):
+        tok.encode(tmp_path / "a.wav", SAMPLE_RATE)
+    with pytest.raises(AudioError, match="empty list"):
+        tok.encode([], SAMPLE_RATE)
+    assert tok.encode(noise((1600,)) * np.float32(1e6), SAMPLE_RATE).shape == (5,)  # loud is not an error
+
+
 def test_a_2d_array_is_one_clip_with_channels_and_a_batch_is_a_list(tok: AudioTokenizer) -> None:
     a, b = torch.from_numpy(noise((8000,), seed=1)), torch.from_numpy(noise((8000,), seed=2))
     assert torch.equal(tok.encode(torch.stack([a, b]), SAMPLE_RATE), tok.encode((a + b) / 2, SAMPLE_RATE))

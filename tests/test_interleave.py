@@ -222,6 +222,11 @@ def test_bad_documents_are_refused_clearly(tmp_path: Path) -> None:
         IL.encode([{"image": Image.new("RGB", (8, 8))}])
     with pytest.raises(mmtok.core.errors.DocumentError, match=r"segment 1 .audio .*missing\.wav"):
         IL.encode(["x", {"audio": str(tmp_path / "missing.wav")}])
+    with pytest.raises(StreamError, match="segment 1 audio_codes must be a rectangular array"):
+        IL.encode(["x", {"audio_codes": [[1, 2], [3]]}])  # ragged
+    batch = (torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 2]))  # what encode of a list of clips gives
+    with pytest.raises(StreamError, match=r"segment 0 audio_codes got a \(codes, lengths\) pair.*codes\[i, :lengths\[i\]\]"):
+        IL.encode([{"audio_codes": batch}])
 
 
 # --------------------------------------------------------------------------- malformed streams

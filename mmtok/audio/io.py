@@ -266,7 +266,7 @@ def _channel_axis(shape: tuple[int, ...], what: str) -> int:
         return 0
     if shape[1] <= MAX_CHANNELS:
         return 1
-    raise ValueError(f"{what}: 2-D audio {shape} has no channel axis of ≤{MAX_CHANNELS} channels")
+    raise AudioError(f"{what}: 2-D audio {shape} has no channel axis of ≤{MAX_CHANNELS} channels")
 
 
 def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
@@ -282,13 +282,17 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
         if t.dtype not in scale:
             raise TypeError(f"{what}: integer PCM must be int8/uint8/int16/int32, got {t.dtype}")
         t = (t.float() - 128.0 if t.dtype == torch.uint8 else t.float()) / scale[t.dtype]
+    if t.dtype == torch.float64 and t.numel() and bool(torch.isfinite(t).all()):
+        peak = float(t.abs().max())
+        if peak > torch.finfo(torch.float32).max:  # would turn into inf below, and read as "NaN/inf samples"
+            raise AudioError(f"{what}: samples reach {peak:.3g}, beyond float32's range (audio is about [-1, 1])")
     t = t.float()
     if t.numel() == 0:
         return t.reshape(0)
     if t.dim() == 2:
         t = t.mean(_channel_axis(tuple(t.shape), what) if axis is None else axis)
     elif t.dim() != 1:
-        raise ValueError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}")
+        raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}")
     return t.contiguous()
 
 
@@ -298,7 +302,7 @@ def _settled_layout(shape: tuple[int, ...], what: str) -> tuple[int, int] | None
     if len(shape) == 1:
         return -1, 1
     if len(shape) != 2:
-        raise ValueError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {shape}")
+        raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {shape}")
     if max(shape) > MAX_CHANNELS:
         axis = _channel_axis(shape, what)
         return axis, shape[axis]
@@ -419,7 +423,7 @@ def load_audio(
     if isinstance(x, (str, os.PathLike)):
         audio, rate = _read_file(Path(x), target_rate, max_seconds)
         if sample_rate is not None and sample_rate != rate:
-            raise ValueError(f"audio file {x} is recorded at {rate} Hz; do not pass sample_rate={sample_rate}")
+            raise AudioError(f"audio file {x} is recorded at {rate} Hz; do not pass sample_rate={sample_rate}")
         return audio
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"load_audio takes a path, numpy array or tensor, got {type(x).__name__}")

@@ -207,6 +207,9 @@ class AudioTokenizer(nn.Module):
     def _block_codes(self, window: torch.Tensor, keep: int) -> torch.Tensor:
         """Samples of one block with context ``[L]`` -> codes of its first ``keep`` tokens."""
         mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
+        if not bool(torch.isfinite(mel.sum())):  # finite samples whose power overflows float32
+            raise AudioError(f"audio samples reach {float(window.abs().max()):.3g}: their log-mel overflows "
+                             "float32 (audio is about [-1, 1]; integer PCM is scaled when given as an integer array)")
         return self.vq.encode(self.latents(mel)[0, :keep])  # (keep,); only real tokens are counted
 
     def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -287,7 +290,7 @@ class AudioTokenizer(nn.Module):
         if isinstance(x, (list, tuple)):
             rows = [self.encode(clip, sample_rate, chunk_seconds=chunk_seconds) for clip in x]
             if not rows:
-                raise ValueError("encode got an empty list of clips")
+                raise AudioError("encode got an empty list of clips")
             lengths = torch.tensor([r.numel() for r in rows])
             out = torch.full((len(rows), int(lengths.max())), self.PAD_CODE, dtype=torch.long, device=rows[0].device)
             for i, r in enumerate(rows):

@@ -64,7 +64,13 @@ class Decoded(list):  # type: ignore[type-arg]
 
 def integer_ids(x: Any, *, what: str) -> np.ndarray:
     """``x`` (a tensor, array or nested list) as int64, refusing floats and booleans instead of truncating them."""
-    a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    if isinstance(x, tuple) and len(x) == 2 and all(isinstance(t, torch.Tensor) for t in x):
+        raise StreamError(f"{what} got a (codes, lengths) pair, what encode gives for a list of clips: "
+                          "give one clip's codes, codes[i, :lengths[i]]")
+    try:
+        a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot hold
+        raise StreamError(f"{what} must be a rectangular array of integer ids: {e}") from None
     if a.size and not np.issubdtype(a.dtype, np.integer):
         raise StreamError(f"{what} must be integers, got dtype {a.dtype} (cast deliberately, e.g. .long(), "
                           "if the values are whole numbers)")
