@@ -68,6 +68,32 @@ def test_parquet_datasets_and_bin_hold_every_token(shards: Path, tmp_path: Path)
     assert all(np.array_equal(tokens[a:b], d) for a, b, d in zip(starts.tolist(), ends, docs, strict=True))
 
 
+def test_export_replaces_only_an_earlier_export_and_never_the_shards(
+        shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for to, out in (("bin", tmp_path / "flat"), ("datasets", tmp_path / "ds"), ("parquet", tmp_path / "docs.parquet")):
+        assert main(["export", str(shards), "--to", to, "--out", str(out)]) == 0
+        assert main(["export", str(shards), "--to", to, "--out", str(out)]) == 0  # an earlier export: replaced
+    precious = tmp_path / "photos"
+    precious.mkdir()
+    (precious / "a.txt").write_text("keep me")
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    before = sorted(p.name for p in shards.iterdir())
+    refused = [(to, out) for to in ("bin", "datasets", "parquet")
+               for out in (precious, shards, shards.parent, shards / "inside", tmp_path / "notes.parquet")]
+    refused += [("bin", tmp_path / "ds"), ("datasets", tmp_path / "flat"), ("parquet", tmp_path / "flat")]
+    for to, out in refused:
+        capsys.readouterr()
+        assert main(["export", str(shards), "--to", to, "--out", str(out)]) == 2, (to, out)
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"--out {out}" in err, err
+    monkeypatch.chdir(precious)
+    assert main(["export", str(shards), "--to", "bin", "--out", "."]) == 2
+    assert (precious / "a.txt").read_text() == "keep me" and sorted(p.name for p in precious.iterdir()) == ["a.txt"]
+    assert (tmp_path / "notes.parquet").read_text() == "not parquet"
+    assert sorted(p.name for p in shards.iterdir()) == before and not (shards / "inside").exists()
+    assert len(open_shards(shards).offsets) >= 1  # the shards still read
+
+
 def _png(color: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (32, 16), color).save(buf, format="PNG")

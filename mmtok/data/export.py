@@ -111,11 +111,53 @@ def _write_bin(folder: Path, out: Path) -> dict[str, Any]:
     return meta
 
 
+EXPORT_FILES = {  # what an earlier export of each format holds: only such a path is replaced
+    "bin": ("tokens.bin", "index.npy", "meta.json"),
+    "datasets": ("dataset_info.json", "state.json", "data-*.arrow"),
+}
+
+
+def _is_export(path: Path, to: str) -> bool:
+    """Whether ``path`` is an earlier export to ``to`` (or an empty folder, for the folder formats)."""
+    if to == "parquet":
+        if not path.is_file():
+            return False
+        with open(path, "rb") as f:
+            return f.read(4) == b"PAR1"
+    if not path.is_dir():
+        return False
+    names = [p.name for p in path.iterdir()]
+    if not all(any(Path(n).match(pattern) for pattern in EXPORT_FILES[to]) for n in names):
+        return False
+    if to == "bin" and names:
+        try:
+            return json.loads((path / "meta.json").read_text()).get("format") == "mmtok-tokens-bin"
+        except (OSError, ValueError):
+            return False
+    return not names or "state.json" in names
+
+
+def _check_target(out: Path, to: str, shards: Path) -> Path:
+    """``out`` resolved, once it is safe to replace: absent, or an earlier export to ``to``; never the
+    shard folder, a folder that holds it, one inside it, or the current folder."""
+    target, source = out.resolve(), shards.resolve()
+    if target == source or target in source.parents or source in target.parents or target in (Path.cwd(),
+                                                                                                *Path.cwd().parents):
+        raise CorpusError(f"--out {out} is the shard folder, a folder that holds it or the current folder, or lies "
+                          "inside the shard folder: give a new path beside them")
+    if (target.exists() or target.is_symlink()) and not _is_export(target, to):
+        kind = "Parquet file" if to == "parquet" else f"folder from 'mmtok export --to {to}'"
+        raise CorpusError(f"--out {out} exists and is not a {kind}; nothing was written (give a new path, or "
+                          "remove it first)")
+    return target
+
+
 def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the shards in folder ``shards`` as ``to`` (``parquet``, ``datasets`` or ``bin``) at ``out``.
 
-    Returns a summary (format, path, documents, tokens). ``out`` is replaced
-    whole once the export is complete.
+    Returns a summary (format, path, documents, tokens). ``out`` must be new or an earlier
+    export of the same format, which is replaced whole once the export is complete; anything
+    else there (a folder of other files, the shards themselves) is refused before any work.
 
     >>> import pathlib, tempfile, numpy as np
     >>> from mmtok.data.corpus import tokenize_corpus
@@ -127,12 +169,14 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     >>> np.load(d / "flat" / "index.npy").tolist()
     [0, 4]
     """
-    folder, target = Path(shards), Path(out)
+    folder, shown = Path(shards), Path(out)
     if to not in FORMATS:
         raise CorpusError(f"cannot export to {to!r}; choose one of {', '.join(FORMATS)}")
     manifests = [json.loads((sub / MANIFEST).read_text()) for sub in _manifest_folders(folder)]
+    target = _check_target(shown, to, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         if to == "parquet":
@@ -142,13 +186,14 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
         else:
             tmp.mkdir()
             _write_bin(folder, tmp)
-        if target.is_dir():
-            shutil.rmtree(target)
+        if target.is_dir():  # an earlier export of this format (see _check_target): out of the way, then gone
+            os.replace(target, old)
         os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
-    return {"to": to, "out": str(target), "docs": sum(m["docs"] for m in manifests),
+    return {"to": to, "out": str(shown), "docs": sum(m["docs"] for m in manifests),
             "tokens": sum(m["tokens"]["total"] for m in manifests)}
