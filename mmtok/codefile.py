@@ -21,9 +21,17 @@ import torch
 
 from mmtok._version import __version__
 from mmtok.audio.config import VOCODER_CHOICES
-from mmtok.core.errors import UsageError
+from mmtok.core.errors import MmtokError, UsageError
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
-from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
+from mmtok.data.media_files import (
+    MEDIA_SUFFIXES,
+    StopRun,
+    check_out_folder,
+    expand_paths,
+    media_kind,
+    refuse_collisions,
+    run_each,
+)
 from mmtok.pretrained import load, model_version
 
 __all__ = ["add_commands", "decode_main", "encode_main"]
@@ -50,7 +58,10 @@ class _Models:
 
     def __call__(self, kind: str) -> Any:
         if kind not in self.loaded:
-            self.loaded[kind] = load(self.names[kind], kind=kind)
+            try:
+                self.loaded[kind] = load(self.names[kind], kind=kind)
+            except (MmtokError, OSError) as e:  # every file of this kind would fail the same way
+                raise StopRun(f"--{kind} {self.names[kind]}: {' '.join(str(e).split())}") from e
         return self.loaded[kind]
 
 
@@ -166,12 +177,16 @@ def add_commands(sub: Any) -> None:
 def encode_main(args: argparse.Namespace) -> int:
     """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/NAME.npz``."""
     models = _Models(args)
+    check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
+    refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 
 def decode_main(args: argparse.Namespace) -> int:
     """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png``, ``.wav`` or ``.mp4``."""
     models = _Models(args)
+    check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
+    refuse_collisions(pairs, lambda path, out: out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}")
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -61,18 +61,21 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _code_file(path: Path) -> dict[str, Any]:
     """A code file from ``mmtok encode``: its codes, what made them, and whether the shipped models of its
-    kind still read them (same vocabulary fingerprints)."""
+    kind still read them (same vocabulary fingerprints, and every code within its codebook)."""
     codes, meta, audio_codes = load_codes(path)
     out: dict[str, Any] = {"what": "code file", "path": str(path), "kind": meta["kind"], "source": meta.get("source"),
                            "shape": list(codes.shape), "tokens": int(codes.size)}
     out |= {k: meta[k] for k in ("seconds", "fps", "model", "model_version", "fingerprint", "codebook_size")
             if k in meta}
-    reads = meta.get("fingerprint") == load(meta["kind"]).fingerprint
+    def readable(arr: Any, tok: Any, fingerprint: Any) -> bool:  # its model, and codes that model has
+        return fingerprint == tok.fingerprint and (arr.size == 0 or 0 <= int(arr.min()) <= int(arr.max()) < tok.codebook_size)
+
+    reads = readable(codes, load(meta["kind"]), meta.get("fingerprint"))
     if audio_codes is not None:
         sound = meta.get("audio") or {}
         out["soundtrack"] = {"tokens": int(audio_codes.size), "seconds": sound.get("seconds"),
                              "model_version": sound.get("model_version"), "fingerprint": sound.get("fingerprint")}
-        reads = reads and sound.get("fingerprint") == load("audio").fingerprint
+        reads = reads and readable(audio_codes, load("audio"), sound.get("fingerprint"))
     out["shipped_model_reads_it"] = reads
     return out
 

@@ -79,6 +79,66 @@ def test_bad_files_are_named_and_the_others_still_written(encoded: Path, tmp_pat
     assert (tmp_path / "back" / "coffee.jpg.decoded.png").is_file()
 
 
+def test_two_inputs_for_one_output_or_an_out_that_is_a_file_are_refused_first(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.jpg").write_bytes((EXAMPLES / "coffee.jpg").read_bytes())
+    for inputs in ([tmp_path / "a" / "x.jpg", tmp_path / "b" / "x.jpg"], [tmp_path / "a", tmp_path / "b"]):
+        capsys.readouterr()
+        assert main(["encode", *map(str, inputs), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and str(tmp_path / "a" / "x.jpg") in err and str(tmp_path / "b" / "x.jpg") in err
+        assert "nothing was written" in err and not (tmp_path / "out").exists()
+    (tmp_path / "afile").write_text("mine")
+    assert main(["encode", str(tmp_path / "a" / "x.jpg"), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
+    assert main(["encode", str(tmp_path / "a" / "x.jpg"), "--out", str(tmp_path / "ca")]) == 0
+    assert main(["encode", str(tmp_path / "b" / "x.jpg"), "--out", str(tmp_path / "cb")]) == 0
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "ca" / "x.jpg.npz"), str(tmp_path / "cb" / "x.jpg.npz"),
+                 "--out", str(tmp_path / "back")]) == 2
+    assert "would both be written to" in capsys.readouterr().err and not (tmp_path / "back").exists()
+
+
+def test_a_model_that_cannot_load_stops_the_run_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = [str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "coffee.jpg")]
+    assert main(["encode", files[0], str(EXAMPLES / "speech_en.wav"), "--image", str(tmp_path / "nosuchmodel"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mmtok: error: --image ") and "nosuchmodel" in err[0]
+
+
+def test_malformed_code_files_are_named_and_the_others_decoded(encoded: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+
+    codes, meta, _ = load_codes(encoded / "speech_en.wav.npz")
+    image, image_meta, _ = load_codes(encoded / "coffee.jpg.npz")
+    bad = {"float.wav.npz": (codes.astype(np.float32), meta, "float32, not integers"),
+           "flat2d.wav.npz": (codes[None], meta, "where audio codes have 1 dimension"),
+           "stack.jpg.npz": (image[None], image_meta, "where image codes have 2 dimension")}
+    for name, (c, m, _) in bad.items():  # written as a hand-made file would be (save_codes casts to int64)
+        np.savez(tmp_path / name, codes=c, meta=np.array(json.dumps(m)))
+    args = [str(tmp_path / n) for n in bad] + [str(encoded / "coffee.jpg.npz")]
+    assert main(["decode", *args, "--out", str(tmp_path / "back")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    for line, (name, (_, _, why)) in zip(err, bad.items(), strict=False):
+        assert line.startswith(f"mmtok: error: {tmp_path / name}: ") and why in line, line
+    assert err[-1] == "mmtok: 3 of 4 files failed; the others were written"
+    assert (tmp_path / "back" / "coffee.jpg.decoded.png").is_file()
+
+    import mmtok.codefile as cf
+
+    def broken(path: Path, out: Path, models: object, vocoder: str) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cf, "_decode_one", broken)  # a failure mmtok does not know: its type, and exit 1
+    assert main(["decode", str(encoded / "coffee.jpg.npz"), "--out", str(tmp_path / "b2")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"mmtok: error: {encoded / 'coffee.jpg.npz'}: RuntimeError: a bug", "mmtok: 1 of 1 files failed"]
+
+
 def test_codes_from_another_model_are_refused_naming_both(encoded: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from mmtok.audio.config import AudioTokenizerConfig
@@ -105,6 +165,8 @@ def test_info_describes_a_code_file(encoded: Path, tmp_path: Path, capsys: pytes
 
     save_codes(stale, codes, meta | {"fingerprint": "0000000000000000", "model_version": "audio v1"})
     assert describe(stale)["shipped_model_reads_it"] is False
+    save_codes(tmp_path / "far.wav.npz", np.full_like(codes, 99_999), meta)  # its model, but no such codes
+    assert describe(tmp_path / "far.wav.npz")["shipped_model_reads_it"] is False
     assert main(["info", str(stale)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"code file: {stale}") and "audio v1" in out

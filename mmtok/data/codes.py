@@ -34,6 +34,7 @@ __all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes"
 
 CODES_SUFFIX = ".npz"
 CODE_KINDS = ("image", "audio", "video")
+CODE_DIMS = {"image": 2, "audio": 1, "video": 3}  # axes of each kind's codes: [h, w], [n], [t, h, w]
 
 
 class CodeFile(NamedTuple):
@@ -64,6 +65,15 @@ def load_codes(path: Path) -> CodeFile:
         raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("kind") not in CODE_KINDS:
         raise UsageError(f"{path}: its meta names no kind ({', '.join(CODE_KINDS)}): {meta!r}")
+    dims = CODE_DIMS[meta["kind"]]
+    for name, arr, want in (("codes", codes, dims), ("audio_codes", audio_codes, 1)):
+        if arr is None:
+            continue
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise UsageError(f"{path}: its {name} are {arr.dtype}, not integers")
+        if arr.ndim != want:
+            raise UsageError(f"{path}: its {name} have shape {arr.shape}, where {meta['kind'] if name == 'codes' else 'audio'} "
+                             f"codes have {want} dimension(s)")
     return CodeFile(codes, meta, audio_codes)
 
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["MEDIA_SUFFIXES", "expand_paths", "media_kind", "run_each"]
+__all__ = ["MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "media_kind", "refuse_collisions", "run_each"]
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 
@@ -49,13 +49,37 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> 
     return pairs
 
 
+class StopRun(UsageError):
+    """A problem that concerns every file (a model that cannot be loaded): :func:`run_each` stops at it
+    instead of reporting it once per file."""
+
+
+def check_out_folder(out: Path) -> None:
+    """A :class:`UsageError` before any work when ``out`` exists and is not a folder."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
+
+
+def refuse_collisions(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, Path], Path]) -> None:
+    """A :class:`UsageError` before any work when two inputs would write the same file (``target(path, out)``),
+    naming both: the second would silently replace the first."""
+    seen: dict[Path, Path] = {}
+    for path, out in pairs:
+        t = target(path, out)
+        if t in seen and seen[t] != path:
+            raise UsageError(f"{seen[t]} and {path} would both be written to {t}; give them different --out "
+                             "folders or rename one; nothing was written")
+        seen[t] = path
+
+
 def run_each(pairs: Sequence[tuple[Path, Path]], one: Callable[[Path, Path], str], *, done: str = "written",
              progress: bool | None = None) -> int:
     """``one(path, out)`` for each pair, the line it returns printed; a failure is one error line on stderr
-    (``mmtok: error: FILE: why``) and the rest go on. Returns 2 when any failed (a last line says how many,
-    and that the others were ``done``), else 0. A progress bar runs on stderr when it is a terminal
+    (``mmtok: error: FILE: why``) and the rest go on, except a :class:`StopRun`, which stops the run. Returns
+    2 when any failed (a last line says how many, and that the others were ``done``), 1 when a failure was
+    not one mmtok knows (a bug: its type is on the line), else 0. A progress bar runs on stderr when it is a terminal
     (``progress=None``), always (True) or never (False)."""
-    failed = 0
+    failed = unexpected = 0
     bar = tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
                file=sys.stderr, dynamic_ncols=True)
     for path, out in bar:
@@ -65,11 +89,17 @@ def run_each(pairs: Sequence[tuple[Path, Path]], one: Callable[[Path, Path], str
                 raise UsageError(f"{path}: a folder with no file to read in it")
             tqdm.write(one(path, out), file=sys.stdout)
             sys.stdout.flush()
-        except (MmtokError, OSError) as e:
+        except StopRun:
+            bar.close()
+            raise
+        except Exception as e:  # one file's failure, whatever it is, is that file's line
             failed += 1
-            text = " ".join(str(e).split())
+            known = isinstance(e, (MmtokError, OSError))
+            unexpected += not known
+            text = " ".join(str(e).split()) if known else f"{type(e).__name__}: {' '.join(str(e).split())}"
             tqdm.write(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
     bar.close()
     if failed:
-        print(f"mmtok: {failed} of {len(pairs)} files failed; the others were {done}", file=sys.stderr)
-    return 2 if failed else 0
+        rest = f"; the others were {done}" if failed < len(pairs) else ""
+        print(f"mmtok: {failed} of {len(pairs)} files failed{rest}", file=sys.stderr)
+    return (1 if unexpected else 2) if failed else 0
