@@ -52,6 +52,19 @@ def test_overwrite_replaces_and_cleans_up(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporaries left behind
 
 
+def test_weights_are_as_readable_as_the_config_beside_them(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "ck", kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
+        os.umask(0o027)
+        save_checkpoint(tmp_path / "ck2", kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
+    finally:
+        os.umask(old)
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(tmp_path / "ck" / "model.safetensors") == mode(tmp_path / "ck" / "config.json") == 0o644
+    assert mode(tmp_path / "ck2" / "model.safetensors") == mode(tmp_path / "ck2" / "config.json") == 0o640
+
+
 def test_failed_write_keeps_previous(tmp_path: Path) -> None:
     folder = tmp_path / "ck"
     save_checkpoint(folder, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})

@@ -54,6 +54,7 @@ __all__ = [
     "read_config",
     "read_header",
     "save_checkpoint",
+    "save_tensors",
 ]
 
 FORMAT_NAME = "mmtok-checkpoint"
@@ -211,6 +212,27 @@ def _clean_stale(folder: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """``safetensors.torch.save_file``, and then the file's mode as the umask gives any new file (0644 for
+    the usual 022): safetensors creates it readable by its owner only, so another user or container could
+    not load a model that the JSON beside it describes."""
+    save_file(dict(tensors), str(path), metadata=metadata)
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process's umask, read where Linux shows it (setting it to read it back would race other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies that safetensors accepts (no shared storage)."""
     out: dict[str, torch.Tensor] = {}
@@ -267,7 +289,7 @@ def save_checkpoint(
     tmp = folder.parent / f".{folder.name}{_TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        save_file(_plain_tensors(tensors), str(tmp / WEIGHTS_NAME), metadata={"kind": kind})
+        save_tensors(_plain_tensors(tensors), tmp / WEIGHTS_NAME, metadata={"kind": kind})
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
         for name, content in (extra_files or {}).items():
             if "/" in name or name in (CONFIG_NAME, WEIGHTS_NAME):

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
+from mmtok.core.checkpoint import save_tensors
 from mmtok.core.errors import MmtokError
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import load_run
@@ -110,7 +110,7 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[
                          "export a run trained with 1-D positions")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(llama_state_dict(model), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    save_tensors(llama_state_dict(model), folder / "model.safetensors", metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(llama_config(cfg, vocab), indent=2) + "\n")
     ranges = {name: [r.start, r.stop] for name in ("text", "special", *vocab.media) for r in [vocab.range(name)]}
     (folder / VOCAB_FILE).write_text(json.dumps({
