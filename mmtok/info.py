@@ -114,7 +114,8 @@ def _run(folder: Path) -> dict[str, Any]:
     meta = read_config(ckpts[-1])
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
-    params = _parameters(ckpts[-1])
+    # a tied output head is stored beside the embedding it shares: count that tensor once
+    params = _parameters(ckpts[-1], skip=("head.weight",) if model.get("tie_embeddings", True) else ())
     last = last_log_row(folder)
     return {
         "what": "run", "path": str(folder),
@@ -129,8 +130,8 @@ def _run(folder: Path) -> dict[str, Any]:
     }
 
 
-def _parameters(folder: Path) -> int:
-    return sum(math.prod(shape) for _, shape in read_header(folder / WEIGHTS_NAME).values())
+def _parameters(folder: Path, skip: tuple[str, ...] = ()) -> int:
+    return sum(math.prod(shape) for name, (_, shape) in read_header(folder / WEIGHTS_NAME).items() if name not in skip)
 
 
 def _checkpoint(folder: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import mmtok
 from mmtok.cli import main
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import CheckpointError
@@ -46,7 +47,8 @@ def test_a_run_is_described_by_its_newest_checkpoint_and_log(made: Path) -> None
     d = describe(made / "run")
     last = json.loads((made / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert d["what"] == "run" and d["step"] == d["steps"] == 4 and d["checkpoints"][-1] == "ckpt-0000004"
-    assert d["last_loss"] == last["loss"] and d["parameters"] > 0
+    model, _, _ = mmtok.load_run(made / "run")
+    assert d["last_loss"] == last["loss"] and d["parameters"] == sum(p.numel() for p in model.parameters())
     assert d["fingerprint"] == describe(made / "shards")["fingerprint"]
     assert describe(made / "run" / "ckpt-0000004")["kind"] == "transformer"
     log = made / "run" / "log.jsonl"
