@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from mmtok.core.errors import ContextTooShortError
+from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.sample import generate
 from mmtok.stream.interleave import Interleaver
@@ -126,6 +126,22 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
     with pytest.raises(SystemExit) as e:
         main(["sample", "--run", run, "--image-out", str(png), "--audio-out", str(wav)])
     assert e.value.code == 2
+    jpg = tmp_path / "a.jpg"  # an extension Pillow knows: that format, not PNG bytes under another name
+    assert main(["sample", "--run", run, *audio, "--prompt", "a", "--image-out", str(jpg), "--image-grid", "4x4"]) == 0
+    assert Image.open(jpg).format == "JPEG"
+    capsys.readouterr()
+    for bad, why in ((["--image-grid", "0x4", "--image-out", str(png)], "--image-grid needs"),
+                     (["--audio-tokens", "5,2", "--audio-out", str(wav)], "--audio-tokens MIN,MAX needs"),
+                     (["--audio-tokens", "0,0", "--audio-out", str(wav)], "--audio-tokens MIN,MAX needs"),
+                     (["--device", "banana"], "--device 'banana' is not a device")):
+        with pytest.raises(SystemExit) as e:
+            main(["sample", "--run", run, *audio, *bad])
+        assert e.value.code == 2 and why in capsys.readouterr().err
+    for bad, why in ((["--image-out", str(tmp_path)], "is a folder"),
+                     (["--audio-out", str(tmp_path / "a.mp3")], "write .wav or .flac"),
+                     (["--image-out", str(tmp_path / "nodir" / "x.png")], "does not exist")):
+        assert main(["sample", "--run", run, *audio, *bad]) == 2
+        assert why in capsys.readouterr().err
 
 
 class _Grid:  # a GridTokenizer: 8 codes on a 2×3 grid
@@ -194,5 +210,5 @@ def test_greedy_decoding_is_temperature_zero(setup: tuple[Transformer, Interleav
 def test_sample_run_checks_the_output_folder_before_loading(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from mmtok.lm.sample import sample_run
 
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist"):
         sample_run(tmp_path / "no-run", "a", image_out=tmp_path / "missing" / "x.png")

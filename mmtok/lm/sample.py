@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from mmtok.core.errors import ContextTooShortError
+from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.lm.grammar import DONE, TEXT, Grammar
 from mmtok.lm.model import KVCache, Transformer
@@ -267,6 +267,32 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
 
 
+def _image_format(path: Path) -> str:
+    """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), else PNG."""
+    from PIL import Image
+
+    return Image.registered_extensions().get(path.suffix.lower(), "PNG")
+
+
+def _check_output(path: Path, *, audio: bool) -> None:
+    """A :class:`UsageError` when ``path`` cannot take a sampled image or sound: a folder, a folder that
+    does not exist or cannot be written, or (sound) an extension soundfile cannot write 16-bit PCM in."""
+    flag = "--audio-out" if audio else "--image-out"
+    folder = path.resolve().parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
+    if audio:
+        import soundfile as sf
+
+        fmt = path.suffix.lower().lstrip(".").upper()
+        if fmt not in sf.available_formats() or not sf.check_format(fmt, "PCM_16"):
+            raise UsageError(f"{flag} {path}: write .wav or .flac (16-bit PCM), not {path.suffix or 'no extension'}")
+
+
 def _int_pair(text: str, sep: str) -> tuple[int, int]:
     """``"16x16"`` -> ``(16, 16)`` (``sep`` = ``"x"``), for the command line."""
     import argparse
@@ -317,11 +343,8 @@ def sample_run(
     if image_out and audio_out:
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
     for target in (image_out, audio_out):  # before minutes of sampling, not after
-        folder = Path(target).resolve().parent if target else None
-        if folder is not None and not folder.is_dir():
-            raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist")
-        if folder is not None and not os.access(folder, os.W_OK):
-            raise PermissionError(f"cannot write {target}: the folder {folder} is not writable")
+        if target:
+            _check_output(Path(target), audio=target == audio_out)
     model, vocab, cfg = load_run(run, device=device)
     spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {}, where=f"{run} (its training settings)",
                                           overrides=tokenizers)
@@ -337,7 +360,7 @@ def sample_run(
             from PIL import Image
 
             img = seg["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-            Image.fromarray(img).save(image_out, format="PNG")
+            Image.fromarray(img).save(image_out, format=_image_format(Path(image_out)))
             files.append(str(image_out))
         if audio_out:
             import soundfile as sf
@@ -359,8 +382,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  formatter_class=HelpFormatter)
     ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
     ap.add_argument("--prompt", default="", help="text to continue")
-    ap.add_argument("--image-out", default=None, help="sample an image after the prompt and write it here (PNG)")
-    ap.add_argument("--audio-out", default=None, help="sample audio after the prompt and write it here (WAV)")
+    ap.add_argument("--image-out", default=None,
+                    help="sample an image after the prompt and write it here (PNG; .jpg and other extensions "
+                    "Pillow knows in their format)")
+    ap.add_argument("--audio-out", default=None,
+                    help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac)")
     ap.add_argument("--max-new-tokens", type=int, default=400,
                     help="most tokens to sample after the prompt when no medium is forced (default: 400)")
     ap.add_argument("--temperature", type=float, default=1.0,
@@ -382,6 +408,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.image_out and args.audio_out:
         ap.error("give --image-out or --audio-out, not both")
+    if args.image_grid is not None and min(args.image_grid) < 1:
+        ap.error(f"--image-grid needs at least one row and column, got {args.image_grid[0]}x{args.image_grid[1]}")
+    if args.audio_tokens is not None and not 1 <= args.audio_tokens[0] <= args.audio_tokens[1]:
+        ap.error(f"--audio-tokens MIN,MAX needs 1 <= MIN <= MAX, got {args.audio_tokens[0]},{args.audio_tokens[1]}")
+    if args.device is not None:
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            ap.error(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         ap.error(f"--temperature must be a finite number > 0, got {args.temperature} (for greedy decoding: --greedy)")
     for flag, value, ok in (("--top-k", args.top_k, lambda v: v >= 1), ("--top-p", args.top_p, lambda v: 0 < v <= 1),
