@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, TrainingError
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm.runs import latest_checkpoint, load_run
 from mmtok.lm.train import TrainConfig, train
@@ -104,6 +104,13 @@ def test_resume_refuses_other_shards(shards: Path, tmp_path: Path) -> None:
     tokenize_corpus(text_only, other, shard_tokens=400)  # a vocabulary without media ranges
     with pytest.raises(MmtokError, match=r"differ|mismatch|fingerprint"):
         train(small(other, run, steps=4, save_every=2), resume=True, progress=False)
+
+
+def test_resume_with_another_preset_says_so_in_one_short_line(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "run", steps=2, save_every=2), progress=False)  # the tiny preset
+    with pytest.raises(TrainingError, match=r"trained with --preset tiny and another model shape: n_layer") as e:
+        train(small(shards, run, steps=4, save_every=2, preset="small"), resume=True, progress=False)
+    assert len(str(e.value)) < 400 and "\n" not in str(e.value)
 
 
 def test_lr_schedule() -> None:

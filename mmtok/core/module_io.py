@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+FIT_SHOWN = 4  # tensors named per kind of mismatch in a checkpoint-does-not-fit error
 
 
 def _fit_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]) -> list[str]:
@@ -48,13 +49,17 @@ def _fit_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, t
     unexpected = sorted(set(found) - set(expected))
     wrong = [f"{k}: checkpoint {found[k]} vs model {expected[k]}"
              for k in expected if k in found and found[k] != expected[k]]
+    def few(items: list[str], sep: str = ", ") -> str:  # a line a person reads, not every tensor of a model
+        shown = sep.join(items[:FIT_SHOWN])
+        return shown + (f"{sep}... ({len(items) - FIT_SHOWN} more)" if len(items) > FIT_SHOWN else "")
+
     problems = []
     if missing:
-        problems.append(f"missing tensors {missing}")
+        problems.append(f"missing tensors [{few(missing)}]")
     if unexpected:
-        problems.append(f"unexpected tensors {unexpected}")
+        problems.append(f"unexpected tensors [{few(unexpected)}]")
     if wrong:
-        problems.append("shape mismatch " + "; ".join(wrong))
+        problems.append("shape mismatch " + few(wrong, "; "))
     return problems
 
 

@@ -39,7 +39,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mmtok.core.errors import TrainingError
+from mmtok.core.checkpoint import read_config
+from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     RunLock,
@@ -285,9 +286,30 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
     return r
 
 
+SHAPE_FIELDS = ("n_layer", "n_head", "n_kv_head", "d_model", "mlp_ratio", "tie_embeddings")  # the weights' shapes
+
+
+def _check_same_model(r: _Run, ckpt: Path) -> None:
+    """A one-line :class:`TrainingError` when ``--resume`` asks for another model than the run's own."""
+    try:
+        saved = read_config(ckpt)["config"]
+    except (CheckpointError, KeyError, TypeError):
+        return  # a damaged newest checkpoint: load_newest_intact falls back and says so
+    mine = r.saved_cfg["model"]
+    diffs = [f"{k} {saved['model'][k]} (now {mine[k]})" for k in SHAPE_FIELDS
+             if k in saved.get("model", {}) and saved["model"][k] != mine[k]]
+    if diffs:
+        preset = (saved.get("train") or {}).get("preset")
+        raise TrainingError(f"{r.folder} was trained with --preset {preset} and another model shape: "
+                            f"{', '.join(diffs[:4])}; resume with the settings it was trained with, or train into a "
+                            "new --out")
+
+
 def _resume(r: _Run, resume: bool) -> None:
     """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
     found = checkpoint_folders(r.folder) if resume else []
+    if found:
+        _check_same_model(r, found[-1])
     loaded = load_newest_intact(
         found, lambda ck: load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND),
         who="mmtok train" if r.master else None,
