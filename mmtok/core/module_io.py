@@ -55,9 +55,9 @@ def _fit_problems(expected: Mapping[str, tuple[int, ...]], found: Mapping[str, t
 
     problems = []
     if missing:
-        problems.append(f"missing tensors [{few(missing)}]")
+        problems.append(f"missing tensors [{few([repr(k) for k in missing])}]")
     if unexpected:
-        problems.append(f"unexpected tensors [{few(unexpected)}]")
+        problems.append(f"unexpected tensors [{few([repr(k) for k in unexpected])}]")
     if wrong:
         problems.append("shape mismatch " + few(wrong, "; "))
     return problems
