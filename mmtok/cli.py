@@ -424,7 +424,12 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return argparse.Namespace(func=_cmd_train if argv[0] == "train" else _cmd_sample, options=argv[1:])
     if len(argv) > 1 and argv[0] == "train-tokenizer" and argv[1] in TRAINERS:
         return argparse.Namespace(func=_cmd_train_tokenizer, modality=argv[1], options=argv[2:])
-    return parser.parse_args(argv)
+    ns, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, so the hint names its --help
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        name = next((a for a in argv if a in sub.choices), None)
+        (sub.choices[name] if name else parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return ns
 
 
 def _exit_status(e: Exception) -> int:

@@ -161,3 +161,14 @@ def test_every_help_exits_0_and_describes_every_option(command: list[str], monke
                 and action.option_strings and action.dest != "help":
             shown = parser.formatter_class(parser.prog)._get_help_string(action) or ""
             assert "default" in shown.lower(), f"{parser.prog} {action.option_strings}: default not shown"
+
+
+@pytest.mark.parametrize("argv", [["info", "audio", "--jsn"], ["--debug", "context", "600", "--jsn"],
+                                  ["export", "x", "--to", "bin", "--out", "y", "--fast"]])
+def test_a_misspelled_flag_points_to_its_own_commands_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    command = next(a for a in argv if not a.startswith("-"))
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err == (f"mmtok: error: {command}: unrecognized arguments: {argv[-1]}; "
+                                         f"see 'mmtok {command} --help'")
