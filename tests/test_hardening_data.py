@@ -61,6 +61,9 @@ def test_resume_onto_an_edited_corpus_is_refused_and_restart_starts_over(tmp_pat
         tokenize_corpus(corpus, out, shard_tokens=40)
     index = json.loads((out / "shard-00000.json").read_text())
     assert index["source_sha256"] == m["source"]["sha256"]
+    other = text_corpus(tmp_path / "other.jsonl", [w.upper() for w in words])  # another corpus, same --out
+    with pytest.raises(CorpusError, match=r"made from another corpus \(docs\.jsonl\), not .*other\.jsonl; pass --restart"):
+        tokenize_corpus(other, out, shard_tokens=40)
 
 
 def test_an_unchanged_corpus_still_resumes_under_another_name(tmp_path: Path) -> None:

@@ -84,9 +84,12 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
 
 
-def _changed(corpus: os.PathLike[str], out: Path) -> CorpusError:
-    return CorpusError(f"{corpus} changed since the shards in {out} were made from it (its sha256 differs); "
-                       "pass --restart (restart=True) to start over there, or use a new --out")
+def _changed(corpus: os.PathLike[str], out: Path, made_from: str | None = None) -> CorpusError:
+    if made_from and made_from != Path(corpus).name:  # another corpus, not an edited one
+        what = f"the shards in {out} were made from another corpus ({made_from}), not {corpus}"
+    else:
+        what = f"{corpus} changed since the shards in {out} were made from it (its sha256 differs)"
+    return CorpusError(f"{what}; pass --restart (restart=True) to start over there, or use a new --out")
 
 
 def finished_manifest(corpus: os.PathLike[str], out: Path, sha: str) -> dict[str, Any] | None:
@@ -94,7 +97,7 @@ def finished_manifest(corpus: os.PathLike[str], out: Path, sha: str) -> dict[str
     if (out / MANIFEST).is_file():
         done = json.loads((out / MANIFEST).read_text())
         if (done.get("source") or {}).get("sha256") not in (None, sha):
-            raise _changed(corpus, out)
+            raise _changed(corpus, out, (done.get("source") or {}).get("file"))
         return cast(dict[str, Any], done)
     first, recorded = out / "shard-00000.json", None
     if first.is_file():
