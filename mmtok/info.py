@@ -54,6 +54,9 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
                                    "kind": "video"}, load("video"))
     folder = resolve_checkpoint(path)  # a bare name is a shipped checkpoint unless a checkpoint folder has it
     if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
+        if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
+            raise CheckpointError(f"{p} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
+                                  "yet): run the same command again to resume it, then describe it")
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
     return _checkpoint(folder)

@@ -107,6 +107,12 @@ def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
     assert "nothing to describe" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    stopped = tmp_path / "stopped"  # a tokenize killed part-way: shards, no manifest yet
+    stopped.mkdir()
+    (stopped / "shard-00000.json").write_text("{}")
+    assert main(["info", str(stopped)]) == 2
+    err = capsys.readouterr().err
+    assert "has not finished" in err and "run the same command again" in err
     (tmp_path / "audio").mkdir()  # a folder that is no checkpoint does not hide the shipped one of its name
     monkeypatch.chdir(tmp_path)
     assert main(["info", "audio"]) == 0 and "model_version" in capsys.readouterr().out
