@@ -65,6 +65,21 @@ def test_weights_are_as_readable_as_the_config_beside_them(tmp_path: Path) -> No
     assert mode(tmp_path / "ck2" / "model.safetensors") == mode(tmp_path / "ck2" / "config.json") == 0o640
 
 
+def test_a_folder_of_other_files_or_the_current_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(mmtok.CheckpointError, match="holds files and no checkpoint"):
+        save_checkpoint(mine, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    monkeypatch.chdir(mine)
+    for here in (".", ".."):
+        with pytest.raises(mmtok.CheckpointError, match="current folder"):
+            save_checkpoint(Path(here), kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
+    (tmp_path / "empty").mkdir()
+    assert save_checkpoint(tmp_path / "empty", kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)}).is_dir()
+
+
 def test_failed_write_keeps_previous(tmp_path: Path) -> None:
     folder = tmp_path / "ck"
     save_checkpoint(folder, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})

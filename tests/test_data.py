@@ -279,6 +279,10 @@ def test_packing_never_loses_or_duplicates_a_token(reference: Path, seq_len: int
         part = PackedDataset(reference, seq_len, seed=5, rank=rank, world_size=3)
         seen += [part._mine[i] for i in range(len(part))]
     assert sorted(seen) == list(range(ds.num_windows))
+    assert torch.equal(ds[np.int64(0)]["ids"], ds[0]["ids"])
+    for bad in (slice(0, 2), 1.0, True):
+        with pytest.raises(TypeError, match="indexed by an int"):
+            ds[bad]  # type: ignore[index]
 
 
 def test_packing_fields_order_and_masks(reference: Path) -> None:

@@ -163,6 +163,28 @@ def test_bad_files(tmp_path: Path, cfr: Path) -> None:
             read_video(cfr, fps=fps)
     with pytest.raises(ValueError, match="fps"):
         VideoTokenizer(tiny_tokenizer(), fps=0)
+    with pytest.raises(VideoError, match=r"cfr\.mp4: no frames from 100 s.*past the end"):
+        read_video(cfr, start=100.0)
+    vt = VideoTokenizer(tiny_tokenizer(), fps=2.0)
+    with pytest.raises(VideoError, match=r"cfr\.mp4: no frames from 100 s"):
+        vt.encode(cfr, start=100.0)
+    with pytest.raises(VideoError, match="integers, got float32"):
+        vt.decode(torch.zeros(1, 4, 4) + 0.7)  # not truncated to code 0
+    with pytest.raises(VideoError, match="zero frames"):
+        vt.decode(torch.zeros(0, 4, 4, dtype=torch.long))
+    with pytest.raises(VideoError, match="zero frames"):
+        vt.encode([])
+
+
+def test_a_list_of_images_of_different_sizes_is_one_clip(tmp_path: Path) -> None:
+    from PIL import Image
+
+    vt = VideoTokenizer(tiny_tokenizer(), fps=1.0)
+    for name, size in (("a.png", (48, 32)), ("b.png", (47, 32))):
+        Image.new("RGB", size, (200, 40, 40)).save(tmp_path / name)
+    codes = vt.encode([tmp_path / "a.png", tmp_path / "b.png"])
+    assert codes.shape == (2, 4, 4)
+    assert torch.equal(codes[0], vt.image.encode(tmp_path / "a.png")) and torch.equal(codes[1], vt.image.encode(tmp_path / "b.png"))
 
 
 def test_missing_pyav_says_how_to_install(monkeypatch, tmp_path: Path) -> None:

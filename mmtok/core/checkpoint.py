@@ -264,14 +264,22 @@ def save_checkpoint(
     ``config`` is a dataclass or a dict of hyperparameters; ``tensors`` the
     weights; ``provenance`` says what data and command made them;
     ``extra_files`` (name -> content) are written beside, e.g. a model card.
-    If ``folder`` already holds a checkpoint it is replaced only once the new
-    one is completely on disk.
+    If ``folder`` already holds a checkpoint it is replaced (the whole folder) only
+    once the new one is completely on disk; a folder that holds other files and no
+    checkpoint is refused, and so is the current folder.
     """
     from mmtok._version import __version__
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"cannot write checkpoint to {folder}: a file of that name exists")
+    if folder.resolve() in (Path.cwd(), *Path.cwd().parents):
+        raise CheckpointError(f"cannot write checkpoint to {folder}: it is the current folder or holds it; "
+                              "give a new folder")
+    if folder.is_dir() and not (folder / CONFIG_NAME).is_file() and any(folder.iterdir()):
+        raise CheckpointError(f"cannot write checkpoint to {folder}: it holds files and no checkpoint "
+                              f"({CONFIG_NAME}), which replacing it would delete; nothing was written (give a "
+                              "new or empty folder)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(folder)
 

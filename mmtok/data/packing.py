@@ -105,6 +105,8 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return int(self._mine.size)
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            raise TypeError(f"PackedDataset is indexed by an int (one window), not {type(idx).__name__}")
         if not -len(self) <= idx < len(self):
             raise IndexError(f"index {idx} out of range for {len(self)} windows")
         return self.window(int(self._mine[idx]))

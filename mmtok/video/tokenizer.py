@@ -261,9 +261,16 @@ def read_video(
     (torch.Size([20, 3, 128, 227]), [0.0, 0.5, 1.0])
     """
     chunks = list(iter_video(path, fps, size, start=start, duration=duration))
+    if not chunks:
+        raise VideoError(_no_frames(path, start, duration))
     frames = _to_float(np.concatenate([c for c, _ in chunks]))
     times = torch.from_numpy(np.concatenate([t for _, t in chunks]))
     return VideoClip(frames, times)
+
+
+def _no_frames(path: Any, start: float, duration: float | None) -> str:
+    span = f"from {start:g} s" + (f" for {duration:g} s" if duration is not None else "")
+    return f"video file {path}: no frames {span} (is start past the end of the video?)"
 
 
 def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
@@ -407,9 +414,9 @@ class VideoTokenizer(nn.Module):
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() != 4 or frames.shape[1] not in (1, 3, 4):
-            raise ValueError(f"frames must be [T, 3, H, W], got shape {tuple(frames.shape)}")
+            raise VideoError(f"frames must be [T, 3, H, W], got shape {tuple(frames.shape)}")
         if frames.shape[0] == 0:
-            raise ValueError("got zero frames")
+            raise VideoError("got zero frames")
         n = self.cfg.chunk_frames
         return torch.cat([self.image.encode(frames[i : i + n]) for i in range(0, frames.shape[0], n)])
 
@@ -418,6 +425,8 @@ class VideoTokenizer(nn.Module):
         """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``."""
         if isinstance(x, (str, os.PathLike)):
             parts = [self.image.encode(f) for f, _ in self.frames(x, start=start, duration=duration)]
+            if not parts:
+                raise VideoError(_no_frames(x, start, duration))
             codes = torch.cat(parts)
         elif isinstance(x, (torch.Tensor, np.ndarray)):
             t = torch.as_tensor(x)
@@ -425,7 +434,10 @@ class VideoTokenizer(nn.Module):
                 t = t.float() / 255.0
             codes = self._encode_frames(t)
         elif isinstance(x, (list, tuple)):
-            codes = self._encode_frames(torch.stack([load_image(f) for f in x]))
+            images = [load_image(f) for f in x]
+            if len({tuple(i.shape) for i in images}) > 1:  # each brought to the tokenizer's size on its own
+                images = [self.image.preprocess(i) for i in images]
+            codes = self._encode_frames(torch.stack(images) if images else torch.zeros(0, 3, 1, 1))
         else:
             raise TypeError(f"VideoTokenizer.encode takes a file path, a [T, 3, H, W] tensor or a list of images, "
                             f"got {type(x).__name__}")
@@ -434,15 +446,20 @@ class VideoTokenizer(nn.Module):
 
     def expand(self, codes: Any) -> torch.Tensor:
         """Codes ``[T, h, w]`` with repeat codes resolved to image codes (identity without ``temporal``)."""
-        codes = torch.as_tensor(np.asarray(codes.cpu() if isinstance(codes, torch.Tensor) else codes), dtype=torch.int64)
+        arr = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):  # as the image and audio tokenizers refuse them
+            raise VideoError(f"video codes must be integers, got {arr.dtype}")
+        codes = torch.as_tensor(arr, dtype=torch.int64)
         if codes.dim() != 3:
-            raise ValueError(f"video codes must be [T, h, w], got shape {tuple(codes.shape)}")
+            raise VideoError(f"video codes must be [T, h, w], got shape {tuple(codes.shape)}")
         return repeat_decode(codes, self.repeat_id) if self.repeat_id is not None else codes
 
     @ordinary_outputs
     def decode(self, codes: Any) -> torch.Tensor:
         """Codes ``[T, h, w]`` -> frames float32 ``[T, 3, H, W]`` in [0, 1]."""
         flat = self.expand(codes)
+        if flat.shape[0] == 0:
+            raise VideoError("video codes have zero frames: nothing to decode")
         n = self.cfg.chunk_frames
         return torch.cat([self.image.decode(flat[i : i + n]) for i in range(0, flat.shape[0], n)])
 
