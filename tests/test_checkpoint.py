@@ -69,9 +69,13 @@ def test_a_folder_of_other_files_or_the_current_folder_is_refused(tmp_path: Path
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    with pytest.raises(mmtok.CheckpointError, match="holds files and no checkpoint"):
+    with pytest.raises(mmtok.CheckpointError, match="holds files and no mmtok checkpoint"):
         save_checkpoint(mine, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    (mine / "config.json").write_text('{"name": "my project"}')  # a config.json, but not a checkpoint's
+    with pytest.raises(mmtok.CheckpointError, match="holds files and no mmtok checkpoint"):
+        save_checkpoint(mine, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json", "notes.txt"]
     monkeypatch.chdir(mine)
     for here in (".", ".."):
         with pytest.raises(mmtok.CheckpointError, match="current folder"):

@@ -43,6 +43,10 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
     assert main([*common, "--steps", "3", "--resume"]) == 0
     loaded = mmtok.load(out / "model")
     assert loaded.provenance["steps"] == 3 and loaded.codebook_size == 64
+    from mmtok.cli import main as cli
+
+    assert cli(["train-tokenizer", "image", *common, "--steps", "1"]) == 1  # a finished run is not redone (as mmtok train)
+    assert mmtok.load(out / "model").provenance["steps"] == 3
     assert loaded.cfg.enc_channels == cfg.enc_channels and loaded.cfg.dec_channels == cfg.dec_channels
 
 

@@ -74,6 +74,7 @@ from mmtok.core.module_io import save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
+    check_run_folder,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -444,6 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "already has synthetic clips: --make-data builds them)")
     # a resumed run rebuilds the tokenizer it was training; a missing or wrong --init-from fails here,
     # before anything is read or written
+    check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
     resumed = resume_source(args, Path(args.out) / STATE_DIR)
     if resumed is not None:
         cfg, weights_from, init_note = resumed[0], None, resumed[1].get("init_from")

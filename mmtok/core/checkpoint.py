@@ -249,6 +249,14 @@ def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def _is_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds an mmtok checkpoint (its config names our format), not just any config.json."""
+    try:
+        return json.loads((folder / CONFIG_NAME).read_text()).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def save_checkpoint(
     folder: str | os.PathLike[str],
     *,
@@ -276,10 +284,10 @@ def save_checkpoint(
     if folder.resolve() in (Path.cwd(), *Path.cwd().parents):
         raise CheckpointError(f"cannot write checkpoint to {folder}: it is the current folder or holds it; "
                               "give a new folder")
-    if folder.is_dir() and not (folder / CONFIG_NAME).is_file() and any(folder.iterdir()):
-        raise CheckpointError(f"cannot write checkpoint to {folder}: it holds files and no checkpoint "
-                              f"({CONFIG_NAME}), which replacing it would delete; nothing was written (give a "
-                              "new or empty folder)")
+    if folder.is_dir() and not _is_checkpoint(folder) and any(folder.iterdir()):
+        raise CheckpointError(f"cannot write checkpoint to {folder}: it holds files and no mmtok checkpoint "
+                              f"({CONFIG_NAME} of format {FORMAT_NAME!r}), which replacing it would delete; nothing "
+                              "was written (give a new or empty folder)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(folder)
 

@@ -281,17 +281,20 @@ class RunLock:
         self.held = False
 
 
-def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool) -> None:
+def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool,
+                     overwrite_flag: bool = True) -> None:
     """Refuse (:class:`TrainingError`) a run folder that already holds files (its lock aside) unless
-    ``resume`` or ``overwrite``; an empty or missing folder is fine. Writes nothing."""
+    ``resume`` or ``overwrite``; an empty or missing folder is fine. Writes nothing. ``overwrite_flag``:
+    whether the command has ``--overwrite`` to offer in the message."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise TrainingError(f"--out {folder} is a file, not a folder")
     held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
     if held and not (resume or overwrite):
         shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        again = "start it over with --overwrite, " if overwrite_flag else ""
         raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
-                            "start it over with --overwrite, or pick another --out")
+                            f"{again}or pick another --out")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

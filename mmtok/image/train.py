@@ -47,6 +47,7 @@ from mmtok.core.module_io import load_module, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
+    check_run_folder,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-code-rate", type=float, default=None,
                    help="also restart codes below this fraction of the expected use (sets vq.dead_code_rate)")
     p.add_argument("--codebook-size", type=int, default=None, help="K: number of codes (default 1024)")
-    p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 32)")
+    p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 64, or that of --init-from or --config)")
     p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start from this tokenizer's encoder and decoder (a folder or 'image'); its quantizer too "
@@ -270,6 +271,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
+    check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
     files = find_images(args.data, split=args.split)
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
