@@ -172,3 +172,33 @@ def test_a_misspelled_flag_points_to_its_own_commands_help(argv: list[str], caps
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err == (f"mmtok: error: {command}: unrecognized arguments: {argv[-1]}; "
                                          f"see 'mmtok {command} --help'")
+
+
+@pytest.mark.parametrize(("modality", "flags", "why"), [
+    ("image", ["--steps", "0"], "--steps must be at least 1"),
+    ("image", ["--lr", "-1"], "--lr must be a number above 0"),
+    ("image", ["--lr", "nan"], "--lr must be a number above 0"),
+    ("image", ["--batch-size", "0"], "--batch-size must be at least 1"),
+    ("image", ["--save-every", "0"], "--save-every must be at least 1"),
+    ("image", ["--crop", "17"], "--crop must be a multiple of 16"),
+    ("image", ["--scale-min", "3", "--scale-max", "1"], "0 < MIN <= MAX"),
+    ("image", ["--device", "tpu!"], "is not a device"),
+    ("audio", ["--steps", "-2"], "--steps must be at least 1"),
+    ("audio", ["--warmup", "-5"], "--warmup must be at least 0"),
+    ("audio", ["--crop-tokens", "0"], "--crop-tokens must be at least 1"),
+    ("audio", ["--val-fraction", "1.5"], "--val-fraction in [0, 1)"),
+])
+def test_trainer_values_out_of_range_are_refused_before_any_work(
+        modality: str, flags: list[str], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SystemExit) as e:
+        main(["train-tokenizer", modality, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *flags])
+    assert e.value.code == 2 and why in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_text_vocabulary_smaller_than_the_bytes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "t.txt").write_text("some text to learn from\n" * 20)
+    with pytest.raises(SystemExit) as e:
+        main(["train-tokenizer", "text", str(tmp_path / "t.txt"), "--vocab-size", "100", "--out", str(tmp_path / "tok")])
+    assert e.value.code == 2 and "--vocab-size must be at least 256" in capsys.readouterr().err

@@ -75,6 +75,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
+    check_run_options,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -419,6 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    check_run_options(parser, args)
+    if args.crop_tokens < 1 or not 0 <= args.val_fraction < 1:
+        parser.error(f"--crop-tokens must be at least 1 and --val-fraction in [0, 1) (got {args.crop_tokens}, "
+                     f"{args.val_fraction})")
     if args.gain_db < 0 or not 0 <= args.gain_prob <= 1:
         parser.error(f"--gain-db must be >= 0 and --gain-prob in [0, 1] (got {args.gain_db}, {args.gain_prob})")
     if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:

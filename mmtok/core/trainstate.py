@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -295,6 +296,26 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
         again = "start it over with --overwrite, " if overwrite_flag else ""
         raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
                             f"{again}or pick another --out")
+
+
+def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The options every tokenizer trainer shares, refused in one line (exit 2) before any work when out of
+    range: ``--steps``, ``--batch-size``, ``--save-every`` at least 1, ``--warmup`` at least 0, ``--lr`` a
+    finite number above 0, ``--device`` a device name."""
+    for flag, value, ok, want in (
+        ("--steps", args.steps, args.steps >= 1, "at least 1"),
+        ("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1"),
+        ("--save-every", args.save_every, args.save_every >= 1, "at least 1"),
+        ("--warmup", args.warmup, args.warmup >= 0, "at least 0"),
+        ("--lr", args.lr, math.isfinite(args.lr) and args.lr > 0, "a number above 0"),
+    ):
+        if not ok:
+            parser.error(f"{flag} must be {want} (got {value})")
+    if args.device is not None:
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            parser.error(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -48,6 +48,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
+    check_run_options,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -247,6 +248,11 @@ def _data_root(data: str) -> Path:
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    check_run_options(parser, args)
+    if args.crop < 16 or args.crop % 16:
+        parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
+    if not 0 < args.scale_min <= args.scale_max:
+        parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX (got {args.scale_min}, {args.scale_max})")
     if args.decoder_only and not (args.init_from or args.resume):
         parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
     if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):

@@ -312,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.files:
         if not os.path.isfile(name):
             p.error(f"no such file: {name}")
+    if args.vocab_size < 256 or args.min_frequency < 1:
+        p.error(f"--vocab-size must be at least 256 (the byte ids) and --min-frequency at least 1 "
+                f"(got {args.vocab_size}, {args.min_frequency})")
     command = "mmtok train-tokenizer text " + " ".join(
         [*args.files, "--vocab-size", str(args.vocab_size), "--min-frequency", str(args.min_frequency)]
     )
