@@ -202,3 +202,10 @@ def test_a_text_vocabulary_smaller_than_the_bytes_is_refused(tmp_path: Path, cap
     with pytest.raises(SystemExit) as e:
         main(["train-tokenizer", "text", str(tmp_path / "t.txt"), "--vocab-size", "100", "--out", str(tmp_path / "tok")])
     assert e.value.code == 2 and "--vocab-size must be at least 256" in capsys.readouterr().err
+    (tmp_path / "latin1.txt").write_bytes("un café à la crème\n".encode("latin-1") * 5)
+    (tmp_path / "empty.txt").write_text("\n")
+    for name, why in (("latin1.txt", "is not UTF-8 text (byte 0xe9 at offset 6)"), ("empty.txt", "no text to learn")):
+        with pytest.raises(SystemExit) as e:
+            main(["train-tokenizer", "text", str(tmp_path / name), "--vocab-size", "300", "--out", str(tmp_path / "t")])
+        assert e.value.code == 2 and why in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

@@ -277,6 +277,25 @@ def load_text_tokenizer(spec: str | os.PathLike[str] = "byte") -> ByteTokenizer 
 # --------------------------------------------------------------------------- command line
 
 
+def _not_utf8(name: str) -> str | None:
+    """Where the file stops being UTF-8 (``"byte 0xe9 at offset 12"``), or None when all of it is."""
+    import codecs
+
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(name, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                return f"byte 0x{block[e.start]:02x} at offset {offset + e.start}"
+            offset += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"it ends inside a character, at offset {offset}"
+    return None
+
+
 def _read_lines(files: Sequence[str]) -> Iterator[str]:
     for name in files:
         with open(name, encoding="utf-8", errors="surrogateescape") as f:
@@ -312,6 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.files:
         if not os.path.isfile(name):
             p.error(f"no such file: {name}")
+    for name in args.files:
+        where = _not_utf8(name)
+        if where is not None:
+            p.error(f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8")
+    if not any(line.strip() for line in _read_lines(args.files)):
+        p.error(f"no text to learn from in {', '.join(args.files)}")
     if args.vocab_size < 256 or args.min_frequency < 1:
         p.error(f"--vocab-size must be at least 256 (the byte ids) and --min-frequency at least 1 "
                 f"(got {args.vocab_size}, {args.min_frequency})")
