@@ -209,3 +209,11 @@ def test_a_text_vocabulary_smaller_than_the_bytes_is_refused(tmp_path: Path, cap
             main(["train-tokenizer", "text", str(tmp_path / name), "--vocab-size", "300", "--out", str(tmp_path / "t")])
         assert e.value.code == 2 and why in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_a_data_folder_with_nothing_to_train_on_is_refused_with_exit_2(
+        modality: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["train-tokenizer", modality, "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert f"holds no {modality} files" in capsys.readouterr().err

@@ -129,13 +129,18 @@ def test_prune_codebook_audio_refuses_bad_arguments(tmp_path: Path, capsys: pyte
     model = _tiny_audio_tokenizer(tmp_path / "tok")
     with pytest.raises(SystemExit) as e:
         main(["--model", str(model), "--cache", str(tmp_path), "--keep", "33", "--out", str(tmp_path / "o")])
-    assert e.value.code == 2 and "--keep must be in 1..32" in capsys.readouterr().err
+    assert e.value.code == 2 and "--keep must be in 2..32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # one code is no codebook
+        main(["--model", str(model), "--cache", str(tmp_path), "--keep", "1", "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "--keep must be in 2..32" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["--model", str(model), "--cache", str(tmp_path), "--keep", "3", "--out", str(model)])
     assert e.value.code == 2 and "already exists" in capsys.readouterr().err
     assert main(["--model", str(model), "--cache", str(tmp_path / "nocache"), "--keep", "3",
-                 "--out", str(tmp_path / "o")]) == 1
-    assert "not complete" in capsys.readouterr().err and not (tmp_path / "o").exists()
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmtok: error: prune-codebook audio: ") and "not complete" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,6 +25,7 @@ from mmtok.audio.codebook import speaker_groups
 from mmtok.audio.corpus import build_corpus
 from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
 from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
+from mmtok.core.errors import MissingFileError
 
 __all__ = [
     "AUDIO_EXTENSIONS", "attenuate_crops", "cache_material", "find_audio", "is_cache", "random_feature_crops",
@@ -38,10 +39,10 @@ def find_audio(folder: str | Path) -> list[Path]:
     """Audio files under ``folder`` (recursively), sorted."""
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data {str(root)!r} is not a folder")
+        raise MissingFileError(f"--data {str(root)!r} is not a folder")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     if not files:
-        raise FileNotFoundError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        raise MissingFileError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
     return files
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from mmtok.core.errors import ImageError
+from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.image.io import load_image
 
 __all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "random_crops", "train_crops"]
@@ -37,10 +37,10 @@ def find_images(folder: str | os.PathLike[str], *, split: str = "train") -> list
     if root.is_file() and root.suffix == ".jsonl":
         return _manifest_images(root, split)
     if not root.is_dir():
-        raise FileNotFoundError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
+        raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise FileNotFoundError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise MissingFileError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
@@ -57,7 +57,7 @@ def _manifest_images(manifest: Path, split: str) -> list[Path]:
         if entry_split == split and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
             files.append(manifest.parent / path)
     if not files:
-        raise FileNotFoundError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
+        raise MissingFileError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
     return sorted(files)
 
 

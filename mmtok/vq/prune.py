@@ -136,16 +136,16 @@ def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
         torch.set_num_threads(args.threads)
     try:
         tok = load_module(cls, args.model)
-        if not 1 <= args.keep <= tok.codebook_size:
-            parser.error(f"--keep must be in 1..{tok.codebook_size} (the codebook size of {args.model}), "
+        if not 2 <= args.keep <= tok.codebook_size:  # a codebook holds at least two codes
+            parser.error(f"--keep must be in 2..{tok.codebook_size} (the codebook size of {args.model}), "
                          f"got {args.keep}")
         share, info = count(tok)
         command = f"mmtok prune-codebook {modality} " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
         record = save_pruned(tok, share, args.keep, args.out, source=str(args.model), counted_on=info,
                              command=command)
-    except (MmtokError, FileNotFoundError) as e:
-        print(f"mmtok prune-codebook {modality}: {e}", file=sys.stderr)
-        return 1
+    except (MmtokError, FileNotFoundError) as e:  # what it was given is refused: exit 2, as every command
+        print(f"mmtok: error: prune-codebook {modality}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
     print(json.dumps({"pruned": str(args.out), **{k: v for k, v in record.items() if k != "counted_on"},
                       "tokens_counted": info["tokens"]}))
     return 0
