@@ -88,7 +88,7 @@ def _tiny_audio_tokenizer(path: Path) -> Path:
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=32), decoder_channels=8))
     tok.train()
     tok(torch.randn(4, 80, 40))  # k-means init on some features, so the codes differ
-    return save_module(tok.eval(), path, provenance={"steps": 7})
+    return save_module(tok.eval(), path, provenance={"steps": 7, "model_version": "audio t1", "chosen_on": "val 0.7"})
 
 
 def test_prune_codebook_audio_counts_the_training_split_and_writes_a_smaller_tokenizer(
@@ -110,6 +110,9 @@ def test_prune_codebook_audio_counts_the_training_split_and_writes_a_smaller_tok
     assert isinstance(small, AudioTokenizer) and small.codebook_size == 12
     rec = small.provenance["pruned"]
     assert small.provenance["steps"] == 7  # the tokenizer's own provenance is kept
+    assert small.provenance["model_version"] == "audio t1, pruned to 12 codes"  # but it is another model now
+    assert "chosen_on" not in small.provenance and rec["from_chosen_on"] == "val 0.7"
+    assert rec["from_model_version"] == "audio t1"
     assert rec["counted_on"]["split"] == "train" and rec["counted_on"]["clips"] == 4
     assert rec["counted_on"]["synthetic_clips"] == 4 and rec["from_fingerprint"] == mmtok.load(model).fingerprint
     assert small.fingerprint != mmtok.load(model).fingerprint

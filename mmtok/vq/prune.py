@@ -88,7 +88,9 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
 
     The provenance is the tokenizer's own with a ``pruned`` record added: the
     source checkpoint, the sizes before and after, the share of the counted
-    tokens that fell on dropped codes, and what was counted. Returns that record.
+    tokens that fell on dropped codes, and what was counted. Its ``model_version``
+    says it was pruned, and the source's ``chosen_on`` figures move into the
+    record. Returns that record.
     """
     share = torch.as_tensor(share, dtype=torch.float64).flatten()
     before = int(tokenizer.cfg.vq.codebook_size)  # type: ignore[union-attr]
@@ -108,6 +110,11 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
     if command:
         record["command"] = command
     prov = dict(getattr(tokenizer, "provenance", None) or {})
+    if prov.get("model_version"):  # another model now: its messages must not name it as the one it came from
+        record["from_model_version"] = prov["model_version"]
+        prov["model_version"] = f"{prov['model_version']}, pruned to {keep} codes"
+    if "chosen_on" in prov:  # the figures it was chosen on were the unpruned model's
+        record["from_chosen_on"] = prov.pop("chosen_on")
     prov["pruned"] = record
     save_module(small, out, provenance=prov)
     return record
