@@ -12,6 +12,7 @@ loaded to report its fingerprint.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import textwrap
@@ -49,6 +50,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
         return _run(p)
+    if p.is_dir() and (p / "train-state" / CONFIG_NAME).is_file():  # a tokenizer's run (mmtok train-tokenizer)
+        return _tokenizer_run(p)
     if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped, built from image and audio
         return _tokenizer_summary({"what": "tokenizer", "path": "video (built from the shipped image and audio)",
                                    "kind": "video"}, load("video"))
@@ -131,6 +134,19 @@ def _run(folder: Path) -> dict[str, Any]:
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
         "tokenizers": _vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"])) if cfg.get("vocab") else None,
     }
+
+
+def _tokenizer_run(folder: Path) -> dict[str, Any]:
+    """A ``mmtok train-tokenizer`` run folder: the step its train-state reached, the steps it was asked for
+    (``summary.json``) and, once exported, its model (``model/``)."""
+    state = read_config(folder / "train-state")
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "kind": state.get("kind"),
+                           "step": (state.get("train") or {}).get("step"), "steps": summary.get("steps")}
+    if (folder / "model" / CONFIG_NAME).is_file():
+        out["model"] = _checkpoint(folder / "model")
+    return out
 
 
 def _parameters(folder: Path, skip: tuple[str, ...] = ()) -> int:

@@ -47,6 +47,11 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
 
     assert cli(["train-tokenizer", "image", *common, "--steps", "1"]) == 1  # a finished run is not redone (as mmtok train)
     assert mmtok.load(out / "model").provenance["steps"] == 3
+    from mmtok.info import describe, format_info
+
+    d = describe(out)  # mmtok info RUN
+    assert d["what"] == "tokenizer run" and d["kind"] == "image" and d["step"] == 3 and d["steps"] == 3
+    assert d["model"]["codebook_size"] == 64 and format_info(d).startswith(f"tokenizer run: {out}")
     assert loaded.cfg.enc_channels == cfg.enc_channels and loaded.cfg.dec_channels == cfg.dec_channels
 
 
