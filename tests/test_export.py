@@ -152,6 +152,13 @@ def test_export_hf_gives_the_same_logits(tmp_path: Path, tie: bool) -> None:
 
     run = _tiny_run(tmp_path / "run", tie=tie)
     assert main(["export-hf", "--run", str(run), "--out", str(tmp_path / "hf")]) == 0
+    assert main(["export-hf", "--run", str(run), "--out", str(tmp_path / "hf")]) == 0  # an earlier export: replaced
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text("{}")
+    for bad in ("afile", "other"):
+        assert main(["export-hf", "--run", str(run), "--out", str(tmp_path / bad)]) == 2
+    assert (tmp_path / "afile").read_text() == "mine" and [p.name for p in (tmp_path / "other").iterdir()] == ["config.json"]
     model, vocab, _ = mmtok.load_run(run)
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
     assert type(hf).__name__ == "LlamaForCausalLM"

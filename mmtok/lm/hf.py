@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from mmtok.core.checkpoint import save_tensors
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, UsageError
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import load_run
 from mmtok.stream.vocab import Vocabulary
@@ -101,8 +101,13 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[
 
     ``transformers.AutoModelForCausalLM.from_pretrained(out)`` gives the logits of
     ``mmtok.load_run(run)`` (positions ``0..T-1``); ``out/mmtok_vocab.json`` says
-    what each id is.
+    what each id is. ``out`` must be new, empty or an earlier export (it holds ``mmtok_vocab.json``).
     """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
+    if target.is_dir() and any(target.iterdir()) and not (target / VOCAB_FILE).is_file():
+        raise UsageError(f"--out {out} holds files and no earlier export ({VOCAB_FILE}); give a new or empty folder")
     model, vocab, _ = load_run(run)
     cfg = model.cfg
     if cfg.rope_3d:
