@@ -235,3 +235,12 @@ def test_the_last_block_reads_only_what_its_tokens_need(tok: AudioTokenizer, mon
     assert torch.equal(tok.encode(padded, SAMPLE_RATE)[:230], codes)
     assert widths[-1] == c.frames_per_token * 100 + 2 * ctx
     assert torch.equal(tok.encode(x, SAMPLE_RATE, chunk_seconds=0.37), codes)  # chunking still changes nothing
+
+
+def test_too_little_training_audio_for_the_codebook_says_so(tok: AudioTokenizer) -> None:
+    from mmtok.audio.codebook import fit_codebook
+
+    ctx = tok.context_frames
+    feats = [torch.randn(80, 2 * 3 + 2 * ctx)]  # a clip of 3 tokens, for 64 codes
+    with pytest.raises(AudioError, match="gives 3 token vectors, fewer than the 64 codes"):
+        fit_codebook(tok, feats, vectors=1000, iters=2, generator=torch.Generator().manual_seed(0))

@@ -114,6 +114,9 @@ def fit_codebook(tok: AudioTokenizer, feats: Sequence[torch.Tensor], *, vectors:
     pick = torch.randperm(rows.shape[0], generator=generator)[:vectors]
     rows, row_groups = rows[pick].contiguous(), row_groups[pick]
     k = tok.codebook_size
+    if rows.shape[0] < k:  # k-means seeds its codes on distinct vectors: it needs at least one per code
+        raise AudioError(f"the training audio gives {rows.shape[0]} token vectors, fewer than the {k} codes to fit: "
+                         "give more or longer clips, or a smaller --codebook-size")
     centers, counts = lloyd(rows, rows[:k].clone(), iters)
     if balance_rounds:
         centers, counts = balance_codes(rows, row_groups, centers, rounds=balance_rounds, min_groups=min_groups,
