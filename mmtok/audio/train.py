@@ -415,11 +415,8 @@ def train_steps(run: _Run) -> None:
     bar.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
-
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every option out of range or at odds with another, refused in one line (exit 2) before any work."""
     check_run_options(parser, args)
     if args.crop_tokens < 1 or not 0 <= args.val_fraction < 1:
         parser.error(f"--crop-tokens must be at least 1 and --val-fraction in [0, 1) (got {args.crop_tokens}, "
@@ -448,6 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic and not is_cache(args.data):
         parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
                      "already has synthetic clips: --make-data builds them)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    _check_args(parser, args)
     # a resumed run rebuilds the tokenizer it was training; a missing or wrong --init-from fails here,
     # before anything is read or written
     check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
