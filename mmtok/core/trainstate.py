@@ -311,11 +311,17 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
     ):
         if not ok:
             parser.error(f"{flag} must be {want} (got {value})")
-    if args.device is not None:
-        try:
-            torch.device(args.device)
-        except RuntimeError:
-            parser.error(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)")
+    check_device_option(parser, args.device)
+
+
+def check_device_option(parser: argparse.ArgumentParser, device: str | None) -> None:
+    """``--device`` refused in one line (exit 2) unless it names a device torch knows (or is not given)."""
+    if device is None:
+        return
+    try:
+        torch.device(device)
+    except RuntimeError:
+        parser.error(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -376,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok sample``: continue a text prompt with a trained run (:func:`sample_run`)."""
     import argparse
 
-    from mmtok.core.trainstate import HelpFormatter
+    from mmtok.core.trainstate import HelpFormatter, check_device_option
 
     ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.",
                                  formatter_class=HelpFormatter)
@@ -412,11 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--image-grid needs at least one row and column, got {args.image_grid[0]}x{args.image_grid[1]}")
     if args.audio_tokens is not None and not 1 <= args.audio_tokens[0] <= args.audio_tokens[1]:
         ap.error(f"--audio-tokens MIN,MAX needs 1 <= MIN <= MAX, got {args.audio_tokens[0]},{args.audio_tokens[1]}")
-    if args.device is not None:
-        try:
-            torch.device(args.device)
-        except RuntimeError:
-            ap.error(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)")
+    check_device_option(ap, args.device)
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         ap.error(f"--temperature must be a finite number > 0, got {args.temperature} (for greedy decoding: --greedy)")
     for flag, value, ok in (("--top-k", args.top_k, lambda v: v >= 1), ("--top-p", args.top_p, lambda v: 0 < v <= 1),
