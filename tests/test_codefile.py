@@ -75,7 +75,7 @@ def test_bad_files_are_named_and_the_others_still_written(encoded: Path, tmp_pat
     assert main(["decode", str(tmp_path / "junk.npz"), str(encoded / "coffee.jpg.npz"),
                  "--out", str(tmp_path / "back")]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 'junk.npz'}: not a code file from 'mmtok encode' (not an .npz archive)" in err
+    assert f"{tmp_path / 'junk.npz'}: not a code file from 'mmtok encode' (ValueError: not an .npz archive)\n" in err
     assert (tmp_path / "back" / "coffee.jpg.decoded.png").is_file()
 
 

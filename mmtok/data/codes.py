@@ -57,8 +57,9 @@ def load_codes(path: Path) -> CodeFile:
     """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one."""
     try:
         with open(path, "rb") as f:
-            if f.read(2) != b"PK":  # np.load would take any other bytes for a pickle, and say so
-                raise UsageError(f"{path}: not a code file from 'mmtok encode' (not an .npz archive)")
+            magic = f.read(2)
+        if magic != b"PK":  # np.load would take any other bytes for a pickle, and say so
+            raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
             codes, meta = z["codes"], json.loads(str(z["meta"]))
             audio_codes = z["audio_codes"] if "audio_codes" in z.files else None
