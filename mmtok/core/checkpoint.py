@@ -41,6 +41,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mmtok.core.errors import CheckpointError
+from mmtok.core.paths import holds_cwd
 
 __all__ = [
     "CONFIG_NAME",
@@ -281,7 +282,7 @@ def save_checkpoint(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"cannot write checkpoint to {folder}: a file of that name exists")
-    if folder.resolve() in (Path.cwd(), *Path.cwd().parents):
+    if holds_cwd(folder):
         raise CheckpointError(f"cannot write checkpoint to {folder}: it is the current folder or holds it; "
                               "give a new folder")
     if folder.is_dir() and not _is_checkpoint(folder) and any(folder.iterdir()):

@@ -83,7 +83,7 @@ class DemoError(MmtokError, ValueError):
 
 class QuantizerError(MmtokError, ValueError):
     """Vectors, indices or settings a :class:`~mmtok.vq.quantizer.VectorQuantizer` cannot use (wrong size,
-    NaN/inf or out-of-range values, a ``VQConfig`` field out of range or of the wrong type)."""
+    NaN/inf or out-of-range values, a ``VQConfig`` field out of range; one of the wrong type is a ``TypeError``)."""
 
 
 class UsageError(MmtokError, ValueError):

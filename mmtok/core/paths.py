@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mmtok.core.errors import MissingFileError, MmtokError
 
-__all__ = ["check_media_file"]
+__all__ = ["check_media_file", "holds_cwd"]
 
 
 def check_media_file(path: str | os.PathLike[str], *, what: str, error: type[MmtokError]) -> None:
@@ -36,3 +36,12 @@ def check_media_file(path: str | os.PathLike[str], *, what: str, error: type[Mmt
         raise error(f"{name} is a folder, not an {what}" if what[0] in "aeiou" else f"{name} is a folder, not a {what}")
     if not stat.S_ISREG(mode):
         raise error(f"{name} is not a regular file (a device, pipe or socket), not a{'n' if what[0] in 'aeiou' else ''} {what}")
+
+
+def holds_cwd(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is the current folder or one that holds it: a folder no writer may replace.
+
+    >>> holds_cwd("."), holds_cwd(".."), holds_cwd("a-new-folder")
+    (True, True, False)
+    """
+    return Path(path).resolve() in (Path.cwd(), *Path.cwd().parents)

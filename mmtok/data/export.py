@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
+from mmtok.core.paths import holds_cwd
 from mmtok.data.shards import MANIFEST, _manifest_folders, json_bytes, open_shards, write_atomic
 
 __all__ = ["FORMATS", "export_shards"]
@@ -141,8 +142,7 @@ def _check_target(out: Path, to: str, shards: Path) -> Path:
     """``out`` resolved, once it is safe to replace: absent, or an earlier export to ``to``; never the
     shard folder, a folder that holds it, one inside it, or the current folder."""
     target, source = out.resolve(), shards.resolve()
-    if target == source or target in source.parents or source in target.parents or target in (Path.cwd(),
-                                                                                                *Path.cwd().parents):
+    if target == source or target in source.parents or source in target.parents or holds_cwd(target):
         raise CorpusError(f"--out {out} is the shard folder, a folder that holds it or the current folder, or lies "
                           "inside the shard folder: give a new path beside them")
     if (target.exists() or target.is_symlink()) and not _is_export(target, to):
