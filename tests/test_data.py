@@ -271,8 +271,9 @@ def test_packing_never_loses_or_duplicates_a_token(reference: Path, seq_len: int
     real = torch.cat([w["doc"] >= 0 for w in windows])
     inputs = torch.cat([w["ids"] for w in windows])[real].numpy()
     targets = torch.cat([w["targets"] for w in windows])[real].numpy()
-    assert np.array_equal(inputs, stream)  # each token an input exactly once, in order
-    assert np.array_equal(targets[:-1], stream[1:])  # and a target exactly once
+    assert np.array_equal(inputs, stream[:-1])  # each token but the last an input exactly once, in order
+    assert np.array_equal(targets, stream[1:])  # each but the first a target exactly once: every input has one
+    assert all(bool((w["targets"] != ds.vocab.id("<pad>")).any()) for w in windows)  # no window without a target
     # shuffled and split over 3 ranks: every window exactly once
     seen = []
     for rank in range(3):
@@ -283,6 +284,21 @@ def test_packing_never_loses_or_duplicates_a_token(reference: Path, seq_len: int
     for bad in (slice(0, 2), 1.0, True):
         with pytest.raises(TypeError, match="indexed by an int"):
             ds[bad]  # type: ignore[index]
+
+
+def test_packing_a_stream_one_past_a_window_edge_and_an_empty_one(tmp_path: Path) -> None:
+    # 9 tokens in windows of 4 (9 = 2 * 4 + 1): the ninth token has nothing after it, so no window is
+    # made for it alone; every window has targets
+    (tmp_path / "docs.jsonl").write_text('{"segments": ["hi"]}\n{"segments": ["yo!"]}\n')
+    tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "s")
+    ds = PackedDataset(tmp_path / "s", 4, shuffle=False)
+    assert (ds.num_tokens, ds.num_windows) == (9, 2)
+    pad = ds.vocab.id("<pad>")
+    assert [int((ds.window(k)["targets"] != pad).sum()) for k in range(2)] == [4, 4]
+    (tmp_path / "bad.jsonl").write_text('{"segments": [{"image": "missing.png"}]}\n')
+    tokenize_corpus(tmp_path / "bad.jsonl", tmp_path / "e")
+    with pytest.raises(CorpusError, match=r"hold 0 token.*nothing to pack"):
+        PackedDataset(tmp_path / "e", 4)
 
 
 def test_packing_fields_order_and_masks(reference: Path) -> None:

@@ -2,9 +2,10 @@
 
 The shards' documents are read back to back as one stream (by memmap) and cut
 into windows of ``seq_len`` inputs; window ``k`` holds inputs
-``[k * seq_len, (k + 1) * seq_len)`` and their next-token targets, so every token
-is an input exactly once and a target exactly once (the very first token is
-never a target). The last window is padded with ``<pad>`` (loss weight 0).
+``[k * seq_len, (k + 1) * seq_len)`` and their next-token targets. Every input
+has its target: every token but the last is an input exactly once, and every
+token but the first is a target exactly once, so no window is without a target.
+The last window is padded with ``<pad>`` (loss weight 0).
 Documents may cross a window edge; ``doc`` numbers the documents inside each
 window so a model can build a document mask, and a target that begins a new
 document gets loss weight 0 (nothing in the previous document predicts it).
@@ -16,7 +17,7 @@ document gets loss weight 0 (nothing in the previous document predicts it).
 >>> _ = tokenize_corpus(d / "docs.jsonl", d / "shards")
 >>> ds = PackedDataset(d / "shards", seq_len=4, shuffle=False)
 >>> len(ds), ds.num_tokens
-(3, 9)
+(2, 9)
 >>> w = ds[0]
 >>> w["ids"].tolist(), w["targets"].tolist(), w["doc"].tolist(), w["loss_weight"].tolist()
 ([257, 104, 105, 258], [104, 105, 258, 257], [0, 0, 0, 0], [1.0, 1.0, 1.0, 0.0])
@@ -63,9 +64,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.shards = open_shards(folder, vocab=vocab)
-        if self.shards.num_tokens == 0:
-            raise CorpusError(f"the shards in {folder} hold no tokens (every document was skipped or the corpus "
-                              "was empty; see skipped in its manifest.json): nothing to pack")
+        if self.shards.num_tokens < 2:  # one token has nothing after it to predict
+            raise CorpusError(f"the shards in {folder} hold {self.shards.num_tokens} token(s) (every document was "
+                              "skipped or the corpus was empty; see skipped in its manifest.json): nothing to pack")
         self.vocab = self.shards.vocab
         self.seq_len, self.seed, self.shuffle = seq_len, seed, shuffle
         if rank is None or world_size is None:
@@ -88,7 +89,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             [offs[:-1] + start for offs, start in zip(self.shards.offsets, self._starts[:-1], strict=True)]
             or [np.zeros(0, np.int64)]
         )
-        self.num_windows = -(-self.num_tokens // seq_len)
+        self.num_windows = -(-(self.num_tokens - 1) // seq_len)  # inputs: every token that has a target
         self._pad = self.vocab.id("<pad>")
         self.set_epoch(0)
 
@@ -131,7 +132,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             raise IndexError(f"window {k} out of range [0, {self.num_windows})")
         L, a = self.seq_len, k * self.seq_len
         toks = self._slice(a, min(a + L + 1, self.num_tokens))  # inputs and the one target past them
-        n_in = min(L, toks.size)
+        n_in = min(L, toks.size - 1)  # the stream's last token is no input: nothing follows it
         previous = int(self._slice(a - 1, a)[0]) if a > 0 else None
         mod = self.vocab.stream_modality(toks, previous=previous)
         docn = np.searchsorted(self._doc_starts, a + np.arange(toks.size), side="right") - 1
@@ -142,9 +143,8 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         weight = np.zeros(L, np.float32)
         doc = np.full(L, -1, np.int64)
         ids[:n_in], modality[:n_in], doc[:n_in] = toks[:n_in], mod[:n_in], docn[:n_in] - docn[0]
-        m = toks.size - 1  # inputs that have a target
-        targets[:m] = toks[1:]
-        weight[:m] = np.where(docn[1:] == docn[:-1], self._weights[mod[1:]], 0.0)
+        targets[:n_in] = toks[1:]
+        weight[:n_in] = np.where(docn[1:] == docn[:-1], self._weights[mod[1:]], 0.0)
         return {
             "ids": torch.from_numpy(ids),
             "targets": torch.from_numpy(targets),
