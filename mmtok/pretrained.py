@@ -25,6 +25,7 @@ from torch import nn
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import (
+    carried_provenance,
     load_module,
     models_dir,
     resolve_checkpoint,
@@ -155,7 +156,14 @@ def save(
     provenance: Mapping[str, Any] | None = None,
     extra_files: Mapping[str, bytes | str] | None = None,
 ) -> Path:
-    """Write ``module`` (anything with ``KIND`` and ``cfg``) as a checkpoint folder, atomically."""
+    """Write ``module`` (anything with ``KIND`` and ``cfg``) as a checkpoint folder, atomically.
+
+    Without ``provenance``, a module loaded by :func:`load` keeps its own (``model_version``
+    included) if its config and weights are as loaded, and otherwise records only what it was
+    derived from (:func:`~mmtok.core.module_io.carried_provenance`).
+    """
+    if provenance is None:
+        provenance = carried_provenance(module)
     return save_module(module, folder, provenance=provenance, extra_files=extra_files)
 
 

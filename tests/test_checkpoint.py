@@ -42,6 +42,20 @@ def test_round_trip_gives_bit_identical_indices(tmp_path: Path, cfg: dict) -> No
     assert meta["provenance"] == {"data": "gaussian test vectors"}
     assert b"pickle" not in (folder / WEIGHTS_NAME).read_bytes()[:2000]
 
+def test_save_without_provenance_keeps_it_only_for_unchanged_weights(tmp_path: Path) -> None:
+    prov = {"model_version": "vq test 1", "data": "gaussian test vectors"}
+    assert mmtok.load(mmtok.save(trained_vq(), tmp_path / "fresh")).provenance == {}  # never loaded: nothing
+    first = mmtok.load(mmtok.save(trained_vq(), tmp_path / "a", provenance=prov))
+    again = mmtok.load(mmtok.save(first, tmp_path / "b"))  # the round trip keeps model_version
+    assert again.provenance == prov
+    with torch.no_grad():
+        again.embed[0] += 1  # changed after loading: the old provenance no longer describes it
+    changed = mmtok.load(mmtok.save(again, tmp_path / "c")).provenance
+    assert changed["derived_from"] == "vq test 1" and "model_version" not in changed
+    explicit = {"model_version": "vq test 2"}
+    assert mmtok.load(mmtok.save(again, tmp_path / "d", provenance=explicit)).provenance == explicit
+
+
 
 def test_overwrite_replaces_and_cleans_up(tmp_path: Path) -> None:
     folder = tmp_path / "ck"

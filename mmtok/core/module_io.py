@@ -28,8 +28,10 @@ from mmtok.core.checkpoint import (
     save_checkpoint,
 )
 from mmtok.core.errors import CheckpointError
+from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
+    "carried_provenance",
     "checkpoint_label",
     "load_module",
     "load_state_dict_checked",
@@ -213,6 +215,25 @@ def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
                                   "the weights are damaged (or training diverged)")
 
 
+def carried_provenance(module: Any) -> dict[str, Any]:
+    """The provenance a loaded module keeps when it is saved again without new provenance.
+
+    Unchanged since loading (the same class, config and weights): its own provenance, so a
+    save -> load round trip keeps ``model_version``. Changed (fine-tuned, pruned by hand):
+    only where it came from, since the old provenance no longer describes these weights.
+    A module that was never loaded from a checkpoint carries nothing.
+    """
+    prov = getattr(module, "provenance", None)
+    loaded = getattr(module, "loaded_fingerprint", None)
+    if not isinstance(prov, Mapping) or loaded is None:
+        return {}
+    if module_fingerprint(module) == loaded:
+        return dict(prov)
+    origin = prov.get("model_version") or getattr(module, "checkpoint_label", None) or "a loaded checkpoint"
+    return {"derived_from": str(origin),
+            "note": "weights or config changed after loading; save(..., provenance=...) describes them"}
+
+
 def checkpoint_label(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> str:
     """How a loaded checkpoint is named in messages: its folder, its ``model_version`` if the
     provenance gives one, and when and by which mmtok it was saved."""
@@ -229,7 +250,8 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
     config's integers are checked (:data:`MAX_CONFIG_INT`), the module is built on
     the meta device and its shapes compared with the safetensors header; only then
     are the weights read (refused if any is NaN/inf) and the module built for real.
-    It comes back in eval mode with ``provenance`` set.
+    It comes back in eval mode with ``provenance`` set, and ``loaded_fingerprint``: a hash of
+    its class, config and weights as read (:func:`carried_provenance` compares it at save).
     """
     folder = resolve_checkpoint(name_or_path)
     meta = read_config(folder, kind=cls.KIND)  # type: ignore[attr-defined]
@@ -256,6 +278,7 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
                               f"{type(e).__name__}: {e}") from e
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
+    module.loaded_fingerprint = module_fingerprint(module)  # type: ignore[attr-defined]
     module.checkpoint_label = checkpoint_label(path, meta)  # type: ignore[attr-defined]
     module.eval()  # type: ignore[attr-defined]
     if device is not None:
