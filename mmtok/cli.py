@@ -38,10 +38,12 @@ class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """The sub-commands' parsers: defaults in the help."""
+    """The sub-commands' parsers: defaults in the help, and no abbreviated flags (``--step`` is not
+    taken for ``--steps``: an abbreviation that works today would break when a flag is added)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
 
@@ -122,7 +124,7 @@ def train_parser() -> argparse.ArgumentParser:
     from mmtok.lm.model import PRESETS
     from mmtok.lm.train import TrainConfig
 
-    ap = argparse.ArgumentParser(prog="mmtok train", description="Train the transformer on token shards; "
+    ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train", description="Train the transformer on token shards; "
                                  "ends by printing the run folder, its newest checkpoint and the final loss.",
                                  formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
@@ -331,7 +333,7 @@ def _add_demo(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok",
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
         "interleaved token streams, and a small transformer over them.",

@@ -129,7 +129,8 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
 
 COMMANDS = [[], ["demo"], ["train-tokenizer"], ["train-tokenizer", "image"], ["train-tokenizer", "audio"],
             ["train-tokenizer", "text"], ["train-tokenizer", "vocoder"], ["tokenize"], ["train"], ["context"],
-            ["export"], ["export-hf"], ["sample"]]
+            ["export"], ["export-hf"], ["sample"], ["prune-codebook", "image"], ["prune-codebook", "audio"],
+            ["encode"], ["decode"], ["info"], ["eval"]]
 # parsers whose help shows every default (the others are the trainers with their own formatters)
 SHOWS_DEFAULTS = {"mmtok demo", "mmtok train-tokenizer", "mmtok train-tokenizer image", "mmtok train-tokenizer audio",
                   "mmtok tokenize", "mmtok train", "mmtok context", "mmtok export", "mmtok export-hf"}
@@ -151,6 +152,7 @@ def test_every_help_exits_0_and_describes_every_option(command: list[str], monke
     assert done.value.code in (0, None)
     assert "usage:" in capsys.readouterr().out
     parser = seen[-1]  # the parser that printed the help
+    assert not parser.allow_abbrev, f"{parser.prog} takes abbreviated flags"
     if command != ["train-tokenizer", "vocoder"]:  # that trainer names itself after its module
         assert parser.prog == " ".join(["mmtok", *command])
     for action in parser._actions:
@@ -164,7 +166,8 @@ def test_every_help_exits_0_and_describes_every_option(command: list[str], monke
 
 
 @pytest.mark.parametrize("argv", [["info", "audio", "--jsn"], ["--debug", "context", "600", "--jsn"],
-                                  ["export", "x", "--to", "bin", "--out", "y", "--fast"]])
+                                  ["export", "x", "--to", "bin", "--out", "y", "--fast"],
+                                  ["info", "audio", "--js"], ["context", "600", "--jso"]])  # no abbreviations
 def test_a_misspelled_flag_points_to_its_own_commands_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(argv)

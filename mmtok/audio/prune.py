@@ -84,7 +84,7 @@ def code_shares(tok: AudioTokenizer, cache: AudioCache, *, synthetic: Sequence[n
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtok prune-codebook audio", description=(__doc__ or "").split("\n\n")[0],
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok prune-codebook audio", description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_arguments(p)
     p.add_argument("--cache", required=True, type=Path, help="audio cache folder (index.json, train.int16, ...)")

@@ -201,7 +201,7 @@ def add_loss_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
                                 description="Train the audio tokenizer on a folder of audio files.")
     p.add_argument("--data", required=True,
                    help="folder of training audio (DIR/train if it exists, else DIR), or an audio cache of a "

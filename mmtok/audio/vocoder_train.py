@@ -91,7 +91,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtok train-tokenizer vocoder", formatter_class=HelpFormatter,
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train-tokenizer vocoder", formatter_class=HelpFormatter,
                                 description="Build the 16 kHz audio cache, train the learned vocoder on it "
                                 "(stage 1: true log-mel; stage 2: the tokenizer's decoded log-mel) and attach "
                                 "it to an audio tokenizer.")

@@ -50,7 +50,7 @@ def code_shares(tok: ImageTokenizer, photos: Sequence[torch.Tensor], crops: int,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtok prune-codebook image", description=(__doc__ or "").split("\n\n")[0],
+    p = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok prune-codebook image", description=(__doc__ or "").split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_arguments(p)
     p.add_argument("--data", required=True, help="a folder of images or a corpus manifest.jsonl")

@@ -118,7 +118,7 @@ def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(allow_abbrev=False,
         formatter_class=HelpFormatter,
         prog="mmtok train-tokenizer image",
         description="Train an image tokenizer (patches -> VQ codes -> image) on a folder of images.",

@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mmtok.core.trainstate import HelpFormatter, check_device_option
 
-    ap = argparse.ArgumentParser(prog="mmtok sample", description="Sample from a trained run.",
+    ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok sample", description="Sample from a trained run.",
                                  formatter_class=HelpFormatter)
     ap.add_argument("--run", required=True, help="run folder from 'mmtok train' (or one of its checkpoints)")
     ap.add_argument("--prompt", default="", help="text to continue")

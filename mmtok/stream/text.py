@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
     from mmtok.core.trainstate import HelpFormatter
 
-    p = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok train-tokenizer text", formatter_class=HelpFormatter,
         description="Train a byte-level BPE on text files (.jsonl: the text segments of each document).",
     )
