@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 
 from mmtok.core.errors import MmtokError, TrainingError
 from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.shards import open_shards
 from mmtok.lm.runs import latest_checkpoint, load_run
 from mmtok.lm.train import TrainConfig, train
 from tests.test_data import SPEC, make_corpus
@@ -104,6 +106,19 @@ def test_resume_refuses_other_shards(shards: Path, tmp_path: Path) -> None:
     tokenize_corpus(text_only, other, shard_tokens=400)  # a vocabulary without media ranges
     with pytest.raises(MmtokError, match=r"differ|mismatch|fingerprint"):
         train(small(other, run, steps=4, save_every=2), resume=True, progress=False)
+
+
+def test_resume_refuses_other_shards_of_the_same_vocabulary_and_follows_moved_ones(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "run", steps=2, save_every=2), progress=False)
+    other = tmp_path / "other"
+    tokenize_corpus(make_corpus(tmp_path / "c", n_docs=20, seed=1), other, tokenizers=SPEC, shard_tokens=400)
+    assert open_shards(other).vocab == open_shards(shards).vocab  # only the contents differ
+    with pytest.raises(TrainingError, match=r"was trained on other shards .* --resume continues a run on its own"):
+        train(small(other, run, steps=4, save_every=2), resume=True, progress=False)
+    moved = tmp_path / "moved"
+    shutil.copytree(shards, moved)  # the same shards elsewhere: the run goes on
+    train(small(moved, run, steps=4, save_every=2), resume=True, progress=False)
+    assert [r["step"] for r in log(run)] == [1, 2, 3, 4]
 
 
 def test_resume_with_another_preset_says_so_in_one_short_line(shards: Path, tmp_path: Path) -> None:

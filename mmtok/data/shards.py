@@ -208,6 +208,16 @@ class ShardSet:
     def num_docs(self) -> int:
         return sum(len(o) - 1 for o in self.offsets)
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """16 hex digits naming these shards' contents: sha256 over every shard's sha256, in order
+        (the same corpus tokenized with another ``--shard-tokens`` gets another digest)."""
+        h = hashlib.sha256()
+        for m in self.manifests:
+            for entry in m["shards"]:
+                h.update(entry["sha256"].encode())
+        return h.hexdigest()[:16]
+
     def documents(self) -> Iterator[np.ndarray]:
         """Every document's ids, in order."""
         for toks, offs in zip(self.tokens, self.offsets, strict=True):

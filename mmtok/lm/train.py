@@ -265,7 +265,8 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
         lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cuda", "cpu"),
     )
     saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": ds.vocab.to_dict(),
-                 "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers")}
+                 "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers"),
+                 "shards": {"tokens": ds.num_tokens, "digest": ds.shards.digest}}
     r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg)
     _resume(r, resume)
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
@@ -305,6 +306,19 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
                             "new --out")
 
 
+def _check_same_shards(r: _Run, saved: dict) -> None:
+    """A one-line :class:`TrainingError` when ``--resume`` is given other shards than the run trained on
+    (its place in the window order means nothing in another stream). Runs saved before the digest
+    was recorded are not checked."""
+    was, now = saved.get("shards"), r.saved_cfg["shards"]
+    if not isinstance(was, dict) or was.get("digest") == now["digest"]:
+        return
+    trained_on = (saved.get("train") or {}).get("data", "?")
+    raise TrainingError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens')} tokens, digest "
+                        f"{was.get('digest')}) than {r.cfg.data} ({now['tokens']} tokens, digest {now['digest']}); "
+                        "--resume continues a run on its own shards; train into a new --out for these")
+
+
 def _resume(r: _Run, resume: bool) -> None:
     """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
     found = checkpoint_folders(r.folder) if resume else []
@@ -318,6 +332,7 @@ def _resume(r: _Run, resume: bool) -> None:
         state = loaded[1]
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
+        _check_same_shards(r, state["config"])
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
     elif resume and r.master:
         print(f"no checkpoint in {r.folder}: starting from scratch")
