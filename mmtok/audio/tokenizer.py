@@ -377,8 +377,10 @@ class AudioTokenizer(nn.Module):
 
         One piece per chunk, of the samples no later code can change (empty until
         :attr:`decode_lookahead` tokens have arrived past them), and the rest after the last
-        chunk; joined, they equal :meth:`decode` of all the codes within float tolerance.
-        Needs a learned vocoder (``"auto"``, ``"learned"`` or a Vocoder module).
+        chunk; joined, they equal :meth:`decode` of all the codes within float32 rounding (sums over
+        other lengths round differently: on the shipped model and ``examples/data/speech_en.wav``, at
+        most 2.1e-4, 0.05 % of the peak, the difference 79 dB under the signal, for chunks of 1 to 50
+        codes alike). Needs a learned vocoder (``"auto"``, ``"learned"`` or a Vocoder module).
         """
         voc = self._pick_vocoder(vocoder)
         if voc is None:
