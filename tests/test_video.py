@@ -168,7 +168,7 @@ def test_bad_files(tmp_path: Path, cfr: Path) -> None:
     vt = VideoTokenizer(tiny_tokenizer(), fps=2.0)
     with pytest.raises(VideoError, match=r"cfr\.mp4: no frames from 100 s"):
         vt.encode(cfr, start=100.0)
-    with pytest.raises(VideoError, match="integers, got float32"):
+    with pytest.raises(VideoError, match="integers, got dtype float32"):
         vt.decode(torch.zeros(1, 4, 4) + 0.7)  # not truncated to code 0
     with pytest.raises(VideoError, match="zero frames"):
         vt.decode(torch.zeros(0, 4, 4, dtype=torch.long))

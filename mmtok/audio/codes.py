@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.core.codes import integer_codes
 from mmtok.core.errors import AudioError
 
 __all__ = ["check_codes", "is_encoded_batch", "split_batch"]
-
-_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)  # torch has no min or max for these
-
 
 def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
     """Codes ``[n]`` or ``[B, n]`` of any integer dtype (numpy's and torch's unsigned ones too)
@@ -40,23 +38,8 @@ def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
         raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
     if len(shape) not in (1, 2):
         raise AudioError(f"codes must be [n] or [B, n], got shape {shape}")
-    if isinstance(codes, np.ndarray):
-        if not np.issubdtype(codes.dtype, np.integer):
-            raise TypeError(f"codes must be integers, got {codes.dtype}")
-        values: np.ndarray | torch.Tensor = codes
-    else:
-        if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
-            raise TypeError(f"codes must be integers, got {codes.dtype}")
-        values = codes.detach().cpu().numpy() if codes.dtype in _UNSIGNED else codes.detach()
-    lo, hi = int(values.min()), int(values.max())
-    if lo < 0 or hi >= codebook_size:
-        raise AudioError(
-            f"codes must be in 0..{codebook_size - 1}, got values {lo}..{hi}"
-            " (cut PAD_CODE padding off with the lengths first)"
-        )
-    if isinstance(codes, np.ndarray):
-        return torch.from_numpy(codes.astype(np.int64))
-    return codes.to(torch.long)
+    return integer_codes(codes, what="codes", error=AudioError, dtype_error=TypeError, size=codebook_size,
+                         hint=" (cut PAD_CODE padding off with the lengths first)")
 
 
 def split_batch(codes: Any, lengths: Any, codebook_size: int) -> list[torch.Tensor]:

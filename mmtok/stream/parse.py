@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from mmtok.core.codes import integer_codes
 from mmtok.core.errors import DocumentError, StreamError
 from mmtok.stream.vocab import Vocabulary
 
@@ -67,14 +68,7 @@ def integer_ids(x: Any, *, what: str) -> np.ndarray:
     if isinstance(x, tuple) and len(x) == 2 and all(isinstance(t, torch.Tensor) for t in x):
         raise StreamError(f"{what} got a (codes, lengths) pair, what encode gives for a list of clips: "
                           "give one clip's codes, codes[i, :lengths[i]]")
-    try:
-        a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
-    except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot hold
-        raise StreamError(f"{what} must be a rectangular array of integer ids: {e}") from None
-    if a.size and not np.issubdtype(a.dtype, np.integer):
-        raise StreamError(f"{what} must be integers, got dtype {a.dtype} (cast deliberately, e.g. .long(), "
-                          "if the values are whole numbers)")
-    return a.astype(np.int64, copy=False)
+    return integer_codes(x, what=what, error=StreamError).cpu().numpy()
 
 
 def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:

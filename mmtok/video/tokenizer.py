@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmtok.core.codes import integer_codes
 from mmtok.core.errors import VideoError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.image.io import load_image
@@ -446,10 +447,7 @@ class VideoTokenizer(nn.Module):
 
     def expand(self, codes: Any) -> torch.Tensor:
         """Codes ``[T, h, w]`` with repeat codes resolved to image codes (identity without ``temporal``)."""
-        arr = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):  # as the image and audio tokenizers refuse them
-            raise VideoError(f"video codes must be integers, got {arr.dtype}")
-        codes = torch.as_tensor(arr, dtype=torch.int64)
+        codes = integer_codes(codes, what="video codes", error=VideoError).cpu()
         if codes.dim() != 3:
             raise VideoError(f"video codes must be [T, h, w], got shape {tuple(codes.shape)}")
         return repeat_decode(codes, self.repeat_id) if self.repeat_id is not None else codes

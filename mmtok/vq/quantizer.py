@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
@@ -282,26 +283,10 @@ class VectorQuantizer(nn.Module):
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Vectors ``[..., D]`` for integer ``indices`` ``[...]``."""
-        if not isinstance(indices, torch.Tensor):
-            indices = torch.as_tensor(indices)
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise QuantizerError(f"VectorQuantizer.decode needs integer indices, got {indices.dtype}")
-        k = self.cfg.codebook_size
-        if indices.dtype in (torch.uint16, torch.uint32, torch.uint64) and indices.numel():
-            # torch has no max for these, and the cast to int64 below would wrap values >= 2**63
-            hi = int(indices.detach().cpu().numpy().max())
-            if hi >= k:
-                raise QuantizerError(f"VectorQuantizer.decode got index {hi}, outside the codebook of size {k} "
-                                 f"(valid: 0..{k - 1})")
-        indices = indices.to(device=self.embed.device, dtype=torch.long)
-        if indices.numel():
-            lo, hi = int(indices.min()), int(indices.max())
-            if lo < 0 or hi >= k:
-                bad = lo if lo < 0 else hi
-                raise QuantizerError(
-                    f"VectorQuantizer.decode got index {bad}, outside the codebook of size {k} "
-                    f"(valid: 0..{k - 1})"
-                )
+        indices = integer_codes(indices, what="VectorQuantizer.decode indices", error=QuantizerError,
+                                size=self.cfg.codebook_size,
+                                hint=f" (outside the codebook of size {self.cfg.codebook_size})")
+        indices = indices.to(self.embed.device)
         return self.project_out(F.embedding(indices, self.embed))
 
     def usage_stats(self) -> UsageStats:
