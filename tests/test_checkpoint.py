@@ -98,6 +98,23 @@ def test_a_folder_of_other_files_or_the_current_folder_is_refused(tmp_path: Path
     assert save_checkpoint(tmp_path / "empty", kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)}).is_dir()
 
 
+def test_replacing_a_checkpoint_keeps_the_files_it_does_not_write(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path / "ck", kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)},
+                             extra_files={"README.md": "card 1"})
+    (folder / "notes.txt").write_text("mine")
+    (folder / "samples").mkdir()
+    (folder / "samples" / "a.wav").write_bytes(b"RIFF....")
+    (folder / "link").symlink_to("notes.txt")
+    save_checkpoint(folder, kind="t", config={"v": 2}, tensors={"w": torch.ones(3)}, extra_files={"README.md": "card 2"})
+    assert load_checkpoint(folder).config == {"v": 2}
+    assert (folder / "README.md").read_text() == "card 2"  # what the new checkpoint writes is new
+    assert (folder / "notes.txt").read_text() == "mine" and (folder / "samples" / "a.wav").read_bytes() == b"RIFF...."
+    assert os.readlink(folder / "link") == "notes.txt"
+    save_checkpoint(folder, kind="t", config={"v": 3}, tensors={"w": torch.ones(3)})  # no card this time: the old stays
+    assert (folder / "README.md").read_text() == "card 2"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary or backup folder left
+
+
 def test_failed_write_keeps_previous(tmp_path: Path) -> None:
     folder = tmp_path / "ck"
     save_checkpoint(folder, kind="t", config={"v": 1}, tensors={"w": torch.zeros(3)})

@@ -273,9 +273,11 @@ def save_checkpoint(
     ``config`` is a dataclass or a dict of hyperparameters; ``tensors`` the
     weights; ``provenance`` says what data and command made them;
     ``extra_files`` (name -> content) are written beside, e.g. a model card.
-    If ``folder`` already holds a checkpoint it is replaced (the whole folder) only
-    once the new one is completely on disk; a folder that holds other files and no
-    checkpoint is refused, and so is the current folder.
+    If ``folder`` already holds a checkpoint it is replaced only once the new one is
+    completely on disk; the files the new one writes are new, and any other files or
+    folders beside them (notes, samples, a model card the new save does not write) are
+    kept. A folder that holds other files and no checkpoint is refused, and so is the
+    current folder.
     """
     from mmtok._version import __version__
 
@@ -319,6 +321,7 @@ def save_checkpoint(
 
         old: Path | None = None
         if folder.exists():
+            _keep_others(folder, tmp)
             old = folder.parent / f".{folder.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
             os.rename(folder, old)
         os.rename(tmp, folder)
@@ -330,6 +333,29 @@ def save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
     _clean_stale(folder)  # backups an earlier killed writer left are now obsolete
     return folder
+
+
+def _keep_others(folder: Path, tmp: Path) -> None:
+    """Put into ``tmp`` what ``folder`` holds that ``tmp`` does not (hard links where the file
+    system allows, else copies), so that replacing ``folder`` by ``tmp`` loses nothing but the
+    files the new checkpoint writes anew."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for entry in folder.iterdir():
+        target = tmp / entry.name
+        if target.exists():
+            continue
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry), target)
+        elif entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True, copy_function=link)
+        else:
+            link(str(entry), str(target))
 
 
 # --------------------------------------------------------------------------- reading
