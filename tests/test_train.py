@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,21 +138,30 @@ def test_lr_schedule() -> None:
     assert torch.isfinite(torch.tensor(lr_at(cfg, 500)))
 
 
-def test_positions_from_ids_equal_the_interleavers() -> None:
-    from mmtok.lm.train import window_positions_thw
-    from mmtok.stream.interleave import Interleaver
-    from mmtok.stream.vocab import Vocabulary
+@pytest.mark.parametrize("seq_len", [37, 64])
+def test_window_positions_equal_the_interleavers_even_inside_a_cut_image(shards: Path, seq_len: int) -> None:
+    from mmtok.data.packing import PackedDataset
+    from mmtok.stream.interleave import positions_thw
 
-    il = Interleaver(Vocabulary(256, ranges={"image": 8, "audio": 4}))
-    docs = [
-        ["ab", {"image_codes": torch.arange(6).view(2, 3) % 8}, "c", {"audio_codes": torch.arange(3)}, "d"],
-        [{"image_codes": torch.zeros(4, 1, dtype=torch.long)}, "xyz"],
-    ]
-    streams = [il.encode(d) for d in docs]
-    ids = torch.cat([s.ids for s in streams])[None]
-    doc = torch.cat([torch.full((len(s),), k) for k, s in enumerate(streams)])[None]
-    expected = torch.cat([s.pos_thw for s in streams])
-    assert torch.equal(window_positions_thw(ids, doc, il.vocab)[0], expected)
+    ds = PackedDataset(shards, seq_len, shuffle=False, positions_3d=True)
+    docs = list(open_shards(shards).documents())
+    whole = torch.cat([positions_thw(ds.vocab, d) for d in docs])  # each document from its start
+    starts = np.cumsum([0] + [len(d) for d in docs])
+    boi, cut = ds.vocab.id("<boi>"), 0
+    for k in range(ds.num_windows):
+        w, a = ds.window(k), k * seq_len
+        for d in w["doc"].unique().tolist():
+            if d < 0:
+                continue
+            piece = torch.nonzero(w["doc"] == d).flatten()
+            got, true = w["pos"][piece], whole[a + piece]
+            assert torch.equal(got - got[0], true - true[0]), (k, d)  # the same relative (t, row, column)
+        first_doc = int(np.searchsorted(starts, a, side="right")) - 1
+        inside = docs[first_doc][: a - starts[first_doc]]
+        cut += int(a > starts[first_doc] and boi in inside.tolist()
+                   and (inside == boi).nonzero()[0][-1] > (inside == ds.vocab.id("<eoi>")).nonzero()[0].max(initial=-1))
+    assert cut > 0  # some windows do start inside an image
+    assert "pos" not in PackedDataset(shards, seq_len)[0]
 
 
 def test_rope_3d_training_runs(shards: Path, tmp_path: Path) -> None:

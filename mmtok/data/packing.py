@@ -34,6 +34,7 @@ import torch
 
 from mmtok.core.errors import CorpusError
 from mmtok.data.shards import open_shards
+from mmtok.stream.interleave import GRID_MARKS, positions_thw
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
 __all__ = ["PackedDataset"]
@@ -47,6 +48,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     each target), ``doc`` (int64 document number within the window, -1 on padding).
     Under DDP (or with ``rank``/``world_size``) rank r takes every world_size-th
     window of the shuffled order; call :meth:`set_epoch` for a new order.
+    With ``positions_3d`` each item also has ``pos`` (int64 ``[seq_len, 3]``): the
+    interleaver's (time, row, column) positions, restarting where a document piece starts;
+    a piece that begins inside an image or video grid is placed from that grid's opener,
+    so its codes keep their rows and columns (:meth:`positions_thw`).
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         world_size: int | None = None,
         loss_weights: Mapping[str, float] | None = None,
         vocab: Vocabulary | None = None,
+        positions_3d: bool = False,
     ) -> None:
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
@@ -68,7 +74,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             raise CorpusError(f"the shards in {folder} hold {self.shards.num_tokens} token(s) (every document was "
                               "skipped or the corpus was empty; see skipped in its manifest.json): nothing to pack")
         self.vocab = self.shards.vocab
-        self.seq_len, self.seed, self.shuffle = seq_len, seed, shuffle
+        self.seq_len, self.seed, self.shuffle, self.positions_3d = seq_len, seed, shuffle, positions_3d
+        self._grid_ids = np.array(sorted(self.vocab.id(t) for m, o, c in GRID_MARKS if self.vocab.has(m) for t in (o, c)),
+                                  dtype=np.int64)
+        self._openers = np.array([self.vocab.id(o) for m, o, _ in GRID_MARKS if self.vocab.has(m)], dtype=np.int64)
         if rank is None or world_size is None:
             dist = torch.distributed
             ddp = dist.is_available() and dist.is_initialized()
@@ -145,13 +154,42 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         ids[:n_in], modality[:n_in], doc[:n_in] = toks[:n_in], mod[:n_in], docn[:n_in] - docn[0]
         targets[:n_in] = toks[1:]
         weight[:n_in] = np.where(docn[1:] == docn[:-1], self._weights[mod[1:]], 0.0)
-        return {
+        item = {
             "ids": torch.from_numpy(ids),
             "targets": torch.from_numpy(targets),
             "modality": torch.from_numpy(modality),
             "loss_weight": torch.from_numpy(weight),
             "doc": torch.from_numpy(doc),
         }
+        if self.positions_3d:
+            item["pos"] = self.positions_thw(a, ids, doc)
+        return item
+
+    def positions_thw(self, a: int, ids: np.ndarray, doc: np.ndarray) -> torch.Tensor:
+        """(time, row, column) positions ``[L, 3]`` of the window that starts at global token ``a``
+        (its ``ids`` and ``doc``): each document piece by :func:`mmtok.stream.interleave.positions_thw`,
+        the first one read on from the opener of a grid still open at ``a``."""
+        out = torch.zeros(ids.size, 3, dtype=torch.long)
+        edges = (np.flatnonzero(doc[1:] != doc[:-1]) + 1).tolist()
+        for lo, hi in zip([0, *edges], [*edges, ids.size], strict=True):
+            lead = self._grid_lead(a) if lo == 0 and doc[0] >= 0 else np.zeros(0, np.int64)
+            out[lo:hi] = positions_thw(self.vocab, np.concatenate([lead, ids[lo:hi]]))[lead.size :]
+        return out
+
+    def _grid_lead(self, a: int, chunk: int = 4096) -> np.ndarray:
+        """The ids from the opener (``<boi>``/``<bov>``) of a grid that is still open at global token
+        ``a``, within ``a``'s document, up to ``a``; empty when ``a`` is in no grid."""
+        doc_start = int(self._doc_starts[np.searchsorted(self._doc_starts, a, side="right") - 1])
+        hi = a
+        while hi > doc_start and self._grid_ids.size:
+            lo = max(doc_start, hi - chunk)
+            part = self._slice(lo, hi)
+            marks = np.flatnonzero(np.isin(part, self._grid_ids))
+            if marks.size:
+                last = lo + int(marks[-1])
+                return self._slice(last, a) if int(part[marks[-1]]) in self._openers else np.zeros(0, np.int64)
+            hi = lo
+        return np.zeros(0, np.int64)
 
     def __repr__(self) -> str:
         return (f"PackedDataset({self.shards.folder}, seq_len={self.seq_len}, windows={self.num_windows}, "

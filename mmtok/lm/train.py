@@ -61,10 +61,9 @@ from mmtok.lm.runs import (
     latest_checkpoint,
     plot_loss,
 )
-from mmtok.stream.interleave import positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["TrainConfig", "check_config", "train", "window_positions_thw"]
+__all__ = ["TrainConfig", "check_config", "train"]
 
 # peak dense throughput assumed for MFU (bf16 tensor cores, no sparsity), from vendor data sheets
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -160,22 +159,6 @@ def _positions(doc: torch.Tensor) -> torch.Tensor:
     return idx - first
 
 
-def window_positions_thw(ids: torch.Tensor, doc: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
-    """The interleaver's (time, row, column) positions ``[B, T, 3]`` of packed windows.
-
-    Shards keep only ids, so each document piece in a window gets its positions
-    rebuilt by :func:`mmtok.stream.interleave.positions_thw`, restarting at 0 where the
-    piece starts (a document cut by the window's left edge restarts too).
-    """
-    b, t = ids.shape
-    out = torch.empty(b, t, 3, dtype=torch.long)
-    for r in range(b):
-        edges = (torch.nonzero(doc[r, 1:] != doc[r, :-1]).flatten() + 1).tolist()
-        for lo, hi in zip([0, *edges], [*edges, t], strict=True):
-            out[r, lo:hi] = positions_thw(vocab, ids[r, lo:hi])
-    return out
-
-
 class _Batches:
     """Deterministic stream of micro-batches from a global sample counter (resumable)."""
 
@@ -252,7 +235,7 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
     torch.manual_seed(cfg.seed)
     # every process sees the whole window order and takes its own samples from it (see _optimisation_step),
     # so N ranks with batch B read exactly the windows one process with batch N·B reads
-    ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1)
+    ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1, positions_3d=cfg.rope_3d)
     mcfg = ModelConfig.preset(
         cfg.preset, vocab_size=ds.vocab.size, max_seq_len=max(cfg.seq_len, PRESETS[cfg.preset]["max_seq_len"]),
         rope_3d=cfg.rope_3d, dropout=cfg.dropout
@@ -381,8 +364,8 @@ def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]
 def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: bool) -> torch.Tensor:
     """Forward and backward of one micro-batch (gradients all-reduced under DDP when ``sync``); its loss sums."""
     assert r.net is not None
-    batch["pos"] = (window_positions_thw(batch["ids"], batch["doc"], r.vocab) if r.cfg.rope_3d
-                    else _positions(batch["doc"]))
+    if not r.cfg.rope_3d:  # 3-D positions come with the windows (PackedDataset(positions_3d=True))
+        batch["pos"] = _positions(batch["doc"])
     tmod = _target_modality(batch, r.vocab)  # on the CPU, before the batch moves
     b = {key: v.to(r.device, non_blocking=True) for key, v in batch.items()}
     b["target_modality"] = tmod.to(r.device, non_blocking=True)

@@ -82,6 +82,9 @@ class Stream:
         return int(self.ids.numel())
 
 
+GRID_MARKS = (("image", "<boi>", "<eoi>"), ("video", "<bov>", "<eov>"))  # (modality, opener, closer) of each grid
+
+
 def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
     """The (time, row, column) positions ``[L, 3]`` of a stream's ids, rebuilt from the ids alone.
 
@@ -99,7 +102,7 @@ def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
     step = np.ones(n, np.int64)  # how far each token moves the running position
     eol = vocab.id("<eol>")
     grids: list[tuple[int, int, int, int]] = []  # (first, stop, row width incl. <eol>, frame length or 0)
-    for modality, opener, closer in (("image", "<boi>", "<eoi>"), ("video", "<bov>", "<eov>")):
+    for modality, opener, closer in GRID_MARKS:
         if not vocab.has(modality):
             continue
         opens, closes = np.flatnonzero(a == vocab.id(opener)), np.flatnonzero(a == vocab.id(closer))
