@@ -130,7 +130,8 @@ def train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
     ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png")
     again = ap.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out")
+    again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out, "
+                       "with the run's own settings for every flag left out (--steps N extends it)")
     again.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
     for name, default in asdict(TrainConfig()).items():
         if name in ("data", "out"):
@@ -152,8 +153,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mmtok.lm.runs import last_log_row, latest_checkpoint
     from mmtok.lm.train import TrainConfig, train
 
-    opts = vars(train_parser().parse_args(list(args.options)))
+    argv = list(args.options)
+    opts = vars(train_parser().parse_args(argv))
     resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
+    if resume:
+        _take_run_settings(opts, argv)
     try:
         folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite)
     finally:
@@ -163,6 +167,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         loss = last_log_row(folder).get("loss", float("nan"))
         print(f"run {folder}: newest checkpoint {latest_checkpoint(folder)}, final loss {loss:.4f}")
     return 0
+
+
+def _take_run_settings(opts: dict[str, Any], argv: list[str]) -> None:
+    """``mmtok train --resume``: every setting whose flag is not on the command line is the run's own
+    (from its newest readable checkpoint), not the default; the flags given win. The machine's own
+    settings (``--device``, ``--threads``, ``--compile``) are not carried over."""
+    from mmtok.lm.runs import run_settings
+
+    saved = run_settings(opts["out"]) or {}
+    for name in opts:
+        flag = "--" + name.replace("_", "-")
+        if name in saved and name not in ("data", "out", "device", "threads", "compile") and not any(a == flag or a.startswith(flag + "=") for a in argv):
+            opts[name] = saved[name]
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:

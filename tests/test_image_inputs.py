@@ -47,9 +47,9 @@ def test_decode_names_ragged_and_unsigned_codes(tok: ImageTokenizer) -> None:
     # a value past 2**63 is named as given, not as the negative number int64 would wrap it to
     huge = grid.astype(np.uint64)
     huge[1, 2] = 2**63 + 5
-    with pytest.raises(ImageError, match=f"index {2**63 + 5}, outside"):
+    with pytest.raises(ImageError, match=f"index {2**63 + 5} .*outside the codebook"):
         tok.decode(huge)
-    with pytest.raises(ImageError, match="index 70000, outside"):
+    with pytest.raises(ImageError, match=r"index 70000 .*outside the codebook"):
         tok.decode(np.full((2, 2), 70000, dtype=np.uint32))
 
 

@@ -212,3 +212,20 @@ def test_sample_run_checks_the_output_folder_before_loading(tmp_path) -> None:  
 
     with pytest.raises(UsageError, match="does not exist"):
         sample_run(tmp_path / "no-run", "a", image_out=tmp_path / "missing" / "x.png")
+
+
+def test_a_medium_the_vocabulary_lacks_is_refused_in_one_line() -> None:
+    il = Interleaver(Vocabulary(256))  # text only
+    model = Transformer(replace(ModelConfig.preset("tiny", vocab_size=il.vocab.size), max_seq_len=64)).eval()
+    for force in ("image", "audio"):
+        with pytest.raises(UsageError, match=f"vocabulary has no {force} codes"):
+            generate(model, il, "a", force=force)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_sample_run_on_a_missing_gpu_says_so(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mmtok.core.errors import DeviceError
+    from mmtok.lm.sample import sample_run
+
+    with pytest.raises(DeviceError, match="no CUDA GPU here; use --device cpu"):
+        sample_run(tmp_path / "run", "a", device="cuda")

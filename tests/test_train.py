@@ -129,6 +129,53 @@ def test_resume_with_another_preset_says_so_in_one_short_line(shards: Path, tmp_
     assert len(str(e.value)) < 400 and "\n" not in str(e.value)
 
 
+def test_overwrite_with_a_mistyped_data_folder_keeps_the_old_run(shards: Path, tmp_path: Path) -> None:
+    run = train(small(shards, tmp_path / "run", steps=2, save_every=2), progress=False)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(MmtokError):
+        train(small(tmp_path / "no-such-shards", run, steps=2, save_every=2), overwrite=True, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == before and len(log(run)) == 2
+
+
+def test_a_damaged_newest_checkpoint_is_moved_aside_and_a_cut_log_line_dropped(shards: Path, tmp_path: Path) -> None:
+    ref = train(small(shards, tmp_path / "ref", steps=6, save_every=2, keep_last=3, dropout=0.1), progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(ref, run)
+    shutil.rmtree(run / "ckpt-0000006")
+    config = run / "ckpt-0000004" / "config.json"
+    config.write_text(config.read_text()[:50])  # the newest checkpoint damaged
+    lines = (run / "log.jsonl").read_text().splitlines()
+    (run / "log.jsonl").write_text("\n".join(lines[:4]) + "\n" + lines[4][:20])  # a row cut by a kill
+    train(small(shards, run, steps=6, save_every=2, keep_last=3, dropout=0.1), resume=True, progress=False)
+    assert (run / "damaged-ckpt-0000004").is_dir() and latest_checkpoint(run).name == "ckpt-0000006"
+    # from step 2 on the same curve, dropout included (its masks come from the restored generator)
+    assert [r["loss"] for r in log(run)] == [r["loss"] for r in log(ref)]
+
+
+def test_resume_keeps_the_runs_own_settings(shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main
+    from mmtok.lm.runs import run_settings
+
+    run = train(small(shards, tmp_path / "run", steps=2, save_every=2, seq_len=32, batch_size=2), progress=False)
+    with pytest.raises(TrainingError, match=r"trained with --seq-len 32 \(now 64\), --batch-size 2 \(now 4\)"):
+        train(small(shards, run, steps=4, save_every=2), resume=True, progress=False)
+    # the command line takes them from the run when their flags are left out; --steps extends it
+    assert main(["train", "--data", str(shards), "--out", str(run), "--resume", "--steps", "4", "--threads", "1"]) == 0
+    saved = run_settings(run)
+    assert saved is not None and (saved["seq_len"], saved["batch_size"], saved["steps"]) == (32, 2, 4)
+    assert [r["step"] for r in log(run)] == [1, 2, 3, 4]
+
+
+def test_every_modality_has_its_loss_column_and_dropout_is_a_probability() -> None:
+    from mmtok.lm.runs import MODALITIES
+    from mmtok.lm.train import check_config
+    from mmtok.stream.vocab import Modality
+
+    assert set(MODALITIES) == {m.name.lower() for m in Modality} - {"special"}
+    with pytest.raises(TrainingError, match=r"dropout is a probability below 1, got 1\.5"):
+        check_config(TrainConfig(dropout=1.5))
+
+
 def test_lr_schedule() -> None:
     from mmtok.lm.train import lr_at
 

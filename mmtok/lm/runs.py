@@ -21,11 +21,11 @@ from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "last_log_row",
-           "latest_checkpoint", "load_run", "plot_loss"]
+           "latest_checkpoint", "load_run", "plot_loss", "read_log", "run_settings"]
 
 CKPT_PREFIX = "ckpt-"
 LOG_NAME = "log.jsonl"
-MODALITIES = ("text", "image", "audio")  # the per-modality loss columns of the log
+MODALITIES = ("text", "image", "audio", "video")  # the per-modality loss columns of the log
 
 
 def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
@@ -68,6 +68,33 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
 
 
+def read_log(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete row of ``run``'s log, oldest first; a line cut short by a kill is left out."""
+    rows = []
+    log = Path(run) / LOG_NAME
+    for line in (log.read_text(errors="replace").splitlines() if log.is_file() else []):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def run_settings(run: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The training settings (``TrainConfig`` fields) a run's newest readable checkpoint was saved with;
+    None when it has none."""
+    for ck in reversed(checkpoint_folders(run)):
+        try:
+            train = json.loads((ck / CONFIG_NAME).read_text())["config"]["train"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged checkpoint: resuming passes it over too
+        if isinstance(train, dict):
+            return train
+    return None
+
+
 def last_log_row(run: str | os.PathLike[str], tail: int = 1 << 16) -> dict[str, Any]:
     """The newest complete row of ``run``'s log (``{}`` if none), read from its last ``tail`` bytes only."""
     log = Path(run) / LOG_NAME
@@ -94,7 +121,7 @@ def plot_loss(run: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    rows = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines() if line.strip()]
+    rows = read_log(run)
     if not rows:
         return
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)

@@ -20,6 +20,7 @@ import torch
 
 from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
+from mmtok.core.trainstate import pick_device
 from mmtok.lm.grammar import DONE, TEXT, Grammar
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
@@ -203,6 +204,9 @@ def generate(
     """
     if force not in (None, "image", "audio"):
         raise ValueError(f"force must be None, 'image' or 'audio', got {force!r}")
+    if force is not None and not il.vocab.has(force):
+        raise UsageError(f"this model's vocabulary has no {force} codes (it was trained on shards without "
+                         f"{force}): it cannot sample {'an image' if force == 'image' else 'audio'}")
     _check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                     num_samples=num_samples)
     image_grid = image_grid_of(il.image) if image_grid is None else image_grid
@@ -345,7 +349,7 @@ def sample_run(
     for target in (image_out, audio_out):  # before minutes of sampling, not after
         if target:
             _check_output(Path(target), audio=target == audio_out)
-    model, vocab, cfg = load_run(run, device=device)
+    model, vocab, cfg = load_run(run, device=pick_device(device))
     spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {}, where=f"{run} (its training settings)",
                                           overrides=tokenizers)
     il = build_interleaver(spec)

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -60,6 +61,7 @@ from mmtok.lm.runs import (
     clear_run,
     latest_checkpoint,
     plot_loss,
+    read_log,
 )
 from mmtok.stream.vocab import Modality, Vocabulary
 
@@ -112,6 +114,8 @@ def check_config(cfg: TrainConfig) -> None:
             raise TrainingError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
     if cfg.warmup < 0:
         raise TrainingError(f"warmup must be >= 0, got {cfg.warmup}")
+    if cfg.dropout >= 1:
+        raise TrainingError(f"dropout is a probability below 1, got {cfg.dropout}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -119,7 +123,8 @@ def check_config(cfg: TrainConfig) -> None:
 
 def _cpu_peak_flops(seconds: float = 0.3) -> float:
     """Measured float32 matmul throughput of this CPU: the peak assumed for CPU MFU."""
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    g = torch.Generator().manual_seed(0)  # not the global one: a resumed run's dropout masks depend on it
+    a, b = torch.randn(1024, 1024, generator=g), torch.randn(1024, 1024, generator=g)
     torch.mm(a, b)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -226,8 +231,10 @@ def _init_process(cfg: TrainConfig) -> tuple[torch.device, int, int]:
     return device, world, rank
 
 
-def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
-    """Device, process group, data, model and optimizer; the newest checkpoint's state with ``resume``."""
+def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
+    """Device, process group, data, model and optimizer; the newest checkpoint's state with ``resume``.
+    With ``clear`` (``--overwrite``) the earlier run in ``cfg.out`` is removed, but only once the data
+    and the model are known to be good: a mistyped ``--data`` leaves it as it was."""
     device, world, rank = _init_process(cfg)
     folder = Path(cfg.out)
     if rank == 0:
@@ -251,6 +258,8 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
                  "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers"),
                  "shards": {"tokens": ds.num_tokens, "digest": ds.shards.digest}}
     r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg)
+    if clear:
+        clear_run(folder)
     _resume(r, resume)
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
     peak_note = ""
@@ -271,6 +280,9 @@ def _setup(cfg: TrainConfig, *, resume: bool) -> _Run:
 
 
 SHAPE_FIELDS = ("n_layer", "n_head", "n_kv_head", "d_model", "mlp_ratio", "tie_embeddings")  # the weights' shapes
+# the settings that fix a run's data order and positions: --resume keeps them (mmtok train --resume takes the
+# run's own when their flags are left out); steps, rates and saving may change to extend a run
+RESUME_FIXED = ("seq_len", "batch_size", "grad_accum", "seed", "rope_3d")
 
 
 def _check_same_model(r: _Run, ckpt: Path) -> None:
@@ -287,6 +299,13 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
         raise TrainingError(f"{r.folder} was trained with --preset {preset} and another model shape: "
                             f"{', '.join(diffs[:4])}; resume with the settings it was trained with, or train into a "
                             "new --out")
+    was = saved.get("train") or {}
+    diffs = [f"--{k.replace('_', '-')} {was[k]} (now {getattr(r.cfg, k)})" for k in RESUME_FIXED
+             if k in was and was[k] != getattr(r.cfg, k)]
+    if diffs:
+        raise TrainingError(f"{r.folder} was trained with {', '.join(diffs)}: these fix its data order and "
+                            "positions; resume with the run's own (the mmtok train command takes them when their "
+                            "flags are left out), or train into a new --out")
 
 
 def _check_same_shards(r: _Run, saved: dict) -> None:
@@ -319,10 +338,26 @@ def _resume(r: _Run, resume: bool) -> None:
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
     elif resume and r.master:
         print(f"no checkpoint in {r.folder}: starting from scratch")
+    if resume and r.master:
+        _set_aside_damaged(r.folder, r.step)
     log = r.folder / LOG_NAME
-    if r.master and log.exists():  # keep the curve up to the resumed step
-        keep = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= r.step]
-        log.write_text("".join(f"{line}\n" for line in keep))
+    if r.master and log.exists():  # keep the curve up to the resumed step (a line cut by a kill goes too)
+        log.write_text("".join(json.dumps(row) + "\n" for row in read_log(r.folder) if row["step"] <= r.step))
+
+
+def _set_aside_damaged(folder: Path, step: int) -> None:
+    """Rename the checkpoint folders past ``step`` (passed over as damaged, or never finished) to
+    ``damaged-ckpt-...``, so that the run can write its checkpoints there again; nothing is deleted."""
+    for ck in sorted(folder.glob(f"{CKPT_PREFIX}*")):
+        number = ck.name.removeprefix(CKPT_PREFIX)
+        if not (ck.is_dir() and number.isdigit() and int(number) > step):
+            continue
+        aside, n = folder / f"damaged-{ck.name}", 1
+        while aside.exists():
+            n += 1
+            aside = folder / f"damaged-{ck.name}-{n}"
+        ck.rename(aside)
+        print(f"mmtok train: {ck.name} could not be resumed from; moved aside to {aside.name}", file=sys.stderr)
 
 
 def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]:
@@ -442,13 +477,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
     master = int(os.environ.get("RANK", "0")) == 0
     with RunLock(folder) if master else nullcontext():
-        if overwrite and not resume and master:
-            clear_run(folder)
-        return _train(cfg, resume=resume, progress=progress)
+        return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
 
 
-def _train(cfg: TrainConfig, *, resume: bool, progress: bool) -> Path:
-    r = _setup(cfg, resume=resume)
+def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Path:
+    r = _setup(cfg, resume=resume, clear=clear)
     batches = _Batches(r.ds, cfg.batch_size)
     bar = tqdm(total=cfg.steps, initial=r.step, desc="train", disable=not (progress and r.master), unit="step")
     r.model.train()
