@@ -94,6 +94,33 @@ def test_export_replaces_only_an_earlier_export_and_never_the_shards(
     assert len(open_shards(shards).offsets) >= 1  # the shards still read
 
 
+def test_export_never_replaces_a_parquet_file_or_datasets_folder_it_did_not_write(
+        shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only a marked export is replaced: a user's Parquet corpus, a datasets folder of theirs and an export
+    without the mark (an older mmtok's) stay as they were, each refused in one line naming --out."""
+    rows = {"texts": [["a cat", None]], "images": [[None, {"bytes": b"x", "path": None}]]}
+    corpus = tmp_path / "rows.parquet"
+    pq.write_table(pa.table(rows), corpus)
+    theirs = tmp_path / "theirs-ds"
+    datasets.Dataset.from_dict(rows).save_to_disk(str(theirs))
+    assert main(["export", str(shards), "--to", "parquet", "--out", str(tmp_path / "old.parquet")]) == 0
+    mark = json.loads(pq.read_schema(tmp_path / "old.parquet").metadata[b"mmtok_export"])
+    assert mark["format"] == "mmtok-export-parquet" and mark["fingerprint"] == open_shards(shards).vocab.fingerprint
+    pq.write_table(pq.read_table(tmp_path / "old.parquet").replace_schema_metadata(None), tmp_path / "old.parquet")
+    assert main(["export", str(shards), "--to", "datasets", "--out", str(tmp_path / "old-ds")]) == 0
+    assert len(datasets.load_from_disk(str(tmp_path / "old-ds"))) == len(open_shards(shards))  # the mark file is fine
+    (tmp_path / "old-ds" / "mmtok_export.json").unlink()
+    kept = {p: p.read_bytes() for p in (corpus, *theirs.iterdir(), tmp_path / "old.parquet")}
+    for to, out, why in (("parquet", corpus, "without the mark"), ("datasets", theirs, "without the mark"),
+                         ("parquet", tmp_path / "old.parquet", "older mmtok"),
+                         ("datasets", tmp_path / "old-ds", "older mmtok")):
+        capsys.readouterr()
+        assert main(["export", str(shards), "--to", to, "--out", str(out)]) == 2, (to, out)
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"--out {out}" in err and why in err, err
+    assert {p: p.read_bytes() for p in kept} == kept and pq.read_table(corpus).to_pydict() == rows
+
+
 def _png(color: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (32, 16), color).save(buf, format="PNG")

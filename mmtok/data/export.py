@@ -13,6 +13,12 @@
 Positions and loss weights are not exported: they follow from the ids
 (:meth:`mmtok.Interleaver.stream`). Parquet and ``datasets`` need
 ``pip install 'mmtok[hf]'``.
+
+Each export says that it is one, so that a later export to the same path replaces it and
+nothing else: the Parquet file in its schema's key-value metadata (``mmtok_export``), the
+``datasets`` folder in a file ``mmtok_export.json`` beside its data, the ``bin`` folder in
+``meta.json``'s ``format``. A Parquet file or ``datasets`` folder without that mark (a corpus,
+or an export from before the mark) is never replaced.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ from mmtok.data.shards import MANIFEST, _manifest_folders, json_bytes, open_shar
 __all__ = ["FORMATS", "export_shards"]
 
 FORMATS = ("parquet", "datasets", "bin")
+MARK_KEY = "mmtok_export"  # the Parquet schema metadata key, and the datasets folder's mark file (+ .json)
+MARK_FILE = f"{MARK_KEY}.json"
+
+
+def _mark(to: str, fingerprint: Any) -> dict[str, Any]:
+    """What an export to ``to`` of shards with vocabulary ``fingerprint`` records about itself (see the module
+    docstring)."""
+    return {"format": f"mmtok-export-{to}", "format_version": 1, "fingerprint": fingerprint}
 
 
 def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -65,14 +79,16 @@ def _tables(folder: Path) -> Iterator[Any]:
         })
 
 
-def _write_parquet(folder: Path, path: Path) -> None:
+def _write_parquet(folder: Path, path: Path, mark: dict[str, Any] | None = None) -> None:
+    """The rows of every shard to the Parquet file ``path``, ``mark`` (if any) in its schema metadata."""
     import pyarrow.parquet as pq
 
     writer = None
     try:
         for table in _tables(folder):
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
+                schema = table.schema if mark is None else table.schema.with_metadata({MARK_KEY: json.dumps(mark)})
+                writer = pq.ParquetWriter(path, schema)
             writer.write_table(table)
     finally:
         if writer is not None:
@@ -81,7 +97,7 @@ def _write_parquet(folder: Path, path: Path) -> None:
         raise CorpusError(f"{folder} holds no shards to export")
 
 
-def _write_datasets(folder: Path, out: Path) -> None:
+def _write_datasets(folder: Path, out: Path, mark: dict[str, Any]) -> None:
     try:
         import datasets
     except ImportError:
@@ -91,6 +107,7 @@ def _write_datasets(folder: Path, out: Path) -> None:
         _write_parquet(folder, parquet)
         ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache"))
         ds.save_to_disk(str(out))
+    write_atomic(out / MARK_FILE, json_bytes(mark))
 
 
 def _write_bin(folder: Path, out: Path) -> dict[str, Any]:
@@ -114,28 +131,62 @@ def _write_bin(folder: Path, out: Path) -> dict[str, Any]:
 
 EXPORT_FILES = {  # what an earlier export of each format holds: only such a path is replaced
     "bin": ("tokens.bin", "index.npy", "meta.json"),
-    "datasets": ("dataset_info.json", "state.json", "data-*.arrow"),
+    "datasets": ("dataset_info.json", "state.json", "data-*.arrow", MARK_FILE),
 }
 
 
-def _is_export(path: Path, to: str) -> bool:
-    """Whether ``path`` is an earlier export to ``to`` (or an empty folder, for the folder formats)."""
+def _parquet_mark(path: Path) -> dict[str, Any] | None:
+    """The ``mmtok_export`` mark in the schema metadata of the Parquet file ``path``, or None."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CorpusError("exporting to parquet or datasets needs pyarrow: pip install 'mmtok[hf]'") from None
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(MARK_KEY.encode())
+        mark = json.loads(raw) if raw is not None else None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return None
+    return mark if isinstance(mark, dict) else None
+
+
+def _json_file(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _unmarked(path: Path, to: str) -> str | None:
+    """Why ``path``, which exists, must not be replaced by an export to ``to``; None when it is an earlier
+    export to ``to`` (marked as one, see the module docstring) or, for the folder formats, an empty folder."""
+    kind = "Parquet file" if to == "parquet" else f"folder from 'mmtok export --to {to}'"
+    other = f"exists and is not a {kind}; nothing was written (give a new path, or remove it first)"
+    old = (f"is a {'Parquet file' if to == 'parquet' else f'{to} folder'} without the mark of an 'mmtok export' (a "
+           "corpus, or an export from an older mmtok); nothing was written (give a new path, or remove it first "
+           "if it is an old export)")
     if to == "parquet":
         if not path.is_file():
-            return False
+            return other
         with open(path, "rb") as f:
-            return f.read(4) == b"PAR1"
+            if f.read(4) != b"PAR1":
+                return other
+        mark = _parquet_mark(path)
+        return None if mark is not None and mark.get("format") == "mmtok-export-parquet" else old
     if not path.is_dir():
-        return False
+        return other
     names = [p.name for p in path.iterdir()]
     if not all(any(Path(n).match(pattern) for pattern in EXPORT_FILES[to]) for n in names):
-        return False
-    if to == "bin" and names:
-        try:
-            return json.loads((path / "meta.json").read_text()).get("format") == "mmtok-tokens-bin"
-        except (OSError, ValueError):
-            return False
-    return not names or "state.json" in names
+        return other
+    if not names:
+        return None
+    if to == "bin":
+        meta = _json_file(path / "meta.json")
+        return None if meta is not None and meta.get("format") == "mmtok-tokens-bin" else other
+    if "state.json" not in names:
+        return other
+    mark = _json_file(path / MARK_FILE)
+    return None if mark is not None and mark.get("format") == "mmtok-export-datasets" else old
 
 
 def _check_target(out: Path, to: str, shards: Path) -> Path:
@@ -145,10 +196,10 @@ def _check_target(out: Path, to: str, shards: Path) -> Path:
     if target == source or target in source.parents or source in target.parents or holds_cwd(target):
         raise CorpusError(f"--out {out} is the shard folder, a folder that holds it or the current folder, or lies "
                           "inside the shard folder: give a new path beside them")
-    if (target.exists() or target.is_symlink()) and not _is_export(target, to):
-        kind = "Parquet file" if to == "parquet" else f"folder from 'mmtok export --to {to}'"
-        raise CorpusError(f"--out {out} exists and is not a {kind}; nothing was written (give a new path, or "
-                          "remove it first)")
+    if target.exists() or target.is_symlink():
+        why = _unmarked(target, to)
+        if why is not None:
+            raise CorpusError(f"--out {out} {why}")
     return target
 
 
@@ -179,10 +230,11 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     old = target.parent / f".{target.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        mark = _mark(to, manifests[0].get("fingerprint") if manifests else None)
         if to == "parquet":
-            _write_parquet(folder, tmp)
+            _write_parquet(folder, tmp, mark)
         elif to == "datasets":
-            _write_datasets(folder, tmp)
+            _write_datasets(folder, tmp, mark)
         else:
             tmp.mkdir()
             _write_bin(folder, tmp)
