@@ -26,6 +26,7 @@ from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.shards import MANIFEST, open_shards
+from mmtok.lm.model import Transformer
 from mmtok.lm.runs import checkpoint_folders, last_log_row
 from mmtok.pretrained import load
 from mmtok.stream.vocab import Vocabulary
@@ -120,8 +121,7 @@ def _run(folder: Path) -> dict[str, Any]:
     meta = read_config(ckpts[-1])
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
-    # a tied output head is stored beside the embedding it shares: count that tensor once
-    params = _parameters(ckpts[-1], skip=("head.weight",) if model.get("tie_embeddings", True) else ())
+    params = _parameters(ckpts[-1], meta)
     last = last_log_row(folder)
     return {
         "what": "run", "path": str(folder),
@@ -149,7 +149,12 @@ def _tokenizer_run(folder: Path) -> dict[str, Any]:
     return out
 
 
-def _parameters(folder: Path, skip: tuple[str, ...] = ()) -> int:
+def _parameters(folder: Path, meta: dict[str, Any]) -> int:
+    """Parameters in the checkpoint ``folder`` whose config is ``meta``: a transformer's tied output head is
+    stored beside the embedding it shares, so that tensor counts once (as ``Transformer.num_params`` does)."""
+    model = (meta.get("config") or {}).get("model") or {}
+    tied = meta.get("kind") == Transformer.KIND and model.get("tie_embeddings", True)
+    skip = ("head.weight",) if tied else ()
     return sum(math.prod(shape) for name, (_, shape) in read_header(folder / WEIGHTS_NAME).items() if name not in skip)
 
 
@@ -162,7 +167,7 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
         "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
         "created": meta.get("created"), "mmtok_version": meta.get("mmtok_version"),
         "megabytes": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,
-        "parameters": _parameters(folder) if weights.is_file() else None,
+        "parameters": _parameters(folder, meta) if weights.is_file() else None,
     }
     if isinstance(prov, dict) and prov.get("chosen_on"):
         out["chosen_on"] = prov["chosen_on"]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 import mmtok
 from mmtok.cli import main
-from mmtok.core.checkpoint import read_config
+from mmtok.core.checkpoint import read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.shards import open_shards
 from mmtok.info import describe, format_info
+from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.train import train
 from tests.test_data import BAD_DOCS, SPEC, make_corpus
 from tests.test_hardening_train import small
@@ -51,6 +54,7 @@ def test_a_run_is_described_by_its_newest_checkpoint_and_log(made: Path) -> None
     assert d["last_loss"] == last["loss"] and d["parameters"] == sum(p.numel() for p in model.parameters())
     assert d["fingerprint"] == describe(made / "shards")["fingerprint"]
     assert describe(made / "run" / "ckpt-0000004")["kind"] == "transformer"
+    assert describe(made / "run" / "ckpt-0000004")["parameters"] == d["parameters"]
     log = made / "run" / "log.jsonl"
     kept = log.read_bytes()
     try:  # a long log is read from its end, and a line cut by a kill is passed over
@@ -58,6 +62,21 @@ def test_a_run_is_described_by_its_newest_checkpoint_and_log(made: Path) -> None
         assert describe(made / "run")["last_loss"] == last["loss"]
     finally:
         log.write_bytes(kept)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_a_checkpoint_and_its_run_count_the_same_parameters(tmp_path: Path, tie: bool) -> None:
+    """A tied output head is stored beside the embedding it shares: both paths count it once, as the model does."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=300, n_layer=1, n_head=2, n_kv_head=1, d_model=32, max_seq_len=16,
+                      tie_embeddings=tie)
+    model = Transformer(cfg)
+    tensors = {k: v.clone() for k, v in model.state_dict().items()}
+    assert "head.weight" in tensors
+    ckpt = save_checkpoint(tmp_path / "run" / "ckpt-0000002", kind=Transformer.KIND, tensors=tensors,
+                           config={"model": asdict(cfg)})
+    want = sum(p.numel() for p in model.parameters())
+    assert describe(tmp_path / "run")["parameters"] == describe(ckpt)["parameters"] == want
 
 
 @pytest.mark.parametrize("name", ["audio", "image"])
