@@ -92,6 +92,20 @@ def test_engine_ray_writes_the_local_engines_bytes_and_resumes(tmp_path: Path, c
     assert _files(remote) == _files(local)
 
 
+def test_a_carriage_return_inside_a_line_gives_the_local_engines_bytes(tmp_path: Path, cluster: None) -> None:
+    """JSON allows ``\\r`` between tokens: both engines split lines on ``\\n`` alone, so the shards and the
+    skipped lines' numbers are the same."""
+    from mmtok.data.ray_engine import RayEngine
+    from tests.test_ray_lines import CORPUS
+
+    (tmp_path / "docs.jsonl").write_bytes((CORPUS + b"\n") * 3)
+    m = tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "local", tokenizers=TokenizerSpec(), shard_tokens=40)
+    assert m["docs"] == 12 and len(m["shards"]) >= 2
+    r = tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "ray", tokenizers=TokenizerSpec(), shard_tokens=40,
+                        engine=RayEngine())
+    assert r == m and _files(tmp_path / "ray") == _files(tmp_path / "local")
+
+
 def test_tokenize_documents_contract(tmp_path: Path) -> None:
     """The map_batches callable, called as Ray calls it (one actor's view)."""
     from mmtok.data import TokenizeDocuments

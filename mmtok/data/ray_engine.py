@@ -21,6 +21,7 @@ starts (``ray.init(num_cpus=2)``) and stops at the end. Needs ``pip install 'mmt
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,6 +113,12 @@ def _line_ranges(path: Path, first: int, tasks: int) -> list[dict[str, Any]]:
     return ranges
 
 
+def _lines(data: bytes) -> Iterator[bytes]:
+    """``data``'s lines, each with its ``b"\\n"``, split as the local engine's file iteration splits them: on
+    ``b"\\n"`` alone (``bytes.splitlines`` also splits on ``\\r`` and others, which JSON allows inside a line)."""
+    return iter(io.BytesIO(data))
+
+
 def _read_range(item: dict[str, Any], *, path: str, part: tuple[int, int]) -> list[dict[str, Any]]:
     """A read task: the documents of one byte range (blank lines and other parts left out)."""
     with open(path, "rb") as f:
@@ -119,7 +126,7 @@ def _read_range(item: dict[str, Any], *, path: str, part: tuple[int, int]) -> li
         data = f.read(int(item["end"]) - int(item["start"]))
     i, n = part
     rows = []
-    for number, raw in enumerate(data.splitlines(keepends=True), start=int(item["first"])):
+    for number, raw in enumerate(_lines(data), start=int(item["first"])):
         if (number - 1) % n != i or not raw.strip():
             continue
         raw = strip_bom(raw, number)

@@ -1,0 +1,42 @@
+"""The Ray engine's read tasks split a JSONL corpus into the local engine's lines: on ``\\n`` alone, so a
+``\\r`` inside a line (JSON whitespace) keeps the document whole and later lines keep their numbers. Runs
+without Ray: the read task is a plain function."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.documents import open_source
+from mmtok.data.ray_engine import _line_ranges, _lines, _read_range
+
+CORPUS = (b'{"segments":\r["carriage return between tokens"]}\n'
+          b'{"segments": ["after it"]}\r\n'
+          b"\n"
+          b'{"segments": \r\r ["two more"]}\n'
+          b"not json\n"
+          b'{"segments": ["last, no newline"]}')
+
+
+def test_lines_split_on_newline_alone_as_a_file_does() -> None:
+    assert list(_lines(CORPUS)) == list(io.BytesIO(CORPUS)) == [
+        b'{"segments":\r["carriage return between tokens"]}\n', b'{"segments": ["after it"]}\r\n', b"\n",
+        b'{"segments": \r\r ["two more"]}\n', b"not json\n", b'{"segments": ["last, no newline"]}']
+    assert list(_lines(b"")) == []
+
+
+def test_read_tasks_give_the_local_engines_documents_and_line_numbers(tmp_path: Path) -> None:
+    (tmp_path / "docs.jsonl").write_bytes(CORPUS)
+    source = open_source(tmp_path / "docs.jsonl")
+    local = [(number, raw.decode("utf-8")) for number, raw in source.items()]
+    for first in (1, 2, 4):
+        for tasks in (1, 2, 6):
+            rows = [row for item in _line_ranges(source.path, first, tasks)
+                    for row in _read_range(item, path=str(source.path), part=(0, 1))]
+            assert [(r["line"], r["json"]) for r in rows] == [(n, j) for n, j in local if n >= first]
+    assert [n for n, _ in local] == [1, 2, 4, 5, 6]
+    m = tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "shards", tokenizers=TokenizerSpec())
+    assert m["docs"] == 4 and [s["line"] for s in m["skipped"]] == [5]  # the \r lines are documents
+    assert json.loads(local[0][1])["segments"] == ["carriage return between tokens"]
