@@ -94,6 +94,27 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
 
 
+def _refuse_foreign(pairs: list[tuple[Path, Path]]) -> None:
+    """A :class:`UsageError` before any work when a file ``encode`` would write is there and is not a code file
+    (a numpy archive of the user's, a folder): only an earlier code file, recognised by its meta, is replaced."""
+    for path, out in pairs:
+        target = out / (path.name + CODES_SUFFIX)
+        if (target.exists() or target.is_symlink()) and not _is_code_file(target):
+            raise UsageError(f"{target} is there and is not a code file from 'mmtok encode', so it is not replaced; "
+                             "nothing was written (move it, or give another --out)")
+
+
+def _is_code_file(path: Path) -> bool:
+    """Whether ``path`` is a file :func:`~mmtok.data.codes.load_codes` reads (its meta names a kind)."""
+    if not path.is_file():
+        return False
+    try:
+        load_codes(path)
+    except (UsageError, OSError):
+        return False
+    return True
+
+
 def _check_model(path: Path, meta: dict[str, Any], tok: Any, kind: str, name: str) -> None:
     """Refuse codes whose vocabulary fingerprint is not ``tok``'s, naming both models."""
     if meta.get("fingerprint") != tok.fingerprint:
@@ -154,7 +175,8 @@ def add_commands(sub: Any) -> None:
          "subfolders)", "images, sounds and videos -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
          "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/NAME.npz: the codes "
          "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
-         "subfolders of DIR. A file that fails is reported and the others go on."),
+         "subfolders of DIR. A code file already there is replaced; anything else under that name stops the run "
+         "before any work. A file that fails is reported and the others go on."),
         ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
          "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
          "Decode each code file to DIR/NAME.decoded.png, .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
@@ -180,6 +202,7 @@ def encode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
     refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
+    _refuse_foreign(pairs)
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 

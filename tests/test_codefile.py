@@ -13,7 +13,7 @@ from PIL import Image
 
 import mmtok
 from mmtok.cli import main
-from mmtok.data.codes import load_codes
+from mmtok.data.codes import load_codes, save_codes
 from mmtok.info import describe
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "data"
@@ -99,6 +99,33 @@ def test_two_inputs_for_one_output_or_an_out_that_is_a_file_are_refused_first(
     assert main(["decode", str(tmp_path / "ca" / "x.jpg.npz"), str(tmp_path / "cb" / "x.jpg.npz"),
                  "--out", str(tmp_path / "back")]) == 2
     assert "would both be written to" in capsys.readouterr().err and not (tmp_path / "back").exists()
+
+
+def test_encode_replaces_an_earlier_code_file_and_refuses_anything_else_first(
+        encoded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A numpy archive of the user's (or a folder) where a code file would go stops the run before any work,
+    naming it; an earlier code file there is replaced."""
+    out = tmp_path / "out"
+    out.mkdir()
+    np.savez(out / "coffee.jpg.npz", weights=np.arange(3))
+    mine = (out / "coffee.jpg.npz").read_bytes()
+    (out / "speech_en.wav.npz").mkdir()
+    nomodel = ["--image", str(tmp_path / "nosuchmodel"), "--audio", str(tmp_path / "nosuchmodel")]  # no work done
+    for files, named in (([EXAMPLES / "coffee.jpg", EXAMPLES / "speech_en.wav"], out / "coffee.jpg.npz"),
+                         ([EXAMPLES / "speech_en.wav"], out / "speech_en.wav.npz")):
+        capsys.readouterr()
+        assert main(["encode", *map(str, files), "--out", str(out), *nomodel]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{named} is there and is not a code file" in err, err
+        assert "nothing was written" in err
+    assert (out / "coffee.jpg.npz").read_bytes() == mine and sorted(p.name for p in out.iterdir()) == [
+        "coffee.jpg.npz", "speech_en.wav.npz"]
+    save_codes(out / "coffee.jpg.npz", np.zeros((2, 2), np.int64), {"kind": "image", "source": "an earlier run"})
+    (out / "speech_en.wav.npz").rmdir()
+    capsys.readouterr()
+    assert main(["encode", str(EXAMPLES / "coffee.jpg"), "--out", str(out)]) == 0
+    again = load_codes(out / "coffee.jpg.npz")
+    assert again.meta["source"] == "coffee.jpg" and again.codes.tolist() == load_codes(encoded / "coffee.jpg.npz").codes.tolist()
 
 
 def test_a_model_that_cannot_load_stops_the_run_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
