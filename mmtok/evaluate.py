@@ -17,8 +17,9 @@ encoder read:
 Per model: the means over files, and the codebook usage over every token it gave (distinct codes
 over ``min(K, tokens)``) with the perplexity. With two or more models of a kind, each is paired with
 the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
-the files it wins (:func:`mmtok.core.metrics.paired_difference`). A file that cannot be read is one
-error line; the others go on (exit status 2).
+the files it wins (:func:`mmtok.core.metrics.paired_difference`); a model named again is a model of its
+own, labelled by its version, then its name (``image``), then numbered (``image (2)``), so rows never
+merge. A file that cannot be read is one error line; the others go on (exit status 2).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
 from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
 from mmtok.pretrained import load, load_config, model_version
 
-__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "plot_scores", "score_audio", "score_image", "score_video"]
+__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target", "score_audio", "score_image",
+           "score_video"]
 
 SCORE_RATE = 16_000  # Hz: STOI, PESQ-WB and DNSMOS run at this rate
 PICTURE = (("psnr_db", "PSNR {:.2f} dB", True), ("ssim", "SSIM {:.3f}", True))
@@ -139,6 +141,10 @@ class Evaluation:
                 label = model_version(tok) or name
                 if any(m.label == label for m in models):
                     label = name
+                base, k = label, 1
+                while any(m.label == label for m in models):  # rows and means go by label: one per model
+                    k += 1
+                    label = f"{base} ({k})"
                 models.append(_Model(kind, name, tok, label, torch.zeros(int(tok.codebook_size), dtype=torch.long)))
             self.models[kind] = models
         return self.models[kind]
@@ -247,9 +253,31 @@ def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
                    f"higher on {d['wins']} of {d['n']} files")
 
 
+def plot_target(path: Path) -> Path:
+    """The file ``--plot path`` writes: ``path``, with ``.png`` added when it has no extension (as matplotlib
+    would add it, unreported). A UsageError, before any scoring, for a folder or a type matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if path.is_dir():
+        raise UsageError(f"--plot {path} is a folder; give the file to write in it (e.g. {path / 'eval.png'})")
+    if not path.suffix:
+        path = path.with_name(path.name.rstrip(".") + ".png")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in kinds:
+        raise UsageError(f"--plot {path}: matplotlib cannot write {path.suffix} files; end the name with .png, .pdf "
+                         "or .svg")
+    if path.is_dir():  # "eval" -> "eval.png", a folder
+        raise UsageError(f"--plot {path} is a folder; give another name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: {path.parent} is a file, not a folder")
+    return path
+
+
 def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     """One panel per kind and score: each file's score per model as a dot (files scored by two or more
-    models joined by a grey line, so a pairing shows), the mean as a bar. Needs matplotlib."""
+    models joined by a grey line, so a pairing shows), the mean as a bar, written to :func:`plot_target` of
+    ``path``, which it returns. Needs matplotlib."""
+    path = plot_target(path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,7 +308,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
                  "bars: means")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format=path.suffix[1:].lower())
     plt.close(fig)
     return path
 
@@ -305,7 +333,9 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--dnsmos", action="store_true",
                         help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
-    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib)")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
+                        "to this file; .png is added to a name without an extension (.pdf and .svg work too); "
+                        "a folder is refused")
     parser.set_defaults(func=eval_main)
 
 
@@ -319,6 +349,7 @@ def eval_main(args: argparse.Namespace) -> int:
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
     if args.plot is not None and _missing(("matplotlib",)):
         raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
+    plot = None if args.plot is None else plot_target(args.plot)
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
     for kind in names:  # a model named wrong is one line now, not one per file
         for name in getattr(args, kind) or []:
@@ -342,8 +373,8 @@ def eval_main(args: argparse.Namespace) -> int:
         lines = [_fmt_summary(s) for s in summaries if s["files"]] + [x for p in pairs for x in _fmt_pair(p)]
         if lines:
             print("\n".join(["", *lines]), flush=True)
-    if args.plot is not None and ev.rows:
-        print(f"mmtok: drew {plot_scores(ev.rows, args.plot)}", file=sys.stderr)
+    if plot is not None and ev.rows:
+        print(f"mmtok: drew {plot_scores(ev.rows, plot)}", file=sys.stderr)
     if any(r["kind"] == "audio" for r in ev.rows) and (missing := _missing(("pystoi", "pesq"))):
         print(f"mmtok: note: without {' and '.join(missing)} a sound gets no "
               f"{' or '.join({'pystoi': 'STOI', 'pesq': 'PESQ-WB'}[m] for m in missing)}: pip install mmtok[eval]",

@@ -171,3 +171,52 @@ def test_a_model_named_wrong_is_one_line_before_any_file(capsys: pytest.CaptureF
     assert main(["eval", str(tmp_path / "empty")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "a folder with no file to read in it" in err  # no blank table after nothing
+
+
+def test_plot_target_is_the_file_written(tmp_path: Path) -> None:
+    """matplotlib adds .png to a name without an extension: the target says so; a folder or a type matplotlib
+    cannot write is refused before anything is scored."""
+    pytest.importorskip("matplotlib")
+    from mmtok.core.errors import UsageError
+    from mmtok.evaluate import plot_target
+
+    assert plot_target(tmp_path / "plots" / "eval") == tmp_path / "plots" / "eval.png"
+    assert plot_target(tmp_path / "eval.") == tmp_path / "eval.png"
+    assert plot_target(tmp_path / "eval.svg") == tmp_path / "eval.svg"
+    (tmp_path / "taken.png").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for bad, why in ((tmp_path, "is a folder"), (tmp_path / "taken", "is a folder"), (tmp_path / "eval.txt", ".txt"),
+                     (tmp_path / "afile" / "eval.png", "is a file")):
+        with pytest.raises(UsageError, match=why):
+            plot_target(bad)
+
+
+def test_plot_reports_the_file_it_wrote_and_refuses_a_folder_first(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    coffee = str(EXAMPLES / "coffee.jpg")
+    assert main(["eval", coffee, "--plot", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"--plot {tmp_path} is a folder" in err  # before any file
+    assert main(["eval", coffee, "--plot", str(tmp_path / "scores")]) == 0
+    assert f"drew {tmp_path / 'scores.png'}\n" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.png"]
+    with Image.open(tmp_path / "scores.png") as im:
+        assert im.format == "PNG"
+
+
+def test_a_model_named_three_times_keeps_three_models_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows and means go by label: the third of one name had the second's label, so their rows merged (counts
+    doubled). Each is its own model, paired with the first at exactly zero."""
+    from mmtok.evaluate import Evaluation
+
+    assert main(["eval", str(EXAMPLES / "coffee.jpg"), *["--image", "image"] * 3, "--json"]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    version = mmtok.load("image").provenance["model_version"]
+    labels = [version, "image", "image (2)"]
+    assert [r["model"] for r in rows if "file" in r] == labels
+    summaries = [r for r in rows if "summary" in r]
+    assert [s["model"] for s in summaries] == labels and {(s["files"], s["tokens"]) for s in summaries} == {(1, 256)}
+    pairs = [r for r in rows if "paired" in r]
+    assert [p["model"] for p in pairs] == labels[1:] and {p["psnr_db"]["mean"] for p in pairs} == {0.0}
+    assert [m.label for m in Evaluation({"image": ["image"] * 4}).of("image")] == [*labels, "image (3)"]
