@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.cli import main
 from mmtok.context import planner
 from mmtok.context.planner import WINDOWS, count_params
-from mmtok.context.shipped import plan, shipped_preset
+from mmtok.context.shipped import plan, shipped_preset, shipped_vocab
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.core.errors import CheckpointError
 from mmtok.image.tokenizer import ImageTokenizerConfig
@@ -25,7 +27,8 @@ def test_gemini_published_rate() -> None:
     assert p.tokens_per_second == 290 and p.tokens_per_minute == 17_400
     assert p.total_tokens == 60 * 258 + 60 * 32
     one_m = next(w for w in p.windows if w.name == "1M")
-    assert one_m.seconds == pytest.approx(1_048_576 / 290)  # ~1 hour, as Google advertises
+    # ~1 hour, as Google advertises: 3,615 whole frames and seconds of audio (1,048,576 / 290 = 3,615.8)
+    assert one_m.seconds == 3615
 
 
 def test_lwm_published_rate() -> None:
@@ -74,11 +77,12 @@ def test_shipped_plan_is_the_planner_with_the_shipped_numbers() -> None:
     if "audio" in available():
         audio = load_config("audio")
         assert p.audio_tokens_per_second == audio.sample_rate // audio.samples_per_token
-    same = planner.plan(600, preset=shipped_preset(), model="small")
+    size, parts = shipped_vocab()
+    same = planner.plan(600, preset=shipped_preset(), model="small", vocab_size=size, vocab_source=parts)
     assert same == p
     with pytest.raises(ValueError, match=r"mmtok\.plan"):  # the arithmetic planner reads no model files
         planner.plan(600, preset="mmtok")
-    assert plan(60, preset="gemini") == planner.plan(60, preset="gemini")
+    assert plan(60, preset="gemini") == planner.plan(60, preset="gemini", vocab_size=size, vocab_source=parts)
 
 
 def test_planner_reads_no_model_files() -> None:
@@ -102,12 +106,13 @@ def test_overrides_and_windows() -> None:
     assert [w.name for w in p.windows] == list(WINDOWS)
     for w in p.windows:
         assert w.fits == (p.total_tokens <= w.tokens)
-        assert w.seconds == pytest.approx(w.tokens / p.tokens_per_second)
+        assert w.tokens / p.tokens_per_second - 1 < w.seconds <= w.tokens / p.tokens_per_second
 
 
 def test_costs_match_the_model() -> None:
     p = plan(60, preset="gemini", model="tiny", kv_dtype="fp32")
-    cfg = ModelConfig.preset("tiny")
+    cfg = replace(ModelConfig.preset("tiny"), vocab_size=shipped_vocab()[0])  # the vocabulary of mmtok's shards
+    assert p.vocab_size == cfg.vocab_size and p.n_params == count_params(cfg)
     assert count_params(cfg) == Transformer(cfg).num_params(non_embedding=False)
     assert p.kv_cache_bytes == 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 4 * p.total_tokens
     model = Transformer(cfg)
@@ -118,8 +123,6 @@ def test_costs_match_the_model() -> None:
 
 
 def test_kv_cache_matches_the_model_cache() -> None:
-    from dataclasses import replace
-
     from mmtok.lm.model import KVCache
 
     cfg = replace(ModelConfig.preset("tiny"), max_seq_len=plan(1, preset="lwm").total_tokens)  # exactly that long
@@ -213,3 +216,99 @@ def test_a_fit_on_a_busy_machine_or_with_a_poor_r2_is_marked_unreliable() -> Non
     assert busy is not None and not busy.reliable and "busy" in busy.why
     noisy = fit([256, 512, 1024, 2048], [1.0, 0.2, 5.0, 0.6])
     assert noisy is not None and not noisy.reliable and "R²" in noisy.why
+
+
+@pytest.mark.parametrize("preset, kwargs", [
+    ("gemini", {}), ("lwm", {}), ("chameleon", {}), ("cosmos", {}), ("cosmos", {"fps": 30}), ("mmtok", {}),
+    ("mmtok", {"fps": 2.5, "audio_tokens_per_second": 37.5}),
+    ("custom", {"resolution": (360, 640), "fps": 3, "audio_tokens_per_second": 50, "tokens_per_frame_overhead": 1}),
+])
+def test_a_window_holds_the_longest_video_that_really_fits(preset: str, kwargs: dict) -> None:
+    """Frames and audio tokens are whole and Cosmos's first frame is a latent frame of its own: "holds" is the
+    longest duration whose own plan fits the window, not the window over the mean rate."""
+    for w in plan(60, preset=preset, **kwargs).windows:
+        assert plan(w.seconds, preset=preset, **kwargs).total_tokens <= w.tokens, (w.name, w.seconds)
+        assert plan(w.seconds + 1e-6, preset=preset, **kwargs).total_tokens > w.tokens, (w.name, w.seconds)
+        shown = planner._duration(w.seconds)  # the table rounds down, so what it shows fits too
+        value, unit = shown.split()
+        seconds = float(value) * {"s": 1, "min": 60, "h": 3600}[unit]
+        assert plan(seconds, preset=preset, **kwargs).total_tokens <= w.tokens, (w.name, shown)
+
+
+def test_the_table_shows_what_a_window_holds_and_that_duration_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["context", "60"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("8k"))
+    held = row.split()[3]  # "8k  8,192  no  25.0 s  ..."
+    assert main(["context", held, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["total_tokens"] <= 8192 and d["windows"][0]["fits"]
+
+
+def test_resolution_is_refused_where_the_count_does_not_depend_on_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped image tokenizer crops every frame to its size, and Gemini counts 258 tokens a frame: a
+    --resolution would give counts that tokenizer never makes."""
+    with pytest.raises(ValueError, match="size_policy 'crop'"):
+        plan(60, resolution=(360, 640))
+    with pytest.raises(ValueError, match="258 tokens per frame"):
+        plan(60, preset="gemini", resolution=512)
+    for preset in ("mmtok", "gemini"):
+        assert main(["context", "60", "--preset", preset, "--resolution", "640x360"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--resolution" in err and preset in err
+    native = planner.mmtok_preset(image_size=None, downsample=16, size_policy="native")  # its frames keep their size
+    assert plan(1, preset=native, resolution=(360, 640)).grid == (23, 40)
+    assert plan(1, preset="lwm", resolution=512).grid == (32, 32)  # a published preset's size stays a knob
+
+
+def test_the_model_is_priced_with_the_vocabulary_of_mmtoks_shards(capsys: pytest.CaptureFixture[str]) -> None:
+    """What `mmtok tokenize` builds for video with its soundtrack (text bytes, specials, the video and audio
+    codes), not ModelConfig's default vocabulary; the table says which size it assumed."""
+    import mmtok
+    from mmtok.stream.text import ByteTokenizer
+    from mmtok.stream.vocab import Vocabulary
+
+    vocab = Vocabulary.for_tokenizers(text=ByteTokenizer(), video=mmtok.load("video"), audio=mmtok.load("audio"))
+    p = plan(60, model="tiny")
+    cfg = replace(ModelConfig.preset("tiny"), vocab_size=vocab.size)
+    assert p.vocab_size == vocab.size and p.n_params == Transformer(cfg).num_params(non_embedding=False)
+    assert p.train_flops == pytest.approx(p.total_tokens * Transformer(cfg).flops_per_token(p.total_tokens))
+    assert f"vocabulary of {vocab.size:,} ids" in p.table() and "special" in p.vocab_source
+    no_sound = plan(60, model="tiny", audio=None)
+    assert no_sound.vocab_size == vocab.size - len(vocab.range("audio"))
+    own = replace(cfg, vocab_size=100)  # a ModelConfig keeps its own vocabulary
+    assert plan(60, model=own).vocab_size == 100 and plan(60, model=own).vocab_source == ""
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["60", "--audio-tokens-per-second", "nan"], "--audio-tokens-per-second"),
+    (["60", "--audio-tokens-per-second", "inf"], "--audio-tokens-per-second"),
+    (["60", "--audio-tokens-per-second", "1e9"], "--audio-tokens-per-second"),
+    (["1e308", "--preset", "gemini"], "DURATION"), (["nan"], "DURATION"), (["inf"], "DURATION"),
+    (["60", "--fps", "1e300"], "--fps"), (["60", "--fps", "nan"], "--fps"), (["60", "--fps", "1e-300"], "--fps"),
+    (["60", "--preset", "custom", "--resolution", "100000x360"], "--resolution"),
+    (["60", "--preset", "custom", "--resolution", "64", "--downsample", "99999999"], "--downsample"),
+    (["60", "--preset", "lwm", "--frame-overhead", "99999999"], "--frame-overhead"),
+])
+def test_non_finite_or_absurd_numbers_are_one_line_naming_the_flag(
+        args: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["context", *args]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and flag in err and len(err) < 300 and not captured.out, err
+
+
+def test_the_library_checks_the_same_numbers() -> None:
+    for kwargs in (dict(duration_s=math.nan), dict(duration_s=10, fps=math.inf), dict(duration_s=10, downsample=1.5),
+                   dict(duration_s=10, audio_tokens_per_second=-1), dict(duration_s=10, resolution=(0, 64)),
+                   dict(duration_s=10, model="tiny", preset="lwm", tokens_per_frame_overhead=math.nan)):
+        with pytest.raises(ValueError, match="must be"):
+            plan(**{"preset": "custom", "resolution": 64, **kwargs})
+
+
+def test_the_demo_table_shows_minutes_that_fit_128k() -> None:
+    from types import SimpleNamespace
+
+    from mmtok.demo.budget import _plan_rows
+
+    for row in _plan_rows(SimpleNamespace(figure=lambda *a, **k: None)):  # type: ignore[arg-type]
+        assert plan(row[5] * 60, preset=row[0]).total_tokens <= WINDOWS["128k"], row

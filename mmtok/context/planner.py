@@ -29,6 +29,7 @@ the ``"mmtok"`` preset, is :func:`mmtok_preset` of numbers that
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -39,6 +40,12 @@ __all__ = ["PRESETS", "WINDOWS", "ContextPlan", "Preset", "WindowFit", "count_pa
 
 WINDOWS: dict[str, int] = {"8k": 8_192, "32k": 32_768, "128k": 131_072, "1M": 1_048_576, "2M": 2_097_152}
 KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}  # bytes per cached key/value element
+# sane ranges of the numbers a plan takes: beyond them a table is no budget (and runs to hundreds of digits)
+MAX_DURATION_S = 365 * 24 * 3600  # a year of video
+FPS_RANGE = (0.001, 1_000.0)  # one frame per 1,000 s to a high-speed camera
+MAX_AUDIO_RATE = 1_000_000.0  # soundtrack tokens per second (raw 48 kHz samples are 48,000)
+MAX_SIDE = 65_536  # pixels per frame side, and pixels per token side
+MAX_OVERHEAD = 65_536  # separator tokens per frame
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Preset:
     temporal: int = 1  # frames per latent frame (tubelet depth); 1 = per-frame tokens
     causal_first_frame: bool = False  # the first frame is a latent frame of its own (Cosmos, MAGVIT-2)
     fixed_tokens_per_frame: int | None = None  # a count independent of resolution (Gemini)
+    fixed_size: str = ""  # why every frame is brought to ``resolution`` whatever its size ("": it is a knob)
     tokens_per_row: int = 0  # separators per token row (mmtok's <eol>)
     tokens_per_frame_overhead: int = 0  # separators per (latent) frame (LWM's, mmtok's <eof>)
     tokens_per_video: int = 0  # markers per video (<bov> <eov>)
@@ -94,21 +102,26 @@ MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO = 1, 1, 2
 
 
 def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_second: float = 0.0,
-                 source: str = "mmtok's layout", note: str = "") -> Preset:
+                 source: str = "mmtok's layout", note: str = "", size_policy: str | None = None) -> Preset:
     """The ``"mmtok"`` preset for an image tokenizer of ``downsample`` pixels per token side.
 
     Frames are tokenized at ``image_size`` square (None: at their own resolution, which
     the plan then needs) and laid out as the interleaver lays video out: ``h*w`` codes +
-    ``h`` ``<eol>`` + one ``<eof>`` per frame, ``<bov> <eov>`` per video.
+    ``h`` ``<eol>`` + one ``<eof>`` per frame, ``<bov> <eov>`` per video. With the image
+    tokenizer's ``size_policy`` ``"crop"`` or ``"pad"`` every frame becomes ``image_size``
+    square whatever its size, so a plan refuses another ``resolution``.
 
     >>> p = plan(1, preset=mmtok_preset(image_size=64, downsample=16))
     >>> p.grid, p.tokens_per_frame, p.total_tokens
     ((4, 4), 21.0, 23)
     """
+    fixed = (f"its image tokenizer's size_policy {size_policy!r} brings every frame to {image_size}x{image_size} "
+             "first" if image_size is not None and size_policy in ("crop", "pad") else "")
     return Preset(
         "mmtok", source, fps=1.0, resolution=None if image_size is None else (image_size, image_size),
         downsample=downsample, tokens_per_row=MMTOK_TOKENS_PER_ROW, tokens_per_frame_overhead=MMTOK_TOKENS_PER_FRAME,
         tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second, note=note,
+        fixed_size=fixed,
     )
 
 
@@ -131,7 +144,7 @@ class WindowFit:
     name: str  # "8k", "32k", "128k", "1M", "2M"
     tokens: int  # its size in tokens
     fits: bool  # the whole video (with its audio) fits
-    seconds: float  # seconds of such video it holds
+    seconds: float  # the longest such video it holds: a plan of that duration fits (whole frames, audio tokens)
     used: float  # fraction of the window the video fills (> 1: does not fit)
 
 
@@ -158,11 +171,13 @@ class ContextPlan:
     windows: list[WindowFit]
     model: str  # model size the costs are for
     n_params: int  # its parameters (embeddings included)
+    vocab_size: int  # the vocabulary size it was priced with
     kv_dtype: str
     kv_cache_bytes: int  # keys + values of every layer for total_tokens, batch 1
     attention_flops: float  # causal attention score/value FLOPs of one forward pass over total_tokens
     train_flops: float  # forward + backward FLOPs over total_tokens (6N + 12 L T C per token)
     note: str = ""
+    vocab_source: str = ""  # where vocab_size comes from
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +197,8 @@ class ContextPlan:
                                 f" + audio {self.audio_tokens_per_second:,.1f})"),
             ("tokens / minute", f"{self.tokens_per_minute:,.0f}"),
             ("total tokens", f"{self.total_tokens:,} (video {self.video_tokens:,} + audio {self.audio_tokens:,})"),
+            ("model", f"{self.model}: {self.n_params:,} parameters with a vocabulary of {self.vocab_size:,} ids"
+                      + (f" ({self.vocab_source})" if self.vocab_source else "")),
             (f"KV cache ({self.model}, {self.kv_dtype})", _bytes(self.kv_cache_bytes)),
             ("attention FLOPs (fwd)", f"{self.attention_flops:.3g}"),
             ("train FLOPs (fwd+bwd)", f"{self.train_flops:.3g}"),
@@ -207,17 +224,38 @@ def _bytes(n: float) -> str:
 
 
 def _duration(s: float) -> str:
+    """``s`` seconds, rounded down (a window's "holds" shown must still fit)."""
+    if math.isinf(s):
+        return "unlimited"
     if s >= 3600:
-        return f"{s / 3600:.2f} h"
+        return f"{math.floor(s / 36) / 100:.2f} h"
     if s >= 60:
-        return f"{s / 60:.1f} min"
-    return f"{s:.1f} s"
+        return f"{math.floor(s / 6) / 10:.1f} min"
+    return f"{math.floor(s * 10) / 10:.1f} s"
 
 
-def _model_config(model: str | ModelConfig) -> tuple[str, ModelConfig]:
+def _model_config(model: str | ModelConfig, vocab_size: int | None) -> tuple[str, ModelConfig]:
+    """The name and config of ``model``: a :class:`ModelConfig` as it is, a size with ``vocab_size`` (if given)."""
     if isinstance(model, ModelConfig):
         return "custom", model
-    return model, ModelConfig.preset(model)
+    cfg = ModelConfig.preset(model)
+    return model, cfg if vocab_size is None else replace(cfg, vocab_size=vocab_size)
+
+
+def _number(value: Any, what: str, lo: float, hi: float, *, integer: bool = False, above: bool = False) -> Any:
+    """``value`` as an int (``integer``) or float once it is finite and in ``[lo, hi]`` (``(lo, hi]`` with
+    ``above``); else a ValueError naming ``what`` (the argument and its ``mmtok context`` flag)."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > lo if above else value >= lo) and value <= hi and (not integer or float(value).is_integer()))
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        bounds = f"above {_show(lo)} and at most {_show(hi)}" if above else f"from {_show(lo)} to {_show(hi)}"
+        raise ValueError(f"{what} must be {kind} {bounds}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _show(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def count_params(cfg: ModelConfig) -> int:
@@ -241,16 +279,21 @@ def plan(
     audio_tokens_per_second: float | None = None,
     model: str | ModelConfig = "small",
     kv_dtype: str = "bf16",
+    vocab_size: int | None = None,
+    vocab_source: str = "",
 ) -> ContextPlan:
     """Plan the context a video of ``duration_s`` seconds takes under a tokenizer ``preset``.
 
     ``preset`` is a name of :data:`PRESETS`, ``"custom"`` or a :class:`Preset`. Every
     other argument overrides the preset: ``fps`` (frames sampled per second),
-    ``resolution`` (``(H, W)`` or a square side the frames are tokenized at),
-    ``downsample`` (pixels per token side), ``tokens_per_frame_overhead`` (separators
-    per frame), ``audio_tokens_per_second``. ``model`` is a size (``"tiny"``,
-    ``"small"``, ``"base"``) or a :class:`~mmtok.lm.model.ModelConfig`; ``kv_dtype`` one of
+    ``resolution`` (``(H, W)`` or a square side the frames are tokenized at; refused by a
+    preset whose count does not depend on it), ``downsample`` (pixels per token side),
+    ``tokens_per_frame_overhead`` (separators per frame), ``audio_tokens_per_second``.
+    ``model`` is a size (``"tiny"``, ``"small"``, ``"base"``), priced with ``vocab_size`` ids
+    (default: ``ModelConfig``'s; ``vocab_source`` says where the number comes from), or a
+    :class:`~mmtok.lm.model.ModelConfig` (its own vocabulary); ``kv_dtype`` one of
     ``fp32 bf16 fp16 fp8 int8``. Frames are sampled at ``0, 1/fps, 2/fps, ... < duration``.
+    Each number must be finite and within a sane range (:data:`MAX_DURATION_S`, ...).
 
     >>> p = plan(8 / 24, preset="cosmos")  # 8 frames at 24 fps
     >>> p.frames, p.latent_frames, p.video_tokens
@@ -258,54 +301,107 @@ def plan(
     >>> plan(1, preset="chameleon").tokens_per_frame
     1024.0
     """
-    if not (isinstance(duration_s, (int, float)) and math.isfinite(duration_s) and duration_s > 0):
-        raise ValueError(f"duration_s must be a positive number of seconds, got {duration_s!r}")
+    duration_s = _number(duration_s, "duration_s (DURATION, in seconds)", 0, MAX_DURATION_S, above=True)
     p = _overridden(preset if isinstance(preset, Preset) else get_preset(preset), fps=fps, resolution=resolution,
                     downsample=downsample, overhead=tokens_per_frame_overhead, audio_rate=audio_tokens_per_second)
     if kv_dtype not in KV_BYTES:
         raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
+    if vocab_size is not None:
+        vocab_size = _number(vocab_size, "vocab_size", 1, 1 << 31, integer=True)
     grid, per_latent = _latent_frame_tokens(p)
-    frames = max(1, math.ceil(duration_s * p.fps - 1e-9))
-    t = p.temporal
-    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
-    video_tokens = latent * per_latent + p.tokens_per_video
-    audio_tokens = math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
+    frames, latent, video_tokens, audio_tokens = _counts(p, per_latent, duration_s)
     total = video_tokens + audio_tokens
-    v_rate = per_latent * p.fps / t
+    v_rate = per_latent * p.fps / p.temporal
     rate = v_rate + p.audio_tokens_per_second
-    windows = [WindowFit(name, size, total <= size, max(0.0, (size - p.tokens_per_video) / rate), total / size)
+    windows = [WindowFit(name, size, total <= size, _holds(p, per_latent, size), total / size)
                for name, size in WINDOWS.items()]
+    priced_with = vocab_source if vocab_size is not None and not isinstance(model, ModelConfig) else ""
     return ContextPlan(
-        preset=p.name, source=p.source, duration_s=float(duration_s), fps=p.fps, resolution=p.resolution, grid=grid,
-        frames=frames, latent_frames=latent, tokens_per_frame=per_latent / t, video_tokens_per_second=v_rate,
+        preset=p.name, source=p.source, duration_s=duration_s, fps=p.fps, resolution=p.resolution, grid=grid,
+        frames=frames, latent_frames=latent, tokens_per_frame=per_latent / p.temporal, video_tokens_per_second=v_rate,
         audio_tokens_per_second=p.audio_tokens_per_second, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
         video_tokens=video_tokens, audio_tokens=audio_tokens, total_tokens=total, windows=windows,
-        note=p.note, **_costs(model, total, kv_dtype),
+        note=p.note, vocab_source=priced_with, **_costs(model, total, kv_dtype, vocab_size),
     )
+
+
+def _video_tokens(p: Preset, per_latent: int, frames: int) -> tuple[int, int]:
+    """(latent frames, video tokens with the per-video markers) of ``frames`` sampled frames."""
+    t = p.temporal
+    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
+    return latent, latent * per_latent + p.tokens_per_video
+
+
+def _counts(p: Preset, per_latent: int, duration_s: float) -> tuple[int, int, int, int]:
+    """(frames, latent frames, video tokens, audio tokens) of ``duration_s`` seconds: whole frames and audio
+    tokens, each rounded up."""
+    frames = max(1, math.ceil(duration_s * p.fps - 1e-9))
+    latent, video = _video_tokens(p, per_latent, frames)
+    return frames, latent, video, math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
+
+
+def _holds(p: Preset, per_latent: int, size: int) -> float:
+    """The longest duration whose plan fits ``size`` tokens (0 when one frame does not).
+
+    Not ``size`` over the mean rate: frames and audio tokens are whole (a started frame or audio token
+    counts) and a causal first frame is a latent frame of its own, so the search runs over frame counts:
+    ``k`` frames last at most ``k / fps``, and the audio the window has room for beside them at most
+    ``room / rate``; the first grows with ``k`` and the second shrinks, so the best ``k`` is where they cross.
+    """
+    a = p.audio_tokens_per_second
+
+    def longest(k: int) -> float:  # the longest video of at most k frames that fits
+        room = size - _video_tokens(p, per_latent, k)[1]
+        return k / p.fps if a == 0 else min(k / p.fps, room / a)
+
+    if _video_tokens(p, per_latent, 1)[1] > size:
+        return 0.0
+    if per_latent == 0:  # the video part never grows: only audio fills the window
+        return math.inf if a == 0 else (size - p.tokens_per_video) / a
+    most = (size - p.tokens_per_video) // per_latent  # latent frames that fit
+    k_max = (most - 1) * p.temporal + 1 if p.causal_first_frame else most * p.temporal
+    lo, hi = 1, k_max
+    while lo < hi:  # the largest k whose frames end before its audio room does
+        mid = (lo + hi + 1) // 2
+        if a == 0 or mid * a <= (size - _video_tokens(p, per_latent, mid)[1]) * p.fps:
+            lo = mid
+        else:
+            hi = mid - 1
+    best = max(longest(k) for k in range(max(1, lo - 1), min(k_max, lo + 2) + 1))
+    if sum(_counts(p, per_latent, best)[2:]) > size:  # float rounding at a boundary: the largest float that fits
+        low, high = 0.0, best
+        for _ in range(200):
+            mid_s = (low + high) / 2
+            low, high = (mid_s, high) if sum(_counts(p, per_latent, mid_s)[2:]) <= size else (low, mid_s)
+        best = low
+    return best
 
 
 def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | int | None,
                 downsample: int | None, overhead: int | None, audio_rate: float | None) -> Preset:
     """``p`` with the caller's numbers in place of its own, each checked."""
-    fps = p.fps if fps is None else float(fps)
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be > 0, got {fps!r}")
-    ds = p.downsample if downsample is None else int(downsample)
-    if ds < 1:
-        raise ValueError(f"downsample must be >= 1, got {ds}")
-    if isinstance(resolution, int):
+    fps = p.fps if fps is None else _number(fps, "fps (--fps)", *FPS_RANGE)
+    ds = p.downsample if downsample is None else _number(downsample, "downsample (--downsample)", 1, MAX_SIDE,
+                                                         integer=True)
+    overhead = (p.tokens_per_frame_overhead if overhead is None else
+                _number(overhead, "tokens_per_frame_overhead (--frame-overhead)", 0, MAX_OVERHEAD, integer=True))
+    audio_rate = (p.audio_tokens_per_second if audio_rate is None else
+                  _number(audio_rate, "audio_tokens_per_second (--audio-tokens-per-second)", 0, MAX_AUDIO_RATE))
+    if resolution is not None and (p.fixed_tokens_per_frame is not None or p.fixed_size):
+        why = p.fixed_size or f"it counts {p.fixed_tokens_per_frame} tokens per frame whatever the frame's size"
+        raise ValueError(f"resolution (--resolution) does not apply to preset {p.name!r}: {why}; leave it out")
+    if isinstance(resolution, numbers.Real):
         resolution = (resolution, resolution)
-    res = p.resolution if resolution is None else (int(resolution[0]), int(resolution[1]))
-    overhead = p.tokens_per_frame_overhead if overhead is None else int(overhead)
-    audio_rate = p.audio_tokens_per_second if audio_rate is None else float(audio_rate)
-    if audio_rate < 0 or overhead < 0:
-        raise ValueError("audio_tokens_per_second and tokens_per_frame_overhead must be >= 0")
+    if resolution is not None:
+        if len(resolution) != 2:
+            raise ValueError(f"resolution (--resolution) must be (H, W) or one side, got {resolution!r}")
+        resolution = tuple(_number(side, "resolution (--resolution, each side)", 1, MAX_SIDE, integer=True)
+                           for side in resolution)
+    res = p.resolution if resolution is None else resolution
     if p.fixed_tokens_per_frame is not None:
         res = None  # a count independent of resolution
     elif res is None:
         raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
-    elif min(res) < 1:
-        raise ValueError(f"resolution must be positive, got {res}")
     return replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
                    audio_tokens_per_second=audio_rate)
 
@@ -319,15 +415,15 @@ def _latent_frame_tokens(p: Preset) -> tuple[tuple[int, int] | None, int]:
     return grid, grid[0] * grid[1] + grid[0] * p.tokens_per_row + p.tokens_per_frame_overhead
 
 
-def _costs(model: str | ModelConfig, total: int, kv_dtype: str) -> dict[str, Any]:
+def _costs(model: str | ModelConfig, total: int, kv_dtype: str, vocab_size: int | None) -> dict[str, Any]:
     """The :class:`ContextPlan` fields that price ``total`` tokens for a model size."""
-    mname, mcfg = _model_config(model)
+    mname, mcfg = _model_config(model, vocab_size)
     n_params = count_params(mcfg)
     kv = 2 * mcfg.n_layer * mcfg.n_kv_head * mcfg.head_dim * KV_BYTES[kv_dtype] * total
     attn = 2.0 * mcfg.n_layer * total * total * mcfg.d_model  # QK^T and AV: 4 L T^2 C, halved by the causal mask
     train = total * (6.0 * n_params + 12.0 * mcfg.n_layer * total * mcfg.d_model)
-    return {"model": mname, "n_params": n_params, "kv_dtype": kv_dtype, "kv_cache_bytes": kv,
-            "attention_flops": attn, "train_flops": train}
+    return {"model": mname, "n_params": n_params, "vocab_size": mcfg.vocab_size, "kv_dtype": kv_dtype,
+            "kv_cache_bytes": kv, "attention_flops": attn, "train_flops": train}
 
 
 def presets_help() -> str:

@@ -25,8 +25,10 @@ from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.module_io import models_dir
 from mmtok.lm.model import ModelConfig
 from mmtok.pretrained import available, default_config, load_config
+from mmtok.stream.text import ByteTokenizer
+from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["PRESET_NAMES", "plan", "presets_help", "shipped_preset"]
+__all__ = ["PRESET_NAMES", "plan", "presets_help", "shipped_preset", "shipped_vocab"]
 
 PRESET_NAMES = (*PRESETS, "mmtok", "custom")
 MMTOK_HELP = ("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
@@ -77,8 +79,28 @@ def shipped_preset(image: str | os.PathLike[str] = "image",
     return mmtok_preset(
         image_size=None if cfg.size_policy == "native" else cfg.image_size, downsample=cfg.downsample,
         audio_tokens_per_second=audio_rate, source=f"mmtok's own image tokenizer ({where}) and audio tokenizer",
-        note=note,
+        note=note, size_policy=cfg.size_policy,
     )
+
+
+def shipped_vocab(image: str | os.PathLike[str] = "image",
+                  audio: str | os.PathLike[str] | None = "audio") -> tuple[int, str]:
+    """The vocabulary size of the shards ``mmtok tokenize`` makes of videos with their soundtracks, and how
+    it is made up: byte-level text, the special tokens, the video tokenizer's codes (the image tokenizer's, on
+    every frame) and the audio tokenizer's (none without one), read from their configs, not their weights.
+
+    >>> size, parts = shipped_vocab(audio=None)
+    >>> parts.startswith("256 bytes + 32 special + ")
+    True
+    """
+    cfg, _ = _image_numbers(image)
+    ranges = {"video": int(cfg.vq.codebook_size)}  # VideoTokenizer(temporal="none"): the image codes
+    folder = None if audio is None else _folder(audio)
+    if folder is not None:
+        ranges["audio"] = int(load_config(folder, kind="audio").vq.codebook_size)
+    vocab = Vocabulary(ByteTokenizer.vocab_size, ranges=ranges)
+    parts = " + ".join(f"{len(vocab.range(k)):,} {k}" for k in vocab.media)
+    return vocab.size, f"{vocab.text_size} bytes + {vocab.n_special} special + {parts}: mmtok's shards of such video"
 
 
 def plan(
@@ -98,7 +120,9 @@ def plan(
     """:func:`mmtok.context.planner.plan`, where ``preset="mmtok"`` (the default) is :func:`shipped_preset`.
 
     ``image`` and ``audio`` (shipped names or checkpoint folders) are the tokenizers
-    the ``"mmtok"`` preset is read from; the other arguments are the planner's.
+    the ``"mmtok"`` preset is read from, and whose codes make up the vocabulary a model
+    size is priced with (:func:`shipped_vocab`, whatever the preset: the model is mmtok's,
+    trained on mmtok's shards); the other arguments are the planner's.
 
     >>> p = plan(600, preset="mmtok")
     >>> p.preset, p.frames, p.total_tokens == p.video_tokens + p.audio_tokens
@@ -106,10 +130,11 @@ def plan(
     """
     if isinstance(preset, str) and preset == "mmtok":
         preset = shipped_preset(image, audio)
+    vocab_size, vocab_source = shipped_vocab(image, audio) if not isinstance(model, ModelConfig) else (None, "")
     return planner.plan(
         duration_s, preset=preset, fps=fps, resolution=resolution, downsample=downsample,
         tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
-        model=model, kv_dtype=kv_dtype,
+        model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source,
     )
 
 
