@@ -454,8 +454,10 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def _exit_status(e: Exception) -> int:
     """2 when what the command was given is refused (bad usage: a flag, a file or folder it names), 1 for a
     failure while running (a training run that cannot go on, a missing device, an unexpected error)."""
-    from mmtok.core.errors import DeviceError, TrainingError
+    from mmtok.core.errors import DeviceError, TrainingError, UsageError
 
+    if isinstance(e, UsageError):  # a ResumeMismatchError too: a training refusal caused by a flag
+        return 2
     if not isinstance(e, mmtok.MmtokError) or isinstance(e, (TrainingError, DeviceError)):
         return 1
     return 2

@@ -159,6 +159,8 @@ def test_resume_keeps_the_runs_own_settings(shards: Path, tmp_path: Path, capsys
     run = train(small(shards, tmp_path / "run", steps=2, save_every=2, seq_len=32, batch_size=2), progress=False)
     with pytest.raises(TrainingError, match=r"trained with --seq-len 32 \(now 64\), --batch-size 2 \(now 4\)"):
         train(small(shards, run, steps=4, save_every=2), resume=True, progress=False)
+    assert main(["train", "--data", str(shards), "--out", str(run), "--resume", "--seq-len", "64"]) == 2  # a flag refused
+    capsys.readouterr()
     # the command line takes them from the run when their flags are left out; --steps extends it
     assert main(["train", "--data", str(shards), "--out", str(run), "--resume", "--steps", "4", "--threads", "1"]) == 0
     saved = run_settings(run)

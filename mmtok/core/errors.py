@@ -20,6 +20,7 @@ __all__ = [
     "MissingFileError",
     "MmtokError",
     "QuantizerError",
+    "ResumeMismatchError",
     "StreamError",
     "TrainingError",
     "UsageError",
@@ -88,6 +89,12 @@ class QuantizerError(MmtokError, ValueError):
 
 class UsageError(MmtokError, ValueError):
     """A command line that cannot work (a bad flag value, a missing option): the ``mmtok`` command exits 2."""
+
+
+class ResumeMismatchError(TrainingError, UsageError):
+    """``--resume`` given another model shape, other shards or other data-order settings than the run's own:
+    the run cannot continue (a :class:`TrainingError`) because of what the command line says, so the
+    ``mmtok`` command exits 2 as for any refused flag."""
 
 
 class DeviceError(MmtokError, RuntimeError):

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
-from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     RunLock,
@@ -296,14 +296,14 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
              if k in saved.get("model", {}) and saved["model"][k] != mine[k]]
     if diffs:
         preset = (saved.get("train") or {}).get("preset")
-        raise TrainingError(f"{r.folder} was trained with --preset {preset} and another model shape: "
+        raise ResumeMismatchError(f"{r.folder} was trained with --preset {preset} and another model shape: "
                             f"{', '.join(diffs[:4])}; resume with the settings it was trained with, or train into a "
                             "new --out")
     was = saved.get("train") or {}
     diffs = [f"--{k.replace('_', '-')} {was[k]} (now {getattr(r.cfg, k)})" for k in RESUME_FIXED
              if k in was and was[k] != getattr(r.cfg, k)]
     if diffs:
-        raise TrainingError(f"{r.folder} was trained with {', '.join(diffs)}: these fix its data order and "
+        raise ResumeMismatchError(f"{r.folder} was trained with {', '.join(diffs)}: these fix its data order and "
                             "positions; resume with the run's own (the mmtok train command takes them when their "
                             "flags are left out), or train into a new --out")
 
@@ -316,7 +316,7 @@ def _check_same_shards(r: _Run, saved: dict) -> None:
     if not isinstance(was, dict) or was.get("digest") == now["digest"]:
         return
     trained_on = (saved.get("train") or {}).get("data", "?")
-    raise TrainingError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens')} tokens, digest "
+    raise ResumeMismatchError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens')} tokens, digest "
                         f"{was.get('digest')}) than {r.cfg.data} ({now['tokens']} tokens, digest {now['digest']}); "
                         "--resume continues a run on its own shards; train into a new --out for these")
 
