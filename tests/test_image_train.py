@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -447,6 +448,29 @@ def test_init_from_without_config_takes_the_source_shape_and_codebook(tmp_path: 
     with pytest.raises(ImageError, match="--decoder-only keeps the codes"):
         main([*bare, "--steps", "2", "--init-from", src, "--decoder-only", "--codebook-size", "32"])
     assert not (tmp_path / "refit").exists()
+
+
+def test_a_partial_config_changes_only_its_fields_of_the_init_from_model(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--config {"dec_blocks": N} with --init-from grows the decoder and keeps everything else of the source,
+    its codebook included, so --decoder-only keeps every code (before, the defaults filled the other fields)."""
+    from mmtok.image.train import main
+
+    common = _train_args(tmp_path, "--save-every", "2")
+    assert main([*common, "--steps", "2"]) == 0
+    first = mmtok.load(tmp_path / "run" / "model")
+    (tmp_path / "grow.json").write_text(json.dumps({"dec_blocks": first.cfg.dec_blocks + 1}))
+    drop = {"--config", "--codebook-size", "--latent-dim"}
+    bare = [a for i, a in enumerate(common) if a not in drop and (i == 0 or common[i - 1] not in drop)]
+    bare[bare.index(str(tmp_path / "run"))] = str(tmp_path / "grown")
+    capsys.readouterr()
+    assert main([*bare, "--steps", "2", "--init-from", str(tmp_path / "run" / "model"), "--decoder-only",
+                 "--config", str(tmp_path / "grow.json"), "--lr", "3e-3", "--warmup", "1"]) == 0
+    grown = mmtok.load(tmp_path / "grown" / "model")
+    assert grown.cfg == dataclasses.replace(first.cfg, dec_blocks=first.cfg.dec_blocks + 1)
+    assert torch.equal(grown.vq.codebook, first.vq.codebook)
+    pics = torch.stack([smooth_picture(64, seed=s) for s in (5, 6)])
+    assert torch.equal(grown.encode(pics), first.encode(pics))
 
 
 def test_weight_average_is_exported_and_resumes_on_the_same_curve(tmp_path: Path) -> None:

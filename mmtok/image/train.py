@@ -41,7 +41,7 @@ from PIL import Image
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict
 from mmtok.core.ema import WeightAverage
-from mmtok.core.errors import ImageError, TrainingError
+from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
 from mmtok.core.schedule import warmup_cosine
@@ -195,11 +195,18 @@ def lr_for(step: int, args: argparse.Namespace) -> float:
 
 
 def make_config(args: argparse.Namespace, base: ImageTokenizerConfig | None = None) -> ImageTokenizerConfig:
-    """The model config: ``--config`` JSON, else ``base`` (the ``--init-from`` tokenizer's config), else the
-    defaults; then ``--latent-dim``/``--codebook-size``/``--dead-code-rate``."""
-    fields: dict[str, Any] = (json.loads(Path(args.config).read_text()) if args.config
-                              else dataclasses.asdict(base) if base is not None else {})
+    """The model config: ``base`` (the ``--init-from`` tokenizer's config) or the defaults, with the fields of
+    the ``--config`` JSON on top (``{"dec_blocks": 4}`` changes that alone: the codebook stays ``base``'s);
+    then ``--latent-dim``/``--codebook-size``/``--dead-code-rate``."""
+    fields: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     vq = {**DEFAULT_VQ, **fields.pop("vq", {})}
+    if args.config:
+        given = json.loads(Path(args.config).read_text())
+        if not isinstance(given, dict):
+            raise UsageError(f"--config {args.config}: expected a JSON object of config fields, got "
+                             f"{type(given).__name__}")
+        vq.update(given.pop("vq", None) or {})
+        fields.update(given)
     if args.latent_dim is not None:
         fields["latent_dim"] = args.latent_dim
     if args.codebook_size is not None:
@@ -282,8 +289,8 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
-    base = source.cfg if source is not None else None  # without --config, --init-from's shape and codebook
-    if resume and args.init_from and not args.config:  # ... as the run's first start took it
+    base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
+    if resume and args.init_from:  # ... as the run's first start took them
         base = config_from_dict(ImageTokenizerConfig, json.loads(state.read_text())["config"], where=str(state))
     cfg = make_config(args, base=base)
     tok = ImageTokenizer(cfg).to(device).train()
