@@ -30,8 +30,9 @@ def test_joint_run_tunes_the_decoder_keeps_the_codes_and_attaches(tmp_path: Path
     s2 = tmp_path / "s2"
     args = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
             "--init-from", str(tmp_path / "s1" / "best"), "--train-decoder", "--decoder-anchor", "0.5",
-            "--decoder-lr", "1e-3"]
+            "--decoder-lr", "1e-3", "--attach", str(tmp_path / "one")]
     assert vocoder_train.main(args) == 0
+    printed = capsys.readouterr().out
     log = _rows(s2 / "log.jsonl")
     assert all(r["anchor"] > 0 and r["decoder_grad_norm"] > 0 for r in log)
     state = json.loads((s2 / "train-state" / "config.json").read_text())
@@ -55,7 +56,11 @@ def test_joint_run_tunes_the_decoder_keeps_the_codes_and_attaches(tmp_path: Path
     assert vocoder_train.main(["--attach", str(out), "--tokenizer", str(s2 / "best-tokenizer"),
                                "--vocoder", str(s2 / "best")]) == 0
     joined = load_module(AudioTokenizer, out)
-    assert torch.equal(joined.decode_features(codes), load_module(AudioTokenizer, s2 / "best-tokenizer").decode_features(codes))
+    best = load_module(AudioTokenizer, s2 / "best-tokenizer")
+    assert torch.equal(joined.decode_features(codes), best.decode_features(codes))
+    # --attach in the training command: best/ goes with the decoder it was trained on, not --tokenizer's
+    assert json.loads(printed.strip().splitlines()[-1])["tokenizer"] == str(s2 / "best-tokenizer")
+    assert torch.equal(load_module(AudioTokenizer, tmp_path / "one").decode_features(codes), best.decode_features(codes))
 
 
 def test_joint_run_resumes_on_the_same_curve_and_keeps_its_mode(

@@ -80,7 +80,7 @@ from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabyte
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.vocoder import VocoderConfig
 from mmtok.audio.vocoder_data import build_cache
-from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, FEATURES, Run
+from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, BEST_TOKENIZER_DIR, FEATURES, Run
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.trainstate import HelpFormatter
@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or from the learned vocoder inside an audio tokenizer checkpoint (a shipped name such as audio) "
                    "(e.g. a stage-1 RUN/best) with fresh optimizer state")
     p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
-                   "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training")
+                   "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training; a --train-decoder "
+                   "run's best/ goes with the decoder it was trained on (RUN/best-tokenizer), not --tokenizer's")
     p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses (a vocoder checkpoint, "
                    "or the learned vocoder inside an audio tokenizer checkpoint)")
     p.add_argument("--mel-match", type=int, default=None, metavar="N", help="passes of the level correction the "
@@ -185,13 +186,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         Run(args, argv).train()
     if args.attach is not None:
         source = args.vocoder or Path(args.out) / BEST_DIR
+        tokenizer = args.tokenizer
+        tuned = None if args.vocoder is not None else Path(args.out) / BEST_TOKENIZER_DIR
+        if tuned is not None and (tuned / "config.json").is_file():  # --train-decoder: best/ was trained on it
+            tokenizer = str(tuned)
         try:
-            folder = attach_vocoder(args.tokenizer, source, args.attach, mel_match=args.mel_match,
+            folder = attach_vocoder(tokenizer, source, args.attach, mel_match=args.mel_match,
                                     mel_match_db=args.mel_match_db)
         except ValueError as e:
             raise TrainingError(str(e)) from e
         mb = folder_megabytes(folder)
-        print(json.dumps({"attached": str(folder), "tokenizer": args.tokenizer, "vocoder": str(source),
+        print(json.dumps({"attached": str(folder), "tokenizer": tokenizer, "vocoder": str(source),
                           "megabytes": mb, "within_limit": mb <= SHIPPED_LIMIT_MB}))
     return 0
 
