@@ -172,14 +172,14 @@ def add_commands(sub: Any) -> None:
     """``mmtok encode`` and ``mmtok decode`` on the command's subparsers."""
     commands = (
         ("encode", encode_main, "FILE", "images, sounds and videos, or folders of them (searched through their "
-         "subfolders)", "images, sounds and videos -> code files (DIR/NAME.npz), with the shipped tokenizers or others",
-         "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/NAME.npz: the codes "
+         "subfolders)", "images, sounds and videos -> code files (DIR/FILE.npz, e.g. photo.jpg.npz), with the shipped tokenizers or others",
+         "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/FILE.npz (photo.jpg -> photo.jpg.npz): the codes "
          "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
          "subfolders of DIR. A code file already there is replaced; anything else under that name stops the run "
          "before any work. A file that fails is reported and the others go on."),
         ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
          "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
-         "Decode each code file to DIR/NAME.decoded.png, .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
+         "Decode each code file to DIR/FILE.decoded.png (photo.jpg.npz -> photo.jpg.decoded.png), .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
          "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both."),
     )
     for name, func, metavar, files_help, summary, description in commands:
@@ -197,7 +197,7 @@ def add_commands(sub: Any) -> None:
 
 
 def encode_main(args: argparse.Namespace) -> int:
-    """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/NAME.npz``."""
+    """``mmtok encode FILE... --out DIR``: each image, sound or video -> ``DIR/FILE.npz``."""
     models = _Models(args)
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
@@ -207,7 +207,7 @@ def encode_main(args: argparse.Namespace) -> int:
 
 
 def decode_main(args: argparse.Namespace) -> int:
-    """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/NAME.decoded.png``, ``.wav`` or ``.mp4``."""
+    """``mmtok decode CODES... --out DIR``: each code file -> ``DIR/FILE.decoded.png``, ``.wav`` or ``.mp4``."""
     models = _Models(args)
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
