@@ -40,3 +40,23 @@ def test_read_tasks_give_the_local_engines_documents_and_line_numbers(tmp_path: 
     m = tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "shards", tokenizers=TokenizerSpec())
     assert m["docs"] == 4 and [s["line"] for s in m["skipped"]] == [5]  # the \r lines are documents
     assert json.loads(local[0][1])["segments"] == ["carriage return between tokens"]
+
+
+def test_no_cluster_at_the_address_names_our_flag(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    import types
+
+    import pytest
+
+    from mmtok.core.errors import CorpusError
+    from mmtok.data.ray_engine import RayEngine
+
+    def refuse(**kwargs: object) -> None:
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=refuse))
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_bytes(b'{"segments": ["a"]}\n')
+    with pytest.raises(CorpusError, match=r"no Ray cluster at 'auto' \(--ray-address\): Could not find any running Ray"):
+        tokenize_corpus(corpus, tmp_path / "out", engine=RayEngine(address="auto"), progress=False)

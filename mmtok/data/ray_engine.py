@@ -158,7 +158,11 @@ class RayEngine:
             raise CorpusError("the Ray engine needs Ray: pip install 'mmtok[ray]'") from None
         started = not ray.is_initialized()
         if started and self.address:
-            ray.init(address=self.address, log_to_driver=False)
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except ConnectionError as e:  # Ray's own words name its flag (--address), not ours
+                raise CorpusError(f"no Ray cluster at {self.address!r} (--ray-address): {str(e).split('. ')[0]}; "
+                                  "start one (ray start --head) or leave --ray-address out for a local one") from None
         elif started:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
                      object_store_memory=OBJECT_STORE_BYTES)
