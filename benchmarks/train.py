@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit
 
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.train import GPU_PEAK_TFLOPS
+from mmtok.lm.peak import GPU_PEAK_TFLOPS
 
 
 def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:

@@ -53,6 +53,7 @@ from mmtok.core.trainstate import (
 )
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
+from mmtok.lm.peak import peak_flops
 from mmtok.lm.runs import (
     CKPT_PREFIX,
     LOG_NAME,
@@ -66,9 +67,6 @@ from mmtok.lm.runs import (
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["TrainConfig", "check_config", "train"]
-
-# peak dense throughput assumed for MFU (bf16 tensor cores, no sparsity), from vendor data sheets
-GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
 
 
 @dataclass
@@ -119,30 +117,6 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _cpu_peak_flops(seconds: float = 0.3) -> float:
-    """Measured float32 matmul throughput of this CPU: the peak assumed for CPU MFU."""
-    g = torch.Generator().manual_seed(0)  # not the global one: a resumed run's dropout masks depend on it
-    a, b = torch.randn(1024, 1024, generator=g), torch.randn(1024, 1024, generator=g)
-    torch.mm(a, b)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        torch.mm(a, b)
-        n += 1
-    return 2 * 1024**3 * n / (time.perf_counter() - t0)
-
-
-def _peak_flops(device: torch.device) -> tuple[float | None, str]:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, tflops in GPU_PEAK_TFLOPS.items():
-            if key in name:
-                return tflops * 1e12, f"{name}'s data-sheet peak of {tflops:g} TFLOP/s (bf16)"
-        return None, f"unknown for {name}, so not reported"
-    peak = _cpu_peak_flops()
-    return peak, (f"{peak / 1e9:.1f} GFLOP/s, what a float32 matrix product reached on this CPU just now "
-                  "(it varies with the machine's load)")
 
 
 def _target_modality(batch: dict[str, torch.Tensor], vocab: Vocabulary) -> torch.Tensor:
@@ -264,7 +238,7 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
     peak_note = ""
     if r.master:
-        r.peak, peak_note = _peak_flops(device)
+        r.peak, peak_note = peak_flops(device)
     net: torch.nn.Module = model
     if cfg.compile:
         net = torch.compile(model)  # type: ignore[assignment]
