@@ -3,7 +3,8 @@
 Prints one JSON object per line:
 
 * ``encode`` rows: our ``VectorQuantizer.encode`` vs ``vector_quantize_pytorch.VectorQuantize``
-  (eval forward, the same codebook copied in) vs the FLOP floor, i.e. the same
+  (eval forward, the same codebook copied in, fed in slices of several sizes: its best slice
+  counts, ``slices_tried`` has each one's median) vs the FLOP floor, i.e. the same
   ``x @ C.T`` products alone in cache-sized blocks with no argmin (best block size
   of several tried in the same run). Medians over interleaved repeats; peak RSS
   above the baseline for each.
@@ -78,7 +79,7 @@ def peer_quantizer(codes: torch.Tensor, **kwargs: object) -> torch.nn.Module:
     return vq.eval()
 
 
-def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slice: int) -> None:
+def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slices: list[int]) -> None:
     g = torch.Generator().manual_seed(k)
     x = torch.randn(n, d, generator=g).to(device)
     codes = torch.randn(k, d, generator=g).to(device)
@@ -86,13 +87,17 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     ours.embed.copy_(codes)
     peer = peer_quantizer(codes)
 
-    @torch.inference_mode()
-    def run_peer() -> torch.Tensor:
-        return torch.cat([peer(x[None, s : s + peer_slice])[1][0] for s in range(0, n, peer_slice)])
+    def peer_fn(rows: int) -> Callable[[], torch.Tensor]:
+        @torch.inference_mode()
+        def run_peer() -> torch.Tensor:  # the peer materialises a [rows, K] distance matrix per call
+            return torch.cat([peer(x[None, s : s + rows])[1][0] for s in range(0, n, rows)])
 
+        return run_peer
+
+    peers = {r: peer_fn(r) for r in peer_slices}  # tuned as the floor is: its best slice of several
     # agreement of the answers (not timed)
     idx_ours = ours.encode(x)
-    idx_peer = run_peer()
+    idx_peer = peers[peer_slices[0]]()
     agree = float((idx_ours == idx_peer).float().mean())
     sub = slice(0, min(n, 50_000))
     brute = torch.cdist(x[sub].double(), codes.double()).argmin(1)
@@ -102,10 +107,11 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     if device.type == "cuda":
         floor_rows = [n]
     floors = {r: floor_fn(x, codes, r) for r in floor_rows}
-    times: dict[str, list[float]] = {"ours": [], "peer": [], **{f"floor{r}": [] for r in floor_rows}}
+    times: dict[str, list[float]] = {"ours": [], **{f"peer{r}": [] for r in peer_slices},
+                                     **{f"floor{r}": [] for r in floor_rows}}
     peaks: dict[str, float] = {}
     for _ in range(repeats):  # interleaved so drift in machine load hits all alike
-        for name, fn in [("ours", lambda: ours.encode(x)), ("peer", run_peer)] + [
+        for name, fn in [("ours", lambda: ours.encode(x))] + [(f"peer{r}", f) for r, f in peers.items()] + [
             (f"floor{r}", f) for r, f in floors.items()
         ]:
             sec, peak = measure(fn, device)
@@ -113,6 +119,8 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
             peaks[name] = max(peaks.get(name, 0.0), peak)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     best_floor = min(floor_rows, key=lambda r: med[f"floor{r}"])
+    best_slice = min(peer_slices, key=lambda r: med[f"peer{r}"])
+    med["peer"], peaks["peer"] = med[f"peer{best_slice}"], peaks[f"peer{best_slice}"]
     flops = 2.0 * n * d * k
     common = {"n": n, "dim": d, "codebook_size": k, "device": str(device), "repeats": repeats}
     emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
@@ -122,7 +130,8 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
                                    budget_mb=ours.cfg.search_budget_mb)})
     emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
           "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
-          "peak_mib": round(peaks["peer"], 1), "slice": peer_slice, "agreement_with_mmtok": agree})
+          "peak_mib": round(peaks["peer"], 1), "slice": best_slice,
+          "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree})
     for r in floor_rows:
         emit({"bench": "vq_encode", "impl": "flop_floor_mm_only", **common, "block_rows": r,
               "seconds": round(med[f"floor{r}"], 4),
@@ -195,9 +204,10 @@ def main() -> None:
           "device": str(device),
           "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
     for k in [] if args.skip_encode else args.ks:
-        # the peer materialises an [n, K] distance matrix: feed it 1 GiB slices at most
-        peer_slice = max(1024, min(args.n, 2**30 // (4 * k)))
-        bench_encode(args.n, k, args.dim, args.repeats, device, peer_slice)
+        # the peer materialises a [slice, K] distance matrix: several slice sizes up to 1 GiB, its best kept
+        most = max(256, min(args.n, 2**30 // (4 * k)))
+        slices = sorted({r for r in (256, 1024, 4096, 16384) if r < most} | {most})
+        bench_encode(args.n, k, args.dim, args.repeats, device, slices)
     if not args.skip_train:
         for share in args.repeat_shares:
             bench_train(1024, args.dim, args.train_steps, 8192, device, share)
