@@ -11,7 +11,11 @@ writing both files under temporary names, fsyncing them and renaming the
 :func:`open_shards` checks every ``.bin`` against the sha256 in its index and
 that its ids lie inside the vocabulary, once per shard: what it found is
 remembered by the file's size and mtime in ``.verified.json`` beside the shards
-(written atomically; a read-only folder just checks again next time).
+(written atomically; a read-only folder just checks again next time). A folder of
+``part-0000i-of-0000n/`` folders is read only when they are exactly the parts
+``0..n-1`` of one ``--part`` split of one version of the corpus (the source
+sha256 in every part's manifest): mixing splits or versions would duplicate and
+lose documents.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +44,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
 MODALITY_NAMES = [m.name.lower() for m in Modality]
+PART_NAME = re.compile(r"part-(\d+)-of-(\d+)")  # a --part i/n folder: part-0000i-of-0000n
 
 
 def _sha256(path: Path) -> str:
@@ -262,10 +268,61 @@ def _manifest_folders(folder: Path) -> list[Path]:
     parts = sorted(p for p in folder.glob("part-*-of-*") if (p / MANIFEST).is_file())
     if not parts:
         raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
-    n = int(parts[0].name.rsplit("-", 1)[-1])
-    if len(parts) != n:
-        raise CorpusError(f"{folder} has {len(parts)} of {n} parts finished; tokenize the missing parts first")
+    _check_split(folder, parts)
     return parts
+
+
+def _part_of(path: Path) -> tuple[int, int]:
+    """``(i, n)`` from a part folder's name as :func:`~mmtok.data.corpus.part_folder` writes it."""
+    match = PART_NAME.fullmatch(path.name)
+    if match is None or path.name != f"part-{int(match[1]):05d}-of-{int(match[2]):05d}":
+        raise CorpusError(f"{path} is not a part folder mmtok tokenize writes (part-IIIII-of-NNNNN); "
+                          "move it out of the shard folder")
+    return int(match[1]), int(match[2])
+
+
+def _check_split(folder: Path, parts: list[Path]) -> None:
+    """Refuse part folders that are not exactly parts ``0..n-1`` of one ``--part i/n`` split.
+
+    Parts of different splits overlap and leave documents out, so mixing them
+    would silently duplicate and lose documents.
+    """
+    split = {p.name: _part_of(p) for p in parts}
+    counts = sorted({n for _, n in split.values()})
+    if len(counts) > 1:
+        groups = "; ".join(f"of {n}: {', '.join(k for k, (_, m) in split.items() if m == n)}" for n in counts)
+        raise CorpusError(f"{folder} mixes part folders of {len(counts)} different --part splits ({groups}); "
+                          "tokenize each split into its own --out folder")
+    n = counts[0]
+    extra = [k for k, (i, _) in split.items() if i >= n]
+    if extra:
+        raise CorpusError(f"{folder} has part folders outside a split into {n} parts ({', '.join(extra)}); "
+                          "remove them")
+    missing = [f"part-{i:05d}-of-{n:05d}" for i in range(n) if f"part-{i:05d}-of-{n:05d}" not in split]
+    if missing:
+        raise CorpusError(f"{folder} has {len(parts)} of {n} parts finished (missing {', '.join(missing)}); "
+                          "tokenize the missing parts first")
+
+
+def _check_same_corpus(folder: Path, parts: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Refuse part folders whose manifests record another part or another version of the corpus (sha256)."""
+    for sub, m in parts:
+        if m.get("part") not in (None, list(_part_of(sub))):
+            raise CorpusError(f"{sub / MANIFEST} records part {m.get('part')}, not the one its folder name says; "
+                              "tokenize that part again")
+    shas = {sub.name: (m.get("source") or {}).get("sha256") for sub, m in parts}
+    if len(set(shas.values())) > 1:
+        which = ", ".join(f"{name}: {str(sha)[:12]}" for name, sha in shas.items())
+        raise CorpusError(f"{folder}: its part folders were made from different versions of the corpus "
+                          f"(source sha256 {which}); tokenize every part again from one corpus (--restart)")
+
+
+def _read_manifest(sub: Path) -> dict[str, Any]:
+    """``sub``'s manifest, refused unless it is one of this format and a version this mmtok reads."""
+    m = json.loads((sub / MANIFEST).read_text())
+    if m.get("format") != FORMAT or int(m.get("format_version", 0)) > FORMAT_VERSION:
+        raise CorpusError(f"{sub / MANIFEST} is not an mmtok shard manifest this version reads")
+    return m
 
 
 def _verified(sub: Path) -> dict[str, Any]:
@@ -309,10 +366,10 @@ def open_shards(
     folder = Path(folder)
     tokens, offsets, manifests = [], [], []
     saved: Vocabulary | None = None
-    for sub in _manifest_folders(folder):
-        m = json.loads((sub / MANIFEST).read_text())
-        if m.get("format") != FORMAT or int(m.get("format_version", 0)) > FORMAT_VERSION:
-            raise CorpusError(f"{sub / MANIFEST} is not an mmtok shard manifest this version reads")
+    read = [(sub, _read_manifest(sub)) for sub in _manifest_folders(folder)]
+    if read[0][0] != folder:  # part folders: one split of one corpus
+        _check_same_corpus(folder, read)
+    for sub, m in read:
         v = Vocabulary.from_dict(m["vocab"])
         if saved is not None and v != saved:
             saved.check_same(v, what=f"the shards in {sub}")
