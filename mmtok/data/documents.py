@@ -6,7 +6,9 @@ Two layouts are read:
   documents); media paths are relative to the file's folder.
 * The OBELICS layout: rows with parallel ``texts`` and ``images`` lists, at each
   position one of them set and the other null, from a ``.parquet`` file or a
-  folder written by ``datasets.Dataset.save_to_disk``. An image is a path
+  folder written by ``datasets.Dataset.save_to_disk`` (only the ``.arrow`` files its
+  ``state.json`` lists: ``.map()`` and ``.filter()`` leave ``cache-*.arrow`` files
+  beside them that are not rows of the dataset). An image is a path
   (relative to that file's folder, or to the ``datasets`` folder), the encoded
   bytes of a file, or a ``{"bytes", "path"}`` struct as ``datasets.Image`` stores it.
 
@@ -23,10 +25,15 @@ record as ``doc_lines`` and exports as ``doc``. The OBELICS readers need
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import math
 import os
+import re
+import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,8 @@ __all__ = ["MEDIA_KEYS", "Source", "media_kinds", "open_source", "segments", "st
 
 MEDIA_KEYS = ("image", "audio", "video")
 ROW_BATCH = 256  # rows read from a table at a time
+OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
+MAX_RATE = 1e6  # frames or samples per second a video chunk is counted in, at most: chunk_seconds * it must be finite
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
 
 
@@ -65,10 +74,11 @@ class Source:
         return self.path.resolve() if self.layout == "datasets" else self.path.resolve().parent
 
     def files(self) -> list[Path]:
-        """The files whose bytes make up the corpus, in a fixed order."""
+        """The files whose bytes make up the corpus, in a fixed order (a ``datasets`` folder's: those its
+        ``state.json`` lists, in its order)."""
         if self.layout != "datasets":
             return [self.path]
-        return sorted(p for p in self.path.rglob("*") if p.is_file() and p.suffix == ".arrow")
+        return _data_files(self.path)
 
     @property
     def size(self) -> int:
@@ -99,27 +109,80 @@ class Source:
                     yield number, {"texts": row.get("texts"), "images": row.get("images")}
 
     def _batches(self) -> Iterator[Any]:
+        """The table's ``texts`` and ``images`` columns in record batches; a file that cannot be read as one
+        is a :class:`CorpusError` naming it."""
         try:
-            import pyarrow.parquet as pq
-            from pyarrow import ipc
+            import pyarrow as pa
         except ImportError:
             raise CorpusError(f"reading {self.path} needs pyarrow; pip install 'mmtok[hf]'") from None
-        columns = ["texts", "images"]
-        if self.layout == "parquet":
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=ROW_BATCH, columns=columns)
-            return
         for p in self.files():
-            with open(p, "rb") as f:
-                reader = ipc.open_stream(f)
-                for batch in reader:
-                    yield batch.select(columns)
+            try:
+                yield from _table_batches(p, self.layout)
+            except (pa.ArrowException, OSError) as e:
+                kind = "Parquet" if self.layout == "parquet" else "an Arrow stream (datasets .arrow file)"
+                raise CorpusError(f"{p} cannot be read as {kind}: {' '.join(str(e).split())}") from None
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The ``.arrow`` files a ``datasets`` folder's ``state.json`` lists under ``_data_files``, in its order.
+
+    Not every ``.arrow`` file in the folder: ``.map()`` and ``.filter()`` write
+    ``cache-*.arrow`` files there, which hold other rows.
+    """
+    state = folder / "state.json"
+    try:
+        listed = json.loads(state.read_text(encoding="utf-8"))["_data_files"]
+        names = [entry["filename"] for entry in listed]
+    except (OSError, ValueError, LookupError, TypeError) as e:
+        raise CorpusError(f"{state} does not list the dataset's files (_data_files: [{{\"filename\": ...}}]): "
+                          f"{type(e).__name__}: {e}; save the dataset again with Dataset.save_to_disk") from None
+    files = []
+    for name in names:
+        plain = isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name  # no ../
+        if not plain or not (folder / name).is_file():
+            raise CorpusError(f"{state} lists the data file {name!r}, which is not a file in {folder}")
+        files.append(folder / name)
+    return files
+
+
+def _table_batches(path: Path, layout: str) -> Iterator[Any]:
+    """Record batches of ``path`` (a Parquet file or an Arrow stream), only the OBELICS columns."""
+    import pyarrow.parquet as pq
+    from pyarrow import ipc
+
+    if layout == "parquet":
+        table = pq.ParquetFile(path)
+        _check_columns(path, table.schema_arrow)
+        yield from table.iter_batches(batch_size=ROW_BATCH, columns=list(OBELICS_COLUMNS))
+        return
+    with open(path, "rb") as f:
+        reader = ipc.open_stream(f)
+        _check_columns(path, reader.schema)
+        for batch in reader:
+            yield batch.select(list(OBELICS_COLUMNS))
+
+
+def _check_columns(path: Path, schema: Any) -> None:
+    """A :class:`CorpusError` naming ``path`` unless its table has one list column ``texts`` and one ``images``."""
+    import pyarrow as pa
+
+    for name in OBELICS_COLUMNS:
+        index = schema.get_field_index(name)
+        if index < 0:
+            raise CorpusError(f"{path} has no (single) {name!r} column (its columns: {', '.join(schema.names)}); "
+                              "an OBELICS-layout corpus has list columns texts and images")
+        kind = schema.field(index).type
+        if not any(test(kind) for test in (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list,
+                                           pa.types.is_null)):
+            raise CorpusError(f"{path}: column {name!r} holds {kind}, not lists; an OBELICS-layout corpus has "
+                              "list columns texts and images")
 
 
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
     """The :class:`Source` at ``path``, its layout told from the suffix or the folder's contents."""
     path = Path(path)
     if path.is_dir():
-        if not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
+        if not (path / "state.json").is_file():
             raise CorpusError(f"{path} is a folder but not a datasets folder (no state.json); "
                               "pass a .jsonl, a .parquet or a folder from Dataset.save_to_disk")
         return Source(path, "datasets", allow_outside)
@@ -144,20 +207,22 @@ def media_kinds(source: Source) -> tuple[set[str], int]:
     """
     kinds: set[str] = set()
     docs = 0
+    where = _Where(source.base, source.allow_outside)
     for _, doc in source.items():
         docs += 1
         if isinstance(doc, dict):
-            if any(image is not None for image in doc.get("images") or []):
+            images = doc.get("images")
+            if isinstance(images, list) and any(image is not None for image in images):
                 kinds.add("image")
         elif any(mark in doc for mark in _MEDIA_MARKS):  # parse only the lines that may name media
-            kinds |= _line_kinds(doc, source.base, probe="audio" not in kinds)
+            kinds |= _line_kinds(doc, where, probe="audio" not in kinds)
     return kinds, docs
 
 
-def _line_kinds(raw: bytes, base: Path, probe: bool) -> set[str]:
+def _line_kinds(raw: bytes, where: _Where, probe: bool) -> set[str]:
     try:
         segs = json.loads(raw).get("segments")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested too deep
         return set()
     kinds: set[str] = set()
     for seg in segs if isinstance(segs, list) else []:
@@ -165,14 +230,23 @@ def _line_kinds(raw: bytes, base: Path, probe: bool) -> set[str]:
             if isinstance(seg, dict) and isinstance(seg.get(key), str):
                 kinds.add(key)
                 if key == "video" and seg.get("soundtrack") is not False and (
-                        seg.get("soundtrack") is True or (probe and _has_sound(base / seg[key]))):
+                        seg.get("soundtrack") is True or (probe and _has_sound(where, seg[key]))):
                     kinds.add("audio")
                     probe = False
     return kinds
 
 
-def _has_sound(path: Path) -> bool:
-    """Whether a video file has an audio stream (reads its header only; False when it cannot be opened)."""
+def _has_sound(where: _Where, value: str) -> bool:
+    """Whether the video file ``value`` names has an audio stream (reads its header only).
+
+    False when the run would skip the document for its path (outside the corpus
+    folder without ``allow_outside``, missing, not a regular file: a FIFO would
+    block) or the file cannot be opened: only files the run reads are opened.
+    """
+    try:
+        path = where.media(value, "video file")
+    except ValueError:
+        return False
     try:
         import av
 
@@ -214,6 +288,8 @@ def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside:
         parsed = json.loads(doc)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError("invalid JSON (nested too deeply to parse)") from None
     segs = parsed.get("segments") if isinstance(parsed, dict) else None
     if not isinstance(segs, list):
         raise ValueError('expected an object with a "segments" list')
@@ -230,14 +306,29 @@ class _Where:
     def media(self, value: str, what: str) -> Path:
         """The file ``value`` names; ValueError when it is missing or (unless allowed) outside ``base``."""
         path = self.base / value
-        if not self.allow_outside:
-            resolved, root = path.resolve(), self.base.resolve()
-            if resolved != root and root not in resolved.parents:
-                raise ValueError(f"{what} {value!r} is outside the corpus folder {root} "
-                                 "(pass --allow-outside, allow_outside=True, to read it)")
-        if not path.is_file():
+        try:  # a symlink loop, a name too long for the OS: the document's problem, not the run's
+            if not self.allow_outside:
+                resolved, root = path.resolve(), self.base.resolve()
+                if resolved != root and root not in resolved.parents:
+                    raise ValueError(f"{what} {value!r} is outside the corpus folder {root} "
+                                     "(pass --allow-outside, allow_outside=True, to read it)")
+            found = _is_regular_file(path)
+        except RuntimeError:  # Path.resolve on a symlink loop
+            raise ValueError(f"{what} {value!r} cannot be opened: {os.strerror(errno.ELOOP)}") from None
+        except OSError as e:
+            raise ValueError(f"{what} {value!r} cannot be opened: {e.strerror or type(e).__name__}") from None
+        if not found:
             raise ValueError(f"{what} {value!r} does not exist")
         return path
+
+
+def _is_regular_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (symlinks followed): False when it is missing, an OSError when the OS
+    refuses to look (a symlink loop, a name too long), which ``Path.is_file`` would hide or misreport."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any:
@@ -254,8 +345,25 @@ def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any
     if key == "text":
         return {"text": value}
     _need(il, key, k, line)
+    _check_chunk_seconds(opts.get("chunk_seconds"), k)
     path = where.media(value, f"segment {k}: {key} file")
     return {key: str(path), **opts}
+
+
+def _check_chunk_seconds(chunk: Any, k: int) -> None:
+    """A ValueError for a ``chunk_seconds`` number too large to count frames or samples in (inf, 1e308).
+
+    Other values (absent, not a number, not > 0) are left to the Interleaver, which says what it takes.
+    """
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, float)):
+        return
+    try:
+        finite = math.isfinite(float(chunk) * MAX_RATE)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError(f"segment {k}: chunk_seconds must be a finite positive number of seconds, "
+                         f"at most {sys.float_info.max / MAX_RATE:.1e}, got {str(chunk)[:40]}")
 
 
 def _need(il: Interleaver, key: str, k: int, line: int) -> None:
@@ -294,9 +402,23 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
         try:
             pic = Image.open(io.BytesIO(image))
             pic.load()
-        except (UnidentifiedImageError, OSError) as e:
+        except Image.DecompressionBombError as e:
+            raise ValueError(_bomb_reason(k, e)) from None
+        except UnidentifiedImageError:  # its message names the BytesIO object's address: not in a reason
+            raise ValueError(f"position {k}: the image bytes are not an image Pillow can read") from None
+        except OSError as e:
             raise ValueError(f"position {k}: the image bytes are not a readable image ({e})") from None
         return pic
     if isinstance(image, str):
         return {"image": str(where.media(image, f"position {k}: image file"))}
     raise ValueError(f"position {k}: an image is a path, bytes or null, got {type(image).__name__}")
+
+
+def _bomb_reason(k: int, e: Exception) -> str:
+    """Why image bytes over Pillow's decompression-bomb limit are skipped, in the words a path gets."""
+    from PIL import Image
+
+    found = re.search(r"\((\d+) pixels\)", str(e))
+    pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+    return (f"position {k}: the image bytes have {pixels}, over Pillow's decompression-bomb limit of "
+            f"{Image.MAX_IMAGE_PIXELS or 0:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")
