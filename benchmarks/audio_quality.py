@@ -23,7 +23,8 @@
   ``--compare M2`` ``compare`` (M2's codes through its own decode path).
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
 - ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
-  differences with a 95 % bootstrap interval over the clips and the clips ours wins (``mmtok.core.metrics.paired_difference``).
+  differences with a 95 % bootstrap interval over the clips and the clips ours wins (is better on: a lower
+  log-mel L1, a higher score otherwise; ``mmtok.core.metrics.paired_difference``).
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files).
 - ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
   the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
@@ -405,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if other in per:
             out(bench="paired", method=f"ours_minus_{other}", seed=args.seed,
                  **paired_difference(per["ours"], per[other], ("stoi", "pesq_wb", "dnsmos_ovrl", "logmel_l1"),
-                                     seed=args.seed))
+                                     seed=args.seed, lower_better=("logmel_l1",)))
     if "usage" not in skip:
         emit(split_usage(tok, rows, root, args.split))
     if "tones" not in skip:

@@ -101,10 +101,11 @@ def codebook_usage(counts: torch.Tensor) -> tuple[float, float]:
 
 
 def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], keys: Iterable[str], *,
-                      resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+                      resamples: int = 2000, seed: int = 0, lower_better: Iterable[str] = ()) -> dict[str, Any]:
     """Per key: ``mean`` of ``a[i][key] - b[i][key]`` over the items where both are finite, its 95 %
     percentile-bootstrap interval ``ci95`` (``resamples`` draws of the items, seeded), ``wins`` (items
-    where ``a`` is higher) and ``n``. ``a`` and ``b`` are the same items in the same order.
+    where ``a`` is better: higher, or lower for the keys in ``lower_better``, such as an error) and
+    ``n``. ``a`` and ``b`` are the same items in the same order.
 
     A difference of means over 40 clips moves by a few hundredths from one model to the next for
     reasons that have nothing to do with the models; pairing each item with itself and resampling the
@@ -113,11 +114,14 @@ def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str,
     >>> r = paired_difference([{"x": 1.0}, {"x": 2.0}, {"x": 4.0}], [{"x": 0.5}, {"x": 1.5}, {"x": 3.5}], ["x"])
     >>> r["x"]
     {'mean': 0.5, 'ci95': [0.5, 0.5], 'wins': 3, 'n': 3}
+    >>> paired_difference([{"err": 1.0}], [{"err": 2.0}], ["err"], lower_better=["err"])["err"]["wins"]
+    1
     """
     if len(a) != len(b):
         raise ValueError(f"paired rows must cover the same items: {len(a)} against {len(b)}")
     out: dict[str, Any] = {"items": len(a)}
     rng = np.random.default_rng(seed)
+    lower = set(lower_better)
     for key in keys:
         d = np.array([x[key] - y[key] for x, y in zip(a, b, strict=True)
                       if key in x and key in y and math.isfinite(x[key]) and math.isfinite(y[key])])
@@ -126,5 +130,5 @@ def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str,
         means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
         lo, hi = np.quantile(means, [0.025, 0.975])
         out[key] = {"mean": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
-                    "wins": int((d > 0).sum()), "n": int(d.size)}
+                    "wins": int((d < 0).sum() if key in lower else (d > 0).sum()), "n": int(d.size)}
     return out
