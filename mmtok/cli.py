@@ -93,93 +93,10 @@ def _part(text: str) -> tuple[int, int]:
     return i, n
 
 
-_TRAIN_HELP = {
-    "preset": "model size", "seq_len": "tokens per training window", "batch_size": "windows per micro-batch "
-    "per process", "grad_accum": "micro-batches per optimizer step", "steps": "optimizer steps in total",
-    "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine", "warmup": "linear warmup steps",
-    "weight_decay": "AdamW weight decay (matrices only)", "grad_clip": "max global gradient norm (0: off)",
-    "rope_3d": "3-D rotary (time, row, column) positions for media tokens, else 1-D", "dropout": "model dropout",
-    "seed": "seeds data order, init and dropout", "save_every": "steps between checkpoints",
-    "keep_last": "checkpoints kept", "compile": "torch.compile the model",
-    "device": "cpu or cuda (default: cuda when available)", "threads": "CPU threads for torch (default: torch's)",
-}
-_AT_LEAST_1 = ("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads")
-
-
-def _count(text: str) -> int:
-    """argparse type of a count: an integer of at least 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
-def train_parser() -> argparse.ArgumentParser:
-    """The options of ``mmtok train``: one per :class:`~mmtok.lm.train.TrainConfig` field, each with its default."""
-    from dataclasses import asdict
-
-    from mmtok.lm.model import PRESETS
-    from mmtok.lm.train import TrainConfig
-
-    ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train", description="Train the transformer on token shards; "
-                                 "ends by printing the run folder, its newest checkpoint and the final loss.",
-                                 formatter_class=HelpFormatter)
-    ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
-    ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png")
-    again = ap.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out, "
-                       "with the run's own settings for every flag left out (--steps N extends it)")
-    again.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
-    for name, default in asdict(TrainConfig()).items():
-        if name in ("data", "out"):
-            continue
-        flag, text = "--" + name.replace("_", "-"), _TRAIN_HELP[name]
-        if isinstance(default, bool):
-            ap.add_argument(flag, action="store_true", default=default, help=text)
-        elif name == "preset":
-            ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
-        else:
-            kind = _count if name in _AT_LEAST_1 else type(default) if default is not None else str
-            ap.add_argument(flag, type=kind, default=default, help=text)
-    return ap
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch.distributed as dist
+    from mmtok.lm.command import main as train_main
 
-    from mmtok.lm.runs import last_log_row, latest_checkpoint
-    from mmtok.lm.train import TrainConfig, train
-
-    argv = list(args.options)
-    opts = vars(train_parser().parse_args(argv))
-    resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
-    if resume:
-        _take_run_settings(opts, argv)
-    try:
-        folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite)
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        loss = last_log_row(folder).get("loss", float("nan"))
-        print(f"run {folder}: newest checkpoint {latest_checkpoint(folder)}, final loss {loss:.4f}")
-    return 0
-
-
-def _take_run_settings(opts: dict[str, Any], argv: list[str]) -> None:
-    """``mmtok train --resume``: every setting whose flag is not on the command line is the run's own
-    (from its newest readable checkpoint), not the default; the flags given win. The machine's own
-    settings (``--device``, ``--threads``, ``--compile``) are not carried over."""
-    from mmtok.lm.runs import run_settings
-
-    saved = run_settings(opts["out"]) or {}
-    for name in opts:
-        flag = "--" + name.replace("_", "-")
-        if name in saved and name not in ("data", "out", "device", "threads", "compile") and not any(a == flag or a.startswith(flag + "=") for a in argv):
-            opts[name] = saved[name]
+    return int(train_main(list(args.options)) or 0)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
