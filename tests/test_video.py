@@ -375,3 +375,24 @@ def test_a_soundtrack_longer_than_max_seconds_is_refused(tmp_path: Path) -> None
         read_audio(clip, max_seconds=1.0)
     again, _ = read_audio(clip, max_seconds=None)
     assert torch.equal(again, wave)
+
+
+def test_a_cut_file_is_refused_not_padded_with_its_last_frame(tmp_path: Path) -> None:
+    """A video whose frames end long before its stream's stated end (a download cut short) is a VideoError,
+    not its last decoded frame held to the stated end; the whole file still reads."""
+    av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
+    from mmtok.video.tokenizer import iter_video
+
+    whole = tmp_path / "faststart.mp4"  # the index first, so that a cut file still opens
+    with av.open(str(Path(__file__).resolve().parents[1] / "examples" / "data" / "pan.mp4")) as src, \
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as dst:
+        video = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                dst.mux(packet)
+    assert sum(len(frames) for frames, _ in iter_video(whole, fps=1.0, size=32)) == 6
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    with pytest.raises(VideoError, match=r"cut\.mp4' is (truncated or )?corrupt"):
+        list(iter_video(cut, fps=1.0, size=32))

@@ -62,6 +62,7 @@ __all__ = [
 TEMPORAL_MODES = ("none", "repeat")  # see the module docstring
 CHUNK_FRAMES = 16  # frames converted and tokenized at once when streaming a file
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal
+TRUNCATED_S = 0.5  # seconds the frames may end before the stream's stated end (past that: a cut file)
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 MAX_SOUNDTRACK_SECONDS = 600.0  # read_audio refuses longer soundtracks by default (bounded memory)
 INSTALL_HINT = "reading video files needs PyAV: pip install mmtok[video]"
@@ -178,11 +179,17 @@ def _video_stream(container: Any, where: str, start: float, av: Any) -> Any:
     return stream
 
 
-def _stream_end(stream: Any, last_frame_end: float, stop: float) -> float:
-    """When the last frame leaves the screen: its end, or the stream's stated end if later; at most ``stop``."""
+def _stream_end(stream: Any, last_frame_end: float, stop: float, where: str, frame_len: float) -> float:
+    """When the last frame leaves the screen: its end, or the stream's stated end if a little later; at most
+    ``stop``. Frames that end well before the stated end (more than :data:`TRUNCATED_S` and three frames)
+    mean a cut file: a :class:`VideoError`, not the last frame held to the end."""
     end = last_frame_end
     if stream.duration and stream.time_base:
-        end = max(end, float((stream.start_time or 0) + stream.duration) * float(stream.time_base))
+        stated = float((stream.start_time or 0) + stream.duration) * float(stream.time_base)
+        if min(stated, stop) - last_frame_end > max(TRUNCATED_S, 3 * frame_len):
+            raise VideoError(f"{where} is truncated or corrupt: its frames end at {last_frame_end:.3f} s, but its "
+                             f"video stream says {stated:.3f} s")
+        end = max(end, stated)
     return min(end, stop)
 
 
@@ -227,7 +234,7 @@ def iter_video(
         if prev is None and not s.out:
             raise VideoError(f"{where} has a video stream but no frame could be decoded (corrupt or empty)")
         if prev is not None and s.target < stop:
-            end = _stream_end(stream, prev_time + last_len, stop)
+            end = _stream_end(stream, prev_time + last_len, stop, where, last_len)
             while s.target < end - TIME_EPS:
                 s.show(prev)
                 if s.full(chunk):
