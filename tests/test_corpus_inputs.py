@@ -243,3 +243,11 @@ def test_a_parquet_file_that_is_truncated_or_not_obelics_is_refused_naming_it(tm
     with pytest.raises(CorpusError, match=r"ints\.parquet: column 'images' holds int64, not lists") as e:
         tokenize_corpus(tmp_path / "ints.parquet", tmp_path / "b", tokenizers=PALETTE)
     one_line_error(e)
+
+
+def test_a_media_key_spelt_with_a_json_escape_is_found_by_the_pre_scan(tmp_path: Path) -> None:
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"segments": ["a red square: ", {"\\u0069mage": "red.png"}]}\n')  # "image", escaped
+    m = tokenize_corpus(corpus, tmp_path / "out", detect_media=True, progress=False)
+    assert m["docs"] == 1 and not m["skipped"] and m["tokens"]["image"] > 0

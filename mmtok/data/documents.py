@@ -195,7 +195,8 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
 
 # --------------------------------------------------------------------------- the pre-scan
 
-_MEDIA_MARKS = tuple(f'"{key}"'.encode() for key in MEDIA_KEYS)
+# the lines the pre-scan parses: those naming a media key, and any with a JSON escape (a key may be spelt \u0069mage)
+_MEDIA_MARKS = (*(f'"{key}"'.encode() for key in MEDIA_KEYS), b"\\u")
 
 
 def media_kinds(source: Source) -> tuple[set[str], int]:
