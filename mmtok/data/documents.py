@@ -29,17 +29,15 @@ import errno
 import hashlib
 import io
 import json
-import math
 import os
-import re
 import stat
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmtok.core.errors import CorpusError
+from mmtok.image.io import bomb_message
 from mmtok.stream.interleave import VIDEO_OPTIONS, Interleaver
 
 __all__ = ["MEDIA_KEYS", "Source", "media_kinds", "open_source", "segments", "strip_bom", "utf8_reason"]
@@ -47,7 +45,6 @@ __all__ = ["MEDIA_KEYS", "Source", "media_kinds", "open_source", "segments", "st
 MEDIA_KEYS = ("image", "audio", "video")
 ROW_BATCH = 256  # rows read from a table at a time
 OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
-MAX_RATE = 1e6  # frames or samples per second a video chunk is counted in, at most: chunk_seconds * it must be finite
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
 
 
@@ -346,25 +343,8 @@ def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any
     if key == "text":
         return {"text": value}
     _need(il, key, k, line)
-    _check_chunk_seconds(opts.get("chunk_seconds"), k)
     path = where.media(value, f"segment {k}: {key} file")
     return {key: str(path), **opts}
-
-
-def _check_chunk_seconds(chunk: Any, k: int) -> None:
-    """A ValueError for a ``chunk_seconds`` number too large to count frames or samples in (inf, 1e308).
-
-    Other values (absent, not a number, not > 0) are left to the Interleaver, which says what it takes.
-    """
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, float)):
-        return
-    try:
-        finite = math.isfinite(float(chunk) * MAX_RATE)
-    except OverflowError:  # an int too large for a float
-        finite = False
-    if not finite:
-        raise ValueError(f"segment {k}: chunk_seconds must be a finite positive number of seconds, "
-                         f"at most {sys.float_info.max / MAX_RATE:.1e}, got {str(chunk)[:40]}")
 
 
 def _need(il: Interleaver, key: str, k: int, line: int) -> None:
@@ -404,7 +384,7 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
             pic = Image.open(io.BytesIO(image))
             pic.load()
         except Image.DecompressionBombError as e:
-            raise ValueError(_bomb_reason(k, e)) from None
+            raise ValueError(bomb_message(f"position {k}: the image bytes have", e)) from None
         except UnidentifiedImageError:  # its message names the BytesIO object's address: not in a reason
             raise ValueError(f"position {k}: the image bytes are not an image Pillow can read") from None
         except OSError as e:
@@ -413,13 +393,3 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
     if isinstance(image, str):
         return {"image": str(where.media(image, f"position {k}: image file"))}
     raise ValueError(f"position {k}: an image is a path, bytes or null, got {type(image).__name__}")
-
-
-def _bomb_reason(k: int, e: Exception) -> str:
-    """Why image bytes over Pillow's decompression-bomb limit are skipped, in the words a path gets."""
-    from PIL import Image
-
-    found = re.search(r"\((\d+) pixels\)", str(e))
-    pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-    return (f"position {k}: the image bytes have {pixels}, over Pillow's decompression-bomb limit of "
-            f"{Image.MAX_IMAGE_PIXELS or 0:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")

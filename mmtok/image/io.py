@@ -42,8 +42,19 @@ from mmtok.core.paths import check_media_file
 from mmtok.image.resample import input_span, resample_span
 
 __all__ = [
-    "MAX_SIDE", "SIZE_POLICIES", "ImageInput", "apply_size_policy", "check_size", "crop_first", "crop_window",
-    "describe", "load_image", "load_sized", "patchify", "unpatchify",
+    "MAX_SIDE",
+    "SIZE_POLICIES",
+    "ImageInput",
+    "apply_size_policy",
+    "bomb_message",
+    "check_size",
+    "crop_first",
+    "crop_window",
+    "describe",
+    "load_image",
+    "load_sized",
+    "patchify",
+    "unpatchify",
 ]
 
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
@@ -184,11 +195,13 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def _bomb_message(path: Path, e: Exception) -> str:
+def bomb_message(subject: str, e: Exception) -> str:
+    """The one wording of a picture over Pillow's decompression-bomb limit (``e``: Pillow's error or warning):
+    ``subject`` says what and its verb (``"image file 'x.png' has"``), the pixel count and the limit follow."""
     found = re.search(r"\((\d+) pixels\)", str(e))
     pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
     limit = Image.MAX_IMAGE_PIXELS or 0
-    return (f"image file {str(path)!r} has {pixels}, over Pillow's decompression-bomb limit of "
+    return (f"{subject} {pixels}, over Pillow's decompression-bomb limit of "
             f"{limit:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")
 
 
@@ -235,7 +248,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(_bomb_message(path, e)) from e
+        raise ImageError(bomb_message(f"image file {str(path)!r} has", e)) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"image file {str(path)!r} is not an image Pillow can read") from e
     except Exception as e:  # Pillow's format plugins raise many types on malformed data

@@ -37,6 +37,8 @@ everything after ``<eos>`` is dropped; text that is not valid UTF-8 gets U+FFFD.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +84,17 @@ class Stream:
         return int(self.ids.numel())
 
 
+MAX_CHUNK_SECONDS = sys.float_info.max / 1e6  # chunk_seconds times any frame or sample rate up to 1e6 stays finite
 GRID_MARKS = (("image", "<boi>", "<eoi>"), ("video", "<bov>", "<eov>"))  # (modality, opener, closer) of each grid
+
+
+def _countable(seconds: float) -> bool:
+    """Whether ``seconds`` (an int or float > 0) is at most :data:`MAX_CHUNK_SECONDS` (an int too large for a
+    float is not)."""
+    try:
+        return math.isfinite(float(seconds)) and float(seconds) <= MAX_CHUNK_SECONDS
+    except OverflowError:
+        return False
 
 
 def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
@@ -243,6 +255,9 @@ class Interleaver:
             raise TypeError(f"segment {k}: soundtrack must be true, false or absent, got {soundtrack!r}")
         if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or not chunk > 0):
             raise DocumentError(f"segment {k}: chunk_seconds must be a number > 0, got {chunk!r}")
+        if chunk is not None and not _countable(chunk):  # inf, 1e308: a video tokenizer counts its frames in them
+            raise DocumentError(f"segment {k}: chunk_seconds must be a finite positive number of seconds, at most "
+                                f"{MAX_CHUNK_SECONDS:.1e}, got {str(chunk)[:40]}")
         tok = self._need("video", k)
         is_file = isinstance(x, (str, Path))
         if soundtrack and self.audio is None:
