@@ -18,14 +18,15 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.stream.vocab import Vocabulary
+from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "last_log_row",
            "latest_checkpoint", "load_run", "plot_loss", "read_log", "run_settings"]
 
 CKPT_PREFIX = "ckpt-"
 LOG_NAME = "log.jsonl"
-MODALITIES = ("text", "image", "audio", "video")  # the per-modality loss columns of the log
+# the per-modality loss columns of the log: every modality a target can have (special tokens are in "loss" alone)
+MODALITIES = tuple(m.name.lower() for m in Modality if m is not Modality.SPECIAL)
 
 
 def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
