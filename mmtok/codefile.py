@@ -37,6 +37,8 @@ from mmtok.pretrained import load, model_version
 __all__ = ["add_commands", "decode_main", "encode_main"]
 
 DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name of the original
+DECODED_SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mp4"}
+MARK = "mmtok decode"  # in every file decode writes (PNG Software text, WAV software string, MP4 comment tag)
 
 
 def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
@@ -133,11 +135,11 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     stem = path.name.removesuffix(CODES_SUFFIX)
     if kind == "image":
         img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
-        target = _save_image(out / f"{stem}{DECODED}.png", img)
+        target = _save_image(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", img)
         return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image"
     if kind == "audio":
         wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
-        target = _save_wav(out / f"{stem}{DECODED}.wav", wave, int(tok.sample_rate))
+        target = _save_wav(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", wave, int(tok.sample_rate))
         return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
     from mmtok.video.write import write_video
 
@@ -149,23 +151,75 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
         wave, rate = sound_tok.decode(torch.from_numpy(audio_codes), vocoder=vocoder), int(sound_tok.sample_rate)
         what = f" with {wave.numel() / rate:g} s of sound"
     fps = float(meta.get("fps") or tok.fps)
-    target = atomic_file(out / f"{stem}{DECODED}.mp4",
-                         lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate))
+    target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
+                         lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
+                                               metadata={"comment": MARK}))
     return f"{path} -> {target}: {frames.shape[0]} frames at {fps:g} fps{what}"
 
 
 def _save_image(path: Path, img: torch.Tensor) -> Path:
-    from PIL import Image
+    from PIL import Image, PngImagePlugin
 
     pixels = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", MARK)
+    return atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", pnginfo=info))
 
 
 def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
     import soundfile as sf
 
     samples = wave.detach().cpu().float().numpy()  # 32-bit float WAV: nothing clipped
-    return atomic_file(path, lambda f: sf.write(f, samples, rate, format="WAV", subtype="FLOAT"))
+
+    def write(f: Any) -> None:
+        with sf.SoundFile(f, "w", rate, 1, "FLOAT", format="WAV") as wav:
+            wav.software = MARK
+            wav.write(samples)
+
+    return atomic_file(path, write)
+
+
+def _decoded_target(path: Path, out: Path) -> Path | None:
+    """The file ``decode`` writes for the code file ``path`` (its kind read from its meta); None when the code file
+    cannot be read (it then fails on its own line)."""
+    try:
+        kind = load_codes(path)[1]["kind"]
+    except (UsageError, OSError, KeyError):
+        return None
+    return out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}{DECODED_SUFFIX.get(kind, '')}"
+
+
+def _refuse_foreign_decoded(pairs: list[tuple[Path, Path]]) -> None:
+    """A :class:`UsageError` before any work when a file ``decode`` would write is there and is not one it
+    wrote before (recognised by :data:`MARK` inside it): a user's own picture, sound or video is never replaced."""
+    for path, out in pairs:
+        target = _decoded_target(path, out) if path.is_file() else None
+        if target is not None and (target.exists() or target.is_symlink()) and not _is_decoded(target):
+            raise UsageError(f"{target} is there and was not written by 'mmtok decode', so it is not replaced; "
+                             "nothing was written (move it, or give another --out)")
+
+
+def _is_decoded(path: Path) -> bool:
+    """Whether ``path`` is a file ``decode`` wrote: its :data:`MARK` is inside it."""
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return im.info.get("Software") == MARK
+        if path.suffix == ".wav":
+            import soundfile as sf
+
+            with sf.SoundFile(path) as wav:
+                return str(wav.software).startswith(MARK)  # libsndfile appends its own name
+        from mmtok.video.tokenizer import _av
+
+        with _av().open(str(path)) as container:
+            return container.metadata.get("comment") == MARK
+    except (OSError, ValueError, RuntimeError):  # unreadable as its kind: certainly not ours
+        return False
 
 
 def add_commands(sub: Any) -> None:
@@ -180,7 +234,8 @@ def add_commands(sub: Any) -> None:
         ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
          "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
          "Decode each code file to DIR/FILE.decoded.png (photo.jpg.npz -> photo.jpg.decoded.png), .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
-         "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both."),
+         "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both. "
+         "A file decode wrote before is replaced; anything else under that name stops the run before any work."),
     )
     for name, func, metavar, files_help, summary, description in commands:
         parser = sub.add_parser(name, help=summary, description=description)
@@ -212,4 +267,5 @@ def decode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
     refuse_collisions(pairs, lambda path, out: out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}")
+    _refuse_foreign_decoded(pairs)
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -128,6 +128,36 @@ def test_encode_replaces_an_earlier_code_file_and_refuses_anything_else_first(
     assert again.meta["source"] == "coffee.jpg" and again.codes.tolist() == load_codes(encoded / "coffee.jpg.npz").codes.tolist()
 
 
+def test_decode_replaces_what_it_wrote_before_and_refuses_a_users_file_first(
+        encoded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A picture or sound of the user's under the name decode would write stops the run before any work, naming
+    it; a file an earlier decode wrote (its mark inside) is replaced."""
+    files = [str(encoded / "coffee.jpg.npz"), str(encoded / "speech_en.wav.npz")]
+    out = tmp_path / "back"
+    assert main(["decode", *files, "--out", str(out)]) == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(first) == ["coffee.jpg.decoded.png", "speech_en.wav.decoded.wav"]
+    for p in out.iterdir():
+        p.write_bytes(p.read_bytes()[: len(first[p.name]) // 2])  # an earlier decode's files, cut: still its own
+    assert main(["decode", *files, "--out", str(out)]) == 0  # a rerun replaces its own files
+    assert {p.name: len(p.read_bytes()) for p in out.iterdir()} == {n: len(b) for n, b in first.items()}
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    for name, write in (("coffee.jpg.decoded.png", lambda p: Image.new("RGB", (8, 8), "red").save(p)),
+                        ("speech_en.wav.decoded.wav", lambda p: sf.write(p, np.zeros(160, np.float32), 16000))):
+        mine = tmp_path / "mine" / name
+        mine.parent.mkdir(exist_ok=True)
+        write(mine)
+        (out / name).write_bytes(mine.read_bytes())
+        capsys.readouterr()
+        assert main(["decode", *files, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{out / name} is there and was not written by 'mmtok decode'" in err, err
+        assert (out / name).read_bytes() == mine.read_bytes()  # the user's file is kept
+        other = next(n for n in first if n != name)
+        assert (out / other).read_bytes() == first[other]  # and nothing else was written either
+        (out / name).write_bytes(first[name])
+
+
 def test_a_model_that_cannot_load_stops_the_run_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     files = [str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "coffee.jpg")]
     assert main(["encode", files[0], str(EXAMPLES / "speech_en.wav"), "--image", str(tmp_path / "nosuchmodel"),
@@ -216,6 +246,12 @@ def test_a_video_and_its_soundtrack_go_to_codes_and_back_to_an_mp4(tmp_path: Pat
     assert main(["decode", str(tmp_path / "pan.mp4.npz"), "--out", str(tmp_path / "back")]) == 0
     assert f"{codes.shape[0]} frames at 1 fps with" in capsys.readouterr().out
     back = tmp_path / "back" / "pan.mp4.decoded.mp4"
+    made = back.read_bytes()
+    assert main(["decode", str(tmp_path / "pan.mp4.npz"), "--out", str(tmp_path / "back")]) == 0  # replaced: its own
+    back.write_bytes(clip.read_bytes())  # a video of the user's under that name is kept
+    assert main(["decode", str(tmp_path / "pan.mp4.npz"), "--out", str(tmp_path / "back")]) == 2
+    assert "was not written by 'mmtok decode'" in capsys.readouterr().err and back.read_bytes() == clip.read_bytes()
+    back.write_bytes(made)
     frames = video.frames(back)  # the MP4 plays back: one frame per code grid, and its sound
     assert sum(f.shape[0] for f, _ in frames) == codes.shape[0]
     sound_back, _ = read_audio(back, 16000)

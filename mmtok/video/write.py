@@ -23,9 +23,10 @@ AUDIO_FRAME = 1024  # samples per AAC frame
 
 
 def write_video(file: IO[bytes], frames: torch.Tensor, *, fps: float, audio: torch.Tensor | None = None,
-                sample_rate: int | None = None) -> None:
+                sample_rate: int | None = None, metadata: dict[str, str] | None = None) -> None:
     """MP4 of ``frames`` (float ``[T, 3, H, W]`` in [0, 1], even H and W) at ``fps``, H.264 (yuv420p), with
-    ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given."""
+    ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given, and the container tags ``metadata``
+    (``{"comment": ...}``)."""
     from mmtok.video.tokenizer import _av
 
     av = _av()
@@ -36,6 +37,7 @@ def write_video(file: IO[bytes], frames: torch.Tensor, *, fps: float, audio: tor
         raise VideoError(f"write_video needs an even frame size for yuv420p, got {w}×{h}")
     pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     with av.open(file, "w", format="mp4") as container:
+        container.metadata.update(metadata or {})
         video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         sound = None
