@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,9 +65,26 @@ def test_mmtok_preset_reads_shipped_config_or_default(tmp_path) -> None:
     assert p.audio_tokens_per_second == 0 and "no audio tokenizer" in p.note
     audio = save_checkpoint(tmp_path / "audio", kind="audio", tensors={}, config=AudioTokenizerConfig(hop_length=200))
     p = plan(1, preset="mmtok", image=image, audio=audio)
-    assert p.audio_tokens_per_second == 40 and p.audio_tokens == 40  # 16 kHz / (200 hop * 2 frames)
+    assert p.audio_tokens_per_second == 40 and p.audio_tokens == 40 + 2  # 16 kHz / (200 hop * 2 frames), <boa> <eoa>
     with pytest.raises(CheckpointError, match="kind 'image'"):  # a checkpoint of the wrong kind is refused
         plan(1, preset="mmtok", image=image, audio=image)
+
+
+def test_shipped_plan_counts_what_the_interleaver_writes_for_a_video_with_sound() -> None:
+    """Every token of the plan is one the interleaver writes for that video: frames, separators, <bov> <eov>,
+    the soundtrack and its <boa> <eoa>."""
+    pytest.importorskip("av")
+    import mmtok
+    from mmtok.stream.vocab import Modality
+    from mmtok.video.tokenizer import read_audio
+
+    clip = Path(__file__).parents[1] / "examples" / "data" / "pan.mp4"  # 6 frames at 1 fps, 6.037 s of AAC sound
+    il = mmtok.Interleaver(None, image=mmtok.load("image"), audio=mmtok.load("audio"), video=mmtok.load("video"))
+    written = il.encode([{"video": str(clip)}]).modality
+    sound_s = read_audio(clip, 16000)[0].numel() / 16000
+    assert plan(6.0, preset="mmtok").video_tokens == int((written == Modality.VIDEO).sum())
+    assert plan(sound_s, preset="mmtok").audio_tokens == int((written == Modality.AUDIO).sum()) == 302 + 2
+    assert not plan(6.0, preset="mmtok", audio=None).audio_tokens  # no soundtrack, no markers
 
 
 def test_shipped_plan_is_the_planner_with_the_shipped_numbers() -> None:

@@ -65,6 +65,7 @@ class Preset:
     tokens_per_frame_overhead: int = 0  # separators per (latent) frame (LWM's, mmtok's <eof>)
     tokens_per_video: int = 0  # markers per video (<bov> <eov>)
     audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
+    tokens_per_audio: int = 0  # markers around a soundtrack that has tokens (mmtok's <boa> <eoa>)
     note: str = ""  # how the figures were obtained
 
 
@@ -98,7 +99,7 @@ PRESET_NAMES = (*PRESETS, "custom")
 CUSTOM_SOURCE = "your arguments: resolution, downsample, overheads"
 # how the interleaver lays video out (mmtok.stream.interleave): per frame h rows of w codes, each
 # row closed by <eol>, the frame by <eof>; <bov> ... <eov> around the video; <boa> ... <eoa> per soundtrack piece
-MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO = 1, 1, 2
+MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO, MMTOK_TOKENS_PER_AUDIO = 1, 1, 2, 2
 
 
 def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_second: float = 0.0,
@@ -120,7 +121,8 @@ def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_se
     return Preset(
         "mmtok", source, fps=1.0, resolution=None if image_size is None else (image_size, image_size),
         downsample=downsample, tokens_per_row=MMTOK_TOKENS_PER_ROW, tokens_per_frame_overhead=MMTOK_TOKENS_PER_FRAME,
-        tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second, note=note,
+        tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second,
+        tokens_per_audio=MMTOK_TOKENS_PER_AUDIO, note=note,
         fixed_size=fixed,
     )
 
@@ -334,10 +336,11 @@ def _video_tokens(p: Preset, per_latent: int, frames: int) -> tuple[int, int]:
 
 def _counts(p: Preset, per_latent: int, duration_s: float) -> tuple[int, int, int, int]:
     """(frames, latent frames, video tokens, audio tokens) of ``duration_s`` seconds: whole frames and audio
-    tokens, each rounded up."""
+    tokens, each rounded up; the audio with its markers (``tokens_per_audio``) when it has any token."""
     frames = max(1, math.ceil(duration_s * p.fps - 1e-9))
     latent, video = _video_tokens(p, per_latent, frames)
-    return frames, latent, video, math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
+    audio = math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
+    return frames, latent, video, audio + (p.tokens_per_audio if audio > 0 else 0)
 
 
 def _holds(p: Preset, per_latent: int, size: int) -> float:
@@ -349,21 +352,22 @@ def _holds(p: Preset, per_latent: int, size: int) -> float:
     ``room / rate``; the first grows with ``k`` and the second shrinks, so the best ``k`` is where they cross.
     """
     a = p.audio_tokens_per_second
+    marks = p.tokens_per_audio if a > 0 else 0  # around the soundtrack: the window holds them too
 
     def longest(k: int) -> float:  # the longest video of at most k frames that fits
-        room = size - _video_tokens(p, per_latent, k)[1]
-        return k / p.fps if a == 0 else min(k / p.fps, room / a)
+        room = size - _video_tokens(p, per_latent, k)[1] - marks
+        return k / p.fps if a == 0 else min(k / p.fps, max(room, 0) / a)
 
-    if _video_tokens(p, per_latent, 1)[1] > size:
+    if _video_tokens(p, per_latent, 1)[1] + marks > size:
         return 0.0
     if per_latent == 0:  # the video part never grows: only audio fills the window
-        return math.inf if a == 0 else (size - p.tokens_per_video) / a
-    most = (size - p.tokens_per_video) // per_latent  # latent frames that fit
+        return math.inf if a == 0 else (size - p.tokens_per_video - marks) / a
+    most = (size - p.tokens_per_video - marks) // per_latent  # latent frames that fit
     k_max = (most - 1) * p.temporal + 1 if p.causal_first_frame else most * p.temporal
     lo, hi = 1, k_max
     while lo < hi:  # the largest k whose frames end before its audio room does
         mid = (lo + hi + 1) // 2
-        if a == 0 or mid * a <= (size - _video_tokens(p, per_latent, mid)[1]) * p.fps:
+        if a == 0 or mid * a <= (size - _video_tokens(p, per_latent, mid)[1] - marks) * p.fps:
             lo = mid
         else:
             hi = mid - 1

@@ -60,7 +60,8 @@ def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
         return 0.0, f"none (no audio tokenizer at {audio})"
     cfg = load_config(folder, kind="audio")
     rate = cfg.sample_rate // cfg.samples_per_token
-    return float(rate), f"{rate} tokens/s read from {folder / CONFIG_NAME} (+ <boa> <eoa> per audio segment)"
+    return float(rate), (f"{rate} tokens/s read from {folder / CONFIG_NAME}, with <boa> <eoa> around the soundtrack; "
+                         "a video cut by chunk_seconds adds <bov> <eov> <boa> <eoa> per further chunk")
 
 
 def shipped_preset(image: str | os.PathLike[str] = "image",
