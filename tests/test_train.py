@@ -187,6 +187,19 @@ def test_lr_schedule() -> None:
     assert torch.isfinite(torch.tensor(lr_at(cfg, 500)))
 
 
+def test_a_video_cut_anywhere_keeps_the_positions_of_the_whole() -> None:
+    """A window that ends inside a video (inside its first frame too) gives each token the (t, row, column) it
+    has in the whole video: the last token of a cut frame is a code or an <eol>, not the frame's <eof>."""
+    from mmtok.stream.interleave import Interleaver, positions_thw
+    from mmtok.stream.vocab import Vocabulary
+
+    il = Interleaver(Vocabulary(256, ranges={"video": 4}))
+    ids = il.encode([{"video_codes": [[[0, 1, 2], [3, 0, 1]], [[2, 3, 0], [1, 2, 3]]]}]).ids  # 2 frames of 2×3
+    whole = positions_thw(il.vocab, ids)
+    for stop in range(2, len(ids) + 1):
+        assert torch.equal(positions_thw(il.vocab, ids[:stop]), whole[:stop]), stop
+
+
 @pytest.mark.parametrize("seq_len", [37, 64])
 def test_window_positions_equal_the_interleavers_even_inside_a_cut_image(shards: Path, seq_len: int) -> None:
     from mmtok.data.packing import PackedDataset

@@ -141,7 +141,8 @@ def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
         k = np.arange(stop - first)
         if frame:  # video: frame f, then row and column inside it; <eof> sits at (h, w)
             f, rem = k // frame, k % frame
-            r, c = rem // w1, np.where(rem == frame - 1, w1 - 1, rem % w1)
+            # only a real <eof> goes to column w: a grid cut inside its first frame ends on a code or an <eol>
+            r, c = rem // w1, np.where(a[first:stop] == vocab.id("<eof>"), w1 - 1, rem % w1)
         else:
             f, r, c = np.zeros_like(k), k // w1, k % w1
         out[first:stop] = flat[first] + np.stack([f, r, c], axis=1)
