@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mmtok.core.errors import AudioError
+from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
 
 __all__ = ["MAX_CHANNELS", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "is_truncated", "load_audio", "mono_chunks"]
@@ -282,10 +283,7 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
         if t.dtype not in scale:
             raise TypeError(f"{what}: integer PCM must be int8/uint8/int16/int32, got {t.dtype}")
         t = (t.float() - 128.0 if t.dtype == torch.uint8 else t.float()) / scale[t.dtype]
-    if t.dtype == torch.float64 and t.numel() and bool(torch.isfinite(t).all()):
-        peak = float(t.abs().max())
-        if peak > torch.finfo(torch.float32).max:  # would turn into inf below, and read as "NaN/inf samples"
-            raise AudioError(f"{what}: samples reach {peak:.3g}, beyond float32's range (audio is about [-1, 1])")
+    fits_float32(t, what=f"{what}: the audio", error=AudioError, why="(audio is about [-1, 1])")
     t = t.float()
     if t.numel() == 0:
         return t.reshape(0)

@@ -32,6 +32,7 @@ from torch import nn
 
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
+from mmtok.core.floats import fits_float32
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
@@ -197,11 +198,7 @@ class VectorQuantizer(nn.Module):
             bad = int((~torch.isfinite(x)).sum())
             if bad:
                 raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
-        if x.dtype == torch.float64 and x.numel():  # searched in float32: a larger value would become inf
-            peak = float(x.detach().abs().max())
-            if peak > torch.finfo(torch.float32).max:
-                raise QuantizerError(f"VectorQuantizer {what} has values up to {peak:.3g}, beyond float32's range "
-                                 "(the codebook is float32)")
+        fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
 
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space."""

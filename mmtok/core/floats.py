@@ -1,0 +1,30 @@
+"""Floats that are about to become float32: one check for every place that narrows them.
+
+A float64 value beyond float32's range turns into inf on ``.float()``, and would then be
+reported as a "NaN/inf" that the caller never passed. The check runs only on float64
+input with finite values (float32 and narrower cannot exceed the range).
+
+>>> import torch
+>>> fits_float32(torch.tensor([1.0, -2.0], dtype=torch.float64), what="x", error=ValueError, why="")
+>>> fits_float32(torch.tensor([1e300], dtype=torch.float64), what="x", error=ValueError, why="(it is searched in float32)")
+Traceback (most recent call last):
+...
+ValueError: x has values up to 1e+300, beyond float32's range (it is searched in float32)
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["fits_float32"]
+
+
+def fits_float32(x: torch.Tensor, *, what: str, error: type[Exception], why: str) -> None:
+    """Raise ``error`` naming ``what`` and its largest magnitude when float64 ``x`` holds a finite value
+    float32 cannot hold; ``why`` ends the message (why it matters here)."""
+    if x.dtype != torch.float64 or not x.numel():
+        return
+    finite = x.detach()[torch.isfinite(x.detach())]
+    peak = float(finite.abs().max()) if finite.numel() else 0.0
+    if peak > torch.finfo(torch.float32).max:
+        raise error(f"{what} has values up to {peak:.3g}, beyond float32's range {why}".rstrip())
