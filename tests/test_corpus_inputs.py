@@ -81,6 +81,31 @@ def test_open_shards_refuses_part_folders_of_different_splits_or_corpus_versions
         open_shards(versions)
 
 
+def test_a_whole_corpus_and_part_folders_never_share_a_shard_folder(tmp_path: Path) -> None:
+    """Writing parts beside a whole corpus (or the reverse) is refused before any work, and a folder that holds
+    both (made by hand, or by an older release) is refused when read, naming what it holds."""
+    corpus = write_docs(tmp_path / "docs.jsonl", [{"segments": [f"doc {k}"]} for k in range(8)])
+    parts = tmp_path / "parts"
+    tokenize_corpus(corpus, parts, part=(0, 2))
+    tokenize_corpus(corpus, parts, part=(1, 2))
+    before = sorted(p.name for p in parts.iterdir())
+    with pytest.raises(CorpusError, match=r"holds a whole corpus \(manifest.json at its top\) and part folders too "
+                                          r"\(part-00000-of-00002, part-00001-of-00002\)") as e:
+        tokenize_corpus(corpus, parts)
+    one_line_error(e)
+    assert sorted(p.name for p in parts.iterdir()) == before and len(open_shards(parts)) == 8
+
+    whole = tmp_path / "whole"
+    tokenize_corpus(corpus, whole)
+    with pytest.raises(CorpusError, match="and part folders too"):
+        tokenize_corpus(corpus, whole, part=(1, 2))
+    assert not list(whole.glob("part-*")) and len(open_shards(whole)) == 8
+
+    (whole / "part-00000-of-00002").mkdir()  # both, made by hand: neither is read
+    with pytest.raises(CorpusError, match=r"and part folders too \(part-00000-of-00002\)"):
+        open_shards(whole)
+
+
 # --------------------------------------------------------------------------- 2. datasets folders
 
 

@@ -63,6 +63,7 @@ from mmtok.data.outdir import claimed, finished_manifest
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
+    check_one_layout,
     committed_shards,
     json_bytes,
     shard_manifest,
@@ -359,6 +360,7 @@ def tokenize_corpus(
         raise CorpusError(f"{src.path} holds no documents (it is empty or only blank lines): nothing to tokenize")
     if detect_media if detect_media is not None else tokenizers is None:
         tokenizers = detect_tokenizers(kinds, tokenizers or TokenizerSpec())
+    check_one_layout(Path(out), (i, n))
     run = _Run(src, tokenizers or TokenizerSpec(), engine or LocalEngine(workers), shard_tokens, (i, n), strict,
                progress)
     return _into_folder(part_folder(out, (i, n)), run, restart)

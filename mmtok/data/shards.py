@@ -36,8 +36,8 @@ import numpy as np
 from mmtok.core.errors import CorpusError
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter", "committed_shards",
-           "json_bytes", "open_shards", "shard_manifest", "write_atomic"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter", "check_one_layout",
+           "committed_shards", "json_bytes", "open_shards", "shard_manifest", "write_atomic"]
 
 FORMAT = "mmtok-shards"
 FORMAT_VERSION = 1
@@ -256,8 +256,24 @@ class ShardSet:
         return np.asarray(self.tokens[s][offs[k]:offs[k + 1]], dtype=np.int64)
 
 
+def check_one_layout(folder: Path, part: tuple[int, int] | None = None) -> None:
+    """A :class:`CorpusError` when ``folder`` holds a whole corpus (its manifest at the top) and part folders
+    (``part-*-of-*``) too, or would once part ``part`` (``(i, n)``; ``n == 1``: the whole corpus) is written
+    into it: which documents are meant is then anyone's guess, so neither is read nor added to."""
+    parts = sorted(p.name for p in folder.glob("part-*-of-*") if p.is_dir()) if folder.is_dir() else []
+    whole = (folder / MANIFEST).is_file()
+    if part is None and not (whole and parts):
+        return
+    if part is not None and not (parts if part[1] == 1 else whole):
+        return
+    shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
+    raise CorpusError(f"{folder} holds a whole corpus ({MANIFEST} at its top) and part folders too ({shown}); "
+                      "a shard folder holds one or the other: give another --out, or move one of them out")
+
+
 def _manifest_folders(folder: Path) -> list[Path]:
     if (folder / MANIFEST).is_file():
+        check_one_layout(folder)
         return [folder]
     if not folder.exists():
         raise CorpusError(f"no shard folder at {folder}: it does not exist, so there is no {MANIFEST} "
