@@ -252,6 +252,29 @@ def test_segments_with_soundtrack(tmp_path: Path) -> None:
         tmp_path / "mute.mkv", _levels(3), [0, 0.1, 0.2]), chunk_seconds=1.0)[-1].keys() == {"video_codes"}
 
 
+def test_chunked_soundtrack_codes_are_the_whole_soundtracks(tmp_path: Path) -> None:
+    """Chunks of a third of a second (or a frame and a half, rounded half up to two frames) cut the sound on
+    whole audio tokens: end to end they have as many codes as the whole soundtrack, no padded token per chunk
+    (each stretch is encoded on its own, so codes at its edges may differ)."""
+    import mmtok
+    from mmtok.stream.interleave import Interleaver
+    from mmtok.stream.vocab import Modality
+
+    path = write_video(tmp_path / "av.mp4", _levels(20), [i / 10 for i in range(20)], audio_seconds=2.0, rate=10)
+    audio = mmtok.load("audio")
+    il = Interleaver(None, audio=audio, video=VideoTokenizer(tiny_tokenizer(), fps=3.0))
+    whole = il.decode(il.encode([{"video": str(path)}]))
+    want = torch.cat([x["audio_codes"] for x in whole if "audio_codes" in x])
+    for chunk, frames in ((1 / 3, 1), (0.5, 2)):
+        s = il.encode([{"video": str(path), "chunk_seconds": chunk}])
+        parts = il.decode(s)
+        assert [x["video_codes"].shape[0] for x in parts if "video_codes" in x][:2] == [frames, frames]
+        got = torch.cat([x["audio_codes"] for x in parts if "audio_codes" in x])
+        assert got.numel() == want.numel(), chunk
+        chunks = sum("audio_codes" in x for x in parts)
+        assert int((s.modality == Modality.AUDIO).sum()) == want.numel() + 2 * chunks
+
+
 def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> None:
     import json
 

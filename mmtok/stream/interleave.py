@@ -270,8 +270,10 @@ class Interleaver:
         if not is_file or not hasattr(tok, "segments") or (not sound and chunk is None):
             return [{"video_codes": self._video_codes(x, k)}]
         rate = int(getattr(self.audio, "sample_rate", 16000))
+        per_token = rate // int(getattr(self.audio, "tokens_per_second", rate) or rate)  # chunks end on whole tokens
         try:
-            parts = tok.segments(x, chunk_seconds=chunk, audio=sound, sample_rate=rate)
+            parts = tok.segments(x, chunk_seconds=chunk, audio=sound, sample_rate=rate,
+                                 samples_per_token=max(1, per_token))
         except (ValueError, TypeError, OSError, RuntimeError) as e:
             raise DocumentError(f"segment {k} (video {x}): {e}") from e
         if soundtrack and not any("audio" in p for p in parts):

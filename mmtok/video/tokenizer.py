@@ -318,6 +318,11 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
 # --------------------------------------------------------------------------- the tokenizer
 
 
+def _token_edge(sample: float, samples_per_token: int) -> int:
+    """Sample index ``sample`` (rounded) moved down to a multiple of ``samples_per_token``."""
+    return round(sample) // samples_per_token * samples_per_token
+
+
 @dataclass
 class VideoTokenizerConfig:
     """Settings of a :class:`VideoTokenizer` (the image tokenizer brings its own config)."""
@@ -470,27 +475,33 @@ class VideoTokenizer(nn.Module):
 
     def segments(
         self, path: str | os.PathLike[str], *, chunk_seconds: float | None = None, audio: bool = True,
-        sample_rate: int = AUDIO_RATE, duration: float | None = None,
+        sample_rate: int = AUDIO_RATE, duration: float | None = None, samples_per_token: int = 1,
     ) -> list[dict[str, Any]]:
         """Interleaver segments of a file: video codes, then its soundtrack, per chunk of ``chunk_seconds``.
 
         ``[{"video_codes": [t, h, w]}, {"audio": waveform, "sample_rate": sr}, ...]``;
         the Interleaver tokenizes the audio with its audio tokenizer. Without a
         soundtrack (or ``audio=False``) only video segments. ``duration``: only
-        the first ``duration`` seconds.
+        the first ``duration`` seconds. A chunk holds ``chunk_seconds`` rounded to
+        whole frames (half up, at least one). Its sound starts at its first frame's
+        time, moved down to a multiple of ``samples_per_token`` (the audio
+        tokenizer's), so that no chunk's sound ends in a part-filled token: the chunks'
+        audio tokens then add up to the whole soundtrack's.
         """
         codes = self.expand(self.encode(path, duration=duration))  # chunks re-encoded: each starts without repeats
         sound = read_audio(path, sample_rate) if audio else None
         if sound is not None and duration is not None:
             sound = (sound[0][: round(duration * sound[1])], sound[1])
-        per = codes.shape[0] if chunk_seconds is None else max(1, round(chunk_seconds * self.fps))
+        if int(samples_per_token) < 1:
+            raise VideoError(f"samples_per_token must be a whole number >= 1, got {samples_per_token!r}")
+        per = codes.shape[0] if chunk_seconds is None else max(1, math.floor(chunk_seconds * self.fps + 0.5))
         out: list[dict[str, Any]] = []
         for i in range(0, codes.shape[0], per):
             piece = codes[i : i + per]
             out.append({"video_codes": repeat_encode(piece, self.repeat_id) if self.repeat_id is not None else piece})
             if sound is not None:
                 wave, sr = sound
-                a, b = round(i / self.fps * sr), round((i + per) / self.fps * sr)
+                a, b = (_token_edge(k / self.fps * sr, int(samples_per_token)) for k in (i, i + per))
                 if i + per >= codes.shape[0]:
                     b = wave.numel()
                 if b > a:
