@@ -93,6 +93,10 @@ def test_two_inputs_for_one_output_or_an_out_that_is_a_file_are_refused_first(
     (tmp_path / "afile").write_text("mine")
     assert main(["encode", str(tmp_path / "a" / "x.jpg"), "--out", str(tmp_path / "afile")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
+    two = [str(tmp_path / "a" / "x.jpg"), str(EXAMPLES / "speech_en.wav")]  # one line, not one per file
+    assert main(["encode", *two, "--out", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{tmp_path / 'afile'} is a file, not a folder; nothing was written" in err
     assert main(["encode", str(tmp_path / "a" / "x.jpg"), "--out", str(tmp_path / "ca")]) == 0
     assert main(["encode", str(tmp_path / "b" / "x.jpg"), "--out", str(tmp_path / "cb")]) == 0
     capsys.readouterr()

@@ -9,6 +9,7 @@ one file at a time, and report a file that fails on its own line while the other
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,9 +56,17 @@ class StopRun(UsageError):
 
 
 def check_out_folder(out: Path) -> None:
-    """A :class:`UsageError` before any work when ``out`` exists and is not a folder."""
+    """A :class:`UsageError` before any work when ``out`` exists and is not a folder, or cannot be made or
+    written to (a file on its way, a read-only folder): one line instead of one failure per file."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
+    there = out
+    while not there.exists() and there != there.parent:  # the folder that would hold it (or it itself)
+        there = there.parent
+    if not there.is_dir():
+        raise UsageError(f"--out {out} cannot be made: {there} is a file, not a folder; nothing was written")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out} cannot be written: {there} is read-only to you; nothing was written")
 
 
 def refuse_collisions(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, Path], Path]) -> None:
