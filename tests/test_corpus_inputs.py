@@ -155,14 +155,16 @@ def test_unreadable_image_bytes_get_a_reason_without_an_object_address(tmp_path:
     assert (tmp_path / "a" / "shard-00000.json").read_bytes() == (tmp_path / "b" / "shard-00000.json").read_bytes()
 
 
-def test_image_bytes_over_the_decompression_bomb_limit_are_skipped(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 32×32 image is over twice this: an error, not a warning
+@pytest.mark.parametrize("limit", [100, 600])  # 1,024 pixels: over twice the limit (Pillow's error), or over it only
+def test_image_bytes_over_the_decompression_bomb_limit_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   limit: int) -> None:
+    """As an image file over the limit is (Pillow only warns below twice the limit; both are refused)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     corpus = obelics_parquet(tmp_path / "rows.parquet", [png_bytes(32), png_bytes(32, value=20)])
     m = tokenize_corpus(corpus, tmp_path / "o", tokenizers=PALETTE)
     assert m["docs"] == 0 and [s["line"] for s in m["skipped"]] == [1, 2]
     assert m["skipped"][0]["reason"] == ("position 1: the image bytes have 1,024 pixels, over Pillow's "
-                                         "decompression-bomb limit of 100 (PIL.Image.MAX_IMAGE_PIXELS; raise it "
+                                         f"decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS; raise it "
                                          "to read this image)")
 
 

@@ -31,6 +31,7 @@ import io
 import json
 import os
 import stat
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,9 +382,11 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            pic = Image.open(io.BytesIO(image))
-            pic.load()
-        except Image.DecompressionBombError as e:
+            with warnings.catch_warnings():  # between the limit and twice it Pillow only warns: refused, as for files
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                pic = Image.open(io.BytesIO(image))
+                pic.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise ValueError(bomb_message(f"position {k}: the image bytes have", e)) from None
         except UnidentifiedImageError:  # its message names the BytesIO object's address: not in a reason
             raise ValueError(f"position {k}: the image bytes are not an image Pillow can read") from None
