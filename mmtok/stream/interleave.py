@@ -37,6 +37,7 @@ everything after ``<eos>`` is dropped; text that is not valid UTF-8 gets U+FFFD.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -271,9 +272,10 @@ class Interleaver:
             return [{"video_codes": self._video_codes(x, k)}]
         rate = int(getattr(self.audio, "sample_rate", 16000))
         per_token = rate // int(getattr(self.audio, "tokens_per_second", rate) or rate)  # chunks end on whole tokens
+        takes = "samples_per_token" in inspect.signature(tok.segments).parameters  # a user's segments() may not
         try:
             parts = tok.segments(x, chunk_seconds=chunk, audio=sound, sample_rate=rate,
-                                 samples_per_token=max(1, per_token))
+                                 **({"samples_per_token": max(1, per_token)} if takes else {}))
         except (ValueError, TypeError, OSError, RuntimeError) as e:
             raise DocumentError(f"segment {k} (video {x}): {e}") from e
         if soundtrack and not any("audio" in p for p in parts):
