@@ -155,6 +155,21 @@ def test_unreadable_image_bytes_get_a_reason_without_an_object_address(tmp_path:
     assert (tmp_path / "a" / "shard-00000.json").read_bytes() == (tmp_path / "b" / "shard-00000.json").read_bytes()
 
 
+def test_a_rows_empty_positions_keep_the_reasons_numbered_as_the_row(tmp_path: Path) -> None:
+    """A position with neither text nor image adds no token, and a reason names a later segment by its position
+    in the row, as the reader's own reasons do."""
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    (tmp_path / "good.png").write_bytes(png_bytes())
+    pq.write_table(pa.table({"texts": [[None, "hi", None], [None, "hi", None], ["hi", None]],
+                             "images": [[None, None, "bad.png"], [None, None, "good.png"], [None, "good.png"]]}),
+                   tmp_path / "rows.parquet")
+    m = tokenize_corpus(tmp_path / "rows.parquet", tmp_path / "o", tokenizers=PALETTE)
+    assert [s["line"] for s in m["skipped"]] == [1] and m["skipped"][0]["reason"].startswith("segment 2 (image ")
+    docs = list(open_shards(tmp_path / "o"))
+    assert len(docs) == 2 and docs[0].tolist() == docs[1].tolist()  # the empty position adds nothing
+
+
 @pytest.mark.parametrize("limit", [100, 600])  # 1,024 pixels: over twice the limit (Pillow's error), or over it only
 def test_image_bytes_over_the_decompression_bomb_limit_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    limit: int) -> None:

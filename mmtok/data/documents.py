@@ -355,7 +355,8 @@ def _need(il: Interleaver, key: str, k: int, line: int) -> None:
 
 
 def _row_segments(row: dict[str, Any], where: _Where, il: Interleaver, line: int) -> list[Any]:
-    """An OBELICS row: at each position a text or an image (the other null); both null is skipped."""
+    """An OBELICS row: at each position a text or an image (the other null); both null adds nothing (an empty
+    text, which keeps the interleaver's segment numbers equal to the row's positions in its reasons)."""
     texts, images = row.get("texts"), row.get("images")
     if not isinstance(texts, list) or not isinstance(images, list) or len(texts) != len(images):
         raise ValueError("expected parallel lists texts and images of one length "
@@ -371,7 +372,9 @@ def _row_segments(row: dict[str, Any], where: _Where, il: Interleaver, line: int
         elif image is not None:
             _need(il, "image", k, line)
             out.append(_row_image(image, k, where))
-    return out
+        else:
+            out.append({"text": ""})
+    return out if any(seg != {"text": ""} for seg in out) else []
 
 
 def _row_image(image: Any, k: int, where: _Where) -> Any:
