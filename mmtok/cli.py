@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -45,6 +46,17 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+
+def _gib(text: str) -> float:
+    """``--max-memory``: a finite number of GiB above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GiB, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of GiB above 0, got {text}")
+    return value
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -254,11 +266,12 @@ def _add_demo(sub: Any) -> None:
                           description="Tokenize and rebuild images and sounds, interleave, shard, train a tiny "
                           "model, sample media, plan video context and measure its growth; writes OUT/index.html.")
     demo.add_argument("--fast", action="store_true", help="a smaller, quicker run")
-    demo.add_argument("--out", default="mmtok-demo", help="folder for the demo's outputs")
+    demo.add_argument("--out", default="mmtok-demo", help="folder for the demo's outputs: new, empty, or one an "
+                      "earlier demo wrote (it is rewritten); a folder holding anything else is refused")
     demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show "
                       "(default: the example media in examples/data)")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
-    demo.add_argument("--max-memory", type=float, default=2.0, metavar="GB",
+    demo.add_argument("--max-memory", type=_gib, default=2.0, metavar="GB",
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
                       "would pass it are skipped, with the reason on the page")
     demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mmtok
 from mmtok.cli import main
 
@@ -96,6 +98,43 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
     assert json.loads(printed.strip().splitlines()[-1])["figures"] == {k: v["value"] for k, v in figures.items()}
 
 
+
+
+def test_demo_takes_only_a_new_empty_or_earlier_demo_folder(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A folder with a user's files (a trained run, a page) is refused before anything is written: the demo
+    rewrites its folder. An earlier demo's folder (its mark, or its summary.json) is taken."""
+    from mmtok.demo.run import MARK, claim_out
+
+    proj = tmp_path / "proj"
+    (proj / "run" / "ckpt-00000500").mkdir(parents=True)
+    (proj / "run" / "log.jsonl").write_text('{"step": 500}\n')
+    before = sorted(str(p.relative_to(proj)) for p in proj.rglob("*"))
+    assert main(["demo", "--fast", "--out", str(proj)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds files the demo did not write (run, ...)" in err
+    assert sorted(str(p.relative_to(proj)) for p in proj.rglob("*")) == before
+    (tmp_path / "afile").write_text("mine")
+    assert main(["demo", "--fast", "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "afile").read_text() == "mine"
+    for bad in ("0", "-1", "nan", "inf", "lots"):
+        with pytest.raises(SystemExit) as e:
+            main(["demo", "--fast", "--out", str(tmp_path / "new"), "--max-memory", bad])
+        assert e.value.code == 2 and "--max-memory" in capsys.readouterr().err
+    assert claim_out(tmp_path / "new") == tmp_path / "new" and (tmp_path / "new" / MARK).is_file()
+    (tmp_path / "new" / "index.html").write_text("the demo's page")
+    assert claim_out(tmp_path / "new").is_dir()  # its own folder again
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "summary.json").write_text(json.dumps({"page": "x", "steps": {}, "figures": {}}))
+    assert (claim_out(old) / MARK).is_file()  # a demo folder from before the mark
+
+
+def test_demo_line_when_every_length_is_over_the_memory_budget() -> None:
+    from mmtok.context.growth import Growth
+    from mmtok.demo.budget import _context_line
+
+    line = _context_line(Growth(series={"sdpa": []}, max_memory_gb=0.5), 7)
+    assert line == "planned 7 presets; measured no length of sdpa: each would pass --max-memory 0.5 GiB"
 
 
 def test_demo_bad_data_folder_is_a_clear_error_before_writing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -175,6 +175,9 @@ def context_step(d: Demo) -> str:
 def _context_line(growth: Growth, presets: int) -> str:
     """The console's summary of the step: the longest length measured and the time exponent, if trustworthy."""
     label, pts = next(iter(growth.series.items()))
+    if not pts:
+        return (f"planned {presets} presets; measured no length of {label}: each would pass "
+                f"--max-memory {growth.max_memory_gb:g} GiB")
     ft = growth.fits(label)
     shape = (f"step time grows as length^{ft.exponent:.2f}" if ft and ft.reliable
              else f"no time exponent ({ft.why if ft else 'too few lengths'})")

@@ -12,10 +12,13 @@ from typing import Any
 
 import torch
 
+from mmtok.core.errors import UsageError
 from mmtok.core.trainstate import pick_device
 from mmtok.demo.state import Demo, check_data, example_data
 
-__all__ = ["run_demo"]
+__all__ = ["MARK", "claim_out", "run_demo"]
+
+MARK = ".mmtok-demo"  # in every folder the demo writes: the one kind of folder it rewrites
 
 
 def _steps() -> list[tuple[str, Callable[[Demo], str]]]:
@@ -51,6 +54,32 @@ def _overview(d: Demo) -> None:
         d.report.parts.insert(0, d.report.grid([d.report.image("overview.png", "", width=1100)]))
 
 
+def claim_out(out: Path) -> Path:
+    """``out``, made and marked as the demo's (:data:`MARK`), or a :class:`UsageError` before anything is written
+    when it is a file or a folder holding anything else: the demo rewrites its folder (its training run
+    included), so it never takes one a user's own files are in."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
+    if out.is_dir() and any(out.iterdir()) and not _demo_folder(out):
+        shown = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+        raise UsageError(f"--out {out} holds files the demo did not write ({shown}, ...); the demo rewrites its "
+                         "folder, so give a new or empty one (default: mmtok-demo); nothing was written")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARK).write_text("this folder is mmtok demo's output: a new demo run rewrites it\n")
+    return out
+
+
+def _demo_folder(out: Path) -> bool:
+    """Whether ``out`` is a demo's: its mark, or (written before the mark existed) a summary.json of a demo."""
+    if (out / MARK).is_file():
+        return True
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"page", "steps", "figures"} <= summary.keys()
+
+
 def run_demo(
     out: str | Path = "mmtok-demo", *, fast: bool = False, seed: int = 0, device: str | None = None,
     data: str | Path | None = None, max_memory_gb: float = 2.0,
@@ -62,7 +91,7 @@ def run_demo(
     """
     t_start = time.perf_counter()
     folder = check_data(Path(data)) if data else example_data()  # before anything is written
-    out = Path(out)
+    out = claim_out(Path(out))
     for sub in ("images", "audio", "context", "samples"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
