@@ -1,10 +1,22 @@
 """Image files and arrays -> float ``[3, H, W]`` in [0, 1]; size policies; patches.
 
 Every Pillow mode is converted, not refused: palette and grayscale to RGB, alpha
-composited on white, 16-bit and float images scaled; EXIF orientation applied.
+composited on white (premultiplied ``La``/``RGBa`` un-premultiplied first), 16-bit
+and float images scaled; EXIF orientation applied.
 Numpy arrays ``[H, W]`` or ``[H, W, C]`` (channels last) and tensors ``[H, W]``
 or ``[C, H, W]`` (channels first), with C = 1, 3 or 4, are accepted too; the other
 orders are refused. Errors name the source and what is wrong.
+
+Values go to [0, 1] by a scale the mode or dtype fixes, never the image's own range,
+so a dark picture stays dark: 8-bit (modes ``L``, ``RGB``, ..., uint8) ``/ 255``;
+16-bit (modes ``I;16*``, uint16) ``/ 65535``; mode ``I`` (32-bit integer, what Pillow
+decodes 16-bit PGM/PPM and 32-bit TIFF to) on the same 16-bit scale, ``/ 65535``,
+values outside 0..65535 refused (``Image.convert("I")`` keeps 8-bit values 0..255,
+which then read dark: convert such images to ``L`` instead). Float pixels (float
+arrays and tensors, mode ``F``) lie in [0, 1]; values up to ``FLOAT_TOLERANCE``
+outside are clipped, others refused. The one exception is Pillow's own float scale:
+a mode ``F`` image beyond [0, 1] but within [0, 255] (what ``convert("F")`` of 8-bit
+data gives) is divided by 255.
 
 Memory stays bounded whatever the file claims: an image over Pillow's
 decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million
@@ -60,6 +72,8 @@ __all__ = [
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
+EIGHT_BIT_MAX = 255.0
+FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] (of their scale) are clipped, farther refused
 MAX_SIDE = 4096  # working size: longer Pillow images are reduced to this many pixels on the long side
 EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
 REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
@@ -90,26 +104,32 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     return rgb * alpha + ALPHA_BACKGROUND * (1.0 - alpha)
 
 
-def _value_scale(img: Image.Image) -> tuple[float, float] | None:
-    """``(offset, divisor)`` taking the values of a 16-bit, 32-bit integer or float image (modes
-    ``I;16*``, ``I``, ``F``) to [0, 1] as ``(v - offset) / divisor``; None for other modes.
+def _value_scale(img: Image.Image) -> float | None:
+    """The divisor taking a 16-bit, 32-bit integer or float image (modes ``I;16*``, ``I``, ``F``) to [0, 1];
+    None for other modes. Fixed by the mode (see the module docstring); the range only decides whether
+    the image is usable, and a mode ``F`` image's range whether it is on Pillow's 0..255 scale.
 
     Decided on the image as decoded, before any resize: a reduced 16-bit image is 32-bit, and
-    a filter's overshoot would move the range that picks the rule.
+    a filter's overshoot would move the range.
     """
     mode = img.mode
     if mode.startswith("I;16"):
-        return 0.0, SIXTEEN_BIT_MAX
+        return SIXTEEN_BIT_MAX
     if mode not in ("I", "F"):
         return None
     lo, hi = (float(v) for v in img.getextrema())
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-    if lo >= 0.0 and hi <= 1.0 and mode == "F":
-        return 0.0, 1.0  # already a [0, 1] float image
-    if lo >= 0.0 and hi <= SIXTEEN_BIT_MAX:
-        return 0.0, (255.0 if hi <= 255.0 else SIXTEEN_BIT_MAX)
-    return lo, max(hi - lo, 1e-12)  # arbitrary range: stretch to [0, 1]
+    if mode == "I":
+        if lo < 0.0 or hi > SIXTEEN_BIT_MAX:
+            raise ValueError(f"mode I pixels are read on the 16-bit scale 0..65535, got range [{lo:.6g}, {hi:.6g}]; "
+                             "save the image as 8- or 16-bit, or pass a float array in [0, 1]")
+        return SIXTEEN_BIT_MAX
+    for scale in (1.0, EIGHT_BIT_MAX):  # [0, 1], else Pillow's float scale of 8-bit data
+        if lo >= -FLOAT_TOLERANCE and hi <= (1.0 + FLOAT_TOLERANCE) * scale:
+            return scale
+    raise ValueError(f"mode F pixels must lie in [0, 1] (or 0..255, Pillow's float scale of 8-bit data), "
+                     f"got range [{lo:.6g}, {hi:.6g}]; rescale the image to [0, 1]")
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -144,15 +164,16 @@ def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """A Pillow image of any mode, oriented -> float32 ``[H, W, 3]`` in [0, 1], first cut to ``box``
     (left, top, right, bottom) or reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
-    images are scaled by a rule decided on the whole image (:func:`_value_scale`), clipped after."""
-    mode, scale = img.mode, _value_scale(img)
+    images are scaled by their mode (:func:`_value_scale`, checked on the whole image), clipped after."""
+    if img.mode == "La":  # premultiplied alpha, which Pillow converts only to LA
+        img = img.convert("LA")
+    mode, divisor = img.mode, _value_scale(img)
     if box is not None:
         img = img.crop(box)
     if size is not None:
         img = _shrink(img, size)
-    if scale is not None:
-        offset, divisor = scale
-        gray = (np.asarray(img, dtype=np.float64) - offset) / divisor
+    if divisor is not None:
+        gray = np.asarray(img, dtype=np.float64) / divisor
         if not np.isfinite(gray).all():
             raise ValueError(f"mode {mode} image contains NaN/inf pixels")
         return np.repeat(gray.clip(0.0, 1.0)[..., None], 3, axis=2).astype(np.float32)
@@ -180,7 +201,7 @@ def _from_array(a: np.ndarray) -> np.ndarray:
         f = a.astype(np.float32)
         if not np.isfinite(f).all():
             raise ValueError("the array contains NaN/inf values")
-        if f.size and (f.min() < -1e-3 or f.max() > 1.0 + 1e-3):
+        if f.size and (f.min() < -FLOAT_TOLERANCE or f.max() > 1.0 + FLOAT_TOLERANCE):
             raise ValueError(
                 f"float pixels must lie in [0, 1], got range [{f.min():.3g}, {f.max():.3g}] "
                 "(divide 0..255 data by 255, or pass uint8)"
@@ -354,7 +375,7 @@ def _from_tensor(t: torch.Tensor) -> torch.Tensor:
         f = t.detach().float()
         if not bool(torch.isfinite(f).all()):
             raise ImageError(f"cannot use {where}: it contains NaN/inf values")
-        if f.numel() and (float(f.min()) < -1e-3 or float(f.max()) > 1.0 + 1e-3):
+        if f.numel() and (float(f.min()) < -FLOAT_TOLERANCE or float(f.max()) > 1.0 + FLOAT_TOLERANCE):
             raise ImageError(
                 f"cannot use {where}: float pixels must lie in [0, 1], got range "
                 f"[{float(f.min()):.3g}, {float(f.max()):.3g}] (divide 0..255 data by 255)"
