@@ -323,21 +323,33 @@ def _in_layout(chunk: np.ndarray | torch.Tensor, layout: tuple[int, int], what: 
     return _to_mono_float(chunk, what, axis if len(shape) == 2 else None)
 
 
-def mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor]) -> Iterator[torch.Tensor]:
+def mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], *,
+                caller: str = "encode_stream") -> Iterator[torch.Tensor]:
     """Mono float32 samples of consecutive chunks of one recording, all read with one channel layout.
 
     The first chunk whose shape settles it (``[S]``, or ``[a, b]`` with one side over ``MAX_CHANNELS``)
     fixes the layout for every chunk, those before it included, so a short tail such as ``[2, 1]`` of a
     ``[2, S]`` recording is one stereo sample, not two mono ones; a stream of only short chunks takes
-    the layout its first chunk would have alone. Empty chunks are skipped; errors name the chunk.
+    the layout its first chunk would have alone. Empty chunks are skipped; errors name ``caller`` and
+    the chunk. One array or tensor given as ``chunks`` is a ``TypeError`` here, before any chunk is read
+    (iterating it would take its rows, or its samples, for chunks).
 
     >>> [c.numel() for c in mono_chunks([np.zeros((2, 777)), np.zeros((2, 1))])]
     [777, 1]
     """
+    if isinstance(chunks, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"{caller} takes an iterable of chunks (a list or generator of arrays), not one "
+                        f"{type(chunks).__name__} of shape {tuple(chunks.shape)}; for one array use "
+                        "encode(x, sample_rate, chunk_seconds=...)")
+    return _mono_chunks(chunks, caller)
+
+
+def _mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], caller: str) -> Iterator[torch.Tensor]:
+    """:func:`mono_chunks` once its argument is checked."""
     layout: tuple[int, int] | None = None
     held: list[tuple[str, np.ndarray | torch.Tensor]] = []  # chunks that came before the layout was known
     for i, chunk in enumerate(chunks):
-        what = f"encode_stream chunk {i}"
+        what = f"{caller} chunk {i}"
         if not isinstance(chunk, (np.ndarray, torch.Tensor)):
             kind = f"a path ({chunk})" if isinstance(chunk, (str, os.PathLike)) else type(chunk).__name__
             raise TypeError(f"{what} is {kind}; chunks are numpy arrays or tensors of samples")

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -212,8 +213,9 @@ class AudioTokenizer(nn.Module):
                              "float32 (audio is about [-1, 1]; integer PCM is scaled when given as an integer array)")
         return self.vq.encode(self.latents(mel)[0, :keep])  # (keep,); only real tokens are counted
 
-    def _stream(self, chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """Codes block by block from chunks of samples; the same arithmetic whatever the chunking."""
+    def _stream(self, chunks: Iterable[torch.Tensor], caller: str = "encode_stream") -> Iterator[torch.Tensor]:
+        """Codes block by block from chunks of samples; the same arithmetic whatever the chunking.
+        ``caller`` names the public method in messages."""
         c, ctx = self.cfg, self.context_frames
         step = c.block_tokens * c.samples_per_token  # samples between block starts
         window = (c.frames_per_token * c.block_tokens + 2 * ctx - 1) * c.hop_length + c.n_fft
@@ -226,7 +228,7 @@ class AudioTokenizer(nn.Module):
                 yield self._block_codes(buf[:window], c.block_tokens)
                 buf, emitted = buf[step:], emitted + c.block_tokens
         if total == 0:
-            raise AudioError("encode_stream got no samples (all chunks were empty)")
+            raise AudioError(f"{caller} got no samples (all chunks were empty)")
         n = math.ceil(total / c.samples_per_token)
         while emitted < n:
             # the last block reads only what its tokens need: a 1 s clip costs 1 s of encoder, not a block's 5 s
@@ -243,7 +245,7 @@ class AudioTokenizer(nn.Module):
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(f"encode_iter needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                              "resample the recording first (load_audio)")
-        return self._blocks(self._stream(mono_chunks(chunks)))
+        return self._blocks(self._stream(mono_chunks(chunks, caller="encode_iter"), "encode_iter"))
 
     @staticmethod
     def _blocks(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -288,6 +290,9 @@ class AudioTokenizer(nn.Module):
         """
         check_chunk_seconds(chunk_seconds)
         if isinstance(x, (list, tuple)):
+            if any(isinstance(clip, (int, float, np.number)) for clip in x):
+                raise TypeError("encode got a list of numbers, but a list is a batch of clips; pass one clip's "
+                                "samples as a numpy array or tensor (encode(np.asarray(samples), sample_rate))")
             rows = [self.encode(clip, sample_rate, chunk_seconds=chunk_seconds) for clip in x]
             if not rows:
                 raise AudioError("encode got an empty list of clips")
