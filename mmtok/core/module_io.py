@@ -99,8 +99,10 @@ def shipped_names() -> list[str]:
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """A checkpoint folder from a path, or from a shipped name such as ``"image"``.
 
-    A folder that exists wins over a shipped name; a bare name with no such folder
-    is looked up among the shipped checkpoints.
+    A path with a folder separator (``./audio``, ``/x/audio``) is always a path. A bare
+    name is a path only when it names a checkpoint folder (one with ``config.json``) or
+    no shipped checkpoint has that name: a file or another folder of a shipped name in the
+    working folder (``audio/`` of recordings) does not hide the shipped checkpoint.
     """
     path = Path(name_or_path)
     name = str(name_or_path)
@@ -108,9 +110,10 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
         raise CheckpointError(f"checkpoint name is empty: pass a shipped name ({shipped_names() or 'none'}) "
                               "or a checkpoint folder")
     bare = "/" not in name and os.sep not in name
-    if path.exists() and not (bare and path.is_dir() and not (path / CONFIG_NAME).is_file()
-                              and (models_dir() / name / CONFIG_NAME).is_file()):
-        return path  # a folder of that name that is not a checkpoint does not hide a shipped one
+    if bare and not (path / CONFIG_NAME).is_file() and (models_dir() / name / CONFIG_NAME).is_file():
+        return models_dir() / name  # a file or a non-checkpoint folder of that name does not hide a shipped one
+    if path.exists():
+        return path
     if bare:
         shipped = models_dir() / name
         if shipped.is_dir():
