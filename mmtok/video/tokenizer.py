@@ -92,9 +92,13 @@ def _open_container(path: str | os.PathLike[str], where: str) -> Any:
         raise VideoError(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
 
 
+class _ShrinkTo(int):
+    """A ``size`` (shorter side) that frames are only shrunk to: shorter ones keep their size."""
+
+
 def _target_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
     """(width, height) the frames are converted to: ``size`` is the shorter side, or ``(H, W)``."""
-    if size is None:
+    if size is None or (isinstance(size, _ShrinkTo) and min(width, height) <= size):
         return width, height
     if isinstance(size, int):
         if size < 1:
@@ -262,7 +266,8 @@ def read_video(
     the module docstring for which frame is taken). ``size`` is None (native), an
     int (shorter side, aspect kept) or ``(H, W)``. Raises :class:`VideoError`
     naming the file for a corrupt file or one without a video stream, and
-    ``ValueError`` for ``fps <= 0``. Needs the ``video`` extra (PyAV).
+    ``ValueError`` for ``fps <= 0``. Needs the ``video`` extra (PyAV). What
+    ``VideoTokenizer.encode(path)`` sees, but for frames it shrinks while decoding (see there).
 
     >>> frames, times = read_video("clip.mp4", fps=2.0, size=128)  # doctest: +SKIP
     >>> frames.shape, times[:3].tolist()  # doctest: +SKIP
@@ -412,12 +417,13 @@ class VideoTokenizer(nn.Module):
         return module_fingerprint(self)
 
     def _read_size(self) -> int | tuple[int, int] | None:
-        """Resize while decoding (cheap, in FFmpeg) to what the image tokenizer will crop to."""
+        """Shrink while decoding (cheap, in FFmpeg) to what the image tokenizer will crop to; frames
+        already that small are left to its own resize, so they give the codes ``read_video``'s do."""
         if self.cfg.size is not None:
             return self.cfg.size
         cfg = getattr(self.image, "cfg", None)
         if getattr(cfg, "size_policy", None) == "crop":
-            return int(cfg.image_size)
+            return _ShrinkTo(cfg.image_size)
         return None
 
     def frames(self, path: str | os.PathLike[str], **kwargs: Any) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
@@ -435,7 +441,12 @@ class VideoTokenizer(nn.Module):
 
     @ordinary_outputs
     def encode(self, x: Any, *, start: float = 0.0, duration: float | None = None) -> torch.Tensor:
-        """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``."""
+        """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``.
+
+        A file gives the codes of ``encode(read_video(x, fps).frames)``, except under the ``"crop"``
+        policy (no ``size`` set) for frames over ``image_size`` on their shorter side: FFmpeg shrinks
+        those while decoding, not the image tokenizer's antialiased bicubic resize, so some codes differ.
+        """
         if isinstance(x, (str, os.PathLike)):
             parts = [self.image.encode(f) for f, _ in self.frames(x, start=start, duration=duration)]
             if not parts:
