@@ -51,8 +51,8 @@ from mmtok.stream.interleave import pretty as pretty
 from mmtok.stream.text import BPETokenizer as BPETokenizer
 from mmtok.stream.text import ByteTokenizer as ByteTokenizer
 from mmtok.stream.vocab import Vocabulary as Vocabulary
+from mmtok.video.read import read_video as read_video
 from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
-from mmtok.video.tokenizer import read_video as read_video
 from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
 from mmtok.vq.quantizer import VQConfig as VQConfig
 

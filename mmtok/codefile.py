@@ -81,7 +81,7 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
     elif kind == "image":
         what = f"{codes.shape[0]}×{codes.shape[1]} image tokens"
     else:
-        from mmtok.video.tokenizer import read_audio
+        from mmtok.video.read import read_audio
 
         what = f"{codes.shape[0]} frames of {codes.shape[1]}×{codes.shape[2]} tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
@@ -214,9 +214,9 @@ def _is_decoded(path: Path) -> bool:
 
             with sf.SoundFile(path) as wav:
                 return str(wav.software).startswith(MARK)  # libsndfile appends its own name
-        from mmtok.video.tokenizer import _av
+        from mmtok.video.read import pyav
 
-        with _av().open(str(path)) as container:
+        with pyav().open(str(path)) as container:
             return container.metadata.get("comment") == MARK
     except (OSError, ValueError, RuntimeError):  # unreadable as its kind: certainly not ours
         return False

@@ -167,7 +167,7 @@ class Evaluation:
             m.count(codes)
             rows.append({"file": str(path), "kind": kind, "model": m.label, **scores})
         if kind == "video":
-            from mmtok.video.tokenizer import read_audio
+            from mmtok.video.read import read_audio
 
             for m in self.of("audio"):
                 sound = read_audio(path, int(m.tok.sample_rate))

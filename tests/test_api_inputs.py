@@ -153,8 +153,8 @@ def test_a_small_video_file_gives_the_codes_of_its_frames() -> None:
 
 
 def test_frames_are_only_shrunk_while_decoding() -> None:
-    from mmtok.video.tokenizer import _ShrinkTo, _target_size
+    from mmtok.video.read import ShrinkTo, _target_size
 
-    assert _target_size(192, 144, _ShrinkTo(256)) == (192, 144)
-    assert _target_size(640, 360, _ShrinkTo(256)) == (455, 256)
+    assert _target_size(192, 144, ShrinkTo(256)) == (192, 144)
+    assert _target_size(640, 360, ShrinkTo(256)) == (455, 256)
     assert _target_size(192, 144, 256) == (341, 256)  # a size asked for is still reached both ways

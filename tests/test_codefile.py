@@ -236,7 +236,7 @@ def test_info_describes_a_code_file(encoded: Path, tmp_path: Path, capsys: pytes
 def test_a_video_and_its_soundtrack_go_to_codes_and_back_to_an_mp4(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("av")
-    from mmtok.video.tokenizer import read_audio
+    from mmtok.video.read import read_audio
 
     clip = EXAMPLES / "pan.mp4"
     assert main(["encode", str(clip), "--out", str(tmp_path)]) == 0

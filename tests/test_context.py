@@ -76,7 +76,7 @@ def test_shipped_plan_counts_what_the_interleaver_writes_for_a_video_with_sound(
     pytest.importorskip("av")
     import mmtok
     from mmtok.stream.vocab import Modality
-    from mmtok.video.tokenizer import read_audio
+    from mmtok.video.read import read_audio
 
     clip = Path(__file__).parents[1] / "examples" / "data" / "pan.mp4"  # 6 frames at 1 fps, 6.037 s of AAC sound
     il = mmtok.Interleaver(None, image=mmtok.load("image"), audio=mmtok.load("audio"), video=mmtok.load("video"))

@@ -93,7 +93,7 @@ def tiny_tokenizer() -> ImageTokenizer:
 
 @pytest.mark.parametrize("fps", [2.0, 3.0, 10.0, 25.0])
 def test_constant_rate_sampling(cfr: Path, fps: float) -> None:
-    from mmtok.video.tokenizer import read_video
+    from mmtok.video.read import read_video
 
     frames, times = read_video(cfr, fps=fps)
     assert frames.dtype == torch.float32 and frames.shape[1:] == (3, 48, 64)
@@ -105,7 +105,7 @@ def test_constant_rate_sampling(cfr: Path, fps: float) -> None:
 
 
 def test_variable_rate_sampling(vfr: Path) -> None:
-    from mmtok.video.tokenizer import read_video
+    from mmtok.video.read import read_video
 
     frames, times = read_video(vfr, fps=4.0)
     seen = _index(frames)
@@ -118,7 +118,7 @@ def test_variable_rate_sampling(vfr: Path) -> None:
 
 
 def test_size_start_duration_and_streaming(cfr: Path) -> None:
-    from mmtok.video.tokenizer import iter_video, read_video
+    from mmtok.video.read import iter_video, read_video
 
     frames, _ = read_video(cfr, fps=2.0, size=24)
     assert frames.shape[-2:] == (24, 32)  # shorter side 24, aspect kept
@@ -134,7 +134,7 @@ def test_size_start_duration_and_streaming(cfr: Path) -> None:
 
 
 def test_bad_files(tmp_path: Path, cfr: Path) -> None:
-    from mmtok.video.tokenizer import read_video
+    from mmtok.video.read import read_video
 
     av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
     with pytest.raises(FileNotFoundError, match=r"nope\.mp4"):
@@ -188,7 +188,7 @@ def test_a_list_of_images_of_different_sizes_is_one_clip(tmp_path: Path) -> None
 
 
 def test_missing_pyav_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
-    import mmtok.video.tokenizer as video
+    import mmtok.video.read as video
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\0" * 64)
@@ -229,7 +229,7 @@ def test_stream_round_trip(cfr: Path, temporal: str) -> None:
 
 
 def test_encode_tensor_matches_file(cfr: Path) -> None:
-    from mmtok.video.tokenizer import read_video
+    from mmtok.video.read import read_video
 
     vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, chunk_frames=4)
     frames, _ = read_video(cfr, fps=2.0, size=32)
@@ -388,7 +388,7 @@ def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) ->
 
 def test_a_soundtrack_longer_than_max_seconds_is_refused(tmp_path: Path) -> None:
     """The soundtrack is decoded frame by frame and stops at ``max_seconds``: memory stays bounded."""
-    from mmtok.video.tokenizer import read_audio
+    from mmtok.video.read import read_audio
 
     clip = Path(__file__).resolve().parents[1] / "examples" / "data" / "pan.mp4"
     wave, rate = read_audio(clip)
@@ -404,7 +404,7 @@ def test_a_cut_file_is_refused_not_padded_with_its_last_frame(tmp_path: Path) ->
     """A video whose frames end long before its stream's stated end (a download cut short) is a VideoError,
     not its last decoded frame held to the stated end; the whole file still reads."""
     av = pytest.importorskip("av", reason="PyAV (the video extra: pip install mmtok[video]) is not installed")
-    from mmtok.video.tokenizer import iter_video
+    from mmtok.video.read import iter_video
 
     whole = tmp_path / "faststart.mp4"  # the index first, so that a cut file still opens
     with av.open(str(Path(__file__).resolve().parents[1] / "examples" / "data" / "pan.mp4")) as src, \

@@ -9,7 +9,7 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.image`.
 
 from __future__ import annotations
 
+from mmtok.video.read import read_video as read_video
 from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
-from mmtok.video.tokenizer import read_video as read_video
 
 __all__ = ['VideoTokenizer', 'read_video']

@@ -27,9 +27,9 @@ def write_video(file: IO[bytes], frames: torch.Tensor, *, fps: float, audio: tor
     """MP4 of ``frames`` (float ``[T, 3, H, W]`` in [0, 1], even H and W) at ``fps``, H.264 (yuv420p), with
     ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given, and the container tags ``metadata``
     (``{"comment": ...}``)."""
-    from mmtok.video.tokenizer import _av
+    from mmtok.video.read import pyav
 
-    av = _av()
+    av = pyav()
     if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
         raise VideoError(f"write_video needs frames [T, 3, H, W] with T >= 1, got {tuple(frames.shape)}")
     h, w = frames.shape[-2:]
