@@ -7,6 +7,12 @@ that is a file) into a one-line :class:`~mmtok.core.errors.CorpusError`, and
 removes the folders it created if a failed run left them empty.
 :func:`finished_manifest` refuses a folder made from another version of the
 corpus (the corpus's sha256 is in every shard index and the manifest).
+
+A folder may hold the user's own files: a ``manifest.json`` that is not an
+mmtok shard manifest (its ``"format"``) stops a run, ``--restart`` or not,
+before any work, and :func:`discard_shards` removes only what mmtok wrote (shard
+pairs whose index is mmtok's, its manifest, its verification cache, its
+half-written files).
 """
 
 from __future__ import annotations
@@ -16,12 +22,20 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from mmtok.core.errors import CorpusError
-from mmtok.data.shards import MANIFEST, VERIFIED
+from mmtok.data.shard_checks import read_json_object, shard_files
+from mmtok.data.shards import (
+    FORMAT,
+    INDEX_FORMAT,
+    MANIFEST,
+    VERIFIED,
+    is_verified_cache,
+    temp_files,
+)
 
-__all__ = ["LOCK_NAME", "claimed", "discard_shards", "finished_manifest"]
+__all__ = ["LOCK_NAME", "claimed", "discard_shards", "finished_manifest", "own_manifest"]
 
 LOCK_NAME = ".lock"  # held while a run writes the folder
 
@@ -33,6 +47,7 @@ def claimed(folder: Path, *, restart: bool = False) -> Iterator[None]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with _locked(folder):
+            own_manifest(folder)  # a manifest.json that is not mmtok's stops the run before any work
             if restart:
                 discard_shards(folder)
             yield
@@ -54,11 +69,37 @@ def _remove_if_empty(created: list[Path]) -> None:
                 folder.rmdir()
 
 
+def _json(path: Path) -> Any:
+    """What ``path`` holds as JSON, or None if it is missing or not JSON."""
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _format(obj: Any) -> Any:
+    return obj.get("format") if isinstance(obj, dict) else None
+
+
 def discard_shards(folder: Path) -> None:
-    """``--restart``: remove the shards, manifest and half-written files an earlier run left in ``folder``."""
-    for pattern in ("shard-*.bin", "shard-*.json", MANIFEST, ".*.tmp-*", VERIFIED):
-        for path in folder.glob(pattern):
-            path.unlink(missing_ok=True)
+    """``--restart``: remove the shards, manifest, verification cache and half-written files an earlier run left
+    in ``folder``, and nothing else: a ``shard-NNNNN.bin``/``.json`` pair goes only when its index is mmtok's
+    (its ``"format"``, or mmtok's manifest lists it), the manifest and ``.verified.json`` only when they are
+    mmtok's; any other file stays where it is."""
+    manifest = _json(folder / MANIFEST)
+    mine = _format(manifest) == FORMAT
+    entries = manifest.get("shards") if mine else None
+    listed = {e.get("index") for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
+    for index in shard_files(folder, "json"):
+        if index.name in listed or _format(_json(index)) == INDEX_FORMAT:
+            index.with_suffix(".bin").unlink(missing_ok=True)
+            index.unlink(missing_ok=True)
+    for tmp in temp_files(folder):
+        tmp.unlink(missing_ok=True)
+    if mine:
+        (folder / MANIFEST).unlink(missing_ok=True)
+    if is_verified_cache(_json(folder / VERIFIED)):
+        (folder / VERIFIED).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -92,17 +133,34 @@ def _changed(corpus: os.PathLike[str], out: Path, made_from: str | None = None) 
     return CorpusError(f"{what}; pass --restart (restart=True) to start over there, or use a new --out")
 
 
+def own_manifest(out: Path) -> dict[str, Any] | None:
+    """``out``'s ``manifest.json`` (None if it has none), refused with a :class:`CorpusError` unless it is an mmtok
+    shard manifest: a tokenize run neither reads nor replaces (nor, with ``--restart``, deletes) another file."""
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    fix = (f"mmtok tokenize does not replace a {MANIFEST} it did not write: move it out of {out}, "
+           "or tokenize into another --out")
+    done = read_json_object(path, "manifest", fix)
+    if done.get("format") != FORMAT:
+        got = f'its "format" is {json.dumps(done["format"])[:40]}' if "format" in done else 'it has no "format"'
+        raise CorpusError(f'{path} is not an mmtok shard manifest ({got}, not "{FORMAT}"); {fix}')
+    return done
+
+
 def finished_manifest(corpus: os.PathLike[str], out: Path, sha: str) -> dict[str, Any] | None:
-    """The finished manifest in ``out`` if there is one; CorpusError if ``out`` was made from another corpus content."""
-    if (out / MANIFEST).is_file():
-        done = json.loads((out / MANIFEST).read_text())
-        if (done.get("source") or {}).get("sha256") not in (None, sha):
-            raise _changed(corpus, out, (done.get("source") or {}).get("file"))
-        return cast(dict[str, Any], done)
+    """The finished manifest in ``out`` if there is one; CorpusError if ``out`` was made from another corpus content
+    (or its ``manifest.json`` is not mmtok's)."""
+    done = own_manifest(out)
+    if done is not None:
+        source = done.get("source") if isinstance(done.get("source"), dict) else {}
+        if source.get("sha256") not in (None, sha):
+            raise _changed(corpus, out, source.get("file"))
+        return done
     first, recorded = out / "shard-00000.json", None
     if first.is_file():
-        with contextlib.suppress(ValueError, OSError, AttributeError):  # committed_shards reports a bad index
-            recorded = json.loads(first.read_text()).get("source_sha256")
+        with contextlib.suppress(CorpusError):  # committed_shards reports a bad index
+            recorded = read_json_object(first, "index", "").get("source_sha256")
     if recorded not in (None, sha):
         raise _changed(corpus, out)
     return None

@@ -15,7 +15,9 @@ remembered by the file's size and mtime in ``.verified.json`` beside the shards
 ``part-0000i-of-0000n/`` folders is read only when they are exactly the parts
 ``0..n-1`` of one ``--part`` split of one version of the corpus (the source
 sha256 in every part's manifest): mixing splits or versions would duplicate and
-lose documents.
+lose documents. For the same reason every index is checked against the manifest
+that lists it (:mod:`mmtok.data.shard_checks`: run, number, sha256, counts,
+offsets; cheap comparisons, the hashing is ``verify``'s).
 """
 
 from __future__ import annotations
@@ -34,15 +36,26 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
+from mmtok.data.shard_checks import (
+    SHARD_FILE,
+    check_listed_sha256,
+    checked_indexes,
+    read_json_object,
+    shard_files,
+)
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter", "check_one_layout",
-           "committed_shards", "json_bytes", "open_shards", "shard_manifest", "write_atomic"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter",
+           "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
+           "temp_files", "write_atomic"]
 
-FORMAT = "mmtok-shards"
+FORMAT = "mmtok-shards"  # a manifest's "format"
 FORMAT_VERSION = 1
+INDEX_FORMAT = FORMAT + "-index"  # a shard index's "format"
 MANIFEST = "manifest.json"
 VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
+CACHE_KEYS = frozenset({"size", "mtime_ns", "sha256", "max_id"})  # what VERIFIED records per shard .bin
+TEMP_FILE = re.compile(rf"\.(?:shard-\d+\.(?:bin|json)|{re.escape(MANIFEST)}|{re.escape(VERIFIED)})\.tmp-\d+")
 MODALITY_NAMES = [m.name.lower() for m in Modality]
 PART_NAME = re.compile(r"part-(\d+)-of-(\d+)")  # a --part i/n folder: part-0000i-of-0000n
 
@@ -66,6 +79,11 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
         raise
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """The half-written files a killed :func:`write_atomic` left in a shard folder (and no other file)."""
+    return [p for p in folder.glob(".*.tmp-*") if TEMP_FILE.fullmatch(p.name)]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -118,7 +136,7 @@ class ShardWriter:
         offsets = np.concatenate([[0], np.cumsum([a.size for a in self.ids], dtype=np.int64)])
         blob = data.tobytes()
         index = {
-            "format": FORMAT + "-index",
+            "format": INDEX_FORMAT,
             "format_version": FORMAT_VERSION,
             "run": self.run,
             "shard": self.number,
@@ -143,27 +161,29 @@ class ShardWriter:
 
 def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
     """The indexes of the shards already committed in ``out`` (checked), oldest first."""
-    for tmp in out.glob(".*.tmp-*"):
+    for tmp in temp_files(out):
         tmp.unlink(missing_ok=True)  # a killed writer's half-written files
+    move = f"move it out of {out} (--restart leaves files that are not mmtok's) or use another --out"
     indexes = []
-    for k, path in enumerate(sorted(out.glob("shard-*.json"))):
-        try:
-            index = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise CorpusError(f"{path} is unreadable ({e}); delete {out} and tokenize again") from e
+    for k, path in enumerate(shard_files(out, "json")):
+        index = read_json_object(path, "index", move)
+        if index.get("format") != INDEX_FORMAT:
+            raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
             raise CorpusError(
                 f"{out} holds shards of a different run (other corpus, tokenizers or settings); "
-                "use another --out or delete the folder"
+                "use another --out, or --restart to discard them"
             )
         if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
-            raise CorpusError(f"{out}: shard numbering has a gap before {path.name}")
+            raise CorpusError(f"{out}: shard numbering has a gap before {path.name}; "
+                              "use another --out, or --restart to discard its shards")
         bin_path = path.with_suffix(".bin")
         itemsize = np.dtype(index["dtype"]).itemsize
         if not bin_path.is_file() or bin_path.stat().st_size != index["tokens"] * itemsize:
-            raise CorpusError(f"{bin_path} is missing or has the wrong size; delete {out} and tokenize again")
+            raise CorpusError(f"{bin_path} is missing or has the wrong size; "
+                              "use another --out, or --restart to discard its shards")
         indexes.append(index)
-    for orphan in out.glob("shard-*.bin"):  # renamed into place but never committed
+    for orphan in shard_files(out, "bin"):  # renamed into place but never committed
         if not orphan.with_suffix(".json").is_file():
             orphan.unlink()
     return indexes
@@ -172,7 +192,7 @@ def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
 def shard_manifest(
     out: Path, run: str, settings: dict[str, Any], vocab: Vocabulary, source: dict[str, Any]
 ) -> dict[str, Any]:
-    indexes = [json.loads(p.read_text()) for p in sorted(out.glob("shard-*.json"))]
+    indexes = [read_json_object(p, "index", "re-run mmtok tokenize --restart") for p in shard_files(out, "json")]
     totals = {m: sum(ix["tokens_by_modality"][m] for ix in indexes) for m in MODALITY_NAMES}
     return {
         "format": FORMAT,
@@ -285,7 +305,7 @@ def _manifest_folders(folder: Path) -> list[Path]:
     if not parts:
         raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
     _check_split(folder, parts)
-    return parts
+    return sorted(parts, key=_part_of)  # by number: part-100000-of-... after part-99999-of-...
 
 
 def _part_of(path: Path) -> tuple[int, int]:
@@ -335,18 +355,40 @@ def _check_same_corpus(folder: Path, parts: list[tuple[Path, dict[str, Any]]]) -
 
 def _read_manifest(sub: Path) -> dict[str, Any]:
     """``sub``'s manifest, refused unless it is one of this format and a version this mmtok reads."""
-    m = json.loads((sub / MANIFEST).read_text())
-    if m.get("format") != FORMAT or int(m.get("format_version", 0)) > FORMAT_VERSION:
-        raise CorpusError(f"{sub / MANIFEST} is not an mmtok shard manifest this version reads")
+    path = sub / MANIFEST
+    fix = f"move it out of {sub} and re-run mmtok tokenize --restart there, or tokenize into another --out"
+    m = read_json_object(path, "manifest", fix)
+    version = m.get("format_version", 0)
+    if m.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CorpusError(f"{path} is not an mmtok shard manifest this version reads (format "
+                          f"{m.get('format')!r} version {version!r}, this mmtok reads {FORMAT!r} up to version "
+                          f"{FORMAT_VERSION}); {fix}")
+    if not isinstance(m.get("shards"), list) or not isinstance(m.get("vocab"), dict) \
+            or not isinstance(m.get("source", {}), dict):
+        raise CorpusError(f"{path} is not a readable mmtok shard manifest (it lacks its shards list, vocab or "
+                          f"source); {fix}")
     return m
 
 
-def _verified(sub: Path) -> dict[str, Any]:
+def is_verified_cache(obj: Any) -> bool:
+    """Whether ``obj`` (a parsed :data:`VERIFIED`) is what :func:`open_shards` writes there: per shard ``.bin``, its
+    size, mtime, sha256 and largest id."""
+    return isinstance(obj, dict) and bool(obj) and all(
+        SHARD_FILE.fullmatch(name) is not None and name.endswith(".bin") and isinstance(seen, dict)
+        and CACHE_KEYS <= seen.keys() for name, seen in obj.items())
+
+
+def _verified(sub: Path) -> tuple[dict[str, Any], bool]:
+    """The cache in ``sub``'s :data:`VERIFIED` and whether open_shards may write it: never over a file that
+    is not its cache (it stays as it is, and the shards are checked again next time)."""
+    path = sub / VERIFIED
+    if not path.exists():
+        return {}, True
     try:
-        cache = json.loads((sub / VERIFIED).read_text())
-    except (OSError, ValueError):
-        return {}
-    return cache if isinstance(cache, dict) else {}
+        cache = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return {}, False
+    return (cache, True) if is_verified_cache(cache) else ({}, False)
 
 
 def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: dict[str, Any]) -> bool:
@@ -390,21 +432,21 @@ def open_shards(
         if saved is not None and v != saved:
             saved.check_same(v, what=f"the shards in {sub}")
         saved = v
-        cache, changed = _verified(sub) if verify else {}, False
-        for entry in m["shards"]:
-            index = json.loads((sub / entry["index"]).read_text())
+        (cache, writable), changed = _verified(sub) if verify else ({}, False), False
+        for entry, (index, offs) in zip(m["shards"], checked_indexes(sub / MANIFEST, m), strict=True):
             bin_path = sub / entry["bin"]
             size = bin_path.stat().st_size if bin_path.is_file() else -1
             if size != index["tokens"] * np.dtype(index["dtype"]).itemsize:
                 raise CorpusError(f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says")
             if verify:
                 changed = _check_shard(bin_path, index, v.size, cache) or changed
+            check_listed_sha256(sub / MANIFEST, entry, index)  # after the bytes: a damaged shard is reported as such
             if index["tokens"]:
                 tokens.append(np.memmap(bin_path, dtype=index["dtype"], mode="r"))
             else:
                 tokens.append(np.zeros(0, dtype=index["dtype"]))
-            offsets.append(np.asarray(index["offsets"], dtype=np.int64))
-        if changed:
+            offsets.append(offs)
+        if changed and writable:
             with contextlib.suppress(OSError):  # a read-only folder: check again next time
                 write_atomic(sub / VERIFIED, json_bytes(cache))
         manifests.append(m)
