@@ -200,7 +200,8 @@ def test_a_bad_manifest_is_one_line_in_info_and_tokenize(made: Path, tmp_path: P
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     a = copy(made, "a", tmp_path)
     (a / "manifest.json").write_text('{"format": "mmtok-sh')
-    for argv in (["info", str(a)], ["tokenize", str(made / "docs.jsonl"), "--out", str(a), "--quiet"]):
+    for argv in (["info", str(a)], ["tokenize", str(made / "docs.jsonl"), "--out", str(a), "--quiet"],
+                 ["export", str(a), "--to", "bin", "--out", str(tmp_path / "flat")]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "manifest.json is not a readable mmtok shard manifest (it is not " \

@@ -5,7 +5,8 @@ parquet or a ``datasets`` folder); :mod:`~mmtok.data.corpus` tokenizes them into
 shards (atomic, resumable, byte-identical for any number of workers and either
 engine); :mod:`~mmtok.data.ray_engine` is the Ray Data engine
 (:class:`TokenizeDocuments` is its ``map_batches`` callable; Ray is imported only
-when it runs); :mod:`~mmtok.data.shards` is the shard format;
+when it runs); :mod:`~mmtok.data.shards` is the shard format (:mod:`~mmtok.data.shard_checks`
+reads its JSON and checks every index against its manifest);
 :mod:`~mmtok.data.packing` cuts shards into windows; :mod:`~mmtok.data.export`
 writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``;
 :mod:`~mmtok.data.outdir` claims a run's output folder (lock, ``--restart``,

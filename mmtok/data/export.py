@@ -35,6 +35,7 @@ import numpy as np
 
 from mmtok.core.errors import CorpusError
 from mmtok.core.paths import holds_cwd
+from mmtok.data.shard_checks import read_json_object
 from mmtok.data.shards import MANIFEST, _manifest_folders, json_bytes, open_shards, write_atomic
 
 __all__ = ["FORMATS", "export_shards"]
@@ -53,9 +54,9 @@ def _mark(to: str, fingerprint: Any) -> dict[str, Any]:
 def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Per shard, in order: (source file, line of each document, document offsets); shards of every part."""
     for sub in _manifest_folders(folder):
-        manifest = json.loads((sub / MANIFEST).read_text())
+        manifest = read_json_object(sub / MANIFEST, "manifest", "re-run mmtok tokenize --restart")
         for entry in manifest["shards"]:
-            index = json.loads((sub / entry["index"]).read_text())
+            index = read_json_object(sub / entry["index"], "index", "re-run mmtok tokenize --restart")
             yield (manifest["source"]["file"], np.asarray(index["doc_lines"], np.int64),
                    np.asarray(index["offsets"], np.int64))
 
@@ -223,7 +224,7 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     folder, shown = Path(shards), Path(out)
     if to not in FORMATS:
         raise CorpusError(f"cannot export to {to!r}; choose one of {', '.join(FORMATS)}")
-    manifests = [json.loads((sub / MANIFEST).read_text()) for sub in _manifest_folders(folder)]
+    manifests = open_shards(folder, verify=False).manifests  # checked (one line naming a damaged file), not hashed
     target = _check_target(shown, to, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
