@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import platform
 import shlex
@@ -39,7 +40,7 @@ import torch
 from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.checkpoint import config_from_dict
+from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
 from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.metrics import psnr, ssim
@@ -63,6 +64,15 @@ from mmtok.image.init import (
     rebalance_codebook,
 )
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.train_checks import (
+    check_export,
+    check_manifest_paths,
+    check_numbers,
+    exported_provenance,
+    given_options,
+    run_settings,
+    take_run_settings,
+)
 from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["main"]
@@ -128,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="with a manifest: the split to train on (default: train)")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps in total")
-    p.add_argument("--export", default=None, help="also write the final tokenizer checkpoint to this folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists")
+    p.add_argument("--export", default=None, help="also write the final tokenizer checkpoint to this folder "
+                   "(a --resume of a finished run writes it too)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists, with the run's "
+                   "own model and settings for the flags left out (--steps N extends it)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step")
     p.add_argument("--crop", type=int, default=128, help="side of the training crops (multiple of 16)")
     p.add_argument("--base-side", type=int, default=320, help="shorter side the images are stored at")
@@ -258,23 +270,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     check_run_options(parser, args)
     if args.crop < 16 or args.crop % 16:
         parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
-    if not 0 < args.scale_min <= args.scale_max:
-        parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX (got {args.scale_min}, {args.scale_max})")
+    if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
+        parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX, finite (got {args.scale_min}, {args.scale_max})")
+    check_numbers(parser, args)
+    check_export(parser, args.export, args.out, STATE_DIR)
     if args.decoder_only and not (args.init_from or args.resume):
         parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
     if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):
         parser.error("--decoder-only keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
-    if args.zoom_max < 1 or not 0 <= args.zoom_prob <= 1:
-        parser.error(f"--zoom-max must be >= 1 and --zoom-prob in [0, 1] (got {args.zoom_max}, {args.zoom_prob})")
-    if args.synthetic < 0:
-        parser.error(f"--synthetic must be >= 0 (got {args.synthetic})")
-    if args.ssim_weight < 0:
-        parser.error(f"--ssim-weight must be >= 0 (got {args.ssim_weight})")
-    if not 0 <= args.ema_decay < 1:
-        parser.error(f"--ema-decay must be in [0, 1) (got {args.ema_decay})")
-    if args.disc_weight < 0 or args.disc_start < 0 or args.disc_warmup < 0 or args.disc_channels < 4:
-        parser.error("--disc-weight, --disc-start and --disc-warmup must be >= 0 and --disc-channels >= 4 (got "
-                     f"{args.disc_weight}, {args.disc_start}, {args.disc_warmup}, {args.disc_channels})")
 
 
 def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
@@ -285,12 +288,13 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     device = pick_device(args.device)
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
+    check_manifest_paths(args.data)
     files = find_images(args.data, split=args.split)
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
     base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
-    if resume and args.init_from:  # ... as the run's first start took them
+    if resume:  # the run's own shape (take_run_settings refused model flags that would change it)
         base = config_from_dict(ImageTokenizerConfig, json.loads(state.read_text())["config"], where=str(state))
     cfg = make_config(args, base=base)
     tok = ImageTokenizer(cfg).to(device).train()
@@ -365,7 +369,8 @@ def _checkpoint(run: _Run, final: bool) -> None:
     }
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
-                     extra={"elapsed_s": run.elapsed, **({"disc_opt": disc_opt} if run.gan else {}),
+                     extra={"elapsed_s": run.elapsed, "settings": run_settings(args),
+                            **({"disc_opt": disc_opt} if run.gan else {}),
                             **({"ema_decay": args.ema_decay} if run.ema else {})},
                      provenance=prov, extra_tensors={**disc_tensors, **(run.ema.state_tensors() if run.ema else {})})
     with run.ema.swapped_in(tok) if run.ema else contextlib.nullcontext(tok):  # the export: the average
@@ -426,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     _check_args(parser, args)
+    state_dir = Path(args.out) / STATE_DIR
+    if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
+        take_run_settings(args, given_options(parser, sys.argv[1:] if argv is None else argv), state_dir, make_config)
     run = _setup(args, argv)
     rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
@@ -442,10 +450,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rebalanced or run.step % args.save_every == 0 or run.step == args.steps:
             _checkpoint(run, final=run.step == args.steps)
     bar.close()
-    if run.step == args.steps and not (run.out / MODEL_DIR / "config.json").is_file():
-        _checkpoint(run, final=True)  # resumed at the end: still export
+    if run.step == args.steps:
+        _finish(run)  # resumed at the end: export what a kill or a new --export left out
     print(json.dumps({"out": str(run.out), "steps": run.step, "train_seconds": round(run.elapsed, 1)}))
     return 0
+
+
+def _finish(run: _Run) -> None:
+    """A run at its last step (resumed there): export that step unless OUT/model and summary.json hold it
+    (a kill right after the train state's save leaves them older), and copy OUT/model to ``--export`` when
+    that is missing or older."""
+    model = exported_provenance(run.out / MODEL_DIR)
+    try:
+        summary = json.loads((run.out / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    done = isinstance(summary, dict) and summary.get("final") is True and summary.get("steps") == run.step
+    if model is None or model.get("steps") != run.step or not done:
+        _checkpoint(run, final=True)
+    elif run.args.export and exported_provenance(run.args.export) != model:
+        ck = load_checkpoint(run.out / MODEL_DIR, kind="image")
+        save_checkpoint(run.args.export, kind=ck.kind, config=ck.config, tensors=ck.tensors, provenance=model,
+                        extra_files={"README.md": _card(model)})
 
 
 def _card(prov: dict[str, Any]) -> str:

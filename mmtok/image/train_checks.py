@@ -1,0 +1,237 @@
+"""What ``mmtok train-tokenizer image`` checks before any work: every numeric option in range, ``--export``
+a folder a checkpoint can go to, a manifest's rows; and on ``--resume`` the run's own settings, taken for
+the flags left out, with a one-line refusal of a flag that asks for another model or another training.
+
+>>> import argparse
+>>> p = argparse.ArgumentParser(); _ = p.add_argument("--lr", type=float); _ = p.add_argument("--rotate", action="store_true")
+>>> sorted(given_options(p, ["--lr=0.1"]))
+['lr']
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmtok.core.checkpoint import CONFIG_NAME, FORMAT_NAME, config_from_dict, read_config
+from mmtok.core.errors import ImageError, ResumeMismatchError
+from mmtok.core.paths import holds_cwd
+from mmtok.image.tokenizer import ImageTokenizerConfig
+
+__all__ = ["RESUME_FIXED", "RESUME_FREE", "check_export", "check_manifest_paths", "check_numbers", "exported_provenance",
+           "given_options", "run_settings", "take_run_settings"]
+
+# the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
+# a flag given with another value is refused
+RESUME_FIXED = ("split", "batch_size", "crop", "base_side", "scale_min", "scale_max", "zoom_max", "zoom_prob",
+                "synthetic", "rotate", "ssim_weight", "lr", "warmup", "rebalance_crops", "rebalance_iters",
+                "rebalance_min_frac", "decoder_only", "seed", "disc_weight", "disc_start", "disc_warmup", "disc_lr",
+                "disc_channels")
+# the settings that may change to extend a run (more steps, a schedule restart, a later rebalancing); left out,
+# they are the run's
+RESUME_FREE = ("steps", "lr_restart", "rebalance_at", "save_every")
+MODEL_FLAGS = ("config", "codebook_size", "latent_dim", "dead_code_rate")  # they set fields of the model config
+
+
+_FINITE = math.isfinite
+# (flag, what it must be, test); an option left at None (not given) is not tested
+_NUMBER_RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
+    ("--base-side", ">= 1", lambda v: v >= 1),
+    ("--zoom-max", ">= 1 and finite", lambda v: _FINITE(v) and v >= 1),
+    ("--zoom-prob", "in [0, 1]", lambda v: 0 <= v <= 1),
+    ("--synthetic", ">= 0", lambda v: v >= 0),
+    ("--ssim-weight", ">= 0 and finite", lambda v: _FINITE(v) and v >= 0),
+    ("--ema-decay", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("--disc-weight", ">= 0 and finite", lambda v: _FINITE(v) and v >= 0),
+    ("--disc-start", ">= 0", lambda v: v >= 0),
+    ("--disc-warmup", ">= 0", lambda v: v >= 0),
+    ("--disc-lr", "> 0 and finite", lambda v: _FINITE(v) and v > 0),
+    ("--disc-channels", ">= 4", lambda v: v >= 4),
+    ("--lr-restart", ">= 0", lambda v: v >= 0),
+    ("--rebalance-crops", ">= 1", lambda v: v >= 1),
+    ("--rebalance-iters", ">= 1", lambda v: v >= 1),
+    ("--rebalance-min-frac", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("--dead-code-rate", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("--codebook-size", ">= 2", lambda v: v >= 2),
+    ("--latent-dim", ">= 1", lambda v: v >= 1),
+    ("--init-crops", ">= 1", lambda v: v >= 1),
+    ("--threads", ">= 1", lambda v: v >= 1),
+)
+
+
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every numeric option that :func:`~mmtok.core.trainstate.check_run_options` leaves, refused in one
+    line naming the flag (exit 2) when it is NaN, infinite or out of range; ``--rebalance-at`` parsed and
+    written back sorted (``"1500,6001"``); ``--config`` a file."""
+    for flag, want, ok in _NUMBER_RULES:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None and not ok(value):
+            parser.error(f"{flag} must be {want} (got {value})")
+    args.rebalance_at = _rebalance_steps(parser, args.rebalance_at)
+    if args.config is not None and not Path(args.config).is_file():
+        parser.error(f"--config {args.config}: no such file (give a JSON file of ImageTokenizerConfig fields)")
+
+
+def _rebalance_steps(parser: argparse.ArgumentParser, text: str) -> str:
+    """``--rebalance-at`` as sorted, comma-separated steps of at least 1 (``""``: none)."""
+    try:
+        steps = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        steps = [0]
+    if steps and steps[0] < 1:
+        parser.error(f"--rebalance-at must be comma-separated steps of at least 1, e.g. 1500,3000 (got {text!r})")
+    return ",".join(map(str, steps))
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    try:
+        return json.loads((folder / CONFIG_NAME).read_text()).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, state_dir: str) -> None:
+    """``--export`` refused (exit 2) before any work where writing the final checkpoint would fail at the end:
+    a file, the current folder, a folder that holds other files and no checkpoint (as
+    :func:`~mmtok.core.checkpoint.save_checkpoint` refuses them), ``--out`` itself or a folder holding it or
+    its train state, or a path under a file."""
+    if export is None:
+        return
+    folder, run = Path(export).resolve(), Path(out).resolve()
+    if run.is_relative_to(folder) or folder.is_relative_to(run / state_dir):
+        where = ("is --out itself" if folder == run else f"holds --out {out}" if run.is_relative_to(folder)
+                 else f"is inside --out's {state_dir}")
+        why = f"{where}; give a folder outside the run (OUT/model is written anyway)"
+    elif folder.exists() and not folder.is_dir():
+        why = "is a file; give a folder for the checkpoint"
+    elif holds_cwd(folder):
+        why = "is the current folder or holds it; give a new folder"
+    elif folder.is_dir() and not _is_checkpoint(folder) and any(folder.iterdir()):
+        why = (f"holds files and no mmtok checkpoint ({CONFIG_NAME}), which writing the tokenizer there would "
+               "delete; give a new or empty folder")
+    else:
+        up = next(p for p in folder.parents if p.exists())
+        why = "" if up.is_dir() else f"cannot be made: {up} is a file"
+    if why:
+        parser.error(f"--export {export} {why}")
+
+
+def check_manifest_paths(data: str) -> None:
+    """A manifest row whose ``path`` is not a string, refused as ``MANIFEST:LINE: ...`` (:class:`ImageError`);
+    the rows' other faults are :func:`~mmtok.image.crops.find_images`' to report."""
+    manifest = Path(data)
+    if not (manifest.is_file() and manifest.suffix == ".jsonl"):
+        return
+    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            entry = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and "path" in entry and not isinstance(entry["path"], str):
+            raise ImageError(f"{manifest}:{n}: 'path' must be a file name (a string, relative to the manifest's "
+                             f"folder), got {entry['path']!r}")
+
+
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The ``dest`` of every option on the command line ``argv`` (what the parser would take from it)."""
+    probe = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kw: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS}
+            kw.update({"action": "store_true"} if action.nargs == 0 else {"nargs": action.nargs})
+            probe.add_argument(*action.option_strings, **kw)
+    known, _ = probe.parse_known_args(list(argv))
+    return set(vars(known))
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a resumed run keeps or may change, as saved in its train state."""
+    return {name: getattr(args, name) for name in (*RESUME_FIXED, *RESUME_FREE)}
+
+
+def exported_provenance(folder: str | Path) -> dict[str, Any] | None:
+    """The provenance of the checkpoint in ``folder`` (its ``steps``, command, ...); None if it has none."""
+    try:
+        prov = json.loads((Path(folder) / CONFIG_NAME).read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return prov if isinstance(prov, dict) else None
+
+
+def _shown(flag: str, value: Any) -> str:
+    return (flag if value else f"no {flag}") if isinstance(value, bool) else f"{flag} {value}"
+
+
+def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path,
+                      make_config: Callable[[argparse.Namespace, Any], Any]) -> None:
+    """``--resume`` of a run with a train state: the flags left out take the run's own settings; a model flag
+    (``--config``, ``--codebook-size``, ...) or a setting of :data:`RESUME_FIXED` given with another value
+    than the run's, another ``--ema-decay``, or ``--steps`` below the run's step, is refused in one line
+    (:class:`ResumeMismatchError`: exit 2) before any work. ``make_config(args, base)`` builds a config."""
+    meta = read_config(state_dir, kind="image")
+    train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+    extra = train.get("extra") if isinstance(train.get("extra"), dict) else {}
+    saved = extra.get("settings") if isinstance(extra.get("settings"), dict) else {}  # none before they were kept
+    ema = float(extra.get("ema_decay", 0.0))
+    if ema != args.ema_decay:
+        was = f"with --ema-decay {ema:g}" if ema else "without --ema-decay"
+        raise ResumeMismatchError(f"{state_dir}: this run was trained {was}; resume it the same way")
+    diffs = _model_diffs(args, given, meta["config"], make_config)
+    for name in RESUME_FIXED if saved else ():
+        if name.startswith("disc_") and not saved.get("disc_weight"):
+            continue  # no discriminator to compare with: its loader refuses --disc-weight by name
+        if name in given and name in saved and getattr(args, name) != saved[name]:
+            flag = "--" + name.replace("_", "-")
+            was = _shown(flag, saved[name]) if isinstance(saved[name], bool) else saved[name]
+            diffs.append(f"{_shown(flag, getattr(args, name))} (the run's: {was})")
+    if diffs:
+        raise ResumeMismatchError(f"--resume {state_dir.parent}: {'; '.join(diffs)}; resume with the run's own "
+                                  "settings (flags left out take them; --steps, --lr-restart, --rebalance-at and "
+                                  "--save-every may change), or train into a new --out")
+    for name, value in saved.items():
+        if name not in given and name in (*RESUME_FIXED, *RESUME_FREE):
+            setattr(args, name, value)
+    if args.decoder_only and (args.rebalance_at or args.dead_code_rate):
+        raise ResumeMismatchError(f"--resume {state_dir.parent}: the run trains the decoder alone (--decoder-only), "
+                                  "which keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
+    step = int(train.get("step", 0))
+    if args.steps < step:
+        raise ResumeMismatchError(f"--steps {args.steps} is below the step {state_dir.parent} is at ({step}): give "
+                                  f"--steps {step} or more to finish or extend it")
+
+
+def _model_diffs(args: argparse.Namespace, given: set[str], saved_cfg: dict[str, Any],
+                 make_config: Callable[[argparse.Namespace, Any], Any]) -> list[str]:
+    """``"--FLAG VALUE sets FIELD X (the run's: Y)"`` for each model flag given that would change the run's config."""
+    base = config_from_dict(ImageTokenizerConfig, saved_cfg, where="train-state config")
+    run = _flat(base)
+    diffs = []
+    for name in MODEL_FLAGS:
+        if name not in given or getattr(args, name) is None:
+            continue
+        alone = argparse.Namespace(**{n: getattr(args, n) if n == name else None for n in MODEL_FLAGS})
+        mine = _flat(make_config(alone, base))
+        fields = [f"{k} {mine.get(k)} (the run's: {run.get(k)})" for k in sorted(set(run) | set(mine))
+                  if mine.get(k) != run.get(k)]
+        if fields:
+            flag = "--" + name.replace("_", "-")
+            diffs.append(f"{flag} {getattr(args, name)} sets " + ", ".join(fields[:3])
+                         + (f" (+{len(fields) - 3} more)" if len(fields) > 3 else ""))
+    return diffs
+
+
+def _flat(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as ``{"latent_dim": 8, "vq.codebook_size": 16, ...}``, tuples as lists."""
+
+    def walk(d: dict[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(walk(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    return walk(json.loads(json.dumps(dataclasses.asdict(cfg))), "")

@@ -1,0 +1,213 @@
+"""``mmtok train-tokenizer image`` at its edges: a kill right after the last train-state save, ``--export``
+checked up front and written on a resume at the end, every numeric flag refused by name before any work,
+and ``--resume`` taking the run's own settings (refusing, in one line, a flag that would change them)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_helpers import smooth_picture, tiny_config
+from PIL import Image
+
+import mmtok
+from mmtok.core.errors import ImageError, ResumeMismatchError
+from mmtok.image import train as image_train
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: one thread is steadier
+
+
+def _data(tmp_path: Path) -> Path:
+    """Three generated 80x80 pictures in ``tmp_path/data``."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    for i in range(3):
+        pixels = (smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(data / f"{i}.png")
+    return data
+
+
+def _args(tmp_path: Path, out: str = "run", *extra: str) -> list[str]:
+    """A tiny run (K = 16, 32-pixel crops) on :func:`_data` into ``tmp_path/out``, with its model shape in a
+    ``--config`` file; ``extra`` flags after."""
+    cfg = {k: v for k, v in asdict(tiny_config()).items() if k != "vq"}
+    (tmp_path / "cfg.json").write_text(json.dumps({**cfg, "vq": {"codebook_size": 16}}))
+    return ["--data", str(_data(tmp_path)), "--out", str(tmp_path / out), "--config", str(tmp_path / "cfg.json"),
+            "--batch-size", "2", "--crop", "32", "--base-side", "64", "--init-crops", "16", "--threads", "1",
+            "--no-progress", *extra]
+
+
+def _steps(folder: Path) -> int:
+    return json.loads((folder / "config.json").read_text())["provenance"]["steps"]
+
+
+def _summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+def test_a_kill_right_after_the_final_train_state_save_is_exported_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between the train state of the last step and its model/: the resume, already at the end,
+    exports that step (before, model/ and summary.json stayed at the previous save and it said 'done')."""
+    saved = image_train.save_train_state
+
+    def interrupted(*a, **k):  # the train state is on disk, then the user presses Ctrl-C
+        saved(*a, **k)
+        if k["step"] == 4:
+            raise KeyboardInterrupt
+
+    args = _args(tmp_path, "run", "--steps", "4", "--save-every", "2")
+    monkeypatch.setattr(image_train, "save_train_state", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        image_train.main(args)
+    monkeypatch.setattr(image_train, "save_train_state", saved)
+    run = tmp_path / "run"
+    assert _steps(run / "model") == 2 and _summary(run)["final"] is False
+    assert image_train.main([*args, "--resume"]) == 0
+    assert _steps(run / "model") == 4 and mmtok.load(run / "model").provenance["steps"] == 4
+    assert _summary(run)["final"] is True and _summary(run)["steps"] == 4
+
+
+def test_a_resume_at_the_end_writes_a_missing_or_older_export_and_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    args = _args(tmp_path, "run", "--save-every", "2")
+    exp = tmp_path / "exp"
+    assert image_train.main([*args, "--steps", "2", "--export", str(exp)]) == 0
+    assert image_train.main([*args, "--steps", "4", "--resume"]) == 0  # extended without --export: exp stays older
+    assert _steps(exp) == 2
+    assert image_train.main([*args, "--steps", "4", "--resume", "--export", str(exp)]) == 0
+    assert _steps(exp) == 4
+    assert image_train.main([*args, "--steps", "4", "--resume", "--export", str(tmp_path / "new")]) == 0
+    assert _steps(tmp_path / "new") == 4 and _summary(tmp_path / "run")["final"] is True
+    calls: list[int] = []
+    monkeypatch.setattr(image_train, "_checkpoint", lambda run, final: calls.append(run.step))
+    assert image_train.main([*args, "--steps", "4", "--resume", "--export", str(exp)]) == 0
+    assert calls == []  # all current: nothing is written again
+
+
+@pytest.mark.parametrize(("where", "why"), [
+    ("file", "is a file"), ("notes", "holds files and no mmtok checkpoint"), ("run", "is --out itself"),
+    (".", "holds --out"), ("run/train-state", "is inside --out's train-state"), ("file/x", "cannot be made"),
+])
+def test_export_is_checked_before_any_work(where: str, why: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as e:
+        image_train.main([*_args(tmp_path, "run", "--steps", "2"), "--export", str(tmp_path / where)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"--export {tmp_path / where} {why}" in err and "linear paths" not in err
+    assert not (tmp_path / "run").exists() and (tmp_path / "notes" / "a.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("flag", "value", "want"), [
+    ("--zoom-max", "nan", ">= 1 and finite"), ("--zoom-prob", "nan", "in [0, 1]"),
+    ("--ssim-weight", "nan", ">= 0 and finite"), ("--ssim-weight", "inf", ">= 0 and finite"),
+    ("--disc-weight", "nan", ">= 0 and finite"), ("--disc-lr", "-1", "> 0 and finite"),
+    ("--base-side", "0", ">= 1"), ("--base-side", "-5", ">= 1"), ("--init-crops", "0", ">= 1"),
+    ("--rebalance-crops", "0", ">= 1"), ("--rebalance-iters", "0", ">= 1"), ("--rebalance-min-frac", "1", "in [0, 1)"),
+    ("--rebalance-at", "abc", "comma-separated steps"), ("--rebalance-at", "0,5", "comma-separated steps"),
+    ("--threads", "-1", ">= 1"), ("--threads", "0", ">= 1"), ("--dead-code-rate", "-1", "in [0, 1)"),
+    ("--dead-code-rate", "nan", "in [0, 1)"), ("--codebook-size", "1", ">= 2"), ("--latent-dim", "0", ">= 1"),
+    ("--lr-restart", "-1", ">= 0"), ("--scale-max", "inf", "0 < MIN <= MAX, finite"),
+    ("--config", "no-such.json", "no such file"),
+])
+def test_a_bad_value_is_refused_by_its_flag_before_any_work(flag: str, value: str, want: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        image_train.main([*_args(tmp_path, "run", "--steps", "2"), flag, value])
+    err = capsys.readouterr().err
+    said = err.strip().splitlines()[-1]  # after the usage
+    assert e.value.code == 2 and said.startswith("mmtok train-tokenizer image: error: ") and flag in said
+    assert want in said and "linear paths" not in err  # nothing was set up
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_manifest_row_whose_path_is_not_a_string_is_refused_by_its_line(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    manifest = data / "manifest.jsonl"
+    manifest.write_text('{"path": "0.png", "split": "train"}\n{"path": 123, "split": "train"}\n')
+    args = _args(tmp_path, "run", "--steps", "1")
+    args[args.index("--data") + 1] = str(manifest)
+    with pytest.raises(ImageError, match=r"manifest\.jsonl:2: 'path' must be a file name .*got 123$"):
+        image_train.main(args)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_takes_the_runs_own_settings_for_the_flags_left_out(tmp_path: Path) -> None:
+    """A run made with --config, --lr, --rotate and a discriminator resumes from --data/--out/--steps alone:
+    the same model (before: a shape mismatch for want of --config) and the same settings."""
+    first = _args(tmp_path, "run", "--steps", "2", "--save-every", "1", "--lr", "3e-3", "--warmup", "1", "--rotate",
+                  "--seed", "5", "--disc-weight", "0.1", "--disc-warmup", "1", "--disc-channels", "8")
+    assert image_train.main(first) == 0
+    run = tmp_path / "run"
+    shape = mmtok.load(run / "model").cfg
+    assert image_train.main(["--data", str(tmp_path / "data"), "--out", str(run), "--resume", "--steps", "3",
+                             "--no-progress", "--threads", "1"]) == 0
+    resumed = mmtok.load(run / "model")
+    assert resumed.cfg == shape and resumed.provenance["steps"] == 3
+    assert resumed.provenance["discriminator"]["channels"] == 8  # the discriminator went on
+    kept = json.loads((run / "train-state" / "config.json").read_text())["train"]["extra"]["settings"]
+    assert (kept["lr"], kept["warmup"], kept["rotate"], kept["seed"], kept["crop"], kept["steps"]) == (
+        3e-3, 1, True, 5, 32, 3)
+
+
+def test_resume_refuses_a_changed_setting_in_one_line_naming_flag_and_values(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main as cli
+
+    args = _args(tmp_path, "run", "--steps", "2", "--save-every", "1", "--lr", "3e-3")
+    assert image_train.main(args) == 0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"enc_channels": [8, 16], "dec_channels": [16, 8]}))
+    capsys.readouterr()
+    for change, said in (
+        (["--lr", "1e-3"], "--lr 0.001 (the run's: 0.003)"),
+        (["--batch-size", "4"], "--batch-size 4 (the run's: 2)"),
+        (["--crop", "64"], "--crop 64 (the run's: 32)"),
+        (["--rotate"], "--rotate (the run's: no --rotate)"),
+        (["--codebook-size", "32"], "--codebook-size 32 sets vq.codebook_size 32 (the run's: 16)"),
+        (["--latent-dim", "4"], "--latent-dim 4 sets latent_dim 4 (the run's: 8)"),
+        (["--config", str(other)], f"--config {other} sets dec_channels [16, 8] (the run's: [32, 16, 8])"),
+        (["--disc-weight", "0.1", "--steps", "3"], "no discriminator to resume"),  # its loader says so, as before
+        (["--steps", "1"], "--steps 1 is below the step"),
+    ):
+        assert cli(["train-tokenizer", "image", *args, "--resume", *change]) == 2, change
+        err = capsys.readouterr().err.strip()
+        assert said in err and len(err.splitlines()) == 1, err
+    assert json.loads((tmp_path / "run" / "train-state" / "config.json").read_text())["train"]["step"] == 2
+
+
+def test_the_model_cards_resume_commands_repeating_every_flag_are_accepted(tmp_path: Path) -> None:
+    """As models/image/README.md runs them: --init-from, a partial --config and codebook flags repeated with
+    --resume, pieces that extend --steps with a new --lr-restart and --rebalance-at; and a --decoder-only
+    run with a deeper decoder resumed the same way."""
+    assert image_train.main(_args(tmp_path, "src", "--steps", "1")) == 0
+    src = str(tmp_path / "src" / "model")
+    (tmp_path / "part.json").write_text(json.dumps({"enc_blocks": 1}))
+    common = ["--data", str(tmp_path / "data"), "--split", "train", "--init-from", src, "--config",
+              str(tmp_path / "part.json"), "--codebook-size", "12", "--rebalance-min-frac", "0.5",
+              "--dead-code-rate", "0.2", "--zoom-max", "2", "--zoom-prob", "0.5", "--rotate", "--ssim-weight", "0.2",
+              "--lr", "1e-4", "--warmup", "1", "--ema-decay", "0.5", "--batch-size", "2", "--crop", "32",
+              "--base-side", "64", "--init-crops", "16", "--rebalance-crops", "16", "--rebalance-iters", "2",
+              "--threads", "1", "--save-every", "1", "--seed", "8", "--resume", "--no-progress", "--out",
+              str(tmp_path / "k12"), "--export", str(tmp_path / "k12-export")]
+    assert image_train.main([*common, "--steps", "2", "--lr-restart", "1", "--rebalance-at", "1"]) == 0
+    assert image_train.main([*common, "--steps", "3", "--lr-restart", "2", "--rebalance-at", "1,3"]) == 0
+    assert mmtok.load(tmp_path / "k12" / "model").codebook_size == 12 and _steps(tmp_path / "k12-export") == 3
+
+    (tmp_path / "dec.json").write_text(json.dumps({"dec_blocks": tiny_config().dec_blocks + 1}))
+    dec = ["--data", str(tmp_path / "data"), "--init-from", src, "--config", str(tmp_path / "dec.json"),
+           "--decoder-only", "--batch-size", "2", "--crop", "32", "--base-side", "64", "--lr", "1e-4", "--warmup",
+           "1", "--threads", "1", "--save-every", "1", "--seed", "9", "--resume", "--no-progress", "--out",
+           str(tmp_path / "dec")]
+    assert image_train.main([*dec, "--steps", "1"]) == 0
+    assert image_train.main([*dec, "--steps", "2"]) == 0
+    grown = mmtok.load(tmp_path / "dec" / "model")
+    assert grown.cfg.dec_blocks == tiny_config().dec_blocks + 1 and grown.provenance["steps"] == 2
+    with pytest.raises(ResumeMismatchError, match="the run trains the decoder alone"):  # the flag left out
+        image_train.main([*[a for a in dec if a != "--decoder-only"], "--steps", "3", "--rebalance-at", "3"])
