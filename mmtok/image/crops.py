@@ -54,6 +54,9 @@ def _manifest_images(manifest: Path, split: str) -> list[Path]:
             path, entry_split = entry["path"], entry["split"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ImageError(f"{manifest}:{n}: not a manifest entry with 'path' and 'split' ({e})") from e
+        if not isinstance(path, str):
+            raise ImageError(f"{manifest}:{n}: 'path' must be a file name (a string, relative to the manifest's "
+                             f"folder), got {path!r}")
         if entry_split == split and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
             files.append(manifest.parent / path)
     if not files:

@@ -66,7 +66,6 @@ from mmtok.image.init import (
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_export,
-    check_manifest_paths,
     check_numbers,
     exported_provenance,
     given_options,
@@ -288,7 +287,6 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     device = pick_device(args.device)
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
-    check_manifest_paths(args.data)
     files = find_images(args.data, split=args.split)
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()

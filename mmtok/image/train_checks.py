@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME, FORMAT_NAME, config_from_dict, read_config
-from mmtok.core.errors import ImageError, ResumeMismatchError
+from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.paths import holds_cwd
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["RESUME_FIXED", "RESUME_FREE", "check_export", "check_manifest_paths", "check_numbers", "exported_provenance",
+__all__ = ["RESUME_FIXED", "RESUME_FREE", "check_export", "check_numbers", "exported_provenance",
            "given_options", "run_settings", "take_run_settings"]
 
 # the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
@@ -119,22 +119,6 @@ def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, 
         why = "" if up.is_dir() else f"cannot be made: {up} is a file"
     if why:
         parser.error(f"--export {export} {why}")
-
-
-def check_manifest_paths(data: str) -> None:
-    """A manifest row whose ``path`` is not a string, refused as ``MANIFEST:LINE: ...`` (:class:`ImageError`);
-    the rows' other faults are :func:`~mmtok.image.crops.find_images`' to report."""
-    manifest = Path(data)
-    if not (manifest.is_file() and manifest.suffix == ".jsonl"):
-        return
-    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            entry = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict) and "path" in entry and not isinstance(entry["path"], str):
-            raise ImageError(f"{manifest}:{n}: 'path' must be a file name (a string, relative to the manifest's "
-                             f"folder), got {entry['path']!r}")
 
 
 def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
