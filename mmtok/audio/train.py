@@ -26,7 +26,8 @@ pictures: original vs reconstructed mel and the codebook-usage histogram.
 Output folder layout::
 
     OUT/model/          the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
-    OUT/train-state/    resumable state (weights + optimizer + RNG), read by --resume
+    OUT/train-state/    resumable state (weights + optimizer + RNG + the run's settings), read by --resume,
+                        which takes the run's own settings for the flags left out and refuses others
     OUT/mel.png, OUT/codebook-usage.png, OUT/summary.json
 """
 
@@ -47,6 +48,7 @@ from typing import Any
 import torch
 
 from mmtok.audio.codebook import fit_codebook
+from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.features import mel_centres
 from mmtok.audio.io import load_audio
@@ -58,6 +60,7 @@ from mmtok.audio.losses import (
     parse_band_weight,
 )
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.audio.train_checks import INIT_ARCH_ARGS, check_args, check_fresh_run
 from mmtok.audio.train_data import (
     attenuate_crops,
     cache_material,
@@ -65,7 +68,14 @@ from mmtok.audio.train_data import (
     random_feature_crops,
     training_files,
 )
-from mmtok.audio.train_init import GROWABLE, build_config, init_source, load_grown, resume_source
+from mmtok.audio.train_init import (
+    COMMAND,
+    build_config,
+    init_source,
+    load_grown,
+    resume_source,
+    settings_record,
+)
 from mmtok.audio.train_report import model_card, save_pictures, validate
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
@@ -73,7 +83,6 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
-    check_run_options,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -83,9 +92,9 @@ from mmtok.core.trainstate import (
 __all__ = ["build_parser", "main"]
 STATE_DIR = "train-state"
 MODEL_DIR = "model"
-INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
+LAST_KEYS = ("loss", "usage", "perplexity")  # the figures of the last batch, kept in the state and the provenance
 
 
 # --------------------------------------------------------------------------- main
@@ -133,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/train-state if it exists (the tokenizer it was training: its sizes, K and "
-                        "--init-from need not be repeated)")
+                   help="continue from OUT/train-state if it exists, with the run's own settings for every flag left "
+                        "out (its sizes, K, --init-from, rates and losses); a flag given with another value than the "
+                        "run's is refused; --steps N extends it")
     p.add_argument("--batch-size", type=int, default=32, help="crops per step")
     p.add_argument("--crop-tokens", type=int, default=48, help="tokens per training crop")
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
@@ -227,7 +237,11 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
+        run.last = {k: st["extra"][k] for k in LAST_KEYS if k in st["extra"]}
         print(f"resumed at step {run.step}", file=sys.stderr)
+        if run.step >= args.steps:
+            print(f"the run is at --steps {args.steps} already: nothing to train, the model is written again "
+                  "(a larger --steps extends it)", file=sys.stderr)
         return
     if args.init_from:  # normalization, codebook and weights are the source tokenizer's
         run.groups_note = groups_note
@@ -257,7 +271,8 @@ def train_mode(run: _Run) -> None:
 
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
-    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last}
+    extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
+             "settings": settings_record(run.args)}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov)
 
@@ -336,55 +351,44 @@ def train_steps(run: _Run) -> None:
     bar.close()
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Every option out of range or at odds with another, refused in one line (exit 2) before any work."""
-    check_run_options(parser, args)
-    if args.crop_tokens < 1 or not 0 <= args.val_fraction < 1:
-        parser.error(f"--crop-tokens must be at least 1 and --val-fraction in [0, 1) (got {args.crop_tokens}, "
-                     f"{args.val_fraction})")
-    if args.gain_db < 0 or not 0 <= args.gain_prob <= 1:
-        parser.error(f"--gain-db must be >= 0 and --gain-prob in [0, 1] (got {args.gain_db}, {args.gain_prob})")
-    if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
-        parser.error(f"--synthetic must be >= 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1] "
-                     f"(got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones})")
-    if min(args.mse_weight, args.compressed_weight, args.envelope_weight) < 0:
-        parser.error(f"--mse-weight, --compressed-weight and --envelope-weight must be >= 0 (got {args.mse_weight}, "
-                     f"{args.compressed_weight}, {args.envelope_weight})")
-    if not 0 <= args.dead_code_rate < 1:
-        parser.error(f"--dead-code-rate must be in [0, 1) (got {args.dead_code_rate})")
-    if any(getattr(args, a) is not None and getattr(args, a) < 1 for a in GROWABLE):
-        parser.error(f"--encoder-blocks and --decoder-blocks must be >= 1 (got {args.encoder_blocks}, {args.decoder_blocks})")
-    if args.decoder_only and not (args.init_from or args.resume):
-        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
-    if args.decoder_only and (args.encoder_blocks is not None or args.dead_code_rate):
-        parser.error("--decoder-only keeps the encoder and codebook as they are: drop --encoder-blocks and --dead-code-rate")
+def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str],
+            ) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor] | None, str | None, dict[str, Any]]:
+    """Every check of the command line, then what the run trains: the tokenizer's config, the weights it
+    starts from (``--init-from``), the note on its source for the provenance, and the resumed run's
+    provenance ({} for a new run). A resumed run rebuilds the tokenizer it was training, with its own
+    settings (:func:`~mmtok.audio.train_init.resume_source`); a refused flag, a finished run in the way
+    or a missing or wrong ``--init-from`` fails here, before anything is read or written."""
+    check_args(parser, args)
+    check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
+    resumed = resume_source(parser, args, argv, Path(args.out) / STATE_DIR)
+    if resumed is not None:
+        return resumed[0], None, resumed[1].get("init_from"), resumed[1]
+    check_fresh_run(parser, args)
     if args.init_from:
-        given = [f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS if getattr(args, a) != parser.get_default(a)]
-        if given:
-            parser.error(f"--init-from {args.init_from} keeps that tokenizer's architecture and codebook size; "
-                         f"leave out {', '.join(given)}")
-    if args.synthetic and not is_cache(args.data):
-        parser.error(f"--synthetic mixes synthetic clips into an audio cache; {args.data} is a folder (its corpus "
-                     "already has synthetic clips: --make-data builds them)")
+        return (*init_source(args), {})
+    return build_config(args), None, None, {}
+
+
+def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:
+    """The provenance's command lines: ``command`` the one that started the run (what readers of
+    ``provenance["command"]`` expect), ``resumed_with`` each later one, oldest first (``was``: the
+    resumed run's provenance; {} for a new run).
+
+    >>> command_lines("mmtok b", {"command": "mmtok a"})
+    {'command': 'mmtok a', 'resumed_with': ['mmtok b']}
+    """
+    if not was:
+        return {"command": command}
+    return {"command": was.get("command") or command, "resumed_with": [*was.get("resumed_with", []), command]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    _check_args(parser, args)
-    # a resumed run rebuilds the tokenizer it was training; a missing or wrong --init-from fails here,
-    # before anything is read or written
-    check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
-    resumed = resume_source(args, Path(args.out) / STATE_DIR)
-    if resumed is not None:
-        cfg, weights_from, init_note = resumed[0], None, resumed[1].get("init_from")
-        if bool(resumed[1].get("decoder_only")) != args.decoder_only:
-            was = "without" if args.decoder_only else "with"
-            raise TrainingError(f"{args.out}: this run was started {was} --decoder-only; resume it the same way")
-    else:
-        cfg, weights_from, init_note = init_source(args) if args.init_from else (build_config(args), None, None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args = parser.parse_args(argv)
+    cfg, weights_from, init_note, was = _source(parser, args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -412,9 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
-    command = "mmtok train-tokenizer audio " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
-    run.prov = {"command": command, "data": str(Path(args.data)), "train_files": len(feats),
-                "validation_files": val_names, "train_seconds": round(seconds, 1),
+    run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),
+                "train_files": len(feats), "validation_files": val_names, "train_seconds": round(seconds, 1),
                 "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
                 "codebook_groups": run.groups_note}
     if init_note:

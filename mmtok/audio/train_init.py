@@ -6,7 +6,11 @@ or, on ``--resume``, from the run's own train-state (:func:`resume_source`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +19,26 @@ import torch
 from mmtok.audio.config import DEFAULT_VQ, AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import TrainingError
+from mmtok.core.errors import ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_module
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = ["GROWABLE", "build_config", "init_source", "load_grown", "resume_source"]
+__all__ = ["GROWABLE", "RESUME_FREE", "RUN_ARCH", "build_config", "init_source", "load_grown", "resume_source",
+           "run_settings", "settings_record", "take_run_settings"]
+
+COMMAND = "mmtok train-tokenizer audio"  # how the provenance's command line starts
 
 # --encoder-blocks / --decoder-blocks: the config field each sets, and where its blocks sit in the weights
 GROWABLE = {"encoder_blocks": ("encoder_token_blocks", "encoder.token_blocks."),
             "decoder_blocks": ("decoder_blocks", "decoder.blocks.")}
+# --resume: the options that are the run's tokenizer, read back from its config (option -> field path)
+RUN_ARCH = {"encoder": ("encoder_kind",), "codebook_size": ("vq", "codebook_size"), "code_dim": ("code_dim",),
+            "encoder_channels": ("encoder_channels",), "decoder_channels": ("decoder_channels",),
+            "encoder_blocks": ("encoder_token_blocks",), "decoder_blocks": ("decoder_blocks",),
+            "dead_code_rate": ("vq", "dead_code_rate")}
+# the options a resume may change: where the data and the run are, how often it saves, the machine, the display
+# (--steps may grow); every other one keeps the run's value
+RESUME_FREE = ("data", "out", "make_data", "resume", "save_every", "threads", "device", "no_progress")
 
 
 def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
@@ -49,18 +64,99 @@ def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[st
     return cfg, weights, note
 
 
-def resume_source(args: argparse.Namespace, state: Path) -> tuple[AudioTokenizerConfig, dict[str, Any]] | None:
+def resume_source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
+                  state: Path) -> tuple[AudioTokenizerConfig, dict[str, Any]] | None:
     """``--resume`` of a run whose train-state exists: the config the run was built with (its
     architecture, K and any growth, so the command line need not repeat ``--init-from`` or the
-    sizes; ``--dead-code-rate`` from the command line, as on a fresh start) and the run's
-    provenance (its ``init_from`` note, whether it is ``decoder_only``). ``None`` when there is
-    nothing to resume."""
+    sizes) and the run's provenance (its ``command``, its ``init_from`` note). ``args`` then hold
+    the run's own settings (:func:`take_run_settings`). ``None`` when there is nothing to resume."""
     if not (args.resume and (state / "config.json").is_file()):
         return None
     meta = read_config(state, kind="audio")  # a clear error for a broken or foreign state
     cfg = config_from_dict(AudioTokenizerConfig, meta["config"], where=str(state / "config.json"))
-    cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, dead_code_rate=args.dead_code_rate))
+    take_run_settings(parser, args, argv, cfg, meta)
     return cfg, dict(meta.get("provenance") or {})
+
+
+def settings_record(args: argparse.Namespace) -> dict[str, Any]:
+    """What a run's train-state keeps of its command line, for ``--resume``: every option but the
+    tokenizer's sizes (its config holds them) and those a resume may change (:data:`RESUME_FREE`)."""
+    return {k: v for k, v in vars(args).items() if k not in RUN_ARCH and k not in RESUME_FREE}
+
+
+def run_settings(parser: argparse.ArgumentParser, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings a run's train-state was saved with (:func:`settings_record`); for a state saved
+    before they were recorded, those of the command line in its provenance; None if neither is there."""
+    extra = (meta.get("train") or {}).get("extra") or {}
+    if isinstance(extra.get("settings"), dict):
+        return extra["settings"]
+    command = str((meta.get("provenance") or {}).get("command") or "")
+    if not command.startswith(COMMAND + " "):
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            settings = vars(parser.parse_args(shlex.split(command)[len(COMMAND.split()):]))
+    except (SystemExit, ValueError):
+        return None
+    if settings["init_from"] is None and (meta.get("provenance") or {}).get("init_from"):
+        del settings["init_from"]  # a resume's command line, which need not have repeated it: unknown
+    return settings
+
+
+def _given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The options (their ``dest``) that ``argv`` names."""
+    flags = {s: a.dest for a in parser._actions for s in a.option_strings}
+    return {flags[a.split("=", 1)[0]] for a in argv if a.split("=", 1)[0] in flags}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)) and all(isinstance(b, (list, tuple)) for b in value):  # --band-weight
+        return " ".join(f"{lo:g}-{hi:g}:{w:g}" for lo, hi, w in value) or "none"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples as lists), for comparing a given value with a saved one."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
+                      cfg: AudioTokenizerConfig, meta: dict[str, Any]) -> None:
+    """``--resume``: every option left out of ``argv`` takes the run's own value (its sizes from
+    ``cfg``, its other settings from :func:`run_settings`), as ``mmtok train --resume`` does; one
+    given with another value than the run's is refused in one line (:class:`ResumeMismatchError`,
+    exit 2), and so is a ``--steps`` below the step the run has reached (a larger one extends it).
+    ``--decoder-only`` must be repeated as the run was started."""
+    where, given = args.out, _given(parser, argv)
+    prov, reached = meta.get("provenance") or {}, int((meta.get("train") or {}).get("step", 0))
+    if bool(prov.get("decoder_only")) != args.decoder_only:
+        was = "without" if args.decoder_only else "with"
+        raise ResumeMismatchError(f"{where}: this run was started {was} --decoder-only; resume it the same way")
+    run = {dest: _config_value(cfg, path) for dest, path in RUN_ARCH.items()}
+    saved = run_settings(parser, meta) or {}
+    run.update({k: v for k, v in saved.items() if k in vars(args) and k not in RUN_ARCH
+                and k not in RESUME_FREE and k not in ("steps", "decoder_only")})
+    diffs = [f"--{dest.replace('_', '-')} {_show(getattr(args, dest))} (the run's: {_show(have)})"
+             for dest, have in run.items() if dest in given and _plain(getattr(args, dest)) != _plain(have)]
+    if diffs:
+        raise ResumeMismatchError(f"--resume {where}: {', '.join(diffs)}; a run keeps the settings it was started "
+                                  "with: leave these flags out (the run's own are taken) or train into a new --out")
+    if "steps" in given and args.steps < reached:
+        raise ResumeMismatchError(f"--steps {args.steps}: {where} has already reached step {reached}; give --steps "
+                                  f"{reached} or more to extend it, or leave --steps out")
+    for dest, have in run.items():
+        setattr(args, dest, [tuple(b) for b in have] if dest == "band_weight" else have)
+    if "steps" not in given:
+        args.steps = max(int(saved.get("steps") or reached), reached)
+
+
+def _config_value(cfg: AudioTokenizerConfig, path: tuple[str, ...]) -> Any:
+    value: Any = cfg
+    for name in path:
+        value = getattr(value, name)
+    return value
 
 
 @torch.no_grad()
