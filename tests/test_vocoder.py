@@ -141,7 +141,7 @@ def test_trainer_checkpoints_resumes_and_decodes(tmp_path: Path) -> None:
     val = [json.loads(line) for line in (run / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in val] == [3] and val[0]["mel_l1"] > 0
 
-    assert vocoder_train.main([*common, "--steps", "3"]) == 2  # a second run may not overwrite the first
+    assert vocoder_train.main([*common, "--steps", "3"]) == 1  # a second run may not overwrite the first
     assert vocoder_train.main([*common, "--steps", "5", "--resume"]) == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4, 5]
@@ -181,7 +181,7 @@ def test_non_finite_loss_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     args = ["--corpus", str(corpus), "--cache", str(cache), "--out", str(run), "--steps", "4", "--batch-size", "1",
             "--segment-seconds", "0.2", "--save-every", "10", "--val-segments", "1", "--val-clips", "0",
             "--no-progress", *TINY_ARGS]
-    assert vocoder_train.main(args) == 2
+    assert vocoder_train.main(args) == 1  # a failure while running
     err = capsys.readouterr().err.strip().splitlines()
     assert "non-finite loss" in err[-1] and "step 2" in err[-1]
     assert not (run / "train-state").exists() and not (run / "model").exists()

@@ -4,8 +4,11 @@
 (as ``benchmarks/fetch_corpus.py`` writes it) decoded (soundfile, PyAV as fallback), downmixed to
 mono, resampled to 16 kHz with soxr ("HQ") and appended as int16 to ``SPLIT.int16``;
 ``SPLIT.jsonl`` has one line per manifest row (offset and length in samples, source, group, kind,
-language; or the reason it was skipped). A killed build resumes where it stopped; ``index.json``
-is written last and marks the cache complete. The ``test`` split is never read.
+language; or the reason it was skipped). Every manifest row is checked before anything is written
+(:func:`read_manifest`). A killed build resumes where it stopped; ``index.json`` is written last,
+only when both splits hold files, and marks the cache complete. ``source.json`` and ``index.json``
+record the manifest's sha256: a cache made from another version of the manifest is refused (delete
+the folder to build it anew). The ``test`` split is never read.
 
 :class:`AudioCache` memory-maps one split; :func:`draw_batch` draws training segments with
 :func:`sampling_weights` (source ∝ √hours, group ∝ √hours, file ∝ length, uniform offset) from
@@ -15,6 +18,7 @@ the fixed validation segments and speech clips.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -40,6 +44,7 @@ __all__ = [
     "draw_batch",
     "mixed_weights",
     "read_jsonl",
+    "read_manifest",
     "rewrite_jsonl",
     "sampling_weights",
     "to_cache_samples",
@@ -51,6 +56,7 @@ CACHE_FORMAT = "mmtok-audio-cache"
 CACHE_VERSION = 1
 CACHE_SPLITS = ("train", "validation")  # never "test"
 INT16_SCALE = 32767.0
+SOURCE_NAME = "source.json"  # the manifest (path and sha256) a cache is built from
 SILENT_PEAK = 1e-4  # files whose peak stays below this (-80 dBFS) are skipped as silent
 
 
@@ -120,58 +126,117 @@ def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def read_manifest(manifest: Path) -> list[dict[str, Any]]:
+    """The rows of a corpus's ``manifest.jsonl``, every one checked before the cache is touched: a
+    :class:`CorpusError` ``MANIFEST:LINE: what is wrong`` for a line that is not a JSON object or that
+    lacks a ``path`` or ``split``, and one naming the splits found when ``train`` or ``validation``
+    has no row."""
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{manifest}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{manifest}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{where}: not JSON ({e.msg} at column {e.colno}); each line is one object such as "
+                              '{"path": "audio/0.wav", "split": "train"}') from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        for key, what in (("path", "the audio file, relative to the corpus folder"),
+                          ("split", "train, validation or test")):
+            if not isinstance(row.get(key), str) or not row[key]:
+                raise CorpusError(f'{where}: needs "{key}" ({what}), got {json.dumps(row.get(key))}')
+        rows.append(row)
+    splits = Counter(r["split"] for r in rows)
+    missing = [s for s in CACHE_SPLITS if not splits[s]]
+    if missing:
+        found = ", ".join(f"{k} ({n})" for k, n in sorted(splits.items())) or "none"
+        raise CorpusError(f"{manifest} has no {' and no '.join(missing)} rows (splits found: {found}); the cache "
+                          f"needs rows with \"split\": \"train\" and \"validation\"")
+    return rows
+
+
+def _same_manifest(cache: Path, recorded: str | None, manifest: Path, digest: str, *, built: bool) -> None:
+    """Refuse a cache made (or being made) from another version of ``manifest``; deletes nothing."""
+    if recorded is None or recorded == digest:
+        return
+    state = "was built" if built else "is being built"
+    raise CorpusError(f"cache {cache} {state} from another version of {manifest} (sha256 {recorded[:12]}..., now "
+                      f"{digest[:12]}...): delete the folder {cache} to build it anew, or give another --cache")
+
+
 def build_cache(corpus: str | os.PathLike[str], cache: str | os.PathLike[str], *, progress: bool = True) -> dict[str, Any]:
     """Decode and resample the train and validation files of ``corpus`` into ``cache`` (see the module
     docstring); return the summary written to ``cache/index.json``. Resumes a killed build; a complete
-    cache is returned as is."""
-    from tqdm import tqdm
-
+    cache is returned as is. Every manifest row is checked before anything is written; a cache made
+    from another version of the manifest (its sha256 differs) is refused, never rebuilt in place."""
     corpus, cache = Path(corpus), Path(cache)
-    if (cache / "index.json").is_file():
-        return json.loads((cache / "index.json").read_text())
     manifest = corpus / "manifest.jsonl"
     if not manifest.is_file():
         raise CorpusError(f"--corpus {str(corpus)!r} has no manifest.jsonl")
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    if (cache / "index.json").is_file():
+        summary = json.loads((cache / "index.json").read_text())
+        _same_manifest(cache, summary.get("manifest_sha256"), manifest, digest, built=True)
+        return summary
+    rows = read_manifest(manifest)
+    source = cache / SOURCE_NAME  # which manifest a build in progress reads
+    if source.is_file():
+        _same_manifest(cache, json.loads(source.read_text()).get("manifest_sha256"), manifest, digest, built=False)
     cache.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(source, {"manifest": str(manifest.resolve()), "manifest_sha256": digest})
     summary: dict[str, Any] = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "sample_rate": SAMPLE_RATE,
-                               "dtype": "int16", "corpus": str(corpus.resolve()), "splits": {}}
+                               "dtype": "int16", "corpus": str(corpus.resolve()), "manifest_sha256": digest,
+                               "splits": {}}
     for split in CACHE_SPLITS:
-        todo = [r for r in rows if r.get("split") == split]
-        data_path, index_path = cache / f"{split}.int16", cache / f"{split}.jsonl"
-        done = read_jsonl(index_path)
-        end = max((d["offset"] + d["length"] for d in done if "offset" in d), default=0)
-        rewrite_jsonl(index_path, done)  # drop a torn last line
-        with open(data_path, "ab") as f:
-            f.truncate(end * 2)  # samples written after the last index line are not trusted
-        seen = {d["path"] for d in done}
-        bar = tqdm(total=len(todo), initial=len(seen), disable=not progress, desc=f"cache {split}")
-        with open(data_path, "ab") as data, open(index_path, "a") as index:
-            for r in todo:
-                if r["path"] in seen:
-                    continue
-                entry = {k: r.get(k) for k in ("path", "source", "group", "kind", "language")}
-                try:
-                    x = to_cache_samples(corpus / r["path"])
-                except ValueError as e:
-                    entry["error"] = str(e)
-                else:
-                    data.write(x.tobytes())
-                    data.flush()
-                    entry.update(offset=end, length=int(x.size))
-                    end += int(x.size)
-                index.write(json.dumps(entry) + "\n")
-                index.flush()
-                bar.update(1)
-        bar.close()
-        done = read_jsonl(index_path)
+        done = _cache_split(corpus, cache, split, [r for r in rows if r["split"] == split], progress=progress)
         ok = [d for d in done if "offset" in d]
-        summary["splits"][split] = {
-            "files": len(ok), "hours": round(sum(d["length"] for d in ok) / SAMPLE_RATE / 3600, 3),
-            "skipped": dict(Counter(d["error"] for d in done if "error" in d)),
-        }
+        skipped = dict(Counter(d["error"] for d in done if "error" in d))
+        if not ok:
+            raise CorpusError(f"cache {cache}: none of the {len(done)} {split} files of {manifest} could be used "
+                              f"({skipped}); fix or replace them, then delete {cache} and build it again")
+        summary["splits"][split] = {"files": len(ok), "hours": round(sum(d["length"] for d in ok) / SAMPLE_RATE / 3600, 3),
+                                    "skipped": skipped}
     write_json_atomic(cache / "index.json", summary)
     return summary
+
+
+def _cache_split(corpus: Path, cache: Path, split: str, todo: list[dict[str, Any]], *, progress: bool) -> list[dict[str, Any]]:
+    """Append the files of ``todo`` not cached yet to ``SPLIT.int16`` and ``SPLIT.jsonl``; the split's index lines."""
+    from tqdm import tqdm
+
+    data_path, index_path = cache / f"{split}.int16", cache / f"{split}.jsonl"
+    done = read_jsonl(index_path)
+    end = max((d["offset"] + d["length"] for d in done if "offset" in d), default=0)
+    rewrite_jsonl(index_path, done)  # drop a torn last line
+    with open(data_path, "ab") as f:
+        f.truncate(end * 2)  # samples written after the last index line are not trusted
+    seen = {d["path"] for d in done}
+    bar = tqdm(total=len(todo), initial=len(seen), disable=not progress, desc=f"cache {split}")
+    with open(data_path, "ab") as data, open(index_path, "a") as index:
+        for r in todo:
+            if r["path"] in seen:
+                continue
+            entry = {k: r.get(k) for k in ("path", "source", "group", "kind", "language")}
+            try:
+                x = to_cache_samples(corpus / r["path"])
+            except ValueError as e:
+                entry["error"] = str(e)
+            else:
+                data.write(x.tobytes())
+                data.flush()
+                entry.update(offset=end, length=int(x.size))
+                end += int(x.size)
+            index.write(json.dumps(entry) + "\n")
+            index.flush()
+            bar.update(1)
+    bar.close()
+    return read_jsonl(index_path)
 
 
 @dataclass
@@ -199,7 +264,8 @@ class AudioCache:
             for d in read_jsonl(cache / f"{split}.jsonl") if "offset" in d
         ]
         if not self.clips:
-            raise CorpusError(f"cache {cache} holds no {split} clips")
+            raise CorpusError(f"cache {cache} holds no {split} clips (its manifest had none, or none could be read): "
+                              f"delete {cache} and build it again with --corpus, or give another --cache")
         self.samples = np.memmap(cache / f"{split}.int16", dtype=np.int16, mode="r")
 
     def read(self, clip: Clip, start: int = 0, length: int | None = None) -> np.ndarray:

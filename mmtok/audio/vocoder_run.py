@@ -12,9 +12,12 @@ import dataclasses
 import json
 import math
 import platform
+import random
 import shlex
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +45,7 @@ from mmtok.audio.vocoder_data import (
 from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
 from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.errors import CheckpointError, TrainingError, UsageError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
@@ -50,9 +53,13 @@ from mmtok.core.trainstate import load_train_state, pick_device, save_train_stat
 __all__ = [
     "BEST_BY",
     "FEATURES",
+    "RESUME_FIXED",
     "Run",
     "checkpoint_source",
+    "disc_window",
     "initial_vocoder",
+    "run_settings",
+    "segment_samples",
 ]
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
@@ -60,6 +67,58 @@ TOKENIZER_DIR, BEST_TOKENIZER_DIR = "tokenizer", "best-tokenizer"  # written by 
 BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
+# the options that fix a run (its model, schedule, batches, losses, validation material and what picks best/):
+# --resume takes the run's own for those left out and refuses others; --steps, saving, logging, --threads and
+# --device may change. --features, --mel-match and --mel-match-db are checked on their own.
+RESUME_FIXED = ("batch_size", "segment_seconds", "lr", "warmup", "min_lr_frac", "weight_decay", "clip_grad",
+                "mel_weight", "gain_db", "disc_weight", "fm_weight", "disc_start", "disc_warmup", "disc_lr",
+                "disc_channels", "disc_seconds", "best_by", "val_segments", "val_clips", "val_clip_seconds",
+                "train_decoder", "decoder_anchor", "decoder_lr", "synthetic", "synthetic_share", "synthetic_tones",
+                "seed", "dim", "intermediate", "blocks")
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What a run records of its options (provenance ``settings``), for ``--resume`` to take and check:
+    the :data:`RESUME_FIXED` options, ``init_from``, and ``tokenizer`` when it reads decoded features;
+    the size options yield to ``--init-from``, so such a run records none."""
+    settings = {k: getattr(args, k) for k in RESUME_FIXED}
+    settings["init_from"] = None if args.init_from is None else checkpoint_source(args.init_from)
+    if args.init_from is not None:
+        for k in ("dim", "intermediate", "blocks"):
+            del settings[k]
+    if args.features == "decoded":
+        settings["tokenizer"] = checkpoint_source(args.tokenizer)
+    return settings
+
+
+def segment_samples(seconds: float, unit: int) -> int:
+    """Samples per training segment: ``seconds`` cut to whole ``unit`` (a hop, or a token's samples)."""
+    seg = round(seconds * SAMPLE_RATE) // unit * unit
+    least = max(4 * VocoderConfig.hop_length, unit)
+    if seg < least:
+        raise UsageError(f"--segment-seconds {seconds:g} is too short: need at least {least / SAMPLE_RATE:g} s")
+    return seg
+
+
+def disc_window(disc_seconds: float, segment_seconds: float, seg: int) -> int:
+    """Samples of the window the discriminators judge: ``--disc-seconds`` within a segment of ``seg`` samples."""
+    window = min(round(disc_seconds * SAMPLE_RATE), seg)
+    if window < DISC_MIN_SAMPLES:
+        raise UsageError(f"the discriminators need windows of at least {DISC_MIN_SAMPLES} samples (their longest "
+                         f"STFT); --disc-seconds {disc_seconds:g} and --segment-seconds {segment_seconds:g} give "
+                         f"{window}")
+    return window
+
+
+@contextmanager
+def _rng_kept() -> Iterator[None]:
+    """Leave torch's CPU, NumPy's and Python's random states as they were, so that a validation repeated on
+    resume leaves the batches after it as a run that was never stopped draws them."""
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    with torch.random.fork_rng(devices=[]):
+        yield
+    np.random.set_state(np_state)  # noqa: NPY002
+    random.setstate(py_state)
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -85,33 +144,24 @@ def initial_vocoder(where: str) -> Vocoder:
     try:
         return load_vocoder(where)
     except CheckpointError as e:
-        raise TrainingError(f"--init-from {where}: {e}") from e
+        raise CheckpointError(f"--init-from {where}: {e}") from e
 
 
 class Run:
-    """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate."""
+    """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate.
 
-    def __init__(self, args: argparse.Namespace, argv: list[str]) -> None:
-        if args.features not in FEATURES:
-            raise TrainingError(f"--features must be one of {FEATURES}, got {args.features!r}")
-        if min(args.batch_size, args.steps, args.val_segments, args.save_every) < 1:
-            raise TrainingError(
-                f"need --batch-size, --steps, --val-segments, --save-every ≥ 1; "
-                f"got {args.batch_size}, {args.steps}, {args.val_segments}, {args.save_every}")
-        if args.synthetic < 0 or not 0 < args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
-            raise TrainingError(f"need --synthetic ≥ 0, --synthetic-share in (0, 1) and --synthetic-tones in [0, 1]; "
-                                f"got {args.synthetic}, {args.synthetic_share}, {args.synthetic_tones}")
+    The options come checked, and a resumed run's own settings taken (:mod:`mmtok.audio.vocoder_checks`);
+    ``prefix`` is the command as typed, before ``argv`` (the provenance records both)."""
+
+    def __init__(self, args: argparse.Namespace, argv: list[str], *,
+                 prefix: str = "mmtok train-tokenizer vocoder") -> None:
         self.args, self.out = args, Path(args.out)
         self.state_dir = self.out / STATE_DIR
-        resuming = args.resume and (self.state_dir / "config.json").is_file()
-        if not resuming and (self.state_dir / "config.json").is_file():
-            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+        resuming = self.resumed = bool(args.resume and (self.state_dir / "config.json").is_file())
         init = self._config(resuming)
         self.tok = self._tokenizer()
         unit = VocoderConfig.hop_length if self.tok is None else self.tok.cfg.samples_per_token
-        self.seg = round(args.segment_seconds * SAMPLE_RATE) // unit * unit  # samples per training segment
-        if self.seg < max(4 * VocoderConfig.hop_length, unit):
-            raise TrainingError(f"--segment-seconds {args.segment_seconds} is too short (≥ 0.04 s)")
+        self.seg = segment_samples(args.segment_seconds, unit)  # samples per training segment
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
@@ -144,34 +194,32 @@ class Run:
             weight=self.gan_cfg["weight"], fm_weight=self.gan_cfg["fm_weight"], start=self.gan_cfg["start"],
             warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
             device=self.voc.window.device)
-        self.step, self.elapsed, self.best = 0, 0.0, math.inf
+        self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
+            self.best_step = st["extra"].get("best_step")  # None: saved before it was recorded
             if self.gan is not None:
                 self.gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(self.state_dir))
             if self.joint is not None:
                 self.joint.load_state_tensors(st["extra_tensors"], where=str(self.state_dir))
             print(f"resumed at step {self.step}", file=sys.stderr)
         self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
-        _truncate_log(self.log_path, self.step)
-        _truncate_log(self.val_path, self.step)
-        names = self._validation(val)
-        self.prov = self._provenance(argv, cache_dir, params, names, init)
+        if resuming:  # drop the lines written after the checkpoint it restarts from
+            _truncate_log(self.log_path, self.step)
+            _truncate_log(self.val_path, self.step)
+        names = self._validation(val, resuming)
+        self.prov = self._provenance(f"{prefix} {shlex.join(argv)}", cache_dir, params, names, init)
 
     def _config(self, resuming: bool) -> Vocoder | None:
         """Set ``self.cfg`` (and the seeds of a new run); the ``--init-from`` model of a new run, if any."""
         args = self.args
         init, self.saved_prov = None, {}
-        if resuming:  # the run's own model config and feature kind win over the options
+        if resuming:  # the run's own model config wins over the options
             meta = read_config(self.state_dir, kind=Vocoder.KIND)
             self.cfg = config_from_dict(VocoderConfig, meta["config"])
             self.saved_prov = dict(meta.get("provenance") or {})
-            saved = self.saved_prov.get("features", "true")
-            if saved != args.features:
-                raise TrainingError(f"{self.out} was trained on --features {saved}; resume it with that, "
-                                    f"not --features {args.features}")
         elif args.init_from is not None:
             init = initial_vocoder(args.init_from)
             self.cfg = init.cfg
@@ -185,16 +233,11 @@ class Run:
 
     def _mel_match(self, resuming: bool) -> None:
         """``--mel-match`` / ``--mel-match-db`` set a new run's level correction (training runs through
-        it); a resumed run keeps its own, and asking it for another is refused."""
+        it); a resumed run keeps its own (asking it for another is refused before)."""
+        if resuming:
+            return
         args = self.args
         asked = {k: v for k, v in (("mel_match", args.mel_match), ("mel_match_db", args.mel_match_db)) if v is not None}
-        if resuming:
-            other = {k: v for k, v in asked.items() if getattr(self.cfg, k) != v}
-            if other:
-                raise TrainingError(f"{self.out} was trained with mel_match {self.cfg.mel_match}, mel_match_db "
-                                    f"{self.cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with "
-                                    f"those values, not {other}")
-            return
         if asked:
             self.cfg = dataclasses.replace(self.cfg, **asked)  # runs the range checks
 
@@ -203,21 +246,9 @@ class Run:
         args = self.args
         if resuming:
             return self.saved_prov.get("discriminator"), self.saved_prov.get("best_by", "mel_l1")
-        if min(args.disc_weight, args.fm_weight, args.disc_start, args.disc_warmup) < 0 or args.disc_lr <= 0 \
-                or args.disc_channels < 1 or args.disc_seconds <= 0:
-            raise TrainingError(f"need --disc-weight, --fm-weight, --disc-start, --disc-warmup ≥ 0, --disc-lr > 0, "
-                                f"--disc-channels ≥ 1 and --disc-seconds > 0; got {args.disc_weight}, {args.fm_weight}, "
-                                f"{args.disc_start}, {args.disc_warmup}, {args.disc_lr}, {args.disc_channels}, "
-                                f"{args.disc_seconds}")
-        if args.best_by != "mel_l1" and args.val_clips < 1:
-            raise TrainingError(f"--best-by {args.best_by} needs validation clips (--val-clips ≥ 1)")
         if args.disc_weight == 0:
             return None, args.best_by
-        window = min(round(args.disc_seconds * SAMPLE_RATE), self.seg)
-        if window < DISC_MIN_SAMPLES:
-            raise TrainingError(f"the discriminators need windows of at least {DISC_MIN_SAMPLES} samples (their longest "
-                                f"STFT); --disc-seconds {args.disc_seconds} and --segment-seconds "
-                                f"{args.segment_seconds} give {window}")
+        window = disc_window(args.disc_seconds, args.segment_seconds, self.seg)
         return {"weight": args.disc_weight, "fm_weight": args.fm_weight, "start": args.disc_start,
                 "warmup": args.disc_warmup, "lr": args.disc_lr, "channels": args.disc_channels,
                 "window_samples": window,
@@ -227,20 +258,11 @@ class Run:
     def _joint(self, resuming: bool) -> DecoderTuning | None:
         """``--train-decoder``: the tokenizer's log-mel decoder trains too (None: it stays frozen).
         A resumed run keeps its own settings (as with the discriminators); asking a run that was
-        started without it to train the decoder is refused."""
+        started without it to train the decoder is refused (before)."""
         args = self.args
         if resuming:
             self.joint_cfg = self.saved_prov.get("train_decoder")
-            if self.joint_cfg is None and args.train_decoder:
-                raise TrainingError(f"{self.out} was trained without --train-decoder (its tokenizer frozen); resume "
-                                    "it without that option, or start a new --out")
         elif args.train_decoder:
-            if self.tok is None:
-                raise TrainingError("--train-decoder trains the tokenizer's log-mel decoder through the vocoder: "
-                                    "it needs --features decoded (stage 2)")
-            if args.decoder_anchor < 0 or (args.decoder_lr is not None and args.decoder_lr <= 0):
-                raise TrainingError(f"need --decoder-anchor ≥ 0 and --decoder-lr > 0; got {args.decoder_anchor}, "
-                                    f"{args.decoder_lr}")
             self.joint_cfg = {"anchor": args.decoder_anchor,
                               "decoder_lr": args.lr if args.decoder_lr is None else args.decoder_lr}
         else:
@@ -256,8 +278,8 @@ class Run:
         tok = load_module(AudioTokenizer, self.args.tokenizer)
         wrong = front_end_mismatch(tok.cfg, self.cfg)
         if wrong:
-            raise TrainingError(f"--tokenizer {self.args.tokenizer} writes another log-mel than this vocoder "
-                                f"reads: {wrong}")
+            raise UsageError(f"--tokenizer {self.args.tokenizer} writes another log-mel than this vocoder "
+                             f"reads: {wrong}")
         return tok
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,8 +288,9 @@ class Run:
             return self.voc.log_mel(x)[..., : x.shape[-1] // self.cfg.hop_length]
         return decoded_features(self.tok, x)
 
-    def _validation(self, val: AudioCache) -> list[str]:
-        """Fix the validation material and the Griffin-Lim baseline (once per run); the clips' paths."""
+    def _validation(self, val: AudioCache, resuming: bool) -> list[str]:
+        """Fix the validation material and the Griffin-Lim baseline (once per run: a resumed run reads its
+        own); the clips' paths."""
         args = self.args
         self.val_seg, self.val_waves, names = validation_set(
             val, segments=args.val_segments, segment_samples=self.seg, clips=args.val_clips,
@@ -276,17 +299,17 @@ class Run:
             unit = self.tok.cfg.samples_per_token
             self.val_waves = [w[: w.numel() // unit * unit] for w in self.val_waves]
         baseline_path = self.out / "griffin-lim.json"
-        if self.val_waves and not baseline_path.is_file():  # computed once per run
+        if self.val_waves and not (resuming and baseline_path.is_file()):  # computed once per run
             write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok), "files": names})
         self.baseline = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {}
         self.baseline.pop("files", None)
         return names
 
-    def _provenance(self, argv: list[str], cache_dir: Path, params: list[torch.nn.Parameter], names: list[str],
+    def _provenance(self, command: str, cache_dir: Path, params: list[torch.nn.Parameter], names: list[str],
                     init: Vocoder | None) -> dict[str, Any]:
         args = self.args
         prov: dict[str, Any] = {
-            "command": "python -m mmtok.audio.vocoder_train " + shlex.join(argv),
+            "command": command, "settings": run_settings(args),
             "stage": "true log-mel features" if self.tok is None else "decoded features of the tokenizer",
             "features": args.features, "cache": str(cache_dir.resolve()), "train_files": len(self.train_set.clips),
             "train_hours": round(sum(c.length for c in self.train_set.clips) / SAMPLE_RATE / 3600, 2),
@@ -318,19 +341,21 @@ class Run:
         return {"step": self.step, **evaluate(self.voc, self.val_seg, self.val_waves, features=feats),
                 "griffin_lim": self.baseline, "minutes": round(self.elapsed / 60, 1)}
 
-    def checkpoint(self) -> None:
-        """Validate, then write train-state, model (and best) atomically; append the validation row."""
+    def checkpoint(self, *, redo: bool = False) -> None:
+        """Validate, then write train-state, model (and best) atomically; append the validation row.
+
+        ``redo``: the train-state of this step is written already (the run was stopped before the rest):
+        validate again and write the rest, best/ too when this step was the best."""
         row = self._validate()
         score = row[self.best_by] if self.best_by == "mel_l1" else -row[self.best_by]  # lower is better
-        improved = score < self.best
-        self.best = min(self.best, score)
-        disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
-        if self.joint is not None:
-            disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
-        save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
-                         step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
-                                                **({"disc_opt": disc_opt} if self.gan is not None else {})},
-                         provenance=self.prov, extra_tensors=disc_tensors)
+        if redo:  # (a state saved before best_step was recorded holds this step's score as its best if it was)
+            improved = self.best_step == self.step if self.best_step is not None else score <= self.best
+            _truncate_log(self.val_path, self.step - 1)
+        else:
+            improved = score < self.best
+            if improved:
+                self.best, self.best_step = score, self.step
+            self._save_state()
         prov = {**self.prov, "steps": self.step, "validation": row}
         save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
         if improved:
@@ -341,6 +366,26 @@ class Run:
         with open(self.val_path, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def _save_state(self) -> None:
+        """Write train-state: weights, optimizer, step, RNG, best score (and the discriminators, the decoder)."""
+        disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
+        if self.joint is not None:
+            disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
+        save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
+                         step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
+                                                "best_step": self.best_step,
+                                                **({"disc_opt": disc_opt} if self.gan is not None else {})},
+                         provenance=self.prov, extra_tensors=disc_tensors)
+
+    def checkpoint_written(self) -> bool:
+        """Whether the checkpoint of this step is whole: model/ holds this step and validation.jsonl a row
+        for it (the last thing a checkpoint writes). A stop right after train-state leaves it not."""
+        try:
+            steps = (read_config(self.out / MODEL_DIR, kind=Vocoder.KIND).get("provenance") or {}).get("steps")
+        except CheckpointError:
+            return False
+        return steps == self.step and any(r.get("step") == self.step for r in read_jsonl(self.val_path))
 
     def validate_init(self) -> None:
         """Step 0 of a run started ``--init-from``: how the initial model does (no checkpoint written)."""
@@ -399,6 +444,9 @@ class Run:
 
         args = self.args
         self.validate_init()
+        if self.resumed and not self.checkpoint_written():  # stopped between train-state and model/: finish it
+            with _rng_kept():
+                self.checkpoint(redo=True)
         self.voc.train()
         bar = tqdm(total=args.steps, initial=self.step, disable=args.no_progress, desc="vocoder", mininterval=10)
         t0 = time.perf_counter() - self.elapsed

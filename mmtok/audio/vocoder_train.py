@@ -4,7 +4,9 @@
 Three jobs:
 
 1. **Cache** (:mod:`mmtok.audio.vocoder_data`): ``--corpus`` (a folder with ``manifest.jsonl``)
-   -> ``--cache``, the train and validation files as 16 kHz int16; resumable.
+   -> ``--cache``, the train and validation files as 16 kHz int16; resumable. Every manifest row is
+   checked first; a cache is complete only with both splits, and one made from another version of
+   the manifest is refused (delete it to build it anew).
 
 2. **Training**, in two stages. Random segments of ``--segment-seconds`` from the train
    split, the vocoder asked to give each segment back from its log-mel:
@@ -61,16 +63,25 @@ Run folder::
                          Griffin-Lim's figures on the same clips and features for comparison)
     RUN/griffin-lim.json that baseline, computed once per run
 
-A ``kill -9`` loses at most the steps since the last checkpoint; ``--resume`` restores the RNG
-states too, so the continued run draws the same batches it would have drawn.
+A new run needs an empty (or new) ``--out``; ``--resume`` continues the run in it, with the run's own
+settings for the options left out, and refuses an option given another value than the run's
+(:mod:`mmtok.audio.vocoder_checks`; ``--steps`` may grow). A ``kill -9`` loses at most the steps since
+the last checkpoint; ``--resume`` restores the RNG states too, so the continued run draws the same
+batches it would have drawn, and first finishes a checkpoint stopped after its train-state (model/,
+best/ and the validation row of that step).
+
+Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag, file or folder, 1 for a
+failure while running (a non-finite loss). Every option is checked before any work.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,11 +90,12 @@ import torch
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.vocoder import VocoderConfig
+from mmtok.audio.vocoder_checks import check_options, check_out_folder, take_run_settings
 from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, BEST_TOKENIZER_DIR, FEATURES, Run
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.errors import CheckpointError, TrainingError
-from mmtok.core.trainstate import HelpFormatter
+from mmtok.core.errors import CheckpointError, MmtokError, UsageError
+from mmtok.core.trainstate import HelpFormatter, pick_device
 
 __all__ = ["build_parser", "main"]
 
@@ -157,33 +169,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    """``mmtok train-tokenizer vocoder ARGS`` (and ``python -m mmtok.audio.vocoder_train ARGS``): exit status 0,
+    2 for what the command line asks that cannot be (a flag, file or folder refused), 1 for a failure while
+    running, each error one line ``mmtok: error: ...`` as the ``mmtok`` command says it."""
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        return _run(args, list(argv) if argv is not None else sys.argv[1:])
-    except (TrainingError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        check_options(parser, args)
+        return _run(args, argv)
+    except MmtokError as e:
+        return _refused(e)
+
+
+def _refused(e: MmtokError) -> int:
+    """Say ``e`` as the ``mmtok`` command does (one line; with ``MMTOK_DEBUG=1`` the traceback first) and
+    return the exit status it would."""
+    from mmtok.cli import _exit_status
+
+    if os.environ.get("MMTOK_DEBUG", "") not in ("", "0"):
+        traceback.print_exc()
+    print(f"mmtok: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+    return _exit_status(e)
+
+
+def _typed() -> str:
+    """The command as typed, before its options: the module when run as ``python -m``, else ``mmtok``'s."""
+    if Path(sys.argv[0]).name == Path(__file__).name:
+        return "python -m mmtok.audio.vocoder_train"
+    return "mmtok train-tokenizer vocoder"
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
-    if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None and args.out is None:
-        raise TrainingError("--mel-match and --mel-match-db set a vocoder's level correction: they need a run "
-                            "(--out RUN) or --attach OUT")
-    if args.attach is not None and args.out is None and args.vocoder is None:
-        raise TrainingError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
-    if args.cache is None and (args.out is not None or args.corpus is not None):
-        raise TrainingError("training needs --cache (built from --corpus when it has no index.json)")
+    if args.out is not None:  # the device, the folder and a resumed run's settings, before any work
+        pick_device(args.device)
+        if check_out_folder(args):
+            take_run_settings(args, argv)
     if args.cache is not None:
         cache_dir = Path(args.cache)
-        if not (cache_dir / "index.json").is_file():
-            if args.corpus is None:
-                raise TrainingError(f"cache {cache_dir} is not built; pass --corpus to build it")
-            t = time.perf_counter()
+        if args.corpus is not None:  # built if it is not; checked against the manifest if it is
+            built, t = (cache_dir / "index.json").is_file(), time.perf_counter()
             summary = build_cache(args.corpus, cache_dir, progress=not args.no_progress)
-            print(f"cache built in {time.perf_counter() - t:.0f} s: {json.dumps(summary['splits'])}", file=sys.stderr)
+            if not built:
+                print(f"cache built in {time.perf_counter() - t:.0f} s: {json.dumps(summary['splits'])}",
+                      file=sys.stderr)
+        elif not (cache_dir / "index.json").is_file():
+            raise UsageError(f"cache {cache_dir} is not built; pass --corpus to build it")
     if args.out is not None:
-        Run(args, argv).train()
+        Run(args, argv, prefix=_typed()).train()
     if args.attach is not None:
         source = args.vocoder or Path(args.out) / BEST_DIR
         tokenizer = args.tokenizer
@@ -193,13 +227,17 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         try:
             folder = attach_vocoder(tokenizer, source, args.attach, mel_match=args.mel_match,
                                     mel_match_db=args.mel_match_db)
-        except ValueError as e:
-            raise TrainingError(str(e)) from e
+        except MmtokError:
+            raise
+        except ValueError as e:  # the two read another log-mel, or the level correction is out of range
+            raise CheckpointError(f"--attach {args.attach}: {e}") from e
         mb = folder_megabytes(folder)
         print(json.dumps({"attached": str(folder), "tokenizer": tokenizer, "vocoder": str(source),
                           "megabytes": mb, "within_limit": mb <= SHIPPED_LIMIT_MB}))
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # through the mmtok command's own handling of errors and interrupts
+    from mmtok.cli import main as mmtok_main
+
+    raise SystemExit(mmtok_main(["train-tokenizer", "vocoder", *sys.argv[1:]]))

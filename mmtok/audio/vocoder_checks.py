@@ -1,0 +1,209 @@
+"""What the vocoder command refuses before any work (:mod:`mmtok.audio.vocoder_train`).
+
+* :func:`check_options`: every numeric option finite and in range, and the options that need one
+  another, as one-line :class:`~mmtok.core.errors.UsageError` s naming the flag (exit 2).
+* :func:`check_out_folder`: a ``--out`` that holds anything but the run to resume is refused
+  (:func:`mmtok.core.trainstate.check_run_folder`), so no one's files are rewritten.
+* :func:`take_run_settings`: ``--resume`` continues the run as it was started, as ``mmtok train
+  --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_run.RESUME_FIXED`) left
+  out are the run's own, and one given with another value is refused
+  (:class:`~mmtok.core.errors.ResumeMismatchError`, exit 2); ``--steps`` may change, to extend it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder_run import (
+    STATE_DIR,
+    checkpoint_source,
+    disc_window,
+    segment_samples,
+)
+from mmtok.core.checkpoint import config_from_dict, read_config
+from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.trainstate import LOCK_NAME, check_run_folder
+
+__all__ = ["FLAG_RANGES", "check_options", "check_out_folder", "take_run_settings"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values an option takes: a finite number from ``low`` to ``high``, each end kept unless ``open``."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:.10g}"
+        return f"in {'(' if self.low_open else '['}{self.low:.10g}, {self.high:.10g}{')' if self.high_open else ']'}"
+
+
+ABOVE_0 = Range(0, low_open=True)
+FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
+    **dict.fromkeys(("steps", "batch_size", "save_every", "log_every", "val_segments", "threads", "disc_channels",
+                     "dim", "intermediate", "blocks"), Range(1)),
+    **dict.fromkeys(("val_clips", "warmup", "synthetic", "disc_start", "disc_warmup", "weight_decay", "mel_weight",
+                     "gain_db", "disc_weight", "fm_weight", "decoder_anchor"), Range(0)),
+    **dict.fromkeys(("lr", "clip_grad", "segment_seconds", "val_clip_seconds", "disc_lr", "disc_seconds",
+                     "decoder_lr"), ABOVE_0),
+    "min_lr_frac": Range(0, 1), "synthetic_tones": Range(0, 1),
+    "synthetic_share": Range(0, 1, low_open=True, high_open=True),
+    "mel_match": Range(0, 8), "mel_match_db": Range(0, 40, low_open=True),
+    "seed": Range(0, 2**32 - 1),  # NumPy's seeds
+}
+WHAT = {  # said beside a refused value where the flag's name does not say it
+    "gain_db": "each segment is attenuated by a random 0 to GAIN dB; a negative GAIN would amplify",
+    "mel_match": "passes of the vocoder's level correction, its mel_match",
+    "mel_match_db": "dB one pass may change a mel channel by, the vocoder's mel_match_db",
+    "seed": "NumPy's seeds",
+}
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse (:class:`UsageError`, one line naming the flag, the value and what to give) an option of
+    ``parser`` out of range, or options that need others, before anything is read or written."""
+    actions = {a.dest: a for a in parser._actions}
+    for dest, allowed in FLAG_RANGES.items():
+        value = getattr(args, dest)
+        if value is None or allowed.holds(value):
+            continue
+        action = actions[dest]
+        kind = "whole number" if action.type is int else "finite number"
+        note = f" ({WHAT[dest]})" if dest in WHAT else ""
+        default = "" if action.default is None else f" (default: {_said(action.default)})"
+        raise UsageError(f"need {action.option_strings[0]} {allowed}{note}, got {_said(value)}; give a {kind} "
+                         f"{allowed} or leave the flag out{default}")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        raise UsageError(f"--device {args.device!r} is not a device: cpu, cuda or cuda:N") from None
+    if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None and args.out is None:
+        raise UsageError("--mel-match and --mel-match-db set a vocoder's level correction: they need a run "
+                         "(--out RUN) or --attach OUT")
+    if args.attach is not None and args.out is None and args.vocoder is None:
+        raise UsageError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
+    if args.cache is None and (args.out is not None or args.corpus is not None):
+        raise UsageError("training needs --cache (built from --corpus when it has no index.json)")
+    if args.resume and args.out is None:
+        raise UsageError("--resume continues the run in --out: give --out RUN")
+    if args.train_decoder and args.features != "decoded":
+        raise UsageError("--train-decoder trains the tokenizer's log-mel decoder through the vocoder: it needs "
+                         "--features decoded (stage 2)")
+    if args.best_by != "mel_l1" and args.val_clips < 1:
+        raise UsageError(f"--best-by {args.best_by} needs validation clips (--val-clips >= 1)")
+    if args.features == "true":  # stage 1 cuts segments in hops; a tokenizer's unit is known once it is read
+        seg = segment_samples(args.segment_seconds, VocoderConfig.hop_length)
+        if args.disc_weight > 0:
+            disc_window(args.disc_seconds, args.segment_seconds, seg)
+
+
+def check_out_folder(args: argparse.Namespace) -> bool:
+    """Whether ``--out`` holds a run that ``--resume`` continues; a folder that holds anything else (files
+    of the user's, a run stopped before its first checkpoint) is refused, and so is one holding a run
+    without ``--resume`` (:class:`TrainingError`). Writes nothing."""
+    out = Path(args.out)
+    resuming = bool(args.resume and (out / STATE_DIR / "config.json").is_file())
+    try:
+        check_run_folder(out, resume=resuming, overwrite=False, overwrite_flag=False)
+    except TrainingError as e:
+        if not args.resume or not out.is_dir():
+            raise
+        held = ", ".join(sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)[:3])
+        raise TrainingError(f"--resume: {out} holds no run to continue (no {STATE_DIR}/config.json; it holds "
+                            f"{held}); move those files away or pick another --out") from e
+    return resuming
+
+
+def take_run_settings(args: argparse.Namespace, argv: list[str]) -> None:
+    """``--resume``: set every option that fixes the run and is not on the command line (``argv``) to the
+    run's own; refuse (:class:`ResumeMismatchError`, one line) one given with another value."""
+    out = Path(args.out)
+    meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
+    prov, config = dict(meta.get("provenance") or {}), meta["config"]
+    cfg = config_from_dict(VocoderConfig, config, where=str(out / STATE_DIR / "config.json"))
+    features = prov.get("features", "true")
+    if features != args.features:
+        raise ResumeMismatchError(f"{out} was trained on --features {features}; resume it with that, not "
+                                  f"--features {args.features}")
+    asked = {k: getattr(args, k) for k in ("mel_match", "mel_match_db") if getattr(args, k) is not None}
+    if any(getattr(cfg, k) != v for k, v in asked.items()):
+        raise ResumeMismatchError(f"{out} was trained with mel_match {cfg.mel_match}, mel_match_db "
+                                  f"{cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with those "
+                                  f"values, not {asked}")
+    differ = []
+    for dest, was in recorded_settings(prov, config).items():
+        flag = "--" + dest.replace("_", "-")
+        if not any(a == flag or a.startswith(flag + "=") for a in argv):
+            setattr(args, dest, was)
+        elif not _same(dest, was, getattr(args, dest)):
+            differ.append(_difference(flag, was, getattr(args, dest)))
+    if differ:
+        raise ResumeMismatchError(f"{out} was trained {', '.join(differ)}: a resumed run keeps the settings it "
+                                  "was started with (they fix its model, schedule, batches and validation); leave "
+                                  "those flags out (the run's own are taken) or train into a new --out")
+
+
+def _same(dest: str, was: Any, now: Any) -> bool:
+    if dest in ("init_from", "tokenizer") and was is not None and now is not None:
+        return checkpoint_source(str(was)) == checkpoint_source(str(now))
+    return bool(was == now)
+
+
+def _difference(flag: str, was: Any, now: Any) -> str:
+    if isinstance(was, bool):  # a switch: only a run started without it can differ from one given it
+        return f"{'with' if was else 'without'} {flag}"
+    return f"with {flag} {_said(was)} (given {_said(now)})"
+
+
+def _said(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """A run's options as its train-state records them (:func:`~mmtok.audio.vocoder_run.run_settings`);
+    for a run saved before they were recorded, those its provenance and config tell (others unchecked)."""
+    if isinstance(prov.get("settings"), dict):
+        return dict(prov["settings"])
+    settings = {k: prov[k] for k in ("batch_size", "lr", "mel_weight", "best_by") if k in prov}
+    if "segment_samples" in prov:
+        settings["segment_seconds"] = prov["segment_samples"] / SAMPLE_RATE
+    disc = prov.get("discriminator")
+    settings["disc_weight"] = 0.0 if disc is None else disc["weight"]
+    if disc is not None:
+        settings.update(fm_weight=disc["fm_weight"], disc_start=disc["start"], disc_warmup=disc["warmup"],
+                        disc_lr=disc["lr"], disc_channels=disc["channels"])
+    joint = prov.get("train_decoder")
+    settings["train_decoder"] = joint is not None
+    if joint is not None:
+        settings.update(decoder_anchor=joint["anchor"], decoder_lr=joint["decoder_lr"])
+    synthetic = prov.get("synthetic")
+    settings["synthetic"] = synthetic["clips"] if synthetic else 0
+    if synthetic:
+        settings.update(synthetic_share=synthetic["share"], synthetic_tones=synthetic.get("tones", 0.0),
+                        seed=synthetic["seed"])
+    if prov.get("features") == "decoded" and isinstance(prov.get("tokenizer"), dict):
+        settings["tokenizer"] = prov["tokenizer"]["source"]
+    if isinstance(prov.get("init_from"), dict):
+        settings["init_from"] = prov["init_from"]["source"]
+    else:
+        settings.update({k: config[k] for k in ("dim", "intermediate", "blocks") if k in config})
+    return settings
