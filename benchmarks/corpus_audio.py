@@ -183,7 +183,8 @@ def audio_tuxpaint(pkg: Package) -> Iterator[Item]:
 
 
 def audio_fillets(pkg: Package) -> Iterator[Item]:
-    """Fish Fillets: ``sound/LEVEL/LANG/LEVEL-WHO-line.ogg`` (m small fish, v big fish), music."""
+    """Fish Fillets: ``sound/LEVEL/LANG/LEVEL-WHO-line.ogg`` or ``WHO-line.ogg`` (m small fish, v big fish),
+    music. Grouped by character (every level's lines of one voice in one group)."""
     sub = "usr/share/games/fillets-ng"
     for p in files(pkg.root, sub):
         parts = p.relative_to(pkg.root / sub).parts
@@ -191,10 +192,11 @@ def audio_fillets(pkg: Package) -> Iterator[Item]:
             yield plain(pkg.root, p, "fillets:music", sub, kind="music", language=None)
         elif len(parts) == 4 and parts[0] == "sound":
             level, lang, words = parts[1], parts[2], p.stem.split("-")
-            who = words[1] if len(words) > 2 else ""
-            group = {"m": "fish-small", "v": "fish-big"}.get(
-                who, f"{level}-{who}" if who else level
-            )
+            # LEVEL-WHO-line, or WHO-line for the two fish (m, v) in some levels
+            who = words[1] if len(words) > 2 else (words[0] if len(words) == 2 and words[0] in ("m", "v") else "")
+            # a character speaks in many levels (and is the same clip in some): grouped by character, not
+            # by level, so that no voice is in two splits; lines without a speaker stay per level
+            group = {"m": "fish-small", "v": "fish-big"}.get(who, f"voice-{who}" if who else level)
             kind = "sounds" if who == "x" else "speech"
             yield plain(pkg.root, p, f"fillets:{group}", sub, kind=kind, language=lang)
         elif parts[0] == "sound":
@@ -313,6 +315,9 @@ SOURCES: dict[str, Callable[[Package], Iterator[Item]]] = {
 SPLITS = {
     "queen:joe": "train", "queen:mixed-*": "train",
     "fillets:fish-small": "train", "fillets:fish-big": "train",
+    # every other Fish Fillets character: the first split (train, validation, test) any of its levels
+    # had when groups were per level, so that what the shipped models trained on stays in train
+    "fillets:voice-*": "train", "fillets:voice-a": "validation",
     "asterisk:Allison": "train", "asterisk:IvrvoiceRU": "train",
     "asterisk:June": "validation", "asterisk:Carlo": "test",
     "gcin:voice3": "train", "gcin:voice5": "test",

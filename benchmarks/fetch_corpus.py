@@ -289,6 +289,28 @@ def assign_splits(rows: list[dict], overrides: dict[str, str]) -> None:
         row["split"] = split or split_for_group(group)
 
 
+SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
+
+
+def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) -> list[dict]:
+    """One row per distinct file content (sha256): packages ship the same clip under several names, and a
+    copy in another split would put the same sound in train and test. The copy kept is the one in the
+    earliest split (train, validation, test), then the first path; the others are deleted and counted
+    in their source's skips."""
+    def key(row: dict) -> tuple[int, str]:
+        return SPLIT_ORDER.index(row["split"]), row["path"]
+
+    kept: dict[str, dict] = {}
+    for row in sorted(rows, key=key):
+        digest = hashlib.sha256((out / row["path"]).read_bytes()).hexdigest()
+        if digest in kept:
+            skipped.setdefault(row["source"], Counter())[f"same content as a file kept ({row['split']})"] += 1
+            (out / row["path"]).unlink(missing_ok=True)
+            continue
+        kept[digest] = row
+    return list(kept.values())
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -372,6 +394,7 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None) -> dict:
         items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         rows += build_rows(mod, pkg, items, out, prev, skips)
     assign_splits(rows, mod.SPLITS)
+    rows = drop_duplicates(rows, out, skipped)
     rows.sort(key=lambda r: r["path"])
     tmp = manifest.with_name("manifest.jsonl.part")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -178,6 +178,43 @@ def test_queen_handler_groups_by_speaker(tmp_path: Path) -> None:
     assert (tmp_path / "out.mp3").read_bytes() == MP3_FRAME
 
 
+def test_fillets_handler_groups_by_character_across_levels(tmp_path: Path) -> None:
+    """A Fish Fillets character speaks in many levels (the same clip in some): one group per voice, the two
+    fish also when their lines are named WHO-line; lines without a speaker stay per level."""
+    sub = tmp_path / "usr/share/games/fillets-ng"
+    names = ["sound/cabin1/en/k1-chob-1.ogg", "sound/pavement/en/k1-chob-1.ogg", "sound/rush/cs/m-hraje.ogg",
+             "sound/rush/cs/v-upozornit.ogg", "sound/city/cs/vit-m-ahoj.ogg", "sound/atlantis/cs/sp-kalet.ogg"]
+    for name in names:
+        (sub / name).parent.mkdir(parents=True, exist_ok=True)
+        (sub / name).write_bytes(b"OggS")
+    pkg = Package("fillets-ng-data", "1", "f.deb", tmp_path, "")
+    groups = {i.rel: i.group for i in corpus_audio.audio_fillets(pkg)}
+    assert groups == {"sound/atlantis/cs/sp-kalet.ogg": "fillets:atlantis",
+                      "sound/cabin1/en/k1-chob-1.ogg": "fillets:voice-chob",
+                      "sound/city/cs/vit-m-ahoj.ogg": "fillets:fish-small",
+                      "sound/pavement/en/k1-chob-1.ogg": "fillets:voice-chob",
+                      "sound/rush/cs/m-hraje.ogg": "fillets:fish-small",
+                      "sound/rush/cs/v-upozornit.ogg": "fillets:fish-big"}, groups
+    rows = [{"group": g} for g in sorted(set(groups.values()))]
+    fetch_corpus.assign_splits(rows, corpus_audio.SPLITS)
+    assert {r["group"]: r["split"] for r in rows if r["group"] != "fillets:atlantis"} == {
+        "fillets:voice-chob": "train", "fillets:fish-small": "train", "fillets:fish-big": "train"}
+
+
+def test_identical_files_are_kept_once_in_the_earliest_split(tmp_path: Path) -> None:
+    rows = []
+    for path, split, data in (("a/x.ogg", "test", b"same"), ("b/y.ogg", "train", b"same"),
+                              ("c/z.ogg", "validation", b"same"), ("d/w.ogg", "test", b"other")):
+        (tmp_path / path).parent.mkdir(parents=True)
+        (tmp_path / path).write_bytes(data)
+        rows.append({"path": path, "split": split, "source": path[0]})
+    skipped: dict = {}
+    kept = fetch_corpus.drop_duplicates(rows, tmp_path, skipped)
+    assert sorted(r["path"] for r in kept) == ["b/y.ogg", "d/w.ogg"]
+    assert not (tmp_path / "a/x.ogg").exists() and not (tmp_path / "c/z.ogg").exists()
+    assert skipped["a"] == {"same content as a file kept (test)": 1}
+
+
 # --------------------------------------------------------------------------- Qt .rcc
 
 RCC_FILES = {
