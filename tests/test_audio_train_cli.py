@@ -157,6 +157,8 @@ def test_resume_keeps_every_command_line(trained: tuple[list[str], Path], tmp_pa
     for prov in (json.loads((out / "summary.json").read_text()), mmtok.load(out / "model").provenance,
                  _state(out)["provenance"]):
         assert prov["command"] == start and prov["resumed_with"] == said
+    card = (out / "model" / "README.md").read_text()
+    assert all(f"- resumed with: `{line}`" in card for line in said)  # the model card lists them too
 
 
 def test_resume_of_a_state_without_recorded_settings_reads_its_command(trained: tuple[list[str], Path],

@@ -83,6 +83,7 @@ def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
     waveform = ("a learned vocoder (attached)" if cfg.vocoder is not None else
                 f"NNLS mel inversion + torchaudio Griffin-Lim, {cfg.griffin_lim_iters} iterations; a learned "
                 "vocoder is trained and attached by `python -m mmtok.audio.vocoder_train`")
+    resumed = "".join(f"\n- resumed with: `{line}`" for line in prov.get("resumed_with") or [])
     return f"""# mmtok audio tokenizer
 
 Log-mel ({encoder}) -> log-mel through a context decoder -> waveform ({waveform}).
@@ -91,7 +92,7 @@ Log-mel ({encoder}) -> log-mel through a context decoder -> waveform ({waveform}
 
 ## Training
 
-- command: `{prov.get("command")}`
+- command: `{prov.get("command")}`{resumed}
 - data: {prov.get("data")} ({prov.get("train_files")} files, {prov.get("train_seconds")} s)
 - steps: {prov.get("steps")}, time: {prov.get("train_minutes")} min on {prov.get("machine")}, {prov.get("threads")} thread(s)
 - last batch: {json.dumps(prov.get("last", {}))}
