@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
+from mmtok.core.errors import exit_status
 from mmtok.core.trainstate import HelpFormatter
 from mmtok.evaluate import add_command as add_eval_command
 
@@ -381,18 +382,6 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return ns
 
 
-def _exit_status(e: Exception) -> int:
-    """2 when what the command was given is refused (bad usage: a flag, a file or folder it names), 1 for a
-    failure while running (a training run that cannot go on, a missing device, an unexpected error)."""
-    from mmtok.core.errors import DeviceError, TrainingError, UsageError
-
-    if isinstance(e, UsageError):  # a ResumeMismatchError too: a training refusal caused by a flag
-        return 2
-    if not isinstance(e, mmtok.MmtokError) or isinstance(e, (TrainingError, DeviceError)):
-        return 1
-    return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130.
 
@@ -425,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = " ".join(str(e).split()) or type(e).__name__
         hint = "" if known or debug else f" ({type(e).__name__}; rerun with --debug for the traceback)"
         print(f"mmtok: error: {text}{hint}", file=sys.stderr)
-        return _exit_status(e)
+        return exit_status(e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -94,7 +94,7 @@ from mmtok.audio.vocoder_checks import check_options, check_out_folder, take_run
 from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, BEST_TOKENIZER_DIR, FEATURES, Run
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.errors import CheckpointError, MmtokError, UsageError
+from mmtok.core.errors import CheckpointError, MmtokError, UsageError, exit_status
 from mmtok.core.trainstate import HelpFormatter, pick_device
 
 __all__ = ["build_parser", "main"]
@@ -185,12 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _refused(e: MmtokError) -> int:
     """Say ``e`` as the ``mmtok`` command does (one line; with ``MMTOK_DEBUG=1`` the traceback first) and
     return the exit status it would."""
-    from mmtok.cli import _exit_status
-
     if os.environ.get("MMTOK_DEBUG", "") not in ("", "0"):
         traceback.print_exc()
     print(f"mmtok: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
-    return _exit_status(e)
+    return exit_status(e)
 
 
 def _typed() -> str:
@@ -237,7 +235,5 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":  # through the mmtok command's own handling of errors and interrupts
-    from mmtok.cli import main as mmtok_main
-
-    raise SystemExit(mmtok_main(["train-tokenizer", "vocoder", *sys.argv[1:]]))
+if __name__ == "__main__":  # errors said as the mmtok command says them (main's own handling)
+    raise SystemExit(main())

@@ -26,6 +26,7 @@ __all__ = [
     "UsageError",
     "VideoError",
     "VocabularyError",
+    "exit_status",
 ]
 
 
@@ -109,3 +110,14 @@ class ContextTooShortError(MmtokError, ValueError):
     ``audio_tokens=``), a shorter prompt, or a model trained with a longer context
     (``mmtok train --seq-len``).
     """
+
+
+def exit_status(e: BaseException) -> int:
+    """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
+    flag, a file or folder it names; a :class:`ResumeMismatchError` too), 1 for a failure while running (a
+    training run that cannot go on, a missing device, an error that is not mmtok's)."""
+    if isinstance(e, UsageError):
+        return 2
+    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError)):
+        return 1
+    return 2
