@@ -15,7 +15,8 @@ from PIL import Image
 
 import mmtok
 from mmtok.core.errors import StreamError
-from mmtok.stream.interleave import Interleaver, Stream, positions_thw, pretty
+from mmtok.stream.interleave import Interleaver, Stream, pretty
+from mmtok.stream.positions import positions_thw
 from mmtok.stream.text import ByteTokenizer, train_bpe
 from mmtok.stream.vocab import Modality, Vocabulary
 

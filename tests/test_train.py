@@ -190,7 +190,8 @@ def test_lr_schedule() -> None:
 def test_a_video_cut_anywhere_keeps_the_positions_of_the_whole() -> None:
     """A window that ends inside a video (inside its first frame too) gives each token the (t, row, column) it
     has in the whole video: the last token of a cut frame is a code or an <eol>, not the frame's <eof>."""
-    from mmtok.stream.interleave import Interleaver, positions_thw
+    from mmtok.stream.interleave import Interleaver
+    from mmtok.stream.positions import positions_thw
     from mmtok.stream.vocab import Vocabulary
 
     il = Interleaver(Vocabulary(256, ranges={"video": 4}))
@@ -203,7 +204,7 @@ def test_a_video_cut_anywhere_keeps_the_positions_of_the_whole() -> None:
 @pytest.mark.parametrize("seq_len", [37, 64])
 def test_window_positions_equal_the_interleavers_even_inside_a_cut_image(shards: Path, seq_len: int) -> None:
     from mmtok.data.packing import PackedDataset
-    from mmtok.stream.interleave import positions_thw
+    from mmtok.stream.positions import positions_thw
 
     ds = PackedDataset(shards, seq_len, shuffle=False, positions_3d=True)
     docs = list(open_shards(shards).documents())

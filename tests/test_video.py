@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from mmtok.core.errors import VideoError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
-from mmtok.stream.interleave import Interleaver, positions_thw
+from mmtok.stream.interleave import Interleaver
+from mmtok.stream.positions import positions_thw
 from mmtok.video.temporal import (
     compression_stats,
     repeat_decode,

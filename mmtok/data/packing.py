@@ -34,7 +34,7 @@ import torch
 
 from mmtok.core.errors import CorpusError
 from mmtok.data.shards import open_shards
-from mmtok.stream.interleave import GRID_MARKS, positions_thw
+from mmtok.stream.positions import GRID_MARKS, positions_thw
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
 __all__ = ["PackedDataset"]
@@ -167,7 +167,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
     def positions_thw(self, a: int, ids: np.ndarray, doc: np.ndarray) -> torch.Tensor:
         """(time, row, column) positions ``[L, 3]`` of the window that starts at global token ``a``
-        (its ``ids`` and ``doc``): each document piece by :func:`mmtok.stream.interleave.positions_thw`,
+        (its ``ids`` and ``doc``): each document piece by :func:`mmtok.stream.positions.positions_thw`,
         the first one read on from the opener of a grid still open at ``a``."""
         out = torch.zeros(ids.size, 3, dtype=torch.long)
         edges = (np.flatnonzero(doc[1:] != doc[:-1]) + 1).tolist()
