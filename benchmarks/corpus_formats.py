@@ -3,7 +3,8 @@
 Every function takes bytes and returns plain entries, so each one can be tested on a tiny
 synthetic input without touching the disk or the network. Malformed input (wrong magic,
 a table or record that runs past the end, a reference loop) raises ``FormatError`` (a
-``ValueError``) naming what is wrong, never a half-read entry.
+``ValueError``) naming what is wrong, never a half-read entry nor another exception type
+(damage that the standard library reports otherwise is wrapped in ``FormatError`` too).
 
 * ``queen_index`` / ``queen_clip`` / ``queen_dog_talk_key``: the ScummVM "compressed
   Flight of the Amazon Queen" resource file (``queen.1c``) and its dialogue (.DOG) files
@@ -11,8 +12,8 @@ a table or record that runs past the end, a reference loop) raises ``FormatError
 * ``zip_members``: zip archives (``.pk3`` game data, as in ufoai-music; ``corpus_audio.py``).
 * ``rcc_entries``: Qt binary resource bundles (``.rcc``, versions 1-3), as in
   gcompris-qt-data (``corpus_image.py``).
-* ``jpeg_streams``: JPEG images embedded in an arbitrary blob (Eet ``.edj`` files of
-  enlightenment-data; ``corpus_image.py``).
+* ``jpeg_streams`` / ``jpeg_scan``: JPEG images embedded in an arbitrary blob (Eet ``.edj``
+  files of enlightenment-data; ``corpus_image.py``), and the damaged ones.
 
 Tests (synthetic archives built in memory, round-tripped; malformed inputs)::
 
@@ -140,7 +141,8 @@ def zip_members(data: bytes, suffixes: tuple[str, ...] = ()) -> list[tuple[str, 
     """``(name, bytes)`` of every file in a zip archive (``.pk3`` is a plain zip).
 
     Directories are dropped; with ``suffixes`` only names ending in one of them (case
-    insensitive) are returned.
+    insensitive) are returned. Any damage (bad central directory or member headers, an
+    unsupported compression method, an encrypted member, a CRC mismatch) is a ``FormatError``.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -149,7 +151,10 @@ def zip_members(data: bytes, suffixes: tuple[str, ...] = ()) -> list[tuple[str, 
                 for info in zf.infolist()
                 if not info.is_dir() and (not suffixes or info.filename.lower().endswith(suffixes))
             ]
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+    # zipfile reports damage as BadZipFile, but also as NotImplementedError (compression method),
+    # RuntimeError (encrypted member), ValueError/OSError (bad offsets) and zlib.error/EOFError
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError,
+            OSError) as err:  # fmt: skip
         raise FormatError(f"not a readable zip archive: {err}") from err
 
 
@@ -170,7 +175,10 @@ def _rcc_name(data: bytes, names: int, off: int) -> str:
     start = names + off + 6  # 2-byte length, 4-byte hash
     if start + 2 * length > len(data):
         raise FormatError(f"truncated: rcc name at byte {names + off} runs past the end")
-    return data[start : start + 2 * length].decode("utf-16-be")
+    try:
+        return data[start : start + 2 * length].decode("utf-16-be")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"rcc name at byte {names + off} is not UTF-16BE ({err.reason})") from err
 
 
 def _rcc_payload(data: bytes, pos: int, flags: int, path: str) -> tuple[bytes | None, str]:
@@ -192,7 +200,10 @@ def _rcc_payload(data: bytes, pos: int, flags: int, path: str) -> tuple[bytes | 
             import zstandard
         except ImportError:
             return None, "zstd-compressed entry and zstandard is not installed"
-        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 28), ""
+        try:
+            return zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 28), ""
+        except zstandard.ZstdError as err:
+            raise FormatError(f"rcc entry {path}: corrupt zstd data ({err})") from err
     return raw, ""
 
 
@@ -227,6 +238,11 @@ def rcc_entries(data: bytes) -> list[RccEntry]:
         path = f"{prefix}/{name}" if prefix else name
         if flags & RCC_DIRECTORY:
             count, first = _read(">II", data, pos + 6, f"rcc directory {path or '/'}")
+            if tree + (first + count) * size > len(data):  # a corrupt count would allocate GBs
+                raise FormatError(
+                    f"truncated: rcc directory {path or '/'} has {count} entries from entry {first}, "
+                    f"past the end of the data ({len(data)} bytes)"
+                )
             stack.extend((first + k, path) for k in reversed(range(count)))
             continue
         (data_off,) = _read(">I", data, pos + 10, f"rcc file entry {path}")
@@ -279,23 +295,44 @@ def jpeg_end(data: bytes, start: int) -> int:
     return -1
 
 
+# markers that can follow SOI in a real stream (APPn, DQT, DHT, DRI, SOFn, COM): a ``FF D8 FF``
+# followed by anything else is taken for stray bytes, not for a damaged stream
+_AFTER_SOI = {*range(0xC0, 0xD0), 0xDB, 0xDD, *range(0xE0, 0xF0), 0xFE}
+
+
+def jpeg_scan(data: bytes) -> tuple[list[tuple[int, bytes]], list[tuple[int, int]]]:
+    """Complete and damaged JPEG streams in a blob: ``(streams, damaged)``.
+
+    ``streams`` is what ``jpeg_streams`` returns. ``damaged`` has ``(offset, span)`` for each
+    stream start (``FF D8 FF`` and a marker that can follow SOI) that is not inside a complete
+    stream and does not lead to one (cut short or corrupt); ``span`` is the number of bytes
+    from it to the next stream start or the end of the blob, an upper bound of its size.
+    """
+    streams, broken, pos = [], [], 0
+    while True:
+        start = data.find(b"\xff\xd8\xff", pos)
+        if start < 0:
+            break
+        end = jpeg_end(data, start)
+        if end < 0:
+            if start + 3 < len(data) and data[start + 3] in _AFTER_SOI:
+                broken.append(start)
+            pos = start + 3
+            continue
+        streams.append((start, data[start:end]))
+        pos = end
+    starts = sorted([*broken, *(off for off, _ in streams), len(data)])
+    damaged = [(off, starts[starts.index(off) + 1] - off) for off in broken]
+    return streams, damaged
+
+
 def jpeg_streams(data: bytes) -> list[tuple[int, bytes]]:
     """``(offset, stream)`` for each complete JPEG (``FF D8 FF`` ... EOI) found in a blob.
 
     Streams nested inside an earlier stream (thumbnails) are not reported separately;
-    incomplete streams are not reported at all.
+    incomplete streams are not reported at all (``jpeg_scan`` lists them).
     """
-    out, pos = [], 0
-    while True:
-        start = data.find(b"\xff\xd8\xff", pos)
-        if start < 0:
-            return out
-        end = jpeg_end(data, start)
-        if end < 0:
-            pos = start + 3
-            continue
-        out.append((start, data[start:end]))
-        pos = end
+    return jpeg_scan(data)[0]
 
 
 if __name__ == "__main__":

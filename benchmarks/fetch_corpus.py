@@ -28,9 +28,12 @@ substitutions and sources left out.
 
 Splits are by group, never by file: sha256(group) as a fraction gives ~80/10/10
 (``split_for_group``), with a fixed override table per kind for sources that have too few
-groups or groups mixing speakers. Re-running skips downloads, unpacking and files already
-written (their measurements are reused from the previous manifest), and gives the same
-splits. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
+groups or groups mixing speakers. Re-running skips downloads (a .deb already in the packages
+folder is used as it is, the newest by Debian version order if there are several), unpacking
+and files already written from the same .deb (their measurements are reused from the
+previous manifest; a file from another .deb or version is written again), and gives the same
+splits. A packages folder that does not exist is created (said on stderr) and filled by
+``apt-get download``. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
 of the Amazon Queen freeware license): check the manifest before redistributing.
 """
 
@@ -47,6 +50,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from functools import cmp_to_key
 from pathlib import Path
 from types import ModuleType
 
@@ -55,6 +59,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_audio
 import corpus_image
+from corpus_formats import FormatError
 from corpus_source import Item, Package
 
 # Per kind: PACKAGES (apt), LOCAL (other sources), SOURCES (name -> handler), SPLITS (fixed
@@ -84,18 +89,57 @@ def resolve_package(name: str) -> tuple[str, str | None]:
     ]
     best = difflib.get_close_matches(name, found, n=1, cutoff=0.5)
     if not best:
-        raise SystemExit(f"no package close to {name!r} in this release")
+        raise SystemExit(f"fetch_corpus: {name}: no package close to it in this release")
     return best[0], f"{name} is not in this release; used {best[0]}"
 
 
+def packages_dir(debs: Path) -> None:
+    """Make sure the .deb folder exists: it is created (and said on stderr) when missing."""
+    if debs.is_dir():
+        return
+    if debs.exists():
+        raise SystemExit(f"fetch_corpus: packages folder {debs} is a file, not a folder")
+    debs.mkdir(parents=True)
+    print(f"fetch_corpus: packages folder {debs} did not exist: created it; the packages "
+          "will be downloaded into it with apt-get download", file=sys.stderr)  # fmt: skip
+
+
+def cached_debs(name: str, debs: Path) -> list[Path]:
+    """The .deb files of package ``name`` already in the packages folder."""
+    return sorted(debs.glob(f"{glob_escape(name)}_*.deb")) if debs.is_dir() else []
+
+
+def deb_version(deb: Path) -> str:
+    return sh("dpkg-deb", "-f", str(deb), "Version").strip()
+
+
+def version_gt(a: str, b: str) -> bool:
+    """Debian version order (epoch, upstream, revision; ``~`` first), as dpkg compares."""
+    done = subprocess.run(["dpkg", "--compare-versions", a, "gt", b], capture_output=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"fetch_corpus: dpkg --compare-versions {a} gt {b} failed: "
+                         f"{done.stderr.decode(errors='replace').strip()}")  # fmt: skip
+    return done.returncode == 0
+
+
+def newest_deb(found: list[Path]) -> tuple[Path, str]:
+    """The .deb with the highest Debian version (its control field, not its file name) and
+    that version; on equal versions the first file name."""
+    versions = {deb: deb_version(deb) for deb in sorted(found)}
+    order = cmp_to_key(lambda a, b: 1 if version_gt(a[1], b[1]) else -1 if version_gt(b[1], a[1]) else 0)
+    return max(versions.items(), key=order)
+
+
 def fetch_package(name: str, debs: Path) -> Package:
-    """apt-get download (skipped if the .deb is there), dpkg-deb -x (skipped if done)."""
-    debs.mkdir(parents=True, exist_ok=True)
-    found = sorted(debs.glob(f"{name}_*.deb"))
+    """apt-get download (skipped if a .deb is there), dpkg-deb -x (skipped if done)."""
+    packages_dir(debs)
+    found = cached_debs(name, debs)
     if not found:
         sh("apt-get", "download", name, cwd=debs)
-        found = sorted(debs.glob(f"{name}_*.deb"))
-    deb = found[-1]
+        found = cached_debs(name, debs)
+        if not found:
+            raise SystemExit(f"fetch_corpus: {name}: apt-get download left no {name}_*.deb in {debs}")
+    deb, version = newest_deb(found)
     root = debs.parent / "unpacked" / deb.stem
     if not (root / ".unpacked").exists():
         tmp = root.with_name(root.name + ".part")
@@ -105,7 +149,6 @@ def fetch_package(name: str, debs: Path) -> Package:
         (tmp / ".unpacked").touch()
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-    version = sh("dpkg-deb", "-f", str(deb), "Version").strip()
     cr = root / "usr/share/doc" / name / "copyright"
     text = cr.read_text(encoding="utf-8", errors="replace") if cr.exists() else ""
     return Package(name, version, deb.name, root, text, f"{name}:/usr/share/doc/{name}/copyright")
@@ -234,7 +277,9 @@ def build_rows(
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
     ``kind`` is ``corpus_audio`` or ``corpus_image``: its TOP folder, MEASURED fields and
-    measure(). A file that cannot be written or measured is dropped and counted.
+    measure(). A file that cannot be written or measured is dropped and counted. A file
+    already on disk is kept (with its previous measurements) only when its previous row comes
+    from the same .deb and version; otherwise it is written and measured again.
     """
     rows = []
     for item in tqdm(items, desc=pkg.name, unit="file", leave=False):
@@ -244,7 +289,8 @@ def build_rows(
                "license": package_license(pkg, item.hints), "copyright": pkg.copyright,
                "group": item.group, **item.meta}  # fmt: skip
         old = prev.get(rel)
-        if dest.exists() and old and all(k in old for k in kind.MEASURED):
+        same_deb = old and old.get("deb") == pkg.deb and old.get("version") == pkg.version
+        if dest.exists() and same_deb and all(k in old for k in kind.MEASURED):
             row.update({k: old[k] for k in kind.MEASURED})
             rows.append(row)
             continue
@@ -314,8 +360,11 @@ def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) ->
 # --------------------------------------------------------------------------- summary
 
 
-def disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def disk_bytes(folder: Path, rows: list[dict]) -> int:
+    """Bytes of the files the manifest lists and of manifest.jsonl (not of stale files that an
+    earlier run left, nor of summary.json)."""
+    paths = [folder / r["path"] for r in rows] + [folder / "manifest.jsonl"]
+    return sum(p.stat().st_size for p in paths if p.is_file())
 
 
 def summarize(kind: str, rows: list[dict], extra: dict, out: Path) -> dict:
@@ -341,7 +390,7 @@ def summarize(kind: str, rows: list[dict], extra: dict, out: Path) -> dict:
         "groups_per_split": {k: len(v) for k, v in sorted(groups.items())},
         "per_source": {s: rnd(c) for s, c in sorted(per_source.items())},
         **({"per_kind": rnd(per_kind)} if kind == "audio" else {}),
-        "disk_bytes": disk_bytes(out),
+        "disk_bytes": disk_bytes(out, rows),
         **extra,
     }
     return summary
@@ -375,8 +424,19 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None) -> dict:
     mod = KINDS[kind]
     wanted = [*mod.PACKAGES, *mod.LOCAL]
     if only:
+        unknown = [p for p in only if p not in wanted]
+        if unknown:
+            raise SystemExit(f"fetch_corpus: --only {' '.join(unknown)}: no such {kind} source "
+                             f"(the {kind} sources: {' '.join(wanted)})")  # fmt: skip
         wanted = [p for p in wanted if p in only]
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"fetch_corpus: --out {out} is a file, not a folder")
+    if debs.exists() and not debs.is_dir():
+        raise SystemExit(f"fetch_corpus: --packages-dir {debs} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"fetch_corpus: --out {out}: cannot create the folder ({err})") from err
     manifest = out / "manifest.jsonl"
     prev = load_previous(manifest)
     rows = [r for r in prev.values() if only and r["source"] not in wanted]
@@ -385,13 +445,17 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None) -> dict:
         if name in mod.LOCAL:
             pkg = mod.LOCAL[name]()
         else:
-            real, note = resolve_package(name)
+            # a .deb already in the packages folder is used without asking apt (no lists needed)
+            real, note = (name, None) if cached_debs(name, debs) else resolve_package(name)
             if note:
                 substitutions[name] = note
             pkg = fetch_package(real, debs)
             pkg.name = name if real == name else real
         handler, skips = mod.SOURCES[name], skipped.setdefault(name, Counter())
-        items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
+        try:
+            items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
+        except (FormatError, OSError) as err:  # a damaged archive or file inside the package
+            raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
         rows += build_rows(mod, pkg, items, out, prev, skips)
     assign_splits(rows, mod.SPLITS)
     rows = drop_duplicates(rows, out, skipped)

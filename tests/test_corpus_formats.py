@@ -5,12 +5,17 @@ deterministic group splits. No network and no corpus data: everything is built h
 from __future__ import annotations
 
 import io
+import json
 import random
+import shutil
 import struct
+import subprocess
 import sys
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,7 +27,7 @@ import corpus_formats as cf
 import corpus_image
 import fetch_corpus
 from corpus_formats import FormatError
-from corpus_source import Package
+from corpus_source import Item, Package, copy_of
 
 SPLITS = ("train", "validation", "test")
 
@@ -422,3 +427,209 @@ def test_fixed_split_tables_are_valid() -> None:
     for table in (corpus_audio.SPLITS, corpus_image.SPLITS):
         assert set(table.values()) <= set(SPLITS)
         assert all("*" not in k[:-1] for k in table)  # only a trailing prefix wildcard
+
+
+# --------------------------------------------------------------------------- damaged archives
+
+
+@pytest.mark.parametrize(
+    ("field", "fmt", "value"),
+    [(10, "<H", 99), (8, "<H", 1), (42, "<I", 10**6)],
+    ids=["compression-method", "encrypted", "header-offset"],
+)
+def test_zip_damage_of_every_kind_is_a_format_error(field: int, fmt: str, value: int) -> None:
+    """zipfile reports some damage as NotImplementedError, RuntimeError or ValueError: all
+    of it comes out as FormatError (a field of the central directory entry is damaged)."""
+    data = bytearray(make_zip({"a.ogg": b"OggS" * 100}, zipfile.ZIP_STORED))
+    struct.pack_into(fmt, data, data.rfind(b"PK\x01\x02") + field, value)
+    with pytest.raises(FormatError, match="not a readable zip archive"):
+        cf.zip_members(bytes(data))
+
+
+def test_rcc_name_that_is_not_utf16_is_a_format_error() -> None:
+    data = bytearray(make_rcc({"a.txt": b"x"}))
+    (names,) = struct.unpack_from(">I", data, 16)
+    data[names + 6 : names + 8] = b"\xdc\x00"  # a lone low surrogate
+    with pytest.raises(FormatError, match=f"rcc name at byte {names} is not UTF-16BE"):
+        cf.rcc_entries(bytes(data))
+
+
+def test_rcc_directory_count_past_the_end_is_rejected_before_allocating() -> None:
+    data = bytearray(make_rcc({"d/a.txt": b"x"}))
+    (tree,) = struct.unpack_from(">I", data, 8)
+    struct.pack_into(">I", data, tree + 6, 0x7FFFFFFF)  # root directory: child count
+    with pytest.raises(FormatError, match="directory / has 2147483647 entries"):
+        cf.rcc_entries(bytes(data))
+    struct.pack_into(">II", data, tree + 6, 1, 0x7FFFFFFF)  # a sane count, first child far away
+    with pytest.raises(FormatError, match="past the end"):
+        cf.rcc_entries(bytes(data))
+
+
+def noise_jpeg(size: tuple[int, int]) -> bytes:
+    pixels = np.random.default_rng(1).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_jpeg_scan_reports_damaged_streams() -> None:
+    big, small = noise_jpeg((64, 48)), make_jpeg()
+    blob = b"eet" + big[: len(big) // 2] + b"gap" + small + b"\xff\xd8\xff\x00 stray bytes"
+    streams, damaged = cf.jpeg_scan(blob)
+    assert [s for _, s in streams] == [small] == [s for _, s in cf.jpeg_streams(blob)]
+    assert damaged == [(3, len(big) // 2 + 3)]  # up to the next stream; the stray FF D8 FF is not one
+
+
+def test_enlightenment_counts_a_damaged_largest_stream(tmp_path: Path) -> None:
+    folder = tmp_path / "usr/share/enlightenment/data/backgrounds"
+    folder.mkdir(parents=True)
+    big, small = noise_jpeg((800, 600)), make_jpeg((400, 400))
+    (folder / "Hills.edj").write_bytes(b"eet" + big[: len(big) - 100] + small)
+    (folder / "Lake.edj").write_bytes(b"eet" + small + b"\x00" + big[:300])
+    (folder / "Sky.edj").write_bytes(b"eet" + big[:-2])
+    (folder / "Wood.edj").write_bytes(b"eet" + small)
+    pkg = Package("enlightenment-data", "1", "e.deb", tmp_path, "")
+    skipped: Counter = Counter()
+    items = list(corpus_image.image_enlightenment(pkg, skipped))
+    assert [i.rel for i in items] == ["Hills.jpg"]  # the others are the same 400x400 picture
+    assert skipped["largest JPEG stream in .edj damaged (a smaller complete copy used)"] == 1
+    assert skipped["damaged smaller JPEG stream in .edj (not used)"] == 1
+    assert skipped["only damaged JPEG streams in .edj"] == 1
+    assert skipped["identical payload"] == 2
+
+
+# --------------------------------------------------------------------------- the build loop
+
+
+def fake_kind(sources: dict, local: dict | None = None, packages: tuple[str, ...] = ()) -> ModuleType:
+    """A corpus kind like corpus_audio (TOP, PACKAGES, LOCAL, SOURCES, ...) that stores bytes."""
+    kind = ModuleType("fake_kind")
+    kind.TOP, kind.PACKAGES, kind.LOCAL, kind.SOURCES = "files", list(packages), local or {}, sources
+    kind.SPLITS, kind.LEFT_OUT, kind.MEASURED = {}, {}, ("size",)
+    kind.measure = lambda path: {"size": path.stat().st_size}
+    return kind
+
+
+def text_files(pkg: Package) -> list[Item]:
+    """One item per usr/share/fake/*.txt of the package."""
+    return [Item(p.name, f"g:{p.stem}", copy_of(p), [p.name]) for p in sorted((pkg.root / "usr/share/fake").glob("*.txt"))]
+
+
+def test_build_rows_reuses_a_file_only_from_the_same_deb(tmp_path: Path) -> None:
+    kind, made = fake_kind({}), []
+
+    def make(dest: Path) -> None:
+        made.append(dest.name)
+        dest.write_bytes(b"new bytes")
+
+    (tmp_path / "files/p").mkdir(parents=True)
+    (tmp_path / "files/p/a.txt").write_bytes(b"old")
+    old = {"path": "files/p/a.txt", "deb": "p_1_all.deb", "version": "1", "size": 3}
+    for deb, version, written, size in (("p_1_all.deb", "1", [], 3), ("p_2_all.deb", "2", ["a.txt.part"], 9)):
+        made.clear()
+        pkg = Package("p", version, deb, tmp_path, "")
+        (row,) = fetch_corpus.build_rows(kind, pkg, [Item("a.txt", "g", make, ["a.txt"])], tmp_path,
+                                         {old["path"]: old}, Counter())  # fmt: skip
+        assert (made, row["deb"], row["version"], row["size"]) == (written, deb, version, size)
+    assert (tmp_path / "files/p/a.txt").read_bytes() == b"new bytes"
+
+
+def test_run_rejects_an_unknown_only_name_and_an_out_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", fake_kind({"a": text_files}, packages=("a", "b")))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"^fetch_corpus: --only nosuch: no such fake source \(the fake sources: a b\)$"):
+        fetch_corpus.run("fake", out, tmp_path / "debs", ["a", "nosuch"])
+    assert not out.exists()  # nothing written, no empty manifest
+    out.write_text("a file")
+    with pytest.raises(SystemExit, match=f"^fetch_corpus: --out {out} is a file, not a folder$"):
+        fetch_corpus.run("fake", out, tmp_path / "debs", None)
+
+
+def test_run_names_the_package_of_a_damaged_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    queen_dir = tmp_path / "q/usr/share/scummvm/flight-of-the-amazon-queen"
+    queen_dir.mkdir(parents=True)
+    (queen_dir / "queen.1c").write_bytes(make_queen([("A.SB", MP3_FRAME), ("B.SB", MP3_FRAME)])[:40])
+    queen = Package("flight-of-the-amazon-queen", "1", "q.deb", tmp_path / "q", "")
+    kind = fake_kind({queen.name: corpus_audio.audio_queen}, {queen.name: lambda: queen})
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", kind)
+    with pytest.raises(SystemExit, match=r"^fetch_corpus: flight-of-the-amazon-queen \(q\.deb\): truncated queen table"):
+        fetch_corpus.run("fake", tmp_path / "out", tmp_path / "debs", None)
+
+    rcc = tmp_path / "g/usr/share/gcompris-qt/rcc/farm.rcc"
+    rcc.parent.mkdir(parents=True)
+    rcc.write_bytes(make_rcc({"farm/resource/cow.jpg": b"x" * 50})[:70])
+    gcompris = Package("gcompris-qt-data", "1", "g.deb", tmp_path / "g", "")
+    kind = fake_kind({gcompris.name: corpus_image.image_gcompris}, {gcompris.name: lambda: gcompris})
+    monkeypatch.setitem(fetch_corpus.KINDS, "image", kind)
+    with pytest.raises(SystemExit, match=rf"^fetch_corpus: gcompris-qt-data \(g\.deb\): {rcc}: truncated: rcc"):
+        fetch_corpus.run("image", tmp_path / "out", tmp_path / "debs", None)
+
+
+def build_deb(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A minimal .deb (control file and ``files``) built with dpkg-deb."""
+    root = folder / f"build-{name}-{version.replace(':', '_')}"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+                                         "Maintainer: t <t@example.org>\nDescription: test\n")  # fmt: skip
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    deb = folder / f"{name}_{version.replace(':', '%3a')}_all.deb"
+    subprocess.run(["dpkg-deb", "-Znone", "--root-owner-group", "--build", str(root), str(deb)],
+                   check=True, capture_output=True)  # fmt: skip
+    return deb
+
+
+needs_dpkg = pytest.mark.skipif(not (shutil.which("dpkg") and shutil.which("dpkg-deb")), reason="needs dpkg")
+
+
+@needs_dpkg
+def test_version_order_is_debian_order() -> None:
+    gt = fetch_corpus.version_gt
+    assert gt("1.10-1", "1.9-1") and not gt("1.9-1", "1.10-1")
+    assert gt("1:0.1-1", "9.9-1") and gt("1.0-1", "1.0~rc1-1") and not gt("1.0-1", "1.0-1")
+
+
+@needs_dpkg
+def test_run_uses_cached_debs_newest_first_and_rewrites_files_of_a_new_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached .deb is used without apt (no lists needed), the newest by Debian version (1.10
+    after 1.9); a newer .deb's files replace the older ones; disk_bytes counts only the files
+    of the manifest (no summary.json, no stale file)."""
+    def no_apt(name: str) -> tuple[str, None]:
+        raise AssertionError(f"apt asked about {name}")
+
+    monkeypatch.setattr(fetch_corpus, "resolve_package", no_apt)
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", fake_kind({"fakepkg": text_files}, packages=("fakepkg",)))
+    debs, out = tmp_path / "debs", tmp_path / "out"
+    debs.mkdir()
+    build_deb(debs, "fakepkg", "1.9-1", {"usr/share/fake/a.txt": b"from 1.9"})
+    build_deb(debs, "fakepkg", "1.10-1", {"usr/share/fake/a.txt": b"from 1.10"})
+
+    def manifest() -> list[dict]:
+        return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+    fetch_corpus.run("fake", out, debs, None)
+    assert [(r["version"], r["deb"], r["size"]) for r in manifest()] == [("1.10-1", "fakepkg_1.10-1_all.deb", 9)]
+    assert (out / "files/fakepkg/a.txt").read_bytes() == b"from 1.10"
+
+    build_deb(debs, "fakepkg", "1:0.1-1", {"usr/share/fake/a.txt": b"from epoch 1", "usr/share/fake/b.txt": b"b"})
+    (out / "files/fakepkg/stale.txt").write_bytes(b"left by an older run" * 100)
+    summary = fetch_corpus.run("fake", out, debs, None)
+    assert [(r["path"], r["version"], r["size"]) for r in manifest()] == [
+        ("files/fakepkg/a.txt", "1:0.1-1", 12), ("files/fakepkg/b.txt", "1:0.1-1", 1)]
+    assert (out / "files/fakepkg/a.txt").read_bytes() == b"from epoch 1"
+    assert summary["disk_bytes"] == 12 + 1 + (out / "manifest.jsonl").stat().st_size
+
+
+def test_missing_packages_folder_is_created_and_said(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    debs = tmp_path / "new/debs"
+    fetch_corpus.packages_dir(debs)
+    assert debs.is_dir()
+    assert f"packages folder {debs} did not exist: created it" in capsys.readouterr().err
+    fetch_corpus.packages_dir(debs)  # already there: nothing said
+    assert capsys.readouterr().err == ""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="is a file, not a folder"):
+        fetch_corpus.packages_dir(tmp_path / "file")
