@@ -139,6 +139,27 @@ def test_resume_steps_may_grow_but_not_fall_below_the_step_reached(trained: tupl
     assert summary["steps"] == 2 and summary["last"] == last and set(last) == {"loss", "usage", "perplexity"}
 
 
+def test_resume_refuses_other_data_and_takes_the_same_data_moved(trained: tuple[list[str], Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """--data may move between sessions, but a resume on other clips is refused before any step, in one line."""
+    import shutil
+
+    args, first = trained
+    out = tmp_path / "run"
+    shutil.copytree(first, out)
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(3):
+        sf.write(other / f"clip-{i}.wav", speechlike(2.5, seed=90 + i), SAMPLE_RATE)  # other clips, other lengths
+    before = _state(out)["train"]["step"]
+    rc, err = _cli(capsys, "--data", str(other), "--out", str(out), "--resume", "--steps", "3", "--no-progress")
+    assert rc == 2 and err.count("\n") == 1 and f"--data {other} is not the material the run" in err, err
+    assert _state(out)["train"]["step"] == before  # nothing trained
+    moved = shutil.copytree(Path(args[1]), tmp_path / "moved")
+    rc, err = _cli(capsys, "--data", str(moved), "--out", str(out), "--resume", "--steps", "3", "--no-progress")
+    assert rc == 0 and _state(out)["train"]["step"] == 3, err
+
+
 def test_resume_keeps_every_command_line(trained: tuple[list[str], Path], tmp_path: Path) -> None:
     """The provenance's ``command`` stays the one that started the run; each resume's is added to
     ``resumed_with``, in the model, the state and summary.json."""

@@ -34,6 +34,7 @@ Output folder layout::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -77,7 +78,7 @@ from mmtok.audio.train_init import (
     settings_record,
 )
 from mmtok.audio.train_report import model_card, save_pictures, validate
-from mmtok.core.errors import TrainingError
+from mmtok.core.errors import ResumeMismatchError, TrainingError
 from mmtok.core.module_io import save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
@@ -222,10 +223,18 @@ class _Run:
     groups_note: str | None = None  # what a codebook group is (None: no codebook was fitted)
     last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
     prov: dict[str, Any] = field(default_factory=dict)  # provenance saved with every checkpoint
+    material: str = ""  # what the run trains and validates on (material_digest), checked on --resume
 
     @property
     def conv(self) -> bool:
         return self.tok.cfg.encoder_kind == "conv"
+
+
+def material_digest(feats: Sequence[torch.Tensor], val_names: Sequence[str]) -> str:
+    """What a run trains on, in 16 hex digits: every training clip's length in frames, in order, and the names
+    of its validation clips (not their values, which may differ in the last bits between machines)."""
+    text = json.dumps([[int(f.shape[-1]) for f in feats], [str(n) for n in val_names]])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -235,6 +244,11 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
+        trained_on = st["extra"].get("material")
+        if trained_on and trained_on != run.material:  # a run saved before it was recorded is not checked
+            raise ResumeMismatchError(
+                f"--data {args.data} is not the material the run in {run.out} trained on (other clips, or other "
+                "lengths or validation clips); resume with its own data (moved is fine), or train into a new --out")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         run.last = {k: st["extra"][k] for k in LAST_KEYS if k in st["extra"]}
@@ -272,7 +286,7 @@ def train_mode(run: _Run) -> None:
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
     extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
-             "settings": settings_record(run.args)}
+             "settings": settings_record(run.args), "material": run.material}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov)
 
@@ -413,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights)
+    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material_digest(feats, val_names))
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),
