@@ -185,6 +185,20 @@ def test_resume_takes_the_runs_own_settings_for_flags_left_out(cache: Path, tmp_
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_resume_refuses_another_cache_and_takes_the_same_one_moved(cache: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    assert vocoder_train.main(run_args(cache, out, "--steps", "2")) == 0
+    other = tmp_path / "other-cache"
+    build_cache(write_corpus(tmp_path / "other", ("train", "train", "validation", "validation")), other, progress=False)
+    assert vocoder_train.main(run_args(other, out, "--steps", "3", "--resume")) == 2
+    assert f"--cache {other} holds other clips than the cache the run" in last_error(capsys)
+    moved = shutil.copytree(cache, tmp_path / "moved-cache")
+    assert vocoder_train.main(run_args(moved, out, "--steps", "3", "--resume")) == 0
+
+
 def test_a_run_saved_before_settings_were_recorded_is_checked_on_what_it_has(
         cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "old"

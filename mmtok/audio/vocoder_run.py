@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import platform
@@ -45,7 +46,7 @@ from mmtok.audio.vocoder_data import (
 from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
 from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import CheckpointError, TrainingError, UsageError
+from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
@@ -147,6 +148,13 @@ def initial_vocoder(where: str) -> Vocoder:
         raise CheckpointError(f"--init-from {where}: {e}") from e
 
 
+def cache_material(train: AudioCache, val: AudioCache) -> str:
+    """What a run trains and validates on, in 16 hex digits: every clip's corpus path and length, both splits
+    (a moved cache, or one rebuilt from the same manifest, gives the same)."""
+    text = json.dumps([[(c.path, c.length) for c in split.clips] for split in (train, val)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class Run:
     """One training run in ``args.out``: set up (new or resumed), step, checkpoint and validate.
 
@@ -165,6 +173,7 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
+        self.material = cache_material(real, val)
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
             {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
              **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
@@ -197,6 +206,10 @@ class Run:
         self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
+            if st["extra"].get("material") not in (None, self.material):  # None: saved before it was recorded
+                raise ResumeMismatchError(f"--cache {cache_dir} holds other clips than the cache the run in {self.out} "
+                                          "trained on; resume with that cache (moved or rebuilt from the same "
+                                          "manifest is fine), or train into a new --out")
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
             self.best_step = st["extra"].get("best_step")  # None: saved before it was recorded
@@ -374,7 +387,7 @@ class Run:
             disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
         save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
                          step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
-                                                "best_step": self.best_step,
+                                                "best_step": self.best_step, "material": self.material,
                                                 **({"disc_opt": disc_opt} if self.gan is not None else {})},
                          provenance=self.prov, extra_tensors=disc_tensors)
 
