@@ -156,6 +156,27 @@ def test_resume_takes_the_runs_own_settings_for_the_flags_left_out(tmp_path: Pat
         3e-3, 1, True, 5, 32, 3)
 
 
+def test_resume_refuses_other_images_and_takes_the_same_ones_moved(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from mmtok.cli import main as cli
+
+    assert image_train.main(_args(tmp_path, "run", "--steps", "2", "--save-every", "1")) == 0
+    run = tmp_path / "run"
+    other = shutil.copytree(tmp_path / "data", tmp_path / "other")
+    (other / "2.png").unlink()  # one image fewer
+    capsys.readouterr()
+    assert cli(["train-tokenizer", "image", "--data", str(other), "--out", str(run), "--resume", "--steps", "3",
+                "--no-progress", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--data {other} holds other images than the run" in err, err
+    assert _steps(run / "train-state") == 2
+    moved = shutil.copytree(tmp_path / "data", tmp_path / "moved")
+    assert image_train.main(["--data", str(moved), "--out", str(run), "--resume", "--steps", "3", "--no-progress",
+                             "--threads", "1"]) == 0 and _steps(run / "model") == 3
+
+
 def test_resume_refuses_a_changed_setting_in_one_line_naming_flag_and_values(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mmtok.cli import main as cli

@@ -66,7 +66,9 @@ from mmtok.image.init import (
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_export,
+    check_material,
     check_numbers,
+    data_material,
     exported_provenance,
     given_options,
     run_settings,
@@ -250,6 +252,7 @@ class _Run:
     show: torch.Tensor  # the fixed crops of reconstructions.png
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
     ema: WeightAverage | None = None  # the exported weight average (--ema-decay > 0)
+    material: str = ""  # what the run trains on (data_material), checked on --resume
     step: int = 0
     elapsed: float = 0.0
     smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
@@ -288,8 +291,11 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
     files = find_images(args.data, split=args.split)
+    material = data_material(files, _data_root(args.data))
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
+    if resume:
+        check_material(state, material, args.data)
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
     base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
     if resume:  # the run's own shape (take_run_settings refused model flags that would change it)
@@ -315,7 +321,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     gan = (PatchGAN(weight=args.disc_weight, start=args.disc_start, warmup=args.disc_warmup, lr=args.disc_lr,
                     channels=args.disc_channels, device=device) if args.disc_weight > 0 else None)
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
-               [str(f.relative_to(_data_root(args.data))) for f in files], show, gan)
+               [str(f.relative_to(_data_root(args.data))) for f in files], show, gan, material=material)
     if resume:
         st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
@@ -367,7 +373,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
     }
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
-                     extra={"elapsed_s": run.elapsed, "settings": run_settings(args),
+                     extra={"elapsed_s": run.elapsed, "settings": run_settings(args), "material": run.material,
                             **({"disc_opt": disc_opt} if run.gan else {}),
                             **({"ema_decay": args.ema_decay} if run.ema else {})},
                      provenance=prov, extra_tensors={**disc_tensors, **(run.ema.state_tensors() if run.ema else {})})
