@@ -21,6 +21,7 @@ from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_module
+from mmtok.core.trainstate import options_given
 from mmtok.vq.quantizer import VQConfig
 
 __all__ = ["GROWABLE", "RESUME_FREE", "RUN_ARCH", "build_config", "init_source", "load_grown", "resume_source",
@@ -103,12 +104,6 @@ def run_settings(parser: argparse.ArgumentParser, meta: dict[str, Any]) -> dict[
     return settings
 
 
-def _given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
-    """The options (their ``dest``) that ``argv`` names."""
-    flags = {s: a.dest for a in parser._actions for s in a.option_strings}
-    return {flags[a.split("=", 1)[0]] for a in argv if a.split("=", 1)[0] in flags}
-
-
 def _show(value: Any) -> str:
     if value is None:
         return "none"
@@ -129,7 +124,7 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
     given with another value than the run's is refused in one line (:class:`ResumeMismatchError`,
     exit 2), and so is a ``--steps`` below the step the run has reached (a larger one extends it).
     ``--decoder-only`` must be repeated as the run was started."""
-    where, given = args.out, _given(parser, argv)
+    where, given = args.out, options_given(parser, argv)
     prov, reached = meta.get("provenance") or {}, int((meta.get("train") or {}).get("step", 0))
     if bool(prov.get("decoder_only")) != args.decoder_only:
         was = "without" if args.decoder_only else "with"

@@ -133,9 +133,10 @@ def check_out_folder(args: argparse.Namespace) -> bool:
     return resuming
 
 
-def take_run_settings(args: argparse.Namespace, argv: list[str]) -> None:
-    """``--resume``: set every option that fixes the run and is not on the command line (``argv``) to the
-    run's own; refuse (:class:`ResumeMismatchError`, one line) one given with another value."""
+def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
+    """``--resume``: set every option that fixes the run and is not on the command line (``given``: the options
+    it names, :func:`~mmtok.core.trainstate.options_given`) to the run's own; refuse
+    (:class:`ResumeMismatchError`, one line) one given with another value."""
     out = Path(args.out)
     meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
@@ -152,7 +153,7 @@ def take_run_settings(args: argparse.Namespace, argv: list[str]) -> None:
     differ = []
     for dest, was in recorded_settings(prov, config).items():
         flag = "--" + dest.replace("_", "-")
-        if not any(a == flag or a.startswith(flag + "=") for a in argv):
+        if dest not in given:
             setattr(args, dest, was)
         elif not _same(dest, was, getattr(args, dest)):
             differ.append(_difference(flag, was, getattr(args, dest)))

@@ -95,7 +95,7 @@ from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, BEST_TOKENIZER_DIR, FEATURES, Run
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, exit_status
-from mmtok.core.trainstate import HelpFormatter, pick_device
+from mmtok.core.trainstate import HelpFormatter, options_given, pick_device
 
 __all__ = ["build_parser", "main"]
 
@@ -203,7 +203,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.out is not None:  # the device, the folder and a resumed run's settings, before any work
         pick_device(args.device)
         if check_out_folder(args):
-            take_run_settings(args, argv)
+            take_run_settings(args, options_given(build_parser(), argv))
     if args.cache is not None:
         cache_dir = Path(args.cache)
         if args.corpus is not None:  # built if it is not; checked against the manifest if it is

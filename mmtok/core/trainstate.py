@@ -37,7 +37,8 @@ from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 
 __all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "freeze_codes", "load_newest_intact",
-           "load_train_state", "optimizer_state_join", "optimizer_state_split", "pick_device", "save_train_state"]
+           "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device",
+           "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
@@ -296,6 +297,24 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
         again = "start it over with --overwrite, " if overwrite_flag else ""
         raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
                             f"{again}or pick another --out")
+
+
+def options_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The ``dest`` of every option the command line ``argv`` names, as ``parser`` would read it (``--lr=0.1``
+    and ``--lr 0.1`` alike): a resumed run takes its own settings for the others.
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--lr", type=float); _ = p.add_argument("--rotate", action="store_true")
+    >>> sorted(options_given(p, ["--lr=0.1", "--rotate"]))
+    ['lr', 'rotate']
+    """
+    probe = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            kw: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS}
+            kw.update({"action": "store_true"} if action.nargs == 0 else {"nargs": action.nargs})
+            probe.add_argument(*action.option_strings, **kw)
+    known, _ = probe.parse_known_args(list(argv))
+    return set(vars(known))
 
 
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -52,6 +52,7 @@ from mmtok.core.trainstate import (
     check_run_options,
     freeze_codes,
     load_train_state,
+    options_given,
     pick_device,
     save_train_state,
 )
@@ -70,7 +71,6 @@ from mmtok.image.train_checks import (
     check_numbers,
     data_material,
     exported_provenance,
-    given_options,
     run_settings,
     take_run_settings,
 )
@@ -437,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _check_args(parser, args)
     state_dir = Path(args.out) / STATE_DIR
     if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
-        take_run_settings(args, given_options(parser, sys.argv[1:] if argv is None else argv), state_dir, make_config)
+        take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv), state_dir, make_config)
     run = _setup(args, argv)
     rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)

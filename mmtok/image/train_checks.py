@@ -1,11 +1,6 @@
 """What ``mmtok train-tokenizer image`` checks before any work: every numeric option in range, ``--export``
 a folder a checkpoint can go to, a manifest's rows; and on ``--resume`` the run's own settings, taken for
 the flags left out, with a one-line refusal of a flag that asks for another model or another training.
-
->>> import argparse
->>> p = argparse.ArgumentParser(); _ = p.add_argument("--lr", type=float); _ = p.add_argument("--rotate", action="store_true")
->>> sorted(given_options(p, ["--lr=0.1"]))
-['lr']
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["RESUME_FIXED", "RESUME_FREE", "check_export", "check_material", "check_numbers", "data_material",
            "exported_provenance",
-           "given_options", "run_settings", "take_run_settings"]
+           "run_settings", "take_run_settings"]
 
 # the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
 # a flag given with another value is refused
@@ -121,18 +116,6 @@ def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, 
         why = "" if up.is_dir() else f"cannot be made: {up} is a file"
     if why:
         parser.error(f"--export {export} {why}")
-
-
-def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
-    """The ``dest`` of every option on the command line ``argv`` (what the parser would take from it)."""
-    probe = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
-    for action in parser._actions:
-        if action.option_strings and action.dest != "help":
-            kw: dict[str, Any] = {"dest": action.dest, "default": argparse.SUPPRESS}
-            kw.update({"action": "store_true"} if action.nargs == 0 else {"nargs": action.nargs})
-            probe.add_argument(*action.option_strings, **kw)
-    known, _ = probe.parse_known_args(list(argv))
-    return set(vars(known))
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:

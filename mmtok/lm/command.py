@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mmtok.core.trainstate import HelpFormatter
+from mmtok.core.trainstate import HelpFormatter, options_given
 
 __all__ = ["main", "train_parser"]
 
@@ -95,8 +95,7 @@ def _take_run_settings(opts: dict[str, Any], argv: list[str]) -> None:
     settings (``--device``, ``--threads``, ``--compile``) are not carried over."""
     from mmtok.lm.runs import run_settings
 
-    saved = run_settings(opts["out"]) or {}
+    saved, given = run_settings(opts["out"]) or {}, options_given(train_parser(), argv)
     for name in opts:
-        flag = "--" + name.replace("_", "-")
-        if name in saved and name not in ("data", "out", "device", "threads", "compile") and not any(a == flag or a.startswith(flag + "=") for a in argv):
+        if name in saved and name not in ("data", "out", "device", "threads", "compile") and name not in given:
             opts[name] = saved[name]
