@@ -84,6 +84,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
+    command_lines,
     freeze_codes,
     load_train_state,
     pick_device,
@@ -381,19 +382,6 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
     if args.init_from:
         return (*init_source(args), {})
     return build_config(args), None, None, {}
-
-
-def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:
-    """The provenance's command lines: ``command`` the one that started the run (what readers of
-    ``provenance["command"]`` expect), ``resumed_with`` each later one, oldest first (``was``: the
-    resumed run's provenance; {} for a new run).
-
-    >>> command_lines("mmtok b", {"command": "mmtok a"})
-    {'command': 'mmtok a', 'resumed_with': ['mmtok b']}
-    """
-    if not was:
-        return {"command": command}
-    return {"command": was.get("command") or command, "resumed_with": [*was.get("resumed_with", []), command]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

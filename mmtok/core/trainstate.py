@@ -36,9 +36,9 @@ from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
 from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 
-__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "freeze_codes", "load_newest_intact",
-           "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device",
-           "save_train_state"]
+__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "command_lines", "freeze_codes",
+           "load_newest_intact", "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given",
+           "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
@@ -297,6 +297,19 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
         again = "start it over with --overwrite, " if overwrite_flag else ""
         raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
                             f"{again}or pick another --out")
+
+
+def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:
+    """The provenance's command lines: ``command`` the one that started the run (what readers of
+    ``provenance["command"]`` expect), ``resumed_with`` each later one, oldest first (``was``: the
+    resumed run's provenance; {} for a new run).
+
+    >>> command_lines("mmtok b", {"command": "mmtok a"})
+    {'command': 'mmtok a', 'resumed_with': ['mmtok b']}
+    """
+    if not was:
+        return {"command": command}
+    return {"command": was.get("command") or command, "resumed_with": [*was.get("resumed_with", []), command]}
 
 
 def options_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
