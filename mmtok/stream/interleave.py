@@ -88,6 +88,23 @@ class Stream:
 MAX_CHUNK_SECONDS = sys.float_info.max / 1e6  # chunk_seconds times any frame or sample rate up to 1e6 stays finite
 
 
+def _samples_per_token(audio: Any, rate: int) -> int | None:
+    """Samples of one audio token at ``rate``: the tokenizer's own ``samples_per_token`` (its config's), else
+    ``rate / tokens_per_second`` when that is a whole number; None when neither gives one (7 tokens/s at
+    16 kHz).
+
+    >>> class A: tokens_per_second = 12.5
+    >>> class B: tokens_per_second = 7
+    >>> _samples_per_token(A(), 16000), _samples_per_token(B(), 16000)
+    (1280, None)
+    """
+    own = getattr(getattr(audio, "cfg", None), "samples_per_token", None)
+    if isinstance(own, int) and own >= 1:
+        return own
+    per = rate / float(getattr(audio, "tokens_per_second", 0) or 0) if getattr(audio, "tokens_per_second", 0) else 0
+    return int(per) if per >= 1 and float(per).is_integer() else None
+
+
 def _countable(seconds: float) -> bool:
     """Whether ``seconds`` (an int or float > 0) is at most :data:`MAX_CHUNK_SECONDS` (an int too large for a
     float is not)."""
@@ -218,11 +235,11 @@ class Interleaver:
         if not is_file or not hasattr(tok, "segments") or (not sound and chunk is None):
             return [{"video_codes": self._video_codes(x, k)}]
         rate = int(getattr(self.audio, "sample_rate", 16000))
-        per_token = rate // int(getattr(self.audio, "tokens_per_second", rate) or rate)  # chunks end on whole tokens
+        per_token = _samples_per_token(self.audio, rate)  # chunks end on whole tokens (None: no whole number)
         takes = "samples_per_token" in inspect.signature(tok.segments).parameters  # a user's segments() may not
         try:
             parts = tok.segments(x, chunk_seconds=chunk, audio=sound, sample_rate=rate,
-                                 **({"samples_per_token": max(1, per_token)} if takes else {}))
+                                 **({"samples_per_token": per_token} if takes and per_token else {}))
         except (ValueError, TypeError, OSError, RuntimeError) as e:
             raise DocumentError(f"segment {k} (video {x}): {e}") from e
         if soundtrack and not any("audio" in p for p in parts):
