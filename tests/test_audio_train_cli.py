@@ -140,9 +140,12 @@ def test_resume_steps_may_grow_but_not_fall_below_the_step_reached(trained: tupl
 
 
 def test_resume_refuses_other_data_and_takes_the_same_data_moved(trained: tuple[list[str], Path], tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    """--data may move between sessions, but a resume on other clips is refused before any step, in one line."""
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data may move between sessions, but a resume on other clips is refused before any log-mel, in one line."""
     import shutil
+
+    from mmtok.audio.tokenizer import AudioTokenizer
 
     args, first = trained
     out = tmp_path / "run"
@@ -152,7 +155,9 @@ def test_resume_refuses_other_data_and_takes_the_same_data_moved(trained: tuple[
     for i in range(3):
         sf.write(other / f"clip-{i}.wav", speechlike(2.5, seed=90 + i), SAMPLE_RATE)  # other clips, other lengths
     before = _state(out)["train"]["step"]
-    rc, err = _cli(capsys, "--data", str(other), "--out", str(out), "--resume", "--steps", "3", "--no-progress")
+    with monkeypatch.context() as m:  # refused before the log-mel pass, which would take minutes on a real corpus
+        m.setattr(AudioTokenizer, "context_features", lambda *a, **k: pytest.fail("log-mel computed"))
+        rc, err = _cli(capsys, "--data", str(other), "--out", str(out), "--resume", "--steps", "3", "--no-progress")
     assert rc == 2 and err.count("\n") == 1 and f"--data {other} is not the material the run" in err, err
     assert _state(out)["train"]["step"] == before  # nothing trained
     moved = shutil.copytree(Path(args[1]), tmp_path / "moved")

@@ -231,11 +231,25 @@ class _Run:
         return self.tok.cfg.encoder_kind == "conv"
 
 
-def material_digest(feats: Sequence[torch.Tensor], val_names: Sequence[str]) -> str:
-    """What a run trains on, in 16 hex digits: every training clip's length in frames, in order, and the names
-    of its validation clips (not their values, which may differ in the last bits between machines)."""
-    text = json.dumps([[int(f.shape[-1]) for f in feats], [str(n) for n in val_names]])
+def material_digest(sources: Sequence[torch.Tensor | Path], val_names: Sequence[str]) -> str:
+    """What a run trains on, in 16 hex digits: each training clip's length in samples (a cache's) or its file
+    name and size in bytes (a folder's), in order, and the names of its validation clips; read before any
+    log-mel is computed, so that a resume on other data is refused at once."""
+    clips = [int(w.numel()) if isinstance(w, torch.Tensor) else [w.name, w.stat().st_size] for w in sources]
+    text = json.dumps([clips, [str(n) for n in val_names]])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_material(state: Path, material: str, data: str) -> None:
+    """``--resume``: a :class:`ResumeMismatchError` when the run whose train state is ``state`` recorded other
+    training material than ``material`` (a run saved before it was recorded is not checked)."""
+    if not (state / "config.json").is_file():
+        return
+    extra = (json.loads((state / "config.json").read_text()).get("train") or {}).get("extra") or {}
+    if extra.get("material") not in (None, material):
+        raise ResumeMismatchError(
+            f"--data {data} is not the material the run in {state.parent} trained on (other clips, or other "
+            "lengths or validation clips); resume with its own data (moved is fine), or train into a new --out")
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -245,11 +259,6 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
-        trained_on = st["extra"].get("material")
-        if trained_on and trained_on != run.material:  # a run saved before it was recorded is not checked
-            raise ResumeMismatchError(
-                f"--data {args.data} is not the material the run in {run.out} trained on (other clips, or other "
-                "lengths or validation clips); resume with its own data (moved is fine), or train into a new --out")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         run.last = {k: st["extra"][k] for k in LAST_KEYS if k in st["extra"]}
@@ -400,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         sources, val_clips, groups, groups_note = training_files(args)
         val_names = [f.name for f in val_clips]
+    material = material_digest(sources, val_names)
+    if args.resume:  # before any log-mel: other data is refused at once
+        check_material(Path(args.out) / STATE_DIR, material, args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
@@ -415,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material_digest(feats, val_names))
+    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),
