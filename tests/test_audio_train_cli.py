@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 
 import mmtok
 from mmtok.audio.io import SAMPLE_RATE
@@ -211,14 +212,15 @@ def test_resume_of_a_state_without_recorded_settings_reads_its_command(trained: 
 def test_resume_of_an_init_from_run_as_the_model_cards_write_it(trained: tuple[list[str], Path], tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """The model cards repeat the whole command, --init-from and grown blocks included, with --resume:
-    accepted; a growth other than the run's is refused; so is leaving out the run's --decoder-only
-    (exit 2, as for any flag at odds with the run)."""
+    accepted; a growth other than the run's is refused (exit 2, as for any flag at odds with the run); a
+    left-out --decoder-only is the run's own, and one given to a run started without it is refused."""
     args, first = trained
     card = ["--data", args[1], *TRAIN, "--init-from", str(first / "model"), "--decoder-blocks", "6",
             "--mse-weight", "0.5", "--gain-db", "20", "--gain-prob", "0.5", "--lr", "2e-3"]
     out = tmp_path / "card"
     assert _cli(capsys, *card, "--out", str(out), "--steps", "1", "--resume")[0] == 0
-    assert _cli(capsys, *card, "--out", str(out), "--steps", "2", "--resume")[0] == 0
+    spelt = [a if a != str(first / "model") else str(first / "model") + "/." for a in card]  # the same folder
+    assert _cli(capsys, *spelt, "--out", str(out), "--steps", "2", "--resume")[0] == 0
     got = mmtok.load(out / "model")
     assert got.cfg.decoder_blocks == 6 and _state(out)["train"]["step"] == 2
     rc, err = _cli(capsys, *card[:-10], "--decoder-blocks", "8", "--out", str(out), "--resume")
@@ -226,8 +228,12 @@ def test_resume_of_an_init_from_run_as_the_model_cards_write_it(trained: tuple[l
 
     dec = tmp_path / "dec"
     assert _cli(capsys, *card, "--out", str(dec), "--steps", "1", "--decoder-only")[0] == 0
-    rc, err = _cli(capsys, "--data", args[1], "--out", str(dec), "--resume", "--steps", "2")
-    assert rc == 2 and "started with --decoder-only" in err
+    codes = mmtok.load(dec / "model").vq.codebook.detach().clone()
+    assert _cli(capsys, "--data", args[1], "--out", str(dec), "--resume", "--steps", "2")[0] == 0
+    assert _state(dec)["provenance"]["decoder_only"] is True  # taken from the run: the codebook stays as it was
+    assert torch.equal(mmtok.load(dec / "model").vq.codebook.detach(), codes)
+    rc, err = _cli(capsys, *card, "--out", str(out), "--steps", "3", "--resume", "--decoder-only")
+    assert rc == 2 and "started without --decoder-only" in err
 
 
 # --------------------------------------------------------------------------- numeric flags
@@ -238,7 +244,7 @@ def test_resume_of_an_init_from_run_as_the_model_cards_write_it(trained: tuple[l
     ("--compressed-weight", "inf"), ("--envelope-weight", "nan"), ("--gain-prob", "nan"),
     ("--dead-code-rate", "nan"), ("--val-fraction", "nan"), ("--synthetic-share", "nan"),
     ("--synthetic-tones", "nan"), ("--decoder-channels", "0"), ("--encoder-channels", "0"), ("--code-dim", "0"),
-    ("--codebook-size", "1"), ("--threads", "0"), ("--threads", "-1"), ("--seed", "-1"), ("--kmeans-vectors", "0"),
+    ("--codebook-size", "1"), ("--threads", "0"), ("--threads", "-1"), ("--seed", "-1"), ("--seed", "99999999999999999999"), ("--kmeans-vectors", "0"),
     ("--kmeans-min-groups", "0"), ("--kmeans-balance", "-1"), ("--val-clips", "-1"), ("--encoder-blocks", "0"),
     ("--crop-tokens", "0"), ("--lr", "nan"),
 ])

@@ -21,7 +21,7 @@ NUMBER_RULES = {
     "crop_tokens": ">= 1", "codebook_size": ">= 2", "code_dim": ">= 1", "encoder_channels": ">= 1",
     "decoder_channels": ">= 1", "encoder_blocks": ">= 1", "decoder_blocks": ">= 1", "kmeans_vectors": ">= 1",
     "kmeans_iters": ">= 0", "kmeans_balance": ">= 0", "kmeans_min_groups": ">= 1", "val_clips": ">= 0",
-    "synthetic": ">= 0", "threads": ">= 1", "seed": ">= 0",
+    "synthetic": ">= 0", "threads": ">= 1", "seed": "in [0, 4294967295]",
     "dead_code_rate": "in [0, 1)", "val_fraction": "in [0, 1)", "synthetic_share": "in (0, 1)",
     "synthetic_tones": "in [0, 1]", "gain_prob": "in [0, 1]", "gain_db": ">= 0", "mse_weight": ">= 0",
     "compressed_weight": ">= 0", "envelope_weight": ">= 0",

@@ -123,18 +123,18 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
     ``cfg``, its other settings from :func:`run_settings`), as ``mmtok train --resume`` does; one
     given with another value than the run's is refused in one line (:class:`ResumeMismatchError`,
     exit 2), and so is a ``--steps`` below the step the run has reached (a larger one extends it).
-    ``--decoder-only`` must be repeated as the run was started."""
+    ``--decoder-only`` left out is the run's too; given to a run started without it, it is refused."""
     where, given = args.out, options_given(parser, argv)
     prov, reached = meta.get("provenance") or {}, int((meta.get("train") or {}).get("step", 0))
-    if bool(prov.get("decoder_only")) != args.decoder_only:
-        was = "without" if args.decoder_only else "with"
-        raise ResumeMismatchError(f"{where}: this run was started {was} --decoder-only; resume it the same way")
+    if args.decoder_only and not prov.get("decoder_only"):
+        raise ResumeMismatchError(f"{where}: this run was started without --decoder-only; resume it the same way")
+    args.decoder_only = bool(prov.get("decoder_only"))
     run = {dest: _config_value(cfg, path) for dest, path in RUN_ARCH.items()}
     saved = run_settings(parser, meta) or {}
     run.update({k: v for k, v in saved.items() if k in vars(args) and k not in RUN_ARCH
                 and k not in RESUME_FREE and k not in ("steps", "decoder_only")})
     diffs = [f"--{dest.replace('_', '-')} {_show(getattr(args, dest))} (the run's: {_show(have)})"
-             for dest, have in run.items() if dest in given and _plain(getattr(args, dest)) != _plain(have)]
+             for dest, have in run.items() if dest in given and not _same_value(dest, getattr(args, dest), have)]
     if diffs:
         raise ResumeMismatchError(f"--resume {where}: {', '.join(diffs)}; a run keeps the settings it was started "
                                   "with: leave these flags out (the run's own are taken) or train into a new --out")
@@ -145,6 +145,18 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
         setattr(args, dest, [tuple(b) for b in have] if dest == "band_weight" else have)
     if "steps" not in given:
         args.steps = max(int(saved.get("steps") or reached), reached)
+
+
+def _same_value(dest: str, given: Any, have: Any) -> bool:
+    """Whether a given option's value is the run's: ``--init-from`` as the folder it names (``./m`` and ``m``
+    alike), the others as JSON gives them back."""
+    if dest == "init_from" and given is not None and have is not None:
+        return _where(str(given)) == _where(str(have))
+    return bool(_plain(given) == _plain(have))
+
+
+def _where(name: str) -> str:
+    return str(Path(name).resolve()) if Path(name).exists() else name
 
 
 def _config_value(cfg: AudioTokenizerConfig, path: tuple[str, ...]) -> Any:
