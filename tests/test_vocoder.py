@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +228,14 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
     adam = load_file(str(s2 / "train-state" / "optimizer.safetensors"))
     assert float(adam["optim.state.0.step"]) == 2  # fresh optimizer state: 2 steps, not 2 + 2
 
-    # the run's features are fixed: a resume on the other kind is refused
-    assert vocoder_train.main([*common, "--out", str(s2), "--resume", "--steps", "3"]) == 2
+    # the run's features are fixed: a resume that asks for the other kind is refused, one that leaves them out
+    # takes the run's
+    assert vocoder_train.main([*common, "--out", str(s2), "--resume", "--steps", "3", "--features", "true"]) == 2
     assert "--features decoded" in capsys.readouterr().err
+    again = shutil.copytree(s2, tmp_path / "s2-again")
+    assert vocoder_train.main([*common, "--out", str(again), "--resume", "--steps", "3"]) == 0
+    resumed = json.loads((again / "train-state" / "config.json").read_text())["provenance"]
+    assert resumed["features"] == "decoded" and resumed["tokenizer"]["source"] == str(tok_dir)
 
     out = tmp_path / "audio-v2"
     capsys.readouterr()

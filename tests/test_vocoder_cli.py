@@ -214,6 +214,21 @@ def test_a_run_saved_before_settings_were_recorded_is_checked_on_what_it_has(
     assert json.loads(path.read_text())["provenance"]["batch_size"] == 3
 
 
+def test_an_old_run_resumes_with_the_segment_seconds_it_was_started_with(
+        cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Such a run kept only its segments' samples (0.205 s -> 3,200, whole hops): the command it was started
+    with resumes, another length is refused on its samples."""
+    out = tmp_path / "old"
+    assert vocoder_train.main(run_args(cache, out, "--steps", "2", "--segment-seconds", "0.205")) == 0
+    path = out / "train-state" / "config.json"
+    meta = json.loads(path.read_text())
+    del meta["provenance"]["settings"]
+    path.write_text(json.dumps(meta))
+    assert vocoder_train.main(run_args(cache, out, "--steps", "3", "--resume", "--segment-seconds", "0.3")) == 2
+    assert "segments of 3200 samples" in last_error(capsys)
+    assert vocoder_train.main(run_args(cache, out, "--steps", "3", "--resume", "--segment-seconds", "0.205")) == 0
+
+
 # --------------------------------------------------------------------------- D, E: the cache and its manifest
 
 

@@ -142,7 +142,9 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
     cfg = config_from_dict(VocoderConfig, config, where=str(out / STATE_DIR / "config.json"))
     features = prov.get("features", "true")
-    if features != args.features:
+    if "features" not in given:  # left out: the run's own, as every other option
+        args.features = features
+    elif features != args.features:
         raise ResumeMismatchError(f"{out} was trained on --features {features}; resume it with that, not "
                                   f"--features {args.features}")
     asked = {k: getattr(args, k) for k in ("mel_match", "mel_match_db") if getattr(args, k) is not None}
@@ -151,10 +153,13 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
                                   f"{cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with those "
                                   f"values, not {asked}")
     differ = []
+    recorded = isinstance(prov.get("settings"), dict)
     for dest, was in recorded_settings(prov, config).items():
         flag = "--" + dest.replace("_", "-")
         if dest not in given:
             setattr(args, dest, was)
+        elif dest == "segment_seconds" and not recorded:
+            continue  # only its samples were kept (rounded to whole hops or tokens): Run compares those
         elif not _same(dest, was, getattr(args, dest)):
             differ.append(_difference(flag, was, getattr(args, dest)))
     if differ:

@@ -170,6 +170,10 @@ class Run:
         self.tok = self._tokenizer()
         unit = VocoderConfig.hop_length if self.tok is None else self.tok.cfg.samples_per_token
         self.seg = segment_samples(args.segment_seconds, unit)  # samples per training segment
+        was = self.saved_prov.get("segment_samples") if resuming else None
+        if was is not None and was != self.seg:
+            raise ResumeMismatchError(f"{self.out} was trained on segments of {was} samples; --segment-seconds "
+                                      f"{args.segment_seconds:g} gives {self.seg}: leave it out to take the run's")
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")

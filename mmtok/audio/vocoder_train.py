@@ -70,8 +70,9 @@ the last checkpoint; ``--resume`` restores the RNG states too, so the continued 
 batches it would have drawn, and first finishes a checkpoint stopped after its train-state (model/,
 best/ and the validation row of that step).
 
-Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag, file or folder, 1 for a
-failure while running (a non-finite loss). Every option is checked before any work.
+Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag or file, 1 for a run that
+cannot go on (an ``--out`` that holds another run or other files, as for every trainer; a non-finite
+loss). Every option is checked before any work.
 """
 
 from __future__ import annotations

@@ -115,7 +115,8 @@ class ContextTooShortError(MmtokError, ValueError):
 def exit_status(e: BaseException) -> int:
     """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
     flag, a file or folder it names; a :class:`ResumeMismatchError` too), 1 for a failure while running (a
-    training run that cannot go on, a missing device, an error that is not mmtok's)."""
+    training run that cannot go on, an ``--out`` that holds another run among them; a missing device; an
+    error that is not mmtok's)."""
     if isinstance(e, UsageError):
         return 2
     if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError)):
