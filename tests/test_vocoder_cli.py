@@ -181,6 +181,8 @@ def test_resume_takes_the_runs_own_settings_for_flags_left_out(cache: Path, tmp_
     prov = json.loads((resumed / "train-state" / "config.json").read_text())["provenance"]
     assert (prov["batch_size"], prov["segment_samples"], prov["lr"]) == (3, 4000, 1e-3)
     assert prov["settings"]["gain_db"] == 3 and prov["settings"]["clip_grad"] == 0.5
+    assert "--lr 1e-3" in prov["command"] and "--resume" not in prov["command"]  # the command that started it
+    assert len(prov["resumed_with"]) == 1 and "--resume --steps 4" in prov["resumed_with"][0]
     losses = [[r["loss"] for r in rows(run / "log.jsonl")] for run in (whole, resumed)]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 

@@ -49,7 +49,7 @@ from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import command_lines, load_train_state, pick_device, save_train_state
 
 __all__ = [
     "BEST_BY",
@@ -326,7 +326,7 @@ class Run:
                     init: Vocoder | None) -> dict[str, Any]:
         args = self.args
         prov: dict[str, Any] = {
-            "command": command, "settings": run_settings(args),
+            **command_lines(command, self.saved_prov if self.resumed else {}), "settings": run_settings(args),
             "stage": "true log-mel features" if self.tok is None else "decoded features of the tokenizer",
             "features": args.features, "cache": str(cache_dir.resolve()), "train_files": len(self.train_set.clips),
             "train_hours": round(sum(c.length for c in self.train_set.clips) / SAMPLE_RATE / 3600, 2),
