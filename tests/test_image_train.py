@@ -475,14 +475,15 @@ def test_a_partial_config_changes_only_its_fields_of_the_init_from_model(tmp_pat
 
 def test_weight_average_is_exported_and_resumes_on_the_same_curve(tmp_path: Path) -> None:
     """--ema-decay: OUT/model holds the average, the train state the live weights; 2 + 2 resumed steps give
-    the 4-step run's average exactly; a run resumes only the way it was trained."""
+    the 4-step run's average exactly, --ema-decay left out taking the run's; another one is refused."""
     from safetensors.torch import load_file
 
     from mmtok.core.ema import PREFIX
-    from mmtok.core.errors import TrainingError
+    from mmtok.core.errors import ResumeMismatchError
     from mmtok.image.train import main
 
-    common = _train_args(tmp_path, "--save-every", "2", "--seed", "3", "--lr", "3e-3", "--warmup", "1", "--ema-decay", "0.5")
+    plain = _train_args(tmp_path, "--save-every", "2", "--seed", "3", "--lr", "3e-3", "--warmup", "1")
+    common = [*plain, "--ema-decay", "0.5"]
     out = tmp_path / "run"
     assert main([*common, "--steps", "4"]) == 0
     model = load_file(str(out / "model" / "model.safetensors"))
@@ -496,11 +497,14 @@ def test_weight_average_is_exported_and_resumes_on_the_same_curve(tmp_path: Path
 
     again = tmp_path / "again"
     args2 = [a if a != str(out) else str(again) for a in common]
+    plain2 = [a if a != str(out) else str(again) for a in plain]
     assert main([*args2, "--steps", "2"]) == 0
-    assert main([*args2, "--steps", "4", "--resume"]) == 0
+    assert main([*plain2, "--steps", "4", "--resume"]) == 0  # --ema-decay left out: the run's (as --lr)
     resumed = load_file(str(again / "model" / "model.safetensors"))
     assert all(torch.allclose(resumed[k], model[k], atol=1e-6) for k in model)
-    with pytest.raises(TrainingError, match=r"with --ema-decay 0\.5; resume it the same way"):
-        main([*[a for a in args2 if a not in ("--ema-decay", "0.5")], "--steps", "5", "--resume"])
+    assert json.loads((again / "model" / "config.json").read_text())["provenance"]["ema_decay"] == 0.5
+    for other in ("0.7", "0"):  # another one given is refused by its flag and values
+        with pytest.raises(ResumeMismatchError, match=rf": --ema-decay {other} \(the run's: 0\.5\); resume with"):
+            main([*plain2, "--steps", "5", "--resume", "--ema-decay", other])
     with pytest.raises(SystemExit):
-        main([*args2[:-2], "--steps", "1", "--ema-decay", "1.0"])
+        main([*plain2, "--steps", "1", "--ema-decay", "1.0"])

@@ -5,6 +5,7 @@ and ``--resume`` taking the run's own settings (refusing, in one line, a flag th
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 
@@ -114,7 +115,8 @@ def test_export_is_checked_before_any_work(where: str, why: str, tmp_path: Path,
     ("--threads", "-1", ">= 1"), ("--threads", "0", ">= 1"), ("--dead-code-rate", "-1", "in [0, 1)"),
     ("--dead-code-rate", "nan", "in [0, 1)"), ("--codebook-size", "1", ">= 2"), ("--latent-dim", "0", ">= 1"),
     ("--lr-restart", "-1", ">= 0"), ("--scale-max", "inf", "0 < MIN <= MAX, finite"),
-    ("--config", "no-such.json", "no such file"),
+    ("--config", "no-such.json", "no such file"), ("--seed", "99999999999999999999", "in [0, 4294967295]"),
+    ("--seed", "4294967296", "in [0, 4294967295]"), ("--seed", "-1", "in [0, 4294967295]"),
 ])
 def test_a_bad_value_is_refused_by_its_flag_before_any_work(flag: str, value: str, want: str, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
@@ -154,6 +156,46 @@ def test_resume_takes_the_runs_own_settings_for_the_flags_left_out(tmp_path: Pat
     kept = json.loads((run / "train-state" / "config.json").read_text())["train"]["extra"]["settings"]
     assert (kept["lr"], kept["warmup"], kept["rotate"], kept["seed"], kept["crop"], kept["steps"]) == (
         3e-3, 1, True, 5, 32, 3)
+
+
+def test_a_resumed_runs_provenance_and_card_keep_the_first_command_and_list_each_resume(tmp_path: Path) -> None:
+    """The flags a resume leaves out are the first command's: provenance["command"] stays that command (a
+    string; before, the last resume's, without --config, --lr or --rotate) and "resumed_with" and the card
+    list the resumes, oldest first."""
+    first = _args(tmp_path, "run", "--steps", "2", "--save-every", "2", "--lr", "3e-3", "--rotate")
+    assert image_train.main(first) == 0
+    run = tmp_path / "run"
+    again = [["--data", str(tmp_path / "data"), "--out", str(run), "--resume", "--steps", str(n), "--no-progress",
+              "--threads", "1"] for n in (3, 4)]
+    for argv in again:
+        assert image_train.main(argv) == 0
+    def line(argv: list[str]) -> str:
+        return "mmtok train-tokenizer image " + shlex.join(argv)
+
+    prov = mmtok.load(run / "model").provenance
+    assert prov["command"] == line(first) and "--rotate" in prov["command"] and prov["steps"] == 4
+    assert prov["resumed_with"] == [line(a) for a in again]
+    assert json.loads((run / "train-state" / "config.json").read_text())["provenance"]["command"] == line(first)
+    assert _summary(run)["resumed_with"] == prov["resumed_with"]
+    card = (run / "model" / "README.md").read_text()
+    assert f"Trained with `{line(first)}` for 4 steps" in card
+    assert f"Resumed with:\n\n- `{line(again[0])}`\n- `{line(again[1])}`\n" in card
+
+
+def test_resuming_a_run_saved_without_its_settings_needs_no_steps(tmp_path: Path) -> None:
+    """A train state from before the settings were kept, at a step past the default --steps 4000: left out,
+    --steps is the step reached (before: "--steps 4000 is below the step"); a given --steps below it is refused."""
+    args = _args(tmp_path, "run", "--save-every", "2")
+    assert image_train.main([*args, "--steps", "2"]) == 0
+    state = tmp_path / "run" / "train-state" / "config.json"
+    meta = json.loads(state.read_text())
+    del meta["train"]["extra"]["settings"]
+    meta["train"]["step"] = 5000
+    state.write_text(json.dumps(meta))
+    with pytest.raises(ResumeMismatchError, match=r"^--steps 4999 is below the step .* \(5000\)"):
+        image_train.main([*args, "--resume", "--steps", "4999"])
+    assert image_train.main([*args, "--resume"]) == 0
+    assert _steps(tmp_path / "run" / "model") == 5000 and _summary(tmp_path / "run")["final"] is True
 
 
 def test_resume_refuses_other_images_and_takes_the_same_ones_moved(tmp_path: Path,
@@ -196,6 +238,7 @@ def test_resume_refuses_a_changed_setting_in_one_line_naming_flag_and_values(
         (["--config", str(other)], f"--config {other} sets dec_channels [16, 8] (the run's: [32, 16, 8])"),
         (["--disc-weight", "0.1", "--steps", "3"], "no discriminator to resume"),  # its loader says so, as before
         (["--steps", "1"], "--steps 1 is below the step"),
+        (["--ema-decay", "0.5"], "--ema-decay 0.5 (the run's: 0, no weight average)"),
     ):
         assert cli(["train-tokenizer", "image", *args, "--resume", *change]) == 2, change
         err = capsys.readouterr().err.strip()
@@ -220,6 +263,20 @@ def test_the_model_cards_resume_commands_repeating_every_flag_are_accepted(tmp_p
     assert image_train.main([*common, "--steps", "2", "--lr-restart", "1", "--rebalance-at", "1"]) == 0
     assert image_train.main([*common, "--steps", "3", "--lr-restart", "2", "--rebalance-at", "1,3"]) == 0
     assert mmtok.load(tmp_path / "k12" / "model").codebook_size == 12 and _steps(tmp_path / "k12-export") == 3
+
+    # a full --config (K = 16) with --codebook-size 32 on top, as plain1280's: the model flags weigh together
+    # (before: "--config ... sets vq.codebook_size 16 (the run's: 32)")
+    bare = _args(tmp_path, "full", "--save-every", "1", "--resume")
+    full = [*bare, "--codebook-size", "32"]
+    assert image_train.main([*full, "--steps", "1"]) == 0
+    assert image_train.main([*full, "--steps", "2"]) == 0
+    assert mmtok.load(tmp_path / "full" / "model").codebook_size == 32 and _steps(tmp_path / "full" / "model") == 2
+    with pytest.raises(ResumeMismatchError, match=r": --codebook-size 24 sets vq\.codebook_size 24 \(the run's: "
+                       r"32\); resume with"):  # --config (K = 16, overridden) is not named
+        image_train.main([*full, "--steps", "3", "--codebook-size", "24"])
+    with pytest.raises(ResumeMismatchError, match=r": --config \S+ sets vq\.codebook_size 16 \(the run's: 32\);"):
+        image_train.main([*bare, "--steps", "3"])
+    assert _steps(tmp_path / "full" / "train-state") == 2
 
     (tmp_path / "dec.json").write_text(json.dumps({"dec_blocks": tiny_config().dec_blocks + 1}))
     dec = ["--data", str(tmp_path / "data"), "--init-from", src, "--config", str(tmp_path / "dec.json"),

@@ -50,6 +50,7 @@ from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
     check_run_options,
+    command_lines,
     freeze_codes,
     load_train_state,
     options_given,
@@ -247,7 +248,7 @@ class _Run:
     corpus: list[torch.Tensor]
     out: Path
     device: torch.device
-    command: str
+    command: dict[str, Any]  # command_lines: the run's first command line, "resumed_with" the later ones
     data_names: list[str]
     show: torch.Tensor  # the fixed crops of reconstructions.png
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
@@ -298,8 +299,9 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
         check_material(state, material, args.data)
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
     base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
+    was = json.loads(state.read_text()) if resume else {}
     if resume:  # the run's own shape (take_run_settings refused model flags that would change it)
-        base = config_from_dict(ImageTokenizerConfig, json.loads(state.read_text())["config"], where=str(state))
+        base = config_from_dict(ImageTokenizerConfig, was["config"], where=str(state))
     cfg = make_config(args, base=base)
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
@@ -317,7 +319,8 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
                                     progress=not args.no_progress)
     show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
                         generator=torch.Generator().manual_seed(1), base_side=args.base_side)
-    command = "mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_lines("mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+                            was.get("provenance") if isinstance(was.get("provenance"), dict) else {})
     gan = (PatchGAN(weight=args.disc_weight, start=args.disc_start, warmup=args.disc_warmup, lr=args.disc_lr,
                     channels=args.disc_channels, device=device) if args.disc_weight > 0 else None)
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
@@ -344,11 +347,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
 
 
 def _resume_average(run: _Run, st: dict[str, Any]) -> None:
-    """A resumed run keeps the weight average it was saved with, and only one that has it may continue it."""
-    saved = float(st["extra"].get("ema_decay", 0.0))
-    if saved != run.args.ema_decay:
-        was = f"with --ema-decay {saved:g}" if saved else "without --ema-decay"
-        raise TrainingError(f"{run.state_dir}: this run was trained {was}; resume it the same way")
+    """A resumed run keeps the weight average it was saved with (take_run_settings gave it the run's --ema-decay)."""
     if run.ema is not None:
         run.ema.load_state_tensors(st["extra_tensors"], where=str(run.state_dir))
 
@@ -357,7 +356,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
     """Train state, model folder (and ``--export``), usage histogram, reconstructions, summary."""
     args, tok = run.args, run.tok
     prov = {
-        "command": run.command,
+        **run.command,
         "data": {"folder": str(args.data), "split": args.split, "files": run.data_names,
                  **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
         "steps": run.step,
@@ -479,10 +478,12 @@ def _finish(run: _Run) -> None:
 
 
 def _card(prov: dict[str, Any]) -> str:
+    resumed = "".join(f"- `{line}`\n" for line in prov.get("resumed_with") or [])
     return (
         "# mmtok image tokenizer\n\n"
         f"Trained with `{prov['command']}` for {prov['steps']} steps "
         f"({prov['train_seconds']} s on {prov['machine']}).\n\n"
+        + (f"Resumed with:\n\n{resumed}\n" if resumed else "") +
         f"Data: {len(prov['data']['files'])} images from `{prov['data']['folder']}`.\n"
     )
 

@@ -58,6 +58,7 @@ _NUMBER_RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("--latent-dim", ">= 1", lambda v: v >= 1),
     ("--init-crops", ">= 1", lambda v: v >= 1),
     ("--threads", ">= 1", lambda v: v >= 1),
+    ("--seed", "in [0, 4294967295]", lambda v: 0 <= v <= 2**32 - 1),  # NumPy's and torch's seeds
 )
 
 
@@ -138,19 +139,21 @@ def _shown(flag: str, value: Any) -> str:
 
 def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path,
                       make_config: Callable[[argparse.Namespace, Any], Any]) -> None:
-    """``--resume`` of a run with a train state: the flags left out take the run's own settings; a model flag
-    (``--config``, ``--codebook-size``, ...) or a setting of :data:`RESUME_FIXED` given with another value
-    than the run's, another ``--ema-decay``, or ``--steps`` below the run's step, is refused in one line
-    (:class:`ResumeMismatchError`: exit 2) before any work. ``make_config(args, base)`` builds a config."""
+    """``--resume`` of a run with a train state: the flags left out take the run's own settings (its
+    ``--ema-decay`` too; ``--steps`` left out: the run's, or at least the step it reached); model flags
+    (``--config``, ``--codebook-size``, ...) that together give another config than the run's, a setting of
+    :data:`RESUME_FIXED` or ``--ema-decay`` given with another value than the run's, or a given ``--steps``
+    below the run's step, are refused in one line (:class:`ResumeMismatchError`: exit 2) before any work.
+    ``make_config(args, base)`` builds a config."""
     meta = read_config(state_dir, kind="image")
     train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
     extra = train.get("extra") if isinstance(train.get("extra"), dict) else {}
     saved = extra.get("settings") if isinstance(extra.get("settings"), dict) else {}  # none before they were kept
-    ema = float(extra.get("ema_decay", 0.0))
-    if ema != args.ema_decay:
-        was = f"with --ema-decay {ema:g}" if ema else "without --ema-decay"
-        raise ResumeMismatchError(f"{state_dir}: this run was trained {was}; resume it the same way")
     diffs = _model_diffs(args, given, meta["config"], make_config)
+    ema = float(extra.get("ema_decay", 0.0))
+    if "ema_decay" in given and args.ema_decay != ema:
+        diffs.append(f"--ema-decay {args.ema_decay:g} (the run's: {ema:g}{'' if ema else ', no weight average'})")
+    args.ema_decay = ema
     for name in RESUME_FIXED if saved else ():
         if name.startswith("disc_") and not saved.get("disc_weight"):
             continue  # no discriminator to compare with: its loader refuses --disc-weight by name
@@ -169,24 +172,35 @@ def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path
         raise ResumeMismatchError(f"--resume {state_dir.parent}: the run trains the decoder alone (--decoder-only), "
                                   "which keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
     step = int(train.get("step", 0))
-    if args.steps < step:
+    if "steps" not in given:  # a run saved before its settings were kept has no steps of its own: finish it there
+        args.steps = max(int(saved.get("steps", 0)), step)
+    elif args.steps < step:
         raise ResumeMismatchError(f"--steps {args.steps} is below the step {state_dir.parent} is at ({step}): give "
                                   f"--steps {step} or more to finish or extend it")
 
 
 def _model_diffs(args: argparse.Namespace, given: set[str], saved_cfg: dict[str, Any],
                  make_config: Callable[[argparse.Namespace, Any], Any]) -> list[str]:
-    """``"--FLAG VALUE sets FIELD X (the run's: Y)"`` for each model flag given that would change the run's config."""
+    """``"--FLAG VALUE sets FIELD X (the run's: Y)"`` for each model flag given when all of them together (as
+    the run is rebuilt: ``--config``, then the others on top) give another config than the run's: the flags
+    that set a field that differs to its new value (``--config`` with ``vq.codebook_size`` 16 is not named
+    when ``--codebook-size`` makes it the run's 32 again)."""
     base = config_from_dict(ImageTokenizerConfig, saved_cfg, where="train-state config")
     run = _flat(base)
+    names = [n for n in MODEL_FLAGS if n in given and getattr(args, n) is not None]
+    if not names:
+        return []
+    mine = _flat(make_config(argparse.Namespace(**{n: getattr(args, n) if n in names else None
+                                                   for n in MODEL_FLAGS}), base))
+    changed = [k for k in sorted(set(run) | set(mine)) if mine.get(k) != run.get(k)]
+    if not changed:
+        return []
+    alone = {n: _flat(make_config(argparse.Namespace(**{m: getattr(args, m) if m == n else None
+                                                         for m in MODEL_FLAGS}), base)) for n in names}
     diffs = []
-    for name in MODEL_FLAGS:
-        if name not in given or getattr(args, name) is None:
-            continue
-        alone = argparse.Namespace(**{n: getattr(args, n) if n == name else None for n in MODEL_FLAGS})
-        mine = _flat(make_config(alone, base))
-        fields = [f"{k} {mine.get(k)} (the run's: {run.get(k)})" for k in sorted(set(run) | set(mine))
-                  if mine.get(k) != run.get(k)]
+    for name in names:  # a field no flag sets alone to its new value is put down to every flag given
+        fields = [f"{k} {mine.get(k)} (the run's: {run.get(k)})" for k in changed
+                  if alone[name].get(k) == mine.get(k) or not any(alone[n].get(k) == mine.get(k) for n in names)]
         if fields:
             flag = "--" + name.replace("_", "-")
             diffs.append(f"{flag} {getattr(args, name)} sets " + ", ".join(fields[:3])
