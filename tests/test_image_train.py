@@ -341,7 +341,7 @@ def test_train_command_synthetic_option(tmp_path: Path, capsys: pytest.CaptureFi
     assert model.provenance["data"]["synthetic_dead_leaves"] == 2
     with pytest.raises(SystemExit) as err:
         main([*common, "--steps", "2", "--synthetic", "-1"])
-    assert err.value.code == 2 and "--synthetic must be >= 0" in capsys.readouterr().err
+    assert err.value.code == 2 and "--synthetic must be at least 0" in capsys.readouterr().err
 
 
 def test_train_command_refuses_a_corrupt_image_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

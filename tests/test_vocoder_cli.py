@@ -328,5 +328,5 @@ def test_python_dash_m_says_errors_as_mmtok_does(tmp_path: Path) -> None:
                            str(tmp_path / "run"), "--log-every", "0"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == ("mmtok: error: need --log-every >= 1, got 0; give a whole number >= 1 or leave "
-                                   "the flag out (default: 10)")
+    assert done.stderr.strip() == ("mmtok: error: --log-every must be at least 1 (got 0); give --log-every >= 1 "
+                                   "(a whole number) or leave the flag out (default: 10)")

@@ -6,60 +6,36 @@ options at odds with each other (:func:`check_args`), and what a fresh run's tok
 from __future__ import annotations
 
 import argparse
-import math
 
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.train_data import is_cache
+from mmtok.core.ranges import SEED, Range, out_of_range
 from mmtok.core.trainstate import check_run_options
 
-__all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_fresh_run", "check_numbers", "meets"]
+__all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_fresh_run", "check_numbers"]
 
 INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 # every numeric option but those check_run_options checks (--steps, --batch-size, --save-every, --warmup, --lr):
 # the range its value must lie in; a value left out (None) is not checked
-NUMBER_RULES = {
-    "crop_tokens": ">= 1", "codebook_size": ">= 2", "code_dim": ">= 1", "encoder_channels": ">= 1",
-    "decoder_channels": ">= 1", "encoder_blocks": ">= 1", "decoder_blocks": ">= 1", "kmeans_vectors": ">= 1",
-    "kmeans_iters": ">= 0", "kmeans_balance": ">= 0", "kmeans_min_groups": ">= 1", "val_clips": ">= 0",
-    "synthetic": ">= 0", "threads": ">= 1", "seed": "in [0, 4294967295]",
-    "dead_code_rate": "in [0, 1)", "val_fraction": "in [0, 1)", "synthetic_share": "in (0, 1)",
-    "synthetic_tones": "in [0, 1]", "gain_prob": "in [0, 1]", "gain_db": ">= 0", "mse_weight": ">= 0",
-    "compressed_weight": ">= 0", "envelope_weight": ">= 0",
+NUMBER_RULES: dict[str, Range] = {
+    **dict.fromkeys(("crop_tokens", "code_dim", "encoder_channels", "decoder_channels", "encoder_blocks",
+                     "decoder_blocks", "kmeans_vectors", "kmeans_min_groups", "threads"), Range(1)),
+    **dict.fromkeys(("kmeans_iters", "kmeans_balance", "val_clips", "synthetic", "gain_db", "mse_weight",
+                     "compressed_weight", "envelope_weight"), Range(0)),
+    "codebook_size": Range(2), "seed": SEED,
+    **dict.fromkeys(("dead_code_rate", "val_fraction"), Range(0, 1, high_open=True)),
+    "synthetic_share": Range(0, 1, low_open=True, high_open=True),
+    **dict.fromkeys(("synthetic_tones", "gain_prob"), Range(0, 1)),
 }
-
-
-def meets(value: float, rule: str) -> bool:
-    """Whether ``value`` is a finite number that obeys ``rule`` (``">= 1"``, ``"> 0"`` or an interval such
-    as ``"in [0, 1)"``); NaN and infinities never do.
-
-    >>> meets(0.5, "in [0, 1)"), meets(1.0, "in [0, 1)"), meets(float("nan"), ">= 0"), meets(3, ">= 1")
-    (True, False, False, True)
-    """
-    if not math.isfinite(value):
-        return False
-    if rule.startswith("in "):
-        lo, hi = (float(x) for x in rule[4:-1].split(","))
-        above = lo <= value if rule[3] == "[" else lo < value
-        return above and (value <= hi if rule[-1] == "]" else value < hi)
-    op, bound = rule.split()
-    return value >= float(bound) if op == ">=" else value > float(bound)
 
 
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every numeric option finite and in its range (:data:`NUMBER_RULES`, and ``check_run_options``'s),
     else ``parser.error`` naming the flag, the value and what to give instead."""
     check_run_options(parser, args)
-    actions = {a.dest: a for a in parser._actions}
-    for dest, rule in NUMBER_RULES.items():
-        value = getattr(args, dest)
-        if value is None or meets(value, rule):
-            continue
-        action = actions[dest]
-        flag, whole = action.option_strings[0], action.type is int
-        phrase = f"at least {rule.split()[1]}" if whole and rule.startswith(">=") else rule
-        default = "" if action.default is None else f" (default: {action.default})"
-        parser.error(f"{flag} must be {phrase} (got {value}); give {flag} {rule} "
-                     f"({'a whole number' if whole else 'a finite number'}) or leave the flag out{default}")
+    refused = out_of_range(parser, args, NUMBER_RULES)
+    if refused:
+        parser.error(refused)
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

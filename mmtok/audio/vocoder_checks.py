@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,34 +28,12 @@ from mmtok.audio.vocoder_run import (
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
 __all__ = ["FLAG_RANGES", "check_options", "check_out_folder", "take_run_settings"]
 
 
-@dataclass(frozen=True)
-class Range:
-    """The values an option takes: a finite number from ``low`` to ``high``, each end kept unless ``open``."""
-
-    low: float
-    high: float = math.inf
-    low_open: bool = False
-    high_open: bool = False
-
-    def holds(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def __str__(self) -> str:
-        if math.isinf(self.high):
-            return f"{'>' if self.low_open else '>='} {self.low:.10g}"
-        return f"in {'(' if self.low_open else '['}{self.low:.10g}, {self.high:.10g}{')' if self.high_open else ']'}"
-
-
-ABOVE_0 = Range(0, low_open=True)
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
     **dict.fromkeys(("steps", "batch_size", "save_every", "log_every", "val_segments", "threads", "disc_channels",
                      "dim", "intermediate", "blocks"), Range(1)),
@@ -68,7 +44,7 @@ FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (n
     "min_lr_frac": Range(0, 1), "synthetic_tones": Range(0, 1),
     "synthetic_share": Range(0, 1, low_open=True, high_open=True),
     "mel_match": Range(0, 8), "mel_match_db": Range(0, 40, low_open=True),
-    "seed": Range(0, 2**32 - 1),  # NumPy's seeds
+    "seed": SEED,
 }
 WHAT = {  # said beside a refused value where the flag's name does not say it
     "gain_db": "each segment is attenuated by a random 0 to GAIN dB; a negative GAIN would amplify",
@@ -81,17 +57,9 @@ WHAT = {  # said beside a refused value where the flag's name does not say it
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse (:class:`UsageError`, one line naming the flag, the value and what to give) an option of
     ``parser`` out of range, or options that need others, before anything is read or written."""
-    actions = {a.dest: a for a in parser._actions}
-    for dest, allowed in FLAG_RANGES.items():
-        value = getattr(args, dest)
-        if value is None or allowed.holds(value):
-            continue
-        action = actions[dest]
-        kind = "whole number" if action.type is int else "finite number"
-        note = f" ({WHAT[dest]})" if dest in WHAT else ""
-        default = "" if action.default is None else f" (default: {_said(action.default)})"
-        raise UsageError(f"need {action.option_strings[0]} {allowed}{note}, got {_said(value)}; give a {kind} "
-                         f"{allowed} or leave the flag out{default}")
+    refused = out_of_range(parser, args, FLAG_RANGES, WHAT)
+    if refused:
+        raise UsageError(refused)
     try:
         torch.device(args.device)
     except RuntimeError:

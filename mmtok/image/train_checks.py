@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 from mmtok.core.checkpoint import CONFIG_NAME, FORMAT_NAME, config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.paths import holds_cwd
+from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["RESUME_FIXED", "RESUME_FREE", "check_export", "check_material", "check_numbers", "data_material",
+__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_material", "check_numbers", "data_material",
            "exported_provenance",
            "run_settings", "take_run_settings"]
 
@@ -35,41 +35,24 @@ RESUME_FREE = ("steps", "lr_restart", "rebalance_at", "save_every")
 MODEL_FLAGS = ("config", "codebook_size", "latent_dim", "dead_code_rate")  # they set fields of the model config
 
 
-_FINITE = math.isfinite
 # (flag, what it must be, test); an option left at None (not given) is not tested
-_NUMBER_RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
-    ("--base-side", ">= 1", lambda v: v >= 1),
-    ("--zoom-max", ">= 1 and finite", lambda v: _FINITE(v) and v >= 1),
-    ("--zoom-prob", "in [0, 1]", lambda v: 0 <= v <= 1),
-    ("--synthetic", ">= 0", lambda v: v >= 0),
-    ("--ssim-weight", ">= 0 and finite", lambda v: _FINITE(v) and v >= 0),
-    ("--ema-decay", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("--disc-weight", ">= 0 and finite", lambda v: _FINITE(v) and v >= 0),
-    ("--disc-start", ">= 0", lambda v: v >= 0),
-    ("--disc-warmup", ">= 0", lambda v: v >= 0),
-    ("--disc-lr", "> 0 and finite", lambda v: _FINITE(v) and v > 0),
-    ("--disc-channels", ">= 4", lambda v: v >= 4),
-    ("--lr-restart", ">= 0", lambda v: v >= 0),
-    ("--rebalance-crops", ">= 1", lambda v: v >= 1),
-    ("--rebalance-iters", ">= 1", lambda v: v >= 1),
-    ("--rebalance-min-frac", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("--dead-code-rate", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("--codebook-size", ">= 2", lambda v: v >= 2),
-    ("--latent-dim", ">= 1", lambda v: v >= 1),
-    ("--init-crops", ">= 1", lambda v: v >= 1),
-    ("--threads", ">= 1", lambda v: v >= 1),
-    ("--seed", "in [0, 4294967295]", lambda v: 0 <= v <= 2**32 - 1),  # NumPy's and torch's seeds
-)
+NUMBER_RULES: dict[str, Range] = {  # by argparse dest; check_run_options checks --steps, --batch-size, --lr, ...
+    **dict.fromkeys(("base_side", "zoom_max", "rebalance_crops", "rebalance_iters", "latent_dim", "init_crops",
+                     "threads"), Range(1)),
+    **dict.fromkeys(("synthetic", "ssim_weight", "disc_weight", "disc_start", "disc_warmup", "lr_restart"), Range(0)),
+    "zoom_prob": Range(0, 1), "disc_lr": ABOVE_0, "disc_channels": Range(4), "codebook_size": Range(2),
+    **dict.fromkeys(("ema_decay", "rebalance_min_frac", "dead_code_rate"), Range(0, 1, high_open=True)),
+    "seed": SEED,
+}
 
 
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every numeric option that :func:`~mmtok.core.trainstate.check_run_options` leaves, refused in one
     line naming the flag (exit 2) when it is NaN, infinite or out of range; ``--rebalance-at`` parsed and
     written back sorted (``"1500,6001"``); ``--config`` a file."""
-    for flag, want, ok in _NUMBER_RULES:
-        value = getattr(args, flag[2:].replace("-", "_"))
-        if value is not None and not ok(value):
-            parser.error(f"{flag} must be {want} (got {value})")
+    refused = out_of_range(parser, args, NUMBER_RULES)
+    if refused:
+        parser.error(refused)
     args.rebalance_at = _rebalance_steps(parser, args.rebalance_at)
     if args.config is not None and not Path(args.config).is_file():
         parser.error(f"--config {args.config}: no such file (give a JSON file of ImageTokenizerConfig fields)")

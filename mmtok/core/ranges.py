@@ -1,0 +1,76 @@
+"""The range a numeric option takes, and the one way a trainer refuses a value outside it.
+
+Every tokenizer trainer (image, audio, vocoder) checks its numeric options before any work with
+:func:`out_of_range`; NaN and infinities are outside every range.
+
+>>> str(Range(1)), str(Range(0, low_open=True)), str(Range(0, 1, high_open=True))
+('>= 1', '> 0', 'in [0, 1)')
+>>> Range(0, 1).holds(float("nan")), Range(1).holds(3)
+(False, True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ABOVE_0", "SEED", "Range", "out_of_range"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values an option takes: a finite number from ``low`` to ``high``, each end kept unless ``open``."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if math.isinf(self.high):
+            return f"{'>' if self.low_open else '>='} {self.low:.10g}"
+        return f"in {'(' if self.low_open else '['}{self.low:.10g}, {self.high:.10g}{')' if self.high_open else ']'}"
+
+
+ABOVE_0 = Range(0, low_open=True)
+SEED = Range(0, 2**32 - 1)  # what NumPy and torch take as a seed
+
+
+def _said(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def out_of_range(parser: argparse.ArgumentParser, args: argparse.Namespace, ranges: Mapping[str, Range],
+                 notes: Mapping[str, str] | None = None) -> str | None:
+    """The refusal of the first option of ``parser`` (by ``dest``) whose value lies outside its range in
+    ``ranges`` (one line: the flag, the value, what to give and the default; ``notes`` says what an option
+    means where its name does not), or None when all hold. An option left at None is not checked.
+
+    >>> p = argparse.ArgumentParser(); _ = p.add_argument("--steps", type=int, default=10)
+    >>> out_of_range(p, p.parse_args(["--steps", "0"]), {"steps": Range(1)})
+    '--steps must be at least 1 (got 0); give --steps >= 1 (a whole number) or leave the flag out (default: 10)'
+    """
+    actions = {a.dest: a for a in parser._actions}
+    for dest, allowed in ranges.items():
+        value = getattr(args, dest)
+        if value is None or allowed.holds(value):
+            continue
+        action = actions[dest]
+        flag, whole = action.option_strings[0], action.type is int
+        phrase = (f"at least {allowed.low:.10g}" if whole and math.isinf(allowed.high) and not allowed.low_open
+                  else str(allowed))
+        note = f" ({notes[dest]})" if notes and dest in notes else ""
+        default = "" if action.default is None else f" (default: {_said(action.default)})"
+        return (f"{flag} must be {phrase}{note} (got {_said(value)}); give {flag} {allowed} "
+                f"({'a whole number' if whole else 'a finite number'}) or leave the flag out{default}")
+    return None
