@@ -179,8 +179,8 @@ def test_a_misspelled_flag_points_to_its_own_commands_help(argv: list[str], caps
 
 @pytest.mark.parametrize(("modality", "flags", "why"), [
     ("image", ["--steps", "0"], "--steps must be at least 1"),
-    ("image", ["--lr", "-1"], "--lr must be a number above 0"),
-    ("image", ["--lr", "nan"], "--lr must be a number above 0"),
+    ("image", ["--lr", "-1"], "--lr must be > 0"),
+    ("image", ["--lr", "nan"], "--lr must be > 0"),
     ("image", ["--batch-size", "0"], "--batch-size must be at least 1"),
     ("image", ["--save-every", "0"], "--save-every must be at least 1"),
     ("image", ["--crop", "17"], "--crop must be a multiple of 16"),

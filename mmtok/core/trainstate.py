@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -35,6 +34,7 @@ from torch import nn
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
 from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
+from mmtok.core.ranges import ABOVE_0, Range, out_of_range
 
 __all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "command_lines", "freeze_codes",
            "load_newest_intact", "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given",
@@ -330,19 +330,16 @@ def options_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[s
     return set(vars(known))
 
 
+SHARED_RANGES = {"steps": Range(1), "batch_size": Range(1), "save_every": Range(1), "warmup": Range(0), "lr": ABOVE_0}
+
+
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The options every tokenizer trainer shares, refused in one line (exit 2) before any work when out of
-    range: ``--steps``, ``--batch-size``, ``--save-every`` at least 1, ``--warmup`` at least 0, ``--lr`` a
-    finite number above 0, ``--device`` a device name."""
-    for flag, value, ok, want in (
-        ("--steps", args.steps, args.steps >= 1, "at least 1"),
-        ("--batch-size", args.batch_size, args.batch_size >= 1, "at least 1"),
-        ("--save-every", args.save_every, args.save_every >= 1, "at least 1"),
-        ("--warmup", args.warmup, args.warmup >= 0, "at least 0"),
-        ("--lr", args.lr, math.isfinite(args.lr) and args.lr > 0, "a number above 0"),
-    ):
-        if not ok:
-            parser.error(f"{flag} must be {want} (got {value})")
+    range (:data:`SHARED_RANGES`: ``--steps``, ``--batch-size``, ``--save-every`` at least 1, ``--warmup`` at
+    least 0, ``--lr`` a finite number above 0), and ``--device`` a device name."""
+    refused = out_of_range(parser, args, SHARED_RANGES)
+    if refused:
+        parser.error(refused)
     check_device_option(parser, args.device)
 
 
