@@ -242,11 +242,12 @@ def material_digest(sources: Sequence[torch.Tensor | Path], val_names: Sequence[
 
 def check_material(state: Path, material: str, data: str) -> None:
     """``--resume``: a :class:`ResumeMismatchError` when the run whose train state is ``state`` recorded other
-    training material than ``material`` (a run saved before it was recorded is not checked)."""
+    training material than ``material`` (a run saved before it was recorded is not checked; the key is
+    ``data_digest``, so the frame-length ``material`` an earlier version kept is passed over)."""
     if not (state / "config.json").is_file():
         return
     extra = (json.loads((state / "config.json").read_text()).get("train") or {}).get("extra") or {}
-    if extra.get("material") not in (None, material):
+    if extra.get("data_digest") not in (None, material):
         raise ResumeMismatchError(
             f"--data {data} is not the material the run in {state.parent} trained on (other clips, or other "
             "lengths or validation clips); resume with its own data (moved is fine), or train into a new --out")
@@ -296,7 +297,7 @@ def train_mode(run: _Run) -> None:
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
     extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
-             "settings": settings_record(run.args), "material": run.material}
+             "settings": settings_record(run.args), "data_digest": run.material}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov)
 
