@@ -161,9 +161,14 @@ def audio_queen(pkg: Package) -> Iterator[Item]:
                 if re.match(r"C\d", e.name)
                 else "mixed-" + (re.sub(r"[^A-Z].*", "", e.name).lower() or "other")
             )
-        clip = cf.queen_clip(data, e)
         meta = {"kind": "speech", "language": "en", "origin": f"queen.1c:{e.name}"}
-        yield Item(e.name[:-3].lower() + ".mp3", f"queen:{who}", bytes_of(clip), ["queen.1c"], meta)
+        # cut out when written: a damaged clip is that file's skip (counted), not the end of the run
+        yield Item(e.name[:-3].lower() + ".mp3", f"queen:{who}", _queen_writer(data, e), ["queen.1c"], meta)
+
+
+def _queen_writer(data: bytes, entry: cf.QueenEntry) -> Callable[[Path], None]:
+    """Writer of one .SB entry's MP3 stream, cut out of ``data`` only when the file is written."""
+    return lambda dest: dest.write_bytes(cf.queen_clip(data, entry))
 
 
 def audio_tuxpaint(pkg: Package) -> Iterator[Item]:

@@ -565,6 +565,20 @@ def test_run_names_the_package_of_a_damaged_archive(tmp_path: Path, monkeypatch:
         fetch_corpus.run("image", tmp_path / "out", tmp_path / "debs", None)
 
 
+def test_one_damaged_queen_clip_is_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip without an MP3 frame is that file's skip; the other clips are written and the run goes on."""
+    queen_dir = tmp_path / "q/usr/share/scummvm/flight-of-the-amazon-queen"
+    queen_dir.mkdir(parents=True)
+    (queen_dir / "queen.1c").write_bytes(make_queen([("A.SB", MP3_FRAME), ("B.SB", bytes(64)), ("C.SB", MP3_FRAME * 2)]))
+    queen = Package("flight-of-the-amazon-queen", "1", "q.deb", tmp_path / "q", "")
+    kind = fake_kind({queen.name: corpus_audio.audio_queen}, {queen.name: lambda: queen})
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", kind)
+    summary = fetch_corpus.run("fake", tmp_path / "out", tmp_path / "debs", None)
+    rows = [json.loads(line) for line in (tmp_path / "out/manifest.jsonl").read_text().splitlines()]
+    assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["a.mp3", "c.mp3"]
+    assert summary["skipped"][queen.name] == {"empty or undecodable: FormatError": 1}
+
+
 def build_deb(folder: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
     """A minimal .deb (control file and ``files``) built with dpkg-deb."""
     root = folder / f"build-{name}-{version.replace(':', '_')}"
