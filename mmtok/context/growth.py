@@ -327,8 +327,11 @@ def plot_cost_vs_length(path: str | Path, series: Mapping[str, Sequence[Mapping[
         a2.plot(xs, [max(r["peak_mib"], 1e-1) for r in rows], style, label=label)
     a1.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="forward+backward (s)")
     a2.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="peak step memory (MiB)")
+    from matplotlib.ticker import NullFormatter
+
     for a in (a1, a2):
         a.grid(True, which="both", alpha=0.3)
+        a.xaxis.set_minor_formatter(NullFormatter())  # 3×10², 4×10², ... ran together
         a.legend(fontsize=8)
     fig.suptitle(f"Transformer cost vs length on {where}")
     fig.tight_layout()

@@ -120,7 +120,9 @@ class Report:
         def cell(v: Any) -> str:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return f"<td>{html.escape(str(v))}</td>"
-            return f'<td class="num">{v:,}</td>' if isinstance(v, int) else f'<td class="num">{v:,.4g}</td>'
+            if isinstance(v, int) or abs(v) >= 1000:  # 12,319 rather than 1.232e+04
+                return f'<td class="num">{v:,.0f}</td>'
+            return f'<td class="num">{v:,.4g}</td>'
 
         head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
         body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)

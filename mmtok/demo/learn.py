@@ -88,7 +88,7 @@ def train_step(d: Demo) -> str:
     per = {m: round(float(np.mean([r[f"loss_{m}"] for r in last if f"loss_{m}" in r])), 4)
            for m in ("text", "image", "audio") if any(f"loss_{m}" in r for r in last)}
     n_params, size = _size(d)
-    parts = [d.report.text(f"The tiny preset with {size} for {steps} steps of 16 windows of 64 tokens "
+    parts = [d.report.text(f"The tiny preset with {size}. Trained for {steps} steps of 16 windows of 64 tokens "
                            f"on {d.device_label}: {seconds:.0f} s, loss {first_loss:.2f} → {last_loss:.2f} nats. "
                            "Loss per modality over the last 10 steps: "
                            + ", ".join(f"{m} {v:.3f}" for m, v in per.items()) + ".")]

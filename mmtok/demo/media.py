@@ -245,7 +245,9 @@ def stream_step(d: Demo) -> str:
     videos = _files(d.data, VIDEO_SUFFIXES) if d.has_video else []
     vt = VideoTokenizer(d.image, fps=1.0)
     il = Interleaver(None, image=d.image, audio=d.audio, video=vt)
-    doc: list[Any] = ["A photo: ", {"image": images[0]}, " Someone reads a sentence: ", {"audio": sounds[0]}]
+    speech = next((s for s in sounds if "speech" in s.name), None)  # a --data folder may hold no speech
+    said = " Someone reads a sentence: " if speech is not None else " A sound: "
+    doc: list[Any] = ["A photo: ", {"image": images[0]}, said, {"audio": speech or sounds[0]}]
     if videos:
         doc += [" And a video with its soundtrack, two seconds at a time: ", {"video": videos[0], "chunk_seconds": 2.0}]
     doc += [" The end."]
@@ -267,7 +269,8 @@ def stream_step(d: Demo) -> str:
     d.figure("stream_round_trip_exact", int(exact), "1 = yes", "stream: encode(decode(stream)) gives the same ids")
     d.report.section(
         "4. One interleaved stream",
-        d.report.text(f"Text (UTF-8 bytes), an image, a spoken sentence{' and a video with sound' if videos else ''} "
+        d.report.text(f"Text (UTF-8 bytes), an image, {'a spoken sentence' if speech is not None else 'a sound'}"
+                      f"{' and a video with sound' if videos else ''} "
                       f"in one sequence of {len(stream):,} ids. Its vocabulary has {vocab_words(il.vocab)} "
                       f"(fingerprint {il.vocab.fingerprint[:12]}…); the video frames are coded by the image "
                       "tokenizer but get a range of their own. Image and video codes are drawn as cells in "

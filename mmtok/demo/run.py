@@ -113,7 +113,8 @@ def run_demo(
     d.figure("demo_seconds", round(total, 1), "s", f"the whole demo ({'fast' if fast else 'full'} run)")
     d.report.section(
         "Measured figures",
-        d.report.text("Every number on this page, measured in this run (also in figures.json)."),
+        d.report.text("The run's key figures (also in figures.json): measured in this run, except the planner's, "
+                      "which a preset or the shipped tokenizers' configs give."),
         d.report.note(d.load_note()),
         d.report.figures_table(),
         d.report.table(["step", "seconds", "summary"], [[n, timings[n], lines[n]] for n in timings]),

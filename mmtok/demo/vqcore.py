@@ -51,7 +51,8 @@ def vq_step(d: Demo) -> str:
     d.figure("vq_usage", ours[1], "fraction", f"VQ core: codebook usage on held-out vectors (K={k})")
     d.figure("vq_usage_naive", naive[1], "fraction", "VQ core: usage of the naive codebook")
     d.figure("vq_encode_vectors_per_s", ours[4], "vectors/s", f"VQ core: nearest-code search, dim {dim}, K={k}")
-    usage_plot(d.out / "vq_usage.png", counts, title="VQ core: codes sorted by use on held-out vectors")
+    usage_plot(d.out / "vq_usage.png", counts, title="VQ core: codes sorted by use on held-out vectors",
+               ylabel="held-out vectors")
     d.report.section(
         "1. The VQ core",
         d.report.text(f"{n_train:,} training and {n_test:,} held-out vectors from {4 * k:,} tight clusters "
