@@ -137,6 +137,17 @@ def test_demo_line_when_every_length_is_over_the_memory_budget() -> None:
     assert line == "planned 7 presets; measured no length of sdpa: each would pass --max-memory 0.5 GiB"
 
 
+def test_demo_hour_of_video_is_a_lower_bound_and_math_cannot_run() -> None:
+    from types import SimpleNamespace
+
+    from mmtok.demo.budget import _hour
+
+    fit = SimpleNamespace(exponent=1.0, log_intercept=-9.0)
+    assert _hour("tiny math", fit, 1e6, 1024) == "cannot run: its 1,000,000×1,000,000 scores alone take 4.0 TB"
+    assert _hour("tiny sdpa", fit, 1e6, 4096).startswith("at least ") and "244× past the longest length" in \
+        _hour("tiny sdpa", fit, 1e6, 4096)
+
+
 def test_demo_bad_data_folder_is_a_clear_error_before_writing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     assert main(["demo", "--fast", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2

@@ -102,7 +102,7 @@ def _hour(label: str, ft: Any, tokens: float, longest: int) -> str:
     """One hour of the example video's tokens, ``tokens``, from the fit of ``label`` measured up to ``longest``:
     the math backend's T×T scores alone would not fit in memory; the other's time is extrapolated far past
     what was measured, and the exponent grows with length, so it is a lower bound."""
-    if label == "math":
+    if label.split()[-1] == "math":  # "tiny math": the backend is the last word
         return f"cannot run: its {tokens:,.0f}×{tokens:,.0f} scores alone take {tokens * tokens * 4 / 1e12:,.1f} TB"
     time = _duration(project((ft.exponent, ft.log_intercept), tokens) or 0.0)
     return (f"at least {time}: extrapolated {tokens / longest:,.0f}× past the longest length measured (the "
