@@ -14,6 +14,7 @@ and the others go on; the exit status is then 2, and every file already written 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,16 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
 
 
-def _refuse_foreign(pairs: list[tuple[Path, Path]]) -> None:
-    """A :class:`UsageError` before any work when a file ``encode`` would write is there and is not a code file
-    (a numpy archive of the user's, a folder): only an earlier code file, recognised by its meta, is replaced."""
+def _refuse_foreign(pairs: list[tuple[Path, Path]], target: Callable[[Path, Path], Path | None],
+                    ours: Callable[[Path], bool], what: str) -> None:
+    """A :class:`UsageError` before any work when a file the command would write (``target(path, out)``; None:
+    none to check) is there and is not one it wrote before (``ours``): a user's own file is never replaced,
+    an earlier output is. ``what`` says why it is not (``"is not a code file from 'mmtok encode'"``)."""
     for path, out in pairs:
-        target = out / (path.name + CODES_SUFFIX)
-        if (target.exists() or target.is_symlink()) and not _is_code_file(target):
-            raise UsageError(f"{target} is there and is not a code file from 'mmtok encode', so it is not replaced; "
-                             "nothing was written (move it, or give another --out)")
+        found = target(path, out)
+        if found is not None and (found.exists() or found.is_symlink()) and not ours(found):
+            raise UsageError(f"{found} is there and {what}, so it is not replaced; nothing was written "
+                             "(move it, or give another --out)")
 
 
 def _is_code_file(path: Path) -> bool:
@@ -189,18 +192,9 @@ def _decoded_target(path: Path, out: Path) -> Path | None:
     return out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}{DECODED_SUFFIX.get(kind, '')}"
 
 
-def _refuse_foreign_decoded(pairs: list[tuple[Path, Path]]) -> None:
-    """A :class:`UsageError` before any work when a file ``decode`` would write is there and is not one it
-    wrote before (recognised by :data:`MARK` inside it): a user's own picture, sound or video is never replaced."""
-    for path, out in pairs:
-        target = _decoded_target(path, out) if path.is_file() else None
-        if target is not None and (target.exists() or target.is_symlink()) and not _is_decoded(target):
-            raise UsageError(f"{target} is there and was not written by 'mmtok decode', so it is not replaced; "
-                             "nothing was written (move it, or give another --out)")
-
-
 def _is_decoded(path: Path) -> bool:
-    """Whether ``path`` is a file ``decode`` wrote: its :data:`MARK` is inside it."""
+    """Whether ``path`` is a file ``decode`` wrote (:func:`_refuse_foreign` replaces only those): its :data:`MARK`
+    is inside it."""
     if not path.is_file():
         return False
     try:
@@ -257,7 +251,8 @@ def encode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
     refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
-    _refuse_foreign(pairs)
+    _refuse_foreign(pairs, lambda path, out: out / (path.name + CODES_SUFFIX), _is_code_file,
+                    "is not a code file from 'mmtok encode'")
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 
@@ -267,5 +262,6 @@ def decode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
     refuse_collisions(pairs, lambda path, out: out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}")
-    _refuse_foreign_decoded(pairs)
+    _refuse_foreign(pairs, lambda path, out: _decoded_target(path, out) if path.is_file() else None, _is_decoded,
+                    "was not written by 'mmtok decode'")
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))
