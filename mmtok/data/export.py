@@ -36,7 +36,14 @@ import numpy as np
 from mmtok.core.errors import CorpusError
 from mmtok.core.paths import holds_cwd
 from mmtok.data.shard_checks import read_json_object
-from mmtok.data.shards import MANIFEST, _manifest_folders, json_bytes, open_shards, write_atomic
+from mmtok.data.shards import (
+    MANIFEST,
+    ShardSet,
+    _manifest_folders,
+    json_bytes,
+    open_shards,
+    write_atomic,
+)
 
 __all__ = ["FORMATS", "export_shards"]
 
@@ -61,14 +68,13 @@ def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
                    np.asarray(index["offsets"], np.int64))
 
 
-def _tables(folder: Path) -> Iterator[Any]:
+def _tables(shards: ShardSet) -> Iterator[Any]:
     """One pyarrow table per shard with the columns doc, ids, modality, source."""
     try:
         import pyarrow as pa
     except ImportError:
         raise CorpusError("exporting to parquet or datasets needs pyarrow: pip install 'mmtok[hf]'") from None
-    shards = open_shards(folder)
-    for tokens, (source, lines, offsets) in zip(shards.tokens, _documents(folder), strict=True):
+    for tokens, (source, lines, offsets) in zip(shards.tokens, _documents(shards.folder), strict=True):
         ids = np.asarray(tokens, dtype=np.int64)
         modality = shards.vocab.stream_modality(ids).astype(np.int8)
         offs = pa.array(offsets.astype(np.int32))
@@ -80,13 +86,13 @@ def _tables(folder: Path) -> Iterator[Any]:
         })
 
 
-def _write_parquet(folder: Path, path: Path, mark: dict[str, Any] | None = None) -> None:
+def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = None) -> None:
     """The rows of every shard to the Parquet file ``path``, ``mark`` (if any) in its schema metadata."""
     import pyarrow.parquet as pq
 
     writer = None
     try:
-        for table in _tables(folder):
+        for table in _tables(shards):
             if writer is None:
                 schema = table.schema if mark is None else table.schema.with_metadata({MARK_KEY: json.dumps(mark)})
                 writer = pq.ParquetWriter(path, schema)
@@ -95,24 +101,23 @@ def _write_parquet(folder: Path, path: Path, mark: dict[str, Any] | None = None)
         if writer is not None:
             writer.close()
     if writer is None:
-        raise CorpusError(f"{folder} holds no shards to export")
+        raise CorpusError(f"{shards.folder} holds no shards to export")
 
 
-def _write_datasets(folder: Path, out: Path, mark: dict[str, Any]) -> None:
+def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
     try:
         import datasets
     except ImportError:
         raise CorpusError("exporting to datasets needs the datasets package: pip install 'mmtok[hf]'") from None
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         parquet = Path(tmp) / "docs.parquet"
-        _write_parquet(folder, parquet)
+        _write_parquet(shards, parquet)
         ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache"))
         ds.save_to_disk(str(out))
     write_atomic(out / MARK_FILE, json_bytes(mark))
 
 
-def _write_bin(folder: Path, out: Path) -> dict[str, Any]:
-    shards = open_shards(folder)
+def _write_bin(shards: ShardSet, out: Path) -> dict[str, Any]:
     dtype = np.dtype(np.uint16 if shards.vocab.size <= 1 << 16 else np.uint32)
     starts, total = [], 0
     with open(out / "tokens.bin", "wb") as f:
@@ -224,8 +229,9 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     folder, shown = Path(shards), Path(out)
     if to not in FORMATS:
         raise CorpusError(f"cannot export to {to!r}; choose one of {', '.join(FORMATS)}")
-    manifests = open_shards(folder, verify=False).manifests  # checked (one line naming a damaged file), not hashed
     target = _check_target(shown, to, folder)
+    opened = open_shards(folder)  # checked once (a damaged file is one line naming it) and read by the writers
+    manifests = opened.manifests
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -233,12 +239,12 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     try:
         mark = _mark(to, manifests[0].get("fingerprint") if manifests else None)
         if to == "parquet":
-            _write_parquet(folder, tmp, mark)
+            _write_parquet(opened, tmp, mark)
         elif to == "datasets":
-            _write_datasets(folder, tmp, mark)
+            _write_datasets(opened, tmp, mark)
         else:
             tmp.mkdir()
-            _write_bin(folder, tmp)
+            _write_bin(opened, tmp)
         if target.is_dir():  # an earlier export of this format (see _check_target): out of the way, then gone
             os.replace(target, old)
         os.replace(tmp, target)
