@@ -25,7 +25,7 @@ from mmtok.audio.vocoder import (
     multi_resolution_stft_loss,
     receptive_field,
 )
-from mmtok.core.module_io import load_module, save_module
+from mmtok.core.module_io import checkpoint_source, load_module, save_module
 from mmtok.vq.quantizer import VQConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -344,7 +344,7 @@ def test_the_shipped_vocoder_starts_a_run() -> None:
     assert all(torch.equal(a, b) for a, b in zip(voc.state_dict().values(), shipped.vocoder.state_dict().values(),
                                                  strict=True))
     assert voc.provenance["features"] == "decoded" and voc.provenance["steps"] > 0
-    assert vocoder_run.checkpoint_source("audio") == "audio"  # a run records the shipped name, not a cwd path
+    assert checkpoint_source("audio") == "audio"  # a run records the shipped name, not a cwd path
     tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8,
                                               vocoder=voc.cfg))
     tok.vocoder.load_state_dict(voc.state_dict())  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from mmtok.audio.config import DEFAULT_VQ, AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError
-from mmtok.core.module_io import load_module
+from mmtok.core.module_io import checkpoint_source, load_module
 from mmtok.core.trainstate import options_given
 from mmtok.vq.quantizer import VQConfig
 
@@ -151,12 +151,8 @@ def _same_value(dest: str, given: Any, have: Any) -> bool:
     """Whether a given option's value is the run's: ``--init-from`` as the folder it names (``./m`` and ``m``
     alike), the others as JSON gives them back."""
     if dest == "init_from" and given is not None and have is not None:
-        return _where(str(given)) == _where(str(have))
+        return checkpoint_source(str(given)) == checkpoint_source(str(have))
     return bool(_plain(given) == _plain(have))
-
-
-def _where(name: str) -> str:
-    return str(Path(name).resolve()) if Path(name).exists() else name
 
 
 def _config_value(cfg: AudioTokenizerConfig, path: tuple[str, ...]) -> Any:

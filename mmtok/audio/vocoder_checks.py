@@ -22,12 +22,12 @@ from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.audio.vocoder_run import (
     STATE_DIR,
-    checkpoint_source,
     disc_window,
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.module_io import checkpoint_source
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 

@@ -2,7 +2,7 @@
 
 The command around it, its stages and the run folder's layout are described in
 :mod:`mmtok.audio.vocoder_train`; this module holds the run itself (:class:`Run`) and how a run
-starts from another checkpoint (:func:`initial_vocoder`, :func:`checkpoint_source`).
+starts from another checkpoint (:func:`initial_vocoder`; :func:`~mmtok.core.module_io.checkpoint_source` records it).
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_sco
 from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
-from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
+from mmtok.core.module_io import (
+    checkpoint_source,
+    load_module,
+    load_state_dict_checked,
+    save_module,
+)
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import command_lines, load_train_state, pick_device, save_train_state
 
@@ -56,7 +61,6 @@ __all__ = [
     "FEATURES",
     "RESUME_FIXED",
     "Run",
-    "checkpoint_source",
     "disc_window",
     "initial_vocoder",
     "run_settings",
@@ -128,15 +132,6 @@ def _truncate_log(path: Path, step: int) -> None:
     keep = [r for r in rows if r.get("step", 0) <= step]
     if len(keep) != len(rows) or path.is_file():
         rewrite_jsonl(path, keep)
-
-
-def checkpoint_source(where: str) -> str:
-    """How a run records a checkpoint it read: a folder as its absolute path, a shipped name as itself.
-
-    >>> checkpoint_source("audio")
-    'audio'
-    """
-    return str(Path(where).resolve()) if Path(where).exists() else where
 
 
 def initial_vocoder(where: str) -> Vocoder:

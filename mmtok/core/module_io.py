@@ -33,6 +33,7 @@ from mmtok.core.protocol import module_fingerprint
 __all__ = [
     "carried_provenance",
     "checkpoint_label",
+    "checkpoint_source",
     "load_module",
     "load_state_dict_checked",
     "models_dir",
@@ -94,6 +95,15 @@ def shipped_names() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def checkpoint_source(where: str) -> str:
+    """How a run records (and compares) a checkpoint it read: a folder as its absolute path, a shipped name as itself.
+
+    >>> checkpoint_source("audio")
+    'audio'
+    """
+    return str(Path(where).resolve()) if Path(where).exists() else where
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
