@@ -34,7 +34,6 @@ Output folder layout::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -78,14 +77,16 @@ from mmtok.audio.train_init import (
     settings_record,
 )
 from mmtok.audio.train_report import model_card, save_pictures, validate
-from mmtok.core.errors import ResumeMismatchError, TrainingError
+from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
+    check_trained_on,
     command_lines,
     freeze_codes,
+    json_digest,
     load_train_state,
     pick_device,
     save_train_state,
@@ -232,25 +233,12 @@ class _Run:
 
 
 def material_digest(sources: Sequence[torch.Tensor | Path], val_names: Sequence[str]) -> str:
-    """What a run trains on, in 16 hex digits: each training clip's length in samples (a cache's) or its file
-    name and size in bytes (a folder's), in order, and the names of its validation clips; read before any
-    log-mel is computed, so that a resume on other data is refused at once."""
+    """What a run trains on (:func:`~mmtok.core.trainstate.json_digest`): each training clip's length in samples
+    (a cache's) or its file name and size in bytes (a folder's), in order, and the names of its validation
+    clips; read before any log-mel is computed, so that a resume on other data is refused at once. Kept under
+    ``data_digest`` (the frame-length ``material`` an earlier version kept is passed over)."""
     clips = [int(w.numel()) if isinstance(w, torch.Tensor) else [w.name, w.stat().st_size] for w in sources]
-    text = json.dumps([clips, [str(n) for n in val_names]])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def check_material(state: Path, material: str, data: str) -> None:
-    """``--resume``: a :class:`ResumeMismatchError` when the run whose train state is ``state`` recorded other
-    training material than ``material`` (a run saved before it was recorded is not checked; the key is
-    ``data_digest``, so the frame-length ``material`` an earlier version kept is passed over)."""
-    if not (state / "config.json").is_file():
-        return
-    extra = (json.loads((state / "config.json").read_text()).get("train") or {}).get("extra") or {}
-    if extra.get("data_digest") not in (None, material):
-        raise ResumeMismatchError(
-            f"--data {data} is not the material the run in {state.parent} trained on (other clips, or other "
-            "lengths or validation clips); resume with its own data (moved is fine), or train into a new --out")
+    return json_digest([clips, [str(n) for n in val_names]])
 
 
 def start(run: _Run, groups: list[int], groups_note: str) -> None:
@@ -412,7 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_names = [f.name for f in val_clips]
     material = material_digest(sources, val_names)
     if args.resume:  # before any log-mel: other data is refused at once
-        check_material(Path(args.out) / STATE_DIR, material, args.data)
+        check_trained_on(Path(args.out) / STATE_DIR, "data_digest", material,
+                         f"--data {args.data} is not the material the run in {args.out} trained on (other clips, or "
+                         "other lengths or validation clips); resume with its own data (moved is fine), or train "
+                         "into a new --out")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import math
 import platform
@@ -54,7 +53,13 @@ from mmtok.core.module_io import (
     save_module,
 )
 from mmtok.core.schedule import warmup_cosine
-from mmtok.core.trainstate import command_lines, load_train_state, pick_device, save_train_state
+from mmtok.core.trainstate import (
+    command_lines,
+    json_digest,
+    load_train_state,
+    pick_device,
+    save_train_state,
+)
 
 __all__ = [
     "BEST_BY",
@@ -143,11 +148,10 @@ def initial_vocoder(where: str) -> Vocoder:
         raise CheckpointError(f"--init-from {where}: {e}") from e
 
 
-def cache_material(train: AudioCache, val: AudioCache) -> str:
-    """What a run trains and validates on, in 16 hex digits: every clip's corpus path and length, both splits
-    (a moved cache, or one rebuilt from the same manifest, gives the same)."""
-    text = json.dumps([[(c.path, c.length) for c in split.clips] for split in (train, val)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def cache_digest(train: AudioCache, val: AudioCache) -> str:
+    """What a run trains and validates on (:func:`~mmtok.core.trainstate.json_digest`): every clip's corpus path
+    and length, both splits (a moved cache, or one rebuilt from the same manifest, gives the same)."""
+    return json_digest([[(c.path, c.length) for c in split.clips] for split in (train, val)])
 
 
 class Run:
@@ -172,7 +176,7 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
-        self.material = cache_material(real, val)
+        self.material = cache_digest(real, val)
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
             {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
              **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)

@@ -18,6 +18,7 @@ states of Python/NumPy, caller's extras) to ``config.json`` under ``"train"``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -32,13 +33,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
-from mmtok.core.errors import CheckpointError, DeviceError, TrainingError
+from mmtok.core.errors import CheckpointError, DeviceError, ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import ABOVE_0, Range, out_of_range
 
-__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "command_lines", "freeze_codes",
-           "load_newest_intact", "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given",
-           "pick_device", "save_train_state"]
+__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "check_trained_on",
+           "command_lines", "freeze_codes", "json_digest", "load_newest_intact", "load_train_state",
+           "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
@@ -310,6 +311,28 @@ def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:
     if not was:
         return {"command": command}
     return {"command": was.get("command") or command, "resumed_with": [*was.get("resumed_with", []), command]}
+
+
+def json_digest(value: Any) -> str:
+    """16 hex digits of the sha256 of ``value`` as JSON: how a run records what it trains on (file names and
+    sizes, clip lengths), so that ``--resume`` can tell other data from the same data moved.
+
+    >>> json_digest([["a.png", 10]]) == json_digest([("a.png", 10)]), len(json_digest([]))
+    (True, 16)
+    """
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
+def check_trained_on(state_dir: Path, key: str, digest: str, refusal: str) -> None:
+    """``--resume``: a :class:`~mmtok.core.errors.ResumeMismatchError` saying ``refusal`` when the train state in
+    ``state_dir`` recorded under ``key`` another :func:`json_digest` of its data than ``digest``; a run with
+    none recorded (or no train state) is not checked."""
+    config = state_dir / "config.json"
+    if not config.is_file():
+        return
+    extra = (json.loads(config.read_text()).get("train") or {}).get("extra") or {}
+    if extra.get(key) not in (None, digest):
+        raise ResumeMismatchError(refusal)
 
 
 def options_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:

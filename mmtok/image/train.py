@@ -50,6 +50,7 @@ from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
     check_run_options,
+    check_trained_on,
     command_lines,
     freeze_codes,
     load_train_state,
@@ -68,7 +69,6 @@ from mmtok.image.init import (
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_export,
-    check_material,
     check_numbers,
     data_material,
     exported_provenance,
@@ -296,7 +296,9 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
     if resume:
-        check_material(state, material, args.data)
+        check_trained_on(state.parent, "material", material,
+                         f"--data {args.data} holds other images than the run in {out} trained on (other names or "
+                         "sizes); resume with its own data (moved is fine), or train into a new --out")
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
     base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
     was = json.loads(state.read_text()) if resume else {}

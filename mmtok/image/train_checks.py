@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,9 +16,10 @@ from mmtok.core.checkpoint import CONFIG_NAME, FORMAT_NAME, config_from_dict, re
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.paths import holds_cwd
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.trainstate import json_digest
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_material", "check_numbers", "data_material",
+__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_numbers", "data_material",
            "exported_provenance",
            "run_settings", "take_run_settings"]
 
@@ -204,17 +204,6 @@ def _flat(cfg: Any) -> dict[str, Any]:
 
 
 def data_material(files: Sequence[Path], root: Path) -> str:
-    """What a run trains on, in 16 hex digits: each image's name under the data folder and its size in bytes
-    (a moved folder, or one rebuilt the same way, gives the same)."""
-    text = json.dumps([(str(f.relative_to(root)), f.stat().st_size) for f in files])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def check_material(state: Path, material: str, data: str) -> None:
-    """``--resume``: a :class:`ResumeMismatchError` when the run in ``state`` (its ``config.json``) recorded other
-    training material than ``material`` (a run saved before it was recorded is not checked)."""
-    saved = ((json.loads(state.read_text()).get("train") or {}).get("extra") or {}).get("material")
-    if saved not in (None, material):
-        raise ResumeMismatchError(f"--data {data} holds other images than the run in {state.parent.parent} trained "
-                                  "on (other names or sizes); resume with its own data (moved is fine), or train "
-                                  "into a new --out")
+    """What a run trains on (:func:`~mmtok.core.trainstate.json_digest`): each image's name under the data
+    folder and its size in bytes (a moved folder, or one rebuilt the same way, gives the same)."""
+    return json_digest([(str(f.relative_to(root)), f.stat().st_size) for f in files])
