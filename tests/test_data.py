@@ -307,6 +307,7 @@ def test_packing_fields_order_and_masks(reference: Path) -> None:
     assert {k: (v.dtype, tuple(v.shape)) for k, v in item.items()} == {
         "ids": (torch.int64, (50,)), "targets": (torch.int64, (50,)), "modality": (torch.uint8, (50,)),
         "loss_weight": (torch.float32, (50,)), "doc": (torch.int64, (50,)),
+        "target_modality": (torch.uint8, (50,)),
     }
     order = [int(PackedDataset(reference, 50, seed=1)._mine[i]) for i in range(5)]
     assert order == [int(ds._mine[i]) for i in range(5)]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.core.errors import TrainingError
+from mmtok.core.errors import MmtokError, ResumeMismatchError, TrainingError
 from mmtok.core.trainstate import LOCK_NAME, RunLock
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm import train as train_module
-from mmtok.lm.runs import latest_checkpoint
+from mmtok.lm.runs import clear_run, latest_checkpoint
 from mmtok.lm.train import TrainConfig, check_config, train
 from tests.test_data import SPEC, make_corpus
 
@@ -135,6 +136,71 @@ def test_every_checkpoint_damaged_is_an_error(shards: Path, tmp_path: Path) -> N
     with pytest.raises(CheckpointError):
         train(small(shards, run, steps=4), resume=True, progress=False)
 
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_and_overwrite_refuse_a_folder_that_holds_no_train_run(shards: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A vocoder's run (its own log.jsonl, no ckpt-*) is neither continued nor cleared: nothing in it changes."""
+    from mmtok.cli import main
+
+    other = tmp_path / "vocoder"
+    (other / "train-state").mkdir(parents=True)
+    (other / "train-state" / "config.json").write_text("{}\n")
+    (other / "log.jsonl").write_text('{"step": 100, "mel_l1": 0.5, "lr": 0.0002, "grad_norm": 1.2}\n')
+    (other / "notes.txt").write_text("keep\n")
+    before = files(other)
+    with pytest.raises(ResumeMismatchError, match=rf"--resume: {re.escape(str(other))} holds no mmtok train run "
+                       r"\(no ckpt-\*.*it holds log\.jsonl, notes\.txt, train-state\)") as e:
+        train(small(shards, other), resume=True, progress=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(TrainingError, match=rf"--overwrite: {re.escape(str(other))} holds no mmtok train run"):
+        train(small(shards, other), overwrite=True, progress=False)
+    with pytest.raises(TrainingError, match="holds no mmtok train run"):
+        clear_run(other)
+    capsys.readouterr()
+    assert main(["train", "--data", str(shards), "--out", str(other), "--resume", "--steps", "2", "--threads", "1"]) == 2
+    assert "holds no mmtok train run" in capsys.readouterr().err
+    assert files(other) == before
+
+
+def test_a_run_with_no_intact_checkpoint_still_resumes_from_scratch_or_starts_over(shards: Path, tmp_path: Path) -> None:
+    """What counts as a run: its checkpoints, the ones set aside as damaged, or its own log (a run stopped before
+    its first checkpoint); --overwrite removes the run's files only."""
+    run = train(small(shards, tmp_path / "run", steps=2), progress=False)
+    (run / "ckpt-0000002").rename(run / "damaged-ckpt-0000002")  # every checkpoint set aside by an earlier resume
+    (run / "log.jsonl").write_text("")
+    train(small(shards, run, steps=2), resume=True, progress=False)
+    assert steps_logged(run) == [1, 2] and (run / "damaged-ckpt-0000002").is_dir()
+    shutil.rmtree(run / "ckpt-0000002")  # a run stopped before its first checkpoint: its log alone
+    (run / "damaged-ckpt-0000002").rename(tmp_path / "aside")
+    (run / "loss.png").unlink()
+    (run / "notes.txt").write_text("mine\n")
+    train(small(shards, run, steps=2), resume=True, progress=False)
+    assert steps_logged(run) == [1, 2]
+    train(small(shards, run, steps=2), overwrite=True, progress=False)
+    assert steps_logged(run) == [1, 2] and (run / "notes.txt").read_text() == "mine\n"
+    shutil.rmtree(run / "ckpt-0000002")
+    train(small(shards, run, steps=2), overwrite=True, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == ["ckpt-0000002", "log.jsonl", "loss.png", "notes.txt"]
+
+
+def test_a_failed_start_leaves_no_empty_run_folder(shards: Path, tmp_path: Path) -> None:
+    skipped = tmp_path / "skipped.jsonl"
+    skipped.write_text('{"segments": [{"image": "missing.png"}]}\n')  # its only line is skipped
+    tokenize_corpus(skipped, tmp_path / "no-docs", tokenizers=SPEC)
+    for data in (tmp_path / "no-such-shards", tmp_path / "no-docs"):
+        with pytest.raises(MmtokError):
+            train(small(data, tmp_path / "new" / "run"), progress=False)
+        assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    with pytest.raises(MmtokError):
+        train(small(tmp_path / "no-such-shards", mine), progress=False)
+    assert mine.is_dir()  # there before: not this call's to remove
 
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("steps", 0, "steps must be at least 1"), ("batch_size", 0, "batch_size"), ("grad_accum", 0, "grad_accum"),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmtok.core.errors import MmtokError, TrainingError
+from mmtok.core.errors import MmtokError, ResumeMismatchError, TrainingError
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.shards import open_shards
 from mmtok.lm.runs import latest_checkpoint, load_run
@@ -105,8 +105,11 @@ def test_resume_refuses_other_shards(shards: Path, tmp_path: Path) -> None:
     text_only = tmp_path / "text.jsonl"
     text_only.write_text("".join(json.dumps({"segments": [{"text": f"doc {k} " * 20}]}) + "\n" for k in range(30)))
     tokenize_corpus(text_only, other, shard_tokens=400)  # a vocabulary without media ranges
-    with pytest.raises(MmtokError, match=r"differ|mismatch|fingerprint"):
+    # said before any weight is loaded: no "shape mismatch embed.weight" from the embedding of another size
+    with pytest.raises(ResumeMismatchError, match=r"was trained on other shards .*vocabulary .*--resume continues a "
+                       r"run on its own shards") as e:
         train(small(other, run, steps=4, save_every=2), resume=True, progress=False)
+    assert "\n" not in str(e.value) and "shape" not in str(e.value) and str(other) in str(e.value)
 
 
 def test_resume_refuses_other_shards_of_the_same_vocabulary_and_follows_moved_ones(shards: Path, tmp_path: Path) -> None:
@@ -230,3 +233,41 @@ def test_window_positions_equal_the_interleavers_even_inside_a_cut_image(shards:
 def test_rope_3d_training_runs(shards: Path, tmp_path: Path) -> None:
     run = train(small(shards, tmp_path / "r3", steps=3, save_every=3, rope_3d=True), progress=False)
     assert len(log(run)) == 3 and all(r["loss"] > 0 for r in log(run))
+
+
+def test_each_target_is_counted_in_the_loss_column_of_its_stream_modality(shards: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An <eol> or <eoi> target is an image token, a <boa> an audio one, in every column of a window, its last
+    one too: one step over every window counts each modality's targets as the whole documents hold them."""
+    from mmtok.data.packing import PackedDataset
+    from mmtok.lm import train as train_module
+    from mmtok.lm.runs import MODALITIES
+    from mmtok.stream.vocab import Modality
+
+    docs = list(open_shards(shards).documents())
+    vocab, stream = open_shards(shards).vocab, np.concatenate(docs)
+    special = vocab.modality_of(stream) == Modality.SPECIAL
+    whole = np.concatenate([vocab.stream_modality(d) for d in docs])
+    # a window length at which some window's last target is a grid or audio mark
+    seq_len = next(n for n in range(16, 80) if any(special[j] and whole[j] != Modality.SPECIAL
+                                                   for j in range(n, stream.size, n)))
+    counted: dict[str, float] = dict.fromkeys(MODALITIES, 0.0)
+    loss_sums = train_module._loss_sums
+
+    def counting(ce: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        sums = loss_sums(ce, b)
+        for j, m in enumerate(MODALITIES):
+            counted[m] += float(sums[3 + 2 * j])
+        return sums
+
+    ds = PackedDataset(shards, seq_len, shuffle=False)
+    for k in range(ds.num_windows):  # each window's target_modality: the whole stream's, one token on
+        w, a = ds.window(k), k * seq_len
+        n = int((w["doc"] >= 0).sum())
+        assert w["target_modality"][:n].tolist() == whole[a + 1 : a + 1 + n].tolist(), k
+    monkeypatch.setattr(train_module, "_loss_sums", counting)
+    windows = ds.num_windows
+    train(small(shards, tmp_path / "run", seq_len=seq_len, batch_size=windows, steps=1, warmup=0), progress=False)
+    expected = {m: float(sum((vocab.stream_modality(d)[1:] == Modality[m.upper()]).sum() for d in docs))
+                for m in MODALITIES}
+    assert counted == expected

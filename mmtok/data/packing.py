@@ -44,8 +44,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Fixed-length windows over the shards in ``folder``, in a seeded order, this rank's slice.
 
     Each item is a dict of tensors ``[seq_len]``: ``ids`` (int64), ``targets``
-    (int64), ``modality`` (uint8, of ``ids``), ``loss_weight`` (float32, for
-    each target), ``doc`` (int64 document number within the window, -1 on padding).
+    (int64), ``modality`` (uint8, the stream modality of ``ids``), ``target_modality``
+    (uint8, that of ``targets``: ``<eol>`` inside an image is IMAGE, in the last column too;
+    SPECIAL on padding), ``loss_weight`` (float32, for each target, by ``target_modality``),
+    ``doc`` (int64 document number within the window, -1 on padding).
     Under DDP (or with ``rank``/``world_size``) rank r takes every world_size-th
     window of the shuffled order; call :meth:`set_epoch` for a new order.
     With ``positions_3d`` each item also has ``pos`` (int64 ``[seq_len, 3]``): the
@@ -149,15 +151,17 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         ids = np.full(L, self._pad, np.int64)
         targets = np.full(L, self._pad, np.int64)
         modality = np.full(L, Modality.SPECIAL, np.uint8)
+        target_modality = np.full(L, Modality.SPECIAL, np.uint8)
         weight = np.zeros(L, np.float32)
         doc = np.full(L, -1, np.int64)
         ids[:n_in], modality[:n_in], doc[:n_in] = toks[:n_in], mod[:n_in], docn[:n_in] - docn[0]
-        targets[:n_in] = toks[1:]
+        targets[:n_in], target_modality[:n_in] = toks[1:], mod[1:]
         weight[:n_in] = np.where(docn[1:] == docn[:-1], self._weights[mod[1:]], 0.0)
         item = {
             "ids": torch.from_numpy(ids),
             "targets": torch.from_numpy(targets),
             "modality": torch.from_numpy(modality),
+            "target_modality": torch.from_numpy(target_modality),
             "loss_weight": torch.from_numpy(weight),
             "doc": torch.from_numpy(doc),
         }

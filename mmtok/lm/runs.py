@@ -1,7 +1,10 @@
 """A training run's folder: its checkpoints, its log and loss plot, and the trained model in it.
 
 ``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, written by
-:mod:`mmtok.lm.train`), ``RUN/log.jsonl`` (one line per step) and ``RUN/loss.png``.
+:mod:`mmtok.lm.train`), ``RUN/log.jsonl`` (one line per step) and ``RUN/loss.png``;
+``RUN/damaged-ckpt-NNNNNNN/``: checkpoints ``--resume`` could not use, set aside.
+:func:`check_holds_run` tells such a folder from one of other files, which ``--resume``
+and ``--overwrite`` leave alone.
 :func:`load_run` gives back the newest checkpoint's model and vocabulary for sampling,
 evaluation or export.
 """
@@ -15,16 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
+from mmtok.core.trainstate import LOCK_NAME
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["CKPT_PREFIX", "LOG_NAME", "MODALITIES", "checkpoint_folders", "clear_run", "last_log_row",
-           "latest_checkpoint", "load_run", "plot_loss", "read_log", "run_settings"]
+__all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "check_holds_run",
+           "checkpoint_folders", "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run",
+           "plot_loss", "read_log", "run_settings"]
 
 CKPT_PREFIX = "ckpt-"
+DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
 LOG_NAME = "log.jsonl"
+LOG_KEYS = ("step", "loss", "lr", "tokens_per_s")  # in every row of the log: how it is told from another tool's
 # the per-modality loss columns of the log: every modality a target can have (special tokens are in "loss" alone)
 MODALITIES = tuple(m.name.lower() for m in Modality if m is not Modality.SPECIAL)
 
@@ -40,10 +47,43 @@ def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def checkpoint_number(path: Path) -> int | None:
+    """The step in the name of a checkpoint folder ``ckpt-NNNNNNN``; None for any other name, or a file."""
+    number = path.name.removeprefix(CKPT_PREFIX)
+    return int(number) if path.name.startswith(CKPT_PREFIX) and number.isdigit() and path.is_dir() else None
+
+
+def _holds_run(folder: Path) -> bool:
+    """Whether ``folder`` holds what an mmtok train run writes: a checkpoint folder (set aside as damaged
+    too), or a log whose every row is one of mmtok train's (a run stopped before its first checkpoint)."""
+    if any(checkpoint_number(p) is not None or (p.name.startswith(DAMAGED_PREFIX + CKPT_PREFIX) and p.is_dir())
+           for p in folder.glob(f"*{CKPT_PREFIX}*")):
+        return True
+    rows = read_log(folder)
+    return bool(rows) and all(set(LOG_KEYS) <= row.keys() for row in rows)
+
+
+def check_holds_run(folder: Path, flag: str) -> None:
+    """``--resume`` or ``--overwrite`` (``flag``) into ``folder``: refuse, in one line, a folder that holds files
+    but no mmtok train run, so that none of them is rewritten or removed (``--resume``: a
+    :class:`ResumeMismatchError`, else a :class:`TrainingError`). An empty or missing folder is fine."""
+    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+    if not held or _holds_run(folder):
+        return
+    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+    error = ResumeMismatchError if flag == "--resume" else TrainingError
+    raise error(f"{flag}: {folder} holds no mmtok train run (no {CKPT_PREFIX}*/ checkpoint, nor a {LOG_NAME} of "
+                f"mmtok train's; it holds {shown}): nothing in it was changed; move those files away or pick "
+                "another --out")
+
+
 def clear_run(folder: Path) -> None:
-    """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``."""
+    """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``, and nothing else
+    (the checkpoints set aside as damaged stay); a folder that holds no run is refused (:func:`check_holds_run`)."""
+    check_holds_run(folder, "--overwrite")
     for ck in folder.glob(f"{CKPT_PREFIX}*"):
-        shutil.rmtree(ck, ignore_errors=True)
+        if checkpoint_number(ck) is not None:
+            shutil.rmtree(ck, ignore_errors=True)
     for name in (LOG_NAME, "loss.png"):
         (folder / name).unlink(missing_ok=True)
 

@@ -12,7 +12,9 @@
   ``--resume`` continues the same loss curve (bit for bit on the CPU); a damaged newest
   checkpoint is passed over (said on stderr) for the one before it.
 * A folder that already holds files is refused unless ``--resume`` (continue) or
-  ``--overwrite`` (start over); ``RUN/.lock`` keeps a second process out while one trains.
+  ``--overwrite`` (start over), and one of files that are no run's is refused even then
+  (:func:`mmtok.lm.runs.check_holds_run`); ``RUN/.lock`` keeps a second process out while
+  one trains. A run that fails before writing anything leaves no folder it made behind.
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
   the optimizer steps on it: no checkpoint holds NaNs.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
@@ -34,7 +36,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -56,9 +57,12 @@ from mmtok.lm.model import PRESETS, ModelConfig, Transformer
 from mmtok.lm.peak import peak_flops
 from mmtok.lm.runs import (
     CKPT_PREFIX,
+    DAMAGED_PREFIX,
     LOG_NAME,
     MODALITIES,
+    check_holds_run,
     checkpoint_folders,
+    checkpoint_number,
     clear_run,
     latest_checkpoint,
     plot_loss,
@@ -117,15 +121,6 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _target_modality(batch: dict[str, torch.Tensor], vocab: Vocabulary) -> torch.Tensor:
-    """Modality of every target: the stream modality of the next input (and of the last target)."""
-    mod = torch.empty_like(batch["modality"])
-    mod[:, :-1] = batch["modality"][:, 1:]
-    last = torch.from_numpy(vocab.modality_of(batch["targets"][:, -1].numpy()).astype(np.uint8))
-    mod[:, -1] = last
-    return mod
 
 
 def _positions(doc: torch.Tensor) -> torch.Tensor:
@@ -283,16 +278,21 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
 
 
 def _check_same_shards(r: _Run, saved: dict) -> None:
-    """A one-line :class:`TrainingError` when ``--resume`` is given other shards than the run trained on
-    (its place in the window order means nothing in another stream). Runs saved before the digest
-    was recorded are not checked."""
-    was, now = saved.get("shards"), r.saved_cfg["shards"]
-    if not isinstance(was, dict) or was.get("digest") == now["digest"]:
+    """A one-line :class:`ResumeMismatchError` when ``--resume`` is given other shards than the run trained on
+    (its place in the window order means nothing in another stream), of its vocabulary or of another (said
+    before the checkpoint's weights, shaped for its own, are loaded). Runs saved before the digest was
+    recorded are checked by their vocabulary alone."""
+    was = saved.get("shards") if isinstance(saved.get("shards"), dict) else {}
+    now, fingerprint, mine = r.saved_cfg["shards"], saved.get("fingerprint"), r.saved_cfg["fingerprint"]
+    other_vocab = fingerprint is not None and fingerprint != mine
+    if not other_vocab and was.get("digest") in (None, now["digest"]):
         return
     trained_on = (saved.get("train") or {}).get("data", "?")
-    raise ResumeMismatchError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens')} tokens, digest "
-                        f"{was.get('digest')}) than {r.cfg.data} ({now['tokens']} tokens, digest {now['digest']}); "
-                        "--resume continues a run on its own shards; train into a new --out for these")
+    vocab, vocab_now = (f", vocabulary {fingerprint}", f", vocabulary {mine}") if other_vocab else ("", "")
+    raise ResumeMismatchError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens', '?')} tokens, "
+                              f"digest {was.get('digest', '?')}{vocab}) than {r.cfg.data} ({now['tokens']} tokens, "
+                              f"digest {now['digest']}{vocab_now}); --resume continues a run on its own shards; "
+                              "train into a new --out for these")
 
 
 def _resume(r: _Run, resume: bool) -> None:
@@ -300,15 +300,17 @@ def _resume(r: _Run, resume: bool) -> None:
     found = checkpoint_folders(r.folder) if resume else []
     if found:
         _check_same_model(r, found[-1])
-    loaded = load_newest_intact(
-        found, lambda ck: load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND),
-        who="mmtok train" if r.master else None,
-    )
+
+    def load(ck: Path) -> dict[str, Any]:
+        saved = read_config(ck, kind=Transformer.KIND).get("config")
+        _check_same_shards(r, saved if isinstance(saved, dict) else {})  # before the weights are loaded
+        return load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
+
+    loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
     if loaded is not None:
         state = loaded[1]
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
-        _check_same_shards(r, state["config"])
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
     elif resume and r.master:
         print(f"no checkpoint in {r.folder}: starting from scratch")
@@ -323,13 +325,13 @@ def _set_aside_damaged(folder: Path, step: int) -> None:
     """Rename the checkpoint folders past ``step`` (passed over as damaged, or never finished) to
     ``damaged-ckpt-...``, so that the run can write its checkpoints there again; nothing is deleted."""
     for ck in sorted(folder.glob(f"{CKPT_PREFIX}*")):
-        number = ck.name.removeprefix(CKPT_PREFIX)
-        if not (ck.is_dir() and number.isdigit() and int(number) > step):
+        number = checkpoint_number(ck)
+        if number is None or number <= step:
             continue
-        aside, n = folder / f"damaged-{ck.name}", 1
+        aside, n = folder / f"{DAMAGED_PREFIX}{ck.name}", 1
         while aside.exists():
             n += 1
-            aside = folder / f"damaged-{ck.name}-{n}"
+            aside = folder / f"{DAMAGED_PREFIX}{ck.name}-{n}"
         ck.rename(aside)
         print(f"mmtok train: {ck.name} could not be resumed from; moved aside to {aside.name}", file=sys.stderr)
 
@@ -375,9 +377,7 @@ def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: b
     assert r.net is not None
     if not r.cfg.rope_3d:  # 3-D positions come with the windows (PackedDataset(positions_3d=True))
         batch["pos"] = _positions(batch["doc"])
-    tmod = _target_modality(batch, r.vocab)  # on the CPU, before the batch moves
     b = {key: v.to(r.device, non_blocking=True) for key, v in batch.items()}
-    b["target_modality"] = tmod.to(r.device, non_blocking=True)
     no_sync = nullcontext() if (not r.ddp or sync) else r.net.no_sync()  # type: ignore[operator]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if r.device.type == "cuda" else nullcontext()
     with no_sync, autocast:
@@ -392,7 +392,7 @@ def _micro_step(r: _Run, batch: dict[str, torch.Tensor], norm: float, *, sync: b
 
 def _loss_sums(ce: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
     """float64 ``[2 + 2M]`` on ``ce``'s device: weighted loss and weight overall, then per modality of
-    :data:`MODALITIES` (``b["target_modality"]``); no host synchronisation."""
+    :data:`MODALITIES` (``b["target_modality"]``, the windows' own); no host synchronisation."""
     w, ce = b["loss_weight"].double(), ce.double()
     parts = [(ce * w).sum(), w.sum()]
     for m in MODALITIES:
@@ -405,6 +405,7 @@ def _log_row(r: _Run, sums: torch.Tensor, lr: float, seconds: float) -> dict[str
     """The ``log.jsonl`` row of the step just done: loss overall and per modality, throughput, MFU."""
     cfg = r.cfg
     tokens = cfg.batch_size * cfg.grad_accum * r.world * cfg.seq_len
+    # step, loss, lr, tokens_per_s in every row: runs.LOG_KEYS, by which a run's log is told from another's
     row: dict[str, Any] = {"step": r.step, "loss": round(float(sums[0] / max(sums[1], 1e-12)), 6), "lr": lr,
                            "tokens_per_s": round(tokens / seconds, 1)}
     for j, m in enumerate(MODALITIES):
@@ -442,16 +443,27 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     """Train a run into ``cfg.out``, or continue it (``resume``); returns the run folder.
 
     A folder that already holds files is refused (:class:`TrainingError`) unless ``resume`` (continue
-    from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over).
-    While training, ``cfg.out/.lock`` holds the process id: a second run into the same folder is refused.
+    from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over); one
+    that holds files but no run is refused even then. While training, ``cfg.out/.lock`` holds the process
+    id: a second run into the same folder is refused. A failed run removes the folders it made and left empty.
     """
     check_config(cfg)
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
     check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
+    if resume or overwrite:
+        check_holds_run(folder, "--resume" if resume else "--overwrite")
     master = int(os.environ.get("RANK", "0")) == 0
-    with RunLock(folder) if master else nullcontext():
-        return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # this call's to make, deepest first
+    try:
+        with RunLock(folder) if master else nullcontext():
+            return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
+    except BaseException:
+        for empty in made if master else []:  # a bad --data or empty shards: no empty --out left behind
+            if not empty.is_dir() or any(empty.iterdir()):
+                break
+            empty.rmdir()
+        raise
 
 
 def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Path:
