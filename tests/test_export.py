@@ -68,6 +68,20 @@ def test_parquet_datasets_and_bin_hold_every_token(shards: Path, tmp_path: Path)
     assert all(np.array_equal(tokens[a:b], d) for a, b, d in zip(starts.tolist(), ends, docs, strict=True))
 
 
+
+def test_shards_of_no_documents_export_as_empty_rows_in_every_format(shards: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "skipped.jsonl"
+    corpus.write_text('{"segments": [{"image": "missing.png"}]}\n')  # its only line is skipped
+    tokenize_corpus(corpus, tmp_path / "none", tokenizers=SPEC)
+    for to, out in (("parquet", "none.parquet"), ("datasets", "none-ds"), ("bin", "none-bin")):
+        assert main(["export", str(tmp_path / "none"), "--to", to, "--out", str(tmp_path / out)]) == 0, to
+    assert pq.read_table(tmp_path / "none.parquet").num_rows == 0
+    assert np.load(tmp_path / "none-bin" / "index.npy").size == 0
+    empty = datasets.load_from_disk(str(tmp_path / "none-ds"))
+    assert main(["export", str(shards), "--to", "datasets", "--out", str(tmp_path / "ds")]) == 0
+    assert len(empty) == 0 and empty.features == datasets.load_from_disk(str(tmp_path / "ds")).features
+    assert main(["export", str(tmp_path / "none"), "--to", "datasets", "--out", str(tmp_path / "none-ds")]) == 0
+
 def test_export_replaces_only_an_earlier_export_and_never_the_shards(
         shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     for to, out in (("bin", tmp_path / "flat"), ("datasets", tmp_path / "ds"), ("parquet", tmp_path / "docs.parquet")):

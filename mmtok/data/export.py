@@ -105,6 +105,8 @@ def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = N
 
 
 def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
+    """The rows of every shard as a ``datasets`` folder at ``out``; no documents give a dataset of no rows
+    with the same columns, as the other formats do."""
     try:
         import datasets
     except ImportError:
@@ -112,8 +114,12 @@ def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         parquet = Path(tmp) / "docs.parquet"
         _write_parquet(shards, parquet)
-        ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache"))
-        ds.save_to_disk(str(out))
+        if shards.num_docs:
+            datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache")).save_to_disk(str(out))
+        else:  # from_parquet cannot read a file of no rows, nor load_from_disk a dataset saved in no shards
+            import pyarrow.parquet as pq
+
+            datasets.Dataset(pq.read_table(parquet)).save_to_disk(str(out), num_shards=1)
     write_atomic(out / MARK_FILE, json_bytes(mark))
 
 
