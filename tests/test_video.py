@@ -388,7 +388,8 @@ def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) ->
 
 
 def test_a_soundtrack_longer_than_max_seconds_is_refused(tmp_path: Path) -> None:
-    """The soundtrack is decoded frame by frame and stops at ``max_seconds``: memory stays bounded."""
+    """A soundtrack longer than ``max_seconds`` is refused: before decoding when the file states its length,
+    else once decoding passes it (memory stays bounded)."""
     from mmtok.video.read import read_audio
 
     clip = Path(__file__).resolve().parents[1] / "examples" / "data" / "pan.mp4"

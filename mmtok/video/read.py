@@ -8,6 +8,15 @@ Frame sampling: frame ``k`` is what is on screen at ``start + k / fps`` (the las
 decoded frame whose timestamp is at or before that time), for every such time
 before the end of the stream. This holds for variable frame rate files too: the
 container's timestamps decide, never an assumed constant rate.
+
+One clock for frames and sound: times count from the file's origin, the earliest
+start of its first video and first audio stream (a clip cut from a longer recording
+may start at 1.4 s: its frame 0 is then its first frame). Before the video's first
+frame that frame is shown; a soundtrack that starts after the origin is padded with
+silence, and it ends where its stream says (not with the codec's padding).
+
+Frames come out as displayed: pixels stretched by the sample aspect ratio, then
+turned by the display rotation (a phone video comes out upright).
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal
 CHUNK_FRAMES = 16  # frames converted at once when streaming a file
 TRUNCATED_S = 0.5  # seconds the frames may end before the stream's stated end (past that: a cut file)
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
-MAX_SOUNDTRACK_SECONDS = 600.0  # read_audio refuses longer soundtracks by default (bounded memory)
+MAX_SOUNDTRACK_SECONDS = 4 * 3600.0  # read_audio refuses longer soundtracks by default: 4 h at 16 kHz is 0.9 GB
+AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start_time and duration: microseconds
 INSTALL_HINT = "reading video files needs PyAV: pip install mmtok[video]"
 
 
@@ -77,10 +87,49 @@ def _target_size(width: int, height: int, size: int | tuple[int, int] | None) ->
     return w, h
 
 
-def _frame_time(frame: Any, index: int, rate: float) -> float:
+def _frame_time(frame: Any, index: int, rate: float, origin: float) -> float:
+    """Seconds from the file's origin (see the module docstring) at which ``frame`` is shown."""
     if frame.pts is not None and frame.time_base is not None:
-        return float(frame.pts * frame.time_base)
+        return float(frame.pts * frame.time_base) - origin
     return index / rate  # a stream without timestamps: assume its nominal rate
+
+
+def _stream_start(stream: Any) -> float | None:
+    """The stream's first timestamp in seconds, or None if the file does not say."""
+    if stream.start_time is None or not stream.time_base:
+        return None
+    return float(stream.start_time * stream.time_base)
+
+
+def _time_origin(container: Any) -> float:
+    """The time in the file that is 0 s for frames and soundtrack alike: the earliest start of the first
+    video and the first audio stream (the streams read), 0 when neither states one."""
+    starts = [_stream_start(s[0]) for s in (container.streams.video, container.streams.audio) if s]
+    known = [t for t in starts if t is not None]
+    return min(known) if known else 0.0
+
+
+def _clock_seconds(text: Any) -> float | None:
+    """``"HH:MM:SS.fraction"`` (Matroska's per-track DURATION tag) -> seconds, or None."""
+    parts = str(text).split(":") if text else []
+    try:
+        return float(parts[0]) * 3600 + float(parts[1]) * 60 + float(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        return None
+
+
+def _stated_end(stream: Any, container: Any) -> float | None:
+    """When ``stream`` ends by the file's own account (seconds on the file's clock), or None if it does not
+    say: its duration; else its DURATION tag (Matroska states no stream duration, FFmpeg and mkvmerge write the
+    tag); else, for a file with this one stream, the container's duration (Matroska's counts from 0)."""
+    if stream.duration and stream.time_base:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    tag = _clock_seconds(stream.metadata.get("DURATION"))
+    if tag is not None:
+        return tag
+    if container.duration and len(container.streams) == 1:
+        return container.duration / AV_TIME_BASE
+    return None
 
 
 class _Sampler:
@@ -89,8 +138,9 @@ class _Sampler:
     A frame shown several times in a row is converted to pixels once.
     """
 
-    def __init__(self, start: float, fps: float, size: int | tuple[int, int] | None) -> None:
-        self.start, self.fps, self.size = start, fps, size
+    def __init__(self, start: float, fps: float, size: int | tuple[int, int] | None, aspect: float = 1.0) -> None:
+        self.start, self.fps, self.size, self.aspect = start, fps, size, aspect
+        self.turns = 0  # quarter turns counterclockwise from the stored to the displayed picture
         self.k = 0
         self.target = start  # the time of the next frame to show
         self.size_wh: tuple[int, int] | None = None
@@ -101,10 +151,12 @@ class _Sampler:
     def show(self, frame: Any) -> None:
         """``frame`` is on screen at the current target time; move on to the next one."""
         if self.size_wh is None:
-            self.size_wh = _target_size(frame.width, frame.height, self.size)
+            self.turns = _quarter_turns(frame)
+            self.size_wh = _target_size(*_display_size(frame, self.aspect, self.turns), self.size)
         if self._last[0] is not frame:
-            w, h = self.size_wh
-            self._last = (frame, frame.to_ndarray(format="rgb24", width=w, height=h))
+            w, h = self.size_wh if self.turns % 2 == 0 else self.size_wh[::-1]  # stored orientation
+            pixels = frame.to_ndarray(format="rgb24", width=w, height=h)
+            self._last = (frame, np.rot90(pixels, self.turns) if self.turns else pixels)
         self.out.append(self._last[1])
         self.times.append(self.target)
         self.k += 1
@@ -118,6 +170,25 @@ class _Sampler:
         chunk = np.stack(self.out), np.asarray(self.times)
         self.out, self.times = [], []
         return chunk
+
+
+def _quarter_turns(frame: Any) -> int:
+    """Quarter turns counterclockwise that show ``frame`` as meant: PyAV's ``frame.rotation`` is FFmpeg's
+    ``av_display_rotation_get``, the degrees counterclockwise (a phone held upright records -90, which
+    ``ffmpeg`` plays turned clockwise). Angles between quarter turns round to the nearest; flips are ignored."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+
+
+def _pixel_aspect(stream: Any) -> float:
+    """Width over height of one stored pixel as displayed (the sample aspect ratio; 1 when unknown)."""
+    sar = stream.sample_aspect_ratio or getattr(stream.codec_context, "sample_aspect_ratio", None)
+    return float(sar) if sar and float(sar) > 0 else 1.0
+
+
+def _display_size(frame: Any, aspect: float, turns: int) -> tuple[int, int]:
+    """(width, height) of ``frame`` as displayed: its width stretched by ``aspect``, then turned."""
+    width, height = max(1, round(frame.width * aspect)), frame.height
+    return (height, width) if turns % 2 else (width, height)
 
 
 def _check_video_args(path: str | os.PathLike[str], fps: float, start: float, duration: float | None) -> str:
@@ -134,8 +205,8 @@ def _check_video_args(path: str | os.PathLike[str], fps: float, start: float, du
     return where
 
 
-def _video_stream(container: Any, where: str, start: float, av: Any) -> Any:
-    """The first video stream, seeked to just before ``start``."""
+def _video_stream(container: Any, where: str, start: float, origin: float, av: Any) -> Any:
+    """The first video stream, seeked to just before ``start`` (seconds after the file's ``origin``)."""
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise VideoError(f"{where} has no video stream (streams: {', '.join(kinds)})")
@@ -143,19 +214,19 @@ def _video_stream(container: Any, where: str, start: float, av: Any) -> Any:
     stream.thread_type = "AUTO"
     if start > 0:
         try:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            container.seek(int((origin + start) / stream.time_base), stream=stream, backward=True)
         except av.error.FFmpegError:
             container.seek(0, stream=stream)
     return stream
 
 
-def _stream_end(stream: Any, last_frame_end: float, stop: float, where: str, frame_len: float) -> float:
-    """When the last frame leaves the screen: its end, or the stream's stated end if a little later; at most
-    ``stop``. Frames that end well before the stated end (more than :data:`TRUNCATED_S` and three frames)
-    mean a cut file: a :class:`VideoError`, not the last frame held to the end."""
+def _stream_end(stated: float | None, last_frame_end: float, stop: float, where: str, frame_len: float) -> float:
+    """When the last frame leaves the screen: its end, or the stream's ``stated`` end (from the origin) if a
+    little later; at most ``stop``. Frames that end well before the stated end (more than
+    :data:`TRUNCATED_S` and three frames) mean a cut file: a :class:`VideoError`, not the last frame held
+    to the end."""
     end = last_frame_end
-    if stream.duration and stream.time_base:
-        stated = float((stream.start_time or 0) + stream.duration) * float(stream.time_base)
+    if stated is not None:
         if min(stated, stop) - last_frame_end > max(TRUNCATED_S, 3 * frame_len):
             raise VideoError(f"{where} is truncated or corrupt: its frames end at {last_frame_end:.3f} s, but its "
                              f"video stream says {stated:.3f} s")
@@ -181,19 +252,20 @@ def iter_video(
     where = _check_video_args(path, fps, start, duration)
     av = pyav()
     with _open_container(path, where) as container:
-        stream = _video_stream(container, where, start, av)
+        origin = _time_origin(container)
+        stream = _video_stream(container, where, start, origin, av)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         stop = math.inf if duration is None else start + duration
-        s = _Sampler(start, fps, size)
+        s = _Sampler(start, fps, size, _pixel_aspect(stream))
         prev: Any = None
         prev_time, last_len = 0.0, 1.0 / rate
         try:
             for index, frame in enumerate(container.decode(stream)):
-                t = _frame_time(frame, index, rate)
+                t = _frame_time(frame, index, rate, origin)
                 while s.target < stop and s.target < t - TIME_EPS:
                     s.show(prev if prev is not None else frame)  # before the first frame: show the first
-                if s.full(chunk):
-                    yield s.flush()
+                    if s.full(chunk):  # inside the loop: a frame held over a long gap still comes in chunks
+                        yield s.flush()
                 if s.target >= stop:
                     break
                 prev, prev_time = frame, t
@@ -204,7 +276,9 @@ def iter_video(
         if prev is None and not s.out:
             raise VideoError(f"{where} has a video stream but no frame could be decoded (corrupt or empty)")
         if prev is not None and s.target < stop:
-            end = _stream_end(stream, prev_time + last_len, stop, where, last_len)
+            stated = _stated_end(stream, container)
+            end = _stream_end(None if stated is None else stated - origin, prev_time + last_len, stop, where,
+                              last_len)
             while s.target < end - TIME_EPS:
                 s.show(prev)
                 if s.full(chunk):
@@ -234,10 +308,12 @@ def read_video(
     naming the file for a corrupt file or one without a video stream, and
     ``ValueError`` for ``fps <= 0``. Needs the ``video`` extra (PyAV). What
     ``VideoTokenizer.encode(path)`` sees, but for frames it shrinks while decoding (see there).
+    Frames are as displayed (pixel aspect and rotation applied), times from the file's
+    origin (see the module docstring). A 10 s clip of 16:9:
 
     >>> frames, times = read_video("clip.mp4", fps=2.0, size=128)  # doctest: +SKIP
     >>> frames.shape, times[:3].tolist()  # doctest: +SKIP
-    (torch.Size([20, 3, 128, 227]), [0.0, 0.5, 1.0])
+    (torch.Size([20, 3, 128, 228]), [0.0, 0.5, 1.0])
     """
     chunks = list(iter_video(path, fps, size, start=start, duration=duration))
     if not chunks:
@@ -256,11 +332,16 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
                max_seconds: float | None = MAX_SOUNDTRACK_SECONDS) -> tuple[torch.Tensor, int] | None:
     """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one.
 
-    Decoded and resampled frame by frame; a soundtrack longer than ``max_seconds``
-    (None: no limit) is a :class:`~mmtok.core.errors.VideoError`, so memory stays bounded.
+    On the frames' clock (see the module docstring): sample 0 is at the file's origin, so a
+    soundtrack that starts later begins with silence; it ends where its stream says, without
+    the codec's padding. Decoded and resampled frame by frame, but held whole in memory
+    (at 16 kHz, 230 MB an hour): one longer than ``max_seconds`` (default
+    :data:`MAX_SOUNDTRACK_SECONDS`, 4 hours; None: no limit) is a
+    :class:`~mmtok.core.errors.VideoError`, before any decoding when the file states its length.
     """
     where = f"video file {os.fspath(path)!r}"
-    limit = None if max_seconds is None else int(max_seconds * sample_rate)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds!r}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{where} does not exist")
     av = pyav()
@@ -268,19 +349,63 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        parts: list[np.ndarray] = []
-        try:
-            total = 0
-            for frame in container.decode(stream):
-                new = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-                parts += new
-                total += sum(len(q) for q in new)
-                if limit is not None and total > limit:
-                    raise VideoError(f"{where}: the soundtrack is longer than max_seconds={max_seconds:g} s; "
-                                     "pass a larger max_seconds (or None) to read it")
-            parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-        except av.error.FFmpegError as e:
-            raise VideoError(f"{where}: the audio stream is corrupt ({e})") from e
+        origin, stated = _time_origin(container), _stated_end(stream, container)
+        end = None if stated is None else stated - origin
+        if max_seconds is not None and end is not None and end > max_seconds:
+            raise VideoError(_too_long(where, max_seconds, end))
+        parts, first, frame_len = _decode_audio(av, container, stream, where, sample_rate, max_seconds)
+    start = first if first is not None else _stream_start(stream)
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    wave = _on_clock(wave, 0.0 if start is None else start - origin, end, sample_rate, frame_len)
+    if max_seconds is not None and wave.size > max_seconds * sample_rate:
+        raise VideoError(_too_long(where, max_seconds, wave.size / sample_rate))
     return torch.from_numpy(wave.astype(np.float32, copy=False)), sample_rate
+
+
+def _too_long(where: str, max_seconds: float, seconds: float) -> str:
+    return (f"{where}: its soundtrack ({seconds:.1f} s) is longer than max_seconds={max_seconds:g} s (it is held "
+            "in memory whole); cut the video (ffmpeg -t), or leave its sound out with \"soundtrack\": false in the "
+            "video's segment (a JSONL document for mmtok tokenize, or one for Interleaver), or in Python read it "
+            "all with read_audio(path, max_seconds=None)")
+
+
+def _decode_audio(av: Any, container: Any, stream: Any, where: str, sample_rate: int,
+                  max_seconds: float | None) -> tuple[list[np.ndarray], float | None, int]:
+    """The stream decoded to mono float32 parts at ``sample_rate``; the first frame's time on the file's clock
+    (None without a timestamp); the most samples one frame gave. Past ``max_seconds`` (and two frames, which
+    may be the codec's padding): a :class:`VideoError`."""
+    limit = math.inf if max_seconds is None else max_seconds * sample_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    parts: list[np.ndarray] = []
+    first: float | None = None
+    total = frame_len = 0
+    try:
+        for index, frame in enumerate(container.decode(stream)):
+            if index == 0 and frame.pts is not None and frame.time_base:
+                first = float(frame.pts * frame.time_base)
+            new = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            parts += new
+            total += sum(q.size for q in new)
+            frame_len = max(frame_len, math.ceil(frame.samples * sample_rate / frame.sample_rate))
+            if total > limit + 2 * frame_len:
+                raise VideoError(_too_long(where, max_seconds or 0.0, total / sample_rate))
+        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    except av.error.FFmpegError as e:
+        raise VideoError(f"{where}: the audio stream is corrupt ({e})") from e
+    return parts, first, frame_len
+
+
+def _on_clock(wave: np.ndarray, offset: float, end: float | None, sample_rate: int, frame_len: int) -> np.ndarray:
+    """``wave``, which starts ``offset`` s after the origin, from the origin on: silence before it (or its
+    samples before the origin dropped), and cut at ``end`` (s from the origin) when what runs past is at most
+    two frames, the codec's padding (a stated end further off is not trusted with real sound)."""
+    lead = round(offset * sample_rate)
+    if lead > 0:
+        wave = np.concatenate([np.zeros(lead, np.float32), wave])
+    elif lead < 0:
+        wave = wave[-lead:]
+    if end is not None:
+        keep = max(0, round(end * sample_rate))
+        if 0 < wave.size - keep <= 2 * frame_len:
+            wave = wave[:keep]
+    return wave

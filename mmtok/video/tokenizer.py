@@ -185,7 +185,7 @@ class VideoTokenizer(nn.Module):
         those while decoding, not the image tokenizer's antialiased bicubic resize, so some codes differ.
         """
         if isinstance(x, (str, os.PathLike)):
-            parts = [self.image.encode(f) for f, _ in self.frames(x, start=start, duration=duration)]
+            parts = [self._encode_frames(f) for f, _ in self.frames(x, start=start, duration=duration)]
             if not parts:
                 raise VideoError(no_frames_message(x, start, duration))
             codes = torch.cat(parts)
@@ -236,12 +236,12 @@ class VideoTokenizer(nn.Module):
         tokenizer's), so that no chunk's sound ends in a part-filled token: the chunks'
         audio tokens then add up to the whole soundtrack's.
         """
-        codes = self.expand(self.encode(path, duration=duration))  # chunks re-encoded: each starts without repeats
-        sound = read_audio(path, sample_rate) if audio else None
-        if sound is not None and duration is not None:
-            sound = (sound[0][: round(duration * sound[1])], sound[1])
         if int(samples_per_token) < 1:
             raise VideoError(f"samples_per_token must be a whole number >= 1, got {samples_per_token!r}")
+        sound = read_audio(path, sample_rate) if audio else None  # first: one too long is refused before any frame
+        if sound is not None and duration is not None:
+            sound = (sound[0][: round(duration * sound[1])], sound[1])
+        codes = self.expand(self.encode(path, duration=duration))  # chunks re-encoded: each starts without repeats
         per = codes.shape[0] if chunk_seconds is None else max(1, math.floor(chunk_seconds * self.fps + 0.5))
         out: list[dict[str, Any]] = []
         for i in range(0, codes.shape[0], per):
