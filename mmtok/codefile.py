@@ -8,7 +8,8 @@ codes made by another model than the one given, naming both.
     mmtok encode media/ --out codes/                       # every medium under media/, in the same subfolders
 
 A file that cannot be read or used is reported on its own line (``mmtok: error: FILE: why``)
-and the others go on; the exit status is then 2, and every file already written stays.
+and the others go on; the exit status is then 2, and every file already written stays. The model of
+every kind the files need is loaded first: one that cannot load stops the run before any file is written.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mmtok.data.media_files import (
     StopRun,
     check_out_folder,
     expand_paths,
+    marked,
     media_kind,
     refuse_collisions,
     run_each,
@@ -53,7 +55,8 @@ def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
 
 
 class _Models:
-    """The tokenizers named on the command line, each loaded once, when first needed."""
+    """The tokenizers named on the command line, each loaded once: every kind the inputs need before any file
+    (:meth:`load_all`), so that a model that cannot load stops the run before anything is written."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.names = {"image": args.image, "audio": args.audio, "video": args.video}
@@ -67,12 +70,49 @@ class _Models:
                 raise StopRun(f"--{kind} {self.names[kind]}: {' '.join(str(e).split())}") from e
         return self.loaded[kind]
 
+    def load_all(self, kinds: set[str]) -> None:
+        """Load the model of each of ``kinds`` now (a :class:`StopRun` for the first that cannot load)."""
+        for kind in self.names:
+            if kind in kinds:
+                self(kind)
+
+
+def _media_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
+    """The models ``encode`` needs for these files: each file's kind by its extension, and the audio model for a
+    video (its soundtrack). A file that is not media needs none: it fails on its own line."""
+    kinds: set[str] = set()
+    for path, _ in pairs:
+        try:
+            kind = media_kind(path)
+        except UsageError:
+            continue
+        kinds |= {kind, "audio"} if kind == "video" else {kind}
+    return kinds
+
+
+def _code_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
+    """The models ``decode`` needs for these code files: each one's kind, and the audio model for a video with a
+    soundtrack. A code file that cannot be read needs none: it fails on its own line."""
+    kinds: set[str] = set()
+    for path, _ in pairs:
+        try:
+            _, meta, audio_codes = load_codes(path)
+        except (UsageError, OSError):
+            continue
+        kinds |= {meta["kind"], "audio"} if audio_codes is not None else {meta["kind"]}
+    return kinds
+
 
 def _encode_one(path: Path, out: Path, models: _Models) -> str:
     kind = media_kind(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     tok = models(kind)
+    sound = None
+    if kind == "video":  # its soundtrack first: one too long is refused before any frame is encoded
+        from mmtok.video.read import read_audio
+
+        sound = read_audio(path, int(models("audio").sample_rate))
     codes = tok.encode(path)
     meta = _meta(tok, kind, models.names[kind]) | {"source": path.name}
     audio_codes = None
@@ -82,11 +122,8 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
     elif kind == "image":
         what = f"{codes.shape[0]}×{codes.shape[1]} image tokens"
     else:
-        from mmtok.video.read import read_audio
-
         what = f"{codes.shape[0]} frames of {codes.shape[1]}×{codes.shape[2]} tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
-        sound = read_audio(path, int(sound_tok.sample_rate))
         if sound is not None and sound[0].numel():
             audio_codes = sound_tok.encode(sound[0], sample_rate=sound[1])
             seconds = round(audio_codes.numel() / sound_tok.tokens_per_second, 3)
@@ -193,27 +230,9 @@ def _decoded_target(path: Path, out: Path) -> Path | None:
 
 
 def _is_decoded(path: Path) -> bool:
-    """Whether ``path`` is a file ``decode`` wrote (:func:`_refuse_foreign` replaces only those): its :data:`MARK`
-    is inside it."""
-    if not path.is_file():
-        return False
-    try:
-        if path.suffix == ".png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return im.info.get("Software") == MARK
-        if path.suffix == ".wav":
-            import soundfile as sf
-
-            with sf.SoundFile(path) as wav:
-                return str(wav.software).startswith(MARK)  # libsndfile appends its own name
-        from mmtok.video.read import pyav
-
-        with pyav().open(str(path)) as container:
-            return container.metadata.get("comment") == MARK
-    except (OSError, ValueError, RuntimeError):  # unreadable as its kind: certainly not ours
-        return False
+    """Whether ``path`` is a file ``decode`` wrote (:func:`_refuse_foreign` replaces only those): it carries
+    :data:`MARK` (:func:`~mmtok.data.media_files.marked`)."""
+    return marked(path, MARK)
 
 
 def add_commands(sub: Any) -> None:
@@ -253,6 +272,7 @@ def encode_main(args: argparse.Namespace) -> int:
     refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
     _refuse_foreign(pairs, lambda path, out: out / (path.name + CODES_SUFFIX), _is_code_file,
                     "is not a code file from 'mmtok encode'")
+    models.load_all(_media_kinds(pairs))
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 
@@ -264,4 +284,5 @@ def decode_main(args: argparse.Namespace) -> int:
     refuse_collisions(pairs, lambda path, out: out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}")
     _refuse_foreign(pairs, lambda path, out: _decoded_target(path, out) if path.is_file() else None, _is_decoded,
                     "was not written by 'mmtok decode'")
+    models.load_all(_code_kinds(pairs))
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -17,7 +17,8 @@ encoder read:
 Per model: the means over files, and the codebook usage over every token it gave (distinct codes
 over ``min(K, tokens)``) with the perplexity. With two or more models of a kind, each is paired with
 the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
-the files it wins (:func:`mmtok.core.metrics.paired_difference`); a model named again is a model of its
+the files where it is better (higher, or lower for the log-mel L1:
+:func:`mmtok.core.metrics.paired_difference`); a model named again is a model of its
 own, labelled by its version, then its name (``image``), then numbered (``image (2)``), so rows never
 merge. A file that cannot be read is one error line; the others go on (exit status 2).
 """
@@ -43,11 +44,12 @@ from mmtok.audio.io import load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
-from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind, run_each
+from mmtok.data.codes import atomic_file
+from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, marked, media_kind, run_each
 from mmtok.pretrained import load, load_config, model_version
 
-__all__ = ["METRICS", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target", "score_audio", "score_image",
-           "score_video"]
+__all__ = ["METRICS", "PLOT_MARK", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target",
+           "score_audio", "score_image", "score_video"]
 
 SCORE_RATE = 16_000  # Hz: STOI, PESQ-WB and DNSMOS run at this rate
 PICTURE = (("psnr_db", "PSNR {:.2f} dB", True), ("ssim", "SSIM {:.3f}", True))
@@ -58,6 +60,7 @@ METRICS = {  # kind -> (key, how it is shown, higher is better), in the order th
               ("dnsmos_ovrl", "DNSMOS OVRL {:.2f}", True), ("logmel_l1", "log-mel L1 {:.3f}", False)),
 }
 EXTRA = ("dnsmos_sig", "dnsmos_bak", "original_dnsmos_ovrl")  # averaged and paired too, not in the table
+PLOT_MARK = "mmtok eval"  # the Software text of every PNG --plot draws: the one kind of file it replaces
 
 
 def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
@@ -150,36 +153,38 @@ class Evaluation:
         return self.models[kind]
 
     def score_file(self, path: Path) -> list[dict[str, Any]]:
-        """Every row of one file (one per model; a video also its soundtrack's, one per audio model)."""
+        """Every row of one file (one per model; a video also its soundtrack's, one per audio model). Each
+        model counts the file's codes only once the whole file is scored: a file that fails counts nowhere."""
         kind = media_kind(path)
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-        rows: list[dict[str, Any]] = []
+        scored: list[tuple[_Model, dict[str, Any], torch.Tensor]] = []
         if kind == "audio":
             wave = None
             for m in self.of("audio"):
                 if wave is None or int(m.tok.sample_rate) != wave[1]:
                     wave = (load_audio(path, target_rate=int(m.tok.sample_rate)), int(m.tok.sample_rate))
-                rows.append(self._audio_row(m, path, wave[0], None))
-            return rows
-        for m in self.of(kind):
-            scores, codes = (score_image if kind == "image" else score_video)(m.tok, path)
-            m.count(codes)
-            rows.append({"file": str(path), "kind": kind, "model": m.label, **scores})
+                scored.append(self._audio_row(m, path, wave[0], None))
+        else:
+            for m in self.of(kind):
+                scores, codes = (score_image if kind == "image" else score_video)(m.tok, path)
+                scored.append((m, {"file": str(path), "kind": kind, "model": m.label, **scores}, codes))
         if kind == "video":
             from mmtok.video.read import read_audio
 
             for m in self.of("audio"):
                 sound = read_audio(path, int(m.tok.sample_rate))
                 if sound is not None and sound[0].numel():
-                    rows.append(self._audio_row(m, path, sound[0], "soundtrack"))
-        return rows
+                    scored.append(self._audio_row(m, path, sound[0], "soundtrack"))
+        for m, _, codes in scored:
+            m.count(codes)
+        return [row for _, row, _ in scored]
 
-    def _audio_row(self, m: _Model, path: Path, wave: torch.Tensor, track: str | None) -> dict[str, Any]:
+    def _audio_row(self, m: _Model, path: Path, wave: torch.Tensor, track: str | None
+                   ) -> tuple[_Model, dict[str, Any], torch.Tensor]:
         scores, codes = score_audio(m.tok, wave, vocoder=self.vocoder, with_dnsmos=self.with_dnsmos)
-        m.count(codes)
         row = {"file": str(path), "kind": "audio", "model": m.label, **scores}
-        return row | ({"track": track} if track else {})
+        return m, row | ({"track": track} if track else {}), codes
 
     def summaries(self) -> list[dict[str, Any]]:
         """Per model: files, means of each score, codebook usage and perplexity over its tokens."""
@@ -214,9 +219,11 @@ class Evaluation:
                 if r["kind"] == kind:
                     keyed[r["model"]][(r["file"], r.get("track"))] = r
             keys = [k for k, _, _ in METRICS[kind]] + list(EXTRA)
+            lower = [k for k, _, higher in METRICS[kind] if not higher]  # an error: fewer is a win
             for m in models[1:]:
                 common = [f for f in keyed[m.label] if f in keyed[first]]
-                diff = paired_difference([keyed[m.label][f] for f in common], [keyed[first][f] for f in common], keys)
+                diff = paired_difference([keyed[m.label][f] for f in common], [keyed[first][f] for f in common], keys,
+                                         lower_better=lower)
                 out.append({"paired": kind, "model": m.label, "minus": first, **diff})
         return out
 
@@ -250,12 +257,13 @@ def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
             label = how.split(" {")[0]
             yield (f"{p['paired']} · {p['model']} − {p['minus']}: {label} {d['mean']:+.4f} "
                    f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({'higher' if higher else 'lower'} is better), "
-                   f"higher on {d['wins']} of {d['n']} files")
+                   f"better on {d['wins']} of {d['n']} files")
 
 
-def plot_target(path: Path) -> Path:
+def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
     """The file ``--plot path`` writes: ``path``, with ``.png`` added when it has no extension (as matplotlib
-    would add it, unreported). A UsageError, before any scoring, for a folder or a type matplotlib cannot write."""
+    would add it, unreported). A UsageError, before any scoring, for a folder, a type matplotlib cannot write, one
+    of the files scored (``inputs``) or a file there that is not a plot it drew (:func:`_refuse_to_replace`)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     if path.is_dir():
@@ -270,14 +278,32 @@ def plot_target(path: Path) -> Path:
         raise UsageError(f"--plot {path} is a folder; give another name")
     if path.parent.exists() and not path.parent.is_dir():
         raise UsageError(f"--plot {path}: {path.parent} is a file, not a folder")
+    _refuse_to_replace(path, inputs)
     return path
+
+
+def _refuse_to_replace(path: Path, inputs: Iterable[Path]) -> None:
+    """A UsageError when ``path`` is there and is one of ``inputs``, or is not a PNG marked :data:`PLOT_MARK`
+    (as ``mmtok decode`` marks what it writes): a user's own file is never replaced, an earlier plot is."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    if path.exists() and any(p.exists() and path.samefile(p) for p in inputs):
+        raise UsageError(f"--plot {path} is one of the files to score; give the plot another name")
+    if not _is_plot(path):
+        raise UsageError(f"--plot {path} is there and is not a PNG plot that 'mmtok eval' drew (the only files it "
+                         "replaces); move it, or give another name")
+
+
+def _is_plot(path: Path) -> bool:
+    """Whether ``path`` is a PNG :func:`plot_scores` drew: it carries :data:`PLOT_MARK`."""
+    return path.suffix.lower() == ".png" and marked(path, PLOT_MARK)
 
 
 def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     """One panel per kind and score: each file's score per model as a dot (files scored by two or more
     models joined by a grey line, so a pairing shows), the mean as a bar, written to :func:`plot_target` of
-    ``path``, which it returns. Needs matplotlib."""
-    path = plot_target(path)
+    ``path`` (a PNG marked :data:`PLOT_MARK`), which it returns. Needs matplotlib."""
+    path = plot_target(path, [Path(r["file"]) for r in rows])
     import matplotlib
 
     matplotlib.use("Agg")
@@ -307,8 +333,9 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     fig.suptitle(f"mmtok eval: {len({(r['file'], r.get('track')) for r in rows})} files, one dot per file and model; "
                  "bars: means")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, format=path.suffix[1:].lower())
+    kind = path.suffix[1:].lower()
+    mark = {"Software": PLOT_MARK} if kind == "png" else None  # metadata keys differ by format
+    atomic_file(path, lambda f: fig.savefig(f, dpi=100, format=kind, metadata=mark))
     plt.close(fig)
     return path
 
@@ -335,7 +362,7 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
                         "to this file; .png is added to a name without an extension (.pdf and .svg work too); "
-                        "a folder is refused")
+                        "a folder, a file scored or a file there that is not a PNG plot of mmtok eval is refused")
     parser.set_defaults(func=eval_main)
 
 
@@ -349,7 +376,8 @@ def eval_main(args: argparse.Namespace) -> int:
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
     if args.plot is not None and _missing(("matplotlib",)):
         raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
-    plot = None if args.plot is None else plot_target(args.plot)
+    files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES)
+    plot = None if args.plot is None else plot_target(args.plot, [p for p, _ in files])
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
     for kind in names:  # a model named wrong is one line now, not one per file
         for name in getattr(args, kind) or []:
@@ -364,7 +392,7 @@ def eval_main(args: argparse.Namespace) -> int:
         ev.rows.extend(rows)
         return "\n".join(json.dumps(r) if args.json else _fmt_row(r) for r in rows)
 
-    status = run_each(expand_paths(args.files, Path("."), MEDIA_SUFFIXES), one, done="scored")
+    status = run_each(files, one, done="scored")
     summaries, pairs = ev.summaries(), ev.pairs()
     if args.json:
         for row in summaries + pairs:

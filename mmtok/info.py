@@ -3,8 +3,9 @@
 ``mmtok info PATH`` prints :func:`describe`'s answer through :func:`format_info`
 (or as JSON with ``--json``). Nothing is verified or trained: shards are read from
 their manifests, a run from its newest checkpoint's config and its log, and a
-checkpoint from its ``config.json`` and safetensors header; a media tokenizer is
-loaded to report its fingerprint.
+checkpoint from its ``config.json``; a checkpoint's module is loaded (a transformer
+is only built, on the meta device) to count its parameters, and a media tokenizer to
+report its fingerprint.
 
 >>> format_info({"what": "demo", "path": "x", "size": 3})
 'demo: x\\n  size  3'
@@ -13,7 +14,6 @@ loaded to report its fingerprint.
 from __future__ import annotations
 
 import json
-import math
 import os
 import textwrap
 from pathlib import Path
@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_config, read_header
+from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.shards import MANIFEST, open_shards
-from mmtok.lm.model import Transformer
-from mmtok.lm.runs import checkpoint_folders, last_log_row
+from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.lm.runs import MODALITIES, checkpoint_folders, last_log_row, read_log
 from mmtok.pretrained import load
 from mmtok.stream.vocab import Vocabulary
 
@@ -121,8 +121,9 @@ def _run(folder: Path) -> dict[str, Any]:
     meta = read_config(ckpts[-1])
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
-    params = _parameters(ckpts[-1], meta)
+    params = _parameters(_transformer(ckpts[-1], meta))
     last = last_log_row(folder)
+    losses, steps = _last_losses(folder)
     return {
         "what": "run", "path": str(folder),
         "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
@@ -130,7 +131,8 @@ def _run(folder: Path) -> dict[str, Any]:
         "parameters": params,
         "model": {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "max_seq_len") if k in model},
         "data": train.get("data"), "last_loss": last.get("loss"),
-        "last_loss_by_modality": {k[5:]: v for k, v in last.items() if k.startswith("loss_")},
+        "last_loss_by_modality": losses,
+        "last_loss_step_by_modality": steps if len(set(steps.values())) > 1 else None,
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
         "tokenizers": _vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"])) if cfg.get("vocab") else None,
     }
@@ -149,13 +151,43 @@ def _tokenizer_run(folder: Path) -> dict[str, Any]:
     return out
 
 
-def _parameters(folder: Path, meta: dict[str, Any]) -> int:
-    """Parameters in the checkpoint ``folder`` whose config is ``meta``: a transformer's tied output head is
-    stored beside the embedding it shares, so that tensor counts once (as ``Transformer.num_params`` does)."""
-    model = (meta.get("config") or {}).get("model") or {}
-    tied = meta.get("kind") == Transformer.KIND and model.get("tie_embeddings", True)
-    skip = ("head.weight",) if tied else ()
-    return sum(math.prod(shape) for name, (_, shape) in read_header(folder / WEIGHTS_NAME).items() if name not in skip)
+def _last_losses(folder: Path) -> tuple[dict[str, float], dict[str, int]]:
+    """The newest logged loss of each modality in ``folder``'s log, and the step it was logged at: a step's row
+    has only the modalities its batch held, so the log is read back until each has been found (or it ends)."""
+    losses: dict[str, float] = {}
+    steps: dict[str, int] = {}
+    for row in reversed(read_log(folder)):
+        for m in MODALITIES:
+            if m not in losses and isinstance(row.get(f"loss_{m}"), (int, float)):
+                losses[m], steps[m] = row[f"loss_{m}"], row["step"]
+        if len(losses) == len(MODALITIES):
+            break
+    order = [m for m in MODALITIES if m in losses]
+    return {m: losses[m] for m in order}, {m: steps[m] for m in order}
+
+
+def _parameters(module: torch.nn.Module) -> int:
+    """The module's parameters (each ``nn.Parameter`` once: a tied output head is the embedding), not its buffers
+    (a VQ codebook and its EMA statistics, feature statistics): what training by gradient changes."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _checkpoint_parameters(folder: Path, meta: dict[str, Any]) -> int | None:
+    """:func:`_parameters` of the module in the checkpoint ``folder`` (config ``meta``); None for a text tokenizer,
+    which is no module. A media tokenizer's are counted once it is loaded (:func:`_tokenizer_summary`)."""
+    kind = meta.get("kind")
+    if kind in MEDIA_KINDS or kind == "text":
+        return None
+    return _parameters(_transformer(folder, meta) if kind == Transformer.KIND else load(folder))
+
+
+def _transformer(folder: Path, meta: dict[str, Any]) -> Transformer:
+    """The transformer of the checkpoint ``folder`` (config ``meta``), built on the meta device: its shapes, no
+    weights read and no memory taken."""
+    cfg = config_from_dict(ModelConfig, (meta.get("config") or {}).get("model") or {},
+                           where=f"{folder}/{CONFIG_NAME} model")
+    with torch.device("meta"):
+        return Transformer(cfg)
 
 
 def _checkpoint(folder: Path) -> dict[str, Any]:
@@ -167,7 +199,7 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
         "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
         "created": meta.get("created"), "mmtok_version": meta.get("mmtok_version"),
         "megabytes": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,
-        "parameters": _parameters(folder, meta) if weights.is_file() else None,
+        "parameters": _checkpoint_parameters(folder, meta) if weights.is_file() else None,
     }
     if isinstance(prov, dict) and prov.get("chosen_on"):
         out["chosen_on"] = prov["chosen_on"]
@@ -177,8 +209,12 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
 
 
 def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
-    out = {**out, "codebook_size": tok.codebook_size, "fingerprint": tok.fingerprint}
     vq = getattr(tok, "vq", None) or getattr(getattr(tok, "image", None), "vq", None)
+    out = {**out, "parameters": _parameters(tok), "codebook_size": tok.codebook_size}
+    if vq is not None:
+        k, dim = vq.embed.shape  # (K, d)
+        out["codebook"] = f"{k:,} codes of {dim} values (EMA-updated buffers, not among the parameters)"
+    out["fingerprint"] = tok.fingerprint
     if vq is not None:  # codes on one point as another: encode never gives them
         table = vq.twin_table()
         twins = int((table != torch.arange(table.numel(), device=table.device)).sum())

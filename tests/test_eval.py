@@ -220,3 +220,78 @@ def test_a_model_named_three_times_keeps_three_models_apart(capsys: pytest.Captu
     pairs = [r for r in rows if "paired" in r]
     assert [p["model"] for p in pairs] == labels[1:] and {p["psnr_db"]["mean"] for p in pairs} == {0.0}
     assert [m.label for m in Evaluation({"image": ["image"] * 4}).of("image")] == [*labels, "image (3)"]
+
+
+def test_a_lower_is_better_score_is_better_where_it_is_lower(capsys: pytest.CaptureFixture[str]) -> None:
+    """Paired wins follow each score's direction: a lower log-mel L1 is the better one."""
+    from mmtok.evaluate import Evaluation, _fmt_pair
+
+    ev = Evaluation({"audio": ["audio", "audio"]})
+    first, second = (m.label for m in ev.of("audio"))
+    for i, (l1, l1_b, stoi, stoi_b) in enumerate([(1.0, 0.5, 0.5, 0.6), (1.0, 2.0, 0.5, 0.4), (1.0, 0.8, 0.5, 0.4)]):
+        ev.rows += [{"file": f"f{i}", "kind": "audio", "model": first, "logmel_l1": l1, "stoi": stoi},
+                    {"file": f"f{i}", "kind": "audio", "model": second, "logmel_l1": l1_b, "stoi": stoi_b}]
+    (pair,) = ev.pairs()
+    assert pair["logmel_l1"]["wins"] == 2 and pair["logmel_l1"]["mean"] > 0  # worse on average, better on 2
+    assert pair["stoi"]["wins"] == 1
+    text = list(_fmt_pair(pair))
+    assert any(line.startswith(f"audio · {second} − {first}: log-mel L1 +0.1000") and "(lower is better)" in line
+               and line.endswith("better on 2 of 3 files") for line in text)
+    assert any("STOI" in line and line.endswith("better on 1 of 3 files") for line in text)
+
+
+def test_a_sound_too_short_for_stoi_keeps_its_log_mel_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pystoi raises on a clip under 26 ms: STOI is NaN there (so left out), the row keeps its log-mel L1."""
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(160) / 16000)  # 10 ms
+    sf.write(tmp_path / "blip.wav", tone.astype(np.float32), 16000)
+    assert main(["eval", str(tmp_path / "blip.wav"), "--json"]) == 0
+    (row,) = [r for r in _json_lines(capsys.readouterr().out) if "file" in r]
+    assert "stoi" not in row and math.isfinite(row["logmel_l1"]) and row["seconds"] == 0.01
+    if HAS_STOI:
+        from mmtok.audio.scores import STOI_MIN_SECONDS, stoi_score
+
+        x = torch.randn(int(STOI_MIN_SECONDS * 16000) + 1, generator=torch.Generator().manual_seed(0))
+        assert math.isnan(stoi_score(x[:300], x[:300])) and math.isnan(stoi_score(x[:-1], x[:-1]))
+        assert math.isfinite(stoi_score(x, x))  # the shortest clip pystoi scores is not refused
+
+
+def test_a_file_that_fails_part_way_counts_no_codes(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A file left out of the scores is left out of the token count, usage and perplexity too, for every model:
+    a video whose soundtrack fails, and an image the second of two models fails on."""
+    import mmtok.evaluate as ev
+    from mmtok.core.errors import MmtokError
+
+    def no_sound(*args: object, **kwargs: object) -> None:
+        raise MmtokError("this soundtrack cannot be scored")
+
+    monkeypatch.setattr(ev, "score_audio", no_sound)
+    assert main(["eval", str(EXAMPLES / "pan.mp4"), str(EXAMPLES / "coffee.jpg"), "--json"]) == 2
+    by_kind = {r["summary"]: r for r in _json_lines(capsys.readouterr().out) if "summary" in r}
+    assert (by_kind["video"]["files"], by_kind["video"]["tokens"], by_kind["video"]["codes_used"]) == (0, 0, 0)
+    assert (by_kind["image"]["files"], by_kind["image"]["tokens"]) == (1, 256)
+    monkeypatch.undo()
+    real, seen = ev.score_image, []
+
+    def second_fails_on_rocket(tok: object, path: Path) -> object:
+        seen.append(tok)
+        if path.name == "rocket.jpg" and tok is not seen[0]:
+            raise MmtokError(f"{path}: the second model fails on this one")
+        return real(tok, path)
+
+    monkeypatch.setattr(ev, "score_image", second_fails_on_rocket)
+    files = [str(EXAMPLES / n) for n in ("coffee.jpg", "rocket.jpg")]
+    assert main(["eval", *files, "--image", "image", "--image", "image", "--json"]) == 2
+    summaries = [r for r in _json_lines(capsys.readouterr().out) if "summary" in r]
+    assert [(s["files"], s["tokens"]) for s in summaries] == [(1, 256), (1, 256)]
+
+
+def test_a_sound_over_ten_minutes_says_what_to_do_from_the_command_line(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    sf.write(tmp_path / "long.wav", np.zeros(610 * 1000, np.int16), 1000, subtype="PCM_16")  # 610 s at 1 kHz
+    long = str(tmp_path / "long.wav")
+    for argv in (["eval", long], ["encode", long, "--out", str(tmp_path / "codes")]):
+        assert main(argv) == 2
+        line = capsys.readouterr().err.splitlines()[0]
+        assert "long.wav is 610.0 s long, over max_seconds=600; on the command line, cut it into parts of at most " \
+               "600 s" in line and "from Python, pass load_audio(..., max_seconds=...)" in line

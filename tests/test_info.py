@@ -79,6 +79,44 @@ def test_a_checkpoint_and_its_run_count_the_same_parameters(tmp_path: Path, tie:
     assert describe(tmp_path / "run")["parameters"] == describe(ckpt)["parameters"] == want
 
 
+def test_the_last_loss_of_each_modality_is_its_newest_in_the_log(tmp_path: Path) -> None:
+    """A step's log row has only the modalities its batch held: each modality's loss is the newest one logged,
+    with the step it was logged at when those differ."""
+    cfg = ModelConfig(vocab_size=300, n_layer=1, n_head=2, n_kv_head=1, d_model=32, max_seq_len=16)
+    save_checkpoint(tmp_path / "run" / "ckpt-0000003", kind=Transformer.KIND,
+                    tensors={k: v.clone() for k, v in Transformer(cfg).state_dict().items()},
+                    config={"model": asdict(cfg)})
+    rows = [{"step": 1, "loss": 3.0, "lr": 0.1, "tokens_per_s": 1.0, "loss_text": 3.1, "loss_audio": 2.9},
+            {"step": 2, "loss": 2.5, "lr": 0.1, "tokens_per_s": 1.0, "loss_text": 2.4, "loss_image": 2.6},
+            {"step": 3, "loss": 2.0, "lr": 0.1, "tokens_per_s": 1.0, "loss_text": 1.9}]
+    log = tmp_path / "run" / "log.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    d = describe(tmp_path / "run")
+    assert d["last_loss"] == 2.0 and d["last_loss_by_modality"] == {"text": 1.9, "image": 2.6, "audio": 2.9}
+    assert d["last_loss_step_by_modality"] == {"text": 3, "image": 2, "audio": 1}
+    assert "last_loss_step_by_modality" in format_info(d)
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows[:1]))  # all from one step: no steps to tell apart
+    d = describe(tmp_path / "run")
+    assert d["last_loss_by_modality"] == {"text": 3.1, "audio": 2.9} and d["last_loss_step_by_modality"] is None
+
+
+@pytest.mark.parametrize("name", ["image", "audio", "video"])
+def test_a_tokenizer_counts_its_parameters_not_its_codebook_buffers(name: str) -> None:
+    """The VQ codebook and its EMA statistics are buffers: not parameters, shown on their own."""
+    tok = mmtok.load(name)
+    vq = tok.image.vq if name == "video" else tok.vq
+    d = describe(name)
+    stored = sum(t.numel() for t in tok.state_dict().values())
+    assert d["parameters"] == sum(p.numel() for p in tok.parameters()) < stored
+    assert d["codebook"].startswith(f"{vq.codebook_size:,} codes of {vq.embed.shape[1]} values")
+
+
+def test_a_codebook_alone_has_no_parameters(tmp_path: Path) -> None:
+    from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+
+    assert describe(mmtok.save(VectorQuantizer(VQConfig(dim=4, codebook_size=8)), tmp_path / "vq"))["parameters"] == 0
+
+
 @pytest.mark.parametrize("name", ["audio", "image"])
 def test_a_shipped_tokenizer_is_described_with_its_version_and_fingerprint(name: str) -> None:
     import mmtok

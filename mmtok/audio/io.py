@@ -171,8 +171,9 @@ def _open_sound(path: Path, max_seconds: float | None) -> sf.SoundFile:
 
 
 def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
-    return (f"audio file {path} is {seconds:.1f} s long, over max_seconds={max_seconds:g}; "
-            "cut it, or pass load_audio(..., max_seconds=...) a larger value")
+    return (f"audio file {path} is {seconds:.1f} s long, over max_seconds={max_seconds:g}; on the command line, cut "
+            f"it into parts of at most {max_seconds:g} s (e.g. ffmpeg -i FILE -f segment -segment_time {max_seconds:g} "
+            "part%03d.wav); from Python, pass load_audio(..., max_seconds=...) a larger value or None")
 
 
 def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float | None) -> tuple[list, int, int]:

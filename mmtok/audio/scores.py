@@ -3,8 +3,8 @@ and DNSMOS P.835 (signal, background, overall) of the waveform alone.
 
 Each needs optional packages (``pystoi``; ``pesq``, which builds from source; ``speechmos`` for
 the DNSMOS model and ``onnxruntime`` to run it: ``pip install mmtok[bench]``). STOI and PESQ are
-NaN where they cannot be given (too little speech after STOI drops silent frames, no utterance
-for PESQ), so a mean over clips can leave them out and say how many clips it covers.
+NaN where they cannot be given (a clip under 0.41 s or too little speech after STOI drops silent
+frames, no utterance for PESQ), so a mean over clips can leave them out and say how many clips it covers.
 """
 
 from __future__ import annotations
@@ -22,21 +22,28 @@ import torch
 
 from mmtok.audio.io import SAMPLE_RATE
 
-__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "dnsmos", "pesq_wb", "speech_scores", "stoi_score"]
+__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "pesq_wb", "speech_scores", "stoi_score"]
+
+STOI_RATE, STOI_HOP, STOI_FRAMES = 10_000, 128, 30  # pystoi: at 10 kHz, frames of 256 every 128, 30 needed
+STOI_MIN_SECONDS = (STOI_FRAMES + 2) * STOI_HOP / STOI_RATE  # 0.4096 s: framed twice (silence, STFT), 2 frames lost
 
 
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
     """STOI (``pystoi``, not extended) of ``deg`` against ``ref`` (both ``[S]``); NaN where too
     little speech is left once pystoi drops the silent frames (it then warns and returns 1e-5,
-    which is no score), and where ``ref`` is digital silence (nothing there to understand: pystoi
-    would give 0)."""
+    which is no score), where the clip is shorter than :data:`STOI_MIN_SECONDS` (too short for
+    that even with no frame dropped; pystoi raises below 26 ms) and where ``ref`` is digital
+    silence (nothing there to understand: pystoi would give 0)."""
     from pystoi import stoi
 
-    if not bool(ref.abs().gt(0).any()):
+    if ref.numel() <= STOI_MIN_SECONDS * rate or not bool(ref.abs().gt(0).any()):
         return math.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value = float(stoi(ref.double().numpy(), deg.double().numpy(), rate, extended=False))
+        try:
+            value = float(stoi(ref.double().numpy(), deg.double().numpy(), rate, extended=False))
+        except ValueError:  # numpy's AxisError (a ValueError) on a clip with no frame at all
+            return math.nan
     if any("Not enough STFT frames" in str(w.message) for w in caught):
         return math.nan
     return value

@@ -19,7 +19,8 @@ from tqdm import tqdm
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "media_kind", "refuse_collisions", "run_each"]
+__all__ = ["MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "marked", "media_kind", "refuse_collisions",
+           "run_each"]
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 
@@ -33,6 +34,33 @@ def media_kind(path: Path) -> str:
             return kind
     known = " ".join(sorted(MEDIA_SUFFIXES))
     raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known})")
+
+
+def marked(path: Path, mark: str) -> bool:
+    """Whether ``path`` is a file carrying ``mark``, the way mmtok marks what its commands write (so they replace
+    only their own files): a PNG's Software text, a WAV's software string, a video's comment. False for any other
+    file, or one unreadable as its kind."""
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix.lower() == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return im.format == "PNG" and im.info.get("Software") == mark
+        if path.suffix.lower() == ".wav":
+            import soundfile as sf
+
+            with sf.SoundFile(path) as wav:
+                return str(wav.software).startswith(mark)  # libsndfile appends its own name
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            from mmtok.video.read import pyav
+
+            with pyav().open(str(path)) as container:
+                return container.metadata.get("comment") == mark
+    except (OSError, ValueError, RuntimeError):  # unreadable as its kind (PIL's UnidentifiedImageError: OSError)
+        return False
+    return False
 
 
 def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
