@@ -8,7 +8,8 @@ Prints one JSON object per line:
   ``x @ C.T`` products alone in cache-sized blocks with no argmin (best block size
   of several tried in the same run). Medians over interleaved repeats; peak RSS
   above the baseline for each.
-* ``ratio`` rows: ours/peer speedup and ours/floor throughput.
+* ``ratio`` rows: ours/peer speedup and ours/floor throughput, beside what the speed
+  buys: the agreement of the two answers and each one's exactness against float64 ``cdist``.
 * ``train`` rows: codebook usage and quantization MSE on held-out vectors after
   training ours and VectorQuantize (k-means init + dead-code restart on in both)
   on the same batches of clustered data; with ``--repeat-shares``, also with that
@@ -16,10 +17,13 @@ Prints one JSON object per line:
   silence), counting the codes that end on a point another code holds
   (``duplicate_codes``: the search can never tell them apart) and those within the twin
   tolerance of an earlier code (``twin_codes``, as ``mmtok info`` counts them: encode never
-  gives them).
+  gives them). The two train in alternating timed segments (``--train-rounds``, the order
+  swapped every round), each on its own random stream, so machine load hits both alike and
+  the codebooks are the same whatever the number of segments; a train ``ratio`` row has the
+  median over rounds of the peer/ours time of a segment.
 
 Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]
-[--repeat-shares 0 0.3] [--skip-encode]``
+[--repeat-shares 0 0.3] [--train-steps 200] [--train-rounds 10] [--skip-encode] [--skip-train]``
 """
 
 from __future__ import annotations
@@ -102,6 +106,7 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     sub = slice(0, min(n, 50_000))
     brute = torch.cdist(x[sub].double(), codes.double()).argmin(1)
     exact = float((idx_ours[sub] == brute).float().mean())
+    exact_peer = float((idx_peer[sub] == brute).float().mean())
 
     floor_rows = [r for r in (256, 512, 1024, 2048, 4096) if r * k * 4 <= 64 * 2**20]
     if device.type == "cuda":
@@ -131,7 +136,8 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
           "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
           "peak_mib": round(peaks["peer"], 1), "slice": best_slice,
-          "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree})
+          "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree,
+          "exact_vs_cdist": exact_peer})
     for r in floor_rows:
         emit({"bench": "vq_encode", "impl": "flop_floor_mm_only", **common, "block_rows": r,
               "seconds": round(med[f"floor{r}"], 4),
@@ -139,10 +145,52 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     emit({"bench": "vq_encode", "metric": "ratio", **common,
           "speedup_vs_vector_quantize": round(med["peer"] / med["ours"], 2),
           "fraction_of_flop_floor": round(med[f"floor{best_floor}"] / med["ours"], 3),
-          "floor_block_rows": best_floor})
+          "floor_block_rows": best_floor, "agreement": agree, "exact_vs_cdist_mmtok": exact,
+          "exact_vs_cdist_vector_quantize": exact_peer})
 
 
-def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0) -> None:
+def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The global random state that training draws from (k-means seeds, restarts): CPU, and CUDA's."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
+def steps_fn(step: Callable[[int], object], first: int, stop: int) -> Callable[[], None]:
+    def run() -> None:
+        for i in range(first, stop):
+            step(i)
+
+    return run
+
+
+def train_in_rounds(trainers: dict[str, Callable[[int], object]], steps: int, rounds: int, device: torch.device,
+                    seed: int) -> dict[str, list[float]]:
+    """Seconds of each of ``rounds`` consecutive segments of training steps ``0..steps-1``, per trainer
+    (a function of the step number), the trainers alternating segment by segment (who goes first swaps
+    every round). Each draws from its own random stream (the first from the current one, the next from
+    ``seed + 1``, ...), so what it learns depends neither on ``rounds`` nor on the other trainer."""
+    streams = {}
+    for i, name in enumerate(trainers):
+        if i:
+            torch.manual_seed(seed + i)
+        streams[name] = rng_state(device)
+    bounds = [round(r * steps / rounds) for r in range(rounds + 1)]
+    secs: dict[str, list[float]] = {name: [] for name in trainers}
+    for r in range(rounds):
+        for name in list(trainers)[:: 1 if r % 2 == 0 else -1]:
+            set_rng_state(streams[name], device)
+            secs[name].append(measure(steps_fn(trainers[name], bounds[r], bounds[r + 1]), device)[0])
+            streams[name] = rng_state(device)
+    return secs
+
+
+def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0,
+                rounds: int = 10) -> None:
     data = make_clustered(300_000, d, 4 * k, seed=7).to(device)
     train, test = data[:250_000], data[250_000:]
     torch.manual_seed(0)
@@ -154,18 +202,17 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
     g = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, train.shape[0], (batch,), generator=g) for _ in range(steps)]
     n_repeat = round(repeat_share * batch)
-    secs = {}
-    for name, model, fwd in (
-        ("mmtok", ours, lambda b: ours(b)),
-        ("vector_quantize_pytorch", peer, lambda b: peer(b[None])),
-    ):
-        model.train()
-        t0 = time.perf_counter()
-        for idx in batches:
-            b = train[idx.to(device)]
-            b[:n_repeat] = 0.0  # one vector, repeated
-            fwd(b)
-        secs[name] = time.perf_counter() - t0
+
+    def batch_at(i: int) -> torch.Tensor:
+        b = train[batches[i].to(device)]
+        b[:n_repeat] = 0.0  # one vector, repeated
+        return b
+
+    ours.train()
+    peer.train()
+    secs = train_in_rounds({"mmtok": lambda i: ours(batch_at(i)),
+                            "vector_quantize_pytorch": lambda i: peer(batch_at(i)[None])},
+                           steps, min(rounds, steps), device, seed=0)
     ours.eval()
     peer.eval()
     with torch.inference_mode():
@@ -174,15 +221,21 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
         rec_p, idx_p, _ = peer(test[None])
         idx_p, rec_p = idx_p[0], rec_p[0]
     codebooks = {"mmtok": ours.codebook, "vector_quantize_pytorch": peer.codebook.reshape(k, d)}
+    common = {"codebook_size": k, "dim": d, "steps": steps, "batch": batch, "repeated_share": repeat_share,
+              "rounds": len(secs["mmtok"])}
     for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
-        emit({"bench": "vq_train", "impl": name, "codebook_size": k, "dim": d, "steps": steps,
-              "batch": batch, "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
-              "repeated_share": repeat_share,
+        emit({"bench": "vq_train", "impl": name, **common,
+              "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
               "duplicate_codes": k - int(torch.unique(codebooks[name].detach().cpu(), dim=0).shape[0]),
               "twin_codes": int((canonical_codes(codebooks[name].detach()) != torch.arange(k, device=device)).sum()),
               "usage": round(usage, 4), "perplexity": round(ppl, 1),
-              "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(secs[name], 2)})
+              "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(sum(secs[name]), 2),
+              "segment_seconds_median": round(statistics.median(secs[name]), 4)})
+    per_round = [p / o for o, p in zip(secs["mmtok"], secs["vector_quantize_pytorch"], strict=True)]
+    emit({"bench": "vq_train", "metric": "ratio", **common,
+          "speedup_vs_vector_quantize": round(statistics.median(per_round), 2),
+          "speedup_per_round": [round(x, 2) for x in per_round]})
 
 
 def main() -> None:
@@ -192,6 +245,8 @@ def main() -> None:
     ap.add_argument("--ks", type=int, nargs="+", default=[1024, 8192])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=200)
+    ap.add_argument("--train-rounds", type=int, default=10,
+                    help="timed training segments per trainer, alternating between the two")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-encode", action="store_true")
@@ -210,7 +265,7 @@ def main() -> None:
         bench_encode(args.n, k, args.dim, args.repeats, device, slices)
     if not args.skip_train:
         for share in args.repeat_shares:
-            bench_train(1024, args.dim, args.train_steps, 8192, device, share)
+            bench_train(1024, args.dim, args.train_steps, 8192, device, share, args.train_rounds)
 
 
 if __name__ == "__main__":

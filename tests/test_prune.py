@@ -18,7 +18,7 @@ from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.module_io import save_module
 from mmtok.image.tokenizer import ImageTokenizer
-from mmtok.vq.prune import dropped_share, most_used, prune_tokenizer
+from mmtok.vq.prune import dropped_share, most_used, prune_tokenizer, save_pruned
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -82,6 +82,31 @@ def test_prune_tokenizer_leaves_the_original_alone() -> None:
     assert small.codebook_size == 32 and small.cfg.vq is small.vq.cfg and old_to_new[2].item() == 1
     with pytest.raises(TypeError, match="VectorQuantizer"):
         prune_tokenizer(torch.nn.Linear(2, 2), torch.arange(1))
+
+
+def test_pruning_counts_the_kept_codes_it_makes_twins(tmp_path: Path) -> None:
+    """Twins are measured against the codebook's median radius, which pruning changes: codes 0 and 1, 1e-3
+    apart, are two codes beside a ring of radius 1 and twins beside one of radius 100 alone. The record says
+    how many kept codes encode now gives as another's twin; for the shipped models pruning changes none."""
+    tok = ImageTokenizer(tiny_config())  # codebook of 64 codes in 8 dimensions
+    g = torch.Generator().manual_seed(0)
+    ring = torch.nn.functional.normalize(torch.randn(62, 8, generator=g), dim=1)
+    near = torch.zeros(2, 8)
+    near[1, 0] = 1e-3
+    tok.vq.embed.copy_(torch.cat([near, ring[:31], ring[31:] * 100]))
+    x = torch.zeros(1, 8)
+    x[0, 0] = 2e-3  # nearest: code 1
+    assert tok.vq.encode(x).tolist() == [1]
+    share = torch.cat([torch.ones(2), torch.zeros(31), torch.ones(31)])  # the ring of radius 1 is never used
+    rec = save_pruned(tok, share, 33, tmp_path / "small", source="t", counted_on={})
+    small = mmtok.load(tmp_path / "small")
+    assert rec["twins_changed"] == 1 and small.provenance["pruned"]["twins_changed"] == 1
+    assert small.vq.encode(x).tolist() == [0]  # as the record warns
+    for name in ("image", "audio"):
+        shipped = mmtok.load(name)
+        keep = torch.arange(0, shipped.codebook_size, 3)
+        assert save_pruned(shipped, torch.isin(torch.arange(shipped.codebook_size), keep).double(), keep.numel(),
+                           tmp_path / name, source=name, counted_on={})["twins_changed"] == 0
 
 
 def _tiny_audio_tokenizer(path: Path) -> Path:

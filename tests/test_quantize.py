@@ -204,7 +204,10 @@ def test_decode_refuses_float_indices() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [dict(dim=0), dict(codebook_size=1), dict(decay=1.0), dict(codebook_dim=0), dict(chunk_size=0),
-     dict(dead_code_rate=1.0), dict(dead_code_rate=-0.1)],
+     dict(dead_code_rate=1.0), dict(dead_code_rate=-0.1), dict(decay=0.0), dict(decay=float("nan")),
+     dict(eps=0.0), dict(eps=-1e-5), dict(eps=float("nan")), dict(eps=float("inf")), dict(commitment_weight=-1.0),
+     dict(dead_code_threshold=-1.0), dict(dead_code_threshold=float("inf")), dict(kmeans_iters=0),
+     dict(kmeans_min_vectors=-1), dict(search_budget_mb=0.0), dict(search_budget_mb=-5.0)],
 )
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="VQConfig"):
@@ -212,7 +215,7 @@ def test_bad_config(kwargs: dict) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [dict(dim=8.0), dict(codebook_size="16"), dict(dim=True), dict(codebook_dim=4.5),
-                                    dict(decay="0.9"), dict(chunk_size=[4])])
+                                    dict(decay="0.9"), dict(chunk_size=[4]), dict(search_budget_mb="4")])
 def test_config_of_the_wrong_type_names_the_field(kwargs: dict) -> None:
     field = next(iter(kwargs))
     with pytest.raises(TypeError, match=rf"VQConfig\.{field} must be"):

@@ -106,3 +106,17 @@ def test_a_codebook_made_under_inference_mode_works_and_is_followed() -> None:
         assert vq.encode(vq.embed[[9, 20]]).tolist() == [9, 9]
         tok = mmtok.load("image")
         assert torch.equal(tok.encode(EXAMPLES / "coffee.jpg"), mmtok.load("image").encode(EXAMPLES / "coffee.jpg"))
+
+
+def test_the_twin_table_follows_a_write_through_data() -> None:
+    """``embed.data.copy_`` (or a write to a ``.data`` alias) leaves the version counter alone: the table still
+    follows the codes, so a code moved away is no twin any more."""
+    vq = VectorQuantizer(VQConfig(dim=2, codebook_size=4, kmeans_init=False)).eval()
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]))  # codes 1 and 2 are twins
+    assert vq.twin_table().tolist() == [0, 1, 1, 3]
+    vq.embed.data.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [0.0, 1.0]]))  # code 2 moves away
+    x = torch.tensor([[5.0, 5.0], [1.0, 0.0]])
+    assert vq.twin_table().tolist() == [0, 1, 2, 3]
+    assert vq.encode(x).tolist() == vq(x).indices.tolist() == [2, 1]
+    vq.embed.data[2] = vq.embed[1]  # twins again
+    assert vq.encode(x).tolist() == [1, 1]

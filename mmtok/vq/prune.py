@@ -6,9 +6,11 @@ lower the usage a language model sees, and they add little to reconstruction.
 :func:`most_used` ranks codes by how often the training data picks them and
 :func:`prune_tokenizer` writes the tokenizer with only the top ``K'`` codes
 kept (each kept code keeps its vector, so anything encoded to a kept code
-stays the same; an input whose code was dropped moves to its next-nearest
-kept code). Which codes to keep is decided on training data only; how many is
-a choice made on a validation split.
+stays the same unless pruning changes which kept codes are twins, which
+:meth:`~mmtok.vq.quantizer.VectorQuantizer.prune_` explains and
+:func:`save_pruned` counts; an input whose code was dropped moves to its
+next-nearest kept code). Which codes to keep is decided on training data
+only; how many is a choice made on a validation split.
 
 >>> import torch
 >>> share = torch.tensor([0.5, 0.0, 0.3, 0.2])
@@ -36,7 +38,8 @@ from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["add_prune_arguments", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command", "save_pruned"]
+__all__ = ["add_prune_arguments", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command", "save_pruned",
+           "twins_changed"]
 
 
 def most_used(share: torch.Tensor, keep: int) -> torch.Tensor:
@@ -64,6 +67,14 @@ def dropped_share(share: torch.Tensor, keep: torch.Tensor) -> float:
     return 1.0 - float(share[torch.as_tensor(keep, dtype=torch.long)].sum()) / total
 
 
+def twins_changed(before: VectorQuantizer, after: VectorQuantizer, old_to_new: torch.Tensor) -> int:
+    """How many kept codes whose twin group's first code was kept :meth:`~VectorQuantizer.encode` now
+    gives as another code than that one (renumbered): ``after`` is ``before`` pruned with map ``old_to_new``."""
+    first = old_to_new[before.twin_table().cpu()]  # (K,) new index of each old code's first twin, -1: dropped
+    kept = (old_to_new >= 0) & (first >= 0)
+    return int((after.twin_table().cpu()[old_to_new[kept]] != first[kept]).sum())
+
+
 def prune_tokenizer(tokenizer: nn.Module, keep: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     """A copy of ``tokenizer`` (any module with ``.vq`` and ``.cfg.vq``) keeping only codes ``keep``.
 
@@ -88,16 +99,18 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
 
     The provenance is the tokenizer's own with a ``pruned`` record added: the
     source checkpoint, the sizes before and after, the share of the counted
-    tokens that fell on dropped codes, and what was counted. Its ``model_version``
-    says it was pruned, and the source's ``chosen_on`` figures move into the
-    record. Returns that record.
+    tokens that fell on dropped codes, the kept codes that encode gives as
+    another twin than before (``twins_changed``: their inputs change code; 0
+    but for codes a few 1e-4 of the codebook's radius apart), and what was
+    counted. Its ``model_version`` says it was pruned, and the source's
+    ``chosen_on`` figures move into the record. Returns that record.
     """
     share = torch.as_tensor(share, dtype=torch.float64).flatten()
     before = int(tokenizer.cfg.vq.codebook_size)  # type: ignore[union-attr]
     if share.numel() != before:
         raise ValueError(f"got {share.numel()} code shares for a codebook of {before} codes")
     kept = most_used(share, keep)
-    small, _ = prune_tokenizer(tokenizer, kept)
+    small, old_to_new = prune_tokenizer(tokenizer, kept)
     record: dict[str, Any] = {
         "from": source,
         "from_fingerprint": getattr(tokenizer, "fingerprint", None),
@@ -105,6 +118,7 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
         "codebook_size": keep,
         "dropped_share_counted": round(dropped_share(share, kept), 6),
         "unused_counted": int((share == 0).sum()),
+        "twins_changed": twins_changed(tokenizer.vq, small.vq, old_to_new),  # type: ignore[arg-type]
         "counted_on": counted_on,
     }
     if command:

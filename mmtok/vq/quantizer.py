@@ -1,6 +1,6 @@
-"""The VQ codebook: EMA updates, k-means init (:mod:`mmtok.vq.kmeans`), dead-code
-restart, rebalancing and usage statistics, over the exact chunked nearest-code search
-of :mod:`mmtok.vq.search`.
+"""The VQ codebook: k-means init (:mod:`mmtok.vq.kmeans`), EMA updates and dead-code
+restarts (:mod:`mmtok.vq.ema`), rebalancing and usage statistics, over the exact chunked
+nearest-code search of :mod:`mmtok.vq.search`.
 
 Axis legend used in shape comments:
     N  number of vectors (all leading axes of the input flattened)
@@ -23,6 +23,8 @@ Axis legend used in shape comments:
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,8 +37,9 @@ from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import fits_float32
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
-from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, sample_rows, world_size
-from mmtok.vq.search import canonical_codes, nearest_code, new_points
+from mmtok.vq.ema import ema_step, per_rank, restart_dead
+from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, world_size
+from mmtok.vq.search import canonical_codes, nearest_code
 
 __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
@@ -52,12 +55,12 @@ class VQConfig:
     dim: int = 256  # size of the vectors that come in (last axis of the input)
     codebook_size: int = 1024  # K: number of codes
     decay: float = 0.99  # EMA decay of code counts and sums (0 < decay < 1; higher = slower)
-    eps: float = 1e-5  # Laplace smoothing of EMA counts, so a code never divides by zero
+    eps: float = 1e-5  # Laplace smoothing of EMA counts, so a code never divides by zero (> 0)
     commitment_weight: float = 0.25  # weight of ||x - sg(q)||² in the returned loss
     kmeans_init: bool = True  # initialise codes by k-means on the first training vectors
-    kmeans_iters: int = 10  # Lloyd iterations of that initialisation
+    kmeans_iters: int = 10  # Lloyd iterations of that initialisation (≥ 1)
     kmeans_min_vectors: int = 0  # collect at least this many training vectors (and ≥ K) before k-means
-    dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per batch) falls below this; 0 = never
+    dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per step and rank) falls below this; 0 = never
     dead_code_rate: float = 0.0  # also restart codes below this fraction of the mean EMA count (expected rate); 0 = off
     codebook_dim: int | None = None  # if set, search in this smaller space through learned in/out projections
     cosine: bool = False  # l2-normalise inputs and codes: nearest by cosine similarity
@@ -65,27 +68,39 @@ class VQConfig:
     search_budget_mb: float | None = None  # memory for one block of scores; None = cache-sized on CPU, large on CUDA
 
     def __post_init__(self) -> None:
-        for name in ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise TypeError(f"VQConfig.{name} must be a whole number, got {value!r} ({type(value).__name__})")
-        for name in ("decay", "eps", "commitment_weight", "dead_code_threshold", "dead_code_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"VQConfig.{name} must be a number, got {value!r} ({type(value).__name__})")
+        self._check_types()
         if self.dim < 1 or self.codebook_size < 2:
             raise QuantizerError(
                 f"VQConfig needs dim ≥ 1 and codebook_size ≥ 2, got dim={self.dim}, "
                 f"codebook_size={self.codebook_size}"
             )
-        if not 0.0 < self.decay < 1.0:
-            raise QuantizerError(f"VQConfig.decay must be in (0, 1), got {self.decay}")
-        if self.codebook_dim is not None and self.codebook_dim < 1:
-            raise QuantizerError(f"VQConfig.codebook_dim must be ≥ 1 or None, got {self.codebook_dim}")
-        if not 0.0 <= self.dead_code_rate < 1.0:
-            raise QuantizerError(f"VQConfig.dead_code_rate must be in [0, 1), got {self.dead_code_rate}")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise QuantizerError(f"VQConfig.chunk_size must be ≥ 1 or None, got {self.chunk_size}")
+        budget = self.search_budget_mb
+        for name, holds, what in (  # comparisons written so that NaN fails them
+            ("decay", 0.0 < self.decay < 1.0, "in (0, 1)"),
+            ("dead_code_rate", 0.0 <= self.dead_code_rate < 1.0, "in [0, 1)"),
+            ("eps", 0.0 < self.eps < math.inf, "> 0 and finite (the default is 1e-5)"),
+            ("commitment_weight", 0.0 <= self.commitment_weight < math.inf, "≥ 0 and finite"),
+            ("dead_code_threshold", 0.0 <= self.dead_code_threshold < math.inf, "≥ 0 and finite (0 = no restarts)"),
+            ("search_budget_mb", budget is None or 0.0 < budget < math.inf, "> 0 and finite, or None"),
+            ("kmeans_iters", self.kmeans_iters >= 1, "≥ 1"),
+            ("kmeans_min_vectors", self.kmeans_min_vectors >= 0, "≥ 0"),
+            ("codebook_dim", self.codebook_dim is None or self.codebook_dim >= 1, "≥ 1 or None"),
+            ("chunk_size", self.chunk_size is None or self.chunk_size >= 1, "≥ 1 or None"),
+        ):
+            if not holds:
+                raise QuantizerError(f"VQConfig.{name} must be {what}, got {getattr(self, name)!r}")
+
+    def _check_types(self) -> None:
+        whole = ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size")
+        real = ("decay", "eps", "commitment_weight", "dead_code_threshold", "dead_code_rate", "search_budget_mb")
+        for name in whole + real:
+            value = getattr(self, name)
+            if value is None and name in ("codebook_dim", "chunk_size", "search_budget_mb"):
+                continue
+            kinds = (int, np.integer) if name in whole else (int, float, np.integer, np.floating)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise TypeError(f"VQConfig.{name} must be a {'whole number' if name in whole else 'number'}, "
+                                f"got {value!r} ({type(value).__name__})")
 
     @property
     def lookup_dim(self) -> int:
@@ -133,8 +148,16 @@ class VectorQuantizer(nn.Module):
     Training (``module.train()``) updates the codes by exponential moving
     averages, initialises them by k-means once, and restarts dead codes from
     recent inputs; under ``torch.distributed`` those statistics are all-reduced
-    so every rank holds the same codebook. Inference (``encode``/``decode``) is
-    batched, chunked and exact.
+    so every rank holds the same codebook, the EMA counts on the scale of one
+    rank's step (so ``dead_code_threshold`` counts vectors per step per rank:
+    :mod:`mmtok.vq.ema`). A step with no vectors on any rank changes nothing.
+    Inference (``encode``/``decode``) is batched, chunked and exact.
+
+    The codebook, its EMA statistics and the lookup projections stay float32
+    whatever the module is cast to (``.half()``, ``.to(torch.bfloat16)``; see
+    :meth:`_apply`): inputs of any float dtype train and encode alike, ``forward``
+    returns vectors in the input's dtype, ``decode`` and ``codebook`` in the dtype
+    the module was last cast to.
     """
 
     KIND = "vq"  # checkpoint kind
@@ -159,12 +182,15 @@ class VectorQuantizer(nn.Module):
         if cfg.cosine:
             embed = F.normalize(embed, dim=1)
         self.register_buffer("embed", embed)  # (K, d) the codes
-        self.register_buffer("ema_count", torch.zeros(k))  # (K,) EMA of vectors per code per step
-        self.register_buffer("ema_sum", embed.clone())  # (K, d) EMA of the sum of those vectors
+        # EMAs consistent with the codes from the start (1 vector each, their sum the code), so a code
+        # nobody picks stays put: vectors per code per step (per rank under DDP), and their sum
+        self.register_buffer("ema_count", torch.ones(k))  # (K,)
+        self.register_buffer("ema_sum", embed.clone())  # (K, d)
         self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
         self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
+        self.out_dtype = torch.float32  # what decode and codebook return: the dtype the module was cast to
         self._kmeans_pool: list[torch.Tensor] = []
-        self._twins: tuple[tuple[object, int, torch.device], torch.Tensor] | None = None  # see _canonical
+        self._twins: tuple[torch.Tensor, torch.Tensor] | None = None  # see _canonical
 
     # ---------------------------------------------------------------- properties
 
@@ -172,11 +198,25 @@ class VectorQuantizer(nn.Module):
     def codebook(self) -> torch.Tensor:
         """``[K, D]`` the codes as vectors of the input space (after the out-projection)."""
         with torch.no_grad():
-            return self.project_out(self.embed)
+            return self.project_out(self.embed).to(self.out_dtype)
 
     @property
     def codebook_size(self) -> int:
         return self.cfg.codebook_size
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> VectorQuantizer:
+        """``nn.Module``'s device and dtype moves, except that float32 state stays float32 (on the new
+        device): float16 and bfloat16 keep 11 and 8 significant bits, so an EMA step, a ``1 - decay``
+        share of the gap, would round away, and the search would round its scores. The dtype asked
+        for becomes ``out_dtype``, the dtype of :meth:`decode` and :attr:`codebook`."""
+        def float32_kept(t: torch.Tensor) -> torch.Tensor:
+            moved = fn(t)
+            if t.dtype == torch.float32 and moved.is_floating_point() and moved.dtype != torch.float32:
+                return t.detach().to(moved.device)
+            return moved
+
+        self.out_dtype = fn(torch.empty(0, dtype=self.out_dtype, device=self.embed.device)).dtype
+        return super()._apply(float32_kept, recurse)
 
     # ---------------------------------------------------------------- input checks
 
@@ -216,17 +256,13 @@ class VectorQuantizer(nn.Module):
 
     def _canonical(self) -> torch.Tensor:
         """``[K]``: each code, or the first of its twins (:func:`~mmtok.vq.search.canonical_codes`), for
-        the codebook as it is now (worked out again after any change to it)."""
-        e = self.embed
-        if e.is_inference():  # made under inference mode: no version counter, so its contents stand in
-            flat = e.detach().double().flatten()
-            version = (float(flat.sum()), float((flat * torch.arange(flat.numel(), dtype=flat.dtype,
-                                                                       device=flat.device)).sum()))
-        else:
-            version = e._version
-        key = (version, e.data_ptr(), e.device)
-        if self._twins is None or self._twins[0] != key:
-            self._twins = key, canonical_codes(self.embed, cosine=self.cfg.cosine)
+        the codebook as it is now: worked out again whenever its contents differ from those the table
+        was made for. Contents, not a version counter: neither a write through ``embed.data`` nor a
+        tensor made under inference mode counts versions. (Comparing ``[K, d]`` is microseconds.)"""
+        e = self.embed.detach()
+        seen = self._twins
+        if seen is None or seen[0].shape != e.shape or seen[0].device != e.device or not torch.equal(seen[0], e):
+            self._twins = e.clone(), canonical_codes(e, cosine=self.cfg.cosine)
         return self._twins[1]
 
     # ---------------------------------------------------------------- public API
@@ -284,7 +320,7 @@ class VectorQuantizer(nn.Module):
                                 size=self.cfg.codebook_size,
                                 hint=f" (outside the codebook of size {self.cfg.codebook_size})")
         indices = indices.to(self.embed.device)
-        return self.project_out(F.embedding(indices, self.embed))
+        return self.project_out(F.embedding(indices, self.embed)).to(self.out_dtype)
 
     def usage_stats(self) -> UsageStats:
         """Counts, usage and perplexity over everything quantized since :meth:`reset_stats`."""
@@ -311,10 +347,10 @@ class VectorQuantizer(nn.Module):
         data = torch.cat(self._kmeans_pool)[:KMEANS_MAX_SAMPLES]
         self._kmeans_pool = []
         # seeds are random vectors of all ranks; every rank ends with the same centers
-        centers, counts = kmeans(data, self.cfg.codebook_size, max(1, self.cfg.kmeans_iters), cosine=self.cfg.cosine,
+        centers, counts = kmeans(data, self.cfg.codebook_size, self.cfg.kmeans_iters, cosine=self.cfg.cosine,
                                  chunk_size=self.cfg.chunk_size, budget_mb=self.cfg.search_budget_mb,
                                  distributed=True, reseed_pool=KMEANS_RESEED_POOL)
-        counts = counts / world_size()  # on the scale of one step's batch of one rank
+        counts = counts / world_size()  # all ranks' counts: on the scale of one rank's step (mmtok.vq.ema)
         self.embed.copy_(centers)
         self.ema_sum.copy_(centers * counts[:, None])
         self.ema_count.copy_(counts)
@@ -322,61 +358,18 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, z: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
-        k, decay = self.cfg.codebook_size, self.cfg.decay
-        sums = torch.zeros(k, z.shape[1], device=z.device, dtype=torch.float32)
-        sums.index_add_(0, idx, z.float())  # (K, d)
-        counts = counts.float()
-        all_reduce_(counts)
-        all_reduce_(sums)
-        self.ema_count.mul_(decay).add_(counts, alpha=1 - decay)
-        self.ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
-        n = self.ema_count.sum()
-        smoothed = (self.ema_count + self.cfg.eps) / (n + k * self.cfg.eps) * n  # (K,)
-        embed = self.ema_sum / smoothed[:, None]
-        if self.cfg.cosine:
-            embed = F.normalize(embed, dim=1)
-        self.embed.copy_(embed)
-        if self.cfg.dead_code_threshold > 0 or self.cfg.dead_code_rate > 0:
-            self._restart_dead(z)
-
-    @torch.no_grad()
-    def _restart_dead(self, z: torch.Tensor) -> None:
-        """Move codes that (almost) nobody picks onto random recent inputs of all ranks.
-
-        A code is dead below ``dead_code_threshold`` vectors per step, or below
-        ``dead_code_rate`` times the mean EMA count (the rate every code would
-        have if all were used equally), whichever is higher.
-
-        Each restart takes an input that is no twin of a code or of another restart
-        (:func:`~mmtok.vq.search.new_points`), so a batch full of one vector (digital silence)
-        restarts at most one code there, not a cluster of twins; when fewer such inputs come than
-        codes are dead, the rest wait for a later step.
-        """
-        threshold = torch.as_tensor(self.cfg.dead_code_threshold, device=self.ema_count.device)
-        restart_count = threshold
-        if self.cfg.dead_code_rate > 0:
-            mean = self.ema_count.mean()
-            threshold = torch.maximum(threshold, self.cfg.dead_code_rate * mean)
-            # relative restarts start at the expected rate, so they survive long enough to win inputs
-            restart_count = torch.maximum(threshold, mean)
-        dead = self.ema_count < threshold  # identical on every rank
-        n_dead = int(dead.sum())
-        if n_dead == 0:
+        """One EMA step and dead-code restarts (:mod:`mmtok.vq.ema`) from this rank's ``z`` ``[N, d]``."""
+        c = self.cfg
+        counts = per_rank(counts.float())  # (K,)
+        if not bool(counts.any()):  # no vectors on any rank: nothing to average in, nothing to restart from
             return
-        # inputs that would make no twin only: a batch that repeats one vector (digital silence) would
-        # otherwise restart many codes onto one point, or onto the code already there. Twice as many
-        # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
-        pool = z if z.shape[0] else self.embed  # a rank with no data still takes part
-        drawn = sample_rows(pool, 2 * n_dead, distributed=True)  # (2 n_dead, d), the same on every rank
-        fresh = new_points(drawn, self.embed, cosine=self.cfg.cosine)[:n_dead]  # (m ≤ n_dead, d)
-        if not fresh.shape[0]:
-            return
-        # the first m dead codes move; the rest wait for the next step's inputs
-        moved = dead.nonzero().squeeze(1)[: fresh.shape[0]]
-        self.embed[moved] = fresh
-        # restarted codes count as freshly used, so they get a chance to win inputs
-        self.ema_count[moved] = restart_count
-        self.ema_sum[moved] = fresh * restart_count
+        sums = torch.zeros(c.codebook_size, z.shape[1], device=z.device, dtype=torch.float32)
+        sums = per_rank(sums.index_add_(0, idx, z.float()))  # (K, d)
+        self.embed.copy_(ema_step(self.ema_count, self.ema_sum, counts, sums, decay=c.decay, eps=c.eps,
+                                  cosine=c.cosine))
+        if c.dead_code_threshold > 0 or c.dead_code_rate > 0:
+            restart_dead(self.embed, self.ema_count, self.ema_sum, z, threshold=c.dead_code_threshold,
+                         rate=c.dead_code_rate, cosine=c.cosine)
 
     @torch.no_grad()
     def rebalance(self, x: torch.Tensor, *, iters: int = 20, min_frac: float = 0.25) -> UsageStats:
@@ -387,10 +380,11 @@ class VectorQuantizer(nn.Module):
         moved next to the code with the largest total error (a split of that
         cluster), so codes leave regions ``x`` rarely visits and refine the ones
         it visits most. EMA statistics are reset to the new codes (total EMA
-        count kept) and the usage counters are cleared. Returns the usage of the
-        final assignment of ``x``. Under ``torch.distributed`` every rank must
-        call it (sums and counts are all-reduced). Inputs go through the lookup
-        projection/normalisation like :meth:`forward`.
+        count kept; where it is 0, the counts of ``x`` per rank: the scale of
+        :mod:`mmtok.vq.ema`) and the usage counters are cleared. Returns the usage
+        of the final assignment of ``x``. Under ``torch.distributed`` every rank
+        must call it (sums and counts are all-reduced). Inputs go through the
+        lookup projection/normalisation like :meth:`forward`.
         """
         self._check(x)
         if iters < 1:
@@ -410,7 +404,7 @@ class VectorQuantizer(nn.Module):
         counts = torch.bincount(idx, minlength=self.cfg.codebook_size).float()
         all_reduce_(counts)
         total = float(self.ema_count.sum())
-        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / max(1, world_size())
+        scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / world_size()  # per rank
         self.embed.copy_(centers)
         self.ema_count.copy_(counts * scale)
         self.ema_sum.copy_(centers * self.ema_count[:, None])
@@ -427,8 +421,17 @@ class VectorQuantizer(nn.Module):
         The codebook shrinks to ``K' = len(keep)`` codes: new code ``j`` is old code
         ``keep[j]``, with its vector and EMA statistics; ``cfg.codebook_size``
         becomes ``K'`` and the usage counters are cleared. The projections are
-        untouched, so an input whose nearest code was kept still gets it. Returns
-        the map ``[K]`` from old to new indices (``-1`` for a dropped code).
+        untouched, so an input whose nearest code was kept is still nearest to it.
+        Its code stays the same (renumbered) unless pruning changes which codes are
+        twins, which :meth:`encode` gives as the first of them: codes within 1e-4 of
+        the codebook's median radius of each other, grouped transitively
+        (:func:`~mmtok.vq.search.canonical_codes`), the radius measured on the codebook
+        as it is, so after pruning. Two kept codes that close become one where the
+        kept codes spread wider; twins part where they spread less or where the code
+        that linked them was dropped; of kept twins the first in ``keep`` comes back.
+        Compare :meth:`twin_table` before and after (:func:`~mmtok.vq.prune.save_pruned`
+        records the count). Returns the map ``[K]`` from old to new indices (``-1``
+        for a dropped code).
 
         >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=6, kmeans_init=False))
         >>> vq.prune_([4, 1]).tolist(), vq.codebook_size, tuple(vq.embed.shape)

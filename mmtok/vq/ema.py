@@ -1,0 +1,94 @@
+"""The codebook's EMA statistics: one update step and dead-code restarts.
+
+A :class:`~mmtok.vq.quantizer.VectorQuantizer` keeps, per code, an exponential moving average
+of the number of vectors it won per training step (``ema_count [K]``) and of their sum
+(``ema_sum [K, d]``); each code is their ratio, the count Laplace-smoothed by ``eps``
+(van den Oord et al. 2017, appendix A.1). A fresh codebook starts consistent with its codes:
+count 1 and sum equal to the code (as vector-quantize-pytorch does), so a code no vector picks
+stays where it is.
+
+Scale: vectors per step of one rank. Under ``torch.distributed`` a step's counts and sums are
+all-reduced (summed over ranks) and divided by the world size (:func:`per_rank`); k-means
+initialisation and rebalancing set the statistics on that scale too. So ``dead_code_threshold``
+counts vectors per step per rank, the same figure on one process as on many ranks with the
+same batch each.
+
+Axis legend: ``N`` vectors of this rank, ``K`` codes, ``d`` lookup size.
+
+>>> count, total = torch.ones(2), torch.tensor([[0.0], [10.0]])
+>>> codes = ema_step(count, total, torch.tensor([3.0, 0.0]), torch.tensor([[6.0], [0.0]]), decay=0.5, eps=1e-5)
+>>> count.tolist(), [round(c, 3) for c in codes.flatten().tolist()]
+([2.0, 0.5], [1.5, 10.0])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mmtok.vq.kmeans import all_reduce_, sample_rows, world_size
+from mmtok.vq.search import new_points
+
+__all__ = ["ema_step", "per_rank", "restart_dead"]
+
+
+def per_rank(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over all ranks and divided by their number, in place (nothing on one process)."""
+    all_reduce_(t)
+    world = world_size()
+    if world > 1:
+        t /= world
+    return t
+
+
+@torch.no_grad()
+def ema_step(ema_count: torch.Tensor, ema_sum: torch.Tensor, counts: torch.Tensor, sums: torch.Tensor, *,
+             decay: float, eps: float, cosine: bool = False) -> torch.Tensor:
+    """Fold one step's ``counts`` ``[K]`` and ``sums`` ``[K, d]`` into the EMA buffers (in place) and
+    return the new codes ``[K, d]``: each sum over its Laplace-smoothed count (unit rows with ``cosine``)."""
+    k = ema_count.shape[0]
+    ema_count.mul_(decay).add_(counts, alpha=1 - decay)
+    ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
+    n = ema_count.sum()
+    smoothed = (ema_count + eps) / (n + k * eps) * n  # (K,)
+    embed = ema_sum / smoothed[:, None]
+    return F.normalize(embed, dim=1) if cosine else embed
+
+
+@torch.no_grad()
+def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Tensor, z: torch.Tensor, *,
+                 threshold: float, rate: float, cosine: bool = False) -> None:
+    """Move codes that (almost) nobody picks onto random recent inputs ``z`` ``[N, d]`` of all ranks, in place.
+
+    A code is dead below ``threshold`` vectors per step (per rank), or below ``rate`` times the mean
+    EMA count (the rate every code would have if all were used equally), whichever is higher.
+
+    Each restart takes an input that is no twin of a code or of another restart
+    (:func:`~mmtok.vq.search.new_points`), so a batch full of one vector (digital silence)
+    restarts at most one code there, not a cluster of twins; when fewer such inputs come than
+    codes are dead, the rest wait for a later step. Restarted codes count as freshly used.
+    """
+    limit = torch.as_tensor(threshold, device=ema_count.device)
+    restart_count = limit
+    if rate > 0:
+        mean = ema_count.mean()
+        limit = torch.maximum(limit, rate * mean)
+        # relative restarts start at the expected rate, so they survive long enough to win inputs
+        restart_count = torch.maximum(limit, mean)
+    dead = ema_count < limit  # identical on every rank
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return
+    # inputs that would make no twin only: a batch that repeats one vector (digital silence) would
+    # otherwise restart many codes onto one point, or onto the code already there. Twice as many
+    # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
+    pool = z if z.shape[0] else embed  # a rank with no data still takes part
+    drawn = sample_rows(pool, 2 * n_dead, distributed=True)  # (2 n_dead, d), the same on every rank
+    fresh = new_points(drawn, embed, cosine=cosine)[:n_dead]  # (m ≤ n_dead, d)
+    if not fresh.shape[0]:
+        return
+    # the first m dead codes move; the rest wait for the next step's inputs
+    moved = dead.nonzero().squeeze(1)[: fresh.shape[0]]
+    embed[moved] = fresh
+    ema_count[moved] = restart_count
+    ema_sum[moved] = fresh * restart_count
