@@ -22,13 +22,24 @@ Lines of the synthetic-corpus mode (``"bench"`` names the measurement):
   ``log2 K``; the band/bit split is picked on training data).
 - ``encode_speed``: a 10 s clip at 24 kHz, our encode (resampling to 16 kHz and the
   mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps); median
-  of repeats, same threads.
+  of repeats, same threads. The clip is the held-out files named ``*espeak*`` (else
+  all held-out files; ``speed_clip`` says which) repeated to 10 s. Beside the times,
+  ``mmtok_rel_l1``: ours' reconstruction figure of this run (None, said why, when
+  ``reconstruction`` is skipped); EnCodec has random weights, so only its speed is measured.
 - ``realtime_factor``: seconds of compute per second of audio for encode, decode to
   log-mel, and decode to waveform (the tokenizer's default: its learned vocoder, else
-  Griffin-Lim), with EnCodec's decoder on its own codes of the clip timed in turn.
-- ``peak_memory``: peak resident memory growth while encoding the 10 s clip, ours and
-  EnCodec's, each measured in a fresh process.
-- ``codebook_usage``: fraction of the K codes used on the held-out audio.
+  Griffin-Lim), with EnCodec's decoder on its own codes of the clip timed in turn; the
+  same ``speed_clip``, ``mmtok_rel_l1`` and ``quality_note`` fields as ``encode_speed``.
+- ``peak_memory``: for ours and EnCodec, each in a fresh process with its model loaded:
+  the growth of resident memory over what it was just before the call, at its peak during
+  the first encode of the 10 s clip (``*_first_encode_mib``: the working memory a cold
+  call needs) and during a second one (``*_second_encode_mib``: what a warmed-up
+  process still adds); ``measured_by`` says how the peak was read.
+- ``codebook_usage``: distinct codes over ``min(K, tokens)`` on the held-out audio, with
+  ``distinct``, ``codebook_size`` and ``tokens`` beside it.
+
+A peer that is not installed (EnCodec: ``pip install mmtok[bench]``) is named in one
+``{"bench", "peer", "skipped"}`` row; its side of each row is then None.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,67 +68,199 @@ from audio_baselines import (
     slices,
     timed,
     unslice,
+    usage_fields,
 )
-from common import emit
+from common import check_peer, emit
 
 import mmtok
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.core.memory import rss_mib
-from mmtok.core.metrics import codebook_usage
+from mmtok.core.memory import PeakMemory, reset_peak_rss, rss_mib
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
-def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) -> None:
-    torch.set_num_threads(threads)
-    x = torch.from_numpy(clip)
+POLL_SECONDS = 0.0005  # where the kernel's peak-RSS mark cannot be reset: RSS polled this often
+
+
+# --------------------------------------------------------------------------- peak memory, each side in a fresh process
+
+
+def _encoder(which: str, model: str, x: torch.Tensor) -> Callable[[], Any]:
+    """One encode of ``x`` (24 kHz samples) by ``which`` ("mmtok" or "encodec"), its model loaded now."""
     if which == "mmtok":
         tok = mmtok.load(model)
-        run = lambda: tok.encode(x, ENCODEC_RATE)  # noqa: E731
-    else:
-        m = encodec_24khz()
+        return lambda: tok.encode(x, ENCODEC_RATE)
+    m = encodec_24khz()
 
-        def run() -> None:
-            with torch.inference_mode():
-                m.encode(x[None, None])
+    def run() -> None:
+        with torch.inference_mode():
+            m.encode(x[None, None])
 
-    run()  # warm-up: lazily built buffers and caches are not the encode's working memory
+    return run
+
+
+def peak_growth(run: Callable[[], Any]) -> tuple[float, str]:
+    """(MiB, method): how far resident memory rose above its level just before ``run()``, at its peak during it."""
     gc.collect()
+    if reset_peak_rss():  # Linux: the kernel's high-water mark, reset to the current RSS just before the call
+        with PeakMemory("cpu") as m:
+            run()
+        return m.peak_mib, "kernel peak-RSS mark (VmHWM), reset just before the call"
     before = rss_mib()
     peak = [before]
     done = threading.Event()
 
-    def poll() -> None:  # polled, not the kernel's high-water mark: the warm-up above already set that
+    def poll() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], rss_mib())
-            time.sleep(0.0005)
+            time.sleep(POLL_SECONDS)
 
     t = threading.Thread(target=poll)
     t.start()
     run()
     done.set()
     t.join()
-    q.put(max(peak[0], rss_mib()) - before)
+    return max(peak[0], rss_mib()) - before, f"RSS polled every {POLL_SECONDS * 1e3:g} ms"
 
 
-def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> float:
+def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) -> None:
+    torch.set_num_threads(threads)
+    run = _encoder(which, model, torch.from_numpy(clip))
+    first, method = peak_growth(run)  # the first call: lazily built buffers and caches are part of what it needs
+    second, _ = peak_growth(run)
+    q.put((first, second, method))
+
+
+def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> tuple[float, float, str]:
+    """(first encode MiB, second encode MiB, method) of ``which`` in a fresh (spawned) process."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_peak_child, args=(which, model, clip, threads, q))
     p.start()
     value = q.get(timeout=600)
     p.join()
-    return float(value)
+    return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a == "--manifest" or a.startswith("--manifest=") for a in argv):
-        import audio_quality  # the real-corpus mode: its own options (python benchmarks/audio_quality.py --help)
+# --------------------------------------------------------------------------- the measurements
 
-        return audio_quality.main(argv)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+
+def usage_rows(tok: AudioTokenizer, held_audio: list[torch.Tensor], held_set: str,
+               more: str | None) -> list[torch.Tensor]:
+    """The ``codebook_usage`` rows (held-out, ``--more-heldout`` and both); the held-out clips' codes."""
+    k = tok.codebook_size
+    counts = torch.zeros(k, dtype=torch.long)
+    codes = [tok.encode(a, tok.sample_rate) for a in held_audio]
+    for c in codes:
+        counts += torch.bincount(c.flatten(), minlength=k)
+    emit(bench="codebook_usage", set=held_set, clips=len(held_audio), **usage_fields(counts))
+    if more:
+        files = sorted(Path(more).rglob("*.wav"))
+        more_counts = torch.zeros(k, dtype=torch.long)
+        for f in files:
+            more_counts += torch.bincount(tok.encode(f).flatten(), minlength=k)
+        emit(bench="codebook_usage", set=more, clips=len(files), **usage_fields(more_counts))
+        emit(bench="codebook_usage", set="both", clips=len(files) + len(held_audio),
+             **usage_fields(counts + more_counts))
+    return codes
+
+
+def reconstruction_rows(tok: AudioTokenizer, args: argparse.Namespace, train: list[Path],
+                        held_audio: list[torch.Tensor], codes: list[torch.Tensor]) -> float:
+    """The ``reconstruction`` rows of mmtok and both baselines; ours' mean relative L1."""
+    k, fpt, tps = tok.codebook_size, tok.cfg.frames_per_token, tok.tokens_per_second
+    bits = math.log2(k)
+    rng = np.random.default_rng(0)
+    train_rows = torch.cat([slices(tok, load_audio(f, target_rate=tok.sample_rate)) for f in train])
+    pick = torch.from_numpy(rng.permutation(train_rows.shape[0])[: args.kmeans_vectors])
+    fit = train_rows[pick].contiguous()
+    t = time.perf_counter()
+    # the baseline: plain Lloyd's k-means (no group balancing), seeded from random rows
+    centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(0))
+    kmeans_s = time.perf_counter() - t
+    dmel, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, fpt, int(bits))
+    ours, km, dm = [], [], []
+    for audio, c in zip(held_audio, codes, strict=True):
+        rows = slices(tok, audio)
+        target = unslice(rows, fpt)
+        ours.append(rel_l1(tok.decode_features(c), target))
+        km.append(rel_l1(unslice(centers[nearest_code(rows, centers)], fpt), target))
+        dm.append(rel_l1(unslice(dmel(rows), fpt), target))
+    common = {"bench": "reconstruction", "clips": len(held_audio), "tokens_per_second": tps,
+              "bits_per_second": round(tps * bits, 1), "metric": "mean over clips of L1(log-mel) / clip log-mel range"}
+    emit(**common, method="mmtok", rel_l1=round(statistics.mean(ours), 5), median=round(statistics.median(ours), 5))
+    emit(**common, method="kmeans", K=k, fit_vectors=fit.shape[0], iters=args.kmeans_iters,
+         fit_seconds=round(kmeans_s, 1), rel_l1=round(statistics.mean(km), 5), median=round(statistics.median(km), 5))
+    emit(**common, method="dmel_uniform_bins", bands=bands, bits_per_band=band_bits,
+         rel_l1=round(statistics.mean(dm), 5), median=round(statistics.median(dm), 5))
+    emit(bench="reconstruction_ratio", mmtok_vs_kmeans=round(statistics.mean(ours) / statistics.mean(km), 3),
+         mmtok_vs_dmel=round(statistics.mean(ours) / statistics.mean(dm), 3),
+         clips_better_than_kmeans=sum(a < b for a, b in zip(ours, km, strict=True)))
+    return statistics.mean(ours)
+
+
+def speed_clip(tok: AudioTokenizer, held: list[Path], held_audio: list[torch.Tensor]) -> tuple[np.ndarray, str]:
+    """The 10 s speed clip at 24 kHz ``(240000,)``: the held-out files named ``*espeak*`` (synthetic speech)
+    repeated to 10 s, else every held-out file; and a phrase saying which."""
+    picked = [a for a, f in zip(held_audio, held, strict=True) if "espeak" in f.name]
+    label = f"{len(picked)} held-out clips named *espeak*, repeated to {CLIP_SECONDS:g} s"
+    if not picked:
+        picked = held_audio
+        label = f"all {len(picked)} held-out clips (none is named *espeak*), repeated to {CLIP_SECONDS:g} s"
+    speech = torch.cat(picked)
+    n16 = int(CLIP_SECONDS * tok.sample_rate)
+    speech = speech.repeat(math.ceil(n16 / speech.numel()))[:n16]
+    return load_audio(speech, tok.sample_rate, target_rate=ENCODEC_RATE).numpy(), label
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a / b, 1)
+
+
+def speed_rows(tok: AudioTokenizer, x: torch.Tensor, args: argparse.Namespace, beside: dict[str, Any],
+               encodec: bool) -> None:
+    """The ``encode_speed`` and ``realtime_factor`` rows (EnCodec's side None without it); ``beside``: the
+    clip and this run's quality figure, added to both."""
+    tps = tok.tokens_per_second
+    reps = max(1, args.repeats // 2)
+    c10 = tok.encode(x, ENCODEC_RATE)
+    if encodec:
+        ours_s, encodec_s = encode_speed(tok, x, args.repeats)
+        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, reps)
+    else:
+        ours_s, encodec_s = timed(lambda: tok.encode(x, ENCODEC_RATE), args.repeats), None
+        wave_s, encodec_dec_s = timed(lambda: tok.decode(c10, vocoder="auto"), reps), None
+    emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
+         mmtok_seconds=round(ours_s, 4), encodec_seconds=None if encodec_s is None else round(encodec_s, 4),
+         speedup=ratio(encodec_s, ours_s), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2, **beside)
+    feat_s = timed(lambda: tok.decode_features(c10), args.repeats)
+    vocoder = ("learned vocoder" if tok.vocoder is not None else
+               f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
+    emit(bench="realtime_factor", clip_seconds=CLIP_SECONDS, threads=args.threads,
+         encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat_s / CLIP_SECONDS, 5),
+         decode_waveform=round(wave_s / CLIP_SECONDS, 4),
+         encodec_decode_waveform=None if encodec_dec_s is None else round(encodec_dec_s / CLIP_SECONDS, 4),
+         decode_speedup_vs_encodec=ratio(encodec_dec_s, wave_s), vocoder=vocoder, **beside)
+
+
+def memory_row(args: argparse.Namespace, clip: np.ndarray, label: str, encodec: bool) -> None:
+    """The ``peak_memory`` row: each side's first and second encode of the clip, each side in a fresh process."""
+    ours = peak_mb("mmtok", args.model, clip, args.threads)
+    theirs = peak_mb("encodec", args.model, clip, args.threads) if encodec else (None, None, None)
+    mib = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    emit(bench="peak_memory", clip_seconds=CLIP_SECONDS, threads=args.threads, speed_clip=label,
+         what="growth of resident memory above its level just before the call, at its peak during the call; "
+              "each side in a fresh process with its model loaded: its first encode, then a second one",
+         measured_by=ours[2], mmtok_first_encode_mib=mib(ours[0]), encodec_first_encode_mib=mib(theirs[0]),
+         mmtok_second_encode_mib=mib(ours[1]), encodec_second_encode_mib=mib(theirs[1]))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0],
                                  epilog="--manifest M.jsonl ...: the real-corpus mode (see benchmarks/audio_quality.py --help)")
     ap.add_argument("--data", required=True, help="corpus folder with train/ and heldout/")
     ap.add_argument("--model", default="audio", help="shipped name or checkpoint folder")
@@ -127,92 +271,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--more-heldout", default=None,
                     help="another folder of audio training never read (searched recursively): codebook usage on it too")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: reconstruction,speed,memory")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--manifest" or a.startswith("--manifest=") for a in argv):
+        import audio_quality  # the real-corpus mode: its own options (python benchmarks/audio_quality.py --help)
+
+        return audio_quality.main(argv)
+    args = build_parser().parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    encodec = not {"speed", "memory"} <= skip and check_peer(
+        "encode_speed" if "speed" not in skip else "peak_memory", "encodec")
     tok: AudioTokenizer = mmtok.load(args.model)  # type: ignore[assignment]
     data = Path(args.data)
     held = sorted((data / "heldout").glob("*.wav"))
     train = sorted((data / "train").glob("*.wav"))
     if not held or not train:
         raise SystemExit(f"{data} needs train/*.wav and heldout/*.wav")
-    k, fpt, tps = tok.codebook_size, tok.cfg.frames_per_token, tok.tokens_per_second
-    bits = math.log2(k)
     held_audio = [load_audio(f, target_rate=tok.sample_rate) for f in held]
-
-    # ------------------------------------------------------------ codebook usage (and codes for below)
-    tok.vq.reset_stats()
-    codes = [tok.encode(a, tok.sample_rate) for a in held_audio]
-    st = tok.vq.usage_stats()
-    emit(bench="codebook_usage", set=str(data / "heldout"), clips=len(held), tokens=st.total, codebook_size=k,
-         usage=round(st.usage, 4), perplexity=round(st.perplexity, 1))
-    if args.more_heldout:
-        more = sorted(Path(args.more_heldout).rglob("*.wav"))
-        tok.vq.reset_stats()
-        for f in more:
-            tok.encode(f)
-        st2 = tok.vq.usage_stats()
-        emit(bench="codebook_usage", set=args.more_heldout, clips=len(more), tokens=st2.total, codebook_size=k,
-             usage=round(st2.usage, 4), perplexity=round(st2.perplexity, 1))
-        both = st.counts + st2.counts
-        usage, perplexity = codebook_usage(both)
-        emit(bench="codebook_usage", set="both", clips=len(more) + len(held), tokens=int(both.sum()),
-             codebook_size=k, usage=round(usage, 4), perplexity=round(perplexity, 1))
-
-    # ------------------------------------------------------------ reconstruction vs baselines
+    codes = usage_rows(tok, held_audio, str(data / "heldout"), args.more_heldout)
+    beside: dict[str, Any] = {"mmtok_rel_l1": None, "quality_note": "not measured in this run: --skip reconstruction"}
     if "reconstruction" not in skip:
-        rng = np.random.default_rng(0)
-        train_rows = torch.cat([slices(tok, load_audio(f, target_rate=tok.sample_rate)) for f in train])
-        pick = torch.from_numpy(rng.permutation(train_rows.shape[0])[: args.kmeans_vectors])
-        fit = train_rows[pick].contiguous()
-        t = time.perf_counter()
-        # the baseline: plain Lloyd's k-means (no group balancing), seeded from random rows
-        centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(0))
-        kmeans_s = time.perf_counter() - t
-        dmel, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, fpt, int(bits))
-        ours, km, dm = [], [], []
-        for audio, c in zip(held_audio, codes, strict=True):
-            rows = slices(tok, audio)
-            target = unslice(rows, fpt)
-            ours.append(rel_l1(tok.decode_features(c), target))
-            km.append(rel_l1(unslice(centers[nearest_code(rows, centers)], fpt), target))
-            dm.append(rel_l1(unslice(dmel(rows), fpt), target))
-        common = {"bench": "reconstruction", "clips": len(held), "tokens_per_second": tps,
-                  "bits_per_second": round(tps * bits, 1), "metric": "mean over clips of L1(log-mel) / clip log-mel range"}
-        emit(**common, method="mmtok", rel_l1=round(statistics.mean(ours), 5), median=round(statistics.median(ours), 5))
-        emit(**common, method="kmeans", K=k, fit_vectors=fit.shape[0], iters=args.kmeans_iters,
-             fit_seconds=round(kmeans_s, 1), rel_l1=round(statistics.mean(km), 5), median=round(statistics.median(km), 5))
-        emit(**common, method="dmel_uniform_bins", bands=bands, bits_per_band=band_bits,
-             rel_l1=round(statistics.mean(dm), 5), median=round(statistics.median(dm), 5))
-        emit(bench="reconstruction_ratio", mmtok_vs_kmeans=round(statistics.mean(ours) / statistics.mean(km), 3),
-             mmtok_vs_dmel=round(statistics.mean(ours) / statistics.mean(dm), 3),
-             clips_better_than_kmeans=sum(a < b for a, b in zip(ours, km, strict=True)))
-
-    # ------------------------------------------------------------ speed, real-time factor, memory
-    speech = torch.cat([a for a, f in zip(held_audio, held, strict=True) if "espeak" in f.name])
-    n16 = int(CLIP_SECONDS * tok.sample_rate)
-    speech = speech.repeat(math.ceil(n16 / speech.numel()))[:n16]
-    clip = load_audio(speech, tok.sample_rate, target_rate=ENCODEC_RATE).numpy()  # (240000,) at 24 kHz
-    x = torch.from_numpy(clip)
+        beside = {"mmtok_rel_l1": round(reconstruction_rows(tok, args, train, held_audio, codes), 5),
+                  "quality_note": "mmtok_rel_l1: this run's reconstruction row (DATA/heldout); EnCodec has random weights, "
+                             "its quality is not measured"}
+    if {"speed", "memory"} <= skip:
+        return 0
+    clip, label = speed_clip(tok, held, held_audio)
     if "speed" not in skip:
-        ours_s, encodec_s = encode_speed(tok, x, args.repeats)
-        emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
-             mmtok_seconds=round(ours_s, 4), encodec_seconds=round(encodec_s, 4),
-             speedup=round(encodec_s / ours_s, 1), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2)
-        c10 = tok.encode(x, ENCODEC_RATE)
-        feat_s = timed(lambda: tok.decode_features(c10), args.repeats)
-        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, max(1, args.repeats // 2))
-        vocoder = ("learned vocoder" if tok.vocoder is not None else
-                   f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
-        emit(bench="realtime_factor", clip_seconds=CLIP_SECONDS, threads=args.threads,
-             encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat_s / CLIP_SECONDS, 5),
-             decode_waveform=round(wave_s / CLIP_SECONDS, 4), encodec_decode_waveform=round(encodec_dec_s / CLIP_SECONDS, 4),
-             decode_speedup_vs_encodec=round(encodec_dec_s / wave_s, 1), vocoder=vocoder)
+        speed_rows(tok, torch.from_numpy(clip), args, {"speed_clip": label, **beside}, encodec)
     if "memory" not in skip:
-        emit(bench="peak_memory", clip_seconds=CLIP_SECONDS, what="peak RSS growth during one encode after a warm-up, fresh process (polled every 0.5 ms)",
-             mmtok_mb=round(peak_mb("mmtok", args.model, clip, args.threads), 1),
-             encodec_mb=round(peak_mb("encodec", args.model, clip, args.threads), 1))
+        memory_row(args, clip, label, encodec)
     return 0
 
 

@@ -1,5 +1,5 @@
 """What both audio benchmarks use: the log-mel slices tokens stand for, the dMel baseline,
-EnCodec (random weights: for its speed) and a median timer.
+EnCodec (random weights: for its speed), a median timer and the codebook-usage fields.
 
 ``benchmarks/audio.py`` (synthetic speech, speed and memory) and
 ``benchmarks/audio_quality.py`` (the real corpus) both import from here.
@@ -15,6 +15,7 @@ import torch
 from einops import rearrange
 
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.metrics import perplexity
 
 ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
 
@@ -37,6 +38,22 @@ def rel_l1(recon: torch.Tensor, target: torch.Tensor) -> float:
     """Mean absolute error over the target's range."""
     span = float(target.max() - target.min())
     return float((recon - target).abs().mean()) / max(span, 1e-6)
+
+
+def usage_fields(counts: torch.Tensor) -> dict[str, Any]:
+    """Codebook usage as the README and ``benchmarks/image.py`` count it: distinct codes over
+    ``min(K, tokens)`` (a run of fewer tokens than codes cannot use more of them than it has tokens),
+    with ``distinct``, ``codebook_size`` (K), ``tokens`` and ``perplexity`` beside it. With many more
+    tokens than codes this is the share of the K codes used.
+
+    >>> usage_fields(torch.tensor([1, 1, 0, 0, 0, 0, 0, 0]))
+    {'usage': 1.0, 'distinct': 2, 'codebook_size': 8, 'tokens': 2, 'perplexity': 2.0}
+    """
+    c = counts.flatten()
+    tokens, distinct = int(c.sum()), int((c > 0).sum())
+    usage = distinct / min(c.numel(), tokens) if tokens else 0.0
+    return {"usage": round(usage, 4), "distinct": distinct, "codebook_size": c.numel(), "tokens": tokens,
+            "perplexity": round(perplexity(c), 1) if tokens else 0.0}
 
 
 class UniformBands:

@@ -17,7 +17,8 @@
   (mean |features the vocoder reads - true log-mel| over the frames the tokens cover).
   Methods: ``original`` (DNSMOS only); ``ceiling`` (the vocoder on the true log-mel);
   ``kmeans`` (plain Lloyd k-means at the same K on random 2-frame slices of the cache's train
-  split, centroid log-mel -> the vocoder; with its usage); ``dmel`` (dMel: uniform bins at
+  split, centroid log-mel -> the vocoder; with its usage); a ``cache_check`` row warns when the
+  cache records another manifest's sha256 than ``--manifest``'s, or none; ``dmel`` (dMel: uniform bins at
   log2 K bits per token, bands of channels averaged, split picked on the same slices -> the
   vocoder); ``ours`` (``tok.decode(codes)`` with the vocoder); ``ours_griffin_lim``; and with
   ``--compare M2`` ``compare`` (M2's codes through its own decode path).
@@ -25,7 +26,9 @@
 - ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
   differences with a 95 % bootstrap interval over the clips and the clips ours wins (is better on: a lower
   log-mel L1, a higher score otherwise; ``mmtok.core.metrics.paired_difference``).
-- ``codebook_usage``: ours on every file of the split (all kinds, whole files).
+- ``codebook_usage``: ours on every file of the split (all kinds, whole files). Here and in the
+  ``quality`` rows ``usage`` is distinct codes over ``min(K, tokens)``, with ``distinct``,
+  ``codebook_size`` and ``tokens`` beside it (``audio_baselines.usage_fields``).
 - ``tones``: the round trip of 8 rendered tones of each toy pitch (220, 660, 1,980 Hz) through
   the learned vocoder: how many come back at their pitch (:func:`mmtok.synth.toy.pitch_round_trip`;
   the toy tones task of ``mmtok demo`` needs it), and the median level change per pitch in dB
@@ -34,7 +37,10 @@
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
   the streaming decode's speed with chunks of 1 and 10 tokens and its lookahead in seconds,
   encode and decode speed-ups over EnCodec 24 kHz (random weights, 1.5 kbps; its decoder
-  decodes its own codes of the same clip), timed in turn, size in MB.
+  decodes its own codes of the same clip), timed in turn, size in MB; beside them ours' ``stoi`` and
+  ``pesq_wb`` from this run's ``quality`` row (``ours_stoi``, ``ours_pesq_wb``). EnCodec not installed:
+  a ``{"bench": "speed", "peer": "encodec", "skipped": ...}`` row, and the run goes on as with
+  ``--skip encodec``.
 - ``published_anchors``: other tokenizers' published figures on other data (a loose comparison).
 - ``bar``: ours against the bar, each check with its figure and pass/fail.
 """
@@ -43,7 +49,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib.util
+import json
 import math
 import statistics
 import sys
@@ -62,6 +70,7 @@ from audio_baselines import (
     slices,
     timed,
     unslice,
+    usage_fields,
 )
 from audio_clips import (
     RATE,
@@ -73,7 +82,7 @@ from audio_clips import (
     load_model,
     read_manifest,
 )
-from common import emit
+from common import check_peer, emit
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
@@ -83,7 +92,7 @@ from mmtok.audio.scores import dnsmos, pesq_wb, stoi_score
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
-from mmtok.core.metrics import codebook_usage, paired_difference
+from mmtok.core.metrics import paired_difference
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.synth.toy import pitch_round_trip
 from mmtok.vq.kmeans import kmeans
@@ -188,6 +197,23 @@ def train_slices(tok: AudioTokenizer, cache: AudioCache, n: int, *, seed: int = 
     return torch.cat(rows)
 
 
+def cache_check(cache: str | Path, manifest: str | Path) -> dict[str, Any] | None:
+    """A warning row when the cache does not record ``manifest``'s sha256 (another version of it, or a cache
+    built before the hash was recorded); None when it does, or when the cache has no index yet."""
+    index = Path(cache) / "index.json"
+    if not index.is_file() or not Path(manifest).is_file():
+        return None
+    recorded = json.loads(index.read_text()).get("manifest_sha256")
+    now = hashlib.sha256(Path(manifest).read_bytes()).hexdigest()
+    if recorded == now:
+        return None
+    why = ("records no manifest sha256 (built before it was recorded)" if recorded is None else
+           f"was built from another version of the manifest (sha256 {recorded[:12]}..., --manifest {now[:12]}...)")
+    return {"bench": "cache_check", "cache": str(cache), "manifest": str(manifest),
+            "warning": f"the cache {why}: the k-means and dMel baselines are fitted on its train split, which may "
+                       "not be this manifest's"}
+
+
 def fit_baselines(tok: AudioTokenizer, args: argparse.Namespace, skip: set[str]) -> dict[str, Any]:
     """The k-means centroids and the dMel quantizer, fitted on random slices of the cache's train split
     (the cache is read only when one of them is measured)."""
@@ -196,6 +222,9 @@ def fit_baselines(tok: AudioTokenizer, args: argparse.Namespace, skip: set[str])
         return out
     if not args.cache:
         raise SystemExit("the k-means and dMel rows fit on a cache's train split: give --cache, or skip kmeans,dmel")
+    warning = cache_check(args.cache, args.manifest)
+    if warning:
+        emit(warning)
     fit = train_slices(tok, AudioCache(args.cache, "train"), args.kmeans_vectors, seed=args.seed)
     k, bits = tok.codebook_size, round(math.log2(tok.codebook_size))
     if "kmeans" not in skip:
@@ -277,8 +306,7 @@ def evaluate(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str, 
     for name, rows_ in per.items():
         row: dict[str, Any] = {"bench": "quality", "method": name, **summarize(rows_)}
         if name in counts:
-            usage, perplexity = codebook_usage(counts[name])
-            row |= {"usage": round(usage, 4), "perplexity": round(perplexity, 1)}
+            row |= usage_fields(counts[name])
         row |= base.get(f"{name}_info", {})
         out[name] = row
     return out
@@ -296,10 +324,14 @@ def split_usage(tok: AudioTokenizer, rows: Sequence[dict[str, Any]], root: Path,
             failed += 1
             continue
         counts += torch.bincount(tok.encode(audio, RATE), minlength=tok.codebook_size)
-    usage, perplexity = codebook_usage(counts)
     return {"bench": "codebook_usage", "method": "ours", "split": split, "files": len(files) - failed,
-            "unreadable": failed, "tokens": int(counts.sum()), "codebook_size": tok.codebook_size,
-            "distinct": int((counts > 0).sum()), "usage": round(usage, 4), "perplexity": round(perplexity, 1)}
+            "unreadable": failed, **usage_fields(counts)}
+
+
+def speed_quality(ours: dict[str, Any]) -> dict[str, Any]:
+    """Ours' STOI and PESQ-WB from this run's ``quality`` row, to print beside the speed figures."""
+    return {"ours_stoi": ours.get("stoi"), "ours_pesq_wb": ours.get("pesq_wb"),
+            "quality_from": f"this run's quality row of ours ({ours.get('clips')} eval_set clips)"}
 
 
 def folder_mb(path: Path) -> float:
@@ -385,6 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"the metrics need {', '.join(missing)}: pip install {' '.join(missing)} (or mmtok[bench])")
     if skip - set(PARTS):
         raise SystemExit(f"--skip {args.skip}: unknown parts {sorted(skip - set(PARTS))}; choose from {PARTS}")
+    if not {"speed", "encodec"} & skip and not check_peer("speed", "encodec"):
+        skip.add("encodec")  # EnCodec's side of the speed row; ours is still timed
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tok = load_audio_tokenizer(args.model, "--model")
@@ -413,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(bench="tones", method="ours", **pitch_round_trip(tok, vocoder=voc, seed=args.seed))
     speed = speed_row(tok, voc, clips, args, skip) if "speed" not in skip else {}
     if speed:
-        emit(speed)
+        emit(speed, **speed_quality(quality["ours"]))
     emit(bench="published_anchors", data="LibriSpeech test-clean (other data; loose comparison)", anchors=ANCHORS)
     ours, km = quality["ours"], quality.get("kmeans", {})
     fig = {k: ours.get(k) for k in ("stoi", "pesq_wb", "dnsmos_ovrl")} | {

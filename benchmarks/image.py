@@ -22,12 +22,17 @@ fitted on sit above held-out ones) or on ``FOLDER/heldout`` (``--data FOLDER``, 
   ``VQModel``, ``--vqgan-codes`` 16384 or 1024 entries, random weights: speed
   does not depend on them), and each decoder, on its own codes of the same
   crops, in alternation with VQGAN's code lookup and decoder; with each model's
-  PSNR and SSIM on the split beside.
+  PSNR and SSIM on the split beside. Without ``diffusers`` (``pip install mmtok[bench]``)
+  a ``{"bench": "image_speed", "peer": "diffusers", "skipped": ...}`` row, and only the
+  tokenizers and k-means are timed (the VQGAN fields None).
 - ``image_bars``: the issue's bars (PSNR >= 23 dB, >= 2 dB over k-means,
   SSIM >= 0.65, usage >= 95 %, encode >= 50x VQGAN f16) and whether they are met.
 - ``image_overlap``: photos of the split a compared model was trained on (its
-  checkpoint's provenance, by file name); when there are any, every figure is
-  also given without them (``set`` suffixed ``_unseen``).
+  checkpoint's provenance); when there are any, every figure is also given without
+  them (``set`` suffixed ``_unseen``). A photo counts as seen when the provenance
+  names the same file: the same path relative to the manifest's folder when both the
+  model and this run read a manifest (so a moved or copied corpus still matches),
+  else the same file on disk; never by bare file name (``matched_by`` says which).
 
 The k-means baseline (same K, one code per ``downsample``-sided patch of raw
 RGB) is fitted on training crops cut exactly as ``mmtok train-tokenizer image``
@@ -72,7 +77,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import emit
+from common import check_peer, emit
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -185,18 +190,23 @@ def time_alternating(fns: dict[str, Callable[[torch.Tensor], Any]], x: torch.Ten
     return best
 
 
-def trained_on(tok: Any, files: Sequence[Path], manifest: Path | None) -> list[Path]:
-    """The ``files`` a checkpoint's provenance says it was trained on.
+def trained_on(tok: Any, files: Sequence[Path], manifest: Path | None) -> tuple[list[Path], str]:
+    """The ``files`` a checkpoint's provenance says it was trained on, and how they were matched.
 
-    Same manifest: by relative path; any other data: by file name.
+    The trainer records its files relative to its ``--data`` folder, or to the manifest's folder when
+    ``--data`` was a manifest. Both manifests: by path relative to the manifest's folder (a moved or
+    copied corpus still matches, a photo of the same name elsewhere in the corpus does not); otherwise:
+    by the file on disk the provenance names. Never by bare file name.
     """
     data = (getattr(tok, "provenance", None) or {}).get("data", {})
-    names = data.get("files", [])
-    if manifest is not None and Path(str(data.get("folder", ""))).resolve() == manifest.resolve():
-        seen = set(names)
-        return [f for f in files if str(f.relative_to(manifest.parent)) in seen]
-    seen = {Path(n).name for n in names}
-    return [f for f in files if f.name in seen]
+    names = [str(n) for n in data.get("files", [])]
+    folder = Path(str(data.get("folder") or ""))
+    if manifest is not None and folder.suffix == ".jsonl":
+        seen = {Path(n).as_posix() for n in names}
+        return [f for f in files if f.relative_to(manifest.parent).as_posix() in seen], "path relative to the manifest"
+    root = folder.parent if folder.suffix == ".jsonl" else folder
+    on_disk = {(root / n).resolve() for n in names} if data.get("folder") else set()
+    return [f for f in files if f.resolve() in on_disk], f"the same file on disk (names relative to {root})"
 
 
 # --------------------------------------------------------------------------- command line
@@ -278,11 +288,11 @@ def eval_sets(set_name: str, files: list[Path], models: dict[str, Any], manifest
     """The split's photos, and (when a compared model was trained on some) those none of them saw."""
     seen: set[Path] = set()
     for name, t in models.items():
-        overlap = trained_on(t, files, manifest)
+        overlap, how = trained_on(t, files, manifest)
         seen |= set(overlap)
         if getattr(t, "provenance", None):
             emit(bench="image_overlap", model=name, set=set_name, n=len(files), overlap=len(overlap),
-                 files=[str(p.relative_to(root)) for p in overlap])
+                 files=[str(p.relative_to(root)) for p in overlap], matched_by=how)
     unseen = [p for p in files if p not in seen]
     return {set_name: files, **({f"{set_name}_unseen": unseen} if seen and unseen else {})}
 
@@ -303,22 +313,53 @@ def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tenso
     return quality, use
 
 
-def measure_speed(codecs: dict[str, Codec], x_all: torch.Tensor, vqgan: torch.nn.Module,
-                  repeats: int) -> dict[int, dict[str, tuple[float, float, float, float]]]:
+def measure_speed(codecs: dict[str, Codec], x_all: torch.Tensor, vqgan: torch.nn.Module | None,
+                  repeats: int) -> dict[int, dict[str, tuple[float, float, float | None, float | None]]]:
     """Per batch size and codec: (encode s, decode s, VQGAN encoder + quantizer s, VQGAN decoder s). The
     encoders are timed in alternation with VQGAN's encoder and quantizer, and the decoders, each on its own
-    codes of the same images, with VQGAN's code lookup and decoder."""
-    out: dict[int, dict[str, tuple[float, float, float, float]]] = {}
+    codes of the same images, with VQGAN's code lookup and decoder (``vqgan`` None: its times None)."""
+    peer: dict[str, Codec] = {}
+    if vqgan is not None:
+        peer["\0vqgan"] = (lambda v: vqgan_tokenize(vqgan, v), lambda g: vqgan_detokenize(vqgan, g))
+    both = codecs | peer
+    out: dict[int, dict[str, tuple[float, float, float | None, float | None]]] = {}
     for batch in SPEED_BATCHES:
         x = x_all[:batch].contiguous()
-        fns = {c: enc for c, (enc, _) in codecs.items()} | {"\0vqgan": lambda v: vqgan_tokenize(vqgan, v)}
-        t_enc = time_alternating(fns, x, repeats)
+        t_enc = time_alternating({c: enc for c, (enc, _) in both.items()}, x, repeats)
         with torch.inference_mode():
-            grids = {c: enc(x) for c, (enc, _) in codecs.items()} | {"\0vqgan": vqgan_tokenize(vqgan, x)}
-        decoders = {c: dec for c, (_, dec) in codecs.items()} | {"\0vqgan": lambda g: vqgan_detokenize(vqgan, g)}
-        t_dec = time_alternating({c: lambda _x, f=f, g=grids[c]: f(g) for c, f in decoders.items()}, x, repeats)
-        out[batch] = {c: (t_enc[c], t_dec[c], t_enc["\0vqgan"], t_dec["\0vqgan"]) for c in codecs}
+            grids = {c: enc(x) for c, (enc, _) in both.items()}
+        t_dec = time_alternating({c: lambda _x, f=dec, g=grids[c]: f(g) for c, (_, dec) in both.items()}, x, repeats)
+        out[batch] = {c: (t_enc[c], t_dec[c], t_enc.get("\0vqgan"), t_dec.get("\0vqgan")) for c in codecs}
     return out
+
+
+def speed_rows(args: argparse.Namespace, codecs: dict[str, Codec], models: dict[str, ImageTokenizer],
+               photos: list[torch.Tensor], vqgan: torch.nn.Module | None, quality: dict[str, tuple[float, float]],
+               set_name: str) -> dict[str, float | None]:
+    """The ``image_speed`` rows (VQGAN's fields None without it); each codec's batch-1 encode speed-up."""
+    tok = next(iter(models.values()))
+    size = tok.image_size
+    g = torch.Generator().manual_seed(args.seed)
+    x_all = cut_crops(photos, usage_boxes([tuple(p.shape[-2:]) for p in photos], max(SPEED_BATCHES),
+                                          generator=g), size)
+    vq_params = None if vqgan is None else sum(p.numel() for mod in (vqgan.encoder, vqgan.quant_conv, vqgan.quantize)
+                                               for p in mod.parameters())
+    per_s = lambda n, t: None if t is None else round(n / t, 3)  # noqa: E731
+    ratio = lambda a, b: None if a is None else round(a / b, 1)  # noqa: E731
+    speedup: dict[str, float | None] = {}
+    for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
+        for c, (t_enc, t_dec, t_vqgan, t_vqgan_dec) in timings.items():
+            if batch == 1:
+                speedup[c] = None if t_vqgan is None else t_vqgan / t_enc
+            emit(bench="image_speed", model=c, batch=batch, size=size, threads=torch.get_num_threads(),
+                 encode_img_s=round(batch / t_enc, 2), decode_img_s=round(batch / t_dec, 2),
+                 encode_img_s_vqgan_f16=per_s(batch, t_vqgan), vqgan_codes=args.vqgan_codes,
+                 speedup_vs_vqgan=ratio(t_vqgan, t_enc), decode_img_s_vqgan_f16=per_s(batch, t_vqgan_dec),
+                 decode_speedup_vs_vqgan=ratio(t_vqgan_dec, t_dec), set=set_name,
+                 psnr_db=round(quality[c][0], 3), ssim=round(quality[c][1], 4),
+                 params_encoder=sum(p.numel() for p in models[c].encoder.parameters()) if c in models else None,
+                 params_vqgan_encoder_quantizer=vq_params)
+    return speedup
 
 
 def bars(p: float, margin: float, s: float, u: float, speedup: float | None) -> dict[str, bool | None]:
@@ -390,24 +431,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     speedup: dict[str, float | None] = {m: None for m in toks}
     if not args.skip_speed:
-        vqgan = vqgan_f16(args.vqgan_codes)
-        g = torch.Generator().manual_seed(args.seed)
-        x_all = cut_crops(photos, usage_boxes([tuple(p.shape[-2:]) for p in photos], max(SPEED_BATCHES),
-                                              generator=g), size)
-        vq_params = sum(p.numel() for mod in (vqgan.encoder, vqgan.quant_conv, vqgan.quantize)
-                        for p in mod.parameters())
-        for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
-            for c, (t_enc, t_dec, t_vqgan, t_vqgan_dec) in timings.items():
-                if batch == 1 and c in speedup:
-                    speedup[c] = t_vqgan / t_enc
-                emit(bench="image_speed", model=c, batch=batch, size=size, threads=torch.get_num_threads(),
-                     encode_img_s=round(batch / t_enc, 2), decode_img_s=round(batch / t_dec, 2),
-                     encode_img_s_vqgan_f16=round(batch / t_vqgan, 3), vqgan_codes=args.vqgan_codes,
-                     speedup_vs_vqgan=round(t_vqgan / t_enc, 1), decode_img_s_vqgan_f16=round(batch / t_vqgan_dec, 3),
-                     decode_speedup_vs_vqgan=round(t_vqgan_dec / t_dec, 1), set=set_name,
-                     psnr_db=round(quality[set_name][c][0], 3), ssim=round(quality[set_name][c][1], 4),
-                     params_encoder=sum(p.numel() for p in models[c].encoder.parameters()) if c in models else None,
-                     params_vqgan_encoder_quantizer=vq_params)
+        vqgan = vqgan_f16(args.vqgan_codes) if check_peer("image_speed", "diffusers") else None
+        speedup |= speed_rows(args, codecs, models, photos, vqgan, quality[set_name], set_name)
 
     for name in sets:
         for m in toks:

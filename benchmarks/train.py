@@ -15,6 +15,13 @@ bf16 with and without ``torch.compile``.
 ``--compile`` adds both models under ``torch.compile`` to the same rounds (a
 ratio row for each pairing: eager vs eager, compiled vs compiled).
 
+Beside the speed, each row carries the model's ``median_loss`` over its timed
+steps, and each ratio row both models' (``mmtok_median_loss``, ``gpt2_median_loss``):
+the same batch of random ids every step for both, so the two losses are comparable
+(both fall as the models fit that one batch; no figure of language modelling).
+Without ``transformers`` (``pip install mmtok[bench]``) a row names the missing peer
+and only ours is timed.
+
 Usage: ``python benchmarks/train.py [--preset tiny] [--seq-len 256] [--batch 8] [--steps 10] [--compile]``
 """
 
@@ -27,13 +34,14 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit
+from common import check_peer, emit
 
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.peak import GPU_PEAK_TFLOPS
@@ -66,17 +74,18 @@ def make_step(model: torch.nn.Module, ours: bool, device: torch.device, dtype: t
     return step
 
 
-def timed(step, ids: torch.Tensor, device: torch.device) -> float:
+def timed(step, ids: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    """(seconds, loss) of one training step."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    step(ids)
+    loss = step(ids)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, loss
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--vocab", type=int, default=2048)
@@ -86,7 +95,87 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true",
                     help="also time both models under torch.compile (same interleaved rounds)")
-    args = ap.parse_args()
+    return ap
+
+
+def build_models(cfg: ModelConfig, device: torch.device, dtype: torch.dtype | None, *, gpt2: bool,
+                 compile_too: bool) -> tuple[dict[str, torch.nn.Module], dict[str, Any]]:
+    """({name: model}, {name: step}) for ours, GPT-2 (when ``gpt2``) and, with ``compile_too``, compiled twins."""
+    models: dict[str, torch.nn.Module] = {"mmtok": Transformer(cfg).to(device)}
+    if gpt2:
+        models["gpt2"] = gpt2_sdpa(cfg).to(device)
+    steps = {name: make_step(m, name == "mmtok", device, dtype) for name, m in models.items()}
+    if compile_too:
+        for name in list(models):
+            twin = Transformer(cfg).to(device) if name == "mmtok" else gpt2_sdpa(cfg).to(device)
+            models[f"{name}+compile"] = twin
+            steps[f"{name}+compile"] = make_step(torch.compile(twin), name == "mmtok", device, dtype)
+    return models, steps
+
+
+def run_rounds(steps: dict[str, Any], ids: torch.Tensor, device: torch.device,
+               rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds and losses per step of each model over ``rounds`` interleaved rounds (order alternating)."""
+    for fn in steps.values():
+        for _ in range(3):  # the first calls of a compiled model compile it
+            fn(ids)
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    losses: dict[str, list[float]] = {k: [] for k in steps}
+    order = list(steps)
+    for i in range(rounds):
+        for name in order if i % 2 == 0 else order[::-1]:
+            sec, loss = timed(steps[name], ids, device)
+            times[name].append(sec)
+            losses[name].append(loss)
+    return times, losses
+
+
+def emit_rows(args: argparse.Namespace, common: dict[str, Any], models: dict[str, torch.nn.Module],
+              times: dict[str, list[float]], losses: dict[str, list[float]]) -> None:
+    """One ``train_step`` row per model, and a ratio row per pairing (eager, compiled) when GPT-2 ran."""
+    tokens = args.batch * args.seq_len
+    med = {k: statistics.median(v) for k, v in times.items()}
+    loss = {k: round(statistics.median(v), 4) for k, v in losses.items()}
+    for name, m in models.items():
+        impl, _, how = name.partition("+")
+        emit({"bench": "train_step", "impl": impl, "compile": how == "compile", **common,
+              "params": sum(p.numel() for p in m.parameters()), "seconds_per_step": round(med[name], 4),
+              "tokens_per_s": round(tokens / med[name], 1), "median_loss": loss[name]})
+    for how in ("", "+compile") if args.compile else ("",):
+        if "gpt2" + how not in times:
+            continue
+        ours_t, theirs_t = times["mmtok" + how], times["gpt2" + how]
+        pair = statistics.median(g / m for g, m in zip(theirs_t, ours_t, strict=True))
+        emit({"bench": "train_step", "metric": "ratio", "compile": bool(how), **common,
+              "mmtok_over_gpt2_tokens_per_s": round(med["gpt2" + how] / med["mmtok" + how], 3),
+              "median_pair_ratio": round(pair, 3), "steps": args.steps,
+              "mmtok_median_loss": loss["mmtok" + how], "gpt2_median_loss": loss["gpt2" + how],
+              "loss_on": "the same batch of random ids every step, for both"})
+
+
+def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: argparse.Namespace,
+             common: dict[str, Any]) -> None:
+    """On a GPU: ours' MFU at bf16, eager and compiled."""
+    tokens = args.batch * args.seq_len
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
+    for compiled in (False, True):
+        m = Transformer(cfg).to(device)
+        net = torch.compile(m) if compiled else m
+        fn = make_step(net, True, device, torch.bfloat16)
+        for _ in range(3):
+            fn(ids)
+        sec = statistics.median(timed(fn, ids, device)[0] for _ in range(args.steps))
+        row = {"bench": "train_mfu", "impl": "mmtok", "compile": compiled, **common,
+               "tokens_per_s": round(tokens / sec, 1), "gpu": name}
+        if peak:
+            row["mfu"] = round(m.flops_per_token(args.seq_len) * tokens / sec / (peak * 1e12), 4)
+            row["peak_tflops_assumed"] = peak
+        emit(row)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     base = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1)
@@ -95,55 +184,16 @@ def main() -> None:
     emit({"bench": "machine", "platform": platform.platform(), "cpus": os.cpu_count(),
           "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
           "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
-    ours = Transformer(cfg).to(device)
-    theirs = gpt2_sdpa(cfg).to(device)
+    gpt2 = check_peer("train_step", "transformers")
     dtype = torch.bfloat16 if device.type == "cuda" else None
-    steps = {"mmtok": make_step(ours, True, device, dtype), "gpt2": make_step(theirs, False, device, dtype)}
-    models = {"mmtok": ours, "gpt2": theirs}
-    if args.compile:
-        models["mmtok+compile"], models["gpt2+compile"] = Transformer(cfg).to(device), gpt2_sdpa(cfg).to(device)
-        steps["mmtok+compile"] = make_step(torch.compile(models["mmtok+compile"]), True, device, dtype)
-        steps["gpt2+compile"] = make_step(torch.compile(models["gpt2+compile"]), False, device, dtype)
+    models, steps = build_models(cfg, device, dtype, gpt2=gpt2, compile_too=args.compile)
     ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
-    for fn in steps.values():
-        for _ in range(3):  # the first calls of a compiled model compile it
-            fn(ids)
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    order = list(steps)
-    for i in range(args.steps):
-        for name in order if i % 2 == 0 else order[::-1]:
-            times[name].append(timed(steps[name], ids, device))
-    tokens = args.batch * args.seq_len
-    med = {k: statistics.median(v) for k, v in times.items()}
-    params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+    times, losses = run_rounds(steps, ids, device, args.steps)
     common = {"preset": args.preset, "seq_len": args.seq_len, "batch": args.batch, "vocab": args.vocab,
               "precision": "bf16 autocast" if dtype else "float32", "device": str(device)}
-    for name in steps:
-        impl, _, how = name.partition("+")
-        emit({"bench": "train_step", "impl": impl, "compile": how == "compile", **common, "params": params[name],
-              "seconds_per_step": round(med[name], 4), "tokens_per_s": round(tokens / med[name], 1)})
-    for how in ("", "+compile") if args.compile else ("",):
-        ours_t, theirs_t = times["mmtok" + how], times["gpt2" + how]
-        pair = statistics.median(g / m for g, m in zip(theirs_t, ours_t, strict=True))
-        emit({"bench": "train_step", "metric": "ratio", "compile": bool(how), **common,
-              "mmtok_over_gpt2_tokens_per_s": round(med["gpt2" + how] / med["mmtok" + how], 3),
-              "median_pair_ratio": round(pair, 3), "steps": args.steps})
+    emit_rows(args, common, models, times, losses)
     if device.type == "cuda":
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
-        for compiled in (False, True):
-            m = Transformer(cfg).to(device)
-            net = torch.compile(m) if compiled else m
-            fn = make_step(net, True, device, torch.bfloat16)
-            for _ in range(3):
-                fn(ids)
-            sec = statistics.median(timed(fn, ids, device) for _ in range(args.steps))
-            row = {"bench": "train_mfu", "impl": "mmtok", "compile": compiled, **common,
-                   "tokens_per_s": round(tokens / sec, 1), "gpu": name}
-            if peak:
-                row["mfu"] = round(m.flops_per_token(args.seq_len) * tokens / sec / (peak * 1e12), 4)
-                row["peak_tflops_assumed"] = peak
-            emit(row)
+        mfu_rows(cfg, ids, device, args, common)
 
 
 if __name__ == "__main__":

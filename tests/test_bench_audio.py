@@ -251,8 +251,12 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
     assert dm["bits_per_token"] == 5 and dm["bands"] * dm["bits_per_band"] == 5
     usage = by[("codebook_usage", "ours")]
     assert usage["files"] == 4 and usage["unreadable"] == 1 and usage["tokens"] == 50 * 5.8
+    assert usage["codebook_size"] == 32 and usage["usage"] == round(usage["distinct"] / 32, 4)  # tokens > K
+    assert km["tokens"] == by[("quality", "ours")]["tokens"] and km["distinct"] <= 32
+    assert ("cache_check", None) not in by  # the cache records this manifest's sha256
     speed = by[("speed", None)]
     assert speed["decode_x_realtime"] > 0 and speed["size_mb"] > 0 and "encode_speedup_vs_encodec" not in speed
+    assert (speed["ours_stoi"], speed["ours_pesq_wb"]) == (by[("quality", "ours")]["stoi"], by[("quality", "ours")]["pesq_wb"])
     tones = by[("tones", "ours")]
     assert tones["tones"] == 24 and tones["kept"] == sum(tones["per_pitch"].values()) and 0 <= tones["accuracy"] <= 1
     assert set(tones["level_db"]) == set(tones["per_pitch"]) and all(v < 20 for v in tones["level_db"].values())
@@ -265,6 +269,23 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
         d = paired[k]
         assert d["n"] == 3 and 0 <= d["wins"] <= 3 and d["ci95"][0] <= d["mean"] <= d["ci95"][1]
         assert d["mean"] == pytest.approx(by[("quality", "ours")][k] - km[k], abs=2e-4)
+
+
+def test_manifest_mode_without_encodec_times_ours(corpus: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_bench_peers import block
+
+    block(monkeypatch, tmp_path / "stubs", "encodec")
+    argv = ["--manifest", str(corpus["corpus"] / "manifest.jsonl"), "--split", "validation",
+            "--model", str(corpus["tok"]), "--vocoder", str(corpus["voc"]), "--clips", "1", "--repeats", "1",
+            "--skip", "ceiling,kmeans,dmel,griffin_lim,usage,tones"]
+    assert bench.main(argv) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["peer"] for r in lines if "peer" in r] == ["encodec"]
+    speed = next(r for r in lines if r["bench"] == "speed" and "peer" not in r)
+    assert speed["rtf_encode"] > 0 and "encodec_seconds" not in speed and speed["ours_stoi"] is not None
+    assert "encode_vs_encodec" in next(r for r in lines if r["bench"] == "bar")["missing"]
 
 
 def test_at_level_scales_and_clips_and_leaves_level_zero_alone() -> None:

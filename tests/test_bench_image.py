@@ -70,10 +70,10 @@ def _picture(path: Path, seed: int, size: tuple[int, int] = (96, 80)) -> None:
     Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(path)
 
 
-def _tiny_tokenizer(folder: Path, trained_on: list[str]) -> Path:
+def _tiny_tokenizer(folder: Path, trained_on: list[str], data: str = "/elsewhere/train") -> Path:
     torch.manual_seed(0)
     tok = ImageTokenizer(tiny_config()).eval()
-    return mmtok.save(tok, folder, provenance={"data": {"folder": "/elsewhere/train", "files": trained_on}})
+    return mmtok.save(tok, folder, provenance={"data": {"folder": data, "files": trained_on}})
 
 
 def _records(capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -96,7 +96,10 @@ def test_manifest_mode_takes_the_split_and_reports_the_overlap(tmp_path: Path, c
                                      "width": 96, "height": 80, "license": "CC0"}))
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
-    model = _tiny_tokenizer(tmp_path / "tok", trained_on=["other/val_0.png", "other/tra_1.png"])
+    # trained on a copy of this corpus elsewhere: its val_0.png, and another folder's val_1.png (the same bare name
+    # as this split's images/src/val_1.png, a different photo): only val_0 was seen
+    model = _tiny_tokenizer(tmp_path / "tok", trained_on=["images/src/val_0.png", "images/src/tra_1.png",
+                                                          "images/other/val_1.png"], data="/elsewhere/manifest.jsonl")
 
     argv = ["--manifest", str(manifest), "--split", "validation", "--model", str(model), *FAST]
     bench.main(argv)
@@ -107,6 +110,7 @@ def test_manifest_mode_takes_the_split_and_reports_the_overlap(tmp_path: Path, c
     assert {"psnr_ours_db", "ssim_ours", "psnr_kmeans-patches_db", "margin_kmeans-patches_db"} <= q.keys()
     assert by["image_quality", "validation_unseen"]["files"] == ["images/src/val_1.png"]
     assert by["image_overlap", "validation"]["files"] == ["images/src/val_0.png"]
+    assert by["image_overlap", "validation"]["matched_by"] == "path relative to the manifest"
     u = by["image_usage", "validation"]
     assert u["crops"] == 10 and u["tokens"] == 160 and 0 < u["usage_ours"] <= 1
     bars = by["image_bars", "validation"]
@@ -137,7 +141,7 @@ def test_folder_mode_still_works(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for i in range(2):
         _picture(tmp_path / "train" / f"t{i}.png", seed=i)
     _picture(tmp_path / "heldout" / "h0.png", seed=9)
-    model = _tiny_tokenizer(tmp_path / "tok", trained_on=["h0.png"])  # every held-out photo seen
+    model = _tiny_tokenizer(tmp_path / "tok", trained_on=["h0.png"], data=str(tmp_path / "heldout"))  # all seen
     _tiny_tokenizer(tmp_path / "run" / "model", trained_on=[])  # a training run's --out folder
     bench.main(["--data", str(tmp_path), "--model", str(model), "--vqvae", str(tmp_path / "run"), *FAST])
     recs = _records(capsys)
@@ -146,3 +150,26 @@ def test_folder_mode_still_works(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert {"psnr_vqvae_db", "ssim_vqvae", "margin_vqvae_db"} <= q.keys()
     assert "usage_vqvae" in next(r for r in recs if r["bench"] == "image_usage")
     assert not any(r.get("set") == "heldout_unseen" for r in recs)
+    overlap = next(r for r in recs if r["bench"] == "image_overlap" and r["model"] == str(model))
+    assert overlap["files"] == ["heldout/h0.png"] and overlap["matched_by"].startswith("the same file on disk")
+
+
+class _Prov:
+    def __init__(self, folder: str, files: list[str]) -> None:
+        self.provenance = {"data": {"folder": folder, "files": files}}
+
+
+def test_trained_on_never_matches_bare_file_names(tmp_path: Path) -> None:
+    manifest = tmp_path / "corpus" / "manifest.jsonl"
+    files = [tmp_path / "corpus" / "images" / a / "horse.webp" for a in ("farm", "zoo")]
+    files.append(tmp_path / "corpus" / "images" / "walls" / "1280x1024.jpg")
+    moved = _Prov("/old/place/manifest.jsonl", ["images/zoo/horse.webp", "images/other/1280x1024.jpg"])
+    seen, how = bench.trained_on(moved, files, manifest)
+    assert seen == [files[1]] and how == "path relative to the manifest"  # the moved corpus matches; names alone don't
+    by_name = _Prov("/elsewhere/train", ["horse.webp", "1280x1024.jpg"])  # a folder elsewhere: no such files here
+    assert bench.trained_on(by_name, files, manifest)[0] == []
+    here = _Prov(str(tmp_path / "corpus" / "images"), ["farm/horse.webp"])  # a folder holding these very files
+    assert bench.trained_on(here, files, manifest)[0] == [files[0]]
+    assert bench.trained_on(here, files, None)[0] == [files[0]]
+    assert bench.trained_on(_Prov("", ["horse.webp"]), files, None)[0] == []
+    assert bench.trained_on(object(), files, manifest)[0] == []

@@ -1,0 +1,106 @@
+"""The benchmarks without a peer installed: one row names it and the run goes on without that side.
+
+A peer is blocked the way a machine without it looks to Python: a stub module first on ``sys.path``
+that raises ``ModuleNotFoundError`` on import (what ``find_spec`` still finds), or ``find_spec``
+returning None (not installed at all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import common
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def block(monkeypatch: pytest.MonkeyPatch, folder: Path, *names: str) -> None:
+    """Make ``import NAME`` fail for each of ``names`` until the test ends (a stub first on the path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / f"{name}.py").write_text(f"raise ModuleNotFoundError({f'No module named {name} (blocked)'!r})\n")
+        for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.syspath_prepend(str(folder))
+
+
+def records(capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def test_missing_peer_says_why_and_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert common.missing_peer("json") is None and common.check_peer("x", "json") is True
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gone" else real(name, *a))
+    assert common.missing_peer("gone") == "not installed: pip install mmtok[bench]"
+    block(monkeypatch, tmp_path / "stubs", "stubbed")
+    why = common.missing_peer("stubbed")
+    assert why is not None and why.startswith("cannot be imported (ModuleNotFoundError") and "mmtok[bench]" in why
+    assert common.check_peer("speed", "gone") is False
+    assert records(capsys) == [{"bench": "speed", "peer": "gone", "skipped": "not installed: pip install mmtok[bench]"}]
+
+
+TRAIN = ["--preset", "tiny", "--vocab", "64", "--seq-len", "8", "--batch", "1", "--steps", "2", "--device", "cpu"]
+
+
+def test_train_without_transformers_times_ours_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import train as bench_train
+
+    block(monkeypatch, tmp_path / "stubs", "transformers")
+    bench_train.main(TRAIN)
+    rows = records(capsys)
+    assert rows[1] == {"bench": "train_step", "peer": "transformers", "skipped": rows[1]["skipped"]}
+    assert rows[1]["skipped"].endswith("pip install mmtok[bench]")
+    steps = [r for r in rows if r["bench"] == "train_step" and "peer" not in r]
+    assert [r["impl"] for r in steps] == ["mmtok"] and "metric" not in steps[0]
+    assert steps[0]["median_loss"] > 0
+
+
+def test_train_ratio_row_carries_both_losses(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("transformers")
+    import train as bench_train
+
+    bench_train.main(TRAIN)
+    rows = records(capsys)
+    impl = {r["impl"]: r for r in rows if r.get("impl")}
+    ratio = next(r for r in rows if r.get("metric") == "ratio")
+    assert ratio["mmtok_median_loss"] == impl["mmtok"]["median_loss"]
+    assert ratio["gpt2_median_loss"] == impl["gpt2"]["median_loss"]
+    # cross-entropy on random ids over a vocabulary of 64 (ln 64 = 4.16 at uniform predictions)
+    assert all(0.0 < ratio[k] < 2 * math.log(64) for k in ("mmtok_median_loss", "gpt2_median_loss")), ratio
+
+
+def test_image_speed_without_diffusers_times_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    import image as bench_image
+    from test_bench_image import FAST, _picture, _tiny_tokenizer
+
+    for i in range(2):
+        _picture(tmp_path / "train" / f"t{i}.png", seed=i)
+    _picture(tmp_path / "heldout" / "h0.png", seed=9)
+    model = _tiny_tokenizer(tmp_path / "tok", trained_on=[])
+    block(monkeypatch, tmp_path / "stubs", "diffusers")
+    fast = [a for a in FAST if a != "--skip-speed"] + ["--speed-repeats", "1"]
+    bench_image.main(["--data", str(tmp_path), "--model", str(model), *fast])
+    rows = records(capsys)
+    skipped = [r for r in rows if r.get("peer") == "diffusers"]
+    assert len(skipped) == 1 and skipped[0]["bench"] == "image_speed"
+    speed = [r for r in rows if r["bench"] == "image_speed" and "peer" not in r]
+    assert {(r["model"], r["batch"]) for r in speed} == {(m, b) for m in (str(model), "kmeans-patches") for b in (1, 8)}
+    for r in speed:
+        assert r["encode_img_s"] > 0 and r["decode_img_s"] > 0
+        assert r["encode_img_s_vqgan_f16"] is None and r["speedup_vs_vqgan"] is None
+    bars = next(r for r in rows if r["bench"] == "image_bars")
+    assert bars["encode_speedup"] is None and bars["met"]["encode_ge_50x_vqgan_f16"] is None
+    assert torch.get_num_threads() == 1
