@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -131,6 +132,27 @@ def test_bad_streams_are_refused_with_the_chunk_named(tok: AudioTokenizer) -> No
         list(tok.decode_stream([torch.zeros(0, dtype=torch.long)]))
     with pytest.raises(AudioError, match="no codes"):
         list(tok.decode_stream([]))
+
+
+def test_one_array_of_codes_is_a_type_error_that_says_to_split_it(tok: AudioTokenizer) -> None:
+    c = codes(40)
+    for whole in (c, c.numpy(), c[None]):
+        with pytest.raises(TypeError, match=r"decode_stream takes .*chunks.*codes\.split\(k\).*decode\(codes\)"):
+            tok.decode_stream(whole)  # refused when called, before any chunk is read
+    with pytest.raises(TypeError, match=r"chunk 0 is one code"):
+        list(tok.decode_stream(c.tolist()))  # a list of ints: each "chunk" a single code
+
+
+def test_an_empty_chunk_of_any_kind_is_skipped(tok: AudioTokenizer) -> None:
+    c = codes(60)
+    want = torch.cat(list(tok.decode_stream([c[:20], c[20:]])))
+    for empty in (c[:0], c[:0].numpy(), np.zeros(0, np.int64), np.zeros(0), [], ()):
+        joined = torch.cat(list(tok.decode_stream([c[:20], empty, c[20:]])))
+        assert torch.equal(joined, want)
+    with pytest.raises(AudioError, match="no codes"):
+        list(tok.decode_stream([[], np.zeros(0, np.int64)]))
+    with pytest.raises(AudioError, match=r"chunk 1: codes are empty \(shape \(0, 3\)\)"):
+        list(tok.decode_stream([c[:20], np.zeros((0, 3), np.int64)]))  # empty, but not [k]
 
 
 def test_a_slice_tokenizer_with_a_skip_decoder_streams_too() -> None:

@@ -91,6 +91,38 @@ def test_streamed_stereo_keeps_one_channel_layout(tok: AudioTokenizer) -> None:
     assert torch.equal(tok.encode_stream([mono[:5000], mono[5000:5001], mono[5001:]]), tok.encode(mono, SAMPLE_RATE))
 
 
+def test_a_stream_of_chunks_too_short_to_tell_its_layout_asks_for_channels_first(tok: AudioTokenizer) -> None:
+    x = torch.from_numpy(noise((3200, 2)))  # [S, C]: two channels, 3200 samples
+    whole = tok.encode(x, SAMPLE_RATE)
+    last, first = list(x.split(2)), list(x.t().split(1, dim=1))  # [2, 2] chunks of [S, C]; [2, 1] of [C, S]
+    for chunks in (last, first):  # either reading fits every chunk: refused, not guessed
+        with pytest.raises(AudioError, match=r"encode_stream: .*\(2, [12]\).* pass channels_first=True"):
+            tok.encode_stream(chunks)
+        with pytest.raises(AudioError, match=r"encode_iter: .*channels_first"):
+            list(tok.encode_iter(chunks))
+    assert torch.equal(tok.encode_stream(last, channels_first=False), whole)
+    assert torch.equal(tok.encode_stream(first, channels_first=True), whole)
+    assert torch.equal(torch.cat(list(tok.encode_iter(first, channels_first=True))), whole)
+    # short chunks of different lengths fit one layout only: [S, C] with C = 2
+    assert torch.equal(tok.encode_stream([x[:3], x[3:5], x[5:16]]), tok.encode(x[:16], SAMPLE_RATE))
+    with pytest.raises(AudioError, match=r"chunk 1 .*\(3, 5\).* fits no layout"):
+        tok.encode_stream([x[:3].t(), torch.zeros(3, 5)])  # [2, 3] then [3, 5]
+    with pytest.raises(AudioError, match=r"chunk 0.*\(2, 3200\).*3200 channels"):
+        tok.encode_stream([x.t()], channels_first=False)  # the keyword is the layout: not overruled
+    with pytest.raises(TypeError, match="channels_first"):
+        tok.encode_stream(last, channels_first=1)  # type: ignore[arg-type]
+    # too many short chunks to hold while waiting for one that settles the layout
+    with pytest.raises(AudioError, match=r"channels_first"):
+        tok.encode_stream(torch.zeros(2, 2) for _ in range(1 << 17))
+    # mono chunks [n] never wait, whatever their length; nor do chunks of one sample of one channel
+    mono = x[:, 0]
+    assert torch.equal(tok.encode_stream(list(mono.split(1))), tok.encode(mono, SAMPLE_RATE))
+    assert torch.equal(tok.encode_stream(list(mono.split(3)), channels_first=True), tok.encode(mono, SAMPLE_RATE))
+    assert torch.equal(tok.encode_stream(list(mono[:, None, None].unbind())), tok.encode(mono, SAMPLE_RATE))
+    doc = " ".join((AudioTokenizer.encode_stream.__doc__ or "").split())
+    assert "channels_first" in doc
+
+
 def test_unusable_arrays_are_audio_errors_that_say_why(tok: AudioTokenizer, tmp_path: Path) -> None:
     cases = [
         (np.full(1600, 1e300), "beyond float32"),  # finite float64 that float32 cannot hold: not "NaN/inf"

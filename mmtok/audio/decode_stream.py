@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from mmtok.audio.codes import check_codes
@@ -82,7 +83,13 @@ def stream_waveform(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder, *,
                     chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
     """Waveform pieces from chunks of codes ``[k]`` (see the module docstring): one piece per chunk
     (empty while the samples it adds are not final yet), and the rest after the last chunk.
-    ``chunk_frames`` bounds the vocoder's memory on a long chunk in the windowed engine."""
+    ``chunk_frames`` bounds the vocoder's memory on a long chunk in the windowed engine. One array or
+    tensor given as ``chunks`` is a ``TypeError`` here, before any chunk is read (iterating it would
+    take its codes, or its rows, for chunks)."""
+    if isinstance(chunks, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"decode_stream takes an iterable of code chunks (a list or generator of [k] arrays), not "
+                        f"one {type(chunks).__name__} of shape {tuple(chunks.shape)}; split it into chunks "
+                        "(decode_stream(codes.split(k))) or decode it whole (decode(codes))")
     if streams_exactly(voc):
         return _exact(tok, chunks, voc)
     return _windows(tok, chunks, voc, chunk_frames)
@@ -130,9 +137,15 @@ def _windows(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder,
 
 
 def _chunk_codes(chunk: Any, codebook_size: int, index: int) -> torch.Tensor:
-    """One chunk as int64 codes ``[k]``; an empty chunk is allowed."""
-    if isinstance(chunk, torch.Tensor) and chunk.numel() == 0 and chunk.dim() == 1:
+    """One chunk as int64 codes ``[k]``; an empty chunk (``[]``, or any array or tensor of shape
+    ``(0,)``) gives none, and one code on its own is a ``TypeError``."""
+    if isinstance(chunk, (torch.Tensor, np.ndarray)) and tuple(chunk.shape) == (0,):
         return torch.zeros(0, dtype=torch.long)
+    if isinstance(chunk, (list, tuple)) and len(chunk) == 0:
+        return torch.zeros(0, dtype=torch.long)
+    if isinstance(chunk, (int, np.integer)) or (isinstance(chunk, (torch.Tensor, np.ndarray)) and chunk.ndim == 0):
+        raise TypeError(f"decode_stream chunk {index} is one code ({chunk!r}), not a chunk [k]; pass chunks of "
+                        "codes (decode_stream(codes.split(k))), not the codes one by one")
     try:
         codes = check_codes(chunk, codebook_size)
     except (AudioError, TypeError) as e:

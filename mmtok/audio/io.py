@@ -1,5 +1,6 @@
-"""Reading audio: files through libsndfile (wav, flac, ogg/vorbis, mp3) or arrays,
-to mono float32 samples at one rate, with clear errors for unusable input.
+"""Reading audio: files through libsndfile (wav, flac, ogg/vorbis, ogg/opus, aiff, au, mp3) or
+arrays, to mono float32 samples at one rate, with clear errors for unusable input; a file cut
+short is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`).
 
 Files are decoded and resampled in blocks, so memory follows the *output*
 (``max_seconds`` at the target rate), never the input rate or the file's size:
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, Union
@@ -28,6 +28,7 @@ import soxr
 import torch
 import torch.nn.functional as F
 
+from mmtok.audio.file_checks import data_chunk, ogg_ends_cleanly
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
@@ -43,6 +44,7 @@ SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's l
 SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
 MP3_SLACK = 2 * 1152  # frames: libsndfile's MP3 frame counts are approximate (two MPEG frames)
 
+Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [S]
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
 
 
@@ -131,31 +133,6 @@ def _resampler(rate: int, target_rate: int) -> _Stream:
 # --------------------------------------------------------------------------- files
 
 
-def _wav_frames(path: Path) -> tuple[int, int] | None:
-    """(frames the RIFF/WAVE header promises, frames the file holds), or None for other files."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        size = os.fstat(f.fileno()).st_size
-        align = 0
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None  # no data chunk: libsndfile decides
-            cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if cid == b"fmt ":
-                fmt = f.read(min(length, 16))
-                align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
-                f.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
-            elif cid == b"data":
-                if not align or length == 0xFFFFFFFF:  # no usable fmt, or a streamed file
-                    return None
-                return length // align, max(0, size - f.tell()) // align
-            else:
-                f.seek(length + (length & 1), os.SEEK_CUR)
-
-
 def _open_sound(path: Path, max_seconds: float | None) -> sf.SoundFile:
     try:
         snd = sf.SoundFile(str(path))
@@ -201,28 +178,6 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
             return out, read, bad
 
 
-def _ogg_ends_cleanly(path: Path) -> bool:
-    """Whether ``path`` is a sequence of whole Ogg pages whose last one marks the end of the stream.
-
-    libsndfile reports zero frames both for an Ogg file that holds no samples and for one cut off
-    in its first audio page; only the first ends this way.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        pos, last_flags = 0, None
-        while pos < size:
-            f.seek(pos)
-            head = f.read(27)  # capture pattern, version, flags, granule, serial, sequence, CRC, segments
-            if len(head) < 27 or head[:4] != b"OggS":
-                return False
-            table = f.read(head[26])
-            if len(table) < head[26]:
-                return False
-            pos += 27 + len(table) + sum(table)
-            last_flags = head[5]
-    return pos == size and last_flags is not None and bool(last_flags & 0x04)  # 0x04: end of stream
-
-
 def is_truncated(fmt: str, read: int, promised: int) -> bool:
     """Whether ``read`` decoded frames fall short of the ``promised`` ones of a file whose libsndfile
     format is ``fmt``. MP3 headers (libsndfile says "MP3", older versions "MPEG") count the encoder's
@@ -234,6 +189,31 @@ def is_truncated(fmt: str, read: int, promised: int) -> bool:
     return read + (MP3_SLACK if fmt in ("MP3", "MPEG") else 0) < promised
 
 
+def _check_length(path: Path, fmt: str, read: int, promised: int) -> None:
+    """An :class:`AudioError` if the ``read`` frames decoded from ``path`` are fewer than it holds
+    (libsndfile's count, ``promised``, is itself shortened for a file cut off part-way: the
+    container's own bytes say more, :mod:`mmtok.audio.file_checks`), or if there are none."""
+    data = data_chunk(path)
+    if data is not None and data.present < data.declared:
+        promised = max(promised, data.frames)
+    if is_truncated(fmt, read, promised):
+        raise AudioError(
+            f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
+        )
+    if fmt == "OGG" and not ogg_ends_cleanly(path):
+        if read == 0:
+            raise AudioError(f"audio file {path} could not be decoded: no samples came out of it "
+                             "(truncated or corrupt)")
+        raise AudioError(f"audio file {path} is truncated: its Ogg pages stop before the end-of-stream page, "
+                         f"{read} frames could be read")
+    if read == 0 and data is not None and data.declared == 0 and data.present > 0:
+        raise AudioError(f"audio file {path}: its header declares 0 data bytes but {data.present} follow: the "
+                         "header was never finished (a recording cut off before it was closed); repair it "
+                         "(e.g. sox --ignore-length in.wav out.wav)")
+    if read == 0:
+        raise AudioError(f"audio file {path} is empty (zero samples)")
+
+
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
     """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate."""
     check_media_file(what="audio file", error=AudioError, path=path)
@@ -241,18 +221,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     with snd:
         rate, promised, fmt = snd.samplerate, snd.frames, snd.format
         out, read, bad = _decode(path, snd, _resampler(rate, target_rate), max_seconds)
-    wav = _wav_frames(path) if fmt == "WAV" else None
-    if wav is not None and wav[0] > wav[1]:
-        promised = wav[0]
-    # libsndfile quietly shortens truncated files: compare with what the header promised
-    if is_truncated(fmt, read, promised):
-        raise AudioError(
-            f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
-        )
-    if read == 0 and fmt == "OGG" and not _ogg_ends_cleanly(path):
-        raise AudioError(f"audio file {path} could not be decoded: no samples came out of it (truncated or corrupt)")
-    if read == 0:
-        raise AudioError(f"audio file {path} is empty (zero samples)")
+    _check_length(path, fmt, read, promised)
     if bad:
         raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
     return torch.cat(out) if out else torch.zeros(0), rate
@@ -295,20 +264,49 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
     return t.contiguous()
 
 
-def _settled_layout(shape: tuple[int, ...], what: str) -> tuple[int, int] | None:
-    """``(channel axis, channels)`` that a chunk of this shape fixes for its whole stream (axis -1: mono
-    ``[S]``), or None while it cannot tell: ``[a, b]`` with both sides short enough to be channels."""
+def _settled_layout(shape: tuple[int, ...], what: str, channels_first: bool | None) -> Layout | None:
+    """The layout a chunk of this shape fixes for its whole stream (axis -1: mono ``[S]``), or None while
+    it cannot tell: ``[a, b]`` with both sides short enough to be channels, and no ``channels_first``."""
     if len(shape) == 1:
         return -1, 1
     if len(shape) != 2:
         raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {shape}")
+    if channels_first is not None:
+        axis = 0 if channels_first else 1
+        if shape[axis] > MAX_CHANNELS:
+            raise AudioError(f"{what} has shape {shape}: with channels_first={channels_first} that is "
+                             f"{shape[axis]} channels, over {MAX_CHANNELS}; check which axis the chunks put channels on")
+        return axis, shape[axis]
     if max(shape) > MAX_CHANNELS:
         axis = _channel_axis(shape, what)
         return axis, shape[axis]
     return None
 
 
-def _in_layout(chunk: np.ndarray | torch.Tensor, layout: tuple[int, int], what: str) -> torch.Tensor:
+def _narrow(fits: set[Layout] | None, shape: tuple[int, ...], what: str) -> set[Layout]:
+    """The layouts that the chunks before (``fits``; None: there were none) and one more short chunk
+    ``[a, b]`` all fit: ``[C, S]`` with ``a`` channels, or ``[S, C]`` with ``b``."""
+    both = {(0, shape[0]), (1, shape[1])}
+    fits = both if fits is None else fits & both
+    if not fits:
+        raise AudioError(f"{what} has shape {shape}, which fits no layout the chunks before it fit; "
+                         "give every chunk the same channels on the same axis")
+    return fits
+
+
+def _one_layout(fits: set[Layout]) -> Layout | None:
+    """The layout to read chunks that fit every layout in ``fits`` with; None while two of them read
+    the chunks differently (``[1, 1]`` chunks fit ``[C, S]`` and ``[S, C]`` alike: one sample either way)."""
+    return min(fits) if len(fits) == 1 or all(channels == 1 for _, channels in fits) else None
+
+
+def _layout_unknown(caller: str, shape: tuple[int, ...]) -> AudioError:
+    return AudioError(f"{caller}: its chunks, such as {shape}, are too short to tell channels from samples (both "
+                      f"sides ≤{MAX_CHANNELS}: [C, S] or [S, C]); pass channels_first=True for chunks [C, S] or "
+                      "channels_first=False for chunks [S, C]")
+
+
+def _in_layout(chunk: np.ndarray | torch.Tensor, layout: Layout, what: str) -> torch.Tensor:
     """Mono samples of one chunk read with its stream's ``layout``; a chunk of another layout is an error."""
     axis, channels = layout
     shape = tuple(chunk.shape)
@@ -324,52 +322,73 @@ def _in_layout(chunk: np.ndarray | torch.Tensor, layout: tuple[int, int], what: 
     return _to_mono_float(chunk, what, axis if len(shape) == 2 else None)
 
 
-def mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], *,
-                caller: str = "encode_stream") -> Iterator[torch.Tensor]:
+def mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], *, caller: str = "encode_stream",
+                channels_first: bool | None = None) -> Iterator[torch.Tensor]:
     """Mono float32 samples of consecutive chunks of one recording, all read with one channel layout.
 
-    The first chunk whose shape settles it (``[S]``, or ``[a, b]`` with one side over ``MAX_CHANNELS``)
-    fixes the layout for every chunk, those before it included, so a short tail such as ``[2, 1]`` of a
-    ``[2, S]`` recording is one stereo sample, not two mono ones; a stream of only short chunks takes
-    the layout its first chunk would have alone. Empty chunks are skipped; errors name ``caller`` and
-    the chunk. One array or tensor given as ``chunks`` is a ``TypeError`` here, before any chunk is read
-    (iterating it would take its rows, or its samples, for chunks).
+    ``channels_first`` (True: chunks ``[C, S]``, False: ``[S, C]``) gives the layout; None finds it
+    from the chunks: the first whose shape settles it (``[S]``, or ``[a, b]`` with one side over
+    ``MAX_CHANNELS``) fixes it for every chunk, those before it included, so a short tail such as
+    ``[2, 1]`` after ``[2, 4000]`` chunks is one stereo sample, not two mono ones. Short chunks
+    (``[a, b]``, both sides up to ``MAX_CHANNELS``) wait for one that settles it, or for shapes that
+    only one layout fits (``[2, 3]`` then ``[2, 5]``: two channels first); a stream whose short
+    chunks two layouts fit (every chunk ``[2, 2]``, or ``[2, 1]``) is an :class:`AudioError` that
+    asks for ``channels_first``, at its end or once the chunks held reach ``BLOCK_SAMPLES`` samples.
+    Empty chunks are skipped; errors name ``caller`` and the chunk. One array or tensor given as
+    ``chunks`` is a ``TypeError`` here, before any chunk is read (iterating it would take its rows,
+    or its samples, for chunks).
 
     >>> [c.numel() for c in mono_chunks([np.zeros((2, 777)), np.zeros((2, 1))])]
     [777, 1]
+    >>> [c.numel() for c in mono_chunks([np.zeros((2, 2)), np.zeros((2, 1))], channels_first=True)]
+    [2, 1]
     """
     if isinstance(chunks, (np.ndarray, torch.Tensor)):
         raise TypeError(f"{caller} takes an iterable of chunks (a list or generator of arrays), not one "
                         f"{type(chunks).__name__} of shape {tuple(chunks.shape)}; for one array use "
                         "encode(x, sample_rate, chunk_seconds=...)")
-    return _mono_chunks(chunks, caller)
+    if channels_first is not None and not isinstance(channels_first, (bool, np.bool_)):
+        raise TypeError(f"{caller}: channels_first must be True ([C, S] chunks), False ([S, C]) or None "
+                        f"(found from the chunks), got {channels_first!r}")
+    return _mono_chunks(chunks, caller, None if channels_first is None else bool(channels_first))
 
 
-def _mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], caller: str) -> Iterator[torch.Tensor]:
-    """:func:`mono_chunks` once its argument is checked."""
-    layout: tuple[int, int] | None = None
-    held: list[tuple[str, np.ndarray | torch.Tensor]] = []  # chunks that came before the layout was known
+def _mono_chunks(chunks: Iterable[np.ndarray | torch.Tensor], caller: str,
+                 channels_first: bool | None) -> Iterator[torch.Tensor]:
+    """:func:`mono_chunks` once its arguments are checked."""
+    layout: Layout | None = None
+    fits: set[Layout] | None = None  # while no chunk settles the layout: those every chunk so far fits
+    held: list[tuple[str, np.ndarray | torch.Tensor]] = []  # chunks not read yet, for want of a layout
+    waiting = 0  # samples in held
     for i, chunk in enumerate(chunks):
         what = f"{caller} chunk {i}"
-        if not isinstance(chunk, (np.ndarray, torch.Tensor)):
-            kind = f"a path ({chunk})" if isinstance(chunk, (str, os.PathLike)) else type(chunk).__name__
-            raise TypeError(f"{what} is {kind}; chunks are numpy arrays or tensors of samples")
-        if chunk.size == 0 if isinstance(chunk, np.ndarray) else chunk.numel() == 0:
+        if not _has_samples(chunk, what):
             continue
+        held.append((what, chunk))
+        shape = tuple(chunk.shape)
         if layout is None:
-            layout = _settled_layout(tuple(chunk.shape), what)
+            layout = _settled_layout(shape, what, channels_first)
+        if layout is None:
+            fits = _narrow(fits, shape, what)
+            layout = _one_layout(fits)
+            waiting += math.prod(shape)
             if layout is None:
-                held.append((what, chunk))
+                if waiting > BLOCK_SAMPLES:
+                    raise _layout_unknown(caller, shape)
                 continue
         for w, c in held:
             yield _finite(_in_layout(c, layout, w), w)
         held = []
-        yield _finite(_in_layout(chunk, layout, what), what)
     if held:
-        first = tuple(held[0][1].shape)
-        axis = _channel_axis(first, held[0][0])
-        for w, c in held:
-            yield _finite(_in_layout(c, (axis, first[axis]), w), w)
+        raise _layout_unknown(caller, tuple(held[0][1].shape))
+
+
+def _has_samples(chunk: object, what: str) -> bool:
+    """Whether ``chunk`` (a numpy array or tensor, else a ``TypeError`` naming ``what``) is not empty."""
+    if not isinstance(chunk, (np.ndarray, torch.Tensor)):
+        kind = f"a path ({chunk})" if isinstance(chunk, (str, os.PathLike)) else type(chunk).__name__
+        raise TypeError(f"{what} is {kind}; chunks are numpy arrays or tensors of samples")
+    return math.prod(chunk.shape) > 0
 
 
 def _finite(audio: torch.Tensor, what: str) -> torch.Tensor:
@@ -420,8 +439,9 @@ def load_audio(
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before
-    it fills memory. A path that does not exist raises :class:`MissingFileError`
-    (a ``FileNotFoundError``).
+    it fills memory. A file cut short, or whose header was never finished, is an
+    :class:`AudioError` that says so; a path that does not exist raises
+    :class:`MissingFileError` (a ``FileNotFoundError``).
 
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])

@@ -238,14 +238,17 @@ class AudioTokenizer(nn.Module):
             yield self._block_codes(buf[:need], keep)
             buf, emitted = buf[step:], emitted + c.block_tokens
 
-    def encode_iter(self, chunks: Iterable[AudioInput], sample_rate: int | None = None) -> Iterator[torch.Tensor]:
+    def encode_iter(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
+                    channels_first: bool | None = None) -> Iterator[torch.Tensor]:
         """:meth:`encode_stream` handing out codes as they are final: one block of ``block_tokens``
         codes (5 s for the shipped model) as soon as its samples and the encoder's context have
-        arrived, and the rest after the last chunk. Joined, they equal ``encode_stream``'s codes."""
+        arrived, and the rest after the last chunk. Joined, they equal ``encode_stream``'s codes.
+        ``channels_first`` is as there."""
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(f"encode_iter needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                              "resample the recording first (load_audio)")
-        return self._blocks(self._stream(mono_chunks(chunks, caller="encode_iter"), "encode_iter"))
+        mono = mono_chunks(chunks, caller="encode_iter", channels_first=channels_first)
+        return self._blocks(self._stream(mono, "encode_iter"))
 
     @staticmethod
     def _blocks(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -257,21 +260,25 @@ class AudioTokenizer(nn.Module):
             yield block.clone()  # an ordinary tensor, made outside inference mode
 
     @ordinary_outputs
-    def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None) -> torch.Tensor:
+    def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
+                      channels_first: bool | None = None) -> torch.Tensor:
         """Codes ``[n]`` of a recording given as consecutive chunks of samples.
 
         Chunks must already be at ``tok.sample_rate`` (resampling chunk by chunk would
         change the signal); the codes equal ``encode`` of the whole recording exactly.
-        Multi-channel chunks share one layout, fixed by the first chunk whose shape settles
-        it (``[C, S]`` or ``[S, C]``, see :func:`~mmtok.audio.io.mono_chunks`): a short
-        tail such as ``[2, 1]`` is one stereo sample.
+        Multi-channel chunks share one layout: ``channels_first=True`` for chunks ``[C, S]``,
+        ``False`` for ``[S, C]``; None (the default) takes it from the first chunk whose shape
+        settles it (see :func:`~mmtok.audio.io.mono_chunks`), so a short tail such as ``[2, 1]``
+        after ``[2, 4000]`` chunks is one stereo sample. Chunks all too short to tell (both sides
+        at most 16, e.g. every chunk ``[2, 2]``) are refused with an error that asks for
+        ``channels_first``; mono chunks ``[S]`` never need it.
         """
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(
                 f"encode_stream needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                 "resample the recording first (load_audio) or use encode(x, chunk_seconds=...)"
             )
-        return torch.cat(list(self._stream(mono_chunks(chunks))))
+        return torch.cat(list(self._stream(mono_chunks(chunks, channels_first=channels_first))))
 
     @ordinary_outputs
     def encode(

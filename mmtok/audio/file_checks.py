@@ -1,0 +1,144 @@
+"""What an audio file's container says about its length, read from the bytes themselves: libsndfile
+quietly shortens a file cut off part-way, so :func:`mmtok.audio.io.load_audio` compares what it
+decoded with what these parsers find.
+
+- WAV (RIFF/WAVE), AIFF/AIFC and AU headers declare how many bytes of samples follow:
+  :func:`data_chunk` gives that, the bytes actually present, and the frames the header promises;
+- an Ogg file (Vorbis, Opus) declares nothing up front, but every logical stream ends with a page
+  marked end-of-stream: :func:`ogg_ends_cleanly` walks the page headers (cheap: 27 bytes and a
+  segment table a page) and says whether every stream that began also ended.
+
+Only headers are read, never the samples.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+__all__ = ["DataChunk", "data_chunk", "ogg_ends_cleanly"]
+
+UNKNOWN_SIZE = 0xFFFFFFFF  # the data size a streamed WAV or AU file declares ("not known yet")
+AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes a sample (u-law,
+# 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
+OGG_END_OF_STREAM = 0x04  # the flag an Ogg page header sets on the last page of a logical stream
+
+
+class DataChunk(NamedTuple):
+    """The sample data a header declares against what the file holds."""
+
+    declared: int  # bytes of samples the header declares
+    present: int  # bytes from the start of the samples to the end of the file
+    frames: int  # frames the header promises
+
+
+def data_chunk(path: Path) -> DataChunk | None:
+    """The sample data of a WAV, AIFF/AIFC or AU file (told apart by their magic bytes); None for
+    other files and for headers that cannot say (a streamed file's "unknown" size, no format chunk).
+
+    >>> import numpy as np, soundfile as sf, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.aiff"
+    >>> sf.write(path, np.zeros((100, 2), np.float32), 8000, subtype="PCM_16")
+    >>> data_chunk(path)
+    DataChunk(declared=400, present=400, frames=100)
+    """
+    with open(path, "rb") as f:
+        head = f.read(24)
+        size = os.fstat(f.fileno()).st_size
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            return _wav(f, size)
+        if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return _aiff(f, size)
+        if head[:4] in (b".snd", b"dns."):  # big-endian AU, or its little-endian variant
+            return _au(head, size)
+    return None
+
+
+def _wav(f: BinaryIO, size: int) -> DataChunk | None:
+    """RIFF chunks from byte 12: the ``fmt `` chunk's block align, then the ``data`` chunk."""
+    f.seek(12)
+    align = 0
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None  # no data chunk: libsndfile decides
+        cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"fmt ":
+            fmt = f.read(min(length, 16))
+            align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+            f.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
+        elif cid == b"data":
+            if not align or length == UNKNOWN_SIZE:  # no usable fmt, or a streamed file
+                return None
+            present = max(0, size - f.tell())
+            if length == 0 and _is_chunk(f.read(8), present):
+                present = 0  # an empty data chunk, then other chunks: no samples follow
+            return DataChunk(length, present, length // align)
+        else:
+            f.seek(length + (length & 1), os.SEEK_CUR)
+
+
+def _is_chunk(head: bytes, left: int) -> bool:
+    """Whether ``head`` (8 bytes with ``left`` bytes from its start to the end of the file) opens a
+    RIFF chunk: a printable four-letter id and a size that fits."""
+    return (len(head) == 8 and all(32 <= c < 127 for c in head[:4])
+            and 8 + struct.unpack("<I", head[4:])[0] <= left)
+
+
+def _aiff(f: BinaryIO, size: int) -> DataChunk | None:
+    """IFF chunks (big-endian, padded to even sizes) from byte 12: ``COMM`` holds the frame count,
+    ``SSND`` the samples after its own 8 bytes (offset and block size)."""
+    frames = ssnd = None
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        cid, length = struct.unpack(">4sI", f.read(8))
+        if cid == b"COMM":
+            comm = f.read(6)  # channels (u16), frames (u32)
+            frames = struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
+        elif cid == b"SSND":
+            ssnd = (max(0, length - 8), max(0, size - pos - 16))
+        pos += 8 + length + (length & 1)
+    if frames is None or ssnd is None:
+        return None
+    return DataChunk(ssnd[0], ssnd[1], frames)
+
+
+def _au(head: bytes, size: int) -> DataChunk | None:
+    """The 24-byte AU header: magic, data offset, data size, encoding, rate, channels."""
+    if len(head) < 24:
+        return None
+    offset, length, encoding, _, channels = struct.unpack(">5I" if head[:4] == b".snd" else "<5I", head[4:24])
+    width = AU_SAMPLE_BYTES.get(encoding, 0) * channels
+    if length == UNKNOWN_SIZE or not width:
+        return None
+    return DataChunk(length, max(0, size - offset), length // width)
+
+
+def ogg_ends_cleanly(path: Path) -> bool:
+    """Whether ``path`` is whole Ogg pages in which every logical stream that began also ended (its
+    last page carries the end-of-stream flag); bytes that are not a page, after every stream ended,
+    are ignored. A file cut off part-way fails: in a page, or on a page boundary (no end mark).
+    Several streams, at once or one after another (chained), are fine.
+    """
+    size = path.stat().st_size
+    open_streams: set[int] = set()  # serial numbers of streams that began and have not ended
+    pos, pages = 0, 0
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(27)  # capture pattern, version, flags, granule, serial, sequence, CRC, segments
+            if head[:4] != b"OggS":
+                return pages > 0 and not open_streams
+            table = f.read(head[26]) if len(head) == 27 else b""
+            if len(head) < 27 or len(table) < head[26]:
+                return False
+            serial = struct.unpack("<I", head[14:18])[0]
+            if head[5] & OGG_END_OF_STREAM:
+                open_streams.discard(serial)
+            else:
+                open_streams.add(serial)
+            pos, pages = pos + 27 + len(table) + sum(table), pages + 1
+    return pos == size and pages > 0 and not open_streams
