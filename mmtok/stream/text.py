@@ -22,7 +22,9 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.core.checkpoint import read_config, save_checkpoint
+from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
+from mmtok.stream.vocab import MEDIA, RESERVED_SPECIAL
 
 __all__ = ["BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "main", "train_bpe"]
 
 KIND = "text"  # checkpoint kind of a BPE folder
 TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization inside it
+# the most text ids: with the special block they fill the largest vocabulary a checkpoint config holds (2**24)
+MAX_VOCAB_SIZE = MAX_CONFIG_INT - RESERVED_SPECIAL
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -242,7 +247,8 @@ class BPETokenizer(TextTokenizer):
 def train_bpe(
     texts: Iterable[str], *, vocab_size: int, min_frequency: int = 2, provenance: dict[str, Any] | None = None
 ) -> BPETokenizer:
-    """Train a byte-level BPE with ``vocab_size`` ids (at least 256: every byte has one).
+    """Train a byte-level BPE with up to ``vocab_size`` ids (256 to :data:`MAX_VOCAB_SIZE`: every byte has one;
+    a corpus with fewer pairs to merge gives fewer).
 
     >>> tok = train_bpe(["low lower lowest"] * 50, vocab_size=260)
     >>> tok.vocab_size, tok.decode(tok.encode("lowest"))
@@ -250,8 +256,9 @@ def train_bpe(
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 256:
-        raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
+    if not 256 <= vocab_size <= MAX_VOCAB_SIZE:
+        raise ValueError(f"vocab_size must be at least 256 (one id per byte) and at most {MAX_VOCAB_SIZE:,}, "
+                         f"got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
@@ -296,60 +303,175 @@ def _not_utf8(name: str) -> str | None:
     return None
 
 
-def _read_lines(files: Sequence[str]) -> Iterator[str]:
+@dataclass
+class _Skips:
+    """The documents of one JSONL file and those left out, as ``mmtok tokenize`` skips them."""
+
+    docs: int = 0
+    skipped: int = 0
+    first: str = ""  # "LINE: reason" of the first one left out
+
+    def said(self, name: str) -> str:
+        return (f"skipped {self.skipped} of {self.docs} documents of {name}, as mmtok tokenize skips them "
+                f"(first: {name}:{self.first})")
+
+
+def _numbered_lines(name: str) -> Iterator[tuple[int, str]]:
+    """A file's lines as written, numbered from 1: split on ``\\n`` only, as tokenize splits a corpus, so a
+    ``\\r\\n`` stays in the text tokenize will see; line 1 without a UTF-8 byte order mark, as tokenize reads it."""
+    with open(name, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8", "surrogateescape")
+
+
+def _doc_texts(line: str) -> list[str] | str:
+    """The text segments of one JSONL document, or why ``mmtok tokenize`` skips it for its shape.
+
+    A media segment (one of the keys image, audio, video naming a path) adds no text; its file and options
+    are not looked at.
+
+    >>> _doc_texts('{"segments": ["a", {"image": "x.png"}, {"text": "b"}]}'), _doc_texts('{"segments": "ab"}')
+    (['a', 'b'], 'expected an object with a "segments" list')
+    """
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
+        return "invalid JSON"
+    segs = doc.get("segments") if isinstance(doc, dict) else None
+    if not isinstance(segs, list):
+        return 'expected an object with a "segments" list'
+    texts = []
+    for k, seg in enumerate(segs):
+        if isinstance(seg, dict) and "text" in seg:
+            seg = seg["text"] if len(seg) == 1 else None  # {"text": str} and nothing else
+        if isinstance(seg, str):
+            texts.append(seg)
+            continue
+        media = [key for key in MEDIA if isinstance(seg, dict) and key in seg]
+        if len(media) != 1 or not isinstance(seg[media[0]], str):
+            return f'segment {k} is neither a string, {{"text": string}} nor {{"image"|"audio"|"video": path}}'
+    return texts
+
+
+def _read_texts(files: Sequence[str], skips: dict[str, _Skips]) -> Iterator[str]:
+    """The texts to train on: a ``.jsonl`` file's text segments (documents tokenize skips are counted in
+    ``skips``), any other file's lines."""
     for name in files:
-        with open(name, encoding="utf-8", errors="surrogateescape") as f:
-            for line in f:
-                # JSONL corpora: train on their text segments, not on the JSON syntax
-                if name.endswith(".jsonl"):
-                    try:
-                        doc = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    for seg in doc.get("segments", []) if isinstance(doc, dict) else []:
-                        if isinstance(seg, dict) and isinstance(seg.get("text"), str):
-                            yield seg["text"]
-                        elif isinstance(seg, str):
-                            yield seg
-                else:
-                    yield line
+        jsonl = skips.setdefault(name, _Skips()) if name.endswith(".jsonl") else None
+        for number, line in _numbered_lines(name):
+            if jsonl is None:
+                yield line
+                continue
+            if not line.strip():  # not a document
+                continue
+            jsonl.docs += 1
+            texts = _doc_texts(line)
+            if isinstance(texts, str):
+                jsonl.skipped += 1
+                jsonl.first = jsonl.first or f"{number}: {texts}"
+                continue
+            yield from texts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
+def _out_refusal(out: str) -> str | None:
+    """Why ``--out`` cannot take the trained tokenizer (None when it is new or empty, or holds an earlier text
+    tokenizer checkpoint, which is replaced): nothing else there may be lost."""
+    from mmtok.core.checkpoint import CONFIG_NAME
+    from mmtok.core.paths import holds_cwd
+
+    folder, fix = Path(out), "give a new or empty folder (nothing was written)"
+    try:
+        if not folder.exists():
+            return None
+        if not folder.is_dir():
+            return f"--out {out} is a file, not a folder; {fix}"
+        if holds_cwd(folder):
+            return f"--out {out} is the current folder or holds it; {fix}"
+        if not any(folder.iterdir()):
+            return None
+        if not (folder / CONFIG_NAME).is_file():
+            return f"--out {out} holds files and no checkpoint ({CONFIG_NAME}), which training would replace; {fix}"
+        meta = read_config(folder)
+    except (CheckpointError, OSError) as e:
+        return f"--out {out} holds files that are not a text tokenizer checkpoint ({e}); {fix}"
+    if meta.get("kind") == KIND:
+        return None
+    made = (meta.get("provenance") or {}).get("model_version")
+    which = f"model version {made!r}, " if made else ""
+    return (f"--out {out} holds a checkpoint of kind {meta.get('kind')!r} ({which}checkpoint format version "
+            f"{meta['format_version']}, written by mmtok {meta.get('mmtok_version', '?')}), not a text tokenizer, "
+            f"which training would replace; {fix}")
+
+
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why the command line cannot work, checked before any pass over the corpus (None when it can)."""
+    missing = [name for name in args.files if not os.path.isfile(name)]
+    if missing:
+        return f"no such file: {missing[0]}"
+    if not 256 <= args.vocab_size <= MAX_VOCAB_SIZE:
+        return (f"--vocab-size must be at least 256 (one id per byte) and at most {MAX_VOCAB_SIZE:,} (with the "
+                f"{RESERVED_SPECIAL} special ids, 2**24: the largest vocabulary a checkpoint holds), "
+                f"got {args.vocab_size}")
+    if args.min_frequency < 1:
+        return f"--min-frequency must be at least 1 (got {args.min_frequency})"
+    refused = _out_refusal(args.out)
+    if refused:
+        return refused
+    for name in args.files:
+        where = _not_utf8(name)
+        if where is not None:
+            return f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8"
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
     from mmtok.core.trainstate import HelpFormatter
 
     p = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok train-tokenizer text", formatter_class=HelpFormatter,
-        description="Train a byte-level BPE on text files (.jsonl: the text segments of each document).",
+        description="Train a byte-level BPE on text files (.jsonl: the text segments of each document; a "
+                    "document mmtok tokenize skips for its shape is left out, with a count on stderr).",
     )
     p.add_argument("files", nargs="+", help="text or JSONL files")
-    p.add_argument("--vocab-size", type=int, required=True, help="ids in the trained vocabulary (>= 256)")
+    p.add_argument("--vocab-size", type=int, required=True,
+                   help=f"ids in the trained vocabulary (256 to {MAX_VOCAB_SIZE:,}); a small corpus may give fewer")
     p.add_argument("--min-frequency", type=int, default=2, help="a pair merges only if seen this often")
-    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--out", required=True,
+                   help="checkpoint folder to write: a new or empty folder, or an earlier text tokenizer checkpoint, "
+                        "which is replaced (other files beside it are kept); a folder holding anything else is refused")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
+    p = _parser()
     args = p.parse_args(list(argv) if argv is not None else None)
-    for name in args.files:
-        if not os.path.isfile(name):
-            p.error(f"no such file: {name}")
-    for name in args.files:
-        where = _not_utf8(name)
-        if where is not None:
-            p.error(f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8")
-    if not any(line.strip() for line in _read_lines(args.files)):
-        p.error(f"no text to learn from in {', '.join(args.files)}")
-    if args.vocab_size < 256 or args.min_frequency < 1:
-        p.error(f"--vocab-size must be at least 256 (the byte ids) and --min-frequency at least 1 "
-                f"(got {args.vocab_size}, {args.min_frequency})")
+    refused = _refusal(args)
+    if refused:
+        p.error(refused)
+    skips: dict[str, _Skips] = {}
+    if not any(line.strip() for line in _read_texts(args.files, skips)):  # stops at the first text
+        why = "; ".join(seen.said(name) for name, seen in skips.items() if seen.skipped)
+        p.error(f"no text to learn from in {', '.join(args.files)}{f': {why}' if why else ''}")
     command = "mmtok train-tokenizer text " + " ".join(
         [*args.files, "--vocab-size", str(args.vocab_size), "--min-frequency", str(args.min_frequency)]
     )
+    skips = {}
     tok = train_bpe(
-        _read_lines(args.files),
+        _read_texts(args.files, skips),
         vocab_size=args.vocab_size,
         min_frequency=args.min_frequency,
         provenance={"files": [os.path.basename(f) for f in args.files], "command": command},
     )
+    for name, seen in skips.items():
+        if seen.skipped:
+            print(f"mmtok train-tokenizer text: note: {seen.said(name)}", file=sys.stderr)
+    if tok.vocab_size < args.vocab_size:
+        print(f"mmtok train-tokenizer text: note: the corpus gave {tok.vocab_size:,} ids, not the "
+              f"{args.vocab_size:,} asked for: past the 256 byte ids, no pair of tokens within a word occurs "
+              f"--min-frequency ({args.min_frequency}) times or more; more text or a lower --min-frequency gives "
+              "more", file=sys.stderr)
     out = tok.save(args.out)
-    print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint}))
+    print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint,
+                      "skipped": sum(seen.skipped for seen in skips.values())}))
     return 0
-
