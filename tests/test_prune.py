@@ -171,9 +171,9 @@ def test_prune_codebook_audio_refuses_bad_arguments(tmp_path: Path, capsys: pyte
     assert not (tmp_path / "o").exists()
 
 
-def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image.prune import main
-
+def _tiny_image_corpus(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny image tokenizer and a folder of 3 photos listed in ``manifest.jsonl`` beside it (2 train, 1
+    validation): (the tokenizer's folder, the photos' folder)."""
     data = tmp_path / "photos"
     data.mkdir()
     rows = []
@@ -185,7 +185,13 @@ def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pyte
     tok = ImageTokenizer(tiny_config())
     tok.train()
     tok(torch.stack([smooth_picture(64, seed=s) for s in range(4)]))  # k-means init
-    model = save_module(tok.eval(), tmp_path / "tok", provenance={"steps": 3})
+    return save_module(tok.eval(), tmp_path / "tok", provenance={"steps": 3}), data
+
+
+def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image.prune import main
+
+    model, data = _tiny_image_corpus(tmp_path)
     out = tmp_path / "small"
     assert main(["--model", str(model), "--data", str(tmp_path / "manifest.jsonl"), "--keep", "20", "--out", str(out),
                  "--crops", "40", "--no-progress"]) == 0
@@ -205,3 +211,40 @@ def test_prune_codebook_image_counts_training_crops(tmp_path: Path, capsys: pyte
     with pytest.raises(SystemExit):
         main(["--model", str(model), "--data", str(data), "--keep", "20", "--out", str(tmp_path / "x"),
               "--scale-min", "0"])
+
+
+def test_prune_codebook_image_records_a_split_only_where_one_was_applied(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.image.prune import main
+
+    model, data = _tiny_image_corpus(tmp_path)
+    for split in ("validation", "train"):  # a folder has no splits: every --split is refused, before any work
+        with pytest.raises(SystemExit) as e:
+            main(["--model", str(model), "--data", str(data), "--split", split, "--keep", "20",
+                  "--out", str(tmp_path / "x"), "--crops", "8", "--no-progress"])
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # the error, after argparse's usage
+        assert e.value.code == 2 and f"error: --split {split} chooses photos from a manifest.jsonl" in last
+        assert not (tmp_path / "x").exists()
+    assert main(["--model", str(model), "--data", str(data), "--keep", "20", "--out", str(tmp_path / "all"),
+                 "--crops", "8", "--no-progress"]) == 0
+    counted = mmtok.load(tmp_path / "all").provenance["pruned"]["counted_on"]
+    assert "split" not in counted and counted["photos"] == 3  # every image of the folder
+    assert main(["--model", str(model), "--data", str(tmp_path / "manifest.jsonl"), "--split", "validation",
+                 "--keep", "20", "--out", str(tmp_path / "val"), "--crops", "8", "--no-progress"]) == 0
+    counted = mmtok.load(tmp_path / "val").provenance["pruned"]["counted_on"]
+    assert counted["split"] == "validation" and counted["photos"] == 1
+
+
+@pytest.mark.parametrize("clips", ["0", "-1"])
+def test_prune_codebook_audio_refuses_max_clips_below_one(clips: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.prune import code_shares, main
+
+    model = _tiny_audio_tokenizer(tmp_path / "tok")
+    with pytest.raises(SystemExit) as e:
+        main(["--model", str(model), "--cache", str(tmp_path), "--keep", "3", "--out", str(tmp_path / "o"),
+              "--max-clips", clips])
+    assert e.value.code == 2 and f"--max-clips must be at least 1 (got {clips})" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="max_clips must be at least 1"):
+        code_shares(mmtok.load(model), None, max_clips=int(clips))  # type: ignore[arg-type]

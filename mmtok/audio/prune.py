@@ -30,9 +30,17 @@ from mmtok.audio.corpus import synthetic_clips as synthetic_arrays
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import AudioCache, sampling_weights
 from mmtok.core.errors import MmtokError
+from mmtok.core.ranges import Range, out_of_range
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
 __all__ = ["code_shares", "main"]
+
+NUMBER_RULES = {  # what each numeric flag takes (mmtok.core.ranges)
+    "max_clips": Range(1),
+    "synthetic": Range(0),
+    "synthetic_share": Range(0, 1, high_open=True),
+    "synthetic_tones": Range(0, 1),
+}
 
 
 def _clip_counts(tok: AudioTokenizer, audio: np.ndarray) -> torch.Tensor | None:
@@ -50,10 +58,12 @@ def code_shares(tok: AudioTokenizer, cache: AudioCache, *, synthetic: Sequence[n
 
     Real clips weigh as :func:`~mmtok.audio.vocoder_data.sampling_weights` says
     (within a clip, every token the same); the ``synthetic`` clips share
-    ``synthetic_share`` of the total equally. ``max_clips`` counts only the
-    first clips of the cache (for quick checks).
+    ``synthetic_share`` of the total equally. ``max_clips`` (at least 1) counts
+    only the first clips of the cache (for quick checks).
     """
-    clips = cache.clips[:max_clips] if max_clips else cache.clips
+    if max_clips is not None and max_clips < 1:
+        raise ValueError(f"max_clips must be at least 1 (or None: every clip), got {max_clips}")
+    clips = cache.clips[:max_clips] if max_clips is not None else cache.clips
     weights = sampling_weights(clips)
     share = torch.zeros(tok.codebook_size, dtype=torch.float64)
     tokens, used = 0, 0.0
@@ -89,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prune_arguments(p)
     p.add_argument("--cache", required=True, type=Path, help="audio cache folder (index.json, train.int16, ...)")
     p.add_argument("--split", default="train", help="the cache split to count codes on (default: train)")
-    p.add_argument("--max-clips", type=int, default=None, help="count only the first N clips (quick checks)")
+    p.add_argument("--max-clips", type=int, default=None, help="count only the first N >= 1 clips (quick checks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --synthetic clips (the trainer's --seed)")
     add_synthetic_arguments(p, unit="counted tokens")
     return p
@@ -98,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.synthetic < 0 or not 0 <= args.synthetic_share < 1 or not 0 <= args.synthetic_tones <= 1:
-        parser.error("--synthetic must be >= 0, --synthetic-share in [0, 1) and --synthetic-tones in [0, 1]")
+    refused = out_of_range(parser, args, NUMBER_RULES)
+    if refused:
+        parser.error(refused)
 
     def count(tok: AudioTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
         cache = AudioCache(args.cache, args.split)

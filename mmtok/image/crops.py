@@ -21,9 +21,14 @@ import torch.nn.functional as F
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.image.io import load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "load_corpus", "random_crops", "train_crops"]
+__all__ = ["IMAGE_EXTENSIONS", "find_images", "is_manifest", "load_corpus", "random_crops", "train_crops"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def is_manifest(data: str | os.PathLike[str]) -> bool:
+    """Whether ``data`` is a corpus manifest (a ``.jsonl`` file), whose ``split`` chooses the files, not a folder."""
+    return Path(data).is_file() and Path(data).suffix == ".jsonl"
 
 
 def find_images(folder: str | os.PathLike[str], *, split: str = "train") -> list[Path]:
@@ -34,7 +39,7 @@ def find_images(folder: str | os.PathLike[str], *, split: str = "train") -> list
     files of ``split`` are taken, as ``benchmarks/fetch_corpus.py`` writes them.
     """
     root = Path(folder)
-    if root.is_file() and root.suffix == ".jsonl":
+    if is_manifest(root):
         return _manifest_images(root, split)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")

@@ -4,8 +4,9 @@ Random square crops of the training photos (a side of ``--scale-min`` to
 ``--scale-max`` of the shorter side, a random position and flip, resized to the
 tokenizer's input size) are encoded; each code's share is its frequency over
 all their tokens. The ``--keep`` codes with the largest share are kept
-(:mod:`mmtok.vq.prune`) and the tokenizer is written to ``--out``. Only the
-``--split`` photos (train by default) are read.
+(:mod:`mmtok.vq.prune`) and the tokenizer is written to ``--out``. From a
+manifest only the ``--split`` photos (train by default) are read; from a folder,
+every image in it (``--split`` is refused there).
 
     mmtok prune-codebook image --model RUN/model --data corpus/image/manifest.jsonl --keep 1984 --out OUT
 """
@@ -21,13 +22,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmtok.image.crops import find_images, load_corpus, random_crops
+from mmtok.image.crops import find_images, is_manifest, load_corpus, random_crops
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
 __all__ = ["code_shares", "main"]
 
 BATCH = 32  # crops encoded at once
+DEFAULT_SPLIT = "train"  # the manifest split counted without --split
 
 
 def code_shares(tok: ImageTokenizer, photos: Sequence[torch.Tensor], crops: int, *, scale: tuple[float, float],
@@ -54,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_arguments(p)
     p.add_argument("--data", required=True, help="a folder of images or a corpus manifest.jsonl")
-    p.add_argument("--split", default="train", help="with a manifest: the split whose photos are counted")
+    p.add_argument("--split", default=None,
+                   help=f"with a manifest: the split whose photos are counted (default: {DEFAULT_SPLIT}); "
+                        "a folder's images are all counted")
     p.add_argument("--crops", type=int, default=4096, help="random crops to count codes on")
     p.add_argument("--scale-min", type=float, default=0.35, help="smallest crop side, as a fraction of the shorter side")
     p.add_argument("--scale-max", type=float, default=1.0, help="largest crop side, as a fraction of the shorter side")
@@ -68,15 +72,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
+    manifest = is_manifest(args.data)
+    if args.split is not None and not manifest:
+        parser.error(f"--split {args.split} chooses photos from a manifest.jsonl; --data {args.data} is not one "
+                     "(a folder's images are all counted): leave --split out or give the corpus's manifest.jsonl")
+    split = (DEFAULT_SPLIT if args.split is None else args.split) if manifest else None  # None: a folder, all of it
 
     def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
-        files = find_images(args.data, split=args.split)
+        files = find_images(args.data) if split is None else find_images(args.data, split=split)
         share, tokens = code_shares(tok, load_corpus(files, tok.image_size), args.crops,
                                     scale=(args.scale_min, args.scale_max), seed=args.seed,
                                     progress=not args.no_progress)
-        return share, {"data": str(Path(args.data).resolve()), "split": args.split, "photos": len(files),
-                       "crops": args.crops, "crop_side": [args.scale_min, args.scale_max], "seed": args.seed,
-                       "tokens": tokens}
+        return share, {"data": str(Path(args.data).resolve()), **({} if split is None else {"split": split}),
+                       "photos": len(files), "crops": args.crops, "crop_side": [args.scale_min, args.scale_max],
+                       "seed": args.seed, "tokens": tokens}
 
     return run_prune_command(parser, args, argv, ImageTokenizer, "image", count)
 
