@@ -5,6 +5,7 @@ own files."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from mmtok.data import shards as shards_mod
 from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
 from mmtok.data.outdir import discard_shards
 from mmtok.data.shards import VERIFIED, ShardWriter, open_shards, shard_manifest
+from mmtok.stream.text import train_bpe
 
 RESTART = r"re-run mmtok tokenize --restart into it, or tokenize into another --out"
 
@@ -65,6 +67,28 @@ def test_a_shard_of_another_run_copied_in_is_refused_and_restart_repairs(made: P
                rf"'\w+'; the folder mixes shards of different runs or was edited by hand: {RESTART}")
     tokenize_corpus(made / "docs.jsonl", a, shard_tokens=20, restart=True)
     assert [d.tolist() for d in open_shards(a)] == ref
+
+
+def test_resuming_with_other_settings_names_what_differs(made: Path, tmp_path: Path) -> None:
+    """A finished run's manifest records its settings and vocabulary; a killed run's indexes only their dtype and
+    how full each shard got, so the rest is what its run hash covers: the tokenizers."""
+    bpe = train_bpe(["xxxx yyyy zzzz"] * 20, vocab_size=260).save(tmp_path / "bpe")
+    corpus, a = made / "docs.jsonl", copy(made, "a", tmp_path)
+
+    def why(**kwargs: Any) -> str:
+        with pytest.raises(CorpusError) as e:
+            tokenize_corpus(corpus, a, **{"shard_tokens": 20, **kwargs})
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    msg = why(tokenizers=TokenizerSpec(text=str(bpe)))
+    assert "finished run with other settings (saved vs now: " in msg and f"--text byte vs {bpe}" in msg
+    assert re.search(r"text tokenizer: byte-utf8-surrogatepass-v1 vs [0-9a-f]{16}", msg)
+    assert "saved vs now: --shard-tokens 20 vs 10)" in why(shard_tokens=10)
+    (a / "manifest.json").unlink()  # as a run killed before its end leaves it
+    assert "--shard-tokens 19 to 25 vs 10)" in why(shard_tokens=10)  # its first shard closed at 25 tokens
+    msg = why(tokenizers=TokenizerSpec(text=str(bpe)))
+    assert "holds shards of a different run (same corpus, id dtype and --shard-tokens: other tokenizers" in msg
 
 
 def _drop_last(m: dict[str, Any]) -> None:

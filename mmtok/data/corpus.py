@@ -56,7 +56,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
-from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.core.errors import CorpusError, DocumentError, VocabularyError
 from mmtok.core.protocol import MediaTokenizer
 from mmtok.data.documents import Source, media_kinds, open_source, segments
 from mmtok.data.outdir import claimed, finished_manifest
@@ -71,7 +71,7 @@ from mmtok.data.shards import (
 )
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer
-from mmtok.stream.vocab import Modality
+from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
            "modality_counts", "part_folder", "tokenize_corpus"]
@@ -397,9 +397,10 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     if done is not None:
         if done.get("run") == run:
             return done
-        raise CorpusError(f"{out} already holds a finished run with other settings; use another --out or --restart")
+        raise CorpusError(f"{out} already holds a finished run with other settings (saved vs now: "
+                          f"{_run_differences(done, settings, il.vocab)}); use another --out or --restart")
 
-    done_shards = committed_shards(out, run)
+    done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
     writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards), extra={"source_sha256": sha})
     results = job.engine.results(source, tokenizers, first=resume, part=job.part, il=il, dtype=dtype)
@@ -409,6 +410,23 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     manifest = shard_manifest(out, run, settings, il.vocab, source_info)
     write_atomic(out / MANIFEST, json_bytes(manifest))
     return manifest
+
+
+def _run_differences(done: dict[str, Any], settings: dict[str, Any], vocab: Vocabulary) -> str:
+    """What the finished run whose manifest is ``done`` was made with that this run's ``settings`` and ``vocab``
+    are not, saved vs now, in words (its manifest records both)."""
+    said = []
+    for key, now in settings.items():
+        was = done.get(key)
+        if key == "tokenizers" and isinstance(was, dict):
+            said += [f"--{name} {was.get(name)} vs {spec}" for name, spec in now.items() if was.get(name) != spec]
+        elif was != now:
+            said.append(f"ids stored as {was} vs {now}" if key == "dtype" else f"--{key.replace('_', '-')} {was} vs {now}")
+    try:
+        said += vocab.differences(Vocabulary.from_dict(done.get("vocab")))
+    except (VocabularyError, TypeError, ValueError) as e:
+        said.append(f"vocabulary: unreadable in its manifest ({e})")
+    return "; ".join(said) or "its recorded settings and vocabulary match this run's: made by another mmtok version"
 
 
 def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,

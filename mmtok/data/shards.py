@@ -159,8 +159,10 @@ class ShardWriter:
         self._reset()
 
 
-def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
-    """The indexes of the shards already committed in ``out`` (checked), oldest first."""
+def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None,
+                     shard_tokens: int | None = None) -> list[dict[str, Any]]:
+    """The indexes of the shards already committed in ``out`` (checked), oldest first; shards of another run are
+    refused, naming what differs from this run's ``dtype`` and ``shard_tokens`` as far as they tell."""
     for tmp in temp_files(out):
         tmp.unlink(missing_ok=True)  # a killed writer's half-written files
     move = f"move it out of {out} (--restart leaves files that are not mmtok's) or use another --out"
@@ -170,10 +172,8 @@ def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
         if index.get("format") != INDEX_FORMAT:
             raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
-            raise CorpusError(
-                f"{out} holds shards of a different run (other corpus, tokenizers or settings); "
-                "use another --out, or --restart to discard them"
-            )
+            raise CorpusError(f"{out} holds shards of a different run ({_other_run(out, index, dtype, shard_tokens)}); "
+                              "use another --out, or --restart to discard them")
         if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
             raise CorpusError(f"{out}: shard numbering has a gap before {path.name}; "
                               "use another --out, or --restart to discard its shards")
@@ -187,6 +187,49 @@ def committed_shards(out: Path, run: str) -> list[dict[str, Any]]:
         if not orphan.with_suffix(".json").is_file():
             orphan.unlink()
     return indexes
+
+
+def _shard_tokens_range(out: Path, run: Any) -> tuple[int, int] | None:
+    """The ``--shard-tokens`` values ``(low, high]`` run ``run``'s shards in ``out`` fit, or None when they tell nothing.
+
+    A shard closes after the document that brings it to ``shard_tokens``: every one but the last committed holds
+    at least that many tokens, and fewer before its last document.
+    """
+    low, high, indexes = 0, None, []
+    for path in shard_files(out, "json"):
+        with contextlib.suppress(CorpusError):
+            indexes.append(read_json_object(path, "index", ""))
+    closed = [ix for ix in indexes if ix.get("run") == run][:-1]
+    try:
+        for ix in closed:
+            tokens, offsets = int(ix["tokens"]), ix["offsets"]
+            low = max(low, tokens - (int(offsets[-1]) - int(offsets[-2])))
+            high = tokens if high is None else min(high, tokens)
+    except (KeyError, IndexError, TypeError, ValueError):  # an index damaged by hand: it tells nothing
+        return None
+    return None if high is None else (low, high)
+
+
+def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None) -> str:
+    """What the run whose shard index is ``found`` did otherwise than this one (saved vs now), as far as its
+    indexes tell: the id dtype, ``--shard-tokens``; else the tokenizers, which an index records only inside
+    its run hash (the corpus is checked before, by its sha256)."""
+    said = []
+    if dtype is not None and found.get("dtype") != np.dtype(dtype).name:
+        said.append(f"ids stored as {found.get('dtype')} vs {np.dtype(dtype).name} (a vocabulary of another size: "
+                    "other tokenizers)")
+    fits = _shard_tokens_range(out, found.get("run")) if shard_tokens is not None else None
+    if fits is not None and shard_tokens is not None and not fits[0] < shard_tokens <= fits[1]:
+        was = f"{fits[1]:,}" if fits[1] - fits[0] == 1 else f"{fits[0] + 1:,} to {fits[1]:,}"
+        said.append(f"--shard-tokens {was} vs {shard_tokens:,}")
+    if said:
+        return "; ".join(said)
+    tokenizers = "other tokenizers (--text, --image, --audio, --video, or a checkpoint changed at the same path)"
+    if fits is None:
+        return (f"same corpus and id dtype: {tokenizers} or another --shard-tokens, which its shard indexes "
+                "record only inside their run hash")
+    return (f"same corpus, id dtype and --shard-tokens: {tokenizers}, which its shard indexes record only inside "
+            "their run hash")
 
 
 def shard_manifest(
