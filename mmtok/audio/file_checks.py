@@ -4,9 +4,11 @@ decoded with what these parsers find.
 
 - WAV (RIFF/WAVE), AIFF/AIFC and AU headers declare how many bytes of samples follow:
   :func:`data_chunk` gives that, the bytes actually present, and the frames the header promises;
-- an Ogg file (Vorbis, Opus) declares nothing up front, but every logical stream ends with a page
-  marked end-of-stream: :func:`ogg_ends_cleanly` walks the page headers (cheap: 27 bytes and a
-  segment table a page) and says whether every stream that began also ended.
+- an Ogg file (Vorbis, Opus) declares nothing up front, but every logical stream begins with a page
+  marked beginning-of-stream and ends with one marked end-of-stream: :func:`ogg_streams` walks the
+  page headers once (cheap: 27 bytes and a segment table a page) and says whether every stream that
+  began also ended, and how many streams follow one another (a chained Ogg, of which libsndfile
+  reads only the first).
 
 Only headers are read, never the samples.
 """
@@ -18,11 +20,12 @@ import struct
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["DataChunk", "data_chunk", "ogg_ends_cleanly"]
+__all__ = ["DataChunk", "OggStreams", "data_chunk", "ogg_streams"]
 
 UNKNOWN_SIZE = 0xFFFFFFFF  # the data size a streamed WAV or AU file declares ("not known yet")
 AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes a sample (u-law,
 # 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
+OGG_BEGIN_OF_STREAM = 0x02  # the flag an Ogg page header sets on the first page of a logical stream
 OGG_END_OF_STREAM = 0x04  # the flag an Ogg page header sets on the last page of a logical stream
 
 
@@ -32,6 +35,13 @@ class DataChunk(NamedTuple):
     declared: int  # bytes of samples the header declares
     present: int  # bytes from the start of the samples to the end of the file
     frames: int  # frames the header promises
+
+
+class OggStreams(NamedTuple):
+    """What the page headers of an Ogg file say about its logical streams."""
+
+    ends_cleanly: bool  # whole pages, and every stream that began also ended
+    chained: int  # streams (or groups multiplexed at once) one after another: 1 for a plain file, more for a chain
 
 
 def data_chunk(path: Path) -> DataChunk | None:
@@ -117,28 +127,43 @@ def _au(head: bytes, size: int) -> DataChunk | None:
     return DataChunk(length, max(0, size - offset), length // width)
 
 
-def ogg_ends_cleanly(path: Path) -> bool:
-    """Whether ``path`` is whole Ogg pages in which every logical stream that began also ended (its
-    last page carries the end-of-stream flag); bytes that are not a page, after every stream ended,
-    are ignored. A file cut off part-way fails: in a page, or on a page boundary (no end mark).
-    Several streams, at once or one after another (chained), are fine.
+def ogg_streams(path: Path) -> OggStreams:
+    """The logical streams of the Ogg file ``path``, from one walk over its page headers.
+
+    ``ends_cleanly``: the file is whole pages in which every stream that began also ended (its last
+    page carries the end-of-stream flag); bytes that are not a page, after every stream ended, are
+    ignored. A file cut off part-way fails: in a page, or on a page boundary (no end mark).
+    ``chained``: how many streams begin while no other is open: 1 for one stream or several
+    multiplexed at once (audio with a skeleton or metadata stream: all begin before any ends), more
+    for a chain (each begins after every earlier one ended).
+
+    >>> import numpy as np, soundfile as sf, tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.ogg"
+    >>> sf.write(path, np.zeros(8000, np.float32), 8000, format="OGG", subtype="VORBIS")
+    >>> ogg_streams(path)
+    OggStreams(ends_cleanly=True, chained=1)
+    >>> _ = path.write_bytes(path.read_bytes() * 2)  # the same stream twice, one after the other
+    >>> ogg_streams(path)
+    OggStreams(ends_cleanly=True, chained=2)
     """
     size = path.stat().st_size
     open_streams: set[int] = set()  # serial numbers of streams that began and have not ended
-    pos, pages = 0, 0
+    pos, pages, chained = 0, 0, 0
     with open(path, "rb") as f:
         while pos < size:
             f.seek(pos)
             head = f.read(27)  # capture pattern, version, flags, granule, serial, sequence, CRC, segments
             if head[:4] != b"OggS":
-                return pages > 0 and not open_streams
+                return OggStreams(pages > 0 and not open_streams, chained)
             table = f.read(head[26]) if len(head) == 27 else b""
             if len(head) < 27 or len(table) < head[26]:
-                return False
+                return OggStreams(False, chained)
             serial = struct.unpack("<I", head[14:18])[0]
+            if head[5] & OGG_BEGIN_OF_STREAM and not open_streams:
+                chained += 1  # the first stream, or one after every earlier stream ended
             if head[5] & OGG_END_OF_STREAM:
                 open_streams.discard(serial)
             else:
                 open_streams.add(serial)
             pos, pages = pos + 27 + len(table) + sum(table), pages + 1
-    return pos == size and pages > 0 and not open_streams
+    return OggStreams(pos == size and pages > 0 and not open_streams, chained)

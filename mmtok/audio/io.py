@@ -1,6 +1,7 @@
 """Reading audio: files through libsndfile (wav, flac, ogg/vorbis, ogg/opus, aiff, au, mp3) or
 arrays, to mono float32 samples at one rate, with clear errors for unusable input; a file cut
-short is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`).
+short is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`), and so is
+a chained Ogg (streams one after another), of which libsndfile reads only the first.
 
 Files are decoded and resampled in blocks, so memory follows the *output*
 (``max_seconds`` at the target rate), never the input rate or the file's size:
@@ -28,7 +29,7 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from mmtok.audio.file_checks import data_chunk, ogg_ends_cleanly
+from mmtok.audio.file_checks import data_chunk, ogg_streams
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
@@ -192,7 +193,8 @@ def is_truncated(fmt: str, read: int, promised: int) -> bool:
 def _check_length(path: Path, fmt: str, read: int, promised: int) -> None:
     """An :class:`AudioError` if the ``read`` frames decoded from ``path`` are fewer than it holds
     (libsndfile's count, ``promised``, is itself shortened for a file cut off part-way: the
-    container's own bytes say more, :mod:`mmtok.audio.file_checks`), or if there are none."""
+    container's own bytes say more, :mod:`mmtok.audio.file_checks`), or if there are none; also if
+    ``path`` is a chained Ogg, of which libsndfile decodes only the first stream."""
     data = data_chunk(path)
     if data is not None and data.present < data.declared:
         promised = max(promised, data.frames)
@@ -200,18 +202,28 @@ def _check_length(path: Path, fmt: str, read: int, promised: int) -> None:
         raise AudioError(
             f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
         )
-    if fmt == "OGG" and not ogg_ends_cleanly(path):
-        if read == 0:
-            raise AudioError(f"audio file {path} could not be decoded: no samples came out of it "
-                             "(truncated or corrupt)")
-        raise AudioError(f"audio file {path} is truncated: its Ogg pages stop before the end-of-stream page, "
-                         f"{read} frames could be read")
+    if fmt == "OGG":
+        _check_ogg(path, read)
     if read == 0 and data is not None and data.declared == 0 and data.present > 0:
         raise AudioError(f"audio file {path}: its header declares 0 data bytes but {data.present} follow: the "
                          "header was never finished (a recording cut off before it was closed); repair it "
                          "(e.g. sox --ignore-length in.wav out.wav)")
     if read == 0:
         raise AudioError(f"audio file {path} is empty (zero samples)")
+
+
+def _check_ogg(path: Path, read: int) -> None:
+    """An :class:`AudioError` if the Ogg file ``path`` (``read`` frames decoded) is cut short or chained."""
+    ogg = ogg_streams(path)
+    if not ogg.ends_cleanly:
+        if read == 0:
+            raise AudioError(f"audio file {path} could not be decoded: no samples came out of it "
+                             "(truncated or corrupt)")
+        raise AudioError(f"audio file {path} is truncated: its Ogg pages stop before the end-of-stream page, "
+                         f"{read} frames could be read")
+    if ogg.chained > 1:
+        raise AudioError(f"audio file {path} holds {ogg.chained} Ogg streams one after another (a chained Ogg); "
+                         "only the first could be read: split it (e.g. ffmpeg/oggz) or join it into one stream")
 
 
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
