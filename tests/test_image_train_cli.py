@@ -140,6 +140,48 @@ def test_a_manifest_row_whose_path_is_not_a_string_is_refused_by_its_line(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_split_is_refused_with_a_folder_and_recorded_only_for_a_manifest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder has no splits: --split with one is refused, exit 2, before anything is written (before, it was
+    ignored and the run said it had trained on that split); a manifest's --split trains on it, as before."""
+    args = _args(tmp_path, "run", "--steps", "1")
+    for split in ("test", "train"):
+        with pytest.raises(SystemExit) as e:
+            image_train.main([*args, "--split", split])
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # the error, after argparse's usage
+        assert e.value.code == 2 and f"error: --split {split} chooses photos from a manifest.jsonl" in last, last
+    assert not (tmp_path / "run").exists()
+    assert image_train.main(args) == 0  # a folder: all of it, no split recorded
+    assert "split" not in mmtok.load(tmp_path / "run" / "model").provenance["data"]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"path": f"data/{i}.png", "split": s}) + "\n"
+                                for i, s in enumerate(["train", "test", "test"])))
+    for split, files in ((["--split", "test"], ["data/1.png", "data/2.png"]), ([], ["data/0.png"])):
+        out = tmp_path / f"manifest-{split[-1] if split else 'default'}"
+        argv = _args(tmp_path, out.name, "--steps", "1", *split)
+        argv[argv.index("--data") + 1] = str(manifest)
+        assert image_train.main(argv) == 0
+        data = mmtok.load(out / "model").provenance["data"]
+        assert data["split"] == (split[-1] if split else "train") and data["files"] == files
+
+
+def test_a_folder_run_saved_with_split_train_resumes_without_recording_it(tmp_path: Path) -> None:
+    """A folder run saved before --split was refused there kept split "train" in its settings: it resumes
+    (the flag left out), and from then on neither its settings nor its provenance name a split."""
+    args = _args(tmp_path, "run", "--steps", "1", "--save-every", "1")
+    assert image_train.main(args) == 0
+    state = tmp_path / "run" / "train-state" / "config.json"
+    meta = json.loads(state.read_text())
+    assert meta["train"]["extra"]["settings"]["split"] is None
+    meta["train"]["extra"]["settings"]["split"] = "train"  # as an earlier version saved it
+    meta["provenance"]["data"]["split"] = "train"
+    state.write_text(json.dumps(meta))
+    assert image_train.main([*args, "--resume", "--steps", "2"]) == 0
+    assert "split" not in mmtok.load(tmp_path / "run" / "model").provenance["data"]
+    assert _steps(tmp_path / "run" / "model") == 2
+    assert json.loads(state.read_text())["train"]["extra"]["settings"]["split"] is None
+
+
 def test_resume_takes_the_runs_own_settings_for_the_flags_left_out(tmp_path: Path) -> None:
     """A run made with --config, --lr, --rotate and a discriminator resumes from --data/--out/--steps alone:
     the same model (before: a shape mismatch for want of --config) and the same settings."""
@@ -253,7 +295,9 @@ def test_the_model_cards_resume_commands_repeating_every_flag_are_accepted(tmp_p
     assert image_train.main(_args(tmp_path, "src", "--steps", "1")) == 0
     src = str(tmp_path / "src" / "model")
     (tmp_path / "part.json").write_text(json.dumps({"enc_blocks": 1}))
-    common = ["--data", str(tmp_path / "data"), "--split", "train", "--init-from", src, "--config",
+    manifest = tmp_path / "manifest.jsonl"  # the card trains on the corpus manifest's train split
+    manifest.write_text("".join(json.dumps({"path": f"data/{i}.png", "split": "train"}) + "\n" for i in range(3)))
+    common = ["--data", str(manifest), "--split", "train", "--init-from", src, "--config",
               str(tmp_path / "part.json"), "--codebook-size", "12", "--rebalance-min-frac", "0.5",
               "--dead-code-rate", "0.2", "--zoom-max", "2", "--zoom-prob", "0.5", "--rotate", "--ssim-weight", "0.2",
               "--lr", "1e-4", "--warmup", "1", "--ema-decay", "0.5", "--batch-size", "2", "--crop", "32",

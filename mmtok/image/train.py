@@ -68,9 +68,12 @@ from mmtok.image.init import (
 )
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
+    DEFAULT_SPLIT,
     check_export,
     check_numbers,
+    check_split,
     data_material,
+    data_split,
     exported_provenance,
     run_settings,
     take_run_settings,
@@ -137,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True,
                    help="folder of training images (searched recursively), or a corpus manifest.jsonl")
-    p.add_argument("--split", default="train", help="with a manifest: the split to train on (default: train)")
+    p.add_argument("--split", default=None,
+                   help=f"with a manifest: the split to train on (default: {DEFAULT_SPLIT}, or the run's with "
+                        "--resume); a folder's images are all trained on")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--steps", type=int, default=4000, help="optimizer steps in total")
     p.add_argument("--export", default=None, help="also write the final tokenizer checkpoint to this folder "
@@ -271,6 +276,7 @@ def _data_root(data: str) -> Path:
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     check_run_options(parser, args)
+    check_split(parser, args.data, args.split)
     if args.crop < 16 or args.crop % 16:
         parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
     if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
@@ -291,7 +297,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     device = pick_device(args.device)
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
-    files = find_images(args.data, split=args.split)
+    files = find_images(args.data) if args.split is None else find_images(args.data, split=args.split)
     material = data_material(files, _data_root(args.data))
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()
@@ -359,7 +365,8 @@ def _checkpoint(run: _Run, final: bool) -> None:
     args, tok = run.args, run.tok
     prov = {
         **run.command,
-        "data": {"folder": str(args.data), "split": args.split, "files": run.data_names,
+        "data": {"folder": str(args.data), **({} if args.split is None else {"split": args.split}),
+                 "files": run.data_names,
                  **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
         "steps": run.step,
         "ssim_weight": args.ssim_weight,
@@ -439,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state_dir = Path(args.out) / STATE_DIR
     if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
         take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv), state_dir, make_config)
+    args.split = data_split(args.data, args.split)  # None for a folder (a run saved before may have said "train")
     run = _setup(args, argv)
     rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
