@@ -43,8 +43,12 @@ from mmtok.core.metrics import codebook_usage
 from mmtok.vq.kmeans import lloyd
 from mmtok.vq.search import nearest_code
 
+Entry = dict  # one clip of the manifest: "file", "source" and, for speech, "voice"
+Cache = dict[str, tuple[torch.Tensor, float]]  # file -> (latents, log-mel span of its target frames)
 
-def main() -> None:
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="corpus folder with manifest.json and train/")
     ap.add_argument("--probe-voices", default="sv,el,nl", help="espeak-ng voices taken out of training")
@@ -56,16 +60,19 @@ def main() -> None:
     ap.add_argument("--min-speakers", type=int, default=15, help="speaker_balanced: groups a code must serve")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    root = Path(args.data)
-    manifest = json.loads((root / "manifest.json").read_text())
-    voices, variants = set(args.probe_voices.split(",")), set(args.probe_variants.split(","))
-    tok = AudioTokenizer(AudioTokenizerConfig()).eval()  # the "slice" encoder: each token's own log-mel frames
+    return ap.parse_args(argv)
 
-    rng = random.Random(args.seed)
+
+def split_train(train: list[Entry], voices: set[str], variants: set[str], synthetic_fraction: float,
+                rng: random.Random) -> tuple[list[Entry], list[Entry], list[Entry], list[Entry]]:
+    """Split the training clips into ``(fit, probe, design_speech, design_synth)``.
+
+    Speech in a probe voice or variant is taken out (``probe``); of it, the probe voices and ``en``/``en-us``
+    with a probe variant or none also form ``design_speech``. Each synthetic clip is taken out with
+    probability ``synthetic_fraction`` (``design_synth``, also in ``probe``). Everything else is ``fit``.
+    """
     fit, probe, design_speech, design_synth = [], [], [], []
-    for e in manifest["train"]:
+    for e in train:
         if e["source"] == "espeak-ng":
             base, _, var = e["voice"].partition("+")
             var = "+" + var if var else ""
@@ -76,32 +83,43 @@ def main() -> None:
                 probe.append(e)
             else:
                 fit.append(e)
-        elif e["source"] == "synthetic" and rng.random() < args.synthetic_fraction:
+        elif e["source"] == "synthetic" and rng.random() < synthetic_fraction:
             design_synth.append(e)
             probe.append(e)
         else:
             fit.append(e)
-    probe_100 = rng.sample(design_speech, min(75, len(design_speech))) + rng.sample(design_synth, min(25, len(design_synth)))
+    return fit, probe, design_speech, design_synth
 
-    def latents(e: dict) -> tuple[torch.Tensor, float]:
-        feats = tok.context_features(load_audio(root / "train" / e["file"], target_rate=tok.sample_rate))
-        ctx = tok.context_frames
-        target = feats[:, ctx : feats.shape[-1] - ctx]
-        with torch.no_grad():
-            return tok.latents(feats[None])[0], float(target.max() - target.min())
 
-    t = time.perf_counter()
-    cache = {e["file"]: latents(e) for e in fit + probe}
+def clip_latents(tok: AudioTokenizer, root: Path, e: Entry) -> tuple[torch.Tensor, float]:
+    """One clip's latents and the range (max - min) of the log-mel frames they cover."""
+    feats = tok.context_features(load_audio(root / "train" / e["file"], target_rate=tok.sample_rate))
+    ctx = tok.context_frames
+    target = feats[:, ctx : feats.shape[-1] - ctx]
+    with torch.no_grad():
+        return tok.latents(feats[None])[0], float(target.max() - target.min())
+
+
+def fit_rows(fit: list[Entry], cache: Cache) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The fit clips' latents stacked, with each row's clip index and speaker-group index.
+
+    A speaker group is an espeak-ng voice+variant, or the file itself when it has none.
+    Returns ``(rows, clips, speakers, number of speaker groups)``.
+    """
     rows = torch.cat([cache[e["file"]][0] for e in fit])
     clips = torch.cat([torch.full((cache[e["file"]][0].shape[0],), i) for i, e in enumerate(fit)])
     speaker: dict[str, int] = {}
     label = [speaker.setdefault(e.get("voice") or "file:" + e["file"], len(speaker)) for e in fit]
     speakers = torch.tensor(label)[clips]
-    emit({"bench": "audio_codebook_probe", "fit_clips": len(fit), "fit_tokens": int(rows.shape[0]),
-          "fit_speaker_groups": len(speaker), "probe_clips": len(probe), "probe_100_clips": len(probe_100),
-          "probe_voices": sorted(voices), "probe_variants": sorted(variants),
-          "features_seconds": round(time.perf_counter() - t, 1)})
+    return rows, clips, speakers, len(speaker)
 
+
+def fit_policies(rows: torch.Tensor, clips: torch.Tensor, speakers: torch.Tensor,
+                 args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, float]]:
+    """Fit each policy's codebook on ``rows``: ``{policy: (centers, fit seconds)}``.
+
+    The balanced policies start from the ``lloyd`` codebook, so their seconds include its fit.
+    """
     k = args.codebook_size
     g = torch.Generator().manual_seed(args.seed)
     t = time.perf_counter()
@@ -113,22 +131,51 @@ def main() -> None:
         centers, _ = balance_codes(rows, groups, base, rounds=args.rounds, min_groups=m, iters=3,
                                    generator=torch.Generator().manual_seed(args.seed))
         policies[name] = (centers, lloyd_s + time.perf_counter() - t)
+    return policies
 
-    for name, (centers, secs) in policies.items():
-        row = {"bench": "audio_codebook_probe", "policy": name, "codebook_size": k, "fit_seconds": round(secs, 1)}
+
+def probe_stats(entries: list[Entry], cache: Cache, centers: torch.Tensor, k: int) -> dict:
+    """Codebook usage (of ``k`` codes), perplexity and mean relative bare-code L1 error of ``centers`` over ``entries``."""
+    seen = torch.zeros(k, dtype=torch.long)
+    errs = []
+    for e in entries:
+        z, span = cache[e["file"]]
+        codes = nearest_code(z, centers)
+        seen += torch.bincount(codes, minlength=k)
+        # each code is a slice of log-mel frames, so |code - slice| is the bare-code error
+        errs.append(float((centers[codes] - z).abs().mean()) / max(span, 1e-6))
+    usage, perplexity = codebook_usage(seen)
+    return {"clips": len(entries), "tokens": int(seen.sum()), "usage": round(usage, 4),
+            "perplexity": round(perplexity, 1), "rel_l1_codes_only": round(sum(errs) / len(errs), 5)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Split the training clips, fit each policy's codebook, and print one JSON row per policy."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    root = Path(args.data)
+    manifest = json.loads((root / "manifest.json").read_text())
+    voices, variants = set(args.probe_voices.split(",")), set(args.probe_variants.split(","))
+    tok = AudioTokenizer(AudioTokenizerConfig()).eval()  # the "slice" encoder: each token's own log-mel frames
+
+    rng = random.Random(args.seed)
+    fit, probe, design_speech, design_synth = split_train(manifest["train"], voices, variants,
+                                                          args.synthetic_fraction, rng)
+    probe_100 = rng.sample(design_speech, min(75, len(design_speech))) + rng.sample(design_synth, min(25, len(design_synth)))
+
+    t = time.perf_counter()
+    cache = {e["file"]: clip_latents(tok, root, e) for e in fit + probe}
+    rows, clips, speakers, n_speakers = fit_rows(fit, cache)
+    emit({"bench": "audio_codebook_probe", "fit_clips": len(fit), "fit_tokens": int(rows.shape[0]),
+          "fit_speaker_groups": n_speakers, "probe_clips": len(probe), "probe_100_clips": len(probe_100),
+          "probe_voices": sorted(voices), "probe_variants": sorted(variants),
+          "features_seconds": round(time.perf_counter() - t, 1)})
+
+    for name, (centers, secs) in fit_policies(rows, clips, speakers, args).items():
+        row = {"bench": "audio_codebook_probe", "policy": name, "codebook_size": args.codebook_size,
+               "fit_seconds": round(secs, 1)}
         for set_name, entries in (("probe_100", probe_100), ("probe_all", probe)):
-            seen = torch.zeros(k, dtype=torch.long)
-            errs = []
-            for e in entries:
-                z, span = cache[e["file"]]
-                codes = nearest_code(z, centers)
-                seen += torch.bincount(codes, minlength=k)
-                # each code is a slice of log-mel frames, so |code - slice| is the bare-code error
-                errs.append(float((centers[codes] - z).abs().mean()) / max(span, 1e-6))
-            usage, perplexity = codebook_usage(seen)
-            row[set_name] = {"clips": len(entries), "tokens": int(seen.sum()), "usage": round(usage, 4),
-                             "perplexity": round(perplexity, 1),
-                             "rel_l1_codes_only": round(sum(errs) / len(errs), 5)}
+            row[set_name] = probe_stats(entries, cache, centers, args.codebook_size)
         emit(row)
 
 

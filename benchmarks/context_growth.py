@@ -148,7 +148,26 @@ def scene_frames(world: np.ndarray, n: int, rng: np.random.Generator, *, moving:
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+class Recorder:
+    """Every row of the run: printed as one JSON line when recorded, kept for ``results.jsonl``."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def __call__(self, row: dict) -> None:
+        """Print ``row`` and keep it."""
+        self.rows.append(row)
+        emit(row)
+
+    def write(self, path: Path) -> None:
+        """Write every recorded row, in order, one JSON object per line."""
+        with open(path, "w") as f:
+            for row in self.rows:
+                f.write(json.dumps(row) + "\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "mmtok_context_growth"),
                     help="folder for the PNGs and results.jsonl (default: in the system's temp folder)")
@@ -162,16 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: all cores, or 1 when the load average exceeds the core count)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
+    return ap.parse_args(argv)
 
-    def record(row: dict) -> None:
-        rows.append(row)
-        emit(row)
 
+def setup_device(args: argparse.Namespace, record: Recorder) -> tuple[torch.device, str | None]:
+    """Set torch's threads, pick the device, default ``--max-seconds`` by it, and record a ``device`` row.
+
+    Returns the device and the GPU's name (``None`` on the CPU).
+    """
     load = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     threads = args.threads or (1 if load > cores else cores)  # oversubscribed threads spin against each other
@@ -183,43 +200,62 @@ def main(argv: list[str] | None = None) -> int:
     record({"kind": "device", "device": device.type, "gpu": gpu, "torch": torch.__version__, "threads":
             torch.get_num_threads(), "load_average": round(load, 2), "cpu": platform.processor() or platform.machine(), "cpus": cores,
             "note": None if gpu else "no GPU was available: CPU only; the >=128k-token GPU target was not run"})
+    return device, gpu
 
-    rng = np.random.default_rng(args.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="context_growth_"))
-    world = _world(rng)
-    n_src = int(args.max_seconds * SRC_FPS)
+
+def write_pan_video(tmp: Path, world: np.ndarray, seconds: float, rng: np.random.Generator,
+                    record: Recorder) -> Path:
+    """Write ``pan.mp4`` (the panning camera with its soundtrack, ``seconds`` long) and record a ``video`` row."""
+    n_src = int(seconds * SRC_FPS)
     t = time.perf_counter()
-    pan = write_video(tmp / "pan.mp4", pan_frames(world, n_src), n_src, audio=_soundtrack(args.max_seconds, rng))
-    record({"kind": "video", "file": "pan.mp4", "seconds": args.max_seconds, "size": [FRAME_W, FRAME_H],
+    pan = write_video(tmp / "pan.mp4", pan_frames(world, n_src), n_src, audio=_soundtrack(seconds, rng))
+    record({"kind": "video", "file": "pan.mp4", "seconds": seconds, "size": [FRAME_W, FRAME_H],
             "fps": SRC_FPS, "codec": "h264+aac", "bytes": pan.stat().st_size, "write_s": round(time.perf_counter() - t, 2)})
+    return pan
 
-    def shipped(name: str) -> Any:
-        try:
-            return mmtok.load(name)
-        except mmtok.MmtokError:
-            return None
 
-    image, audio = shipped("image"), shipped("audio")
+def _shipped(name: str) -> Any:
+    """The shipped checkpoint ``name``, or ``None`` when there is none."""
+    try:
+        return mmtok.load(name)
+    except mmtok.MmtokError:
+        return None
+
+
+def _fit_image_codebook(image: ImageTokenizer, world: np.ndarray, rng: np.random.Generator) -> None:
+    """Fit ``image``'s codebook by k-means to its (random) encoder's features of 24 views of the world image.
+
+    So codes spread over the codebook as a trained one's do. Leaves ``image`` in eval mode.
+    """
+    views = torch.stack([torch.from_numpy(world[y : y + 256, x : x + 256]).permute(2, 0, 1).float() / 255
+                         for y, x in zip(rng.integers(0, WORLD_H - 256, 24), rng.integers(0, WORLD_W - 256, 24),
+                                         strict=True)])
+    with torch.no_grad():
+        image.train()(views)
+    image.eval()
+
+
+def load_tokenizers(world: np.ndarray, rng: np.random.Generator) -> tuple[Any, Any, dict[str, str | None]]:
+    """The image and audio tokenizers: shipped checkpoints when present, else default-config models.
+
+    Returns ``(image, audio, weights)``, ``weights`` saying which weights each one has.
+    """
+    image, audio = _shipped("image"), _shipped("audio")
     weights = {"image": "shipped" if image is not None else None, "audio": "shipped" if audio is not None else None}
     if audio is None:
         audio = AudioTokenizer(AudioTokenizerConfig()).eval()
         weights["audio"] = "default config, initial weights (no shipped checkpoint)"
     if image is None:
         image = ImageTokenizer(ImageTokenizerConfig())
-        # no shipped checkpoint: fit the codebook by k-means to the (random) encoder's features of views
-        # of the world image, so codes spread over the codebook as a trained one's do
-        views = torch.stack([torch.from_numpy(world[y : y + 256, x : x + 256]).permute(2, 0, 1).float() / 255
-                             for y, x in zip(rng.integers(0, WORLD_H - 256, 24), rng.integers(0, WORLD_W - 256, 24),
-                                             strict=True)])
-        with torch.no_grad():
-            image.train()(views)
-        image.eval()
+        _fit_image_codebook(image, world, rng)
         weights["image"] = ("default config, initial encoder weights, codebook k-means-fitted to views of the "
                             "generated image (no shipped checkpoint)")
-    vt = VideoTokenizer(image, fps=args.fps)
-    il = Interleaver(None, video=vt, audio=audio)
+    return image, audio, weights
 
-    # ---- temporal compression on three scenes
+
+def measure_compression(vt: VideoTokenizer, image: Any, pan: Path, tmp: Path, world: np.ndarray,
+                        rng: np.random.Generator, fps: float, weights: dict, record: Recorder) -> None:
+    """Temporal compression of 16 s of three scenes (the pan, moving objects with noise, static): ``compression`` rows."""
     for scene, frames in (
         ("pan", None),
         ("fixed camera, moving objects, sensor noise", scene_frames(world, 16 * SRC_FPS, rng, moving=True, noise=3.0)),
@@ -227,20 +263,32 @@ def main(argv: list[str] | None = None) -> int:
     ):
         path = pan if frames is None else write_video(tmp / "scene.mp4", frames, 16 * SRC_FPS)
         codes = vt.encode(path, duration=16.0)
-        record({"kind": "compression", "scene": scene, "fps": args.fps, "weights": weights["image"],
+        record({"kind": "compression", "scene": scene, "fps": fps, "weights": weights["image"],
                 **compression_stats(codes, image.codebook_size)})
 
-    # ---- tokens vs duration
-    # the whole file once, one segment pair (video codes, soundtrack) per second; each duration is a prefix
+
+def tokenize_file(vt: VideoTokenizer, pan: Path, seconds: float, record: Recorder) -> list[list[dict]]:
+    """Tokenize the whole file once into one chunk of segments (video codes, soundtrack) per second.
+
+    Records a ``tokenize_file`` row; each duration measured later is a prefix of these chunks.
+    """
     t = time.perf_counter()
-    segs = vt.segments(pan, chunk_seconds=1.0, duration=args.max_seconds)
+    segs = vt.segments(pan, chunk_seconds=1.0, duration=seconds)
     chunks: list[list[dict]] = []
     for seg in segs:
         if "video_codes" in seg:
             chunks.append([])
         chunks[-1].append(seg)
-    record({"kind": "tokenize_file", "duration_s": args.max_seconds, "frames": sum(
+    record({"kind": "tokenize_file", "duration_s": seconds, "frames": sum(
         int(x["video_codes"].shape[0]) for x in segs if "video_codes" in x), "seconds": round(time.perf_counter() - t, 2)})
+    return chunks
+
+
+def interleave_durations(il: Interleaver, chunks: list[list[dict]], record: Recorder) -> list[tuple[float, torch.Tensor]]:
+    """Interleave the first 1, 2, 4, ... seconds into one stream each, recording a ``tokenize`` row per duration.
+
+    Returns ``(seconds, ids)`` per duration, shortest first.
+    """
     streams: list[tuple[float, torch.Tensor]] = []
     d = 1
     while d <= len(chunks):
@@ -254,83 +302,137 @@ def main(argv: list[str] | None = None) -> int:
                 "tokens_per_second": round(len(s) / d, 2), "interleave_s": round(time.perf_counter() - t, 3)})
         streams.append((float(d), s.ids))
         d *= 2
-    rate = len(streams[-1][1]) / streams[-1][0]
-    vocab = il.vocab.size
+    return streams
 
-    # ---- forward + backward vs length
+
+def _stop_reason(r: dict, done: list[dict], backend: str, args: argparse.Namespace, spent: float,
+                 share: float) -> str | None:
+    """Why not to measure the next (doubled) length after step ``r``, or ``None`` to go on.
+
+    The next step's time is predicted from the last two steps' exponent (at least 1.5x, 2x for ``math``),
+    its memory as 2x (4x for ``math``) this one's.
+    """
+    nxt = 2.0
+    grow_t = 2.0 if backend == "math" else 1.5
+    if len(done) >= 2:
+        e = fit_power([x["tokens"] for x in done[-2:]], [x["seconds"] for x in done[-2:]])
+        grow_t = max(grow_t, nxt ** e[0]) if e else grow_t
+    pred_t, pred_m = r["seconds"] * grow_t, r["peak_mib"] * (4.0 if backend == "math" else 2.0)
+    if r["seconds"] > args.step_limit or pred_t > args.step_limit:
+        return f"time: next step predicted {pred_t:.1f} s > {args.step_limit} s"
+    if pred_m > args.mem_limit * 1024:
+        return f"memory: next step predicted {pred_m / 1024:.2f} GiB > {args.mem_limit} GiB"
+    if spent + pred_t > share:
+        return f"budget: {share:.0f} s for this series"
+    return None
+
+
+def measure_series(model_name: str, backend: str, streams: list[tuple[float, torch.Tensor]], vocab: int,
+                   device: torch.device, args: argparse.Namespace, share: float, record: Recorder) -> list[dict]:
+    """One forward+backward step per stream length, shortest first, until :func:`_stop_reason` says stop.
+
+    Records a ``step`` row per length and a ``series_end`` row; returns the step rows.
+    ``share``: seconds of the budget this series may spend.
+    """
+    done: list[dict] = []
+    stopped = "longest stream reached"
+    series_start = time.perf_counter()
+    for d, ids in streams:
+        r = measure_step(model_name, backend, ids, vocab, device)
+        row = {"kind": "step", "model": model_name, "backend": backend, "device": device.type,
+               "duration_s": d, "tokens": int(ids.numel()), **r}
+        record(row)
+        done.append(row)
+        reason = _stop_reason(r, done, backend, args, time.perf_counter() - series_start, share)
+        if reason is not None:
+            stopped = reason
+            break
+    record({"kind": "series_end", "model": model_name, "backend": backend, "max_tokens": done[-1]["tokens"],
+            "stopped_by": stopped})
+    return done
+
+
+def measure_steps(args: argparse.Namespace, streams: list[tuple[float, torch.Tensor]], vocab: int,
+                  device: torch.device, t0: float, record: Recorder) -> dict[tuple[str, str], list[dict]]:
+    """Forward+backward cost vs length for every model and both attention backends (``sdpa``, ``math``).
+
+    Each series gets an equal share of the budget left when it starts (``t0``: when the run began).
+    """
     series: dict[tuple[str, str], list[dict]] = {}
     order = [(m, b) for m in args.models for b in ("sdpa", "math")]
     for k, (model_name, backend) in enumerate(order):
         measure_step(model_name, backend, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
-        done: list[dict] = []
-        stopped = "longest stream reached"
         share = (args.budget - (time.perf_counter() - t0)) / (len(order) - k)  # time left for this series
-        series_start = time.perf_counter()
-        for d, ids in streams:
-            r = measure_step(model_name, backend, ids, vocab, device)
-            row = {"kind": "step", "model": model_name, "backend": backend, "device": device.type,
-                   "duration_s": d, "tokens": int(ids.numel()), **r}
-            record(row)
-            done.append(row)
-            nxt = 2.0
-            grow_t = 2.0 if backend == "math" else 1.5
-            if len(done) >= 2:
-                e = fit_power([x["tokens"] for x in done[-2:]], [x["seconds"] for x in done[-2:]])
-                grow_t = max(grow_t, nxt ** e[0]) if e else grow_t
-            pred_t, pred_m = r["seconds"] * grow_t, r["peak_mib"] * (4.0 if backend == "math" else 2.0)
-            spent = time.perf_counter() - series_start
-            if r["seconds"] > args.step_limit or pred_t > args.step_limit:
-                stopped = f"time: next step predicted {pred_t:.1f} s > {args.step_limit} s"
-                break
-            if pred_m > args.mem_limit * 1024:
-                stopped = f"memory: next step predicted {pred_m / 1024:.2f} GiB > {args.mem_limit} GiB"
-                break
-            if spent + pred_t > share:
-                stopped = f"budget: {share:.0f} s for this series"
-                break
-        series[(model_name, backend)] = done
-        record({"kind": "series_end", "model": model_name, "backend": backend, "max_tokens": done[-1]["tokens"],
-                "stopped_by": stopped})
+        series[(model_name, backend)] = measure_series(model_name, backend, streams, vocab, device, args, share,
+                                                       record)
+    return series
 
-    # ---- fits and projections
-    hour = rate * 3600
-    for (model_name, backend), done in series.items():
-        big = [x["tokens"] for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
-        xs = big if len(big) >= 3 else [x["tokens"] for x in done]
-        sel = [x for x in done if x["tokens"] in xs]
-        ft = fit_power(xs, [x["seconds"] for x in sel])
-        fm = fit_power(xs, [x["peak_mib"] for x in sel])
-        row = {"kind": "fit", "model": model_name, "backend": backend, "points": len(sel),
-               "time_exponent": round(ft[0], 3) if ft else None, "memory_exponent": round(fm[0], 3) if fm else None}
-        cfg = ModelConfig.preset(model_name)
-        kv_per_token = 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 2  # keys + values, bf16
-        for name, tokens in (("one_hour_video", hour), ("1M_window", WINDOWS["1M"])):
-            row[f"{name}_tokens"] = round(tokens)
-            row[f"{name}_seconds"] = round(math.exp(ft[1]) * tokens ** ft[0], 1) if ft else None
-            row[f"{name}_peak_gib"] = round(math.exp(fm[1]) * tokens ** fm[0] / 1024, 2) if fm else None
-            row[f"{name}_kv_cache_gib_bf16"] = round(kv_per_token * tokens / 2**30, 3)
-        record(row)
 
-    # ---- plots
+def fit_row(model_name: str, backend: str, done: list[dict], hour: float) -> dict:
+    """The ``fit`` row of one series: log-log exponents of time and memory, projected to an hour and to 1M tokens."""
+    big = [x["tokens"] for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
+    xs = big if len(big) >= 3 else [x["tokens"] for x in done]
+    sel = [x for x in done if x["tokens"] in xs]
+    ft = fit_power(xs, [x["seconds"] for x in sel])
+    fm = fit_power(xs, [x["peak_mib"] for x in sel])
+    row = {"kind": "fit", "model": model_name, "backend": backend, "points": len(sel),
+           "time_exponent": round(ft[0], 3) if ft else None, "memory_exponent": round(fm[0], 3) if fm else None}
+    cfg = ModelConfig.preset(model_name)
+    kv_per_token = 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 2  # keys + values, bf16
+    for name, tokens in (("one_hour_video", hour), ("1M_window", WINDOWS["1M"])):
+        row[f"{name}_tokens"] = round(tokens)
+        row[f"{name}_seconds"] = round(math.exp(ft[1]) * tokens ** ft[0], 1) if ft else None
+        row[f"{name}_peak_gib"] = round(math.exp(fm[1]) * tokens ** fm[0] / 1024, 2) if fm else None
+        row[f"{name}_kv_cache_gib_bf16"] = round(kv_per_token * tokens / 2**30, 3)
+    return row
+
+
+def draw_plots(out: Path, streams: list[tuple[float, torch.Tensor]], series: dict[tuple[str, str], list[dict]],
+               fps: float, gpu: str | None, record: Recorder) -> None:
+    """Draw ``tokens_vs_minutes.png`` and ``cost_vs_length.png`` into ``out`` (skipped without matplotlib)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         record({"kind": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
-    else:
-        plot_tokens_vs_minutes(out / "tokens_vs_minutes.png", measured=[(d, len(x)) for d, x in streams],
-                               measured_label=f"measured: mmtok stream, {args.fps:g} fps + audio")
-        n = torch.get_num_threads()
-        where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
-        plot_cost_vs_length(out / "cost_vs_length.png",
-                            {f"{m} {b}": done for (m, b), done in series.items()}, where=where)
-        record({"kind": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
+        return
+    plot_tokens_vs_minutes(out / "tokens_vs_minutes.png", measured=[(d, len(x)) for d, x in streams],
+                           measured_label=f"measured: mmtok stream, {fps:g} fps + audio")
+    n = torch.get_num_threads()
+    where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
+    plot_cost_vs_length(out / "cost_vs_length.png",
+                        {f"{m} {b}": done for (m, b), done in series.items()}, where=where)
+    record({"kind": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every phase, print each row, and write ``results.jsonl`` and the PNGs to ``--out``."""
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = Recorder()
+    device, gpu = setup_device(args, record)
+
+    rng = np.random.default_rng(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="context_growth_"))
+    world = _world(rng)
+    pan = write_pan_video(tmp, world, args.max_seconds, rng, record)
+    image, audio, weights = load_tokenizers(world, rng)
+    vt = VideoTokenizer(image, fps=args.fps)
+    il = Interleaver(None, video=vt, audio=audio)
+
+    measure_compression(vt, image, pan, tmp, world, rng, args.fps, weights, record)
+    streams = interleave_durations(il, tokenize_file(vt, pan, args.max_seconds, record), record)
+    rate = len(streams[-1][1]) / streams[-1][0]
+    series = measure_steps(args, streams, il.vocab.size, device, t0, record)
+    for (model_name, backend), done in series.items():
+        record(fit_row(model_name, backend, done, rate * 3600))
+    draw_plots(out, streams, series, args.fps, gpu, record)
 
     record({"kind": "summary", "seconds": round(time.perf_counter() - t0, 1), "device": device.type,
             "stream_tokens_per_second": round(rate, 2), "weights": weights,
             "longest": {f"{m}/{b}": d[-1]["tokens"] for (m, b), d in series.items()}})
-    with open(out / "results.jsonl", "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+    record.write(out / "results.jsonl")
     return 0
 
 
