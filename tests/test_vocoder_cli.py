@@ -187,6 +187,38 @@ def test_resume_takes_the_runs_own_settings_for_flags_left_out(cache: Path, tmp_
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+def test_resume_without_steps_keeps_the_runs_own_and_refuses_fewer_than_reached(
+        cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--steps left out is the run's own 4, not the default 200,000 (which would stretch its lr schedule); a
+    larger one extends the run, one below the step reached is refused."""
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        stop_after_state_at(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            vocoder_train.main(run_args(cache, out, "--steps", "4"))
+    real, want, totals = vocoder_run.warmup_cosine, [4], []
+
+    def schedule(step: int, **kwargs: float) -> float:
+        totals.append(kwargs["total"])
+        assert kwargs["total"] == want[0], f"the schedule's total is {kwargs['total']}, not the run's {want[0]}"
+        return real(step, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vocoder_run, "warmup_cosine", schedule)
+    path = out / "train-state" / "config.json"
+    assert vocoder_train.main(run_args(cache, out, "--resume")) == 0
+    meta = json.loads(path.read_text())
+    assert set(totals) == {4} and meta["train"]["step"] == 4 and meta["provenance"]["settings"]["steps"] == 4
+    assert vocoder_train.main(run_args(cache, out, "--resume", "--steps", "3")) == 2
+    assert last_error(capsys) == (f"mmtok: error: --steps 3: {out} has already reached step 4; give --steps 4 or "
+                                  "more to extend it, or leave --steps out")
+    totals.clear()
+    want[0] = 5
+    assert vocoder_train.main(run_args(cache, out, "--resume", "--steps", "5")) == 0  # extended
+    assert vocoder_train.main(run_args(cache, out, "--resume")) == 0  # its steps are now 5: done
+    meta = json.loads(path.read_text())
+    assert set(totals) == {5} and meta["train"]["step"] == 5 and meta["provenance"]["settings"]["steps"] == 5
+
+
 def test_resume_refuses_another_cache_and_takes_the_same_one_moved(cache: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import shutil

@@ -7,7 +7,8 @@
 * :func:`take_run_settings`: ``--resume`` continues the run as it was started, as ``mmtok train
   --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_run.RESUME_FIXED`) left
   out are the run's own, and one given with another value is refused
-  (:class:`~mmtok.core.errors.ResumeMismatchError`, exit 2); ``--steps`` may change, to extend it.
+  (:class:`~mmtok.core.errors.ResumeMismatchError`, exit 2); ``--steps`` left out is the run's own too
+  (or the step it reached, if more), and may grow, to extend it, but not go below the step reached.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mmtok.audio.vocoder_run import (
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
 from mmtok.core.module_io import checkpoint_source
-from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.ranges import ABOVE_0, SEED, Range, _said, out_of_range
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
 __all__ = ["FLAG_RANGES", "check_options", "check_out_folder", "take_run_settings"]
@@ -104,7 +105,9 @@ def check_out_folder(args: argparse.Namespace) -> bool:
 def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     """``--resume``: set every option that fixes the run and is not on the command line (``given``: the options
     it names, :func:`~mmtok.core.trainstate.options_given`) to the run's own; refuse
-    (:class:`ResumeMismatchError`, one line) one given with another value."""
+    (:class:`ResumeMismatchError`, one line) one given with another value. ``--steps`` left out is the larger of
+    the run's own and the step it reached (a run saved before its steps were recorded keeps the default); given,
+    it may grow but not go below the step reached."""
     out = Path(args.out)
     meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
@@ -122,7 +125,9 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
                                   f"values, not {asked}")
     differ = []
     recorded = isinstance(prov.get("settings"), dict)
-    for dest, was in recorded_settings(prov, config).items():
+    settings = recorded_settings(prov, config)
+    steps = settings.pop("steps", None)  # not fixed: checked below
+    for dest, was in settings.items():
         flag = "--" + dest.replace("_", "-")
         if dest not in given:
             setattr(args, dest, was)
@@ -134,6 +139,12 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
         raise ResumeMismatchError(f"{out} was trained {', '.join(differ)}: a resumed run keeps the settings it "
                                   "was started with (they fix its model, schedule, batches and validation); leave "
                                   "those flags out (the run's own are taken) or train into a new --out")
+    reached = int((meta.get("train") or {}).get("step", 0))
+    if "steps" in given and args.steps < reached:
+        raise ResumeMismatchError(f"--steps {args.steps}: {out} has already reached step {reached}; give --steps "
+                                  f"{reached} or more to extend it, or leave --steps out")
+    if "steps" not in given and steps is not None:
+        args.steps = max(int(steps), reached)
 
 
 def _same(dest: str, was: Any, now: Any) -> bool:
@@ -146,10 +157,6 @@ def _difference(flag: str, was: Any, now: Any) -> str:
     if isinstance(was, bool):  # a switch: only a run started without it can differ from one given it
         return f"{'with' if was else 'without'} {flag}"
     return f"with {flag} {_said(was)} (given {_said(now)})"
-
-
-def _said(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

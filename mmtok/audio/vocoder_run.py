@@ -54,6 +54,7 @@ from mmtok.core.module_io import (
 )
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
+    check_trained_on,
     command_lines,
     json_digest,
     load_train_state,
@@ -78,8 +79,9 @@ BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel 
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
 DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
 # the options that fix a run (its model, schedule, batches, losses, validation material and what picks best/):
-# --resume takes the run's own for those left out and refuses others; --steps, saving, logging, --threads and
-# --device may change. --features, --mel-match and --mel-match-db are checked on their own.
+# --resume takes the run's own for those left out and refuses others; saving, logging, --threads and --device
+# may change. --steps is recorded beside them: left out, the run's own; given, it may grow, not go below the step
+# reached. --features, --mel-match and --mel-match-db are checked on their own.
 RESUME_FIXED = ("batch_size", "segment_seconds", "lr", "warmup", "min_lr_frac", "weight_decay", "clip_grad",
                 "mel_weight", "gain_db", "disc_weight", "fm_weight", "disc_start", "disc_warmup", "disc_lr",
                 "disc_channels", "disc_seconds", "best_by", "val_segments", "val_clips", "val_clip_seconds",
@@ -89,9 +91,10 @@ RESUME_FIXED = ("batch_size", "segment_seconds", "lr", "warmup", "min_lr_frac", 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What a run records of its options (provenance ``settings``), for ``--resume`` to take and check:
-    the :data:`RESUME_FIXED` options, ``init_from``, and ``tokenizer`` when it reads decoded features;
-    the size options yield to ``--init-from``, so such a run records none."""
+    the :data:`RESUME_FIXED` options, ``steps`` (the schedule's length), ``init_from``, and ``tokenizer``
+    when it reads decoded features; the size options yield to ``--init-from``, so such a run records none."""
     settings = {k: getattr(args, k) for k in RESUME_FIXED}
+    settings["steps"] = args.steps
     settings["init_from"] = None if args.init_from is None else checkpoint_source(args.init_from)
     if args.init_from is not None:
         for k in ("dim", "intermediate", "blocks"):
@@ -177,6 +180,11 @@ class Run:
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
         self.material = cache_digest(real, val)
+        if resuming:  # before the state is loaded (a state saved before the digest was recorded is not checked)
+            check_trained_on(self.state_dir, "material", self.material,
+                             f"--cache {cache_dir} holds other clips than the cache the run in {self.out} trained "
+                             "on; resume with that cache (moved or rebuilt from the same manifest is fine), or "
+                             "train into a new --out")
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
             {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
              **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
@@ -209,10 +217,6 @@ class Run:
         self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
-            if st["extra"].get("material") not in (None, self.material):  # None: saved before it was recorded
-                raise ResumeMismatchError(f"--cache {cache_dir} holds other clips than the cache the run in {self.out} "
-                                          "trained on; resume with that cache (moved or rebuilt from the same "
-                                          "manifest is fine), or train into a new --out")
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
             self.best_step = st["extra"].get("best_step")  # None: saved before it was recorded

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_options(parser, args)
-        return _run(args, argv)
+        return _run(parser, args, argv)
     except MmtokError as e:
         return _refused(e)
 
@@ -199,12 +199,12 @@ def _typed() -> str:
     return "mmtok train-tokenizer vocoder"
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     if args.out is not None:  # the device, the folder and a resumed run's settings, before any work
         pick_device(args.device)
         if check_out_folder(args):
-            take_run_settings(args, options_given(build_parser(), argv))
+            take_run_settings(args, options_given(parser, argv))
     if args.cache is not None:
         cache_dir = Path(args.cache)
         if args.corpus is not None:  # built if it is not; checked against the manifest if it is
