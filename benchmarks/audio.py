@@ -70,7 +70,7 @@ from audio_baselines import (
     unslice,
     usage_fields,
 )
-from common import check_peer, emit
+from common import check_peer, emit, ratio
 
 import mmtok
 from mmtok.audio.io import load_audio
@@ -100,13 +100,26 @@ def _encoder(which: str, model: str, x: torch.Tensor) -> Callable[[], Any]:
     return run
 
 
-def peak_growth(run: Callable[[], Any]) -> tuple[float, str]:
-    """(MiB, method): how far resident memory rose above its level just before ``run()``, at its peak during it."""
+def has_current_rss() -> bool:
+    """Whether :func:`rss_mib` reads the resident memory now (``/proc/self/statm``); where it cannot, it
+    falls back to ``ru_maxrss``, the process's lifetime peak, which polling cannot turn into a growth."""
+    try:
+        with open("/proc/self/statm"):
+            return True
+    except OSError:
+        return False
+
+
+def peak_growth(run: Callable[[], Any]) -> tuple[float | None, str]:
+    """(MiB, method): how far resident memory rose above its level just before ``run()``, at its peak during it;
+    (None, why) where neither the kernel's peak mark nor the current RSS can be read."""
     gc.collect()
     if reset_peak_rss():  # Linux: the kernel's high-water mark, reset to the current RSS just before the call
         with PeakMemory("cpu") as m:
             run()
         return m.peak_mib, "kernel peak-RSS mark (VmHWM), reset just before the call"
+    if not has_current_rss():
+        return None, "not measured: no current-RSS source"
     before = rss_mib()
     peak = [before]
     done = threading.Event()
@@ -132,7 +145,7 @@ def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) 
     q.put((first, second, method))
 
 
-def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> tuple[float, float, str]:
+def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> tuple[float | None, float | None, str]:
     """(first encode MiB, second encode MiB, method) of ``which`` in a fresh (spawned) process."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -212,10 +225,6 @@ def speed_clip(tok: AudioTokenizer, held: list[Path], held_audio: list[torch.Ten
     n16 = int(CLIP_SECONDS * tok.sample_rate)
     speech = speech.repeat(math.ceil(n16 / speech.numel()))[:n16]
     return load_audio(speech, tok.sample_rate, target_rate=ENCODEC_RATE).numpy(), label
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(a / b, 1)
 
 
 def speed_rows(tok: AudioTokenizer, x: torch.Tensor, args: argparse.Namespace, beside: dict[str, Any],

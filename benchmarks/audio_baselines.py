@@ -7,11 +7,13 @@ EnCodec (random weights: for its speed), a median timer and the codebook-usage f
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Any
 
 import torch
+from common import usage_over
 from einops import rearrange
 
 from mmtok.audio.tokenizer import AudioTokenizer
@@ -50,8 +52,7 @@ def usage_fields(counts: torch.Tensor) -> dict[str, Any]:
     {'usage': 1.0, 'distinct': 2, 'codebook_size': 8, 'tokens': 2, 'perplexity': 2.0}
     """
     c = counts.flatten()
-    tokens, distinct = int(c.sum()), int((c > 0).sum())
-    usage = distinct / min(c.numel(), tokens) if tokens else 0.0
+    usage, distinct, tokens = usage_over(c)
     return {"usage": round(usage, 4), "distinct": distinct, "codebook_size": c.numel(), "tokens": tokens,
             "perplexity": round(perplexity(c), 1) if tokens else 0.0}
 
@@ -93,8 +94,12 @@ def fit_dmel(fit: torch.Tensor, n_mels: int, fpt: int, bits: int) -> tuple[Unifo
     return best[1], best[2], best[3]
 
 
+@functools.cache
 def encodec_24khz() -> Any:
-    """EnCodec 24 kHz, random weights (``pretrained=False``: its speed, not its sound), 1.5 kbps, eval."""
+    """EnCodec 24 kHz, random weights (``pretrained=False``: its speed, not its sound), 1.5 kbps, eval.
+
+    Built once per process and shared: it keeps no state between calls, so every speed run times the same model.
+    """
     from encodec import EncodecModel
 
     m = EncodecModel.encodec_model_24khz(pretrained=False)

@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import importlib.util
 import json
 import math
 import statistics
@@ -82,7 +81,7 @@ from audio_clips import (
     load_model,
     read_manifest,
 )
-from common import check_peer, emit
+from common import check_peer, emit, missing_peer
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
@@ -412,7 +411,7 @@ def load_vocoder(tok: AudioTokenizer, path: str | None) -> Vocoder:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    missing = [p for p in REQUIRED if importlib.util.find_spec(p) is None]
+    missing = [p for p in REQUIRED if missing_peer(p) is not None]
     if missing:
         raise SystemExit(f"the metrics need {', '.join(missing)}: pip install {' '.join(missing)} (or mmtok[bench])")
     if skip - set(PARTS):

@@ -77,7 +77,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import check_peer, emit
+from common import check_peer, emit, ratio, usage_over
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -171,8 +171,8 @@ def roundtrip(codec: Codec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 def usage(codes: torch.Tensor, k: int) -> tuple[float, float, int]:
     """(distinct codes over ``min(k, tokens)``, perplexity, distinct codes) of a batch of codes."""
     counts = torch.bincount(codes.flatten(), minlength=k)
-    distinct = int((counts > 0).sum())
-    return distinct / min(k, codes.numel()), codebook_usage(counts)[1], distinct
+    share, distinct, _ = usage_over(counts)
+    return share, codebook_usage(counts)[1], distinct
 
 
 def time_alternating(fns: dict[str, Callable[[torch.Tensor], Any]], x: torch.Tensor,
@@ -345,7 +345,6 @@ def speed_rows(args: argparse.Namespace, codecs: dict[str, Codec], models: dict[
     vq_params = None if vqgan is None else sum(p.numel() for mod in (vqgan.encoder, vqgan.quant_conv, vqgan.quantize)
                                                for p in mod.parameters())
     per_s = lambda n, t: None if t is None else round(n / t, 3)  # noqa: E731
-    ratio = lambda a, b: None if a is None else round(a / b, 1)  # noqa: E731
     speedup: dict[str, float | None] = {}
     for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
         for c, (t_enc, t_dec, t_vqgan, t_vqgan_dec) in timings.items():

@@ -164,10 +164,12 @@ def main() -> None:
         best: dict[int, float] = {}
         best_total: dict[int, float] = {}
         first_digest = None
+        all_identical = True  # every run's shards byte for byte the same as the first run's
         for k in range(args.repeat):
             for workers in args.workers if k % 2 == 0 else args.workers[::-1]:
                 r = timed_run(root, corpus, spec, workers, k)
                 first_digest = first_digest or r["digest"]
+                all_identical = all_identical and r["digest"] == first_digest
                 best[workers] = min(best.get(workers, float("inf")), r["seconds"])
                 best_total[workers] = min(best_total.get(workers, float("inf")), r["process_seconds"])
                 m_tokens = r["tokens"]
@@ -190,7 +192,8 @@ def main() -> None:
             emit({"bench": "stream", "row": "ratio", "of": "fastest run of each",
                   **{f"speedup_{w}_vs_{base}_workers": round(best[base] / best[w], 3) for w in args.workers[1:]},
                   **{f"speedup_{w}_vs_{base}_workers_whole_process": round(best_total[base] / best_total[w], 3)
-                     for w in args.workers[1:]}})
+                     for w in args.workers[1:]},
+                  "all_identical": all_identical})
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit
+from common import check_peer, emit
 
 import mmtok
 from mmtok.core.memory import PeakMemory
@@ -223,22 +223,27 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
     codebooks = {"mmtok": ours.codebook, "vector_quantize_pytorch": peer.codebook.reshape(k, d)}
     common = {"codebook_size": k, "dim": d, "steps": steps, "batch": batch, "repeated_share": repeat_share,
               "rounds": len(secs["mmtok"])}
+    quality: dict[str, dict[str, float]] = {}  # per implementation: the rounded mse and usage its row shows
     for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
+        quality[name] = {"mse": round(float((rec - test).pow(2).mean()), 5), "usage": round(usage, 4)}
         emit({"bench": "vq_train", "impl": name, **common,
               "data": f"{4 * k} tight Gaussian clusters, held-out 50k vectors",
               "duplicate_codes": k - int(torch.unique(codebooks[name].detach().cpu(), dim=0).shape[0]),
               "twin_codes": int((canonical_codes(codebooks[name].detach()) != torch.arange(k, device=device)).sum()),
-              "usage": round(usage, 4), "perplexity": round(ppl, 1),
-              "mse": round(float((rec - test).pow(2).mean()), 5), "train_seconds": round(sum(secs[name]), 2),
+              "usage": quality[name]["usage"], "perplexity": round(ppl, 1),
+              "mse": quality[name]["mse"], "train_seconds": round(sum(secs[name]), 2),
               "segment_seconds_median": round(statistics.median(secs[name]), 4)})
     per_round = [p / o for o, p in zip(secs["mmtok"], secs["vector_quantize_pytorch"], strict=True)]
     emit({"bench": "vq_train", "metric": "ratio", **common,
           "speedup_vs_vector_quantize": round(statistics.median(per_round), 2),
-          "speedup_per_round": [round(x, 2) for x in per_round]})
+          "speedup_per_round": [round(x, 2) for x in per_round],
+          "mmtok_mse": quality["mmtok"]["mse"], "vector_quantize_mse": quality["vector_quantize_pytorch"]["mse"],
+          "mmtok_usage": quality["mmtok"]["usage"],
+          "vector_quantize_usage": quality["vector_quantize_pytorch"]["usage"]})
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=262_144)
     ap.add_argument("--dim", type=int, default=64)
@@ -252,12 +257,14 @@ def main() -> None:
     ap.add_argument("--skip-encode", action="store_true")
     ap.add_argument("--repeat-shares", type=float, nargs="+", default=[0.0],
                     help="train once per share of each batch replaced by one repeated vector")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     device = torch.device(args.device)
     emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
           "device": str(device),
           "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
+    if not check_peer("vq", "vector_quantize_pytorch"):  # every vq row compares with it: nothing left to run
+        return 0
     for k in [] if args.skip_encode else args.ks:
         # the peer materialises a [slice, K] distance matrix: several slice sizes up to 1 GiB, its best kept
         most = max(256, min(args.n, 2**30 // (4 * k)))
@@ -266,7 +273,8 @@ def main() -> None:
     if not args.skip_train:
         for share in args.repeat_shares:
             bench_train(1024, args.dim, args.train_steps, 8192, device, share, args.train_rounds)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

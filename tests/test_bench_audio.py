@@ -432,3 +432,22 @@ def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: py
     assert [r["codes_same_as_whole_last_block"] for r in rows] == [25, 265]  # real speech, real codes
     assert rows[0]["speedup_vs_encodec"] == 20.0 and rows[1]["x_realtime"] == 530.0
     assert rows[0]["decode_speedup_vs_encodec"] == 5.0 and rows[1]["decode_x_realtime"] == 265.0
+
+
+def test_peak_growth_without_a_current_rss_source_is_not_a_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no kernel peak mark to reset and no /proc/self/statm: rss_mib would read the lifetime peak
+    monkeypatch.setattr(bench, "reset_peak_rss", lambda: False)
+    monkeypatch.setattr(bench, "has_current_rss", lambda: False)
+    ran = []
+    assert bench.peak_growth(lambda: ran.append(1)) == (None, "not measured: no current-RSS source")
+
+
+def test_shared_ratio_and_usage_helpers() -> None:
+    import common
+    from audio_baselines import usage_fields
+
+    assert common.ratio(3.0, 2.0) == 1.5 and common.ratio(None, 2.0) is None and common.ratio(3.0, None) is None
+    counts = torch.tensor([2, 1, 0, 0, 0, 0])  # 3 tokens, 2 distinct: 2 / min(6, 3)
+    assert common.usage_over(counts) == (2 / 3, 2, 3)
+    assert usage_fields(counts)["usage"] == round(2 / 3, 4)
+    assert common.usage_over(torch.zeros(4, dtype=torch.long)) == (0.0, 0, 0)

@@ -104,3 +104,15 @@ def test_image_speed_without_diffusers_times_the_rest(tmp_path: Path, monkeypatc
     bars = next(r for r in rows if r["bench"] == "image_bars")
     assert bars["encode_speedup"] is None and bars["met"]["encode_ge_50x_vqgan_f16"] is None
     assert torch.get_num_threads() == 1
+
+
+def test_vq_without_vector_quantize_says_so_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import vq as bench_vq
+
+    block(monkeypatch, tmp_path / "stubs", "vector_quantize_pytorch")
+    assert bench_vq.main(["--n", "256", "--ks", "16", "--repeats", "1", "--train-steps", "1"]) == 0
+    rows = records(capsys)
+    assert [r["bench"] for r in rows] == ["machine", "vq"]
+    assert rows[1] == {"bench": "vq", "peer": "vector_quantize_pytorch", "skipped": rows[1]["skipped"]}
+    assert rows[1]["skipped"].endswith("pip install mmtok[bench]")
