@@ -99,6 +99,21 @@ def test_jsonl_documents_are_read_as_tokenize_reads_them(tmp_path: Path, capsys:
     assert [s["line"] for s in manifest["skipped"]] == [2, 3, 4, 5, 6, 7, 8]
 
 
+def test_a_media_segment_with_options_only_video_takes_is_skipped_as_tokenize_skips_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"segments": ["zqzq " * 30, {"image": "a.png"}]}),
+             json.dumps({"segments": ["wvwv " * 30, {"image": "a.png", "chunk_seconds": 2}]})]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, err = train(capsys, str(corpus), "--vocab-size", "300", "--out", str(tmp_path / "tok"))
+    assert code == 0 and f"skipped 1 of 2 documents of {corpus}" in err and f"{corpus}:2: segment 1 must be" in err
+    tok = BPETokenizer.load(tmp_path / "tok")
+    assert len(tok.encode(" zqzq")) == 1 and len(tok.encode(" wvwv")) > 1
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    manifest = tokenize_corpus(corpus, tmp_path / "shards", tokenizers=TokenizerSpec(image=PALETTE))
+    assert [s["line"] for s in manifest["skipped"]] == [2]
+
+
 def test_a_corpus_of_skipped_documents_is_refused_saying_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "bad.jsonl").write_text('{"segments": null}\n5\n')
     code, err = train(capsys, str(tmp_path / "bad.jsonl"), "--vocab-size", "300", "--out", str(tmp_path / "tok"))

@@ -39,11 +39,12 @@ from typing import Any
 
 from mmtok.core.errors import CorpusError
 from mmtok.image.io import bomb_message
-from mmtok.stream.interleave import VIDEO_OPTIONS, Interleaver
+from mmtok.stream.interleave import Interleaver
+from mmtok.stream.segments import segment_shape
+from mmtok.stream.vocab import MEDIA
 
-__all__ = ["MEDIA_KEYS", "Source", "media_kinds", "open_source", "segments", "strip_bom", "utf8_reason"]
+__all__ = ["Source", "media_kinds", "open_source", "segments", "strip_bom", "utf8_reason"]
 
-MEDIA_KEYS = ("image", "audio", "video")
 ROW_BATCH = 256  # rows read from a table at a time
 OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
@@ -194,7 +195,7 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
 # --------------------------------------------------------------------------- the pre-scan
 
 # the lines the pre-scan parses: those naming a media key, and any with a JSON escape (a key may be spelt \u0069mage)
-_MEDIA_MARKS = (*(f'"{key}"'.encode() for key in MEDIA_KEYS), b"\\u")
+_MEDIA_MARKS = (*(f'"{key}"'.encode() for key in MEDIA), b"\\u")
 
 
 def media_kinds(source: Source) -> tuple[set[str], int]:
@@ -225,7 +226,7 @@ def _line_kinds(raw: bytes, where: _Where, probe: bool) -> set[str]:
         return set()
     kinds: set[str] = set()
     for seg in segs if isinstance(segs, list) else []:
-        for key in MEDIA_KEYS:
+        for key in MEDIA:
             if isinstance(seg, dict) and isinstance(seg.get(key), str):
                 kinds.add(key)
                 if key == "video" and seg.get("soundtrack") is not False and (
@@ -331,16 +332,7 @@ def _is_regular_file(path: Path) -> bool:
 
 
 def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any:
-    if isinstance(seg, str):
-        return {"text": seg}
-    keys = [key for key in ("text", *MEDIA_KEYS) if isinstance(seg, dict) and key in seg]
-    opts = {key: val for key, val in seg.items() if key not in keys} if len(keys) == 1 else {}
-    if len(keys) != 1 or (opts and keys != ["video"]) or set(opts) - set(VIDEO_OPTIONS):
-        raise ValueError(f'segment {k} must be {{"text": ...}}, {{"image"|"audio": path}} or '
-                         f'{{"video": path}} with optional {" and ".join(VIDEO_OPTIONS)}')
-    key, value = keys[0], seg[keys[0]]
-    if not isinstance(value, str):
-        raise ValueError(f"segment {k}: {key} must be a string, got {type(value).__name__}")
+    key, value, opts = segment_shape(seg, k)
     if key == "text":
         return {"text": value}
     _need(il, key, k, line)

@@ -52,6 +52,7 @@ from mmtok.core.errors import DocumentError, StreamError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
 from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor, integer_ids
 from mmtok.stream.positions import positions_thw
+from mmtok.stream.segments import VIDEO_OPTIONS
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
 
@@ -67,7 +68,6 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})
-VIDEO_OPTIONS = ("soundtrack", "chunk_seconds")  # optional keys of a {"video": path} segment
 
 
 @dataclass(eq=False)

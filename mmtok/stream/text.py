@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint
+from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint, write_refusal
 from mmtok.core.errors import CheckpointError
-from mmtok.stream.vocab import MEDIA, RESERVED_SPECIAL
+from mmtok.stream.segments import segment_shape
+from mmtok.stream.vocab import RESERVED_SPECIAL
 
 __all__ = ["BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "main", "train_bpe"]
 
@@ -327,8 +328,8 @@ def _numbered_lines(name: str) -> Iterator[tuple[int, str]]:
 def _doc_texts(line: str) -> list[str] | str:
     """The text segments of one JSONL document, or why ``mmtok tokenize`` skips it for its shape.
 
-    A media segment (one of the keys image, audio, video naming a path) adds no text; its file and options
-    are not looked at.
+    A segment is checked as tokenize checks its shape (:func:`~mmtok.stream.segments.segment_shape`); a media
+    segment adds no text, and its file is not looked at.
 
     >>> _doc_texts('{"segments": ["a", {"image": "x.png"}, {"text": "b"}]}'), _doc_texts('{"segments": "ab"}')
     (['a', 'b'], 'expected an object with a "segments" list')
@@ -342,14 +343,12 @@ def _doc_texts(line: str) -> list[str] | str:
         return 'expected an object with a "segments" list'
     texts = []
     for k, seg in enumerate(segs):
-        if isinstance(seg, dict) and "text" in seg:
-            seg = seg["text"] if len(seg) == 1 else None  # {"text": str} and nothing else
-        if isinstance(seg, str):
-            texts.append(seg)
-            continue
-        media = [key for key in MEDIA if isinstance(seg, dict) and key in seg]
-        if len(media) != 1 or not isinstance(seg[media[0]], str):
-            return f'segment {k} is neither a string, {{"text": string}} nor {{"image"|"audio"|"video": path}}'
+        try:
+            key, value, _ = segment_shape(seg, k)
+        except ValueError as e:
+            return str(e)
+        if key == "text":
+            texts.append(value)
     return texts
 
 
@@ -376,31 +375,8 @@ def _read_texts(files: Sequence[str], skips: dict[str, _Skips]) -> Iterator[str]
 def _out_refusal(out: str) -> str | None:
     """Why ``--out`` cannot take the trained tokenizer (None when it is new or empty, or holds an earlier text
     tokenizer checkpoint, which is replaced): nothing else there may be lost."""
-    from mmtok.core.checkpoint import CONFIG_NAME
-    from mmtok.core.paths import holds_cwd
-
-    folder, fix = Path(out), "give a new or empty folder (nothing was written)"
-    try:
-        if not folder.exists():
-            return None
-        if not folder.is_dir():
-            return f"--out {out} is a file, not a folder; {fix}"
-        if holds_cwd(folder):
-            return f"--out {out} is the current folder or holds it; {fix}"
-        if not any(folder.iterdir()):
-            return None
-        if not (folder / CONFIG_NAME).is_file():
-            return f"--out {out} holds files and no checkpoint ({CONFIG_NAME}), which training would replace; {fix}"
-        meta = read_config(folder)
-    except (CheckpointError, OSError) as e:
-        return f"--out {out} holds files that are not a text tokenizer checkpoint ({e}); {fix}"
-    if meta.get("kind") == KIND:
-        return None
-    made = (meta.get("provenance") or {}).get("model_version")
-    which = f"model version {made!r}, " if made else ""
-    return (f"--out {out} holds a checkpoint of kind {meta.get('kind')!r} ({which}checkpoint format version "
-            f"{meta['format_version']}, written by mmtok {meta.get('mmtok_version', '?')}), not a text tokenizer, "
-            f"which training would replace; {fix}")
+    refused = write_refusal(out, kind=KIND)
+    return f"--out {out} {refused}; give a new or empty folder (nothing was written)" if refused else None
 
 
 def _refusal(args: argparse.Namespace) -> str | None:
