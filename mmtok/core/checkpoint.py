@@ -56,6 +56,7 @@ __all__ = [
     "read_header",
     "save_checkpoint",
     "save_tensors",
+    "write_refusal",
 ]
 
 FORMAT_NAME = "mmtok-checkpoint"
@@ -258,6 +259,44 @@ def _is_checkpoint(folder: Path) -> bool:
         return False
 
 
+def write_refusal(folder: str | os.PathLike[str], *, kind: str | None = None) -> str | None:
+    """Why a checkpoint may not be written to ``folder`` (None when it may): it is a file, the current folder
+    or holds it, or it holds files and no mmtok checkpoint (which replacing it would lose). With ``kind``, a
+    checkpoint of another kind (or an unreadable one) is refused too, named by its kind and versions.
+
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); (d / "notes.txt").write_text("mine")
+    4
+    >>> write_refusal(d / "new") is None, write_refusal(d)[:35]
+    (True, 'holds files and no mmtok checkpoint')
+    """
+    folder = Path(folder)
+    try:
+        if not folder.exists():
+            return None
+        if not folder.is_dir():
+            return "is a file, not a folder"
+        if holds_cwd(folder):
+            return "is the current folder or holds it"
+        if not any(folder.iterdir()):
+            return None
+        if kind is None:
+            return None if _is_checkpoint(folder) else (
+                f"holds files and no mmtok checkpoint ({CONFIG_NAME} of format {FORMAT_NAME!r}), "
+                "which replacing it would delete")
+        if not (folder / CONFIG_NAME).is_file():
+            return f"holds files and no checkpoint of kind {kind!r} ({CONFIG_NAME}), which replacing it would delete"
+        meta = read_config(folder)
+    except (CheckpointError, OSError) as e:
+        return f"holds files that are not a checkpoint of kind {kind!r} ({e}), which replacing it would delete"
+    if meta.get("kind") == kind:
+        return None
+    made = (meta.get("provenance") or {}).get("model_version")
+    which = f"model version {made!r}, " if made else ""
+    return (f"holds a checkpoint of kind {meta.get('kind')!r} ({which}checkpoint format version "
+            f"{meta['format_version']}, written by mmtok {meta.get('mmtok_version', '?')}), not one of kind "
+            f"{kind!r}, which replacing it would delete")
+
+
 def save_checkpoint(
     folder: str | os.PathLike[str],
     *,
@@ -282,15 +321,10 @@ def save_checkpoint(
     from mmtok._version import __version__
 
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"cannot write checkpoint to {folder}: a file of that name exists")
-    if holds_cwd(folder):
-        raise CheckpointError(f"cannot write checkpoint to {folder}: it is the current folder or holds it; "
-                              "give a new folder")
-    if folder.is_dir() and not _is_checkpoint(folder) and any(folder.iterdir()):
-        raise CheckpointError(f"cannot write checkpoint to {folder}: it holds files and no mmtok checkpoint "
-                              f"({CONFIG_NAME} of format {FORMAT_NAME!r}), which replacing it would delete; nothing "
-                              "was written (give a new or empty folder)")
+    refused = write_refusal(folder)
+    if refused:
+        raise CheckpointError(f"cannot write checkpoint to {folder}: it {refused}; nothing was written "
+                              "(give a new or empty folder)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(folder)
 

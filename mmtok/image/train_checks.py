@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.checkpoint import CONFIG_NAME, FORMAT_NAME, config_from_dict, read_config
+from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
 from mmtok.core.errors import ResumeMismatchError
-from mmtok.core.paths import holds_cwd
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.trainstate import json_digest
 from mmtok.image.crops import is_manifest
@@ -87,13 +86,6 @@ def _rebalance_steps(parser: argparse.ArgumentParser, text: str) -> str:
     return ",".join(map(str, steps))
 
 
-def _is_checkpoint(folder: Path) -> bool:
-    try:
-        return json.loads((folder / CONFIG_NAME).read_text()).get("format") == FORMAT_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, state_dir: str) -> None:
     """``--export`` refused (exit 2) before any work where writing the final checkpoint would fail at the end:
     a file, the current folder, a folder that holds other files and no checkpoint (as
@@ -106,13 +98,8 @@ def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, 
         where = ("is --out itself" if folder == run else f"holds --out {out}" if run.is_relative_to(folder)
                  else f"is inside --out's {state_dir}")
         why = f"{where}; give a folder outside the run (OUT/model is written anyway)"
-    elif folder.exists() and not folder.is_dir():
-        why = "is a file; give a folder for the checkpoint"
-    elif holds_cwd(folder):
-        why = "is the current folder or holds it; give a new folder"
-    elif folder.is_dir() and not _is_checkpoint(folder) and any(folder.iterdir()):
-        why = (f"holds files and no mmtok checkpoint ({CONFIG_NAME}), which writing the tokenizer there would "
-               "delete; give a new or empty folder")
+    elif refused := write_refusal(folder):
+        why = f"{refused}; give a new or empty folder"
     else:
         up = next(p for p in folder.parents if p.exists())
         why = "" if up.is_dir() else f"cannot be made: {up} is a file"
