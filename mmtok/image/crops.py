@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.image.io import load_image
 
-__all__ = ["IMAGE_EXTENSIONS", "find_images", "is_manifest", "load_corpus", "random_crops", "train_crops"]
+__all__ = ["DEFAULT_SPLIT", "IMAGE_EXTENSIONS", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",
+           "random_crops", "train_crops"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+DEFAULT_SPLIT = "train"  # the manifest split taken without --split (for the trainer on --resume: the run's)
 
 
 def is_manifest(data: str | os.PathLike[str]) -> bool:
@@ -31,16 +33,32 @@ def is_manifest(data: str | os.PathLike[str]) -> bool:
     return Path(data).is_file() and Path(data).suffix == ".jsonl"
 
 
-def find_images(folder: str | os.PathLike[str], *, split: str = "train") -> list[Path]:
+def check_split(parser: argparse.ArgumentParser, data: str, split: str | None, *, verb: str = "trained on") -> None:
+    """``--split`` refused in one line (exit 2) before any work unless ``--data`` is a manifest: a folder has
+    no splits, every image in it is used (``verb``: what is done with them, for the message)."""
+    if split is not None and not is_manifest(data):
+        parser.error(f"--split {split} chooses photos from a manifest.jsonl; --data {data} is not one "
+                     f"(a folder's images are all {verb}): leave --split out or give the corpus's manifest.jsonl")
+
+
+def data_split(data: str, split: str | None) -> str | None:
+    """The split taken from ``data``: with a manifest ``split``, or :data:`DEFAULT_SPLIT` when left out;
+    with a folder None, all of it (a run saved before may have recorded ``"train"`` for one)."""
+    if not is_manifest(data):
+        return None
+    return DEFAULT_SPLIT if split is None else split
+
+
+def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted, so runs see them in the same order.
 
     ``folder`` may also be a corpus manifest (``manifest.jsonl``, one JSON object per
     file with ``path`` relative to the manifest's folder and ``split``): then the
-    files of ``split`` are taken, as ``benchmarks/fetch_corpus.py`` writes them.
+    files of ``split`` (None: :data:`DEFAULT_SPLIT`) are taken, as ``benchmarks/fetch_corpus.py`` writes them.
     """
     root = Path(folder)
     if is_manifest(root):
-        return _manifest_images(root, split)
+        return _manifest_images(root, DEFAULT_SPLIT if split is None else split)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -22,14 +22,20 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmtok.image.crops import find_images, is_manifest, load_corpus, random_crops
+from mmtok.image.crops import (
+    DEFAULT_SPLIT,
+    check_split,
+    data_split,
+    find_images,
+    load_corpus,
+    random_crops,
+)
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
 __all__ = ["code_shares", "main"]
 
 BATCH = 32  # crops encoded at once
-DEFAULT_SPLIT = "train"  # the manifest split counted without --split
 
 
 def code_shares(tok: ImageTokenizer, photos: Sequence[torch.Tensor], crops: int, *, scale: tuple[float, float],
@@ -72,14 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
-    manifest = is_manifest(args.data)
-    if args.split is not None and not manifest:
-        parser.error(f"--split {args.split} chooses photos from a manifest.jsonl; --data {args.data} is not one "
-                     "(a folder's images are all counted): leave --split out or give the corpus's manifest.jsonl")
-    split = (DEFAULT_SPLIT if args.split is None else args.split) if manifest else None  # None: a folder, all of it
+    check_split(parser, args.data, args.split, verb="counted")
+    split = data_split(args.data, args.split)  # None: a folder, all of it
 
     def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
-        files = find_images(args.data) if split is None else find_images(args.data, split=split)
+        files = find_images(args.data, split=split)
         share, tokens = code_shares(tok, load_corpus(files, tok.image_size), args.crops,
                                     scale=(args.scale_min, args.scale_max), seed=args.seed,
                                     progress=not args.no_progress)

@@ -58,7 +58,15 @@ from mmtok.core.trainstate import (
     pick_device,
     save_train_state,
 )
-from mmtok.image.crops import find_images, load_corpus, random_crops, train_crops
+from mmtok.image.crops import (
+    DEFAULT_SPLIT,
+    check_split,
+    data_split,
+    find_images,
+    load_corpus,
+    random_crops,
+    train_crops,
+)
 from mmtok.image.discriminator import PatchGAN
 from mmtok.image.init import (
     check_init_source,
@@ -68,12 +76,9 @@ from mmtok.image.init import (
 )
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
-    DEFAULT_SPLIT,
     check_export,
     check_numbers,
-    check_split,
     data_material,
-    data_split,
     exported_provenance,
     run_settings,
     take_run_settings,
@@ -297,7 +302,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     device = pick_device(args.device)
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
-    files = find_images(args.data) if args.split is None else find_images(args.data, split=args.split)
+    files = find_images(args.data, split=args.split)
     material = data_material(files, _data_root(args.data))
     state = out / STATE_DIR / "config.json"
     resume = args.resume and state.is_file()

@@ -16,11 +16,10 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, wr
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.trainstate import json_digest
-from mmtok.image.crops import is_manifest
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["DEFAULT_SPLIT", "NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_numbers",
-           "check_split", "data_material", "data_split", "exported_provenance",
+__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_numbers",
+           "data_material", "exported_provenance",
            "run_settings", "take_run_settings"]
 
 # the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
@@ -32,7 +31,6 @@ RESUME_FIXED = ("split", "batch_size", "crop", "base_side", "scale_min", "scale_
 # the settings that may change to extend a run (more steps, a schedule restart, a later rebalancing); left out,
 # they are the run's
 RESUME_FREE = ("steps", "lr_restart", "rebalance_at", "save_every")
-DEFAULT_SPLIT = "train"  # the manifest split trained on without --split (on --resume: the run's)
 MODEL_FLAGS = ("config", "codebook_size", "latent_dim", "dead_code_rate")  # they set fields of the model config
 
 
@@ -57,22 +55,6 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     args.rebalance_at = _rebalance_steps(parser, args.rebalance_at)
     if args.config is not None and not Path(args.config).is_file():
         parser.error(f"--config {args.config}: no such file (give a JSON file of ImageTokenizerConfig fields)")
-
-
-def check_split(parser: argparse.ArgumentParser, data: str, split: str | None) -> None:
-    """``--split`` refused in one line (exit 2) before any work unless ``--data`` is a manifest: a folder has
-    no splits, every image in it is trained on."""
-    if split is not None and not is_manifest(data):
-        parser.error(f"--split {split} chooses photos from a manifest.jsonl; --data {data} is not one "
-                     "(a folder's images are all trained on): leave --split out or give the corpus's manifest.jsonl")
-
-
-def data_split(data: str, split: str | None) -> str | None:
-    """The split a run trains on: with a manifest ``split`` (``--split``, on ``--resume`` the run's) or
-    :data:`DEFAULT_SPLIT`; with a folder None, all of it (a run saved before recorded ``"train"`` for one)."""
-    if not is_manifest(data):
-        return None
-    return DEFAULT_SPLIT if split is None else split
 
 
 def _rebalance_steps(parser: argparse.ArgumentParser, text: str) -> str:
