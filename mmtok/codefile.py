@@ -15,7 +15,6 @@ every kind the files need is loaded first: one that cannot load stops the run be
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from mmtok.data.media_files import (
     marked,
     media_kind,
     refuse_collisions,
+    refuse_foreign,
     run_each,
 )
 from mmtok.pretrained import load, model_version
@@ -90,16 +90,26 @@ def _media_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
     return kinds
 
 
-def _code_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
-    """The models ``decode`` needs for these code files: each one's kind, and the audio model for a video with a
-    soundtrack. A code file that cannot be read needs none: it fails on its own line."""
+def _code_head(path: Path) -> tuple[str, bool] | None:
+    """A code file's kind and whether it holds a soundtrack, read once for what ``decode`` checks before any work
+    (:func:`_code_kinds`, :func:`_decoded_target`); None when it is not a file or cannot be read (it then fails on
+    its own line)."""
+    if not path.is_file():
+        return None
+    try:
+        _, meta, audio_codes = load_codes(path)
+    except (UsageError, OSError):
+        return None
+    return meta["kind"], audio_codes is not None
+
+
+def _code_kinds(heads: dict[Path, tuple[str, bool] | None]) -> set[str]:
+    """The models ``decode`` needs for these code files (:func:`_code_head` of each): each one's kind, and the audio
+    model for a video with a soundtrack. A code file that cannot be read needs none: it fails on its own line."""
     kinds: set[str] = set()
-    for path, _ in pairs:
-        try:
-            _, meta, audio_codes = load_codes(path)
-        except (UsageError, OSError):
-            continue
-        kinds |= {meta["kind"], "audio"} if audio_codes is not None else {meta["kind"]}
+    for head in heads.values():
+        if head is not None:
+            kinds |= {head[0], "audio"} if head[1] else {head[0]}
     return kinds
 
 
@@ -132,18 +142,6 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
             audio_codes = audio_codes.cpu().numpy()
     target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
-
-
-def _refuse_foreign(pairs: list[tuple[Path, Path]], target: Callable[[Path, Path], Path | None],
-                    ours: Callable[[Path], bool], what: str) -> None:
-    """A :class:`UsageError` before any work when a file the command would write (``target(path, out)``; None:
-    none to check) is there and is not one it wrote before (``ours``): a user's own file is never replaced,
-    an earlier output is. ``what`` says why it is not (``"is not a code file from 'mmtok encode'"``)."""
-    for path, out in pairs:
-        found = target(path, out)
-        if found is not None and (found.exists() or found.is_symlink()) and not ours(found):
-            raise UsageError(f"{found} is there and {what}, so it is not replaced; nothing was written "
-                             "(move it, or give another --out)")
 
 
 def _is_code_file(path: Path) -> bool:
@@ -219,19 +217,17 @@ def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
     return atomic_file(path, write)
 
 
-def _decoded_target(path: Path, out: Path) -> Path | None:
-    """The file ``decode`` writes for the code file ``path`` (its kind read from its meta); None when the code file
-    cannot be read (it then fails on its own line)."""
-    try:
-        kind = load_codes(path)[1]["kind"]
-    except (UsageError, OSError, KeyError):
+def _decoded_target(path: Path, out: Path, head: tuple[str, bool] | None) -> Path | None:
+    """The file ``decode`` writes for the code file ``path`` (its kind from ``head``, :func:`_code_head`); None when
+    the code file cannot be read (it then fails on its own line)."""
+    if head is None:
         return None
-    return out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}{DECODED_SUFFIX.get(kind, '')}"
+    return out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}{DECODED_SUFFIX.get(head[0], '')}"
 
 
 def _is_decoded(path: Path) -> bool:
-    """Whether ``path`` is a file ``decode`` wrote (:func:`_refuse_foreign` replaces only those): it carries
-    :data:`MARK` (:func:`~mmtok.data.media_files.marked`)."""
+    """Whether ``path`` is a file ``decode`` wrote (:func:`~mmtok.data.media_files.refuse_foreign` replaces only
+    those): it carries :data:`MARK` (:func:`~mmtok.data.media_files.marked`)."""
     return marked(path, MARK)
 
 
@@ -270,8 +266,8 @@ def encode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, MEDIA_SUFFIXES)
     refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
-    _refuse_foreign(pairs, lambda path, out: out / (path.name + CODES_SUFFIX), _is_code_file,
-                    "is not a code file from 'mmtok encode'")
+    refuse_foreign(pairs, lambda path, out: out / (path.name + CODES_SUFFIX), _is_code_file,
+                   "is not a code file from 'mmtok encode'")
     models.load_all(_media_kinds(pairs))
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
@@ -282,7 +278,8 @@ def decode_main(args: argparse.Namespace) -> int:
     check_out_folder(args.out)
     pairs = expand_paths(args.files, args.out, frozenset({CODES_SUFFIX}))
     refuse_collisions(pairs, lambda path, out: out / f"{path.name.removesuffix(CODES_SUFFIX)}{DECODED}")
-    _refuse_foreign(pairs, lambda path, out: _decoded_target(path, out) if path.is_file() else None, _is_decoded,
-                    "was not written by 'mmtok decode'")
-    models.load_all(_code_kinds(pairs))
+    heads = {path: _code_head(path) for path, _ in pairs}  # each file read once here, once more to decode it
+    refuse_foreign(pairs, lambda path, out: _decoded_target(path, out, heads[path]), _is_decoded,
+                   "was not written by 'mmtok decode'")
+    models.load_all(_code_kinds(heads))
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -45,7 +45,14 @@ from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
 from mmtok.data.codes import atomic_file
-from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, marked, media_kind, run_each
+from mmtok.data.media_files import (
+    MEDIA_SUFFIXES,
+    expand_paths,
+    marked,
+    media_kind,
+    refuse_foreign,
+    run_each,
+)
 from mmtok.pretrained import load, load_config, model_version
 
 __all__ = ["METRICS", "PLOT_MARK", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target",
@@ -284,14 +291,12 @@ def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
 
 def _refuse_to_replace(path: Path, inputs: Iterable[Path]) -> None:
     """A UsageError when ``path`` is there and is one of ``inputs``, or is not a PNG marked :data:`PLOT_MARK`
-    (as ``mmtok decode`` marks what it writes): a user's own file is never replaced, an earlier plot is."""
-    if not (path.exists() or path.is_symlink()):
-        return
+    (:func:`~mmtok.data.media_files.refuse_foreign`, as ``mmtok decode`` refuses): a user's own file is never
+    replaced, an earlier plot is."""
     if path.exists() and any(p.exists() and path.samefile(p) for p in inputs):
         raise UsageError(f"--plot {path} is one of the files to score; give the plot another name")
-    if not _is_plot(path):
-        raise UsageError(f"--plot {path} is there and is not a PNG plot that 'mmtok eval' drew (the only files it "
-                         "replaces); move it, or give another name")
+    refuse_foreign([(path, path.parent)], lambda p, _: p, _is_plot, "is not a PNG plot that 'mmtok eval' drew",
+                   flag="--plot ", fix=" (the only files it replaces); move it, or give another name")
 
 
 def _is_plot(path: Path) -> bool:

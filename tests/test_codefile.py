@@ -299,3 +299,19 @@ def test_folders_are_walked_into_the_same_subfolders(tmp_path: Path, capsys: pyt
     assert main(["decode", str(tmp_path / "codes"), "--out", str(tmp_path / "back")]) == 0
     back = sorted(str(p.relative_to(tmp_path / "back")) for p in (tmp_path / "back").rglob("*.*"))
     assert back == ["coffee.jpg.decoded.png", "sub/speech_en.wav.decoded.wav"]
+
+
+def test_decode_reads_each_code_file_once_before_the_work_and_once_to_decode_it(
+        encoded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmtok import codefile
+
+    reads: list[Path] = []
+
+    def counted(path: Path):  # type: ignore[no-untyped-def]
+        reads.append(Path(path))
+        return load_codes(path)
+
+    monkeypatch.setattr(codefile, "load_codes", counted)
+    files = [encoded / "coffee.jpg.npz", encoded / "speech_en.wav.npz"]
+    assert main(["decode", *map(str, files), "--out", str(tmp_path)]) == 0
+    assert sorted(reads) == sorted(files * 2)

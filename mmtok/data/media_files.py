@@ -20,7 +20,7 @@ from mmtok.core.errors import MmtokError, UsageError
 from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 __all__ = ["MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "marked", "media_kind", "refuse_collisions",
-           "run_each"]
+           "refuse_foreign", "run_each"]
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 
@@ -61,6 +61,20 @@ def marked(path: Path, mark: str) -> bool:
     except (OSError, ValueError, RuntimeError):  # unreadable as its kind (PIL's UnidentifiedImageError: OSError)
         return False
     return False
+
+
+def refuse_foreign(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, Path], Path | None],
+                   ours: Callable[[Path], bool], what: str, *, flag: str = "",
+                   fix: str = ", so it is not replaced; nothing was written (move it, or give another --out)") -> None:
+    """A :class:`UsageError` before any work when a file the command would write (``target(path, out)``; None:
+    none to check) is there and is not one it wrote before (``ours``, e.g. :func:`marked`): a user's own file is
+    never replaced, an earlier output is. The message is ``f"{flag}{file} is there and {what}{fix}"``: ``what``
+    says why it is not (``"is not a code file from 'mmtok encode'"``), ``flag`` names the option that gave the
+    file (``"--plot "``), ``fix`` what to do."""
+    for path, out in pairs:
+        found = target(path, out)
+        if found is not None and (found.exists() or found.is_symlink()) and not ours(found):
+            raise UsageError(f"{flag}{found} is there and {what}{fix}")
 
 
 def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
