@@ -27,7 +27,7 @@ from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.shards import MANIFEST, open_shards
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.runs import MODALITIES, checkpoint_folders, last_log_row, read_log
+from mmtok.lm.runs import MODALITIES, checkpoint_folders, read_log
 from mmtok.pretrained import load
 from mmtok.stream.vocab import Vocabulary
 
@@ -122,8 +122,9 @@ def _run(folder: Path) -> dict[str, Any]:
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
     params = _parameters(_transformer(ckpts[-1], meta))
-    last = last_log_row(folder)
-    losses, steps = _last_losses(folder)
+    rows = read_log(folder)  # read once: the newest row, and the newest loss of each modality
+    last = rows[-1] if rows else {}
+    losses, steps = _last_losses(rows)
     return {
         "what": "run", "path": str(folder),
         "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
@@ -151,12 +152,13 @@ def _tokenizer_run(folder: Path) -> dict[str, Any]:
     return out
 
 
-def _last_losses(folder: Path) -> tuple[dict[str, float], dict[str, int]]:
-    """The newest logged loss of each modality in ``folder``'s log, and the step it was logged at: a step's row
-    has only the modalities its batch held, so the log is read back until each has been found (or it ends)."""
+def _last_losses(rows: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, int]]:
+    """The newest logged loss of each modality in a run's log (its ``rows``, :func:`~mmtok.lm.runs.read_log`), and
+    the step it was logged at: a step's row has only the modalities its batch held, so the log is read back until
+    each has been found (or it ends)."""
     losses: dict[str, float] = {}
     steps: dict[str, int] = {}
-    for row in reversed(read_log(folder)):
+    for row in reversed(rows):
         for m in MODALITIES:
             if m not in losses and isinstance(row.get(f"loss_{m}"), (int, float)):
                 losses[m], steps[m] = row[f"loss_{m}"], row["step"]

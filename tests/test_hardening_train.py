@@ -285,3 +285,17 @@ def test_gpu_media_check_runs_its_comparisons_on_the_cpu() -> None:
     assert rows["image_device"]["codes_equal_share"] == 1.0 and rows["image_device"]["decode_max_diff"] == 0.0
     audio = rows["audio_device"]
     assert audio["ok"] and audio["codes_equal_share"] == 1.0 and audio["stream_max_diff"] < 1e-2
+
+
+def test_checkpoint_folders_keeps_only_numbered_checkpoints_in_step_order(tmp_path: Path) -> None:
+    """A ``ckpt-old`` folder with a config.json is no checkpoint (resume would not pick it, clear_run would not
+    remove it), and checkpoints come oldest first by step, not by name."""
+    from mmtok.lm.runs import checkpoint_folders
+
+    for name in ("ckpt-0000004", "ckpt-old", "ckpt-12345678", "ckpt-0000002"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    (tmp_path / "ckpt-0000006").mkdir()  # no config.json: not complete
+    names = [p.name for p in checkpoint_folders(tmp_path)]
+    assert names == ["ckpt-0000002", "ckpt-0000004", "ckpt-12345678"]
+    assert latest_checkpoint(tmp_path).name == "ckpt-12345678"  # type: ignore[union-attr]

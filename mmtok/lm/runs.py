@@ -37,8 +37,11 @@ MODALITIES = tuple(m.name.lower() for m in Modality if m is not Modality.SPECIAL
 
 
 def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
-    """The complete checkpoint folders in ``run``, oldest first."""
-    return sorted(p for p in Path(run).glob(f"{CKPT_PREFIX}*") if (p / CONFIG_NAME).is_file())
+    """The complete checkpoint folders in ``run`` (``ckpt-NNNNNNN``, :func:`checkpoint_number`, with its config),
+    oldest first: by step, not by name."""
+    found = {p: n for p in Path(run).glob(f"{CKPT_PREFIX}*")
+             if (n := checkpoint_number(p)) is not None and (p / CONFIG_NAME).is_file()}
+    return sorted(found, key=found.__getitem__)
 
 
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
