@@ -88,9 +88,9 @@ def test_resume_refuses_another_architecture_in_one_line(trained: tuple[list[str
 
 
 @pytest.mark.parametrize(("flag", "value", "run_value"), [
-    ("--lr", "0.02", "0.01"), ("--batch-size", "3", "2"), ("--gain-db", "10", "6.0"), ("--mse-weight", "0", "0.5"),
-    ("--envelope-weight", "1", "0.0"), ("--band-weight", "0-800:2", "0-500:2"), ("--seed", "4", "3"),
-    ("--crop-tokens", "6", "8"), ("--dead-code-rate", "0.1", "0.0"), ("--init-from", "audio", "none"),
+    ("--lr", "0.02", "0.01"), ("--batch-size", "3", "2"), ("--gain-db", "10", "6"), ("--mse-weight", "0", "0.5"),
+    ("--envelope-weight", "1", "0"), ("--band-weight", "0-800:2", "0-500:2"), ("--seed", "4", "3"),
+    ("--crop-tokens", "6", "8"), ("--dead-code-rate", "0.1", "0"), ("--init-from", "audio", "none"),
 ])
 def test_resume_refuses_another_training_setting(trained: tuple[list[str], Path], flag: str, value: str,
                                                  run_value: str) -> None:

@@ -504,7 +504,7 @@ def test_weight_average_is_exported_and_resumes_on_the_same_curve(tmp_path: Path
     assert all(torch.allclose(resumed[k], model[k], atol=1e-6) for k in model)
     assert json.loads((again / "model" / "config.json").read_text())["provenance"]["ema_decay"] == 0.5
     for other in ("0.7", "0"):  # another one given is refused by its flag and values
-        with pytest.raises(ResumeMismatchError, match=rf": --ema-decay {other} \(the run's: 0\.5\); resume with"):
+        with pytest.raises(ResumeMismatchError, match=rf": --ema-decay {other} \(the run's: 0\.5\); a resumed run keeps"):
             main([*plain2, "--steps", "5", "--resume", "--ema-decay", other])
     with pytest.raises(SystemExit):
         main([*plain2, "--steps", "1", "--ema-decay", "1.0"])

@@ -160,7 +160,7 @@ def test_resume_keeps_the_runs_own_settings(shards: Path, tmp_path: Path, capsys
     from mmtok.lm.runs import run_settings
 
     run = train(small(shards, tmp_path / "run", steps=2, save_every=2, seq_len=32, batch_size=2), progress=False)
-    with pytest.raises(TrainingError, match=r"trained with --seq-len 32 \(now 64\), --batch-size 2 \(now 4\)"):
+    with pytest.raises(TrainingError, match=r"--seq-len 64 \(the run's: 32\); --batch-size 4 \(the run's: 2\);"):
         train(small(shards, run, steps=4, save_every=2), resume=True, progress=False)
     assert main(["train", "--data", str(shards), "--out", str(run), "--resume", "--seq-len", "64"]) == 2  # a flag refused
     capsys.readouterr()

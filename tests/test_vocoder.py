@@ -231,7 +231,7 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
     # the run's features are fixed: a resume that asks for the other kind is refused, one that leaves them out
     # takes the run's
     assert vocoder_train.main([*common, "--out", str(s2), "--resume", "--steps", "3", "--features", "true"]) == 2
-    assert "--features decoded" in capsys.readouterr().err
+    assert "--features true (the run's: decoded)" in capsys.readouterr().err
     again = shutil.copytree(s2, tmp_path / "s2-again")
     assert vocoder_train.main([*common, "--out", str(again), "--resume", "--steps", "3"]) == 0
     resumed = json.loads((again / "train-state" / "config.json").read_text())["provenance"]

@@ -166,7 +166,7 @@ def test_resume_refuses_other_settings(changed: list[str], cache: Path, finished
     assert vocoder_train.main(run_args(cache, out, "--steps", "4", "--resume", "--lr", "1e-3", "--gain-db", "3",
                                        *changed)) == 2
     err = last_error(capsys)
-    assert err.startswith("mmtok: error: ") and f"with {changed[0]} " in err and "given" in err
+    assert err.startswith(f"mmtok: error: --resume {out}: {changed[0]} ") and "(the run's: " in err
     assert (out / "train-state" / "config.json").read_text() == before  # refused before any work
 
 
@@ -242,7 +242,7 @@ def test_a_run_saved_before_settings_were_recorded_is_checked_on_what_it_has(
     del meta["provenance"]["settings"]  # as such runs were saved
     path.write_text(json.dumps(meta))
     assert vocoder_train.main(run_args(cache, out, "--steps", "4", "--resume", "--batch-size", "4")) == 2
-    assert "--batch-size 3 (given 4)" in last_error(capsys)
+    assert "--batch-size 4 (the run's: 3)" in last_error(capsys)
     assert vocoder_train.main(["--cache", str(cache), "--out", str(out), "--resume", "--steps", "4",
                                "--no-progress"]) == 0
     assert json.loads(path.read_text())["provenance"]["batch_size"] == 3

@@ -86,7 +86,7 @@ def test_joint_run_resumes_on_the_same_curve_and_keeps_its_mode(
     assert vocoder_train.main([*common, *stage2, "--out", str(tmp_path / "plain")]) == 0
     assert vocoder_train.main([*common, *stage2, "--train-decoder", "--out", str(tmp_path / "plain"),
                                "--steps", "3", "--resume"]) == 2
-    assert "trained without --train-decoder" in capsys.readouterr().err
+    assert "--train-decoder (the run's: no --train-decoder)" in capsys.readouterr().err
     assert vocoder_train.main([*common, "--out", str(tmp_path / "c"), "--train-decoder"]) == 2
     assert "needs --features decoded" in capsys.readouterr().err
 

@@ -20,7 +20,9 @@ from mmtok.audio.config import DEFAULT_VQ, AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError
-from mmtok.core.module_io import checkpoint_source, load_module
+from mmtok.core.module_io import load_module
+from mmtok.core.resume import said
+from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import options_given
 from mmtok.vq.quantizer import VQConfig
 
@@ -104,25 +106,17 @@ def run_settings(parser: argparse.ArgumentParser, meta: dict[str, Any]) -> dict[
     return settings
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, (list, tuple)) and all(isinstance(b, (list, tuple)) for b in value):  # --band-weight
+def _show(dest: str, value: Any) -> str:
+    if dest == "band_weight" and value is not None:  # as the flag is written: 0-500:2.5
         return " ".join(f"{lo:g}-{hi:g}:{w:g}" for lo, hi, w in value) or "none"
-    return str(value)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON gives it back (tuples as lists), for comparing a given value with a saved one."""
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+    return said(dest, value)
 
 
 def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str],
                       cfg: AudioTokenizerConfig, meta: dict[str, Any]) -> None:
-    """``--resume``: every option left out of ``argv`` takes the run's own value (its sizes from
-    ``cfg``, its other settings from :func:`run_settings`), as ``mmtok train --resume`` does; one
-    given with another value than the run's is refused in one line (:class:`ResumeMismatchError`,
-    exit 2), and so is a ``--steps`` below the step the run has reached (a larger one extends it).
+    """``--resume``: every option left out of ``argv`` takes the run's own value (its sizes from ``cfg``, its
+    other settings from :func:`run_settings`), by :func:`mmtok.core.resume.take_run_settings`'s rule: one given
+    with another value is refused in one line, and so is a ``--steps`` below the step reached.
     ``--decoder-only`` left out is the run's too; given to a run started without it, it is refused."""
     where, given = args.out, options_given(parser, argv)
     prov, reached = meta.get("provenance") or {}, int((meta.get("train") or {}).get("step", 0))
@@ -133,26 +127,10 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
     saved = run_settings(parser, meta) or {}
     run.update({k: v for k, v in saved.items() if k in vars(args) and k not in RUN_ARCH
                 and k not in RESUME_FREE and k not in ("steps", "decoder_only")})
-    diffs = [f"--{dest.replace('_', '-')} {_show(getattr(args, dest))} (the run's: {_show(have)})"
-             for dest, have in run.items() if dest in given and not _same_value(dest, getattr(args, dest), have)]
-    if diffs:
-        raise ResumeMismatchError(f"--resume {where}: {', '.join(diffs)}; a run keeps the settings it was started "
-                                  "with: leave these flags out (the run's own are taken) or train into a new --out")
-    if "steps" in given and args.steps < reached:
-        raise ResumeMismatchError(f"--steps {args.steps}: {where} has already reached step {reached}; give --steps "
-                                  f"{reached} or more to extend it, or leave --steps out")
-    for dest, have in run.items():
-        setattr(args, dest, [tuple(b) for b in have] if dest == "band_weight" else have)
-    if "steps" not in given:
-        args.steps = max(int(saved.get("steps") or reached), reached)
-
-
-def _same_value(dest: str, given: Any, have: Any) -> bool:
-    """Whether a given option's value is the run's: ``--init-from`` as the folder it names (``./m`` and ``m``
-    alike), the others as JSON gives them back."""
-    if dest == "init_from" and given is not None and have is not None:
-        return checkpoint_source(str(given)) == checkpoint_source(str(have))
-    return bool(_plain(given) == _plain(have))
+    resume_settings(args, given, {**run, "steps": saved.get("steps")}, where=str(where), reached=reached,
+                    fixed=run, show=_show)
+    if args.band_weight is not None:
+        args.band_weight = [tuple(b) for b in args.band_weight]
 
 
 def _config_value(cfg: AudioTokenizerConfig, path: tuple[str, ...]) -> Any:

@@ -28,8 +28,8 @@ from mmtok.audio.vocoder_run import (
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
-from mmtok.core.module_io import checkpoint_source
-from mmtok.core.ranges import ABOVE_0, SEED, Range, _said, out_of_range
+from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
 __all__ = ["FLAG_RANGES", "check_options", "check_out_folder", "take_run_settings"]
@@ -105,58 +105,24 @@ def check_out_folder(args: argparse.Namespace) -> bool:
 def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     """``--resume``: set every option that fixes the run and is not on the command line (``given``: the options
     it names, :func:`~mmtok.core.trainstate.options_given`) to the run's own; refuse
-    (:class:`ResumeMismatchError`, one line) one given with another value. ``--steps`` left out is the larger of
-    the run's own and the step it reached (a run saved before its steps were recorded keeps the default); given,
-    it may grow but not go below the step reached."""
+    (:class:`ResumeMismatchError`, one line) one given with another value, by
+    :func:`mmtok.core.resume.take_run_settings`'s rule: ``--steps`` left out is the run's own (at least the step
+    it reached); given, it may grow but not go below the step reached."""
     out = Path(args.out)
     meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
     cfg = config_from_dict(VocoderConfig, config, where=str(out / STATE_DIR / "config.json"))
-    features = prov.get("features", "true")
-    if "features" not in given:  # left out: the run's own, as every other option
-        args.features = features
-    elif features != args.features:
-        raise ResumeMismatchError(f"{out} was trained on --features {features}; resume it with that, not "
-                                  f"--features {args.features}")
     asked = {k: getattr(args, k) for k in ("mel_match", "mel_match_db") if getattr(args, k) is not None}
     if any(getattr(cfg, k) != v for k, v in asked.items()):
         raise ResumeMismatchError(f"{out} was trained with mel_match {cfg.mel_match}, mel_match_db "
                                   f"{cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with those "
                                   f"values, not {asked}")
-    differ = []
-    recorded = isinstance(prov.get("settings"), dict)
-    settings = recorded_settings(prov, config)
-    steps = settings.pop("steps", None)  # not fixed: checked below
-    for dest, was in settings.items():
-        flag = "--" + dest.replace("_", "-")
-        if dest not in given:
-            setattr(args, dest, was)
-        elif dest == "segment_seconds" and not recorded:
-            continue  # only its samples were kept (rounded to whole hops or tokens): Run compares those
-        elif not _same(dest, was, getattr(args, dest)):
-            differ.append(_difference(flag, was, getattr(args, dest)))
-    if differ:
-        raise ResumeMismatchError(f"{out} was trained {', '.join(differ)}: a resumed run keeps the settings it "
-                                  "was started with (they fix its model, schedule, batches and validation); leave "
-                                  "those flags out (the run's own are taken) or train into a new --out")
+    settings = {**recorded_settings(prov, config), "features": prov.get("features", "true")}
+    if not isinstance(prov.get("settings"), dict) and "segment_seconds" in given:
+        settings.pop("segment_seconds", None)  # only its samples were kept (rounded to whole hops or tokens): Run checks them
     reached = int((meta.get("train") or {}).get("step", 0))
-    if "steps" in given and args.steps < reached:
-        raise ResumeMismatchError(f"--steps {args.steps}: {out} has already reached step {reached}; give --steps "
-                                  f"{reached} or more to extend it, or leave --steps out")
-    if "steps" not in given and steps is not None:
-        args.steps = max(int(steps), reached)
-
-
-def _same(dest: str, was: Any, now: Any) -> bool:
-    if dest in ("init_from", "tokenizer") and was is not None and now is not None:
-        return checkpoint_source(str(was)) == checkpoint_source(str(now))
-    return bool(was == now)
-
-
-def _difference(flag: str, was: Any, now: Any) -> str:
-    if isinstance(was, bool):  # a switch: only a run started without it can differ from one given it
-        return f"{'with' if was else 'without'} {flag}"
-    return f"with {flag} {_said(was)} (given {_said(now)})"
+    resume_settings(args, given, settings, where=str(out), reached=reached,
+                    fixed=[k for k in settings if k != "steps"])
 
 
 def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import json_digest
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
@@ -103,50 +104,28 @@ def exported_provenance(folder: str | Path) -> dict[str, Any] | None:
     return prov if isinstance(prov, dict) else None
 
 
-def _shown(flag: str, value: Any) -> str:
-    return (flag if value else f"no {flag}") if isinstance(value, bool) else f"{flag} {value}"
-
-
 def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path,
                       make_config: Callable[[argparse.Namespace, Any], Any]) -> None:
-    """``--resume`` of a run with a train state: the flags left out take the run's own settings (its
-    ``--ema-decay`` too; ``--steps`` left out: the run's, or at least the step it reached); model flags
-    (``--config``, ``--codebook-size``, ...) that together give another config than the run's, a setting of
-    :data:`RESUME_FIXED` or ``--ema-decay`` given with another value than the run's, or a given ``--steps``
-    below the run's step, are refused in one line (:class:`ResumeMismatchError`: exit 2) before any work.
-    ``make_config(args, base)`` builds a config."""
+    """``--resume`` of a run with a train state, by :func:`mmtok.core.resume.take_run_settings`'s rule: the
+    flags left out take the run's own settings (its ``--ema-decay`` too; ``--steps`` left out: the run's, or at
+    least the step it reached); model flags (``--config``, ``--codebook-size``, ...) that together give another
+    config than the run's, a setting of :data:`RESUME_FIXED` or ``--ema-decay`` given with another value than
+    the run's, or a given ``--steps`` below the run's step, are refused in one line
+    (:class:`ResumeMismatchError`: exit 2) before any work. ``make_config(args, base)`` builds a config."""
     meta = read_config(state_dir, kind="image")
     train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
     extra = train.get("extra") if isinstance(train.get("extra"), dict) else {}
     saved = extra.get("settings") if isinstance(extra.get("settings"), dict) else {}  # none before they were kept
-    diffs = _model_diffs(args, given, meta["config"], make_config)
-    ema = float(extra.get("ema_decay", 0.0))
-    if "ema_decay" in given and args.ema_decay != ema:
-        diffs.append(f"--ema-decay {args.ema_decay:g} (the run's: {ema:g}{'' if ema else ', no weight average'})")
-    args.ema_decay = ema
-    for name in RESUME_FIXED if saved else ():
-        if name.startswith("disc_") and not saved.get("disc_weight"):
-            continue  # no discriminator to compare with: its loader refuses --disc-weight by name
-        if name in given and name in saved and getattr(args, name) != saved[name]:
-            flag = "--" + name.replace("_", "-")
-            was = _shown(flag, saved[name]) if isinstance(saved[name], bool) else saved[name]
-            diffs.append(f"{_shown(flag, getattr(args, name))} (the run's: {was})")
-    if diffs:
-        raise ResumeMismatchError(f"--resume {state_dir.parent}: {'; '.join(diffs)}; resume with the run's own "
-                                  "settings (flags left out take them; --steps, --lr-restart, --rebalance-at and "
-                                  "--save-every may change), or train into a new --out")
-    for name, value in saved.items():
-        if name not in given and name in (*RESUME_FIXED, *RESUME_FREE):
-            setattr(args, name, value)
+    step = int(train.get("step", 0))
+    fixed = [n for n in RESUME_FIXED if not (n.startswith("disc_") and not saved.get("disc_weight"))]
+    # no discriminator to compare with: its loader refuses --disc-weight by name
+    resume_settings(args, given, {**saved, "ema_decay": float(extra.get("ema_decay", 0.0))},
+                    where=str(state_dir.parent), reached=step, fixed=[*fixed, "ema_decay"],
+                    free=[n for n in RESUME_FREE if n != "steps"],
+                    diffs=_model_diffs(args, given, meta["config"], make_config))
     if args.decoder_only and (args.rebalance_at or args.dead_code_rate):
         raise ResumeMismatchError(f"--resume {state_dir.parent}: the run trains the decoder alone (--decoder-only), "
                                   "which keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
-    step = int(train.get("step", 0))
-    if "steps" not in given:  # a run saved before its settings were kept has no steps of its own: finish it there
-        args.steps = max(int(saved.get("steps", 0)), step)
-    elif args.steps < step:
-        raise ResumeMismatchError(f"--steps {args.steps} is below the step {state_dir.parent} is at ({step}): give "
-                                  f"--steps {step} or more to finish or extend it")
 
 
 def _model_diffs(args: argparse.Namespace, given: set[str], saved_cfg: dict[str, Any],

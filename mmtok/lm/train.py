@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError
+from mmtok.core.resume import setting_differences
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     RunLock,
@@ -269,12 +270,11 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
                             f"{', '.join(diffs[:4])}; resume with the settings it was trained with, or train into a "
                             "new --out")
     was = saved.get("train") or {}
-    diffs = [f"--{k.replace('_', '-')} {was[k]} (now {getattr(r.cfg, k)})" for k in RESUME_FIXED
-             if k in was and was[k] != getattr(r.cfg, k)]
+    diffs = setting_differences({k: getattr(r.cfg, k) for k in RESUME_FIXED}, was, RESUME_FIXED)
     if diffs:
-        raise ResumeMismatchError(f"{r.folder} was trained with {', '.join(diffs)}: these fix its data order and "
-                            "positions; resume with the run's own (the mmtok train command takes them when their "
-                            "flags are left out), or train into a new --out")
+        raise ResumeMismatchError(f"--resume {r.folder}: {'; '.join(diffs)}; these fix its data order and "
+                                  "positions: resume with the run's own (the mmtok train command takes them when "
+                                  "their flags are left out), or train into a new --out")
 
 
 def _check_same_shards(r: _Run, saved: dict) -> None:
