@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
@@ -66,28 +67,32 @@ def data_chunk(path: Path) -> DataChunk | None:
     return None
 
 
+def _chunks(f: BinaryIO, size: int, order: str) -> Iterator[tuple[bytes, int, int]]:
+    """``(id, declared size, offset of its payload)`` of each chunk from byte 12 of a RIFF (``order`` ``"<"``)
+    or IFF (``">"``) file, whose chunks are padded to even sizes; stops where no whole chunk header is left."""
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        cid, length = struct.unpack(order + "4sI", f.read(8))
+        yield cid, length, pos + 8
+        pos += 8 + length + (length & 1)
+
+
 def _wav(f: BinaryIO, size: int) -> DataChunk | None:
-    """RIFF chunks from byte 12: the ``fmt `` chunk's block align, then the ``data`` chunk."""
-    f.seek(12)
+    """RIFF chunks: the ``fmt `` chunk's block align, then the ``data`` chunk (none: libsndfile decides)."""
     align = 0
-    while True:
-        chunk = f.read(8)
-        if len(chunk) < 8:
-            return None  # no data chunk: libsndfile decides
-        cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+    for cid, length, at in _chunks(f, size, "<"):
         if cid == b"fmt ":
             fmt = f.read(min(length, 16))
             align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
-            f.seek(length - len(fmt) + (length & 1), os.SEEK_CUR)
         elif cid == b"data":
             if not align or length == UNKNOWN_SIZE:  # no usable fmt, or a streamed file
                 return None
-            present = max(0, size - f.tell())
+            present = max(0, size - at)
             if length == 0 and _is_chunk(f.read(8), present):
                 present = 0  # an empty data chunk, then other chunks: no samples follow
             return DataChunk(length, present, length // align)
-        else:
-            f.seek(length + (length & 1), os.SEEK_CUR)
+    return None
 
 
 def _is_chunk(head: bytes, left: int) -> bool:
@@ -98,19 +103,15 @@ def _is_chunk(head: bytes, left: int) -> bool:
 
 
 def _aiff(f: BinaryIO, size: int) -> DataChunk | None:
-    """IFF chunks (big-endian, padded to even sizes) from byte 12: ``COMM`` holds the frame count,
-    ``SSND`` the samples after its own 8 bytes (offset and block size)."""
+    """IFF chunks: ``COMM`` holds the frame count, ``SSND`` the samples after its own 8 bytes (offset and
+    block size)."""
     frames = ssnd = None
-    pos = 12
-    while pos + 8 <= size:
-        f.seek(pos)
-        cid, length = struct.unpack(">4sI", f.read(8))
+    for cid, length, at in _chunks(f, size, ">"):
         if cid == b"COMM":
             comm = f.read(6)  # channels (u16), frames (u32)
             frames = struct.unpack(">I", comm[2:6])[0] if len(comm) == 6 else None
         elif cid == b"SSND":
-            ssnd = (max(0, length - 8), max(0, size - pos - 16))
-        pos += 8 + length + (length & 1)
+            ssnd = (max(0, length - 8), max(0, size - at - 8))
     if frames is None or ssnd is None:
         return None
     return DataChunk(ssnd[0], ssnd[1], frames)
