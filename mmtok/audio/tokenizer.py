@@ -124,6 +124,11 @@ class AudioTokenizer(nn.Module):
         return self.cfg.sample_rate // self.cfg.samples_per_token
 
     @property
+    def samples_per_token(self) -> int:
+        """Samples at :attr:`sample_rate` that one code covers (320: 20 ms at 16 kHz)."""
+        return self.cfg.samples_per_token
+
+    @property
     def fingerprint(self) -> str:
         """Names this tokenizer's codes: a hash of its class, config and weights, without the learned
         vocoder (it turns decoded log-mel into sound and changes no code, so attaching a better one

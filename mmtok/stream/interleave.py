@@ -89,7 +89,7 @@ MAX_CHUNK_SECONDS = sys.float_info.max / 1e6  # chunk_seconds times any frame or
 
 
 def _samples_per_token(audio: Any, rate: int) -> int | None:
-    """Samples of one audio token at ``rate``: the tokenizer's own ``samples_per_token`` (its config's), else
+    """Samples of one audio token at ``rate``: the tokenizer's own ``samples_per_token`` attribute, else
     ``rate / tokens_per_second`` when that is a whole number; None when neither gives one (7 tokens/s at
     16 kHz).
 
@@ -98,7 +98,7 @@ def _samples_per_token(audio: Any, rate: int) -> int | None:
     >>> _samples_per_token(A(), 16000), _samples_per_token(B(), 16000)
     (1280, None)
     """
-    own = getattr(getattr(audio, "cfg", None), "samples_per_token", None)
+    own = getattr(audio, "samples_per_token", None)
     if isinstance(own, int) and own >= 1:
         return own
     per = rate / float(getattr(audio, "tokens_per_second", 0) or 0) if getattr(audio, "tokens_per_second", 0) else 0
