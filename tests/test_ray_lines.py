@@ -60,3 +60,43 @@ def test_no_cluster_at_the_address_names_our_flag(tmp_path: Path, monkeypatch) -
     corpus.write_bytes(b'{"segments": ["a"]}\n')
     with pytest.raises(CorpusError, match=r"no Ray cluster at 'auto' \(--ray-address\): Could not find any running Ray"):
         tokenize_corpus(corpus, tmp_path / "out", engine=RayEngine(address="auto"), progress=False)
+
+
+def test_an_unreachable_cluster_address_is_refused_in_seconds_not_retried_for_minutes(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Ray retries a host:port that answers nothing for minutes; the engine asks the port first and says so in
+    one line, before ray.init. A ray:// address without Ray Client's packages is said the same way."""
+    import socket
+    import sys
+    import types
+
+    import pytest
+
+    from mmtok.core.errors import CorpusError
+    from mmtok.data.ray_engine import RayEngine
+
+    def never(**kwargs: object) -> None:
+        raise AssertionError("ray.init reached for an address nothing answers at")
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=never))
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_bytes(b'{"segments": ["a"]}\n')
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(CorpusError, match=rf"^no Ray cluster at '{address}' \(--ray-address\): nothing answers "
+                                              rf"at 127\.0\.0\.1:{port} "):
+            tokenize_corpus(corpus, tmp_path / "out", engine=RayEngine(address=address), progress=False)
+
+    def client_missing(**kwargs: object) -> None:
+        raise ValueError("Ray Client requires pip package `ray[client]`. If you installed the minimal Ray, ...")
+
+    with socket.socket() as server:  # something answers: the client's own refusal is said in one line
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"ray://127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False,
+                                                                      init=client_missing))
+        with pytest.raises(CorpusError, match=rf"^--ray-address {address}: Ray Client requires pip package"):
+            tokenize_corpus(corpus, tmp_path / "out2", engine=RayEngine(address=address), progress=False)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ LINES_PER_READ = 512  # JSONL lines per Ray Data read task, at most
 TASKS_PER_ACTOR = 4  # blocks per actor, at least (small corpora too keep every actor busy)
 BATCH_SIZE = 8  # documents per map_batches call
 OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store
+CONNECT_SECONDS = 10.0  # how long a --ray-address host:port may take to accept a connection
 
 
 class TokenizeDocuments:
@@ -135,6 +137,21 @@ def _read_range(item: dict[str, Any], *, path: str, part: tuple[int, int]) -> li
     return rows
 
 
+def _reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuse in one line a ``host:port`` (or ``ray://host:port``) cluster address that takes no connection
+    within ``timeout`` seconds: Ray itself retries an unreachable one for minutes. ``auto`` and addresses
+    without a port are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise CorpusError(f"no Ray cluster at {address!r} (--ray-address): nothing answers at {host}:{port} "
+                          f"({e.strerror or type(e).__name__}); start one (ray start --head) or leave "
+                          "--ray-address out for a local one") from None
+
+
 @dataclass(frozen=True)
 class RayEngine:
     """Tokenize with Ray Data: on the cluster at ``address``, or on a local one of ``num_cpus`` CPUs.
@@ -158,8 +175,11 @@ class RayEngine:
             raise CorpusError("the Ray engine needs Ray: pip install 'mmtok[ray]'") from None
         started = not ray.is_initialized()
         if started and self.address:
+            _reachable(self.address)
             try:
                 ray.init(address=self.address, log_to_driver=False)
+            except ValueError as e:  # a ray:// address without Ray Client's packages
+                raise CorpusError(f"--ray-address {self.address}: {str(e).split('. ')[0]}") from None
             except ConnectionError as e:  # Ray's own words name its flag (--address), not ours
                 raise CorpusError(f"no Ray cluster at {self.address!r} (--ray-address): {str(e).split('. ')[0]}; "
                                   "start one (ray start --head) or leave --ray-address out for a local one") from None
