@@ -210,7 +210,8 @@ def test_decode_refuses_float_indices() -> None:
      dict(kmeans_min_vectors=-1), dict(search_budget_mb=0.0), dict(search_budget_mb=-5.0)],
 )
 def test_bad_config(kwargs: dict) -> None:
-    with pytest.raises(ValueError, match="VQConfig"):
+    field = next(iter(kwargs))  # one line naming the field, what it takes and the value given
+    with pytest.raises(ValueError, match=rf"^VQConfig\.{field} must be a (whole|finite) number .*, got "):
         mmtok.VQConfig(**{"dim": 8, "codebook_size": 16, **kwargs})
 
 

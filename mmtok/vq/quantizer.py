@@ -23,7 +23,6 @@ Axis legend used in shape comments:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import fits_float32
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.protocol import ordinary_outputs
+from mmtok.core.ranges import ABOVE_0, Range
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
 from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, world_size
 from mmtok.vq.search import canonical_codes, nearest_code
@@ -45,6 +45,16 @@ __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
 KMEANS_MAX_SAMPLES = 65_536  # vectors kept for the k-means initialisation
 KMEANS_RESEED_POOL = 1 / 16  # an empty k-means cluster re-seeds on a random one of the worst-served 1/16 of vectors
+# the values each number of VQConfig takes (finite: NaN and infinities are refused), and its notes
+CONFIG_RANGES: dict[str, Range] = {
+    "dim": Range(1), "codebook_size": Range(2), "decay": Range(0, 1, low_open=True, high_open=True),
+    "eps": ABOVE_0, "commitment_weight": Range(0), "dead_code_threshold": Range(0),
+    "dead_code_rate": Range(0, 1, high_open=True), "search_budget_mb": ABOVE_0, "kmeans_iters": Range(1),
+    "kmeans_min_vectors": Range(0), "codebook_dim": Range(1), "chunk_size": Range(1),
+}
+OPTIONAL = ("codebook_dim", "chunk_size", "search_budget_mb")  # None: the default behaviour
+WHOLE = ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size")
+CONFIG_NOTES = {"eps": " (the default is 1e-5)", "dead_code_threshold": " (0: no restarts)"}
 ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
 
 
@@ -69,37 +79,22 @@ class VQConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
-        if self.dim < 1 or self.codebook_size < 2:
-            raise QuantizerError(
-                f"VQConfig needs dim ≥ 1 and codebook_size ≥ 2, got dim={self.dim}, "
-                f"codebook_size={self.codebook_size}"
-            )
-        budget = self.search_budget_mb
-        for name, holds, what in (  # comparisons written so that NaN fails them
-            ("decay", 0.0 < self.decay < 1.0, "in (0, 1)"),
-            ("dead_code_rate", 0.0 <= self.dead_code_rate < 1.0, "in [0, 1)"),
-            ("eps", 0.0 < self.eps < math.inf, "> 0 and finite (the default is 1e-5)"),
-            ("commitment_weight", 0.0 <= self.commitment_weight < math.inf, "≥ 0 and finite"),
-            ("dead_code_threshold", 0.0 <= self.dead_code_threshold < math.inf, "≥ 0 and finite (0 = no restarts)"),
-            ("search_budget_mb", budget is None or 0.0 < budget < math.inf, "> 0 and finite, or None"),
-            ("kmeans_iters", self.kmeans_iters >= 1, "≥ 1"),
-            ("kmeans_min_vectors", self.kmeans_min_vectors >= 0, "≥ 0"),
-            ("codebook_dim", self.codebook_dim is None or self.codebook_dim >= 1, "≥ 1 or None"),
-            ("chunk_size", self.chunk_size is None or self.chunk_size >= 1, "≥ 1 or None"),
-        ):
-            if not holds:
-                raise QuantizerError(f"VQConfig.{name} must be {what}, got {getattr(self, name)!r}")
+        for name, allowed in CONFIG_RANGES.items():  # NaN and infinities lie outside every range
+            value = getattr(self, name)
+            if not (value is None and name in OPTIONAL) and not allowed.holds(value):
+                hint = CONFIG_NOTES.get(name, "")
+                kind = "a whole number" if name in WHOLE else "a finite number"
+                raise QuantizerError(f"VQConfig.{name} must be {kind} {allowed}{' or None' if name in OPTIONAL else ''}"
+                                     f"{hint}, got {value!r}")
 
     def _check_types(self) -> None:
-        whole = ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size")
-        real = ("decay", "eps", "commitment_weight", "dead_code_threshold", "dead_code_rate", "search_budget_mb")
-        for name in whole + real:
+        for name in CONFIG_RANGES:
             value = getattr(self, name)
-            if value is None and name in ("codebook_dim", "chunk_size", "search_budget_mb"):
+            if value is None and name in OPTIONAL:
                 continue
-            kinds = (int, np.integer) if name in whole else (int, float, np.integer, np.floating)
+            kinds = (int, np.integer) if name in WHOLE else (int, float, np.integer, np.floating)
             if isinstance(value, bool) or not isinstance(value, kinds):
-                raise TypeError(f"VQConfig.{name} must be a {'whole number' if name in whole else 'number'}, "
+                raise TypeError(f"VQConfig.{name} must be a {'whole number' if name in WHOLE else 'number'}, "
                                 f"got {value!r} ({type(value).__name__})")
 
     @property
