@@ -143,7 +143,8 @@ def test_demo_hour_of_video_is_a_lower_bound_and_math_cannot_run() -> None:
     from mmtok.demo.budget import _hour
 
     fit = SimpleNamespace(exponent=1.0, log_intercept=-9.0)
-    assert _hour("tiny math", fit, 1e6, 1024) == "cannot run: its 1,000,000×1,000,000 scores alone take 4.0 TB"
+    # the T×T scores of every layer and head the math backend keeps (context.growth.math_scores_mib): 6 × 4 × 4 TB
+    assert _hour("tiny math", fit, 1e6, 1024) == "cannot run: its 1,000,000×1,000,000 attention scores alone take 96 TB"
     assert _hour("tiny sdpa", fit, 1e6, 4096).startswith("at least ") and "244× past the longest length" in \
         _hour("tiny sdpa", fit, 1e6, 4096)
 

@@ -12,6 +12,7 @@ from mmtok.context.growth import (
     MIN_R2,
     REPEATS,
     Growth,
+    math_scores_mib,
     measure_growth,
     plot_cost_vs_length,
     plot_tokens_vs_minutes,
@@ -19,6 +20,7 @@ from mmtok.context.growth import (
 )
 from mmtok.context.planner import PRESETS, WINDOWS
 from mmtok.context.shipped import plan
+from mmtok.lm.model import ModelConfig
 from mmtok.stream.interleave import VIDEO_SUFFIXES, Interleaver
 from mmtok.video.tokenizer import VideoTokenizer
 
@@ -79,13 +81,14 @@ def _measure_video(d: Demo) -> tuple[list[tuple[float, int]], torch.Tensor | Non
 
 
 FAST_LENGTHS = {"sdpa": [256, 512, 1024]}
+GROWTH_MODEL = "tiny"  # the preset the growth run measures
 FULL_LENGTHS = {"sdpa": [256 << k for k in range(7)], "math": [256 << k for k in range(6)]}  # to 16k and 8k
 
 
 def _growth(d: Demo, ids: torch.Tensor | None) -> Growth:
     """Forward + backward of the tiny model on growing lengths (the stream's ids, repeated), within the budget."""
     base = ids if ids is not None else torch.randint(0, 1000, (4096,), generator=torch.Generator().manual_seed(0))
-    return measure_growth("tiny", FAST_LENGTHS if d.fast else FULL_LENGTHS, base, int(base.max()) + 1, d.device,
+    return measure_growth(GROWTH_MODEL, FAST_LENGTHS if d.fast else FULL_LENGTHS, base, int(base.max()) + 1, d.device,
                           max_memory_gb=d.max_memory_gb,
                           progress=lambda jobs: tqdm(jobs, desc="context growth", leave=False))
 
@@ -100,10 +103,12 @@ def _duration(seconds: float) -> str:
 
 def _hour(label: str, ft: Any, tokens: float, longest: int) -> str:
     """One hour of the example video's tokens, ``tokens``, from the fit of ``label`` measured up to ``longest``:
-    the math backend's T×T scores alone would not fit in memory; the other's time is extrapolated far past
-    what was measured, and the exponent grows with length, so it is a lower bound."""
+    the math backend's T×T scores alone (as :func:`~mmtok.context.growth.math_scores_mib` counts them for the
+    model measured) would not fit in memory; the other's time is extrapolated far past what was measured, and the
+    exponent grows with length, so it is a lower bound."""
     if label.split()[-1] == "math":  # "tiny math": the backend is the last word
-        return f"cannot run: its {tokens:,.0f}×{tokens:,.0f} scores alone take {tokens * tokens * 4 / 1e12:,.1f} TB"
+        tb = math_scores_mib(ModelConfig.preset(GROWTH_MODEL), round(tokens)) * 2**20 / 1e12
+        return f"cannot run: its {tokens:,.0f}×{tokens:,.0f} attention scores alone take {tb:,.0f} TB"
     time = _duration(project((ft.exponent, ft.log_intercept), tokens) or 0.0)
     return (f"at least {time}: extrapolated {tokens / longest:,.0f}× past the longest length measured (the "
             "exponent grows with length)")
