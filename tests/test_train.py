@@ -271,3 +271,43 @@ def test_each_target_is_counted_in_the_loss_column_of_its_stream_modality(shards
     expected = {m: float(sum((vocab.stream_modality(d)[1:] == Modality[m.upper()]).sum() for d in docs))
                 for m in MODALITIES}
     assert counted == expected
+
+
+def test_a_kill_while_resume_cuts_the_log_back_loses_no_row(shards: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--resume rewrites log.jsonl to the step it resumes at; a kill part-way through that write (here: half the
+    bytes written, then the process dies) must leave the old log whole, not truncated."""
+    import mmtok.core.files as files
+
+    run = train(small(shards, tmp_path / "run", steps=4, save_every=2), progress=False)
+    rows = log(run)
+    shutil.rmtree(run / "ckpt-0000004")  # the run resumes at step 2 and cuts the log back to it
+    real_open = open
+
+    def dying_open(path, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        f = real_open(path, mode, *args, **kwargs)
+        if "w" in mode and Path(path).name.startswith((".log.jsonl", "log.jsonl")):
+            real_write = f.write
+            f.write = lambda data: (real_write(data[: len(data) // 2]), (_ for _ in ()).throw(SystemExit(137)))
+        return f
+
+    monkeypatch.setattr(files, "open", dying_open, raising=False)
+    monkeypatch.setattr(Path, "write_text", lambda self, data, *a, **k: (dying_open(self, "w").write(data)))
+    with pytest.raises(SystemExit):
+        train(small(shards, run, steps=4, save_every=2), resume=True, progress=False)
+    assert log(run) == rows
+    assert not list(run.glob(".log.jsonl.tmp-*"))
+
+
+def test_a_run_killed_before_its_first_log_row_resumes_and_restarts(shards: Path, tmp_path: Path) -> None:
+    """A kill between creating log.jsonl and writing its first row leaves an empty log (and a stale lock): --resume
+    and --overwrite take the folder as the run it is, as a plain run already did."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text("")
+    (out / ".lock").write_text("999999999\n")  # no such process
+    train(small(shards, out, steps=2, save_every=2), resume=True, progress=False)
+    assert [r["step"] for r in log(out)] == [1, 2]
+    (out / "log.jsonl").write_text("")
+    train(small(shards, out, steps=2, save_every=2), overwrite=True, progress=False)
+    assert [r["step"] for r in log(out)] == [1, 2]

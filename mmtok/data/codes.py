@@ -28,7 +28,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 
 from mmtok.core.errors import UsageError
-from mmtok.data.shards import write_atomic
+from mmtok.core.files import write_atomic
 
 __all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes", "save_codes"]
 
@@ -83,7 +83,7 @@ def load_codes(path: Path) -> CodeFile:
 
 def atomic_file(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """``write(file)`` into memory, then the bytes to ``path`` atomically
-    (:func:`~mmtok.data.shards.write_atomic`), making its folder first."""
+    (:func:`~mmtok.core.files.write_atomic`), making its folder first."""
     buf = io.BytesIO()
     write(buf)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import CorpusError, DocumentError, VocabularyError
+from mmtok.core.files import write_atomic
 from mmtok.core.protocol import MediaTokenizer
 from mmtok.data.documents import Source, media_kinds, open_source, segments
 from mmtok.data.outdir import claimed, finished_manifest
@@ -67,7 +68,6 @@ from mmtok.data.shards import (
     committed_shards,
     json_bytes,
     shard_manifest,
-    write_atomic,
 )
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer

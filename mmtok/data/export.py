@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
+from mmtok.core.files import write_atomic
 from mmtok.core.paths import holds_cwd
 from mmtok.data.shard_checks import read_json_object
 from mmtok.data.shards import (
@@ -42,7 +43,6 @@ from mmtok.data.shards import (
     _manifest_folders,
     json_bytes,
     open_shards,
-    write_atomic,
 )
 
 __all__ = ["FORMATS", "export_shards"]

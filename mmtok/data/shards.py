@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
+from mmtok.core.files import write_atomic
 from mmtok.data.shard_checks import (
     SHARD_FILE,
     check_listed_sha256,
@@ -47,7 +48,7 @@ from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter",
            "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
-           "temp_files", "write_atomic"]
+           "temp_files"]
 
 FORMAT = "mmtok-shards"  # a manifest's "format"
 FORMAT_VERSION = 1
@@ -68,21 +69,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-        raise
-
-
 def temp_files(folder: Path) -> list[Path]:
-    """The half-written files a killed :func:`write_atomic` left in a shard folder (and no other file)."""
+    """The half-written files a killed :func:`~mmtok.core.files.write_atomic` left in a shard folder (and no other file)."""
     return [p for p in folder.glob(".*.tmp-*") if TEMP_FILE.fullmatch(p.name)]
 
 

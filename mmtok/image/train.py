@@ -43,6 +43,7 @@ from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
 from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, TrainingError, UsageError
+from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
 from mmtok.core.schedule import warmup_cosine
@@ -401,9 +402,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
     p = save_reconstruction_grid(tok, run.show, run.out / "reconstructions.png")
     summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4),
                "running_means": {k: round(v, 4) for k, v in run.smooth.items()}}
-    tmp = run.out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, run.out / "summary.json")
+    write_atomic(run.out / "summary.json", json.dumps(summary, indent=1))
 
 
 def _train_step(run: _Run) -> dict[str, float]:

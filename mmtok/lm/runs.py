@@ -58,7 +58,11 @@ def checkpoint_number(path: Path) -> int | None:
 
 def _holds_run(folder: Path) -> bool:
     """Whether ``folder`` holds what an mmtok train run writes: a checkpoint folder (set aside as damaged
-    too), or a log whose every row is one of mmtok train's (a run stopped before its first checkpoint)."""
+    too), or a log whose every row is one of mmtok train's (a run stopped before its first checkpoint), or an
+    empty log (a run killed before its first row: rewriting it loses nothing)."""
+    log = folder / LOG_NAME
+    if log.is_file() and not log.read_bytes().strip():
+        return True
     if any(checkpoint_number(p) is not None or (p.name.startswith(DAMAGED_PREFIX + CKPT_PREFIX) and p.is_dir())
            for p in folder.glob(f"*{CKPT_PREFIX}*")):
         return True

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError
+from mmtok.core.files import write_atomic
 from mmtok.core.resume import setting_differences
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
@@ -318,7 +319,7 @@ def _resume(r: _Run, resume: bool) -> None:
         _set_aside_damaged(r.folder, r.step)
     log = r.folder / LOG_NAME
     if r.master and log.exists():  # keep the curve up to the resumed step (a line cut by a kill goes too)
-        log.write_text("".join(json.dumps(row) + "\n" for row in read_log(r.folder) if row["step"] <= r.step))
+        write_atomic(log, "".join(json.dumps(row) + "\n" for row in read_log(r.folder) if row["step"] <= r.step))
 
 
 def _set_aside_damaged(folder: Path, step: int) -> None:
