@@ -275,3 +275,32 @@ def test_slice_sizes_that_cannot_work_are_refused(tmp_path: Path, capsys: pytest
                                                   options: list[str], said: str) -> None:
     rc, err = _cli(capsys, "--data", str(tmp_path / "none"), "--out", str(tmp_path / "out"), *options)
     assert rc == 2 and said in err and not (tmp_path / "out").exists()
+
+
+def test_a_run_killed_and_resumed_draws_the_crops_an_unbroken_run_draws(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The crops' generator travels in train-state: a run stopped after step 2 of 4 and resumed ends with the
+    weights of the run that was never stopped (it used to be seeded anew from the step on every start)."""
+    from safetensors.torch import load_file
+
+    import mmtok.audio.train as audio_train
+
+    args = ["--data", str(_data(tmp_path / "data")), *SMALL, "--steps", "4", "--lr", "0.01", "--gain-db", "6"]
+    assert audio_train.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real, calls = audio_train.random_feature_crops, []
+
+    def killed_at_step_3(*a, **k):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(audio_train, "random_feature_crops", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        audio_train.main([*args, "--out", str(tmp_path / "cut")])
+    monkeypatch.setattr(audio_train, "random_feature_crops", real)
+    assert _state(tmp_path / "cut")["train"]["step"] == 2
+    assert audio_train.main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    whole = load_file(str(tmp_path / "whole" / "model" / "model.safetensors"))
+    cut = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    assert whole.keys() == cut.keys() and all(torch.equal(whole[k], cut[k]) for k in whole)

@@ -226,6 +226,7 @@ class _Run:
     last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
     prov: dict[str, Any] = field(default_factory=dict)  # provenance saved with every checkpoint
     material: str = ""  # what the run trains and validates on (material_digest), checked on --resume
+    gen: torch.Generator = field(default_factory=torch.Generator)  # the crops' and level draws' generator
 
     @property
     def conv(self) -> bool:
@@ -251,6 +252,10 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
         run.last = {k: st["extra"][k] for k in LAST_KEYS if k in st["extra"]}
+        if "crop_generator" in st["extra_tensors"]:  # the draws go on where they stopped, as if never killed
+            run.gen.set_state(st["extra_tensors"]["crop_generator"])
+        else:  # a state saved before the generator was kept
+            run.gen.manual_seed(args.seed * 1000 + run.step)
         print(f"resumed at step {run.step}", file=sys.stderr)
         if run.step >= args.steps:
             print(f"the run is at --steps {args.steps} already: nothing to train, the model is written again "
@@ -287,7 +292,8 @@ def save_state(run: _Run) -> None:
     extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
              "settings": settings_record(run.args), "data_digest": run.material}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
-                     step=run.step, extra=extra, provenance=run.prov)
+                     step=run.step, extra=extra, provenance=run.prov,
+                     extra_tensors={"crop_generator": run.gen.get_state()})
 
 
 def finish(run: _Run) -> None:
@@ -315,7 +321,7 @@ def train_steps(run: _Run) -> None:
     from tqdm import tqdm
 
     args, tok, cfg = run.args, run.tok, run.tok.cfg
-    gen = torch.Generator().manual_seed(args.seed * 1000 + run.step)
+    gen = run.gen
     train_mode(run)
     weights = None  # (M, 1) per-channel weights of the L1 and squared error (--band-weight)
     if args.band_weight:
@@ -419,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
-    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material)
+    run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material,
+               gen=torch.Generator().manual_seed(args.seed * 1000))
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),
