@@ -44,8 +44,9 @@ DECODED_SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mp4"}
 MARK = "mmtok decode"  # in every file decode writes (PNG Software text, WAV software string, MP4 comment tag)
 
 
-def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
-    meta = {"kind": kind, "model": model, "model_version": model_version(tok), "fingerprint": tok.fingerprint,
+def _meta(tok: Any, kind: str, model: str, fingerprint: str) -> dict[str, Any]:
+    """What a code file records of the model ``tok`` that made it (``fingerprint``: ``tok.fingerprint``)."""
+    meta = {"kind": kind, "model": model, "model_version": model_version(tok), "fingerprint": fingerprint,
             "codebook_size": int(tok.codebook_size), "mmtok_version": __version__}
     if kind == "audio":
         meta |= {"sample_rate": int(tok.sample_rate), "tokens_per_second": int(tok.tokens_per_second)}
@@ -56,11 +57,13 @@ def _meta(tok: Any, kind: str, model: str) -> dict[str, Any]:
 
 class _Models:
     """The tokenizers named on the command line, each loaded once: every kind the inputs need before any file
-    (:meth:`load_all`), so that a model that cannot load stops the run before anything is written."""
+    (:meth:`load_all`), so that a model that cannot load stops the run before anything is written. Each one's
+    fingerprint (a hash of all its weights) is computed once too (:meth:`fingerprint`), not once per file."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.names = {"image": args.image, "audio": args.audio, "video": args.video}
         self.loaded: dict[str, Any] = {}
+        self.fingerprints: dict[str, str] = {}
 
     def __call__(self, kind: str) -> Any:
         if kind not in self.loaded:
@@ -69,6 +72,12 @@ class _Models:
             except (MmtokError, OSError) as e:  # every file of this kind would fail the same way
                 raise StopRun(f"--{kind} {self.names[kind]}: {' '.join(str(e).split())}") from e
         return self.loaded[kind]
+
+    def fingerprint(self, kind: str) -> str:
+        """The ``fingerprint`` of the model of ``kind`` (loading it if need be), computed on first use and kept."""
+        if kind not in self.fingerprints:
+            self.fingerprints[kind] = self(kind).fingerprint
+        return self.fingerprints[kind]
 
     def load_all(self, kinds: set[str]) -> None:
         """Load the model of each of ``kinds`` now (a :class:`StopRun` for the first that cannot load)."""
@@ -124,7 +133,7 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
 
         sound = read_audio(path, int(models("audio").sample_rate))
     codes = tok.encode(path)
-    meta = _meta(tok, kind, models.names[kind]) | {"source": path.name}
+    meta = _meta(tok, kind, models.names[kind], models.fingerprint(kind)) | {"source": path.name}
     audio_codes = None
     if kind == "audio":
         meta["seconds"] = round(codes.numel() / tok.tokens_per_second, 3)
@@ -137,7 +146,8 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
         if sound is not None and sound[0].numel():
             audio_codes = sound_tok.encode(sound[0], sample_rate=sound[1])
             seconds = round(audio_codes.numel() / sound_tok.tokens_per_second, 3)
-            meta["audio"] = _meta(sound_tok, "audio", models.names["audio"]) | {"seconds": seconds}
+            sound_meta = _meta(sound_tok, "audio", models.names["audio"], models.fingerprint("audio"))
+            meta["audio"] = sound_meta | {"seconds": seconds}
             what += f" and {audio_codes.numel()} audio tokens ({seconds:g} s)"
             audio_codes = audio_codes.cpu().numpy()
     target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
@@ -155,21 +165,22 @@ def _is_code_file(path: Path) -> bool:
     return True
 
 
-def _check_model(path: Path, meta: dict[str, Any], tok: Any, kind: str, name: str) -> None:
-    """Refuse codes whose vocabulary fingerprint is not ``tok``'s, naming both models."""
-    if meta.get("fingerprint") != tok.fingerprint:
+def _check_model(path: Path, meta: dict[str, Any], models: _Models, kind: str) -> None:
+    """Refuse codes whose vocabulary fingerprint is not that of ``models``' model of ``kind``, naming both models."""
+    fingerprint = models.fingerprint(kind)
+    if meta.get("fingerprint") != fingerprint:
         made = meta.get("model_version") or meta.get("model") or "another model"
         raise UsageError(
             f"{path}: made by {made} (fingerprint {meta.get('fingerprint')}), but the {kind} model given is "
-            f"{model_version(tok) or name} (fingerprint {tok.fingerprint}); decode with --{kind} naming the model "
-            "that made it")
+            f"{model_version(models(kind)) or models.names[kind]} (fingerprint {fingerprint}); decode with --{kind} "
+            "naming the model that made it")
 
 
 def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     codes, meta, audio_codes = load_codes(path)
     kind = meta["kind"]
     tok = models(kind)
-    _check_model(path, meta, tok, kind, models.names[kind])
+    _check_model(path, meta, models, kind)
     stem = path.name.removesuffix(CODES_SUFFIX)
     if kind == "image":
         img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
@@ -185,7 +196,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     wave, rate, what = None, None, ""
     if audio_codes is not None:
         sound_tok = models("audio")
-        _check_model(path, meta.get("audio") or {}, sound_tok, "audio", models.names["audio"])
+        _check_model(path, meta.get("audio") or {}, models, "audio")
         wave, rate = sound_tok.decode(torch.from_numpy(audio_codes), vocoder=vocoder), int(sound_tok.sample_rate)
         what = f" with {wave.numel() / rate:g} s of sound"
     fps = float(meta.get("fps") or tok.fps)

@@ -315,3 +315,29 @@ def test_decode_reads_each_code_file_once_before_the_work_and_once_to_decode_it(
     files = [encoded / "coffee.jpg.npz", encoded / "speech_en.wav.npz"]
     assert main(["decode", *map(str, files), "--out", str(tmp_path)]) == 0
     assert sorted(reads) == sorted(files * 2)
+
+
+def test_each_models_fingerprint_is_computed_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.tokenizer import AudioTokenizer
+    from mmtok.image.tokenizer import ImageTokenizer
+
+    want = {"image": mmtok.load("image").fingerprint, "audio": mmtok.load("audio").fingerprint}
+    calls = {"image": 0, "audio": 0}
+    for kind, cls in (("image", ImageTokenizer), ("audio", AudioTokenizer)):
+        def counted(tok: object, kind: str = kind, hash_weights=cls.fingerprint.fget) -> str:  # type: ignore[no-untyped-def]
+            calls[kind] += 1
+            return hash_weights(tok)
+
+        monkeypatch.setattr(cls, "fingerprint", property(counted))
+    names = ["coffee.jpg", "camera.png", "chelsea.jpg", "speech_en.wav", "speech_de.flac"]
+    assert main(["encode", *(str(EXAMPLES / n) for n in names), "--out", str(tmp_path / "codes")]) == 0
+    assert calls == {"image": 1, "audio": 1}  # not once per file
+    for n in names:
+        meta = load_codes(tmp_path / "codes" / f"{n}.npz").meta
+        assert meta["fingerprint"] == want[meta["kind"]]
+    calls.update(image=0, audio=0)
+    codes = [str(tmp_path / "codes" / f"{n}.npz") for n in ("coffee.jpg", "camera.png", "speech_en.wav")]
+    assert main(["decode", *codes, "--out", str(tmp_path / "back")]) == 0
+    assert calls == {"image": 1, "audio": 1}
+    capsys.readouterr()
