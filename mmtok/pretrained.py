@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import CheckpointError
+from mmtok.core.errors import CheckpointError, DeviceError
 from mmtok.core.module_io import (
     carried_provenance,
     load_module,
@@ -32,6 +33,7 @@ from mmtok.core.module_io import (
     save_module,
     shipped_names,
 )
+from mmtok.core.trainstate import pick_device
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["KINDS", "available", "default_config", "load", "load_config", "model_version", "native_image_tokenizer", "save"]
@@ -55,6 +57,7 @@ def _shipped_video(device: Any) -> Any:
 
 
 KINDS = ("vq", "image", "audio", "vocoder", "video", "text")  # the checkpoint kinds load() builds
+MODULE_KINDS = KINDS[:-1]  # the kinds built as a module from a config ("text" is a BPE vocabulary)
 
 
 def _kind_class(kind: str) -> type[nn.Module]:
@@ -77,7 +80,10 @@ def _kind_class(kind: str) -> type[nn.Module]:
         from mmtok.video.tokenizer import VideoTokenizer
 
         return VideoTokenizer
-    raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {KINDS})")
+    if kind == "text":
+        raise CheckpointError("checkpoint kind 'text' is a BPE vocabulary, trained from a corpus: there is no "
+                              "module or config object of it to build (mmtok.load reads a saved one)")
+    raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {', '.join(MODULE_KINDS)})")
 
 
 def default_config(kind: str) -> Any:
@@ -90,10 +96,11 @@ def default_config(kind: str) -> Any:
 
 
 def _is_shipped_video(name_or_path: str | os.PathLike[str]) -> bool:
-    """``"video"`` names the shipped image tokenizer at 1 fps, unless a folder of that name exists."""
+    """The str ``"video"`` names the shipped image tokenizer at 1 fps, unless a checkpoint folder of that name
+    exists (a :class:`~pathlib.Path` is always a path)."""
     local = Path("video")
-    return (str(name_or_path) == "video" and not (local.exists() and (local / "config.json").is_file())
-            and not (models_dir() / "video").is_dir())
+    return (isinstance(name_or_path, str) and name_or_path == "video"
+            and not (local.exists() and (local / "config.json").is_file()) and not (models_dir() / "video").is_dir())
 
 
 def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None) -> Any:
@@ -129,13 +136,17 @@ def load(
 ) -> Any:
     """Load a shipped checkpoint by name (``"image"``, ``"audio"``, ``"video"``) or any checkpoint folder.
 
-    ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
+    Only a str without a folder separator is taken as a shipped name; a :class:`pathlib.Path` is always
+    a folder (:func:`~mmtok.core.module_io.resolve_checkpoint`). ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
     1 frame per second (build your own for other rates or ``temporal="repeat"``).
 
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
     kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module); one of
     kind ``"vocoder"`` (a vocoder training run's ``best/``) a :class:`mmtok.audio.vocoder.Vocoder`.
+    A ``device`` that is not there (``"cuda"`` without a GPU, a name torch does not know) is a
+    :class:`~mmtok.core.errors.DeviceError` before anything is read.
     """
+    device = _checked_device(device)
     if _is_shipped_video(name_or_path):
         if kind not in (None, "video"):
             raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
@@ -147,6 +158,21 @@ def load(
 
         return BPETokenizer.load(folder)
     return load_module(_kind_class(meta["kind"]), folder, device=device)
+
+
+def _checked_device(device: Any) -> Any:
+    """``device`` as a torch device (None stays None), or a :class:`DeviceError` when it is not here."""
+    if device is None:
+        return None
+    try:
+        dev = pick_device(device)
+    except DeviceError:
+        raise
+    except (RuntimeError, TypeError) as e:  # torch.device("bogus")
+        raise DeviceError(f"device {device!r} is not a device torch knows (cpu, cuda, cuda:1, ...): {e}") from None
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r} asked for, but torch finds {torch.cuda.device_count()} CUDA GPU(s) here")
+    return dev
 
 
 def save(

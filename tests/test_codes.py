@@ -41,3 +41,10 @@ def test_the_type_error_can_differ_and_empty_lists_pass() -> None:
     assert integer_codes([], what="codes", error=Bad, size=4).shape == (0,)
     big = integer_codes([10**6], what="codes", error=Bad)  # no size: no range check
     assert big.tolist() == [10**6]
+
+
+@pytest.mark.parametrize("x", [np.array([1, 2**63], np.uint64), torch.tensor([1, 2**63], dtype=torch.uint64),
+                               [2**63]])
+def test_unsigned_values_past_int64_are_refused_without_a_size(x: object) -> None:
+    with pytest.raises(Bad, match=r"codes must fit in int64 \(at most 9223372036854775807\), got 9223372036854775808$"):
+        integer_codes(x, what="codes", error=Bad)

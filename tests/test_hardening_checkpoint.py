@@ -66,7 +66,7 @@ def test_the_tiny_checkpoint_loads(saved: Path) -> None:
     [
         ("vq.codebook_size", 30_000_000, r"codebook_size = 30000000 is absurdly large"),
         ("vq.codebook_size", 5_000_000, r"config field vq\.codebook_size = 5000000\?\).*vq\.embed: checkpoint \(8, 4\)"),
-        ("vq.codebook_size", 0, r"codebook_size=0"),
+        ("vq.codebook_size", 0, r"codebook_size must be a whole number >= 2, got 0"),
         ("vq.codebook_size", -3, r"codebook_size = -3 is negative"),
         ("latent_dim", 2_000_000, r"latent_dim \(2000000\)"),
         ("enc_channels", [8, 4_000_000], r"4000000"),

@@ -5,11 +5,13 @@ Layout of ``config.json``::
     {"format": "mmtok-checkpoint", "format_version": 1, "kind": "vq",
      "mmtok_version": "0.1.0", "created": "...", "config": {...}, "provenance": {...}}
 
-Writes are atomic: everything is written into a hidden temporary folder next
-to the target, flushed to disk, and only then swapped in with ``rename``. A
-process killed at any point leaves either the previous checkpoint or the new
-one, never a mixture. No pickle is used anywhere; tensors go through
-safetensors and everything else through JSON.
+Writes are atomic (:mod:`mmtok.core.checkpoint_folder`): everything is written into a
+hidden temporary folder next to the target, flushed to disk, and only then swapped in
+with ``rename``. A process killed at any point leaves either the previous checkpoint
+(possibly as the backup that loading and the next save find in its place) or the new
+one, never a mixture; a load that runs while another process saves reads one save.
+No pickle is used anywhere; tensors go through safetensors and everything else
+through JSON.
 
 >>> import torch, tempfile, os
 >>> d = os.path.join(tempfile.mkdtemp(), "ckpt")
@@ -26,11 +28,9 @@ import datetime as _dt
 import json
 import math
 import os
-import shutil
 import struct
 import types
 import typing
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from mmtok.core.checkpoint_folder import read_settled, replace_folder, write_target
 from mmtok.core.errors import CheckpointError
 from mmtok.core.paths import holds_cwd
 
@@ -67,8 +68,6 @@ MAX_CONFIG_INT = 1 << 24  # sanity cap on any integer in a model config (sizes, 
 MAX_HEADER_BYTES = 100 << 20  # a safetensors header (JSON) longer than this is refused
 _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
                 "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8}
-_TMP_TAG = ".tmp-"
-_OLD_TAG = ".old-"
 
 T = TypeVar("T")
 
@@ -137,13 +136,38 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
         sub = _unwrap_dataclass_type(hints.get(name))
         if sub is not None and isinstance(value, Mapping):
             value = config_from_dict(sub, value, where=f"{where}.{name}")
-        elif isinstance(value, list) and typing.get_origin(hints.get(name)) is tuple:
-            value = tuple(value)
+        else:
+            value = _as_hinted(value, hints.get(name))
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: invalid values for {cls.__name__}: {e}") from e
+
+
+def _as_hinted(value: Any, hint: Any) -> Any:
+    """A JSON list as the sequence type ``hint`` names: a tuple for ``tuple[...]``, also inside ``X | None`` or
+    another union with one sequence type (``int | tuple[int, int] | None``), element by element; anything
+    else as it is.
+
+    >>> _as_hinted([64, 96], int | tuple[int, int] | None), _as_hinted([[1, 2]], tuple[tuple[int, int], ...])
+    ((64, 96), ((1, 2),))
+    """
+    if not isinstance(value, list):
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        seqs = [a for a in args if a in (tuple, list) or typing.get_origin(a) in (tuple, list)]
+        return _as_hinted(value, seqs[0]) if len(seqs) == 1 else value
+    if hint is tuple or origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_as_hinted(v, args[0]) for v in value)
+        if len(args) == len(value):
+            return tuple(_as_hinted(v, a) for v, a in zip(value, args, strict=True))
+        return tuple(value)
+    if origin is list and len(args) == 1:
+        return [_as_hinted(v, args[0]) for v in value]
+    return value
 
 
 def _check_config_int(name: str, value: Any, where: str) -> None:
@@ -160,58 +184,6 @@ def _check_config_int(name: str, value: Any, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover
-        return True
-    return True
-
-
-def _siblings(folder: Path, tag: str) -> list[Path]:
-    prefix = f".{folder.name}{tag}"
-    if not folder.parent.is_dir():
-        return []
-    return sorted(
-        (p for p in folder.parent.iterdir() if p.name.startswith(prefix)),
-        key=lambda p: p.stat().st_mtime,
-    )
-
-
-def _clean_stale(folder: Path) -> None:
-    """Remove temporaries left by killed writers (and stale backups once the target exists)."""
-    for tmp in _siblings(folder, _TMP_TAG):
-        try:
-            pid = int(tmp.name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            pid = -1
-        if pid != os.getpid() and not _pid_alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
-    if folder.is_dir() and (folder / CONFIG_NAME).is_file():
-        for old in _siblings(folder, _OLD_TAG):
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -286,8 +258,11 @@ def write_refusal(folder: str | os.PathLike[str], *, kind: str | None = None) ->
         if not (folder / CONFIG_NAME).is_file():
             return f"holds files and no checkpoint of kind {kind!r} ({CONFIG_NAME}), which replacing it would delete"
         meta = read_config(folder)
-    except (CheckpointError, OSError) as e:
-        return f"holds files that are not a checkpoint of kind {kind!r} ({e}), which replacing it would delete"
+    except OSError as e:
+        return f"cannot be looked into ({e.strerror or e})"
+    except CheckpointError as e:
+        what = "an mmtok checkpoint" if kind is None else f"a checkpoint of kind {kind!r}"
+        return f"holds files that are not {what} ({e}), which replacing it would delete"
     if meta.get("kind") == kind:
         return None
     made = (meta.get("provenance") or {}).get("model_version")
@@ -313,21 +288,21 @@ def save_checkpoint(
     weights; ``provenance`` says what data and command made them;
     ``extra_files`` (name -> content) are written beside, e.g. a model card.
     If ``folder`` already holds a checkpoint it is replaced only once the new one is
-    completely on disk; the files the new one writes are new, and any other files or
-    folders beside them (notes, samples, a model card the new save does not write) are
-    kept. A folder that holds other files and no checkpoint is refused, and so is the
-    current folder.
+    completely on disk (:func:`~mmtok.core.checkpoint_folder.replace_folder`); the files the
+    new one writes are new, and any other files or folders beside them (notes, samples, a
+    model card the new save does not write) are kept. A symlink is followed: the folder it
+    points to is replaced and the link stays. A folder that holds other files and no
+    checkpoint is refused, and so is the current folder; a folder that cannot be written
+    (no permission, no space) is a :class:`CheckpointError` naming it and the cause.
     """
     from mmtok._version import __version__
 
     folder = Path(folder)
-    refused = write_refusal(folder)
+    target = write_target(folder)
+    refused = write_refusal(target)
     if refused:
         raise CheckpointError(f"cannot write checkpoint to {folder}: it {refused}; nothing was written "
                               "(give a new or empty folder)")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(folder)
-
     meta: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -339,85 +314,43 @@ def save_checkpoint(
     }
     meta.update(dict(extra_meta or {}))
 
-    tmp = folder.parent / f".{folder.name}{_TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    def fill(tmp: Path) -> None:
         save_tensors(_plain_tensors(tensors), tmp / WEIGHTS_NAME, metadata={"kind": kind})
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
         for name, content in (extra_files or {}).items():
             if "/" in name or name in (CONFIG_NAME, WEIGHTS_NAME):
                 raise ValueError(f"extra file name {name!r} is not allowed")
-            data = content.encode() if isinstance(content, str) else content
-            (tmp / name).write_bytes(data)
-        for p in tmp.iterdir():
-            _fsync_file(p)
-        _fsync_dir(tmp)
+            (tmp / name).write_bytes(content.encode() if isinstance(content, str) else content)
 
-        old: Path | None = None
-        if folder.exists():
-            _keep_others(folder, tmp)
-            old = folder.parent / f".{folder.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
-            os.rename(folder, old)
-        os.rename(tmp, folder)
-        _fsync_dir(folder.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    _clean_stale(folder)  # backups an earlier killed writer left are now obsolete
+    try:
+        replace_folder(target, fill, marker=CONFIG_NAME)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint to {folder}: {e.strerror or e} (in {target.parent}); "
+                              "a checkpoint already there is kept") from e
     return folder
-
-
-def _keep_others(folder: Path, tmp: Path) -> None:
-    """Put into ``tmp`` what ``folder`` holds that ``tmp`` does not (hard links where the file
-    system allows, else copies), so that replacing ``folder`` by ``tmp`` loses nothing but the
-    files the new checkpoint writes anew."""
-
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    for entry in folder.iterdir():
-        target = tmp / entry.name
-        if target.exists():
-            continue
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry), target)
-        elif entry.is_dir():
-            shutil.copytree(entry, target, symlinks=True, copy_function=link)
-        else:
-            link(str(entry), str(target))
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _resolve(folder: Path) -> Path:
-    """The folder itself, or the backup a writer killed mid-swap left behind."""
-    if folder.is_dir():
-        return folder
-    backups = [p for p in _siblings(folder, _OLD_TAG) if (p / CONFIG_NAME).is_file()]
-    if backups:
-        return backups[-1]
-    if folder.exists():
-        raise CheckpointError(f"checkpoint {folder} is a file, expected a folder with {CONFIG_NAME}")
-    raise CheckpointError(f"no checkpoint at {folder}: the folder does not exist")
-
-
 def read_config(
     folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """Read and validate ``config.json`` of a checkpoint folder (no weights)."""
-    folder = _resolve(Path(folder))
+    """Read and validate ``config.json`` of a checkpoint folder (no weights); ``meta["_path"]`` is the folder
+    read: ``folder``, or the backup a writer killed mid-save left (:func:`~mmtok.core.checkpoint_folder.locate`)."""
+    return read_settled(Path(folder), lambda path: _read_meta(path, kind), marker=CONFIG_NAME)
+
+
+def _read_meta(folder: Path, kind: str | Iterable[str] | None) -> dict[str, Any]:
+    """:func:`read_config` of the folder found: ``config.json`` read and checked."""
     path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {folder} has no {CONFIG_NAME}")
     try:
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {folder} has no {CONFIG_NAME}")
         meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {folder}: cannot read {CONFIG_NAME} ({e.strerror or e})") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} is not valid JSON ({e})") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} is not an mmtok checkpoint config")
@@ -431,11 +364,15 @@ def read_config(
         )
     if version < 1:
         raise CheckpointError(f"checkpoint {folder}: format_version {version} is not supported")
+    if not isinstance(meta.get("kind"), str):
+        found = f"it has {json.dumps(meta['kind'])}" if "kind" in meta else "it has none"
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} names no kind of checkpoint (a \"kind\" string "
+                              f"such as \"vq\"; {found}); the file is damaged or hand-edited")
     if kind is not None:
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-        if meta.get("kind") not in kinds:
+        if meta["kind"] not in kinds:
             raise CheckpointError(
-                f"checkpoint {folder} is of kind {meta.get('kind')!r}, expected "
+                f"checkpoint {folder} is of kind {meta['kind']!r}, expected "
                 + " or ".join(repr(k) for k in kinds)
             )
     if not isinstance(meta.get("config"), dict):
@@ -461,7 +398,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int,
                 raise CheckpointError(f"{path} is unreadable: not a safetensors file "
                                       f"(header length {n}, file {size} bytes)")
             header = json.loads(f.read(n))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read: {e.strerror or e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CheckpointError(f"{path} is unreadable: its safetensors header is damaged ({e})") from e
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} is unreadable: its safetensors header is not a JSON object")
@@ -491,8 +430,11 @@ def _header_entry(path: Path, name: str, entry: Any, data_bytes: int) -> tuple[s
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The weights of checkpoint folder ``path``, after :func:`read_header` checked them."""
     weights = path / WEIGHTS_NAME
-    if not weights.is_file():
-        raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    try:
+        if not weights.is_file():
+            raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot read {WEIGHTS_NAME} ({e.strerror or e})") from e
     read_header(weights)
     try:
         return load_file(str(weights), device="cpu")
@@ -503,8 +445,14 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 def load_checkpoint(
     folder: str | os.PathLike[str], *, kind: str | Iterable[str] | None = None
 ) -> Checkpoint:
-    """Read a checkpoint folder, checking kind, format version and the weights' header."""
-    meta = read_config(folder, kind=kind)
-    path = Path(meta.pop("_path"))
-    tensors = load_tensors(path)
-    return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=tensors, meta=meta)
+    """Read a checkpoint folder, checking kind, format version and the weights' header; the config and the
+    weights come from one save even while another process saves over the folder
+    (:func:`~mmtok.core.checkpoint_folder.read_settled`)."""
+
+    def read(path: Path) -> Checkpoint:
+        meta = _read_meta(path, kind)
+        del meta["_path"]
+        return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=load_tensors(path),
+                          meta=meta)
+
+    return read_settled(Path(folder), read, marker=CONFIG_NAME)

@@ -4,8 +4,8 @@ A tensor (any device), a numpy array or a nested list becomes int64. Floats, com
 and booleans are refused instead of truncated (a float code is almost always a mistake: an
 image or a waveform passed where codes belong), ragged lists are refused instead of becoming
 object arrays, and with ``size`` every value must lie in ``0..size - 1``. torch's unsigned
-dtypes (which have no ``min``/``max``, and whose large values would wrap in the cast to int64)
-are checked through numpy.
+dtypes (which have no ``min``/``max``) are checked through numpy, and unsigned 64-bit values
+above the int64 range (which would wrap negative in the cast) are refused, with or without ``size``.
 
 >>> integer_codes([[1, 2], [3, 4]], what="codes", error=ValueError, size=5).tolist()
 [[1, 2], [3, 4]]
@@ -25,6 +25,7 @@ import torch
 __all__ = ["integer_codes"]
 
 _UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)  # torch has no min or max for these
+_INT64_MAX = 2**63 - 1  # a uint64 value above this would wrap negative in the cast to int64
 
 
 def integer_codes(
@@ -62,6 +63,8 @@ def integer_codes(
         if lo < 0 or hi >= size:
             bad = lo if lo < 0 else hi
             raise error(f"{what} must be in 0..{size - 1}, got index {bad} (values {lo}..{hi}){hint}")
+    if isinstance(values, np.ndarray) and values.dtype == np.uint64 and count and int(values.max()) > _INT64_MAX:
+        raise error(f"{what} must fit in int64 (at most {_INT64_MAX}), got {int(values.max())}{hint}")
     if isinstance(x, torch.Tensor):
         if x.dtype in _UNSIGNED:
             return torch.from_numpy(values.astype(np.int64)).to(x.device)  # type: ignore[union-attr]

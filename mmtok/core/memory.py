@@ -50,18 +50,23 @@ def reset_peak_rss() -> bool:
         return False
 
 
+_OPEN_CPU: list[PeakMemory] = []  # the CPU blocks now open, outermost first
+
+
 class PeakMemory:
     """Context manager: the peak memory above the starting point of what runs inside, in MiB.
 
     On CUDA the allocator's peak (``torch.cuda.max_memory_allocated``) above what
     was allocated at the start; on the CPU the kernel's high-water mark of the
-    resident set (``VmHWM``, reset on entry) above the resident set at entry.
+    resident set (``VmHWM``, reset on entry) above the resident set at entry. Blocks
+    nest: the mark an inner CPU block resets is first kept for the blocks around it.
     """
 
     def __init__(self, device: Any = "cpu") -> None:
         self.device = torch.device(device)
         self.peak_mib = 0.0
         self._base = 0.0
+        self._seen = 0.0  # the highest mark an inner block's reset took away (MiB)
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
@@ -69,8 +74,13 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device) / 2**20
         else:
+            mark = _status_kib("VmHWM") / 1024
+            for outer in _OPEN_CPU:  # the reset below would take their peak away
+                outer._seen = max(outer._seen, mark)
             reset_peak_rss()
             self._base = _status_kib("VmRSS") / 1024
+            self._seen = 0.0
+            _OPEN_CPU.append(self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -79,5 +89,7 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
         else:
-            peak = max(_status_kib("VmHWM"), _status_kib("VmRSS")) / 1024
+            peak = max(_status_kib("VmHWM") / 1024, _status_kib("VmRSS") / 1024, self._seen)
+            if self in _OPEN_CPU:
+                _OPEN_CPU.remove(self)
         self.peak_mib = max(0.0, peak - self._base)

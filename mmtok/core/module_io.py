@@ -27,6 +27,7 @@ from mmtok.core.checkpoint import (
     read_header,
     save_checkpoint,
 )
+from mmtok.core.checkpoint_folder import backup_of, locate, read_settled
 from mmtok.core.errors import CheckpointError
 from mmtok.core.protocol import module_fingerprint
 
@@ -97,37 +98,60 @@ def shipped_names() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
 
 
-def checkpoint_source(where: str) -> str:
-    """How a run records (and compares) a checkpoint it read: a folder as its absolute path, a shipped name as itself.
+def _may_be_name(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether ``name_or_path`` can name a shipped checkpoint: a str without a folder separator (a
+    :class:`pathlib.Path`, or a str such as ``"./audio"``, is always a path)."""
+    return isinstance(name_or_path, str) and "/" not in name_or_path and os.sep not in name_or_path
+
+
+def _shipped(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The shipped checkpoint folder ``name_or_path`` names, or None when it names a path (the one rule of
+    :func:`resolve_checkpoint` and :func:`checkpoint_source`)."""
+    if not _may_be_name(name_or_path):
+        return None
+    local, shipped = Path(name_or_path), models_dir() / name_or_path
+    if (local / CONFIG_NAME).is_file() or backup_of(local, CONFIG_NAME) is not None:
+        return None  # a checkpoint folder here (or the backup a killed save left of one) wins
+    if (shipped / CONFIG_NAME).is_file():
+        return shipped  # a file or a non-checkpoint folder of that name does not hide a shipped one
+    return shipped if locate(local, CONFIG_NAME) is None and shipped.is_dir() else None
+
+
+def checkpoint_source(where: str | os.PathLike[str]) -> str:
+    """How a run records (and compares) a checkpoint it read: a shipped name as itself, a folder as its absolute
+    path; the same rule as :func:`resolve_checkpoint` tells them apart (a local ``audio/`` of recordings does
+    not make ``"audio"`` a folder). A path to nothing is recorded as given.
 
     >>> checkpoint_source("audio")
     'audio'
     """
-    return str(Path(where).resolve()) if Path(where).exists() else where
+    if _shipped(where) is not None:
+        return str(where)
+    path = Path(where)
+    return str(path.resolve()) if locate(path, CONFIG_NAME) is not None else os.fspath(where)
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
     """A checkpoint folder from a path, or from a shipped name such as ``"image"``.
 
-    A path with a folder separator (``./audio``, ``/x/audio``) is always a path. A bare
-    name is a path only when it names a checkpoint folder (one with ``config.json``) or
-    no shipped checkpoint has that name: a file or another folder of a shipped name in the
-    working folder (``audio/`` of recordings) does not hide the shipped checkpoint.
+    A :class:`pathlib.Path` (any ``os.PathLike``) is always a path, and so is a str with a folder
+    separator (``"./audio"``, ``"/x/audio"``, ``"audio/"``). Only a str without one can be a shipped
+    name, and it is one unless a checkpoint folder (one with ``config.json``) of that name is in the
+    working folder, or no shipped checkpoint has it: a file or another folder of a shipped name in the
+    working folder (``audio/`` of recordings) does not hide the shipped checkpoint. A folder missing
+    because a save was killed between its two renames is found by its backup.
     """
     path = Path(name_or_path)
-    name = str(name_or_path)
+    name = os.fspath(name_or_path)
     if not name.strip():  # Path("") is the working folder: never what was meant
         raise CheckpointError(f"checkpoint name is empty: pass a shipped name ({shipped_names() or 'none'}) "
                               "or a checkpoint folder")
-    bare = "/" not in name and os.sep not in name
-    if bare and not (path / CONFIG_NAME).is_file() and (models_dir() / name / CONFIG_NAME).is_file():
-        return models_dir() / name  # a file or a non-checkpoint folder of that name does not hide a shipped one
-    if path.exists():
+    shipped = _shipped(name_or_path)
+    if shipped is not None:
+        return shipped
+    if locate(path, CONFIG_NAME) is not None:
         return path
-    if bare:
-        shipped = models_dir() / name
-        if shipped.is_dir():
-            return shipped
+    if _may_be_name(name_or_path):
         raise CheckpointError(
             f"{name!r} is neither a folder nor a shipped checkpoint; shipped: {shipped_names() or 'none'}"
         )
@@ -256,39 +280,54 @@ def checkpoint_label(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> s
     return f"{Path(path).name} ({version}, {saved})" if version else f"{Path(path).name} ({saved})"
 
 
+def _cannot_build(cls: Any, path: Path, e: Exception) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path}: cannot build {cls.__name__} from {CONFIG_NAME}: {type(e).__name__}: {e}")
+
+
+def _read_fitting(cls: Any, path: Path) -> tuple[Path, dict[str, Any], Any, dict[str, torch.Tensor]]:
+    """The folder, config.json, config object and weights of checkpoint folder ``path`` for ``cls``, each check of
+    :func:`load_module` passed before the weights are read."""
+    meta = read_config(path, kind=cls.KIND)
+    meta.pop("_path")
+    try:
+        if not (path / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot read {WEIGHTS_NAME} ({e.strerror or e})") from e
+    header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
+    cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")
+    repeats = _repeat_problem(meta["config"], len(header))
+    if repeats:
+        raise CheckpointError(f"checkpoint {path}: {CONFIG_NAME} {repeats}")
+    try:
+        shapes = _meta_shapes(cls, cfg)
+    except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
+        raise _cannot_build(cls, path, e) from e
+    problem = None if shapes is None else _shape_mismatch(path, meta["config"], header, shapes)
+    if problem:
+        raise CheckpointError(problem)
+    tensors = load_tensors(path)
+    _check_finite(tensors, path)
+    return path, meta, cfg, tensors
+
+
 def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
     """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
 
     Nothing large is allocated before the config is known to fit the weights: the
     config's integers are checked (:data:`MAX_CONFIG_INT`), the module is built on
     the meta device and its shapes compared with the safetensors header; only then
-    are the weights read (refused if any is NaN/inf) and the module built for real.
-    It comes back in eval mode with ``provenance`` set, and ``loaded_fingerprint``: a hash of
+    are the weights read (refused if any is NaN/inf) and the module built for real. The
+    config and the weights come from one save, even while another process saves over the
+    folder (:func:`~mmtok.core.checkpoint_folder.read_settled`). It comes back in eval mode with ``provenance`` set, and ``loaded_fingerprint``: a hash of
     its class, config and weights as read (:func:`carried_provenance` compares it at save).
     """
     folder = resolve_checkpoint(name_or_path)
-    meta = read_config(folder, kind=cls.KIND)  # type: ignore[attr-defined]
-    path = Path(meta.pop("_path"))
-    if not (path / WEIGHTS_NAME).is_file():
-        raise CheckpointError(f"checkpoint {path} has no {WEIGHTS_NAME}")
-    header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
-    cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")  # type: ignore[attr-defined]
-    repeats = _repeat_problem(meta["config"], len(header))
-    if repeats:
-        raise CheckpointError(f"checkpoint {path}: {CONFIG_NAME} {repeats}")
+    path, meta, cfg, tensors = read_settled(folder, lambda p: _read_fitting(cls, p), marker=CONFIG_NAME)
     try:
-        shapes = _meta_shapes(cls, cfg)
-        problem = None if shapes is None else _shape_mismatch(path, meta["config"], header, shapes)
-        if problem:
-            raise CheckpointError(problem)
-        tensors = load_tensors(path)
-        _check_finite(tensors, path)
         module = cls(cfg)  # type: ignore[call-arg]
-    except (CheckpointError, KeyboardInterrupt):
-        raise
     except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
-        raise CheckpointError(f"checkpoint {path}: cannot build {cls.__name__} from {CONFIG_NAME}: "
-                              f"{type(e).__name__}: {e}") from e
+        raise _cannot_build(cls, path, e) from e
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
     module.loaded_fingerprint = module_fingerprint(module)  # type: ignore[attr-defined]

@@ -18,12 +18,13 @@ states of Python/NumPy, caller's extras) to ``config.json`` under ``"train"``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import random
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,12 +243,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _guarded(folder: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``folder`` itself while a :class:`RunLock` looks at and writes its lock file,
+    so that two processes taking over a stale lock at once cannot both win (the second then finds the first's
+    live process). Where there is no ``flock`` (or the folder cannot take one) nothing is held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # the folder is gone (removed during the run): nothing to guard
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # a file system without flock on folders: unguarded, as before
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 class RunLock:
     """``with RunLock(folder):`` one training process at a time writes to ``folder``.
 
-    The lock is ``folder/.lock`` holding the owner's process id, made with ``O_EXCL``; a lock left by
-    a process that no longer runs is taken over. Leaving the ``with`` block (normally or by an
-    exception) removes it. A second process raises :class:`TrainingError` naming the owner.
+    The lock is ``folder/.lock`` holding the owner's process id; a lock left by a process that no longer
+    runs is taken over. Looking at the lock and taking it happen under an exclusive ``flock`` on the folder,
+    so two processes that both find a stale lock do not both take it. Leaving the ``with`` block (normally
+    or by an exception) removes it. A second process raises :class:`TrainingError` naming the owner.
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
@@ -256,21 +281,21 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+        with _guarded(self.path.parent):
+            if self.path.exists():
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
                     raise TrainingError(f"{self.path.parent} is in use by process {owner} (lock {self.path}); "
                                         "wait for that run to end, or train into another --out") from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
-                continue
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:  # made meanwhile by a process that does not take the guard
+                raise TrainingError(f"could not lock {self.path.parent}: {self.path} keeps reappearing") from None
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
             self.held = True
-            return self
-        raise TrainingError(f"could not lock {self.path.parent}: {self.path} keeps reappearing")
+        return self
 
     def _owner(self) -> int | None:
         try:
@@ -279,8 +304,10 @@ class RunLock:
             return None
 
     def __exit__(self, *exc: object) -> None:
-        if self.held and self._owner() == os.getpid():
-            self.path.unlink(missing_ok=True)
+        if self.held:
+            with _guarded(self.path.parent):
+                if self._owner() == os.getpid():
+                    self.path.unlink(missing_ok=True)
         self.held = False
 
 
