@@ -248,3 +248,23 @@ def test_prune_codebook_audio_refuses_max_clips_below_one(clips: str, tmp_path: 
     assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="max_clips must be at least 1"):
         code_shares(mmtok.load(model), None, max_clips=int(clips))  # type: ignore[arg-type]
+
+
+def test_prune_codebook_audio_refuses_the_test_split_and_another_rate_and_says_what_builds_a_cache(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.prune import main
+    from mmtok.audio.vocoder_data import build_cache
+
+    model, out = _tiny_audio_tokenizer(tmp_path / "tok"), tmp_path / "o"
+    with pytest.raises(SystemExit) as e:  # a cache holds no test split: the choice is not offered
+        main(["--model", str(model), "--cache", str(tmp_path), "--keep", "3", "--out", str(out), "--split", "test"])
+    assert e.value.code == 2 and "invalid choice: 'test'" in capsys.readouterr().err
+    assert main(["--model", str(model), "--cache", str(tmp_path / "nocache"), "--keep", "3", "--out", str(out)]) == 2
+    assert f"python -m mmtok.audio.vocoder_train --corpus CORPUS --cache {tmp_path / 'nocache'}" in capsys.readouterr().err
+    build_cache(tiny_corpus(tmp_path / "corpus"), tmp_path / "cache", progress=False)
+    tok24 = save_module(AudioTokenizer(AudioTokenizerConfig(sample_rate=24000, vq=VQConfig(dim=160, codebook_size=8),
+                                                            decoder_channels=8)), tmp_path / "tok24")
+    assert main(["--model", str(tok24), "--cache", str(tmp_path / "cache"), "--keep", "3", "--out", str(out),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--model {tok24} works at 24000 Hz" in err and "16000 Hz" in err and not out.exists()

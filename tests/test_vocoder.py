@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import mmtok
-from mmtok.audio import vocoder_run, vocoder_train
+from mmtok.audio import vocoder_run, vocoder_settings, vocoder_train
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import (
@@ -203,13 +203,14 @@ def tiny_tokenizer(folder: Path) -> Path:
 
 def stage_one(tmp_path: Path) -> tuple[list[str], Path]:
     """A tiny corpus, its cache and tokenizer, and a 2-step stage-1 run in ``tmp_path / "s1"``: the
-    options every run here shares, and the tokenizer folder."""
+    options every run here shares (not the sizes: a run started ``--init-from`` takes its model's), and the
+    tokenizer folder."""
     corpus, cache = tiny_corpus(tmp_path / "corpus"), tmp_path / "cache"
     tok_dir = tiny_tokenizer(tmp_path / "tok")
     common = ["--corpus", str(corpus), "--cache", str(cache), "--batch-size", "2", "--segment-seconds", "0.2",
               "--save-every", "2", "--log-every", "1", "--val-segments", "2", "--val-clips", "1",
-              "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2", *TINY_ARGS]
-    assert vocoder_train.main([*common, "--out", str(tmp_path / "s1")]) == 0
+              "--val-clip-seconds", "1", "--warmup", "1", "--no-progress", "--steps", "2"]
+    assert vocoder_train.main([*common, *TINY_ARGS, "--out", str(tmp_path / "s1")]) == 0
     return common, tok_dir
 
 
@@ -217,7 +218,7 @@ def test_stage_two_trains_on_decoded_features_and_attaches(tmp_path: Path, capsy
     common, tok_dir = stage_one(tmp_path)
     s2 = tmp_path / "s2"
     stage2 = [*common, "--out", str(s2), "--features", "decoded", "--tokenizer", str(tok_dir),
-              "--init-from", str(tmp_path / "s1" / "best"), "--dim", "48"]  # the size options yield to --init-from
+              "--init-from", str(tmp_path / "s1" / "best")]
     assert vocoder_train.main(stage2) == 0
     val = [json.loads(line) for line in (s2 / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in val] == [0, 2] and val[0]["init_from"] == str((tmp_path / "s1" / "best").resolve())
@@ -274,14 +275,15 @@ def test_stage_two_mixes_synthetic_clips_and_starts_from_a_shipped_style_tokeniz
     state = json.loads((s2 / "train-state" / "config.json").read_text())["provenance"]
     assert state["synthetic"] == {"clips": 3, "share": 0.5, "seed": 4} and "3 seeded synthetic clips" in state["sampling"]
     assert state["init_from"] == {"source": str(joined.resolve()), "steps": 2}  # the attached vocoder's own steps
-    first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_run.initial_vocoder(str(joined))
+    first, inside = mmtok.load(tmp_path / "s1" / "best"), vocoder_settings.initial_vocoder(str(joined))
     assert isinstance(first, Vocoder) and inside.cfg == first.cfg  # the attached vocoder, weight for weight
     assert all(torch.equal(a, b) for a, b in zip(inside.state_dict().values(), first.state_dict().values(), strict=True))
     assert json.loads((s2 / "validation.jsonl").read_text().splitlines()[0])["step"] == 0
 
     # the mixed pool: half the draws land on the three synthetic clips, each its own group
     run = vocoder_run.Run(vocoder_train.build_parser().parse_args(
-        [*stage2[:-8], "--out", str(tmp_path / "probe"), "--synthetic", "3", "--synthetic-share", "0.5"]), [])
+        [*stage2[:-8], *TINY_ARGS, "--out", str(tmp_path / "probe"), "--synthetic", "3", "--synthetic-share", "0.5"]),
+        [])
     extra = run.train_set.clips[-3:]
     assert [c.path for c in extra] == ["synthetic:0", "synthetic:1", "synthetic:2"]
     assert run.probs[-3:].sum() == pytest.approx(0.5) and run.probs.sum() == pytest.approx(1.0)
@@ -339,7 +341,7 @@ def test_cli_runs_the_vocoder_trainer(capsys: pytest.CaptureFixture[str]) -> Non
 def test_the_shipped_vocoder_starts_a_run() -> None:
     """``--init-from audio``: the learned vocoder inside the shipped checkpoint, weight for weight, with
     its own provenance (stage 2 on decoded features), and it decodes another tokenizer's codes."""
-    voc, shipped = vocoder_run.initial_vocoder("audio"), mmtok.load("audio")
+    voc, shipped = vocoder_settings.initial_vocoder("audio"), mmtok.load("audio")
     assert shipped.vocoder is not None and voc.cfg == shipped.cfg.vocoder
     assert all(torch.equal(a, b) for a, b in zip(voc.state_dict().values(), shipped.vocoder.state_dict().values(),
                                                  strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmtok.audio import vocoder_train
+from mmtok.audio import vocoder_run, vocoder_train
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_eval import decoded_features
@@ -89,6 +90,37 @@ def test_joint_run_resumes_on_the_same_curve_and_keeps_its_mode(
     assert "--train-decoder (the run's: no --train-decoder)" in capsys.readouterr().err
     assert vocoder_train.main([*common, "--out", str(tmp_path / "c"), "--train-decoder"]) == 2
     assert "needs --features decoded" in capsys.readouterr().err
+
+
+def test_attach_pairs_best_with_best_tokenizer_and_refuses_the_tuned_tokenizer_of_another_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    common, tok_dir = stage_one(tmp_path)
+    real, worse = vocoder_run.evaluate, itertools.count()
+
+    def later_is_worse(*args: object, **kwargs: object) -> dict:
+        row = real(*args, **kwargs)  # type: ignore[arg-type]
+        return {**row, "mel_l1": row["mel_l1"] + next(worse)}
+
+    monkeypatch.setattr(vocoder_run, "evaluate", later_is_worse)  # best/ stays at step 2
+    run = tmp_path / "s2"
+    assert vocoder_train.main([*common, "--out", str(run), "--features", "decoded", "--tokenizer", str(tok_dir),
+                               "--init-from", str(tmp_path / "s1" / "best"), "--train-decoder", "--decoder-lr", "1e-3",
+                               "--steps", "4"]) == 0
+    best = json.loads((run / "best" / "config.json").read_text())["provenance"]
+    assert best["steps"] == 2 and load_module(AudioTokenizer, run / "tokenizer").provenance["decoder_tuned"]["steps"] == 4
+    capsys.readouterr()
+    # best/ (step 2) with the decoder tuned to step 4: refused, naming the pair that goes together
+    assert vocoder_train.main(["--attach", str(tmp_path / "mixed"), "--tokenizer", str(run / "tokenizer"),
+                               "--vocoder", str(run / "best")]) == 2
+    err = capsys.readouterr().err
+    assert "--tokenizer" in err and "best-tokenizer" in err and not (tmp_path / "mixed").exists()
+    for vocoder, tokenizer in (("best", "best-tokenizer"), ("model", "tokenizer")):  # --tokenizer left out
+        out = tmp_path / f"joined-{vocoder}"
+        assert vocoder_train.main(["--attach", str(out), "--vocoder", str(run / vocoder)]) == 0
+        prov = json.loads((out / "config.json").read_text())["provenance"]
+        assert prov["tokenizer"]["source"] == str((run / tokenizer).resolve())
+        assert prov["tokenizer"]["fingerprint"] == load_module(AudioTokenizer, run / tokenizer).fingerprint
+    assert best["tuned_tokenizer"]["fingerprint"] == load_module(AudioTokenizer, run / "best-tokenizer").fingerprint
 
 
 def test_anchor_is_the_tokenizers_log_mel_l1() -> None:

@@ -1,5 +1,11 @@
 """One audio tokenizer checkpoint from two: a tokenizer and a learned vocoder for its log-mel.
 
+A vocoder trained on a tokenizer's decoded log-mel (stage 2; with ``--train-decoder``, the tuned
+tokenizer saved beside it) records that tokenizer's fingerprint (:func:`trained_on`), and joins no
+other but a codebook pruned from it (:func:`attach_refusal`; ``mmtok prune-codebook`` keeps each kept
+code's vector and the decoder, so those codes decode as before); one trained on the true log-mel
+joins any tokenizer of its front end.
+
 >>> import tempfile, os
 >>> from mmtok.audio.config import AudioTokenizerConfig
 >>> from mmtok.audio.vocoder import VocoderConfig
@@ -23,10 +29,11 @@ from typing import Any
 from mmtok.audio.config import front_end_mismatch
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
+from mmtok.core.checkpoint import write_refusal
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 
-__all__ = ["SHIPPED_LIMIT_MB", "attach_vocoder", "folder_megabytes", "load_vocoder"]
+__all__ = ["SHIPPED_LIMIT_MB", "attach_refusal", "attach_vocoder", "folder_megabytes", "load_vocoder", "trained_on"]
 
 SHIPPED_LIMIT_MB = 40.0  # the whole shipped audio checkpoint (tokenizer + vocoder) must stay under this
 
@@ -55,6 +62,34 @@ def load_vocoder(where: str | os.PathLike[str]) -> Vocoder:
     return voc
 
 
+def trained_on(voc: Vocoder) -> str | None:
+    """The fingerprint of the tokenizer whose decoded log-mel ``voc`` was trained on, as its provenance records
+    it: a ``--train-decoder`` run's tuned tokenizer of the vocoder's step (``tuned_tokenizer``), a stage-2
+    run's ``--tokenizer``; None for a vocoder trained on the true log-mel (it fits any tokenizer of its front
+    end) or one that recorded none (a ``--train-decoder`` run saved before the tuned one was recorded)."""
+    prov = getattr(voc, "provenance", None) or {}
+    if prov.get("features") != "decoded":
+        return None
+    if prov.get("train_decoder") is not None:
+        return (prov.get("tuned_tokenizer") or {}).get("fingerprint")
+    return (prov.get("tokenizer") or {}).get("fingerprint")
+
+
+def attach_refusal(tok: AudioTokenizer, voc: Vocoder) -> str | None:
+    """Why ``voc`` may not become ``tok``'s learned decoder (None when it may): it reads another log-mel
+    front end, or it was trained on the decoded log-mel of another tokenizer (:func:`trained_on`) than
+    ``tok`` or the one ``tok``'s codebook was pruned from (its provenance's ``pruned.from_fingerprint``)."""
+    wrong = front_end_mismatch(tok.cfg, voc.cfg)
+    if wrong:
+        return f"the vocoder reads another log-mel than the tokenizer writes: {', '.join(wrong)}"
+    want = trained_on(voc)
+    pruned_from = ((getattr(tok, "provenance", None) or {}).get("pruned") or {}).get("from_fingerprint")
+    if want is not None and want not in (tok.fingerprint, pruned_from):
+        return (f"the vocoder was trained on the decoded log-mel of the tokenizer of fingerprint {want}, and this "
+                f"tokenizer's fingerprint is {tok.fingerprint}")
+    return None
+
+
 def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]:
     """Where a part came from (a resolved folder, a shipped name or "module"), its steps and provenance."""
     prov = dict(getattr(module, "provenance", None) or {})
@@ -75,15 +110,20 @@ def attach_vocoder(
     vocoder by default. ``mel_match`` sets the passes of the level correction the vocoder runs after
     decoding (``VocoderConfig.mel_match``) and ``mel_match_db`` its clamp (``mel_match_db``); None
     keeps the vocoder's own. The provenance records
-    both sources, their steps and their own provenance."""
+    both sources, their steps and their own provenance. A :class:`~mmtok.core.errors.CheckpointError`, before
+    anything is read, for an ``out`` that holds anything but an audio tokenizer checkpoint (which is replaced),
+    and for a pair :func:`attach_refusal` refuses."""
+    refused = write_refusal(out, kind=AudioTokenizer.KIND)
+    if refused:
+        raise CheckpointError(f"cannot attach into {out}: it {refused}; give a new or empty folder")
     tok_where = None if isinstance(tokenizer, AudioTokenizer) else tokenizer
     voc_where = None if isinstance(vocoder, Vocoder) else vocoder
     tok = tokenizer if isinstance(tokenizer, AudioTokenizer) else load_module(AudioTokenizer, tokenizer)
     voc = vocoder if isinstance(vocoder, Vocoder) else load_vocoder(vocoder)
-    wrong = front_end_mismatch(tok.cfg, voc.cfg)
-    if wrong:
-        raise ValueError(f"cannot attach vocoder {voc_where or 'module'}: it reads another log-mel than "
-                         f"tokenizer {tok_where or 'module'} writes: {wrong}")
+    refused = attach_refusal(tok, voc)
+    if refused:
+        raise CheckpointError(f"cannot attach vocoder {voc_where or 'module'} to tokenizer {tok_where or 'module'}: "
+                              f"{refused}")
     cfg = copy.deepcopy(tok.cfg)
     asked = {k: v for k, v in (("mel_match", mel_match), ("mel_match_db", mel_match_db)) if v is not None}
     cfg.vocoder = dataclasses.replace(voc.cfg, **asked)  # a copy; replace() runs the range checks

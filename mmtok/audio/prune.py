@@ -1,13 +1,16 @@
 """Prune an audio tokenizer's codebook to the codes its training audio picks most.
 
-Every clip of the training split of an audio cache (``mmtok train-tokenizer
-vocoder --corpus ... --cache ...`` builds it) is encoded whole; each code's
-share is its frequency under the trainer's own sampling (source ∝ √hours,
-group ∝ √hours, clip ∝ length), with the seeded synthetic clips mixed in at
-their training share when ``--synthetic`` is given. The ``--keep`` codes with
-the largest share are kept (:mod:`mmtok.vq.prune`) and the tokenizer is written
-to ``--out`` with its learned vocoder, if it has one. Validation and test
-audio are never read.
+Every clip of one split of an audio cache (``python -m mmtok.audio.vocoder_train
+--corpus ... --cache ...`` builds it), the training split unless ``--split
+validation`` says otherwise, is encoded whole; each code's share is its
+frequency under the trainer's own sampling (source ∝ √hours, group ∝ √hours,
+clip ∝ length), with the seeded synthetic clips mixed in at their training
+share when ``--synthetic`` is given. The ``--keep`` codes with the largest
+share are kept (:mod:`mmtok.vq.prune`) and the tokenizer is written to ``--out``
+with its learned vocoder, if it has one. Only that split is read: the codes to
+keep are the training audio's choice (``--split validation`` counts held-out
+audio instead, to compare), and the test split is never cached, so never read.
+A tokenizer made for another sample rate than the cache's audio is refused.
 
     mmtok prune-codebook audio --model RUN/model --cache CACHE --keep 7168 --out OUT \\
         --synthetic 600 --synthetic-share 0.25 --synthetic-tones 0.5
@@ -28,7 +31,7 @@ from tqdm import tqdm
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.corpus import synthetic_clips as synthetic_arrays
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder_data import AudioCache, sampling_weights
+from mmtok.audio.vocoder_data import CACHE_SPLITS, AudioCache, check_sample_rate, sampling_weights
 from mmtok.core.errors import MmtokError
 from mmtok.core.ranges import Range, out_of_range
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_arguments(p)
     p.add_argument("--cache", required=True, type=Path, help="audio cache folder (index.json, train.int16, ...)")
-    p.add_argument("--split", default="train", help="the cache split to count codes on (default: train)")
+    p.add_argument("--split", default="train", choices=CACHE_SPLITS, help="the cache split to count codes on "
+                   "(default: train; a cache holds no test split)")
     p.add_argument("--max-clips", type=int, default=None, help="count only the first N >= 1 clips (quick checks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --synthetic clips (the trainer's --seed)")
     add_synthetic_arguments(p, unit="counted tokens")
@@ -114,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def count(tok: AudioTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
         cache = AudioCache(args.cache, args.split)
+        check_sample_rate(args.cache, tok.sample_rate, f"--model {args.model}")
         synth = synthetic_arrays(args.synthetic, seed=args.seed, sample_rate=tok.sample_rate,
                                  tones=args.synthetic_tones) if args.synthetic else []
         share, info = code_shares(tok, cache, synthetic=synth, synthetic_share=args.synthetic_share,

@@ -1,14 +1,19 @@
 """What the vocoder command refuses before any work (:mod:`mmtok.audio.vocoder_train`).
 
 * :func:`check_options`: every numeric option finite and in range, and the options that need one
-  another, as one-line :class:`~mmtok.core.errors.UsageError` s naming the flag (exit 2).
+  another (none left to be ignored), as one-line :class:`~mmtok.core.errors.UsageError` s naming the
+  flag (exit 2).
 * :func:`check_out_folder`: a ``--out`` that holds anything but the run to resume is refused
   (:func:`mmtok.core.trainstate.check_run_folder`), so no one's files are rewritten.
 * :func:`take_run_settings`: ``--resume`` continues the run as it was started, as ``mmtok train
-  --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_run.RESUME_FIXED`) left
+  --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_settings.RESUME_FIXED`) left
   out are the run's own, and one given with another value is refused
   (:class:`~mmtok.core.errors.ResumeMismatchError`, exit 2); ``--steps`` left out is the run's own too
   (or the step it reached, if more), and may grow, to extend it, but not go below the step reached.
+* :func:`check_sources`: the checkpoints the command reads (``--init-from``, ``--tokenizer``, ``--vocoder``)
+  and the ``--attach`` folder, before the cache is built or a step trained: each one there, of the cache's
+  sample rate, the pair ``--attach`` joins one that fits (:func:`mmtok.audio.attach.attach_refusal`), and
+  ``--attach`` a folder it may write.
 """
 
 from __future__ import annotations
@@ -19,20 +24,30 @@ from typing import Any
 
 import torch
 
+from mmtok.audio.attach import attach_refusal, load_vocoder
 from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
-from mmtok.audio.vocoder_run import (
+from mmtok.audio.vocoder_data import check_sample_rate
+from mmtok.audio.vocoder_settings import (
+    BEST_DIR,
+    BEST_TOKENIZER_DIR,
+    MODEL_DIR,
     STATE_DIR,
+    TOKENIZER_DIR,
     disc_window,
+    initial_vocoder,
     segment_samples,
 )
-from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.checkpoint import config_from_dict, read_config, write_refusal
+from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.module_io import load_module, resolve_checkpoint
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
-__all__ = ["FLAG_RANGES", "check_options", "check_out_folder", "take_run_settings"]
+__all__ = ["FLAG_RANGES", "attach_plan", "check_options", "check_out_folder", "check_sources", "default_tokenizer",
+           "take_run_settings"]
 
 
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
@@ -70,6 +85,15 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
                          "(--out RUN) or --attach OUT")
     if args.attach is not None and args.out is None and args.vocoder is None:
         raise UsageError("--attach needs the vocoder to attach: --vocoder CKPT, or --out RUN (its best/)")
+    if args.vocoder is not None and args.attach is None:
+        raise UsageError(f"--vocoder {args.vocoder} names the vocoder --attach joins to a tokenizer: give --attach OUT "
+                         "too, or leave --vocoder out")
+    run_only = [flag for flag, on in (("--features decoded", args.features == "decoded"),
+                                      ("--train-decoder", args.train_decoder),
+                                      ("--init-from", args.init_from is not None)) if on]
+    if run_only and args.out is None:
+        raise UsageError(f"{', '.join(run_only)} set up a training run, and there is none without --out RUN: give "
+                         "--out, or leave them out")
     if args.cache is None and (args.out is not None or args.corpus is not None):
         raise UsageError("training needs --cache (built from --corpus when it has no index.json)")
     if args.resume and args.out is None:
@@ -154,3 +178,107 @@ def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str,
     else:
         settings.update({k: config[k] for k in ("dim", "intermediate", "blocks") if k in config})
     return settings
+
+
+def check_sources(args: argparse.Namespace, given: set[str], *, resuming: bool) -> tuple[str, str] | None:
+    """Refuse (one line naming the flag) what the command would find wrong only after building the cache or
+    training: size options beside ``--init-from`` (its vocoder's sizes are taken), a new run's ``--init-from``
+    and a stage-2 run's ``--tokenizer`` that are not there or work at another sample rate than the cache, and
+    what :func:`attach_plan` refuses. ``given``: the options the command line names. A stage-2 run without
+    ``--tokenizer`` (nor a run's own, taken before) reads the shipped ``audio``. Returns :func:`attach_plan`'s
+    pair, None without ``--attach``."""
+    sizes = [f"--{k}" for k in ("dim", "intermediate", "blocks") if k in given]
+    if args.init_from is not None and sizes:
+        raise UsageError(f"{', '.join(sizes)}: the vocoder's sizes are those of --init-from {args.init_from} (the "
+                         "run's own when resumed); leave the size options out")
+    if args.features == "decoded" and args.tokenizer is None:
+        args.tokenizer = "audio"
+    if args.out is not None and not resuming and args.init_from is not None:
+        init = initial_vocoder(args.init_from)
+        check_sample_rate(args.cache, init.cfg.sample_rate, f"--init-from {args.init_from}")
+    if args.out is not None and args.features == "decoded":
+        check_sample_rate(args.cache, _tokenizer(args.tokenizer).sample_rate, f"--tokenizer {args.tokenizer}")
+    return None if args.attach is None else attach_plan(args, given)
+
+
+def _tokenizer(where: str) -> AudioTokenizer:
+    """The audio tokenizer ``--tokenizer`` names, or a :class:`CheckpointError` naming the flag."""
+    try:
+        return load_module(AudioTokenizer, where)
+    except CheckpointError as e:
+        raise CheckpointError(f"--tokenizer {where}: {e}") from e
+
+
+def attach_plan(args: argparse.Namespace, given: set[str]) -> tuple[str, str]:
+    """The tokenizer and the vocoder ``--attach`` joins, every refusal said before any work: an ``--attach``
+    folder inside ``--out`` or holding it, or holding anything but an audio tokenizer checkpoint (replaced), a
+    ``--vocoder`` or tokenizer that is not there, and a pair that does not fit (another front end, or a
+    vocoder trained on another tokenizer's decoded log-mel: :func:`mmtok.audio.attach.attach_refusal`).
+    Without ``--vocoder`` it is ``--out``'s best/, trained first: a ``--train-decoder`` run's goes with
+    ``RUN/best-tokenizer``, another with ``--tokenizer`` (a stage-2 run's own; default the shipped ``audio``).
+    With ``--vocoder`` and no ``--tokenizer``: the tokenizer it was trained on (:func:`default_tokenizer`)."""
+    out = Path(args.attach)
+    if args.out is not None and (out.resolve().is_relative_to(Path(args.out).resolve())
+                                 or Path(args.out).resolve().is_relative_to(out.resolve())):
+        raise UsageError(f"--attach {out} and --out {args.out} overlap (one holds the other), and the run writes "
+                         "--out: give --attach a folder outside the run")
+    refused = write_refusal(out, kind=AudioTokenizer.KIND)
+    if refused:
+        raise UsageError(f"--attach {out} {refused}; give a new or empty folder (an audio tokenizer checkpoint there "
+                         "is replaced)")
+    if args.vocoder is None:
+        run = Path(args.out)
+        if args.train_decoder:  # best/ goes with the decoder it was trained on
+            return str(run / BEST_TOKENIZER_DIR), str(run / BEST_DIR)
+        tokenizer = args.tokenizer or "audio"
+        if args.features != "decoded":  # a stage-2 run's is checked as the one it trains on
+            check_sample_rate(args.cache, _tokenizer(tokenizer).sample_rate, f"--tokenizer {tokenizer}")
+        return tokenizer, str(run / BEST_DIR)
+    try:
+        voc = load_vocoder(args.vocoder)
+    except CheckpointError as e:
+        raise CheckpointError(f"--vocoder {args.vocoder}: {e}") from e
+    tokenizer = args.tokenizer if "tokenizer" in given else default_tokenizer(voc, args.vocoder)
+    refused = attach_refusal(_tokenizer(tokenizer), voc)
+    if refused:
+        pair = ("; a --train-decoder run's best/ goes with its best-tokenizer/, model/ with tokenizer/"
+                if (getattr(voc, "provenance", None) or {}).get("train_decoder") is not None else "")
+        raise UsageError(f"--attach: --vocoder {args.vocoder} does not fit --tokenizer {tokenizer}: {refused}; leave "
+                         f"--tokenizer out to take the tokenizer it was trained on{pair}")
+    return tokenizer, args.vocoder
+
+
+def default_tokenizer(voc: Vocoder, where: str) -> str:
+    """The tokenizer ``--attach`` joins vocoder ``voc`` (read from ``where``) to when ``--tokenizer`` is left
+    out: the one it was trained on. A stage-2 run's ``--tokenizer`` (as its settings recorded it); a
+    ``--train-decoder`` run's tuned tokenizer beside it (``RUN/best-tokenizer`` for ``RUN/best``,
+    ``RUN/tokenizer`` for ``RUN/model``); where that is not there, ``where`` itself when it is an audio
+    tokenizer checkpoint (the vocoder came from inside it, as in the shipped ``audio``); else a
+    :class:`UsageError`. The shipped ``audio`` for a vocoder trained on the true log-mel (any tokenizer of its
+    front end fits it)."""
+    prov = getattr(voc, "provenance", None) or {}
+    if prov.get("features") != "decoded":
+        return "audio"
+    if prov.get("train_decoder") is not None:
+        folder = Path(where).resolve()
+        pair = {BEST_DIR: BEST_TOKENIZER_DIR, MODEL_DIR: TOKENIZER_DIR}.get(folder.name)
+        trained_on = [str(folder.parent / pair)] if pair else []
+        missing = (f"was trained with its tokenizer's decoder (--train-decoder), and no tuned tokenizer lies beside "
+                   f"it (RUN/{BEST_TOKENIZER_DIR} for RUN/{BEST_DIR}, RUN/{TOKENIZER_DIR} for RUN/{MODEL_DIR})")
+    else:
+        recorded = (prov.get("settings") or {}).get("tokenizer") or (prov.get("tokenizer") or {}).get("source")
+        trained_on = [str(recorded)] if recorded else []
+        missing = f"was trained on the decoded log-mel of tokenizer {recorded or '(not recorded)'}, which is not there"
+    for found in (*trained_on, where):
+        if _holds(found, AudioTokenizer.KIND):
+            return found
+    raise UsageError(f"--vocoder {where} {missing}: name the tokenizer it was trained on with --tokenizer")
+
+
+def _holds(where: str, kind: str) -> bool:
+    """Whether ``where`` (a folder or a shipped name) holds a checkpoint of ``kind``."""
+    try:
+        read_config(resolve_checkpoint(where), kind=kind)
+    except CheckpointError:
+        return False
+    return True

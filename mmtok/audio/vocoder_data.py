@@ -8,7 +8,9 @@ language; or the reason it was skipped). Every manifest row is checked before an
 (:func:`read_manifest`). A killed build resumes where it stopped; ``index.json`` is written last,
 only when both splits hold files, and marks the cache complete. ``source.json`` and ``index.json``
 record the manifest's sha256: a cache made from another version of the manifest is refused (delete
-the folder to build it anew). The ``test`` split is never read.
+the folder to build it anew). A file listed in both cached splits is refused (validation figures on
+training audio would mean nothing). The ``test`` split is never read. :func:`check_sample_rate` refuses
+a model that works at another rate than the cache's audio.
 
 :class:`AudioCache` memory-maps one split; :func:`draw_batch` draws training segments with
 :func:`sampling_weights` (source ∝ √hours, group ∝ √hours, file ∝ length, uniform offset) from
@@ -33,13 +35,14 @@ import torch
 
 from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.core.errors import CorpusError
+from mmtok.core.errors import CorpusError, UsageError
 
 __all__ = [
     "AudioCache",
     "Clip",
     "MixedClips",
     "build_cache",
+    "check_sample_rate",
     "decode_file",
     "draw_batch",
     "mixed_weights",
@@ -55,6 +58,7 @@ __all__ = [
 CACHE_FORMAT = "mmtok-audio-cache"
 CACHE_VERSION = 1
 CACHE_SPLITS = ("train", "validation")  # never "test"
+BUILD_COMMAND = "python -m mmtok.audio.vocoder_train --corpus CORPUS --cache"  # what builds a cache, said in refusals
 INT16_SCALE = 32767.0
 SOURCE_NAME = "source.json"  # the manifest (path and sha256) a cache is built from
 SILENT_PEAK = 1e-4  # files whose peak stays below this (-80 dBFS) are skipped as silent
@@ -129,13 +133,14 @@ def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def read_manifest(manifest: Path) -> list[dict[str, Any]]:
     """The rows of a corpus's ``manifest.jsonl``, every one checked before the cache is touched: a
     :class:`CorpusError` ``MANIFEST:LINE: what is wrong`` for a line that is not a JSON object or that
-    lacks a ``path`` or ``split``, and one naming the splits found when ``train`` or ``validation``
-    has no row."""
+    lacks a ``path`` or ``split`` or lists a file already listed in the other cached split, and one
+    naming the splits found when ``train`` or ``validation`` has no row."""
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise CorpusError(f"{manifest}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     rows = []
+    first: dict[str, tuple[str, int]] = {}  # each file of a cached split: its split and line
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -151,6 +156,11 @@ def read_manifest(manifest: Path) -> list[dict[str, Any]]:
                           ("split", "train, validation or test")):
             if not isinstance(row.get(key), str) or not row[key]:
                 raise CorpusError(f'{where}: needs "{key}" ({what}), got {json.dumps(row.get(key))}')
+        if row["split"] in CACHE_SPLITS:
+            split, line_no = first.setdefault(os.path.normpath(row["path"]), (row["split"], number))
+            if split != row["split"]:
+                raise CorpusError(f"{where}: {row['path']} is listed in {row['split']} here and in {split} at line "
+                                  f"{line_no}; a file belongs to one split (validation on training audio means nothing)")
         rows.append(row)
     splits = Counter(r["split"] for r in rows)
     missing = [s for s in CACHE_SPLITS if not splits[s]]
@@ -239,6 +249,17 @@ def _cache_split(corpus: Path, cache: Path, split: str, todo: list[dict[str, Any
     return read_jsonl(index_path)
 
 
+def check_sample_rate(cache: str | os.PathLike[str], rate: int, what: str) -> None:
+    """Refuse (:class:`~mmtok.core.errors.UsageError`, one line) ``what``, a model that works at ``rate`` Hz, for
+    the audio of ``cache``: the rate its ``index.json`` records (one not built yet will hold 16 kHz, what
+    :func:`build_cache` writes). Fed the cache's samples, such a model would take them for another rate."""
+    index = Path(cache) / "index.json"
+    held = int(json.loads(index.read_text()).get("sample_rate", SAMPLE_RATE)) if index.is_file() else SAMPLE_RATE
+    if int(rate) != held:
+        raise UsageError(f"{what} works at {rate} Hz, but the audio of cache {cache} is {held} Hz: give a model "
+                         f"made for {held} Hz audio")
+
+
 @dataclass
 class Clip:
     """One cached file: where its samples are and what it is."""
@@ -257,7 +278,10 @@ class AudioCache:
     def __init__(self, cache: str | os.PathLike[str], split: str) -> None:
         cache = Path(cache)
         if not (cache / "index.json").is_file():
-            raise CorpusError(f"cache {cache} is not complete (no index.json): build it with --corpus")
+            raise CorpusError(f"cache {cache} is not complete (no index.json): build it with {BUILD_COMMAND} {cache}")
+        if split not in CACHE_SPLITS:
+            raise CorpusError(f"cache {cache} has no {split!r} split: a cache holds {' and '.join(CACHE_SPLITS)} "
+                              "audio only (the test split is never cached)")
         self.split = split
         self.clips = [
             Clip(d["offset"], d["length"], str(d.get("source")), str(d.get("group")), str(d.get("kind")), d["path"])
@@ -265,7 +289,7 @@ class AudioCache:
         ]
         if not self.clips:
             raise CorpusError(f"cache {cache} holds no {split} clips (its manifest had none, or none could be read): "
-                              f"delete {cache} and build it again with --corpus, or give another --cache")
+                              f"delete {cache} and build it again with {BUILD_COMMAND} {cache}, or give another --cache")
         self.samples = np.memmap(cache / f"{split}.int16", dtype=np.int16, mode="r")
 
     def read(self, clip: Clip, start: int = 0, length: int | None = None) -> np.ndarray:

@@ -12,7 +12,9 @@ the baselines that share the vocoder keep reading what they expect.
 The decoder's weights and its half of the optimizer live in the run's train-state (extra tensors
 under ``tok_decoder.``), so ``--resume`` continues both; each checkpoint also writes the tuned
 tokenizer as ``RUN/tokenizer/`` (and ``RUN/best-tokenizer/`` beside ``RUN/best/``), which
-``--attach OUT --tokenizer RUN/best-tokenizer --vocoder RUN/best`` joins into one checkpoint.
+``--attach OUT --vocoder RUN/best`` joins into one checkpoint (``--tokenizer`` left out takes
+``RUN/best-tokenizer``; the vocoder's provenance records that tokenizer's fingerprint, so the
+tokenizer of another step is refused).
 
 >>> from mmtok.audio.config import AudioTokenizerConfig
 >>> from mmtok.vq.quantizer import VQConfig

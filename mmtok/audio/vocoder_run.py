@@ -1,8 +1,8 @@
 """One vocoder training run in its folder: set up (new or resumed), step, checkpoint, validate.
 
 The command around it, its stages and the run folder's layout are described in
-:mod:`mmtok.audio.vocoder_train`; this module holds the run itself (:class:`Run`) and how a run
-starts from another checkpoint (:func:`initial_vocoder`; :func:`~mmtok.core.module_io.checkpoint_source` records it).
+:mod:`mmtok.audio.vocoder_train`; this module holds the run itself (:class:`Run`). What fixes a run, the
+names in its folder and how it starts from another checkpoint are :mod:`mmtok.audio.vocoder_settings`'s.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.audio.attach import load_vocoder
 from mmtok.audio.config import front_end_mismatch
 from mmtok.audio.corpus import synthetic_clips
-from mmtok.audio.discriminator import RESOLUTIONS, WaveGAN, random_crops
+from mmtok.audio.discriminator import WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
@@ -42,8 +41,25 @@ from mmtok.audio.vocoder_data import (
     validation_set,
     write_json_atomic,
 )
-from mmtok.audio.vocoder_eval import decoded_features, evaluate, griffin_lim_scores
+from mmtok.audio.vocoder_eval import (
+    decoded_features,
+    evaluate,
+    figures_given,
+    griffin_lim_scores,
+    missing_figure,
+)
 from mmtok.audio.vocoder_joint import DecoderTuning
+from mmtok.audio.vocoder_settings import (
+    BEST_DIR,
+    BEST_TOKENIZER_DIR,
+    MODEL_DIR,
+    STATE_DIR,
+    TOKENIZER_DIR,
+    disc_window,
+    initial_vocoder,
+    run_settings,
+    segment_samples,
+)
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
 from mmtok.core.module_io import (
@@ -62,65 +78,7 @@ from mmtok.core.trainstate import (
     save_train_state,
 )
 
-__all__ = [
-    "BEST_BY",
-    "FEATURES",
-    "RESUME_FIXED",
-    "Run",
-    "disc_window",
-    "initial_vocoder",
-    "run_settings",
-    "segment_samples",
-]
-
-STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
-TOKENIZER_DIR, BEST_TOKENIZER_DIR = "tokenizer", "best-tokenizer"  # written by --train-decoder runs
-BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
-FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)
-DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
-# the options that fix a run (its model, schedule, batches, losses, validation material and what picks best/):
-# --resume takes the run's own for those left out and refuses others; saving, logging, --threads and --device
-# may change. --steps is recorded beside them: left out, the run's own; given, it may grow, not go below the step
-# reached. --features, --mel-match and --mel-match-db are checked on their own.
-RESUME_FIXED = ("batch_size", "segment_seconds", "lr", "warmup", "min_lr_frac", "weight_decay", "clip_grad",
-                "mel_weight", "gain_db", "disc_weight", "fm_weight", "disc_start", "disc_warmup", "disc_lr",
-                "disc_channels", "disc_seconds", "best_by", "val_segments", "val_clips", "val_clip_seconds",
-                "train_decoder", "decoder_anchor", "decoder_lr", "synthetic", "synthetic_share", "synthetic_tones",
-                "seed", "dim", "intermediate", "blocks")
-
-
-def run_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """What a run records of its options (provenance ``settings``), for ``--resume`` to take and check:
-    the :data:`RESUME_FIXED` options, ``steps`` (the schedule's length), ``init_from``, and ``tokenizer``
-    when it reads decoded features; the size options yield to ``--init-from``, so such a run records none."""
-    settings = {k: getattr(args, k) for k in RESUME_FIXED}
-    settings["steps"] = args.steps
-    settings["init_from"] = None if args.init_from is None else checkpoint_source(args.init_from)
-    if args.init_from is not None:
-        for k in ("dim", "intermediate", "blocks"):
-            del settings[k]
-    if args.features == "decoded":
-        settings["tokenizer"] = checkpoint_source(args.tokenizer)
-    return settings
-
-
-def segment_samples(seconds: float, unit: int) -> int:
-    """Samples per training segment: ``seconds`` cut to whole ``unit`` (a hop, or a token's samples)."""
-    seg = round(seconds * SAMPLE_RATE) // unit * unit
-    least = max(4 * VocoderConfig.hop_length, unit)
-    if seg < least:
-        raise UsageError(f"--segment-seconds {seconds:g} is too short: need at least {least / SAMPLE_RATE:g} s")
-    return seg
-
-
-def disc_window(disc_seconds: float, segment_seconds: float, seg: int) -> int:
-    """Samples of the window the discriminators judge: ``--disc-seconds`` within a segment of ``seg`` samples."""
-    window = min(round(disc_seconds * SAMPLE_RATE), seg)
-    if window < DISC_MIN_SAMPLES:
-        raise UsageError(f"the discriminators need windows of at least {DISC_MIN_SAMPLES} samples (their longest "
-                         f"STFT); --disc-seconds {disc_seconds:g} and --segment-seconds {segment_seconds:g} give "
-                         f"{window}")
-    return window
+__all__ = ["Run"]
 
 
 @contextmanager
@@ -142,15 +100,6 @@ def _truncate_log(path: Path, step: int) -> None:
         rewrite_jsonl(path, keep)
 
 
-def initial_vocoder(where: str) -> Vocoder:
-    """The vocoder ``--init-from`` names: a vocoder checkpoint, or the learned vocoder inside an
-    audio tokenizer checkpoint (a folder or a shipped name), with that vocoder's own provenance."""
-    try:
-        return load_vocoder(where)
-    except CheckpointError as e:
-        raise CheckpointError(f"--init-from {where}: {e}") from e
-
-
 def cache_digest(train: AudioCache, val: AudioCache) -> str:
     """What a run trains and validates on (:func:`~mmtok.core.trainstate.json_digest`): every clip's corpus path
     and length, both splits (a moved cache, or one rebuilt from the same manifest, gives the same)."""
@@ -169,7 +118,7 @@ class Run:
         self.state_dir = self.out / STATE_DIR
         resuming = self.resumed = bool(args.resume and (self.state_dir / "config.json").is_file())
         init = self._config(resuming)
-        self.tok = self._tokenizer()
+        self.tok = self._tokenizer(resuming)
         unit = VocoderConfig.hop_length if self.tok is None else self.tok.cfg.samples_per_token
         self.seg = segment_samples(args.segment_seconds, unit)  # samples per training segment
         was = self.saved_prov.get("segment_samples") if resuming else None
@@ -235,11 +184,12 @@ class Run:
     def _config(self, resuming: bool) -> Vocoder | None:
         """Set ``self.cfg`` (and the seeds of a new run); the ``--init-from`` model of a new run, if any."""
         args = self.args
-        init, self.saved_prov = None, {}
+        init, self.saved_prov, self.saved_extra = None, {}, {}
         if resuming:  # the run's own model config wins over the options
             meta = read_config(self.state_dir, kind=Vocoder.KIND)
             self.cfg = config_from_dict(VocoderConfig, meta["config"])
             self.saved_prov = dict(meta.get("provenance") or {})
+            self.saved_extra = dict((meta.get("train") or {}).get("extra") or {})
         elif args.init_from is not None:
             init = initial_vocoder(args.init_from)
             self.cfg = init.cfg
@@ -291,8 +241,12 @@ class Run:
             return None
         return DecoderTuning(self.tok, anchor=self.joint_cfg["anchor"])
 
-    def _tokenizer(self) -> AudioTokenizer | None:
-        """The tokenizer whose decoded features stage 2 trains on (None in stage 1)."""
+    def _tokenizer(self, resuming: bool) -> AudioTokenizer | None:
+        """The tokenizer whose decoded features stage 2 trains on (None in stage 1), its fingerprint as read
+        (``self.tok_fingerprint``, before any decoder tuning); a resumed run refuses one whose fingerprint is
+        not the one it trained on (the folder now holds other weights), or, saved before that was recorded,
+        not the one its provenance names (a ``--train-decoder`` run's was not checked)."""
+        self.tok_fingerprint = None
         if self.args.features != "decoded":
             return None
         tok = load_module(AudioTokenizer, self.args.tokenizer)
@@ -300,6 +254,14 @@ class Run:
         if wrong:
             raise UsageError(f"--tokenizer {self.args.tokenizer} writes another log-mel than this vocoder "
                              f"reads: {wrong}")
+        self.tok_fingerprint = tok.fingerprint
+        was = self.saved_extra.get("tokenizer_fingerprint")
+        if was is None and resuming and not self.saved_prov.get("train_decoder"):
+            was = (self.saved_prov.get("tokenizer") or {}).get("fingerprint")
+        if was is not None and was != self.tok_fingerprint:
+            raise ResumeMismatchError(f"--tokenizer {self.args.tokenizer} holds the tokenizer of fingerprint "
+                                      f"{self.tok_fingerprint}, but the run in {self.out} trained on the one of "
+                                      f"fingerprint {was}: resume it with that tokenizer, or train into a new --out")
         return tok
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -309,8 +271,9 @@ class Run:
         return decoded_features(self.tok, x)
 
     def _validation(self, val: AudioCache, resuming: bool) -> list[str]:
-        """Fix the validation material and the Griffin-Lim baseline (once per run: a resumed run reads its
-        own); the clips' paths."""
+        """Fix the validation material, the figures each clip can be given and the Griffin-Lim baseline (once
+        per run: a resumed run reads its own); the clips' paths. A ``--best-by`` figure no clip can be given is
+        refused before anything is written (:class:`UsageError`)."""
         args = self.args
         self.val_seg, self.val_waves, names = validation_set(
             val, segments=args.val_segments, segment_samples=self.seg, clips=args.val_clips,
@@ -318,9 +281,15 @@ class Run:
         if self.tok is not None:  # whole tokens, so the decoded features cover each clip exactly
             unit = self.tok.cfg.samples_per_token
             self.val_waves = [w[: w.numel() // unit * unit] for w in self.val_waves]
+        self.val_given = figures_given(self.val_waves)  # the clips each figure's mean covers, every step
+        if self.best_by != "mel_l1" and not any(self.best_by in g for g in self.val_given):
+            why = missing_figure(self.best_by, len(self.val_waves), min(args.val_clip_seconds, 3.0))
+            raise UsageError(f"--best-by {self.best_by} picks best/ by a figure no validation clip can be given: "
+                             f"{why}; use --best-by mel_l1, or give such clips")
         baseline_path = self.out / "griffin-lim.json"
         if self.val_waves and not (resuming and baseline_path.is_file()):  # computed once per run
-            write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok), "files": names})
+            write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok, given=self.val_given),
+                                              "files": names})
         self.baseline = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {}
         self.baseline.pop("files", None)
         return names
@@ -347,7 +316,7 @@ class Run:
             prov["sampling"] += (f"; plus {self.synthetic['clips']} seeded synthetic clips "
                                  f"({self.synthetic['share']:.0%} of the segments), each its own group")
         if self.tok is not None:
-            prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok.fingerprint,
+            prov["tokenizer"] = {"source": args.tokenizer, "fingerprint": self.tok_fingerprint,
                                  "steps": getattr(self.tok, "provenance", {}).get("steps")}
         if init is not None:
             prov["init_from"] = {"source": checkpoint_source(args.init_from),
@@ -358,7 +327,8 @@ class Run:
 
     def _validate(self) -> dict[str, Any]:
         feats = None if self.tok is None else self.features
-        return {"step": self.step, **evaluate(self.voc, self.val_seg, self.val_waves, features=feats),
+        return {"step": self.step, **evaluate(self.voc, self.val_seg, self.val_waves, features=feats,
+                                              given=self.val_given),
                 "griffin_lim": self.baseline, "minutes": round(self.elapsed / 60, 1)}
 
     def checkpoint(self, *, redo: bool = False) -> None:
@@ -377,6 +347,8 @@ class Run:
                 self.best, self.best_step = score, self.step
             self._save_state()
         prov = {**self.prov, "steps": self.step, "validation": row}
+        if self.joint is not None:  # the tuned tokenizer written beside it now: the one --attach may join it to
+            prov["tuned_tokenizer"] = {"fingerprint": self.joint.tok.fingerprint}
         save_module(self.voc, self.out / MODEL_DIR, provenance=prov)
         if improved:
             save_module(self.voc, self.out / BEST_DIR, provenance=prov)
@@ -395,6 +367,7 @@ class Run:
         save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
                          step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
                                                 "best_step": self.best_step, "material": self.material,
+                                                "tokenizer_fingerprint": self.tok_fingerprint,
                                                 **({"disc_opt": disc_opt} if self.gan is not None else {})},
                          provenance=self.prov, extra_tensors=disc_tensors)
 

@@ -42,6 +42,11 @@ Three jobs:
    and weights + a vocoder (``--vocoder CKPT``, default ``--out``'s ``best/``) as its learned
    decoder, atomically, with both sources and their steps in its provenance
    (:func:`mmtok.audio.attach.attach_vocoder`); ``tok.decode(codes)`` then uses the vocoder.
+   ``--tokenizer`` left out is the one the vocoder was trained on: a stage-2 run's ``--tokenizer``, a
+   ``--train-decoder`` run's ``RUN/best-tokenizer`` for ``RUN/best`` (``RUN/tokenizer`` for ``RUN/model``),
+   the shipped ``audio`` for a stage-1 vocoder; a tokenizer whose fingerprint is not the one the vocoder
+   was trained on (nor its codebook pruned) is refused (a stage-1 vocoder fits any). ``OUT`` must be new,
+   empty or an audio tokenizer checkpoint (replaced).
    ``--vocoder`` may also name an audio tokenizer checkpoint (its learned vocoder is taken), and
    ``--mel-match N`` sets the passes of the level correction the vocoder runs after decoding
    (:mod:`mmtok.audio.mel_match`; it changes no weight and no code) and ``--mel-match-db`` its clamp.
@@ -72,7 +77,12 @@ best/ and the validation row of that step).
 
 Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag or file, 1 for a run that
 cannot go on (an ``--out`` that holds another run or other files, as for every trainer; a non-finite
-loss). Every option is checked before any work.
+loss). Every option is checked before any work (:mod:`mmtok.audio.vocoder_checks`): the checkpoints it
+reads are there and made for the cache's 16 kHz audio, ``--attach`` may write its folder, and no option
+is given that the command would ignore (``--vocoder`` without ``--attach``; the run's options without
+``--out``; ``--dim``/``--intermediate``/``--blocks`` beside ``--init-from``). A resumed stage-2 run refuses a
+``--tokenizer`` that now holds other weights than it trained on (another fingerprint); ``--best-by stoi``
+or ``pesq_wb`` is refused before training when no validation clip can be given that figure.
 """
 
 from __future__ import annotations
@@ -91,9 +101,15 @@ import torch
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.vocoder import VocoderConfig
-from mmtok.audio.vocoder_checks import check_options, check_out_folder, take_run_settings
+from mmtok.audio.vocoder_checks import (
+    check_options,
+    check_out_folder,
+    check_sources,
+    take_run_settings,
+)
 from mmtok.audio.vocoder_data import build_cache
-from mmtok.audio.vocoder_run import BEST_BY, BEST_DIR, BEST_TOKENIZER_DIR, FEATURES, Run
+from mmtok.audio.vocoder_run import Run
+from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, exit_status
 from mmtok.core.trainstate import HelpFormatter, options_given, pick_device
@@ -113,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder; without it only the cache is built (or --attach run)")
     p.add_argument("--features", default="true", choices=FEATURES,
                    help="what the vocoder reads: the true log-mel (stage 1) or --tokenizer's decoded log-mel (stage 2)")
-    p.add_argument("--tokenizer", default="audio", help="audio tokenizer (shipped name or folder) for --features "
-                   "decoded and --attach")
+    p.add_argument("--tokenizer", default=None, help="audio tokenizer (shipped name or folder) for --features "
+                   "decoded (default: audio) and --attach (default: the one the vocoder was trained on; audio for "
+                   "one trained on the true log-mel)")
     p.add_argument("--init-from", default=None, metavar="CKPT", help="start a new run from this vocoder checkpoint, "
                    "or from the learned vocoder inside an audio tokenizer checkpoint (a shipped name such as audio) "
                    "(e.g. a stage-1 RUN/best) with fresh optimizer state")
@@ -154,9 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "own log-mel L1, which keeps the decoded features a log-mel")
     p.add_argument("--decoder-lr", type=float, default=None, help="--train-decoder: the decoder's peak lr "
                    "(default: --lr)")
-    p.add_argument("--dim", type=int, default=VocoderConfig.dim, help="backbone channels (new runs)")
-    p.add_argument("--intermediate", type=int, default=VocoderConfig.intermediate, help="MLP width (new runs)")
-    p.add_argument("--blocks", type=int, default=VocoderConfig.blocks, help="ConvNeXt blocks (new runs)")
+    p.add_argument("--dim", type=int, default=VocoderConfig.dim, help="backbone channels (new runs without "
+                   "--init-from)")
+    p.add_argument("--intermediate", type=int, default=VocoderConfig.intermediate, help="MLP width (new runs "
+                   "without --init-from)")
+    p.add_argument("--blocks", type=int, default=VocoderConfig.blocks, help="ConvNeXt blocks (new runs without "
+                   "--init-from)")
     p.add_argument("--save-every", type=int, default=500, help="checkpoint and validate every N steps")
     p.add_argument("--log-every", type=int, default=10, help="append to log.jsonl every N steps")
     p.add_argument("--val-segments", type=int, default=32, help="fixed validation segments for mel/STFT losses")
@@ -201,10 +221,13 @@ def _typed() -> str:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
+    given, resuming = options_given(parser, argv), False
     if args.out is not None:  # the device, the folder and a resumed run's settings, before any work
         pick_device(args.device)
-        if check_out_folder(args):
-            take_run_settings(args, options_given(parser, argv))
+        resuming = check_out_folder(args)
+        if resuming:
+            take_run_settings(args, given)
+    joined = check_sources(args, given, resuming=resuming)  # what it reads and --attach writes, before any work
     if args.cache is not None:
         cache_dir = Path(args.cache)
         if args.corpus is not None:  # built if it is not; checked against the manifest if it is
@@ -217,18 +240,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
             raise UsageError(f"cache {cache_dir} is not built; pass --corpus to build it")
     if args.out is not None:
         Run(args, argv, prefix=_typed()).train()
-    if args.attach is not None:
-        source = args.vocoder or Path(args.out) / BEST_DIR
-        tokenizer = args.tokenizer
-        tuned = None if args.vocoder is not None else Path(args.out) / BEST_TOKENIZER_DIR
-        if tuned is not None and (tuned / "config.json").is_file():  # --train-decoder: best/ was trained on it
-            tokenizer = str(tuned)
+    if joined is not None:
+        tokenizer, source = joined
         try:
             folder = attach_vocoder(tokenizer, source, args.attach, mel_match=args.mel_match,
                                     mel_match_db=args.mel_match_db)
         except MmtokError:
             raise
-        except ValueError as e:  # the two read another log-mel, or the level correction is out of range
+        except ValueError as e:  # the level correction is out of range
             raise CheckpointError(f"--attach {args.attach}: {e}") from e
         mb = folder_megabytes(folder)
         print(json.dumps({"attached": str(folder), "tokenizer": tokenizer, "vocoder": str(source),
