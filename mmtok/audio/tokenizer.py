@@ -53,6 +53,7 @@ from mmtok.audio.io import AudioInput, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.errors import AudioError
+from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -109,7 +110,8 @@ class AudioTokenizer(nn.Module):
         self.context_frames = self.encoder.context_frames  # frames of context each side of a token
         self.register_buffer("feature_mean", torch.zeros(cfg.n_mels, 1))  # (M, 1) set from training data
         self.register_buffer("feature_std", torch.ones(cfg.n_mels, 1))  # (M, 1)
-        fb = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+        fb = (torch.empty(cfg.n_mels, cfg.n_fft // 2 + 1) if building_on_meta()  # shapes only, not saved
+              else mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max))
         self.register_buffer("filters", fb, persistent=False)  # (M, n_fft//2+1)
         self.vocoder = Vocoder(cfg.vocoder) if cfg.vocoder is not None else None  # learned log-mel -> waveform
 

@@ -51,6 +51,7 @@ from mmtok.audio.features import (
 )
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.mel_match import MAX_GAIN_DB, match_log_mel, reach_frames
+from mmtok.core.module_io import building_on_meta
 
 __all__ = [
     "STFT_RESOLUTIONS",
@@ -85,7 +86,7 @@ class VocoderConfig:
     blocks: int = 8  # ConvNeXt blocks
     kernel_size: int = 7  # depthwise conv width of each block (frames), and of the embedding conv
     layer_scale: float = 0.0  # initial layer scale of each block (0: 1 / blocks, as Vocos)
-    mel_match: int = 0  # passes of mmtok.audio.mel_match after decode (0: none); training never uses it
+    mel_match: int = 0  # passes of mmtok.audio.mel_match in decode and render (0: none): --mel-match runs train through them
     mel_match_db: float = MAX_GAIN_DB  # the most one pass changes a mel channel's power, either way (dB)
 
     def __post_init__(self) -> None:
@@ -158,9 +159,13 @@ class Vocoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(cfg.dim, eps=1e-6)
         self.head = nn.Linear(cfg.dim, 2 * cfg.bins)  # log-magnitude and phase of each bin
-        self.apply(self._init)
-        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)  # (n_fft,)
-        fb = mel_filters(cfg.sample_rate, cfg.mel_n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+        meta = building_on_meta()  # shapes only: no numbers to compute (none of these are saved)
+        if not meta:
+            self.apply(self._init)
+        self.register_buffer("window", torch.empty(cfg.n_fft) if meta else torch.hann_window(cfg.n_fft),
+                             persistent=False)  # (n_fft,)
+        fb = (torch.empty(cfg.n_mels, cfg.mel_n_fft // 2 + 1) if meta
+              else mel_filters(cfg.sample_rate, cfg.mel_n_fft, cfg.n_mels, cfg.f_min, cfg.f_max))
         self.register_buffer("filters", fb, persistent=False)  # (M, mel_n_fft//2+1), for log_mel / mel_l1
 
     @staticmethod

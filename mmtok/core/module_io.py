@@ -228,6 +228,13 @@ def _repeat_problem(config: Mapping[str, Any], tensors: int, prefix: str = "") -
     return None
 
 
+def building_on_meta() -> bool:
+    """Whether modules are being built on the meta device now (:func:`load_module` checks a checkpoint's shapes
+    so before reading its weights): a constructor then only allocates its buffers' shapes, skipping the numbers
+    it would compute (random codes, filterbanks, windows), which on meta tensors cost torch's slow fallbacks."""
+    return torch.empty(()).is_meta
+
+
 def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
     """Shapes of the state dict ``cls(cfg)`` would have, built on the meta device (no memory).
 
