@@ -1,11 +1,13 @@
 """The bottom layer: what every other part of mmtok shares.
 
 The error family (:mod:`~mmtok.core.errors`), checkpoint folders
-(:mod:`~mmtok.core.checkpoint`) and the modules saved in them (:mod:`~mmtok.core.module_io`),
+(:mod:`~mmtok.core.checkpoint`, replaced and read whole by :mod:`~mmtok.core.checkpoint_folder`), small
+files written whole (:mod:`~mmtok.core.files`) and the modules saved in them (:mod:`~mmtok.core.module_io`),
 measurements that more than one part reports
 (:mod:`~mmtok.core.metrics`: PSNR, SSIM, codebook usage and perplexity, peak
 memory), the learning-rate schedule and resumable training state
-(:mod:`~mmtok.core.trainstate`) and the HTML report (:mod:`~mmtok.core.report`).
+(:mod:`~mmtok.core.trainstate`) with the one ``--resume`` rule (:mod:`~mmtok.core.resume`) and option
+ranges (:mod:`~mmtok.core.ranges`), and the HTML report (:mod:`~mmtok.core.report`).
 
 Imports: nothing else of mmtok.
 """
