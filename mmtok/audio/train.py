@@ -86,6 +86,7 @@ from mmtok.core.trainstate import (
     check_trained_on,
     command_lines,
     freeze_codes,
+    hold_run_folder,
     json_digest,
     load_train_state,
     pick_device,
@@ -372,12 +373,11 @@ def train_steps(run: _Run) -> None:
 
 def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str],
             ) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor] | None, str | None, dict[str, Any]]:
-    """Every check of the command line, then what the run trains: the tokenizer's config, the weights it
+    """What the run trains (``--out`` held, the options checked): the tokenizer's config, the weights it
     starts from (``--init-from``), the note on its source for the provenance, and the resumed run's
     provenance ({} for a new run). A resumed run rebuilds the tokenizer it was training, with its own
     settings (:func:`~mmtok.audio.train_init.resume_source`); a refused flag, a finished run in the way
     or a missing or wrong ``--init-from`` fails here, before anything is read or written."""
-    check_args(parser, args)
     check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
     resumed = resume_source(parser, args, argv, Path(args.out) / STATE_DIR)
     if resumed is not None:
@@ -389,11 +389,23 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
-
+    """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer audio``. ``--out`` is held
+    (:func:`~mmtok.core.trainstate.hold_run_folder`) from before it is looked at to the end: a second run
+    into it is refused, and a train state a killed run left mid-swap is put back first."""
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
+    check_args(parser, args)
+    with hold_run_folder(args.out):
+        run = _train(parser, args, argv)
+    print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))
+    return 0
+
+
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> _Run:
+    """The run in the held ``--out``: its source, data and log-mel, then the steps and the final files."""
+    from tqdm import tqdm
+
     cfg, weights_from, init_note, was = _source(parser, args, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -411,7 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "other lengths or validation clips); resume with its own data (moved is fine), or train "
                          "into a new --out")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = pick_device(args.device)
     tok = AudioTokenizer(cfg)
     if weights_from is not None:
@@ -439,5 +450,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.prov["decoder_only"] = True
     train_steps(run)
     finish(run)
-    print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))
-    return 0
+    return run

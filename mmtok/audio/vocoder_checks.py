@@ -4,7 +4,8 @@
   another (none left to be ignored), as one-line :class:`~mmtok.core.errors.UsageError` s naming the
   flag (exit 2).
 * :func:`check_out_folder`: a ``--out`` that holds anything but the run to resume is refused
-  (:func:`mmtok.core.trainstate.check_run_folder`), so no one's files are rewritten.
+  (:func:`mmtok.core.trainstate.check_run_folder`), so no one's files are rewritten; ``--resume`` of a run
+  stopped before its first checkpoint (:func:`stopped_before_checkpoint`) starts it afresh.
 * :func:`take_run_settings`: ``--resume`` continues the run as it was started, as ``mmtok train
   --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_settings.RESUME_FIXED`) left
   out are the run's own, and one given with another value is refused
@@ -19,6 +20,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from mmtok.audio.vocoder_settings import (
     BEST_DIR,
     BEST_TOKENIZER_DIR,
     MODEL_DIR,
+    RUN_FILE_KEYS,
     STATE_DIR,
     TOKENIZER_DIR,
     disc_window,
@@ -47,7 +51,7 @@ from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
 __all__ = ["FLAG_RANGES", "attach_plan", "check_options", "check_out_folder", "check_sources", "default_tokenizer",
-           "take_run_settings"]
+           "stopped_before_checkpoint", "take_run_settings"]
 
 
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
@@ -110,11 +114,16 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 
 def check_out_folder(args: argparse.Namespace) -> bool:
-    """Whether ``--out`` holds a run that ``--resume`` continues; a folder that holds anything else (files
-    of the user's, a run stopped before its first checkpoint) is refused, and so is one holding a run
-    without ``--resume`` (:class:`TrainingError`). Writes nothing."""
+    """Whether ``--out`` holds a run that ``--resume`` continues. ``--resume`` of a run stopped before its first
+    checkpoint (:func:`stopped_before_checkpoint`) starts it afresh (False, said on stderr: the run rewrites
+    its files), as a new run; a folder that holds anything else (files of the user's) is refused, and so is
+    one holding a run without ``--resume`` (:class:`TrainingError`). Writes nothing."""
     out = Path(args.out)
     resuming = bool(args.resume and (out / STATE_DIR / "config.json").is_file())
+    if args.resume and not resuming and stopped_before_checkpoint(out):
+        print(f"mmtok: {out} holds a run stopped before its first checkpoint (no {STATE_DIR}/): starting it "
+              "afresh", file=sys.stderr)
+        return False
     try:
         check_run_folder(out, resume=resuming, overwrite=False, overwrite_flag=False)
     except TrainingError as e:
@@ -124,6 +133,34 @@ def check_out_folder(args: argparse.Namespace) -> bool:
         raise TrainingError(f"--resume: {out} holds no run to continue (no {STATE_DIR}/config.json; it holds "
                             f"{held}); move those files away or pick another --out") from e
     return resuming
+
+
+def stopped_before_checkpoint(out: Path) -> bool:
+    """Whether ``out`` holds a vocoder run stopped before its first checkpoint and nothing else: some of the
+    files a run writes before it (:data:`~mmtok.audio.vocoder_settings.RUN_FILE_KEYS`: its log, a step-0
+    validation row, its Griffin-Lim baseline), each a file of rows (or an object) with that file's keys; a
+    JSONL file may be empty or end in a row cut short by a kill. No train-state, no other file."""
+    try:
+        held = [p for p in out.iterdir() if p.name != LOCK_NAME]
+        return bool(held) and all(p.name in RUN_FILE_KEYS and p.is_file() and _run_file(p) for p in held)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _run_file(path: Path) -> bool:
+    """Whether ``path`` holds what the vocoder run writes under its name (:data:`RUN_FILE_KEYS`)."""
+    keys, text = set(RUN_FILE_KEYS[path.name]), path.read_text()
+    *lines, last = text.split("\n") if path.suffix == ".jsonl" else (text, "")
+    if last and not last.startswith('{"step": '):  # not a row cut short by a kill
+        return False
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return False
+        if not (isinstance(row, dict) and keys <= row.keys()):
+            return False
+    return True
 
 
 def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:

@@ -36,6 +36,7 @@ import torch
 from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.core.errors import CorpusError, UsageError
+from mmtok.core.files import write_atomic
 
 __all__ = [
     "AudioCache",
@@ -119,15 +120,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    """``obj`` as indented JSON in ``path``, written whole or not at all (:func:`~mmtok.core.files.write_atomic`)."""
+    write_atomic(path, json.dumps(obj, indent=1) + "\n")
 
 
 def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    """``path`` rewritten to hold ``rows``, one JSON line each, whole or not at all
+    (:func:`~mmtok.core.files.write_atomic`)."""
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def read_manifest(manifest: Path) -> list[dict[str, Any]]:

@@ -50,11 +50,14 @@ from mmtok.audio.vocoder_eval import (
 )
 from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.audio.vocoder_settings import (
+    BASELINE_NAME,
     BEST_DIR,
     BEST_TOKENIZER_DIR,
+    LOG_NAME,
     MODEL_DIR,
     STATE_DIR,
     TOKENIZER_DIR,
+    VALIDATION_NAME,
     disc_window,
     initial_vocoder,
     run_settings,
@@ -174,11 +177,10 @@ class Run:
             if self.joint is not None:
                 self.joint.load_state_tensors(st["extra_tensors"], where=str(self.state_dir))
             print(f"resumed at step {self.step}", file=sys.stderr)
-        self.log_path, self.val_path = self.out / "log.jsonl", self.out / "validation.jsonl"
-        if resuming:  # drop the lines written after the checkpoint it restarts from
-            _truncate_log(self.log_path, self.step)
-            _truncate_log(self.val_path, self.step)
+        self.log_path, self.val_path = self.out / LOG_NAME, self.out / VALIDATION_NAME
         names = self._validation(val, resuming)
+        for path in (self.log_path, self.val_path):  # the lines written after the checkpoint it restarts from;
+            _truncate_log(path, self.step if resuming else -1)  # a new run: all (a run stopped before one)
         self.prov = self._provenance(f"{prefix} {shlex.join(argv)}", cache_dir, params, names, init)
 
     def _config(self, resuming: bool) -> Vocoder | None:
@@ -286,10 +288,12 @@ class Run:
             why = missing_figure(self.best_by, len(self.val_waves), min(args.val_clip_seconds, 3.0))
             raise UsageError(f"--best-by {self.best_by} picks best/ by a figure no validation clip can be given: "
                              f"{why}; use --best-by mel_l1, or give such clips")
-        baseline_path = self.out / "griffin-lim.json"
+        baseline_path = self.out / BASELINE_NAME
         if self.val_waves and not (resuming and baseline_path.is_file()):  # computed once per run
             write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok, given=self.val_given),
                                               "files": names})
+        elif not resuming:  # a run stopped before its first checkpoint, started afresh without clips
+            baseline_path.unlink(missing_ok=True)
         self.baseline = json.loads(baseline_path.read_text()) if baseline_path.is_file() else {}
         self.baseline.pop("files", None)
         return names

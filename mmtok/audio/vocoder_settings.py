@@ -18,15 +18,19 @@ from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.module_io import checkpoint_source
 
 __all__ = [
+    "BASELINE_NAME",
     "BEST_BY",
     "BEST_DIR",
     "BEST_TOKENIZER_DIR",
     "DISC_MIN_SAMPLES",
     "FEATURES",
+    "LOG_NAME",
     "MODEL_DIR",
     "RESUME_FIXED",
+    "RUN_FILE_KEYS",
     "STATE_DIR",
     "TOKENIZER_DIR",
+    "VALIDATION_NAME",
     "disc_window",
     "initial_vocoder",
     "run_settings",
@@ -34,6 +38,10 @@ __all__ = [
 ]
 
 STATE_DIR, MODEL_DIR, BEST_DIR = "train-state", "model", "best"
+LOG_NAME, VALIDATION_NAME, BASELINE_NAME = "log.jsonl", "validation.jsonl", "griffin-lim.json"
+# the files a run writes before its first checkpoint, each with the keys every row (or the object) of it has
+RUN_FILE_KEYS = {LOG_NAME: ("step", "loss", "mel_l1", "s_per_step"), VALIDATION_NAME: ("step", "mel_l1", "griffin_lim"),
+                 BASELINE_NAME: ("clips", "files")}
 TOKENIZER_DIR, BEST_TOKENIZER_DIR = "tokenizer", "best-tokenizer"  # written by --train-decoder runs
 BEST_BY = ("mel_l1", "stoi", "pesq_wb")  # what picks best/: the lowest log-mel L1, or the highest STOI / PESQ
 FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stage 1) or the tokenizer's (stage 2)

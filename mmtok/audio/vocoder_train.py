@@ -70,7 +70,11 @@ Run folder::
 
 A new run needs an empty (or new) ``--out``; ``--resume`` continues the run in it, with the run's own
 settings for the options left out, and refuses an option given another value than the run's
-(:mod:`mmtok.audio.vocoder_checks`; ``--steps`` may grow). A ``kill -9`` loses at most the steps since
+(:mod:`mmtok.audio.vocoder_checks`; ``--steps`` may grow); of a run stopped before its first checkpoint
+(its log, validation rows and baseline, no train-state) it starts the run afresh, rewriting those files.
+``RUN/.lock`` keeps a second process out while one runs, and is taken before the folder is looked at,
+which puts back a checkpoint folder a killed run left mid-swap and removes the temporary files of stopped
+processes. A ``kill -9`` loses at most the steps since
 the last checkpoint; ``--resume`` restores the RNG states too, so the continued run draws the same
 batches it would have drawn, and first finishes a checkpoint stopped after its train-state (model/,
 best/ and the validation row of that step).
@@ -112,7 +116,7 @@ from mmtok.audio.vocoder_run import Run
 from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, exit_status
-from mmtok.core.trainstate import HelpFormatter, options_given, pick_device
+from mmtok.core.trainstate import HelpFormatter, hold_run_folder, options_given, pick_device
 
 __all__ = ["build_parser", "main"]
 
@@ -220,10 +224,20 @@ def _typed() -> str:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
+    """The command, with ``--out`` (when given) held from before it is looked at to the end
+    (:func:`~mmtok.core.trainstate.hold_run_folder`): a second run into it is refused, and a checkpoint a
+    killed run left mid-swap is put back first."""
     torch.set_num_threads(args.threads)
+    if args.out is None:
+        return _work(parser, args, argv)
+    pick_device(args.device)  # a GPU asked for and missing fails before --out is made
+    with hold_run_folder(args.out):
+        return _work(parser, args, argv)
+
+
+def _work(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     given, resuming = options_given(parser, argv), False
-    if args.out is not None:  # the device, the folder and a resumed run's settings, before any work
-        pick_device(args.device)
+    if args.out is not None:  # the folder and a resumed run's settings, before any work
         resuming = check_out_folder(args)
         if resuming:
             take_run_settings(args, given)

@@ -22,23 +22,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import stat
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
 from mmtok.core.errors import CheckpointError
 
-__all__ = ["backup_of", "locate", "read_settled", "replace_folder", "sibling_prefix", "write_target"]
+__all__ = ["backup_of", "locate", "read_settled", "replace_folder", "restore_swaps", "sibling_prefix",
+           "write_target"]
 
 TMP_TAG = ".tmp-"
 OLD_TAG = ".old-"
 NAME_MAX = 255  # bytes in one file name on the usual file systems
 TAG_ROOM = 24  # bytes a tag adds to the prefix at most: ".tmp-" + a process id (7 digits) + "-" + 8 hex digits
 SETTLE_TRIES = 8  # reads of a folder that another process keeps replacing before giving up
+# the hidden names a killed writer leaves: a backup (.NAME.old-XXXXXXXX), a temporary folder of replace_folder
+# (.NAME.tmp-PID-XXXXXXXX) or a temporary file of mmtok.core.files.write_atomic (.NAME.tmp-PID); NAME is the
+# name's sibling_prefix without its dot
+BACKUP_NAME = re.compile(r"\.(?P<name>.+)\.old-[0-9a-f]{8}")
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)(?:-[0-9a-f]{8})?")
 
 T = TypeVar("T")
 
@@ -287,3 +294,81 @@ def replace_folder(folder: Path, fill: Callable[[Path], object], *, marker: str)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     _clean_stale(folder, marker)  # backups an earlier killed writer left are now obsolete
+
+
+# --------------------------------------------------------------------------- recovering a whole folder
+
+
+def _remove(path: Path) -> None:
+    """Remove the file or folder ``path`` (a symlink: the link); what cannot be removed stays."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _restore(folder: Path, name: str, backups: list[Path], marker: str) -> list[str]:
+    """Rename the newest of ``backups`` (oldest first) that holds ``marker`` back to ``folder / name`` when nothing
+    is there, then remove the others once ``name`` holds ``marker``; what was done, in words."""
+    target, done = folder / name, []
+    if not os.path.lexists(target):
+        complete = [b for b in backups if _holds(b, marker)]
+        if not complete:
+            return []
+        try:
+            os.rename(complete[-1], target)
+        except OSError as e:
+            raise CheckpointError(f"{folder}: cannot put {name} back from {complete[-1].name}: "
+                                  f"{e.strerror or e}") from e
+        _fsync_dir(folder)
+        done.append(f"{name} put back from {complete[-1].name}")
+        backups = [b for b in backups if b != complete[-1]]
+    if backups and _holds(target, marker):
+        for old in backups:
+            _remove(old)
+        done.append(f"removed {', '.join(b.name for b in backups)} (older copies of {name})")
+    return done
+
+
+def restore_swaps(folder: str | os.PathLike[str], *, names: Collection[str] | None = None,
+                  marker: str = "config.json") -> list[str]:
+    """Undo in ``folder`` what writers killed mid-save left (what was done, in words; [] when nothing was).
+
+    Each name whose entry is missing and that has a backup holding ``marker`` (``.NAME.old-XXXXXXXX``, left by a
+    :func:`replace_folder` killed between its two renames) gets its newest such backup back; the other backups
+    of a name that holds ``marker`` go (they are obsolete). The temporary folders (``.NAME.tmp-PID-XXXXXXXX``)
+    and files (``.NAME.tmp-PID``, :func:`mmtok.core.files.write_atomic`'s) of processes that no longer run are
+    removed, and those of this process too: call it before this process writes in ``folder``, while no other
+    process may (a training run's lock held), so that a process of the same id in an earlier container is no
+    reason to keep them. ``names``: only the entries of those names are looked at (default: all). Only
+    ``folder`` itself is looked into, not its subfolders; a backup of a name too long to be spelt in full in
+    it (:func:`sibling_prefix`) is put back only when ``names`` gives that name. Backups that do not hold
+    ``marker`` and folders of a process still running are left alone."""
+    folder = Path(folder)
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:  # no folder (yet), or one that cannot be listed
+        return []
+    spelt = {sibling_prefix(folder / n)[1:]: n for n in names} if names is not None else None
+    done: list[str] = []
+    backups: dict[str, list[Path]] = {}
+    for entry in entries:
+        old, tmp = BACKUP_NAME.fullmatch(entry.name), TEMP_NAME.fullmatch(entry.name)
+        if old and (spelt is None or old["name"] in spelt):
+            backups.setdefault(old["name"], []).append(entry)
+        elif tmp and (spelt is None or tmp["name"] in spelt):
+            pid = int(tmp["pid"])
+            if pid == os.getpid() or not _pid_alive(pid):
+                _remove(entry)
+                done.append(f"removed {entry.name} (left by process {pid})")
+    for short, olds in backups.items():
+        name = spelt[short] if spelt is not None else short
+        if sibling_prefix(folder / name) != f".{short}":  # a shortened name: not the entry's own
+            continue
+        dated: list[tuple[float, Path]] = []
+        for b in olds:
+            with contextlib.suppress(OSError):
+                dated.append((b.stat().st_mtime, b))
+        done += _restore(folder, name, [b for _, b in sorted(dated)], marker)
+    return done

@@ -34,12 +34,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint_folder import restore_swaps, sibling_prefix
 from mmtok.core.errors import CheckpointError, DeviceError, ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import ABOVE_0, Range, out_of_range
 
 __all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run_folder", "check_trained_on",
-           "command_lines", "freeze_codes", "json_digest", "load_newest_intact", "load_train_state",
+           "command_lines", "freeze_codes", "hold_run_folder", "json_digest", "load_newest_intact", "load_train_state",
            "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
@@ -273,10 +274,18 @@ class RunLock:
     runs is taken over. Looking at the lock and taking it happen under an exclusive ``flock`` on the folder,
     so two processes that both find a stale lock do not both take it. Leaving the ``with`` block (normally
     or by an exception) removes it. A second process raises :class:`TrainingError` naming the owner.
+    Once the lock is held, what writers killed mid-save left in ``folder`` is undone
+    (:func:`~mmtok.core.checkpoint_folder.restore_swaps`), said in one line on stderr, so that the holder
+    sees each checkpoint folder whole. With ``checkpoint``, ``folder`` is one checkpoint folder that is
+    replaced as a whole (a text tokenizer's ``--out``): the lock is ``.NAME.lock`` beside it, and only its
+    own backups and temporary folders there are looked at.
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.path = Path(folder) / LOCK_NAME
+    def __init__(self, folder: str | os.PathLike[str], *, checkpoint: bool = False) -> None:
+        self.folder = Path(folder).resolve() if checkpoint else Path(folder)  # where its writer swaps it
+        self.checkpoint = checkpoint
+        self.path = (self.folder.parent / f"{sibling_prefix(self.folder)}{LOCK_NAME}" if checkpoint
+                     else self.folder / LOCK_NAME)
         self.held = False
 
     def __enter__(self) -> RunLock:
@@ -285,17 +294,29 @@ class RunLock:
             if self.path.exists():
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise TrainingError(f"{self.path.parent} is in use by process {owner} (lock {self.path}); "
+                    raise TrainingError(f"{self.folder} is in use by process {owner} (lock {self.path}); "
                                         "wait for that run to end, or train into another --out") from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:  # made meanwhile by a process that does not take the guard
-                raise TrainingError(f"could not lock {self.path.parent}: {self.path} keeps reappearing") from None
+                raise TrainingError(f"could not lock {self.folder}: {self.path} keeps reappearing") from None
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()}\n")
             self.held = True
+        try:
+            self._recover()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
+
+    def _recover(self) -> None:
+        """Undo what writers killed mid-save left (the lock is held: none of them still writes); say it."""
+        names = [self.folder.name] if self.checkpoint else None
+        done = restore_swaps(self.path.parent, names=names)
+        if done:
+            print(f"mmtok: {self.folder}: recovered what a stopped run left: {'; '.join(done)}", file=sys.stderr)
 
     def _owner(self) -> int | None:
         try:
@@ -309,6 +330,37 @@ class RunLock:
                 if self._owner() == os.getpid():
                     self.path.unlink(missing_ok=True)
         self.held = False
+
+
+@contextlib.contextmanager
+def hold_run_folder(folder: str | os.PathLike[str], *, checkpoint: bool = False) -> Iterator[Path]:
+    """``with hold_run_folder(out):`` around a whole training run into ``out``: makes the folder (and its
+    parents) when missing, takes its :class:`RunLock` (which puts back what a run killed mid-save left, so the
+    run then looks at its folder whole), and, when the run fails or is refused, removes the folders this made
+    that are still empty (a refused command leaves no new folder behind). A second process into the same
+    folder gets the lock's :class:`TrainingError`, and so does an ``out`` that is a file or cannot be made.
+    With ``checkpoint``, ``out`` is a checkpoint folder its writer makes itself (a text tokenizer's): its
+    parent is made and the lock is taken beside it (:class:`RunLock`). Yields ``out``."""
+    out = Path(folder)
+    home = out.resolve().parent if checkpoint else out
+    if home.exists() and not home.is_dir():
+        raise TrainingError(f"--out {out} is a file, not a folder" if home == out else
+                            f"--out {out} cannot be made: {home} is a file")
+    made = [p for p in (home, *home.parents) if not p.exists()]  # this call's to make, deepest first
+    try:
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise TrainingError(f"--out {out} cannot be made: {e.strerror or e}") from e
+        with RunLock(out, checkpoint=checkpoint):
+            yield out
+    except BaseException:
+        for empty in made:
+            with contextlib.suppress(OSError):
+                if not empty.is_dir() or any(empty.iterdir()):
+                    break
+                empty.rmdir()
+        raise
 
 
 def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool,

@@ -7,7 +7,9 @@ warmup and cosine decay, a progress bar, atomic resumable checkpoints every ``--
 two pictures: a reconstruction grid and a codebook-usage histogram. A run starts from the
 data or from another tokenizer (``--init-from``; :mod:`mmtok.image.init`), and
 ``--decoder-only`` trains the decoder alone on that tokenizer's fixed codes. With ``--ema-decay D``
-the exported model is an exponential moving average of the weights (:mod:`mmtok.core.ema`).
+the exported model is an exponential moving average of the weights (:mod:`mmtok.core.ema`). OUT is held
+(:func:`~mmtok.core.trainstate.hold_run_folder`) before it is looked at: a second run into it is refused, and
+a train state a killed run left mid-swap is put back.
 
 Output folder layout::
 
@@ -23,9 +25,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
-import math
-import os
 import platform
 import shlex
 import sys
@@ -50,10 +51,10 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_run_folder,
-    check_run_options,
     check_trained_on,
     command_lines,
     freeze_codes,
+    hold_run_folder,
     load_train_state,
     options_given,
     pick_device,
@@ -61,7 +62,6 @@ from mmtok.core.trainstate import (
 )
 from mmtok.image.crops import (
     DEFAULT_SPLIT,
-    check_split,
     data_split,
     find_images,
     load_corpus,
@@ -77,8 +77,7 @@ from mmtok.image.init import (
 )
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
-    check_export,
-    check_numbers,
+    check_args,
     data_material,
     exported_provenance,
     run_settings,
@@ -105,9 +104,9 @@ def save_reconstruction_grid(tok: ImageTokenizer, images: torch.Tensor, path: Pa
     tok.train(was)
     grid = torch.cat([torch.cat(list(images), -1), torch.cat(list(recon.cpu()), -1)], -2)  # (3, 2H, B*W)
     arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(arr).save(tmp)
-    os.replace(tmp, path)
+    png = io.BytesIO()
+    Image.fromarray(arr).save(png, format="PNG")
+    write_atomic(path, png.getvalue())
     return float(psnr(recon.cpu(), images).mean())
 
 
@@ -128,10 +127,10 @@ def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
     ax.set_ylabel("count")
     ax.set_title(title)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
+    write_atomic(path, png.getvalue())
     return True
 
 
@@ -280,21 +279,6 @@ def _data_root(data: str) -> Path:
     return root.parent if root.is_file() else root
 
 
-def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    check_run_options(parser, args)
-    check_split(parser, args.data, args.split)
-    if args.crop < 16 or args.crop % 16:
-        parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
-    if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
-        parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX, finite (got {args.scale_min}, {args.scale_max})")
-    check_numbers(parser, args)
-    check_export(parser, args.export, args.out, STATE_DIR)
-    if args.decoder_only and not (args.init_from or args.resume):
-        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
-    if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):
-        parser.error("--decoder-only keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
-
-
 def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     """Model, optimizer and corpus; then resume, or initialise from ``--init-from`` or from the data."""
     if args.threads:
@@ -326,8 +310,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
                          f"(K = {source.vq.cfg.codebook_size}, {source.vq.cfg.dim}-d) does not fit this config's "
                          f"(K = {cfg.vq.codebook_size}, {cfg.vq.dim}-d): leave out --codebook-size, --latent-dim "
                          "and the codebook fields of --config")
-    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before OUT exists
-    out.mkdir(parents=True, exist_ok=True)
+    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before any write
     if args.synthetic:
         corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
                                     progress=not args.no_progress)
@@ -442,16 +425,27 @@ def _train_step(run: _Run) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer image``."""
-    from tqdm import tqdm
-
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    _check_args(parser, args)
-    state_dir = Path(args.out) / STATE_DIR
-    if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
-        take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv), state_dir, make_config)
-    args.split = data_split(args.data, args.split)  # None for a folder (a run saved before may have said "train")
-    run = _setup(args, argv)
+    check_args(parser, args, STATE_DIR)
+    with hold_run_folder(args.out):  # before OUT is looked at: a train state a kill left mid-swap is put back
+        state_dir = Path(args.out) / STATE_DIR
+        if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
+            take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv), state_dir,
+                              make_config)
+        args.split = data_split(args.data, args.split)  # None for a folder (a run saved before may have said "train")
+        run = _setup(args, argv)
+        _train(run)
+    print(json.dumps({"out": str(run.out), "steps": run.step, "train_seconds": round(run.elapsed, 1)}))
+    return 0
+
+
+def _train(run: _Run) -> None:
+    """The steps up to ``--steps``, with the rebalancings and checkpoints they call for; then the export of a
+    run resumed at its end."""
+    from tqdm import tqdm
+
+    args = run.args
     rebalance_steps = {int(v) for v in args.rebalance_at.split(",") if v.strip()}
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, dynamic_ncols=True, mininterval=5)
     while run.step < args.steps:
@@ -469,8 +463,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar.close()
     if run.step == args.steps:
         _finish(run)  # resumed at the end: export what a kill or a new --export left out
-    print(json.dumps({"out": str(run.out), "steps": run.step, "train_seconds": round(run.elapsed, 1)}))
-    return 0
 
 
 def _finish(run: _Run) -> None:

@@ -1,6 +1,7 @@
-"""What ``mmtok train-tokenizer image`` checks before any work: every numeric option in range, ``--export``
-a folder a checkpoint can go to, a manifest's rows, ``--split`` only with a manifest; and on ``--resume`` the run's own settings, taken for
-the flags left out, with a one-line refusal of a flag that asks for another model or another training.
+"""What ``mmtok train-tokenizer image`` checks before any work (:func:`check_args`): every numeric option in
+range, ``--export`` a folder a checkpoint can go to, a manifest's rows, ``--split`` only with a manifest, the
+options that need one another; and on ``--resume`` the run's own settings, taken for the flags left out, with
+a one-line refusal of a flag that asks for another model or another training.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, wr
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.trainstate import json_digest
+from mmtok.core.trainstate import check_run_options, json_digest
+from mmtok.image.crops import check_split
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_export", "check_numbers",
+__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
            "data_material", "exported_provenance",
            "run_settings", "take_run_settings"]
 
@@ -44,6 +47,24 @@ NUMBER_RULES: dict[str, Range] = {  # by argparse dest; check_run_options checks
     **dict.fromkeys(("ema_decay", "rebalance_min_frac", "dead_code_rate"), Range(0, 1, high_open=True)),
     "seed": SEED,
 }
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_dir: str) -> None:
+    """Every option out of range or at odds with another, refused in one line (``parser.error``: exit 2)
+    before any work; ``state_dir``: the name of the run's train state inside ``--out`` (``--export`` may
+    not be in it)."""
+    check_run_options(parser, args)
+    check_split(parser, args.data, args.split)
+    if args.crop < 16 or args.crop % 16:
+        parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
+    if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
+        parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX, finite (got {args.scale_min}, {args.scale_max})")
+    check_numbers(parser, args)
+    check_export(parser, args.export, args.out, state_dir)
+    if args.decoder_only and not (args.init_from or args.resume):
+        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):
+        parser.error("--decoder-only keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
 
 
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -14,7 +14,10 @@
 * A folder that already holds files is refused unless ``--resume`` (continue) or
   ``--overwrite`` (start over), and one of files that are no run's is refused even then
   (:func:`mmtok.lm.runs.check_holds_run`); ``RUN/.lock`` keeps a second process out while
-  one trains. A run that fails before writing anything leaves no folder it made behind.
+  one trains, and is taken before the folder is looked at, which puts back a checkpoint a killed
+  run left mid-swap and removes the temporary files of stopped processes
+  (:func:`mmtok.core.trainstate.hold_run_folder`). A run that fails before writing anything leaves no
+  folder it made behind.
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
   the optimizer steps on it: no checkpoint holds NaNs.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
@@ -47,8 +50,8 @@ from mmtok.core.files import write_atomic
 from mmtok.core.resume import setting_differences
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
-    RunLock,
     check_run_folder,
+    hold_run_folder,
     load_newest_intact,
     load_train_state,
     pick_device,
@@ -445,26 +448,20 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
 
     A folder that already holds files is refused (:class:`TrainingError`) unless ``resume`` (continue
     from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over); one
-    that holds files but no run is refused even then. While training, ``cfg.out/.lock`` holds the process
-    id: a second run into the same folder is refused. A failed run removes the folders it made and left empty.
+    that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before
+    it is looked at: ``cfg.out/.lock`` holds the process id, so a second run into the same folder is
+    refused; a checkpoint a killed run left mid-swap is put back; a failed run removes the folders it made
+    and left empty.
     """
     check_config(cfg)
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
-    check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
-    if resume or overwrite:
-        check_holds_run(folder, "--resume" if resume else "--overwrite")
     master = int(os.environ.get("RANK", "0")) == 0
-    made = [p for p in (folder, *folder.parents) if not p.exists()]  # this call's to make, deepest first
-    try:
-        with RunLock(folder) if master else nullcontext():
-            return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
-    except BaseException:
-        for empty in made if master else []:  # a bad --data or empty shards: no empty --out left behind
-            if not empty.is_dir() or any(empty.iterdir()):
-                break
-            empty.rmdir()
-        raise
+    with hold_run_folder(folder) if master else nullcontext():
+        check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
+        if resume or overwrite:
+            check_holds_run(folder, "--resume" if resume else "--overwrite")
+        return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
 
 
 def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Path:

@@ -419,35 +419,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``."""
+    """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``. ``--out`` is held while the command runs
+    (:func:`~mmtok.core.trainstate.hold_run_folder`, the lock ``.DIR.lock`` beside it): a second one into
+    it is refused, and a checkpoint a killed one left mid-swap is put back before it is looked at."""
+    from mmtok.core.trainstate import hold_run_folder
+
     p = _parser()
     args = p.parse_args(list(argv) if argv is not None else None)
-    refused = _refusal(args)
-    if refused:
-        p.error(refused)
-    skips: dict[str, _Skips] = {}
-    if not any(line.strip() for line in _read_texts(args.files, skips)):  # stops at the first text
-        why = "; ".join(seen.said(name) for name, seen in skips.items() if seen.skipped)
-        p.error(f"no text to learn from in {', '.join(args.files)}{f': {why}' if why else ''}")
-    command = "mmtok train-tokenizer text " + " ".join(
-        [*args.files, "--vocab-size", str(args.vocab_size), "--min-frequency", str(args.min_frequency)]
-    )
-    skips = {}
-    tok = train_bpe(
-        _read_texts(args.files, skips),
-        vocab_size=args.vocab_size,
-        min_frequency=args.min_frequency,
-        provenance={"files": [os.path.basename(f) for f in args.files], "command": command},
-    )
-    for name, seen in skips.items():
-        if seen.skipped:
-            print(f"mmtok train-tokenizer text: note: {seen.said(name)}", file=sys.stderr)
-    if tok.vocab_size < args.vocab_size:
-        print(f"mmtok train-tokenizer text: note: the corpus gave {tok.vocab_size:,} ids, not the "
-              f"{args.vocab_size:,} asked for: past the 256 byte ids, no pair of tokens within a word occurs "
-              f"--min-frequency ({args.min_frequency}) times or more; more text or a lower --min-frequency gives "
-              "more", file=sys.stderr)
-    out = tok.save(args.out)
+    with hold_run_folder(args.out, checkpoint=True):
+        refused = _refusal(args)
+        if refused:
+            p.error(refused)
+        skips: dict[str, _Skips] = {}
+        if not any(line.strip() for line in _read_texts(args.files, skips)):  # stops at the first text
+            why = "; ".join(seen.said(name) for name, seen in skips.items() if seen.skipped)
+            p.error(f"no text to learn from in {', '.join(args.files)}{f': {why}' if why else ''}")
+        command = "mmtok train-tokenizer text " + " ".join(
+            [*args.files, "--vocab-size", str(args.vocab_size), "--min-frequency", str(args.min_frequency)]
+        )
+        skips = {}
+        tok = train_bpe(
+            _read_texts(args.files, skips),
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            provenance={"files": [os.path.basename(f) for f in args.files], "command": command},
+        )
+        for name, seen in skips.items():
+            if seen.skipped:
+                print(f"mmtok train-tokenizer text: note: {seen.said(name)}", file=sys.stderr)
+        if tok.vocab_size < args.vocab_size:
+            print(f"mmtok train-tokenizer text: note: the corpus gave {tok.vocab_size:,} ids, not the "
+                  f"{args.vocab_size:,} asked for: past the 256 byte ids, no pair of tokens within a word occurs "
+                  f"--min-frequency ({args.min_frequency}) times or more; more text or a lower --min-frequency "
+                  "gives more", file=sys.stderr)
+        out = tok.save(args.out)
     print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint,
                       "skipped": sum(seen.skipped for seen in skips.values())}))
     return 0
