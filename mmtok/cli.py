@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
-import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
-from mmtok.core.errors import exit_status
+from mmtok.core.errors import debugging, report_error
 from mmtok.core.trainstate import HelpFormatter
 from mmtok.evaluate import add_command as add_eval_command
 
@@ -390,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]
-    debug = os.environ.get("MMTOK_DEBUG", "") not in ("", "0")
+    debug = debugging()
     while argv and argv[0] == "--debug":
         argv, debug = argv[1:], True
     start = time.perf_counter()
@@ -408,13 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mmtok: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         return 130
     except Exception as e:  # the command line's last word: one line, not a traceback
-        if debug:
-            traceback.print_exc()
-        known = isinstance(e, mmtok.MmtokError)
-        text = " ".join(str(e).split()) or type(e).__name__
-        hint = "" if known or debug else f" ({type(e).__name__}; rerun with --debug for the traceback)"
-        print(f"mmtok: error: {text}{hint}", file=sys.stderr)
-        return exit_status(e)
+        return report_error(e, debug=debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

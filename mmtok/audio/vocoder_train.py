@@ -93,10 +93,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,7 +113,7 @@ from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import Run
 from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
-from mmtok.core.errors import CheckpointError, MmtokError, UsageError, exit_status
+from mmtok.core.errors import CheckpointError, MmtokError, UsageError, report_error
 from mmtok.core.trainstate import HelpFormatter, hold_run_folder, options_given, pick_device
 
 __all__ = ["build_parser", "main"]
@@ -204,16 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_options(parser, args)
         return _run(parser, args, argv)
     except MmtokError as e:
-        return _refused(e)
-
-
-def _refused(e: MmtokError) -> int:
-    """Say ``e`` as the ``mmtok`` command does (one line; with ``MMTOK_DEBUG=1`` the traceback first) and
-    return the exit status it would."""
-    if os.environ.get("MMTOK_DEBUG", "") not in ("", "0"):
-        traceback.print_exc()
-    print(f"mmtok: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
-    return exit_status(e)
+        return report_error(e)
 
 
 def _typed() -> str:

@@ -8,6 +8,10 @@ An argument of the wrong Python type (a dict where a path goes) is a plain
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 __all__ = [
     "AudioError",
     "CheckpointError",
@@ -26,7 +30,9 @@ __all__ = [
     "UsageError",
     "VideoError",
     "VocabularyError",
+    "debugging",
     "exit_status",
+    "report_error",
 ]
 
 
@@ -122,3 +128,21 @@ def exit_status(e: BaseException) -> int:
     if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError)):
         return 1
     return 2
+
+
+def debugging() -> bool:
+    """Whether ``MMTOK_DEBUG`` asks for tracebacks (set, and not ``0``)."""
+    return os.environ.get("MMTOK_DEBUG", "") not in ("", "0")
+
+
+def report_error(e: BaseException, *, debug: bool | None = None) -> int:
+    """Say ``e`` on stderr as the ``mmtok`` command does and return its exit status (:func:`exit_status`): one
+    line, ``mmtok: error: ...``; an error that is not mmtok's names its type and how to see the traceback;
+    with ``debug`` (default: :func:`debugging`) the traceback comes first."""
+    debug = debugging() if debug is None else debug
+    if debug:
+        traceback.print_exception(e)
+    text = " ".join(str(e).split()) or type(e).__name__
+    hint = "" if isinstance(e, MmtokError) or debug else f" ({type(e).__name__}; rerun with --debug for the traceback)"
+    print(f"mmtok: error: {text}{hint}", file=sys.stderr)
+    return exit_status(e)
