@@ -381,8 +381,11 @@ def test_a_bad_manifest_line_is_a_clear_error(tmp_path: Path) -> None:
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text('{"path": "a.png", "split": "train"}\n{"path": "b.png"}\n')
-    with pytest.raises(ImageError, match=r"manifest.jsonl:2: not a manifest entry"):
+    with pytest.raises(ImageError, match=r'manifest.jsonl:2: needs "split" \(train, validation or test\), got null'):
         find_images(manifest)
+    manifest.write_text('{"path": "a.png", "split": "train"}\n{"path": "a.png", "split": "test"}\n')
+    with pytest.raises(ImageError, match=r"manifest.jsonl:2: a.png is listed in test here and in train at line 1"):
+        find_images(manifest)  # a held-out photo that is trained on
 
 
 def test_init_from_grows_the_encoder_and_starts_from_the_same_codes(tmp_path: Path,

@@ -135,7 +135,7 @@ def test_a_manifest_row_whose_path_is_not_a_string_is_refused_by_its_line(tmp_pa
     manifest.write_text('{"path": "0.png", "split": "train"}\n{"path": 123, "split": "train"}\n')
     args = _args(tmp_path, "run", "--steps", "1")
     args[args.index("--data") + 1] = str(manifest)
-    with pytest.raises(ImageError, match=r"manifest\.jsonl:2: 'path' must be a file name .*got 123$"):
+    with pytest.raises(ImageError, match=r'manifest\.jsonl:2: needs "path" \(the file, relative to the manifest.s folder\), got 123$'):
         image_train.main(args)
     assert not (tmp_path / "run").exists()
 

@@ -37,6 +37,7 @@ from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.core.errors import CorpusError, UsageError
 from mmtok.core.files import write_atomic
+from mmtok.core.manifest import manifest_rows
 
 __all__ = [
     "AudioCache",
@@ -131,37 +132,10 @@ def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def read_manifest(manifest: Path) -> list[dict[str, Any]]:
-    """The rows of a corpus's ``manifest.jsonl``, every one checked before the cache is touched: a
-    :class:`CorpusError` ``MANIFEST:LINE: what is wrong`` for a line that is not a JSON object or that
-    lacks a ``path`` or ``split`` or lists a file already listed in the other cached split, and one
-    naming the splits found when ``train`` or ``validation`` has no row."""
-    try:
-        lines = manifest.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{manifest}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    rows = []
-    first: dict[str, tuple[str, int]] = {}  # each file of a cached split: its split and line
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise CorpusError(f"{where}: not JSON ({e.msg} at column {e.colno}); each line is one object such as "
-                              '{"path": "audio/0.wav", "split": "train"}') from None
-        if not isinstance(row, dict):
-            raise CorpusError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        for key, what in (("path", "the audio file, relative to the corpus folder"),
-                          ("split", "train, validation or test")):
-            if not isinstance(row.get(key), str) or not row[key]:
-                raise CorpusError(f'{where}: needs "{key}" ({what}), got {json.dumps(row.get(key))}')
-        if row["split"] in CACHE_SPLITS:
-            split, line_no = first.setdefault(os.path.normpath(row["path"]), (row["split"], number))
-            if split != row["split"]:
-                raise CorpusError(f"{where}: {row['path']} is listed in {row['split']} here and in {split} at line "
-                                  f"{line_no}; a file belongs to one split (validation on training audio means nothing)")
-        rows.append(row)
+    """The rows of a corpus's ``manifest.jsonl``, every one checked before the cache is touched
+    (:func:`~mmtok.core.manifest.manifest_rows`: a :class:`CorpusError` ``MANIFEST:LINE: what is wrong``; a file
+    in both cached splits is one), and one naming the splits found when ``train`` or ``validation`` has no row."""
+    rows = [row for _, row in manifest_rows(manifest, distinct=CACHE_SPLITS)]
     splits = Counter(r["split"] for r in rows)
     missing = [s for s in CACHE_SPLITS if not splits[s]]
     if missing:

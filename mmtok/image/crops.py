@@ -10,7 +10,6 @@ torch.Size([4, 3, 32, 32])
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mmtok.core.errors import ImageError, MissingFileError
+from mmtok.core.manifest import manifest_rows
 from mmtok.image.io import load_image
 
 __all__ = ["DEFAULT_SPLIT", "IMAGE_EXTENSIONS", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",
@@ -68,20 +68,9 @@ def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> 
 
 
 def _manifest_images(manifest: Path, split: str) -> list[Path]:
-    files = []
-    for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            path, entry_split = entry["path"], entry["split"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ImageError(f"{manifest}:{n}: not a manifest entry with 'path' and 'split' ({e})") from e
-        if not isinstance(path, str):
-            raise ImageError(f"{manifest}:{n}: 'path' must be a file name (a string, relative to the manifest's "
-                             f"folder), got {path!r}")
-        if entry_split == split and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
-            files.append(manifest.parent / path)
+    """The image files of ``split`` that ``manifest`` lists (:func:`~mmtok.core.manifest.manifest_rows`)."""
+    files = [manifest.parent / row["path"] for _, row in manifest_rows(manifest, error=ImageError)
+             if row["split"] == split and Path(row["path"]).suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise MissingFileError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
     return sorted(files)
