@@ -1,8 +1,7 @@
 """A corpus's ``manifest.jsonl``: one JSON object a line, each naming a file (``path``, relative to the
 manifest's folder) and its ``split``; the one reader of it for the audio and image trainers and benchmarks.
 
->>> import tempfile; from collections.abc import Collection
-from pathlib import Path
+>>> import tempfile; from pathlib import Path
 >>> m = Path(tempfile.mkdtemp()) / "manifest.jsonl"
 >>> _ = m.write_text('{"path": "a.wav", "split": "train"}\\n\\n{"path": "b.wav", "split": "test"}\\n')
 >>> [(n, r["path"]) for n, r in manifest_rows(m)]
