@@ -8,21 +8,34 @@ decoded with what these parsers find.
   marked beginning-of-stream and ends with one marked end-of-stream: :func:`ogg_streams` walks the
   page headers once (cheap: 27 bytes and a segment table a page) and says whether every stream that
   began also ended, and how many streams follow one another (a chained Ogg, of which libsndfile
-  reads only the first).
+  reads only the first);
+- an MP3 file declares its length only in an optional Xing/Info (or VBRI) frame, and libsndfile
+  otherwise guesses it from the first frame's bitrate: :func:`mp3_frames` walks the MPEG frame
+  headers (4 bytes a frame, each frame's length computed from its bitrate, rate and padding) and
+  counts the samples the frames hold, whether the last frame is cut off, and what a Xing/Info/VBRI
+  frame declares.
 
-Only headers are read, never the samples.
+Only headers are read, never the samples. :func:`check_length` then judges what a decoder gave
+against them: a file cut short, a header never finished, a chained Ogg, or nothing at all is an
+:class:`~mmtok.core.errors.AudioError`.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-__all__ = ["DataChunk", "OggStreams", "data_chunk", "ogg_streams"]
+from mmtok.core.errors import AudioError
 
+__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Mp3Frames", "OggStreams", "check_length", "check_ogg", "data_chunk",
+           "is_truncated", "mp3_frames", "ogg_streams"]
+
+MP3_SLACK = 2 * 1152  # frames an MP3 decoder may drop of what its frames hold: the encoder's delay and padding
+MP3_FORMATS = ("MP3", "MPEG")  # libsndfile's name for MP3 files (older versions: "MPEG")
 UNKNOWN_SIZE = 0xFFFFFFFF  # the data size a streamed WAV or AU file declares ("not known yet")
 AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes a sample (u-law,
 # 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
@@ -168,3 +181,201 @@ def ogg_streams(path: Path) -> OggStreams:
                 open_streams.add(serial)
             pos, pages = pos + 27 + len(table) + sum(table), pages + 1
     return OggStreams(pos == size and pages > 0 and not open_streams, chained)
+
+
+# --------------------------------------------------------------------------- MP3
+
+ID3V2_HEADER = 10  # bytes of an ID3v2 tag's header (and of its optional footer)
+MP3_END_TAGS = (b"TAG", b"APETAGEX", b"LYRICS200")  # tags after the last frame: ID3v1, APE, Lyrics3
+MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # version bits
+# (3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5) -> sample rates (Hz) by the header's rate index
+MPEG_KBPS = {  # (MPEG-1, layer) -> kbit/s by the header's bitrate index 1..14 (0, free format, is not walked)
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+VBRI_AT = 36  # byte offset of a VBRI tag in its frame (4 header bytes, 32 after them)
+
+
+class Mp3Frames(NamedTuple):
+    """What the MPEG frame headers of an MP3 file say about its length."""
+
+    samples: int  # samples (per channel) the audio frames hold, encoder delay and padding included
+    frames: int  # audio frames (a Xing/Info/VBRI frame, which holds no audio, is not counted)
+    declared: int | None  # audio frames a Xing/Info/VBRI frame declares; None without one (or a count)
+    cut: bool  # the last frame runs past the end of the file: the file was cut off part-way
+
+
+class _MpegFrame(NamedTuple):
+    length: int  # bytes, header included
+    samples: int  # samples per channel
+    tag_at: int  # byte offset where a Layer III frame's Xing/Info tag would sit (after the side info); 0: none
+
+
+def _mpeg_frame(head: bytes) -> _MpegFrame | None:
+    """The frame an MPEG audio header (4 bytes) opens, or None if these bytes are not one (no sync word,
+    a reserved version, layer or rate, a free-format or bad bitrate)."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (head[1] >> 3) & 3, 4 - ((head[1] >> 1) & 3)  # layer 1, 2, 3 (4: reserved)
+    rate_index, kbps_index, pad = (head[2] >> 2) & 3, head[2] >> 4, (head[2] >> 1) & 1
+    if version == 1 or layer == 4 or rate_index == 3 or kbps_index in (0, 15):
+        return None
+    mpeg1 = version == 3
+    rate, bitrate = MPEG_RATES[version][rate_index], MPEG_KBPS[mpeg1, layer][kbps_index - 1] * 1000
+    if layer == 1:
+        return _MpegFrame((12 * bitrate // rate + pad) * 4, 384, 0)
+    samples = 1152 if mpeg1 or layer == 2 else 576
+    mono = head[3] >> 6 == 3
+    side = (17 if mono else 32) if mpeg1 else (9 if mono else 17)  # Layer III side information, bytes
+    return _MpegFrame(samples // 8 * bitrate // rate + pad, samples, 4 + side if layer == 3 else 0)
+
+
+def _after_id3v2(data: bytes | mmap.mmap) -> int:
+    """The offset past the ID3v2 tags at the start of ``data`` (0 without one): a 10-byte header whose
+    last four bytes hold the size in 7-bit bytes, plus a 10-byte footer when flag 0x10 is set."""
+    pos = 0
+    while data[pos : pos + 3] == b"ID3" and len(data) >= pos + ID3V2_HEADER:
+        size = data[pos + 6 : pos + 10]
+        pos += (ID3V2_HEADER + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3])
+                + (ID3V2_HEADER if data[pos + 5] & 0x10 else 0))
+    return pos
+
+
+def _frame_at(data: bytes | mmap.mmap, pos: int) -> _MpegFrame | None:
+    """The frame at ``pos`` if one starts there and is followed by another frame, an end tag or the
+    end of the file (a lone 0xFFE bit pattern in other bytes is no frame)."""
+    frame = _mpeg_frame(data[pos : pos + 4])
+    if frame is None:
+        return None
+    end = pos + frame.length
+    follows = data[end : end + 9]
+    ok = end >= len(data) or _mpeg_frame(follows[:4]) is not None or follows.startswith(MP3_END_TAGS)
+    return frame if ok else None
+
+
+def _next_frame(data: bytes | mmap.mmap, pos: int) -> int | None:
+    """The offset of the first frame at or after ``pos`` (see :func:`_frame_at`), or None."""
+    while (pos := data.find(b"\xff", pos)) >= 0:
+        if _frame_at(data, pos) is not None:
+            return pos
+        pos += 1
+    return None
+
+
+def _vbr_frames(data: bytes | mmap.mmap, pos: int, frame: _MpegFrame) -> int | None:
+    """The audio frames the frame at ``pos`` declares if it is a Xing/Info or VBRI frame (it holds no
+    audio), -1 for one that does not say how many; None for an audio frame."""
+    tag = data[pos + frame.tag_at : pos + frame.tag_at + 12] if frame.tag_at else b""
+    if tag[:4] in (b"Xing", b"Info"):
+        return struct.unpack(">I", tag[8:12])[0] if tag[7] & 1 and len(tag) == 12 else -1
+    vbri = data[pos + VBRI_AT : pos + VBRI_AT + 18]
+    if vbri[:4] == b"VBRI" and len(vbri) == 18:
+        return struct.unpack(">I", vbri[14:18])[0]
+    return None
+
+
+def mp3_frames(path: Path) -> Mp3Frames | None:
+    """The MPEG audio frames of the MP3 file ``path`` (MPEG-1, 2 and 2.5, layers I-III), from one walk
+    over their headers; None if no frame is found (or the file is empty).
+
+    An ID3v2 tag at the start is skipped; a Xing/Info or VBRI frame first is read for the count it
+    declares and not counted as audio; the walk ends at an ID3v1, APE or Lyrics3 tag, skips bytes
+    that are no frame up to the next one, and marks ``cut`` when the last frame runs past the end.
+
+    >>> import tempfile
+    >>> frame = b"\\xff\\xfb\\x90\\xc4" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono: 417 bytes
+    >>> path = Path(tempfile.mkdtemp()) / "a.mp3"
+    >>> _ = path.write_bytes(frame * 3 + frame[:100])
+    >>> mp3_frames(path)
+    Mp3Frames(samples=3456, frames=3, declared=None, cut=True)
+    """
+    if path.stat().st_size == 0:
+        return None
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        pos = _next_frame(data, _after_id3v2(data))
+        if pos is None:
+            return None
+        first = _mpeg_frame(data[pos : pos + 4])
+        declared = _vbr_frames(data, pos, first)  # type: ignore[arg-type]
+        if declared is not None:
+            pos += first.length  # type: ignore[union-attr]
+        frames = samples = 0
+        cut = False
+        while pos < len(data):
+            frame = _mpeg_frame(data[pos : pos + 4])
+            if frame is None:
+                if data[pos : pos + 9].startswith(MP3_END_TAGS):
+                    break
+                nxt = _next_frame(data, pos + 1)
+                if nxt is None:
+                    cut = len(data) - pos < 4 and data[pos] == 0xFF  # a header cut off
+                    break
+                pos = nxt
+                continue
+            if pos + frame.length > len(data):
+                cut = True
+                break
+            frames, samples, pos = frames + 1, samples + frame.samples, pos + frame.length
+    return Mp3Frames(samples, frames, None if declared is None or declared < 0 else declared, cut)
+
+
+# --------------------------------------------------------------------------- judging a decode
+
+
+def is_truncated(fmt: str, read: int, promised: int) -> bool:
+    """Whether ``read`` decoded frames fall short of the ``promised`` ones of a file whose libsndfile
+    format is ``fmt``. For MP3 (libsndfile says "MP3", older versions "MPEG") ``promised`` may count
+    the encoder's delay and padding (what its frames hold, :func:`mp3_frames`), which a decoder
+    may drop: up to :data:`MP3_SLACK` missing frames are expected there.
+
+    >>> is_truncated("MP3", 36288, 36459), is_truncated("MP3", 30000, 36459), is_truncated("WAV", 99, 100)
+    (False, True, True)
+    """
+    return read + (MP3_SLACK if fmt in MP3_FORMATS else 0) < promised
+
+
+def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames | None) -> None:
+    """An :class:`AudioError` if the ``read`` frames decoded from ``path`` are fewer than it holds
+    (libsndfile's count, ``promised``, is itself shortened for a file cut off part-way: the
+    container's own bytes, read above, say more; for an MP3 without a Xing/Info header, ``promised``
+    is what its frames hold, and ``mp3`` says whether its last frame is cut or a Xing/Info header
+    declares more frames than it holds), or if there are none; also if ``path`` is a chained Ogg, of which libsndfile
+    decodes only the first stream."""
+    data = data_chunk(path)
+    if data is not None and data.present < data.declared:
+        promised = max(promised, data.frames)
+    if mp3 is not None and mp3.cut:
+        raise AudioError(f"audio file {path} is truncated: its last MPEG frame runs past the end of the file, "
+                         f"{read} frames could be read")
+    if mp3 is not None and mp3.declared is not None and mp3.frames < mp3.declared:
+        raise AudioError(f"audio file {path} is truncated: its Xing/Info header declares {mp3.declared} MPEG "
+                         f"frames, the file holds {mp3.frames}")
+    if is_truncated(fmt, read, promised):
+        held = "its MPEG frames hold" if mp3 is not None else "its header promises"
+        raise AudioError(f"audio file {path} is truncated: {held} {promised} frames, {read} could be read")
+    if fmt == "OGG":
+        check_ogg(path, read)
+    if read == 0 and data is not None and data.declared == 0 and data.present > 0:
+        raise AudioError(f"audio file {path}: its header declares 0 data bytes but {data.present} follow: the "
+                         "header was never finished (a recording cut off before it was closed); repair it "
+                         "(e.g. sox --ignore-length in.wav out.wav)")
+    if read == 0:
+        raise AudioError(f"audio file {path} is empty (zero samples)")
+
+
+def check_ogg(path: Path, read: int) -> None:
+    """An :class:`AudioError` if the Ogg file ``path`` (``read`` frames decoded) is cut short or chained."""
+    ogg = ogg_streams(path)
+    if not ogg.ends_cleanly:
+        if read == 0:
+            raise AudioError(f"audio file {path} could not be decoded: no samples came out of it "
+                             "(truncated or corrupt)")
+        raise AudioError(f"audio file {path} is truncated: its Ogg pages stop before the end-of-stream page, "
+                         f"{read} frames could be read")
+    if ogg.chained > 1:
+        raise AudioError(f"audio file {path} holds {ogg.chained} Ogg streams one after another (a chained Ogg); "
+                         "only the first could be read: split it (e.g. ffmpeg/oggz) or join it into one stream")

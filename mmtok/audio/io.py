@@ -1,4 +1,5 @@
-"""Reading audio: files through libsndfile (wav, flac, ogg/vorbis, ogg/opus, aiff, au, mp3) or
+"""Reading audio: files through libsndfile (wav, flac, ogg/vorbis, ogg/opus, aiff, au, mp3), and
+through PyAV (:mod:`mmtok.audio.av_read`, when installed) AAC/M4A and MP3s libsndfile reads short, or
 arrays, to mono float32 samples at one rate, with clear errors for unusable input; a file cut
 short is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`), and so is
 a chained Ogg (streams one after another), of which libsndfile reads only the first.
@@ -29,12 +30,13 @@ import soxr
 import torch
 import torch.nn.functional as F
 
-from mmtok.audio.file_checks import data_chunk, ogg_streams
+from mmtok.audio.av_read import INSTALL_AV, AvReader, ffmpeg_only_kind, optional_av
+from mmtok.audio.file_checks import MP3_FORMATS, MP3_SLACK, check_length, is_truncated, mp3_frames
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_CHANNELS", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "is_truncated", "load_audio", "mono_chunks"]
+__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "load_audio", "mono_chunks"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -43,7 +45,8 @@ MAX_CHANNELS = 16  # 2-D audio: an axis of at most this many entries (and the sh
 EXACT_RATIO_MAX = 1000  # reduced ratios p/q with p, q up to this keep the exact sinc resampler
 SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's lowpass_filter_width)
 SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
-MP3_SLACK = 2 * 1152  # frames: libsndfile's MP3 frame counts are approximate (two MPEG frames)
+MAX_FLOAT_PEAK = 64.0  # float audio is about [-1, 1]; a peak past this (36 dB over full scale: no gain
+# slip makes it) is integer PCM stored as float, e.g. int16_samples.astype(np.float32), and refused
 
 Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [S]
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
@@ -134,17 +137,22 @@ def _resampler(rate: int, target_rate: int) -> _Stream:
 # --------------------------------------------------------------------------- files
 
 
-def _open_sound(path: Path, max_seconds: float | None) -> sf.SoundFile:
+def _open_sound(path: Path) -> sf.SoundFile | AvReader:
+    """``path`` opened by libsndfile, or by PyAV when it is AAC/M4A, which libsndfile cannot read."""
     try:
         snd = sf.SoundFile(str(path))
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as e:
-        raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio)") from e
+        kind = ffmpeg_only_kind(path)
+        if kind is None:
+            raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio)") from e
+        av = optional_av()
+        if av is None:
+            raise AudioError(f"cannot read audio file {path}: it is {kind}, which libsndfile does not decode; "
+                             f"{INSTALL_AV} to read it through FFmpeg") from e
+        snd = AvReader(av, path)
     if snd.samplerate <= 0 or snd.channels <= 0:
         snd.close()
         raise AudioError(f"audio file {path} declares {snd.samplerate} Hz and {snd.channels} channel(s)")
-    if max_seconds is not None and snd.frames > max_seconds * snd.samplerate + MP3_SLACK:
-        snd.close()
-        raise AudioError(_too_long(path, snd.frames / snd.samplerate, max_seconds))
     return snd
 
 
@@ -154,8 +162,10 @@ def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
             "part%03d.wav); from Python, pass load_audio(..., max_seconds=...) a larger value or None")
 
 
-def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float | None) -> tuple[list, int, int]:
-    """Decode ``snd`` block by block into ``stream``: (output blocks, frames read, NaN/inf count)."""
+def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: _Stream,
+            max_seconds: float | None) -> tuple[list, int, int]:
+    """Decode ``snd`` block by block, its channels averaged, into ``stream``: (output blocks, frames read,
+    NaN/inf count)."""
     block = max(1, BLOCK_SAMPLES // snd.channels)
     limit = math.inf if max_seconds is None else max_seconds * snd.samplerate + MP3_SLACK
     out: list[torch.Tensor] = []
@@ -163,6 +173,8 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
     while True:
         try:
             data = snd.read(block, dtype="float32", always_2d=True)  # (frames, channels)
+        except AudioError:
+            raise
         except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError) as e:
             raise AudioError(f"cannot read audio file {path}: {e} (corrupt or truncated)") from e
         read += data.shape[0]
@@ -179,64 +191,40 @@ def _decode(path: Path, snd: sf.SoundFile, stream: _Stream, max_seconds: float |
             return out, read, bad
 
 
-def is_truncated(fmt: str, read: int, promised: int) -> bool:
-    """Whether ``read`` decoded frames fall short of the ``promised`` ones of a file whose libsndfile
-    format is ``fmt``. MP3 headers (libsndfile says "MP3", older versions "MPEG") count the encoder's
-    padding too, so up to :data:`MP3_SLACK` missing frames are expected there.
-
-    >>> is_truncated("MP3", 36288, 36459), is_truncated("MP3", 30000, 36459), is_truncated("WAV", 99, 100)
-    (False, True, True)
-    """
-    return read + (MP3_SLACK if fmt in ("MP3", "MPEG") else 0) < promised
-
-
-def _check_length(path: Path, fmt: str, read: int, promised: int) -> None:
-    """An :class:`AudioError` if the ``read`` frames decoded from ``path`` are fewer than it holds
-    (libsndfile's count, ``promised``, is itself shortened for a file cut off part-way: the
-    container's own bytes say more, :mod:`mmtok.audio.file_checks`), or if there are none; also if
-    ``path`` is a chained Ogg, of which libsndfile decodes only the first stream."""
-    data = data_chunk(path)
-    if data is not None and data.present < data.declared:
-        promised = max(promised, data.frames)
-    if is_truncated(fmt, read, promised):
-        raise AudioError(
-            f"audio file {path} is truncated: its header promises {promised} frames, {read} could be read"
-        )
-    if fmt == "OGG":
-        _check_ogg(path, read)
-    if read == 0 and data is not None and data.declared == 0 and data.present > 0:
-        raise AudioError(f"audio file {path}: its header declares 0 data bytes but {data.present} follow: the "
-                         "header was never finished (a recording cut off before it was closed); repair it "
-                         "(e.g. sox --ignore-length in.wav out.wav)")
-    if read == 0:
-        raise AudioError(f"audio file {path} is empty (zero samples)")
-
-
-def _check_ogg(path: Path, read: int) -> None:
-    """An :class:`AudioError` if the Ogg file ``path`` (``read`` frames decoded) is cut short or chained."""
-    ogg = ogg_streams(path)
-    if not ogg.ends_cleanly:
-        if read == 0:
-            raise AudioError(f"audio file {path} could not be decoded: no samples came out of it "
-                             "(truncated or corrupt)")
-        raise AudioError(f"audio file {path} is truncated: its Ogg pages stop before the end-of-stream page, "
-                         f"{read} frames could be read")
-    if ogg.chained > 1:
-        raise AudioError(f"audio file {path} holds {ogg.chained} Ogg streams one after another (a chained Ogg); "
-                         "only the first could be read: split it (e.g. ffmpeg/oggz) or join it into one stream")
-
-
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
-    """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate."""
+    """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate.
+
+    libsndfile decodes the file; PyAV what libsndfile cannot open (AAC/M4A, judged by FFmpeg alone),
+    and an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
+    guess of the length), with an :class:`AudioError` that says to install it when it is missing."""
     check_media_file(what="audio file", error=AudioError, path=path)
-    snd = _open_sound(path, max_seconds)
-    with snd:
-        rate, promised, fmt = snd.samplerate, snd.frames, snd.format
+    with _open_sound(path) as snd:
+        rate, fmt = snd.samplerate, snd.format
+        mp3 = mp3_frames(path) if fmt in MP3_FORMATS else None
+        guess = mp3 if mp3 is not None and mp3.declared is None else None  # no Xing/Info: libsndfile guesses
+        promised = guess.samples if guess is not None else snd.frames
+        if max_seconds is not None and promised > max_seconds * rate + MP3_SLACK:
+            raise AudioError(_too_long(path, promised / rate, max_seconds))
         out, read, bad = _decode(path, snd, _resampler(rate, target_rate), max_seconds)
-    _check_length(path, fmt, read, promised)
+    if guess is not None and not guess.cut and is_truncated(fmt, read, promised):
+        out, read, bad = _mp3_through_av(path, read, promised, target_rate, max_seconds)
+    check_length(path, fmt, read, promised, mp3)
     if bad:
         raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
     return torch.cat(out) if out else torch.zeros(0), rate
+
+
+def _mp3_through_av(path: Path, read: int, held: int, target_rate: int,
+                    max_seconds: float | None) -> tuple[list, int, int]:
+    """:func:`_decode` of the MP3 ``path`` through PyAV, of which libsndfile gave ``read`` of the
+    ``held`` samples its frames hold; without PyAV an :class:`AudioError`, never a shortened clip."""
+    av = optional_av()
+    if av is None:
+        raise AudioError(f"audio file {path}: libsndfile stops early on this MP3 (it read {read} of the {held} "
+                         f"samples its MPEG frames hold: without a Xing/Info header it guesses the length); "
+                         f"{INSTALL_AV} to decode it whole through FFmpeg")
+    with AvReader(av, path) as snd:
+        return _decode(path, snd, _resampler(snd.samplerate, target_rate), max_seconds)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -254,18 +242,22 @@ def _channel_axis(shape: tuple[int, ...], what: str) -> int:
 
 def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
     """Samples ``[S]``, ``[C, S]`` or ``[S, C]`` -> mono float32 ``[S]``; ``axis`` is the channel axis of
-    2-D input (None: :func:`_channel_axis` decides)."""
+    2-D input (None: :func:`_channel_axis` decides). Float samples are about [-1, 1]: a finite peak over
+    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) is an :class:`AudioError`."""
     if isinstance(x, np.ndarray) and not x.dtype.isnative:  # big-endian data: the same values, native order
         x = x.astype(x.dtype.newbyteorder("="))
     t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach().cpu()
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"{what}: expected real audio samples, got dtype {t.dtype}")
-    if not t.is_floating_point():
+    floats = t.is_floating_point()
+    if not floats:
         scale = {torch.int16: 2.0**15, torch.int32: 2.0**31, torch.int8: 2.0**7, torch.uint8: 2.0**7}
         if t.dtype not in scale:
             raise TypeError(f"{what}: integer PCM must be int8/uint8/int16/int32, got {t.dtype}")
         t = (t.float() - 128.0 if t.dtype == torch.uint8 else t.float()) / scale[t.dtype]
     fits_float32(t, what=f"{what}: the audio", error=AudioError, why="(audio is about [-1, 1])")
+    if floats:
+        _check_float_peak(t, what)
     t = t.float()
     if t.numel() == 0:
         return t.reshape(0)
@@ -274,6 +266,19 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
     elif t.dim() != 1:
         raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}")
     return t.contiguous()
+
+
+def _check_float_peak(t: torch.Tensor, what: str) -> None:
+    """An :class:`AudioError` naming ``what`` if the float samples ``t`` reach a finite peak over
+    :data:`MAX_FLOAT_PEAK`: integer PCM turned to float without scaling, which would be read as sound
+    thousands of times too loud (NaN/inf are left to the finite check)."""
+    if t.numel() == 0:
+        return
+    peak = float(t.abs().max())
+    if math.isfinite(peak) and peak > MAX_FLOAT_PEAK:
+        raise AudioError(f"{what}: float samples reach {peak:g}, far outside [-1, 1] (the limit is {MAX_FLOAT_PEAK:g}): "
+                         "integer PCM stored as float? divide int16 values by 32768 (int32: 2**31), or pass the "
+                         "integer array itself, which is scaled")
 
 
 def _settled_layout(shape: tuple[int, ...], what: str, channels_first: bool | None) -> Layout | None:
@@ -444,10 +449,11 @@ def load_audio(
 ) -> torch.Tensor:
     """Mono float32 samples ``[S]`` at ``target_rate`` from a file or an array.
 
-    ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads) or a
-    numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a positive
-    whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
-    Channels are averaged, integer PCM is scaled to [-1, 1), and the rate is
+    ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads; AAC/M4A through
+    PyAV) or a numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a
+    positive whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
+    Channels are averaged, integer PCM is scaled to [-1, 1), float samples peaking over
+    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) are refused, and the rate is
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before

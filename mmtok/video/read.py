@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mmtok.audio.av_read import decoded_audio, open_container
 from mmtok.core.errors import VideoError
 
 __all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video", "no_frames_message", "pyav",
@@ -61,11 +62,7 @@ def pyav() -> Any:
 
 def _open_container(path: str | os.PathLike[str], where: str) -> Any:
     """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file."""
-    av = pyav()
-    try:
-        return av.open(os.fspath(path), mode="r")
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
+    return open_container(pyav(), path, where, VideoError)
 
 
 class ShrinkTo(int):
@@ -371,27 +368,24 @@ def _too_long(where: str, max_seconds: float, seconds: float) -> str:
 
 def _decode_audio(av: Any, container: Any, stream: Any, where: str, sample_rate: int,
                   max_seconds: float | None) -> tuple[list[np.ndarray], float | None, int]:
-    """The stream decoded to mono float32 parts at ``sample_rate``; the first frame's time on the file's clock
-    (None without a timestamp); the most samples one frame gave. Past ``max_seconds`` (and two frames, which
-    may be the codec's padding): a :class:`VideoError`."""
+    """The stream decoded to mono float32 parts at ``sample_rate`` (FFmpeg mixes and resamples:
+    :func:`~mmtok.audio.av_read.decoded_audio`); the first frame's time on the file's clock (None without
+    a timestamp); the most samples one frame gave. Past ``max_seconds`` (and two frames, which may be the
+    codec's padding): a :class:`VideoError`."""
     limit = math.inf if max_seconds is None else max_seconds * sample_rate
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     parts: list[np.ndarray] = []
     first: float | None = None
     total = frame_len = 0
-    try:
-        for index, frame in enumerate(container.decode(stream)):
-            if index == 0 and frame.pts is not None and frame.time_base:
-                first = float(frame.pts * frame.time_base)
-            new = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            parts += new
-            total += sum(q.size for q in new)
+    for index, (frame, planes) in enumerate(
+            decoded_audio(av, container, stream, where, VideoError, layout="mono", rate=sample_rate)):
+        if index == 0 and frame is not None and frame.pts is not None and frame.time_base:
+            first = float(frame.pts * frame.time_base)
+        parts += [p[0] for p in planes]
+        total += sum(p.shape[1] for p in planes)
+        if frame is not None:
             frame_len = max(frame_len, math.ceil(frame.samples * sample_rate / frame.sample_rate))
-            if total > limit + 2 * frame_len:
-                raise VideoError(_too_long(where, max_seconds or 0.0, total / sample_rate))
-        parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{where}: the audio stream is corrupt ({e})") from e
+        if total > limit + 2 * frame_len:
+            raise VideoError(_too_long(where, max_seconds or 0.0, total / sample_rate))
     return parts, first, frame_len
 
 

@@ -1,0 +1,114 @@
+"""Audio decoded through PyAV (FFmpeg), an optional dependency (extras ``video``, ``test``, ``vocoder-train``):
+for what libsndfile cannot read (AAC/M4A) or reads short (an MP3 without a Xing/Info header, where
+libsndfile stops at its guess of the length), and for a video's soundtrack.
+
+:func:`decoded_audio` is the one decode loop: each frame of a stream through one FFmpeg resampler
+to float32 planes ``[channels, n]``. :func:`mmtok.audio.io.load_audio` reads a file through
+:class:`AvReader` at the stream's own rate and channels, then mixes and resamples exactly as it does
+what libsndfile decodes; :func:`mmtok.video.read.read_audio` has FFmpeg mix to mono and resample.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtok.core.errors import AudioError, MmtokError
+
+__all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "open_container", "optional_av"]
+
+INSTALL_AV = "pip install av (or mmtok[video])"  # how to get PyAV, said in refusals
+HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ftyp brands of pictures, not sound
+
+
+def optional_av() -> Any | None:
+    """The ``av`` module, or None when PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return None
+    return av
+
+
+def ffmpeg_only_kind(path: Path) -> str | None:
+    """What ``path`` is by its first bytes when it is audio libsndfile does not read but FFmpeg does:
+    ``"AAC/M4A"`` for an MP4-family file (``ftyp`` box: .m4a, .mp4, .mov; not a HEIF/AVIF picture) or
+    raw AAC (an ADTS sync word: 12 bits set, then a layer of 0); None otherwise."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    mp4 = head[4:8] == b"ftyp" and head[8:12] not in HEIF_BRANDS
+    if mp4 or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0):
+        return "AAC/M4A"
+    return None
+
+
+def open_container(av: Any, path: str | os.PathLike[str], where: str, error: type[MmtokError]) -> Any:
+    """``av.open`` for reading, FFmpeg's errors turned into ``error`` naming ``where``."""
+    try:
+        return av.open(os.fspath(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise error(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
+
+
+def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[MmtokError], *,
+                  layout: str | None = None, rate: int | None = None) -> Iterator[tuple[Any, list[np.ndarray]]]:
+    """``stream`` decoded frame by frame, every frame through one FFmpeg resampler to float32 planes
+    ``[channels, n]``: ``(the decoded frame, the planes the resampler gave for it)`` (none while it
+    fills its buffer), then ``(None, planes)`` for what it held back. ``layout``/``rate`` None keep the
+    first frame's channels and rate (later frames are converted to them); ``"mono"``/a rate have FFmpeg
+    mix and resample. A decoding error is ``error`` naming ``where``."""
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    try:
+        for frame in container.decode(stream):
+            yield frame, [out.to_ndarray() for out in resampler.resample(frame)]
+        yield None, [out.to_ndarray() for out in resampler.resample(None)]
+    except av.error.FFmpegError as e:
+        raise error(f"{where}: the audio stream is corrupt ({e})") from e
+
+
+class AvReader:
+    """The first audio stream of a file decoded by PyAV, read in blocks as a ``soundfile.SoundFile`` is:
+    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end."""
+
+    format = "FFMPEG"  # what soundfile calls the container: PyAV's files are told apart from libsndfile's
+    frames = 0  # frames the header promises: not trusted here (raw AAC states a guess), FFmpeg's decode decides
+
+    def __init__(self, av: Any, path: Path) -> None:
+        where = f"audio file {path}"
+        self._container = open_container(av, path, where, AudioError)
+        if not self._container.streams.audio:
+            self._container.close()
+            raise AudioError(f"{where} has no audio stream")
+        stream = self._container.streams.audio[0]
+        self.samplerate = int(stream.rate or stream.codec_context.sample_rate or 0)
+        self.channels = max(1, int(stream.channels or 1))
+        self._planes = (p for _, new in decoded_audio(av, self._container, stream, where, AudioError) for p in new)
+        self._held: list[np.ndarray] = []  # decoded planes [channels, n] not read yet
+        self._count = 0  # frames in _held
+
+    def read(self, frames: int, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        """Up to ``frames`` frames ``(frames, channels)`` (``dtype``, ``always_2d``: as soundfile's, only
+        float32 2-D is made)."""
+        while self._count < frames:
+            planes = next(self._planes, None)
+            if planes is None:
+                break
+            self._held.append(planes)
+            self._count += planes.shape[1]
+        held = np.concatenate(self._held, axis=1) if self._held else np.zeros((self.channels, 0), np.float32)
+        self._held = [held[:, frames:]] if held.shape[1] > frames else []
+        self._count = max(0, held.shape[1] - frames)
+        return np.ascontiguousarray(held[:, :frames].T, dtype=np.float32)
+
+    def __enter__(self) -> AvReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
