@@ -1,7 +1,8 @@
 """Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
 
 :mod:`~mmtok.audio.io` reads and resamples files (their headers checked against what they hold by
-:mod:`~mmtok.audio.file_checks`); :mod:`~mmtok.audio.features`
+:mod:`~mmtok.audio.file_checks`; what libsndfile cannot read decoded through PyAV by
+:mod:`~mmtok.audio.av_read`); :mod:`~mmtok.audio.features`
 is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings
 (:mod:`~mmtok.audio.config`), the checks on codes it decodes (:mod:`~mmtok.audio.codes`),
 Griffin-Lim (:mod:`~mmtok.audio.griffin_lim`) and streaming decode
