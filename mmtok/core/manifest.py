@@ -45,7 +45,8 @@ def manifest_rows(manifest: Path, *, error: type[MmtokError] = CorpusError,
             raise error(f"{where}: not JSON ({e.msg} at column {e.colno}); each line is one object such as "
                         f"{EXAMPLE}") from None
         if not isinstance(row, dict):
-            raise error(f"{where}: expected a JSON object such as {EXAMPLE}, got {type(row).__name__}")
+            raise error(f"{where}: expected a JSON object, got {type(row).__name__}; each line is one object such as "
+                        f"{EXAMPLE}")
         for key, what in (("path", "the file, relative to the manifest's folder"),
                           ("split", "train, validation or test")):
             if not isinstance(row.get(key), str) or not row[key]:
