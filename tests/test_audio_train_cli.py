@@ -213,7 +213,8 @@ def test_resume_of_an_init_from_run_as_the_model_cards_write_it(trained: tuple[l
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """The model cards repeat the whole command, --init-from and grown blocks included, with --resume:
     accepted; a growth other than the run's is refused (exit 2, as for any flag at odds with the run); a
-    left-out --decoder-only is the run's own, and one given to a run started without it is refused."""
+    left-out --decoder-only is the run's own, and one given to a run started without it is refused (by the
+    same rule, in the same words)."""
     args, first = trained
     card = ["--data", args[1], *TRAIN, "--init-from", str(first / "model"), "--decoder-blocks", "6",
             "--mse-weight", "0.5", "--gain-db", "20", "--gain-prob", "0.5", "--lr", "2e-3"]
@@ -233,7 +234,8 @@ def test_resume_of_an_init_from_run_as_the_model_cards_write_it(trained: tuple[l
     assert _state(dec)["provenance"]["decoder_only"] is True  # taken from the run: the codebook stays as it was
     assert torch.equal(mmtok.load(dec / "model").vq.codebook.detach(), codes)
     rc, err = _cli(capsys, *card, "--out", str(out), "--steps", "3", "--resume", "--decoder-only")
-    assert rc == 2 and "started without --decoder-only" in err
+    assert rc == 2 and f"--resume {out}: --decoder-only (the run's: no --decoder-only); " in err
+    assert "(--steps, --save-every, --threads, --device may change)" in err and len(err.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- numeric flags

@@ -13,7 +13,13 @@ import mmtok
 from mmtok.core import checkpoint as checkpoint_module
 from mmtok.core import module_io
 from mmtok.core.checkpoint import CONFIG_NAME, load_checkpoint, save_checkpoint
-from mmtok.core.checkpoint_folder import SETTLE_TRIES
+from mmtok.core.checkpoint_folder import (
+    OLD_TAG,
+    SETTLE_TRIES,
+    pid_alive,
+    restore_swaps,
+    sibling_prefix,
+)
 from mmtok.core.errors import CheckpointError, MmtokError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.pretrained import load_config
@@ -208,6 +214,31 @@ def test_a_long_folder_name_that_fits_can_be_saved_over(tmp_path: Path) -> None:
     too_long = tmp_path / ("a" * 256)
     with pytest.raises(CheckpointError, match="File name too long"):
         save_checkpoint(too_long, kind="t", config={"v": 1}, tensors={"w": torch.zeros(2)})
+
+
+def test_a_long_named_folders_backup_is_never_put_back_under_its_shortened_name(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path / ("export-" + "a" * 240), kind="t", config={"v": 1}, tensors={})
+    backup = tmp_path / f"{sibling_prefix(folder)}{OLD_TAG}0123abcd"
+    os.rename(folder, backup)  # killed between its two renames: only the backup is left
+    assert restore_swaps(tmp_path) == [] and os.listdir(tmp_path) == [backup.name]  # its full name is not known
+    assert load_checkpoint(folder).config == {"v": 1}  # a reader that knows it finds the backup
+    assert restore_swaps(tmp_path, names=[folder.name]) == [f"{folder.name} put back from {backup.name}"]
+    os.mkdir(backup)  # the folder whole, and a copy of it left behind: an obsolete backup, removed
+    (backup / CONFIG_NAME).write_text("{}")
+    assert restore_swaps(tmp_path) == [f"removed {backup.name} (older copies of {folder.name})"]
+    assert os.listdir(tmp_path) == [folder.name] and load_checkpoint(folder).config == {"v": 1}
+
+
+def test_a_temporary_name_with_more_digits_than_a_pid_is_no_ones_and_kept(tmp_path: Path) -> None:
+    """A file of the user's named like a temporary one, with a time stamp: not a process id (os.kill would
+    overflow on it); and a process id that cannot be asked about counts as running."""
+    theirs = [".ck.tmp-20240101123045", ".ck.tmp-20240101123045-0badf00d", ".notes.txt.tmp-20240101123045"]
+    for name in theirs:
+        (tmp_path / name).mkdir()
+    save_checkpoint(tmp_path / "ck", kind="t", config={"v": 1}, tensors={})
+    save_checkpoint(tmp_path / "ck", kind="t", config={"v": 2}, tensors={})
+    assert restore_swaps(tmp_path) == [] and sorted(os.listdir(tmp_path)) == sorted(["ck", *theirs])
+    assert pid_alive(10**30) and pid_alive(0) and pid_alive(os.getpid())
 
 
 def test_a_temporary_folder_vanishing_while_listed_does_not_stop_a_save(tmp_path: Path,

@@ -285,6 +285,8 @@ def test_resume_refuses_a_changed_setting_in_one_line_naming_flag_and_values(
         assert cli(["train-tokenizer", "image", *args, "--resume", *change]) == 2, change
         err = capsys.readouterr().err.strip()
         assert said in err and len(err.splitlines()) == 1, err
+        if "(the run's: " in said:  # what may change, all of it
+            assert "(--steps, --lr-restart, --rebalance-at, --save-every, --threads, --device may change)" in err
     assert json.loads((tmp_path / "run" / "train-state" / "config.json").read_text())["train"]["step"] == 2
 
 

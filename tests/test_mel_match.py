@@ -187,7 +187,7 @@ def test_a_run_trains_through_the_correction_and_keeps_it_on_resume(
     assert vocoder_train.main([*args, "--resume", "--steps", "3"]) == 0
     capsys.readouterr()
     assert vocoder_train.main([*common, "--out", str(run), "--resume", "--steps", "4", "--mel-match", "0"]) == 2
-    assert "mel_match 1" in capsys.readouterr().err
+    assert "--mel-match 0 (the run's: 1)" in capsys.readouterr().err
     # a run without the options keeps the vocoder's own setting (here the stage-1 one: none)
     plain = tmp_path / "plain"
     assert vocoder_train.main([*common, "--out", str(plain), "--init-from", str(tmp_path / "s1" / "best")]) == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.test_vocoder_cli import last_error, rows, run_args, write_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-DEAD = 999_999_999  # a process id above any kernel's limit: no process runs under it
+DEAD = 4_999_999  # a process id (7 digits, as temporary names hold) above Linux's limit: no process runs under it
 LIVE = os.getppid()  # a process that runs, and not this one
 
 
@@ -124,7 +125,7 @@ def test_the_lock_recovers_once_held_and_says_so_in_one_line(tmp_path: Path, cap
 
 def test_holding_a_run_folder_removes_the_folders_it_made_when_the_run_fails(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), trainstate.hold_run_folder(tmp_path / "a" / "b") as out:
-        assert (out / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+        assert (out / LOCK_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
         raise RuntimeError("bad data")
     assert not (tmp_path / "a").exists()
     with pytest.raises(RuntimeError), trainstate.hold_run_folder(tmp_path / "a" / "b") as out:
@@ -136,7 +137,29 @@ def test_holding_a_run_folder_removes_the_folders_it_made_when_the_run_fails(tmp
         pass
 
 
+def test_a_users_file_named_like_a_temporary_with_a_time_stamp_is_kept(tmp_path: Path) -> None:
+    (tmp_path / ".notes.txt.tmp-20240101123045").write_text("mine")  # its digits are no process id
+    with trainstate.hold_run_folder(tmp_path):
+        pass
+    assert (tmp_path / ".notes.txt.tmp-20240101123045").read_text() == "mine"
+
+
 # --------------------------------------------------------------------------- mmtok train (the LM)
+
+
+def test_lm_run_refused_by_a_lock_of_another_host_touches_nothing_there(tmp_path: Path) -> None:
+    """A live run on another host, mid-save, in a folder both hosts share: its process id means nothing here."""
+    from mmtok.lm.train import TrainConfig, train
+
+    out = tmp_path / "run"
+    complete(out, "{}")
+    (out / LOCK_NAME).write_text(f"{DEAD} elsewhere\n")
+    (out / f".ckpt-0000200.tmp-{DEAD}-abcdef12").mkdir()  # its save of step 200, under way
+    (out / f".log.jsonl.tmp-{DEAD}").write_text("")  # its rewrite of the log
+    before = sorted(p.name for p in out.iterdir())
+    with pytest.raises(TrainingError, match=f"in use by process {DEAD} on host elsewhere "):
+        train(TrainConfig(data=str(tmp_path), out=str(out), device="cpu"), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 def test_lm_resume_puts_back_a_checkpoint_killed_mid_swap_and_drops_stale_temporaries(

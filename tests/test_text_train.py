@@ -4,6 +4,7 @@ before any work, reads JSONL documents as ``mmtok tokenize`` does, and learns th
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,27 @@ def test_an_out_holding_another_checkpoint_or_other_files_is_refused_before_trai
     for size in ("300", "280"):
         assert train(capsys, str(tmp_path / "t.txt"), "--vocab-size", size, "--out", str(tmp_path / "tok"))[0] == 0
     assert BPETokenizer.load(tmp_path / "tok").vocab_size == 280
+
+
+def test_a_bad_option_is_refused_before_out_is_held_or_recovered(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """As the other trainers do: the command line is checked before --out's lock is taken and what a killed save
+    left there is put back, so a refused one touches nothing (and is refused for its option, exit 2)."""
+    (tmp_path / "t.txt").write_text(WORDS)
+    out = tmp_path / "tok"
+    (tmp_path / ".tok.lock").write_text(f"{os.getppid()}\n")  # a live process trains into --out
+    bad = [(["--vocab-size", "10"], "--vocab-size must be"), (["--vocab-size", "300", "--min-frequency", "0"],
+                                                               "--min-frequency must be")]
+    for args, why in bad:
+        code, err = train(capsys, str(tmp_path / "t.txt"), *args, "--out", str(out))
+        assert code == 2 and why in err and "in use" not in err
+    code, err = train(capsys, str(tmp_path / "missing.txt"), "--vocab-size", "300", "--out", str(out))
+    assert code == 2 and "no such file" in err
+    (tmp_path / ".tok.lock").unlink()
+    save_checkpoint(tmp_path / ".tok.old-deadbeef", kind="text", config={}, tensors={})  # a killed save's backup
+    code, err = train(capsys, str(tmp_path / "t.txt"), "--vocab-size", "10", "--out", str(out))
+    assert code == 2 and "put back" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tok.old-deadbeef", "t.txt"]
 
 
 def test_a_vocabulary_too_large_is_refused_before_reading_the_corpus(

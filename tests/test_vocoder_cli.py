@@ -170,6 +170,33 @@ def test_resume_refuses_other_settings(changed: list[str], cache: Path, finished
     assert (out / "train-state" / "config.json").read_text() == before  # refused before any work
 
 
+def test_resume_refuses_another_level_correction_in_the_same_words_as_any_setting(tmp_path: Path) -> None:
+    """--mel-match and --mel-match-db (the vocoder config's) are refused with the other settings, in one line
+    saying what may change (what the run does not record: where and how it runs)."""
+    import dataclasses
+
+    from mmtok.audio.vocoder import VocoderConfig
+    from mmtok.audio.vocoder_checks import take_run_settings
+    from mmtok.audio.vocoder_settings import run_settings
+    from mmtok.core.checkpoint import save_checkpoint
+    from mmtok.core.errors import ResumeMismatchError
+    from mmtok.core.trainstate import options_given
+
+    out, parser = tmp_path / "run", vocoder_train.build_parser()
+    started = parser.parse_args(["--out", str(out), "--cache", "c"])
+    save_checkpoint(out / "train-state", kind="vocoder", config=dataclasses.asdict(VocoderConfig(mel_match_db=2.0)),
+                    tensors={}, extra_meta={"train": {"step": 3}},
+                    provenance={"settings": run_settings(started), "features": "true"})
+    argv = ["--out", str(out), "--cache", "c", "--resume", "--lr", "0.1", "--mel-match", "2", "--mel-match-db", "3"]
+    with pytest.raises(ResumeMismatchError) as e:
+        take_run_settings(parser.parse_args(argv), options_given(parser, argv))
+    assert str(e.value).startswith(f"--resume {out}: --mel-match 2 (the run's: 0); --mel-match-db 3 (the run's: 2); "
+                                   "--lr 0.1 (the run's: 0.0005); ")
+    assert "(--steps, --save-every, --log-every, --threads, --device may change)" in str(e.value)
+    same = ["--out", str(out), "--cache", "c", "--resume", "--mel-match", "0", "--mel-match-db", "2", "--threads", "3"]
+    take_run_settings(parser.parse_args(same), options_given(parser, same))  # the run's own values: accepted
+
+
 def test_resume_takes_the_runs_own_settings_for_flags_left_out(cache: Path, tmp_path: Path) -> None:
     own = ["--lr", "1e-3", "--gain-db", "3", "--batch-size", "3", "--segment-seconds", "0.25", "--clip-grad", "0.5"]
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"

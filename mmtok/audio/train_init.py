@@ -19,15 +19,15 @@ import torch
 from mmtok.audio.config import DEFAULT_VQ, AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import ResumeMismatchError, TrainingError
+from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import load_module
 from mmtok.core.resume import said
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import options_given
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = ["GROWABLE", "RESUME_FREE", "RUN_ARCH", "build_config", "init_source", "load_grown", "resume_source",
-           "run_settings", "settings_record", "take_run_settings"]
+__all__ = ["GROWABLE", "RESUME_FREE", "RESUME_MAY_CHANGE", "RUN_ARCH", "build_config", "init_source", "load_grown",
+           "resume_source", "run_settings", "settings_record", "take_run_settings"]
 
 COMMAND = "mmtok train-tokenizer audio"  # how the provenance's command line starts
 
@@ -42,6 +42,7 @@ RUN_ARCH = {"encoder": ("encoder_kind",), "codebook_size": ("vq", "codebook_size
 # the options a resume may change: where the data and the run are, how often it saves, the machine, the display
 # (--steps may grow); every other one keeps the run's value
 RESUME_FREE = ("data", "out", "make_data", "resume", "save_every", "threads", "device", "no_progress")
+RESUME_MAY_CHANGE = ("save_every", "threads", "device")  # of those, the settings a refusal says may change
 
 
 def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
@@ -117,18 +118,17 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
     """``--resume``: every option left out of ``argv`` takes the run's own value (its sizes from ``cfg``, its
     other settings from :func:`run_settings`), by :func:`mmtok.core.resume.take_run_settings`'s rule: one given
     with another value is refused in one line, and so is a ``--steps`` below the step reached.
-    ``--decoder-only`` left out is the run's too; given to a run started without it, it is refused."""
+    ``--decoder-only`` left out is the run's too; given to a run started without it, it is refused by the same
+    rule (``--decoder-only (the run's: no --decoder-only)``)."""
     where, given = args.out, options_given(parser, argv)
     prov, reached = meta.get("provenance") or {}, int((meta.get("train") or {}).get("step", 0))
-    if args.decoder_only and not prov.get("decoder_only"):
-        raise ResumeMismatchError(f"{where}: this run was started without --decoder-only; resume it the same way")
-    args.decoder_only = bool(prov.get("decoder_only"))
     run = {dest: _config_value(cfg, path) for dest, path in RUN_ARCH.items()}
     saved = run_settings(parser, meta) or {}
     run.update({k: v for k, v in saved.items() if k in vars(args) and k not in RUN_ARCH
                 and k not in RESUME_FREE and k not in ("steps", "decoder_only")})
+    run["decoder_only"] = bool(prov.get("decoder_only"))  # the provenance says it for every run, old ones too
     resume_settings(args, given, {**run, "steps": saved.get("steps")}, where=str(where), reached=reached,
-                    fixed=run, show=_show)
+                    fixed=run, free=RESUME_MAY_CHANGE, show=_show)
     if args.band_weight is not None:
         args.band_weight = [tuple(b) for b in args.band_weight]
 

@@ -44,9 +44,10 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config, write_refusal
-from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.errors import CheckpointError, TrainingError, UsageError
 from mmtok.core.module_io import load_module, resolve_checkpoint
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import LOCK_NAME, check_run_folder
 
@@ -72,6 +73,9 @@ WHAT = {  # said beside a refused value where the flag's name does not say it
     "mel_match_db": "dB one pass may change a mel channel by, the vocoder's mel_match_db",
     "seed": "NumPy's seeds",
 }
+MEL_MATCH = ("mel_match", "mel_match_db")  # the vocoder's level correction: its config's, fixed on --resume
+RESUME_FREE = ("save_every", "log_every", "threads", "device")  # what a resumed run may change besides --steps
+# (the run records none of them); where its data and outputs are (--cache, --attach) are not settings
 
 
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -166,24 +170,22 @@ def _run_file(path: Path) -> bool:
 def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     """``--resume``: set every option that fixes the run and is not on the command line (``given``: the options
     it names, :func:`~mmtok.core.trainstate.options_given`) to the run's own; refuse
-    (:class:`ResumeMismatchError`, one line) one given with another value, by
+    (:class:`~mmtok.core.errors.ResumeMismatchError`, one line) one given with another value, by
     :func:`mmtok.core.resume.take_run_settings`'s rule: ``--steps`` left out is the run's own (at least the step
-    it reached); given, it may grow but not go below the step reached."""
+    it reached); given, it may grow but not go below the step reached. ``--mel-match`` and ``--mel-match-db``
+    given are checked against the run's vocoder config, in the same line; :data:`RESUME_FREE` may change."""
     out = Path(args.out)
     meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
     cfg = config_from_dict(VocoderConfig, config, where=str(out / STATE_DIR / "config.json"))
-    asked = {k: getattr(args, k) for k in ("mel_match", "mel_match_db") if getattr(args, k) is not None}
-    if any(getattr(cfg, k) != v for k, v in asked.items()):
-        raise ResumeMismatchError(f"{out} was trained with mel_match {cfg.mel_match}, mel_match_db "
-                                  f"{cfg.mel_match_db:g}; resume it without --mel-match/--mel-match-db or with those "
-                                  f"values, not {asked}")
+    asked = {k: getattr(args, k) for k in MEL_MATCH if getattr(args, k) is not None}  # given: None is left out
+    diffs = setting_differences(asked, {k: getattr(cfg, k) for k in MEL_MATCH}, MEL_MATCH)  # the model's config
     settings = {**recorded_settings(prov, config), "features": prov.get("features", "true")}
     if not isinstance(prov.get("settings"), dict) and "segment_seconds" in given:
         settings.pop("segment_seconds", None)  # only its samples were kept (rounded to whole hops or tokens): Run checks them
     reached = int((meta.get("train") or {}).get("step", 0))
     resume_settings(args, given, settings, where=str(out), reached=reached,
-                    fixed=[k for k in settings if k != "steps"])
+                    fixed=[k for k in settings if k != "steps"], free=RESUME_FREE, diffs=diffs)
 
 
 def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from mmtok.core.errors import CheckpointError
 
-__all__ = ["backup_of", "locate", "read_settled", "replace_folder", "restore_swaps", "sibling_prefix",
+__all__ = ["backup_of", "locate", "pid_alive", "read_settled", "replace_folder", "restore_swaps", "sibling_prefix",
            "write_target"]
 
 TMP_TAG = ".tmp-"
@@ -45,7 +45,11 @@ SETTLE_TRIES = 8  # reads of a folder that another process keeps replacing befor
 # (.NAME.tmp-PID-XXXXXXXX) or a temporary file of mmtok.core.files.write_atomic (.NAME.tmp-PID); NAME is the
 # name's sibling_prefix without its dot
 BACKUP_NAME = re.compile(r"\.(?P<name>.+)\.old-[0-9a-f]{8}")
-TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)(?:-[0-9a-f]{8})?")
+PID_DIGITS = 7  # the most digits a process id in a temporary name has (what TAG_ROOM leaves room for)
+TEMP_NAME = re.compile(rf"\.(?P<name>.+)\.tmp-(?P<pid>[0-9]{{1,{PID_DIGITS}}})(?:-[0-9a-f]{{8}})?")
+# a name sibling_prefix shortened (without its dot): the start of a long name, "~" and 8 hex digits of its hash,
+# as long as a name may be and still take a tag (a longer name is never shortened that far)
+SHORTENED = re.compile(r".+~[0-9a-f]{8}")
 
 T = TypeVar("T")
 
@@ -190,25 +194,39 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may run on this host: False only when the system says no such process runs;
+    True also for someone else's process and for an id the system cannot look up (too large, not positive)
+    -- what belongs to it is kept."""
+    if pid <= 0:
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # pragma: no cover - someone else's live process
+    except (OSError, OverflowError, ValueError):  # someone else's process (PermissionError), or an id not to ask
         return True
     return True
+
+
+def _temp_owner(name: str) -> tuple[str, int] | None:
+    """``(NAME, PID)`` of a temporary name (:data:`TEMP_NAME`: ``.NAME.tmp-PID-XXXXXXXX`` of :func:`replace_folder`,
+    ``.NAME.tmp-PID`` of :func:`mmtok.core.files.write_atomic`); None for any other name, one whose number has
+    more digits than a process id (:data:`PID_DIGITS`: a timestamp, say) among them.
+
+    >>> _temp_owner(".ck.tmp-123-0badf00d"), _temp_owner(".log.jsonl.tmp-42"), _temp_owner(".a.tmp-20240101123045")
+    (('ck', 123), ('log.jsonl', 42), None)
+    """
+    found = TEMP_NAME.fullmatch(name)
+    return (found["name"], int(found["pid"])) if found else None
 
 
 def _clean_stale(folder: Path, marker: str) -> None:
     """Remove the temporary folders of writers that no longer run, and the backups once ``folder`` holds
     ``marker`` (they are obsolete then). A temporary folder whose name gives no process id is kept."""
     for tmp in _siblings(folder, TMP_TAG):
-        try:
-            pid = int(tmp.name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
-            continue
-        if pid > 0 and pid != os.getpid() and not _pid_alive(pid):
+        owner = _temp_owner(tmp.name)
+        if owner and f".{owner[0]}" == sibling_prefix(folder) and owner[1] != os.getpid() and not pid_alive(owner[1]):
             shutil.rmtree(tmp, ignore_errors=True)
     if _holds(folder, marker):
         for old in _siblings(folder, OLD_TAG):
@@ -343,28 +361,28 @@ def restore_swaps(folder: str | os.PathLike[str], *, names: Collection[str] | No
     process may (a training run's lock held), so that a process of the same id in an earlier container is no
     reason to keep them. ``names``: only the entries of those names are looked at (default: all). Only
     ``folder`` itself is looked into, not its subfolders; a backup of a name too long to be spelt in full in
-    it (:func:`sibling_prefix`) is put back only when ``names`` gives that name. Backups that do not hold
-    ``marker`` and folders of a process still running are left alone."""
+    it (:func:`sibling_prefix` shortened it) is looked at only when ``names`` gives that name or an entry of that
+    name is in ``folder``: it is not put back under its shortened name. Backups that do not hold ``marker`` and
+    folders of a process still running are left alone."""
     folder = Path(folder)
     try:
         entries = sorted(folder.iterdir())
     except OSError:  # no folder (yet), or one that cannot be listed
         return []
-    spelt = {sibling_prefix(folder / n)[1:]: n for n in names} if names is not None else None
+    spelt = ({sibling_prefix(folder / n)[1:]: n for n in names} if names is not None else
+             {sibling_prefix(e)[1:]: e.name for e in entries if sibling_prefix(e) != f".{e.name}"})  # long names
     done: list[str] = []
     backups: dict[str, list[Path]] = {}
     for entry in entries:
-        old, tmp = BACKUP_NAME.fullmatch(entry.name), TEMP_NAME.fullmatch(entry.name)
-        if old and (spelt is None or old["name"] in spelt):
+        old, tmp = BACKUP_NAME.fullmatch(entry.name), _temp_owner(entry.name)
+        if old and (names is None or old["name"] in spelt):
             backups.setdefault(old["name"], []).append(entry)
-        elif tmp and (spelt is None or tmp["name"] in spelt):
-            pid = int(tmp["pid"])
-            if pid == os.getpid() or not _pid_alive(pid):
-                _remove(entry)
-                done.append(f"removed {entry.name} (left by process {pid})")
+        elif tmp and (names is None or tmp[0] in spelt) and (tmp[1] == os.getpid() or not pid_alive(tmp[1])):
+            _remove(entry)
+            done.append(f"removed {entry.name} (left by process {tmp[1]})")
     for short, olds in backups.items():
-        name = spelt[short] if spelt is not None else short
-        if sibling_prefix(folder / name) != f".{short}":  # a shortened name: not the entry's own
+        name = spelt.get(short) or (None if _shortened(short) else short)
+        if name is None or sibling_prefix(folder / name) != f".{short}":  # not the entry's own, or unknown
             continue
         dated: list[tuple[float, Path]] = []
         for b in olds:
@@ -372,3 +390,9 @@ def restore_swaps(folder: str | os.PathLike[str], *, names: Collection[str] | No
                 dated.append((b.stat().st_mtime, b))
         done += _restore(folder, name, [b for _, b in sorted(dated)], marker)
     return done
+
+
+def _shortened(short: str) -> bool:
+    """Whether ``short`` (a hidden name's NAME) may be a name :func:`sibling_prefix` shortened: the start of a longer
+    name, ``~`` and its hash, so long that one more character (up to 4 bytes) would leave no room for a tag."""
+    return bool(SHORTENED.fullmatch(short)) and len(os.fsencode(f".{short}")) + 4 + TAG_ROOM > NAME_MAX

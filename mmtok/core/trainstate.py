@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import random
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
-from mmtok.core.checkpoint_folder import restore_swaps, sibling_prefix
+from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.errors import CheckpointError, DeviceError, ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import ABOVE_0, Range, out_of_range
@@ -44,7 +45,7 @@ __all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "check_run
            "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device", "save_train_state"]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
-LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: that process's id
+LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -234,16 +235,6 @@ def load_newest_intact(
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def _guarded(folder: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder`` itself while a :class:`RunLock` looks at and writes its lock file,
@@ -270,11 +261,14 @@ def _guarded(folder: Path) -> Iterator[None]:
 class RunLock:
     """``with RunLock(folder):`` one training process at a time writes to ``folder``.
 
-    The lock is ``folder/.lock`` holding the owner's process id; a lock left by a process that no longer
-    runs is taken over. Looking at the lock and taking it happen under an exclusive ``flock`` on the folder,
-    so two processes that both find a stale lock do not both take it. Leaving the ``with`` block (normally
-    or by an exception) removes it. A second process raises :class:`TrainingError` naming the owner.
-    Once the lock is held, what writers killed mid-save left in ``folder`` is undone
+    The lock is ``folder/.lock`` holding the owner's process id and host name (``PID HOST``; a lock holding only
+    a process id, as older versions wrote, is this host's); a lock left by a process of this host that no longer
+    runs is taken over. A lock of another host is always taken as held (its process cannot be looked up from
+    here), and so is one whose process id cannot be looked up: the refusal says to delete the lock if that run
+    is gone. Looking at the lock and taking it happen under an exclusive ``flock`` on the folder, so two
+    processes that both find a stale lock do not both take it. Leaving the ``with`` block (normally or by an
+    exception) removes it. A second process raises :class:`TrainingError` naming the owner, before anything in
+    ``folder`` is touched. Once the lock is held, what writers killed mid-save left in ``folder`` is undone
     (:func:`~mmtok.core.checkpoint_folder.restore_swaps`), said in one line on stderr, so that the holder
     sees each checkpoint folder whole. With ``checkpoint``, ``folder`` is one checkpoint folder that is
     replaced as a whole (a text tokenizer's ``--out``): the lock is ``.NAME.lock`` beside it, and only its
@@ -286,23 +280,21 @@ class RunLock:
         self.checkpoint = checkpoint
         self.path = (self.folder.parent / f"{sibling_prefix(self.folder)}{LOCK_NAME}" if checkpoint
                      else self.folder / LOCK_NAME)
+        self.me = (os.getpid(), socket.gethostname())  # what the lock says while this holds it
         self.held = False
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _guarded(self.path.parent):
             if self.path.exists():
-                owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise TrainingError(f"{self.folder} is in use by process {owner} (lock {self.path}); "
-                                        "wait for that run to end, or train into another --out") from None
+                self._refuse_a_live_owner()
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:  # made meanwhile by a process that does not take the guard
                 raise TrainingError(f"could not lock {self.folder}: {self.path} keeps reappearing") from None
             with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
+                f.write(f"{self.me[0]} {self.me[1]}\n")
             self.held = True
         try:
             self._recover()
@@ -311,6 +303,17 @@ class RunLock:
             raise
         return self
 
+    def _refuse_a_live_owner(self) -> None:
+        """A :class:`TrainingError` when the lock names another process that may run: one of this host that runs
+        (or cannot be looked up), or any of another host."""
+        owner = self._owner()
+        if owner is None or owner == self.me or (owner[1] == self.me[1] and not pid_alive(owner[0])):
+            return
+        pid, host = owner
+        raise TrainingError(f"{self.folder} is in use by process {pid} on host {host} (lock {self.path}); wait "
+                            f"for that run to end, or train into another --out; if that run is gone, delete "
+                            f"{self.path}") from None
+
     def _recover(self) -> None:
         """Undo what writers killed mid-save left (the lock is held: none of them still writes); say it."""
         names = [self.folder.name] if self.checkpoint else None
@@ -318,16 +321,18 @@ class RunLock:
         if done:
             print(f"mmtok: {self.folder}: recovered what a stopped run left: {'; '.join(done)}", file=sys.stderr)
 
-    def _owner(self) -> int | None:
+    def _owner(self) -> tuple[int, str] | None:
+        """``(PID, HOST)`` the lock names (an old lock's, with no host: this host's); None when unreadable."""
         try:
-            return int(self.path.read_text().split()[0])
+            words = self.path.read_text().split()
+            return int(words[0]), (words[1] if len(words) > 1 else socket.gethostname())
         except (OSError, ValueError, IndexError):
             return None
 
     def __exit__(self, *exc: object) -> None:
         if self.held:
             with _guarded(self.path.parent):
-                if self._owner() == os.getpid():
+                if self._owner() == self.me:
                     self.path.unlink(missing_ok=True)
         self.held = False
 

@@ -142,7 +142,7 @@ def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path
     # no discriminator to compare with: its loader refuses --disc-weight by name
     resume_settings(args, given, {**saved, "ema_decay": float(extra.get("ema_decay", 0.0))},
                     where=str(state_dir.parent), reached=step, fixed=[*fixed, "ema_decay"],
-                    free=[n for n in RESUME_FREE if n != "steps"],
+                    free=[*(n for n in RESUME_FREE if n != "steps"), "threads", "device"],  # (never recorded)
                     diffs=_model_diffs(args, given, meta["config"], make_config))
     if args.decoder_only and (args.rebalance_at or args.dead_code_rate):
         raise ResumeMismatchError(f"--resume {state_dir.parent}: the run trains the decoder alone (--decoder-only), "

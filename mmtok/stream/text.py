@@ -380,7 +380,8 @@ def _out_refusal(out: str) -> str | None:
 
 
 def _refusal(args: argparse.Namespace) -> str | None:
-    """Why the command line cannot work, checked before any pass over the corpus (None when it can)."""
+    """Why the command line cannot work, its ``--out`` aside (:func:`_out_refusal`), checked before ``--out`` is
+    held and before any pass over the corpus (None when it can)."""
     missing = [name for name in args.files if not os.path.isfile(name)]
     if missing:
         return f"no such file: {missing[0]}"
@@ -390,9 +391,6 @@ def _refusal(args: argparse.Namespace) -> str | None:
                 f"got {args.vocab_size}")
     if args.min_frequency < 1:
         return f"--min-frequency must be at least 1 (got {args.min_frequency})"
-    refused = _out_refusal(args.out)
-    if refused:
-        return refused
     for name in args.files:
         where = _not_utf8(name)
         if where is not None:
@@ -421,13 +419,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``. ``--out`` is held while the command runs
     (:func:`~mmtok.core.trainstate.hold_run_folder`, the lock ``.DIR.lock`` beside it): a second one into
-    it is refused, and a checkpoint a killed one left mid-swap is put back before it is looked at."""
+    it is refused, and a checkpoint a killed one left mid-swap is put back before it is looked at. The other
+    options and the input files are checked before ``--out`` is held."""
     from mmtok.core.trainstate import hold_run_folder
 
     p = _parser()
     args = p.parse_args(list(argv) if argv is not None else None)
+    refused = _refusal(args)  # before --out is held: a refused command line touches nothing there
+    if refused:
+        p.error(refused)
     with hold_run_folder(args.out, checkpoint=True):
-        refused = _refusal(args)
+        refused = _out_refusal(args.out)  # once held: a checkpoint a killed save left is back in its place
         if refused:
             p.error(refused)
         skips: dict[str, _Skips] = {}
