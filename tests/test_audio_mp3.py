@@ -109,6 +109,40 @@ def test_a_xing_frame_is_read_for_its_count_and_not_counted(tmp_path: Path) -> N
         check_length(path, "MP3", 6 * 1152, frames.samples, frames)
 
 
+def id3v2_tag(payload: bytes) -> bytes:
+    """An ID3v2.4 tag with a footer (as appended at the end of a file) holding one frame of ``payload``."""
+    def syncsafe(n: int) -> bytes:
+        return bytes((n >> s) & 127 for s in (21, 14, 7, 0))
+    frame = b"APIC" + syncsafe(len(payload)) + b"\x00\x00" + payload
+    return b"ID3\x04\x00\x10" + syncsafe(len(frame)) + frame + b"3DI\x04\x00\x10" + syncsafe(len(frame))
+
+
+FAKE_HEADER = b"\xff\xfb\x90\xc4"  # bytes of a tag or picture that read as a 417-byte frame's header
+TRAILERS = {  # what may follow the last frame, each holding FAKE_HEADER too near the end for its "frame"
+    "id3v2 at the end": id3v2_tag(bytes(range(256)) + FAKE_HEADER + bytes(40)),
+    "ape footer only": b"\x10\x00\x00\x00" + FAKE_HEADER + bytes(60) + b"APETAGEX" + bytes(24),
+    "lyrics3": b"LYRICSBEGIN" + FAKE_HEADER + bytes(30) + b"000054LYRICS200",
+    "random bytes": b"junk" + bytes(np.random.default_rng(1).integers(0, 256, 100, np.uint8)) + FAKE_HEADER + bytes(50),
+}
+
+
+@pytest.mark.parametrize("trailer", TRAILERS.values(), ids=TRAILERS.keys())
+def test_bytes_after_the_last_frame_are_no_cut(tmp_path: Path, trailer: bytes) -> None:
+    frame = FAKE_HEADER + bytes(413)
+    path = tmp_path / "a.mp3"
+    path.write_bytes(frame * 7 + trailer)  # every frame whole: a would-be frame found by re-syncing is no cut
+    assert mp3_frames(path) == Mp3Frames(7 * 1152, 7, None, False)
+    path.write_bytes(frame * 7 + frame[:200])  # the chain of frames stops part-way: cut
+    assert mp3_frames(path).cut
+
+
+def test_a_whole_mp3_with_a_tag_appended_loads(tmp_path: Path) -> None:
+    path = encode(tmp_path / "a.mp3", signal(seconds=3), fmt="mp3", codec="libmp3lame", vbr=True, xing=True)
+    whole = load_audio(path)
+    path.write_bytes(path.read_bytes() + TRAILERS["id3v2 at the end"])  # refused as "truncated" before
+    torch.testing.assert_close(load_audio(path), whole, rtol=0, atol=0)
+
+
 # --------------------------------------------------------------------------- files without a Xing header
 
 
@@ -144,6 +178,28 @@ def test_a_vbr_mp3_without_pyav_is_refused_not_shortened(tmp_path: Path, monkeyp
     assert load_audio(cbr).numel() > 3 * 16_000  # one libsndfile reads whole needs no PyAV
 
 
+def test_an_mp3_without_xing_header_with_bytes_after_its_frames_loads_through_pyav(tmp_path: Path) -> None:
+    path = encode(tmp_path / "vbr.mp3", signal(seconds=3), fmt="mp3", codec="libmp3lame", vbr=True)
+    whole, clean = load_audio(path), path.read_bytes()
+    for trailer in (bytes(64), TRAILERS["id3v2 at the end"]):  # FFmpeg fails on that last packet: skipped
+        path.write_bytes(clean + trailer)
+        torch.testing.assert_close(load_audio(path), whole, rtol=0, atol=0)
+
+
+def test_an_mp3_damaged_mid_stream_is_still_refused(tmp_path: Path) -> None:
+    import av
+
+    path = encode(tmp_path / "vbr.mp3", signal(seconds=3), fmt="mp3", codec="libmp3lame", vbr=True)
+    with av.open(str(path)) as container:
+        at = [packet.pos for packet in container.demux(audio=0)][50]  # the 51st frame
+    data = bytearray(path.read_bytes())
+    data[at : at + 4] = bytes(4)  # its header gone: FFmpeg cannot decode it, and frames follow
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"vbr\.mp3: the audio stream is corrupt") as e:
+        load_audio(path)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize(("vbr", "xing"), [(False, False), (True, False), (True, True)])
 def test_an_mp3_cut_off_part_way_is_refused(tmp_path: Path, vbr: bool, xing: bool) -> None:
     path = encode(tmp_path / "a.mp3", signal(seconds=4), fmt="mp3", codec="libmp3lame", vbr=vbr, xing=xing)
@@ -175,3 +231,17 @@ def test_an_m4a_file_without_pyav_asks_for_it(tmp_path: Path, monkeypatch: pytes
     junk.write_bytes(b"not audio at all" * 8)
     with pytest.raises(AudioError, match=r"junk\.m4a.*corrupt, truncated or not audio"):
         load_audio(junk)
+
+
+def test_m4a_and_aac_files_are_sounds_to_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.audio.train_data import AUDIO_EXTENSIONS, find_audio
+    from mmtok.cli import main
+    from mmtok.stream.interleave import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+
+    (tmp_path / "in").mkdir()
+    m4a = encode(tmp_path / "in" / "a.m4a", signal(seconds=1), fmt="mp4", codec="aac")
+    aac = encode(tmp_path / "in" / "b.aac", signal(seconds=1), fmt="adts", codec="aac")  # raw AAC (ADTS frames)
+    assert {".m4a", ".aac"} <= AUDIO_SUFFIXES & set(AUDIO_EXTENSIONS) and not {".m4a", ".aac"} & VIDEO_SUFFIXES
+    assert find_audio(tmp_path / "in") == [m4a, aac]
+    assert main(["encode", str(m4a), str(aac), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.m4a.npz", "b.aac.npz"]

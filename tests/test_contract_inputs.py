@@ -1,6 +1,7 @@
 """Inputs the evaluation contracts promise to read as they are meant: float audio is about [-1, 1]
-(integer PCM stored as float is refused, wherever arrays enter), and a Pillow image's EXIF
-orientation is applied once: to an image fresh from a file, not again to one made from it."""
+(integer PCM stored as float is refused, wherever arrays enter, and in a float file), and a Pillow image's EXIF
+orientation is applied once: to a file, an image fresh from it, and one made from it (convert, copy),
+which keeps both the camera's pixels and the tag; never to one ``ImageOps.exif_transpose`` turned."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import MAX_FLOAT_PEAK, SAMPLE_RATE, load_audio
@@ -73,6 +74,21 @@ def test_loud_float_audio_under_the_bound_is_accepted() -> None:
         load_audio(np.array([0.1, np.inf, 3e4], np.float32), SAMPLE_RATE)
 
 
+def test_int16_samples_in_a_float_file_are_refused_naming_it(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    floats = speech_pcm().astype(np.float32)
+    path = tmp_path / "f.wav"
+    sf.write(path, floats, SAMPLE_RATE, subtype="FLOAT")  # int16 values in a 32-bit float WAV
+    with pytest.raises(AudioError, match=r"audio file .*f\.wav: float samples reach 9830, far outside") as e:
+        load_audio(path)
+    assert "\n" not in str(e.value)
+    sf.write(path, floats / 32768, SAMPLE_RATE, subtype="FLOAT")  # divided, as the message says: read as it is
+    assert torch.allclose(load_audio(path), torch.from_numpy(floats / 32768))
+    sf.write(path, speech_pcm(), SAMPLE_RATE, subtype="PCM_16")  # integer PCM decodes to [-1, 1)
+    assert float(load_audio(path).abs().max()) < 1
+
+
 # --------------------------------------------------------------------------- EXIF orientation once
 
 
@@ -99,15 +115,16 @@ def test_exif_orientation_turns_a_fresh_image_once(turned_jpeg: bytes, tmp_path:
     assert torch.equal(load_image(Image.open(path)), upright)  # fresh from the file: the same as the path
 
 
-@pytest.mark.parametrize("derive", [
-    lambda im: im.convert("RGB"),
-    lambda im: im.resize((32, 16)),
-    lambda im: im.crop((2, 2, 38, 18)),
-    lambda im: im.copy(),
-])
-def test_an_image_made_from_a_turned_jpeg_is_taken_as_it_is(turned_jpeg: bytes, derive) -> None:  # type: ignore[no-untyped-def]
-    made = derive(Image.open(io.BytesIO(turned_jpeg)))
-    assert made.getexif().get(0x0112) == 6  # Pillow keeps the tag on what it derives
-    assert torch.equal(load_image(made), load_image(np.asarray(made)))  # its pixels, not turned again
-    upright = derive(Image.open(io.BytesIO(turned_jpeg)).transpose(Image.Transpose.ROTATE_270))
-    assert torch.equal(load_image(upright), load_image(np.asarray(upright)))
+@pytest.mark.parametrize("derive", [lambda im: im.convert("RGB"), lambda im: im.copy()])
+def test_an_image_made_from_a_turned_jpeg_is_turned_once_too(turned_jpeg: bytes, tmp_path: Path, derive) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "turned.jpg"
+    path.write_bytes(turned_jpeg)
+    made = derive(Image.open(path))  # convert/copy keep the camera's pixels and the tag that says how to turn them
+    assert made.getexif().get(0x0112) == 6
+    upright = load_image(path)
+    assert tuple(upright.shape) == (3, 40, 20)
+    assert torch.equal(load_image(made), upright)
+    transposed = ImageOps.exif_transpose(Image.open(path))  # turns the pixels and drops the tag
+    assert transposed.getexif().get(0x0112) is None
+    assert torch.equal(load_image(transposed), upright)
+    assert torch.equal(load_image(np.asarray(transposed)), upright)  # an array carries no tag: turn it first

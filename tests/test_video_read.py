@@ -246,6 +246,19 @@ def test_a_soundtrack_too_long_is_refused_before_any_frame_is_encoded(tmp_path: 
         vt.segments(path)
 
 
+def test_video_finds_pyav_through_audio_with_one_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from mmtok.audio import av_read
+    from mmtok.video import read
+
+    assert read.pyav() is av_read.optional_av()
+    assert not hasattr(read, "INSTALL_HINT")  # one install hint: av_read's
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now fails as if PyAV were not installed
+    with pytest.raises(ImportError, match=r"^reading video files needs PyAV: " + re.escape(av_read.INSTALL_AV) + "$"):
+        read.pyav()
+
+
 # --------------------------------------------------------------------------- the docstring
 
 

@@ -21,7 +21,7 @@ from mmtok.core.errors import AudioError, MmtokError
 
 __all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "open_container", "optional_av"]
 
-INSTALL_AV = "pip install av (or mmtok[video])"  # how to get PyAV, said in refusals
+INSTALL_AV = "pip install av (or pip install mmtok[video])"  # how to get PyAV, said in refusals (audio and video)
 HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ftyp brands of pictures, not sound
 
 
@@ -60,14 +60,36 @@ def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[
     ``[channels, n]``: ``(the decoded frame, the planes the resampler gave for it)`` (none while it
     fills its buffer), then ``(None, planes)`` for what it held back. ``layout``/``rate`` None keep the
     first frame's channels and rate (later frames are converted to them); ``"mono"``/a rate have FFmpeg
-    mix and resample. A decoding error is ``error`` naming ``where``."""
+    mix and resample. A decoding error is ``error`` naming ``where`` (packets FFmpeg cannot decode
+    after the last good frame are skipped: see :func:`_frames`)."""
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     try:
-        for frame in container.decode(stream):
+        for frame in _frames(av, container, stream):
             yield frame, [out.to_ndarray() for out in resampler.resample(frame)]
         yield None, [out.to_ndarray() for out in resampler.resample(None)]
     except av.error.FFmpegError as e:
         raise error(f"{where}: the audio stream is corrupt ({e})") from e
+
+
+def _frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
+    """The frames of ``stream`` decoded packet by packet. A packet FFmpeg finds invalid is skipped
+    while no frame follows it: bytes after the last frame (zero padding, an appended tag, junk) make
+    such a packet, which FFmpeg's own decode loop would abort on. A good frame after an invalid
+    packet (frames damaged mid-stream), or an invalid packet and no frame at all, raises its error."""
+    failed: Exception | None = None  # the first invalid packet's error since the last good frame
+    decoded = False
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as e:
+            failed = failed or e
+            continue
+        if frames and failed is not None and packet.size:  # (the last, empty packet flushes earlier frames)
+            raise failed
+        decoded = decoded or bool(frames)
+        yield from frames
+    if failed is not None and not decoded:
+        raise failed
 
 
 class AvReader:

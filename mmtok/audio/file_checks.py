@@ -284,7 +284,10 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
 
     An ID3v2 tag at the start is skipped; a Xing/Info or VBRI frame first is read for the count it
     declares and not counted as audio; the walk ends at an ID3v1, APE or Lyrics3 tag, skips bytes
-    that are no frame up to the next one, and marks ``cut`` when the last frame runs past the end.
+    that are no frame up to the next one, and marks ``cut`` when the unbroken chain of frames (each
+    where the one before ends) stops part-way through a frame at the end of the file. A would-be
+    frame found by re-syncing (bytes that happen to look like a header in a tag or other data after
+    the last frame) that runs past the end is not a cut: the file's frames are all there.
 
     >>> import tempfile
     >>> frame = b"\\xff\\xfb\\x90\\xc4" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono: 417 bytes
@@ -305,6 +308,7 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
             pos += first.length  # type: ignore[union-attr]
         frames = samples = 0
         cut = False
+        chained = True  # pos is where the frame before ended (or the first frame): not found by re-syncing
         while pos < len(data):
             frame = _mpeg_frame(data[pos : pos + 4])
             if frame is None:
@@ -312,14 +316,14 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
                     break
                 nxt = _next_frame(data, pos + 1)
                 if nxt is None:
-                    cut = len(data) - pos < 4 and data[pos] == 0xFF  # a header cut off
+                    cut = chained and len(data) - pos < 4 and data[pos] == 0xFF  # a header cut off
                     break
-                pos = nxt
+                pos, chained = nxt, False
                 continue
             if pos + frame.length > len(data):
-                cut = True
+                cut = chained  # a candidate found by re-syncing in bytes after the frames (a tag, junk) is no cut
                 break
-            frames, samples, pos = frames + 1, samples + frame.samples, pos + frame.length
+            frames, samples, pos, chained = frames + 1, samples + frame.samples, pos + frame.length, True
     return Mp3Frames(samples, frames, None if declared is None or declared < 0 else declared, cut)
 
 

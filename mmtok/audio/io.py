@@ -47,6 +47,8 @@ SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's l
 SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
 MAX_FLOAT_PEAK = 64.0  # float audio is about [-1, 1]; a peak past this (36 dB over full scale: no gain
 # slip makes it) is integer PCM stored as float, e.g. int16_samples.astype(np.float32), and refused
+ARRAY_FIX = "divide int16 values by 32768 (int32: 2**31), or pass the integer array itself, which is scaled"
+FILE_FIX = "write it again with int16 values divided by 32768 (int32: 2**31), or as integer PCM"
 
 Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [S]
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
@@ -181,7 +183,9 @@ def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: _Stream,
         if read > limit:
             raise AudioError(_too_long(path, read / snd.samplerate, max_seconds or 0.0))
         last = data.shape[0] < block
-        mono = torch.from_numpy(data).mean(1)  # (frames,)
+        samples = torch.from_numpy(data)
+        _check_float_peak(samples, f"audio file {path}", FILE_FIX)  # a float file (integer PCM decodes to [-1, 1))
+        mono = samples.mean(1)  # (frames,)
         finite = torch.isfinite(mono)
         if not bool(finite.all()):
             bad += int((~finite).sum())
@@ -268,17 +272,16 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
     return t.contiguous()
 
 
-def _check_float_peak(t: torch.Tensor, what: str) -> None:
-    """An :class:`AudioError` naming ``what`` if the float samples ``t`` reach a finite peak over
-    :data:`MAX_FLOAT_PEAK`: integer PCM turned to float without scaling, which would be read as sound
-    thousands of times too loud (NaN/inf are left to the finite check)."""
+def _check_float_peak(t: torch.Tensor, what: str, fix: str = ARRAY_FIX) -> None:
+    """An :class:`AudioError` naming ``what`` (and saying ``fix``) if the float samples ``t`` reach a
+    finite peak over :data:`MAX_FLOAT_PEAK`: integer PCM turned to float without scaling, which would
+    be read as sound thousands of times too loud (NaN/inf are left to the finite check)."""
     if t.numel() == 0:
         return
     peak = float(t.abs().max())
     if math.isfinite(peak) and peak > MAX_FLOAT_PEAK:
         raise AudioError(f"{what}: float samples reach {peak:g}, far outside [-1, 1] (the limit is {MAX_FLOAT_PEAK:g}): "
-                         "integer PCM stored as float? divide int16 values by 32768 (int32: 2**31), or pass the "
-                         "integer array itself, which is scaled")
+                         f"integer PCM stored as float? {fix}")
 
 
 def _settled_layout(shape: tuple[int, ...], what: str, channels_first: bool | None) -> Layout | None:
@@ -453,7 +456,8 @@ def load_audio(
     PyAV) or a numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a
     positive whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
     Channels are averaged, integer PCM is scaled to [-1, 1), float samples peaking over
-    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) are refused, and the rate is
+    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float, in an array or a float WAV/AIFF/AU
+    file) are refused, and the rate is
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before

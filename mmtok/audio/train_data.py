@@ -32,7 +32,7 @@ __all__ = [
     "split_validation", "synthetic_clips", "training_files",
 ]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")  # .m4a/.aac: read through PyAV
 
 
 def find_audio(folder: str | Path) -> list[Path]:

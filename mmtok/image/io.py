@@ -2,7 +2,9 @@
 
 Every Pillow mode is converted, not refused: palette and grayscale to RGB, alpha
 composited on white (premultiplied ``La``/``RGBa`` un-premultiplied first), 16-bit
-and float images scaled; EXIF orientation applied to files and images fresh from ``Image.open``.
+and float images scaled; EXIF orientation applied (to files and Pillow images: a numpy array or
+tensor carries no orientation tag, so pixels taken from a Pillow image with ``np.asarray`` are in
+the camera's orientation; apply ``ImageOps.exif_transpose`` to the image first).
 Numpy arrays ``[H, W]`` or ``[H, W, C]`` (channels last) and tensors ``[H, W]``
 or ``[C, H, W]`` (channels first), with C = 1, 3 or 4, are accepted too; the other
 orders are refused. Errors name the source and what is wrong.
@@ -227,12 +229,10 @@ def bomb_message(subject: str, e: Exception) -> str:
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
-    """``(width, height)`` of ``img`` once its EXIF orientation is applied: only to one from ``Image.open``
-    (``format`` set: the stored pixels). One made from it (``convert``, ``resize``, ``crop``: no format)
-    keeps the tag but is taken as it is."""
+    """``(width, height)`` of ``img`` once its EXIF orientation is applied (read from the header; an image
+    made by ``convert``/``resize``/``crop`` keeps both the camera's pixels and the tag)."""
     w, h = img.size
-    turned = img.format is not None and img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
-    return (h, w) if turned else (w, h)
+    return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
 
 
 def check_size(height: int, width: int, *, patch: int, where: str) -> None:
@@ -288,7 +288,7 @@ def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window 
         if isinstance(x, Image.Image):
             w, h = _oriented_size(x)
             check_size(h, w, patch=patch, where=where)
-            img = ImageOps.exif_transpose(x) if x.format is not None else x  # see _oriented_size
+            img = ImageOps.exif_transpose(x)
         else:
             img = _open_file(Path(x), window=window, patch=patch)
         w, h = img.size
@@ -337,8 +337,9 @@ def load_image(x: ImageInput) -> torch.Tensor:
 
     ``x`` is a file path, a ``PIL.Image`` (every mode: 1, L, LA, P, RGBA, CMYK,
     I;16, I, F, ...; transparency is composited on white; EXIF orientation is
-    applied to one fresh from ``Image.open``, not to one made from it), a numpy array ``[H, W(, C)]`` (uint8, uint16, bool, or float in
-    [0, 1]) or a tensor ``[C, H, W]`` with C in 1, 3, 4 (uint8, or float in [0, 1]).
+    applied), a numpy array ``[H, W(, C)]`` (uint8, uint16, bool, or float in
+    [0, 1]) or a tensor ``[C, H, W]`` with C in 1, 3, 4 (uint8, or float in [0, 1]), which
+    carries no orientation tag (see the module docstring).
 
     >>> tuple(load_image(np.zeros((5, 7, 4), np.uint8)).shape)
     (3, 5, 7)

@@ -4,7 +4,7 @@
 each; :mod:`~mmtok.video.temporal` compresses codes along time (repeat and
 run-length coding); :mod:`~mmtok.video.write` writes frames and a soundtrack as MP4.
 
-Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.image`.
+Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.image`, :mod:`mmtok.audio` (its PyAV audio decoder).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mmtok.audio.av_read import decoded_audio, open_container
+from mmtok.audio.av_read import INSTALL_AV, decoded_audio, open_container, optional_av
 from mmtok.core.errors import VideoError
 
 __all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video", "no_frames_message", "pyav",
@@ -42,7 +42,6 @@ TRUNCATED_S = 0.5  # seconds the frames may end before the stream's stated end (
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 MAX_SOUNDTRACK_SECONDS = 4 * 3600.0  # read_audio refuses longer soundtracks by default: 4 h at 16 kHz is 0.9 GB
 AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start_time and duration: microseconds
-INSTALL_HINT = "reading video files needs PyAV: pip install mmtok[video]"
 
 
 class VideoClip(NamedTuple):
@@ -53,10 +52,11 @@ class VideoClip(NamedTuple):
 
 
 def pyav() -> Any:
-    try:
-        import av
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError(INSTALL_HINT) from e
+    """The ``av`` module (:func:`~mmtok.audio.av_read.optional_av`); without PyAV an ``ImportError`` saying
+    how to install it (:data:`~mmtok.audio.av_read.INSTALL_AV`)."""
+    av = optional_av()
+    if av is None:
+        raise ImportError(f"reading video files needs PyAV: {INSTALL_AV}")
     return av
 
 
