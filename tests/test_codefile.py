@@ -341,3 +341,13 @@ def test_each_models_fingerprint_is_computed_once_per_run(tmp_path: Path, monkey
     assert main(["decode", *codes, "--out", str(tmp_path / "back")]) == 0
     assert calls == {"image": 1, "audio": 1}
     capsys.readouterr()
+
+
+def test_decode_of_a_code_file_that_is_not_there_says_so_in_one_line(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """As encode says a missing input: the path and 'no such file', not Python's errno text."""
+    from mmtok.cli import main
+
+    assert main(["decode", str(tmp_path / "nosuch.npz"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nosuch.npz'}: no such file" in err and "Errno" not in err

@@ -354,13 +354,13 @@ def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames 
         promised = max(promised, data.frames)
     if mp3 is not None and mp3.cut:
         raise AudioError(f"audio file {path} is truncated: its last MPEG frame runs past the end of the file, "
-                         f"{read} frames could be read")
+                         f"{read} samples could be read")
     if mp3 is not None and mp3.declared is not None and mp3.frames < mp3.declared:
         raise AudioError(f"audio file {path} is truncated: its Xing/Info header declares {mp3.declared} MPEG "
                          f"frames, the file holds {mp3.frames}")
     if is_truncated(fmt, read, promised):
-        held = "its MPEG frames hold" if mp3 is not None else "its header promises"
-        raise AudioError(f"audio file {path} is truncated: {held} {promised} frames, {read} could be read")
+        held = f"its MPEG frames hold {promised} samples" if mp3 is not None else f"its header promises {promised} frames"
+        raise AudioError(f"audio file {path} is truncated: {held}, {read} could be read")
     if fmt == "OGG":
         check_ogg(path, read)
     if read == 0 and data is not None and data.declared == 0 and data.present > 0:

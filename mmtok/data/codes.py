@@ -27,7 +27,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from mmtok.core.errors import UsageError
+from mmtok.core.errors import MissingFileError, UsageError
 from mmtok.core.files import write_atomic
 
 __all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes", "save_codes"]
@@ -54,7 +54,8 @@ def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any], audio_codes:
 
 
 def load_codes(path: Path) -> CodeFile:
-    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one."""
+    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one, a
+    :class:`MissingFileError` (a ``FileNotFoundError`` too) if there is nothing there."""
     try:
         with open(path, "rb") as f:
             magic = f.read(2)
@@ -64,7 +65,7 @@ def load_codes(path: Path) -> CodeFile:
             codes, meta = z["codes"], json.loads(str(z["meta"]))
             audio_codes = z["audio_codes"] if "audio_codes" in z.files else None
     except FileNotFoundError:
-        raise
+        raise MissingFileError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("kind") not in CODE_KINDS:
