@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
-from mmtok.core.files import write_atomic
+from mmtok.core.files import temp_name, write_atomic
 from mmtok.core.paths import holds_cwd
 from mmtok.data.shard_checks import read_json_object
 from mmtok.data.shards import (
@@ -239,7 +239,7 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     opened = open_shards(folder)  # checked once (a damaged file is one line naming it) and read by the writers
     manifests = opened.manifests
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    tmp = temp_name(target)
     old = target.parent / f".{target.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
