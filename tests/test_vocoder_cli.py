@@ -73,7 +73,8 @@ def test_a_new_run_leaves_a_folder_holding_other_files_alone(
     (out / theirs).write_text("my notes\nline 2\n")
     assert vocoder_train.main(run_args(cache, out, "--steps", "2")) == 1  # as the image and audio trainers
     err = last_error(capsys)
-    assert err.startswith("mmtok: error: ") and str(out) in err and "--resume" in err
+    assert err.startswith("mmtok: error: ") and str(out) in err and "not a run's files" in err
+    assert "pick an empty or new --out" in err and "--resume" not in err  # no run here to continue
     assert (out / theirs).read_text() == "my notes\nline 2\n"
     assert sorted(p.name for p in out.iterdir()) == [theirs.split("/")[0]]  # nothing written beside it
 

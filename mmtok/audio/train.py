@@ -82,6 +82,7 @@ from mmtok.core.module_io import save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
+    RunMarks,
     check_run_folder,
     check_trained_on,
     command_lines,
@@ -96,6 +97,7 @@ from mmtok.core.trainstate import (
 __all__ = ["build_parser", "main"]
 STATE_DIR = "train-state"
 MODEL_DIR = "model"
+RUN_MARKS = RunMarks((STATE_DIR, MODEL_DIR), absent=f"no {STATE_DIR}/ or {MODEL_DIR}/ checkpoint")  # a run in OUT
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
 LAST_KEYS = ("loss", "usage", "perplexity")  # the figures of the last batch, kept in the state and the provenance
@@ -378,7 +380,8 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
     provenance ({} for a new run). A resumed run rebuilds the tokenizer it was training, with its own
     settings (:func:`~mmtok.audio.train_init.resume_source`); a refused flag, a finished run in the way
     or a missing or wrong ``--init-from`` fails here, before anything is read or written."""
-    check_run_folder(args.out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
+    check_run_folder(args.out, resume=args.resume, overwrite=False, marks=RUN_MARKS,
+                     overwrite_flag=False)  # a finished run is not redone
     resumed = resume_source(parser, args, argv, Path(args.out) / STATE_DIR)
     if resumed is not None:
         return resumed[0], None, resumed[1].get("init_from"), resumed[1]

@@ -4,8 +4,8 @@
   another (none left to be ignored), as one-line :class:`~mmtok.core.errors.UsageError` s naming the
   flag (exit 2).
 * :func:`check_out_folder`: a ``--out`` that holds anything but the run to resume is refused
-  (:func:`mmtok.core.trainstate.check_run_folder`), so no one's files are rewritten; ``--resume`` of a run
-  stopped before its first checkpoint (:func:`stopped_before_checkpoint`) starts it afresh.
+  (:func:`mmtok.core.trainstate.check_run_folder`, :data:`RUN_MARKS`), so no one's files are rewritten;
+  ``--resume`` of a run stopped before its first checkpoint (:func:`stopped_before_checkpoint`) starts it afresh.
 * :func:`take_run_settings`: ``--resume`` continues the run as it was started, as ``mmtok train
   --resume`` does: the options that fix a run (:data:`~mmtok.audio.vocoder_settings.RESUME_FIXED`) left
   out are the run's own, and one given with another value is refused
@@ -44,15 +44,15 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config, write_refusal
-from mmtok.core.errors import CheckpointError, TrainingError, UsageError
+from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.module_io import load_module, resolve_checkpoint
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.trainstate import LOCK_NAME, check_run_folder
+from mmtok.core.trainstate import LOCK_NAME, RunMarks, check_run_folder
 
-__all__ = ["FLAG_RANGES", "attach_plan", "check_options", "check_out_folder", "check_sources", "default_tokenizer",
-           "stopped_before_checkpoint", "take_run_settings"]
+__all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
+           "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]
 
 
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
@@ -121,21 +121,14 @@ def check_out_folder(args: argparse.Namespace) -> bool:
     """Whether ``--out`` holds a run that ``--resume`` continues. ``--resume`` of a run stopped before its first
     checkpoint (:func:`stopped_before_checkpoint`) starts it afresh (False, said on stderr: the run rewrites
     its files), as a new run; a folder that holds anything else (files of the user's) is refused, and so is
-    one holding a run without ``--resume`` (:class:`TrainingError`). Writes nothing."""
+    one holding a run without ``--resume`` (:class:`~mmtok.core.errors.TrainingError`). Writes nothing."""
     out = Path(args.out)
     resuming = bool(args.resume and (out / STATE_DIR / "config.json").is_file())
     if args.resume and not resuming and stopped_before_checkpoint(out):
         print(f"mmtok: {out} holds a run stopped before its first checkpoint (no {STATE_DIR}/): starting it "
               "afresh", file=sys.stderr)
         return False
-    try:
-        check_run_folder(out, resume=resuming, overwrite=False, overwrite_flag=False)
-    except TrainingError as e:
-        if not args.resume or not out.is_dir():
-            raise
-        held = ", ".join(sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)[:3])
-        raise TrainingError(f"--resume: {out} holds no run to continue (no {STATE_DIR}/config.json; it holds "
-                            f"{held}); move those files away or pick another --out") from e
+    check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS, overwrite_flag=False)
     return resuming
 
 
@@ -165,6 +158,11 @@ def _run_file(path: Path) -> bool:
         if not (isinstance(row, dict) and keys <= row.keys()):
             return False
     return True
+
+
+# what a vocoder run holds: its train state, or only the files it writes before its first checkpoint
+RUN_MARKS = RunMarks((STATE_DIR,), files=stopped_before_checkpoint,
+                     absent=f"no {STATE_DIR}/config.json, nor only the files a run writes before its first checkpoint")
 
 
 def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:

@@ -50,6 +50,7 @@ from mmtok.core.module_io import load_module, save_module
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
+    RunMarks,
     check_run_folder,
     check_trained_on,
     command_lines,
@@ -89,6 +90,7 @@ __all__ = ["main"]
 
 STATE_DIR = "train-state"  # resumable state inside OUT
 MODEL_DIR = "model"  # the exported tokenizer inside OUT
+RUN_MARKS = RunMarks((STATE_DIR, MODEL_DIR), absent=f"no {STATE_DIR}/ or {MODEL_DIR}/ checkpoint")  # a run in OUT
 
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of --lr
 
@@ -286,7 +288,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
-    check_run_folder(out, resume=args.resume, overwrite=False, overwrite_flag=False)  # a finished run is not redone
+    check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS, overwrite_flag=False)
     files = find_images(args.data, split=args.split)
     material = data_material(files, _data_root(args.data))
     state = out / STATE_DIR / "config.json"

@@ -11,9 +11,9 @@
   keeping the last ``keep_last``. A run killed at any moment and restarted with
   ``--resume`` continues the same loss curve (bit for bit on the CPU); a damaged newest
   checkpoint is passed over (said on stderr) for the one before it.
-* A folder that already holds files is refused unless ``--resume`` (continue) or
+* A folder that already holds a run is refused unless ``--resume`` (continue) or
   ``--overwrite`` (start over), and one of files that are no run's is refused even then
-  (:func:`mmtok.lm.runs.check_holds_run`); ``RUN/.lock`` keeps a second process out while
+  (:data:`mmtok.lm.runs.RUN_MARKS`); ``RUN/.lock`` keeps a second process out while
   one trains, and is taken before the folder is looked at, which puts back a checkpoint a killed
   run left mid-swap and removes the temporary files of stopped processes
   (:func:`mmtok.core.trainstate.hold_run_folder`). A run that fails before writing anything leaves no
@@ -65,7 +65,7 @@ from mmtok.lm.runs import (
     DAMAGED_PREFIX,
     LOG_NAME,
     MODALITIES,
-    check_holds_run,
+    RUN_MARKS,
     checkpoint_folders,
     checkpoint_number,
     clear_run,
@@ -446,7 +446,7 @@ def _checkpoint(r: _Run) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a run into ``cfg.out``, or continue it (``resume``); returns the run folder.
 
-    A folder that already holds files is refused (:class:`TrainingError`) unless ``resume`` (continue
+    A folder that already holds a run is refused (:class:`TrainingError`) unless ``resume`` (continue
     from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over); one
     that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before
     it is looked at: ``cfg.out/.lock`` holds the process id, so a second run into the same folder is
@@ -458,9 +458,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     folder = Path(cfg.out)
     master = int(os.environ.get("RANK", "0")) == 0
     with hold_run_folder(folder) if master else nullcontext():
-        check_run_folder(folder, resume=resume, overwrite=overwrite)  # every rank, before any writes
-        if resume or overwrite:
-            check_holds_run(folder, "--resume" if resume else "--overwrite")
+        check_run_folder(folder, resume=resume, overwrite=overwrite, marks=RUN_MARKS)  # every rank, before any writes
         return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
 
 
