@@ -23,6 +23,7 @@ import torch
 from mmtok._version import __version__
 from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.data.media_files import (
     MEDIA_SUFFIXES,
@@ -165,15 +166,44 @@ def _is_code_file(path: Path) -> bool:
     return True
 
 
+def _model_folder(name: str) -> Path | None:
+    """The checkpoint folder the model ``name`` (a shipped name or a folder, as given on a command line) is in
+    now; None when there is none (a shipped ``"video"``, a folder since removed)."""
+    try:
+        return resolve_checkpoint(name)
+    except MmtokError:
+        return None
+
+
+def _same_model(made_by: Any, given: str) -> bool:
+    """Whether the model a code file names (``made_by``: the name or folder ``encode`` was given) is the model
+    ``given`` now: the same name, or the same checkpoint folder."""
+    if made_by == given:
+        return True
+    then, now = (_model_folder(made_by) if isinstance(made_by, str) else None), _model_folder(given)
+    return then is not None and now is not None and then.resolve() == now.resolve()
+
+
 def _check_model(path: Path, meta: dict[str, Any], models: _Models, kind: str) -> None:
-    """Refuse codes whose vocabulary fingerprint is not that of ``models``' model of ``kind``, naming both models."""
-    fingerprint = models.fingerprint(kind)
-    if meta.get("fingerprint") != fingerprint:
-        made = meta.get("model_version") or meta.get("model") or "another model"
+    """Refuse codes whose vocabulary fingerprint is not that of ``models``' model of ``kind``: the model given,
+    changed since the codes were made (the one ``encode`` was given, same name or folder: retrained there), or
+    another model, naming both."""
+    fingerprint, was, given = models.fingerprint(kind), meta.get("fingerprint"), models.names[kind]
+    if was == fingerprint:
+        return
+    made_by = meta.get("model")
+    if _same_model(made_by, given):
         raise UsageError(
-            f"{path}: made by {made} (fingerprint {meta.get('fingerprint')}), but the {kind} model given is "
-            f"{model_version(models(kind)) or models.names[kind]} (fingerprint {fingerprint}); decode with --{kind} "
-            "naming the model that made it")
+            f"{path}: the {kind} model at {_model_folder(given) or given} changed since these codes were made "
+            f"(fingerprint {was} in the codes, {fingerprint} now); decode them with the model that made them, or "
+            f"encode {meta.get('source') or 'the original'} again")
+    made = meta.get("model_version") or made_by or "another model"
+    now = model_version(models(kind)) or given
+    if made == now:  # one version name for two sets of weights: tell them apart by where they are
+        made, now = made_by or "another model", given
+    raise UsageError(
+        f"{path}: made by {made} (fingerprint {was}), but the {kind} model given is {now} (fingerprint "
+        f"{fingerprint}); decode with --{kind} naming the model that made it")
 
 
 def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
