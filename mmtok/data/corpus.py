@@ -347,7 +347,7 @@ def tokenize_corpus(
     >>> m["docs"], m["tokens"]["total"], m["dtype"], m["skipped"][0]["line"]
     (1, 7, 'uint16', 2)
     >>> sorted(p.name for p in (d / "shards").iterdir())
-    ['.lock', 'manifest.json', 'shard-00000.bin', 'shard-00000.json']
+    ['manifest.json', 'shard-00000.bin', 'shard-00000.json']
     """
     src = open_source(source, allow_outside=allow_outside)
     i, n = part if part is not None else _env_part()

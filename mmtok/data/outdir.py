@@ -1,7 +1,8 @@
 """The output folder of a tokenize run: claimed under a lock, restarted on request, checked against the corpus.
 
 :func:`claimed` creates the folder, holds its ``.lock`` for the run (released in
-every path, by the OS even after ``kill -9``), discards an earlier run's
+every path, by the OS even after ``kill -9``; removed when the run ends, so a
+finished folder holds only what the run wrote), discards an earlier run's
 shards for ``--restart``, turns an OS error (read-only or full disk, an ``--out``
 that is a file) into a one-line :class:`~mmtok.core.errors.CorpusError`, and
 removes the folders it created if a failed run left them empty.
@@ -22,6 +23,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mmtok.core.errors import CorpusError
@@ -61,12 +63,11 @@ def claimed(folder: Path, *, restart: bool = False) -> Iterator[None]:
 
 
 def _remove_if_empty(created: list[Path]) -> None:
-    """Remove the folders this run created (deepest first) that hold nothing but the lock file."""
+    """Remove the folders this run created (deepest first) that are empty (its lock file is gone by then; another
+    run's stays, and so does its folder)."""
     for folder in created:
         with contextlib.suppress(OSError):
-            if {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
-                (folder / LOCK_NAME).unlink(missing_ok=True)
-                folder.rmdir()
+            folder.rmdir()
 
 
 def _json(path: Path) -> Any:
@@ -104,25 +105,51 @@ def discard_shards(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9).
+    """Hold an exclusive lock on ``out`` (released by the OS even after kill -9) and leave no lock file behind.
 
-    A POSIX record lock: forked workers do not inherit it, so a writer killed
-    while its workers wind down can be restarted at once.
+    A POSIX record lock on ``out/.lock``: forked workers do not inherit it, so a writer killed while its
+    workers wind down can be restarted at once. The holder removes the file before it lets go, so a run
+    that opened the file before that and locks it afterwards finds that ``.lock`` no longer names the file
+    it locked, and starts over on the one it names now: two runs never hold the folder at once.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - no flock on this platform
         yield
         return
-    with open(out / LOCK_NAME, "a+b") as f:
+    path = out / LOCK_NAME
+    while (fd := _lock(path, fcntl)) is None:  # locked a file the run before removed: lock the one named now
+        pass
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # a lock file that cannot go stays, as one a kill leaves does
+            path.unlink(missing_ok=True)  # while still held: whoever locks this file next sees it is stale
+        os.close(fd)  # releases the lock
+
+
+def _lock(path: Path, fcntl: ModuleType) -> int | None:
+    """Open and lock ``path``: its descriptor, holding the lock; None when the file locked is no longer the one
+    ``path`` names (its holder removed it meanwhile: closed again). A :class:`CorpusError` when it is held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
         try:
-            fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise CorpusError(f"another mmtok tokenize is writing to {out}; wait for it or use another --out") from None
+            raise CorpusError(f"another mmtok tokenize is writing to {path.parent}; wait for it or use another "
+                              "--out") from None
         try:
-            yield
-        finally:
-            fcntl.lockf(f.fileno(), fcntl.LOCK_UN)
+            now = os.stat(path)
+        except FileNotFoundError:
+            now = None
+        mine = os.fstat(fd)
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
 
 
 def _changed(corpus: os.PathLike[str], out: Path, made_from: str | None = None) -> CorpusError:
