@@ -5,7 +5,9 @@
 their manifests, a run from its newest checkpoint's config and its log, and a
 checkpoint from its ``config.json``; a checkpoint's module is loaded (a transformer
 is only built, on the meta device) to count its parameters, and a media tokenizer to
-report its fingerprint.
+report its fingerprint. A checkpoint a save killed between its two renames left only as
+its backup is read there, as :func:`mmtok.load` reads it (``read_from`` names it);
+nothing is put back or locked: describing writes nothing.
 
 >>> format_info({"what": "demo", "path": "x", "size": 3})
 'demo: x\\n  size  3'
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
+from mmtok.core.checkpoint_folder import locate
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
@@ -51,7 +54,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
         return _run(p)
-    if p.is_dir() and (p / "train-state" / CONFIG_NAME).is_file():  # a tokenizer's run (mmtok train-tokenizer)
+    if p.is_dir() and _saved(p / "train-state"):  # a tokenizer's run (mmtok train-tokenizer)
         return _tokenizer_run(p)
     if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped, built from image and audio
         return _tokenizer_summary({"what": "tokenizer", "path": "video (built from the shipped image and audio)",
@@ -128,7 +131,8 @@ def _run(folder: Path) -> dict[str, Any]:
     return {
         "what": "run", "path": str(folder),
         "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
-        "checkpoints": [p.name for p in ckpts], "preset": train.get("preset"),
+        "checkpoints": [p.name for p in ckpts], "read_from": _read_from(ckpts[-1], meta),
+        "preset": train.get("preset"),
         "parameters": params,
         "model": {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "max_seq_len") if k in model},
         "data": train.get("data"), "last_loss": last.get("loss"),
@@ -147,9 +151,23 @@ def _tokenizer_run(folder: Path) -> dict[str, Any]:
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "kind": state.get("kind"),
                            "step": (state.get("train") or {}).get("step"), "steps": summary.get("steps")}
-    if (folder / "model" / CONFIG_NAME).is_file():
+    if _saved(folder / "model"):
         out["model"] = _checkpoint(folder / "model")
     return out
+
+
+def _saved(folder: Path) -> bool:
+    """Whether ``folder`` is a checkpoint with its ``config.json``, in place or as the backup a save killed between
+    its two renames left (:func:`~mmtok.core.checkpoint_folder.locate`)."""
+    found = locate(folder, CONFIG_NAME)
+    return found is not None and (found / CONFIG_NAME).is_file()
+
+
+def _read_from(folder: Path, meta: dict[str, Any]) -> str | None:
+    """The backup the checkpoint ``folder`` was read from (its config ``meta`` says where), None when it was read
+    in place."""
+    found = Path(meta["_path"])
+    return None if found == folder else f"{found} (a save stopped between its two renames left it)"
 
 
 def _last_losses(rows: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, int]]:
@@ -195,9 +213,9 @@ def _transformer(folder: Path, meta: dict[str, Any]) -> Transformer:
 def _checkpoint(folder: Path) -> dict[str, Any]:
     meta = read_config(folder)
     prov = meta.get("provenance") or {}
-    weights = folder / WEIGHTS_NAME
+    weights = Path(meta["_path"]) / WEIGHTS_NAME  # the folder read: ``folder``, or its backup
     out: dict[str, Any] = {
-        "what": "checkpoint", "path": str(folder), "kind": meta.get("kind"),
+        "what": "checkpoint", "path": str(folder), "read_from": _read_from(folder, meta), "kind": meta.get("kind"),
         "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
         "created": meta.get("created"), "mmtok_version": meta.get("mmtok_version"),
         "megabytes": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,

@@ -3,8 +3,8 @@
 ``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, written by
 :mod:`mmtok.lm.train`), ``RUN/log.jsonl`` (one line per step) and ``RUN/loss.png``;
 ``RUN/damaged-ckpt-NNNNNNN/``: checkpoints ``--resume`` could not use, set aside.
-:func:`check_holds_run` tells such a folder from one of other files, which ``--resume``
-and ``--overwrite`` leave alone.
+:data:`RUN_MARKS` tells such a folder from one of other files
+(:func:`~mmtok.core.trainstate.check_run_folder`), which ``--resume`` and ``--overwrite`` leave alone.
 :func:`load_run` gives back the newest checkpoint's model and vocabulary for sampling,
 evaluation or export.
 """
@@ -17,16 +17,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
-from mmtok.core.errors import MmtokError, ResumeMismatchError, TrainingError
+from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint, read_config
+from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
+from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
-from mmtok.core.trainstate import LOCK_NAME
+from mmtok.core.trainstate import RunMarks, check_run_folder
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "check_holds_run",
-           "checkpoint_folders", "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run",
-           "plot_loss", "read_log", "run_settings"]
+__all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "RUN_MARKS", "checkpoint_folders",
+           "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "plot_loss", "read_log",
+           "run_settings"]
 
 CKPT_PREFIX = "ckpt-"
 DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
@@ -38,9 +39,20 @@ MODALITIES = tuple(m.name.lower() for m in Modality if m is not Modality.SPECIAL
 
 def checkpoint_folders(run: str | os.PathLike[str]) -> list[Path]:
     """The complete checkpoint folders in ``run`` (``ckpt-NNNNNNN``, :func:`checkpoint_number`, with its config),
-    oldest first: by step, not by name."""
-    found = {p: n for p in Path(run).glob(f"{CKPT_PREFIX}*")
-             if (n := checkpoint_number(p)) is not None and (p / CONFIG_NAME).is_file()}
+    oldest first: by step, not by name. One that a save killed between its two renames left only as its backup
+    (``.ckpt-NNNNNNN.old-XXXXXXXX``) is listed by its own name, where the readers
+    (:func:`~mmtok.core.checkpoint.read_config`, :func:`~mmtok.core.checkpoint.load_checkpoint`) find the backup;
+    nothing is put back here (the next trainer into ``run`` does that, holding its lock)."""
+    run = Path(run)
+    names = {m["name"] if (m := BACKUP_NAME.fullmatch(p.name)) else p.name for p in run.glob(f"*{CKPT_PREFIX}*")}
+    found: dict[Path, int] = {}
+    for name in names:
+        step = _step(name)
+        if step is None:
+            continue
+        where = locate(run / name, CONFIG_NAME)
+        if where is not None and (where / CONFIG_NAME).is_file():
+            found[run / name] = step
     return sorted(found, key=found.__getitem__)
 
 
@@ -52,42 +64,34 @@ def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
 
 def checkpoint_number(path: Path) -> int | None:
     """The step in the name of a checkpoint folder ``ckpt-NNNNNNN``; None for any other name, or a file."""
-    number = path.name.removeprefix(CKPT_PREFIX)
-    return int(number) if path.name.startswith(CKPT_PREFIX) and number.isdigit() and path.is_dir() else None
+    return _step(path.name) if path.is_dir() else None
 
 
-def _holds_run(folder: Path) -> bool:
-    """Whether ``folder`` holds what an mmtok train run writes: a checkpoint folder (set aside as damaged
-    too), or a log whose every row is one of mmtok train's (a run stopped before its first checkpoint), or an
-    empty log (a run killed before its first row: rewriting it loses nothing)."""
+def _step(name: str) -> int | None:
+    """The step in a checkpoint folder's name ``ckpt-NNNNNNN``; None for any other name."""
+    number = name.removeprefix(CKPT_PREFIX)
+    return int(number) if name.startswith(CKPT_PREFIX) and number.isdigit() else None
+
+
+def _log_of_a_run(folder: Path) -> bool:
+    """Whether ``folder``'s log is mmtok train's: every row one of its (a run stopped before its first
+    checkpoint), or empty (a run killed before its first row: rewriting it loses nothing)."""
     log = folder / LOG_NAME
     if log.is_file() and not log.read_bytes().strip():
-        return True
-    if any(checkpoint_number(p) is not None or (p.name.startswith(DAMAGED_PREFIX + CKPT_PREFIX) and p.is_dir())
-           for p in folder.glob(f"*{CKPT_PREFIX}*")):
         return True
     rows = read_log(folder)
     return bool(rows) and all(set(LOG_KEYS) <= row.keys() for row in rows)
 
 
-def check_holds_run(folder: Path, flag: str) -> None:
-    """``--resume`` or ``--overwrite`` (``flag``) into ``folder``: refuse, in one line, a folder that holds files
-    but no mmtok train run, so that none of them is rewritten or removed (``--resume``: a
-    :class:`ResumeMismatchError`, else a :class:`TrainingError`). An empty or missing folder is fine."""
-    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
-    if not held or _holds_run(folder):
-        return
-    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-    error = ResumeMismatchError if flag == "--resume" else TrainingError
-    raise error(f"{flag}: {folder} holds no mmtok train run (no {CKPT_PREFIX}*/ checkpoint, nor a {LOG_NAME} of "
-                f"mmtok train's; it holds {shown}): nothing in it was changed; move those files away or pick "
-                "another --out")
+# what an mmtok train run holds: a checkpoint folder (set aside as damaged too), or its log
+RUN_MARKS = RunMarks((f"{CKPT_PREFIX}[0-9]*", f"{DAMAGED_PREFIX}{CKPT_PREFIX}[0-9]*"), files=_log_of_a_run,
+                     run="mmtok train run", absent=f"no {CKPT_PREFIX}*/ checkpoint, nor a {LOG_NAME} of mmtok train's")
 
 
 def clear_run(folder: Path) -> None:
     """``--overwrite``: remove the checkpoints, log and plot of an earlier run in ``folder``, and nothing else
-    (the checkpoints set aside as damaged stay); a folder that holds no run is refused (:func:`check_holds_run`)."""
-    check_holds_run(folder, "--overwrite")
+    (the checkpoints set aside as damaged stay); a folder that holds no run is refused (:data:`RUN_MARKS`)."""
+    check_run_folder(folder, resume=False, overwrite=True, marks=RUN_MARKS)
     for ck in folder.glob(f"{CKPT_PREFIX}*"):
         if checkpoint_number(ck) is not None:
             shutil.rmtree(ck, ignore_errors=True)
@@ -100,10 +104,12 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
 
     ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
     logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
-    run folder or one checkpoint folder in it.
+    run folder or one checkpoint folder in it. A checkpoint a save killed between its two renames left
+    only as its backup is read there, as :func:`mmtok.load` reads it; nothing is put back.
     """
     path = Path(run)
-    if not (path / CONFIG_NAME).is_file():
+    where = locate(path, CONFIG_NAME)
+    if where is None or not (where / CONFIG_NAME).is_file():  # a run folder, not one of its checkpoints
         found = latest_checkpoint(path)
         if found is None:
             raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
@@ -135,8 +141,8 @@ def run_settings(run: str | os.PathLike[str]) -> dict[str, Any] | None:
     None when it has none."""
     for ck in reversed(checkpoint_folders(run)):
         try:
-            train = json.loads((ck / CONFIG_NAME).read_text())["config"]["train"]
-        except (OSError, ValueError, KeyError, TypeError):
+            train = read_config(ck)["config"]["train"]
+        except (MmtokError, KeyError, TypeError):
             continue  # a damaged checkpoint: resuming passes it over too
         if isinstance(train, dict):
             return train
