@@ -1,6 +1,7 @@
 """Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
 
-:mod:`~mmtok.audio.io` reads and resamples files (their headers checked against what they hold by
+:mod:`~mmtok.audio.io` reads and resamples files (the streamed resamplers in
+:mod:`~mmtok.audio.resample`; their headers checked against what they hold by
 :mod:`~mmtok.audio.file_checks`; what libsndfile cannot read decoded through PyAV by
 :mod:`~mmtok.audio.av_read`); :mod:`~mmtok.audio.features`
 is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings

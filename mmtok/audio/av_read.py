@@ -19,7 +19,8 @@ import numpy as np
 
 from mmtok.core.errors import AudioError, MmtokError
 
-__all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "open_container", "optional_av"]
+__all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "ffmpeg_reason", "open_container",
+           "optional_av"]
 
 INSTALL_AV = "pip install av (or pip install mmtok[video])"  # how to get PyAV, said in refusals (audio and video)
 HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ftyp brands of pictures, not sound
@@ -46,12 +47,24 @@ def ffmpeg_only_kind(path: Path) -> str | None:
     return None
 
 
-def open_container(av: Any, path: str | os.PathLike[str], where: str, error: type[MmtokError]) -> Any:
-    """``av.open`` for reading, FFmpeg's errors turned into ``error`` naming ``where``."""
+def open_container(av: Any, path: str | os.PathLike[str], where: str, error: type[MmtokError], *,
+                   kind: str | None = None) -> Any:
+    """``av.open`` for reading, FFmpeg's errors turned into one-line ``error`` naming ``where`` (and
+    ``kind``, what the file's first bytes say it is, e.g. ``"AAC/M4A"``, when given)."""
     try:
         return av.open(os.fspath(path), mode="r")
     except av.error.FFmpegError as e:
-        raise error(f"{where} is corrupt or not a container FFmpeg can read: {e}") from e
+        if kind is not None:
+            raise error(f"cannot read {where}: not a readable {kind} file (cut short or damaged: "
+                        f"{ffmpeg_reason(e)})") from e
+        raise error(f"{where} is corrupt or not a container FFmpeg can read: {ffmpeg_reason(e)}") from e
+
+
+def ffmpeg_reason(e: Exception) -> str:
+    """FFmpeg's words for an error, without its number and the file or function it names: ``"Invalid
+    data found when processing input"``, not ``"[Errno 1094995529] Invalid data found when processing
+    input: 'a.m4a'"``."""
+    return str(getattr(e, "strerror", None) or e)
 
 
 def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[MmtokError], *,
@@ -68,7 +81,7 @@ def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[
             yield frame, [out.to_ndarray() for out in resampler.resample(frame)]
         yield None, [out.to_ndarray() for out in resampler.resample(None)]
     except av.error.FFmpegError as e:
-        raise error(f"{where}: the audio stream is corrupt ({e})") from e
+        raise error(f"{where}: the audio stream is corrupt ({ffmpeg_reason(e)})") from e
 
 
 def _frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
@@ -94,14 +107,16 @@ def _frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
 
 class AvReader:
     """The first audio stream of a file decoded by PyAV, read in blocks as a ``soundfile.SoundFile`` is:
-    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end."""
+    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end.
+    ``kind``, what the file's first bytes say it is (:func:`ffmpeg_only_kind`), is named in the error
+    when FFmpeg cannot open it."""
 
     format = "FFMPEG"  # what soundfile calls the container: PyAV's files are told apart from libsndfile's
     frames = 0  # frames the header promises: not trusted here (raw AAC states a guess), FFmpeg's decode decides
 
-    def __init__(self, av: Any, path: Path) -> None:
+    def __init__(self, av: Any, path: Path, kind: str | None = None) -> None:
         where = f"audio file {path}"
-        self._container = open_container(av, path, where, AudioError)
+        self._container = open_container(av, path, where, AudioError, kind=kind)
         if not self._container.streams.audio:
             self._container.close()
             raise AudioError(f"{where} has no audio stream")

@@ -12,12 +12,16 @@ decoded with what these parsers find.
 - an MP3 file declares its length only in an optional Xing/Info (or VBRI) frame, and libsndfile
   otherwise guesses it from the first frame's bitrate: :func:`mp3_frames` walks the MPEG frame
   headers (4 bytes a frame, each frame's length computed from its bitrate, rate and padding) and
-  counts the samples the frames hold, whether the last frame is cut off, and what a Xing/Info/VBRI
-  frame declares.
+  counts the samples the frames hold, whether the last frame is cut off, where bytes that are no
+  frame sit between frames (the stream damaged in the middle), and what a Xing/Info/VBRI frame
+  declares;
+- an MP4-family file (.m4a) is a chain of boxes, each declaring its size: :func:`mp4_cut_box`
+  walks their headers for one that runs past the end of the file.
 
-Only headers are read, never the samples. :func:`check_length` then judges what a decoder gave
-against them: a file cut short, a header never finished, a chained Ogg, or nothing at all is an
-:class:`~mmtok.core.errors.AudioError`.
+Only headers are read, never the samples. :func:`check_mp3` and :func:`check_mp4` refuse an MP3
+damaged in the middle and an MP4 cut short before any decoding; :func:`check_length` then judges
+what a decoder gave against them: a file cut short, a header never finished, a chained Ogg, or
+nothing at all is an :class:`~mmtok.core.errors.AudioError`.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import BinaryIO, NamedTuple
 
 from mmtok.core.errors import AudioError
 
-__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Mp3Frames", "OggStreams", "check_length", "check_ogg", "data_chunk",
-           "is_truncated", "mp3_frames", "ogg_streams"]
+__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Mp3Frames", "Mp4Box", "OggStreams", "check_length", "check_mp3",
+           "check_mp4", "check_ogg", "data_chunk", "is_truncated", "mp3_frames", "mp4_cut_box", "ogg_streams"]
 
 MP3_SLACK = 2 * 1152  # frames an MP3 decoder may drop of what its frames hold: the encoder's delay and padding
 MP3_FORMATS = ("MP3", "MPEG")  # libsndfile's name for MP3 files (older versions: "MPEG")
@@ -41,6 +45,10 @@ AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encodi
 # 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
 OGG_BEGIN_OF_STREAM = 0x02  # the flag an Ogg page header sets on the first page of a logical stream
 OGG_END_OF_STREAM = 0x04  # the flag an Ogg page header sets on the last page of a logical stream
+MP4_BOX_HEADER = 8  # bytes of an MP4 box's header: its size (u32, big-endian, header included) and type
+MP4_LARGE_SIZE = 1  # the size a box header gives when a 64-bit size follows its type
+MP4_TOP_BOXES = (b"ftyp", b"moov", b"mdat", b"moof", b"mfra", b"free", b"skip", b"wide", b"udta", b"meta", b"uuid",
+                 b"sidx", b"styp", b"pdin", b"prft", b"emsg")  # box types at the top of an MP4/QuickTime file
 
 
 class DataChunk(NamedTuple):
@@ -207,6 +215,8 @@ class Mp3Frames(NamedTuple):
     frames: int  # audio frames (a Xing/Info/VBRI frame, which holds no audio, is not counted)
     declared: int | None  # audio frames a Xing/Info/VBRI frame declares; None without one (or a count)
     cut: bool  # the last frame runs past the end of the file: the file was cut off part-way
+    damaged_at: int | None = None  # byte offset of the first bytes in the stream that are no frame, with whole
+    # frames after them (garbage written over the middle of the file); None for an unbroken stream
 
 
 class _MpegFrame(NamedTuple):
@@ -234,10 +244,9 @@ def _mpeg_frame(head: bytes) -> _MpegFrame | None:
     return _MpegFrame(samples // 8 * bitrate // rate + pad, samples, 4 + side if layer == 3 else 0)
 
 
-def _after_id3v2(data: bytes | mmap.mmap) -> int:
-    """The offset past the ID3v2 tags at the start of ``data`` (0 without one): a 10-byte header whose
+def _after_id3v2(data: bytes | mmap.mmap, pos: int = 0) -> int:
+    """The offset past the ID3v2 tags at ``pos`` in ``data`` (``pos`` without one): a 10-byte header whose
     last four bytes hold the size in 7-bit bytes, plus a 10-byte footer when flag 0x10 is set."""
-    pos = 0
     while data[pos : pos + 3] == b"ID3" and len(data) >= pos + ID3V2_HEADER:
         size = data[pos + 6 : pos + 10]
         pos += (ID3V2_HEADER + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3])
@@ -282,19 +291,23 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
     """The MPEG audio frames of the MP3 file ``path`` (MPEG-1, 2 and 2.5, layers I-III), from one walk
     over their headers; None if no frame is found (or the file is empty).
 
-    An ID3v2 tag at the start is skipped; a Xing/Info or VBRI frame first is read for the count it
-    declares and not counted as audio; the walk ends at an ID3v1, APE or Lyrics3 tag, skips bytes
-    that are no frame up to the next one, and marks ``cut`` when the unbroken chain of frames (each
-    where the one before ends) stops part-way through a frame at the end of the file. A would-be
-    frame found by re-syncing (bytes that happen to look like a header in a tag or other data after
-    the last frame) that runs past the end is not a cut: the file's frames are all there.
+    ID3v2 tags (at the start, or between frames where files were joined) are skipped; a Xing/Info or
+    VBRI frame first is read for the count it declares and not counted as audio; the walk ends at an
+    ID3v1, APE or Lyrics3 tag, skips bytes that are no frame up to the next one (``damaged_at``, the
+    first such bytes, when whole frames follow them), and marks ``cut`` when the unbroken chain of
+    frames (each where the one before ends) stops part-way through a frame at the end of the file. A
+    would-be frame found by re-syncing (bytes that happen to look like a header in a tag or other data
+    after the last frame) that runs past the end is not a cut: the file's frames are all there.
 
     >>> import tempfile
     >>> frame = b"\\xff\\xfb\\x90\\xc4" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono: 417 bytes
     >>> path = Path(tempfile.mkdtemp()) / "a.mp3"
     >>> _ = path.write_bytes(frame * 3 + frame[:100])
     >>> mp3_frames(path)
-    Mp3Frames(samples=3456, frames=3, declared=None, cut=True)
+    Mp3Frames(samples=3456, frames=3, declared=None, cut=True, damaged_at=None)
+    >>> _ = path.write_bytes(frame * 3 + bytes(500) + frame * 2)  # bytes that are no frame, then frames again
+    >>> mp3_frames(path)
+    Mp3Frames(samples=5760, frames=5, declared=None, cut=False, damaged_at=1251)
     """
     if path.stat().st_size == 0:
         return None
@@ -309,22 +322,81 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
         frames = samples = 0
         cut = False
         chained = True  # pos is where the frame before ended (or the first frame): not found by re-syncing
+        gap = damaged_at = None  # where the bytes skipped last began; the first such bytes whole frames follow
         while pos < len(data):
             frame = _mpeg_frame(data[pos : pos + 4])
             if frame is None:
                 if data[pos : pos + 9].startswith(MP3_END_TAGS):
                     break
+                if (after := _after_id3v2(data, pos)) > pos:
+                    pos = after
+                    continue
                 nxt = _next_frame(data, pos + 1)
                 if nxt is None:
                     cut = chained and len(data) - pos < 4 and data[pos] == 0xFF  # a header cut off
                     break
-                pos, chained = nxt, False
+                pos, gap, chained = nxt, pos, False
                 continue
             if pos + frame.length > len(data):
                 cut = chained  # a candidate found by re-syncing in bytes after the frames (a tag, junk) is no cut
                 break
+            damaged_at = gap if damaged_at is None and not chained else damaged_at
             frames, samples, pos, chained = frames + 1, samples + frame.samples, pos + frame.length, True
-    return Mp3Frames(samples, frames, None if declared is None or declared < 0 else declared, cut)
+    return Mp3Frames(samples, frames, None if declared is None or declared < 0 else declared, cut, damaged_at)
+
+
+# --------------------------------------------------------------------------- MP4
+
+
+class Mp4Box(NamedTuple):
+    """A top-level box of an MP4-family file that runs past the end of the file."""
+
+    kind: str  # its four-letter type, e.g. "mdat" (the samples) or "moov" (the index)
+    declared: int  # bytes it declares, its header included
+    present: int  # bytes from its start to the end of the file
+
+
+def mp4_cut_box(path: Path) -> Mp4Box | None:
+    """The top-level box of the MP4-family file ``path`` (.m4a, .mp4, .mov: an ``ftyp`` box first) that
+    runs past the end of the file, from one walk over the box headers (a 32-bit size and a type, a
+    64-bit size after them when the first says 1); None when every box is whole, and for other
+    files. Bytes after the last box that are no box header (not a type in :data:`MP4_TOP_BOXES`)
+    end the walk.
+
+    >>> import tempfile
+    >>> def box(kind, body): return struct.pack(">I", 8 + len(body)) + kind + body
+    >>> whole = box(b"ftyp", b"M4A " + bytes(4)) + box(b"mdat", bytes(1000)) + box(b"moov", bytes(100))
+    >>> path = Path(tempfile.mkdtemp()) / "a.m4a"
+    >>> _ = path.write_bytes(whole[:500])
+    >>> mp4_cut_box(path)
+    Mp4Box(kind='mdat', declared=1008, present=484)
+    """
+    size, pos = path.stat().st_size, 0
+    with open(path, "rb") as f:
+        while pos + MP4_BOX_HEADER <= size:
+            f.seek(pos)
+            head = f.read(MP4_BOX_HEADER + 8)
+            length, kind = struct.unpack(">I4s", head[:MP4_BOX_HEADER])
+            if (pos == 0 and kind != b"ftyp") or kind not in MP4_TOP_BOXES:  # not MP4; bytes after the boxes
+                return None
+            if length == MP4_LARGE_SIZE and len(head) == MP4_BOX_HEADER + 8:
+                length = struct.unpack(">Q", head[MP4_BOX_HEADER:])[0]
+            if length < MP4_BOX_HEADER:  # 0: the box runs to the end of the file
+                return None
+            if pos + length > size:
+                return Mp4Box(kind.decode("ascii"), length, size - pos)
+            pos += length
+    return None
+
+
+def check_mp4(path: Path) -> None:
+    """An :class:`AudioError` if a top-level box of the MP4-family file ``path`` runs past its end: the
+    file was cut off part-way (FFmpeg cannot open it when its index, ``moov``, comes last, and
+    quietly decodes what is left when it comes first)."""
+    box = mp4_cut_box(path)
+    if box is not None:
+        raise AudioError(f"audio file {path} is truncated: its MP4 '{box.kind}' box declares {box.declared} "
+                         f"bytes, the file ends {box.present} bytes into it")
 
 
 # --------------------------------------------------------------------------- judging a decode
@@ -340,6 +412,17 @@ def is_truncated(fmt: str, read: int, promised: int) -> bool:
     (False, True, True)
     """
     return read + (MP3_SLACK if fmt in MP3_FORMATS else 0) < promised
+
+
+def check_mp3(path: Path, mp3: Mp3Frames | None) -> None:
+    """An :class:`AudioError` if the MP3 file ``path`` (its frame walk: ``mp3``) is damaged in the
+    middle: bytes that are no MPEG frame where one should start, then whole frames again. Judged
+    before decoding, as decoders differ on such a file: libsndfile fails or skips the bytes, FFmpeg
+    fails; and a file damaged so, not cut short, holds fewer frames than its Xing/Info header says."""
+    if mp3 is not None and mp3.damaged_at is not None:
+        raise AudioError(f"audio file {path}: the audio stream is corrupt, damaged at byte {mp3.damaged_at}: "
+                         "no MPEG frame starts there, yet whole frames follow (damaged in the middle, not "
+                         "cut short)")
 
 
 def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames | None) -> None:

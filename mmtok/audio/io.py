@@ -1,37 +1,41 @@
 """Reading audio: files through libsndfile (wav, flac, ogg/vorbis, ogg/opus, aiff, au, mp3), and
 through PyAV (:mod:`mmtok.audio.av_read`, when installed) AAC/M4A and MP3s libsndfile reads short, or
 arrays, to mono float32 samples at one rate, with clear errors for unusable input; a file cut
-short is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`), and so is
-a chained Ogg (streams one after another), of which libsndfile reads only the first.
+short or damaged is refused, judged by its container's own bytes (:mod:`mmtok.audio.file_checks`),
+and so is a chained Ogg (streams one after another), of which libsndfile reads only the first.
+What libmpg123 (libsndfile's MP3 decoder) prints to stderr is held back (:mod:`mmtok.core.c_stderr`):
+the first line it said joins the error when a read fails.
 
-Files are decoded and resampled in blocks, so memory follows the *output*
-(``max_seconds`` at the target rate), never the input rate or the file's size:
-
-- rates whose ratio to the target reduces to ``p/q`` with ``p, q <= EXACT_RATIO_MAX``
-  (8000, 11025, 22050, 24000, 32000, 44100, 48000, 96000, 384000 -> 16000, ...)
-  keep the windowed-sinc resampler of ``torchaudio.functional.resample``
-  (Hann window, 6 zero crossings, rolloff 0.99), streamed: the samples are the
-  ones it gives for the whole signal, so codes made before stay the same;
-- any other ratio (48001 -> 16000 reduces to 48001/16000, whose sinc kernel
-  would take gigabytes) goes through soxr's bounded polyphase resampler (HQ).
+Files are decoded and resampled in blocks (:mod:`mmtok.audio.resample`), so memory follows the
+*output* (``max_seconds`` at the target rate), never the input rate or the file's size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol, Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import soundfile as sf
-import soxr
 import torch
-import torch.nn.functional as F
 
 from mmtok.audio.av_read import INSTALL_AV, AvReader, ffmpeg_only_kind, optional_av
-from mmtok.audio.file_checks import MP3_FORMATS, MP3_SLACK, check_length, is_truncated, mp3_frames
+from mmtok.audio.file_checks import (
+    MP3_FORMATS,
+    MP3_SLACK,
+    check_length,
+    check_mp3,
+    check_mp4,
+    is_truncated,
+    mp3_frames,
+)
+from mmtok.audio.resample import Resampler, resampler
+from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
@@ -42,9 +46,6 @@ SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the aud
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
 BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded and resampled at a time
 MAX_CHANNELS = 16  # 2-D audio: an axis of at most this many entries (and the shorter one) holds the channels
-EXACT_RATIO_MAX = 1000  # reduced ratios p/q with p, q up to this keep the exact sinc resampler
-SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's lowpass_filter_width)
-SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
 MAX_FLOAT_PEAK = 64.0  # float audio is about [-1, 1]; a peak past this (36 dB over full scale: no gain
 # slip makes it) is integer PCM stored as float, e.g. int16_samples.astype(np.float32), and refused
 ARRAY_FIX = "divide int16 values by 32768 (int32: 2**31), or pass the integer array itself, which is scaled"
@@ -54,104 +55,31 @@ Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
 
 
-# --------------------------------------------------------------------------- resampling
-
-
-def _sinc_kernel(orig: int, new: int) -> tuple[torch.Tensor, int]:
-    """The windowed-sinc kernel ``[new, 1, 2 * width + orig]`` and ``width`` for reduced rates ``orig -> new``.
-
-    The same float32 numbers as ``torchaudio.functional.resample`` (sinc_interp_hann) computes.
-    """
-    base = min(orig, new) * SINC_ROLLOFF
-    width = math.ceil(SINC_ZEROS * orig / base)
-    idx = torch.arange(-width, width + orig, dtype=torch.float32)[None, None] / orig
-    t = torch.arange(0, -new, -1, dtype=torch.float32)[:, None, None] / new + idx  # (new, 1, K)
-    t *= base
-    t = t.clamp_(-SINC_ZEROS, SINC_ZEROS)
-    window = torch.cos(t * math.pi / SINC_ZEROS / 2) ** 2
-    t *= math.pi
-    kernel = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
-    kernel *= window * (base / orig)
-    return kernel, width
-
-
-class _Stream(Protocol):
-    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor: ...
-
-
-class _SincStream:
-    """``torchaudio.functional.resample`` fed block by block: one strided conv per block.
-
-    Output frame ``j`` (``new`` samples) reads input ``[j*orig - width, j*orig + orig + width)``
-    of the zero-padded signal, so a block needs only ``2 * width`` samples of overlap.
-    """
-
-    def __init__(self, orig: int, new: int) -> None:
-        self.orig, self.new = orig, new
-        self.kernel, self.width = _sinc_kernel(orig, new)
-        self.buf = torch.zeros(self.width)  # the left zero padding, then samples not yet consumed
-        self.seen = 0  # input samples pushed
-        self.made = 0  # output samples returned
-
-    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
-        self.seen += x.numel()
-        parts = [self.buf, x] + ([torch.zeros(self.width + self.orig)] if last else [])
-        buf = torch.cat(parts)
-        span = 2 * self.width + self.orig  # input samples under one output frame
-        frames = (buf.numel() - span) // self.orig + 1 if buf.numel() >= span else 0
-        y = torch.zeros(0)
-        if frames:
-            used = buf[: (frames - 1) * self.orig + span]
-            y = F.conv1d(used[None, None], self.kernel, stride=self.orig)  # (1, new, frames)
-            y = y.transpose(1, 2).reshape(-1)
-        self.buf = buf[frames * self.orig :]
-        if last:  # the length torchaudio keeps: ceil(new * S / orig)
-            y = y[: max(0, -(-self.new * self.seen // self.orig) - self.made)]
-        self.made += y.numel()
-        return y
-
-
-class _SoxrStream:
-    """soxr's streaming polyphase resampler (quality HQ): bounded memory for any ratio."""
-
-    def __init__(self, orig: int, new: int) -> None:
-        self.rs = soxr.ResampleStream(orig, new, 1, dtype="float32", quality="HQ")
-
-    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
-        return torch.from_numpy(self.rs.resample_chunk(x.numpy(), last=last).copy())
-
-
-class _Identity:
-    def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
-        return x
-
-
-def _resampler(rate: int, target_rate: int) -> _Stream:
-    """The streaming resampler for ``rate -> target_rate`` (see the module docstring for the rule)."""
-    if rate == target_rate:
-        return _Identity()
-    g = math.gcd(rate, target_rate)
-    if max(rate // g, target_rate // g) <= EXACT_RATIO_MAX:
-        return _SincStream(rate // g, target_rate // g)
-    return _SoxrStream(rate, target_rate)
-
-
 # --------------------------------------------------------------------------- files
 
 
-def _open_sound(path: Path) -> sf.SoundFile | AvReader:
-    """``path`` opened by libsndfile, or by PyAV when it is AAC/M4A, which libsndfile cannot read."""
+def _open_sound(path: Path, said: BinaryIO) -> sf.SoundFile | AvReader:
+    """``path`` opened by libsndfile, or by PyAV when it is AAC/M4A, which libsndfile cannot read (an MP4
+    cut short is refused first). What libsndfile's decoders print meanwhile is held in ``said``: kept
+    there for an MP3, whose reads are held too, named in the error if the file cannot be opened, and
+    passed on for any other file."""
     try:
-        snd = sf.SoundFile(str(path))
+        with held_stderr(said):
+            snd = sf.SoundFile(str(path))
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as e:
         kind = ffmpeg_only_kind(path)
         if kind is None:
-            raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio)") from e
+            raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio"
+                             f"{_decoder_said(said)})") from e
+        pass_on(said)
+        check_mp4(path)
         av = optional_av()
         if av is None:
             raise AudioError(f"cannot read audio file {path}: it is {kind}, which libsndfile does not decode; "
                              f"{INSTALL_AV} to read it through FFmpeg") from e
-        snd = AvReader(av, path)
+        snd = AvReader(av, path, kind)
+    if snd.format not in MP3_FORMATS:
+        pass_on(said)
     if snd.samplerate <= 0 or snd.channels <= 0:
         snd.close()
         raise AudioError(f"audio file {path} declares {snd.samplerate} Hz and {snd.channels} channel(s)")
@@ -164,21 +92,29 @@ def _too_long(path: Path, seconds: float, max_seconds: float) -> str:
             "part%03d.wav); from Python, pass load_audio(..., max_seconds=...) a larger value or None")
 
 
-def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: _Stream,
-            max_seconds: float | None) -> tuple[list, int, int]:
+def _decoder_said(said: BinaryIO) -> str:
+    """The first line a C decoder printed into ``said``, for the end of an error message ("" if none)."""
+    line = first_line(said)
+    return f"; the decoder says: {line}" if line else ""
+
+
+def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: Resampler, max_seconds: float | None,
+            said: BinaryIO | None = None) -> tuple[list, int, int]:
     """Decode ``snd`` block by block, its channels averaged, into ``stream``: (output blocks, frames read,
-    NaN/inf count)."""
+    NaN/inf count). With ``said``, what C code prints while a block is read is held there."""
     block = max(1, BLOCK_SAMPLES // snd.channels)
     limit = math.inf if max_seconds is None else max_seconds * snd.samplerate + MP3_SLACK
     out: list[torch.Tensor] = []
     read = bad = 0
     while True:
         try:
-            data = snd.read(block, dtype="float32", always_2d=True)  # (frames, channels)
+            with held_stderr(said) if said is not None else contextlib.nullcontext():
+                data = snd.read(block, dtype="float32", always_2d=True)  # (frames, channels)
         except AudioError:
             raise
         except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError) as e:
-            raise AudioError(f"cannot read audio file {path}: {e} (corrupt or truncated)") from e
+            detail = _decoder_said(said) if said is not None else ""
+            raise AudioError(f"cannot read audio file {path}: {e} (corrupt or truncated{detail})") from e
         read += data.shape[0]
         if read > limit:
             raise AudioError(_too_long(path, read / snd.samplerate, max_seconds or 0.0))
@@ -200,16 +136,19 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
 
     libsndfile decodes the file; PyAV what libsndfile cannot open (AAC/M4A, judged by FFmpeg alone),
     and an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
-    guess of the length), with an :class:`AudioError` that says to install it when it is missing."""
+    guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
+    MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held back."""
     check_media_file(what="audio file", error=AudioError, path=path)
-    with _open_sound(path) as snd:
+    with tempfile.TemporaryFile() as said, _open_sound(path, said) as snd:
         rate, fmt = snd.samplerate, snd.format
         mp3 = mp3_frames(path) if fmt in MP3_FORMATS else None
+        check_mp3(path, mp3)
         guess = mp3 if mp3 is not None and mp3.declared is None else None  # no Xing/Info: libsndfile guesses
         promised = guess.samples if guess is not None else snd.frames
         if max_seconds is not None and promised > max_seconds * rate + MP3_SLACK:
             raise AudioError(_too_long(path, promised / rate, max_seconds))
-        out, read, bad = _decode(path, snd, _resampler(rate, target_rate), max_seconds)
+        out, read, bad = _decode(path, snd, resampler(rate, target_rate), max_seconds,
+                                 said if fmt in MP3_FORMATS else None)
     if guess is not None and not guess.cut and is_truncated(fmt, read, promised):
         out, read, bad = _mp3_through_av(path, read, promised, target_rate, max_seconds)
     check_length(path, fmt, read, promised, mp3)
@@ -228,7 +167,7 @@ def _mp3_through_av(path: Path, read: int, held: int, target_rate: int,
                          f"samples its MPEG frames hold: without a Xing/Info header it guesses the length); "
                          f"{INSTALL_AV} to decode it whole through FFmpeg")
     with AvReader(av, path) as snd:
-        return _decode(path, snd, _resampler(snd.samplerate, target_rate), max_seconds)
+        return _decode(path, snd, resampler(snd.samplerate, target_rate), max_seconds)
 
 
 # --------------------------------------------------------------------------- arrays
@@ -421,9 +360,9 @@ def _finite(audio: torch.Tensor, what: str) -> torch.Tensor:
 
 def _resample_array(audio: torch.Tensor, rate: int, target_rate: int) -> torch.Tensor:
     """Resample an in-memory signal with the same streamed resampler as files use."""
-    stream = _resampler(rate, target_rate)
-    if isinstance(stream, _Identity):
+    if rate == target_rate:
         return audio
+    stream = resampler(rate, target_rate)
     n = audio.numel()
     outs = [stream.push(audio[i : i + BLOCK_SAMPLES], last=i + BLOCK_SAMPLES >= n) for i in range(0, n, BLOCK_SAMPLES)]
     return torch.cat(outs)
