@@ -177,7 +177,7 @@ class ContextPlan:
     kv_dtype: str
     kv_cache_bytes: int  # keys + values of every layer for total_tokens, batch 1
     attention_flops: float  # causal attention score/value FLOPs of one forward pass over total_tokens
-    train_flops: float  # forward + backward FLOPs over total_tokens (6N + 12 L T C per token)
+    train_flops: float  # forward + backward FLOPs over total_tokens (6N + 6 L T C per token: causal attention)
     note: str = ""
     vocab_source: str = ""  # where vocab_size comes from
     extra: dict[str, Any] = field(default_factory=dict)
@@ -425,7 +425,8 @@ def _costs(model: str | ModelConfig, total: int, kv_dtype: str, vocab_size: int 
     n_params = count_params(mcfg)
     kv = 2 * mcfg.n_layer * mcfg.n_kv_head * mcfg.head_dim * KV_BYTES[kv_dtype] * total
     attn = 2.0 * mcfg.n_layer * total * total * mcfg.d_model  # QK^T and AV: 4 L T^2 C, halved by the causal mask
-    train = total * (6.0 * n_params + 12.0 * mcfg.n_layer * total * mcfg.d_model)
+    # forward + backward, 3x the forward: 6 N a token, and 3x the causal attention (6 L T C a token: PaLM's 12, halved)
+    train = 6.0 * n_params * total + 3.0 * attn
     return {"model": mname, "n_params": n_params, "vocab_size": mcfg.vocab_size, "kv_dtype": kv_dtype,
             "kv_cache_bytes": kv, "attention_flops": attn, "train_flops": train}
 

@@ -3,7 +3,8 @@
 :mod:`mmtok.context.planner` is arithmetic on numbers; this module looks up the
 numbers of mmtok's image and audio tokenizers (image side, pixels per token, size
 policy, audio tokens per second) through :func:`mmtok.pretrained.load_config`,
-without reading any weights, and hands them to :func:`~mmtok.context.planner.mmtok_preset`.
+without reading any weights (the audio tokenizer's own ``tokens_per_second``, from one
+built on the meta device), and hands them to :func:`~mmtok.context.planner.mmtok_preset`.
 Its :func:`plan` is the one ``mmtok.plan`` and ``mmtok context`` call.
 
 >>> p = plan(60, preset="gemini")
@@ -19,6 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.context import planner
 from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
 from mmtok.core.checkpoint import CONFIG_NAME
@@ -58,8 +62,8 @@ def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
     folder = None if audio is None else _folder(audio)
     if folder is None:
         return 0.0, f"none (no audio tokenizer at {audio})"
-    cfg = load_config(folder, kind="audio")
-    rate = cfg.sample_rate // cfg.samples_per_token
+    with torch.device("meta"):  # the tokenizer's own rate: built from its config on no memory, its weights not read
+        rate = AudioTokenizer(load_config(folder, kind="audio")).tokens_per_second
     return float(rate), (f"{rate} tokens/s read from {folder / CONFIG_NAME}, with <boa> <eoa> around the soundtrack; "
                          "a video cut by chunk_seconds adds <bov> <eov> <boa> <eoa> per further chunk")
 

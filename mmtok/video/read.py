@@ -23,22 +23,27 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from mmtok.audio.av_read import INSTALL_AV, decoded_audio, open_container, optional_av
+from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av
+from mmtok.audio.file_checks import mp4_cut_box
 from mmtok.core.errors import VideoError
+from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
-__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video", "no_frames_message", "pyav",
-           "read_audio", "read_video"]
+__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video",
+           "no_frames_message", "pyav", "read_audio", "read_video"]
 
-TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal
+TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal (half a tick on a clock that rounds: _time_eps)
 CHUNK_FRAMES = 16  # frames converted at once when streaming a file
-TRUNCATED_S = 0.5  # seconds the frames may end before the stream's stated end (past that: a cut file)
+TRUNCATED_S = 0.1  # seconds frames or sound may end before their stream's stated end (or two frames): more is a cut
+MAX_VIDEO_BYTES = 8 * 2**30  # read_video refuses more float32 frames by default: 52 min of 640x360 at 1 fps
+FLOAT_PIXEL_BYTES = 3 * 4  # bytes of one pixel of read_video's frames: three float32 channels
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 MAX_SOUNDTRACK_SECONDS = 4 * 3600.0  # read_audio refuses longer soundtracks by default: 4 h at 16 kHz is 0.9 GB
 AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start_time and duration: microseconds
@@ -61,8 +66,16 @@ def pyav() -> Any:
 
 
 def _open_container(path: str | os.PathLike[str], where: str) -> Any:
-    """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file."""
-    return open_container(pyav(), path, where, VideoError)
+    """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file. An
+    MP4-family file (an ``ftyp`` box first) one of whose top-level boxes runs past its end is refused before
+    FFmpeg opens it (:func:`~mmtok.audio.file_checks.mp4_cut_box`): with its index first FFmpeg would decode
+    what is left and hold the last frame, with its index last it cannot open it."""
+    av = pyav()
+    box = mp4_cut_box(Path(path))
+    if box is not None:
+        raise VideoError(f"{where} is truncated or corrupt: its MP4 '{box.kind}' box declares {box.declared:,} "
+                         f"bytes, the file ends {box.present:,} bytes into it")
+    return open_container(av, path, where, VideoError)
 
 
 class ShrinkTo(int):
@@ -89,6 +102,19 @@ def _frame_time(frame: Any, index: int, rate: float, origin: float) -> float:
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base) - origin
     return index / rate  # a stream without timestamps: assume its nominal rate
+
+
+def _time_eps(stream: Any) -> float:
+    """Seconds by which a frame's timestamp may miss a sample time and still count as that time:
+    :data:`TIME_EPS`, or half a tick of the stream's clock when its ticks cannot hold the frame period
+    (Matroska and WebM count milliseconds: a 30 fps frame due at 66.67 ms is stored as 67 ms, and is on
+    screen at 66.67 ms all the same). A clock whose ticks do hold it (AVI's 1/25 s at 25 fps, MP4's
+    1/12800 s) keeps exact times: a frame there is never taken half a tick before it shows."""
+    tick = Fraction(stream.time_base) if stream.time_base else None
+    rate = stream.average_rate or stream.guessed_rate
+    if tick is None or (rate and (1 / (Fraction(rate) * tick)).denominator == 1):
+        return TIME_EPS
+    return max(TIME_EPS, 0.5 * float(tick))
 
 
 def _stream_start(stream: Any) -> float | None:
@@ -220,11 +246,11 @@ def _video_stream(container: Any, where: str, start: float, origin: float, av: A
 def _stream_end(stated: float | None, last_frame_end: float, stop: float, where: str, frame_len: float) -> float:
     """When the last frame leaves the screen: its end, or the stream's ``stated`` end (from the origin) if a
     little later; at most ``stop``. Frames that end well before the stated end (more than
-    :data:`TRUNCATED_S` and three frames) mean a cut file: a :class:`VideoError`, not the last frame held
+    :data:`TRUNCATED_S` and two frames) mean a cut file: a :class:`VideoError`, not the last frame held
     to the end."""
     end = last_frame_end
     if stated is not None:
-        if min(stated, stop) - last_frame_end > max(TRUNCATED_S, 3 * frame_len):
+        if min(stated, stop) - last_frame_end > max(TRUNCATED_S, 2 * frame_len):
             raise VideoError(f"{where} is truncated or corrupt: its frames end at {last_frame_end:.3f} s, but its "
                              f"video stream says {stated:.3f} s")
         end = max(end, stated)
@@ -255,11 +281,11 @@ def iter_video(
         stop = math.inf if duration is None else start + duration
         s = _Sampler(start, fps, size, _pixel_aspect(stream))
         prev: Any = None
-        prev_time, last_len = 0.0, 1.0 / rate
+        prev_time, last_len, eps = 0.0, 1.0 / rate, _time_eps(stream)
         try:
             for index, frame in enumerate(container.decode(stream)):
                 t = _frame_time(frame, index, rate, origin)
-                while s.target < stop and s.target < t - TIME_EPS:
+                while s.target < stop and s.target < t - eps:
                     s.show(prev if prev is not None else frame)  # before the first frame: show the first
                     if s.full(chunk):  # inside the loop: a frame held over a long gap still comes in chunks
                         yield s.flush()
@@ -276,7 +302,7 @@ def iter_video(
             stated = _stated_end(stream, container)
             end = _stream_end(None if stated is None else stated - origin, prev_time + last_len, stop, where,
                               last_len)
-            while s.target < end - TIME_EPS:
+            while s.target < end - eps:
                 s.show(prev)
                 if s.full(chunk):
                     yield s.flush()
@@ -296,6 +322,7 @@ def read_video(
     *,
     start: float = 0.0,
     duration: float | None = None,
+    max_bytes: int | None = MAX_VIDEO_BYTES,
 ) -> VideoClip:
     """Frames of a video file sampled at ``fps``: ``(float32 [T, 3, H, W] in [0, 1], seconds [T])``.
 
@@ -306,18 +333,84 @@ def read_video(
     ``ValueError`` for ``fps <= 0``. Needs the ``video`` extra (PyAV). What
     ``VideoTokenizer.encode(path)`` sees, but for frames it shrinks while decoding (see there).
     Frames are as displayed (pixel aspect and rotation applied), times from the file's
-    origin (see the module docstring). A 10 s clip of 16:9:
+    origin (see the module docstring).
+
+    The frames are held whole, 12 bytes a pixel (a minute of 640x360 at 1 fps: 166 MB), filled
+    into one tensor as they are decoded. More than ``max_bytes`` (default :data:`MAX_VIDEO_BYTES`,
+    8 GiB; None: no limit) is a :class:`VideoError`, before any decoding when the file states its
+    length: :func:`iter_video` streams any length in uint8 chunks. A 10 s clip of 16:9:
 
     >>> frames, times = read_video("clip.mp4", fps=2.0, size=128)  # doctest: +SKIP
     >>> frames.shape, times[:3].tolist()  # doctest: +SKIP
     (torch.Size([20, 3, 128, 228]), [0.0, 0.5, 1.0])
     """
-    chunks = list(iter_video(path, fps, size, start=start, duration=duration))
-    if not chunks:
+    where = _check_video_args(path, fps, start, duration)
+    if max_bytes is not None and not max_bytes > 0:
+        raise ValueError(f"max_bytes must be > 0 or None, got {max_bytes!r}")
+    planned, (w, h) = _planned_frames(path, where, fps, size, start, duration)
+    limit = math.inf if max_bytes is None else max_bytes
+    if planned is not None and planned * w * h * FLOAT_PIXEL_BYTES > limit:
+        raise VideoError(_too_big(where, planned, (w, h), fps, limit, decoding=False))
+    frames, times = _gather(iter_video(path, fps, size, start=start, duration=duration), planned or 0, limit,
+                            lambda n, wh: _too_big(where, n, wh, fps, limit, decoding=True))
+    if not times:
         raise VideoError(no_frames_message(path, start, duration))
-    frames = frames_to_float(np.concatenate([c for c, _ in chunks]))
-    times = torch.from_numpy(np.concatenate([t for _, t in chunks]))
-    return VideoClip(frames, times)
+    return VideoClip(frames, torch.from_numpy(np.concatenate(times)))
+
+
+def _planned_frames(path: str | os.PathLike[str], where: str, fps: float, size: int | tuple[int, int] | None,
+                    start: float, duration: float | None) -> tuple[int | None, tuple[int, int]]:
+    """What :func:`read_video` will hold by the file's own account: the frames sampled before its video
+    stream's stated end (None when it states none) and their (width, height)."""
+    with _open_container(path, where) as container:
+        if not container.streams.video:
+            return None, (0, 0)  # iter_video says so
+        stream = container.streams.video[0]
+        stated, origin, eps = _stated_end(stream, container), _time_origin(container), _time_eps(stream)
+        ctx = stream.codec_context
+        wh = _target_size(max(1, round(ctx.width * _pixel_aspect(stream))), max(1, ctx.height), size)
+    if stated is None:
+        return None, wh
+    end = min(stated - origin, math.inf if duration is None else start + duration) - eps
+    return max(0, math.ceil((end - start) * fps)), wh
+
+
+def _gather(chunks: Iterator[tuple[np.ndarray, np.ndarray]], planned: int, limit: float,
+            too_big: Callable[[int, tuple[int, int]], str]) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """The ``chunks`` as one float32 ``[T, 3, H, W]``, and their times: the first ``planned`` frames filled into
+    one tensor as they come (no second copy); any past them (a file that states no end, or runs past the end it
+    states) wait as uint8 and join it at the end. Past ``limit`` bytes: a :class:`VideoError` saying
+    ``too_big(frames, (width, height))``."""
+    out, extra, times, n = torch.empty(0), [], [], 0
+    for frames, t in chunks:
+        if not times:
+            out = torch.empty(planned, 3, frames.shape[1], frames.shape[2])
+        times.append(t)
+        fit = min(len(frames), planned - n)
+        out[n : n + fit] = frames_to_float(frames[:fit])
+        n += fit
+        if fit < len(frames):
+            extra.append(frames[fit:])
+        count = n + sum(len(e) for e in extra)
+        if count * frames.shape[1] * frames.shape[2] * FLOAT_PIXEL_BYTES > limit:
+            raise VideoError(too_big(count, (frames.shape[2], frames.shape[1])))
+    if not extra:
+        return out[:n], times
+    whole = torch.empty(n + sum(len(e) for e in extra), *out.shape[1:])
+    whole[:n] = out[:n]
+    del out
+    for chunk in extra:
+        whole[n : n + len(chunk)] = frames_to_float(chunk)
+        n += len(chunk)
+    return whole, times
+
+
+def _too_big(where: str, frames: int, wh: tuple[int, int], fps: float, limit: float, *, decoding: bool) -> str:
+    held = f"{frames * wh[0] * wh[1] * FLOAT_PIXEL_BYTES / 2**30:.1f} GiB as float32"
+    what = (f"passes max_bytes={limit:,.0f} at {frames:,} frames of {wh[0]}x{wh[1]} ({held})" if decoding else
+            f"would hold {frames:,} frames of {wh[0]}x{wh[1]}, {held}, more than max_bytes={limit:,.0f}")
+    return (f"{where}: read_video at {fps:g} fps {what}; stream it in uint8 chunks with iter_video, or pass a "
+            "smaller size, fps or duration (max_bytes=None: no limit)")
 
 
 def no_frames_message(path: Any, start: float, duration: float | None) -> str:
@@ -335,6 +428,8 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
     (at 16 kHz, 230 MB an hour): one longer than ``max_seconds`` (default
     :data:`MAX_SOUNDTRACK_SECONDS`, 4 hours; None: no limit) is a
     :class:`~mmtok.core.errors.VideoError`, before any decoding when the file states its length.
+    So is a soundtrack that ends more than :data:`TRUNCATED_S` (or two of its frames) before its
+    stream's stated end: a cut file, not short sound.
     """
     where = f"video file {os.fspath(path)!r}"
     if max_seconds is not None and not max_seconds > 0:
@@ -349,57 +444,14 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
         origin, stated = _time_origin(container), _stated_end(stream, container)
         end = None if stated is None else stated - origin
         if max_seconds is not None and end is not None and end > max_seconds:
-            raise VideoError(_too_long(where, max_seconds, end))
-        parts, first, frame_len = _decode_audio(av, container, stream, where, sample_rate, max_seconds)
+            raise VideoError(too_long_message(where, max_seconds, end))
+        parts, first, frame_len = decode_soundtrack(av, container, stream, where, sample_rate, max_seconds)
     start = first if first is not None else _stream_start(stream)
     wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-    wave = _on_clock(wave, 0.0 if start is None else start - origin, end, sample_rate, frame_len)
+    wave = on_clock(wave, 0.0 if start is None else start - origin, end, sample_rate, frame_len)
+    if end is not None and end - wave.size / sample_rate > max(TRUNCATED_S, 2 * frame_len / sample_rate):
+        raise VideoError(f"{where} is truncated or corrupt: its soundtrack ends at {wave.size / sample_rate:.3f} s, "
+                         f"but its audio stream says {end:.3f} s")
     if max_seconds is not None and wave.size > max_seconds * sample_rate:
-        raise VideoError(_too_long(where, max_seconds, wave.size / sample_rate))
+        raise VideoError(too_long_message(where, max_seconds, wave.size / sample_rate))
     return torch.from_numpy(wave.astype(np.float32, copy=False)), sample_rate
-
-
-def _too_long(where: str, max_seconds: float, seconds: float) -> str:
-    return (f"{where}: its soundtrack ({seconds:.1f} s) is longer than max_seconds={max_seconds:g} s (it is held "
-            "in memory whole); cut the video (ffmpeg -t), or leave its sound out with \"soundtrack\": false in the "
-            "video's segment (a JSONL document for mmtok tokenize, or one for Interleaver), or in Python read it "
-            "all with read_audio(path, max_seconds=None)")
-
-
-def _decode_audio(av: Any, container: Any, stream: Any, where: str, sample_rate: int,
-                  max_seconds: float | None) -> tuple[list[np.ndarray], float | None, int]:
-    """The stream decoded to mono float32 parts at ``sample_rate`` (FFmpeg mixes and resamples:
-    :func:`~mmtok.audio.av_read.decoded_audio`); the first frame's time on the file's clock (None without
-    a timestamp); the most samples one frame gave. Past ``max_seconds`` (and two frames, which may be the
-    codec's padding): a :class:`VideoError`."""
-    limit = math.inf if max_seconds is None else max_seconds * sample_rate
-    parts: list[np.ndarray] = []
-    first: float | None = None
-    total = frame_len = 0
-    for index, (frame, planes) in enumerate(
-            decoded_audio(av, container, stream, where, VideoError, layout="mono", rate=sample_rate)):
-        if index == 0 and frame is not None and frame.pts is not None and frame.time_base:
-            first = float(frame.pts * frame.time_base)
-        parts += [p[0] for p in planes]
-        total += sum(p.shape[1] for p in planes)
-        if frame is not None:
-            frame_len = max(frame_len, math.ceil(frame.samples * sample_rate / frame.sample_rate))
-        if total > limit + 2 * frame_len:
-            raise VideoError(_too_long(where, max_seconds or 0.0, total / sample_rate))
-    return parts, first, frame_len
-
-
-def _on_clock(wave: np.ndarray, offset: float, end: float | None, sample_rate: int, frame_len: int) -> np.ndarray:
-    """``wave``, which starts ``offset`` s after the origin, from the origin on: silence before it (or its
-    samples before the origin dropped), and cut at ``end`` (s from the origin) when what runs past is at most
-    two frames, the codec's padding (a stated end further off is not trusted with real sound)."""
-    lead = round(offset * sample_rate)
-    if lead > 0:
-        wave = np.concatenate([np.zeros(lead, np.float32), wave])
-    elif lead < 0:
-        wave = wave[-lead:]
-    if end is not None:
-        keep = max(0, round(end * sample_rate))
-        if 0 < wave.size - keep <= 2 * frame_len:
-            wave = wave[:keep]
-    return wave
