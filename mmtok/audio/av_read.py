@@ -6,6 +6,8 @@ libsndfile stops at its guess of the length), and for a video's soundtrack.
 to float32 planes ``[channels, n]``. :func:`mmtok.audio.io.load_audio` reads a file through
 :class:`AvReader` at the stream's own rate and channels, then mixes and resamples exactly as it does
 what libsndfile decodes; :func:`mmtok.video.read.read_audio` has FFmpeg mix to mono and resample.
+Both end a stream where its container says (:func:`stated_samples`), without the codec's padding
+(:func:`padding_end`): an AAC encoder fills its last frame, 128 samples past 3 s at 16 kHz.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from mmtok.core.errors import AudioError, MmtokError
 
 __all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "ffmpeg_reason", "open_container",
-           "optional_av"]
+           "optional_av", "padding_end", "stated_samples"]
 
 INSTALL_AV = "pip install av (or pip install mmtok[video])"  # how to get PyAV, said in refusals (audio and video)
 HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ftyp brands of pictures, not sound
@@ -105,9 +107,51 @@ def _frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
         raise failed
 
 
+def stated_samples(stream: Any, rate: int) -> int | None:
+    """Samples at ``rate`` from the start of ``stream`` to its end as its container's index states it (an
+    MP4's sample table, its edit list applied: without the codec's priming and padding); None for a
+    stream without an index (raw AAC and MP3, whose length FFmpeg only estimates from the bitrate)."""
+    if not (stream.frames and stream.duration and stream.time_base):
+        return None
+    return round(stream.duration * stream.time_base * rate)
+
+
+def padding_end(decoded: int, stated: int, frame_len: int) -> int:
+    """How many of the ``decoded`` samples of a stream to keep when its container states ``stated``:
+    ``stated`` when the decode runs past it by at most two frames of ``frame_len`` samples (the codec's
+    padding: an AAC encoder fills its last frame), else all of them (a stated end further off is not
+    trusted with real sound).
+
+    >>> padding_end(48128, 48000, 1024), padding_end(52000, 48000, 1024), padding_end(47000, 48000, 1024)
+    (48000, 52000, 47000)
+    """
+    return stated if 0 < decoded - stated <= 2 * frame_len else decoded
+
+
+def _to_stated_end(decoded: Iterator[tuple[Any, list[np.ndarray]]], stated: int | None) -> Iterator[np.ndarray]:
+    """The planes of ``decoded`` (:func:`decoded_audio`) up to ``stated`` samples: those past it are held
+    back until the stream ends, and then dropped as the codec's padding if :func:`padding_end` says so, or
+    given out once they run on too far for padding."""
+    given = frame_len = 0  # samples decoded so far, those held included
+    held: list[np.ndarray] = []  # planes past the stated end
+    for frame, planes in decoded:
+        frame_len = max(frame_len, frame.samples if frame is not None else 0)
+        for p in planes:
+            keep = p.shape[1] if stated is None else max(0, min(p.shape[1], stated - given))
+            if keep:
+                yield p[:, :keep]
+            if keep < p.shape[1]:
+                held.append(p[:, keep:])
+            given += p.shape[1]
+        if stated is not None and padding_end(given, stated, frame_len) > stated:  # runs on: sound, not padding
+            yield from held
+            held, stated = [], None
+
+
 class AvReader:
     """The first audio stream of a file decoded by PyAV, read in blocks as a ``soundfile.SoundFile`` is:
-    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end.
+    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end,
+    which is where the container's index says when it has one (:func:`stated_samples`, :func:`padding_end`).
     ``kind``, what the file's first bytes say it is (:func:`ffmpeg_only_kind`), is named in the error
     when FFmpeg cannot open it."""
 
@@ -123,7 +167,8 @@ class AvReader:
         stream = self._container.streams.audio[0]
         self.samplerate = int(stream.rate or stream.codec_context.sample_rate or 0)
         self.channels = max(1, int(stream.channels or 1))
-        self._planes = (p for _, new in decoded_audio(av, self._container, stream, where, AudioError) for p in new)
+        self._planes = _to_stated_end(decoded_audio(av, self._container, stream, where, AudioError),
+                                      stated_samples(stream, self.samplerate))
         self._held: list[np.ndarray] = []  # decoded planes [channels, n] not read yet
         self._count = 0  # frames in _held
 

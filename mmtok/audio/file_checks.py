@@ -11,10 +11,10 @@ decoded with what these parsers find.
   reads only the first);
 - an MP3 file declares its length only in an optional Xing/Info (or VBRI) frame, and libsndfile
   otherwise guesses it from the first frame's bitrate: :func:`mp3_frames` walks the MPEG frame
-  headers (4 bytes a frame, each frame's length computed from its bitrate, rate and padding) and
-  counts the samples the frames hold, whether the last frame is cut off, where bytes that are no
-  frame sit between frames (the stream damaged in the middle), and what a Xing/Info/VBRI frame
-  declares;
+  headers (4 bytes a frame, each frame's length computed from its bitrate, rate and padding) with
+  :func:`frame_chain`, the walk :mod:`mmtok.audio.adts` takes over raw AAC's frames too: the samples
+  the frames hold, whether the last frame is cut off, where bytes that are no frame sit between
+  frames (the stream damaged in the middle); and what a Xing/Info/VBRI frame declares;
 - an MP4-family file (.m4a) is a chain of boxes, each declaring its size: :func:`mp4_cut_box`
   walks their headers for one that runs past the end of the file.
 
@@ -29,14 +29,15 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Protocol, Union
 
 from mmtok.core.errors import AudioError
 
-__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Mp3Frames", "Mp4Box", "OggStreams", "check_length", "check_mp3",
-           "check_mp4", "check_ogg", "data_chunk", "is_truncated", "mp3_frames", "mp4_cut_box", "ogg_streams"]
+__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Frame", "FrameChain", "FrameOf", "Mp3Frames", "Mp4Box",
+           "OggStreams", "after_id3v2", "check_length", "check_mp3", "check_mp4", "check_ogg", "damaged_message",
+           "data_chunk", "frame_chain", "is_truncated", "mp3_frames", "mp4_cut_box", "ogg_streams"]
 
 MP3_SLACK = 2 * 1152  # frames an MP3 decoder may drop of what its frames hold: the encoder's delay and padding
 MP3_FORMATS = ("MP3", "MPEG")  # libsndfile's name for MP3 files (older versions: "MPEG")
@@ -193,6 +194,7 @@ def ogg_streams(path: Path) -> OggStreams:
 
 # --------------------------------------------------------------------------- MP3
 
+MPEG_HEADER = 4  # bytes of an MPEG audio frame header
 ID3V2_HEADER = 10  # bytes of an ID3v2 tag's header (and of its optional footer)
 MP3_END_TAGS = (b"TAG", b"APETAGEX", b"LYRICS200")  # tags after the last frame: ID3v1, APE, Lyrics3
 MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}  # version bits
@@ -228,7 +230,7 @@ class _MpegFrame(NamedTuple):
 def _mpeg_frame(head: bytes) -> _MpegFrame | None:
     """The frame an MPEG audio header (4 bytes) opens, or None if these bytes are not one (no sync word,
     a reserved version, layer or rate, a free-format or bad bitrate)."""
-    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+    if len(head) < MPEG_HEADER or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
         return None
     version, layer = (head[1] >> 3) & 3, 4 - ((head[1] >> 1) & 3)  # layer 1, 2, 3 (4: reserved)
     rate_index, kbps_index, pad = (head[2] >> 2) & 3, head[2] >> 4, (head[2] >> 1) & 1
@@ -244,7 +246,7 @@ def _mpeg_frame(head: bytes) -> _MpegFrame | None:
     return _MpegFrame(samples // 8 * bitrate // rate + pad, samples, 4 + side if layer == 3 else 0)
 
 
-def _after_id3v2(data: bytes | mmap.mmap, pos: int = 0) -> int:
+def after_id3v2(data: bytes | mmap.mmap, pos: int = 0) -> int:
     """The offset past the ID3v2 tags at ``pos`` in ``data`` (``pos`` without one): a 10-byte header whose
     last four bytes hold the size in 7-bit bytes, plus a 10-byte footer when flag 0x10 is set."""
     while data[pos : pos + 3] == b"ID3" and len(data) >= pos + ID3V2_HEADER:
@@ -254,25 +256,80 @@ def _after_id3v2(data: bytes | mmap.mmap, pos: int = 0) -> int:
     return pos
 
 
-def _frame_at(data: bytes | mmap.mmap, pos: int) -> _MpegFrame | None:
-    """The frame at ``pos`` if one starts there and is followed by another frame, an end tag or the
-    end of the file (a lone 0xFFE bit pattern in other bytes is no frame)."""
-    frame = _mpeg_frame(data[pos : pos + 4])
+class Frame(Protocol):
+    """What a header says of its frame (MPEG audio, ADTS): bytes, header included; samples per channel."""
+
+    @property
+    def length(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+
+
+FrameOf = Callable[[bytes], Union[Frame, None]]  # noqa: UP007 - py3.10 runtime alias; header bytes -> their frame
+
+
+class FrameChain(NamedTuple):
+    """What one walk over a stream of self-delimiting frames finds (:func:`frame_chain`)."""
+
+    samples: int  # samples (per channel) the whole frames hold
+    frames: int  # whole frames
+    cut_at: int | None  # offset of the last frame when the end of the file cuts it (or its header) off
+    declared: int | None  # bytes that cut frame declares; None when its header is cut off too
+    damaged_at: int | None  # offset of the first bytes that are no frame with whole frames after them
+
+
+def _frame_at(data: bytes | mmap.mmap, pos: int, frame_of: FrameOf, head: int) -> Frame | None:
+    """The frame at ``pos`` (its header: ``head`` bytes, read by ``frame_of``) if one starts there and is
+    followed by another frame, an end tag or the end of the file (a lone sync word in other bytes is no frame)."""
+    frame = frame_of(data[pos : pos + head])
     if frame is None:
         return None
     end = pos + frame.length
-    follows = data[end : end + 9]
-    ok = end >= len(data) or _mpeg_frame(follows[:4]) is not None or follows.startswith(MP3_END_TAGS)
+    follows = data[end : end + max(head, 9)]
+    ok = end >= len(data) or frame_of(follows[:head]) is not None or follows.startswith(MP3_END_TAGS)
     return frame if ok else None
 
 
-def _next_frame(data: bytes | mmap.mmap, pos: int) -> int | None:
+def _next_frame(data: bytes | mmap.mmap, pos: int, frame_of: FrameOf, head: int) -> int | None:
     """The offset of the first frame at or after ``pos`` (see :func:`_frame_at`), or None."""
     while (pos := data.find(b"\xff", pos)) >= 0:
-        if _frame_at(data, pos) is not None:
+        if _frame_at(data, pos, frame_of, head) is not None:
             return pos
         pos += 1
     return None
+
+
+def frame_chain(data: bytes | mmap.mmap, pos: int, frame_of: FrameOf, head: int) -> FrameChain:
+    """The frames of ``data`` from ``pos`` (where a frame starts), each header ``head`` bytes read by
+    ``frame_of``, from one walk: ID3v2 tags between frames are skipped, an ID3v1, APE or Lyrics3 tag ends
+    the walk, bytes that are no frame are skipped up to the next one (``damaged_at``, the first such
+    bytes, when whole frames follow them), and ``cut_at`` marks where the unbroken chain of frames (each
+    where the one before ends) stops part-way through a frame, or a header, at the end of the file. A
+    would-be frame found by re-syncing (bytes that happen to look like a header in a tag or other data
+    after the last frame) that runs past the end is not a cut: the file's frames are all there."""
+    frames = samples = 0
+    chained = True  # pos is where the frame before ended (or the first frame): not found by re-syncing
+    gap = damaged_at = None  # where the bytes skipped last began; the first such bytes whole frames follow
+    while pos < len(data):
+        frame = frame_of(data[pos : pos + head])
+        if frame is None:
+            if data[pos : pos + 9].startswith(MP3_END_TAGS):
+                break
+            if (after := after_id3v2(data, pos)) > pos:
+                pos = after
+                continue
+            nxt = _next_frame(data, pos + 1, frame_of, head)
+            if nxt is None:
+                cut = chained and len(data) - pos < head and data[pos] == 0xFF  # a header cut off
+                return FrameChain(samples, frames, pos if cut else None, None, damaged_at)
+            pos, gap, chained = nxt, pos, False
+            continue
+        if pos + frame.length > len(data):  # a candidate found by re-syncing in bytes after the frames is no cut
+            return FrameChain(samples, frames, pos if chained else None, frame.length if chained else None,
+                              damaged_at)
+        damaged_at = gap if damaged_at is None and not chained else damaged_at
+        frames, samples, pos, chained = frames + 1, samples + frame.samples, pos + frame.length, True
+    return FrameChain(samples, frames, None, None, damaged_at)
 
 
 def _vbr_frames(data: bytes | mmap.mmap, pos: int, frame: _MpegFrame) -> int | None:
@@ -291,13 +348,9 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
     """The MPEG audio frames of the MP3 file ``path`` (MPEG-1, 2 and 2.5, layers I-III), from one walk
     over their headers; None if no frame is found (or the file is empty).
 
-    ID3v2 tags (at the start, or between frames where files were joined) are skipped; a Xing/Info or
-    VBRI frame first is read for the count it declares and not counted as audio; the walk ends at an
-    ID3v1, APE or Lyrics3 tag, skips bytes that are no frame up to the next one (``damaged_at``, the
-    first such bytes, when whole frames follow them), and marks ``cut`` when the unbroken chain of
-    frames (each where the one before ends) stops part-way through a frame at the end of the file. A
-    would-be frame found by re-syncing (bytes that happen to look like a header in a tag or other data
-    after the last frame) that runs past the end is not a cut: the file's frames are all there.
+    ID3v2 tags at the start are skipped; a Xing/Info or VBRI frame first is read for the count it
+    declares and not counted as audio; the frames after it are walked by :func:`frame_chain`
+    (``damaged_at`` is its own, ``cut`` says it found a ``cut_at``).
 
     >>> import tempfile
     >>> frame = b"\\xff\\xfb\\x90\\xc4" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono: 417 bytes
@@ -312,37 +365,16 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
     if path.stat().st_size == 0:
         return None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        pos = _next_frame(data, _after_id3v2(data))
+        pos = _next_frame(data, after_id3v2(data), _mpeg_frame, MPEG_HEADER)
         if pos is None:
             return None
-        first = _mpeg_frame(data[pos : pos + 4])
+        first = _mpeg_frame(data[pos : pos + MPEG_HEADER])
         declared = _vbr_frames(data, pos, first)  # type: ignore[arg-type]
         if declared is not None:
             pos += first.length  # type: ignore[union-attr]
-        frames = samples = 0
-        cut = False
-        chained = True  # pos is where the frame before ended (or the first frame): not found by re-syncing
-        gap = damaged_at = None  # where the bytes skipped last began; the first such bytes whole frames follow
-        while pos < len(data):
-            frame = _mpeg_frame(data[pos : pos + 4])
-            if frame is None:
-                if data[pos : pos + 9].startswith(MP3_END_TAGS):
-                    break
-                if (after := _after_id3v2(data, pos)) > pos:
-                    pos = after
-                    continue
-                nxt = _next_frame(data, pos + 1)
-                if nxt is None:
-                    cut = chained and len(data) - pos < 4 and data[pos] == 0xFF  # a header cut off
-                    break
-                pos, gap, chained = nxt, pos, False
-                continue
-            if pos + frame.length > len(data):
-                cut = chained  # a candidate found by re-syncing in bytes after the frames (a tag, junk) is no cut
-                break
-            damaged_at = gap if damaged_at is None and not chained else damaged_at
-            frames, samples, pos, chained = frames + 1, samples + frame.samples, pos + frame.length, True
-    return Mp3Frames(samples, frames, None if declared is None or declared < 0 else declared, cut, damaged_at)
+        chain = frame_chain(data, pos, _mpeg_frame, MPEG_HEADER)
+    return Mp3Frames(chain.samples, chain.frames, None if declared is None or declared < 0 else declared,
+                     chain.cut_at is not None, chain.damaged_at)
 
 
 # --------------------------------------------------------------------------- MP4
@@ -420,9 +452,13 @@ def check_mp3(path: Path, mp3: Mp3Frames | None) -> None:
     before decoding, as decoders differ on such a file: libsndfile fails or skips the bytes, FFmpeg
     fails; and a file damaged so, not cut short, holds fewer frames than its Xing/Info header says."""
     if mp3 is not None and mp3.damaged_at is not None:
-        raise AudioError(f"audio file {path}: the audio stream is corrupt, damaged at byte {mp3.damaged_at}: "
-                         "no MPEG frame starts there, yet whole frames follow (damaged in the middle, not "
-                         "cut short)")
+        raise AudioError(damaged_message(path, mp3.damaged_at, "MPEG"))
+
+
+def damaged_message(path: Path, at: int, kind: str) -> str:
+    """Why ``path``, a stream of ``kind`` frames (``"MPEG"``, ``"ADTS"``) damaged at byte ``at``, is refused."""
+    return (f"audio file {path}: the audio stream is corrupt, damaged at byte {at}: no {kind} frame starts there, "
+            "yet whole frames follow (damaged in the middle, not cut short)")
 
 
 def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames | None) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from mmtok.audio.adts import check_adts
 from mmtok.audio.av_read import INSTALL_AV, AvReader, ffmpeg_only_kind, optional_av
 from mmtok.audio.file_checks import (
     MP3_FORMATS,
@@ -60,9 +61,9 @@ AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - 
 
 def _open_sound(path: Path, said: BinaryIO) -> sf.SoundFile | AvReader:
     """``path`` opened by libsndfile, or by PyAV when it is AAC/M4A, which libsndfile cannot read (an MP4
-    cut short is refused first). What libsndfile's decoders print meanwhile is held in ``said``: kept
-    there for an MP3, whose reads are held too, named in the error if the file cannot be opened, and
-    passed on for any other file."""
+    or raw AAC cut short, and raw AAC damaged in the middle, are refused first). What libsndfile's
+    decoders print meanwhile is held in ``said``: kept there for an MP3, whose reads are held too,
+    named in the error if the file cannot be opened, and passed on for any other file."""
     try:
         with held_stderr(said):
             snd = sf.SoundFile(str(path))
@@ -73,6 +74,7 @@ def _open_sound(path: Path, said: BinaryIO) -> sf.SoundFile | AvReader:
                              f"{_decoder_said(said)})") from e
         pass_on(said)
         check_mp4(path)
+        check_adts(path)
         av = optional_av()
         if av is None:
             raise AudioError(f"cannot read audio file {path}: it is {kind}, which libsndfile does not decode; "
