@@ -10,7 +10,10 @@
   atomic folder format of :mod:`mmtok.core.checkpoint`) every ``save_every`` steps,
   keeping the last ``keep_last``. A run killed at any moment and restarted with
   ``--resume`` continues the same loss curve (bit for bit on the CPU); a damaged newest
-  checkpoint is passed over (said on stderr) for the one before it.
+  checkpoint is passed over (said on stderr) for the one before it. What a resumed run keeps
+  (its shards, model, data order and global batch; ``--steps`` not below the step reached) is
+  :mod:`mmtok.lm.train_checks`'s; a ``--steps`` other than the run's redraws the cosine to end there
+  (said on stderr, with the learning rate of the next step before and after).
 * A folder that already holds a run is refused unless ``--resume`` (continue) or
   ``--overwrite`` (start over), and one of files that are no run's is refused even then
   (:data:`mmtok.lm.runs.RUN_MARKS`); ``RUN/.lock`` keeps a second process out while
@@ -23,7 +26,7 @@
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
   every tensor reduced across ranks lives on the training device.
   The loss is normalised by the global weight sum, so N ranks of batch B give
-  the same loss as one process of batch N·B.
+  the same loss as one process of batch N·B (to float rounding).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +48,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
-from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError
+from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
-from mmtok.core.resume import setting_differences
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     check_run_folder,
@@ -73,6 +75,7 @@ from mmtok.lm.runs import (
     plot_loss,
     read_log,
 )
+from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["TrainConfig", "check_config", "train"]
@@ -230,7 +233,8 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     )
     saved_cfg = {"model": asdict(mcfg), "train": asdict(cfg), "vocab": ds.vocab.to_dict(),
                  "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers"),
-                 "shards": {"tokens": ds.num_tokens, "digest": ds.shards.digest}}
+                 "shards": {"tokens": ds.num_tokens, "digest": ds.shards.digest},
+                 "batch": {"world_size": world, "global": cfg.batch_size * cfg.grad_accum * world}}
     r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg)
     if clear:
         clear_run(folder)
@@ -253,61 +257,19 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     return r
 
 
-SHAPE_FIELDS = ("n_layer", "n_head", "n_kv_head", "d_model", "mlp_ratio", "tie_embeddings")  # the weights' shapes
-# the settings that fix a run's data order and positions: --resume keeps them (mmtok train --resume takes the
-# run's own when their flags are left out); steps, rates and saving may change to extend a run
-RESUME_FIXED = ("seq_len", "batch_size", "grad_accum", "seed", "rope_3d")
-
-
-def _check_same_model(r: _Run, ckpt: Path) -> None:
-    """A one-line :class:`TrainingError` when ``--resume`` asks for another model than the run's own."""
-    try:
-        saved = read_config(ckpt)["config"]
-    except (CheckpointError, KeyError, TypeError):
-        return  # a damaged newest checkpoint: load_newest_intact falls back and says so
-    mine = r.saved_cfg["model"]
-    diffs = [f"{k} {saved['model'][k]} (now {mine[k]})" for k in SHAPE_FIELDS
-             if k in saved.get("model", {}) and saved["model"][k] != mine[k]]
-    if diffs:
-        preset = (saved.get("train") or {}).get("preset")
-        raise ResumeMismatchError(f"{r.folder} was trained with --preset {preset} and another model shape: "
-                            f"{', '.join(diffs[:4])}; resume with the settings it was trained with, or train into a "
-                            "new --out")
-    was = saved.get("train") or {}
-    diffs = setting_differences({k: getattr(r.cfg, k) for k in RESUME_FIXED}, was, RESUME_FIXED)
-    if diffs:
-        raise ResumeMismatchError(f"--resume {r.folder}: {'; '.join(diffs)}; these fix its data order and "
-                                  "positions: resume with the run's own (the mmtok train command takes them when "
-                                  "their flags are left out), or train into a new --out")
-
-
-def _check_same_shards(r: _Run, saved: dict) -> None:
-    """A one-line :class:`ResumeMismatchError` when ``--resume`` is given other shards than the run trained on
-    (its place in the window order means nothing in another stream), of its vocabulary or of another (said
-    before the checkpoint's weights, shaped for its own, are loaded). Runs saved before the digest was
-    recorded are checked by their vocabulary alone."""
-    was = saved.get("shards") if isinstance(saved.get("shards"), dict) else {}
-    now, fingerprint, mine = r.saved_cfg["shards"], saved.get("fingerprint"), r.saved_cfg["fingerprint"]
-    other_vocab = fingerprint is not None and fingerprint != mine
-    if not other_vocab and was.get("digest") in (None, now["digest"]):
-        return
-    trained_on = (saved.get("train") or {}).get("data", "?")
-    vocab, vocab_now = (f", vocabulary {fingerprint}", f", vocabulary {mine}") if other_vocab else ("", "")
-    raise ResumeMismatchError(f"{r.folder} was trained on other shards ({trained_on}: {was.get('tokens', '?')} tokens, "
-                              f"digest {was.get('digest', '?')}{vocab}) than {r.cfg.data} ({now['tokens']} tokens, "
-                              f"digest {now['digest']}{vocab_now}); --resume continues a run on its own shards; "
-                              "train into a new --out for these")
-
-
 def _resume(r: _Run, resume: bool) -> None:
     """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
     found = checkpoint_folders(r.folder) if resume else []
     if found:
         _check_same_model(r, found[-1])
 
-    def load(ck: Path) -> dict[str, Any]:
-        saved = read_config(ck, kind=Transformer.KIND).get("config")
-        _check_same_shards(r, saved if isinstance(saved, dict) else {})  # before the weights are loaded
+    def load(ck: Path) -> dict[str, Any]:  # the checks before the weights, shaped for the run's own, are loaded
+        meta = read_config(ck, kind=Transformer.KIND)
+        saved, state = meta.get("config"), meta.get("train") or {}
+        saved = saved if isinstance(saved, dict) else {}
+        check_settings(r.folder, r.saved_cfg, saved, step=int(state.get("step", 0)),
+                       consumed=int((state.get("extra") or {}).get("consumed", 0)))
+        check_same_shards(r.folder, r.cfg.data, r.saved_cfg, saved)
         return load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
 
     loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
@@ -316,6 +278,8 @@ def _resume(r: _Run, resume: bool) -> None:
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
+        if r.master:
+            _say_changes(r, state["config"])
     elif resume and r.master:
         print(f"no checkpoint in {r.folder}: starting from scratch")
     if resume and r.master:
@@ -323,6 +287,30 @@ def _resume(r: _Run, resume: bool) -> None:
     log = r.folder / LOG_NAME
     if r.master and log.exists():  # keep the curve up to the resumed step (a line cut by a kill goes too)
         write_atomic(log, "".join(json.dumps(row) + "\n" for row in read_log(r.folder) if row["step"] <= r.step))
+
+
+def _check_same_model(r: _Run, ckpt: Path) -> None:
+    """A one-line :class:`ResumeMismatchError` when ``--resume`` asks for another model than the run's own."""
+    try:
+        saved = read_config(ckpt)["config"]
+    except (CheckpointError, KeyError, TypeError):
+        return  # a damaged newest checkpoint: load_newest_intact falls back and says so
+    check_same_model(r.folder, r.saved_cfg["model"], saved)
+
+
+def _say_changes(r: _Run, saved: dict[str, Any]) -> None:
+    """On stderr, one line each: the run's global batch split otherwise, its cosine drawn over another ``--steps``
+    (the learning rate of the next step, by the run's own schedule and by the new one)."""
+    note = split_note(r.folder, r.saved_cfg, saved, step=r.step, consumed=r.consumed)
+    if note:
+        print(note, file=sys.stderr)
+    was = int((saved.get("train") or {}).get("steps", r.cfg.steps))
+    if was != r.cfg.steps and r.step < r.cfg.steps:
+        how = "stretches" if r.cfg.steps > was else "squeezes"
+        before, after = lr_at(replace(r.cfg, steps=was), r.step), lr_at(r.cfg, r.step)
+        print(f"mmtok train: --steps {r.cfg.steps} (the run's: {was}) {how} the cosine of {r.folder} to end at step "
+              f"{r.cfg.steps}: the learning rate at step {r.step + 1} is {after:.3g} (by the run's own schedule: "
+              f"{before:.3g})", file=sys.stderr)
 
 
 def _set_aside_damaged(folder: Path, step: int) -> None:
