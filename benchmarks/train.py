@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import check_peer, emit
 
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.peak import GPU_PEAK_TFLOPS
+from mmtok.lm.peak import gpu_peak_tflops
 
 
 def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:
@@ -158,7 +158,7 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
     """On a GPU: ours' MFU at bf16, eager and compiled."""
     tokens = args.batch * args.seq_len
     name = torch.cuda.get_device_name()
-    peak = next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
+    peak = gpu_peak_tflops(name)
     for compiled in (False, True):
         m = Transformer(cfg).to(device)
         net = torch.compile(m) if compiled else m

@@ -80,6 +80,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         self._grid_ids = np.array(sorted(self.vocab.id(t) for m, o, c in GRID_MARKS if self.vocab.has(m) for t in (o, c)),
                                   dtype=np.int64)
         self._openers = np.array([self.vocab.id(o) for m, o, _ in GRID_MARKS if self.vocab.has(m)], dtype=np.int64)
+        self._marks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # shard -> its grid marks (_grid_marks)
         if rank is None or world_size is None:
             dist = torch.distributed
             ddp = dist.is_available() and dist.is_initialized()
@@ -180,19 +181,28 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             out[lo:hi] = positions_thw(self.vocab, np.concatenate([lead, ids[lo:hi]]))[lead.size :]
         return out
 
-    def _grid_lead(self, a: int, chunk: int = 4096) -> np.ndarray:
+    def _grid_marks(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Shard ``s``'s grid openers and closers: their global positions (ascending) and which are openers;
+        found once per shard and kept."""
+        if s not in self._marks:
+            toks = self.shards.tokens[s]
+            at = np.flatnonzero(np.isin(toks, self._grid_ids))
+            self._marks[s] = (at + int(self._starts[s]), np.isin(np.asarray(toks[at]), self._openers))
+        return self._marks[s]
+
+    def _grid_lead(self, a: int) -> np.ndarray:
         """The ids from the opener (``<boi>``/``<bov>``) of a grid that is still open at global token
         ``a``, within ``a``'s document, up to ``a``; empty when ``a`` is in no grid."""
         doc_start = int(self._doc_starts[np.searchsorted(self._doc_starts, a, side="right") - 1])
-        hi = a
-        while hi > doc_start and self._grid_ids.size:
-            lo = max(doc_start, hi - chunk)
-            part = self._slice(lo, hi)
-            marks = np.flatnonzero(np.isin(part, self._grid_ids))
-            if marks.size:
-                last = lo + int(marks[-1])
-                return self._slice(last, a) if int(part[marks[-1]]) in self._openers else np.zeros(0, np.int64)
-            hi = lo
+        s = int(np.searchsorted(self._starts, a - 1, side="right")) - 1  # the shard of token a - 1
+        while a > doc_start and self._grid_ids.size and s >= 0:
+            at, opens = self._grid_marks(s)
+            i = int(np.searchsorted(at, a)) - 1  # the last grid mark before a
+            if i >= 0 and at[i] >= doc_start:
+                return self._slice(int(at[i]), a) if opens[i] else np.zeros(0, np.int64)
+            if self._starts[s] <= doc_start:
+                break
+            s -= 1
         return np.zeros(0, np.int64)
 
     def __repr__(self) -> str:

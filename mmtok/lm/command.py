@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mmtok.core.trainstate import HelpFormatter, options_given
+from mmtok.core.trainstate import HelpFormatter, check_device_option, options_given
 
 __all__ = ["main", "train_parser"]
 
@@ -23,16 +23,29 @@ _TRAIN_HELP = {
     "device": "cpu or cuda (default: cuda when available)", "threads": "CPU threads for torch (default: torch's)",
 }
 _AT_LEAST_1 = ("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads")
+_SEED_LIMIT = 2**63  # --seed is in [0, _SEED_LIMIT): a non-negative int64
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def _count(text: str) -> int:
     """argparse type of a count: an integer of at least 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    n = _int(text)
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, 2**63)``."""
+    n = _int(text)
+    if not 0 <= n < _SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {n}")
     return n
 
 
@@ -61,7 +74,8 @@ def train_parser() -> argparse.ArgumentParser:
         elif name == "preset":
             ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
         else:
-            kind = _count if name in _AT_LEAST_1 else type(default) if default is not None else str
+            kind = _count if name in _AT_LEAST_1 else _seed if name == "seed" else (
+                type(default) if default is not None else str)
             ap.add_argument(flag, type=kind, default=default, help=text)
     return ap
 
@@ -74,7 +88,9 @@ def main(argv: Sequence[str]) -> int:
     from mmtok.lm.train import TrainConfig, train
 
     argv = list(argv)
-    opts = vars(train_parser().parse_args(argv))
+    parser = train_parser()
+    opts = vars(parser.parse_args(argv))
+    check_device_option(parser, opts["device"])
     resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
     if resume:
         _take_run_settings(opts, argv)

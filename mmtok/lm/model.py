@@ -25,18 +25,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mmtok.lm.grammar import audio_segment_len, image_segment_len
+
+if TYPE_CHECKING:
+    from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["MEDIA_CONTEXT", "KVCache", "ModelConfig", "Transformer", "document_mask"]
 
 # What every preset's context holds at the least, in tokens of the shipped tokenizers (models/image: 16×16
 # codes per picture; models/audio: 50 codes per second; tests/test_frontdoor.py reads their configs to check)
 PROMPT_TOKENS = 32  # a short text prompt
-IMAGE_TOKENS = 16 * (16 + 1) + 2  # one picture: 16 rows of 16 codes, an <eol> after each row, <boi> and <eoi>
-AUDIO_TOKENS = 50 + 2  # one second of sound: 50 codes, <boa> and <eoa>
+IMAGE_TOKENS = image_segment_len(16, 16)  # one picture: 16 rows of 16 codes, an <eol> after each row, <boi> and <eoi>
+AUDIO_TOKENS = audio_segment_len(50)  # one second of sound: 50 codes, <boa> and <eoa>
 MEDIA_CONTEXT = PROMPT_TOKENS + IMAGE_TOKENS + AUDIO_TOKENS + 2  # with <bos> and <eos>: 360
 
 PRESETS: dict[str, dict[str, int]] = {
@@ -353,6 +359,7 @@ class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.vocab: Vocabulary | None = None  # the id layout it was trained on, when known (a run's: load_run)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -379,9 +386,10 @@ class Transformer(nn.Module):
         return n
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Training FLOPs per token (forward + backward): ``6 N + 12 L T C`` (PaLM appendix B)."""
+        """Training FLOPs per token (forward + backward): ``6 N + 6 L T C``, PaLM's (appendix B) ``12 L T C`` of
+        attention halved by the causal mask, as the context planner prices it."""
         c = self.cfg
-        return 6.0 * self.num_params(non_embedding=False) + 12.0 * c.n_layer * seq_len * c.d_model
+        return 6.0 * self.num_params(non_embedding=False) + 6.0 * c.n_layer * seq_len * c.d_model
 
     def forward(
         self,

@@ -119,7 +119,8 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     model = Transformer(cfg)
     load_state_dict_checked(model, ck.tensors, where=path)
     model.eval().to(device or "cpu")
-    return model, Vocabulary.from_dict(ck.config["vocab"]), ck.config
+    model.vocab = Vocabulary.from_dict(ck.config["vocab"])  # what generate checks an interleaver against
+    return model, model.vocab, ck.config
 
 
 def read_log(run: str | os.PathLike[str]) -> list[dict[str, Any]]:

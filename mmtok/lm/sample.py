@@ -21,7 +21,7 @@ import torch
 from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.core.trainstate import pick_device
-from mmtok.lm.grammar import DONE, TEXT, Grammar
+from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segment_len
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
 
@@ -81,7 +81,8 @@ class _Picker:
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B,)
         if self.temperature == 0:
             return logits.argmax(-1)
-        probs = _filter(logits / self.temperature, self.top_k, self.top_p).softmax(-1)
+        top = logits.max(-1, keepdim=True).values  # (B, 1): scaled from 0 down, a tiny temperature cannot overflow
+        probs = _filter((logits - top) / self.temperature, self.top_k, self.top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
 
 
@@ -118,6 +119,17 @@ def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor,
     return ids, pos_thw
 
 
+def _check_vocab(model: Transformer, il: Interleaver) -> None:
+    """Refuse an interleaver whose ids are not the model's: another size (:class:`UsageError`), or, when the
+    model knows the vocabulary it was trained on (``model.vocab``), another layout."""
+    if model.vocab is not None:
+        il.vocab.check_same(model.vocab, what="the model")
+    if il.vocab.size != model.cfg.vocab_size:
+        raise UsageError(f"generate: the interleaver's vocabulary has {il.vocab.size} ids but the model's has "
+                         f"{model.cfg.vocab_size}: build the interleaver with the tokenizers the model was "
+                         "trained with")
+
+
 def _round_up(n: int, k: int = 64) -> int:
     return -(-n // k) * k
 
@@ -129,8 +141,7 @@ def segment_cost(force: str, image_grid: tuple[int, int], audio_tokens: tuple[in
     >>> segment_cost("image", (16, 16), (1, 250)), segment_cost("audio", (16, 16), (50, 250))
     (274, 52)
     """
-    h, w = image_grid
-    return h * (w + 1) + 2 if force == "image" else audio_tokens[0] + 2
+    return image_segment_len(*image_grid) if force == "image" else audio_segment_len(audio_tokens[0])
 
 
 def check_fits(context: int, prompt_len: int, force: str | None, image_grid: tuple[int, int],
@@ -171,7 +182,7 @@ def _budget(model: Transformer, prompt_len: int, max_new_tokens: int, force: str
     context = model.cfg.max_seq_len
     check_fits(context, prompt_len, force, image_grid, audio_tokens)
     if force is not None:
-        most = segment_cost(force, image_grid, audio_tokens) if force == "image" else audio_tokens[1] + 2
+        most = image_segment_len(*image_grid) if force == "image" else audio_segment_len(audio_tokens[1])
         max_new_tokens = max(max_new_tokens, most)
     return min(max_new_tokens, context - prompt_len)
 
@@ -204,6 +215,7 @@ def generate(
     """
     if force not in (None, "image", "audio"):
         raise ValueError(f"force must be None, 'image' or 'audio', got {force!r}")
+    _check_vocab(model, il)
     if force is not None and not il.vocab.has(force):
         raise UsageError(f"this model's vocabulary has no {force} codes (it was trained on shards without "
                          f"{force}): it cannot sample {'an image' if force == 'image' else 'audio'}")
@@ -212,6 +224,9 @@ def generate(
     image_grid = image_grid_of(il.image) if image_grid is None else image_grid
     audio_tokens = audio_tokens_of(il.audio) if audio_tokens is None else audio_tokens
     ids, pos_thw = _prompt(il, prompt)
+    if not len(ids):
+        raise UsageError("generate: the prompt is empty and the interleaver adds no <bos> (Interleaver(bos=False)): "
+                         "give a prompt, or use an interleaver with bos=True")
     grammar = Grammar(il, image_grid=image_grid, audio_tokens=audio_tokens)
     steps = _budget(model, len(ids), max_new_tokens, force, image_grid, audio_tokens)
     pick = _Picker(temperature, top_k, top_p, _generator(seed))
