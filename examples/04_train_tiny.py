@@ -25,7 +25,7 @@ il = build_interleaver(spec)
 prompt = caption("red", "ring")  # never seen in training
 samples = generate(model, il, prompt, force="image", num_samples=4, image_grid=(4, 4), seed=0,
                    temperature=0.7, top_k=20)
-pictures = [il.decode(ids, media=True)[-1]["image"] for ids in samples]  # [3, 64, 64] each
+pictures = [il.decode(ids, media=True, partial=True)[-1]["image"] for ids in samples]  # [3, 64, 64] each
 colours = [dominant_color(p) for p in pictures]
 print(f"prompt {prompt!r} (never seen) -> dominant colours of 4 samples: {colours}")
 picture = pictures[0]

@@ -114,9 +114,9 @@ def test_frame_whose_eof_moved_goes_row_by_row(monkeypatch: pytest.MonkeyPatch) 
     """Frames of equal length with as many <eof> as frames, one <eof> moved inside a frame: not a grid (it used to
     be one in a prototype that counted <eof> without checking where each sits)."""
     v = VOCAB.range("video").start
-    ids = [IL.BOV, v + 1, v + 2, IL.EOL, IL.EOF, IL.EOF, v + 3, IL.EOL, v + 4, IL.EOV]
+    ids = [IL.BOS, IL.BOV, v + 1, v + 2, IL.EOL, IL.EOF, IL.EOF, v + 3, IL.EOL, v + 4, IL.EOV, IL.EOS]
     with pytest.raises(StreamError) as e:
         IL.decode(ids)
-    assert e.value.position == 7
+    assert e.value.position == 8
     for repair in (False, True):
         assert _outcome(np.array(ids), repair) == _per_row(monkeypatch, np.array(ids), repair)

@@ -27,7 +27,7 @@ def test_forced_image_always_decodes(setup: tuple[Transformer, Interleaver]) -> 
     model, il = setup
     samples = generate(model, il, "a red circle", force="image", num_samples=6, seed=1, image_grid=(4, 5))
     for ids in samples:
-        segs = il.decode(ids)  # strict: raises on any malformed stream
+        segs = il.decode(ids, partial=True)  # strict: raises on any malformed stream
         assert segs[0]["text"] == "a red circle"
         assert segs[-1]["image_codes"].shape == (4, 5)
 
@@ -35,7 +35,7 @@ def test_forced_image_always_decodes(setup: tuple[Transformer, Interleaver]) -> 
 def test_forced_audio_always_decodes(setup: tuple[Transformer, Interleaver]) -> None:
     model, il = setup
     for ids in generate(model, il, "a tone", force="audio", num_samples=6, seed=2, audio_tokens=(3, 20)):
-        codes = il.decode(ids)[-1]["audio_codes"]
+        codes = il.decode(ids, partial=True)[-1]["audio_codes"]
         assert 3 <= codes.numel() <= 20
 
 
@@ -45,7 +45,7 @@ def test_free_running_streams_decode_and_positions_match(setup: tuple[Transforme
     samples = generate(model, il, "x", max_new_tokens=120, num_samples=12, seed=3, image_grid=(2, 3),
                        audio_tokens=(1, 6), temperature=1.5)
     for ids in samples:
-        segs = il.decode(ids)  # strict: valid UTF-8 text, well-formed media, even when cut short
+        segs = il.decode(ids, partial=True)  # strict: valid UTF-8 text, well-formed media, even when cut short
         n_media += sum("text" not in s for s in segs)
         if ids[-1] == il.EOS:  # a finished document re-encodes to the very same ids
             assert torch.equal(il.encode(segs).ids, ids)
@@ -65,7 +65,7 @@ def test_prompt_too_long_for_forced_image(setup: tuple[Transformer, Interleaver]
         generate(model, il, "z" * 200, force="image", image_grid=(16, 16))
     # audio needs only its fewest codes: the grammar closes the segment when the context runs out
     (ids,) = generate(model, il, "z" * 200, force="audio", audio_tokens=(8, 250), seed=0)
-    seg = il.decode(ids)[-1]
+    seg = il.decode(ids, partial=True)[-1]
     assert len(ids) <= model.cfg.max_seq_len and 8 <= seg["audio_codes"].numel() <= 256 - 200 - 2
     with pytest.raises(ContextTooShortError, match="at least 60 codes after the 201-token prompt needs 263 tokens") as e:
         generate(model, il, "z" * 200, force="audio", audio_tokens=(60, 250))
@@ -178,8 +178,8 @@ def test_default_grid_and_audio_length_come_from_the_tokenizers() -> None:
     torch.manual_seed(0)
     model = Transformer(ModelConfig.preset("tiny", vocab_size=il.vocab.size, max_seq_len=256)).eval()
     for ids in generate(model, il, "x", force="image", num_samples=3, seed=0):
-        assert il.decode(ids)[-1]["image_codes"].shape == (2, 3)
-    lengths = [il.decode(ids)[-1]["audio_codes"].numel()
+        assert il.decode(ids, partial=True)[-1]["image_codes"].shape == (2, 3)
+    lengths = [il.decode(ids, partial=True)[-1]["audio_codes"].numel()
                for ids in generate(model, il, "x", force="audio", num_samples=16, seed=0, temperature=2.0)]
     assert max(lengths) <= 2 * DEFAULT_AUDIO_SECONDS and min(lengths) >= 1
 

@@ -81,26 +81,26 @@ class RateTokenizer(MediaTokenizer, Protocol):
 
 
 def module_fingerprint(module: Any, *, cfg: Any = None, skip_prefix: str | None = None) -> str:
-    """16 hex digits of sha256 over a module's class name, config and every tensor of its state.
+    """16 hex digits of sha256 over an ``nn.Module``'s class name, config and every tensor of its state.
 
     The default ``fingerprint`` of the media tokenizers; the same hash a vocabulary
-    computes for a tokenizer that has no fingerprint of its own. ``cfg`` replaces the
-    module's own config in the hash and state entries starting with ``skip_prefix`` are
-    left out: for parts that do not change the codes (a tokenizer's waveform decoder).
+    computes for an ``nn.Module`` tokenizer that has no fingerprint of its own (anything
+    else must carry one: its class and sizes alone do not tell two codebooks apart). ``cfg``
+    replaces the module's own config in the hash and state entries starting with ``skip_prefix``
+    are left out: for parts that do not change the codes (a tokenizer's waveform decoder).
     """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module_fingerprint hashes the state of a torch.nn.Module, got {type(module).__name__}")
     h = hashlib.sha256(type(module).__qualname__.encode())
     cfg = getattr(module, "cfg", None) if cfg is None else cfg
     if cfg is not None:
         h.update(repr(cfg).encode())
-    if isinstance(module, torch.nn.Module):
-        for name, t in sorted(module.state_dict().items()):
-            if skip_prefix is not None and name.startswith(skip_prefix):
-                continue
-            h.update(name.encode())
-            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    else:
-        h.update(str(getattr(module, "codebook_size", getattr(module, "vocab_size", ""))).encode())
+    for name, t in sorted(module.state_dict().items()):
+        if skip_prefix is not None and name.startswith(skip_prefix):
+            continue
+        h.update(name.encode())
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -128,7 +128,7 @@ def sample_step(d: Demo) -> str:
         outs = generate(model, il, prompt, force="image", num_samples=per, image_grid=(4, 4), seed=d.seed + k,
                         temperature=0.7, top_k=20)
         for j, ids in enumerate(outs):
-            pic = il.decode(ids, media=True)[-1]["image"]
+            pic = il.decode(ids, media=True, partial=True)[-1]["image"]
             got = dominant_color(pic)
             hits += got == color
             name = f"samples/{color}-{shape}-{j}.png"
@@ -174,7 +174,7 @@ def _sample_sounds(d: Demo, model: Any, il: Any, per: int) -> tuple[list[list[An
                         seed=d.seed + 100 + k, temperature=0.7, top_k=20)
         groups: dict[tuple[int, ...], list[Any]] = {}  # codes -> [first sample, how many, segment, pitch heard]
         for j, ids in enumerate(outs):
-            seg = il.decode(ids, media=True)[-1]
+            seg = il.decode(ids, media=True, partial=True)[-1]
             codes = tuple(seg["audio_codes"].tolist())
             got = dominant_pitch(seg["audio"], sr)
             hits += got == pitch

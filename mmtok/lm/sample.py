@@ -374,7 +374,7 @@ def sample_run(
                       top_k=top_k, top_p=top_p, seed=seed, image_grid=image_grid, audio_tokens=audio_tokens)
     files: list[str] = []
     if force is not None:
-        seg = il.decode(ids, media=True)[-1]
+        seg = il.decode(ids, media=True, partial=True)[-1]
         if image_out:
             from PIL import Image
 
@@ -388,7 +388,7 @@ def sample_run(
             wave = wave / max(1.0, float(wave.abs().max()) / 0.99)  # never clips
             sf.write(audio_out, wave.numpy(), int(seg["sample_rate"] or 16000), subtype="PCM_16")
             files.append(str(audio_out))
-    return Sampled(ids, il.pretty(ids), tuple(files))
+    return Sampled(ids, il.pretty(ids, partial=True), tuple(files))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ rotary embeddings. Text and markers advance all three together; the code at
 ``<eol>`` ending row r at (s, s + r, s + w); in a video, frame f's code at (r, c)
 sits at (s + f, s + r, s + c) and its ``<eof>`` at (s + f, s + h, s + w); audio
 codes advance like text. After a segment the next position is one past the
-largest position used so far.
+largest position used so far (:func:`~mmtok.stream.positions.positions_thw`).
 
 Repair (``decode(..., repair=True)``) for generated streams, each change reported
 as a :class:`Repair`: ids out of range, misplaced special tokens and codes of
@@ -32,7 +32,9 @@ the wrong modality are dropped; a row longer than the first row of its image
 a video frame with too few rows is padded with the previous frame's rows, one
 with too many truncated; empty rows and empty segments are dropped; a segment
 still open at the end of the stream (or when the next one starts) is closed;
-everything after ``<eos>`` is dropped; text that is not valid UTF-8 gets U+FFFD.
+everything after ``<eos>`` is dropped; a missing leading ``<bos>`` or final ``<eos>``
+(when the Interleaver writes them) is noted; text around a dropped token is joined
+before it is decoded, and text that is not valid UTF-8 gets U+FFFD.
 """
 
 from __future__ import annotations
@@ -48,13 +50,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.core.errors import DocumentError, StreamError
+from mmtok.core.errors import DocumentError, StreamError, VocabularyError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
 from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor, integer_ids
 from mmtok.stream.positions import positions_thw
 from mmtok.stream.segments import VIDEO_OPTIONS
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
-from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
+from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary, tokenizer_fingerprint
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -121,8 +123,9 @@ class Interleaver:
     (default: bytes); ``image``, ``audio`` and ``video`` anything with ``encode``,
     ``decode`` and ``codebook_size`` (``mmtok.load("image")``, ...), whose codes are
     ``[h, w]``, ``[n]`` and ``[t, h, w]``. ``vocab`` may be None to build it from the
-    tokenizers. ``loss_weights`` maps ``"text"``, ``"special"``, ``"image"``,
-    ``"audio"``, ``"video"`` to the weight of their tokens.
+    tokenizers; a given one must fit them: its sizes, and the fingerprint it records
+    for each tokenizer (``vocab.sources``). ``loss_weights`` maps ``"text"``,
+    ``"special"``, ``"image"``, ``"audio"``, ``"video"`` to the weight of their tokens.
 
     >>> il = Interleaver(Vocabulary(256, ranges={"image": 16}))
     >>> s = il.encode(["hi ", {"image_codes": [[1, 2], [3, 4]]}])
@@ -148,18 +151,9 @@ class Interleaver:
         self.image, self.audio, self.video = image, audio, video
         if vocab is None:
             vocab = Vocabulary.for_tokenizers(text=self.text, image=image, audio=audio, video=video)
+        else:
+            self._check_fits(vocab)
         self.vocab = vocab
-        if vocab.text_size != self.text.vocab_size:
-            raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
-        for name, tok in (("image", image), ("audio", audio), ("video", video)):
-            if tok is not None:
-                if not vocab.has(name):
-                    raise ValueError(f"an {name} tokenizer was given but the vocabulary has no {name} range")
-                if len(vocab.range(name)) != int(tok.codebook_size):
-                    raise ValueError(
-                        f"vocab's {name} range has {len(vocab.range(name))} ids but the {name} tokenizer "
-                        f"has codebook_size {tok.codebook_size}; build the vocabulary from these tokenizers"
-                    )
         unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
         if unknown:
             raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
@@ -170,6 +164,33 @@ class Interleaver:
         self.BOS, self.EOS, self.BOI, self.EOI, self.EOL = i("<bos>"), i("<eos>"), i("<boi>"), i("<eoi>"), i("<eol>")
         self.BOA, self.EOA, self.BOV, self.EOV, self.EOF = i("<boa>"), i("<eoa>"), i("<bov>"), i("<eov>"), i("<eof>")
 
+    def _check_fits(self, vocab: Vocabulary) -> None:
+        """Refuse a vocabulary these tokenizers do not make: a size that differs, or a fingerprint ``vocab.sources``
+        records for a tokenizer that is not this one's."""
+        if vocab.text_size != self.text.vocab_size:
+            raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
+        tokenizers = (("text", self.text), ("image", self.image), ("audio", self.audio), ("video", self.video))
+        for name, tok in tokenizers[1:]:
+            if tok is not None:
+                if not vocab.has(name):
+                    raise ValueError(f"an {name} tokenizer was given but the vocabulary has no {name} range")
+                if len(vocab.range(name)) != int(tok.codebook_size):
+                    raise ValueError(
+                        f"vocab's {name} range has {len(vocab.range(name))} ids but the {name} tokenizer "
+                        f"has codebook_size {tok.codebook_size}; build the vocabulary from these tokenizers"
+                    )
+        for name, tok in tokenizers:
+            want = vocab.sources.get(name)
+            if tok is None or want is None:
+                continue
+            have = tokenizer_fingerprint(tok)
+            if have != want:
+                label = vocab.labels.get(name)
+                raise VocabularyError(
+                    f"the vocabulary's {name} ids are from the {name} tokenizer with fingerprint {want}"
+                    f"{f' [{label}]' if label else ''}, but the {name} tokenizer given has fingerprint {have}; "
+                    "pass the tokenizer the vocabulary was built with")
+
     # ------------------------------------------------------------------ documents -> stream
 
     def normalize(self, doc: Sequence[Any]) -> list[dict[str, Any]]:
@@ -177,15 +198,22 @@ class Interleaver:
         if isinstance(doc, (str, dict)) or not isinstance(doc, Sequence):
             raise TypeError(f"a document is a list of segments, got {type(doc).__name__}")
         out: list[dict[str, Any]] = []
+        texts: list[str] = []  # the text since the last medium, joined once
+
+        def end_text() -> None:
+            joined = "".join(texts)
+            texts.clear()
+            if joined:
+                out.append({"text": joined})
+
         for k, seg in enumerate(doc):
             for item in self._segments(seg, k):
                 if "text" in item:
-                    if not item["text"]:
-                        continue
-                    if out and "text" in out[-1]:
-                        out[-1] = {"text": out[-1]["text"] + item["text"]}
-                        continue
+                    texts.append(item["text"])
+                    continue
+                end_text()
                 out.append(item)
+        end_text()
         return out
 
     def _need(self, name: str, k: int) -> Any:
@@ -328,56 +356,30 @@ class Interleaver:
 
     def encode(self, doc: Sequence[Any]) -> Stream:
         """The :class:`Stream` of one document (a list of segments)."""
-        ids: list[np.ndarray] = []
-        thw: list[np.ndarray] = []
-        nxt = 0  # next free position
-
-        def flat(tokens: Sequence[int] | np.ndarray) -> None:
-            nonlocal nxt
-            a = np.asarray(tokens, dtype=np.int64)
-            p = np.arange(nxt, nxt + a.size, dtype=np.int64)
-            ids.append(a)
-            thw.append(np.repeat(p[:, None], 3, axis=1))
-            nxt += a.size
-
-        if self.bos:
-            flat([self.BOS])
+        ids: list[Sequence[int] | np.ndarray] = [[self.BOS]] if self.bos else []
         for seg in self.normalize(doc):
             if "text" in seg:
-                flat(self.text.encode(seg["text"]))
+                ids.append(self.text.encode(seg["text"]))
             elif "image_codes" in seg:
                 codes = seg["image_codes"].numpy()
                 h, w = codes.shape
-                flat([self.BOI])
                 grid = np.concatenate([codes + self.vocab.range("image").start,
                                        np.full((h, 1), self.EOL, np.int64)], axis=1)  # (h, w+1)
-                rows, cols = np.meshgrid(np.arange(h), np.arange(w + 1), indexing="ij")
-                s = nxt
-                ids.append(grid.reshape(-1))
-                thw.append(np.stack([np.full(rows.size, s), s + rows.reshape(-1), s + cols.reshape(-1)], axis=1))
-                nxt = s + max(h, w + 1)
-                flat([self.EOI])
+                ids += [[self.BOI], grid.reshape(-1), [self.EOI]]
             elif "video_codes" in seg:
                 codes = seg["video_codes"].numpy()
                 t, h, w = codes.shape
-                flat([self.BOV])
                 grid = np.concatenate([codes + self.vocab.range("video").start,
                                        np.full((t, h, 1), self.EOL, np.int64)], axis=2)  # (t, h, w+1)
                 frames = np.concatenate([grid.reshape(t, h * (w + 1)), np.full((t, 1), self.EOF, np.int64)], axis=1)
-                f, r, c = np.meshgrid(np.arange(t), np.arange(h + 1), np.arange(w + 1), indexing="ij")
-                keep = (r < h) | (c == w)  # the codes, each row's <eol>, and the <eof> at (h, w)
-                s = nxt
-                ids.append(frames.reshape(-1))
-                thw.append(s + np.stack([f[keep], r[keep], c[keep]], axis=1))
-                nxt = s + max(t, h + 1, w + 1)
-                flat([self.EOV])
+                ids += [[self.BOV], frames.reshape(-1), [self.EOV]]
             else:
                 codes = seg["audio_codes"].numpy()
-                flat(np.concatenate([[self.BOA], codes + self.vocab.range("audio").start, [self.EOA]]))
+                ids += [[self.BOA], codes + self.vocab.range("audio").start, [self.EOA]]
         if self.eos:
-            flat([self.EOS])
-        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        return self.stream(all_ids, pos_thw=np.concatenate(thw) if thw else np.zeros((0, 3), np.int64))
+            ids.append([self.EOS])
+        a = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
+        return self.stream(a, pos_thw=positions_thw(self.vocab, a).numpy())
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
         """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""
@@ -397,14 +399,18 @@ class Interleaver:
 
     # ------------------------------------------------------------------ stream -> documents
 
-    def decode(self, stream: Stream | Any, *, repair: bool = False, media: bool = False) -> Decoded:
+    def decode(self, stream: Stream | Any, *, repair: bool = False, media: bool = False,
+               partial: bool = False) -> Decoded:
         """The segments of a stream: ``{"text"}``, ``{"image_codes" [h, w]}``, ``{"audio_codes" [n]}``,
         ``{"video_codes" [t, h, w]}``.
 
         ``media=True`` adds ``"image"`` (``[3, H, W]``), ``"audio"`` (waveform, with its
-        ``"sample_rate"``) and ``"video"`` (frames) decoded by the tokenizers. A malformed stream raises :class:`~mmtok.core.errors.StreamError` naming
-        the position and what was expected there; ``repair=True`` fixes it instead (see the
-        module docstring) and lists each change in ``result.repairs``.
+        ``"sample_rate"``) and ``"video"`` (frames) decoded by the tokenizers. A malformed stream raises
+        :class:`~mmtok.core.errors.StreamError` naming the position and what was expected there (a
+        truncated one too: its final ``<eos>`` is missing); ``repair=True`` fixes it instead (see the
+        module docstring) and lists each change in ``result.repairs``. ``partial=True`` reads a stream
+        that may stop before its ``<eos>`` (generated ids cut by their token budget): the missing
+        ``<eos>`` alone is then no problem.
         """
         ids = stream.ids if isinstance(stream, Stream) else stream
         a = integer_ids(ids, what="stream ids").reshape(-1)
@@ -419,7 +425,7 @@ class Interleaver:
                                   position=first, expected=expected)
             repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
             a, orig = a[~bad], orig[~bad]
-        segments = Parser(self, a, orig, repair, repairs).document()
+        segments = Parser(self, a, orig, repair, repairs, partial=partial).document()
         if media:
             for k, seg in enumerate(segments):
                 if "image_codes" in seg:
@@ -433,9 +439,10 @@ class Interleaver:
 
     # ------------------------------------------------------------------ display
 
-    def pretty(self, stream: Stream | Any, *, repair: bool = True) -> str:
-        """Text inline, media as ``[image 16×16]`` / ``[audio 3.2 s]`` (repairs noted)."""
-        segs = self.decode(stream, repair=repair)
+    def pretty(self, stream: Stream | Any, *, repair: bool = True, partial: bool = False) -> str:
+        """Text inline, media as ``[image 16×16]`` / ``[audio 3.2 s]`` (repairs noted; ``partial`` as in
+        :meth:`decode`)."""
+        segs = self.decode(stream, repair=repair, partial=partial)
         parts = []
         for seg in segs:
             if "text" in seg:

@@ -22,13 +22,16 @@ __all__ = ["Decoded", "Layout", "Repair", "codes_tensor", "integer_ids"]
 
 
 class Layout(Protocol):
-    """What a pass reads a stream with: the vocabulary, the text tokenizer and the special ids.
+    """What a pass reads a stream with: the vocabulary, the text tokenizer, the special ids and whether a
+    document opens with ``<bos>`` and closes with ``<eos>``.
 
     :class:`~mmtok.stream.interleave.Interleaver` is one; the parser needs nothing else of it.
     """
 
     vocab: Vocabulary
     text: Any  # decode(ids, errors=...) -> str
+    bos: bool  # a document starts with <bos>
+    eos: bool  # a document ends with <eos>
     BOS: int
     EOS: int
     BOI: int
@@ -98,17 +101,30 @@ def _blocks(a: np.ndarray, mark: int) -> np.ndarray | None:
 
 
 class Parser:
-    """The state of one de-interleaving pass (strict or repairing)."""
+    """The state of one de-interleaving pass (strict or repairing).
 
-    def __init__(self, il: Layout, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]):
+    ``partial``: the stream may stop before its document's ``<eos>`` (a sample cut short by its
+    token budget); a missing final ``<eos>`` is then no problem.
+    """
+
+    def __init__(self, il: Layout, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair], *,
+                 partial: bool = False):
         self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
         self.n = len(ids)
+        self.partial = partial
+        self.cut = False  # whether a problem was found at the end of the stream
+        self._ids: list[np.ndarray] = []  # text ids not yet decoded: one run, whatever was dropped inside it
+        self._ids_at = 0  # index of the first of them
+        self._texts: list[str] = []  # the text since the last segment, joined once
+        openers = ((il.BOI, "image", self.image), (il.BOA, "audio", self.audio), (il.BOV, "video", self.video))
+        self.openers = {tok: parse for tok, name, parse in openers if self.v.has(name)}
         self._outside: dict[str, np.ndarray] = {}
         self._grid_outside: dict[str, np.ndarray] = {}
 
     def problem(self, i: int, expected: str, action: str) -> None:
         pos = int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
         got = self.v.token(int(self.ids[i])) if i < self.n else "the end of the stream"
+        self.cut |= i >= self.n
         if not self.repair:
             raise StreamError(f"position {pos}: expected {expected}, got {got}", position=pos, expected=expected)
         self.repairs.append(Repair(pos, f"expected {expected}, got {got}", action))
@@ -286,21 +302,45 @@ class Parser:
             return None, i
         return {"audio_codes": torch.from_numpy(np.concatenate(parts))}, i
 
-    def text(self, a: int, b: int, segments: list[dict[str, Any]]) -> None:
-        ids = self.ids[a:b]
+    def text(self, a: int, b: int) -> None:
+        """Hold the text ids ``[a, b)``: text around a dropped token joins up before it is decoded."""
+        if not self._ids:
+            self._ids_at = a
+        self._ids.append(self.ids[a:b])
+
+    def decode_text(self) -> None:
+        """Decode the text ids held (once, all together) and hold the text."""
+        if not self._ids:
+            return
+        ids = self._ids[0] if len(self._ids) == 1 else np.concatenate(self._ids)
+        self._ids = []
         try:
             s = self.il.text.decode(ids, errors="strict")
         except UnicodeDecodeError:
-            self.problem(a, "text ids that form valid UTF-8", "decoded them with U+FFFD")
+            self.problem(self._ids_at, "text ids that form valid UTF-8", "decoded them with U+FFFD")
             s = self.il.text.decode(ids, errors="replace")
-        if segments and "text" in segments[-1]:
-            segments[-1]["text"] += s  # text around a dropped token joins up
-        elif s:
+        self._texts.append(s)
+
+    def end_text(self, segments: list[dict[str, Any]]) -> None:
+        """The text held since the last segment as one text segment (none when it is empty)."""
+        self.decode_text()
+        s = "".join(self._texts)
+        self._texts = []
+        if s:
             segments.append({"text": s})
+
+    def stray(self, i: int) -> None:
+        """Drop the token at ``i``, which neither is text nor opens or ends a segment."""
+        markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
+        opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
+        self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
 
     def document(self) -> list[dict[str, Any]]:
         il, segments = self.il, []
         i = 1 if self.n and self.ids[0] == il.BOS else 0
+        if il.bos and i == 0:
+            self.problem(0, "<bos>", "read on without it")
+        ended = False
         text_start = i
         while i < self.n:
             j = self.run_end(i, "text")
@@ -308,30 +348,28 @@ class Parser:
                 i = j
                 continue
             if i > text_start:
-                self.text(text_start, i, segments)
+                self.text(text_start, i)
             tok = int(self.ids[i])
+            parse = self.openers.get(tok)
+            if tok == il.EOS or parse is not None:
+                self.decode_text()  # a stray token (dropped) does not end the text, a segment does
             if tok == il.EOS:
+                ended = True
                 if i != self.n - 1:
                     self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")
                 i = self.n
-            elif tok == il.BOI and self.v.has("image"):
-                seg, i = self.image(i)
+            elif parse is not None:
+                seg, i = parse(i)
                 if seg is not None:
-                    segments.append(seg)
-            elif tok == il.BOA and self.v.has("audio"):
-                seg, i = self.audio(i)
-                if seg is not None:
-                    segments.append(seg)
-            elif tok == il.BOV and self.v.has("video"):
-                seg, i = self.video(i)
-                if seg is not None:
+                    self.end_text(segments)
                     segments.append(seg)
             else:
-                markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
-                opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
-                self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
+                self.stray(i)
                 i += 1
             text_start = i
         if i > text_start:
-            self.text(text_start, i, segments)
+            self.text(text_start, i)
+        self.end_text(segments)
+        if il.eos and not ended and not self.partial and not self.cut:  # a segment cut open already said so
+            self.problem(self.n, "<eos>", "ended the document there")
         return segments

@@ -5,7 +5,7 @@ image that starts at position s sits at (s, s + r, s + c) and the ``<eol>`` endi
 row r at (s, s + r, s + w); in a video, frame f's code at (r, c) sits at
 (s + f, s + r, s + c) and its ``<eof>`` at (s + f, s + h, s + w) (the layout of
 :mod:`mmtok.stream.interleave`, whose :meth:`~mmtok.stream.interleave.Interleaver.encode`
-assigns the same positions).
+gives its streams these positions).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ GRID_MARKS = (("image", "<boi>", "<eoi>"), ("video", "<bov>", "<eov>"))  # (moda
 def positions_thw(vocab: Vocabulary, ids: Any) -> torch.Tensor:
     """The (time, row, column) positions ``[L, 3]`` of a stream's ids, rebuilt from the ids alone.
 
-    The same positions :meth:`Interleaver.encode` assigns (see the module docstring),
+    The positions :meth:`Interleaver.encode` gives a stream (see the module docstring),
     for a well-formed stream that starts at a document start; shards store only ids,
-    so training rebuilds 3-D positions with this. One vectorized pass per grid.
+    so training rebuilds 3-D positions with this too. One vectorized pass per grid.
 
     >>> v = Vocabulary(256, ranges={"image": 4})
     >>> i, i0 = v.id, v.range("image").start

@@ -44,6 +44,8 @@ TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization i
 # the most text ids: with the special block they fill the largest vocabulary a checkpoint config holds (2**24)
 MAX_VOCAB_SIZE = MAX_CONFIG_INT - RESERVED_SPECIAL
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# text a BPE must give back unchanged (a normalizer or a prefix space would change it)
+ROUND_TRIP_PROBE = "cafe\u0301  \r\n\x00\U0001f44d x"
 
 
 def _to_bytes(text: str) -> bytes:
@@ -59,6 +61,11 @@ def _from_bytes(data: bytes, errors: str) -> str:
         if errors == "strict":
             raise
         return data.decode("utf-8", "replace")
+
+
+def _file_fingerprint(data: bytes) -> str:
+    """16 hex digits of sha256 over a serialized tokenizer, as :meth:`BPETokenizer.save` writes it."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _as_ids(ids: Any) -> np.ndarray:
@@ -167,11 +174,17 @@ class BPETokenizer(TextTokenizer):
         self._lens = np.array([len(b) for b in self._id_bytes], dtype=np.int64)  # bytes per id
         self._starts = np.concatenate([[0], np.cumsum(self._lens)[:-1]])  # offset of each id in _table
         self._table = np.frombuffer(b"".join(self._id_bytes), dtype=np.uint8)
+        back = _from_bytes(self.ids_to_bytes(np.asarray(self._encode_valid(ROUND_TRIP_PROBE), np.int64)), "replace")
+        if back != ROUND_TRIP_PROBE:
+            raise CheckpointError(
+                f"this BPE does not give text back as it was ({ROUND_TRIP_PROBE!a} comes back as {back!a}): "
+                "a normalizer or a prefix space changes text; train one with train_bpe")
 
     @cached_property
     def fingerprint(self) -> str:
-        """Hash of the tokenizer's merges and vocabulary."""
-        return hashlib.sha256(self._tok.to_str().encode()).hexdigest()[:16]
+        """Hash of the tokenizer's serialization when it was made; one read by :meth:`load` keeps the value its
+        checkpoint recorded, whatever version of ``tokenizers`` reads it."""
+        return _file_fingerprint(self._tok.to_str().encode())
 
     def _encode_valid(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids if text else []
@@ -231,14 +244,19 @@ class BPETokenizer(TextTokenizer):
         if not (path / TOKENIZER_FILE).is_file():
             raise CheckpointError(f"text checkpoint {path} has no {TOKENIZER_FILE}")
         try:
-            tok = cls(Tokenizer.from_str((path / TOKENIZER_FILE).read_text()), provenance=meta.get("provenance"))
-        except Exception as e:
-            if isinstance(e, CheckpointError):
-                raise
-            raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} is unreadable ({e})") from e
-        want = meta["config"].get("fingerprint")
-        if want is not None and want != tok.fingerprint:
+            saved = (path / TOKENIZER_FILE).read_bytes()
+        except OSError as e:
+            raise CheckpointError(f"text checkpoint {path}: cannot read {TOKENIZER_FILE} ({e.strerror or e})") from e
+        have, want = _file_fingerprint(saved), meta["config"].get("fingerprint")
+        if want is not None and want != have:
             raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} does not match config.json")
+        try:
+            tok = cls(Tokenizer.from_str(saved.decode()), provenance=meta.get("provenance"))
+        except CheckpointError as e:
+            raise CheckpointError(f"text checkpoint {path}: {e}") from e
+        except Exception as e:
+            raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} is unreadable ({e})") from e
+        tok.fingerprint = have  # the file as saved names it, not how this version of tokenizers writes it again
         return tok
 
     def __repr__(self) -> str:

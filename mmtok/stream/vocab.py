@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.core.checkpoint import MAX_CONFIG_INT
 from mmtok.core.errors import VocabularyError
 from mmtok.core.protocol import module_fingerprint
 
@@ -81,12 +82,27 @@ def tokenizer_fingerprint(tok: Any) -> str:
 
     Uses ``tok.fingerprint`` when the tokenizer has one; otherwise hashes the
     config and every tensor of an ``nn.Module``'s state dict
-    (:func:`~mmtok.core.protocol.module_fingerprint`).
+    (:func:`~mmtok.core.protocol.module_fingerprint`). Any other tokenizer without a
+    ``fingerprint`` string is refused: its class and sizes do not tell two codebooks apart.
     """
     own = getattr(tok, "fingerprint", None)
     if isinstance(own, str):
         return own
+    if not isinstance(tok, torch.nn.Module):
+        raise VocabularyError(
+            f"{type(tok).__name__} has no fingerprint: give it a `fingerprint` string attribute that changes "
+            "whenever its codes would (e.g. a hash of its codebook), so a vocabulary can tell it from another")
     return module_fingerprint(tok)
+
+
+def _whole(value: Any, what: str) -> int:
+    """``value`` when it is an int (not a bool, a float or a string) in ``[0, MAX_CONFIG_INT]``, else a
+    :class:`VocabularyError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise VocabularyError(f"vocabulary {what} must be a whole number, got {value!r:.40}")
+    if not 0 <= value <= MAX_CONFIG_INT:
+        raise VocabularyError(f"vocabulary {what} must lie in [0, {MAX_CONFIG_INT:,}], got {value}")
+    return value
 
 
 class Vocabulary:
@@ -278,25 +294,35 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
+        """The vocabulary :meth:`to_dict` wrote; :class:`~mmtok.core.errors.VocabularyError` names a field that is
+        missing or of the wrong type."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise VocabularyError(f"not an mmtok vocabulary (expected format {FORMAT!r})")
-        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        version = _whole(data.get("format_version", 0), "format_version")
+        if version > FORMAT_VERSION:
             raise VocabularyError(
-                f"vocabulary format_version {data.get('format_version')} is newer than this mmtok "
-                f"understands ({FORMAT_VERSION}); upgrade mmtok"
+                f"vocabulary format_version {version} is newer than this mmtok understands ({FORMAT_VERSION}); "
+                "upgrade mmtok"
             )
-        try:
-            v = cls(
-                int(data["text_size"]),
-                ranges={k: int(n) for k, n in data.get("ranges", {}).items()},
-                specials=tuple(data["specials"]),
-                n_special=int(data["n_special"]),
-                sources=data.get("sources", {}),
-                labels=data.get("labels") if isinstance(data.get("labels"), Mapping) else None,
-            )
-        except (KeyError, TypeError) as e:
-            raise VocabularyError(f"vocabulary dict is missing or has a bad field: {e}") from e
-        if "size" in data and int(data["size"]) != v.size:
+        missing = [key for key in ("text_size", "specials", "n_special") if key not in data]
+        if missing:
+            raise VocabularyError(f"vocabulary dict is missing the field(s) {missing}")
+        ranges, specials, sources = data.get("ranges", {}), data["specials"], data.get("sources", {})
+        if not isinstance(ranges, Mapping) or not all(isinstance(k, str) for k in ranges):
+            raise VocabularyError(f"vocabulary ranges must map media names to sizes, got {ranges!r:.80}")
+        if not isinstance(specials, (list, tuple)) or not all(isinstance(t, str) for t in specials):
+            raise VocabularyError(f"vocabulary specials must be a list of strings, got {specials!r:.80}")
+        if not isinstance(sources, Mapping) or not all(isinstance(x, str) for x in (*sources, *sources.values())):
+            raise VocabularyError(f"vocabulary sources must map names to fingerprint strings, got {sources!r:.80}")
+        v = cls(
+            _whole(data["text_size"], "text_size"),
+            ranges={k: _whole(n, f"range {k!r}") for k, n in ranges.items()},
+            specials=tuple(specials),
+            n_special=_whole(data["n_special"], "n_special"),
+            sources=sources,
+            labels=data.get("labels") if isinstance(data.get("labels"), Mapping) else None,
+        )
+        if "size" in data and _whole(data["size"], "size") != v.size:
             raise VocabularyError(f"vocabulary says size {data['size']} but its layout gives {v.size}")
         if "fingerprint" in data and data["fingerprint"] != v.fingerprint:
             raise VocabularyError("vocabulary fingerprint does not match its layout and sources")
