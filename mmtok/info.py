@@ -139,7 +139,8 @@ def _run(folder: Path) -> dict[str, Any]:
         "last_loss_by_modality": losses,
         "last_loss_step_by_modality": steps if len(set(steps.values())) > 1 else None,
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
-        "tokenizers": _vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"])) if cfg.get("vocab") else None,
+        "tokenizers": (_vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"], where=f"{ckpts[-1]}/config.json"))
+                       if cfg.get("vocab") else None),
     }
 
 

@@ -208,3 +208,11 @@ def test_encode_gives_the_positions_worked_out_by_hand(monkeypatch: pytest.Monke
     monkeypatch.setattr(interleave, "positions_thw", lambda v, ids: calls.append(len(ids)) or torch.zeros(len(ids), 3, dtype=torch.long))
     IL.encode(["hi"])
     assert calls == [4]  # one implementation: encode asks positions_thw
+
+
+def test_a_malformed_vocabulary_dict_names_the_file_it_came_from() -> None:
+    data = {**Vocabulary.for_tokenizers(text=ByteTokenizer()).to_dict(), "ranges": None}
+    with pytest.raises(VocabularyError, match=r"^run/ckpt-0000004/config\.json: vocabulary ranges must map"):
+        Vocabulary.from_dict(data, where="run/ckpt-0000004/config.json")
+    with pytest.raises(VocabularyError, match=r"^vocabulary ranges must map"):
+        Vocabulary.from_dict(data)

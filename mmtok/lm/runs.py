@@ -119,7 +119,7 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     model = Transformer(cfg)
     load_state_dict_checked(model, ck.tensors, where=path)
     model.eval().to(device or "cpu")
-    model.vocab = Vocabulary.from_dict(ck.config["vocab"])  # what generate checks an interleaver against
+    model.vocab = Vocabulary.from_dict(ck.config["vocab"], where=f"{path}/{CONFIG_NAME}")  # what generate checks an interleaver against
     return model, model.vocab, ck.config
 
 

@@ -275,7 +275,7 @@ def _resume(r: _Run, resume: bool) -> None:
     loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
     if loaded is not None:
         state = loaded[1]
-        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"])
+        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"], where=f"{loaded[0]}/config.json")
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
         if r.master:

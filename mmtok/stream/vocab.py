@@ -293,9 +293,19 @@ class Vocabulary:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
+    def from_dict(cls, data: Mapping[str, Any], *, where: str | None = None) -> Vocabulary:
         """The vocabulary :meth:`to_dict` wrote; :class:`~mmtok.core.errors.VocabularyError` names a field that is
-        missing or of the wrong type."""
+        missing or of the wrong type, after ``where`` (the file it was read from) when given."""
+        try:
+            return cls._from_dict(data)
+        except VocabularyError as e:
+            if where is None:
+                raise
+            raise VocabularyError(f"{where}: {e}") from None
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Vocabulary:
+        """:meth:`from_dict` without the file's name."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise VocabularyError(f"not an mmtok vocabulary (expected format {FORMAT!r})")
         version = _whole(data.get("format_version", 0), "format_version")
