@@ -156,7 +156,7 @@ def test_open_shards_checks_sha_and_vocabulary_once_per_file(tmp_path: Path, mon
     cache = json.loads((out / VERIFIED).read_text())
     assert set(cache) == {p.name for p in out.glob("shard-*.bin")}
     calls: list[Path] = []
-    monkeypatch.setattr(shards_mod, "_sha256", lambda p: calls.append(p) or "x")
+    monkeypatch.setattr(shards_mod, "files_sha256", lambda p: calls.append(p) or "x")
     open_shards(out)  # remembered: no file read again
     assert calls == []
     monkeypatch.undo()

@@ -177,7 +177,7 @@ def test_the_checks_hash_nothing(made: Path, tmp_path: Path, monkeypatch: pytest
     """open_shards(verify=False) reads metadata only; the hashing stays verify's, once per file."""
     b = copy(made, "b", tmp_path)
     open_shards(b)
-    monkeypatch.setattr(shards_mod, "_sha256", lambda p: pytest.fail(f"hashed {p}"))
+    monkeypatch.setattr(shards_mod, "files_sha256", lambda p: pytest.fail(f"hashed {p}"))
     assert len(open_shards(b, verify=False)) == len(open_shards(b)) == 8
 
 

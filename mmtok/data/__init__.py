@@ -3,10 +3,12 @@
 :mod:`~mmtok.data.documents` reads documents (JSONL, or the OBELICS layout in
 parquet or a ``datasets`` folder); :mod:`~mmtok.data.corpus` tokenizes them into
 shards (atomic, resumable, byte-identical for any number of workers and either
-engine); :mod:`~mmtok.data.ray_engine` is the Ray Data engine
+engine; what makes two runs the same run in :mod:`~mmtok.data.run_key`, files hashed by
+:mod:`~mmtok.data.digest`); :mod:`~mmtok.data.ray_engine` is the Ray Data engine
 (:class:`TokenizeDocuments` is its ``map_batches`` callable; Ray is imported only
 when it runs); :mod:`~mmtok.data.shards` is the shard format (:mod:`~mmtok.data.shard_checks`
-reads its JSON and checks every index against its manifest);
+reads its JSON and checks every index against its manifest; :mod:`~mmtok.data.shard_ids` reads
+a shard's ids without holding the file open, and picks their dtype);
 :mod:`~mmtok.data.packing` cuts shards into windows; :mod:`~mmtok.data.export`
 writes shards as parquet, a ``datasets`` folder or a flat ``tokens.bin``;
 :mod:`~mmtok.data.outdir` claims a run's output folder (lock, ``--restart``,

@@ -14,8 +14,9 @@ lines are not documents and are ignored). Output, in ``out``::
                        vocabulary fits, else uint32; read with np.memmap)
     shard-00000.json   its index: document offsets and line numbers, token counts
                        per modality, skipped lines, the .bin's sha256
-    manifest.json      vocabulary and fingerprint, tokenizers, totals, every
-                       skipped document with its line number and reason
+    manifest.json      vocabulary and fingerprint, tokenizers (a checkpoint folder
+                       as its absolute path), totals, every skipped document
+                       with its line number and reason
 
 A shard closes after the document that brings it to ``shard_tokens`` tokens, so
 shard boundaries depend only on the corpus and the settings, never on
@@ -31,9 +32,11 @@ With ``part=(i, n)`` (or under ``torchrun``: ``RANK``/``WORLD_SIZE``) lines
 
 A resume is keyed on the corpus's content (its sha256, recorded in every shard
 index and the manifest), so a corpus edited between a kill and the resume is
-refused rather than mixed; ``restart=True`` (``--restart``) discards the folder's
-shards and starts over. Without a :class:`TokenizerSpec` a pre-scan of every
-line's segment keys decides which shipped media tokenizers load. Tokenizers
+refused rather than mixed, and on the tokenizers' identities (the vocabulary's
+fingerprint), not their spelling (:mod:`mmtok.data.run_key`); ``restart=True``
+(``--restart``) discards the folder's shards and starts over. Without a
+:class:`TokenizerSpec` a pre-scan of every line's segment keys decides which
+shipped media tokenizers load. Tokenizers
 named ``module:callable`` are imported only when the caller passes them, never
 when a spec is read back from a file (:meth:`TokenizerSpec.from_file_record`).
 """
@@ -41,8 +44,6 @@ when a spec is read back from a file (:meth:`TokenizerSpec.from_file_record`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import signal
 import threading
@@ -56,11 +57,14 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
-from mmtok.core.errors import CorpusError, DocumentError, VocabularyError
+from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
+from mmtok.core.module_io import checkpoint_source
 from mmtok.core.protocol import MediaTokenizer
-from mmtok.data.documents import Source, media_kinds, open_source, segments
+from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.outdir import claimed, finished_manifest
+from mmtok.data.run_key import recorded_key, run_differences, run_id, run_key
+from mmtok.data.shard_ids import id_dtype
 from mmtok.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -71,7 +75,7 @@ from mmtok.data.shards import (
 )
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer
-from mmtok.stream.vocab import Modality, Vocabulary
+from mmtok.stream.vocab import Modality
 
 __all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
            "modality_counts", "part_folder", "tokenize_corpus"]
@@ -120,6 +124,22 @@ class TokenizerSpec:
                 raise CorpusError(f"{where} names the custom {key} tokenizer {value!r}; mmtok does not import code a "
                                   f"file names: pass it explicitly (e.g. mmtok sample --{key} {value})")
         return cls(**{**record, **given})
+
+    def resolved(self) -> TokenizerSpec:
+        """This spec as a run uses and records it: each checkpoint folder as its absolute path, so that a
+        reader finds it from any working folder; ``"byte"``, shipped names and ``module:callable`` entries as
+        given (:func:`~mmtok.core.module_io.checkpoint_source` tells a shipped name from a folder).
+
+        >>> TokenizerSpec(image="image").resolved()
+        TokenizerSpec(text='byte', image='image', audio=None, video=None)
+        """
+        return TokenizerSpec(**{key: _resolved(key, value) for key, value in asdict(self).items()})
+
+
+def _resolved(key: str, value: str | None) -> str | None:
+    if value is None or (key == "text" and value == "byte") or _is_callable_spec(value):
+        return value
+    return checkpoint_source(value)
 
 
 TRUSTED_CALLABLES = ("mmtok.pretrained:native_image_tokenizer",)  # mmtok's own, allowed in files
@@ -201,12 +221,9 @@ def _tokenize(item: tuple[int, Any]) -> Result:
     assert _WORKER is not None
     il, source, dtype = _WORKER
     line, raw = item
-    try:
-        stream = il.encode(segments(raw, source.base, il, line, allow_outside=source.allow_outside))
-    except CorpusError:
-        raise
-    except (ValueError, TypeError, DocumentError) as e:
-        return line, None, str(e)
+    stream = document_stream(raw, il, source.base, line, allow_outside=source.allow_outside)
+    if isinstance(stream, str):
+        return line, None, stream
     counts = np.bincount(stream.modality.numpy(), minlength=len(Modality))
     return line, stream.ids.numpy().astype(dtype), counts
 
@@ -330,9 +347,10 @@ def tokenize_corpus(
     ``source``: a JSONL file, or an OBELICS-layout ``.parquet`` file or ``datasets``
     folder (:mod:`mmtok.data.documents`). Bad documents (invalid JSON, non-UTF-8
     lines, missing or corrupt media, media paths outside the corpus's folder
-    unless ``allow_outside``) are skipped and recorded; ``strict=True``
-    raises :class:`~mmtok.core.errors.CorpusError` naming the first one's line
-    instead (shards committed before it stay). ``engine``: who tokenizes
+    unless ``allow_outside``) and empty ones (reason ``"no segments"``) are
+    skipped and recorded; ``strict=True`` raises
+    :class:`~mmtok.core.errors.CorpusError` naming the first one's line instead
+    (shards committed before it stay). ``engine``: who tokenizes
     (default ``LocalEngine(workers)``; :class:`mmtok.data.ray_engine.RayEngine`
     for a Ray cluster); the shards are the same for every engine.
     ``tokenizers``: None loads the shipped tokenizer of each medium the corpus
@@ -361,8 +379,8 @@ def tokenize_corpus(
     if detect_media if detect_media is not None else tokenizers is None:
         tokenizers = detect_tokenizers(kinds, tokenizers or TokenizerSpec())
     check_one_layout(Path(out), (i, n))
-    run = _Run(src, tokenizers or TokenizerSpec(), engine or LocalEngine(workers), shard_tokens, (i, n), strict,
-               progress)
+    spelt = tokenizers or TokenizerSpec()
+    run = _Run(src, spelt.resolved(), spelt, engine or LocalEngine(workers), shard_tokens, (i, n), strict, progress)
     return _into_folder(part_folder(out, (i, n)), run, restart)
 
 
@@ -371,7 +389,8 @@ class _Run:
     """What one tokenize call was asked to do."""
 
     source: Source
-    tokenizers: TokenizerSpec
+    tokenizers: TokenizerSpec  # resolved: what the engines load and the manifest records
+    spelt: TokenizerSpec  # as the caller gave it (shards that hash the spelling: mmtok.data.run_key.run_id)
     engine: Engine
     shard_tokens: int
     part: tuple[int, int]
@@ -387,19 +406,19 @@ def _into_folder(folder: Path, run: _Run, restart: bool) -> dict[str, Any]:
 def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     source, tokenizers = job.source, job.tokenizers
     il = build_interleaver(tokenizers)
-    dtype = np.dtype(np.uint16 if il.vocab.size <= 1 << 16 else np.uint32)
+    dtype = id_dtype(il.vocab.size)
     settings = {"part": list(job.part), "shard_tokens": job.shard_tokens, "dtype": dtype.name,
                 "tokenizers": asdict(tokenizers)}
     sha = source.sha256()
-    run = hashlib.sha256(json.dumps({**settings, "source_sha256": sha, "vocab": il.vocab.fingerprint},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = run_key(job.part, job.shard_tokens, dtype, sha, il.vocab)
     done = finished_manifest(source.path, out, sha)
     if done is not None:
-        if done.get("run") == run:
+        if recorded_key(done) == key:
             return done
         raise CorpusError(f"{out} already holds a finished run with other settings (saved vs now: "
-                          f"{_run_differences(done, settings, il.vocab)}); use another --out or --restart")
+                          f"{run_differences(done, settings, il.vocab)}); use another --out or --restart")
 
+    run = run_id(out, key, asdict(job.spelt))
     done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
     writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards), extra={"source_sha256": sha})
@@ -410,23 +429,6 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     manifest = shard_manifest(out, run, settings, il.vocab, source_info)
     write_atomic(out / MANIFEST, json_bytes(manifest))
     return manifest
-
-
-def _run_differences(done: dict[str, Any], settings: dict[str, Any], vocab: Vocabulary) -> str:
-    """What the finished run whose manifest is ``done`` was made with that this run's ``settings`` and ``vocab``
-    are not, saved vs now, in words (its manifest records both)."""
-    said = []
-    for key, now in settings.items():
-        was = done.get(key)
-        if key == "tokenizers" and isinstance(was, dict):
-            said += [f"--{name} {was.get(name)} vs {spec}" for name, spec in now.items() if was.get(name) != spec]
-        elif was != now:
-            said.append(f"ids stored as {was} vs {now}" if key == "dtype" else f"--{key.replace('_', '-')} {was} vs {now}")
-    try:
-        said += vocab.differences(Vocabulary.from_dict(done.get("vocab")))
-    except (VocabularyError, TypeError, ValueError) as e:
-        said.append(f"vocabulary: unreadable in its manifest ({e})")
-    return "; ".join(said) or "its recorded settings and vocabulary match this run's: made by another mmtok version"
 
 
 def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,

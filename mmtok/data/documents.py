@@ -26,7 +26,6 @@ record as ``doc_lines`` and exports as ``doc``. The OBELICS readers need
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import json
 import os
@@ -37,17 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.errors import CorpusError
+from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.data.digest import files_sha256
 from mmtok.image.io import bomb_message
-from mmtok.stream.interleave import Interleaver
+from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.vocab import MEDIA
 
-__all__ = ["Source", "media_kinds", "open_source", "segments", "strip_bom", "utf8_reason"]
+__all__ = ["NO_SEGMENTS", "Source", "document_stream", "media_kinds", "open_source", "segments", "strip_bom",
+           "utf8_reason"]
 
 ROW_BATCH = 256  # rows read from a table at a time
 OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
+NO_SEGMENTS = "no segments"  # why a document with nothing in it is skipped
 
 
 def strip_bom(raw: bytes, number: int) -> bytes:
@@ -84,12 +86,8 @@ class Source:
         return sum(p.stat().st_size for p in self.files())
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for p in self.files():
-            with open(p, "rb") as f:
-                for block in iter(lambda f=f: f.read(1 << 20), b""):
-                    h.update(block)
-        return h.hexdigest()
+        """The hex sha256 of the corpus's bytes (its :meth:`files`, in order)."""
+        return files_sha256(self.files())
 
     def items(self, first: int = 1) -> Iterator[tuple[int, Any]]:
         """``(number, document)`` from number ``first`` on: raw line bytes (JSONL) or a row dict."""
@@ -266,6 +264,30 @@ def utf8_reason(raw: bytes) -> str:
     except UnicodeDecodeError as e:
         return f"line is not valid UTF-8 ({e.reason} at byte {e.start})"
     return ""
+
+
+def document_stream(doc: Any, il: Interleaver, base: Path, line: int, *, allow_outside: bool = False) -> Stream | str:
+    """Document ``line``'s stream, or why it is skipped: what is wrong with it (a ValueError, TypeError or
+    :class:`~mmtok.core.errors.DocumentError` from reading or encoding it), or :data:`NO_SEGMENTS` when it holds
+    nothing (no segments, only empty texts, an OBELICS row of nulls). A
+    :class:`~mmtok.core.errors.CorpusError` is a mistake in the call, not in the document: it is raised.
+
+    >>> from mmtok.stream.interleave import Interleaver
+    >>> il = Interleaver(None)
+    >>> document_stream(b'{"segments": ["hi"]}', il, Path("."), 1).ids.tolist()
+    [257, 104, 105, 258]
+    >>> document_stream(b'{"segments": [""]}', il, Path("."), 2), document_stream(b'{"segments": 1}', il, Path("."), 3)
+    ('no segments', 'expected an object with a "segments" list')
+    """
+    try:
+        segs = segments(doc, base, il, line, allow_outside=allow_outside)
+        if all(isinstance(seg, dict) and seg == {"text": ""} for seg in segs):
+            return NO_SEGMENTS
+        return il.encode(segs)
+    except CorpusError:
+        raise
+    except (ValueError, TypeError, DocumentError) as e:
+        return str(e)
 
 
 def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside: bool = False) -> list[Any]:

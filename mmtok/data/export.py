@@ -37,6 +37,7 @@ from mmtok.core.errors import CorpusError
 from mmtok.core.files import temp_name, write_atomic
 from mmtok.core.paths import holds_cwd
 from mmtok.data.shard_checks import read_json_object
+from mmtok.data.shard_ids import id_dtype
 from mmtok.data.shards import (
     MANIFEST,
     ShardSet,
@@ -124,7 +125,7 @@ def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
 
 
 def _write_bin(shards: ShardSet, out: Path) -> dict[str, Any]:
-    dtype = np.dtype(np.uint16 if shards.vocab.size <= 1 << 16 else np.uint32)
+    dtype = id_dtype(shards.vocab.size)
     starts, total = [], 0
     with open(out / "tokens.bin", "wb") as f:
         for tokens, offsets in zip(shards.tokens, shards.offsets, strict=True):

@@ -143,9 +143,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if not 0 <= k < self.num_windows:
             raise IndexError(f"window {k} out of range [0, {self.num_windows})")
         L, a = self.seq_len, k * self.seq_len
-        toks = self._slice(a, min(a + L + 1, self.num_tokens))  # inputs and the one target past them
+        read = self._slice(max(a - 1, 0), min(a + L + 1, self.num_tokens))  # one read: the token before too
+        previous = int(read[0]) if a > 0 else None
+        toks = read[1:] if a > 0 else read  # inputs and the one target past them
         n_in = min(L, toks.size - 1)  # the stream's last token is no input: nothing follows it
-        previous = int(self._slice(a - 1, a)[0]) if a > 0 else None
         mod = self.vocab.stream_modality(toks, previous=previous)
         docn = np.searchsorted(self._doc_starts, a + np.arange(toks.size), side="right") - 1
 
@@ -185,9 +186,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         """Shard ``s``'s grid openers and closers: their global positions (ascending) and which are openers;
         found once per shard and kept."""
         if s not in self._marks:
-            toks = self.shards.tokens[s]
+            toks = np.asarray(self.shards.tokens[s])  # read once
             at = np.flatnonzero(np.isin(toks, self._grid_ids))
-            self._marks[s] = (at + int(self._starts[s]), np.isin(np.asarray(toks[at]), self._openers))
+            self._marks[s] = (at + int(self._starts[s]), np.isin(toks[at], self._openers))
         return self._marks[s]
 
     def _grid_lead(self, a: int) -> np.ndarray:

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.core.errors import CorpusError
 from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, modality_counts
-from mmtok.data.documents import Source, segments, strip_bom, utf8_reason
+from mmtok.data.documents import Source, document_stream, strip_bom, utf8_reason
+from mmtok.data.shard_ids import id_dtype
 from mmtok.stream.interleave import Interleaver
 
 __all__ = ["RayEngine", "TokenizeDocuments"]
@@ -71,15 +72,12 @@ class TokenizeDocuments:
         self.il: Interleaver = build_interleaver(spec)
         self.base = Path(base) if base is not None else Path.cwd()
         self.allow_outside = allow_outside
-        self.dtype = np.dtype(np.uint16 if self.il.vocab.size <= 1 << 16 else np.uint32)
+        self.dtype = id_dtype(self.il.vocab.size)
 
     def _one(self, line: int, doc: str) -> tuple[np.ndarray, str]:
-        try:
-            stream = self.il.encode(segments(doc, self.base, self.il, line, allow_outside=self.allow_outside))
-        except CorpusError:  # a mistake in the call (e.g. media without its tokenizer), not in the document
-            raise
-        except (ValueError, TypeError, DocumentError) as e:
-            return np.zeros(0, self.dtype), str(e)
+        stream = document_stream(doc, self.il, self.base, line, allow_outside=self.allow_outside)
+        if isinstance(stream, str):
+            return np.zeros(0, self.dtype), stream
         return stream.ids.numpy().astype(self.dtype), ""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

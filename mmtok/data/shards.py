@@ -37,6 +37,7 @@ import numpy as np
 
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
+from mmtok.data.digest import files_sha256
 from mmtok.data.shard_checks import (
     SHARD_FILE,
     check_listed_sha256,
@@ -44,6 +45,7 @@ from mmtok.data.shard_checks import (
     read_json_object,
     shard_files,
 )
+from mmtok.data.shard_ids import ShardFile
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter",
@@ -59,14 +61,6 @@ CACHE_KEYS = frozenset({"size", "mtime_ns", "sha256", "max_id"})  # what VERIFIE
 TEMP_FILE = re.compile(rf"\.(?:shard-\d+\.(?:bin|json)|{re.escape(MANIFEST)}|{re.escape(VERIFIED)})\.tmp-\d+")
 MODALITY_NAMES = [m.name.lower() for m in Modality]
 PART_NAME = re.compile(r"part-(\d+)-of-(\d+)")  # a --part i/n folder: part-0000i-of-0000n
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def temp_files(folder: Path) -> list[Path]:
@@ -212,7 +206,8 @@ def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_t
         said.append(f"--shard-tokens {was} vs {shard_tokens:,}")
     if said:
         return "; ".join(said)
-    tokenizers = "other tokenizers (--text, --image, --audio, --video, or a checkpoint changed at the same path)"
+    tokenizers = ("other tokenizers (--text, --image, --audio, --video, a checkpoint changed at the same path, or, "
+                  "for shards an earlier mmtok wrote, the same ones spelt otherwise)")
     if fits is None:
         return (f"same corpus and id dtype: {tokenizers} or another --shard-tokens, which its shard indexes "
                 "record only inside their run hash")
@@ -249,17 +244,18 @@ def shard_manifest(
 
 @dataclass
 class ShardSet:
-    """The shards of a tokenized folder (every part), memory-mapped, in order."""
+    """The shards of a tokenized folder (every part), in order, each read from its file when indexed
+    (:mod:`mmtok.data.shard_ids`)."""
 
     folder: Path
     vocab: Vocabulary
-    tokens: list[np.ndarray]  # one memmap per shard
+    tokens: list[ShardFile]  # per shard: its ids, read when indexed (no file held open)
     offsets: list[np.ndarray]  # per shard: int64 [docs + 1] document starts
     manifests: list[dict[str, Any]]
 
     @property
     def num_tokens(self) -> int:
-        return sum(int(t.size) for t in self.tokens)
+        return sum(t.size for t in self.tokens)
 
     @property
     def num_docs(self) -> int:
@@ -432,7 +428,7 @@ def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: 
     seen = cache.get(bin_path.name)
     fresh = not (isinstance(seen, dict) and all(seen.get(k) == v for k, v in key.items()) and "max_id" in seen)
     if fresh:
-        if _sha256(bin_path) != index["sha256"]:
+        if files_sha256([bin_path]) != index["sha256"]:
             raise CorpusError(f"{bin_path} does not match the sha256 in its index {bin_path.stem}.json: "
                               "the shard is damaged or was changed; tokenize the corpus again")
         top = int(np.memmap(bin_path, dtype=index["dtype"], mode="r").max()) if index["tokens"] else -1
@@ -446,7 +442,7 @@ def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: 
 def open_shards(
     folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = True
 ) -> ShardSet:
-    """Memory-map every shard under ``folder`` (its part folders too, in order).
+    """The shards under ``folder`` (its part folders too, in order), each read from its file when indexed.
 
     Refuses the shards if ``vocab`` is not the vocabulary they were made with;
     ``verify`` (the default) checks each ``.bin`` against the sha256 in its index
@@ -459,7 +455,7 @@ def open_shards(
     if read[0][0] != folder:  # part folders: one split of one corpus
         _check_same_corpus(folder, read)
     for sub, m in read:
-        v = Vocabulary.from_dict(m["vocab"])
+        v = Vocabulary.from_dict(m["vocab"], where=str(sub / MANIFEST))
         if saved is not None and v != saved:
             saved.check_same(v, what=f"the shards in {sub}")
         saved = v
@@ -472,10 +468,7 @@ def open_shards(
             if verify:
                 changed = _check_shard(bin_path, index, v.size, cache) or changed
             check_listed_sha256(sub / MANIFEST, entry, index)  # after the bytes: a damaged shard is reported as such
-            if index["tokens"]:
-                tokens.append(np.memmap(bin_path, dtype=index["dtype"], mode="r"))
-            else:
-                tokens.append(np.zeros(0, dtype=index["dtype"]))
+            tokens.append(ShardFile(bin_path, np.dtype(index["dtype"]), int(index["tokens"])))
             offsets.append(offs)
         if changed and writable:
             with contextlib.suppress(OSError):  # a read-only folder: check again next time

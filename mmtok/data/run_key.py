@@ -1,0 +1,82 @@
+"""What makes two tokenize runs the same run: the key a run id hashes, and what differs, in words, when not.
+
+A run is keyed on its part of the corpus, ``shard_tokens``, the id dtype, the
+corpus's sha256 and the vocabulary's fingerprint, which covers each tokenizer's
+identity (its config and weights): not on how the tokenizers were spelt, so
+``--image ./tokA`` goes on with a run made with ``--image tokA`` from anywhere.
+Every shard index carries the run id and a finished manifest records the key's
+fields. Shards that earlier versions of mmtok wrote carry an id that hashed the
+tokenizers as spelt as well: they go on when spelt the same (:func:`run_id`).
+
+>>> from mmtok.stream.vocab import Vocabulary
+>>> key = run_key((0, 1), 1000, np.dtype(np.uint16), "ab" * 32, Vocabulary(256))
+>>> sorted(key), len(run_hash(key))
+(['dtype', 'part', 'shard_tokens', 'source_sha256', 'vocab'], 16)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtok.core.errors import CorpusError, VocabularyError
+from mmtok.data.shard_checks import read_json_object
+from mmtok.stream.vocab import Vocabulary
+
+__all__ = ["recorded_key", "run_differences", "run_hash", "run_id", "run_key"]
+
+
+def run_key(part: tuple[int, int], shard_tokens: int, dtype: np.dtype, source_sha256: str,
+            vocab: Vocabulary) -> dict[str, Any]:
+    """What a run is keyed on (see the module docstring)."""
+    return {"part": list(part), "shard_tokens": shard_tokens, "dtype": np.dtype(dtype).name,
+            "source_sha256": source_sha256, "vocab": vocab.fingerprint}
+
+
+def run_hash(key: dict[str, Any]) -> str:
+    """16 hex digits of the sha256 of ``key`` as JSON with sorted keys."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def recorded_key(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The key of the finished run whose manifest is ``manifest``, from the fields it records (None for any it
+    lacks)."""
+    source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    return {"part": manifest.get("part"), "shard_tokens": manifest.get("shard_tokens"), "dtype": manifest.get("dtype"),
+            "source_sha256": source.get("sha256"), "vocab": manifest.get("fingerprint")}
+
+
+def run_id(out: Path, key: dict[str, Any], spelt: dict[str, Any]) -> str:
+    """The id the shards in ``out`` go on under: :func:`run_hash` of ``key``, or, when ``out``'s first shard index
+    carries it, the id earlier versions of mmtok gave a run: the hash of the key with the tokenizers as spelt
+    (``spelt``, a :class:`~mmtok.data.corpus.TokenizerSpec` as a dict)."""
+    spelt_id, first = run_hash({**key, "tokenizers": spelt}), out / "shard-00000.json"
+    with contextlib.suppress(CorpusError):  # committed_shards reports a bad index
+        if first.is_file() and read_json_object(first, "index", "").get("run") == spelt_id:
+            return spelt_id
+    return run_hash(key)
+
+
+def run_differences(done: dict[str, Any], settings: dict[str, Any], vocab: Vocabulary) -> str:
+    """What the finished run whose manifest is ``done`` was made with that this run's ``settings`` and ``vocab``
+    are not, saved vs now, in words (its manifest records both); a tokenizer is named where the vocabulary's
+    record of it differs, not where only its spelling does."""
+    said, saved, unreadable = [], None, None
+    try:
+        saved = Vocabulary.from_dict(done.get("vocab"))
+    except (VocabularyError, TypeError, ValueError) as e:
+        unreadable = f"vocabulary: unreadable in its manifest ({e})"
+    for key, now in settings.items():
+        was = done.get(key)
+        if key == "tokenizers" and isinstance(was, dict):
+            said += [f"--{name} {was.get(name)} vs {spec}" for name, spec in now.items() if was.get(name) != spec
+                     and (saved is None or saved.sources.get(name) != vocab.sources.get(name))]
+        elif was != now:
+            said.append(f"ids stored as {was} vs {now}" if key == "dtype" else f"--{key.replace('_', '-')} {was} vs {now}")
+    said += vocab.differences(saved) if saved is not None else [str(unreadable)]
+    return "; ".join(said) or "its recorded settings and vocabulary match this run's: made by another mmtok version"
