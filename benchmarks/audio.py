@@ -45,12 +45,9 @@ A peer that is not installed (EnCodec: ``pip install mmtok[bench]``) is named in
 from __future__ import annotations
 
 import argparse
-import gc
 import math
-import multiprocessing as mp
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,23 +68,23 @@ from audio_baselines import (
     usage_fields,
 )
 from common import check_peer, emit, ratio
+from peak_memory import fresh_peaks
 
 import mmtok
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.core.memory import PeakMemory, reset_peak_rss, rss_mib
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
-POLL_SECONDS = 0.0005  # where the kernel's peak-RSS mark cannot be reset: RSS polled this often
 
 
 # --------------------------------------------------------------------------- peak memory, each side in a fresh process
 
 
-def _encoder(which: str, model: str, x: torch.Tensor) -> Callable[[], Any]:
-    """One encode of ``x`` (24 kHz samples) by ``which`` ("mmtok" or "encodec"), its model loaded now."""
+def _encoder(which: str, model: str, clip: np.ndarray) -> Callable[[], Any]:
+    """One encode of ``clip`` (24 kHz samples) by ``which`` ("mmtok" or "encodec"), its model loaded now."""
+    x = torch.from_numpy(clip)
     if which == "mmtok":
         tok = mmtok.load(model)
         return lambda: tok.encode(x, ENCODEC_RATE)
@@ -98,62 +95,6 @@ def _encoder(which: str, model: str, x: torch.Tensor) -> Callable[[], Any]:
             m.encode(x[None, None])
 
     return run
-
-
-def has_current_rss() -> bool:
-    """Whether :func:`rss_mib` reads the resident memory now (``/proc/self/statm``); where it cannot, it
-    falls back to ``ru_maxrss``, the process's lifetime peak, which polling cannot turn into a growth."""
-    try:
-        with open("/proc/self/statm"):
-            return True
-    except OSError:
-        return False
-
-
-def peak_growth(run: Callable[[], Any]) -> tuple[float | None, str]:
-    """(MiB, method): how far resident memory rose above its level just before ``run()``, at its peak during it;
-    (None, why) where neither the kernel's peak mark nor the current RSS can be read."""
-    gc.collect()
-    if reset_peak_rss():  # Linux: the kernel's high-water mark, reset to the current RSS just before the call
-        with PeakMemory("cpu") as m:
-            run()
-        return m.peak_mib, "kernel peak-RSS mark (VmHWM), reset just before the call"
-    if not has_current_rss():
-        return None, "not measured: no current-RSS source"
-    before = rss_mib()
-    peak = [before]
-    done = threading.Event()
-
-    def poll() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_mib())
-            time.sleep(POLL_SECONDS)
-
-    t = threading.Thread(target=poll)
-    t.start()
-    run()
-    done.set()
-    t.join()
-    return max(peak[0], rss_mib()) - before, f"RSS polled every {POLL_SECONDS * 1e3:g} ms"
-
-
-def _peak_child(which: str, model: str, clip: np.ndarray, threads: int, q: Any) -> None:
-    torch.set_num_threads(threads)
-    run = _encoder(which, model, torch.from_numpy(clip))
-    first, method = peak_growth(run)  # the first call: lazily built buffers and caches are part of what it needs
-    second, _ = peak_growth(run)
-    q.put((first, second, method))
-
-
-def peak_mb(which: str, model: str, clip: np.ndarray, threads: int) -> tuple[float | None, float | None, str]:
-    """(first encode MiB, second encode MiB, method) of ``which`` in a fresh (spawned) process."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_peak_child, args=(which, model, clip, threads, q))
-    p.start()
-    value = q.get(timeout=600)
-    p.join()
-    return value
 
 
 # --------------------------------------------------------------------------- the measurements
@@ -232,14 +173,13 @@ def speed_rows(tok: AudioTokenizer, x: torch.Tensor, args: argparse.Namespace, b
     """The ``encode_speed`` and ``realtime_factor`` rows (EnCodec's side None without it); ``beside``: the
     clip and this run's quality figure, added to both."""
     tps = tok.tokens_per_second
-    reps = max(1, args.repeats // 2)
     c10 = tok.encode(x, ENCODEC_RATE)
     if encodec:
         ours_s, encodec_s = encode_speed(tok, x, args.repeats)
-        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, reps)
+        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, args.repeats)
     else:
         ours_s, encodec_s = timed(lambda: tok.encode(x, ENCODEC_RATE), args.repeats), None
-        wave_s, encodec_dec_s = timed(lambda: tok.decode(c10, vocoder="auto"), reps), None
+        wave_s, encodec_dec_s = timed(lambda: tok.decode(c10, vocoder="auto"), args.repeats), None
     emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
          mmtok_seconds=round(ours_s, 4), encodec_seconds=None if encodec_s is None else round(encodec_s, 4),
          speedup=ratio(encodec_s, ours_s), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2, **beside)
@@ -255,8 +195,8 @@ def speed_rows(tok: AudioTokenizer, x: torch.Tensor, args: argparse.Namespace, b
 
 def memory_row(args: argparse.Namespace, clip: np.ndarray, label: str, encodec: bool) -> None:
     """The ``peak_memory`` row: each side's first and second encode of the clip, each side in a fresh process."""
-    ours = peak_mb("mmtok", args.model, clip, args.threads)
-    theirs = peak_mb("encodec", args.model, clip, args.threads) if encodec else (None, None, None)
+    ours = fresh_peaks(_encoder, "mmtok", args.model, clip, threads=args.threads)
+    theirs = fresh_peaks(_encoder, "encodec", args.model, clip, threads=args.threads) if encodec else (None, None, None)
     mib = lambda v: None if v is None else round(v, 1)  # noqa: E731
     emit(bench="peak_memory", clip_seconds=CLIP_SECONDS, threads=args.threads, speed_clip=label,
          what="growth of resident memory above its level just before the call, at its peak during the call; "

@@ -347,8 +347,8 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
     enc = timed(lambda: tok.encode(x, RATE), args.repeats)
     feat = timed(lambda: tok.decode_features(codes), args.repeats)
     learned = timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
-    gl = timed(lambda: tok.decode(codes, vocoder="griffin-lim"), max(1, args.repeats // 2))
-    stream = {k: timed(lambda k=k: list(tok.decode_stream(codes.split(k), vocoder=voc)), max(1, args.repeats // 2))
+    gl = timed(lambda: tok.decode(codes, vocoder="griffin-lim"), args.repeats)
+    stream = {k: timed(lambda k=k: list(tok.decode_stream(codes.split(k), vocoder=voc)), args.repeats)
               for k in STREAM_CHUNKS}
     row: dict[str, Any] = {
         "bench": "speed", "clip_seconds": SPEED_SECONDS, "threads": args.threads,

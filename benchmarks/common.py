@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PEER_INSTALL", "check_peer", "emit", "missing_peer", "ratio", "usage_over"]
+__all__ = ["PEER_INSTALL", "check_peer", "emit", "json_line", "missing_peer", "ratio", "usage_over"]
 
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
 
@@ -42,10 +42,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def json_line(row: Mapping[str, Any]) -> str:
+    """``row`` as one line of JSON, NaN and infinity written as null (the line :func:`emit` prints).
+
+    >>> json_line({"bench": "x", "seconds": float("nan"), "sizes": [1.5, float("inf")]})
+    '{"bench": "x", "seconds": null, "sizes": [1.5, null]}'
+    """
+    return json.dumps(_clean(row))
+
+
 def emit(row: Mapping[str, Any] | None = None, /, **fields: Any) -> None:
     """Print ``row`` (and/or keyword ``fields``) as one JSON line and flush it at once."""
-    record = {**(row or {}), **fields}
-    print(json.dumps(_clean(record)), file=sys.stdout, flush=True)
+    print(json_line({**(row or {}), **fields}), file=sys.stdout, flush=True)
 
 
 def missing_peer(module: str) -> str | None:

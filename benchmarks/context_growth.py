@@ -13,21 +13,26 @@
    transformers, with PyTorch's SDPA dispatch (flash/efficient kernels, memory
    linear in length) and with the math backend (materializes the T×T scores: the
    quadratic term), doubling until a step takes longer than ``--step-limit`` seconds
-   or would need more than ``--mem-limit`` GiB, or the time budget runs out.
-4. Fits log-log exponents of time and memory vs tokens per series, projects them
-   to one hour of this video and to a 1M-token window, and draws two PNGs.
+   or would need more than ``--mem-limit`` GiB, or the time budget runs out. Each
+   length is measured ``--repeats`` times and the fastest kept.
+4. Fits log-log exponents of time and memory vs tokens per series with their R²
+   (:func:`mmtok.context.growth.fit`), marked unreliable when other processes kept
+   the CPU busy during the series or the R² is low. The exponents are local, over
+   the lengths measured (``fitted_tokens``). For one hour of this video and a
+   1M-token window: SDPA's time extrapolated from a reliable fit, as a lower bound,
+   and its memory scaled linearly from the longest step; for the math backend the
+   memory its T×T scores alone take (a lower bound), no time. Draws two PNGs.
 
 Every measurement prints as one JSON object per line. Peak memory is
 :class:`mmtok.core.memory.PeakMemory` over the step: on CUDA the allocator's peak,
 on the CPU the process's peak resident set, each above what was in use before it.
 
-Usage: ``python benchmarks/context_growth.py [--out DIR] [--fps 2] [--budget 540]``
+Usage: ``python benchmarks/context_growth.py [--out DIR] [--fps 2] [--budget 540] [--repeats 3]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -44,16 +49,22 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit
+from common import emit, json_line
 
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.context.growth import (
+    REPEATS,
+    CpuShare,
+    estimate_peak_mib,
+    fit,
     fit_power,
+    math_scores_mib,
     measure_step,
     plot_cost_vs_length,
     plot_tokens_vs_minutes,
+    project,
 )
 from mmtok.context.planner import WINDOWS
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
@@ -160,10 +171,10 @@ class Recorder:
         emit(row)
 
     def write(self, path: Path) -> None:
-        """Write every recorded row, in order, one JSON object per line."""
+        """Write every recorded row, in order, one JSON object per line (NaN and infinity as null)."""
         with open(path, "w") as f:
             for row in self.rows:
-                f.write(json.dumps(row) + "\n")
+                f.write(json_line(row) + "\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -178,6 +189,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--step-limit", type=float, default=40.0, help="stop doubling before a step this slow (s)")
     ap.add_argument("--mem-limit", type=float, default=4.0, help="stop doubling before a step needs this much (GiB)")
     ap.add_argument("--budget", type=float, default=540.0, help="wall-clock budget of the whole run (s)")
+    ap.add_argument("--repeats", type=int, default=REPEATS, help="steps per length; the fastest is kept")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: all cores, or 1 when the load average exceeds the core count)")
     ap.add_argument("--seed", type=int, default=0)
@@ -197,8 +209,8 @@ def setup_device(args: argparse.Namespace, record: Recorder) -> tuple[torch.devi
     if args.max_seconds is None:
         args.max_seconds = 256.0 if device.type == "cuda" else 32.0
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else None
-    record({"kind": "device", "device": device.type, "gpu": gpu, "torch": torch.__version__, "threads":
-            torch.get_num_threads(), "load_average": round(load, 2), "cpu": platform.processor() or platform.machine(), "cpus": cores,
+    record({"bench": "device", "device": device.type, "gpu": gpu, "torch": torch.__version__, "threads":
+            torch.get_num_threads(), "repeats": args.repeats, "load_average": round(load, 2), "cpu": platform.processor() or platform.machine(), "cpus": cores,
             "note": None if gpu else "no GPU was available: CPU only; the >=128k-token GPU target was not run"})
     return device, gpu
 
@@ -209,7 +221,7 @@ def write_pan_video(tmp: Path, world: np.ndarray, seconds: float, rng: np.random
     n_src = int(seconds * SRC_FPS)
     t = time.perf_counter()
     pan = write_video(tmp / "pan.mp4", pan_frames(world, n_src), n_src, audio=_soundtrack(seconds, rng))
-    record({"kind": "video", "file": "pan.mp4", "seconds": seconds, "size": [FRAME_W, FRAME_H],
+    record({"bench": "video", "file": "pan.mp4", "seconds": seconds, "size": [FRAME_W, FRAME_H],
             "fps": SRC_FPS, "codec": "h264+aac", "bytes": pan.stat().st_size, "write_s": round(time.perf_counter() - t, 2)})
     return pan
 
@@ -263,7 +275,7 @@ def measure_compression(vt: VideoTokenizer, image: Any, pan: Path, tmp: Path, wo
     ):
         path = pan if frames is None else write_video(tmp / "scene.mp4", frames, 16 * SRC_FPS)
         codes = vt.encode(path, duration=16.0)
-        record({"kind": "compression", "scene": scene, "fps": fps, "weights": weights["image"],
+        record({"bench": "compression", "scene": scene, "fps": fps, "weights": weights["image"],
                 **compression_stats(codes, image.codebook_size)})
 
 
@@ -279,7 +291,7 @@ def tokenize_file(vt: VideoTokenizer, pan: Path, seconds: float, record: Recorde
         if "video_codes" in seg:
             chunks.append([])
         chunks[-1].append(seg)
-    record({"kind": "tokenize_file", "duration_s": seconds, "frames": sum(
+    record({"bench": "tokenize_file", "duration_s": seconds, "frames": sum(
         int(x["video_codes"].shape[0]) for x in segs if "video_codes" in x), "seconds": round(time.perf_counter() - t, 2)})
     return chunks
 
@@ -297,7 +309,7 @@ def interleave_durations(il: Interleaver, chunks: list[list[dict]], record: Reco
         s = il.encode(doc)
         nv = sum(int(x["video_codes"].numel()) for x in doc if "video_codes" in x)
         na = sum(int(x["audio"].numel()) for x in doc if "audio" in x)
-        record({"kind": "tokenize", "duration_s": d, "frames": sum(int(x["video_codes"].shape[0]) for x in doc
+        record({"bench": "tokenize", "duration_s": d, "frames": sum(int(x["video_codes"].shape[0]) for x in doc
                 if "video_codes" in x), "video_codes": nv, "audio_samples": na, "stream_tokens": len(s),
                 "tokens_per_second": round(len(s) / d, 2), "interleave_s": round(time.perf_counter() - t, 3)})
         streams.append((float(d), s.ids))
@@ -310,7 +322,7 @@ def _stop_reason(r: dict, done: list[dict], backend: str, args: argparse.Namespa
     """Why not to measure the next (doubled) length after step ``r``, or ``None`` to go on.
 
     The next step's time is predicted from the last two steps' exponent (at least 1.5x, 2x for ``math``),
-    its memory as 2x (4x for ``math``) this one's.
+    its memory as 2x (4x for ``math``) this one's; it runs ``args.repeats`` times out of the series' budget.
     """
     nxt = 2.0
     grow_t = 2.0 if backend == "math" else 1.5
@@ -322,67 +334,98 @@ def _stop_reason(r: dict, done: list[dict], backend: str, args: argparse.Namespa
         return f"time: next step predicted {pred_t:.1f} s > {args.step_limit} s"
     if pred_m > args.mem_limit * 1024:
         return f"memory: next step predicted {pred_m / 1024:.2f} GiB > {args.mem_limit} GiB"
-    if spent + pred_t > share:
+    if spent + pred_t * args.repeats > share:
         return f"budget: {share:.0f} s for this series"
     return None
 
 
 def measure_series(model_name: str, backend: str, streams: list[tuple[float, torch.Tensor]], vocab: int,
-                   device: torch.device, args: argparse.Namespace, share: float, record: Recorder) -> list[dict]:
-    """One forward+backward step per stream length, shortest first, until :func:`_stop_reason` says stop.
+                   device: torch.device, args: argparse.Namespace, share: float,
+                   record: Recorder) -> tuple[list[dict], bool]:
+    """One forward+backward step per stream length (the fastest of ``args.repeats``), shortest first, until
+    :func:`_stop_reason` says stop.
 
-    Records a ``step`` row per length and a ``series_end`` row; returns the step rows.
+    Records a ``step`` row per length and a ``series_end`` row with how busy other processes kept the
+    machine meanwhile; returns the step rows and whether it was busy (:class:`~mmtok.context.growth.CpuShare`).
     ``share``: seconds of the budget this series may spend.
     """
     done: list[dict] = []
     stopped = "longest stream reached"
     series_start = time.perf_counter()
-    for d, ids in streams:
-        r = measure_step(model_name, backend, ids, vocab, device)
-        row = {"kind": "step", "model": model_name, "backend": backend, "device": device.type,
-               "duration_s": d, "tokens": int(ids.numel()), **r}
-        record(row)
-        done.append(row)
-        reason = _stop_reason(r, done, backend, args, time.perf_counter() - series_start, share)
-        if reason is not None:
-            stopped = reason
-            break
-    record({"kind": "series_end", "model": model_name, "backend": backend, "max_tokens": done[-1]["tokens"],
-            "stopped_by": stopped})
-    return done
+    with CpuShare() as load:
+        for d, ids in streams:
+            r = measure_step(model_name, backend, ids, vocab, device, repeats=args.repeats)
+            row = {"bench": "step", "model": model_name, "backend": backend, "device": device.type,
+                   "duration_s": d, "tokens": int(ids.numel()), "repeats": args.repeats, **r}
+            record(row)
+            done.append(row)
+            reason = _stop_reason(r, done, backend, args, time.perf_counter() - series_start, share)
+            if reason is not None:
+                stopped = reason
+                break
+    record({"bench": "series_end", "model": model_name, "backend": backend, "max_tokens": done[-1]["tokens"],
+            "stopped_by": stopped, "busy": load.busy, "machine_load": load.describe()})
+    return done, load.busy
 
 
 def measure_steps(args: argparse.Namespace, streams: list[tuple[float, torch.Tensor]], vocab: int,
-                  device: torch.device, t0: float, record: Recorder) -> dict[tuple[str, str], list[dict]]:
-    """Forward+backward cost vs length for every model and both attention backends (``sdpa``, ``math``).
+                  device: torch.device, t0: float,
+                  record: Recorder) -> tuple[dict[tuple[str, str], list[dict]], dict[tuple[str, str], bool]]:
+    """Forward+backward cost vs length for every model and both attention backends (``sdpa``, ``math``):
+    the step rows per series, and whether other processes kept the machine busy during each.
 
     Each series gets an equal share of the budget left when it starts (``t0``: when the run began).
     """
     series: dict[tuple[str, str], list[dict]] = {}
+    busy: dict[tuple[str, str], bool] = {}
     order = [(m, b) for m in args.models for b in ("sdpa", "math")]
-    for k, (model_name, backend) in enumerate(order):
-        measure_step(model_name, backend, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
+    for k, key in enumerate(order):
+        measure_step(*key, streams[0][1][:64], vocab, device)  # warm-up: first-call overheads
         share = (args.budget - (time.perf_counter() - t0)) / (len(order) - k)  # time left for this series
-        series[(model_name, backend)] = measure_series(model_name, backend, streams, vocab, device, args, share,
-                                                       record)
-    return series
+        series[key], busy[key] = measure_series(*key, streams, vocab, device, args, share, record)
+    return series, busy
 
 
-def fit_row(model_name: str, backend: str, done: list[dict], hour: float) -> dict:
-    """The ``fit`` row of one series: log-log exponents of time and memory, projected to an hour and to 1M tokens."""
-    big = [x["tokens"] for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
-    xs = big if len(big) >= 3 else [x["tokens"] for x in done]
-    sel = [x for x in done if x["tokens"] in xs]
-    ft = fit_power(xs, [x["seconds"] for x in sel])
-    fm = fit_power(xs, [x["peak_mib"] for x in sel])
-    row = {"kind": "fit", "model": model_name, "backend": backend, "points": len(sel),
-           "time_exponent": round(ft[0], 3) if ft else None, "memory_exponent": round(fm[0], 3) if fm else None}
+def _exponent(f: Any, key: str) -> dict:
+    """``{key}_exponent`` and ``{key}_r2`` of a :class:`~mmtok.context.growth.Fit` (None without one)."""
+    return {f"{key}_exponent": round(f.exponent, 3) if f else None, f"{key}_r2": round(f.r2, 4) if f else None}
+
+
+def fit_row(model_name: str, backend: str, done: list[dict], hour: float, *, busy: bool = False) -> dict:
+    """The ``fit`` row of one series: time and memory exponents with their R², and one hour of video and a
+    1M-token window.
+
+    The exponents are local, fitted over ``fitted_tokens`` (1,024 tokens and up when three lengths are there):
+    far longer contexts grow faster. ``reliable`` is the time fit's (:func:`~mmtok.context.growth.fit`: not
+    ``busy``, R² high enough). Only SDPA's time is projected, from a reliable fit, and as a lower bound;
+    its memory is the longest step's scaled linearly (:func:`~mmtok.context.growth.estimate_peak_mib`).
+    The math backend's memory is at least its T×T scores (:func:`~mmtok.context.growth.math_scores_mib`).
+    """
+    big = [x for x in done if x["tokens"] >= 1024]  # past fixed per-call overheads
+    sel = big if len(big) >= 3 else done
+    xs = [x["tokens"] for x in sel]
+    ft = fit(xs, [x["seconds"] for x in sel], busy=busy)
+    fm = fit(xs, [x["peak_mib"] for x in sel], busy=busy)
+    why = "fewer than two lengths measured" if ft is None else ft.why
+    row = {"bench": "fit", "model": model_name, "backend": backend, "points": len(sel),
+           "fitted_tokens": [min(xs), max(xs)], **_exponent(ft, "time"), **_exponent(fm, "memory"),
+           "reliable": not why, "unreliable_because": why or None}
+    quadratic = backend == "math"
+    if quadratic:
+        row["seconds_are"] = "not projected: its T×T scores alone need the memory of *_peak_gib"
+        row["peak_gib_are"] = "at least: the T×T attention scores alone, float32 (math_scores_mib), no fit"
+    else:
+        row["seconds_are"] = (f"not projected: {why}" if why else "at least: the time fit extrapolated past the "
+                              "longest step measured (the exponent grows with length)")
+        row["peak_gib_are"] = "the longest step's peak scaled linearly (estimate_peak_mib)"
     cfg = ModelConfig.preset(model_name)
     kv_per_token = 2 * cfg.n_layer * cfg.n_kv_head * cfg.head_dim * 2  # keys + values, bf16
-    for name, tokens in (("one_hour_video", hour), ("1M_window", WINDOWS["1M"])):
-        row[f"{name}_tokens"] = round(tokens)
-        row[f"{name}_seconds"] = round(math.exp(ft[1]) * tokens ** ft[0], 1) if ft else None
-        row[f"{name}_peak_gib"] = round(math.exp(fm[1]) * tokens ** fm[0] / 1024, 2) if fm else None
+    for name, tokens in (("one_hour_video", round(hour)), ("1M_window", WINDOWS["1M"])):
+        seconds = None if quadratic or why else project((ft.exponent, ft.log_intercept), tokens)
+        peak = math_scores_mib(cfg, tokens) if quadratic else estimate_peak_mib(cfg, backend, tokens, sel)
+        row[f"{name}_tokens"] = tokens
+        row[f"{name}_seconds"] = None if seconds is None else round(seconds, 1)
+        row[f"{name}_peak_gib"] = round(peak / 1024, 2)
         row[f"{name}_kv_cache_gib_bf16"] = round(kv_per_token * tokens / 2**30, 3)
     return row
 
@@ -393,7 +436,7 @@ def draw_plots(out: Path, streams: list[tuple[float, torch.Tensor]], series: dic
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        record({"kind": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
+        record({"bench": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
         return
     plot_tokens_vs_minutes(out / "tokens_vs_minutes.png", measured=[(d, len(x)) for d, x in streams],
                            measured_label=f"measured: mmtok stream, {fps:g} fps + audio")
@@ -401,7 +444,7 @@ def draw_plots(out: Path, streams: list[tuple[float, torch.Tensor]], series: dic
     where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
     plot_cost_vs_length(out / "cost_vs_length.png",
                         {f"{m} {b}": done for (m, b), done in series.items()}, where=where)
-    record({"kind": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
+    record({"bench": "plots", "files": [str(out / "tokens_vs_minutes.png"), str(out / "cost_vs_length.png")]})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,12 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     measure_compression(vt, image, pan, tmp, world, rng, args.fps, weights, record)
     streams = interleave_durations(il, tokenize_file(vt, pan, args.max_seconds, record), record)
     rate = len(streams[-1][1]) / streams[-1][0]
-    series = measure_steps(args, streams, il.vocab.size, device, t0, record)
+    series, busy = measure_steps(args, streams, il.vocab.size, device, t0, record)
     for (model_name, backend), done in series.items():
-        record(fit_row(model_name, backend, done, rate * 3600))
+        record(fit_row(model_name, backend, done, rate * 3600, busy=busy[(model_name, backend)]))
     draw_plots(out, streams, series, args.fps, gpu, record)
 
-    record({"kind": "summary", "seconds": round(time.perf_counter() - t0, 1), "device": device.type,
+    record({"bench": "summary", "seconds": round(time.perf_counter() - t0, 1), "device": device.type,
             "stream_tokens_per_second": round(rate, 2), "weights": weights,
             "longest": {f"{m}/{b}": d[-1]["tokens"] for (m, b), d in series.items()}})
     record.write(out / "results.jsonl")

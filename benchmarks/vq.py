@@ -6,8 +6,13 @@ Prints one JSON object per line:
   (eval forward, the same codebook copied in, fed in slices of several sizes: its best slice
   counts, ``slices_tried`` has each one's median) vs the FLOP floor, i.e. the same
   ``x @ C.T`` products alone in cache-sized blocks with no argmin (best block size
-  of several tried in the same run). Medians over interleaved repeats; peak RSS
-  above the baseline for each.
+  of several tried in the same run). Medians over interleaved repeats. Peak memory
+  on the CPU: ours and the peer (at its best slice) each in a fresh process
+  (:mod:`peak_memory`), the growth of resident memory during its first call
+  (``peak_mib``) and a second one (``peak_mib_second_call``), since a process that
+  ran the other side already holds the memory a call would add; the floor's in this
+  process, its block buffer allocated beforehand. On CUDA the allocator's peak of
+  each call, in this process.
 * ``ratio`` rows: ours/peer speedup and ours/floor throughput, beside what the speed
   buys: the agreement of the two answers and each one's exactness against float64 ``cdist``.
 * ``train`` rows: codebook usage and quantization MSE on held-out vectors after
@@ -42,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import check_peer, emit
+from peak_memory import fresh_peaks
 
 import mmtok
 from mmtok.core.memory import PeakMemory
@@ -83,22 +89,43 @@ def peer_quantizer(codes: torch.Tensor, **kwargs: object) -> torch.nn.Module:
     return vq.eval()
 
 
-def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slices: list[int]) -> None:
+def encode_inputs(n: int, k: int, d: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The vectors ``[n, d]`` and codebook ``[k, d]`` an encode row searches (seeded by ``k``)."""
     g = torch.Generator().manual_seed(k)
     x = torch.randn(n, d, generator=g).to(device)
-    codes = torch.randn(k, d, generator=g).to(device)
-    ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, kmeans_init=False)).to(device).eval()
+    return x, torch.randn(k, d, generator=g).to(device)
+
+
+def ours_quantizer(codes: torch.Tensor) -> mmtok.VectorQuantizer:
+    k, d = codes.shape
+    ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, kmeans_init=False)).to(codes.device).eval()
     ours.embed.copy_(codes)
-    peer = peer_quantizer(codes)
+    return ours
 
-    def peer_fn(rows: int) -> Callable[[], torch.Tensor]:
-        @torch.inference_mode()
-        def run_peer() -> torch.Tensor:  # the peer materialises a [rows, K] distance matrix per call
-            return torch.cat([peer(x[None, s : s + rows])[1][0] for s in range(0, n, rows)])
 
-        return run_peer
+def peer_fn(peer: torch.nn.Module, x: torch.Tensor, rows: int) -> Callable[[], torch.Tensor]:
+    """The peer's codes for all of ``x``, fed ``rows`` at a time."""
+    @torch.inference_mode()
+    def run_peer() -> torch.Tensor:  # the peer materialises a [rows, K] distance matrix per call
+        return torch.cat([peer(x[None, s : s + rows])[1][0] for s in range(0, x.shape[0], rows)])
 
-    peers = {r: peer_fn(r) for r in peer_slices}  # tuned as the floor is: its best slice of several
+    return run_peer
+
+
+def encode_call(impl: str, n: int, k: int, d: int, rows: int) -> Callable[[], object]:
+    """One CPU encode of the row's inputs by ``impl`` (``"mmtok"``, or ``"vector_quantize_pytorch"`` fed ``rows``
+    at a time), inputs and model built now: what :func:`peak_memory.fresh_peaks` runs in a fresh process."""
+    x, codes = encode_inputs(n, k, d, torch.device("cpu"))
+    if impl == "mmtok":
+        ours = ours_quantizer(codes)
+        return lambda: ours.encode(x)
+    return peer_fn(peer_quantizer(codes), x, rows)
+
+
+def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slices: list[int]) -> None:
+    x, codes = encode_inputs(n, k, d, device)
+    ours, peer = ours_quantizer(codes), peer_quantizer(codes)
+    peers = {r: peer_fn(peer, x, r) for r in peer_slices}  # tuned as the floor is: its best slice of several
     # agreement of the answers (not timed)
     idx_ours = ours.encode(x)
     idx_peer = peers[peer_slices[0]]()
@@ -125,17 +152,18 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     med = {name: statistics.median(ts) for name, ts in times.items()}
     best_floor = min(floor_rows, key=lambda r: med[f"floor{r}"])
     best_slice = min(peer_slices, key=lambda r: med[f"peer{r}"])
-    med["peer"], peaks["peer"] = med[f"peer{best_slice}"], peaks[f"peer{best_slice}"]
+    med["peer"] = med[f"peer{best_slice}"]
+    mem = sides_peak_mib(n, k, d, device, best_slice, {"ours": peaks["ours"], "peer": peaks[f"peer{best_slice}"]})
     flops = 2.0 * n * d * k
     common = {"n": n, "dim": d, "codebook_size": k, "device": str(device), "repeats": repeats}
     emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
           "vectors_per_s": round(n / med["ours"]), "gflops": round(flops / med["ours"] / 1e9, 1),
-          "peak_mib": round(peaks["ours"], 1), "exact_vs_cdist": exact,
+          **mem["ours"], "exact_vs_cdist": exact,
           "block_rows": block_rows(n, k, device, chunk_size=ours.cfg.chunk_size,
                                    budget_mb=ours.cfg.search_budget_mb)})
     emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
           "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
-          "peak_mib": round(peaks["peer"], 1), "slice": best_slice,
+          **mem["peer"], "slice": best_slice,
           "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree,
           "exact_vs_cdist": exact_peer})
     for r in floor_rows:
@@ -147,6 +175,25 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
           "fraction_of_flop_floor": round(med[f"floor{best_floor}"] / med["ours"], 3),
           "floor_block_rows": best_floor, "agreement": agree, "exact_vs_cdist_mmtok": exact,
           "exact_vs_cdist_vector_quantize": exact_peer})
+
+
+def sides_peak_mib(n: int, k: int, d: int, device: torch.device, peer_rows: int,
+                   in_process: dict[str, float]) -> dict[str, dict[str, object]]:
+    """The peak-memory fields of ours' and the peer's encode rows (``"ours"``, ``"peer"``).
+
+    On the CPU each side is measured in a fresh process (first and second call); on CUDA the allocator's
+    peaks ``in_process`` (largest over the timed calls) are exact and kept.
+    """
+    if device.type == "cuda":
+        how = "CUDA allocator peak above the start of the call, largest over the timed calls, in this process"
+        return {side: {"peak_mib": round(v, 1), "peak_measured_by": how} for side, v in in_process.items()}
+    out: dict[str, dict[str, object]] = {}
+    for side, impl in (("ours", "mmtok"), ("peer", "vector_quantize_pytorch")):
+        first, second, how = fresh_peaks(encode_call, impl, n, k, d, peer_rows, threads=torch.get_num_threads())
+        out[side] = {"peak_mib": None if first is None else round(first, 1),
+                     "peak_mib_second_call": None if second is None else round(second, 1),
+                     "peak_measured_by": f"{how}; in a fresh process with the inputs and model loaded"}
+    return out
 
 
 def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -3,6 +3,7 @@ baselines' training slices, the bar, and one end-to-end run on a tiny corpus wit
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -35,6 +36,7 @@ import audio_clips  # noqa: E402
 import audio_lengths  # noqa: E402
 import audio_levels  # noqa: E402
 import audio_quality as aq  # noqa: E402
+import peak_memory  # noqa: E402
 from audio_baselines import slices  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -436,10 +438,15 @@ def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: py
 
 def test_peak_growth_without_a_current_rss_source_is_not_a_figure(monkeypatch: pytest.MonkeyPatch) -> None:
     # no kernel peak mark to reset and no /proc/self/statm: rss_mib would read the lifetime peak
-    monkeypatch.setattr(bench, "reset_peak_rss", lambda: False)
-    monkeypatch.setattr(bench, "has_current_rss", lambda: False)
+    monkeypatch.setattr(peak_memory, "reset_peak_rss", lambda: False)
+    monkeypatch.setattr(peak_memory, "has_current_rss", lambda: False)
     ran = []
-    assert bench.peak_growth(lambda: ran.append(1)) == (None, "not measured: no current-RSS source")
+    assert peak_memory.peak_growth(lambda: ran.append(1)) == (None, "not measured: no current-RSS source")
+
+
+def test_fresh_peaks_reads_a_calls_memory_in_its_own_process() -> None:
+    first, second, how = peak_memory.fresh_peaks(functools.partial, bytearray, 64 << 20, threads=1)  # 64 MiB a call
+    assert 60 < first < 80 and 60 < second < 80 and how
 
 
 def test_shared_ratio_and_usage_helpers() -> None:

@@ -3,10 +3,12 @@ benchmarks share, on a tiny corpus with a tiny tokenizer."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -96,6 +98,30 @@ def test_speed_rows_say_when_reconstruction_was_skipped(tmp_path: Path, tok_fold
                        "--skip", "reconstruction,memory"]) == 0
     speed = next(r for r in records(capsys) if r["bench"] == "realtime_factor")
     assert speed["mmtok_rel_l1"] is None and "--skip reconstruction" in speed["quality_note"]
+
+
+def test_speed_rows_time_decode_as_often_as_encode(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    repeats: list[int] = []  # decode was timed with repeats // 2 calls: one at --repeats 3
+
+    def fake_timed(fn: object, n: int) -> float:
+        repeats.append(n)
+        return 0.01
+
+    def fake_pair(*args: Any) -> tuple[float, float]:
+        repeats.append(args[-1])  # encode_speed(tok, clip, repeats), decode_speed(tok, voc, codes, clip, repeats)
+        return 0.01, 0.1
+
+    monkeypatch.setattr(bench, "timed", fake_timed)
+    monkeypatch.setattr(bench, "encode_speed", fake_pair)
+    monkeypatch.setattr(bench, "decode_speed", fake_pair)
+    args = argparse.Namespace(repeats=3, threads=1)
+    clip = torch.zeros(24_000)
+    for encodec in (False, True):
+        bench.speed_rows(tiny_tokenizer(), clip, args, {}, encodec)
+        assert repeats == [3, 3, 3], (encodec, repeats)  # encode, decode to waveform, decode to features
+        repeats.clear()
+    assert [r["bench"] for r in records(capsys)] == ["encode_speed", "realtime_factor"] * 2
 
 
 def test_split_usage_counts_over_the_tokens_a_short_split_has(tmp_path: Path) -> None:

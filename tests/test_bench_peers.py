@@ -116,3 +116,30 @@ def test_vq_without_vector_quantize_says_so_and_stops(tmp_path: Path, monkeypatc
     assert [r["bench"] for r in rows] == ["machine", "vq"]
     assert rows[1] == {"bench": "vq", "peer": "vector_quantize_pytorch", "skipped": rows[1]["skipped"]}
     assert rows[1]["skipped"].endswith("pip install mmtok[bench]")
+
+
+def test_vq_encode_measures_each_sides_peak_in_a_fresh_process(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # one warmed process let the second side reuse what the first freed: ours read 0.0 MiB beside the peer's 79
+    pytest.importorskip("vector_quantize_pytorch")
+    import vq as bench_vq
+
+    calls = []
+
+    def fake_fresh_peaks(build: object, *args: object, threads: int) -> tuple[float, float, str]:
+        calls.append((build, args))
+        return (12.5, 3.0, "fake") if args[0] == "mmtok" else (80.0, 79.0, "fake")
+
+    monkeypatch.setattr(bench_vq, "fresh_peaks", fake_fresh_peaks)
+    bench_vq.bench_encode(512, 16, 8, 1, torch.device("cpu"), [256, 512])
+    rows = {r.get("impl", r.get("metric")): r for r in records(capsys)}
+    best = rows["vector_quantize_pytorch"]["slice"]
+    assert calls == [(bench_vq.encode_call, ("mmtok", 512, 16, 8, best)),
+                     (bench_vq.encode_call, ("vector_quantize_pytorch", 512, 16, 8, best))]
+    assert (rows["mmtok"]["peak_mib"], rows["mmtok"]["peak_mib_second_call"]) == (12.5, 3.0)
+    assert (rows["vector_quantize_pytorch"]["peak_mib"], rows["vector_quantize_pytorch"]["peak_mib_second_call"]) == \
+        (80.0, 79.0)
+    assert rows["mmtok"]["peak_measured_by"] == "fake; in a fresh process with the inputs and model loaded"
+    # what the fresh process runs: the same inputs and codebook, both sides the same codes
+    ours, peer = (bench_vq.encode_call(impl, 512, 16, 8, 128)() for impl in ("mmtok", "vector_quantize_pytorch"))
+    assert torch.equal(ours, peer.to(ours.dtype)) and ours.shape == (512,)
