@@ -1,7 +1,8 @@
 """The codebook layer: vector quantization.
 
 :class:`VectorQuantizer` (EMA updates and dead-code restarts in :mod:`~mmtok.vq.ema`, k-means
-init, DDP sync), its exact chunked nearest-code search (:mod:`~mmtok.vq.search`) and the
+init from a random sample of the first training vectors in :mod:`~mmtok.vq.kmeans_init`, DDP
+sync), its exact chunked nearest-code search (:mod:`~mmtok.vq.search`) and the
 one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer and the media trainers
 share, and :mod:`~mmtok.vq.prune`, which keeps only the codes a tokenizer's
 training data picks most.

@@ -82,8 +82,8 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     # inputs that would make no twin only: a batch that repeats one vector (digital silence) would
     # otherwise restart many codes onto one point, or onto the code already there. Twice as many
     # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
-    pool = z if z.shape[0] else embed  # a rank with no data still takes part
-    drawn = sample_rows(pool, 2 * n_dead, distributed=True)  # (2 n_dead, d), the same on every rank
+    # (2 n_dead, d), the same on every rank; a rank without inputs offers none
+    drawn = sample_rows(z, 2 * n_dead, distributed=True)
     fresh = new_points(drawn, embed, cosine=cosine)[:n_dead]  # (m ≤ n_dead, d)
     if not fresh.shape[0]:
         return

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from mmtok.vq.search import nearest_code
 
-__all__ = ["LloydStep", "Weights", "all_reduce_", "kmeans", "lloyd", "lloyd_step", "sample_rows", "world_size"]
+__all__ = ["LloydStep", "Weights", "all_reduce_", "broadcast_", "kmeans", "lloyd", "lloyd_step", "sample_rows",
+           "world_size"]
 
 # per-row weights [N], or a function of the current assignment idx [N] that gives them
 Weights = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]  # noqa: UP007 - runtime alias
@@ -54,6 +55,13 @@ def all_reduce_(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def broadcast_(t: torch.Tensor) -> torch.Tensor:
+    """Rank 0's ``t`` on every rank, in place (nothing without a process group); returns ``t``."""
+    if world_size() > 1:
+        dist.broadcast(t, src=0)
+    return t
+
+
 def sample_rows(data: torch.Tensor, n: int, *, generator: torch.Generator | None = None,
                 distributed: bool = False) -> torch.Tensor:
     """``n`` random rows ``[n, d]`` of ``data`` (float32); with ``distributed``, drawn from every rank in turn.
@@ -61,21 +69,35 @@ def sample_rows(data: torch.Tensor, n: int, *, generator: torch.Generator | None
     Each rank draws ``n`` of its own rows (without replacement when it has enough).
     When ``distributed`` the draws are gathered and interleaved (rank 0's first,
     rank 1's first, ..., rank 0's second, ...) and the first ``n`` kept, so seeds
-    and restarts come from all ranks' data alike and are the same on every rank.
+    and restarts come from all ranks' data alike and are the same on every rank;
+    a rank without rows offers marked padding, dropped after the gather.
     ``generator`` (on the CPU or ``data``'s device) makes the local draw reproducible.
     """
+    world = world_size() if distributed else 1
+    if data.shape[0] == 0 and world == 1:
+        raise ValueError(f"sample_rows needs rows to draw {n} from, got none")
+    mine = _draw(data, n, generator)  # (n, d + 1): the rows, then 1 for a real row, 0 for padding
+    if world > 1:
+        parts = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(parts, mine)
+        mine = torch.stack(parts, 1).reshape(n * world, -1)  # (n world, d + 1), interleaved by rank
+        mine = mine[mine[:, -1] > 0]
+        if mine.shape[0] == 0:
+            raise ValueError(f"sample_rows needs rows to draw {n} from, got none on any of {world} ranks")
+    return mine[:n, :-1].contiguous()
+
+
+def _draw(data: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` random rows of ``data`` with a last column of ones ``[n, d + 1]`` (float32); zeros where it has none."""
+    if data.shape[0] == 0:
+        return torch.zeros(n, data.shape[1] + 1, device=data.device)
     device = generator.device if generator is not None else data.device
     if data.shape[0] >= n:
         pick = torch.randperm(data.shape[0], generator=generator, device=device)[:n]
     else:
         pick = torch.randint(0, data.shape[0], (n,), generator=generator, device=device)
-    mine = data[pick.to(data.device)].float().contiguous()  # (n, d)
-    world = world_size() if distributed else 1
-    if world == 1:
-        return mine
-    parts = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(parts, mine)
-    return torch.stack(parts, 1).reshape(n * world, -1)[:n]  # (n, d), interleaved by rank
+    rows = data[pick.to(data.device)].float()  # (n, d)
+    return torch.cat([rows, rows.new_ones(n, 1)], 1)
 
 
 def _worst_rows(rows: torch.Tensor, row_error: torch.Tensor, n: int, distributed: bool) -> torch.Tensor:

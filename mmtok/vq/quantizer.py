@@ -1,4 +1,4 @@
-"""The VQ codebook: k-means init (:mod:`mmtok.vq.kmeans`), EMA updates and dead-code
+"""The VQ codebook: k-means init (:mod:`mmtok.vq.kmeans_init`), EMA updates and dead-code
 restarts (:mod:`mmtok.vq.ema`), rebalancing and usage statistics, over the exact chunked
 nearest-code search of :mod:`mmtok.vq.search`.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,13 +40,12 @@ from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.core.ranges import ABOVE_0, Range
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
-from mmtok.vq.kmeans import all_reduce_, kmeans, lloyd_step, world_size
+from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
+from mmtok.vq.kmeans_init import KmeansPool
 from mmtok.vq.search import canonical_codes, nearest_code
 
 __all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
 
-KMEANS_MAX_SAMPLES = 65_536  # vectors kept for the k-means initialisation
-KMEANS_RESEED_POOL = 1 / 16  # an empty k-means cluster re-seeds on a random one of the worst-served 1/16 of vectors
 # the values each number of VQConfig takes (finite: NaN and infinities are refused), and its notes
 CONFIG_RANGES: dict[str, Range] = {
     "dim": Range(1), "codebook_size": Range(2), "decay": Range(0, 1, low_open=True, high_open=True),
@@ -68,7 +68,7 @@ class VQConfig:
     decay: float = 0.99  # EMA decay of code counts and sums (0 < decay < 1; higher = slower)
     eps: float = 1e-5  # Laplace smoothing of EMA counts, so a code never divides by zero (> 0)
     commitment_weight: float = 0.25  # weight of ||x - sg(q)||² in the returned loss
-    kmeans_init: bool = True  # initialise codes by k-means on the first training vectors
+    kmeans_init: bool = True  # initialise codes by k-means on a random sample of the first training vectors
     kmeans_iters: int = 10  # Lloyd iterations of that initialisation (≥ 1)
     kmeans_min_vectors: int = 0  # collect at least this many training vectors (and ≥ K) before k-means
     dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per step and rank) falls below this; 0 = never
@@ -143,8 +143,9 @@ class VectorQuantizer(nn.Module):
 
     Training (``module.train()``) updates the codes by exponential moving
     averages, initialises them by k-means once, and restarts dead codes from
-    recent inputs; under ``torch.distributed`` those statistics are all-reduced
-    so every rank holds the same codebook, the EMA counts on the scale of one
+    recent inputs; under ``torch.distributed`` every rank starts from rank 0's
+    codebook and those statistics are all-reduced, so every rank holds the same
+    codebook, the EMA counts on the scale of one
     rank's step (so ``dead_code_threshold`` counts vectors per step per rank:
     :mod:`mmtok.vq.ema`). A step with no vectors on any rank changes nothing.
     Inference (``encode``/``decode``) is batched, chunked and exact.
@@ -185,7 +186,8 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
         self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
         self.out_dtype = torch.float32  # what decode and codebook return: the dtype the module was cast to
-        self._kmeans_pool: list[torch.Tensor] = []
+        self._kmeans_pool = KmeansPool()  # the vectors k-means initialises the codes from (mmtok.vq.kmeans_init)
+        self._ranks_agree = False  # rank 0's codebook taken on the first training step under DDP?
         self._twins: tuple[torch.Tensor, torch.Tensor] | None = None  # see _canonical
 
     # ---------------------------------------------------------------- properties
@@ -237,17 +239,19 @@ class VectorQuantizer(nn.Module):
         fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
 
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space."""
+        """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space (float32 under autocast too)."""
         z = x.reshape(-1, self.cfg.dim).float()  # (N, D)
-        z = self.project_in(z)  # (N, d)
+        with _no_autocast(z.device):
+            z = self.project_in(z)  # (N, d)
         if self.cfg.cosine:
             z = F.normalize(z, dim=-1)
         return z
 
     def _search(self, z: torch.Tensor, *, exact: bool) -> torch.Tensor:
         """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one)."""
-        idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
-                           budget_mb=self.cfg.search_budget_mb, exact_ties=exact)
+        with _no_autocast(z.device):
+            idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
+                               budget_mb=self.cfg.search_budget_mb, exact_ties=exact)
         return self._canonical()[idx] if exact else idx
 
     def _canonical(self) -> torch.Tensor:
@@ -273,6 +277,8 @@ class VectorQuantizer(nn.Module):
         self._check(x)
         lead = x.shape[:-1]
         z = self._to_lookup(x)  # (N, d)
+        if self.training and not self._ranks_agree and world_size() > 1:
+            self._take_rank0_codebook()
         if self.training and not bool(self.initted):
             self._maybe_kmeans_init(z.detach())
         idx = self._search(z, exact=not self.training)  # (N,); outside training as encode gives them
@@ -331,22 +337,24 @@ class VectorQuantizer(nn.Module):
     # ---------------------------------------------------------------- training internals
 
     @torch.no_grad()
+    def _take_rank0_codebook(self) -> None:
+        """Rank 0's codes and EMA statistics on every rank, once: ranks that drew their own random codes
+        (no k-means initialisation) would otherwise never agree."""
+        for t in (self.embed, self.ema_sum, self.ema_count):
+            broadcast_(t)
+        self._ranks_agree = True
+
+    @torch.no_grad()
     def _maybe_kmeans_init(self, z: torch.Tensor) -> None:
-        """Collect vectors until there are enough, then run k-means once."""
-        need = max(self.cfg.codebook_size, self.cfg.kmeans_min_vectors)
-        self._kmeans_pool.append(z[:KMEANS_MAX_SAMPLES].float().clone())
-        have = torch.tensor(float(sum(p.shape[0] for p in self._kmeans_pool)), device=z.device)
-        # every rank decides together, so the collective calls below stay in step
-        have = all_reduce_(have) / world_size()
-        if float(have) < need:
+        """Pool a random sample of the vectors until enough came (on every rank together), then run k-means once."""
+        c = self.cfg
+        self._kmeans_pool.add(z, k=c.codebook_size)
+        if not self._kmeans_pool.enough(max(c.codebook_size, c.kmeans_min_vectors), z.device):
             return
-        data = torch.cat(self._kmeans_pool)[:KMEANS_MAX_SAMPLES]
-        self._kmeans_pool = []
         # seeds are random vectors of all ranks; every rank ends with the same centers
-        centers, counts = kmeans(data, self.cfg.codebook_size, self.cfg.kmeans_iters, cosine=self.cfg.cosine,
-                                 chunk_size=self.cfg.chunk_size, budget_mb=self.cfg.search_budget_mb,
-                                 distributed=True, reseed_pool=KMEANS_RESEED_POOL)
-        counts = counts / world_size()  # all ranks' counts: on the scale of one rank's step (mmtok.vq.ema)
+        centers, counts = self._kmeans_pool.fit(c.codebook_size, c.kmeans_iters, cosine=c.cosine,
+                                                chunk_size=c.chunk_size, budget_mb=c.search_budget_mb)
+        self._kmeans_pool = KmeansPool()
         self.embed.copy_(centers)
         self.ema_sum.copy_(centers * counts[:, None])
         self.ema_count.copy_(counts)
@@ -434,14 +442,14 @@ class VectorQuantizer(nn.Module):
         ([-1, 1, -1, -1, 0, -1], 2, (2, 4))
         """
         k = self.cfg.codebook_size
-        idx = torch.as_tensor(keep, dtype=torch.long).flatten().cpu()
-        if idx.numel() == 0:
-            raise QuantizerError("prune_ needs at least one code to keep")
-        if int(idx.min()) < 0 or int(idx.max()) >= k:
-            raise QuantizerError(f"prune_ got code {int(idx.min()) if int(idx.min()) < 0 else int(idx.max())}, "
-                             f"outside the codebook of size {k} (valid: 0..{k - 1})")
+        idx = integer_codes(keep, what="prune_ codes to keep", error=QuantizerError, size=k,
+                            hint=f" (outside the codebook of size {k})").flatten().cpu()
         if idx.unique().numel() != idx.numel():
             raise QuantizerError("prune_ needs distinct codes to keep; some are repeated")
+        if idx.numel() < 2:
+            raise QuantizerError("prune_ needs at least one code to keep, got none" if not idx.numel() else
+                                 "prune_ needs at least 2 codes to keep (a codebook holds two or more), got 1")
+        cfg = dataclasses.replace(self.cfg, codebook_size=int(idx.numel()))  # checked before anything changes
         old_to_new = torch.full((k,), -1, dtype=torch.long)
         old_to_new[idx] = torch.arange(idx.numel())
         dev = self.embed.device
@@ -449,7 +457,7 @@ class VectorQuantizer(nn.Module):
         self.ema_count = self.ema_count[idx.to(dev)].clone()
         self.ema_sum = self.ema_sum[idx.to(dev)].clone()
         self.seen_counts = torch.zeros(idx.numel(), dtype=torch.long, device=dev)
-        self.cfg = dataclasses.replace(self.cfg, codebook_size=int(idx.numel()))
+        self.cfg = cfg
         return old_to_new
 
     def _split_busiest(self, centers: torch.Tensor, counts: torch.Tensor, err: torch.Tensor, min_frac: float,
@@ -477,3 +485,10 @@ class VectorQuantizer(nn.Module):
             f"dim={c.dim}, codebook_size={c.codebook_size}, lookup_dim={c.lookup_dim}, "
             f"cosine={c.cosine}, decay={c.decay}"
         )
+
+
+def _no_autocast(device: torch.device) -> AbstractContextManager[object]:
+    """Autocast off on ``device``: the lookup and the search stay float32, so the codes do not depend on it."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from mmtok.core.errors import QuantizerError
+
 __all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "score_margin"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
@@ -83,18 +85,21 @@ def nearest_code(
     matrix product in blocks of rows, ``argmin |x|² - 2 x·c + |c|² = argmax x·c - |c|²/2``,
     so memory stays at one ``[chunk, K]`` block whatever ``N`` is: ``chunk_size`` rows,
     or as many as fit in ``budget_mb`` MiB (see :func:`block_rows`). With ``cosine`` the
-    rows of ``x`` and ``codebook`` are expected l2-normalised already.
+    rows of ``x`` and ``codebook`` are expected l2-normalised already. Other shapes, an empty codebook
+    and NaN/inf values are refused (:class:`~mmtok.core.errors.QuantizerError`).
 
     Float32 scores cannot tell apart codes whose scores differ by less than their rounding
     (codes a few 1e-4 apart, seen from a vector next to them), so the winner among them would
     depend on the summation order: on the thread count or the CPU. With ``exact_ties`` each row
     whose runner-up lies within that rounding (:func:`score_margin`) is settled in float64 over
     those candidates, an exact tie going to the smallest index: the same answer on any machine.
+    (With ``cosine`` a zero row, which has no direction, ties with every code: code 0.)
 
     >>> c = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     >>> nearest_code(torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1]]), c).tolist()
     [1, 2, 0]
     """
+    _check_search(x, codebook)
     n, k = x.shape[0], codebook.shape[0]
     out = torch.empty(n, dtype=torch.long, device=x.device)
     if n == 0:
@@ -113,10 +118,26 @@ def nearest_code(
         block = scores[: stop - start]
         torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
         if exact_ties:
-            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, margin[start:stop])
+            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, margin[start:stop],
+                            cosine=cosine)
         else:
             _argmax_rows(block, out=out[start:stop], rows=row_ids)
     return out
+
+
+def _check_search(x: torch.Tensor, codebook: torch.Tensor) -> None:
+    """Refuse what :func:`nearest_code` cannot search: not ``[N, d]`` against ``[K ≥ 1, d]``, or NaN/inf."""
+    if not isinstance(x, torch.Tensor) or not isinstance(codebook, torch.Tensor):
+        raise TypeError(f"nearest_code needs tensors, got x {type(x).__name__} and codebook {type(codebook).__name__}")
+    if x.dim() != 2 or codebook.dim() != 2 or x.shape[1] != codebook.shape[1] or codebook.shape[0] == 0:
+        raise QuantizerError(f"nearest_code needs x [N, d] and codebook [K, d] with K ≥ 1, got x {tuple(x.shape)} "
+                             f"and codebook {tuple(codebook.shape)}")
+    for name, t in (("x", x), ("codebook", codebook)):
+        # one reduction finds NaN/inf cheaply; only then look closer (huge finite values can overflow the sum)
+        if t.numel() and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+            bad = (~torch.isfinite(t)).any(1).nonzero().flatten()
+            raise QuantizerError(f"nearest_code {name} has NaN/inf values in {bad.numel()} row(s), "
+                                 f"the first row {int(bad[0])}")
 
 
 def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False) -> torch.Tensor:
@@ -134,11 +155,10 @@ def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fals
 
 
 def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor,
-                    rows: torch.Tensor, margin: torch.Tensor) -> None:
+                    rows: torch.Tensor, margin: torch.Tensor, *, cosine: bool) -> None:
     """``_argmax_rows`` into ``out``, then each row whose runner-up score lies within its rounding
-    (``margin``, :func:`score_margin`) settled in float64: the smallest squared distance among those
-    candidates, an exact tie to the smallest index. On the CPU the group maxima of the two-level argmax
-    find those rows, so only they are scanned whole."""
+    (``margin``, :func:`score_margin`) settled in float64 (:func:`_settle`). On the CPU the group maxima
+    of the two-level argmax find those rows, so only they are scanned whole."""
     parts = _grouped(block, rows)
     if parts is not None:
         gmax, best_group, inside = parts
@@ -151,15 +171,36 @@ def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor
         thresh = block.gather(1, out[:, None]) - margin[:, None]
         suspect = (block >= thresh).sum(1) > 1
     r = suspect.nonzero().flatten()
-    if r.numel() == 0:
-        return
-    rr, cc = (block[r] >= thresh[r]).nonzero(as_tuple=True)  # row by row, codes ascending
-    d = (codebook[cc].double() - x[r][rr].double()).pow(2).sum(1)
-    order = torch.argsort(d, stable=True)  # equal distances keep ascending codes
-    order = order[torch.argsort(rr[order], stable=True)]  # then row by row
-    first = torch.ones_like(order, dtype=torch.bool)
-    first[1:] = rr[order][1:] != rr[order][:-1]
-    out[r[rr[order][first]]] = cc[order][first]
+    piece = max(1, block.shape[0] // 2)  # float64 [piece, K] distances: no more memory than the block
+    for start in range(0, r.numel(), piece):
+        some = r[start:start + piece]
+        out[some] = _settle(x[some], codebook, block[some] >= thresh[some], cosine=cosine)
+
+
+def _settle(x: torch.Tensor, codebook: torch.Tensor, candidate: torch.Tensor, *, cosine: bool) -> torch.Tensor:
+    """For each row of ``x`` ``[s, d]`` the candidate code (``candidate`` ``[s, K]``) at the smallest squared
+    distance ``sum((c - x)²)`` in float64, an exact tie to the smallest index. One matrix product over the
+    codes that are a candidate of some row ranks them; only those within its rounding of a row's best are
+    measured directly. With ``cosine`` a zero row ties with every code (it has no direction)."""
+    cols = candidate.any(0).nonzero().flatten()  # (m,) ascending
+    c, z, cand = codebook[cols].double(), x.double(), candidate[:, cols]  # (m, d), (s, d), (s, m)
+    z_sq, c_sq = z.pow(2).sum(1, keepdim=True), c.pow(2).sum(1)  # (s, 1), (m,)
+    dist = torch.addmm(z_sq + c_sq, z, c.t(), alpha=-2).masked_fill_(~cand, float("inf"))  # (s, m)
+    # the product's rounding: d + 2 roundings of terms up to (|x| + |c|)², taken twice over to be safe
+    slack = 4 * (z.shape[1] + 2) * 2.0**-52 * (z_sq.sqrt() + float(c_sq.max().sqrt())) ** 2  # (s, 1)
+    near = dist <= dist.amin(1, keepdim=True) + slack  # (s, m)
+    if cosine:  # a zero row: its first candidate only
+        zero = (z_sq[:, 0] == 0).nonzero().flatten()
+        near[zero] = False
+        near[zero, cand[zero].int().argmax(1)] = True
+    rr, cc = near.nonzero(as_tuple=True)  # (P,), (P,): row by row, codes ascending
+    step = max(1, cand.numel() // (2 * z.shape[1]))  # pairs measured at once: [step, d] within the block's memory
+    exact = torch.cat([(c[cc[i:i + step]] - z[rr[i:i + step]]).pow(2).sum(1) for i in range(0, rr.numel(), step)])
+    best = torch.full((z.shape[0],), float("inf"), dtype=torch.float64, device=z.device)
+    best.scatter_reduce_(0, rr, exact, "amin")
+    win = exact == best[rr]
+    first = torch.full((z.shape[0],), cols.numel(), dtype=torch.long, device=z.device)
+    return cols[first.scatter_reduce_(0, rr[win], cc[win], "amin")]
 
 
 def _close_pairs(cb: torch.Tensor, tol: float) -> torch.Tensor:
