@@ -15,26 +15,14 @@ import torch
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import ResumeMismatchError
-from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm import train as train_module
-from mmtok.lm.train import TrainConfig, lr_at, train
+from mmtok.lm.train import lr_at, train
 from mmtok.lm.train_checks import global_batch
-from tests.test_data import SPEC, make_corpus
+from tests.test_hardening_train import shards as hardening_shards
+from tests.test_hardening_train import small
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("resume-fixes-corpus")
-    tokenize_corpus(make_corpus(folder, n_docs=30), folder / "shards", tokenizers=SPEC, shard_tokens=400)
-    return folder / "shards"
-
-
-def small(shards: Path, out: Path, **kw: object) -> TrainConfig:
-    base = dict(data=str(shards), out=str(out), seq_len=32, batch_size=2, steps=4, warmup=1, save_every=2,
-                keep_last=2, threads=1)
-    return TrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+shards = hardening_shards  # the same small corpus, made once for this module
 
 
 def log(run: Path) -> list[dict]:

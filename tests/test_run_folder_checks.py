@@ -11,6 +11,7 @@ import pytest
 
 from mmtok.core.errors import TrainingError
 from mmtok.core.trainstate import LOCK_NAME, RunMarks, check_run_folder
+from tests.test_run_recovery import cli as mmtok_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,14 +114,8 @@ def test_more_than_three_files_are_named_three_and_a_trainers_own_evidence_count
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """``mmtok ARGV`` through the console entry point: (exit status, its last line on stderr)."""
-    from mmtok.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main(list(argv))
-    except SystemExit as e:
-        rc = int(e.code or 0)
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    rc, err = mmtok_cli(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
     return rc, lines[-1] if lines else ""
 
 
