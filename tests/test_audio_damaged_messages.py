@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import mmtok.audio.io
 from mmtok.audio.file_checks import Mp3Frames, mp3_frames
 from mmtok.audio.io import load_audio
 from mmtok.core.errors import AudioError
@@ -159,3 +161,43 @@ def test_an_m4a_damaged_in_the_middle_names_no_ffmpeg_error_number(tmp_path: Pat
     with pytest.raises(AudioError) as e:
         load_audio(path)
     assert one_line(e).endswith("a.m4a: the audio stream is corrupt (Invalid data found when processing input)")
+
+
+# --------------------------------------------------------------------------- stderr held only for MP3, thread-safe
+
+
+def test_loads_from_several_threads_leave_stderr_where_it_was(tmp_path: Path) -> None:
+    mp3 = encode(tmp_path / "a.mp3", signal(seconds=1), fmt="mp3", codec="libmp3lame")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, signal(seconds=1)[0], RATE)
+    before = os.fstat(2)
+    failed: list[BaseException] = []
+
+    def loads(path: Path) -> None:
+        try:
+            for _ in range(10):
+                load_audio(path)
+        except BaseException as e:
+            failed.append(e)
+
+    threads = [threading.Thread(target=loads, args=(path,)) for path in (mp3, wav, mp3, wav)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert not failed, failed
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
+def test_a_wav_flac_or_ogg_load_holds_no_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    path = tmp_path / f"a.{fmt.lower()}"
+    sf.write(path, signal(seconds=1)[0], RATE, format=fmt)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{fmt}: stderr held")
+
+    monkeypatch.setattr(mmtok.audio.io, "held_stderr", refused)
+    monkeypatch.setattr(mmtok.audio.io.tempfile, "TemporaryFile", refused)
+    assert load_audio(path).numel() > 0

@@ -53,26 +53,38 @@ ARRAY_FIX = "divide int16 values by 32768 (int32: 2**31), or pass the integer ar
 FILE_FIX = "write it again with int16 values divided by 32768 (int32: 2**31), or as integer PCM"
 
 Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [S]
+NOT_MPEG = (b"RIFF", b"RIFX", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.", b"caff")  # the
+# first bytes of the WAV, W64, AIFF, FLAC, Ogg, AU and CAF files libsndfile reads without its MP3 decoder
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
 
 
 # --------------------------------------------------------------------------- files
 
 
-def _open_sound(path: Path, said: BinaryIO) -> sf.SoundFile | AvReader:
+def _may_be_mp3(path: Path) -> bool:
+    """Whether libsndfile may open ``path`` with its MP3 decoder (libmpg123), which prints to stderr:
+    the file does not begin as a WAV, W64, AIFF, FLAC, Ogg, AU or CAF file does."""
+    with open(path, "rb") as f:
+        return not f.read(4).startswith(NOT_MPEG)
+
+
+def _open_sound(path: Path, said: BinaryIO | None) -> sf.SoundFile | AvReader:
     """``path`` opened by libsndfile, or by PyAV when it is AAC/M4A, which libsndfile cannot read (an MP4
-    or raw AAC cut short, and raw AAC damaged in the middle, are refused first). What libsndfile's
-    decoders print meanwhile is held in ``said``: kept there for an MP3, whose reads are held too,
-    named in the error if the file cannot be opened, and passed on for any other file."""
+    or raw AAC cut short, and raw AAC damaged in the middle, are refused first). With ``said`` (a file
+    that may be an MP3), what libsndfile's decoders print meanwhile is held there: kept for an MP3,
+    whose reads are held too, named in the error if the file cannot be opened, and passed on for any
+    other file."""
     try:
-        with held_stderr(said):
+        with held_stderr(said) if said is not None else contextlib.nullcontext():
             snd = sf.SoundFile(str(path))
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as e:
         kind = ffmpeg_only_kind(path)
         if kind is None:
+            detail = _decoder_said(said) if said is not None else ""
             raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio"
-                             f"{_decoder_said(said)})") from e
-        pass_on(said)
+                             f"{detail})") from e
+        if said is not None:
+            pass_on(said)
         check_mp4(path)
         check_adts(path)
         av = optional_av()
@@ -80,7 +92,7 @@ def _open_sound(path: Path, said: BinaryIO) -> sf.SoundFile | AvReader:
             raise AudioError(f"cannot read audio file {path}: it is {kind}, which libsndfile does not decode; "
                              f"{INSTALL_AV} to read it through FFmpeg") from e
         snd = AvReader(av, path, kind)
-    if snd.format not in MP3_FORMATS:
+    if said is not None and snd.format not in MP3_FORMATS:
         pass_on(said)
     if snd.samplerate <= 0 or snd.channels <= 0:
         snd.close()
@@ -139,9 +151,11 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     libsndfile decodes the file; PyAV what libsndfile cannot open (AAC/M4A, judged by FFmpeg alone),
     and an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
     guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
-    MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held back."""
+    MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held
+    back (a WAV, FLAC or Ogg file holds nothing)."""
     check_media_file(what="audio file", error=AudioError, path=path)
-    with tempfile.TemporaryFile() as said, _open_sound(path, said) as snd:
+    held = tempfile.TemporaryFile() if _may_be_mp3(path) else contextlib.nullcontext()
+    with held as said, _open_sound(path, said) as snd:
         rate, fmt = snd.samplerate, snd.format
         mp3 = mp3_frames(path) if fmt in MP3_FORMATS else None
         check_mp3(path, mp3)
@@ -150,7 +164,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         if max_seconds is not None and promised > max_seconds * rate + MP3_SLACK:
             raise AudioError(_too_long(path, promised / rate, max_seconds))
         out, read, bad = _decode(path, snd, resampler(rate, target_rate), max_seconds,
-                                 said if fmt in MP3_FORMATS else None)
+                                 said if said is not None and fmt in MP3_FORMATS else None)
     if guess is not None and not guess.cut and is_truncated(fmt, read, promised):
         out, read, bad = _mp3_through_av(path, read, promised, target_rate, max_seconds)
     check_length(path, fmt, read, promised, mp3)
