@@ -1,5 +1,5 @@
 """Streams: a BPE folder read by its recorded fingerprint, tokenizers that must name themselves, text joined once,
-truncated streams, malformed vocabulary dicts and positions worked out by hand."""
+truncated streams, slices and empty streams, malformed vocabulary dicts and positions worked out by hand."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import mmtok.stream.interleave as interleave
 from mmtok.core.errors import CheckpointError, StreamError, VocabularyError
 from mmtok.core.protocol import module_fingerprint
 from mmtok.stream.interleave import Interleaver
+from mmtok.stream.positions import positions_thw
 from mmtok.stream.text import BPETokenizer, ByteTokenizer, train_bpe
 from mmtok.stream.vocab import Vocabulary, tokenizer_fingerprint
 
@@ -169,6 +170,25 @@ def test_a_stream_that_lost_its_end_or_its_start_is_malformed() -> None:
     assert bare.decode(bare.encode(["hi"]).ids).repairs == []
 
 
+def test_partial_reads_a_slice_that_lost_its_start_its_end_or_both() -> None:
+    ids = IL.encode(["hi", {"audio_codes": [1, 2]}]).ids.tolist()
+    for cut in (ids[1:], ids[:-1], ids[1:-1]):  # a training window, a sample stopped by its budget, both
+        got = IL.decode(cut, partial=True)
+        assert got.repairs == [] and [list(seg) for seg in got] == [["text"], ["audio_codes"]]
+        assert IL.pretty(cut, partial=True) == "hi[audio 2 codes]"
+    assert IL.decode(ids[3:-1], partial=True)[0]["audio_codes"].tolist() == [1, 2]
+    with pytest.raises(StreamError, match="position 0: expected <bos>, got text:104"):
+        IL.decode(ids[1:])
+
+
+@pytest.mark.parametrize("kw", [{}, {"repair": True}, {"partial": True}, {"repair": True, "partial": True}])
+def test_an_empty_stream_is_an_empty_document(kw: dict[str, bool]) -> None:
+    got = IL.decode([], **kw)
+    assert got == [] and got.repairs == []
+    assert IL.pretty([], **kw) == ""
+    assert IL.decode(torch.zeros(0, dtype=torch.long), **kw) == []
+
+
 # --------------------------------------------------------------------------- vocabulary dicts
 
 
@@ -206,8 +226,22 @@ def test_encode_gives_the_positions_worked_out_by_hand(monkeypatch: pytest.Monke
     assert s.pos_thw.tolist() == flat + image + after
     calls = []
     monkeypatch.setattr(interleave, "positions_thw", lambda v, ids: calls.append(len(ids)) or torch.zeros(len(ids), 3, dtype=torch.long))
-    IL.encode(["hi"])
-    assert calls == [4]  # one implementation: encode asks positions_thw
+    IL.encode(["hi", {"image_codes": [[1]]}])
+    assert calls == [8]  # one implementation: encode asks positions_thw for a stream with a grid
+
+
+def test_a_stream_without_a_grid_gets_the_positions_positions_thw_gives_without_asking_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = ["hi ", {"audio_codes": [7, 8, 9]}, " yo", {"audio_codes": [1]}, "!"]
+    s = IL.encode(doc)
+    assert s.pos_thw.tolist() == positions_thw(V, s.ids).tolist() == [[p, p, p] for p in range(len(s))]
+    bare = Interleaver(V, bos=False, eos=False)
+    assert bare.encode(["hi"]).pos_thw.tolist() == positions_thw(V, bare.encode(["hi"]).ids).tolist()
+    assert bare.encode([]).pos_thw.shape == (0, 3)
+    calls = []
+    monkeypatch.setattr(interleave, "positions_thw", lambda v, ids: calls.append(len(ids)) or torch.zeros(len(ids), 3, dtype=torch.long))
+    assert IL.encode(doc).pos_thw.tolist() == s.pos_thw.tolist()
+    assert calls == []  # no <boi> or <bov>: one line, nothing to work out
 
 
 def test_a_malformed_vocabulary_dict_names_the_file_it_came_from() -> None:

@@ -209,7 +209,8 @@ def generate(
     ``<eoi>``; ``force="audio"`` likewise with ``<boa>``/``<eoa>``; ``None``
     runs free until ``<eos>`` or ``max_new_tokens``. Returns one 1-D id tensor
     per sample: the prompt's ids followed by the sampled ones, decodable with
-    ``il.decode``. ``image_grid`` (rows, columns of a sampled image) and
+    ``il.decode``; a sample that stopped before ``<eos>`` (at ``max_new_tokens``,
+    or after a forced segment) with ``il.decode(ids, partial=True)``. ``image_grid`` (rows, columns of a sampled image) and
     ``audio_tokens`` (fewest, most codes of a sampled audio segment) default to
     :func:`image_grid_of` and :func:`audio_tokens_of` the interleaver's tokenizers.
     """

@@ -121,8 +121,9 @@ class Interleaver:
 
     ``text`` is any tokenizer with ``encode(str) -> ids`` and ``decode(ids, errors=...)``
     (default: bytes); ``image``, ``audio`` and ``video`` anything with ``encode``,
-    ``decode`` and ``codebook_size`` (``mmtok.load("image")``, ...), whose codes are
-    ``[h, w]``, ``[n]`` and ``[t, h, w]``. ``vocab`` may be None to build it from the
+    ``decode``, ``codebook_size`` and, unless it is an ``nn.Module``, a ``fingerprint``
+    string that changes whenever its codes would (``mmtok.load("image")``, ...), whose
+    codes are ``[h, w]``, ``[n]`` and ``[t, h, w]``. ``vocab`` may be None to build it from the
     tokenizers; a given one must fit them: its sizes, and the fingerprint it records
     for each tokenizer (``vocab.sources``). ``loss_weights`` maps ``"text"``,
     ``"special"``, ``"image"``, ``"audio"``, ``"video"`` to the weight of their tokens.
@@ -357,16 +358,19 @@ class Interleaver:
     def encode(self, doc: Sequence[Any]) -> Stream:
         """The :class:`Stream` of one document (a list of segments)."""
         ids: list[Sequence[int] | np.ndarray] = [[self.BOS]] if self.bos else []
+        grids = False  # whether the stream opens an image or a video: without one, every token steps along one line
         for seg in self.normalize(doc):
             if "text" in seg:
                 ids.append(self.text.encode(seg["text"]))
             elif "image_codes" in seg:
+                grids = True
                 codes = seg["image_codes"].numpy()
                 h, w = codes.shape
                 grid = np.concatenate([codes + self.vocab.range("image").start,
                                        np.full((h, 1), self.EOL, np.int64)], axis=1)  # (h, w+1)
                 ids += [[self.BOI], grid.reshape(-1), [self.EOI]]
             elif "video_codes" in seg:
+                grids = True
                 codes = seg["video_codes"].numpy()
                 t, h, w = codes.shape
                 grid = np.concatenate([codes + self.vocab.range("video").start,
@@ -379,7 +383,8 @@ class Interleaver:
         if self.eos:
             ids.append([self.EOS])
         a = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
-        return self.stream(a, pos_thw=positions_thw(self.vocab, a).numpy())
+        pos = positions_thw(self.vocab, a).numpy() if grids else np.repeat(np.arange(a.size)[:, None], 3, axis=1)
+        return self.stream(a, pos_thw=pos)
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
         """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""
@@ -408,9 +413,10 @@ class Interleaver:
         ``"sample_rate"``) and ``"video"`` (frames) decoded by the tokenizers. A malformed stream raises
         :class:`~mmtok.core.errors.StreamError` naming the position and what was expected there (a
         truncated one too: its final ``<eos>`` is missing); ``repair=True`` fixes it instead (see the
-        module docstring) and lists each change in ``result.repairs``. ``partial=True`` reads a stream
-        that may stop before its ``<eos>`` (generated ids cut by their token budget): the missing
-        ``<eos>`` alone is then no problem.
+        module docstring) and lists each change in ``result.repairs``. ``partial=True`` reads a slice of
+        a document (generated ids cut by their token budget, a training window, a slice of a shard's
+        ids): a missing leading ``<bos>`` or final ``<eos>`` is then no problem. An empty stream is an
+        empty document.
         """
         ids = stream.ids if isinstance(stream, Stream) else stream
         a = integer_ids(ids, what="stream ids").reshape(-1)

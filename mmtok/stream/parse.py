@@ -103,8 +103,9 @@ def _blocks(a: np.ndarray, mark: int) -> np.ndarray | None:
 class Parser:
     """The state of one de-interleaving pass (strict or repairing).
 
-    ``partial``: the stream may stop before its document's ``<eos>`` (a sample cut short by its
-    token budget); a missing final ``<eos>`` is then no problem.
+    ``partial``: the stream may be a slice of a document (a sample cut short by its token budget, a
+    training window, a slice of a shard's ids); a missing leading ``<bos>`` or final ``<eos>`` is then
+    no problem. An empty stream is an empty document in every mode.
     """
 
     def __init__(self, il: Layout, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair], *,
@@ -337,8 +338,10 @@ class Parser:
 
     def document(self) -> list[dict[str, Any]]:
         il, segments = self.il, []
-        i = 1 if self.n and self.ids[0] == il.BOS else 0
-        if il.bos and i == 0:
+        if not self.n:
+            return segments
+        i = 1 if self.ids[0] == il.BOS else 0
+        if il.bos and i == 0 and not self.partial:
             self.problem(0, "<bos>", "read on without it")
         ended = False
         text_start = i
