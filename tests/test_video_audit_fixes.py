@@ -228,14 +228,16 @@ def test_training_prices_the_causal_attention_at_three_forward_passes() -> None:
 
 
 def test_the_shipped_audio_rate_is_the_tokenizers_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmtok.audio.tokenizer import AudioTokenizer
+    import mmtok
+    from mmtok.audio.config import AudioTokenizerConfig
     from mmtok.context.shipped import plan
     from mmtok.pretrained import available
 
     if "audio" not in available():
         pytest.skip("no shipped audio tokenizer")
-    monkeypatch.setattr(AudioTokenizer, "tokens_per_second", property(lambda self: 7))
-    assert plan(1, preset="mmtok").audio_tokens_per_second == 7
+    assert plan(1, preset="mmtok").audio_tokens_per_second == mmtok.load("audio").tokens_per_second == 50
+    monkeypatch.setattr(AudioTokenizerConfig, "tokens_per_second", property(lambda self: 7))
+    assert plan(1, preset="mmtok").audio_tokens_per_second == 7  # the rule of the tokenizer's config, not a copy
 
 
 def test_the_plan_counts_the_stream_the_interleaver_writes(tmp_path: Path) -> None:

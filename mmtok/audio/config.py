@@ -115,6 +115,11 @@ class AudioTokenizerConfig:
     def samples_per_token(self) -> int:
         return self.hop_length * self.frames_per_token
 
+    @property
+    def tokens_per_second(self) -> int:
+        """Codes per second of sound (50 for the shipped tokenizer)."""
+        return self.sample_rate // self.samples_per_token
+
     @staticmethod
     def upgrade_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         """A saved config dict in the current layout: older checkpoints kept the codebook's

@@ -123,7 +123,7 @@ class AudioTokenizer(nn.Module):
 
     @property
     def tokens_per_second(self) -> int:
-        return self.cfg.sample_rate // self.cfg.samples_per_token
+        return self.cfg.tokens_per_second
 
     @property
     def samples_per_token(self) -> int:

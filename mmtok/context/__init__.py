@@ -7,7 +7,7 @@ shipped tokenizers (the ``"mmtok"`` preset) and is the ``plan`` users call;
 :mod:`~mmtok.context.growth` measures forward+backward time and memory against length.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.lm`; :mod:`~mmtok.context.shipped` also
-:mod:`mmtok.pretrained`, :mod:`mmtok.audio` and :mod:`mmtok.stream` (configs only, never weights).
+:mod:`mmtok.pretrained` and :mod:`mmtok.stream` (configs only, never weights).
 """
 
 from __future__ import annotations

@@ -20,9 +20,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.context import planner
 from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
 from mmtok.core.checkpoint import CONFIG_NAME
@@ -62,8 +59,7 @@ def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
     folder = None if audio is None else _folder(audio)
     if folder is None:
         return 0.0, f"none (no audio tokenizer at {audio})"
-    with torch.device("meta"):  # the tokenizer's own rate: built from its config on no memory, its weights not read
-        rate = AudioTokenizer(load_config(folder, kind="audio")).tokens_per_second
+    rate = load_config(folder, kind="audio").tokens_per_second  # the tokenizer's own rule, its weights not read
     return float(rate), (f"{rate} tokens/s read from {folder / CONFIG_NAME}, with <boa> <eoa> around the soundtrack; "
                          "a video cut by chunk_seconds adds <bov> <eov> <boa> <eoa> per further chunk")
 
