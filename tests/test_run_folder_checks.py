@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mmtok.core.errors import TrainingError
-from mmtok.core.trainstate import LOCK_NAME, RunMarks, check_run_folder
+from mmtok.core.run_folder import RunMarks, check_run_folder
+from mmtok.core.trainstate import LOCK_NAME
 from tests.test_run_recovery import cli as mmtok_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")

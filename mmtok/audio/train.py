@@ -79,11 +79,15 @@ from mmtok.audio.train_init import (
 from mmtok.audio.train_report import model_card, save_pictures, validate
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
+from mmtok.core.run_folder import (
+    TOKENIZER_MODEL_DIR,
+    TOKENIZER_RUN_MARKS,
+    TOKENIZER_STATE_DIR,
+    check_run_folder,
+)
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
-    RunMarks,
-    check_run_folder,
     check_trained_on,
     command_lines,
     freeze_codes,
@@ -95,9 +99,7 @@ from mmtok.core.trainstate import (
 )
 
 __all__ = ["build_parser", "main"]
-STATE_DIR = "train-state"
-MODEL_DIR = "model"
-RUN_MARKS = RunMarks((STATE_DIR, MODEL_DIR), absent=f"no {STATE_DIR}/ or {MODEL_DIR}/ checkpoint")  # a run in OUT
+STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
 LAST_KEYS = ("loss", "usage", "perplexity")  # the figures of the last batch, kept in the state and the provenance

@@ -49,7 +49,8 @@ from mmtok.core.module_io import load_module, resolve_checkpoint
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.trainstate import LOCK_NAME, RunMarks, check_run_folder
+from mmtok.core.run_folder import RunMarks, check_run_folder
+from mmtok.core.trainstate import LOCK_NAME
 
 __all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
            "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]

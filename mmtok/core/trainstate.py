@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fnmatch
 import hashlib
 import json
 import os
@@ -27,7 +26,6 @@ import random
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +34,30 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmtok.core.checkpoint import CONFIG_NAME, load_checkpoint, save_checkpoint
-from mmtok.core.checkpoint_folder import BACKUP_NAME, pid_alive, restore_swaps, sibling_prefix
+from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.errors import CheckpointError, DeviceError, ResumeMismatchError, TrainingError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import ABOVE_0, Range, out_of_range
 
-__all__ = ["LOCK_NAME", "OPTIMIZER_NAME", "HelpFormatter", "RunLock", "RunMarks", "check_run_folder",
-           "check_trained_on", "command_lines", "freeze_codes", "hold_run_folder", "json_digest", "load_newest_intact",
-           "load_train_state", "optimizer_state_join", "optimizer_state_split", "options_given", "pick_device",
-           "save_train_state"]
+__all__ = [
+    "LOCK_NAME",
+    "OPTIMIZER_NAME",
+    "HelpFormatter",
+    "RunLock",
+    "check_trained_on",
+    "command_lines",
+    "freeze_codes",
+    "hold_run_folder",
+    "json_digest",
+    "load_newest_intact",
+    "load_train_state",
+    "optimizer_state_join",
+    "optimizer_state_split",
+    "options_given",
+    "pick_device",
+    "save_train_state",
+]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
@@ -369,51 +381,6 @@ def hold_run_folder(folder: str | os.PathLike[str], *, checkpoint: bool = False)
                     break
                 empty.rmdir()
         raise
-
-
-@dataclass(frozen=True)
-class RunMarks:
-    """What tells a trainer's run in its ``--out`` from other files (:func:`check_run_folder`)."""
-
-    folders: tuple[str, ...]  # the checkpoint folders a run writes (fnmatch patterns); one with a config.json marks it
-    absent: str  # what a folder of other files lacks, in the refusal: "no train-state/ or model/ checkpoint"
-    files: Callable[[Path], bool] | None = None  # other evidence of a run in the folder (a log of the run's own rows)
-    run: str = "run"  # a run in the refusal's words
-
-
-def _holds_run(folder: Path, marks: RunMarks) -> bool:
-    """Whether ``folder`` holds a run by ``marks``: one of its checkpoint folders with a config.json, or the backup
-    a save killed between its two renames left of one (``.NAME.old-*``), or the evidence ``marks.files`` finds."""
-    for entry in folder.iterdir():
-        name = found["name"] if (found := BACKUP_NAME.fullmatch(entry.name)) else entry.name
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in marks.folders) and (entry / CONFIG_NAME).is_file():
-            return True
-    return marks.files is not None and marks.files(folder)
-
-
-def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool, marks: RunMarks,
-                     overwrite_flag: bool = True) -> None:
-    """Refuse (:class:`TrainingError`, one line) a run folder in the way, before anything is written to it: one
-    holding a run (``marks``: what the trainer's runs hold) unless ``resume`` or ``overwrite``, and one holding files
-    but no run even then (not the trainer's to continue, clear or write beside). An empty or missing folder, or one
-    holding only a lock, is fine. Writes nothing. ``overwrite_flag``: whether the command has ``--overwrite``."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise TrainingError(f"--out {folder} is a file, not a folder")
-    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
-    if not held:
-        return
-    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-    if _holds_run(folder, marks):
-        if not (resume or overwrite):
-            again = "start it over with --overwrite, " if overwrite_flag else ""
-            raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
-                                f"{again}or pick another --out")
-        return
-    flag, to = (("--resume: ", " to continue") if resume else ("--overwrite: ", " to start over") if overwrite
-                else ("", ""))
-    raise TrainingError(f"{flag}{folder} holds no {marks.run}{to} ({marks.absent}; it holds {shown}): those are not "
-                        "a run's files, and nothing in it was changed; pick an empty or new --out")
 
 
 def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:

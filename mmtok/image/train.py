@@ -47,11 +47,15 @@ from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
+from mmtok.core.run_folder import (
+    TOKENIZER_MODEL_DIR,
+    TOKENIZER_RUN_MARKS,
+    TOKENIZER_STATE_DIR,
+    check_run_folder,
+)
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
-    RunMarks,
-    check_run_folder,
     check_trained_on,
     command_lines,
     freeze_codes,
@@ -88,9 +92,7 @@ from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["main"]
 
-STATE_DIR = "train-state"  # resumable state inside OUT
-MODEL_DIR = "model"  # the exported tokenizer inside OUT
-RUN_MARKS = RunMarks((STATE_DIR, MODEL_DIR), absent=f"no {STATE_DIR}/ or {MODEL_DIR}/ checkpoint")  # a run in OUT
+STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
 
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of --lr
 

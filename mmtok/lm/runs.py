@@ -21,7 +21,7 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
-from mmtok.core.trainstate import RunMarks, check_run_folder
+from mmtok.core.run_folder import RunMarks, check_run_folder
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 

@@ -50,9 +50,9 @@ from tqdm.auto import tqdm
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
+from mmtok.core.run_folder import check_run_folder
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
-    check_run_folder,
     hold_run_folder,
     load_newest_intact,
     load_train_state,

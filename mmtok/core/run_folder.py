@@ -1,0 +1,70 @@
+"""Whether a trainer's ``--out`` holds one of its runs, or other files that are not its to continue, clear or
+write beside: :class:`RunMarks` (what each trainer's runs hold) and :func:`check_run_folder`, called before
+anything is written to the folder. A checkpoint a killed save left only as its backup counts; a stale lock
+alone does not.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmtok.core.checkpoint import CONFIG_NAME
+from mmtok.core.checkpoint_folder import BACKUP_NAME
+from mmtok.core.errors import TrainingError
+from mmtok.core.trainstate import LOCK_NAME
+
+__all__ = ["TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_run_folder"]
+
+@dataclass(frozen=True)
+class RunMarks:
+    """What tells a trainer's run in its ``--out`` from other files (:func:`check_run_folder`)."""
+
+    folders: tuple[str, ...]  # the checkpoint folders a run writes (fnmatch patterns); one with a config.json marks it
+    absent: str  # what a folder of other files lacks, in the refusal: "no train-state/ or model/ checkpoint"
+    files: Callable[[Path], bool] | None = None  # other evidence of a run in the folder (a log of the run's own rows)
+    run: str = "run"  # a run in the refusal's words
+
+
+TOKENIZER_STATE_DIR = "train-state"  # a tokenizer trainer's resumable state inside its OUT
+TOKENIZER_MODEL_DIR = "model"  # the tokenizer it exports inside OUT
+TOKENIZER_RUN_MARKS = RunMarks((TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR),
+                               absent=f"no {TOKENIZER_STATE_DIR}/ or {TOKENIZER_MODEL_DIR}/ checkpoint")  # image, audio
+
+
+def _holds_run(folder: Path, marks: RunMarks) -> bool:
+    """Whether ``folder`` holds a run by ``marks``: one of its checkpoint folders with a config.json, or the backup
+    a save killed between its two renames left of one (``.NAME.old-*``), or the evidence ``marks.files`` finds."""
+    for entry in folder.iterdir():
+        name = found["name"] if (found := BACKUP_NAME.fullmatch(entry.name)) else entry.name
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in marks.folders) and (entry / CONFIG_NAME).is_file():
+            return True
+    return marks.files is not None and marks.files(folder)
+
+
+def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool, marks: RunMarks,
+                     overwrite_flag: bool = True) -> None:
+    """Refuse (:class:`TrainingError`, one line) a run folder in the way, before anything is written to it: one
+    holding a run (``marks``: what the trainer's runs hold) unless ``resume`` or ``overwrite``, and one holding files
+    but no run even then (not the trainer's to continue, clear or write beside). An empty or missing folder, or one
+    holding only a lock, is fine. Writes nothing. ``overwrite_flag``: whether the command has ``--overwrite``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise TrainingError(f"--out {folder} is a file, not a folder")
+    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+    if not held:
+        return
+    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+    if _holds_run(folder, marks):
+        if not (resume or overwrite):
+            again = "start it over with --overwrite, " if overwrite_flag else ""
+            raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
+                                f"{again}or pick another --out")
+        return
+    flag, to = (("--resume: ", " to continue") if resume else ("--overwrite: ", " to start over") if overwrite
+                else ("", ""))
+    raise TrainingError(f"{flag}{folder} holds no {marks.run}{to} ({marks.absent}; it holds {shown}): those are not "
+                        "a run's files, and nothing in it was changed; pick an empty or new --out")
