@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
 from mmtok.core.errors import debugging, report_error
+from mmtok.core.ranges import seed_arg
 from mmtok.core.trainstate import HelpFormatter
 from mmtok.evaluate import add_command as add_eval_command
 
@@ -269,7 +270,7 @@ def _add_demo(sub: Any) -> None:
                       "earlier demo wrote (it is rewritten); a folder holding anything else is refused")
     demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show "
                       "(default: the example media in examples/data)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed")
+    demo.add_argument("--seed", type=seed_arg, default=0, help="random seed, in [0, 2**32)")
     demo.add_argument("--max-memory", type=_gib, default=2.0, metavar="GB",
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
                       "would pass it are skipped, with the reason on the page")

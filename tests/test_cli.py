@@ -120,6 +120,11 @@ def test_demo_takes_only_a_new_empty_or_earlier_demo_folder(tmp_path: Path, caps
         with pytest.raises(SystemExit) as e:
             main(["demo", "--fast", "--out", str(tmp_path / "new"), "--max-memory", bad])
         assert e.value.code == 2 and "--max-memory" in capsys.readouterr().err
+    for bad in ("-1", str(2**32), "1.5"):  # refused as parsed, not after minutes of work
+        with pytest.raises(SystemExit) as e:
+            main(["demo", "--fast", "--out", str(tmp_path / "new"), "--seed", bad])
+        assert e.value.code == 2 and "argument --seed" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
     assert claim_out(tmp_path / "new") == tmp_path / "new" and (tmp_path / "new" / MARK).is_file()
     (tmp_path / "new" / "index.html").write_text("the demo's page")
     assert claim_out(tmp_path / "new").is_dir()  # its own folder again

@@ -205,6 +205,7 @@ def test_a_failed_start_leaves_no_empty_run_folder(shards: Path, tmp_path: Path)
 @pytest.mark.parametrize(("field", "value", "match"), [
     ("steps", 0, "steps must be at least 1"), ("batch_size", 0, "batch_size"), ("grad_accum", 0, "grad_accum"),
     ("save_every", 0, "save_every"), ("preset", "nope", "tiny, small, base"), ("lr", math.nan, "lr must be"),
+    ("seed", -1, r"seed must be a whole number in \[0, 2\*\*63\)"), ("seed", 2**63, "seed must be"), ("seed", 1.5, "seed"),
 ])
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path: Path, field: str, value: object,
                                                              match: str) -> None:

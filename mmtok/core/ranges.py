@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ABOVE_0", "SEED", "Range", "out_of_range"]
+__all__ = ["ABOVE_0", "SEED", "Range", "out_of_range", "seed_arg"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,24 @@ class Range:
 
 ABOVE_0 = Range(0, low_open=True)
 SEED = Range(0, 2**32 - 1)  # what NumPy and torch take as a seed
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of a ``--seed`` checked as it is parsed: a whole number in :data:`SEED`.
+
+    >>> seed_arg("7")
+    7
+    >>> seed_arg("-1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be a whole number in [0, 4294967295], got -1
+    """
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not SEED.holds(n):
+        raise argparse.ArgumentTypeError(f"must be a whole number {SEED}, got {n}")
+    return n
 
 
 def _said(value: Any) -> str:

@@ -126,6 +126,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise TrainingError(f"warmup must be >= 0, got {cfg.warmup}")
     if cfg.dropout >= 1:
         raise TrainingError(f"dropout is a probability below 1, got {cfg.dropout}")
+    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
+        raise TrainingError(f"seed must be a whole number in [0, 2**63), got {cfg.seed!r}")
 
 
 # --------------------------------------------------------------------------- helpers
