@@ -19,13 +19,14 @@ import torch.nn.functional as F
 
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.core.manifest import manifest_rows
-from mmtok.image.io import load_image
+from mmtok.image.io import IMAGE_SUFFIXES, crop_window, load_image, load_sized
+from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["DEFAULT_SPLIT", "IMAGE_EXTENSIONS", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",
+__all__ = ["DEFAULT_PATCH", "DEFAULT_SPLIT", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",
            "random_crops", "train_crops"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_SPLIT = "train"  # the manifest split taken without --split (for the trainer on --resume: the run's)
+DEFAULT_PATCH = ImageTokenizerConfig().downsample  # pixels per code side of the default tokenizer
 
 
 def is_manifest(data: str | os.PathLike[str]) -> bool:
@@ -61,37 +62,46 @@ def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> 
         return _manifest_images(root, DEFAULT_SPLIT if split is None else split)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise MissingFileError(f"--data {str(root)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        raise MissingFileError(f"--data {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
 def _manifest_images(manifest: Path, split: str) -> list[Path]:
     """The image files of ``split`` that ``manifest`` lists (:func:`~mmtok.core.manifest.manifest_rows`)."""
     files = [manifest.parent / row["path"] for _, row in manifest_rows(manifest, error=ImageError)
-             if row["split"] == split and Path(row["path"]).suffix.lower() in IMAGE_EXTENSIONS]
+             if row["split"] == split and Path(row["path"]).suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise MissingFileError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
     return sorted(files)
 
 
-def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0) -> list[torch.Tensor]:
+def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0,
+                patch: int = DEFAULT_PATCH) -> list[torch.Tensor]:
     """Every file as uint8 ``[3, H, W]`` with the shorter side resized to ``base_side`` (antialiased).
 
     With ``max_zoom > 1`` an image larger than that is kept at up to ``max_zoom *
     base_side`` (never enlarged beyond its own size), so :func:`random_crops` can
     also show its finer detail; its zoom is then ``min(H, W) / base_side``.
+
+    Files are read as the tokenizer's ``encode`` reads them: one smaller than one ``patch×patch`` patch
+    (the tokenizer's downsample) is an :class:`ImageError` naming it, and one so elongated that its long
+    side would pass ``MAX_SIDE`` at that scale is kept as the centre square the ``"crop"`` size policy
+    reads (:func:`~mmtok.image.io.crop_window`), so memory stays bounded whatever the aspect ratio.
     """
     if max_zoom < 1:
         raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
     out = []
     for f in files:
-        img = load_image(f)[None]  # (1, 3, H, W)
+        img = load_image(f, patch=patch)[None]  # (1, 3, H, W)
         short = min(img.shape[-2:])
         s = base_side * min(max_zoom, max(1.0, short / base_side)) / short
         h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
-        img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
+        if crop_window(*img.shape[-2:], min(h, w)) is not None:  # too elongated to resize whole
+            img = load_sized(f, policy="crop", image_size=min(h, w), multiple=patch)
+        else:
+            img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
         out.append((img[0] * 255).round().to(torch.uint8))
     return out
 

@@ -56,6 +56,7 @@ from mmtok.core.paths import check_media_file
 from mmtok.image.resample import input_span, resample_span
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_SIDE",
     "SIZE_POLICIES",
     "ImageInput",
@@ -71,6 +72,8 @@ __all__ = [
     "unpatchify",
 ]
 
+# suffixes (lower case) of the files taken as images wherever media files are found by name
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
@@ -332,19 +335,20 @@ def _read(x: ImageInput, *, window: Window | None = None,
     return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy()), (int(size[0]), int(size[1])), box
 
 
-def load_image(x: ImageInput) -> torch.Tensor:
+def load_image(x: ImageInput, *, patch: int = 0) -> torch.Tensor:
     """Any image -> float32 ``[3, H, W]`` in [0, 1].
 
     ``x`` is a file path, a ``PIL.Image`` (every mode: 1, L, LA, P, RGBA, CMYK,
     I;16, I, F, ...; transparency is composited on white; EXIF orientation is
     applied), a numpy array ``[H, W(, C)]`` (uint8, uint16, bool, or float in
     [0, 1]) or a tensor ``[C, H, W]`` with C in 1, 3, 4 (uint8, or float in [0, 1]), which
-    carries no orientation tag (see the module docstring).
+    carries no orientation tag (see the module docstring). With ``patch``, an image smaller
+    than one ``patch×patch`` patch is an :class:`ImageError` naming it and its size as decoded.
 
     >>> tuple(load_image(np.zeros((5, 7, 4), np.uint8)).shape)
     (3, 5, 7)
     """
-    return _read(x)[0]
+    return _read(x, patch=patch)[0]
 
 
 def load_sized(x: ImageInput, *, policy: str, image_size: int, multiple: int) -> torch.Tensor:

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
         files = find_images(args.data, split=split)
-        share, tokens = code_shares(tok, load_corpus(files, tok.image_size), args.crops,
+        share, tokens = code_shares(tok, load_corpus(files, tok.image_size, patch=tok.downsample), args.crops,
                                     scale=(args.scale_min, args.scale_max), seed=args.seed,
                                     progress=not args.no_progress)
         return share, {"data": str(Path(args.data).resolve()), **({} if split is None else {"split": split}),

@@ -162,6 +162,11 @@ class ImageTokenizer(nn.Module):
     def device(self) -> torch.device:
         return self.vq.embed.device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the encoder's weights, which ``encode`` casts images to (float32 unless cast)."""
+        return next(self.encoder.parameters()).dtype
+
     # ---------------------------------------------------------------- preprocessing
 
     def _preprocess_batch(self, x: torch.Tensor, where: str) -> torch.Tensor:
@@ -231,14 +236,17 @@ class ImageTokenizer(nn.Module):
 
     @ordinary_outputs
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
-        """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``."""
+        """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``.
+        The images are cast to the model's device and :attr:`dtype` (a model cast by ``.double()`` or
+        ``.to(torch.bfloat16)`` encodes in that dtype)."""
         batch, single = self._as_batch(x)
-        codes = self.vq.encode(self.latents(batch.to(self.device)))  # (B, h, w)
+        codes = self.vq.encode(self.latents(batch.to(self.device, self.dtype)))  # (B, h, w)
         return codes[0] if single else codes
 
     @ordinary_outputs
     def decode(self, codes: torch.Tensor | np.ndarray | Sequence[Any]) -> torch.Tensor:
-        """Codes ``[h, w]`` -> image ``[3, H, W]``; ``[B, h, w]`` -> ``[B, 3, H, W]``; float in [0, 1]."""
+        """Codes ``[h, w]`` -> image ``[3, H, W]``; ``[B, h, w]`` -> ``[B, 3, H, W]``; float32 in [0, 1]
+        whatever dtype the model was cast to."""
         try:
             codes = torch.as_tensor(codes)
         except (ValueError, TypeError) as e:  # nested lists of different lengths, or not numbers
@@ -254,5 +262,5 @@ class ImageTokenizer(nn.Module):
             q = self.vq.decode(batch.to(self.device))  # (B, h, w, L)
         except ValueError as e:
             raise ImageError(f"cannot decode these codes: {e}") from e
-        img = self._decode_latents(q).clamp_(0.0, 1.0)  # (B, 3, H, W)
+        img = self._decode_latents(q).float().clamp_(0.0, 1.0)  # (B, 3, H, W)
         return img[0] if single else img

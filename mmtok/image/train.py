@@ -314,7 +314,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
                          f"(K = {source.vq.cfg.codebook_size}, {source.vq.cfg.dim}-d) does not fit this config's "
                          f"(K = {cfg.vq.codebook_size}, {cfg.vq.dim}-d): leave out --codebook-size, --latent-dim "
                          "and the codebook fields of --config")
-    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max)  # a bad file stops us before any write
+    corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max, patch=cfg.downsample)  # a bad file stops us before any write
     if args.synthetic:
         corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
                                     progress=not args.no_progress)

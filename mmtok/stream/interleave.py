@@ -52,6 +52,7 @@ import torch
 
 from mmtok.core.errors import DocumentError, StreamError, VocabularyError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
+from mmtok.image.io import IMAGE_SUFFIXES
 from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor, integer_ids
 from mmtok.stream.positions import positions_thw
 from mmtok.stream.segments import VIDEO_OPTIONS
@@ -60,14 +61,12 @@ from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary, token
 
 __all__ = [
     "AUDIO_SUFFIXES",
-    "IMAGE_SUFFIXES",
     "VIDEO_SUFFIXES",
     "Interleaver",
     "Stream",
     "pretty",
 ]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".m4a", ".aac"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})
 
