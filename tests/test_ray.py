@@ -110,7 +110,7 @@ def test_tokenize_documents_contract(tmp_path: Path) -> None:
     """The map_batches callable, called as Ray calls it (one actor's view)."""
     from mmtok.data import TokenizeDocuments
 
-    tok = TokenizeDocuments(TokenizerSpec())
+    tok = TokenizeDocuments(TokenizerSpec(), base=tmp_path)
     batch = {"line": np.array([3, 5, 8]), "json": np.array([json.dumps({"segments": ["hi"]}), "{", ""], dtype=object),
              "skip_reason": np.array(["", "", "line is not valid UTF-8"], dtype=object)}
     out = tok(batch)

@@ -56,6 +56,7 @@ def test_no_cluster_at_the_address_names_our_flag(tmp_path: Path, monkeypatch) -
                               "setting `--address` flag or `RAY_ADDRESS` environment variable.")
 
     monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=refuse))
+    monkeypatch.setitem(sys.modules, "ray.data", types.ModuleType("ray.data"))
     corpus = tmp_path / "docs.jsonl"
     corpus.write_bytes(b'{"segments": ["a"]}\n')
     with pytest.raises(CorpusError, match=r"no Ray cluster at 'auto' \(--ray-address\): Could not find any running Ray"):
@@ -79,6 +80,7 @@ def test_an_unreachable_cluster_address_is_refused_in_seconds_not_retried_for_mi
         raise AssertionError("ray.init reached for an address nothing answers at")
 
     monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(is_initialized=lambda: False, init=never))
+    monkeypatch.setitem(sys.modules, "ray.data", types.ModuleType("ray.data"))
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -216,7 +216,7 @@ def test_rows_of_nulls_are_skipped_as_no_segments(tmp_path: Path) -> None:
 
 
 def test_the_ray_engines_callable_skips_them_the_same_way() -> None:
-    tok = TokenizeDocuments(TokenizerSpec())
+    tok = TokenizeDocuments(TokenizerSpec(), base=Path.cwd())
     lines = ["{\"segments\": [\"hi\"]}", *map(json.dumps, EMPTY), "not json"]
     out = tok({"line": np.arange(1, len(lines) + 1), "json": np.array(lines, dtype=object)})
     assert out["ids"][0].tolist() == [257, 104, 105, 258] and out["ids"][0].dtype == np.uint16

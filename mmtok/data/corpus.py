@@ -78,7 +78,7 @@ from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
 
 __all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
-           "modality_counts", "part_folder", "tokenize_corpus"]
+           "part_folder", "tokenize_corpus", "tokenize_document"]
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 CHUNK_LINES = 4  # documents per task sent to a worker
@@ -191,9 +191,6 @@ def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
     return Path(out) if n == 1 else Path(out) / f"part-{i:05d}-of-{n:05d}"
 
 
-# --------------------------------------------------------------------------- the local engine
-
-
 # --------------------------------------------------------------------------- engines
 
 
@@ -202,15 +199,34 @@ class Engine(Protocol):
 
     ``first`` is the first document number still to do (resume), ``part`` the
     ``(i, n)`` slice of documents (numbers ``i+1, i+1+n, ...``) this run owns.
+    :meth:`check` runs first, before the corpus is scanned or a tokenizer loads.
     """
+
+    def check(self, source: Source) -> None:
+        """Refuse (:class:`~mmtok.core.errors.CorpusError`) a source or a setup this engine cannot run."""
 
     def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
                 il: Interleaver, dtype: np.dtype) -> Iterator[Result]: ...
 
 
-def modality_counts(il: Interleaver, ids: np.ndarray) -> np.ndarray:
-    """Tokens per :class:`~mmtok.stream.vocab.Modality` of a document's ids (what the index records)."""
-    return np.bincount(il.vocab.stream_modality(np.asarray(ids, np.int64)), minlength=len(Modality))
+def tokenize_document(il: Interleaver, line: int, doc: Any, *, base: Path, allow_outside: bool,
+                      dtype: np.dtype) -> Result:
+    """Document ``line``'s :data:`Result`: ``(line, ids, tokens per modality)``, or ``(line, None, reason)`` when
+    it is skipped (:func:`~mmtok.data.documents.document_stream`). Every engine's workers call it.
+
+    >>> from mmtok.stream.interleave import Interleaver
+    >>> line, ids, counts = tokenize_document(Interleaver(None), 1, b'{"segments": ["hi"]}', base=Path("."),
+    ...                                       allow_outside=False, dtype=np.dtype("uint16"))
+    >>> ids.tolist(), counts.tolist()  # tokens per Modality: text, special, image, audio, video
+    ([257, 104, 105, 258], [2, 2, 0, 0, 0])
+    """
+    stream = document_stream(doc, il, base, line, allow_outside=allow_outside)
+    if isinstance(stream, str):
+        return line, None, stream
+    return line, stream.ids.numpy().astype(dtype), np.bincount(stream.modality.numpy(), minlength=len(Modality))
+
+
+# --------------------------------------------------------------------------- the local engine
 
 
 _WORKER: tuple[Interleaver, Source, np.dtype] | None = None
@@ -221,11 +237,7 @@ def _tokenize(item: tuple[int, Any]) -> Result:
     assert _WORKER is not None
     il, source, dtype = _WORKER
     line, raw = item
-    stream = document_stream(raw, il, source.base, line, allow_outside=source.allow_outside)
-    if isinstance(stream, str):
-        return line, None, stream
-    counts = np.bincount(stream.modality.numpy(), minlength=len(Modality))
-    return line, stream.ids.numpy().astype(dtype), counts
+    return tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside, dtype=dtype)
 
 
 def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> list[Result]:
@@ -282,11 +294,13 @@ class LocalEngine:
 
     workers: int = 1
 
+    def check(self, source: Source) -> None:
+        """Every layout and setup: nothing to refuse."""
+
     def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
                 il: Interleaver, dtype: np.dtype) -> Iterator[Result]:
         global _WORKER
-        i, n = part
-        mine = ((ln, raw) for ln, raw in source.items(first) if (ln - 1) % n == i)
+        mine = source.items(first, part)
         _WORKER = (il, source, dtype)  # inherited by forked workers
         if self.workers == 1:
             return self._serial(mine, spec, source, dtype)
@@ -373,6 +387,8 @@ def tokenize_corpus(
         raise CorpusError(f"part must be i/n with 0 <= i < n, got {i}/{n}")
     if workers < 1 or shard_tokens < 1:
         raise CorpusError(f"workers and shard_tokens must be >= 1, got {workers} and {shard_tokens}")
+    engine = engine or LocalEngine(workers)
+    engine.check(src)
     kinds, docs = media_kinds(src)
     if docs == 0:
         raise CorpusError(f"{src.path} holds no documents (it is empty or only blank lines): nothing to tokenize")
@@ -380,7 +396,7 @@ def tokenize_corpus(
         tokenizers = detect_tokenizers(kinds, tokenizers or TokenizerSpec())
     check_one_layout(Path(out), (i, n))
     spelt = tokenizers or TokenizerSpec()
-    run = _Run(src, spelt.resolved(), spelt, engine or LocalEngine(workers), shard_tokens, (i, n), strict, progress)
+    run = _Run(src, spelt.resolved(), spelt, engine, shard_tokens, (i, n), strict, progress)
     return _into_folder(part_folder(out, (i, n)), run, restart)
 
 

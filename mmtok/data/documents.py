@@ -31,7 +31,7 @@ import json
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,8 @@ from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.vocab import MEDIA
 
-__all__ = ["NO_SEGMENTS", "Source", "document_stream", "media_kinds", "open_source", "segments", "strip_bom",
-           "utf8_reason"]
+__all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
+           "open_source", "segments", "strip_bom", "utf8_reason"]
 
 ROW_BATCH = 256  # rows read from a table at a time
 OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
@@ -55,6 +55,28 @@ NO_SEGMENTS = "no segments"  # why a document with nothing in it is skipped
 def strip_bom(raw: bytes, number: int) -> bytes:
     """Line ``number``'s bytes without a leading UTF-8 byte order mark (only line 1 can have one)."""
     return raw[len(BOM):] if number == 1 and raw.startswith(BOM) else raw
+
+
+def in_part(number: int, part: tuple[int, int]) -> bool:
+    """Whether document ``number`` (1-based) belongs to part ``(i, n)``: numbers ``i+1, i+1+n, i+1+2n, ...``."""
+    i, n = part
+    return (number - 1) % n == i
+
+
+def jsonl_documents(lines: Iterable[bytes], *, start: int = 1, first: int = 1,
+                    part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for the JSONL documents among ``lines`` (numbered from ``start``): from number ``first``
+    on, only ``part``'s, blank lines left out, line 1 without a byte order mark.
+
+    ``lines`` is a binary file or what iterating one gives: lines end at ``b"\\n"`` alone (``\\r`` is JSON
+    whitespace and stays inside its line).
+
+    >>> list(jsonl_documents(io.BytesIO(BOM + b'a\\n\\nb\\r\\nc'), part=(0, 2)))
+    [(1, b'a\\n'), (3, b'b\\r\\n')]
+    """
+    for number, raw in enumerate(lines, start=start):
+        if number >= first and in_part(number, part) and raw.strip():
+            yield number, strip_bom(raw, number)
 
 
 @dataclass(frozen=True)
@@ -89,20 +111,18 @@ class Source:
         """The hex sha256 of the corpus's bytes (its :meth:`files`, in order)."""
         return files_sha256(self.files())
 
-    def items(self, first: int = 1) -> Iterator[tuple[int, Any]]:
-        """``(number, document)`` from number ``first`` on: raw line bytes (JSONL) or a row dict."""
+    def items(self, first: int = 1, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, Any]]:
+        """``(number, document)`` from number ``first`` on, only ``part``'s (:func:`in_part`): raw line bytes
+        (JSONL, read by :func:`jsonl_documents`) or a row dict."""
         if self.layout == "jsonl":
             with open(self.path, "rb") as f:
-                for number, raw in enumerate(f, start=1):
-                    if number >= first and raw.strip():
-                        yield number, strip_bom(raw, number)
+                yield from jsonl_documents(f, first=first, part=part)
             return
         number = 0
         for batch in self._batches():
-            rows = batch.to_pylist()
-            for row in rows:
+            for row in batch.to_pylist():
                 number += 1
-                if number >= first:
+                if number >= first and in_part(number, part):
                     yield number, {"texts": row.get("texts"), "images": row.get("images")}
 
     def _batches(self) -> Iterator[Any]:
@@ -266,6 +286,20 @@ def utf8_reason(raw: bytes) -> str:
     return ""
 
 
+def line_text(raw: bytes, number: int) -> str:
+    """JSONL line ``number``'s text: its bytes without a byte order mark, decoded; ValueError says why they are
+    not UTF-8.
+
+    >>> line_text(BOM + b'{"segments": []}\\n', 1)
+    '{"segments": []}\\n'
+    """
+    raw = strip_bom(raw, number)
+    reason = utf8_reason(raw)
+    if reason:
+        raise ValueError(reason)
+    return raw.decode("utf-8")
+
+
 def document_stream(doc: Any, il: Interleaver, base: Path, line: int, *, allow_outside: bool = False) -> Stream | str:
     """Document ``line``'s stream, or why it is skipped: what is wrong with it (a ValueError, TypeError or
     :class:`~mmtok.core.errors.DocumentError` from reading or encoding it), or :data:`NO_SEGMENTS` when it holds
@@ -301,11 +335,7 @@ def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside:
     if isinstance(doc, dict):
         return _row_segments(doc, where, il, line)
     if isinstance(doc, bytes):
-        doc = strip_bom(doc, line)
-        reason = utf8_reason(doc)
-        if reason:
-            raise ValueError(reason)
-        doc = doc.decode("utf-8")
+        doc = line_text(doc, line)
     try:
         parsed = json.loads(doc)
     except json.JSONDecodeError as e:

@@ -16,13 +16,19 @@ the last one).
 ``RayEngine(address="ray://head:10001")`` (or ``"auto"`` on a cluster node)
 joins a running cluster, whose workers must see the corpus and its media at
 the same paths (a shared file system); without an address a local cluster
-starts (``ray.init(num_cpus=2)``) and stops at the end. Needs ``pip install 'mmtok[ray]'``.
+starts (``ray.init(num_cpus=2)``) and stops at the end. Needs ``pip install 'mmtok[ray]'``
+(Ray with its data extras), checked before the corpus is scanned. A cluster
+the engine starts or joins logs errors only; the caller's own Ray session and
+its Ray Data settings are left as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
-from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, modality_counts
-from mmtok.data.documents import Source, document_stream, strip_bom, utf8_reason
+from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, tokenize_document
+from mmtok.data.documents import Source, jsonl_documents, line_text
 from mmtok.data.shard_ids import id_dtype
 from mmtok.stream.interleave import Interleaver
+from mmtok.stream.vocab import Modality
 
 __all__ = ["RayEngine", "TokenizeDocuments"]
 
@@ -44,6 +51,9 @@ TASKS_PER_ACTOR = 4  # blocks per actor, at least (small corpora too keep every 
 BATCH_SIZE = 8  # documents per map_batches call
 OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store
 CONNECT_SECONDS = 10.0  # how long a --ray-address host:port may take to accept a connection
+RAY_LOGGING = logging.ERROR  # what a cluster the engine starts or joins logs on the driver
+EXCEPTION_LINE = re.compile(r"^([\w.]+(?:Error|Exception)): (.*)$")  # how a traceback's text names an exception
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the header of a remote traceback
 
 
 class TokenizeDocuments:
@@ -52,43 +62,53 @@ class TokenizeDocuments:
     Input columns: ``line`` (int64, the JSONL line number), ``json`` (str, the
     line) and optionally ``skip_reason`` (str; rows where it is set, e.g. a line
     that is not UTF-8, pass through). Output columns: ``line``, ``ids`` (one
-    array per row, uint16 or uint32 like the shards; empty when skipped) and
-    ``skip_reason`` (``""`` when tokenized). ``base``: the folder relative media
-    paths resolve against (default: the working directory); ``allow_outside``:
-    whether they may lead outside it.
+    array per row, uint16 or uint32 like the shards; empty when skipped),
+    ``skip_reason`` (``""`` when tokenized) and ``counts`` (int64, tokens per
+    :class:`~mmtok.stream.vocab.Modality`; zeros when skipped). ``base`` (required):
+    the absolute folder relative media paths are read from, as every node sees it
+    (on a cluster an actor's working folder is wherever ``ray start`` ran);
+    ``allow_outside``: whether media paths may lead outside it.
 
     >>> import numpy as np
-    >>> tok = TokenizeDocuments(TokenizerSpec())
+    >>> tok = TokenizeDocuments(TokenizerSpec(), base="/data/corpus")
     >>> out = tok({"line": np.array([1, 2]), "json": np.array(['{"segments": ["hi"]}', "{"], dtype=object)})
-    >>> out["ids"][0].tolist(), out["skip_reason"][1]
-    ([257, 104, 105, 258], 'invalid JSON (Expecting property name enclosed in double quotes at column 2)')
+    >>> out["ids"][0].tolist(), out["counts"][0].tolist()
+    ([257, 104, 105, 258], [2, 2, 0, 0, 0])
+    >>> out["skip_reason"][1]
+    'invalid JSON (Expecting property name enclosed in double quotes at column 2)'
     """
 
-    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str] | None = None,
-                 allow_outside: bool = False) -> None:
+    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str], allow_outside: bool = False) -> None:
         import torch
 
+        if base is None:
+            raise TypeError("TokenizeDocuments needs base=, the absolute folder relative media paths are read "
+                            "from (in Ray: fn_constructor_kwargs={'base': ...})")
+        if not Path(base).is_absolute():
+            raise ValueError(f"TokenizeDocuments: base={os.fspath(base)!r} is not an absolute path; on a cluster a "
+                             "relative one resolves against each actor's working folder: pass the corpus folder's "
+                             "absolute path")
         torch.set_num_threads(1)  # as the local engine's workers: ids never depend on thread timing
         self.il: Interleaver = build_interleaver(spec)
-        self.base = Path(base) if base is not None else Path.cwd()
+        self.base = Path(base)
         self.allow_outside = allow_outside
         self.dtype = id_dtype(self.il.vocab.size)
-
-    def _one(self, line: int, doc: str) -> tuple[np.ndarray, str]:
-        stream = document_stream(doc, self.il, self.base, line, allow_outside=self.allow_outside)
-        if isinstance(stream, str):
-            return np.zeros(0, self.dtype), stream
-        return stream.ids.numpy().astype(self.dtype), ""
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         lines = np.asarray(batch["line"], dtype=np.int64)
         given = batch.get("skip_reason")
         ids = np.empty(lines.size, dtype=object)
         reasons = np.empty(lines.size, dtype=object)
+        counts = np.zeros((lines.size, len(Modality)), dtype=np.int64)
         for k, (line, doc) in enumerate(zip(lines.tolist(), batch["json"], strict=True)):
             reason = str(given[k]) if given is not None else ""
-            ids[k], reasons[k] = (np.zeros(0, self.dtype), reason) if reason else self._one(line, str(doc))
-        return {"line": lines, "ids": ids, "skip_reason": reasons}
+            _, out, info = (line, None, reason) if reason else tokenize_document(
+                self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype)
+            if out is None:
+                ids[k], reasons[k] = np.zeros(0, self.dtype), str(info)
+            else:
+                ids[k], reasons[k], counts[k] = out, "", info
+        return {"line": lines, "ids": ids, "skip_reason": reasons, "counts": counts}
 
 
 def _line_ranges(path: Path, first: int, tasks: int) -> list[dict[str, Any]]:
@@ -124,30 +144,42 @@ def _read_range(item: dict[str, Any], *, path: str, part: tuple[int, int]) -> li
     with open(path, "rb") as f:
         f.seek(int(item["start"]))
         data = f.read(int(item["end"]) - int(item["start"]))
-    i, n = part
-    rows = []
-    for number, raw in enumerate(_lines(data), start=int(item["first"])):
-        if (number - 1) % n != i or not raw.strip():
-            continue
-        raw = strip_bom(raw, number)
-        reason = utf8_reason(raw)
-        rows.append({"line": number, "json": "" if reason else raw.decode("utf-8"), "skip_reason": reason})
-    return rows
+    return [_row(number, raw) for number, raw in jsonl_documents(_lines(data), start=int(item["first"]), part=part)]
 
 
-def _reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+def _row(number: int, raw: bytes) -> dict[str, Any]:
+    """A read task's row for JSONL line ``number``: its text, or why it cannot be read (not UTF-8)."""
+    try:
+        return {"line": number, "json": line_text(raw, number), "skip_reason": ""}
+    except ValueError as e:
+        return {"line": number, "json": "", "skip_reason": str(e)}
+
+
+def _reachable(address: str, timeout: float = CONNECT_SECONDS) -> bool:
     """Refuse in one line a ``host:port`` (or ``ray://host:port``) cluster address that takes no connection
-    within ``timeout`` seconds: Ray itself retries an unreachable one for minutes. ``auto`` and addresses
-    without a port are left to Ray."""
+    within ``timeout`` seconds: Ray itself retries an unreachable one for minutes. True when something
+    answered; False for ``auto`` and addresses without a port, which are left to Ray."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit() or not host:
-        return
+        return False
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
         raise CorpusError(f"no Ray cluster at {address!r} (--ray-address): nothing answers at {host}:{port} "
                           f"({e.strerror or type(e).__name__}); start one (ray start --head) or leave "
                           "--ray-address out for a local one") from None
+    return True
+
+
+def _ray() -> Any:
+    """The ``ray`` module with Ray Data (whose import brings its data extras: pandas, pyarrow), or a
+    :class:`CorpusError` saying how to install them."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise CorpusError(f"the Ray engine needs ray[data]: pip install 'mmtok[ray]' ({e})") from None
+    return ray
 
 
 @dataclass(frozen=True)
@@ -162,66 +194,140 @@ class RayEngine:
     num_cpus: int = 2
     actors: int | None = None
 
-    def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
-                il: Interleaver, dtype: np.dtype) -> Iterator[Result]:
+    def check(self, source: Source) -> None:
+        """Refuse a corpus that is not JSONL, and a Python without Ray's data extras."""
         if source.layout != "jsonl":
             raise CorpusError(f"the Ray engine reads JSONL corpora; {source.path} is {source.layout}: "
                               "tokenize it with the local engine")
-        try:
-            import ray
-        except ImportError:
-            raise CorpusError("the Ray engine needs Ray: pip install 'mmtok[ray]'") from None
-        started = not ray.is_initialized()
-        if started and self.address:
-            _reachable(self.address)
-            try:
-                ray.init(address=self.address, log_to_driver=False)
-            except ValueError as e:  # a ray:// address without Ray Client's packages
-                raise CorpusError(f"--ray-address {self.address}: {str(e).split('. ')[0]}") from None
-            except ConnectionError as e:  # Ray's own words name its flag (--address), not ours
-                raise CorpusError(f"no Ray cluster at {self.address!r} (--ray-address): {str(e).split('. ')[0]}; "
-                                  "start one (ray start --head) or leave --ray-address out for a local one") from None
-        elif started:
+        _ray()
+
+    def results(self, source: Source, spec: TokenizerSpec, *, first: int, part: tuple[int, int],
+                il: Interleaver, dtype: np.dtype) -> Iterator[Result]:
+        self.check(source)
+        ray = _ray()
+        started = self._connect(ray)
+        return self._results(ray, source, spec, first, part, started)
+
+    def _connect(self, ray: Any) -> bool:
+        """Start a local cluster or join the one at ``address``, unless Ray is initialised already; whether it did."""
+        if ray.is_initialized():
+            return False
+        if not self.address:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
-                     object_store_memory=OBJECT_STORE_BYTES)
-        return self._results(ray, source, spec, first, part, il, started)
+                     object_store_memory=OBJECT_STORE_BYTES, logging_level=RAY_LOGGING)
+            return True
+        answered = _reachable(self.address)
+        try:
+            ray.init(address=self.address, log_to_driver=False, logging_level=RAY_LOGGING)
+        except ValueError as e:  # a ray:// address without Ray Client's packages
+            raise CorpusError(f"--ray-address {self.address}: {str(e).split('. ')[0]}") from None
+        except Exception as e:  # ConnectionError, or Ray's AuthenticationError: Ray's reason is in its text
+            raise _join_error(self.address, e, answered) from None
+        return True
 
     def _results(self, ray: Any, source: Source, spec: TokenizerSpec, first: int, part: tuple[int, int],
-                 il: Interleaver, started: bool) -> Iterator[Result]:
+                 started: bool) -> Iterator[Result]:
         try:
-            ctx = ray.data.DataContext.get_current()
-            ctx.execution_options.preserve_order = True  # results come back in line order
-            ctx.enable_progress_bars = False
-            actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            ranges = _line_ranges(source.path, first, TASKS_PER_ACTOR * actors)
-            if not ranges:
-                return
-            ds = ray.data.from_items(ranges, override_num_blocks=len(ranges)).flat_map(
-                _read_range, fn_kwargs={"path": str(source.path.resolve()), "part": part}, num_cpus=0, concurrency=1)
-            ds = ds.map_batches(TokenizeDocuments, fn_constructor_args=(spec,),
-                                fn_constructor_kwargs={"base": str(source.base), "allow_outside": source.allow_outside}, batch_size=BATCH_SIZE,
-                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
-            for batch in _batches(ds):
-                for line, ids, reason in zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"], strict=True):
-                    if reason:
-                        yield line, None, str(reason)
-                    else:
-                        ids = np.asarray(ids)
-                        yield line, ids, modality_counts(il, ids)
+            with _settings(ray, quiet=started):
+                actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+                ranges = _line_ranges(source.path, first, TASKS_PER_ACTOR * actors)
+                if not ranges:
+                    return
+                ds = ray.data.from_items(ranges, override_num_blocks=len(ranges)).flat_map(
+                    _read_range, fn_kwargs={"path": str(source.path.resolve()), "part": part}, num_cpus=0,
+                    **_one_task_at_a_time(ray))
+                ds = ds.map_batches(TokenizeDocuments, fn_constructor_args=(spec,),
+                                    fn_constructor_kwargs={"base": str(source.base),
+                                                           "allow_outside": source.allow_outside},
+                                    batch_size=BATCH_SIZE, batch_format="numpy",
+                                    compute=ray.data.ActorPoolStrategy(size=min(actors, len(ranges))),
+                                    num_cpus=1)
+                for batch in _batches(ds):
+                    for line, ids, reason, counts in zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"],
+                                                         batch["counts"], strict=True):
+                        yield (line, None, str(reason)) if reason else (line, np.asarray(ids), np.asarray(counts))
         finally:
             if started:
                 ray.shutdown()
 
 
+def _one_task_at_a_time(ray: Any) -> dict[str, Any]:
+    """The read tasks' concurrency: ``compute=TaskPoolStrategy(size=1)`` where Ray Data has it (``concurrency``
+    is deprecated from Ray 2.51), ``concurrency=1`` before."""
+    pool = getattr(ray.data, "TaskPoolStrategy", None)
+    return {"compute": pool(size=1)} if pool is not None else {"concurrency": 1}
+
+
+@contextlib.contextmanager
+def _settings(ray: Any, *, quiet: bool) -> Iterator[None]:
+    """Ray Data set for the engine (results in order, no progress bars; with ``quiet``, its console logs errors
+    only), and set back as they were afterwards."""
+    ctx = ray.data.DataContext.get_current()
+    saved = ctx.execution_options.preserve_order, ctx.enable_progress_bars
+    console = [h for h in logging.getLogger("ray.data").handlers
+               if quiet and isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    levels = [h.level for h in console]
+    try:
+        ctx.execution_options.preserve_order = True  # results come back in line order
+        ctx.enable_progress_bars = False
+        for h in console:
+            h.setLevel(max(h.level, RAY_LOGGING))
+        yield
+    finally:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+        for h, level in zip(console, levels, strict=True):
+            h.setLevel(level)
+
+
 def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
-    """The dataset's batches; a CorpusError raised by an actor comes back as a CorpusError."""
+    """The dataset's batches; what an actor raised comes back as one line: a CorpusError as itself, anything
+    else as its type and message, with where Ray Data logged its traceback."""
     try:
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
     except CorpusError:
         raise
     except Exception as e:  # Ray wraps what an actor raised; the original's text is in the message
-        lines = str(e).splitlines()
-        ours = [ln.split("CorpusError: ", 1)[1] for ln in lines if "CorpusError: " in ln]
-        if ours:
-            raise CorpusError(ours[-1].strip()) from None
-        raise CorpusError(f"the Ray engine failed: {lines[0] if lines else type(e).__name__}") from e
+        name, message = _raised(str(e)) or (type(e).__name__, "")
+        if name == "CorpusError":
+            raise CorpusError(message) from None
+        raise CorpusError(f"the Ray engine failed: {name}: {message} (traceback: {_traceback_log()})") from e
+
+
+def _raised(text: str) -> tuple[str, str] | None:
+    """The exception a Ray error's text names last, preferring one that is not Ray's own wrapper:
+    ``(name, message)`` with the name unqualified and colour codes stripped; None when it names none.
+
+    >>> _raised('\\x1b[36mray::MapWorker.submit()\\x1b[39m (pid=1)\\n  File "x.py"\\nKeyError: "zz"\\n\\n'
+    ...         'ray.exceptions.UserCodeException: UDF failed to process a data block.')
+    ('KeyError', '"zz"')
+    """
+    found = [m.groups() for line in ANSI_CODE.sub("", text).splitlines() if (m := EXCEPTION_LINE.match(line))]
+    theirs = [(name, message) for name, message in found if not name.startswith("ray.")]
+    if not (theirs or found):
+        return None
+    name, message = (theirs or found)[-1]
+    return name.rpartition(".")[2], message.strip()
+
+
+def _traceback_log() -> str:
+    """Where Ray Data logged the traceback of a failed task: its log file on this node."""
+    try:
+        from ray.data._internal.logging import get_log_directory
+
+        folder = get_log_directory()
+    except ImportError:
+        folder = None
+    return os.path.join(folder, "ray-data.log") if folder else "ray-data.log in the Ray session's logs folder"
+
+
+def _join_error(address: str, e: Exception, answered: bool) -> CorpusError:
+    """Why the cluster at ``address`` could not be joined, in Ray's words (its ConnectionError keeps the reason,
+    e.g. an AuthenticationError, in the error it was raised from); how to start one only when nothing answered."""
+    reason = str(e).split(". ")[0]
+    cause = _raised(str(e.__cause__)) if e.__cause__ is not None else None
+    if cause is not None:
+        reason += f" ({cause[0]}: {cause[1].split('. ')[0]})"
+    if answered:
+        return CorpusError(f"the Ray cluster at {address!r} (--ray-address) answers but cannot be joined: {reason}")
+    return CorpusError(f"no Ray cluster at {address!r} (--ray-address): {reason}; start one (ray start --head) or "
+                       "leave --ray-address out for a local one")
