@@ -122,7 +122,7 @@ def tiny_corpus(root: Path) -> Path:
     (root / "audio" / "broken.wav").write_bytes(b"RIFF not really")
     rows.append({"path": "audio/broken.wav", "source": "src-a", "group": "a", "split": "train", "kind": "speech",
                  "seconds": 1.0, "sample_rate": 16000, "language": "en"})
-    rows.append({"path": "audio/0.wav", "source": "src-a", "group": "a", "split": "test", "kind": "speech",
+    rows.append({"path": "audio/held-out.wav", "source": "src-a", "group": "a", "split": "test", "kind": "speech",
                  "seconds": 1.0, "sample_rate": 16000, "language": "en"})
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root

@@ -51,7 +51,6 @@ from mmtok.audio.codebook import fit_codebook
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.features import mel_centres
-from mmtok.audio.io import load_audio
 from mmtok.audio.losses import (
     band_matrix,
     channel_weights,
@@ -62,8 +61,11 @@ from mmtok.audio.losses import (
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_checks import INIT_ARCH_ARGS, check_args, check_fresh_run
 from mmtok.audio.train_data import (
+    CacheClip,
     attenuate_crops,
     cache_material,
+    clip_waveform,
+    folder_digest,
     is_cache,
     random_feature_crops,
     training_files,
@@ -77,6 +79,8 @@ from mmtok.audio.train_init import (
     settings_record,
 )
 from mmtok.audio.train_report import model_card, save_pictures, validate
+from mmtok.audio.vocoder_checks import say_starting_afresh
+from mmtok.audio.vocoder_data import cache_digest, check_sample_rate
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
 from mmtok.core.run_folder import (
@@ -87,6 +91,7 @@ from mmtok.core.run_folder import (
 )
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
+    LOCK_NAME,
     HelpFormatter,
     check_trained_on,
     command_lines,
@@ -102,7 +107,9 @@ __all__ = ["build_parser", "main"]
 STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
-LAST_KEYS = ("loss", "usage", "perplexity")  # the figures of the last batch, kept in the state and the provenance
+# the figures of the last batch, kept in the state and the provenance: its log-mel L1 (the term of the loss that
+# measures the reconstruction; a state saved before it was named so kept it as "loss"), codebook usage, perplexity
+LAST_KEYS = ("mel_l1", "usage", "perplexity")
 
 
 # --------------------------------------------------------------------------- main
@@ -230,7 +237,7 @@ class _Run:
     groups_note: str | None = None  # what a codebook group is (None: no codebook was fitted)
     last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
     prov: dict[str, Any] = field(default_factory=dict)  # provenance saved with every checkpoint
-    material: str = ""  # what the run trains and validates on (material_digest), checked on --resume
+    material: str = ""  # what the run trains and validates on, by content (its content_digest), checked on --resume
     gen: torch.Generator = field(default_factory=torch.Generator)  # the crops' and level draws' generator
 
     @property
@@ -238,12 +245,14 @@ class _Run:
         return self.tok.cfg.encoder_kind == "conv"
 
 
-def material_digest(sources: Sequence[torch.Tensor | Path], val_names: Sequence[str]) -> str:
-    """What a run trains on (:func:`~mmtok.core.trainstate.json_digest`): each training clip's length in samples
-    (a cache's) or its file name and size in bytes (a folder's), in order, and the names of its validation
-    clips; read before any log-mel is computed, so that a resume on other data is refused at once. Kept under
-    ``data_digest`` (the frame-length ``material`` an earlier version kept is passed over)."""
-    clips = [int(w.numel()) if isinstance(w, torch.Tensor) else [w.name, w.stat().st_size] for w in sources]
+def material_digest(sources: Sequence[CacheClip | torch.Tensor | Path], val_names: Sequence[str]) -> str:
+    """What a train-state saved before the content was recorded (``content_digest``) keeps of its data, under
+    ``data_digest`` (:func:`~mmtok.core.trainstate.json_digest`): each training clip's length in samples (a
+    cache's) or its file name and size in bytes (a folder's), in order, and the names of its validation clips.
+    Such a run is resumed by that rule; its next checkpoint records the content. (The frame-length ``material``
+    an earlier version kept is passed over.)"""
+    clips = [w.clip.length if isinstance(w, CacheClip) else int(w.numel()) if isinstance(w, torch.Tensor)
+             else [w.name, w.stat().st_size] for w in sources]
     return json_digest([clips, [str(n) for n in val_names]])
 
 
@@ -256,7 +265,8 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
-        run.last = {k: st["extra"][k] for k in LAST_KEYS if k in st["extra"]}
+        extra = {"mel_l1": st["extra"].get("loss"), **st["extra"]}  # "loss": a state saved before it was named
+        run.last = {k: extra[k] for k in LAST_KEYS if extra.get(k) is not None}
         if "crop_generator" in st["extra_tensors"]:  # the draws go on where they stopped, as if never killed
             run.gen.set_state(st["extra_tensors"]["crop_generator"])
         else:  # a state saved before the generator was kept
@@ -295,7 +305,7 @@ def train_mode(run: _Run) -> None:
 def save_state(run: _Run) -> None:
     """The resumable state in OUT/train-state."""
     extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
-             "settings": settings_record(run.args), "data_digest": run.material}
+             "settings": settings_record(run.args), "content_digest": run.material}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
                      step=run.step, extra=extra, provenance=run.prov,
                      extra_tensors={"crop_generator": run.gen.get_state()})
@@ -366,10 +376,10 @@ def train_steps(run: _Run) -> None:
         run.opt.step()
         run.step += 1
         run.elapsed = time.perf_counter() - t0
-        run.last = {"loss": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
+        run.last = {"mel_l1": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
                     "perplexity": round(res.perplexity.item(), 1)}
         bar.update(1)
-        bar.set_postfix(l1=run.last["loss"], use=run.last["usage"], ppl=run.last["perplexity"])
+        bar.set_postfix(l1=run.last["mel_l1"], use=run.last["usage"], ppl=run.last["perplexity"])
         if run.step % args.save_every == 0 and run.step < args.steps:
             save_state(run)
     bar.close()
@@ -381,10 +391,19 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
     starts from (``--init-from``), the note on its source for the provenance, and the resumed run's
     provenance ({} for a new run). A resumed run rebuilds the tokenizer it was training, with its own
     settings (:func:`~mmtok.audio.train_init.resume_source`); a refused flag, a finished run in the way
-    or a missing or wrong ``--init-from`` fails here, before anything is read or written."""
-    check_run_folder(args.out, resume=args.resume, overwrite=False, marks=RUN_MARKS,
+    or a missing or wrong ``--init-from`` fails here, before anything is read or written. ``--resume`` of a folder
+    without a train-state starts the run afresh, said on stderr (a run stopped before its first checkpoint leaves
+    none); one that holds its model but no train-state is refused."""
+    out = Path(args.out)
+    check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS,
                      overwrite_flag=False)  # a finished run is not redone
-    resumed = resume_source(parser, args, argv, Path(args.out) / STATE_DIR)
+    if args.resume and not (out / STATE_DIR / "config.json").is_file():
+        held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+        if held:
+            raise TrainingError(f"--resume: {out} holds no {STATE_DIR}/ to continue from (it holds "
+                                f"{', '.join(held)}); train into a new --out")
+        say_starting_afresh(out)
+    resumed = resume_source(parser, args, argv, out / STATE_DIR)
     if resumed is not None:
         return resumed[0], None, resumed[1].get("init_from"), resumed[1]
     check_fresh_run(parser, args)
@@ -417,16 +436,19 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
     torch.manual_seed(args.seed)
     weights = None
     if is_cache(args.data):
-        sources, val_clips, val_names, groups, groups_note, weights = cache_material(args)
+        check_sample_rate(args.data, cfg.sample_rate, f"--init-from {args.init_from}" if args.init_from
+                          else f"the tokenizer of {args.out}")
+        sources, val_clips, val_names, groups, groups_note, weights = cache_material(args, sample_rate=cfg.sample_rate)
+        material = cache_digest(args.data)
     else:
         sources, val_clips, groups, groups_note = training_files(args)
         val_names = [f.name for f in val_clips]
-    material = material_digest(sources, val_names)
+        material = folder_digest(sources, val_clips)
     if args.resume:  # before any log-mel: other data is refused at once
-        check_trained_on(Path(args.out) / STATE_DIR, "data_digest", material,
-                         f"--data {args.data} is not the material the run in {args.out} trained on (other clips, or "
-                         "other lengths or validation clips); resume with its own data (moved is fine), or train "
-                         "into a new --out")
+        refusal = (f"--data {args.data} is not the material the run in {args.out} trained on (other audio, or other "
+                   "validation clips); resume with its own data (moved is fine), or train into a new --out")
+        check_trained_on(Path(args.out) / STATE_DIR, "content_digest", material, refusal)
+        check_trained_on(Path(args.out) / STATE_DIR, "data_digest", material_digest(sources, val_names), refusal)
     out = Path(args.out)
     device = pick_device(args.device)
     tok = AudioTokenizer(cfg)
@@ -434,8 +456,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         load_grown(tok, weights_from)
     tok = tok.to(device)
     with torch.inference_mode():
-        feats = [tok.context_features((w if isinstance(w, torch.Tensor) else load_audio(w, target_rate=cfg.sample_rate))
-                                      .to(device)).cpu()
+        feats = [tok.context_features(clip_waveform(w, cfg.sample_rate).to(device)).cpu()
                  for w in tqdm(sources, desc="log-mel", disable=args.no_progress or len(sources) < 200)]
     del sources
     # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes

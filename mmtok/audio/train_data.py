@@ -8,7 +8,11 @@ Two kinds of ``--data``:
 - an audio cache of a real corpus (:func:`is_cache`; ``python -m mmtok.audio.vocoder_train
   --corpus C --cache DIR`` builds it): its ``train`` split is trained on, crops drawn by source and
   speaker (:func:`~mmtok.audio.vocoder_data.sampling_weights`), seeded synthetic clips mixed in at
-  ``--synthetic-share``, and ``--val-clips`` of its ``validation`` split validated on.
+  ``--synthetic-share``, and ``--val-clips`` of its ``validation`` split validated on. A training clip
+  of a cache stays in its memmap (:class:`CacheClip`) until its log-mel is computed.
+
+What a run trains on, by content, for ``--resume`` to check: :func:`folder_digest` or
+:func:`~mmtok.audio.vocoder_data.cache_digest`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +29,19 @@ import torch
 from mmtok.audio.codebook import speaker_groups
 from mmtok.audio.corpus import build_corpus
 from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
-from mmtok.audio.vocoder_data import CACHE_FORMAT, AudioCache, sampling_weights
-from mmtok.core.errors import MissingFileError
+from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.vocoder_data import (
+    CACHE_FORMAT,
+    AudioCache,
+    Clip,
+    content_digest,
+    sampling_weights,
+)
+from mmtok.core.errors import MissingFileError, UsageError
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "attenuate_crops", "cache_material", "find_audio", "is_cache", "random_feature_crops",
-    "split_validation", "synthetic_clips", "training_files",
+    "AUDIO_EXTENSIONS", "CacheClip", "attenuate_crops", "cache_material", "clip_waveform", "find_audio",
+    "folder_digest", "is_cache", "random_feature_crops", "split_validation", "synthetic_clips", "training_files",
 ]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")  # .m4a/.aac: read through PyAV
@@ -99,10 +111,42 @@ def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], li
     data = Path(args.data)
     if args.make_data and not (data / "manifest.json").is_file():
         build_corpus(data, seed=args.seed, progress=not args.no_progress)
-    files = find_audio(data / "train" if (data / "train").is_dir() else data)
-    files, val_files = split_validation(files, args.val_fraction, seed=args.seed)
+    found = find_audio(data / "train" if (data / "train").is_dir() else data)
+    files, val_files = split_validation(found, args.val_fraction, seed=args.seed)
+    if not files:
+        raise UsageError(f"--val-fraction {args.val_fraction:g} leaves no training clips of {len(found)} files "
+                         f"in --data {data}: give a smaller --val-fraction")
     groups, note = speaker_groups(files, args.kmeans_groups)
     return files, val_files, groups, note
+
+
+def folder_digest(train: Sequence[Path], validation: Sequence[Path]) -> str:
+    """What a run on a folder trains and validates on, by content
+    (:func:`~mmtok.audio.vocoder_data.content_digest`): each file's split, name and bytes, in order."""
+    return content_digest(((split, f.name), f.read_bytes())
+                          for split, files in (("train", train), ("validation", validation)) for f in files)
+
+
+@dataclass(frozen=True)
+class CacheClip:
+    """One training clip of an audio cache, read from the cache's memmap only when it is used."""
+
+    cache: AudioCache
+    clip: Clip
+
+    def waveform(self) -> torch.Tensor:
+        """Its float32 samples ``[S]`` (:meth:`~mmtok.audio.vocoder_data.AudioCache.read`)."""
+        return torch.from_numpy(self.cache.read(self.clip))
+
+
+def clip_waveform(source: Path | torch.Tensor | CacheClip, sample_rate: int) -> torch.Tensor:
+    """A training clip's mono waveform at ``sample_rate``: a file read (and resampled), a cache's clip read from its
+    memmap, or a waveform as it is (a synthetic clip, made at that rate)."""
+    if isinstance(source, CacheClip):
+        return source.waveform()
+    if isinstance(source, torch.Tensor):
+        return source
+    return load_audio(source, target_rate=sample_rate)
 
 
 def is_cache(folder: str | Path) -> bool:
@@ -117,27 +161,29 @@ def is_cache(folder: str | Path) -> bool:
         return False
 
 
-def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float = 0.0) -> list[torch.Tensor]:
+def synthetic_clips(n: int, *, seed: int, sample_rate: int = SAMPLE_RATE, tones: float = 0.0) -> list[torch.Tensor]:
     """``n`` seeded :func:`~mmtok.audio.corpus.synthetic_clips` waveforms of 1-4 s, as tensors."""
     return [torch.from_numpy(x) for x in _synthetic_arrays(n, seed=seed, sample_rate=sample_rate, tones=tones)]
 
 
-def cache_material(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str],
-                                                       list[int], str, torch.Tensor]:
-    """From a cache (:func:`is_cache`): the ``train`` split's waveforms, ``--val-clips`` waveforms of
-    its ``validation`` split (seeded, never trained on), their corpus paths, the codebook group of
-    every training clip (source and speaker or album from the manifest), what a group is, and the
-    crop weights (:func:`~mmtok.audio.vocoder_data.sampling_weights`: source ∝ √hours, group ∝ √hours,
-    clip ∝ length). The ``test`` split is not in a cache."""
+def cache_material(args: argparse.Namespace, *, sample_rate: int = SAMPLE_RATE,
+                   ) -> tuple[list[CacheClip | torch.Tensor], list[torch.Tensor], list[str], list[int], str,
+                              torch.Tensor]:
+    """From a cache (:func:`is_cache`): the ``train`` split's clips (:class:`CacheClip`, read when used) and the
+    ``--synthetic`` waveforms (made at ``sample_rate``, the model's), ``--val-clips`` waveforms of its
+    ``validation`` split (seeded, never trained on), their corpus paths, the codebook group of every training
+    clip (source and speaker or album from the manifest), what a group is, and the crop weights
+    (:func:`~mmtok.audio.vocoder_data.sampling_weights`: source ∝ √hours, group ∝ √hours, clip ∝ length). The
+    ``test`` split is not in a cache."""
     train = AudioCache(args.data, "train")
-    waves = [torch.from_numpy(train.read(c)) for c in train.clips]
+    waves: list[CacheClip | torch.Tensor] = [CacheClip(train, c) for c in train.clips]
     labels = [f"{c.source}/{c.group}" for c in train.clips]
     index: dict[str, int] = {}
     groups = [index.setdefault(label, len(index)) for label in labels]
     note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
     weights = torch.from_numpy(sampling_weights(train.clips)).float()
     if args.synthetic:
-        synth = synthetic_clips(args.synthetic, seed=args.seed, tones=args.synthetic_tones)
+        synth = synthetic_clips(args.synthetic, seed=args.seed, sample_rate=sample_rate, tones=args.synthetic_tones)
         waves += synth
         groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
         share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))

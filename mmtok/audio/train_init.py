@@ -26,8 +26,8 @@ from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import options_given
 from mmtok.vq.quantizer import VQConfig
 
-__all__ = ["GROWABLE", "RESUME_FREE", "RESUME_MAY_CHANGE", "RUN_ARCH", "build_config", "init_source", "load_grown",
-           "resume_source", "run_settings", "settings_record", "take_run_settings"]
+__all__ = ["GROWABLE", "RESUME_FREE", "RESUME_KEPT", "RESUME_MAY_CHANGE", "RUN_ARCH", "build_config", "init_source",
+           "load_grown", "resume_source", "run_settings", "settings_record", "take_run_settings"]
 
 COMMAND = "mmtok train-tokenizer audio"  # how the provenance's command line starts
 
@@ -43,6 +43,7 @@ RUN_ARCH = {"encoder": ("encoder_kind",), "codebook_size": ("vq", "codebook_size
 # (--steps may grow); every other one keeps the run's value
 RESUME_FREE = ("data", "out", "make_data", "resume", "save_every", "threads", "device", "no_progress")
 RESUME_MAY_CHANGE = ("save_every", "threads", "device")  # of those, the settings a refusal says may change
+RESUME_KEPT = ("save_every", "threads")  # of those, the ones the run records: left out, a resume takes the run's
 
 
 def init_source(args: argparse.Namespace) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor], str]:
@@ -84,8 +85,10 @@ def resume_source(parser: argparse.ArgumentParser, args: argparse.Namespace, arg
 
 def settings_record(args: argparse.Namespace) -> dict[str, Any]:
     """What a run's train-state keeps of its command line, for ``--resume``: every option but the
-    tokenizer's sizes (its config holds them) and those a resume may change (:data:`RESUME_FREE`)."""
-    return {k: v for k, v in vars(args).items() if k not in RUN_ARCH and k not in RESUME_FREE}
+    tokenizer's sizes (its config holds them) and those a resume may change (:data:`RESUME_FREE`), of which
+    it keeps :data:`RESUME_KEPT`."""
+    return {k: v for k, v in vars(args).items()
+            if k not in RUN_ARCH and (k not in RESUME_FREE or k in RESUME_KEPT)}
 
 
 def run_settings(parser: argparse.ArgumentParser, meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -117,7 +120,8 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
                       cfg: AudioTokenizerConfig, meta: dict[str, Any]) -> None:
     """``--resume``: every option left out of ``argv`` takes the run's own value (its sizes from ``cfg``, its
     other settings from :func:`run_settings`), by :func:`mmtok.core.resume.take_run_settings`'s rule: one given
-    with another value is refused in one line, and so is a ``--steps`` below the step reached.
+    with another value is refused in one line, and so is a ``--steps`` below the step reached. ``--save-every``
+    and ``--threads`` may change; left out, they are the run's own too (:data:`RESUME_KEPT`).
     ``--decoder-only`` left out is the run's too; given to a run started without it, it is refused by the same
     rule (``--decoder-only (the run's: no --decoder-only)``)."""
     where, given = args.out, options_given(parser, argv)
@@ -127,7 +131,8 @@ def take_run_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
     run.update({k: v for k, v in saved.items() if k in vars(args) and k not in RUN_ARCH
                 and k not in RESUME_FREE and k not in ("steps", "decoder_only")})
     run["decoder_only"] = bool(prov.get("decoder_only"))  # the provenance says it for every run, old ones too
-    resume_settings(args, given, {**run, "steps": saved.get("steps")}, where=str(where), reached=reached,
+    kept = {k: saved[k] for k in RESUME_KEPT if k in saved}  # may change; left out, the run's own
+    resume_settings(args, given, {**run, **kept, "steps": saved.get("steps")}, where=str(where), reached=reached,
                     fixed=run, free=RESUME_MAY_CHANGE, show=_show)
     if args.band_weight is not None:
         args.band_weight = [tuple(b) for b in args.band_weight]

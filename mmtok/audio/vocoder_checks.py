@@ -53,7 +53,7 @@ from mmtok.core.run_folder import RunMarks, check_run_folder
 from mmtok.core.trainstate import LOCK_NAME
 
 __all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
-           "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]
+           "default_tokenizer", "say_starting_afresh", "stopped_before_checkpoint", "take_run_settings"]
 
 
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
@@ -76,7 +76,8 @@ WHAT = {  # said beside a refused value where the flag's name does not say it
 }
 MEL_MATCH = ("mel_match", "mel_match_db")  # the vocoder's level correction: its config's, fixed on --resume
 RESUME_FREE = ("save_every", "log_every", "threads", "device")  # what a resumed run may change besides --steps
-# (the run records none of them); where its data and outputs are (--cache, --attach) are not settings
+# (left out, the run's own, but --device, which it does not record); where its data and outputs are (--cache,
+# --attach) are not settings
 
 
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -120,17 +121,24 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def check_out_folder(args: argparse.Namespace) -> bool:
     """Whether ``--out`` holds a run that ``--resume`` continues. ``--resume`` of a run stopped before its first
-    checkpoint (:func:`stopped_before_checkpoint`) starts it afresh (False, said on stderr: the run rewrites
-    its files), as a new run; a folder that holds anything else (files of the user's) is refused, and so is
-    one holding a run without ``--resume`` (:class:`~mmtok.core.errors.TrainingError`). Writes nothing."""
+    checkpoint (:func:`stopped_before_checkpoint`), or of an empty or new folder, starts it afresh (False, said
+    on stderr: :func:`say_starting_afresh`; the run rewrites its files), as a new run; a folder that holds
+    anything else (files of the user's) is refused, and so is one holding a run without ``--resume``
+    (:class:`~mmtok.core.errors.TrainingError`). Writes nothing."""
     out = Path(args.out)
     resuming = bool(args.resume and (out / STATE_DIR / "config.json").is_file())
-    if args.resume and not resuming and stopped_before_checkpoint(out):
-        print(f"mmtok: {out} holds a run stopped before its first checkpoint (no {STATE_DIR}/): starting it "
-              "afresh", file=sys.stderr)
-        return False
-    check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS, overwrite_flag=False)
+    if not (args.resume and not resuming and stopped_before_checkpoint(out)):
+        check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS, overwrite_flag=False)
+    if args.resume and not resuming:
+        say_starting_afresh(out)
     return resuming
+
+
+def say_starting_afresh(out: Path) -> None:
+    """Say on stderr, in one line, that ``--resume`` found no train-state in ``out`` (a run stopped before its first
+    checkpoint, or none yet) and starts the run afresh with the flags given: both audio trainers' words."""
+    print(f"mmtok: {out} holds no {STATE_DIR}/ to resume (a run stopped before its first checkpoint, or none yet): "
+          "starting it afresh with the flags given", file=sys.stderr)
 
 
 def stopped_before_checkpoint(out: Path) -> bool:
@@ -172,7 +180,8 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
     (:class:`~mmtok.core.errors.ResumeMismatchError`, one line) one given with another value, by
     :func:`mmtok.core.resume.take_run_settings`'s rule: ``--steps`` left out is the run's own (at least the step
     it reached); given, it may grow but not go below the step reached. ``--mel-match`` and ``--mel-match-db``
-    given are checked against the run's vocoder config, in the same line; :data:`RESUME_FREE` may change."""
+    given are checked against the run's vocoder config, in the same line; :data:`RESUME_FREE` may change (left
+    out, they are the run's own where it recorded them: ``--save-every``, ``--log-every``, ``--threads``)."""
     out = Path(args.out)
     meta = read_config(out / STATE_DIR, kind=Vocoder.KIND)
     prov, config = dict(meta.get("provenance") or {}), meta["config"]
@@ -184,7 +193,7 @@ def take_run_settings(args: argparse.Namespace, given: set[str]) -> None:
         settings.pop("segment_seconds", None)  # only its samples were kept (rounded to whole hops or tokens): Run checks them
     reached = int((meta.get("train") or {}).get("step", 0))
     resume_settings(args, given, settings, where=str(out), reached=reached,
-                    fixed=[k for k in settings if k != "steps"], free=RESUME_FREE, diffs=diffs)
+                    fixed=[k for k in settings if k != "steps" and k not in RESUME_FREE], free=RESUME_FREE, diffs=diffs)
 
 
 def recorded_settings(prov: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

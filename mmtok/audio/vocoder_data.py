@@ -8,14 +8,16 @@ language; or the reason it was skipped). Every manifest row is checked before an
 (:func:`read_manifest`). A killed build resumes where it stopped; ``index.json`` is written last,
 only when both splits hold files, and marks the cache complete. ``source.json`` and ``index.json``
 record the manifest's sha256: a cache made from another version of the manifest is refused (delete
-the folder to build it anew). A file listed in both cached splits is refused (validation figures on
-training audio would mean nothing). The ``test`` split is never read. :func:`check_sample_rate` refuses
-a model that works at another rate than the cache's audio.
+the folder to build it anew). A file listed in two of the splits (train, validation, test) is refused
+(figures on audio that was trained on would mean nothing). The ``test`` split is never cached.
+:func:`check_sample_rate` refuses a model that works at another rate than the cache's audio.
 
 :class:`AudioCache` memory-maps one split; :func:`draw_batch` draws training segments with
 :func:`sampling_weights` (source ∝ √hours, group ∝ √hours, file ∝ length, uniform offset) from
 NumPy's global RNG, so a resumed run draws what it would have drawn; :func:`validation_set` picks
-the fixed validation segments and speech clips.
+the fixed validation segments and speech clips. :func:`content_digest` is what the audio trainers
+record of the audio they train on (a cache's: :func:`cache_digest`), so that ``--resume`` refuses
+other audio and takes the same audio moved.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,13 +40,16 @@ from mmtok.audio.io import SAMPLE_RATE
 from mmtok.core.errors import CorpusError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.manifest import manifest_rows
+from mmtok.core.trainstate import json_digest
 
 __all__ = [
     "AudioCache",
     "Clip",
     "MixedClips",
     "build_cache",
+    "cache_digest",
     "check_sample_rate",
+    "content_digest",
     "decode_file",
     "draw_batch",
     "mixed_weights",
@@ -134,8 +139,9 @@ def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 def read_manifest(manifest: Path) -> list[dict[str, Any]]:
     """The rows of a corpus's ``manifest.jsonl``, every one checked before the cache is touched
     (:func:`~mmtok.core.manifest.manifest_rows`: a :class:`CorpusError` ``MANIFEST:LINE: what is wrong``; a file
-    in both cached splits is one), and one naming the splits found when ``train`` or ``validation`` has no row."""
-    rows = [row for _, row in manifest_rows(manifest, distinct=CACHE_SPLITS)]
+    listed in two of its splits, test included, is one), and one naming the splits found when ``train`` or
+    ``validation`` has no row."""
+    rows = [row for _, row in manifest_rows(manifest)]
     splits = Counter(r["split"] for r in rows)
     missing = [s for s in CACHE_SPLITS if not splits[s]]
     if missing:
@@ -232,6 +238,25 @@ def check_sample_rate(cache: str | os.PathLike[str], rate: int, what: str) -> No
     if int(rate) != held:
         raise UsageError(f"{what} works at {rate} Hz, but the audio of cache {cache} is {held} Hz: give a model "
                          f"made for {held} Hz audio")
+
+
+def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:
+    """What an audio training run trains on, by content (:func:`~mmtok.core.trainstate.json_digest`): each part's
+    label and the sha256 of its bytes (a file's bytes, or a buffer such as a cache split's memmap), in order.
+    Labels name no folder (file names, corpus paths), so the same audio moved gives the same digest; other audio
+    gives another, even in files of the same names and sizes.
+
+    >>> content_digest([("a.wav", b"RIFF")]) == content_digest([("a.wav", b"RIFX")])
+    False
+    """
+    return json_digest([[label, hashlib.sha256(data).hexdigest()] for label, data in parts])
+
+
+def cache_digest(cache: str | os.PathLike[str]) -> str:
+    """:func:`content_digest` of a built cache: each split's samples, with the corpus path and length of every clip
+    in it (a moved cache, or one rebuilt from the same files, gives the same)."""
+    splits = [AudioCache(cache, split) for split in CACHE_SPLITS]
+    return content_digest(([s.split, [(c.path, c.length) for c in s.clips]], s.samples) for s in splits)
 
 
 @dataclass

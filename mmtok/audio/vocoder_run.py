@@ -33,6 +33,7 @@ from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution
 from mmtok.audio.vocoder_data import (
     AudioCache,
     MixedClips,
+    cache_digest,
     draw_batch,
     mixed_weights,
     read_jsonl,
@@ -103,9 +104,10 @@ def _truncate_log(path: Path, step: int) -> None:
         rewrite_jsonl(path, keep)
 
 
-def cache_digest(train: AudioCache, val: AudioCache) -> str:
-    """What a run trains and validates on (:func:`~mmtok.core.trainstate.json_digest`): every clip's corpus path
-    and length, both splits (a moved cache, or one rebuilt from the same manifest, gives the same)."""
+def _listed_digest(train: AudioCache, val: AudioCache) -> str:
+    """What a train-state saved before :func:`~mmtok.audio.vocoder_data.cache_digest` was recorded keeps of its
+    cache (under ``material``): every clip's corpus path and length, both splits. Such a run is resumed by that
+    rule; its next checkpoint records the content."""
     return json_digest([[(c.path, c.length) for c in split.clips] for split in (train, val)])
 
 
@@ -131,12 +133,13 @@ class Run:
         self.out.mkdir(parents=True, exist_ok=True)
         cache_dir = Path(args.cache)
         real, val = AudioCache(cache_dir, "train"), AudioCache(cache_dir, "validation")
-        self.material = cache_digest(real, val)
-        if resuming:  # before the state is loaded (a state saved before the digest was recorded is not checked)
-            check_trained_on(self.state_dir, "material", self.material,
-                             f"--cache {cache_dir} holds other clips than the cache the run in {self.out} trained "
-                             "on; resume with that cache (moved or rebuilt from the same manifest is fine), or "
-                             "train into a new --out")
+        self.material = cache_digest(cache_dir)
+        if resuming:  # before the state is loaded (a state saved before any digest was recorded is not checked)
+            refusal = (f"--cache {cache_dir} holds other clips than the cache the run in {self.out} trained on "
+                       "(other files, or other audio in them); resume with that cache (moved or rebuilt from the "
+                       "same files is fine), or train into a new --out")
+            check_trained_on(self.state_dir, "content_digest", self.material, refusal)
+            check_trained_on(self.state_dir, "material", _listed_digest(real, val), refusal)
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
             {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
              **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
@@ -370,7 +373,7 @@ class Run:
             disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
         save_train_state(self.state_dir, kind=Vocoder.KIND, config=self.cfg, model=self.voc, optimizer=self.opt,
                          step=self.step, extra={"elapsed": self.elapsed, "best_score": self.best,
-                                                "best_step": self.best_step, "material": self.material,
+                                                "best_step": self.best_step, "content_digest": self.material,
                                                 "tokenizer_fingerprint": self.tok_fingerprint,
                                                 **({"disc_opt": disc_opt} if self.gan is not None else {})},
                          provenance=self.prov, extra_tensors=disc_tensors)

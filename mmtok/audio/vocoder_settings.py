@@ -27,6 +27,7 @@ __all__ = [
     "LOG_NAME",
     "MODEL_DIR",
     "RESUME_FIXED",
+    "RESUME_KEPT",
     "RUN_FILE_KEYS",
     "STATE_DIR",
     "TOKENIZER_DIR",
@@ -48,20 +49,23 @@ FEATURES = ("true", "decoded")  # what the vocoder reads: the true log-mel (stag
 DISC_MIN_SAMPLES = max(n_fft for n_fft, _ in RESOLUTIONS)  # a discriminator window holds its longest STFT
 # the options that fix a run (its model, schedule, batches, losses, validation material and what picks best/):
 # --resume takes the run's own for those left out and refuses others; saving, logging, --threads and --device
-# may change. --steps is recorded beside them: left out, the run's own; given, it may grow, not go below the step
-# reached. --features, --mel-match and --mel-match-db are checked on their own.
+# may change (RESUME_KEPT: left out, the run's own). --steps is recorded beside them: left out, the run's own;
+# given, it may grow, not go below the step reached. --features, --mel-match and --mel-match-db are checked on
+# their own.
 RESUME_FIXED = ("batch_size", "segment_seconds", "lr", "warmup", "min_lr_frac", "weight_decay", "clip_grad",
                 "mel_weight", "gain_db", "disc_weight", "fm_weight", "disc_start", "disc_warmup", "disc_lr",
                 "disc_channels", "disc_seconds", "best_by", "val_segments", "val_clips", "val_clip_seconds",
                 "train_decoder", "decoder_anchor", "decoder_lr", "synthetic", "synthetic_share", "synthetic_tones",
                 "seed", "dim", "intermediate", "blocks")
+RESUME_KEPT = ("save_every", "log_every", "threads")  # recorded too; a resume may give others
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """What a run records of its options (provenance ``settings``), for ``--resume`` to take and check:
-    the :data:`RESUME_FIXED` options, ``steps`` (the schedule's length), ``init_from``, and ``tokenizer``
-    when it reads decoded features; the size options yield to ``--init-from``, so such a run records none."""
-    settings = {k: getattr(args, k) for k in RESUME_FIXED}
+    the :data:`RESUME_FIXED` options, those a resume may change but takes when left out (:data:`RESUME_KEPT`),
+    ``steps`` (the schedule's length), ``init_from``, and ``tokenizer`` when it reads decoded features; the size
+    options yield to ``--init-from``, so such a run records none."""
+    settings = {k: getattr(args, k) for k in (*RESUME_FIXED, *RESUME_KEPT)}
     settings["steps"] = args.steps
     settings["init_from"] = None if args.init_from is None else checkpoint_source(args.init_from)
     if args.init_from is not None:

@@ -230,6 +230,7 @@ def _work(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[
         resuming = check_out_folder(args)
         if resuming:
             take_run_settings(args, given)
+            torch.set_num_threads(args.threads)  # the run's own, when left out
     joined = check_sources(args, given, resuming=resuming)  # what it reads and --attach writes, before any work
     if args.cache is not None:
         cache_dir = Path(args.cache)
