@@ -2,12 +2,14 @@
 
     mmtok --version
     mmtok [--debug] COMMAND ...        (--debug or MMTOK_DEBUG=1: a traceback with every error)
-    mmtok demo [--fast] [--out DIR] [--max-memory GB]
+    mmtok demo [--fast] [--out DIR] [--data DIR] [--seed N] [--device D] [--threads N] [--max-memory GB]
+               [--no-progress] [--json]
     mmtok train-tokenizer {image,audio} --data DIR --out DIR [--steps N] [--resume] ...
     mmtok train-tokenizer text FILES --vocab-size N --out DIR
     mmtok train-tokenizer vocoder --cache DIR --out DIR [--features decoded --init-from RUN/best] [--attach DIR]
     mmtok tokenize docs.jsonl|rows.parquet|DATASET_DIR --out DIR [--workers N] [--shard-tokens N] [--part i/n]
                   [--strict] [--image MODEL] [--audio MODEL] [--text byte|FOLDER] [--engine local|ray [--ray-address ADDR]]
+                  [--no-progress]
     mmtok export SHARDS --to parquet|datasets|bin --out PATH
     mmtok export-hf --run RUN --out DIR
     mmtok context DURATION [--preset gemini|lwm|chameleon|cosmos|mmtok|custom] [--fps F] [--json] ...
@@ -28,7 +30,7 @@ import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
 from mmtok.core.errors import debugging, report_error
 from mmtok.core.ranges import seed_arg
-from mmtok.core.trainstate import HelpFormatter
+from mmtok.core.trainstate import HelpFormatter, check_device_option
 from mmtok.evaluate import add_command as add_eval_command
 
 __all__ = ["main"]
@@ -59,11 +61,24 @@ def _gib(text: str) -> float:
     return value
 
 
+def _threads(text: str) -> int:
+    """``--threads``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmtok.demo import run_demo
 
+    check_device_option(args.parser, args.device)  # one line, exit 2, before anything is read or written
     summary = run_demo(out=args.out, fast=args.fast, seed=args.seed, device=args.device, data=args.data,
-                       max_memory_gb=args.max_memory)
+                       max_memory_gb=args.max_memory, threads=args.threads, progress=not args.no_progress,
+                       log=sys.stderr if args.json else sys.stdout)  # with --json, stdout is the JSON alone
     if args.json:
         print(json.dumps(summary))
     return 0
@@ -131,7 +146,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         shard_tokens=args.shard_tokens,
         part=args.part,
         strict=args.strict,
-        progress=not args.quiet,
+        progress=not args.no_progress,
         engine=engine,
         restart=args.restart,
         allow_outside=args.allow_outside,
@@ -229,7 +244,8 @@ def _add_tokenize(sub: Any) -> None:
     tok.add_argument("--audio", default=None, metavar="MODEL", help="audio tokenizer: shipped name, folder or "
                      "module:callable (default: the shipped one if the corpus has sound)")
     tok.add_argument("--video", default=None, metavar="MODEL", help="video tokenizer: video (the shipped image tokenizer at 1 fps), folder or module:callable")
-    tok.add_argument("--quiet", action="store_true", help="no progress bar")
+    tok.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                     help="no progress bar (--quiet says the same)")
     tok.add_argument("--restart", action="store_true", help="discard the shards an earlier run left in --out and "
                      "start over (a resume onto an edited corpus is refused without it)")
     tok.add_argument("--allow-outside", action="store_true", help="let media paths lead outside the corpus's "
@@ -274,9 +290,13 @@ def _add_demo(sub: Any) -> None:
     demo.add_argument("--max-memory", type=_gib, default=2.0, metavar="GB",
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
                       "would pass it are skipped, with the reason on the page")
-    demo.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    demo.add_argument("--json", action="store_true", help="also print the summary as one JSON line")
-    demo.set_defaults(func=_cmd_demo)
+    demo.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    demo.add_argument("--threads", type=_threads, default=None, metavar="N",
+                      help="CPU threads for torch (default: torch's choice)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON line on stdout; the "
+                      "step lines go to stderr")
+    demo.set_defaults(func=_cmd_demo, parser=demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,9 +93,9 @@ def test_demo_fast(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-d
     assert "level dBFS" in text  # sampled tones show how loud they came back, not only their pitch
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["steps"]) == ["VQ core", "images", "audio", "stream", "corpus", "train", "sample", "context"]
-    printed = capsys.readouterr().out
-    assert "[8/8] context:" in printed and "index.html" in printed
-    assert json.loads(printed.strip().splitlines()[-1])["figures"] == {k: v["value"] for k, v in figures.items()}
+    said = capsys.readouterr()
+    assert "[8/8] context:" in said.err and "index.html" in said.err
+    assert json.loads(said.out)["figures"] == {k: v["value"] for k, v in figures.items()}
 
 
 

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from mmtok.core.memory import PeakMemory, rss_mib
 from mmtok.lm.model import ModelConfig, Transformer
 
-__all__ = ["BACKENDS", "CpuShare", "Fit", "Growth", "estimate_peak_mib", "fit", "fit_power", "measure_growth",
-           "measure_step", "plot_cost_vs_length", "plot_tokens_vs_minutes", "project"]
+__all__ = ["BACKENDS", "CpuShare", "Fit", "Growth", "estimate_peak_mib", "fit", "fit_power", "load_average",
+           "measure_growth", "measure_step", "plot_cost_vs_length", "plot_tokens_vs_minutes", "project"]
 
 BACKENDS = ("sdpa", "math")
 MAX_MEMORY_GB = 2.0  # default budget of a growth series: the process's memory (GiB) no step may take it past
@@ -125,6 +125,11 @@ def estimate_peak_mib(cfg: ModelConfig, backend: str, tokens: int, measured: Seq
     return max(m0 - quad(t0), 0.0) * tokens / t0 + quad(tokens)
 
 
+def load_average() -> float:
+    """The 1-minute load average (processes running or wanting a CPU; 0.0 where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
 def fit_power(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
     """(exponent b, log-intercept log a) of ``y = a x^b`` by least squares in log-log; None with < 2 points.
 
@@ -177,7 +182,7 @@ class CpuShare:
         busy, wall = self._busy_seconds(), max(time.perf_counter() - self._wall, 1e-9)
         if busy is not None and self._busy is not None:
             self.others = max(0.0, (busy - self._busy - (time.process_time() - self._own)) / wall)
-        self.load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        self.load_average = load_average()
 
     @property
     def busy(self) -> bool:

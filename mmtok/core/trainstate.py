@@ -64,13 +64,32 @@ LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "P
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given (a CUDA one must exist: :class:`DeviceError`), else CUDA when available, else the CPU."""
-    if device is not None:
+    """``device`` if given, else CUDA when available, else the CPU.
+
+    A device that is not here is a :class:`DeviceError`: a name torch does not know, or a CUDA device
+    on a machine without one or with an index past the GPUs torch finds.
+
+    >>> pick_device("cpu")
+    device(type='cpu')
+    >>> pick_device("tpu")
+    Traceback (most recent call last):
+    mmtok.core.errors.DeviceError: device 'tpu' is not a device: give cpu, cuda or cuda:N (GPU N)
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
         dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"device {device!r} is not a device: give cpu, cuda or cuda:N (GPU N)") from None
+    if dev.type != "cuda":
         return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise DeviceError(f"device {device!r} asked for, but torch finds {count} CUDA GPU(s) here "
+                          f"(cuda:0 to cuda:{count - 1}); give one of them or --device cpu")
+    return dev
 
 
 def freeze_codes(tok: nn.Module) -> None:

@@ -90,7 +90,7 @@ def _growth(d: Demo, ids: torch.Tensor | None) -> Growth:
     base = ids if ids is not None else torch.randint(0, 1000, (4096,), generator=torch.Generator().manual_seed(0))
     return measure_growth(GROWTH_MODEL, FAST_LENGTHS if d.fast else FULL_LENGTHS, base, int(base.max()) + 1, d.device,
                           max_memory_gb=d.max_memory_gb,
-                          progress=lambda jobs: tqdm(jobs, desc="context growth", leave=False))
+                          progress=lambda jobs: tqdm(jobs, desc="context growth", leave=False, disable=not d.progress))
 
 
 def _duration(seconds: float) -> str:
@@ -134,9 +134,10 @@ def _growth_rows(d: Demo, growth: Growth, measured: list[tuple[float, int]]) -> 
         rows.append([label, pts[-1]["tokens"], pts[-1]["seconds"], pts[-1]["peak_mib"], time_exp,
                      f"{fm.exponent:.2f} (R² {fm.r2:.3f})" if fm else "n/a", hour])
         if ft:
-            mark = "" if ft.reliable else f" (unreliable: {ft.why})"
+            mark = "" if ft.reliable else f"; not reliable, so not reported: {ft.why}"
             d.figure(f"growth_{label.replace(' ', '_')}_time_exponent", round(ft.exponent, 3), "exponent",
-                     f"context growth: step time ∝ tokens^b, {label} on {d.device_label}, R² {ft.r2:.3f}{mark}")
+                     f"context growth: step time ∝ tokens^b, {label} on {d.device_label}, R² {ft.r2:.3f}{mark}",
+                     reliable=ft.reliable)
     return rows
 
 
@@ -159,6 +160,7 @@ def context_step(d: Demo) -> str:
     measured, ids = _measure_video(d)
     plot_tokens_vs_minutes(d.out / "context" / "tokens_vs_minutes.png", measured=measured,
                            measured_label="measured: the example video through mmtok (1 fps + sound)")
+    d.overview.append(("context/tokens_vs_minutes.png", "context length vs video minutes"))
     growth = _growth(d, ids)
     plot_cost_vs_length(d.out / "context" / "cost_vs_length.png", {k: v for k, v in growth.series.items() if v},
                         where=d.device_label)

@@ -44,7 +44,8 @@ def corpus_step(d: Demo) -> str:
     docs.write_text("\n".join(lines[i] for i in order) + "\n")
     d.spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer", audio=d.audio_name)
     t0 = time.perf_counter()
-    manifest = tokenize_corpus(docs, d.out / "shards", tokenizers=d.spec, progress=True)
+    manifest = tokenize_corpus(docs, d.out / "shards", tokenizers=d.spec, progress=d.progress,
+                               restart=True)  # the shards of an earlier demo's corpus are the demo's to replace
     seconds = time.perf_counter() - t0
     tokens = manifest["tokens"]
     d.figure("corpus_docs", int(manifest["docs"]), "documents", "corpus: documents tokenized into shards")
@@ -76,7 +77,7 @@ def train_step(d: Demo) -> str:
                       seed=d.seed, device=str(d.device))
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the trainer's header line: the page and summary say it plainly
-        train(cfg, progress=True, overwrite=True)  # the demo replaces its own previous run
+        train(cfg, progress=d.progress, overwrite=True)  # the demo replaces its own previous run
     seconds = time.perf_counter() - t0
     rows = [json.loads(x) for x in (d.out / "run" / LOG_NAME).read_text().splitlines() if x.strip()]
     last = rows[-10:]
@@ -94,6 +95,7 @@ def train_step(d: Demo) -> str:
                            + ", ".join(f"{m} {v:.3f}" for m, v in per.items()) + ".")]
     if (d.out / "run" / "loss.png").is_file():
         parts.append(d.report.grid([d.report.image("run/loss.png", "loss per modality (run/log.jsonl)", width=620)]))
+        d.overview.append(("run/loss.png", "training loss per modality"))
     d.report.section("6. Training a tiny transformer", *parts)
     return (f"tiny preset, {n_params} parameters: {steps} steps in {seconds:.0f} s, loss {first_loss:.2f} -> "
             f"{last_loss:.2f}, {tok_s:,.0f} tokens/s")
@@ -122,8 +124,8 @@ def sample_step(d: Demo) -> str:
     il = build_interleaver(d.spec)
     per = 1 if d.fast else 4
     (d.out / "samples").mkdir(exist_ok=True)
-    img_rows, cards, hits = [], [], 0
-    for k, (color, shape) in enumerate(tqdm(HELD_OUT, desc="sample images", leave=False)):
+    img_rows, cards, hits, first = [], [], 0, ""
+    for k, (color, shape) in enumerate(tqdm(HELD_OUT, desc="sample images", leave=False, disable=not d.progress)):
         prompt = caption(color, shape)
         outs = generate(model, il, prompt, force="image", num_samples=per, image_grid=(4, 4), seed=d.seed + k,
                         temperature=0.7, top_k=20)
@@ -133,9 +135,11 @@ def sample_step(d: Demo) -> str:
             hits += got == color
             name = f"samples/{color}-{shape}-{j}.png"
             save_png(d.out / name, pic, scale=2)
+            first = first or name
             img_rows.append([prompt, got, "yes" if got == color else "no"])
             cards.append(d.report.image(name, f"“{prompt}” → {got}", width=128, pixel=True))
     n_img = len(img_rows)
+    d.overview.append((first, "sampled for an unseen caption"))
     snd_rows, snd_cards, snd_hits, same = _sample_sounds(d, model, il, per)
     d.figure("sample_image_color_match", round(hits / n_img, 3), "fraction",
              "sampling: pictures for never-seen captions with the named dominant colour")
@@ -168,7 +172,7 @@ def _sample_sounds(d: Demo, model: Any, il: Any, per: int) -> tuple[list[list[An
     rows: list[list[Any]] = []
     players, repeats, hits = [], [], 0
     seen: dict[tuple[int, ...], str] = {}  # codes -> the first caption that gave them
-    for k, pitch in enumerate(tqdm(list(PITCHES), desc="sample sounds", leave=False)):
+    for k, pitch in enumerate(tqdm(list(PITCHES), desc="sample sounds", leave=False, disable=not d.progress)):
         prompt = tone_caption(pitch)
         outs = generate(model, il, prompt, force="audio", num_samples=per, audio_tokens=(10, 40),
                         seed=d.seed + 100 + k, temperature=0.7, top_k=20)

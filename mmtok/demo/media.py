@@ -27,6 +27,17 @@ def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
 
 
+def saved_as(folder: str, f: Path, ending: str) -> str:
+    """The file (in the demo's folder) that shows input ``f`` as it went in or came back: named by ``f``'s whole
+    name, as ``mmtok encode`` names its code files, so two inputs (``coffee.jpg``, ``coffee.png``) never share
+    one, and no input's name is one of the demo's own files (``image_usage.png``).
+
+    >>> saved_as("images", Path("examples/data/coffee.jpg"), ".tokens.png")
+    'images/coffee.jpg.tokens.png'
+    """
+    return f"{folder}/{f.name}{ending}"
+
+
 def images_step(d: Demo) -> str:
     tok = d.image
     files = _files(d.data, IMAGE_SUFFIXES)
@@ -35,7 +46,7 @@ def images_step(d: Demo) -> str:
     seen = {Path(f).stem for f in (getattr(tok, "provenance", {}).get("data") or {}).get("files", [])}
     rows, cards, codes_all = [], [], []
     (d.out / "images").mkdir(exist_ok=True)
-    for f in tqdm(files, desc="images", leave=False):
+    for f in tqdm(files, desc="images", leave=False, disable=not d.progress):
         t0 = time.perf_counter()
         x = tok.preprocess(f).to(d.device)  # [3, 256, 256]: what encode sees
         codes = tok.encode(x)  # [16, 16]
@@ -43,15 +54,20 @@ def images_step(d: Demo) -> str:
         rec = tok.decode(codes).float()
         psnr, ssim = float(image_psnr(rec, x)), float(image_ssim(rec, x))
         codes_all.append(codes.reshape(-1).cpu())
-        save_png(d.out / "images" / f"{f.stem}.png", x)
-        save_png(d.out / "images" / f"{f.stem}-tokens.png", rec)
+        seen_as, back_as = saved_as("images", f, ".png"), saved_as("images", f, ".tokens.png")
+        save_png(d.out / seen_as, x)
+        save_png(d.out / back_as, rec)
         split = "training image" if f.stem in seen else "never seen in training"
         rows.append([f.name, split, f"{codes.shape[0]}×{codes.shape[1]}", int(codes.unique().numel()),
                      round(psnr, 2), round(ssim, 3), round(enc_ms, 1)])
-        cards.append(d.report.pair((f"images/{f.stem}.png", "as the tokenizer sees it"),
-                                   (f"images/{f.stem}-tokens.png", f"from its {codes.numel()} tokens"),
+        cards.append(d.report.pair((seen_as, "as the tokenizer sees it"),
+                                   (back_as, f"from its {codes.numel()} tokens"),
                                    f"<b>{html.escape(f.name)}</b> ({split}): PSNR {psnr:.2f} dB, SSIM {ssim:.3f}",
                                    width=256))
+    name, split = next((r[:2] for r in rows if r[1] == "never seen in training"), rows[0][:2])
+    d.overview += [(saved_as("images", Path(name), ".png"),
+                    "an image" + (" the tokenizer never saw" if split == "never seen in training" else "")),
+                   (saved_as("images", Path(name), ".tokens.png"), "the same from its tokens")]
     counts = _round_trip_section(
         d, "2. Images → tokens → images",
         f"The shipped image tokenizer (models/image: {tok.codebook_size} codes, downsampling {tok.downsample}) on "
@@ -59,7 +75,7 @@ def images_step(d: Demo) -> str:
         "reconstruction with exactly what the encoder saw (tok.preprocess): PSNR (peak signal-to-noise ratio, "
         "higher is closer) and SSIM (structural similarity, 1 = identical).",
         ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "SSIM", "encode ms"], rows, cards,
-        "image", "images", "images", codes_all, int(tok.codebook_size))
+        "image", "images", codes_all, int(tok.codebook_size))
     psnrs = [r[4] for r in rows]
     unseen = [r[4] for r in rows if r[1] == "never seen in training"]
     d.figure("image_ssim", round(float(np.mean([r[5] for r in rows])), 4), "SSIM",
@@ -68,7 +84,8 @@ def images_step(d: Demo) -> str:
     if unseen:
         d.figure("image_psnr_unseen_db", round(float(np.mean(unseen)), 3), "dB",
                  "images: mean PSNR on images the tokenizer never saw")
-    d.figure("image_tokens", int(codes_all[0].numel()), "tokens", "images: tokens per 256×256 image")
+    d.figure("image_tokens", int(codes_all[0].numel()), "tokens",
+             "images: tokens per 256×256 image (the shipped tokenizer's config fixes it)")
     d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
              f"(of {tok.codebook_size})")
     return (f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
@@ -76,20 +93,20 @@ def images_step(d: Demo) -> str:
 
 
 def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows: list[list[Any]],
-                        cards: list[str], kind: str, folder: str, what: str, codes_all: list[torch.Tensor],
+                        cards: list[str], kind: str, what: str, codes_all: list[torch.Tensor],
                         codebook_size: int) -> torch.Tensor:
     """Steps 2 and 3 end alike: a usage plot of all codes, then the section (text, table, cards, the plot).
 
     Returns the code counts over all examples."""
     counts = torch.bincount(torch.cat(codes_all), minlength=codebook_size)
-    usage_plot(d.out / folder / "usage.png", {f"example {what}": counts},
+    usage_plot(d.out / f"{kind}_usage.png", {f"example {what}": counts},
                title=f"{kind} codebook ({codebook_size} codes): uses on {len(rows)} example {what}")
     d.report.section(
         title,
         d.report.text(intro),
         d.report.table(header, rows),
         d.report.grid(cards),
-        d.report.grid([d.report.image(f"{folder}/usage.png", f"codebook usage over these {what}", width=560)]),
+        d.report.grid([d.report.image(f"{kind}_usage.png", f"codebook usage over these {what}", width=560)]),
     )
     return counts
 
@@ -107,7 +124,7 @@ def audio_step(d: Demo) -> str:
     (d.out / "audio").mkdir(exist_ok=True)
     rows, cards, codes_all, diffs = [], [], [], []
     sr = int(tok.sample_rate)
-    for f in tqdm(files, desc="audio", leave=False):
+    for f in tqdm(files, desc="audio", leave=False, disable=not d.progress):
         wave = load_audio(f, target_rate=sr)  # mono at the tokenizer's rate
         t0 = time.perf_counter()
         codes = tok.encode(wave, sample_rate=sr)
@@ -120,21 +137,26 @@ def audio_step(d: Demo) -> str:
         back = tok.decode(codes).cpu()
         dec_s = time.perf_counter() - t0
         stream_s, stream_diff = _streamed(tok, codes, back)
-        save_wav(d.out / "audio" / f"{f.stem}.wav", wave, sr)
-        save_wav(d.out / "audio" / f"{f.stem}-tokens.wav", back, sr)
-        mel_pair(d.out / "audio" / f"{f.stem}-mel.png", mel, mel_back, title=f"{f.name}: log-mel before / after",
+        heard_as, back_as = saved_as("audio", f, ".wav"), saved_as("audio", f, ".tokens.wav")
+        mel_as = saved_as("audio", f, ".mel.png")
+        save_wav(d.out / heard_as, wave, sr)
+        save_wav(d.out / back_as, back, sr)
+        mel_pair(d.out / mel_as, mel, mel_back, title=f"{f.name}: log-mel before / after",
                  hop_seconds=tok.cfg.hop_length / sr)
         codes_all.append(codes.reshape(-1).cpu())
         seconds = wave.numel() / sr
         rows.append([f.name, round(seconds, 2), int(codes.numel()), round(rel, 4), round(enc_ms, 1),
                      round(dec_s / seconds, 3), "—" if stream_s is None else round(stream_s / seconds, 3)])
         diffs.append(stream_diff)
-        cards.append(d.report.sound_pair(f"audio/{f.stem}-mel.png", (f"audio/{f.stem}.wav", f"original ({sr} Hz)"),
-                                         (f"audio/{f.stem}-tokens.wav", f"from its {codes.numel()} tokens"),
+        cards.append(d.report.sound_pair(mel_as, (heard_as, f"original ({sr} Hz)"),
+                                         (back_as, f"from its {codes.numel()} tokens"),
                                          f"<b>{html.escape(f.name)}</b>", width=480))
+    shown = next((f for f in files if "speech" in f.name), files[0])
+    d.overview.append((saved_as("audio", shown, ".mel.png"), f"{shown.name}: log-mel before / after"))
     d.figure("audio_rel_l1", round(float(np.mean([r[3] for r in rows])), 4), "fraction of range",
              "audio: mean log-mel L1 of the reconstruction, relative to each clip's range")
-    d.figure("audio_tokens_per_second", float(tok.tokens_per_second), "tokens/s", "audio: token rate")
+    d.figure("audio_tokens_per_second", float(tok.tokens_per_second), "tokens/s",
+             "audio: token rate (the shipped tokenizer's config fixes it)")
     d.figure("audio_decode_rtf", round(float(np.mean([r[5] for r in rows])), 4), "× the clip's length",
              "audio: time to decode tokens to a waveform, divided by the clip's duration (below 1: faster than "
              "playing it)")
@@ -156,7 +178,7 @@ def audio_step(d: Demo) -> str:
         f"whole and streamed ({STREAM_CHUNK} tokens at a time, as a model generating them would hand them over).",
         ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound",
          "streamed decode time per second"], rows, cards,
-        "audio", "audio", "sounds", codes_all, int(tok.codebook_size))
+        "audio", "sounds", codes_all, int(tok.codebook_size))
     return (f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean log-mel error "
             f"{np.mean([r[3] for r in rows]):.1%} of each clip's range")
 

@@ -9,12 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.core.errors import DemoError
+
 
 def pyplot() -> Any:
+    """matplotlib's ``pyplot`` drawing to files, or a :class:`DemoError` when matplotlib is not installed."""
     try:
         import matplotlib
-    except ImportError as e:
-        raise ImportError("the demo draws its figures with matplotlib: pip install 'mmtok[plot]'") from e
+    except ImportError:
+        raise DemoError("the demo draws its figures with matplotlib, which is not installed: "
+                        "pip install 'mmtok[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

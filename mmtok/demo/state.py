@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from mmtok.context.growth import load_average
 from mmtok.core.errors import DemoError
 from mmtok.core.report import Report
 
@@ -48,12 +49,14 @@ class Demo:
     """What the steps share: settings, the shipped tokenizers, the page under construction, the figures."""
 
     def __init__(self, out: Path, *, fast: bool, seed: int, device: torch.device, data: Path,
-                 max_memory_gb: float = 2.0) -> None:
+                 max_memory_gb: float = 2.0, progress: bool = True) -> None:
         from mmtok.pretrained import load
 
         self.out, self.fast, self.seed, self.device, self.data = out, fast, seed, device, data
         self.max_memory_gb = max_memory_gb  # memory (GiB) the context-growth measurement may take the process to
-        self.load_averages: list[float] = [_load_average()]  # 1-minute load average at the start, after each step
+        self.progress = progress  # the long steps draw progress bars (on stderr)
+        self.load_averages: list[float] = [load_average()]  # 1-minute load average at the start, after each step
+        self.overview: list[tuple[str, str]] = []  # (file in out, caption): this run's pictures for overview.png
         self.data_label = "examples/data" if data in (_REPO_EXAMPLES, _PACKAGE_EXAMPLES) else str(data)
         n = torch.get_num_threads()
         self.device_label = (torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -72,8 +75,16 @@ class Demo:
                              f"{time.strftime('%Y-%m-%d %H:%M')} · {self.device_label} · torch {torch.__version__} "
                              f"· {platform.machine()}")
 
-    def figure(self, key: str, value: float, unit: str, what: str) -> None:
+    def figure(self, key: str, value: float, unit: str, what: str, *, reliable: bool = True) -> None:
+        """Record a figure for the table and ``figures.json``; one that is not ``reliable`` (a fit the page
+        does not report) is kept with ``"reliable": false`` beside its value."""
         self.report.figure(key, value, unit, what)
+        if not reliable:
+            self.report.figures[key]["reliable"] = False
+
+    def unreliable(self) -> list[str]:
+        """The keys of the figures recorded as not reliable."""
+        return [k for k, f in self.report.figures.items() if f.get("reliable") is False]
 
     def load_note(self) -> str:
         """The machine's load during the run, in words: timings on a busy machine are slower and noisier."""
@@ -89,9 +100,3 @@ def vocab_words(vocab: Any) -> str:
     parts = [f"{vocab.text_size:,} for text (bytes)", f"{vocab.n_special} special markers"]
     parts += [f"{len(vocab.range(m)):,} {m} codes" for m in vocab.media]
     return f"{vocab.size:,} ids: " + ", ".join(parts)
-
-
-def _load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-
-

@@ -33,7 +33,7 @@ def vq_step(d: Demo) -> str:
     for name, extra in VARIANTS.items():
         vq = VectorQuantizer(VQConfig(dim=dim, codebook_size=k, **extra)).to(d.device).train()
         t0 = time.perf_counter()
-        for _ in tqdm(range(steps), desc=f"VQ {name.split(' ')[0]}", leave=False):
+        for _ in tqdm(range(steps), desc=f"VQ {name.split(' ')[0]}", leave=False, disable=not d.progress):
             vq(train[torch.randint(0, n_train, (batch,), generator=g).to(d.device)])
         train_s = time.perf_counter() - t0
         vq.eval().reset_stats()

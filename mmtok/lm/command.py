@@ -65,6 +65,7 @@ def train_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out, "
                        "with the run's own settings for every flag left out (--steps N extends it)")
     again.add_argument("--overwrite", action="store_true", help="start over in an --out that holds a run")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     for name, default in asdict(TrainConfig()).items():
         if name in ("data", "out"):
             continue
@@ -91,11 +92,11 @@ def main(argv: Sequence[str]) -> int:
     parser = train_parser()
     opts = vars(parser.parse_args(argv))
     check_device_option(parser, opts["device"])
-    resume, overwrite = opts.pop("resume"), opts.pop("overwrite")
+    resume, overwrite, progress = opts.pop("resume"), opts.pop("overwrite"), not opts.pop("no_progress")
     if resume:
         _take_run_settings(opts, argv)
     try:
-        folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite)
+        folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite, progress=progress)
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
