@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
 from mmtok.core.errors import debugging, report_error
-from mmtok.core.ranges import seed_arg
+from mmtok.core.ranges import count_arg, seed_arg
 from mmtok.core.trainstate import HelpFormatter, check_device_option
 from mmtok.evaluate import add_command as add_eval_command
 
@@ -58,17 +58,6 @@ def _gib(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of GiB, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number of GiB above 0, got {text}")
-    return value
-
-
-def _threads(text: str) -> int:
-    """``--threads``: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -291,7 +280,7 @@ def _add_demo(sub: Any) -> None:
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
                       "would pass it are skipped, with the reason on the page")
     demo.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    demo.add_argument("--threads", type=_threads, default=None, metavar="N",
+    demo.add_argument("--threads", type=count_arg, default=None, metavar="N",
                       help="CPU threads for torch (default: torch's choice)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON line on stdout; the "

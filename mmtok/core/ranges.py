@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ABOVE_0", "SEED", "Range", "out_of_range", "seed_arg"]
+__all__ = ["ABOVE_0", "SEED", "Range", "count_arg", "out_of_range", "seed_arg"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,24 @@ class Range:
 
 ABOVE_0 = Range(0, low_open=True)
 SEED = Range(0, 2**32 - 1)  # what NumPy and torch take as a seed
+
+
+def count_arg(text: str) -> int:
+    """argparse type of a count (``--threads``, ``--steps``, ...) checked as it is parsed: a whole number >= 1.
+
+    >>> count_arg("3")
+    3
+    >>> count_arg("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be at least 1, got 0
+    """
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def seed_arg(text: str) -> int:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mmtok.core.ranges import count_arg
 from mmtok.core.trainstate import HelpFormatter, check_device_option, options_given
 
 __all__ = ["main", "train_parser"]
@@ -31,14 +32,6 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _count(text: str) -> int:
-    """argparse type of a count: an integer of at least 1."""
-    n = _int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
 
 
 def _seed(text: str) -> int:
@@ -75,7 +68,7 @@ def train_parser() -> argparse.ArgumentParser:
         elif name == "preset":
             ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
         else:
-            kind = _count if name in _AT_LEAST_1 else _seed if name == "seed" else (
+            kind = count_arg if name in _AT_LEAST_1 else _seed if name == "seed" else (
                 type(default) if default is not None else str)
             ap.add_argument(flag, type=kind, default=default, help=text)
     return ap
