@@ -239,14 +239,14 @@ def test_an_m4a_file_without_pyav_asks_for_it(tmp_path: Path, monkeypatch: pytes
 
 
 def test_m4a_and_aac_files_are_sounds_to_the_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.audio.train_data import AUDIO_EXTENSIONS, find_audio
+    from mmtok.audio.train_data import find_audio
     from mmtok.cli import main
-    from mmtok.stream.interleave import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+    from mmtok.core.suffixes import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
     (tmp_path / "in").mkdir()
     m4a = encode(tmp_path / "in" / "a.m4a", signal(seconds=1), fmt="mp4", codec="aac")
     aac = encode(tmp_path / "in" / "b.aac", signal(seconds=1), fmt="adts", codec="aac")  # raw AAC (ADTS frames)
-    assert {".m4a", ".aac"} <= AUDIO_SUFFIXES & set(AUDIO_EXTENSIONS) and not {".m4a", ".aac"} & VIDEO_SUFFIXES
+    assert {".m4a", ".aac"} <= AUDIO_SUFFIXES and not {".m4a", ".aac"} & VIDEO_SUFFIXES
     assert find_audio(tmp_path / "in") == [m4a, aac]
     assert main(["encode", str(m4a), str(aac), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.m4a.npz", "b.aac.npz"]

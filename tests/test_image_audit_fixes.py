@@ -17,10 +17,12 @@ import torch.nn.functional as F
 from image_helpers import fitted_tiny_tokenizer, smooth_picture
 from PIL import Image
 
+from mmtok.core import suffixes
 from mmtok.core.errors import ImageError
-from mmtok.image import crops, io
+from mmtok.core.suffixes import IMAGE_SUFFIXES
+from mmtok.image import crops
 from mmtok.image.crops import find_images, load_corpus
-from mmtok.image.io import IMAGE_SUFFIXES, load_image, load_sized
+from mmtok.image.io import load_image, load_sized
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.stream import interleave
 
@@ -53,10 +55,11 @@ def test_the_trainer_finds_ppm_and_pgm_images(tmp_path: Path) -> None:
 
 def test_one_list_of_image_suffixes() -> None:
     assert {".ppm", ".pgm", ".png", ".jpg", ".webp"} <= IMAGE_SUFFIXES
-    assert crops.IMAGE_SUFFIXES is io.IMAGE_SUFFIXES and interleave.IMAGE_SUFFIXES is io.IMAGE_SUFFIXES
-    holders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
-                     if '".jpeg"' in p.read_text(encoding="utf-8"))
-    assert holders == ["image/io.py"], holders
+    assert crops.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES and interleave.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES
+    for listed in ('".jpeg"', '".flac"', '".mkv"'):  # one list per kind, in core.suffixes
+        holders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                         if listed in p.read_text(encoding="utf-8"))
+        assert holders == ["core/suffixes.py"], (listed, holders)
 
 
 # --------------------------------------------------------------------------- 2. a cast model

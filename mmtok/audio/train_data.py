@@ -38,13 +38,13 @@ from mmtok.audio.vocoder_data import (
     sampling_weights,
 )
 from mmtok.core.errors import MissingFileError, UsageError
+from mmtok.core.suffixes import AUDIO_SUFFIXES
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "CacheClip", "attenuate_crops", "cache_material", "clip_waveform", "find_audio",
+    "CacheClip", "attenuate_crops", "cache_material", "clip_waveform", "find_audio",
     "folder_digest", "is_cache", "random_feature_crops", "split_validation", "synthetic_clips", "training_files",
 ]
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")  # .m4a/.aac: read through PyAV
 
 
 def find_audio(folder: str | Path) -> list[Path]:
@@ -52,9 +52,9 @@ def find_audio(folder: str | Path) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
-        raise MissingFileError(f"--data {str(root)!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        raise MissingFileError(f"--data {str(root)!r} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
     return files
 
 

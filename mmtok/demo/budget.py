@@ -20,8 +20,9 @@ from mmtok.context.growth import (
 )
 from mmtok.context.planner import PRESETS, WINDOWS
 from mmtok.context.shipped import plan
+from mmtok.core.suffixes import VIDEO_SUFFIXES
 from mmtok.lm.model import ModelConfig
-from mmtok.stream.interleave import VIDEO_SUFFIXES, Interleaver
+from mmtok.stream.interleave import Interleaver
 from mmtok.video.tokenizer import VideoTokenizer
 
 if TYPE_CHECKING:

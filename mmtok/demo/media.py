@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 
 from mmtok.core.metrics import psnr as image_psnr
 from mmtok.core.metrics import ssim as image_ssim
+from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
 from mmtok.demo.state import vocab_words
-from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.vocab import Modality
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ _REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
 
 def check_data(folder: Path) -> Path:
     """``folder`` if it holds at least one image and one sound the demo can show, else :class:`DemoError`."""
-    from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+    from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
     if not folder.is_dir():
         raise DemoError(f"demo data folder {folder} does not exist or is not a folder")

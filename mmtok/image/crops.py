@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.core.manifest import manifest_rows
-from mmtok.image.io import IMAGE_SUFFIXES, crop_window, load_image, load_sized
+from mmtok.core.suffixes import IMAGE_SUFFIXES
+from mmtok.image.io import crop_window, load_image, load_sized
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["DEFAULT_PATCH", "DEFAULT_SPLIT", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",

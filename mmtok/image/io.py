@@ -56,7 +56,6 @@ from mmtok.core.paths import check_media_file
 from mmtok.image.resample import input_span, resample_span
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "MAX_SIDE",
     "SIZE_POLICIES",
     "ImageInput",
@@ -72,8 +71,6 @@ __all__ = [
     "unpatchify",
 ]
 
-# suffixes (lower case) of the files taken as images wherever media files are found by name
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0

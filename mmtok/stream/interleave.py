@@ -52,7 +52,7 @@ import torch
 
 from mmtok.core.errors import DocumentError, StreamError, VocabularyError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
-from mmtok.image.io import IMAGE_SUFFIXES
+from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.parse import Decoded, Parser, Repair, codes_tensor, integer_ids
 from mmtok.stream.positions import positions_thw
 from mmtok.stream.segments import VIDEO_OPTIONS
@@ -60,15 +60,11 @@ from mmtok.stream.text import ByteTokenizer, TextTokenizer
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary, tokenizer_fingerprint
 
 __all__ = [
-    "AUDIO_SUFFIXES",
-    "VIDEO_SUFFIXES",
     "Interleaver",
     "Stream",
     "pretty",
 ]
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".m4a", ".aac"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})
 
 
 @dataclass(eq=False)
