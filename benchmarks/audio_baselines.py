@@ -13,11 +13,10 @@ import time
 from typing import Any
 
 import torch
-from common import usage_over
 from einops import rearrange
 
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.core.metrics import perplexity
+from mmtok.core.metrics import perplexity, usage_over
 
 ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
 

@@ -22,12 +22,9 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import torch
-
-__all__ = ["PEER_INSTALL", "check_peer", "emit", "json_line", "missing_peer", "ratio", "usage_over"]
+__all__ = ["PEER_INSTALL", "check_peer", "emit", "json_line", "missing_peer", "ratio"]
 
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
 
@@ -88,19 +85,3 @@ def ratio(a: float | None, b: float | None) -> float | None:
     (1.5, None, None)
     """
     return None if a is None or b is None else round(a / b, 1)
-
-
-def usage_over(counts: torch.Tensor) -> tuple[float, int, int]:
-    """(usage, distinct, tokens) of per-code ``counts`` (K of them), usage unrounded: distinct codes over
-    ``min(K, tokens)``, since a run of fewer tokens than codes cannot use more codes than it has tokens
-    (0.0 with no tokens).
-
-    >>> import torch
-    >>> usage_over(torch.tensor([3, 1, 0, 0]))
-    (0.5, 2, 4)
-    >>> usage_over(torch.tensor([1, 0, 0, 0]))
-    (1.0, 1, 1)
-    """
-    c = counts.flatten()
-    tokens, distinct = int(c.sum()), int((c > 0).sum())
-    return (distinct / min(c.numel(), tokens) if tokens else 0.0), distinct, tokens

@@ -77,7 +77,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import check_peer, emit, ratio, usage_over
+from common import check_peer, emit, ratio
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -87,7 +87,7 @@ from image_baselines import (
 )
 
 import mmtok
-from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
+from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer

@@ -156,11 +156,12 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
 
 
 def _is_code_file(path: Path) -> bool:
-    """Whether ``path`` is a file :func:`~mmtok.data.codes.load_codes` reads (its meta names a kind)."""
+    """Whether ``path`` is a code file (:func:`~mmtok.data.codes.load_codes`: its meta names a kind), one whose video
+    meta decoding refuses among them: encoding again replaces it."""
     if not path.is_file():
         return False
     try:
-        load_codes(path)
+        load_codes(path, check_video=False)
     except (UsageError, OSError):
         return False
     return True
@@ -229,7 +230,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
         _check_model(path, meta.get("audio") or {}, models, "audio")
         wave, rate = sound_tok.decode(torch.from_numpy(audio_codes), vocoder=vocoder), int(sound_tok.sample_rate)
         what = f" with {wave.numel() / rate:g} s of sound"
-    fps = float(meta.get("fps") or tok.fps)
+    fps = float(meta["fps"])  # a number above 0: load_codes checked it
     target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
                          lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
                                                metadata={"comment": MARK}))

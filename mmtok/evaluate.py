@@ -15,8 +15,9 @@ encoder read:
 - a video: PSNR and SSIM over the frames the tokenizer samples, and its soundtrack as a sound.
 
 Per model: the means over files, and the codebook usage over every token it gave (distinct codes
-over ``min(K, tokens)``) with the perplexity. With two or more models of a kind, each is paired with
-the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
+over ``min(K, tokens)``, :func:`mmtok.core.metrics.usage_over`; a video with ``temporal="repeat"``
+counts its repeat code among them) with the perplexity. With two or more models of a kind, each is
+paired with the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
 the files where it is better (higher, or lower for the log-mel L1:
 :func:`mmtok.core.metrics.paired_difference`); a model named again is a model of its
 own, labelled by its version, then its name (``image``), then numbered (``image (2)``), so rows never
@@ -43,9 +44,10 @@ from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.audio.io import load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
-from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim
+from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.data.codes import atomic_file
 from mmtok.data.media_files import (
+    CREATOR_MARKED,
     MEDIA_SUFFIXES,
     expand_paths,
     marked,
@@ -67,7 +69,7 @@ METRICS = {  # kind -> (key, how it is shown, higher is better), in the order th
               ("dnsmos_ovrl", "DNSMOS OVRL {:.2f}", True), ("logmel_l1", "log-mel L1 {:.3f}", False)),
 }
 EXTRA = ("dnsmos_sig", "dnsmos_bak", "original_dnsmos_ovrl")  # averaged and paired too, not in the table
-PLOT_MARK = "mmtok eval"  # the Software text of every PNG --plot draws: the one kind of file it replaces
+PLOT_MARK = "mmtok eval"  # in every plot --plot draws (PNG: Software; PDF, SVG, PS: Creator): the files it replaces
 
 
 def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
@@ -80,7 +82,8 @@ def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
 
 def score_video(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
     """``({"psnr_db", "ssim", "frames"}, codes)`` of a video's frames through ``tok``: each frame
-    the tokenizer samples, as its image tokenizer reads it, against the frame decoded from the codes."""
+    the tokenizer samples, as its image tokenizer reads it, against the frame decoded from the codes.
+    ``codes`` are what ``tok.encode`` gave (with ``temporal="repeat"``, its repeat code among them)."""
     codes = tok.encode(path)
     flat, done, p, s = tok.expand(codes), 0, [], []
     with torch.inference_mode():
@@ -92,7 +95,7 @@ def score_video(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
             done += ref.shape[0]
     if done != flat.shape[0]:
         raise UsageError(f"{path}: read {done} frames the second time but encoded {flat.shape[0]}")
-    return {"psnr_db": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean()), "frames": done}, flat
+    return {"psnr_db": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean()), "frames": done}, codes
 
 
 def score_audio(tok: Any, wave: torch.Tensor, *, vocoder: str = "auto", with_dnsmos: bool = False
@@ -122,14 +125,11 @@ class _Model:
     name: str
     tok: Any
     label: str
-    counts: torch.Tensor
-    tokens: int = 0
+    counts: torch.Tensor  # [K]: how often each code was given, over every file scored
 
     def count(self, codes: torch.Tensor) -> None:
-        c = codes.reshape(-1).cpu()
-        c = c[(c >= 0) & (c < self.counts.numel())]  # the video tokenizer's repeat codes are not image codes
-        self.counts += torch.bincount(c, minlength=self.counts.numel())
-        self.tokens += int(c.numel())
+        """Add the codes of one file (each in ``[0, K)``: a video's repeat code is one of its K) to ``counts``."""
+        self.counts += torch.bincount(codes.reshape(-1).cpu(), minlength=self.counts.numel())
 
 
 @dataclass
@@ -206,11 +206,10 @@ class Evaluation:
                         row[key] = round(statistics.fmean(vals) if key not in ("seconds", "frames") else sum(vals), 6)
                         if len(vals) < len(rows) and key in ("stoi", "pesq_wb"):
                             row[f"{key}_files"] = len(vals)
-                used = int((m.counts > 0).sum())
-                usage, ppl = codebook_usage(m.counts)
-                row |= {"tokens": m.tokens, "codebook_size": m.counts.numel(), "codes_used": used,
-                        "usage": round(used / max(1, min(m.counts.numel(), m.tokens)), 4),
-                        "usage_of_k": round(usage, 4), "perplexity": round(ppl, 1)}
+                usage, used, tokens = usage_over(m.counts)
+                usage_of_k, ppl = codebook_usage(m.counts)
+                row |= {"tokens": tokens, "codebook_size": m.counts.numel(), "codes_used": used,
+                        "usage": round(usage, 4), "usage_of_k": round(usage_of_k, 4), "perplexity": round(ppl, 1)}
                 out.append(row)
         return out
 
@@ -290,24 +289,34 @@ def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
 
 
 def _refuse_to_replace(path: Path, inputs: Iterable[Path]) -> None:
-    """A UsageError when ``path`` is there and is one of ``inputs``, or is not a PNG marked :data:`PLOT_MARK`
+    """A UsageError when ``path`` is there and is one of ``inputs``, or is not a plot marked :data:`PLOT_MARK`
     (:func:`~mmtok.data.media_files.refuse_foreign`, as ``mmtok decode`` refuses): a user's own file is never
     replaced, an earlier plot is."""
     if path.exists() and any(p.exists() and path.samefile(p) for p in inputs):
         raise UsageError(f"--plot {path} is one of the files to score; give the plot another name")
-    refuse_foreign([(path, path.parent)], lambda p, _: p, _is_plot, "is not a PNG plot that 'mmtok eval' drew",
-                   flag="--plot ", fix=" (the only files it replaces); move it, or give another name")
+    refuse_foreign([(path, path.parent)], lambda p, _: p, _is_plot,
+                   "is not a plot that 'mmtok eval' drew", flag="--plot ",
+                   fix=" (the only files it replaces); move it, or give another name")
+
+
+def _plot_metadata(kind: str) -> dict[str, str] | None:
+    """The ``savefig`` metadata that marks a plot of format ``kind`` (``"png"``, ``"pdf"``, ...) as :data:`PLOT_MARK`;
+    None for a format that holds no such text (a JPEG: drawn once, then refused as any other file)."""
+    if kind == "png":
+        return {"Software": PLOT_MARK}
+    return {"Creator": PLOT_MARK} if f".{kind}" in CREATOR_MARKED else None
 
 
 def _is_plot(path: Path) -> bool:
-    """Whether ``path`` is a PNG :func:`plot_scores` drew: it carries :data:`PLOT_MARK`."""
-    return path.suffix.lower() == ".png" and marked(path, PLOT_MARK)
+    """Whether ``path`` is a plot :func:`plot_scores` drew: a PNG, PDF, SVG, EPS or PS carrying :data:`PLOT_MARK`."""
+    return _plot_metadata(path.suffix[1:].lower()) is not None and marked(path, PLOT_MARK)
 
 
 def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     """One panel per kind and score: each file's score per model as a dot (files scored by two or more
     models joined by a grey line, so a pairing shows), the mean as a bar, written to :func:`plot_target` of
-    ``path`` (a PNG marked :data:`PLOT_MARK`), which it returns. Needs matplotlib."""
+    ``path`` (marked :data:`PLOT_MARK` where its format holds text: PNG, PDF, SVG, EPS, PS), which it returns.
+    Needs matplotlib."""
     path = plot_target(path, [Path(r["file"]) for r in rows])
     import matplotlib
 
@@ -339,8 +348,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
                  "bars: means")
     fig.tight_layout()
     kind = path.suffix[1:].lower()
-    mark = {"Software": PLOT_MARK} if kind == "png" else None  # metadata keys differ by format
-    atomic_file(path, lambda f: fig.savefig(f, dpi=100, format=kind, metadata=mark))
+    atomic_file(path, lambda f: fig.savefig(f, dpi=100, format=kind, metadata=_plot_metadata(kind)))
     plt.close(fig)
     return path
 
@@ -367,7 +375,7 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
                         "to this file; .png is added to a name without an extension (.pdf and .svg work too); "
-                        "a folder, a file scored or a file there that is not a PNG plot of mmtok eval is refused")
+                        "a folder, a file scored or a file there that is not a plot mmtok eval drew is refused")
     parser.set_defaults(func=eval_main)
 
 

@@ -56,9 +56,9 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _run(p)
     if p.is_dir() and _saved(p / "train-state"):  # a tokenizer's run (mmtok train-tokenizer)
         return _tokenizer_run(p)
-    if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped, built from image and audio
-        return _tokenizer_summary({"what": "tokenizer", "path": "video (built from the shipped image and audio)",
-                                   "kind": "video"}, load("video"))
+    if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped: the image tokenizer at 1 fps
+        return _tokenizer_summary({"what": "tokenizer", "path": "video (the shipped image tokenizer at 1 frame per "
+                                   "second)", "kind": "video"}, load("video"))
     folder = resolve_checkpoint(path)  # a bare name is a shipped checkpoint unless a checkpoint folder has it
     if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
         if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
@@ -112,10 +112,12 @@ def _shards(folder: Path) -> dict[str, Any]:
 
 
 def _vocab_tokenizers(vocab: Vocabulary) -> dict[str, str]:
-    """Each modality of a vocabulary: its id range size and the tokenizer that made it."""
+    """Each modality of a vocabulary: its id range size and the tokenizer that made it (its label; a tokenizer
+    without one, by its fingerprint)."""
     out = {"text": f"{vocab.text_size:,} ids ({vocab.sources.get('text', '?')})"}
     for kind in vocab.media:
-        out[kind] = f"{len(vocab.range(kind)):,} ids ({vocab.labels.get(kind) or vocab.sources.get(kind, '?')})"
+        made_by = vocab.labels.get(kind) or f"a tokenizer of fingerprint {vocab.sources.get(kind, '?')}"
+        out[kind] = f"{len(vocab.range(kind)):,} ids ({made_by})"
     return out
 
 
@@ -260,16 +262,32 @@ def _vocoder_summary(cfg: Any) -> str:
     return f"learned vocoder + mel match ({cfg.mel_match} {passes}, at most {cfg.mel_match_db:g} dB)"
 
 
+def _shown(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The rows of ``d`` :func:`format_info` shows: those with a value, less the title's ``what`` and ``path``."""
+    return [(k, v) for k, v in d.items() if k not in ("what", "path") and v is not None and not (
+        isinstance(v, (dict, list)) and not v)]
+
+
 def format_info(d: dict[str, Any]) -> str:
-    """``describe``'s answer as aligned ``name  value`` lines under a title line."""
+    """``describe``'s answer as aligned ``name  value`` lines under a title line; a nested summary (a tokenizer
+    run's model) is indented under its name, its rows shown as the top ones are.
+
+    >>> print(format_info({"what": "run", "path": "r", "step": 3, "model": {"what": "checkpoint", "path": "r/m",
+    ...                    "model_version": None, "grid": [16, 16]}}))
+    run: r
+      step    3
+      model
+        grid  16, 16
+    """
     head = f"{d['what']}: {d['path']}"
-    rows = [(k, v) for k, v in d.items() if k not in ("what", "path") and v not in (None, {}, [])]
-    width = max((len(k) for k, _ in rows), default=0)
+    rows = _shown(d)
+    nested = {k: _shown(v) for k, v in rows if isinstance(v, dict)}
+    width = max([len(k) for k, _ in rows] + [len(kk) + 2 for sub in nested.values() for kk, _ in sub], default=0)
     lines = [head]
     for k, v in rows:
         if isinstance(v, dict):
             lines.append(f"  {k}")
-            lines += [f"    {kk:<{width - 2}}  {_fmt(vv)}" for kk, vv in v.items()]
+            lines += [f"    {kk:<{width - 2}}  {_fmt(vv)}" for kk, vv in nested[k]]
         else:
             lines.append(textwrap.fill(f"  {k:<{width}}  {_fmt(v)}", WRAP, subsequent_indent=" " * (width + 4),
                                        break_long_words=False, break_on_hyphens=False))

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from mmtok.core.checkpoint import config_from_dict, read_config
-from mmtok.core.errors import CheckpointError, DeviceError
+from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config
+from mmtok.core.checkpoint_folder import locate
+from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import (
     carried_provenance,
     load_module,
@@ -33,6 +33,7 @@ from mmtok.core.module_io import (
     save_module,
     shipped_names,
 )
+from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.trainstate import pick_device
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -51,13 +52,17 @@ def _shipped_video(device: Any) -> Any:
     """``load("video")``: the shipped image tokenizer on every frame at 1 frame per second."""
     from mmtok.video.tokenizer import VideoTokenizer
 
-    module = VideoTokenizer(load("image"), fps=1.0).eval()
+    image = load("image")
+    module = VideoTokenizer(image, fps=1.0).eval()
     module.provenance = {"built_from": "image", "fps": 1.0}  # type: ignore[assignment]
+    module.checkpoint_label = f"video: {image.checkpoint_label} at 1 fps"  # type: ignore[assignment]
     return module.to(device) if device is not None else module
 
 
 KINDS = ("vq", "image", "audio", "vocoder", "video", "text")  # the checkpoint kinds load() builds
 MODULE_KINDS = KINDS[:-1]  # the kinds built as a module from a config ("text" is a BPE vocabulary)
+LM_KIND = "transformer"  # the kind of the checkpoints (ckpt-*/) 'mmtok train' writes: mmtok.load_run reads them
+LM_CHECKPOINTS = "ckpt-*"  # the checkpoint folders of a run of 'mmtok train'
 
 
 def _kind_class(kind: str) -> type[nn.Module]:
@@ -83,6 +88,9 @@ def _kind_class(kind: str) -> type[nn.Module]:
     if kind == "text":
         raise CheckpointError("checkpoint kind 'text' is a BPE vocabulary, trained from a corpus: there is no "
                               "module or config object of it to build (mmtok.load reads a saved one)")
+    if kind == LM_KIND:
+        raise CheckpointError(f"checkpoint kind {LM_KIND!r} is a training run's model from 'mmtok train': "
+                              "mmtok.load_run(RUN) reads it")
     raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {', '.join(MODULE_KINDS)})")
 
 
@@ -101,6 +109,38 @@ def _is_shipped_video(name_or_path: str | os.PathLike[str]) -> bool:
     local = Path("video")
     return (isinstance(name_or_path, str) and name_or_path == "video"
             and not (local.exists() and (local / "config.json").is_file()) and not (models_dir() / "video").is_dir())
+
+
+def _run_instead(folder: Path) -> str | None:
+    """Why ``folder``, a folder with no ``config.json`` of its own, is no checkpoint and what loads what it holds:
+    a run of ``mmtok train`` (``ckpt-*/``) goes to ``mmtok.load_run``, a tokenizer's training run to its exported
+    ``model/``. None for any other folder."""
+    if not folder.is_dir() or (folder / CONFIG_NAME).is_file():
+        return None
+    if any((ckpt / CONFIG_NAME).is_file() for ckpt in folder.glob(LM_CHECKPOINTS)):
+        return (f"{folder} is a training run of 'mmtok train' ({LM_CHECKPOINTS}/), not a checkpoint: use "
+                f"mmtok.load_run({str(folder)!r})")
+    model, state = folder / TOKENIZER_MODEL_DIR, folder / TOKENIZER_STATE_DIR
+    if (found := locate(model, CONFIG_NAME)) is not None and (found / CONFIG_NAME).is_file():
+        return f"{folder} is a tokenizer training run, not a checkpoint: load {model}"
+    if (state / CONFIG_NAME).is_file():
+        return (f"{folder} is a tokenizer training run that has not exported its model ({model}) yet: run "
+                "'mmtok train-tokenizer' on it again with --resume to finish it, then load that")
+    return None
+
+
+def _read_checkpoint(name_or_path: str | os.PathLike[str], kind: str | None) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint folder ``name_or_path`` names and its ``config.json``; a :class:`CheckpointError` that says what
+    loads it for a training run's folder (:func:`_run_instead`) or one of its checkpoints (kind ``"transformer"``)."""
+    folder = resolve_checkpoint(name_or_path)
+    instead = _run_instead(folder)
+    if instead is not None:
+        raise CheckpointError(instead)
+    meta = read_config(folder, kind=kind)
+    if meta["kind"] == LM_KIND:
+        raise CheckpointError(f"{folder} is a checkpoint of a training run of 'mmtok train' (kind {LM_KIND!r}), not "
+                              f"a tokenizer: use mmtok.load_run({str(folder)!r})")
+    return folder, meta
 
 
 def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None) -> Any:
@@ -122,8 +162,7 @@ def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None
         from mmtok.video.tokenizer import VideoTokenizerConfig
 
         return VideoTokenizerConfig(fps=1.0, image=load_config("image", kind="image"))
-    folder = resolve_checkpoint(name_or_path)
-    meta = read_config(folder, kind=kind)
+    folder, meta = _read_checkpoint(name_or_path, kind)
     if meta["kind"] == "text":
         raise CheckpointError(f"{folder} is a text tokenizer (a BPE vocabulary): it has no config object; "
                               "load it with mmtok.load")
@@ -151,8 +190,7 @@ def load(
         if kind not in (None, "video"):
             raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
         return _shipped_video(device)
-    folder = resolve_checkpoint(name_or_path)
-    meta = read_config(folder, kind=kind)
+    folder, meta = _read_checkpoint(name_or_path, kind)
     if meta["kind"] == "text":  # a BPE vocabulary: no weights, not an nn.Module
         from mmtok.stream.text import BPETokenizer
 
@@ -162,17 +200,7 @@ def load(
 
 def _checked_device(device: Any) -> Any:
     """``device`` as a torch device (None stays None), or a :class:`DeviceError` when it is not here."""
-    if device is None:
-        return None
-    try:
-        dev = pick_device(device)
-    except DeviceError:
-        raise
-    except (RuntimeError, TypeError) as e:  # torch.device("bogus")
-        raise DeviceError(f"device {device!r} is not a device torch knows (cpu, cuda, cuda:1, ...): {e}") from None
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {device!r} asked for, but torch finds {torch.cuda.device_count()} CUDA GPU(s) here")
-    return dev
+    return None if device is None else pick_device(device)
 
 
 def save(

@@ -246,3 +246,20 @@ def test_the_summary_names_the_log_mel_l1_and_reads_a_state_that_called_it_loss(
     path.write_text(json.dumps(meta))
     assert audio_train.main(["--data", str(data), "--out", str(out), "--resume"]) == 0  # at its steps already
     assert json.loads((out / "summary.json").read_text())["last"] == last
+
+
+def test_the_trainer_finds_every_sound_the_other_commands_read(tmp_path: Path) -> None:
+    """.aiff, .au and .opus files are sounds to mmtok encode and tokenize; the trainer's folder search takes them too."""
+    import soundfile as sf
+
+    from mmtok.audio.io import load_audio
+    from mmtok.audio.train_data import find_audio
+
+    x = (0.1 * np.sin(np.arange(16000) * 0.05)).astype("float32")
+    made = []
+    for name, fmt, subtype in (("a.aiff", "AIFF", None), ("b.au", "AU", None), ("c.opus", "OGG", "OPUS"),
+                               ("d.wav", "WAV", None)):
+        sf.write(tmp_path / name, x, 16000, format=fmt, subtype=subtype)
+        made.append(tmp_path / name)
+    assert find_audio(tmp_path) == made
+    assert all(load_audio(p, target_rate=16000).numel() > 0 for p in made)

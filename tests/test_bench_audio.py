@@ -453,8 +453,10 @@ def test_shared_ratio_and_usage_helpers() -> None:
     import common
     from audio_baselines import usage_fields
 
+    from mmtok.core.metrics import usage_over
+
     assert common.ratio(3.0, 2.0) == 1.5 and common.ratio(None, 2.0) is None and common.ratio(3.0, None) is None
     counts = torch.tensor([2, 1, 0, 0, 0, 0])  # 3 tokens, 2 distinct: 2 / min(6, 3)
-    assert common.usage_over(counts) == (2 / 3, 2, 3)
+    assert usage_over(counts) == (2 / 3, 2, 3)
     assert usage_fields(counts)["usage"] == round(2 / 3, 4)
-    assert common.usage_over(torch.zeros(4, dtype=torch.long)) == (0.0, 0, 0)
+    assert usage_over(torch.zeros(4, dtype=torch.long)) == (0.0, 0, 0)

@@ -33,11 +33,11 @@ def test_plot_replaces_only_an_earlier_plot_of_its_own(tmp_path: Path, capsys: p
         assert im.info.get("Software") == PLOT_MARK
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "mine.png")  # a user's picture
     (tmp_path / "notes.png").write_text("not even a picture")
-    (tmp_path / "scores.svg").write_text("<svg/>")  # only a PNG can carry the mark
+    (tmp_path / "scores.svg").write_text("<svg/>")  # an SVG it did not draw
     for name, given in (("mine.png", "mine.png"), ("mine.png", "mine"), ("notes.png", "notes.png"),
                         ("scores.svg", "scores.svg")):
         kept = (tmp_path / name).read_bytes()
-        _refused(["eval", COFFEE, "--plot", str(tmp_path / given)], capsys, "is not a PNG plot that 'mmtok eval' drew")
+        _refused(["eval", COFFEE, "--plot", str(tmp_path / given)], capsys, "is not a plot that 'mmtok eval' drew")
         assert (tmp_path / name).read_bytes() == kept
 
 

@@ -1,8 +1,9 @@
 """Measurements that several parts of mmtok report, each written once.
 
 Reconstruction quality (:func:`psnr`, :func:`ssim`) for images in ``[0, 1]``,
-codebook health (:func:`codebook_usage`: the share of codes used and the
-perplexity of their distribution), and two methods scored on the same items
+codebook health (:func:`codebook_usage`: the share of the K codes used and the
+perplexity of their distribution; :func:`usage_over`: the share of the codes a run of
+that many tokens could have used), and two methods scored on the same items
 (:func:`paired_difference`: the mean per-item difference with a bootstrap interval).
 
 >>> import torch
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["codebook_usage", "paired_difference", "perplexity", "psnr", "ssim"]
+__all__ = ["codebook_usage", "paired_difference", "perplexity", "psnr", "ssim", "usage_over"]
 
 SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
 SSIM_SIGMA = 1.5  # its standard deviation in pixels
@@ -98,6 +99,21 @@ def codebook_usage(counts: torch.Tensor) -> tuple[float, float]:
     if c.numel() == 0:
         return 0.0, 0.0
     return float((c > 0).double().mean()), perplexity(c)
+
+
+def usage_over(counts: torch.Tensor) -> tuple[float, int, int]:
+    """``(usage, distinct, tokens)`` of per-code ``counts`` ``[K]``, usage unrounded: distinct codes over
+    ``min(K, tokens)``, since a run of fewer tokens than codes cannot use more codes than it has tokens
+    (0.0 with no tokens).
+
+    >>> usage_over(torch.tensor([3, 1, 0, 0]))
+    (0.5, 2, 4)
+    >>> usage_over(torch.tensor([1, 0, 0, 0]))
+    (1.0, 1, 1)
+    """
+    c = counts.flatten()
+    tokens, distinct = int(c.sum()), int((c > 0).sum())
+    return (distinct / min(c.numel(), tokens) if tokens else 0.0), distinct, tokens
 
 
 def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], keys: Iterable[str], *,

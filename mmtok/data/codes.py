@@ -7,7 +7,10 @@ JSON string: ``kind`` (``"image"``, ``"audio"`` or ``"video"``), the model's nam
 ``model_version`` and vocabulary ``fingerprint``, its ``codebook_size``, the ``source`` file's
 name; for a sound ``sample_rate``, ``tokens_per_second`` and ``seconds``; for a video ``fps``
 and, with sound, ``audio`` (the soundtrack's model, fingerprint, rates and length). Files are
-written atomically: a killed write leaves any older file whole.
+written atomically: a killed write leaves any older file whole. Reading one checks what decoding
+relies on: a video's ``fps`` is a number above 0, and its soundtrack holds as many codes as its
+recorded length at its rate (``seconds`` is written rounded to the millisecond). The sound may be
+longer or shorter than the frames: a file's audio and video streams end where each says.
 
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png.npz"
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -35,6 +39,7 @@ __all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes"
 CODES_SUFFIX = ".npz"
 CODE_KINDS = ("image", "audio", "video")
 CODE_DIMS = {"image": 2, "audio": 1, "video": 3}  # axes of each kind's codes: [h, w], [n], [t, h, w]
+SECONDS_ROUNDING = 5e-4  # how far a recorded length in seconds may be from its codes' (encode rounds to the ms)
 
 
 class CodeFile(NamedTuple):
@@ -53,9 +58,11 @@ def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any], audio_codes:
     return atomic_file(path, lambda f: np.savez(f, **arrays))
 
 
-def load_codes(path: Path) -> CodeFile:
-    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one, a
-    :class:`MissingFileError` (a ``FileNotFoundError`` too) if there is nothing there."""
+def load_codes(path: Path, *, check_video: bool = True) -> CodeFile:
+    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one, or if it is a video's
+    whose ``fps`` or soundtrack decoding cannot rely on (``check_video=False`` leaves that out: whether a file is a
+    code file at all, as ``mmtok encode`` asks before it replaces one); a :class:`MissingFileError` (a
+    ``FileNotFoundError`` too) if there is nothing there."""
     try:
         with open(path, "rb") as f:
             magic = f.read(2)
@@ -79,7 +86,32 @@ def load_codes(path: Path) -> CodeFile:
         if arr.ndim != want:
             raise UsageError(f"{path}: its {name} have shape {arr.shape}, where {meta['kind'] if name == 'codes' else 'audio'} "
                              f"codes have {want} dimension(s)")
+    if check_video and meta["kind"] == "video":
+        _check_video(path, meta, audio_codes)
     return CodeFile(codes, meta, audio_codes)
+
+
+def _above_zero(value: Any) -> bool:
+    """Whether ``value`` is a finite number above 0 (a bool is no number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _check_video(path: Path, meta: dict[str, Any], audio_codes: np.ndarray | None) -> None:
+    """A :class:`UsageError` naming ``path`` when a video code file's ``fps`` is not a number above 0, or its
+    soundtrack's codes are not as many as its recorded ``seconds`` at its ``tokens_per_second``."""
+    if not _above_zero(meta.get("fps")):
+        raise UsageError(f"{path}: its meta gives fps {meta.get('fps')!r}, not a number of frames per second above 0; "
+                         "encode the video again")
+    if audio_codes is None:
+        return
+    sound = meta.get("audio")
+    rate, seconds = (sound.get("tokens_per_second"), sound.get("seconds")) if isinstance(sound, dict) else (None, None)
+    if not _above_zero(rate) or not (_above_zero(seconds) or seconds == 0):
+        raise UsageError(f"{path}: it holds soundtrack codes, but its meta gives no tokens_per_second and seconds of "
+                         "them (its 'audio' entry); encode the video again")
+    if abs(audio_codes.size - seconds * rate) > SECONDS_ROUNDING * rate + 1e-6:
+        raise UsageError(f"{path}: its soundtrack holds {audio_codes.size} codes ({audio_codes.size / rate:g} s at "
+                         f"{rate:g} tokens per second), but its meta says {seconds:g} s; encode the video again")
 
 
 def atomic_file(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:

@@ -10,6 +10,7 @@ one file at a time, and report a file that fails on its own line while the other
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,12 +18,20 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mmtok.core.errors import MmtokError, UsageError
-from mmtok.stream.interleave import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-__all__ = ["MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "marked", "media_kind", "refuse_collisions",
-           "refuse_foreign", "run_each"]
+__all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "marked", "media_kind",
+           "refuse_collisions", "refuse_foreign", "run_each"]
 
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
+MARK_WINDOW = 1 << 16  # bytes read from a document's start or end to find its Creator there
+CREATOR_MARKED = {  # documents that carry a mark as their Creator (matplotlib's savefig(metadata={"Creator": mark})):
+    # where it is written (the start or the end of the file) and how, with %s for the mark
+    ".pdf": ("end", rb"/Creator \(%s\)"),  # the document information dictionary, written last
+    ".svg": ("start", rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>%s</dc:title>"),  # the <metadata> block, first
+    ".eps": ("start", rb"^%%%%Creator: %s\r?$"),  # a DSC header comment
+    ".ps": ("start", rb"^%%%%Creator: %s\r?$"),
+}
 
 
 def media_kind(path: Path) -> str:
@@ -38,11 +47,13 @@ def media_kind(path: Path) -> str:
 
 def marked(path: Path, mark: str) -> bool:
     """Whether ``path`` is a file carrying ``mark``, the way mmtok marks what its commands write (so they replace
-    only their own files): a PNG's Software text, a WAV's software string, a video's comment. False for any other
-    file, or one unreadable as its kind."""
+    only their own files): a PNG's Software text, a WAV's software string, a video's comment, the Creator of a
+    PDF, SVG, EPS or PS (:data:`CREATOR_MARKED`). False for any other file, or one unreadable as its kind."""
     if not path.is_file():
         return False
     try:
+        if path.suffix.lower() in CREATOR_MARKED:
+            return _creator_marked(path, mark)
         if path.suffix.lower() == ".png":
             from PIL import Image
 
@@ -63,6 +74,16 @@ def marked(path: Path, mark: str) -> bool:
     return False
 
 
+def _creator_marked(path: Path, mark: str) -> bool:
+    """Whether the document ``path`` names ``mark`` as its Creator where :data:`CREATOR_MARKED` says it is."""
+    end, pattern = CREATOR_MARKED[path.suffix.lower()]
+    with open(path, "rb") as f:
+        if end == "end":
+            f.seek(max(0, f.seek(0, os.SEEK_END) - MARK_WINDOW))
+        window = f.read(MARK_WINDOW)
+    return re.search(pattern % re.escape(mark.encode()), window, re.MULTILINE) is not None
+
+
 def refuse_foreign(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, Path], Path | None],
                    ours: Callable[[Path], bool], what: str, *, flag: str = "",
                    fix: str = ", so it is not replaced; nothing was written (move it, or give another --out)") -> None:
@@ -80,7 +101,14 @@ def refuse_foreign(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, P
 def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
     """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
     ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
-    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line."""
+    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line. A file
+    named twice (``a.jpg ./a.jpg``, or once alone and once in its folder) is kept once, where it came first.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.jpg").write_bytes(b"")
+    >>> [f.name for f, _ in expand_paths([d, d / "a.jpg", d / ".." / d.name / "a.jpg"], Path("o"), frozenset({".jpg"}))]
+    ['a.jpg']
+    """
     pairs: list[tuple[Path, Path]] = []
     for path in paths:
         if not path.is_dir():
@@ -89,7 +117,14 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> 
         found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(tuple(suffixes))
                        and not any(part.startswith(".") for part in f.relative_to(path).parts))
         pairs += [(f, out / f.parent.relative_to(path)) for f in found] or [(path, out)]
-    return pairs
+    seen: set[str] = set()
+    kept = []
+    for pair in pairs:
+        where = os.path.realpath(pair[0])  # not Path.resolve: a symlink loop fails on its own line, later
+        if where not in seen:
+            seen.add(where)
+            kept.append(pair)
+    return kept
 
 
 class StopRun(UsageError):

@@ -27,7 +27,9 @@ from typing import Any
 import torch
 
 from mmtok.core.checkpoint import save_tensors
+from mmtok.core.checkpoint_folder import replace_folder, write_target
 from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.paths import holds_cwd
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import load_run
 from mmtok.stream.vocab import Vocabulary
@@ -101,27 +103,35 @@ def export_hf(run: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[
 
     ``transformers.AutoModelForCausalLM.from_pretrained(out)`` gives the logits of
     ``mmtok.load_run(run)`` (positions ``0..T-1``); ``out/mmtok_vocab.json`` says
-    what each id is. ``out`` must be new, empty or an earlier export (it holds ``mmtok_vocab.json``).
+    what each id is. ``out`` must be new, empty or an earlier export (it holds ``mmtok_vocab.json``),
+    and not the current folder. The export is written into a temporary folder beside ``out`` that takes
+    its place once complete (:func:`~mmtok.core.checkpoint_folder.replace_folder`): an export stopped
+    part-way leaves ``out`` as it was, and running it again finishes it.
     """
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
     if target.is_dir() and any(target.iterdir()) and not (target / VOCAB_FILE).is_file():
         raise UsageError(f"--out {out} holds files and no earlier export ({VOCAB_FILE}); give a new or empty folder")
+    if holds_cwd(target):
+        raise UsageError(f"--out {out} is the current folder or holds it, which the export would replace; give a "
+                         "folder beside it")
     model, vocab, _ = load_run(run)
     cfg = model.cfg
     if cfg.rope_3d:
         raise MmtokError(f"{run} was trained with --rope-3d (3-D rotary positions), which Llama cannot express; "
                          "export a run trained with 1-D positions")
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(llama_state_dict(model), folder / "model.safetensors", metadata={"format": "pt"})
-    (folder / "config.json").write_text(json.dumps(llama_config(cfg, vocab), indent=2) + "\n")
     ranges = {name: [r.start, r.stop] for name in ("text", "special", *vocab.media) for r in [vocab.range(name)]}
-    (folder / VOCAB_FILE).write_text(json.dumps({
-        "format": "mmtok-hf-vocab", "format_version": 1, "fingerprint": vocab.fingerprint, "size": vocab.size,
-        "ranges": ranges, "vocab": vocab.to_dict(),
-    }, indent=2) + "\n")
-    return {"out": str(folder), "vocab_size": cfg.vocab_size, "layers": cfg.n_layer,
+
+    def fill(folder: Path) -> None:
+        save_tensors(llama_state_dict(model), folder / "model.safetensors", metadata={"format": "pt"})
+        (folder / "config.json").write_text(json.dumps(llama_config(cfg, vocab), indent=2) + "\n")
+        (folder / VOCAB_FILE).write_text(json.dumps({
+            "format": "mmtok-hf-vocab", "format_version": 1, "fingerprint": vocab.fingerprint, "size": vocab.size,
+            "ranges": ranges, "vocab": vocab.to_dict(),
+        }, indent=2) + "\n")
+
+    replace_folder(write_target(target), fill, marker=VOCAB_FILE)
+    return {"out": str(target), "vocab_size": cfg.vocab_size, "layers": cfg.n_layer,
             "params": model.num_params(non_embedding=False), "fingerprint": vocab.fingerprint,
             "tied_embeddings": cfg.tie_embeddings}
