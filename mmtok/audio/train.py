@@ -79,7 +79,6 @@ from mmtok.audio.train_init import (
     settings_record,
 )
 from mmtok.audio.train_report import model_card, save_pictures, validate
-from mmtok.audio.vocoder_checks import say_starting_afresh
 from mmtok.audio.vocoder_data import cache_digest, check_sample_rate
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
@@ -87,11 +86,11 @@ from mmtok.core.run_folder import (
     TOKENIZER_MODEL_DIR,
     TOKENIZER_RUN_MARKS,
     TOKENIZER_STATE_DIR,
+    check_resume_folder,
     check_run_folder,
 )
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
-    LOCK_NAME,
     HelpFormatter,
     check_trained_on,
     command_lines,
@@ -397,12 +396,8 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
     out = Path(args.out)
     check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS,
                      overwrite_flag=False)  # a finished run is not redone
-    if args.resume and not (out / STATE_DIR / "config.json").is_file():
-        held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
-        if held:
-            raise TrainingError(f"--resume: {out} holds no {STATE_DIR}/ to continue from (it holds "
-                                f"{', '.join(held)}); train into a new --out")
-        say_starting_afresh(out)
+    if args.resume:
+        check_resume_folder(out, state_dir=STATE_DIR)
     resumed = resume_source(parser, args, argv, out / STATE_DIR)
     if resumed is not None:
         return resumed[0], None, resumed[1].get("init_from"), resumed[1]

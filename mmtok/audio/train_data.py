@@ -34,10 +34,10 @@ from mmtok.audio.vocoder_data import (
     CACHE_FORMAT,
     AudioCache,
     Clip,
-    content_digest,
     sampling_weights,
 )
 from mmtok.core.errors import MissingFileError, UsageError
+from mmtok.core.run_folder import content_digest
 from mmtok.core.suffixes import AUDIO_SUFFIXES
 
 __all__ = [
@@ -122,7 +122,7 @@ def training_files(args: argparse.Namespace) -> tuple[list[Path], list[Path], li
 
 def folder_digest(train: Sequence[Path], validation: Sequence[Path]) -> str:
     """What a run on a folder trains and validates on, by content
-    (:func:`~mmtok.audio.vocoder_data.content_digest`): each file's split, name and bytes, in order."""
+    (:func:`~mmtok.core.run_folder.content_digest`): each file's split, name and bytes, in order."""
     return content_digest(((split, f.name), f.read_bytes())
                           for split, files in (("train", train), ("validation", validation)) for f in files)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,11 @@ from mmtok.core.module_io import load_module, resolve_checkpoint
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.run_folder import RunMarks, check_run_folder
+from mmtok.core.run_folder import RunMarks, check_run_folder, say_starting_afresh
 from mmtok.core.trainstate import LOCK_NAME
 
 __all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
-           "default_tokenizer", "say_starting_afresh", "stopped_before_checkpoint", "take_run_settings"]
+           "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]
 
 
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
@@ -122,9 +121,9 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 def check_out_folder(args: argparse.Namespace) -> bool:
     """Whether ``--out`` holds a run that ``--resume`` continues. ``--resume`` of a run stopped before its first
     checkpoint (:func:`stopped_before_checkpoint`), or of an empty or new folder, starts it afresh (False, said
-    on stderr: :func:`say_starting_afresh`; the run rewrites its files), as a new run; a folder that holds
-    anything else (files of the user's) is refused, and so is one holding a run without ``--resume``
-    (:class:`~mmtok.core.errors.TrainingError`). Writes nothing."""
+    on stderr: :func:`~mmtok.core.run_folder.say_starting_afresh`; the run rewrites its files), as a new run; a
+    folder that holds anything else (files of the user's) is refused, and so is one holding a run without
+    ``--resume`` (:class:`~mmtok.core.errors.TrainingError`). Writes nothing."""
     out = Path(args.out)
     resuming = bool(args.resume and (out / STATE_DIR / "config.json").is_file())
     if not (args.resume and not resuming and stopped_before_checkpoint(out)):
@@ -132,13 +131,6 @@ def check_out_folder(args: argparse.Namespace) -> bool:
     if args.resume and not resuming:
         say_starting_afresh(out)
     return resuming
-
-
-def say_starting_afresh(out: Path) -> None:
-    """Say on stderr, in one line, that ``--resume`` found no train-state in ``out`` (a run stopped before its first
-    checkpoint, or none yet) and starts the run afresh with the flags given: both audio trainers' words."""
-    print(f"mmtok: {out} holds no {STATE_DIR}/ to resume (a run stopped before its first checkpoint, or none yet): "
-          "starting it afresh with the flags given", file=sys.stderr)
 
 
 def stopped_before_checkpoint(out: Path) -> bool:

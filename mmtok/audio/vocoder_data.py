@@ -15,7 +15,7 @@ the folder to build it anew). A file listed in two of the splits (train, validat
 :class:`AudioCache` memory-maps one split; :func:`draw_batch` draws training segments with
 :func:`sampling_weights` (source ∝ √hours, group ∝ √hours, file ∝ length, uniform offset) from
 NumPy's global RNG, so a resumed run draws what it would have drawn; :func:`validation_set` picks
-the fixed validation segments and speech clips. :func:`content_digest` is what the audio trainers
+the fixed validation segments and speech clips. :func:`~mmtok.core.run_folder.content_digest` is what the audio trainers
 record of the audio they train on (a cache's: :func:`cache_digest`), so that ``--resume`` refuses
 other audio and takes the same audio moved.
 """
@@ -27,7 +27,7 @@ import json
 import math
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from mmtok.audio.io import SAMPLE_RATE
 from mmtok.core.errors import CorpusError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.manifest import manifest_rows
-from mmtok.core.trainstate import json_digest
+from mmtok.core.run_folder import content_digest
 
 __all__ = [
     "AudioCache",
@@ -49,7 +49,6 @@ __all__ = [
     "build_cache",
     "cache_digest",
     "check_sample_rate",
-    "content_digest",
     "decode_file",
     "draw_batch",
     "mixed_weights",
@@ -238,18 +237,6 @@ def check_sample_rate(cache: str | os.PathLike[str], rate: int, what: str) -> No
     if int(rate) != held:
         raise UsageError(f"{what} works at {rate} Hz, but the audio of cache {cache} is {held} Hz: give a model "
                          f"made for {held} Hz audio")
-
-
-def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:
-    """What an audio training run trains on, by content (:func:`~mmtok.core.trainstate.json_digest`): each part's
-    label and the sha256 of its bytes (a file's bytes, or a buffer such as a cache split's memmap), in order.
-    Labels name no folder (file names, corpus paths), so the same audio moved gives the same digest; other audio
-    gives another, even in files of the same names and sizes.
-
-    >>> content_digest([("a.wav", b"RIFF")]) == content_digest([("a.wav", b"RIFX")])
-    False
-    """
-    return json_digest([[label, hashlib.sha256(data).hexdigest()] for label, data in parts])
 
 
 def cache_digest(cache: str | os.PathLike[str]) -> str:

@@ -1,23 +1,30 @@
 """Whether a trainer's ``--out`` holds one of its runs, or other files that are not its to continue, clear or
 write beside: :class:`RunMarks` (what each trainer's runs hold) and :func:`check_run_folder`, called before
 anything is written to the folder. A checkpoint a killed save left only as its backup counts; a stale lock
-alone does not.
+alone does not. ``--resume`` of a folder with no train state to continue starts the run afresh, said in one line
+(:func:`say_starting_afresh`; :func:`check_resume_folder` for the tokenizer trainers), and :func:`content_digest`
+is what a run records of the data it trains on, by content, for ``--resume`` to tell other data from the same
+data moved.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.checkpoint_folder import BACKUP_NAME
 from mmtok.core.errors import TrainingError
-from mmtok.core.trainstate import LOCK_NAME
+from mmtok.core.trainstate import LOCK_NAME, json_digest
 
-__all__ = ["TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_run_folder"]
+__all__ = ["TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_resume_folder",
+           "check_run_folder", "content_digest", "say_starting_afresh"]
 
 @dataclass(frozen=True)
 class RunMarks:
@@ -33,6 +40,15 @@ TOKENIZER_STATE_DIR = "train-state"  # a tokenizer trainer's resumable state ins
 TOKENIZER_MODEL_DIR = "model"  # the tokenizer it exports inside OUT
 TOKENIZER_RUN_MARKS = RunMarks((TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR),
                                absent=f"no {TOKENIZER_STATE_DIR}/ or {TOKENIZER_MODEL_DIR}/ checkpoint")  # image, audio
+
+
+def _held(folder: Path) -> list[str]:
+    """The names of what ``folder`` holds but a lock, sorted (none for a missing folder)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+
+
+def _shown(held: list[str]) -> str:
+    return ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
 
 
 def _holds_run(folder: Path, marks: RunMarks) -> bool:
@@ -54,10 +70,10 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise TrainingError(f"--out {folder} is a file, not a folder")
-    held = sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME) if folder.is_dir() else []
+    held = _held(folder)
     if not held:
         return
-    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+    shown = _shown(held)
     if _holds_run(folder, marks):
         if not (resume or overwrite):
             again = "start it over with --overwrite, " if overwrite_flag else ""
@@ -68,3 +84,38 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
                 else ("", ""))
     raise TrainingError(f"{flag}{folder} holds no {marks.run}{to} ({marks.absent}; it holds {shown}): those are not "
                         "a run's files, and nothing in it was changed; pick an empty or new --out")
+
+
+def say_starting_afresh(out: str | os.PathLike[str], *, state_dir: str = TOKENIZER_STATE_DIR) -> None:
+    """Say on stderr, in one line, that ``--resume`` found no ``state_dir`` in ``out`` (a run stopped before its
+    first checkpoint, or none yet) and starts the run afresh with the flags given: every trainer's words."""
+    print(f"mmtok: {out} holds no {state_dir}/ to resume (a run stopped before its first checkpoint, or none yet): "
+          "starting it afresh with the flags given", file=sys.stderr)
+
+
+def check_resume_folder(folder: str | os.PathLike[str], *, state_dir: str = TOKENIZER_STATE_DIR) -> bool:
+    """``--resume`` into ``folder``, once :func:`check_run_folder` let it through: True when its ``state_dir``
+    holds a train state to continue; False, said on stderr (:func:`say_starting_afresh`), when the folder is new
+    or empty (a tokenizer run writes nothing before its first checkpoint). One that holds a run's files but no
+    train state (its model alone) is refused (:class:`TrainingError`, one line): there is nothing to continue, and
+    its files are not overwritten."""
+    folder = Path(folder)
+    if (folder / state_dir / CONFIG_NAME).is_file():
+        return True
+    if held := _held(folder):
+        raise TrainingError(f"--resume: {folder} holds no {state_dir}/ to continue from (it holds {_shown(held)}); "
+                            "train into a new --out")
+    say_starting_afresh(folder, state_dir=state_dir)
+    return False
+
+
+def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:
+    """What a training run trains on, by content (:func:`~mmtok.core.trainstate.json_digest`): each part's label
+    and the sha256 of its bytes (a file's bytes, or a buffer such as a memmap), in order. Labels name no folder
+    (file names under the data folder, corpus paths), so the same data moved gives the same digest; other data
+    gives another, even in files of the same names and sizes.
+
+    >>> content_digest([("a.png", b"PNG1")]) == content_digest([("a.png", b"PNG2")])
+    False
+    """
+    return json_digest([[label, hashlib.sha256(data).hexdigest()] for label, data in parts])

@@ -47,16 +47,10 @@ from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
-from mmtok.core.run_folder import (
-    TOKENIZER_MODEL_DIR,
-    TOKENIZER_RUN_MARKS,
-    TOKENIZER_STATE_DIR,
-    check_run_folder,
-)
+from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
-    check_trained_on,
     command_lines,
     freeze_codes,
     hold_run_folder,
@@ -83,7 +77,9 @@ from mmtok.image.init import (
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_args,
-    data_material,
+    check_out_folder,
+    check_same_images,
+    data_digest,
     exported_provenance,
     run_settings,
     take_run_settings,
@@ -92,7 +88,7 @@ from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["main"]
 
-STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
+STATE_DIR, MODEL_DIR = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR  # what a run writes in OUT
 
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of --lr
 
@@ -267,7 +263,7 @@ class _Run:
     show: torch.Tensor  # the fixed crops of reconstructions.png
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
     ema: WeightAverage | None = None  # the exported weight average (--ema-decay > 0)
-    material: str = ""  # what the run trains on (data_material), checked on --resume
+    material: str = ""  # what the run trains on, by content (data_digest), checked on --resume
     step: int = 0
     elapsed: float = 0.0
     smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
@@ -283,22 +279,19 @@ def _data_root(data: str) -> Path:
     return root.parent if root.is_file() else root
 
 
-def _setup(args: argparse.Namespace, argv: Sequence[str] | None) -> _Run:
-    """Model, optimizer and corpus; then resume, or initialise from ``--init-from`` or from the data."""
-    if args.threads:
+def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -> _Run:
+    """Model, optimizer and corpus; then resume (``resume``: OUT holds a train state), or initialise from
+    ``--init-from`` or from the data."""
+    if args.threads:  # the run's own on --resume, when left out
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     out = Path(args.out)
-    check_run_folder(out, resume=args.resume, overwrite=False, marks=RUN_MARKS, overwrite_flag=False)
     files = find_images(args.data, split=args.split)
-    material = data_material(files, _data_root(args.data))
+    material = data_digest(files, _data_root(args.data))
     state = out / STATE_DIR / "config.json"
-    resume = args.resume and state.is_file()
-    if resume:
-        check_trained_on(state.parent, "material", material,
-                         f"--data {args.data} holds other images than the run in {out} trained on (other names or "
-                         "sizes); resume with its own data (moved is fine), or train into a new --out")
+    if resume:  # before any picture is decoded
+        check_same_images(state.parent, args.data, files, _data_root(args.data), material)
     source = load_module(ImageTokenizer, args.init_from) if args.init_from and not resume else None  # fails early
     base = source.cfg if source is not None else None  # --init-from's shape and codebook, under --config's fields
     was = json.loads(state.read_text()) if resume else {}
@@ -374,7 +367,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
     }
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
-                     extra={"elapsed_s": run.elapsed, "settings": run_settings(args), "material": run.material,
+                     extra={"elapsed_s": run.elapsed, "settings": run_settings(args), "content_digest": run.material,
                             **({"disc_opt": disc_opt} if run.gan else {}),
                             **({"ema_decay": args.ema_decay} if run.ema else {})},
                      provenance=prov, extra_tensors={**disc_tensors, **(run.ema.state_tensors() if run.ema else {})})
@@ -433,12 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     check_args(parser, args, STATE_DIR)
     with hold_run_folder(args.out):  # before OUT is looked at: a train state a kill left mid-swap is put back
-        state_dir = Path(args.out) / STATE_DIR
-        if args.resume and (state_dir / "config.json").is_file():  # before any work: the run's own settings
-            take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv), state_dir,
-                              make_config)
+        resume = check_out_folder(args.out, resume=args.resume)
+        if resume:  # before any work: the run's own settings
+            take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv),
+                              Path(args.out) / STATE_DIR, make_config)
         args.split = data_split(args.data, args.split)  # None for a folder (a run saved before may have said "train")
-        run = _setup(args, argv)
+        run = _setup(args, argv, resume)
         _train(run)
     print(json.dumps({"out": str(run.out), "steps": run.step, "train_seconds": round(run.elapsed, 1)}))
     return 0

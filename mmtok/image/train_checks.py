@@ -1,7 +1,9 @@
 """What ``mmtok train-tokenizer image`` checks before any work (:func:`check_args`): every numeric option in
 range, ``--export`` a folder a checkpoint can go to, a manifest's rows, ``--split`` only with a manifest, the
 options that need one another; and on ``--resume`` the run's own settings, taken for the flags left out, with
-a one-line refusal of a flag that asks for another model or another training.
+a one-line refusal of a flag that asks for another model or another training. :func:`check_out_folder` says
+whether ``--out`` holds a run to continue; :func:`data_digest` is what a run records of its images, by content,
+and :func:`check_same_images` refuses a resume on others.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, wr
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.trainstate import check_run_options, json_digest
+from mmtok.core.run_folder import (
+    TOKENIZER_RUN_MARKS,
+    check_resume_folder,
+    check_run_folder,
+    content_digest,
+)
+from mmtok.core.trainstate import check_run_options, check_trained_on, json_digest
 from mmtok.image.crops import check_split
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
-           "data_material", "exported_provenance",
+           "check_out_folder", "check_same_images", "data_digest", "data_material", "exported_provenance",
            "run_settings", "take_run_settings"]
 
 # the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
@@ -32,9 +40,9 @@ RESUME_FIXED = ("split", "batch_size", "crop", "base_side", "scale_min", "scale_
                 "synthetic", "rotate", "ssim_weight", "lr", "warmup", "rebalance_crops", "rebalance_iters",
                 "rebalance_min_frac", "decoder_only", "seed", "disc_weight", "disc_start", "disc_warmup", "disc_lr",
                 "disc_channels")
-# the settings that may change to extend a run (more steps, a schedule restart, a later rebalancing); left out,
-# they are the run's
-RESUME_FREE = ("steps", "lr_restart", "rebalance_at", "save_every")
+# the settings that may change to extend a run (more steps, a schedule restart, a later rebalancing) or that do
+# not change what it learns; left out, they are the run's (--device, never recorded, may change too)
+RESUME_FREE = ("steps", "lr_restart", "rebalance_at", "save_every", "threads")
 MODEL_FLAGS = ("config", "codebook_size", "latent_dim", "dead_code_rate")  # they set fields of the model config
 
 
@@ -142,7 +150,7 @@ def take_run_settings(args: argparse.Namespace, given: set[str], state_dir: Path
     # no discriminator to compare with: its loader refuses --disc-weight by name
     resume_settings(args, given, {**saved, "ema_decay": float(extra.get("ema_decay", 0.0))},
                     where=str(state_dir.parent), reached=step, fixed=[*fixed, "ema_decay"],
-                    free=[*(n for n in RESUME_FREE if n != "steps"), "threads", "device"],  # (never recorded)
+                    free=[*(n for n in RESUME_FREE if n != "steps"), "device"],
                     diffs=_model_diffs(args, given, meta["config"], make_config))
     if args.decoder_only and (args.rebalance_at or args.dead_code_rate):
         raise ResumeMismatchError(f"--resume {state_dir.parent}: the run trains the decoder alone (--decoder-only), "
@@ -190,7 +198,35 @@ def _flat(cfg: Any) -> dict[str, Any]:
     return walk(json.loads(json.dumps(dataclasses.asdict(cfg))), "")
 
 
+def check_out_folder(out: str | Path, *, resume: bool) -> bool:
+    """Whether ``--out`` holds a train state that ``--resume`` continues; a folder of other files is refused, and
+    so is one holding a run without ``--resume`` (:func:`~mmtok.core.run_folder.check_run_folder`). ``--resume``
+    of a new or empty folder starts the run afresh, said on stderr; of one holding the run's model but no train
+    state, it is refused (:func:`~mmtok.core.run_folder.check_resume_folder`). Writes nothing."""
+    check_run_folder(out, resume=resume, overwrite=False, marks=TOKENIZER_RUN_MARKS, overwrite_flag=False)
+    return resume and check_resume_folder(out)
+
+
+def data_digest(files: Sequence[Path], root: Path) -> str:
+    """What a run trains on, by content (:func:`~mmtok.core.run_folder.content_digest`): each image's name under
+    the data folder and its bytes, in order. The same images moved give the same digest; other pictures give
+    another, even in files of the same names and sizes."""
+    return content_digest((f.relative_to(root).as_posix(), f.read_bytes()) for f in files)
+
+
 def data_material(files: Sequence[Path], root: Path) -> str:
-    """What a run trains on (:func:`~mmtok.core.trainstate.json_digest`): each image's name under the data
-    folder and its size in bytes (a moved folder, or one rebuilt the same way, gives the same)."""
+    """What a train state saved before the content was recorded (``content_digest``) keeps of its images, under
+    ``material`` (:func:`~mmtok.core.trainstate.json_digest`): each image's name under the data folder and its
+    size in bytes. Such a run is resumed by that rule; its next checkpoint records the content."""
     return json_digest([(str(f.relative_to(root)), f.stat().st_size) for f in files])
+
+
+def check_same_images(state_dir: Path, data: str, files: Sequence[Path], root: Path, digest: str) -> None:
+    """``--resume`` of the run whose train state is ``state_dir`` on the images ``files`` of ``--data`` (under
+    ``root``; ``digest``: their :func:`data_digest`): refused in one line
+    (:class:`~mmtok.core.errors.ResumeMismatchError`) when the run recorded other content, or, saved before
+    the content was recorded, other names or sizes (:func:`data_material`)."""
+    refusal = (f"--data {data} holds other images than the run in {state_dir.parent} trained on (other files, or "
+               "other pictures in them); resume with its own data (moved is fine), or train into a new --out")
+    check_trained_on(state_dir, "content_digest", digest, refusal)
+    check_trained_on(state_dir, "material", data_material(files, root), refusal)
