@@ -33,7 +33,7 @@ from mmtok.core.module_io import (
     save_module,
     shipped_names,
 )
-from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
+from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.trainstate import pick_device
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -61,8 +61,7 @@ def _shipped_video(device: Any) -> Any:
 
 KINDS = ("vq", "image", "audio", "vocoder", "video", "text")  # the checkpoint kinds load() builds
 MODULE_KINDS = KINDS[:-1]  # the kinds built as a module from a config ("text" is a BPE vocabulary)
-LM_KIND = "transformer"  # the kind of the checkpoints (ckpt-*/) 'mmtok train' writes: mmtok.load_run reads them
-LM_CHECKPOINTS = "ckpt-*"  # the checkpoint folders of a run of 'mmtok train'
+LM_CHECKPOINTS = f"{LM_CKPT_PREFIX}*"  # the checkpoint folders of a run of 'mmtok train'
 
 
 def _kind_class(kind: str) -> type[nn.Module]:

@@ -23,7 +23,7 @@ from mmtok.core.checkpoint_folder import BACKUP_NAME
 from mmtok.core.errors import TrainingError
 from mmtok.core.trainstate import LOCK_NAME, json_digest
 
-__all__ = ["TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_resume_folder",
+__all__ = ["LM_CKPT_PREFIX", "LM_KIND", "TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_resume_folder",
            "check_run_folder", "content_digest", "say_starting_afresh"]
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class RunMarks:
 
 TOKENIZER_STATE_DIR = "train-state"  # a tokenizer trainer's resumable state inside its OUT
 TOKENIZER_MODEL_DIR = "model"  # the tokenizer it exports inside OUT
+LM_CKPT_PREFIX = "ckpt-"  # the checkpoint folders of a run of mmtok train: ckpt-NNNNNNN
+LM_KIND = "transformer"  # the kind of those checkpoints (mmtok.load_run reads them)
 TOKENIZER_RUN_MARKS = RunMarks((TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR),
                                absent=f"no {TOKENIZER_STATE_DIR}/ or {TOKENIZER_MODEL_DIR}/ checkpoint")  # image, audio
 

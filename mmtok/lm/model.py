@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.core.run_folder import LM_KIND
 from mmtok.lm.grammar import audio_segment_len, image_segment_len
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Decoder-only transformer over the unified id space."""
 
-    KIND = "transformer"  # checkpoint kind
+    KIND = LM_KIND  # checkpoint kind
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

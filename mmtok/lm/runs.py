@@ -21,7 +21,7 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
-from mmtok.core.run_folder import RunMarks, check_run_folder
+from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 
@@ -29,7 +29,7 @@ __all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES"
            "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "plot_loss", "read_log",
            "run_settings"]
 
-CKPT_PREFIX = "ckpt-"
+CKPT_PREFIX = LM_CKPT_PREFIX
 DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
 LOG_NAME = "log.jsonl"
 LOG_KEYS = ("step", "loss", "lr", "tokens_per_s")  # in every row of the log: how it is told from another tool's
