@@ -137,7 +137,7 @@ def test_resume_steps_may_grow_but_not_fall_below_the_step_reached(trained: tupl
     rc, err = _cli(capsys, *args, "--out", str(out), "--resume", "--steps", "2")
     assert rc == 0 and "nothing to train" in err
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["steps"] == 2 and summary["last"] == last and set(last) == {"mel_l1", "usage", "perplexity"}
+    assert summary["steps"] == 2 and summary["last"] == last and set(last) == {"loss", "mel_l1", "usage", "perplexity"}
 
 
 def test_resume_refuses_other_data_and_takes_the_same_data_moved(trained: tuple[list[str], Path], tmp_path: Path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -287,3 +288,24 @@ def test_one_load_average_helper() -> None:
     package = Path(mmtok.demo.__file__).parents[1]
     callers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "getloadavg()" in p.read_text())
     assert callers == ["context/growth.py"]
+
+
+def test_files_of_the_users_in_an_earlier_demos_folder_are_never_removed(tmp_path: Path) -> None:
+    """Only what a demo writes is removed before a run; a demo folder holding a user's file beside the demo's own
+    is refused in one line, and nothing in it changes."""
+    from mmtok.core.errors import UsageError
+
+    out = claim_out(tmp_path / "demo")
+    (out / "images").mkdir()
+    (out / "images" / "coffee.jpg.png").write_bytes(b"the demo's")
+    (out / "index.html").write_text("the earlier page")
+    (out / "my-notes.txt").write_text("notes")
+    (out / "keep").mkdir()
+    (out / "keep" / "results.csv").write_text("1,2")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(UsageError, match=r"holds files the demo did not write \(keep, my-notes.txt, \.\.\.\)"):
+        claim_out(out)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    (out / "my-notes.txt").unlink()
+    shutil.rmtree(out / "keep")
+    assert claim_out(out) == out and sorted(p.name for p in out.iterdir()) == [MARK]

@@ -106,9 +106,10 @@ __all__ = ["build_parser", "main"]
 STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture
-# the figures of the last batch, kept in the state and the provenance: its log-mel L1 (the term of the loss that
-# measures the reconstruction; a state saved before it was named so kept it as "loss"), codebook usage, perplexity
-LAST_KEYS = ("mel_l1", "usage", "perplexity")
+# the figures of the last batch, kept in the state and the provenance: the loss it optimised (every term its flags
+# add), its log-mel L1 (the term that measures the reconstruction; a state saved before the two were told apart kept
+# the L1 alone, as "loss"), codebook usage, perplexity
+LAST_KEYS = ("loss", "mel_l1", "usage", "perplexity")
 
 
 # --------------------------------------------------------------------------- main
@@ -264,7 +265,9 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note = st["extra"].get("codebook_groups")
-        extra = {"mel_l1": st["extra"].get("loss"), **st["extra"]}  # "loss": a state saved before it was named
+        extra = dict(st["extra"])
+        if "mel_l1" not in extra:  # saved before the two were told apart: its "loss" was the L1 alone
+            extra["mel_l1"] = extra.pop("loss", None)
         run.last = {k: extra[k] for k in LAST_KEYS if extra.get(k) is not None}
         if "crop_generator" in st["extra_tensors"]:  # the draws go on where they stopped, as if never killed
             run.gen.set_state(st["extra_tensors"]["crop_generator"])
@@ -375,7 +378,8 @@ def train_steps(run: _Run) -> None:
         run.opt.step()
         run.step += 1
         run.elapsed = time.perf_counter() - t0
-        run.last = {"mel_l1": round(res.recon_loss.item(), 4), "usage": round(res.usage.item(), 3),
+        run.last = {"loss": round(loss.item(), 4), "mel_l1": round(res.recon_loss.item(), 4),
+                    "usage": round(res.usage.item(), 3),
                     "perplexity": round(res.perplexity.item(), 1)}
         bar.update(1)
         bar.set_postfix(l1=run.last["mel_l1"], use=run.last["usage"], ppl=run.last["perplexity"])

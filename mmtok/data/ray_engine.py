@@ -78,12 +78,14 @@ class TokenizeDocuments:
     'invalid JSON (Expecting property name enclosed in double quotes at column 2)'
     """
 
-    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str], allow_outside: bool = False) -> None:
+    def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str] | None = None,
+                 allow_outside: bool = False) -> None:
         import torch
 
         if base is None:
             raise TypeError("TokenizeDocuments needs base=, the absolute folder relative media paths are read "
-                            "from (in Ray: fn_constructor_kwargs={'base': ...})")
+                            "from, as every node sees it (in Ray: fn_constructor_kwargs={'base': ...}); an actor's "
+                            "working folder is wherever `ray start` ran")
         if not Path(base).is_absolute():
             raise ValueError(f"TokenizeDocuments: base={os.fspath(base)!r} is not an absolute path; on a cluster a "
                              "relative one resolves against each actor's working folder: pass the corpus folder's "

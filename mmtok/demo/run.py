@@ -44,20 +44,29 @@ def _overview(d: Demo) -> None:
         d.report.parts.insert(0, d.report.grid([d.report.image("overview.png", "", width=1100)]))
 
 
+# what a demo writes at the top of its folder (claim_out removes these, and only these, before a run)
+DEMO_NAMES = frozenset({"index.html", "summary.json", "figures.json", "overview.png", "vq_usage.png", "image_usage.png",
+                        "audio_usage.png", "images", "audio", "samples", "context", "corpus", "shards", "run"})
+
+
 def claim_out(out: Path) -> Path:
-    """``out``, made and marked as the demo's (:data:`MARK`) and emptied of what an earlier demo wrote there,
-    or a :class:`UsageError` before anything is written when it is a file or a folder holding anything else:
-    the demo rewrites its folder (its training run included), so it never takes one a user's own files are
-    in, and its page shows only what this run made."""
+    """``out``, made and marked as the demo's (:data:`MARK`) and emptied of what an earlier demo wrote there
+    (:data:`DEMO_NAMES`), or a :class:`UsageError` before anything is written when it is a file or a folder
+    holding anything else, an earlier demo's with files of the user's beside its own included: the demo
+    rewrites its folder (its training run included), so it never takes one a user's own files are in, and its
+    page shows only what this run made."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder; nothing was written")
-    if out.is_dir() and any(out.iterdir()) and not _demo_folder(out):
-        shown = ", ".join(sorted(p.name for p in out.iterdir())[:4])
-        raise UsageError(f"--out {out} holds files the demo did not write ({shown}, ...); the demo rewrites its "
-                         "folder, so give a new or empty one (default: mmtok-demo); nothing was written")
+    if out.is_dir():
+        held = sorted(p.name for p in out.iterdir() if p.name != MARK)
+        others = [name for name in held if name not in DEMO_NAMES] if _demo_folder(out) else held
+        if others:
+            raise UsageError(f"--out {out} holds files the demo did not write ({', '.join(others[:4])}, ...); the "
+                             "demo rewrites its folder, so give a new or empty one (default: mmtok-demo); nothing "
+                             "was written")
     out.mkdir(parents=True, exist_ok=True)
     for entry in out.iterdir():
-        if entry.name == MARK:
+        if entry.name not in DEMO_NAMES:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
