@@ -15,8 +15,8 @@ Steps (each prints a one-line summary; the long ones show a progress bar):
    first and skipped (with the reason) when it would pass the memory budget
    (``max_memory_gb``, 2 GiB by default).
 
-Everything lands in ``out`` (default ``mmtok-demo/``; an earlier demo's folder is
-emptied first): ``index.html`` (open it in a browser; it loads nothing from the
+Everything lands in ``out`` (default ``mmtok-demo/``; what an earlier demo wrote
+there is removed first, and a folder holding anything else is refused): ``index.html`` (open it in a browser; it loads nothing from the
 network), the files it shows (each input's named by its whole file name:
 ``images/coffee.jpg.png``), ``figures.json`` and ``summary.json``. The example media come from
 ``examples/data/`` (or ``data=``); ``fast=True`` is a smaller, quicker run.
