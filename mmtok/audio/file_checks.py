@@ -15,11 +15,11 @@ decoded with what these parsers find.
   :func:`frame_chain`, the walk :mod:`mmtok.audio.adts` takes over raw AAC's frames too: the samples
   the frames hold, whether the last frame is cut off, where bytes that are no frame sit between
   frames (the stream damaged in the middle); and what a Xing/Info/VBRI frame declares;
-- an MP4-family file (.m4a) is a chain of boxes, each declaring its size: :func:`mp4_cut_box`
-  walks their headers for one that runs past the end of the file.
+- an MP4-family file (.m4a) is a chain of boxes, each declaring its size:
+  :func:`mmtok.audio.mp4_box.mp4_cut_box` walks their headers for one that runs past the end of the file.
 
-Only headers are read, never the samples. :func:`check_mp3` and :func:`check_mp4` refuse an MP3
-damaged in the middle and an MP4 cut short before any decoding; :func:`check_length` then judges
+Only headers are read, never the samples. :func:`check_mp3` refuses an MP3 damaged in the middle (and
+:func:`mmtok.audio.mp4_box.check_mp4` an MP4 cut short) before any decoding; :func:`check_length` then judges
 what a decoder gave against them: a file cut short, a header never finished, a chained Ogg, or
 nothing at all is an :class:`~mmtok.core.errors.AudioError`.
 """
@@ -35,9 +35,9 @@ from typing import BinaryIO, NamedTuple, Protocol, Union
 
 from mmtok.core.errors import AudioError
 
-__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Frame", "FrameChain", "FrameOf", "Mp3Frames", "Mp4Box",
-           "OggStreams", "after_id3v2", "check_length", "check_mp3", "check_mp4", "check_ogg", "damaged_message",
-           "data_chunk", "frame_chain", "is_truncated", "mp3_frames", "mp4_cut_box", "ogg_streams"]
+__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Frame", "FrameChain", "FrameOf", "Mp3Frames", "OggStreams",
+           "after_id3v2", "check_length", "check_mp3", "check_ogg", "damaged_message", "data_chunk", "frame_chain",
+           "is_truncated", "mp3_frames", "ogg_streams"]
 
 MP3_SLACK = 2 * 1152  # frames an MP3 decoder may drop of what its frames hold: the encoder's delay and padding
 MP3_FORMATS = ("MP3", "MPEG")  # libsndfile's name for MP3 files (older versions: "MPEG")
@@ -46,10 +46,6 @@ AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encodi
 # 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
 OGG_BEGIN_OF_STREAM = 0x02  # the flag an Ogg page header sets on the first page of a logical stream
 OGG_END_OF_STREAM = 0x04  # the flag an Ogg page header sets on the last page of a logical stream
-MP4_BOX_HEADER = 8  # bytes of an MP4 box's header: its size (u32, big-endian, header included) and type
-MP4_LARGE_SIZE = 1  # the size a box header gives when a 64-bit size follows its type
-MP4_TOP_BOXES = (b"ftyp", b"moov", b"mdat", b"moof", b"mfra", b"free", b"skip", b"wide", b"udta", b"meta", b"uuid",
-                 b"sidx", b"styp", b"pdin", b"prft", b"emsg")  # box types at the top of an MP4/QuickTime file
 
 
 class DataChunk(NamedTuple):
@@ -375,60 +371,6 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
         chain = frame_chain(data, pos, _mpeg_frame, MPEG_HEADER)
     return Mp3Frames(chain.samples, chain.frames, None if declared is None or declared < 0 else declared,
                      chain.cut_at is not None, chain.damaged_at)
-
-
-# --------------------------------------------------------------------------- MP4
-
-
-class Mp4Box(NamedTuple):
-    """A top-level box of an MP4-family file that runs past the end of the file."""
-
-    kind: str  # its four-letter type, e.g. "mdat" (the samples) or "moov" (the index)
-    declared: int  # bytes it declares, its header included
-    present: int  # bytes from its start to the end of the file
-
-
-def mp4_cut_box(path: Path) -> Mp4Box | None:
-    """The top-level box of the MP4-family file ``path`` (.m4a, .mp4, .mov: an ``ftyp`` box first) that
-    runs past the end of the file, from one walk over the box headers (a 32-bit size and a type, a
-    64-bit size after them when the first says 1); None when every box is whole, and for other
-    files. Bytes after the last box that are no box header (not a type in :data:`MP4_TOP_BOXES`)
-    end the walk.
-
-    >>> import tempfile
-    >>> def box(kind, body): return struct.pack(">I", 8 + len(body)) + kind + body
-    >>> whole = box(b"ftyp", b"M4A " + bytes(4)) + box(b"mdat", bytes(1000)) + box(b"moov", bytes(100))
-    >>> path = Path(tempfile.mkdtemp()) / "a.m4a"
-    >>> _ = path.write_bytes(whole[:500])
-    >>> mp4_cut_box(path)
-    Mp4Box(kind='mdat', declared=1008, present=484)
-    """
-    size, pos = path.stat().st_size, 0
-    with open(path, "rb") as f:
-        while pos + MP4_BOX_HEADER <= size:
-            f.seek(pos)
-            head = f.read(MP4_BOX_HEADER + 8)
-            length, kind = struct.unpack(">I4s", head[:MP4_BOX_HEADER])
-            if (pos == 0 and kind != b"ftyp") or kind not in MP4_TOP_BOXES:  # not MP4; bytes after the boxes
-                return None
-            if length == MP4_LARGE_SIZE and len(head) == MP4_BOX_HEADER + 8:
-                length = struct.unpack(">Q", head[MP4_BOX_HEADER:])[0]
-            if length < MP4_BOX_HEADER:  # 0: the box runs to the end of the file
-                return None
-            if pos + length > size:
-                return Mp4Box(kind.decode("ascii"), length, size - pos)
-            pos += length
-    return None
-
-
-def check_mp4(path: Path) -> None:
-    """An :class:`AudioError` if a top-level box of the MP4-family file ``path`` runs past its end: the
-    file was cut off part-way (FFmpeg cannot open it when its index, ``moov``, comes last, and
-    quietly decodes what is left when it comes first)."""
-    box = mp4_cut_box(path)
-    if box is not None:
-        raise AudioError(f"audio file {path} is truncated: its MP4 '{box.kind}' box declares {box.declared} "
-                         f"bytes, the file ends {box.present} bytes into it")
 
 
 # --------------------------------------------------------------------------- judging a decode

@@ -31,10 +31,10 @@ from mmtok.audio.file_checks import (
     MP3_SLACK,
     check_length,
     check_mp3,
-    check_mp4,
     is_truncated,
     mp3_frames,
 )
+from mmtok.audio.mp4_box import check_mp4
 from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError

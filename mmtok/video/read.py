@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av
-from mmtok.audio.file_checks import mp4_cut_box
+from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
@@ -68,7 +68,7 @@ def pyav() -> Any:
 def _open_container(path: str | os.PathLike[str], where: str) -> Any:
     """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file. An
     MP4-family file (an ``ftyp`` box first) one of whose top-level boxes runs past its end is refused before
-    FFmpeg opens it (:func:`~mmtok.audio.file_checks.mp4_cut_box`): with its index first FFmpeg would decode
+    FFmpeg opens it (:func:`~mmtok.audio.mp4_box.mp4_cut_box`): with its index first FFmpeg would decode
     what is left and hold the last frame, with its index last it cannot open it."""
     av = pyav()
     box = mp4_cut_box(Path(path))
