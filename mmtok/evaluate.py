@@ -42,7 +42,7 @@ import torch
 
 from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.audio.io import load_audio
-from mmtok.audio.scores import dnsmos, speech_scores
+from mmtok.audio.scores import dnsmos, fit_length, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.data.codes import atomic_file
@@ -107,7 +107,7 @@ def score_audio(tok: Any, wave: torch.Tensor, *, vocoder: str = "auto", with_dns
     codes = tok.encode(wave, sample_rate=rate)
     with torch.inference_mode():
         deg = tok.decode(codes, vocoder=vocoder).float().cpu()
-        deg = torch.nn.functional.pad(deg, (0, max(0, wave.numel() - deg.numel())))[: wave.numel()]
+        deg = fit_length(deg, wave.numel())
         out: dict[str, float] = {"seconds": round(wave.numel() / rate, 3),
                                  "logmel_l1": float((tok.log_mel(deg) - tok.log_mel(wave)).abs().mean())}
     ref16, deg16 = (wave, deg) if rate == SCORE_RATE else (

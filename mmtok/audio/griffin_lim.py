@@ -3,12 +3,21 @@ squares from mel power back to a linear power spectrogram, then Griffin-Lim's ph
 reconstruction. ``AudioTokenizer.decode(codes, vocoder="griffin-lim")`` uses it, and it is the
 fallback of a tokenizer without a learned vocoder.
 
+Every step is local in time: NNLS works frame by frame, and one Griffin-Lim iteration mixes a
+frame only with the frames its STFT window overlaps. So a long clip can be inverted in windows,
+each with :func:`reach_frames` frames of real context each side, and the pieces equal the whole
+clip's inversion: memory stays bounded however long the clip.
+
 >>> from mmtok.audio.features import log_mel, mel_filters
 >>> fb = mel_filters(16000, 1024, 80, 0.0, 8000.0)
 >>> wave = torch.sin(torch.arange(16000) / 5.0)
 >>> mel = log_mel(wave[None], fb, n_fft=1024, hop_length=160)[0]          # (M, F)
 >>> tuple(griffin_lim(mel, fb, n_fft=1024, hop_length=160, n_iter=8).shape)  # (F - 1) * hop
 (16000,)
+>>> whole = griffin_lim(mel, fb, n_fft=1024, hop_length=160, n_iter=8)
+>>> windowed = griffin_lim(mel, fb, n_fft=1024, hop_length=160, n_iter=8, chunk_frames=30)  # 30 + 2 * 63 frames
+>>> bool(torch.allclose(windowed, whole, atol=1e-5))
+True
 """
 
 from __future__ import annotations
@@ -17,16 +26,51 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-__all__ = ["griffin_lim"]
+__all__ = ["griffin_lim", "reach_frames"]
 
 NNLS_ITERS = 16  # multiplicative updates from mel power back to linear power
 
 
+def reach_frames(*, n_fft: int, hop_length: int, n_iter: int) -> int:
+    """Frames each side that one output frame of :func:`griffin_lim` can depend on: each of the
+    ``n_iter`` iterations and the final inverse STFT mixes a frame with those within ``n_fft`` samples.
+
+    >>> reach_frames(n_fft=1024, hop_length=160, n_iter=32)
+    231
+    """
+    return (n_iter + 1) * -(-n_fft // hop_length)
+
+
 def griffin_lim(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_length: int,
-                n_iter: int) -> torch.Tensor:
+                n_iter: int, chunk_frames: int | None = None) -> torch.Tensor:
     """Waveform ``[(F - 1) * hop_length]`` from natural-log mel power ``[M, F]``, whose mel
     ``filters`` are ``[M, n_fft // 2 + 1]``: NNLS back to a linear power spectrogram, then
-    torchaudio's Griffin-Lim (``n_iter`` iterations, momentum 0.99, a deterministic start)."""
+    torchaudio's Griffin-Lim (``n_iter`` iterations, momentum 0.99, a deterministic start).
+
+    A clip of more than ``chunk_frames`` frames is windowed: ``chunk_frames`` frames at a time, each
+    with :func:`reach_frames` frames of real context each side, so memory stays bounded; the pieces
+    joined equal the whole clip's inversion within float rounding. A clip that fits in one window
+    (and any clip when ``chunk_frames`` is None) is inverted whole.
+    """
+    frames = logmel.shape[-1]
+    if chunk_frames is not None and chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
+    if chunk_frames is None or frames <= chunk_frames:
+        return _invert(logmel, filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
+    ctx = reach_frames(n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
+    out = logmel.new_empty((frames - 1) * hop_length)  # (S,)
+    for a in range(0, frames, chunk_frames):
+        b = min(frames, a + chunk_frames)
+        lo, hi = max(0, a - ctx), min(frames, b + ctx)
+        wave = _invert(logmel[:, lo:hi], filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
+        piece = wave[(a - lo) * hop_length : (b - lo) * hop_length]  # the last window ends a hop early
+        out[a * hop_length : a * hop_length + piece.numel()] = piece
+    return out
+
+
+def _invert(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_length: int,
+            n_iter: int) -> torch.Tensor:
+    """:func:`griffin_lim` of one whole clip or window ``[M, F]`` -> ``[(F - 1) * hop_length]``."""
     mel = logmel.exp()  # (M, F)
     frames = mel.shape[-1]
     fb = filters.to(mel.device)  # (M, K)

@@ -5,6 +5,11 @@ Each needs optional packages (``pystoi``; ``pesq``, which builds from source; ``
 the DNSMOS model and ``onnxruntime`` to run it: ``pip install mmtok[bench]``). STOI and PESQ are
 NaN where they cannot be given (a clip under 0.41 s or too little speech after STOI drops silent
 frames, no utterance for PESQ), so a mean over clips can leave them out and say how many clips it covers.
+
+The waveform scored may differ in length from its original: ``AudioTokenizer.decode`` gives whole
+tokens (``n * samples_per_token`` samples, up to one token longer than what was encoded), so STOI and
+PESQ first cut or pad it at its end to the original's length (:func:`fit_length`), and
+``speech_scores(w, tok.decode(tok.encode(w, sample_rate=16000)))`` scores the round trip as it is.
 """
 
 from __future__ import annotations
@@ -22,18 +27,29 @@ import torch
 
 from mmtok.audio.io import SAMPLE_RATE
 
-__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "pesq_wb", "speech_scores", "stoi_score"]
+__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "fit_length", "pesq_wb", "speech_scores",
+           "stoi_score"]
 
 STOI_RATE, STOI_HOP, STOI_FRAMES = 10_000, 128, 30  # pystoi: at 10 kHz, frames of 256 every 128, 30 needed
 STOI_MIN_SECONDS = (STOI_FRAMES + 2) * STOI_HOP / STOI_RATE  # 0.4096 s: framed twice (silence, STFT), 2 frames lost
 
 
+def fit_length(deg: torch.Tensor, length: int) -> torch.Tensor:
+    """Samples ``[..., S]`` cut, or padded with zeros, at their end to ``length`` samples: a decoded
+    waveform lined up with the original it is scored against.
+
+    >>> fit_length(torch.ones(5), 3).tolist(), fit_length(torch.ones(2), 3).tolist()
+    ([1.0, 1.0, 1.0], [1.0, 1.0, 0.0])
+    """
+    return torch.nn.functional.pad(deg, (0, max(0, length - deg.shape[-1])))[..., :length]
+
+
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
-    """STOI (``pystoi``, not extended) of ``deg`` against ``ref`` (both ``[S]``); NaN where too
-    little speech is left once pystoi drops the silent frames (it then warns and returns 1e-5,
-    which is no score), where the clip is shorter than :data:`STOI_MIN_SECONDS` (too short for
-    that even with no frame dropped; pystoi raises below 26 ms) and where ``ref`` is digital
-    silence (nothing there to understand: pystoi would give 0)."""
+    """STOI (``pystoi``, not extended) of ``deg`` against ``ref`` (both ``[S]``, ``deg`` cut or padded
+    to ``ref``'s length by :func:`fit_length`); NaN where too little speech is left once pystoi drops
+    the silent frames (it then warns and returns 1e-5, which is no score), where the clip is shorter
+    than :data:`STOI_MIN_SECONDS` (too short for that even with no frame dropped; pystoi raises below
+    26 ms) and where ``ref`` is digital silence (nothing there to understand: pystoi would give 0)."""
     from pystoi import stoi
 
     if ref.numel() <= STOI_MIN_SECONDS * rate or not bool(ref.abs().gt(0).any()):
@@ -41,7 +57,8 @@ def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) ->
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            value = float(stoi(ref.double().numpy(), deg.double().numpy(), rate, extended=False))
+            value = float(stoi(ref.double().numpy(), fit_length(deg, ref.numel()).double().numpy(), rate,
+                               extended=False))
         except ValueError:  # numpy's AxisError (a ValueError) on a clip with no frame at all
             return math.nan
     if any("Not enough STFT frames" in str(w.message) for w in caught):
@@ -50,18 +67,20 @@ def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) ->
 
 
 def pesq_wb(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
-    """Wideband PESQ (``pesq``, mode "wb") of ``deg`` against ``ref``; NaN where PESQ finds no utterance."""
+    """Wideband PESQ (``pesq``, mode "wb") of ``deg`` against ``ref`` (``deg`` cut or padded to ``ref``'s
+    length by :func:`fit_length`); NaN where PESQ finds no utterance."""
     from pesq import pesq
 
     try:
-        return float(pesq(rate, ref.double().numpy(), deg.double().numpy(), "wb"))
+        return float(pesq(rate, ref.double().numpy(), fit_length(deg, ref.numel()).double().numpy(), "wb"))
     except Exception:  # pesq's NoUtteranceError and friends
         return math.nan
 
 
 def speech_scores(ref: torch.Tensor, deg: torch.Tensor) -> dict[str, float]:
     """``{"stoi", "pesq_wb"}`` of ``deg`` against ``ref`` at 16 kHz, the scores that could be given
-    (a NaN or a missing package leaves its key out)."""
+    (a NaN or a missing package leaves its key out); ``deg`` of another length than ``ref`` (a decode
+    of whole tokens) is cut or padded at its end to ``ref``'s (:func:`fit_length`)."""
     out: dict[str, float] = {}
     for key, fn in (("stoi", stoi_score), ("pesq_wb", pesq_wb)):
         try:

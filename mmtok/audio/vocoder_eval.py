@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.config import AudioTokenizerConfig
-from mmtok.audio.scores import speech_scores
+from mmtok.audio.scores import fit_length, speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
 
@@ -97,7 +97,7 @@ def griffin_lim_scores(waves: Sequence[torch.Tensor], tok: AudioTokenizer | None
         else:
             mel = decoded_features(tok, w[None].to(tok.device))[0]  # (M, T)
         out = gl.mel_to_wave(mel).cpu()
-        out = torch.nn.functional.pad(out, (0, max(0, w.numel() - out.numel())))[: w.numel()]
+        out = fit_length(out, w.numel())
         rows.append(speech_scores(w, out))
     means = _mean_scores(rows, figures_given(waves) if given is None else given)
     return {"clips": len(waves), "iterations": gl.cfg.griffin_lim_iters,
