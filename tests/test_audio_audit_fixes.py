@@ -133,3 +133,20 @@ def test_speech_scores_of_a_round_trip() -> None:
     assert scores == speech_scores(w, fit_length(deg, w.numel()))
     short = speech_scores(w, deg[: w.numel() - 500])  # a shorter one is padded with silence
     assert math.isfinite(short["stoi"])
+
+
+def test_a_cast_audio_model_encodes_and_decodes_to_float32() -> None:
+    """``tok.to(torch.float64)`` or ``bfloat16`` encodes (float64: the float32 codes) and decodes, by both vocoders,
+    to a float32 waveform; a float32 model is untouched."""
+    import mmtok
+
+    wave = mmtok.load_audio(SPEECH, target_rate=16000)[:16000]
+    ref = mmtok.load("audio")
+    codes = ref.encode(wave, sample_rate=16000)
+    for dtype in (torch.float64, torch.bfloat16):
+        tok = mmtok.load("audio").to(dtype)
+        got = tok.encode(wave, sample_rate=16000)
+        assert got.shape == codes.shape and (dtype != torch.float64 or torch.equal(got, codes))
+        for vocoder in ("auto", "griffin-lim"):
+            out = tok.decode(codes, vocoder=vocoder)
+            assert out.dtype == torch.float32 and out.shape == (16000,) and bool(torch.isfinite(out).all())

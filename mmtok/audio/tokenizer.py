@@ -179,7 +179,7 @@ class AudioTokenizer(nn.Module):
         codebook is fitted on); the conv encoder reads normalized log-mel."""
         if self.cfg.encoder_kind == "slice":
             return self.encoder(features).transpose(1, 2)
-        return self.encoder(self._normalize(features)).transpose(1, 2)
+        return self.encoder(self._normalize(features).to(self.feature_std.dtype)).transpose(1, 2)  # the model's dtype
 
     def _decode_latent(self, zq: torch.Tensor) -> torch.Tensor:
         """Code vectors (B, n, D) -> log-mel (B, M, fpt*n)."""
@@ -362,7 +362,8 @@ class AudioTokenizer(nn.Module):
         (60 s) is windowed as the learned vocoder is, so memory stays bounded: 60 s at a time with
         real context each side, the same samples as inverting it whole."""
         c = self.cfg
-        return griffin_lim(logmel.to(self.device), self.filters, n_fft=c.n_fft, hop_length=c.hop_length,
+        # float32 whatever the model's dtype: torchaudio's Griffin-Lim takes no bfloat16
+        return griffin_lim(logmel.to(self.device, torch.float32), self.filters.float(), n_fft=c.n_fft, hop_length=c.hop_length,
                            n_iter=n_iter or c.griffin_lim_iters, chunk_frames=VOCODER_CHUNK_FRAMES)
 
     def _pick_vocoder(self, vocoder: str | nn.Module) -> Vocoder | None:
@@ -458,6 +459,6 @@ class AudioTokenizer(nn.Module):
     def _render(self, mel: torch.Tensor, voc: Vocoder, n_codes: int) -> torch.Tensor:
         """The learned vocoder's waveform(s) from log-mel ``[M, F]`` or ``[B, M, F]``: ``fpt * n``
         frames give exactly ``n * samples_per_token`` samples."""
-        wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device)
+        wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device, torch.float32)
         n = n_codes * self.cfg.samples_per_token
         return F.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]

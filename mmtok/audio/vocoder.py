@@ -235,7 +235,7 @@ class Vocoder(nn.Module):
         if not bool(torch.isfinite(mel).all()):
             raise ValueError("Vocoder.decode got NaN or inf in the log-mel")
         single = mel.dim() == 2
-        x = (mel[None] if single else mel).to(self.window.device, torch.float32)  # (B, M, T)
+        x = (mel[None] if single else mel).to(self.window.device, self.embed.weight.dtype)  # (B, M, T)
         if chunk_frames is not None and chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
         t = x.shape[-1]
