@@ -41,8 +41,8 @@ from typing import Any
 import torch
 
 from mmtok.audio.config import VOCODER_CHOICES
-from mmtok.audio.io import load_audio
-from mmtok.audio.scores import dnsmos, fit_length, speech_scores
+from mmtok.audio.io import fit_length, load_audio
+from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.data.codes import atomic_file

@@ -103,9 +103,9 @@ def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder) -> Iterator
             if codes.numel():
                 z = tok.decoder_input(tok.vq.decode(codes[None]))  # (1, D, k)
             else:
-                z = torch.zeros(1, tok.decoder.conv_in.in_channels, 0, device=tok.device)
+                z = torch.zeros(1, tok.decoder.conv_in.in_channels, 0, device=tok.device, dtype=tok.feature_std.dtype)
             mel = tok.denormalize(decoder.push(z, last=last))  # (1, M, f)
-            wave = vocoder.push(mel.to(voc.window.device), last=last)[0].to(tok.device)
+            wave = vocoder.push(mel.to(voc.window.device), last=last)[0].to(tok.device, torch.float32)
         return wave.clone()  # an ordinary tensor, made outside inference mode
 
     total = 0

@@ -41,7 +41,7 @@ from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "load_audio", "mono_chunks"]
+__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "fit_length", "load_audio", "mono_chunks"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -443,3 +443,13 @@ def load_audio(
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
     return _resample_array(_finite(audio, what), rate, target_rate)
+
+
+def fit_length(deg: torch.Tensor, length: int) -> torch.Tensor:
+    """Samples ``[..., S]`` cut, or padded with zeros, at their end to ``length`` samples: a decoded
+    waveform (whole tokens: up to one token longer than what was encoded) lined up with the original.
+
+    >>> fit_length(torch.ones(5), 3).tolist(), fit_length(torch.ones(2), 3).tolist()
+    ([1.0, 1.0, 1.0], [1.0, 1.0, 0.0])
+    """
+    return torch.nn.functional.pad(deg, (0, max(0, length - deg.shape[-1])))[..., :length]

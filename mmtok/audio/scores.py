@@ -8,7 +8,7 @@ frames, no utterance for PESQ), so a mean over clips can leave them out and say 
 
 The waveform scored may differ in length from its original: ``AudioTokenizer.decode`` gives whole
 tokens (``n * samples_per_token`` samples, up to one token longer than what was encoded), so STOI and
-PESQ first cut or pad it at its end to the original's length (:func:`fit_length`), and
+PESQ first cut or pad it at its end to the original's length (:func:`~mmtok.audio.io.fit_length`), and
 ``speech_scores(w, tok.decode(tok.encode(w, sample_rate=16000)))`` scores the round trip as it is.
 """
 
@@ -25,28 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.io import SAMPLE_RATE, fit_length
 
-__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "fit_length", "pesq_wb", "speech_scores",
+__all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "pesq_wb", "speech_scores",
            "stoi_score"]
 
 STOI_RATE, STOI_HOP, STOI_FRAMES = 10_000, 128, 30  # pystoi: at 10 kHz, frames of 256 every 128, 30 needed
 STOI_MIN_SECONDS = (STOI_FRAMES + 2) * STOI_HOP / STOI_RATE  # 0.4096 s: framed twice (silence, STFT), 2 frames lost
 
 
-def fit_length(deg: torch.Tensor, length: int) -> torch.Tensor:
-    """Samples ``[..., S]`` cut, or padded with zeros, at their end to ``length`` samples: a decoded
-    waveform lined up with the original it is scored against.
-
-    >>> fit_length(torch.ones(5), 3).tolist(), fit_length(torch.ones(2), 3).tolist()
-    ([1.0, 1.0, 1.0], [1.0, 1.0, 0.0])
-    """
-    return torch.nn.functional.pad(deg, (0, max(0, length - deg.shape[-1])))[..., :length]
-
-
 def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
     """STOI (``pystoi``, not extended) of ``deg`` against ``ref`` (both ``[S]``, ``deg`` cut or padded
-    to ``ref``'s length by :func:`fit_length`); NaN where too little speech is left once pystoi drops
+    to ``ref``'s length by :func:`~mmtok.audio.io.fit_length`); NaN where too little speech is left once pystoi drops
     the silent frames (it then warns and returns 1e-5, which is no score), where the clip is shorter
     than :data:`STOI_MIN_SECONDS` (too short for that even with no frame dropped; pystoi raises below
     26 ms) and where ``ref`` is digital silence (nothing there to understand: pystoi would give 0)."""
@@ -68,7 +58,7 @@ def stoi_score(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) ->
 
 def pesq_wb(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> float:
     """Wideband PESQ (``pesq``, mode "wb") of ``deg`` against ``ref`` (``deg`` cut or padded to ``ref``'s
-    length by :func:`fit_length`); NaN where PESQ finds no utterance."""
+    length by :func:`~mmtok.audio.io.fit_length`); NaN where PESQ finds no utterance."""
     from pesq import pesq
 
     try:
@@ -80,7 +70,7 @@ def pesq_wb(ref: torch.Tensor, deg: torch.Tensor, rate: int = SAMPLE_RATE) -> fl
 def speech_scores(ref: torch.Tensor, deg: torch.Tensor) -> dict[str, float]:
     """``{"stoi", "pesq_wb"}`` of ``deg`` against ``ref`` at 16 kHz, the scores that could be given
     (a NaN or a missing package leaves its key out); ``deg`` of another length than ``ref`` (a decode
-    of whole tokens) is cut or padded at its end to ``ref``'s (:func:`fit_length`)."""
+    of whole tokens) is cut or padded at its end to ``ref``'s (:func:`~mmtok.audio.io.fit_length`)."""
     out: dict[str, float] = {}
     for key, fn in (("stoi", stoi_score), ("pesq_wb", pesq_wb)):
         try:

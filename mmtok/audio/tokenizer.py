@@ -49,7 +49,7 @@ from mmtok.audio.config import (
 from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim
-from mmtok.audio.io import AudioInput, load_audio, mono_chunks
+from mmtok.audio.io import AudioInput, fit_length, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.errors import AudioError
@@ -338,7 +338,8 @@ class AudioTokenizer(nn.Module):
         Codes of more than ``VOCODER_CHUNK_FRAMES`` frames (60 s) are decoded in windows of that
         length, each with the decoder's :attr:`~mmtok.audio.model.MelDecoder.context_tokens` of real
         context each side, so memory stays bounded; every window is full length, the last one
-        ending at the last code, and the log-mel equals that of one piece."""
+        ending at the last code, and the log-mel equals that of one piece within float rounding (bit for bit where
+        the convolutions round alike at both lengths, as they do for the shipped model on this project's CPUs)."""
         codes = self._check_codes(codes)
         flat = codes.reshape(-1, codes.shape[-1])  # (B, n)
         n, fpt = flat.shape[-1], self.cfg.frames_per_token
@@ -452,13 +453,11 @@ class AudioTokenizer(nn.Module):
         mel = self.decode_features(codes)  # (M, fpt*n)
         if voc is None:
             wave = self.mel_to_wave(mel)
-            n = codes.numel() * self.cfg.samples_per_token
-            return F.pad(wave, (0, max(0, n - wave.numel())))[:n]
+            return fit_length(wave, codes.numel() * self.cfg.samples_per_token)
         return self._render(mel, voc, codes.numel())
 
     def _render(self, mel: torch.Tensor, voc: Vocoder, n_codes: int) -> torch.Tensor:
         """The learned vocoder's waveform(s) from log-mel ``[M, F]`` or ``[B, M, F]``: ``fpt * n``
         frames give exactly ``n * samples_per_token`` samples."""
         wave = voc.decode(mel.to(voc.window.device), chunk_frames=VOCODER_CHUNK_FRAMES).to(self.device, torch.float32)
-        n = n_codes * self.cfg.samples_per_token
-        return F.pad(wave, (0, max(0, n - wave.shape[-1])))[..., :n]
+        return fit_length(wave, n_codes * self.cfg.samples_per_token)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from mmtok.audio.config import AudioTokenizerConfig
-from mmtok.audio.scores import fit_length, speech_scores
+from mmtok.audio.io import fit_length
+from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
 

@@ -45,7 +45,7 @@ def _overview(d: Demo) -> None:
 
 
 # what a demo writes at the top of its folder (claim_out removes these, and only these, before a run)
-DEMO_NAMES = frozenset({"index.html", "summary.json", "figures.json", "overview.png", "vq_usage.png", "image_usage.png",
+DEMO_NAMES = frozenset({"index.html", "index.tmp", "summary.json", "figures.json", "overview.png", "vq_usage.png", "image_usage.png",
                         "audio_usage.png", "images", "audio", "samples", "context", "corpus", "shards", "run"})
 
 
