@@ -165,6 +165,20 @@ def test_split_is_refused_with_a_folder_and_recorded_only_for_a_manifest(
         assert data["split"] == (split[-1] if split else "train") and data["files"] == files
 
 
+def test_a_folder_that_holds_a_corpus_manifest_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A corpus folder (its manifest.jsonl splits it into train, validation and test) given as --data would
+    train on its held-out photos: refused, exit 2, before anything is written, naming the manifest to give."""
+    args = _args(tmp_path, "run", "--steps", "1")
+    data = Path(args[args.index("--data") + 1])
+    (data / "sub").mkdir()
+    (data / "sub" / "manifest.jsonl").write_text(json.dumps({"path": "0.png", "split": "test"}) + "\n")
+    with pytest.raises(SystemExit) as e:
+        image_train.main(args)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and f"holds a corpus manifest, {data / 'sub' / 'manifest.jsonl'}" in last, last
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_folder_run_saved_with_split_train_resumes_without_recording_it(tmp_path: Path) -> None:
     """A folder run saved before --split was refused there kept split "train" in its settings: it resumes
     (the flag left out), and from then on neither its settings nor its provenance name a split."""

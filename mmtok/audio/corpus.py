@@ -1,7 +1,8 @@
-"""The audio corpus the shipped audio tokenizer is trained on, made on this machine.
+"""An audio corpus made on this machine, and seeded synthetic clips.
 
-:func:`build_corpus` writes ``root/train`` and ``root/heldout`` wav files and a
-``manifest.json``: speech from ``espeak-ng`` (many languages, voice variants,
+The shipped audio tokenizer is trained on real recordings from Debian packages
+(``models/audio/README.md``), not on this corpus. :func:`build_corpus` writes ``root/train`` and
+``root/heldout`` wav files and a ``manifest.json``: speech from ``espeak-ng`` (many languages, voice variants,
 speeds and pitches; some voices, variants and sentences only in the held-out
 split), the example sounds shipped in the ``pygame`` package, and synthetic tones,
 chirps and noise (:func:`synthetic_clip`). ``mmtok train-tokenizer audio
@@ -23,7 +24,7 @@ import soundfile as sf
 
 from mmtok.audio.io import load_audio
 
-__all__ = ["HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "steady_tone", "synthetic_clip", "synthetic_clips"]
+__all__ = ["FULL_RANGE_RATE", "HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "steady_tone", "synthetic_clip", "synthetic_clips"]
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
@@ -57,21 +58,27 @@ TRAIN_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+klatt",
 HELDOUT_VARIANTS = ["+m6", "+f4", ""]
 PYGAME_TRAIN = ["car_door.wav", "boom.wav", "secosmic_lo.wav", "whiff.wav"]
 PYGAME_HELDOUT = ["house_lo.wav", "punch.wav"]
-
-
+FULL_RANGE_RATE = 16_000  # Hz: at this rate and above, synthetic_clip draws its frequencies from its full ranges
 
 
 def synthetic_clip(rng: np.random.Generator, seconds: float, sr: int) -> np.ndarray:
-    """A random tone / chirp / noise / mixture clip, float32 in [-1, 1]."""
+    """A random tone / chirp / noise / mixture clip, float32 in [-1, 1]. Below :data:`FULL_RANGE_RATE` the
+    upper limits of its frequency ranges shrink with ``sr``, so that they stay under Nyquist.
+
+    >>> x = synthetic_clip(np.random.default_rng(7), 1.0, 8000)
+    >>> x.shape, bool(np.abs(x).max() > 0)
+    ((8000,), True)
+    """
     t = np.arange(int(seconds * sr)) / sr
+    top = min(1.0, sr / FULL_RANGE_RATE)  # the ranges' upper limits, scaled (1: as drawn at 16 kHz)
     kind = rng.integers(0, 6)
     if kind == 0:  # harmonic tone with vibrato
-        f0 = rng.uniform(60, 1200)
+        f0 = rng.uniform(60, 1200 * top)
         vib = 1 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(2, 7) * t)
         phase = 2 * np.pi * np.cumsum(f0 * vib) / sr
         x = sum(rng.uniform(0, 1) / h * np.sin(h * phase) for h in range(1, int(rng.integers(1, 8)) + 1))
     elif kind == 1:  # linear or exponential chirp
-        f0, f1 = rng.uniform(50, 7000, 2)
+        f0, f1 = rng.uniform(50, 7000 * top, 2)
         f = f0 + (f1 - f0) * t / t[-1] if rng.random() < 0.5 else f0 * (f1 / f0) ** (t / t[-1])
         x = np.sin(2 * np.pi * np.cumsum(f) / sr)
     elif kind == 2:  # white / pink / brown noise
@@ -82,12 +89,12 @@ def synthetic_clip(rng: np.random.Generator, seconds: float, sr: int) -> np.ndar
     elif kind == 3:  # band-passed noise bursts
         w = np.fft.rfft(rng.standard_normal(t.size))
         freqs = np.fft.rfftfreq(t.size, 1 / sr)
-        lo = rng.uniform(100, 5000)
+        lo = rng.uniform(100, 5000 * top)
         w[(freqs < lo) | (freqs > lo * rng.uniform(1.2, 3))] = 0
         env = (np.sin(2 * np.pi * rng.uniform(0.5, 6) * t) > rng.uniform(-0.5, 0.5)).astype(float)
         x = np.fft.irfft(w, t.size) * env
     elif kind == 4:  # AM/FM tone
-        fc = rng.uniform(200, 3000)
+        fc = rng.uniform(200, 3000 * top)
         x = (1 + 0.8 * np.sin(2 * np.pi * rng.uniform(1, 20) * t)) * np.sin(
             2 * np.pi * fc * t + rng.uniform(0, 5) * np.sin(2 * np.pi * rng.uniform(1, 200) * t))
     else:  # clicks and silence

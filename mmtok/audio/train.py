@@ -1,5 +1,7 @@
 """Train an :class:`~mmtok.audio.tokenizer.AudioTokenizer`: ``mmtok train-tokenizer audio --data DIR --out DIR``.
 
+``--data`` is a folder of audio files, a corpus manifest or an audio cache (:mod:`mmtok.audio.train_data`).
+
 ``--make-data`` first builds a corpus in DIR from audio made here
 (:func:`mmtok.audio.corpus.build_corpus`): speech from ``espeak-ng`` (many
 languages, voice variants, speeds and pitches), the example sounds shipped in the
@@ -64,9 +66,11 @@ from mmtok.audio.train_data import (
     CacheClip,
     attenuate_crops,
     cache_material,
+    check_data,
     clip_waveform,
     folder_digest,
     is_cache,
+    manifest_material,
     random_feature_crops,
     training_files,
 )
@@ -80,6 +84,7 @@ from mmtok.audio.train_init import (
 )
 from mmtok.audio.train_report import model_card, save_pictures, validate
 from mmtok.audio.vocoder_data import cache_digest, check_sample_rate
+from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
 from mmtok.core.run_folder import (
@@ -149,10 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train-tokenizer audio", formatter_class=HelpFormatter,
                                 description="Train the audio tokenizer on a folder of audio files.")
     p.add_argument("--data", required=True,
-                   help="folder of training audio (DIR/train if it exists, else DIR), or an audio cache of a "
+                   help="folder of training audio (DIR/train if it exists, else DIR; one that holds a corpus "
+                        "manifest.jsonl is refused: give the manifest), a corpus manifest.jsonl (as "
+                        "benchmarks/fetch_corpus.py writes it): its --split is trained on and --val-clips of its "
+                        "validation split are validated on, or an audio cache of a "
                         "real corpus (index.json, as `python -m mmtok.audio.vocoder_train --corpus C --cache DIR` "
                         "builds it): its train split is trained on, crops drawn by source and speaker, and "
                         "--val-clips of its validation split are validated on")
+    p.add_argument("--split", default=None,
+                   help=f"with a manifest: the split to train on (default: {DEFAULT_SPLIT}, or the run's with "
+                        "--resume); a folder's audio files are all trained on")
     p.add_argument("--out", required=True, help="output folder (tokenizer checkpoint, train state, PNGs)")
     p.add_argument("--make-data", action="store_true", help="first build the espeak-ng/pygame/synthetic corpus in --data (if absent)")
     p.add_argument("--steps", type=int, default=3000, help="optimizer steps in total")
@@ -201,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_synthetic_arguments(p, unit="crops (cache mode only)")
     add_loss_arguments(p)
     p.add_argument("--val-clips", type=int, default=400,
-                   help="with a cache as --data: validation-split clips for summary.json (default: %(default)s)")
+                   help="with a cache or a manifest as --data: validation-split clips for summary.json "
+                        "(default: %(default)s)")
     p.add_argument("--encoder-channels", type=int, default=128, help="encoder width")
     p.add_argument("--decoder-channels", type=int, default=256, help="decoder width")
     p.add_argument("--encoder-blocks", type=int, default=None, metavar="N",
@@ -419,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv) if argv is not None else sys.argv[1:]
     args = parser.parse_args(argv)
     check_args(parser, args)
+    check_data(parser, args)
     with hold_run_folder(args.out):
         run = _train(parser, args, argv)
     print(json.dumps({"steps": run.step, "minutes": round(run.elapsed / 60, 1), **run.last}))
@@ -434,11 +447,18 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     weights = None
+    args.split = data_split(args.data, args.split)  # None for a folder or a cache
+    validated_on = None
     if is_cache(args.data):
         check_sample_rate(args.data, cfg.sample_rate, f"--init-from {args.init_from}" if args.init_from
                           else f"the tokenizer of {args.out}")
         sources, val_clips, val_names, groups, groups_note, weights = cache_material(args, sample_rate=cfg.sample_rate)
         material = cache_digest(args.data)
+    elif args.split is not None:
+        sources, val_clips, groups, groups_note, validated_on = manifest_material(args)
+        val_names = [f.relative_to(Path(args.data).parent).as_posix() for f in val_clips]
+        material = folder_digest(sources, val_clips)
+        print(f"training on split {args.split!r} of {args.data}: {len(sources)} files; {validated_on}", file=sys.stderr)
     else:
         sources, val_clips, groups, groups_note = training_files(args)
         val_names = [f.name for f in val_clips]
@@ -469,6 +489,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
                 "train_files": len(feats), "validation_files": val_names, "train_seconds": round(seconds, 1),
                 "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
                 "codebook_groups": run.groups_note}
+    if args.split is not None:
+        run.prov.update(split=args.split, validated_on=validated_on)
     if init_note:
         run.prov["init_from"] = init_note
     if args.decoder_only:

@@ -1,10 +1,14 @@
-"""What :mod:`mmtok.audio.train` trains on: the clips of a folder or of an audio cache, the
-held-aside validation clips, seeded synthetic clips, and random token-aligned log-mel crops.
+"""What :mod:`mmtok.audio.train` trains on: the clips of a folder, of a corpus manifest or of an audio
+cache, the held-aside validation clips, seeded synthetic clips, and random token-aligned log-mel crops.
 
-Two kinds of ``--data``:
+Three kinds of ``--data``:
 
 - a folder of audio files (``--make-data`` builds the espeak-ng/pygame/synthetic corpus in it
-  first): every file is a clip, ``--val-fraction`` of them held aside;
+  first): every file is a clip, ``--val-fraction`` of them held aside; a folder that holds a corpus
+  manifest (:func:`~mmtok.core.corpus_manifest.check_folder`) is the manifest's to split, not a folder of clips;
+- a corpus manifest (``manifest.jsonl``, as ``benchmarks/fetch_corpus.py`` writes it; :func:`manifest_material`):
+  the files of its ``--split`` (default ``train``) are trained on, codebook groups by source and speaker from
+  its rows, and ``--val-clips`` of its ``validation`` split validated on;
 - an audio cache of a real corpus (:func:`is_cache`; ``python -m mmtok.audio.vocoder_train
   --corpus C --cache DIR`` builds it): its ``train`` split is trained on, crops drawn by source and
   speaker (:func:`~mmtok.audio.vocoder_data.sampling_weights`), seeded synthetic clips mixed in at
@@ -36,15 +40,22 @@ from mmtok.audio.vocoder_data import (
     Clip,
     sampling_weights,
 )
-from mmtok.core.errors import MissingFileError, UsageError
+from mmtok.core.corpus_manifest import (
+    check_folder,
+    check_split,
+    is_manifest,
+    split_rows,
+)
+from mmtok.core.errors import AudioError, MissingFileError, UsageError
 from mmtok.core.run_folder import content_digest
 from mmtok.core.suffixes import AUDIO_SUFFIXES
 
 __all__ = [
-    "CacheClip", "attenuate_crops", "cache_material", "clip_waveform", "find_audio",
-    "folder_digest", "is_cache", "random_feature_crops", "split_validation", "synthetic_clips", "training_files",
+    "CacheClip", "attenuate_crops", "cache_material", "check_data", "clip_waveform", "find_audio", "folder_digest",
+    "is_cache", "manifest_material", "random_feature_crops", "split_validation",
+    "synthetic_clips", "training_files",
 ]
-
+VALIDATION_SPLIT = "validation"  # the split of a manifest or a cache that a run validates on
 
 
 def find_audio(folder: str | Path) -> list[Path]:
@@ -92,6 +103,57 @@ def attenuate_crops(mel: torch.Tensor, *, gain_db: float, prob: float, floor: fl
     on = (torch.rand(n, generator=generator) < prob).float()
     shift = -(db * on) * (np.log(10.0) / 10.0)  # power dB -> natural log
     return (mel + shift.to(mel.dtype).view(n, *([1] * (mel.dim() - 1)))).clamp_min(floor)
+
+
+def _pick_validation(n: int, clips: int, seed: int) -> list[int]:
+    """``clips`` of ``n`` validation clips (all if fewer), seeded, in their order."""
+    return sorted(int(i) for i in np.random.default_rng(seed + 4321).permutation(n)[:clips])
+
+
+def _group_index(labels: Sequence[str]) -> tuple[list[int], int]:
+    """The codebook group of each clip (one per distinct label, in order of first sight) and how many there are."""
+    index: dict[str, int] = {}
+    return [index.setdefault(label, len(index)) for label in labels], len(index)
+
+
+def manifest_material(args: argparse.Namespace) -> tuple[list[Path], list[Path], list[int], str, str]:
+    """From a corpus manifest: the files of ``--split`` (default ``train``), ``--val-clips`` files of its
+    ``validation`` split (seeded; none when that is the split trained on), the codebook group of every training
+    file (``--kmeans-groups auto``: source and speaker from its row, as for a cache), what a group is, and what is
+    validated on (for the run's log and summary). Its ``test`` split is never read."""
+    manifest = Path(args.data)
+    rows = split_rows(manifest, args.split, suffixes=AUDIO_SUFFIXES, media="audio", error=AudioError)
+    files = [f for f, _ in rows]
+    held = [] if args.split == VALIDATION_SPLIT else [
+        f for f, _ in split_rows(manifest, VALIDATION_SPLIT, suffixes=AUDIO_SUFFIXES, media="audio",
+                                 error=AudioError, required=False)]
+    val = [held[i] for i in _pick_validation(len(held), args.val_clips, args.seed)]
+    val_note = (f"validation: {len(val)} of the {len(held)} files of split {VALIDATION_SPLIT!r} of {manifest} "
+                f"(seeded, --val-clips {args.val_clips})" if held else
+                f"validation: none ({manifest} lists no audio files of split {VALIDATION_SPLIT!r} apart from those "
+                "trained on)")
+    if args.kmeans_groups != "auto":
+        groups, note = speaker_groups(files, args.kmeans_groups)
+        return files, val, groups, note, val_note
+    groups, n = _group_index([f"{row.get('source')}/{row.get('group')}" for _, row in rows])
+    return files, val, groups, f"source/group from the rows of {manifest}: {n} groups over {len(files)} files", val_note
+
+
+def check_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--data`` and ``--split`` refused in one line (exit 2) before any work: ``--split`` but for a manifest,
+    ``--make-data`` or ``--val-fraction`` with one (its validation split is validated on), and a folder that holds
+    a corpus manifest (:func:`~mmtok.core.corpus_manifest.check_folder`), whose held-out splits it would train on."""
+    check_split(parser, args.data, args.split, media="audio files")
+    if is_manifest(args.data):
+        if args.make_data:
+            parser.error(f"--make-data builds a corpus in a folder; --data {args.data} is a manifest: "
+                         "leave --make-data out")
+        if args.val_fraction:
+            parser.error(f"--val-fraction holds clips of a folder aside; --data {args.data} is a manifest, whose "
+                         "validation split is validated on (--val-clips): leave --val-fraction out")
+        return
+    if not is_cache(args.data):
+        check_folder(parser, args.data)
 
 
 def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:
@@ -177,21 +239,18 @@ def cache_material(args: argparse.Namespace, *, sample_rate: int = SAMPLE_RATE,
     ``test`` split is not in a cache."""
     train = AudioCache(args.data, "train")
     waves: list[CacheClip | torch.Tensor] = [CacheClip(train, c) for c in train.clips]
-    labels = [f"{c.source}/{c.group}" for c in train.clips]
-    index: dict[str, int] = {}
-    groups = [index.setdefault(label, len(index)) for label in labels]
-    note = f"source/group from the cache's manifest rows: {len(index)} groups over {len(waves)} clips"
+    groups, n_groups = _group_index([f"{c.source}/{c.group}" for c in train.clips])
+    note = f"source/group from the cache's manifest rows: {n_groups} groups over {len(waves)} clips"
     weights = torch.from_numpy(sampling_weights(train.clips)).float()
     if args.synthetic:
         synth = synthetic_clips(args.synthetic, seed=args.seed, sample_rate=sample_rate, tones=args.synthetic_tones)
         waves += synth
-        groups += list(range(len(index), len(index) + len(synth)))  # each its own group, as in the built corpus
+        groups += list(range(n_groups, n_groups + len(synth)))  # each its own group, as in the built corpus
         share = torch.full((len(synth),), args.synthetic_share / (1 - args.synthetic_share) * float(weights.sum()) / len(synth))
         weights = torch.cat([weights, share])
         note += f", plus {len(synth)} synthetic clips ({args.synthetic_share:.0%} of the crops), each its own group"
         if args.synthetic_tones:
             note += f" ({args.synthetic_tones:.0%} of them steady tones)"
-    val = AudioCache(args.data, "validation")
-    order = np.random.default_rng(args.seed + 4321).permutation(len(val.clips))[: args.val_clips]
-    chosen = [val.clips[int(i)] for i in sorted(order)]
+    val = AudioCache(args.data, VALIDATION_SPLIT)
+    chosen = [val.clips[i] for i in _pick_validation(len(val.clips), args.val_clips, args.seed)]
     return waves, [torch.from_numpy(val.read(c)) for c in chosen], [c.path for c in chosen], groups, note, weights

@@ -17,38 +17,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from mmtok.core.corpus_manifest import is_manifest, split_files
 from mmtok.core.errors import ImageError, MissingFileError
-from mmtok.core.manifest import manifest_rows
 from mmtok.core.suffixes import IMAGE_SUFFIXES
 from mmtok.image.io import crop_window, load_image, load_sized
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
-__all__ = ["DEFAULT_PATCH", "DEFAULT_SPLIT", "check_split", "data_split", "find_images", "is_manifest", "load_corpus",
-           "random_crops", "train_crops"]
+__all__ = ["DEFAULT_PATCH", "find_images", "load_corpus", "random_crops", "train_crops"]
 
-DEFAULT_SPLIT = "train"  # the manifest split taken without --split (for the trainer on --resume: the run's)
 DEFAULT_PATCH = ImageTokenizerConfig().downsample  # pixels per code side of the default tokenizer
-
-
-def is_manifest(data: str | os.PathLike[str]) -> bool:
-    """Whether ``data`` is a corpus manifest (a ``.jsonl`` file), whose ``split`` chooses the files, not a folder."""
-    return Path(data).is_file() and Path(data).suffix == ".jsonl"
-
-
-def check_split(parser: argparse.ArgumentParser, data: str, split: str | None, *, verb: str = "trained on") -> None:
-    """``--split`` refused in one line (exit 2) before any work unless ``--data`` is a manifest: a folder has
-    no splits, every image in it is used (``verb``: what is done with them, for the message)."""
-    if split is not None and not is_manifest(data):
-        parser.error(f"--split {split} chooses photos from a manifest.jsonl; --data {data} is not one "
-                     f"(a folder's images are all {verb}): leave --split out or give the corpus's manifest.jsonl")
-
-
-def data_split(data: str, split: str | None) -> str | None:
-    """The split taken from ``data``: with a manifest ``split``, or :data:`DEFAULT_SPLIT` when left out;
-    with a folder None, all of it (a run saved before may have recorded ``"train"`` for one)."""
-    if not is_manifest(data):
-        return None
-    return DEFAULT_SPLIT if split is None else split
 
 
 def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
@@ -56,26 +33,17 @@ def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> 
 
     ``folder`` may also be a corpus manifest (``manifest.jsonl``, one JSON object per
     file with ``path`` relative to the manifest's folder and ``split``): then the
-    files of ``split`` (None: :data:`DEFAULT_SPLIT`) are taken, as ``benchmarks/fetch_corpus.py`` writes them.
+    files of ``split`` (None: :data:`~mmtok.core.corpus_manifest.DEFAULT_SPLIT`) are taken, as ``benchmarks/fetch_corpus.py`` writes them.
     """
     root = Path(folder)
     if is_manifest(root):
-        return _manifest_images(root, DEFAULT_SPLIT if split is None else split)
+        return split_files(root, split, suffixes=IMAGE_SUFFIXES, media="image", error=ImageError)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise MissingFileError(f"--data {str(root)!r} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
-
-
-def _manifest_images(manifest: Path, split: str) -> list[Path]:
-    """The image files of ``split`` that ``manifest`` lists (:func:`~mmtok.core.manifest.manifest_rows`)."""
-    files = [manifest.parent / row["path"] for _, row in manifest_rows(manifest, error=ImageError)
-             if row["split"] == split and Path(row["path"]).suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise MissingFileError(f"--data {str(manifest)!r} lists no image files of split {split!r}")
-    return sorted(files)
 
 
 def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0,

@@ -22,14 +22,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from mmtok.image.crops import (
-    DEFAULT_SPLIT,
-    check_split,
-    data_split,
-    find_images,
-    load_corpus,
-    random_crops,
-)
+from mmtok.core.corpus_manifest import DEFAULT_SPLIT, check_folder, check_split, data_split
+from mmtok.image.crops import find_images, load_corpus, random_crops
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
@@ -78,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
-    check_split(parser, args.data, args.split, verb="counted")
+    check_split(parser, args.data, args.split, media="photos", verb="counted")
+    check_folder(parser, args.data)
     split = data_split(args.data, args.split)  # None: a folder, all of it
 
     def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:

@@ -42,6 +42,7 @@ from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
+from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
@@ -60,8 +61,6 @@ from mmtok.core.trainstate import (
     save_train_state,
 )
 from mmtok.image.crops import (
-    DEFAULT_SPLIT,
-    data_split,
     find_images,
     load_corpus,
     random_crops,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
+from mmtok.core.corpus_manifest import check_folder, check_split
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
 from mmtok.core.resume import take_run_settings as resume_settings
@@ -27,7 +28,6 @@ from mmtok.core.run_folder import (
     content_digest,
 )
 from mmtok.core.trainstate import check_run_options, check_trained_on, json_digest
-from mmtok.image.crops import check_split
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
@@ -62,7 +62,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_
     before any work; ``state_dir``: the name of the run's train state inside ``--out`` (``--export`` may
     not be in it)."""
     check_run_options(parser, args)
-    check_split(parser, args.data, args.split)
+    check_split(parser, args.data, args.split, media="photos")
+    check_folder(parser, args.data)
     if args.crop < 16 or args.crop % 16:
         parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
     if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
