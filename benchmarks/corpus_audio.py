@@ -11,7 +11,7 @@ speaker (or voice set, composer, sound bundle) so that splits never share a voic
 * flight-of-the-amazon-queen: voice clips inside ``queen.1c`` (bare MP3 streams -> .mp3),
   grouped by the speaking character (Flight-of-the-Amazon-Queen-License, freeware).
 * tuxpaint-stamps-default: stamp names and descriptions per language, effects (GPL-2).
-* fillets-ng-data, fillets-ng-data-cs: Fish Fillets dialogue per fish, music (GPL-2).
+* fillets-ng-data, fillets-ng-data-cs: Fish Fillets dialogue per character, music (GPL-2).
 * klettres-data, ktuberling-data: letters and words per language folder (GPL-2+).
 * gcin-voice: Mandarin syllables in two voices (GPL-3 or LGPL-3, CC-BY-3).
 * asterisk-core-sounds-{en,es,fr,it,ru}-g722: telephone prompts in raw G.722, decoded to
@@ -187,25 +187,45 @@ def audio_tuxpaint(pkg: Package) -> Iterator[Item]:
         yield plain(pkg.root, p, f"tuxpaint:{lang or 'sfx'}", sub, kind=kind, language=lang)
 
 
+FILLETS_FISH = {"m": "fish-small", "v": "fish-big"}
+
+
+def fillets_speaker(stem: str) -> str | None:
+    """Who speaks a Fish Fillets line, from its file name, or None for a sound effect.
+
+    ``LEVEL-WHO-line`` (``ob-m-klid``, ``smrt-x-obe``), or ``WHO-line`` and ``line-WHO`` for the
+    two fish (m small, v big: ``m-hraje``, ``agenti-m``); ``sp-...`` names and the rest have none.
+    """
+    words = stem.split("-")
+    if len(words) > 2:
+        return words[1]
+    if len(words) == 2:
+        return next((w for w in words if w in FILLETS_FISH), None)
+    return None
+
+
 def audio_fillets(pkg: Package) -> Iterator[Item]:
-    """Fish Fillets: ``sound/LEVEL/LANG/LEVEL-WHO-line.ogg`` or ``WHO-line.ogg`` (m small fish, v big fish),
-    music. Grouped by character (every level's lines of one voice in one group)."""
+    """Fish Fillets: ``sound/LEVEL/LANG/NAME.ogg`` and ``sound/share/[BUNDLE/LANG/]NAME.ogg`` lines and
+    sounds, music. Grouped by character (``fillets_speaker``), at any folder depth: every line of one voice
+    in one group. Lines of a level without a speaker stay per level; other files without one are ``sfx``."""
     sub = "usr/share/games/fillets-ng"
     for p in files(pkg.root, sub):
         parts = p.relative_to(pkg.root / sub).parts
         if parts[0] == "music":
             yield plain(pkg.root, p, "fillets:music", sub, kind="music", language=None)
-        elif len(parts) == 4 and parts[0] == "sound":
-            level, lang, words = parts[1], parts[2], p.stem.split("-")
-            # LEVEL-WHO-line, or WHO-line for the two fish (m, v) in some levels
-            who = words[1] if len(words) > 2 else (words[0] if len(words) == 2 and words[0] in ("m", "v") else "")
-            # a character speaks in many levels (and is the same clip in some): grouped by character, not
-            # by level, so that no voice is in two splits; lines without a speaker stay per level
-            group = {"m": "fish-small", "v": "fish-big"}.get(who, f"voice-{who}" if who else level)
-            kind = "sounds" if who == "x" else "speech"
-            yield plain(pkg.root, p, f"fillets:{group}", sub, kind=kind, language=lang)
-        elif parts[0] == "sound":
-            yield plain(pkg.root, p, "fillets:sfx", sub, kind="sounds", language=None)
+            continue
+        if parts[0] != "sound":
+            continue
+        who = fillets_speaker(p.stem)
+        lang = parts[-2] if len(parts) > 3 else None
+        # a character speaks in many levels (and is the same clip in some): grouped by character, not by
+        # level or folder, so that no voice is in two splits
+        if who:
+            group = FILLETS_FISH.get(who, f"voice-{who}")
+        else:
+            group = parts[1] if len(parts) == 4 and parts[1] != "share" else "sfx"
+        kind = "sounds" if group == "sfx" or who == "x" else "speech"
+        yield plain(pkg.root, p, f"fillets:{group}", sub, kind=kind, language=lang if group != "sfx" else None)
 
 
 def audio_by_language(pkg: Package, sub: str, tag: str) -> Iterator[Item]:
@@ -271,13 +291,23 @@ def audio_codec2(pkg: Package) -> Iterator[Item]:
             yield Item(rel, codec2_speaker(p.stem), flac_from_raw(p, 8000), [meta["origin"]], meta)
 
 
+# Name prefixes of the composers with several tracks in 0music.pk3 whose names carry no dash
+# (debian/copyright: "Marine" Baklund, David Reeves, Simon Green (Psymong), Manuel "Vanethian" Marino).
+UFOAI_COMPOSERS = {"Marine": "Marine", "David": "David", "Psymong": "Psymong", "van_": "van", "ufo": "ufo"}
+
+
+def ufoai_composer(stem: str) -> str:
+    """A track's composer group: a ``UFOAI_COMPOSERS`` prefix, else the name before a dash
+    (``Crystan-Credits``), else the track itself (composer not told by the name)."""
+    return next((c for p, c in UFOAI_COMPOSERS.items() if stem.startswith(p)), stem.split("-")[0])
+
+
 def audio_ufoai(pkg: Package) -> Iterator[Item]:
-    """Ogg tracks inside ``0music.pk3`` (a zip); group = composer (name before the dash)."""
+    """Ogg tracks inside ``0music.pk3`` (a zip); group = composer (``ufoai_composer``)."""
     pk3 = pkg.root / "usr/share/games/ufoai/base/0music.pk3"
     for name, data in cf.zip_members(pk3.read_bytes(), (".ogg",)):
-        composer = Path(name).stem.split("-")[0]
         meta = {"kind": "music", "language": None, "origin": f"0music.pk3:{name}"}
-        yield Item(name, f"ufoai:{composer}", bytes_of(data), [name], meta)
+        yield Item(name, f"ufoai:{ufoai_composer(Path(name).stem)}", bytes_of(data), [name], meta)
 
 
 def audio_lomiri(pkg: Package) -> Iterator[Item]:
@@ -327,4 +357,8 @@ SPLITS = {
     "asterisk:June": "validation", "asterisk:Carlo": "test",
     "gcin:voice3": "train", "gcin:voice5": "test",
     "codec2:*": "train",
+    # ufoai composers (groups were per track): the first split (train, validation, test) any of their
+    # tracks had, so that nothing leaves train and no held-out track moves to the other held-out split
+    "ufoai:Marine": "train", "ufoai:David": "train", "ufoai:Psymong": "train", "ufoai:van": "train",
+    "ufoai:ufo": "test",
 }  # fmt: skip

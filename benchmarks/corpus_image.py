@@ -17,11 +17,13 @@ Only photographs are kept. Each handler takes the unpacked ``Package`` and yield
 * plasma-workspace-wallpapers: the largest file of each listed photographic wallpaper
   (GPL-2+).
 * scikit-image (pip, not a Debian package): the sample photos in ``skimage/data``, minus
-  the synthetic ones (BSD-3-Clause).
+  the synthetic ones, that pass ``photo_reject_reason``; each image's license is what its
+  loader's docstring in ``skimage/data/_fetchers.py`` says (``SKIMAGE_LICENSES``: CC0, public
+  domain, ...; "unstated" where it says nothing), not the code's BSD-3-Clause.
 
 The licenses above are what the manifest records per file; the manifest is the reference.
-Identical payloads and smaller copies of the same picture (``near_duplicates``) are
-dropped; the lists of art left out were made by looking at every candidate once, and
+Smaller copies of the same picture (``near_duplicates``) are dropped here, identical files
+by ``corpus_manifest.drop_duplicates`` over the whole corpus; the lists of art left out were made by looking at every candidate once, and
 every skip is counted in ``summary.json``. Kept images keep their original bytes.
 """
 
@@ -141,6 +143,15 @@ PLASMA_PHOTOS = {
     "summer_1am",
 }  # fmt: skip  (the other Plasma wallpapers are vector or abstract art)
 SKIMAGE_SYNTHETIC = {"chessboard_GRAY", "chessboard_RGB", "color", "logo", "phantom", "horse"}
+# Each sample image's license as its loader's docstring in skimage/data/_fetchers.py states it
+# (scikit-image 0.26); an image whose docstring states none, or one not listed here, is "unstated".
+SKIMAGE_LICENSES = {
+    "astronaut": "public-domain", "brick": "CC0", "camera": "CC0", "cell": "CC0", "chelsea": "CC0",
+    "clock_motion": "public-domain", "coffee": "CC0", "coins": "no-known-copyright-restrictions",
+    "grass": "CC0", "gravel": "CC0", "hubble_deep_field": "public-domain",
+    "ihc": "no-known-copyright-restrictions", "microaneurysms": "CC0", "retina": "CC0-1.0",
+    "rocket": "public-domain", "text": "public-domain",
+}  # fmt: skip
 
 
 @dataclass
@@ -164,8 +175,8 @@ def open_image(data: bytes):
 
 
 def candidate(rel: str, group: str, data: bytes, hint: str, skipped: Counter, check: str = "photo"):
-    """A Candidate if the bytes decode and pass ``check``: "photo" (size, alpha, colours),
-    "size" (size and alpha only: hand-checked sources) or "" (none)."""
+    """A Candidate if the bytes decode and pass ``check``: "photo" (size, alpha, colours) or
+    "size" (size and alpha only: hand-checked sources)."""
     import numpy as np
 
     try:
@@ -173,7 +184,7 @@ def candidate(rel: str, group: str, data: bytes, hint: str, skipped: Counter, ch
     except Exception as err:
         skipped[f"does not decode: {type(err).__name__}"] += 1
         return None
-    reason = photo_reject_reason(im, colours=check == "photo") if check else None
+    reason = photo_reject_reason(im, colours=check == "photo")
     if reason:
         skipped[reason] += 1
         return None
@@ -181,26 +192,19 @@ def candidate(rel: str, group: str, data: bytes, hint: str, skipped: Counter, ch
     return Candidate(rel, group, data, hint, im.size, thumb)
 
 
-def unique(cands: list[Candidate], skipped: Counter) -> list[Candidate]:
-    """Drop identical payloads (sha256) and smaller copies of the same picture."""
-    import hashlib
-
-    seen, out = set(), []
-    for c in cands:
-        digest = hashlib.sha256(c.data).hexdigest()
-        if digest in seen:
-            skipped["identical payload"] += 1
-            continue
-        seen.add(digest)
-        out.append(c)
-    drop = near_duplicates([(c.rel, *c.size, c.thumb) for c in out])
+def without_smaller_copies(cands: list[Candidate], skipped: Counter) -> list[Candidate]:
+    """Drop smaller copies of the same picture (``near_duplicates``); identical files are left to
+    ``corpus_manifest.drop_duplicates``, which keeps one per content over the whole corpus."""
+    drop = near_duplicates([(c.rel, *c.size, c.thumb) for c in cands])
     skipped["smaller copy of the same picture"] += len(drop)
-    return [c for i, c in enumerate(out) if i not in drop]
+    return [c for i, c in enumerate(cands) if i not in drop]
 
 
-def items_of(cands: list[Candidate], skipped: Counter) -> Iterator[Item]:
-    for c in unique(cands, skipped):
-        yield Item(c.rel, c.group, bytes_of(c.data), [c.hint], {"origin": c.hint})
+def items_of(cands: list[Candidate], skipped: Counter, meta: Callable[[Candidate], dict] | None = None
+             ) -> Iterator[Item]:
+    """Items of the candidates left by ``without_smaller_copies``; ``meta(c)`` adds row fields."""
+    for c in without_smaller_copies(cands, skipped):
+        yield Item(c.rel, c.group, bytes_of(c.data), [c.hint], {"origin": c.hint, **(meta(c) if meta else {})})
 
 
 def image_gcompris(pkg: Package, skipped: Counter) -> Iterator[Item]:
@@ -318,15 +322,14 @@ def skimage_package() -> Package:
         raise SystemExit("fetch_corpus image: the scikit-image sample photos are part of the corpus; "
                          'install them with pip install -e ".[image-data]"') from e
 
-    dist = md.distribution("scikit-image")
-    lic = next((f for f in dist.files or [] if f.name.startswith("LICENSE")), None)
-    text = lic.locate().read_text() if lic else "Files: *\nLicense: BSD-3-Clause\n"
-    where = f"scikit-image:{lic}" if lic else "scikit-image (no LICENSE file found)"
-    return Package("scikit-image", dist.version, "pip", Path(skimage.__file__).parent, text, where)
+    # the images' licenses are in their loaders' docstrings (SKIMAGE_LICENSES), not in the code's LICENSE
+    where = "scikit-image:skimage/data/_fetchers.py"
+    return Package("scikit-image", md.version("scikit-image"), "pip", Path(skimage.__file__).parent, "", where)
 
 
 def image_skimage(pkg: Package, skipped: Counter) -> Iterator[Item]:
-    """The sample images shipped in skimage/data (the synthetic ones are skipped)."""
+    """The sample photos shipped in skimage/data: the synthetic ones are skipped, the rest pass the
+    photo rule (``photo_reject_reason``); each carries its license from ``SKIMAGE_LICENSES``."""
     cands = []
     for p in sorted((pkg.root / "data").iterdir()):
         if p.suffix.lower() not in (".png", ".jpg"):
@@ -335,9 +338,9 @@ def image_skimage(pkg: Package, skipped: Counter) -> Iterator[Item]:
             skipped["synthetic test pattern or drawing (listed)"] += 1
             continue
         group = "scikit-image:" + re.sub(r"_(left|right)$", "", p.stem)  # stereo pair = one group
-        c = candidate(p.name, group, p.read_bytes(), f"skimage/data/{p.name}", skipped, "")
+        c = candidate(p.name, group, p.read_bytes(), f"skimage/data/{p.name}", skipped)
         cands += [c] if c else []
-    yield from items_of(cands, skipped)
+    yield from items_of(cands, skipped, lambda c: {"license": SKIMAGE_LICENSES.get(Path(c.rel).stem, "unstated")})
 
 
 SOURCES = {

@@ -16,7 +16,8 @@ from pathlib import Path
 
 @dataclass
 class Package:
-    """One unpacked Debian package (or pip distribution) and its copyright file."""
+    """One unpacked Debian package (or pip distribution), its copyright file and the sha256 of its .deb
+    (empty for a pip distribution)."""
 
     name: str
     version: str
@@ -24,6 +25,7 @@ class Package:
     root: Path
     copyright_text: str
     copyright: str = ""
+    deb_sha256: str = ""
 
 
 @dataclass
@@ -31,7 +33,8 @@ class Item:
     """One file to write: ``rel`` under OUT/<kind>/<source>/, how to make it, and metadata.
 
     ``hints`` are the paths the file may have upstream (for the license lookup); ``meta``
-    goes into its manifest row as it is.
+    goes into its manifest row as it is, over the fields ``fetch_corpus`` fills in (a
+    ``license`` there replaces the one read from the copyright file).
     """
 
     rel: str

@@ -2,13 +2,14 @@
 
     python benchmarks/fetch_corpus.py audio --out /work/data/corpus/audio
     python benchmarks/fetch_corpus.py image --out /work/data/corpus/image
-    (options: --packages-dir /work/data/corpus/debs, --only PKG [PKG ...])
+    (options: --packages-dir /work/data/corpus/debs, --only PKG [PKG ...], --accept-new-versions)
 
 This module is the driver: the command line, fetching and unpacking the packages, reading
-their licenses, writing and measuring the files, the group -> split assignment and the
-manifest and summary. What to take from each package lives in ``corpus_audio.py`` and
-``corpus_image.py`` (one handler per source, the list of sources and fixed splits), the
-archive readers in ``corpus_formats.py``; tests: ``tests/test_corpus_formats.py``.
+their licenses, writing and measuring the files and the group -> split assignment. What to
+take from each package lives in ``corpus_audio.py`` and ``corpus_image.py`` (one handler per
+source, the list of sources and fixed splits), the archive readers in ``corpus_formats.py``,
+the manifest and summary in ``corpus_manifest.py``; tests: ``tests/test_corpus_formats.py``
+and ``tests/test_corpus_rebuild.py``.
 
 Each package is fetched with ``apt-get download`` (never installed), unpacked with
 ``dpkg-deb -x`` next to the .deb folder (``unpacked/``), and its media are written under
@@ -18,22 +19,26 @@ opus) and images keep their original bytes; clips that only exist inside an arch
 -> .ogg) are written out as they are stored, and headerless audio (G.722 telephone prompts,
 codec2's 8 kHz raw PCM) is decoded to FLAC. Nothing is resampled.
 
-``OUT/manifest.jsonl`` has one row per file: path (relative to OUT), source (package),
-version, license (short name from ``usr/share/doc/PKG/copyright``: the last DEP-5 ``Files``
-stanza that covers the file, else the first license named in a free-form file), copyright
-(that file), group (speaker, language voice, activity bundle or photo) and split, plus
-seconds / sample_rate / channels / kind / language for audio and width / height for images.
-``OUT/summary.json`` has totals per source and split, what was skipped and why, package
-substitutions and sources left out.
+``OUT/manifest.jsonl`` has one row per file: path (relative to OUT), source (the package
+asked for; ``substitute`` names the package used when this release has another name),
+version, deb, license (short name from ``usr/share/doc/PKG/copyright``: the last DEP-5
+``Files`` stanza that covers the file, else the first license named in a free-form file),
+copyright (that file), group (speaker, language voice, activity bundle or photo), split,
+sha256 and bytes, plus seconds / sample_rate / channels / kind / language for audio and
+width / height for images. ``OUT/summary.json`` has totals per source and split, each
+package's version, .deb and its sha256, what was skipped and why, package substitutions and
+sources left out.
 
 Splits are by group, never by file: sha256(group) as a fraction gives ~80/10/10
 (``split_for_group``), with a fixed override table per kind for sources that have too few
 groups or groups mixing speakers. Re-running skips downloads (a .deb already in the packages
 folder is used as it is, the newest by Debian version order if there are several), unpacking
-and files already written from the same .deb (their measurements are reused from the
-previous manifest; a file from another .deb or version is written again), and gives the same
-splits. A packages folder that does not exist is created (said on stderr) and filled by
-``apt-get download``. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
+and files already written from the same .deb whose sha256 and size still match the previous
+manifest (their measurements are reused; any other file is written again), and gives the
+same splits. A package whose version (or .deb, at the same version) differs from the one the
+corpus in OUT was built from is refused unless ``--accept-new-versions`` is given; files the
+new manifest no longer lists are then deleted. A packages folder that does not exist is
+created (said on stderr) and filled by ``apt-get download``. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
 of the Amazon Queen freeware license): check the manifest before redistributing.
 """
 
@@ -49,7 +54,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import cmp_to_key
 from pathlib import Path
 from types import ModuleType
@@ -59,6 +64,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_audio
 import corpus_image
+import corpus_manifest as cm
 from corpus_formats import FormatError
 from corpus_source import Item, Package
 
@@ -70,8 +76,17 @@ KINDS: dict[str, ModuleType] = {"audio": corpus_audio, "image": corpus_image}
 # --------------------------------------------------------------------------- packages
 
 
+def tool(*cmd: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a Debian tool (apt-get, apt-cache, dpkg, dpkg-deb); a missing one is one line naming it."""
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SystemExit(f"fetch_corpus: {cmd[0]} not found: the corpus is built from Debian packages with "
+                         "apt-get, apt-cache and dpkg-deb (a Debian or Ubuntu system)") from None
+
+
 def sh(*cmd: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = tool(*cmd, cwd=cwd)
     if done.returncode != 0:
         raise SystemExit(f"fetch_corpus: {' '.join(cmd)} failed (exit {done.returncode}): "
                          f"{done.stderr.strip() or done.stdout.strip()}")
@@ -115,10 +130,10 @@ def deb_version(deb: Path) -> str:
 
 def version_gt(a: str, b: str) -> bool:
     """Debian version order (epoch, upstream, revision; ``~`` first), as dpkg compares."""
-    done = subprocess.run(["dpkg", "--compare-versions", a, "gt", b], capture_output=True)
+    done = tool("dpkg", "--compare-versions", a, "gt", b)
     if done.returncode not in (0, 1):
         raise SystemExit(f"fetch_corpus: dpkg --compare-versions {a} gt {b} failed: "
-                         f"{done.stderr.decode(errors='replace').strip()}")  # fmt: skip
+                         f"{done.stderr.strip()}")  # fmt: skip
     return done.returncode == 0
 
 
@@ -151,7 +166,8 @@ def fetch_package(name: str, debs: Path) -> Package:
         tmp.rename(root)
     cr = root / "usr/share/doc" / name / "copyright"
     text = cr.read_text(encoding="utf-8", errors="replace") if cr.exists() else ""
-    return Package(name, version, deb.name, root, text, f"{name}:/usr/share/doc/{name}/copyright")
+    sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+    return Package(name, version, deb.name, root, text, f"{name}:/usr/share/doc/{name}/copyright", sha)
 
 
 # --------------------------------------------------------------------------- Debian copyright
@@ -255,43 +271,50 @@ def license_for(text: str, hints: list[str]) -> str:
     return dep5_license(text, hints) or copyright_summary(text) or "unknown"
 
 
+RECODED = {".webp": (".jpg", ".jpeg", ".png")}  # a shipped form -> the upstream forms its copyright may name
+
+
 def package_license(pkg: Package, hints: list[str]) -> str:
-    """License of one file of ``pkg``; bare file names are tried too (archive members)."""
-    names = [Path(h).name for h in hints]
-    return license_for(pkg.copyright_text, [*hints, *names])
+    """License of one file of ``pkg``; bare file names are tried too (archive members), and for a
+    re-encoded picture (``.webp``) the upstream paths it was made from (``.jpg``, ``.jpeg``, ``.png``;
+    whole paths only: a bare upstream name would match a file of that name in another folder)."""
+    upstream = [str(Path(h).with_suffix(s)) for h in hints for s in RECODED.get(Path(h).suffix.lower(), ())]
+    return license_for(pkg.copyright_text, [*hints, *(Path(h).name for h in hints), *upstream])
 
 
 # --------------------------------------------------------------------------- build loop
 
 
-def load_previous(manifest: Path) -> dict[str, dict]:
-    if not manifest.exists():
-        return {}
-    rows = (json.loads(line) for line in manifest.read_text().splitlines() if line.strip())
-    return {row["path"]: row for row in rows}
+def reusable(old: dict | None, pkg: Package, dest: Path, measured: tuple[str, ...]) -> bool:
+    """Whether the file at ``dest`` can stay: its previous row comes from the same .deb and version, has
+    its measurements, and the file still has that row's size and sha256."""
+    return (bool(old) and old.get("deb") == pkg.deb and old.get("version") == pkg.version
+            and all(k in old for k in measured) and cm.same_file(dest, old))
 
 
 def build_rows(
-    kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter
+    kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter,
+    source: str | None = None,
 ) -> list[dict]:
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
     ``kind`` is ``corpus_audio`` or ``corpus_image``: its TOP folder, MEASURED fields and
-    measure(). A file that cannot be written or measured is dropped and counted. A file
-    already on disk is kept (with its previous measurements) only when its previous row comes
-    from the same .deb and version; otherwise it is written and measured again.
+    measure(). ``source`` is the name asked for (default ``pkg.name``): the rows' source and
+    folder; a package used in its place is recorded as ``substitute``. A file that cannot be
+    written or measured is dropped and counted. A file already on disk is kept (with its
+    previous measurements) only when ``reusable``; otherwise it is written and measured again.
     """
+    source = source or pkg.name
     rows = []
-    for item in tqdm(items, desc=pkg.name, unit="file", leave=False):
-        rel = f"{kind.TOP}/{pkg.name}/{item.rel}"
+    for item in tqdm(items, desc=source, unit="file", leave=False):
+        rel = f"{kind.TOP}/{source}/{item.rel}"
         dest = out / rel
-        row = {"path": rel, "source": pkg.name, "version": pkg.version, "deb": pkg.deb,
-               "license": package_license(pkg, item.hints), "copyright": pkg.copyright,
-               "group": item.group, **item.meta}  # fmt: skip
+        row = {"path": rel, "source": source, **({"substitute": pkg.name} if pkg.name != source else {}),
+               "version": pkg.version, "deb": pkg.deb, "license": package_license(pkg, item.hints),
+               "copyright": pkg.copyright, "group": item.group, **item.meta}  # fmt: skip
         old = prev.get(rel)
-        same_deb = old and old.get("deb") == pkg.deb and old.get("version") == pkg.version
-        if dest.exists() and same_deb and all(k in old for k in kind.MEASURED):
-            row.update({k: old[k] for k in kind.MEASURED})
+        if reusable(old, pkg, dest, kind.MEASURED):
+            row.update({k: old[k] for k in (*kind.MEASURED, "sha256", "bytes")})
             rows.append(row)
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +328,7 @@ def build_rows(
             tmp.unlink(missing_ok=True)
             dest.unlink(missing_ok=True)
             continue
-        rows.append(row)
+        rows.append({**row, **cm.file_facts(dest)})
     return rows
 
 
@@ -335,100 +358,21 @@ def assign_splits(rows: list[dict], overrides: dict[str, str]) -> None:
         row["split"] = split or split_for_group(group)
 
 
-SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
-
-
-def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) -> list[dict]:
-    """One row per distinct file content (sha256): packages ship the same clip under several names, and a
-    copy in another split would put the same sound in train and test. The copy kept is the one in the
-    earliest split (train, validation, test), then the first path; the others are deleted and counted
-    in their source's skips."""
-    def key(row: dict) -> tuple[int, str]:
-        return SPLIT_ORDER.index(row["split"]), row["path"]
-
-    kept: dict[str, dict] = {}
-    for row in sorted(rows, key=key):
-        digest = hashlib.sha256((out / row["path"]).read_bytes()).hexdigest()
-        if digest in kept:
-            skipped.setdefault(row["source"], Counter())[f"same content as a file kept ({row['split']})"] += 1
-            (out / row["path"]).unlink(missing_ok=True)
-            continue
-        kept[digest] = row
-    return list(kept.values())
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def disk_bytes(folder: Path, rows: list[dict]) -> int:
-    """Bytes of the files the manifest lists and of manifest.jsonl (not of stale files that an
-    earlier run left, nor of summary.json)."""
-    paths = [folder / r["path"] for r in rows] + [folder / "manifest.jsonl"]
-    return sum(p.stat().st_size for p in paths if p.is_file())
-
-
-def summarize(kind: str, rows: list[dict], extra: dict, out: Path) -> dict:
-    """Totals per source x split (minutes or image counts) and the notes in ``extra``."""
-    measure = (lambda r: r["seconds"] / 60) if kind == "audio" else (lambda r: 1)
-    unit = "minutes" if kind == "audio" else "images"
-    per_source: dict[str, Counter] = defaultdict(Counter)
-    per_split: Counter = Counter()
-    per_kind: Counter = Counter()
-    groups: dict[str, set] = defaultdict(set)
-    for r in rows:
-        per_source[r["source"]][r["split"]] += measure(r)
-        per_source[r["source"]]["files"] += 1
-        per_split[r["split"]] += measure(r)
-        groups[r["split"]].add(r["group"])
-        if kind == "audio":
-            per_kind[r["kind"]] += measure(r)
-    rnd = lambda c: {k: round(v, 2) for k, v in sorted(c.items())}  # noqa: E731
-    summary = {
-        "unit": unit,
-        "total": round(sum(per_split.values()), 2),
-        "per_split": rnd(per_split),
-        "groups_per_split": {k: len(v) for k, v in sorted(groups.items())},
-        "per_source": {s: rnd(c) for s, c in sorted(per_source.items())},
-        **({"per_kind": rnd(per_kind)} if kind == "audio" else {}),
-        "disk_bytes": disk_bytes(out, rows),
-        **extra,
-    }
-    return summary
-
-
-def print_table(summary: dict) -> None:
-    splits = ("train", "validation", "test")
-    print(
-        f"\n{'source':34s} {'files':>6s} "
-        + " ".join(f"{s:>11s}" for s in splits)
-        + f"   ({summary['unit']})"
-    )
-    for source, c in summary["per_source"].items():
-        print(
-            f"{source:34s} {int(c['files']):6d} " + " ".join(f"{c.get(s, 0):11.1f}" for s in splits)
-        )
-    print(
-        f"{'TOTAL':34s} {'':6s} "
-        + " ".join(f"{summary['per_split'].get(s, 0):11.1f}" for s in splits)
-    )
-    if "per_kind" in summary:
-        print("by kind:", {k: f"{v / 60:.2f} h" for k, v in summary["per_kind"].items()})
-    print(f"disk used under OUT: {summary['disk_bytes'] / 2**20:.0f} MiB")
-
-
 # --------------------------------------------------------------------------- main
 
 
-def run(kind: str, out: Path, debs: Path, only: list[str] | None) -> dict:
-    """Fetch, unpack and extract every source of ``kind``; write manifest and summary."""
-    mod = KINDS[kind]
+def sources_of(kind: str, mod: ModuleType, only: list[str] | None) -> list[str]:
+    """The sources of ``kind`` to build: all of them, or those ``--only`` names (an unknown name refused)."""
     wanted = [*mod.PACKAGES, *mod.LOCAL]
-    if only:
-        unknown = [p for p in only if p not in wanted]
-        if unknown:
-            raise SystemExit(f"fetch_corpus: --only {' '.join(unknown)}: no such {kind} source "
-                             f"(the {kind} sources: {' '.join(wanted)})")  # fmt: skip
-        wanted = [p for p in wanted if p in only]
+    unknown = [p for p in only or [] if p not in wanted]
+    if unknown:
+        raise SystemExit(f"fetch_corpus: --only {' '.join(unknown)}: no such {kind} source "
+                         f"(the {kind} sources: {' '.join(wanted)})")  # fmt: skip
+    return [p for p in wanted if p in only] if only else wanted
+
+
+def out_folder(out: Path, debs: Path) -> None:
+    """Check --out and --packages-dir, and create --out."""
     if out.exists() and not out.is_dir():
         raise SystemExit(f"fetch_corpus: --out {out} is a file, not a folder")
     if debs.exists() and not debs.is_dir():
@@ -437,41 +381,57 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SystemExit(f"fetch_corpus: --out {out}: cannot create the folder ({err})") from err
-    manifest = out / "manifest.jsonl"
-    prev = load_previous(manifest)
+
+
+def source_package(mod: ModuleType, name: str, debs: Path, substitutions: dict[str, str]) -> Package:
+    """The unpacked package of source ``name`` (a pip distribution for LOCAL sources); a nearby
+    package name used in its place is noted in ``substitutions``."""
+    if name in mod.LOCAL:
+        return mod.LOCAL[name]()
+    # a .deb already in the packages folder is used without asking apt (no lists needed)
+    real, note = (name, None) if cached_debs(name, debs) else resolve_package(name)
+    if note:
+        substitutions[name] = note
+    return fetch_package(real, debs)
+
+
+def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_versions: bool = False) -> dict:
+    """Fetch, unpack and extract every source of ``kind``; write manifest and summary.
+
+    Every package is fetched and its version checked against OUT's previous manifest
+    (``corpus_manifest.check_versions``) before any file is written."""
+    mod = KINDS[kind]
+    wanted = sources_of(kind, mod, only)
+    out_folder(out, debs)
+    prev, prev_summary = cm.load_previous(out)
+    substitutions = {k: v for k, v in prev_summary.get("substitutions", {}).items() if k not in wanted}
+    pkgs = {name: source_package(mod, name, debs, substitutions) for name in wanted}
+    cm.check_versions(out, prev, prev_summary, pkgs, accept_new_versions)
     rows = [r for r in prev.values() if only and r["source"] not in wanted]
-    substitutions, skipped = {}, {}
-    for name in wanted:
-        if name in mod.LOCAL:
-            pkg = mod.LOCAL[name]()
-        else:
-            # a .deb already in the packages folder is used without asking apt (no lists needed)
-            real, note = (name, None) if cached_debs(name, debs) else resolve_package(name)
-            if note:
-                substitutions[name] = note
-            pkg = fetch_package(real, debs)
-            pkg.name = name if real == name else real
+    skipped: dict[str, Counter] = {}
+    for name, pkg in pkgs.items():
         handler, skips = mod.SOURCES[name], skipped.setdefault(name, Counter())
         try:
             items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         except (FormatError, OSError) as err:  # a damaged archive or file inside the package
             raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
-        rows += build_rows(mod, pkg, items, out, prev, skips)
+        rows += build_rows(mod, pkg, items, out, prev, skips, source=name)
     assign_splits(rows, mod.SPLITS)
-    rows = drop_duplicates(rows, out, skipped)
-    rows.sort(key=lambda r: r["path"])
-    tmp = manifest.with_name("manifest.jsonl.part")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    os.replace(tmp, manifest)
+    rows = cm.drop_duplicates(rows, out, skipped)
+    manifest_bytes = cm.write_manifest(out, rows)
+    cm.remove_unlisted(out, prev, rows)
+    sources = {r["source"] for r in rows}
+    packages = {k: v for k, v in prev_summary.get("packages", {}).items() if k in sources and k not in pkgs}
     extra = {
+        "packages": dict(sorted({**packages, **{n: cm.package_record(p) for n, p in pkgs.items()}}.items())),
         "left_out": mod.LEFT_OUT,
         "substitutions": substitutions,
         "skipped": {k: dict(v) for k, v in skipped.items() if v},
         "commands": f"python benchmarks/fetch_corpus.py {kind} --out {out} --packages-dir {debs}",
     }
-    summary = summarize(kind, rows, extra, out)
+    summary = cm.summarize(kind, rows, extra, manifest_bytes)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    print_table(summary)
+    cm.print_table(summary)
     return summary
 
 
@@ -484,8 +444,11 @@ def main() -> None:
     ap.add_argument("--packages-dir", type=Path, default=Path("/work/data/corpus/debs"),
                     help=".deb cache; packages are unpacked in its sibling folder unpacked/")  # fmt: skip
     ap.add_argument("--only", nargs="+", metavar="PKG", help="rebuild only these sources")
+    ap.add_argument(cm.ACCEPT_FLAG, action="store_true",
+                    help="rebuild sources whose package version differs from the one OUT was built from "
+                         "(files no longer listed are deleted)")  # fmt: skip
     args = ap.parse_args()
-    run(args.kind, args.out, args.packages_dir, args.only)
+    run(args.kind, args.out, args.packages_dir, args.only, args.accept_new_versions)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import corpus_audio
 import corpus_formats as cf
 import corpus_image
+import corpus_manifest
 import fetch_corpus
 from corpus_formats import FormatError
 from corpus_source import Item, Package, copy_of
@@ -214,7 +215,7 @@ def test_identical_files_are_kept_once_in_the_earliest_split(tmp_path: Path) -> 
         (tmp_path / path).write_bytes(data)
         rows.append({"path": path, "split": split, "source": path[0]})
     skipped: dict = {}
-    kept = fetch_corpus.drop_duplicates(rows, tmp_path, skipped)
+    kept = corpus_manifest.drop_duplicates(rows, tmp_path, skipped)
     assert sorted(r["path"] for r in kept) == ["b/y.ogg", "d/w.ogg"]
     assert not (tmp_path / "a/x.ogg").exists() and not (tmp_path / "c/z.ogg").exists()
     assert skipped["a"] == {"same content as a file kept (test)": 1}
@@ -491,11 +492,12 @@ def test_enlightenment_counts_a_damaged_largest_stream(tmp_path: Path) -> None:
     pkg = Package("enlightenment-data", "1", "e.deb", tmp_path, "")
     skipped: Counter = Counter()
     items = list(corpus_image.image_enlightenment(pkg, skipped))
-    assert [i.rel for i in items] == ["Hills.jpg"]  # the others are the same 400x400 picture
+    # the same 400x400 picture three times: identical files are dropped over the whole corpus
+    # (corpus_manifest.drop_duplicates), not per source
+    assert [i.rel for i in items] == ["Hills.jpg", "Lake.jpg", "Wood.jpg"]
     assert skipped["largest JPEG stream in .edj damaged (a smaller complete copy used)"] == 1
     assert skipped["damaged smaller JPEG stream in .edj (not used)"] == 1
     assert skipped["only damaged JPEG streams in .edj"] == 1
-    assert skipped["identical payload"] == 2
 
 
 # --------------------------------------------------------------------------- the build loop
@@ -524,7 +526,8 @@ def test_build_rows_reuses_a_file_only_from_the_same_deb(tmp_path: Path) -> None
 
     (tmp_path / "files/p").mkdir(parents=True)
     (tmp_path / "files/p/a.txt").write_bytes(b"old")
-    old = {"path": "files/p/a.txt", "deb": "p_1_all.deb", "version": "1", "size": 3}
+    old = {"path": "files/p/a.txt", "deb": "p_1_all.deb", "version": "1", "size": 3,
+           **corpus_manifest.file_facts(tmp_path / "files/p/a.txt")}
     for deb, version, written, size in (("p_1_all.deb", "1", [], 3), ("p_2_all.deb", "2", ["a.txt.part"], 9)):
         made.clear()
         pkg = Package("p", version, deb, tmp_path, "")
@@ -630,7 +633,10 @@ def test_run_uses_cached_debs_newest_first_and_rewrites_files_of_a_new_version(
 
     build_deb(debs, "fakepkg", "1:0.1-1", {"usr/share/fake/a.txt": b"from epoch 1", "usr/share/fake/b.txt": b"b"})
     (out / "files/fakepkg/stale.txt").write_bytes(b"left by an older run" * 100)
-    summary = fetch_corpus.run("fake", out, debs, None)
+    with pytest.raises(SystemExit, match=r"fakepkg: .* was built from version 1\.10-1, the packages folder has "
+                                         r"1:0\.1-1 \(1\.10-1 -> 1:0\.1-1\): rerun with --accept-new-versions"):
+        fetch_corpus.run("fake", out, debs, None)
+    summary = fetch_corpus.run("fake", out, debs, None, accept_new_versions=True)
     assert [(r["path"], r["version"], r["size"]) for r in manifest()] == [
         ("files/fakepkg/a.txt", "1:0.1-1", 12), ("files/fakepkg/b.txt", "1:0.1-1", 1)]
     assert (out / "files/fakepkg/a.txt").read_bytes() == b"from epoch 1"

@@ -1,0 +1,169 @@
+"""A corpus folder's ``manifest.jsonl`` and ``summary.json``, for ``fetch_corpus.py``.
+
+Reading the previous run's manifest and summary, checking a file on disk against its row
+(``sha256`` and ``bytes``) before it is reused, refusing a package whose version changed
+since the corpus was built, keeping one row per path and per content, removing the files
+a manifest no longer lists, and the totals of ``summary.json``. Nothing here runs on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from corpus_source import Package
+
+ACCEPT_FLAG = "--accept-new-versions"
+SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
+
+
+# --------------------------------------------------------------------------- reading and checking
+
+
+def load_previous(out: Path) -> tuple[dict[str, dict], dict]:
+    """The rows of ``out/manifest.jsonl`` by path, and ``out/summary.json`` ({} when absent)."""
+    manifest, summary = out / "manifest.jsonl", out / "summary.json"
+    rows = []
+    if manifest.exists():
+        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return {row["path"]: row for row in rows}, json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def file_facts(path: Path) -> dict:
+    """The manifest's ``sha256`` and ``bytes`` of a written file."""
+    data = path.read_bytes()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def same_file(path: Path, row: dict) -> bool:
+    """Whether ``path`` is still the file ``row`` describes: its size, then its sha256, match."""
+    if not path.is_file() or "sha256" not in row or path.stat().st_size != row.get("bytes"):
+        return False
+    return file_facts(path)["sha256"] == row["sha256"]
+
+
+def check_versions(out: Path, prev: dict[str, dict], prev_summary: dict, pkgs: dict[str, Package],
+                   accept: bool) -> None:
+    """Refuse (one line) a source whose package version, or .deb bytes at the same version, differ from
+    what ``out``'s manifest and summary were built from, unless ``accept`` (``--accept-new-versions``)."""
+    if accept:
+        return
+    recorded = prev_summary.get("packages", {})
+    for name, pkg in pkgs.items():
+        old = sorted({r["version"] for r in prev.values() if r["source"] == name})
+        if old and old != [pkg.version]:
+            raise SystemExit(f"fetch_corpus: {name}: {out / 'manifest.jsonl'} was built from version "
+                             f"{', '.join(old)}, the packages folder has {pkg.version} ({', '.join(old)} -> "
+                             f"{pkg.version}): rerun with {ACCEPT_FLAG} to rebuild it from {pkg.version}")
+        was = recorded.get(name, {})
+        if was.get("version") == pkg.version and was.get("sha256") not in (None, pkg.deb_sha256):
+            raise SystemExit(f"fetch_corpus: {name} {pkg.version}: {pkg.deb} is not the .deb {out} was built "
+                             f"from (sha256 {was['sha256'][:12]}... -> {pkg.deb_sha256[:12]}...): rerun with "
+                             f"{ACCEPT_FLAG} to rebuild it from this one")
+
+
+def package_record(pkg: Package) -> dict:
+    """What summary.json records of one package: version, .deb file and its sha256."""
+    return {"version": pkg.version, "deb": pkg.deb, "sha256": pkg.deb_sha256 or None}
+
+
+# --------------------------------------------------------------------------- de-duplication
+
+
+def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) -> list[dict]:
+    """One row per path (a later row, this run's, replaces an earlier one), then one row per content
+    (sha256): packages ship the same clip under several names, and a copy in another split would put the
+    same sound in train and test. The copy kept is the one in the earliest split (train, validation, test),
+    then the first path; the others are counted in their source's skips and their files deleted, never a
+    file a kept row uses."""
+    by_path = {row["path"]: row for row in rows}
+    kept: dict[str, dict] = {}
+    dropped = []
+    for row in sorted(by_path.values(), key=lambda r: (SPLIT_ORDER.index(r["split"]), r["path"])):
+        if "sha256" not in row:  # a row kept from a manifest written before sha256 was recorded
+            row.update(file_facts(out / row["path"]))
+        if row["sha256"] in kept:
+            skipped.setdefault(row["source"], Counter())[f"same content as a file kept ({row['split']})"] += 1
+            dropped.append(row)
+            continue
+        kept[row["sha256"]] = row
+    used = {r["path"] for r in kept.values()}
+    for row in dropped:
+        if row["path"] not in used:
+            (out / row["path"]).unlink(missing_ok=True)
+    return list(kept.values())
+
+
+def remove_unlisted(out: Path, prev: dict[str, dict], rows: list[dict]) -> int:
+    """Delete the files the previous manifest listed and the new one does not; returns how many."""
+    listed, root, n = {r["path"] for r in rows}, out.resolve(), 0
+    for path in sorted(set(prev) - listed):
+        target = (out / path).resolve()
+        if target.is_relative_to(root) and target.is_file():
+            target.unlink()
+            n += 1
+    return n
+
+
+def write_manifest(out: Path, rows: list[dict]) -> int:
+    """Write ``out/manifest.jsonl`` atomically (rows sorted by path); returns its size in bytes."""
+    rows.sort(key=lambda r: r["path"])
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    tmp = out / "manifest.jsonl.part"
+    tmp.write_bytes(text)
+    os.replace(tmp, out / "manifest.jsonl")
+    return len(text)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarize(kind: str, rows: list[dict], extra: dict, manifest_bytes: int) -> dict:
+    """Totals per source x split (minutes or image counts), the notes in ``extra``, and ``disk_bytes``: the
+    bytes the manifest's rows list plus manifest.jsonl (``manifest_bytes``)."""
+    measure = (lambda r: r["seconds"] / 60) if kind == "audio" else (lambda r: 1)
+    unit = "minutes" if kind == "audio" else "images"
+    per_source: dict[str, Counter] = defaultdict(Counter)
+    per_split: Counter = Counter()
+    per_kind: Counter = Counter()
+    groups: dict[str, set] = defaultdict(set)
+    for r in rows:
+        per_source[r["source"]][r["split"]] += measure(r)
+        per_source[r["source"]]["files"] += 1
+        per_split[r["split"]] += measure(r)
+        groups[r["split"]].add(r["group"])
+        if kind == "audio":
+            per_kind[r["kind"]] += measure(r)
+    rnd = lambda c: {k: round(v, 2) for k, v in sorted(c.items())}  # noqa: E731
+    return {
+        "unit": unit,
+        "total": round(sum(per_split.values()), 2),
+        "per_split": rnd(per_split),
+        "groups_per_split": {k: len(v) for k, v in sorted(groups.items())},
+        "per_source": {s: rnd(c) for s, c in sorted(per_source.items())},
+        **({"per_kind": rnd(per_kind)} if kind == "audio" else {}),
+        "disk_bytes": sum(r["bytes"] for r in rows) + manifest_bytes,
+        **extra,
+    }
+
+
+def print_table(summary: dict) -> None:
+    print(
+        f"\n{'source':34s} {'files':>6s} "
+        + " ".join(f"{s:>11s}" for s in SPLIT_ORDER)
+        + f"   ({summary['unit']})"
+    )
+    for source, c in summary["per_source"].items():
+        print(
+            f"{source:34s} {int(c['files']):6d} " + " ".join(f"{c.get(s, 0):11.1f}" for s in SPLIT_ORDER)
+        )
+    print(
+        f"{'TOTAL':34s} {'':6s} "
+        + " ".join(f"{summary['per_split'].get(s, 0):11.1f}" for s in SPLIT_ORDER)
+    )
+    if "per_kind" in summary:
+        print("by kind:", {k: f"{v / 60:.2f} h" for k, v in summary["per_kind"].items()})
+    print(f"disk used under OUT: {summary['disk_bytes'] / 2**20:.0f} MiB")
