@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmtok.context.growth import CpuShare
 from mmtok.demo.plots import save_png, save_wav
 from mmtok.synth.toy import (
     COLORS,
@@ -76,7 +77,7 @@ def train_step(d: Demo) -> str:
                       batch_size=16, steps=steps, warmup=min(30, steps // 5), lr=3e-3, save_every=steps,
                       seed=d.seed, device=str(d.device))
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # the trainer's header line: the page and summary say it plainly
+    with CpuShare() as share, contextlib.redirect_stdout(io.StringIO()):  # the trainer's header: the page says it
         train(cfg, progress=d.progress, overwrite=True)  # the demo replaces its own previous run
     seconds = time.perf_counter() - t0
     rows = [json.loads(x) for x in (d.out / "run" / LOG_NAME).read_text().splitlines() if x.strip()]
@@ -85,7 +86,9 @@ def train_step(d: Demo) -> str:
     tok_s = float(np.median([r["tokens_per_s"] for r in rows[len(rows) // 5:]]))
     d.figure("train_loss_first", round(first_loss, 4), "nats", "training: loss at the first step")
     d.figure("train_loss_last", round(last_loss, 4), "nats", "training: mean loss over the last 10 steps")
-    d.figure("train_tokens_per_s", round(tok_s, 1), "tokens/s", f"training: median throughput on {d.device_label}")
+    busy = f"; not reliable, so not reported: {share.describe()} while it ran" if share.busy else ""
+    d.figure("train_tokens_per_s", round(tok_s, 1), "tokens/s",
+             f"training: median throughput on {d.device_label}{busy}", reliable=not share.busy)
     per = {m: round(float(np.mean([r[f"loss_{m}"] for r in last if f"loss_{m}" in r])), 4)
            for m in ("text", "image", "audio") if any(f"loss_{m}" in r for r in last)}
     n_params, size = _size(d)
@@ -98,7 +101,7 @@ def train_step(d: Demo) -> str:
         d.overview.append(("run/loss.png", "training loss per modality"))
     d.report.section("6. Training a tiny transformer", *parts)
     return (f"tiny preset, {n_params} parameters: {steps} steps in {seconds:.0f} s, loss {first_loss:.2f} -> "
-            f"{last_loss:.2f}, {tok_s:,.0f} tokens/s")
+            f"{last_loss:.2f}, {tok_s:,.0f} tokens/s" + (f" (not reliable: {share.describe()})" if share.busy else ""))
 
 
 def _size(d: Demo) -> tuple[str, str]:
