@@ -186,16 +186,22 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def _duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``5m``, ``1.5h``, ``m:ss`` or ``h:mm:ss`` (minutes and seconds after the
+    first part below 60, no part negative)."""
+    bad = argparse.ArgumentTypeError(f"duration takes seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss, got {text!r}")
     try:
-        if ":" in text:  # [[h:]m:]s
+        if ":" in text:
+            parts = [float(part) for part in text.split(":")]
+            if len(parts) > 3 or min(parts) < 0 or max(parts[1:]) >= 60:
+                raise bad
             seconds = 0.0
-            for part in text.split(":"):
-                seconds = seconds * 60 + float(part)
+            for part in parts:
+                seconds = seconds * 60 + part
             return seconds
         scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:].lower(), None)
         return float(text[:-1]) * scale if scale else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"duration takes seconds, 90s, 5m, 1.5h or h:mm:ss, got {text!r}") from None
+        raise bad from None
 
 
 def _cmd_context(args: argparse.Namespace) -> int:
@@ -335,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         "memory and attention FLOPs of that length for a model size.",
         epilog="preset sources:\n" + presets_help(), formatter_class=_RawHelpFormatter,
     )
-    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h or h:mm:ss")
+    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss")
     ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
     ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
     ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")

@@ -330,3 +330,21 @@ def test_the_demo_table_shows_minutes_that_fit_128k() -> None:
 
     for row in _plan_rows(SimpleNamespace(figure=lambda *a, **k: None)):  # type: ignore[arg-type]
         assert plan(row[5] * 60, preset=row[0]).total_tokens <= WINDOWS["128k"], row
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("1:30", 90.0), ("0:59.5", 59.5), ("1:00:00", 3600.0),
+                                           ("2:05:30", 7530.0), ("5m", 300.0)])
+def test_cli_duration_forms(text: str, seconds: float, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["context", text, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["duration_s"] == seconds
+
+
+@pytest.mark.parametrize("text", ["1:2:3:4", "1:90", "1:60", "1:00:60", "1:-5", "0:-30", "1::2", "1:x"])
+def test_cli_duration_past_h_mm_ss_is_a_usage_error(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """At most h:mm:ss, minutes and seconds after the first part below 60, none negative."""
+    with pytest.raises(SystemExit) as e:
+        main(["context", text, "--json"])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.count("\n") == 0 and f"m:ss or h:mm:ss, got {text!r}" in err and not captured.out, err

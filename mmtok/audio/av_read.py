@@ -5,8 +5,8 @@ libsndfile stops at its guess of the length), and for a video's soundtrack.
 :func:`decoded_audio` is the one decode loop: each frame of a stream through one FFmpeg resampler
 to float32 planes ``[channels, n]``. :func:`mmtok.audio.io.load_audio` reads a file through
 :class:`AvReader` at the stream's own rate and channels, then mixes and resamples exactly as it does
-what libsndfile decodes; :func:`mmtok.video.read.read_audio` has FFmpeg mix to mono and resample.
-Both end a stream where its container says (:func:`stated_samples`), without the codec's padding
+what libsndfile decodes; :func:`mmtok.video.read.read_audio` decodes a soundtrack the same way and mixes
+and resamples it as :func:`~mmtok.audio.io.load_audio` does a file. Both end a stream where its container says (:func:`stated_samples`), without the codec's padding
 (:func:`padding_end`): an AAC encoder fills its last frame, 128 samples past 3 s at 16 kHz.
 """
 

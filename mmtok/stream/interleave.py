@@ -30,7 +30,9 @@ as a :class:`Repair`: ids out of range, misplaced special tokens and codes of
 the wrong modality are dropped; a row longer than the first row of its image
 (or video) is truncated, a shorter one padded with the codes of the row above;
 a video frame with too few rows is padded with the previous frame's rows, one
-with too many truncated; empty rows and empty segments are dropped; a segment
+with too many truncated; a repeat code (the video tokenizer's ``repeat_id``) in a
+video's first frame, which no frame precedes, takes the code before it in that frame
+(code 0 if none); empty rows and empty segments are dropped; a segment
 still open at the end of the stream (or when the next one starts) is closed;
 everything after ``<eos>`` is dropped; a missing leading ``<bos>`` or final ``<eos>``
 (when the Interleaver writes them) is noted; text around a dropped token is joined
@@ -328,6 +330,10 @@ class Interleaver:
         lo, hi = int(codes.min()), int(codes.max())
         if lo < 0 or hi >= size:
             raise DocumentError(f"segment {k}: {name} code {lo if lo < 0 else hi} is outside [0, {size})")
+        rep = getattr(self.video, "repeat_id", None) if name == "video" else None
+        if rep is not None and bool((codes[0] == rep).any()):
+            raise DocumentError(f"segment {k}: the video's first frame holds the repeat code {rep}, but no frame "
+                                "precedes it to repeat")
         return codes
 
     def _media(self, name: str, x: Any, k: int, **kwargs: Any) -> Any:
@@ -426,6 +432,7 @@ class Interleaver:
                                   position=first, expected=expected)
             repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
             a, orig = a[~bad], orig[~bad]
+        a = self._first_frame_repeats(a, orig, repair, repairs)
         segments = Parser(self, a, orig, repair, repairs, partial=partial).document()
         if media:
             for k, seg in enumerate(segments):
@@ -437,6 +444,31 @@ class Interleaver:
                     seg["audio"] = self._need("audio", k).decode(seg["audio_codes"])
                     seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
         return Decoded(segments, repairs)
+
+    def _first_frame_repeats(self, a: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]) -> np.ndarray:
+        """``a`` with each repeat code in a video's first frame (``<bov>`` to the next ``<eof>``, ``<eov>``, opener
+        or ``<eos>``) replaced by the video code before it in that frame, or code 0 (see the module docstring);
+        without ``repair`` the first one is a :class:`StreamError`."""
+        rep = getattr(self.video, "repeat_id", None)
+        if rep is None or not self.vocab.has("video"):
+            return a
+        start = self.vocab.range("video").start
+        token, a = start + rep, a.copy()
+        stops = np.flatnonzero(np.isin(a, [self.EOF, self.EOV, self.BOV, self.BOI, self.BOA, self.EOS]))
+        bovs = np.flatnonzero(a == self.BOV)
+        expected, got = "a code in a video's first frame (no frame precedes it to repeat)", self.vocab.token(token)
+        ends = np.append(stops, a.size)[np.searchsorted(stops, bovs, side="right")]
+        for b, e in zip(bovs.tolist(), ends.tolist(), strict=True):
+            span = a[b + 1 : e]  # (view) the first frame's ids
+            hits = np.flatnonzero(span == token)
+            if hits.size and not repair:
+                p = int(orig[b + 1 + hits[0]])
+                raise StreamError(f"position {p}: expected {expected}, got {got}", position=p, expected=expected)
+            before = np.maximum.accumulate(np.where((span >= start) & (span < token), np.arange(span.size), -1))
+            span[hits] = fill = np.where(before >= 0, span[np.maximum(before, 0)], start)[hits]
+            repairs += [Repair(int(orig[b + 1 + h]), f"expected {expected}, got {got}",
+                               f"replaced it with video code {int(c) - start}") for h, c in zip(hits, fill, strict=True)]
+        return a
 
     # ------------------------------------------------------------------ display
 

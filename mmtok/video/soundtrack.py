@@ -1,8 +1,9 @@
 """A video file's soundtrack decoded and laid on the frames' clock: the decoding half of
 :func:`mmtok.video.read.read_audio`.
 
-:func:`decode_soundtrack` has FFmpeg decode, mix to mono and resample a stream frame by frame
-(:func:`~mmtok.audio.av_read.decoded_audio`), refusing one longer than asked; :func:`on_clock` pads or
+:func:`decode_soundtrack` has FFmpeg decode a stream frame by frame at its own rate and channels
+(:func:`~mmtok.audio.av_read.decoded_audio`), then averages the channels and resamples as
+:func:`mmtok.audio.io.load_audio` does a file's, refusing one longer than asked; :func:`on_clock` pads or
 trims the result so that sample 0 is at the file's origin and the codec's padding past the stream's
 stated end is cut.
 """
@@ -10,11 +11,16 @@ stated end is cut.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from mmtok.audio.av_read import decoded_audio, padding_end
+from mmtok.audio.io import BLOCK_SAMPLES, mono_chunks
+from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.errors import VideoError
 
 __all__ = ["decode_soundtrack", "on_clock", "too_long_message"]
@@ -28,27 +34,66 @@ def too_long_message(where: str, max_seconds: float, seconds: float) -> str:
             "all with read_audio(path, max_seconds=None)")
 
 
+@dataclass
+class _Clock:
+    """What the decode of a soundtrack learns from its frames."""
+
+    first: float | None = None  # the first frame's time on the file's clock (None without a timestamp)
+    rate: int = 0  # Hz: the stream's own rate (its first frame's; 0 before it)
+    frame: int = 0  # the most samples one frame gave, at ``rate``
+    block: int = 1  # frames per block: BLOCK_SAMPLES over the channels, as load_audio reads a file
+
+
 def decode_soundtrack(av: Any, container: Any, stream: Any, where: str, sample_rate: int,
                       max_seconds: float | None) -> tuple[list[np.ndarray], float | None, int]:
-    """The stream decoded to mono float32 parts at ``sample_rate`` (FFmpeg mixes and resamples:
-    :func:`~mmtok.audio.av_read.decoded_audio`); the first frame's time on the file's clock (None without
-    a timestamp); the most samples one frame gave. Past ``max_seconds`` (and two frames, which may be the
-    codec's padding): a :class:`VideoError`."""
-    limit = math.inf if max_seconds is None else max_seconds * sample_rate
+    """The stream decoded frame by frame at its own rate and channels (:func:`~mmtok.audio.av_read.decoded_audio`),
+    then in blocks as :func:`~mmtok.audio.io.load_audio` reads a file: channels averaged
+    (:func:`~mmtok.audio.io.mono_chunks`) and resampled to ``sample_rate``
+    (:func:`~mmtok.audio.resample.resampler`), so the same sound gives the same samples from a video as from
+    an audio file. Returns the mono float32 parts, the first frame's time on the file's clock (None without a
+    timestamp) and the most samples one frame gave, at ``sample_rate``. Past ``max_seconds`` (and two frames,
+    which may be the codec's padding): a :class:`VideoError`."""
+    clock = _Clock()
+    blocks = _blocks(decoded_audio(av, container, stream, where, VideoError), where, max_seconds, clock)
     parts: list[np.ndarray] = []
-    first: float | None = None
-    total = frame_len = 0
-    for index, (frame, planes) in enumerate(
-            decoded_audio(av, container, stream, where, VideoError, layout="mono", rate=sample_rate)):
-        if index == 0 and frame is not None and frame.pts is not None and frame.time_base:
-            first = float(frame.pts * frame.time_base)
-        parts += [p[0] for p in planes]
-        total += sum(p.shape[1] for p in planes)
+    to_rate: Resampler | None = None
+    full = True  # whether the last block was a whole one: then an empty last block ends the stream, as for a file
+    for mono in mono_chunks(blocks, caller=where, channels_first=False):
+        to_rate = to_rate or resampler(clock.rate, sample_rate)
+        full = mono.numel() == clock.block
+        parts.append(to_rate.push(mono, last=not full).numpy())
+    if to_rate is not None and full:
+        parts.append(to_rate.push(torch.zeros(0), last=True).numpy())
+    return parts, clock.first, math.ceil(clock.frame * sample_rate / clock.rate) if clock.rate else 0
+
+
+def _blocks(decoded: Iterator[tuple[Any, list[np.ndarray]]], where: str, max_seconds: float | None,
+            clock: _Clock) -> Iterator[np.ndarray]:
+    """The planes of ``decoded`` as float32 blocks ``(clock.block, channels)``, the last one shorter (none if
+    empty), noting in ``clock`` what the frames say; past ``max_seconds`` and two frames a :class:`VideoError`."""
+    held: list[np.ndarray] = []  # planes [channels, n] not given out yet
+    count = read = 0  # samples per channel in held, and decoded in all
+    for frame, planes in decoded:
         if frame is not None:
-            frame_len = max(frame_len, math.ceil(frame.samples * sample_rate / frame.sample_rate))
-        if total > limit + 2 * frame_len:
-            raise VideoError(too_long_message(where, max_seconds or 0.0, total / sample_rate))
-    return parts, first, frame_len
+            if not clock.rate:
+                clock.rate = int(frame.sample_rate)
+                clock.first = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+            clock.frame = max(clock.frame, int(frame.samples))
+        for p in planes:
+            clock.block = max(1, BLOCK_SAMPLES // p.shape[0])
+            held.append(p)
+            count += p.shape[1]
+            read += p.shape[1]
+        if max_seconds is not None and read > max_seconds * clock.rate + 2 * clock.frame:
+            raise VideoError(too_long_message(where, max_seconds, read / clock.rate))
+        if count >= clock.block:
+            data = np.concatenate(held, axis=1)
+            whole = count // clock.block * clock.block
+            for i in range(0, whole, clock.block):
+                yield np.ascontiguousarray(data[:, i : i + clock.block].T)
+            held, count = [data[:, whole:]], count - whole
+    if count:
+        yield np.ascontiguousarray(np.concatenate(held, axis=1).T)
 
 
 def on_clock(wave: np.ndarray, offset: float, end: float | None, sample_rate: int, frame_len: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mmtok.core.errors import VideoError
+
 __all__ = ["compression_stats", "repeat_decode", "repeat_encode", "run_length_decode", "run_length_encode"]
 
 
@@ -52,7 +54,7 @@ def repeat_decode(codes: torch.Tensor, repeat_id: int) -> torch.Tensor:
         return codes.clone()
     is_rep = codes == repeat_id
     if bool(is_rep[0].any()):
-        raise ValueError("the first frame holds a repeat code: there is no previous frame to repeat")
+        raise VideoError(f"the first frame holds the repeat code {repeat_id}: there is no previous frame to repeat")
     t = torch.arange(codes.shape[0], device=codes.device).view(-1, 1, 1).expand_as(codes)  # (T, h, w)
     source = torch.cummax(torch.where(is_rep, torch.zeros_like(t), t), dim=0).values  # last literal frame
     return codes.gather(0, source)

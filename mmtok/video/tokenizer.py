@@ -234,7 +234,8 @@ class VideoTokenizer(nn.Module):
         whole frames (half up, at least one). Its sound starts at its first frame's
         time, moved down to a multiple of ``samples_per_token`` (the audio
         tokenizer's), so that no chunk's sound ends in a part-filled token: the chunks'
-        audio tokens then add up to the whole soundtrack's.
+        audio tokens then add up to the whole soundtrack's. A chunk whose frames start
+        after the sound has ended carries no audio segment.
         """
         if int(samples_per_token) < 1:
             raise VideoError(f"samples_per_token must be a whole number >= 1, got {samples_per_token!r}")
@@ -249,7 +250,8 @@ class VideoTokenizer(nn.Module):
             out.append({"video_codes": repeat_encode(piece, self.repeat_id) if self.repeat_id is not None else piece})
             if sound is not None:
                 wave, sr = sound
-                a, b = (_token_edge(k / self.fps * sr, int(samples_per_token)) for k in (i, i + per))
+                a, b = (min(_token_edge(k / self.fps * sr, int(samples_per_token)), wave.numel())
+                        for k in (i, i + per))
                 if i + per >= codes.shape[0]:
                     b = wave.numel()
                 if b > a:
