@@ -454,3 +454,25 @@ def test_audio_tokenizer_trains_from_a_cache(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         audio_train.main([*args[:3], str(tmp_path / "bad"), *args[4:], "--encoder", "conv", "--dead-code-rate", "1"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_stereo_file_read_through_pyav_is_averaged_as_soundfile_averages_it(tmp_path: Path) -> None:
+    """A cache's file that libsndfile cannot read (AAC) goes through PyAV: its channels are averaged as
+    soundfile's are, not mixed by FFmpeg, whose mono mix weighs each of two channels 0.707 (+3 dB)."""
+    av = pytest.importorskip("av")
+    from mmtok.audio.vocoder_data import decode_file
+
+    sr = 16000
+    x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2 * sr) / sr)).astype(np.float32)
+    path = tmp_path / "stereo.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=sr)
+        s.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(np.stack([x, x]), format="fltp", layout="stereo")
+        frame.sample_rate = sr
+        for packet in [*s.encode(frame), *s.encode(None)]:
+            c.mux(packet)
+    y, rate = decode_file(path)
+    assert rate == sr
+    rms = float(np.sqrt(np.mean(y[4000:-4000].astype(np.float64) ** 2)))
+    assert abs(rms - 0.5 / np.sqrt(2)) < 0.02, rms  # 0.354 as one channel; FFmpeg's mono mix gave 0.5

@@ -85,6 +85,7 @@ def test_attach_joins_a_stage_two_vocoder_to_the_tokenizer_it_was_trained_on(
                                "--tokenizer", str(other)]) == 2
     err = last_error(capsys)
     assert "--tokenizer" in err and fingerprint(tok) in err and fingerprint(other) in err
+    assert "leave --tokenizer out to take the tokenizer it was trained on" in err  # it was given: the hint fits
     assert not (tmp_path / "mixed").exists()
     # its codebook pruned: the kept codes decode as before, so the vocoder fits
     pruned = tmp_path / "pruned"
@@ -97,6 +98,12 @@ def test_attach_joins_a_stage_two_vocoder_to_the_tokenizer_it_was_trained_on(
     assert provenance(tmp_path / "again")["tokenizer"]["source"] == str((tmp_path / "joined").resolve())
     assert vocoder_train.main(["--attach", str(tmp_path / "lost"), "--vocoder", str(s2 / "best")]) == 2
     assert f"{tok.resolve()}, which is not there" in last_error(capsys)
+    # left out, the tokenizer taken is the one the vocoder names; when another model now stands at that path,
+    # the hint is to name the right one, not to leave out what was left out
+    shutil.copytree(other, tok)
+    assert vocoder_train.main(["--attach", str(tmp_path / "stale"), "--vocoder", str(s2 / "best")]) == 2
+    err = last_error(capsys)
+    assert "name the tokenizer it was trained on with --tokenizer" in err and "leave --tokenizer out" not in err, err
     # a vocoder trained on the true log-mel reads any tokenizer's
     assert vocoder_train.main(run_args(cache, tmp_path / "s1", "--steps", "2")) == 0
     assert vocoder_train.main(["--attach", str(tmp_path / "mixed"), "--vocoder", str(tmp_path / "s1" / "best"),

@@ -2,9 +2,10 @@
 
 A vocoder trained on a tokenizer's decoded log-mel (stage 2; with ``--train-decoder``, the tuned
 tokenizer saved beside it) records that tokenizer's fingerprint (:func:`trained_on`), and joins no
-other but a codebook pruned from it (:func:`attach_refusal`; ``mmtok prune-codebook`` keeps each kept
-code's vector and the decoder, so those codes decode as before); one trained on the true log-mel
-joins any tokenizer of its front end.
+other but a codebook pruned from it, once or more, with an attached vocoder between or not
+(:func:`attach_refusal`; ``mmtok prune-codebook`` keeps each kept code's vector and the decoder, so
+those codes decode as before, :func:`~mmtok.vq.prune.decodes_as`) and not since changed (a tuned
+decoder decodes otherwise); one trained on the true log-mel joins any tokenizer of its front end.
 
 >>> import tempfile, os
 >>> from mmtok.audio.config import AudioTokenizerConfig
@@ -32,6 +33,7 @@ from mmtok.audio.vocoder import Vocoder
 from mmtok.core.checkpoint import write_refusal
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
+from mmtok.vq.prune import decodes_as
 
 __all__ = ["SHIPPED_LIMIT_MB", "attach_refusal", "attach_vocoder", "folder_megabytes", "load_vocoder", "trained_on"]
 
@@ -78,15 +80,17 @@ def trained_on(voc: Vocoder) -> str | None:
 def attach_refusal(tok: AudioTokenizer, voc: Vocoder) -> str | None:
     """Why ``voc`` may not become ``tok``'s learned decoder (None when it may): it reads another log-mel
     front end, or it was trained on the decoded log-mel of another tokenizer (:func:`trained_on`) than
-    ``tok`` or the one ``tok``'s codebook was pruned from (its provenance's ``pruned.from_fingerprint``)."""
+    ``tok`` or one whose codes ``tok``'s decode exactly as (:func:`~mmtok.vq.prune.decodes_as`: those its
+    codebook was pruned from, while its weights are the ones the prune wrote)."""
     wrong = front_end_mismatch(tok.cfg, voc.cfg)
     if wrong:
         return f"the vocoder reads another log-mel than the tokenizer writes: {', '.join(wrong)}"
     want = trained_on(voc)
-    pruned_from = ((getattr(tok, "provenance", None) or {}).get("pruned") or {}).get("from_fingerprint")
-    if want is not None and want not in (tok.fingerprint, pruned_from):
+    same = decodes_as(tok)
+    if want is not None and want != tok.fingerprint and want not in same:
+        also = f" (its codes decode as those of {', '.join(same)})" if same else ""
         return (f"the vocoder was trained on the decoded log-mel of the tokenizer of fingerprint {want}, and this "
-                f"tokenizer's fingerprint is {tok.fingerprint}")
+                f"tokenizer's fingerprint is {tok.fingerprint}{also}")
     return None
 
 

@@ -7,9 +7,12 @@ frequency under the trainer's own sampling (source ∝ √hours, group ∝ √ho
 clip ∝ length), with the seeded synthetic clips mixed in at their training
 share when ``--synthetic`` is given. The ``--keep`` codes with the largest
 share are kept (:mod:`mmtok.vq.prune`) and the tokenizer is written to ``--out``
-with its learned vocoder, if it has one. Only that split is read: the codes to
-keep are the training audio's choice (``--split validation`` counts held-out
-audio instead, to compare), and the test split is never cached, so never read.
+with its learned vocoder, if it has one; its record gives the share of the
+split's tokens that fell on dropped codes (``dropped_share_counted``, each
+token once) and the share under that sampling (``dropped_share_weighted``).
+Only that split is read: the codes to keep are the training audio's choice
+(``--split validation`` counts held-out audio instead, to compare), and the
+test split is never cached, so never read.
 A tokenizer made for another sample rate than the cache's audio is refused.
 
     mmtok prune-codebook audio --model RUN/model --cache CACHE --keep 7168 --out OUT \\
@@ -56,8 +59,9 @@ def _clip_counts(tok: AudioTokenizer, audio: np.ndarray) -> torch.Tensor | None:
 
 def code_shares(tok: AudioTokenizer, cache: AudioCache, *, synthetic: Sequence[np.ndarray] = (),
                 synthetic_share: float = 0.0, max_clips: int | None = None,
-                progress: bool = True) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Each code's share ``[K]`` of the tokens the trainer's sampling would show, and what was counted.
+                progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Each code's share ``[K]`` of the tokens the trainer's sampling would show, each code's count ``[K]`` of the
+    split's tokens (each token once), and what was counted.
 
     Real clips weigh as :func:`~mmtok.audio.vocoder_data.sampling_weights` says
     (within a clip, every token the same); the ``synthetic`` clips share
@@ -69,18 +73,19 @@ def code_shares(tok: AudioTokenizer, cache: AudioCache, *, synthetic: Sequence[n
     clips = cache.clips[:max_clips] if max_clips is not None else cache.clips
     weights = sampling_weights(clips)
     share = torch.zeros(tok.codebook_size, dtype=torch.float64)
-    tokens, used = 0, 0.0
+    counts = torch.zeros_like(share)
+    used = 0.0
     for clip, w in tqdm(list(zip(clips, weights, strict=True)), desc="counting codes", unit="clip",
                         disable=not progress, file=sys.stderr):
         c = _clip_counts(tok, cache.read(clip))
         if c is not None:
             share += float(w) * c / c.sum()
             used += float(w)
-            tokens += int(c.sum())
+            counts += c
     if used == 0:
         raise MmtokError(f"no clip of the {cache.split} split of the cache is long enough for one token")
     share /= used
-    info: dict[str, Any] = {"split": cache.split, "clips": len(clips), "tokens": tokens,
+    info: dict[str, Any] = {"split": cache.split, "clips": len(clips), "tokens": int(counts.sum()),
                             "weighting": "trainer sampling (source and group by sqrt hours)"}
     if synthetic and synthetic_share > 0:
         syn = torch.zeros_like(share)
@@ -93,7 +98,7 @@ def code_shares(tok: AudioTokenizer, cache: AudioCache, *, synthetic: Sequence[n
         if n:
             share = (1.0 - synthetic_share) * share + synthetic_share * syn / n
             info |= {"synthetic_clips": n, "synthetic_share": synthetic_share}
-    return share, info
+    return share, counts, info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,14 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused:
         parser.error(refused)
 
-    def count(tok: AudioTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
+    def count(tok: AudioTokenizer) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         cache = AudioCache(args.cache, args.split)
         check_sample_rate(args.cache, tok.sample_rate, f"--model {args.model}")
         synth = synthetic_arrays(args.synthetic, seed=args.seed, sample_rate=tok.sample_rate,
                                  tones=args.synthetic_tones) if args.synthetic else []
-        share, info = code_shares(tok, cache, synthetic=synth, synthetic_share=args.synthetic_share,
-                                  max_clips=args.max_clips, progress=not args.no_progress)
-        return share, {**info, "cache": str(args.cache.resolve())}
+        share, counts, info = code_shares(tok, cache, synthetic=synth, synthetic_share=args.synthetic_share,
+                                          max_clips=args.max_clips, progress=not args.no_progress)
+        return share, counts, {**info, "cache": str(args.cache.resolve())}
 
     return run_prune_command(parser, args, argv, AudioTokenizer, "audio", count)
 

@@ -282,8 +282,10 @@ def attach_plan(args: argparse.Namespace, given: set[str]) -> tuple[str, str]:
     if refused:
         pair = ("; a --train-decoder run's best/ goes with its best-tokenizer/, model/ with tokenizer/"
                 if (getattr(voc, "provenance", None) or {}).get("train_decoder") is not None else "")
-        raise UsageError(f"--attach: --vocoder {args.vocoder} does not fit --tokenizer {tokenizer}: {refused}; leave "
-                         f"--tokenizer out to take the tokenizer it was trained on{pair}")
+        hint = ("leave --tokenizer out to take the tokenizer it was trained on" if "tokenizer" in given
+                else "name the tokenizer it was trained on with --tokenizer")
+        raise UsageError(f"--attach: --vocoder {args.vocoder} does not fit the tokenizer {tokenizer}: {refused}; "
+                         f"{hint}{pair}")
     return tokenizer, args.vocoder
 
 

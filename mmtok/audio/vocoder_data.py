@@ -84,9 +84,12 @@ def decode_file(path: Path) -> tuple[np.ndarray, int]:
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         rate = int(stream.rate or stream.codec_context.sample_rate)
-        mono = av.AudioResampler(format="flt", layout="mono", rate=rate)  # downmix only, same rate
-        parts = [f.to_ndarray().reshape(-1) for frame in container.decode(stream) for f in mono.resample(frame)]
-        parts += [f.to_ndarray().reshape(-1) for f in mono.resample(None)]
+        # planar float at the stream's own layout and rate, then the channels averaged as soundfile's are above
+        # (FFmpeg's own mono mix weighs each of two channels 0.707: a stereo file would come out 3 dB louder)
+        planar = av.AudioResampler(format="fltp", rate=rate)
+        frames = [f for frame in container.decode(stream) for f in planar.resample(frame)]
+        frames += list(planar.resample(None))
+        parts = [f.to_ndarray().mean(axis=0) for f in frames]
     return (np.concatenate(parts) if parts else np.zeros(0)).astype(np.float32), rate
 
 
@@ -276,7 +279,16 @@ class AudioCache:
         if not self.clips:
             raise CorpusError(f"cache {cache} holds no {split} clips (its manifest had none, or none could be read): "
                               f"delete {cache} and build it again with {BUILD_COMMAND} {cache}, or give another --cache")
-        self.samples = np.memmap(cache / f"{split}.int16", dtype=np.int16, mode="r")
+        data = cache / f"{split}.int16"
+        need = max(c.offset + c.length for c in self.clips)  # samples the index points into
+        size = data.stat().st_size if data.is_file() else None
+        if not size or size < 2 * need or size % 2:  # an empty file cannot be memory-mapped either
+            held = ("is missing" if size is None else f"holds {size} bytes (not whole int16 samples)" if size % 2
+                    else f"holds {size} bytes ({size // 2} int16 samples)")
+            raise CorpusError(f"cache {cache}: {data} {held}, but {split}.jsonl's clips need {need} samples "
+                              f"({2 * need} bytes; the file is cut short or from another build): delete {cache} and "
+                              f"build it again with {BUILD_COMMAND} {cache}")
+        self.samples = np.memmap(data, dtype=np.int16, mode="r")
 
     def read(self, clip: Clip, start: int = 0, length: int | None = None) -> np.ndarray:
         """float32 samples ``[length]`` of ``clip`` from ``start`` (zero-padded past its end)."""

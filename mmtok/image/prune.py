@@ -5,8 +5,8 @@ Random square crops of the training photos (a side of ``--scale-min`` to
 tokenizer's input size) are encoded; each code's share is its frequency over
 all their tokens. The ``--keep`` codes with the largest share are kept
 (:mod:`mmtok.vq.prune`) and the tokenizer is written to ``--out``. From a
-manifest only the ``--split`` photos (train by default) are read; from a folder,
-every image in it (``--split`` is refused there).
+manifest only the ``--split`` photos (train by default, or validation to compare;
+never test) are read; from a folder, every image in it (``--split`` is refused there).
 
     mmtok prune-codebook image --model RUN/model --data corpus/image/manifest.jsonl --keep 1984 --out OUT
 """
@@ -30,6 +30,7 @@ from mmtok.vq.prune import add_prune_arguments, run_prune_command
 __all__ = ["code_shares", "main"]
 
 BATCH = 32  # crops encoded at once
+SPLITS = ("train", "validation")  # the manifest splits codes are counted on: the test split never
 
 
 def code_shares(tok: ImageTokenizer, photos: Sequence[torch.Tensor], crops: int, *, scale: tuple[float, float],
@@ -56,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_arguments(p)
     p.add_argument("--data", required=True, help="a folder of images or a corpus manifest.jsonl")
-    p.add_argument("--split", default=None,
-                   help=f"with a manifest: the split whose photos are counted (default: {DEFAULT_SPLIT}); "
-                        "a folder's images are all counted")
+    p.add_argument("--split", default=None, choices=SPLITS,
+                   help=f"with a manifest: the split whose photos are counted (default: {DEFAULT_SPLIT}; never test: "
+                        "the codes to keep are chosen on training data); a folder's images are all counted")
     p.add_argument("--crops", type=int, default=4096, help="random crops to count codes on")
     p.add_argument("--scale-min", type=float, default=0.35, help="smallest crop side, as a fraction of the shorter side")
     p.add_argument("--scale-max", type=float, default=1.0, help="largest crop side, as a fraction of the shorter side")
@@ -76,14 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_folder(parser, args.data)
     split = data_split(args.data, args.split)  # None: a folder, all of it
 
-    def count(tok: ImageTokenizer) -> tuple[torch.Tensor, dict[str, Any]]:
+    def count(tok: ImageTokenizer) -> tuple[torch.Tensor, None, dict[str, Any]]:
         files = find_images(args.data, split=split)
         share, tokens = code_shares(tok, load_corpus(files, tok.image_size, patch=tok.downsample), args.crops,
                                     scale=(args.scale_min, args.scale_max), seed=args.seed,
                                     progress=not args.no_progress)
-        return share, {"data": str(Path(args.data).resolve()), **({} if split is None else {"split": split}),
-                       "photos": len(files), "crops": args.crops, "crop_side": [args.scale_min, args.scale_max],
-                       "seed": args.seed, "tokens": tokens}
+        return share, None, {"data": str(Path(args.data).resolve()), **({} if split is None else {"split": split}),
+                             "photos": len(files), "crops": args.crops,
+                             "crop_side": [args.scale_min, args.scale_max], "seed": args.seed, "tokens": tokens}
 
     return run_prune_command(parser, args, argv, ImageTokenizer, "image", count)
 

@@ -10,7 +10,10 @@ stays the same unless pruning changes which kept codes are twins, which
 :meth:`~mmtok.vq.quantizer.VectorQuantizer.prune_` explains and
 :func:`save_pruned` counts; an input whose code was dropped moves to its
 next-nearest kept code). Which codes to keep is decided on training data
-only; how many is a choice made on a validation split.
+only; how many is a choice made on a validation split. A pruned tokenizer's
+codes decode exactly as the kept codes did, so its record names the
+tokenizers it decodes as (:func:`decodes_as`), for as long as its weights stay
+the ones the record names.
 
 >>> import torch
 >>> share = torch.tensor([0.5, 0.0, 0.3, 0.2])
@@ -27,7 +30,7 @@ import copy
 import json
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +41,18 @@ from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["add_prune_arguments", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command", "save_pruned",
-           "twins_changed"]
+__all__ = ["add_prune_arguments", "decodes_as", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command",
+           "save_pruned", "twins_changed"]
 
 
-def most_used(share: torch.Tensor, keep: int) -> torch.Tensor:
+def most_used(share: torch.Tensor, keep: int, *, last: torch.Tensor | None = None) -> torch.Tensor:
     """Indices of the ``keep`` codes with the largest ``share`` (counts or weights ``[K]``), ascending.
 
-    Ties go to the lower index, so the choice is deterministic.
+    Of codes with equal share those marked in ``last`` (bool ``[K]``: codes encode never gives, such as
+    twins) come after the others, then ties go to the lower index, so the choice is deterministic.
+
+    >>> most_used(torch.tensor([0.5, 0.0, 0.0, 0.0]), 2, last=torch.tensor([False, True, False, False])).tolist()
+    [0, 2]
     """
     share = torch.as_tensor(share, dtype=torch.float64).flatten()
     k = share.numel()
@@ -53,8 +60,14 @@ def most_used(share: torch.Tensor, keep: int) -> torch.Tensor:
         raise ValueError(f"keep must be in 1..{k} (the codebook size), got {keep}")
     if not bool(torch.isfinite(share).all()) or bool((share < 0).any()):
         raise ValueError("code shares must be finite and non-negative")
-    # stable sort on descending share: equal shares stay in index order
-    order = torch.sort(-share, stable=True).indices[:keep]
+    order = torch.arange(k)
+    if last is not None:  # marked codes after the others, each group in index order
+        last = torch.as_tensor(last, dtype=torch.bool).flatten()
+        if last.numel() != k:
+            raise ValueError(f"last marks {last.numel()} codes, and there are {k} code shares")
+        order = torch.sort(last.long(), stable=True).indices
+    # stable sort on descending share: equal shares stay in that order
+    order = order[torch.sort(-share[order], stable=True).indices][:keep]
     return order.sort().values
 
 
@@ -73,6 +86,32 @@ def twins_changed(before: VectorQuantizer, after: VectorQuantizer, old_to_new: t
     first = old_to_new[before.twin_table().cpu()]  # (K,) new index of each old code's first twin, -1: dropped
     kept = (old_to_new >= 0) & (first >= 0)
     return int((after.twin_table().cpu()[old_to_new[kept]] != first[kept]).sum())
+
+
+def decodes_as(tokenizer: nn.Module) -> list[str]:
+    """The fingerprints of the tokenizers whose codes ``tokenizer``'s codes decode exactly as, oldest first:
+    those its codebook was pruned from, through every prune (each keeps the kept codes' vectors and the decoder).
+
+    Read from the ``pruned`` record of its provenance, or of the tokenizer its checkpoint was built from (an
+    attached vocoder's checkpoint records it under ``tokenizer``, with its fingerprint and provenance), and
+    trusted only while ``tokenizer`` has the weights the record was written for (the record's ``fingerprint``):
+    a decoder tuned since, or any other change, ends the chain. A record written before pruned checkpoints
+    named their own fingerprint gives its source, unless the decoder was tuned since. [] when never pruned.
+    """
+    fingerprint = getattr(tokenizer, "fingerprint", None)
+    prov = getattr(tokenizer, "provenance", None)
+    while isinstance(prov, Mapping) and fingerprint is not None:
+        record = prov.get("pruned")
+        if isinstance(record, Mapping):
+            if "fingerprint" in record:
+                return list(record.get("decodes_as") or []) if record["fingerprint"] == fingerprint else []
+            source = record.get("from_fingerprint")
+            return [source] if source and "decoder_tuned" not in prov else []
+        built_from = prov.get("tokenizer")
+        if not isinstance(built_from, Mapping) or built_from.get("fingerprint") != fingerprint:
+            return []
+        prov = built_from.get("provenance")
+    return []
 
 
 def prune_tokenizer(tokenizer: nn.Module, keep: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
@@ -94,29 +133,43 @@ def prune_tokenizer(tokenizer: nn.Module, keep: torch.Tensor) -> tuple[nn.Module
 
 
 def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, *, source: str,
-                counted_on: dict[str, Any], command: str | None = None) -> dict[str, Any]:
+                counted_on: dict[str, Any], command: str | None = None,
+                counts: torch.Tensor | None = None) -> dict[str, Any]:
     """Prune ``tokenizer`` to its ``keep`` most used codes by ``share`` and save it at ``out``.
 
-    The provenance is the tokenizer's own with a ``pruned`` record added: the
-    source checkpoint, the sizes before and after, the share of the counted
-    tokens that fell on dropped codes, the kept codes that encode gives as
-    another twin than before (``twins_changed``: their inputs change code; 0
-    but for codes a few 1e-4 of the codebook's radius apart), and what was
-    counted. Its ``model_version`` says it was pruned, and the source's
-    ``chosen_on`` figures move into the record. Returns that record.
+    ``counts`` are the counted tokens of each code ``[K]`` where ``share`` weighs them otherwise (None: ``share``
+    is proportional to them). Spare places (``keep`` above the codes used) go to unused codes that encode can
+    give before its twins. The provenance is the tokenizer's own with a ``pruned`` record added: the source
+    checkpoint and its fingerprint, the pruned one's ``fingerprint`` and the tokenizers its codes decode as
+    (``decodes_as``: the source's, :func:`decodes_as`, then the source), the sizes before and after, the share of
+    the counted tokens that fell on dropped codes (``dropped_share_counted``; with ``counts``, also the share
+    the ranking weighed, ``dropped_share_weighted``), the kept codes that encode gives as another twin than
+    before (``twins_changed``: their inputs change code; 0 but for codes a few 1e-4 of the codebook's radius
+    apart), and what was counted. Its ``model_version`` says it was pruned, and the source's ``chosen_on``
+    figures move into the record. Returns that record.
     """
     share = torch.as_tensor(share, dtype=torch.float64).flatten()
     before = int(tokenizer.cfg.vq.codebook_size)  # type: ignore[union-attr]
     if share.numel() != before:
         raise ValueError(f"got {share.numel()} code shares for a codebook of {before} codes")
-    kept = most_used(share, keep)
+    if counts is not None:
+        counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+        if counts.numel() != before:
+            raise ValueError(f"got {counts.numel()} token counts for a codebook of {before} codes")
+    vq = getattr(tokenizer, "vq", None)
+    twins = vq.twin_table().cpu() != torch.arange(before) if isinstance(vq, VectorQuantizer) else None
+    kept = most_used(share, keep, last=twins)
     small, old_to_new = prune_tokenizer(tokenizer, kept)
+    source_fingerprint = getattr(tokenizer, "fingerprint", None)
     record: dict[str, Any] = {
         "from": source,
-        "from_fingerprint": getattr(tokenizer, "fingerprint", None),
+        "from_fingerprint": source_fingerprint,
+        "fingerprint": getattr(small, "fingerprint", None),
+        "decodes_as": [*decodes_as(tokenizer), source_fingerprint] if source_fingerprint else [],
         "codebook_size_before": before,
         "codebook_size": keep,
-        "dropped_share_counted": round(dropped_share(share, kept), 6),
+        "dropped_share_counted": round(dropped_share(share if counts is None else counts, kept), 6),
+        **({} if counts is None else {"dropped_share_weighted": round(dropped_share(share, kept), 6)}),
         "unused_counted": int((share == 0).sum()),
         "twins_changed": twins_changed(tokenizer.vq, small.vq, old_to_new),  # type: ignore[arg-type]
         "counted_on": counted_on,
@@ -146,11 +199,11 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None,
                       cls: type, modality: str,
-                      count: Callable[[Any], tuple[torch.Tensor, dict[str, Any]]]) -> int:
+                      count: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]]) -> int:
     """The body of ``mmtok prune-codebook MODALITY``: refuse an existing ``--out`` and a ``--keep``
-    outside 1..K (exit 2), load ``--model`` as ``cls``, ``count(tok)`` -> (code shares, what was
-    counted), then :func:`save_pruned` and one JSON line on stdout. A bad model or data exits 1
-    with a message and writes nothing."""
+    outside 2..K (exit 2), load ``--model`` as ``cls``, ``count(tok)`` -> (code shares, token counts or
+    None, what was counted), then :func:`save_pruned` and one JSON line on stdout. A bad model or data
+    exits 2 with a one-line message and writes nothing."""
     if args.out.exists():
         parser.error(f"--out {args.out} already exists; choose a new folder")
     if args.threads:
@@ -160,10 +213,10 @@ def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
         if not 2 <= args.keep <= tok.codebook_size:  # a codebook holds at least two codes
             parser.error(f"--keep must be in 2..{tok.codebook_size} (the codebook size of {args.model}), "
                          f"got {args.keep}")
-        share, info = count(tok)
+        share, counts, info = count(tok)
         command = f"mmtok prune-codebook {modality} " + shlex.join(list(argv) if argv is not None else sys.argv[1:])
         record = save_pruned(tok, share, args.keep, args.out, source=str(args.model), counted_on=info,
-                             command=command)
+                             command=command, counts=counts)
     except (MmtokError, FileNotFoundError) as e:  # what it was given is refused: exit 2, as every command
         print(f"mmtok: error: prune-codebook {modality}: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
