@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from mmtok.audio.windows import context_windows
+
 __all__ = ["griffin_lim", "reach_frames"]
 
 NNLS_ITERS = 16  # multiplicative updates from mel power back to linear power
@@ -59,9 +61,7 @@ def griffin_lim(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_
         return _invert(logmel, filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
     ctx = reach_frames(n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
     out = logmel.new_empty((frames - 1) * hop_length)  # (S,)
-    for a in range(0, frames, chunk_frames):
-        b = min(frames, a + chunk_frames)
-        lo, hi = max(0, a - ctx), min(frames, b + ctx)
+    for a, b, lo, hi in context_windows(frames, chunk_frames, ctx):
         wave = _invert(logmel[:, lo:hi], filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
         piece = wave[(a - lo) * hop_length : (b - lo) * hop_length]  # the last window ends a hop early
         out[a * hop_length : a * hop_length + piece.numel()] = piece

@@ -52,6 +52,7 @@ from mmtok.audio.griffin_lim import griffin_lim
 from mmtok.audio.io import AudioInput, fit_length, load_audio, mono_chunks
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.windows import context_windows
 from mmtok.core.errors import AudioError
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
@@ -348,9 +349,7 @@ class AudioTokenizer(nn.Module):
             mel = self._decode_latent(self.vq.decode(flat))  # (B, M, F)
         else:
             ctx, pieces = self.decoder.context_tokens, []
-            for a in range(0, n, step):
-                b = min(n, a + step)
-                lo, hi = max(0, min(a, n - step) - ctx), min(n, b + ctx)
+            for a, b, lo, hi in context_windows(n, step, ctx, full=True):
                 window = self._decode_latent(self.vq.decode(flat[:, lo:hi]))  # (B, M, fpt*(hi - lo))
                 pieces.append(window[..., (a - lo) * fpt : (b - lo) * fpt])
             mel = torch.cat(pieces, dim=-1)  # (B, M, F)

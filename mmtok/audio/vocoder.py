@@ -51,6 +51,7 @@ from mmtok.audio.features import (
 )
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.mel_match import MAX_GAIN_DB, match_log_mel, reach_frames
+from mmtok.audio.windows import context_windows
 from mmtok.core.module_io import building_on_meta
 
 __all__ = [
@@ -244,9 +245,7 @@ class Vocoder(nn.Module):
         else:
             hop, ctx = self.cfg.hop_length, self.context_frames
             pieces = []
-            for a in range(0, t, chunk_frames):
-                b = min(t, a + chunk_frames)
-                lo, hi = max(0, a - ctx), min(t, b + ctx)
+            for a, b, lo, hi in context_windows(t, chunk_frames, ctx):
                 wave = self.render(x[..., lo:hi])  # (B, (hi-lo)·hop)
                 pieces.append(wave[:, (a - lo) * hop : (b - lo) * hop])
             out = torch.cat(pieces, dim=-1)  # (B, T·hop)
