@@ -281,6 +281,9 @@ def test_train_cli_decoder_only_keeps_every_code(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main([*common, "--out", str(tmp_path / "none"), "--decoder-only"])
     assert not (tmp_path / "none").exists()
+    with pytest.raises(SystemExit):  # --resume of a folder with no run in it has no codes to train on either
+        main([*common, "--out", str(tmp_path / "none"), "--decoder-only", "--resume"])
+    assert not (tmp_path / "none").exists()
 
 
 def test_attenuated_crops_are_the_log_mel_of_quieter_audio() -> None:

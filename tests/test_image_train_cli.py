@@ -179,6 +179,16 @@ def test_a_folder_that_holds_a_corpus_manifest_is_refused(tmp_path: Path, capsys
     assert not (tmp_path / "run").exists()
 
 
+def test_decoder_only_resume_of_an_empty_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--decoder-only trains on another tokenizer's codes: a --resume that finds no run to continue, without
+    --init-from, would train a decoder on a fresh random encoder's codes; refused, exit 2, nothing written."""
+    with pytest.raises(SystemExit) as e:
+        image_train.main(_args(tmp_path, "run", "--steps", "1", "--resume", "--decoder-only"))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and "--resume found no run in" in last and "--init-from MODEL" in last, last
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_folder_run_saved_with_split_train_resumes_without_recording_it(tmp_path: Path) -> None:
     """A folder run saved before --split was refused there kept split "train" in its settings: it resumes
     (the flag left out), and from then on neither its settings nor its provenance name a split."""

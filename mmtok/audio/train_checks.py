@@ -58,7 +58,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def check_fresh_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What a run that starts here (not resumed, not ``--init-from``) needs of its sizes: the "slice"
     encoder's codes are a token's log-mel frames, so ``--code-dim`` is theirs, and its k-means needs
-    at least one training vector per code."""
+    at least one training vector per code. ``--decoder-only`` needs codes to train on: a ``--resume`` that
+    found no run to continue is refused without ``--init-from``."""
+    if args.decoder_only and not args.init_from:
+        parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume found no run in "
+                     f"{args.out} to continue: give --init-from MODEL")
     if args.init_from or args.encoder != "slice":
         return
     cfg = AudioTokenizerConfig()

@@ -426,6 +426,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_args(parser, args, STATE_DIR)
     with hold_run_folder(args.out):  # before OUT is looked at: a train state a kill left mid-swap is put back
         resume = check_out_folder(args.out, resume=args.resume)
+        if args.decoder_only and not (resume or args.init_from):
+            parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume found no run in "
+                         f"{args.out} to continue: give --init-from MODEL")
         if resume:  # before any work: the run's own settings
             take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv),
                               Path(args.out) / STATE_DIR, make_config)
