@@ -24,7 +24,7 @@ from mmtok.image import crops
 from mmtok.image.crops import find_images, load_corpus
 from mmtok.image.io import load_image, load_sized
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
-from mmtok.stream import interleave
+from mmtok.stream import normalize
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mmtok"
 
@@ -55,7 +55,7 @@ def test_the_trainer_finds_ppm_and_pgm_images(tmp_path: Path) -> None:
 
 def test_one_list_of_image_suffixes() -> None:
     assert {".ppm", ".pgm", ".png", ".jpg", ".webp"} <= IMAGE_SUFFIXES
-    assert crops.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES and interleave.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES
+    assert crops.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES and normalize.IMAGE_SUFFIXES is suffixes.IMAGE_SUFFIXES
     for listed in ('".jpeg"', '".flac"', '".mkv"'):  # one list per kind, in core.suffixes
         holders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                          if listed in p.read_text(encoding="utf-8"))

@@ -2,7 +2,8 @@
 
 :mod:`~mmtok.stream.text` (one base class; bytes and BPE),
 :mod:`~mmtok.stream.vocab` (the id space, built in one place with a
-fingerprint), :mod:`~mmtok.stream.interleave` (documents -> one stream of ids
+fingerprint), :mod:`~mmtok.stream.normalize` (a document's segments as text and
+checked codes), :mod:`~mmtok.stream.interleave` (documents -> one stream of ids
 with positions and loss weights) and :mod:`~mmtok.stream.parse` (its exact
 inverse, with repairs). Media tokenizers are used through the
 :class:`~mmtok.core.protocol.MediaTokenizer` protocol, never imported.
