@@ -175,8 +175,31 @@ def test_a_folder_that_holds_a_corpus_manifest_is_refused(tmp_path: Path, capsys
     with pytest.raises(SystemExit) as e:
         image_train.main(args)
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert e.value.code == 2 and f"holds a corpus manifest, {data / 'sub' / 'manifest.jsonl'}" in last, last
+    assert e.value.code == 2 and f"of the corpus manifest {data / 'sub' / 'manifest.jsonl'}" in last, last
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_whose_files_a_manifest_above_holds_out_is_refused_but_its_run_resumes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CORPUS/images given as --data, with CORPUS/manifest.jsonl putting some of its files in test: refused as the
+    corpus folder is; a manifest that keeps them all in train is no reason to refuse. A run started on such a
+    folder before (a manifest added since, or older code) resumes, said on stderr."""
+    args = _args(tmp_path, "run", "--steps", "1", "--save-every", "1")
+    data = Path(args[args.index("--data") + 1])
+    assert data.parent == tmp_path
+    assert image_train.main(args) == 0
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(json.dumps({"path": f"{data.name}/0.png", "split": "train"}) + "\n")
+    assert image_train.main(_args(tmp_path, "run2", "--steps", "1")) == 0  # nothing of it held out
+    manifest.write_text(manifest.read_text() + json.dumps({"path": f"{data.name}/1.png", "split": "test"}) + "\n")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        image_train.main(_args(tmp_path, "run3", "--steps", "1"))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and f"validation or test files of the corpus manifest {manifest}" in last, last
+    assert not (tmp_path / "run3").exists()
+    assert image_train.main(_args(tmp_path, "run", "--steps", "2", "--resume")) == 0
+    assert "resuming the run that was started on it" in capsys.readouterr().err
 
 
 def test_decoder_only_resume_of_an_empty_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

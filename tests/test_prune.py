@@ -225,8 +225,14 @@ def test_prune_codebook_image_records_a_split_only_where_one_was_applied(
         last = capsys.readouterr().err.strip().splitlines()[-1]  # the error, after argparse's usage
         assert e.value.code == 2 and f"error: --split {split} chooses photos from a manifest.jsonl" in last
         assert not (tmp_path / "x").exists()
-    assert main(["--model", str(model), "--data", str(data), "--keep", "20", "--out", str(tmp_path / "all"),
-                 "--crops", "8", "--no-progress"]) == 0
+    all_of = ["--model", str(model), "--data", str(data), "--keep", "20", "--out", str(tmp_path / "all"),
+              "--crops", "8", "--no-progress"]
+    with pytest.raises(SystemExit) as e:  # the manifest beside the folder holds one of its photos out
+        main(all_of)
+    assert e.value.code == 2 and "validation or test files of the corpus manifest" in capsys.readouterr().err
+    (tmp_path / "manifest.jsonl").rename(tmp_path / "manifest.kept")
+    assert main(all_of) == 0
+    (tmp_path / "manifest.kept").rename(tmp_path / "manifest.jsonl")
     counted = mmtok.load(tmp_path / "all").provenance["pruned"]["counted_on"]
     assert "split" not in counted and counted["photos"] == 3  # every image of the folder
     assert main(["--model", str(model), "--data", str(tmp_path / "manifest.jsonl"), "--split", "validation",

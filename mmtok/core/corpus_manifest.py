@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -52,19 +54,51 @@ def check_split(parser: argparse.ArgumentParser, data: str, split: str | None, *
 
 
 def folder_manifest(folder: str | os.PathLike[str]) -> Path | None:
-    """The corpus manifest (``manifest.jsonl``) that ``folder`` holds, at any depth, else None: its files
-    belong to the manifest's splits, whose held-out ones a run on the whole folder would train on."""
+    """The corpus manifest (``manifest.jsonl``) whose held-out files a run on the whole of ``folder`` would
+    train on, else None: one that ``folder`` holds, at any depth, or one in a folder above it that puts files
+    under ``folder`` in a split other than :data:`DEFAULT_SPLIT` (``CORPUS/images`` of ``CORPUS/manifest.jsonl``)."""
     root = Path(folder)
-    return next(iter(sorted(root.rglob(MANIFEST_NAME))), None) if root.is_dir() else None
+    if not root.is_dir():
+        return None
+    inside = next(iter(sorted(root.rglob(MANIFEST_NAME))), None)
+    if inside is not None:
+        return inside
+    here = root.resolve()
+    return next((m for m in (p / MANIFEST_NAME for p in here.parents) if m.is_file() and _holds_out(m, here)), None)
 
 
-def check_folder(parser: argparse.ArgumentParser, data: str | None) -> None:
-    """A ``--data`` folder that holds a corpus manifest (:func:`folder_manifest`) refused in one line (exit 2)
-    before any work: a run on the whole folder would train on its validation and test files."""
+def _holds_out(manifest: Path, folder: Path) -> bool:
+    """Whether ``manifest`` (in a folder above ``folder``) lists a file under ``folder`` in a split other than
+    :data:`DEFAULT_SPLIT`; lines that are no such row are passed over (this only looks, it does not check)."""
+    prefix = folder.relative_to(manifest.parent.resolve()).as_posix() + "/"
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(row, dict) and isinstance(row.get("path"), str) and row.get("split") != DEFAULT_SPLIT
+                and row["path"].startswith(prefix)):
+            return True
+    return False
+
+
+def check_folder(parser: argparse.ArgumentParser, data: str | None, *, resuming: bool = False) -> None:
+    """A ``--data`` folder that holds held-out files of a corpus manifest (:func:`folder_manifest`) refused in one
+    line (exit 2) before any work: a run on the whole folder would train on its validation and test files. A run
+    that ``resuming`` continues was started on that folder already: it goes on, said on stderr."""
     held = None if data is None or is_manifest(data) else folder_manifest(data)
-    if held is not None:
-        parser.error(f"--data {data} holds a corpus manifest, {held}, whose validation and test files a run on "
-                     f"the folder would train on: give --data {held} (its {DEFAULT_SPLIT} split, or --split SPLIT)")
+    if held is None:
+        return
+    what = (f"--data {data} holds validation or test files of the corpus manifest {held}, which a run on the "
+            "whole folder trains on")
+    if resuming:
+        print(f"mmtok: {what}; resuming the run that was started on it", file=sys.stderr)
+        return
+    parser.error(f"{what}: give --data {held} (its {DEFAULT_SPLIT} split, or --split SPLIT)")
 
 
 def data_split(data: str, split: str | None) -> str | None:
