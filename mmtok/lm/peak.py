@@ -1,5 +1,17 @@
-"""The peak throughput model FLOPs utilisation (MFU) is measured against: a GPU's data-sheet figure,
-or what a float32 matrix product reaches on this CPU just now."""
+"""What this machine offers a training step and what one step asks of it: the peak throughput model FLOPs
+utilisation (MFU) is measured against (a GPU's data-sheet figure, or what a float32 matrix product reaches on
+this CPU just now), the memory available, and a step's peak memory (:func:`step_memory`), which
+:func:`check_step_memory` holds to what is available before ``mmtok train`` takes a step.
+
+Windows that hold several documents (or padding) attend through a mask of ``B × T × T`` booleans, and on the
+CPU its ``0 / -inf`` float copy besides: memory quadratic in ``--seq-len``, which at long windows dwarfs the rest.
+
+>>> from mmtok.lm.model import ModelConfig
+>>> cfg = ModelConfig.preset("tiny", vocab_size=288)
+>>> mask, rest = step_memory(cfg, batch_size=4, seq_len=6144, several_docs=True, float_bytes=4)
+>>> mask / 2**20, round(rest / 2**20)  # the mask: 4 × 6144² × (1 + 4) bytes
+(720.0, 1006)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,11 @@ import time
 
 import torch
 
-__all__ = ["GPU_PEAK_TFLOPS", "cpu_peak_flops", "gpu_peak_tflops", "peak_flops"]
+from mmtok.core.errors import UsageError
+from mmtok.lm.model import ModelConfig, Transformer
+
+__all__ = ["GPU_PEAK_TFLOPS", "available_memory", "check_step_memory", "cpu_peak_flops", "gpu_peak_tflops",
+           "peak_flops", "step_memory"]
 
 # Peak dense throughput assumed for MFU: bf16 tensor cores without sparsity, half the "with sparsity" figure of
 # NVIDIA's data sheets (H100 SXM/PCIe/NVL and H200 SXM/NVL; A100 SXM and PCIe alike; L4, L40, L40S, A10). A key
@@ -60,3 +76,82 @@ def peak_flops(device: torch.device) -> tuple[float | None, str]:
     peak = cpu_peak_flops()
     return peak, (f"{peak / 1e9:.1f} GFLOP/s, what a float32 matrix product reached on this CPU just now "
                   "(it varies with the machine's load)")
+
+
+def available_memory(device: torch.device) -> tuple[int, str] | None:
+    """``(bytes, what they are)`` a training step on ``device`` may take: the GPU's free memory on CUDA,
+    ``MemAvailable`` of ``/proc/meminfo`` on the CPU; None where that is unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), f"free on {torch.cuda.get_device_name(device)}"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available (MemAvailable)"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def step_memory(cfg: ModelConfig, *, batch_size: int, seq_len: int, several_docs: bool,
+                float_bytes: int) -> tuple[int, int]:
+    """``(mask bytes, other bytes)`` at the peak of one training step of a :class:`Transformer` of ``cfg`` over
+    ``batch_size`` windows of ``seq_len`` tokens, activations of ``float_bytes`` each.
+
+    The mask: ``B·T²`` booleans and their float copy (``B·T²·(1 + float_bytes)``) when a window may hold several
+    documents (``several_docs``), else none (plain causal attention). The rest: weights, gradients and AdamW's
+    two moments in float32, and the activations kept for the backward pass, linear in ``B·T``: per layer the
+    residual stream, norms, queries/keys/values and the SwiGLU hidden, and the logits with their gradient.
+    """
+    with torch.device("meta"):
+        params = Transformer(cfg).num_params(non_embedding=False)
+    c, kv = cfg.d_model, (cfg.n_head + 2 * cfg.n_kv_head) * cfg.head_dim
+    per_token = cfg.n_layer * (8 * c + kv + 3 * cfg.hidden_dim) + 3 * cfg.vocab_size  # floats kept per token
+    tokens = batch_size * seq_len
+    mask = tokens * seq_len * (1 + float_bytes) if several_docs else 0
+    return mask, 16 * params + tokens * per_token * float_bytes
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _fix(cfg: ModelConfig, need: dict[str, int | bool], grad_accum: int, room: int) -> str:
+    """What to change so a step fits in ``room`` bytes: a smaller ``--batch-size`` dividing the batch with a
+    larger ``--grad-accum`` (the same global batch), else a shorter ``--seq-len``."""
+    b, t = int(need["batch_size"]), int(need["seq_len"])
+
+    def fits(batch: int, seq: int) -> bool:
+        return sum(step_memory(cfg, **{**need, "batch_size": batch, "seq_len": seq})) <= room  # type: ignore[arg-type]
+
+    split = next((d for d in range(b - 1, 0, -1) if b % d == 0 and fits(d, t)), None)
+    if split is not None:
+        return (f"--batch-size {split} --grad-accum {grad_accum * b // split} takes the same global batch in "
+                "smaller micro-batches; or lower --seq-len")
+    lo, hi = 0, t  # the longest --seq-len that fits at this --batch-size
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(b, mid) else (lo, mid - 1)
+    lo = lo - lo % 64 if lo >= 64 else lo
+    return f"lower --seq-len to {lo} or less" if lo else "lower --preset: not one window of it fits"
+
+
+def check_step_memory(cfg: ModelConfig, device: torch.device, *, batch_size: int, grad_accum: int, seq_len: int,
+                      several_docs: bool) -> None:
+    """A one-line :class:`UsageError` (``mmtok train`` exits 2) when one training step (:func:`step_memory`)
+    would need more memory than ``device`` has available (:func:`available_memory`); nothing is refused where
+    that is unknown."""
+    room = available_memory(device)
+    if room is None:
+        return
+    need: dict[str, int | bool] = {"batch_size": batch_size, "seq_len": seq_len, "several_docs": several_docs,
+                                   "float_bytes": 2 if device.type == "cuda" else 4}
+    mask, rest = step_memory(cfg, **need)  # type: ignore[arg-type]
+    if mask + rest <= room[0]:
+        return
+    why = (f"the document mask of windows holding several documents, {batch_size} × {seq_len}² × "
+           f"{1 + int(need['float_bytes'])} bytes, takes {_size(mask)}; " if mask else "")
+    raise UsageError(f"--seq-len {seq_len} --batch-size {batch_size}: one training step needs about "
+                     f"{_size(mask + rest)} ({why}the model, its optimizer and activations {_size(rest)}), but "
+                     f"{_size(room[0])} is {room[1]}: {_fix(cfg, need, grad_accum, room[0])}")

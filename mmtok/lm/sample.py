@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,18 +97,29 @@ def _generator(seed: int | None) -> torch.Generator:
 
 
 def _check_sampling(*, max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
-                    num_samples: int) -> None:
-    """One clear error for each sampling setting that cannot work (0 temperature is greedy decoding)."""
+                    num_samples: int, flags: bool = False) -> None:
+    """One clear error for each sampling setting that cannot work (0 temperature is greedy decoding); with
+    ``flags`` the settings are named as ``mmtok sample``'s options (``--top-k``, not ``top_k``).
+
+    >>> _check_sampling(max_new_tokens=1, temperature=1.0, top_k=0, top_p=None, num_samples=1, flags=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: --top-k must be ≥ 1 (or left out for no cut), got 0
+    """
+    def name(key: str) -> str:
+        return "--" + key.replace("_", "-") if flags else key
+
+    none = "left out" if flags else "None"
     if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number ≥ 0 (0: greedy), got {temperature}")
+        raise ValueError(f"{name('temperature')} must be a finite number ≥ 0 (0: greedy), got {temperature}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be ≥ 1 (or None for no cut), got {top_k}")
+        raise ValueError(f"{name('top_k')} must be ≥ 1 (or {none} for no cut), got {top_k}")
     if top_p is not None and not (math.isfinite(top_p) and 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] (or None for no cut), got {top_p}")
+        raise ValueError(f"{name('top_p')} must be in (0, 1] (or {none} for no cut), got {top_p}")
     if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+        raise ValueError(f"{name('max_new_tokens')} must be ≥ 0, got {max_new_tokens}")
     if num_samples < 1:
-        raise ValueError(f"num_samples must be ≥ 1, got {num_samples}")
+        raise ValueError(f"{name('num_samples')} must be ≥ 1, got {num_samples}")
 
 
 def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,16 +299,25 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
 
 
-def _image_format(path: Path) -> str:
-    """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), else PNG."""
+def _image_format(path: Path) -> str | None:
+    """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), PNG without one;
+    None for an extension Pillow cannot write.
+
+    >>> _image_format(Path("a.jpg")), _image_format(Path("a")), _image_format(Path("a.txt"))
+    ('JPEG', 'PNG', None)
+    """
     from PIL import Image
 
-    return Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    if not path.suffix:
+        return "PNG"
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    return fmt if fmt in Image.SAVE else None
 
 
 def _check_output(path: Path, *, audio: bool) -> None:
     """A :class:`UsageError` when ``path`` cannot take a sampled image or sound: a folder, a folder that
-    does not exist or cannot be written, or (sound) an extension soundfile cannot write 16-bit PCM in."""
+    does not exist or cannot be written, or an extension Pillow (image) or soundfile (16-bit PCM sound)
+    cannot write."""
     flag = "--audio-out" if audio else "--image-out"
     folder = path.resolve().parent
     if path.is_dir():
@@ -305,6 +326,9 @@ def _check_output(path: Path, *, audio: bool) -> None:
         raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
+    if not audio and _image_format(path) is None:
+        raise UsageError(f"{flag} {path}: Pillow cannot write {path.suffix} images; write .png, .jpg or another "
+                         "image extension")
     if audio:
         import soundfile as sf
 
@@ -353,7 +377,7 @@ def sample_run(
     (WAV) sample that medium after the prompt and write it.
 
     A request the run's context cannot hold raises :class:`ContextTooShortError`
-    before anything is sampled. Sampled sound is scaled down if it would clip.
+    before anything is sampled; a ``max_new_tokens`` past it is cut to it, and that is said on stderr. Sampled sound is scaled down if it would clip.
     ``tokenizers`` (``{"image": NAME, ...}``) replaces the tokenizers the run recorded; a
     ``module:callable`` tokenizer is accepted only this way, never from the run's files.
     """
@@ -371,6 +395,11 @@ def sample_run(
     il = build_interleaver(spec)
     il.vocab.check_same(vocab, what=f"the tokenizers recorded in {run}")
     force = "image" if image_out else "audio" if audio_out else None
+    room = model.cfg.max_seq_len - len(_prompt(il, prompt)[0])
+    if force is None and 0 < room < max_new_tokens:
+        print(f"mmtok sample: --max-new-tokens {max_new_tokens} is more than the model's context (max_seq_len "
+              f"{model.cfg.max_seq_len}) leaves after the {model.cfg.max_seq_len - room}-token prompt: at most "
+              f"{room} tokens are sampled", file=sys.stderr)
     (ids,) = generate(model, il, prompt, max_new_tokens=max_new_tokens, force=force, temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, image_grid=image_grid, audio_tokens=audio_tokens)
     files: list[str] = []
@@ -380,7 +409,7 @@ def sample_run(
             from PIL import Image
 
             img = seg["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-            Image.fromarray(img).save(image_out, format=_image_format(Path(image_out)))
+            Image.fromarray(img).save(image_out, format=_image_format(Path(image_out)) or "PNG")
             files.append(str(image_out))
         if audio_out:
             import soundfile as sf
@@ -408,9 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--audio-out", default=None,
                     help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac)")
     ap.add_argument("--max-new-tokens", type=int, default=400,
-                    help="most tokens to sample after the prompt when no medium is forced (default: 400)")
+                    help="most tokens to sample after the prompt when no medium is forced, at most what the "
+                    "model's context leaves after the prompt (default: 400)")
     ap.add_argument("--temperature", type=float, default=1.0,
-                    help="softmax temperature, > 0 (default: 1.0); see --greedy")
+                    help="softmax temperature, ≥ 0 (default: 1.0; 0: greedy, as --greedy)")
     ap.add_argument("--greedy", action="store_true", help="always take the most likely allowed token")
     ap.add_argument("--top-k", type=int, default=None, help="sample among the K most likely tokens, K ≥ 1 (default: all)")
     ap.add_argument("--top-p", type=float, default=None,
@@ -433,14 +463,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.audio_tokens is not None and not 1 <= args.audio_tokens[0] <= args.audio_tokens[1]:
         ap.error(f"--audio-tokens MIN,MAX needs 1 <= MIN <= MAX, got {args.audio_tokens[0]},{args.audio_tokens[1]}")
     check_device_option(ap, args.device)
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        ap.error(f"--temperature must be a finite number > 0, got {args.temperature} (for greedy decoding: --greedy)")
-    for flag, value, ok in (("--top-k", args.top_k, lambda v: v >= 1), ("--top-p", args.top_p, lambda v: 0 < v <= 1),
-                            ("--max-new-tokens", args.max_new_tokens, lambda v: v >= 0)):
-        if value is not None and not ok(value):
-            ap.error(f"{flag} {value} is out of range (see mmtok sample --help)")
+    temperature = 0.0 if args.greedy else args.temperature
+    try:
+        _check_sampling(max_new_tokens=args.max_new_tokens, temperature=temperature, top_k=args.top_k,
+                        top_p=args.top_p, num_samples=1, flags=True)
+    except ValueError as e:
+        ap.error(str(e))
     out = sample_run(args.run, args.prompt, image_out=args.image_out, audio_out=args.audio_out,
-                     max_new_tokens=args.max_new_tokens, temperature=0.0 if args.greedy else args.temperature, top_k=args.top_k,
+                     max_new_tokens=args.max_new_tokens, temperature=temperature, top_k=args.top_k,
                      top_p=args.top_p, seed=args.seed, image_grid=args.image_grid, audio_tokens=args.audio_tokens,
                      device=args.device,
                      tokenizers={k: getattr(args, k) for k in ("text", "image", "audio", "video")})

@@ -21,6 +21,10 @@
   run left mid-swap and removes the temporary files of stopped processes
   (:func:`mmtok.core.trainstate.hold_run_folder`). A run that fails before writing anything leaves no
   folder it made behind.
+* A window that holds several documents attends through a ``batch_size × seq_len²`` mask (and its float copy
+  on the CPU): memory quadratic in ``seq_len``. Before the first step, a run whose step would need more
+  memory than the machine has available is refused (:func:`mmtok.lm.peak.check_step_memory`), naming
+  ``--seq-len`` and ``--batch-size``.
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
   the optimizer steps on it: no checkpoint holds NaNs.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
@@ -61,7 +65,7 @@ from mmtok.core.trainstate import (
 )
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
-from mmtok.lm.peak import peak_flops
+from mmtok.lm.peak import check_step_memory, peak_flops
 from mmtok.lm.runs import (
     CKPT_PREFIX,
     DAMAGED_PREFIX,
@@ -88,7 +92,7 @@ class TrainConfig:
     data: str = ""  # folder of token shards (mmtok tokenize --out)
     out: str = "run"  # run folder: checkpoints, log.jsonl, loss.png
     preset: str = "tiny"  # model size: tiny, small, base
-    seq_len: int = 256  # tokens per training window
+    seq_len: int = 256  # tokens per training window (a window of several documents: a seq_len² mask each)
     batch_size: int = 8  # windows per micro-batch per process
     grad_accum: int = 1  # micro-batches per optimizer step
     steps: int = 1000  # optimizer steps in total
@@ -226,6 +230,9 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
         cfg.preset, vocab_size=ds.vocab.size, max_seq_len=max(cfg.seq_len, PRESETS[cfg.preset]["max_seq_len"]),
         rope_3d=cfg.rope_3d, dropout=cfg.dropout
     )
+    several_docs = ds.shards.num_docs > 1 or (ds.num_tokens - 1) % cfg.seq_len > 0  # a window with a mask
+    check_step_memory(mcfg, device, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, seq_len=cfg.seq_len,
+                      several_docs=several_docs)
     model = Transformer(mcfg).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -441,7 +448,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before
     it is looked at: ``cfg.out/.lock`` holds the process id, so a second run into the same folder is
     refused; a checkpoint a killed run left mid-swap is put back; a failed run removes the folders it made
-    and left empty.
+    and left empty. A step that would need more memory than is available is a :class:`UsageError` before
+    the first step (:func:`mmtok.lm.peak.check_step_memory`).
     """
     check_config(cfg)
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
