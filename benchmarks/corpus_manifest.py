@@ -32,10 +32,18 @@ def load_previous(out: Path) -> tuple[dict[str, dict], dict]:
     return {row["path"]: row for row in rows}, json.loads(summary.read_text()) if summary.exists() else {}
 
 
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """The sha256 of a file, read a MiB at a time (a package may be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_facts(path: Path) -> dict:
     """The manifest's ``sha256`` and ``bytes`` of a written file."""
-    data = path.read_bytes()
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def same_file(path: Path, row: dict) -> bool:

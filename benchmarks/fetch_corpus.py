@@ -166,7 +166,7 @@ def fetch_package(name: str, debs: Path) -> Package:
         tmp.rename(root)
     cr = root / "usr/share/doc" / name / "copyright"
     text = cr.read_text(encoding="utf-8", errors="replace") if cr.exists() else ""
-    sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+    sha = cm.file_sha256(deb)
     return Package(name, version, deb.name, root, text, f"{name}:/usr/share/doc/{name}/copyright", sha)
 
 
