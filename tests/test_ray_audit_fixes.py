@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmtok.core.errors import CorpusError
+from mmtok.core.errors import CorpusError, EngineError, exit_status
 from mmtok.data import TokenizeDocuments
 from mmtok.data import corpus as corpus_module
 from mmtok.data.corpus import TokenizerSpec, tokenize_corpus, tokenize_document
@@ -87,8 +87,9 @@ def test_an_actors_failure_is_said_in_one_line_with_its_exception() -> None:
             raise RuntimeError(self.text)
             yield
 
-    with pytest.raises(CorpusError) as info:
+    with pytest.raises(EngineError) as info:  # a failure while running (exit 1), not a refused input
         list(_batches(Failing(RAY_ERROR)))
+    assert exit_status(info.value) == 1
     message = str(info.value)
     assert re.fullmatch(r"""the Ray engine failed: KeyError: "internal table missing 'zz'" \(traceback: .*ray-data\.log.*\)""",
                         message), message
@@ -238,7 +239,7 @@ def test_on_the_callers_cluster_an_actors_bug_is_one_line_and_ray_data_is_left_a
     handler.emit = records.append  # type: ignore[method-assign]
     logging.getLogger("ray.data").addHandler(handler)
     try:
-        with pytest.raises(CorpusError) as info:
+        with pytest.raises(EngineError) as info:
             tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "out", tokenizers=TokenizerSpec(image=BROKEN),
                             engine=RayEngine())
     finally:

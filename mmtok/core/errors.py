@@ -20,6 +20,7 @@ __all__ = [
     "DemoError",
     "DeviceError",
     "DocumentError",
+    "EngineError",
     "ImageError",
     "MissingFileError",
     "MmtokError",
@@ -108,6 +109,11 @@ class DeviceError(MmtokError, RuntimeError):
     """A device that was asked for and is not there (``--device cuda`` on a machine without a GPU)."""
 
 
+class EngineError(MmtokError, RuntimeError):
+    """A worker engine (Ray) that failed while running, for a reason other than the input: the message says what
+    was raised and where its traceback was logged."""
+
+
 class ContextTooShortError(MmtokError, ValueError):
     """What sampling is asked for cannot fit the model's context (``max_seq_len``).
 
@@ -125,7 +131,7 @@ def exit_status(e: BaseException) -> int:
     error that is not mmtok's)."""
     if isinstance(e, UsageError):
         return 2
-    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError)):
+    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError)):
         return 1
     return 2
 

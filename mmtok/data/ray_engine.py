@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from mmtok.core.errors import CorpusError
+from mmtok.core.errors import CorpusError, EngineError
 from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, tokenize_document
 from mmtok.data.documents import Source, jsonl_documents, line_text
 from mmtok.data.shard_ids import id_dtype
@@ -292,7 +292,7 @@ def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
         name, message = _raised(str(e)) or (type(e).__name__, "")
         if name == "CorpusError":
             raise CorpusError(message) from None
-        raise CorpusError(f"the Ray engine failed: {name}: {message} (traceback: {_traceback_log()})") from e
+        raise EngineError(f"the Ray engine failed: {name}: {message} (traceback: {_traceback_log()})") from e
 
 
 def _raised(text: str) -> tuple[str, str] | None:
