@@ -115,3 +115,15 @@ def test_the_sample_command_checks_with_the_library_check(monkeypatch: pytest.Mo
     with pytest.raises(SystemExit):
         sample.main(["--run", "nowhere"])
     assert "the library's words" in capsys.readouterr().err
+
+
+def test_torchrun_processes_on_one_host_share_its_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU every process torchrun starts on the host takes a step of its own: two fit only if each fits
+    in half of what is available."""
+    cfg = ModelConfig.preset("tiny", vocab_size=300)
+    need = sum(step_memory(cfg, batch_size=4, seq_len=2048, several_docs=True, float_bytes=4))
+    _room(monkeypatch, need * 1.5 / MIB)
+    check_step_memory(cfg, CPU, batch_size=4, grad_accum=1, seq_len=2048, several_docs=True)  # one process fits
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(UsageError, match="shared by 2 processes on this host"):
+        check_step_memory(cfg, CPU, batch_size=4, grad_accum=1, seq_len=2048, several_docs=True)

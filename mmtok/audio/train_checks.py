@@ -10,6 +10,7 @@ import argparse
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.train_data import is_cache
 from mmtok.core.ranges import SEED, Range, out_of_range
+from mmtok.core.resume import refuse_fresh_decoder_only
 from mmtok.core.trainstate import check_run_options
 
 __all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_fresh_run", "check_numbers"]
@@ -61,8 +62,7 @@ def check_fresh_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     at least one training vector per code. ``--decoder-only`` needs codes to train on: a ``--resume`` that
     found no run to continue is refused without ``--init-from``."""
     if args.decoder_only and not args.init_from:
-        parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume found no run in "
-                     f"{args.out} to continue: give --init-from MODEL")
+        refuse_fresh_decoder_only(parser, args.out)
     if args.init_from or args.encoder != "slice":
         return
     cfg = AudioTokenizerConfig()

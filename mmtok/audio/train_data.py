@@ -47,7 +47,7 @@ from mmtok.core.corpus_manifest import (
     split_rows,
 )
 from mmtok.core.errors import AudioError, MissingFileError, UsageError
-from mmtok.core.run_folder import TOKENIZER_STATE_DIR, content_digest
+from mmtok.core.run_folder import content_digest, holds_train_state
 from mmtok.core.suffixes import AUDIO_SUFFIXES
 
 __all__ = [
@@ -153,7 +153,7 @@ def check_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                          "validation split is validated on (--val-clips): leave --val-fraction out")
         return
     if not is_cache(args.data):
-        check_folder(parser, args.data, resuming=args.resume and (Path(args.out) / TOKENIZER_STATE_DIR).is_dir())
+        check_folder(parser, args.data, resuming=args.resume and holds_train_state(args.out))
 
 
 def split_validation(files: Sequence[Path], fraction: float, *, seed: int = 0) -> tuple[list[Path], list[Path]]:

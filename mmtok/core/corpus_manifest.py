@@ -70,7 +70,7 @@ def folder_manifest(folder: str | os.PathLike[str]) -> Path | None:
 def _holds_out(manifest: Path, folder: Path) -> bool:
     """Whether ``manifest`` (in a folder above ``folder``) lists a file under ``folder`` in a split other than
     :data:`DEFAULT_SPLIT`; lines that are no such row are passed over (this only looks, it does not check)."""
-    prefix = folder.relative_to(manifest.parent.resolve()).as_posix() + "/"
+    inside = folder.relative_to(manifest.parent.resolve()).parts
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
@@ -81,20 +81,22 @@ def _holds_out(manifest: Path, folder: Path) -> bool:
         except ValueError:
             continue
         if (isinstance(row, dict) and isinstance(row.get("path"), str) and row.get("split") != DEFAULT_SPLIT
-                and row["path"].startswith(prefix)):
+                and Path(os.path.normpath(row["path"])).parts[: len(inside)] == inside):  # ./images/1.png too
             return True
     return False
 
 
-def check_folder(parser: argparse.ArgumentParser, data: str | None, *, resuming: bool = False) -> None:
+def check_folder(parser: argparse.ArgumentParser, data: str | None, *, resuming: bool = False,
+                 verb: str = "trains on") -> None:
     """A ``--data`` folder that holds held-out files of a corpus manifest (:func:`folder_manifest`) refused in one
-    line (exit 2) before any work: a run on the whole folder would train on its validation and test files. A run
-    that ``resuming`` continues was started on that folder already: it goes on, said on stderr."""
+    line (exit 2) before any work: a run on the whole folder would train on its validation and test files (``verb``:
+    what is done with them, for the message). A run that ``resuming`` continues was started on that folder already:
+    it goes on, said on stderr."""
     held = None if data is None or is_manifest(data) else folder_manifest(data)
     if held is None:
         return
     what = (f"--data {data} holds validation or test files of the corpus manifest {held}, which a run on the "
-            "whole folder trains on")
+            f"whole folder {verb}")
     if resuming:
         print(f"mmtok: {what}; resuming the run that was started on it", file=sys.stderr)
         return

@@ -21,7 +21,7 @@ from typing import Any
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.module_io import checkpoint_source
 
-__all__ = ["said", "setting_differences", "take_run_settings"]
+__all__ = ["refuse_fresh_decoder_only", "said", "setting_differences", "take_run_settings"]
 
 
 
@@ -93,3 +93,10 @@ def take_run_settings(args: argparse.Namespace, given: set[str], saved: Mapping[
             setattr(args, dest, saved[dest])
     if "steps" not in given:
         args.steps = max(int(saved.get("steps") or 0), reached)
+
+
+def refuse_fresh_decoder_only(parser: argparse.ArgumentParser, out: str) -> None:
+    """``--decoder-only`` trains a decoder on the codes of another tokenizer: a run that starts afresh (a
+    ``--resume`` that found no run in ``out``) without ``--init-from`` has none, refused in one line (exit 2)."""
+    parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume found no run in {out} to "
+                 "continue: give --init-from MODEL")

@@ -19,12 +19,23 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME
-from mmtok.core.checkpoint_folder import BACKUP_NAME
+from mmtok.core.checkpoint_folder import BACKUP_NAME, backup_of
 from mmtok.core.errors import TrainingError
 from mmtok.core.trainstate import LOCK_NAME, json_digest
 
-__all__ = ["LM_CKPT_PREFIX", "LM_KIND", "TOKENIZER_MODEL_DIR", "TOKENIZER_RUN_MARKS", "TOKENIZER_STATE_DIR", "RunMarks", "check_resume_folder",
-           "check_run_folder", "content_digest", "say_starting_afresh"]
+__all__ = [
+    "LM_CKPT_PREFIX",
+    "LM_KIND",
+    "TOKENIZER_MODEL_DIR",
+    "TOKENIZER_RUN_MARKS",
+    "TOKENIZER_STATE_DIR",
+    "RunMarks",
+    "check_resume_folder",
+    "check_run_folder",
+    "content_digest",
+    "holds_train_state",
+    "say_starting_afresh",
+]
 
 @dataclass(frozen=True)
 class RunMarks:
@@ -109,6 +120,14 @@ def check_resume_folder(folder: str | os.PathLike[str], *, state_dir: str = TOKE
                             "train into a new --out")
     say_starting_afresh(folder, state_dir=state_dir)
     return False
+
+
+def holds_train_state(folder: str | os.PathLike[str], *, state_dir: str = TOKENIZER_STATE_DIR) -> bool:
+    """Whether ``folder`` holds a train state for ``--resume`` to continue, looked at before the folder is held: its
+    ``state_dir``, or the backup of it that a run killed while replacing it left (put back once the folder is held,
+    :func:`~mmtok.core.trainstate.hold_run_folder`)."""
+    state = Path(folder) / state_dir
+    return (state / CONFIG_NAME).is_file() or backup_of(state, CONFIG_NAME) is not None
 
 
 def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:

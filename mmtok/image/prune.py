@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
     check_split(parser, args.data, args.split, media="photos", verb="counted")
-    check_folder(parser, args.data)
+    check_folder(parser, args.data, verb="counts codes on")
     split = data_split(args.data, args.split)  # None: a folder, all of it
 
     def count(tok: ImageTokenizer) -> tuple[torch.Tensor, None, dict[str, Any]]:

@@ -26,6 +26,7 @@ from mmtok.core.run_folder import (
     check_resume_folder,
     check_run_folder,
     content_digest,
+    holds_train_state,
 )
 from mmtok.core.trainstate import check_run_options, check_trained_on, json_digest
 from mmtok.image.tokenizer import ImageTokenizerConfig
@@ -63,7 +64,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_
     not be in it)."""
     check_run_options(parser, args)
     check_split(parser, args.data, args.split, media="photos")
-    check_folder(parser, args.data, resuming=args.resume and (Path(args.out) / state_dir).is_dir())
+    check_folder(parser, args.data, resuming=args.resume and holds_train_state(args.out, state_dir=state_dir))
     if args.crop < 16 or args.crop % 16:
         parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
     if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):

@@ -15,6 +15,7 @@ CPU its ``0 / -inf`` float copy besides: memory quadratic in ``--seq-len``, whic
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -140,11 +141,14 @@ def _fix(cfg: ModelConfig, need: dict[str, int | bool], grad_accum: int, room: i
 def check_step_memory(cfg: ModelConfig, device: torch.device, *, batch_size: int, grad_accum: int, seq_len: int,
                       several_docs: bool) -> None:
     """A one-line :class:`UsageError` (``mmtok train`` exits 2) when one training step (:func:`step_memory`)
-    would need more memory than ``device`` has available (:func:`available_memory`); nothing is refused where
-    that is unknown."""
+    would need more memory than ``device`` has available (:func:`available_memory`; on the CPU, shared by the
+    ``LOCAL_WORLD_SIZE`` processes torchrun starts on this host); nothing is refused where that is unknown."""
     room = available_memory(device)
     if room is None:
         return
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) if device.type == "cpu" else 1
+    if ranks > 1:  # torchrun's processes on this host share its memory: each may take its part
+        room = (room[0] // ranks, f"{room[1]}, shared by {ranks} processes on this host")
     need: dict[str, int | bool] = {"batch_size": batch_size, "seq_len": seq_len, "several_docs": several_docs,
                                    "float_bytes": 2 if device.type == "cuda" else 4}
     mask, rest = step_memory(cfg, **need)  # type: ignore[arg-type]

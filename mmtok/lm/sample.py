@@ -301,17 +301,26 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
 
 def _image_format(path: Path) -> str | None:
     """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), PNG without one;
-    None for an extension Pillow cannot write.
+    None for an extension Pillow cannot write an RGB picture in (tried on one pixel: Pillow lists formats such
+    as XBM that take other modes only).
 
-    >>> _image_format(Path("a.jpg")), _image_format(Path("a")), _image_format(Path("a.txt"))
-    ('JPEG', 'PNG', None)
+    >>> _image_format(Path("a.jpg")), _image_format(Path("a")), _image_format(Path("a.txt")), _image_format(Path("a.xbm"))
+    ('JPEG', 'PNG', None, None)
     """
+    import io
+
     from PIL import Image
 
     if not path.suffix:
         return "PNG"
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    return fmt if fmt in Image.SAVE else None
+    if fmt not in Image.SAVE:
+        return None
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
+    except Exception:
+        return None
+    return fmt
 
 
 def _check_output(path: Path, *, audio: bool) -> None:
