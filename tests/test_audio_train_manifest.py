@@ -15,6 +15,7 @@ import soundfile as sf
 from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.io import SAMPLE_RATE
 from tests.test_audio import speechlike
+from tests.test_audio_train_cli import _cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,17 +40,6 @@ def _corpus(root: Path) -> Path:
             lines.append(json.dumps({"path": path.as_posix(), "split": split, "source": "s", "group": f"spk{i % 2}"}))
     (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
     return root / "manifest.jsonl"
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, str]:
-    from mmtok.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main(["train-tokenizer", "audio", *options])
-    except SystemExit as e:
-        rc = int(e.code or 0)
-    return rc, capsys.readouterr().err
 
 
 def test_folder_holding_a_manifest_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
