@@ -3,21 +3,29 @@
 Reading the previous run's manifest and summary, checking a file on disk against its row
 (``sha256`` and ``bytes``) before it is reused, refusing a package whose version changed
 since the corpus was built, keeping one row per path and per content, removing the files
-a manifest no longer lists, and the totals of ``summary.json``. Nothing here runs on its own.
+a manifest no longer lists, and the totals of ``summary.json``. Both files are replaced
+whole (``mmtok.core.files.write_atomic``), the manifest first. ``UNFINISHED`` marks a build
+under way: written before any file in the folder changes and removed once the summary is
+written, it lists the paths the manifest held when the build began and then one row per
+file written, so a build run after a killed one reuses those files and still deletes what
+neither lists any more. Nothing here runs on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from corpus_source import Package
 
+from mmtok.core.files import write_atomic
+from mmtok.core.manifest import UNFINISHED_NAME
+
 ACCEPT_FLAG = "--accept-new-versions"
 SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
+UNFINISHED = UNFINISHED_NAME  # present while a build is under way or after one was killed (the trainers refuse it)
 
 
 # --------------------------------------------------------------------------- reading and checking
@@ -26,10 +34,46 @@ SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the firs
 def load_previous(out: Path) -> tuple[dict[str, dict], dict]:
     """The rows of ``out/manifest.jsonl`` by path, and ``out/summary.json`` ({} when absent)."""
     manifest, summary = out / "manifest.jsonl", out / "summary.json"
-    rows = []
-    if manifest.exists():
-        rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    return {row["path"]: row for row in rows}, json.loads(summary.read_text()) if summary.exists() else {}
+    try:
+        lines = manifest.read_text().splitlines() if manifest.exists() else []
+        rows = [json.loads(line) for line in lines if line.strip()]
+        return {row["path"]: row for row in rows}, json.loads(summary.read_text()) if summary.exists() else {}
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"fetch_corpus: {out}: manifest.jsonl or summary.json is not valid JSON ({err}): "
+                         "remove the folder to build the corpus again") from err
+
+
+def start_build(out: Path, prev: dict[str, dict]) -> tuple[dict[str, dict], set[str]]:
+    """Mark ``out`` as being built (``UNFINISHED``) before any file in it changes; returns what a killed build
+    left there: the rows of the files it wrote, by path, and the paths the manifest listed when it began (with
+    ``prev``'s). A line a kill cut short is ignored, and the temp files of writes it cut short are removed."""
+    journal, written, listed = out / UNFINISHED, {}, set(prev)
+    for name in ("manifest.jsonl", "summary.json", UNFINISHED):  # temp files of writes a kill cut short
+        for tmp in out.glob(f".{name}.tmp-*"):
+            tmp.unlink()
+    for line in journal.read_text(errors="replace").splitlines() if journal.exists() else []:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        listed.update(entry.get("listed", []))
+        if "path" in entry:
+            written[entry["path"]] = entry
+    lines = [{"listed": sorted(listed)}, *written.values()]
+    write_atomic(journal, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines))
+    return written, listed
+
+
+def log_written(out: Path, row: dict) -> None:
+    """Add the row of a file just written to ``out``'s ``UNFINISHED`` list."""
+    with (out / UNFINISHED).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def finish_build(out: Path, summary: dict) -> None:
+    """Write ``out/summary.json`` whole, after the manifest, then drop the ``UNFINISHED`` mark."""
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    (out / UNFINISHED).unlink(missing_ok=True)
 
 
 def file_sha256(path: Path, block: int = 1 << 20) -> str:
@@ -105,8 +149,9 @@ def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) ->
     return list(kept.values())
 
 
-def remove_unlisted(out: Path, prev: dict[str, dict], rows: list[dict]) -> int:
-    """Delete the files the previous manifest listed and the new one does not; returns how many."""
+def remove_unlisted(out: Path, prev: dict[str, dict] | set[str], rows: list[dict]) -> int:
+    """Delete the files at ``prev``'s paths (what the previous manifest, or a killed build, listed) that the new
+    manifest does not list; returns how many."""
     listed, root, n = {r["path"] for r in rows}, out.resolve(), 0
     for path in sorted(set(prev) - listed):
         target = (out / path).resolve()
@@ -117,12 +162,10 @@ def remove_unlisted(out: Path, prev: dict[str, dict], rows: list[dict]) -> int:
 
 
 def write_manifest(out: Path, rows: list[dict]) -> int:
-    """Write ``out/manifest.jsonl`` atomically (rows sorted by path); returns its size in bytes."""
+    """Write ``out/manifest.jsonl`` whole (rows sorted by path); returns its size in bytes."""
     rows.sort(key=lambda r: r["path"])
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-    tmp = out / "manifest.jsonl.part"
-    tmp.write_bytes(text)
-    os.replace(tmp, out / "manifest.jsonl")
+    write_atomic(out / "manifest.jsonl", text)
     return len(text)
 
 

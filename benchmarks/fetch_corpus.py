@@ -37,7 +37,10 @@ and files already written from the same .deb whose sha256 and size still match t
 manifest (their measurements are reused; any other file is written again), and gives the
 same splits. A package whose version (or .deb, at the same version) differs from the one the
 corpus in OUT was built from is refused unless ``--accept-new-versions`` is given; files the
-new manifest no longer lists are then deleted. A packages folder that does not exist is
+new manifest no longer lists are then deleted. ``OUT/build.unfinished.jsonl`` is there from
+before the first file in OUT changes until the summary is written: a corpus that has it is
+not a whole one (the build was killed or is running); the next run reuses what the killed
+one wrote and finishes its deletions. A packages folder that does not exist is
 created (said on stderr) and filled by ``apt-get download``. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
 of the Amazon Queen freeware license): check the manifest before redistributing.
 """
@@ -48,13 +51,13 @@ import argparse
 import difflib
 import fnmatch
 import hashlib
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from functools import cmp_to_key
 from pathlib import Path
 from types import ModuleType
@@ -294,7 +297,7 @@ def reusable(old: dict | None, pkg: Package, dest: Path, measured: tuple[str, ..
 
 def build_rows(
     kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter,
-    source: str | None = None,
+    source: str | None = None, log: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
@@ -302,7 +305,8 @@ def build_rows(
     measure(). ``source`` is the name asked for (default ``pkg.name``): the rows' source and
     folder; a package used in its place is recorded as ``substitute``. A file that cannot be
     written or measured is dropped and counted. A file already on disk is kept (with its
-    previous measurements) only when ``reusable``; otherwise it is written and measured again.
+    previous measurements) only when ``reusable``; otherwise it is written and measured again,
+    and its row passed to ``log``.
     """
     source = source or pkg.name
     rows = []
@@ -329,6 +333,8 @@ def build_rows(
             dest.unlink(missing_ok=True)
             continue
         rows.append({**row, **cm.file_facts(dest)})
+        if log:
+            log(rows[-1])
     return rows
 
 
@@ -399,7 +405,8 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
     """Fetch, unpack and extract every source of ``kind``; write manifest and summary.
 
     Every package is fetched and its version checked against OUT's previous manifest
-    (``corpus_manifest.check_versions``) before any file is written."""
+    (``corpus_manifest.check_versions``) before any file is written; OUT is marked unfinished from then
+    until the summary is written (``corpus_manifest.start_build``)."""
     mod = KINDS[kind]
     wanted = sources_of(kind, mod, only)
     out_folder(out, debs)
@@ -407,6 +414,7 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
     substitutions = {k: v for k, v in prev_summary.get("substitutions", {}).items() if k not in wanted}
     pkgs = {name: source_package(mod, name, debs, substitutions) for name in wanted}
     cm.check_versions(out, prev, prev_summary, pkgs, accept_new_versions)
+    written, listed = cm.start_build(out, prev)
     rows = [r for r in prev.values() if only and r["source"] not in wanted]
     skipped: dict[str, Counter] = {}
     for name, pkg in pkgs.items():
@@ -415,11 +423,12 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
             items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         except (FormatError, OSError) as err:  # a damaged archive or file inside the package
             raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
-        rows += build_rows(mod, pkg, items, out, prev, skips, source=name)
+        rows += build_rows(mod, pkg, items, out, {**prev, **written}, skips, source=name,
+                           log=lambda row: cm.log_written(out, row))
     assign_splits(rows, mod.SPLITS)
     rows = cm.drop_duplicates(rows, out, skipped)
     manifest_bytes = cm.write_manifest(out, rows)
-    cm.remove_unlisted(out, prev, rows)
+    cm.remove_unlisted(out, listed | set(written), rows)
     sources = {r["source"] for r in rows}
     packages = {k: v for k, v in prev_summary.get("packages", {}).items() if k in sources and k not in pkgs}
     extra = {
@@ -430,7 +439,7 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
         "commands": f"python benchmarks/fetch_corpus.py {kind} --out {out} --packages-dir {debs}",
     }
     summary = cm.summarize(kind, rows, extra, manifest_bytes)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    cm.finish_build(out, summary)
     cm.print_table(summary)
     return summary
 

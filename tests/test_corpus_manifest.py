@@ -34,3 +34,19 @@ def test_a_train_state_a_killed_swap_left_as_its_backup_counts(tmp_path: Path) -
     backup.mkdir()
     (backup / "config.json").write_text("{}")
     assert holds_train_state(out)
+
+
+def test_a_corpus_whose_build_has_not_finished_is_refused(tmp_path: Path) -> None:
+    """benchmarks/fetch_corpus.py keeps build.unfinished.jsonl beside the manifest while it builds (and after a
+    kill): a trainer or cache builder reading the manifest then refuses it in one line instead of using half."""
+    import pytest
+
+    from mmtok.core.corpus_manifest import split_files
+    from mmtok.core.errors import CorpusError
+    from mmtok.core.manifest import UNFINISHED_NAME
+
+    manifest = _corpus(tmp_path, "")
+    assert [p.name for p in split_files(manifest, "test", suffixes={".png"}, media="image")] == ["2.png"]
+    (tmp_path / UNFINISHED_NAME).write_text("")
+    with pytest.raises(CorpusError, match="the corpus build that writes it has not finished"):
+        split_files(manifest, "test", suffixes={".png"}, media="image")

@@ -1,12 +1,15 @@
 """Rebuilding a corpus with benchmarks/fetch_corpus.py: groups that keep one voice or composer in one
 split, per-file licenses, the photo rule for every image source, package versions and file checksums
 recorded and checked, --only with a substituted package, a missing Debian tool, and duplicates removed
-in one place. Everything is built here from made-up package trees; no .deb and no network."""
+in one place; a killed build is marked unfinished, and the next run reuses its files and finishes its
+deletions. Everything is built here from made-up package trees; no .deb and no network."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import sys
 import zipfile
 from collections import Counter
@@ -242,3 +245,90 @@ def test_identical_pictures_of_one_source_are_kept_in_the_earliest_split(
     assert [(r["path"], r["split"]) for r in rows_of(tmp_path / "out")] == [
         ("files/lomiri-wallpapers-16.04/b.jpg", "train")]
     assert {k: v for k, v in summary["skipped"][pkg.name].items() if v} == {"same content as a file kept (test)": 1}
+
+
+# --------------------------------------------------------------------------- a killed build
+
+
+class Killed(BaseException):
+    """What a SIGKILL at that point would have cut short."""
+
+
+def kill_at(n: int, func):
+    """``func`` that raises ``Killed`` on its ``n``-th call, after the call."""
+    calls = [0]
+
+    def wrapped(*args, **kwargs):
+        result = func(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == n:
+            raise Killed
+        return result
+    return wrapped
+
+
+def fake_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]) -> Path:
+    root = tmp_path / "pkg"
+    for name in names:
+        touch(root, [f"usr/share/fake/{name}"], name.encode())
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", local_kind(root, ["1"]))
+    return root
+
+
+def test_a_first_build_killed_while_writing_is_marked_unfinished_and_its_files_are_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_corpus(tmp_path, monkeypatch, ["a.txt", "b.txt", "c.txt"])
+    fetch_corpus.run("fake", tmp_path / "whole", tmp_path / "debs", None)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(corpus_manifest, "file_facts", kill_at(3, corpus_manifest.file_facts))
+        with pytest.raises(Killed):
+            fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert (out / corpus_manifest.UNFINISHED).exists() and not (out / "manifest.jsonl").exists()
+    inodes = {n: (out / "files/p" / n).stat().st_ino for n in ("a.txt", "b.txt")}
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert {n: (out / "files/p" / n).stat().st_ino for n in inodes} == inodes  # not made again
+    assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "whole/manifest.jsonl").read_bytes()
+    assert not (out / corpus_manifest.UNFINISHED).exists()
+
+
+def test_a_build_killed_after_its_manifest_still_deletes_the_files_no_longer_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, out = fake_corpus(tmp_path, monkeypatch, ["a.txt", "b.txt"]), tmp_path / "out"
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    summary = (out / "summary.json").read_bytes()
+    (root / "usr/share/fake/b.txt").unlink()
+    with monkeypatch.context() as m:
+        m.setattr(corpus_manifest, "write_manifest", kill_at(1, corpus_manifest.write_manifest))
+        with pytest.raises(Killed):
+            fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert (out / corpus_manifest.UNFINISHED).exists() and (out / "summary.json").read_bytes() == summary
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert [r["path"] for r in rows_of(out)] == ["files/p/a.txt"] and not (out / "files/p/b.txt").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["files", "manifest.jsonl", "summary.json"]
+
+
+def test_a_write_of_summary_json_cut_short_leaves_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or a kill) while summary.json is written: the previous summary stays readable, the
+    folder stays marked unfinished, and the next run finishes it."""
+    out = tmp_path / "out"
+    fake_corpus(tmp_path, monkeypatch, ["a.txt"])
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    summary = (out / "summary.json").read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd: int) -> None:
+        if "summary.json" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert (out / "summary.json").read_bytes() == summary and (out / corpus_manifest.UNFINISHED).exists()
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert sorted(p.name for p in out.iterdir()) == ["files", "manifest.jsonl", "summary.json"]

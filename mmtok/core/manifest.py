@@ -18,7 +18,9 @@ from typing import Any
 
 from mmtok.core.errors import CorpusError, MmtokError
 
-__all__ = ["manifest_rows"]
+__all__ = ["UNFINISHED_NAME", "manifest_rows"]
+
+UNFINISHED_NAME = "build.unfinished.jsonl"  # beside a manifest while its corpus build runs, or after one was killed
 
 EXAMPLE = '{"path": "audio/0.wav", "split": "train"}'
 
@@ -28,7 +30,11 @@ def manifest_rows(manifest: Path, *, error: type[MmtokError] = CorpusError,
     """``(line number, row)`` of every row of ``manifest``, each checked: a line that is not a JSON object, a
     row without a non-empty string ``path`` or ``split``, and a file listed in two of the splits ``distinct``
     (default: any two; a held-out file trained on) are refused as ``error`` (one line: ``MANIFEST:LINE: what is
-    wrong``); blank lines are skipped."""
+    wrong``); blank lines are skipped. A manifest whose corpus build has not finished (:data:`UNFINISHED_NAME`
+    beside it: ``benchmarks/fetch_corpus.py`` is running or was stopped) is refused as ``error`` too."""
+    if (Path(manifest).parent / UNFINISHED_NAME).exists():
+        raise error(f"{manifest}: the corpus build that writes it has not finished ({UNFINISHED_NAME} is beside it: "
+                    "the build is running or was stopped); run benchmarks/fetch_corpus.py again to finish it")
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
