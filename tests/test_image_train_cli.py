@@ -207,8 +207,10 @@ def test_decoder_only_resume_of_an_empty_folder_is_refused(tmp_path: Path, capsy
     --init-from, would train a decoder on a fresh random encoder's codes; refused, exit 2, nothing written."""
     with pytest.raises(SystemExit) as e:
         image_train.main(_args(tmp_path, "run", "--steps", "1", "--resume", "--decoder-only"))
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert e.value.code == 2 and "--resume found no run in" in last and "--init-from MODEL" in last, last
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert e.value.code == 2 and "--resume finds no run in" in last and "--init-from MODEL" in last, last
+    assert "starting it afresh" not in err  # refused before a fresh start is said
     assert not (tmp_path / "run").exists()
 
 

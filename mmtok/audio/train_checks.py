@@ -10,7 +10,8 @@ import argparse
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.train_data import is_cache
 from mmtok.core.ranges import SEED, Range, out_of_range
-from mmtok.core.resume import refuse_fresh_decoder_only
+from mmtok.core.resume import check_decoder_only
+from mmtok.core.run_folder import holds_train_state
 from mmtok.core.trainstate import check_run_options
 
 __all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_fresh_run", "check_numbers"]
@@ -42,8 +43,7 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Every option out of range or at odds with another, refused in one line (exit 2) before any work."""
     check_numbers(parser, args)
-    if args.decoder_only and not (args.init_from or args.resume):
-        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    check_decoder_only(parser, args, resumable=holds_train_state(args.out))
     if args.decoder_only and (args.encoder_blocks is not None or args.dead_code_rate):
         parser.error("--decoder-only keeps the encoder and codebook as they are: drop --encoder-blocks and --dead-code-rate")
     if args.init_from:
@@ -59,10 +59,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 def check_fresh_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What a run that starts here (not resumed, not ``--init-from``) needs of its sizes: the "slice"
     encoder's codes are a token's log-mel frames, so ``--code-dim`` is theirs, and its k-means needs
-    at least one training vector per code. ``--decoder-only`` needs codes to train on: a ``--resume`` that
-    found no run to continue is refused without ``--init-from``."""
-    if args.decoder_only and not args.init_from:
-        refuse_fresh_decoder_only(parser, args.out)
+    at least one training vector per code."""
     if args.init_from or args.encoder != "slice":
         return
     cfg = AudioTokenizerConfig()

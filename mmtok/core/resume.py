@@ -21,7 +21,7 @@ from typing import Any
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.module_io import checkpoint_source
 
-__all__ = ["refuse_fresh_decoder_only", "said", "setting_differences", "take_run_settings"]
+__all__ = ["check_decoder_only", "said", "setting_differences", "take_run_settings"]
 
 
 
@@ -95,8 +95,14 @@ def take_run_settings(args: argparse.Namespace, given: set[str], saved: Mapping[
         args.steps = max(int(saved.get("steps") or 0), reached)
 
 
-def refuse_fresh_decoder_only(parser: argparse.ArgumentParser, out: str) -> None:
-    """``--decoder-only`` trains a decoder on the codes of another tokenizer: a run that starts afresh (a
-    ``--resume`` that found no run in ``out``) without ``--init-from`` has none, refused in one line (exit 2)."""
-    parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume found no run in {out} to "
-                 "continue: give --init-from MODEL")
+def check_decoder_only(parser: argparse.ArgumentParser, args: argparse.Namespace, *, resumable: bool) -> None:
+    """``--decoder-only`` trains a decoder on the codes of another tokenizer: it needs ``--init-from``, or a
+    ``--resume`` of a run (``resumable``: ``--out`` holds its train state); else refused in one line (exit 2),
+    before anything is said or written."""
+    if not args.decoder_only or args.init_from:
+        return
+    if not args.resume:
+        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    if not resumable:
+        parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume finds no run in "
+                     f"{args.out} to continue: give --init-from MODEL")

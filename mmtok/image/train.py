@@ -48,7 +48,6 @@ from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
-from mmtok.core.resume import refuse_fresh_decoder_only
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
@@ -427,8 +426,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_args(parser, args, STATE_DIR)
     with hold_run_folder(args.out):  # before OUT is looked at: a train state a kill left mid-swap is put back
         resume = check_out_folder(args.out, resume=args.resume)
-        if args.decoder_only and not (resume or args.init_from):
-            refuse_fresh_decoder_only(parser, args.out)
         if resume:  # before any work: the run's own settings
             take_run_settings(args, options_given(parser, sys.argv[1:] if argv is None else argv),
                               Path(args.out) / STATE_DIR, make_config)

@@ -20,6 +20,7 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, wr
 from mmtok.core.corpus_manifest import check_folder, check_split
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.resume import check_decoder_only
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.run_folder import (
     TOKENIZER_RUN_MARKS,
@@ -71,8 +72,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_
         parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX, finite (got {args.scale_min}, {args.scale_max})")
     check_numbers(parser, args)
     check_export(parser, args.export, args.out, state_dir)
-    if args.decoder_only and not (args.init_from or args.resume):
-        parser.error("--decoder-only trains on the codes of another tokenizer: give --init-from (or --resume a run)")
+    check_decoder_only(parser, args, resumable=holds_train_state(args.out, state_dir=state_dir))
     if args.decoder_only and (args.rebalance_at.strip() or args.dead_code_rate):
         parser.error("--decoder-only keeps the codebook as it is: drop --rebalance-at and --dead-code-rate")
 
