@@ -9,7 +9,6 @@ that describes them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,24 +21,23 @@ import torch
 import mmtok
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.errors import CorpusError
+from mmtok.core.manifest import manifest_rows
 
 RATE = 16_000  # Hz: every metric here runs at the tokenizer's rate
 MIN_SECONDS, MAX_SECONDS = 1.0, 13.0  # evaluation clips: whole speech files this long
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a corpus manifest (JSON lines); a missing file or a bad line stops the run, named."""
+    """The rows of a corpus manifest (:func:`mmtok.core.manifest.manifest_rows`: each checked, and a corpus
+    whose build has not finished refused); a missing file or a refused one stops the run, named."""
     p = Path(path)
     if not p.is_file():
         raise SystemExit(f"--manifest {p}: no such file (benchmarks/fetch_corpus.py audio --out DIR writes one)")
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"--manifest {p}, line {n}: not JSON ({e.msg})") from None
-    return rows
+    try:
+        return [row for _, row in manifest_rows(p)]
+    except CorpusError as e:
+        raise SystemExit(f"--manifest {e}") from None
 
 
 def load_model(name: str, flag: str) -> Any:

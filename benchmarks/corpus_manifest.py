@@ -4,18 +4,23 @@ Reading the previous run's manifest and summary, checking a file on disk against
 (``sha256`` and ``bytes``) before it is reused, refusing a package whose version changed
 since the corpus was built, keeping one row per path and per content, removing the files
 a manifest no longer lists, and the totals of ``summary.json``. Both files are replaced
-whole (``mmtok.core.files.write_atomic``), the manifest first. ``UNFINISHED`` marks a build
-under way: written before any file in the folder changes and removed once the summary is
-written, it lists the paths the manifest held when the build began and then one row per
+whole (``mmtok.core.files.write_atomic``), the manifest first. One build of a folder runs at
+a time (``build_lock``). ``UNFINISHED`` marks a build under way: written just before the
+first file in the folder changes and removed once the summary is written, it holds the
+build's command line, the paths the manifest held when the build began and then one row per
 file written, so a build run after a killed one reuses those files and still deletes what
 neither lists any more. Nothing here runs on its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from corpus_source import Package
@@ -26,6 +31,7 @@ from mmtok.core.manifest import UNFINISHED_NAME
 ACCEPT_FLAG = "--accept-new-versions"
 SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
 UNFINISHED = UNFINISHED_NAME  # present while a build is under way or after one was killed (the trainers refuse it)
+LOCK = ".build.lock"  # flock'ed by the build of the folder that is running
 
 
 # --------------------------------------------------------------------------- reading and checking
@@ -43,31 +49,85 @@ def load_previous(out: Path) -> tuple[dict[str, dict], dict]:
                          "remove the folder to build the corpus again") from err
 
 
-def start_build(out: Path, prev: dict[str, dict]) -> tuple[dict[str, dict], set[str]]:
-    """Mark ``out`` as being built (``UNFINISHED``) before any file in it changes; returns what a killed build
-    left there: the rows of the files it wrote, by path, and the paths the manifest listed when it began (with
-    ``prev``'s). A line a kill cut short is ignored, and the temp files of writes it cut short are removed."""
+@contextmanager
+def build_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``out/.build.lock`` while the block runs (the file stays: the lock, not the
+    file, is what counts, and a killed build's lock goes with its process); a build of ``out`` that already holds
+    it is refused (one line naming the folder and that build's process id)."""
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise SystemExit(f"fetch_corpus: a build of {out} is running (process {pid})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """``out``'s ``UNFINISHED`` marker for one build. Its first line is the command line of the build that wrote it
+    (``command``), then the paths the manifest listed when the builds it records began (``listed``), then one row
+    per file written (``written``, by path). It is written (:meth:`begin`) just before this build first writes,
+    replaces or deletes a file in ``out``, so a build stopped before that leaves the folder as it found it."""
+
+    def __init__(self, out: Path, command: str, written: dict[str, dict], listed: set[str]) -> None:
+        self.path, self.command, self.written, self.listed, self.begun = out / UNFINISHED, command, written, listed, False
+
+    def begin(self) -> None:
+        """Write the marker (once a build): from now on ``out`` is not a whole corpus until :func:`finish_build`."""
+        if self.begun:
+            return
+        lines = [{"listed": sorted(self.listed)}, *self.written.values()]
+        text = self.command + "\n" + "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines)
+        write_atomic(self.path, text)
+        self.begun = True
+
+    def add(self, row: dict) -> None:
+        """Add the row of a file just written (after :meth:`begin`)."""
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def start_build(out: Path, prev: dict[str, dict], command: str) -> Journal:
+    """What a killed build left in ``out``: its marker's rows of the files it wrote, by path, and the paths the
+    manifest listed when it began (with ``prev``'s), as this build's :class:`Journal` (not yet written). The marker's
+    first line (the command) and a line a kill cut short are skipped; temp files of writes a kill cut short are
+    removed."""
     journal, written, listed = out / UNFINISHED, {}, set(prev)
     for name in ("manifest.jsonl", "summary.json", UNFINISHED):  # temp files of writes a kill cut short
         for tmp in out.glob(f".{name}.tmp-*"):
             tmp.unlink()
-    for line in journal.read_text(errors="replace").splitlines() if journal.exists() else []:
+    for line in journal.read_text(errors="replace").splitlines()[1:] if journal.exists() else []:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        listed.update(entry.get("listed", []))
-        if "path" in entry:
-            written[entry["path"]] = entry
-    lines = [{"listed": sorted(listed)}, *written.values()]
-    write_atomic(journal, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines))
-    return written, listed
+        if isinstance(entry, dict):
+            listed.update(entry.get("listed", []))
+            if "path" in entry:
+                written[entry["path"]] = entry
+    return Journal(out, command, written, listed)
 
 
-def log_written(out: Path, row: dict) -> None:
-    """Add the row of a file just written to ``out``'s ``UNFINISHED`` list."""
-    with (out / UNFINISHED).open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def carried_over(out: Path, prev: dict[str, dict], journal: Journal, wanted: list[str]) -> list[dict]:
+    """The rows of ``prev`` (the manifest) of sources an ``--only`` build does not rebuild, kept as they are. Refused
+    (one line): a stopped build that rewrote files of such a source (only a build of it can finish those), and a
+    row whose file is no longer the one it describes (size and sha256)."""
+    stopped = sorted({r["source"] for r in journal.written.values() if r.get("source") not in wanted})
+    if stopped:
+        raise SystemExit(f"fetch_corpus: {out}: a stopped build rewrote files of {', '.join(stopped)}: rerun without "
+                         f"--only, or with --only including {' '.join(stopped)}")
+    rows = [r for r in prev.values() if r["source"] not in wanted]
+    for row in rows:
+        path = out / row["path"]
+        if not (same_file(path, row) if "sha256" in row else path.is_file()):
+            raise SystemExit(f"fetch_corpus: {path}: not the file {out / 'manifest.jsonl'} lists (missing, or its "
+                             f"size or sha256 differ): rerun without --only, or with --only including {row['source']}")
+    return rows
 
 
 def finish_build(out: Path, summary: dict) -> None:

@@ -37,10 +37,13 @@ and files already written from the same .deb whose sha256 and size still match t
 manifest (their measurements are reused; any other file is written again), and gives the
 same splits. A package whose version (or .deb, at the same version) differs from the one the
 corpus in OUT was built from is refused unless ``--accept-new-versions`` is given; files the
-new manifest no longer lists are then deleted. ``OUT/build.unfinished.jsonl`` is there from
-before the first file in OUT changes until the summary is written: a corpus that has it is
-not a whole one (the build was killed or is running); the next run reuses what the killed
-one wrote and finishes its deletions. A packages folder that does not exist is
+new manifest no longer lists are then deleted. One build of OUT runs at a time (it holds a
+lock on ``OUT/.build.lock``; a second is refused). ``OUT/build.unfinished.jsonl`` is there
+from just before the first file in OUT changes until the summary is written: a corpus that has
+it is not a whole one (the build was killed or is running); its first line is that build's
+command, and the next run reuses what the killed one wrote and finishes its deletions (an
+``--only`` run that leaves out a source whose files it rewrote is refused, and so is one that
+keeps a row whose file no longer matches it). A packages folder that does not exist is
 created (said on stderr) and filled by ``apt-get download``. Licenses are per file and vary (GPL-2/3, CC-BY(-SA), CC0, BSD, MIT and the Flight
 of the Amazon Queen freeware license): check the manifest before redistributing.
 """
@@ -53,11 +56,11 @@ import fnmatch
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
 from functools import cmp_to_key
 from pathlib import Path
 from types import ModuleType
@@ -297,7 +300,7 @@ def reusable(old: dict | None, pkg: Package, dest: Path, measured: tuple[str, ..
 
 def build_rows(
     kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter,
-    source: str | None = None, log: Callable[[dict], None] | None = None,
+    source: str | None = None, journal: cm.Journal | None = None,
 ) -> list[dict]:
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
@@ -305,8 +308,8 @@ def build_rows(
     measure(). ``source`` is the name asked for (default ``pkg.name``): the rows' source and
     folder; a package used in its place is recorded as ``substitute``. A file that cannot be
     written or measured is dropped and counted. A file already on disk is kept (with its
-    previous measurements) only when ``reusable``; otherwise it is written and measured again,
-    and its row passed to ``log``.
+    previous measurements) only when ``reusable``; otherwise ``journal`` is begun (``out`` marked
+    unfinished) before it is written and measured again, and its row added to ``journal``.
     """
     source = source or pkg.name
     rows = []
@@ -321,6 +324,8 @@ def build_rows(
             row.update({k: old[k] for k in (*kind.MEASURED, "sha256", "bytes")})
             rows.append(row)
             continue
+        if journal:
+            journal.begin()
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         try:
@@ -333,8 +338,8 @@ def build_rows(
             dest.unlink(missing_ok=True)
             continue
         rows.append({**row, **cm.file_facts(dest)})
-        if log:
-            log(rows[-1])
+        if journal:
+            journal.add(rows[-1])
     return rows
 
 
@@ -401,21 +406,36 @@ def source_package(mod: ModuleType, name: str, debs: Path, substitutions: dict[s
     return fetch_package(real, debs)
 
 
+def command_line(kind: str, out: Path, debs: Path, only: list[str] | None = None, accept: bool = False) -> str:
+    """The command that runs this build (the one that rebuilds the whole corpus without ``only`` and ``accept``)."""
+    cmd = ["python", "benchmarks/fetch_corpus.py", kind, "--out", str(out), "--packages-dir", str(debs)]
+    return shlex.join([*cmd, *(["--only", *only] if only else []), *([cm.ACCEPT_FLAG] if accept else [])])
+
+
 def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_versions: bool = False) -> dict:
     """Fetch, unpack and extract every source of ``kind``; write manifest and summary.
 
-    Every package is fetched and its version checked against OUT's previous manifest
-    (``corpus_manifest.check_versions``) before any file is written; OUT is marked unfinished from then
-    until the summary is written (``corpus_manifest.start_build``)."""
+    One build of OUT runs at a time (``corpus_manifest.build_lock``; another is refused). Every package is
+    fetched and its version checked against OUT's previous manifest (``corpus_manifest.check_versions``)
+    before any file is written; OUT is marked unfinished from just before its first file changes until the
+    summary is written (``corpus_manifest.Journal``)."""
     mod = KINDS[kind]
     wanted = sources_of(kind, mod, only)
     out_folder(out, debs)
+    with cm.build_lock(out):
+        return build(kind, out, debs, wanted, only, accept_new_versions)
+
+
+def build(kind: str, out: Path, debs: Path, wanted: list[str], only: list[str] | None, accept: bool) -> dict:
+    """``run`` once OUT is locked: the sources ``wanted`` (``only``, or all of ``kind``'s) rebuilt, the others'
+    rows kept when they still match their files (``corpus_manifest.carried_over``)."""
+    mod = KINDS[kind]
     prev, prev_summary = cm.load_previous(out)
+    journal = cm.start_build(out, prev, command_line(kind, out, debs, only, accept))
+    rows = cm.carried_over(out, prev, journal, wanted) if only else []
     substitutions = {k: v for k, v in prev_summary.get("substitutions", {}).items() if k not in wanted}
     pkgs = {name: source_package(mod, name, debs, substitutions) for name in wanted}
-    cm.check_versions(out, prev, prev_summary, pkgs, accept_new_versions)
-    written, listed = cm.start_build(out, prev)
-    rows = [r for r in prev.values() if only and r["source"] not in wanted]
+    cm.check_versions(out, prev, prev_summary, pkgs, accept)
     skipped: dict[str, Counter] = {}
     for name, pkg in pkgs.items():
         handler, skips = mod.SOURCES[name], skipped.setdefault(name, Counter())
@@ -423,12 +443,12 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
             items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         except (FormatError, OSError) as err:  # a damaged archive or file inside the package
             raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
-        rows += build_rows(mod, pkg, items, out, {**prev, **written}, skips, source=name,
-                           log=lambda row: cm.log_written(out, row))
+        rows += build_rows(mod, pkg, items, out, {**prev, **journal.written}, skips, source=name, journal=journal)
     assign_splits(rows, mod.SPLITS)
+    journal.begin()
     rows = cm.drop_duplicates(rows, out, skipped)
     manifest_bytes = cm.write_manifest(out, rows)
-    cm.remove_unlisted(out, listed | set(written), rows)
+    cm.remove_unlisted(out, journal.listed | set(journal.written), rows)
     sources = {r["source"] for r in rows}
     packages = {k: v for k, v in prev_summary.get("packages", {}).items() if k in sources and k not in pkgs}
     extra = {
@@ -436,7 +456,7 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
         "left_out": mod.LEFT_OUT,
         "substitutions": substitutions,
         "skipped": {k: dict(v) for k, v in skipped.items() if v},
-        "commands": f"python benchmarks/fetch_corpus.py {kind} --out {out} --packages-dir {debs}",
+        "commands": command_line(kind, out, debs),
     }
     summary = cm.summarize(kind, rows, extra, manifest_bytes)
     cm.finish_build(out, summary)

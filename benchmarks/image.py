@@ -87,6 +87,7 @@ from image_baselines import (
 )
 
 import mmtok
+from mmtok.core.errors import MmtokError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.io import load_image
@@ -245,11 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path], Path]:
-    """(set name, evaluation photos, k-means training photos, folder the files are named relative to)."""
-    if args.manifest is not None:
-        m = args.manifest
-        return args.split, find_images(m, split=args.split), find_images(m, split="train"), m.parent
-    return "heldout", find_images(args.data / "heldout"), find_images(args.data / "train"), args.data
+    """(set name, evaluation photos, k-means training photos, folder the files are named relative to); a manifest
+    or folder that is refused (unreadable, a build of its corpus not finished, ...) stops the run in one line."""
+    try:
+        if args.manifest is not None:
+            m = args.manifest
+            return args.split, find_images(m, split=args.split), find_images(m, split="train"), m.parent
+        return "heldout", find_images(args.data / "heldout"), find_images(args.data / "train"), args.data
+    except MmtokError as e:
+        raise SystemExit(str(e)) from None
 
 
 def kmeans_baseline(args: argparse.Namespace, fit_files: list[Path], cache: Path, k: int,

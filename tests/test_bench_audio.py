@@ -350,11 +350,11 @@ def test_missing_or_bad_manifest_and_model_stop_with_their_names(tmp_path: Path)
     with pytest.raises(SystemExit, match=r"--manifest .*nope.jsonl: no such file"):
         audio_clips.read_manifest(tmp_path / "nope.jsonl")
     bad = tmp_path / "manifest.jsonl"
-    bad.write_text('{"path": "a.wav"}\n\n{"path": \n')
-    with pytest.raises(SystemExit, match=r"manifest.jsonl, line 3: not JSON"):
+    bad.write_text('{"path": "a.wav", "split": "train"}\n\n{"path": \n')
+    with pytest.raises(SystemExit, match=r"^--manifest .*manifest\.jsonl:3: not JSON"):
         audio_clips.read_manifest(bad)
-    bad.write_text('{"path": "a.wav"}\n\n')
-    assert audio_clips.read_manifest(bad) == [{"path": "a.wav"}]
+    bad.write_text('{"path": "a.wav", "split": "train"}\n\n')
+    assert audio_clips.read_manifest(bad) == [{"path": "a.wav", "split": "train"}]
     with pytest.raises(SystemExit, match=r"--models .*missing: no checkpoint"):
         audio_levels.main(["--manifest", str(bad), "--models", str(tmp_path / "missing")])
 

@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+import re
 import sys
 import zipfile
 from collections import Counter
@@ -307,7 +308,7 @@ def test_a_build_killed_after_its_manifest_still_deletes_the_files_no_longer_lis
     assert (out / corpus_manifest.UNFINISHED).exists() and (out / "summary.json").read_bytes() == summary
     fetch_corpus.run("fake", out, tmp_path / "debs", None)
     assert [r["path"] for r in rows_of(out)] == ["files/p/a.txt"] and not (out / "files/p/b.txt").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["files", "manifest.jsonl", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".build.lock", "files", "manifest.jsonl", "summary.json"]
 
 
 def test_a_write_of_summary_json_cut_short_leaves_the_previous_one_whole(
@@ -331,4 +332,109 @@ def test_a_write_of_summary_json_cut_short_leaves_the_previous_one_whole(
             fetch_corpus.run("fake", out, tmp_path / "debs", None)
     assert (out / "summary.json").read_bytes() == summary and (out / corpus_manifest.UNFINISHED).exists()
     fetch_corpus.run("fake", out, tmp_path / "debs", None)
-    assert sorted(p.name for p in out.iterdir()) == ["files", "manifest.jsonl", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".build.lock", "files", "manifest.jsonl", "summary.json"]
+
+
+# --------------------------------------------------------------------------- one build at a time, --only after a kill
+
+
+def test_a_second_build_of_one_folder_is_refused_while_the_first_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds into one --out would share temp names and delete each other's files: while one runs
+    (it holds the lock on OUT/.build.lock), another is refused in one line and touches nothing."""
+    fake_corpus(tmp_path, monkeypatch, ["a.txt", "b.txt", "c.txt"])
+    out, refused, real = tmp_path / "out", [], corpus_manifest.file_facts
+
+    def second_build_meanwhile(path: Path) -> dict:
+        if not refused:
+            refused.append(None)
+            with pytest.raises(SystemExit) as err:
+                fetch_corpus.run("fake", out, tmp_path / "debs", None)
+            refused[0] = str(err.value)
+        return real(path)
+    with monkeypatch.context() as m:
+        m.setattr(corpus_manifest, "file_facts", second_build_meanwhile)
+        fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert refused == [f"fetch_corpus: a build of {out} is running (process {os.getpid()})"]
+    assert [r["path"] for r in rows_of(out)] == ["files/p/a.txt", "files/p/b.txt", "files/p/c.txt"]
+    assert all((out / r["path"]).read_bytes() == Path(r["path"]).name.encode() for r in rows_of(out))
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)  # the lock went with the first build
+
+
+def two_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: list[str]) -> dict[str, Path]:
+    """A fake kind with local sources p and q (usr/share/fake/*.txt each), both of version ``version[0]``."""
+    roots = {n: tmp_path / n for n in ("p", "q")}
+    local = {n: (lambda n=n: Package(n, version[0], f"{n}_{version[0]}.deb", roots[n], "", "", f"{version[0]:0>64}"))
+             for n in roots}
+    monkeypatch.setitem(fetch_corpus.KINDS, "fake", fake_kind({n: text_files for n in roots}, local))
+    return roots
+
+
+def test_an_only_run_after_a_killed_build_keeps_no_row_that_misses_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full build killed after it rewrote p's file, then --only q: p's old row would be kept for p's new file.
+    It is refused (rerun with p); a kept row whose file was changed by hand is refused too, naming the file."""
+    version, out, debs = ["1"], tmp_path / "out", tmp_path / "debs"
+    roots = two_sources(tmp_path, monkeypatch, version)
+    touch(roots["p"], ["usr/share/fake/a.txt"], b"one")
+    touch(roots["q"], ["usr/share/fake/b.txt"], b"bee")
+    fetch_corpus.run("fake", out, debs, None)
+    version[0] = "2"
+    touch(roots["p"], ["usr/share/fake/a.txt"], b"ONE, version 2")
+    touch(roots["q"], ["usr/share/fake/b.txt"], b"BEE v2")
+    with monkeypatch.context() as m:
+        m.setattr(corpus_manifest, "file_facts", kill_at(2, corpus_manifest.file_facts))  # killed measuring q's file
+        with pytest.raises(Killed):
+            fetch_corpus.run("fake", out, debs, None, accept_new_versions=True)
+    with pytest.raises(SystemExit, match=rf"^fetch_corpus: {out}: a stopped build rewrote files of p: rerun without "
+                                         r"--only, or with --only including p$"):
+        fetch_corpus.run("fake", out, debs, ["q"], accept_new_versions=True)
+    assert (out / corpus_manifest.UNFINISHED).exists()
+    fetch_corpus.run("fake", out, debs, ["p", "q"], accept_new_versions=True)
+    assert all(corpus_manifest.same_file(out / r["path"], r) for r in rows_of(out))
+    assert [r["version"] for r in rows_of(out)] == ["2", "2"]
+
+    (out / "files/p/a.txt").write_bytes(b"changed by hand")
+    with pytest.raises(SystemExit, match=rf"^fetch_corpus: {out}/files/p/a\.txt: not the file .*manifest\.jsonl lists "):
+        fetch_corpus.run("fake", out, debs, ["q"])
+    assert not (out / corpus_manifest.UNFINISHED).exists()
+
+
+def test_a_build_that_fails_before_changing_anything_leaves_the_corpus_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged archive of q raises in its handler before any file in OUT is written: the corpus is still the
+    whole one the last build left (no marker, the trainers read it). A killed build's marker starts with its
+    command, which the trainers' refusal quotes."""
+    from mmtok.core.corpus_manifest import split_files
+    from mmtok.core.errors import CorpusError
+
+    out, debs = tmp_path / "out", tmp_path / "debs"
+    roots = two_sources(tmp_path, monkeypatch, ["1"])
+    touch(roots["p"], ["usr/share/fake/a.txt"], b"one")
+    touch(roots["q"], ["usr/share/fake/b.txt"], b"bee")
+    fetch_corpus.run("fake", out, debs, None)
+
+    def damaged(pkg: Package) -> list:
+        raise OSError(f"{pkg.deb}: truncated archive")
+    with monkeypatch.context() as m:
+        m.setitem(fetch_corpus.KINDS["fake"].SOURCES, "q", damaged)
+        with pytest.raises(SystemExit, match=r"^fetch_corpus: q \(q_1\.deb\): q_1\.deb: truncated archive$"):
+            fetch_corpus.run("fake", out, debs, None)
+    assert not (out / corpus_manifest.UNFINISHED).exists()
+    assert [f.name for f in split_files(out / "manifest.jsonl", "train", suffixes={".txt"}, media="text")] == [
+        "a.txt", "b.txt"]
+
+    (out / "files/p/a.txt").write_bytes(b"damaged")
+    with monkeypatch.context() as m:
+        m.setattr(corpus_manifest, "file_facts", kill_at(2, corpus_manifest.file_facts))  # q's kept row, then p's new file
+        with pytest.raises(Killed):
+            fetch_corpus.run("fake", out, debs, ["p"])
+    command = fetch_corpus.command_line("fake", out, debs, ["p"])
+    assert (out / corpus_manifest.UNFINISHED).read_text().splitlines()[0] == command
+    with pytest.raises(CorpusError, match=f"rerun its command `{re.escape(command)}` to finish it"):
+        split_files(out / "manifest.jsonl", "train", suffixes={".txt"}, media="text")
+    fetch_corpus.run("fake", out, debs, ["p"])
+    assert (out / "files/p/a.txt").read_bytes() == b"one"

@@ -25,6 +25,16 @@ UNFINISHED_NAME = "build.unfinished.jsonl"  # beside a manifest while its corpus
 EXAMPLE = '{"path": "audio/0.wav", "split": "train"}'
 
 
+def _build_command(marker: Path) -> str:
+    """The command line a corpus build keeps as the first line of its marker, quoted; a general hint when unreadable."""
+    try:
+        with marker.open(encoding="utf-8", errors="replace") as f:
+            first = f.readline().strip()
+    except OSError:
+        first = ""
+    return f"its command `{first}`" if first and not first.startswith("{") else "benchmarks/fetch_corpus.py as it was run"
+
+
 def manifest_rows(manifest: Path, *, error: type[MmtokError] = CorpusError,
                   distinct: Collection[str] | None = None) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, row)`` of every row of ``manifest``, each checked: a line that is not a JSON object, a
@@ -32,9 +42,11 @@ def manifest_rows(manifest: Path, *, error: type[MmtokError] = CorpusError,
     (default: any two; a held-out file trained on) are refused as ``error`` (one line: ``MANIFEST:LINE: what is
     wrong``); blank lines are skipped. A manifest whose corpus build has not finished (:data:`UNFINISHED_NAME`
     beside it: ``benchmarks/fetch_corpus.py`` is running or was stopped) is refused as ``error`` too."""
-    if (Path(manifest).parent / UNFINISHED_NAME).exists():
-        raise error(f"{manifest}: the corpus build that writes it has not finished ({UNFINISHED_NAME} is beside it: "
-                    "the build is running or was stopped); run benchmarks/fetch_corpus.py again to finish it")
+    marker = Path(manifest).parent / UNFINISHED_NAME
+    if marker.exists():
+        raise error(f"{manifest}: the corpus build that writes it is running or was stopped ({marker} is beside it); "
+                    f"once it is not running, rerun {_build_command(marker)} to finish it, or delete {marker} to use "
+                    "the corpus as its manifest lists it (right only if that build changed no file the manifest lists)")
     try:
         lines = manifest.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
