@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -59,7 +61,7 @@ def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any], audio_codes:
 
 
 def load_codes(path: Path, *, check_video: bool = True) -> CodeFile:
-    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one, or if it is a video's
+    """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one or is damaged, or if it is a video's
     whose ``fps`` or soundtrack decoding cannot rely on (``check_video=False`` leaves that out: whether a file is a
     code file at all, as ``mmtok encode`` asks before it replaces one); a :class:`MissingFileError` (a
     ``FileNotFoundError`` too) if there is nothing there."""
@@ -73,6 +75,8 @@ def load_codes(path: Path, *, check_video: bool = True) -> CodeFile:
             audio_codes = z["audio_codes"] if "audio_codes" in z.files else None
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise UsageError(f"{path}: damaged: {e or type(e).__name__}; encode it again") from e
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
     if not isinstance(meta, dict) or meta.get("kind") not in CODE_KINDS:

@@ -22,7 +22,8 @@ import numpy as np
 
 from mmtok.core.errors import CorpusError
 
-__all__ = ["SHARD_FILE", "check_listed_sha256", "checked_indexes", "read_json_object", "shard_files"]
+__all__ = ["SHARD_FILE", "check_document_bounds", "check_listed_sha256", "checked_indexes", "read_json_object",
+           "shard_files"]
 
 DTYPES = ("uint16", "uint32")  # what a shard's ids are stored as
 SHARD_FILE = re.compile(r"shard-(\d+)\.(bin|json)")  # a shard's ids or its index
@@ -74,7 +75,7 @@ def checked_indexes(where: Path, manifest: dict[str, Any]) -> list[tuple[dict[st
     The manifest must list ``shard-00000``, ``shard-00001``, ... with no shard index after the last; each index
     must be one of this run (``run``), of its number, agree with the manifest's entry (documents, tokens; the
     sha256 is :func:`check_listed_sha256`'s, once the bytes are checked) and hold offsets from 0 up to its
-    tokens; the manifest's totals must be the sum. Any disagreement is a :class:`CorpusError` naming the file
+    tokens; the manifest's totals (documents, tokens, tokens per modality) must be the sum. Any disagreement is a :class:`CorpusError` naming the file
     and what disagrees.
     """
     sub, entries = where.parent, manifest["shards"]
@@ -90,10 +91,12 @@ def checked_indexes(where: Path, manifest: dict[str, Any]) -> list[tuple[dict[st
         if problem is not None:
             raise CorpusError(f"{path} does not match {where}: {problem}; {EDITED}")
         read.append((index, np.asarray(index["offsets"], dtype=np.int64)))
-    _check_totals(where, manifest, [index for index, _ in read])
+    indexes = [index for index, _ in read]
+    _check_totals(where, manifest, indexes)
     following = sub / f"shard-{len(entries):05d}.json"
     if following.is_file():
         raise CorpusError(f"{following} is not listed in {where} (it lists {len(entries)} shards); {EDITED}")
+    _check_modality_totals(where, manifest.get("tokens", {}), indexes)
     return read
 
 
@@ -153,11 +156,62 @@ def _bad_offsets(index: dict[str, Any]) -> str | None:
 
 
 def _check_totals(where: Path, manifest: dict[str, Any], indexes: list[dict[str, Any]]) -> None:
-    """Refuse a manifest whose recorded totals (documents, tokens) are not the sum over its shards' indexes."""
-    tokens = manifest.get("tokens")
-    recorded = {"documents": manifest.get("docs"), "tokens": tokens.get("total") if isinstance(tokens, dict) else None}
+    """Refuse a manifest whose recorded totals (documents, tokens) are not counts, or not the sum over its shards'
+    indexes."""
+    tokens = manifest.get("tokens", {})
+    if not isinstance(tokens, dict) or not all(_count(v) for v in tokens.values()):
+        raise CorpusError(f"{where}: its tokens are {tokens!r}, not a count per modality and a total; {EDITED}")
+    recorded = {"documents": manifest.get("docs"), "tokens": tokens.get("total")}
     found = {"documents": sum(ix["docs"] for ix in indexes), "tokens": sum(ix["tokens"] for ix in indexes)}
     for what, total in recorded.items():
         if total is not None and total != found[what]:
             raise CorpusError(f"{where} records {total!r} {what}, but the indexes of the shards it lists hold "
                               f"{found[what]}; {EDITED}")
+
+
+def _check_modality_totals(where: Path, tokens: dict[str, int], indexes: list[dict[str, Any]]) -> None:
+    """Refuse a manifest whose tokens per modality are not the sums over its shards' indexes, or do not add up to
+    their tokens."""
+    recorded = {k: v for k, v in tokens.items() if k != "total"}
+    if not recorded:
+        return
+    for k, n in _modality_totals(indexes, recorded).items():
+        if recorded[k] != n:
+            raise CorpusError(f"{where} records {recorded[k]!r} {k} tokens, but the indexes of the shards it lists "
+                              f"hold {n}; {EDITED}")
+    total = sum(ix["tokens"] for ix in indexes)
+    if sum(recorded.values()) != total:
+        raise CorpusError(f"{where} records {sum(recorded.values())} tokens by modality, but the indexes of the "
+                          f"shards it lists hold {total}; {EDITED}")
+
+
+def _modality_totals(indexes: list[dict[str, Any]], recorded: dict[str, int]) -> dict[str, int]:
+    """Each modality of ``recorded``: its tokens summed over the indexes' ``tokens_by_modality`` when every index
+    holds them as counts that add up to its tokens; else ``recorded`` itself (then only its sum is checked)."""
+    counts = [ix.get("tokens_by_modality") for ix in indexes]
+    if not all(isinstance(c, dict) and all(_count(v) for v in c.values()) and sum(c.values()) == ix["tokens"]
+               for c, ix in zip(counts, indexes, strict=True)):
+        return recorded
+    return {k: sum(c.get(k, 0) for c in counts) for k in recorded}
+
+
+def check_document_bounds(bin_path: Path, index: dict[str, Any], offsets: np.ndarray, bos: int, eos: int) -> None:
+    """Refuse a shard whose index's document offsets (checked by :func:`checked_indexes`) do not fall where its
+    documents begin and end: every document mmtok tokenize writes starts with ``<bos>`` (id ``bos``) and ends
+    with ``<eos>`` (id ``eos``), so offsets moved by hand start or end one elsewhere, or leave one empty."""
+    if offsets.size < 2:
+        return
+    ids = np.memmap(bin_path, dtype=index["dtype"], mode="r") if index["tokens"] else np.zeros(0, np.int64)
+    sizes = np.diff(offsets)
+    nonempty = sizes > 0
+    starts, ends = offsets[:-1][nonempty], offsets[1:][nonempty] - 1
+    bad = np.flatnonzero(~nonempty)
+    if not bad.size:
+        wrong = (ids[starts] != bos) | (ids[ends] != eos)
+        bad = np.flatnonzero(wrong)
+    del ids
+    if bad.size:
+        k = int(bad[0])
+        raise CorpusError(f"{bin_path}: document {k} (ids {int(offsets[k])}..{int(offsets[k + 1])} by the offsets in "
+                          f"{bin_path.stem}.json) does not start with <bos> and end with <eos> as every document "
+                          f"mmtok tokenize writes does: its offsets were changed; {EDITED}")

@@ -40,6 +40,7 @@ from mmtok.core.files import write_atomic
 from mmtok.data.digest import files_sha256
 from mmtok.data.shard_checks import (
     SHARD_FILE,
+    check_document_bounds,
     check_listed_sha256,
     checked_indexes,
     read_json_object,
@@ -399,10 +400,12 @@ def _read_manifest(sub: Path) -> dict[str, Any]:
 
 def is_verified_cache(obj: Any) -> bool:
     """Whether ``obj`` (a parsed :data:`VERIFIED`) is what :func:`open_shards` writes there: per shard ``.bin``, its
-    size, mtime, sha256 and largest id."""
+    size, mtime and largest id (integers) and sha256 (a string)."""
     return isinstance(obj, dict) and bool(obj) and all(
         SHARD_FILE.fullmatch(name) is not None and name.endswith(".bin") and isinstance(seen, dict)
-        and CACHE_KEYS <= seen.keys() for name, seen in obj.items())
+        and CACHE_KEYS <= seen.keys() and isinstance(seen["sha256"], str)
+        and all(isinstance(seen[k], int) and not isinstance(seen[k], bool) for k in ("size", "mtime_ns", "max_id"))
+        for name, seen in obj.items())
 
 
 def _verified(sub: Path) -> tuple[dict[str, Any], bool]:
@@ -468,6 +471,8 @@ def open_shards(
             if verify:
                 changed = _check_shard(bin_path, index, v.size, cache) or changed
             check_listed_sha256(sub / MANIFEST, entry, index)  # after the bytes: a damaged shard is reported as such
+            if verify:
+                check_document_bounds(bin_path, index, offs, v.id("<bos>"), v.id("<eos>"))
             tokens.append(ShardFile(bin_path, np.dtype(index["dtype"]), int(index["tokens"])))
             offsets.append(offs)
         if changed and writable:

@@ -259,28 +259,36 @@ class Interleaver:
         return Decoded(segments, repairs)
 
     def _first_frame_repeats(self, a: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]) -> np.ndarray:
-        """``a`` with each repeat code in a video's first frame (``<bov>`` to the next ``<eof>``, ``<eov>``, opener
-        or ``<eos>``) replaced by the video code before it in that frame, or code 0 (see the module docstring);
-        without ``repair`` the first one is a :class:`StreamError`."""
+        """``a`` with each repeat code in a video's first frame (the first frame that holds a video code: frames
+        before it are empty, and the parser drops them) replaced by the video code before it in that frame, or
+        code 0 (see the module docstring); without ``repair`` the first one is a :class:`StreamError`."""
         rep = getattr(self.video, "repeat_id", None)
         if rep is None or not self.vocab.has("video"):
             return a
-        start = self.vocab.range("video").start
-        token, a = start + rep, a.copy()
-        stops = np.flatnonzero(np.isin(a, [self.EOF, self.EOV, self.BOV, self.BOI, self.BOA, self.EOS]))
+        vr = self.vocab.range("video")
+        token, a = vr.start + rep, a.copy()
+        stops = np.flatnonzero(np.isin(a, [self.EOV, self.BOV, self.BOI, self.BOA, self.EOS, self.BOS]))
         bovs = np.flatnonzero(a == self.BOV)
         expected, got = "a code in a video's first frame (no frame precedes it to repeat)", self.vocab.token(token)
         ends = np.append(stops, a.size)[np.searchsorted(stops, bovs, side="right")]
         for b, e in zip(bovs.tolist(), ends.tolist(), strict=True):
-            span = a[b + 1 : e]  # (view) the first frame's ids
+            video = a[b + 1 : e]  # (view) the video's ids
+            codes = np.flatnonzero((video >= vr.start) & (video < vr.stop))
+            if not codes.size:
+                continue
+            eofs = np.flatnonzero(video == self.EOF)
+            k = int(np.searchsorted(eofs, codes[0]))
+            lo = int(eofs[k - 1]) + 1 if k else 0
+            span = video[lo : int(eofs[k]) if k < eofs.size else video.size]  # (view) the first frame's ids
+            at = b + 1 + lo
             hits = np.flatnonzero(span == token)
             if hits.size and not repair:
-                p = int(orig[b + 1 + hits[0]])
+                p = int(orig[at + hits[0]])
                 raise StreamError(f"position {p}: expected {expected}, got {got}", position=p, expected=expected)
-            before = np.maximum.accumulate(np.where((span >= start) & (span < token), np.arange(span.size), -1))
-            span[hits] = fill = np.where(before >= 0, span[np.maximum(before, 0)], start)[hits]
-            repairs += [Repair(int(orig[b + 1 + h]), f"expected {expected}, got {got}",
-                               f"replaced it with video code {int(c) - start}") for h, c in zip(hits, fill, strict=True)]
+            before = np.maximum.accumulate(np.where((span >= vr.start) & (span < token), np.arange(span.size), -1))
+            span[hits] = fill = np.where(before >= 0, span[np.maximum(before, 0)], vr.start)[hits]
+            repairs += [Repair(int(orig[at + h]), f"expected {expected}, got {got}",
+                               f"replaced it with video code {int(c) - vr.start}") for h, c in zip(hits, fill, strict=True)]
         return a
 
     # ------------------------------------------------------------------ display

@@ -258,6 +258,8 @@ class Parser:
                 break
             at = i
             rows, i, closed, width = self.rows(i, "video", il.EOF, width)
+            if closed and not rows:
+                self.problem(i - 1, "a video code or <eol>", "dropped the empty frame")
             if rows:
                 if frames and len(rows) != len(frames[0]):
                     h = len(frames[0])
