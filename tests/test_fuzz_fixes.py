@@ -134,5 +134,6 @@ def test_edited_tokens_by_modality_in_the_manifest_are_refused(shards: Path, cha
 def test_a_verify_cache_with_a_value_that_is_not_a_number_checks_the_shards_again(shards: Path) -> None:
     open_shards(shards)
     _edit(shards / VERIFIED, lambda c: c["shard-00000.bin"].update(max_id=None))
-    assert not is_verified_cache(json.loads((shards / VERIFIED).read_text()))
-    assert open_shards(shards).num_docs == 6
+    assert is_verified_cache(json.loads((shards / VERIFIED).read_text()))  # its shape: --restart still removes it
+    assert open_shards(shards).num_docs == 6  # the entry is checked again ...
+    assert isinstance(json.loads((shards / VERIFIED).read_text())["shard-00000.bin"]["max_id"], int)  # ... and mended

@@ -400,12 +400,11 @@ def _read_manifest(sub: Path) -> dict[str, Any]:
 
 def is_verified_cache(obj: Any) -> bool:
     """Whether ``obj`` (a parsed :data:`VERIFIED`) is what :func:`open_shards` writes there: per shard ``.bin``, its
-    size, mtime and largest id (integers) and sha256 (a string)."""
+    size, mtime, sha256 and largest id (an entry whose values are not of their kind is checked again and rewritten:
+    :func:`_check_shard`)."""
     return isinstance(obj, dict) and bool(obj) and all(
         SHARD_FILE.fullmatch(name) is not None and name.endswith(".bin") and isinstance(seen, dict)
-        and CACHE_KEYS <= seen.keys() and isinstance(seen["sha256"], str)
-        and all(isinstance(seen[k], int) and not isinstance(seen[k], bool) for k in ("size", "mtime_ns", "max_id"))
-        for name, seen in obj.items())
+        and CACHE_KEYS <= seen.keys() for name, seen in obj.items())
 
 
 def _verified(sub: Path) -> tuple[dict[str, Any], bool]:
@@ -429,7 +428,8 @@ def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: 
     st = bin_path.stat()
     key = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": index["sha256"]}
     seen = cache.get(bin_path.name)
-    fresh = not (isinstance(seen, dict) and all(seen.get(k) == v for k, v in key.items()) and "max_id" in seen)
+    fresh = not (isinstance(seen, dict) and all(seen.get(k) == v for k, v in key.items())
+                 and isinstance(seen.get("max_id"), int) and not isinstance(seen["max_id"], bool))
     if fresh:
         if files_sha256([bin_path]) != index["sha256"]:
             raise CorpusError(f"{bin_path} does not match the sha256 in its index {bin_path.stem}.json: "
