@@ -96,11 +96,15 @@ def start_build(out: Path, prev: dict[str, dict], command: str) -> Journal:
     """What a killed build left in ``out``: its marker's rows of the files it wrote, by path, and the paths the
     manifest listed when it began (with ``prev``'s), as this build's :class:`Journal` (not yet written). The marker's
     first line (the command) and a line a kill cut short are skipped; temp files of writes a kill cut short are
-    removed."""
+    removed (after a killed build, the ``.part`` files it was making too)."""
     journal, written, listed = out / UNFINISHED, {}, set(prev)
     for name in ("manifest.jsonl", "summary.json", UNFINISHED):  # temp files of writes a kill cut short
         for tmp in out.glob(f".{name}.tmp-*"):
             tmp.unlink()
+    if journal.exists():  # a build was stopped: a file it was making when it stopped stays a .part
+        for part in out.rglob("*.part"):
+            if part.is_file():
+                part.unlink()
     for line in journal.read_text(errors="replace").splitlines()[1:] if journal.exists() else []:
         try:
             entry = json.loads(line)

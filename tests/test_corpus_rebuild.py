@@ -288,7 +288,10 @@ def test_a_first_build_killed_while_writing_is_marked_unfinished_and_its_files_a
             fetch_corpus.run("fake", out, tmp_path / "debs", None)
     assert (out / corpus_manifest.UNFINISHED).exists() and not (out / "manifest.jsonl").exists()
     inodes = {n: (out / "files/p" / n).stat().st_ino for n in ("a.txt", "b.txt")}
+    stray = out / "files/p/gone.txt.part"  # a file the stopped build was making, of a name no longer made
+    stray.write_text("half")
     fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert not stray.exists()
     assert {n: (out / "files/p" / n).stat().st_ino for n in inodes} == inodes  # not made again
     assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "whole/manifest.jsonl").read_bytes()
     assert not (out / corpus_manifest.UNFINISHED).exists()
