@@ -61,6 +61,9 @@ def build_lock(out: Path) -> Iterator[None]:
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise SystemExit(f"fetch_corpus: a build of {out} is running (process {pid})") from None
+        except OSError as e:  # some network and FUSE filesystems have no flock
+            raise SystemExit(f"fetch_corpus: {out}: cannot lock {out / LOCK} ({e.strerror}): this filesystem does "
+                             "not support flock; build the corpus on a local disk") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -105,7 +108,9 @@ def start_build(out: Path, prev: dict[str, dict], command: str) -> Journal:
         for part in out.rglob("*.part"):
             if part.is_file():
                 part.unlink()
-    for line in journal.read_text(errors="replace").splitlines()[1:] if journal.exists() else []:
+    for number, line in enumerate(journal.read_text(errors="replace").splitlines() if journal.exists() else []):
+        if number == 0 and not line.lstrip().startswith("{"):  # the command (a marker of older builds has none)
+            continue
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:

@@ -408,7 +408,8 @@ def source_package(mod: ModuleType, name: str, debs: Path, substitutions: dict[s
 
 def command_line(kind: str, out: Path, debs: Path, only: list[str] | None = None, accept: bool = False) -> str:
     """The command that runs this build (the one that rebuilds the whole corpus without ``only`` and ``accept``)."""
-    cmd = ["python", "benchmarks/fetch_corpus.py", kind, "--out", str(out), "--packages-dir", str(debs)]
+    cmd = ["python", "benchmarks/fetch_corpus.py", kind, "--out", str(Path(out).resolve()), "--packages-dir",
+           str(Path(debs).resolve())]  # whole paths: the trainers quote it from wherever they run
     return shlex.join([*cmd, *(["--only", *only] if only else []), *([cm.ACCEPT_FLAG] if accept else [])])
 
 

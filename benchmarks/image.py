@@ -251,6 +251,8 @@ def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path],
     try:
         if args.manifest is not None:
             m = args.manifest
+            if not m.is_file():
+                raise SystemExit(f"--manifest {m}: no such file")
             return args.split, find_images(m, split=args.split), find_images(m, split="train"), m.parent
         return "heldout", find_images(args.data / "heldout"), find_images(args.data / "train"), args.data
     except MmtokError as e:

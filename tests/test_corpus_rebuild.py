@@ -441,3 +441,33 @@ def test_a_build_that_fails_before_changing_anything_leaves_the_corpus_usable(
         split_files(out / "manifest.jsonl", "train", suffixes={".txt"}, media="text")
     fetch_corpus.run("fake", out, debs, ["p"])
     assert (out / "files/p/a.txt").read_bytes() == b"one"
+
+
+def test_a_marker_of_an_older_build_without_its_command_keeps_its_listed_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A marker written before builds kept their command starts with its {"listed": ...} line: those paths are
+    still the ones a rerun deletes when the new manifest no longer lists them."""
+    fake_corpus(tmp_path, monkeypatch, ["a.txt"])
+    out = tmp_path / "out"
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    old = out / "files/p/old.txt"
+    old.write_text("dropped by the stopped build's new manifest")
+    (out / corpus_manifest.UNFINISHED).write_text(json.dumps({"listed": ["files/p/a.txt", "files/p/old.txt"]}) + "\n")
+    fetch_corpus.run("fake", out, tmp_path / "debs", None)
+    assert not old.exists() and (out / "files/p/a.txt").exists()
+    assert fetch_corpus.command_line("fake", Path("out"), Path("debs")).split()[4] == str(Path("out").resolve())
+
+
+def test_a_folder_that_cannot_be_locked_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    tmp_path.joinpath("out").mkdir()
+    with pytest.raises(SystemExit, match=r"cannot lock .*No locks available.*build the corpus on a local disk"):
+        with corpus_manifest.build_lock(tmp_path / "out"):
+            pass
