@@ -96,7 +96,7 @@ def available_memory(device: torch.device) -> tuple[int, str] | None:
 
 
 def step_memory(cfg: ModelConfig, *, batch_size: int, seq_len: int, several_docs: bool,
-                float_bytes: int) -> tuple[int, int]:
+                float_bytes: int, params: int | None = None) -> tuple[int, int]:
     """``(mask bytes, other bytes)`` at the peak of one training step of a :class:`Transformer` of ``cfg`` over
     ``batch_size`` windows of ``seq_len`` tokens, activations of ``float_bytes`` each.
 
@@ -104,14 +104,21 @@ def step_memory(cfg: ModelConfig, *, batch_size: int, seq_len: int, several_docs
     documents (``several_docs``), else none (plain causal attention). The rest: weights, gradients and AdamW's
     two moments in float32, and the activations kept for the backward pass, linear in ``B·T``: per layer the
     residual stream, norms, queries/keys/values and the SwiGLU hidden, and the logits with their gradient.
+    ``params``: the model's parameter count where the caller has it (else counted on a model built on ``meta``).
     """
-    with torch.device("meta"):
-        params = Transformer(cfg).num_params(non_embedding=False)
+    if params is None:
+        params = _param_count(cfg)
     c, kv = cfg.d_model, (cfg.n_head + 2 * cfg.n_kv_head) * cfg.head_dim
     per_token = cfg.n_layer * (8 * c + kv + 3 * cfg.hidden_dim) + 3 * cfg.vocab_size  # floats kept per token
     tokens = batch_size * seq_len
     mask = tokens * seq_len * (1 + float_bytes) if several_docs else 0
     return mask, 16 * params + tokens * per_token * float_bytes
+
+
+def _param_count(cfg: ModelConfig) -> int:
+    """Parameters of a :class:`Transformer` of ``cfg``, embedding included, from one built on ``meta`` (no memory)."""
+    with torch.device("meta"):
+        return Transformer(cfg).num_params(non_embedding=False)
 
 
 def _size(n: float) -> str:
@@ -150,7 +157,7 @@ def check_step_memory(cfg: ModelConfig, device: torch.device, *, batch_size: int
     if ranks > 1:  # torchrun's processes on this host share its memory: each may take its part
         room = (room[0] // ranks, f"{room[1]}, shared by {ranks} processes on this host")
     need: dict[str, int | bool] = {"batch_size": batch_size, "seq_len": seq_len, "several_docs": several_docs,
-                                   "float_bytes": 2 if device.type == "cuda" else 4}
+                                   "float_bytes": 2 if device.type == "cuda" else 4, "params": _param_count(cfg)}
     mask, rest = step_memory(cfg, **need)  # type: ignore[arg-type]
     if mask + rest <= room[0]:
         return
