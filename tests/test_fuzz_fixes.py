@@ -76,11 +76,28 @@ def test_an_empty_video_frame_is_refused_or_listed_as_dropped(il: mmtok.Interlea
 def test_a_repeat_code_after_an_empty_first_frame_is_in_the_first_frame(il: mmtok.Interleaver) -> None:
     rep = il.video.repeat_id
     ids = _ids(il, "<bos>", "<bov>", "<eof>", 7, rep, "<eol>", "<eof>", rep, rep, "<eol>", "<eof>", "<eov>", "<eos>")
-    with pytest.raises(StreamError, match=r"position 4: expected a code in a video's first frame"):
+    with pytest.raises(StreamError, match=r"^position 2: expected a video code"):  # the empty frame comes first
         il.decode(ids)
+    ids[2:3] = _ids(il, 7)  # the empty frame given a code: the repeat is still in the first frame
+    with pytest.raises(StreamError, match=r"^position 4: expected a code in a video's first frame") as e:
+        il.decode(ids)
+    assert e.value.position == 4
+    ids = _ids(il, "<bos>", "<bov>", "<eof>", 7, rep, "<eol>", "<eof>", rep, rep, "<eol>", "<eof>", "<eov>", "<eos>")
     fixed = il.decode(ids, repair=True)
     assert fixed[0]["video_codes"].tolist() == [[[7, 7]], [[rep, rep]]]
     assert il.decode(il.encode(fixed).ids).repairs == []
+
+
+def test_strict_decode_names_the_first_problem_before_a_later_first_frame_repeat(il: mmtok.Interleaver) -> None:
+    """A stray token before a video whose first frame holds the repeat code: the stray one, at position 1, is
+    named, as the same stream repaired lists it first."""
+    rep = il.video.repeat_id
+    ids = _ids(il, "<bos>", "<eol>", "<bov>", rep, "<eol>", "<eof>", "<eov>", "<eos>")
+    with pytest.raises(StreamError, match=r"^position 1: ") as e:
+        il.decode(ids)
+    assert e.value.position == 1
+    fixed = il.decode(ids, repair=True)
+    assert [r.position for r in fixed.repairs] == [1, 3]
 
 
 # --------------------------------------------------------------------------- shards

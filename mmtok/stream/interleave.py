@@ -63,6 +63,8 @@ from mmtok.stream.positions import positions_thw
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
 from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary, tokenizer_fingerprint
 
+FIRST_FRAME_CODE = "a code in a video's first frame (no frame precedes it to repeat)"  # what a strict decode expects
+
 __all__ = [
     "Interleaver",
     "Stream",
@@ -245,8 +247,18 @@ class Interleaver:
                                   position=first, expected=expected)
             repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
             a, orig = a[~bad], orig[~bad]
-        a = self._first_frame_repeats(a, orig, repair, repairs)
-        segments = Parser(self, a, orig, repair, repairs, partial=partial).document()
+        first_frame: list[Repair] = []
+        a = self._first_frame_repeats(a, orig, first_frame)
+        try:
+            segments = Parser(self, a, orig, repair, repairs, partial=partial).document()
+        except StreamError as e:  # strict: the earlier of the parser's problem and a first-frame repeat
+            if first_frame and (e.position is None or first_frame[0].position < e.position):
+                raise _repeat_error(first_frame[0]) from None
+            raise
+        if first_frame and not repair:
+            raise _repeat_error(first_frame[0])
+        for r in reversed(first_frame):  # each before the parser's first repair past it; the parser's order kept
+            repairs.insert(next((k for k, q in enumerate(repairs) if q.position > r.position), len(repairs)), r)
         if media:
             for k, seg in enumerate(segments):
                 if "image_codes" in seg:
@@ -258,10 +270,11 @@ class Interleaver:
                     seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
         return Decoded(segments, repairs)
 
-    def _first_frame_repeats(self, a: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair]) -> np.ndarray:
+    def _first_frame_repeats(self, a: np.ndarray, orig: np.ndarray, repairs: list[Repair]) -> np.ndarray:
         """``a`` with each repeat code in a video's first frame (the first frame that holds a video code: frames
         before it are empty, and the parser drops them) replaced by the video code before it in that frame, or
-        code 0 (see the module docstring); without ``repair`` the first one is a :class:`StreamError`."""
+        code 0 (see the module docstring), each listed in ``repairs``; :meth:`decode` raises the first one
+        when it does not repair, unless the parser finds a problem before it."""
         rep = getattr(self.video, "repeat_id", None)
         if rep is None or not self.vocab.has("video"):
             return a
@@ -269,7 +282,7 @@ class Interleaver:
         token, a = vr.start + rep, a.copy()
         stops = np.flatnonzero(np.isin(a, [self.EOV, self.BOV, self.BOI, self.BOA, self.EOS, self.BOS]))
         bovs = np.flatnonzero(a == self.BOV)
-        expected, got = "a code in a video's first frame (no frame precedes it to repeat)", self.vocab.token(token)
+        expected, got = FIRST_FRAME_CODE, self.vocab.token(token)
         ends = np.append(stops, a.size)[np.searchsorted(stops, bovs, side="right")]
         for b, e in zip(bovs.tolist(), ends.tolist(), strict=True):
             video = a[b + 1 : e]  # (view) the video's ids
@@ -282,9 +295,6 @@ class Interleaver:
             span = video[lo : int(eofs[k]) if k < eofs.size else video.size]  # (view) the first frame's ids
             at = b + 1 + lo
             hits = np.flatnonzero(span == token)
-            if hits.size and not repair:
-                p = int(orig[at + hits[0]])
-                raise StreamError(f"position {p}: expected {expected}, got {got}", position=p, expected=expected)
             before = np.maximum.accumulate(np.where((span >= vr.start) & (span < token), np.arange(span.size), -1))
             span[hits] = fill = np.where(before >= 0, span[np.maximum(before, 0)], vr.start)[hits]
             repairs += [Repair(int(orig[at + h]), f"expected {expected}, got {got}",
@@ -316,6 +326,11 @@ class Interleaver:
         if segs.repairs:
             out += f"  ({len(segs.repairs)} repair{'s' if len(segs.repairs) > 1 else ''})"
         return out
+
+
+def _repeat_error(r: Repair) -> StreamError:
+    """The strict decode's error for the first-frame repeat code that ``r`` would repair."""
+    return StreamError(f"position {r.position}: {r.problem}", position=r.position, expected=FIRST_FRAME_CODE)
 
 
 def pretty(stream: Stream, interleaver: Interleaver | None = None) -> str:
