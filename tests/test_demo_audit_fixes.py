@@ -309,3 +309,24 @@ def test_files_of_the_users_in_an_earlier_demos_folder_are_never_removed(tmp_pat
     (out / "my-notes.txt").unlink()
     shutil.rmtree(out / "keep")
     assert claim_out(out) == out and sorted(p.name for p in out.iterdir()) == [MARK]
+
+
+def test_a_photo_that_only_shares_a_training_file_s_name_is_not_called_a_training_image(tmp_path: Path) -> None:
+    """The shipped image model trained on ``butterfly.jpg`` of its corpus: a user's ``butterfly.png`` may be another
+    picture, so it is neither called a training image nor counted among the unseen ones; the training file itself
+    is one, and so is an example shipped under a training picture's name."""
+    from types import SimpleNamespace
+
+    from mmtok.demo.media import SAME_NAME, SEEN, UNSEEN, training_match
+
+    corpus = tmp_path / "corpus"
+    (corpus / "images" / "skimage").mkdir(parents=True)
+    (corpus / "images" / "skimage" / "butterfly.jpg").write_bytes(b"x")
+    tok = SimpleNamespace(provenance={"data": {"folder": str(corpus / "manifest.jsonl"), "split": "train",
+                                               "files": ["images/skimage/butterfly.jpg"]}})
+    mine = training_match(tok, shipped_examples=False)
+    assert mine(corpus / "images" / "skimage" / "butterfly.jpg") == SEEN
+    assert mine(tmp_path / "butterfly.png") == SAME_NAME
+    assert mine(tmp_path / "my_photo.png") == UNSEEN
+    assert training_match(tok, shipped_examples=True)(tmp_path / "butterfly.png") == SEEN
+    assert training_match(SimpleNamespace(), shipped_examples=False)(tmp_path / "butterfly.png") == UNSEEN

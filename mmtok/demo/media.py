@@ -5,6 +5,7 @@ from __future__ import annotations
 import colorsys
 import html
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,12 +39,38 @@ def saved_as(folder: str, f: Path, ending: str) -> str:
     return f"{folder}/{f.name}{ending}"
 
 
+UNSEEN, SEEN, SAME_NAME = "never seen in training", "training image", "a training image has its name"
+
+
+def training_match(tok: Any, *, shipped_examples: bool) -> Callable[[Path], str]:
+    """How an image relates to the files ``tok``'s provenance says it trained on: :data:`SEEN` for one of those
+    files on disk (their names are relative to the trainer's ``--data`` folder, or the manifest's folder), or,
+    among the shipped examples, for a resized copy of a training picture (they keep its name:
+    ``examples/data/README.md``); :data:`SAME_NAME` for another file whose name a training file has (whether it
+    is the same picture cannot be told); :data:`UNSEEN` otherwise."""
+    data = (getattr(tok, "provenance", None) or {}).get("data") or {}
+    names = [Path(str(n)) for n in data.get("files", [])]
+    folder = Path(str(data.get("folder") or ""))
+    root = folder.parent if folder.suffix == ".jsonl" else folder
+    on_disk = {(root / n).resolve() for n in names} if data.get("folder") else set()
+    stems = {n.stem for n in names}
+
+    def match(f: Path) -> str:
+        if f.resolve() in on_disk:
+            return SEEN
+        if f.stem in stems:
+            return SEEN if shipped_examples else SAME_NAME
+        return UNSEEN
+
+    return match
+
+
 def images_step(d: Demo) -> str:
     tok = d.image
     files = _files(d.data, IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {d.data}")
-    seen = {Path(f).stem for f in (getattr(tok, "provenance", {}).get("data") or {}).get("files", [])}
+    seen = training_match(tok, shipped_examples=d.data_label == "examples/data")
     rows, cards, codes_all = [], [], []
     (d.out / "images").mkdir(exist_ok=True)
     for f in tqdm(files, desc="images", leave=False, disable=not d.progress):
@@ -57,16 +84,16 @@ def images_step(d: Demo) -> str:
         seen_as, back_as = saved_as("images", f, ".png"), saved_as("images", f, ".tokens.png")
         save_png(d.out / seen_as, x)
         save_png(d.out / back_as, rec)
-        split = "training image" if f.stem in seen else "never seen in training"
+        split = seen(f)
         rows.append([f.name, split, f"{codes.shape[0]}×{codes.shape[1]}", int(codes.unique().numel()),
                      round(psnr, 2), round(ssim, 3), round(enc_ms, 1)])
         cards.append(d.report.pair((seen_as, "as the tokenizer sees it"),
                                    (back_as, f"from its {codes.numel()} tokens"),
                                    f"<b>{html.escape(f.name)}</b> ({split}): PSNR {psnr:.2f} dB, SSIM {ssim:.3f}",
                                    width=256))
-    name, split = next((r[:2] for r in rows if r[1] == "never seen in training"), rows[0][:2])
+    name, split = next((r[:2] for r in rows if r[1] == UNSEEN), rows[0][:2])
     d.overview += [(saved_as("images", Path(name), ".png"),
-                    "an image" + (" the tokenizer never saw" if split == "never seen in training" else "")),
+                    "an image" + (" the tokenizer never saw" if split == UNSEEN else "")),
                    (saved_as("images", Path(name), ".tokens.png"), "the same from its tokens")]
     counts = _round_trip_section(
         d, "2. Images → tokens → images",
@@ -77,7 +104,7 @@ def images_step(d: Demo) -> str:
         ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "SSIM", "encode ms"], rows, cards,
         "image", "images", codes_all, int(tok.codebook_size))
     psnrs = [r[4] for r in rows]
-    unseen = [r[4] for r in rows if r[1] == "never seen in training"]
+    unseen = [r[4] for r in rows if r[1] == UNSEEN]
     d.figure("image_ssim", round(float(np.mean([r[5] for r in rows])), 4), "SSIM",
              "images: mean SSIM of decode(encode(x)) vs x")
     d.figure("image_psnr_db", round(float(np.mean(psnrs)), 3), "dB", "images: mean PSNR of decode(encode(x)) vs x")
