@@ -16,10 +16,12 @@ Lines of the synthetic-corpus mode (``"bench"`` names the measurement):
 - ``reconstruction``: on ``DATA/heldout`` (audio training never read), L1 between the
   clip's log-mel and its reconstruction from tokens, divided by the clip's log-mel
   range (max - min), averaged over clips; for mmtok and two baselines at the same
-  token rate and bits per second, both fitted on ``DATA/train`` only:
-  k-means (Lloyd, same K) over the same feature slices, and dMel-style uniform
-  binning of mel channels (bands of channels averaged so that bits per slice equal
-  ``log2 K``; the band/bit split is picked on training data).
+  token rate, both fitted on ``DATA/train`` only: k-means (Lloyd, same K, so the same
+  ``bits_per_second``) over the same feature slices (refused when ``DATA/train`` and
+  ``--kmeans-vectors`` give fewer slices than K), and dMel-style uniform binning of mel
+  channels (``dmel_uniform_bins``: bands of channels averaged, ``ceil(log2 K)`` bits per
+  token spread as evenly as can be over the bands, ``bits_per_band`` lowest band first;
+  the split is picked on training data; its own ``bits_per_second``).
 - ``encode_speed``: a 10 s clip at 24 kHz, our encode (resampling to 16 kHz and the
   mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps); median
   of repeats, same threads. The clip is the held-out files named ``*espeak*`` (else
@@ -56,11 +58,14 @@ from typing import Any
 import numpy as np
 import torch
 from audio_baselines import (
+    DMEL_WHAT,
     ENCODEC_RATE,
     decode_speed,
+    dmel_bits,
     encode_speed,
     encodec_24khz,
     fit_dmel,
+    kmeans_fit_check,
     rel_l1,
     slices,
     timed,
@@ -124,16 +129,17 @@ def reconstruction_rows(tok: AudioTokenizer, args: argparse.Namespace, train: li
                         held_audio: list[torch.Tensor], codes: list[torch.Tensor]) -> float:
     """The ``reconstruction`` rows of mmtok and both baselines; ours' mean relative L1."""
     k, fpt, tps = tok.codebook_size, tok.cfg.frames_per_token, tok.tokens_per_second
-    bits = math.log2(k)
     rng = np.random.default_rng(0)
     train_rows = torch.cat([slices(tok, load_audio(f, target_rate=tok.sample_rate)) for f in train])
+    kmeans_fit_check(k, min(args.kmeans_vectors, train_rows.shape[0]),
+                     f"--kmeans-vectors {args.kmeans_vectors} over the slices of {Path(args.data) / 'train'}")
     pick = torch.from_numpy(rng.permutation(train_rows.shape[0])[: args.kmeans_vectors])
     fit = train_rows[pick].contiguous()
     t = time.perf_counter()
     # the baseline: plain Lloyd's k-means (no group balancing), seeded from random rows
     centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(0))
     kmeans_s = time.perf_counter() - t
-    dmel, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, fpt, int(bits))
+    dmel = fit_dmel(fit, tok.cfg.n_mels, fpt, dmel_bits(k))
     ours, km, dm = [], [], []
     for audio, c in zip(held_audio, codes, strict=True):
         rows = slices(tok, audio)
@@ -142,12 +148,14 @@ def reconstruction_rows(tok: AudioTokenizer, args: argparse.Namespace, train: li
         km.append(rel_l1(unslice(centers[nearest_code(rows, centers)], fpt), target))
         dm.append(rel_l1(unslice(dmel(rows), fpt), target))
     common = {"bench": "reconstruction", "clips": len(held_audio), "tokens_per_second": tps,
-              "bits_per_second": round(tps * bits, 1), "metric": "mean over clips of L1(log-mel) / clip log-mel range"}
+              "bits_per_second": round(tps * math.log2(k), 1),
+              "metric": "mean over clips of L1(log-mel) / clip log-mel range"}
     emit(**common, method="mmtok", rel_l1=round(statistics.mean(ours), 5), median=round(statistics.median(ours), 5))
     emit(**common, method="kmeans", K=k, fit_vectors=fit.shape[0], iters=args.kmeans_iters,
          fit_seconds=round(kmeans_s, 1), rel_l1=round(statistics.mean(km), 5), median=round(statistics.median(km), 5))
-    emit(**common, method="dmel_uniform_bins", bands=bands, bits_per_band=band_bits,
-         rel_l1=round(statistics.mean(dm), 5), median=round(statistics.median(dm), 5))
+    emit(common, bits_per_second=round(tps * dmel.bits_per_token, 1), method="dmel_uniform_bins", what=DMEL_WHAT,
+         bands=len(dmel.bits_per_band), bits_per_band=dmel.bits_per_band,
+         bits_per_token=dmel.bits_per_token, rel_l1=round(statistics.mean(dm), 5), median=round(statistics.median(dm), 5))
     emit(bench="reconstruction_ratio", mmtok_vs_kmeans=round(statistics.mean(ours) / statistics.mean(km), 3),
          mmtok_vs_dmel=round(statistics.mean(ours) / statistics.mean(dm), 3),
          clips_better_than_kmeans=sum(a < b for a, b in zip(ours, km, strict=True)))

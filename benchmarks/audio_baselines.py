@@ -1,5 +1,6 @@
-"""What both audio benchmarks use: the log-mel slices tokens stand for, the dMel baseline,
-EnCodec (random weights: for its speed), a median timer and the codebook-usage fields.
+"""What both audio benchmarks use: the log-mel slices tokens stand for, the dMel baseline and its
+bit budget, the k-means baseline's refusal of too few slices, EnCodec (random weights: for its speed),
+a median timer and the codebook-usage fields.
 
 ``benchmarks/audio.py`` (synthetic speech, speed and memory) and
 ``benchmarks/audio_quality.py`` (the real corpus) both import from here.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.metrics import perplexity, usage_over
 
 ENCODEC_RATE = 24_000  # EnCodec 24 kHz model's rate: the speed clip is given at this rate
+DMEL_WHAT = "dMel-style: mel bands binned uniformly at the same bits per token (ceil(log2 K))"  # its rows say so
 
 
 def slices(tok: AudioTokenizer, audio: torch.Tensor) -> torch.Tensor:
@@ -57,13 +60,27 @@ def usage_fields(counts: torch.Tensor) -> dict[str, Any]:
 
 
 class UniformBands:
-    """dMel-style: mel channels averaged into ``bands`` bands, each binned uniformly with ``bits`` bits."""
+    """dMel-style: mel channels averaged into ``len(bits_per_band)`` bands, band ``i`` binned uniformly
+    into ``2**bits_per_band[i]`` levels between its lowest and highest value on ``train`` (bands run from
+    the lowest mel channels up).
 
-    def __init__(self, train: torch.Tensor, n_mels: int, fpt: int, bands: int, bits: int) -> None:
-        self.n_mels, self.fpt, self.levels = n_mels, fpt, 2**bits
-        self.edges = torch.linspace(0, n_mels, bands + 1).round().long()
+    >>> train = torch.tensor([[0.0] * 8, [1.0] * 8])  # two slices of 8 mel channels, one frame each
+    >>> q = UniformBands(train, 8, 1, [2, 1])  # channels 0-3: 4 levels, channels 4-7: 2 levels
+    >>> q(torch.tensor([[0.3] * 8])).tolist()
+    [[0.375, 0.375, 0.375, 0.375, 0.25, 0.25, 0.25, 0.25]]
+    """
+
+    def __init__(self, train: torch.Tensor, n_mels: int, fpt: int, bits_per_band: Sequence[int]) -> None:
+        assert bits_per_band and min(bits_per_band) >= 1 and len(bits_per_band) <= n_mels, bits_per_band
+        self.n_mels, self.fpt, self.bits_per_band = n_mels, fpt, list(bits_per_band)
+        self.levels = 2 ** torch.tensor(self.bits_per_band)  # (bands,)
+        self.edges = torch.linspace(0, n_mels, len(self.bits_per_band) + 1).round().long()
         v = self._bands(train)  # (N, bands)
         self.lo, self.hi = v.min(0).values, v.max(0).values
+
+    @property
+    def bits_per_token(self) -> int:
+        return sum(self.bits_per_band)
 
     def _bands(self, rows: torch.Tensor) -> torch.Tensor:
         m = rearrange(rows, "n (f m) -> n f m", f=self.fpt).mean(1)  # (N, M) averaged over the slice
@@ -71,26 +88,54 @@ class UniformBands:
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         v = self._bands(rows)
-        width = (self.hi - self.lo).clamp_min(1e-6) / self.levels
-        q = ((v - self.lo) / width).floor().clamp(0, self.levels - 1)
+        width = (self.hi - self.lo).clamp_min(1e-6) / self.levels  # (bands,)
+        q = torch.minimum(((v - self.lo) / width).floor().clamp_min(0), self.levels - 1)
         centers = self.lo + (q + 0.5) * width  # (N, bands)
         per_channel = torch.repeat_interleave(centers, torch.diff(self.edges), dim=1)  # (N, M)
         return per_channel.repeat(1, self.fpt)  # (N, fpt*M)
 
 
-def fit_dmel(fit: torch.Tensor, n_mels: int, fpt: int, bits: int) -> tuple[UniformBands, int, int]:
-    """dMel at ``bits`` per token: the (bands, bits per band) split with the lowest L1 on ``fit``
-    (training slices ``[N, fpt*M]``) -> ``(quantizer, bands, bits_per_band)``."""
-    best: tuple[float, UniformBands, int, int] | None = None
-    for b in range(1, bits + 1):
-        if bits % b:
-            continue
-        q = UniformBands(fit, n_mels, fpt, bits // b, b)
-        err = float((q(fit) - fit).abs().mean())
-        if best is None or err < best[0]:
-            best = (err, q, bits // b, b)
+def dmel_bits(k: int) -> int:
+    """Bits per token of the dMel baseline beside a codebook of ``k`` codes: ``ceil(log2 k)``, never fewer
+    than a code carries.
+
+    >>> dmel_bits(4096), dmel_bits(4097), dmel_bits(5888)
+    (12, 13, 13)
+    """
+    return max(1, (k - 1).bit_length())
+
+
+def even_splits(bits: int, bands: int) -> list[list[int]]:
+    """``bits`` spread over ``bands`` bands as evenly as can be (each ``floor`` or ``ceil`` of
+    ``bits / bands``): the extra bits on the lowest bands, or on the highest.
+
+    >>> even_splits(13, 4), even_splits(12, 4)
+    ([[4, 3, 3, 3], [3, 3, 3, 4]], [[3, 3, 3, 3]])
+    """
+    base, extra = divmod(bits, bands)
+    low = [base + 1] * extra + [base] * (bands - extra)
+    return [low] if extra == 0 else [low, low[::-1]]
+
+
+def fit_dmel(fit: torch.Tensor, n_mels: int, fpt: int, bits: int) -> UniformBands:
+    """dMel at ``bits`` per token: of every band count 1..``bits`` with the bits spread evenly
+    (:func:`even_splits`), the quantizer with the lowest L1 on ``fit`` (training slices ``[N, fpt*M]``)."""
+    best: tuple[float, UniformBands] | None = None
+    for bands in range(1, min(bits, n_mels) + 1):
+        for split in even_splits(bits, bands):
+            q = UniformBands(fit, n_mels, fpt, split)
+            err = float((q(fit) - fit).abs().mean())
+            if best is None or err < best[0]:
+                best = (err, q)
     assert best is not None
-    return best[1], best[2], best[3]
+    return best[1]
+
+
+def kmeans_fit_check(k: int, rows: int, source: str) -> None:
+    """Refuse a k-means at ``k`` codes fitted on fewer than ``k`` training slices (``rows``, from ``source``:
+    the option or data that gave them), in one line."""
+    if rows < k:
+        raise SystemExit(f"k-means at K = {k} needs at least {k} training slices; {source} gives {rows}")
 
 
 @functools.cache

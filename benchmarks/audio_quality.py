@@ -17,11 +17,14 @@
   (mean |features the vocoder reads - true log-mel| over the frames the tokens cover).
   Methods: ``original`` (DNSMOS only); ``ceiling`` (the vocoder on the true log-mel);
   ``kmeans`` (plain Lloyd k-means at the same K on random 2-frame slices of the cache's train
-  split, centroid log-mel -> the vocoder; with its usage); a ``cache_check`` row warns when the
-  cache records another manifest's sha256 than ``--manifest``'s, or none; ``dmel`` (dMel: uniform bins at
-  log2 K bits per token, bands of channels averaged, split picked on the same slices -> the
-  vocoder); ``ours`` (``tok.decode(codes)`` with the vocoder); ``ours_griffin_lim``; and with
-  ``--compare M2`` ``compare`` (M2's codes through its own decode path).
+  split, centroid log-mel -> the vocoder; with its usage; refused when ``--kmeans-vectors`` or the
+  split's token positions are fewer than K); a ``cache_check`` row warns when the cache records
+  another manifest's sha256 than ``--manifest``'s, or none; ``dmel`` (dMel-style: bands of channels
+  averaged, each binned uniformly, ``ceil(log2 K)`` bits per token spread as evenly as can be over
+  the bands, the split picked on the same slices -> the vocoder; ``bands``, ``bits_per_band`` lowest
+  band first, ``bits_per_token`` and its own ``bits_per_second``); ``ours`` (``tok.decode(codes)``
+  with the vocoder); ``ours_griffin_lim``; and with ``--compare M2`` ``compare`` (M2's codes through
+  its own decode path).
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
 - ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
   differences with a 95 % bootstrap interval over the clips and the clips ours wins (is better on: a lower
@@ -62,10 +65,13 @@ from typing import Any
 import numpy as np
 import torch
 from audio_baselines import (
+    DMEL_WHAT,
     ENCODEC_RATE,
     decode_speed,
+    dmel_bits,
     encode_speed,
     fit_dmel,
+    kmeans_fit_check,
     slices,
     timed,
     unslice,
@@ -172,14 +178,24 @@ def bar_row(fig: dict[str, float | None]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- baselines
 
 
+def clip_tokens(tok: AudioTokenizer, cache: AudioCache) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and token positions of each of the cache's clips (a partial last token counts)."""
+    lengths = np.array([clip.length for clip in cache.clips], dtype=np.int64)
+    return lengths, -(-lengths // tok.cfg.samples_per_token)
+
+
+def token_positions(tok: AudioTokenizer, cache: AudioCache) -> int:
+    """Token positions over all of the cache's clips: the distinct slices :func:`train_slices` can draw."""
+    return int(clip_tokens(tok, cache)[1].sum())
+
+
 def train_slices(tok: AudioTokenizer, cache: AudioCache, n: int, *, seed: int = 0, chunk: int = 8192) -> torch.Tensor:
     """``n`` token slices ``[n, fpt*M]`` drawn uniformly over every token position of the cache's clips:
     the rows :func:`audio_baselines.slices` gives for those tokens of the whole clip (zeros past its ends)."""
     c = tok.cfg
     spt, width = c.samples_per_token, (c.frames_per_token - 1) * c.hop_length + c.n_fft
     offsets = np.array([clip.offset for clip in cache.clips], dtype=np.int64)
-    lengths = np.array([clip.length for clip in cache.clips], dtype=np.int64)
-    tokens = -(-lengths // spt)
+    lengths, tokens = clip_tokens(tok, cache)
     ends = np.cumsum(tokens)
     flat = np.random.default_rng(seed).integers(0, int(ends[-1]), size=n)
     which = np.searchsorted(ends, flat, side="right")
@@ -224,8 +240,11 @@ def fit_baselines(tok: AudioTokenizer, args: argparse.Namespace, skip: set[str])
     warning = cache_check(args.cache, args.manifest)
     if warning:
         emit(warning)
-    fit = train_slices(tok, AudioCache(args.cache, "train"), args.kmeans_vectors, seed=args.seed)
-    k, bits = tok.codebook_size, round(math.log2(tok.codebook_size))
+    cache, k = AudioCache(args.cache, "train"), tok.codebook_size
+    if "kmeans" not in skip:  # the slices are drawn with replacement: fewer positions than K give duplicates
+        kmeans_fit_check(k, args.kmeans_vectors, f"--kmeans-vectors {args.kmeans_vectors}")
+        kmeans_fit_check(k, token_positions(tok, cache), f"the train split of --cache {args.cache}")
+    fit = train_slices(tok, cache, args.kmeans_vectors, seed=args.seed)
     if "kmeans" not in skip:
         t = time.perf_counter()
         centers, _ = kmeans(fit, k, args.kmeans_iters, generator=torch.Generator().manual_seed(args.seed))
@@ -233,9 +252,11 @@ def fit_baselines(tok: AudioTokenizer, args: argparse.Namespace, skip: set[str])
         out["kmeans_info"] = {"codebook_size": k, "fit_vectors": fit.shape[0], "iters": args.kmeans_iters,
                               "fit_seconds": round(time.perf_counter() - t, 1)}
     if "dmel" not in skip:
-        q, bands, band_bits = fit_dmel(fit, tok.cfg.n_mels, tok.cfg.frames_per_token, bits)
+        q = fit_dmel(fit, tok.cfg.n_mels, tok.cfg.frames_per_token, dmel_bits(k))
         out["dmel"] = q
-        out["dmel_info"] = {"bands": bands, "bits_per_band": band_bits, "bits_per_token": bands * band_bits}
+        out["dmel_info"] = {"what": DMEL_WHAT, "bands": len(q.bits_per_band), "bits_per_band": q.bits_per_band,
+                            "bits_per_token": q.bits_per_token,
+                            "bits_per_second": round(q.bits_per_token * tok.tokens_per_second, 1)}
     return out
 
 

@@ -261,7 +261,13 @@ def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path],
 
 def kmeans_baseline(args: argparse.Namespace, fit_files: list[Path], cache: Path, k: int,
                     patch: int) -> tuple[KMeansPatches, float, int]:
-    """The k-means patch codebook fitted on training crops cut like the trainer's (cached)."""
+    """The k-means patch codebook fitted on training crops cut like the trainer's (cached); refused in one
+    line when ``--kmeans-crops`` gives fewer patches than K."""
+    per_crop = (args.kmeans_crop // patch) ** 2
+    if args.kmeans_crops * per_crop < k:
+        raise SystemExit(f"k-means at K = {k} needs at least {k} patches; --kmeans-crops {args.kmeans_crops} gives "
+                         f"{args.kmeans_crops * per_crop} ({per_crop} per {args.kmeans_crop}-px crop): give "
+                         f"--kmeans-crops {math.ceil(k / max(per_crop, 1))} or more")
     crops = argparse.Namespace(crop=args.kmeans_crop, base_side=args.kmeans_base_side,
                                scale_min=args.kmeans_scale_min, scale_max=args.kmeans_scale_max,
                                zoom_max=args.kmeans_zoom_max, zoom_prob=args.kmeans_zoom_prob,

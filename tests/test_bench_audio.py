@@ -250,7 +250,8 @@ def test_manifest_mode_end_to_end(corpus: dict[str, Path], capsys: pytest.Captur
     assert by[("quality", "ceiling")]["mel_distance"] == 0.0
     km, dm = by[("quality", "kmeans")], by[("quality", "dmel")]
     assert km["codebook_size"] == 32 and km["fit_vectors"] == 400 and 0 < km["usage"] <= 1 and km["perplexity"] >= 1
-    assert dm["bits_per_token"] == 5 and dm["bands"] * dm["bits_per_band"] == 5
+    assert dm["bits_per_token"] == 5 == sum(dm["bits_per_band"]) and len(dm["bits_per_band"]) == dm["bands"]
+    assert dm["bits_per_second"] == 250 and dm["what"].startswith("dMel-style")
     usage = by[("codebook_usage", "ours")]
     assert usage["files"] == 4 and usage["unreadable"] == 1 and usage["tokens"] == 50 * 5.8
     assert usage["codebook_size"] == 32 and usage["usage"] == round(usage["distinct"] / 32, 4)  # tokens > K
