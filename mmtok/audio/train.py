@@ -326,7 +326,8 @@ def save_state(run: _Run) -> None:
 
 
 def finish(run: _Run) -> None:
-    """The last state, the model in OUT/model with its card, then validation, pictures and summary.json."""
+    """The last state, the model in OUT/model with its card, then validation and summary.json, then the
+    pictures (skipped without matplotlib)."""
     tok, prov = run.tok, run.prov
     save_state(run)
     prov.update(steps=run.step, train_minutes=round(run.elapsed / 60, 1), last=run.last)
@@ -340,8 +341,8 @@ def finish(run: _Run) -> None:
     if run.val_files:
         prov["validation"] = validate(tok, run.val_files)
     train_mode(run)
-    save_pictures(tok, run.feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, run.out)
     (run.out / "summary.json").write_text(json.dumps(prov, indent=1))
+    save_pictures(tok, run.feats[0][:, : 2 * 200 + 2 * tok.context_frames], counts, run.out)
 
 
 def train_steps(run: _Run) -> None:

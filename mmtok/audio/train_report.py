@@ -1,6 +1,6 @@
 """What an audio tokenizer's training run writes beside its model: codebook usage and relative
 log-mel L1 on clips held aside (``summary.json``), the original-vs-reconstructed log-mel and
-codebook-usage pictures, and the short model card in ``OUT/model/README.md``.
+codebook-usage pictures (skipped without matplotlib), and the short model card in ``OUT/model/README.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.metrics import codebook_usage
+from mmtok.core.plotting import pyplot
 
 __all__ = ["model_card", "save_pictures", "validate"]
 
@@ -50,12 +51,12 @@ def validate(tok: AudioTokenizer, clips: Sequence[Path | torch.Tensor]) -> dict[
 # --------------------------------------------------------------------------- pictures
 
 
-def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, out: Path) -> bool:
+    """``out/mel.png`` (``mel`` and its reconstruction) and ``out/codebook-usage.png`` (``counts``, sorted);
+    False, after one line on stderr, when matplotlib is not installed."""
+    plt = pyplot(f"{out / 'mel.png'} and {out / 'codebook-usage.png'}")
+    if plt is None:
+        return False
     with torch.inference_mode():
         res = tok(mel[None].to(tok.device))
     fig, ax = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
@@ -74,6 +75,7 @@ def save_pictures(tok: AudioTokenizer, mel: torch.Tensor, counts: torch.Tensor, 
     fig.tight_layout()
     fig.savefig(out / "codebook-usage.png", dpi=80)
     plt.close(fig)
+    return True
 
 
 def model_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from mmtok.core.memory import PeakMemory, rss_mib
+from mmtok.core.plotting import pyplot
 from mmtok.lm.model import ModelConfig, Transformer
 
 __all__ = ["BACKENDS", "CpuShare", "Fit", "Growth", "estimate_peak_mib", "fit", "fit_power", "load_average",
@@ -282,25 +283,17 @@ def measure_growth(model: str | ModelConfig, lengths: Mapping[str, Sequence[int]
     return out
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_tokens_vs_minutes(path: str | Path, *, measured: Sequence[tuple[float, int]] = (),
                            measured_label: str = "measured", max_minutes: float = 180.0) -> Path:
     """Tokens vs minutes of video for every planner preset, with the context windows as lines.
 
-    ``measured``: (seconds of video, stream tokens) points drawn on top. Needs matplotlib.
+    ``measured``: (seconds of video, stream tokens) points drawn on top. Needs matplotlib (a
+    :class:`~mmtok.core.errors.UsageError` before drawing without it).
     """
     from mmtok.context.planner import PRESETS, WINDOWS
     from mmtok.context.shipped import plan
 
-    plt = _pyplot()
+    plt = pyplot(f"plot_tokens_vs_minutes ({path})", required=True)
     minutes = np.geomspace(1 / 60, max_minutes, 80)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for name in (*PRESETS, "mmtok"):
@@ -323,7 +316,7 @@ def plot_tokens_vs_minutes(path: str | Path, *, measured: Sequence[tuple[float, 
 def plot_cost_vs_length(path: str | Path, series: Mapping[str, Sequence[Mapping[str, float]]], *,
                         where: str) -> Path:
     """Step time and peak memory vs sequence length, log-log, one line per series (rows of measure_step)."""
-    plt = _pyplot()
+    plt = pyplot(f"plot_cost_vs_length ({path})", required=True)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for label, rows in series.items():
         xs = [r["tokens"] for r in rows]

@@ -9,20 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.core import plotting
 from mmtok.core.errors import DemoError
 
 
 def pyplot() -> Any:
     """matplotlib's ``pyplot`` drawing to files, or a :class:`DemoError` when matplotlib is not installed."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise DemoError("the demo draws its figures with matplotlib, which is not installed: "
-                        "pip install 'mmtok[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return plotting.pyplot("the demo's page", required=True, error=DemoError)
 
 
 def usage_plot(path: Path, counts: Mapping[str, torch.Tensor], *, title: str, ylabel: str = "tokens") -> Path:

@@ -48,6 +48,7 @@ from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
+from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
@@ -111,13 +112,8 @@ def save_reconstruction_grid(tok: ImageTokenizer, images: torch.Tensor, path: Pa
 
 def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
     """Bar chart of code counts (sorted, most used first); False when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: skipping the codebook-usage histogram", file=sys.stderr)
+    plt = pyplot(str(path))
+    if plt is None:
         return False
     c = counts.sort(descending=True).values.numpy()
     fig, ax = plt.subplots(figsize=(8, 3))

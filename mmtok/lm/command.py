@@ -54,7 +54,7 @@ def train_parser() -> argparse.ArgumentParser:
                                  "ends by printing the run folder, its newest checkpoint and the final loss.",
                                  formatter_class=HelpFormatter)
     ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
-    ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png")
+    ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png (with matplotlib)")
     again = ap.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out, "
                        "with the run's own settings for every flag left out (--steps N extends it)")

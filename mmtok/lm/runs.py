@@ -21,6 +21,7 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
+from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
@@ -169,15 +170,13 @@ def last_log_row(run: str | os.PathLike[str], tail: int = 1 << 16) -> dict[str, 
 
 
 def plot_loss(run: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
+    """``run/loss.png``: the loss per step from the log, overall and per modality; skipped, with one line on
+    stderr, when matplotlib is not installed."""
     rows = read_log(run)
     if not rows:
+        return
+    plt = pyplot(str(run / "loss.png"))
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     steps = [r["step"] for r in rows]
