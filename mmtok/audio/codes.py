@@ -22,12 +22,22 @@ import torch
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import AudioError
 
-__all__ = ["check_codes", "is_encoded_batch", "split_batch"]
+__all__ = ["PAD_CODE", "check_codes", "is_encoded_batch", "split_batch"]
+
+PAD_CODE = -1  # the value a batched encode fills the tail of shorter clips with (AudioTokenizer.PAD_CODE)
+PAD_HINT = " (cut PAD_CODE padding off with the lengths first)"  # said when that value is out of range
+
 
 def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
     """Codes ``[n]`` or ``[B, n]`` of any integer dtype (numpy's and torch's unsigned ones too)
     -> int64 on the device they came on (numpy and lists: the CPU), every value in
-    ``0..codebook_size - 1``."""
+    ``0..codebook_size - 1``; an out-of-range :data:`PAD_CODE` says to cut the padding off.
+
+    >>> check_codes([3, 7, 9], codebook_size=8)
+    Traceback (most recent call last):
+    ...
+    mmtok.core.errors.AudioError: codes must be in 0..7, got index 9 (values 3..9)
+    """
     if not isinstance(codes, torch.Tensor):
         try:
             codes = np.asarray(codes)
@@ -38,8 +48,18 @@ def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
         raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
     if len(shape) not in (1, 2):
         raise AudioError(f"codes must be [n] or [B, n], got shape {shape}")
-    return integer_codes(codes, what="codes", error=AudioError, dtype_error=TypeError, size=codebook_size,
-                         hint=" (cut PAD_CODE padding off with the lengths first)")
+    hint = PAD_HINT if _lowest_is_pad(codes) else ""
+    return integer_codes(codes, what="codes", error=AudioError, dtype_error=TypeError, size=codebook_size, hint=hint)
+
+
+def _lowest_is_pad(codes: np.ndarray | torch.Tensor) -> bool:
+    """Whether the lowest of the signed integer ``codes`` (not empty) is :data:`PAD_CODE`: the value an
+    out-of-range error names when one is negative (other dtypes are judged by :func:`integer_codes`)."""
+    if isinstance(codes, torch.Tensor):
+        signed = codes.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)
+    else:
+        signed = np.issubdtype(codes.dtype, np.signedinteger)
+    return bool(signed) and int(codes.min()) == PAD_CODE
 
 
 def split_batch(codes: Any, lengths: Any, codebook_size: int) -> list[torch.Tensor]:

@@ -2,8 +2,9 @@
 quietly shortens a file cut off part-way, so :func:`mmtok.audio.io.load_audio` compares what it
 decoded with what these parsers find.
 
-- WAV (RIFF/WAVE), AIFF/AIFC and AU headers declare how many bytes of samples follow:
-  :func:`data_chunk` gives that, the bytes actually present, and the frames the header promises;
+- WAV (RIFF/WAVE, RF64 with its 64-bit ``ds64`` sizes, Sony Wave64), AIFF/AIFC and AU headers declare
+  how many bytes of samples follow: :func:`data_chunk` gives that, the bytes actually present, and
+  the frames the header promises (none for compressed WAV samples, whose blocks hold many each);
 - an Ogg file (Vorbis, Opus) declares nothing up front, but every logical stream begins with a page
   marked beginning-of-stream and ends with one marked end-of-stream: :func:`ogg_streams` walks the
   page headers once (cheap: 27 bytes and a segment table a page) and says whether every stream that
@@ -14,14 +15,16 @@ decoded with what these parsers find.
   headers (4 bytes a frame, each frame's length computed from its bitrate, rate and padding) with
   :func:`frame_chain`, the walk :mod:`mmtok.audio.adts` takes over raw AAC's frames too: the samples
   the frames hold, whether the last frame is cut off, where bytes that are no frame sit between
-  frames (the stream damaged in the middle); and what a Xing/Info/VBRI frame declares;
+  frames (the stream damaged in the middle); and what a Xing/Info/VBRI frame declares (fewer frames
+  than follow it: MP3 files joined end to end, of which libsndfile reads only the first);
 - an MP4-family file (.m4a) is a chain of boxes, each declaring its size:
   :func:`mmtok.audio.mp4_box.mp4_cut_box` walks their headers for one that runs past the end of the file.
 
-Only headers are read, never the samples. :func:`check_mp3` refuses an MP3 damaged in the middle (and
-:func:`mmtok.audio.mp4_box.check_mp4` an MP4 cut short) before any decoding; :func:`check_length` then judges
-what a decoder gave against them: a file cut short, a header never finished, a chained Ogg, or
-nothing at all is an :class:`~mmtok.core.errors.AudioError`.
+Only headers are read, never the samples. :func:`check_mp3` refuses an MP3 damaged in the middle or
+joined to another (and :func:`mmtok.audio.mp4_box.check_mp4` an MP4 cut short) before any decoding;
+:func:`check_length` then judges what a decoder gave against them: a file cut short (fewer bytes of
+samples than its header declares, whatever the decoder made of them), a header never finished, a
+chained Ogg, or nothing at all is an :class:`~mmtok.core.errors.AudioError`.
 """
 
 from __future__ import annotations
@@ -35,15 +38,19 @@ from typing import BinaryIO, NamedTuple, Protocol, Union
 
 from mmtok.core.errors import AudioError
 
-__all__ = ["MP3_FORMATS", "MP3_SLACK", "DataChunk", "Frame", "FrameChain", "FrameOf", "Mp3Frames", "OggStreams",
-           "after_id3v2", "check_length", "check_mp3", "check_ogg", "damaged_message", "data_chunk", "frame_chain",
-           "is_truncated", "mp3_frames", "ogg_streams"]
+__all__ = ["MP3_FORMATS", "MP3_FRAME_SLACK", "MP3_SLACK", "DataChunk", "Frame", "FrameChain", "FrameOf",
+           "Mp3Frames", "OggStreams", "after_id3v2", "check_length", "check_mp3", "check_ogg", "damaged_message",
+           "data_chunk", "frame_chain", "is_truncated", "mp3_frames", "ogg_streams"]
 
 MP3_SLACK = 2 * 1152  # frames an MP3 decoder may drop of what its frames hold: the encoder's delay and padding
+MP3_FRAME_SLACK = 1  # MPEG frames past its Xing/Info count an MP3 may hold (encoders differ on counting the tag frame)
 MP3_FORMATS = ("MP3", "MPEG")  # libsndfile's name for MP3 files (older versions: "MPEG")
 UNKNOWN_SIZE = 0xFFFFFFFF  # the data size a streamed WAV or AU file declares ("not known yet")
 AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes a sample (u-law,
 # 8/16/24/32-bit PCM, float, double, A-law); other encodings (ADPCM) are left to libsndfile
+W64_GUID_TAIL = bytes.fromhex("f3acd3118cd100c04f8edb8a")  # the last 12 bytes of a Sony Wave64 chunk GUID
+W64_RIFF = b"riff" + bytes.fromhex("2e91cf11a5d628db04c10000")  # the GUID a Wave64 file begins with
+W64_HEADER = 24  # bytes of a Wave64 chunk header: a GUID, then a 64-bit size that counts the header too
 OGG_BEGIN_OF_STREAM = 0x02  # the flag an Ogg page header sets on the first page of a logical stream
 OGG_END_OF_STREAM = 0x04  # the flag an Ogg page header sets on the last page of a logical stream
 
@@ -53,7 +60,7 @@ class DataChunk(NamedTuple):
 
     declared: int  # bytes of samples the header declares
     present: int  # bytes from the start of the samples to the end of the file
-    frames: int  # frames the header promises
+    frames: int  # frames the header promises; 0 where it does not say (compressed WAV: blocks of many samples)
 
 
 class OggStreams(NamedTuple):
@@ -64,8 +71,9 @@ class OggStreams(NamedTuple):
 
 
 def data_chunk(path: Path) -> DataChunk | None:
-    """The sample data of a WAV, AIFF/AIFC or AU file (told apart by their magic bytes); None for
-    other files and for headers that cannot say (a streamed file's "unknown" size, no format chunk).
+    """The sample data of a WAV (RIFF, RF64, Wave64), AIFF/AIFC or AU file (told apart by their magic
+    bytes); None for other files and for headers that cannot say (a streamed file's "unknown" size, no
+    format chunk).
 
     >>> import numpy as np, soundfile as sf, tempfile
     >>> path = Path(tempfile.mkdtemp()) / "a.aiff"
@@ -74,14 +82,16 @@ def data_chunk(path: Path) -> DataChunk | None:
     DataChunk(declared=400, present=400, frames=100)
     """
     with open(path, "rb") as f:
-        head = f.read(24)
+        head = f.read(40)
         size = os.fstat(f.fileno()).st_size
-        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            return _wav(f, size)
+        if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+            return _wav(f, size, _chunks(f, size, "<"))
+        if head[:16] == W64_RIFF and head[24:40] == b"wave" + W64_GUID_TAIL:
+            return _wav(f, size, _w64_chunks(f, size))
         if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
             return _aiff(f, size)
         if head[:4] in (b".snd", b"dns."):  # big-endian AU, or its little-endian variant
-            return _au(head, size)
+            return _au(head[:24], size)
     return None
 
 
@@ -96,20 +106,39 @@ def _chunks(f: BinaryIO, size: int, order: str) -> Iterator[tuple[bytes, int, in
         pos += 8 + length + (length & 1)
 
 
-def _wav(f: BinaryIO, size: int) -> DataChunk | None:
-    """RIFF chunks: the ``fmt `` chunk's block align, then the ``data`` chunk (none: libsndfile decides)."""
-    align = 0
-    for cid, length, at in _chunks(f, size, "<"):
-        if cid == b"fmt ":
-            fmt = f.read(min(length, 16))
+def _w64_chunks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int]]:
+    """``(id, size of its payload, offset of its payload)`` of each chunk from byte 40 of a Wave64 file: the
+    four-letter id that opens its GUID (``b""`` for a GUID of another family), chunks padded to 8 bytes."""
+    pos = 40
+    while pos + W64_HEADER <= size:
+        f.seek(pos)
+        guid, length = struct.unpack("<16sQ", f.read(W64_HEADER))
+        yield guid[:4] if guid[4:] == W64_GUID_TAIL else b"", max(0, length - W64_HEADER), pos + W64_HEADER
+        pos += max(W64_HEADER, (length + 7) & ~7)
+
+
+def _wav(f: BinaryIO, size: int, chunks: Iterator[tuple[bytes, int, int]]) -> DataChunk | None:
+    """WAV ``chunks``: RF64's ``ds64`` (the 64-bit data size its ``data`` chunk leaves at 0xFFFFFFFF), the
+    ``fmt `` chunk's block align, then the ``data`` chunk (none: libsndfile decides)."""
+    align, compressed = 0, False
+    big = None  # the data size a ds64 chunk gives
+    for cid, length, at in chunks:
+        if cid == b"ds64":
+            sizes = f.read(16)  # the RIFF size, then the data size: 64-bit each
+            big = struct.unpack("<Q", sizes[8:])[0] if len(sizes) == 16 else None
+        elif cid == b"fmt ":
+            fmt = f.read(min(length, 16))  # format tag, channels, rate, bytes a second, block align, bits
             align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+            if len(fmt) == 16:  # a block of many samples (ADPCM, GSM) is not channels x bits
+                compressed = struct.unpack("<H", fmt[2:4])[0] * struct.unpack("<H", fmt[14:16])[0] != 8 * align
         elif cid == b"data":
+            length = big if length == UNKNOWN_SIZE and big is not None else length
             if not align or length == UNKNOWN_SIZE:  # no usable fmt, or a streamed file
                 return None
             present = max(0, size - at)
             if length == 0 and _is_chunk(f.read(8), present):
                 present = 0  # an empty data chunk, then other chunks: no samples follow
-            return DataChunk(length, present, length // align)
+            return DataChunk(length, present, 0 if compressed else length // align)
     return None
 
 
@@ -211,7 +240,7 @@ class Mp3Frames(NamedTuple):
 
     samples: int  # samples (per channel) the audio frames hold, encoder delay and padding included
     frames: int  # audio frames (a Xing/Info/VBRI frame, which holds no audio, is not counted)
-    declared: int | None  # audio frames a Xing/Info/VBRI frame declares; None without one (or a count)
+    declared: int | None  # audio frames a Xing/Info/VBRI frame declares; None without one (or a count, or a 0 never filled in)
     cut: bool  # the last frame runs past the end of the file: the file was cut off part-way
     damaged_at: int | None = None  # byte offset of the first bytes in the stream that are no frame, with whole
     # frames after them (garbage written over the middle of the file); None for an unbroken stream
@@ -369,7 +398,7 @@ def mp3_frames(path: Path) -> Mp3Frames | None:
         if declared is not None:
             pos += first.length  # type: ignore[union-attr]
         chain = frame_chain(data, pos, _mpeg_frame, MPEG_HEADER)
-    return Mp3Frames(chain.samples, chain.frames, None if declared is None or declared < 0 else declared,
+    return Mp3Frames(chain.samples, chain.frames, None if declared is None or declared <= 0 else declared,
                      chain.cut_at is not None, chain.damaged_at)
 
 
@@ -390,11 +419,17 @@ def is_truncated(fmt: str, read: int, promised: int) -> bool:
 
 def check_mp3(path: Path, mp3: Mp3Frames | None) -> None:
     """An :class:`AudioError` if the MP3 file ``path`` (its frame walk: ``mp3``) is damaged in the
-    middle: bytes that are no MPEG frame where one should start, then whole frames again. Judged
-    before decoding, as decoders differ on such a file: libsndfile fails or skips the bytes, FFmpeg
-    fails; and a file damaged so, not cut short, holds fewer frames than its Xing/Info header says."""
+    middle: bytes that are no MPEG frame where one should start, then whole frames again; or if it
+    holds more frames than its Xing/Info header declares (past :data:`MP3_FRAME_SLACK`): MP3 files
+    joined end to end, of which libsndfile reads what the first header declares. Judged before
+    decoding, as decoders differ on such files: libsndfile fails, skips the bytes or stops at the
+    declared count, FFmpeg fails; and a file damaged so, not cut short, holds fewer frames than its
+    Xing/Info header says."""
     if mp3 is not None and mp3.damaged_at is not None:
         raise AudioError(damaged_message(path, mp3.damaged_at, "MPEG"))
+    if mp3 is not None and mp3.declared is not None and mp3.frames > mp3.declared + MP3_FRAME_SLACK:
+        raise AudioError(f"audio file {path} holds {mp3.frames} MPEG frames, its Xing/Info header declares "
+                         f"{mp3.declared} (MP3 files joined end to end?); re-encode it or join with ffmpeg -f concat")
 
 
 def damaged_message(path: Path, at: int, kind: str) -> str:
@@ -408,8 +443,9 @@ def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames 
     (libsndfile's count, ``promised``, is itself shortened for a file cut off part-way: the
     container's own bytes, read above, say more; for an MP3 without a Xing/Info header, ``promised``
     is what its frames hold, and ``mp3`` says whether its last frame is cut or a Xing/Info header
-    declares more frames than it holds), or if there are none; also if ``path`` is a chained Ogg, of which libsndfile
-    decodes only the first stream."""
+    declares more frames than it holds), or if there are none; a file with fewer bytes of samples than
+    its header declares is cut short whatever was decoded (a decoder counts compressed blocks, not
+    frames); also if ``path`` is a chained Ogg, of which libsndfile decodes only the first stream."""
     data = data_chunk(path)
     if data is not None and data.present < data.declared:
         promised = max(promised, data.frames)
@@ -422,6 +458,9 @@ def check_length(path: Path, fmt: str, read: int, promised: int, mp3: Mp3Frames 
     if is_truncated(fmt, read, promised):
         held = f"its MPEG frames hold {promised} samples" if mp3 is not None else f"its header promises {promised} frames"
         raise AudioError(f"audio file {path} is truncated: {held}, {read} could be read")
+    if data is not None and data.present < data.declared:
+        raise AudioError(f"audio file {path} is truncated: its header declares {data.declared} bytes of samples, "
+                         f"{data.present} follow; {read} frames could be read")
     if fmt == "OGG":
         check_ogg(path, read)
     if read == 0 and data is not None and data.declared == 0 and data.present > 0:

@@ -152,8 +152,11 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     and an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
     guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
     MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held
-    back (a WAV, FLAC or Ogg file holds nothing)."""
+    back (a WAV, FLAC or Ogg file holds nothing). An empty file, and one too short to give a sample at
+    ``target_rate``, are refused too."""
     check_media_file(what="audio file", error=AudioError, path=path)
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file {path} is empty (0 bytes)")
     held = tempfile.TemporaryFile() if _may_be_mp3(path) else contextlib.nullcontext()
     with held as said, _open_sound(path, said) as snd:
         rate, fmt = snd.samplerate, snd.format
@@ -170,7 +173,11 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     check_length(path, fmt, read, promised, mp3)
     if bad:
         raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
-    return torch.cat(out) if out else torch.zeros(0), rate
+    audio = torch.cat(out) if out else torch.zeros(0)
+    if audio.numel() == 0:
+        raise AudioError(f"audio file {path} holds {read} sample{'s' if read != 1 else ''} at {rate} Hz: "
+                         f"under one sample at {target_rate} Hz")
+    return audio, rate
 
 
 def _mp3_through_av(path: Path, read: int, held: int, target_rate: int,
@@ -416,9 +423,10 @@ def load_audio(
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before
-    it fills memory. A file cut short, or whose header was never finished, is an
-    :class:`AudioError` that says so; a path that does not exist raises
-    :class:`MissingFileError` (a ``FileNotFoundError``).
+    it fills memory. A file cut short, whose header was never finished, that is empty
+    or too short to give one sample at ``target_rate`` is an :class:`AudioError` that
+    says so; a path that does not exist raises :class:`MissingFileError` (a
+    ``FileNotFoundError``).
 
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])
