@@ -11,6 +11,7 @@ chirps and noise (:func:`synthetic_clip`). ``mmtok train-tokenizer audio
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import shutil
@@ -23,6 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from mmtok.audio.io import load_audio
+from mmtok.core.errors import UsageError
 
 __all__ = ["FULL_RANGE_RATE", "HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "steady_tone", "synthetic_clip", "synthetic_clips"]
 
@@ -188,7 +190,10 @@ def build_corpus(root: str | Path, *, n_speech: int = 900, n_synthetic: int = 30
     """Write ``root/train`` and ``root/heldout`` wav files (16-bit, ``sample_rate``) and a manifest."""
     if shutil.which("espeak-ng") is None:
         raise FileNotFoundError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
-    import pygame
+    pygame = importlib.util.find_spec("pygame")  # its folder only: the example sounds, without starting SDL
+    if pygame is None or not pygame.submodule_search_locations:
+        raise UsageError("building the audio corpus needs the example sounds of the pygame package: "
+                         "pip install 'mmtok[audio-data]'")
     from tqdm import tqdm
 
     root = Path(root)
@@ -205,7 +210,7 @@ def build_corpus(root: str | Path, *, n_speech: int = 900, n_synthetic: int = 30
         plan.append(("heldout", "espeak", (text, voice, rng.randint(90, 260), rng.randint(5, 95))))
     plan += [("train", "synthetic", float(nprng.uniform(1, 4))) for _ in range(n_synthetic)]
     plan += [("heldout", "synthetic", float(nprng.uniform(1, 4))) for _ in range(n_synthetic // 12)]
-    pg = Path(pygame.__file__).parent / "examples" / "data"
+    pg = Path(next(iter(pygame.submodule_search_locations))) / "examples" / "data"
     plan += [("train", "pygame", pg / f) for f in PYGAME_TRAIN] + [("heldout", "pygame", pg / f) for f in PYGAME_HELDOUT]
     for split in ("train", "heldout"):
         (root / split).mkdir(parents=True, exist_ok=True)

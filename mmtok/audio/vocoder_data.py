@@ -5,8 +5,9 @@
 mono, resampled to 16 kHz with soxr ("HQ") and appended as int16 to ``SPLIT.int16``;
 ``SPLIT.jsonl`` has one line per manifest row (offset and length in samples, source, group, kind,
 language; or the reason it was skipped). Every manifest row is checked before anything is written
-(:func:`read_manifest`). A killed build resumes where it stopped; ``index.json`` is written last,
-only when both splits hold files, and marks the cache complete. ``source.json`` and ``index.json``
+(:func:`read_manifest`); so is PyAV, when a file needs it (:func:`check_av`): a file is skipped for
+what it holds, never because PyAV is missing. A killed build resumes where it stopped; ``index.json``
+is written last, only when both splits hold files, and marks the cache complete. ``source.json`` and ``index.json``
 record the manifest's sha256: a cache made from another version of the manifest is refused (delete
 the folder to build it anew). A file listed in two of the splits (train, validation, test) is refused
 (figures on audio that was trained on would mean nothing). The ``test`` split is never cached.
@@ -35,9 +36,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.audio.av_read import (
+    INSTALL_AV,
+    decoded_audio,
+    ffmpeg_only_kind,
+    open_container,
+    optional_av,
+)
 from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
-from mmtok.core.errors import CorpusError, UsageError
+from mmtok.core.errors import AudioError, CorpusError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.manifest import manifest_rows
 from mmtok.core.run_folder import content_digest
@@ -48,6 +56,7 @@ __all__ = [
     "MixedClips",
     "build_cache",
     "cache_digest",
+    "check_av",
     "check_sample_rate",
     "decode_file",
     "draw_batch",
@@ -68,39 +77,47 @@ BUILD_COMMAND = "python -m mmtok.audio.vocoder_train --corpus CORPUS --cache"  #
 INT16_SCALE = 32767.0
 SOURCE_NAME = "source.json"  # the manifest (path and sha256) a cache is built from
 SILENT_PEAK = 1e-4  # files whose peak stays below this (-80 dBFS) are skipped as silent
+NO_AV_SKIPS = ("decode failed: ModuleNotFoundError", "decode failed: ImportError")  # skips that only mean no PyAV
 
 
 def decode_file(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and their rate: soundfile first, PyAV for what it cannot read."""
+    """Mono float32 samples and their rate: soundfile first, PyAV (:func:`~mmtok.audio.av_read.decoded_audio`)
+    for what it cannot read. A file neither reads is an :class:`AudioError`; one libsndfile cannot read
+    while PyAV is not installed, a :class:`UsageError` saying how to install it."""
     import soundfile as sf
 
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (S, channels)
         return data.mean(axis=1), int(rate)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        pass
-    import av
-
-    with av.open(str(path)) as container:
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        failed = e
+    av = optional_av()
+    if av is None:
+        raise UsageError(f"cannot cache {path}: libsndfile cannot read it ({failed}) and PyAV, which may, is not "
+                         f"installed: {INSTALL_AV}") from failed
+    where = f"audio file {path}"
+    with open_container(av, path, where, AudioError) as container:
+        if not container.streams.audio:
+            raise AudioError(f"{where} has no audio stream")
         stream = container.streams.audio[0]
         rate = int(stream.rate or stream.codec_context.sample_rate)
         # planar float at the stream's own layout and rate, then the channels averaged as soundfile's are above
         # (FFmpeg's own mono mix weighs each of two channels 0.707: a stereo file would come out 3 dB louder)
-        planar = av.AudioResampler(format="fltp", rate=rate)
-        frames = [f for frame in container.decode(stream) for f in planar.resample(frame)]
-        frames += list(planar.resample(None))
-        parts = [f.to_ndarray().mean(axis=0) for f in frames]
+        parts = [p.mean(axis=0) for _, planes in decoded_audio(av, container, stream, where, AudioError)
+                 for p in planes]
     return (np.concatenate(parts) if parts else np.zeros(0)).astype(np.float32), rate
 
 
 def to_cache_samples(path: Path) -> np.ndarray:
-    """int16 mono samples at 16 kHz of one file; raises ``ValueError`` with a short reason."""
+    """int16 mono samples at 16 kHz of one file; raises ``ValueError`` with a short reason when the file cannot
+    be used (a :class:`UsageError` from :func:`decode_file`, PyAV missing, is passed on: it is no reason to
+    skip a file)."""
     import soxr
 
     try:
         x, rate = decode_file(path)
-    except Exception as e:
-        raise ValueError(f"decode failed: {type(e).__name__}") from e
+    except AudioError as e:
+        raise ValueError(f"decode failed: {type(e.__cause__ or e).__name__}") from e
     if x.size == 0:
         raise ValueError("empty")
     if not np.isfinite(x).all():
@@ -112,6 +129,18 @@ def to_cache_samples(path: Path) -> np.ndarray:
     if float(np.abs(x).max()) < SILENT_PEAK:
         raise ValueError("silent")
     return np.round(np.clip(x, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
+
+
+def check_av(corpus: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Refuse (:class:`UsageError`, one line) to cache ``rows`` of ``corpus`` without PyAV when one of their files
+    is audio libsndfile does not read (AAC/M4A, by its first bytes: :func:`~mmtok.audio.av_read.ffmpeg_only_kind`)."""
+    if optional_av() is not None:
+        return
+    paths = [corpus / r["path"] for r in rows]
+    needs = [p for p in paths if p.is_file() and ffmpeg_only_kind(p) is not None]
+    if needs:
+        raise UsageError(f"{corpus / 'manifest.jsonl'} lists {len(needs)} AAC/M4A file(s) (e.g. {needs[0]}), which "
+                         f"libsndfile does not decode: caching them needs PyAV: {INSTALL_AV}")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -162,6 +191,16 @@ def _same_manifest(cache: Path, recorded: str | None, manifest: Path, digest: st
                       f"{digest[:12]}...): delete the folder {cache} to build it anew, or give another --cache")
 
 
+def _skipped_without_av(cache: Path, summary: dict[str, Any]) -> None:
+    """Refuse a complete cache that skipped files because PyAV was missing when it was built (its ``index.json``
+    counts them as ``decode failed: ModuleNotFoundError``): it holds less than its manifest lists."""
+    missing = sum(n for split in summary.get("splits", {}).values() for why, n in split.get("skipped", {}).items()
+                  if why in NO_AV_SKIPS)
+    if missing:
+        raise CorpusError(f"cache {cache} skipped {missing} file(s) because PyAV was not installed when it was built: "
+                          f"delete the folder {cache} and build it again with PyAV installed: {INSTALL_AV}")
+
+
 def build_cache(corpus: str | os.PathLike[str], cache: str | os.PathLike[str], *, progress: bool = True) -> dict[str, Any]:
     """Decode and resample the train and validation files of ``corpus`` into ``cache`` (see the module
     docstring); return the summary written to ``cache/index.json``. Resumes a killed build; a complete
@@ -175,11 +214,13 @@ def build_cache(corpus: str | os.PathLike[str], cache: str | os.PathLike[str], *
     if (cache / "index.json").is_file():
         summary = json.loads((cache / "index.json").read_text())
         _same_manifest(cache, summary.get("manifest_sha256"), manifest, digest, built=True)
+        _skipped_without_av(cache, summary)
         return summary
     rows = read_manifest(manifest)
     source = cache / SOURCE_NAME  # which manifest a build in progress reads
     if source.is_file():
         _same_manifest(cache, json.loads(source.read_text()).get("manifest_sha256"), manifest, digest, built=False)
+    check_av(corpus, [r for r in rows if r["split"] in CACHE_SPLITS])
     cache.mkdir(parents=True, exist_ok=True)
     write_json_atomic(source, {"manifest": str(manifest.resolve()), "manifest_sha256": digest})
     summary: dict[str, Any] = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "sample_rate": SAMPLE_RATE,
@@ -203,7 +244,7 @@ def _cache_split(corpus: Path, cache: Path, split: str, todo: list[dict[str, Any
     from tqdm import tqdm
 
     data_path, index_path = cache / f"{split}.int16", cache / f"{split}.jsonl"
-    done = read_jsonl(index_path)
+    done = [d for d in read_jsonl(index_path) if d.get("error") not in NO_AV_SKIPS]  # those are tried again
     end = max((d["offset"] + d["length"] for d in done if "offset" in d), default=0)
     rewrite_jsonl(index_path, done)  # drop a torn last line
     with open(data_path, "ab") as f:
@@ -217,6 +258,8 @@ def _cache_split(corpus: Path, cache: Path, split: str, todo: list[dict[str, Any
             entry = {k: r.get(k) for k in ("path", "source", "group", "kind", "language")}
             try:
                 x = to_cache_samples(corpus / r["path"])
+            except UsageError:  # PyAV missing: no reason to skip the file for good
+                raise
             except ValueError as e:
                 entry["error"] = str(e)
             else:

@@ -32,6 +32,7 @@ from mmtok.core.errors import CheckpointError
 from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
+    "BUILT_FROM",
     "carried_provenance",
     "checkpoint_label",
     "checkpoint_source",
@@ -90,12 +91,17 @@ def models_dir() -> Path:
     return _REPO_MODELS
 
 
+BUILT_FROM = {"video": "image"}  # shipped names mmtok.load builds from another shipped checkpoint (video: image at 1 fps)
+
+
 def shipped_names() -> list[str]:
-    """Names of the shipped checkpoint folders (``"image"``, ``"audio"``, ...)."""
+    """Names of the shipped checkpoints: the folders (``"image"``, ``"audio"``, ...) and those built from one of
+    them (:data:`BUILT_FROM`: ``"video"``, when ``"image"`` is shipped)."""
     root = models_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file())
+    folders = {p.name for p in root.iterdir() if (p / CONFIG_NAME).is_file()}
+    return sorted(folders | {name for name, source in BUILT_FROM.items() if source in folders})
 
 
 def _may_be_name(name_or_path: str | os.PathLike[str]) -> bool:

@@ -150,15 +150,22 @@ def _is_callable_spec(spec: str) -> bool:
 
 
 def _load_media(spec: str) -> MediaTokenizer:
-    """The media tokenizer a spec names: ``package.module:callable``, a shipped name or a folder."""
+    """The media tokenizer a spec names: ``package.module:callable`` (the module imported with the working
+    folder first on ``sys.path``, as ``python -m`` would find it), a shipped name or a folder."""
     if _is_callable_spec(spec):
         import importlib
+        import sys
 
         module, _, attr = spec.partition(":")
+        here = os.getcwd()
+        sys.path.insert(0, here)
         try:
             tok = getattr(importlib.import_module(module), attr)()
         except (ImportError, AttributeError) as e:
             raise CorpusError(f"cannot build tokenizer {spec!r}: {e}") from e
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(here)
     else:
         from mmtok.pretrained import load
 

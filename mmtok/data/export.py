@@ -69,12 +69,19 @@ def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
                    np.asarray(index["offsets"], np.int64))
 
 
-def _tables(shards: ShardSet) -> Iterator[Any]:
-    """One pyarrow table per shard with the columns doc, ids, modality, source."""
+def _pyarrow() -> tuple[Any, Any]:
+    """The modules ``pyarrow`` and ``pyarrow.parquet``; without them a :class:`CorpusError` naming the extra."""
     try:
         import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError:
         raise CorpusError("exporting to parquet or datasets needs pyarrow: pip install 'mmtok[hf]'") from None
+    return pa, pq
+
+
+def _tables(shards: ShardSet) -> Iterator[Any]:
+    """One pyarrow table per shard with the columns doc, ids, modality, source."""
+    pa, _ = _pyarrow()
     for tokens, (source, lines, offsets) in zip(shards.tokens, _documents(shards.folder), strict=True):
         ids = np.asarray(tokens, dtype=np.int64)
         modality = shards.vocab.stream_modality(ids).astype(np.int8)
@@ -89,8 +96,7 @@ def _tables(shards: ShardSet) -> Iterator[Any]:
 
 def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = None) -> None:
     """The rows of every shard to the Parquet file ``path``, ``mark`` (if any) in its schema metadata."""
-    import pyarrow.parquet as pq
-
+    _, pq = _pyarrow()
     writer = None
     try:
         for table in _tables(shards):
@@ -118,8 +124,7 @@ def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
         if shards.num_docs:
             datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache")).save_to_disk(str(out))
         else:  # from_parquet cannot read a file of no rows, nor load_from_disk a dataset saved in no shards
-            import pyarrow.parquet as pq
-
+            _, pq = _pyarrow()
             datasets.Dataset(pq.read_table(parquet)).save_to_disk(str(out), num_shards=1)
     write_atomic(out / MARK_FILE, json_bytes(mark))
 
@@ -150,10 +155,7 @@ EXPORT_FILES = {  # what an earlier export of each format holds: only such a pat
 
 def _parquet_mark(path: Path) -> dict[str, Any] | None:
     """The ``mmtok_export`` mark in the schema metadata of the Parquet file ``path``, or None."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise CorpusError("exporting to parquet or datasets needs pyarrow: pip install 'mmtok[hf]'") from None
+    _, pq = _pyarrow()
     try:
         raw = (pq.read_schema(path).metadata or {}).get(MARK_KEY.encode())
         mark = json.loads(raw) if raw is not None else None
@@ -236,6 +238,8 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     folder, shown = Path(shards), Path(out)
     if to not in FORMATS:
         raise CorpusError(f"cannot export to {to!r}; choose one of {', '.join(FORMATS)}")
+    if to != "bin":
+        _pyarrow()  # missing: one line naming the extra, before any work
     target = _check_target(shown, to, folder)
     opened = open_shards(folder)  # checked once (a damaged file is one line naming it) and read by the writers
     manifests = opened.manifests
