@@ -12,18 +12,24 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.data.codes import CODES_SUFFIX
 
-__all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "StopRun", "check_out_folder", "expand_paths", "marked", "media_kind",
-           "refuse_collisions", "refuse_foreign", "run_each"]
+__all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "StopRun", "check_out_folder", "check_vocoder_flag", "expand_paths",
+           "file_kinds", "marked", "media_kind", "refuse_collisions", "refuse_foreign", "run_each"]
 
+KINDS = (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES))
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
+OWN_SUFFIXES = MEDIA_SUFFIXES | {CODES_SUFFIX}  # what mmtok reads or writes: passed over quietly in a folder
+NAMED = 3  # files named on a note line (passed over, or named twice) before the count of the rest
+HINTS = {s: "HEIC/HEIF pictures: convert them (to JPEG or PNG), or register pillow-heif's opener "
+         "(pillow_heif.register_heif_opener()) before importing mmtok" for s in (".heic", ".heif")}
 MARK_WINDOW = 1 << 16  # bytes read from a document's start or end to find its Creator there
 CREATOR_MARKED = {  # documents that carry a mark as their Creator (matplotlib's savefig(metadata={"Creator": mark})):
     # where it is written (the start or the end of the file) and how, with %s for the mark
@@ -38,11 +44,12 @@ def media_kind(path: Path) -> str:
     """``"image"``, ``"audio"`` or ``"video"`` by the file's extension; a :class:`UsageError` naming the
     file and the extensions known otherwise."""
     suffix = path.suffix.lower()
-    for kind, suffixes in (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+    for kind, suffixes in KINDS:
         if suffix in suffixes:
             return kind
-    known = " ".join(sorted(MEDIA_SUFFIXES))
-    raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known})")
+    known = "; ".join(f"{kind}: {' '.join(sorted(suffixes))}" for kind, suffixes in KINDS)
+    hint = f"; {HINTS[suffix]}" if suffix in HINTS else ""
+    raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known}){hint}")
 
 
 def marked(path: Path, mark: str) -> bool:
@@ -98,11 +105,15 @@ def refuse_foreign(pairs: Sequence[tuple[Path, Path]], target: Callable[[Path, P
             raise UsageError(f"{flag}{found} is there and {what}{fix}")
 
 
-def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> list[tuple[Path, Path]]:
+def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str], *,
+                 once_per_file: bool = False) -> list[tuple[Path, Path]]:
     """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
     ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
-    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line. A file
-    named twice (``a.jpg ./a.jpg``, or once alone and once in its folder) is kept once, where it came first.
+    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line. The files a
+    search passes over are said in one note line on stderr, except those of a kind mmtok reads or writes
+    (media, code files). The same file named twice into the same output (``a.jpg ./a.jpg``, or once alone and
+    once in its folder) is kept once, where it came first; with ``once_per_file``, also when named by a link
+    or into another output folder (to read each file once). Each name left out is said on a note line.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp()); _ = (d / "a.jpg").write_bytes(b"")
@@ -110,26 +121,82 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str]) -> 
     ['a.jpg']
     """
     pairs: list[tuple[Path, Path]] = []
+    passed: list[Path] = []
+    ends = tuple(suffixes)
     for path in paths:
         if not path.is_dir():
             pairs.append((path, out))
             continue
-        found = sorted(f for f in path.rglob("*") if f.is_file() and f.name.lower().endswith(tuple(suffixes))
-                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
-        pairs += [(f, out / f.parent.relative_to(path)) for f in found] or [(path, out)]
-    seen: set[str] = set()
-    kept = []
-    for pair in pairs:
-        where = os.path.realpath(pair[0])  # not Path.resolve: a symlink loop fails on its own line, later
-        if where not in seen:
-            seen.add(where)
-            kept.append(pair)
+        wanted = []
+        for f in sorted(path.rglob("*")):
+            if not f.is_file() or any(part.startswith(".") for part in f.relative_to(path).parts):
+                continue
+            if f.name.lower().endswith(ends):
+                wanted.append(f)
+            elif f.suffix.lower() not in OWN_SUFFIXES:
+                passed.append(f)
+        pairs += [(f, out / f.parent.relative_to(path)) for f in wanted] or [(path, out)]
+    if passed:
+        hint = next((f"; {HINTS[f.suffix.lower()]}" for f in passed if f.suffix.lower() in HINTS), "")
+        print(f"mmtok: note: skipped {_count(len(passed), 'file', 'files')} of a kind mmtok does not read (by the "
+              f"extension): {_few(map(str, passed))}{hint}", file=sys.stderr)
+    return _once(pairs, once_per_file)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _few(names: Iterable[str]) -> str:
+    """The first :data:`NAMED` of ``names``, then how many more."""
+    names = list(names)
+    rest = len(names) - NAMED
+    return ", ".join(names[:NAMED]) + (f" and {rest} more" if rest > 0 else "")
+
+
+def _once(pairs: Sequence[tuple[Path, Path]], once_per_file: bool) -> list[tuple[Path, Path]]:
+    """``pairs`` less those naming a file already there (by its real path) with the same output file (its name
+    into the same folder), or with any output when ``once_per_file``; a note line on stderr names them."""
+    first: dict[object, Path] = {}
+    kept, again = [], []
+    for path, out in pairs:
+        where = os.path.realpath(path)  # not Path.resolve: a symlink loop fails on its own line, later
+        key = where if once_per_file else (where, out / path.name)
+        if key in first:
+            again.append(f"{path} is {first[key]}")
+        else:
+            first[key] = path
+            kept.append((path, out))
+    if again:
+        print(f"mmtok: note: {_count(len(again), 'file named twice is', 'files named twice are')} taken once: "
+              f"{_few(again)}", file=sys.stderr)
     return kept
 
 
 class StopRun(UsageError):
     """A problem that concerns every file (a model that cannot be loaded): :func:`run_each` stops at it
     instead of reporting it once per file."""
+
+
+def file_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
+    """The models ``encode`` (and ``mmtok eval``) needs for these files: each file's kind by its extension, and the
+    audio model for a video (its soundtrack). A file that is not media needs none: it fails on its own line."""
+    kinds: set[str] = set()
+    for path, _ in pairs:
+        try:
+            kind = media_kind(path)
+        except UsageError:
+            continue
+        kinds |= {kind, "audio"} if kind == "video" else {kind}
+    return kinds
+
+
+def check_vocoder_flag(vocoder: str, name: str, cfg: object) -> None:
+    """A :class:`StopRun` for ``--vocoder learned`` when the audio model ``name`` (its config ``cfg``) has no learned
+    vocoder: every sound would fail alike, so the run stops before any work."""
+    if vocoder == "learned" and getattr(cfg, "vocoder", None) is None:
+        raise StopRun(f"--vocoder learned: the audio model {name} has no learned vocoder; use --vocoder auto or "
+                      "griffin-lim")
 
 
 def check_out_folder(out: Path) -> None:
