@@ -29,7 +29,9 @@ from mmtok.data.media_files import (
     MEDIA_SUFFIXES,
     StopRun,
     check_out_folder,
+    check_vocoder_flag,
     expand_paths,
+    file_kinds,
     marked,
     media_kind,
     refuse_collisions,
@@ -87,19 +89,6 @@ class _Models:
                 self(kind)
 
 
-def _media_kinds(pairs: list[tuple[Path, Path]]) -> set[str]:
-    """The models ``encode`` needs for these files: each file's kind by its extension, and the audio model for a
-    video (its soundtrack). A file that is not media needs none: it fails on its own line."""
-    kinds: set[str] = set()
-    for path, _ in pairs:
-        try:
-            kind = media_kind(path)
-        except UsageError:
-            continue
-        kinds |= {kind, "audio"} if kind == "video" else {kind}
-    return kinds
-
-
 def _code_head(path: Path) -> tuple[str, bool] | None:
     """A code file's kind and whether it holds a soundtrack, read once for what ``decode`` checks before any work
     (:func:`_code_kinds`, :func:`_decoded_target`); None when it is not a file or cannot be read (it then fails on
@@ -140,9 +129,10 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
         meta["seconds"] = round(codes.numel() / tok.tokens_per_second, 3)
         what = f"{codes.numel()} audio tokens ({meta['seconds']:g} s)"
     elif kind == "image":
-        what = f"{codes.shape[0]}×{codes.shape[1]} image tokens"
+        what = f"{codes.shape[0]} rows × {codes.shape[1]} columns of image tokens"
     else:
-        what = f"{codes.shape[0]} frames of {codes.shape[1]}×{codes.shape[2]} tokens at {tok.fps:g} fps"
+        grid = f"{codes.shape[1]} rows × {codes.shape[2]} columns"
+        what = f"{codes.shape[0]} frames of {grid} of tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
         if sound is not None and sound[0].numel():
             audio_codes = sound_tok.encode(sound[0], sample_rate=sound[1])
@@ -216,7 +206,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     if kind == "image":
         img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
         target = _save_image(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", img)
-        return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image"
+        return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image (width × height in pixels)"
     if kind == "audio":
         wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
         target = _save_wav(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", wave, int(tok.sample_rate))
@@ -310,7 +300,7 @@ def encode_main(args: argparse.Namespace) -> int:
     refuse_collisions(pairs, lambda path, out: out / (path.name + CODES_SUFFIX))
     refuse_foreign(pairs, lambda path, out: out / (path.name + CODES_SUFFIX), _is_code_file,
                    "is not a code file from 'mmtok encode'")
-    models.load_all(_media_kinds(pairs))
+    models.load_all(file_kinds(pairs))
     return run_each(pairs, lambda path, out: _encode_one(path, out, models))
 
 
@@ -324,4 +314,6 @@ def decode_main(args: argparse.Namespace) -> int:
     refuse_foreign(pairs, lambda path, out: _decoded_target(path, out, heads[path]), _is_decoded,
                    "was not written by 'mmtok decode'")
     models.load_all(_code_kinds(heads))
+    if "audio" in models.loaded:
+        check_vocoder_flag(args.vocoder, models.names["audio"], models("audio").cfg)
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

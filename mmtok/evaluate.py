@@ -49,7 +49,9 @@ from mmtok.data.codes import atomic_file
 from mmtok.data.media_files import (
     CREATOR_MARKED,
     MEDIA_SUFFIXES,
+    check_vocoder_flag,
     expand_paths,
+    file_kinds,
     marked,
     media_kind,
     refuse_foreign,
@@ -389,7 +391,7 @@ def eval_main(args: argparse.Namespace) -> int:
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
     if args.plot is not None and _missing(("matplotlib",)):
         raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
-    files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES)
+    files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES, once_per_file=True)
     plot = None if args.plot is None else plot_target(args.plot, [p for p, _ in files])
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
     for kind in names:  # a model named wrong is one line now, not one per file
@@ -398,6 +400,9 @@ def eval_main(args: argparse.Namespace) -> int:
                 load_config(name, kind=kind)
             except MmtokError as e:
                 raise UsageError(f"--{kind} {name}: {e}") from e
+    if "audio" in file_kinds(files):  # sounds, or videos' soundtracks: refused once here, not once per file
+        for name in names["audio"]:
+            check_vocoder_flag(args.vocoder, name, load_config(name, kind="audio"))
     ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
 
     def one(path: Path, _out: Path) -> str:

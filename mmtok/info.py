@@ -28,6 +28,7 @@ from mmtok.core.checkpoint_folder import locate
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
+from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
 from mmtok.data.shards import MANIFEST, open_shards
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import MODALITIES, checkpoint_folders, read_log
@@ -45,11 +46,16 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     (``mmtok train --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``) or a
     code file (``mmtok encode``).
 
-    Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path.
+    Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path (an image, sound
+    or video file: saying to encode it first).
     """
     p = Path(path)
     if p.is_file() and p.name.endswith(CODES_SUFFIX):
         return _code_file(p)
+    if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES:
+        what = {"image": "an image", "audio": "a sound", "video": "a video"}[media_kind(p)]
+        raise CheckpointError(f"{p} is {what} (a media file by its extension), not a code file or a checkpoint; "
+                              f"encode it first (mmtok encode {p} --out DIR), then describe DIR/{p.name}{CODES_SUFFIX}")
     if p.is_dir() and ((p / MANIFEST).is_file() or any(p.glob("part-*-of-*"))):
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):

@@ -8,7 +8,8 @@ arrived. Two engines give them:
 - exact streaming (:mod:`mmtok.audio.streaming`): every convolution keeps the frames its
   kernel still needs, so each frame is computed once; small chunks cost more per token only
   through the fixed cost of each call (``benchmarks/audio_quality.py`` times chunks of 1
-  and 10 tokens);
+  and 10 tokens), and a long chunk goes through in pieces of at most ``VOCODER_CHUNK_FRAMES``
+  frames (60 s), so memory stays bounded whatever the chunk sizes;
 - windows, for a vocoder with a level correction (``mel_match``, which looks at whole
   stretches of output): each piece decodes its tokens with ``lookahead`` tokens of real
   context each side, several times the work for small chunks.
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.codes import check_codes
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.model import MelDecoder
 from mmtok.audio.streaming import StreamMelDecoder, StreamVocoder
 from mmtok.audio.vocoder import Vocoder
@@ -80,23 +82,27 @@ def lookahead_tokens(tok: AudioTokenizer, voc: Vocoder) -> int:
 
 
 def stream_waveform(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder, *,
-                    chunk_frames: int | None = None) -> Iterator[torch.Tensor]:
+                    chunk_frames: int | None = VOCODER_CHUNK_FRAMES) -> Iterator[torch.Tensor]:
     """Waveform pieces from chunks of codes ``[k]`` (see the module docstring): one piece per chunk
     (empty while the samples it adds are not final yet), and the rest after the last chunk.
-    ``chunk_frames`` bounds the vocoder's memory on a long chunk in the windowed engine. One array or
-    tensor given as ``chunks`` is a ``TypeError`` here, before any chunk is read (iterating it would
-    take its codes, or its rows, for chunks)."""
+    ``chunk_frames`` bounds memory on a long chunk: the exact engine pushes it through the decoders
+    ``chunk_frames // frames_per_token`` tokens at a time (the same samples as one push), the windowed
+    engine's vocoder runs that many frames at a time; None: no bound. One array or tensor given as
+    ``chunks`` is a ``TypeError`` here, before any chunk is read (iterating it would take its codes,
+    or its rows, for chunks)."""
     if isinstance(chunks, (torch.Tensor, np.ndarray)):
         raise TypeError(f"decode_stream takes an iterable of code chunks (a list or generator of [k] arrays), not "
                         f"one {type(chunks).__name__} of shape {tuple(chunks.shape)}; split it into chunks "
                         "(decode_stream(codes.split(k))) or decode it whole (decode(codes))")
     if streams_exactly(voc):
-        return _exact(tok, chunks, voc)
+        return _exact(tok, chunks, voc, chunk_frames)
     return _windows(tok, chunks, voc, chunk_frames)
 
 
-def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder) -> Iterator[torch.Tensor]:
+def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder,
+           chunk_frames: int | None) -> Iterator[torch.Tensor]:
     decoder, vocoder = StreamMelDecoder(tok.decoder), StreamVocoder(voc)
+    step = None if chunk_frames is None else max(1, chunk_frames // tok.cfg.frames_per_token)  # tokens per push
 
     def push(codes: torch.Tensor, last: bool) -> torch.Tensor:
         with torch.inference_mode():
@@ -112,7 +118,8 @@ def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder) -> Iterator
     for i, chunk in enumerate(chunks):
         codes = _chunk_codes(chunk, tok.codebook_size, i).to(tok.device)
         total += codes.numel()
-        yield push(codes, last=False)
+        pieces = codes.split(step) if step is not None and codes.numel() > step else (codes,)
+        yield torch.cat([push(piece, last=False) for piece in pieces])
     if total == 0:
         raise AudioError("decode_stream got no codes (no chunks, or all were empty)")
     yield push(torch.zeros(0, dtype=torch.long, device=tok.device), last=True)

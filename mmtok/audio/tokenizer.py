@@ -378,10 +378,10 @@ class AudioTokenizer(nn.Module):
         if vocoder not in VOCODER_CHOICES:
             raise ValueError(f"vocoder must be one of {VOCODER_CHOICES} or a Vocoder module, got {vocoder!r}")
         if vocoder == "learned" and self.vocoder is None:
-            raise ValueError(
-                "decode(vocoder='learned'): this tokenizer has no learned vocoder; load a checkpoint that has one "
-                "(python -m mmtok.audio.vocoder_train --attach OUT writes one), pass a Vocoder module "
-                "(vocoder=mmtok.load('RUN/best')) or use vocoder='griffin-lim'"
+            raise AudioError(
+                "decode(vocoder='learned'): this tokenizer has no learned vocoder; attach one (mmtok train-tokenizer "
+                "vocoder --tokenizer MODEL --vocoder CKPT --attach OUT writes MODEL with the vocoder CKPT to OUT: "
+                "load OUT), pass a Vocoder module (vocoder=mmtok.load('RUN/best')) or use vocoder='griffin-lim'"
             )
         return None if vocoder == "griffin-lim" else self.vocoder
 
