@@ -45,6 +45,7 @@ from mmtok.audio.io import fit_length, load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
+from mmtok.core.plotting import pyplot
 from mmtok.data.codes import atomic_file
 from mmtok.data.media_files import (
     CREATOR_MARKED,
@@ -320,10 +321,7 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     ``path`` (marked :data:`PLOT_MARK` where its format holds text: PNG, PDF, SVG, EPS, PS), which it returns.
     Needs matplotlib."""
     path = plot_target(path, [Path(r["file"]) for r in rows])
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(f"--plot {path}", required=True)
 
     panels = [(kind, key, how) for kind in dict.fromkeys(r["kind"] for r in rows)
               for key, how, _ in METRICS[kind] if any(r["kind"] == kind and key in r for r in rows)]
@@ -389,8 +387,8 @@ def eval_main(args: argparse.Namespace) -> int:
     """``mmtok eval FILE...``: rows as files are scored, then a summary per model and the paired differences."""
     if args.dnsmos and (missing := _missing(("speechmos", "onnxruntime"))):
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
-    if args.plot is not None and _missing(("matplotlib",)):
-        raise UsageError("--plot needs matplotlib: pip install mmtok[plot]")
+    if args.plot is not None:
+        pyplot(f"--plot {args.plot}", required=True)
     files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES, once_per_file=True)
     plot = None if args.plot is None else plot_target(args.plot, [p for p, _ in files])
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmtok.audio.codes import check_codes, is_encoded_batch, split_batch
+from mmtok.audio.codes import PAD_CODE, check_codes, is_encoded_batch, split_batch
 from mmtok.audio.config import (
     VOCODER_CHOICES,
     VOCODER_CHUNK_FRAMES,
@@ -85,7 +85,7 @@ class AudioTokenizer(nn.Module):
 
     KIND = "audio"
     CONFIG_CLASS = AudioTokenizerConfig
-    PAD_CODE = -1  # fills the tail of shorter clips in a batched encode
+    PAD_CODE = PAD_CODE  # fills the tail of shorter clips in a batched encode (mmtok.audio.codes.PAD_CODE)
 
     feature_mean: torch.Tensor
     feature_std: torch.Tensor

@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "its encoder, codebook, decoder and feature normalization, with a fresh optimizer and "
                         "schedule. Its architecture and K are kept, so leave out " + ", ".join(
                             f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS) + "; its vocoder is neither trained "
-                        "nor kept (python -m mmtok.audio.vocoder_train --attach adds one)")
+                        "nor kept (mmtok train-tokenizer vocoder --tokenizer OUT/model --vocoder CKPT --attach DIR adds one)")
     p.add_argument("--decoder-only", action="store_true",
                    help="with --init-from: train the log-mel decoder alone; the encoder, codebook and feature "
                         "normalization stay as the source has them, so every clip keeps its codes (a deeper "
