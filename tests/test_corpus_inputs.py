@@ -170,17 +170,22 @@ def test_a_rows_empty_positions_keep_the_reasons_numbered_as_the_row(tmp_path: P
     assert len(docs) == 2 and docs[0].tolist() == docs[1].tolist()  # the empty position adds nothing
 
 
-@pytest.mark.parametrize("limit", [100, 600])  # 1,024 pixels: over twice the limit (Pillow's error), or over it only
-def test_image_bytes_over_the_decompression_bomb_limit_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                   limit: int) -> None:
-    """As an image file over the limit is (Pillow only warns below twice the limit; both are refused)."""
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+def test_image_bytes_over_twice_the_decompression_bomb_limit_are_skipped(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an image file is: over twice the limit refused (Pillow's error), over it only read (Pillow's warning), and
+    the limit taken from MMTOK_MAX_IMAGE_PIXELS when that is set."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     corpus = obelics_parquet(tmp_path / "rows.parquet", [png_bytes(32), png_bytes(32, value=20)])
     m = tokenize_corpus(corpus, tmp_path / "o", tokenizers=PALETTE)
     assert m["docs"] == 0 and [s["line"] for s in m["skipped"]] == [1, 2]
-    assert m["skipped"][0]["reason"] == ("position 1: the image bytes have 1,024 pixels, over Pillow's "
-                                         f"decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS; raise it "
-                                         "to read this image)")
+    assert m["skipped"][0]["reason"] == ("position 1: the image bytes have 1,024 pixels, over twice Pillow's "
+                                         "decompression-bomb limit of 100 (PIL.Image.MAX_IMAGE_PIXELS); to read it set "
+                                         "the environment variable MMTOK_MAX_IMAGE_PIXELS=512 (or raise "
+                                         "PIL.Image.MAX_IMAGE_PIXELS)")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # over the limit only
+    assert tokenize_corpus(corpus, tmp_path / "o2", tokenizers=PALETTE)["docs"] == 2
+    monkeypatch.setenv("MMTOK_MAX_IMAGE_PIXELS", "100")
+    assert tokenize_corpus(corpus, tmp_path / "o3", tokenizers=PALETTE)["docs"] == 0
 
 
 # --------------------------------------------------------------------------- 4. paths the OS refuses

@@ -189,9 +189,8 @@ def test_decompression_bombs_are_image_errors(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 12,000 pixels: over 2x the limit (Pillow's error)
     with pytest.raises(ImageError, match=r"bomb\.png' has 12,000 pixels, over .*MAX_IMAGE_PIXELS"):
         load_image(path)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10000)  # over the limit only (Pillow's warning)
-    with pytest.raises(ImageError, match="12,000 pixels"):
-        load_image(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10000)  # over the limit only: read, as Pillow reads it
+    assert load_image(path).shape == (3, 100, 120)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20000)
     assert load_image(path).shape == (3, 100, 120)
 

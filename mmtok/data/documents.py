@@ -38,7 +38,7 @@ from typing import Any
 
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.data.digest import files_sha256
-from mmtok.image.io import bomb_message
+from mmtok.image.io import bomb_message, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.vocab import MEDIA
@@ -429,11 +429,12 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with warnings.catch_warnings():  # between the limit and twice it Pillow only warns: refused, as for files
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            pixel_limit()  # MMTOK_MAX_IMAGE_PIXELS, as for files
+            with warnings.catch_warnings():  # between the limit and twice it Pillow only warns: read, as for files
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 pic = Image.open(io.BytesIO(image))
                 pic.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        except Image.DecompressionBombError as e:
             raise ValueError(bomb_message(f"position {k}: the image bytes have", e)) from None
         except UnidentifiedImageError:  # its message names the BytesIO object's address: not in a reason
             raise ValueError(f"position {k}: the image bytes are not an image Pillow can read") from None

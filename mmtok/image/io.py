@@ -20,16 +20,17 @@ outside are clipped, others refused. The one exception is Pillow's own float sca
 a mode ``F`` image beyond [0, 1] but within [0, 255] (what ``convert("F")`` of 8-bit
 data gives) is divided by 255.
 
-Memory stays bounded whatever the file claims: an image over Pillow's
-decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 million
-pixels) is refused before decoding, and :func:`load_image` reduces a Pillow
-image longer than ``MAX_SIDE`` on its long side to that size (aspect kept; JPEGs
-decoded at a reduced scale through ``Image.draft``) before any float
+Memory stays bounded whatever the file claims: a file that would decode to more than
+twice Pillow's decompression-bomb limit (:func:`pixel_limit`: ``PIL.Image.MAX_IMAGE_PIXELS``,
+about 89 million pixels, or the environment variable ``MMTOK_MAX_IMAGE_PIXELS`` when set) is
+refused before decoding, as Pillow refuses it (a JPEG is judged at the scale it decodes at),
+and :func:`load_image` reduces a Pillow image longer than ``MAX_SIDE`` on its long side to that
+size (aspect kept; JPEGs decoded at a reduced scale through ``Image.draft``) before any float
 conversion. Images up to ``MAX_SIDE`` come back exactly as decoded.
 :func:`load_sized`, what the tokenizer reads, goes by its size policy instead:
 under ``"crop"`` an image too elongated to resize whole is cut to the window
 the crop reads, at full resolution, so a file, a Pillow image and an array of
-the same pixels give the same result.
+the same pixels give the same result; under ``"native"`` an array or tensor is reduced too.
 
 >>> import numpy as np
 >>> load_image(np.zeros((4, 6, 3), np.uint8)).shape
@@ -68,6 +69,7 @@ __all__ = [
     "load_image",
     "load_sized",
     "patchify",
+    "pixel_limit",
     "unpatchify",
 ]
 
@@ -79,6 +81,9 @@ FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] (of their scale) 
 MAX_SIDE = 4096  # working size: longer Pillow images are reduced to this many pixels on the long side
 EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
 REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
+PIXELS_ENV = "MMTOK_MAX_IMAGE_PIXELS"  # environment variable: the decompression-bomb limit (see pixel_limit)
+ANIMATIONS = ("GIF", "PNG", "WEBP")  # Pillow formats whose extra frames are an animation (only the first is read)
+DTYPES = "uint8, uint16, bool and float"  # the pixel dtypes arrays and tensors may have
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -202,7 +207,7 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     elif np.issubdtype(a.dtype, np.floating):
         f = a.astype(np.float32)
         if not np.isfinite(f).all():
-            raise ValueError("the array contains NaN/inf values")
+            raise ValueError("it contains NaN/inf values")
         if f.size and (f.min() < -FLOAT_TOLERANCE or f.max() > 1.0 + FLOAT_TOLERANCE):
             raise ValueError(
                 f"float pixels must lie in [0, 1], got range [{f.min():.3g}, {f.max():.3g}] "
@@ -210,7 +215,7 @@ def _from_array(a: np.ndarray) -> np.ndarray:
             )
         f = f.clip(0.0, 1.0)
     else:
-        raise ValueError("supported dtypes are uint8, uint16, bool and float")
+        raise ValueError(f"supported dtypes are {DTYPES}")
     if f.shape[2] == 4:
         f = _composite_on_white(f)
     elif f.shape[2] == 1:
@@ -218,14 +223,28 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(f, dtype=np.float32)
 
 
-def bomb_message(subject: str, e: Exception) -> str:
-    """The one wording of a picture over Pillow's decompression-bomb limit (``e``: Pillow's error or warning):
-    ``subject`` says what and its verb (``"image file 'x.png' has"``), the pixel count and the limit follow."""
-    found = re.search(r"\((\d+) pixels\)", str(e))
-    pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-    limit = Image.MAX_IMAGE_PIXELS or 0
-    return (f"{subject} {pixels}, over Pillow's decompression-bomb limit of "
-            f"{limit:,} (PIL.Image.MAX_IMAGE_PIXELS; raise it to read this image)")
+def pixel_limit() -> int | None:
+    """The decompression-bomb limit (None: none): ``PIL.Image.MAX_IMAGE_PIXELS``, first set from the environment
+    variable ``MMTOK_MAX_IMAGE_PIXELS`` when that is set. As Pillow, mmtok refuses images over twice this."""
+    value = os.environ.get(PIXELS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ImageError(f"the environment variable {PIXELS_ENV}={value!r} is not a whole number of pixels ≥ 1")
+        Image.MAX_IMAGE_PIXELS = int(value)
+    return Image.MAX_IMAGE_PIXELS
+
+
+def bomb_message(subject: str, e: Exception | int) -> str:
+    """The one wording of a picture over twice the decompression-bomb limit (``e``: its pixel count, or Pillow's
+    error naming it; Pillow's warning: over the limit itself): ``subject`` says what and its verb (``"image file
+    'x.png' has"``), the count, the limit and how to raise it follow."""
+    found = re.search(r"\((\d+) pixels\)", str(e)) if isinstance(e, Exception) else None
+    pixels = e if isinstance(e, int) else int(found.group(1)) if found else None
+    factor = 1 if isinstance(e, Image.DecompressionBombWarning) else 2
+    count, needed = (f"{pixels:,} pixels", f"={-(-pixels // factor)}") if pixels else ("too many pixels", " higher")
+    return (f"{subject} {count}, over {'twice ' * (factor == 2)}Pillow's decompression-bomb limit of "
+            f"{Image.MAX_IMAGE_PIXELS or 0:,} (PIL.Image.MAX_IMAGE_PIXELS); to read it set the environment variable "
+            f"{PIXELS_ENV}{needed} (or raise PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -251,32 +270,56 @@ def check_size(height: int, width: int, *, patch: int, where: str) -> None:
 Window = Callable[[int, int], "tuple[int, int, int, int] | None"]  # (height, width) -> the box to read, or None
 
 
+def _open_lazy(path: Path) -> Image.Image:
+    """``Image.open(path)``, for :func:`_open_file` to judge by the pixels it decodes (a JPEG may decode reduced):
+    Pillow's warning on the header's size is silenced, and a JPEG over twice its limit opened all the same."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        factory, accept = Image.OPEN["JPEG"]  # Pillow's own JPEG reader, without the check on the header
+        with path.open("rb") as f:
+            if not accept(f.read(16)):
+                raise
+        return factory(os.fspath(path))  # type: ignore[arg-type]
+
+
 def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> Image.Image:
-    """Decode ``path`` (first frame) and apply its EXIF orientation; errors name the file.
+    """Decode ``path`` (first frame; an animation warns) and apply its EXIF orientation; errors name the file.
 
     ``patch``: an image smaller than one ``patch×patch`` patch is refused before decoding. A JPEG
     longer than ``MAX_SIDE`` without a ``window`` box is decoded at the smallest of 1/2, 1/4, 1/8 scale
-    still at least the working size (``Image.draft``); one with a box is decoded whole.
+    still at least the working size (``Image.draft``); one with a box is decoded whole. An image that
+    decodes to more than twice :func:`pixel_limit` pixels is refused before decoding.
     """
     check_media_file(what="image file", error=ImageError, path=path)
+    where = f"image file {str(path)!r}"
+    if path.stat().st_size == 0:
+        raise ImageError(f"{where} is empty (0 bytes)")
+    limit = pixel_limit()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = _oriented_size(img)
-                check_size(h, w, patch=patch, where=f"image file {str(path)!r}")
-                if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
-                    img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
-                img.load()  # decode now: truncated/corrupt data fails here, not later
-                return ImageOps.exif_transpose(img)
+        with _open_lazy(path) as img:
+            w, h = _oriented_size(img)
+            check_size(h, w, patch=patch, where=where)
+            if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
+                img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
+            if limit is not None and img.size[0] * img.size[1] > 2 * limit:
+                raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1]))
+            if img.format in ANIMATIONS and getattr(img, "is_animated", False):
+                warnings.warn(f"{where} is an animation of {img.n_frames} frames: only the first is read (for "
+                              "every frame, pass [f.convert('RGB') for f in PIL.ImageSequence.Iterator(img)] to "
+                              "mmtok.VideoTokenizer.encode)", stacklevel=1)
+            img.load()  # decode now: truncated/corrupt data fails here, not later
+            return ImageOps.exif_transpose(img)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(bomb_message(f"image file {str(path)!r} has", e)) from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(bomb_message(f"{where} has", e)) from e
     except UnidentifiedImageError as e:
-        raise ImageError(f"image file {str(path)!r} is not an image Pillow can read") from e
+        raise ImageError(f"{where} is not an image Pillow can read") from e
     except Exception as e:  # Pillow's format plugins raise many types on malformed data
-        raise ImageError(f"image file {str(path)!r} is corrupt or truncated: {type(e).__name__}: {e}") from e
+        raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
 
 
 def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window | None,
@@ -310,13 +353,9 @@ def _read(x: ImageInput, *, window: Window | None = None,
     try:
         if isinstance(x, (str, os.PathLike, Image.Image)):
             arr, size, box = _read_pil(x, where, window=window, patch=patch)
-        elif isinstance(x, np.ndarray):
-            arr = _from_array(x)
+        elif isinstance(x, (np.ndarray, torch.Tensor)):
+            arr = _from_array(x) if isinstance(x, np.ndarray) else _from_tensor(x)
             size = arr.shape[:2]
-        elif isinstance(x, torch.Tensor):
-            t = _from_tensor(x)
-            check_size(*t.shape[-2:], patch=patch, where=where)
-            return t, tuple(t.shape[-2:]), None  # type: ignore[return-value]
         else:
             raise TypeError(
                 f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
@@ -327,7 +366,7 @@ def _read(x: ImageInput, *, window: Window | None = None,
         raise ImageError(f"cannot use {where}: {e}") from e
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(f"{where} is empty (0 pixels)")
-    if isinstance(x, np.ndarray):  # files and Pillow images were measured before decoding
+    if isinstance(x, (np.ndarray, torch.Tensor)):  # files and Pillow images were measured before decoding
         check_size(*size, patch=patch, where=where)
     return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy()), (int(size[0]), int(size[1])), box
 
@@ -335,12 +374,12 @@ def _read(x: ImageInput, *, window: Window | None = None,
 def load_image(x: ImageInput, *, patch: int = 0) -> torch.Tensor:
     """Any image -> float32 ``[3, H, W]`` in [0, 1].
 
-    ``x`` is a file path, a ``PIL.Image`` (every mode: 1, L, LA, P, RGBA, CMYK,
-    I;16, I, F, ...; transparency is composited on white; EXIF orientation is
-    applied), a numpy array ``[H, W(, C)]`` (uint8, uint16, bool, or float in
-    [0, 1]) or a tensor ``[C, H, W]`` with C in 1, 3, 4 (uint8, or float in [0, 1]), which
-    carries no orientation tag (see the module docstring). With ``patch``, an image smaller
-    than one ``patch×patch`` patch is an :class:`ImageError` naming it and its size as decoded.
+    ``x`` is a file path (of an animated GIF, WebP or PNG only the first frame is read, with a
+    warning), a ``PIL.Image`` (every mode: 1, L, LA, P, RGBA, CMYK, I;16, I, F, ...; transparency
+    is composited on white; EXIF orientation is applied), a numpy array ``[H, W(, C)]`` or a tensor
+    ``[C, H, W]`` with C in 1, 3, 4, both uint8, uint16, bool, or float in [0, 1] (they carry no
+    orientation tag: see the module docstring). With ``patch``, an image smaller than one
+    ``patch×patch`` patch is an :class:`ImageError` naming it and its size as decoded.
 
     >>> tuple(load_image(np.zeros((5, 7, 4), np.uint8)).shape)
     (3, 5, 7)
@@ -355,7 +394,8 @@ def load_sized(x: ImageInput, *, policy: str, image_size: int, multiple: int) ->
     Under ``"crop"`` an image with a :func:`crop_window` is cut to that window as decoded, at full
     resolution (a 300×8200 picture: its middle, not a 150×4096 reduction enlarged again); any other
     image longer than ``MAX_SIDE`` is reduced to the working size first, like :func:`load_image`
-    (for ``"crop"`` that keeps its short side at least ``image_size``). An image smaller than one
+    (for ``"crop"`` that keeps its short side at least ``image_size``; under ``"native"`` an array or
+    tensor is reduced too, by :func:`apply_size_policy`: the same size as a file). An image smaller than one
     ``multiple×multiple`` patch is an :class:`ImageError` naming it and its size as decoded.
 
     >>> tuple(load_sized(np.zeros((20, 9000), np.uint8), policy="crop", image_size=64, multiple=16).shape)
@@ -368,33 +408,20 @@ def load_sized(x: ImageInput, *, policy: str, image_size: int, multiple: int) ->
     return apply_size_policy(img[None], policy=policy, image_size=image_size, multiple=multiple)
 
 
-def _from_tensor(t: torch.Tensor) -> torch.Tensor:
-    where = describe(t)
+def _from_tensor(t: torch.Tensor) -> np.ndarray:
+    """A tensor ``[H, W]`` / ``[C, H, W]`` (C = 1, 3, 4), any device -> :func:`_from_array` of it channels last."""
     if t.dim() == 2:
         t = t[None]
     if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-        raise ImageError(f"cannot use {where}: expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W])")
-    if t.dtype == torch.uint8:
-        f = t.float() / 255.0
-    elif t.is_floating_point():
-        f = t.detach().float()
-        if not bool(torch.isfinite(f).all()):
-            raise ImageError(f"cannot use {where}: it contains NaN/inf values")
-        if f.numel() and (float(f.min()) < -FLOAT_TOLERANCE or float(f.max()) > 1.0 + FLOAT_TOLERANCE):
-            raise ImageError(
-                f"cannot use {where}: float pixels must lie in [0, 1], got range "
-                f"[{float(f.min()):.3g}, {float(f.max()):.3g}] (divide 0..255 data by 255)"
-            )
-        f = f.clamp(0.0, 1.0)
-    else:
-        raise ImageError(f"cannot use {where}: supported dtypes are uint8 and float")
-    if f.shape[0] == 4:
-        f = f[:3] * f[3:] + ALPHA_BACKGROUND * (1.0 - f[3:])
-    elif f.shape[0] == 1:
-        f = f.expand(3, -1, -1)
-    if f.shape[1] == 0 or f.shape[2] == 0:
-        raise ImageError(f"{where} is empty (0 pixels)")
-    return f.contiguous()
+        raise ValueError("expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W])")
+    t = t.detach().cpu()
+    if t.is_floating_point():
+        t = t.float()  # numpy has no bfloat16
+    try:
+        a = rearrange(t, "c h w -> h w c").numpy()
+    except (TypeError, RuntimeError) as e:  # complex32, quantized, ...: no numpy equivalent
+        raise ValueError(f"supported dtypes are {DTYPES}") from e
+    return _from_array(a)
 
 
 # --------------------------------------------------------------------------- size policy, patches
@@ -464,7 +491,9 @@ def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple
       too elongated to resize whole cheaply is cropped first, see :func:`crop_window`).
     - ``"pad"``: resize the longer side to ``image_size``, pad (edge pixels,
       bottom/right) to ``image_size × image_size``.
-    - ``"native"``: keep the size, pad (bottom/right) to a multiple of ``multiple``.
+    - ``"native"``: keep the size, pad (bottom/right) to a multiple of ``multiple``; an image longer
+      than ``MAX_SIDE`` is first reduced to it on its long side (aspect kept), as :func:`load_image`
+      reads a file, so an array and a file of the same pixels give the same size.
 
     >>> tuple(apply_size_policy(torch.rand(1, 3, 40, 90), policy="native", image_size=64, multiple=16).shape)
     (1, 3, 48, 96)
@@ -482,6 +511,9 @@ def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple
         nh, nw = min(image_size, max(1, round(h * s))), min(image_size, max(1, round(w * s)))
         return _pad_to(_resize(x, nh, nw), image_size, image_size)
     if policy == "native":
+        if max(h, w) > MAX_SIDE:
+            w, h = _working_size(w, h)
+            x = _resize(x, h, w)
         return _pad_to(x, -(-h // multiple) * multiple, -(-w // multiple) * multiple)
     raise ValueError(f"unknown size policy {policy!r}; expected one of {SIZE_POLICIES}")
 

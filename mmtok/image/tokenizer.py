@@ -16,7 +16,7 @@ int64 codes ``[h, w]`` -> decoder -> ``[3, H, W]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 __all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
 
 DEFAULT_VQ = dict(dim=64, codebook_size=1024, kmeans_iters=20, dead_code_threshold=0.1)  # default codebook
+CHUNK = 32  # images of a list or batch preprocessed and encoded at a time: memory stays bounded
 
 # --------------------------------------------------------------------------- the tokenizer
 
@@ -181,28 +182,42 @@ class ImageTokenizer(nn.Module):
 
     def preprocess(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """The exact tensor ``encode`` sees: ``[3, H, W]`` for one image, ``[B, 3, H, W]`` for a batch."""
-        batch, single = self._as_batch(x)
+        chunks, single = self._chunks(x)
+        batch = torch.cat(list(chunks))
         return batch[0] if single else batch
 
-    def _as_batch(self, x: Any) -> tuple[torch.Tensor, bool]:
-        """Any accepted input -> (``[B, 3, H, W]`` preprocessed float on CPU, was it one image)."""
+    def _chunks(self, x: Any) -> tuple[Iterator[torch.Tensor], bool]:
+        """Any accepted input -> (its preprocessed ``[b, 3, H, W]`` float on CPU, ``CHUNK`` images at a time,
+        was it one image)."""
         if isinstance(x, torch.Tensor) and x.dim() == 4:
             if x.shape[0] == 0:
                 raise ImageError("got an empty batch [0, C, H, W]")
-            imgs = torch.stack([load_image(t) for t in x.detach().cpu()])  # checks dtype, range, NaN
-            return self._preprocess_batch(imgs, describe(x)), False
+            return self._tensor_chunks(x), False
         if isinstance(x, (list, tuple)):
             if not x:
                 raise ImageError("got an empty list of images")
-            outs = [self._preprocess_one(i) for i in x]
-            sizes = {tuple(o.shape[-2:]) for o in outs}
+            return self._list_chunks(x), False
+        return iter([self._preprocess_one(x)]), True
+
+    def _tensor_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """``[B, C, H, W]`` -> preprocessed ``[b, 3, H', W']``, ``CHUNK`` images at a time."""
+        where = describe(x)
+        for i in range(0, x.shape[0], CHUNK):
+            imgs = torch.stack([load_image(t) for t in x[i : i + CHUNK].detach().cpu()])  # checks dtype, range, NaN
+            yield self._preprocess_batch(imgs, where)
+
+    def _list_chunks(self, x: Sequence[ImageInput]) -> Iterator[torch.Tensor]:
+        """A list of images -> preprocessed ``[b, 3, H', W']``, ``CHUNK`` at a time, all of one size."""
+        sizes: set[tuple[int, ...]] = set()
+        for i in range(0, len(x), CHUNK):
+            outs = [self._preprocess_one(item) for item in x[i : i + CHUNK]]
+            sizes |= {tuple(o.shape[-2:]) for o in outs}
             if len(sizes) > 1:
                 raise ImageError(
                     f"images in one batch preprocess to different sizes {sorted(sizes)} under size_policy "
                     f"{self.cfg.size_policy!r}; encode them one at a time or use 'crop' or 'pad'"
                 )
-            return torch.cat(outs), False
-        return self._preprocess_one(x), True
+            yield torch.cat(outs)
 
     # ---------------------------------------------------------------- the model
 
@@ -236,11 +251,11 @@ class ImageTokenizer(nn.Module):
 
     @ordinary_outputs
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
-        """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``.
-        The images are cast to the model's device and :attr:`dtype` (a model cast by ``.double()`` or
-        ``.to(torch.bfloat16)`` encodes in that dtype)."""
-        batch, single = self._as_batch(x)
-        codes = self.vq.encode(self.latents(batch.to(self.device, self.dtype)))  # (B, h, w)
+        """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``, read and
+        encoded ``CHUNK`` images at a time. The images are cast to the model's device and :attr:`dtype` (a
+        model cast by ``.double()`` or ``.to(torch.bfloat16)`` encodes in that dtype)."""
+        chunks, single = self._chunks(x)
+        codes = torch.cat([self.vq.encode(self.latents(b.to(self.device, self.dtype))) for b in chunks])  # (B, h, w)
         return codes[0] if single else codes
 
     @ordinary_outputs
