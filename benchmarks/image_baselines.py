@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.image.io import patchify, unpatchify
+from mmtok.image.sizing import patchify, unpatchify
 from mmtok.vq.search import nearest_code
 
 __all__ = ["KMeansPatches", "fit_kmeans_cached", "vqgan_detokenize", "vqgan_f16", "vqgan_tokenize"]

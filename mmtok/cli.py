@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -382,6 +383,26 @@ def _one_line_usage_errors() -> Iterator[None]:
         argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings shown while the command runs are one line on stderr (``mmtok: warning: ...``), not Python's
+    file:line and source line."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        try:
+            print(f"mmtok: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+        except OSError:  # stderr closed (output piped into e.g. `head`): as Python, the warning is dropped
+            pass
+
+    original = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     if argv and argv[0] in ("train", "sample"):
         # these commands own all their options (argparse's REMAINDER would not pass leading --flags)
@@ -400,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130.
 
     Errors are one line on stderr (``mmtok: error: ...``); ``--debug`` or ``MMTOK_DEBUG=1`` adds the traceback.
+    Warnings are one line too (``mmtok: warning: ...``).
     Bad options raise ``SystemExit(2)`` as argparse does; other refusals return 2.
     """
     parser = build_parser()
@@ -409,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, debug = argv[1:], True
     start = time.perf_counter()
     try:
-        with _one_line_usage_errors():
+        with _one_line_usage_errors(), _one_line_warnings():
             args = _parse(parser, argv)
             if getattr(args, "func", None) is None:
                 parser.print_help()

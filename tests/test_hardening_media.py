@@ -23,7 +23,8 @@ from PIL import Image
 
 from mmtok.audio.io import BLOCK_SAMPLES, MAX_SECONDS, load_audio
 from mmtok.core.errors import AudioError, ImageError, MissingFileError, MmtokError
-from mmtok.image.io import MAX_SIDE, load_image
+from mmtok.image.io import load_image
+from mmtok.image.sizing import MAX_SIDE
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ from PIL import Image
 
 import mmtok
 from mmtok.core.errors import ImageError
-from mmtok.image.io import load_image, patchify, unpatchify
+from mmtok.image.io import load_image
+from mmtok.image.sizing import patchify, unpatchify
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.quantizer import VQConfig
 

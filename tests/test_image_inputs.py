@@ -17,7 +17,8 @@ from PIL import Image
 from mmtok.core.errors import ImageError
 from mmtok.core.memory import PeakMemory
 from mmtok.image import io as image_io
-from mmtok.image.io import MAX_SIDE, apply_size_policy, load_image
+from mmtok.image.io import load_image
+from mmtok.image.sizing import MAX_SIDE, apply_size_policy
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 

@@ -14,7 +14,8 @@ from image_helpers import fitted_tiny_tokenizer, tiny_config
 from PIL import Image, ImageSequence
 
 from mmtok.core.errors import ImageError
-from mmtok.image.io import MAX_SIDE, load_image
+from mmtok.image.io import load_image
+from mmtok.image.sizing import MAX_SIDE
 from mmtok.image.tokenizer import CHUNK, ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 

@@ -7,7 +7,8 @@ shipped tokenizers (the ``"mmtok"`` preset) and is the ``plan`` users call;
 :mod:`~mmtok.context.growth` measures forward+backward time and memory against length.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.lm`; :mod:`~mmtok.context.shipped` also
-:mod:`mmtok.pretrained` and :mod:`mmtok.stream` (configs only, never weights).
+:mod:`mmtok.pretrained`, :mod:`mmtok.stream` (configs only, never weights) and :mod:`mmtok.image.sizing`
+(the native policy's working size).
 """
 
 from __future__ import annotations

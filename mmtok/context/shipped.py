@@ -17,6 +17,7 @@ Its :func:`plan` is the one ``mmtok.plan`` and ``mmtok context`` call.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mmtok.context import planner
 from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.module_io import models_dir
+from mmtok.image.sizing import MAX_SIDE, working_size
 from mmtok.lm.model import ModelConfig
 from mmtok.pretrained import available, default_config, load_config
 from mmtok.stream.text import ByteTokenizer
@@ -123,20 +125,39 @@ def plan(
     ``image`` and ``audio`` (shipped names or checkpoint folders) are the tokenizers
     the ``"mmtok"`` preset is read from, and whose codes make up the vocabulary a model
     size is priced with (:func:`shipped_vocab`, whatever the preset: the model is mmtok's,
-    trained on mmtok's shards); the other arguments are the planner's.
+    trained on mmtok's shards); the other arguments are the planner's. When that image
+    tokenizer's size policy is ``"native"``, a ``resolution`` longer than ``MAX_SIDE`` on its
+    long side is counted at the size the tokenizer reduces such frames to
+    (:func:`~mmtok.image.sizing.working_size`), and the plan's note says so.
 
     >>> p = plan(600, preset="mmtok")
     >>> p.preset, p.frames, p.total_tokens == p.video_tokens + p.audio_tokens
     ('mmtok', 600, True)
     """
+    native = False
     if isinstance(preset, str) and preset == "mmtok":
-        preset = shipped_preset(image, audio)
+        preset, native = shipped_preset(image, audio), _image_numbers(image)[0].size_policy == "native"
     vocab_size, vocab_source = shipped_vocab(image, audio) if not isinstance(model, ModelConfig) else (None, "")
-    return planner.plan(
-        duration_s, preset=preset, fps=fps, resolution=resolution, downsample=downsample,
-        tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
-        model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source,
+    numbers: dict[str, Any] = dict(
+        preset=preset, fps=fps, downsample=downsample, tokens_per_frame_overhead=tokens_per_frame_overhead,
+        audio_tokens_per_second=audio_tokens_per_second, model=model, kv_dtype=kv_dtype, vocab_size=vocab_size,
+        vocab_source=vocab_source,
     )
+    p = planner.plan(duration_s, resolution=resolution, **numbers)  # checks every number, the resolution too
+    return _at_working_size(p, duration_s, numbers) if native else p
+
+
+def _at_working_size(p: ContextPlan, duration_s: float, numbers: dict[str, Any]) -> ContextPlan:
+    """``p`` of a ``"native"`` image tokenizer, planned again at the size it reduces frames to when they are
+    longer than ``MAX_SIDE`` on the long side (as it does: :func:`~mmtok.image.sizing.working_size`)."""
+    assert p.resolution is not None
+    h, w = p.resolution
+    nw, nh = working_size(w, h)
+    if (nh, nw) == (h, w):
+        return p
+    reduced = planner.plan(duration_s, resolution=(nh, nw), **numbers)
+    return replace(reduced, note=f"{reduced.note}; frames of {w}x{h} are counted at {nw}x{nh}: size_policy "
+                                 f"'native' reduces a frame longer than {MAX_SIDE} pixels to {MAX_SIDE} on its long side")
 
 
 def presets_help() -> str:

@@ -1,9 +1,9 @@
 """Images: file -> float ``[3, H, W]`` -> patch codes ``[h, w]`` -> image.
 
-:mod:`~mmtok.image.io` reads files in every Pillow mode and applies the size
-policies (:mod:`~mmtok.image.resample` resizes only the kept part of a very long
-image); :mod:`~mmtok.image.model` holds the convolutional encoder and decoder;
-:mod:`~mmtok.image.tokenizer` composes them with a VQ codebook;
+:mod:`~mmtok.image.io` reads files in every Pillow mode; :mod:`~mmtok.image.sizing`
+applies the size policies and cuts patches (:mod:`~mmtok.image.resample` resizes only
+the kept part of a very long image); :mod:`~mmtok.image.model` holds the convolutional
+encoder and decoder; :mod:`~mmtok.image.tokenizer` composes them with a VQ codebook;
 :mod:`~mmtok.image.train` is ``mmtok train-tokenizer image``, which starts from the data
 or another tokenizer through :mod:`~mmtok.image.init` and cuts its crops with
 :mod:`~mmtok.image.crops`.

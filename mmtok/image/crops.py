@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from mmtok.core.corpus_manifest import is_manifest, split_files
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.core.suffixes import IMAGE_SUFFIXES
-from mmtok.image.io import crop_window, load_image, load_sized
+from mmtok.image.io import load_image, load_sized
+from mmtok.image.sizing import crop_window
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["DEFAULT_PATCH", "find_images", "load_corpus", "random_crops", "train_crops"]
@@ -57,7 +58,7 @@ def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0,
     Files are read as the tokenizer's ``encode`` reads them: one smaller than one ``patch×patch`` patch
     (the tokenizer's downsample) is an :class:`ImageError` naming it, and one so elongated that its long
     side would pass ``MAX_SIDE`` at that scale is kept as the centre square the ``"crop"`` size policy
-    reads (:func:`~mmtok.image.io.crop_window`), so memory stays bounded whatever the aspect ratio.
+    reads (:func:`~mmtok.image.sizing.crop_window`), so memory stays bounded whatever the aspect ratio.
     """
     if max_zoom < 1:
         raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")

@@ -17,8 +17,8 @@ import torch
 
 from mmtok.core.errors import ImageError
 from mmtok.image.crops import train_crops
-from mmtok.image.io import patchify
 from mmtok.image.model import pca_init
+from mmtok.image.sizing import patchify
 from mmtok.image.tokenizer import ImageTokenizer
 
 __all__ = ["check_init_source", "encoder_outputs", "grow_blocks", "init_crops", "init_from_data",

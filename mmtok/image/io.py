@@ -1,4 +1,4 @@
-"""Image files and arrays -> float ``[3, H, W]`` in [0, 1]; size policies; patches.
+"""Image files and arrays -> float ``[3, H, W]`` in [0, 1], and read at the size a size policy needs.
 
 Every Pillow mode is converted, not refused: palette and grayscale to RGB, alpha
 composited on white (premultiplied ``La``/``RGBa`` un-premultiplied first), 16-bit
@@ -25,12 +25,13 @@ twice Pillow's decompression-bomb limit (:func:`pixel_limit`: ``PIL.Image.MAX_IM
 about 89 million pixels, or the environment variable ``MMTOK_MAX_IMAGE_PIXELS`` when set) is
 refused before decoding, as Pillow refuses it (a JPEG is judged at the scale it decodes at),
 and :func:`load_image` reduces a Pillow image longer than ``MAX_SIDE`` on its long side to that
-size (aspect kept; JPEGs decoded at a reduced scale through ``Image.draft``) before any float
-conversion. Images up to ``MAX_SIDE`` come back exactly as decoded.
-:func:`load_sized`, what the tokenizer reads, goes by its size policy instead:
-under ``"crop"`` an image too elongated to resize whole is cut to the window
-the crop reads, at full resolution, so a file, a Pillow image and an array of
-the same pixels give the same result; under ``"native"`` an array or tensor is reduced too.
+size (:func:`~mmtok.image.sizing.working_size`: aspect kept; JPEGs decoded at a reduced scale
+through ``Image.draft``) before any float conversion. Images up to ``MAX_SIDE`` come back exactly
+as decoded. :func:`load_sized`, what the tokenizer reads, goes by its size policy
+(:func:`~mmtok.image.sizing.apply_size_policy`) instead: under ``"crop"`` an image too elongated
+to resize whole is cut to the window the crop reads, at full resolution, so a file, a Pillow image
+and an array of the same pixels give the same result; under ``"native"`` an array or tensor is
+reduced too.
 
 >>> import numpy as np
 >>> load_image(np.zeros((4, 6, 3), np.uint8)).shape
@@ -48,37 +49,27 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
-from mmtok.image.resample import input_span, resample_span
+from mmtok.image.sizing import MAX_SIDE, apply_size_policy, crop_first, crop_window, working_size
 
 __all__ = [
-    "MAX_SIDE",
-    "SIZE_POLICIES",
     "ImageInput",
-    "apply_size_policy",
     "bomb_message",
     "check_size",
-    "crop_first",
-    "crop_window",
     "describe",
     "load_image",
     "load_sized",
-    "patchify",
     "pixel_limit",
-    "unpatchify",
 ]
 
-SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
 ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
 SIXTEEN_BIT_MAX = 65535.0
 EIGHT_BIT_MAX = 255.0
 FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] (of their scale) are clipped, farther refused
-MAX_SIDE = 4096  # working size: longer Pillow images are reduced to this many pixels on the long side
 EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
 REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
 PIXELS_ENV = "MMTOK_MAX_IMAGE_PIXELS"  # environment variable: the decompression-bomb limit (see pixel_limit)
@@ -146,12 +137,6 @@ def _has_alpha(img: Image.Image) -> bool:
     )
 
 
-def _working_size(width: int, height: int) -> tuple[int, int]:
-    """``(width, height)`` scaled so the long side is ``MAX_SIDE`` (each side at least 1)."""
-    s = MAX_SIDE / max(width, height)
-    return max(1, round(width * s)), max(1, round(height * s))
-
-
 def _shrink(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     """``img`` resized to ``size`` (Lanczos). Modes Pillow cannot filter (palette, 1-bit, CMYK, ...) and
     colour-keyed transparency are converted to RGB(A) first, 16-bit to 32-bit ``I``."""
@@ -164,7 +149,7 @@ def _shrink(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
     """The working size ``img`` is reduced to, or None when its long side is at most ``MAX_SIDE``."""
-    return _working_size(*img.size) if max(img.size) > MAX_SIDE else None
+    return working_size(*img.size) if max(img.size) > MAX_SIDE else None
 
 
 def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
@@ -303,7 +288,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
             w, h = _oriented_size(img)
             check_size(h, w, patch=patch, where=where)
             if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
-                img.draft(img.mode, _working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
+                img.draft(img.mode, working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
             if limit is not None and img.size[0] * img.size[1] > 2 * limit:
                 raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1]))
             if img.format in ANIMATIONS and getattr(img, "is_animated", False):
@@ -391,12 +376,13 @@ def load_sized(x: ImageInput, *, policy: str, image_size: int, multiple: int) ->
     """One image -> ``[1, 3, H', W']``: ``apply_size_policy(load_image(x)[None], ...)`` for an array or
     tensor, and the same for a file or Pillow image of the same pixels, read as the policy needs.
 
-    Under ``"crop"`` an image with a :func:`crop_window` is cut to that window as decoded, at full
-    resolution (a 300×8200 picture: its middle, not a 150×4096 reduction enlarged again); any other
-    image longer than ``MAX_SIDE`` is reduced to the working size first, like :func:`load_image`
-    (for ``"crop"`` that keeps its short side at least ``image_size``; under ``"native"`` an array or
-    tensor is reduced too, by :func:`apply_size_policy`: the same size as a file). An image smaller than one
-    ``multiple×multiple`` patch is an :class:`ImageError` naming it and its size as decoded.
+    Under ``"crop"`` an image with a :func:`~mmtok.image.sizing.crop_window` is cut to that window as
+    decoded, at full resolution (a 300×8200 picture: its middle, not a 150×4096 reduction enlarged
+    again); any other image longer than ``MAX_SIDE`` is reduced to the working size first, like
+    :func:`load_image` (for ``"crop"`` that keeps its short side at least ``image_size``; under
+    ``"native"`` an array or tensor is reduced too, by :func:`~mmtok.image.sizing.apply_size_policy`:
+    the same size as a file). An image smaller than one ``multiple×multiple`` patch is an
+    :class:`ImageError` naming it and its size as decoded.
 
     >>> tuple(load_sized(np.zeros((20, 9000), np.uint8), policy="crop", image_size=64, multiple=16).shape)
     (1, 3, 64, 64)
@@ -423,110 +409,3 @@ def _from_tensor(t: torch.Tensor) -> np.ndarray:
         raise ValueError(f"supported dtypes are {DTYPES}") from e
     return _from_array(a)
 
-
-# --------------------------------------------------------------------------- size policy, patches
-
-
-def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Antialiased bicubic resize of ``[B, 3, H, W]``, clamped to [0, 1]."""
-    if (x.shape[-2], x.shape[-1]) == (height, width):
-        return x
-    y = F.interpolate(x, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
-    return y.clamp_(0.0, 1.0)
-
-
-def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad ``[B, 3, H, W]`` at the bottom and right by repeating the edge pixels."""
-    ph, pw = height - x.shape[-2], width - x.shape[-1]
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="replicate")
-
-
-def _crop_geometry(h: int, w: int, image_size: int) -> tuple[int, int, int, int]:
-    """``(nh, nw, top, left)``: the ``"crop"`` policy resizes ``h×w`` to ``nh×nw`` (the short side to
-    ``image_size``) and keeps rows ``[top, top + image_size)``, columns ``[left, left + image_size)``."""
-    s = image_size / min(h, w)
-    nh, nw = max(image_size, round(h * s)), max(image_size, round(w * s))
-    return nh, nw, (nh - image_size) // 2, (nw - image_size) // 2
-
-
-def crop_window(h: int, w: int, image_size: int) -> tuple[int, int, int, int] | None:
-    """The pixels ``(left, top, right, bottom)`` of an ``h×w`` image that the ``"crop"`` policy reads when
-    it crops before resizing: for an image whose resized long side would pass ``max(MAX_SIDE,
-    image_size)``. None for other images, which it resizes whole.
-
-    >>> crop_window(16, 8000, 256), crop_window(480, 640, 256)
-    ((3990, 0, 4010, 16), None)
-    """
-    nh, nw, top, left = _crop_geometry(h, w, image_size)
-    if max(nh, nw) <= max(MAX_SIDE, image_size):
-        return None
-    if nw > nh:  # wide: every row, the columns under the kept ones
-        a, b = input_span(w, nw, left, image_size)
-        return a, 0, b, h
-    a, b = input_span(h, nh, top, image_size)
-    return 0, a, w, b
-
-
-def crop_first(x: torch.Tensor, h: int, w: int, image_size: int) -> torch.Tensor:
-    """The ``"crop"`` policy for an ``h×w`` image with a :func:`crop_window`, given only that window's
-    pixels ``x`` ``[B, 3, bottom - top, right - left]``: the long axis resampled at just the kept
-    pixels (:func:`~mmtok.image.resample.resample_span`), then the short one. Equal, to float rounding,
-    to resizing the whole image and keeping its centre."""
-    box = crop_window(h, w, image_size)
-    assert box is not None and tuple(x.shape[-2:]) == (box[3] - box[1], box[2] - box[0]), (box, x.shape)
-    nh, nw, top, left = _crop_geometry(h, w, image_size)
-    if nw > nh:  # columns first, as torch resizes (rows are the short side: nh == image_size)
-        x = resample_span(x, -1, in_len=w, out_len=nw, start=left, count=image_size, offset=box[0])
-    else:
-        x = resample_span(x, -2, in_len=h, out_len=nh, start=top, count=image_size, offset=box[1])
-    return _resize(x, image_size, image_size)
-
-
-def apply_size_policy(x: torch.Tensor, *, policy: str, image_size: int, multiple: int) -> torch.Tensor:
-    """Bring ``[B, 3, H, W]`` to the size the encoder sees.
-
-    - ``"crop"``: resize the shorter side to ``image_size``, center-crop to a square (an image
-      too elongated to resize whole cheaply is cropped first, see :func:`crop_window`).
-    - ``"pad"``: resize the longer side to ``image_size``, pad (edge pixels,
-      bottom/right) to ``image_size × image_size``.
-    - ``"native"``: keep the size, pad (bottom/right) to a multiple of ``multiple``; an image longer
-      than ``MAX_SIDE`` is first reduced to it on its long side (aspect kept), as :func:`load_image`
-      reads a file, so an array and a file of the same pixels give the same size.
-
-    >>> tuple(apply_size_policy(torch.rand(1, 3, 40, 90), policy="native", image_size=64, multiple=16).shape)
-    (1, 3, 48, 96)
-    """
-    h, w = x.shape[-2:]
-    if policy == "crop":
-        box = crop_window(h, w, image_size)
-        if box is not None:
-            return crop_first(x[..., box[1] : box[3], box[0] : box[2]], h, w, image_size)
-        nh, nw, top, left = _crop_geometry(h, w, image_size)
-        x = _resize(x, nh, nw)
-        return x[..., top : top + image_size, left : left + image_size]
-    if policy == "pad":
-        s = image_size / max(h, w)
-        nh, nw = min(image_size, max(1, round(h * s))), min(image_size, max(1, round(w * s)))
-        return _pad_to(_resize(x, nh, nw), image_size, image_size)
-    if policy == "native":
-        if max(h, w) > MAX_SIDE:
-            w, h = _working_size(w, h)
-            x = _resize(x, h, w)
-        return _pad_to(x, -(-h // multiple) * multiple, -(-w // multiple) * multiple)
-    raise ValueError(f"unknown size policy {policy!r}; expected one of {SIZE_POLICIES}")
-
-
-def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
-    """``[B, C, H, W]`` -> ``[B, h*w, C*patch*patch]`` non-overlapping patches, row-major.
-
-    >>> tuple(patchify(torch.rand(2, 3, 32, 48), 16).shape)
-    (2, 6, 768)
-    """
-    return rearrange(x, "b c (h p) (w q) -> b (h w) (c p q)", p=patch, q=patch)
-
-
-def unpatchify(patches: torch.Tensor, patch: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: ``[B, h*w, C*patch*patch]`` -> ``[B, C, h*patch, w*patch]``."""
-    return rearrange(patches, "b (h w) (c p q) -> b c (h p) (w q)", h=h, w=w, p=patch, q=patch)

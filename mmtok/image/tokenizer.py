@@ -27,16 +27,9 @@ from torch import nn
 
 from mmtok.core.errors import ImageError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
-from mmtok.image.io import (
-    SIZE_POLICIES,
-    ImageInput,
-    apply_size_policy,
-    check_size,
-    describe,
-    load_image,
-    load_sized,
-)
+from mmtok.image.io import ImageInput, check_size, describe, load_image, load_sized
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
+from mmtok.image.sizing import SIZE_POLICIES, apply_size_policy
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
 __all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
