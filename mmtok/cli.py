@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -29,7 +30,7 @@ from typing import Any, NoReturn
 
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
-from mmtok.core.errors import debugging, report_error
+from mmtok.core.errors import MmtokError, UsageError, debugging, report_error
 from mmtok.core.ranges import count_arg, seed_arg
 from mmtok.core.trainstate import HelpFormatter, check_device_option
 from mmtok.evaluate import add_command as add_eval_command
@@ -417,6 +418,18 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return ns
 
 
+def _check_environment() -> None:
+    """The environment variables the library reads, checked once before the command's work: a bad
+    ``MMTOK_MAX_IMAGE_PIXELS`` is one refusal, not one failure per image."""
+    from mmtok.image.io import PIXELS_ENV, pixel_limit
+
+    if os.environ.get(PIXELS_ENV, "").strip():
+        try:
+            pixel_limit()
+        except MmtokError as e:
+            raise UsageError(str(e)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130.
 
@@ -436,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "func", None) is None:
                 parser.print_help()
                 return 0
+            _check_environment()
             return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         sys.stderr.close()

@@ -178,7 +178,7 @@ def test_image_bytes_over_twice_the_decompression_bomb_limit_are_skipped(tmp_pat
     corpus = obelics_parquet(tmp_path / "rows.parquet", [png_bytes(32), png_bytes(32, value=20)])
     m = tokenize_corpus(corpus, tmp_path / "o", tokenizers=PALETTE)
     assert m["docs"] == 0 and [s["line"] for s in m["skipped"]] == [1, 2]
-    assert m["skipped"][0]["reason"] == ("position 1: the image bytes have 1,024 pixels, over twice Pillow's "
+    assert m["skipped"][0]["reason"] == ("position 1: the image bytes have 1,024 pixels, over twice the "
                                          "decompression-bomb limit of 100 (PIL.Image.MAX_IMAGE_PIXELS); to read it set "
                                          "the environment variable MMTOK_MAX_IMAGE_PIXELS=512 (or raise "
                                          "PIL.Image.MAX_IMAGE_PIXELS)")

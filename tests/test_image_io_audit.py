@@ -153,3 +153,35 @@ def test_an_empty_file_says_so(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_bytes(b"")
     with pytest.raises(ImageError, match=rf"image file '.*{name.replace('.', '[.]')}' is empty \(0 bytes\)$"):
         load_image(tmp_path / name)
+
+
+def test_the_limit_from_the_environment_leaves_pillow_s_own_setting_alone(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """MMTOK_MAX_IMAGE_PIXELS applies while mmtok reads a picture, and PIL.Image.MAX_IMAGE_PIXELS is as it was after:
+    other code in the process keeps Pillow's limit, and a limit set in Python later still counts."""
+    from mmtok.image.io import pixel_limit
+
+    path = tmp_path / "p.png"
+    Image.new("RGB", (120, 100)).save(path)  # 12,000 pixels
+    before = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setenv("MMTOK_MAX_IMAGE_PIXELS", "5000")
+    with pytest.raises(ImageError, match=r"12,000 pixels, over twice the decompression-bomb limit of 5,000 "
+                                         r"\(MMTOK_MAX_IMAGE_PIXELS\)"):
+        load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == before and pixel_limit() == 5000
+    monkeypatch.setenv("MMTOK_MAX_IMAGE_PIXELS", "20000")
+    assert load_image(path).shape == (3, 100, 120) and Image.MAX_IMAGE_PIXELS == before
+
+
+def test_a_bad_limit_in_the_environment_is_one_refusal_before_any_work(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main
+
+    for k in range(2):
+        Image.new("RGB", (64, 64)).save(tmp_path / f"p{k}.png")
+    monkeypatch.setenv("MMTOK_MAX_IMAGE_PIXELS", "1e9")
+    assert main(["encode", str(tmp_path / "p0.png"), str(tmp_path / "p1.png"), "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "mmtok: error: the environment variable MMTOK_MAX_IMAGE_PIXELS='1e9' is not a whole number of pixels ≥ 1"]
+    assert not (tmp_path / "c").exists()

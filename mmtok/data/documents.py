@@ -38,7 +38,7 @@ from typing import Any
 
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.data.digest import files_sha256
-from mmtok.image.io import bomb_message, pixel_limit
+from mmtok.image.io import bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.vocab import MEDIA
@@ -428,14 +428,14 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
     if isinstance(image, (bytes, bytearray)):
         from PIL import Image, UnidentifiedImageError
 
+        limit = pixel_limit()  # MMTOK_MAX_IMAGE_PIXELS, as for files
         try:
-            pixel_limit()  # MMTOK_MAX_IMAGE_PIXELS, as for files
-            with warnings.catch_warnings():  # between the limit and twice it Pillow only warns: read, as for files
+            with warnings.catch_warnings(), pillow_limit(limit):  # between the limit and twice it: read, as files
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 pic = Image.open(io.BytesIO(image))
                 pic.load()
         except Image.DecompressionBombError as e:
-            raise ValueError(bomb_message(f"position {k}: the image bytes have", e)) from None
+            raise ValueError(bomb_message(f"position {k}: the image bytes have", e, limit)) from None
         except UnidentifiedImageError:  # its message names the BytesIO object's address: not in a reason
             raise ValueError(f"position {k}: the image bytes are not an image Pillow can read") from None
         except OSError as e:

@@ -40,10 +40,11 @@ torch.Size([3, 4, 6])
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ __all__ = [
     "describe",
     "load_image",
     "load_sized",
+    "pillow_limit",
     "pixel_limit",
 ]
 
@@ -209,27 +211,39 @@ def _from_array(a: np.ndarray) -> np.ndarray:
 
 
 def pixel_limit() -> int | None:
-    """The decompression-bomb limit (None: none): ``PIL.Image.MAX_IMAGE_PIXELS``, first set from the environment
-    variable ``MMTOK_MAX_IMAGE_PIXELS`` when that is set. As Pillow, mmtok refuses images over twice this."""
+    """The decompression-bomb limit mmtok reads images under (None: none): the environment variable
+    ``MMTOK_MAX_IMAGE_PIXELS`` when it is set, else ``PIL.Image.MAX_IMAGE_PIXELS``. As Pillow, mmtok refuses
+    images over twice this. Pillow's own setting is changed only while mmtok opens a picture
+    (:func:`pillow_limit`)."""
     value = os.environ.get(PIXELS_ENV, "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ImageError(f"the environment variable {PIXELS_ENV}={value!r} is not a whole number of pixels ≥ 1")
-        Image.MAX_IMAGE_PIXELS = int(value)
-    return Image.MAX_IMAGE_PIXELS
+    if not value:
+        return Image.MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ImageError(f"the environment variable {PIXELS_ENV}={value!r} is not a whole number of pixels ≥ 1")
+    return int(value)
 
 
-def bomb_message(subject: str, e: Exception | int) -> str:
-    """The one wording of a picture over twice the decompression-bomb limit (``e``: its pixel count, or Pillow's
-    error naming it; Pillow's warning: over the limit itself): ``subject`` says what and its verb (``"image file
-    'x.png' has"``), the count, the limit and how to raise it follow."""
+@contextlib.contextmanager
+def pillow_limit(limit: int | None) -> Iterator[None]:
+    """``PIL.Image.MAX_IMAGE_PIXELS`` set to ``limit`` (:func:`pixel_limit`) while the block opens and decodes a
+    picture, then put back as it was."""
+    was, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = was
+
+
+def bomb_message(subject: str, e: Exception | int, limit: int | None) -> str:
+    """The one wording of a picture over twice the decompression-bomb limit ``limit`` (``e``: its pixel count, or
+    Pillow's error naming it): ``subject`` says what and its verb (``"image file 'x.png' has"``), the count, the
+    limit, where it comes from and how to raise it follow."""
     found = re.search(r"\((\d+) pixels\)", str(e)) if isinstance(e, Exception) else None
     pixels = e if isinstance(e, int) else int(found.group(1)) if found else None
-    factor = 1 if isinstance(e, Image.DecompressionBombWarning) else 2
-    count, needed = (f"{pixels:,} pixels", f"={-(-pixels // factor)}") if pixels else ("too many pixels", " higher")
-    return (f"{subject} {count}, over {'twice ' * (factor == 2)}Pillow's decompression-bomb limit of "
-            f"{Image.MAX_IMAGE_PIXELS or 0:,} (PIL.Image.MAX_IMAGE_PIXELS); to read it set the environment variable "
-            f"{PIXELS_ENV}{needed} (or raise PIL.Image.MAX_IMAGE_PIXELS)")
+    count, needed = (f"{pixels:,} pixels", f"={-(-pixels // 2)}") if pixels else ("too many pixels", " higher")
+    source = PIXELS_ENV if os.environ.get(PIXELS_ENV, "").strip() else "PIL.Image.MAX_IMAGE_PIXELS"
+    return (f"{subject} {count}, over twice the decompression-bomb limit of {limit or 0:,} ({source}); to read it "
+            f"set the environment variable {PIXELS_ENV}{needed} (or raise PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -263,6 +277,7 @@ def _open_lazy(path: Path) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(path)
     except Image.DecompressionBombError:
+        Image.preinit()  # the common plugins, JPEG's among them (an open that fails early may not have loaded them)
         factory, accept = Image.OPEN["JPEG"]  # Pillow's own JPEG reader, without the check on the header
         with path.open("rb") as f:
             if not accept(f.read(16)):
@@ -284,13 +299,13 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
         raise ImageError(f"{where} is empty (0 bytes)")
     limit = pixel_limit()
     try:
-        with _open_lazy(path) as img:
+        with pillow_limit(limit), _open_lazy(path) as img:
             w, h = _oriented_size(img)
             check_size(h, w, patch=patch, where=where)
             if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
                 img.draft(img.mode, working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
             if limit is not None and img.size[0] * img.size[1] > 2 * limit:
-                raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1]))
+                raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1], limit))
             if img.format in ANIMATIONS and getattr(img, "is_animated", False):
                 warnings.warn(f"{where} is an animation of {img.n_frames} frames: only the first is read (for "
                               "every frame, pass [f.convert('RGB') for f in PIL.ImageSequence.Iterator(img)] to "
@@ -300,7 +315,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
-        raise ImageError(bomb_message(f"{where} has", e)) from e
+        raise ImageError(bomb_message(f"{where} has", e, limit)) from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{where} is not an image Pillow can read") from e
     except Exception as e:  # Pillow's format plugins raise many types on malformed data
