@@ -89,6 +89,7 @@ from image_baselines import (
 import mmtok
 from mmtok.core.errors import MmtokError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
+from mmtok.core.module_io import training_files
 from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer
@@ -199,15 +200,12 @@ def trained_on(tok: Any, files: Sequence[Path], manifest: Path | None) -> tuple[
     copied corpus still matches, a photo of the same name elsewhere in the corpus does not); otherwise:
     by the file on disk the provenance names. Never by bare file name.
     """
-    data = (getattr(tok, "provenance", None) or {}).get("data", {})
-    names = [str(n) for n in data.get("files", [])]
-    folder = Path(str(data.get("folder") or ""))
-    if manifest is not None and folder.suffix == ".jsonl":
-        seen = {Path(n).as_posix() for n in names}
+    recorded = training_files(tok)
+    if manifest is not None and recorded.from_manifest:
+        seen = {Path(n).as_posix() for n in recorded.names}
         return [f for f in files if f.relative_to(manifest.parent).as_posix() in seen], "path relative to the manifest"
-    root = folder.parent if folder.suffix == ".jsonl" else folder
-    on_disk = {(root / n).resolve() for n in names} if data.get("folder") else set()
-    return [f for f in files if f.resolve() in on_disk], f"the same file on disk (names relative to {root})"
+    on_disk = recorded.on_disk()
+    return [f for f in files if f.resolve() in on_disk], f"the same file on disk (names relative to {recorded.root})"
 
 
 # --------------------------------------------------------------------------- command line

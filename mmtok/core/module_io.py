@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -33,6 +33,7 @@ from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
     "BUILT_FROM",
+    "TrainingFiles",
     "carried_provenance",
     "checkpoint_label",
     "checkpoint_source",
@@ -42,6 +43,7 @@ __all__ = [
     "resolve_checkpoint",
     "save_module",
     "shipped_names",
+    "training_files",
 ]
 
 T = TypeVar("T")
@@ -282,6 +284,34 @@ def carried_provenance(module: Any) -> dict[str, Any]:
     origin = prov.get("model_version") or getattr(module, "checkpoint_label", None) or "a loaded checkpoint"
     return {"derived_from": str(origin),
             "note": "weights or config changed after loading; save(..., provenance=...) describes them"}
+
+
+class TrainingFiles(NamedTuple):
+    """The files a checkpoint's provenance says it trained on (:func:`training_files`)."""
+
+    root: Path | None  # the folder ``names`` are relative to (None: the provenance records no folder)
+    names: list[str]  # as the trainer recorded them
+    from_manifest: bool  # its --data was a corpus manifest.jsonl (``root`` is the manifest's folder)
+
+    def on_disk(self) -> set[Path]:
+        """The recorded files as they lie on this machine (resolved), if the folder is where it was."""
+        return {(self.root / n).resolve() for n in self.names} if self.root is not None else set()
+
+
+def training_files(module: Any) -> TrainingFiles:
+    """What ``module``'s provenance (``provenance["data"]``: ``folder``, ``files``) records of its training data.
+
+    >>> t = training_files(type("M", (), {"provenance": {"data": {"folder": "/c/manifest.jsonl", "files": ["a.png"]}}}))
+    >>> t.root.as_posix(), t.names, t.from_manifest
+    ('/c', ['a.png'], True)
+    """
+    data = (getattr(module, "provenance", None) or {}).get("data") or {}
+    names = [str(n) for n in data.get("files", [])]
+    if not data.get("folder"):
+        return TrainingFiles(None, names, False)
+    folder = Path(str(data["folder"]))
+    manifest = folder.suffix == ".jsonl"
+    return TrainingFiles(folder.parent if manifest else folder, names, manifest)
 
 
 def checkpoint_label(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> str:

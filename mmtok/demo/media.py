@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from mmtok.core.metrics import psnr as image_psnr
 from mmtok.core.metrics import ssim as image_ssim
+from mmtok.core.module_io import training_files
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
 from mmtok.demo.state import vocab_words
@@ -48,12 +49,8 @@ def training_match(tok: Any, *, shipped_examples: bool) -> Callable[[Path], str]
     among the shipped examples, for a resized copy of a training picture (they keep its name:
     ``examples/data/README.md``); :data:`SAME_NAME` for another file whose name a training file has (whether it
     is the same picture cannot be told); :data:`UNSEEN` otherwise."""
-    data = (getattr(tok, "provenance", None) or {}).get("data") or {}
-    names = [Path(str(n)) for n in data.get("files", [])]
-    folder = Path(str(data.get("folder") or ""))
-    root = folder.parent if folder.suffix == ".jsonl" else folder
-    on_disk = {(root / n).resolve() for n in names} if data.get("folder") else set()
-    stems = {n.stem for n in names}
+    recorded = training_files(tok)
+    on_disk, stems = recorded.on_disk(), {Path(n).stem for n in recorded.names}
 
     def match(f: Path) -> str:
         if f.resolve() in on_disk:
