@@ -157,3 +157,16 @@ def test_the_pad_code_hint_is_given_only_for_pad_code() -> None:
         assert f"got index {bad} " in str(e.value) and "PAD_CODE" not in str(e.value)
     with pytest.raises(AudioError, match=r"got index -1 \(values -1\.\.5888\) \(cut PAD_CODE padding off with"):
         check_codes([[3, 5888], [2, PAD_CODE]], codebook_size=5888)
+
+
+def test_a_file_of_digital_silence_is_read_with_a_warning_naming_it(tmp_path: Path) -> None:
+    silent, quiet = tmp_path / "silent.wav", tmp_path / "quiet.wav"
+    sf.write(silent, np.zeros(8000, np.float32), SAMPLE_RATE, subtype="PCM_16")
+    sf.write(quiet, tone(0.5) * 1e-3, SAMPLE_RATE, subtype="FLOAT")
+    with pytest.warns(UserWarning, match=rf"^audio file {silent} is digital silence \(every sample is 0\)"):
+        assert load_audio(silent).numel() == 8000
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_audio(quiet).numel() == 8000  # quiet is not silent

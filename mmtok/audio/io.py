@@ -16,6 +16,7 @@ import contextlib
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -153,7 +154,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
     MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held
     back (a WAV, FLAC or Ogg file holds nothing). An empty file, and one too short to give a sample at
-    ``target_rate``, are refused too."""
+    ``target_rate``, are refused too; a file of digital silence (every sample 0) is read with a warning."""
     check_media_file(what="audio file", error=AudioError, path=path)
     if path.stat().st_size == 0:
         raise AudioError(f"audio file {path} is empty (0 bytes)")
@@ -177,6 +178,9 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     if audio.numel() == 0:
         raise AudioError(f"audio file {path} holds {read} sample{'s' if read != 1 else ''} at {rate} Hz: "
                          f"under one sample at {target_rate} Hz")
+    if not bool(audio.any()):  # kept (a pause is a sound too), but said: a wrong export often looks like this
+        warnings.warn(f"audio file {path} is digital silence (every sample is 0): its codes will be one code "
+                      "repeated", stacklevel=3)
     return audio, rate
 
 
