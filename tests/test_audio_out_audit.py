@@ -14,29 +14,16 @@ from PIL import Image
 
 import mmtok
 import mmtok.audio.decode_stream as ds
-from mmtok.audio.config import VOCODER_CHUNK_FRAMES, AudioTokenizerConfig
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.cli import main
 from mmtok.core.errors import AudioError, CheckpointError, MmtokError
 from mmtok.info import describe
-from mmtok.vq.quantizer import VQConfig
+from tests.test_audio_decode_stream import SMALL, tokenizer
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=16, decoder_channels=16,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
-VOC = VocoderConfig(dim=8, intermediate=16, blocks=1)
 STEP = VOCODER_CHUNK_FRAMES // SMALL.frames_per_token  # tokens per push in the exact engine
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tokenizer(voc: VocoderConfig | None = VOC) -> AudioTokenizer:
-    torch.manual_seed(0)
-    tok = AudioTokenizer(SMALL).eval()
-    if voc is not None:
-        tok.vocoder = Vocoder(voc).eval()
-    return tok
 
 
 def codes(n: int, seed: int = 0) -> torch.Tensor:
