@@ -326,8 +326,7 @@ def save_state(run: _Run) -> None:
 
 
 def finish(run: _Run) -> None:
-    """The last state, the model in OUT/model with its card, then validation and summary.json, then the
-    pictures (skipped without matplotlib)."""
+    """The last state, the model in OUT/model with its card, validation, summary.json, then the pictures."""
     tok, prov = run.tok, run.prov
     save_state(run)
     prov.update(steps=run.step, train_minutes=round(run.elapsed / 60, 1), last=run.last)
