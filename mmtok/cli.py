@@ -418,6 +418,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return ns
 
 
+READS_PICTURES = frozenset({"encode", "eval", "tokenize", "train-tokenizer", "prune-codebook", "demo", "info"})
+
+
 def _check_environment() -> None:
     """The environment variables the library reads, checked once before the command's work: a bad
     ``MMTOK_MAX_IMAGE_PIXELS`` is one refusal, not one failure per image."""
@@ -449,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "func", None) is None:
                 parser.print_help()
                 return 0
-            _check_environment()
+            if args.command in READS_PICTURES:
+                _check_environment()
             return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early
         sys.stderr.close()

@@ -185,3 +185,19 @@ def test_a_bad_limit_in_the_environment_is_one_refusal_before_any_work(tmp_path:
     assert capsys.readouterr().err.splitlines() == [
         "mmtok: error: the environment variable MMTOK_MAX_IMAGE_PIXELS='1e9' is not a whole number of pixels ≥ 1"]
     assert not (tmp_path / "c").exists()
+
+
+def test_the_limit_is_put_back_once_no_thread_reads_a_picture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many threads reading under MMTOK_MAX_IMAGE_PIXELS: none is refused under twice its limit, and Pillow's own
+    setting is as it was after (a save and restore per read would leave one thread's limit behind)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for k in range(8):
+        paths.append(tmp_path / f"p{k}.png")
+        Image.new("RGB", (120, 100), (k, k, k)).save(paths[-1])  # 12,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # set in Python: 12,000 is over twice it
+    monkeypatch.setenv("MMTOK_MAX_IMAGE_PIXELS", "20000")
+    with ThreadPoolExecutor(4) as pool:
+        shapes = list(pool.map(lambda p: tuple(load_image(p).shape), paths * 25))
+    assert shapes == [(3, 100, 120)] * 200 and Image.MAX_IMAGE_PIXELS == 1000

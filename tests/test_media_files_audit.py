@@ -46,7 +46,7 @@ def test_the_image_suffixes_are_a_fixed_list_of_picture_formats() -> None:
     a data format (FITS, PFM) or a document; and the same list whatever plugin registers later."""
     assert isinstance(IMAGE_SUFFIXES, frozenset)
     assert all(s.startswith(".") and s == s.lower() for s in IMAGE_SUFFIXES)
-    assert {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".jfif", ".tga", ".qoi", ".avif"} <= IMAGE_SUFFIXES
+    assert {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".jfif", ".tga", ".qoi", ".avif", ".jp2", ".psd", ".ico"} <= IMAGE_SUFFIXES
     assert not {".mpg", ".mpeg", ".h5", ".wmf", ".fits", ".pfm", ".rgb", ".fli", ".eps", ".ps", ".pdf"} & IMAGE_SUFFIXES
     assert not IMAGE_SUFFIXES & (AUDIO_SUFFIXES | VIDEO_SUFFIXES)
     readable = set(Image.registered_extensions())

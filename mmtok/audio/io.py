@@ -179,8 +179,8 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         raise AudioError(f"audio file {path} holds {read} sample{'s' if read != 1 else ''} at {rate} Hz: "
                          f"under one sample at {target_rate} Hz")
     if not bool(audio.any()):  # kept (a pause is a sound too), but said: a wrong export often looks like this
-        warnings.warn(f"audio file {path} is digital silence (every sample is 0): its codes will be one code "
-                      "repeated", stacklevel=3)
+        warnings.warn(f"audio file {path} is digital silence once mixed to mono (every sample 0): its codes will "
+                      "be one code repeated", stacklevel=3)
     return audio, rate
 
 

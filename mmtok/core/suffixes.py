@@ -3,7 +3,7 @@ one list per kind, for the trainers, ``mmtok encode``/``eval``/``tokenize``, the
 
 The lists are fixed, not read from the installed libraries, so a folder gives the same files whatever Pillow
 version or plugin is installed (a trainer's ``--resume`` checks that it reads the files its run started on).
-Images are the picture formats Pillow reads: not data formats it also opens (FITS, PFM, raw ``.rgb`` dumps),
+Images are the picture formats Pillow reads (JPEG 2000, PSD, ICO and DDS among them): not data formats it also opens (FITS, PFM, raw ``.rgb`` dumps),
 documents (EPS) or animations of its own kind (FLI). A picture whose format Pillow cannot decode here (AVIF
 before Pillow 11.2, HEIC without a plugin) fails on its own line, naming the file.
 
@@ -20,7 +20,8 @@ from __future__ import annotations
 __all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-                            ".webp", ".avif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi"})
+                            ".webp", ".avif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi", ".jp2", ".j2k", ".jpx",
+                            ".jpf", ".jpc", ".j2c", ".ico", ".psd", ".pcx", ".sgi", ".dds"})
 # .m4a/.aac are read through PyAV; the rest through libsndfile
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus", ".m4a", ".aac"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"})

@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 from einops import rearrange
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
@@ -223,15 +224,32 @@ def pixel_limit() -> int | None:
     return int(value)
 
 
+_LIMIT_LOCK = threading.Lock()
+_limit_users = 0  # pillow_limit blocks open now, in any thread
+_limit_saved: int | None = None  # Pillow's setting before the first of them
+
+
 @contextlib.contextmanager
 def pillow_limit(limit: int | None) -> Iterator[None]:
     """``PIL.Image.MAX_IMAGE_PIXELS`` set to ``limit`` (:func:`pixel_limit`) while the block opens and decodes a
-    picture, then put back as it was."""
-    was, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+    picture, then put back as it was once no block is open in any thread. Without ``MMTOK_MAX_IMAGE_PIXELS``
+    it is left alone."""
+    global _limit_users, _limit_saved
+    if not os.environ.get(PIXELS_ENV, "").strip():
+        yield
+        return
+    with _LIMIT_LOCK:
+        if _limit_users == 0:
+            _limit_saved = Image.MAX_IMAGE_PIXELS
+        _limit_users += 1
+        Image.MAX_IMAGE_PIXELS = limit
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = was
+        with _LIMIT_LOCK:
+            _limit_users -= 1
+            if _limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _limit_saved
 
 
 def bomb_message(subject: str, e: Exception | int, limit: int | None) -> str:
@@ -317,7 +335,9 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
     except Image.DecompressionBombError as e:
         raise ImageError(bomb_message(f"{where} has", e, limit)) from e
     except UnidentifiedImageError as e:
-        raise ImageError(f"{where} is not an image Pillow can read") from e
+        hint = ("; this Pillow cannot decode AVIF (pip install -U pillow)"
+                if path.suffix.lower() in (".avif", ".avifs") and not features.check("avif") else "")
+        raise ImageError(f"{where} is not an image Pillow can read{hint}") from e
     except Exception as e:  # Pillow's format plugins raise many types on malformed data
         raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
 
