@@ -452,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "func", None) is None:
                 parser.print_help()
                 return 0
-            if args.command in READS_PICTURES:
+            if getattr(args, "command", None) in READS_PICTURES:
                 _check_environment()
             return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early

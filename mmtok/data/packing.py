@@ -35,7 +35,7 @@ import torch
 from mmtok.core.errors import CorpusError
 from mmtok.data.shards import open_shards
 from mmtok.stream.positions import GRID_MARKS, positions_thw
-from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary
+from mmtok.stream.vocab import Modality, Vocabulary, loss_weight_table
 
 __all__ = ["PackedDataset"]
 
@@ -89,11 +89,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         self.rank, self.world_size = rank, world_size
-        unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
-        if unknown:
-            raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
-        weights = {**DEFAULT_LOSS_WEIGHTS, **dict(loss_weights or {})}
-        self._weights = np.array([weights[m.name.lower()] for m in Modality], dtype=np.float32)
+        self._weights = loss_weight_table(loss_weights)[1]
         sizes = [int(t.size) for t in self.shards.tokens]
         self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # global start of each shard
         self.num_tokens = int(self._starts[-1])

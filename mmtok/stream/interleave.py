@@ -55,13 +55,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.core.errors import StreamError, VocabularyError
+from mmtok.core.errors import DocumentError, StreamError, VocabularyError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
 from mmtok.stream.normalize import canonical_segments, need
 from mmtok.stream.parse import Decoded, Parser, Repair, integer_ids
 from mmtok.stream.positions import positions_thw
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
-from mmtok.stream.vocab import DEFAULT_LOSS_WEIGHTS, Modality, Vocabulary, tokenizer_fingerprint
+from mmtok.stream.vocab import Vocabulary, loss_weight_table, tokenizer_fingerprint
 
 FIRST_FRAME_CODE = "a code in a video's first frame (no frame precedes it to repeat)"  # what a strict decode expects
 
@@ -86,6 +86,11 @@ class Stream:
 
     def __len__(self) -> int:
         return int(self.ids.numel())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and copied) without :attr:`interleaver`, whose tokenizers weigh megabytes: a DataLoader worker
+        would send them with every document. Give the Interleaver to ``pretty``/``decode`` on the other side."""
+        return {**self.__dict__, "interleaver": None}
 
 
 class Interleaver:
@@ -127,11 +132,7 @@ class Interleaver:
         else:
             self._check_fits(vocab)
         self.vocab = vocab
-        unknown = sorted(set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS))
-        if unknown:
-            raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
-        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **dict(loss_weights or {})}
-        self._weight_table = np.array([self.loss_weights[m.name.lower()] for m in Modality], dtype=np.float32)
+        self.loss_weights, self._weight_table = loss_weight_table(loss_weights)
         self.bos, self.eos = bos, eos
         i = vocab.id
         self.BOS, self.EOS, self.BOI, self.EOI, self.EOL = i("<bos>"), i("<eos>"), i("<boi>"), i("<eoi>"), i("<eol>")
@@ -175,9 +176,9 @@ class Interleaver:
         """The :class:`Stream` of one document (a list of segments)."""
         ids: list[Sequence[int] | np.ndarray] = [[self.BOS]] if self.bos else []
         grids = False  # whether the stream opens an image or a video: without one, every token steps along one line
-        for seg in self.normalize(doc):
+        for k, seg in enumerate(self.normalize(doc)):
             if "text" in seg:
-                ids.append(self.text.encode(seg["text"]))
+                ids.append(self._text_ids(seg["text"], k))
             elif "image_codes" in seg:
                 grids = True
                 codes = seg["image_codes"].numpy()
@@ -201,6 +202,16 @@ class Interleaver:
         a = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
         pos = positions_thw(self.vocab, a).numpy() if grids else np.repeat(np.arange(a.size)[:, None], 3, axis=1)
         return self.stream(a, pos_thw=pos)
+
+    def _text_ids(self, text: str, k: int) -> np.ndarray:
+        """The text tokenizer's ids for segment ``k``, refused (:class:`DocumentError`) unless they are integers
+        in its range ``[0, vocab.text_size)``: an id past it would be read as a special token or a code."""
+        a = integer_ids(self.text.encode(text), what=f"segment {k}: the text tokenizer's ids").reshape(-1)
+        bad = (a < 0) | (a >= self.vocab.text_size)
+        if bad.any():
+            raise DocumentError(f"segment {k}: the text tokenizer gave id {int(a[bad][0])}, outside its "
+                                f"{self.vocab.text_size} ids (its vocab_size leaves out tokens it emits?)")
+        return a
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
         """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""

@@ -42,6 +42,7 @@ __all__ = [
     "SPECIAL_TOKENS",
     "Modality",
     "Vocabulary",
+    "loss_weight_table",
     "tokenizer_fingerprint",
 ]
 
@@ -68,6 +69,24 @@ class Modality(IntEnum):
 
 
 DEFAULT_LOSS_WEIGHTS = {"text": 1.0, "special": 1.0, "image": 1.0, "audio": 1.0, "video": 1.0}
+
+
+def loss_weight_table(loss_weights: Mapping[str, float] | None) -> tuple[dict[str, float], np.ndarray]:
+    """:data:`DEFAULT_LOSS_WEIGHTS` with ``loss_weights`` over them, and the float32 weight of each
+    :class:`Modality` in order; a ``ValueError`` for an unknown key or a weight that is no finite number ≥ 0.
+
+    >>> loss_weight_table({"image": 0.5})[1].tolist()
+    [1.0, 1.0, 0.5, 1.0, 1.0]
+    """
+    given = dict(loss_weights or {})
+    unknown = sorted(set(given) - set(DEFAULT_LOSS_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown loss_weights key(s) {unknown}; known: {list(DEFAULT_LOSS_WEIGHTS)}")
+    for key, w in given.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not np.isfinite(w) or w < 0:
+            raise ValueError(f"loss_weights[{key!r}] must be a finite number ≥ 0, got {w!r}")
+    weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(w) for k, w in given.items()}}
+    return weights, np.array([weights[m.name.lower()] for m in Modality], dtype=np.float32)
 
 # segment markers belong to the modality of the segment they delimit
 _MARKER_MODALITY = {
