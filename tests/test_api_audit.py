@@ -58,3 +58,25 @@ def test_a_loss_weight_must_be_a_finite_number_at_least_zero(bad: object) -> Non
         mmtok.Interleaver(None, loss_weights={"text": bad})  # type: ignore[dict-item]
     weights, table = loss_weight_table({"image": 0, "audio": np.float32(0.5)})
     assert weights["image"] == 0.0 and table.dtype == np.float32 and sorted(set(table.tolist())) == [0.0, 0.5, 1.0]
+
+
+def test_many_codes_on_one_point_are_collapsed_before_pairs_are_sought(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4,085 of 4,096 codes on one point (a k-means init on a batch of silence): the near-pair search sees the
+    12 distinct points, not millions of pairs of copies, and every copy maps to the first of them."""
+    import torch
+
+    from mmtok.vq import search
+
+    seen: list[int] = []
+    close_pairs = search._close_pairs
+
+    def counted(cb: torch.Tensor, tol: float) -> torch.Tensor:
+        seen.append(cb.shape[0])
+        return close_pairs(cb, tol)
+
+    monkeypatch.setattr(search, "_close_pairs", counted)
+    cb = torch.randn(4096, 16, generator=torch.Generator().manual_seed(0))
+    cb[5:4090] = cb[5]
+    canon = search.canonical_codes(cb)
+    assert seen == [12]
+    assert canon[5:4090].eq(5).all() and canon[:5].tolist() == [0, 1, 2, 3, 4] and canon[4090:].tolist() == list(range(4090, 4096))

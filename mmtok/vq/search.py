@@ -267,11 +267,17 @@ def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: 
     [0, 1, 1, 3, 1]
     """
     k = codebook.shape[0]
-    canon = torch.arange(k, device=codebook.device)
     if k < 2:
-        return canon
+        return torch.arange(k, device=codebook.device)
     cb = _as_points(codebook, cosine)
-    pairs = _close_pairs(cb, _twin_distance(cb, tolerance)).tolist()
+    # exact copies first, each to its smallest index (thousands of codes on one point would make every pair of
+    # them a candidate pair), then the near ones among the distinct points
+    _, inverse = torch.unique(cb, dim=0, return_inverse=True)
+    order = torch.arange(k, device=cb.device)
+    rep = torch.full((int(inverse.max()) + 1,), k, dtype=torch.long, device=cb.device)
+    rep = rep.scatter_reduce_(0, inverse, order, reduce="amin")  # [U]: the smallest index on each point
+    canon = rep[inverse]
+    pairs = rep[_close_pairs(cb[rep], _twin_distance(cb, tolerance))].tolist()
     if not pairs:
         return canon
     twins = sorted({c for pair in pairs for c in pair})
@@ -288,9 +294,10 @@ def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: 
         a, b = root(at[i]), root(at[j])
         if a != b:
             parent[max(a, b)] = min(a, b)  # twins are listed in index order, so the root is the smallest
+    final = torch.arange(k, device=cb.device)
     for i, code in enumerate(twins):
-        canon[code] = twins[root(i)]
-    return canon
+        final[code] = twins[root(i)]
+    return final[canon]
 
 
 def new_points(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False,
