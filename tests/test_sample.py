@@ -229,3 +229,13 @@ def test_sample_run_on_a_missing_gpu_says_so(tmp_path) -> None:  # type: ignore[
 
     with pytest.raises(DeviceError, match="no CUDA GPU here; use --device cpu"):
         sample_run(tmp_path / "run", "a", device="cuda")
+
+
+def test_a_stream_without_eos_is_never_sampled_an_eos() -> None:
+    from mmtok.lm.grammar import Grammar
+
+    vocab = Vocabulary(256, ranges={"image": 64, "audio": 32})
+    for eos in (True, False):
+        il = Interleaver(vocab, eos=eos)
+        g = Grammar(il, image_grid=(2, 3), audio_tokens=(1, 6))
+        assert bool(g.allowed(g.start(1))[il.EOS]) is eos  # strict decode refuses <eos> from Interleaver(eos=False)

@@ -164,7 +164,7 @@ class Grammar:
         self.text = [mask() for _ in range(finish.shape[1])]  # [states] of [V]: what may follow in each state
         for st, m in enumerate(self.text):
             m[: v.text_size] = self.finish[:, st] < _NEVER
-        self.text[0] |= mask(*openers, *([il.EOS] if allow_eos else []))
+        self.text[0] |= mask(*openers, *([il.EOS] if allow_eos and il.eos else []))
         self.image_code = mask(v.range("image")) if v.has("image") else None
         self.audio_code = mask(v.range("audio"), il.EOA) if v.has("audio") else None
         self.audio_code_only = mask(v.range("audio")) if v.has("audio") else None

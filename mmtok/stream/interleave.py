@@ -33,21 +33,23 @@ codes advance like text. After a segment the next position is one past the
 largest position used so far (:func:`~mmtok.stream.positions.positions_thw`).
 
 Repair (``decode(..., repair=True)``) for generated streams, each change reported
-as a :class:`Repair`: ids out of range, misplaced special tokens and codes of
-the wrong modality are dropped; a row longer than the first row of its image
-(or video) is truncated, a shorter one padded with the codes of the row above;
+as a :class:`Repair`: ids out of range, misplaced special tokens (a ``<bos>`` or
+``<eos>`` that an Interleaver with ``bos=False`` or ``eos=False`` never writes among
+them) and codes of the wrong modality are dropped; a row longer than the first row
+of its image (or video) is truncated, a shorter one padded with the codes of the row above;
 a video frame with too few rows is padded with the previous frame's rows, one
 with too many truncated; a repeat code (the video tokenizer's ``repeat_id``) in a
 video's first frame, which no frame precedes, takes the code before it in that frame
 (code 0 if none); empty rows and empty segments are dropped; a segment
 still open at the end of the stream (or when the next one starts) is closed;
-everything after ``<eos>`` is dropped; a missing leading ``<bos>`` or final ``<eos>``
+everything after the document's ``<eos>`` is dropped; a missing leading ``<bos>`` or final ``<eos>``
 (when the Interleaver writes them) is noted; text around a dropped token is joined
 before it is decoded, and text that is not valid UTF-8 gets U+FFFD.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +77,11 @@ __all__ = [
 
 @dataclass(eq=False)
 class Stream:
-    """One document as ids, with what a model needs beside them (all ``[L]`` unless noted)."""
+    """One document as ids, with what a model needs beside them (all ``[L]`` unless noted).
+
+    ``copy.copy`` and ``copy.deepcopy`` keep :attr:`interleaver` (a deep copy copies the tensors, never the
+    tokenizers); pickling leaves it out (:meth:`__getstate__`).
+    """
 
     ids: torch.Tensor  # int64: ids of the unified vocabulary
     modality: torch.Tensor  # uint8: Modality of each token (markers count with their segment)
@@ -88,9 +94,23 @@ class Stream:
         return int(self.ids.numel())
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (and copied) without :attr:`interleaver`, whose tokenizers weigh megabytes: a DataLoader worker
+        """Pickled without :attr:`interleaver`, whose tokenizers weigh megabytes: a DataLoader worker
         would send them with every document. Give the Interleaver to ``pretty``/``decode`` on the other side."""
         return {**self.__dict__, "interleaver": None}
+
+    def __copy__(self) -> Stream:
+        """A stream sharing this one's tensors and :attr:`interleaver`."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Stream:
+        """A stream with copies of this one's tensors and the same :attr:`interleaver` (its tokenizers are not
+        copied), so ``pretty``/``decode`` work on it as on this one."""
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update({k: v if k == "interleaver" else copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return new
 
 
 class Interleaver:

@@ -333,16 +333,22 @@ class Parser:
             segments.append({"text": s})
 
     def stray(self, i: int) -> None:
-        """Drop the token at ``i``, which neither is text nor opens or ends a segment."""
-        markers = (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
-        opts = ["text", "<eos>"] + [m for m, t in markers if self.v.has(t)]
-        self.problem(i, ", ".join(opts[:-1]) + " or " + opts[-1], "dropped it")
+        """Drop the token at ``i``, which neither is text nor opens or ends a segment (a ``<bos>`` or ``<eos>``
+        the interleaver does not write is one)."""
+        il, markers = self.il, (("<boi>", "image"), ("<boa>", "audio"), ("<bov>", "video"))
+        opts = ["text", *(["<eos>"] if il.eos else []), *(m for m, t in markers if self.v.has(t))]
+        expected = ", ".join(opts[:-1]) + " or " + opts[-1] if len(opts) > 1 else opts[0]
+        tok = int(self.ids[i])
+        for flag, mark, written in (("bos", il.BOS, il.bos), ("eos", il.EOS, il.eos)):
+            if tok == mark and not written:
+                expected += f" (Interleaver({flag}=False) writes no <{flag}>)"
+        self.problem(i, expected, "dropped it")
 
     def document(self) -> list[dict[str, Any]]:
         il, segments = self.il, []
         if not self.n:
             return segments
-        i = 1 if self.ids[0] == il.BOS else 0
+        i = 1 if il.bos and self.ids[0] == il.BOS else 0
         if il.bos and i == 0 and not self.partial:
             self.problem(0, "<bos>", "read on without it")
         ended = False
@@ -356,9 +362,10 @@ class Parser:
                 self.text(text_start, i)
             tok = int(self.ids[i])
             parse = self.openers.get(tok)
-            if tok == il.EOS or parse is not None:
+            end = il.eos and tok == il.EOS  # an <eos> the interleaver does not write is a stray token
+            if end or parse is not None:
                 self.decode_text()  # a stray token (dropped) does not end the text, a segment does
-            if tok == il.EOS:
+            if end:
                 ended = True
                 if i != self.n - 1:
                     self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")

@@ -119,6 +119,7 @@ class VideoTokenizer(nn.Module):
                 raise TypeError(f"image_tokenizer needs encode, decode and codebook_size; "
                                 f"{type(image_tokenizer).__name__} has no {attr}")
         self.image = image_tokenizer
+        self._label: str | None = None  # set by loading (see checkpoint_label)
         image_cfg = image_tokenizer.cfg if isinstance(image_tokenizer, ImageTokenizer) else None
         self.cfg = VideoTokenizerConfig(fps=fps, size=size, temporal=temporal, chunk_frames=chunk_frames,
                                         image=image_cfg)
@@ -152,6 +153,35 @@ class VideoTokenizer(nn.Module):
     def fingerprint(self) -> str:
         """Names this tokenizer's codes: a hash of its class, config and the image tokenizer's weights."""
         return module_fingerprint(self)
+
+    @property
+    def checkpoint_label(self) -> str:
+        """What it is, in words, for a vocabulary's labels and messages: the label it was loaded with (a checkpoint
+        folder's, or ``mmtok.load("video")``'s), else what it is built from: ``"video: {image} at {fps} fps"``
+        and each setting off its default, ``{image}`` being the image tokenizer's checkpoint label while its
+        weights are as loaded, else its fingerprint."""
+        if self._label is not None:
+            return self._label
+        fps = str(int(self.fps)) if self.fps.is_integer() else repr(self.fps)
+        default = VideoTokenizerConfig()
+        changed = [f", {k} {getattr(self.cfg, k)}" for k in ("size", "temporal", "chunk_frames")
+                   if getattr(self.cfg, k) != getattr(default, k)]
+        return f"video: {self._image_label()} at {fps} fps{''.join(changed)}"
+
+    @checkpoint_label.setter
+    def checkpoint_label(self, label: str) -> None:
+        self._label = str(label)
+
+    def _image_label(self) -> str:
+        """The image tokenizer in words: its checkpoint label while it is as loaded, else its fingerprint."""
+        image, label = self.image, getattr(self.image, "checkpoint_label", None)
+        module = isinstance(image, nn.Module)
+        if isinstance(label, str) and (not module or module_fingerprint(image) == getattr(image, "loaded_fingerprint", None)):
+            return label
+        own = getattr(image, "fingerprint", None)
+        if isinstance(own, str) or module:
+            return f"an image tokenizer of fingerprint {own if isinstance(own, str) else module_fingerprint(image)}"
+        return f"a {type(image).__name__} without a fingerprint"
 
     def _read_size(self) -> int | tuple[int, int] | None:
         """Shrink while decoding (cheap, in FFmpeg) to what the image tokenizer will crop to; frames
