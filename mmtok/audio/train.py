@@ -99,6 +99,7 @@ from mmtok.core.trainstate import (
     HelpFormatter,
     check_trained_on,
     command_lines,
+    device_record,
     freeze_codes,
     hold_run_folder,
     json_digest,
@@ -487,7 +488,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),
                 "train_files": len(feats), "validation_files": val_names, "train_seconds": round(seconds, 1),
-                "machine": f"{platform.machine()} {device}", "threads": torch.get_num_threads(),
+                "machine": f"{platform.machine()} {device}", **device_record(device), "threads": torch.get_num_threads(),
                 "codebook_groups": run.groups_note}
     if args.split is not None:
         run.prov.update(split=args.split, validated_on=validated_on)

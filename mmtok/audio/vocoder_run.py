@@ -76,6 +76,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     check_trained_on,
     command_lines,
+    device_record,
     json_digest,
     load_train_state,
     pick_device,
@@ -311,6 +312,7 @@ class Run:
             "train_hours": round(sum(c.length for c in self.train_set.clips) / SAMPLE_RATE / 3600, 2),
             "sampling": "source ∝ sqrt(hours), group ∝ sqrt(hours), file ∝ length, uniform offset",
             "parameters": sum(p.numel() for p in params), "machine": f"{platform.machine()} {self.voc.window.device}",
+            **device_record(self.voc.window.device),
             "threads": torch.get_num_threads(), "batch_size": args.batch_size, "segment_samples": self.seg,
             "lr": args.lr, "mel_weight": args.mel_weight, "validation_clips": names, "best_by": self.best_by,
         }

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -67,6 +68,9 @@ class Preset:
     audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
     tokens_per_audio: int = 0  # markers around a soundtrack that has tokens (mmtok's <boa> <eoa>)
     note: str = ""  # how the figures were obtained
+    size_policy: str | None = None  # the image tokenizer's size policy (mmtok's); None: a published rate's own
+    # (width, height) -> the size a "native" size policy reduces a frame to (a plan counts its frames there)
+    working_size: Callable[[int, int], tuple[int, int]] | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -103,14 +107,17 @@ MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO, MMTOK_TOKE
 
 
 def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_second: float = 0.0,
-                 source: str = "mmtok's layout", note: str = "", size_policy: str | None = None) -> Preset:
+                 source: str = "mmtok's layout", note: str = "", size_policy: str | None = None,
+                 working_size: Callable[[int, int], tuple[int, int]] | None = None) -> Preset:
     """The ``"mmtok"`` preset for an image tokenizer of ``downsample`` pixels per token side.
 
     Frames are tokenized at ``image_size`` square (None: at their own resolution, which
     the plan then needs) and laid out as the interleaver lays video out: ``h*w`` codes +
     ``h`` ``<eol>`` + one ``<eof>`` per frame, ``<bov> <eov>`` per video. With the image
     tokenizer's ``size_policy`` ``"crop"`` or ``"pad"`` every frame becomes ``image_size``
-    square whatever its size, so a plan refuses another ``resolution``.
+    square whatever its size, so a plan refuses another ``resolution``; with ``"native"`` and
+    ``working_size`` (``(width, height)`` -> the size the tokenizer reduces a frame to,
+    :func:`mmtok.image.sizing.working_size`) a plan counts each frame at that size.
 
     >>> p = plan(1, preset=mmtok_preset(image_size=64, downsample=16))
     >>> p.grid, p.tokens_per_frame, p.total_tokens
@@ -123,7 +130,7 @@ def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_se
         downsample=downsample, tokens_per_row=MMTOK_TOKENS_PER_ROW, tokens_per_frame_overhead=MMTOK_TOKENS_PER_FRAME,
         tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second,
         tokens_per_audio=MMTOK_TOKENS_PER_AUDIO, note=note,
-        fixed_size=fixed,
+        fixed_size=fixed, size_policy=size_policy, working_size=working_size,
     )
 
 
@@ -306,6 +313,7 @@ def plan(
     duration_s = _number(duration_s, "duration_s (DURATION, in seconds)", 0, MAX_DURATION_S, above=True)
     p = _overridden(preset if isinstance(preset, Preset) else get_preset(preset), fps=fps, resolution=resolution,
                     downsample=downsample, overhead=tokens_per_frame_overhead, audio_rate=audio_tokens_per_second)
+    p = _at_working_size(p)
     if kv_dtype not in KV_BYTES:
         raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
     if vocab_size is not None:
@@ -408,6 +416,22 @@ def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | i
         raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
     return replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
                    audio_tokens_per_second=audio_rate)
+
+
+def _at_working_size(p: Preset) -> Preset:
+    """``p`` with its frames at the size its image tokenizer reads them at: under size policy ``"native"`` with a
+    ``working_size``, a frame longer than the tokenizer's bound is counted at the size it reduces it to, and the
+    note says so; any other preset as it is."""
+    if p.size_policy != "native" or p.working_size is None or p.resolution is None:
+        return p
+    h, w = p.resolution
+    nw, nh = p.working_size(w, h)
+    if (nh, nw) == (h, w):
+        return p
+    side = max(nw, nh)  # the long side a frame is reduced to
+    said = (f"frames of {w}x{h} are counted at {nw}x{nh}: size_policy 'native' reduces a frame longer than {side} "
+            f"pixels to {side} on its long side")
+    return replace(p, resolution=(nh, nw), note=f"{p.note}; {said}" if p.note else said)
 
 
 def _latent_frame_tokens(p: Preset) -> tuple[tuple[int, int] | None, int]:

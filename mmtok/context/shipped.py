@@ -17,7 +17,6 @@ Its :func:`plan` is the one ``mmtok.plan`` and ``mmtok context`` call.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from mmtok.context import planner
 from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.module_io import models_dir
-from mmtok.image.sizing import MAX_SIDE, working_size
+from mmtok.image.sizing import working_size
 from mmtok.lm.model import ModelConfig
 from mmtok.pretrained import available, default_config, load_config
 from mmtok.stream.text import ByteTokenizer
@@ -73,7 +72,9 @@ def shipped_preset(image: str | os.PathLike[str] = "image",
     ``image`` and ``audio`` are shipped names or checkpoint folders (their configs are
     read, not their weights). Without an image checkpoint the default
     ``ImageTokenizerConfig`` gives the rate; without an audio one (or ``audio=None``)
-    the video has no soundtrack tokens. The preset's ``source`` and ``note`` say which.
+    the video has no soundtrack tokens. The preset's ``source`` and ``note`` say which. It carries the
+    image tokenizer's ``size_policy`` and, for ``"native"``, :func:`~mmtok.image.sizing.working_size`: planned
+    anywhere, a frame longer than ``MAX_SIDE`` on its long side is counted at the size the tokenizer reduces it to.
     """
     cfg, where = _image_numbers(image)
     audio_rate, sound = _audio_rate(audio)
@@ -82,7 +83,7 @@ def shipped_preset(image: str | os.PathLike[str] = "image",
     return mmtok_preset(
         image_size=None if cfg.size_policy == "native" else cfg.image_size, downsample=cfg.downsample,
         audio_tokens_per_second=audio_rate, source=f"mmtok's own image tokenizer ({where}) and audio tokenizer",
-        note=note, size_policy=cfg.size_policy,
+        note=note, size_policy=cfg.size_policy, working_size=working_size if cfg.size_policy == "native" else None,
     )
 
 
@@ -128,36 +129,21 @@ def plan(
     trained on mmtok's shards); the other arguments are the planner's. When that image
     tokenizer's size policy is ``"native"``, a ``resolution`` longer than ``MAX_SIDE`` on its
     long side is counted at the size the tokenizer reduces such frames to
-    (:func:`~mmtok.image.sizing.working_size`), and the plan's note says so.
+    (:func:`~mmtok.image.sizing.working_size`), and the plan's note says so (as it is for any
+    :func:`shipped_preset` passed as ``preset``).
 
     >>> p = plan(600, preset="mmtok")
     >>> p.preset, p.frames, p.total_tokens == p.video_tokens + p.audio_tokens
     ('mmtok', 600, True)
     """
-    native = False
     if isinstance(preset, str) and preset == "mmtok":
-        preset, native = shipped_preset(image, audio), _image_numbers(image)[0].size_policy == "native"
+        preset = shipped_preset(image, audio)
     vocab_size, vocab_source = shipped_vocab(image, audio) if not isinstance(model, ModelConfig) else (None, "")
-    numbers: dict[str, Any] = dict(
-        preset=preset, fps=fps, downsample=downsample, tokens_per_frame_overhead=tokens_per_frame_overhead,
-        audio_tokens_per_second=audio_tokens_per_second, model=model, kv_dtype=kv_dtype, vocab_size=vocab_size,
-        vocab_source=vocab_source,
+    return planner.plan(  # checks every number, the resolution too
+        duration_s, preset=preset, fps=fps, resolution=resolution, downsample=downsample,
+        tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
+        model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source,
     )
-    p = planner.plan(duration_s, resolution=resolution, **numbers)  # checks every number, the resolution too
-    return _at_working_size(p, duration_s, numbers) if native else p
-
-
-def _at_working_size(p: ContextPlan, duration_s: float, numbers: dict[str, Any]) -> ContextPlan:
-    """``p`` of a ``"native"`` image tokenizer, planned again at the size it reduces frames to when they are
-    longer than ``MAX_SIDE`` on the long side (as it does: :func:`~mmtok.image.sizing.working_size`)."""
-    assert p.resolution is not None
-    h, w = p.resolution
-    nw, nh = working_size(w, h)
-    if (nh, nw) == (h, w):
-        return p
-    reduced = planner.plan(duration_s, resolution=(nh, nw), **numbers)
-    return replace(reduced, note=f"{reduced.note}; frames of {w}x{h} are counted at {nw}x{nh}: size_policy "
-                                 f"'native' reduces a frame longer than {MAX_SIDE} pixels to {MAX_SIDE} on its long side")
 
 
 def presets_help() -> str:

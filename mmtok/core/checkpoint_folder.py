@@ -34,7 +34,7 @@ from typing import TypeVar
 from mmtok.core.errors import CheckpointError
 
 __all__ = ["backup_of", "locate", "pid_alive", "read_settled", "replace_folder", "restore_swaps", "sibling_prefix",
-           "write_target"]
+           "swap_folder", "write_target"]
 
 TMP_TAG = ".tmp-"
 OLD_TAG = ".old-"
@@ -256,9 +256,10 @@ def _keep_others(folder: Path, tmp: Path) -> None:
             link(str(entry), str(target))
 
 
-def _swap(tmp: Path, folder: Path) -> Path | None:
-    """Rename ``tmp`` to ``folder``, renaming a ``folder`` already there aside first (returned: the backup to
-    remove, or None). An exception between the two renames renames the backup back."""
+def swap_folder(tmp: Path, folder: Path) -> Path | None:
+    """Rename ``tmp`` to ``folder``, renaming a ``folder`` already there aside first, as its backup
+    ``.NAME.old-XXXXXXXX`` (returned: the backup to remove, or None). An exception between the two renames
+    renames the backup back; a process killed there leaves the backup, which :func:`restore_swaps` puts back."""
     old: Path | None = None
     if folder.exists():
         old = folder.parent / f"{sibling_prefix(folder)}{OLD_TAG}{uuid.uuid4().hex[:8]}"
@@ -305,7 +306,7 @@ def replace_folder(folder: Path, fill: Callable[[Path], object], *, marker: str)
         previous = folder if folder.exists() else backup_of(folder, marker)
         if previous is not None:
             _keep_others(previous, tmp)
-        old = _swap(tmp, folder)
+        old = swap_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

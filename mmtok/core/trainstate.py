@@ -47,6 +47,7 @@ __all__ = [
     "RunLock",
     "check_trained_on",
     "command_lines",
+    "device_record",
     "freeze_codes",
     "hold_run_folder",
     "json_digest",
@@ -90,6 +91,16 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise DeviceError(f"device {device!r} asked for, but torch finds {count} CUDA GPU(s) here "
                           f"(cuda:0 to cuda:{count - 1}); give one of them or --device cpu")
     return dev
+
+
+def device_record(device: torch.device) -> dict[str, str]:
+    """What a run records of the device it trained on: ``device`` (``"cpu"``, ``"cuda:0"``: a CUDA device without
+    an index is the current one), on a GPU ``device_name`` too. ``device_record(torch.device("cpu"))`` is
+    ``{"device": "cpu"}``."""
+    if device.type != "cuda":
+        return {"device": str(device)}
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return {"device": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index)}
 
 
 def freeze_codes(tok: nn.Module) -> None:

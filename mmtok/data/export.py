@@ -18,7 +18,10 @@ Each export says that it is one, so that a later export to the same path replace
 nothing else: the Parquet file in its schema's key-value metadata (``mmtok_export``), the
 ``datasets`` folder in a file ``mmtok_export.json`` beside its data, the ``bin`` folder in
 ``meta.json``'s ``format``. A Parquet file or ``datasets`` folder without that mark (a corpus,
-or an export from before the mark) is never replaced.
+or an export from before the mark) is never replaced. A folder export takes an earlier one's place as
+:func:`~mmtok.core.checkpoint_folder.swap_folder` does: the earlier one renamed aside as its backup
+(``.NAME.old-XXXXXXXX``), the new one renamed in; the backup an export killed between the two renames left
+is put back by the next export to that path.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from mmtok.core.checkpoint_folder import restore_swaps, swap_folder
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import temp_name, write_atomic
 from mmtok.core.paths import holds_cwd
@@ -151,6 +156,7 @@ EXPORT_FILES = {  # what an earlier export of each format holds: only such a pat
     "bin": ("tokens.bin", "index.npy", "meta.json"),
     "datasets": ("dataset_info.json", "state.json", "data-*.arrow", MARK_FILE),
 }
+LAST_FILE = {"bin": "meta.json", "datasets": MARK_FILE}  # what a folder export writes last: a backup with it is whole
 
 
 def _parquet_mark(path: Path) -> dict[str, Any] | None:
@@ -218,6 +224,16 @@ def _check_target(out: Path, to: str, shards: Path) -> Path:
     return target
 
 
+def _restore_previous(out: Path) -> bool:
+    """Put back the folder export at ``out`` that an export killed between its two renames left only as its
+    backup (:func:`~mmtok.core.checkpoint_folder.restore_swaps`), saying so in one line on stderr; whether
+    anything was done."""
+    done = [line for marker in LAST_FILE.values() for line in restore_swaps(out.parent, names=[out.name], marker=marker)]
+    if done:
+        print(f"mmtok export: {out}: recovered what a stopped export left: {'; '.join(done)}", file=sys.stderr)
+    return bool(done)
+
+
 def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the shards in folder ``shards`` as ``to`` (``parquet``, ``datasets`` or ``bin``) at ``out``.
 
@@ -241,11 +257,12 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     if to != "bin":
         _pyarrow()  # missing: one line naming the extra, before any work
     target = _check_target(shown, to, folder)
+    if _restore_previous(target):  # an earlier export back in its place: checked as any other
+        target = _check_target(shown, to, folder)
     opened = open_shards(folder)  # checked once (a damaged file is one line naming it) and read by the writers
     manifests = opened.manifests
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(target)
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         mark = _mark(to, manifests[0].get("fingerprint") if manifests else None)
@@ -256,10 +273,12 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
         else:
             tmp.mkdir()
             _write_bin(opened, tmp)
-        if target.is_dir():  # an earlier export of this format (see _check_target): out of the way, then gone
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        if tmp.is_dir():  # an earlier export of this format (see _check_target) goes aside, then goes
+            old = swap_folder(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

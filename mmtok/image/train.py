@@ -17,7 +17,7 @@ Output folder layout::
                              (the weight average with --ema-decay)
     OUT/train-state/         resumable state (weights + optimizer + RNG, the average), read by --resume
     OUT/reconstructions.png, OUT/codebook-usage.png        pictures of the last checkpoint
-    OUT/summary.json                                       steps, time, machine, last losses
+    OUT/summary.json                                       steps, time, machine and device, last losses
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     command_lines,
+    device_record,
     freeze_codes,
     hold_run_folder,
     load_train_state,
@@ -238,7 +239,7 @@ def make_config(args: argparse.Namespace, base: ImageTokenizerConfig | None = No
 
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+        return device_record(device)["device_name"]
     return f"{platform.machine()} CPU ({platform.processor() or 'unknown'}), {torch.get_num_threads()} torch thread(s)"
 
 
@@ -358,6 +359,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
                               "receptive_field": run.gan.disc.receptive_field}} if run.gan else {}),
         "train_seconds": round(run.elapsed, 1),
         "machine": _machine(run.device),
+        **device_record(run.device),
         "torch": torch.__version__,
     }
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)

@@ -57,6 +57,7 @@ from mmtok.core.files import write_atomic
 from mmtok.core.run_folder import check_run_folder
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
+    device_record,
     hold_run_folder,
     load_newest_intact,
     load_train_state,
@@ -432,7 +433,8 @@ def _checkpoint(r: _Run) -> None:
     if r.master:
         save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
                          model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},
-                         provenance={"data": str(r.cfg.data), "fingerprint": r.saved_cfg["fingerprint"]})
+                         provenance={"data": str(r.cfg.data), "fingerprint": r.saved_cfg["fingerprint"],
+                                     **device_record(r.device)})
         for old in checkpoint_folders(r.folder)[: -r.cfg.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
         plot_loss(r.folder)
