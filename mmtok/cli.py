@@ -148,7 +148,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     print("tokenizers: " + ", ".join(f"{k}={v}" for k, v in used.items()), file=sys.stderr)
     print(json.dumps({
         "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
-        "skipped": len(manifest["skipped"]), "seconds": round(seconds, 3),
+        "skipped": len(manifest["skipped"]), "silent_audio": manifest.get("silent_audio", 0), "seconds": round(seconds, 3),
     }))
     return 0
 

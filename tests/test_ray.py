@@ -125,3 +125,16 @@ def test_tokenize_documents_contract(tmp_path: Path) -> None:
 def test_import_mmtok_does_not_import_ray() -> None:
     code = "import sys, mmtok, mmtok.data; assert 'ray' not in sys.modules; mmtok.data.TokenizeDocuments"
     subprocess.run([sys.executable, "-c", code + "; assert 'ray' not in sys.modules"], check=True, cwd=ROOT)
+
+
+def test_the_ray_engine_counts_silent_audio_as_the_local_engine_does(tmp_path: Path, cluster: None) -> None:
+    """Silence warnings given in Ray's actors come back to the driver: the same indexes, manifest and count."""
+    from mmtok.data.ray_engine import RayEngine
+    from tests.test_media_fixes import SILENT, silent_corpus, tokenized
+
+    corpus = silent_corpus(tmp_path / "c")
+    local, said = tokenized(corpus, tmp_path / "local")
+    remote, said_ray = tokenized(corpus, tmp_path / "ray", engine=RayEngine())
+    assert remote == local and remote["silent_audio"] == SILENT
+    assert [w for w in said_ray if "silence" in w] == [w for w in said if "silence" in w] != []
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")

@@ -42,7 +42,8 @@ from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "fit_length", "load_audio", "mono_chunks"]
+__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "SilenceWarning", "fit_length",
+           "load_audio", "mono_chunks"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -57,6 +58,18 @@ Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [
 NOT_MPEG = (b"RIFF", b"RIFX", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.", b"caff")  # the
 # first bytes of the WAV, W64, AIFF, FLAC, Ogg, AU and CAF files libsndfile reads without its MP3 decoder
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
+
+
+class SilenceWarning(UserWarning):
+    """The warning :func:`load_audio` gives for a file of digital silence (every sample 0 once mixed to mono);
+    ``path`` names the file, so that a run over many files can count them and say so once."""
+
+    path: str = ""
+
+
+def _under_one_sample(what: str, held: int, rate: int, target_rate: int) -> str:
+    """Why audio (``what``: the file, or the array) of ``held`` samples at ``rate`` Hz gives none at ``target_rate``."""
+    return f"{what} holds {held} sample{'s' if held != 1 else ''} at {rate} Hz: under one sample at {target_rate} Hz"
 
 
 # --------------------------------------------------------------------------- files
@@ -154,7 +167,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
     MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held
     back (a WAV, FLAC or Ogg file holds nothing). An empty file, and one too short to give a sample at
-    ``target_rate``, are refused too; a file of digital silence (every sample 0) is read with a warning."""
+    ``target_rate``, are refused too; a file of digital silence (every sample 0) is read with a SilenceWarning."""
     check_media_file(what="audio file", error=AudioError, path=path)
     if path.stat().st_size == 0:
         raise AudioError(f"audio file {path} is empty (0 bytes)")
@@ -176,11 +189,12 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
     audio = torch.cat(out) if out else torch.zeros(0)
     if audio.numel() == 0:
-        raise AudioError(f"audio file {path} holds {read} sample{'s' if read != 1 else ''} at {rate} Hz: "
-                         f"under one sample at {target_rate} Hz")
+        raise AudioError(_under_one_sample(f"audio file {path}", read, rate, target_rate))
     if not bool(audio.any()):  # kept (a pause is a sound too), but said: a wrong export often looks like this
-        warnings.warn(f"audio file {path} is digital silence once mixed to mono (every sample 0): its codes will "
-                      "be one code repeated", stacklevel=3)
+        silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
+                                "codes will be one code repeated")
+        silent.path = str(path)
+        warnings.warn(silent, stacklevel=3)
     return audio, rate
 
 
@@ -428,9 +442,9 @@ def load_audio(
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before
     it fills memory. A file cut short, whose header was never finished, that is empty
-    or too short to give one sample at ``target_rate`` is an :class:`AudioError` that
+    or too short to give one sample at ``target_rate`` (an array too) is an :class:`AudioError` that
     says so; a path that does not exist raises :class:`MissingFileError` (a
-    ``FileNotFoundError``).
+    ``FileNotFoundError``); a file of digital silence gives a :class:`SilenceWarning`.
 
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])
@@ -454,7 +468,10 @@ def load_audio(
     audio = _to_mono_float(x, what)
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
-    return _resample_array(_finite(audio, what), rate, target_rate)
+    out = _resample_array(_finite(audio, what), rate, target_rate)
+    if out.numel() == 0:
+        raise AudioError(_under_one_sample(f"{what} of shape {tuple(x.shape)}", audio.numel(), rate, target_rate))
+    return out
 
 
 def fit_length(deg: torch.Tensor, length: int) -> torch.Tensor:

@@ -13,10 +13,10 @@ lines are not documents and are ignored). Output, in ``out``::
     shard-00000.bin    the ids of whole documents, back to back (uint16 when the
                        vocabulary fits, else uint32; read with np.memmap)
     shard-00000.json   its index: document offsets and line numbers, token counts
-                       per modality, skipped lines, the .bin's sha256
+                       per modality, skipped lines, silent audio read, the .bin's sha256
     manifest.json      vocabulary and fingerprint, tokenizers (a checkpoint folder
                        as its absolute path), totals, every skipped document
-                       with its line number and reason
+                       with its line number and reason, how many sounds are silent
 
 A shard closes after the document that brings it to ``shard_tokens`` tokens, so
 shard boundaries depend only on the corpus and the settings, never on
@@ -48,6 +48,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -57,11 +58,13 @@ from typing import Any, Protocol, cast
 import numpy as np
 import torch
 
+from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
 from mmtok.core.module_io import checkpoint_source
 from mmtok.core.protocol import MediaTokenizer
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
+from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
 from mmtok.data.run_key import recorded_key, run_differences, run_id, run_key
 from mmtok.data.shard_ids import id_dtype
@@ -83,6 +86,8 @@ __all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleave
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 CHUNK_LINES = 4  # documents per task sent to a worker
 CHUNKS_PER_WORKER = 8  # tasks in flight per worker (bounds memory, keeps every worker busy)
+SILENT_KEY = "silent_audio"  # an index's {"line", "file"} per audio file of digital silence read; the manifest's count
+SILENT_NAMED = 5  # silent files named on the warning at the end of a run
 
 Result = tuple[int, "np.ndarray | None", "np.ndarray | str"]  # (line, ids, tokens per modality) or (line, None, reason)
 
@@ -247,8 +252,13 @@ def _tokenize(item: tuple[int, Any]) -> Result:
     return tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside, dtype=dtype)
 
 
-def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> list[Result]:
-    return [_tokenize(item) for item in chunk]
+def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> list[tuple[Result, list[SilenceWarning]]]:
+    """Each document's :data:`Result` with the silence warnings reading it gave, for the writer's process."""
+    done = []
+    for item in chunk:
+        with silence_collected() as silent:
+            done.append((_tokenize(item), silent))
+    return done
 
 
 def _watch_parent(parent: int) -> None:
@@ -285,9 +295,9 @@ def _ordered(pool: Any, items: Iterable[tuple[int, Any]], workers: int) -> Itera
     for chunk in _chunks(items, CHUNK_LINES):
         pending.append(pool.apply_async(_tokenize_chunk, (chunk,)))
         if len(pending) >= workers * CHUNKS_PER_WORKER:
-            yield from pending.popleft().get()
+            yield from given_again(pending.popleft().get())
     while pending:
-        yield from pending.popleft().get()
+        yield from given_again(pending.popleft().get())
 
 
 @dataclass(frozen=True)
@@ -448,27 +458,38 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     results = job.engine.results(source, tokenizers, first=resume, part=job.part, il=il, dtype=dtype)
     with contextlib.closing(cast(Any, results)):
         _write(results, writer, source, job.strict, job.progress, resume)
+    silent = list(dict.fromkeys(s["file"] for ix in committed_shards(out, run) for s in ix.get(SILENT_KEY, [])))
     source_info = {"file": source.name, "bytes": source.size, "sha256": sha}
-    manifest = shard_manifest(out, run, settings, il.vocab, source_info)
+    manifest = {**shard_manifest(out, run, settings, il.vocab, source_info), SILENT_KEY: len(silent)}
     write_atomic(out / MANIFEST, json_bytes(manifest))
+    if silent:
+        warnings.warn(f"{len(silent)} audio file{'s are' if len(silent) > 1 else ' is'} digital silence once mixed to "
+                      f"mono (every sample 0; tokenized as one code repeated): {few(silent, SILENT_NAMED)}", stacklevel=4)
     return manifest
 
 
 def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,
            resume: int) -> None:
-    """Feed the results to the writer in order; commit what is left at the end."""
+    """Feed the results to the writer in order; commit what is left at the end. The silence warnings of the
+    documents written are not shown: their shard's index lists them (:data:`SILENT_KEY`)."""
     from tqdm import tqdm
 
     tokens, start, last = 0, time.perf_counter(), resume - 1
-    with tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}") as bar:  # after any fork
+    writer.extra[SILENT_KEY] = listed = []  # the open shard's, written into its index when it commits
+    with tqdm(unit="doc", disable=not progress, desc=f"tokenize {source.name}") as bar, silence_collected() as found:
         for line, ids, info in results:
             last = line
+            files, found[:] = [os.path.relpath(w.path, source.base) for w in found], []  # as the corpus names them
             if ids is None:
                 if strict:
                     raise CorpusError(f"{source.path}:{line}: {info} (without --strict it would be skipped)")
                 writer.skip(line, str(info))
                 continue
+            listed += [{"line": line, "file": f} for f in files]
+            shard = writer.number
             writer.add(line, ids, cast(np.ndarray, info))
+            if writer.number != shard:
+                writer.extra[SILENT_KEY] = listed = []
             tokens += ids.size
             bar.update(1)
             bar.set_postfix(tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f}", refresh=False)

@@ -1,7 +1,9 @@
 """Media files named on a command line: their kind, the folders searched, and one line per file.
 
 ``mmtok encode``, ``mmtok decode`` and ``mmtok eval`` take files and folders, work through them
-one file at a time, and report a file that fails on its own line while the others go on:
+one file at a time, and report a file that fails on its own line while the others go on. A run over
+many files (``mmtok tokenize``) says the sounds of digital silence it read once, at its end
+(:func:`silence_collected`), not one line each:
 
 >>> media_kind(Path("a/b.JPG")), media_kind(Path("talk.flac")), media_kind(Path("clip.mp4"))
 ('image', 'audio', 'video')
@@ -9,27 +11,35 @@ one file at a time, and report a file that fails on its own line while the other
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
+from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.data.codes import CODES_SUFFIX
 
 __all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "StopRun", "check_out_folder", "check_vocoder_flag", "expand_paths",
-           "file_kinds", "marked", "media_kind", "refuse_collisions", "refuse_foreign", "run_each"]
+           "few", "file_kinds", "given_again", "marked", "media_kind", "refuse_collisions", "refuse_foreign", "run_each",
+           "silence_collected"]
 
+Done = TypeVar("Done")  # what a worker process gives back, with the silence warnings it collected
 KINDS = (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES))
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES | VIDEO_SUFFIXES
 OWN_SUFFIXES = MEDIA_SUFFIXES | {CODES_SUFFIX}  # what mmtok reads or writes: passed over quietly in a folder
 NAMED = 3  # files named on a note line (passed over, or named twice) before the count of the rest
 HINTS = {s: "HEIC/HEIF pictures: convert them (to JPEG or PNG), or register pillow-heif's opener "
          "(pillow_heif.register_heif_opener()) before importing mmtok" for s in (".heic", ".heif")}
+HINTS.update({s: "MPEG transport streams: rename them .m2ts (.ts and .mts name TypeScript sources too, so they are "
+              "not taken as video)" for s in (".ts", ".mts")})
 MARK_WINDOW = 1 << 16  # bytes read from a document's start or end to find its Creator there
 CREATOR_MARKED = {  # documents that carry a mark as their Creator (matplotlib's savefig(metadata={"Creator": mark})):
     # where it is written (the start or the end of the file) and how, with %s for the mark
@@ -139,7 +149,7 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str], *,
     if passed:
         hint = next((f"; {HINTS[f.suffix.lower()]}" for f in passed if f.suffix.lower() in HINTS), "")
         print(f"mmtok: note: skipped {_count(len(passed), 'file', 'files')} of a kind mmtok does not read (by the "
-              f"extension): {_few(map(str, passed))}{hint}", file=sys.stderr)
+              f"extension): {few(map(str, passed))}{hint}", file=sys.stderr)
     return _once(pairs, once_per_file)
 
 
@@ -147,11 +157,49 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _few(names: Iterable[str]) -> str:
-    """The first :data:`NAMED` of ``names``, then how many more."""
+def few(names: Iterable[str], named: int = NAMED) -> str:
+    """The first ``named`` of ``names``, then how many more.
+
+    >>> few(["a.wav", "b.wav", "c.wav", "d.wav"]), few(["a.wav", "b.wav"], 5)
+    ('a.wav, b.wav, c.wav and 1 more', 'a.wav, b.wav')
+    """
     names = list(names)
-    rest = len(names) - NAMED
-    return ", ".join(names[:NAMED]) + (f" and {rest} more" if rest > 0 else "")
+    rest = len(names) - named
+    return ", ".join(names[:named]) + (f" and {rest} more" if rest > 0 else "")
+
+
+@contextlib.contextmanager
+def silence_collected() -> Iterator[list[SilenceWarning]]:
+    """Within: every :class:`~mmtok.audio.io.SilenceWarning` (each time it is given) goes into the list this
+    yields instead of to the screen, for a run over many files to say them once; other warnings show as before.
+
+    >>> with silence_collected() as found:
+    ...     warnings.warn(SilenceWarning("audio file a.wav is digital silence"))
+    >>> [str(w) for w in found]
+    ['audio file a.wav is digital silence']
+    """
+    found: list[SilenceWarning] = []
+    with warnings.catch_warnings():  # restores the filters and showwarning on leaving
+        warnings.simplefilter("always", SilenceWarning)
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+            if isinstance(message, SilenceWarning):
+                found.append(message)
+            else:
+                shown(message, *args, **kwargs)  # type: ignore[arg-type]
+
+        warnings.showwarning = show
+        yield found
+
+
+def given_again(done: Iterable[tuple[Done, list[SilenceWarning]]]) -> Iterator[Done]:
+    """Each item of ``done`` after the silence warnings that came with it (collected by :func:`silence_collected`
+    in a worker process), given again in this one."""
+    for item, silent in done:
+        for warning in silent:
+            warnings.warn(warning, stacklevel=1)
+        yield item
 
 
 def _once(pairs: Sequence[tuple[Path, Path]], once_per_file: bool) -> list[tuple[Path, Path]]:
@@ -169,7 +217,7 @@ def _once(pairs: Sequence[tuple[Path, Path]], once_per_file: bool) -> list[tuple
             kept.append((path, out))
     if again:
         print(f"mmtok: note: {_count(len(again), 'file named twice is', 'files named twice are')} taken once: "
-              f"{_few(again)}", file=sys.stderr)
+              f"{few(again)}", file=sys.stderr)
     return kept
 
 

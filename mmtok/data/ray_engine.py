@@ -40,6 +40,7 @@ import numpy as np
 from mmtok.core.errors import CorpusError, EngineError
 from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, tokenize_document
 from mmtok.data.documents import Source, jsonl_documents, line_text
+from mmtok.data.media_files import given_again, silence_collected
 from mmtok.data.shard_ids import id_dtype
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Modality
@@ -102,15 +103,18 @@ class TokenizeDocuments:
         ids = np.empty(lines.size, dtype=object)
         reasons = np.empty(lines.size, dtype=object)
         counts = np.zeros((lines.size, len(Modality)), dtype=np.int64)
+        silent = np.empty(lines.size, dtype=object)
         for k, (line, doc) in enumerate(zip(lines.tolist(), batch["json"], strict=True)):
             reason = str(given[k]) if given is not None else ""
-            _, out, info = (line, None, reason) if reason else tokenize_document(
-                self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype)
+            with silence_collected() as heard:  # given again on the driver, as the local engine's workers do
+                _, out, info = (line, None, reason) if reason else tokenize_document(
+                    self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype)
+            silent[k] = list(heard)
             if out is None:
                 ids[k], reasons[k] = np.zeros(0, self.dtype), str(info)
             else:
                 ids[k], reasons[k], counts[k] = out, "", info
-        return {"line": lines, "ids": ids, "skip_reason": reasons, "counts": counts}
+        return {"line": lines, "ids": ids, "skip_reason": reasons, "counts": counts, "silent": silent}
 
 
 def _line_ranges(path: Path, first: int, tasks: int) -> list[dict[str, Any]]:
@@ -245,9 +249,11 @@ class RayEngine:
                                     compute=ray.data.ActorPoolStrategy(size=min(actors, len(ranges))),
                                     num_cpus=1)
                 for batch in _batches(ds):
-                    for line, ids, reason, counts in zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"],
-                                                         batch["counts"], strict=True):
-                        yield (line, None, str(reason)) if reason else (line, np.asarray(ids), np.asarray(counts))
+                    rows = zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"], batch["counts"],
+                               batch["silent"], strict=True)
+                    yield from given_again(((line, None, str(reason)) if reason else
+                                            (line, np.asarray(ids), np.asarray(counts)), list(heard))
+                                           for line, ids, reason, counts, heard in rows)
         finally:
             if started:
                 ray.shutdown()
