@@ -23,8 +23,9 @@ Lines of the synthetic-corpus mode (``"bench"`` names the measurement):
   token spread as evenly as can be over the bands, ``bits_per_band`` lowest band first;
   the split is picked on training data; its own ``bits_per_second``).
 - ``encode_speed``: a 10 s clip at 24 kHz, our encode (resampling to 16 kHz and the
-  mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps); median
-  of repeats, same threads. The clip is the held-out files named ``*espeak*`` (else
+  mel front end included) vs EnCodec 24 kHz (``pretrained=False``, 1.5 kbps), timed in
+  turn (``common.time_sides``): medians of ``--repeats`` calls (``ratio_of``; ``timings`` has
+  each side's min, median and n), same threads. The clip is the held-out files named ``*espeak*`` (else
   all held-out files; ``speed_clip`` says which) repeated to 10 s. Beside the times,
   ``mmtok_rel_l1``: ours' reconstruction figure of this run (None, said why, when
   ``reconstruction`` is skipped); EnCodec has random weights, so only its speed is measured.
@@ -60,19 +61,18 @@ import torch
 from audio_baselines import (
     DMEL_WHAT,
     ENCODEC_RATE,
-    decode_speed,
+    decode_timings,
     dmel_bits,
-    encode_speed,
+    encode_timings,
     encodec_24khz,
     fit_dmel,
     kmeans_fit_check,
     rel_l1,
     slices,
-    timed,
     unslice,
     usage_fields,
 )
-from common import check_peer, emit, ratio
+from common import RATIO_OF, check_peer, emit, ratio, time_sides
 from peak_memory import fresh_peaks
 
 import mmtok
@@ -182,23 +182,24 @@ def speed_rows(tok: AudioTokenizer, x: torch.Tensor, args: argparse.Namespace, b
     clip and this run's quality figure, added to both."""
     tps = tok.tokens_per_second
     c10 = tok.encode(x, ENCODEC_RATE)
-    if encodec:
-        ours_s, encodec_s = encode_speed(tok, x, args.repeats)
-        wave_s, encodec_dec_s = decode_speed(tok, "auto", c10, x, args.repeats)
-    else:
-        ours_s, encodec_s = timed(lambda: tok.encode(x, ENCODEC_RATE), args.repeats), None
-        wave_s, encodec_dec_s = timed(lambda: tok.decode(c10, vocoder="auto"), args.repeats), None
+    enc = encode_timings(tok, x, args.repeats, encodec=encodec)
+    dec = decode_timings(tok, "auto", c10, x, args.repeats, encodec=encodec)
+    ours_s, encodec_s = enc["mmtok"].median, enc["encodec"].median if encodec else None
+    wave_s, encodec_dec_s = dec["mmtok"].median, dec["encodec"].median if encodec else None
     emit(bench="encode_speed", clip_seconds=CLIP_SECONDS, input_rate=ENCODEC_RATE, threads=args.threads,
          mmtok_seconds=round(ours_s, 4), encodec_seconds=None if encodec_s is None else round(encodec_s, 4),
-         speedup=ratio(encodec_s, ours_s), mmtok_tokens_per_second=tps, encodec_tokens_per_second=75 * 2, **beside)
-    feat_s = timed(lambda: tok.decode_features(c10), args.repeats)
+         speedup=ratio(encodec_s, ours_s), ratio_of=RATIO_OF, mmtok_tokens_per_second=tps,
+         encodec_tokens_per_second=75 * 2, timings={k: t.summary() for k, t in enc.items()}, **beside)
+    feat = time_sides({"decode_features": lambda: tok.decode_features(c10)}, repeats=args.repeats)
     vocoder = ("learned vocoder" if tok.vocoder is not None else
                f"NNLS mel inversion + torchaudio Griffin-Lim, {tok.cfg.griffin_lim_iters} iterations")
+    timings = feat | {f"decode_waveform_{k}": t for k, t in dec.items()}
     emit(bench="realtime_factor", clip_seconds=CLIP_SECONDS, threads=args.threads,
-         encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat_s / CLIP_SECONDS, 5),
+         encode=round(ours_s / CLIP_SECONDS, 5), decode_features=round(feat["decode_features"].median / CLIP_SECONDS, 5),
          decode_waveform=round(wave_s / CLIP_SECONDS, 4),
          encodec_decode_waveform=None if encodec_dec_s is None else round(encodec_dec_s / CLIP_SECONDS, 4),
-         decode_speedup_vs_encodec=ratio(encodec_dec_s, wave_s), vocoder=vocoder, **beside)
+         decode_speedup_vs_encodec=ratio(encodec_dec_s, wave_s), ratio_of=RATIO_OF, vocoder=vocoder,
+         timings={k: t.summary() for k, t in timings.items()}, **beside)
 
 
 def memory_row(args: argparse.Namespace, clip: np.ndarray, label: str, encodec: bool) -> None:

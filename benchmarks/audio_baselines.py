@@ -1,6 +1,6 @@
 """What both audio benchmarks use: the log-mel slices tokens stand for, the dMel baseline and its
 bit budget, the k-means baseline's refusal of too few slices, EnCodec (random weights: for its speed),
-a median timer and the codebook-usage fields.
+the encode and decode timings against it and the codebook-usage fields.
 
 ``benchmarks/audio.py`` (synthetic speech, speed and memory) and
 ``benchmarks/audio_quality.py`` (the real corpus) both import from here.
@@ -9,12 +9,11 @@ a median timer and the codebook-usage fields.
 from __future__ import annotations
 
 import functools
-import statistics
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+from common import Timing, time_sides
 from einops import rearrange
 
 from mmtok.audio.tokenizer import AudioTokenizer
@@ -151,59 +150,50 @@ def encodec_24khz() -> Any:
     return m.eval()
 
 
-def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
-    """Median seconds to encode ``clip24`` (samples at 24 kHz) with ours (resampling included) and EnCodec,
-    timed in turn (:func:`timed_pair`), so a host that slows down during the run slows both alike."""
-    enc = encodec_24khz()
+def encode_timings(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int, *,
+                   encodec: bool = True) -> dict[str, Timing]:
+    """Seconds to encode ``clip24`` (samples at 24 kHz) with ours (``"mmtok"``, resampling included) and,
+    with ``encodec``, EnCodec (``"encodec"``), timed in turn (:func:`common.time_sides`), so a host that
+    slows down during the run slows both alike."""
+    sides: dict[str, Any] = {"mmtok": lambda: tok.encode(clip24, ENCODEC_RATE)}
+    if encodec:
+        enc = encodec_24khz()
 
-    def encodec_encode() -> None:
+        def encodec_encode() -> None:
+            with torch.inference_mode():
+                enc.encode(clip24[None, None])
+
+        sides["encodec"] = encodec_encode
+    return time_sides(sides, repeats=repeats)
+
+
+def decode_timings(tok: AudioTokenizer, vocoder: Any, codes: torch.Tensor, clip24: torch.Tensor, repeats: int, *,
+                   encodec: bool = True) -> dict[str, Timing]:
+    """Seconds to decode ``codes`` to a waveform with ours (``"mmtok"``, ``vocoder`` as ``decode`` takes it)
+    and, with ``encodec``, to decode EnCodec's own codes of ``clip24`` (the same sound at 24 kHz) with
+    EnCodec's decoder (``"encodec"``), timed in turn (:func:`common.time_sides`)."""
+    sides: dict[str, Any] = {"mmtok": lambda: tok.decode(codes, vocoder=vocoder)}
+    if encodec:
+        enc = encodec_24khz()
         with torch.inference_mode():
-            enc.encode(clip24[None, None])
+            frames = enc.encode(clip24[None, None])
 
-    return timed_pair(lambda: tok.encode(clip24, ENCODEC_RATE), encodec_encode, repeats)
+        def encodec_decode() -> None:
+            with torch.inference_mode():
+                enc.decode(frames)
+
+        sides["encodec"] = encodec_decode
+    return time_sides(sides, repeats=repeats)
+
+
+def encode_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
+    """Median seconds (ours, EnCodec) of :func:`encode_timings`."""
+    t = encode_timings(tok, clip24, repeats)
+    return t["mmtok"].median, t["encodec"].median
 
 
 def decode_speed(tok: AudioTokenizer, vocoder: Any, codes: torch.Tensor, clip24: torch.Tensor,
                  repeats: int) -> tuple[float, float]:
-    """Median seconds to decode ``codes`` to a waveform with ours (``vocoder`` as ``decode`` takes it)
-    and to decode EnCodec's own codes of ``clip24`` (the same sound at 24 kHz) with EnCodec's decoder,
-    timed in turn (:func:`timed_pair`)."""
-    enc = encodec_24khz()
-    with torch.inference_mode():
-        frames = enc.encode(clip24[None, None])
-
-    def encodec_decode() -> None:
-        with torch.inference_mode():
-            enc.decode(frames)
-
-    return timed_pair(lambda: tok.decode(codes, vocoder=vocoder), encodec_decode, repeats)
-
-
-def timed_pair(a: Any, b: Any, repeats: int) -> tuple[float, float]:
-    """Median seconds of ``repeats`` calls each of ``a`` and ``b``, alternated (a, b, a, b, ...) after one
-    warm-up call of each: their ratio does not depend on when in the run the host was busy.
-
-    >>> ta, tb = timed_pair(lambda: sum(range(1000)), lambda: sum(range(100_000)), 3)
-    >>> ta < tb
-    True
-    """
-    a()
-    b()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((a, times[0]), (b, times[1])):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-    return statistics.median(times[0]), statistics.median(times[1])
-
-
-def timed(fn: Any, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds (ours, EnCodec) of :func:`decode_timings`."""
+    t = decode_timings(tok, vocoder, codes, clip24, repeats)
+    return t["mmtok"].median, t["encodec"].median

@@ -28,7 +28,7 @@
   "The vocoder" is ``--vocoder`` if given, else the tokenizer's own.
 - ``paired``: ``ours_minus_kmeans`` (and ``ours_minus_compare``): per metric, the mean of the per-clip
   differences with a 95 % bootstrap interval over the clips and the clips ours wins (is better on: a lower
-  log-mel L1, a higher score otherwise; ``mmtok.core.metrics.paired_difference``).
+  log-mel L1, a higher score otherwise; ``mmtok.core.metrics.paired_difference``: a generator per metric).
 - ``codebook_usage``: ours on every file of the split (all kinds, whole files). Here and in the
   ``quality`` rows ``usage`` is distinct codes over ``min(K, tokens)``, with ``distinct``,
   ``codebook_size`` and ``tokens`` beside it (``audio_baselines.usage_fields``).
@@ -40,7 +40,8 @@
   with the learned vocoder and with Griffin-Lim on a 10 s speech clip, ``decode_x_realtime``,
   the streaming decode's speed with chunks of 1 and 10 tokens and its lookahead in seconds,
   encode and decode speed-ups over EnCodec 24 kHz (random weights, 1.5 kbps; its decoder
-  decodes its own codes of the same clip), timed in turn, size in MB; beside them ours' ``stoi`` and
+  decodes its own codes of the same clip), all medians of calls timed in turn (``ratio_of``; each
+  side's min, median and n in ``timings``), size in MB; beside them ours' ``stoi`` and
   ``pesq_wb`` from this run's ``quality`` row (``ours_stoi``, ``ours_pesq_wb``). EnCodec not installed:
   a ``{"bench": "speed", "peer": "encodec", "skipped": ...}`` row, and the run goes on as with
   ``--skip encodec``.
@@ -67,13 +68,12 @@ import torch
 from audio_baselines import (
     DMEL_WHAT,
     ENCODEC_RATE,
-    decode_speed,
+    decode_timings,
     dmel_bits,
-    encode_speed,
+    encode_timings,
     fit_dmel,
     kmeans_fit_check,
     slices,
-    timed,
     unslice,
     usage_fields,
 )
@@ -87,7 +87,7 @@ from audio_clips import (
     load_model,
     read_manifest,
 )
-from common import check_peer, emit, missing_peer
+from common import RATIO_OF, check_peer, emit, missing_peer, time_sides
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
@@ -365,28 +365,36 @@ def speed_row(tok: AudioTokenizer, voc: Vocoder, clips: Sequence[tuple[dict[str,
     speech = torch.cat([a for _, a in clips])
     x = speech.repeat(math.ceil(n / speech.numel()))[:n]
     codes = tok.encode(x, RATE)
-    enc = timed(lambda: tok.encode(x, RATE), args.repeats)
-    feat = timed(lambda: tok.decode_features(codes), args.repeats)
-    learned = timed(lambda: tok.decode(codes, vocoder=voc), args.repeats)
-    gl = timed(lambda: tok.decode(codes, vocoder="griffin-lim"), args.repeats)
-    stream = {k: timed(lambda k=k: list(tok.decode_stream(codes.split(k), vocoder=voc)), args.repeats)
-              for k in STREAM_CHUNKS}
+    sides = {"encode": lambda: tok.encode(x, RATE), "decode_features": lambda: tok.decode_features(codes),
+             "decode_learned": lambda: tok.decode(codes, vocoder=voc),
+             "decode_griffin_lim": lambda: tok.decode(codes, vocoder="griffin-lim"),
+             **{f"decode_stream_{k}": lambda k=k: list(tok.decode_stream(codes.split(k), vocoder=voc))
+                for k in STREAM_CHUNKS}}
+    timings = time_sides(sides, repeats=args.repeats)
+    t = {name: timing.median for name, timing in timings.items()}
     row: dict[str, Any] = {
         "bench": "speed", "clip_seconds": SPEED_SECONDS, "threads": args.threads,
-        "rtf_encode": round(enc / SPEED_SECONDS, 5), "rtf_decode_features": round(feat / SPEED_SECONDS, 5),
-        "rtf_decode_learned": round(learned / SPEED_SECONDS, 5), "rtf_decode_griffin_lim": round(gl / SPEED_SECONDS, 4),
-        "encode_x_realtime": round(SPEED_SECONDS / enc, 1), "decode_x_realtime": round(SPEED_SECONDS / learned, 1),
-        **{f"decode_stream_{k}_x_realtime": round(SPEED_SECONDS / t, 1) for k, t in stream.items()},
-        "decode_stream_lookahead_s": round(lookahead_samples(tok, voc) / RATE, 3),
+        "rtf_encode": round(t["encode"] / SPEED_SECONDS, 5),
+        "rtf_decode_features": round(t["decode_features"] / SPEED_SECONDS, 5),
+        "rtf_decode_learned": round(t["decode_learned"] / SPEED_SECONDS, 5),
+        "rtf_decode_griffin_lim": round(t["decode_griffin_lim"] / SPEED_SECONDS, 4),
+        "encode_x_realtime": round(SPEED_SECONDS / t["encode"], 1),
+        "decode_x_realtime": round(SPEED_SECONDS / t["decode_learned"], 1),
+        **{f"decode_stream_{k}_x_realtime": round(SPEED_SECONDS / t[f"decode_stream_{k}"], 1) for k in STREAM_CHUNKS},
+        "decode_stream_lookahead_s": round(lookahead_samples(tok, voc) / RATE, 3), "ratio_of": RATIO_OF,
     }
     if "encodec" not in skip:
         clip24 = load_audio(x, RATE, target_rate=ENCODEC_RATE)
-        ours_s, encodec_s = encode_speed(tok, clip24, args.repeats)
+        enc = encode_timings(tok, clip24, args.repeats)
+        ours_s, encodec_s = enc["mmtok"].median, enc["encodec"].median
         row |= {"encode_input_rate": ENCODEC_RATE, "encode_seconds_24k": round(ours_s, 4),
                 "encodec_seconds": round(encodec_s, 4), "encode_speedup_vs_encodec": round(encodec_s / ours_s, 1)}
-        ours_s, encodec_s = decode_speed(tok, voc, codes, clip24, args.repeats)
+        dec = decode_timings(tok, voc, codes, clip24, args.repeats)
+        ours_s, encodec_s = dec["mmtok"].median, dec["encodec"].median
         row |= {"decode_seconds": round(ours_s, 4), "encodec_decode_seconds": round(encodec_s, 4),
                 "decode_speedup_vs_encodec": round(encodec_s / ours_s, 1)}
+        timings |= {f"encode_24k_{k}": v for k, v in enc.items()} | {f"decode_{k}": v for k, v in dec.items()}
+    row["timings"] = {name: timing.summary() for name, timing in timings.items()}
     row["model_mb"] = round(folder_mb(resolve_checkpoint(args.model)), 2)
     if args.vocoder:
         row["vocoder_mb"] = round(folder_mb(resolve_checkpoint(args.vocoder)), 2)
@@ -460,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if other in per:
             out(bench="paired", method=f"ours_minus_{other}", seed=args.seed,
                  **paired_difference(per["ours"], per[other], ("stoi", "pesq_wb", "dnsmos_ovrl", "logmel_l1"),
-                                     seed=args.seed, lower_better=("logmel_l1",)))
+                                    seed=args.seed, lower_better=("logmel_l1",)))
     if "usage" not in skip:
         emit(split_usage(tok, rows, root, args.split))
     if "tones" not in skip:

@@ -12,6 +12,12 @@ the benchmark then runs without that side:
 
     if not check_peer("speed", "encodec"):   # {"bench": "speed", "peer": "encodec", "skipped": "not installed: ..."}
         skip.add("encodec")
+
+Every speed and speed ratio comes from :func:`time_sides` (warm-up calls, then rounds that call every
+side once, in alternating order), whose :class:`Timing` per side gives ``min``, ``median`` and ``n``;
+a row with a ratio says which statistic it is of (``"ratio_of": RATIO_OF``, the sides' medians).
+Paired differences of per-item scores come from :func:`mmtok.core.metrics.paired_difference`: each
+metric's interval is drawn from a generator of its own, so it does not move with the other metrics of the row.
 """
 
 from __future__ import annotations
@@ -20,13 +26,24 @@ import importlib
 import importlib.util
 import json
 import math
+import statistics
 import sys
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-__all__ = ["PEER_INSTALL", "check_peer", "emit", "json_line", "missing_peer", "ratio"]
+from mmtok.core.errors import UsageError
+
+__all__ = ["PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "json_line",
+           "missing_peer", "ratio", "round_ratios", "time_sides"]
 
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
+RATIO_OF = "median"  # a speed ratio is the ratio of the two sides' median seconds
+ROUND_RATIO_OF = "median of per-round ratios"  # ... or, where rows say so, the median of the rounds' ratios
+
+Side = TypeVar("Side")
 
 
 def _clean(value: Any) -> Any:
@@ -78,10 +95,93 @@ def check_peer(bench: str, module: str) -> bool:
     return why is None
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    """``a / b`` to one decimal, or None when either side was not measured.
+def ratio(a: float | None, b: float | None, digits: int = 1) -> float | None:
+    """``a / b`` to ``digits`` decimals, or None when either side was not measured.
 
-    >>> ratio(3.0, 2.0), ratio(None, 2.0), ratio(3.0, None)
-    (1.5, None, None)
+    >>> ratio(3.0, 2.0), ratio(None, 2.0), ratio(3.0, None), ratio(2.0, 3.0, 3)
+    (1.5, None, None, 0.667)
     """
-    return None if a is None or b is None else round(a / b, 1)
+    return None if a is None or b is None else round(a / b, digits)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One side's timed calls: their ``seconds`` in the order they ran, what each call returned and, with
+    ``around`` (:func:`time_sides`), what its context gave (``as``) around each call."""
+
+    seconds: tuple[float, ...]
+    results: tuple[Any, ...] = ()
+    around: tuple[Any, ...] = ()
+
+    @property
+    def min(self) -> float:
+        return min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def n(self) -> int:
+        return len(self.seconds)
+
+    def summary(self, digits: int = 6) -> dict[str, float | int]:
+        """``{"min_s", "median_s", "n"}``: what a row's ``timings`` field holds for this side.
+
+        >>> Timing((0.3, 0.1, 0.2)).summary()
+        {'min_s': 0.1, 'median_s': 0.2, 'n': 3}
+        """
+        return {"min_s": round(self.min, digits), "median_s": round(self.median, digits), "n": self.n}
+
+
+def time_sides(sides: Mapping[Side, Callable[[], Any]], *, repeats: int, warmup: int = 1,
+               sync: Callable[[], object] | None = None,
+               around: Callable[[Side], AbstractContextManager[Any]] | None = None) -> dict[Side, Timing]:
+    """Seconds of ``repeats`` calls of each side, after ``warmup`` untimed calls of each.
+
+    The timed calls run in rounds, every side once a round, the order reversed every other round
+    (A B, B A, A B, ...), so that a change in the machine's load during the run hits every side alike.
+    ``sync`` (a device synchronize) runs before each clock start and before each stop. ``around(side)``
+    gives a context entered before the clock starts and left after it stops (a memory probe such as
+    ``PeakMemory``, the side's own random stream). A side may keep state from call to call (the next
+    segment of a training run).
+
+    >>> order = []
+    >>> t = time_sides({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=0)
+    >>> "".join(order), t["a"].n, t["a"].min <= t["a"].median
+    ('abbaab', 3, True)
+    """
+    if repeats < 1 or warmup < 0:
+        raise UsageError(f"timing needs at least 1 timed call and no negative warm-up (got {repeats} and {warmup})")
+    for fn in sides.values():
+        for _ in range(warmup):
+            fn()
+    names = list(sides)
+    seconds: dict[Side, list[float]] = {name: [] for name in names}
+    results: dict[Side, list[Any]] = {name: [] for name in names}
+    kept: dict[Side, list[Any]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            with around(name) if around is not None else nullcontext() as seen:
+                if sync is not None:
+                    sync()
+                t0 = time.perf_counter()
+                out = sides[name]()
+                if sync is not None:
+                    sync()
+                seconds[name].append(time.perf_counter() - t0)
+            results[name].append(out)
+            kept[name].append(seen)
+    return {name: Timing(tuple(seconds[name]), tuple(results[name]), tuple(kept[name]) if around else ())
+            for name in names}
+
+
+def round_ratios(slow: Timing, fast: Timing) -> list[float]:
+    """``slow`` over ``fast`` seconds, round by round (both timed in the same :func:`time_sides` run).
+
+    >>> round_ratios(Timing((2.0, 9.0)), Timing((1.0, 3.0)))
+    [2.0, 3.0]
+    """
+    return [s / f for s, f in zip(slow.seconds, fast.seconds, strict=True)]
+
+

@@ -6,7 +6,8 @@
   codes equal to the CPU's and the largest pixel difference of the decodes.
 - ``audio_device``: the shipped audio tokenizer on the example speech: the share of codes equal to the CPU's,
   the largest waveform difference of the decodes from the same codes, a batch decode and a streamed decode
-  (10 tokens at a time) against the whole decode on the device, and decode speed there.
+  (10 tokens at a time) against the whole decode on the device, and decode speed there (the median of
+  timed decodes, ``ratio_of``; ``timing``: min, median and n).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
+from common import RATIO_OF, time_sides
 
 import mmtok
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+DECODE_REPEATS = 5  # timed whole decodes on the device (after a warm-up one)
 
 
 def sync(device: str) -> None:
@@ -50,16 +52,13 @@ def audio_check(device: str) -> dict:
     diff_batch = float((batch[0] - whole).abs().max())
     streamed = torch.cat(list(dev.decode_stream(codes_cpu.split(10))))
     diff_stream = float((streamed - whole).abs().max())
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(5):
-        dev.decode(codes_cpu)
-    sync(device)
-    seconds = (time.perf_counter() - start) / 5
+    decode = time_sides({"decode": lambda: dev.decode(codes_cpu)}, repeats=DECODE_REPEATS,
+                        sync=lambda: sync(device))["decode"]
     ok = same > 0.99 and max(diff_cpu, diff_batch, diff_stream) < 1e-2
     return {"check": "audio_device", "ok": ok, "device": device, "tokens": int(codes_cpu.numel()),
             "codes_equal_share": round(same, 4), "decode_max_diff_vs_cpu": diff_cpu, "batch_max_diff": diff_batch,
-            "stream_max_diff": diff_stream, "decode_x_realtime": round(speech.numel() / 16000 / seconds, 1)}
+            "stream_max_diff": diff_stream, "decode_x_realtime": round(speech.numel() / 16000 / decode.median, 1),
+            "ratio_of": RATIO_OF, "timing": decode.summary()}
 
 
 def main(argv: list[str] | None = None) -> int:

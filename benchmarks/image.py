@@ -22,7 +22,8 @@ fitted on sit above held-out ones) or on ``FOLDER/heldout`` (``--data FOLDER``, 
   ``VQModel``, ``--vqgan-codes`` 16384 or 1024 entries, random weights: speed
   does not depend on them), and each decoder, on its own codes of the same
   crops, in alternation with VQGAN's code lookup and decoder; with each model's
-  PSNR and SSIM on the split beside. Without ``diffusers`` (``pip install mmtok[bench]``)
+  PSNR and SSIM on the split beside. Speeds and ratios are of the medians of ``--speed-repeats``
+  calls (``ratio_of``; each side's min, median and n in ``timings``). Without ``diffusers`` (``pip install mmtok[bench]``)
   a ``{"bench": "image_speed", "peer": "diffusers", "skipped": ...}`` row, and only the
   tokenizers and k-means are timed (the VQGAN fields None).
 - ``image_bars``: the issue's bars (PSNR >= 23 dB, >= 2 dB over k-means,
@@ -70,14 +71,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import check_peer, emit, ratio
+from common import RATIO_OF, Timing, check_peer, emit, ratio, time_sides
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -178,18 +178,11 @@ def usage(codes: torch.Tensor, k: int) -> tuple[float, float, int]:
 
 
 def time_alternating(fns: dict[str, Callable[[torch.Tensor], Any]], x: torch.Tensor,
-                     repeats: int) -> dict[str, float]:
-    """Best-of-``repeats`` seconds per call for each function, run in alternation (same load for all)."""
-    best = {name: math.inf for name in fns}
+                     repeats: int) -> dict[str, Timing]:
+    """Each function's :class:`common.Timing` of ``repeats`` calls on ``x``, the functions called in
+    alternation (:func:`common.time_sides`: same load for all), under ``torch.inference_mode``."""
     with torch.inference_mode():
-        for fn in fns.values():
-            fn(x)  # warm-up
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                fn(x)
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+        return time_sides({name: lambda fn=fn: fn(x) for name, fn in fns.items()}, repeats=repeats)
 
 
 def trained_on(tok: Any, files: Sequence[Path], manifest: Path | None) -> tuple[list[Path], str]:
@@ -235,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     km.add_argument("--kmeans-rotate", action="store_true", help="like --rotate")
     km.add_argument("--kmeans-synthetic", type=int, default=0, metavar="N", help="like --synthetic")
     ap.add_argument("--vqgan-codes", type=int, default=16384, choices=(16384, 1024), help="VQGAN f16 codebook size")
-    ap.add_argument("--speed-repeats", type=int, default=3, help="timed calls per measurement (best kept)")
+    ap.add_argument("--speed-repeats", type=int, default=3, help="timed calls per measurement (median kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch (and k-means) threads")
     ap.add_argument("--fit-kmeans-only", action="store_true", help="fit (and cache) the k-means baseline, then stop")
     ap.add_argument("--skip-speed", action="store_true", help="quality and usage only")
@@ -325,22 +318,24 @@ def measure_set(codecs: dict[str, Codec], full: torch.Tensor, crops: torch.Tenso
 
 
 def measure_speed(codecs: dict[str, Codec], x_all: torch.Tensor, vqgan: torch.nn.Module | None,
-                  repeats: int) -> dict[int, dict[str, tuple[float, float, float | None, float | None]]]:
-    """Per batch size and codec: (encode s, decode s, VQGAN encoder + quantizer s, VQGAN decoder s). The
-    encoders are timed in alternation with VQGAN's encoder and quantizer, and the decoders, each on its own
-    codes of the same images, with VQGAN's code lookup and decoder (``vqgan`` None: its times None)."""
+                  repeats: int) -> dict[int, dict[str, dict[str, Timing | None]]]:
+    """Per batch size and codec: the timings of its ``encode`` and ``decode`` and of VQGAN's
+    (``vqgan_encode``: encoder + quantizer, ``vqgan_decode``). The encoders are timed in alternation with
+    VQGAN's encoder and quantizer, and the decoders, each on its own codes of the same images, with VQGAN's
+    code lookup and decoder (``vqgan`` None: its timings None)."""
     peer: dict[str, Codec] = {}
     if vqgan is not None:
         peer["\0vqgan"] = (lambda v: vqgan_tokenize(vqgan, v), lambda g: vqgan_detokenize(vqgan, g))
     both = codecs | peer
-    out: dict[int, dict[str, tuple[float, float, float | None, float | None]]] = {}
+    out: dict[int, dict[str, dict[str, Timing | None]]] = {}
     for batch in SPEED_BATCHES:
         x = x_all[:batch].contiguous()
         t_enc = time_alternating({c: enc for c, (enc, _) in both.items()}, x, repeats)
         with torch.inference_mode():
             grids = {c: enc(x) for c, (enc, _) in both.items()}
         t_dec = time_alternating({c: lambda _x, f=dec, g=grids[c]: f(g) for c, (_, dec) in both.items()}, x, repeats)
-        out[batch] = {c: (t_enc[c], t_dec[c], t_enc.get("\0vqgan"), t_dec.get("\0vqgan")) for c in codecs}
+        out[batch] = {c: {"encode": t_enc[c], "decode": t_dec[c], "vqgan_encode": t_enc.get("\0vqgan"),
+                          "vqgan_decode": t_dec.get("\0vqgan")} for c in codecs}
     return out
 
 
@@ -358,17 +353,20 @@ def speed_rows(args: argparse.Namespace, codecs: dict[str, Codec], models: dict[
     per_s = lambda n, t: None if t is None else round(n / t, 3)  # noqa: E731
     speedup: dict[str, float | None] = {}
     for batch, timings in measure_speed(codecs, x_all, vqgan, args.speed_repeats).items():
-        for c, (t_enc, t_dec, t_vqgan, t_vqgan_dec) in timings.items():
+        for c, sides in timings.items():
+            t = {side: None if timing is None else timing.median for side, timing in sides.items()}
             if batch == 1:
-                speedup[c] = None if t_vqgan is None else t_vqgan / t_enc
+                speedup[c] = None if t["vqgan_encode"] is None else t["vqgan_encode"] / t["encode"]
             emit(bench="image_speed", model=c, batch=batch, size=size, threads=torch.get_num_threads(),
-                 encode_img_s=round(batch / t_enc, 2), decode_img_s=round(batch / t_dec, 2),
-                 encode_img_s_vqgan_f16=per_s(batch, t_vqgan), vqgan_codes=args.vqgan_codes,
-                 speedup_vs_vqgan=ratio(t_vqgan, t_enc), decode_img_s_vqgan_f16=per_s(batch, t_vqgan_dec),
-                 decode_speedup_vs_vqgan=ratio(t_vqgan_dec, t_dec), set=set_name,
+                 encode_img_s=round(batch / t["encode"], 2), decode_img_s=round(batch / t["decode"], 2),
+                 encode_img_s_vqgan_f16=per_s(batch, t["vqgan_encode"]), vqgan_codes=args.vqgan_codes,
+                 speedup_vs_vqgan=ratio(t["vqgan_encode"], t["encode"]),
+                 decode_img_s_vqgan_f16=per_s(batch, t["vqgan_decode"]),
+                 decode_speedup_vs_vqgan=ratio(t["vqgan_decode"], t["decode"]), ratio_of=RATIO_OF, set=set_name,
                  psnr_db=round(quality[c][0], 3), ssim=round(quality[c][1], 4),
                  params_encoder=sum(p.numel() for p in models[c].encoder.parameters()) if c in models else None,
-                 params_vqgan_encoder_quantizer=vq_params)
+                 params_vqgan_encoder_quantizer=vq_params,
+                 timings={side: timing.summary() for side, timing in sides.items() if timing is not None})
     return speedup
 
 

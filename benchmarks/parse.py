@@ -2,10 +2,11 @@
 
 ``Interleaver.decode`` (and ``stream``, which parses to check) reads a well-formed image or video grid in one
 vectorized pass and hands anything irregular to the per-row path that reports and repairs it. This times both
-on the same streams, in alternating rounds in one process with one thread, and prints one JSON object per
-line: a row per case and path (min and median seconds over the rounds) and a ``ratio`` row per case, with
-whether the two paths gave the same result for that case: ``same_segments`` for a decode, ``same_stream``
-(ids, modalities, positions, loss weights) for a stream.
+on the same streams, in alternating rounds in one process with one thread (``common.time_sides``, after a
+warm-up call of each), and prints one JSON object per line: a row per case and path (min and median seconds
+over the rounds) and a ``ratio`` row per case (of the medians: ``ratio_of``), with whether the two paths
+gave the same result for that case: ``same_segments`` for a decode, ``same_stream`` (ids, modalities,
+positions, loss weights) for a stream.
 
 Cases: a mixed document (five texts, 16×16 images and 10 s sounds, a 60-frame video: about 21,800 ids) and
 ten minutes of video at 1 fps (600 frames of 16×16 codes: about 163,800 ids), decoded and streamed.
@@ -16,12 +17,10 @@ Usage: ``python benchmarks/parse.py [--rounds 9] [--seed 0]``
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
-from common import emit, ratio
+from common import RATIO_OF, emit, ratio, time_sides
 
 import mmtok
 from mmtok.stream.parse import Parser
@@ -74,24 +73,24 @@ def main() -> None:
         "stream video600": lambda: il.stream(streams["video600"]),
     }
     paths = {"per_row": lambda self, b, modality: None, "one_pass": Parser.grid}
-    times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for path, grid in paths.items():
-            Parser.grid = grid
-            for name, run in cases.items():
-                t = time.perf_counter()
-                run()
-                times.setdefault((name, path), []).append(time.perf_counter() - t)
+
+    def on(path: str, run: Callable[[], object]) -> Callable[[], object]:
+        def call() -> object:
+            Parser.grid = paths[path]
+            return run()
+
+        return call
+
+    timings = time_sides({(name, path): on(path, run) for path in paths for name, run in cases.items()},
+                         repeats=args.rounds)
     for name, run in cases.items():
-        med = {}
-        for path in ("per_row", "one_pass"):
-            ts = times[(name, path)]
-            med[path] = statistics.median(ts)
+        t = {path: timings[(name, path)] for path in paths}
+        for path, timing in t.items():
             emit(bench="parse", case=name, path=path, ids=int(streams["mixed" if "mixed" in name else "video600"]
                                                              .numel()),
-                 rounds=args.rounds, min_seconds=round(min(ts), 6), median_seconds=round(med[path], 6))
-        emit(bench="parse", metric="ratio", case=name, speedup_one_pass=ratio(med["per_row"], med["one_pass"]),
-             **_agreement(run, paths))
+                 rounds=timing.n, min_seconds=round(timing.min, 6), median_seconds=round(timing.median, 6))
+        emit(bench="parse", metric="ratio", case=name, speedup_one_pass=ratio(t["per_row"].median, t["one_pass"].median),
+             ratio_of=RATIO_OF, **_agreement(run, paths))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ image of varying size, a WAV clip of varying length and sample rate), then runs
 :func:`mmtok.tokenize_corpus` (what ``mmtok tokenize`` calls) on it for each
 ``--workers`` value, ``--repeat`` times, alternating the worker counts, each run
 in a fresh Python process (so no run inherits another's warmed-up kernels or
-loaded files), and prints one JSON object per line: a ``run`` row per run and a
-``ratio`` row from the fastest run of each count, of ``seconds`` and of ``process_seconds``.
+loaded files; no warm-up run), and prints one JSON object per line: a ``run`` row per run and a
+``ratio`` row from the median run of each count (``ratio_of``; ``timings`` has each count's min,
+median and n), of ``seconds`` and of ``process_seconds`` (``common.time_sides`` times the runs).
 In a ``run`` row:
 
 - ``setup_seconds``: the first, cold load of the tokenizers in that process (the mmtok
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit
+from common import RATIO_OF, Timing, emit, ratio, time_sides
 
 import mmtok
 from mmtok.core.module_io import shipped_names
@@ -127,24 +129,59 @@ def one_run(corpus: Path, out: Path, spec: dict, workers: int) -> None:
                       "docs": m["docs"], "tokens": m["tokens"], "skipped": len(m["skipped"])}))
 
 
-def timed_run(root: Path, corpus: Path, spec: TokenizerSpec, workers: int, k: int) -> dict:
-    out = root / f"out-{workers}-{k}"
-    cmd = [sys.executable, __file__, "--one", json.dumps({"corpus": str(corpus), "out": str(out),
-                                                           "spec": spec.__dict__, "workers": workers})]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    process_seconds = time.perf_counter() - start
-    r = json.loads(done.stdout.strip().splitlines()[-1])
-    r["process_seconds"] = process_seconds
-    r["digest"] = digest(out)
-    return r
+def runs(root: Path, corpus: Path, spec: TokenizerSpec, workers: int, repeat: int) -> Callable[[], tuple]:
+    """The call that runs the next of ``repeat`` runs with ``workers`` in a fresh process (output folder
+    ``out-WORKERS-K``), for :func:`common.time_sides` to time; it returns (folder, the finished process,
+    the 1-minute load just after it)."""
+    jobs = []
+    for k in range(repeat):
+        out = root / f"out-{workers}-{k}"
+        job = {"corpus": str(corpus), "out": str(out), "spec": spec.__dict__, "workers": workers}
+        jobs.append((out, [sys.executable, __file__, "--one", json.dumps(job)]))
+    pending = iter(jobs)
+
+    def run() -> tuple[Path, subprocess.CompletedProcess, float]:
+        out, cmd = next(pending)
+        return out, subprocess.run(cmd, check=True, capture_output=True, text=True), os.getloadavg()[0]
+
+    return run
+
+
+def run_rows(timings: dict[int, Timing], order: list[int]) -> dict[int, list[dict]]:
+    """Emit a ``run`` row per run in the order they ran (``order`` reversed every other round); each
+    worker count's runs, with ``process_seconds`` (timed by the parent) and ``identical_to_first``."""
+    out: dict[int, list[dict]] = {w: [] for w in order}
+    first_digest = None
+    for k in range(len(timings[order[0]].seconds)):
+        for workers in order if k % 2 == 0 else order[::-1]:
+            folder, done, load = timings[workers].results[k]
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            r["process_seconds"], r["digest"] = timings[workers].seconds[k], digest(folder)
+            first_digest = first_digest or r["digest"]
+            r["identical_to_first"] = r["digest"] == first_digest
+            out[workers].append(r)
+            m_tokens = r["tokens"]
+            emit({
+                "bench": "stream", "row": "run", "workers": workers, "repeat": k, "docs": r["docs"],
+                "tokens": m_tokens["total"],
+                "tokens_by_modality": {key: v for key, v in m_tokens.items() if key != "total" and v},
+                "skipped": r["skipped"], "seconds": round(r["seconds"], 3),
+                "setup_seconds": round(r["setup_seconds"], 3),
+                "warm_load_seconds": round(r["warm_load_seconds"], 3),
+                "process_seconds": round(r["process_seconds"], 3),
+                "cpu_seconds": round(r["cpu_seconds"], 3),
+                "docs_per_s": round(r["docs"] / r["seconds"], 2),
+                "tokens_per_s": round(m_tokens["total"] / r["seconds"], 1),
+                "identical_to_first": r["identical_to_first"], "load_1min": round(load, 2),
+            })
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=96, help="documents in the generated corpus")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per worker count (the fastest counts)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per worker count (the median counts)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: one run in this process
     args = ap.parse_args()
@@ -161,40 +198,22 @@ def main() -> None:
         spec, weights = tokenizers(root / "tok")
         emit({"bench": "stream", "row": "corpus", "docs": args.docs, "media_mb": round(media_mb, 2),
               "write_seconds": round(time.perf_counter() - t0, 2), "tokenizers": weights, **machine})
-        best: dict[int, float] = {}
-        best_total: dict[int, float] = {}
-        first_digest = None
-        all_identical = True  # every run's shards byte for byte the same as the first run's
-        for k in range(args.repeat):
-            for workers in args.workers if k % 2 == 0 else args.workers[::-1]:
-                r = timed_run(root, corpus, spec, workers, k)
-                first_digest = first_digest or r["digest"]
-                all_identical = all_identical and r["digest"] == first_digest
-                best[workers] = min(best.get(workers, float("inf")), r["seconds"])
-                best_total[workers] = min(best_total.get(workers, float("inf")), r["process_seconds"])
-                m_tokens = r["tokens"]
-                emit({
-                    "bench": "stream", "row": "run", "workers": workers, "repeat": k, "docs": r["docs"],
-                    "tokens": m_tokens["total"],
-                    "tokens_by_modality": {key: v for key, v in m_tokens.items() if key != "total" and v},
-                    "skipped": r["skipped"], "seconds": round(r["seconds"], 3),
-                    "setup_seconds": round(r["setup_seconds"], 3),
-                    "warm_load_seconds": round(r["warm_load_seconds"], 3),
-                    "process_seconds": round(r["process_seconds"], 3),
-                    "cpu_seconds": round(r["cpu_seconds"], 3),
-                    "docs_per_s": round(r["docs"] / r["seconds"], 2),
-                    "tokens_per_s": round(m_tokens["total"] / r["seconds"], 1),
-                    "identical_to_first": r["digest"] == first_digest,
-                    "load_1min": round(os.getloadavg()[0], 2),
-                })
-        if len(best) > 1:
-            base = args.workers[0]
-            emit({"bench": "stream", "row": "ratio", "of": "fastest run of each",
-                  **{f"speedup_{w}_vs_{base}_workers": round(best[base] / best[w], 3) for w in args.workers[1:]},
-                  **{f"speedup_{w}_vs_{base}_workers_whole_process": round(best_total[base] / best_total[w], 3)
-                     for w in args.workers[1:]},
-                  "all_identical": all_identical})
-
+        order = list(dict.fromkeys(args.workers))
+        # no warm-up: every run is a fresh process, its cold load timed apart as setup_seconds
+        process = time_sides({w: runs(root, corpus, spec, w, args.repeat) for w in order}, repeats=args.repeat,
+                             warmup=0)
+        rows = run_rows(process, order)
+        inner = {w: Timing(tuple(r["seconds"] for r in rows[w])) for w in order}
+        if len(order) > 1:
+            base = order[0]
+            emit({"bench": "stream", "row": "ratio", "of": "median run of each", "ratio_of": RATIO_OF,
+                  **{f"speedup_{w}_vs_{base}_workers": ratio(inner[base].median, inner[w].median, 3)
+                     for w in order[1:]},
+                  **{f"speedup_{w}_vs_{base}_workers_whole_process": ratio(process[base].median, process[w].median, 3)
+                     for w in order[1:]},
+                  "all_identical": all(r["identical_to_first"] for w in order for r in rows[w]),
+                  "timings": {w: {"seconds": inner[w].summary(3), "process_seconds": process[w].summary(3)}
+                              for w in order}})
 
 if __name__ == "__main__":
     main()

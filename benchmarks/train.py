@@ -7,10 +7,11 @@ hidden size is rounded up to a multiple of 64). Both run plain causal attention
 through SDPA with no mask (ours gets no ``doc`` here, GPT-2 no padding mask), and
 both compute the same cross-entropy from the returned logits. Each timed step is
 forward + backward + AdamW on random ids; medians over interleaved repeats whose
-order alternates (A B, B A, ...) so drift in machine load hits both alike;
-``median_pair_ratio`` is the median of the per-round ratios, a second, noise-robust
-reading of the same comparison. On a GPU the script also reports MFU for ours at
-bf16 with and without ``torch.compile``.
+order alternates (A B, B A, ...) so drift in machine load hits both alike
+(``common.time_sides``; ``ratio_of`` names the statistic, ``timing``/``timings`` hold
+min, median and n); ``median_pair_ratio`` is the median of the per-round ratios, a
+second, noise-robust reading of the same comparison. On a GPU the script also
+reports MFU for ours at bf16 with and without ``torch.compile``.
 
 ``--compile`` adds both models under ``torch.compile`` to the same rounds (a
 ratio row for each pairing: eager vs eager, compiled vs compiled).
@@ -32,7 +33,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import check_peer, emit
+from common import RATIO_OF, Timing, check_peer, emit, ratio, round_ratios, time_sides
 
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.peak import gpu_peak_tflops
+
+WARMUP_STEPS = 3  # untimed steps per model first: the first calls of a compiled model compile it
 
 
 def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:
@@ -74,24 +76,13 @@ def make_step(model: torch.nn.Module, ours: bool, device: torch.device, dtype: t
     return step
 
 
-def timed(step, ids: torch.Tensor, device: torch.device) -> tuple[float, float]:
-    """(seconds, loss) of one training step."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    loss = step(ids)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, loss
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="tiny")
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per model (after 3 warmup steps)")
+    ap.add_argument("--steps", type=int, default=10, help=f"timed steps per model (after {WARMUP_STEPS} warmup steps)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true",
                     help="also time both models under torch.compile (same interleaved rounds)")
@@ -113,44 +104,36 @@ def build_models(cfg: ModelConfig, device: torch.device, dtype: torch.dtype | No
     return models, steps
 
 
-def run_rounds(steps: dict[str, Any], ids: torch.Tensor, device: torch.device,
-               rounds: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Seconds and losses per step of each model over ``rounds`` interleaved rounds (order alternating)."""
-    for fn in steps.values():
-        for _ in range(3):  # the first calls of a compiled model compile it
-            fn(ids)
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    losses: dict[str, list[float]] = {k: [] for k in steps}
-    order = list(steps)
-    for i in range(rounds):
-        for name in order if i % 2 == 0 else order[::-1]:
-            sec, loss = timed(steps[name], ids, device)
-            times[name].append(sec)
-            losses[name].append(loss)
-    return times, losses
+def run_rounds(steps: dict[str, Any], ids: torch.Tensor, device: torch.device, rounds: int) -> dict[str, Timing]:
+    """Each model's :class:`common.Timing` of ``rounds`` training steps, its ``results`` the steps' losses:
+    the models take turns (:func:`common.time_sides`, order alternating) after ``WARMUP_STEPS`` each."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return time_sides({name: lambda fn=fn: fn(ids) for name, fn in steps.items()}, repeats=rounds,
+                      warmup=WARMUP_STEPS, sync=sync)
 
 
 def emit_rows(args: argparse.Namespace, common: dict[str, Any], models: dict[str, torch.nn.Module],
-              times: dict[str, list[float]], losses: dict[str, list[float]]) -> None:
+              timings: dict[str, Timing]) -> None:
     """One ``train_step`` row per model, and a ratio row per pairing (eager, compiled) when GPT-2 ran."""
     tokens = args.batch * args.seq_len
-    med = {k: statistics.median(v) for k, v in times.items()}
-    loss = {k: round(statistics.median(v), 4) for k, v in losses.items()}
+    med = {k: t.median for k, t in timings.items()}
+    loss = {k: round(statistics.median(t.results), 4) for k, t in timings.items()}
     for name, m in models.items():
         impl, _, how = name.partition("+")
         emit({"bench": "train_step", "impl": impl, "compile": how == "compile", **common,
               "params": sum(p.numel() for p in m.parameters()), "seconds_per_step": round(med[name], 4),
-              "tokens_per_s": round(tokens / med[name], 1), "median_loss": loss[name]})
+              "tokens_per_s": round(tokens / med[name], 1), "median_loss": loss[name],
+              "timing": timings[name].summary()})
     for how in ("", "+compile") if args.compile else ("",):
-        if "gpt2" + how not in times:
+        if "gpt2" + how not in timings:
             continue
-        ours_t, theirs_t = times["mmtok" + how], times["gpt2" + how]
-        pair = statistics.median(g / m for g, m in zip(theirs_t, ours_t, strict=True))
+        ours, theirs = timings["mmtok" + how], timings["gpt2" + how]
         emit({"bench": "train_step", "metric": "ratio", "compile": bool(how), **common,
-              "mmtok_over_gpt2_tokens_per_s": round(med["gpt2" + how] / med["mmtok" + how], 3),
-              "median_pair_ratio": round(pair, 3), "steps": args.steps,
+              "mmtok_over_gpt2_tokens_per_s": ratio(theirs.median, ours.median, 3), "ratio_of": RATIO_OF,
+              "median_pair_ratio": round(statistics.median(round_ratios(theirs, ours)), 3), "steps": args.steps,
               "mmtok_median_loss": loss["mmtok" + how], "gpt2_median_loss": loss["gpt2" + how],
-              "loss_on": "the same batch of random ids every step, for both"})
+              "loss_on": "the same batch of random ids every step, for both",
+              "timings": {"mmtok": ours.summary(), "gpt2": theirs.summary()}})
 
 
 def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: argparse.Namespace,
@@ -162,12 +145,10 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
     for compiled in (False, True):
         m = Transformer(cfg).to(device)
         net = torch.compile(m) if compiled else m
-        fn = make_step(net, True, device, torch.bfloat16)
-        for _ in range(3):
-            fn(ids)
-        sec = statistics.median(timed(fn, ids, device)[0] for _ in range(args.steps))
+        timing = run_rounds({"mmtok": make_step(net, True, device, torch.bfloat16)}, ids, device, args.steps)["mmtok"]
+        sec = timing.median
         row = {"bench": "train_mfu", "impl": "mmtok", "compile": compiled, **common,
-               "tokens_per_s": round(tokens / sec, 1), "gpu": name}
+               "tokens_per_s": round(tokens / sec, 1), "gpu": name, "timing": timing.summary()}
         if peak:
             row["mfu"] = round(m.flops_per_token(args.seq_len) * tokens / sec / (peak * 1e12), 4)
             row["peak_tflops_assumed"] = peak
@@ -188,10 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     dtype = torch.bfloat16 if device.type == "cuda" else None
     models, steps = build_models(cfg, device, dtype, gpt2=gpt2, compile_too=args.compile)
     ids = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), device=device)
-    times, losses = run_rounds(steps, ids, device, args.steps)
+    timings = run_rounds(steps, ids, device, args.steps)
     common = {"preset": args.preset, "seq_len": args.seq_len, "batch": args.batch, "vocab": args.vocab,
               "precision": "bf16 autocast" if dtype else "float32", "device": str(device)}
-    emit_rows(args, common, models, times, losses)
+    emit_rows(args, common, models, timings)
     if device.type == "cuda":
         mfu_rows(cfg, ids, device, args, common)
 

@@ -35,19 +35,28 @@ Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import check_peer, emit
+from common import (
+    RATIO_OF,
+    ROUND_RATIO_OF,
+    Timing,
+    check_peer,
+    emit,
+    ratio,
+    round_ratios,
+    time_sides,
+)
 from peak_memory import fresh_peaks
 
 import mmtok
@@ -60,15 +69,9 @@ EXACT_ROWS = 50_000  # vectors of each encode row checked against float64 cdist
 EXACT_BLOCK_ROWS = 4096  # rows per cdist block of that check: 256 MiB of float64 distances at K = 8192
 
 
-def measure(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
-    """(seconds, peak memory above the start in MiB) of one call."""
-    with PeakMemory(device) as mem:
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        sec = time.perf_counter() - t0
-    return sec, mem.peak_mib
+def device_sync(device: torch.device) -> Callable[[], None] | None:
+    """What :func:`common.time_sides` calls around each clock reading on ``device`` (None on the CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else None
 
 
 def exact_nearest(x: torch.Tensor, codes: torch.Tensor, rows: int = EXACT_BLOCK_ROWS) -> torch.Tensor:
@@ -155,17 +158,11 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     if device.type == "cuda":
         floor_rows = [n]
     floors = {r: floor_fn(x, codes, r) for r in floor_rows}
-    times: dict[str, list[float]] = {"ours": [], **{f"peer{r}": [] for r in peer_slices},
-                                     **{f"floor{r}": [] for r in floor_rows}}
-    peaks: dict[str, float] = {}
-    for _ in range(repeats):  # interleaved so drift in machine load hits all alike
-        for name, fn in [("ours", lambda: ours.encode(x))] + [(f"peer{r}", f) for r, f in peers.items()] + [
-            (f"floor{r}", f) for r, f in floors.items()
-        ]:
-            sec, peak = measure(fn, device)
-            times[name].append(sec)
-            peaks[name] = max(peaks.get(name, 0.0), peak)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    sides = {"ours": lambda: ours.encode(x), **{f"peer{r}": f for r, f in peers.items()},
+             **{f"floor{r}": f for r, f in floors.items()}}
+    timings = time_sides(sides, repeats=repeats, sync=device_sync(device), around=lambda _: PeakMemory(device))
+    peaks = {name: max(m.peak_mib for m in t.around) for name, t in timings.items()}
+    med = {name: t.median for name, t in timings.items()}
     best_floor = min(floor_rows, key=lambda r: med[f"floor{r}"])
     best_slice = min(peer_slices, key=lambda r: med[f"peer{r}"])
     med["peer"] = med[f"peer{best_slice}"]
@@ -187,8 +184,10 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
               "seconds": round(med[f"floor{r}"], 4),
               "gflops": round(flops / med[f"floor{r}"] / 1e9, 1), "peak_mib": round(peaks[f"floor{r}"], 1)})
     emit({"bench": "vq_encode", "metric": "ratio", **common,
-          "speedup_vs_vector_quantize": round(med["peer"] / med["ours"], 2),
-          "fraction_of_flop_floor": round(med[f"floor{best_floor}"] / med["ours"], 3),
+          "speedup_vs_vector_quantize": ratio(med["peer"], med["ours"], 2),
+          "fraction_of_flop_floor": ratio(med[f"floor{best_floor}"], med["ours"], 3), "ratio_of": RATIO_OF,
+          "timings": {"ours": timings["ours"].summary(), "peer": timings[f"peer{best_slice}"].summary(),
+                      "floor": timings[f"floor{best_floor}"].summary()},
           "floor_block_rows": best_floor, "agreement": agree, "exact_vs_cdist_mmtok": exact,
           "exact_vs_cdist_vector_quantize": exact_peer})
 
@@ -223,33 +222,39 @@ def set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch
         torch.cuda.set_rng_state(state[1], device)
 
 
-def steps_fn(step: Callable[[int], object], first: int, stop: int) -> Callable[[], None]:
-    def run() -> None:
-        for i in range(first, stop):
-            step(i)
-
-    return run
-
-
 def train_in_rounds(trainers: dict[str, Callable[[int], object]], steps: int, rounds: int, device: torch.device,
-                    seed: int) -> dict[str, list[float]]:
-    """Seconds of each of ``rounds`` consecutive segments of training steps ``0..steps-1``, per trainer
-    (a function of the step number), the trainers alternating segment by segment (who goes first swaps
-    every round). Each draws from its own random stream (the first from the current one, the next from
-    ``seed + 1``, ...), so what it learns depends neither on ``rounds`` nor on the other trainer."""
+                    seed: int) -> dict[str, Timing]:
+    """Each trainer's :class:`common.Timing` of ``rounds`` consecutive segments of training steps
+    ``0..steps-1`` (a trainer is a function of the step number), the trainers taking turns segment by
+    segment (:func:`common.time_sides`, who goes first swaps every round; no warm-up: every step trains).
+    Each draws from its own random stream (the first from the current one, the next from ``seed + 1``,
+    ...), switched to outside the clock, so what it learns depends neither on ``rounds`` nor on the other
+    trainer."""
     streams = {}
     for i, name in enumerate(trainers):
         if i:
             torch.manual_seed(seed + i)
         streams[name] = rng_state(device)
     bounds = [round(r * steps / rounds) for r in range(rounds + 1)]
-    secs: dict[str, list[float]] = {name: [] for name in trainers}
-    for r in range(rounds):
-        for name in list(trainers)[:: 1 if r % 2 == 0 else -1]:
-            set_rng_state(streams[name], device)
-            secs[name].append(measure(steps_fn(trainers[name], bounds[r], bounds[r + 1]), device)[0])
-            streams[name] = rng_state(device)
-    return secs
+
+    def segments(step: Callable[[int], object]) -> Callable[[], None]:
+        starts = iter(range(rounds))
+
+        def run() -> None:
+            r = next(starts)
+            for i in range(bounds[r], bounds[r + 1]):
+                step(i)
+
+        return run
+
+    @contextlib.contextmanager
+    def own_stream(name: str) -> Iterator[None]:
+        set_rng_state(streams[name], device)
+        yield
+        streams[name] = rng_state(device)
+
+    return time_sides({name: segments(step) for name, step in trainers.items()}, repeats=rounds, warmup=0,
+                      sync=device_sync(device), around=own_stream)
 
 
 def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0,
@@ -273,9 +278,9 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
 
     ours.train()
     peer.train()
-    secs = train_in_rounds({"mmtok": lambda i: ours(batch_at(i)),
-                            "vector_quantize_pytorch": lambda i: peer(batch_at(i)[None])},
-                           steps, min(rounds, steps), device, seed=0)
+    timings = train_in_rounds({"mmtok": lambda i: ours(batch_at(i)),
+                               "vector_quantize_pytorch": lambda i: peer(batch_at(i)[None])},
+                              steps, min(rounds, steps), device, seed=0)
     ours.eval()
     peer.eval()
     with torch.inference_mode():
@@ -285,7 +290,7 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
         idx_p, rec_p = idx_p[0], rec_p[0]
     codebooks = {"mmtok": ours.codebook, "vector_quantize_pytorch": peer.codebook.reshape(k, d)}
     common = {"codebook_size": k, "dim": d, "steps": steps, "batch": batch, "repeated_share": repeat_share,
-              "rounds": len(secs["mmtok"])}
+              "rounds": timings["mmtok"].n}
     quality: dict[str, dict[str, float]] = {}  # per implementation: the rounded mse and usage its row shows
     for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
@@ -295,11 +300,11 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
               "duplicate_codes": k - int(torch.unique(codebooks[name].detach().cpu(), dim=0).shape[0]),
               "twin_codes": int((canonical_codes(codebooks[name].detach()) != torch.arange(k, device=device)).sum()),
               "usage": quality[name]["usage"], "perplexity": round(ppl, 1),
-              "mse": quality[name]["mse"], "train_seconds": round(sum(secs[name]), 2),
-              "segment_seconds_median": round(statistics.median(secs[name]), 4)})
-    per_round = [p / o for o, p in zip(secs["mmtok"], secs["vector_quantize_pytorch"], strict=True)]
+              "mse": quality[name]["mse"], "train_seconds": round(sum(timings[name].seconds), 2),
+              "segment_seconds_median": round(timings[name].median, 4), "timing": timings[name].summary()})
+    per_round = round_ratios(timings["vector_quantize_pytorch"], timings["mmtok"])
     emit({"bench": "vq_train", "metric": "ratio", **common,
-          "speedup_vs_vector_quantize": round(statistics.median(per_round), 2),
+          "speedup_vs_vector_quantize": round(statistics.median(per_round), 2), "ratio_of": ROUND_RATIO_OF,
           "speedup_per_round": [round(x, 2) for x in per_round],
           "mmtok_mse": quality["mmtok"]["mse"], "vector_quantize_mse": quality["vector_quantize_pytorch"]["mse"],
           "mmtok_usage": quality["mmtok"]["usage"],

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import audio as bench  # noqa: E402
 import audio_quality as aq  # noqa: E402
 from audio_baselines import usage_fields  # noqa: E402
+from common import Timing  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -103,25 +104,33 @@ def test_speed_rows_say_when_reconstruction_was_skipped(tmp_path: Path, tok_fold
 def test_speed_rows_time_decode_as_often_as_encode(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     repeats: list[int] = []  # decode was timed with repeats // 2 calls: one at --repeats 3
+    peer: list[bool] = []
 
-    def fake_timed(fn: object, n: int) -> float:
-        repeats.append(n)
-        return 0.01
+    def fake_sides(sides: dict[str, Any], *, repeats: int) -> dict[str, Timing]:
+        return {name: fake_pair(repeats, encodec=False)["mmtok"] for name in sides}
 
-    def fake_pair(*args: Any) -> tuple[float, float]:
-        repeats.append(args[-1])  # encode_speed(tok, clip, repeats), decode_speed(tok, voc, codes, clip, repeats)
-        return 0.01, 0.1
+    def fake_pair(*args: Any, encodec: bool = True) -> dict[str, Timing]:
+        repeats.append(args[-1])  # encode_timings(tok, clip, repeats), decode_timings(tok, voc, codes, clip, repeats)
+        peer.append(encodec)
+        return {"mmtok": Timing((0.01,) * args[-1]), **({"encodec": Timing((0.1,) * args[-1])} if encodec else {})}
 
-    monkeypatch.setattr(bench, "timed", fake_timed)
-    monkeypatch.setattr(bench, "encode_speed", fake_pair)
-    monkeypatch.setattr(bench, "decode_speed", fake_pair)
+    monkeypatch.setattr(bench, "time_sides", fake_sides)
+    monkeypatch.setattr(bench, "encode_timings", fake_pair)
+    monkeypatch.setattr(bench, "decode_timings", fake_pair)
     args = argparse.Namespace(repeats=3, threads=1)
     clip = torch.zeros(24_000)
     for encodec in (False, True):
         bench.speed_rows(tiny_tokenizer(), clip, args, {}, encodec)
         assert repeats == [3, 3, 3], (encodec, repeats)  # encode, decode to waveform, decode to features
+        assert peer == [encodec, encodec, False]
         repeats.clear()
-    assert [r["bench"] for r in records(capsys)] == ["encode_speed", "realtime_factor"] * 2
+        peer.clear()
+    rows = records(capsys)
+    assert [r["bench"] for r in rows] == ["encode_speed", "realtime_factor"] * 2
+    speed = rows[2]  # with EnCodec: the ratio of the medians, labelled, each side's min, median and n beside
+    assert speed["speedup"] == 10.0 and speed["ratio_of"] == "median"
+    assert speed["timings"]["encodec"] == {"min_s": 0.1, "median_s": 0.1, "n": 3}
+    assert rows[3]["decode_speedup_vs_encodec"] == 10.0 and rows[3]["ratio_of"] == "median"
 
 
 def test_split_usage_counts_over_the_tokens_a_short_split_has(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ that many tokens could have used), and two methods scored on the same items
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["codebook_usage", "paired_difference", "perplexity", "psnr", "ssim", "usage_over"]
+__all__ = ["codebook_usage", "key_seed", "paired_difference", "perplexity", "psnr", "ssim", "usage_over"]
 
 SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
 SSIM_SIGMA = 1.5  # its standard deviation in pixels
@@ -116,10 +117,21 @@ def usage_over(counts: torch.Tensor) -> tuple[float, int, int]:
     return (distinct / min(c.numel(), tokens) if tokens else 0.0), distinct, tokens
 
 
+def key_seed(seed: int, key: str) -> int:
+    """The seed of ``key``'s own generator: from ``seed`` and the key's name, the same in every run and
+    process (a digest of the bytes; Python's ``hash()`` of a string changes from process to process).
+
+    >>> key_seed(0, "stoi")
+    5522932457878408169
+    """
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+
+
 def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], keys: Iterable[str], *,
                       resamples: int = 2000, seed: int = 0, lower_better: Iterable[str] = ()) -> dict[str, Any]:
     """Per key: ``mean`` of ``a[i][key] - b[i][key]`` over the items where both are finite, its 95 %
-    percentile-bootstrap interval ``ci95`` (``resamples`` draws of the items, seeded), ``wins`` (items
+    percentile-bootstrap interval ``ci95`` (``resamples`` draws of the items by a generator of the key's own,
+    seeded by :func:`key_seed`: a key's interval is the same whichever other keys are listed), ``wins`` (items
     where ``a`` is better: higher, or lower for the keys in ``lower_better``, such as an error) and
     ``n``. ``a`` and ``b`` are the same items in the same order.
 
@@ -136,13 +148,13 @@ def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str,
     if len(a) != len(b):
         raise ValueError(f"paired rows must cover the same items: {len(a)} against {len(b)}")
     out: dict[str, Any] = {"items": len(a)}
-    rng = np.random.default_rng(seed)
     lower = set(lower_better)
     for key in keys:
         d = np.array([x[key] - y[key] for x, y in zip(a, b, strict=True)
                       if key in x and key in y and math.isfinite(x[key]) and math.isfinite(y[key])])
         if d.size == 0:
             continue
+        rng = np.random.default_rng(key_seed(seed, key))
         means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
         lo, hi = np.quantile(means, [0.025, 0.975])
         out[key] = {"mean": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
