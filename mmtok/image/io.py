@@ -99,6 +99,18 @@ def describe(x: Any) -> str:
     return type(x).__name__
 
 
+def _channels_first(a: np.ndarray, divisor: float = 1.0) -> np.ndarray:
+    """``[H, W]`` or ``[H, W, C]`` (C = 1 or 3), any real dtype -> float32 ``[3, H, W]`` divided by ``divisor``:
+    cast and moved channels first in one pass (one channel repeated to three), then divided in place."""
+    if a.ndim == 2:
+        a = a[..., None]
+    out = np.empty((3, *a.shape[:2]), dtype=np.float32)
+    np.copyto(out, a.transpose(2, 0, 1))
+    if divisor != 1.0:
+        out /= divisor
+    return out
+
+
 def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     """``[H, W, 4]`` float in [0, 1] -> ``[H, W, 3]``: alpha-blend onto ``ALPHA_BACKGROUND``."""
     rgb, alpha = rgba[..., :3], rgba[..., 3:4]
@@ -157,7 +169,7 @@ def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
 
 def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """A Pillow image of any mode, oriented -> float32 ``[H, W, 3]`` in [0, 1], first cut to ``box``
+    """A Pillow image of any mode, oriented -> float32 ``[3, H, W]`` in [0, 1], first cut to ``box``
     (left, top, right, bottom) or reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
     images are scaled by their mode (:func:`_value_scale`, checked on the whole image), clipped after."""
     if img.mode == "La":  # premultiplied alpha, which Pillow converts only to LA
@@ -171,27 +183,26 @@ def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
         gray = np.asarray(img, dtype=np.float64) / divisor
         if not np.isfinite(gray).all():
             raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-        return np.repeat(gray.clip(0.0, 1.0)[..., None], 3, axis=2).astype(np.float32)
+        return _channels_first(gray.clip(0.0, 1.0))
     if _has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        return _composite_on_white(rgba).astype(np.float32)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        return _channels_first(_composite_on_white(rgba))
+    return _channels_first(np.asarray(img if img.mode in ("RGB", "L") else img.convert("RGB")), EIGHT_BIT_MAX)
 
 
 def _from_array(a: np.ndarray) -> np.ndarray:
-    """HW / HWC (C = 1, 3, 4) uint8, uint16, bool or float in [0, 1] -> float32 ``[H, W, 3]``."""
+    """HW / HWC (C = 1, 3, 4) uint8, uint16, bool or float in [0, 1] -> float32 ``[3, H, W]``."""
     if not a.dtype.isnative:  # big-endian data: the same values in native byte order
         a = a.astype(a.dtype.newbyteorder("="))
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
         raise ValueError("expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (channels last)")
-    if a.dtype == np.uint8:
-        f = a.astype(np.float32) / 255.0
-    elif a.dtype == np.uint16:
-        f = a.astype(np.float32) / SIXTEEN_BIT_MAX
-    elif a.dtype == np.bool_:
-        f = a.astype(np.float32)
+    divisor = {np.uint8: EIGHT_BIT_MAX, np.uint16: SIXTEEN_BIT_MAX, np.bool_: 1.0}.get(a.dtype.type)
+    if divisor is not None and a.shape[2] != 4:
+        return _channels_first(a, divisor)
+    if divisor is not None:
+        f = a.astype(np.float32) / divisor
     elif np.issubdtype(a.dtype, np.floating):
         f = a.astype(np.float32)
         if not np.isfinite(f).all():
@@ -204,11 +215,7 @@ def _from_array(a: np.ndarray) -> np.ndarray:
         f = f.clip(0.0, 1.0)
     else:
         raise ValueError(f"supported dtypes are {DTYPES}")
-    if f.shape[2] == 4:
-        f = _composite_on_white(f)
-    elif f.shape[2] == 1:
-        f = np.repeat(f, 3, axis=2)
-    return np.ascontiguousarray(f, dtype=np.float32)
+    return _channels_first(_composite_on_white(f) if f.shape[2] == 4 else f)
 
 
 def pixel_limit() -> int | None:
@@ -271,6 +278,12 @@ def _oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
 
 
+def _oriented(img: Image.Image) -> Image.Image:
+    """``img`` with its EXIF orientation applied (``ImageOps.exif_transpose``); ``img`` itself, not a copy,
+    when its tag is absent or 1."""
+    return img if img.getexif().get(EXIF_ORIENTATION) in (None, 1) else ImageOps.exif_transpose(img)
+
+
 def check_size(height: int, width: int, *, patch: int, where: str) -> None:
     """An :class:`ImageError` naming ``where`` and its size when it is smaller than one ``patch×patch`` patch.
 
@@ -329,7 +342,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
                               "every frame, pass [f.convert('RGB') for f in PIL.ImageSequence.Iterator(img)] to "
                               "mmtok.VideoTokenizer.encode)", stacklevel=1)
             img.load()  # decode now: truncated/corrupt data fails here, not later
-            return ImageOps.exif_transpose(img)
+            return _oriented(img)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
@@ -344,14 +357,14 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
 
 def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window | None,
               patch: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
-    """A file or Pillow image -> (float32 ``[h, w, 3]``, its size ``(H, W)`` as decoded, the ``window`` box
+    """A file or Pillow image -> (float32 ``[3, h, w]``, its size ``(H, W)`` as decoded, the ``window`` box
     it was cut to or None): cut to the box at full resolution, else reduced to the working size. The
     ``patch`` check runs on the size before any decoding (a JPEG may then be decoded smaller)."""
     try:
         if isinstance(x, Image.Image):
             w, h = _oriented_size(x)
             check_size(h, w, patch=patch, where=where)
-            img = ImageOps.exif_transpose(x)
+            img = _oriented(x)
         else:
             img = _open_file(Path(x), window=window, patch=patch)
         w, h = img.size
@@ -375,7 +388,7 @@ def _read(x: ImageInput, *, window: Window | None = None,
             arr, size, box = _read_pil(x, where, window=window, patch=patch)
         elif isinstance(x, (np.ndarray, torch.Tensor)):
             arr = _from_array(x) if isinstance(x, np.ndarray) else _from_tensor(x)
-            size = arr.shape[:2]
+            size = arr.shape[1:]
         else:
             raise TypeError(
                 f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
@@ -384,11 +397,11 @@ def _read(x: ImageInput, *, window: Window | None = None,
         raise
     except ValueError as e:
         raise ImageError(f"cannot use {where}: {e}") from e
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
+    if arr.shape[1] == 0 or arr.shape[2] == 0:
         raise ImageError(f"{where} is empty (0 pixels)")
     if isinstance(x, (np.ndarray, torch.Tensor)):  # files and Pillow images were measured before decoding
         check_size(*size, patch=patch, where=where)
-    return torch.from_numpy(rearrange(arr, "h w c -> c h w").copy()), (int(size[0]), int(size[1])), box
+    return torch.from_numpy(arr), (int(size[0]), int(size[1])), box
 
 
 def load_image(x: ImageInput, *, patch: int = 0) -> torch.Tensor:
