@@ -207,7 +207,7 @@ def test_resume_without_a_train_state_says_it_starts_afresh_as_the_vocoder_does(
     shutil.rmtree(out / "train-state")  # its model alone: nothing to continue, and the model is not overwritten
     before = (out / "model" / "model.safetensors").read_bytes()
     rc, err = _cli(capsys, "--data", str(data), "--out", str(out), "--resume", "--steps", "2")
-    assert rc == 1 and f"--resume: {out} holds no train-state/ to continue from" in err
+    assert rc == 2 and f"--resume: {out} holds no train-state/ to continue from" in err
     assert (out / "model" / "model.safetensors").read_bytes() == before
 
 

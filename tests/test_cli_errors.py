@@ -92,7 +92,7 @@ def test_train_refuses_an_existing_run_and_prints_where_it_ended(shards: Path, t
     assert main(["train", "--data", str(shards), "--out", str(out), *TRAIN]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     assert printed.startswith(f"run {out}: newest checkpoint {out / 'ckpt-0000002'}, final loss ")
-    assert main(["train", "--data", str(shards), "--out", str(out), *TRAIN]) == 1
+    assert main(["train", "--data", str(shards), "--out", str(out), *TRAIN]) == 2
     assert "already holds a run" in one_line_error(capsys)
     assert usage_status(["train", "--data", str(shards), "--out", str(out), *TRAIN, "--resume", "--overwrite"]) == 2
     assert "not allowed with argument" in one_line_error(capsys)

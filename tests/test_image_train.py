@@ -46,7 +46,7 @@ def test_train_command_writes_checkpoint_pictures_and_resumes(tmp_path: Path) ->
     assert loaded.provenance["steps"] == 3 and loaded.codebook_size == 64
     from mmtok.cli import main as cli
 
-    assert cli(["train-tokenizer", "image", *common, "--steps", "1"]) == 1  # a finished run is not redone (as mmtok train)
+    assert cli(["train-tokenizer", "image", *common, "--steps", "1"]) == 2  # a finished run is not redone (as mmtok train)
     assert mmtok.load(out / "model").provenance["steps"] == 3
     from mmtok.info import describe, format_info
 

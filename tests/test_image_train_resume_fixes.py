@@ -122,7 +122,7 @@ def test_resume_without_a_train_state_starts_afresh_and_says_so(tmp_path: Path,
     shutil.rmtree(out / "train-state")  # its model alone: nothing to continue, and the model is not overwritten
     before = (out / "model" / "model.safetensors").read_bytes()
     rc, err = _cli(capsys, *_args(tmp_path, data, out, "--steps", "2", "--resume"))
-    assert rc == 1 and err.startswith(f"mmtok: error: --resume: {out} holds no train-state/ to continue from (it "
+    assert rc == 2 and err.startswith(f"mmtok: error: --resume: {out} holds no train-state/ to continue from (it "
                                       "holds codebook-usage.png, model, reconstructions.png, ...)"), err
     assert len(err.strip().splitlines()) == 1
     assert (out / "model" / "model.safetensors").read_bytes() == before

@@ -128,7 +128,7 @@ def test_image_trainer_trains_nothing_into_a_folder_of_other_files(
     out = tmp_path / "photos"
     before = user_folder(out)
     rc, err = cli(capsys, "train-tokenizer", "image", *_args(tmp_path, "photos", "--steps", "2", *resume))
-    assert rc == 1 and err.startswith(f"mmtok: error: {'--resume: ' if resume else ''}{out} holds no run")
+    assert rc == 2 and err.startswith(f"mmtok: error: {'--resume: ' if resume else ''}{out} holds no run")
     assert "not a run's files" in err and "pick an empty or new --out" in err
     assert contents(out) == before
 
@@ -141,7 +141,7 @@ def test_audio_trainer_resumes_nothing_in_a_folder_of_other_files(
     before = user_folder(out)
     rc, err = cli(capsys, "train-tokenizer", "audio", "--data", str(_data(tmp_path / "clips")), *SMALL,
                   "--steps", "2", "--out", str(out), "--resume")
-    assert rc == 1 and err.startswith(f"mmtok: error: --resume: {out} holds no run to continue (")
+    assert rc == 2 and err.startswith(f"mmtok: error: --resume: {out} holds no run to continue (")
     assert contents(out) == before
 
 

@@ -272,7 +272,7 @@ def test_vocoder_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_a
     with open(out / "log.jsonl", "a") as f:
         f.write('{"step": 3, "lo')  # a row cut short by the kill
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["griffin-lim.json", "log.jsonl"]
-    assert vocoder_train.main(run_args(cache, out, "--steps", "3", *clips)) == 1  # as before: --resume it
+    assert vocoder_train.main(run_args(cache, out, "--steps", "3", *clips)) == 2  # as before: --resume it
     assert "already holds a run" in last_error(capsys)
     assert vocoder_train.main(run_args(cache, out, "--steps", "3", "--resume", *clips)) == 0
     assert "starting it afresh" in capsys.readouterr().err
@@ -282,7 +282,7 @@ def test_vocoder_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_a
     mixed.mkdir()
     (mixed / "log.jsonl").write_text((out / "log.jsonl").read_text())
     (mixed / "notes.txt").write_text("mine")
-    assert vocoder_train.main(run_args(cache, mixed, "--steps", "3", "--resume")) == 1
+    assert vocoder_train.main(run_args(cache, mixed, "--steps", "3", "--resume")) == 2
     assert "holds no run to continue" in last_error(capsys)
     assert sorted(p.name for p in mixed.iterdir()) == ["log.jsonl", "notes.txt"]
 

@@ -177,7 +177,7 @@ def test_every_modality_has_its_loss_column_and_dropout_is_a_probability() -> No
     from mmtok.stream.vocab import Modality
 
     assert set(MODALITIES) == {m.name.lower() for m in Modality} - {"special"}
-    with pytest.raises(TrainingError, match=r"dropout is a probability below 1, got 1\.5"):
+    with pytest.raises(TrainingError, match=r"dropout must be in \[0, 1\) \(a finite number\), got 1\.5"):
         check_config(TrainConfig(dropout=1.5))
 
 

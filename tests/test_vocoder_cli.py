@@ -71,7 +71,7 @@ def test_a_new_run_leaves_a_folder_holding_other_files_alone(
     out = tmp_path / "runs" / "u"
     (out / theirs).parent.mkdir(parents=True, exist_ok=True)
     (out / theirs).write_text("my notes\nline 2\n")
-    assert vocoder_train.main(run_args(cache, out, "--steps", "2")) == 1  # as the image and audio trainers
+    assert vocoder_train.main(run_args(cache, out, "--steps", "2")) == 2  # as the image and audio trainers
     err = last_error(capsys)
     assert err.startswith("mmtok: error: ") and str(out) in err and "not a run's files" in err
     assert "pick an empty or new --out" in err and "--resume" not in err  # no run here to continue
@@ -84,7 +84,7 @@ def test_resume_of_a_folder_without_a_run_leaves_it_alone(
     out = tmp_path / "u"
     out.mkdir()
     (out / "log.jsonl").write_text("my notes\n")
-    assert vocoder_train.main(run_args(cache, out, "--steps", "2", "--resume")) == 1
+    assert vocoder_train.main(run_args(cache, out, "--steps", "2", "--resume")) == 2
     assert "holds no run to continue" in last_error(capsys)
     assert [p.name for p in out.iterdir()] == ["log.jsonl"] and (out / "log.jsonl").read_text() == "my notes\n"
     fresh = tmp_path / "fresh"  # --resume of an empty or missing folder starts the run

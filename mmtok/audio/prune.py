@@ -36,7 +36,7 @@ from mmtok.audio.corpus import synthetic_clips as synthetic_arrays
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import CACHE_SPLITS, AudioCache, check_sample_rate, sampling_weights
 from mmtok.core.errors import MmtokError
-from mmtok.core.ranges import Range, out_of_range
+from mmtok.core.ranges import Range, out_of_range, seed_arg
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
 __all__ = ["code_shares", "main"]
@@ -109,12 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", choices=CACHE_SPLITS, help="the cache split to count codes on "
                    "(default: train; a cache holds no test split)")
     p.add_argument("--max-clips", type=int, default=None, help="count only the first N >= 1 clips (quick checks)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --synthetic clips (the trainer's --seed)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the --synthetic clips (the trainer's --seed), "
+                   "in [0, 2**32)")
     add_synthetic_arguments(p, unit="counted tokens")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, debug: bool | None = None) -> int:
+    """``mmtok prune-codebook audio ARGS``: 0, or 2 with a one-line error (with ``debug``, ``mmtok --debug``,
+    its traceback first)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     refused = out_of_range(parser, args, NUMBER_RULES)
@@ -130,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           max_clips=args.max_clips, progress=not args.no_progress)
         return share, counts, {**info, "cache": str(args.cache.resolve())}
 
-    return run_prune_command(parser, args, argv, AudioTokenizer, "audio", count)
+    return run_prune_command(parser, args, argv, AudioTokenizer, "audio", count, debug=debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,8 +79,8 @@ the last checkpoint; ``--resume`` restores the RNG states too, so the continued 
 batches it would have drawn, and first finishes a checkpoint stopped after its train-state (model/,
 best/ and the validation row of that step).
 
-Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag or file, 1 for a run that
-cannot go on (an ``--out`` that holds another run or other files, as for every trainer; a non-finite
+Errors are one line, ``mmtok: error: ...``; exit status 2 for a refused flag, file or folder (an ``--out``
+that holds another run or other files, as for every trainer), 1 for a run that cannot go on (a non-finite
 loss). Every option is checked before any work (:mod:`mmtok.audio.vocoder_checks`): the checkpoints it
 reads are there and made for the cache's 16 kHz audio, ``--attach`` may write its folder, and no option
 is given that the command would ignore (``--vocoder`` without ``--attach``; the run's options without
@@ -185,16 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-clips", type=int, default=8, help="fixed validation speech clips for STOI/PESQ (0: none)")
     p.add_argument("--val-clip-seconds", type=float, default=4.0, help="length of a STOI/PESQ clip")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default=str(pick_device()), help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="random seed of a new run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, debug: bool | None = None) -> int:
     """``mmtok train-tokenizer vocoder ARGS`` (and ``python -m mmtok.audio.vocoder_train ARGS``): exit status 0,
     2 for what the command line asks that cannot be (a flag, file or folder refused), 1 for a failure while
-    running, each error one line ``mmtok: error: ...`` as the ``mmtok`` command says it."""
+    running, each error one line ``mmtok: error: ...`` as the ``mmtok`` command says it; with ``debug``
+    (``mmtok --debug``; default: ``MMTOK_DEBUG``) its traceback first."""
     argv = list(argv) if argv is not None else sys.argv[1:]
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_options(parser, args)
         return _run(parser, args, argv)
     except MmtokError as e:
-        return report_error(e)
+        return report_error(e, debug=debug)
 
 
 def _typed() -> str:

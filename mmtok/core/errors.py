@@ -26,6 +26,7 @@ __all__ = [
     "MmtokError",
     "QuantizerError",
     "ResumeMismatchError",
+    "RunRefusedError",
     "StreamError",
     "TrainingError",
     "UsageError",
@@ -99,10 +100,16 @@ class UsageError(MmtokError, ValueError):
     """A command line that cannot work (a bad flag value, a missing option): the ``mmtok`` command exits 2."""
 
 
-class ResumeMismatchError(TrainingError, UsageError):
+class RunRefusedError(TrainingError, UsageError):
+    """A training run refused before it starts for what it was given: a setting no run can use, or an ``--out``
+    that is a file, holds another run (without ``--resume`` or ``--overwrite``) or holds files that are no run's.
+    The run cannot start (a :class:`TrainingError`) because of what the command line says, so the ``mmtok``
+    command exits 2 as for any refused flag or folder."""
+
+
+class ResumeMismatchError(RunRefusedError):
     """``--resume`` given another model shape, other shards or other data-order settings than the run's own:
-    the run cannot continue (a :class:`TrainingError`) because of what the command line says, so the
-    ``mmtok`` command exits 2 as for any refused flag."""
+    the run cannot continue because of what the command line says (a :class:`RunRefusedError`: exit 2)."""
 
 
 class DeviceError(MmtokError, RuntimeError):
@@ -126,9 +133,13 @@ class ContextTooShortError(MmtokError, ValueError):
 
 def exit_status(e: BaseException) -> int:
     """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
-    flag, a file or folder it names; a :class:`ResumeMismatchError` too), 1 for a failure while running (a
-    training run that cannot go on, an ``--out`` that holds another run among them; a missing device; an
-    error that is not mmtok's)."""
+    flag, a file or folder it names; a :class:`RunRefusedError` too, such as an ``--out`` that holds another
+    run), 1 for a failure while running (a training run that cannot go on; a missing device; an error that is
+    not mmtok's).
+
+    >>> exit_status(RunRefusedError("--out run is a file, not a folder")), exit_status(TrainingError("nan loss"))
+    (2, 1)
+    """
     if isinstance(e, UsageError):
         return 2
     if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError)):

@@ -36,6 +36,16 @@ class Range:
         below = value < self.high if self.high_open else value <= self.high
         return above and below
 
+    def phrase(self, *, whole: bool = False) -> str:
+        """What a value must be, in words: ``at least N`` for a whole number with no upper end, else :meth:`__str__`.
+
+        >>> Range(1).phrase(whole=True), Range(1).phrase(), Range(0, 1, high_open=True).phrase(whole=True)
+        ('at least 1', '>= 1', 'in [0, 1)')
+        """
+        if whole and math.isinf(self.high) and not self.low_open:
+            return f"at least {self.low:.10g}"
+        return str(self)
+
     def __str__(self) -> str:
         if math.isinf(self.high):
             return f"{'>' if self.low_open else '>='} {self.low:.10g}"
@@ -103,8 +113,7 @@ def out_of_range(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
             continue
         action = actions[dest]
         flag, whole = action.option_strings[0], action.type is int
-        phrase = (f"at least {allowed.low:.10g}" if whole and math.isinf(allowed.high) and not allowed.low_open
-                  else str(allowed))
+        phrase = allowed.phrase(whole=whole)
         note = f" ({notes[dest]})" if notes and dest in notes else ""
         default = "" if action.default is None else f" (default: {_said(action.default)})"
         return (f"{flag} must be {phrase}{note} (got {_said(value)}); give {flag} {allowed} "

@@ -20,7 +20,7 @@ from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.checkpoint_folder import BACKUP_NAME, backup_of
-from mmtok.core.errors import TrainingError
+from mmtok.core.errors import RunRefusedError
 from mmtok.core.trainstate import LOCK_NAME, json_digest
 
 __all__ = [
@@ -76,13 +76,14 @@ def _holds_run(folder: Path, marks: RunMarks) -> bool:
 
 def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite: bool, marks: RunMarks,
                      overwrite_flag: bool = True) -> None:
-    """Refuse (:class:`TrainingError`, one line) a run folder in the way, before anything is written to it: one
-    holding a run (``marks``: what the trainer's runs hold) unless ``resume`` or ``overwrite``, and one holding files
-    but no run even then (not the trainer's to continue, clear or write beside). An empty or missing folder, or one
-    holding only a lock, is fine. Writes nothing. ``overwrite_flag``: whether the command has ``--overwrite``."""
+    """Refuse (:class:`RunRefusedError`, one line: the ``mmtok`` command exits 2) a run folder in the way, before
+    anything is written to it: one holding a run (``marks``: what the trainer's runs hold) unless ``resume`` or
+    ``overwrite``, and one holding files but no run even then (not the trainer's to continue, clear or write
+    beside). An empty or missing folder, or one holding only a lock, is fine. Writes nothing. ``overwrite_flag``:
+    whether the command has ``--overwrite``."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise TrainingError(f"--out {folder} is a file, not a folder")
+        raise RunRefusedError(f"--out {folder} is a file, not a folder")
     held = _held(folder)
     if not held:
         return
@@ -90,12 +91,12 @@ def check_run_folder(folder: str | os.PathLike[str], *, resume: bool, overwrite:
     if _holds_run(folder, marks):
         if not (resume or overwrite):
             again = "start it over with --overwrite, " if overwrite_flag else ""
-            raise TrainingError(f"{folder} already holds a run ({shown}); continue it with --resume, "
+            raise RunRefusedError(f"{folder} already holds a run ({shown}); continue it with --resume, "
                                 f"{again}or pick another --out")
         return
     flag, to = (("--resume: ", " to continue") if resume else ("--overwrite: ", " to start over") if overwrite
                 else ("", ""))
-    raise TrainingError(f"{flag}{folder} holds no {marks.run}{to} ({marks.absent}; it holds {shown}): those are not "
+    raise RunRefusedError(f"{flag}{folder} holds no {marks.run}{to} ({marks.absent}; it holds {shown}): those are not "
                         "a run's files, and nothing in it was changed; pick an empty or new --out")
 
 
@@ -110,13 +111,13 @@ def check_resume_folder(folder: str | os.PathLike[str], *, state_dir: str = TOKE
     """``--resume`` into ``folder``, once :func:`check_run_folder` let it through: True when its ``state_dir``
     holds a train state to continue; False, said on stderr (:func:`say_starting_afresh`), when the folder is new
     or empty (a tokenizer run writes nothing before its first checkpoint). One that holds a run's files but no
-    train state (its model alone) is refused (:class:`TrainingError`, one line): there is nothing to continue, and
+    train state (its model alone) is refused (:class:`RunRefusedError`, one line): there is nothing to continue, and
     its files are not overwritten."""
     folder = Path(folder)
     if (folder / state_dir / CONFIG_NAME).is_file():
         return True
     if held := _held(folder):
-        raise TrainingError(f"--resume: {folder} holds no {state_dir}/ to continue from (it holds {_shown(held)}); "
+        raise RunRefusedError(f"--resume: {folder} holds no {state_dir}/ to continue from (it holds {_shown(held)}); "
                             "train into a new --out")
     say_starting_afresh(folder, state_dir=state_dir)
     return False

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, check_folder, check_split, data_split
+from mmtok.core.ranges import seed_arg
 from mmtok.image.crops import find_images, load_corpus, random_crops
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
@@ -63,11 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", type=int, default=4096, help="random crops to count codes on")
     p.add_argument("--scale-min", type=float, default=0.35, help="smallest crop side, as a fraction of the shorter side")
     p.add_argument("--scale-max", type=float, default=1.0, help="largest crop side, as a fraction of the shorter side")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crops")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the crops, in [0, 2**32)")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, debug: bool | None = None) -> int:
+    """``mmtok prune-codebook image ARGS``: 0, or 2 with a one-line error (with ``debug``, ``mmtok --debug``,
+    its traceback first)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
@@ -86,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "photos": len(files), "crops": args.crops,
                              "crop_side": [args.scale_min, args.scale_max], "seed": args.seed, "tokens": tokens}
 
-    return run_prune_command(parser, args, argv, ImageTokenizer, "image", count)
+    return run_prune_command(parser, args, argv, ImageTokenizer, "image", count, debug=debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

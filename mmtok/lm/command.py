@@ -1,5 +1,6 @@
-"""``mmtok train``: its options (one per :class:`~mmtok.lm.train.TrainConfig` field) and the command,
-which on ``--resume`` takes the run's own settings for the flags left out."""
+"""``mmtok train``: its options (one per :class:`~mmtok.lm.train.TrainConfig` field, each number checked as it
+is parsed against :data:`~mmtok.lm.train.SETTING_RANGES`, naming the flag) and the command, which on ``--resume``
+takes the run's own settings for the flags left out."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from mmtok.core.ranges import count_arg
+from mmtok.core.ranges import count_arg, out_of_range, seed_arg
 from mmtok.core.trainstate import HelpFormatter, check_device_option, options_given
 
 __all__ = ["main", "train_parser"]
@@ -20,27 +21,11 @@ _TRAIN_HELP = {
     "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine", "warmup": "linear warmup steps",
     "weight_decay": "AdamW weight decay (matrices only)", "grad_clip": "max global gradient norm (0: off)",
     "rope_3d": "3-D rotary (time, row, column) positions for media tokens, else 1-D", "dropout": "model dropout",
-    "seed": "seeds data order, init and dropout", "save_every": "steps between checkpoints",
+    "seed": "seeds data order, init and dropout, in [0, 2**32)", "save_every": "steps between checkpoints",
     "keep_last": "checkpoints kept", "compile": "torch.compile the model",
     "device": "cpu or cuda (default: cuda when available)", "threads": "CPU threads for torch (default: torch's)",
 }
 _AT_LEAST_1 = ("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads")
-_SEED_LIMIT = 2**63  # --seed is in [0, _SEED_LIMIT): a non-negative int64
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _seed(text: str) -> int:
-    """argparse type of ``--seed``: an integer in ``[0, 2**63)``."""
-    n = _int(text)
-    if not 0 <= n < _SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {n}")
-    return n
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -69,7 +54,7 @@ def train_parser() -> argparse.ArgumentParser:
         elif name == "preset":
             ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
         else:
-            kind = count_arg if name in _AT_LEAST_1 else _seed if name == "seed" else (
+            kind = count_arg if name in _AT_LEAST_1 else seed_arg if name == "seed" else (
                 type(default) if default is not None else str)
             ap.add_argument(flag, type=kind, default=default, help=text)
     return ap
@@ -80,11 +65,15 @@ def main(argv: Sequence[str]) -> int:
     import torch.distributed as dist
 
     from mmtok.lm.runs import last_log_row, latest_checkpoint
-    from mmtok.lm.train import TrainConfig, train
+    from mmtok.lm.train import SETTING_RANGES, TrainConfig, train
 
     argv = list(argv)
     parser = train_parser()
-    opts = vars(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    refused = out_of_range(parser, args, SETTING_RANGES)  # --lr nan, --warmup -5, --dropout 1, ...: exit 2
+    if refused:
+        parser.error(refused)
+    opts = vars(args)
     check_device_option(parser, opts["device"])
     resume, overwrite, progress = opts.pop("resume"), opts.pop("overwrite"), not opts.pop("no_progress")
     if resume:

@@ -52,9 +52,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
-from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.errors import CheckpointError, RunRefusedError, TrainingError
 from mmtok.core.files import write_atomic
-from mmtok.core.run_folder import check_run_folder
+from mmtok.core.ranges import SEED, Range
+from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     device_record,
@@ -83,7 +84,7 @@ from mmtok.lm.runs import (
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["TrainConfig", "check_config", "train"]
+__all__ = ["SETTING_RANGES", "TrainConfig", "check_config", "train"]
 
 
 @dataclass
@@ -117,22 +118,34 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return warmup_cosine(step, peak=cfg.lr, warmup=cfg.warmup, total=cfg.steps, floor=cfg.min_lr)
 
 
+SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field takes (mmtok train checks its flags by it)
+    **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads"), Range(1)),
+    **dict.fromkeys(("lr", "min_lr", "warmup", "weight_decay", "grad_clip"), Range(0)),
+    "dropout": Range(0, 1, high_open=True),  # a probability
+    "seed": SEED,
+}
+
+
 def check_config(cfg: TrainConfig) -> None:
-    """Raise :class:`TrainingError` for settings no run can use (a count below 1, an unknown preset, ...)."""
-    for name in ("steps", "batch_size", "grad_accum", "save_every", "keep_last", "seq_len"):
-        if getattr(cfg, name) < 1:
-            raise TrainingError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    """Raise :class:`RunRefusedError` for settings no run can use: a field outside its range in
+    :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset.
+
+    >>> check_config(TrainConfig(dropout=1.5))
+    Traceback (most recent call last):
+    mmtok.core.errors.RunRefusedError: dropout must be in [0, 1) (a finite number), got 1.5
+    """
     if cfg.preset not in PRESETS:
-        raise TrainingError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
-    for name in ("lr", "min_lr", "weight_decay", "grad_clip", "dropout"):
-        if not math.isfinite(getattr(cfg, name)) or getattr(cfg, name) < 0:
-            raise TrainingError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
-    if cfg.warmup < 0:
-        raise TrainingError(f"warmup must be >= 0, got {cfg.warmup}")
-    if cfg.dropout >= 1:
-        raise TrainingError(f"dropout is a probability below 1, got {cfg.dropout}")
-    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**63:
-        raise TrainingError(f"seed must be a whole number in [0, 2**63), got {cfg.seed!r}")
+        raise RunRefusedError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    defaults = TrainConfig()
+    for name, allowed in SETTING_RANGES.items():
+        value, default = getattr(cfg, name), getattr(defaults, name)
+        if value is None and default is None:  # left to torch (threads)
+            continue
+        whole = not isinstance(default, float)
+        kinds = (int,) if whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not allowed.holds(value):
+            raise RunRefusedError(f"{name} must be {allowed.phrase(whole=whole)} "
+                                  f"({'a whole number' if whole else 'a finite number'}), got {value!r}")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -291,7 +304,7 @@ def _resume(r: _Run, resume: bool) -> None:
         if r.master:
             _say_changes(r, state["config"])
     elif resume and r.master:
-        print(f"no checkpoint in {r.folder}: starting from scratch")
+        say_starting_afresh(r.folder, state_dir=f"{CKPT_PREFIX}*")
     if resume and r.master:
         _set_aside_damaged(r.folder, r.step)
     log = r.folder / LOG_NAME
@@ -445,9 +458,10 @@ def _checkpoint(r: _Run) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a run into ``cfg.out``, or continue it (``resume``); returns the run folder.
 
-    A folder that already holds a run is refused (:class:`TrainingError`) unless ``resume`` (continue
-    from its newest intact checkpoint) or ``overwrite`` (drop its checkpoints and log, start over); one
-    that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before
+    Settings no run can use are refused (:func:`check_config`), and so is a folder that already holds a run
+    (both a :class:`RunRefusedError`) unless ``resume`` (continue from its newest intact checkpoint; a folder
+    with none starts the run afresh, said on stderr) or ``overwrite`` (drop its checkpoints and log, start over);
+    one that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before
     it is looked at: ``cfg.out/.lock`` holds the process id, so a second run into the same folder is
     refused; a checkpoint a killed run left mid-swap is put back; a failed run removes the folders it made
     and left empty. A step that would need more memory than is available is a :class:`UsageError` before

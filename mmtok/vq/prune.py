@@ -37,8 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, UsageError, report_error
 from mmtok.core.module_io import load_module, save_module
+from mmtok.core.ranges import count_arg
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["add_prune_arguments", "decodes_as", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command",
@@ -193,20 +194,22 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the tokenizer: a shipped name or a checkpoint folder")
     parser.add_argument("--keep", required=True, type=int, help="codes to keep (the new codebook size K')")
     parser.add_argument("--out", required=True, type=Path, help="folder for the pruned checkpoint (must not exist)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=count_arg, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] | None,
                       cls: type, modality: str,
-                      count: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]]) -> int:
+                      count: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]], *,
+                      debug: bool | None = None) -> int:
     """The body of ``mmtok prune-codebook MODALITY``: refuse an existing ``--out`` and a ``--keep``
     outside 2..K (exit 2), load ``--model`` as ``cls``, ``count(tok)`` -> (code shares, token counts or
     None, what was counted), then :func:`save_pruned` and one JSON line on stdout. A bad model or data
-    exits 2 with a one-line message and writes nothing."""
+    exits 2 with a one-line message (:func:`~mmtok.core.errors.report_error`; with ``debug``, ``mmtok
+    --debug``, its traceback first) and writes nothing."""
     if args.out.exists():
         parser.error(f"--out {args.out} already exists; choose a new folder")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
         tok = load_module(cls, args.model)
@@ -218,8 +221,9 @@ def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
         record = save_pruned(tok, share, args.keep, args.out, source=str(args.model), counted_on=info,
                              command=command, counts=counts)
     except (MmtokError, FileNotFoundError) as e:  # what it was given is refused: exit 2, as every command
-        print(f"mmtok: error: prune-codebook {modality}: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        refused = UsageError(f"prune-codebook {modality}: {e}")
+        refused.__cause__ = e  # the traceback under debug is the one of what was refused
+        return report_error(refused, debug=debug)
     print(json.dumps({"pruned": str(args.out), **{k: v for k, v in record.items() if k != "counted_on"},
                       "tokens_counted": info["tokens"]}))
     return 0
