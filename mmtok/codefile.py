@@ -38,7 +38,7 @@ from mmtok.data.media_files import (
     refuse_foreign,
     run_each,
 )
-from mmtok.pretrained import load, model_version
+from mmtok.pretrained import load_tokenizer, model_version
 
 __all__ = ["add_commands", "decode_main", "encode_main"]
 
@@ -71,7 +71,7 @@ class _Models:
     def __call__(self, kind: str) -> Any:
         if kind not in self.loaded:
             try:
-                self.loaded[kind] = load(self.names[kind], kind=kind)
+                self.loaded[kind] = load_tokenizer(self.names[kind], kind=kind)
             except (MmtokError, OSError) as e:  # every file of this kind would fail the same way
                 raise StopRun(f"--{kind} {self.names[kind]}: {' '.join(str(e).split())}") from e
         return self.loaded[kind]
@@ -285,7 +285,8 @@ def add_commands(sub: Any) -> None:
         for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
                            ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
             parser.add_argument(f"--{kind}", default=kind, metavar="MODEL",
-                                help=f"{what}: a shipped name or a checkpoint folder (default: {kind})")
+                                help=f"{what}: a shipped name, a checkpoint folder or package.module:callable "
+                                f"(default: {kind})")
         if name == "decode":
             parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
                                 help="how sounds come back (default: the model's learned vocoder when it has one)")

@@ -58,7 +58,7 @@ from mmtok.data.media_files import (
     refuse_foreign,
     run_each,
 )
-from mmtok.pretrained import load, load_config, model_version
+from mmtok.pretrained import is_callable_spec, load_config, load_tokenizer, model_version
 
 __all__ = ["METRICS", "PLOT_MARK", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target",
            "score_audio", "score_image", "score_video"]
@@ -144,13 +144,25 @@ class Evaluation:
     with_dnsmos: bool = False
     models: dict[str, list[_Model]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    built: dict[tuple[str, str], Any] = field(default_factory=dict)  # (kind, MODEL) -> built by config(), for of()
+
+    def config(self, kind: str, name: str) -> Any:
+        """The config of ``--KIND name`` (None for a tokenizer without one): a checkpoint's read without its weights,
+        a ``module:callable`` one's from the tokenizer it builds, kept for :meth:`of` to take."""
+        if not is_callable_spec(name):
+            return load_config(name, kind=kind)
+        if (kind, name) not in self.built:
+            self.built[kind, name] = load_tokenizer(name, kind=kind)
+        return getattr(self.built[kind, name], "cfg", None)
 
     def of(self, kind: str) -> list[_Model]:
         """The models of ``kind``, loaded the first time they are needed."""
         if kind not in self.models:
             models: list[_Model] = []
             for name in self.names[kind]:
-                tok = load(name, kind=kind)
+                tok = self.built.pop((kind, name), None)  # a name given again is built again: a model of its own
+                if tok is None:
+                    tok = load_tokenizer(name, kind=kind)
                 label = model_version(tok) or name
                 if any(m.label == label for m in models):
                     label = name
@@ -366,8 +378,8 @@ def add_command(sub: Any) -> None:
     for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
                        ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
         parser.add_argument(f"--{kind}", action="append", metavar="MODEL",
-                            help=f"{what}: a shipped name or a checkpoint folder; give it again to compare models "
-                            f"on the same files, each against the first (default: {kind})")
+                            help=f"{what}: a shipped name, a checkpoint folder or package.module:callable; give it "
+                            f"again to compare models on the same files, each against the first (default: {kind})")
     parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
                         help="how sounds come back (default: the model's learned vocoder when it has one)")
     parser.add_argument("--dnsmos", action="store_true",
@@ -392,16 +404,16 @@ def eval_main(args: argparse.Namespace) -> int:
     files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES, once_per_file=True)
     plot = None if args.plot is None else plot_target(args.plot, [p for p, _ in files])
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
+    ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
     for kind in names:  # a model named wrong is one line now, not one per file
         for name in getattr(args, kind) or []:
             try:
-                load_config(name, kind=kind)
+                ev.config(kind, name)
             except MmtokError as e:
                 raise UsageError(f"--{kind} {name}: {e}") from e
     if "audio" in file_kinds(files):  # sounds, or videos' soundtracks: refused once here, not once per file
         for name in names["audio"]:
-            check_vocoder_flag(args.vocoder, name, load_config(name, kind="audio"))
-    ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)
+            check_vocoder_flag(args.vocoder, name, ev.config("audio", name))
 
     def one(path: Path, _out: Path) -> str:
         rows = ev.score_file(path)

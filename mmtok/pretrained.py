@@ -15,7 +15,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, 
 from mmtok.core.trainstate import pick_device
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["KINDS", "available", "default_config", "load", "load_config", "model_version", "native_image_tokenizer", "save"]
+__all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",
+           "model_version", "native_image_tokenizer", "save"]
 
 
 def available() -> list[str]:
@@ -195,6 +199,59 @@ def load(
 
         return BPETokenizer.load(folder)
     return load_module(_kind_class(meta["kind"]), folder, device=device)
+
+
+def is_callable_spec(spec: str) -> bool:
+    """Whether a MODEL argument names ``package.module:callable`` (it holds a ``:`` and is no path that exists).
+
+    >>> is_callable_spec("vt:make"), is_callable_spec("image")
+    (True, False)
+    """
+    return ":" in spec and not os.path.exists(spec)
+
+
+def _built(spec: str, error: type[Exception]) -> Any:
+    """What the callable ``package.module:callable`` returns, its module imported with the working folder first on
+    ``sys.path`` (as ``python -m`` would find it); ``sys.path`` is as it was afterwards."""
+    module, _, attr = spec.partition(":")
+    here = os.getcwd()
+    sys.path.insert(0, here)
+    try:
+        return getattr(importlib.import_module(module), attr)()
+    except (ImportError, AttributeError) as e:
+        raise error(f"cannot build tokenizer {spec!r}: {e}") from e
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(here)
+
+
+def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception] = CheckpointError) -> Any:
+    """The media tokenizer a MODEL argument (``--image``, ``--audio``, ``--video`` of every command) names: a
+    shipped name, a checkpoint folder (both as :func:`load`), or ``package.module:callable`` (imported from the
+    working folder or the installed packages, and called with no arguments).
+
+    With ``kind``, a checkpoint of another kind is refused (:func:`load`), and so is a built tokenizer whose
+    ``KIND`` says another kind (one without a ``KIND`` is taken as it is). What cannot be built, or is no media
+    tokenizer (``codebook_size``, ``encode`` and ``decode``: :class:`~mmtok.core.protocol.MediaTokenizer`),
+    raises ``error``, one of :mod:`mmtok.core.errors`.
+
+    >>> load_tokenizer("mmtok.pretrained:native_image_tokenizer", kind="image").cfg.size_policy
+    'native'
+    >>> load_tokenizer("mmtok.pretrained:native_image_tokenizer", kind="audio")
+    Traceback (most recent call last):
+    mmtok.core.errors.CheckpointError: tokenizer 'mmtok.pretrained:native_image_tokenizer' gives a ImageTokenizer of kind 'image', not 'audio'
+    """
+    if not is_callable_spec(spec):
+        return load(spec, kind=kind)
+    tok = _built(spec, error)
+    missing = [name for name in ("codebook_size", "encode", "decode") if not hasattr(tok, name)]
+    if missing:
+        raise error(f"tokenizer {spec!r} gives a {type(tok).__name__}, which has no {', '.join(missing)}: "
+                    "a media tokenizer needs codebook_size, encode and decode (mmtok.core.protocol)")
+    built_kind = getattr(tok, "KIND", None)
+    if kind is not None and isinstance(built_kind, str) and built_kind != kind:
+        raise error(f"tokenizer {spec!r} gives a {type(tok).__name__} of kind {built_kind!r}, not {kind!r}")
+    return tok
 
 
 def _checked_device(device: Any) -> Any:

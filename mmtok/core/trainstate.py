@@ -36,7 +36,13 @@ from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
-from mmtok.core.errors import CheckpointError, DeviceError, ResumeMismatchError, TrainingError
+from mmtok.core.errors import (
+    CheckpointError,
+    DeviceError,
+    ResumeMismatchError,
+    RunRefusedError,
+    TrainingError,
+)
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import ABOVE_0, Range, out_of_range
 
@@ -67,14 +73,18 @@ LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "P
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` if given, else CUDA when available, else the CPU.
 
-    A device that is not here is a :class:`DeviceError`: a name torch does not know, or a CUDA device
-    on a machine without one or with an index past the GPUs torch finds.
+    mmtok runs on the CPU and on CUDA GPUs only. Any other device is a :class:`DeviceError`: a name torch
+    does not know, one of another type (``mps``, ``meta``, ``xpu``, ...), or a CUDA device on a machine
+    without one or with an index past the GPUs torch finds.
 
     >>> pick_device("cpu")
     device(type='cpu')
     >>> pick_device("tpu")
     Traceback (most recent call last):
     mmtok.core.errors.DeviceError: device 'tpu' is not a device: give cpu, cuda or cuda:N (GPU N)
+    >>> pick_device("meta")
+    Traceback (most recent call last):
+    mmtok.core.errors.DeviceError: device 'meta' is not one mmtok runs on: give cpu, cuda or cuda:N (GPU N)
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -82,7 +92,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise DeviceError(f"device {device!r} is not a device: give cpu, cuda or cuda:N (GPU N)") from None
-    if dev.type != "cuda":
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {str(dev)!r} is not one mmtok runs on: give cpu, cuda or cuda:N (GPU N)")
+    if dev.type == "cpu":
         return dev
     if not torch.cuda.is_available():
         raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
@@ -394,14 +406,14 @@ def hold_run_folder(folder: str | os.PathLike[str], *, checkpoint: bool = False)
     out = Path(folder)
     home = out.resolve().parent if checkpoint else out
     if home.exists() and not home.is_dir():
-        raise TrainingError(f"--out {out} is a file, not a folder" if home == out else
-                            f"--out {out} cannot be made: {home} is a file")
+        raise RunRefusedError(f"--out {out} is a file, not a folder" if home == out else
+                              f"--out {out} cannot be made: {home} is a file")
     made = [p for p in (home, *home.parents) if not p.exists()]  # this call's to make, deepest first
     try:
         try:
             home.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise TrainingError(f"--out {out} cannot be made: {e.strerror or e}") from e
+            raise RunRefusedError(f"--out {out} cannot be made: {e.strerror or e}") from e
         with RunLock(out, checkpoint=checkpoint):
             yield out
     except BaseException:
@@ -480,13 +492,15 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
 
 
 def check_device_option(parser: argparse.ArgumentParser, device: str | None) -> None:
-    """``--device`` refused in one line (exit 2) unless it names a device torch knows (or is not given)."""
+    """``--device`` refused in one line (exit 2) unless it names a CPU or CUDA device (or is not given)."""
     if device is None:
         return
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except RuntimeError:
         parser.error(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)")
+    if kind not in ("cpu", "cuda"):
+        parser.error(f"--device {device!r} is not one mmtok runs on (cpu, cuda, cuda:1, ...)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -76,6 +76,7 @@ from mmtok.data.shards import (
     json_bytes,
     shard_manifest,
 )
+from mmtok.pretrained import is_callable_spec, load_tokenizer
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
@@ -125,7 +126,7 @@ class TokenizerSpec:
                 continue
             if value is not None and not isinstance(value, str):
                 raise CorpusError(f"{where}: tokenizers.{key} must be a string, got {value!r}")
-            if key != "text" and value and _is_callable_spec(value) and value not in TRUSTED_CALLABLES:
+            if key != "text" and value and is_callable_spec(value) and value not in TRUSTED_CALLABLES:
                 raise CorpusError(f"{where} names the custom {key} tokenizer {value!r}; mmtok does not import code a "
                                   f"file names: pass it explicitly (e.g. mmtok sample --{key} {value})")
         return cls(**{**record, **given})
@@ -142,7 +143,7 @@ class TokenizerSpec:
 
 
 def _resolved(key: str, value: str | None) -> str | None:
-    if value is None or (key == "text" and value == "byte") or _is_callable_spec(value):
+    if value is None or (key == "text" and value == "byte") or is_callable_spec(value):
         return value
     return checkpoint_source(value)
 
@@ -150,44 +151,18 @@ def _resolved(key: str, value: str | None) -> str | None:
 TRUSTED_CALLABLES = ("mmtok.pretrained:native_image_tokenizer",)  # mmtok's own, allowed in files
 
 
-def _is_callable_spec(spec: str) -> bool:
-    return ":" in spec and not os.path.exists(spec)
-
-
-def _load_media(spec: str) -> MediaTokenizer:
-    """The media tokenizer a spec names: ``package.module:callable`` (the module imported with the working
-    folder first on ``sys.path``, as ``python -m`` would find it), a shipped name or a folder."""
-    if _is_callable_spec(spec):
-        import importlib
-        import sys
-
-        module, _, attr = spec.partition(":")
-        here = os.getcwd()
-        sys.path.insert(0, here)
-        try:
-            tok = getattr(importlib.import_module(module), attr)()
-        except (ImportError, AttributeError) as e:
-            raise CorpusError(f"cannot build tokenizer {spec!r}: {e}") from e
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(here)
-    else:
-        from mmtok.pretrained import load
-
-        tok = load(spec)
-    missing = [name for name in ("codebook_size", "encode", "decode") if not hasattr(tok, name)]
-    if missing:
-        raise CorpusError(f"tokenizer {spec!r} gives a {type(tok).__name__}, which has no {', '.join(missing)}: "
-                          "a media tokenizer needs codebook_size, encode and decode (mmtok.core.protocol)")
-    return cast(MediaTokenizer, tok)
+def _load_media(spec: str, kind: str) -> MediaTokenizer:
+    """The media tokenizer of ``kind`` a spec names (:func:`~mmtok.pretrained.load_tokenizer`): a shipped name, a
+    folder or ``package.module:callable``; one that cannot be built is a :class:`CorpusError`."""
+    return cast(MediaTokenizer, load_tokenizer(spec, kind=kind, error=CorpusError))
 
 
 def build_interleaver(spec: TokenizerSpec) -> Interleaver:
     """The :class:`Interleaver` a :class:`TokenizerSpec` describes."""
     text = load_text_tokenizer(spec.text)
-    image = _load_media(spec.image) if spec.image else None
-    audio = _load_media(spec.audio) if spec.audio else None
-    video = _load_media(spec.video) if spec.video else None
+    image = _load_media(spec.image, "image") if spec.image else None
+    audio = _load_media(spec.audio, "audio") if spec.audio else None
+    video = _load_media(spec.video, "video") if spec.video else None
     return Interleaver(None, text=text, image=image, audio=audio, video=video)
 
 
