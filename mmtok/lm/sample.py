@@ -4,7 +4,8 @@
 :class:`~mmtok.lm.grammar.Grammar` (which also tracks the 3-D positions
 ``rope_3d`` models need); :func:`sample_run` is ``mmtok sample``: a trained run,
 a prompt, and a PNG or WAV written from what was sampled. Requests the context
-cannot hold stop before any model work (:class:`~mmtok.core.errors.ContextTooShortError`).
+cannot hold stop before any model work (:class:`~mmtok.core.errors.ContextTooShortError`), and so does a
+file in the way that ``mmtok sample`` did not write (:data:`MARK`): a user's own file is never replaced.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import torch
 
 from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
+from mmtok.core.ranges import seed_arg
 from mmtok.core.trainstate import pick_device
+from mmtok.data.codes import atomic_file
+from mmtok.data.media_files import marked, refuse_foreign
 from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segment_len
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.stream.interleave import Interleaver
@@ -31,6 +35,7 @@ __all__ = ["Sampled", "audio_tokens_of", "check_fits", "generate", "image_grid_o
 DEFAULT_IMAGE_GRID = (16, 16)  # rows, columns of a sampled image when the image tokenizer has no grid
 DEFAULT_AUDIO_TOKENS = (1, 250)  # fewest, most codes of a sampled audio segment without a token rate
 DEFAULT_AUDIO_SECONDS = 5.0  # longest sampled audio segment, in seconds of the audio tokenizer's rate
+MARK = "mmtok sample"  # in every PNG (Software text) and WAV (software string) sample writes: the files it replaces
 
 
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -344,6 +349,47 @@ def _check_output(path: Path, *, audio: bool) -> None:
         fmt = path.suffix.lower().lstrip(".").upper()
         if fmt not in sf.available_formats() or not sf.check_format(fmt, "PCM_16"):
             raise UsageError(f"{flag} {path}: write .wav or .flac (16-bit PCM), not {path.suffix or 'no extension'}")
+    _refuse_foreign(path, flag)
+
+
+def _refuse_foreign(path: Path, flag: str) -> None:
+    """A :class:`UsageError` when a file without :data:`MARK` is at ``path`` (as ``mmtok decode`` refuses)."""
+    refuse_foreign([(path, path.parent)], lambda p, _: p, lambda p: marked(p, MARK),
+                   "was not written by 'mmtok sample'", flag=f"{flag} ",
+                   fix=" (it replaces only the PNG and WAV files it wrote); move it, or give another name")
+
+
+def _write_image(path: Path, img: torch.Tensor) -> None:
+    """``img`` (``[3, H, W]`` in [0, 1]) to ``path`` atomically, in its extension's format (:func:`_image_format`);
+    a PNG carries :data:`MARK`. A file not ours that appeared there since :func:`_check_output` is refused."""
+    from PIL import Image, PngImagePlugin
+
+    _refuse_foreign(path, "--image-out")
+    pixels = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    fmt = _image_format(path) or "PNG"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", MARK)
+    options = {"pnginfo": info} if fmt == "PNG" else {}
+    atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format=fmt, **options))
+
+
+def _write_sound(path: Path, wave: torch.Tensor, rate: int) -> None:
+    """``wave`` to ``path`` atomically as 16-bit PCM in its extension's format, scaled down if it would clip; a WAV
+    carries :data:`MARK`. A file not ours that appeared there since :func:`_check_output` is refused."""
+    import soundfile as sf
+
+    _refuse_foreign(path, "--audio-out")
+    samples = wave.detach().cpu().float().reshape(-1)
+    samples = (samples / max(1.0, float(samples.abs().max()) / 0.99)).numpy()  # never clips
+    fmt = path.suffix.lstrip(".").upper()
+
+    def write(f: Any) -> None:
+        with sf.SoundFile(f, "w", rate, 1, "PCM_16", format=fmt) as out:
+            if fmt == "WAV":
+                out.software = MARK
+            out.write(samples)
+
+    atomic_file(path, write)
 
 
 def _int_pair(text: str, sep: str) -> tuple[int, int]:
@@ -383,7 +429,8 @@ def sample_run(
     tokenizers: dict[str, str | None] | None = None,
 ) -> Sampled:
     """``mmtok sample``: continue ``prompt`` with a trained run; with ``image_out`` (PNG) or ``audio_out``
-    (WAV) sample that medium after the prompt and write it.
+    (WAV) sample that medium after the prompt and write it (atomically). A file already there is replaced only
+    when ``mmtok sample`` wrote it (a PNG or WAV carrying :data:`MARK`); any other is refused before the run is read.
 
     A request the run's context cannot hold raises :class:`ContextTooShortError`
     before anything is sampled; a ``max_new_tokens`` past it is cut to it, and that is said on stderr. Sampled sound is scaled down if it would clip.
@@ -415,17 +462,10 @@ def sample_run(
     if force is not None:
         seg = il.decode(ids, media=True, partial=True)[-1]
         if image_out:
-            from PIL import Image
-
-            img = seg["image"].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-            Image.fromarray(img).save(image_out, format=_image_format(Path(image_out)) or "PNG")
+            _write_image(Path(image_out), seg["image"])
             files.append(str(image_out))
         if audio_out:
-            import soundfile as sf
-
-            wave = seg["audio"].detach().cpu().float().reshape(-1)
-            wave = wave / max(1.0, float(wave.abs().max()) / 0.99)  # never clips
-            sf.write(audio_out, wave.numpy(), int(seg["sample_rate"] or 16000), subtype="PCM_16")
+            _write_sound(Path(audio_out), seg["audio"], int(seg["sample_rate"] or 16000))
             files.append(str(audio_out))
     return Sampled(ids, il.pretty(ids, partial=True), tuple(files))
 
@@ -442,9 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompt", default="", help="text to continue")
     ap.add_argument("--image-out", default=None,
                     help="sample an image after the prompt and write it here (PNG; .jpg and other extensions "
-                    "Pillow knows in their format)")
+                    "Pillow knows in their format); a file there is replaced only if it is a PNG 'mmtok sample' wrote")
     ap.add_argument("--audio-out", default=None,
-                    help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac)")
+                    help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac); a file there "
+                    "is replaced only if it is a WAV 'mmtok sample' wrote")
     ap.add_argument("--max-new-tokens", type=int, default=400,
                     help="most tokens to sample after the prompt when no medium is forced, at most what the "
                     "model's context leaves after the prompt (default: 400)")
@@ -454,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--top-k", type=int, default=None, help="sample among the K most likely tokens, K ≥ 1 (default: all)")
     ap.add_argument("--top-p", type=float, default=None,
                     help="sample among the most likely tokens whose probabilities reach P, 0 < P ≤ 1 (default: all)")
-    ap.add_argument("--seed", type=int, default=None, help="random seed (default: none, a new draw each run)")
+    ap.add_argument("--seed", type=seed_arg, default=None,
+                    help="random seed, in [0, 2**32) (default: none, a new draw each run)")
     ap.add_argument("--image-grid", type=lambda t: _int_pair(t, "x"), default=None, metavar="ROWSxCOLS",
                     help="rows x columns of a sampled image (default: the image tokenizer's grid, else 16x16)")
     ap.add_argument("--audio-tokens", type=lambda t: _int_pair(t, ","), default=None, metavar="MIN,MAX",
