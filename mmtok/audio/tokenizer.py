@@ -224,20 +224,25 @@ class AudioTokenizer(nn.Module):
     def _stream(self, chunks: Iterable[torch.Tensor], caller: str = "encode_stream") -> Iterator[torch.Tensor]:
         """Codes block by block from chunks of samples; the same arithmetic whatever the chunking.
         ``caller`` names the public method in messages."""
-        c, ctx = self.cfg, self.context_frames
+        c, ctx, device = self.cfg, self.context_frames, self.device
         step = c.block_tokens * c.samples_per_token  # samples between block starts
         window = (c.frames_per_token * c.block_tokens + 2 * ctx - 1) * c.hop_length + c.n_fft
-        buf = torch.zeros(ctx * c.hop_length + c.n_fft // 2, device=self.device)  # left zero context
-        total = emitted = 0
+        pending = [torch.zeros(ctx * c.hop_length + c.n_fft // 2, device=device)]  # left zero context
+        held, total, emitted = pending[0].numel(), 0, 0  # held: samples in pending
         for chunk in chunks:
-            buf = torch.cat([buf, chunk.to(self.device, torch.float32)])
-            total += chunk.numel()
+            # a copy: the caller may refill its array for the next chunk while this one waits in pending
+            pending.append(chunk.to(device, torch.float32, copy=True))
+            held, total = held + chunk.numel(), total + chunk.numel()
+            if held < window:
+                continue
+            buf = torch.cat(pending)  # joined once a block is due, not once per chunk
             while buf.numel() >= window:
                 yield self._block_codes(buf[:window], c.block_tokens)
                 buf, emitted = buf[step:], emitted + c.block_tokens
+            pending, held = [buf], buf.numel()
         if total == 0:
             raise AudioError(f"{caller} got no samples (all chunks were empty)")
-        n = math.ceil(total / c.samples_per_token)
+        buf, n = torch.cat(pending), math.ceil(total / c.samples_per_token)
         while emitted < n:
             # the last block reads only what its tokens need: a 1 s clip costs 1 s of encoder, not a block's 5 s
             keep = min(c.block_tokens, n - emitted)
@@ -336,10 +341,11 @@ class AudioTokenizer(nn.Module):
     def decode_features(self, codes: Any) -> torch.Tensor:
         """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``).
 
-        Codes of more than ``VOCODER_CHUNK_FRAMES`` frames (60 s) are decoded in windows of that
+        Codes of more than ``VOCODER_CHUNK_FRAMES`` frames (60 s) are decoded in windows of at most that
         length, each with the decoder's :attr:`~mmtok.audio.model.MelDecoder.context_tokens` of real
-        context each side, so memory stays bounded; every window is full length, the last one
-        ending at the last code, and the log-mel equals that of one piece within float rounding (bit for bit where
+        context each side, so memory stays bounded; the windows share the codes out evenly (61 s: two of
+        30.5 s), none under half the length, so each code is decoded once and no window is short enough to
+        round differently, and the log-mel equals that of one piece within float rounding (bit for bit where
         the convolutions round alike at both lengths, as they do for the shipped model on this project's CPUs)."""
         codes = self._check_codes(codes)
         flat = codes.reshape(-1, codes.shape[-1])  # (B, n)
@@ -349,7 +355,7 @@ class AudioTokenizer(nn.Module):
             mel = self._decode_latent(self.vq.decode(flat))  # (B, M, F)
         else:
             ctx, pieces = self.decoder.context_tokens, []
-            for a, b, lo, hi in context_windows(n, step, ctx, full=True):
+            for a, b, lo, hi in context_windows(n, step, ctx, even=True):
                 window = self._decode_latent(self.vq.decode(flat[:, lo:hi]))  # (B, M, fpt*(hi - lo))
                 pieces.append(window[..., (a - lo) * fpt : (b - lo) * fpt])
             mel = torch.cat(pieces, dim=-1)  # (B, M, F)
