@@ -84,7 +84,9 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     elif args.modality == "text":
         from mmtok.stream.text import main as train_main
     elif args.modality == "vocoder":
-        from mmtok.audio.vocoder_train import main as train_main
+        from mmtok.audio.vocoder_train import main as vocoder_main
+
+        return vocoder_main(rest, debug=args.debug)
     else:  # pragma: no cover - argparse restricts choices
         raise SystemExit(f"unknown modality {args.modality!r}")
     return int(train_main(rest) or 0)
@@ -98,7 +100,7 @@ def _cmd_prune_codebook(args: argparse.Namespace) -> int:
         from mmtok.image.prune import main as prune_main
     else:
         from mmtok.audio.prune import main as prune_main
-    return int(prune_main(list(args.options)) or 0)
+    return int(prune_main(list(args.options), debug=args.debug) or 0)
 
 
 def _part(text: str) -> tuple[int, int]:
@@ -127,6 +129,9 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     from mmtok.data.corpus import LocalEngine, TokenizerSpec, tokenize_corpus
     from mmtok.data.ray_engine import RayEngine
 
+    if args.ray_address is not None and args.engine != "ray":
+        raise UsageError(f"--ray-address {args.ray_address} is for --engine ray, and the engine is {args.engine}; "
+                         "add --engine ray, or leave --ray-address out; nothing was read or written")
     start = time.perf_counter()
     engine = RayEngine(address=args.ray_address) if args.engine == "ray" else LocalEngine(args.workers)
     manifest = tokenize_corpus(
@@ -207,8 +212,6 @@ def _duration(text: str) -> float:
 
 
 def _cmd_context(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     from mmtok.context.shipped import plan
 
     try:
@@ -221,7 +224,7 @@ def _cmd_context(args: argparse.Namespace) -> int:
         from mmtok.core.errors import UsageError
 
         raise UsageError(f"context: {e}") from e
-    print(json.dumps(asdict(p)) if args.json else p.table())
+    print(json.dumps(p.to_dict()) if args.json else p.table())
     return 0
 
 
@@ -249,8 +252,8 @@ def _add_tokenize(sub: Any) -> None:
                      "folder (absolute paths, .., symlinks); default: such documents are skipped")
     tok.add_argument("--engine", default="local", choices=["local", "ray"], help="local processes, or Ray Data "
                      "(pip install 'mmtok[ray]'; --workers is ignored): the shards are the same")
-    tok.add_argument("--ray-address", default=None, metavar="ADDR", help="a running Ray cluster (ray://HOST:10001 "
-                     "or auto); default: start a local one with 2 CPUs")
+    tok.add_argument("--ray-address", default=None, metavar="ADDR", help="with --engine ray: a running Ray cluster "
+                     "(ray://HOST:10001 or auto); default: start a local one with 2 CPUs")
     tok.set_defaults(func=_cmd_tokenize)
 
 
@@ -302,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
         "interleaved token streams, and a small transformer over them.",
         epilog="Errors are one line; exit status 2: bad usage (a flag, file or folder refused), 1: a failure "
-        "while running, 130: interrupted.",
+        "while running, 130: interrupted, 141: its output's reader went away (piped into head).",
     )
     parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or set MMTOK_DEBUG=1)")
@@ -347,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
     ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
     ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
-    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size)")
+    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size); "
+                     "not for gemini (a fixed count) or mmtok (its image tokenizer's)")
     ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame")
     ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
     ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
@@ -418,6 +422,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     return ns
 
 
+PIPE_CLOSED = 128 + 13  # the status of a command that SIGPIPE ends, as the shell reports it (130: SIGINT, 128 + 2)
+
+
+def _drop_unread_output() -> None:
+    """Point stdout at the null device once its reader is gone, so that what is still buffered for it, flushed as
+    Python exits, neither fails again nor changes the exit status."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout (replaced in-process)
+        pass
+
+
 READS_PICTURES = frozenset({"encode", "eval", "tokenize", "train-tokenizer", "prune-codebook", "demo", "info"})
 
 
@@ -434,7 +452,8 @@ def _check_environment() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130.
+    """Entry point of the ``mmtok`` console script: exit 0, 2 (bad usage), 1 (a failure while running), 130
+    (interrupted), 141 (the reader of its output went away, as ``head`` does: nothing more is said or done).
 
     Errors are one line on stderr (``mmtok: error: ...``); ``--debug`` or ``MMTOK_DEBUG=1`` adds the traceback.
     Warnings are one line too (``mmtok: warning: ...``).
@@ -449,15 +468,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _one_line_usage_errors(), _one_line_warnings():
             args = _parse(parser, argv)
+            args.debug = debug  # the commands that say their own errors show the traceback too
             if getattr(args, "func", None) is None:
                 parser.print_help()
                 return 0
             if getattr(args, "command", None) in READS_PICTURES:
                 _check_environment()
             return int(args.func(args) or 0)
-    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early: stop there, quietly
+        _drop_unread_output()
+        return PIPE_CLOSED
     except KeyboardInterrupt:
         print(f"mmtok: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         return 130

@@ -71,6 +71,7 @@ class Preset:
     size_policy: str | None = None  # the image tokenizer's size policy (mmtok's); None: a published rate's own
     # (width, height) -> the size a "native" size policy reduces a frame to (a plan counts its frames there)
     working_size: Callable[[int, int], tuple[int, int]] | None = None
+    fixed_downsample: str = ""  # why ``downsample`` is not a knob (mmtok's: its image tokenizer's); "": it is one
 
 
 PRESETS: dict[str, Preset] = {
@@ -117,7 +118,8 @@ def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_se
     tokenizer's ``size_policy`` ``"crop"`` or ``"pad"`` every frame becomes ``image_size``
     square whatever its size, so a plan refuses another ``resolution``; with ``"native"`` and
     ``working_size`` (``(width, height)`` -> the size the tokenizer reduces a frame to,
-    :func:`mmtok.image.sizing.working_size`) a plan counts each frame at that size.
+    :func:`mmtok.image.sizing.working_size`) a plan counts each frame at that size. ``downsample`` is the image
+    tokenizer's, so a plan refuses another (a what-if is another ``mmtok_preset``).
 
     >>> p = plan(1, preset=mmtok_preset(image_size=64, downsample=16))
     >>> p.grid, p.tokens_per_frame, p.total_tokens
@@ -131,6 +133,7 @@ def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_se
         tokens_per_video=MMTOK_TOKENS_PER_VIDEO, audio_tokens_per_second=audio_tokens_per_second,
         tokens_per_audio=MMTOK_TOKENS_PER_AUDIO, note=note,
         fixed_size=fixed, size_policy=size_policy, working_size=working_size,
+        fixed_downsample=f"its image tokenizer's model fixes it at {downsample} pixels per token side",
     )
 
 
@@ -190,7 +193,18 @@ class ContextPlan:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The plan as plain data (``mmtok context --json``): its fields (``resolution`` and ``grid`` as
+        ``[height, width]``), with the frames' ``width`` and ``height`` named after ``resolution`` (None for a
+        fixed count).
+
+        >>> d = plan(1, preset="custom", resolution=(360, 640)).to_dict()
+        >>> d["resolution"], d["width"], d["height"], d["grid"]
+        ((360, 640), 640, 360, (23, 40))
+        """
+        items = list(asdict(self).items())
+        at = [k for k, _ in items].index("resolution") + 1
+        height, width = self.resolution or (None, None)
+        return dict([*items[:at], ("width", width), ("height", height), *items[at:]])
 
     def table(self) -> str:
         """A readable table for the terminal."""
@@ -296,7 +310,8 @@ def plan(
     ``preset`` is a name of :data:`PRESETS`, ``"custom"`` or a :class:`Preset`. Every
     other argument overrides the preset: ``fps`` (frames sampled per second),
     ``resolution`` (``(H, W)`` or a square side the frames are tokenized at; refused by a
-    preset whose count does not depend on it), ``downsample`` (pixels per token side),
+    preset whose count does not depend on it), ``downsample`` (pixels per token side; refused by
+    a preset whose count does not depend on it, and by mmtok's, whose image tokenizer fixes it),
     ``tokens_per_frame_overhead`` (separators per frame), ``audio_tokens_per_second``.
     ``model`` is a size (``"tiny"``, ``"small"``, ``"base"``), priced with ``vocab_size`` ids
     (default: ``ModelConfig``'s; ``vocab_source`` says where the number comes from), or a
@@ -393,15 +408,16 @@ def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | i
                 downsample: int | None, overhead: int | None, audio_rate: float | None) -> Preset:
     """``p`` with the caller's numbers in place of its own, each checked."""
     fps = p.fps if fps is None else _number(fps, "fps (--fps)", *FPS_RANGE)
+    if downsample is not None:
+        _refuse_fixed(p, "downsample (--downsample)", p.fixed_downsample)
     ds = p.downsample if downsample is None else _number(downsample, "downsample (--downsample)", 1, MAX_SIDE,
                                                          integer=True)
     overhead = (p.tokens_per_frame_overhead if overhead is None else
                 _number(overhead, "tokens_per_frame_overhead (--frame-overhead)", 0, MAX_OVERHEAD, integer=True))
     audio_rate = (p.audio_tokens_per_second if audio_rate is None else
                   _number(audio_rate, "audio_tokens_per_second (--audio-tokens-per-second)", 0, MAX_AUDIO_RATE))
-    if resolution is not None and (p.fixed_tokens_per_frame is not None or p.fixed_size):
-        why = p.fixed_size or f"it counts {p.fixed_tokens_per_frame} tokens per frame whatever the frame's size"
-        raise ValueError(f"resolution (--resolution) does not apply to preset {p.name!r}: {why}; leave it out")
+    if resolution is not None:
+        _refuse_fixed(p, "resolution (--resolution)", p.fixed_size)
     if isinstance(resolution, numbers.Real):
         resolution = (resolution, resolution)
     if resolution is not None:
@@ -416,6 +432,15 @@ def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | i
         raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
     return replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
                    audio_tokens_per_second=audio_rate)
+
+
+def _refuse_fixed(p: Preset, what: str, fixed: str) -> None:
+    """A ValueError naming ``what`` (the argument and its flag) when ``p`` does not let it change the count: a fixed
+    count per frame, or ``fixed``, the preset's reason why that number is its own."""
+    if p.fixed_tokens_per_frame is None and not fixed:
+        return
+    why = fixed or f"it counts {p.fixed_tokens_per_frame} tokens per frame whatever the frame's size"
+    raise ValueError(f"{what} does not apply to preset {p.name!r}: {why}; leave it out")
 
 
 def _at_working_size(p: Preset) -> Preset:

@@ -279,27 +279,29 @@ def run_each(pairs: Sequence[tuple[Path, Path]], one: Callable[[Path, Path], str
     (``mmtok: error: FILE: why``) and the rest go on, except a :class:`StopRun`, which stops the run. Returns
     2 when any failed (a last line says how many, and that the others were ``done``), 1 when a failure was
     not one mmtok knows (a bug: its type is on the line), else 0. A progress bar runs on stderr when it is a terminal
-    (``progress=None``), always (True) or never (False)."""
+    (``progress=None``), always (True) or never (False). Stdout closed by its reader (output piped into e.g.
+    ``head``) is no file's failure: the :class:`BrokenPipeError` of printing a line ends the run, the files after
+    it untouched."""
     failed = unexpected = 0
-    bar = tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    for path, out in bar:
-        bar.set_postfix_str(path.name, refresh=False)
-        try:
-            if path.is_dir():
-                raise UsageError(f"{path}: a folder with no file to read in it")
-            tqdm.write(one(path, out), file=sys.stdout)
+    with tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        for path, out in bar:
+            bar.set_postfix_str(path.name, refresh=False)
+            try:
+                if path.is_dir():
+                    raise UsageError(f"{path}: a folder with no file to read in it")
+                line = one(path, out)
+            except StopRun:
+                raise
+            except Exception as e:  # one file's failure, whatever it is, is that file's line
+                failed += 1
+                known = isinstance(e, (MmtokError, OSError))
+                unexpected += not known
+                text = " ".join(str(e).split()) if known else f"{type(e).__name__}: {' '.join(str(e).split())}"
+                tqdm.write(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
+                continue
+            tqdm.write(line, file=sys.stdout)
             sys.stdout.flush()
-        except StopRun:
-            bar.close()
-            raise
-        except Exception as e:  # one file's failure, whatever it is, is that file's line
-            failed += 1
-            known = isinstance(e, (MmtokError, OSError))
-            unexpected += not known
-            text = " ".join(str(e).split()) if known else f"{type(e).__name__}: {' '.join(str(e).split())}"
-            tqdm.write(f"mmtok: error: {text if str(path) in text else f'{path}: {text}'}", file=sys.stderr)
-    bar.close()
     if failed:
         rest = f"; the others were {done}" if failed < len(pairs) else ""
         print(f"mmtok: {failed} of {len(pairs)} files failed{rest}", file=sys.stderr)
