@@ -15,13 +15,17 @@ from mmtok.cli import main
 from mmtok.data.corpus import tokenize_corpus
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("cli-errors")
+def text_shards(folder: Path) -> Path:
+    """Shards of 20 short text documents in ``folder``."""
     docs = folder / "docs.jsonl"
     docs.write_text("".join(json.dumps({"segments": [{"text": f"document {k} " * 30}]}) + "\n" for k in range(20)))
     tokenize_corpus(docs, folder / "shards", shard_tokens=2000, progress=False)
     return folder / "shards"
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return text_shards(tmp_path_factory.mktemp("cli-errors"))
 
 
 def usage_status(argv: list[str]) -> int:

@@ -6,36 +6,22 @@ that ``--resume`` starts afresh; the vocoder trainer picks its device as every c
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from mmtok.cli import main
 from mmtok.core.errors import RunRefusedError, TrainingError, UsageError, exit_status
 from mmtok.core.ranges import seed_arg
 from mmtok.core.run_folder import TOKENIZER_RUN_MARKS, check_resume_folder, check_run_folder
-from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm.train import TrainConfig, check_config
+from tests.test_cli_errors import text_shards, usage_status
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("exit-codes")
-    docs = folder / "docs.jsonl"
-    docs.write_text("".join(json.dumps({"segments": [{"text": f"document {k} " * 30}]}) + "\n" for k in range(20)))
-    tokenize_corpus(docs, folder / "shards", shard_tokens=2000, progress=False)
-    return folder / "shards"
-
-
-def status(argv: list[str]) -> int:
-    """``mmtok ARGV``'s exit status: bad options exit through ``SystemExit(2)``, as argparse does."""
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    return text_shards(tmp_path_factory.mktemp("exit-codes"))
 
 
 def last_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -77,7 +63,7 @@ def test_train_into_a_folder_of_other_files_exits_2_as_every_command(
         shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mine = notes_folder(tmp_path)
     for again in ([], ["--resume"], ["--overwrite"]):
-        assert status(["train", "--data", str(shards), "--out", str(mine), "--threads", "1", *again]) == 2
+        assert usage_status(["train", "--data", str(shards), "--out", str(mine), "--threads", "1", *again]) == 2
         err = last_line(capsys)
         assert err.startswith("mmtok: error: ") and "holds no mmtok train run" in err and "pick an empty" in err
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
@@ -92,7 +78,7 @@ def test_train_into_a_folder_of_other_files_exits_2_as_every_command(
 def test_train_refuses_a_number_out_of_range_by_its_flag_before_any_work(
         bad: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    assert status(["train", "--data", str(tmp_path / "no-shards"), "--out", str(out), *bad]) == 2
+    assert usage_status(["train", "--data", str(tmp_path / "no-shards"), "--out", str(out), *bad]) == 2
     err = last_line(capsys)
     assert err.startswith(f"mmtok: error: train: {bad[0]} must be ") and f"give {bad[0]} " in err
     assert "_" not in err.split(";")[0]  # the flag, not the config field (weight_decay)
@@ -125,7 +111,7 @@ def test_every_seed_is_a_whole_number_below_2_to_the_32(
         command: list[str], seed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     argv = [a.replace("{out}", str(out)) for a in command]
-    assert status([*argv, "--seed", seed]) == 2
+    assert usage_status([*argv, "--seed", seed]) == 2
     err = last_line(capsys)
     assert f"argument --seed: must be a whole number in [0, 4294967295], got {seed}" in err and not out.exists()
 
@@ -148,7 +134,7 @@ def test_prune_codebook_threads_is_a_count(modality: str, threads: str, tmp_path
                                            capsys: pytest.CaptureFixture[str]) -> None:
     data = ["--data", str(tmp_path)] if modality == "image" else ["--cache", str(tmp_path)]
     out = tmp_path / "out"
-    assert status(["prune-codebook", modality, "--model", "nowhere", *data, "--keep", "4", "--out", str(out),
+    assert usage_status(["prune-codebook", modality, "--model", "nowhere", *data, "--keep", "4", "--out", str(out),
                    "--threads", threads]) == 2
     assert "argument --threads: " in last_line(capsys) and not out.exists()
 
