@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmtok.core.errors import UsageError
-from mmtok.lm import peak, sample
+from mmtok.lm import peak, sample, sample_output
 from mmtok.lm.model import ModelConfig
 from mmtok.lm.peak import check_step_memory, step_memory
 
@@ -77,10 +77,10 @@ def test_mmtok_train_refuses_before_anything_is_written(shards: Path, tmp_path: 
 
 def test_an_image_out_extension_pillow_cannot_write_is_refused_before_sampling(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"--image-out .*x\.txt: Pillow cannot write \.txt images"):
-        sample._check_output(tmp_path / "x.txt", audio=False)
+        sample_output.check_output(tmp_path / "x.txt", audio=False)
     with pytest.raises(UsageError, match="Pillow cannot write"):  # before the run is even read
         sample.sample_run(tmp_path / "no-run", image_out=tmp_path / "x.txt")
-    sample._check_output(tmp_path / "x.jpg", audio=False)
+    sample_output.check_output(tmp_path / "x.jpg", audio=False)
 
 
 def test_max_new_tokens_past_the_context_is_said(shards: Path, tmp_path: Path,

@@ -1,5 +1,6 @@
-"""What ``mmtok sample`` writes: a user's own file is never replaced, its own earlier output is, every write is
-atomic, and ``--seed`` takes the range every other command's ``--seed`` takes."""
+"""What ``mmtok sample`` writes: a user's own file is never replaced, its own earlier output is (a PNG under any
+name, a WAV, FLAC, AIFF, CAF or RF64: the formats that keep its mark), every write is atomic, and ``--seed`` takes
+the range every other command's ``--seed`` takes."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mmtok.data.media_files import marked
 from mmtok.lm import sample
 from mmtok.lm.model import ModelConfig, Transformer
 
-MARK = "mmtok sample"  # what sample writes in the PNG and WAV files it makes
+MARK = "mmtok sample"  # what sample writes in the PNG, WAV, FLAC, AIFF, CAF and RF64 files it makes
 SMALL = {"image": ["--image-grid", "2x2"], "audio": ["--audio-tokens", "1,4"]}  # a few tokens: quick to sample
 
 
@@ -50,10 +51,13 @@ def run_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 
 
 def _users_file(path: Path) -> bytes:
-    if path.suffix == ".png":
-        Image.new("RGB", (8, 8), (200, 30, 30)).save(path)
+    """A picture or sound of the user's, in its extension's format (a PNG without one)."""
+    if path.suffix in ("", ".png"):
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(path, format="PNG")
     else:
-        sf.write(path, np.zeros(1600, dtype=np.float32), 16000)
+        with sf.SoundFile(path, "w", 16000, 1, "PCM_16", format=path.suffix[1:].upper()) as sound:
+            sound.software = "another program"
+            sound.write(np.zeros(1600, dtype=np.float32))
     return path.read_bytes()
 
 
@@ -62,7 +66,10 @@ def _sample(run: Path, kind: str, out: Path, seed: str = "0") -> int:
                  *SMALL[kind]])
 
 
-@pytest.mark.parametrize(("kind", "name"), [("image", "mine.png"), ("audio", "mine.wav")])
+USERS = [("image", "mine.png"), ("image", "mine"), ("audio", "mine.wav"), ("audio", "mine.flac")]
+
+
+@pytest.mark.parametrize(("kind", "name"), USERS)
 def test_a_users_file_is_refused_before_the_run_is_read(tmp_path: Path, kind: str, name: str) -> None:
     mine = tmp_path / name
     before = _users_file(mine)
@@ -71,7 +78,7 @@ def test_a_users_file_is_refused_before_the_run_is_read(tmp_path: Path, kind: st
     assert mine.read_bytes() == before
 
 
-@pytest.mark.parametrize(("kind", "name"), [("image", "mine.png"), ("audio", "mine.wav")])
+@pytest.mark.parametrize(("kind", "name"), USERS)
 def test_mmtok_sample_leaves_a_users_file_alone(run_of: Callable[[str], Path], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str], kind: str, name: str) -> None:
     mine = tmp_path / name
@@ -82,19 +89,9 @@ def test_mmtok_sample_leaves_a_users_file_alone(run_of: Callable[[str], Path], t
     assert mine.read_bytes() == before
 
 
-def _broken_png(im: Image.Image, fp, filename) -> None:  # type: ignore[no-untyped-def]
-    if im.size == (1, 1):  # the --image-out check's probe
-        return PngImagePlugin._save(im, fp, filename)
-    fp.write(b"\x89PNG half a picture")
-    raise OSError("No space left on device")
-
-
-def _broken_sound(self: sf.SoundFile, data: np.ndarray) -> None:
-    raise OSError("No space left on device")
-
-
-
-@pytest.mark.parametrize(("kind", "name"), [("image", "a.png"), ("audio", "a.wav")])
+@pytest.mark.parametrize(("kind", "name"), [("image", "a.png"), ("image", "a"), ("image", "a.apng"),
+                                           ("audio", "a.wav"), ("audio", "a.flac"), ("audio", "a.aiff"),
+                                           ("audio", "a.caf"), ("audio", "a.rf64")])
 def test_its_own_earlier_output_is_replaced(run_of: Callable[[str], Path], tmp_path: Path, kind: str,
                                             name: str) -> None:
     out = tmp_path / name
@@ -105,8 +102,21 @@ def test_its_own_earlier_output_is_replaced(run_of: Callable[[str], Path], tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left beside it
 
 
+@pytest.mark.parametrize(("kind", "name"), [("image", "a.jpg"), ("audio", "a.au"), ("audio", "a.w64")])
+def test_a_format_that_keeps_no_mark_is_written_once_then_refused(run_of: Callable[[str], Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str], kind: str,
+                                                                  name: str) -> None:
+    out = tmp_path / name
+    assert _sample(run_of(kind), kind, out, seed="1") == 0
+    written = out.read_bytes()
+    capsys.readouterr()
+    assert _sample(run_of(kind), kind, out, seed="2") == 2
+    assert f"--{kind}-out {out} is there and was not written by 'mmtok sample'" in capsys.readouterr().err
+    assert out.read_bytes() == written
+
+
 def _earlier_output(path: Path) -> bytes:
-    """A file as ``mmtok sample`` writes it: a PNG or WAV carrying its mark."""
+    """A file as ``mmtok sample`` writes it: a PNG, WAV or FLAC carrying its mark."""
     if path.suffix == ".png":
         info = PngImagePlugin.PngInfo()
         info.add_text("Software", MARK)
@@ -129,7 +139,7 @@ def _broken_sound(self: sf.SoundFile, data: np.ndarray) -> None:
     raise OSError("No space left on device")
 
 
-@pytest.mark.parametrize(("kind", "name"), [("image", "a.png"), ("audio", "a.wav")])
+@pytest.mark.parametrize(("kind", "name"), [("image", "a.png"), ("audio", "a.wav"), ("audio", "a.flac")])
 def test_a_write_that_fails_leaves_the_earlier_file_whole(run_of: Callable[[str], Path], tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch, kind: str,
                                                           name: str) -> None:

@@ -64,31 +64,31 @@ def media_kind(path: Path) -> str:
 
 def marked(path: Path, mark: str) -> bool:
     """Whether ``path`` is a file carrying ``mark``, the way mmtok marks what its commands write (so they replace
-    only their own files): a PNG's Software text, a WAV's software string, a video's comment, the Creator of a
-    PDF, SVG, EPS or PS (:data:`CREATOR_MARKED`). False for any other file, or one unreadable as its kind."""
+    only their own files): a video's comment, the Creator of a PDF, SVG, EPS or PS (:data:`CREATOR_MARKED`), else
+    a PNG's Software text or a sound's software string (where libsndfile keeps one: WAV, FLAC, AIFF, CAF, RF64),
+    whatever the file's extension. False for any other file, or one unreadable as its kind."""
     if not path.is_file():
         return False
     try:
         if path.suffix.lower() in CREATOR_MARKED:
             return _creator_marked(path, mark)
-        if path.suffix.lower() == ".png":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return im.format == "PNG" and im.info.get("Software") == mark
-        if path.suffix.lower() == ".wav":
-            import soundfile as sf
-
-            with sf.SoundFile(path) as wav:
-                return str(wav.software).startswith(mark)  # libsndfile appends its own name
         if path.suffix.lower() in VIDEO_SUFFIXES:
             from mmtok.video.read import pyav
 
             with pyav().open(str(path)) as container:
                 return container.metadata.get("comment") == mark
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path, formats=["PNG"]) as im:
+                return im.info.get("Software") == mark
+        except UnidentifiedImageError:  # not a PNG: a sound, or no file of mmtok's
+            import soundfile as sf
+
+            with sf.SoundFile(path) as sound:
+                return str(sound.software).startswith(mark)  # libsndfile appends its own name
     except (OSError, ValueError, RuntimeError):  # unreadable as its kind (PIL's UnidentifiedImageError: OSError)
         return False
-    return False
 
 
 def _creator_marked(path: Path, mark: str) -> bool:

@@ -3,9 +3,9 @@
 :func:`generate` samples with the model's KV cache under the masks of
 :class:`~mmtok.lm.grammar.Grammar` (which also tracks the 3-D positions
 ``rope_3d`` models need); :func:`sample_run` is ``mmtok sample``: a trained run,
-a prompt, and a PNG or WAV written from what was sampled. Requests the context
-cannot hold stop before any model work (:class:`~mmtok.core.errors.ContextTooShortError`), and so does a
-file in the way that ``mmtok sample`` did not write (:data:`MARK`): a user's own file is never replaced.
+a prompt, and a picture or sound written from what was sampled (:mod:`~mmtok.lm.sample_output`). Requests
+the context cannot hold stop before any model work (:class:`~mmtok.core.errors.ContextTooShortError`), and so
+does a file in the way that ``mmtok sample`` did not write: a user's own file is never replaced.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.core.ranges import seed_arg
 from mmtok.core.trainstate import pick_device
-from mmtok.data.codes import atomic_file
-from mmtok.data.media_files import marked, refuse_foreign
 from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segment_len
 from mmtok.lm.model import KVCache, Transformer
+from mmtok.lm.sample_output import check_output, write_image, write_sound
 from mmtok.stream.interleave import Interleaver
 
 __all__ = ["Sampled", "audio_tokens_of", "check_fits", "generate", "image_grid_of", "sample_run", "segment_cost"]
@@ -35,7 +34,6 @@ __all__ = ["Sampled", "audio_tokens_of", "check_fits", "generate", "image_grid_o
 DEFAULT_IMAGE_GRID = (16, 16)  # rows, columns of a sampled image when the image tokenizer has no grid
 DEFAULT_AUDIO_TOKENS = (1, 250)  # fewest, most codes of a sampled audio segment without a token rate
 DEFAULT_AUDIO_SECONDS = 5.0  # longest sampled audio segment, in seconds of the audio tokenizer's rate
-MARK = "mmtok sample"  # in every PNG (Software text) and WAV (software string) sample writes: the files it replaces
 
 
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -304,94 +302,6 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
 
 
-def _image_format(path: Path) -> str | None:
-    """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), PNG without one;
-    None for an extension Pillow cannot write an RGB picture in (tried on one pixel: Pillow lists formats such
-    as XBM that take other modes only).
-
-    >>> _image_format(Path("a.jpg")), _image_format(Path("a")), _image_format(Path("a.txt")), _image_format(Path("a.xbm"))
-    ('JPEG', 'PNG', None, None)
-    """
-    import io
-
-    from PIL import Image
-
-    if not path.suffix:
-        return "PNG"
-    fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt not in Image.SAVE:
-        return None
-    try:
-        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
-    except Exception:
-        return None
-    return fmt
-
-
-def _check_output(path: Path, *, audio: bool) -> None:
-    """A :class:`UsageError` when ``path`` cannot take a sampled image or sound: a folder, a folder that
-    does not exist or cannot be written, or an extension Pillow (image) or soundfile (16-bit PCM sound)
-    cannot write."""
-    flag = "--audio-out" if audio else "--image-out"
-    folder = path.resolve().parent
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a folder; give a file name")
-    if not folder.is_dir():
-        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
-    if not audio and _image_format(path) is None:
-        raise UsageError(f"{flag} {path}: Pillow cannot write {path.suffix} images; write .png, .jpg or another "
-                         "image extension")
-    if audio:
-        import soundfile as sf
-
-        fmt = path.suffix.lower().lstrip(".").upper()
-        if fmt not in sf.available_formats() or not sf.check_format(fmt, "PCM_16"):
-            raise UsageError(f"{flag} {path}: write .wav or .flac (16-bit PCM), not {path.suffix or 'no extension'}")
-    _refuse_foreign(path, flag)
-
-
-def _refuse_foreign(path: Path, flag: str) -> None:
-    """A :class:`UsageError` when a file without :data:`MARK` is at ``path`` (as ``mmtok decode`` refuses)."""
-    refuse_foreign([(path, path.parent)], lambda p, _: p, lambda p: marked(p, MARK),
-                   "was not written by 'mmtok sample'", flag=f"{flag} ",
-                   fix=" (it replaces only the PNG and WAV files it wrote); move it, or give another name")
-
-
-def _write_image(path: Path, img: torch.Tensor) -> None:
-    """``img`` (``[3, H, W]`` in [0, 1]) to ``path`` atomically, in its extension's format (:func:`_image_format`);
-    a PNG carries :data:`MARK`. A file not ours that appeared there since :func:`_check_output` is refused."""
-    from PIL import Image, PngImagePlugin
-
-    _refuse_foreign(path, "--image-out")
-    pixels = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-    fmt = _image_format(path) or "PNG"
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", MARK)
-    options = {"pnginfo": info} if fmt == "PNG" else {}
-    atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format=fmt, **options))
-
-
-def _write_sound(path: Path, wave: torch.Tensor, rate: int) -> None:
-    """``wave`` to ``path`` atomically as 16-bit PCM in its extension's format, scaled down if it would clip; a WAV
-    carries :data:`MARK`. A file not ours that appeared there since :func:`_check_output` is refused."""
-    import soundfile as sf
-
-    _refuse_foreign(path, "--audio-out")
-    samples = wave.detach().cpu().float().reshape(-1)
-    samples = (samples / max(1.0, float(samples.abs().max()) / 0.99)).numpy()  # never clips
-    fmt = path.suffix.lstrip(".").upper()
-
-    def write(f: Any) -> None:
-        with sf.SoundFile(f, "w", rate, 1, "PCM_16", format=fmt) as out:
-            if fmt == "WAV":
-                out.software = MARK
-            out.write(samples)
-
-    atomic_file(path, write)
-
-
 def _int_pair(text: str, sep: str) -> tuple[int, int]:
     """``"16x16"`` -> ``(16, 16)`` (``sep`` = ``"x"``), for the command line."""
     import argparse
@@ -430,7 +340,8 @@ def sample_run(
 ) -> Sampled:
     """``mmtok sample``: continue ``prompt`` with a trained run; with ``image_out`` (PNG) or ``audio_out``
     (WAV) sample that medium after the prompt and write it (atomically). A file already there is replaced only
-    when ``mmtok sample`` wrote it (a PNG or WAV carrying :data:`MARK`); any other is refused before the run is read.
+    when ``mmtok sample`` wrote it (one carrying :data:`~mmtok.lm.sample_output.MARK`: a PNG, WAV, FLAC, AIFF,
+    CAF or RF64); any other is refused before the run is read.
 
     A request the run's context cannot hold raises :class:`ContextTooShortError`
     before anything is sampled; a ``max_new_tokens`` past it is cut to it, and that is said on stderr. Sampled sound is scaled down if it would clip.
@@ -444,7 +355,7 @@ def sample_run(
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
     for target in (image_out, audio_out):  # before minutes of sampling, not after
         if target:
-            _check_output(Path(target), audio=target == audio_out)
+            check_output(Path(target), audio=target == audio_out)
     model, vocab, cfg = load_run(run, device=pick_device(device))
     spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {}, where=f"{run} (its training settings)",
                                           overrides=tokenizers)
@@ -462,10 +373,10 @@ def sample_run(
     if force is not None:
         seg = il.decode(ids, media=True, partial=True)[-1]
         if image_out:
-            _write_image(Path(image_out), seg["image"])
+            write_image(Path(image_out), seg["image"])
             files.append(str(image_out))
         if audio_out:
-            _write_sound(Path(audio_out), seg["audio"], int(seg["sample_rate"] or 16000))
+            write_sound(Path(audio_out), seg["audio"], int(seg["sample_rate"] or 16000))
             files.append(str(audio_out))
     return Sampled(ids, il.pretty(ids, partial=True), tuple(files))
 
@@ -482,10 +393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prompt", default="", help="text to continue")
     ap.add_argument("--image-out", default=None,
                     help="sample an image after the prompt and write it here (PNG; .jpg and other extensions "
-                    "Pillow knows in their format); a file there is replaced only if it is a PNG 'mmtok sample' wrote")
+                    "Pillow knows in their format); a file there is replaced only if it is a PNG 'mmtok sample' "
+                    "wrote (other formats carry no mark)")
     ap.add_argument("--audio-out", default=None,
                     help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac); a file there "
-                    "is replaced only if it is a WAV 'mmtok sample' wrote")
+                    "is replaced only if 'mmtok sample' wrote it as WAV, FLAC, AIFF, CAF or RF64 (other formats "
+                    "carry no mark)")
     ap.add_argument("--max-new-tokens", type=int, default=400,
                     help="most tokens to sample after the prompt when no medium is forced, at most what the "
                     "model's context leaves after the prompt (default: 400)")

@@ -1,0 +1,120 @@
+"""The files ``mmtok sample`` writes: a sampled picture (``--image-out``) or sound (``--audio-out``).
+
+:func:`check_output` refuses, before any model work, a path that cannot take the file: a folder, a folder
+that is not there or not writable, an extension Pillow or soundfile cannot write, or a file in the way that
+``mmtok sample`` did not write. :func:`write_image` and :func:`write_sound` write atomically and mark what
+they write with :data:`MARK` where the format keeps it (:data:`MARKED_FORMATS`): those are the only files a
+later run replaces, and a user's own file never is (:func:`~mmtok.data.media_files.marked`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmtok.core.errors import UsageError
+from mmtok.data.codes import atomic_file
+from mmtok.data.media_files import marked, refuse_foreign
+
+__all__ = ["MARK", "MARKED_FORMATS", "check_output", "write_image", "write_sound"]
+
+MARK = "mmtok sample"  # in every file sample writes in a format that keeps it: the files it replaces
+MARKED_FORMATS = ("PNG", "WAV", "FLAC", "AIFF", "CAF", "RF64", "WAVEX")  # PNG: Software text; sounds: software string
+
+
+def _image_format(path: Path) -> str | None:
+    """The Pillow format a sampled image is written in: its extension's (``.jpg``: JPEG), PNG without one;
+    None for an extension Pillow cannot write an RGB picture in (tried on one pixel: Pillow lists formats such
+    as XBM that take other modes only).
+
+    >>> _image_format(Path("a.jpg")), _image_format(Path("a")), _image_format(Path("a.txt")), _image_format(Path("a.xbm"))
+    ('JPEG', 'PNG', None, None)
+    """
+    import io
+
+    from PIL import Image
+
+    if not path.suffix:
+        return "PNG"
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt not in Image.SAVE:
+        return None
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
+    except Exception:
+        return None
+    return fmt
+
+
+def _sound_format(path: Path) -> str:
+    """The soundfile format a sampled sound is written in: its extension's, upper-cased (``.flac``: FLAC)."""
+    return path.suffix.lower().lstrip(".").upper()
+
+
+def check_output(path: Path, *, audio: bool) -> None:
+    """A :class:`UsageError` when ``path`` cannot take a sampled image or sound: a folder, a folder that
+    does not exist or cannot be written, an extension Pillow (image) or soundfile (16-bit PCM sound)
+    cannot write, or a file there that ``mmtok sample`` did not write."""
+    flag = "--audio-out" if audio else "--image-out"
+    folder = path.resolve().parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
+    if not audio and _image_format(path) is None:
+        raise UsageError(f"{flag} {path}: Pillow cannot write {path.suffix} images; write .png, .jpg or another "
+                         "image extension")
+    if audio:
+        import soundfile as sf
+
+        fmt = _sound_format(path)
+        if fmt not in sf.available_formats() or not sf.check_format(fmt, "PCM_16"):
+            raise UsageError(f"{flag} {path}: write .wav or .flac (16-bit PCM), not {path.suffix or 'no extension'}")
+    _refuse_foreign(path, flag)
+
+
+def _refuse_foreign(path: Path, flag: str) -> None:
+    """A :class:`UsageError` when a file without :data:`MARK` is at ``path`` (as ``mmtok decode`` refuses)."""
+    refuse_foreign([(path, path.parent)], lambda p, _: p, lambda p: marked(p, MARK),
+                   "was not written by 'mmtok sample'", flag=f"{flag} ",
+                   fix=f" (it replaces only the {', '.join(MARKED_FORMATS[:-1])} and {MARKED_FORMATS[-1]} files it "
+                   "wrote); move it, or give another name")
+
+
+def write_image(path: Path, img: torch.Tensor) -> None:
+    """``img`` (``[3, H, W]`` in [0, 1]) to ``path`` atomically, in its extension's format (:func:`_image_format`);
+    a PNG carries :data:`MARK`. A file not ours that appeared there since :func:`check_output` is refused."""
+    from PIL import Image, PngImagePlugin
+
+    _refuse_foreign(path, "--image-out")
+    pixels = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    fmt = _image_format(path) or "PNG"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", MARK)
+    options = {"pnginfo": info} if fmt in MARKED_FORMATS else {}
+    atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format=fmt, **options))
+
+
+def write_sound(path: Path, wave: torch.Tensor, rate: int) -> None:
+    """``wave`` to ``path`` atomically as 16-bit PCM in its extension's format, scaled down if it would clip; a
+    format of :data:`MARKED_FORMATS` (WAV, FLAC, ...) carries :data:`MARK`. A file not ours that appeared there
+    since :func:`check_output` is refused."""
+    import soundfile as sf
+
+    _refuse_foreign(path, "--audio-out")
+    samples = wave.detach().cpu().float().reshape(-1)
+    samples = (samples / max(1.0, float(samples.abs().max()) / 0.99)).numpy()  # never clips
+    fmt = _sound_format(path)
+
+    def write(f: Any) -> None:
+        with sf.SoundFile(f, "w", rate, 1, "PCM_16", format=fmt) as out:
+            if fmt in MARKED_FORMATS:
+                out.software = MARK
+            out.write(samples)
+
+    atomic_file(path, write)
