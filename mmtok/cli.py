@@ -30,9 +30,10 @@ from typing import Any, NoReturn
 
 import mmtok
 from mmtok.codefile import add_commands as add_codefile_commands
+from mmtok.core.device import check_device_option
 from mmtok.core.errors import MmtokError, UsageError, debugging, report_error
 from mmtok.core.ranges import count_arg, seed_arg
-from mmtok.core.trainstate import HelpFormatter, check_device_option
+from mmtok.core.trainstate import HelpFormatter
 from mmtok.evaluate import add_command as add_eval_command
 
 __all__ = ["main"]

@@ -27,6 +27,7 @@ from torch import nn
 
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config
 from mmtok.core.checkpoint_folder import locate
+from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import (
     carried_provenance,
@@ -37,7 +38,6 @@ from mmtok.core.module_io import (
     shipped_names,
 )
 from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
-from mmtok.core.trainstate import pick_device
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",

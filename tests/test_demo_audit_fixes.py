@@ -21,9 +21,9 @@ from PIL import Image
 import mmtok.demo
 from mmtok.cli import build_parser, main
 from mmtok.context.growth import Fit
+from mmtok.core.device import pick_device
 from mmtok.core.errors import DeviceError, UsageError
 from mmtok.core.report import Report
-from mmtok.core.trainstate import pick_device
 from mmtok.demo.run import MARK, claim_out, run_demo
 from mmtok.demo.state import Demo
 

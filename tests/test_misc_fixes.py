@@ -54,7 +54,7 @@ def test_the_preset_keeps_its_fields_and_the_published_presets_their_numbers() -
 
 
 def test_device_record_names_the_gpu_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmtok.core.trainstate import device_record
+    from mmtok.core.device import device_record
 
     assert device_record(torch.device("cpu")) == {"device": "cpu"}
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)

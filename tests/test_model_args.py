@@ -11,8 +11,8 @@ import torch
 
 import mmtok
 from mmtok.cli import main
+from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, CorpusError, DeviceError
-from mmtok.core.trainstate import pick_device
 from mmtok.data.codes import load_codes
 from mmtok.data.corpus import TokenizerSpec, build_interleaver
 from mmtok.pretrained import load_tokenizer

@@ -65,6 +65,7 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
+from mmtok.core.device import device_record, pick_device
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
 from mmtok.core.module_io import (
     checkpoint_source,
@@ -76,10 +77,8 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     check_trained_on,
     command_lines,
-    device_record,
     json_digest,
     load_train_state,
-    pick_device,
     save_train_state,
 )
 

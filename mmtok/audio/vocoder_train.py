@@ -113,8 +113,9 @@ from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import Run
 from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
+from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, report_error
-from mmtok.core.trainstate import HelpFormatter, hold_run_folder, options_given, pick_device
+from mmtok.core.trainstate import HelpFormatter, hold_run_folder, options_given
 
 __all__ = ["build_parser", "main"]
 

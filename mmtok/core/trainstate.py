@@ -36,9 +36,9 @@ from torch import nn
 
 from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
+from mmtok.core.device import check_device_option
 from mmtok.core.errors import (
     CheckpointError,
-    DeviceError,
     ResumeMismatchError,
     RunRefusedError,
     TrainingError,
@@ -53,7 +53,6 @@ __all__ = [
     "RunLock",
     "check_trained_on",
     "command_lines",
-    "device_record",
     "freeze_codes",
     "hold_run_folder",
     "json_digest",
@@ -62,57 +61,11 @@ __all__ = [
     "optimizer_state_join",
     "optimizer_state_split",
     "options_given",
-    "pick_device",
     "save_train_state",
 ]
 
 OPTIMIZER_NAME = "optimizer.safetensors"
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU.
-
-    mmtok runs on the CPU and on CUDA GPUs only. Any other device is a :class:`DeviceError`: a name torch
-    does not know, one of another type (``mps``, ``meta``, ``xpu``, ...), or a CUDA device on a machine
-    without one or with an index past the GPUs torch finds.
-
-    >>> pick_device("cpu")
-    device(type='cpu')
-    >>> pick_device("tpu")
-    Traceback (most recent call last):
-    mmtok.core.errors.DeviceError: device 'tpu' is not a device: give cpu, cuda or cuda:N (GPU N)
-    >>> pick_device("meta")
-    Traceback (most recent call last):
-    mmtok.core.errors.DeviceError: device 'meta' is not one mmtok runs on: give cpu, cuda or cuda:N (GPU N)
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"device {device!r} is not a device: give cpu, cuda or cuda:N (GPU N)") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device {str(dev)!r} is not one mmtok runs on: give cpu, cuda or cuda:N (GPU N)")
-    if dev.type == "cpu":
-        return dev
-    if not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
-    count = torch.cuda.device_count()
-    if dev.index is not None and dev.index >= count:
-        raise DeviceError(f"device {device!r} asked for, but torch finds {count} CUDA GPU(s) here "
-                          f"(cuda:0 to cuda:{count - 1}); give one of them or --device cpu")
-    return dev
-
-
-def device_record(device: torch.device) -> dict[str, str]:
-    """What a run records of the device it trained on: ``device`` (``"cpu"``, ``"cuda:0"``: a CUDA device without
-    an index is the current one), on a GPU ``device_name`` too. ``device_record(torch.device("cpu"))`` is
-    ``{"device": "cpu"}``."""
-    if device.type != "cuda":
-        return {"device": str(device)}
-    index = torch.cuda.current_device() if device.index is None else device.index
-    return {"device": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index)}
 
 
 def freeze_codes(tok: nn.Module) -> None:
@@ -489,18 +442,6 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if refused:
         parser.error(refused)
     check_device_option(parser, args.device)
-
-
-def check_device_option(parser: argparse.ArgumentParser, device: str | None) -> None:
-    """``--device`` refused in one line (exit 2) unless it names a CPU or CUDA device (or is not given)."""
-    if device is None:
-        return
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        parser.error(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)")
-    if kind not in ("cpu", "cuda"):
-        parser.error(f"--device {device!r} is not one mmtok runs on (cpu, cuda, cuda:1, ...)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -19,9 +19,9 @@ import torch
 
 from mmtok.context.growth import load_average
 from mmtok.core.checkpoint_folder import BACKUP_NAME, TEMP_NAME
+from mmtok.core.device import pick_device
 from mmtok.core.errors import UsageError
 from mmtok.core.files import write_atomic
-from mmtok.core.trainstate import pick_device
 from mmtok.demo.plots import pyplot
 from mmtok.demo.state import Demo, check_data, example_data
 

@@ -43,6 +43,7 @@ from PIL import Image
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
+from mmtok.core.device import device_record, pick_device
 from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, TrainingError, UsageError
 from mmtok.core.files import write_atomic
@@ -54,12 +55,10 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
     HelpFormatter,
     command_lines,
-    device_record,
     freeze_codes,
     hold_run_folder,
     load_train_state,
     options_given,
-    pick_device,
     save_train_state,
 )
 from mmtok.image.crops import (

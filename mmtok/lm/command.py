@@ -9,8 +9,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from mmtok.core.device import check_device_option
 from mmtok.core.ranges import count_arg, out_of_range, seed_arg
-from mmtok.core.trainstate import HelpFormatter, check_device_option, options_given
+from mmtok.core.trainstate import HelpFormatter, options_given
 
 __all__ = ["main", "train_parser"]
 

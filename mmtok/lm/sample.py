@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
+from mmtok.core.device import pick_device
 from mmtok.core.errors import ContextTooShortError, UsageError
 from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.core.ranges import seed_arg
-from mmtok.core.trainstate import pick_device
 from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segment_len
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.lm.sample_output import check_output, write_image, write_sound
@@ -385,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok sample``: continue a text prompt with a trained run (:func:`sample_run`)."""
     import argparse
 
-    from mmtok.core.trainstate import HelpFormatter, check_device_option
+    from mmtok.core.device import check_device_option
+    from mmtok.core.trainstate import HelpFormatter
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok sample", description="Sample from a trained run.",
                                  formatter_class=HelpFormatter)

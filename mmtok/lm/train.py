@@ -52,17 +52,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
+from mmtok.core.device import device_record, pick_device
 from mmtok.core.errors import CheckpointError, RunRefusedError, TrainingError
 from mmtok.core.files import write_atomic
 from mmtok.core.ranges import SEED, Range
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.schedule import warmup_cosine
 from mmtok.core.trainstate import (
-    device_record,
     hold_run_folder,
     load_newest_intact,
     load_train_state,
-    pick_device,
     save_train_state,
 )
 from mmtok.data.packing import PackedDataset
