@@ -52,6 +52,7 @@ from mmtok.data.media_files import (
     MEDIA_SUFFIXES,
     check_vocoder_flag,
     expand_paths,
+    few,
     file_kinds,
     marked,
     media_kind,
@@ -387,12 +388,37 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
                         "to this file; .png is added to a name without an extension (.pdf and .svg work too); "
-                        "a folder, a file scored or a file there that is not a plot mmtok eval drew is refused")
+                        "a folder, a file scored or inside a folder scored, or a file there that is not a plot "
+                        "mmtok eval drew is refused")
     parser.set_defaults(func=eval_main)
 
 
 def _missing(modules: Iterable[str]) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def _refuse_plot_inside(plot: Path, named: list[Path]) -> None:
+    """A UsageError, before the folders are searched, for a ``--plot`` file inside one of the folders ``named``
+    to score: the next run over that folder would score the plot as one of its pictures."""
+    for folder in (p for p in named if p.is_dir()):
+        if folder.resolve() in plot.resolve().parents:
+            raise UsageError(f"--plot {plot} is inside {folder}, a folder to score, where later runs would score the "
+                             "plot too; write it outside that folder")
+
+
+def _without_plots(files: list[tuple[Path, Path]], named: list[Path]) -> list[tuple[Path, Path]]:
+    """``files`` less the plots ``mmtok eval --plot`` drew (:func:`_is_plot`) that a folder search found, said in
+    one note line; a plot named on its own is scored. A folder left with none is kept, to fail with its own line."""
+    alone = {p.resolve() for p in named if not p.is_dir()}
+    plots = {p for p, _ in files if p.resolve() not in alone and _is_plot(p)}
+    if not plots:
+        return files
+    print(f"mmtok: note: left out {few(sorted(map(str, plots)))}: plots 'mmtok eval --plot' drew (name one on "
+          "its own to score it)", file=sys.stderr)
+    kept = [(p, out) for p, out in files if p not in plots]
+    emptied = [(d, Path(".")) for d in named if d.is_dir() and any(p.is_relative_to(d) for p in plots)
+               and not any(p.is_relative_to(d) for p, _ in kept)]  # a search gives the folder's own paths
+    return kept + emptied
 
 
 def eval_main(args: argparse.Namespace) -> int:
@@ -401,7 +427,8 @@ def eval_main(args: argparse.Namespace) -> int:
         raise UsageError(f"--dnsmos needs {' and '.join(missing)}: pip install mmtok[eval]")
     if args.plot is not None:
         pyplot(f"--plot {args.plot}", required=True)
-    files = expand_paths(args.files, Path("."), MEDIA_SUFFIXES, once_per_file=True)
+        _refuse_plot_inside(args.plot, args.files)
+    files = _without_plots(expand_paths(args.files, Path("."), MEDIA_SUFFIXES, once_per_file=True), args.files)
     plot = None if args.plot is None else plot_target(args.plot, [p for p, _ in files])
     names = {k: getattr(args, k) or [k] for k in ("image", "audio", "video")}
     ev = Evaluation(names, vocoder=args.vocoder, with_dnsmos=args.dnsmos)

@@ -47,9 +47,9 @@ def test_plot_refuses_a_file_it_would_score(tmp_path: Path, capsys: pytest.Captu
     kept = (tmp_path / "camera.png").read_bytes()
     _refused(["eval", str(tmp_path / "camera.png"), "--plot", str(tmp_path / "camera.png")], capsys,
              "is one of the files to score")
-    _refused(["eval", str(tmp_path), "--plot", str(tmp_path / "camera")], capsys, "is one of the files to score")
+    _refused(["eval", str(tmp_path), "--plot", str(tmp_path / "camera")], capsys, "is inside")
     assert (tmp_path / "camera.png").read_bytes() == kept
     # an earlier plot in a folder that is scored is an input too: it is not drawn over while it is read
     assert main(["eval", COFFEE, "--plot", str(tmp_path / "eval.png")]) == 0
     capsys.readouterr()
-    _refused(["eval", str(tmp_path), "--plot", str(tmp_path / "eval.png")], capsys, "is one of the files to score")
+    _refused(["eval", str(tmp_path), "--plot", str(tmp_path / "eval.png")], capsys, "is inside")

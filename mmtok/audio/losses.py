@@ -76,15 +76,25 @@ def parse_band_weight(text: str) -> tuple[float, float, float]:
 def channel_weights(bands: Sequence[tuple[float, float, float]], centres: torch.Tensor) -> torch.Tensor:
     """``[M, 1]`` weights of the mel channels with ``centres`` (Hz): a channel whose centre lies in
     ``[lo, hi)`` of one of ``bands`` gets that band's weight (the last such band), the others 1; then
-    all are scaled to average 1, so a weighted mean error is on the scale of the plain one.
+    all are scaled to average 1, so a weighted mean error is on the scale of the plain one. A band with
+    no centre in it would weigh nothing: a ValueError naming the centres nearest it.
 
     >>> w = channel_weights([(0.0, 500.0, 3.0)], torch.tensor([100.0, 400.0, 1000.0, 4000.0]))
     >>> w.flatten().tolist()
     [1.5, 1.5, 0.5, 0.5]
+    >>> channel_weights([(150.0, 300.0, 2.0)], torch.tensor([100.0, 400.0]))
+    Traceback (most recent call last):
+    ValueError: --band-weight 150-300:2: no mel channel has its centre in [150, 300) Hz (the nearest: 100.0 and 400.0 Hz)
     """
     w = torch.ones(centres.shape[0], dtype=torch.float32)
     for lo, hi, weight in bands:
-        w[(centres >= lo) & (centres < hi)] = weight
+        inside = (centres >= lo) & (centres < hi)
+        if not inside.any():
+            below, above = centres[centres < lo], centres[centres >= hi]
+            near = ([float(below.max())] if below.numel() else []) + ([float(above.min())] if above.numel() else [])
+            raise ValueError(f"--band-weight {lo:g}-{hi:g}:{weight:g}: no mel channel has its centre in [{lo:g}, "
+                             f"{hi:g}) Hz (the nearest: {' and '.join(f'{c:.1f}' for c in near)} Hz)")
+        w[inside] = weight
     return (w / w.mean())[:, None]
 
 

@@ -61,7 +61,7 @@ from mmtok.audio.losses import (
     parse_band_weight,
 )
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.train_checks import INIT_ARCH_ARGS, check_args, check_fresh_run
+from mmtok.audio.train_checks import INIT_ARCH_ARGS, check_args, check_bands, check_fresh_run
 from mmtok.audio.train_data import (
     CacheClip,
     attenuate_crops,
@@ -85,6 +85,7 @@ from mmtok.audio.train_init import (
 from mmtok.audio.train_report import model_card, save_pictures, validate
 from mmtok.audio.vocoder_data import cache_digest, check_sample_rate
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
+from mmtok.core.device import device_record, pick_device
 from mmtok.core.errors import TrainingError
 from mmtok.core.module_io import save_module
 from mmtok.core.run_folder import (
@@ -99,12 +100,10 @@ from mmtok.core.trainstate import (
     HelpFormatter,
     check_trained_on,
     command_lines,
-    device_record,
     freeze_codes,
     hold_run_folder,
     json_digest,
     load_train_state,
-    pick_device,
     save_train_state,
 )
 
@@ -350,8 +349,7 @@ def train_steps(run: _Run) -> None:
     every ``--save-every`` steps."""
     from tqdm import tqdm
 
-    args, tok, cfg = run.args, run.tok, run.tok.cfg
-    gen = run.gen
+    args, tok, cfg, gen = run.args, run.tok, run.tok.cfg, run.gen
     train_mode(run)
     weights = None  # (M, 1) per-channel weights of the L1 and squared error (--band-weight)
     if args.band_weight:
@@ -444,6 +442,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
     from tqdm import tqdm
 
     cfg, weights_from, init_note, was = _source(parser, args, argv)
+    check_bands(parser, args, cfg)  # the bands against the mel channels of the tokenizer trained, before any data
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

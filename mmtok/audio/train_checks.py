@@ -1,20 +1,23 @@
 """The command line of ``mmtok train-tokenizer audio`` checked before any work, each refusal one line
 naming the flag (``parser.error``: exit 2): every number finite and in range (:func:`check_numbers`),
-options at odds with each other (:func:`check_args`), and what a fresh run's tokenizer needs
-(:func:`check_fresh_run`). What ``--resume`` may change is :func:`mmtok.audio.train_init.take_run_settings`'s."""
+options at odds with each other (:func:`check_args`), what a fresh run's tokenizer needs
+(:func:`check_fresh_run`), and ``--band-weight`` bands that hold a mel channel of the tokenizer trained
+(:func:`check_bands`). What ``--resume`` may change is :func:`mmtok.audio.train_init.take_run_settings`'s."""
 
 from __future__ import annotations
 
 import argparse
 
 from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.features import mel_centres
+from mmtok.audio.losses import channel_weights
 from mmtok.audio.train_data import is_cache
 from mmtok.core.ranges import SEED, Range, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.run_folder import holds_train_state
 from mmtok.core.trainstate import check_run_options
 
-__all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_fresh_run", "check_numbers"]
+__all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_bands", "check_fresh_run", "check_numbers"]
 
 INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 # every numeric option but those check_run_options checks (--steps, --batch-size, --save-every, --warmup, --lr):
@@ -70,3 +73,16 @@ def check_fresh_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.kmeans_vectors < args.codebook_size:
         parser.error(f"--kmeans-vectors {args.kmeans_vectors} is fewer than the {args.codebook_size} codes "
                      f"(--codebook-size) it fits; give --kmeans-vectors {args.codebook_size} or more")
+
+
+def check_bands(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: AudioTokenizerConfig) -> None:
+    """Each ``--band-weight`` band holds the centre of at least one mel channel of ``cfg``, the tokenizer the run
+    trains (fresh, ``--init-from`` or resumed: its ``n_mels``, ``f_min`` and ``f_max``), else ``parser.error``
+    naming the centres nearest it: a band with none would weigh nothing."""
+    if not args.band_weight:
+        return
+    try:
+        channel_weights(args.band_weight, mel_centres(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max))
+    except ValueError as e:
+        parser.error(f"{e}; the tokenizer's {cfg.n_mels} mel channels lie between f_min {cfg.f_min:g} and f_max "
+                     f"{cfg.f_max:g} Hz")

@@ -100,8 +100,9 @@ class TokenizerSpec:
     ``text``: ``"byte"`` or a BPE folder. ``image``/``audio``/``video``: a shipped
     name (``"image"``), a checkpoint folder, or ``"package.module:callable"``
     returning a :class:`~mmtok.core.protocol.MediaTokenizer` (at least ``encode``,
-    ``decode`` and ``codebook_size``; without a ``fingerprint`` the vocabulary hashes
-    the tokenizer's config and weights).
+    ``decode`` and ``codebook_size``; without a ``fingerprint`` string the vocabulary
+    hashes an ``nn.Module`` tokenizer's config and weights, and refuses any other:
+    :func:`~mmtok.stream.vocab.tokenizer_fingerprint`).
     """
 
     text: str = "byte"

@@ -17,8 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint, read_config
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
+from mmtok.core.device import pick_device
 from mmtok.core.errors import MmtokError
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.plotting import pyplot
@@ -106,8 +109,11 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
     logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
     run folder or one checkpoint folder in it. A checkpoint a save killed between its two renames left
-    only as its backup is read there, as :func:`mmtok.load` reads it; nothing is put back.
+    only as its backup is read there, as :func:`mmtok.load` reads it; nothing is put back. A ``device`` that is
+    not here (``"cuda"`` on a machine without a GPU) is a :class:`~mmtok.core.errors.DeviceError` before any
+    reading (:func:`~mmtok.core.device.pick_device`); None is the CPU.
     """
+    device = torch.device("cpu") if device is None else pick_device(device)
     path = Path(run)
     where = locate(path, CONFIG_NAME)
     if where is None or not (where / CONFIG_NAME).is_file():  # a run folder, not one of its checkpoints
@@ -119,7 +125,7 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/{CONFIG_NAME} model")
     model = Transformer(cfg)
     load_state_dict_checked(model, ck.tensors, where=path)
-    model.eval().to(device or "cpu")
+    model.eval().to(device)
     model.vocab = Vocabulary.from_dict(ck.config["vocab"], where=f"{path}/{CONFIG_NAME}")  # what generate checks an interleaver against
     return model, model.vocab, ck.config
 
