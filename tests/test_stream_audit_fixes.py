@@ -172,7 +172,7 @@ def test_a_stream_that_lost_its_end_or_its_start_is_malformed() -> None:
 
 def test_partial_reads_a_slice_that_lost_its_start_its_end_or_both() -> None:
     ids = IL.encode(["hi", {"audio_codes": [1, 2]}]).ids.tolist()
-    for cut in (ids[1:], ids[:-1], ids[1:-1]):  # a training window, a sample stopped by its budget, both
+    for cut in (ids[1:], ids[:-1], ids[1:-1]):  # no <bos>, no <eos> (a sample stopped by its budget), neither
         got = IL.decode(cut, partial=True)
         assert got.repairs == [] and [list(seg) for seg in got] == [["text"], ["audio_codes"]]
         assert IL.pretty(cut, partial=True) == "hi[audio 2 codes]"

@@ -260,10 +260,27 @@ class Interleaver:
         ``"sample_rate"``) and ``"video"`` (frames) decoded by the tokenizers. A malformed stream raises
         :class:`~mmtok.core.errors.StreamError` naming the position and what was expected there (a
         truncated one too: its final ``<eos>`` is missing); ``repair=True`` fixes it instead (see the
-        module docstring) and lists each change in ``result.repairs``. ``partial=True`` reads a slice of
-        a document (generated ids cut by their token budget, a training window, a slice of a shard's
-        ids): a missing leading ``<bos>`` or final ``<eos>`` is then no problem. An empty stream is an
-        empty document.
+        module docstring) and lists each change in ``result.repairs``. An empty stream is an empty document.
+
+        ``partial=True`` reads any slice of a shard's ids (a training window, generated ids cut by their
+        token budget): a missing leading ``<bos>`` or final ``<eos>`` is no problem; the tail of a segment
+        whose opener was cut off is skipped; a segment that the end cuts keeps what it holds whole (an
+        image its rows closed by ``<eol>``, a video its frames closed by ``<eof>``, audio every code; with
+        nothing whole it is dropped); text cut inside a UTF-8 character at either end gets U+FFFD; a
+        window's trailing ``<pad>`` belongs to no document; documents packed back to back (``<eos> <bos>``
+        between them) are read one after another into one list, text never joined across their edge (to
+        keep them apart, decode each document's piece, by the window's ``doc``, on its own). What was
+        skipped or dropped is listed in ``result.repairs``; anything else malformed raises as without
+        ``partial`` (or is repaired with ``repair=True``).
+
+        >>> il = Interleaver(Vocabulary(256, ranges={"image": 16}))
+        >>> ids = il.encode(["hi", {"image_codes": [[1, 2], [3, 4]]}, "yo"]).ids.tolist()
+        >>> got = il.decode(ids[6:] + ids[:8], partial=True)  # an image's tail, then a document cut in row 1
+        >>> [list(seg) for seg in got], got[-1]["image_codes"].tolist()
+        ([['text'], ['text'], ['image_codes']], [[1, 2]])
+        >>> print(*got.repairs, sep="\\n")
+        position 0: the stream starts inside an image (its <boi> is cut off); skipped its 5 token(s)
+        position 16: the stream ends inside row 1 of the image opened at position 11; kept its 1 whole row(s), dropped the 1 code(s) after them
         """
         ids = stream.ids if isinstance(stream, Stream) else stream
         a = integer_ids(ids, what="stream ids").reshape(-1)

@@ -46,7 +46,8 @@ class Layout(Protocol):
 
 @dataclass(frozen=True)
 class Repair:
-    """One change ``decode(..., repair=True)`` made to a stream."""
+    """One change ``decode(..., repair=True)`` made to a stream, or what ``decode(..., partial=True)`` left out
+    where the stream was cut."""
 
     position: int  # index in the stream that was given
     problem: str  # what was wrong
@@ -100,35 +101,104 @@ def _blocks(a: np.ndarray, mark: int) -> np.ndarray | None:
     return g
 
 
+def _torn_utf8(data: bytes, *, head: bool, tail: bool) -> bool:
+    """Whether ``data`` is valid UTF-8 but for a character cut at its start (``head``: up to 3 continuation
+    bytes first) or at its end (``tail``: the first bytes of a character last).
+
+    >>> cut = "é!é".encode()[1:-1]  # the second byte of é, "!", the first byte of é
+    >>> _torn_utf8(cut, head=True, tail=True), _torn_utf8(cut, head=False, tail=True)
+    (True, False)
+    >>> _torn_utf8(b"a\\xffb", head=True, tail=True)
+    False
+    """
+    a = 0
+    while head and a < min(3, len(data)) and 0x80 <= data[a] < 0xC0:
+        a += 1
+    b = len(data)
+    for k in range(1, min(3, b - a) + 1) if tail else ():  # a lead byte k bytes from the end
+        c = data[b - k]
+        if c < 0x80 or c >= 0xC0:
+            if c >= 0xC0 and k < (2 if c < 0xE0 else 3 if c < 0xF0 else 4):
+                b -= k
+            break
+    try:
+        data[a:b].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class Parser:
     """The state of one de-interleaving pass (strict or repairing).
 
-    ``partial``: the stream may be a slice of a document (a sample cut short by its token budget, a
-    training window, a slice of a shard's ids); a missing leading ``<bos>`` or final ``<eos>`` is then
-    no problem. An empty stream is an empty document in every mode.
+    ``partial``: the stream may be a slice of a shard's ids (a training window, a sample cut short by its
+    token budget): it may start or end anywhere, hold the end of one document and the start of the next
+    and end in ``<pad>``; what the cuts leave unreadable is noted in the repairs (see
+    :meth:`~mmtok.stream.interleave.Interleaver.decode`). An empty stream is an empty document in every mode.
     """
 
     def __init__(self, il: Layout, ids: np.ndarray, orig: np.ndarray, repair: bool, repairs: list[Repair], *,
                  partial: bool = False):
         self.il, self.v, self.ids, self.orig, self.repair, self.repairs = il, il.vocab, ids, orig, repair, repairs
-        self.n = len(ids)
         self.partial = partial
+        if partial and len(ids):  # a window's padding: no document's token
+            pads = np.flatnonzero(ids != self.v.id("<pad>"))
+            self.ids = ids = ids[: int(pads[-1]) + 1 if pads.size else 0]
+        self.n = len(ids)
         self.cut = False  # whether a problem was found at the end of the stream
         self._ids: list[np.ndarray] = []  # text ids not yet decoded: one run, whatever was dropped inside it
         self._ids_at = 0  # index of the first of them
+        self._ids_end = 0  # index after the last of them
         self._texts: list[str] = []  # the text since the last segment, joined once
         openers = ((il.BOI, "image", self.image), (il.BOA, "audio", self.audio), (il.BOV, "video", self.video))
         self.openers = {tok: parse for tok, name, parse in openers if self.v.has(name)}
         self._outside: dict[str, np.ndarray] = {}
         self._grid_outside: dict[str, np.ndarray] = {}
 
+    def position(self, i: int) -> int:
+        """The position in the stream that was given of index ``i`` (one past the last for the end)."""
+        return int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
+
     def problem(self, i: int, expected: str, action: str) -> None:
-        pos = int(self.orig[i]) if i < self.n else (int(self.orig[-1]) + 1 if self.n else 0)
+        pos = self.position(i)
         got = self.v.token(int(self.ids[i])) if i < self.n else "the end of the stream"
         self.cut |= i >= self.n
         if not self.repair:
             raise StreamError(f"position {pos}: expected {expected}, got {got}", position=pos, expected=expected)
         self.repairs.append(Repair(pos, f"expected {expected}, got {got}", action))
+
+    def note(self, i: int, problem: str, action: str) -> None:
+        """Record what a partial pass left out where the stream was cut (no error: a slice is cut somewhere)."""
+        self.repairs.append(Repair(self.position(i), problem, action))
+
+    def lead(self) -> int:
+        """(partial) The index after the tail of a segment whose opener the slice cut off (codes of one medium
+        and its marks, then its closer), noted; 0 when the stream starts with no such tail."""
+        il, ids, end, name = self.il, self.ids, 0, ""
+        tails = {"image": ((il.EOL,), il.EOI, il.BOI), "audio": ((), il.EOA, il.BOA),
+                 "video": ((il.EOL, il.EOF), il.EOV, il.BOV)}  # medium -> its marks, closer, opener
+        for modality, (marks, closer, _) in tails.items():
+            if self.v.has(modality):
+                r = self.v.range(modality)
+                out = np.flatnonzero(((ids < r.start) | (ids >= r.stop)) & ~np.isin(ids, marks))
+                k = int(out[0]) if out.size else self.n
+                k += k < self.n and ids[k] == closer
+                end, name = (k, modality) if k > end else (end, name)
+        if end:
+            a = "an" if name[0] in "aeiou" else "a"
+            self.note(0, f"the stream starts inside {a} {name} (its {self.v.token(tails[name][2])} is cut off)",
+                      f"skipped its {end} token(s)")
+        return end
+
+    def cut_short(self, b: int, modality: str, unit: str, kept: int, dropped: int) -> None:
+        """(partial) Note that the stream ends inside ``unit`` (row or frame) number ``kept`` of the ``modality``
+        opened at ``b``: the whole ones before it are kept, the ``dropped`` code(s) after them left out (the
+        segment too when none is whole)."""
+        if kept and not dropped:
+            return
+        where = f"{unit} {kept} of the {modality} opened at position {self.position(b)}"
+        self.note(self.n, f"the stream ends inside {where}", f"kept its {kept} whole {unit}(s), dropped the "
+                  f"{dropped} code(s) after them" if kept else f"dropped the {modality}")
 
     def run_end(self, i: int, modality: str) -> int:
         """First index >= i whose id is not in ``modality``'s range."""
@@ -177,11 +247,12 @@ class Parser:
     def is_opener(self, tok: int) -> bool:
         return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
 
-    def rows(self, i: int, modality: str, close: int, width: int | None) -> tuple[list[np.ndarray], int, bool, int | None]:
+    def rows(self, i: int, modality: str, close: int,
+             width: int | None) -> tuple[list[np.ndarray], int, bool, int | None, int]:
         """Rows of ``modality`` codes from ``i`` up to the ``close`` token (``<eoi>`` or ``<eof>``).
 
-        Returns (rows, next index, whether ``close`` was found, row width). Stops
-        without consuming at a token that opens or ends a segment.
+        Returns (rows, next index, whether ``close`` was found, row width, codes left out of a row that a
+        partial stream's end cut). Stops without consuming at a token that opens or ends a segment.
         """
         il, start, close_name = self.il, self.v.range(modality).start, self.v.token(close)
         a = "an" if modality[0] in "aeiou" else "a"
@@ -209,10 +280,12 @@ class Parser:
             if j > i:
                 cur.append(self.ids[i:j] - start)
             if j >= self.n:
+                if self.partial:  # the slice ends here: whole rows only
+                    return rows, j, False, width, sum(c.size for c in cur)
                 self.problem(j, f"<eol> or {close_name}", f"closed the {modality}")
                 if cur:
                     end_row(j)
-                return rows, j, False, width
+                return rows, j, False, width, 0
             tok = int(self.ids[j])
             if tok == il.EOL:
                 end_row(j)
@@ -221,13 +294,13 @@ class Parser:
                 if cur:
                     self.problem(j, f"<eol> before {close_name}", "ended the row")
                     end_row(j)
-                return rows, j + 1, True, width
+                return rows, j + 1, True, width, 0
             elif self.is_opener(tok) or tok == il.EOV:
                 if tok != il.EOV or modality != "video":
                     self.problem(j, f"{a} {modality} code, <eol> or {close_name}", f"closed the {modality}")
                 if cur:
                     end_row(j)
-                return rows, j, False, width
+                return rows, j, False, width, 0
             else:
                 self.problem(j, f"{a} {modality} code, <eol> or {close_name}", "dropped it")
                 i = j + 1
@@ -237,11 +310,12 @@ class Parser:
         fast = self.grid(b, "image")
         if fast is not None:
             return {"image_codes": torch.from_numpy(fast[0])}, fast[1]
-        rows, i, _, _ = self.rows(b + 1, "image", self.il.EOI, None)
-        if not rows:
+        rows, i, closed, _, torn = self.rows(b + 1, "image", self.il.EOI, None)
+        if self.partial and not closed and i >= self.n:  # the slice ends inside the image: whole rows only
+            self.cut_short(b, "image", "row", len(rows), torn)
+        elif not rows:
             self.problem(b, "an image with at least one row", "dropped the empty image")
-            return None, i
-        return {"image_codes": torch.from_numpy(np.stack(rows))}, i
+        return ({"image_codes": torch.from_numpy(np.stack(rows))} if rows else None), i
 
     def video(self, b: int) -> tuple[dict[str, Any] | None, int]:
         """Parse the video opened at ``b``: frames of rows, each frame closed by ``<eof>``."""
@@ -257,7 +331,12 @@ class Parser:
                 i += 1
                 break
             at = i
-            rows, i, closed, width = self.rows(i, "video", il.EOF, width)
+            rows, i, closed, width, torn = self.rows(i, "video", il.EOF, width)
+            if self.partial and not closed and i >= self.n:  # the slice ends here: whole frames only
+                self.cut_short(b, "video", "frame", len(frames), sum(r.size for r in rows) + torn)
+                if not frames:
+                    return None, i
+                break
             if closed and not rows:
                 self.problem(i - 1, "a video code or <eol>", "dropped the empty frame")
             if rows:
@@ -287,7 +366,12 @@ class Parser:
             if j > i:
                 parts.append(self.ids[i:j] - start)
             if j >= self.n:
-                self.problem(j, "an audio code or <eoa>", "closed the audio")
+                if not self.partial:
+                    self.problem(j, "an audio code or <eoa>", "closed the audio")
+                elif not parts:
+                    self.note(j, f"the stream ends right after the <boa> at position {self.position(b)}",
+                              "dropped the audio")
+                    return None, j
                 i = j
                 break
             tok = int(self.ids[j])
@@ -310,6 +394,7 @@ class Parser:
         if not self._ids:
             self._ids_at = a
         self._ids.append(self.ids[a:b])
+        self._ids_end = b
 
     def decode_text(self) -> None:
         """Decode the text ids held (once, all together) and hold the text."""
@@ -319,8 +404,13 @@ class Parser:
         self._ids = []
         try:
             s = self.il.text.decode(ids, errors="strict")
-        except UnicodeDecodeError:
-            self.problem(self._ids_at, "text ids that form valid UTF-8", "decoded them with U+FFFD")
+        except UnicodeDecodeError as e:
+            head, tail = self.partial and self._ids_at == 0, self.partial and self._ids_end == self.n
+            if (head or tail) and isinstance(e.object, bytes) and _torn_utf8(e.object, head=head, tail=tail):
+                self.note(self._ids_at, "text that the stream's cut splits inside a UTF-8 character",
+                          "decoded it with U+FFFD")
+            else:
+                self.problem(self._ids_at, "text ids that form valid UTF-8", "decoded them with U+FFFD")
             s = self.il.text.decode(ids, errors="replace")
         self._texts.append(s)
 
@@ -344,6 +434,16 @@ class Parser:
                 expected += f" (Interleaver({flag}=False) writes no <{flag}>)"
         self.problem(i, expected, "dropped it")
 
+    def next_document(self, i: int) -> int:
+        """(partial) The index after the ``<bos>`` at ``i`` that starts the document after an ``<eos>`` (when
+        the interleaver writes one)."""
+        if not self.il.bos or i >= self.n:
+            return i
+        if self.ids[i] == self.il.BOS:
+            return i + 1
+        self.problem(i, "<bos> after <eos>", "read on without it")
+        return i
+
     def document(self) -> list[dict[str, Any]]:
         il, segments = self.il, []
         if not self.n:
@@ -351,6 +451,8 @@ class Parser:
         i = 1 if il.bos and self.ids[0] == il.BOS else 0
         if il.bos and i == 0 and not self.partial:
             self.problem(0, "<bos>", "read on without it")
+        if self.partial and i == 0:
+            i = self.lead()
         ended = False
         text_start = i
         while i < self.n:
@@ -363,9 +465,13 @@ class Parser:
             tok = int(self.ids[i])
             parse = self.openers.get(tok)
             end = il.eos and tok == il.EOS  # an <eos> the interleaver does not write is a stray token
-            if end or parse is not None:
+            begin = self.partial and il.bos and not il.eos and tok == il.BOS  # the next document, without <eos>
+            if end or begin or parse is not None:
                 self.decode_text()  # a stray token (dropped) does not end the text, a segment does
-            if end:
+            if self.partial and (end or begin):  # documents packed back to back: no text joins across them
+                self.end_text(segments)
+                i = self.next_document(i + 1) if end else i + 1
+            elif end:
                 ended = True
                 if i != self.n - 1:
                     self.problem(i + 1, "the end of the stream after <eos>", f"dropped {self.n - 1 - i} token(s)")
