@@ -1,6 +1,7 @@
 """Audio costs that follow the signal: the log-mel decoder runs a long clip in windows that share the
-codes out evenly (each code decoded once, no window short), with the log-mel of one piece; a
-streamed encode joins its chunks once per block, with the codes of a whole encode.
+codes out evenly (each code decoded once, no window short), with the log-mel of one piece, and the learned
+vocoder and Griffin-Lim window the same way, with the waveform of one piece; a streamed encode joins its
+chunks once per block, with the codes of a whole encode.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import pytest
 import torch
 
 import mmtok
+import mmtok.audio.griffin_lim as griffin_lim_module
 import mmtok.audio.tokenizer as tokenizer_module
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, AudioTokenizerConfig
+from mmtok.audio.features import log_mel, mel_filters
+from mmtok.audio.griffin_lim import griffin_lim, reach_frames
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.audio.windows import context_windows
 from mmtok.vq.quantizer import VQConfig
 
@@ -89,6 +94,54 @@ def test_the_shipped_log_mel_decoder_in_windows_equals_one_piece_bit_for_bit(
         windowed = shipped.decode_features(c)
     assert sum(seen) <= n + 2 * shipped.decoder.context_tokens * (math.ceil(n / step) - 1)
     assert torch.equal(windowed, one_piece(shipped, c, monkeypatch))
+
+
+@pytest.fixture(scope="module")
+def shipped_mel(shipped: AudioTokenizer) -> torch.Tensor:
+    """The shipped model's log-mel ``[M, F]`` of 120.02 s of codes; the clips below are its beginnings."""
+    return shipped.decode_features(codes(round(120.02 * shipped.tokens_per_second), shipped.codebook_size, seed=7))
+
+
+@pytest.mark.parametrize("seconds", [59.98, 60.02, 61, 120.02])
+def test_the_shipped_vocoder_in_windows_equals_one_piece_bit_for_bit(
+    shipped: AudioTokenizer, shipped_mel: torch.Tensor, seconds: float,
+) -> None:
+    voc = shipped.vocoder
+    mel = shipped_mel[:, : round(seconds * shipped.tokens_per_second) * shipped.cfg.frames_per_token]
+    windowed = voc.decode(mel, chunk_frames=VOCODER_CHUNK_FRAMES)  # 61 s: two windows of 30.5 s, not 60 s + 1 s
+    assert torch.equal(windowed, voc.decode(mel))
+
+
+@pytest.mark.parametrize("frames", [61, 121, 500])
+def test_the_vocoder_runs_windows_that_share_the_frames_out(frames: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    voc = Vocoder(VocoderConfig(dim=32, intermediate=64, blocks=2)).eval()
+    mel = torch.randn(2, voc.cfg.n_mels, frames, generator=torch.Generator().manual_seed(frames)) - 5
+    whole = voc.decode(mel)
+    seen: list[int] = []
+    real = voc.render
+    monkeypatch.setattr(voc, "render", lambda x: seen.append(x.shape[-1]) or real(x))
+    windowed = voc.decode(mel, chunk_frames=60)
+    ctx, windows = voc.context_frames, math.ceil(frames / 60)
+    assert len(seen) == windows and sum(seen) == frames + 2 * ctx * (windows - 1)
+    assert max(seen) <= 60 + 2 * ctx and min(seen) >= 30 + ctx  # 61 frames: 30 + 31, not 60 + 1
+    assert windowed.shape == whole.shape == (2, frames * voc.cfg.hop_length)
+    torch.testing.assert_close(windowed, whole, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("frames", [201, 301])
+def test_griffin_lim_runs_windows_that_share_the_frames_out(frames: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    fb = mel_filters(SAMPLE_RATE, 1024, 80, 0.0, 8000.0)
+    wave = 0.3 * torch.randn((frames - 1) * 160, generator=torch.Generator().manual_seed(frames))
+    mel = log_mel(wave[None], fb, n_fft=1024, hop_length=160)[0]  # (M, frames)
+    kw = {"n_fft": 1024, "hop_length": 160, "n_iter": 4}
+    whole = griffin_lim(mel, fb, **kw)
+    seen: list[int] = []
+    real = griffin_lim_module._invert
+    monkeypatch.setattr(griffin_lim_module, "_invert", lambda m, *a, **k: seen.append(m.shape[-1]) or real(m, *a, **k))
+    windowed = griffin_lim(mel, fb, chunk_frames=100, **kw)
+    ctx = reach_frames(n_fft=1024, hop_length=160, n_iter=4)
+    assert len(seen) == math.ceil(frames / 100) and min(seen) >= 50 + ctx  # 201 frames: 67 + 67 + 67, not 100 + 100 + 1
+    assert torch.equal(windowed, whole)
 
 
 def chunk_sizes(total: int, seed: int) -> list[int]:

@@ -49,8 +49,9 @@ def griffin_lim(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_
     ``filters`` are ``[M, n_fft // 2 + 1]``: NNLS back to a linear power spectrogram, then
     torchaudio's Griffin-Lim (``n_iter`` iterations, momentum 0.99, a deterministic start).
 
-    A clip of more than ``chunk_frames`` frames is windowed: ``chunk_frames`` frames at a time, each
-    with :func:`reach_frames` frames of real context each side, so memory stays bounded; the pieces
+    A clip of more than ``chunk_frames`` frames is windowed: at most ``chunk_frames`` frames at a time,
+    the windows sharing the frames out evenly (none under half of ``chunk_frames``), each with
+    :func:`reach_frames` frames of real context each side, so memory stays bounded; the pieces
     joined equal the whole clip's inversion within float rounding. A clip that fits in one window
     (and any clip when ``chunk_frames`` is None) is inverted whole.
     """
@@ -61,7 +62,7 @@ def griffin_lim(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_
         return _invert(logmel, filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
     ctx = reach_frames(n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
     out = logmel.new_empty((frames - 1) * hop_length)  # (S,)
-    for a, b, lo, hi in context_windows(frames, chunk_frames, ctx):
+    for a, b, lo, hi in context_windows(frames, chunk_frames, ctx, even=True):
         wave = _invert(logmel[:, lo:hi], filters, n_fft=n_fft, hop_length=hop_length, n_iter=n_iter)
         piece = wave[(a - lo) * hop_length : (b - lo) * hop_length]  # the last window ends a hop early
         out[a * hop_length : a * hop_length + piece.numel()] = piece

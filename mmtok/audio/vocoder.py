@@ -225,10 +225,13 @@ class Vocoder(nn.Module):
     def decode(self, mel: torch.Tensor, *, chunk_frames: int | None = None) -> torch.Tensor:
         """Waveform from log-mel ``[M, T]`` -> ``[T·hop]`` or ``[B, M, T]`` -> ``[B, T·hop]``.
 
-        ``chunk_frames`` decodes ``chunk_frames`` frames at a time with :attr:`context_frames`
-        of real context each side, so memory stays bounded for long inputs; the result
-        equals the whole decode within float tolerance. With ``cfg.mel_match`` the output's
-        level is then brought to ``mel``'s (:mod:`mmtok.audio.mel_match`).
+        ``chunk_frames`` decodes at most ``chunk_frames`` frames at a time with :attr:`context_frames`
+        of real context each side, so memory stays bounded for long inputs; the windows share the
+        frames out evenly (61 s in windows of 60 s: two of 30.5 s, not 60 s and 1 s), none under half
+        of ``chunk_frames``, so no window is short enough to round differently, and the result equals
+        the whole decode within float rounding (bit for bit for the shipped model on this project's
+        CPUs). With ``cfg.mel_match`` the output's level is then brought to ``mel``'s
+        (:mod:`mmtok.audio.mel_match`).
         """
         mel = torch.as_tensor(mel)
         if not mel.is_floating_point():
@@ -245,7 +248,7 @@ class Vocoder(nn.Module):
         else:
             hop, ctx = self.cfg.hop_length, self.context_frames
             pieces = []
-            for a, b, lo, hi in context_windows(t, chunk_frames, ctx):
+            for a, b, lo, hi in context_windows(t, chunk_frames, ctx, even=True):
                 wave = self.render(x[..., lo:hi])  # (B, (hi-lo)·hop)
                 pieces.append(wave[:, (a - lo) * hop : (b - lo) * hop])
             out = torch.cat(pieces, dim=-1)  # (B, T·hop)

@@ -3,16 +3,20 @@ the folder format of :mod:`mmtok.core.checkpoint`, by path or by shipped name (`
 
 Building checks before it allocates: the config's integers are capped, its counts of repeated
 layers are compared with the number of tensors in the file, and the module is built on the meta
-device so that its shapes can be compared with the weights' header. Every refusal is a
-:class:`~mmtok.core.errors.CheckpointError` that names the folder and, where it can, the config
-field to blame.
+device so that its shapes can be compared with the weights' header. The module that takes the
+weights is built without random initialisation when they overwrite every parameter of it
+(:func:`weights_from_checkpoint`). Every refusal is a :class:`~mmtok.core.errors.CheckpointError`
+that names the folder and, where it can, the config field to blame.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -44,6 +48,7 @@ __all__ = [
     "save_module",
     "shipped_names",
     "training_files",
+    "weights_from_checkpoint",
 ]
 
 T = TypeVar("T")
@@ -236,6 +241,66 @@ def _repeat_problem(config: Mapping[str, Any], tensors: int, prefix: str = "") -
     return None
 
 
+# torch.nn.init's in-place initialisers, the ones the standard layers' reset_parameters and the modules' own
+# init hooks call: inside weights_from_checkpoint they leave the tensor as it was allocated
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+                   "sparse_")
+_skipping = threading.local()  # .depth: weights_from_checkpoint blocks open in this thread
+_init_lock = threading.Lock()  # guards the two below
+_init_users = 0  # weights_from_checkpoint blocks open in all threads: torch.nn.init is patched while any is
+_init_originals: dict[str, Callable[..., Any]] = {}
+
+
+def _skippable(init: Callable[..., Any]) -> Callable[..., Any]:
+    """``init``, except that in a thread inside :func:`weights_from_checkpoint` it returns the tensor untouched."""
+    @functools.wraps(init)
+    def init_or_skip(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return tensor if getattr(_skipping, "depth", 0) else init(tensor, *args, **kwargs)
+    return init_or_skip
+
+
+@contextlib.contextmanager
+def weights_from_checkpoint() -> Iterator[None]:
+    """Modules built in this block skip random initialisation: ``torch.nn.init``'s in-place functions (which
+    the standard layers' ``reset_parameters`` and the modules' own init hooks call) leave each tensor as
+    allocated, so the block is only for a module whose every parameter and persistent buffer a checkpoint
+    then overwrites (:func:`load_module`). Numbers a constructor computes otherwise (windows, mel filterbanks,
+    ``torch.randn`` codebooks) are computed as always.
+
+    Only this thread skips: another thread building a module meanwhile initialises it as usual, and blocks
+    may nest or overlap across threads. ``torch.nn.init`` gets its own functions back, the same objects,
+    when the last open block ends, on error too. Code that patches ``torch.nn.init`` itself while a block
+    is open is not provided for.
+
+    >>> zeros_ = torch.nn.init.zeros_
+    >>> with weights_from_checkpoint():
+    ...     torch.nn.init.zeros_(torch.ones(2)).tolist()  # left as it was
+    [1.0, 1.0]
+    >>> torch.nn.init.zeros_ is zeros_, torch.nn.init.zeros_(torch.ones(2)).tolist()
+    (True, [0.0, 0.0])
+    """
+    global _init_users
+    with _init_lock:
+        if _init_users == 0:
+            for name in _INIT_FUNCTIONS:
+                _init_originals[name] = getattr(torch.nn.init, name)
+                setattr(torch.nn.init, name, _skippable(_init_originals[name]))
+        _init_users += 1
+    depth = getattr(_skipping, "depth", 0)
+    _skipping.depth = depth + 1
+    try:
+        yield
+    finally:
+        _skipping.depth = depth
+        with _init_lock:
+            _init_users -= 1
+            if _init_users == 0:
+                for name, init in _init_originals.items():
+                    setattr(torch.nn.init, name, init)
+                _init_originals.clear()
+
+
 def building_on_meta() -> bool:
     """Whether modules are being built on the meta device now (:func:`load_module` checks a checkpoint's shapes
     so before reading its weights): a constructor then only allocates its buffers' shapes, skipping the numbers
@@ -252,8 +317,8 @@ def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
     import torch.fx.experimental._config as fx_config
 
     try:
-        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), torch.device("meta"):
-            module = cls(cfg)
+        with fx_config.patch(meta_nonzero_assume_all_nonzero=True), torch.device("meta"), weights_from_checkpoint():
+            module = cls(cfg)  # only its shapes are read: no values to initialise
     except (RuntimeError, NotImplementedError):
         return None
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
@@ -261,10 +326,12 @@ def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
 
 def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
     for name, t in tensors.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        # one reduction finds NaN/inf cheaply; only then look closer (huge finite values can overflow the sum)
+        if t.is_floating_point() and not bool(torch.isfinite(t.sum())):
             bad = int((~torch.isfinite(t)).sum())
-            raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
-                                  "the weights are damaged (or training diverged)")
+            if bad:
+                raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
+                                      "the weights are damaged (or training diverged)")
 
 
 def carried_provenance(module: Any) -> dict[str, Any]:
@@ -360,7 +427,8 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
     Nothing large is allocated before the config is known to fit the weights: the
     config's integers are checked (:data:`MAX_CONFIG_INT`), the module is built on
     the meta device and its shapes compared with the safetensors header; only then
-    are the weights read (refused if any is NaN/inf) and the module built for real. The
+    are the weights read (refused if any is NaN/inf) and the module built for real, without
+    random initialisation when the weights set every parameter (:func:`weights_from_checkpoint`). The
     config and the weights come from one save, even while another process saves over the
     folder (:func:`~mmtok.core.checkpoint_folder.read_settled`). It comes back in eval mode with ``provenance`` set, and ``loaded_fingerprint``: a hash of
     its class, config and weights as read (:func:`carried_provenance` compares it at save).
@@ -368,7 +436,11 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
     folder = resolve_checkpoint(name_or_path)
     path, meta, cfg, tensors = read_settled(folder, lambda p: _read_fitting(cls, p), marker=CONFIG_NAME)
     try:
-        module = cls(cfg)  # type: ignore[call-arg]
+        with weights_from_checkpoint():
+            module = cls(cfg)  # type: ignore[call-arg]
+        if not all(name in tensors for name, _ in module.named_parameters()):  # type: ignore[attr-defined]
+            # a parameter the weights do not set (a state-dict hook leaves it out) keeps its initial value
+            module = cls(cfg)  # type: ignore[call-arg]
     except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
         raise _cannot_build(cls, path, e) from e
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
