@@ -16,7 +16,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["fits_float32"]
+__all__ = ["all_finite", "fits_float32"]
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every value of ``x`` is finite: one reduction first (a NaN or inf poisons the sum), the
+    element-wise check only when the sum is not finite (huge finite values can overflow it on their own).
+
+    >>> all_finite(torch.tensor([1.0, 3e38, 3e38])), all_finite(torch.tensor([1.0, float("nan")]))
+    (True, False)
+    """
+    if not x.numel() or not x.is_floating_point() or bool(torch.isfinite(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())
 
 
 def fits_float32(x: torch.Tensor, *, what: str, error: type[Exception], why: str) -> None:

@@ -33,6 +33,7 @@ from mmtok.core.checkpoint import (
 )
 from mmtok.core.checkpoint_folder import backup_of, locate, read_settled
 from mmtok.core.errors import CheckpointError
+from mmtok.core.floats import all_finite
 from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
@@ -326,11 +327,9 @@ def _meta_shapes(cls: Any, cfg: Any) -> dict[str, tuple[int, ...]] | None:
 
 def _check_finite(tensors: Mapping[str, torch.Tensor], where: Any) -> None:
     for name, t in tensors.items():
-        # one reduction finds NaN/inf cheaply; only then look closer (huge finite values can overflow the sum)
-        if t.is_floating_point() and not bool(torch.isfinite(t.sum())):
+        if not all_finite(t):
             bad = int((~torch.isfinite(t)).sum())
-            if bad:
-                raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
+            raise CheckpointError(f"checkpoint {where}: tensor {name!r} holds {bad} NaN/inf value(s); "
                                       "the weights are damaged (or training diverged)")
 
 

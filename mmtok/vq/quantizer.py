@@ -34,7 +34,7 @@ from torch import nn
 
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
-from mmtok.core.floats import fits_float32
+from mmtok.core.floats import all_finite, fits_float32
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import ordinary_outputs
@@ -230,12 +230,9 @@ class VectorQuantizer(nn.Module):
                 f"VectorQuantizer {what} has shape {tuple(x.shape)}: expected [..., {self.cfg.dim}] "
                 f"(last axis = VQConfig.dim = {self.cfg.dim})"
             )
-        # one reduction finds NaN/inf cheaply (they poison the sum); only then look closer,
-        # since a sum of huge finite values can overflow on its own
-        if x.numel() and not bool(torch.isfinite(x.sum())):
+        if not all_finite(x):
             bad = int((~torch.isfinite(x)).sum())
-            if bad:
-                raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
+            raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
         fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
 
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:

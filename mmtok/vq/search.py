@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from mmtok.core.errors import QuantizerError
+from mmtok.core.floats import all_finite
 
 __all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "score_margin"]
 
@@ -133,8 +134,7 @@ def _check_search(x: torch.Tensor, codebook: torch.Tensor) -> None:
         raise QuantizerError(f"nearest_code needs x [N, d] and codebook [K, d] with K ≥ 1, got x {tuple(x.shape)} "
                              f"and codebook {tuple(codebook.shape)}")
     for name, t in (("x", x), ("codebook", codebook)):
-        # one reduction finds NaN/inf cheaply; only then look closer (huge finite values can overflow the sum)
-        if t.numel() and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+        if not all_finite(t):
             bad = (~torch.isfinite(t)).any(1).nonzero().flatten()
             raise QuantizerError(f"nearest_code {name} has NaN/inf values in {bad.numel()} row(s), "
                                  f"the first row {int(bad[0])}")
