@@ -138,3 +138,25 @@ def test_the_ray_engine_counts_silent_audio_as_the_local_engine_does(tmp_path: P
     assert remote == local and remote["silent_audio"] == SILENT
     assert [w for w in said_ray if "silence" in w] == [w for w in said if "silence" in w] != []
     assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+
+
+def test_a_silent_sound_among_many_documents_is_counted_once_blocks_are_joined(tmp_path: Path,
+                                                                              cluster: None) -> None:
+    """More documents than one batch per block: Ray joins the batches' columns, which an object column of lists
+    did not survive (the batches without silence came back as None)."""
+    import soundfile as sf
+
+    from mmtok.data.ray_engine import RayEngine
+    from tests.test_media_fixes import tokenized
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    sf.write(corpus / "quiet.wav", np.zeros(1600, np.float32), 16000, subtype="PCM_16")
+    docs = [{"segments": [f"document {k}"]} for k in range(120)]
+    docs[97] = {"segments": ["silence", {"audio": "quiet.wav"}]}
+    (corpus / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    local, _ = tokenized(corpus / "docs.jsonl", tmp_path / "local")
+    remote, said = tokenized(corpus / "docs.jsonl", tmp_path / "ray", engine=RayEngine())
+    assert remote == local and remote["silent_audio"] == 1 and remote["docs"] == 120
+    assert [w for w in said if "silence" in w] != []
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError, EngineError
 from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, tokenize_document
 from mmtok.data.documents import Source, jsonl_documents, line_text
@@ -64,8 +66,9 @@ class TokenizeDocuments:
     line) and optionally ``skip_reason`` (str; rows where it is set, e.g. a line
     that is not UTF-8, pass through). Output columns: ``line``, ``ids`` (one
     array per row, uint16 or uint32 like the shards; empty when skipped),
-    ``skip_reason`` (``""`` when tokenized) and ``counts`` (int64, tokens per
-    :class:`~mmtok.stream.vocab.Modality`; zeros when skipped). ``base`` (required):
+    ``skip_reason`` (``""`` when tokenized), ``counts`` (int64, tokens per
+    :class:`~mmtok.stream.vocab.Modality`; zeros when skipped) and ``silent`` (str: a JSON list of
+    ``[message, path]`` of the row's digital-silence warnings, given again on the driver). ``base`` (required):
     the absolute folder relative media paths are read from, as every node sees it
     (on a cluster an actor's working folder is wherever ``ray start`` ran);
     ``allow_outside``: whether media paths may lead outside it.
@@ -103,18 +106,28 @@ class TokenizeDocuments:
         ids = np.empty(lines.size, dtype=object)
         reasons = np.empty(lines.size, dtype=object)
         counts = np.zeros((lines.size, len(Modality)), dtype=np.int64)
-        silent = np.empty(lines.size, dtype=object)
+        silent = np.empty(lines.size, dtype=object)  # JSON strings: Ray joins object columns of lists lossily
         for k, (line, doc) in enumerate(zip(lines.tolist(), batch["json"], strict=True)):
             reason = str(given[k]) if given is not None else ""
             with silence_collected() as heard:  # given again on the driver, as the local engine's workers do
                 _, out, info = (line, None, reason) if reason else tokenize_document(
                     self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype)
-            silent[k] = list(heard)
+            silent[k] = json.dumps([[str(w), w.path] for w in heard])
             if out is None:
                 ids[k], reasons[k] = np.zeros(0, self.dtype), str(info)
             else:
                 ids[k], reasons[k], counts[k] = out, "", info
         return {"line": lines, "ids": ids, "skip_reason": reasons, "counts": counts, "silent": silent}
+
+
+def _silence(column: str) -> list[SilenceWarning]:
+    """The silence warnings of one document, from the JSON string :class:`TokenizeDocuments` gives them as."""
+    found = []
+    for message, path in json.loads(column or "[]"):
+        w = SilenceWarning(message)
+        w.path = path
+        found.append(w)
+    return found
 
 
 def _line_ranges(path: Path, first: int, tasks: int) -> list[dict[str, Any]]:
@@ -252,7 +265,7 @@ class RayEngine:
                     rows = zip(batch["line"].tolist(), batch["ids"], batch["skip_reason"], batch["counts"],
                                batch["silent"], strict=True)
                     yield from given_again(((line, None, str(reason)) if reason else
-                                            (line, np.asarray(ids), np.asarray(counts)), list(heard))
+                                            (line, np.asarray(ids), np.asarray(counts)), _silence(heard))
                                            for line, ids, reason, counts, heard in rows)
         finally:
             if started:
