@@ -136,3 +136,29 @@ def test_the_band_check_uses_the_mel_range_of_the_init_from_tokenizer(tmp_path: 
                    *TRAIN, "--steps", "1", "--band-weight", "5000-6000:2")
     assert rc == 2 and err.count("\n") == 1 and "no mel channel has its centre in [5000, 6000) Hz" in err
     assert "lie between f_min 0 and f_max 4000 Hz" in err and not out.exists()
+
+
+def test_a_picture_over_pillows_limit_is_no_plot_and_stops_no_folder_search(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a PNG carries a mark reads its header alone: a picture over twice Pillow's limit is not taken for a
+    plot (nor replaced), one between the limit and twice it raises no warning, and a folder search goes on."""
+    import warnings
+
+    from mmtok.data.media_files import marked
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    info = PngInfo()
+    info.add_text("Software", "mmtok eval")
+    Image.new("RGB", (64, 64)).save(tmp_path / "huge.png", pnginfo=info)  # 4,096 pixels: over twice the limit
+    Image.new("RGB", (40, 40)).save(tmp_path / "big.png", pnginfo=info)  # 1,600: over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert marked(tmp_path / "huge.png", "mmtok eval") is False and marked(tmp_path / "big.png", "mmtok eval")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(photos / "a.png")
+    Image.new("RGB", (64, 64)).save(photos / "pano.png")
+    assert main(["eval", str(photos), "--json"]) == 2  # pano.png fails on its own line, a.png is scored
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert "pano.png" in err and [r["file"] for r in rows if "file" in r] == [str(photos / "a.png")]

@@ -80,8 +80,12 @@ def marked(path: Path, mark: str) -> bool:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path, formats=["PNG"]) as im:
-                return im.info.get("Software") == mark
+            with warnings.catch_warnings():  # only the header and text chunks are read: its size is no matter here
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path, formats=["PNG"]) as im:
+                    return im.info.get("Software") == mark
+        except Image.DecompressionBombError:  # over twice Pillow's limit: taken as not mmtok's (never replaced)
+            return False
         except UnidentifiedImageError:  # not a PNG: a sound, or no file of mmtok's
             import soundfile as sf
 
