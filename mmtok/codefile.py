@@ -37,6 +37,8 @@ from mmtok.data.media_files import (
     refuse_collisions,
     refuse_foreign,
     run_each,
+    write_marked_image,
+    write_marked_sound,
 )
 from mmtok.pretrained import load_tokenizer, model_version
 
@@ -205,11 +207,12 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     stem = path.name.removesuffix(CODES_SUFFIX)
     if kind == "image":
         img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
-        target = _save_image(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", img)
+        target = write_marked_image(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", img, MARK)
         return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image (width × height in pixels)"
     if kind == "audio":
         wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
-        target = _save_wav(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", wave, int(tok.sample_rate))
+        target = write_marked_sound(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", wave, int(tok.sample_rate), MARK,
+                                    subtype="FLOAT", fmt="WAV")  # 32-bit float: nothing clipped
         return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
     from mmtok.video.write import write_video
 
@@ -225,28 +228,6 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
                          lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
                                                metadata={"comment": MARK}))
     return f"{path} -> {target}: {frames.shape[0]} frames at {fps:g} fps{what}"
-
-
-def _save_image(path: Path, img: torch.Tensor) -> Path:
-    from PIL import Image, PngImagePlugin
-
-    pixels = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", MARK)
-    return atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format="PNG", pnginfo=info))
-
-
-def _save_wav(path: Path, wave: torch.Tensor, rate: int) -> Path:
-    import soundfile as sf
-
-    samples = wave.detach().cpu().float().numpy()  # 32-bit float WAV: nothing clipped
-
-    def write(f: Any) -> None:
-        with sf.SoundFile(f, "w", rate, 1, "FLOAT", format="WAV") as wav:
-            wav.software = MARK
-            wav.write(samples)
-
-    return atomic_file(path, write)
 
 
 def _decoded_target(path: Path, out: Path, head: tuple[str, bool] | None) -> Path | None:

@@ -1,9 +1,11 @@
-"""Media files named on a command line: their kind, the folders searched, and one line per file.
+"""Media files named on a command line: their kind, the folders searched, one line per file, and the mark.
 
 ``mmtok encode``, ``mmtok decode`` and ``mmtok eval`` take files and folders, work through them
 one file at a time, and report a file that fails on its own line while the others go on. A run over
 many files (``mmtok tokenize``) says the sounds of digital silence it read once, at its end
-(:func:`silence_collected`), not one line each:
+(:func:`silence_collected`), not one line each. What a command writes carries its mark where the format keeps
+one (:func:`write_marked_image`, :func:`write_marked_sound`), and only a file with it is replaced later
+(:func:`marked`):
 
 >>> media_kind(Path("a/b.JPG")), media_kind(Path("talk.flac")), media_kind(Path("clip.mp4"))
 ('image', 'audio', 'video')
@@ -18,18 +20,21 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from mmtok.data.codes import CODES_SUFFIX
+from mmtok.data.codes import CODES_SUFFIX, atomic_file
 
-__all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "StopRun", "check_out_folder", "check_vocoder_flag", "expand_paths",
-           "few", "file_kinds", "given_again", "marked", "media_kind", "refuse_collisions", "refuse_foreign", "run_each",
-           "silence_collected"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["CREATOR_MARKED", "MEDIA_SUFFIXES", "SOUND_MARKED", "StopRun", "check_out_folder", "check_vocoder_flag",
+           "expand_paths", "few", "file_kinds", "given_again", "marked", "media_kind", "refuse_collisions",
+           "refuse_foreign", "run_each", "silence_collected", "write_marked_image", "write_marked_sound"]
 
 Done = TypeVar("Done")  # what a worker process gives back, with the silence warnings it collected
 KINDS = (("image", IMAGE_SUFFIXES), ("audio", AUDIO_SUFFIXES), ("video", VIDEO_SUFFIXES))
@@ -48,6 +53,7 @@ CREATOR_MARKED = {  # documents that carry a mark as their Creator (matplotlib's
     ".eps": ("start", rb"^%%%%Creator: %s\r?$"),  # a DSC header comment
     ".ps": ("start", rb"^%%%%Creator: %s\r?$"),
 }
+SOUND_MARKED = ("WAV", "FLAC", "AIFF", "CAF", "RF64", "WAVEX")  # soundfile formats whose software string libsndfile keeps
 
 
 def media_kind(path: Path) -> str:
@@ -65,7 +71,7 @@ def media_kind(path: Path) -> str:
 def marked(path: Path, mark: str) -> bool:
     """Whether ``path`` is a file carrying ``mark``, the way mmtok marks what its commands write (so they replace
     only their own files): a video's comment, the Creator of a PDF, SVG, EPS or PS (:data:`CREATOR_MARKED`), else
-    a PNG's Software text or a sound's software string (where libsndfile keeps one: WAV, FLAC, AIFF, CAF, RF64),
+    a PNG's Software text or a sound's software string (where libsndfile keeps one: :data:`SOUND_MARKED`),
     whatever the file's extension. False for any other file, or one unreadable as its kind."""
     if not path.is_file():
         return False
@@ -93,6 +99,48 @@ def marked(path: Path, mark: str) -> bool:
                 return str(sound.software).startswith(mark)  # libsndfile appends its own name
     except (OSError, ValueError, RuntimeError):  # unreadable as its kind (PIL's UnidentifiedImageError: OSError)
         return False
+
+
+def write_marked_image(path: Path, img: torch.Tensor, mark: str, *, fmt: str = "PNG") -> Path:
+    """``img`` (``[3, H, W]`` in [0, 1], clamped) to ``path`` atomically in the Pillow format ``fmt``; a PNG carries
+    ``mark`` as its Software text (:func:`marked`), other formats no mark. Returns ``path``.
+
+    >>> import tempfile, torch
+    >>> p = write_marked_image(Path(tempfile.mkdtemp()) / "a.png", torch.rand(3, 4, 5), "mmtok doc")
+    >>> marked(p, "mmtok doc"), marked(p, "another")
+    (True, False)
+    """
+    from PIL import Image, PngImagePlugin
+
+    pixels = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", mark)
+    options = {"pnginfo": info} if fmt == "PNG" else {}
+    return atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format=fmt, **options))
+
+
+def write_marked_sound(path: Path, wave: torch.Tensor, rate: int, mark: str, *, subtype: str, fmt: str) -> Path:
+    """``wave`` (mono, ``rate`` samples per second, as it is: nothing scaled) to ``path`` atomically in the soundfile
+    format ``fmt`` and ``subtype`` (``"FLOAT"``, ``"PCM_16"``); a format of :data:`SOUND_MARKED` carries ``mark`` as
+    its software string (:func:`marked`), other formats no mark. Returns ``path``.
+
+    >>> import tempfile, torch
+    >>> p = Path(tempfile.mkdtemp()) / "a.flac"
+    >>> _ = write_marked_sound(p, torch.zeros(160), 16000, "mmtok doc", subtype="PCM_16", fmt="FLAC")
+    >>> marked(p, "mmtok doc")
+    True
+    """
+    import soundfile as sf
+
+    samples = wave.detach().cpu().float().reshape(-1).numpy()
+
+    def write(f: IO[bytes]) -> None:
+        with sf.SoundFile(f, "w", rate, 1, subtype, format=fmt) as out:
+            if fmt in SOUND_MARKED:
+                out.software = mark
+            out.write(samples)
+
+    return atomic_file(path, write)
 
 
 def _creator_marked(path: Path, mark: str) -> bool:

@@ -3,26 +3,31 @@
 :func:`check_output` refuses, before any model work, a path that cannot take the file: a folder, a folder
 that is not there or not writable, an extension Pillow or soundfile cannot write, or a file in the way that
 ``mmtok sample`` did not write. :func:`write_image` and :func:`write_sound` write atomically and mark what
-they write with :data:`MARK` where the format keeps it (:data:`MARKED_FORMATS`): those are the only files a
-later run replaces, and a user's own file never is (:func:`~mmtok.data.media_files.marked`).
+they write with :data:`MARK` where the format keeps it (:data:`MARKED_FORMATS`;
+:func:`~mmtok.data.media_files.write_marked_image`, :func:`~mmtok.data.media_files.write_marked_sound`): those
+are the only files a later run replaces, and a user's own file never is (:func:`~mmtok.data.media_files.marked`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from mmtok.core.errors import UsageError
-from mmtok.data.codes import atomic_file
-from mmtok.data.media_files import marked, refuse_foreign
+from mmtok.data.media_files import (
+    SOUND_MARKED,
+    marked,
+    refuse_foreign,
+    write_marked_image,
+    write_marked_sound,
+)
 
 __all__ = ["MARK", "MARKED_FORMATS", "check_output", "write_image", "write_sound"]
 
 MARK = "mmtok sample"  # in every file sample writes in a format that keeps it: the files it replaces
-MARKED_FORMATS = ("PNG", "WAV", "FLAC", "AIFF", "CAF", "RF64", "WAVEX")  # PNG: Software text; sounds: software string
+MARKED_FORMATS = ("PNG", *SOUND_MARKED)  # PNG: Software text; sounds: software string
 
 
 def _image_format(path: Path) -> str | None:
@@ -89,32 +94,15 @@ def _refuse_foreign(path: Path, flag: str) -> None:
 def write_image(path: Path, img: torch.Tensor) -> None:
     """``img`` (``[3, H, W]`` in [0, 1]) to ``path`` atomically, in its extension's format (:func:`_image_format`);
     a PNG carries :data:`MARK`. A file not ours that appeared there since :func:`check_output` is refused."""
-    from PIL import Image, PngImagePlugin
-
     _refuse_foreign(path, "--image-out")
-    pixels = img.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-    fmt = _image_format(path) or "PNG"
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", MARK)
-    options = {"pnginfo": info} if fmt in MARKED_FORMATS else {}
-    atomic_file(path, lambda f: Image.fromarray(pixels).save(f, format=fmt, **options))
+    write_marked_image(path, img, MARK, fmt=_image_format(path) or "PNG")
 
 
 def write_sound(path: Path, wave: torch.Tensor, rate: int) -> None:
     """``wave`` to ``path`` atomically as 16-bit PCM in its extension's format, scaled down if it would clip; a
     format of :data:`MARKED_FORMATS` (WAV, FLAC, ...) carries :data:`MARK`. A file not ours that appeared there
     since :func:`check_output` is refused."""
-    import soundfile as sf
-
     _refuse_foreign(path, "--audio-out")
     samples = wave.detach().cpu().float().reshape(-1)
-    samples = (samples / max(1.0, float(samples.abs().max()) / 0.99)).numpy()  # never clips
-    fmt = _sound_format(path)
-
-    def write(f: Any) -> None:
-        with sf.SoundFile(f, "w", rate, 1, "PCM_16", format=fmt) as out:
-            if fmt in MARKED_FORMATS:
-                out.software = MARK
-            out.write(samples)
-
-    atomic_file(path, write)
+    samples = samples / max(1.0, float(samples.abs().max()) / 0.99)  # never clips
+    write_marked_sound(path, samples, rate, MARK, subtype="PCM_16", fmt=_sound_format(path))
