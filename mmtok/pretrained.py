@@ -212,14 +212,19 @@ def is_callable_spec(spec: str) -> bool:
 
 def _built(spec: str, error: type[Exception]) -> Any:
     """What the callable ``package.module:callable`` returns, its module imported with the working folder first on
-    ``sys.path`` (as ``python -m`` would find it); ``sys.path`` is as it was afterwards."""
+    ``sys.path`` (as ``python -m`` would find it); ``sys.path`` is as it was afterwards. Whatever fails while the
+    module is imported or the callable called (a missing module, a syntax error, a wrong signature, the callable's
+    own exception) raises ``error``, one line naming ``spec``, the message and the exception's type, with the
+    exception as its ``__cause__``; an interrupt or ``SystemExit`` goes through."""
     module, _, attr = spec.partition(":")
     here = os.getcwd()
     sys.path.insert(0, here)
     try:
         return getattr(importlib.import_module(module), attr)()
-    except (ImportError, AttributeError) as e:
-        raise error(f"cannot build tokenizer {spec!r}: {e}") from e
+    except Exception as e:  # the spec's own code: anything it raises is a tokenizer that cannot be built
+        said = " ".join(str(e).split())
+        raise error(f"cannot build tokenizer {spec!r}: "
+                    + (f"{said} ({type(e).__name__})" if said else type(e).__name__)) from e
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(here)

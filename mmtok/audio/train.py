@@ -52,10 +52,8 @@ import torch
 from mmtok.audio.codebook import fit_codebook
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.corpus import add_synthetic_arguments
-from mmtok.audio.features import mel_centres
 from mmtok.audio.losses import (
     band_matrix,
-    channel_weights,
     compressed_l1,
     envelope_correlation_loss,
     parse_band_weight,
@@ -142,7 +140,8 @@ def add_loss_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--band-weight", type=_band_weight, action="append", default=[], metavar="LO-HI:W",
                    help="weigh the mel channels whose centres lie in LO-HI Hz W times the others in the log-mel "
                         "L1 and --mse-weight terms (weights scaled to average 1); repeatable, e.g. 0-500:2.5 "
-                        "(benchmarks/audio_bands.py shows which bands the codes lose most)")
+                        "(benchmarks/audio_bands.py shows which bands the codes lose most); a band with no channel "
+                        "centre in it is refused (a resumed run's own goes on, weighing nothing, said on stderr)")
     p.add_argument("--gain-db", type=float, default=0.0, metavar="DB",
                    help="level augmentation: a crop is made U(0, DB) dB quieter (exactly, on its floored log-mel), "
                         "so that quiet recordings are coded as well as loud ones; 0 = off (default: %(default)s)")
@@ -245,6 +244,7 @@ class _Run:
     val_files: list[Path] | list[torch.Tensor]  # validation clips: files, or waveforms from a cache
     step: int = 0
     crop_weights: torch.Tensor | None = None  # how likely each clip is cropped (None: by length)
+    band_weights: torch.Tensor | None = None  # (M, 1) weights of the L1 and squared error (--band-weight; None: 1)
     elapsed: float = 0.0  # training seconds so far, across resumes
     groups_note: str | None = None  # what a codebook group is (None: no codebook was fitted)
     last: dict[str, float] = field(default_factory=dict)  # figures of the last batch
@@ -351,10 +351,7 @@ def train_steps(run: _Run) -> None:
 
     args, tok, cfg, gen = run.args, run.tok, run.tok.cfg, run.gen
     train_mode(run)
-    weights = None  # (M, 1) per-channel weights of the L1 and squared error (--band-weight)
-    if args.band_weight:
-        centres = mel_centres(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
-        weights = channel_weights(args.band_weight, centres).to(tok.device)
+    weights = None if run.band_weights is None else run.band_weights.to(tok.device)
     bar = tqdm(total=args.steps, initial=run.step, disable=args.no_progress, desc="audio tokenizer")
     t0 = time.perf_counter() - run.elapsed
     while run.step < args.steps:
@@ -442,7 +439,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
     from tqdm import tqdm
 
     cfg, weights_from, init_note, was = _source(parser, args, argv)
-    check_bands(parser, args, cfg)  # the bands against the mel channels of the tokenizer trained, before any data
+    bands = check_bands(parser, args, cfg, argv)  # against the tokenizer's mel channels, before any data
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -482,7 +479,7 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))
     run = _Run(args, tok, opt, feats, out, val_clips, crop_weights=weights, material=material,
-               gen=torch.Generator().manual_seed(args.seed * 1000))
+               gen=torch.Generator().manual_seed(args.seed * 1000), band_weights=bands)
     start(run, groups, groups_note)
     seconds = sum(f.shape[-1] for f in feats) * cfg.hop_length / cfg.sample_rate
     run.prov = {**command_lines(f"{COMMAND} {shlex.join(argv)}", was), "data": str(Path(args.data)),

@@ -2,11 +2,16 @@
 naming the flag (``parser.error``: exit 2): every number finite and in range (:func:`check_numbers`),
 options at odds with each other (:func:`check_args`), what a fresh run's tokenizer needs
 (:func:`check_fresh_run`), and ``--band-weight`` bands that hold a mel channel of the tokenizer trained
-(:func:`check_bands`). What ``--resume`` may change is :func:`mmtok.audio.train_init.take_run_settings`'s."""
+(:func:`check_bands`, which gives the channels' weights). What ``--resume`` may change is
+:func:`mmtok.audio.train_init.take_run_settings`'s."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
 
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.features import mel_centres
@@ -15,7 +20,7 @@ from mmtok.audio.train_data import is_cache
 from mmtok.core.ranges import SEED, Range, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.run_folder import holds_train_state
-from mmtok.core.trainstate import check_run_options
+from mmtok.core.trainstate import check_run_options, options_given
 
 __all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_bands", "check_fresh_run", "check_numbers"]
 
@@ -75,14 +80,28 @@ def check_fresh_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                      f"(--codebook-size) it fits; give --kmeans-vectors {args.codebook_size} or more")
 
 
-def check_bands(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: AudioTokenizerConfig) -> None:
-    """Each ``--band-weight`` band holds the centre of at least one mel channel of ``cfg``, the tokenizer the run
-    trains (fresh, ``--init-from`` or resumed: its ``n_mels``, ``f_min`` and ``f_max``), else ``parser.error``
-    naming the centres nearest it: a band with none would weigh nothing."""
+def check_bands(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: AudioTokenizerConfig,
+                argv: Sequence[str]) -> torch.Tensor | None:
+    """The ``[M, 1]`` weights of the mel channels of ``cfg``, the tokenizer the run trains (fresh, ``--init-from`` or
+    resumed: its ``n_mels``, ``f_min`` and ``f_max``), in the log-mel L1 and squared error by ``--band-weight``
+    (:func:`channel_weights`; None without bands). Each band given on the command line ``argv`` holds the centre
+    of at least one channel, else ``parser.error`` naming the centres nearest it: a band with none would weigh
+    nothing. A resumed run's own bands (the flag left out) go on as it recorded them: a band with no channel is
+    said on stderr, once, and weighs nothing, as in the steps the run took."""
     if not args.band_weight:
-        return
-    try:
-        channel_weights(args.band_weight, mel_centres(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max))
-    except ValueError as e:
-        parser.error(f"{e}; the tokenizer's {cfg.n_mels} mel channels lie between f_min {cfg.f_min:g} and f_max "
-                     f"{cfg.f_max:g} Hz")
+        return None
+    recorded = args.resume and "band_weight" not in options_given(parser, argv)
+    centres = mel_centres(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
+    weighed = []
+    for band in args.band_weight:
+        try:
+            channel_weights([band], centres)
+        except ValueError as e:
+            if not recorded:
+                parser.error(f"{e}; the tokenizer's {cfg.n_mels} mel channels lie between f_min {cfg.f_min:g} and "
+                             f"f_max {cfg.f_max:g} Hz")
+            print(f"--resume {args.out}: the run's {e}: it weighs nothing, as in the steps the run took",
+                  file=sys.stderr)
+            continue
+        weighed.append(band)
+    return channel_weights(weighed, centres)

@@ -22,7 +22,8 @@ _TRAIN_HELP = {
     "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine", "warmup": "linear warmup steps",
     "weight_decay": "AdamW weight decay (matrices only)", "grad_clip": "max global gradient norm (0: off)",
     "rope_3d": "3-D rotary (time, row, column) positions for media tokens, else 1-D", "dropout": "model dropout",
-    "seed": "seeds data order, init and dropout, in [0, 2**32)", "save_every": "steps between checkpoints",
+    "seed": "seeds data order, init and dropout, in [0, 2**32) (left out, --resume takes the run's own, which may "
+    "be any in [0, 2**63))", "save_every": "steps between checkpoints",
     "keep_last": "checkpoints kept", "compile": "torch.compile the model",
     "device": "cpu or cuda (default: cuda when available)", "threads": "CPU threads for torch (default: torch's)",
 }

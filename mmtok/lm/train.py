@@ -79,11 +79,12 @@ from mmtok.lm.runs import (
     latest_checkpoint,
     plot_loss,
     read_log,
+    run_settings,
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["SETTING_RANGES", "TrainConfig", "check_config", "train"]
+__all__ = ["RECORDED_RANGES", "SETTING_RANGES", "TrainConfig", "check_config", "train"]
 
 
 @dataclass
@@ -123,11 +124,14 @@ SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field take
     "dropout": Range(0, 1, high_open=True),  # a probability
     "seed": SEED,
 }
+RECORDED_RANGES = {**SETTING_RANGES, "seed": Range(0, 2**63 - 1)}  # a resumed run's own: any int64 seed >= 0 goes
 
 
-def check_config(cfg: TrainConfig) -> None:
+def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) -> None:
     """Raise :class:`RunRefusedError` for settings no run can use: a field outside its range in
     :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset.
+    A field at its ``recorded`` value (the resumed run's :func:`~mmtok.lm.runs.run_settings`) need only lie in
+    :data:`RECORDED_RANGES`: a run goes on with the settings it was started with.
 
     >>> check_config(TrainConfig(dropout=1.5))
     Traceback (most recent call last):
@@ -135,9 +139,10 @@ def check_config(cfg: TrainConfig) -> None:
     """
     if cfg.preset not in PRESETS:
         raise RunRefusedError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
-    defaults = TrainConfig()
+    defaults, recorded = TrainConfig(), recorded or {}
     for name, allowed in SETTING_RANGES.items():
         value, default = getattr(cfg, name), getattr(defaults, name)
+        allowed = RECORDED_RANGES[name] if name in recorded and recorded[name] == value else allowed
         if value is None and default is None:  # left to torch (threads)
             continue
         whole = not isinstance(default, float)
@@ -323,8 +328,7 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
 def _say_changes(r: _Run, saved: dict[str, Any]) -> None:
     """On stderr, one line each: the run's global batch split otherwise, its cosine drawn over another ``--steps``
     (the learning rate of the next step, by the run's own schedule and by the new one)."""
-    note = split_note(r.folder, r.saved_cfg, saved, step=r.step, consumed=r.consumed)
-    if note:
+    if note := split_note(r.folder, r.saved_cfg, saved, step=r.step, consumed=r.consumed):
         print(note, file=sys.stderr)
     was = int((saved.get("train") or {}).get("steps", r.cfg.steps))
     if was != r.cfg.steps and r.step < r.cfg.steps:
@@ -339,8 +343,7 @@ def _set_aside_damaged(folder: Path, step: int) -> None:
     """Rename the checkpoint folders past ``step`` (passed over as damaged, or never finished) to
     ``damaged-ckpt-...``, so that the run can write its checkpoints there again; nothing is deleted."""
     for ck in sorted(folder.glob(f"{CKPT_PREFIX}*")):
-        number = checkpoint_number(ck)
-        if number is None or number <= step:
+        if (number := checkpoint_number(ck)) is None or number <= step:
             continue
         aside, n = folder / f"{DAMAGED_PREFIX}{ck.name}", 1
         while aside.exists():
@@ -466,7 +469,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     and left empty. A step that would need more memory than is available is a :class:`UsageError` before
     the first step (:func:`mmtok.lm.peak.check_step_memory`).
     """
-    check_config(cfg)
+    check_config(cfg, recorded=run_settings(cfg.out) if resume else None)
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
     master = int(os.environ.get("RANK", "0")) == 0
