@@ -23,21 +23,12 @@ from mmtok.pretrained import load_tokenizer
 from tests.test_audio_train_cli import SMALL, _data
 from tests.test_hardening_train import shards as hardening_shards
 from tests.test_hardening_train import small
+from tests.test_run_recovery import cli
 
 shards = hardening_shards  # the small corpus of the training tests, made once for this module
 BIG_SEED = 5_000_000_000  # a seed in [0, 2**63), past [0, 2**32)
 
 
-def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """``mmtok ARGV`` through the console entry point: (exit status, stderr)."""
-    from mmtok.cli import main
-
-    capsys.readouterr()
-    try:
-        rc = main(list(argv))
-    except SystemExit as e:
-        rc = int(e.code or 0)
-    return rc, capsys.readouterr().err
 
 
 def _edit_json(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
@@ -65,13 +56,13 @@ def _newest(run: Path) -> dict:
 def test_a_run_recorded_with_a_seed_past_2_32_resumes_with_it(seeded_run: Path, shards: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     run = Path(shutil.copytree(seeded_run, tmp_path / "run"))
-    rc, err = _main(capsys, "train", "--data", str(shards), "--out", str(run), "--steps", "4", "--resume",
+    rc, err = cli(capsys, "train", "--data", str(shards), "--out", str(run), "--steps", "4", "--resume",
                     "--no-progress", "--threads", "1")
     assert rc == 0, err
     assert "seed" not in err
     assert _newest(run)["train"]["step"] == 4 and _newest(run)["config"]["train"]["seed"] == BIG_SEED
     # the run's own seed given on the command line is checked as every flag given is
-    rc, err = _main(capsys, "train", "--data", str(shards), "--out", str(run), "--steps", "6", "--resume",
+    rc, err = cli(capsys, "train", "--data", str(shards), "--out", str(run), "--steps", "6", "--resume",
                     "--no-progress", "--seed", str(BIG_SEED))
     assert rc == 2 and err.count("\n") == 1 and "--seed: must be a whole number in [0, 4294967295]" in err
     assert _newest(run)["train"]["step"] == 4
@@ -118,7 +109,7 @@ def _run_with_band(root: Path, band: list[float]) -> tuple[Path, Path]:
 def test_an_audio_run_recorded_with_a_band_of_no_mel_channel_resumes_with_one_note(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, out = _run_with_band(tmp_path, [80.0, 100.0, 2.0])
-    rc, err = _main(capsys, "train-tokenizer", "audio", "--data", str(data), "--out", str(out), "--resume",
+    rc, err = cli(capsys, "train-tokenizer", "audio", "--data", str(data), "--out", str(out), "--resume",
                     "--steps", "2", "--no-progress")
     assert rc == 0, err
     notes = [line for line in err.splitlines() if "--band-weight" in line]
@@ -127,7 +118,7 @@ def test_an_audio_run_recorded_with_a_band_of_no_mel_channel_resumes_with_one_no
     state = json.loads((out / "train-state" / "config.json").read_text())
     assert state["train"]["step"] == 2 and state["train"]["extra"]["settings"]["band_weight"] == [[80.0, 100.0, 2.0]]
     # given on the command line, the band is checked as every flag given is
-    rc, err = _main(capsys, "train-tokenizer", "audio", "--data", str(data), "--out", str(out), "--resume",
+    rc, err = cli(capsys, "train-tokenizer", "audio", "--data", str(data), "--out", str(out), "--resume",
                     "--steps", "3", "--no-progress", "--band-weight", "80-100:2")
     assert rc == 2 and err.count("\n") == 1 and "no mel channel has its centre in [80, 100) Hz" in err
     assert json.loads((out / "train-state" / "config.json").read_text())["train"]["step"] == 2
@@ -186,11 +177,11 @@ def test_a_callable_model_that_fails_exits_2_naming_the_flag(tmp_path: Path, mon
     (tmp_path / "rev1_stop.py").write_text("def make():\n    raise KeyboardInterrupt\n")
     Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "p.png")
     monkeypatch.chdir(tmp_path)
-    rc, err = _main(capsys, "encode", "p.png", "--out", "o", "--image", "rev1_needsarg:make")
+    rc, err = cli(capsys, "encode", "p.png", "--out", "o", "--image", "rev1_needsarg:make")
     assert rc == 2
     assert err == ("mmtok: error: --image rev1_needsarg:make: cannot build tokenizer 'rev1_needsarg:make': make() "
                    "missing 1 required positional argument: 'size' (TypeError)\n")
-    rc, err = _main(capsys, "--debug", "encode", "p.png", "--out", "o", "--image", "rev1_needsarg:make")
+    rc, err = cli(capsys, "--debug", "encode", "p.png", "--out", "o", "--image", "rev1_needsarg:make")
     assert rc == 2 and "TypeError: make() missing 1 required positional argument" in err  # the cause's traceback
     with pytest.raises(KeyboardInterrupt):  # an interrupt is no failure to build: it goes through
         load_tokenizer("rev1_stop:make", kind="image")
