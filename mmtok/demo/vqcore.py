@@ -29,6 +29,7 @@ def vq_step(d: Demo) -> str:
     data = make_clustered(n_train + n_test, dim, 4 * k, seed=d.seed).to(d.device)
     train, test = data[:n_train], data[n_train:]
     g = torch.Generator().manual_seed(d.seed)
+    torch.manual_seed(d.seed)  # the codebooks' initial draws: the same whatever the steps before drew
     rows, counts = [], {}
     for name, extra in VARIANTS.items():
         vq = VectorQuantizer(VQConfig(dim=dim, codebook_size=k, **extra)).to(d.device).train()
