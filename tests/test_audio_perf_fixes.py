@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,18 +17,16 @@ import torch
 import mmtok
 import mmtok.audio.griffin_lim as griffin_lim_module
 import mmtok.audio.tokenizer as tokenizer_module
-from mmtok.audio.config import VOCODER_CHUNK_FRAMES, AudioTokenizerConfig
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim, reach_frames
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.audio.windows import context_windows
-from mmtok.vq.quantizer import VQConfig
+from tests.test_audio_batch_decode import SMALL as BATCH_SMALL
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=25,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = replace(BATCH_SMALL, block_tokens=25)  # the small tokenizer of the batch-decode tests, shorter blocks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
