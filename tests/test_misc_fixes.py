@@ -179,3 +179,12 @@ def test_an_export_failing_between_its_renames_leaves_the_earlier_one(
     assert sorted(p.name for p in flat.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".flat")] == []
 
+
+
+def test_a_range_up_to_2_63_is_written_in_full_in_a_refusal() -> None:
+    from mmtok.core.errors import RunRefusedError
+    from mmtok.lm.train import TrainConfig, check_config
+
+    with pytest.raises(RunRefusedError) as err:  # a recorded seed past int64 (a hand-edited run)
+        check_config(TrainConfig(seed=2**63), recorded={"seed": 2**63})
+    assert "in [0, 9223372036854775807]" in str(err.value) and "e+18" not in str(err.value)

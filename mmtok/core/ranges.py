@@ -43,13 +43,25 @@ class Range:
         ('at least 1', '>= 1', 'in [0, 1)')
         """
         if whole and math.isinf(self.high) and not self.low_open:
-            return f"at least {self.low:.10g}"
+            return f"at least {_end(self.low)}"
         return str(self)
 
     def __str__(self) -> str:
         if math.isinf(self.high):
-            return f"{'>' if self.low_open else '>='} {self.low:.10g}"
-        return f"in {'(' if self.low_open else '['}{self.low:.10g}, {self.high:.10g}{')' if self.high_open else ']'}"
+            return f"{'>' if self.low_open else '>='} {_end(self.low)}"
+        return f"in {'(' if self.low_open else '['}{_end(self.low)}, {_end(self.high)}{')' if self.high_open else ']'}"
+
+
+def _end(value: float) -> str:
+    """An end of a range as written: a whole number in full (``2**63 - 1`` is not ``9.223372037e+18``), else
+    ten significant digits.
+
+    >>> _end(2**63 - 1), _end(0.5), _end(1e-4), _end(3.0)
+    ('9223372036854775807', '0.5', '0.0001', '3')
+    """
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e21):
+        return str(int(value))
+    return f"{value:.10g}"
 
 
 ABOVE_0 = Range(0, low_open=True)
