@@ -77,3 +77,15 @@ def test_sample_writes_sounds_through_the_one_writer(tmp_path: Path, name: str) 
 def test_decode_keeps_no_writer_of_its_own() -> None:
     assert not hasattr(codefile, "_save_image") and not hasattr(codefile, "_save_wav")
     assert sample_output.MARKED_FORMATS == ("PNG", *SOUND_MARKED)
+
+
+@pytest.mark.parametrize(("fmt", "name", "order"), [("WAV", "a.wav", "little"), ("AIFF", "a.aiff", "big")])
+def test_a_float_sound_carries_no_time_of_writing(tmp_path: Path, fmt: str, name: str, order: str) -> None:
+    """libsndfile stamps the time into a float file's PEAK chunk; the same samples must give the same bytes."""
+    wave = _wave()
+    data = write_marked_sound(tmp_path / name, wave, 16000, "mmtok decode", subtype="FLOAT", fmt=fmt).read_bytes()
+    at = data.index(b"PEAK")
+    assert int.from_bytes(data[at + 12:at + 16], order) == 0  # the time stamp, after id, size and version
+    assert int.from_bytes(data[at + 8:at + 12], order) == 1  # the version is kept
+    back, rate = sf.read(tmp_path / name, dtype="float32")
+    assert rate == 16000 and np.array_equal(back, wave.numpy()) and marked(tmp_path / name, "mmtok decode")

@@ -14,6 +14,7 @@ one (:func:`write_marked_image`, :func:`write_marked_sound`), and only a file wi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -139,8 +140,40 @@ def write_marked_sound(path: Path, wave: torch.Tensor, rate: int, mark: str, *, 
             if fmt in SOUND_MARKED:
                 out.software = mark
             out.write(samples)
+        if isinstance(f, io.BytesIO):
+            _clear_peak_time(f.getbuffer())
 
     return atomic_file(path, write)
+
+
+def _clear_peak_time(data: memoryview) -> bool:
+    """Zero the time stamp libsndfile writes into the PEAK chunk of a float WAV, RF64 or AIFF file (the time of
+    writing), so the same samples give the same bytes; True when there was one. Other files are left as they are.
+
+    >>> import io, numpy as np, soundfile as sf
+    >>> buf = io.BytesIO(); sf.write(buf, np.full(8, 0.5, np.float32), 8000, format="WAV", subtype="FLOAT")
+    >>> _clear_peak_time(buf.getbuffer()), float(sf.read(io.BytesIO(buf.getvalue()))[0].max())
+    (True, 0.5)
+    """
+    head = bytes(data[:12])
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        order = "little"
+    elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        order = "big"
+    else:
+        return False
+    at = 12
+    while at + 8 <= len(data):
+        chunk, size = bytes(data[at:at + 4]), int.from_bytes(data[at + 4:at + 8], order)
+        if chunk == b"PEAK":
+            if size >= 8 and at + 16 <= len(data):
+                data[at + 12:at + 16] = bytes(4)  # after the chunk's id, size and version
+                return True
+            return False
+        if chunk in (b"data", b"SSND"):  # the samples: every header chunk comes before them
+            return False
+        at += 8 + size + (size & 1)
+    return False
 
 
 def _creator_marked(path: Path, mark: str) -> bool:
