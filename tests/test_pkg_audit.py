@@ -211,3 +211,14 @@ def test_the_readme_names_every_extra(pyproject: dict) -> None:
     readme = (ROOT / "README.md").read_text()
     paragraph = readme[readme.index("Extras: "):readme.index("\n\n", readme.index("Extras: "))]
     assert [e for e in pyproject["project"]["optional-dependencies"] if f"`{e}`" not in paragraph] == []
+
+
+def test_the_declared_torch_floor_has_every_torch_keyword_the_code_passes() -> None:
+    """``enable_gqa=`` of ``F.scaled_dot_product_attention`` came in torch 2.5: an install the floor admits must have it."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {m.group(1): tuple(int(x) for x in m.group(2).split(".")) for d in deps
+              if (m := re.fullmatch(r"(torch|torchaudio)>=([\d.]+)", d.split(";")[0].strip()))}
+    uses_gqa = any("enable_gqa=" in p.read_text() for p in (ROOT / "mmtok").rglob("*.py"))
+    assert uses_gqa and floors["torch"] >= (2, 5) and floors["torchaudio"] >= (2, 5), floors
