@@ -348,3 +348,18 @@ def test_cli_duration_past_h_mm_ss_is_a_usage_error(text: str, capsys: pytest.Ca
     captured = capsys.readouterr()
     err = captured.err.strip()
     assert err.count("\n") == 0 and f"m:ss or h:mm:ss, got {text!r}" in err and not captured.out, err
+
+
+def test_a_growth_plot_with_no_length_measured_says_so_without_a_warning(tmp_path: Path) -> None:
+    """Every length skipped for the memory budget: the plot is drawn, with no legend warning reaching the user."""
+    import warnings
+
+    from PIL import Image
+
+    from mmtok.context.growth import plot_cost_vs_length
+
+    pytest.importorskip("matplotlib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = plot_cost_vs_length(tmp_path / "empty.png", {}, where="CPU")
+    Image.open(png).verify()
