@@ -139,3 +139,15 @@ def test_two_gloo_ranks_cut_and_resumed_on_one_process_keep_the_curve(shards: Pa
     for a, b in zip(log(run), log(ddp), strict=True):
         assert (a["step"], a["lr"]) == (b["step"], b["lr"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-5)
+
+
+def test_a_warmup_as_long_as_the_run_is_said_and_the_last_step_runs_at_the_floor(
+        shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = train(small(shards, tmp_path / "long", steps=4, warmup=8, lr=3e-3, min_lr=3e-4), progress=False)
+    err = capsys.readouterr().err
+    assert "mmtok train: --warmup 8 is not below --steps 4: the learning rate climbs for the whole run, its last " \
+           "step at 50% of --lr" in err
+    assert [r["lr"] for r in log(run)] == pytest.approx([3e-3 * k / 8 for k in (1, 2, 3, 4)])
+    run = train(small(shards, tmp_path / "short", steps=4, warmup=1, lr=3e-3, min_lr=3e-4), progress=False)
+    assert "--warmup" not in capsys.readouterr().err
+    assert log(run)[-1]["lr"] == pytest.approx(3e-4)  # the last step at --min-lr

@@ -186,7 +186,9 @@ def test_lr_schedule() -> None:
 
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup=10, steps=110)
     assert lr_at(cfg, 0) == pytest.approx(0.1) and lr_at(cfg, 9) == pytest.approx(1.0)
-    assert lr_at(cfg, 60) == pytest.approx(0.55) and lr_at(cfg, 110) == pytest.approx(0.1)
+    assert lr_at(cfg, 59) == pytest.approx(0.55) and lr_at(cfg, 110) == pytest.approx(0.1)
+    assert lr_at(cfg, 109) == pytest.approx(0.1)  # the run's last step is at --min-lr
+    assert lr_at(cfg, 10) < lr_at(cfg, 9)  # the peak is used once
     assert torch.isfinite(torch.tensor(lr_at(cfg, 500)))
 
 

@@ -199,7 +199,8 @@ def test_resume_refuses_another_level_correction_in_the_same_words_as_any_settin
 
 
 def test_resume_takes_the_runs_own_settings_for_flags_left_out(cache: Path, tmp_path: Path) -> None:
-    own = ["--lr", "1e-3", "--gain-db", "3", "--batch-size", "3", "--segment-seconds", "0.25", "--clip-grad", "0.5"]
+    own = ["--lr", "1e-3", "--gain-db", "3", "--batch-size", "3", "--segment-seconds", "0.25", "--clip-grad", "0.5",
+           "--warmup", "2"]  # the first 2 steps in warmup: the same rates whatever --steps the cosine ends at
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     assert vocoder_train.main(run_args(cache, whole, "--steps", "4", *own)) == 0
     assert vocoder_train.main(run_args(cache, resumed, "--steps", "2", *own)) == 0

@@ -93,7 +93,7 @@ from mmtok.core.run_folder import (
     check_resume_folder,
     check_run_folder,
 )
-from mmtok.core.schedule import warmup_cosine
+from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_trained_on,
@@ -272,6 +272,8 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
     """Resume from OUT/train-state (``--resume``), or set the feature normalization from the
     training clips and, for the "slice" encoder, fit the codebook."""
     args, tok = run.args, run.tok
+    if note := warmup_note(args.warmup, args.steps, who="mmtok train-tokenizer audio"):
+        print(note, file=sys.stderr)
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
         st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")

@@ -73,7 +73,7 @@ from mmtok.core.module_io import (
     load_state_dict_checked,
     save_module,
 )
-from mmtok.core.schedule import warmup_cosine
+from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     check_trained_on,
     command_lines,
@@ -170,6 +170,8 @@ class Run:
             warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
             device=self.voc.window.device)
         self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
+        if note := warmup_note(args.warmup, args.steps, who="mmtok.audio.vocoder_train"):
+            print(note, file=sys.stderr)
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))

@@ -51,7 +51,7 @@ from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
-from mmtok.core.schedule import warmup_cosine
+from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
     command_lines,
@@ -326,6 +326,8 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "
               "codebook set by k-means", file=sys.stderr)
+    if args.lr_restart is None and (note := warmup_note(args.warmup, args.steps, who="mmtok train-tokenizer image")):
+        print(note, file=sys.stderr)
     if args.decoder_only:
         freeze_codes(tok)
     if args.ema_decay:  # starts from the weights the run starts from (after freezing: frozen ones are not averaged)

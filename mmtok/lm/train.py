@@ -57,7 +57,7 @@ from mmtok.core.errors import CheckpointError, RunRefusedError, TrainingError
 from mmtok.core.files import write_atomic
 from mmtok.core.ranges import SEED, Range
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
-from mmtok.core.schedule import warmup_cosine
+from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     hold_run_folder,
     load_newest_intact,
@@ -473,6 +473,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
     master = int(os.environ.get("RANK", "0")) == 0
+    if master and (note := warmup_note(cfg.warmup, cfg.steps, who="mmtok train")):
+        print(note, file=sys.stderr)
     with hold_run_folder(folder) if master else nullcontext():
         check_run_folder(folder, resume=resume, overwrite=overwrite, marks=RUN_MARKS)  # every rank, before any writes
         return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
