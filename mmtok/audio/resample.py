@@ -60,17 +60,17 @@ class _SincStream:
     def __init__(self, orig: int, new: int) -> None:
         self.orig, self.new = orig, new
         self.kernel, self.width = _sinc_kernel(orig, new)
-        self.buf = torch.zeros(self.width)  # the left zero padding, then samples not yet consumed
+        self.buf = torch.zeros(self.width, dtype=self.kernel.dtype)  # the left zero padding, then samples not yet consumed
         self.seen = 0  # input samples pushed
         self.made = 0  # output samples returned
 
     def push(self, x: torch.Tensor, *, last: bool) -> torch.Tensor:
         self.seen += x.numel()
-        parts = [self.buf, x] + ([torch.zeros(self.width + self.orig)] if last else [])
+        parts = [self.buf, x] + ([torch.zeros(self.width + self.orig, dtype=self.kernel.dtype)] if last else [])
         buf = torch.cat(parts)
         span = 2 * self.width + self.orig  # input samples under one output frame
         frames = (buf.numel() - span) // self.orig + 1 if buf.numel() >= span else 0
-        y = torch.zeros(0)
+        y = torch.zeros(0, dtype=self.kernel.dtype)
         if frames:
             used = buf[: (frames - 1) * self.orig + span]
             y = F.conv1d(used[None, None], self.kernel, stride=self.orig)  # (1, new, frames)

@@ -67,31 +67,33 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = torch.device(device)
-    torch.manual_seed(0)
-    cfg = _config(model, vocab_size, ids.numel())
-    net = Transformer(cfg).to(device)
-    x = ids[None].to(device)
-    kernels = [SDPBackend.MATH] if backend == "math" else [
-        SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
-    seconds, peak = math.inf, 0.0
-    for _ in range(max(1, repeats)):
-        net.zero_grad(set_to_none=True)
-        _trim()
-        with PeakMemory(device) as mem:
-            start = time.perf_counter()
-            with sdpa_kernel(kernels), autocast:
-                logits = net(x[:, :-1])  # (1, L-1, V)
-                loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
-            loss.backward()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = min(seconds, time.perf_counter() - start)
-        del logits, loss
-        peak = max(peak, mem.peak_mib)
-    return {"seconds": round(seconds, 4), "peak_mib": round(peak, 1),
-            "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(0)  # the same weights every time; the caller's generators are left as they were
+        cfg = _config(model, vocab_size, ids.numel())
+        net = Transformer(cfg).to(device)
+        x = ids[None].to(device)
+        kernels = [SDPBackend.MATH] if backend == "math" else [
+            SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                    else torch.autocast("cpu", enabled=False))
+        seconds, peak = math.inf, 0.0
+        for _ in range(max(1, repeats)):
+            net.zero_grad(set_to_none=True)
+            _trim()
+            with PeakMemory(device) as mem:
+                start = time.perf_counter()
+                with sdpa_kernel(kernels), autocast:
+                    logits = net(x[:, :-1])  # (1, L-1, V)
+                    loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
+                loss.backward()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = min(seconds, time.perf_counter() - start)
+            del logits, loss
+            peak = max(peak, mem.peak_mib)
+        return {"seconds": round(seconds, 4), "peak_mib": round(peak, 1),
+                "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
 
 
 def math_scores_mib(cfg: ModelConfig, tokens: int) -> float:

@@ -10,7 +10,8 @@ memory), the learning-rate schedule and resumable training state
 :mod:`~mmtok.core.run_folder`) with the one ``--resume`` rule (:mod:`~mmtok.core.resume`) and option
 ranges (:mod:`~mmtok.core.ranges`), a trainer's ``--data`` corpus manifest and its splits
 (:mod:`~mmtok.core.corpus_manifest`), matplotlib drawing to files, optional or required
-(:mod:`~mmtok.core.plotting`), and the HTML report (:mod:`~mmtok.core.report`).
+(:mod:`~mmtok.core.plotting`), warnings silenced for one block, safe from threads
+(:mod:`~mmtok.core.warning_filters`), and the HTML report (:mod:`~mmtok.core.report`).
 
 Imports: nothing else of mmtok.
 """

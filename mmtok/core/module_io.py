@@ -266,8 +266,9 @@ def weights_from_checkpoint() -> Iterator[None]:
     """Modules built in this block skip random initialisation: ``torch.nn.init``'s in-place functions (which
     the standard layers' ``reset_parameters`` and the modules' own init hooks call) leave each tensor as
     allocated, so the block is only for a module whose every parameter and persistent buffer a checkpoint
-    then overwrites (:func:`load_module`). Numbers a constructor computes otherwise (windows, mel filterbanks,
-    ``torch.randn`` codebooks) are computed as always.
+    then overwrites (:func:`load_module`). Numbers a constructor computes otherwise (windows, mel filterbanks)
+    are computed as always; one that draws random numbers of its own (a ``torch.randn`` codebook) asks
+    :func:`checkpoint_sets_weights` and leaves them out, so that loading never draws from torch's global generator.
 
     Only this thread skips: another thread building a module meanwhile initialises it as usual, and blocks
     may nest or overlap across threads. ``torch.nn.init`` gets its own functions back, the same objects,
@@ -300,6 +301,12 @@ def weights_from_checkpoint() -> Iterator[None]:
                 for name, init in _init_originals.items():
                     setattr(torch.nn.init, name, init)
                 _init_originals.clear()
+
+
+def checkpoint_sets_weights() -> bool:
+    """Whether this thread is inside :func:`weights_from_checkpoint`: a constructor then only allocates the
+    tensors it would fill with random numbers (every persistent one is overwritten by the checkpoint)."""
+    return bool(getattr(_skipping, "depth", 0))
 
 
 def building_on_meta() -> bool:

@@ -23,6 +23,9 @@ _skipped: set[str] = set()  # pictures already reported skipped in this process
 def pyplot(what: str, *, required: bool = False, error: type[MmtokError] = UsageError) -> Any:
     """``matplotlib.pyplot`` set to draw to files, or what to do without matplotlib.
 
+    The Agg backend is chosen only when pyplot is not imported yet: a process that already uses pyplot (a
+    notebook, a GUI) keeps its backend, whose ``savefig`` writes the same files.
+
     ``what``: the pictures, in words or as paths. ``required``: without matplotlib raise ``error``
     (one line: ``what`` needs matplotlib and how to install it); otherwise say on stderr, once per
     process, that ``what`` is skipped, and return None.
@@ -30,7 +33,8 @@ def pyplot(what: str, *, required: bool = False, error: type[MmtokError] = Usage
     try:
         import matplotlib
 
-        matplotlib.use("Agg")
+        if "matplotlib.pyplot" not in sys.modules:  # a caller's pyplot keeps its backend (savefig draws files alike)
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         if required:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.codes import CODES_SUFFIX, atomic_file
 
 if TYPE_CHECKING:
@@ -87,8 +88,7 @@ def marked(path: Path, mark: str) -> bool:
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with warnings.catch_warnings():  # only the header and text chunks are read: its size is no matter here
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with warnings_ignored(Image.DecompressionBombWarning):  # only the header and text chunks are read
                 with Image.open(path, formats=["PNG"]) as im:
                     return im.info.get("Software") == mark
         except Image.DecompressionBombError:  # over twice Pillow's limit: taken as not mmtok's (never replaced)

@@ -56,6 +56,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
+from mmtok.core.warning_filters import warnings_ignored
 from mmtok.image.sizing import MAX_SIDE, apply_size_policy, crop_first, crop_window, working_size
 
 __all__ = [
@@ -304,8 +305,7 @@ def _open_lazy(path: Path) -> Image.Image:
     """``Image.open(path)``, for :func:`_open_file` to judge by the pixels it decodes (a JPEG may decode reduced):
     Pillow's warning on the header's size is silenced, and a JPEG over twice its limit opened all the same."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with warnings_ignored(Image.DecompressionBombWarning):
             return Image.open(path)
     except Image.DecompressionBombError:
         Image.preinit()  # the common plugins, JPEG's among them (an open that fails early may not have loaded them)

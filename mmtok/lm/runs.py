@@ -23,7 +23,7 @@ from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.device import pick_device
 from mmtok.core.errors import MmtokError
-from mmtok.core.module_io import load_state_dict_checked
+from mmtok.core.module_io import load_state_dict_checked, weights_from_checkpoint
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
 from mmtok.lm.model import ModelConfig, Transformer
@@ -123,7 +123,10 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
         path = found
     ck = load_checkpoint(path, kind=Transformer.KIND)
     cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/{CONFIG_NAME} model")
-    model = Transformer(cfg)
+    with weights_from_checkpoint():  # the weights set every parameter: no draws from torch's global generator
+        model = Transformer(cfg)
+    if not all(name in ck.tensors for name, _ in model.named_parameters()):
+        model = Transformer(cfg)  # a parameter the weights do not set keeps its initial value
     load_state_dict_checked(model, ck.tensors, where=path)
     model.eval().to(device)
     model.vocab = Vocabulary.from_dict(ck.config["vocab"], where=f"{path}/{CONFIG_NAME}")  # what generate checks an interleaver against

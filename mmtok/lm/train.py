@@ -475,9 +475,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     master = int(os.environ.get("RANK", "0")) == 0
     if master and (note := warmup_note(cfg.warmup, cfg.steps, who="mmtok train")):
         print(note, file=sys.stderr)
-    with hold_run_folder(folder) if master else nullcontext():
-        check_run_folder(folder, resume=resume, overwrite=overwrite, marks=RUN_MARKS)  # every rank, before any writes
-        return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
+    threads = torch.get_num_threads()  # cfg.threads is the run's: the caller gets its own back
+    try:
+        with hold_run_folder(folder) if master else nullcontext():
+            check_run_folder(folder, resume=resume, overwrite=overwrite, marks=RUN_MARKS)  # every rank, before any writes
+            return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Path:

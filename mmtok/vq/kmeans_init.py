@@ -19,6 +19,8 @@ Axis legend: ``N`` vectors of this rank, ``K`` codes, ``d`` lookup size.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from mmtok.vq.kmeans import all_reduce_, kmeans, world_size
@@ -39,6 +41,20 @@ class KmeansPool:
         self.seen = 0  # vectors offered on this rank
         self.steps = 0  # training steps that offered them
         self.generator = torch.Generator().manual_seed(KMEANS_POOL_SEED)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pool with its generator as the bytes of its state: a ``torch.Generator`` itself cannot go to a
+        spawn or forkserver worker (a DataLoader's), whose tensors travel through shared memory."""
+        state = dict(self.__dict__)
+        state["generator"] = self.generator.get_state().numpy().tobytes()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        generator = torch.Generator()
+        generator.set_state(torch.frombuffer(bytearray(state["generator"]), dtype=torch.uint8))
+        state["generator"] = generator
+        self.__dict__.update(state)
 
     def add(self, z: torch.Tensor, *, k: int) -> None:
         """Offer one step's vectors ``z`` ``[N, d]`` for ``k`` codes; the pool keeps the ``cap`` with the smallest

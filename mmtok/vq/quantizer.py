@@ -36,7 +36,7 @@ from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite, fits_float32
 from mmtok.core.metrics import codebook_usage
-from mmtok.core.module_io import building_on_meta
+from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.core.ranges import ABOVE_0, Range
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
@@ -175,8 +175,9 @@ class VectorQuantizer(nn.Module):
         if cfg.codebook_dim is not None and cfg.codebook_dim != cfg.dim:
             self.project_in = nn.Linear(cfg.dim, d)
             self.project_out = nn.Linear(d, cfg.dim)
-        embed = torch.empty(k, d) if building_on_meta() else torch.randn(k, d)
-        if cfg.cosine and not building_on_meta():
+        allocate_only = building_on_meta() or checkpoint_sets_weights()  # a checkpoint's codes are to come
+        embed = torch.zeros(k, d) if allocate_only else torch.randn(k, d)
+        if cfg.cosine and not allocate_only:
             embed = F.normalize(embed, dim=1)
         self.register_buffer("embed", embed)  # (K, d) the codes
         # EMAs consistent with the codes from the start (1 vector each, their sum the code), so a code
