@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -221,3 +222,18 @@ def test_many_threads_opening_pictures_leave_the_warning_filters_as_they_were(tm
     with ThreadPoolExecutor(8) as ex:
         list(ex.map(lambda f: f(), opens))
     assert warnings.filters == before
+
+
+def test_a_shipped_tokenizer_loaded_under_a_float64_default_encodes_as_under_float32() -> None:
+    """The weights are float32: a caller's ``torch.set_default_dtype(torch.float64)`` does not make the module float64
+    (whose layers then refuse the float32 tensors it makes from its input)."""
+    wave = (0.3 * np.sin(np.arange(22050) * 0.03)).astype(np.float32)
+    want = mmtok.load("audio").encode(wave, sample_rate=44100)
+    torch.set_default_dtype(torch.float64)
+    try:
+        tok = mmtok.load("audio")
+        codes = tok.encode(wave, sample_rate=44100)
+        assert all(p.dtype == torch.float32 for p in tok.parameters())
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert torch.equal(codes, want)

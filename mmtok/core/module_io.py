@@ -449,6 +449,8 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
             module = cls(cfg)  # type: ignore[call-arg]
     except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
         raise _cannot_build(cls, path, e) from e
+    if torch.get_default_dtype() != torch.float32:  # a caller's float64 default: the weights are float32, and so
+        module.to(torch.float32)  # type: ignore[attr-defined]  # is every tensor the module makes from its input
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
     module.loaded_fingerprint = module_fingerprint(module)  # type: ignore[attr-defined]
