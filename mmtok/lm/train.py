@@ -473,8 +473,6 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
     master = int(os.environ.get("RANK", "0")) == 0
-    if master and (note := warmup_note(cfg.warmup, cfg.steps, who="mmtok train")):
-        print(note, file=sys.stderr)
     threads = torch.get_num_threads()  # cfg.threads is the run's: the caller gets its own back
     try:
         with hold_run_folder(folder) if master else nullcontext():
@@ -487,6 +485,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
 
 def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Path:
     r = _setup(cfg, resume=resume, clear=clear)
+    if r.master and (note := warmup_note(cfg.warmup, cfg.steps, who="mmtok train")):  # a run that goes ahead
+        print(note, file=sys.stderr)
     batches = _Batches(r.ds, cfg.batch_size)
     bar = tqdm(total=cfg.steps, initial=r.step, desc="train", disable=not (progress and r.master), unit="step")
     r.model.train()
