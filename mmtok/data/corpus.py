@@ -49,7 +49,7 @@ import signal
 import threading
 import time
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,7 +82,7 @@ from mmtok.stream.text import load_text_tokenizer
 from mmtok.stream.vocab import Modality
 
 __all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
-           "part_folder", "tokenize_corpus", "tokenize_document"]
+           "nothing_tokenized", "part_folder", "tokenize_corpus", "tokenize_document"]
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 CHUNK_LINES = 4  # documents per task sent to a worker
@@ -177,6 +177,22 @@ def part_folder(out: str | os.PathLike[str], part: tuple[int, int]) -> Path:
     """Where part ``i`` of ``n`` writes (``out`` itself when ``n == 1``)."""
     i, n = part
     return Path(out) if n == 1 else Path(out) / f"part-{i:05d}-of-{n:05d}"
+
+
+def nothing_tokenized(manifest: dict[str, Any], corpus: str | os.PathLike[str]) -> str | None:
+    """One line saying that a run's manifest holds no document of ``corpus``, every one it read skipped, with the
+    most common reason; None when it holds some, or skipped none (a part given no document of a short corpus).
+
+    >>> nothing_tokenized({"docs": 0, "skipped": [{"line": 1, "reason": "invalid JSON"}]}, "d.jsonl")
+    'd.jsonl: no document was tokenized, all 1 were skipped; the most common reason (1 of 1, first at d.jsonl:1): invalid JSON'
+    """
+    skipped = manifest.get("skipped") or []
+    if manifest.get("docs") or not skipped:
+        return None
+    (reason, count), = Counter(s["reason"] for s in skipped).most_common(1)  # a tie: the reason met first
+    first = next(s["line"] for s in skipped if s["reason"] == reason)
+    return (f"{corpus}: no document was tokenized, all {len(skipped):,} were skipped; the most common reason "
+            f"({count:,} of {len(skipped):,}, first at {corpus}:{first}): {reason}")
 
 
 # --------------------------------------------------------------------------- engines

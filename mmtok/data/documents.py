@@ -15,8 +15,9 @@ Two layouts are read:
 Media paths must stay inside the corpus's folder (checked on the resolved path,
 so ``..`` and symlinks that lead out are caught); a document naming one outside
 is skipped with the reason, unless the source says ``allow_outside``. A JSONL
-file may start with a UTF-8 byte order mark. :func:`media_kinds` pre-scans a
-corpus for the media it holds (which tokenizers a run needs).
+file may start with a UTF-8 byte order mark, and so may any of its lines (two
+files joined); one saved as UTF-16 or UTF-32 is refused. :func:`media_kinds`
+pre-scans a corpus for the media it holds (which tokenizers a run needs).
 
 A document is numbered by its line (JSONL) or row (1-based): the number shards
 record as ``doc_lines`` and exports as ``doc``. The OBELICS readers need
@@ -30,17 +31,18 @@ import io
 import json
 import os
 import stat
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
 from mmtok.image.io import bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
+from mmtok.stream.text import wide_encoding
 from mmtok.stream.vocab import MEDIA
 
 __all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
@@ -53,8 +55,13 @@ NO_SEGMENTS = "no segments"  # why a document with nothing in it is skipped
 
 
 def strip_bom(raw: bytes, number: int) -> bytes:
-    """Line ``number``'s bytes without a leading UTF-8 byte order mark (only line 1 can have one)."""
-    return raw[len(BOM):] if number == 1 and raw.startswith(BOM) else raw
+    """Line ``number``'s bytes without a leading UTF-8 byte order mark: line 1's, or one where two files that
+    each start with one were joined (every line is read the same way, whatever its number).
+
+    >>> strip_bom(BOM + b'{"segments": []}', 7)
+    b'{"segments": []}'
+    """
+    return raw[len(BOM):] if raw.startswith(BOM) else raw
 
 
 def in_part(number: int, part: tuple[int, int]) -> bool:
@@ -66,7 +73,7 @@ def in_part(number: int, part: tuple[int, int]) -> bool:
 def jsonl_documents(lines: Iterable[bytes], *, start: int = 1, first: int = 1,
                     part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, bytes]]:
     """``(number, line)`` for the JSONL documents among ``lines`` (numbered from ``start``): from number ``first``
-    on, only ``part``'s, blank lines left out, line 1 without a byte order mark.
+    on, only ``part``'s, blank lines left out, each without a leading byte order mark (:func:`strip_bom`).
 
     ``lines`` is a binary file or what iterating one gives: lines end at ``b"\\n"`` alone (``\\r`` is JSON
     whitespace and stays inside its line).
@@ -196,7 +203,8 @@ def _check_columns(path: Path, schema: Any) -> None:
 
 
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
-    """The :class:`Source` at ``path``, its layout told from the suffix or the folder's contents."""
+    """The :class:`Source` at ``path``, its layout told from the suffix (in any case) or the folder's contents; a
+    JSONL file saved as UTF-16 or UTF-32 is a :class:`CorpusError` naming it, before any work."""
     path = Path(path)
     if path.is_dir():
         if not (path / "state.json").is_file():
@@ -207,6 +215,13 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
         raise CorpusError(f"no corpus at {path}")
     if path.suffix.lower() == ".parquet":
         return Source(path, "parquet", allow_outside)
+    try:
+        wide = wide_encoding(path)
+    except OSError:  # unreadable: said where the corpus is read
+        wide = None
+    if wide is not None:
+        raise CorpusError(f"{path} is {wide} text (it starts with a {wide} byte order mark); a JSONL corpus must be "
+                          f"UTF-8: convert it first, e.g. iconv -f {wide} -t utf-8")
     return Source(path, "jsonl", allow_outside)
 
 
@@ -238,19 +253,30 @@ def media_kinds(source: Source) -> tuple[set[str], int]:
 
 
 def _line_kinds(raw: bytes, where: _Where, probe: bool) -> set[str]:
+    """The media keys of one JSONL line that a run asks a tokenizer for: its segments' up to the first of an
+    invalid shape (:func:`~mmtok.stream.segments.segment_shape`), where the run skips the document.
+
+    >>> where = _Where(Path("."), False)
+    >>> _line_kinds(b'{"segments": ["a", {"text": "b", "image": "x.png"}, {"audio": "y.wav"}]}', where, False)
+    set()
+    """
     try:
         segs = json.loads(raw).get("segments")
     except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested too deep
         return set()
     kinds: set[str] = set()
-    for seg in segs if isinstance(segs, list) else []:
-        for key in MEDIA:
-            if isinstance(seg, dict) and isinstance(seg.get(key), str):
-                kinds.add(key)
-                if key == "video" and seg.get("soundtrack") is not False and (
-                        seg.get("soundtrack") is True or (probe and _has_sound(where, seg[key]))):
-                    kinds.add("audio")
-                    probe = False
+    for k, seg in enumerate(segs if isinstance(segs, list) else []):
+        try:
+            key, value, opts = segment_shape(seg, k)
+        except ValueError:  # the run skips the document here, and looks at no segment after it
+            break
+        if key == "text":
+            continue
+        kinds.add(key)
+        if key == "video" and opts.get("soundtrack") is not False and (
+                opts.get("soundtrack") is True or (probe and _has_sound(where, value))):
+            kinds.add("audio")
+            probe = False
     return kinds
 
 
@@ -400,11 +426,22 @@ def _need(il: Interleaver, key: str, k: int, line: int) -> None:
 
 def _row_segments(row: dict[str, Any], where: _Where, il: Interleaver, line: int) -> list[Any]:
     """An OBELICS row: at each position a text or an image (the other null); both null adds nothing (an empty
-    text, which keeps the interleaver's segment numbers equal to the row's positions in its reasons)."""
+    text, which keeps the interleaver's segment numbers equal to the row's positions in its reasons). A null
+    list is a null at every position of the other (``images`` null: a text-only row, as pandas writes a table
+    without images: a column of nulls)."""
     texts, images = row.get("texts"), row.get("images")
-    if not isinstance(texts, list) or not isinstance(images, list) or len(texts) != len(images):
+    if texts is None and isinstance(images, list):
+        texts = [None] * len(images)
+    if images is None and isinstance(texts, list):
+        images = [None] * len(texts)
+    if texts is None and images is None:
+        return []
+    if not isinstance(texts, list) or not isinstance(images, list):
         raise ValueError("expected parallel lists texts and images of one length "
                          f"(got {type(texts).__name__} and {type(images).__name__})")
+    if len(texts) != len(images):
+        raise ValueError("expected parallel lists texts and images of one length "
+                         f"(got {len(texts)} texts and {len(images)} images)")
     out: list[Any] = []
     for k, (text, image) in enumerate(zip(texts, images, strict=True)):
         if text is not None and image is not None:
@@ -430,9 +467,9 @@ def _row_image(image: Any, k: int, where: _Where) -> Any:
 
         limit = pixel_limit()  # MMTOK_MAX_IMAGE_PIXELS, as for files
         try:
-            with warnings.catch_warnings(), pillow_limit(limit):  # between the limit and twice it: read, as files
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                pic = Image.open(io.BytesIO(image))
+            with pillow_limit(limit):  # between the limit and twice it: read, as files
+                with warnings_ignored(Image.DecompressionBombWarning):
+                    pic = Image.open(io.BytesIO(image))
                 pic.load()
         except Image.DecompressionBombError as e:
             raise ValueError(bomb_message(f"position {k}: the image bytes have", e, limit)) from None

@@ -46,6 +46,16 @@ MAX_VOCAB_SIZE = MAX_CONFIG_INT - RESERVED_SPECIAL
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # text a BPE must give back unchanged (a normalizer or a prefix space would change it)
 ROUND_TRIP_PROBE = "cafe\u0301  \r\n\x00\U0001f44d x"
+# the most characters of one text the BPE trainer is given at once: its time grows with the square of a word's
+# length, so a long run without spaces (CJK, base64, minified JSON) is learned from in pieces of this many
+TRAIN_PIECE_CHARS = 2048
+# where a piece may end: before an ASCII whitespace that a non-space follows, where the byte-level
+# pre-tokenizer starts a word anyway (a run of spaces keeps its last one for the word after it)
+_CUT = re.compile(r"[ \t\n\r\f\v](?=\S)")
+# byte order marks of the wide encodings a text file is saved in by mistake (UTF-32's little-endian one first:
+# it starts with UTF-16's)
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+             (b"\xfe\xff", "UTF-16"))
 
 
 def _to_bytes(text: str) -> bytes:
@@ -263,11 +273,37 @@ class BPETokenizer(TextTokenizer):
         return f"BPETokenizer(vocab_size={self.vocab_size})"
 
 
+def _pieces(text: str, limit: int = TRAIN_PIECE_CHARS) -> Iterator[str]:
+    """``text`` in pieces of at most ``limit`` characters, back to back, as the BPE trainer learns from it.
+
+    A piece ends before the last whitespace in its second half that a non-space follows (there the
+    pre-tokenizer starts a word anyway, so the words learned from are those of the whole text), or, with no
+    such whitespace near, after ``limit`` characters: a cut inside a word, on ``str``, so never inside a
+    character. A text of at most ``limit`` characters is one piece, itself.
+
+    >>> list(_pieces("ab cd ef gh", 6)), list(_pieces("w" * 7, 3))
+    (['ab cd', ' ef gh'], ['www', 'www', 'w'])
+    """
+    start = 0
+    while len(text) - start > limit:
+        end = start + limit
+        for m in _CUT.finditer(text, start + max(1, limit // 2), end + 1):
+            end = m.start()  # the last one wins
+        yield text[start:end]
+        start = end
+    yield text[start:]
+
+
 def train_bpe(
     texts: Iterable[str], *, vocab_size: int, min_frequency: int = 2, provenance: dict[str, Any] | None = None
 ) -> BPETokenizer:
     """Train a byte-level BPE with up to ``vocab_size`` ids (256 to :data:`MAX_VOCAB_SIZE`: every byte has one;
     a corpus with fewer pairs to merge gives fewer).
+
+    A text longer than :data:`TRAIN_PIECE_CHARS` is learned from in pieces of at most that many characters,
+    cut where a word starts anyway when one starts near (:func:`_pieces`), so the time grows linearly with a
+    run without spaces (CJK, base64, minified JSON) instead of with its square; such a run is learned from as
+    words of at most that length.
 
     >>> tok = train_bpe(["low lower lowest"] * 50, vocab_size=260)
     >>> tok.vocab_size, tok.decode(tok.encode("lowest"))
@@ -289,7 +325,8 @@ def train_bpe(
         show_progress=False,
     )
     # tokenizers takes Rust strings: lone surrogates cannot reach the trainer
-    tok.train_from_iterator((_SURROGATE.sub("", t) for t in texts), trainer=trainer)
+    pieces = (piece for t in texts for piece in _pieces(_SURROGATE.sub("", t)))
+    tok.train_from_iterator(pieces, trainer=trainer)
     return BPETokenizer(tok, provenance=provenance)
 
 
@@ -301,6 +338,14 @@ def load_text_tokenizer(spec: str | os.PathLike[str] = "byte") -> ByteTokenizer 
 
 
 # --------------------------------------------------------------------------- command line
+
+
+def wide_encoding(path: str | os.PathLike[str]) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when the file at ``path`` starts with that encoding's byte order mark, else
+    None: text saved so (as some Windows editors and PowerShell do) is not UTF-8."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
 
 
 def _not_utf8(name: str) -> str | None:
@@ -337,10 +382,11 @@ class _Skips:
 
 def _numbered_lines(name: str) -> Iterator[tuple[int, str]]:
     """A file's lines as written, numbered from 1: split on ``\\n`` only, as tokenize splits a corpus, so a
-    ``\\r\\n`` stays in the text tokenize will see; line 1 without a UTF-8 byte order mark, as tokenize reads it."""
+    ``\\r\\n`` stays in the text tokenize will see; each without a leading UTF-8 byte order mark (line 1's, or
+    one where two files were joined), as tokenize reads it."""
     with open(name, "rb") as f:
         for number, raw in enumerate(f, start=1):
-            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8", "surrogateescape")
+            yield number, raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
 
 
 def _doc_texts(line: str) -> list[str] | str:
@@ -370,11 +416,16 @@ def _doc_texts(line: str) -> list[str] | str:
     return texts
 
 
+def _is_jsonl(name: str) -> bool:
+    """Whether ``name`` is read as JSONL documents: its suffix is ``.jsonl`` in any case."""
+    return Path(name).suffix.lower() == ".jsonl"
+
+
 def _read_texts(files: Sequence[str], skips: dict[str, _Skips]) -> Iterator[str]:
-    """The texts to train on: a ``.jsonl`` file's text segments (documents tokenize skips are counted in
-    ``skips``), any other file's lines."""
+    """The texts to train on: a ``.jsonl`` file's text segments (the suffix in any case, ``.JSONL`` too;
+    documents tokenize skips are counted in ``skips``), any other file's lines."""
     for name in files:
-        jsonl = skips.setdefault(name, _Skips()) if name.endswith(".jsonl") else None
+        jsonl = skips.setdefault(name, _Skips()) if _is_jsonl(name) else None
         for number, line in _numbered_lines(name):
             if jsonl is None:
                 yield line
@@ -410,6 +461,13 @@ def _refusal(args: argparse.Namespace) -> str | None:
     if args.min_frequency < 1:
         return f"--min-frequency must be at least 1 (got {args.min_frequency})"
     for name in args.files:
+        if Path(name).suffix.lower() == ".parquet":  # in any case, as mmtok tokenize tells a Parquet corpus
+            return (f"{name} is a Parquet file; mmtok train-tokenizer text reads text files and JSONL documents "
+                    "(.jsonl): write the texts out to one of those first")
+        wide = wide_encoding(name)
+        if wide is not None:
+            return (f"{name} is {wide} text (it starts with a {wide} byte order mark), not UTF-8; convert it first, "
+                    f"e.g. iconv -f {wide} -t utf-8")
         where = _not_utf8(name)
         if where is not None:
             return f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8"
