@@ -28,19 +28,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-import mmtok
-from mmtok.codefile import add_commands as add_codefile_commands
-from mmtok.core.device import check_device_option
-from mmtok.core.errors import MmtokError, UsageError, debugging, report_error
+import mmtok  # its public names come on first use: importing this module does not import torch
+from mmtok.core.errors import MmtokError, OutputError, UsageError, debugging, report_error
 from mmtok.core.ranges import count_arg, seed_arg
-from mmtok.core.trainstate import HelpFormatter
-from mmtok.evaluate import add_command as add_eval_command
 
 __all__ = ["main"]
 
-
-class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
+# What needs torch (the commands, their parsers' modules) is imported inside main's handled region, so that
+# Ctrl-C at any time, start-up included, is the one line and exit 130 of an interrupted command.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +43,8 @@ class _Parser(argparse.ArgumentParser):
     taken for ``--steps``: an abbreviation that works today would break when a flag is added)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mmtok.core.trainstate import HelpFormatter
+
         kwargs.setdefault("formatter_class", HelpFormatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
@@ -65,6 +62,7 @@ def _gib(text: str) -> float:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from mmtok.core.device import check_device_option
     from mmtok.demo import run_demo
 
     check_device_option(args.parser, args.device)  # one line, exit 2, before anything is read or written
@@ -127,7 +125,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from mmtok.data.corpus import LocalEngine, TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import LocalEngine, TokenizerSpec, nothing_tokenized, tokenize_corpus
     from mmtok.data.ray_engine import RayEngine
 
     if args.ray_address is not None and args.engine != "ray":
@@ -156,6 +154,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
         "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
         "skipped": len(manifest["skipped"]), "silent_audio": manifest.get("silent_audio", 0), "seconds": round(seconds, 3),
     }))
+    unread = nothing_tokenized(manifest, args.corpus)
+    if unread:  # as for a file encode cannot use: said, exit 2, what was written stays
+        print(f"mmtok: error: {unread}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -301,6 +303,13 @@ def _add_demo(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmtok.codefile import add_commands as add_codefile_commands
+    from mmtok.core.trainstate import HelpFormatter
+    from mmtok.evaluate import add_command as add_eval_command
+
+    class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+        """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
+
     parser = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok",
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
@@ -437,6 +446,56 @@ def _drop_unread_output() -> None:
         pass
 
 
+class _GuardedOutput:
+    """``sys.stdout`` while a command runs: a write that fails for a reason other than a closed pipe (a full disk,
+    ``> /dev/full``) is an :class:`OutputError` that says it was standard output; the rest is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _failed(self, e: OSError) -> OutputError:
+        err = OutputError(f"cannot write to standard output: {e.strerror or e}")
+        err.errno, err.strerror = e.errno, e.strerror
+        _drop_unread_output()  # nor again as Python exits
+        return err
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from e
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from e
+
+
+@contextmanager
+def _guarded_output() -> Iterator[None]:
+    """``sys.stdout`` as a :class:`_GuardedOutput` for the block, flushed at its end, so that output that cannot be
+    written is one line (``cannot write to standard output: No space left on device``), said before Python exits."""
+    original = sys.stdout
+    if original is None:  # no standard output at all (pythonw)
+        yield
+        return
+    sys.stdout = guarded = _GuardedOutput(original)  # type: ignore[assignment]
+    try:
+        yield
+        guarded.flush()
+    finally:
+        if sys.stdout is guarded:
+            sys.stdout = original
+
+
 READS_PICTURES = frozenset({"encode", "eval", "tokenize", "train-tokenizer", "prune-codebook", "demo", "info"})
 
 
@@ -460,14 +519,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Warnings are one line too (``mmtok: warning: ...``).
     Bad options raise ``SystemExit(2)`` as argparse does; other refusals return 2.
     """
-    parser = build_parser()
+    start = time.perf_counter()
     argv = list(argv) if argv is not None else sys.argv[1:]
     debug = debugging()
     while argv and argv[0] == "--debug":
         argv, debug = argv[1:], True
-    start = time.perf_counter()
     try:
-        with _one_line_usage_errors(), _one_line_warnings():
+        with _one_line_usage_errors(), _one_line_warnings(), _guarded_output():
+            parser = build_parser()  # imports torch and the commands' modules: Ctrl-C here is handled too
             args = _parse(parser, argv)
             args.debug = debug  # the commands that say their own errors show the traceback too
             if getattr(args, "func", None) is None:

@@ -44,6 +44,7 @@ from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.audio.io import fit_length, load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.files import read_only_folder
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.core.plotting import pyplot
 from mmtok.data.codes import atomic_file
@@ -285,7 +286,8 @@ def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
 def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
     """The file ``--plot path`` writes: ``path``, with ``.png`` added when it has no extension (as matplotlib
     would add it, unreported). A UsageError, before any scoring, for a folder, a type matplotlib cannot write, one
-    of the files scored (``inputs``) or a file there that is not a plot it drew (:func:`_refuse_to_replace`)."""
+    of the files scored (``inputs``), a folder it cannot write in (:func:`~mmtok.core.files.read_only_folder`) or a
+    file there that is not a plot it drew (:func:`_refuse_to_replace`)."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     if path.is_dir():
@@ -300,6 +302,9 @@ def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
         raise UsageError(f"--plot {path} is a folder; give another name")
     if path.parent.exists() and not path.parent.is_dir():
         raise UsageError(f"--plot {path}: {path.parent} is a file, not a folder")
+    folder = read_only_folder(path.parent)
+    if folder is not None:
+        raise UsageError(f"--plot {path}: the folder {folder} is not writable")
     _refuse_to_replace(path, inputs)
     return path
 

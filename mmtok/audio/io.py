@@ -95,8 +95,8 @@ def _open_sound(path: Path, said: BinaryIO | None) -> sf.SoundFile | AvReader:
         kind = ffmpeg_only_kind(path)
         if kind is None:
             detail = _decoder_said(said) if said is not None else ""
-            raise AudioError(f"cannot read audio file {path}: {e} (corrupt, truncated or not audio"
-                             f"{detail})") from e
+            raise AudioError(f"cannot read audio file {path}: {_libsndfile_said(e, path)} (corrupt, truncated or "
+                             f"not audio{detail})") from e
         if said is not None:
             pass_on(said)
         check_mp4(path)
@@ -112,6 +112,15 @@ def _open_sound(path: Path, said: BinaryIO | None) -> sf.SoundFile | AvReader:
         snd.close()
         raise AudioError(f"audio file {path} declares {snd.samplerate} Hz and {snd.channels} channel(s)")
     return snd
+
+
+def _libsndfile_said(e: Exception, path: Path) -> str:
+    """What libsndfile said when it could not open ``path``, less its "File does not exist or is not a regular
+    file" for a file that is there (what it says of an MP3 whose decoder finds no frames in it)."""
+    said = str(e)
+    if "does not exist or is not a regular file" in said and path.is_file():
+        return f"libsndfile cannot decode {path.name}"
+    return said
 
 
 def _too_long(path: Path, seconds: float, max_seconds: float) -> str:

@@ -18,10 +18,25 @@ Imports: nothing else of mmtok.
 
 from __future__ import annotations
 
-from mmtok.core.checkpoint import Checkpoint as Checkpoint
-from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
-from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+from typing import TYPE_CHECKING
+
 from mmtok.core.errors import CheckpointError as CheckpointError
 from mmtok.core.errors import MmtokError as MmtokError
+
+if TYPE_CHECKING:
+    from mmtok.core.checkpoint import Checkpoint as Checkpoint
+    from mmtok.core.checkpoint import load_checkpoint as load_checkpoint
+    from mmtok.core.checkpoint import save_checkpoint as save_checkpoint
+
+_CHECKPOINT_NAMES = ("Checkpoint", "load_checkpoint", "save_checkpoint")  # imported on first use: they need torch
+
+
+def __getattr__(name: str) -> object:
+    """A checkpoint name imported on first use (PEP 562), so the error family is there without torch."""
+    if name in _CHECKPOINT_NAMES:
+        from mmtok.core import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ['Checkpoint', 'CheckpointError', 'MmtokError', 'load_checkpoint', 'save_checkpoint']

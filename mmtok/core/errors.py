@@ -24,6 +24,7 @@ __all__ = [
     "ImageError",
     "MissingFileError",
     "MmtokError",
+    "OutputError",
     "QuantizerError",
     "ResumeMismatchError",
     "RunRefusedError",
@@ -116,6 +117,15 @@ class DeviceError(MmtokError, RuntimeError):
     """A device that was asked for and is not there (``--device cuda`` on a machine without a GPU)."""
 
 
+class OutputError(MmtokError, OSError):
+    """An output that could not be written (a full disk, a read-only folder, standard output gone to a full
+    device); the message names the output, not a temporary file, and ``errno`` and ``strerror`` are the cause's.
+    A failure while running: the ``mmtok`` command exits 1."""
+
+    def __str__(self) -> str:  # the message, not OSError's "[Errno N] ..." made from errno and strerror
+        return str(self.args[0]) if self.args else super().__str__()
+
+
 class EngineError(MmtokError, RuntimeError):
     """A worker engine (Ray) that failed while running, for a reason other than the input: the message says what
     was raised and where its traceback was logged."""
@@ -134,15 +144,15 @@ class ContextTooShortError(MmtokError, ValueError):
 def exit_status(e: BaseException) -> int:
     """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
     flag, a file or folder it names; a :class:`RunRefusedError` too, such as an ``--out`` that holds another
-    run), 1 for a failure while running (a training run that cannot go on; a missing device; an error that is
-    not mmtok's).
+    run), 1 for a failure while running (a training run that cannot go on; a missing device; an output that cannot
+    be written, :class:`OutputError`; an error that is not mmtok's).
 
     >>> exit_status(RunRefusedError("--out run is a file, not a folder")), exit_status(TrainingError("nan loss"))
     (2, 1)
     """
     if isinstance(e, UsageError):
         return 2
-    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError)):
+    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError, OutputError)):
         return 1
     return 2
 

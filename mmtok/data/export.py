@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.checkpoint_folder import restore_swaps, swap_folder
-from mmtok.core.errors import CorpusError
-from mmtok.core.files import temp_name, write_atomic
+from mmtok.core.errors import CorpusError, MmtokError, OutputError
+from mmtok.core.files import output_error, read_only_folder, temp_name, write_atomic
 from mmtok.core.paths import holds_cwd
 from mmtok.data.shard_checks import read_json_object
 from mmtok.data.shard_ids import id_dtype
@@ -212,7 +212,8 @@ def _unmarked(path: Path, to: str) -> str | None:
 
 def _check_target(out: Path, to: str, shards: Path) -> Path:
     """``out`` resolved, once it is safe to replace: absent, or an earlier export to ``to``; never the
-    shard folder, a folder that holds it, one inside it, or the current folder."""
+    shard folder, a folder that holds it, one inside it, or the current folder; in a folder this process can
+    write in."""
     target, source = out.resolve(), shards.resolve()
     if target == source or target in source.parents or source in target.parents or holds_cwd(target):
         raise CorpusError(f"--out {out} is the shard folder, a folder that holds it or the current folder, or lies "
@@ -221,7 +222,26 @@ def _check_target(out: Path, to: str, shards: Path) -> Path:
         why = _unmarked(target, to)
         if why is not None:
             raise CorpusError(f"--out {out} {why}")
+    there = read_only_folder(target.parent)
+    if there is not None:
+        raise CorpusError(f"--out {out} cannot be written: {there} is read-only to you; nothing was written")
     return target
+
+
+def _os_cause(e: BaseException) -> OSError | None:
+    """The OSError (a full disk) behind ``e``: ``e`` itself, or what it was raised from or while handling (the
+    datasets package says a full disk as its DatasetGenerationError, a file written inside names the temporary
+    folder); None for mmtok's other errors and the rest."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, MmtokError) and not isinstance(cur, OutputError):
+            return None
+        if isinstance(cur, OSError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _restore_previous(out: Path) -> bool:
@@ -279,6 +299,11 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
                 shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+    except Exception as e:  # a full disk: said for --out, not for the temporary path beside it
+        cause = _os_cause(e)
+        if cause is None:
+            raise
+        raise output_error(shown, cause) from e
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.files import read_only_folder
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.codes import CODES_SUFFIX, atomic_file
@@ -342,7 +343,7 @@ def check_out_folder(out: Path) -> None:
         there = there.parent
     if not there.is_dir():
         raise UsageError(f"--out {out} cannot be made: {there} is a file, not a folder; nothing was written")
-    if not os.access(there, os.W_OK | os.X_OK):
+    if read_only_folder(there) is not None:
         raise UsageError(f"--out {out} cannot be written: {there} is read-only to you; nothing was written")
 
 

@@ -10,12 +10,12 @@ are the only files a later run replaces, and a user's own file never is (:func:`
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from mmtok.core.errors import UsageError
+from mmtok.core.files import read_only_folder
 from mmtok.data.media_files import (
     SOUND_MARKED,
     marked,
@@ -69,7 +69,7 @@ def check_output(path: Path, *, audio: bool) -> None:
         raise UsageError(f"{flag} {path} is a folder; give a file name")
     if not folder.is_dir():
         raise UsageError(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
+    if read_only_folder(folder) is not None:
         raise UsageError(f"{flag} {path}: the folder {folder} is not writable")
     if not audio and _image_format(path) is None:
         raise UsageError(f"{flag} {path}: Pillow cannot write {path.suffix} images; write .png, .jpg or another "
