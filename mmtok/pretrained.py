@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from torch import nn
 
@@ -39,6 +39,11 @@ from mmtok.core.module_io import (
 )
 from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.vq.quantizer import VectorQuantizer
+
+if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported when loading them
+    from mmtok.audio.tokenizer import AudioTokenizer
+    from mmtok.image.tokenizer import ImageTokenizer
+    from mmtok.video.tokenizer import VideoTokenizer
 
 __all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",
            "model_version", "native_image_tokenizer", "save"]
@@ -173,6 +178,25 @@ def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None
     return config_from_dict(cfg_cls, meta["config"], where=f"{folder}/config.json")
 
 
+@overload
+def load(name_or_path: Literal["image"], *, kind: Literal["image"] | None = None,
+         device: Any = None) -> ImageTokenizer: ...
+
+
+@overload
+def load(name_or_path: Literal["audio"], *, kind: Literal["audio"] | None = None,
+         device: Any = None) -> AudioTokenizer: ...
+
+
+@overload
+def load(name_or_path: Literal["video"], *, kind: Literal["video"] | None = None,
+         device: Any = None) -> VideoTokenizer: ...
+
+
+@overload
+def load(name_or_path: str | os.PathLike[str], *, kind: str | None = None, device: Any = None) -> Any: ...
+
+
 def load(
     name_or_path: str | os.PathLike[str], *, kind: str | None = None, device: Any = None
 ) -> Any:
@@ -186,7 +210,8 @@ def load(
     kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module); one of
     kind ``"vocoder"`` (a vocoder training run's ``best/``) a :class:`mmtok.audio.vocoder.Vocoder`.
     A ``device`` that is not there (``"cuda"`` without a GPU, a name torch does not know) is a
-    :class:`~mmtok.core.errors.DeviceError` before anything is read.
+    :class:`~mmtok.core.errors.DeviceError` before anything is read. For type checkers, the shipped names
+    ``"image"``, ``"audio"`` and ``"video"`` give an ImageTokenizer, AudioTokenizer and VideoTokenizer.
     """
     device = _checked_device(device)
     if _is_shipped_video(name_or_path):

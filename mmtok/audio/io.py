@@ -42,8 +42,8 @@ from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "SilenceWarning", "fit_length",
-           "load_audio", "mono_chunks"]
+__all__ = ["MAX_CHANNELS", "MAX_FLOAT_PEAK", "MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "MixedChannelsWarning",
+           "SilenceWarning", "fit_length", "load_audio", "mono_chunks"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -53,6 +53,8 @@ MAX_FLOAT_PEAK = 64.0  # float audio is about [-1, 1]; a peak past this (36 dB o
 # slip makes it) is integer PCM stored as float, e.g. int16_samples.astype(np.float32), and refused
 ARRAY_FIX = "divide int16 values by 32768 (int32: 2**31), or pass the integer array itself, which is scaled"
 FILE_FIX = "write it again with int16 values divided by 32768 (int32: 2**31), or as integer PCM"
+BATCH_HINT = "a batch is a list of clips: encode([a, b, ...]), e.g. encode(list(x)) for rows of x"  # said of
+# arrays shaped like clips stacked into one
 
 Layout = tuple[int, int]  # a stream's (channel axis, channels); axis -1: mono [S]
 NOT_MPEG = (b"RIFF", b"RIFX", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.", b"caff")  # the
@@ -65,6 +67,14 @@ class SilenceWarning(UserWarning):
     ``path`` names the file, so that a run over many files can count them and say so once."""
 
     path: str = ""
+
+
+class MixedChannelsWarning(UserWarning):
+    """The warning :func:`load_audio` gives for an array or tensor of more than two channels, which it mixes
+    into one clip (as it mixes any channel count): clips stacked into one ``[B, S]`` array read as channels.
+    ``channels`` holds their count."""
+
+    channels: int = 0
 
 
 def _under_one_sample(what: str, held: int, rate: int, target_rate: int) -> str:
@@ -223,14 +233,24 @@ def _mp3_through_av(path: Path, read: int, held: int, target_rate: int,
 # --------------------------------------------------------------------------- arrays
 
 
-def _channel_axis(shape: tuple[int, ...], what: str) -> int:
+def _channel_axis(shape: tuple[int, ...], what: str, hint: str = "") -> int:
     """The channel axis of 2-D audio: 0 (``[C, S]``) if that axis is the short one and at most
-    ``MAX_CHANNELS`` long, else 1 (``[S, C]``) if it is at most that long."""
+    ``MAX_CHANNELS`` long, else 1 (``[S, C]``) if it is at most that long; else an error that ends in ``hint``."""
     if shape[0] <= MAX_CHANNELS and shape[0] <= shape[1]:
         return 0
     if shape[1] <= MAX_CHANNELS:
         return 1
-    raise AudioError(f"{what}: 2-D audio {shape} has no channel axis of ≤{MAX_CHANNELS} channels")
+    raise AudioError(f"{what}: 2-D audio {shape} has no channel axis of ≤{MAX_CHANNELS} channels{hint}")
+
+
+def _warn_mixed(shape: tuple[int, ...], what: str) -> None:
+    """A :class:`MixedChannelsWarning` for 2-D audio of ``shape`` (checked) with more than two channels."""
+    channels = shape[_channel_axis(shape, what)]
+    if channels > 2:
+        mixed = MixedChannelsWarning(f"{what} of shape {shape} is read as one clip of {channels} channels, mixed "
+                                     f"into one; {BATCH_HINT}")
+        mixed.channels = channels
+        warnings.warn(mixed, stacklevel=3)
 
 
 def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
@@ -255,9 +275,9 @@ def _to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = N
     if t.numel() == 0:
         return t.reshape(0)
     if t.dim() == 2:
-        t = t.mean(_channel_axis(tuple(t.shape), what) if axis is None else axis)
+        t = t.mean(_channel_axis(tuple(t.shape), what, f"; {BATCH_HINT}") if axis is None else axis)
     elif t.dim() != 1:
-        raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}")
+        raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}; {BATCH_HINT}")
     return t.contiguous()
 
 
@@ -444,9 +464,10 @@ def load_audio(
     ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads; AAC/M4A through
     PyAV) or a numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a
     positive whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
-    Channels are averaged, integer PCM is scaled to [-1, 1), float samples peaking over
-    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float, in an array or a float WAV/AIFF/AU
-    file) are refused, and the rate is
+    Channels are averaged (an array of more than two gives a :class:`MixedChannelsWarning`: clips
+    stacked ``[B, S]`` read as channels, and a batch is a list), integer PCM is scaled to [-1, 1),
+    float samples peaking over :data:`MAX_FLOAT_PEAK` (integer PCM stored as float, in an array or a
+    float WAV/AIFF/AU file) are refused, and the rate is
     changed with a band-limited resampler (see the module docstring). Files are
     decoded in blocks; one longer than ``max_seconds`` (default ``MAX_SECONDS``,
     10 minutes; None: no limit) is refused with an :class:`AudioError` before
@@ -477,6 +498,8 @@ def load_audio(
     audio = _to_mono_float(x, what)
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
+    if x.ndim == 2:
+        _warn_mixed(tuple(x.shape), what)
     out = _resample_array(_finite(audio, what), rate, target_rate)
     if out.numel() == 0:
         raise AudioError(_under_one_sample(f"{what} of shape {tuple(x.shape)}", audio.numel(), rate, target_rate))

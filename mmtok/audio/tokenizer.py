@@ -31,7 +31,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -59,6 +59,10 @@ from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["AudioTokenizer", "AudioTokenizerOutput"]
+
+Codes = torch.Tensor | np.ndarray | list[Any]  # codes [n] or [B, n] (any integer dtype; a list of ints or rows)
+EncodedBatch = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]  # (codes [B, n_max], lengths [B])
+Lengths = torch.Tensor | np.ndarray | Sequence[int]  # lengths [B] of a padded batch of codes
 
 
 @dataclass
@@ -293,16 +297,25 @@ class AudioTokenizer(nn.Module):
             )
         return torch.cat(list(self._stream(mono_chunks(chunks, channels_first=channels_first))))
 
+    @overload
+    def encode(self, x: AudioInput, sample_rate: int | None = None, *,
+               chunk_seconds: float | None = None) -> torch.Tensor: ...
+
+    @overload
+    def encode(self, x: list[Any] | tuple[Any, ...], sample_rate: int | None = None, *,  # a batch of clips
+               chunk_seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
     @ordinary_outputs
     def encode(
         self, x: AudioInput | Sequence[AudioInput], sample_rate: int | None = None, *,
         chunk_seconds: float | None = None,
-    ) -> Any:
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``).
 
         A clip's samples are ``[S]``, or ``[C, S]`` / ``[S, C]`` with up to 16 channels,
         averaged to mono: a 2-D array or tensor is one multi-channel clip, not a batch
-        (``encode(torch.stack([a, b]))`` encodes the mix ``(a + b) / 2``). A batch is a
+        (``encode(torch.stack([a, b]))`` encodes the mix ``(a + b) / 2``; an array of more
+        than two channels also gives a :class:`~mmtok.audio.io.MixedChannelsWarning`). A batch is a
         list of clips: it gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
         with ``PAD_CODE``. ``chunk_seconds`` (a number > 0) feeds the clip through
         :meth:`encode_stream` in pieces of that length: the codes are the same; None or
@@ -337,9 +350,20 @@ class AudioTokenizer(nn.Module):
         """Codes ``[n]`` or ``[B, n]`` of any integer dtype -> int64 on the device (:func:`check_codes`)."""
         return check_codes(codes, self.codebook_size).to(self.device)
 
+    @overload
+    def decode_features(self, codes: EncodedBatch, *, lengths: None = None) -> list[torch.Tensor]: ...
+
+    @overload
+    def decode_features(self, codes: Codes, *, lengths: Lengths) -> list[torch.Tensor]: ...
+
+    @overload
+    def decode_features(self, codes: Codes, *, lengths: None = None) -> torch.Tensor: ...
+
     @ordinary_outputs
-    def decode_features(self, codes: Any) -> torch.Tensor:
-        """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``).
+    def decode_features(self, codes: Any, *, lengths: Any = None) -> torch.Tensor | list[torch.Tensor]:
+        """Log-mel ``[M, fpt*n]`` (or ``[B, M, fpt*n]``) from codes ``[n]`` (or ``[B, n]``). What a batched
+        :meth:`encode` returns, ``(codes [B, n_max], lengths [B])``, or ``codes`` with ``lengths=``, gives a list
+        of ``B`` log-mels ``[M, fpt*lengths[i]]``, each from its own codes only, as :meth:`decode` reads them.
 
         Codes of more than ``VOCODER_CHUNK_FRAMES`` frames (60 s) are decoded in windows of at most that
         length, each with the decoder's :attr:`~mmtok.audio.model.MelDecoder.context_tokens` of real
@@ -347,6 +371,10 @@ class AudioTokenizer(nn.Module):
         30.5 s), none under half the length, so each code is decoded once and no window is short enough to
         round differently, and the log-mel equals that of one piece within float rounding (bit for bit where
         the convolutions round alike at both lengths, as they do for the shipped model on this project's CPUs)."""
+        if lengths is None and is_encoded_batch(codes):
+            codes, lengths = codes
+        if lengths is not None:
+            return [self.decode_features(row) for row in split_batch(codes, lengths, self.codebook_size)]
         codes = self._check_codes(codes)
         flat = codes.reshape(-1, codes.shape[-1])  # (B, n)
         n, fpt = flat.shape[-1], self.cfg.frames_per_token
@@ -390,6 +418,18 @@ class AudioTokenizer(nn.Module):
                 "load OUT), pass a Vocoder module (vocoder=mmtok.load('RUN/best')) or use vocoder='griffin-lim'"
             )
         return None if vocoder == "griffin-lim" else self.vocoder
+
+    @overload
+    def decode(self, codes: EncodedBatch, *, vocoder: str | nn.Module = "auto",
+               lengths: None = None) -> list[torch.Tensor]: ...
+
+    @overload
+    def decode(self, codes: Codes, *, vocoder: str | nn.Module = "auto",
+               lengths: Lengths) -> list[torch.Tensor]: ...
+
+    @overload
+    def decode(self, codes: Codes, *, vocoder: str | nn.Module = "auto",
+               lengths: None = None) -> torch.Tensor: ...
 
     @ordinary_outputs
     def decode(

@@ -37,6 +37,36 @@ __all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
 DEFAULT_VQ = dict(dim=64, codebook_size=1024, kmeans_iters=20, dead_code_threshold=0.1)  # default codebook
 CHUNK = 32  # images of a list or batch preprocessed and encoded at a time: memory stays bounded
 
+BATCH_FORMS = "a batch is a torch [B, 3, H, W] tensor, a numpy [B, H, W, 3] array or a list of images"
+CHANNELS = (1, 3, 4)  # the channel counts an image array or tensor may have (gray, RGB, RGBA)
+
+
+def _check_batch_layout(x: torch.Tensor | np.ndarray) -> None:
+    """An :class:`ImageError` naming ``x`` unless it is a batch of images as :func:`load_image` reads one:
+    a tensor ``[B, C, H, W]`` (channels first), a numpy array ``[B, H, W, C]`` (channels last)."""
+    tensor = isinstance(x, torch.Tensor)
+    axis, other = (1, -1) if tensor else (-1, 1)
+    if x.shape[0] == 0:
+        raise ImageError(f"got an empty batch: {describe(x)}")
+    if x.shape[axis] in CHANNELS:
+        return
+    if tensor:
+        why = "a batch tensor holds its channels first, [B, C, H, W] with C in 1, 3, 4"
+        fix = "; for channels last pass x.permute(0, 3, 1, 2)" if x.shape[other] in CHANNELS else ""
+    else:
+        why = "a numpy batch holds its channels last, [B, H, W, C] with C in 1, 3, 4, as one numpy image does"
+        fix = "; for channels first pass torch.from_numpy(x)" if x.shape[other] in CHANNELS else ""
+    raise ImageError(f"cannot use {describe(x)}: {why}{fix}; {BATCH_FORMS}")
+
+
+def _batch_image(img: torch.Tensor | np.ndarray, index: int, where: str) -> torch.Tensor:
+    """:func:`load_image` of image ``index`` of the batch ``where``, which an error names."""
+    try:
+        return load_image(img)
+    except ImageError as e:
+        raise ImageError(f"image {index} of the batch {where}: {e}") from e
+
+
 # --------------------------------------------------------------------------- the tokenizer
 
 
@@ -106,7 +136,7 @@ class ImageTokenizer(nn.Module):
     """Images <-> ``[h, w]`` grids of int64 codes (``h = H / downsample``).
 
     ``encode`` takes one image (path, PIL, array, ``[3, H, W]``) -> ``[h, w]`` or a
-    batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``; ``decode`` inverts it to
+    batch (``[B, 3, H, W]``, numpy ``[B, H, W, 3]`` or a list) -> ``[B, h, w]``; ``decode`` inverts it to
     float images in [0, 1]. ``preprocess`` is exactly what ``encode`` sees.
     """
 
@@ -182,9 +212,8 @@ class ImageTokenizer(nn.Module):
     def _chunks(self, x: Any) -> tuple[Iterator[torch.Tensor], bool]:
         """Any accepted input -> (its preprocessed ``[b, 3, H, W]`` float on CPU, ``CHUNK`` images at a time,
         was it one image)."""
-        if isinstance(x, torch.Tensor) and x.dim() == 4:
-            if x.shape[0] == 0:
-                raise ImageError("got an empty batch [0, C, H, W]")
+        if isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim == 4:
+            _check_batch_layout(x)
             return self._tensor_chunks(x), False
         if isinstance(x, (list, tuple)):
             if not x:
@@ -192,11 +221,14 @@ class ImageTokenizer(nn.Module):
             return self._list_chunks(x), False
         return iter([self._preprocess_one(x)]), True
 
-    def _tensor_chunks(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        """``[B, C, H, W]`` -> preprocessed ``[b, 3, H', W']``, ``CHUNK`` images at a time."""
+    def _tensor_chunks(self, x: torch.Tensor | np.ndarray) -> Iterator[torch.Tensor]:
+        """A tensor ``[B, C, H, W]`` or numpy array ``[B, H, W, C]`` -> preprocessed ``[b, 3, H', W']``,
+        ``CHUNK`` images at a time; an image that cannot be used is named by its index in the batch."""
         where = describe(x)
         for i in range(0, x.shape[0], CHUNK):
-            imgs = torch.stack([load_image(t) for t in x[i : i + CHUNK].detach().cpu()])  # checks dtype, range, NaN
+            part = x[i : i + CHUNK]
+            part = part.detach().cpu() if isinstance(part, torch.Tensor) else part
+            imgs = torch.stack([_batch_image(img, i + j, where) for j, img in enumerate(part)])  # checks dtype, range, NaN
             yield self._preprocess_batch(imgs, where)
 
     def _list_chunks(self, x: Sequence[ImageInput]) -> Iterator[torch.Tensor]:
@@ -244,9 +276,10 @@ class ImageTokenizer(nn.Module):
 
     @ordinary_outputs
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
-        """One image -> int64 codes ``[h, w]``; a batch (``[B, 3, H, W]`` or a list) -> ``[B, h, w]``, read and
-        encoded ``CHUNK`` images at a time. The images are cast to the model's device and :attr:`dtype` (a
-        model cast by ``.double()`` or ``.to(torch.bfloat16)`` encodes in that dtype)."""
+        """One image -> int64 codes ``[h, w]``; a batch (a tensor ``[B, 3, H, W]``, a numpy array ``[B, H, W, 3]``
+        or a list) -> ``[B, h, w]``, read and encoded ``CHUNK`` images at a time. The images are cast to the
+        model's device and :attr:`dtype` (a model cast by ``.double()`` or ``.to(torch.bfloat16)`` encodes in
+        that dtype)."""
         chunks, single = self._chunks(x)
         codes = torch.cat([self.vq.encode(self.latents(b.to(self.device, self.dtype))) for b in chunks])  # (B, h, w)
         return codes[0] if single else codes
@@ -254,7 +287,13 @@ class ImageTokenizer(nn.Module):
     @ordinary_outputs
     def decode(self, codes: torch.Tensor | np.ndarray | Sequence[Any]) -> torch.Tensor:
         """Codes ``[h, w]`` -> image ``[3, H, W]``; ``[B, h, w]`` -> ``[B, 3, H, W]``; float32 in [0, 1]
-        whatever dtype the model was cast to."""
+        whatever dtype the model was cast to. A list of grids ``[h, w]`` of one shape is a batch."""
+        if isinstance(codes, (list, tuple)) and codes and all(isinstance(c, (torch.Tensor, np.ndarray)) for c in codes):
+            shapes = sorted({tuple(c.shape) for c in codes})
+            if len(shapes) > 1:
+                raise ImageError(f"decode takes a list of code grids of one shape (a batch), got shapes {shapes}; "
+                                 "decode grids of different shapes one at a time")
+            codes = torch.stack([torch.as_tensor(c, device=self.device) for c in codes])  # (B, h, w)
         try:
             codes = torch.as_tensor(codes)
         except (ValueError, TypeError) as e:  # nested lists of different lengths, or not numbers

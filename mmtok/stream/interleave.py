@@ -158,6 +158,21 @@ class Interleaver:
         self.BOS, self.EOS, self.BOI, self.EOI, self.EOL = i("<bos>"), i("<eos>"), i("<boi>"), i("<eoi>"), i("<eol>")
         self.BOA, self.EOA, self.BOV, self.EOV, self.EOF = i("<boa>"), i("<eoa>"), i("<bov>"), i("<eov>"), i("<eof>")
 
+    def __repr__(self) -> str:
+        """The vocabulary and the tokenizers in one line, and any setting off its default.
+
+        >>> Interleaver(Vocabulary(256, ranges={"image": 16}), eos=False)
+        Interleaver(Vocabulary(size=304, text=256, special=32, image=16), text=ByteTokenizer(), eos=False)
+        """
+        tokenizers = (("text", self.text), ("image", self.image), ("audio", self.audio), ("video", self.video))
+        parts = [repr(self.vocab), *(f"{name}={_brief(tok)}" for name, tok in tokenizers if tok is not None)]
+        default, _ = loss_weight_table(None)
+        changed = {k: w for k, w in self.loss_weights.items() if w != default[k]}
+        if changed:
+            parts.append(f"loss_weights={changed}")
+        parts += [f"{name}=False" for name in ("bos", "eos") if not getattr(self, name)]
+        return f"Interleaver({', '.join(parts)})"
+
     def _check_fits(self, vocab: Vocabulary) -> None:
         """Refuse a vocabulary these tokenizers do not make: a size that differs, or a fingerprint ``vocab.sources``
         records for a tokenizer that is not this one's."""
@@ -374,6 +389,18 @@ class Interleaver:
         if segs.repairs:
             out += f"  ({len(segs.repairs)} repair{'s' if len(segs.repairs) > 1 else ''})"
         return out
+
+
+def _brief(tok: Any) -> str:
+    """A tokenizer in one line for :meth:`Interleaver.__repr__`: its class and the checkpoint it was loaded from
+    (a module's own repr lists every layer), its repr when that is one line, else its class."""
+    label = getattr(tok, "checkpoint_label", None)
+    if isinstance(label, str):
+        return f"{type(tok).__name__}({label!r})"
+    if isinstance(tok, torch.nn.Module):
+        return f"{type(tok).__name__}(codebook_size={getattr(tok, 'codebook_size', '?')})"
+    text = repr(tok)
+    return text if "\n" not in text else type(tok).__name__
 
 
 def _repeat_error(r: Repair) -> StreamError:

@@ -23,7 +23,7 @@ Axis legend used in shape comments:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -116,13 +116,24 @@ class VQConfig:
 
 @dataclass
 class QuantizeResult:
-    """What :meth:`VectorQuantizer.forward` returns."""
+    """What :meth:`VectorQuantizer.forward` returns. Its fields are read by name; it also unpacks as
+    ``(quantized, indices, loss)``, the order vector-quantize-pytorch returns them in.
+
+    >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8)).eval()
+    >>> quantized, indices, loss = vq(torch.randn(5, 4))
+    >>> tuple(quantized.shape), tuple(indices.shape), tuple(loss.shape)
+    ((5, 4), (5,), ())
+    """
 
     quantized: torch.Tensor  # [..., D] codes in place of the input, straight-through gradients
     indices: torch.Tensor  # [...] int64 code index of every vector
     loss: torch.Tensor  # scalar commitment loss (already weighted); with gradients only when the input has them
     perplexity: torch.Tensor  # scalar exp(entropy) of this batch's code distribution
     usage: torch.Tensor  # scalar fraction of codes used at least once in this batch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        """``quantized, indices, loss = vq(x)``: the three a training step uses (perplexity and usage by name)."""
+        return iter((self.quantized, self.indices, self.loss))
 
 
 @dataclass
