@@ -216,7 +216,8 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
         return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
     from mmtok.video.write import write_video
 
-    frames = tok.decode(torch.from_numpy(codes))  # (T, 3, H, W)
+    chunks = getattr(tok, "decode_chunks", None)  # decoded as they are written: the clip is never held whole
+    frames = (chunks or tok.decode)(torch.from_numpy(codes))  # chunks (n, 3, H, W), or (T, 3, H, W)
     wave, rate, what = None, None, ""
     if audio_codes is not None:
         sound_tok = models("audio")
@@ -227,7 +228,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
                          lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
                                                metadata={"comment": MARK}))
-    return f"{path} -> {target}: {frames.shape[0]} frames at {fps:g} fps{what}"
+    return f"{path} -> {target}: {len(codes)} frames at {fps:g} fps{what}"
 
 
 def _decoded_target(path: Path, out: Path, head: tuple[str, bool] | None) -> Path | None:

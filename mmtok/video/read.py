@@ -10,7 +10,7 @@ before the end of the stream. This holds for variable frame rate files too: the
 container's timestamps decide, never an assumed constant rate.
 
 One clock for frames and sound: times count from the file's origin, the earliest
-start of its first video and first audio stream (a clip cut from a longer recording
+start of its first video stream and the audio stream read (a clip cut from a longer recording
 may start at 1.4 s: its frame 0 is then its first frame). Before the video's first
 frame that frame is shown; a soundtrack that starts after the origin is padded with
 silence, and it ends where its stream says (not with the codec's padding).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +48,7 @@ FLOAT_PIXEL_BYTES = 3 * 4  # bytes of one pixel of read_video's frames: three fl
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 MAX_SOUNDTRACK_SECONDS = 4 * 3600.0  # read_audio refuses longer soundtracks by default: 4 h at 16 kHz is 0.9 GB
 AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start_time and duration: microseconds
+DISPOSITION_DEFAULT = 1  # FFmpeg's AV_DISPOSITION_DEFAULT: the stream a player picks of several of its kind
 
 
 class VideoClip(NamedTuple):
@@ -124,10 +126,23 @@ def _stream_start(stream: Any) -> float | None:
     return float(stream.start_time * stream.time_base)
 
 
+def _audio_stream(container: Any) -> Any | None:
+    """The stream :func:`read_audio` reads: the first audio stream marked default (its disposition), else the
+    first; None without one."""
+    streams = list(container.streams.audio)
+    return ([s for s in streams if _is_default(s)] or streams or [None])[0]
+
+
+def _is_default(stream: Any) -> bool:
+    """Whether ``stream`` is marked default (PyAV before 12 does not say: not marked)."""
+    return bool(int(getattr(stream, "disposition", 0) or 0) & DISPOSITION_DEFAULT)
+
+
 def _time_origin(container: Any) -> float:
     """The time in the file that is 0 s for frames and soundtrack alike: the earliest start of the first
-    video and the first audio stream (the streams read), 0 when neither states one."""
-    starts = [_stream_start(s[0]) for s in (container.streams.video, container.streams.audio) if s]
+    video stream and the audio stream read (:func:`_audio_stream`), 0 when neither states one."""
+    streams = [container.streams.video[0] if container.streams.video else None, _audio_stream(container)]
+    starts = [_stream_start(s) for s in streams if s is not None]
     known = [t for t in starts if t is not None]
     return min(known) if known else 0.0
 
@@ -243,17 +258,21 @@ def _video_stream(container: Any, where: str, start: float, origin: float, av: A
     return stream
 
 
-def _stream_end(stated: float | None, last_frame_end: float, stop: float, where: str, frame_len: float) -> float:
-    """When the last frame leaves the screen: its end, or the stream's ``stated`` end (from the origin) if a
-    little later; at most ``stop``. Frames that end well before the stated end (more than
-    :data:`TRUNCATED_S` and two frames) mean a cut file: a :class:`VideoError`, not the last frame held
-    to the end."""
+def _stream_end(stated: float | None, last_start: float, last_frame_end: float, stop: float, where: str,
+                frame_len: float) -> float:
+    """When the last frame (shown from ``last_start``) leaves the screen: the stream's ``stated`` end (from the
+    origin) when it falls after that start; else (none stated, or one before the last frame, which the frames
+    overrule) the end by the frame's own duration, ``last_frame_end`` (after B-frame reordering an MP4's last
+    frame may carry another packet's duration: the stated end decides while there is one); at most ``stop``.
+    Frames that end well before the stated end (more than :data:`TRUNCATED_S` and two frames) mean a cut file:
+    a :class:`VideoError`, not the last frame held to the end."""
     end = last_frame_end
     if stated is not None:
         if min(stated, stop) - last_frame_end > max(TRUNCATED_S, 2 * frame_len):
             raise VideoError(f"{where} is truncated or corrupt: its frames end at {last_frame_end:.3f} s, but its "
                              f"video stream says {stated:.3f} s")
-        end = max(end, stated)
+        if stated > last_start:
+            end = stated
     return min(end, stop)
 
 
@@ -300,8 +319,8 @@ def iter_video(
             raise VideoError(f"{where} has a video stream but no frame could be decoded (corrupt or empty)")
         if prev is not None and s.target < stop:
             stated = _stated_end(stream, container)
-            end = _stream_end(None if stated is None else stated - origin, prev_time + last_len, stop, where,
-                              last_len)
+            end = _stream_end(None if stated is None else stated - origin, prev_time, prev_time + last_len, stop,
+                              where, last_len)
             while s.target < end - eps:
                 s.show(prev)
                 if s.full(chunk):
@@ -420,7 +439,8 @@ def no_frames_message(path: Any, start: float, duration: float | None) -> str:
 
 def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
                max_seconds: float | None = MAX_SOUNDTRACK_SECONDS) -> tuple[torch.Tensor, int] | None:
-    """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one.
+    """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one. Of
+    several audio streams the one marked default is read, else the first; a warning says which.
 
     On the frames' clock (see the module docstring): sample 0 is at the file's origin, so a
     soundtrack that starts later begins with silence; it ends where its stream says, without
@@ -440,9 +460,13 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
         raise FileNotFoundError(f"{where} does not exist")
     av = pyav()
     with _open_container(path, where) as container:
-        if not container.streams.audio:
+        stream = _audio_stream(container)
+        if stream is None:
             return None
-        stream = container.streams.audio[0]
+        if len(container.streams.audio) > 1:
+            why = "the one marked default" if _is_default(stream) else "the first: none is marked default"
+            warnings.warn(f"{where} has {len(container.streams.audio)} audio streams: its soundtrack is stream "
+                          f"#{stream.index} ({why})", stacklevel=2)
         origin, stated = _time_origin(container), _stated_end(stream, container)
         end = None if stated is None else stated - origin
         if max_seconds is not None and end is not None and end > max_seconds:

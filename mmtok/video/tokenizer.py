@@ -206,6 +206,13 @@ class VideoTokenizer(nn.Module):
         n = self.cfg.chunk_frames
         return torch.cat([self.image.encode(frames[i : i + n]) for i in range(0, frames.shape[0], n)])
 
+    def _check_frame_size(self, path: str | os.PathLike[str], frames: torch.Tensor) -> None:
+        """A :class:`VideoError` naming the file when its frames (as read) are smaller than one token's patch."""
+        p, (h, w) = self.downsample, frames.shape[-2:]
+        if h < p or w < p:
+            raise VideoError(f"video file {os.fspath(path)!r}: its frames are {w}×{h} pixels, smaller than one "
+                             f"{p}×{p} patch; use a video at least {p} pixels on each side")
+
     @ordinary_outputs
     def encode(self, x: Any, *, start: float = 0.0, duration: float | None = None) -> torch.Tensor:
         """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``.
@@ -215,7 +222,11 @@ class VideoTokenizer(nn.Module):
         those while decoding, not the image tokenizer's antialiased bicubic resize, so some codes differ.
         """
         if isinstance(x, (str, os.PathLike)):
-            parts = [self._encode_frames(f) for f, _ in self.frames(x, start=start, duration=duration)]
+            parts: list[torch.Tensor] = []
+            for f, _ in self.frames(x, start=start, duration=duration):
+                if not parts:
+                    self._check_frame_size(x, f)
+                parts.append(self._encode_frames(f))
             if not parts:
                 raise VideoError(no_frames_message(x, start, duration))
             codes = torch.cat(parts)
@@ -225,7 +236,13 @@ class VideoTokenizer(nn.Module):
                 t = t.float() / 255.0
             codes = self._encode_frames(t)
         elif isinstance(x, (list, tuple)):
-            images = [load_image(f) for f in x]
+            try:
+                images = [load_image(f) for f in x]
+            except ValueError as e:  # an ImageError; for a list of video files, say what a list is
+                if not any(isinstance(f, (str, os.PathLike)) for f in x):
+                    raise
+                raise VideoError(f"{e}; a list is the frames of one video (images): encode video files one at "
+                                 "a time, encode(path) for each") from e
             if len({tuple(i.shape) for i in images}) > 1:  # each brought to the tokenizer's size on its own
                 images = [self.image.preprocess(i) for i in images]
             codes = self._encode_frames(torch.stack(images) if images else torch.zeros(0, 3, 1, 1))
@@ -242,14 +259,44 @@ class VideoTokenizer(nn.Module):
             raise VideoError(f"video codes must be [T, h, w], got shape {tuple(codes.shape)}")
         return repeat_decode(codes, self.repeat_id) if self.repeat_id is not None else codes
 
-    @ordinary_outputs
-    def decode(self, codes: Any) -> torch.Tensor:
-        """Codes ``[T, h, w]`` -> frames float32 ``[T, 3, H, W]`` in [0, 1]."""
+    def _frame_codes(self, codes: Any) -> torch.Tensor:
+        """:meth:`expand`, refusing codes of zero frames."""
         flat = self.expand(codes)
         if flat.shape[0] == 0:
             raise VideoError("video codes have zero frames: nothing to decode")
-        n = self.cfg.chunk_frames
-        return torch.cat([self.image.decode(flat[i : i + n]) for i in range(0, flat.shape[0], n)])
+        return flat
+
+    @ordinary_outputs
+    def _decode_chunk(self, flat: torch.Tensor) -> torch.Tensor:
+        return self.image.decode(flat)  # (n, 3, H, W)
+
+    def decode_chunks(self, codes: Any) -> Iterator[torch.Tensor]:
+        """Codes ``[T, h, w]`` -> frames float32 ``[n, 3, H, W]`` in [0, 1], ``chunk_frames`` at a time, each
+        decoded when it is asked for: memory does not grow with the clip (``mmtok decode`` writes a video so,
+        :func:`~mmtok.video.write.write_video` taking the chunks). The codes are checked before it returns.
+
+        >>> import torch
+        >>> from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+        >>> vt = VideoTokenizer(ImageTokenizer(ImageTokenizerConfig(image_size=32)).eval(), chunk_frames=2)
+        >>> [tuple(f.shape) for f in vt.decode_chunks(torch.zeros(3, 2, 2, dtype=torch.long))]
+        [(2, 3, 32, 32), (1, 3, 32, 32)]
+        """
+        flat, n = self._frame_codes(codes), self.cfg.chunk_frames
+        return (self._decode_chunk(flat[i : i + n]) for i in range(0, flat.shape[0], n))
+
+    @ordinary_outputs
+    def decode(self, codes: Any) -> torch.Tensor:
+        """Codes ``[T, h, w]`` -> frames float32 ``[T, 3, H, W]`` in [0, 1], held whole (:meth:`decode_chunks`
+        streams them)."""
+        flat, n = self._frame_codes(codes), self.cfg.chunk_frames
+        out = torch.empty(0)
+        for i in range(0, flat.shape[0], n):
+            piece = self._decode_chunk(flat[i : i + n])
+            if i == 0:
+                with torch.inference_mode(False):  # an ordinary tensor: handed back as it is, not copied
+                    out = torch.empty(flat.shape[0], *piece.shape[1:], dtype=piece.dtype, device=piece.device)
+            out[i : i + len(piece)] = piece
+        return out
 
     def segments(
         self, path: str | os.PathLike[str], *, chunk_seconds: float | None = None, audio: bool = True,

@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import fractions
+from collections.abc import Iterable
 from typing import IO, Any
 
 import numpy as np
@@ -20,37 +21,57 @@ from mmtok.core.errors import VideoError
 __all__ = ["write_video"]
 
 AUDIO_FRAME = 1024  # samples per AAC frame
+CHUNK = 16  # frames turned into pixels at once
 
 
-def write_video(file: IO[bytes], frames: torch.Tensor, *, fps: float, audio: torch.Tensor | None = None,
-                sample_rate: int | None = None, metadata: dict[str, str] | None = None) -> None:
-    """MP4 of ``frames`` (float ``[T, 3, H, W]`` in [0, 1], even H and W) at ``fps``, H.264 (yuv420p), with
+def write_video(file: IO[bytes], frames: torch.Tensor | Iterable[torch.Tensor], *, fps: float,
+                audio: torch.Tensor | None = None, sample_rate: int | None = None,
+                metadata: dict[str, str] | None = None) -> None:
+    """MP4 of ``frames`` (float ``[T, 3, H, W]`` in [0, 1], even H and W, or chunks of them ``[n, 3, H, W]`` one
+    after another: :meth:`~mmtok.video.tokenizer.VideoTokenizer.decode_chunks`) at ``fps``, H.264 (yuv420p), with
     ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given, and the container tags ``metadata``
-    (``{"comment": ...}``)."""
+    (``{"comment": ...}``). Frames are turned into pixels :data:`CHUNK` at a time, so chunks are written
+    without the clip ever being held whole."""
     from mmtok.video.read import pyav
 
     av = pyav()
-    if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
-        raise VideoError(f"write_video needs frames [T, 3, H, W] with T >= 1, got {tuple(frames.shape)}")
-    h, w = frames.shape[-2:]
-    if h % 2 or w % 2:
-        raise VideoError(f"write_video needs an even frame size for yuv420p, got {w}×{h}")
-    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    chunks = frames.split(CHUNK) if isinstance(frames, torch.Tensor) else frames
+    if isinstance(frames, torch.Tensor):
+        _check_chunk(frames, None)
+    if audio is not None and sample_rate is None:
+        raise VideoError("write_video got audio without its sample_rate")
     with av.open(file, "w", format="mp4") as container:
         container.metadata.update(metadata or {})
-        video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
-        sound = None
-        if audio is not None:
-            if sample_rate is None:
-                raise VideoError("write_video got audio without its sample_rate")
-            sound = container.add_stream("aac", rate=sample_rate)
-            sound.layout = "mono"
-        for frame in pixels:
-            _mux(container, video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        video, sound = None, None
+        for chunk in chunks:
+            _check_chunk(chunk, None if video is None else (video.height, video.width))
+            if video is None:
+                video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+                video.width, video.height, video.pix_fmt = chunk.shape[-1], chunk.shape[-2], "yuv420p"
+                if audio is not None:
+                    sound = container.add_stream("aac", rate=sample_rate)
+                    sound.layout = "mono"
+            pixels = (chunk.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for frame in pixels:
+                _mux(container, video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        if video is None:
+            raise VideoError("write_video needs frames [T, 3, H, W] with T >= 1, got no frames")
         _mux(container, video.encode())
         if sound is not None and audio is not None:
             _write_audio(av, container, sound, audio.detach().cpu().float().numpy(), int(sample_rate or 0))
+
+
+def _check_chunk(frames: Any, hw: tuple[int, int] | None) -> None:
+    """Refuse ``frames`` that are not ``[T, 3, H, W]`` with T >= 1 and an even H and W, or (``hw``) not the size of the
+    frames before them."""
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
+        shape = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise VideoError(f"write_video needs frames [T, 3, H, W] with T >= 1, got {shape}")
+    h, w = frames.shape[-2:]
+    if h % 2 or w % 2:
+        raise VideoError(f"write_video needs an even frame size for yuv420p, got {w}×{h}")
+    if hw is not None and (h, w) != hw:
+        raise VideoError(f"write_video needs frames of one size, got {w}×{h} after {hw[1]}×{hw[0]}")
 
 
 def _write_audio(av: Any, container: Any, stream: Any, wave: np.ndarray, rate: int) -> None:
