@@ -20,6 +20,7 @@ from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.documents import BOM, media_kinds, open_source
 from mmtok.stream import text as text_mod
 from mmtok.stream.text import TRAIN_PIECE_CHARS, BPETokenizer, train_bpe
+from tests.test_text_train import train
 
 # --------------------------------------------------------------------------- BPE training in pieces
 
@@ -57,14 +58,6 @@ def test_the_vocabulary_is_the_one_whole_texts_give(monkeypatch: pytest.MonkeyPa
 
 
 # --------------------------------------------------------------------------- train-tokenizer text's files
-
-
-def train(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    try:
-        code = main(["train-tokenizer", "text", *args])
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 def test_an_upper_case_jsonl_suffix_is_read_as_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
