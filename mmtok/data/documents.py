@@ -216,9 +216,11 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
     if path.suffix.lower() == ".parquet":
         return Source(path, "parquet", allow_outside)
     try:
-        wide = wide_encoding(path)
+        with open(path, "rb") as f:
+            head = f.read(4)
     except OSError:  # unreadable: said where the corpus is read
-        wide = None
+        head = b""
+    wide = wide_encoding(head)
     if wide is not None:
         raise CorpusError(f"{path} is {wide} text (it starts with a {wide} byte order mark); a JSONL corpus must be "
                           f"UTF-8: convert it first, e.g. iconv -f {wide} -t utf-8")

@@ -340,12 +340,20 @@ def load_text_tokenizer(spec: str | os.PathLike[str] = "byte") -> ByteTokenizer 
 # --------------------------------------------------------------------------- command line
 
 
-def wide_encoding(path: str | os.PathLike[str]) -> str | None:
-    """``"UTF-16"`` or ``"UTF-32"`` when the file at ``path`` starts with that encoding's byte order mark, else
-    None: text saved so (as some Windows editors and PowerShell do) is not UTF-8."""
-    with open(path, "rb") as f:
-        head = f.read(4)
+def wide_encoding(head: bytes) -> str | None:
+    """``"UTF-16"`` or ``"UTF-32"`` when a file's first bytes ``head`` (4 are enough) are that encoding's byte order
+    mark, else None: text saved so (as some Windows editors and PowerShell do) is not UTF-8.
+
+    >>> wide_encoding("{}".encode("utf-16")), wide_encoding(b'{"segments"'), wide_encoding(b"")
+    ('UTF-16', None, None)
+    """
     return next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
+
+
+def _head(path: str | os.PathLike[str]) -> bytes:
+    """The first 4 bytes of the file at ``path`` (fewer for a shorter file)."""
+    with open(path, "rb") as f:
+        return f.read(4)
 
 
 def _not_utf8(name: str) -> str | None:
@@ -464,7 +472,7 @@ def _refusal(args: argparse.Namespace) -> str | None:
         if Path(name).suffix.lower() == ".parquet":  # in any case, as mmtok tokenize tells a Parquet corpus
             return (f"{name} is a Parquet file; mmtok train-tokenizer text reads text files and JSONL documents "
                     "(.jsonl): write the texts out to one of those first")
-        wide = wide_encoding(name)
+        wide = wide_encoding(_head(name))
         if wide is not None:
             return (f"{name} is {wide} text (it starts with a {wide} byte order mark), not UTF-8; convert it first, "
                     f"e.g. iconv -f {wide} -t utf-8")
