@@ -462,9 +462,9 @@ class _GuardedOutput:
         _drop_unread_output()  # nor again as Python exits
         return err
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> Any:
         try:
-            return int(self._stream.write(text))
+            return self._stream.write(text)  # as the stream says (some wrappers return None)
         except BrokenPipeError:
             raise
         except OSError as e:

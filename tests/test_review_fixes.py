@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from mmtok.audio.config import AudioTokenizerConfig
@@ -185,3 +186,50 @@ def test_a_callable_model_that_fails_exits_2_naming_the_flag(tmp_path: Path, mon
     assert rc == 2 and "TypeError: make() missing 1 required positional argument" in err  # the cause's traceback
     with pytest.raises(KeyboardInterrupt):  # an interrupt is no failure to build: it goes through
         load_tokenizer("rev1_stop:make", kind="image")
+
+
+def test_the_stdout_guard_passes_on_what_a_wrapped_stream_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stdout whose write returns None (colorama's wrapper, older notebook streams) is written to as before."""
+    import io
+    import sys
+
+    from mmtok.cli import main
+
+    class Wrapper:
+        def __init__(self) -> None:
+            self.buf = io.StringIO()
+
+        def write(self, text: str) -> None:
+            self.buf.write(text)
+
+        def flush(self) -> None:
+            pass
+
+    out = Wrapper()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["context", "60", "--preset", "gemini", "--json"]) == 0
+    assert json.loads(out.buf.getvalue())["preset"] == "gemini"
+
+
+def test_a_float64_checkpoint_loads_as_float64_under_a_float64_default(tmp_path: Path) -> None:
+    import mmtok
+    from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        vq = VectorQuantizer(VQConfig(codebook_size=8, dim=4))
+        mmtok.save(vq, tmp_path / "vq64")
+        back = mmtok.load(tmp_path / "vq64")
+        assert back.embed.dtype == torch.float64 and torch.equal(back.embed, vq.embed)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_warmup_0_starts_at_the_peak_and_a_vocabulary_without_media_prints_no_stray_comma() -> None:
+    from mmtok.core.schedule import warmup_cosine
+    from mmtok.stream.vocab import Vocabulary
+
+    assert warmup_cosine(0, peak=2.0, warmup=0, total=1) == 2.0
+    assert warmup_cosine(0, peak=2.0, warmup=0, total=5, floor=0.5) == 2.0
+    assert warmup_cosine(4, peak=2.0, warmup=0, total=5, floor=0.5) == 0.5
+    assert repr(Vocabulary(256)) == "Vocabulary(size=288, text=256, special=32)"

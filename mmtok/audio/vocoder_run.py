@@ -170,7 +170,7 @@ class Run:
             warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
             device=self.voc.window.device)
         self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
-        if note := warmup_note(args.warmup, args.steps, who="mmtok.audio.vocoder_train"):
+        if note := warmup_note(args.warmup, args.steps, who=prefix):
             print(note, file=sys.stderr)
         if resuming:
             st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)

@@ -449,8 +449,9 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
             module = cls(cfg)  # type: ignore[call-arg]
     except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
         raise _cannot_build(cls, path, e) from e
-    if torch.get_default_dtype() != torch.float32:  # a caller's float64 default: the weights are float32, and so
-        module.to(torch.float32)  # type: ignore[attr-defined]  # is every tensor the module makes from its input
+    saved = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(saved) == 1 and torch.get_default_dtype() not in saved:  # built in a caller's other default dtype (float64):
+        module.to(saved.pop())  # type: ignore[attr-defined]  # the checkpoint's, as every tensor made from its input
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
     module.loaded_fingerprint = module_fingerprint(module)  # type: ignore[attr-defined]

@@ -23,10 +23,17 @@ __all__ = ["warmup_cosine", "warmup_note"]
 def warmup_cosine(step: int, *, peak: float, warmup: int, total: int, floor: float = 0.0) -> float:
     """The rate at 0-based ``step``: ``peak·(step+1)/warmup`` during warmup (``peak`` at its last step), then a
     half cosine down from ``peak`` that reaches ``floor`` at the run's last step, ``total - 1``, and ``floor``
-    after. A ``warmup`` of ``total`` or more never decays."""
+    after; with no warmup the first step runs at ``peak``. A ``warmup`` of ``total`` or more never decays.
+
+    >>> [round(warmup_cosine(s, peak=1.0, warmup=0, total=3), 3) for s in range(3)], warmup_cosine(0, peak=1.0, warmup=0, total=1)
+    ([1.0, 0.5, 0.0], 1.0)
+    """
     if step < warmup:
         return peak * (step + 1) / warmup
-    frac = min(1.0, (step + 1 - warmup) / max(1, total - warmup))
+    if warmup == 0:  # no warmup: the first step at the peak
+        frac = min(1.0, step / max(1, total - 1))
+    else:  # the peak was the last warmup step's
+        frac = min(1.0, (step + 1 - warmup) / max(1, total - warmup))
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * frac))
 
 

@@ -408,8 +408,8 @@ class Vocabulary:
         return hash(self.fingerprint)
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{n}={len(r)}" for n, r in self._ranges.items())
-        return f"Vocabulary(size={self.size}, text={self.text_size}, special={self.n_special}, {parts})"
+        parts = "".join(f", {n}={len(r)}" for n, r in self._ranges.items())
+        return f"Vocabulary(size={self.size}, text={self.text_size}, special={self.n_special}{parts})"
 
     def describe(self) -> Iterable[str]:
         """One line per block of the layout."""
