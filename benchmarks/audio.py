@@ -72,12 +72,13 @@ from audio_baselines import (
     unslice,
     usage_fields,
 )
-from common import RATIO_OF, check_peer, emit, ratio, time_sides
+from common import RATIO_OF, check_peer, emit, ratio, run_script, time_sides
 from peak_memory import fresh_peaks
 
 import mmtok
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.errors import UsageError
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
@@ -105,6 +106,20 @@ def _encoder(which: str, model: str, clip: np.ndarray) -> Callable[[], Any]:
 # --------------------------------------------------------------------------- the measurements
 
 
+def more_heldout_files(more: str | None) -> list[Path]:
+    """The ``.wav`` files under ``--more-heldout`` (searched recursively); a missing folder or one without
+    any is refused rather than measured as 0 % usage."""
+    if more is None:
+        return []
+    folder = Path(more)
+    if not folder.is_dir():
+        raise UsageError(f"--more-heldout {folder}: {'not a folder' if folder.exists() else 'no such folder'}")
+    files = sorted(folder.rglob("*.wav"))
+    if not files:
+        raise UsageError(f"--more-heldout {folder}: no .wav file in it or its subfolders")
+    return files
+
+
 def usage_rows(tok: AudioTokenizer, held_audio: list[torch.Tensor], held_set: str,
                more: str | None) -> list[torch.Tensor]:
     """The ``codebook_usage`` rows (held-out, ``--more-heldout`` and both); the held-out clips' codes."""
@@ -115,7 +130,7 @@ def usage_rows(tok: AudioTokenizer, held_audio: list[torch.Tensor], held_set: st
         counts += torch.bincount(c.flatten(), minlength=k)
     emit(bench="codebook_usage", set=held_set, clips=len(held_audio), **usage_fields(counts))
     if more:
-        files = sorted(Path(more).rglob("*.wav"))
+        files = more_heldout_files(more)
         more_counts = torch.zeros(k, dtype=torch.long)
         for f in files:
             more_counts += torch.bincount(tok.encode(f).flatten(), minlength=k)
@@ -239,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return audio_quality.main(argv)
     args = build_parser().parse_args(argv)
+    more_heldout_files(args.more_heldout)  # refused before the model loads
     skip = set(filter(None, args.skip.split(",")))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -268,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -33,12 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit
+from common import emit, run_script
 
 from mmtok.audio.codebook import balance_codes
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.errors import UsageError
 from mmtok.core.metrics import codebook_usage
 from mmtok.vq.kmeans import lloyd
 from mmtok.vq.search import nearest_code
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     root = Path(args.data)
+    if not (root / "manifest.json").is_file():
+        what = "no such folder" if not root.exists() else "not a corpus folder: it has no manifest.json"
+        raise UsageError(f"--data {root}: {what} (mmtok.audio.corpus.build_corpus writes one)")
     manifest = json.loads((root / "manifest.json").read_text())
     voices, variants = set(args.probe_voices.split(",")), set(args.probe_variants.split(","))
     tok = AudioTokenizer(AudioTokenizerConfig()).eval()  # the "slice" encoder: each token's own log-mel frames
@@ -180,4 +184,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

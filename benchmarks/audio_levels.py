@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,12 +106,27 @@ def parse_levels(text: str) -> list[float]:
     return levels
 
 
+def join_negative_levels(argv: Sequence[str]) -> list[str]:
+    """``--levels -20,0`` as ``--levels=-20,0``: argparse takes a value starting with ``-`` for a flag.
+
+    >>> join_negative_levels(["--levels", "-20,0", "--clips", "4"])
+    ['--levels=-20,0', '--clips', '4']
+    """
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--levels" and re.fullmatch(r"-[0-9.][0-9.,\s+-]*", arg):
+            out[-1] = f"--levels={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_clip_arguments(ap)
     ap.add_argument("--models", nargs="+", default=["audio"], help="tokenizers: shipped names or checkpoint folders")
     ap.add_argument("--levels", type=parse_levels, default=parse_levels("-30,-20,-10,0,6"),
-                    help="comma list of input levels in dB (default: -30,-20,-10,0,6)")
+                    help="comma list of input levels in dB, e.g. --levels=-20,0 (default: -30,-20,-10,0,6)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--labels", nargs="+", default=None, help="names for --models in the rows and the plot")
     ap.add_argument("--plot", default=None, help="write STOI against level to this PNG")
@@ -119,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_levels(sys.argv[1:] if argv is None else argv))
     torch.set_num_threads(args.threads)
     labels = args.labels or args.models
     if len(set(args.models)) != len(args.models) or len(set(labels)) != len(labels):

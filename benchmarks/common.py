@@ -16,6 +16,11 @@ the benchmark then runs without that side:
 Every speed and speed ratio comes from :func:`time_sides` (warm-up calls, then rounds that call every
 side once, in alternating order), whose :class:`Timing` per side gives ``min``, ``median`` and ``n``;
 a row with a ratio says which statistic it is of (``"ratio_of": RATIO_OF``, the sides' medians).
+A script runs its ``main`` through :func:`run_script`: mmtok's errors (a missing file, a bad value, a
+device this machine lacks) end it with one line, ``<script>: error: <message>``, and exit status 2, as
+the ``mmtok`` command says them; ``MMTOK_DEBUG=1`` shows the traceback instead. :func:`pick_device`
+gives ``--device`` its one-line refusal, :func:`positive` and :func:`existing_path` check numbers and paths.
+
 Paired differences of per-item scores come from :func:`mmtok.core.metrics.paired_difference`: each
 metric's interval is drawn from a generator of its own, so it does not move with the other metrics of the row.
 """
@@ -32,12 +37,17 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from mmtok.core.errors import UsageError
+from mmtok.core.errors import MmtokError, UsageError, debugging
 
-__all__ = ["PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "json_line",
-           "missing_peer", "ratio", "round_ratios", "time_sides"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "existing_path",
+           "json_line", "missing_peer", "pick_device", "positive", "ratio", "round_ratios", "run_script",
+           "time_sides"]
 
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
 RATIO_OF = "median"  # a speed ratio is the ratio of the two sides' median seconds
@@ -185,3 +195,58 @@ def round_ratios(slow: Timing, fast: Timing) -> list[float]:
     return [s / f for s, f in zip(slow.seconds, fast.seconds, strict=True)]
 
 
+
+
+def run_script(main: Callable[[], Any], prog: str | None = None) -> int:
+    """Run a script's ``main`` and return its exit status: what ``main`` returns (0 for None), or 2 after one
+    line on stderr, ``<prog>: error: <message>``, when it raises one of mmtok's errors (:class:`MmtokError`,
+    :class:`UsageError` among them). ``prog`` defaults to the script's file name. With ``MMTOK_DEBUG=1`` the
+    error is raised with its traceback.
+
+        if __name__ == "__main__":
+            sys.exit(run_script(main))
+    """
+    prog = prog or Path(sys.argv[0]).name
+    try:
+        status = main()
+    except MmtokError as e:
+        if debugging():
+            raise
+        print(f"{prog}: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        return 2
+    return 0 if status is None else int(status)
+
+
+def pick_device(name: str | None) -> torch.device:
+    """``--device`` as a torch device (None: CUDA when available, else the CPU); a device this machine does
+    not have is a :class:`UsageError` of one line (:func:`mmtok.core.device.pick_device`'s)."""
+    from mmtok.core.device import pick_device as pick
+
+    try:
+        return pick(name)
+    except MmtokError as e:
+        raise UsageError(str(e)) from None
+
+
+def positive(flag: str, value: float) -> None:
+    """Refuse a ``flag`` whose ``value`` is not above zero.
+
+    >>> positive("--repeats", 0)
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --repeats 0: give a number above 0
+    """
+    if not value > 0:
+        raise UsageError(f"{flag} {value:g}: give a number above 0")
+
+
+def existing_path(flag: str, path: str | Path, *, what: str = "file or folder", made_by: str = "") -> Path:
+    """``path`` of ``flag`` when it exists, else a :class:`UsageError` naming it (and ``made_by``: what makes it).
+
+    >>> existing_path("--wav", "/no/such.wav", what="file")
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --wav /no/such.wav: no such file
+    """
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{flag} {p}: no such {what}{f' ({made_by})' if made_by else ''}")
+    return p

@@ -36,6 +36,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -49,7 +50,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit, json_line
+from common import emit, json_line, positive, run_script
 
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
@@ -67,6 +68,7 @@ from mmtok.context.growth import (
     project,
 )
 from mmtok.context.planner import WINDOWS
+from mmtok.core.errors import UsageError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.lm.model import ModelConfig
 from mmtok.stream.interleave import Interleaver
@@ -193,7 +195,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: all cores, or 1 when the load average exceeds the core count)")
     ap.add_argument("--seed", type=int, default=0)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.max_seconds is not None and not args.max_seconds >= 1:
+        raise UsageError(f"--max-seconds {args.max_seconds:g}: give 1 or more (the durations double from 1 s)")
+    positive("--fps", args.fps)
+    positive("--repeats", args.repeats)
+    return args
 
 
 def setup_device(args: argparse.Namespace, record: Recorder) -> tuple[torch.device, str | None]:
@@ -458,6 +465,15 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="context_growth_"))
+    try:
+        return _run(args, out, tmp, rng, device, gpu, record, t0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, out: Path, tmp: Path, rng: np.random.Generator, device: torch.device,
+         gpu: str | None, record: Recorder, t0: float) -> int:
+    """The phases of :func:`main`, with the video and its pieces in ``tmp``."""
     world = _world(rng)
     pan = write_pan_video(tmp, world, args.max_seconds, rng, record)
     image, audio, weights = load_tokenizers(world, rng)
@@ -480,4 +496,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
-from common import RATIO_OF, time_sides
+from common import RATIO_OF, pick_device, run_script, time_sides
 
 import mmtok
 
@@ -65,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", help="the device to compare with the CPU (default cuda)")
     args = ap.parse_args(argv)
-    rows = [image_check(args.device), audio_check(args.device)]
+    device = str(pick_device(args.device))
+    rows = [image_check(device), audio_check(device)]
     for row in rows:
         print(json.dumps(row), flush=True)
     return 0 if all(r["ok"] for r in rows) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

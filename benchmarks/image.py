@@ -77,7 +77,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import RATIO_OF, Timing, check_peer, emit, ratio, time_sides
+from common import RATIO_OF, Timing, check_peer, emit, ratio, run_script, time_sides
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -452,4 +452,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

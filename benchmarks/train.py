@@ -41,7 +41,18 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RATIO_OF, Timing, check_peer, emit, ratio, round_ratios, time_sides
+from common import (
+    RATIO_OF,
+    Timing,
+    check_peer,
+    emit,
+    pick_device,
+    positive,
+    ratio,
+    round_ratios,
+    run_script,
+    time_sides,
+)
 
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.peak import gpu_peak_tflops
@@ -157,7 +168,8 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    device = torch.device(args.device)
+    positive("--steps", args.steps)
+    device = pick_device(args.device)
     torch.manual_seed(0)
     base = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1)
     cfg = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1,
@@ -178,4 +190,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

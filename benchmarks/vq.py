@@ -53,8 +53,11 @@ from common import (
     Timing,
     check_peer,
     emit,
+    pick_device,
+    positive,
     ratio,
     round_ratios,
+    run_script,
     time_sides,
 )
 from peak_memory import fresh_peaks
@@ -326,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat-shares", type=float, nargs="+", default=[0.0],
                     help="train once per share of each batch replaced by one repeated vector")
     args = ap.parse_args(argv)
-    device = torch.device(args.device)
+    positive("--repeats", args.repeats)
+    positive("--train-steps", args.train_steps)
+    positive("--train-rounds", args.train_rounds)
+    device = pick_device(args.device)
     emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
           "device": str(device),
@@ -345,4 +351,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

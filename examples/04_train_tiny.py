@@ -1,6 +1,10 @@
 """Train a tiny transformer on captioned pictures, then ask it to draw.
 
 Run: python examples/04_train_tiny.py   (about a minute on a 2-core CPU; writes tiny-run/ and drawn.png)
+
+Run again in the same folder, it starts over: the shards are rewritten (``restart=True``) and the run
+in tiny-run/ is replaced (``overwrite=True``; ``mmtok train --overwrite``). To continue a run
+instead, pass ``resume=True`` to ``train`` with more ``steps``.
 """
 
 import numpy as np
@@ -14,11 +18,11 @@ from mmtok.synth.toy import caption, color_shapes_corpus, dominant_color
 
 spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer")  # shipped tokenizer, 64×64 -> 4×4 codes
 corpus = color_shapes_corpus("tiny-corpus", n_docs=300, seed=0, held_out=[("red", "ring")])
-tokenize_corpus(corpus, "tiny-shards", tokenizers=spec)
+tokenize_corpus(corpus, "tiny-shards", tokenizers=spec, restart=True)  # a rerun starts over
 
 cfg = TrainConfig(data="tiny-shards", out="tiny-run", preset="tiny", seq_len=64, batch_size=16,
                   steps=200, warmup=20, lr=3e-3, save_every=200)
-train(cfg)  # log.jsonl, loss.png and a checkpoint in tiny-run/
+train(cfg, overwrite=True)  # log.jsonl, loss.png and a checkpoint in tiny-run/ (a rerun replaces them)
 
 model, vocab, _ = load_run("tiny-run")
 il = build_interleaver(spec)

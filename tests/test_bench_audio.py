@@ -419,16 +419,19 @@ def test_band_repairs_score_between_decoded_and_true(corpus: dict[str, Path], tm
 
 def test_encode_length_rows_time_each_length_and_check_the_codes(monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from common import Timing
+
     timed: list[int] = []
 
-    def fake_speed(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int) -> tuple[float, float]:
+    def fake_encode(tok: AudioTokenizer, clip24: torch.Tensor, repeats: int, *, encodec: bool) -> dict:
         timed.append(clip24.numel())  # EnCodec is not in the test extra: only the plumbing is checked
-        return 0.01, 0.2
+        return {"mmtok": Timing((0.01,)), "encodec": Timing((0.2,))}
 
-    monkeypatch.setattr(audio_lengths, "encode_speed", fake_speed)
-    monkeypatch.setattr(audio_lengths, "decode_speed", lambda tok, voc, codes, clip24, repeats: (0.02, 0.1))
-    monkeypatch.setattr(sys, "argv", ["audio_lengths.py", "--seconds", "0.5", "5.3", "--repeats", "1"])
-    audio_lengths.main()
+    monkeypatch.setattr(audio_lengths, "check_peer", lambda bench, module: True)
+    monkeypatch.setattr(audio_lengths, "encode_timings", fake_encode)
+    monkeypatch.setattr(audio_lengths, "decode_timings", lambda tok, voc, codes, clip24, repeats, *, encodec: {
+        "mmtok": Timing((0.02,)), "encodec": Timing((0.1,))})
+    audio_lengths.main(["--seconds", "0.5", "5.3", "--repeats", "1"])
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert timed == [12_000, 127_200]  # at 24 kHz
     assert [r["tokens"] for r in rows] == [25, 265]

@@ -221,7 +221,7 @@ def test_growth_estimates_memory_first_and_skips_what_would_not_fit() -> None:
     (_, n, why), (_, n2, why2) = g.skipped
     assert (n, n2) == (8192, 16384) and "over the" in why and "GiB budget" in why and "did not fit" in why2
     f = g.fits("tiny sdpa")
-    assert f is not None and 0 <= f.r2 <= 1 and f.reliable == (not g.load.busy and f.r2 >= 0.95)
+    assert f is not None and 0 <= f.r2 <= 1 and not f.reliable and f.why == ("the machine was busy with other work" if g.load.busy else "only 2 lengths")
     assert "load average" in g.load.describe()
 
 

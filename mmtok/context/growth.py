@@ -13,8 +13,8 @@ length it estimates the step's peak (:func:`estimate_peak_mib`: the largest
 measured point scaled linearly, plus the math backend's T×T scores by formula) and
 skips, with the reason, a length that would not fit. Each length is measured
 ``repeats`` times and the fastest kept; the fits report their R² and are marked
-unreliable when other processes used the CPU meanwhile (:class:`CpuShare`) or the
-R² is low, rather than giving an exponent nobody should quote.
+unreliable when other processes used the CPU meanwhile (:class:`CpuShare`), when
+fewer than three lengths were measured or when the R² is low, rather than giving an exponent nobody should quote.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ MAX_MEMORY_GB = 2.0  # default budget of a growth series: the process's memory (
 REPEATS = 3  # measurements per length; the fastest is kept
 BUSY_MARGIN = 0.5  # CPU cores other processes may use during a series before its fits are marked unreliable
 MIN_R2 = 0.95  # a log-log fit below this R² is marked unreliable
+MIN_POINTS = 3  # a fit through fewer lengths is marked unreliable: two points give R² 1.0 whatever they are
 
 
 def _trim() -> None:
@@ -212,11 +213,15 @@ class Fit:
 
 
 def fit(xs: Sequence[float], ys: Sequence[float], *, busy: bool = False) -> Fit | None:
-    """:func:`fit_power` with its R²; unreliable when ``busy`` (the machine was loaded) or R² < :data:`MIN_R2`.
+    """:func:`fit_power` with its R²; unreliable when ``busy`` (the machine was loaded), when fewer than
+    :data:`MIN_POINTS` lengths were measured (a line through two points has R² 1.0) or R² < :data:`MIN_R2`.
 
     >>> f = fit([1, 2, 4, 8], [3, 12, 48, 192])
     >>> round(f.exponent, 3), round(f.r2, 3), f.reliable
     (2.0, 1.0, True)
+    >>> f = fit([602, 1202], [0.35, 0.77])
+    >>> round(f.r2, 3), f.reliable, f.why
+    (1.0, False, 'only 2 lengths')
     """
     got = fit_power(xs, ys)
     if got is None:
@@ -226,7 +231,9 @@ def fit(xs: Sequence[float], ys: Sequence[float], *, busy: bool = False) -> Fit 
     resid = ly - (got[0] * lx + got[1])
     total = float(((ly - ly.mean()) ** 2).sum())
     r2 = 1.0 - float((resid**2).sum()) / total if total > 0 else 1.0
-    why = "the machine was busy with other work" if busy else (f"R² {r2:.2f} < {MIN_R2}" if r2 < MIN_R2 else "")
+    lengths = len(set(lx.tolist()))
+    why = ("the machine was busy with other work" if busy else f"only {lengths} lengths" if lengths < MIN_POINTS
+           else f"R² {r2:.2f} < {MIN_R2}" if r2 < MIN_R2 else "")
     return Fit(got[0], got[1], r2, not why, why)
 
 

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from mmtok.context.growth import (
     BUSY_MARGIN,
+    MIN_POINTS,
     MIN_R2,
     REPEATS,
     Growth,
@@ -146,7 +147,8 @@ def _growth_notes(d: Demo, growth: Growth) -> list[str]:
     """What the growth run left out, and the machine's load while it ran."""
     notes = [f"While this ran, {growth.load.describe()} (on {growth.load.cores} cores). Each length is measured "
              f"{REPEATS} times and the fastest kept; a fit is marked unreliable when other processes kept more than "
-             f"{BUSY_MARGIN:g} cores busy or its R² is below {MIN_R2:g}."]
+             f"{BUSY_MARGIN:g} cores busy, when it has fewer than {MIN_POINTS} lengths or when its R² is below "
+             f"{MIN_R2:g}."]
     if d.fast:
         notes.append("A fast run leaves out lengths above 1,024 tokens, the math backend and the projection to an "
                      "hour of video: run mmtok demo without --fast for them.")
