@@ -81,7 +81,7 @@ def _cmd_train_tokenizer(args: argparse.Namespace) -> int:
     elif args.modality == "audio":
         from mmtok.audio.train import main as train_main
     elif args.modality == "text":
-        from mmtok.stream.text import main as train_main
+        from mmtok.stream.text_command import main as train_main
     elif args.modality == "vocoder":
         from mmtok.audio.vocoder_train import main as vocoder_main
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import mmtok
 import mmtok.cli
 from mmtok.core.errors import CheckpointError
-from mmtok.stream.text import BPETokenizer, ByteTokenizer, load_text_tokenizer, main, train_bpe
+from mmtok.stream.text import BPETokenizer, ByteTokenizer, load_text_tokenizer, train_bpe
+from mmtok.stream.text_command import main
 
 CORPUS = [
     "the quick brown fox jumps over the lazy dog",

@@ -13,7 +13,7 @@ from PIL import Image
 from mmtok.cli import main
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
-from mmtok.stream import text as text_mod
+from mmtok.stream import text_command as text_mod
 from mmtok.stream.text import MAX_VOCAB_SIZE, BPETokenizer, train_bpe
 
 WORDS = "the quick brown fox jumps over the lazy dog\n" * 40
