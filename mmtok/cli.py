@@ -23,13 +23,18 @@ import math
 import os
 import sys
 import time
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import Any
 
 import mmtok  # its public names come on first use: importing this module does not import torch
-from mmtok.core.errors import MmtokError, OutputError, UsageError, debugging, report_error
+from mmtok.core.command_output import (
+    PIPE_CLOSED,
+    drop_unread_output,
+    guarded_output,
+    one_line_usage_errors,
+    one_line_warnings,
+)
+from mmtok.core.errors import MmtokError, UsageError, debugging, report_error
 from mmtok.core.ranges import count_arg, seed_arg
 
 __all__ = ["main"]
@@ -380,44 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def _one_line_usage_errors() -> Iterator[None]:
-    """Every argparse parser (the sub-commands' own too) reports bad usage in one line, then exits 2 as argparse does."""
-
-    def error(self: argparse.ArgumentParser, message: str) -> NoReturn:
-        where = self.prog.removeprefix("mmtok").strip()
-        hint = f"; see '{self.prog} --help'" if self.prog.startswith("mmtok") else ""
-        print(f"mmtok: error: {where + ': ' if where else ''}{message}{hint}", file=sys.stderr)
-        raise SystemExit(2)
-
-    original = argparse.ArgumentParser.error
-    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
-
-
-@contextmanager
-def _one_line_warnings() -> Iterator[None]:
-    """Warnings shown while the command runs are one line on stderr (``mmtok: warning: ...``), not Python's
-    file:line and source line."""
-
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: Any = None, line: str | None = None) -> None:
-        try:
-            print(f"mmtok: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
-        except OSError:  # stderr closed (output piped into e.g. `head`): as Python, the warning is dropped
-            pass
-
-    original = warnings.showwarning
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = original
-
-
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     if argv and argv[0] in ("train", "sample"):
         # these commands own all their options (argparse's REMAINDER would not pass leading --flags)
@@ -430,70 +397,6 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         name = next((a for a in argv if a in sub.choices), None)
         (sub.choices[name] if name else parser).error(f"unrecognized arguments: {' '.join(extra)}")
     return ns
-
-
-PIPE_CLOSED = 128 + 13  # the status of a command that SIGPIPE ends, as the shell reports it (130: SIGINT, 128 + 2)
-
-
-def _drop_unread_output() -> None:
-    """Point stdout at the null device once its reader is gone, so that what is still buffered for it, flushed as
-    Python exits, neither fails again nor changes the exit status."""
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
-    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout (replaced in-process)
-        pass
-
-
-class _GuardedOutput:
-    """``sys.stdout`` while a command runs: a write that fails for a reason other than a closed pipe (a full disk,
-    ``> /dev/full``) is an :class:`OutputError` that says it was standard output; the rest is the stream's own."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-    def _failed(self, e: OSError) -> OutputError:
-        err = OutputError(f"cannot write to standard output: {e.strerror or e}")
-        err.errno, err.strerror = e.errno, e.strerror
-        _drop_unread_output()  # nor again as Python exits
-        return err
-
-    def write(self, text: str) -> Any:
-        try:
-            return self._stream.write(text)  # as the stream says (some wrappers return None)
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise self._failed(e) from e
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise self._failed(e) from e
-
-
-@contextmanager
-def _guarded_output() -> Iterator[None]:
-    """``sys.stdout`` as a :class:`_GuardedOutput` for the block, flushed at its end, so that output that cannot be
-    written is one line (``cannot write to standard output: No space left on device``), said before Python exits."""
-    original = sys.stdout
-    if original is None:  # no standard output at all (pythonw)
-        yield
-        return
-    sys.stdout = guarded = _GuardedOutput(original)  # type: ignore[assignment]
-    try:
-        yield
-        guarded.flush()
-    finally:
-        if sys.stdout is guarded:
-            sys.stdout = original
 
 
 READS_PICTURES = frozenset({"encode", "eval", "tokenize", "train-tokenizer", "prune-codebook", "demo", "info"})
@@ -525,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     while argv and argv[0] == "--debug":
         argv, debug = argv[1:], True
     try:
-        with _one_line_usage_errors(), _one_line_warnings(), _guarded_output():
+        with one_line_usage_errors(), one_line_warnings(), guarded_output():
             parser = build_parser()  # imports torch and the commands' modules: Ctrl-C here is handled too
             args = _parse(parser, argv)
             args.debug = debug  # the commands that say their own errors show the traceback too
@@ -536,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _check_environment()
             return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early: stop there, quietly
-        _drop_unread_output()
+        drop_unread_output()
         return PIPE_CLOSED
     except KeyboardInterrupt:
         print(f"mmtok: interrupted after {time.perf_counter() - start:.1f} s", file=sys.stderr)

@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 
 import mmtok
-from mmtok.cli import PIPE_CLOSED, _drop_unread_output, main
+from mmtok.cli import main
 from mmtok.context import planner
 from mmtok.context.shipped import plan
+from mmtok.core.command_output import PIPE_CLOSED, drop_unread_output
 from mmtok.data.media_files import run_each
 
 
@@ -121,7 +122,7 @@ def test_what_stdout_still_buffers_is_dropped_once_its_reader_is_gone(monkeypatc
         with pytest.raises(BrokenPipeError):
             os.write(write, b"x")
         monkeypatch.setattr(sys, "stdout", stdout)
-        _drop_unread_output()
+        drop_unread_output()
         stdout.flush()  # to the null device now
     finally:
         stdout.close()
