@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from mmtok.stream.vocab import Vocabulary as Vocabulary
     from mmtok.video.read import read_video as read_video
     from mmtok.video.tokenizer import VideoTokenizer as VideoTokenizer
+    from mmtok.vq.config import VQConfig as VQConfig
     from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
-    from mmtok.vq.quantizer import VQConfig as VQConfig
 
 # where each public name lives: imported on first use (PEP 562), so ``import mmtok`` (and the ``mmtok`` command's
 # start, which must answer Ctrl-C) does not wait for torch
@@ -99,7 +99,7 @@ _HOMES = {
     "read_video": "mmtok.video.read",
     "VideoTokenizer": "mmtok.video.tokenizer",
     "VectorQuantizer": "mmtok.vq.quantizer",
-    "VQConfig": "mmtok.vq.quantizer",
+    "VQConfig": "mmtok.vq.config",
 }
 
 

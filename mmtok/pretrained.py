@@ -5,7 +5,8 @@ reads ``config.json``, builds the module of that kind from its config and fills
 in the weights, checking every shape.
 
 >>> import tempfile, os, torch
->>> from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+>>> from mmtok.vq.config import VQConfig
+>>> from mmtok.vq.quantizer import VectorQuantizer
 >>> vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8))
 >>> folder = save(vq, os.path.join(tempfile.mkdtemp(), "vq"))
 >>> again = load(folder)
@@ -159,7 +160,8 @@ def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None
     ``load(name_or_path).cfg`` would be. Text tokenizers (kind ``"text"``) have none.
 
     >>> import tempfile, os
-    >>> from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+    >>> from mmtok.vq.config import VQConfig
+    >>> from mmtok.vq.quantizer import VectorQuantizer
     >>> folder = save(VectorQuantizer(VQConfig(dim=4, codebook_size=8)), os.path.join(tempfile.mkdtemp(), "vq"))
     >>> load_config(folder).codebook_size
     8

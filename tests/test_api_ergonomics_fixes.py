@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import mmtok.pretrained
+from mmtok.audio.arrays import MixedChannelsWarning
 from mmtok.audio.config import AudioTokenizerConfig
-from mmtok.audio.io import MixedChannelsWarning, load_audio
+from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError, ImageError, VideoError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
+from mmtok.audio.arrays import MAX_FLOAT_PEAK
 from mmtok.audio.config import AudioTokenizerConfig
-from mmtok.audio.io import MAX_FLOAT_PEAK, SAMPLE_RATE, load_audio
+from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.image.io import load_image

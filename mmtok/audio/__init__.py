@@ -1,11 +1,13 @@
 """Audio: file -> mono waveform -> log-mel slices -> codes ``[n]`` -> log-mel -> waveform.
 
-:mod:`~mmtok.audio.io` reads and resamples files (the streamed resamplers in
+:mod:`~mmtok.audio.io` reads and resamples files and arrays (the channel rules for arrays and
+chunks in :mod:`~mmtok.audio.arrays`; the streamed resamplers in
 :mod:`~mmtok.audio.resample`; their headers checked against what they hold by
 :mod:`~mmtok.audio.file_checks`; what libsndfile cannot read decoded through PyAV by
 :mod:`~mmtok.audio.av_read`); :mod:`~mmtok.audio.features`
 is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings
-(:mod:`~mmtok.audio.config`), the checks on codes it decodes (:mod:`~mmtok.audio.codes`),
+(:mod:`~mmtok.audio.config`), its encoding in fixed blocks (:mod:`~mmtok.audio.encode_blocks`),
+the checks on codes it decodes (:mod:`~mmtok.audio.codes`),
 Griffin-Lim (:mod:`~mmtok.audio.griffin_lim`) and streaming decode
 (:mod:`~mmtok.audio.decode_stream`, :mod:`~mmtok.audio.streaming`);
 :mod:`~mmtok.audio.model` its networks; :mod:`~mmtok.audio.vocoder` the learned

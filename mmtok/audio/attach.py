@@ -10,7 +10,7 @@ decoder decodes otherwise); one trained on the true log-mel joins any tokenizer 
 >>> import tempfile, os
 >>> from mmtok.audio.config import AudioTokenizerConfig
 >>> from mmtok.audio.vocoder import VocoderConfig
->>> from mmtok.vq.quantizer import VQConfig
+>>> from mmtok.vq.config import VQConfig
 >>> tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
 >>> voc = Vocoder(VocoderConfig(dim=8, intermediate=16, blocks=1))
 >>> folder = attach_vocoder(tok, voc, os.path.join(tempfile.mkdtemp(), "audio-v2"))

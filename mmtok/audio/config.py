@@ -20,7 +20,7 @@ from mmtok.audio.features import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, N_FFT, N_M
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.vocoder import VocoderConfig
 from mmtok.core.errors import AudioError
-from mmtok.vq.quantizer import VQConfig
+from mmtok.vq.config import VQConfig
 
 __all__ = [
     "BLOCK_TOKENS",

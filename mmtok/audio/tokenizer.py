@@ -11,10 +11,10 @@ Axis legend used in shape comments:
 Tokens are time slices: token ``t`` stands for mel frames ``[fpt*t, fpt*(t+1))``
 (frame ``i`` is centred on sample ``i*HOP_LENGTH``), read by an encoder with a fixed
 receptive field. The signal is processed in fixed blocks of ``block_tokens`` tokens,
-each with the same zero-padded context, so streamed, chunked, batched and whole
-encodings run identical arithmetic and give identical codes.
+each with the same zero-padded context (:mod:`mmtok.audio.encode_blocks`), so streamed,
+chunked, batched and whole encodings run identical arithmetic and give identical codes.
 
->>> from mmtok.vq.quantizer import VQConfig
+>>> from mmtok.vq.config import VQConfig
 >>> cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=64), encoder_channels=32, decoder_channels=32)
 >>> tok = AudioTokenizer(cfg).eval()
 >>> wave = torch.sin(torch.arange(16000) / 7.0)        # 1 s at 16 kHz
@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.audio.arrays import mono_chunks
 from mmtok.audio.codes import PAD_CODE, check_codes, is_encoded_batch, split_batch
 from mmtok.audio.config import (
     VOCODER_CHOICES,
@@ -47,9 +48,10 @@ from mmtok.audio.config import (
     front_end_mismatch,
 )
 from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
+from mmtok.audio.encode_blocks import ordinary_blocks, stream_codes
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim
-from mmtok.audio.io import AudioInput, fit_length, load_audio, mono_chunks
+from mmtok.audio.io import AudioInput, fit_length, load_audio
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
@@ -217,44 +219,6 @@ class AudioTokenizer(nn.Module):
 
     # ------------------------------------------------------------ encoding
 
-    def _block_codes(self, window: torch.Tensor, keep: int) -> torch.Tensor:
-        """Samples of one block with context ``[L]`` -> codes of its first ``keep`` tokens."""
-        mel = self.log_mel(window[None], center=False)  # (1, M, fpt*T + 2*ctx)
-        if not bool(torch.isfinite(mel.sum())):  # finite samples whose power overflows float32
-            raise AudioError(f"audio samples reach {float(window.abs().max()):.3g}: their log-mel overflows "
-                             "float32 (audio is about [-1, 1]; integer PCM is scaled when given as an integer array)")
-        return self.vq.encode(self.latents(mel)[0, :keep])  # (keep,); only real tokens are counted
-
-    def _stream(self, chunks: Iterable[torch.Tensor], caller: str = "encode_stream") -> Iterator[torch.Tensor]:
-        """Codes block by block from chunks of samples; the same arithmetic whatever the chunking.
-        ``caller`` names the public method in messages."""
-        c, ctx, device = self.cfg, self.context_frames, self.device
-        step = c.block_tokens * c.samples_per_token  # samples between block starts
-        window = (c.frames_per_token * c.block_tokens + 2 * ctx - 1) * c.hop_length + c.n_fft
-        pending = [torch.zeros(ctx * c.hop_length + c.n_fft // 2, device=device)]  # left zero context
-        held, total, emitted = pending[0].numel(), 0, 0  # held: samples in pending
-        for chunk in chunks:
-            # a copy: the caller may refill its array for the next chunk while this one waits in pending
-            pending.append(chunk.to(device, torch.float32, copy=True))
-            held, total = held + chunk.numel(), total + chunk.numel()
-            if held < window:
-                continue
-            buf = torch.cat(pending)  # joined once a block is due, not once per chunk
-            while buf.numel() >= window:
-                yield self._block_codes(buf[:window], c.block_tokens)
-                buf, emitted = buf[step:], emitted + c.block_tokens
-            pending, held = [buf], buf.numel()
-        if total == 0:
-            raise AudioError(f"{caller} got no samples (all chunks were empty)")
-        buf, n = torch.cat(pending), math.ceil(total / c.samples_per_token)
-        while emitted < n:
-            # the last block reads only what its tokens need: a 1 s clip costs 1 s of encoder, not a block's 5 s
-            keep = min(c.block_tokens, n - emitted)
-            need = (c.frames_per_token * keep + 2 * ctx - 1) * c.hop_length + c.n_fft
-            buf = F.pad(buf, (0, max(0, need - buf.numel())))
-            yield self._block_codes(buf[:need], keep)
-            buf, emitted = buf[step:], emitted + c.block_tokens
-
     def encode_iter(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
                     channels_first: bool | None = None) -> Iterator[torch.Tensor]:
         """:meth:`encode_stream` handing out codes as they are final: one block of ``block_tokens``
@@ -265,16 +229,7 @@ class AudioTokenizer(nn.Module):
             raise ValueError(f"encode_iter needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                              "resample the recording first (load_audio)")
         mono = mono_chunks(chunks, caller="encode_iter", channels_first=channels_first)
-        return self._blocks(self._stream(mono, "encode_iter"))
-
-    @staticmethod
-    def _blocks(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
-        while True:
-            with torch.inference_mode():  # as encode_stream runs, so the codes are the same
-                block = next(blocks, None)
-            if block is None:
-                return
-            yield block.clone()  # an ordinary tensor, made outside inference mode
+        return ordinary_blocks(stream_codes(self, mono, "encode_iter"))
 
     @ordinary_outputs
     def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
@@ -285,7 +240,7 @@ class AudioTokenizer(nn.Module):
         change the signal); the codes equal ``encode`` of the whole recording exactly.
         Multi-channel chunks share one layout: ``channels_first=True`` for chunks ``[C, S]``,
         ``False`` for ``[S, C]``; None (the default) takes it from the first chunk whose shape
-        settles it (see :func:`~mmtok.audio.io.mono_chunks`), so a short tail such as ``[2, 1]``
+        settles it (see :func:`~mmtok.audio.arrays.mono_chunks`), so a short tail such as ``[2, 1]``
         after ``[2, 4000]`` chunks is one stereo sample. Chunks all too short to tell (both sides
         at most 16, e.g. every chunk ``[2, 2]``) are refused with an error that asks for
         ``channels_first``; mono chunks ``[S]`` never need it.
@@ -295,7 +250,7 @@ class AudioTokenizer(nn.Module):
                 f"encode_stream needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                 "resample the recording first (load_audio) or use encode(x, chunk_seconds=...)"
             )
-        return torch.cat(list(self._stream(mono_chunks(chunks, channels_first=channels_first))))
+        return torch.cat(list(stream_codes(self, mono_chunks(chunks, channels_first=channels_first))))
 
     @overload
     def encode(self, x: AudioInput, sample_rate: int | None = None, *,
@@ -315,13 +270,13 @@ class AudioTokenizer(nn.Module):
         A clip's samples are ``[S]``, or ``[C, S]`` / ``[S, C]`` with up to 16 channels,
         averaged to mono: a 2-D array or tensor is one multi-channel clip, not a batch
         (``encode(torch.stack([a, b]))`` encodes the mix ``(a + b) / 2``; an array of more
-        than two channels also gives a :class:`~mmtok.audio.io.MixedChannelsWarning`). A batch is a
+        than two channels also gives a :class:`~mmtok.audio.arrays.MixedChannelsWarning`). A batch is a
         list of clips: it gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
         with ``PAD_CODE``. ``chunk_seconds`` (a number > 0) feeds the clip through
         :meth:`encode_stream` in pieces of that length: the codes are the same; None or
         ``inf`` encodes it in one piece.
 
-        Float samples are about [-1, 1]: a peak over :data:`~mmtok.audio.io.MAX_FLOAT_PEAK`
+        Float samples are about [-1, 1]: a peak over :data:`~mmtok.audio.arrays.MAX_FLOAT_PEAK`
         (64: integer PCM stored as float) is an :class:`AudioError`. A DC offset changes the codes (the mel
         front end starts at 0 Hz): subtract the mean of a recording that carries one.
         """
@@ -340,9 +295,9 @@ class AudioTokenizer(nn.Module):
             return out, lengths
         audio = load_audio(x, sample_rate, target_rate=self.sample_rate)
         if chunk_seconds is None or math.isinf(chunk_seconds):
-            return torch.cat(list(self._stream([audio])))
+            return torch.cat(list(stream_codes(self, [audio])))
         size = max(1, min(audio.numel(), round(chunk_seconds * self.sample_rate)))
-        return torch.cat(list(self._stream(audio.split(size))))
+        return torch.cat(list(stream_codes(self, audio.split(size))))
 
     # ------------------------------------------------------------ decoding
 

@@ -24,7 +24,7 @@ from mmtok.core.module_io import load_module
 from mmtok.core.resume import said
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.trainstate import options_given
-from mmtok.vq.quantizer import VQConfig
+from mmtok.vq.config import VQConfig
 
 __all__ = ["GROWABLE", "RESUME_FREE", "RESUME_KEPT", "RESUME_MAY_CHANGE", "RUN_ARCH", "build_config", "init_source",
            "load_grown", "resume_source", "run_settings", "settings_record", "take_run_settings"]

@@ -17,7 +17,7 @@ tokenizer as ``RUN/tokenizer/`` (and ``RUN/best-tokenizer/`` beside ``RUN/best/`
 tokenizer of another step is refused).
 
 >>> from mmtok.audio.config import AudioTokenizerConfig
->>> from mmtok.vq.quantizer import VQConfig
+>>> from mmtok.vq.config import VQConfig
 >>> tok = AudioTokenizer(AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=8), decoder_channels=8))
 >>> tuning = DecoderTuning(tok, anchor=1.0)
 >>> mel = tuning.features(torch.randn(2, 3200) * 0.1)          # 10 tokens of 2 frames each

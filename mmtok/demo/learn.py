@@ -70,7 +70,8 @@ def corpus_step(d: Demo) -> str:
 
 def train_step(d: Demo) -> str:
     from mmtok.lm.runs import LOG_NAME
-    from mmtok.lm.train import TrainConfig, train
+    from mmtok.lm.train import train
+    from mmtok.lm.train_config import TrainConfig
 
     steps = 90 if d.fast else 600
     cfg = TrainConfig(data=str(d.out / "shards"), out=str(d.out / "run"), preset="tiny", seq_len=64,

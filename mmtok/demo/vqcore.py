@@ -10,7 +10,8 @@ from tqdm.auto import tqdm
 
 from mmtok.demo.plots import usage_plot
 from mmtok.synth.clustered import make_clustered
-from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+from mmtok.vq.config import VQConfig
+from mmtok.vq.quantizer import VectorQuantizer
 
 if TYPE_CHECKING:
     from mmtok.demo.state import Demo

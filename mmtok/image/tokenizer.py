@@ -30,7 +30,8 @@ from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.image.io import ImageInput, check_size, describe, load_image, load_sized
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.image.sizing import SIZE_POLICIES, apply_size_policy
-from mmtok.vq.quantizer import VectorQuantizer, VQConfig
+from mmtok.vq.config import VQConfig
+from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
 

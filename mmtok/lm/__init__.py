@@ -1,7 +1,8 @@
 """The language model over token streams: the transformer, its training loop, sampling.
 
 :mod:`~mmtok.lm.model` (decoder-only transformer: GQA, RoPE 1-D/3-D, SDPA,
-KV cache), :mod:`~mmtok.lm.train` (training with resume and DDP),
+KV cache), :mod:`~mmtok.lm.train` (training with resume and DDP; its settings in
+:mod:`~mmtok.lm.train_config`),
 :mod:`~mmtok.lm.runs` (a run folder and the model in it),
 :mod:`~mmtok.lm.sample` (grammar-constrained sampling).
 

@@ -1,5 +1,5 @@
-"""``mmtok train``: its options (one per :class:`~mmtok.lm.train.TrainConfig` field, each number checked as it
-is parsed against :data:`~mmtok.lm.train.SETTING_RANGES`, naming the flag) and the command, which on ``--resume``
+"""``mmtok train``: its options (one per :class:`~mmtok.lm.train_config.TrainConfig` field, each number checked as it
+is parsed against :data:`~mmtok.lm.train_config.SETTING_RANGES`, naming the flag) and the command, which on ``--resume``
 takes the run's own settings for the flags left out."""
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ _AT_LEAST_1 = ("seq_len", "batch_size", "grad_accum", "steps", "save_every", "ke
 
 
 def train_parser() -> argparse.ArgumentParser:
-    """The options of ``mmtok train``: one per :class:`~mmtok.lm.train.TrainConfig` field, each with its default."""
+    """The options of ``mmtok train``: one per :class:`~mmtok.lm.train_config.TrainConfig` field, each with its default."""
     from dataclasses import asdict
 
     from mmtok.lm.model import PRESETS
-    from mmtok.lm.train import TrainConfig
+    from mmtok.lm.train_config import TrainConfig
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train", description="Train the transformer on token shards; "
                                  "ends by printing the run folder, its newest checkpoint and the final loss.",
@@ -67,7 +67,8 @@ def main(argv: Sequence[str]) -> int:
     import torch.distributed as dist
 
     from mmtok.lm.runs import last_log_row, latest_checkpoint
-    from mmtok.lm.train import SETTING_RANGES, TrainConfig, train
+    from mmtok.lm.train import train
+    from mmtok.lm.train_config import SETTING_RANGES, TrainConfig
 
     argv = list(argv)
     parser = train_parser()

@@ -53,11 +53,10 @@ from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.device import device_record, pick_device
-from mmtok.core.errors import CheckpointError, RunRefusedError, TrainingError
+from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
-from mmtok.core.ranges import SEED, Range
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
-from mmtok.core.schedule import warmup_cosine, warmup_note
+from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import (
     hold_run_folder,
     load_newest_intact,
@@ -82,74 +81,10 @@ from mmtok.lm.runs import (
     run_settings,
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
+from mmtok.lm.train_config import TrainConfig, check_config, lr_at
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["RECORDED_RANGES", "SETTING_RANGES", "TrainConfig", "check_config", "train"]
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (saved in every checkpoint)."""
-
-    data: str = ""  # folder of token shards (mmtok tokenize --out)
-    out: str = "run"  # run folder: checkpoints, log.jsonl, loss.png
-    preset: str = "tiny"  # model size: tiny, small, base
-    seq_len: int = 256  # tokens per training window (a window of several documents: a seq_len² mask each)
-    batch_size: int = 8  # windows per micro-batch per process
-    grad_accum: int = 1  # micro-batches per optimizer step
-    steps: int = 1000  # optimizer steps in total
-    lr: float = 3e-3  # peak learning rate
-    min_lr: float = 3e-4  # learning rate at the end of the cosine
-    warmup: int = 50  # linear warmup steps
-    weight_decay: float = 0.1  # AdamW weight decay (matrices only)
-    grad_clip: float = 1.0  # max global gradient norm (0 = off)
-    rope_3d: bool = False  # 3-D rotary (time, row, column) positions for media tokens, else 1-D
-    dropout: float = 0.0  # model dropout
-    seed: int = 0  # seeds data order, init and dropout
-    save_every: int = 100  # steps between checkpoints
-    keep_last: int = 2  # checkpoints kept
-    compile: bool = False  # torch.compile the model
-    device: str | None = None  # cpu / cuda (default: cuda when available)
-    threads: int | None = None  # CPU threads for torch (default: torch's choice)
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warmup to ``lr``, then cosine to ``min_lr`` at ``steps``."""
-    return warmup_cosine(step, peak=cfg.lr, warmup=cfg.warmup, total=cfg.steps, floor=cfg.min_lr)
-
-
-SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field takes (mmtok train checks its flags by it)
-    **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads"), Range(1)),
-    **dict.fromkeys(("lr", "min_lr", "warmup", "weight_decay", "grad_clip"), Range(0)),
-    "dropout": Range(0, 1, high_open=True),  # a probability
-    "seed": SEED,
-}
-RECORDED_RANGES = {**SETTING_RANGES, "seed": Range(0, 2**63 - 1)}  # a resumed run's own: any int64 seed >= 0 goes
-
-
-def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) -> None:
-    """Raise :class:`RunRefusedError` for settings no run can use: a field outside its range in
-    :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset.
-    A field at its ``recorded`` value (the resumed run's :func:`~mmtok.lm.runs.run_settings`) need only lie in
-    :data:`RECORDED_RANGES`: a run goes on with the settings it was started with.
-
-    >>> check_config(TrainConfig(dropout=1.5))
-    Traceback (most recent call last):
-    mmtok.core.errors.RunRefusedError: dropout must be in [0, 1) (a finite number), got 1.5
-    """
-    if cfg.preset not in PRESETS:
-        raise RunRefusedError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
-    defaults, recorded = TrainConfig(), recorded or {}
-    for name, allowed in SETTING_RANGES.items():
-        value, default = getattr(cfg, name), getattr(defaults, name)
-        allowed = RECORDED_RANGES[name] if name in recorded and recorded[name] == value else allowed
-        if value is None and default is None:  # left to torch (threads)
-            continue
-        whole = not isinstance(default, float)
-        kinds = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not allowed.holds(value):
-            raise RunRefusedError(f"{name} must be {allowed.phrase(whole=whole)} "
-                                  f"({'a whole number' if whole else 'a finite number'}), got {value!r}")
+__all__ = ["train"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -460,7 +395,7 @@ def _checkpoint(r: _Run) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train a run into ``cfg.out``, or continue it (``resume``); returns the run folder.
 
-    Settings no run can use are refused (:func:`check_config`), and so is a folder that already holds a run
+    Settings no run can use are refused (:func:`~mmtok.lm.train_config.check_config`), and so is a folder that already holds a run
     (both a :class:`RunRefusedError`) unless ``resume`` (continue from its newest intact checkpoint; a folder
     with none starts the run afresh, said on stderr) or ``overwrite`` (drop its checkpoints and log, start over);
     one that holds files but no run is refused even then. The folder is held (:func:`hold_run_folder`) before

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.audio.arrays import BLOCK_SAMPLES, mono_chunks
 from mmtok.audio.av_read import decoded_audio, padding_end
-from mmtok.audio.io import BLOCK_SAMPLES, mono_chunks
 from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.errors import VideoError
 
@@ -48,7 +48,7 @@ def decode_soundtrack(av: Any, container: Any, stream: Any, where: str, sample_r
                       max_seconds: float | None) -> tuple[list[np.ndarray], float | None, int]:
     """The stream decoded frame by frame at its own rate and channels (:func:`~mmtok.audio.av_read.decoded_audio`),
     then in blocks as :func:`~mmtok.audio.io.load_audio` reads a file: channels averaged
-    (:func:`~mmtok.audio.io.mono_chunks`) and resampled to ``sample_rate``
+    (:func:`~mmtok.audio.arrays.mono_chunks`) and resampled to ``sample_rate``
     (:func:`~mmtok.audio.resample.resampler`), so the same sound gives the same samples from a video as from
     an audio file. Returns the mono float32 parts, the first frame's time on the file's clock (None without a
     timestamp) and the most samples one frame gave, at ``sample_rate``. Past ``max_seconds`` (and two frames,

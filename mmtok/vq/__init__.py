@@ -1,10 +1,10 @@
 """The codebook layer: vector quantization.
 
-:class:`VectorQuantizer` (EMA updates and dead-code restarts in :mod:`~mmtok.vq.ema`, k-means
-init from a random sample of the first training vectors in :mod:`~mmtok.vq.kmeans_init`, DDP
-sync), its exact chunked nearest-code search (:mod:`~mmtok.vq.search`) and the
-one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer and the media trainers
-share, and :mod:`~mmtok.vq.prune`, which keeps only the codes a tokenizer's
+:class:`VectorQuantizer` (its settings, :class:`VQConfig`, in :mod:`~mmtok.vq.config`; EMA updates
+and dead-code restarts in :mod:`~mmtok.vq.ema`, k-means init from a random sample of the first
+training vectors in :mod:`~mmtok.vq.kmeans_init`, DDP sync), its exact chunked nearest-code
+search (:mod:`~mmtok.vq.search`) and the one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer
+and the media trainers share, and :mod:`~mmtok.vq.prune`, which keeps only the codes a tokenizer's
 training data picks most.
 
 Imports: :mod:`mmtok.core` only.
@@ -12,10 +12,10 @@ Imports: :mod:`mmtok.core` only.
 
 from __future__ import annotations
 
+from mmtok.vq.config import VQConfig as VQConfig
 from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
 from mmtok.vq.quantizer import UsageStats as UsageStats
 from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
-from mmtok.vq.quantizer import VQConfig as VQConfig
 from mmtok.vq.search import nearest_code as nearest_code
 
 __all__ = ['QuantizeResult', 'UsageStats', 'VQConfig', 'VectorQuantizer', 'nearest_code']

@@ -1,6 +1,6 @@
 """The VQ codebook: k-means init (:mod:`mmtok.vq.kmeans_init`), EMA updates and dead-code
 restarts (:mod:`mmtok.vq.ema`), rebalancing and usage statistics, over the exact chunked
-nearest-code search of :mod:`mmtok.vq.search`.
+nearest-code search of :mod:`mmtok.vq.search`; its settings are :class:`~mmtok.vq.config.VQConfig`.
 
 Axis legend used in shape comments:
     N  number of vectors (all leading axes of the input flattened)
@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,80 +37,15 @@ from mmtok.core.floats import all_finite, fits_float32
 from mmtok.core.metrics import codebook_usage
 from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
-from mmtok.core.ranges import ABOVE_0, Range
+from mmtok.vq.config import VQConfig
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
 from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
 from mmtok.vq.kmeans_init import KmeansPool
 from mmtok.vq.search import canonical_codes, nearest_code
 
-__all__ = ["QuantizeResult", "UsageStats", "VQConfig", "VectorQuantizer"]
+__all__ = ["QuantizeResult", "UsageStats", "VectorQuantizer"]
 
-# the values each number of VQConfig takes (finite: NaN and infinities are refused), and its notes
-CONFIG_RANGES: dict[str, Range] = {
-    "dim": Range(1), "codebook_size": Range(2), "decay": Range(0, 1, low_open=True, high_open=True),
-    "eps": ABOVE_0, "commitment_weight": Range(0), "dead_code_threshold": Range(0),
-    "dead_code_rate": Range(0, 1, high_open=True), "search_budget_mb": ABOVE_0, "kmeans_iters": Range(1),
-    "kmeans_min_vectors": Range(0), "codebook_dim": Range(1), "chunk_size": Range(1),
-}
-OPTIONAL = ("codebook_dim", "chunk_size", "search_budget_mb")  # None: the default behaviour
-WHOLE = ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size")
-CONFIG_NOTES = {"eps": " (the default is 1e-5)", "dead_code_threshold": " (0: no restarts)"}
 ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
-
-
-@dataclass
-class VQConfig:
-    """Hyperparameters of a :class:`VectorQuantizer`."""
-
-    dim: int = 256  # size of the vectors that come in (last axis of the input)
-    codebook_size: int = 1024  # K: number of codes
-    decay: float = 0.99  # EMA decay of code counts and sums (0 < decay < 1; higher = slower)
-    eps: float = 1e-5  # Laplace smoothing of EMA counts, so a code never divides by zero (> 0)
-    commitment_weight: float = 0.25  # weight of ||x - sg(q)||² in the returned loss
-    kmeans_init: bool = True  # initialise codes by k-means on a random sample of the first training vectors
-    kmeans_iters: int = 10  # Lloyd iterations of that initialisation (≥ 1)
-    kmeans_min_vectors: int = 0  # collect at least this many training vectors (and ≥ K) before k-means
-    dead_code_threshold: float = 1.0  # restart codes whose EMA count (vectors per step and rank) falls below this; 0 = never
-    dead_code_rate: float = 0.0  # also restart codes below this fraction of the mean EMA count (expected rate); 0 = off
-    codebook_dim: int | None = None  # if set, search in this smaller space through learned in/out projections
-    cosine: bool = False  # l2-normalise inputs and codes: nearest by cosine similarity
-    chunk_size: int | None = None  # vectors per search block; None = chosen from search_budget_mb
-    search_budget_mb: float | None = None  # memory for one block of scores; None = cache-sized on CPU, large on CUDA
-
-    def __post_init__(self) -> None:
-        self._check_types()
-        for name, allowed in CONFIG_RANGES.items():  # NaN and infinities lie outside every range
-            value = getattr(self, name)
-            if not (value is None and name in OPTIONAL) and not allowed.holds(value):
-                hint = CONFIG_NOTES.get(name, "")
-                kind = "a whole number" if name in WHOLE else "a finite number"
-                raise QuantizerError(f"VQConfig.{name} must be {kind} {allowed}{' or None' if name in OPTIONAL else ''}"
-                                     f"{hint}, got {value!r}")
-
-    def _check_types(self) -> None:
-        for name in CONFIG_RANGES:
-            value = getattr(self, name)
-            if value is None and name in OPTIONAL:
-                continue
-            kinds = (int, np.integer) if name in WHOLE else (int, float, np.integer, np.floating)
-            if isinstance(value, bool) or not isinstance(value, kinds):
-                raise TypeError(f"VQConfig.{name} must be a {'whole number' if name in WHOLE else 'number'}, "
-                                f"got {value!r} ({type(value).__name__})")
-
-    @property
-    def lookup_dim(self) -> int:
-        """d: the size of the space the codes live in."""
-        return self.codebook_dim or self.dim
-
-    def same_codebook(self, other: VQConfig) -> bool:
-        """Whether ``other``'s codebook (and projections) can be loaded into a quantizer with this config.
-
-        True when the fields that give the state its shapes and meaning agree (input size,
-        K, lookup size, cosine or not); the training knobs (EMA decay, commitment weight,
-        dead-code restarts, k-means initialisation, search blocks) may differ.
-        """
-        return (self.dim, self.codebook_size, self.codebook_dim, self.cosine) == (
-            other.dim, other.codebook_size, other.codebook_dim, other.cosine)
 
 
 @dataclass
