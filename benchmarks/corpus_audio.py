@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import corpus_formats as cf
-from corpus_source import Item, Package, bytes_of, copy_of
+from corpus_source import BytesOf, Item, Package, bytes_of, copy_of
 
 TOP = "audio"  # files go to OUT/audio/<source>/...
 PACKAGES = [
@@ -51,6 +51,30 @@ LEFT_OUT = {
     "RNC compression; not unpacked in this version"
 }
 MEASURED = ("seconds", "sample_rate", "channels")
+DECODER_FORMATS = ("g722", "mp3")  # what PyAV reads here: the telephone prompts, the MP3 clips measured
+
+
+def check_decoders() -> None:
+    """Refuse, in one line and before any work, an install that cannot decode the corpus: PyAV decodes the
+    G.722 telephone prompts and measures the MP3 clips, soundfile writes the FLAC files and measures the rest.
+    Without it every such file would fail on its own, one skip at a time."""
+    try:
+        import soundfile as sf
+    except (ImportError, OSError) as e:  # OSError: soundfile without its libsndfile
+        raise SystemExit(f"fetch_corpus audio: soundfile cannot be loaded ({e}): it writes the FLAC files and "
+                         "measures the clips; reinstall mmtok with pip install -e .") from None
+    if "FLAC" not in sf.available_formats():
+        raise SystemExit("fetch_corpus audio: this soundfile's libsndfile cannot write FLAC: reinstall mmtok with "
+                         "pip install -e .")
+    try:
+        import av
+    except ImportError as e:
+        raise SystemExit(f"fetch_corpus audio: PyAV is not installed ({e}): it decodes the G.722 telephone prompts "
+                         'and measures the MP3 clips; install it with pip install -e ".[video]"') from None
+    missing = [f for f in DECODER_FORMATS if f not in av.formats_available]
+    if missing:
+        raise SystemExit(f"fetch_corpus audio: PyAV {av.__version__} was built without the {' and '.join(missing)} "
+                         'format of FFmpeg, which the corpus needs: install the PyAV wheel with pip install -e ".[video]"')
 
 # --------------------------------------------------------------------------- writers and measuring
 
@@ -166,9 +190,10 @@ def audio_queen(pkg: Package) -> Iterator[Item]:
         yield Item(e.name[:-3].lower() + ".mp3", f"queen:{who}", _queen_writer(data, e), ["queen.1c"], meta)
 
 
-def _queen_writer(data: bytes, entry: cf.QueenEntry) -> Callable[[Path], None]:
-    """Writer of one .SB entry's MP3 stream, cut out of ``data`` only when the file is written."""
-    return lambda dest: dest.write_bytes(cf.queen_clip(data, entry))
+def _queen_writer(data: bytes, entry: cf.QueenEntry) -> BytesOf:
+    """Writer of one .SB entry's MP3 stream, cut out of ``data`` only when the file is written (or its
+    content asked for)."""
+    return BytesOf(lambda: cf.queen_clip(data, entry))
 
 
 def audio_tuxpaint(pkg: Package) -> Iterator[Item]:

@@ -9,7 +9,9 @@ a time (``build_lock``). ``UNFINISHED`` marks a build under way: written just be
 first file in the folder changes and removed once the summary is written, it holds the
 build's command line, the paths the manifest held when the build began and then one row per
 file written, so a build run after a killed one reuses those files and still deletes what
-neither lists any more. Nothing here runs on its own.
+neither lists any more. A build that changes nothing (a rerun with the same inputs) never
+writes it, and leaves a manifest and summary that hold what they would be written with alone.
+Nothing here runs on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +35,7 @@ ACCEPT_FLAG = "--accept-new-versions"
 SPLIT_ORDER = ("train", "validation", "test")  # a duplicate is kept in the first of these it is in
 UNFINISHED = UNFINISHED_NAME  # present while a build is under way or after one was killed (the trainers refuse it)
 LOCK = ".build.lock"  # flock'ed by the build of the folder that is running
+SCRATCH = ".build.tmp"  # files are made and measured here before they take their place (removed by each build)
 
 
 # --------------------------------------------------------------------------- reading and checking
@@ -98,12 +102,13 @@ class Journal:
 def start_build(out: Path, prev: dict[str, dict], command: str) -> Journal:
     """What a killed build left in ``out``: its marker's rows of the files it wrote, by path, and the paths the
     manifest listed when it began (with ``prev``'s), as this build's :class:`Journal` (not yet written). The marker's
-    first line (the command) and a line a kill cut short are skipped; temp files of writes a kill cut short are
-    removed (after a killed build, the ``.part`` files it was making too)."""
+    first line (the command) and a line a kill cut short are skipped; temp files of writes a kill cut short and
+    the ``SCRATCH`` folder are removed (after a killed build, the ``.part`` files of older builds too)."""
     journal, written, listed = out / UNFINISHED, {}, set(prev)
     for name in ("manifest.jsonl", "summary.json", UNFINISHED):  # temp files of writes a kill cut short
         for tmp in out.glob(f".{name}.tmp-*"):
             tmp.unlink()
+    shutil.rmtree(out / SCRATCH, ignore_errors=True)  # files a killed build was making
     if journal.exists():  # a build was stopped: a file it was making when it stopped stays a .part
         for part in out.rglob("*.part"):
             if part.is_file():
@@ -140,9 +145,17 @@ def carried_over(out: Path, prev: dict[str, dict], journal: Journal, wanted: lis
 
 
 def finish_build(out: Path, summary: dict) -> None:
-    """Write ``out/summary.json`` whole, after the manifest, then drop the ``UNFINISHED`` mark."""
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    """Write ``out/summary.json`` whole (left alone when it already holds ``summary``), after the manifest, then
+    drop the ``UNFINISHED`` mark."""
+    text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    if not unchanged(out / "summary.json", text.encode("utf-8")):
+        write_atomic(out / "summary.json", text)
     (out / UNFINISHED).unlink(missing_ok=True)
+
+
+def unchanged(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` holds ``data`` already (then it is not written again)."""
+    return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
 
 
 def file_sha256(path: Path, block: int = 1 << 20) -> str:
@@ -194,12 +207,12 @@ def package_record(pkg: Package) -> dict:
 # --------------------------------------------------------------------------- de-duplication
 
 
-def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) -> list[dict]:
+def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter], journal: Journal | None = None) -> list[dict]:
     """One row per path (a later row, this run's, replaces an earlier one), then one row per content
     (sha256): packages ship the same clip under several names, and a copy in another split would put the
     same sound in train and test. The copy kept is the one in the earliest split (train, validation, test),
-    then the first path; the others are counted in their source's skips and their files deleted, never a
-    file a kept row uses."""
+    then the first path; the others are counted in their source's skips and their files deleted (``journal`` begun
+    first), never a file a kept row uses."""
     by_path = {row["path"]: row for row in rows}
     kept: dict[str, dict] = {}
     dropped = []
@@ -213,28 +226,37 @@ def drop_duplicates(rows: list[dict], out: Path, skipped: dict[str, Counter]) ->
         kept[row["sha256"]] = row
     used = {r["path"] for r in kept.values()}
     for row in dropped:
-        if row["path"] not in used:
-            (out / row["path"]).unlink(missing_ok=True)
+        path = out / row["path"]
+        if row["path"] not in used and (path.exists() or path.is_symlink()):
+            if journal:
+                journal.begin()
+            path.unlink()
     return list(kept.values())
 
 
-def remove_unlisted(out: Path, prev: dict[str, dict] | set[str], rows: list[dict]) -> int:
+def remove_unlisted(out: Path, prev: dict[str, dict] | set[str], rows: list[dict], journal: Journal | None = None) -> int:
     """Delete the files at ``prev``'s paths (what the previous manifest, or a killed build, listed) that the new
-    manifest does not list; returns how many."""
+    manifest does not list (``journal`` begun first); returns how many."""
     listed, root, n = {r["path"] for r in rows}, out.resolve(), 0
     for path in sorted(set(prev) - listed):
         target = (out / path).resolve()
         if target.is_relative_to(root) and target.is_file():
+            if journal:
+                journal.begin()
             target.unlink()
             n += 1
     return n
 
 
-def write_manifest(out: Path, rows: list[dict]) -> int:
-    """Write ``out/manifest.jsonl`` whole (rows sorted by path); returns its size in bytes."""
+def write_manifest(out: Path, rows: list[dict], journal: Journal | None = None) -> int:
+    """Write ``out/manifest.jsonl`` whole (rows sorted by path; ``journal`` begun first), left alone when it
+    already holds these rows; returns its size in bytes."""
     rows.sort(key=lambda r: r["path"])
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-    write_atomic(out / "manifest.jsonl", text)
+    if not unchanged(out / "manifest.jsonl", text):
+        if journal:
+            journal.begin()
+        write_atomic(out / "manifest.jsonl", text)
     return len(text)
 
 

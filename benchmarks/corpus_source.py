@@ -3,7 +3,9 @@
 ``fetch_corpus.py`` unpacks each Debian package into a ``Package``; a handler in
 ``corpus_audio.py`` or ``corpus_image.py`` turns it into ``Item``s (one per file to write,
 with the function that writes it); ``fetch_corpus.py`` writes, measures and lists them in
-the manifest. Nothing here runs on its own.
+the manifest. A writer with a ``content()`` method (``CopyOf``, ``BytesOf``) tells what it would
+write without writing it: a rerun recognises a copy of a file it already keeps without making it.
+Nothing here runs on its own.
 """
 
 from __future__ import annotations
@@ -44,11 +46,37 @@ class Item:
     meta: dict = field(default_factory=dict)
 
 
-def copy_of(src: Path) -> Callable[[Path], None]:
+@dataclass(frozen=True)
+class CopyOf:
+    """Writer that copies ``src`` byte for byte; ``content()`` is what it writes, known without writing it."""
+
+    src: Path
+
+    def __call__(self, dest: Path) -> None:
+        shutil.copyfile(self.src, dest)
+
+    def content(self) -> Path:
+        return self.src
+
+
+@dataclass(frozen=True)
+class BytesOf:
+    """Writer that stores the bytes ``read()`` returns as they are; ``content()`` is those bytes."""
+
+    read: Callable[[], bytes]
+
+    def __call__(self, dest: Path) -> None:
+        dest.write_bytes(self.read())
+
+    def content(self) -> bytes:
+        return self.read()
+
+
+def copy_of(src: Path) -> CopyOf:
     """Writer that copies ``src`` byte for byte."""
-    return lambda dest: shutil.copyfile(src, dest)
+    return CopyOf(src)
 
 
-def bytes_of(data: bytes) -> Callable[[Path], None]:
+def bytes_of(data: bytes) -> BytesOf:
     """Writer that stores ``data`` (a member read out of an archive) as it is."""
-    return lambda dest: dest.write_bytes(data)
+    return BytesOf(lambda: data)

@@ -8,16 +8,20 @@ This module is the driver: the command line, fetching and unpacking the packages
 their licenses, writing and measuring the files and the group -> split assignment. What to
 take from each package lives in ``corpus_audio.py`` and ``corpus_image.py`` (one handler per
 source, the list of sources and fixed splits), the archive readers in ``corpus_formats.py``,
-the manifest and summary in ``corpus_manifest.py``; tests: ``tests/test_corpus_formats.py``
-and ``tests/test_corpus_rebuild.py``.
+the manifest and summary in ``corpus_manifest.py``; tests: ``tests/test_corpus_formats.py``,
+``tests/test_corpus_rebuild.py`` and ``tests/test_corpus_fetch_fixes.py``.
 
-Each package is fetched with ``apt-get download`` (never installed), unpacked with
+Each package is fetched with ``apt-get download`` (never installed; into ``.download-PKG/`` inside
+the packages folder, the .deb moved out only once whole), unpacked with
 ``dpkg-deb -x`` next to the .deb folder (``unpacked/``), and its media are written under
 ``OUT/audio/PKG/...`` or ``OUT/images/PKG/...``. Normal audio files (ogg, mp3, wav, flac,
 opus) and images keep their original bytes; clips that only exist inside an archive
 (Flight of the Amazon Queen's ``queen.1c``: raw MP3 streams -> .mp3; UFO:AI's ``.pk3`` zip
 -> .ogg) are written out as they are stored, and headerless audio (G.722 telephone prompts,
-codec2's 8 kHz raw PCM) is decoded to FLAC. Nothing is resampled.
+codec2's 8 kHz raw PCM) is decoded to FLAC. Nothing is resampled. The audio build needs PyAV
+(``pip install -e ".[video]"``) and checks for it before any work; a file that cannot be written or
+measured is a counted skip, a source left with none is refused, and an error that is not about the
+file (a missing module, memory, a full disk) stops the build.
 
 ``OUT/manifest.jsonl`` has one row per file: path (relative to OUT), source (the package
 asked for; ``substitute`` names the package used when this release has another name),
@@ -34,13 +38,15 @@ Splits are by group, never by file: sha256(group) as a fraction gives ~80/10/10
 groups or groups mixing speakers. Re-running skips downloads (a .deb already in the packages
 folder is used as it is, the newest by Debian version order if there are several), unpacking
 and files already written from the same .deb whose sha256 and size still match the previous
-manifest (their measurements are reused; any other file is written again), and gives the
-same splits. A package whose version (or .deb, at the same version) differs from the one the
-corpus in OUT was built from is refused unless ``--accept-new-versions`` is given; files the
+manifest (their measurements are reused; any other file is made and measured in ``OUT/.build.tmp``,
+then moved into place), and gives the same splits; a copy the previous build dropped as a
+duplicate of a file it kept is not written again, so a rerun with the same inputs changes nothing.
+A package whose version (or .deb, at the same version) differs from the one the corpus in OUT
+was built from is refused unless ``--accept-new-versions`` is given; files the
 new manifest no longer lists are then deleted. One build of OUT runs at a time (it holds a
 lock on ``OUT/.build.lock``; a second is refused). ``OUT/build.unfinished.jsonl`` is there
-from just before the first file in OUT changes until the summary is written: a corpus that has
-it is not a whole one (the build was killed or is running); its first line is that build's
+from just before the first file in OUT changes (never, on a rerun that changes nothing) until
+the summary is written: a corpus that has it is not a whole one (the build was killed or is running); its first line is that build's
 command, and the next run reuses what the killed one wrote and finishes its deletions (an
 ``--only`` run that leaves out a source whose files it rewrote is refused, and so is one that
 keeps a row whose file no longer matches it). A packages folder that does not exist is
@@ -52,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import fnmatch
 import hashlib
 import os
@@ -75,7 +82,8 @@ from corpus_formats import FormatError
 from corpus_source import Item, Package
 
 # Per kind: PACKAGES (apt), LOCAL (other sources), SOURCES (name -> handler), SPLITS (fixed
-# group splits), LEFT_OUT, TOP (folder under OUT), MEASURED and measure(path).
+# group splits), LEFT_OUT, TOP (folder under OUT), MEASURED and measure(path); optionally
+# check_decoders() (refuses, before any work, an install that cannot decode the kind's files).
 KINDS: dict[str, ModuleType] = {"audio": corpus_audio, "image": corpus_image}
 
 
@@ -99,18 +107,30 @@ def sh(*cmd: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+def apt_lists_empty() -> bool:
+    """Whether apt has no package lists (a fresh system before ``apt-get update``): ``apt-cache policy`` names no
+    ``Packages`` file, only dpkg's status."""
+    return not any(ln.rstrip().endswith(" Packages") for ln in sh("apt-cache", "policy").splitlines())
+
+
 def resolve_package(name: str) -> tuple[str, str | None]:
-    """The package to fetch for ``name`` and a note when a nearby name had to be used."""
+    """The package to fetch for ``name`` and a note when a nearby name had to be used. A name apt does not know
+    because its package lists are empty is refused with what to run first (``apt-get update``)."""
     policy = sh("apt-cache", "policy", name)
     if "Candidate:" in policy and "Candidate: (none)" not in policy:
         return name, None
+    if apt_lists_empty():
+        raise SystemExit(f"fetch_corpus: {name}: unknown to apt, whose package lists look empty (a fresh system): "
+                         "run apt-get update first")
     stem = re.sub(r"(-[\d.]+)+$", "", name)
     found = [
         ln.split(" - ")[0] for ln in sh("apt-cache", "search", "--names-only", stem).splitlines()
     ]
     best = difflib.get_close_matches(name, found, n=1, cutoff=0.5)
     if not best:
-        raise SystemExit(f"fetch_corpus: {name}: no package close to it in this release")
+        known = "apt has no version of it to download" if policy.strip() else "unknown to apt"
+        raise SystemExit(f"fetch_corpus: {name}: {known} and no package close to it in this release (if apt's "
+                         "package lists are old, run apt-get update first)")
     return best[0], f"{name} is not in this release; used {best[0]}"
 
 
@@ -130,8 +150,20 @@ def cached_debs(name: str, debs: Path) -> list[Path]:
     return sorted(debs.glob(f"{glob_escape(name)}_*.deb")) if debs.is_dir() else []
 
 
+def deb_tool(deb: Path, *args: str) -> str:
+    """``dpkg-deb ARGS`` on ``deb``; a failure is one line naming the .deb to delete (cut short or damaged, it is
+    downloaded again by the next run once it is gone)."""
+    done = tool("dpkg-deb", *args)
+    if done.returncode != 0:
+        said = "; ".join(ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip())
+        raise SystemExit(f"fetch_corpus: {deb}: dpkg-deb {args[0]} failed (exit {done.returncode}: {said or 'no message'}): "
+                         "the .deb is damaged or incomplete (a download cut short?): delete it and rerun to download "
+                         "it again")
+    return done.stdout
+
+
 def deb_version(deb: Path) -> str:
-    return sh("dpkg-deb", "-f", str(deb), "Version").strip()
+    return deb_tool(deb, "-f", str(deb), "Version").strip()
 
 
 def version_gt(a: str, b: str) -> bool:
@@ -151,22 +183,39 @@ def newest_deb(found: list[Path]) -> tuple[Path, str]:
     return max(versions.items(), key=order)
 
 
-def fetch_package(name: str, debs: Path) -> Package:
-    """apt-get download (skipped if a .deb is there), dpkg-deb -x (skipped if done)."""
-    packages_dir(debs)
-    found = cached_debs(name, debs)
-    if not found:
-        sh("apt-get", "download", name, cwd=debs)
-        found = cached_debs(name, debs)
-        if not found:
+DOWNLOADING = ".download-"  # apt-get download NAME runs in DEBS/.download-NAME; the .deb moves to DEBS once whole
+
+
+def download(name: str, debs: Path) -> list[Path]:
+    """``apt-get download name`` in a folder of its own inside ``debs``; the .deb is moved into ``debs`` only once
+    apt-get has finished it, so a download cut short (killed, interrupted, failed) leaves no .deb there for a later
+    run to take as whole. What such a download left is removed when the next one starts."""
+    tmp = debs / f"{DOWNLOADING}{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        sh("apt-get", "download", name, cwd=tmp)
+        got = cached_debs(name, tmp)
+        if not got:
             raise SystemExit(f"fetch_corpus: {name}: apt-get download left no {name}_*.deb in {debs}")
+        for deb in got:
+            os.replace(deb, debs / deb.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cached_debs(name, debs)
+
+
+def fetch_package(name: str, debs: Path) -> Package:
+    """apt-get download (skipped if a .deb is there; ``download``), dpkg-deb -x (skipped if done)."""
+    packages_dir(debs)
+    found = cached_debs(name, debs) or download(name, debs)
     deb, version = newest_deb(found)
     root = debs.parent / "unpacked" / deb.stem
     if not (root / ".unpacked").exists():
         tmp = root.with_name(root.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.parent.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x makes only the last folder
-        sh("dpkg-deb", "-x", str(deb), str(tmp))
+        deb_tool(deb, "-x", str(deb), str(tmp))
         (tmp / ".unpacked").touch()
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
@@ -298,21 +347,98 @@ def reusable(old: dict | None, pkg: Package, dest: Path, measured: tuple[str, ..
             and all(k in old for k in measured) and cm.same_file(dest, old))
 
 
+# Errors that are about the machine or the install, not the file being written: the build stops on them
+# instead of counting every file as a skip (a missing decoder, memory, a full or read-only disk).
+NOT_ABOUT_THE_FILE = (ImportError, MemoryError)
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
+
+
+def about_the_file(err: Exception) -> bool:
+    """Whether ``err``, raised writing or measuring one file, is about that file (a per-file skip)."""
+    return not isinstance(err, NOT_ABOUT_THE_FILE) and not (isinstance(err, OSError) and err.errno in MACHINE_ERRNOS)
+
+
+def content_facts(item: Item) -> dict | None:
+    """sha256 and bytes of what ``item`` writes, when its writer tells them without writing (``content()``,
+    see ``corpus_source``); None when it cannot (the file is then written to find out)."""
+    content = getattr(item.make, "content", None)
+    if content is None:
+        return None
+    try:
+        data = content()
+        if isinstance(data, Path):
+            return {"sha256": cm.file_sha256(data), "bytes": data.stat().st_size}
+    except Exception:  # writing it says what is wrong: a skip, or the error
+        return None
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def made_in_scratch(kind: ModuleType, item: Item, out: Path, rel: str, skipped: Counter) -> tuple[Path, dict] | None:
+    """``item`` written into OUT's scratch folder (``corpus_manifest.SCRATCH``, under its own path) and measured
+    there: that file and its measured fields, or None when it cannot be written or measured (counted in
+    ``skipped``; an error that is not about the file, ``about_the_file``, is raised). Nothing in OUT's corpus
+    changes, so a file that fails leaves it as it was."""
+    tmp = out / cm.SCRATCH / rel
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        item.make(tmp)
+        return tmp, kind.measure(tmp)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        if not about_the_file(err):
+            raise
+        skipped[f"empty or undecodable: {type(err).__name__}"] += 1
+        return None
+
+
+def place(tmp: Path, dest: Path, row: dict, journal: cm.Journal | None) -> dict:
+    """Move a file made in the scratch folder to ``dest`` (``journal`` begun first: OUT changes) and return its
+    row with the file's sha256 and bytes, added to ``journal``."""
+    if journal:
+        journal.begin()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+    row = {**row, **cm.file_facts(dest)}
+    if journal:
+        journal.add(row)
+    return row
+
+
+def drop_stale(dest: Path, journal: cm.Journal | None) -> None:
+    """Delete the file at ``dest`` (one that could not be made again), ``journal`` begun first."""
+    if dest.exists():
+        if journal:
+            journal.begin()
+        dest.unlink()
+
+
 def build_rows(
     kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter,
     source: str | None = None, journal: cm.Journal | None = None,
+    pending: dict[str, tuple[Item, Path | None]] | None = None,
 ) -> list[dict]:
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
     ``kind`` is ``corpus_audio`` or ``corpus_image``: its TOP folder, MEASURED fields and
     measure(). ``source`` is the name asked for (default ``pkg.name``): the rows' source and
     folder; a package used in its place is recorded as ``substitute``. A file that cannot be
-    written or measured is dropped and counted. A file already on disk is kept (with its
-    previous measurements) only when ``reusable``; otherwise ``journal`` is begun (``out`` marked
-    unfinished) before it is written and measured again, and its row added to ``journal``.
+    written or measured is dropped and counted (an error that is not about the file stops the build:
+    ``about_the_file``). A file already on disk is kept (with its previous measurements) only when
+    ``reusable``; otherwise it is made and measured in the scratch folder, and ``journal`` is begun (``out``
+    marked unfinished) only just before it takes its place, its row added to ``journal``.
+
+    With ``pending`` (a dict), an item whose content (``content_facts``, else the file made in the scratch
+    folder) is that of a row of ``prev`` at another path, a copy a previous build dropped as a duplicate, does
+    not take a place: its row (sha256 and bytes) is returned and the item put in ``pending``, for
+    ``settle_pending`` to write only if no earlier copy is kept after all. So a rerun of a finished build does
+    not write and delete its duplicates again.
     """
     source = source or pkg.name
     rows = []
+    copies: dict[str, set[str]] = {}
+    for old in prev.values() if pending is not None else ():
+        if "sha256" in old:
+            copies.setdefault(old["sha256"], set()).add(old["path"])
     for item in tqdm(items, desc=source, unit="file", leave=False):
         rel = f"{kind.TOP}/{source}/{item.rel}"
         dest = out / rel
@@ -324,23 +450,56 @@ def build_rows(
             row.update({k: old[k] for k in (*kind.MEASURED, "sha256", "bytes")})
             rows.append(row)
             continue
-        if journal:
-            journal.begin()
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        try:
-            item.make(tmp)
-            os.replace(tmp, dest)
-            row.update(kind.measure(dest))
-        except Exception as err:
-            skipped[f"empty or undecodable: {type(err).__name__}"] += 1
-            tmp.unlink(missing_ok=True)
-            dest.unlink(missing_ok=True)
+        facts = content_facts(item) if copies else None
+        if facts and copies.get(facts["sha256"], set()) - {rel}:
+            rows.append({**row, **facts})
+            pending[rel] = (item, None)
             continue
-        rows.append({**row, **cm.file_facts(dest)})
-        if journal:
-            journal.add(rows[-1])
+        made = made_in_scratch(kind, item, out, rel, skipped)
+        if made is None:
+            drop_stale(dest, journal)
+            continue
+        tmp, measured = made
+        if copies:
+            facts = {"sha256": cm.file_sha256(tmp), "bytes": tmp.stat().st_size}
+            if copies.get(facts["sha256"], set()) - {rel}:
+                rows.append({**row, **measured, **facts})
+                pending[rel] = (item, tmp)
+                continue
+        rows.append(place(tmp, dest, {**row, **measured}, journal))
     return rows
+
+
+def settle_pending(kind: ModuleType, rows: list[dict], pending: dict[str, tuple[Item, Path | None]], out: Path,
+                   skipped: dict[str, Counter], journal: cm.Journal | None) -> list[dict]:
+    """``rows`` once the ``pending`` copies (``build_rows``) are settled: one whose content a row that is not
+    pending has, at an earlier place in the split order (train, validation, test, then path), stays as it is, for
+    ``drop_duplicates`` to count and drop, and is never written; any other is written and measured now (its kept
+    copy is gone), or left out when that fails (counted in ``skipped``)."""
+    order = lambda r: (cm.SPLIT_ORDER.index(split_of(r["group"], kind.SPLITS)), r["path"])  # noqa: E731
+    first: dict[str, tuple] = {}
+    for r in rows:
+        if r["path"] not in pending and "sha256" in r:
+            first[r["sha256"]] = min(first.get(r["sha256"], order(r)), order(r))
+    settled = []
+    for row in rows:
+        if row["path"] not in pending:
+            settled.append(row)
+            continue
+        item, tmp = pending[row["path"]]
+        if row["sha256"] in first and first[row["sha256"]] < order(row):
+            if tmp:
+                tmp.unlink(missing_ok=True)
+            settled.append(row)
+            continue
+        base = {k: v for k, v in row.items() if k not in ("sha256", "bytes", *kind.MEASURED)}
+        made = (tmp, {k: row[k] for k in kind.MEASURED}) if tmp else made_in_scratch(
+            kind, item, out, row["path"], skipped.setdefault(row["source"], Counter()))
+        if made is None:
+            drop_stale(out / row["path"], journal)
+            continue
+        settled.append(place(made[0], out / row["path"], {**base, **made[1]}, journal))
+    return settled
 
 
 # --------------------------------------------------------------------------- splits
@@ -356,17 +515,18 @@ def split_for_group(key: str, val: float = 0.1, test: float = 0.1) -> str:
     return "train"
 
 
+def split_of(group: str, overrides: dict[str, str]) -> str:
+    """A group's split: the override table (exact group or ``prefix*``) else the hash."""
+    split = overrides.get(group)
+    if split is None:
+        split = next((s for k, s in overrides.items() if k.endswith("*") and group.startswith(k[:-1])), None)
+    return split or split_for_group(group)
+
+
 def assign_splits(rows: list[dict], overrides: dict[str, str]) -> None:
-    """Split per group: the override table (exact group or ``prefix*``) else the hash."""
+    """Split per group (``split_of``)."""
     for row in rows:
-        group = row["group"]
-        split = overrides.get(group)
-        if split is None:
-            split = next(
-                (s for k, s in overrides.items() if k.endswith("*") and group.startswith(k[:-1])),
-                None,
-            )
-        row["split"] = split or split_for_group(group)
+        row["split"] = split_of(row["group"], overrides)
 
 
 # --------------------------------------------------------------------------- main
@@ -403,6 +563,7 @@ def source_package(mod: ModuleType, name: str, debs: Path, substitutions: dict[s
     real, note = (name, None) if cached_debs(name, debs) else resolve_package(name)
     if note:
         substitutions[name] = note
+        print(f"fetch_corpus: {note}", file=sys.stderr)
     return fetch_package(real, debs)
 
 
@@ -419,17 +580,24 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
     One build of OUT runs at a time (``corpus_manifest.build_lock``; another is refused). Every package is
     fetched and its version checked against OUT's previous manifest (``corpus_manifest.check_versions``)
     before any file is written; OUT is marked unfinished from just before its first file changes until the
-    summary is written (``corpus_manifest.Journal``)."""
+    summary is written (``corpus_manifest.Journal``). A kind's decoders are checked first, before any work
+    (``check_decoders``, where the kind has one); files are made in OUT's scratch folder, removed at the end."""
     mod = KINDS[kind]
     wanted = sources_of(kind, mod, only)
+    getattr(mod, "check_decoders", lambda: None)()
     out_folder(out, debs)
     with cm.build_lock(out):
-        return build(kind, out, debs, wanted, only, accept_new_versions)
+        try:
+            return build(kind, out, debs, wanted, only, accept_new_versions)
+        finally:
+            shutil.rmtree(out / cm.SCRATCH, ignore_errors=True)
 
 
 def build(kind: str, out: Path, debs: Path, wanted: list[str], only: list[str] | None, accept: bool) -> dict:
     """``run`` once OUT is locked: the sources ``wanted`` (``only``, or all of ``kind``'s) rebuilt, the others'
-    rows kept when they still match their files (``corpus_manifest.carried_over``)."""
+    rows kept when they still match their files (``corpus_manifest.carried_over``). A source that gave files of
+    which none could be written and measured is refused (one line). OUT is marked unfinished only when a file in
+    it changes: a rerun of a finished build with the same inputs changes nothing and leaves it unmarked."""
     mod = KINDS[kind]
     prev, prev_summary = cm.load_previous(out)
     journal = cm.start_build(out, prev, command_line(kind, out, debs, only, accept))
@@ -438,18 +606,24 @@ def build(kind: str, out: Path, debs: Path, wanted: list[str], only: list[str] |
     pkgs = {name: source_package(mod, name, debs, substitutions) for name in wanted}
     cm.check_versions(out, prev, prev_summary, pkgs, accept)
     skipped: dict[str, Counter] = {}
+    pending: dict[str, tuple[Item, Path | None]] = {}
     for name, pkg in pkgs.items():
         handler, skips = mod.SOURCES[name], skipped.setdefault(name, Counter())
         try:
             items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         except (FormatError, OSError) as err:  # a damaged archive or file inside the package
             raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
-        rows += build_rows(mod, pkg, items, out, {**prev, **journal.written}, skips, source=name, journal=journal)
+        got = build_rows(mod, pkg, items, out, {**prev, **journal.written}, skips, name, journal, pending)
+        if items and not got:
+            why = ", ".join(f"{k}: {v}" for k, v in skips.items() if k.startswith("empty or undecodable"))
+            raise SystemExit(f"fetch_corpus: {name} ({pkg.deb}): none of its {len(items)} files could be written "
+                             f"and measured ({why}): the corpus would have none of it")
+        rows += got
+    rows = settle_pending(mod, rows, pending, out, skipped, journal)
     assign_splits(rows, mod.SPLITS)
-    journal.begin()
-    rows = cm.drop_duplicates(rows, out, skipped)
-    manifest_bytes = cm.write_manifest(out, rows)
-    cm.remove_unlisted(out, journal.listed | set(journal.written), rows)
+    rows = cm.drop_duplicates(rows, out, skipped, journal)
+    manifest_bytes = cm.write_manifest(out, rows, journal)
+    cm.remove_unlisted(out, journal.listed | set(journal.written), rows, journal)
     sources = {r["source"] for r in rows}
     packages = {k: v for k, v in prev_summary.get("packages", {}).items() if k in sources and k not in pkgs}
     extra = {

@@ -528,7 +528,7 @@ def test_build_rows_reuses_a_file_only_from_the_same_deb(tmp_path: Path) -> None
     (tmp_path / "files/p/a.txt").write_bytes(b"old")
     old = {"path": "files/p/a.txt", "deb": "p_1_all.deb", "version": "1", "size": 3,
            **corpus_manifest.file_facts(tmp_path / "files/p/a.txt")}
-    for deb, version, written, size in (("p_1_all.deb", "1", [], 3), ("p_2_all.deb", "2", ["a.txt.part"], 9)):
+    for deb, version, written, size in (("p_1_all.deb", "1", [], 3), ("p_2_all.deb", "2", ["a.txt"], 9)):
         made.clear()
         pkg = Package("p", version, deb, tmp_path, "")
         (row,) = fetch_corpus.build_rows(kind, pkg, [Item("a.txt", "g", make, ["a.txt"])], tmp_path,

@@ -317,12 +317,13 @@ def test_a_build_killed_after_its_manifest_still_deletes_the_files_no_longer_lis
 def test_a_write_of_summary_json_cut_short_leaves_the_previous_one_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full disk (or a kill) while summary.json is written: the previous summary stays readable, the
-    folder stays marked unfinished, and the next run finishes it."""
+    """A full disk (or a kill) while summary.json is written by a build that changed files: the previous summary
+    stays readable, the folder stays marked unfinished, and the next run finishes it."""
     out = tmp_path / "out"
-    fake_corpus(tmp_path, monkeypatch, ["a.txt"])
+    root = fake_corpus(tmp_path, monkeypatch, ["a.txt"])
     fetch_corpus.run("fake", out, tmp_path / "debs", None)
     summary = (out / "summary.json").read_bytes()
+    touch(root, ["usr/share/fake/b.txt"], b"b")  # a new file: this build has work
     real_fsync = os.fsync
 
     def full_disk(fd: int) -> None:
