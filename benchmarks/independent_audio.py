@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit
-from fetch_corpus import fetch_package
+from corpus_debs import fetch_package
 
 from mmtok.evaluate import Evaluation
 

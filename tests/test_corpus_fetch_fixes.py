@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import corpus_debs
 import corpus_image
 import corpus_manifest
 import corpus_source
@@ -111,13 +112,13 @@ def test_a_download_cut_short_leaves_no_deb_and_a_damaged_one_is_named_to_delete
     tools(tmp_path, monkeypatch, dpkg_deb=FAKE_DPKG_DEB,
           apt_get='printf "half a deb" > "$2_1.0_all.deb"; echo "E: Connection timed out" >&2; exit 100\n')
     with pytest.raises(SystemExit, match=r"^fetch_corpus: apt-get download p failed \(exit 100\): E: Connection"):
-        fetch_corpus.fetch_package("p", debs)
+        corpus_debs.fetch_package("p", debs)
     assert sorted(p.name for p in debs.iterdir()) == []  # nothing a later run would take as whole
 
-    (debs / f"{fetch_corpus.DOWNLOADING}p").mkdir()  # what a killed download left
-    (debs / f"{fetch_corpus.DOWNLOADING}p/p_1.0_all.deb").write_text("half a deb")
+    (debs / f"{corpus_debs.DOWNLOADING}p").mkdir()  # what a killed download left
+    (debs / f"{corpus_debs.DOWNLOADING}p/p_1.0_all.deb").write_text("half a deb")
     tools(tmp_path, monkeypatch, apt_get='printf "a whole deb" > "$2_1.0_all.deb"\n')
-    pkg = fetch_corpus.fetch_package("p", debs)
+    pkg = corpus_debs.fetch_package("p", debs)
     assert (pkg.deb, pkg.version, sorted(p.name for p in debs.iterdir())) == ("p_1.0_all.deb", "1.0", ["p_1.0_all.deb"])
     assert (debs / "p_1.0_all.deb").read_text() == "a whole deb" and (pkg.root / ".unpacked").exists()
 
@@ -126,7 +127,7 @@ def test_a_download_cut_short_leaves_no_deb_and_a_damaged_one_is_named_to_delete
                                          r"dpkg-deb: error: unexpected end of file.*\): the \.deb is damaged or "
                                          r"incomplete \(a download cut short\?\): delete it and rerun to download it "
                                          r"again$"):
-        fetch_corpus.fetch_package("q", debs)
+        corpus_debs.fetch_package("q", debs)
 
 
 # --------------------------------------------------------------------------- apt's lists
@@ -139,7 +140,7 @@ def test_empty_apt_lists_say_run_apt_get_update_and_a_substitution_is_said(
     tools(tmp_path, monkeypatch, apt_cache=f'[ "$1" = policy ] && [ -z "$2" ] && {status}\nexit 0\n')
     with pytest.raises(SystemExit, match=r"^fetch_corpus: lomiri-wallpapers-22\.04: unknown to apt, whose package "
                                          r"lists look empty \(a fresh system\): run apt-get update first$"):
-        fetch_corpus.resolve_package("lomiri-wallpapers-22.04")
+        corpus_debs.resolve_package("lomiri-wallpapers-22.04")
 
     lists = r"printf ' 500 http://deb.debian.org/debian bookworm/main amd64 Packages\n'"
     search = r"printf 'lomiri-wallpapers-16.04 - 16.04\nlomiri-wallpapers-20.04 - 20.04\n'"
@@ -154,7 +155,7 @@ def test_empty_apt_lists_say_run_apt_get_update_and_a_substitution_is_said(
                                                         f"fetch_corpus: {note}\n")
     with pytest.raises(SystemExit, match=r"^fetch_corpus: nothing-like-it: unknown to apt and no package close to it "
                                          r"in this release \(if apt's package lists are old, run apt-get update first\)$"):
-        fetch_corpus.resolve_package("nothing-like-it")
+        corpus_debs.resolve_package("nothing-like-it")
 
 
 # --------------------------------------------------------------------------- a rerun that changes nothing

@@ -23,6 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import corpus_audio
+import corpus_debs
 import corpus_formats as cf
 import corpus_image
 import corpus_manifest
@@ -340,20 +341,20 @@ DEP5 = (
 
 
 def test_dep5_license() -> None:
-    lic = fetch_corpus.license_for
+    lic = corpus_debs.license_for
     assert lic(DEP5, ["music/b.ogg"]) == "CC-BY-3.0"  # archive member lacks the base/ prefix
     assert lic(DEP5, ["usr/share/x/a.ogg"]) == "GPL-2+"
     assert lic(DEP5, ["usr/share/y/other.ogg"]) == "CC-BY-3.0"  # installed prefix
     header = "Format: x\nLicense: LGPL-2.1\n\nFiles: doc/*\nLicense: MIT\n"
     assert lic(header, ["a.wav"]) == "LGPL-2.1"
     pkg = Package("p", "1", "p.deb", Path("."), DEP5)
-    assert fetch_corpus.package_license(pkg, ["usr/share/p/sounds/other.ogg"]) == "CC-BY-3.0"
+    assert corpus_debs.package_license(pkg, ["usr/share/p/sounds/other.ogg"]) == "CC-BY-3.0"
 
 
 def test_free_form_license() -> None:
     prose = "Copyright:\n under the terms of the GNU General Public License\n version 2 dated June"
-    assert fetch_corpus.license_for(prose, ["x"]) == "GPL-2"
-    assert fetch_corpus.license_for("no license words", ["x"]) == "unknown"
+    assert corpus_debs.license_for(prose, ["x"]) == "GPL-2"
+    assert corpus_debs.license_for("no license words", ["x"]) == "unknown"
 
 
 # --------------------------------------------------------------------------- photographs
@@ -602,7 +603,7 @@ needs_dpkg = pytest.mark.skipif(not (shutil.which("dpkg") and shutil.which("dpkg
 
 @needs_dpkg
 def test_version_order_is_debian_order() -> None:
-    gt = fetch_corpus.version_gt
+    gt = corpus_debs.version_gt
     assert gt("1.10-1", "1.9-1") and not gt("1.9-1", "1.10-1")
     assert gt("1:0.1-1", "9.9-1") and gt("1.0-1", "1.0~rc1-1") and not gt("1.0-1", "1.0-1")
 
@@ -645,11 +646,11 @@ def test_run_uses_cached_debs_newest_first_and_rewrites_files_of_a_new_version(
 
 def test_missing_packages_folder_is_created_and_said(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     debs = tmp_path / "new/debs"
-    fetch_corpus.packages_dir(debs)
+    corpus_debs.packages_dir(debs)
     assert debs.is_dir()
     assert f"packages folder {debs} did not exist: created it" in capsys.readouterr().err
-    fetch_corpus.packages_dir(debs)  # already there: nothing said
+    corpus_debs.packages_dir(debs)  # already there: nothing said
     assert capsys.readouterr().err == ""
     (tmp_path / "file").write_text("x")
     with pytest.raises(SystemExit, match="is a file, not a folder"):
-        fetch_corpus.packages_dir(tmp_path / "file")
+        corpus_debs.packages_dir(tmp_path / "file")

@@ -22,6 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import corpus_audio
+import corpus_debs
 import corpus_image
 import corpus_manifest
 import fetch_corpus
@@ -112,8 +113,8 @@ def test_a_webp_gets_the_license_of_the_upstream_jpg_its_copyright_names() -> No
             "Files: src/activities/erase/resource/koala.jpg\nLicense: CC0-1.0\n")
     pkg = Package("gcompris-qt-data", "1", "g.deb", Path("/nonexistent"), text)
     hint = "gcompris/src/activities/explore_world_animals/resource/animals/chameleon.webp"
-    assert fetch_corpus.package_license(pkg, [hint]) == "CC-BY-SA-2.0"
-    assert fetch_corpus.package_license(pkg, [hint.replace("chameleon", "koala")]) == "GPL-3+"  # not erase's koala
+    assert corpus_debs.package_license(pkg, [hint]) == "CC-BY-SA-2.0"
+    assert corpus_debs.package_license(pkg, [hint.replace("chameleon", "koala")]) == "GPL-3+"  # not erase's koala
 
 
 def noise_png(size: tuple[int, int], grey: bool = False) -> bytes:
@@ -221,11 +222,11 @@ def test_kept_rows_never_lose_their_file_to_a_duplicate(tmp_path: Path) -> None:
 def test_a_missing_debian_tool_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no apt-cache, dpkg or dpkg-deb on it
     with pytest.raises(SystemExit, match=r"^fetch_corpus: apt-cache not found: the corpus is built from Debian "):
-        fetch_corpus.resolve_package("anything")
+        corpus_debs.resolve_package("anything")
     with pytest.raises(SystemExit, match=r"^fetch_corpus: dpkg not found"):
-        fetch_corpus.version_gt("1", "2")
+        corpus_debs.version_gt("1", "2")
     with pytest.raises(SystemExit, match=r"^fetch_corpus: dpkg-deb not found"):
-        fetch_corpus.deb_version(tmp_path / "p_1_all.deb")
+        corpus_debs.deb_version(tmp_path / "p_1_all.deb")
 
 
 # --------------------------------------------------------------------------- one de-duplication
