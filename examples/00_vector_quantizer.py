@@ -3,7 +3,6 @@
 Run: python examples/00_vector_quantizer.py
 """
 
-import tempfile
 from pathlib import Path
 
 import torch
@@ -28,7 +27,7 @@ stats = vq.usage_stats()
 print(f"held-out: codes {tuple(codes.shape)}, usage {stats.usage:.1%}, "
       f"MSE {(recon - held_out).pow(2).mean():.4f}")
 
-folder = Path(tempfile.mkdtemp()) / "my-vq"
+folder = Path("my-vq")  # in the current folder; saving again replaces it
 mmtok.save(vq, folder, provenance={"data": "make_clustered(60000, 32, 2048), seed 0"})
 again = mmtok.load(folder)
 assert torch.equal(again.encode(held_out), codes)

@@ -138,7 +138,7 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
             main(["sample", "--run", run, *audio, *bad])
         assert e.value.code == 2 and why in capsys.readouterr().err
     for bad, why in ((["--image-out", str(tmp_path)], "is a folder"),
-                     (["--audio-out", str(tmp_path / "a.mp3")], "write .wav or .flac"),
+                     (["--audio-out", str(tmp_path / "a.mp3")], "cannot write .mp3 as 16-bit PCM; write .wav, .flac"),
                      (["--image-out", str(tmp_path / "nodir" / "x.png")], "does not exist")):
         assert main(["sample", "--run", run, *audio, *bad]) == 2
         assert why in capsys.readouterr().err

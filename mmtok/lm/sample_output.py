@@ -79,7 +79,8 @@ def check_output(path: Path, *, audio: bool) -> None:
 
         fmt = _sound_format(path)
         if fmt not in sf.available_formats() or not sf.check_format(fmt, "PCM_16"):
-            raise UsageError(f"{flag} {path}: write .wav or .flac (16-bit PCM), not {path.suffix or 'no extension'}")
+            raise UsageError(f"{flag} {path}: soundfile cannot write {path.suffix or 'a file without an extension'} as "
+                             "16-bit PCM; write .wav, .flac, .aiff, .caf, .rf64, .au or .w64")
     _refuse_foreign(path, flag)
 
 
