@@ -21,6 +21,7 @@ import torch
 from mmtok.audio.resample import resampler
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
+from mmtok.core.tensors import as_tensor
 
 __all__ = ["BLOCK_SAMPLES", "MAX_CHANNELS", "MAX_FLOAT_PEAK", "MixedChannelsWarning", "check_float_peak", "finite",
            "mono_chunks", "resample_array", "to_mono_float", "warn_mixed"]
@@ -30,6 +31,10 @@ MAX_CHANNELS = 16  # 2-D audio: an axis of at most this many entries (and the sh
 MAX_FLOAT_PEAK = 64.0  # float audio is about [-1, 1]; a peak past this (36 dB over full scale: no gain
 # slip makes it) is integer PCM stored as float, e.g. int16_samples.astype(np.float32), and refused
 ARRAY_FIX = "divide int16 values by 32768 (int32: 2**31), or pass the integer array itself, which is scaled"
+PCM_SCALE = {torch.int16: 2.0**15, torch.int32: 2.0**31, torch.int8: 2.0**7, torch.uint8: 2.0**7}  # integer
+# PCM -> [-1, 1) (uint8 centred on 128 first)
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # float samples, about [-1, 1]
+SAMPLE_DTYPES = "float16, bfloat16, float32 or float64 (about [-1, 1]), or integer PCM int8, uint8, int16 or int32"
 BATCH_HINT = "a batch is a list of clips: encode([a, b, ...]), e.g. encode(list(x)) for rows of x"  # said of
 # arrays shaped like clips stacked into one
 
@@ -61,24 +66,29 @@ def warn_mixed(shape: tuple[int, ...], what: str) -> None:
         mixed = MixedChannelsWarning(f"{what} of shape {shape} is read as one clip of {channels} channels, mixed "
                                      f"into one; {BATCH_HINT}")
         mixed.channels = channels
-        warnings.warn(mixed, stacklevel=3)
+        warnings.warn(mixed, stacklevel=4)  # at the caller of load_audio
 
 
 def to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
     """Samples ``[S]``, ``[C, S]`` or ``[S, C]`` -> mono float32 ``[S]``; ``axis`` is the channel axis of
     2-D input (None: :func:`_channel_axis` decides). Float samples are about [-1, 1]: a finite peak over
-    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) is an :class:`AudioError`."""
-    if isinstance(x, np.ndarray) and not x.dtype.isnative:  # big-endian data: the same values, native order
-        x = x.astype(x.dtype.newbyteorder("="))
-    t = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x.detach().cpu()
+    :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) is an :class:`AudioError`; a dtype that is neither
+    float nor integer PCM (:data:`SAMPLE_DTYPES`) a ``TypeError``. Float32 mono samples come back as
+    ``x``'s own memory (any other input is converted, so copied), except memory a tensor may not hold
+    (read-only, other byte order, negative strides): :func:`~mmtok.core.tensors.as_tensor` copies it."""
+    if isinstance(x, np.ndarray) and not (x.dtype.kind in "biuc" or x.dtype.char in "efd"):  # longdouble, object,
+        # str, datetime...: no tensor holds them
+        raise TypeError(f"{what}: samples must be {SAMPLE_DTYPES}, got dtype {x.dtype}")
+    t = as_tensor(x) if isinstance(x, np.ndarray) else x.detach().cpu()
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"{what}: expected real audio samples, got dtype {t.dtype}")
     floats = t.is_floating_point()
+    if floats and t.dtype not in FLOAT_DTYPES:  # float8 and the like: no arithmetic to check them with
+        raise TypeError(f"{what}: samples must be {SAMPLE_DTYPES}, got dtype {t.dtype}")
     if not floats:
-        scale = {torch.int16: 2.0**15, torch.int32: 2.0**31, torch.int8: 2.0**7, torch.uint8: 2.0**7}
-        if t.dtype not in scale:
+        if t.dtype not in PCM_SCALE:
             raise TypeError(f"{what}: integer PCM must be int8/uint8/int16/int32, got {t.dtype}")
-        t = (t.float() - 128.0 if t.dtype == torch.uint8 else t.float()) / scale[t.dtype]
+        t = (t.float() - 128.0 if t.dtype == torch.uint8 else t.float()) / PCM_SCALE[t.dtype]
     fits_float32(t, what=f"{what}: the audio", error=AudioError, why="(audio is about [-1, 1])")
     if floats:
         check_float_peak(t, what)

@@ -50,8 +50,9 @@ def _retire_and_split(rows: torch.Tensor, centers: torch.Tensor, step: LloydStep
                       per_round: int, generator: torch.Generator) -> bool:
     """One balancing move, in place: up to ``per_round`` codes serving fewer than ``min_groups``
     groups (the least supported first) jump to a row drawn, in proportion to its weighted
-    error, inside one of the clusters with the largest group-weighted distortion.
-    False when every code serves enough groups (nothing moved)."""
+    error, inside one of the clusters with the largest group-weighted distortion; a code whose cluster
+    has no row to draw (identical rows, as of silence or steady tones, leave most clusters empty and
+    without distortion) stays where it is. False when every code serves enough groups (nothing moved)."""
     support = step.mass  # distinct groups per code
     weak = (support < min_groups - 0.5).nonzero().flatten()
     if weak.numel() == 0:
@@ -61,6 +62,8 @@ def _retire_and_split(rows: torch.Tensor, centers: torch.Tensor, step: LloydStep
     score[weak] = -1.0
     for dst, src in zip(weak.tolist(), score.topk(weak.numel()).indices.tolist(), strict=True):
         members = (step.idx == src).nonzero().flatten()
+        if members.numel() == 0:
+            continue
         pick = torch.multinomial(step.row_error[members].clamp_min(1e-12), 1, generator=generator)
         centers[dst] = rows[members[pick]]
     return True

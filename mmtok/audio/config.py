@@ -9,16 +9,14 @@ and older checkpoints' layouts brought up to date.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from mmtok.audio.features import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.vocoder import VocoderConfig
+from mmtok.core import seconds
 from mmtok.core.errors import AudioError
 from mmtok.vq.config import VQConfig
 
@@ -55,14 +53,11 @@ VOCODER_CHUNK_FRAMES = 6000  # the log-mel decoder and the vocoders (learned, Gr
 # (with context), so memory stays bounded
 
 
-def check_chunk_seconds(value: object) -> None:
-    """``encode``'s ``chunk_seconds``: None or a number > 0 (``inf``: one piece); else an AudioError."""
-    if value is None:
-        return
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-    if not number or math.isnan(value) or value <= 0:  # type: ignore[arg-type, operator]
-        raise AudioError(f"chunk_seconds must be a number of seconds > 0 (None or inf: the whole clip at once), "
-                         f"got {value!r}")
+def check_chunk_seconds(value: object) -> float | None:
+    """``encode``'s ``chunk_seconds`` as a float: None, or a number > 0 up to
+    :data:`~mmtok.core.seconds.MAX_CHUNK_SECONDS` or ``inf`` (one piece); else an AudioError
+    (:func:`mmtok.core.seconds.check_chunk_seconds`)."""
+    return seconds.check_chunk_seconds(value, error=AudioError, whole="None or inf: the whole clip at once", infinite=True)
 
 
 @dataclass

@@ -48,7 +48,7 @@ from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "SilenceWarning", "fit_length", "load_audio"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "SilenceWarning", "audio_samples", "fit_length", "load_audio"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -202,7 +202,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
                                 "codes will be one code repeated")
         silent.path = str(path)
-        warnings.warn(silent, stacklevel=3)
+        warnings.warn(silent, stacklevel=4)  # at the caller of load_audio
     return audio, rate
 
 
@@ -255,11 +255,41 @@ def load_audio(
     it fills memory. A file cut short, whose header was never finished, that is empty
     or too short to give one sample at ``target_rate`` (an array too) is an :class:`AudioError` that
     says so; a path that does not exist raises :class:`MissingFileError` (a
-    ``FileNotFoundError``); a file of digital silence gives a :class:`SilenceWarning`.
+    ``FileNotFoundError``); a file of digital silence gives a :class:`SilenceWarning`. The samples
+    are a tensor of their own: never the memory of the array or tensor given (float32 mono at
+    ``target_rate`` is copied), so writing to them leaves ``x`` as it was.
 
     >>> load_audio(np.zeros((2, 441), dtype=np.int16), 44100).shape
     torch.Size([160])
     """
+    audio = _samples(x, sample_rate, target_rate, max_seconds)
+    return audio.clone() if _shares_memory(audio, x) else audio
+
+
+def _shares_memory(audio: torch.Tensor, x: object) -> bool:
+    """Whether the samples ``audio`` (on the CPU) may lie in the memory of the array or tensor ``x``."""
+    if isinstance(x, np.ndarray):
+        return bool(np.may_share_memory(audio.numpy(), x))
+    if isinstance(x, torch.Tensor) and x.device == audio.device and x.layout == torch.strided:
+        return x.untyped_storage().data_ptr() == audio.untyped_storage().data_ptr()
+    return False
+
+
+def audio_samples(
+    x: AudioInput,
+    sample_rate: int | None = None,
+    *,
+    target_rate: int = SAMPLE_RATE,
+    max_seconds: float | None = MAX_SECONDS,
+) -> torch.Tensor:
+    """:func:`load_audio` without its copy, for callers that only read the samples (the tokenizer's encode):
+    float32 mono samples at ``target_rate`` given as an array or tensor come back as that memory itself
+    (read-only memory, such as a memory-mapped ``.npy``, is read through a copy)."""
+    return _samples(x, sample_rate, target_rate, max_seconds)
+
+
+def _samples(x: AudioInput, sample_rate: int | None, target_rate: int, max_seconds: float | None) -> torch.Tensor:
+    """:func:`audio_samples` (its callers' warnings point one frame above it, at their own callers)."""
     target_rate = _whole_hz(target_rate, "target_rate", floats=False)
     if sample_rate is not None:
         sample_rate = _whole_hz(sample_rate, "sample_rate", floats=True)

@@ -51,7 +51,7 @@ from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
 from mmtok.audio.encode_blocks import ordinary_blocks, stream_codes
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim
-from mmtok.audio.io import AudioInput, fit_length, load_audio
+from mmtok.audio.io import AudioInput, audio_samples, fit_length
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
@@ -163,7 +163,7 @@ class AudioTokenizer(nn.Module):
     @ordinary_outputs
     def features(self, x: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
         """Log-mel ``[M, F]`` (``F = 1 + S // hop_length``) of a file or array."""
-        return self.log_mel(load_audio(x, sample_rate, target_rate=self.sample_rate))
+        return self.log_mel(audio_samples(x, sample_rate, target_rate=self.sample_rate))
 
     def context_features(self, audio: torch.Tensor) -> torch.Tensor:
         """The encoder's whole input for samples ``[S]``: log-mel ``[M, fpt*n + 2*context]``,
@@ -272,7 +272,8 @@ class AudioTokenizer(nn.Module):
         (``encode(torch.stack([a, b]))`` encodes the mix ``(a + b) / 2``; an array of more
         than two channels also gives a :class:`~mmtok.audio.arrays.MixedChannelsWarning`). A batch is a
         list of clips: it gives ``(codes [B, n_max], lengths [B])``, shorter clips padded
-        with ``PAD_CODE``. ``chunk_seconds`` (a number > 0) feeds the clip through
+        with ``PAD_CODE``; an error in one clip names it (``clip 1 of the batch: ...``). ``chunk_seconds``
+        (a number > 0, at most :data:`~mmtok.core.seconds.MAX_CHUNK_SECONDS`) feeds the clip through
         :meth:`encode_stream` in pieces of that length: the codes are the same; None or
         ``inf`` encodes it in one piece.
 
@@ -280,12 +281,12 @@ class AudioTokenizer(nn.Module):
         (64: integer PCM stored as float) is an :class:`AudioError`. A DC offset changes the codes (the mel
         front end starts at 0 Hz): subtract the mean of a recording that carries one.
         """
-        check_chunk_seconds(chunk_seconds)
+        seconds = check_chunk_seconds(chunk_seconds)
         if isinstance(x, (list, tuple)):
             if any(isinstance(clip, (int, float, np.number)) for clip in x):
                 raise TypeError("encode got a list of numbers, but a list is a batch of clips; pass one clip's "
                                 "samples as a numpy array or tensor (encode(np.asarray(samples), sample_rate))")
-            rows = [self.encode(clip, sample_rate, chunk_seconds=chunk_seconds) for clip in x]
+            rows = [self._encode_batch_clip(clip, i, sample_rate, seconds) for i, clip in enumerate(x)]
             if not rows:
                 raise AudioError("encode got an empty list of clips")
             lengths = torch.tensor([r.numel() for r in rows])
@@ -293,11 +294,20 @@ class AudioTokenizer(nn.Module):
             for i, r in enumerate(rows):
                 out[i, : r.numel()] = r
             return out, lengths
-        audio = load_audio(x, sample_rate, target_rate=self.sample_rate)
-        if chunk_seconds is None or math.isinf(chunk_seconds):
+        audio = audio_samples(x, sample_rate, target_rate=self.sample_rate)  # only read: no copy of the caller's array
+        if seconds is None or seconds * self.sample_rate >= audio.numel():
             return torch.cat(list(stream_codes(self, [audio])))
-        size = max(1, min(audio.numel(), round(chunk_seconds * self.sample_rate)))
+        size = max(1, round(seconds * self.sample_rate))
         return torch.cat(list(stream_codes(self, audio.split(size))))
+
+    def _encode_batch_clip(self, clip: Any, index: int, sample_rate: int | None, seconds: float | None) -> torch.Tensor:
+        """:meth:`encode` of clip ``index`` of a batch (a list), which an error names."""
+        try:
+            return self.encode(clip, sample_rate, chunk_seconds=seconds)
+        except AudioError as e:
+            raise AudioError(f"clip {index} of the batch: {e}") from e
+        except TypeError as e:
+            raise TypeError(f"clip {index} of the batch: {e}") from e
 
     # ------------------------------------------------------------ decoding
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mmtok.audio.arrays import MAX_FLOAT_PEAK, check_float_peak
 from mmtok.audio.av_read import (
     INSTALL_AV,
     decoded_audio,
@@ -76,6 +77,8 @@ CACHE_SPLITS = ("train", "validation")  # never "test"
 BUILD_COMMAND = "python -m mmtok.audio.vocoder_train --corpus CORPUS --cache"  # what builds a cache, said in refusals
 INT16_SCALE = 32767.0
 SOURCE_NAME = "source.json"  # the manifest (path and sha256) a cache is built from
+UNSCALED = f"float samples over {MAX_FLOAT_PEAK:g}, far outside [-1, 1]: integer PCM stored as float?"  # skipped,
+# as load_audio refuses such a file (mmtok.audio.arrays.check_float_peak)
 SILENT_PEAK = 1e-4  # files whose peak stays below this (-80 dBFS) are skipped as silent
 NO_AV_SKIPS = ("decode failed: ModuleNotFoundError", "decode failed: ImportError")  # skips that only mean no PyAV
 
@@ -111,7 +114,8 @@ def decode_file(path: Path) -> tuple[np.ndarray, int]:
 def to_cache_samples(path: Path) -> np.ndarray:
     """int16 mono samples at 16 kHz of one file; raises ``ValueError`` with a short reason when the file cannot
     be used (a :class:`UsageError` from :func:`decode_file`, PyAV missing, is passed on: it is no reason to
-    skip a file)."""
+    skip a file). A float file whose samples pass :data:`~mmtok.audio.arrays.MAX_FLOAT_PEAK` (integer PCM
+    stored as float) is one: :func:`~mmtok.audio.io.load_audio` refuses it too, and clipped to [-1, 1] it would be a square wave."""
     import soxr
 
     try:
@@ -122,6 +126,10 @@ def to_cache_samples(path: Path) -> np.ndarray:
         raise ValueError("empty")
     if not np.isfinite(x).all():
         raise ValueError("non-finite samples")
+    try:  # integer PCM stored as float, unscaled: the clip below would make it a square wave
+        check_float_peak(torch.from_numpy(x), f"audio file {path}")
+    except AudioError:
+        raise ValueError(UNSCALED) from None
     if rate != SAMPLE_RATE:
         x = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ")
     if x.size < SAMPLE_RATE // 10:

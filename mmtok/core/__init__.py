@@ -8,8 +8,9 @@ measurements that more than one part reports
 memory), the learning-rate schedule and resumable training state
 (:mod:`~mmtok.core.trainstate`; what marks a trainer's run in its ``--out``:
 :mod:`~mmtok.core.run_folder`) with the one ``--resume`` rule (:mod:`~mmtok.core.resume`) and option
-ranges (:mod:`~mmtok.core.ranges`), a trainer's ``--data`` corpus manifest and its splits
-(:mod:`~mmtok.core.corpus_manifest`), matplotlib drawing to files, optional or required
+ranges (:mod:`~mmtok.core.ranges`), the ``chunk_seconds`` a clip is cut by (:mod:`~mmtok.core.seconds`),
+numpy arrays of any strides, byte order or memory made tensors (:mod:`~mmtok.core.tensors`), a trainer's
+``--data`` corpus manifest and its splits (:mod:`~mmtok.core.corpus_manifest`), matplotlib drawing to files, optional or required
 (:mod:`~mmtok.core.plotting`), warnings silenced for one block, safe from threads
 (:mod:`~mmtok.core.warning_filters`), and the HTML report (:mod:`~mmtok.core.report`).
 

@@ -5,7 +5,8 @@ and booleans are refused instead of truncated (a float code is almost always a m
 image or a waveform passed where codes belong), ragged lists are refused instead of becoming
 object arrays, and with ``size`` every value must lie in ``0..size - 1``. torch's unsigned
 dtypes (which have no ``min``/``max``) are checked through numpy, and unsigned 64-bit values
-above the int64 range (which would wrap negative in the cast) are refused, with or without ``size``.
+above the int64 range (which would wrap negative in the cast) are refused, with or without ``size``. An
+array in read-only memory (``np.load(path, mmap_mode="r")``) is read through a copy (:func:`~mmtok.core.tensors.as_tensor`).
 
 >>> integer_codes([[1, 2], [3, 4]], what="codes", error=ValueError, size=5).tolist()
 [[1, 2], [3, 4]]
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mmtok.core.tensors import as_tensor
 
 __all__ = ["integer_codes"]
 
@@ -69,7 +72,7 @@ def integer_codes(
         if x.dtype in _UNSIGNED:
             return torch.from_numpy(values.astype(np.int64)).to(x.device)  # type: ignore[union-attr]
         return x.detach().to(torch.long)
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.int64))
+    return as_tensor(np.ascontiguousarray(values, dtype=np.int64))  # read-only memory (a memory-mapped .npy): a copy
 
 
 def _dtype_problem(what: str, dtype: Any, error: type[Exception]) -> Exception:

@@ -27,6 +27,7 @@ from torch import nn
 
 from mmtok.core.errors import ImageError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
+from mmtok.core.tensors import as_tensor
 from mmtok.image.io import ImageInput, check_size, describe, load_image, load_sized
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.image.sizing import SIZE_POLICIES, apply_size_policy
@@ -233,10 +234,11 @@ class ImageTokenizer(nn.Module):
             yield self._preprocess_batch(imgs, where)
 
     def _list_chunks(self, x: Sequence[ImageInput]) -> Iterator[torch.Tensor]:
-        """A list of images -> preprocessed ``[b, 3, H', W']``, ``CHUNK`` at a time, all of one size."""
+        """A list of images -> preprocessed ``[b, 3, H', W']``, ``CHUNK`` at a time, all of one size; an image
+        that cannot be used is named by its index in the list."""
         sizes: set[tuple[int, ...]] = set()
         for i in range(0, len(x), CHUNK):
-            outs = [self._preprocess_one(item) for item in x[i : i + CHUNK]]
+            outs = [self._list_image(item, i + j) for j, item in enumerate(x[i : i + CHUNK])]
             sizes |= {tuple(o.shape[-2:]) for o in outs}
             if len(sizes) > 1:
                 raise ImageError(
@@ -244,6 +246,15 @@ class ImageTokenizer(nn.Module):
                     f"{self.cfg.size_policy!r}; encode them one at a time or use 'crop' or 'pad'"
                 )
             yield torch.cat(outs)
+
+    def _list_image(self, item: ImageInput, index: int) -> torch.Tensor:
+        """:meth:`_preprocess_one` of image ``index`` of a list, which an error names."""
+        try:
+            return self._preprocess_one(item)
+        except ImageError as e:
+            raise ImageError(f"image {index} of the batch: {e}") from e
+        except TypeError as e:
+            raise TypeError(f"image {index} of the batch: {e}") from e
 
     # ---------------------------------------------------------------- the model
 
@@ -294,9 +305,9 @@ class ImageTokenizer(nn.Module):
             if len(shapes) > 1:
                 raise ImageError(f"decode takes a list of code grids of one shape (a batch), got shapes {shapes}; "
                                  "decode grids of different shapes one at a time")
-            codes = torch.stack([torch.as_tensor(c, device=self.device) for c in codes])  # (B, h, w)
+            codes = torch.stack([as_tensor(c).to(self.device) for c in codes])  # (B, h, w)
         try:
-            codes = torch.as_tensor(codes)
+            codes = as_tensor(codes)  # numpy codes of any byte order and strides, in read-only memory too
         except (ValueError, TypeError) as e:  # nested lists of different lengths, or not numbers
             raise ImageError(f"decode takes a rectangular grid of integer codes, got a ragged or mixed "
                              f"sequence ({e})") from e

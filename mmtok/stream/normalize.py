@@ -14,8 +14,6 @@ Adjacent text is merged and empty text dropped.
 from __future__ import annotations
 
 import inspect
-import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,14 +22,14 @@ import torch
 
 from mmtok.core.errors import DocumentError
 from mmtok.core.protocol import GridTokenizer, RateTokenizer
+from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.parse import codes_tensor
 from mmtok.stream.segments import VIDEO_OPTIONS
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["MAX_CHUNK_SECONDS", "Tokenizers", "canonical_segments", "need", "video_segments"]
+__all__ = ["Tokenizers", "canonical_segments", "need", "video_segments"]
 
-MAX_CHUNK_SECONDS = sys.float_info.max / 1e6  # chunk_seconds times any frame or sample rate up to 1e6 stays finite
 
 
 class Tokenizers(Protocol):
@@ -61,15 +59,6 @@ def _samples_per_token(audio: Any, rate: int) -> int | None:
         return own
     per = rate / float(getattr(audio, "tokens_per_second", 0) or 0) if getattr(audio, "tokens_per_second", 0) else 0
     return int(per) if per >= 1 and float(per).is_integer() else None
-
-
-def _countable(seconds: float) -> bool:
-    """Whether ``seconds`` (an int or float > 0) is at most :data:`MAX_CHUNK_SECONDS` (an int too large for a
-    float is not)."""
-    try:
-        return math.isfinite(float(seconds)) and float(seconds) <= MAX_CHUNK_SECONDS
-    except OverflowError:
-        return False
 
 
 def canonical_segments(tok: Tokenizers, doc: Sequence[Any]) -> list[dict[str, Any]]:
@@ -130,11 +119,10 @@ def video_segments(tok: Tokenizers, x: Any, k: int, opts: Mapping[str, Any]) -> 
     soundtrack, chunk = opts.get("soundtrack"), opts.get("chunk_seconds")
     if soundtrack is not None and not isinstance(soundtrack, bool):
         raise TypeError(f"segment {k}: soundtrack must be true, false or absent, got {soundtrack!r}")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, float)) or not chunk > 0):
-        raise DocumentError(f"segment {k}: chunk_seconds must be a number > 0, got {chunk!r}")
-    if chunk is not None and not _countable(chunk):  # inf, 1e308: a video tokenizer counts its frames in them
-        raise DocumentError(f"segment {k}: chunk_seconds must be a finite positive number of seconds, at most "
-                            f"{MAX_CHUNK_SECONDS:.1e}, got {str(chunk)[:40]}")
+    try:  # inf and 1e308 are refused too: a video tokenizer counts its frames in them
+        chunk = check_chunk_seconds(chunk, error=ValueError, whole="absent: one chunk")
+    except ValueError as e:
+        raise DocumentError(f"segment {k}: {e}") from None
     video = need(tok, "video", k)
     is_file = isinstance(x, (str, Path))
     if soundtrack and tok.audio is None:

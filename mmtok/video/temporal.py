@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import VideoError
+from mmtok.core.tensors import as_tensor
 
 __all__ = ["compression_stats", "repeat_decode", "repeat_encode", "run_length_decode", "run_length_encode"]
 
@@ -35,7 +36,7 @@ def repeat_encode(codes: torch.Tensor, repeat_id: int) -> torch.Tensor:
     >>> repeat_encode(torch.tensor([[[1, 2]], [[1, 3]], [[1, 3]]]), 9)[:, 0].tolist()
     [[1, 2], [9, 3], [9, 9]]
     """
-    codes = torch.as_tensor(codes)
+    codes = as_tensor(codes)
     if codes.dim() != 3:
         raise ValueError(f"codes must be [T, h, w], got shape {tuple(codes.shape)}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= repeat_id):
@@ -47,7 +48,7 @@ def repeat_encode(codes: torch.Tensor, repeat_id: int) -> torch.Tensor:
 
 def repeat_decode(codes: torch.Tensor, repeat_id: int) -> torch.Tensor:
     """Exact inverse of :func:`repeat_encode`: each ``repeat_id`` takes the code the previous frame had there."""
-    codes = torch.as_tensor(codes)
+    codes = as_tensor(codes)
     if codes.dim() != 3:
         raise ValueError(f"codes must be [T, h, w], got shape {tuple(codes.shape)}")
     if codes.numel() == 0:
@@ -92,7 +93,7 @@ def run_length_encode(codes: torch.Tensor, codebook_size: int, *, max_run: int =
 
 def run_length_decode(tokens: torch.Tensor, codebook_size: int, shape: Sequence[int]) -> torch.Tensor:
     """Exact inverse of :func:`run_length_encode` back to codes of ``shape`` ``(T, h, w)``."""
-    t = np.asarray(torch.as_tensor(tokens).cpu(), dtype=np.int64).reshape(-1)
+    t = np.asarray(as_tensor(tokens).cpu(), dtype=np.int64).reshape(-1)
     if t.size and int(t.min()) < 0:
         raise ValueError("run-length tokens must be >= 0")
     is_run = t >= codebook_size
@@ -111,7 +112,7 @@ def compression_stats(codes: torch.Tensor, codebook_size: int, *, max_run: int =
     ``rle_tokens`` vs ``grid_tokens``: tokens with :func:`run_length_encode` vs one per code;
     ``reduction``: ``1 - rle_tokens / grid_tokens``.
     """
-    codes = torch.as_tensor(codes)
+    codes = as_tensor(codes)
     grid = codes.numel()
     later = codes[1:].numel()
     repeats = int((codes[1:] == codes[:-1]).sum()) if later else 0

@@ -39,6 +39,8 @@ from torch import nn
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import VideoError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
+from mmtok.core.seconds import check_chunk_seconds
+from mmtok.core.tensors import as_tensor
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.video.read import (
@@ -231,7 +233,7 @@ class VideoTokenizer(nn.Module):
                 raise VideoError(no_frames_message(x, start, duration))
             codes = torch.cat(parts)
         elif isinstance(x, (torch.Tensor, np.ndarray)):
-            t = torch.as_tensor(x)
+            t = as_tensor(x)  # numpy frames of any byte order and strides, in read-only memory too
             if t.dtype == torch.uint8:
                 t = t.float() / 255.0
             codes = self._encode_frames(t)
@@ -312,15 +314,18 @@ class VideoTokenizer(nn.Module):
         time, moved down to a multiple of ``samples_per_token`` (the audio
         tokenizer's), so that no chunk's sound ends in a part-filled token: the chunks'
         audio tokens then add up to the whole soundtrack's. A chunk whose frames start
-        after the sound has ended carries no audio segment.
+        after the sound has ended carries no audio segment. ``chunk_seconds`` is None or a number > 0 of at
+        most :data:`~mmtok.core.seconds.MAX_CHUNK_SECONDS` (the Interleaver's rule); else a :class:`VideoError`.
         """
+        seconds = check_chunk_seconds(chunk_seconds, error=VideoError, whole="None: all frames in one chunk")
         if int(samples_per_token) < 1:
             raise VideoError(f"samples_per_token must be a whole number >= 1, got {samples_per_token!r}")
         sound = read_audio(path, sample_rate) if audio else None  # first: one too long is refused before any frame
         if sound is not None and duration is not None:
             sound = (sound[0][: round(duration * sound[1])], sound[1])
         codes = self.expand(self.encode(path, duration=duration))  # chunks re-encoded: each starts without repeats
-        per = codes.shape[0] if chunk_seconds is None else max(1, math.floor(chunk_seconds * self.fps + 0.5))
+        frames = math.inf if seconds is None else seconds * self.fps  # frames per chunk, before rounding
+        per = max(1, codes.shape[0] if frames >= codes.shape[0] else math.floor(frames + 0.5))
         out: list[dict[str, Any]] = []
         for i in range(0, codes.shape[0], per):
             piece = codes[i : i + per]
