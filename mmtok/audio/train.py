@@ -97,11 +97,14 @@ from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
     check_trained_on,
+    check_weights_finite,
     command_lines,
+    diverging_forward,
     freeze_codes,
     hold_run_folder,
     json_digest,
     load_train_state,
+    newest_state,
     save_train_state,
 )
 
@@ -366,7 +369,9 @@ def train_steps(run: _Run) -> None:
                                    weights=run.crop_weights)
         mel = attenuate_crops(mel, gain_db=args.gain_db, prob=args.gain_prob, floor=math.log(cfg.log_floor),
                               generator=gen)
-        res = tok(mel.to(tok.device))
+        with diverging_forward(step=run.step + 1, state_dir=run.out / STATE_DIR, lr=args.lr,
+                               trains_encoder=run.conv and not args.decoder_only):
+            res = tok(mel.to(tok.device))
         loss, err = res.loss, res.reconstruction - res.target
         if weights is not None:  # the tokenizer's plain L1 swapped for the weighted one
             loss = loss - res.recon_loss + (err.abs() * weights).mean() / tok.feature_std.mean()
@@ -380,12 +385,14 @@ def train_steps(run: _Run) -> None:
             loss = loss + args.envelope_weight * envelope_correlation_loss(res.reconstruction, res.target, bands,
                                                                            log_floor=math.log(cfg.log_floor))
         if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, "
-                                f"nothing saved for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
+            raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, nothing "
+                                f"saved for it (newest state: {newest_state(run.out / STATE_DIR)}); lower --lr or "
+                                "check the data")
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
         run.opt.step()
+        check_weights_finite(tok, step=run.step + 1, state_dir=run.out / STATE_DIR, lr=args.lr)
         run.step += 1
         run.elapsed = time.perf_counter() - t0
         run.last = {"loss": round(loss.item(), 4), "mel_l1": round(res.recon_loss.item(), 4),

@@ -24,8 +24,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mmtok.audio.attach import attach_refusal, load_vocoder
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
@@ -43,9 +41,10 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config, write_refusal
+from mmtok.core.device import check_device_option
 from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.module_io import load_module, resolve_checkpoint
-from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.ranges import ABOVE_0, FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, Range, out_of_range
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.run_folder import RunMarks, check_run_folder, say_starting_afresh
@@ -58,10 +57,10 @@ __all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_ou
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
     **dict.fromkeys(("steps", "batch_size", "save_every", "log_every", "val_segments", "threads", "disc_channels",
                      "dim", "intermediate", "blocks"), Range(1)),
-    **dict.fromkeys(("val_clips", "warmup", "synthetic", "disc_start", "disc_warmup", "weight_decay", "mel_weight",
-                     "gain_db", "disc_weight", "fm_weight", "decoder_anchor"), Range(0)),
-    **dict.fromkeys(("lr", "clip_grad", "segment_seconds", "val_clip_seconds", "disc_lr", "disc_seconds",
-                     "decoder_lr"), ABOVE_0),
+    **dict.fromkeys(("val_clips", "warmup", "synthetic", "disc_start", "disc_warmup", "mel_weight", "gain_db",
+                     "disc_weight", "fm_weight", "decoder_anchor"), Range(0)),
+    **dict.fromkeys(("clip_grad", "segment_seconds", "val_clip_seconds", "disc_seconds"), ABOVE_0),
+    **dict.fromkeys(("lr", "disc_lr", "decoder_lr"), LEARNING_RATE), "weight_decay": FLOAT32_AT_LEAST_0,
     "min_lr_frac": Range(0, 1), "synthetic_tones": Range(0, 1),
     "synthetic_share": Range(0, 1, low_open=True, high_open=True),
     "mel_match": Range(0, 8), "mel_match_db": Range(0, 40, low_open=True),
@@ -85,10 +84,7 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     refused = out_of_range(parser, args, FLAG_RANGES, WHAT)
     if refused:
         raise UsageError(refused)
-    try:
-        torch.device(args.device)
-    except RuntimeError:
-        raise UsageError(f"--device {args.device!r} is not a device: cpu, cuda or cuda:N") from None
+    check_device_option(parser, args.device)
     if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None and args.out is None:
         raise UsageError("--mel-match and --mel-match-db set a vocoder's level correction: they need a run "
                          "(--out RUN) or --attach OUT")

@@ -76,9 +76,11 @@ from mmtok.core.module_io import (
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     check_trained_on,
+    check_weights_finite,
     command_lines,
     json_digest,
     load_train_state,
+    newest_state,
     save_train_state,
 )
 
@@ -427,8 +429,10 @@ class Run:
             term, adv = self.gan.generator_loss(real_w, fake_w, self.step)
             loss = loss + term
         if not math.isfinite(loss.item()):
-            raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving; "
-                                "--resume restarts from the last checkpoint (try a lower --lr)")
+            newest = newest_state(self.state_dir)
+            again = f"--resume restarts from the last checkpoint, {newest}" if newest == str(self.state_dir) else newest
+            raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving "
+                                f"({again}); try a lower --lr")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
@@ -436,6 +440,10 @@ class Run:
             adv["decoder_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.joint.params, args.clip_grad))
             adv["anchor"] = anchor.item()
         self.opt.step()
+        check_weights_finite(voc, step=self.step + 1, state_dir=self.state_dir, lr=args.lr)
+        if self.joint is not None:
+            check_weights_finite(self.joint.tok.decoder, step=self.step + 1, state_dir=self.state_dir,
+                                 lr=self.joint_cfg["decoder_lr"], flag="--decoder-lr")
         if self.gan is not None:
             adv.update(self.gan.discriminator_step(real_w, fake_w, self.step))
         self.step += 1

@@ -2,7 +2,8 @@
 
 A float64 value beyond float32's range turns into inf on ``.float()``, and would then be
 reported as a "NaN/inf" that the caller never passed. The check runs only on float64
-input with finite values (float32 and narrower cannot exceed the range).
+input with finite values (float32 and narrower cannot exceed the range). :func:`weights_finite`
+is the trainers' check that an optimizer step left a model's weights finite.
 
 >>> import torch
 >>> fits_float32(torch.tensor([1.0, -2.0], dtype=torch.float64), what="x", error=ValueError, why="")
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["all_finite", "fits_float32"]
+__all__ = ["all_finite", "fits_float32", "weights_finite"]
 
 
 def all_finite(x: torch.Tensor) -> bool:
@@ -29,6 +30,24 @@ def all_finite(x: torch.Tensor) -> bool:
     if not x.numel() or not x.is_floating_point() or bool(torch.isfinite(x.sum())):
         return True
     return bool(torch.isfinite(x).all())
+
+
+def weights_finite(module: torch.nn.Module) -> bool:
+    """Whether every floating parameter and buffer of ``module`` is finite, cheaply enough to ask after each
+    optimizer step: one sum per tensor and their total in float64 (a NaN or inf poisons it), the element-wise
+    check only when that total is not finite (huge finite weights can overflow a tensor's sum on their own).
+
+    >>> net = torch.nn.Linear(2, 2)
+    >>> weights_finite(net)
+    True
+    >>> _ = net.bias.data.fill_(float("inf"))
+    >>> weights_finite(net)
+    False
+    """
+    tensors = [t.detach() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point() and t.numel()]
+    if not tensors or bool(torch.isfinite(torch.stack([t.sum().double() for t in tensors]).sum())):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def fits_float32(x: torch.Tensor, *, what: str, error: type[Exception], why: str) -> None:

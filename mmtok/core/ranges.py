@@ -1,10 +1,11 @@
 """The range a numeric option takes, and the one way a trainer refuses a value outside it.
 
 Every tokenizer trainer (image, audio, vocoder) checks its numeric options before any work with
-:func:`out_of_range`; NaN and infinities are outside every range.
+:func:`out_of_range`; NaN and infinities are outside every range, and a number that becomes float32 goes
+no higher than float32 holds it (:data:`LEARNING_RATE`, :data:`FLOAT32_AT_LEAST_0`).
 
->>> str(Range(1)), str(Range(0, low_open=True)), str(Range(0, 1, high_open=True))
-('>= 1', '> 0', 'in [0, 1)')
+>>> str(Range(1)), str(Range(0, low_open=True)), str(Range(0, 1, high_open=True)), str(LEARNING_RATE)
+('>= 1', '> 0', 'in [0, 1)', '> 0, at most 3.4e+37')
 >>> Range(0, 1).holds(float("nan")), Range(1).holds(3)
 (False, True)
 """
@@ -17,17 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ABOVE_0", "SEED", "Range", "count_arg", "out_of_range", "seed_arg"]
+__all__ = ["ABOVE_0", "FLOAT32_AT_LEAST_0", "FLOAT32_MAX", "LEARNING_RATE", "LR_MAX", "SEED", "Range", "count_arg",
+           "out_of_range", "seed_arg"]
 
 
 @dataclass(frozen=True)
 class Range:
-    """The values an option takes: a finite number from ``low`` to ``high``, each end kept unless ``open``."""
+    """The values an option takes: a finite number from ``low`` to ``high``, each end kept unless ``open``;
+    ``why``, when set, says why a value above ``high`` cannot go (a refusal adds it)."""
 
     low: float
     high: float = math.inf
     low_open: bool = False
     high_open: bool = False
+    why: str = ""
 
     def holds(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -35,6 +39,17 @@ class Range:
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return above and below
+
+    def beyond(self, value: float) -> str:
+        """`` (why)`` when ``value`` is a finite number above the range and it says :attr:`why`, else ``""``: what a
+        refusal adds.
+
+        >>> print(LEARNING_RATE.beyond(1e39))
+         (AdamW's first step, the rate / (1 - beta1), must be a float32 number)
+        >>> LEARNING_RATE.beyond(-1.0), Range(0, 1).beyond(2.0)
+        ('', '')
+        """
+        return f" ({self.why})" if self.why and math.isfinite(value) and value > self.high else ""
 
     def phrase(self, *, whole: bool = False) -> str:
         """What a value must be, in words: ``at least N`` for a whole number with no upper end, else :meth:`__str__`.
@@ -47,8 +62,13 @@ class Range:
         return str(self)
 
     def __str__(self) -> str:
+        """``>= 1``, ``in [0, 1)``; a range whose top is a number type's limit (it says :attr:`why`) as its bottom
+        first: ``> 0, at most 3.4e+37``."""
         if math.isinf(self.high):
             return f"{'>' if self.low_open else '>='} {_end(self.low)}"
+        if self.why:
+            return f"{'>' if self.low_open else '>='} {_end(self.low)}, {'below' if self.high_open else 'at most'} " \
+                   f"{_end(self.high)}"
         return f"in {'(' if self.low_open else '['}{_end(self.low)}, {_end(self.high)}{')' if self.high_open else ']'}"
 
 
@@ -66,6 +86,14 @@ def _end(value: float) -> str:
 
 ABOVE_0 = Range(0, low_open=True)
 SEED = Range(0, 2**32 - 1)  # what NumPy and torch take as a seed
+FLOAT32_MAX = float.fromhex("0x1.fffffep+127")  # float32's largest finite number, about 3.4e38
+FLOAT32_AT_LEAST_0 = Range(0, FLOAT32_MAX, why="float32's range")  # a factor that becomes float32 (weight decay)
+# the largest learning rate an AdamW step takes: torch refuses, with an overflow error in the middle of a run, a
+# step size (the rate over 1 - beta1 in the first step: times 10 at mmtok's largest beta1, 0.9) past float32's range;
+# FLOAT32_MAX / 10 rounded down, as 1 - 0.9 is a little under 0.1 in floating point
+LR_MAX = 3.4e37
+LEARNING_RATE = Range(0, LR_MAX, low_open=True,
+                      why="AdamW's first step, the rate / (1 - beta1), must be a float32 number")
 
 
 def count_arg(text: str) -> int:
@@ -126,7 +154,7 @@ def out_of_range(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
         action = actions[dest]
         flag, whole = action.option_strings[0], action.type is int
         phrase = allowed.phrase(whole=whole)
-        note = f" ({notes[dest]})" if notes and dest in notes else ""
+        note = (f" ({notes[dest]})" if notes and dest in notes else "") + allowed.beyond(value)
         default = "" if action.default is None else f" (default: {_said(action.default)})"
         return (f"{flag} must be {phrase}{note} (got {_said(value)}); give {flag} {allowed} "
                 f"({'a whole number' if whole else 'a finite number'}) or leave the flag out{default}")

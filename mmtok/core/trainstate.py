@@ -4,7 +4,9 @@ Built on :mod:`mmtok.core.checkpoint` (atomic folder writes, no pickle): the mod
 weights go to ``model.safetensors``, the optimizer's tensors to
 ``optimizer.safetensors``, and everything else (step, optimizer scalars, RNG
 states of Python/NumPy, caller's extras) to ``config.json`` under ``"train"``.
-``torch``'s own RNG states are tensors and travel in ``optimizer.safetensors``.
+``torch``'s own RNG states are tensors and travel in ``optimizer.safetensors``: the CPU's, and each CUDA
+device's (``rng.cuda.N`` for GPU N), with the index of the GPU the model was on; on loading, the GPU the model
+is on now continues that GPU's stream (:func:`restore_cuda_rng`).
 
 >>> import torch, tempfile, os
 >>> m = torch.nn.Linear(2, 2); opt = torch.optim.AdamW(m.parameters())
@@ -34,33 +36,41 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmtok.core.checkpoint import load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint import CONFIG_NAME, load_checkpoint, save_checkpoint
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.device import check_device_option
 from mmtok.core.errors import (
     CheckpointError,
+    QuantizerError,
     ResumeMismatchError,
     RunRefusedError,
     TrainingError,
 )
+from mmtok.core.floats import weights_finite
 from mmtok.core.module_io import load_state_dict_checked
-from mmtok.core.ranges import ABOVE_0, Range, out_of_range
+from mmtok.core.ranges import LEARNING_RATE, Range, out_of_range
 
 __all__ = [
+    "CUDA_RNG",
     "LOCK_NAME",
     "OPTIMIZER_NAME",
     "HelpFormatter",
     "RunLock",
     "check_trained_on",
+    "check_weights_finite",
     "command_lines",
+    "diverging_forward",
     "freeze_codes",
     "hold_run_folder",
     "json_digest",
     "load_newest_intact",
     "load_train_state",
+    "model_cuda_index",
+    "newest_state",
     "optimizer_state_join",
     "optimizer_state_split",
     "options_given",
+    "restore_cuda_rng",
     "save_train_state",
 ]
 
@@ -112,6 +122,35 @@ def optimizer_state_join(tensors: Mapping[str, torch.Tensor], rest: Mapping[str,
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
+CUDA_RNG = "rng.cuda."  # + the device index: a CUDA device's random state in optimizer.safetensors
+
+
+def model_cuda_index(model: nn.Module) -> int | None:
+    """The index of the CUDA device ``model``'s weights are on, None when they are not on one."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.device.type != "cuda":
+            return None
+        return t.device.index if t.device.index is not None else torch.cuda.current_device()
+    return None
+
+
+def restore_cuda_rng(side: Mapping[str, torch.Tensor], *, saved_on: int | None, now_on: int | None) -> None:
+    """Put back the CUDA random states ``side`` holds (``rng.cuda.N``), each on GPU N by its index (where this
+    machine has it), then give the GPU the model is on now (``now_on``) the state of the one it was on when
+    saved (``saved_on``). That is the state that drew the run's numbers: a run resumed on another GPU goes on
+    with it, and so does every rank under torchrun, where rank 0 alone saves (every device it holds) and each
+    rank's own GPU, seeded and drawn from as rank 0's, would have held the state rank 0's GPU held."""
+    states = {int(k[len(CUDA_RNG) :]): v for k, v in side.items() if k.startswith(CUDA_RNG)}
+    if not states or not torch.cuda.is_available():
+        return
+    count = torch.cuda.device_count()
+    for index, state in sorted(states.items()):
+        if index < count:
+            torch.cuda.set_rng_state(state, index)
+    if now_on is not None and saved_on is not None and saved_on != now_on and saved_on in states:
+        torch.cuda.set_rng_state(states[saved_on], now_on)
+
+
 def _rng_json() -> dict[str, Any]:
     np_state = np.random.get_state()  # noqa: NPY002 - the global state is what we save
     return {
@@ -151,7 +190,7 @@ def save_train_state(
     side["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, st in enumerate(torch.cuda.get_rng_state_all()):
-            side[f"rng.cuda.{i}"] = st
+            side[f"{CUDA_RNG}{i}"] = st
     for k, v in (extra_tensors or {}).items():
         side[f"extra.{k}"] = v
     # safetensors wants a file path: write into a temporary file, hand bytes to the atomic writer
@@ -161,7 +200,8 @@ def save_train_state(
         path = Path(tmp) / OPTIMIZER_NAME
         save_file({k: v.detach().cpu().contiguous() for k, v in side.items()}, str(path))
         blob = path.read_bytes()
-    train = {"step": int(step), "optimizer": opt_rest, "rng": _rng_json(), "extra": dict(extra or {})}
+    train = {"step": int(step), "optimizer": opt_rest, "rng": _rng_json(), "rng_cuda_device": model_cuda_index(model),
+             "extra": dict(extra or {})}
     return save_checkpoint(
         folder,
         kind=kind,
@@ -207,9 +247,7 @@ def load_train_state(
             raise CheckpointError(f"checkpoint {ck.path}: optimizer state does not fit ({e})") from e
     if restore_rng:
         torch.set_rng_state(side["rng.torch"])
-        cuda = [side[k] for k in sorted(side) if k.startswith("rng.cuda.")]
-        if cuda and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+        restore_cuda_rng(side, saved_on=train.get("rng_cuda_device"), now_on=model_cuda_index(model))
         _rng_restore(train["rng"])
     extra_tensors = {k[len("extra.") :]: v for k, v in side.items() if k.startswith("extra.")}
     return {
@@ -243,6 +281,39 @@ def load_newest_intact(
     if failures:
         raise failures[0][1]
     return None
+
+
+def newest_state(state_dir: str | os.PathLike[str]) -> str:
+    """The train state a run stopped by a non-finite loss or weights can go on from, as its message names it:
+    ``state_dir`` when it holds one, else ``none saved yet`` (a run stopped before its first checkpoint)."""
+    return str(state_dir) if (Path(state_dir) / CONFIG_NAME).is_file() else "none saved yet"
+
+
+def check_weights_finite(module: nn.Module, *, step: int, state_dir: str | os.PathLike[str], lr: float,
+                         flag: str = "--lr") -> None:
+    """Raise :class:`TrainingError` when optimizer step ``step`` left a weight of ``module`` NaN or inf: the run
+    diverged (its loss was still finite), and is stopped before that step is saved or the next one fails where it
+    cannot say why (a quantizer's NaN input). ``flag`` is the option whose learning rate, ``lr``, stepped it."""
+    if not weights_finite(module):
+        raise TrainingError(f"non-finite weights after step {step}: training diverged and stopped, nothing saved "
+                            f"for it (newest state: {newest_state(state_dir)}); lower {flag} ({lr:g} in this run)")
+
+
+@contextlib.contextmanager
+def diverging_forward(*, step: int, state_dir: str | os.PathLike[str], lr: float, flag: str = "--lr",
+                      trains_encoder: bool = True) -> Iterator[None]:
+    """The forward pass of a tokenizer trainer's step ``step``, where a :class:`QuantizerError` means the run
+    diverged when it ``trains_encoder``: the weights, finite but grown too large, overflowed the encoder, and the
+    quantizer refuses its NaN/inf output. It is raised as :class:`TrainingError` that says so, naming the step and
+    ``flag``, with the quantizer's words (an encoder that is not trained passes the quantizer's error on)."""
+    try:
+        yield
+    except QuantizerError as e:
+        if not trains_encoder:
+            raise
+        raise TrainingError(f"training diverged at step {step}: the encoder's output is not finite ({e}); stopped, "
+                            f"nothing saved for it (newest state: {newest_state(state_dir)}); lower {flag} ({lr:g} "
+                            "in this run)") from e
 
 
 @contextlib.contextmanager
@@ -431,13 +502,14 @@ def options_given(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[s
     return set(vars(known))
 
 
-SHARED_RANGES = {"steps": Range(1), "batch_size": Range(1), "save_every": Range(1), "warmup": Range(0), "lr": ABOVE_0}
+SHARED_RANGES = {"steps": Range(1), "batch_size": Range(1), "save_every": Range(1), "warmup": Range(0),
+                 "lr": LEARNING_RATE}
 
 
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The options every tokenizer trainer shares, refused in one line (exit 2) before any work when out of
     range (:data:`SHARED_RANGES`: ``--steps``, ``--batch-size``, ``--save-every`` at least 1, ``--warmup`` at
-    least 0, ``--lr`` a finite number above 0), and ``--device`` a device name."""
+    least 0, ``--lr`` a finite number above 0 that AdamW can step with in float32), and ``--device`` a device name."""
     refused = out_of_range(parser, args, SHARED_RANGES)
     if refused:
         parser.error(refused)

@@ -69,8 +69,12 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         vocab: Vocabulary | None = None,
         positions_3d: bool = False,
     ) -> None:
+        if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
+            raise TypeError(f"PackedDataset seq_len (tokens per window) must be a whole number >= 1, got {seq_len!r} "
+                            f"({type(seq_len).__name__})")
         if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+            raise ValueError(f"PackedDataset seq_len (tokens per window) must be a whole number >= 1, got {seq_len}")
+        seq_len = int(seq_len)
         self.shards = open_shards(folder, vocab=vocab)
         if self.shards.num_tokens < 2:  # one token has nothing after it to predict
             raise CorpusError(f"the shards in {folder} hold {self.shards.num_tokens} token(s) (every document was "

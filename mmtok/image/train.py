@@ -54,10 +54,13 @@ from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
+    check_weights_finite,
     command_lines,
+    diverging_forward,
     freeze_codes,
     hold_run_folder,
     load_train_state,
+    newest_state,
     options_given,
     save_train_state,
 )
@@ -392,7 +395,9 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.args.decoder_only:
         freeze_codes(run.tok)  # again: the checkpoint pictures switch the whole model back to training mode
     x = train_crops(run.corpus, run.args.batch_size, run.args).to(run.device)
-    res = run.tok(x)
+    with diverging_forward(step=run.step + 1, state_dir=run.state_dir, lr=run.args.lr,
+                           trains_encoder=not run.args.decoder_only):
+        res = run.tok(x)
     loss = res.losses["total"]
     if run.args.ssim_weight:
         res.losses["ssim"] = ssim(res.reconstruction, x).mean()
@@ -403,11 +408,12 @@ def _train_step(run: _Run) -> dict[str, float]:
         loss = loss + term
     if not torch.isfinite(loss):
         raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, nothing saved "
-                            f"for it (newest state: {run.out / STATE_DIR}); lower --lr or check the data")
+                            f"for it (newest state: {newest_state(run.state_dir)}); lower --lr or check the data")
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)
     run.opt.step()
+    check_weights_finite(run.tok, step=run.step + 1, state_dir=run.state_dir, lr=run.args.lr)
     if run.ema is not None:
         run.ema.update(run.tok)
     if run.gan is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
 from mmtok.core.corpus_manifest import check_folder, check_split
 from mmtok.core.errors import ResumeMismatchError
-from mmtok.core.ranges import ABOVE_0, SEED, Range, out_of_range
+from mmtok.core.ranges import LEARNING_RATE, SEED, Range, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.run_folder import (
@@ -53,7 +53,7 @@ NUMBER_RULES: dict[str, Range] = {  # by argparse dest; check_run_options checks
     **dict.fromkeys(("base_side", "zoom_max", "rebalance_crops", "rebalance_iters", "latent_dim", "init_crops",
                      "threads"), Range(1)),
     **dict.fromkeys(("synthetic", "ssim_weight", "disc_weight", "disc_start", "disc_warmup", "lr_restart"), Range(0)),
-    "zoom_prob": Range(0, 1), "disc_lr": ABOVE_0, "disc_channels": Range(4), "codebook_size": Range(2),
+    "zoom_prob": Range(0, 1), "disc_lr": LEARNING_RATE, "disc_channels": Range(4), "codebook_size": Range(2),
     **dict.fromkeys(("ema_decay", "rebalance_min_frac", "dead_code_rate"), Range(0, 1, high_open=True)),
     "seed": SEED,
 }

@@ -75,7 +75,12 @@ def audio_tokens_of(tok: MediaTokenizer | None) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class _Picker:
-    """How the next id is chosen from masked logits: greedy at temperature 0, else sampled."""
+    """How the next id is chosen from masked logits: greedy at temperature 0, else sampled.
+
+    A temperature float32 cannot hold (below about 1e-45, where it would be 0, or above 3.4e38, where it would be
+    inf) scales the logits in float64, where it goes to its limit: as greedy for a vanishing one, every allowed
+    token alike for a huge one (after ``top_k`` and ``top_p``).
+    """
 
     temperature: float
     top_k: int | None
@@ -85,9 +90,21 @@ class _Picker:
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B,)
         if self.temperature == 0:
             return logits.argmax(-1)
+        if _float32_cannot_hold(self.temperature):
+            logits = logits.double()
         top = logits.max(-1, keepdim=True).values  # (B, 1): scaled from 0 down, a tiny temperature cannot overflow
         probs = _filter((logits - top) / self.temperature, self.top_k, self.top_p).softmax(-1)
         return torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+
+
+def _float32_cannot_hold(value: float) -> bool:
+    """Whether ``value`` (positive, finite) is 0 or inf in float32, as a float32 tensor's arithmetic takes it.
+
+    >>> _float32_cannot_hold(1e-300), _float32_cannot_hold(1e300), _float32_cannot_hold(0.7)
+    (True, True, False)
+    """
+    narrowed = float(torch.tensor(value, dtype=torch.float32))
+    return narrowed == 0 or math.isinf(narrowed)
 
 
 def _generator(seed: int | None) -> torch.Generator:
@@ -397,9 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "Pillow knows in their format); a file there is replaced only if it is a PNG 'mmtok sample' "
                     "wrote (other formats carry no mark)")
     ap.add_argument("--audio-out", default=None,
-                    help="sample audio after the prompt and write it here (16-bit PCM .wav or .flac); a file there "
-                    "is replaced only if 'mmtok sample' wrote it as WAV, FLAC, AIFF, CAF or RF64 (other formats "
-                    "carry no mark)")
+                    help="sample audio after the prompt and write it here as 16-bit PCM (.wav, .flac, .aiff, .caf, "
+                    ".rf64, .au or .w64); a file there is replaced only if 'mmtok sample' wrote it as WAV, FLAC, "
+                    "AIFF, CAF or RF64 (other formats carry no mark)")
     ap.add_argument("--max-new-tokens", type=int, default=400,
                     help="most tokens to sample after the prompt when no medium is forced, at most what the "
                     "model's context leaves after the prompt (default: 400)")

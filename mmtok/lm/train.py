@@ -26,7 +26,8 @@
   memory than the machine has available is refused (:func:`mmtok.lm.peak.check_step_memory`), naming
   ``--seq-len`` and ``--batch-size``.
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
-  the optimizer steps on it: no checkpoint holds NaNs.
+  the optimizer steps on it, and so do weights that a step left non-finite (a diverging run), before
+  they are saved: no checkpoint holds NaNs.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
   every tensor reduced across ranks lives on the training device.
   The loss is normalised by the global weight sum, so N ranks of batch B give
@@ -55,6 +56,7 @@ from mmtok.core.checkpoint import read_config
 from mmtok.core.device import device_record, pick_device
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
+from mmtok.core.floats import weights_finite
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import (
@@ -318,6 +320,11 @@ def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(r.model.parameters(), cfg.grad_clip)
     r.opt.step()
+    if not weights_finite(r.model):  # the same weights on every rank: all stop together, before any checkpoint
+        last = latest_checkpoint(r.folder)
+        raise TrainingError(f"non-finite weights after step {r.step + 1}: training diverged and stopped, no "
+                            f"checkpoint written for it (newest: {last.name if last else 'none'}); lower --lr "
+                            f"({cfg.lr:g} in this run)")
     r.opt.zero_grad(set_to_none=True)
     r.consumed += cfg.batch_size * cfg.grad_accum * r.world
     r.step += 1
@@ -430,7 +437,7 @@ def _train(cfg: TrainConfig, *, resume: bool, clear: bool, progress: bool) -> Pa
             t0 = time.perf_counter()
             sums, lr = _optimisation_step(r, batches)
             if r.device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(r.device)
             _log(r, _log_row(r, sums, lr, time.perf_counter() - t0), bar)
             _checkpoint(r)
     finally:

@@ -7,11 +7,11 @@ schedule gives at a step (:func:`lr_at`). :mod:`mmtok.lm.train` runs them; ``mmt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mmtok.core.errors import RunRefusedError
-from mmtok.core.ranges import SEED, Range
+from mmtok.core.ranges import FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, Range
 from mmtok.core.schedule import warmup_cosine
 from mmtok.lm.model import PRESETS
 
@@ -51,7 +51,9 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field takes (mmtok train checks its flags by it)
     **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads"), Range(1)),
-    **dict.fromkeys(("lr", "min_lr", "warmup", "weight_decay", "grad_clip"), Range(0)),
+    **dict.fromkeys(("warmup", "grad_clip"), Range(0)),
+    **dict.fromkeys(("lr", "min_lr"), replace(LEARNING_RATE, low_open=False)),  # 0 too: a schedule may end there
+    "weight_decay": FLOAT32_AT_LEAST_0,
     "dropout": Range(0, 1, high_open=True),  # a probability
     "seed": SEED,
 }
@@ -79,5 +81,6 @@ def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) ->
         whole = not isinstance(default, float)
         kinds = (int,) if whole else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds) or not allowed.holds(value):
+            why = allowed.beyond(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
             raise RunRefusedError(f"{name} must be {allowed.phrase(whole=whole)} "
-                                  f"({'a whole number' if whole else 'a finite number'}), got {value!r}")
+                                  f"({'a whole number' if whole else 'a finite number'}){why}, got {value!r}")

@@ -249,8 +249,9 @@ class Interleaver:
         return a
 
     def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
-        """A :class:`Stream` around ``ids`` (checked strictly; positions rebuilt when not given)."""
-        a = integer_ids(ids, what="stream ids")
+        """A :class:`Stream` around ``ids``, one document's ``[L]`` (checked strictly; positions rebuilt when not
+        given); a batch ``[B, L]`` is refused: make each row's stream on its own."""
+        a = _document_ids(ids, who="stream")
         if pos_thw is None:
             self.decode(a)  # raises StreamError on a malformed stream
             pos_thw = positions_thw(self.vocab, a).numpy()
@@ -277,6 +278,7 @@ class Interleaver:
         truncated one too: its final ``<eos>`` is missing); ``repair=True`` fixes it instead (see the
         module docstring) and lists each change in ``result.repairs``. An empty stream is an empty document.
 
+        ``stream`` is one document's ids, ``[L]`` (a batch ``[B, L]`` is refused: decode it row by row).
         ``partial=True`` reads any slice of a shard's ids (a training window, generated ids cut by their
         token budget): a missing leading ``<bos>`` or final ``<eos>`` is no problem; the tail of a segment
         whose opener was cut off is skipped; a segment that the end cuts keeps what it holds whole (an
@@ -297,8 +299,7 @@ class Interleaver:
         position 0: the stream starts inside an image (its <boi> is cut off); skipped its 5 token(s)
         position 16: the stream ends inside row 1 of the image opened at position 11; kept its 1 whole row(s), dropped the 1 code(s) after them
         """
-        ids = stream.ids if isinstance(stream, Stream) else stream
-        a = integer_ids(ids, what="stream ids").reshape(-1)
+        a = _document_ids(stream.ids if isinstance(stream, Stream) else stream, who="decode")
         orig = np.arange(a.size)
         repairs: list[Repair] = []
         bad = (a < 0) | (a >= self.vocab.size)
@@ -401,6 +402,23 @@ def _brief(tok: Any) -> str:
         return f"{type(tok).__name__}(codebook_size={getattr(tok, 'codebook_size', '?')})"
     text = repr(tok)
     return text if "\n" not in text else type(tok).__name__
+
+
+def _document_ids(ids: Any, *, who: str) -> np.ndarray:
+    """``ids`` as one document's int64 ids ``[L]`` (a single id, 0-d, as ``[1]``), for :meth:`Interleaver.stream`
+    and :meth:`Interleaver.decode` (``who``); more dimensions are refused (:class:`StreamError`): a batch would be
+    read as one document.
+
+    >>> _document_ids([[104, 105], [106, 107]], who="decode")
+    Traceback (most recent call last):
+    ...
+    mmtok.core.errors.StreamError: Interleaver.decode takes one document's ids, 1-D [L], got shape (2, 2): give the rows of a batch one at a time (il.decode(ids[i]) for each row i)
+    """
+    a = integer_ids(ids, what="stream ids")
+    if a.ndim > 1:
+        raise StreamError(f"Interleaver.{who} takes one document's ids, 1-D [L], got shape {tuple(a.shape)}: give "
+                          f"the rows of a batch one at a time (il.{who}(ids[i]) for each row i)")
+    return a.reshape(-1)
 
 
 def _repeat_error(r: Repair) -> StreamError:
