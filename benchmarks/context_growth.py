@@ -215,7 +215,7 @@ def setup_device(args: argparse.Namespace, record: Recorder) -> tuple[torch.devi
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.max_seconds is None:
         args.max_seconds = 256.0 if device.type == "cuda" else 32.0
-    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else None
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     record({"bench": "device", "device": device.type, "gpu": gpu, "torch": torch.__version__, "threads":
             torch.get_num_threads(), "repeats": args.repeats, "load_average": round(load, 2), "cpu": platform.processor() or platform.machine(), "cpus": cores,
             "note": None if gpu else "no GPU was available: CPU only; the >=128k-token GPU target was not run"})

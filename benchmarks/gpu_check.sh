@@ -12,6 +12,9 @@
 #                vector (restarts; benchmarks/vq.py --device cuda --repeat-shares 0 0.3).
 # 5. media:      the shipped image and audio tokenizers on CUDA against the CPU: codes, decodes, batch and
 #                streamed decodes (benchmarks/gpu_media.py --device cuda).
+# Every check's "ok" comes from what it measured or wrote (benchmarks/gpu_verdict.py reads the shards, sample and
+# vq output: vq is ok only when mmtok's own VQ rows are there, whether or not the peer ran); the first check that
+# is not ok ends the script with exit status 1, before its "done" line.
 # Without a CUDA device it stops at once with one line on stderr and exit status 1.
 set -euo pipefail
 
@@ -28,6 +31,12 @@ fi
 
 DIR=${GPU_CHECK_DIR:-$(mktemp -d)}
 mkdir -p "$DIR"
+DOCS=6000  # documents of generated text the checks train and sample on
+PROMPT="the first "
+NEW_TOKENS=300
+VQ_KS=(1024 8192)  # codebook sizes and repeated shares of the vq check: vq.py and its verdict get the same
+VQ_SHARES=(0 0.3)
+VERDICT=("$PY" "$ROOT/benchmarks/gpu_verdict.py")
 
 # run NAME CMD...: the command's output goes to DIR/NAME.log; on failure, its tail and a JSON line, then exit 1
 run() {
@@ -41,7 +50,7 @@ run() {
 }
 
 # a few MB of varied text: shards for every check below
-"$PY" - "$DIR/docs.jsonl" <<'EOF'
+"$PY" - "$DIR/docs.jsonl" "$DOCS" <<'EOF'
 import json, random, sys
 rng = random.Random(0)
 words = [w for w in "the a of to and in is it that was for on are with as at be by this had not but from or have "
@@ -49,12 +58,12 @@ words = [w for w in "the a of to and in is it that was for on are with as at be 
          "so said what up its about into than them can only other new some could time these two may then do "
          "first any my now such like our over man me even most made after also did many before must through".split()]
 with open(sys.argv[1], "w") as f:
-    for _ in range(6000):
+    for _ in range(int(sys.argv[2])):
         text = " ".join(rng.choice(words) for _ in range(rng.randint(50, 400))) + "."
         f.write(json.dumps({"segments": [{"text": text}]}) + "\n")
 EOF
 run tokenize "$PY" -m mmtok.cli tokenize "$DIR/docs.jsonl" --out "$DIR/shards" --quiet
-"$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); print(json.dumps({"check": "shards", "ok": True, "docs": m["docs"], "tokens": m["tokens"]["total"]}))' "$DIR/shards/manifest.json"
+"${VERDICT[@]}" shards "$DIR/shards/manifest.json" --docs "$DOCS"
 
 # 1. one GPU: bf16 autocast, fused AdamW, torch.compile
 START=$(date +%s)
@@ -90,16 +99,14 @@ EOF
 
 # 3. KV-cache sampling on CUDA
 START=$(date +%s.%N)
-run sample "$PY" -m mmtok.cli sample --run "$DIR/run" --prompt "the first " --max-new-tokens 300 --seed 0 --device cuda
-"$PY" -c 'import json, sys, time; print(json.dumps({"check": "sample_cuda", "ok": True, "new_tokens": 300, "wall_s": round(time.time() - float(sys.argv[1]), 2), "text": open(sys.argv[2]).read()[-120:]}))' \
-    "$START" "$DIR/sample.log"
+run sample "$PY" -m mmtok.cli sample --run "$DIR/run" --prompt "$PROMPT" --max-new-tokens "$NEW_TOKENS" --seed 0 \
+    --device cuda
+"${VERDICT[@]}" sample "$DIR/sample.log" --prompt "$PROMPT" --max-new-tokens "$NEW_TOKENS" --start "$START"
 
 # 4. the VQ search and training step on CUDA
-run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks 1024 8192 --repeats 3 --train-steps 100 \
-    --repeat-shares 0 0.3
-grep '^{' "$DIR/vq.log" | "$PY" -c 'import json, sys
-for line in sys.stdin:
-    print(json.dumps({"check": "vq_cuda", "ok": True, **json.loads(line)}))'
+run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks "${VQ_KS[@]}" --repeats 3 --train-steps 100 \
+    --repeat-shares "${VQ_SHARES[@]}"
+"${VERDICT[@]}" vq "$DIR/vq.log" --device cuda --ks "${VQ_KS[@]}" --shares "${VQ_SHARES[@]}"
 
 # 5. the shipped image and audio tokenizers on CUDA against the CPU (batch and streamed decodes too)
 run media "$PY" "$ROOT/benchmarks/gpu_media.py" --device cuda

@@ -27,8 +27,9 @@ DECODE_REPEATS = 5  # timed whole decodes on the device (after a warm-up one)
 
 
 def sync(device: str) -> None:
+    """Wait for ``device``'s queued work (that device's, not the current one's; nothing on the CPU)."""
     if device.startswith("cuda"):
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
 def image_check(device: str) -> dict:

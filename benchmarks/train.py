@@ -118,7 +118,7 @@ def build_models(cfg: ModelConfig, device: torch.device, dtype: torch.dtype | No
 def run_rounds(steps: dict[str, Any], ids: torch.Tensor, device: torch.device, rounds: int) -> dict[str, Timing]:
     """Each model's :class:`common.Timing` of ``rounds`` training steps, its ``results`` the steps' losses:
     the models take turns (:func:`common.time_sides`, order alternating) after ``WARMUP_STEPS`` each."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
     return time_sides({name: lambda fn=fn: fn(ids) for name, fn in steps.items()}, repeats=rounds,
                       warmup=WARMUP_STEPS, sync=sync)
 
@@ -151,7 +151,7 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
              common: dict[str, Any]) -> None:
     """On a GPU: ours' MFU at bf16, eager and compiled."""
     tokens = args.batch * args.seq_len
-    name = torch.cuda.get_device_name()
+    name = torch.cuda.get_device_name(device)
     peak = gpu_peak_tflops(name)
     for compiled in (False, True):
         m = Transformer(cfg).to(device)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                              n_kv_head=base.n_head)
     emit({"bench": "machine", "platform": platform.platform(), "cpus": os.cpu_count(),
           "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
-          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
+          "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None})
     gpt2 = check_peer("train_step", "transformers")
     dtype = torch.bfloat16 if device.type == "cuda" else None
     models, steps = build_models(cfg, device, dtype, gpt2=gpt2, compile_too=args.compile)

@@ -28,6 +28,10 @@ Prints one JSON object per line:
   the codebooks are the same whatever the number of segments; a train ``ratio`` row has the
   median over rounds of the peer/ours time of a segment.
 
+Without ``vector_quantize_pytorch`` (``pip install mmtok[bench]``) a row names the missing peer and ours
+is measured alone: its ``encode``, floor and ``train`` rows as above, and ``ratio`` rows whose peer
+columns are null, with a ``peer`` note that says why.
+
 Usage: ``python benchmarks/vq.py [--n 262144] [--ks 1024 8192] [--repeats 5] [--device cpu]
 [--repeat-shares 0 0.3] [--train-steps 200] [--train-rounds 10] [--skip-encode] [--skip-train]``
 """
@@ -51,8 +55,8 @@ from common import (
     RATIO_OF,
     ROUND_RATIO_OF,
     Timing,
-    check_peer,
     emit,
+    missing_peer,
     pick_device,
     positive,
     ratio,
@@ -70,11 +74,13 @@ from mmtok.vq.search import block_rows, canonical_codes
 
 EXACT_ROWS = 50_000  # vectors of each encode row checked against float64 cdist
 EXACT_BLOCK_ROWS = 4096  # rows per cdist block of that check: 256 MiB of float64 distances at K = 8192
+PEER = "vector_quantize_pytorch"  # the peer every row compares with
 
 
 def device_sync(device: torch.device) -> Callable[[], None] | None:
-    """What :func:`common.time_sides` calls around each clock reading on ``device`` (None on the CPU)."""
-    return torch.cuda.synchronize if device.type == "cuda" else None
+    """What :func:`common.time_sides` calls around each clock reading on ``device`` (None on the CPU): a
+    synchronize of that device, not of the current one."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def exact_nearest(x: torch.Tensor, codes: torch.Tensor, rows: int = EXACT_BLOCK_ROWS) -> torch.Tensor:
@@ -134,28 +140,35 @@ def peer_fn(peer: torch.nn.Module, x: torch.Tensor, rows: int) -> Callable[[], t
     return run_peer
 
 
-def encode_call(impl: str, n: int, k: int, d: int, rows: int) -> Callable[[], object]:
+def encode_call(impl: str, n: int, k: int, d: int, rows: int | None) -> Callable[[], object]:
     """One CPU encode of the row's inputs by ``impl`` (``"mmtok"``, or ``"vector_quantize_pytorch"`` fed ``rows``
     at a time), inputs and model built now: what :func:`peak_memory.fresh_peaks` runs in a fresh process."""
     x, codes = encode_inputs(n, k, d, torch.device("cpu"))
     if impl == "mmtok":
         ours = ours_quantizer(codes)
         return lambda: ours.encode(x)
+    assert rows is not None, "the peer is fed a slice of rows at a time"
     return peer_fn(peer_quantizer(codes), x, rows)
 
 
-def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slices: list[int]) -> None:
+def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, peer_slices: list[int],
+                 peer_missing: str | None = None) -> None:
+    """The encode rows of one codebook size; with ``peer_missing`` (why the peer cannot run) ours and the
+    floor alone, the ratio row's peer columns null and its ``peer`` note saying why."""
     x, codes = encode_inputs(n, k, d, device)
-    ours, peer = ours_quantizer(codes), peer_quantizer(codes)
-    peers = {r: peer_fn(peer, x, r) for r in peer_slices}  # tuned as the floor is: its best slice of several
+    ours, peer = ours_quantizer(codes), None if peer_missing else peer_quantizer(codes)
+    # the peer tuned as the floor is: its best slice of several
+    peers = {} if peer is None else {r: peer_fn(peer, x, r) for r in peer_slices}
     # agreement of the answers (not timed)
     idx_ours = ours.encode(x)
-    idx_peer = peers[peer_slices[0]]()
-    agree = float((idx_ours == idx_peer).float().mean())
     sub = slice(0, min(n, EXACT_ROWS))
     brute = exact_nearest(x[sub], codes)
     exact = float((idx_ours[sub] == brute).float().mean())
-    exact_peer = float((idx_peer[sub] == brute).float().mean())
+    agree = exact_peer = None
+    if peers:
+        idx_peer = peers[peer_slices[0]]()
+        agree = float((idx_ours == idx_peer).float().mean())
+        exact_peer = float((idx_peer[sub] == brute).float().mean())
 
     floor_rows = [r for r in (256, 512, 1024, 2048, 4096) if r * k * 4 <= 64 * 2**20]
     if device.type == "cuda":
@@ -167,9 +180,9 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
     peaks = {name: max(m.peak_mib for m in t.around) for name, t in timings.items()}
     med = {name: t.median for name, t in timings.items()}
     best_floor = min(floor_rows, key=lambda r: med[f"floor{r}"])
-    best_slice = min(peer_slices, key=lambda r: med[f"peer{r}"])
-    med["peer"] = med[f"peer{best_slice}"]
-    mem = sides_peak_mib(n, k, d, device, best_slice, {"ours": peaks["ours"], "peer": peaks[f"peer{best_slice}"]})
+    best_slice = min(peer_slices, key=lambda r: med[f"peer{r}"]) if peers else None
+    in_process = {"ours": peaks["ours"]} | ({"peer": peaks[f"peer{best_slice}"]} if peers else {})
+    mem = sides_peak_mib(n, k, d, device, best_slice, in_process)
     flops = 2.0 * n * d * k
     common = {"n": n, "dim": d, "codebook_size": k, "device": str(device), "repeats": repeats}
     emit({"bench": "vq_encode", "impl": "mmtok", **common, "seconds": round(med["ours"], 4),
@@ -177,27 +190,31 @@ def bench_encode(n: int, k: int, d: int, repeats: int, device: torch.device, pee
           **mem["ours"], "exact_vs_cdist": exact,
           "block_rows": block_rows(n, k, device, chunk_size=ours.cfg.chunk_size,
                                    budget_mb=ours.cfg.search_budget_mb)})
-    emit({"bench": "vq_encode", "impl": "vector_quantize_pytorch", **common,
-          "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
-          **mem["peer"], "slice": best_slice,
-          "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree,
-          "exact_vs_cdist": exact_peer})
+    if peers:
+        med["peer"] = med[f"peer{best_slice}"]
+        emit({"bench": "vq_encode", "impl": PEER, **common,
+              "seconds": round(med["peer"], 4), "vectors_per_s": round(n / med["peer"]),
+              **mem["peer"], "slice": best_slice,
+              "slices_tried": {r: round(med[f"peer{r}"], 4) for r in peer_slices}, "agreement_with_mmtok": agree,
+              "exact_vs_cdist": exact_peer})
     for r in floor_rows:
         emit({"bench": "vq_encode", "impl": "flop_floor_mm_only", **common, "block_rows": r,
               "seconds": round(med[f"floor{r}"], 4),
               "gflops": round(flops / med[f"floor{r}"] / 1e9, 1), "peak_mib": round(peaks[f"floor{r}"], 1)})
     emit({"bench": "vq_encode", "metric": "ratio", **common,
-          "speedup_vs_vector_quantize": ratio(med["peer"], med["ours"], 2),
+          "speedup_vs_vector_quantize": ratio(med.get("peer"), med["ours"], 2),
           "fraction_of_flop_floor": ratio(med[f"floor{best_floor}"], med["ours"], 3), "ratio_of": RATIO_OF,
-          "timings": {"ours": timings["ours"].summary(), "peer": timings[f"peer{best_slice}"].summary(),
+          "timings": {"ours": timings["ours"].summary(),
+                      "peer": timings[f"peer{best_slice}"].summary() if peers else None,
                       "floor": timings[f"floor{best_floor}"].summary()},
           "floor_block_rows": best_floor, "agreement": agree, "exact_vs_cdist_mmtok": exact,
-          "exact_vs_cdist_vector_quantize": exact_peer})
+          "exact_vs_cdist_vector_quantize": exact_peer, **({"peer": peer_missing} if peer_missing else {})})
 
 
-def sides_peak_mib(n: int, k: int, d: int, device: torch.device, peer_rows: int,
+def sides_peak_mib(n: int, k: int, d: int, device: torch.device, peer_rows: int | None,
                    in_process: dict[str, float]) -> dict[str, dict[str, object]]:
-    """The peak-memory fields of ours' and the peer's encode rows (``"ours"``, ``"peer"``).
+    """The peak-memory fields of the encode rows of the sides ``in_process`` names (``"ours"``, and ``"peer"``
+    when it ran).
 
     On the CPU each side is measured in a fresh process (first and second call); on CUDA the allocator's
     peaks ``in_process`` (largest over the timed calls) are exact and kept.
@@ -206,7 +223,9 @@ def sides_peak_mib(n: int, k: int, d: int, device: torch.device, peer_rows: int,
         how = "CUDA allocator peak above the start of the call, largest over the timed calls, in this process"
         return {side: {"peak_mib": round(v, 1), "peak_measured_by": how} for side, v in in_process.items()}
     out: dict[str, dict[str, object]] = {}
-    for side, impl in (("ours", "mmtok"), ("peer", "vector_quantize_pytorch")):
+    for side, impl in (("ours", "mmtok"), ("peer", PEER)):
+        if side not in in_process:
+            continue
         first, second, how = fresh_peaks(encode_call, impl, n, k, d, peer_rows, threads=torch.get_num_threads())
         out[side] = {"peak_mib": None if first is None else round(first, 1),
                      "peak_mib_second_call": None if second is None else round(second, 1),
@@ -261,15 +280,19 @@ def train_in_rounds(trainers: dict[str, Callable[[int], object]], steps: int, ro
 
 
 def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0,
-                rounds: int = 10) -> None:
+                rounds: int = 10, peer_missing: str | None = None) -> None:
+    """The train rows of one repeated share; with ``peer_missing`` (why the peer cannot run) ours alone, the
+    ratio row's peer columns null and its ``peer`` note saying why."""
     data = make_clustered(300_000, d, 4 * k, seed=7).to(device)
     train, test = data[:250_000], data[250_000:]
     torch.manual_seed(0)
     ours = mmtok.VectorQuantizer(mmtok.VQConfig(dim=d, codebook_size=k, dead_code_threshold=2.0)).to(device)
-    from vector_quantize_pytorch import VectorQuantize
+    peer = None
+    if not peer_missing:
+        from vector_quantize_pytorch import VectorQuantize
 
-    peer = VectorQuantize(dim=d, codebook_size=k, kmeans_init=True, threshold_ema_dead_code=2,
-                          decay=0.99).to(device)
+        peer = VectorQuantize(dim=d, codebook_size=k, kmeans_init=True, threshold_ema_dead_code=2,
+                              decay=0.99).to(device)
     g = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, train.shape[0], (batch,), generator=g) for _ in range(steps)]
     n_repeat = round(repeat_share * batch)
@@ -279,23 +302,25 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
         b[:n_repeat] = 0.0  # one vector, repeated
         return b
 
+    trainers: dict[str, Callable[[int], object]] = {"mmtok": lambda i: ours(batch_at(i))}
+    if peer is not None:
+        trainers[PEER] = lambda i: peer(batch_at(i)[None])
+        peer.train()
     ours.train()
-    peer.train()
-    timings = train_in_rounds({"mmtok": lambda i: ours(batch_at(i)),
-                               "vector_quantize_pytorch": lambda i: peer(batch_at(i)[None])},
-                              steps, min(rounds, steps), device, seed=0)
+    timings = train_in_rounds(trainers, steps, min(rounds, steps), device, seed=0)
     ours.eval()
-    peer.eval()
     with torch.inference_mode():
         idx_o = ours.encode(test)
-        rec_o = ours.decode(idx_o)
-        rec_p, idx_p, _ = peer(test[None])
-        idx_p, rec_p = idx_p[0], rec_p[0]
-    codebooks = {"mmtok": ours.codebook, "vector_quantize_pytorch": peer.codebook.reshape(k, d)}
+        results = [("mmtok", idx_o, ours.decode(idx_o))]
+        codebooks = {"mmtok": ours.codebook}
+        if peer is not None:
+            rec_p, idx_p, _ = peer.eval()(test[None])
+            results.append((PEER, idx_p[0], rec_p[0]))
+            codebooks[PEER] = peer.codebook.reshape(k, d)
     common = {"codebook_size": k, "dim": d, "steps": steps, "batch": batch, "repeated_share": repeat_share,
               "rounds": timings["mmtok"].n}
     quality: dict[str, dict[str, float]] = {}  # per implementation: the rounded mse and usage its row shows
-    for name, idx, rec in (("mmtok", idx_o, rec_o), ("vector_quantize_pytorch", idx_p, rec_p)):
+    for name, idx, rec in results:
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
         quality[name] = {"mse": round(float((rec - test).pow(2).mean()), 5), "usage": round(usage, 4)}
         emit({"bench": "vq_train", "impl": name, **common,
@@ -305,13 +330,15 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
               "usage": quality[name]["usage"], "perplexity": round(ppl, 1),
               "mse": quality[name]["mse"], "train_seconds": round(sum(timings[name].seconds), 2),
               "segment_seconds_median": round(timings[name].median, 4), "timing": timings[name].summary()})
-    per_round = round_ratios(timings["vector_quantize_pytorch"], timings["mmtok"])
+    per_round = round_ratios(timings[PEER], timings["mmtok"]) if peer is not None else None
+    peer_quality = quality.get(PEER, {})
     emit({"bench": "vq_train", "metric": "ratio", **common,
-          "speedup_vs_vector_quantize": round(statistics.median(per_round), 2), "ratio_of": ROUND_RATIO_OF,
-          "speedup_per_round": [round(x, 2) for x in per_round],
-          "mmtok_mse": quality["mmtok"]["mse"], "vector_quantize_mse": quality["vector_quantize_pytorch"]["mse"],
-          "mmtok_usage": quality["mmtok"]["usage"],
-          "vector_quantize_usage": quality["vector_quantize_pytorch"]["usage"]})
+          "speedup_vs_vector_quantize": round(statistics.median(per_round), 2) if per_round else None,
+          "ratio_of": ROUND_RATIO_OF,
+          "speedup_per_round": [round(x, 2) for x in per_round] if per_round else None,
+          "mmtok_mse": quality["mmtok"]["mse"], "vector_quantize_mse": peer_quality.get("mse"),
+          "mmtok_usage": quality["mmtok"]["usage"], "vector_quantize_usage": peer_quality.get("usage"),
+          **({"peer": peer_missing} if peer_missing else {})})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,17 +363,18 @@ def main(argv: list[str] | None = None) -> int:
     emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
           "device": str(device),
-          "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None})
-    if not check_peer("vq", "vector_quantize_pytorch"):  # every vq row compares with it: nothing left to run
-        return 0
+          "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None})
+    why = missing_peer(PEER)  # without it, ours is measured alone and the ratio rows say why
+    if why is not None:
+        emit(bench="vq", peer=PEER, skipped=why)
     for k in [] if args.skip_encode else args.ks:
         # the peer materialises a [slice, K] distance matrix: several slice sizes up to 1 GiB, its best kept
         most = max(256, min(args.n, 2**30 // (4 * k)))
         slices = sorted({r for r in (256, 1024, 4096, 16384) if r < most} | {most})
-        bench_encode(args.n, k, args.dim, args.repeats, device, slices)
+        bench_encode(args.n, k, args.dim, args.repeats, device, slices, peer_missing=why)
     if not args.skip_train:
         for share in args.repeat_shares:
-            bench_train(1024, args.dim, args.train_steps, 8192, device, share, args.train_rounds)
+            bench_train(1024, args.dim, args.train_steps, 8192, device, share, args.train_rounds, peer_missing=why)
     return 0
 
 

@@ -78,10 +78,10 @@ PLOT_MARK = "mmtok eval"  # in every plot --plot draws (PNG: Software; PDF, SVG,
 
 
 def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
-    """``({"psnr_db", "ssim"}, codes)`` of one image file through ``tok``."""
+    """``({"psnr_db", "ssim"}, codes)`` of one image file through ``tok`` (on any device: scored on the CPU)."""
     codes = tok.encode(path)
     with torch.inference_mode():
-        ref, rec = tok.preprocess(path)[None], tok.decode(codes)[None]
+        ref, rec = tok.preprocess(path).float().cpu()[None], tok.decode(codes).float().cpu()[None]
     return {"psnr_db": float(psnr(rec, ref)[0]), "ssim": float(ssim(rec, ref)[0])}, codes
 
 
@@ -93,8 +93,8 @@ def score_video(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
     flat, done, p, s = tok.expand(codes), 0, [], []
     with torch.inference_mode():
         for frames, _ in tok.frames(path):
-            ref = tok.image.preprocess(frames)
-            rec = tok.image.decode(flat[done : done + ref.shape[0]])
+            ref = tok.image.preprocess(frames).float().cpu()  # scored on the CPU, whatever device tok is on
+            rec = tok.image.decode(flat[done : done + ref.shape[0]]).float().cpu()
             p.append(psnr(rec, ref))
             s.append(ssim(rec, ref))
             done += ref.shape[0]

@@ -106,16 +106,33 @@ def test_image_speed_without_diffusers_times_the_rest(tmp_path: Path, monkeypatc
     assert torch.get_num_threads() == 1
 
 
-def test_vq_without_vector_quantize_says_so_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_vq_without_vector_quantize_measures_ours_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # it printed the machine row and the peer's "skipped" row and stopped: mmtok's VQ never ran, and
+    # benchmarks/gpu_check.sh called that an ok CUDA check
     import vq as bench_vq
 
     block(monkeypatch, tmp_path / "stubs", "vector_quantize_pytorch")
-    assert bench_vq.main(["--n", "256", "--ks", "16", "--repeats", "1", "--train-steps", "1"]) == 0
+    monkeypatch.setattr(bench_vq, "fresh_peaks", lambda build, *args, threads: (1.5, 0.5, "fake"))
+    assert bench_vq.main(["--n", "256", "--ks", "16", "--dim", "8", "--repeats", "1", "--train-steps", "1",
+                          "--train-rounds", "1"]) == 0
     rows = records(capsys)
-    assert [r["bench"] for r in rows] == ["machine", "vq"]
+    assert [r["bench"] for r in rows[:2]] == ["machine", "vq"]
     assert rows[1] == {"bench": "vq", "peer": "vector_quantize_pytorch", "skipped": rows[1]["skipped"]}
-    assert rows[1]["skipped"].endswith("pip install mmtok[bench]")
+    why = rows[1]["skipped"]
+    assert why.endswith("pip install mmtok[bench]")
+    assert not [r for r in rows if r.get("impl") == "vector_quantize_pytorch"]
+    encode = {r.get("impl", r.get("metric")): r for r in rows if r["bench"] == "vq_encode"}
+    assert encode["mmtok"]["exact_vs_cdist"] == 1.0 and encode["mmtok"]["peak_mib"] == 1.5
+    assert encode["flop_floor_mm_only"]["gflops"] > 0
+    ratio = encode["ratio"]
+    assert ratio["peer"] == why and ratio["fraction_of_flop_floor"] > 0 and ratio["timings"]["peer"] is None
+    assert ratio["speedup_vs_vector_quantize"] is ratio["agreement"] is ratio["exact_vs_cdist_vector_quantize"] is None
+    train = {r.get("impl", r.get("metric")): r for r in rows if r["bench"] == "vq_train"}
+    assert set(train) == {"mmtok", "ratio"} and train["mmtok"]["mse"] > 0 and train["mmtok"]["usage"] > 0
+    assert train["ratio"]["peer"] == why and train["ratio"]["mmtok_mse"] == train["mmtok"]["mse"]
+    assert all(train["ratio"][k] is None for k in ("speedup_vs_vector_quantize", "speedup_per_round",
+                                                   "vector_quantize_mse", "vector_quantize_usage"))
 
 
 def test_vq_encode_measures_each_sides_peak_in_a_fresh_process(monkeypatch: pytest.MonkeyPatch,

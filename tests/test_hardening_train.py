@@ -277,6 +277,112 @@ def test_gpu_check_script_parses_and_refuses_a_machine_without_cuda(tmp_path: Pa
     assert shutil.which("bash")
 
 
+FAKE_PYTHON = """\
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+out = Path(args[args.index("--out") + 1]) if "--out" in args else None
+if args[:1] == ["-c"] and "cuda.is_available" in args[1]:
+    sys.exit(0)  # the machine has a GPU
+if args[:1] == ["-"] and args[1].endswith("docs.jsonl"):
+    sys.stdin.read()
+    Path(args[1]).write_text("")
+elif args[:3] == ["-m", "mmtok.cli", "tokenize"]:
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text(json.dumps({"docs": int(os.environ["FAKE_DOCS"]), "tokens": {"total": 9}}))
+elif args[:3] == ["-m", "mmtok.cli", "train"] or args[:2] == ["-m", "torch.distributed.run"]:
+    out.mkdir(parents=True, exist_ok=True)
+    n = 40 if "torch.distributed.run" in args else 4
+    (out / "log.jsonl").write_text("".join(json.dumps({"step": i + 1, "loss": 5.0 - i / n, "tokens_per_s": 9.0,
+                                                       "mfu": 0.1}) + "\\n" for i in range(n)))
+    (out / "ckpt-0000040").mkdir()
+    (out / "ckpt-0000040" / "config.json").write_text("{}")
+elif args[:3] == ["-m", "mmtok.cli", "sample"]:
+    print("the first of the words.")
+elif any(a.endswith(("vq.py", "gpu_media.py")) for a in args):
+    print(Path(os.environ["FAKE_VQ" if args[0].endswith("vq.py") else "FAKE_MEDIA"]).read_text(), end="")
+else:  # the script's own verdicts
+    os.execv(sys.executable, [sys.executable, "-S", *args])
+"""
+
+
+def run_gpu_check(tmp_path: Path, vq_rows: list[dict], docs: int = 6000) -> tuple[int, list[dict]]:
+    """benchmarks/gpu_check.sh with every command it runs faked (a GPU "found", each step's files and output
+    canned: ``vq_rows`` are what benchmarks/vq.py prints): its exit status and JSON lines."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable} -S\n{FAKE_PYTHON}")  # -S: no site packages, a faster start
+    fake.chmod(0o755)
+    (tmp_path / "vq.out").write_text("".join(json.dumps(r) + "\n" for r in vq_rows))
+    (tmp_path / "media.out").write_text(json.dumps({"check": "image_device", "ok": True}) + "\n")
+    env = {**os.environ, "PYTHON": str(fake), "GPU_CHECK_DIR": str(tmp_path / "dir"), "STEPS": "4",
+           "FAKE_VQ": str(tmp_path / "vq.out"), "FAKE_MEDIA": str(tmp_path / "media.out"), "FAKE_DOCS": str(docs)}
+    out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                         env=env, timeout=60)
+    return out.returncode, [json.loads(x) for x in out.stdout.splitlines()]
+
+
+VQ_MACHINE = {"bench": "machine", "device": "cuda", "gpu": "a GPU"}
+VQ_NO_PEER = {"bench": "vq", "peer": "vector_quantize_pytorch", "skipped": "not installed: pip install mmtok[bench]"}
+
+
+def vq_mmtok_rows(ks: tuple[int, ...] = (1024, 8192), shares: tuple[float, ...] = (0.0, 0.3)) -> list[dict]:
+    """What benchmarks/vq.py prints on CUDA without its peer: mmtok's rows, the ratio rows' peer columns null."""
+    rows: list[dict] = [VQ_MACHINE, VQ_NO_PEER]
+    for k in ks:
+        rows += [{"bench": "vq_encode", "impl": "mmtok", "codebook_size": k, "device": "cuda", "vectors_per_s": 1e9},
+                 {"bench": "vq_encode", "metric": "ratio", "codebook_size": k, "device": "cuda",
+                  "speedup_vs_vector_quantize": None, "peer": VQ_NO_PEER["skipped"]}]
+    for share in shares:
+        rows += [{"bench": "vq_train", "impl": "mmtok", "repeated_share": share, "mse": 0.01},
+                 {"bench": "vq_train", "metric": "ratio", "repeated_share": share, "vector_quantize_mse": None}]
+    return rows
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_gpu_check_says_ok_only_when_mmtoks_own_vq_rows_are_there(tmp_path: Path) -> None:
+    # vq.py printed its machine row and the peer's "skipped" row, and nothing of mmtok's: every one of them was
+    # wrapped as {"check": "vq_cuda", "ok": true} and the script ended {"check": "done", "ok": true}
+    status, rows = run_gpu_check(tmp_path / "peerless", [VQ_MACHINE, VQ_NO_PEER])
+    vq = [r for r in rows if r["check"] == "vq_cuda"]
+    assert status == 1 and vq and not any(r["ok"] for r in vq), rows
+    assert "mmtok vq_encode row for codebook_size 1024 on cuda" in vq[-1]["missing"]
+    assert vq[-1]["read"].endswith("vq.log") and "done" not in [r["check"] for r in rows]
+    # mmtok's rows there (the peer's missing): ok, and the script goes on to its end
+    status, rows = run_gpu_check(tmp_path / "ours", vq_mmtok_rows())
+    assert status == 0 and [r["check"] for r in rows][-2:] == ["image_device", "done"], rows
+    assert all(r["ok"] for r in rows)
+    sample = next(r for r in rows if r["check"] == "sample_cuda")  # was a constant too
+    assert sample["text"] == "the first of the words." and sample["max_new_tokens"] == 300
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_gpu_check_shards_line_reads_the_manifest(tmp_path: Path) -> None:
+    """The shards line was ``"ok": True`` whatever the manifest said."""
+    status, rows = run_gpu_check(tmp_path, vq_mmtok_rows(), docs=5999)
+    assert status == 1 and rows == [{"check": "shards", "ok": False, "docs": 5999, "docs_in_corpus": 6000,
+                                     "tokens": 9, "read": str(tmp_path / "dir" / "shards" / "manifest.json")}]
+
+
+def test_gpu_verdicts_of_what_the_programs_printed(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_verdict
+
+    assert not gpu_verdict.sample_verdict("the first \n", "the first ", max_new_tokens=3, wall_s=0.5)["ok"]
+    assert not gpu_verdict.sample_verdict("Traceback ...\n", "the first ", max_new_tokens=3, wall_s=0.5)["ok"]
+    log = tmp_path / "vq.log"
+    log.write_text("a warning\n" + "".join(json.dumps(r) + "\n" for r in vq_mmtok_rows((16,), ())))
+    assert gpu_verdict.main(["vq", str(log), "--ks", "16"]) == 0
+    assert gpu_verdict.main(["vq", str(log), "--ks", "16", "--device", "cpu"]) == 1  # measured on another device
+    # a codebook size missing, or a train row's MSE NaN (written null), is not ok
+    assert gpu_verdict.main(["vq", str(log), "--ks", "16", "64"]) == 1
+    nan = [{**r, "mse": None} if r.get("bench") == "vq_train" else r for r in vq_mmtok_rows((16,), (0.0, 0.3))]
+    rows = gpu_verdict.vq_verdict(nan, device="cuda", ks=[16], shares=[0.0, 0.3])
+    assert rows[-1] == {"check": "vq_cuda", "ok": False,
+                        "missing": ["mmtok vq_train row with a finite mse for repeated_share 0",
+                                    "mmtok vq_train row with a finite mse for repeated_share 0.3"]}
+
+
 def test_gpu_media_check_runs_its_comparisons_on_the_cpu() -> None:
     """benchmarks/gpu_media.py (step 5 of gpu_check.sh) compares a device with the CPU; run against the CPU
     itself, every comparison must hold and every figure be there."""

@@ -89,7 +89,7 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
                     loss = F.cross_entropy(logits.float().view(-1, cfg.vocab_size), x[0, 1:])
                 loss.backward()
                 if device.type == "cuda":
-                    torch.cuda.synchronize()
+                    torch.cuda.synchronize(device)  # the device the step ran on, not the current one
                 seconds = min(seconds, time.perf_counter() - start)
             del logits, loss
             peak = max(peak, mem.peak_mib)

@@ -42,7 +42,7 @@ def vq_step(d: Demo) -> str:
         t0 = time.perf_counter()
         idx = vq.encode(test)
         if d.device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(d.device)
         enc_s = time.perf_counter() - t0
         stats = vq.usage_stats()
         mse = float((vq.decode(idx) - test).pow(2).mean())
