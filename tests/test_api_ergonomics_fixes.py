@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import mmtok.pretrained
-from mmtok.audio.arrays import MixedChannelsWarning
+from mmtok.audio import MixedChannelsWarning
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
@@ -184,3 +184,17 @@ def test_a_quantizer_result_unpacks_as_quantized_indices_loss():
     assert quantized.shape == (4, 5, 8) and indices.shape == (4, 5) and loss.dim() == 0
     (quantized.sum() + loss).backward()
     assert x.grad is not None
+
+
+def test_the_audio_warnings_a_caller_filters_are_on_the_package_face() -> None:
+    """``mmtok.audio`` hands on the warnings a caller filters by class, wherever their module lives."""
+    import mmtok.audio
+    from mmtok.audio.arrays import MixedChannelsWarning as home
+    from mmtok.audio.io import SilenceWarning
+
+    assert mmtok.audio.MixedChannelsWarning is home and mmtok.audio.SilenceWarning is SilenceWarning
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", mmtok.audio.MixedChannelsWarning)
+        mmtok.load_audio(np.zeros((4, 1600), np.float32) + 0.1, 16000)
+    assert not [w for w in said if issubclass(w.category, home)]

@@ -19,7 +19,7 @@ from mmtok.audio.io import SAMPLE_RATE, audio_samples, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import UNSCALED, to_cache_samples
 from mmtok.core.codes import integer_codes
-from mmtok.core.errors import AudioError, ImageError, VideoError
+from mmtok.core.errors import AudioError, ImageError, MissingFileError, VideoError
 from mmtok.core.seconds import MAX_CHUNK_SECONDS
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
@@ -175,6 +175,15 @@ def test_a_failing_clip_or_image_of_a_list_is_named(tok: AudioTokenizer, image_t
         image_tok.encode([ok, np.zeros((0, 0, 3), np.uint8)])
     with pytest.raises(TypeError, match=r"^image 2 of the batch: load_image takes"):
         image_tok.encode([ok, ok, 5])  # type: ignore[list-item]
+
+
+def test_a_missing_file_in_a_list_is_named_and_keeps_its_class(
+        tok: AudioTokenizer, image_tok: ImageTokenizer, tmp_path: Path) -> None:
+    """A path that is not there is still a MissingFileError (a FileNotFoundError), now naming its place."""
+    with pytest.raises(MissingFileError, match=r"^clip 1 of the batch: audio file .*gone\.wav' does not exist"):
+        tok.encode([tone(1600), str(tmp_path / "gone.wav")], SAMPLE_RATE)
+    with pytest.raises(FileNotFoundError, match=r"^image 1 of the batch: image file .*gone\.png' does not exist"):
+        image_tok.encode([np.zeros((32, 32, 3), np.uint8), tmp_path / "gone.png"])
 
 
 # --------------------------------------------------------------------------- 7. dtypes no tensor holds

@@ -198,6 +198,8 @@ def test_rates_past_float32_are_refused_before_any_work(
     flag = argv[-2]
     assert len(err.splitlines()) == 1 and f"{flag} must be >= 0, at most " in err.replace("> 0", ">= 0")
     assert f"float32 number) (got {float(argv[-1]):g})" in err or f"float32's range) (got {float(argv[-1]):g})" in err
+    if flag == "--min-lr":  # the rate the run ends at, not its first step
+        assert "the rate the schedule ends at" in err and "first step" not in err
     assert not out.exists()
 
 

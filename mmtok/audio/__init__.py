@@ -19,14 +19,20 @@ train-tokenizer vocoder``, with one run in its folder (:mod:`~mmtok.audio.vocode
 and sampler (:mod:`~mmtok.audio.vocoder_data`);
 :mod:`~mmtok.audio.scores` gives STOI and wideband PESQ of a decoded waveform.
 
+The warnings a caller may filter are here: :class:`SilenceWarning` (a clip of digital silence) and
+:class:`MixedChannelsWarning` (an array of more than two channels mixed into one clip), e.g.
+``warnings.simplefilter("ignore", mmtok.audio.MixedChannelsWarning)``.
+
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
 :mod:`mmtok.image` or anything above the media layer.
 """
 
 from __future__ import annotations
 
+from mmtok.audio.arrays import MixedChannelsWarning as MixedChannelsWarning
 from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
+from mmtok.audio.io import SilenceWarning as SilenceWarning
 from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
 
-__all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'load_audio']
+__all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'MixedChannelsWarning', 'SilenceWarning', 'load_audio']

@@ -158,9 +158,9 @@ def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: Resampler, max_sec
         samples = torch.from_numpy(data)
         check_float_peak(samples, f"audio file {path}", FILE_FIX)  # a float file (integer PCM decodes to [-1, 1))
         mono = samples.mean(1)  # (frames,)
-        finite = torch.isfinite(mono)
-        if not bool(finite.all()):
-            bad += int((~finite).sum())
+        held = torch.isfinite(mono)
+        if not bool(held.all()):
+            bad += int((~held).sum())
         if not bad:
             out.append(stream.push(mono, last=last))
         if last:

@@ -55,7 +55,7 @@ from mmtok.audio.io import AudioInput, audio_samples, fit_length
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
-from mmtok.core.errors import AudioError
+from mmtok.core.errors import AudioError, MmtokError
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.vq.quantizer import VectorQuantizer
@@ -304,10 +304,8 @@ class AudioTokenizer(nn.Module):
         """:meth:`encode` of clip ``index`` of a batch (a list), which an error names."""
         try:
             return self.encode(clip, sample_rate, chunk_seconds=seconds)
-        except AudioError as e:
-            raise AudioError(f"clip {index} of the batch: {e}") from e
-        except TypeError as e:
-            raise TypeError(f"clip {index} of the batch: {e}") from e
+        except (MmtokError, TypeError) as e:  # a missing file, a bad array...: the same class, the clip named
+            raise type(e)(f"clip {index} of the batch: {e}") from e
 
     # ------------------------------------------------------------ decoding
 

@@ -25,7 +25,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mmtok.core.errors import ImageError
+from mmtok.core.errors import ImageError, MmtokError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.core.tensors import as_tensor
 from mmtok.image.io import ImageInput, check_size, describe, load_image, load_sized
@@ -251,10 +251,8 @@ class ImageTokenizer(nn.Module):
         """:meth:`_preprocess_one` of image ``index`` of a list, which an error names."""
         try:
             return self._preprocess_one(item)
-        except ImageError as e:
-            raise ImageError(f"image {index} of the batch: {e}") from e
-        except TypeError as e:
-            raise TypeError(f"image {index} of the batch: {e}") from e
+        except (MmtokError, TypeError) as e:  # a missing file, a bad array...: the same class, the image named
+            raise type(e)(f"image {index} of the batch: {e}") from e
 
     # ---------------------------------------------------------------- the model
 

@@ -52,7 +52,9 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field takes (mmtok train checks its flags by it)
     **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads"), Range(1)),
     **dict.fromkeys(("warmup", "grad_clip"), Range(0)),
-    **dict.fromkeys(("lr", "min_lr"), replace(LEARNING_RATE, low_open=False)),  # 0 too: a schedule may end there
+    "lr": replace(LEARNING_RATE, low_open=False),  # 0 too: a schedule may end there
+    "min_lr": replace(LEARNING_RATE, low_open=False, why="the rate the schedule ends at is an AdamW step's, which "
+                      "must stay a float32 number"),
     "weight_decay": FLOAT32_AT_LEAST_0,
     "dropout": Range(0, 1, high_open=True),  # a probability
     "seed": SEED,
