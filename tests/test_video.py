@@ -309,7 +309,7 @@ def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> Non
         no_audio.normalize([{"video": path, "soundtrack": True}])
     with pytest.raises(DocumentError, match="no audio stream"):
         il.normalize([{"video": mute, "soundtrack": True}])
-    with pytest.raises(ValueError, match="chunk_seconds must be a number > 0"):
+    with pytest.raises(ValueError, match="chunk_seconds must be a number of seconds > 0"):
         il.normalize([{"video": path, "chunk_seconds": 0}])
     with pytest.raises(ValueError, match="takes the options"):
         il.normalize([{"video": path, "fps": 3}])
