@@ -43,8 +43,8 @@ WRAP = 100  # long values (a provenance sentence) wrap under their column
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A summary of ``path``: a shard folder (``mmtok tokenize --out``), a run folder
-    (``mmtok train --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``) or a
-    code file (``mmtok encode``).
+    (``mmtok train --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``), a
+    code file (``mmtok encode``) or an export (``mmtok export``: parquet, datasets or bin).
 
     Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path (an image, sound
     or video file: saying to encode it first).
@@ -65,6 +65,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped: the image tokenizer at 1 fps
         return _tokenizer_summary({"what": "tokenizer", "path": "video (the shipped image tokenizer at 1 frame per "
                                    "second)", "kind": "video"}, load("video"))
+    if (export := _export(p)) is not None:
+        return export
     folder = resolve_checkpoint(path)  # a bare name is a shipped checkpoint unless a checkpoint folder has it
     if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
         if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
@@ -73,6 +75,70 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
     return _checkpoint(folder)
+
+
+EXPORT_COLUMNS = ["doc", "ids", "modality", "source"]  # the rows mmtok export writes to parquet and datasets
+
+
+def _export(p: Path) -> dict[str, Any] | None:
+    """What ``mmtok export`` wrote at ``p`` (a Parquet file, a datasets folder or a bin folder): its format, its
+    documents (and tokens, for bin) and the vocabulary or mark it records; None when ``p`` is none of them.
+    Exports of earlier releases carry no mark: known by their columns, said so."""
+    out: dict[str, Any] = {"what": "export", "path": str(p)}
+    meta = p / "meta.json"
+    if p.is_dir() and meta.is_file():
+        record = _json(meta)
+        if record.get("format") != "mmtok-tokens-bin":
+            return None
+        vocab = Vocabulary.from_dict(record["vocab"], where=str(meta)) if isinstance(record.get("vocab"), dict) else None
+        return out | {"format": "bin (mmtok export --to bin)", "documents": record.get("docs"),
+                      "tokens": record.get("tokens"), "dtype": record.get("dtype"),
+                      "vocab_size": record.get("vocab_size"), "fingerprint": record.get("fingerprint"),
+                      "tokenizers": _vocab_tokenizers(vocab) if vocab is not None else None}
+    if p.is_dir() and (p / "dataset_info.json").is_file() and (p / "state.json").is_file():
+        info = _json(p / "dataset_info.json")
+        if sorted(info.get("features") or {}) != EXPORT_COLUMNS:
+            return None
+        splits = info.get("splits") if isinstance(info.get("splits"), dict) else {}
+        rows = sum(int(v.get("num_examples", 0)) for v in splits.values() if isinstance(v, dict))
+        mark = _json(p / "mmtok_export.json") if (p / "mmtok_export.json").is_file() else None
+        return out | {"format": "datasets (mmtok export --to datasets)", "documents": rows,
+                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
+    if p.is_file() and p.suffix.lower() == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise CheckpointError(f"{p} is a Parquet file; describing it needs pyarrow: pip install 'mmtok[hf]'") from None
+        try:
+            pf = pq.ParquetFile(p)
+        except (OSError, ValueError) as e:  # pyarrow's own (ArrowInvalid, ArrowIOError) for a damaged file
+            raise CheckpointError(f"{p} is not a readable Parquet file ({e})") from None
+        if sorted(pf.schema_arrow.names) != EXPORT_COLUMNS:
+            raise CheckpointError(f"{p} is a Parquet file with the columns {', '.join(pf.schema_arrow.names)}, not an "
+                                  f"mmtok export ({', '.join(EXPORT_COLUMNS)}): nothing to describe")
+        raw = (pf.schema_arrow.metadata or {}).get(b"mmtok_export")
+        mark = json.loads(raw) if raw else None
+        return out | {"format": "parquet (mmtok export --to parquet)", "documents": pf.metadata.num_rows,
+                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
+    return None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; anything else a :class:`CheckpointError` naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} cannot be read as JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds {type(data).__name__}, not a JSON object")
+    return data
+
+
+def _mark_note(mark: dict[str, Any] | None) -> str:
+    """The mark an export records, in words (an export of an earlier mmtok has none)."""
+    if not isinstance(mark, dict):
+        return "none (an export of an earlier mmtok: its vocabulary is not recorded)"
+    return f"{mark.get('format')} v{mark.get('format_version')}"
 
 
 def _code_file(path: Path) -> dict[str, Any]:

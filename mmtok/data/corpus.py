@@ -61,7 +61,7 @@ import torch
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
-from mmtok.core.module_io import checkpoint_source
+from mmtok.core.module_io import checkpoint_source, shipped_names
 from mmtok.core.protocol import MediaTokenizer
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
@@ -130,6 +130,11 @@ class TokenizerSpec:
             if key != "text" and value and is_callable_spec(value) and value not in TRUSTED_CALLABLES:
                 raise CorpusError(f"{where} names the custom {key} tokenizer {value!r}; mmtok does not import code a "
                                   f"file names: pass it explicitly (e.g. mmtok sample --{key} {value})")
+            if value and _lost_relative(key, value):
+                raise CorpusError(f"{where} records the {key} tokenizer as {value!r}, a path its shards recorded "
+                                  "relative to the folder mmtok tokenize ran in (older releases kept it as typed), and "
+                                  f"there is no {value} from {os.getcwd()}: pass the tokenizer with --{key} (e.g. "
+                                  f"mmtok sample --{key} PATH), or run from the folder mmtok tokenize ran in")
         return cls(**{**record, **given})
 
     def resolved(self) -> TokenizerSpec:
@@ -147,6 +152,14 @@ def _resolved(key: str, value: str | None) -> str | None:
     if value is None or (key == "text" and value == "byte") or is_callable_spec(value):
         return value
     return checkpoint_source(value)
+
+
+def _lost_relative(key: str, value: str) -> bool:
+    """Whether a recorded tokenizer ``value`` is a relative path to nothing from here (not ``"byte"``, a shipped
+    name or ``module:callable``)."""
+    if (key == "text" and value == "byte") or is_callable_spec(value) or value in shipped_names():
+        return False
+    return not Path(value).is_absolute() and not Path(value).exists()
 
 
 TRUSTED_CALLABLES = ("mmtok.pretrained:native_image_tokenizer",)  # mmtok's own, allowed in files

@@ -227,16 +227,20 @@ def _resume(r: _Run, resume: bool) -> None:
     if found:
         _check_same_model(r, found[-1])
 
+    unchecked: list[str | None] = [None]  # the note of the checkpoint loaded: shards it could not check
+
     def load(ck: Path) -> dict[str, Any]:  # the checks before the weights, shaped for the run's own, are loaded
         meta = read_config(ck, kind=Transformer.KIND)
         saved, state = meta.get("config"), meta.get("train") or {}
         saved = saved if isinstance(saved, dict) else {}
         check_settings(r.folder, r.saved_cfg, saved, step=int(state.get("step", 0)),
                        consumed=int((state.get("extra") or {}).get("consumed", 0)))
-        check_same_shards(r.folder, r.cfg.data, r.saved_cfg, saved)
+        unchecked[0] = check_same_shards(r.folder, r.cfg.data, r.saved_cfg, saved)
         return load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
 
     loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
+    if loaded is not None and r.master and unchecked[0]:
+        print(unchecked[0], file=sys.stderr)
     if loaded is not None:
         state = loaded[1]
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"], where=f"{loaded[0]}/config.json")

@@ -123,17 +123,21 @@ def check_same_model(folder: Path, mine: Mapping[str, Any], saved: Mapping[str, 
                                   "into a new --out")
 
 
-def check_same_shards(folder: Path, data: str, now: Mapping[str, Any], saved: Mapping[str, Any]) -> None:
+def check_same_shards(folder: Path, data: str, now: Mapping[str, Any], saved: Mapping[str, Any]) -> str | None:
     """A one-line :class:`ResumeMismatchError` when ``--resume`` is given other shards (``data``, described by
     the config ``now`` would save) than the run trained on (its place in the window order means nothing in
     another stream), of its vocabulary or of another (said before the checkpoint's weights, shaped for its own,
-    are loaded). Runs saved before the digest was recorded are checked by their vocabulary alone."""
+    are loaded). Runs saved before the digest was recorded are checked by their vocabulary alone: the line to
+    say on stderr then comes back (None when the shards' digest was checked)."""
     was = saved.get("shards") if isinstance(saved.get("shards"), dict) else {}
     shards, fingerprint, mine = now["shards"], saved.get("fingerprint"), now["fingerprint"]
     other_vocab = fingerprint is not None and fingerprint != mine
-    if not other_vocab and was.get("digest") in (None, shards["digest"]):
-        return
     trained_on = (saved.get("train") or {}).get("data", "?")
+    if not other_vocab and was.get("digest") is None:
+        return (f"mmtok train: {folder} was saved before shard digests were recorded, so the contents of {data} "
+                f"could not be checked against the shards it trained on ({trained_on}), only their vocabulary")
+    if not other_vocab and was.get("digest") == shards["digest"]:
+        return None
     vocab, vocab_now = (f", vocabulary {fingerprint}", f", vocabulary {mine}") if other_vocab else ("", "")
     raise ResumeMismatchError(f"{folder} was trained on other shards ({trained_on}: {was.get('tokens', '?')} tokens, "
                               f"digest {was.get('digest', '?')}{vocab}) than {data} ({shards['tokens']} tokens, "

@@ -174,11 +174,26 @@ class Interleaver:
         return f"Interleaver({', '.join(parts)})"
 
     def _check_fits(self, vocab: Vocabulary) -> None:
-        """Refuse a vocabulary these tokenizers do not make: a size that differs, or a fingerprint ``vocab.sources``
-        records for a tokenizer that is not this one's."""
+        """Refuse a vocabulary these tokenizers do not make: a fingerprint ``vocab.sources`` records for a tokenizer
+        that is not this one's (said first, with both models' labels), or a size that differs."""
+        tokenizers = (("text", self.text), ("image", self.image), ("audio", self.audio), ("video", self.video))
+        for name, tok in tokenizers:
+            want = vocab.sources.get(name)
+            if tok is None or want is None:
+                continue
+            have = tokenizer_fingerprint(tok)
+            if have != want:
+                label, given = vocab.labels.get(name), getattr(tok, "checkpoint_label", None)
+                given = f" [{given}]" if isinstance(given, str) else ""
+                size = int(tok.vocab_size if name == "text" else tok.codebook_size)
+                ids = len(vocab.range(name)) if name != "text" else vocab.text_size
+                sizes = f" ({ids} ids vs {size})" if ids != size else ""
+                raise VocabularyError(
+                    f"the vocabulary's {name} ids are from the {name} tokenizer with fingerprint {want}"
+                    f"{f' [{label}]' if label else ''}, but the {name} tokenizer given has fingerprint {have}{given}"
+                    f"{sizes}; pass the tokenizer the vocabulary was built with")
         if vocab.text_size != self.text.vocab_size:
             raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
-        tokenizers = (("text", self.text), ("image", self.image), ("audio", self.audio), ("video", self.video))
         for name, tok in tokenizers[1:]:
             if tok is not None:
                 if not vocab.has(name):
@@ -188,17 +203,6 @@ class Interleaver:
                         f"vocab's {name} range has {len(vocab.range(name))} ids but the {name} tokenizer "
                         f"has codebook_size {tok.codebook_size}; build the vocabulary from these tokenizers"
                     )
-        for name, tok in tokenizers:
-            want = vocab.sources.get(name)
-            if tok is None or want is None:
-                continue
-            have = tokenizer_fingerprint(tok)
-            if have != want:
-                label = vocab.labels.get(name)
-                raise VocabularyError(
-                    f"the vocabulary's {name} ids are from the {name} tokenizer with fingerprint {want}"
-                    f"{f' [{label}]' if label else ''}, but the {name} tokenizer given has fingerprint {have}; "
-                    "pass the tokenizer the vocabulary was built with")
 
     # ------------------------------------------------------------------ documents -> stream
 
