@@ -246,21 +246,23 @@ def test_a_huge_temperature_draws_every_allowed_token_alike() -> None:
 # --------------------------------------------------------------------------- 4: one document's ids are 1-D
 
 
-def test_stream_and_decode_refuse_a_batch_of_ids() -> None:
+def test_stream_and_decode_refuse_a_batch_of_ids_and_take_a_batch_of_one_as_its_row() -> None:
     il = Interleaver(Vocabulary(256, ranges={"image": 16}))
     ids = il.encode(["hi", {"image_codes": [[1, 2], [3, 4]]}]).ids
     batch = torch.stack([ids, ids])
-    for call, who in [(lambda: il.stream(ids[None]), "stream"),  # before: IndexError in stream_modality
-                      (lambda: il.stream(batch), "stream"),
+    for call, who in [(lambda: il.stream(batch), "stream"),
                       (lambda: il.decode(batch), "decode"),
-                      (lambda: il.decode(batch, partial=True), "decode"),  # before: the rows joined into one document
-                      (lambda: il.decode(ids[None]), "decode")]:
+                      (lambda: il.decode(batch, partial=True), "decode")]:  # before: the rows joined into one document
         with pytest.raises(StreamError, match=rf"^Interleaver\.{who} takes one document's ids, 1-D \[L\], got shape "
-                                              rf"\((1|2), 12\): give the rows of a batch one at a time"):
+                                              r"\(2, 12\): give the rows of a batch one at a time"):
             call()
+    one_row = il.stream(ids[None])  # [1, L], as generate gives it; before: IndexError in stream_modality
+    assert torch.equal(one_row.ids, ids) and torch.equal(one_row.pos, il.stream(ids).pos)
+    row_doc, doc = il.decode(ids[None]), il.decode(ids)
+    assert row_doc[0] == doc[0] == {"text": "hi"} and torch.equal(row_doc[1]["image_codes"], doc[1]["image_codes"])
     text = il.encode(["hi"]).ids
-    with pytest.raises(StreamError, match="1-D"):
-        il.stream(text[None])  # before: a Stream of ids [1, L] and positions [L]
+    row = il.stream(text[None])  # before: a Stream of ids [1, L] and positions [L]
+    assert row.ids.shape == row.pos.shape == text.shape
     one = Interleaver(Vocabulary(256), bos=False, eos=False).stream(torch.tensor(104))
     assert one.ids.shape == one.pos.shape == (1,) and one.pos_thw.shape == (1, 3)
 

@@ -50,6 +50,7 @@ before it is decoded, and text that is not valid UTF-8 gets U+FFFD.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -409,9 +410,9 @@ def _brief(tok: Any) -> str:
 
 
 def _document_ids(ids: Any, *, who: str) -> np.ndarray:
-    """``ids`` as one document's int64 ids ``[L]`` (a single id, 0-d, as ``[1]``), for :meth:`Interleaver.stream`
-    and :meth:`Interleaver.decode` (``who``); more dimensions are refused (:class:`StreamError`): a batch would be
-    read as one document.
+    """``ids`` as one document's int64 ids ``[L]`` (a single id, 0-d, as ``[1]``; a batch of one, ``[1, L]`` as a
+    model's ``generate`` gives it, as its row), for :meth:`Interleaver.stream` and :meth:`Interleaver.decode`
+    (``who``); a batch of several rows is refused (:class:`StreamError`): it would be read as one document.
 
     >>> _document_ids([[104, 105], [106, 107]], who="decode")
     Traceback (most recent call last):
@@ -419,7 +420,7 @@ def _document_ids(ids: Any, *, who: str) -> np.ndarray:
     mmtok.core.errors.StreamError: Interleaver.decode takes one document's ids, 1-D [L], got shape (2, 2): give the rows of a batch one at a time (il.decode(ids[i]) for each row i)
     """
     a = integer_ids(ids, what="stream ids")
-    if a.ndim > 1:
+    if a.ndim > 1 and math.prod(a.shape[:-1]) != 1:
         raise StreamError(f"Interleaver.{who} takes one document's ids, 1-D [L], got shape {tuple(a.shape)}: give "
                           f"the rows of a batch one at a time (il.{who}(ids[i]) for each row i)")
     return a.reshape(-1)
