@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mmtok.core.errors import MmtokError, TrainingError
-from mmtok.core.trainstate import LOCK_NAME, RunLock
+from mmtok.core.run_lock import LOCK_NAME, RunLock
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.lm import train as train_module
 from mmtok.lm.runs import clear_run, latest_checkpoint

@@ -11,7 +11,7 @@ import pytest
 
 from mmtok.core.errors import TrainingError
 from mmtok.core.run_folder import RunMarks, check_run_folder
-from mmtok.core.trainstate import LOCK_NAME
+from mmtok.core.run_lock import LOCK_NAME
 from tests.test_run_recovery import cli as mmtok_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mmtok.core import checkpoint_folder, trainstate
+from mmtok.core import checkpoint_folder, run_lock
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.core.errors import TrainingError
-from mmtok.core.trainstate import LOCK_NAME, RunLock
+from mmtok.core.run_lock import LOCK_NAME, RunLock
 from tests.test_train import log, small
 from tests.test_vocoder_cli import last_error, rows, run_args, write_corpus
 
@@ -124,22 +124,22 @@ def test_the_lock_recovers_once_held_and_says_so_in_one_line(tmp_path: Path, cap
 
 
 def test_holding_a_run_folder_removes_the_folders_it_made_when_the_run_fails(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), trainstate.hold_run_folder(tmp_path / "a" / "b") as out:
+    with pytest.raises(RuntimeError), run_lock.hold_run_folder(tmp_path / "a" / "b") as out:
         assert (out / LOCK_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
         raise RuntimeError("bad data")
     assert not (tmp_path / "a").exists()
-    with pytest.raises(RuntimeError), trainstate.hold_run_folder(tmp_path / "a" / "b") as out:
+    with pytest.raises(RuntimeError), run_lock.hold_run_folder(tmp_path / "a" / "b") as out:
         (out / "log.jsonl").write_text("")
         raise RuntimeError("stopped after writing")
     assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["log.jsonl"]
     (tmp_path / "f").write_text("a file")
-    with pytest.raises(TrainingError, match="is a file, not a folder"), trainstate.hold_run_folder(tmp_path / "f"):
+    with pytest.raises(TrainingError, match="is a file, not a folder"), run_lock.hold_run_folder(tmp_path / "f"):
         pass
 
 
 def test_a_users_file_named_like_a_temporary_with_a_time_stamp_is_kept(tmp_path: Path) -> None:
     (tmp_path / ".notes.txt.tmp-20240101123045").write_text("mine")  # its digits are no process id
-    with trainstate.hold_run_folder(tmp_path):
+    with run_lock.hold_run_folder(tmp_path):
         pass
     assert (tmp_path / ".notes.txt.tmp-20240101123045").read_text() == "mine"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mmtok.core import trainstate
+from mmtok.core import run_lock
 from mmtok.core.errors import TrainingError
-from mmtok.core.trainstate import LOCK_NAME, RunLock
+from mmtok.core.run_lock import LOCK_NAME, RunLock
 
 STALE, FIRST, SECOND = 4_000_001, 4_000_002, 4_000_003  # a dead trainer's pid, then two live ones
 
@@ -42,7 +42,7 @@ def test_a_stale_lock_is_taken_over_by_one_trainer_only(tmp_path: Path, monkeypa
             second_done.wait(0.5)  # unguarded, the second trainer takes the stale lock now
         return pid in (FIRST, SECOND, real_getpid())
 
-    monkeypatch.setattr(trainstate, "pid_alive", alive)
+    monkeypatch.setattr(run_lock, "pid_alive", alive)
     with RunLock(tmp_path):
         other.join(5)
         assert (tmp_path / LOCK_NAME).read_text() == f"{FIRST} {socket.gethostname()}\n"

@@ -93,6 +93,7 @@ from mmtok.core.run_folder import (
     check_resume_folder,
     check_run_folder,
 )
+from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
@@ -101,7 +102,6 @@ from mmtok.core.trainstate import (
     command_lines,
     diverging_forward,
     freeze_codes,
-    hold_run_folder,
     json_digest,
     load_train_state,
     newest_state,
@@ -430,7 +430,7 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train; returns 0. ``argv`` are the options after ``mmtok train-tokenizer audio``. ``--out`` is held
-    (:func:`~mmtok.core.trainstate.hold_run_folder`) from before it is looked at to the end: a second run
+    (:func:`~mmtok.core.run_lock.hold_run_folder`) from before it is looked at to the end: a second run
     into it is refused, and a train state a killed run left mid-swap is put back first."""
     parser = build_parser()
     argv = list(argv) if argv is not None else sys.argv[1:]

@@ -48,7 +48,7 @@ from mmtok.core.ranges import ABOVE_0, FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, 
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.run_folder import RunMarks, check_run_folder, say_starting_afresh
-from mmtok.core.trainstate import LOCK_NAME
+from mmtok.core.run_lock import LOCK_NAME
 
 __all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
            "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]

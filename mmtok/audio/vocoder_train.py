@@ -115,7 +115,8 @@ from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, report_error
-from mmtok.core.trainstate import HelpFormatter, hold_run_folder, options_given
+from mmtok.core.run_lock import hold_run_folder
+from mmtok.core.trainstate import HelpFormatter, options_given
 
 __all__ = ["build_parser", "main"]
 
@@ -216,7 +217,7 @@ def _typed() -> str:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> int:
     """The command, with ``--out`` (when given) held from before it is looked at to the end
-    (:func:`~mmtok.core.trainstate.hold_run_folder`): a second run into it is refused, and a checkpoint a
+    (:func:`~mmtok.core.run_lock.hold_run_folder`): a second run into it is refused, and a checkpoint a
     killed run left mid-swap is put back first."""
     torch.set_num_threads(args.threads)
     if args.out is None:

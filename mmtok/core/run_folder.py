@@ -21,7 +21,8 @@ from typing import Any
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.checkpoint_folder import BACKUP_NAME, backup_of
 from mmtok.core.errors import RunRefusedError
-from mmtok.core.trainstate import LOCK_NAME, json_digest
+from mmtok.core.run_lock import LOCK_NAME
+from mmtok.core.trainstate import json_digest
 
 __all__ = [
     "LM_CKPT_PREFIX",
@@ -126,7 +127,7 @@ def check_resume_folder(folder: str | os.PathLike[str], *, state_dir: str = TOKE
 def holds_train_state(folder: str | os.PathLike[str], *, state_dir: str = TOKENIZER_STATE_DIR) -> bool:
     """Whether ``folder`` holds a train state for ``--resume`` to continue, looked at before the folder is held: its
     ``state_dir``, or the backup of it that a run killed while replacing it left (put back once the folder is held,
-    :func:`~mmtok.core.trainstate.hold_run_folder`)."""
+    :func:`~mmtok.core.run_lock.hold_run_folder`)."""
     state = Path(folder) / state_dir
     return (state / CONFIG_NAME).is_file() or backup_of(state, CONFIG_NAME) is not None
 

@@ -8,7 +8,7 @@ two pictures: a reconstruction grid and a codebook-usage histogram. A run starts
 data or from another tokenizer (``--init-from``; :mod:`mmtok.image.init`), and
 ``--decoder-only`` trains the decoder alone on that tokenizer's fixed codes. With ``--ema-decay D``
 the exported model is an exponential moving average of the weights (:mod:`mmtok.core.ema`). OUT is held
-(:func:`~mmtok.core.trainstate.hold_run_folder`) before it is looked at: a second run into it is refused, and
+(:func:`~mmtok.core.run_lock.hold_run_folder`) before it is looked at: a second run into it is refused, and
 a train state a killed run left mid-swap is put back.
 
 Output folder layout::
@@ -51,6 +51,7 @@ from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
+from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
@@ -58,7 +59,6 @@ from mmtok.core.trainstate import (
     command_lines,
     diverging_forward,
     freeze_codes,
-    hold_run_folder,
     load_train_state,
     newest_state,
     options_given,

@@ -19,7 +19,7 @@
   (:data:`mmtok.lm.runs.RUN_MARKS`); ``RUN/.lock`` keeps a second process out while
   one trains, and is taken before the folder is looked at, which puts back a checkpoint a killed
   run left mid-swap and removes the temporary files of stopped processes
-  (:func:`mmtok.core.trainstate.hold_run_folder`). A run that fails before writing anything leaves no
+  (:func:`mmtok.core.run_lock.hold_run_folder`). A run that fails before writing anything leaves no
   folder it made behind.
 * A window that holds several documents attends through a ``batch_size × seq_len²`` mask (and its float copy
   on the CPU): memory quadratic in ``seq_len``. Before the first step, a run whose step would need more
@@ -58,9 +58,9 @@ from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
 from mmtok.core.floats import weights_finite
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
+from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import (
-    hold_run_folder,
     load_newest_intact,
     load_train_state,
     save_train_state,

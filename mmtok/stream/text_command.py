@@ -175,10 +175,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok train-tokenizer text FILES --vocab-size N --out DIR``. ``--out`` is held while the command runs
-    (:func:`~mmtok.core.trainstate.hold_run_folder`, the lock ``.DIR.lock`` beside it): a second one into
+    (:func:`~mmtok.core.run_lock.hold_run_folder`, the lock ``.DIR.lock`` beside it): a second one into
     it is refused, and a checkpoint a killed one left mid-swap is put back before it is looked at. The other
     options and the input files are checked before ``--out`` is held."""
-    from mmtok.core.trainstate import hold_run_folder
+    from mmtok.core.run_lock import hold_run_folder
 
     p = _parser()
     args = p.parse_args(list(argv) if argv is not None else None)
