@@ -22,10 +22,9 @@ from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.core.module_io import models_dir
 from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, dead_code_threshold=0.2, cosine=True, codebook_dim=8))
+SMALL = small_config(vq_kw={"dead_code_threshold": 0.2})
 
 
 def tone(seconds: float, rate: int, freqs: tuple[float, ...] = (440.0,), seed: int = 0) -> np.ndarray:

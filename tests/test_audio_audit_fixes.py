@@ -15,16 +15,14 @@ import torchaudio.functional as AF
 
 import mmtok
 import mmtok.audio.tokenizer as tokenizer_module
-from mmtok.audio.config import VOCODER_CHUNK_FRAMES, AudioTokenizerConfig
+from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.griffin_lim import griffin_lim, reach_frames
 from mmtok.audio.io import SAMPLE_RATE, fit_length, load_audio
 from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100, griffin_lim_iters=4,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = small_config(griffin_lim_iters=4)
 SPEECH = Path(__file__).parents[1] / "examples" / "data" / "speech_en.wav"
 
 pytestmark = pytest.mark.usefixtures("one_thread")

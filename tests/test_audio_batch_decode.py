@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
 from mmtok.core.errors import AudioError
-from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = small_config()
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

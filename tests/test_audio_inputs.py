@@ -10,23 +10,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
-from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config, small_tokenizer
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = small_config()
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
 
 @pytest.fixture(scope="module")
 def tok() -> AudioTokenizer:
-    torch.manual_seed(0)
-    return AudioTokenizer(SMALL).eval()
+    return small_tokenizer()
 
 
 def noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

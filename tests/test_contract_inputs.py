@@ -14,25 +14,21 @@ import torch
 from PIL import Image, ImageOps
 
 from mmtok.audio.arrays import MAX_FLOAT_PEAK
-from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.image.io import load_image
-from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config, small_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = small_config()
 INT16_AS_FLOAT = r"float samples reach 9830, far outside \[-1, 1\] .*divide int16 values by 32768"
 
 
 @pytest.fixture(scope="module")
 def tok() -> AudioTokenizer:
-    torch.manual_seed(0)
-    return AudioTokenizer(SMALL).eval()
+    return small_tokenizer()
 
 
 def speech_pcm(n: int = 8000) -> np.ndarray:

@@ -111,15 +111,14 @@ def test_no_cuda_call_of_the_current_device_where_a_device_is_in_use() -> None:
     assert not found, "\n".join(found)
 
 
-def test_cuda_random_states_come_back_by_device_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # restored in the sorted order of their names, rng.cuda.10 before rng.cuda.2: GPU 2 got GPU 10's state
-    from mmtok.core import trainstate
-
+def _fake_gpus(monkeypatch: pytest.MonkeyPatch, count: int, *, first_state: int) -> dict[int, int]:
+    """``count`` GPUs as torch.cuda sees them, GPU i's random state filled with ``first_state + i``; what is
+    restored to each GPU comes back in the dict returned (GPU -> its state's fill)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 12)
-    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.full((16,), i, dtype=torch.uint8)
-                                                                  for i in range(12)])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.full((16,), first_state + i, dtype=torch.uint8)
+                                                                  for i in range(count)])
     restored: dict[int, int] = {}
 
     def set_state(state: torch.Tensor, device: int = 0) -> None:
@@ -127,6 +126,14 @@ def test_cuda_random_states_come_back_by_device_index(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(torch.cuda, "set_rng_state", set_state)
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: [set_state(s, i) for i, s in enumerate(states)])
+    return restored
+
+
+def test_cuda_random_states_come_back_by_device_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # restored in the sorted order of their names, rng.cuda.10 before rng.cuda.2: GPU 2 got GPU 10's state
+    from mmtok.core import trainstate
+
+    restored = _fake_gpus(monkeypatch, 12, first_state=0)
     model = torch.nn.Linear(2, 2)
     folder = trainstate.save_train_state(tmp_path / "state", kind="demo", config={}, model=model, optimizer=None,
                                          step=1)
@@ -141,18 +148,7 @@ def test_each_rank_continues_the_cuda_stream_of_the_gpu_the_run_was_saved_on(
     (every rank seeds and draws alike). One process resumed on another GPU goes on with the state it saved."""
     from mmtok.core import trainstate
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.full((16,), 10 + i, dtype=torch.uint8)
-                                                                  for i in range(4)])
-    restored: dict[int, int] = {}
-
-    def set_state(state: torch.Tensor, device: int = 0) -> None:
-        restored[device] = int(state[0])
-
-    monkeypatch.setattr(torch.cuda, "set_rng_state", set_state)
-    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: [set_state(s, i) for i, s in enumerate(states)])
+    restored = _fake_gpus(monkeypatch, 4, first_state=10)
     model = torch.nn.Linear(2, 2)
     assert trainstate.model_cuda_index(model) is None  # on the CPU
     monkeypatch.setattr(trainstate, "model_cuda_index", lambda m: 0)  # rank 0 saves, its model on cuda:0

@@ -14,7 +14,6 @@ import torch
 
 from mmtok.audio.arrays import to_mono_float
 from mmtok.audio.codebook import balance_codes
-from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import SAMPLE_RATE, audio_samples, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import UNSCALED, to_cache_samples
@@ -24,20 +23,17 @@ from mmtok.core.seconds import MAX_CHUNK_SECONDS
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 from mmtok.vq.kmeans import lloyd
-from mmtok.vq.quantizer import VQConfig
+from tests.audio_helpers import small_config, small_tokenizer
 from tests.image_helpers import tiny_config
 
-SMALL = AudioTokenizerConfig(encoder_kind="conv", code_dim=16, encoder_channels=32, decoder_channels=32,
-                             decoder_blocks=2, block_tokens=100,
-                             vq=VQConfig(dim=16, codebook_size=64, cosine=True, codebook_dim=8))
+SMALL = small_config()
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small ops: one thread is steadier
 
 
 @pytest.fixture(scope="module")
 def tok() -> AudioTokenizer:
-    torch.manual_seed(0)
-    return AudioTokenizer(SMALL).eval()
+    return small_tokenizer()
 
 
 @pytest.fixture(scope="module")
