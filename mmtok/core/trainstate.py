@@ -282,14 +282,17 @@ def newest_state(state_dir: str | os.PathLike[str]) -> str:
     return str(state_dir) if (Path(state_dir) / CONFIG_NAME).is_file() else "none saved yet"
 
 
-def check_weights_finite(module: nn.Module, *, step: int, state_dir: str | os.PathLike[str], lr: float,
-                         flag: str = "--lr") -> None:
+def check_weights_finite(module: nn.Module, *, step: int, lr: float, flag: str = "--lr",
+                         state_dir: str | os.PathLike[str] | None = None, kept: Callable[[], str] | None = None) -> None:
     """Raise :class:`TrainingError` when optimizer step ``step`` left a weight of ``module`` NaN or inf: the run
     diverged (its loss was still finite), and is stopped before that step is saved or the next one fails where it
-    cannot say why (a quantizer's NaN input). ``flag`` is the option whose learning rate, ``lr``, stepped it."""
+    cannot say why (a quantizer's NaN input). ``flag`` is the option whose learning rate, ``lr``, stepped it;
+    ``kept()``, asked only then, says what the run has on disk (default: the train state in ``state_dir``,
+    :func:`newest_state`)."""
     if not weights_finite(module):
-        raise TrainingError(f"non-finite weights after step {step}: training diverged and stopped, nothing saved "
-                            f"for it (newest state: {newest_state(state_dir)}); lower {flag} ({lr:g} in this run)")
+        on_disk = kept() if kept else f"nothing saved for it (newest state: {newest_state(state_dir or '')})"
+        raise TrainingError(f"non-finite weights after step {step}: training diverged and stopped, {on_disk}; lower "
+                            f"{flag} ({lr:g} in this run)")
 
 
 @contextlib.contextmanager

@@ -56,11 +56,11 @@ from mmtok.core.checkpoint import read_config
 from mmtok.core.device import device_record, pick_device
 from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.files import write_atomic
-from mmtok.core.floats import weights_finite
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import (
+    check_weights_finite,
     load_newest_intact,
     load_train_state,
     save_train_state,
@@ -294,6 +294,12 @@ def _set_aside_damaged(folder: Path, step: int) -> None:
         print(f"mmtok train: {ck.name} could not be resumed from; moved aside to {aside.name}", file=sys.stderr)
 
 
+def _newest_checkpoint(folder: Path) -> str:
+    """What a run stopped by diverging weights has on disk, as its message says it."""
+    last = latest_checkpoint(folder)
+    return f"no checkpoint written for it (newest: {last.name if last else 'none'})"
+
+
 def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]:
     """One optimizer step over ``grad_accum`` micro-batches per process.
 
@@ -324,11 +330,8 @@ def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(r.model.parameters(), cfg.grad_clip)
     r.opt.step()
-    if not weights_finite(r.model):  # the same weights on every rank: all stop together, before any checkpoint
-        last = latest_checkpoint(r.folder)
-        raise TrainingError(f"non-finite weights after step {r.step + 1}: training diverged and stopped, no "
-                            f"checkpoint written for it (newest: {last.name if last else 'none'}); lower --lr "
-                            f"({cfg.lr:g} in this run)")
+    # the same weights on every rank: all stop together, before any checkpoint
+    check_weights_finite(r.model, step=r.step + 1, lr=cfg.lr, kept=lambda: _newest_checkpoint(r.folder))
     r.opt.zero_grad(set_to_none=True)
     r.consumed += cfg.batch_size * cfg.grad_accum * r.world
     r.step += 1
