@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from mmtok.core.errors import VideoError as VideoError
     from mmtok.core.errors import VocabularyError as VocabularyError
     from mmtok.core.protocol import MediaTokenizer as MediaTokenizer
-    from mmtok.data.corpus import TokenizerSpec as TokenizerSpec
     from mmtok.data.corpus import tokenize_corpus as tokenize_corpus
     from mmtok.data.packing import PackedDataset as PackedDataset
     from mmtok.data.shards import open_shards as open_shards
+    from mmtok.data.tokenizer_spec import TokenizerSpec as TokenizerSpec
     from mmtok.image.io import load_image as load_image
     from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
     from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
@@ -79,7 +79,7 @@ _HOMES = {
     "VideoError": "mmtok.core.errors",
     "VocabularyError": "mmtok.core.errors",
     "MediaTokenizer": "mmtok.core.protocol",
-    "TokenizerSpec": "mmtok.data.corpus",
+    "TokenizerSpec": "mmtok.data.tokenizer_spec",
     "tokenize_corpus": "mmtok.data.corpus",
     "PackedDataset": "mmtok.data.packing",
     "open_shards": "mmtok.data.shards",

@@ -22,11 +22,11 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.stream` and :mod:`mmtok.pretrained`
 
 from __future__ import annotations
 
-from mmtok.data.corpus import TokenizerSpec as TokenizerSpec
 from mmtok.data.corpus import tokenize_corpus as tokenize_corpus
 from mmtok.data.packing import PackedDataset as PackedDataset
 from mmtok.data.ray_engine import RayEngine as RayEngine
 from mmtok.data.ray_engine import TokenizeDocuments as TokenizeDocuments
 from mmtok.data.shards import open_shards as open_shards
+from mmtok.data.tokenizer_spec import TokenizerSpec as TokenizerSpec
 
 __all__ = ['PackedDataset', 'RayEngine', 'TokenizeDocuments', 'TokenizerSpec', 'open_shards', 'tokenize_corpus']

@@ -40,10 +40,11 @@ import numpy as np
 
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError, EngineError
-from mmtok.data.corpus import Result, TokenizerSpec, build_interleaver, tokenize_document
+from mmtok.data.corpus import Result, tokenize_document
 from mmtok.data.documents import Source, jsonl_documents, line_text
 from mmtok.data.media_files import given_again, silence_collected
 from mmtok.data.shard_ids import id_dtype
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Modality
 

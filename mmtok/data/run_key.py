@@ -54,7 +54,7 @@ def recorded_key(manifest: dict[str, Any]) -> dict[str, Any]:
 def run_id(out: Path, key: dict[str, Any], spelt: dict[str, Any]) -> str:
     """The id the shards in ``out`` go on under: :func:`run_hash` of ``key``, or, when ``out``'s first shard index
     carries it, the id earlier versions of mmtok gave a run: the hash of the key with the tokenizers as spelt
-    (``spelt``, a :class:`~mmtok.data.corpus.TokenizerSpec` as a dict)."""
+    (``spelt``, a :class:`~mmtok.data.tokenizer_spec.TokenizerSpec` as a dict)."""
     spelt_id, first = run_hash({**key, "tokenizers": spelt}), out / "shard-00000.json"
     with contextlib.suppress(CorpusError):  # committed_shards reports a bad index
         if first.is_file() and read_json_object(first, "index", "").get("run") == spelt_id:

@@ -120,7 +120,7 @@ def _size(d: Demo) -> tuple[str, str]:
 
 
 def sample_step(d: Demo) -> str:
-    from mmtok.data.corpus import build_interleaver
+    from mmtok.data.tokenizer_spec import build_interleaver
     from mmtok.lm.runs import load_run
     from mmtok.lm.sample import generate
 

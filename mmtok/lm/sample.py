@@ -366,7 +366,7 @@ def sample_run(
     ``tokenizers`` (``{"image": NAME, ...}``) replaces the tokenizers the run recorded; a
     ``module:callable`` tokenizer is accepted only this way, never from the run's files.
     """
-    from mmtok.data.corpus import TokenizerSpec, build_interleaver
+    from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
     from mmtok.lm.runs import load_run
 
     if image_out and audio_out:
