@@ -8,24 +8,30 @@ to float32 planes ``[channels, n]``. :func:`mmtok.audio.io.load_audio` reads a f
 what libsndfile decodes; :func:`mmtok.video.read.read_audio` decodes a soundtrack the same way and mixes
 and resamples it as :func:`~mmtok.audio.io.load_audio` does a file. Both end a stream where its container says (:func:`stated_samples`), without the codec's padding
 (:func:`padding_end`): an AAC encoder fills its last frame, 128 samples past 3 s at 16 kHz.
+
+:func:`pick_stream` is the one rule for which stream of a kind every reader takes (these, the vocoder's cache
+and :mod:`mmtok.video.read`): the one marked default, else FFmpeg's pick, never a cover picture.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from mmtok.core.errors import AudioError, MmtokError
 
-__all__ = ["INSTALL_AV", "AvReader", "decoded_audio", "ffmpeg_only_kind", "ffmpeg_reason", "open_container",
-           "optional_av", "padding_end", "stated_samples"]
+__all__ = ["INSTALL_AV", "AvReader", "StreamChoice", "decoded_audio", "ffmpeg_only_kind", "ffmpeg_reason",
+           "missing_stream", "open_container", "optional_av", "padding_end", "pick_stream", "stated_samples"]
 
 INSTALL_AV = "pip install av (or pip install mmtok[video])"  # how to get PyAV, said in refusals (audio and video)
 HEIF_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")  # ftyp brands of pictures, not sound
+DISPOSITION_DEFAULT = 0x0001  # FFmpeg's AV_DISPOSITION_DEFAULT: the stream a player picks of several of its kind
+DISPOSITION_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC: cover art (of an MP3, M4A, FLAC), not video
 
 
 def optional_av() -> Any | None:
@@ -67,6 +73,77 @@ def ffmpeg_reason(e: Exception) -> str:
     data found when processing input"``, not ``"[Errno 1094995529] Invalid data found when processing
     input: 'a.m4a'"``."""
     return str(getattr(e, "strerror", None) or e)
+
+
+class StreamChoice(NamedTuple):
+    """The stream :func:`pick_stream` takes of its kind, and why."""
+
+    stream: Any  # the PyAV stream
+    why: str  # how it was told from the others: "the one marked default", "FFmpeg's pick: none is marked default"
+    of: int  # streams of its kind it was chosen among, cover pictures not counted (1: there was no choice)
+
+    def note(self, where: str, taken: str) -> str | None:
+        """What a reader says of a choice among several streams (None when there was none): ``where`` names the
+        file, ``taken`` what the stream is to the reader (``"its soundtrack is"``).
+
+        >>> StreamChoice(None, "the one marked default", 1).note("a.mkv", "its sound is") is None
+        True
+        """
+        if self.of < 2:
+            return None
+        return f"{where} has {self.of} {self.stream.type} streams: {taken} stream #{self.stream.index} ({self.why})"
+
+
+def _disposition(stream: Any) -> int:
+    """FFmpeg's disposition flags of ``stream`` (PyAV before 12 does not say: none)."""
+    return int(getattr(stream, "disposition", 0) or 0)
+
+
+def _covers(container: Any) -> list[Any]:
+    """The cover pictures among ``container``'s streams: each an attached picture that FFmpeg lists as a
+    one-frame video stream (the art of an MP3, M4A or FLAC file), which no reader takes for video."""
+    return [s for s in container.streams.video if _disposition(s) & DISPOSITION_ATTACHED_PIC]
+
+
+def pick_stream(container: Any, kind: str) -> StreamChoice | None:
+    """The stream of ``kind`` (``"audio"`` or ``"video"``) that every reader takes, as a player does; None when
+    the file has none (cover pictures aside).
+
+    Cover pictures (attached pictures: the art of an MP3, M4A or FLAC file) are never taken. Of the other
+    streams of that kind: the one marked default (its disposition); of several so marked, or none, the one
+    FFmpeg ranks best (``container.streams.best``, ``av_find_best_stream``: a stream not marked for the hearing
+    or visually impaired, then one it saw more frames of while probing, then the higher bitrate), or the first
+    when FFmpeg's pick is not among them. :meth:`StreamChoice.note` says which one was taken when there was a
+    choice."""
+    art = _covers(container)
+    streams = [s for s in getattr(container.streams, kind) if s not in art]
+    if not streams:
+        return None
+    marked = [s for s in streams if _disposition(s) & DISPOSITION_DEFAULT]
+    if len(marked) == 1:
+        return StreamChoice(marked[0], "the one marked default", len(streams))
+    pool = marked or streams
+    try:
+        best = container.streams.best(kind)
+    except (AttributeError, ValueError):  # PyAV before 11 has no best()
+        best = None
+    among = f" of the {len(marked)} marked default" if marked else ": none is marked default"
+    if best is not None and best in pool and best is not pool[0]:
+        return StreamChoice(best, f"FFmpeg's pick{among}", len(streams))
+    return StreamChoice(pool[0], f"the first{among}", len(streams))
+
+
+def missing_stream(container: Any, kind: str, where: str) -> str:
+    """Why ``where`` (``container``) gives no ``kind`` stream, when :func:`pick_stream` found none: the kinds of
+    stream it has, or, for video, that all it has is cover art (a sound file's picture)."""
+    art = _covers(container) if kind == "video" else []
+    if not art:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        return f"{where} has no {kind} stream (streams: {', '.join(kinds)})"
+    which = (f"its only picture is cover art (stream #{art[0].index}, an attached picture)" if len(art) == 1 else
+             f"its only pictures are cover art (streams {', '.join(f'#{s.index}' for s in art)}, attached pictures)")
+    return (f"{where} has no {kind} stream: {which}; it is a sound file: give it as audio (a document's "
+            '{"audio": path}, or the audio tokenizer)')
 
 
 def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[MmtokError], *,
@@ -149,9 +226,10 @@ def _to_stated_end(decoded: Iterator[tuple[Any, list[np.ndarray]]], stated: int 
 
 
 class AvReader:
-    """The first audio stream of a file decoded by PyAV, read in blocks as a ``soundfile.SoundFile`` is:
-    ``read(frames)`` gives float32 ``(frames, channels)`` at the stream's rate, fewer only at the end,
-    which is where the container's index says when it has one (:func:`stated_samples`, :func:`padding_end`).
+    """The audio stream of a file that :func:`pick_stream` takes (a warning names it when there are several),
+    decoded by PyAV, read in blocks as a ``soundfile.SoundFile`` is: ``read(frames)`` gives float32
+    ``(frames, channels)`` at the stream's rate, fewer only at the end, which is where the container's index
+    says when it has one (:func:`stated_samples`, :func:`padding_end`).
     ``kind``, what the file's first bytes say it is (:func:`ffmpeg_only_kind`), is named in the error
     when FFmpeg cannot open it."""
 
@@ -161,10 +239,14 @@ class AvReader:
     def __init__(self, av: Any, path: Path, kind: str | None = None) -> None:
         where = f"audio file {path}"
         self._container = open_container(av, path, where, AudioError, kind=kind)
-        if not self._container.streams.audio:
+        choice = pick_stream(self._container, "audio")
+        if choice is None:
             self._container.close()
-            raise AudioError(f"{where} has no audio stream")
-        stream = self._container.streams.audio[0]
+            raise AudioError(missing_stream(self._container, "audio", where))
+        note = choice.note(where, "its sound is")
+        if note is not None:  # at the caller of load_audio, which opens this reader four calls down
+            warnings.warn(note, stacklevel=6)
+        stream = choice.stream
         self.samplerate = int(stream.rate or stream.codec_context.sample_rate or 0)
         self.channels = max(1, int(stream.channels or 1))
         self._planes = _to_stated_end(decoded_audio(av, self._container, stream, where, AudioError),

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ from mmtok.audio.av_read import (
     INSTALL_AV,
     decoded_audio,
     ffmpeg_only_kind,
+    missing_stream,
     open_container,
     optional_av,
+    pick_stream,
 )
 from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
@@ -85,7 +88,8 @@ NO_AV_SKIPS = ("decode failed: ModuleNotFoundError", "decode failed: ImportError
 
 def decode_file(path: Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples and their rate: soundfile first, PyAV (:func:`~mmtok.audio.av_read.decoded_audio`)
-    for what it cannot read. A file neither reads is an :class:`AudioError`; one libsndfile cannot read
+    for what it cannot read, from the stream :func:`~mmtok.audio.av_read.pick_stream` takes (a warning names it
+    when there are several). A file neither reads is an :class:`AudioError`; one libsndfile cannot read
     while PyAV is not installed, a :class:`UsageError` saying how to install it."""
     import soundfile as sf
 
@@ -100,9 +104,13 @@ def decode_file(path: Path) -> tuple[np.ndarray, int]:
                          f"installed: {INSTALL_AV}") from failed
     where = f"audio file {path}"
     with open_container(av, path, where, AudioError) as container:
-        if not container.streams.audio:
-            raise AudioError(f"{where} has no audio stream")
-        stream = container.streams.audio[0]
+        choice = pick_stream(container, "audio")
+        if choice is None:
+            raise AudioError(missing_stream(container, "audio", where))
+        note = choice.note(where, "its sound is")
+        if note is not None:
+            warnings.warn(note, stacklevel=2)
+        stream = choice.stream
         rate = int(stream.rate or stream.codec_context.sample_rate)
         # planar float at the stream's own layout and rate, then the channels averaged as soundfile's are above
         # (FFmpeg's own mono mix weighs each of two channels 0.707: a stereo file would come out 3 dB louder)

@@ -16,7 +16,8 @@ Media paths must stay inside the corpus's folder (checked on the resolved path,
 so ``..`` and symlinks that lead out are caught); a document naming one outside
 is skipped with the reason, unless the source says ``allow_outside``. A JSONL
 file may start with a UTF-8 byte order mark, and so may any of its lines (two
-files joined); one saved as UTF-16 or UTF-32 is refused. :func:`media_kinds`
+files joined); one saved as UTF-16 or UTF-32 is refused, with a byte order mark or clearly without
+one (:func:`~mmtok.stream.text.wide_text`). :func:`media_kinds`
 pre-scans a corpus for the media it holds (which tokenizers a run needs).
 
 A document is numbered by its line (JSONL) or row (1-based): the number shards
@@ -42,7 +43,7 @@ from mmtok.data.digest import files_sha256
 from mmtok.image.io import bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
-from mmtok.stream.text import wide_encoding
+from mmtok.stream.text import WIDE_SNIFF_BYTES, wide_text
 from mmtok.stream.vocab import MEDIA
 
 __all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
@@ -204,7 +205,8 @@ def _check_columns(path: Path, schema: Any) -> None:
 
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
     """The :class:`Source` at ``path``, its layout told from the suffix (in any case) or the folder's contents; a
-    JSONL file saved as UTF-16 or UTF-32 is a :class:`CorpusError` naming it, before any work."""
+    JSONL file saved as UTF-16 or UTF-32 (:func:`~mmtok.stream.text.wide_text`) is a :class:`CorpusError` naming
+    it and the encoding to convert from, before any work."""
     path = Path(path)
     if path.is_dir():
         if not (path / "state.json").is_file():
@@ -217,13 +219,13 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
         return Source(path, "parquet", allow_outside)
     try:
         with open(path, "rb") as f:
-            head = f.read(4)
+            head = f.read(WIDE_SNIFF_BYTES)
     except OSError:  # unreadable: said where the corpus is read
         head = b""
-    wide = wide_encoding(head)
+    wide = wide_text(head)
     if wide is not None:
-        raise CorpusError(f"{path} is {wide} text (it starts with a {wide} byte order mark); a JSONL corpus must be "
-                          f"UTF-8: convert it first, e.g. iconv -f {wide} -t utf-8")
+        raise CorpusError(f"{path} is {wide[0]} text ({wide[1]}); a JSONL corpus must be UTF-8: convert it first, "
+                          f"e.g. iconv -f {wide[0]} -t utf-8")
     return Source(path, "jsonl", allow_outside)
 
 

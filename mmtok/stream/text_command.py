@@ -17,16 +17,16 @@ from pathlib import Path
 
 from mmtok.core.checkpoint import write_refusal
 from mmtok.stream.segments import segment_shape
-from mmtok.stream.text import KIND, MAX_VOCAB_SIZE, train_bpe, wide_encoding
+from mmtok.stream.text import KIND, MAX_VOCAB_SIZE, WIDE_SNIFF_BYTES, train_bpe, wide_text
 from mmtok.stream.vocab import RESERVED_SPECIAL
 
 __all__ = ["main"]
 
 
 def _head(path: str | os.PathLike[str]) -> bytes:
-    """The first 4 bytes of the file at ``path`` (fewer for a shorter file)."""
+    """The first :data:`~mmtok.stream.text.WIDE_SNIFF_BYTES` bytes of the file at ``path`` (fewer for a shorter file)."""
     with open(path, "rb") as f:
-        return f.read(4)
+        return f.read(WIDE_SNIFF_BYTES)
 
 
 def _not_utf8(name: str) -> str | None:
@@ -145,10 +145,10 @@ def _refusal(args: argparse.Namespace) -> str | None:
         if Path(name).suffix.lower() == ".parquet":  # in any case, as mmtok tokenize tells a Parquet corpus
             return (f"{name} is a Parquet file; mmtok train-tokenizer text reads text files and JSONL documents "
                     "(.jsonl): write the texts out to one of those first")
-        wide = wide_encoding(_head(name))
+        wide = wide_text(_head(name))
         if wide is not None:
-            return (f"{name} is {wide} text (it starts with a {wide} byte order mark), not UTF-8; convert it first, "
-                    f"e.g. iconv -f {wide} -t utf-8")
+            return (f"{name} is {wide[0]} text ({wide[1]}), not UTF-8; convert it first, "
+                    f"e.g. iconv -f {wide[0]} -t utf-8")
         where = _not_utf8(name)
         if where is not None:
             return f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8"

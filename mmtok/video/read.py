@@ -9,8 +9,12 @@ decoded frame whose timestamp is at or before that time), for every such time
 before the end of the stream. This holds for variable frame rate files too: the
 container's timestamps decide, never an assumed constant rate.
 
+Of several video or audio streams the one every reader takes is read
+(:func:`~mmtok.audio.av_read.pick_stream`: the one marked default, else FFmpeg's pick), and a
+warning names it; a cover picture (an MP3's or M4A's art) is never taken for video.
+
 One clock for frames and sound: times count from the file's origin, the earliest
-start of its first video stream and the audio stream read (a clip cut from a longer recording
+start of the video stream and the audio stream read (a clip cut from a longer recording
 may start at 1.4 s: its frame 0 is then its first frame). Before the video's first
 frame that frame is shown; a soundtrack that starts after the origin is padded with
 silence, and it ends where its stream says (not with the codec's padding).
@@ -32,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av
+from mmtok.audio.av_read import INSTALL_AV, missing_stream, open_container, optional_av, pick_stream
 from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
@@ -48,7 +52,6 @@ FLOAT_PIXEL_BYTES = 3 * 4  # bytes of one pixel of read_video's frames: three fl
 AUDIO_RATE = 16_000  # Hz read_audio resamples to by default
 MAX_SOUNDTRACK_SECONDS = 4 * 3600.0  # read_audio refuses longer soundtracks by default: 4 h at 16 kHz is 0.9 GB
 AV_TIME_BASE = 1_000_000  # FFmpeg's unit of a container's start_time and duration: microseconds
-DISPOSITION_DEFAULT = 1  # FFmpeg's AV_DISPOSITION_DEFAULT: the stream a player picks of several of its kind
 
 
 class VideoClip(NamedTuple):
@@ -126,23 +129,11 @@ def _stream_start(stream: Any) -> float | None:
     return float(stream.start_time * stream.time_base)
 
 
-def _audio_stream(container: Any) -> Any | None:
-    """The stream :func:`read_audio` reads: the first audio stream marked default (its disposition), else the
-    first; None without one."""
-    streams = list(container.streams.audio)
-    return ([s for s in streams if _is_default(s)] or streams or [None])[0]
-
-
-def _is_default(stream: Any) -> bool:
-    """Whether ``stream`` is marked default (PyAV before 12 does not say: not marked)."""
-    return bool(int(getattr(stream, "disposition", 0) or 0) & DISPOSITION_DEFAULT)
-
-
 def _time_origin(container: Any) -> float:
-    """The time in the file that is 0 s for frames and soundtrack alike: the earliest start of the first
-    video stream and the audio stream read (:func:`_audio_stream`), 0 when neither states one."""
-    streams = [container.streams.video[0] if container.streams.video else None, _audio_stream(container)]
-    starts = [_stream_start(s) for s in streams if s is not None]
+    """The time in the file that is 0 s for frames and soundtrack alike: the earliest start of the video stream
+    and the audio stream read (:func:`~mmtok.audio.av_read.pick_stream`), 0 when neither states one."""
+    streams = [pick_stream(container, "video"), pick_stream(container, "audio")]
+    starts = [_stream_start(s.stream) for s in streams if s is not None]
     known = [t for t in starts if t is not None]
     return min(known) if known else 0.0
 
@@ -243,12 +234,8 @@ def _check_video_args(path: str | os.PathLike[str], fps: float, start: float, du
     return where
 
 
-def _video_stream(container: Any, where: str, start: float, origin: float, av: Any) -> Any:
-    """The first video stream, seeked to just before ``start`` (seconds after the file's ``origin``)."""
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoError(f"{where} has no video stream (streams: {', '.join(kinds)})")
-    stream = container.streams.video[0]
+def _video_stream(stream: Any, container: Any, start: float, origin: float, av: Any) -> Any:
+    """``stream``, the video stream read, seeked to just before ``start`` (seconds after the file's ``origin``)."""
     stream.thread_type = "AUTO"
     if start > 0:
         try:
@@ -295,7 +282,13 @@ def iter_video(
     av = pyav()
     with _open_container(path, where) as container:
         origin = _time_origin(container)
-        stream = _video_stream(container, where, start, origin, av)
+        choice = pick_stream(container, "video")
+        if choice is None:
+            raise VideoError(missing_stream(container, "video", where))
+        note = choice.note(where, "its frames are")
+        if note is not None:
+            warnings.warn(note, stacklevel=2)
+        stream = _video_stream(choice.stream, container, start, origin, av)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         stop = math.inf if duration is None else start + duration
         s = _Sampler(start, fps, size, _pixel_aspect(stream))
@@ -382,9 +375,10 @@ def _planned_frames(path: str | os.PathLike[str], where: str, fps: float, size: 
     """What :func:`read_video` will hold by the file's own account: the frames sampled before its video
     stream's stated end (None when it states none) and their (width, height)."""
     with _open_container(path, where) as container:
-        if not container.streams.video:
+        choice = pick_stream(container, "video")
+        if choice is None:
             return None, (0, 0)  # iter_video says so
-        stream = container.streams.video[0]
+        stream = choice.stream
         stated, origin, eps = _stated_end(stream, container), _time_origin(container), _time_eps(stream)
         ctx = stream.codec_context
         wh = _target_size(max(1, round(ctx.width * _pixel_aspect(stream))), max(1, ctx.height), size)
@@ -440,7 +434,8 @@ def no_frames_message(path: Any, start: float, duration: float | None) -> str:
 def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
                max_seconds: float | None = MAX_SOUNDTRACK_SECONDS) -> tuple[torch.Tensor, int] | None:
     """The soundtrack of a media file as mono float32 ``[S]`` at ``sample_rate``, or None without one. Of
-    several audio streams the one marked default is read, else the first; a warning says which.
+    several audio streams the one marked default is read, else FFmpeg's pick
+    (:func:`~mmtok.audio.av_read.pick_stream`); a warning says which.
 
     On the frames' clock (see the module docstring): sample 0 is at the file's origin, so a
     soundtrack that starts later begins with silence; it ends where its stream says, without
@@ -460,13 +455,13 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
         raise FileNotFoundError(f"{where} does not exist")
     av = pyav()
     with _open_container(path, where) as container:
-        stream = _audio_stream(container)
-        if stream is None:
+        choice = pick_stream(container, "audio")
+        if choice is None:
             return None
-        if len(container.streams.audio) > 1:
-            why = "the one marked default" if _is_default(stream) else "the first: none is marked default"
-            warnings.warn(f"{where} has {len(container.streams.audio)} audio streams: its soundtrack is stream "
-                          f"#{stream.index} ({why})", stacklevel=2)
+        note = choice.note(where, "its soundtrack is")
+        if note is not None:
+            warnings.warn(note, stacklevel=2)
+        stream = choice.stream
         origin, stated = _time_origin(container), _stated_end(stream, container)
         end = None if stated is None else stated - origin
         if max_seconds is not None and end is not None and end > max_seconds:
