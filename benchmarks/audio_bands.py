@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 from audio_clips import RATE, add_clip_arguments, eval_clips, eval_set_row, load_audio_tokenizer
-from common import emit
+from common import emit, run_script
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES
@@ -172,4 +172,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

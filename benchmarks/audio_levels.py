@@ -38,7 +38,7 @@ from audio_clips import (
     eval_set_row,
     load_audio_tokenizer,
 )
-from common import emit
+from common import emit, run_script
 from tqdm import tqdm
 
 from mmtok.audio.scores import speech_scores
@@ -171,4 +171,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -87,7 +87,7 @@ from audio_clips import (
     load_model,
     read_manifest,
 )
-from common import RATIO_OF, check_peer, emit, missing_peer, time_sides
+from common import RATIO_OF, check_peer, emit, missing_peer, run_script, time_sides
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
@@ -488,4 +488,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -18,7 +18,8 @@ side once, in alternating order), whose :class:`Timing` per side gives ``min``, 
 a row with a ratio says which statistic it is of (``"ratio_of": RATIO_OF``, the sides' medians).
 A script runs its ``main`` through :func:`run_script`: mmtok's errors (a missing file, a bad value, a
 device this machine lacks) end it with one line, ``<script>: error: <message>``, and exit status 2, as
-the ``mmtok`` command says them; ``MMTOK_DEBUG=1`` shows the traceback instead. :func:`pick_device`
+the ``mmtok`` command says them, and a ``raise SystemExit("message")`` with the same line and exit status 1,
+so that in a pipeline the line names the script that stopped; ``MMTOK_DEBUG=1`` shows the traceback instead. :func:`pick_device`
 gives ``--device`` its one-line refusal, :func:`positive` and :func:`existing_path` check numbers and paths.
 
 Paired differences of per-item scores come from :func:`mmtok.core.metrics.paired_difference`: each
@@ -200,8 +201,10 @@ def round_ratios(slow: Timing, fast: Timing) -> list[float]:
 def run_script(main: Callable[[], Any], prog: str | None = None) -> int:
     """Run a script's ``main`` and return its exit status: what ``main`` returns (0 for None), or 2 after one
     line on stderr, ``<prog>: error: <message>``, when it raises one of mmtok's errors (:class:`MmtokError`,
-    :class:`UsageError` among them). ``prog`` defaults to the script's file name. With ``MMTOK_DEBUG=1`` the
-    error is raised with its traceback.
+    :class:`UsageError` among them). A ``SystemExit`` with a message (``raise SystemExit("--manifest m: no such
+    file")``, in the script or a module it uses) is said the same way and returns 1, its status; one whose message
+    names the script already (``fetch_corpus: ...``) is said as it is. ``prog`` defaults to the script's file
+    name. With ``MMTOK_DEBUG=1`` the error is raised with its traceback.
 
         if __name__ == "__main__":
             sys.exit(run_script(main))
@@ -214,6 +217,13 @@ def run_script(main: Callable[[], Any], prog: str | None = None) -> int:
             raise
         print(f"{prog}: error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
         return 2
+    except SystemExit as e:
+        if not isinstance(e.code, str) or debugging():  # a status (argparse's 2, sys.exit(main())) goes as it is
+            raise
+        said = " ".join(e.code.split())
+        named = said.split(":")[0].split(" ")[0] in (prog, Path(prog).stem)
+        print(said if named else f"{prog}: error: {said}", file=sys.stderr)
+        return 1
     return 0 if status is None else int(status)
 
 

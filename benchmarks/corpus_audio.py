@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import corpus_formats as cf
@@ -52,54 +53,98 @@ LEFT_OUT = {
 }
 MEASURED = ("seconds", "sample_rate", "channels")
 DECODER_FORMATS = ("g722", "mp3")  # what PyAV reads here: the telephone prompts, the MP3 clips measured
+FORMAT_USE = {"g722": "decodes the G.722 telephone prompts", "mp3": "measures the MP3 clips"}
+ASTERISK = [p for p in PACKAGES if p.startswith("asterisk-core-sounds-")]
+# What a source needs beyond libsndfile reading its files: the PyAV formats of its files, FLAC written
+PYAV_FORMATS = {"flight-of-the-amazon-queen": ("mp3",), **dict.fromkeys(ASTERISK, ("g722",))}
+FLAC_WRITTEN = {*ASTERISK, "codec2-examples"}  # headerless audio decoded to FLAC
+PYAV_ONLY = {"flight-of-the-amazon-queen"}  # every file is MP3, measured by PyAV: no libsndfile needed
 
 
-def check_decoders() -> None:
-    """Refuse, in one line and before any work, an install that cannot decode the corpus: PyAV decodes the
-    G.722 telephone prompts and measures the MP3 clips, soundfile writes the FLAC files and measures the rest.
-    Without it every such file would fail on its own, one skip at a time."""
-    try:
-        import soundfile as sf
-    except (ImportError, OSError) as e:  # OSError: soundfile without its libsndfile
-        raise SystemExit(f"fetch_corpus audio: soundfile cannot be loaded ({e}): it writes the FLAC files and "
-                         "measures the clips; reinstall mmtok with pip install -e .") from None
-    if "FLAC" not in sf.available_formats():
-        raise SystemExit("fetch_corpus audio: this soundfile's libsndfile cannot write FLAC: reinstall mmtok with "
-                         "pip install -e .")
+def check_decoders(sources: list[str] | None = None) -> None:
+    """Refuse, in one line and before any work, an install that cannot decode the files of ``sources`` (default:
+    every source): PyAV decodes the G.722 telephone prompts and measures the MP3 clips, soundfile writes the FLAC
+    files and measures the rest. Only what the sources asked for need is checked (``PYAV_FORMATS``,
+    ``FLAC_WRITTEN``): ``--only codec2-examples`` builds without PyAV. Without this check every such file would
+    fail on its own, one skip at a time."""
+    sources = [*PACKAGES, *LOCAL] if sources is None else sources
+    if any(s not in PYAV_ONLY for s in sources):
+        try:
+            import soundfile as sf
+        except (ImportError, OSError) as e:  # OSError: soundfile without its libsndfile
+            raise SystemExit(f"fetch_corpus audio: soundfile cannot be loaded ({e}): it writes the FLAC files and "
+                             "measures the clips; reinstall mmtok with pip install -e .") from None
+        if FLAC_WRITTEN.intersection(sources) and "FLAC" not in sf.available_formats():
+            raise SystemExit("fetch_corpus audio: this soundfile's libsndfile cannot write FLAC: reinstall mmtok "
+                             "with pip install -e .")
+    formats = [f for f in DECODER_FORMATS if any(f in PYAV_FORMATS.get(s, ()) for s in sources)]
+    if not formats:
+        return
     try:
         import av
     except ImportError as e:
-        raise SystemExit(f"fetch_corpus audio: PyAV is not installed ({e}): it decodes the G.722 telephone prompts "
-                         'and measures the MP3 clips; install it with pip install -e ".[video]"') from None
-    missing = [f for f in DECODER_FORMATS if f not in av.formats_available]
+        uses = " and ".join(FORMAT_USE[f] for f in formats)
+        raise SystemExit(f"fetch_corpus audio: PyAV is not installed ({e}): it {uses}; install it with "
+                         'pip install -e ".[video]"') from None
+    missing = [f for f in formats if f not in av.formats_available]
     if missing:
         raise SystemExit(f"fetch_corpus audio: PyAV {av.__version__} was built without the {' and '.join(missing)} "
                          'format of FFmpeg, which the corpus needs: install the PyAV wheel with pip install -e ".[video]"')
 
+
+def decoder_versions() -> str:
+    """The decoders a file that fails is remembered with (``corpus_failures``): libsndfile's version, PyAV's and
+    that of FFmpeg's libavcodec in it ("none" for one not installed)."""
+    try:
+        import soundfile as sf
+
+        versions = [f"libsndfile {sf.__libsndfile_version__}"]
+    except (ImportError, OSError):
+        versions = ["libsndfile none"]
+    try:
+        import av
+
+        libavcodec = ".".join(str(n) for n in av.library_versions.get("libavcodec", ()))
+        versions.append(f"PyAV {av.__version__} (libavcodec {libavcodec or '?'})")
+    except ImportError:
+        versions.append("PyAV none")
+    return ", ".join(versions)
+
+
 # --------------------------------------------------------------------------- writers and measuring
 
 
-def flac_from_raw(src: Path, rate: int) -> Callable[[Path], None]:
-    """Headerless 16-bit little-endian mono PCM -> FLAC at the same rate."""
+@dataclass(frozen=True)
+class FlacFromRaw:
+    """Writer of headerless 16-bit little-endian mono PCM (``src``, at ``rate`` Hz) as FLAC at the same rate."""
 
-    def make(dest: Path) -> None:
+    src: Path
+    rate: int
+
+    def __call__(self, dest: Path) -> None:
         import numpy as np
         import soundfile as sf
 
-        sf.write(dest, np.fromfile(src, dtype="<i2"), rate, format="FLAC", subtype="PCM_16")
-
-    return make
+        sf.write(dest, np.fromfile(self.src, dtype="<i2"), self.rate, format="FLAC", subtype="PCM_16")
 
 
-def flac_from_g722(src: Path) -> Callable[[Path], None]:
-    """Raw G.722 (16 kHz wideband) decoded with PyAV -> FLAC."""
+def flac_from_raw(src: Path, rate: int) -> FlacFromRaw:
+    """Headerless 16-bit little-endian mono PCM -> FLAC at the same rate."""
+    return FlacFromRaw(src, rate)
 
-    def make(dest: Path) -> None:
+
+@dataclass(frozen=True)
+class FlacFromG722:
+    """Writer of raw G.722 (16 kHz wideband, ``src``) decoded with PyAV, as FLAC."""
+
+    src: Path
+
+    def __call__(self, dest: Path) -> None:
         import av
         import numpy as np
         import soundfile as sf
 
-        with av.open(str(src), format="g722") as box:
+        with av.open(str(self.src), format="g722") as box:
             stream = box.streams.audio[0]
             frames = [f.to_ndarray().reshape(-1) for f in box.decode(stream)]
             rate = stream.codec_context.sample_rate or 16000
@@ -108,20 +153,29 @@ def flac_from_g722(src: Path) -> Callable[[Path], None]:
             pcm = np.clip(pcm * 32768.0, -32768, 32767).astype(np.int16)
         sf.write(dest, pcm, rate, format="FLAC", subtype="PCM_16")
 
-    return make
+
+def flac_from_g722(src: Path) -> FlacFromG722:
+    """Raw G.722 (16 kHz wideband) decoded with PyAV -> FLAC."""
+    return FlacFromG722(src)
 
 
 def audio_info(path: Path) -> tuple[float, int, int]:
-    """(seconds, sample_rate, channels); MP3 and anything libsndfile cannot read via PyAV."""
+    """(seconds, sample_rate, channels); MP3 and anything libsndfile cannot read via PyAV. Without PyAV (a build of
+    sources that need none of it, ``check_decoders``), a file libsndfile cannot read is a ValueError about it."""
     if path.suffix.lower() != ".mp3":
+        why = "no frames"
         try:
             import soundfile as sf
 
             info = sf.info(str(path))
             if info.frames > 0:
                 return info.frames / info.samplerate, info.samplerate, info.channels
-        except RuntimeError:
-            pass
+        except RuntimeError as err:
+            why = str(err)
+        try:
+            import av
+        except ImportError:
+            raise ValueError(f"libsndfile cannot read {path.name} ({why}) and PyAV is not installed") from None
     import av
 
     with av.open(str(path)) as box:

@@ -1,9 +1,10 @@
 """Debian packages for the corpus builder: found by name in apt's lists, fetched with ``apt-get download``
-(never installed), unpacked with ``dpkg-deb -x``, ordered by Debian version, and the license of each file
+(never installed; a damaged one, which dpkg-deb cannot read or whose size and sha256 are not what apt lists,
+downloaded again once), unpacked with ``dpkg-deb -x``, ordered by Debian version, and the license of each file
 read from the package's ``copyright`` file (DEP-5 stanzas, else the first license a free-form file names).
 
-Used by ``fetch_corpus.py``; tests: ``tests/test_corpus_formats.py``, ``tests/test_corpus_rebuild.py`` and
-``tests/test_corpus_fetch_fixes.py``.
+Used by ``fetch_corpus.py``; tests: ``tests/test_corpus_formats.py``, ``tests/test_corpus_rebuild.py``,
+``tests/test_corpus_fetch_fixes.py`` and ``tests/test_corpus_rebuild_fixes.py``.
 """
 
 from __future__ import annotations
@@ -85,16 +86,46 @@ def cached_debs(name: str, debs: Path) -> list[Path]:
     return sorted(debs.glob(f"{glob_escape(name)}_*.deb")) if debs.is_dir() else []
 
 
+class DamagedDeb(Exception):
+    """A .deb that dpkg-deb cannot read, or whose size or sha256 is not what apt lists for its version."""
+
+    def __init__(self, deb: Path, why: str) -> None:
+        super().__init__(f"{deb}: {why}")
+        self.deb, self.why = deb, why
+
+
 def deb_tool(deb: Path, *args: str) -> str:
-    """``dpkg-deb ARGS`` on ``deb``; a failure is one line naming the .deb to delete (cut short or damaged, it is
-    downloaded again by the next run once it is gone)."""
+    """``dpkg-deb ARGS`` on ``deb``; a failure is a :class:`DamagedDeb` (cut short or damaged: ``fetch_package``
+    downloads it again)."""
     done = tool("dpkg-deb", *args)
     if done.returncode != 0:
         said = "; ".join(ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip())
-        raise SystemExit(f"fetch_corpus: {deb}: dpkg-deb {args[0]} failed (exit {done.returncode}: {said or 'no message'}): "
-                         "the .deb is damaged or incomplete (a download cut short?): delete it and rerun to download "
-                         "it again")
+        raise DamagedDeb(deb, f"dpkg-deb {args[0]} failed (exit {done.returncode}: {said or 'no message'})")
     return done.stdout
+
+
+def listed_sizes(name: str, version: str) -> set[tuple[int, str]]:
+    """(Size, SHA256) of each record apt's package lists hold for ``name`` at ``version``; none when apt does not
+    list that version (old or empty lists, a .deb from elsewhere) or there is no apt-cache."""
+    try:
+        done = subprocess.run(("apt-cache", "show", f"{name}={version}"), capture_output=True, text=True)
+    except FileNotFoundError:
+        return set()
+    if done.returncode != 0:
+        return set()
+    return {(int(st["Size"]), st["SHA256"].lower()) for st in dep5_stanzas(done.stdout)
+            if st.get("Size", "").isdigit() and "SHA256" in st}
+
+
+def check_listed(name: str, version: str, deb: Path, sha256: str) -> None:
+    """Raise :class:`DamagedDeb` when apt lists ``name`` ``version`` and no record of it has the size and sha256 of
+    ``deb`` (whose sha256 is ``sha256``)."""
+    listed = listed_sizes(name, version)
+    size = deb.stat().st_size
+    if listed and (size, sha256) not in listed:
+        want_size, want_sha = min(listed)
+        raise DamagedDeb(deb, f"{size} bytes, sha256 {sha256[:12]}..., where apt lists {name} {version} as "
+                              f"{want_size} bytes, sha256 {want_sha[:12]}...")
 
 
 def deb_version(deb: Path) -> str:
@@ -140,12 +171,40 @@ def download(name: str, debs: Path) -> list[Path]:
     return cached_debs(name, debs)
 
 
+def unpacked_root(deb: Path) -> Path:
+    """Where ``deb`` is unpacked: ``unpacked/`` beside the packages folder, one folder per .deb."""
+    return deb.parent.parent / "unpacked" / deb.stem
+
+
 def fetch_package(name: str, debs: Path) -> Package:
-    """apt-get download (skipped if a .deb is there; ``download``), dpkg-deb -x (skipped if done)."""
+    """apt-get download (skipped if a .deb is there; ``download``), dpkg-deb -x (skipped if done). A damaged .deb
+    (``DamagedDeb``: dpkg-deb cannot read it, or apt lists other bytes for its version), such as one an earlier
+    download cut short, is said in one line, deleted and downloaded again, once; still damaged, it is refused in
+    one line naming it."""
     packages_dir(debs)
     found = cached_debs(name, debs) or download(name, debs)
+    try:
+        return unpacked_package(name, found)
+    except DamagedDeb as bad:
+        print(f"fetch_corpus: {bad}: damaged or incomplete (a download cut short?): downloading {name} again",
+              file=sys.stderr)  # fmt: skip
+        bad.deb.unlink(missing_ok=True)
+        shutil.rmtree(unpacked_root(bad.deb), ignore_errors=True)  # what an earlier run unpacked from it
+        found = download(name, debs)
+    try:
+        return unpacked_package(name, found)
+    except DamagedDeb as bad:
+        raise SystemExit(f"fetch_corpus: {bad}: still damaged or incomplete after downloading {name} again: run "
+                         "apt-get update (or use another mirror) and rerun") from None
+
+
+def unpacked_package(name: str, found: list[Path]) -> Package:
+    """The newest of the .deb files ``found`` of package ``name``, checked against apt's lists (``check_listed``)
+    and unpacked (unless done); :class:`DamagedDeb` when it is damaged."""
     deb, version = newest_deb(found)
-    root = debs.parent / "unpacked" / deb.stem
+    sha = cm.file_sha256(deb)
+    check_listed(name, version, deb, sha)
+    root = unpacked_root(deb)
     if not (root / ".unpacked").exists():
         tmp = root.with_name(root.name + ".part")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -156,7 +215,6 @@ def fetch_package(name: str, debs: Path) -> Package:
         tmp.rename(root)
     cr = root / "usr/share/doc" / name / "copyright"
     text = cr.read_text(encoding="utf-8", errors="replace") if cr.exists() else ""
-    sha = cm.file_sha256(deb)
     return Package(name, version, deb.name, root, text, f"{name}:/usr/share/doc/{name}/copyright", sha)
 
 

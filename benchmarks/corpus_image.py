@@ -60,6 +60,13 @@ def measure(path: Path) -> dict:
     return {"width": width, "height": height}
 
 
+def decoder_versions() -> str:
+    """The decoder a file that fails is remembered with (``corpus_failures``): Pillow's version."""
+    import PIL
+
+    return f"Pillow {PIL.__version__}"
+
+
 # --------------------------------------------------------------------------- photographs
 
 

@@ -4,7 +4,9 @@
 ``corpus_audio.py`` or ``corpus_image.py`` turns it into ``Item``s (one per file to write,
 with the function that writes it); ``fetch_corpus.py`` writes, measures and lists them in
 the manifest. A writer with a ``content()`` method (``CopyOf``, ``BytesOf``) tells what it would
-write without writing it: a rerun recognises a copy of a file it already keeps without making it.
+write without writing it: a rerun recognises a copy of a file it already keeps without making it; one that
+decodes a file names it (``src``: ``corpus_audio.FlacFromG722``), so that a file that failed is known again by its
+input (``corpus_failures``).
 Nothing here runs on its own.
 """
 

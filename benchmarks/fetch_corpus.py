@@ -8,8 +8,9 @@ This module is the driver: the command line, writing and measuring the files and
 assignment; fetching and unpacking the packages and reading their licenses are in ``corpus_debs.py``. What to
 take from each package lives in ``corpus_audio.py`` and ``corpus_image.py`` (one handler per
 source, the list of sources and fixed splits), the archive readers in ``corpus_formats.py``,
-the manifest and summary in ``corpus_manifest.py``; tests: ``tests/test_corpus_formats.py``,
-``tests/test_corpus_rebuild.py`` and ``tests/test_corpus_fetch_fixes.py``.
+the manifest and summary in ``corpus_manifest.py``, the files remembered as failing in ``corpus_failures.py``;
+tests: ``tests/test_corpus_formats.py``, ``tests/test_corpus_rebuild.py``, ``tests/test_corpus_fetch_fixes.py``
+and ``tests/test_corpus_rebuild_fixes.py``.
 
 Each package is fetched with ``apt-get download`` (never installed; into ``.download-PKG/`` inside
 the packages folder, the .deb moved out only once whole), unpacked with
@@ -18,10 +19,10 @@ the packages folder, the .deb moved out only once whole), unpacked with
 opus) and images keep their original bytes; clips that only exist inside an archive
 (Flight of the Amazon Queen's ``queen.1c``: raw MP3 streams -> .mp3; UFO:AI's ``.pk3`` zip
 -> .ogg) are written out as they are stored, and headerless audio (G.722 telephone prompts,
-codec2's 8 kHz raw PCM) is decoded to FLAC. Nothing is resampled. The audio build needs PyAV
-(``pip install -e ".[video]"``) and checks for it before any work; a file that cannot be written or
-measured is a counted skip, a source left with none is refused, and an error that is not about the
-file (a missing module, memory, a full disk) stops the build.
+codec2's 8 kHz raw PCM) is decoded to FLAC. Nothing is resampled. The audio sources with MP3 clips or
+G.722 prompts need PyAV (``pip install -e ".[video]"``): the decoders the sources built need are checked
+before any work; a file that cannot be written or measured is a counted skip, a source left with none is
+refused, and an error that is not about the file (a missing module, memory, a full disk) stops the build.
 
 ``OUT/manifest.jsonl`` has one row per file: path (relative to OUT), source (the package
 asked for; ``substitute`` names the package used when this release has another name),
@@ -31,13 +32,16 @@ copyright (that file), group (speaker, language voice, activity bundle or photo)
 sha256 and bytes, plus seconds / sample_rate / channels / kind / language for audio and
 width / height for images. ``OUT/summary.json`` has totals per source and split, each
 package's version, .deb and its sha256, what was skipped and why, package substitutions and
-sources left out.
+sources left out, and (``failed``) each file that failed for a reason about the file itself, by package
+version, path, sha256 of its input and decoder versions: a rerun counts it again without decoding it, until
+the decoders change (``corpus_failures.py``).
 
 Splits are by group, never by file: sha256(group) as a fraction gives ~80/10/10
 (``split_for_group``), with a fixed override table per kind for sources that have too few
 groups or groups mixing speakers. Re-running skips downloads (a .deb already in the packages
-folder is used as it is, the newest by Debian version order if there are several), unpacking
-and files already written from the same .deb whose sha256 and size still match the previous
+folder is used, the newest by Debian version order if there are several; one that dpkg-deb cannot read, or
+whose size and sha256 are not what apt lists for its version, is said in one line and downloaded again, once),
+unpacking and files already written from the same .deb whose sha256 and size still match the previous
 manifest (their measurements are reused; any other file is made and measured in ``OUT/.build.tmp``,
 then moved into place), and gives the same splits; a copy the previous build dropped as a
 duplicate of a file it kept is not written again, so a rerun with the same inputs changes nothing.
@@ -73,13 +77,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_audio
 import corpus_image
 import corpus_manifest as cm
+from common import run_script
 from corpus_debs import cached_debs, fetch_package, package_license, resolve_package
+from corpus_failures import Failures
 from corpus_formats import FormatError
 from corpus_source import Item, Package
 
 # Per kind: PACKAGES (apt), LOCAL (other sources), SOURCES (name -> handler), SPLITS (fixed
 # group splits), LEFT_OUT, TOP (folder under OUT), MEASURED and measure(path); optionally
-# check_decoders() (refuses, before any work, an install that cannot decode the kind's files).
+# check_decoders(sources) (refuses, before any work, an install that cannot decode those sources' files) and
+# decoder_versions() (what a file that failed is remembered with, corpus_failures).
 KINDS: dict[str, ModuleType] = {"audio": corpus_audio, "image": corpus_image}
 
 
@@ -119,12 +126,16 @@ def content_facts(item: Item) -> dict | None:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def made_in_scratch(kind: ModuleType, item: Item, out: Path, rel: str, skipped: Counter) -> tuple[Path, dict] | None:
-    """``item`` written into OUT's scratch folder (``corpus_manifest.SCRATCH``, under its own path) and measured
+def made_in_scratch(kind: ModuleType, item: Item, out: Path, row: dict, skipped: Counter,
+                    failures: Failures | None = None) -> tuple[Path, dict] | None:
+    """``item`` written into OUT's scratch folder (``corpus_manifest.SCRATCH``, under ``row``'s path) and measured
     there: that file and its measured fields, or None when it cannot be written or measured (counted in
-    ``skipped``; an error that is not about the file, ``about_the_file``, is raised). Nothing in OUT's corpus
-    changes, so a file that fails leaves it as it was."""
-    tmp = out / cm.SCRATCH / rel
+    ``skipped`` and remembered in ``failures``; an error that is not about the file, ``about_the_file``, is raised).
+    A file ``failures`` knows to fail is counted again without being made. Nothing in OUT's corpus changes, so a
+    file that fails leaves it as it was."""
+    if failures and failures.known_to_fail(item, row, skipped):
+        return None
+    tmp = out / cm.SCRATCH / row["path"]
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         item.make(tmp)
@@ -133,7 +144,10 @@ def made_in_scratch(kind: ModuleType, item: Item, out: Path, rel: str, skipped: 
         tmp.unlink(missing_ok=True)
         if not about_the_file(err):
             raise
-        skipped[f"empty or undecodable: {type(err).__name__}"] += 1
+        reason = f"empty or undecodable: {type(err).__name__}"
+        skipped[reason] += 1
+        if failures:
+            failures.add(item, row, reason, err)
         return None
 
 
@@ -161,7 +175,7 @@ def drop_stale(dest: Path, journal: cm.Journal | None) -> None:
 def build_rows(
     kind: ModuleType, pkg: Package, items: list[Item], out: Path, prev: dict, skipped: Counter,
     source: str | None = None, journal: cm.Journal | None = None,
-    pending: dict[str, tuple[Item, Path | None]] | None = None,
+    pending: dict[str, tuple[Item, Path | None]] | None = None, failures: Failures | None = None,
 ) -> list[dict]:
     """Write every item not yet on disk, measure it, and return its manifest rows.
 
@@ -169,8 +183,8 @@ def build_rows(
     measure(). ``source`` is the name asked for (default ``pkg.name``): the rows' source and
     folder; a package used in its place is recorded as ``substitute``. A file that cannot be
     written or measured is dropped and counted (an error that is not about the file stops the build:
-    ``about_the_file``). A file already on disk is kept (with its previous measurements) only when
-    ``reusable``; otherwise it is made and measured in the scratch folder, and ``journal`` is begun (``out``
+    ``about_the_file``), and remembered in ``failures``, by which a rerun skips it (``corpus_failures``). A file
+    already on disk is kept (with its previous measurements) only when ``reusable``; otherwise it is made and measured in the scratch folder, and ``journal`` is begun (``out``
     marked unfinished) only just before it takes its place, its row added to ``journal``.
 
     With ``pending`` (a dict), an item whose content (``content_facts``, else the file made in the scratch
@@ -201,7 +215,7 @@ def build_rows(
             rows.append({**row, **facts})
             pending[rel] = (item, None)
             continue
-        made = made_in_scratch(kind, item, out, rel, skipped)
+        made = made_in_scratch(kind, item, out, row, skipped, failures)
         if made is None:
             drop_stale(dest, journal)
             continue
@@ -217,7 +231,8 @@ def build_rows(
 
 
 def settle_pending(kind: ModuleType, rows: list[dict], pending: dict[str, tuple[Item, Path | None]], out: Path,
-                   skipped: dict[str, Counter], journal: cm.Journal | None) -> list[dict]:
+                   skipped: dict[str, Counter], journal: cm.Journal | None,
+                   failures: Failures | None = None) -> list[dict]:
     """``rows`` once the ``pending`` copies (``build_rows``) are settled: one whose content a row that is not
     pending has, at an earlier place in the split order (train, validation, test, then path), stays as it is, for
     ``drop_duplicates`` to count and drop, and is never written; any other is written and measured now (its kept
@@ -240,7 +255,7 @@ def settle_pending(kind: ModuleType, rows: list[dict], pending: dict[str, tuple[
             continue
         base = {k: v for k, v in row.items() if k not in ("sha256", "bytes", *kind.MEASURED)}
         made = (tmp, {k: row[k] for k in kind.MEASURED}) if tmp else made_in_scratch(
-            kind, item, out, row["path"], skipped.setdefault(row["source"], Counter()))
+            kind, item, out, row, skipped.setdefault(row["source"], Counter()), failures)
         if made is None:
             drop_stale(out / row["path"], journal)
             continue
@@ -326,11 +341,12 @@ def run(kind: str, out: Path, debs: Path, only: list[str] | None, accept_new_ver
     One build of OUT runs at a time (``corpus_manifest.build_lock``; another is refused). Every package is
     fetched and its version checked against OUT's previous manifest (``corpus_manifest.check_versions``)
     before any file is written; OUT is marked unfinished from just before its first file changes until the
-    summary is written (``corpus_manifest.Journal``). A kind's decoders are checked first, before any work
-    (``check_decoders``, where the kind has one); files are made in OUT's scratch folder, removed at the end."""
+    summary is written (``corpus_manifest.Journal``). The decoders the sources ``wanted`` need are checked first,
+    before any work (``check_decoders``, where the kind has one); files are made in OUT's scratch folder, removed
+    at the end."""
     mod = KINDS[kind]
     wanted = sources_of(kind, mod, only)
-    getattr(mod, "check_decoders", lambda: None)()
+    getattr(mod, "check_decoders", lambda sources: None)(wanted)
     out_folder(out, debs)
     with cm.build_lock(out):
         try:
@@ -353,30 +369,33 @@ def build(kind: str, out: Path, debs: Path, wanted: list[str], only: list[str] |
     cm.check_versions(out, prev, prev_summary, pkgs, accept)
     skipped: dict[str, Counter] = {}
     pending: dict[str, tuple[Item, Path | None]] = {}
+    failures = Failures(prev_summary.get("failed", []), getattr(mod, "decoder_versions", lambda: "")())
     for name, pkg in pkgs.items():
         handler, skips = mod.SOURCES[name], skipped.setdefault(name, Counter())
         try:
             items = list(handler(pkg, skips) if kind == "image" else handler(pkg))
         except (FormatError, OSError) as err:  # a damaged archive or file inside the package
             raise SystemExit(f"fetch_corpus: {pkg.name} ({pkg.deb}): {err}") from err
-        got = build_rows(mod, pkg, items, out, {**prev, **journal.written}, skips, name, journal, pending)
+        got = build_rows(mod, pkg, items, out, {**prev, **journal.written}, skips, name, journal, pending, failures)
         if items and not got:
             why = ", ".join(f"{k}: {v}" for k, v in skips.items() if k.startswith("empty or undecodable"))
             raise SystemExit(f"fetch_corpus: {name} ({pkg.deb}): none of its {len(items)} files could be written "
                              f"and measured ({why}): the corpus would have none of it")
         rows += got
-    rows = settle_pending(mod, rows, pending, out, skipped, journal)
+    rows = settle_pending(mod, rows, pending, out, skipped, journal, failures)
     assign_splits(rows, mod.SPLITS)
     rows = cm.drop_duplicates(rows, out, skipped, journal)
     manifest_bytes = cm.write_manifest(out, rows, journal)
     cm.remove_unlisted(out, journal.listed | set(journal.written), rows, journal)
     sources = {r["source"] for r in rows}
     packages = {k: v for k, v in prev_summary.get("packages", {}).items() if k in sources and k not in pkgs}
+    failed = failures.rows([f for f in prev_summary.get("failed", []) if f["source"] in sources and f["source"] not in pkgs])
     extra = {
         "packages": dict(sorted({**packages, **{n: cm.package_record(p) for n, p in pkgs.items()}}.items())),
         "left_out": mod.LEFT_OUT,
         "substitutions": substitutions,
         "skipped": {k: dict(v) for k, v in skipped.items() if v},
+        **({"failed": failed} if failed else {}),
         "commands": command_line(kind, out, debs),
     }
     summary = cm.summarize(kind, rows, extra, manifest_bytes)
@@ -402,4 +421,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

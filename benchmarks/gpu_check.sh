@@ -12,9 +12,10 @@
 #                vector (restarts; benchmarks/vq.py --device cuda --repeat-shares 0 0.3).
 # 5. media:      the shipped image and audio tokenizers on CUDA against the CPU: codes, decodes, batch and
 #                streamed decodes (benchmarks/gpu_media.py --device cuda).
-# Every check's "ok" comes from what it measured or wrote (benchmarks/gpu_verdict.py reads the shards, sample and
-# vq output: vq is ok only when mmtok's own VQ rows are there, whether or not the peer ran); the first check that
-# is not ok ends the script with exit status 1, before its "done" line.
+# Every check's "ok" comes from what it measured or wrote (benchmarks/gpu_verdict.py reads the shards, the runs'
+# log.jsonl, the sample, vq and media output: vq is ok only when mmtok's own VQ rows are there, whether or not the
+# peer ran); the first check that is not ok ends the script with exit status 1, before its "done" line. A step
+# that printed no JSON line (its log empty) is such a check: its JSON line ends with the log's last lines.
 # Without a CUDA device it stops at once with one line on stderr and exit status 1.
 set -euo pipefail
 
@@ -69,33 +70,15 @@ run tokenize "$PY" -m mmtok.cli tokenize "$DIR/docs.jsonl" --out "$DIR/shards" -
 START=$(date +%s)
 run train_gpu "$PY" -m mmtok.cli train --data "$DIR/shards" --out "$DIR/run" --overwrite --preset "$PRESET" \
     --seq-len 512 --batch-size 16 --steps "$STEPS" --warmup 30 --save-every "$STEPS" --compile --device cuda
-"$PY" - "$DIR/run" "$(( $(date +%s) - START ))" <<'EOF'
-import json, statistics, sys
-from pathlib import Path
-rows = [json.loads(x) for x in (Path(sys.argv[1]) / "log.jsonl").read_text().splitlines() if x.strip()]
-half = rows[len(rows) // 2:]
-ok = len(rows) > 0 and rows[-1]["loss"] < rows[0]["loss"] and all(r["loss"] == r["loss"] for r in rows)
-print(json.dumps({"check": "train_gpu", "ok": ok, "steps": len(rows), "loss_first": rows[0]["loss"],
-                  "loss_last": rows[-1]["loss"],
-                  "tokens_per_s": statistics.median(r["tokens_per_s"] for r in half),
-                  "mfu": statistics.median(r["mfu"] for r in half) if all("mfu" in r for r in half) else None,
-                  "wall_s": int(sys.argv[2]), "bf16_autocast": True, "fused_adamw": True, "compile": True}))
-sys.exit(0 if ok else 1)
-EOF
+"${VERDICT[@]}" train "$DIR/run" --name train_gpu --log "$DIR/train_gpu.log" --loss-falls --start "$START" \
+    --settings bf16_autocast fused_adamw compile
 
 # 2. one NCCL rank under torchrun: every all-reduced tensor must live on the GPU
 run torchrun "$PY" -m torch.distributed.run --nproc-per-node 1 --master-port 29561 -m mmtok.cli train \
     --data "$DIR/shards" --out "$DIR/run-ddp" --overwrite --preset tiny --seq-len 256 --batch-size 8 --steps 40 \
     --warmup 5 --save-every 20 --device cuda
-"$PY" - "$DIR/run-ddp" <<'EOF'
-import json, sys
-from pathlib import Path
-rows = [json.loads(x) for x in (Path(sys.argv[1]) / "log.jsonl").read_text().splitlines() if x.strip()]
-ok = len(rows) == 40 and (Path(sys.argv[1]) / "ckpt-0000040" / "config.json").is_file()
-print(json.dumps({"check": "torchrun_nccl_1_rank", "ok": ok, "steps": len(rows), "loss_last": rows[-1]["loss"],
-                  "tokens_per_s": rows[-1]["tokens_per_s"]}))
-sys.exit(0 if ok else 1)
-EOF
+"${VERDICT[@]}" train "$DIR/run-ddp" --name torchrun_nccl_1_rank --log "$DIR/torchrun.log" --steps 40 \
+    --checkpoint ckpt-0000040
 
 # 3. KV-cache sampling on CUDA
 START=$(date +%s.%N)
@@ -110,6 +93,6 @@ run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks "${VQ_KS[@]}
 
 # 5. the shipped image and audio tokenizers on CUDA against the CPU (batch and streamed decodes too)
 run media "$PY" "$ROOT/benchmarks/gpu_media.py" --device cuda
-grep '^{' "$DIR/media.log"
+"${VERDICT[@]}" media "$DIR/media.log"
 
 echo "{\"check\": \"done\", \"ok\": true, \"dir\": \"$DIR\"}"

@@ -3,16 +3,25 @@ each with the check's name and an ``ok`` derived from what is there, never a con
 check is not ok (gpu_check.sh then stops before its ``done`` line).
 
     python benchmarks/gpu_verdict.py shards DIR/shards/manifest.json --docs 6000
+    python benchmarks/gpu_verdict.py train DIR/run --name train_gpu --log DIR/train_gpu.log --loss-falls --start T
     python benchmarks/gpu_verdict.py sample DIR/sample.log --prompt "the first " --max-new-tokens 300 --start T
     python benchmarks/gpu_verdict.py vq DIR/vq.log --device cuda --ks 1024 8192 --shares 0 0.3
+    python benchmarks/gpu_verdict.py media DIR/media.log
 
 - ``shards``: ok when the manifest counts every document written, and tokens.
+- ``train_gpu``, ``torchrun_nccl_1_rank`` (``train``, ``--name``): the run's ``log.jsonl``: ok when it has rows (as
+  many as ``--steps``), every loss finite, the last below the first with ``--loss-falls``, and the checkpoint
+  ``--checkpoint`` saved; tokens/s and MFU are the medians of its second half.
 - ``sample_cuda``: ok when ``mmtok sample`` printed the prompt and text after it.
 - ``vq_cuda``: every JSON row ``benchmarks/vq.py`` printed, then ok only when mmtok's own rows are there, on
   the device: an encode row for each codebook size (``--ks``) and a train row with a finite MSE for each
   repeated share (``--shares``). The peer's rows count for nothing: without ``vector_quantize_pytorch`` vq.py
   measures mmtok alone, and a vq.py that printed only its machine row and the peer's ``skipped`` row ran none of
   mmtok's VQ, which is not ok.
+- ``media``: the rows ``benchmarks/gpu_media.py`` printed, ok when there are some and each is ok.
+
+A check that is not ok names what it read (``read``) and ends with the last lines of the step's log
+(``log_tail``): a step that stopped before printing a JSON line (an empty log) is a failed check, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,15 +29,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_rows", "main", "sample_verdict", "shards_verdict", "vq_verdict"]
+__all__ = ["json_rows", "log_tail", "main", "media_verdict", "read_log", "sample_verdict", "shards_verdict",
+           "train_verdict", "vq_verdict"]
 
 TEXT_TAIL = 120  # characters of the sampled text a sample_cuda row shows
+LOG_TAIL = 20  # last lines of a step's log a check that is not ok shows
 
 
 def json_rows(text: str) -> list[dict[str, Any]]:
@@ -49,6 +61,23 @@ def json_rows(text: str) -> list[dict[str, Any]]:
     return rows
 
 
+def read_log(path: str | Path) -> str:
+    """The text of the log at ``path``: "" when the step left none."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def log_tail(path: str | Path, lines: int = LOG_TAIL) -> list[str]:
+    """The last ``lines`` lines of the log at ``path`` (none when it is empty or missing).
+
+    >>> log_tail("/no/such.log")
+    []
+    """
+    return read_log(path).splitlines()[-lines:]
+
+
 def shards_verdict(manifest: Mapping[str, Any], docs: int) -> dict[str, Any]:
     """The ``shards`` row: ok when the manifest counts ``docs`` documents and some tokens.
 
@@ -59,6 +88,38 @@ def shards_verdict(manifest: Mapping[str, Any], docs: int) -> dict[str, Any]:
     tokens = (manifest.get("tokens") or {}).get("total")
     ok = got == docs and isinstance(tokens, int) and tokens > 0
     return {"check": "shards", "ok": ok, "docs": got, "docs_in_corpus": docs, "tokens": tokens}
+
+
+def train_verdict(rows: Sequence[Mapping[str, Any]], name: str, *, steps: int | None = None,
+                  loss_falls: bool = False, checkpoint_saved: bool = True) -> dict[str, Any]:
+    """The ``name`` row of a training run's ``log.jsonl`` rows: ok when there are rows (``steps`` of them, when
+    given), every loss is finite, the last below the first with ``loss_falls``, and ``checkpoint_saved``. No rows
+    (the run stopped before its first step was logged) is a row that is not ok, ``steps`` 0.
+
+    >>> train_verdict([], "train_gpu")
+    {'check': 'train_gpu', 'ok': False, 'steps': 0}
+    >>> train_verdict([{"loss": 5.0, "tokens_per_s": 9.0}, {"loss": 4.0, "tokens_per_s": 11.0}], "t", loss_falls=True)
+    {'check': 't', 'ok': True, 'steps': 2, 'loss_first': 5.0, 'loss_last': 4.0, 'tokens_per_s': 11.0, 'mfu': None}
+    """
+    if not rows:
+        return {"check": name, "ok": False, "steps": 0}
+    losses = [r.get("loss") for r in rows]
+    ok = (all(_number(x) for x in losses) and (steps is None or len(rows) == steps) and checkpoint_saved
+          and (not loss_falls or losses[-1] < losses[0]))
+    half = rows[len(rows) // 2 :]
+    median = lambda key: statistics.median(r[key] for r in half) if all(_number(r.get(key)) for r in half) else None  # noqa: E731
+    return {"check": name, "ok": ok, "steps": len(rows), "loss_first": losses[0], "loss_last": losses[-1],
+            "tokens_per_s": median("tokens_per_s"), "mfu": median("mfu")}
+
+
+def media_verdict(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows ``benchmarks/gpu_media.py`` printed (each its own check), or, when it printed none, one ``media``
+    row that is not ok.
+
+    >>> media_verdict([])
+    [{'check': 'media', 'ok': False}]
+    """
+    return [dict(r) for r in rows] if rows else [{"check": "media", "ok": False}]
 
 
 def sample_verdict(log: str, prompt: str, *, max_new_tokens: int, wall_s: float) -> dict[str, Any]:
@@ -127,20 +188,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     vq.add_argument("--device", default="cuda")
     vq.add_argument("--ks", type=int, nargs="+", required=True, help="the codebook sizes vq.py was given")
     vq.add_argument("--shares", type=float, nargs="*", default=[], help="the repeated shares vq.py was given")
+    tr = sub.add_parser("train", help="the log.jsonl of a 'mmtok train' run")
+    tr.add_argument("run", help="the run folder")
+    tr.add_argument("--name", required=True, help="the check's name (train_gpu, torchrun_nccl_1_rank)")
+    tr.add_argument("--log", required=True, help="what the training command printed (its last lines when not ok)")
+    tr.add_argument("--steps", type=int, help="the steps the run must have logged (default: any)")
+    tr.add_argument("--loss-falls", action="store_true", help="the last loss must be below the first")
+    tr.add_argument("--checkpoint", help="a checkpoint folder of the run that must hold config.json")
+    tr.add_argument("--start", type=float, help="when the training started (seconds since the epoch): wall_s")
+    tr.add_argument("--settings", nargs="*", default=[], help="settings the run used, each shown as true")
+    md = sub.add_parser("media", help="what benchmarks/gpu_media.py printed")
+    md.add_argument("log")
     args = ap.parse_args(argv)
+    read = log = getattr(args, "log", None)
     if args.check == "shards":
-        rows = [shards_verdict(json.loads(Path(args.manifest).read_text()), args.docs)]
+        rows, read = [shards_verdict(json.loads(Path(args.manifest).read_text()), args.docs)], args.manifest
+    elif args.check == "train":
+        run = Path(args.run)
+        read = str(run / "log.jsonl")
+        saved = args.checkpoint is None or (run / args.checkpoint / "config.json").is_file()
+        rows = [train_verdict(json_rows(read_log(read)), args.name, steps=args.steps, loss_falls=args.loss_falls,
+                              checkpoint_saved=saved)]
+        rows[0].update({**({"wall_s": round(time.time() - args.start)} if args.start else {}),
+                        **dict.fromkeys(args.settings, True)})
     elif args.check == "sample":
-        rows = [sample_verdict(Path(args.log).read_text(errors="replace"), args.prompt,
-                               max_new_tokens=args.max_new_tokens, wall_s=time.time() - args.start)]
+        rows = [sample_verdict(read_log(args.log), args.prompt, max_new_tokens=args.max_new_tokens,
+                               wall_s=time.time() - args.start)]
+    elif args.check == "media":
+        rows = media_verdict(json_rows(read_log(args.log)))
     else:
-        rows = vq_verdict(json_rows(Path(args.log).read_text(errors="replace")), device=args.device, ks=args.ks,
-                          shares=args.shares)
-    if not rows[-1]["ok"]:
-        rows[-1]["read"] = args.manifest if args.check == "shards" else args.log
+        rows = vq_verdict(json_rows(read_log(args.log)), device=args.device, ks=args.ks, shares=args.shares)
+    ok = all(r["ok"] for r in rows)
+    if not ok:
+        rows[-1]["read"] = read
+        if log is not None:
+            rows[-1].update({**({"log": log} if log != read else {}), "log_tail": log_tail(log)})
     for row in rows:
         print(json.dumps(row), flush=True)
-    return 0 if rows[-1]["ok"] else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
+
+from common import run_script
 
 MATE_DIR = Path("/usr/share/backgrounds/mate")
 # photos only: the nature folder plus the one photographic "abstract" picture (smallest copy)
@@ -67,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

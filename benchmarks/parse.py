@@ -17,10 +17,11 @@ Usage: ``python benchmarks/parse.py [--rounds 9] [--seed 0]``
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 import torch
-from common import RATIO_OF, emit, ratio, time_sides
+from common import RATIO_OF, emit, ratio, run_script, time_sides
 
 import mmtok
 from mmtok.stream.parse import Parser
@@ -94,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -51,7 +51,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RATIO_OF, Timing, emit, ratio, time_sides
+from common import RATIO_OF, Timing, emit, ratio, run_script, time_sides
 
 import mmtok
 from mmtok.core.module_io import shipped_names
@@ -216,4 +216,4 @@ def main() -> None:
                               for w in order}})
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

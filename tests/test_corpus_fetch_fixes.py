@@ -56,7 +56,7 @@ def test_the_audio_build_without_pyav_is_refused_before_any_work_naming_the_extr
     with pytest.raises(SystemExit, match=r'^fetch_corpus audio: PyAV is not installed \(.*\): it decodes the G\.722 '
                                          r'telephone prompts and measures the MP3 clips; install it with '
                                          r'pip install -e "\.\[video\]"$'):
-        fetch_corpus.run("audio", out, tmp_path / "debs", ["codec2-examples"])
+        fetch_corpus.run("audio", out, tmp_path / "debs", None)
     assert not out.exists()
     import tomllib
 
@@ -123,10 +123,11 @@ def test_a_download_cut_short_leaves_no_deb_and_a_damaged_one_is_named_to_delete
     assert (debs / "p_1.0_all.deb").read_text() == "a whole deb" and (pkg.root / ".unpacked").exists()
 
     (debs / "q_1.0_all.deb").write_text("half a deb")  # cut short by a build without the download folder
+    tools(tmp_path, monkeypatch, apt_get='printf "half a deb" > "$2_1.0_all.deb"\n')  # and so is its download again
     with pytest.raises(SystemExit, match=rf"^fetch_corpus: {debs}/q_1\.0_all\.deb: dpkg-deb -f failed \(exit 2: "
-                                         r"dpkg-deb: error: unexpected end of file.*\): the \.deb is damaged or "
-                                         r"incomplete \(a download cut short\?\): delete it and rerun to download it "
-                                         r"again$"):
+                                         r"dpkg-deb: error: unexpected end of file.*\): still damaged or incomplete "
+                                         r"after downloading q again: run apt-get update \(or use another mirror\) and "
+                                         r"rerun$"):
         corpus_debs.fetch_package("q", debs)
 
 
