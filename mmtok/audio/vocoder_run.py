@@ -66,7 +66,7 @@ from mmtok.audio.vocoder_settings import (
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.device import device_record, pick_device
-from mmtok.core.errors import CheckpointError, ResumeMismatchError, TrainingError, UsageError
+from mmtok.core.errors import CheckpointError, ResumeMismatchError, UsageError
 from mmtok.core.module_io import (
     checkpoint_source,
     load_module,
@@ -75,12 +75,15 @@ from mmtok.core.module_io import (
 )
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
+    Start,
+    Trained,
+    check_state_finite,
     check_trained_on,
     check_weights_finite,
     command_lines,
     json_digest,
     load_train_state,
-    newest_state,
+    loss_not_finite,
     save_train_state,
 )
 
@@ -172,6 +175,7 @@ class Run:
             warmup=self.gan_cfg["warmup"], lr=self.gan_cfg["lr"], channels=self.gan_cfg["channels"],
             device=self.voc.window.device)
         self.step, self.elapsed, self.best, self.best_step = 0, 0.0, math.inf, None
+        self.begun = Start.of(0, init_from=args.init_from)  # the weights the run started or resumed from
         if note := warmup_note(args.warmup, args.steps, who=prefix):
             print(note, file=sys.stderr)
         if resuming:
@@ -179,6 +183,7 @@ class Run:
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
             self.best_step = st["extra"].get("best_step")  # None: saved before it was recorded
+            self.begun = Start.of(self.step, resumed=self.state_dir)
             if self.gan is not None:
                 self.gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(self.state_dir))
             if self.joint is not None:
@@ -371,8 +376,17 @@ class Run:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), file=sys.stderr, flush=True)
 
+    def parts(self) -> list[Trained]:
+        """What its train state holds, as the divergence checks name it."""
+        return [Trained("the vocoder", "--lr", self.args.lr, module=self.voc, optimizer=self.opt),
+                *([self.gan.part("the discriminators")] if self.gan is not None else []),
+                *([Trained("the tokenizer's decoder", "--decoder-lr", self.joint_cfg["decoder_lr"],
+                           module=self.joint.tok.decoder)] if self.joint is not None else [])]
+
     def _save_state(self) -> None:
-        """Write train-state: weights, optimizer, step, RNG, best score (and the discriminators, the decoder)."""
+        """Write train-state: weights, optimizer, step, RNG, best score (and the discriminators, the decoder), once
+        every tensor it holds is known to be finite."""
+        check_state_finite(self.parts(), step=self.step, state_dir=self.state_dir)
         disc_tensors, disc_opt = self.gan.state_tensors() if self.gan is not None else ({}, None)
         if self.joint is not None:
             disc_tensors = {**disc_tensors, **self.joint.state_tensors()}
@@ -428,11 +442,12 @@ class Run:
             real_w, fake_w = random_crops(x, y, self.gan_cfg["window_samples"])
             term, adv = self.gan.generator_loss(real_w, fake_w, self.step)
             loss = loss + term
-        if not math.isfinite(loss.item()):
-            newest = newest_state(self.state_dir)
-            again = f"--resume restarts from the last checkpoint, {newest}" if newest == str(self.state_dir) else newest
-            raise TrainingError(f"non-finite loss ({loss.item()}) at step {self.step + 1}: stopped without saving "
-                                f"({again}); try a lower --lr")
+        if not math.isfinite(loss.item()):  # what is at fault looked for only now
+            parts = self.parts()
+            figures = {"the discriminators' adversarial term": (adv["g_adv"], parts[1]),
+                       "their feature matching term": (adv["fm"], parts[1])} if "g_adv" in adv else {}
+            raise loss_not_finite(loss.item(), step=self.step + 1, flag="--lr", lr=args.lr, parts=parts,
+                                  figures=figures, batch=[x], start=self.begun, state_dir=self.state_dir)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(voc.parameters(), args.clip_grad))
@@ -445,7 +460,8 @@ class Run:
             check_weights_finite(self.joint.tok.decoder, step=self.step + 1, state_dir=self.state_dir,
                                  lr=self.joint_cfg["decoder_lr"], flag="--decoder-lr")
         if self.gan is not None:
-            adv.update(self.gan.discriminator_step(real_w, fake_w, self.step))
+            adv.update(self.gan.checked_step(real_w, fake_w, self.step, name="the discriminators",
+                                             state_dir=self.state_dir))
         self.step += 1
         return {"loss": loss.item(), "stft_sc": sc.item(), "stft_logmag": mag.item(), "mel_l1": ml.item(),
                 "lr": lr, "grad_norm": gnorm, **adv}

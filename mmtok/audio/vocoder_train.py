@@ -35,7 +35,9 @@ Three jobs:
    matching × ``--fm-weight``, after ``--disc-warmup`` discriminator-only steps and a ramp),
    the discriminators stepping after the vocoder. AdamW, linear warmup then cosine decay
    (:func:`mmtok.core.schedule.warmup_cosine`), gradient clipping. A non-finite loss stops the
-   run with an error naming the step, and nothing is saved. Validation reads the same kind of
+   run with an error naming the step and what is at fault (:mod:`mmtok.core.divergence`: the
+   discriminators, the batch, or at the first step the weights it started from), and nothing is
+   saved; so do discriminators that diverge, and no train state holds a NaN. Validation reads the same kind of
    features as training, and Griffin-Lim's figures on those features are the baseline.
 
 3. **Attach**: ``--attach OUT`` writes an audio tokenizer checkpoint = ``--tokenizer``'s config

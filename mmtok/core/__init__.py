@@ -6,7 +6,8 @@ files written whole (:mod:`~mmtok.core.files`) and the modules saved in them (:m
 measurements that more than one part reports
 (:mod:`~mmtok.core.metrics`: PSNR, SSIM, codebook usage and perplexity, peak
 memory), the learning-rate schedule and resumable training state
-(:mod:`~mmtok.core.trainstate`; the run folder held by one process at a time: :mod:`~mmtok.core.run_lock`;
+(:mod:`~mmtok.core.trainstate`, a run that diverged stopped by :mod:`~mmtok.core.divergence`; the run folder
+held by one process at a time: :mod:`~mmtok.core.run_lock`;
 what marks a trainer's run in its ``--out``:
 :mod:`~mmtok.core.run_folder`) with the one ``--resume`` rule (:mod:`~mmtok.core.resume`) and option
 ranges (:mod:`~mmtok.core.ranges`), the ``chunk_seconds`` a clip is cut by (:mod:`~mmtok.core.seconds`),

@@ -10,6 +10,10 @@ that the generator does not feel it (the discriminator first learns to tell the 
 outputs from the real thing), and then the generator's adversarial term ramps up linearly
 over as many steps again to ``weight``.
 
+A discriminator that diverges is the trainer's to stop: :meth:`Adversary.checked_step` refuses a
+non-finite discriminator loss, and :meth:`Adversary.part` is what the checks before each save and
+after a non-finite generator loss look at (:mod:`mmtok.core.divergence`).
+
 >>> a = Adversary(torch.nn.Linear(2, 1), weight=0.5, start=10, warmup=4)
 >>> [a.generator_scale(s) for s in (0, 13, 14, 15, 17, 100)]
 [0.0, 0.0, 0.125, 0.25, 0.5, 0.5]
@@ -18,6 +22,8 @@ over as many steps again to ``weight``.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmtok.core.errors import CheckpointError
+from mmtok.core.divergence import Trained, newest_state
+from mmtok.core.errors import CheckpointError, TrainingError
 from mmtok.core.trainstate import optimizer_state_join, optimizer_state_split
 
 __all__ = ["Adversary", "add_adversary_options", "hinge_d_loss", "hinge_g_loss"]
@@ -65,7 +72,7 @@ class Adversary:
                  betas: tuple[float, float] = (0.5, 0.9)) -> None:
         if weight < 0 or start < 0 or warmup < 0 or lr <= 0:
             raise ValueError(f"need weight, start, warmup >= 0 and lr > 0; got {weight}, {start}, {warmup}, {lr}")
-        self.weight, self.start, self.warmup = float(weight), int(start), int(warmup)
+        self.weight, self.start, self.warmup, self.lr = float(weight), int(start), int(warmup), float(lr)
         self.disc = disc
         self.opt = torch.optim.AdamW(self.disc.parameters(), lr=lr, betas=betas, weight_decay=0.0)
 
@@ -75,6 +82,28 @@ class Adversary:
         if t < 0:
             return 0.0
         return self.weight * min(1.0, (t + 1) / max(self.warmup, 1))
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, step: int) -> dict[str, float]:
+        """One optimizer step of the discriminator on ``real`` against ``fake``: each trainer's own."""
+        raise NotImplementedError
+
+    def part(self, name: str = "the discriminator") -> Trained:
+        """The discriminator and its optimizer as the divergence checks name them (its rate: ``--disc-lr``)."""
+        return Trained(name, "--disc-lr", self.lr, module=self.disc, optimizer=self.opt)
+
+    def checked_step(self, real: torch.Tensor, fake: torch.Tensor, step: int, *, name: str = "the discriminator",
+                     state_dir: str | os.PathLike[str]) -> dict[str, float]:
+        """The subclass's ``discriminator_step`` (its figures), then a :class:`~mmtok.core.errors.TrainingError`
+        when the loss it stepped on was not finite: the discriminator diverged (its own rate, not the generator's,
+        is at fault), and the run stops before a train state holds it. Its loss is a figure the step reads
+        anyway: nothing more is computed each step."""
+        figures = self.discriminator_step(real, fake, step)
+        loss = figures.get("d_loss", 0.0)
+        if not math.isfinite(loss):
+            raise TrainingError(f"non-finite loss ({loss}) of {name} at step {step + 1}: it diverged; training "
+                                f"stopped, nothing saved for it (newest state: {newest_state(state_dir)}); lower "
+                                f"--disc-lr ({self.lr:g} in this run)")
+        return figures
 
     def frozen(self) -> _Frozen:
         """``with adversary.frozen(): ...`` - the discriminator's weights get no gradient inside."""

@@ -20,13 +20,12 @@ is on now continues that GPU's stream (:func:`restore_cuda_rng`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import random
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +34,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmtok.core.checkpoint import CONFIG_NAME, load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from mmtok.core.device import check_device_option
-from mmtok.core.errors import (
-    CheckpointError,
-    QuantizerError,
-    ResumeMismatchError,
-    TrainingError,
+from mmtok.core.divergence import (
+    Start,
+    Trained,
+    check_state_finite,
+    check_weights_finite,
+    diverging_forward,
+    loss_not_finite,
+    newest_state,
 )
-from mmtok.core.floats import weights_finite
+from mmtok.core.errors import CheckpointError, ResumeMismatchError
+from mmtok.core.floats import all_finite
 from mmtok.core.module_io import load_state_dict_checked
 from mmtok.core.ranges import LEARNING_RATE, Range, out_of_range
 
@@ -51,6 +54,9 @@ __all__ = [
     "CUDA_RNG",
     "OPTIMIZER_NAME",
     "HelpFormatter",
+    "Start",
+    "Trained",
+    "check_state_finite",
     "check_trained_on",
     "check_weights_finite",
     "command_lines",
@@ -59,6 +65,7 @@ __all__ = [
     "json_digest",
     "load_newest_intact",
     "load_train_state",
+    "loss_not_finite",
     "model_cuda_index",
     "newest_state",
     "optimizer_state_join",
@@ -206,6 +213,17 @@ def save_train_state(
     )
 
 
+def _check_finite(path: Path, weights: Mapping[str, torch.Tensor], side: Mapping[str, torch.Tensor]) -> None:
+    """A :class:`CheckpointError` naming the tensors of a train state that hold a NaN or inf (a run that diverged
+    before the state was saved, or damaged files): no run goes on from them."""
+    bad = [*(f"{WEIGHTS_NAME}: {k}" for k, t in weights.items() if not all_finite(t)),
+           *(f"{OPTIMIZER_NAME}: {k}" for k, t in side.items() if not all_finite(t))]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: NaN/inf values in {', '.join(bad[:3])}"
+                              f"{f' (+{len(bad) - 3} more)' if len(bad) > 3 else ''}: the run diverged before it was "
+                              "saved, or the files are damaged; resume from an earlier state, or start afresh")
+
+
 def load_train_state(
     folder: str | os.PathLike[str],
     *,
@@ -216,13 +234,13 @@ def load_train_state(
 ) -> dict[str, Any]:
     """Fill ``model`` (and ``optimizer``) from ``folder``; restore RNG states.
 
-    Returns ``{"step", "extra", "extra_tensors", "config", "provenance"}``.
+    Returns ``{"step", "extra", "extra_tensors", "config", "provenance"}``. A state holding a NaN or inf (weights,
+    optimizer moments, extra tensors) is refused, before anything is filled.
     """
     ck = load_checkpoint(folder, kind=kind)
     train = ck.meta.get("train")
     if not isinstance(train, dict):
         raise CheckpointError(f"checkpoint {ck.path} holds weights only, no training state to resume")
-    load_state_dict_checked(model, ck.tensors, where=ck.path)
     side_path = ck.path / OPTIMIZER_NAME
     if not side_path.is_file():
         raise CheckpointError(f"checkpoint {ck.path} has no {OPTIMIZER_NAME} to resume from")
@@ -230,6 +248,8 @@ def load_train_state(
         side = load_file(str(side_path))
     except Exception as e:  # safetensors raises its own error type, or OSError/ValueError
         raise CheckpointError(f"checkpoint {ck.path}: {OPTIMIZER_NAME} is unreadable ({e})") from e
+    _check_finite(ck.path, ck.tensors, side)
+    load_state_dict_checked(model, ck.tensors, where=ck.path)
     if optimizer is not None:
         if train.get("optimizer") is None:
             raise CheckpointError(f"checkpoint {ck.path} was saved without optimizer state")
@@ -274,42 +294,6 @@ def load_newest_intact(
     if failures:
         raise failures[0][1]
     return None
-
-
-def newest_state(state_dir: str | os.PathLike[str]) -> str:
-    """The train state a run stopped by a non-finite loss or weights can go on from, as its message names it:
-    ``state_dir`` when it holds one, else ``none saved yet`` (a run stopped before its first checkpoint)."""
-    return str(state_dir) if (Path(state_dir) / CONFIG_NAME).is_file() else "none saved yet"
-
-
-def check_weights_finite(module: nn.Module, *, step: int, lr: float, flag: str = "--lr",
-                         state_dir: str | os.PathLike[str] | None = None, kept: Callable[[], str] | None = None) -> None:
-    """Raise :class:`TrainingError` when optimizer step ``step`` left a weight of ``module`` NaN or inf: the run
-    diverged (its loss was still finite), and is stopped before that step is saved or the next one fails where it
-    cannot say why (a quantizer's NaN input). ``flag`` is the option whose learning rate, ``lr``, stepped it;
-    ``kept()``, asked only then, says what the run has on disk (default: the train state in ``state_dir``,
-    :func:`newest_state`)."""
-    if not weights_finite(module):
-        on_disk = kept() if kept else f"nothing saved for it (newest state: {newest_state(state_dir or '')})"
-        raise TrainingError(f"non-finite weights after step {step}: training diverged and stopped, {on_disk}; lower "
-                            f"{flag} ({lr:g} in this run)")
-
-
-@contextlib.contextmanager
-def diverging_forward(*, step: int, state_dir: str | os.PathLike[str], lr: float, flag: str = "--lr",
-                      trains_encoder: bool = True) -> Iterator[None]:
-    """The forward pass of a tokenizer trainer's step ``step``, where a :class:`QuantizerError` means the run
-    diverged when it ``trains_encoder``: the weights, finite but grown too large, overflowed the encoder, and the
-    quantizer refuses its NaN/inf output. It is raised as :class:`TrainingError` that says so, naming the step and
-    ``flag``, with the quantizer's words (an encoder that is not trained passes the quantizer's error on)."""
-    try:
-        yield
-    except QuantizerError as e:
-        if not trains_encoder:
-            raise
-        raise TrainingError(f"training diverged at step {step}: the encoder's output is not finite ({e}); stopped, "
-                            f"nothing saved for it (newest state: {newest_state(state_dir)}); lower {flag} ({lr:g} "
-                            "in this run)") from e
 
 
 def command_lines(command: str, was: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import platform
 import shlex
@@ -36,31 +35,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.device import device_record, pick_device
 from mmtok.core.ema import WeightAverage
-from mmtok.core.errors import ImageError, TrainingError, UsageError
+from mmtok.core.errors import ImageError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
-from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
+    Start,
+    Trained,
+    check_state_finite,
     check_weights_finite,
     command_lines,
     diverging_forward,
     freeze_codes,
     load_train_state,
-    newest_state,
+    loss_not_finite,
     options_given,
     save_train_state,
 )
@@ -87,6 +86,7 @@ from mmtok.image.train_checks import (
     run_settings,
     take_run_settings,
 )
+from mmtok.image.train_pictures import save_reconstruction_grid, save_usage_histogram
 from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["main"]
@@ -94,42 +94,6 @@ __all__ = ["main"]
 STATE_DIR, MODEL_DIR = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR  # what a run writes in OUT
 
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of --lr
-
-
-# --------------------------------------------------------------------------- pictures
-
-
-def save_reconstruction_grid(tok: ImageTokenizer, images: torch.Tensor, path: Path) -> float:
-    """Originals (top row) over reconstructions (bottom row) as one PNG; returns mean PSNR."""
-    was = tok.training
-    tok.eval()
-    recon = tok.decode(tok.encode(images))  # (B, 3, H, W)
-    tok.train(was)
-    grid = torch.cat([torch.cat(list(images), -1), torch.cat(list(recon.cpu()), -1)], -2)  # (3, 2H, B*W)
-    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    png = io.BytesIO()
-    Image.fromarray(arr).save(png, format="PNG")
-    write_atomic(path, png.getvalue())
-    return float(psnr(recon.cpu(), images).mean())
-
-
-def save_usage_histogram(counts: torch.Tensor, path: Path, title: str) -> bool:
-    """Bar chart of code counts (sorted, most used first); False when matplotlib is missing."""
-    plt = pyplot(str(path))
-    if plt is None:
-        return False
-    c = counts.sort(descending=True).values.numpy()
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar(np.arange(len(c)), c, width=1.0)
-    ax.set_xlabel("code (sorted by count)")
-    ax.set_ylabel("count")
-    ax.set_title(title)
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, png.getvalue())
-    return True
 
 
 # --------------------------------------------------------------------------- command line
@@ -265,10 +229,18 @@ class _Run:
     step: int = 0
     elapsed: float = 0.0
     smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
+    begun: Start = field(default_factory=lambda: Start.of(0))  # the weights the run started or resumed from
 
     @property
     def state_dir(self) -> Path:
         return self.out / STATE_DIR
+
+    def parts(self) -> list[Trained]:
+        """What its train state holds, as the divergence checks name it."""
+        lr = self.args.lr
+        return [Trained("the tokenizer", "--lr", lr, module=self.tok, optimizer=self.opt),
+                *([self.gan.part()] if self.gan else []),
+                *([Trained("the weight average", "--lr", lr, tensors=self.ema.shadow)] if self.ema else [])]
 
 
 def _data_root(data: str) -> Path:
@@ -320,11 +292,13 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
     if resume:
         st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
+        run.begun = Start.of(run.step, resumed=run.state_dir)
         if gan is not None:
             gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(run.state_dir))
         print(f"resuming from {run.state_dir} at step {run.step}", file=sys.stderr)
     elif source is not None:
         print(init_from_model(tok, source, corpus, args), file=sys.stderr)
+        run.begun = Start.of(0, init_from=args.init_from)
     else:
         kept = init_from_data(tok, corpus, args)
         print(f"linear paths set to {cfg.latent_dim} principal components ({kept:.1%} of patch variance); "
@@ -366,6 +340,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
         **device_record(run.device),
         "torch": torch.__version__,
     }
+    check_state_finite(run.parts(), step=run.step, state_dir=run.state_dir)
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
                      extra={"elapsed_s": run.elapsed, "settings": run_settings(args), "content_digest": run.material,
@@ -395,7 +370,7 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.args.decoder_only:
         freeze_codes(run.tok)  # again: the checkpoint pictures switch the whole model back to training mode
     x = train_crops(run.corpus, run.args.batch_size, run.args).to(run.device)
-    with diverging_forward(step=run.step + 1, state_dir=run.state_dir, lr=run.args.lr,
+    with diverging_forward(step=run.step + 1, state_dir=run.state_dir, lr=run.args.lr, start=run.begun, batch=x,
                            trains_encoder=not run.args.decoder_only):
         res = run.tok(x)
     loss = res.losses["total"]
@@ -406,9 +381,12 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.gan is not None:
         term, adv = run.gan.generator_loss(res.reconstruction, loss, run.tok.decoder.out.proj.weight, run.step)
         loss = loss + term
-    if not torch.isfinite(loss):
-        raise TrainingError(f"non-finite loss ({loss.item()}) at step {run.step + 1}: training stopped, nothing saved "
-                            f"for it (newest state: {newest_state(run.state_dir)}); lower --lr or check the data")
+    if not torch.isfinite(loss):  # what is at fault looked for only now
+        parts = run.parts()
+        figures = {"the discriminator's output": (adv.get("g_adv", 0.0), parts[1]),
+                   "the adversarial term's adaptive weight": (adv.get("adv_w", 0.0), parts[0])} if run.gan else {}
+        raise loss_not_finite(loss.item(), step=run.step + 1, flag="--lr", lr=run.args.lr, parts=parts,
+                              figures=figures, batch=[x], start=run.begun, state_dir=run.state_dir)
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.tok.parameters(), 1.0)
@@ -417,7 +395,7 @@ def _train_step(run: _Run) -> dict[str, float]:
     if run.ema is not None:
         run.ema.update(run.tok)
     if run.gan is not None:
-        adv.update(run.gan.discriminator_step(x, res.reconstruction, run.step))
+        adv.update(run.gan.checked_step(x, res.reconstruction, run.step, state_dir=run.state_dir))
     run.step += 1
     run.elapsed += time.perf_counter() - t0
     with torch.no_grad():

@@ -16,9 +16,10 @@ from mmtok.core.trainstate import HelpFormatter, options_given
 __all__ = ["main", "train_parser"]
 
 _TRAIN_HELP = {
-    "preset": "model size", "seq_len": "tokens per training window (T); windows that hold several documents "
-    "attend through a B×T×T mask, memory quadratic in T: a step that would not fit in the memory available is "
-    "refused", "batch_size": "windows per micro-batch per process", "grad_accum": "micro-batches per optimizer step", "steps": "optimizer steps in total",
+    "preset": "model size", "seq_len": "tokens per training window (T); documents longer than T are cut across "
+    "windows, said before the first step with a T long enough for 95%% of them (a 16×16 image alone is 274 tokens); "
+    "windows that hold several documents attend through a B×T×T mask, memory quadratic in T: a step "
+    "that would not fit in the memory available is refused", "batch_size": "windows per micro-batch per process", "grad_accum": "micro-batches per optimizer step", "steps": "optimizer steps in total",
     "lr": "peak learning rate", "min_lr": "learning rate at the end of the cosine", "warmup": "linear warmup steps",
     "weight_decay": "AdamW weight decay (matrices only)", "grad_clip": "max global gradient norm (0: off)",
     "rope_3d": "3-D rotary (time, row, column) positions for media tokens, else 1-D", "dropout": "model dropout",

@@ -25,9 +25,14 @@
   on the CPU): memory quadratic in ``seq_len``. Before the first step, a run whose step would need more
   memory than the machine has available is refused (:func:`mmtok.lm.peak.check_step_memory`), naming
   ``--seq-len`` and ``--batch-size``.
+* Documents longer than ``--seq-len`` (cut across windows: the model never attends over one whole) are said
+  before a run's first step in one :class:`~mmtok.lm.windows.LongDocumentsWarning`: how many, the longest,
+  and a ``--seq-len`` long enough for 95% of them (:mod:`mmtok.lm.windows`); not again on ``--resume``.
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
   the optimizer steps on it, and so do weights that a step left non-finite (a diverging run), before
-  they are saved: no checkpoint holds NaNs.
+  they are saved, and optimizer moments that overflowed, before a checkpoint: no checkpoint holds NaNs
+  (:mod:`mmtok.core.divergence`; ``--resume`` passes over one that does). At the first step since the run
+  started or resumed the message blames the loss weights or the weights it started from, not the rate.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
   every tensor reduced across ranks lives on the training device.
   The loss is normalised by the global weight sum, so N ranks of batch B give
@@ -42,8 +47,9 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +60,19 @@ from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.device import device_record, pick_device
-from mmtok.core.errors import CheckpointError, TrainingError
+from mmtok.core.errors import CheckpointError
 from mmtok.core.files import write_atomic
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import (
+    Start,
+    Trained,
+    check_state_finite,
     check_weights_finite,
     load_newest_intact,
     load_train_state,
+    loss_not_finite,
     save_train_state,
 )
 from mmtok.data.packing import PackedDataset
@@ -84,6 +94,7 @@ from mmtok.lm.runs import (
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.lm.train_config import TrainConfig, check_config, lr_at
+from mmtok.lm.windows import LongDocumentsWarning, document_lengths, long_documents_note, window_fit
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["train"]
@@ -138,6 +149,7 @@ class _Run:
     consumed: int = 0  # windows read by all processes together
     net: torch.nn.Module | None = None  # the model as called: compiled and/or DDP-wrapped
     peak: float | None = None  # peak FLOP/s assumed for MFU (None: not reported)
+    begun: Start = field(default_factory=lambda: Start.of(0))  # the weights the run started or resumed from
 
     @property
     def ddp(self) -> bool:  # launched by torchrun: a process group, even of one rank
@@ -203,6 +215,10 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     if clear:
         clear_run(folder)
     _resume(r, resume)
+    if r.master and r.step == 0:  # a run that starts (a resumed one was told when it did, and keeps its --seq-len)
+        fit = window_fit(document_lengths(ds.shards), seq_len=cfg.seq_len)
+        if note := long_documents_note(fit, seq_len=cfg.seq_len, where=cfg.data):
+            warnings.warn(LongDocumentsWarning(note), stacklevel=4)  # at the caller of train
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
     peak_note = ""
     if r.master:
@@ -246,6 +262,7 @@ def _resume(r: _Run, resume: bool) -> None:
         saved_vocab = Vocabulary.from_dict(state["config"]["vocab"], where=f"{loaded[0]}/config.json")
         saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
+        r.begun = Start.of(r.step, resumed=loaded[0].name)
         if r.master:
             _say_changes(r, state["config"])
     elif resume and r.master:
@@ -324,9 +341,8 @@ def _optimisation_step(r: _Run, batches: _Batches) -> tuple[torch.Tensor, float]
     sums = sums.cpu()
     loss = float(sums[0] / max(float(sums[1]), 1e-12))
     if not math.isfinite(loss):  # every rank sees the same sums: all stop together, before stepping
-        last = latest_checkpoint(r.folder)
-        raise TrainingError(f"non-finite loss ({loss}) at step {r.step + 1}: training stopped, no checkpoint "
-                            f"written for it (newest: {last.name if last else 'none'}); lower --lr or check the data")
+        raise loss_not_finite(loss, step=r.step + 1, flag="--lr", lr=cfg.lr, batch=[b["loss_weight"] for b in micro],
+                              start=r.begun, kept=lambda: _newest_checkpoint(r.folder))
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(r.model.parameters(), cfg.grad_clip)
     r.opt.step()
@@ -394,6 +410,10 @@ def _checkpoint(r: _Run) -> None:
     """Every ``save_every`` steps and at the end: write a checkpoint, drop all but the last ``keep_last``."""
     if r.step % r.cfg.save_every and r.step != r.cfg.steps:
         return
+    # the moments too (unclipped, they can overflow while the weights stay finite); on every rank, as all must stop
+    clip = "" if r.cfg.grad_clip > 0 else " or clip the gradients (--grad-clip, off in this run)"
+    check_state_finite([Trained("the transformer", "--lr", r.cfg.lr, module=r.model, optimizer=r.opt, hint=clip)],
+                       step=r.step, kept=lambda: _newest_checkpoint(r.folder))
     if r.master:
         save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
                          model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},

@@ -25,7 +25,8 @@ class TrainConfig:
     data: str = ""  # folder of token shards (mmtok tokenize --out)
     out: str = "run"  # run folder: checkpoints, log.jsonl, loss.png
     preset: str = "tiny"  # model size: tiny, small, base
-    seq_len: int = 256  # tokens per training window (a window of several documents: a seq_len² mask each)
+    seq_len: int = 256  # tokens per training window (a window of several documents: a seq_len² mask each); longer
+    # documents are cut across windows (mmtok.lm.windows warns): a 16×16 image alone is 274 tokens
     batch_size: int = 8  # windows per micro-batch per process
     grad_accum: int = 1  # micro-batches per optimizer step
     steps: int = 1000  # optimizer steps in total
