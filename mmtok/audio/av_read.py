@@ -146,6 +146,20 @@ def missing_stream(container: Any, kind: str, where: str) -> str:
             '{"audio": path}, or the audio tokenizer)')
 
 
+def take_stream(container: Any, kind: str, where: str, error: type[MmtokError], taken: str, *,
+                stacklevel: int) -> Any:
+    """The stream of ``kind`` :func:`pick_stream` takes, warning at ``stacklevel`` (counted from the caller) what
+    :meth:`StreamChoice.note` says of a choice among several (``taken``: ``"its sound is"``); a file with none is
+    ``error`` saying why (:func:`missing_stream`)."""
+    choice = pick_stream(container, kind)
+    if choice is None:
+        raise error(missing_stream(container, kind, where))
+    note = choice.note(where, taken)
+    if note is not None:
+        warnings.warn(note, stacklevel=stacklevel + 1)
+    return choice.stream
+
+
 def decoded_audio(av: Any, container: Any, stream: Any, where: str, error: type[MmtokError], *,
                   layout: str | None = None, rate: int | None = None) -> Iterator[tuple[Any, list[np.ndarray]]]:
     """``stream`` decoded frame by frame, every frame through one FFmpeg resampler to float32 planes
@@ -239,14 +253,11 @@ class AvReader:
     def __init__(self, av: Any, path: Path, kind: str | None = None) -> None:
         where = f"audio file {path}"
         self._container = open_container(av, path, where, AudioError, kind=kind)
-        choice = pick_stream(self._container, "audio")
-        if choice is None:
+        try:  # a note goes to the caller of load_audio, which opens this reader four calls down
+            stream = take_stream(self._container, "audio", where, AudioError, "its sound is", stacklevel=6)
+        except AudioError:
             self._container.close()
-            raise AudioError(missing_stream(self._container, "audio", where))
-        note = choice.note(where, "its sound is")
-        if note is not None:  # at the caller of load_audio, which opens this reader four calls down
-            warnings.warn(note, stacklevel=6)
-        stream = choice.stream
+            raise
         self.samplerate = int(stream.rate or stream.codec_context.sample_rate or 0)
         self.channels = max(1, int(stream.channels or 1))
         self._planes = _to_stated_end(decoded_audio(av, self._container, stream, where, AudioError),

@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,10 +41,9 @@ from mmtok.audio.av_read import (
     INSTALL_AV,
     decoded_audio,
     ffmpeg_only_kind,
-    missing_stream,
     open_container,
     optional_av,
-    pick_stream,
+    take_stream,
 )
 from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
@@ -104,13 +102,7 @@ def decode_file(path: Path) -> tuple[np.ndarray, int]:
                          f"installed: {INSTALL_AV}") from failed
     where = f"audio file {path}"
     with open_container(av, path, where, AudioError) as container:
-        choice = pick_stream(container, "audio")
-        if choice is None:
-            raise AudioError(missing_stream(container, "audio", where))
-        note = choice.note(where, "its sound is")
-        if note is not None:
-            warnings.warn(note, stacklevel=2)
-        stream = choice.stream
+        stream = take_stream(container, "audio", where, AudioError, "its sound is", stacklevel=2)
         rate = int(stream.rate or stream.codec_context.sample_rate)
         # planar float at the stream's own layout and rate, then the channels averaged as soundfile's are above
         # (FFmpeg's own mono mix weighs each of two channels 0.707: a stereo file would come out 3 dB louder)

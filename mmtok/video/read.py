@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from mmtok.audio.av_read import INSTALL_AV, missing_stream, open_container, optional_av, pick_stream
+from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av, pick_stream, take_stream
 from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
@@ -282,13 +282,8 @@ def iter_video(
     av = pyav()
     with _open_container(path, where) as container:
         origin = _time_origin(container)
-        choice = pick_stream(container, "video")
-        if choice is None:
-            raise VideoError(missing_stream(container, "video", where))
-        note = choice.note(where, "its frames are")
-        if note is not None:
-            warnings.warn(note, stacklevel=2)
-        stream = _video_stream(choice.stream, container, start, origin, av)
+        taken = take_stream(container, "video", where, VideoError, "its frames are", stacklevel=2)
+        stream = _video_stream(taken, container, start, origin, av)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         stop = math.inf if duration is None else start + duration
         s = _Sampler(start, fps, size, _pixel_aspect(stream))
