@@ -79,9 +79,10 @@ PLOT_MARK = "mmtok eval"  # in every plot --plot draws (PNG: Software; PDF, SVG,
 
 def score_image(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
     """``({"psnr_db", "ssim"}, codes)`` of one image file through ``tok`` (on any device: scored on the CPU)."""
-    codes = tok.encode(path)
+    image = tok.preprocess(path)  # the file decoded once: encoded and scored against
+    codes = tok.encode(image)
     with torch.inference_mode():
-        ref, rec = tok.preprocess(path).float().cpu()[None], tok.decode(codes).float().cpu()[None]
+        ref, rec = image.float().cpu()[None], tok.decode(codes).float().cpu()[None]
     return {"psnr_db": float(psnr(rec, ref)[0]), "ssim": float(ssim(rec, ref)[0])}, codes
 
 

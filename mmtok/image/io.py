@@ -1,8 +1,10 @@
 """Image files and arrays -> float ``[3, H, W]`` in [0, 1], and read at the size a size policy needs.
 
 Every Pillow mode is converted, not refused: palette and grayscale to RGB, alpha
-composited on white (premultiplied ``La``/``RGBa`` un-premultiplied first), 16-bit
-and float images scaled; EXIF orientation applied (to files and Pillow images: a numpy array or
+composited on white (premultiplied ``La``/``RGBa`` un-premultiplied first; a 16-bit image's transparent
+colour too), 16-bit and float images scaled; an embedded colour profile converted to sRGB
+(:mod:`mmtok.image.colour`); of a file of several frames (an animation, a multi-page TIFF) the first
+read, with a warning; EXIF orientation applied (to files and Pillow images: a numpy array or
 tensor carries no orientation tag, so pixels taken from a Pillow image with ``np.asarray`` are in
 the camera's orientation; apply ``ImageOps.exif_transpose`` to the image first).
 Numpy arrays ``[H, W]`` or ``[H, W, C]`` (channels last) and tensors ``[H, W]``
@@ -52,11 +54,12 @@ from typing import Any
 import numpy as np
 import torch
 from einops import rearrange
-from PIL import Image, ImageOps, UnidentifiedImageError, features
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
 from mmtok.core.warning_filters import warnings_ignored
+from mmtok.image.colour import to_srgb
 from mmtok.image.sizing import MAX_SIDE, apply_size_policy, crop_first, crop_window, working_size
 
 __all__ = [
@@ -77,7 +80,7 @@ FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] (of their scale) 
 EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
 REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
 PIXELS_ENV = "MMTOK_MAX_IMAGE_PIXELS"  # environment variable: the decompression-bomb limit (see pixel_limit)
-ANIMATIONS = ("GIF", "PNG", "WEBP")  # Pillow formats whose extra frames are an animation (only the first is read)
+ANIMATIONS = ("GIF", "PNG", "WEBP")  # Pillow formats whose extra frames are an animation (other files: pages)
 DTYPES = "uint8, uint16, bool and float"  # the pixel dtypes arrays and tensors may have
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -121,10 +124,8 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
 def _value_scale(img: Image.Image) -> float | None:
     """The divisor taking a 16-bit, 32-bit integer or float image (modes ``I;16*``, ``I``, ``F``) to [0, 1];
     None for other modes. Fixed by the mode (see the module docstring); the range only decides whether
-    the image is usable, and a mode ``F`` image's range whether it is on Pillow's 0..255 scale.
-
-    Decided on the image as decoded, before any resize: a reduced 16-bit image is 32-bit, and
-    a filter's overshoot would move the range.
+    the image is usable, and a mode ``F`` image's range whether it is on Pillow's 0..255 scale. Decided
+    as decoded, before any resize (a reduced 16-bit image is 32-bit; a filter's overshoot moves the range).
     """
     mode = img.mode
     if mode.startswith("I;16"):
@@ -169,26 +170,44 @@ def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
 
 
 def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
-              box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+              box: tuple[int, int, int, int] | None = None, where: str = "a PIL image") -> np.ndarray:
     """A Pillow image of any mode, oriented -> float32 ``[3, H, W]`` in [0, 1], first cut to ``box``
-    (left, top, right, bottom) or reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
-    images are scaled by their mode (:func:`_value_scale`, checked on the whole image), clipped after."""
+    (left, top, right, bottom), converted to sRGB from an embedded colour profile (:func:`to_srgb`, which
+    warns naming ``where``), then reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
+    images are scaled by their mode (:func:`_value_scale`, checked on the whole image), clipped after;
+    a transparent colour among them (``info["transparency"]``) is made white."""
     if img.mode == "La":  # premultiplied alpha, which Pillow converts only to LA
         img = img.convert("LA")
-    mode, divisor = img.mode, _value_scale(img)
+    divisor = _value_scale(img)
     if box is not None:
         img = img.crop(box)
+    img = to_srgb(img, where)
+    if divisor is not None:
+        return _scaled(img, divisor, size)
     if size is not None:
         img = _shrink(img, size)
-    if divisor is not None:
-        gray = np.asarray(img, dtype=np.float64) / divisor
-        if not np.isfinite(gray).all():
-            raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-        return _channels_first(gray.clip(0.0, 1.0))
     if _has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         return _channels_first(_composite_on_white(rgba))
     return _channels_first(np.asarray(img if img.mode in ("RGB", "L") else img.convert("RGB")), EIGHT_BIT_MAX)
+
+
+def _scaled(img: Image.Image, divisor: float, size: tuple[int, int] | None) -> np.ndarray:
+    """A 16-bit, 32-bit or float image -> float32 ``[3, H, W]`` divided by ``divisor`` and clipped to [0, 1],
+    reduced to ``size`` when given. Pixels of its transparent colour are made white first (as 8-bit
+    images are composited): alpha is 0 or 1 there, so compositing and then reducing is exact."""
+    mode, key, gray = img.mode, img.info.get("transparency"), None
+    if isinstance(key, (int, float)):
+        gray = np.asarray(img, dtype=np.float64)
+        gray[gray == key] = ALPHA_BACKGROUND * divisor
+        if size is not None:  # reduced as mode F, in [0, 1]
+            img, divisor, gray = Image.fromarray((gray / divisor).astype(np.float32)), 1.0, None
+    if size is not None:
+        img = _shrink(img, size)
+    gray = (np.asarray(img, dtype=np.float64) if gray is None else gray) / divisor
+    if not np.isfinite(gray).all():
+        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
+    return _channels_first(gray.clip(0.0, 1.0))
 
 
 def _from_array(a: np.ndarray) -> np.ndarray:
@@ -267,9 +286,11 @@ def bomb_message(subject: str, e: Exception | int, limit: int | None) -> str:
     found = re.search(r"\((\d+) pixels\)", str(e)) if isinstance(e, Exception) else None
     pixels = e if isinstance(e, int) else int(found.group(1)) if found else None
     count, needed = (f"{pixels:,} pixels", f"={-(-pixels // 2)}") if pixels else ("too many pixels", " higher")
-    source = PIXELS_ENV if os.environ.get(PIXELS_ENV, "").strip() else "PIL.Image.MAX_IMAGE_PIXELS"
+    from_env = bool(os.environ.get(PIXELS_ENV, "").strip())  # it overrides Pillow's setting
+    source = PIXELS_ENV if from_env else "PIL.Image.MAX_IMAGE_PIXELS"
+    pillow = "" if from_env else " (or raise PIL.Image.MAX_IMAGE_PIXELS)"
     return (f"{subject} {count}, over twice the decompression-bomb limit of {limit or 0:,} ({source}); to read it "
-            f"set the environment variable {PIXELS_ENV}{needed} (or raise PIL.Image.MAX_IMAGE_PIXELS)")
+            f"set the environment variable {PIXELS_ENV}{needed}{pillow}")
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
@@ -316,13 +337,23 @@ def _open_lazy(path: Path) -> Image.Image:
         return factory(os.fspath(path))  # type: ignore[arg-type]
 
 
+def _frames_message(where: str, img: Image.Image) -> str:
+    """The warning for a file of several frames (an animation, a multi-page TIFF, an MPO): the first is read."""
+    every = "[f.convert('RGB') for f in PIL.ImageSequence.Iterator(img)]"
+    if img.format in ANIMATIONS:
+        return (f"{where} is an animation of {img.n_frames} frames: only the first is read (for every frame, "
+                f"pass {every} to mmtok.VideoTokenizer.encode)")
+    return f"{where} has {img.n_frames} frames: only the first is read (for every one, pass {every} to encode)"
+
+
 def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> Image.Image:
     """Decode ``path`` (first frame; an animation warns) and apply its EXIF orientation; errors name the file.
 
     ``patch``: an image smaller than one ``patch×patch`` patch is refused before decoding. A JPEG
     longer than ``MAX_SIDE`` without a ``window`` box is decoded at the smallest of 1/2, 1/4, 1/8 scale
-    still at least the working size (``Image.draft``); one with a box is decoded whole. An image that
-    decodes to more than twice :func:`pixel_limit` pixels is refused before decoding.
+    still at least the working size (``Image.draft``); one with a box is decoded whole, unless that is over
+    twice :func:`pixel_limit` pixels (then reduced as without a box). An image that decodes to more than
+    twice :func:`pixel_limit` pixels is refused before decoding.
     """
     check_media_file(what="image file", error=ImageError, path=path)
     where = f"image file {str(path)!r}"
@@ -333,14 +364,15 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
         with pillow_limit(limit), _open_lazy(path) as img:
             w, h = _oriented_size(img)
             check_size(h, w, patch=patch, where=where)
-            if img.format == "JPEG" and max(w, h) > MAX_SIDE and (window is None or window(h, w) is None):
+            whole = window is not None and window(h, w) is not None  # its window read at full resolution
+            if whole and limit is not None and w * h > 2 * limit:
+                whole = False  # unless that is over the limit: then the window of a reduced decode
+            if img.format == "JPEG" and max(w, h) > MAX_SIDE and not whole:
                 img.draft(img.mode, working_size(*img.size))  # decode at 1/2, 1/4 or 1/8 scale
             if limit is not None and img.size[0] * img.size[1] > 2 * limit:
                 raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1], limit))
-            if img.format in ANIMATIONS and getattr(img, "is_animated", False):
-                warnings.warn(f"{where} is an animation of {img.n_frames} frames: only the first is read (for "
-                              "every frame, pass [f.convert('RGB') for f in PIL.ImageSequence.Iterator(img)] to "
-                              "mmtok.VideoTokenizer.encode)", stacklevel=1)
+            if getattr(img, "is_animated", getattr(img, "n_frames", 1) > 1):
+                warnings.warn(_frames_message(where, img), stacklevel=1)
             img.load()  # decode now: truncated/corrupt data fails here, not later
             return _oriented(img)
     except ImageError:
@@ -355,6 +387,14 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
         raise ImageError(f"{where} is corrupt or truncated: {type(e).__name__}: {e}") from e
 
 
+def _check_open(img: Image.Image, where: str) -> None:
+    """An :class:`ImageError` naming ``where`` when ``img`` was closed before its pixels were decoded (Pillow
+    decodes lazily: ``with Image.open(p) as im: images.append(im)`` keeps an image it can no longer read)."""
+    if isinstance(img, ImageFile.ImageFile) and img.fp is None and img.tile:  # tiles left to decode
+        raise ImageError(f"{where} was closed before its pixels were loaded; call im.load() (or keep "
+                         "im.copy()) inside the 'with Image.open(...) as im' block, or pass the path instead")
+
+
 def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window | None,
               patch: int) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, int, int] | None]:
     """A file or Pillow image -> (float32 ``[3, h, w]``, its size ``(H, W)`` as decoded, the ``window`` box
@@ -362,6 +402,7 @@ def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window 
     ``patch`` check runs on the size before any decoding (a JPEG may then be decoded smaller)."""
     try:
         if isinstance(x, Image.Image):
+            _check_open(x, where)
             w, h = _oriented_size(x)
             check_size(h, w, patch=patch, where=where)
             img = _oriented(x)
@@ -369,7 +410,7 @@ def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window 
             img = _open_file(Path(x), window=window, patch=patch)
         w, h = img.size
         box = window(h, w) if window is not None else None
-        return _from_pil(img, box=box, size=None if box else _reduced_size(img)), (h, w), box
+        return _from_pil(img, box=box, size=None if box else _reduced_size(img), where=where), (h, w), box
     except OSError as e:  # a PIL image decodes lazily: a truncated or corrupt file fails here
         if not isinstance(x, Image.Image):
             raise
