@@ -1,24 +1,59 @@
 """A run folder held by one training process at a time: the lock file ``.lock`` in it (``PID HOST`` of the process
 that writes the folder) and :func:`hold_run_folder`, which takes it before the folder is looked at, puts back a
 checkpoint a killed save left mid-swap, and refuses a second run into the same folder; a lock whose process no
-longer runs (on this host) is taken over.
+longer runs (on this host) is taken over. While the folder is held, SIGTERM (a scheduler, ``docker stop``,
+``torchrun`` passing it on) stops the run as Ctrl-C does (:class:`Terminated`), so the lock goes with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.errors import RunRefusedError, TrainingError
 
-__all__ = ["LOCK_NAME", "RunLock", "hold_run_folder"]
+__all__ = ["LOCK_NAME", "RunLock", "Terminated", "hold_run_folder"]
 
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received while a run folder is held (:func:`hold_run_folder`): raised where the run is, as Ctrl-C
+    raises :class:`KeyboardInterrupt`, so the run unwinds the same way (its lock removed, what it saved kept;
+    ``mmtok`` says it was interrupted and exits 130)."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` in the main thread, once (one sent again while the
+    run unwinds is not raised again; SIGKILL still ends it at once); the handler before it is put back after.
+    Only where SIGTERM has its default action (which ends the process without unwinding) and only in the main
+    thread (the only one Python runs signal handlers in): a handler of the program's own, or an ignored
+    SIGTERM, is left as it is."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    raised = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated("SIGTERM")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -131,24 +166,27 @@ def hold_run_folder(folder: str | os.PathLike[str], *, checkpoint: bool = False)
     that are still empty (a refused command leaves no new folder behind). A second process into the same
     folder gets the lock's :class:`TrainingError`, and so does an ``out`` that is a file or cannot be made.
     With ``checkpoint``, ``out`` is a checkpoint folder its writer makes itself (a text tokenizer's): its
-    parent is made and the lock is taken beside it (:class:`RunLock`). Yields ``out``."""
-    out = Path(folder)
-    home = out.resolve().parent if checkpoint else out
-    if home.exists() and not home.is_dir():
-        raise RunRefusedError(f"--out {out} is a file, not a folder" if home == out else
-                              f"--out {out} cannot be made: {home} is a file")
-    made = [p for p in (home, *home.parents) if not p.exists()]  # this call's to make, deepest first
-    try:
+    parent is made and the lock is taken beside it (:class:`RunLock`). While it is held, SIGTERM stops the run
+    as Ctrl-C does, with :class:`Terminated` (a :class:`KeyboardInterrupt`), in the main thread of a process
+    that left SIGTERM at its default action (:func:`_sigterm_interrupts`). Yields ``out``."""
+    with _sigterm_interrupts():
+        out = Path(folder)
+        home = out.resolve().parent if checkpoint else out
+        if home.exists() and not home.is_dir():
+            raise RunRefusedError(f"--out {out} is a file, not a folder" if home == out else
+                                  f"--out {out} cannot be made: {home} is a file")
+        made = [p for p in (home, *home.parents) if not p.exists()]  # this call's to make, deepest first
         try:
-            home.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RunRefusedError(f"--out {out} cannot be made: {e.strerror or e}") from e
-        with RunLock(out, checkpoint=checkpoint):
-            yield out
-    except BaseException:
-        for empty in made:
-            with contextlib.suppress(OSError):
-                if not empty.is_dir() or any(empty.iterdir()):
-                    break
-                empty.rmdir()
-        raise
+            try:
+                home.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunRefusedError(f"--out {out} cannot be made: {e.strerror or e}") from e
+            with RunLock(out, checkpoint=checkpoint):
+                yield out
+        except BaseException:
+            for empty in made:
+                with contextlib.suppress(OSError):
+                    if not empty.is_dir() or any(empty.iterdir()):
+                        break
+                    empty.rmdir()
+            raise

@@ -48,8 +48,11 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     (uint8, that of ``targets``: ``<eol>`` inside an image is IMAGE, in the last column too;
     SPECIAL on padding), ``loss_weight`` (float32, for each target, by ``target_modality``),
     ``doc`` (int64 document number within the window, -1 on padding).
-    Under DDP (or with ``rank``/``world_size``) rank r takes every world_size-th
-    window of the shuffled order; call :meth:`set_epoch` for a new order.
+    Under DDP (or with ``rank`` and ``world_size``, given together) rank r takes every
+    world_size-th window of the shuffled order, and every rank as many: as torch's
+    ``DistributedSampler`` does, the order wraps around to ``ceil(num_windows / world_size)``
+    windows per rank (a few windows are read twice an epoch), or with ``drop_last`` its tail is
+    left out, ``num_windows // world_size`` per rank; call :meth:`set_epoch` for a new order.
     With ``positions_3d`` each item also has ``pos`` (int64 ``[seq_len, 3]``): the
     interleaver's (time, row, column) positions, restarting where a document piece starts;
     a piece that begins inside an image or video grid is placed from that grid's opener,
@@ -68,6 +71,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         loss_weights: Mapping[str, float] | None = None,
         vocab: Vocabulary | None = None,
         positions_3d: bool = False,
+        drop_last: bool = False,
     ) -> None:
         if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
             raise TypeError(f"PackedDataset seq_len (tokens per window) must be a whole number >= 1, got {seq_len!r} "
@@ -85,14 +89,8 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
                                   dtype=np.int64)
         self._openers = np.array([self.vocab.id(o) for m, o, _ in GRID_MARKS if self.vocab.has(m)], dtype=np.int64)
         self._marks: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # shard -> its grid marks (_grid_marks)
-        if rank is None or world_size is None:
-            dist = torch.distributed
-            ddp = dist.is_available() and dist.is_initialized()
-            rank = dist.get_rank() if ddp else 0
-            world_size = dist.get_world_size() if ddp else 1
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size = _rank_and_world(rank, world_size)
+        self.drop_last = bool(drop_last)
         self._weights = loss_weight_table(loss_weights)[1]
         sizes = [int(t.size) for t in self.shards.tokens]
         self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # global start of each shard
@@ -103,6 +101,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         )
         self.num_windows = -(-(self.num_tokens - 1) // seq_len)  # inputs: every token that has a target
         self._pad = self.vocab.id("<pad>")
+        if self.drop_last and self.num_windows < self.world_size:
+            raise ValueError(f"PackedDataset drop_last=True leaves no window to each of {self.world_size} ranks: "
+                             f"{folder} holds {self.num_windows} window(s) of {seq_len} tokens; give a shorter "
+                             "seq_len, or drop_last=False (the windows then wrap around)")
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -112,6 +114,11 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             order = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
         else:
             order = np.arange(self.num_windows)
+        extra = self.num_windows % self.world_size  # the windows past the last whole round of the ranks
+        if self.drop_last:
+            order = order[: self.num_windows - extra]
+        elif extra:  # wrapped around, as DistributedSampler pads: the same count on every rank
+            order = np.concatenate([order, np.resize(order, self.world_size - extra)])
         self._mine = order[self.rank :: self.world_size]
 
     def __len__(self) -> int:
@@ -212,3 +219,24 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
     def describe(self) -> dict[str, Any]:
         return {"tokens": self.num_tokens, "docs": self.shards.num_docs, "windows": self.num_windows}
+
+
+def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world_size)``: both given, or neither (the process group's under torch.distributed, else ``(0, 1)``)."""
+    if rank is None and world_size is None:
+        dist = torch.distributed
+        ddp = dist.is_available() and dist.is_initialized()
+        return (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
+    if rank is None or world_size is None:
+        given, missing = ("rank", "world_size") if world_size is None else ("world_size", "rank")
+        raise ValueError(f"PackedDataset {given}={rank if world_size is None else world_size} without {missing}=: "
+                         "give both (rank=r, world_size=n: this process's slice of n), or neither (the "
+                         "torch.distributed process group's, the whole order outside one)")
+    for name, value in (("rank", rank), ("world_size", world_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"PackedDataset {name}={value!r} must be a whole number ({type(value).__name__} given)")
+    if world_size < 1:
+        raise ValueError(f"PackedDataset world_size={world_size} must be at least 1 (the number of processes)")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"PackedDataset rank={rank} is not in [0, world_size={world_size}): ranks count from 0")
+    return int(rank), int(world_size)
