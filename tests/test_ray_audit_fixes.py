@@ -23,7 +23,7 @@ from PIL import Image
 from mmtok.core.errors import CorpusError, EngineError, exit_status
 from mmtok.data import TokenizeDocuments
 from mmtok.data import corpus as corpus_module
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus, tokenize_document
+from mmtok.data.corpus import tokenize_corpus, tokenize_document
 from mmtok.data.documents import BOM, jsonl_documents, open_source
 from mmtok.data.ray_engine import (
     RayEngine,
@@ -34,6 +34,7 @@ from mmtok.data.ray_engine import (
     _settings,
 )
 from mmtok.data.shard_ids import id_dtype
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from mmtok.stream.interleave import Interleaver
 from tests.test_interleave import PaletteImages
 
@@ -239,12 +240,12 @@ def test_on_the_callers_cluster_an_actors_bug_is_one_line_and_ray_data_is_left_a
     handler.emit = records.append  # type: ignore[method-assign]
     logging.getLogger("ray.data").addHandler(handler)
     try:
-        with pytest.raises(EngineError) as info:
+        with pytest.raises(CorpusError) as info:  # said as the local engine says it: the corpus, line and segment
             tokenize_corpus(tmp_path / "docs.jsonl", tmp_path / "out", tokenizers=TokenizerSpec(image=BROKEN),
                             engine=RayEngine())
     finally:
         logging.getLogger("ray.data").removeHandler(handler)
-    assert re.fullmatch(r"""the Ray engine failed: KeyError: "internal table missing 'zz'" \(traceback: /.+/ray-data\.log\)""",
-                        str(info.value)), str(info.value)
+    assert re.fullmatch(rf"""{re.escape(str(tmp_path / "docs.jsonl"))}:1: segment 1 \(image /.+/media/a\.png\): """
+                        r"""KeyError: "internal table missing 'zz'" \(.*MMTOK_DEBUG=1.*\)""", str(info.value)), str(info.value)
     assert (ctx.execution_options.preserve_order, ctx.enable_progress_bars) == before
     assert not [r.getMessage() for r in records if "deprecated" in r.getMessage()]

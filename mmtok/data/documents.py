@@ -334,7 +334,9 @@ def document_stream(doc: Any, il: Interleaver, base: Path, line: int, *, allow_o
     """Document ``line``'s stream, or why it is skipped: what is wrong with it (a ValueError, TypeError or
     :class:`~mmtok.core.errors.DocumentError` from reading or encoding it), or :data:`NO_SEGMENTS` when it holds
     nothing (no segments, only empty texts, an OBELICS row of nulls). A
-    :class:`~mmtok.core.errors.CorpusError` is a mistake in the call, not in the document: it is raised.
+    :class:`~mmtok.core.errors.CorpusError` is a mistake in the call, not in the document: it is raised, and so
+    is any other exception (a tokenizer's ``KeyError``: no reason to skip the document;
+    :func:`~mmtok.data.corpus.tokenize_document` names its line).
 
     >>> from mmtok.stream.interleave import Interleaver
     >>> il = Interleaver(None)

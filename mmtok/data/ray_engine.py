@@ -72,7 +72,8 @@ class TokenizeDocuments:
     ``[message, path]`` of the row's digital-silence warnings, given again on the driver). ``base`` (required):
     the absolute folder relative media paths are read from, as every node sees it
     (on a cluster an actor's working folder is wherever ``ray start`` ran);
-    ``allow_outside``: whether media paths may lead outside it.
+    ``allow_outside``: whether media paths may lead outside it; ``corpus``: the corpus's name, which the
+    error that stops a run names with the line (:func:`~mmtok.data.corpus.tokenize_document`).
 
     >>> import numpy as np
     >>> tok = TokenizeDocuments(TokenizerSpec(), base="/data/corpus")
@@ -84,7 +85,7 @@ class TokenizeDocuments:
     """
 
     def __init__(self, spec: TokenizerSpec, *, base: str | os.PathLike[str] | None = None,
-                 allow_outside: bool = False) -> None:
+                 allow_outside: bool = False, corpus: str | None = None) -> None:
         import torch
 
         if base is None:
@@ -99,6 +100,7 @@ class TokenizeDocuments:
         self.il: Interleaver = build_interleaver(spec)
         self.base = Path(base)
         self.allow_outside = allow_outside
+        self.corpus = corpus
         self.dtype = id_dtype(self.il.vocab.size)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -112,7 +114,8 @@ class TokenizeDocuments:
             reason = str(given[k]) if given is not None else ""
             with silence_collected() as heard:  # given again on the driver, as the local engine's workers do
                 _, out, info = (line, None, reason) if reason else tokenize_document(
-                    self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype)
+                    self.il, line, str(doc), base=self.base, allow_outside=self.allow_outside, dtype=self.dtype,
+                    corpus=self.corpus)
             silent[k] = json.dumps([[str(w), w.path] for w in heard])
             if out is None:
                 ids[k], reasons[k] = np.zeros(0, self.dtype), str(info)
@@ -258,7 +261,8 @@ class RayEngine:
                     **_one_task_at_a_time(ray))
                 ds = ds.map_batches(TokenizeDocuments, fn_constructor_args=(spec,),
                                     fn_constructor_kwargs={"base": str(source.base),
-                                                           "allow_outside": source.allow_outside},
+                                                           "allow_outside": source.allow_outside,
+                                                           "corpus": str(source.path)},
                                     batch_size=BATCH_SIZE, batch_format="numpy",
                                     compute=ray.data.ActorPoolStrategy(size=min(actors, len(ranges))),
                                     num_cpus=1)
@@ -302,8 +306,9 @@ def _settings(ray: Any, *, quiet: bool) -> Iterator[None]:
 
 
 def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
-    """The dataset's batches; what an actor raised comes back as one line: a CorpusError as itself, anything
-    else as its type and message, with where Ray Data logged its traceback."""
+    """The dataset's batches; what an actor raised comes back as one line: a CorpusError as itself (raised from
+    Ray's error, whose text holds the actor's traceback), anything else as its type and message, with where Ray
+    Data logged its traceback."""
     try:
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
     except CorpusError:
@@ -311,7 +316,7 @@ def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
     except Exception as e:  # Ray wraps what an actor raised; the original's text is in the message
         name, message = _raised(str(e)) or (type(e).__name__, "")
         if name == "CorpusError":
-            raise CorpusError(message) from None
+            raise CorpusError(message) from e
         raise EngineError(f"the Ray engine failed: {name}: {message} (traceback: {_traceback_log()})") from e
 
 

@@ -8,7 +8,11 @@ Media are encoded by the tokenizers of a :class:`Tokenizers` (an
 chunks of frames, each followed by its stretch of soundtrack
 (:func:`video_segments`). Codes are checked against the vocabulary's ranges,
 and a video's first frame may not hold the video tokenizer's repeat code.
-Adjacent text is merged and empty text dropped.
+Adjacent text is merged and empty text dropped. What a tokenizer raises that
+says the media is bad (ValueError, TypeError, OSError, RuntimeError) becomes a
+:class:`~mmtok.core.errors.DocumentError` naming the segment; anything else is
+the tokenizer's own fault and is raised as it is, marked with the segment it
+was reading (:func:`failed_segment`).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from mmtok.stream.parse import codes_tensor
 from mmtok.stream.segments import VIDEO_OPTIONS
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["Tokenizers", "canonical_segments", "need", "video_segments"]
+__all__ = ["Tokenizers", "canonical_segments", "failed_segment", "need", "video_segments"]
 
+_SEGMENT = "_mmtok_segment"  # the attribute that marks an exception with the segment whose tokenizer raised it
 
 
 class Tokenizers(Protocol):
@@ -141,6 +146,9 @@ def video_segments(tok: Tokenizers, x: Any, k: int, opts: Mapping[str, Any]) -> 
                                **({"samples_per_token": per_token} if takes and per_token else {}))
     except (ValueError, TypeError, OSError, RuntimeError) as e:
         raise DocumentError(f"segment {k} (video {x}): {e}") from e
+    except Exception as e:  # the tokenizer's own fault: raised as it is, with where
+        _mark(e, f"segment {k} (video {x})")
+        raise
     if soundtrack and not any("audio" in p for p in parts):
         raise DocumentError(f"segment {k} (video {x}): soundtrack=True but the file has no audio stream")
     out: list[dict[str, Any]] = []
@@ -216,11 +224,44 @@ def _check(tok: Tokenizers, codes: torch.Tensor, name: str, k: int) -> torch.Ten
 
 def _media(tok: Tokenizers, name: str, x: Any, k: int, **kwargs: Any) -> Any:
     have = need(tok, name, k)
+    src = f" {x}" if isinstance(x, (str, Path)) else ""
     try:
         return have.encode(x, **kwargs)
     except (ValueError, TypeError, OSError, RuntimeError) as e:
-        src = f" {x}" if isinstance(x, (str, Path)) else ""
         raise DocumentError(f"segment {k} ({name}{src}): {e}") from e
+    except Exception as e:  # the tokenizer's own fault (a KeyError, its own class): raised as it is, with where
+        _mark(e, f"segment {k} ({name}{src})")
+        raise
+
+
+def failed_segment(e: BaseException) -> str | None:
+    """The segment whose media tokenizer raised ``e`` (``"segment 1 (image /data/camera.png)"``), for an exception
+    that is no reason to skip the document and is raised as it is; None for any other.
+
+    >>> class Broken:
+    ...     def encode(self, x): raise KeyError("layer7")
+    >>> class Tok:
+    ...     image = Broken()
+    >>> try:
+    ...     _media(Tok(), "image", "a.png", 1)
+    ... except KeyError as e:
+    ...     failed_segment(e)
+    'segment 1 (image a.png)'
+    """
+    return getattr(e, _SEGMENT, None)
+
+
+def _mark(e: BaseException, where: str) -> None:
+    """Mark ``e`` with the segment ``where`` its tokenizer was reading (the innermost mark stays), and, from
+    Python 3.11, add it as a note a traceback shows."""
+    if failed_segment(e) is not None:
+        return
+    try:
+        setattr(e, _SEGMENT, where)
+    except AttributeError:  # an exception class with __slots__ and no __dict__
+        return
+    if hasattr(e, "add_note"):
+        e.add_note(f"raised while tokenizing {where}")
 
 
 def _image_codes(tok: Tokenizers, x: Any, k: int) -> torch.Tensor:
