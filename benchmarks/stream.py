@@ -55,7 +55,8 @@ from common import RATIO_OF, Timing, emit, ratio, run_script, time_sides
 
 import mmtok
 from mmtok.core.module_io import shipped_names
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 
 
 def photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -4,7 +4,7 @@ Run: python examples/03_interleave_and_shards.py   (writes toy-corpus/ and toy-s
 """
 
 import mmtok
-from mmtok.data.corpus import TokenizerSpec
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from mmtok.synth.toy import color_shapes_corpus
 
 # 1. one document -> one stream of ids, and back

@@ -10,7 +10,8 @@ instead, pass ``resume=True`` to ``train`` with more ``steps``.
 import numpy as np
 from PIL import Image
 
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.lm.runs import load_run
 from mmtok.lm.sample import generate
 from mmtok.lm.train import TrainConfig, train

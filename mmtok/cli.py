@@ -130,8 +130,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from mmtok.data.corpus import LocalEngine, TokenizerSpec, nothing_tokenized, tokenize_corpus
+    from mmtok.data.corpus import LocalEngine, nothing_tokenized, tokenize_corpus
     from mmtok.data.ray_engine import RayEngine
+    from mmtok.data.tokenizer_spec import TokenizerSpec
 
     if args.ray_address is not None and args.engine != "ray":
         raise UsageError(f"--ray-address {args.ray_address} is for --engine ray, and the engine is {args.engine}; "

@@ -261,8 +261,8 @@ def test_numeric_flags_out_of_range_are_refused_before_any_work(tmp_path: Path, 
 
 def test_every_numeric_flag_has_a_range() -> None:
     """No numeric option escapes the checks."""
-    from mmtok.audio.train import build_parser
     from mmtok.audio.train_checks import NUMBER_RULES
+    from mmtok.audio.train_options import build_parser
 
     shared = {"steps", "batch_size", "save_every", "warmup", "lr"}  # check_run_options checks these
     numeric = {a.dest for a in build_parser()._actions if a.type in (int, float)}

@@ -12,9 +12,9 @@ import torch
 
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.core.errors import CorpusError, VocabularyError
-from mmtok.data.corpus import TokenizerSpec, build_interleaver
 from mmtok.data.export import export_shards
 from mmtok.data.shards import open_shards
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.info import describe, format_info
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.sample import sample_run

@@ -19,9 +19,10 @@ import pytest
 from PIL import Image
 
 from mmtok.core.errors import CorpusError
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.documents import media_kinds, open_source
 from mmtok.data.shards import open_shards
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from tests.test_interleave import PaletteVideo
 
 PALETTE = TokenizerSpec(image="tests.test_interleave:PaletteImages")

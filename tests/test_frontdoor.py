@@ -10,7 +10,8 @@ from PIL import Image
 
 from mmtok.cli import main
 from mmtok.core.errors import ContextTooShortError
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from mmtok.lm import sample as sample_module
 from mmtok.lm.model import (
     AUDIO_TOKENS,

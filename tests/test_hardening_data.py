@@ -14,10 +14,11 @@ from PIL import Image
 
 from mmtok.core.errors import CorpusError
 from mmtok.data import shards as shards_mod
-from mmtok.data.corpus import TokenizerSpec, detect_tokenizers, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.documents import media_kinds, open_source
 from mmtok.data.packing import PackedDataset
 from mmtok.data.shards import VERIFIED, open_shards
+from mmtok.data.tokenizer_spec import TokenizerSpec, detect_tokenizers
 
 PALETTE = TokenizerSpec(image="tests.test_interleave:PaletteImages")
 

@@ -13,7 +13,7 @@ import torch
 
 from mmtok.cli import main
 from mmtok.core.checkpoint import save_checkpoint
-from mmtok.data.corpus import TokenizerSpec, build_interleaver
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.info import describe
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import load_run

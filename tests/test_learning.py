@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.lm.runs import load_run
 from mmtok.lm.sample import generate
 from mmtok.lm.train import TrainConfig, train

@@ -143,7 +143,8 @@ def _old_grid_lead(ds, a: int, chunk: int = 64) -> np.ndarray:  # type: ignore[n
 
 
 def _shards(folder: Path, docs: list[list[object]], shard_tokens: int) -> Path:
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import tokenize_corpus
+    from mmtok.data.tokenizer_spec import TokenizerSpec
 
     (folder / "docs.jsonl").write_text("".join(json.dumps({"segments": d}) + "\n" for d in docs))
     spec = TokenizerSpec(image="tests.test_interleave:PaletteImages")

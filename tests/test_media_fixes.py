@@ -15,8 +15,9 @@ import torch
 
 from mmtok.audio.io import SilenceWarning, load_audio
 from mmtok.core.errors import AudioError, UsageError
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.media_files import MEDIA_SUFFIXES, expand_paths, media_kind
+from mmtok.data.tokenizer_spec import TokenizerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = TokenizerSpec(audio="tests.test_media_fixes:HeardLoudness")

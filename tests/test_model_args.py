@@ -14,7 +14,7 @@ from mmtok.cli import main
 from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, CorpusError, DeviceError
 from mmtok.data.codes import load_codes
-from mmtok.data.corpus import TokenizerSpec, build_interleaver
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.pretrained import load_tokenizer
 from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 

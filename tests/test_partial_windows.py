@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from mmtok.core.errors import StreamError
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.packing import PackedDataset
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 

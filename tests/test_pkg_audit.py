@@ -89,7 +89,7 @@ def test_a_cache_that_skipped_files_for_want_of_pyav_is_refused(tmp_path: Path) 
 
 def test_a_module_callable_in_the_working_folder_is_imported_and_sys_path_restored(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmtok.data.corpus import TokenizerSpec, build_interleaver
+    from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 
     name = "pkg_audit_cwd_tokenizer"
     (tmp_path / f"{name}.py").write_text(

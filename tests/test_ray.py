@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from mmtok.core.errors import CorpusError
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from tests.test_data import BAD_LINES, SPEC, make_corpus
 
 ray = pytest.importorskip("ray")

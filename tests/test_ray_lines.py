@@ -8,9 +8,10 @@ import io
 import json
 from pathlib import Path
 
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.documents import open_source
 from mmtok.data.ray_engine import _line_ranges, _lines, _read_range
+from mmtok.data.tokenizer_spec import TokenizerSpec
 
 CORPUS = (b'{"segments":\r["carriage return between tokens"]}\n'
           b'{"segments": ["after it"]}\r\n'

@@ -96,7 +96,8 @@ def test_sample_command_writes_png_and_wav(tmp_path, capsys) -> None:  # type: i
     from PIL import Image
 
     from mmtok.cli import main
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import tokenize_corpus
+    from mmtok.data.tokenizer_spec import TokenizerSpec
     from mmtok.lm.train import TrainConfig, train
     from mmtok.synth.toy import color_shapes_corpus, tones_corpus
 

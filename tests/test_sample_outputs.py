@@ -17,8 +17,8 @@ from PIL import Image, PngImagePlugin
 from mmtok.cli import main
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.core.errors import UsageError
-from mmtok.data.corpus import TokenizerSpec, build_interleaver
 from mmtok.data.media_files import marked
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.lm import sample
 from mmtok.lm.model import ModelConfig, Transformer
 

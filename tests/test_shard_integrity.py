@@ -17,9 +17,10 @@ import pytest
 from mmtok.cli import main
 from mmtok.core.errors import CorpusError
 from mmtok.data import shards as shards_mod
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.outdir import discard_shards
 from mmtok.data.shards import VERIFIED, ShardWriter, open_shards, shard_manifest
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.stream.text import train_bpe
 
 RESTART = r"re-run mmtok tokenize --restart into it, or tokenize into another --out"

@@ -18,9 +18,10 @@ import pytest
 
 from mmtok.cli import main
 from mmtok.core.errors import CorpusError
-from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.ray_engine import TokenizeDocuments
 from mmtok.data.shards import open_shards
+from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.stream.text import train_bpe
 
 ROOT = Path(__file__).resolve().parents[1]

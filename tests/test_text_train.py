@@ -12,7 +12,8 @@ from PIL import Image
 
 from mmtok.cli import main
 from mmtok.core.checkpoint import save_checkpoint
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from mmtok.stream import text_command as text_mod
 from mmtok.stream.text import MAX_VOCAB_SIZE, BPETokenizer, train_bpe
 

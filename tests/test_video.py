@@ -281,7 +281,8 @@ def test_interleaver_puts_the_soundtrack_after_the_frames(tmp_path: Path) -> Non
 
     import mmtok
     from mmtok.core.errors import DocumentError
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import tokenize_corpus
+    from mmtok.data.tokenizer_spec import TokenizerSpec
     from mmtok.stream.interleave import Interleaver
     from tests.test_interleave import LoudnessAudio
 
@@ -371,7 +372,8 @@ def test_checkpoint_round_trip_and_tokenize_corpus(tmp_path: Path, cfr: Path) ->
     import json
 
     import mmtok
-    from mmtok.data.corpus import TokenizerSpec, build_interleaver, tokenize_corpus
+    from mmtok.data.corpus import tokenize_corpus
+    from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 
     vt = VideoTokenizer(tiny_tokenizer(), fps=2.0, temporal="repeat")
     folder = mmtok.save(vt, tmp_path / "video")

@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from mmtok.data import corpus
-from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+from mmtok.data.corpus import tokenize_corpus
+from mmtok.data.tokenizer_spec import TokenizerSpec
 from tests.test_interleave import PaletteImages
 
 LOG_ENV = "MMTOK_TEST_ENCODE_LOG"

@@ -83,6 +83,14 @@ from mmtok.audio.train_report import model_card, save_pictures, validate
 from mmtok.audio.vocoder_data import cache_digest, check_sample_rate
 from mmtok.core.corpus_manifest import data_split
 from mmtok.core.device import device_record, pick_device
+from mmtok.core.divergence import (
+    Start,
+    Trained,
+    check_state_finite,
+    check_weights_finite,
+    diverging_forward,
+    loss_not_finite,
+)
 from mmtok.core.module_io import save_module
 from mmtok.core.run_folder import (
     TOKENIZER_MODEL_DIR,
@@ -94,21 +102,15 @@ from mmtok.core.run_folder import (
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
-    Start,
-    Trained,
-    check_state_finite,
     check_trained_on,
-    check_weights_finite,
     command_lines,
-    diverging_forward,
     freeze_codes,
     json_digest,
     load_train_state,
-    loss_not_finite,
     save_train_state,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 STATE_DIR, MODEL_DIR, RUN_MARKS = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, TOKENIZER_RUN_MARKS  # what a run writes in OUT
 FINAL_LR_FRAC = 0.05  # the cosine schedule ends at this fraction of the peak rate
 USAGE_CLIPS = 400  # training clips encoded for the final codebook-usage picture

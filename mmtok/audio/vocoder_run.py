@@ -66,6 +66,13 @@ from mmtok.audio.vocoder_settings import (
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
 from mmtok.core.device import device_record, pick_device
+from mmtok.core.divergence import (
+    Start,
+    Trained,
+    check_state_finite,
+    check_weights_finite,
+    loss_not_finite,
+)
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, UsageError
 from mmtok.core.module_io import (
     checkpoint_source,
@@ -75,15 +82,10 @@ from mmtok.core.module_io import (
 )
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
-    Start,
-    Trained,
-    check_state_finite,
     check_trained_on,
-    check_weights_finite,
     command_lines,
     json_digest,
     load_train_state,
-    loss_not_finite,
     save_train_state,
 )
 

@@ -36,15 +36,6 @@ from torch import nn
 
 from mmtok.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
 from mmtok.core.device import check_device_option
-from mmtok.core.divergence import (
-    Start,
-    Trained,
-    check_state_finite,
-    check_weights_finite,
-    diverging_forward,
-    loss_not_finite,
-    newest_state,
-)
 from mmtok.core.errors import CheckpointError, ResumeMismatchError
 from mmtok.core.floats import all_finite
 from mmtok.core.module_io import load_state_dict_checked
@@ -54,20 +45,13 @@ __all__ = [
     "CUDA_RNG",
     "OPTIMIZER_NAME",
     "HelpFormatter",
-    "Start",
-    "Trained",
-    "check_state_finite",
     "check_trained_on",
-    "check_weights_finite",
     "command_lines",
-    "diverging_forward",
     "freeze_codes",
     "json_digest",
     "load_newest_intact",
     "load_train_state",
-    "loss_not_finite",
     "model_cuda_index",
-    "newest_state",
     "optimizer_state_join",
     "optimizer_state_split",
     "options_given",

@@ -26,6 +26,11 @@ the index is renamed last and is the commit). Running the same call again after
 a crash or ``kill -9`` keeps the committed shards and continues after the last
 one: the final files are byte-identical to an uninterrupted run. Documents are
 tokenized with one thread per worker so the ids never depend on thread timing.
+A tokenizer that raises what is no reason to skip a document (a ``KeyError``,
+its own exception class) stops the run with a :class:`CorpusError` naming the
+corpus, line and segment (:func:`tokenize_document`), in every engine; a worker
+process that dies stops it with an :class:`~mmtok.core.errors.EngineError`
+naming the lines in flight (:mod:`mmtok.data.worker_pool`).
 
 With ``part=(i, n)`` (or under ``torchrun``: ``RANK``/``WORLD_SIZE``) lines
 ``i, i+n, i+2n, ...`` (0-based) go to ``out/part-0000i-of-0000n/`` in the same layout.
@@ -49,8 +54,8 @@ import signal
 import threading
 import time
 import warnings
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -74,16 +79,25 @@ from mmtok.data.shards import (
     json_bytes,
     shard_manifest,
 )
-from mmtok.data.tokenizer_spec import (  # the first two re-exported
+from mmtok.data.tokenizer_spec import (
     TokenizerSpec,
     build_interleaver,
     detect_tokenizers,
 )
+from mmtok.data.worker_pool import (
+    Carried,
+    carried,
+    chunks,
+    ordered,
+    raise_carried,
+    start_pool,
+    stop_pool,
+)
 from mmtok.stream.interleave import Interleaver
+from mmtok.stream.normalize import failed_segment
 from mmtok.stream.vocab import Modality
 
-__all__ = ["Engine", "LocalEngine", "Result", "TokenizerSpec", "build_interleaver", "detect_tokenizers",
-           "nothing_tokenized", "part_folder", "tokenize_corpus", "tokenize_document"]
+__all__ = ["Engine", "LocalEngine", "Result", "nothing_tokenized", "part_folder", "tokenize_corpus", "tokenize_document"]
 
 DEFAULT_SHARD_TOKENS = 1 << 24  # ~16.8 M tokens: 32 MiB per uint16 shard
 CHUNK_LINES = 4  # documents per task sent to a worker
@@ -135,9 +149,14 @@ class Engine(Protocol):
 
 
 def tokenize_document(il: Interleaver, line: int, doc: Any, *, base: Path, allow_outside: bool,
-                      dtype: np.dtype) -> Result:
+                      dtype: np.dtype, corpus: str | os.PathLike[str] | None = None) -> Result:
     """Document ``line``'s :data:`Result`: ``(line, ids, tokens per modality)``, or ``(line, None, reason)`` when
     it is skipped (:func:`~mmtok.data.documents.document_stream`). Every engine's workers call it.
+
+    An exception that is no reason to skip the document (a tokenizer's ``KeyError`` or its own class, a
+    ``MemoryError``, a mistake in mmtok) stops the run: a :class:`CorpusError` (which pickles, whatever the
+    exception's class) naming ``corpus`` and the line, the segment whose tokenizer raised it, and the exception,
+    raised from it: ``docs.jsonl:8: segment 1 (image /data/camera.png): KeyError: 'layer7' (...)``.
 
     >>> from mmtok.stream.interleave import Interleaver
     >>> line, ids, counts = tokenize_document(Interleaver(None), 1, b'{"segments": ["hi"]}', base=Path("."),
@@ -145,10 +164,24 @@ def tokenize_document(il: Interleaver, line: int, doc: Any, *, base: Path, allow
     >>> ids.tolist(), counts.tolist()  # tokens per Modality: text, special, image, audio, video
     ([257, 104, 105, 258], [2, 2, 0, 0, 0])
     """
-    stream = document_stream(doc, il, base, line, allow_outside=allow_outside)
+    try:
+        stream = document_stream(doc, il, base, line, allow_outside=allow_outside)
+    except CorpusError:
+        raise
+    except Exception as e:  # no reason to skip: said with the line, and the run stops
+        raise CorpusError(_fault(e, f"{corpus}:{line}" if corpus is not None else f"line {line}")) from e
     if isinstance(stream, str):
         return line, None, stream
     return line, stream.ids.numpy().astype(dtype), np.bincount(stream.modality.numpy(), minlength=len(Modality))
+
+
+def _fault(e: Exception, where: str) -> str:
+    """The message of an exception that stops the run at ``where`` (``docs.jsonl:8``), on one line."""
+    segment = failed_segment(e)
+    text = " ".join(str(e).split())
+    said = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return (f"{where}: {segment + ': ' if segment else ''}{said} (not a reason to skip the document, so the run "
+            "stops; the shards already committed are kept; --debug or MMTOK_DEBUG=1 shows the traceback)")
 
 
 # --------------------------------------------------------------------------- the local engine
@@ -162,16 +195,21 @@ def _tokenize(item: tuple[int, Any]) -> Result:
     assert _WORKER is not None
     il, source, dtype = _WORKER
     line, raw = item
-    return tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside, dtype=dtype)
+    return tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside, dtype=dtype,
+                             corpus=source.path)
 
 
-def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> list[tuple[Result, list[SilenceWarning]]]:
-    """Each document's :data:`Result` with the silence warnings reading it gave, for the writer's process."""
+def _tokenize_chunk(chunk: list[tuple[int, Any]]) -> tuple[list[tuple[Result, list[SilenceWarning]]], Carried | None]:
+    """Each document's :data:`Result` with the silence warnings reading it gave, for the writer's process, up to
+    one that stops the run: its error comes back too, for the writer to raise after the documents before it."""
     done = []
     for item in chunk:
-        with silence_collected() as silent:
-            done.append((_tokenize(item), silent))
-    return done
+        try:
+            with silence_collected() as silent:
+                done.append((_tokenize(item), silent))
+        except CorpusError as e:
+            return done, carried(e)
+    return done, None
 
 
 def _watch_parent(parent: int) -> None:
@@ -189,28 +227,6 @@ def _init_worker(spec: TokenizerSpec, source: Source, dtype: str, parent: int | 
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if _WORKER is None or _WORKER[1] != source:
         _WORKER = (build_interleaver(spec), source, np.dtype(dtype))
-
-
-def _chunks(items: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
-    chunk: list[tuple[int, Any]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _ordered(pool: Any, items: Iterable[tuple[int, Any]], workers: int) -> Iterator[Result]:
-    """Results in input order from a sliding window of chunks: every worker stays busy, memory stays bounded."""
-    pending: deque[Any] = deque()
-    for chunk in _chunks(items, CHUNK_LINES):
-        pending.append(pool.apply_async(_tokenize_chunk, (chunk,)))
-        if len(pending) >= workers * CHUNKS_PER_WORKER:
-            yield from given_again(pending.popleft().get())
-    while pending:
-        yield from given_again(pending.popleft().get())
 
 
 @dataclass(frozen=True)
@@ -234,11 +250,8 @@ class LocalEngine:
         _WORKER = (il, source, dtype)  # inherited by forked workers
         if self.workers == 1:
             return self._serial(mine, spec, source, dtype)
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = ctx.Pool(self.workers, _init_worker, (spec, source, dtype.name, os.getpid()))
-        return self._pooled(pool, mine)
+        pool = start_pool(self.workers, _init_worker, (spec, source, dtype.name, os.getpid()))
+        return self._pooled(pool, mine, source)
 
     @staticmethod
     def _serial(mine: Iterator[tuple[int, Any]], spec: TokenizerSpec, source: Source,
@@ -252,14 +265,18 @@ class LocalEngine:
             torch.set_num_threads(threads)
             _WORKER = None
 
-    def _pooled(self, pool: Any, mine: Iterator[tuple[int, Any]]) -> Iterator[Result]:
+    def _pooled(self, pool: Any, mine: Iterator[tuple[int, Any]], source: Source) -> Iterator[Result]:
+        """Results in line order from a sliding window of chunks: every worker stays busy, memory stays bounded."""
         global _WORKER
         try:
-            yield from _ordered(pool, mine, self.workers)
+            for done, failed in ordered(pool, _tokenize_chunk, chunks(mine, CHUNK_LINES),
+                                        self.workers * CHUNKS_PER_WORKER, source.path):
+                yield from given_again(done)
+                if failed is not None:
+                    raise_carried(failed)
         finally:
             _WORKER = None
-            pool.terminate()
-            pool.join()
+            stop_pool(pool)
 
 
 # --------------------------------------------------------------------------- the driver

@@ -32,7 +32,8 @@ HELD_OUT = [(color, SHAPES[(2 * i + 1) % len(SHAPES)]) for i, color in enumerate
 
 
 def corpus_step(d: Demo) -> str:
-    from mmtok.data.corpus import TokenizerSpec, tokenize_corpus
+    from mmtok.data.corpus import tokenize_corpus
+    from mmtok.data.tokenizer_spec import TokenizerSpec
     from mmtok.synth.toy import color_shapes_corpus, tones_corpus
 
     n_img, n_tone = (240, 120) if d.fast else (1500, 300)

@@ -41,6 +41,14 @@ from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.device import device_record, pick_device
+from mmtok.core.divergence import (
+    Start,
+    Trained,
+    check_state_finite,
+    check_weights_finite,
+    diverging_forward,
+    loss_not_finite,
+)
 from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, UsageError
 from mmtok.core.files import write_atomic
@@ -51,15 +59,9 @@ from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     HelpFormatter,
-    Start,
-    Trained,
-    check_state_finite,
-    check_weights_finite,
     command_lines,
-    diverging_forward,
     freeze_codes,
     load_train_state,
-    loss_not_finite,
     options_given,
     save_train_state,
 )

@@ -34,7 +34,9 @@
   (:mod:`mmtok.core.divergence`; ``--resume`` passes over one that does). At the first step since the run
   started or resumed the message blames the loss weights or the weights it started from, not the rate.
 * Under ``torchrun`` (any ``WORLD_SIZE``, 1 included): DDP with NCCL on GPUs, gloo on CPUs;
-  every tensor reduced across ranks lives on the training device.
+  every tensor reduced across ranks lives on the training device. ``--out`` is one folder shared by
+  every node (only rank 0 writes it): ranks that resume from different checkpoints stop with one error
+  (:mod:`mmtok.lm.ranks`).
   The loss is normalised by the global weight sum, so N ranks of batch B give
   the same loss as one process of batch N·B (to float rounding).
 """
@@ -60,24 +62,23 @@ from tqdm.auto import tqdm
 
 from mmtok.core.checkpoint import read_config
 from mmtok.core.device import device_record, pick_device
+from mmtok.core.divergence import (
+    Start,
+    Trained,
+    check_state_finite,
+    check_weights_finite,
+    loss_not_finite,
+)
 from mmtok.core.errors import CheckpointError
 from mmtok.core.files import write_atomic
 from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_note
-from mmtok.core.trainstate import (
-    Start,
-    Trained,
-    check_state_finite,
-    check_weights_finite,
-    load_newest_intact,
-    load_train_state,
-    loss_not_finite,
-    save_train_state,
-)
+from mmtok.core.trainstate import load_newest_intact, load_train_state, save_train_state
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
 from mmtok.lm.peak import check_step_memory, peak_flops
+from mmtok.lm.ranks import resume_on_every_rank
 from mmtok.lm.runs import (
     CKPT_PREFIX,
     DAMAGED_PREFIX,
@@ -238,11 +239,9 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
 
 
 def _resume(r: _Run, resume: bool) -> None:
-    """Continue from the newest intact checkpoint (with ``resume``); cut the log back to the step resumed at."""
-    found = checkpoint_folders(r.folder) if resume else []
-    if found:
-        _check_same_model(r, found[-1])
-
+    """Continue from the newest intact checkpoint (with ``resume``; under ``torchrun`` the same one on every rank,
+    :func:`~mmtok.lm.ranks.resume_on_every_rank`, before anything is changed); cut the log back to the step
+    resumed at."""
     unchecked: list[str | None] = [None]  # the note of the checkpoint loaded: shards it could not check
 
     def load(ck: Path) -> dict[str, Any]:  # the checks before the weights, shaped for the run's own, are loaded
@@ -254,13 +253,21 @@ def _resume(r: _Run, resume: bool) -> None:
         unchecked[0] = check_same_shards(r.folder, r.cfg.data, r.saved_cfg, saved)
         return load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
 
-    loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
+    def newest() -> tuple[Path, dict[str, Any]] | None:
+        found = checkpoint_folders(r.folder) if resume else []
+        if found:
+            _check_same_model(r, found[-1])
+        loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
+        if loaded is not None:
+            saved_vocab = Vocabulary.from_dict(loaded[1]["config"]["vocab"], where=f"{loaded[0]}/config.json")
+            saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
+        return loaded
+
+    loaded = resume_on_every_rank(newest, folder=r.folder) if resume and r.ddp else newest()
     if loaded is not None and r.master and unchecked[0]:
         print(unchecked[0], file=sys.stderr)
     if loaded is not None:
         state = loaded[1]
-        saved_vocab = Vocabulary.from_dict(state["config"]["vocab"], where=f"{loaded[0]}/config.json")
-        saved_vocab.check_same(r.vocab, what=f"the shards in {r.cfg.data}")
         r.step, r.consumed = state["step"], int(state["extra"]["consumed"])
         r.begun = Start.of(r.step, resumed=loaded[0].name)
         if r.master:
