@@ -195,7 +195,7 @@ def test_train_says_on_stderr_that_resume_starts_afresh(tmp_path: Path, capsys: 
 
     out = tmp_path / "run"
     out.mkdir()
-    _resume(SimpleNamespace(folder=out, master=True, step=0), True)  # type: ignore[arg-type]  # no checkpoint in it
+    _resume(SimpleNamespace(folder=out, master=True, step=0, ddp=False), True)  # type: ignore[arg-type]  # no checkpoint in it
     said = capsys.readouterr()
     assert said.out == "" and said.err == (f"mmtok: {out} holds no ckpt-*/ to resume (a run stopped before its first "
                                            "checkpoint, or none yet): starting it afresh with the flags given\n")

@@ -67,6 +67,8 @@ def start_pool(workers: int, initializer: Callable[..., None], initargs: tuple[A
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
     pool.submit(int)  # forks every worker now, before the caller starts threads of its own (a progress bar's)
+    # kept here: once the pool breaks, concurrent.futures may forget its processes before their exit codes are read
+    pool._mmtok_workers = list((getattr(pool, "_processes", None) or {}).values())  # type: ignore[attr-defined]
     return pool
 
 
@@ -118,7 +120,8 @@ def _broken(pool: ProcessPoolExecutor, e: BrokenProcessPool, first: int, last: i
 
 def _processes(pool: ProcessPoolExecutor) -> list[Any]:
     """The pool's worker processes (``multiprocessing.Process``); concurrent.futures keeps them by pid."""
-    return list((getattr(pool, "_processes", None) or {}).values())
+    kept = list(getattr(pool, "_mmtok_workers", None) or [])  # forked at the start, and any started since (spawn)
+    return kept + [p for p in (getattr(pool, "_processes", None) or {}).values() if p not in kept]
 
 
 def _how_one_ended(pool: ProcessPoolExecutor) -> str:
