@@ -17,11 +17,14 @@ Positions and loss weights are not exported: they follow from the ids
 Each export says that it is one, so that a later export to the same path replaces it and
 nothing else: the Parquet file in its schema's key-value metadata (``mmtok_export``), the
 ``datasets`` folder in a file ``mmtok_export.json`` beside its data, the ``bin`` folder in
-``meta.json``'s ``format``. A Parquet file or ``datasets`` folder without that mark (a corpus,
-or an export from before the mark) is never replaced. A folder export takes an earlier one's place as
+``meta.json``'s ``format``; each records the vocabulary's layout (``vocab``, :meth:`Vocabulary.to_dict
+<mmtok.stream.vocab.Vocabulary.to_dict>`) too. A Parquet file or ``datasets`` folder without that mark (a
+corpus, or an export from before the mark) is never replaced; the cache files the ``datasets`` library writes
+into a folder it loaded (:data:`DATASETS_CACHE`) are part of the export they were made from. A folder export takes an earlier one's place as
 :func:`~mmtok.core.checkpoint_folder.swap_folder` does: the earlier one renamed aside as its backup
 (``.NAME.old-XXXXXXXX``), the new one renamed in; the backup an export killed between the two renames left
-is put back by the next export to that path.
+is put back by the next export to that path, and the temporary folders of one stopped part-way
+(``.NAME.tmp-PID...``) are removed by it. Shards are read :data:`SLICE_TOKENS` ids at a time.
 """
 
 from __future__ import annotations
@@ -30,14 +33,14 @@ import json
 import os
 import shutil
 import sys
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmtok.core.checkpoint_folder import restore_swaps, swap_folder
+from mmtok.core.checkpoint_folder import TMP_TAG, restore_swaps, sibling_prefix, swap_folder
 from mmtok.core.errors import CorpusError, MmtokError, OutputError
 from mmtok.core.files import output_error, read_only_folder, temp_name, write_atomic
 from mmtok.core.paths import holds_cwd
@@ -56,12 +59,13 @@ __all__ = ["FORMATS", "export_shards"]
 FORMATS = ("parquet", "datasets", "bin")
 MARK_KEY = "mmtok_export"  # the Parquet schema metadata key, and the datasets folder's mark file (+ .json)
 MARK_FILE = f"{MARK_KEY}.json"
+SLICE_TOKENS = 1 << 20  # ids a Parquet or datasets export reads and converts at a time (~24 bytes each in memory)
 
 
-def _mark(to: str, fingerprint: Any) -> dict[str, Any]:
+def _mark(to: str, fingerprint: Any, vocab: dict[str, Any]) -> dict[str, Any]:
     """What an export to ``to`` of shards with vocabulary ``fingerprint`` records about itself (see the module
-    docstring)."""
-    return {"format": f"mmtok-export-{to}", "format_version": 1, "fingerprint": fingerprint}
+    docstring): its format, the fingerprint and the vocabulary's layout (``Vocabulary.to_dict``)."""
+    return {"format": f"mmtok-export-{to}", "format_version": 1, "fingerprint": fingerprint, "vocab": vocab}
 
 
 def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -84,19 +88,40 @@ def _pyarrow() -> tuple[Any, Any]:
     return pa, pq
 
 
+def _slices(offsets: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Documents ``[i, j)`` of a shard with document starts ``offsets`` (``[docs + 1]``) cut into runs of at most
+    ``limit`` ids, each document whole (one longer than ``limit`` is a run of its own); a shard of no documents
+    is one empty run.
+
+    >>> _slices(np.array([0, 3, 5, 20, 22]), 6)
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    docs, i = offsets.size - 1, 0
+    runs: list[tuple[int, int]] = []
+    while i < docs or not runs:
+        j = int(np.searchsorted(offsets, offsets[i] + limit, side="right")) - 1
+        runs.append((i, max(j, min(i + 1, docs))))
+        i = runs[-1][1]
+    return runs
+
+
 def _tables(shards: ShardSet) -> Iterator[Any]:
-    """One pyarrow table per shard with the columns doc, ids, modality, source."""
+    """Pyarrow tables with the columns doc, ids, modality, source: every shard's documents in order, about
+    :data:`SLICE_TOKENS` ids a table (:func:`_slices`), so that memory stays bounded whatever a shard holds."""
     pa, _ = _pyarrow()
     for tokens, (source, lines, offsets) in zip(shards.tokens, _documents(shards.folder), strict=True):
-        ids = np.asarray(tokens, dtype=np.int64)
-        modality = shards.vocab.stream_modality(ids).astype(np.int8)
-        offs = pa.array(offsets.astype(np.int32))
-        yield pa.table({
-            "doc": pa.array(lines, pa.int64()),
-            "ids": pa.ListArray.from_arrays(offs, pa.array(ids.astype(np.int32))),
-            "modality": pa.ListArray.from_arrays(offs, pa.array(modality)),
-            "source": pa.array([source] * lines.size, pa.string()),
-        })
+        for i, j in _slices(offsets, SLICE_TOKENS):
+            start, stop = int(offsets[i]), int(offsets[j])
+            ids = np.asarray(tokens[start:stop], dtype=np.int64)
+            previous = int(tokens[start - 1]) if start else None  # what an <eol> at the start follows
+            modality = shards.vocab.stream_modality(ids, previous=previous).astype(np.int8)
+            offs = pa.array((offsets[i : j + 1] - start).astype(np.int32))
+            yield pa.table({
+                "doc": pa.array(lines[i:j], pa.int64()),
+                "ids": pa.ListArray.from_arrays(offs, pa.array(ids.astype(np.int32))),
+                "modality": pa.ListArray.from_arrays(offs, pa.array(modality)),
+                "source": pa.array([source] * (j - i), pa.string()),
+            })
 
 
 def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = None) -> None:
@@ -116,21 +141,25 @@ def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = N
         raise CorpusError(f"{shards.folder} holds no shards to export")
 
 
-def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any]) -> None:
-    """The rows of every shard as a ``datasets`` folder at ``out``; no documents give a dataset of no rows
-    with the same columns, as the other formats do."""
+def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any], scratch: Path) -> None:
+    """The rows of every shard as a ``datasets`` folder at ``out``, by way of a Parquet file and the datasets
+    cache in the folder ``scratch`` (removed after); no documents give a dataset of no rows with the same
+    columns, as the other formats do."""
     try:
         import datasets
     except ImportError:
         raise CorpusError("exporting to datasets needs the datasets package: pip install 'mmtok[hf]'") from None
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        parquet = Path(tmp) / "docs.parquet"
+    scratch.mkdir()
+    try:
+        parquet = scratch / "docs.parquet"
         _write_parquet(shards, parquet)
         if shards.num_docs:
-            datasets.Dataset.from_parquet(str(parquet), cache_dir=str(Path(tmp) / "cache")).save_to_disk(str(out))
+            datasets.Dataset.from_parquet(str(parquet), cache_dir=str(scratch / "cache")).save_to_disk(str(out))
         else:  # from_parquet cannot read a file of no rows, nor load_from_disk a dataset saved in no shards
             _, pq = _pyarrow()
             datasets.Dataset(pq.read_table(parquet)).save_to_disk(str(out), num_shards=1)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_atomic(out / MARK_FILE, json_bytes(mark))
 
 
@@ -152,9 +181,13 @@ def _write_bin(shards: ShardSet, out: Path) -> dict[str, Any]:
     return meta
 
 
+# the files the datasets library itself writes into a folder it loaded: the results of shuffle, map, filter,
+# sort (cache-*.arrow, cache-*_00000_of_00004.arrow with num_proc) and the temporary file of one stopped part-way
+# (tempfile.NamedTemporaryFile: "tmp" and 8 letters, digits or underscores)
+DATASETS_CACHE = ("cache-*.arrow", "tmp" + "[a-z0-9_]" * 8)
 EXPORT_FILES = {  # what an earlier export of each format holds: only such a path is replaced
     "bin": ("tokens.bin", "index.npy", "meta.json"),
-    "datasets": ("dataset_info.json", "state.json", "data-*.arrow", MARK_FILE),
+    "datasets": ("dataset_info.json", "state.json", "data-*.arrow", MARK_FILE, *DATASETS_CACHE),
 }
 LAST_FILE = {"bin": "meta.json", "datasets": MARK_FILE}  # what a folder export writes last: a backup with it is whole
 
@@ -285,11 +318,12 @@ def export_shards(shards: str | os.PathLike[str], *, to: str, out: str | os.Path
     tmp = temp_name(target)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        mark = _mark(to, manifests[0].get("fingerprint") if manifests else None)
+        mark = _mark(to, manifests[0].get("fingerprint") if manifests else None, opened.vocab.to_dict())
         if to == "parquet":
             _write_parquet(opened, tmp, mark)
-        elif to == "datasets":
-            _write_datasets(opened, tmp, mark)
+        elif to == "datasets":  # its scratch named as restore_swaps knows a stopped writer's: the next export removes it
+            scratch = target.parent / f"{sibling_prefix(target)}{TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            _write_datasets(opened, tmp, mark, scratch)
         else:
             tmp.mkdir()
             _write_bin(opened, tmp)

@@ -22,10 +22,11 @@ import torch
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint, read_config
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.device import pick_device
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import CheckpointError, MissingFileError, MmtokError
 from mmtok.core.module_io import load_state_dict_checked, weights_from_checkpoint
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
+from mmtok.core.trainstate import load_newest_intact
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 
@@ -109,18 +110,47 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     ``(model, vocabulary, settings)``: ``model(ids)`` takes ids ``[B, T]`` and gives
     logits ``[B, T, V]``; ``settings`` is the checkpoint's saved config. ``run`` is a
     run folder or one checkpoint folder in it. A checkpoint a save killed between its two renames left
-    only as its backup is read there, as :func:`mmtok.load` reads it; nothing is put back. A ``device`` that is
-    not here (``"cuda"`` on a machine without a GPU) is a :class:`~mmtok.core.errors.DeviceError` before any
-    reading (:func:`~mmtok.core.device.pick_device`); None is the CPU.
+    only as its backup is read there, as :func:`mmtok.load` reads it; nothing is put back. A damaged newest
+    checkpoint is a :class:`~mmtok.core.errors.CheckpointError` that names the newest intact one, if any (pass
+    that folder as ``run`` to use it). A ``device`` that is not here (``"cuda"`` on a machine without a GPU) is a
+    :class:`~mmtok.core.errors.DeviceError` before any reading (:func:`~mmtok.core.device.pick_device`); None is
+    the CPU.
     """
     device = torch.device("cpu") if device is None else pick_device(device)
     path = Path(run)
     where = locate(path, CONFIG_NAME)
-    if where is None or not (where / CONFIG_NAME).is_file():  # a run folder, not one of its checkpoints
-        found = latest_checkpoint(path)
-        if found is None:
+    if where is None:
+        raise MissingFileError(f"{run}: no such folder; give the folder of an mmtok train run (or one of its "
+                               f"{CKPT_PREFIX}*/ checkpoints)")
+    if (where / CONFIG_NAME).is_file():  # one checkpoint of a run
+        model, vocab, settings = _load(path)
+    else:  # a run folder: its newest checkpoint
+        found = checkpoint_folders(path)
+        if not found:
             raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
-        path = found
+        try:
+            model, vocab, settings = _load(found[-1])
+        except CheckpointError as e:
+            raise _damaged_newest(e, found) from e
+    return model.to(device), vocab, settings
+
+
+def _damaged_newest(e: CheckpointError, found: list[Path]) -> CheckpointError:
+    """``e``, the error of the newest of ``found`` (checkpoint folders, oldest first), said with the newest older
+    one that loads (:func:`~mmtok.core.trainstate.load_newest_intact`), or with none being intact."""
+    try:
+        intact = load_newest_intact(found[:-1], lambda ck: _load(ck)[2], who=None)
+    except CheckpointError:
+        intact = None
+    if intact is not None:
+        return CheckpointError(f"{e}; the older checkpoint {intact[0]} is intact: load that one (--run {intact[0]})")
+    if len(found) > 1:
+        return CheckpointError(f"{e}; no older checkpoint in {found[-1].parent} is intact either")
+    return e
+
+
+def _load(path: Path) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
+    """The model of the checkpoint folder ``path`` (on the CPU, in eval mode), its vocabulary and saved config."""
     ck = load_checkpoint(path, kind=Transformer.KIND)
     cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/{CONFIG_NAME} model")
     with weights_from_checkpoint():  # the weights set every parameter: no draws from torch's global generator
@@ -128,9 +158,10 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     if not all(name in ck.tensors for name, _ in model.named_parameters()):
         model = Transformer(cfg)  # a parameter the weights do not set keeps its initial value
     load_state_dict_checked(model, ck.tensors, where=path)
-    model.eval().to(device)
-    model.vocab = Vocabulary.from_dict(ck.config["vocab"], where=f"{path}/{CONFIG_NAME}")  # what generate checks an interleaver against
-    return model, model.vocab, ck.config
+    model.eval()
+    vocab = Vocabulary.from_dict(ck.config["vocab"], where=f"{path}/{CONFIG_NAME}")
+    model.vocab = vocab  # what generate checks an interleaver against
+    return model, vocab, ck.config
 
 
 def read_log(run: str | os.PathLike[str]) -> list[dict[str, Any]]:
