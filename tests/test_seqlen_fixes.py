@@ -55,7 +55,8 @@ def test_train_warns_once_with_the_count_the_longest_and_a_seq_len_that_holds_mo
     # 95% of the 20 documents: the 19th longest, 100 tokens, rounded up to a multiple of 64
     assert said[0] == (f"18 of the 20 documents in {shards} are longer than --seq-len 64 (the longest: 140 tokens): "
                        "training windows cut them, so the model never attends over one whole; --seq-len 128 is long "
-                       "enough for 95% of the documents (still cut where one crosses a window edge)")
+                       "enough for 95% of the documents (still cut where one crosses a window edge, unless --packing "
+                       "documents)")
     from mmtok.lm.windows import LongDocumentsWarning
     assert issubclass(LongDocumentsWarning, UserWarning)
     assert [w.filename for w in record if w.category is LongDocumentsWarning] == [__file__]  # at train's caller

@@ -1,14 +1,22 @@
 """Token shards -> fixed-length training windows, with document boundaries.
 
 The shards' documents are read back to back as one stream (by memmap) and cut
-into windows of ``seq_len`` inputs; window ``k`` holds inputs
-``[k * seq_len, (k + 1) * seq_len)`` and their next-token targets. Every input
-has its target: every token but the last is an input exactly once, and every
-token but the first is a target exactly once, so no window is without a target.
-The last window is padded with ``<pad>`` (loss weight 0).
-Documents may cross a window edge; ``doc`` numbers the documents inside each
-window so a model can build a document mask, and a target that begins a new
-document gets loss weight 0 (nothing in the previous document predicts it).
+into windows of ``seq_len`` inputs. With ``packing="stream"`` (the default)
+window ``k`` holds inputs ``[k * seq_len, (k + 1) * seq_len)`` and their
+next-token targets. Every input has its target: every token but the last is an
+input exactly once, and every token but the first is a target exactly once, so
+no window is without a target. The last window is padded with ``<pad>`` (loss
+weight 0). Documents may cross a window edge; ``doc`` numbers the documents
+inside each window so a model can build a document mask, and a target that
+begins a new document gets loss weight 0 (nothing in the previous document
+predicts it).
+
+With ``packing="documents"`` a window is filled with whole documents in shard
+order (:func:`document_spans`): a document of ``n`` tokens fits when its
+``n - 1`` inputs do (its last token is then a target only), otherwise the window
+is padded like the last one and the document starts the next; a document longer
+than ``seq_len + 1`` tokens starts a window and is cut into consecutive windows.
+Every token is still a target at most once; no other document is cut.
 
 >>> import pathlib, tempfile
 >>> from mmtok.data.corpus import tokenize_corpus
@@ -25,6 +33,7 @@ document gets loss weight 0 (nothing in the previous document predicts it).
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -37,7 +46,38 @@ from mmtok.data.shards import open_shards
 from mmtok.stream.positions import GRID_MARKS, positions_thw
 from mmtok.stream.vocab import Modality, Vocabulary, loss_weight_table
 
-__all__ = ["PackedDataset"]
+__all__ = ["PACKINGS", "PackedDataset", "document_spans"]
+
+PACKINGS = ("stream", "documents")  # fixed offsets of the stream; whole documents where they fit
+
+
+def document_spans(doc_ends: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, lengths)`` of the windows that hold whole documents: each window's inputs are the stream's
+    tokens ``[start, start + length)`` (``length <= seq_len``), for documents ending (exclusive) at the
+    ascending global ``doc_ends``. Greedy in order: the documents that fit whole (their last token a target of
+    the window's last input) go in; one longer than ``seq_len + 1`` tokens starts a window and is cut every
+    ``seq_len`` tokens, its tail shared with the documents after it. One bisection per window; no id read.
+
+    >>> [a.tolist() for a in document_spans(np.array([4, 9, 30, 33]), 8)]
+    [[0, 9, 17, 25], [8, 8, 8, 7]]
+    """
+    ends = np.unique(np.asarray(doc_ends, dtype=np.int64)).tolist()  # an empty document ends with the one before
+    starts: list[int] = []
+    lengths: list[int] = []
+    a, last = 0, ends[-1] if ends else 0
+    while a < last - 1:  # the stream's last token has nothing after it to predict
+        j = bisect.bisect_right(ends, a + seq_len + 1) - 1  # the last document to end in reach
+        b = ends[j] if j >= 0 else 0
+        if b <= a:  # the document at a is longer than a window holds: cut it, go on from the cut
+            starts.append(a)
+            lengths.append(seq_len)
+            a += seq_len
+            continue
+        if b - 1 > a:  # a single-token document alone has no target: no window for it
+            starts.append(a)
+            lengths.append(b - 1 - a)
+        a = b
+    return np.array(starts, np.int64), np.array(lengths, np.int64)
 
 
 class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -53,6 +93,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     ``DistributedSampler`` does, the order wraps around to ``ceil(num_windows / world_size)``
     windows per rank (a few windows are read twice an epoch), or with ``drop_last`` its tail is
     left out, ``num_windows // world_size`` per rank; call :meth:`set_epoch` for a new order.
+    ``packing`` cuts the windows: ``"stream"`` at fixed offsets of the documents read back to back,
+    ``"documents"`` around whole documents (:func:`document_spans`; ``padding`` is the share of window
+    tokens left to ``<pad>``); ``spans`` holds each window's ``(starts, lengths)`` of inputs in the stream.
     With ``positions_3d`` each item also has ``pos`` (int64 ``[seq_len, 3]``): the
     interleaver's (time, row, column) positions, restarting where a document piece starts;
     a piece that begins inside an image or video grid is placed from that grid's opener,
@@ -72,6 +115,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         vocab: Vocabulary | None = None,
         positions_3d: bool = False,
         drop_last: bool = False,
+        packing: str = "stream",
     ) -> None:
         if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
             raise TypeError(f"PackedDataset seq_len (tokens per window) must be a whole number >= 1, got {seq_len!r} "
@@ -79,6 +123,9 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         if seq_len < 1:
             raise ValueError(f"PackedDataset seq_len (tokens per window) must be a whole number >= 1, got {seq_len}")
         seq_len = int(seq_len)
+        if packing not in PACKINGS:
+            raise ValueError(f"PackedDataset packing={packing!r}: give 'stream' (windows at fixed offsets of the "
+                             "documents read back to back) or 'documents' (whole documents in each window)")
         self.shards = open_shards(folder, vocab=vocab)
         if self.shards.num_tokens < 2:  # one token has nothing after it to predict
             raise CorpusError(f"the shards in {folder} hold {self.shards.num_tokens} token(s) (every document was "
@@ -99,7 +146,14 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
             [offs[:-1] + start for offs, start in zip(self.shards.offsets, self._starts[:-1], strict=True)]
             or [np.zeros(0, np.int64)]
         )
-        self.num_windows = -(-(self.num_tokens - 1) // seq_len)  # inputs: every token that has a target
+        self.packing = packing
+        if packing == "documents":
+            self.spans = document_spans(np.append(self._doc_starts[1:], self.num_tokens), seq_len)
+        else:  # inputs: every token that has a target; the last window's are cut where the stream ends
+            starts = np.arange(0, self.num_tokens - 1, seq_len, dtype=np.int64)
+            self.spans = (starts, np.minimum(seq_len, self.num_tokens - 1 - starts))
+        self.num_windows = int(self.spans[0].size)
+        self.padding = 1.0 - float(self.spans[1].sum()) / (self.num_windows * seq_len)  # share of window tokens
         self._pad = self.vocab.id("<pad>")
         if self.drop_last and self.num_windows < self.world_size:
             raise ValueError(f"PackedDataset drop_last=True leaves no window to each of {self.world_size} ranks: "
@@ -149,11 +203,10 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         """Window ``k`` in file order (``__getitem__`` maps through the shuffled order)."""
         if not 0 <= k < self.num_windows:
             raise IndexError(f"window {k} out of range [0, {self.num_windows})")
-        L, a = self.seq_len, k * self.seq_len
-        read = self._slice(max(a - 1, 0), min(a + L + 1, self.num_tokens))  # one read: the token before too
+        L, a, n_in = self.seq_len, int(self.spans[0][k]), int(self.spans[1][k])
+        read = self._slice(max(a - 1, 0), a + n_in + 1)  # one read: the token before too
         previous = int(read[0]) if a > 0 else None
         toks = read[1:] if a > 0 else read  # inputs and the one target past them
-        n_in = min(L, toks.size - 1)  # the stream's last token is no input: nothing follows it
         mod = self.vocab.stream_modality(toks, previous=previous)
         docn = np.searchsorted(self._doc_starts, a + np.arange(toks.size), side="right") - 1
 
@@ -214,11 +267,13 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         return np.zeros(0, np.int64)
 
     def __repr__(self) -> str:
-        return (f"PackedDataset({self.shards.folder}, seq_len={self.seq_len}, windows={self.num_windows}, "
+        return (f"PackedDataset({self.shards.folder}, seq_len={self.seq_len}, packing={self.packing!r}, "
+                f"windows={self.num_windows}, "
                 f"tokens={self.num_tokens}, rank={self.rank}/{self.world_size})")
 
     def describe(self) -> dict[str, Any]:
-        return {"tokens": self.num_tokens, "docs": self.shards.num_docs, "windows": self.num_windows}
+        return {"tokens": self.num_tokens, "docs": self.shards.num_docs, "windows": self.num_windows,
+                "packing": self.packing, "padding": self.padding}
 
 
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -16,7 +16,9 @@ from mmtok.core.trainstate import HelpFormatter, options_given
 __all__ = ["main", "train_parser"]
 
 _TRAIN_HELP = {
-    "preset": "model size", "seq_len": "tokens per training window (T); documents longer than T are cut across "
+    "preset": "model size", "packing": "how documents fill the windows: 'stream' cuts them at fixed offsets of the "
+    "documents read back to back, 'documents' fills each with whole documents and pads the rest (loss weight 0; "
+    "only documents longer than T + 1 tokens are cut)", "seq_len": "tokens per training window (T); documents longer than T are cut across "
     "windows, said before the first step with a T long enough for 95%% of them (a 16×16 image alone is 274 tokens); "
     "windows that hold several documents attend through a B×T×T mask, memory quadratic in T: a step "
     "that would not fit in the memory available is refused", "batch_size": "windows per micro-batch per process", "grad_accum": "micro-batches per optimizer step", "steps": "optimizer steps in total",
@@ -35,6 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
     """The options of ``mmtok train``: one per :class:`~mmtok.lm.train_config.TrainConfig` field, each with its default."""
     from dataclasses import asdict
 
+    from mmtok.data.packing import PACKINGS
     from mmtok.lm.model import PRESETS
     from mmtok.lm.train_config import TrainConfig
 
@@ -54,8 +57,8 @@ def train_parser() -> argparse.ArgumentParser:
         flag, text = "--" + name.replace("_", "-"), _TRAIN_HELP[name]
         if isinstance(default, bool):
             ap.add_argument(flag, action="store_true", default=default, help=text)
-        elif name == "preset":
-            ap.add_argument(flag, default=default, choices=list(PRESETS), help=text)
+        elif name in ("preset", "packing"):
+            ap.add_argument(flag, default=default, choices=list(PRESETS if name == "preset" else PACKINGS), help=text)
         else:
             kind = count_arg if name in _AT_LEAST_1 else seed_arg if name == "seed" else (
                 type(default) if default is not None else str)

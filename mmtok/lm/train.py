@@ -28,6 +28,7 @@
 * Documents longer than ``--seq-len`` (cut across windows: the model never attends over one whole) are said
   before a run's first step in one :class:`~mmtok.lm.windows.LongDocumentsWarning`: how many, the longest,
   and a ``--seq-len`` long enough for 95% of them (:mod:`mmtok.lm.windows`); not again on ``--resume``.
+  ``--packing documents`` fills each window with whole documents instead (padding the rest at loss weight 0).
 * A non-finite loss stops the run with :class:`TrainingError` naming the step, before
   the optimizer steps on it, and so do weights that a step left non-finite (a diverging run), before
   they are saved, and optimizer moments that overflowed, before a checkpoint: no checkpoint holds NaNs
@@ -95,7 +96,13 @@ from mmtok.lm.runs import (
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.lm.train_config import TrainConfig, check_config, lr_at
-from mmtok.lm.windows import LongDocumentsWarning, document_lengths, long_documents_note, window_fit
+from mmtok.lm.windows import (
+    LongDocumentsWarning,
+    document_lengths,
+    long_documents_note,
+    window_fit,
+    windows_phrase,
+)
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["train"]
@@ -193,7 +200,8 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     torch.manual_seed(cfg.seed)
     # every process sees the whole window order and takes its own samples from it (see _optimisation_step),
     # so N ranks with batch B read exactly the windows one process with batch N·B reads
-    ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1, positions_3d=cfg.rope_3d)
+    ds = PackedDataset(cfg.data, cfg.seq_len, seed=cfg.seed, rank=0, world_size=1, positions_3d=cfg.rope_3d,
+                       packing=cfg.packing)
     mcfg = ModelConfig.preset(
         cfg.preset, vocab_size=ds.vocab.size, max_seq_len=max(cfg.seq_len, PRESETS[cfg.preset]["max_seq_len"]),
         rope_3d=cfg.rope_3d, dropout=cfg.dropout
@@ -217,8 +225,8 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
         clear_run(folder)
     _resume(r, resume)
     if r.master and r.step == 0:  # a run that starts (a resumed one was told when it did, and keeps its --seq-len)
-        fit = window_fit(document_lengths(ds.shards), seq_len=cfg.seq_len)
-        if note := long_documents_note(fit, seq_len=cfg.seq_len, where=cfg.data):
+        fit = window_fit(document_lengths(ds.shards), seq_len=cfg.seq_len, packing=cfg.packing)
+        if note := long_documents_note(fit, seq_len=cfg.seq_len, where=cfg.data, packing=cfg.packing):
             warnings.warn(LongDocumentsWarning(note), stacklevel=4)  # at the caller of train
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
     peak_note = ""
@@ -233,7 +241,7 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     if r.master:
         total = sum(p.numel() for p in model.parameters())
         print(f"model {cfg.preset}: {total / 1e6:.2f} M parameters (embedding included), {r.vocab.size} ids in the "
-              f"vocabulary, {ds.num_windows} training windows of {cfg.seq_len} tokens; model FLOPs utilisation (MFU) "
+              f"vocabulary, {windows_phrase(ds)}; model FLOPs utilisation (MFU) "
               f"is measured against {peak_note}")
     return r
 

@@ -33,7 +33,7 @@ __all__ = ["RESUME_FIXED", "SHAPE_FIELDS", "check_same_model", "check_same_shard
 SHAPE_FIELDS = ("n_layer", "n_head", "n_kv_head", "d_model", "mlp_ratio", "tie_embeddings")  # the weights' shapes
 # the settings that fix a run's data order and positions besides its global batch: --resume keeps them (mmtok train
 # --resume takes the run's own when their flags are left out); steps, rates and saving may change to extend a run
-RESUME_FIXED = ("seq_len", "seed", "rope_3d")
+RESUME_FIXED = ("seq_len", "seed", "rope_3d", "packing")
 _OWN = "resume with the run's own (the mmtok train command takes them when their flags are left out)"
 
 
@@ -76,7 +76,8 @@ def check_settings(folder: Path, now: Mapping[str, Any], saved: Mapping[str, Any
     ``saved``, at ``step`` with ``consumed`` windows read) is asked, by the config ``now`` would save, for
     another setting of :data:`RESUME_FIXED`, another global batch, or a ``--steps`` below ``step``."""
     mine, was = now["train"], saved.get("train") or {}
-    diffs = setting_differences({k: mine[k] for k in RESUME_FIXED}, was, RESUME_FIXED)
+    recorded = {"packing": "stream", **was}  # a run saved before --packing was recorded packed the stream
+    diffs = setting_differences({k: mine[k] for k in RESUME_FIXED}, recorded, RESUME_FIXED)
     keep = _OWN
     if "batch_size" in was and "grad_accum" in was:
         run_world, windows = global_batch(saved, step=step, consumed=consumed)

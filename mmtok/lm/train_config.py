@@ -13,6 +13,7 @@ from typing import Any
 from mmtok.core.errors import RunRefusedError
 from mmtok.core.ranges import FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, Range
 from mmtok.core.schedule import warmup_cosine
+from mmtok.data.packing import PACKINGS
 from mmtok.lm.model import PRESETS
 
 __all__ = ["RECORDED_RANGES", "SETTING_RANGES", "TrainConfig", "check_config", "lr_at"]
@@ -27,6 +28,8 @@ class TrainConfig:
     preset: str = "tiny"  # model size: tiny, small, base
     seq_len: int = 256  # tokens per training window (a window of several documents: a seq_len² mask each); longer
     # documents are cut across windows (mmtok.lm.windows warns): a 16×16 image alone is 274 tokens
+    packing: str = "stream"  # windows at fixed offsets of the documents read back to back ("stream"), or filled
+    # with whole documents and padded ("documents"; only documents longer than seq_len + 1 tokens are cut)
     batch_size: int = 8  # windows per micro-batch per process
     grad_accum: int = 1  # micro-batches per optimizer step
     steps: int = 1000  # optimizer steps in total
@@ -65,7 +68,8 @@ RECORDED_RANGES = {**SETTING_RANGES, "seed": Range(0, 2**63 - 1)}  # a resumed r
 
 def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) -> None:
     """Raise :class:`RunRefusedError` for settings no run can use: a field outside its range in
-    :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset.
+    :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset
+    or packing.
     A field at its ``recorded`` value (the resumed run's :func:`~mmtok.lm.runs.run_settings`) need only lie in
     :data:`RECORDED_RANGES`: a run goes on with the settings it was started with.
 
@@ -75,6 +79,9 @@ def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) ->
     """
     if cfg.preset not in PRESETS:
         raise RunRefusedError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    if cfg.packing not in PACKINGS:
+        raise RunRefusedError(f"packing must be 'stream' (windows at fixed offsets) or 'documents' (whole documents "
+                              f"in each window), got {cfg.packing!r}")
     defaults, recorded = TrainConfig(), recorded or {}
     for name, allowed in SETTING_RANGES.items():
         value, default = getattr(cfg, name), getattr(defaults, name)
