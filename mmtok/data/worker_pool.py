@@ -125,23 +125,26 @@ def _processes(pool: ProcessPoolExecutor) -> list[Any]:
 
 
 def _how_one_ended(pool: ProcessPoolExecutor) -> str:
-    """How the worker that broken ``pool`` ended (a signal or an exit code): the one that did not end by the
-    SIGTERM the pool sends the others once it is broken."""
+    """How the worker that broke ``pool`` ended (a signal or an exit code): the one that did not end by the
+    SIGTERM the pool sends the others once it is broken. Every worker is looked at again until one tells, for at
+    most ``JOIN_SECONDS`` (the pool's own thread reaps them meanwhile: a look may come before its answer)."""
     deadline = time.monotonic() + JOIN_SECONDS
-    for p in _processes(pool):
-        p.join(max(0.0, deadline - time.monotonic()))
-        code = p.exitcode
-        if code is None or code == -signal.SIGTERM:
-            continue
-        if code >= 0:
-            return f"exit code {code}"
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = "an unknown signal"
-        oom = ", as the out-of-memory killer ends a process" if name == "SIGKILL" else ""
-        return f"killed by signal {-code}, {name}{oom}"
-    return "how it ended is not known"
+    while True:
+        for p in _processes(pool):
+            code = p.exitcode
+            if code is None or code == -signal.SIGTERM:
+                continue
+            if code >= 0:
+                return f"exit code {code}"
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "an unknown signal"
+            oom = ", as the out-of-memory killer ends a process" if name == "SIGKILL" else ""
+            return f"killed by signal {-code}, {name}{oom}"
+        if time.monotonic() >= deadline:
+            return "how it ended is not known"
+        time.sleep(0.02)
 
 
 def _last_line(cause: BaseException) -> str:
