@@ -15,12 +15,11 @@ import pytest
 import mmtok.data.export as export
 from mmtok.cli import main
 from mmtok.core.errors import MmtokError
-from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.shard_ids import ShardFile
 from mmtok.data.shards import open_shards
 from mmtok.lm.runs import load_run
 from mmtok.stream.vocab import Vocabulary
-from tests.test_data import SPEC, make_corpus
+from tests import test_export
 from tests.test_export import _tiny_run
 
 pa = pytest.importorskip("pyarrow")
@@ -28,11 +27,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 datasets = pytest.importorskip("datasets")
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("export-fixes")
-    tokenize_corpus(make_corpus(root / "corpus", n_docs=30), root / "shards", tokenizers=SPEC, shard_tokens=300)
-    return root / "shards"
+shards = test_export.shards  # the export tests' corpus: 30 documents in shards of 300 tokens
 
 
 def test_a_datasets_export_the_datasets_library_used_is_replaced(shards: Path, tmp_path: Path) -> None:
