@@ -6,7 +6,8 @@
   codes equal to the CPU's and the largest pixel difference of the decodes.
 - ``audio_device``: the shipped audio tokenizer on the example speech: the share of codes equal to the CPU's,
   the largest waveform difference of the decodes from the same codes, a batch decode and a streamed decode
-  (10 tokens at a time) against the whole decode on the device, and decode speed there (the median of
+  (10 tokens at a time) against the whole decode on the device (largest difference, and the signal-to-difference
+  ratio in dB), and decode speed there (the median of
   timed decodes, ``ratio_of``; ``timing``: min, median and n).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -42,6 +44,12 @@ def image_check(device: str) -> dict:
             "codes_equal_share": round(same, 4), "decode_max_diff": diff}
 
 
+def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float | None:
+    """How far ``other`` is from ``reference``, as the signal-to-difference ratio in dB (None: identical)."""
+    noise = float((other.cpu() - reference.cpu()).double().square().sum())
+    return None if noise == 0 else round(10 * math.log10(float(reference.double().square().sum()) / noise), 1)
+
+
 def audio_check(device: str) -> dict:
     cpu, dev = mmtok.load("audio"), mmtok.load("audio", device=device)
     speech = mmtok.load_audio(EXAMPLES / "speech_en.wav", target_rate=16000)
@@ -58,7 +66,8 @@ def audio_check(device: str) -> dict:
     ok = same > 0.99 and max(diff_cpu, diff_batch, diff_stream) < 1e-2
     return {"check": "audio_device", "ok": ok, "device": device, "tokens": int(codes_cpu.numel()),
             "codes_equal_share": round(same, 4), "decode_max_diff_vs_cpu": diff_cpu, "batch_max_diff": diff_batch,
-            "stream_max_diff": diff_stream, "decode_x_realtime": round(speech.numel() / 16000 / decode.median, 1),
+            "stream_max_diff": diff_stream, "decode_snr_db_vs_cpu": snr_db(cpu.decode(codes_cpu), whole),
+            "stream_snr_db_vs_whole": snr_db(whole, streamed), "decode_x_realtime": round(speech.numel() / 16000 / decode.median, 1),
             "ratio_of": RATIO_OF, "timing": decode.summary()}
 
 

@@ -393,6 +393,8 @@ def test_gpu_media_check_runs_its_comparisons_on_the_cpu() -> None:
     assert rows["image_device"]["codes_equal_share"] == 1.0 and rows["image_device"]["decode_max_diff"] == 0.0
     audio = rows["audio_device"]
     assert audio["ok"] and audio["codes_equal_share"] == 1.0 and audio["stream_max_diff"] < 1e-2
+    assert audio["decode_snr_db_vs_cpu"] is None  # the CPU against itself: the same samples
+    assert audio["stream_snr_db_vs_whole"] > 40
 
 
 def test_checkpoint_folders_keeps_only_numbered_checkpoints_in_step_order(tmp_path: Path) -> None:

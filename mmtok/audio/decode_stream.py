@@ -40,6 +40,7 @@ from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.model import MelDecoder
 from mmtok.audio.streaming import StreamMelDecoder, StreamVocoder
 from mmtok.audio.vocoder import Vocoder
+from mmtok.core.device import exact_float32
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -105,7 +106,7 @@ def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder,
     step = None if chunk_frames is None else max(1, chunk_frames // tok.cfg.frames_per_token)  # tokens per push
 
     def push(codes: torch.Tensor, last: bool) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), exact_float32():  # as decode: the CPU's sound on a GPU
             if codes.numel():
                 z = tok.decoder_input(tok.vq.decode(codes[None]))  # (1, D, k)
             else:
@@ -169,7 +170,7 @@ def _window(tok: AudioTokenizer, voc: Vocoder, held: torch.Tensor, start: int, a
     if b <= a:
         return torch.zeros(0, device=tok.device)
     spt = tok.cfg.samples_per_token
-    with torch.inference_mode():
+    with torch.inference_mode(), exact_float32():
         mel = tok.decode_features(held)  # (M, fpt * len(held))
         wave = voc.decode(mel.to(voc.window.device), chunk_frames=chunk_frames).to(tok.device)  # (len(held) * spt,)
         piece = wave[(a - start) * spt : (b - start) * spt]

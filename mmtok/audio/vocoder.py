@@ -52,6 +52,7 @@ from mmtok.audio.features import (
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.mel_match import MAX_GAIN_DB, match_log_mel, reach_frames
 from mmtok.audio.windows import context_windows
+from mmtok.core.device import exact_float32
 from mmtok.core.module_io import building_on_meta
 
 __all__ = [
@@ -242,6 +243,12 @@ class Vocoder(nn.Module):
         x = (mel[None] if single else mel).to(self.window.device, self.embed.weight.dtype)  # (B, M, T)
         if chunk_frames is not None and chunk_frames < 1:
             raise ValueError(f"chunk_frames must be positive, got {chunk_frames}")
+        with exact_float32():  # TF32 convolutions would give other sound on a GPU than on the CPU
+            out = self._render_windows(x, chunk_frames)
+        return out[0] if single else out
+
+    def _render_windows(self, x: torch.Tensor, chunk_frames: int | None) -> torch.Tensor:
+        """Waveform ``[B, T·hop]`` of log-mel ``[B, M, T]``, whole or in windows of ``chunk_frames``."""
         t = x.shape[-1]
         if chunk_frames is None or t <= chunk_frames:
             out = self.render(x)
@@ -252,7 +259,7 @@ class Vocoder(nn.Module):
                 wave = self.render(x[..., lo:hi])  # (B, (hi-lo)·hop)
                 pieces.append(wave[:, (a - lo) * hop : (b - lo) * hop])
             out = torch.cat(pieces, dim=-1)  # (B, T·hop)
-        return out[0] if single else out
+        return out
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """The tokenizer's log-mel ``[..., M, S//hop + 1]`` of samples ``[..., S]``

@@ -4,12 +4,14 @@ records of it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
 from mmtok.core.errors import DeviceError
 
-__all__ = ["check_device_option", "device_record", "pick_device"]
+__all__ = ["check_device_option", "device_record", "exact_float32", "pick_device"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -67,3 +69,36 @@ def check_device_option(parser: argparse.ArgumentParser, device: str | None) -> 
         parser.error(f"--device {device!r} is not a device (cpu, cuda, cuda:1, ...)")
     if kind not in ("cpu", "cuda"):
         parser.error(f"--device {device!r} is not one mmtok runs on (cpu, cuda, cuda:1, ...)")
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """float32 convolutions and matrix products computed in float32 on CUDA, not in TF32, for the block.
+
+    cuDNN convolutions default to TF32 (10 bits of mantissa) on Ampere and later GPUs, and
+    ``torch.set_float32_matmul_precision("high")`` turns matrix products to TF32 too. The learned audio
+    decoder magnifies such rounding: its waveform from TF32 convolutions differs from the float32 one at
+    about 26 dB SNR (0.1 on a 0.46 peak), so a GPU would decode other sound than the CPU, and a streamed
+    decode other sound than the whole one. Every public ``encode``/``decode`` of the shipped tokenizers runs
+    under this (see :func:`mmtok.core.protocol.ordinary_outputs`). On the CPU it changes nothing.
+
+    The settings are torch's process-wide flags: they are put back as they were when the block ends (by an
+    error too), and another thread that trains during the block trains without TF32.
+
+    >>> before = torch.backends.cudnn.allow_tf32
+    >>> with exact_float32():
+    ...     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    (False, False)
+    >>> torch.backends.cudnn.allow_tf32 == before
+    True
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if not cudnn.allow_tf32 and not matmul.allow_tf32:
+        yield  # already exact (an outer block, or the user's own setting): nothing to put back
+        return
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before

@@ -27,6 +27,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
+from mmtok.core.device import exact_float32
+
 __all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint", "ordinary_outputs"]
 
 
@@ -118,9 +120,10 @@ def _ordinary(x: Any) -> Any:
 
 def ordinary_outputs(fn: Fn) -> Fn:
     """Run a tokenizer's public ``encode``/``decode`` under ``torch.inference_mode`` (no autograd
-    bookkeeping) and hand back ordinary tensors: copies made outside that mode, which a caller may
-    change in place or feed to a model that trains. Calls made from inside inference mode (one
-    decorated method calling another) get the results as they are: the outermost call copies.
+    bookkeeping) and in exact float32 on CUDA (no TF32: :func:`~mmtok.core.device.exact_float32`, so a
+    GPU gives the CPU's codes and sound), and hand back ordinary tensors: copies made outside that mode,
+    which a caller may change in place or feed to a model that trains. Calls made from inside inference
+    mode (one decorated method calling another) get the results as they are: the outermost call copies.
 
     >>> @ordinary_outputs
     ... def twice(x):
@@ -133,8 +136,9 @@ def ordinary_outputs(fn: Fn) -> Fn:
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         if torch.is_inference_mode_enabled():
-            return fn(*args, **kwargs)
-        with torch.inference_mode():
+            with exact_float32():
+                return fn(*args, **kwargs)
+        with torch.inference_mode(), exact_float32():
             out = fn(*args, **kwargs)
         return _ordinary(out)
 
