@@ -2,8 +2,9 @@
 
 On a GPU, cuDNN convolutions default to TF32, and the learned audio decoder magnifies that rounding into other
 sound (about 26 dB SNR from the float32 waveform): a GPU decoded other sound than the CPU, and a streamed
-decode other sound than the whole one. TF32 only exists on CUDA, so these tests turn torch's two TF32 flags
-on and record, at every convolution and matrix product the call makes, what the flags said then.
+decode other sound than the whole one. TF32 only exists on CUDA, so these tests turn TF32 on as users do (the
+older flags, ``set_float32_matmul_precision``, the newer ``fp32_precision`` strings) and record, at every
+convolution and matrix product the call makes, what the settings said then.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
-from mmtok.core.device import exact_float32
+from mmtok.core.device import _precision_settings, exact_float32, tf32_matmul_possible
 from mmtok.vq.quantizer import VectorQuantizer
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "data"
@@ -28,8 +29,36 @@ PRODUCTS = {torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.fun
             torch.bmm, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.einsum, torch.cdist}
 
 
-def flags() -> tuple[bool, bool]:
-    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+USER_SETUPS = {  # how a user turns TF32 on; each leaves torch's older flags readable or not
+    "older_flags": "torch.backends.cudnn.allow_tf32 = True; torch.backends.cuda.matmul.allow_tf32 = True",
+    "matmul_precision_high": 'torch.set_float32_matmul_precision("high")',
+    "newer_global": 'torch.backends.fp32_precision = "tf32"',
+    "newer_matmul": 'torch.backends.cuda.matmul.fp32_precision = "tf32"',
+}
+EXACT = ("ieee", "ieee") if _precision_settings()[0][1] == "fp32_precision" else (False, False)
+
+
+def flags() -> tuple[object, ...]:
+    """The precision settings as exact_float32 reads and sets them (never torch's older flags alone: they
+    raise once the newer strings are in use)."""
+    return tuple(getattr(obj, name) for obj, name in _precision_settings())
+
+
+def everything() -> dict[str, object]:
+    """Every precision setting torch has, each read as a user would: its value, or the error it raises."""
+    reads = {"cudnn.allow_tf32": lambda: torch.backends.cudnn.allow_tf32,
+             "matmul.allow_tf32": lambda: torch.backends.cuda.matmul.allow_tf32,
+             "float32_matmul_precision": torch.get_float32_matmul_precision}
+    for path in ("fp32_precision", "cuda.matmul.fp32_precision", "cudnn.fp32_precision",
+                 "cudnn.conv.fp32_precision", "cudnn.rnn.fp32_precision"):
+        reads[path] = lambda path=path: eval("torch.backends." + path)  # noqa: S307
+    out: dict[str, object] = {}
+    for name, read in reads.items():
+        try:
+            out[name] = read()
+        except (RuntimeError, AttributeError) as e:
+            out[name] = type(e).__name__
+    return out
 
 
 class FlagsSeen(TorchFunctionMode):
@@ -45,10 +74,24 @@ class FlagsSeen(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.fixture(autouse=True)
+def settings_kept() -> Any:
+    """Every test leaves torch's precision settings as it found them (checked: the next test files run with
+    torch's defaults)."""
+    pristine = everything()
+    saved = [(obj, name, getattr(obj, name)) for obj, name in _precision_settings()]
+    yield
+    if hasattr(torch.backends, "fp32_precision"):
+        torch.backends.fp32_precision = "none"
+    torch.set_float32_matmul_precision("highest")
+    for obj, name, value in saved:
+        setattr(obj, name, value)
+    assert everything() == pristine, "the test left torch's precision settings changed"
+
+
 @pytest.fixture
-def tf32_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+def tf32_on() -> None:
+    exec(USER_SETUPS["older_flags"])
 
 
 def seen_during(call: Any) -> list[tuple[str, tuple[bool, bool]]]:
@@ -57,28 +100,43 @@ def seen_during(call: Any) -> list[tuple[str, tuple[bool, bool]]]:
         if hasattr(out, "__next__"):  # a generator does its work as it is read
             list(out)
     assert mode.seen, "the call made no convolution or matrix product: nothing was checked"
-    assert flags() == (True, True), "the user's TF32 settings were not put back"
-    return [(name, f) for name, f in mode.seen if f != (False, False)]
+    return [(name, f) for name, f in mode.seen if f != EXACT]
 
 
 def test_block_turns_tf32_off_and_puts_the_settings_back(tf32_on: None) -> None:
+    on = flags()
+    assert on != EXACT and tf32_matmul_possible()
     with exact_float32():
-        assert flags() == (False, False)
+        assert flags() == EXACT and not tf32_matmul_possible()
         with exact_float32():
-            assert flags() == (False, False)
-        assert flags() == (False, False), "an inner block put TF32 back on inside the outer one"
-    assert flags() == (True, True)
+            assert flags() == EXACT
+        assert flags() == EXACT, "an inner block put TF32 back on inside the outer one"
+    assert flags() == on
     with pytest.raises(KeyError), exact_float32():
         raise KeyError("x")
-    assert flags() == (True, True), "an error inside the block left TF32 off"
+    assert flags() == on, "an error inside the block left TF32 off"
 
 
-def test_block_leaves_settings_that_were_already_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+@pytest.mark.parametrize("setup", sorted(USER_SETUPS))
+def test_every_way_of_turning_tf32_on_is_turned_off_and_read_back_alike(setup: str) -> None:
+    """Whichever of torch's settings a user turned TF32 on with, a decode computes without it, TF32 is found
+    on by the search's own check, and afterwards every setting reads as before (the same values, and the same
+    RuntimeError where torch raised one before: reading its older flags after the newer ones were used)."""
+    exec(USER_SETUPS[setup])
+    before = everything()
+    assert tf32_matmul_possible(), f"{setup} turns TF32 on for CUDA matrix products, and the search must know"
+    tok = mmtok.load("image")
+    codes = torch.zeros(16, 16, dtype=torch.long)
+    assert seen_during(lambda: tok.decode(codes)) == []
+    assert everything() == before
+
+
+def test_block_leaves_settings_that_were_already_exact() -> None:
+    for obj, name in _precision_settings():
+        setattr(obj, name, EXACT[0])
     with exact_float32():
-        assert flags() == (False, False)
-    assert flags() == (False, False)
+        assert flags() == EXACT
+    assert flags() == EXACT
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +164,9 @@ def test_audio_paths_compute_without_tf32(tf32_on: None, audio_tok: AudioTokeniz
         "vocoder_decode": lambda: audio_tok.vocoder.decode(mel),
         "vocoder_decode_windows": lambda: audio_tok.vocoder.decode(mel, chunk_frames=40),
     }
+    on = flags()
     assert seen_during(calls[path]) == []
+    assert flags() == on, "the user's TF32 settings were not put back"
 
 
 def test_image_tokenizer_computes_without_tf32(tf32_on: None) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from mmtok.core.errors import DeviceError
 
-__all__ = ["check_device_option", "device_record", "exact_float32", "pick_device"]
+__all__ = ["check_device_option", "device_record", "exact_float32", "pick_device", "tf32_matmul_possible"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -71,6 +71,28 @@ def check_device_option(parser: argparse.ArgumentParser, device: str | None) -> 
         parser.error(f"--device {device!r} is not one mmtok runs on (cpu, cuda, cuda:1, ...)")
 
 
+def _precision_settings() -> tuple[tuple[object, str], ...]:
+    """The (object, attribute) pairs that set the float32 precision of CUDA convolutions and matrix products:
+    torch's per-backend ``fp32_precision`` strings where torch has them (2.9 and later), else its older
+    ``allow_tf32`` flags. The two kinds must not be mixed: once a user has set one of the newer strings,
+    reading an older flag raises a RuntimeError in torch."""
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if conv is not None and hasattr(conv, "fp32_precision") and hasattr(matmul, "fp32_precision"):
+        return (conv, "fp32_precision"), (matmul, "fp32_precision")
+    return (torch.backends.cudnn, "allow_tf32"), (matmul, "allow_tf32")
+
+
+def tf32_matmul_possible() -> bool:
+    """Whether CUDA float32 matrix products may run in TF32 now (read without the RuntimeError torch raises
+    on its older flag when the newer settings are in use)."""
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        return bool(matmul.allow_tf32)
+    chain = (matmul.fp32_precision, getattr(torch.backends.cuda, "fp32_precision", "none"),
+             getattr(torch.backends, "fp32_precision", "none"))
+    return next((p for p in chain if p != "none"), "ieee") == "tf32"
+
+
 @contextlib.contextmanager
 def exact_float32() -> Iterator[None]:
     """float32 convolutions and matrix products computed in float32 on CUDA, not in TF32, for the block.
@@ -82,23 +104,24 @@ def exact_float32() -> Iterator[None]:
     decode other sound than the whole one. Every public ``encode``/``decode`` of the shipped tokenizers runs
     under this (see :func:`mmtok.core.protocol.ordinary_outputs`). On the CPU it changes nothing.
 
-    The settings are torch's process-wide flags: they are put back as they were when the block ends (by an
+    The settings are torch's process-wide ones (the newer ``fp32_precision`` strings where torch has them,
+    never mixed with the older flags): they are put back exactly as they were when the block ends (by an
     error too), and another thread that trains during the block trains without TF32.
 
-    >>> before = torch.backends.cudnn.allow_tf32
     >>> with exact_float32():
-    ...     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    (False, False)
-    >>> torch.backends.cudnn.allow_tf32 == before
-    True
+    ...     tf32_matmul_possible()
+    False
     """
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    if not cudnn.allow_tf32 and not matmul.allow_tf32:
+    settings = _precision_settings()
+    exact = "ieee" if settings[0][1] == "fp32_precision" else False
+    before = tuple(getattr(obj, name) for obj, name in settings)
+    if all(value == exact for value in before):
         yield  # already exact (an outer block, or the user's own setting): nothing to put back
         return
-    before = cudnn.allow_tf32, matmul.allow_tf32
-    cudnn.allow_tf32 = matmul.allow_tf32 = False
+    for obj, name in settings:
+        setattr(obj, name, exact)
     try:
         yield
     finally:
-        cudnn.allow_tf32, matmul.allow_tf32 = before
+        for (obj, name), value in zip(settings, before, strict=True):
+            setattr(obj, name, value)

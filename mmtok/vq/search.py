@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from mmtok.core.device import tf32_matmul_possible
 from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite
 
@@ -146,7 +147,7 @@ def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fals
     where CUDA matrix products may use it)."""
     c_max = float(codebook.detach().float().norm(dim=1).max())
     eps = torch.finfo(torch.float32).eps
-    if x.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32:  # TF32 products keep 10 bits
+    if x.device.type == "cuda" and tf32_matmul_possible():  # TF32 products keep 10 bits
         eps = 2.0**-10
     scale = 2 * codebook.shape[1] * eps
     if cosine:  # unit rows: |x| = 1
