@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU paths in one command, for a machine with a CUDA device: prints one JSON object per check on stdout.
 #
-#   bash benchmarks/gpu_check.sh            (PYTHON=python3, GPU_CHECK_DIR=/tmp/x, STEPS=300, PRESET=small to change)
+#   bash benchmarks/gpu_check.sh            (PYTHON=python3, GPU_CHECK_DIR=/tmp/x, STEPS=300, PRESET=small, STEPS_TOKENIZER=30 to change)
 #
 # 1. train_gpu:  single-GPU `mmtok train` (bf16 autocast, fused AdamW, --compile) on generated text shards;
 #                tokens/s and MFU are the medians of the run log's second half.
@@ -12,6 +12,9 @@
 #                vector (restarts; benchmarks/vq.py --device cuda --repeat-shares 0 0.3).
 # 5. media:      the shipped image and audio tokenizers on CUDA against the CPU: codes, decodes, batch and
 #                streamed decodes (benchmarks/gpu_media.py --device cuda).
+# 6. trainers:   `mmtok train-tokenizer image|audio|vocoder --device cuda` for STEPS_TOKENIZER steps (30) on the
+#                example media, the image run resumed, the trained image and audio models loaded on CUDA against
+#                the CPU (benchmarks/gpu_trainers.py --device cuda).
 # Every check's "ok" comes from what it measured or wrote (benchmarks/gpu_verdict.py reads the shards, the runs'
 # log.jsonl, the sample, vq and media output: vq is ok only when mmtok's own VQ rows are there, whether or not the
 # peer ran); the first check that is not ok ends the script with exit status 1, before its "done" line. A step
@@ -94,5 +97,10 @@ run vq "$PY" "$ROOT/benchmarks/vq.py" --device cuda --n 262144 --ks "${VQ_KS[@]}
 # 5. the shipped image and audio tokenizers on CUDA against the CPU (batch and streamed decodes too)
 run media "$PY" "$ROOT/benchmarks/gpu_media.py" --device cuda
 "${VERDICT[@]}" media "$DIR/media.log"
+
+# 6. the tokenizer trainers on CUDA, a resume, and their models on CUDA against the CPU
+run trainers "$PY" "$ROOT/benchmarks/gpu_trainers.py" --device cuda --dir "$DIR/trainers" \
+    --steps "${STEPS_TOKENIZER:-30}"
+"${VERDICT[@]}" trainers "$DIR/trainers.log"
 
 echo "{\"check\": \"done\", \"ok\": true, \"dir\": \"$DIR\"}"

@@ -7,6 +7,7 @@ check is not ok (gpu_check.sh then stops before its ``done`` line).
     python benchmarks/gpu_verdict.py sample DIR/sample.log --prompt "the first " --max-new-tokens 300 --start T
     python benchmarks/gpu_verdict.py vq DIR/vq.log --device cuda --ks 1024 8192 --shares 0 0.3
     python benchmarks/gpu_verdict.py media DIR/media.log
+    python benchmarks/gpu_verdict.py trainers DIR/trainers.log
 
 - ``shards``: ok when the manifest counts every document written, and tokens.
 - ``train_gpu``, ``torchrun_nccl_1_rank`` (``train``, ``--name``): the run's ``log.jsonl``: ok when it has rows (as
@@ -19,6 +20,7 @@ check is not ok (gpu_check.sh then stops before its ``done`` line).
   measures mmtok alone, and a vq.py that printed only its machine row and the peer's ``skipped`` row ran none of
   mmtok's VQ, which is not ok.
 - ``media``: the rows ``benchmarks/gpu_media.py`` printed, ok when there are some and each is ok.
+- ``trainers``: the rows ``benchmarks/gpu_trainers.py`` printed, likewise.
 
 A check that is not ok names what it read (``read``) and ends with the last lines of the step's log
 (``log_tail``): a step that stopped before printing a JSON line (an empty log) is a failed check, never a traceback.
@@ -112,14 +114,16 @@ def train_verdict(rows: Sequence[Mapping[str, Any]], name: str, *, steps: int | 
             "tokens_per_s": median("tokens_per_s"), "mfu": median("mfu")}
 
 
-def media_verdict(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The rows ``benchmarks/gpu_media.py`` printed (each its own check), or, when it printed none, one ``media``
-    row that is not ok.
+def media_verdict(rows: Sequence[Mapping[str, Any]], name: str = "media") -> list[dict[str, Any]]:
+    """The rows ``benchmarks/gpu_media.py`` (or ``gpu_trainers.py``) printed (each its own check), or, when it
+    printed none, one row ``name`` that is not ok.
 
     >>> media_verdict([])
     [{'check': 'media', 'ok': False}]
+    >>> media_verdict([], name="trainers")
+    [{'check': 'trainers', 'ok': False}]
     """
-    return [dict(r) for r in rows] if rows else [{"check": "media", "ok": False}]
+    return [dict(r) for r in rows] if rows else [{"check": name, "ok": False}]
 
 
 def sample_verdict(log: str, prompt: str, *, max_new_tokens: int, wall_s: float) -> dict[str, Any]:
@@ -199,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tr.add_argument("--settings", nargs="*", default=[], help="settings the run used, each shown as true")
     md = sub.add_parser("media", help="what benchmarks/gpu_media.py printed")
     md.add_argument("log")
+    tn = sub.add_parser("trainers", help="what benchmarks/gpu_trainers.py printed")
+    tn.add_argument("log")
     args = ap.parse_args(argv)
     read = log = getattr(args, "log", None)
     if args.check == "shards":
@@ -214,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.check == "sample":
         rows = [sample_verdict(read_log(args.log), args.prompt, max_new_tokens=args.max_new_tokens,
                                wall_s=time.time() - args.start)]
-    elif args.check == "media":
-        rows = media_verdict(json_rows(read_log(args.log)))
+    elif args.check in ("media", "trainers"):
+        rows = media_verdict(json_rows(read_log(args.log)), name=args.check)
     else:
         rows = vq_verdict(json_rows(read_log(args.log)), device=args.device, ks=args.ks, shares=args.shares)
     ok = all(r["ok"] for r in rows)

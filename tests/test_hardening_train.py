@@ -299,8 +299,9 @@ elif args[:3] == ["-m", "mmtok.cli", "train"] or args[:2] == ["-m", "torch.distr
     (out / "ckpt-0000040" / "config.json").write_text("{}")
 elif args[:3] == ["-m", "mmtok.cli", "sample"]:
     print("the first of the words.")
-elif any(a.endswith(("vq.py", "gpu_media.py")) for a in args):
-    print(Path(os.environ["FAKE_VQ" if args[0].endswith("vq.py") else "FAKE_MEDIA"]).read_text(), end="")
+elif any(a.endswith(("vq.py", "gpu_media.py", "gpu_trainers.py")) for a in args):
+    key = {"vq.py": "FAKE_VQ", "gpu_media.py": "FAKE_MEDIA", "gpu_trainers.py": "FAKE_TRAINERS"}
+    print(Path(os.environ[key[Path(args[0]).name]]).read_text(), end="")
 else:  # the script's own verdicts
     os.execv(sys.executable, [sys.executable, "-S", *args])
 """
@@ -315,8 +316,10 @@ def run_gpu_check(tmp_path: Path, vq_rows: list[dict], docs: int = 6000) -> tupl
     fake.chmod(0o755)
     (tmp_path / "vq.out").write_text("".join(json.dumps(r) + "\n" for r in vq_rows))
     (tmp_path / "media.out").write_text(json.dumps({"check": "image_device", "ok": True}) + "\n")
+    (tmp_path / "trainers.out").write_text(json.dumps({"check": "train_image", "ok": True}) + "\n")
     env = {**os.environ, "PYTHON": str(fake), "GPU_CHECK_DIR": str(tmp_path / "dir"), "STEPS": "4",
-           "FAKE_VQ": str(tmp_path / "vq.out"), "FAKE_MEDIA": str(tmp_path / "media.out"), "FAKE_DOCS": str(docs)}
+           "FAKE_VQ": str(tmp_path / "vq.out"), "FAKE_MEDIA": str(tmp_path / "media.out"),
+           "FAKE_TRAINERS": str(tmp_path / "trainers.out"), "FAKE_DOCS": str(docs)}
     out = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
                          env=env, timeout=60)
     return out.returncode, [json.loads(x) for x in out.stdout.splitlines()]
@@ -350,7 +353,7 @@ def test_gpu_check_says_ok_only_when_mmtoks_own_vq_rows_are_there(tmp_path: Path
     assert vq[-1]["read"].endswith("vq.log") and "done" not in [r["check"] for r in rows]
     # mmtok's rows there (the peer's missing): ok, and the script goes on to its end
     status, rows = run_gpu_check(tmp_path / "ours", vq_mmtok_rows())
-    assert status == 0 and [r["check"] for r in rows][-2:] == ["image_device", "done"], rows
+    assert status == 0 and [r["check"] for r in rows][-3:] == ["image_device", "train_image", "done"], rows
     assert all(r["ok"] for r in rows)
     sample = next(r for r in rows if r["check"] == "sample_cuda")  # was a constant too
     assert sample["text"] == "the first of the words." and sample["max_new_tokens"] == 300
