@@ -15,6 +15,7 @@
 # 6. trainers:   `mmtok train-tokenizer image|audio|vocoder --device cuda` for STEPS_TOKENIZER steps (30) on the
 #                example media, the image run resumed, the trained image and audio models loaded on CUDA against
 #                the CPU (benchmarks/gpu_trainers.py --device cuda).
+# 7. demo_cuda:  `mmtok demo --fast --device cuda --json`: every step of the demo on the GPU, its page written.
 # Every check's "ok" comes from what it measured or wrote (benchmarks/gpu_verdict.py reads the shards, the runs'
 # log.jsonl, the sample, vq and media output: vq is ok only when mmtok's own VQ rows are there, whether or not the
 # peer ran); the first check that is not ok ends the script with exit status 1, before its "done" line. A step
@@ -102,5 +103,9 @@ run media "$PY" "$ROOT/benchmarks/gpu_media.py" --device cuda
 run trainers "$PY" "$ROOT/benchmarks/gpu_trainers.py" --device cuda --dir "$DIR/trainers" \
     --steps "${STEPS_TOKENIZER:-30}"
 "${VERDICT[@]}" trainers "$DIR/trainers.log"
+
+# 7. the demo, every step on the GPU (its summary line on stdout, its progress on stderr: both in the log)
+run demo "$PY" -m mmtok.cli demo --fast --device cuda --out "$DIR/demo" --json --no-progress
+"${VERDICT[@]}" demo "$DIR/demo.log" --device cuda
 
 echo "{\"check\": \"done\", \"ok\": true, \"dir\": \"$DIR\"}"

@@ -8,6 +8,7 @@ check is not ok (gpu_check.sh then stops before its ``done`` line).
     python benchmarks/gpu_verdict.py vq DIR/vq.log --device cuda --ks 1024 8192 --shares 0 0.3
     python benchmarks/gpu_verdict.py media DIR/media.log
     python benchmarks/gpu_verdict.py trainers DIR/trainers.log
+    python benchmarks/gpu_verdict.py demo DIR/demo.log --device cuda
 
 - ``shards``: ok when the manifest counts every document written, and tokens.
 - ``train_gpu``, ``torchrun_nccl_1_rank`` (``train``, ``--name``): the run's ``log.jsonl``: ok when it has rows (as
@@ -21,6 +22,8 @@ check is not ok (gpu_check.sh then stops before its ``done`` line).
   mmtok's VQ, which is not ok.
 - ``media``: the rows ``benchmarks/gpu_media.py`` printed, ok when there are some and each is ok.
 - ``trainers``: the rows ``benchmarks/gpu_trainers.py`` printed, likewise.
+- ``demo_cuda``: the summary line ``mmtok demo --json`` printed: ok when the demo says it ran on ``--device``,
+  every one of its steps has a summary, and its page is there.
 
 A check that is not ok names what it read (``read``) and ends with the last lines of the step's log
 (``log_tail``): a step that stopped before printing a JSON line (an empty log) is a failed check, never a traceback.
@@ -38,8 +41,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_rows", "log_tail", "main", "media_verdict", "read_log", "sample_verdict", "shards_verdict",
-           "train_verdict", "vq_verdict"]
+__all__ = ["demo_verdict", "json_rows", "log_tail", "main", "media_verdict", "read_log", "sample_verdict",
+           "shards_verdict", "train_verdict", "vq_verdict"]
+
+DEMO_STEPS = ("VQ core", "images", "audio", "stream", "corpus", "train", "sample", "context")  # mmtok demo's steps
 
 TEXT_TAIL = 120  # characters of the sampled text a sample_cuda row shows
 LOG_TAIL = 20  # last lines of a step's log a check that is not ok shows
@@ -126,6 +131,25 @@ def media_verdict(rows: Sequence[Mapping[str, Any]], name: str = "media") -> lis
     return [dict(r) for r in rows] if rows else [{"check": name, "ok": False}]
 
 
+def demo_verdict(rows: Sequence[Mapping[str, Any]], *, device: str) -> dict[str, Any]:
+    """The ``demo_cuda`` row from the lines ``mmtok demo --json`` printed: its summary line (the one naming the
+    page) on ``device``, a summary for each of :data:`DEMO_STEPS`, and the page on disk.
+
+    >>> demo_verdict([], device="cuda")["ok"]
+    False
+    """
+    summary = next((r for r in rows if "page" in r), None)
+    if summary is None:
+        return {"check": "demo_cuda", "ok": False, "summary_line": False}
+    steps = summary.get("steps") or {}
+    missing = [s for s in DEMO_STEPS if not (isinstance(steps.get(s), Mapping) and steps[s].get("summary"))]
+    ran_on = str(summary.get("device", ""))
+    page = Path(str(summary["page"])).is_file()
+    ok = ran_on.split(":")[0] == device.split(":")[0] and not missing and page
+    return {"check": "demo_cuda", "ok": ok, "device": ran_on, "seconds": summary.get("seconds"), "page": page,
+            "missing_steps": missing, "steps": {k: v.get("summary") for k, v in steps.items() if isinstance(v, Mapping)}}
+
+
 def sample_verdict(log: str, prompt: str, *, max_new_tokens: int, wall_s: float) -> dict[str, Any]:
     """The ``sample_cuda`` row of what ``mmtok sample --prompt PROMPT`` printed (``log``): ok when the prompt is
     there with text after it.
@@ -205,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     md.add_argument("log")
     tn = sub.add_parser("trainers", help="what benchmarks/gpu_trainers.py printed")
     tn.add_argument("log")
+    dm = sub.add_parser("demo", help="what 'mmtok demo --json' printed")
+    dm.add_argument("log")
+    dm.add_argument("--device", default="cuda")
     args = ap.parse_args(argv)
     read = log = getattr(args, "log", None)
     if args.check == "shards":
@@ -220,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.check == "sample":
         rows = [sample_verdict(read_log(args.log), args.prompt, max_new_tokens=args.max_new_tokens,
                                wall_s=time.time() - args.start)]
+    elif args.check == "demo":
+        rows = [demo_verdict(json_rows(read_log(args.log)), device=args.device)]
     elif args.check in ("media", "trainers"):
         rows = media_verdict(json_rows(read_log(args.log)), name=args.check)
     else:

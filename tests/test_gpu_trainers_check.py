@@ -1,5 +1,6 @@
-"""benchmarks/gpu_trainers.py (step 6 of gpu_check.sh) on the CPU: every trainer's check passes on a good run,
-and a run that did not take its steps, wrote no finite loss or no model is not ok."""
+"""Steps 6 and 7 of gpu_check.sh on the CPU: benchmarks/gpu_trainers.py's checks pass on a good run, and a run
+that did not take its steps, wrote no finite loss or no model is not ok; the demo verdict reads the demo's
+summary line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_trainers  # noqa: E402
+from gpu_verdict import DEMO_STEPS, demo_verdict  # noqa: E402
 from gpu_verdict import main as verdict  # noqa: E402
 
 
@@ -60,3 +62,21 @@ def test_a_run_short_of_its_steps_or_without_finite_losses_is_not_ok(checked: tu
     assert len(losses) == 2 and not all(v == v for v in losses)  # the NaN is read, so the check fails on it
     with pytest.raises(FileNotFoundError, match="no tokenizer checkpoint"):
         gpu_trainers.model_folder(tmp_path)
+
+
+def test_demo_verdict_wants_the_device_every_step_and_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "index.html"
+    page.write_text("<html></html>")
+    good = {"page": str(page), "device": "cuda:0", "steps": {k: {"summary": "ran"} for k in DEMO_STEPS}}
+    assert demo_verdict([{"bench": "other"}, good], device="cuda")["ok"]
+    assert not demo_verdict([{**good, "device": "cpu"}], device="cuda")["ok"]  # fell back to the CPU
+    short = {**good, "steps": {k: {"summary": "ran"} for k in DEMO_STEPS[:-1]}}
+    assert demo_verdict([short], device="cuda")["missing_steps"] == ["context"]
+    assert not demo_verdict([{**good, "page": str(tmp_path / "gone.html")}], device="cuda")["ok"]
+    assert not demo_verdict([{"bench": "other"}], device="cuda")["ok"]  # no summary line at all
+
+
+def test_demo_verdict_knows_the_demos_steps() -> None:
+    from mmtok.demo.run import _steps
+
+    assert tuple(name for name, _ in _steps()) == DEMO_STEPS

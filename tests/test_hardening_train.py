@@ -299,6 +299,11 @@ elif args[:3] == ["-m", "mmtok.cli", "train"] or args[:2] == ["-m", "torch.distr
     (out / "ckpt-0000040" / "config.json").write_text("{}")
 elif args[:3] == ["-m", "mmtok.cli", "sample"]:
     print("the first of the words.")
+elif args[:3] == ["-m", "mmtok.cli", "demo"]:
+    out.mkdir(parents=True)
+    (out / "index.html").write_text("<html></html>")
+    steps = ("VQ core", "images", "audio", "stream", "corpus", "train", "sample", "context")
+    print(json.dumps({"page": str(out / "index.html"), "device": "cuda:0", "steps": {k: {"summary": "x"} for k in steps}}))
 elif any(a.endswith(("vq.py", "gpu_media.py", "gpu_trainers.py")) for a in args):
     key = {"vq.py": "FAKE_VQ", "gpu_media.py": "FAKE_MEDIA", "gpu_trainers.py": "FAKE_TRAINERS"}
     print(Path(os.environ[key[Path(args[0]).name]]).read_text(), end="")
@@ -353,7 +358,7 @@ def test_gpu_check_says_ok_only_when_mmtoks_own_vq_rows_are_there(tmp_path: Path
     assert vq[-1]["read"].endswith("vq.log") and "done" not in [r["check"] for r in rows]
     # mmtok's rows there (the peer's missing): ok, and the script goes on to its end
     status, rows = run_gpu_check(tmp_path / "ours", vq_mmtok_rows())
-    assert status == 0 and [r["check"] for r in rows][-3:] == ["image_device", "train_image", "done"], rows
+    assert status == 0 and [r["check"] for r in rows][-4:] == ["image_device", "train_image", "demo_cuda", "done"], rows
     assert all(r["ok"] for r in rows)
     sample = next(r for r in rows if r["check"] == "sample_cuda")  # was a constant too
     assert sample["text"] == "the first of the words." and sample["max_new_tokens"] == 300
