@@ -9,6 +9,7 @@ convolution and matrix product the call makes, what the settings said then.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,34 @@ def test_every_way_of_turning_tf32_on_is_turned_off_and_read_back_alike(setup: s
     assert everything() == before
 
 
+def test_blocks_in_two_threads_share_one_change(tf32_on: None) -> None:
+    """A block still open when another thread's block ends keeps TF32 off; the last to end puts it back."""
+    on = flags()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, tuple[object, ...]] = {}
+
+    def first() -> None:
+        with exact_float32():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with exact_float32():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first ended"] = flags()
+        seen["after both"] = flags()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"after the first ended": EXACT, "after both": on}
+
+
 def test_block_leaves_settings_that_were_already_exact() -> None:
     for obj, name in _precision_settings():
         setattr(obj, name, EXACT[0])
@@ -150,14 +179,15 @@ def audio_tok() -> AudioTokenizer:
     return tok
 
 
-@pytest.mark.parametrize("path", ["encode", "decode", "decode_griffin_lim", "decode_stream", "vocoder_decode",
-                                  "vocoder_decode_windows"])
+@pytest.mark.parametrize("path", ["encode", "encode_iter", "decode", "decode_griffin_lim", "decode_stream",
+                                  "vocoder_decode", "vocoder_decode_windows"])
 def test_audio_paths_compute_without_tf32(tf32_on: None, audio_tok: AudioTokenizer, path: str) -> None:
     wave = torch.randn(16000, generator=torch.Generator().manual_seed(1)) * 0.1
     codes = audio_tok.encode(wave, sample_rate=16000)
     mel = audio_tok.decode_features(codes)
     calls = {
         "encode": lambda: audio_tok.encode(wave, sample_rate=16000),
+        "encode_iter": lambda: audio_tok.encode_iter([wave[:7000], wave[7000:]], sample_rate=16000),
         "decode": lambda: audio_tok.decode(codes),
         "decode_griffin_lim": lambda: audio_tok.decode(codes, vocoder="griffin-lim"),
         "decode_stream": lambda: audio_tok.decode_stream(codes.split(7)),

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from mmtok.core.device import exact_float32
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -80,7 +81,7 @@ def ordinary_blocks(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
     """The codes of ``blocks`` (from :func:`stream_codes`), each block computed under inference mode and
     handed out as an ordinary tensor as soon as it is final."""
     while True:
-        with torch.inference_mode():  # as encode_stream runs, so the codes are the same
+        with torch.inference_mode(), exact_float32():  # as encode and encode_stream run: the same codes
             block = next(blocks, None)
         if block is None:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import torch
@@ -93,6 +94,11 @@ def tf32_matmul_possible() -> bool:
     return next((p for p in chain if p != "none"), "ieee") == "tf32"
 
 
+_EXACT_LOCK = threading.Lock()
+_exact_open = 0  # exact_float32 blocks open now, in every thread
+_exact_saved: tuple[object, ...] = ()  # the settings the first of them found, put back by the last
+
+
 @contextlib.contextmanager
 def exact_float32() -> Iterator[None]:
     """float32 convolutions and matrix products computed in float32 on CUDA, not in TF32, for the block.
@@ -105,23 +111,30 @@ def exact_float32() -> Iterator[None]:
     under this (see :func:`mmtok.core.protocol.ordinary_outputs`). On the CPU it changes nothing.
 
     The settings are torch's process-wide ones (the newer ``fp32_precision`` strings where torch has them,
-    never mixed with the older flags): they are put back exactly as they were when the block ends (by an
-    error too), and another thread that trains during the block trains without TF32.
+    never mixed with the older flags). Blocks open in several threads at once share one change: the first to
+    open saves the settings, the last to close puts them back exactly (by an error too), so no block runs
+    with TF32 because another thread's block ended. Another thread that trains while a block is open trains
+    without TF32.
 
     >>> with exact_float32():
     ...     tf32_matmul_possible()
     False
     """
+    global _exact_open, _exact_saved
     settings = _precision_settings()
     exact = "ieee" if settings[0][1] == "fp32_precision" else False
-    before = tuple(getattr(obj, name) for obj, name in settings)
-    if all(value == exact for value in before):
-        yield  # already exact (an outer block, or the user's own setting): nothing to put back
-        return
-    for obj, name in settings:
-        setattr(obj, name, exact)
+    with _EXACT_LOCK:
+        if _exact_open == 0:
+            _exact_saved = tuple(getattr(obj, name) for obj, name in settings)
+            if any(value != exact for value in _exact_saved):
+                for obj, name in settings:
+                    setattr(obj, name, exact)
+        _exact_open += 1
     try:
         yield
     finally:
-        for (obj, name), value in zip(settings, before, strict=True):
-            setattr(obj, name, value)
+        with _EXACT_LOCK:
+            _exact_open -= 1
+            if _exact_open == 0 and any(value != exact for value in _exact_saved):
+                for (obj, name), value in zip(settings, _exact_saved, strict=True):
+                    setattr(obj, name, value)
