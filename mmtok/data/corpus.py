@@ -247,23 +247,23 @@ class LocalEngine:
                 il: Interleaver, dtype: np.dtype) -> Iterator[Result]:
         global _WORKER
         mine = source.items(first, part)
-        _WORKER = (il, source, dtype)  # inherited by forked workers
-        if self.workers == 1:
-            return self._serial(mine, spec, source, dtype)
+        if self.workers == 1:  # its own interleaver, never the module's: runs in other threads keep theirs
+            return self._serial(mine, il, source, dtype)
+        _WORKER = (il, source, dtype)  # inherited by forked workers (each checks it is its run's: _init_worker)
         pool = start_pool(self.workers, _init_worker, (spec, source, dtype.name, os.getpid()))
         return self._pooled(pool, mine, source)
 
     @staticmethod
-    def _serial(mine: Iterator[tuple[int, Any]], spec: TokenizerSpec, source: Source,
+    def _serial(mine: Iterator[tuple[int, Any]], il: Interleaver, source: Source,
                 dtype: np.dtype) -> Iterator[Result]:
-        global _WORKER
         threads = torch.get_num_threads()
-        _init_worker(spec, source, dtype.name, None)
+        torch.set_num_threads(1)  # as each pooled worker runs (ids do not depend on it)
         try:
-            yield from map(_tokenize, mine)
+            for line, raw in mine:
+                yield tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside,
+                                        dtype=dtype, corpus=source.path)
         finally:
             torch.set_num_threads(threads)
-            _WORKER = None
 
     def _pooled(self, pool: Any, mine: Iterator[tuple[int, Any]], source: Source) -> Iterator[Result]:
         """Results in line order from a sliding window of chunks: every worker stays busy, memory stays bounded."""
