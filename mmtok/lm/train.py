@@ -454,12 +454,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
     the first step (:func:`mmtok.lm.peak.check_step_memory`).
     """
     check_config(cfg, recorded=run_settings(cfg.out) if resume else None)
-    pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
+    device = pick_device(cfg.device)  # a GPU asked for and missing fails before anything is written
     folder = Path(cfg.out)
     master = int(os.environ.get("RANK", "0")) == 0
     threads = torch.get_num_threads()  # cfg.threads is the run's: the caller gets its own back
-    try:
-        with hold_run_folder(folder) if master else nullcontext():
+    gpus = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    try:  # the run seeds torch's generators with cfg.seed: the caller gets its own back (fork_rng)
+        with hold_run_folder(folder) if master else nullcontext(), torch.random.fork_rng(devices=gpus):
             check_run_folder(folder, resume=resume, overwrite=overwrite, marks=RUN_MARKS)  # every rank, before any writes
             return _train(cfg, resume=resume, clear=overwrite and not resume and master, progress=progress)
     finally:
