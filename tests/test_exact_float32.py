@@ -52,7 +52,7 @@ def everything() -> dict[str, object]:
              "float32_matmul_precision": torch.get_float32_matmul_precision}
     for path in ("fp32_precision", "cuda.matmul.fp32_precision", "cudnn.fp32_precision",
                  "cudnn.conv.fp32_precision", "cudnn.rnn.fp32_precision"):
-        reads[path] = lambda path=path: eval("torch.backends." + path)  # noqa: S307
+        reads[path] = lambda path=path: eval("torch.backends." + path)
     out: dict[str, object] = {}
     for name, read in reads.items():
         try:
