@@ -4,9 +4,8 @@ that device and on the CPU. One JSON object per check.
     python benchmarks/gpu_trainers.py --device cuda --dir DIR      (benchmarks/gpu_check.sh step 6 runs it)
 
 - ``train_image``, ``train_audio``, ``train_vocoder``: ``mmtok train-tokenizer image|audio|vocoder --device``
-  for ``--steps`` steps on data this script writes into ``DIR`` (the example pictures and speech, and a few
-  voiced tones for the vocoder); ok when the command exits 0, the run's train state says it took every step,
-  the run records the device asked for, and each loss it wrote (summary.json, logs) is finite.
+  for ``--steps`` steps on data this script copies into ``DIR`` (the example pictures, speech and chirp); ok
+  when the command exits 0, the run's train state says it took every step, the run records the device asked for, and each loss it wrote (summary.json, logs) is finite.
 - ``resume_image``: the image run resumed for ``--more`` steps on the device; ok when the train state then says
   ``steps + more``.
 - ``load_image``, ``load_audio``: the trained model loaded on the device and on the CPU: codes of the example
@@ -26,8 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
 from common import pick_device, run_script
 
 import mmtok
@@ -37,16 +34,6 @@ EXAMPLES = ROOT / "examples" / "data"
 PICTURES = ("astronaut.jpg", "camera.png", "chelsea.jpg", "coffee.jpg", "rocket.jpg")
 SPEECH = ("speech_en.wav", "speech_de.flac")
 QUIET = ["--no-progress", "--seed", "0", "--threads", "2"]
-
-
-def voiced(seconds: float, f0: float, seed: int, rate: int = 16000) -> np.ndarray:
-    """A vowel-like tone: harmonics of a gliding ``f0`` under a slow envelope, with a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 1.5 * t))) / rate
-    x = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 * 1.2 < rate / 2)
-    env = 0.5 + 0.5 * np.sin(2 * np.pi * 2.0 * t) ** 2
-    return (0.2 * env * x + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 def write_data(folder: Path) -> dict[str, Path]:
@@ -59,10 +46,10 @@ def write_data(folder: Path) -> dict[str, Path]:
     for name in SPEECH:
         shutil.copy(EXAMPLES / name, speech / name)
     rows = []
-    for i, split in enumerate(("train", "train", "train", "validation")):
-        sf.write(corpus / "audio" / f"{i}.wav", voiced(1.0, f0=120 + 15 * i, seed=i), 16000)
-        rows.append({"path": f"audio/{i}.wav", "split": split, "source": "tones", "group": f"g{i % 2}",
-                     "kind": "speech"})
+    for name, split, kind in (("speech_en.wav", "train", "speech"), ("chirp.ogg", "train", "music"),
+                              ("speech_de.flac", "validation", "speech")):
+        shutil.copy(EXAMPLES / name, corpus / "audio" / name)
+        rows.append({"path": f"audio/{name}", "split": split, "source": "examples", "group": name, "kind": kind})
     (corpus / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return {"pictures": pictures, "speech": speech, "corpus": corpus}
 
