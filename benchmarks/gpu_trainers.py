@@ -9,8 +9,9 @@ that device and on the CPU. One JSON object per check.
 - ``resume_image``: the image run resumed for ``--more`` steps on the device; ok when the train state then says
   ``steps + more``.
 - ``load_image``, ``load_audio``: the trained model loaded on the device and on the CPU: codes of the example
-  picture or speech (the share equal between the two) and the decodes' largest difference; ok when every code
-  is in range, at least 99 % are equal and the decodes are within 1e-2.
+  picture or speech (the share equal between the two) and the largest difference of what they decode to (pixels;
+  for audio the log-mel, the waveform's SNR beside it); ok when every code is in range, at least 99 % are equal
+  and the decodes are within 1e-2.
 """
 
 from __future__ import annotations
@@ -140,7 +141,10 @@ def model_folder(out: Path) -> Path:
 
 
 def load_check(name: str, kind: str, out: Path, device: str) -> dict[str, Any]:
-    """The trained model on ``device`` and on the CPU: codes and decodes of the example input."""
+    """The trained model on ``device`` and on the CPU: codes of the example input, and what the model decodes
+    them to: pixels for an image model; for an audio model its log-mel (``decode_features``), since a fresh
+    run has no learned vocoder and its sound comes from Griffin-Lim, whose iterations (momentum 0.99) carry
+    the devices' FFT rounding on into the waveform (reported as ``wave_snr_db``, not judged)."""
     folder = model_folder(out)
     on_cpu, on_dev = mmtok.load(str(folder), device="cpu"), mmtok.load(str(folder), device=device)
     if kind == "image":
@@ -152,10 +156,18 @@ def load_check(name: str, kind: str, out: Path, device: str) -> dict[str, Any]:
     codes_dev = codes_dev.cpu()
     same = float((codes_cpu == codes_dev).float().mean())
     in_range = bool(((codes_dev >= 0) & (codes_dev < on_dev.codebook_size)).all())
-    diff = float((on_cpu.decode(codes_cpu) - on_dev.decode(codes_cpu).cpu()).abs().max())
-    return {"check": name, "ok": in_range and same >= 0.99 and diff < 1e-2, "device": device,
-            "codes": int(codes_dev.numel()), "codes_in_range": in_range, "codes_equal_share": round(same, 4),
-            "decode_max_diff": diff}
+    row = {"check": name, "device": device, "codes": int(codes_dev.numel()), "codes_in_range": in_range,
+           "codes_equal_share": round(same, 4)}
+    if kind == "image":
+        diff = float((on_cpu.decode(codes_cpu) - on_dev.decode(codes_cpu).cpu()).abs().max())
+        row["decode_max_diff"] = diff
+    else:
+        diff = float((on_cpu.decode_features(codes_cpu) - on_dev.decode_features(codes_cpu).cpu()).abs().max())
+        row["log_mel_max_diff"] = diff
+        ref, other = on_cpu.decode(codes_cpu), on_dev.decode(codes_cpu).cpu()
+        noise = float((other - ref).double().square().sum())
+        row["wave_snr_db"] = None if noise == 0 else round(10 * math.log10(float(ref.double().square().sum()) / noise), 1)
+    return {**row, "ok": in_range and same >= 0.99 and diff < 1e-2}
 
 
 def main(argv: list[str] | None = None) -> int:
