@@ -26,7 +26,9 @@ Prints one JSON object per line:
   gives them). The two train in alternating timed segments (``--train-rounds``, the order
   swapped every round), each on its own random stream, so machine load hits both alike and
   the codebooks are the same whatever the number of segments; a train ``ratio`` row has the
-  median over rounds of the peer/ours time of a segment.
+  median over rounds of the peer/ours time of a segment. On CUDA each train row also counts, over 20
+  more steps, the calls per step that made the host wait for the device and the kernels it launched
+  (``host_waits``).
 
 Without ``vector_quantize_pytorch`` (``pip install mmtok[bench]``) a row names the missing peer and ours
 is measured alone: its ``encode``, floor and ``train`` rows as above, and ``ratio`` rows whose peer
@@ -279,6 +281,41 @@ def train_in_rounds(trainers: dict[str, Callable[[int], object]], steps: int, ro
                       sync=device_sync(device), around=own_stream)
 
 
+def _from_torch_cuda(filename: str) -> bool:
+    return Path(filename).parts[-2:] == ("cuda", "__init__.py") and "torch" in Path(filename).parts
+
+
+def host_waits(step: Callable[[int], object], steps: int, device: torch.device) -> dict[str, float] | None:
+    """On CUDA, per training step over ``steps`` more steps: the calls that made the host wait for the device
+    (``torch.cuda.set_sync_debug_mode`` warns at each) and the kernels launched (torch's profiler); None
+    elsewhere. A step that waits cannot queue its next kernels while the device runs the last ones."""
+    if device.type != "cuda":
+        return None
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for i in range(steps):
+                step(i)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    # one warning comes from torch's own switch (torch/cuda/__init__.py), not from either side's step
+    waits = sum("synchroniz" in str(w.message) and not _from_torch_cuda(w.filename) for w in caught)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for i in range(steps):
+            step(i)
+        torch.cuda.synchronize(device)
+    launches = sum(e.count for e in prof.key_averages() if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                                      "cudaLaunchKernelExC", "cuLaunchKernelEx"))
+    return {"host_waits_per_step": round(waits / steps, 2), "kernel_launches_per_step": round(launches / steps, 1),
+            "steps_counted": steps}
+
+
 def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, repeat_share: float = 0.0,
                 rounds: int = 10, peer_missing: str | None = None) -> None:
     """The train rows of one repeated share; with ``peer_missing`` (why the peer cannot run) ours alone, the
@@ -294,11 +331,12 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
         peer = VectorQuantize(dim=d, codebook_size=k, kmeans_init=True, threshold_ema_dead_code=2,
                               decay=0.99).to(device)
     g = torch.Generator().manual_seed(1)
-    batches = [torch.randint(0, train.shape[0], (batch,), generator=g) for _ in range(steps)]
+    # on the device before the clock starts: moving each step's indices there would make both sides wait
+    batches = [torch.randint(0, train.shape[0], (batch,), generator=g).to(device) for _ in range(steps)]
     n_repeat = round(repeat_share * batch)
 
     def batch_at(i: int) -> torch.Tensor:
-        b = train[batches[i].to(device)]
+        b = train[batches[i]]
         b[:n_repeat] = 0.0  # one vector, repeated
         return b
 
@@ -320,6 +358,10 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
     common = {"codebook_size": k, "dim": d, "steps": steps, "batch": batch, "repeated_share": repeat_share,
               "rounds": timings["mmtok"].n}
     quality: dict[str, dict[str, float]] = {}  # per implementation: the rounded mse and usage its row shows
+    ours.train()
+    if peer is not None:
+        peer.train()
+    waits = {name: host_waits(step, min(20, steps), device) for name, step in trainers.items()}  # after the quality
     for name, idx, rec in results:
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
         quality[name] = {"mse": round(float((rec - test).pow(2).mean()), 5), "usage": round(usage, 4)}
@@ -329,7 +371,8 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
               "twin_codes": int((canonical_codes(codebooks[name].detach()) != torch.arange(k, device=device)).sum()),
               "usage": quality[name]["usage"], "perplexity": round(ppl, 1),
               "mse": quality[name]["mse"], "train_seconds": round(sum(timings[name].seconds), 2),
-              "segment_seconds_median": round(timings[name].median, 4), "timing": timings[name].summary()})
+              "segment_seconds_median": round(timings[name].median, 4), "timing": timings[name].summary(),
+              **({"host_waits": waits[name]} if waits[name] else {})})
     per_round = round_ratios(timings[PEER], timings["mmtok"]) if peer is not None else None
     peer_quality = quality.get(PEER, {})
     emit({"bench": "vq_train", "metric": "ratio", **common,

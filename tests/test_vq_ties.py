@@ -50,6 +50,22 @@ def test_exact_ties_give_the_float64_answer_and_the_first_of_equals(k: int, cosi
     assert torch.equal(plain[320:], want[320:])  # away from the clusters nothing changes
 
 
+@pytest.mark.parametrize("cosine", [False, True])
+def test_the_runner_up_pass_and_one_late_settling_give_the_float64_answer(monkeypatch: pytest.MonkeyPatch,
+                                                                           cosine: bool) -> None:
+    """The GPU's way (no two-level argmax: the best score masked, the runner-up the maximum of the rest; the
+    suspect rows of every block settled together at the end, their scores worked out again) on the CPU."""
+    import mmtok.vq.search as search
+
+    cb, x = _clustered(1024, 16, cosine=cosine, seed=5)
+    want = _float64_nearest(x, cb)
+    monkeypatch.setattr(search, "_grouped", lambda scores, rows: None)
+    for chunk in (None, 7, 64):  # one block; settling pieces of 3 rows; several blocks
+        assert torch.equal(nearest_code(x, cb, cosine=cosine, exact_ties=True, chunk_size=chunk), want)
+    one = torch.randn(1, 16)
+    assert nearest_code(x[:5], one, exact_ties=True).tolist() == [0] * 5  # one code: no runner-up at all
+
+
 def test_exact_ties_do_not_depend_on_the_thread_count_or_the_block_size() -> None:
     cb, x = _clustered(2048, 16, cosine=True, seed=3)
     before = torch.get_num_threads()

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from mmtok.vq.kmeans import all_reduce_, sample_rows, world_size
-from mmtok.vq.search import new_points
+from mmtok.vq.search import new_points_mask
 
-__all__ = ["ema_step", "per_rank", "restart_dead"]
+__all__ = ["ema_step", "first_true", "per_rank", "restart_dead"]
 
 
 def per_rank(t: torch.Tensor) -> torch.Tensor:
@@ -64,11 +64,11 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     EMA count (the rate every code would have if all were used equally), whichever is higher.
 
     Each restart takes an input that is no twin of a code or of another restart
-    (:func:`~mmtok.vq.search.new_points`), so a batch full of one vector (digital silence)
+    (:func:`~mmtok.vq.search.new_points_mask`), so a batch full of one vector (digital silence)
     restarts at most one code there, not a cluster of twins; when fewer such inputs come than
     codes are dead, the rest wait for a later step. Restarted codes count as freshly used.
     """
-    limit = torch.as_tensor(threshold, device=ema_count.device)
+    limit = torch.full((), float(threshold), device=ema_count.device)  # a fill, not a copy the host waits on
     restart_count = limit
     if rate > 0:
         mean = ema_count.mean()
@@ -76,7 +76,7 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
         # relative restarts start at the expected rate, so they survive long enough to win inputs
         restart_count = torch.maximum(limit, mean)
     dead = ema_count < limit  # identical on every rank
-    n_dead = int(dead.sum())
+    n_dead = int(dead.sum())  # the step's one value read on the host: how many inputs to draw
     if n_dead == 0:
         return
     # inputs that would make no twin only: a batch that repeats one vector (digital silence) would
@@ -84,11 +84,29 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     # inputs as dead codes are drawn, so a third of a batch repeating one vector still leaves enough.
     # (2 n_dead, d), the same on every rank; a rank without inputs offers none
     drawn = sample_rows(z, 2 * n_dead, distributed=True)
-    fresh = new_points(drawn, embed, cosine=cosine)[:n_dead]  # (m ≤ n_dead, d)
-    if not fresh.shape[0]:
-        return
-    # the first m dead codes move; the rest wait for the next step's inputs
-    moved = dead.nonzero().squeeze(1)[: fresh.shape[0]]
-    embed[moved] = fresh
-    ema_count[moved] = restart_count
-    ema_sum[moved] = fresh * restart_count
+    fresh = new_points_mask(drawn, embed, cosine=cosine)  # (2 n_dead,)
+    # the j-th fresh input goes to the j-th dead code; dead codes beyond the fresh inputs wait for the
+    # next step's. Worked out on the device, so the step reads nothing more on the host.
+    moved = first_true(dead, n_dead)  # (n_dead,) the dead codes, ascending
+    row = first_true(fresh, n_dead)  # (n_dead,) the fresh inputs in order, -1 past the last
+    taken = row >= 0
+    new = drawn[row.clamp_min(0)]  # (n_dead, d)
+    embed[moved] = torch.where(taken[:, None], new, embed[moved])
+    ema_count[moved] = torch.where(taken, restart_count.to(ema_count.dtype), ema_count[moved])
+    ema_sum[moved] = torch.where(taken[:, None], new * restart_count, ema_sum[moved])
+
+
+def first_true(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """``[size]`` int64: the positions of the first ``size`` true values of ``mask`` ``[n]`` in order, ``-1`` past
+    the last one; as ``mask.nonzero()`` cut or padded to ``size``, but with no value read on the host.
+
+    >>> first_true(torch.tensor([False, True, True, False, True]), 2).tolist()
+    [1, 2]
+    >>> first_true(torch.tensor([True, False]), 3).tolist()
+    [0, -1, -1]
+    """
+    rank = mask.long().cumsum(0) - 1  # (n,) each true value's place among them
+    slot = torch.where(mask & (rank < size), rank, size)  # the others go to a spare slot, dropped
+    out = torch.full((size + 1,), -1, dtype=torch.long, device=mask.device)
+    out.scatter_(0, slot, torch.arange(mask.shape[0], device=mask.device))
+    return out[:size]

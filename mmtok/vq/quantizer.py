@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,7 @@ from torch import nn
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite, fits_float32
-from mmtok.core.metrics import codebook_usage
+from mmtok.core.metrics import codebook_usage, codebook_usage_tensors
 from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.config import VQConfig
@@ -135,6 +136,7 @@ class VectorQuantizer(nn.Module):
         self._kmeans_pool = KmeansPool()  # the vectors k-means initialises the codes from (mmtok.vq.kmeans_init)
         self._ranks_agree = False  # rank 0's codebook taken on the first training step under DDP?
         self._twins: tuple[torch.Tensor, torch.Tensor] | None = None  # see _canonical
+        self._initted_seen = False  # ``initted`` read as true once (see _initted)
 
     # ---------------------------------------------------------------- properties
 
@@ -181,6 +183,19 @@ class VectorQuantizer(nn.Module):
             raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
         fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
 
+    def _initted(self) -> bool:
+        """Whether the k-means initialisation is done, read from the device only until it first says so:
+        only loading a state (:meth:`_load_from_state_dict`) turns it back, so a training step on a GPU
+        does not wait for this flag."""
+        if not self._initted_seen:
+            self._initted_seen = bool(self.initted)
+        return self._initted_seen
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        """``nn.Module``'s, and ``initted`` is read from the device again (the state may hold false)."""
+        self._initted_seen = False
+        super()._load_from_state_dict(*args, **kwargs)
+
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space (float32 under autocast too)."""
         z = x.reshape(-1, self.cfg.dim).float()  # (N, D)
@@ -222,11 +237,11 @@ class VectorQuantizer(nn.Module):
         z = self._to_lookup(x)  # (N, d)
         if self.training and not self._ranks_agree and world_size() > 1:
             self._take_rank0_codebook()
-        if self.training and not bool(self.initted):
+        if self.training and not self._initted():
             self._maybe_kmeans_init(z.detach())
         idx = self._search(z, exact=not self.training)  # (N,); outside training as encode gives them
         q = F.embedding(idx, self.embed)  # (N, d)
-        counts = torch.bincount(idx, minlength=self.cfg.codebook_size)
+        counts = code_counts(idx, self.cfg.codebook_size)
         if self.training:
             self._ema_update(z.detach(), idx, counts)
         if z.numel():  # also without gradients, so the figure is there to log
@@ -236,8 +251,8 @@ class VectorQuantizer(nn.Module):
         q_st = z + (q - z).detach()  # straight-through estimator
         out = self.project_out(q_st).reshape(*lead, self.cfg.dim).to(x.dtype)
         self.seen_counts += counts
-        usage, perplexity = codebook_usage(counts)
-        return QuantizeResult(out, idx.reshape(lead), loss, z.new_tensor(perplexity), z.new_tensor(usage))
+        usage, perplexity = codebook_usage_tensors(counts)  # on the device: the host waits for nothing here
+        return QuantizeResult(out, idx.reshape(lead), loss, perplexity.to(z.dtype), usage.to(z.dtype))
 
     @ordinary_outputs
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,7 +271,7 @@ class VectorQuantizer(nn.Module):
         for start in range(0, flat.shape[0], ENCODE_SLAB):
             stop = min(start + ENCODE_SLAB, flat.shape[0])
             idx[start:stop] = self._search(self._to_lookup(flat[start:stop]), exact=True)
-        self.seen_counts += torch.bincount(idx, minlength=self.cfg.codebook_size)
+        self.seen_counts += code_counts(idx, self.cfg.codebook_size)
         return idx.reshape(x.shape[:-1])
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
@@ -308,7 +323,8 @@ class VectorQuantizer(nn.Module):
         """One EMA step and dead-code restarts (:mod:`mmtok.vq.ema`) from this rank's ``z`` ``[N, d]``."""
         c = self.cfg
         counts = per_rank(counts.float())  # (K,)
-        if not bool(counts.any()):  # no vectors on any rank: nothing to average in, nothing to restart from
+        # no vectors on any rank: nothing to average in, nothing to restart from (one process knows without asking)
+        if (z.shape[0] == 0) if world_size() == 1 else not bool(counts.any()):
             return
         sums = torch.zeros(c.codebook_size, z.shape[1], device=z.device, dtype=torch.float32)
         sums = per_rank(sums.index_add_(0, idx, z.float()))  # (K, d)
@@ -428,6 +444,19 @@ class VectorQuantizer(nn.Module):
             f"dim={c.dim}, codebook_size={c.codebook_size}, lookup_dim={c.lookup_dim}, "
             f"cosine={c.cosine}, decay={c.decay}"
         )
+
+
+def code_counts(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """``[k]`` int64: how often each code of ``idx`` comes. ``torch.bincount`` on the CPU; elsewhere an index-add,
+    since a GPU's bincount reads the largest index on the host first and so waits for the device.
+
+    >>> code_counts(torch.tensor([2, 0, 2]), 4).tolist()
+    [1, 0, 2, 0]
+    """
+    idx = idx.flatten()
+    if idx.device.type == "cpu":
+        return torch.bincount(idx, minlength=k)
+    return torch.zeros(k, dtype=torch.long, device=idx.device).index_add_(0, idx, torch.ones_like(idx))
 
 
 def _no_autocast(device: torch.device) -> AbstractContextManager[object]:

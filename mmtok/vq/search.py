@@ -13,12 +13,14 @@ from mmtok.core.device import tf32_matmul_possible
 from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite
 
-__all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "score_margin"]
+__all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "new_points_mask",
+           "score_margin"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
 TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's median radius
+DENSE_NEW_POINTS = 1 << 22  # float64 distances new_points_mask holds at once to stay off the host (32 MiB)
 
 
 def _grouped(scores: torch.Tensor, rows: torch.Tensor | None
@@ -115,15 +117,18 @@ def nearest_code(
     scores = torch.empty(rows, k, dtype=codebook.dtype, device=x.device)  # (chunk, K), reused
     row_ids = torch.arange(rows, device=x.device)
     margin = score_margin(x, codebook, cosine=cosine) if exact_ties else None  # (N,), once for all blocks
+    suspect = torch.zeros(n, dtype=torch.bool, device=x.device) if exact_ties else None  # (N,) rows to settle
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         block = scores[: stop - start]
         torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
-        if exact_ties:
-            _argmax_settled(block, x[start:stop], codebook, out[start:stop], row_ids, margin[start:stop],
-                            cosine=cosine)
+        if margin is not None and suspect is not None:
+            suspect[start:stop] = _argmax_flagged(block, out[start:stop], row_ids, margin[start:stop])
         else:
             _argmax_rows(block, out=out[start:stop], rows=row_ids)
+    if margin is not None and suspect is not None:
+        # one value read on the host for all blocks: which rows to settle
+        _settle_rows(suspect.nonzero().flatten(), x, codebook, bias, scores, margin, out, cosine=cosine)
     return out
 
 
@@ -134,6 +139,10 @@ def _check_search(x: torch.Tensor, codebook: torch.Tensor) -> None:
     if x.dim() != 2 or codebook.dim() != 2 or x.shape[1] != codebook.shape[1] or codebook.shape[0] == 0:
         raise QuantizerError(f"nearest_code needs x [N, d] and codebook [K, d] with K ≥ 1, got x {tuple(x.shape)} "
                              f"and codebook {tuple(codebook.shape)}")
+    # one value read on the host for both (a NaN or inf poisons the sum); each alone only when that is not finite
+    if x.is_floating_point() and codebook.is_floating_point() and bool(
+            torch.isfinite(x.sum(dtype=torch.float64) + codebook.sum(dtype=torch.float64))):
+        return
     for name, t in (("x", x), ("codebook", codebook)):
         if not all_finite(t):
             bad = (~torch.isfinite(t)).any(1).nonzero().flatten()
@@ -145,37 +154,47 @@ def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fals
     """``[N]``: how far the float32 score ``x·c - |c|²/2`` (``x·c`` with ``cosine``) of a row of ``x`` can
     be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums (TF32's epsilon
     where CUDA matrix products may use it)."""
-    c_max = float(codebook.detach().float().norm(dim=1).max())
+    c_max = codebook.detach().float().norm(dim=1).max()  # 0-d, on the device: not read on the host
     eps = torch.finfo(torch.float32).eps
     if x.device.type == "cuda" and tf32_matmul_possible():  # TF32 products keep 10 bits
         eps = 2.0**-10
     scale = 2 * codebook.shape[1] * eps
     if cosine:  # unit rows: |x| = 1
-        return torch.full((x.shape[0],), scale * c_max, dtype=torch.float32, device=x.device)
+        return (scale * c_max).expand(x.shape[0]).clone()
     return (x.detach().float().norm(dim=1) * c_max + c_max * c_max / 2) * scale
 
 
-def _argmax_settled(block: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, out: torch.Tensor,
-                    rows: torch.Tensor, margin: torch.Tensor, *, cosine: bool) -> None:
-    """``_argmax_rows`` into ``out``, then each row whose runner-up score lies within its rounding
-    (``margin``, :func:`score_margin`) settled in float64 (:func:`_settle`). On the CPU the group maxima
-    of the two-level argmax find those rows, so only they are scanned whole."""
+def _argmax_flagged(block: torch.Tensor, out: torch.Tensor, rows: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    """``_argmax_rows`` of ``block`` ``[n, K]`` into ``out``, and ``[n]`` bool: the rows whose runner-up score lies
+    within their rounding (``margin``, :func:`score_margin`) of the best, to be settled (:func:`_settle_rows`).
+    On the CPU the group maxima of the two-level argmax find those rows; elsewhere the best score is masked
+    in ``block`` (scratch: it is overwritten) and the runner-up is the maximum of the rest, one pass."""
     parts = _grouped(block, rows)
     if parts is not None:
         gmax, best_group, inside = parts
         pos = inside.argmax(1)
         thresh = inside.gather(1, pos[:, None]) - margin[:, None]  # (n, 1)
-        suspect = ((gmax >= thresh).sum(1) > 1) | ((inside >= thresh).sum(1) > 1)
         torch.add(pos, best_group, alpha=ARGMAX_GROUP, out=out)
-    else:
-        torch.argmax(block, 1, out=out)
-        thresh = block.gather(1, out[:, None]) - margin[:, None]
-        suspect = (block >= thresh).sum(1) > 1
-    r = suspect.nonzero().flatten()
-    piece = max(1, block.shape[0] // 2)  # float64 [piece, K] distances: no more memory than the block
+        return ((gmax >= thresh).sum(1) > 1) | ((inside >= thresh).sum(1) > 1)
+    torch.argmax(block, 1, out=out)
+    best = block.gather(1, out[:, None]).squeeze(1)  # (n,)
+    runner_up = block.scatter_(1, out[:, None], float("-inf")).amax(1)  # (n,) -inf with one code
+    return runner_up >= best - margin
+
+
+def _settle_rows(r: torch.Tensor, x: torch.Tensor, codebook: torch.Tensor, bias: torch.Tensor,
+                 scores: torch.Tensor, margin: torch.Tensor, out: torch.Tensor, *, cosine: bool) -> None:
+    """Rows ``r`` of ``out`` settled in float64 (:func:`_settle`) among the codes whose float32 score lies within
+    the row's ``margin`` of its best: the scores worked out again, in pieces of half the ``scores`` buffer (so
+    float64 ``[piece, K]`` distances take no more memory than it). Another product's rounding may change which
+    far codes are candidates, never the answer: the truly nearest code is one whichever product rounded."""
+    piece = max(1, scores.shape[0] // 2)
+    codes_t = codebook.t()
     for start in range(0, r.numel(), piece):
         some = r[start:start + piece]
-        out[some] = _settle(x[some], codebook, block[some] >= thresh[some], cosine=cosine)
+        block = torch.addmm(bias, x[some].to(codebook.dtype), codes_t, out=scores[: some.numel()])
+        candidate = block >= block.amax(1, keepdim=True) - margin[some][:, None]
+        out[some] = _settle(x[some], codebook, candidate, cosine=cosine)
 
 
 def _settle(x: torch.Tensor, codebook: torch.Tensor, candidate: torch.Tensor, *, cosine: bool) -> torch.Tensor:
@@ -188,7 +207,7 @@ def _settle(x: torch.Tensor, codebook: torch.Tensor, candidate: torch.Tensor, *,
     z_sq, c_sq = z.pow(2).sum(1, keepdim=True), c.pow(2).sum(1)  # (s, 1), (m,)
     dist = torch.addmm(z_sq + c_sq, z, c.t(), alpha=-2).masked_fill_(~cand, float("inf"))  # (s, m)
     # the product's rounding: d + 2 roundings of terms up to (|x| + |c|)², taken twice over to be safe
-    slack = 4 * (z.shape[1] + 2) * 2.0**-52 * (z_sq.sqrt() + float(c_sq.max().sqrt())) ** 2  # (s, 1)
+    slack = 4 * (z.shape[1] + 2) * 2.0**-52 * (z_sq.sqrt() + c_sq.max().sqrt()) ** 2  # (s, 1)
     near = dist <= dist.amin(1, keepdim=True) + slack  # (s, m)
     if cosine:  # a zero row: its first candidate only
         zero = (z_sq[:, 0] == 0).nonzero().flatten()
@@ -305,20 +324,63 @@ def new_points(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fal
                tolerance: float = TWIN_TOLERANCE) -> torch.Tensor:
     """The rows of ``rows`` (``[n, d]``) that no code and no earlier row kept is a twin of, in order
     (float32): where restarted codes may go without landing on a point the codebook already has.
-
-    Twins as :func:`canonical_codes` counts them, but on the scale of ``rows``: within ``tolerance``
-    times their median radius. (The codebook's own radius is no measure while training: codes left far
-    from the data, a good share of them at first, would stretch it.)
+    Which rows, :func:`new_points_mask` decides.
 
     >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [300.0, 0.0]])
     >>> new_points(torch.tensor([[1.0, 1.0], [2.0, 0.0], [2.0, 1e-9], [0.0, 2.0]]), cb).tolist()
     [[2.0, 0.0], [0.0, 2.0]]
     """
+    return rows[new_points_mask(rows, codebook, cosine=cosine, tolerance=tolerance)].float()
+
+
+def new_points_mask(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False,
+                    tolerance: float = TWIN_TOLERANCE) -> torch.Tensor:
+    """``[n]`` bool: the rows of ``rows`` (``[n, d]``) that are no twin of a code, no repeat of an earlier
+    row, and no twin of an earlier row that is itself no repeat.
+
+    Twins as :func:`canonical_codes` counts them, but on the scale of ``rows``: within ``tolerance``
+    times their median radius. (The codebook's own radius is no measure while training: codes left far
+    from the data, a good share of them at first, would stretch it.)
+
+    Where its float64 distance tables stay small (``n (n + K)`` up to ``DENSE_NEW_POINTS`` values, as
+    for the few dead codes of a training step) they are computed whole and nothing is read back to the
+    host: a training step on a GPU does not wait here. Larger calls sort instead, in ``O(n log n)`` memory.
+
+    >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [300.0, 0.0]])
+    >>> new_points_mask(torch.tensor([[1.0, 1.0], [2.0, 0.0], [2.0, 1e-9], [0.0, 2.0], [2.0, 0.0]]), cb).tolist()
+    [False, True, False, True, False]
+    """
     if not rows.shape[0]:
-        return rows.float()
+        return torch.zeros(0, dtype=torch.bool, device=rows.device)
     cb, pts = _as_points(codebook, cosine), _as_points(rows, cosine)
+    if pts.shape[0] * (pts.shape[0] + cb.shape[0]) <= DENSE_NEW_POINTS:
+        return _new_points_dense(pts, cb, tolerance)
+    return _new_points_sorted(pts, cb, tolerance)
+
+
+def _new_points_dense(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """:func:`new_points_mask` from whole float64 distance tables, with no value read on the host."""
+    n = pts.shape[0]
+    # (n, n) measured coordinate by coordinate: exactly 0 between equal rows only
+    apart = torch.cdist(pts, pts, compute_mode="donot_use_mm_for_euclid_dist")
+    earlier = torch.ones(n, n, dtype=torch.bool, device=pts.device).tril_(-1)  # [i, j]: row j comes before row i
+    first = ~((apart == 0) & earlier).any(1)  # (n,) no earlier row is equal
+    # the median radius of the distinct rows (the lower median, as torch.median), in the way of _twin_distance
+    nan = torch.full((), float("nan"), dtype=pts.dtype, device=pts.device)
+    centre = torch.where(first[:, None], pts, nan).nanmedian(0).values  # (d,)
+    radius = torch.where(first, (pts - centre).pow(2).sum(1).sqrt(), nan).nanmedian()
+    tol = tolerance * radius  # 0-d
+    # the nearest code's squared distance, from one float64 product (its rounding is ~1e-16 of the squared
+    # norms, far inside the tolerance's 1e-8 of the squared radius)
+    to_code = torch.addmm(pts.pow(2).sum(1, keepdim=True) + cb.pow(2).sum(1), pts, cb.t(), alpha=-2).amin(1)
+    twin_of_earlier = ((apart <= tol) & earlier & first[None, :]).any(1)
+    return first & (to_code.clamp_min(0).sqrt() > tol) & ~twin_of_earlier
+
+
+def _new_points_sorted(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """:func:`new_points_mask` for many rows: exact repeats by sorting, near pairs by :func:`_close_pairs`."""
     tol = _twin_distance(pts, tolerance)
-    near = nearest_code(pts.float(), cb.float(), cosine=cosine, exact_ties=True)  # the truly nearest code
+    near = nearest_code(pts.float(), cb.float(), exact_ties=True)  # the truly nearest code
     keep = (pts - cb[near]).pow(2).sum(1).sqrt() > tol
     # exact repeats first (a run of them would make every pair a candidate), then near ones
     _, inverse = torch.unique(pts, dim=0, return_inverse=True)
@@ -329,4 +391,4 @@ def new_points(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = Fal
     once = first.nonzero().flatten()
     pairs = _close_pairs(pts[once], tol)
     keep[once[pairs[:, 1]]] = False  # of two rows that are twins, the later goes
-    return rows[keep].float()
+    return keep

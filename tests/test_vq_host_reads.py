@@ -1,0 +1,201 @@
+"""A VQ training step that reads few values on the host, with the codes and restarts it had before.
+
+On a GPU every value the host reads (``bool(t)``, ``int(t)``, ``.item()``, ``nonzero``, a boolean
+mask, ``bincount``) waits for the device to finish all the work queued before it. The training
+step reads three: whether the input is finite, whether the searched vectors and codes are, and
+how many codes are dead. The dead-code restarts are worked out on the device
+(:func:`~mmtok.vq.search.new_points_mask`'s dense path, :func:`~mmtok.vq.ema.first_true`), and
+must choose the inputs the sorting path chooses.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from mmtok.core.metrics import codebook_usage, codebook_usage_tensors
+from mmtok.vq.ema import first_true
+from mmtok.vq.quantizer import VectorQuantizer, VQConfig, code_counts
+from mmtok.vq.search import _as_points, _new_points_dense, _new_points_sorted, new_points_mask
+
+HOST_READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nonzero", "unique", "bincount",
+              "masked_select", "cpu", "numpy", "repeat_interleave"}
+
+
+class HostReads(TorchFunctionMode):
+    """Counts the torch calls that read a tensor's value on the host (and boolean-mask indexing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: collections.Counter[str] = collections.Counter()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = getattr(func, "__name__", "")
+        if name in HOST_READS:
+            self.seen[name] += 1
+        if name in ("__getitem__", "__setitem__") and len(args) > 1:
+            index = args[1] if isinstance(args[1], tuple) else (args[1],)
+            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index):
+                self.seen["boolean mask"] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _clustered_batches(steps: int, *, repeat_share: float = 0.0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(512, 16, generator=g) * 3
+    out = []
+    for _ in range(steps):
+        b = centres[torch.randint(0, 512, (2048,), generator=g)] + 0.1 * torch.randn(2048, 16, generator=g)
+        b[: int(repeat_share * b.shape[0])] = centres[0]  # a third of the batch one vector: restarts must not twin
+        out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+def test_a_training_step_reads_three_values_on_the_host_and_bincount_only_on_the_cpu(cosine: bool) -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VQConfig(dim=16, codebook_size=256, dead_code_threshold=4.0, cosine=cosine)).train()
+    batches = _clustered_batches(12, repeat_share=0.3)
+    for b in batches[:4]:  # k-means initialisation first
+        vq(b)
+    restarts = 0
+    for b in batches[4:]:
+        before = vq.embed.clone()
+        with HostReads() as reads:
+            vq(b)
+        restarts += int((vq.embed != before).any(1).sum() > 0)
+        # bincount is the CPU's count (code_counts): on a GPU an index-add, read nowhere
+        assert reads.seen == {"__bool__": 2, "__int__": 1, "bincount": 1}, reads.seen
+    assert restarts  # the restart path ran under the counter
+
+
+def test_a_step_without_restarts_reads_two_and_the_init_flag_only_once() -> None:
+    vq = VectorQuantizer(VQConfig(dim=16, codebook_size=64, dead_code_threshold=0.0, kmeans_init=False)).train()
+    with HostReads() as reads:
+        vq(torch.randn(512, 16))
+    assert reads.seen == {"__bool__": 3, "bincount": 1}, reads.seen  # the first step reads `initted` too
+    with HostReads() as reads:
+        vq(torch.randn(512, 16))
+    assert reads.seen == {"__bool__": 2, "bincount": 1}, reads.seen
+
+
+def _awkward_rows(seed: int, n: int, d: int, cb: torch.Tensor) -> torch.Tensor:
+    """Rows with exact repeats, near twins of each other and of codes, codes themselves, and plain ones."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randn(n, d, generator=g)
+    rows[1::7] = rows[0]  # exact repeats of one row
+    rows[2::9] = cb[torch.randint(0, cb.shape[0], (len(range(2, n, 9)),), generator=g)]  # on codes
+    near = torch.arange(3, n, 11)
+    rows[near] = rows[near - 1] + 1e-7 * torch.randn(near.numel(), d, generator=g)  # twins of the row before
+    close = torch.arange(4, n, 13)
+    rows[close] = cb[close % cb.shape[0]] + 1e-6 * torch.randn(close.numel(), d, generator=g)  # twins of codes
+    return rows
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_dense_new_points_choose_the_rows_the_sorting_path_chooses(seed: int, cosine: bool) -> None:
+    g = torch.Generator().manual_seed(100 + seed)
+    cb = torch.randn(300, 8, generator=g)
+    rows = _awkward_rows(seed, 120, 8, cb)
+    pts, codes = _as_points(rows, cosine), _as_points(cb, cosine)
+    dense, sorted_ = _new_points_dense(pts, codes, 1e-4), _new_points_sorted(pts, codes, 1e-4)
+    assert torch.equal(dense, sorted_)
+    assert 0 < int(dense.sum()) < rows.shape[0]  # some kept, some refused: the comparison means something
+
+
+def test_new_points_mask_takes_the_sorting_path_for_large_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmtok.vq.search as search
+
+    cb = torch.randn(50, 4)
+    rows = _awkward_rows(0, 60, 4, cb)
+    dense = new_points_mask(rows, cb)
+    monkeypatch.setattr(search, "DENSE_NEW_POINTS", 10)
+    assert torch.equal(new_points_mask(rows, cb), dense)
+    assert new_points_mask(rows[:0], cb).shape == (0,)
+
+
+def test_first_true_is_nonzero_cut_or_padded() -> None:
+    g = torch.Generator().manual_seed(3)
+    for n, size in [(0, 2), (1, 1), (17, 3), (40, 40), (40, 60)]:
+        mask = torch.rand(n, generator=g) < 0.4
+        want = mask.nonzero().flatten()[:size].tolist()
+        assert first_true(mask, size).tolist() == want + [-1] * (size - len(want))
+
+
+def test_code_counts_match_bincount_off_the_cpu_path() -> None:
+    idx = torch.randint(0, 37, (1000,), generator=torch.Generator().manual_seed(1))
+    meta_free = torch.zeros(37, dtype=torch.long).index_add_(0, idx, torch.ones_like(idx))
+    assert torch.equal(code_counts(idx, 37), meta_free)
+    assert torch.equal(code_counts(idx[:0], 5), torch.zeros(5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("counts", [[3, 1, 0, 0], [0, 0, 0], [5], [1] * 64, [100, 1, 1, 0, 7]])
+def test_usage_tensors_agree_with_the_float_figures(counts: list[int]) -> None:
+    usage, ppl = codebook_usage(torch.tensor(counts))
+    u, p = codebook_usage_tensors(torch.tensor(counts))
+    assert float(u) == usage and float(p) == pytest.approx(ppl, rel=1e-12, abs=0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_a_training_step_waits_for_the_device_at_most_three_times() -> None:
+    import warnings
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VQConfig(dim=16, codebook_size=256, dead_code_threshold=4.0)).cuda().train()
+    batches = [b.cuda() for b in _clustered_batches(12, repeat_share=0.3)]
+    for b in batches[:4]:
+        vq(b)
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for b in batches[4:]:
+                vq(b)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    # the VQ code's own waits: torch/cuda/__init__.py warns once for the switch itself
+    waits = [f"{w.filename}:{w.lineno}" for w in caught
+             if "synchroniz" in str(w.message) and "/mmtok/" in w.filename.replace("\\", "/")]
+    assert len(waits) <= 3 * len(batches[4:]), collections.Counter(waits)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_an_exact_encode_waits_as_often_with_many_blocks_as_with_one() -> None:
+    import warnings
+
+    g = torch.Generator().manual_seed(0)
+    vq = VectorQuantizer(VQConfig(dim=16, codebook_size=1000, kmeans_init=False)).cuda().eval()
+    x = (vq.embed[torch.randint(0, 1000, (20_000,), generator=g).cuda()] + 1e-6 * torch.randn(20_000, 16).cuda())
+    counts = {}
+    for chunk in (None, 500):  # one block; 40 blocks
+        vq.cfg.chunk_size = chunk
+        vq.encode(x)
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                vq.encode(x)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts[chunk] = [f"{w.filename}:{w.lineno}" for w in caught
+                         if "synchroniz" in str(w.message) and "/mmtok/" in w.filename.replace("\\", "/")]
+    assert len(counts[500]) == len(counts[None]) <= 12, {k: collections.Counter(v) for k, v in counts.items()}
+
+
+def test_a_loaded_state_without_kmeans_initialises_again_on_the_next_step() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8)).train()
+    blank = VectorQuantizer(VQConfig(dim=4, codebook_size=8)).state_dict()  # initted false: k-means to come
+    vq(torch.randn(64, 4))
+    assert bool(vq.initted)
+    vq.load_state_dict(blank)
+    vq(torch.randn(64, 4) + 10)  # the flag is read again: k-means on these vectors, not EMA steps on random codes
+    assert bool(vq.initted)
+    assert float(vq.embed.mean()) > 8
