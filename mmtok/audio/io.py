@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 import warnings
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -48,7 +49,8 @@ from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "AudioInput", "SilenceWarning", "audio_samples", "fit_length", "load_audio"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SilenceWarning", "audio_samples", "fit_length",
+           "load_audio", "warn_silence"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -64,6 +66,21 @@ class SilenceWarning(UserWarning):
     ``path`` names the file, so that a run over many files can count them and say so once."""
 
     path: str = ""
+
+
+# where this thread's (or task's) silence warnings go instead of the warnings machinery: set by
+# mmtok.data.media_files.silence_collected, never a process-wide filter or showwarning
+SILENCE_SINK: ContextVar[list[SilenceWarning] | None] = ContextVar("mmtok_silence_sink", default=None)
+
+
+def warn_silence(warning: SilenceWarning, *, stacklevel: int = 1) -> None:
+    """Give ``warning``: into the list of the innermost ``silence_collected`` of this thread or task, or else as a
+    warning attributed ``stacklevel`` frames above the caller (1: the caller's line)."""
+    sink = SILENCE_SINK.get()
+    if sink is not None:
+        sink.append(warning)
+    else:
+        warnings.warn(warning, stacklevel=stacklevel + 1)
 
 
 def _under_one_sample(what: str, held: int, rate: int, target_rate: int) -> str:
@@ -202,7 +219,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
                                 "codes will be one code repeated")
         silent.path = str(path)
-        warnings.warn(silent, stacklevel=4)  # at the caller of load_audio
+        warn_silence(silent, stacklevel=4)  # at the caller of load_audio
     return audio, rate
 
 

@@ -18,14 +18,13 @@ import io
 import os
 import re
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from mmtok.audio.io import SilenceWarning
+from mmtok.audio.io import SILENCE_SINK, SilenceWarning, warn_silence
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.files import read_only_folder
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -256,27 +255,23 @@ def few(names: Iterable[str], named: int = NAMED) -> str:
 
 @contextlib.contextmanager
 def silence_collected() -> Iterator[list[SilenceWarning]]:
-    """Within: every :class:`~mmtok.audio.io.SilenceWarning` (each time it is given) goes into the list this
-    yields instead of to the screen, for a run over many files to say them once; other warnings show as before.
+    """Within: every :class:`~mmtok.audio.io.SilenceWarning` given in this thread or task (each time it is given,
+    through :func:`~mmtok.audio.io.warn_silence`) goes into the list this yields instead of to the screen, for a
+    run over many files to say them once. Nothing process-wide changes: not the warning filters, not
+    ``warnings.showwarning``, so other threads' warnings, silence included, show as before, and two runs in two
+    threads each collect their own.
 
     >>> with silence_collected() as found:
-    ...     warnings.warn(SilenceWarning("audio file a.wav is digital silence"))
+    ...     warn_silence(SilenceWarning("audio file a.wav is digital silence"))
     >>> [str(w) for w in found]
     ['audio file a.wav is digital silence']
     """
     found: list[SilenceWarning] = []
-    with warnings.catch_warnings():  # restores the filters and showwarning on leaving
-        warnings.simplefilter("always", SilenceWarning)
-        shown = warnings.showwarning
-
-        def show(message: Warning | str, *args: object, **kwargs: object) -> None:
-            if isinstance(message, SilenceWarning):
-                found.append(message)
-            else:
-                shown(message, *args, **kwargs)  # type: ignore[arg-type]
-
-        warnings.showwarning = show
+    token = SILENCE_SINK.set(found)
+    try:
         yield found
+    finally:
+        SILENCE_SINK.reset(token)
 
 
 def given_again(done: Iterable[tuple[Done, list[SilenceWarning]]]) -> Iterator[Done]:
@@ -284,7 +279,7 @@ def given_again(done: Iterable[tuple[Done, list[SilenceWarning]]]) -> Iterator[D
     in a worker process), given again in this one."""
     for item, silent in done:
         for warning in silent:
-            warnings.warn(warning, stacklevel=1)
+            warn_silence(warning)
         yield item
 
 
