@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_context_plots_asked_for_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"^plot_cost_vs_length \(.*c\.png\) needs matplotlib"):
         plot_cost_vs_length(tmp_path / "c.png", {}, where="CPU")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("env", "want"), [("svg", "svg"), ("", "agg")])
+def test_a_backend_named_by_mplbackend_is_kept(env: str, want: str) -> None:
+    """A process whose environment names a backend keeps it; without one the helper picks Agg (a fresh process:
+    a backend, once chosen, stays for the process)."""
+    pytest.importorskip("matplotlib")
+    import subprocess
+
+    code = ("import matplotlib; from mmtok.core.plotting import pyplot; pyplot('x.png'); "
+            "print(matplotlib.get_backend().lower())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MPLBACKEND": env})
+    assert out.stdout.strip() == want

@@ -8,6 +8,7 @@ curve) is skipped: one line on stderr, once per process for each skipped picture
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -23,8 +24,9 @@ _skipped: set[str] = set()  # pictures already reported skipped in this process
 def pyplot(what: str, *, required: bool = False, error: type[MmtokError] = UsageError) -> Any:
     """``matplotlib.pyplot`` set to draw to files, or what to do without matplotlib.
 
-    The Agg backend is chosen only when pyplot is not imported yet: a process that already uses pyplot (a
-    notebook, a GUI) keeps its backend, whose ``savefig`` writes the same files.
+    The Agg backend is chosen only when pyplot is not imported yet and no ``MPLBACKEND`` names one: a process
+    that already uses pyplot (a notebook, a GUI), or whose environment chose a backend, keeps it; its ``savefig``
+    writes the same files.
 
     ``what``: the pictures, in words or as paths. ``required``: without matplotlib raise ``error``
     (one line: ``what`` needs matplotlib and how to install it); otherwise say on stderr, once per
@@ -33,7 +35,8 @@ def pyplot(what: str, *, required: bool = False, error: type[MmtokError] = Usage
     try:
         import matplotlib
 
-        if "matplotlib.pyplot" not in sys.modules:  # a caller's pyplot keeps its backend (savefig draws files alike)
+        # a caller's pyplot or MPLBACKEND keeps its backend (savefig draws files alike)
+        if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
