@@ -109,9 +109,9 @@ def codebook_usage_tensors(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     if c.numel() == 0:
         return c.new_zeros(()), c.new_zeros(())
     total = c.sum()
-    p = c / total.clamp_min(1e-300)  # (K,) all zeros when nothing was counted
-    ppl = torch.exp(-torch.special.xlogy(p, p).sum())  # xlogy(0, 0) = 0: unused codes add nothing
-    return (c > 0).double().mean(), torch.where(total > 0, ppl, torch.zeros_like(ppl))
+    p = c / total  # (K,) NaN when nothing was counted: the perplexity is then 0, below
+    entropy = torch.special.xlogy(p, p).sum().neg_()  # xlogy(0, 0) = 0: unused codes add nothing
+    return (c > 0).double().mean(), torch.where(total > 0, entropy.exp_(), 0.0)
 
 
 def codebook_usage(counts: torch.Tensor) -> tuple[float, float]:

@@ -105,6 +105,11 @@ def first_true(mask: torch.Tensor, size: int) -> torch.Tensor:
     >>> first_true(torch.tensor([True, False]), 3).tolist()
     [0, -1, -1]
     """
+    if hasattr(torch, "nonzero_static"):  # one kernel where the device has it (the CPU and CUDA do)
+        try:
+            return torch.nonzero_static(mask, size=size, fill_value=-1).squeeze(1)
+        except NotImplementedError:  # a device without it: the same from a running count
+            pass
     rank = mask.long().cumsum(0) - 1  # (n,) each true value's place among them
     slot = torch.where(mask & (rank < size), rank, size)  # the others go to a spare slot, dropped
     out = torch.full((size + 1,), -1, dtype=torch.long, device=mask.device)

@@ -166,7 +166,9 @@ class VectorQuantizer(nn.Module):
 
     # ---------------------------------------------------------------- input checks
 
-    def _check(self, x: torch.Tensor, what: str = "input") -> None:
+    def _check(self, x: torch.Tensor, what: str = "input", *, finite: bool = True) -> None:
+        """Refuse what is no ``[..., D]`` float tensor; with ``finite`` also NaN/inf values (a value read on the
+        host: ``forward`` and ``encode`` leave it to :meth:`_finite`, which reads one value for all)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"VectorQuantizer {what} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
@@ -178,7 +180,7 @@ class VectorQuantizer(nn.Module):
                 f"VectorQuantizer {what} has shape {tuple(x.shape)}: expected [..., {self.cfg.dim}] "
                 f"(last axis = VQConfig.dim = {self.cfg.dim})"
             )
-        if not all_finite(x):
+        if finite and not all_finite(x):
             bad = int((~torch.isfinite(x)).sum())
             raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
         fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
@@ -205,11 +207,25 @@ class VectorQuantizer(nn.Module):
             z = F.normalize(z, dim=-1)
         return z
 
+    def _finite(self, x: torch.Tensor, z: torch.Tensor) -> None:
+        """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` or the codebook, reading one value on the
+        host for all three (a NaN or inf poisons the sum); the checks that name which come only when it is not
+        finite (huge finite values can overflow the sum on their own)."""
+        if not x.numel() or bool(torch.isfinite(x.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
+                                                 + self.embed.sum(dtype=torch.float64))):
+            return
+        self._check(x)  # the input's NaN/inf, by count
+        nearest_code(z[:0], self.embed)  # the codebook's, by row
+        if not all_finite(z):
+            raise QuantizerError(f"VectorQuantizer lookup vectors hold NaN/inf values from finite input (the "
+                                 f"projection into the codebook's {self.cfg.lookup_dim}-d space overflowed)")
+
     def _search(self, z: torch.Tensor, *, exact: bool) -> torch.Tensor:
-        """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one)."""
+        """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one).
+        ``z`` and the codebook were checked finite (:meth:`_finite`)."""
         with _no_autocast(z.device):
             idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
-                               budget_mb=self.cfg.search_budget_mb, exact_ties=exact)
+                               budget_mb=self.cfg.search_budget_mb, exact_ties=exact, check=False)
         return self._canonical()[idx] if exact else idx
 
     def _canonical(self) -> torch.Tensor:
@@ -232,9 +248,10 @@ class VectorQuantizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> QuantizeResult:
         """Quantize ``x`` (``[..., D]``); in training mode also update the codebook."""
-        self._check(x)
+        self._check(x, finite=False)
         lead = x.shape[:-1]
         z = self._to_lookup(x)  # (N, d)
+        self._finite(x, z)
         if self.training and not self._ranks_agree and world_size() > 1:
             self._take_rank0_codebook()
         if self.training and not self._initted():
@@ -264,13 +281,15 @@ class VectorQuantizer(nn.Module):
         always comes back: which twin the search itself lands on depends on rounding, so the thread
         count or the CPU would change the codes (:func:`~mmtok.vq.search.canonical_codes`).
         """
-        self._check(x)
+        self._check(x, finite=False)  # NaN/inf per slab, with its lookup vectors (_finite)
         flat = x.reshape(-1, self.cfg.dim)  # (N, D), a view when x is contiguous
         idx = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
         # projections, normalisation and dtype casts happen per slab, so memory stays bounded
         for start in range(0, flat.shape[0], ENCODE_SLAB):
             stop = min(start + ENCODE_SLAB, flat.shape[0])
-            idx[start:stop] = self._search(self._to_lookup(flat[start:stop]), exact=True)
+            z = self._to_lookup(flat[start:stop])
+            self._finite(flat[start:stop], z)
+            idx[start:stop] = self._search(z, exact=True)
         self.seen_counts += code_counts(idx, self.cfg.codebook_size)
         return idx.reshape(x.shape[:-1])
 

@@ -21,6 +21,7 @@ CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fil
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
 TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's median radius
 DENSE_NEW_POINTS = 1 << 22  # float64 distances new_points_mask holds at once to stay off the host (32 MiB)
+CPU_DENSE_ROWS = 256  # on the CPU, where nothing waits on a device, the dense path only while it is faster (measured)
 
 
 def _grouped(scores: torch.Tensor, rows: torch.Tensor | None
@@ -82,6 +83,7 @@ def nearest_code(
     chunk_size: int | None = None,
     budget_mb: float | None = None,
     exact_ties: bool = False,
+    check: bool = True,
 ) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean, or cosine) for every row of ``x``.
 
@@ -98,12 +100,13 @@ def nearest_code(
     whose runner-up lies within that rounding (:func:`score_margin`) is settled in float64 over
     those candidates, an exact tie going to the smallest index: the same answer on any machine.
     (With ``cosine`` a zero row, which has no direction, ties with every code: code 0.)
+    ``check=False`` leaves out the NaN/inf check (a value read on the host), for a caller that made it.
 
     >>> c = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     >>> nearest_code(torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1]]), c).tolist()
     [1, 2, 0]
     """
-    _check_search(x, codebook)
+    _check_search(x, codebook, finite=check)
     n, k = x.shape[0], codebook.shape[0]
     out = torch.empty(n, dtype=torch.long, device=x.device)
     if n == 0:
@@ -132,7 +135,7 @@ def nearest_code(
     return out
 
 
-def _check_search(x: torch.Tensor, codebook: torch.Tensor) -> None:
+def _check_search(x: torch.Tensor, codebook: torch.Tensor, *, finite: bool = True) -> None:
     """Refuse what :func:`nearest_code` cannot search: not ``[N, d]`` against ``[K ≥ 1, d]``, or NaN/inf."""
     if not isinstance(x, torch.Tensor) or not isinstance(codebook, torch.Tensor):
         raise TypeError(f"nearest_code needs tensors, got x {type(x).__name__} and codebook {type(codebook).__name__}")
@@ -140,8 +143,8 @@ def _check_search(x: torch.Tensor, codebook: torch.Tensor) -> None:
         raise QuantizerError(f"nearest_code needs x [N, d] and codebook [K, d] with K ≥ 1, got x {tuple(x.shape)} "
                              f"and codebook {tuple(codebook.shape)}")
     # one value read on the host for both (a NaN or inf poisons the sum); each alone only when that is not finite
-    if x.is_floating_point() and codebook.is_floating_point() and bool(
-            torch.isfinite(x.sum(dtype=torch.float64) + codebook.sum(dtype=torch.float64))):
+    if not finite or (x.is_floating_point() and codebook.is_floating_point() and bool(
+            torch.isfinite(x.sum(dtype=torch.float64) + codebook.sum(dtype=torch.float64)))):
         return
     for name, t in (("x", x), ("codebook", codebook)):
         if not all_finite(t):
@@ -344,7 +347,9 @@ def new_points_mask(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool 
 
     Where its float64 distance tables stay small (``n (n + K)`` up to ``DENSE_NEW_POINTS`` values, as
     for the few dead codes of a training step) they are computed whole and nothing is read back to the
-    host: a training step on a GPU does not wait here. Larger calls sort instead, in ``O(n log n)`` memory.
+    host: a training step on a GPU does not wait here. Larger calls sort instead, in ``O(n log n)`` memory,
+    and so do calls of more than ``CPU_DENSE_ROWS`` rows on the CPU, where sorting is then faster (both
+    paths choose the same rows).
 
     >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0], [300.0, 0.0]])
     >>> new_points_mask(torch.tensor([[1.0, 1.0], [2.0, 0.0], [2.0, 1e-9], [0.0, 2.0], [2.0, 0.0]]), cb).tolist()
@@ -353,7 +358,8 @@ def new_points_mask(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool 
     if not rows.shape[0]:
         return torch.zeros(0, dtype=torch.bool, device=rows.device)
     cb, pts = _as_points(codebook, cosine), _as_points(rows, cosine)
-    if pts.shape[0] * (pts.shape[0] + cb.shape[0]) <= DENSE_NEW_POINTS:
+    n = pts.shape[0]
+    if n * (n + cb.shape[0]) <= DENSE_NEW_POINTS and (pts.device.type != "cpu" or n <= CPU_DENSE_ROWS):
         return _new_points_dense(pts, cb, tolerance)
     return _new_points_sorted(pts, cb, tolerance)
 
@@ -374,7 +380,7 @@ def _new_points_dense(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> 
     # norms, far inside the tolerance's 1e-8 of the squared radius)
     to_code = torch.addmm(pts.pow(2).sum(1, keepdim=True) + cb.pow(2).sum(1), pts, cb.t(), alpha=-2).amin(1)
     twin_of_earlier = ((apart <= tol) & earlier & first[None, :]).any(1)
-    return first & (to_code.clamp_min(0).sqrt() > tol) & ~twin_of_earlier
+    return first & (to_code > tol * tol) & ~twin_of_earlier
 
 
 def _new_points_sorted(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
