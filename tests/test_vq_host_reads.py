@@ -119,7 +119,13 @@ def test_new_points_mask_takes_the_sorting_path_for_large_calls(monkeypatch: pyt
     assert new_points_mask(rows[:0], cb).shape == (0,)
 
 
-def test_first_true_is_nonzero_cut_or_padded() -> None:
+@pytest.mark.parametrize("static", [True, False])
+def test_first_true_is_nonzero_cut_or_padded(static: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not static:  # a device without nonzero_static: the running count
+        def missing(*args: Any, **kwargs: Any) -> torch.Tensor:
+            raise NotImplementedError("nonzero_static: no kernel for this device")
+
+        monkeypatch.setattr(torch, "nonzero_static", missing)
     g = torch.Generator().manual_seed(3)
     for n, size in [(0, 2), (1, 1), (17, 3), (40, 40), (40, 60)]:
         mask = torch.rand(n, generator=g) < 0.4

@@ -76,7 +76,7 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
         # relative restarts start at the expected rate, so they survive long enough to win inputs
         restart_count = torch.maximum(limit, mean)
     dead = ema_count < limit  # identical on every rank
-    n_dead = int(dead.sum())  # the step's one value read on the host: how many inputs to draw
+    n_dead = int(dead.sum())  # the one value read on the host here: how many inputs to draw
     if n_dead == 0:
         return
     # inputs that would make no twin only: a batch that repeats one vector (digital silence) would

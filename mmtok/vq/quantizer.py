@@ -189,7 +189,7 @@ class VectorQuantizer(nn.Module):
         """Whether the k-means initialisation is done, read from the device only until it first says so:
         only loading a state (:meth:`_load_from_state_dict`) turns it back, so a training step on a GPU
         does not wait for this flag."""
-        if not self._initted_seen:
+        if not getattr(self, "_initted_seen", False):  # (a module pickled whole by an older release lacks it)
             self._initted_seen = bool(self.initted)
         return self._initted_seen
 
