@@ -17,7 +17,8 @@ check is not ok (gpu_check.sh then stops before its ``done`` line).
 - ``sample_cuda``: ok when ``mmtok sample`` printed the prompt and text after it.
 - ``vq_cuda``: every JSON row ``benchmarks/vq.py`` printed, then ok only when mmtok's own rows are there, on
   the device: an encode row for each codebook size (``--ks``) and a train row with a finite MSE for each
-  repeated share (``--shares``). The peer's rows count for nothing: without ``vector_quantize_pytorch`` vq.py
+  repeated share (``--shares``), which on CUDA waited for the device at most twice a step (``host_waits``:
+  the finiteness check and the count of dead codes; more is a regression). The peer's rows count for nothing: without ``vector_quantize_pytorch`` vq.py
   measures mmtok alone, and a vq.py that printed only its machine row and the peer's ``skipped`` row ran none of
   mmtok's VQ, which is not ok.
 - ``media``: the rows ``benchmarks/gpu_media.py`` printed, ok when there are some and each is ok.
@@ -165,6 +166,9 @@ def sample_verdict(log: str, prompt: str, *, max_new_tokens: int, wall_s: float)
             "text": log.rstrip("\n")[-TEXT_TAIL:]}
 
 
+MAX_VQ_HOST_WAITS = 2.0  # a VQ training step's reads on the host: its finiteness check and its count of dead codes
+
+
 def _on(row: Mapping[str, Any], device: str) -> bool:
     """Whether ``row`` was measured on a device of ``device``'s type (``cuda`` and ``cuda:0`` alike)."""
     return str(row.get("device", "")).split(":")[0] == device.split(":")[0]
@@ -193,6 +197,12 @@ def vq_verdict(rows: Sequence[Mapping[str, Any]], *, device: str, ks: Sequence[i
     missing += [f"mmtok vq_train row with a finite mse for repeated_share {s:g}" for s in shares
                 if not any(r.get("bench") == "vq_train" and r.get("repeated_share") == s and _number(r.get("mse"))
                            for r in ours)]
+    if device.split(":")[0] == "cuda":  # vq.py counts them there: more than the step's reads is a regression
+        for r in ours:
+            waits = (r.get("host_waits") or {}).get("host_waits_per_step") if r.get("bench") == "vq_train" else 0
+            if not (_number(waits) and waits <= MAX_VQ_HOST_WAITS):
+                missing.append(f"mmtok vq_train row for repeated_share {r.get('repeated_share', '?')} with at most "
+                               f"{MAX_VQ_HOST_WAITS:g} host waits a step (counted: {waits})")
     ok = not missing
     out = [{"check": "vq_cuda", "ok": ok, **{k: v for k, v in r.items() if k not in ("check", "ok")}} for r in rows]
     if not ok:

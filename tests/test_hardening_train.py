@@ -342,7 +342,8 @@ def vq_mmtok_rows(ks: tuple[int, ...] = (1024, 8192), shares: tuple[float, ...] 
                  {"bench": "vq_encode", "metric": "ratio", "codebook_size": k, "device": "cuda",
                   "speedup_vs_vector_quantize": None, "peer": VQ_NO_PEER["skipped"]}]
     for share in shares:
-        rows += [{"bench": "vq_train", "impl": "mmtok", "repeated_share": share, "mse": 0.01},
+        rows += [{"bench": "vq_train", "impl": "mmtok", "repeated_share": share, "mse": 0.01,
+                  "host_waits": {"host_waits_per_step": 2.0, "kernel_launches_per_step": 139.0, "steps_counted": 20}},
                  {"bench": "vq_train", "metric": "ratio", "repeated_share": share, "vector_quantize_mse": None}]
     return rows
 
@@ -389,6 +390,16 @@ def test_gpu_verdicts_of_what_the_programs_printed(tmp_path: Path) -> None:
     assert rows[-1] == {"check": "vq_cuda", "ok": False,
                         "missing": ["mmtok vq_train row with a finite mse for repeated_share 0",
                                     "mmtok vq_train row with a finite mse for repeated_share 0.3"]}
+    # on CUDA a training step that waits for the device more than twice (or a row without the count) is not ok
+    slow = [{**r, "host_waits": {"host_waits_per_step": 3.05}} if r.get("repeated_share") == 0.3
+            and r.get("impl") == "mmtok" else r for r in vq_mmtok_rows((16,), (0.0, 0.3))]
+    rows = gpu_verdict.vq_verdict(slow, device="cuda", ks=[16], shares=[0.0, 0.3])
+    assert rows[-1]["missing"] == ["mmtok vq_train row for repeated_share 0.3 with at most 2 host waits a step "
+                                   "(counted: 3.05)"]
+    uncounted = [{k: v for k, v in r.items() if k != "host_waits"} for r in vq_mmtok_rows((16,), (0.0,))]
+    assert gpu_verdict.vq_verdict(uncounted, device="cuda", ks=[16], shares=[0.0])[-1]["ok"] is False
+    assert gpu_verdict.vq_verdict(vq_mmtok_rows((16,), (0.0, 0.3)), device="cuda", ks=[16],
+                                  shares=[0.0, 0.3])[-1]["ok"] is True
 
 
 def test_gpu_media_check_runs_its_comparisons_on_the_cpu() -> None:
