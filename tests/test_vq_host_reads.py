@@ -141,10 +141,17 @@ def test_code_counts_match_bincount_off_the_cpu_path() -> None:
 
 
 @pytest.mark.parametrize("counts", [[3, 1, 0, 0], [0, 0, 0], [5], [1] * 64, [100, 1, 1, 0, 7]])
-def test_usage_tensors_agree_with_the_float_figures(counts: list[int]) -> None:
-    usage, ppl = codebook_usage(torch.tensor(counts))
+def test_usage_figures_match_the_definition(counts: list[int]) -> None:
+    """Usage and perplexity against the definition worked out in plain Python (exp of the entropy over the
+    codes used; 0 with nothing counted), as tensors on the device and as floats."""
+    import math
+
+    total = sum(counts)
+    want_ppl = math.exp(-sum(c / total * math.log(c / total) for c in counts if c)) if total else 0.0
+    want_usage = sum(c > 0 for c in counts) / len(counts)
     u, p = codebook_usage_tensors(torch.tensor(counts))
-    assert float(u) == usage and float(p) == pytest.approx(ppl, rel=1e-12, abs=0.0)
+    assert float(u) == want_usage and float(p) == pytest.approx(want_ppl, rel=1e-12, abs=0.0)
+    assert codebook_usage(torch.tensor(counts)) == (float(u), float(p))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -85,20 +85,10 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out if batched else out[0]
 
 
-def perplexity(counts: torch.Tensor) -> float:
-    """``exp`` of the entropy of the code distribution given by ``counts`` ``[K]`` (0 when empty)."""
-    c = counts.double().flatten()
-    total = c.sum()
-    if float(total) == 0:
-        return 0.0
-    p = c[c > 0] / total
-    return float(torch.exp(-(p * p.log()).sum()))
-
-
 def codebook_usage_tensors(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`codebook_usage` as two float64 0-d tensors on ``counts``' device, read nowhere on the host: a
-    training step on a GPU reports them without waiting for the device. The same figures as
-    :func:`codebook_usage` up to the order the entropy's terms are summed in (codes never used add 0).
+    """``(share of the K codes used at least once, perplexity)`` from per-code ``counts`` ``[K]``, as two float64
+    0-d tensors on ``counts``' device, read nowhere on the host: a training step on a GPU reports them without
+    waiting for the device. :func:`codebook_usage` and :func:`perplexity` give them as floats.
 
     >>> [round(float(t), 4) for t in codebook_usage_tensors(torch.tensor([3, 1, 0, 0]))]
     [0.5, 1.7548]
@@ -114,12 +104,15 @@ def codebook_usage_tensors(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return (c > 0).double().mean(), torch.where(total > 0, entropy.exp_(), 0.0)
 
 
+def perplexity(counts: torch.Tensor) -> float:
+    """``exp`` of the entropy of the code distribution given by ``counts`` ``[K]`` (0 when empty)."""
+    return float(codebook_usage_tensors(counts)[1])
+
+
 def codebook_usage(counts: torch.Tensor) -> tuple[float, float]:
     """``(share of the K codes used at least once, perplexity)`` from per-code ``counts`` ``[K]``."""
-    c = counts.flatten()
-    if c.numel() == 0:
-        return 0.0, 0.0
-    return float((c > 0).double().mean()), perplexity(c)
+    usage, ppl = codebook_usage_tensors(counts)
+    return float(usage), float(ppl)
 
 
 def usage_over(counts: torch.Tensor) -> tuple[float, int, int]:
