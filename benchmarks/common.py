@@ -46,10 +46,11 @@ from mmtok.core.errors import MmtokError, UsageError, debugging
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "existing_path",
-           "json_line", "missing_peer", "pick_device", "positive", "ratio", "round_ratios", "run_script",
-           "time_sides"]
+__all__ = ["LAUNCHES", "PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "existing_path",
+           "host_waits", "json_line", "kernel_launches", "missing_peer", "pick_device", "positive", "ratio",
+           "round_ratios", "run_script", "time_sides"]
 
+LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")  # profiler events
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
 RATIO_OF = "median"  # a speed ratio is the ratio of the two sides' median seconds
 ROUND_RATIO_OF = "median of per-round ratios"  # ... or, where rows say so, the median of the rounds' ratios
@@ -260,3 +261,33 @@ def existing_path(flag: str, path: str | Path, *, what: str = "file or folder", 
     if not p.exists():
         raise UsageError(f"{flag} {p}: no such {what}{f' ({made_by})' if made_by else ''}")
     return p
+
+
+def host_waits(call: Callable[[], object], calls: int, device: torch.device) -> float | None:
+    """On CUDA, the calls per ``call()`` (over ``calls`` of them) that made the host wait for the device:
+    ``torch.cuda.set_sync_debug_mode`` warns at each. None elsewhere. A step that waits cannot queue its next
+    kernels while the device runs the last ones. The one warning torch's own switch gives (from
+    ``torch/cuda/__init__.py``) is not counted."""
+    if device.type != "cuda":
+        return None
+    import warnings
+
+    import torch
+
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(calls):
+                call()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    waits = [w for w in caught if "synchroniz" in str(w.message)
+             and not (Path(w.filename).parts[-2:] == ("cuda", "__init__.py") and "torch" in Path(w.filename).parts)]
+    return round(len(waits) / calls, 2)
+
+
+def kernel_launches(events: Any, calls: int) -> float:
+    """Kernels launched per call, from a profiler's ``key_averages()`` ``events`` over ``calls`` calls."""
+    return round(sum(e.count for e in events if e.key in LAUNCHES) / calls, 1)

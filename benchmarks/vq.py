@@ -58,6 +58,8 @@ from common import (
     ROUND_RATIO_OF,
     Timing,
     emit,
+    host_waits,
+    kernel_launches,
     missing_peer,
     pick_device,
     positive,
@@ -281,38 +283,20 @@ def train_in_rounds(trainers: dict[str, Callable[[int], object]], steps: int, ro
                       sync=device_sync(device), around=own_stream)
 
 
-def _from_torch_cuda(filename: str) -> bool:
-    return Path(filename).parts[-2:] == ("cuda", "__init__.py") and "torch" in Path(filename).parts
-
-
-def host_waits(step: Callable[[int], object], steps: int, device: torch.device) -> dict[str, float] | None:
+def step_waits(step: Callable[[int], object], steps: int, device: torch.device) -> dict[str, float] | None:
     """On CUDA, per training step over ``steps`` more steps: the calls that made the host wait for the device
-    (``torch.cuda.set_sync_debug_mode`` warns at each) and the kernels launched (torch's profiler); None
-    elsewhere. A step that waits cannot queue its next kernels while the device runs the last ones."""
+    (:func:`common.host_waits`) and the kernels launched (torch's profiler); None elsewhere."""
     if device.type != "cuda":
         return None
-    import warnings
-
     from torch.profiler import ProfilerActivity, profile
 
-    torch.cuda.synchronize(device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            for i in range(steps):
-                step(i)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    # one warning comes from torch's own switch (torch/cuda/__init__.py), not from either side's step
-    waits = sum("synchroniz" in str(w.message) and not _from_torch_cuda(w.filename) for w in caught)
+    numbers = iter(range(steps))
+    waits = host_waits(lambda: step(next(numbers)), steps, device)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for i in range(steps):
             step(i)
         torch.cuda.synchronize(device)
-    launches = sum(e.count for e in prof.key_averages() if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
-                                                                      "cudaLaunchKernelExC", "cuLaunchKernelEx"))
-    return {"host_waits_per_step": round(waits / steps, 2), "kernel_launches_per_step": round(launches / steps, 1),
+    return {"host_waits_per_step": waits, "kernel_launches_per_step": kernel_launches(prof.key_averages(), steps),
             "steps_counted": steps}
 
 
@@ -361,7 +345,7 @@ def bench_train(k: int, d: int, steps: int, batch: int, device: torch.device, re
     ours.train()
     if peer is not None:
         peer.train()
-    waits = {name: host_waits(step, min(20, steps), device) for name, step in trainers.items()}  # after the quality
+    waits = {name: step_waits(step, min(20, steps), device) for name, step in trainers.items()}  # after the quality
     for name, idx, rec in results:
         usage, ppl = codebook_usage(torch.bincount(idx.flatten(), minlength=k))
         quality[name] = {"mse": round(float((rec - test).pow(2).mean()), 5), "usage": round(usage, 4)}

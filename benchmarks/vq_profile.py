@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,35 +23,15 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit, pick_device, positive, run_script
+from common import LAUNCHES, emit, host_waits, kernel_launches, pick_device, positive, run_script
 
 import mmtok
 from mmtok.synth.clustered import make_clustered
-
-LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def host_waits(call: Callable[[], object], calls: int, device: torch.device) -> float | None:
-    """Calls per ``call()`` that made the host wait for the device (CUDA only: None elsewhere)."""
-    if device.type != "cuda":
-        return None
-    _sync(device)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            for _ in range(calls):
-                call()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    # one warning comes from torch's own switch (torch/cuda/__init__.py), not from the call
-    torch_own = [w for w in caught if Path(w.filename).parts[-2:] == ("cuda", "__init__.py")]
-    return round((sum("synchroniz" in str(w.message) for w in caught) - len(torch_own)) / calls, 2)
 
 
 def _device_time(event: object) -> float:
@@ -79,13 +58,12 @@ def profile_phase(name: str, call: Callable[[], object], calls: int, top: int, d
             call()
         _sync(device)
     events = list(prof.key_averages())
-    launches = sum(e.count for e in events if e.key in LAUNCHES)
     on_device = device.type == "cuda"
     key = _device_time if on_device else (lambda e: float(e.self_cpu_time_total))
     ranked = sorted((e for e in events if key(e) > 0 and e.key not in LAUNCHES), key=key, reverse=True)[:top]
     emit({"bench": "vq_profile", "phase": name, "device": str(device), "calls": calls,
           "wall_ms_per_call": round(wall * 1e3, 3), "host_waits_per_call": waits,
-          "kernel_launches_per_call": round(launches / calls, 1) if on_device else None,
+          "kernel_launches_per_call": kernel_launches(events, calls) if on_device else None,
           "time_is": "device (own time)" if on_device else "host (own time)",
           "top": [{"op": e.key, "per_call": round(e.count / calls, 1), "ms_per_call": round(key(e) / 1e3 / calls, 4)}
                   for e in ranked]})
