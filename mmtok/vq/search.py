@@ -254,9 +254,23 @@ def _as_points(v: torch.Tensor, cosine: bool) -> torch.Tensor:
     return torch.nn.functional.normalize(v.double(), dim=-1) if cosine else v.double()
 
 
-def _twin_distance(points: torch.Tensor, tolerance: float) -> float:
-    """How close two points are to count as twins: ``tolerance`` times the median radius of ``points``
-    (float64 ``[n, d]``): the median distance of its distinct points from their coordinate-wise median.
+def _first_occurrence(points: torch.Tensor) -> torch.Tensor:
+    """``[n]`` bool: the rows of ``points`` ``[n, d]`` that no earlier row equals, found by sorting.
+
+    >>> _first_occurrence(torch.tensor([[1.0, 2.0], [0.0, 0.0], [1.0, 2.0]])).tolist()
+    [True, True, False]
+    """
+    _, inverse = torch.unique(points, dim=0, return_inverse=True)
+    order = torch.arange(points.shape[0], device=points.device)
+    first = torch.full((int(inverse.max()) + 1,), points.shape[0], dtype=torch.long, device=points.device)
+    return first.scatter_reduce_(0, inverse, order, reduce="amin")[inverse] == order
+
+
+def _twin_distance(points: torch.Tensor, tolerance: float, distinct: torch.Tensor | None = None) -> torch.Tensor:
+    """How close two points are to count as twins (0-d): ``tolerance`` times the median radius of ``points``
+    (float64 ``[n, d]``): the median distance of its distinct points from their coordinate-wise median (lower
+    medians, as ``torch.median``). ``distinct`` marks one row of each distinct point (``[n]`` bool; by default
+    :func:`_first_occurrence`); given, nothing is read on the host.
 
     A median, not a mean: one code thrown far off (by a wild training batch, say) would stretch a root
     mean square radius until ordinary neighbours counted as twins and encoded as one code. Distinct
@@ -265,12 +279,13 @@ def _twin_distance(points: torch.Tensor, tolerance: float) -> float:
     >>> pts = torch.randn(1000, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     >>> before = _twin_distance(pts, 1e-4)
     >>> pts[0] = 1e12
-    >>> abs(_twin_distance(pts, 1e-4) / before - 1) < 0.01
+    >>> bool(abs(_twin_distance(pts, 1e-4) / before - 1) < 0.01)
     True
     """
-    distinct = torch.unique(points, dim=0)
-    centre = distinct.median(0).values
-    return tolerance * float((distinct - centre).pow(2).sum(1).sqrt().median())
+    distinct = _first_occurrence(points) if distinct is None else distinct
+    nan = torch.full((), float("nan"), dtype=points.dtype, device=points.device)
+    centre = torch.where(distinct[:, None], points, nan).nanmedian(0).values  # (d,)
+    return tolerance * torch.where(distinct, (points - centre).pow(2).sum(1).sqrt(), nan).nanmedian()
 
 
 def canonical_codes(codebook: torch.Tensor, *, cosine: bool = False, tolerance: float = TWIN_TOLERANCE
@@ -371,11 +386,7 @@ def _new_points_dense(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> 
     apart = torch.cdist(pts, pts, compute_mode="donot_use_mm_for_euclid_dist")
     earlier = torch.ones(n, n, dtype=torch.bool, device=pts.device).tril_(-1)  # [i, j]: row j comes before row i
     first = ~((apart == 0) & earlier).any(1)  # (n,) no earlier row is equal
-    # the median radius of the distinct rows (the lower median, as torch.median), in the way of _twin_distance
-    nan = torch.full((), float("nan"), dtype=pts.dtype, device=pts.device)
-    centre = torch.where(first[:, None], pts, nan).nanmedian(0).values  # (d,)
-    radius = torch.where(first, (pts - centre).pow(2).sum(1).sqrt(), nan).nanmedian()
-    tol = tolerance * radius  # 0-d
+    tol = _twin_distance(pts, tolerance, first)  # 0-d
     # the nearest code's squared distance, from one float64 product (its rounding is ~1e-16 of the squared
     # norms, far inside the tolerance's 1e-8 of the squared radius)
     to_code = torch.addmm(pts.pow(2).sum(1, keepdim=True) + cb.pow(2).sum(1), pts, cb.t(), alpha=-2).amin(1)
@@ -385,15 +396,10 @@ def _new_points_dense(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> 
 
 def _new_points_sorted(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
     """:func:`new_points_mask` for many rows: exact repeats by sorting, near pairs by :func:`_close_pairs`."""
-    tol = _twin_distance(pts, tolerance)
+    first = _first_occurrence(pts)  # exact repeats first (a run of them would make every pair a candidate)
+    tol = _twin_distance(pts, tolerance, first)
     near = nearest_code(pts.float(), cb.float(), exact_ties=True)  # the truly nearest code
-    keep = (pts - cb[near]).pow(2).sum(1).sqrt() > tol
-    # exact repeats first (a run of them would make every pair a candidate), then near ones
-    _, inverse = torch.unique(pts, dim=0, return_inverse=True)
-    order = torch.arange(pts.shape[0], device=pts.device)
-    first = torch.full((int(inverse.max()) + 1,), pts.shape[0], dtype=torch.long, device=pts.device)
-    first = first.scatter_reduce_(0, inverse, order, reduce="amin")[inverse] == order  # (n,)
-    keep &= first
+    keep = ((pts - cb[near]).pow(2).sum(1).sqrt() > tol) & first
     once = first.nonzero().flatten()
     pairs = _close_pairs(pts[once], tol)
     keep[once[pairs[:, 1]]] = False  # of two rows that are twins, the later goes
