@@ -211,8 +211,13 @@ class VectorQuantizer(nn.Module):
         """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` or the codebook, reading one value on the
         host for all three (a NaN or inf poisons the sum); the checks that name which come only when it is not
         finite (huge finite values can overflow the sum on their own)."""
-        if not x.numel() or bool(torch.isfinite(x.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
-                                                 + self.embed.sum(dtype=torch.float64))):
+        if not x.numel():
+            return
+        total = self.embed.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
+        same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
+        if not same:  # a projection, a normalisation or a cast: the input is other values (else z is x, reshaped)
+            total = total + x.sum(dtype=torch.float64)
+        if bool(torch.isfinite(total)):
             return
         self._check(x)  # the input's NaN/inf, by count
         nearest_code(z[:0], self.embed)  # the codebook's, by row
