@@ -98,10 +98,10 @@ def codebook_usage_tensors(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     c = counts.detach().double().flatten()
     if c.numel() == 0:
         return c.new_zeros(()), c.new_zeros(())
-    total = c.sum()
-    p = c / total  # (K,) NaN when nothing was counted: the perplexity is then 0, below
+    p = c / c.sum()  # (K,) NaN when nothing was counted: the perplexity is then 0, below
     entropy = torch.special.xlogy(p, p).sum().neg_()  # xlogy(0, 0) = 0: unused codes add nothing
-    return (c > 0).double().mean(), torch.where(total > 0, entropy.exp_(), 0.0)
+    # the entropy is at most log K, so exp() is finite: NaN (nothing counted) is the only value to replace
+    return torch.mean(c > 0, dtype=torch.float64), entropy.exp_().nan_to_num_(0.0, posinf=torch.inf)
 
 
 def perplexity(counts: torch.Tensor) -> float:

@@ -43,16 +43,20 @@ def per_rank(t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def ema_step(ema_count: torch.Tensor, ema_sum: torch.Tensor, counts: torch.Tensor, sums: torch.Tensor, *,
-             decay: float, eps: float, cosine: bool = False) -> torch.Tensor:
+             decay: float, eps: float, cosine: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """Fold one step's ``counts`` ``[K]`` and ``sums`` ``[K, d]`` into the EMA buffers (in place) and
-    return the new codes ``[K, d]``: each sum over its Laplace-smoothed count (unit rows with ``cosine``)."""
+    return the new codes ``[K, d]``: each sum over its Laplace-smoothed count (unit rows with ``cosine``),
+    written into ``out`` when given (the codebook itself: no copy)."""
     k = ema_count.shape[0]
-    ema_count.mul_(decay).add_(counts, alpha=1 - decay)
-    ema_sum.mul_(decay).add_(sums, alpha=1 - decay)
+    # both buffers in one pass each (one kernel for the pair on a GPU); the same arithmetic as one by one
+    torch._foreach_mul_([ema_count, ema_sum], decay)
+    torch._foreach_add_([ema_count, ema_sum], [counts, sums], alpha=1 - decay)
     n = ema_count.sum()
     smoothed = (ema_count + eps) / (n + k * eps) * n  # (K,)
+    if not cosine:
+        return torch.div(ema_sum, smoothed[:, None], out=out) if out is not None else ema_sum / smoothed[:, None]
     embed = ema_sum / smoothed[:, None]
-    return F.normalize(embed, dim=1) if cosine else embed
+    return F.normalize(embed, dim=1, out=out) if out is not None else F.normalize(embed, dim=1)
 
 
 @torch.no_grad()
@@ -68,11 +72,11 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     restarts at most one code there, not a cluster of twins; when fewer such inputs come than
     codes are dead, the rest wait for a later step. Restarted codes count as freshly used.
     """
-    limit = torch.full((), float(threshold), device=ema_count.device)  # a fill, not a copy the host waits on
+    limit: torch.Tensor | float = float(threshold)
     restart_count = limit
     if rate > 0:
         mean = ema_count.mean()
-        limit = torch.maximum(limit, rate * mean)
+        limit = (mean * rate).clamp_min_(threshold)
         # relative restarts start at the expected rate, so they survive long enough to win inputs
         restart_count = torch.maximum(limit, mean)
     dead = ema_count < limit  # identical on every rank
@@ -90,10 +94,12 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     moved = first_true(dead, n_dead)  # (n_dead,) the dead codes, ascending
     row = first_true(fresh, n_dead)  # (n_dead,) the fresh inputs in order, -1 past the last
     taken = row >= 0
-    new = drawn[row.clamp_min(0)]  # (n_dead, d)
-    embed[moved] = torch.where(taken[:, None], new, embed[moved])
-    ema_count[moved] = torch.where(taken, restart_count.to(ema_count.dtype), ema_count[moved])
-    ema_sum[moved] = torch.where(taken[:, None], new * restart_count, ema_sum[moved])
+    new = drawn.index_select(0, row.clamp_min(0))  # (n_dead, d)
+    # moved holds distinct codes, so a copy by index writes each once (index_select/index_copy_: the same
+    # values as t[i] and t[i] = v, with less work on the host per call)
+    embed.index_copy_(0, moved, torch.where(taken[:, None], new, embed.index_select(0, moved)))
+    ema_count.index_copy_(0, moved, torch.where(taken, restart_count, ema_count.index_select(0, moved)))
+    ema_sum.index_copy_(0, moved, torch.where(taken[:, None], new * restart_count, ema_sum.index_select(0, moved)))
 
 
 def first_true(mask: torch.Tensor, size: int) -> torch.Tensor:

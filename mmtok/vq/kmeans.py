@@ -76,14 +76,15 @@ def sample_rows(data: torch.Tensor, n: int, *, generator: torch.Generator | None
     world = world_size() if distributed else 1
     if data.shape[0] == 0 and world == 1:
         raise ValueError(f"sample_rows needs rows to draw {n} from, got none")
+    if world == 1:  # nothing to gather, so no padding column to mark
+        return data.index_select(0, _pick(data.shape[0], n, generator, data.device).to(data.device)).float()
     mine = _draw(data, n, generator)  # (n, d + 1): the rows, then 1 for a real row, 0 for padding
-    if world > 1:
-        parts = [torch.empty_like(mine) for _ in range(world)]
-        dist.all_gather(parts, mine)
-        mine = torch.stack(parts, 1).reshape(n * world, -1)  # (n world, d + 1), interleaved by rank
-        mine = mine[mine[:, -1] > 0]
-        if mine.shape[0] == 0:
-            raise ValueError(f"sample_rows needs rows to draw {n} from, got none on any of {world} ranks")
+    parts = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(parts, mine)
+    mine = torch.stack(parts, 1).reshape(n * world, -1)  # (n world, d + 1), interleaved by rank
+    mine = mine[mine[:, -1] > 0]
+    if mine.shape[0] == 0:
+        raise ValueError(f"sample_rows needs rows to draw {n} from, got none on any of {world} ranks")
     return mine[:n, :-1].contiguous()
 
 
@@ -91,13 +92,17 @@ def _draw(data: torch.Tensor, n: int, generator: torch.Generator | None) -> torc
     """``n`` random rows of ``data`` with a last column of ones ``[n, d + 1]`` (float32); zeros where it has none."""
     if data.shape[0] == 0:
         return torch.zeros(n, data.shape[1] + 1, device=data.device)
-    device = generator.device if generator is not None else data.device
-    if data.shape[0] >= n:
-        pick = torch.randperm(data.shape[0], generator=generator, device=device)[:n]
-    else:
-        pick = torch.randint(0, data.shape[0], (n,), generator=generator, device=device)
-    rows = data[pick.to(data.device)].float()  # (n, d)
+    rows = data[_pick(data.shape[0], n, generator, data.device).to(data.device)].float()  # (n, d)
     return torch.cat([rows, rows.new_ones(n, 1)], 1)
+
+
+def _pick(rows: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """``n`` random row numbers below ``rows`` (> 0), distinct when there are enough, drawn on ``generator``'s
+    device, or on ``device`` (the data's) without one."""
+    where = generator.device if generator is not None else device
+    if rows >= n:
+        return torch.randperm(rows, generator=generator, device=where)[:n]
+    return torch.randint(0, rows, (n,), generator=generator, device=where)
 
 
 def _worst_rows(rows: torch.Tensor, row_error: torch.Tensor, n: int, distributed: bool) -> torch.Tensor:

@@ -23,6 +23,7 @@ Axis legend used in shape comments:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -213,11 +214,12 @@ class VectorQuantizer(nn.Module):
         finite (huge finite values can overflow the sum on their own)."""
         if not x.numel():
             return
-        total = self.embed.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
-        same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
-        if not same:  # a projection, a normalisation or a cast: the input is other values (else z is x, reshaped)
-            total = total + x.sum(dtype=torch.float64)
-        if bool(torch.isfinite(total)):
+        with torch.no_grad():  # a check, not part of the graph
+            total = self.embed.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
+            same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
+            if not same:  # a projection, a normalisation or a cast: the input is other values (else z is x, reshaped)
+                total = total + x.sum(dtype=torch.float64)
+        if math.isfinite(float(total)):  # the one value read here; no kernel to test it on the device
             return
         self._check(x)  # the input's NaN/inf, by count
         nearest_code(z[:0], self.embed)  # the codebook's, by row
@@ -352,8 +354,8 @@ class VectorQuantizer(nn.Module):
             return
         sums = torch.zeros(c.codebook_size, z.shape[1], device=z.device, dtype=torch.float32)
         sums = per_rank(sums.index_add_(0, idx, z.float()))  # (K, d)
-        self.embed.copy_(ema_step(self.ema_count, self.ema_sum, counts, sums, decay=c.decay, eps=c.eps,
-                                  cosine=c.cosine))
+        ema_step(self.ema_count, self.ema_sum, counts, sums, decay=c.decay, eps=c.eps, cosine=c.cosine,
+                 out=self.embed)
         if c.dead_code_threshold > 0 or c.dead_code_rate > 0:
             restart_dead(self.embed, self.ema_count, self.ema_sum, z, threshold=c.dead_code_threshold,
                          rate=c.dead_code_rate, cosine=c.cosine)
@@ -484,7 +486,9 @@ def code_counts(idx: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _no_autocast(device: torch.device) -> AbstractContextManager[object]:
-    """Autocast off on ``device``: the lookup and the search stay float32, so the codes do not depend on it."""
-    if torch.amp.is_autocast_available(device.type):
+    """Autocast off on ``device``: the lookup and the search stay float32, so the codes do not depend on it.
+    (Nothing to switch off where it is not on: entering and leaving ``torch.autocast`` costs the host more than
+    some of a training step's kernels.)"""
+    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
         return torch.autocast(device.type, enabled=False)
     return nullcontext()

@@ -118,14 +118,15 @@ def nearest_code(
     else:
         bias = codebook.pow(2).sum(1).mul_(-0.5)  # (K,)
     scores = torch.empty(rows, k, dtype=codebook.dtype, device=x.device)  # (chunk, K), reused
-    row_ids = torch.arange(rows, device=x.device)
+    # row numbers for the CPU's two-level argmax and the flagged pass; a GPU's plain argmax needs none
+    row_ids = torch.arange(rows, device=x.device) if exact_ties or x.device.type == "cpu" else None
     margin = score_margin(x, codebook, cosine=cosine) if exact_ties else None  # (N,), once for all blocks
     suspect = torch.zeros(n, dtype=torch.bool, device=x.device) if exact_ties else None  # (N,) rows to settle
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         block = scores[: stop - start]
         torch.addmm(bias, x[start:stop].to(codebook.dtype), codes_t, out=block)
-        if margin is not None and suspect is not None:
+        if margin is not None and suspect is not None and row_ids is not None:
             suspect[start:stop] = _argmax_flagged(block, out[start:stop], row_ids, margin[start:stop])
         else:
             _argmax_rows(block, out=out[start:stop], rows=row_ids)
@@ -283,7 +284,7 @@ def _twin_distance(points: torch.Tensor, tolerance: float, distinct: torch.Tenso
     True
     """
     distinct = _first_occurrence(points) if distinct is None else distinct
-    nan = torch.full((), float("nan"), dtype=points.dtype, device=points.device)
+    nan = float("nan")
     centre = torch.where(distinct[:, None], points, nan).nanmedian(0).values  # (d,)
     return tolerance * torch.where(distinct, (points - centre).pow(2).sum(1).sqrt(), nan).nanmedian()
 
@@ -382,16 +383,19 @@ def new_points_mask(rows: torch.Tensor, codebook: torch.Tensor, *, cosine: bool 
 def _new_points_dense(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
     """:func:`new_points_mask` from whole float64 distance tables, with no value read on the host."""
     n = pts.shape[0]
-    # (n, n) measured coordinate by coordinate: exactly 0 between equal rows only
+    # [i, j]: how far row i is from an earlier row j, measured coordinate by coordinate (exactly 0 between
+    # equal rows only); infinite where row j does not come before row i
     apart = torch.cdist(pts, pts, compute_mode="donot_use_mm_for_euclid_dist")
-    earlier = torch.ones(n, n, dtype=torch.bool, device=pts.device).tril_(-1)  # [i, j]: row j comes before row i
-    first = ~((apart == 0) & earlier).any(1)  # (n,) no earlier row is equal
-    tol = _twin_distance(pts, tolerance, first)  # 0-d
+    apart.masked_fill_(torch.ones(n, n, dtype=torch.bool, device=pts.device).triu_(), float("inf"))
+    first = (apart != 0).all(1)  # (n,) no earlier row is equal
+    tol = _twin_distance(pts, tolerance, first)  # 0-d, finite: float32 rows cannot overflow it
     # the nearest code's squared distance, from one float64 product (its rounding is ~1e-16 of the squared
     # norms, far inside the tolerance's 1e-8 of the squared radius)
     to_code = torch.addmm(pts.pow(2).sum(1, keepdim=True) + cb.pow(2).sum(1), pts, cb.t(), alpha=-2).amin(1)
-    twin_of_earlier = ((apart <= tol) & earlier & first[None, :]).any(1)
-    return first & (to_code > tol * tol) & ~twin_of_earlier
+    # a twin of an earlier row kept; a repeat is one too (of its first copy, at distance 0), so ``first`` is
+    # implied here
+    twin_of_earlier = ((apart <= tol) & first[None, :]).any(1)
+    return (to_code > tol * tol) & ~twin_of_earlier
 
 
 def _new_points_sorted(pts: torch.Tensor, cb: torch.Tensor, tolerance: float) -> torch.Tensor:
