@@ -66,6 +66,7 @@ import torch
 from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
+from mmtok.core.threads import one_intra_op_thread
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
@@ -256,14 +257,11 @@ class LocalEngine:
     @staticmethod
     def _serial(mine: Iterator[tuple[int, Any]], il: Interleaver, source: Source,
                 dtype: np.dtype) -> Iterator[Result]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as each pooled worker runs (ids do not depend on it)
-        try:
+        # one thread, as each pooled worker runs (ids do not depend on it); runs in other threads hold it too
+        with one_intra_op_thread():
             for line, raw in mine:
                 yield tokenize_document(il, line, raw, base=source.base, allow_outside=source.allow_outside,
                                         dtype=dtype, corpus=source.path)
-        finally:
-            torch.set_num_threads(threads)
 
     def _pooled(self, pool: Any, mine: Iterator[tuple[int, Any]], source: Source) -> Iterator[Result]:
         """Results in line order from a sliding window of chunks: every worker stays busy, memory stays bounded."""
