@@ -88,8 +88,31 @@ def test_resuming_with_other_settings_names_what_differs(made: Path, tmp_path: P
     assert "saved vs now: --shard-tokens 20 vs 10)" in why(shard_tokens=10)
     (a / "manifest.json").unlink()  # as a run killed before its end leaves it
     assert "--shard-tokens 19 to 25 vs 10)" in why(shard_tokens=10)  # its first shard closed at 25 tokens
+    msg = why(tokenizers=TokenizerSpec(text=str(bpe)))  # its indexes record the tokenizers that made it
+    assert re.search(r"holds shards of a different run \(text tokenizer: byte-utf8-surrogatepass-v1 vs [0-9a-f]{16}\)",
+                     msg), msg
+    for index in a.glob("shard-*.json"):  # as an earlier mmtok wrote them: the tokenizers only inside the run hash
+        fields = json.loads(index.read_text())
+        del fields["tokenizers"]
+        index.write_text(json.dumps(fields))
     msg = why(tokenizers=TokenizerSpec(text=str(bpe)))
     assert "holds shards of a different run (same corpus, id dtype and --shard-tokens: other tokenizers" in msg
+
+
+def test_a_killed_runs_folder_names_the_tokenizer_versions_that_made_it(tmp_path: Path) -> None:
+    """A new shipped model gets a new fingerprint: resuming a folder an older one began names both versions."""
+    was = {"text": {"fingerprint": "byte-utf8-surrogatepass-v1"},
+           "image": {"fingerprint": "a" * 16, "label": "image (image v3 (2026-12-01), saved 2026-12-01 by mmtok 0.1.0)"}}
+    now = {"text": was["text"], "image": {"fingerprint": "b" * 16, "label": "image (image v4 (2027-01-02))"},
+           "audio": {"fingerprint": "c" * 16, "label": "audio (audio v7 (2026-12-02))"}}
+    writer = ShardWriter(tmp_path, "run-a", np.dtype(np.uint16), 10, 1, 0, extra={"tokenizers": was})
+    writer.add(1, np.arange(12, dtype=np.int64), np.zeros(len(shards_mod.MODALITY_NAMES), np.int64))
+    with pytest.raises(CorpusError) as e:
+        shards_mod.committed_shards(tmp_path, "run-b", dtype=np.dtype(np.uint16), tokenizers=now)
+    assert (f"holds shards of a different run (audio tokenizer: none vs {'c' * 16} [audio (audio v7 (2026-12-02))]; "
+            f"image tokenizer: {'a' * 16} [image (image v3 (2026-12-01), saved 2026-12-01 by mmtok 0.1.0)] vs "
+            f"{'b' * 16} [image (image v4 (2027-01-02))]); use another --out") in str(e.value)
+    assert shards_mod.committed_shards(tmp_path, "run-a", tokenizers=now)  # its own run goes on
 
 
 def _drop_last(m: dict[str, Any]) -> None:

@@ -70,10 +70,11 @@ from mmtok.core.threads import one_intra_op_thread
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
-from mmtok.data.run_key import recorded_key, run_differences, run_id, run_key
+from mmtok.data.run_key import recorded_key, run_differences, run_id, run_key, tokenizer_record
 from mmtok.data.shard_ids import id_dtype
 from mmtok.data.shards import (
     MANIFEST,
+    TOKENIZERS_KEY,
     ShardWriter,
     check_one_layout,
     committed_shards,
@@ -380,9 +381,11 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
                           f"{run_differences(done, settings, il.vocab)}); use another --out or --restart")
 
     run = run_id(out, key, asdict(job.spelt))
-    done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens)
+    made_by = tokenizer_record(il.vocab)
+    done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens, tokenizers=made_by)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
-    writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards), extra={"source_sha256": sha})
+    writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards),
+                         extra={"source_sha256": sha, TOKENIZERS_KEY: made_by})
     results = job.engine.results(source, tokenizers, first=resume, part=job.part, il=il, dtype=dtype)
     with contextlib.closing(cast(Any, results)):
         _write(results, writer, source, job.strict, job.progress, resume)

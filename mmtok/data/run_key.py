@@ -28,7 +28,7 @@ from mmtok.core.errors import CorpusError, VocabularyError
 from mmtok.data.shard_checks import read_json_object
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["recorded_key", "run_differences", "run_hash", "run_id", "run_key"]
+__all__ = ["recorded_key", "run_differences", "run_hash", "run_id", "run_key", "tokenizer_record"]
 
 
 def run_key(part: tuple[int, int], shard_tokens: int, dtype: np.dtype, source_sha256: str,
@@ -36,6 +36,17 @@ def run_key(part: tuple[int, int], shard_tokens: int, dtype: np.dtype, source_sh
     """What a run is keyed on (see the module docstring)."""
     return {"part": list(part), "shard_tokens": shard_tokens, "dtype": np.dtype(dtype).name,
             "source_sha256": source_sha256, "vocab": vocab.fingerprint}
+
+
+def tokenizer_record(vocab: Vocabulary) -> dict[str, dict[str, str]]:
+    """Each tokenizer of ``vocab`` as a shard index records it: its fingerprint and, where it has one, what it was in
+    words (its checkpoint and model version), so that a killed run's folder can say which tokenizers made it.
+
+    >>> tokenizer_record(Vocabulary(256, sources={"text": "byte"}, labels={"text": "bytes"}))
+    {'text': {'fingerprint': 'byte', 'label': 'bytes'}}
+    """
+    return {name: {"fingerprint": fp, **({"label": vocab.labels[name]} if name in vocab.labels else {})}
+            for name, fp in sorted(vocab.sources.items())}
 
 
 def run_hash(key: dict[str, Any]) -> str:

@@ -49,7 +49,7 @@ from mmtok.data.shard_checks import (
 from mmtok.data.shard_ids import ShardFile
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet", "ShardWriter",
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "TOKENIZERS_KEY", "VERIFIED", "ShardSet", "ShardWriter",
            "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
            "temp_files"]
 
@@ -57,6 +57,7 @@ FORMAT = "mmtok-shards"  # a manifest's "format"
 FORMAT_VERSION = 1
 INDEX_FORMAT = FORMAT + "-index"  # a shard index's "format"
 MANIFEST = "manifest.json"
+TOKENIZERS_KEY = "tokenizers"  # a shard index's record of the tokenizers that made it (run_key.tokenizer_record)
 VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
 CACHE_KEYS = frozenset({"size", "mtime_ns", "sha256", "max_id"})  # what VERIFIED records per shard .bin
 TEMP_FILE = re.compile(rf"\.(?:shard-\d+\.(?:bin|json)|{re.escape(MANIFEST)}|{re.escape(VERIFIED)})\.tmp-\d+")
@@ -142,10 +143,11 @@ class ShardWriter:
         self._reset()
 
 
-def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None,
-                     shard_tokens: int | None = None) -> list[dict[str, Any]]:
+def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shard_tokens: int | None = None,
+                     tokenizers: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The indexes of the shards already committed in ``out`` (checked), oldest first; shards of another run are
-    refused, naming what differs from this run's ``dtype`` and ``shard_tokens`` as far as they tell."""
+    refused, naming what differs from this run's ``dtype``, ``shard_tokens`` and ``tokenizers`` (its
+    :func:`~mmtok.data.run_key.tokenizer_record`) as far as they tell."""
     for tmp in temp_files(out):
         tmp.unlink(missing_ok=True)  # a killed writer's half-written files
     move = f"move it out of {out} (--restart leaves files that are not mmtok's) or use another --out"
@@ -155,7 +157,8 @@ def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None,
         if index.get("format") != INDEX_FORMAT:
             raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
-            raise CorpusError(f"{out} holds shards of a different run ({_other_run(out, index, dtype, shard_tokens)}); "
+            raise CorpusError(f"{out} holds shards of a different run "
+                              f"({_other_run(out, index, dtype, shard_tokens, tokenizers)}); "
                               "use another --out, or --restart to discard them")
         if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
             raise CorpusError(f"{out}: shard numbering has a gap before {path.name}; "
@@ -193,11 +196,34 @@ def _shard_tokens_range(out: Path, run: Any) -> tuple[int, int] | None:
     return None if high is None else (low, high)
 
 
-def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None) -> str:
+def _named(made_by: Any) -> str:
+    """One tokenizer of a :data:`TOKENIZERS_KEY` record, in words: its fingerprint and what it was ("none" if absent)."""
+    if not isinstance(made_by, dict):
+        return "none"
+    label = made_by.get("label")
+    return f"{made_by.get('fingerprint')}{f' [{label}]' if label else ''}"
+
+
+def _other_tokenizers(found: dict[str, Any], tokenizers: dict[str, Any] | None) -> list[str]:
+    """The tokenizers the run whose shard index is ``found`` was made with that this run's ``tokenizers`` are not
+    (saved vs now), where its index records them (:data:`TOKENIZERS_KEY`; indexes earlier versions wrote do not)."""
+    was = found.get(TOKENIZERS_KEY)
+    if not isinstance(was, dict) or tokenizers is None:
+        return []
+
+    def fingerprint(made_by: Any) -> Any:
+        return made_by.get("fingerprint") if isinstance(made_by, dict) else None
+
+    return [f"{name} tokenizer: {_named(was.get(name))} vs {_named(tokenizers.get(name))}"
+            for name in sorted(set(was) | set(tokenizers)) if fingerprint(was.get(name)) != fingerprint(tokenizers.get(name))]
+
+
+def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None,
+               tokenizers: dict[str, Any] | None = None) -> str:
     """What the run whose shard index is ``found`` did otherwise than this one (saved vs now), as far as its
-    indexes tell: the id dtype, ``--shard-tokens``; else the tokenizers, which an index records only inside
-    its run hash (the corpus is checked before, by its sha256)."""
-    said = []
+    indexes tell: the tokenizers (which indexes record since :data:`TOKENIZERS_KEY`), the id dtype,
+    ``--shard-tokens``; else what only its run hash holds (the corpus is checked before, by its sha256)."""
+    said = _other_tokenizers(found, tokenizers)
     if dtype is not None and found.get("dtype") != np.dtype(dtype).name:
         said.append(f"ids stored as {found.get('dtype')} vs {np.dtype(dtype).name} (a vocabulary of another size: "
                     "other tokenizers)")
