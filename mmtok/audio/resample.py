@@ -12,6 +12,7 @@ signal's length:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Protocol
 
@@ -24,13 +25,24 @@ __all__ = ["EXACT_RATIO_MAX", "Resampler", "resampler"]
 EXACT_RATIO_MAX = 1000  # reduced ratios p/q with p, q up to this keep the exact sinc resampler
 SINC_ZEROS = 6  # zero crossings on each side of the sinc kernel (torchaudio's lowpass_filter_width)
 SINC_ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist rate (torchaudio's rolloff)
+SINC_KERNELS_KEPT = 16  # pairs of rates whose kernels are kept (the largest, near 1000/999, is about 8 MB)
 
 
+@functools.lru_cache(maxsize=SINC_KERNELS_KEPT)
 def _sinc_kernel(orig: int, new: int) -> tuple[torch.Tensor, int]:
     """The windowed-sinc kernel ``[new, 1, 2 * width + orig]`` and ``width`` for reduced rates ``orig -> new``.
 
-    The same float32 numbers as ``torchaudio.functional.resample`` (sinc_interp_hann) computes.
+    The same float32 numbers as ``torchaudio.functional.resample`` (sinc_interp_hann) computes. Made once per pair
+    of rates and kept (read only, as the resamplers' convolution weights): for 44.1 -> 16 kHz it takes about as
+    long as encoding a tenth of a second of audio, which every short clip paid again. Made outside inference mode,
+    so that a kernel kept from a call inside it serves every later call alike.
     """
+    with torch.inference_mode(False):
+        return _make_sinc_kernel(orig, new)
+
+
+def _make_sinc_kernel(orig: int, new: int) -> tuple[torch.Tensor, int]:
+    """:func:`_sinc_kernel`, worked out."""
     base = min(orig, new) * SINC_ROLLOFF
     width = math.ceil(SINC_ZEROS * orig / base)
     idx = torch.arange(-width, width + orig, dtype=torch.float32)[None, None] / orig
