@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from mmtok.core.metrics import codebook_usage, codebook_usage_tensors
+from mmtok.core.metrics import code_counts, codebook_usage, codebook_usage_tensors
 from mmtok.vq.ema import first_true
-from mmtok.vq.quantizer import VectorQuantizer, VQConfig, code_counts
+from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 from mmtok.vq.search import _as_points, _new_points_dense, _new_points_sorted, new_points_mask
 
 HOST_READS = {"__bool__", "__int__", "__float__", "__index__", "item", "tolist", "nonzero", "unique", "bincount",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference", "perplexity", "psnr", "ssim",
+__all__ = ["code_counts", "codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference", "perplexity", "psnr", "ssim",
            "usage_over"]
 
 SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
@@ -83,6 +83,19 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     out = s.flatten(1).mean(1)  # (B,)
     return out if batched else out[0]
+
+
+def code_counts(idx: torch.Tensor, k: int) -> torch.Tensor:
+    """``[k]`` int64: how often each code of ``idx`` comes. ``torch.bincount`` on the CPU; elsewhere an index-add,
+    since a GPU's bincount reads the largest index on the host first and so waits for the device.
+
+    >>> code_counts(torch.tensor([2, 0, 2]), 4).tolist()
+    [1, 0, 2, 0]
+    """
+    idx = idx.flatten()
+    if idx.device.type == "cpu":
+        return torch.bincount(idx, minlength=k)
+    return torch.zeros(k, dtype=torch.long, device=idx.device).index_add_(0, idx, torch.ones_like(idx))
 
 
 def codebook_usage_tensors(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

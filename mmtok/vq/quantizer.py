@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from torch import nn
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite, fits_float32
-from mmtok.core.metrics import codebook_usage, codebook_usage_tensors
+from mmtok.core.metrics import code_counts, codebook_usage, codebook_usage_tensors
 from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.config import VQConfig
@@ -48,6 +49,9 @@ from mmtok.vq.search import canonical_codes, nearest_code
 __all__ = ["QuantizeResult", "UsageStats", "VectorQuantizer"]
 
 ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
+# usage counts are added in place, and torch lets other threads run meanwhile: two threads encoding with one
+# quantizer lost counts (one process-wide lock: a module holds no lock of its own, so it still copies and pickles)
+COUNTS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -274,7 +278,8 @@ class VectorQuantizer(nn.Module):
             loss = z.new_zeros(())
         q_st = z + (q - z).detach()  # straight-through estimator
         out = self.project_out(q_st).reshape(*lead, self.cfg.dim).to(x.dtype)
-        self.seen_counts += counts
+        with COUNTS_LOCK:
+            self.seen_counts += counts
         usage, perplexity = codebook_usage_tensors(counts)  # on the device: the host waits for nothing here
         return QuantizeResult(out, idx.reshape(lead), loss, perplexity.to(z.dtype), usage.to(z.dtype))
 
@@ -297,7 +302,9 @@ class VectorQuantizer(nn.Module):
             z = self._to_lookup(flat[start:stop])
             self._finite(flat[start:stop], z)
             idx[start:stop] = self._search(z, exact=True)
-        self.seen_counts += code_counts(idx, self.cfg.codebook_size)
+        counts = code_counts(idx, self.cfg.codebook_size)
+        with COUNTS_LOCK:
+            self.seen_counts += counts
         return idx.reshape(x.shape[:-1])
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
@@ -310,13 +317,15 @@ class VectorQuantizer(nn.Module):
 
     def usage_stats(self) -> UsageStats:
         """Counts, usage and perplexity over everything quantized since :meth:`reset_stats`."""
-        counts = self.seen_counts.detach().cpu().clone()
+        with COUNTS_LOCK:
+            counts = self.seen_counts.detach().cpu().clone()
         usage, perplexity = codebook_usage(counts)
         return UsageStats(counts, usage, perplexity, int(counts.sum()))
 
     def reset_stats(self) -> None:
         """Forget the counts behind :meth:`usage_stats`."""
-        self.seen_counts.zero_()
+        with COUNTS_LOCK:
+            self.seen_counts.zero_()
 
     # ---------------------------------------------------------------- training internals
 
@@ -470,19 +479,6 @@ class VectorQuantizer(nn.Module):
             f"dim={c.dim}, codebook_size={c.codebook_size}, lookup_dim={c.lookup_dim}, "
             f"cosine={c.cosine}, decay={c.decay}"
         )
-
-
-def code_counts(idx: torch.Tensor, k: int) -> torch.Tensor:
-    """``[k]`` int64: how often each code of ``idx`` comes. ``torch.bincount`` on the CPU; elsewhere an index-add,
-    since a GPU's bincount reads the largest index on the host first and so waits for the device.
-
-    >>> code_counts(torch.tensor([2, 0, 2]), 4).tolist()
-    [1, 0, 2, 0]
-    """
-    idx = idx.flatten()
-    if idx.device.type == "cpu":
-        return torch.bincount(idx, minlength=k)
-    return torch.zeros(k, dtype=torch.long, device=idx.device).index_add_(0, idx, torch.ones_like(idx))
 
 
 def _no_autocast(device: torch.device) -> AbstractContextManager[object]:
