@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["code_counts", "codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference", "perplexity", "psnr", "ssim",
-           "usage_over"]
+__all__ = ["code_counts", "codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference", "perplexity",
+           "psnr", "ssim", "usage_over"]
 
 SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
 SSIM_SIGMA = 1.5  # its standard deviation in pixels

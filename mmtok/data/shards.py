@@ -49,8 +49,8 @@ from mmtok.data.shard_checks import (
 from mmtok.data.shard_ids import ShardFile
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "TOKENIZERS_KEY", "VERIFIED", "ShardSet", "ShardWriter",
-           "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "TOKENIZERS_KEY", "VERIFIED", "ShardSet",
+           "ShardWriter", "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
            "temp_files"]
 
 FORMAT = "mmtok-shards"  # a manifest's "format"
@@ -197,7 +197,7 @@ def _shard_tokens_range(out: Path, run: Any) -> tuple[int, int] | None:
 
 
 def _named(made_by: Any) -> str:
-    """One tokenizer of a :data:`TOKENIZERS_KEY` record, in words: its fingerprint and what it was ("none" if absent)."""
+    """One tokenizer of a :data:`TOKENIZERS_KEY` record in words: its fingerprint and what it was ("none": absent)."""
     if not isinstance(made_by, dict):
         return "none"
     label = made_by.get("label")
@@ -215,7 +215,8 @@ def _other_tokenizers(found: dict[str, Any], tokenizers: dict[str, Any] | None) 
         return made_by.get("fingerprint") if isinstance(made_by, dict) else None
 
     return [f"{name} tokenizer: {_named(was.get(name))} vs {_named(tokenizers.get(name))}"
-            for name in sorted(set(was) | set(tokenizers)) if fingerprint(was.get(name)) != fingerprint(tokenizers.get(name))]
+            for name in sorted(set(was) | set(tokenizers))
+            if fingerprint(was.get(name)) != fingerprint(tokenizers.get(name))]
 
 
 def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None,
