@@ -70,11 +70,17 @@ from mmtok.core.threads import one_intra_op_thread
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
-from mmtok.data.run_key import recorded_key, run_differences, run_id, run_key, tokenizer_record
+from mmtok.data.run_key import (
+    TOKENIZERS_KEY,
+    recorded_key,
+    run_differences,
+    run_id,
+    run_key,
+    tokenizer_record,
+)
 from mmtok.data.shard_ids import id_dtype
 from mmtok.data.shards import (
     MANIFEST,
-    TOKENIZERS_KEY,
     ShardWriter,
     check_one_layout,
     committed_shards,

@@ -1,4 +1,5 @@
-"""What makes two tokenize runs the same run: the key a run id hashes, and what differs, in words, when not.
+"""What makes two tokenize runs the same run: the key a run id hashes, and what differs, in words, when not: from a
+finished run's manifest (:func:`run_differences`) or from a killed run's shard indexes (:func:`killed_run_differences`).
 
 A run is keyed on its part of the corpus, ``shard_tokens``, the id dtype, the
 corpus's sha256 and the vocabulary's fingerprint, which covers each tokenizer's
@@ -25,10 +26,13 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError, VocabularyError
-from mmtok.data.shard_checks import read_json_object
+from mmtok.data.shard_checks import read_json_object, shard_files
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["recorded_key", "run_differences", "run_hash", "run_id", "run_key", "tokenizer_record"]
+__all__ = ["TOKENIZERS_KEY", "killed_run_differences", "recorded_key", "run_differences", "run_hash", "run_id", "run_key",
+           "tokenizer_record"]
+
+TOKENIZERS_KEY = "tokenizers"  # a shard index's record of the tokenizers that made it (tokenizer_record)
 
 
 def run_key(part: tuple[int, int], shard_tokens: int, dtype: np.dtype, source_sha256: str,
@@ -91,3 +95,71 @@ def run_differences(done: dict[str, Any], settings: dict[str, Any], vocab: Vocab
             said.append(f"ids stored as {was} vs {now}" if key == "dtype" else f"--{key.replace('_', '-')} {was} vs {now}")
     said += vocab.differences(saved) if saved is not None else [str(unreadable)]
     return "; ".join(said) or "its recorded settings and vocabulary match this run's: made by another mmtok version"
+
+
+def _shard_tokens_range(out: Path, run: Any) -> tuple[int, int] | None:
+    """The ``--shard-tokens`` values ``(low, high]`` run ``run``'s shards in ``out`` fit, or None when they tell nothing.
+
+    A shard closes after the document that brings it to ``shard_tokens``: every one but the last committed holds
+    at least that many tokens, and fewer before its last document.
+    """
+    low, high, indexes = 0, None, []
+    for path in shard_files(out, "json"):
+        with contextlib.suppress(CorpusError):
+            indexes.append(read_json_object(path, "index", ""))
+    closed = [ix for ix in indexes if ix.get("run") == run][:-1]
+    try:
+        for ix in closed:
+            tokens, offsets = int(ix["tokens"]), ix["offsets"]
+            low = max(low, tokens - (int(offsets[-1]) - int(offsets[-2])))
+            high = tokens if high is None else min(high, tokens)
+    except (KeyError, IndexError, TypeError, ValueError):  # an index damaged by hand: it tells nothing
+        return None
+    return None if high is None else (low, high)
+
+
+def _named(made_by: Any) -> str:
+    """One tokenizer of a :data:`TOKENIZERS_KEY` record in words: its fingerprint and what it was ("none": absent)."""
+    if not isinstance(made_by, dict):
+        return "none"
+    label = made_by.get("label")
+    return f"{made_by.get('fingerprint')}{f' [{label}]' if label else ''}"
+
+
+def _other_tokenizers(found: dict[str, Any], tokenizers: dict[str, Any] | None) -> list[str]:
+    """The tokenizers the run whose shard index is ``found`` was made with that this run's ``tokenizers`` are not
+    (saved vs now), where its index records them (:data:`TOKENIZERS_KEY`; indexes earlier versions wrote do not)."""
+    was = found.get(TOKENIZERS_KEY)
+    if not isinstance(was, dict) or tokenizers is None:
+        return []
+
+    def fingerprint(made_by: Any) -> Any:
+        return made_by.get("fingerprint") if isinstance(made_by, dict) else None
+
+    return [f"{name} tokenizer: {_named(was.get(name))} vs {_named(tokenizers.get(name))}"
+            for name in sorted(set(was) | set(tokenizers))
+            if fingerprint(was.get(name)) != fingerprint(tokenizers.get(name))]
+
+
+def killed_run_differences(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None,
+                           tokenizers: dict[str, Any] | None = None) -> str:
+    """What the run whose shard index is ``found`` did otherwise than this one (saved vs now), as far as its
+    indexes tell: the tokenizers (which indexes record since :data:`TOKENIZERS_KEY`), the id dtype,
+    ``--shard-tokens``; else what only its run hash holds (the corpus is checked before, by its sha256)."""
+    said = _other_tokenizers(found, tokenizers)
+    if dtype is not None and found.get("dtype") != np.dtype(dtype).name:
+        said.append(f"ids stored as {found.get('dtype')} vs {np.dtype(dtype).name} (a vocabulary of another size: "
+                    "other tokenizers)")
+    fits = _shard_tokens_range(out, found.get("run")) if shard_tokens is not None else None
+    if fits is not None and shard_tokens is not None and not fits[0] < shard_tokens <= fits[1]:
+        was = f"{fits[1]:,}" if fits[1] - fits[0] == 1 else f"{fits[0] + 1:,} to {fits[1]:,}"
+        said.append(f"--shard-tokens {was} vs {shard_tokens:,}")
+    if said:
+        return "; ".join(said)
+    others = ("other tokenizers (--text, --image, --audio, --video, a checkpoint changed at the same path, or, "
+              "for shards an earlier mmtok wrote, the same ones spelt otherwise)")
+    if fits is None:
+        return (f"same corpus and id dtype: {others} or another --shard-tokens, which its shard indexes "
+                "record only inside their run hash")
+    return (f"same corpus, id dtype and --shard-tokens: {others}, which its shard indexes record only inside "
+            "their run hash")

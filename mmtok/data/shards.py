@@ -38,6 +38,7 @@ import numpy as np
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
 from mmtok.data.digest import files_sha256
+from mmtok.data.run_key import killed_run_differences
 from mmtok.data.shard_checks import (
     SHARD_FILE,
     check_document_bounds,
@@ -49,7 +50,7 @@ from mmtok.data.shard_checks import (
 from mmtok.data.shard_ids import ShardFile
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "TOKENIZERS_KEY", "VERIFIED", "ShardSet",
+__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet",
            "ShardWriter", "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
            "temp_files"]
 
@@ -57,7 +58,6 @@ FORMAT = "mmtok-shards"  # a manifest's "format"
 FORMAT_VERSION = 1
 INDEX_FORMAT = FORMAT + "-index"  # a shard index's "format"
 MANIFEST = "manifest.json"
-TOKENIZERS_KEY = "tokenizers"  # a shard index's record of the tokenizers that made it (run_key.tokenizer_record)
 VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
 CACHE_KEYS = frozenset({"size", "mtime_ns", "sha256", "max_id"})  # what VERIFIED records per shard .bin
 TEMP_FILE = re.compile(rf"\.(?:shard-\d+\.(?:bin|json)|{re.escape(MANIFEST)}|{re.escape(VERIFIED)})\.tmp-\d+")
@@ -158,7 +158,7 @@ def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shar
             raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
             raise CorpusError(f"{out} holds shards of a different run "
-                              f"({_other_run(out, index, dtype, shard_tokens, tokenizers)}); "
+                              f"({killed_run_differences(out, index, dtype, shard_tokens, tokenizers)}); "
                               "use another --out, or --restart to discard them")
         if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
             raise CorpusError(f"{out}: shard numbering has a gap before {path.name}; "
@@ -173,74 +173,6 @@ def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shar
         if not orphan.with_suffix(".json").is_file():
             orphan.unlink()
     return indexes
-
-
-def _shard_tokens_range(out: Path, run: Any) -> tuple[int, int] | None:
-    """The ``--shard-tokens`` values ``(low, high]`` run ``run``'s shards in ``out`` fit, or None when they tell nothing.
-
-    A shard closes after the document that brings it to ``shard_tokens``: every one but the last committed holds
-    at least that many tokens, and fewer before its last document.
-    """
-    low, high, indexes = 0, None, []
-    for path in shard_files(out, "json"):
-        with contextlib.suppress(CorpusError):
-            indexes.append(read_json_object(path, "index", ""))
-    closed = [ix for ix in indexes if ix.get("run") == run][:-1]
-    try:
-        for ix in closed:
-            tokens, offsets = int(ix["tokens"]), ix["offsets"]
-            low = max(low, tokens - (int(offsets[-1]) - int(offsets[-2])))
-            high = tokens if high is None else min(high, tokens)
-    except (KeyError, IndexError, TypeError, ValueError):  # an index damaged by hand: it tells nothing
-        return None
-    return None if high is None else (low, high)
-
-
-def _named(made_by: Any) -> str:
-    """One tokenizer of a :data:`TOKENIZERS_KEY` record in words: its fingerprint and what it was ("none": absent)."""
-    if not isinstance(made_by, dict):
-        return "none"
-    label = made_by.get("label")
-    return f"{made_by.get('fingerprint')}{f' [{label}]' if label else ''}"
-
-
-def _other_tokenizers(found: dict[str, Any], tokenizers: dict[str, Any] | None) -> list[str]:
-    """The tokenizers the run whose shard index is ``found`` was made with that this run's ``tokenizers`` are not
-    (saved vs now), where its index records them (:data:`TOKENIZERS_KEY`; indexes earlier versions wrote do not)."""
-    was = found.get(TOKENIZERS_KEY)
-    if not isinstance(was, dict) or tokenizers is None:
-        return []
-
-    def fingerprint(made_by: Any) -> Any:
-        return made_by.get("fingerprint") if isinstance(made_by, dict) else None
-
-    return [f"{name} tokenizer: {_named(was.get(name))} vs {_named(tokenizers.get(name))}"
-            for name in sorted(set(was) | set(tokenizers))
-            if fingerprint(was.get(name)) != fingerprint(tokenizers.get(name))]
-
-
-def _other_run(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None,
-               tokenizers: dict[str, Any] | None = None) -> str:
-    """What the run whose shard index is ``found`` did otherwise than this one (saved vs now), as far as its
-    indexes tell: the tokenizers (which indexes record since :data:`TOKENIZERS_KEY`), the id dtype,
-    ``--shard-tokens``; else what only its run hash holds (the corpus is checked before, by its sha256)."""
-    said = _other_tokenizers(found, tokenizers)
-    if dtype is not None and found.get("dtype") != np.dtype(dtype).name:
-        said.append(f"ids stored as {found.get('dtype')} vs {np.dtype(dtype).name} (a vocabulary of another size: "
-                    "other tokenizers)")
-    fits = _shard_tokens_range(out, found.get("run")) if shard_tokens is not None else None
-    if fits is not None and shard_tokens is not None and not fits[0] < shard_tokens <= fits[1]:
-        was = f"{fits[1]:,}" if fits[1] - fits[0] == 1 else f"{fits[0] + 1:,} to {fits[1]:,}"
-        said.append(f"--shard-tokens {was} vs {shard_tokens:,}")
-    if said:
-        return "; ".join(said)
-    tokenizers = ("other tokenizers (--text, --image, --audio, --video, a checkpoint changed at the same path, or, "
-                  "for shards an earlier mmtok wrote, the same ones spelt otherwise)")
-    if fits is None:
-        return (f"same corpus and id dtype: {tokenizers} or another --shard-tokens, which its shard indexes "
-                "record only inside their run hash")
-    return (f"same corpus, id dtype and --shard-tokens: {tokenizers}, which its shard indexes record only inside "
-            "their run hash")
 
 
 def shard_manifest(
