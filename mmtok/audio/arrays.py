@@ -22,6 +22,7 @@ from mmtok.audio.resample import resampler
 from mmtok.core.errors import AudioError
 from mmtok.core.floats import fits_float32
 from mmtok.core.tensors import as_tensor
+from mmtok.core.warning_filters import user_stacklevel
 
 __all__ = ["BLOCK_SAMPLES", "MAX_CHANNELS", "MAX_FLOAT_PEAK", "MixedChannelsWarning", "check_float_peak", "finite",
            "mono_chunks", "resample_array", "to_mono_float", "warn_mixed"]
@@ -66,7 +67,7 @@ def warn_mixed(shape: tuple[int, ...], what: str) -> None:
         mixed = MixedChannelsWarning(f"{what} of shape {shape} is read as one clip of {channels} channels, mixed "
                                      f"into one; {BATCH_HINT}")
         mixed.channels = channels
-        warnings.warn(mixed, stacklevel=4)  # at the caller of load_audio
+        warnings.warn(mixed, stacklevel=user_stacklevel())  # at the user's line
 
 
 def to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:

@@ -48,6 +48,7 @@ from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
+from mmtok.core.warning_filters import user_stacklevel
 
 __all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SilenceWarning", "audio_samples", "fit_length",
            "load_audio", "warn_silence"]
@@ -219,7 +220,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
                                 "codes will be one code repeated")
         silent.path = str(path)
-        warn_silence(silent, stacklevel=4)  # at the caller of load_audio
+        warn_silence(silent, stacklevel=user_stacklevel())  # at the user's line
     return audio, rate
 
 

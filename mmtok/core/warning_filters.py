@@ -1,4 +1,5 @@
-"""Warnings silenced for one block, without leaving a filter behind when threads do it at once.
+"""Warnings silenced for one block, without leaving a filter behind when threads do it at once; and warnings
+attributed to the user's own line (:func:`user_stacklevel`).
 
 ``warnings.catch_warnings`` saves the process's filter list on entry and puts it back on leaving. Two
 threads whose blocks overlap each save the other's additions, so the one that leaves last can restore a
@@ -16,11 +17,18 @@ True
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
-__all__ = ["warnings_ignored"]
+__all__ = ["user_stacklevel", "warnings_ignored"]
+
+_MMTOK = str(Path(__file__).resolve().parents[1]) + os.sep  # the package's own files
+_PASSED = (os.sep + "torch" + os.sep, os.sep + "contextlib.py", os.sep + "functools.py", os.sep + "threading.py")
 
 _FILTERS_LOCK = threading.RLock()  # held by the one block that changes the filters now (a nested one re-enters)
 
@@ -34,3 +42,22 @@ def warnings_ignored(*categories: type[Warning]) -> Iterator[None]:
         for category in categories:
             warnings.simplefilter("ignore", category)
         yield
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` in the function that calls this: the nearest line outside mmtok
+    (and outside the decorators and context managers of torch and the standard library it passes through), so a
+    warning names the user's line however deep in mmtok it was given; 1 (that ``warnings.warn`` itself) when mmtok
+    is all there is (the ``mmtok`` command)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and _inside(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 1
+
+
+@functools.lru_cache(maxsize=512)
+def _inside(filename: str) -> bool:
+    """Whether a frame of ``filename`` is mmtok's own, or a wrapper between two of its frames."""
+    path = os.path.realpath(filename) if os.path.isabs(filename) else filename
+    return path.startswith(_MMTOK) or any(part in path for part in _PASSED)

@@ -67,6 +67,7 @@ from mmtok.audio.io import SilenceWarning
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
 from mmtok.core.threads import one_intra_op_thread
+from mmtok.core.warning_filters import user_stacklevel
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
@@ -401,7 +402,8 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     write_atomic(out / MANIFEST, json_bytes(manifest))
     if silent:
         warnings.warn(f"{len(silent)} audio file{'s are' if len(silent) > 1 else ' is'} digital silence once mixed to "
-                      f"mono (every sample 0; tokenized as one code repeated): {few(silent, SILENT_NAMED)}", stacklevel=4)
+                      f"mono (every sample 0; tokenized as one code repeated): {few(silent, SILENT_NAMED)}",
+                      stacklevel=user_stacklevel())
     return manifest
 
 

@@ -21,6 +21,8 @@ import warnings
 
 from PIL import Image, ImageCms
 
+from mmtok.core.warning_filters import user_stacklevel
+
 __all__ = ["to_srgb"]
 
 CONVERTED = {"RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "P": "RGB"}  # mode -> the mode converted to
@@ -58,7 +60,7 @@ def to_srgb(img: Image.Image, where: str) -> Image.Image:
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
         warnings.warn(f"{where}: its embedded ICC colour profile cannot be read ({e}); its pixels are read as "
                       "sRGB (to silence this, save the picture without the profile or converted to sRGB)",
-                      stacklevel=3)
+                      stacklevel=user_stacklevel())
         return img
     if transform is None:
         return img

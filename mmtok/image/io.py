@@ -58,7 +58,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
-from mmtok.core.warning_filters import warnings_ignored
+from mmtok.core.warning_filters import user_stacklevel, warnings_ignored
 from mmtok.image.colour import to_srgb
 from mmtok.image.sizing import MAX_SIDE, apply_size_policy, crop_first, crop_window, working_size
 
@@ -372,7 +372,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
             if limit is not None and img.size[0] * img.size[1] > 2 * limit:
                 raise ImageError(bomb_message(f"{where} has", img.size[0] * img.size[1], limit))
             if getattr(img, "is_animated", getattr(img, "n_frames", 1) > 1):
-                warnings.warn(_frames_message(where, img), stacklevel=1)
+                warnings.warn(_frames_message(where, img), stacklevel=user_stacklevel())
             img.load()  # decode now: truncated/corrupt data fails here, not later
             return _oriented(img)
     except ImageError:

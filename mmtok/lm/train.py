@@ -76,6 +76,7 @@ from mmtok.core.run_folder import check_run_folder, say_starting_afresh
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_note
 from mmtok.core.trainstate import load_newest_intact, load_train_state, save_train_state
+from mmtok.core.warning_filters import user_stacklevel
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
 from mmtok.lm.peak import check_step_memory, peak_flops
@@ -227,7 +228,7 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
     if r.master and r.step == 0:  # a run that starts (a resumed one was told when it did, and keeps its --seq-len)
         fit = window_fit(document_lengths(ds.shards), seq_len=cfg.seq_len, packing=cfg.packing)
         if note := long_documents_note(fit, seq_len=cfg.seq_len, where=cfg.data, packing=cfg.packing):
-            warnings.warn(LongDocumentsWarning(note), stacklevel=4)  # at the caller of train
+            warnings.warn(LongDocumentsWarning(note), stacklevel=user_stacklevel())  # at the user's line
     # the CPU's peak is measured before torch.compile can start its compile workers on the same cores
     peak_note = ""
     if r.master:

@@ -39,6 +39,7 @@ import torch
 from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av, pick_stream, take_stream
 from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
+from mmtok.core.warning_filters import user_stacklevel
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
 __all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video",
@@ -455,7 +456,7 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
             return None
         note = choice.note(where, "its soundtrack is")
         if note is not None:
-            warnings.warn(note, stacklevel=2)
+            warnings.warn(note, stacklevel=user_stacklevel())
         stream = choice.stream
         origin, stated = _time_origin(container), _stated_end(stream, container)
         end = None if stated is None else stated - origin
