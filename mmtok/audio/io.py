@@ -74,14 +74,14 @@ class SilenceWarning(UserWarning):
 SILENCE_SINK: ContextVar[list[SilenceWarning] | None] = ContextVar("mmtok_silence_sink", default=None)
 
 
-def warn_silence(warning: SilenceWarning, *, stacklevel: int = 1) -> None:
+def warn_silence(warning: SilenceWarning) -> None:
     """Give ``warning``: into the list of the innermost ``silence_collected`` of this thread or task, or else as a
-    warning attributed ``stacklevel`` frames above the caller (1: the caller's line)."""
+    warning at the user's line (:func:`~mmtok.core.warning_filters.user_stacklevel`)."""
     sink = SILENCE_SINK.get()
     if sink is not None:
         sink.append(warning)
     else:
-        warnings.warn(warning, stacklevel=stacklevel + 1)
+        warnings.warn(warning, stacklevel=user_stacklevel())
 
 
 def _under_one_sample(what: str, held: int, rate: int, target_rate: int) -> str:
@@ -220,7 +220,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
                                 "codes will be one code repeated")
         silent.path = str(path)
-        warn_silence(silent, stacklevel=user_stacklevel())  # at the user's line
+        warn_silence(silent)
     return audio, rate
 
 
