@@ -102,11 +102,18 @@ def test_a_failed_mp3_read_names_what_the_decoder_said(tmp_path: Path, monkeypat
             return read(self, *args, **kwargs)
         raise sf.LibsndfileError(29)  # "Unspecified internal error."
 
+    want = load_audio(mp3)
     monkeypatch.setattr(sf.SoundFile, "read", failing_read)
+    # its frames are whole: FFmpeg decodes what libmpg123 gave up on, and what libmpg123 said stays held
+    got = load_audio(mp3)  # FFmpeg's decoder: the same samples but for rounding
+    assert got.shape == want.shape and float((got - want).abs().max()) < 1e-3
+    assert capfd.readouterr().err == ""
+    monkeypatch.setattr(mmtok.audio.io, "optional_av", lambda: None)
     with pytest.raises(AudioError) as e:
         load_audio(mp3)
-    assert one_line(e).endswith("a.mp3: Unspecified internal error. (corrupt or truncated; the decoder says: "
-                                "Giving up resync after 1024 bytes)")
+    assert one_line(e).endswith("a.mp3: libsndfile fails part-way through this MP3 (Unspecified internal error.; "
+                                "the decoder says: Giving up resync after 1024 bytes), although its MPEG frames are "
+                                "whole; pip install av (or pip install mmtok[video]) to decode it through FFmpeg")
     assert capfd.readouterr().err == ""
     load_audio(wav)  # what a WAV read prints is not held back
     assert "Giving up resync" in capfd.readouterr().err

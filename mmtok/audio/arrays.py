@@ -163,6 +163,9 @@ def _in_layout(chunk: np.ndarray | torch.Tensor, layout: Layout, what: str) -> t
     shape = tuple(chunk.shape)
     if len(shape) == 1:
         fits = axis < 0 or channels == 1
+    elif axis < 0:  # mono [S] so far: a chunk of one channel, [1, S] or [S, 1], is mono too (as [S] after [1, S])
+        fits = len(shape) == 2 and 1 in shape
+        axis = shape.index(1) if fits else axis
     else:
         fits = len(shape) == 2 and axis >= 0 and shape[axis] == channels
     if not fits:

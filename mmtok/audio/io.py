@@ -48,6 +48,7 @@ from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.c_stderr import first_line, held_stderr, pass_on
 from mmtok.core.errors import AudioError
 from mmtok.core.paths import check_media_file
+from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
 
 __all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SilenceWarning", "audio_samples", "fit_length",
@@ -57,6 +58,7 @@ SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the aud
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
 FILE_FIX = "write it again with int16 values divided by 32768 (int32: 2**31), or as integer PCM"
 
+UNSTATED_FRAMES = 1 << 62  # libsndfile's frame count for a stream whose header leaves its length unstated (2**63 - 1)
 NOT_MPEG = (b"RIFF", b"RIFX", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.", b"caff")  # the
 # first bytes of the WAV, W64, AIFF, FLAC, Ogg, AU and CAF files libsndfile reads without its MP3 decoder
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
@@ -92,6 +94,12 @@ def _under_one_sample(what: str, held: int, rate: int, target_rate: int) -> str:
 # --------------------------------------------------------------------------- files
 
 
+class _ReadFailed(AudioError):
+    """libsndfile failed while reading a file it had opened (what :func:`_read_file` may retry through PyAV)."""
+
+    reason: str = ""  # what libsndfile said, and the decoder's first line
+
+
 def _may_be_mp3(path: Path) -> bool:
     """Whether libsndfile may open ``path`` with its MP3 decoder (libmpg123), which prints to stderr:
     the file does not begin as a WAV, W64, AIFF, FLAC, Ogg, AU or CAF file does."""
@@ -107,7 +115,7 @@ def _open_sound(path: Path, said: BinaryIO | None) -> sf.SoundFile | AvReader:
     other file."""
     try:
         with held_stderr(said) if said is not None else contextlib.nullcontext():
-            snd = sf.SoundFile(str(path))
+            snd = sf.SoundFile(_sf_name(path))
     except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError, TypeError) as e:
         kind = ffmpeg_only_kind(path)
         if kind is None:
@@ -125,10 +133,46 @@ def _open_sound(path: Path, said: BinaryIO | None) -> sf.SoundFile | AvReader:
         snd = AvReader(av, path, kind)
     if said is not None and snd.format not in MP3_FORMATS:
         pass_on(said)
+    if isinstance(snd, sf.SoundFile):
+        snd = _from_the_start(path, snd)
     if snd.samplerate <= 0 or snd.channels <= 0:
         snd.close()
         raise AudioError(f"audio file {path} declares {snd.samplerate} Hz and {snd.channels} channel(s)")
     return snd
+
+
+def _sf_name(path: Path) -> str | bytes:
+    """``path`` as libsndfile is given it: its text, or its bytes where the name is no valid UTF-8 (soundfile encodes
+    a ``str`` strictly, so a name such as ``b'bad\\xff.wav'`` would be refused as if the file were corrupt)."""
+    name = str(path)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return name
+
+
+def _from_the_start(path: Path, snd: sf.SoundFile) -> sf.SoundFile | AvReader:
+    """``snd`` ready to read from its first sample, or FFmpeg's reader where libsndfile cannot read the file whole.
+
+    - Ogg Opus: libsndfile (1.2) opens it positioned past the stream's pre-skip without applying it, so the first
+      read starts that many samples late (312 for FFmpeg's files): a seek to 0 puts it where it belongs.
+    - A stream whose header does not state its length (a FLAC written to a pipe: STREAMINFO total 0, "unknown")
+      gets a length of 2**63 - 1 from libsndfile, and its reads fail at the end: PyAV decodes it, or the error
+      says to install it.
+    """
+    if snd.format == "OGG" and snd.subtype == "OPUS" and snd.seekable():
+        snd.seek(0)
+        return snd
+    if snd.frames < UNSTATED_FRAMES:
+        return snd
+    fmt = snd.format
+    snd.close()
+    av = optional_av()
+    if av is None:
+        raise AudioError(f"cannot read audio file {path}: its {fmt} header does not state its length, which "
+                         f"libsndfile cannot read to the end; {INSTALL_AV} to read it through FFmpeg")
+    return AvReader(av, path, fmt)
 
 
 def _libsndfile_said(e: Exception, path: Path) -> str:
@@ -168,7 +212,9 @@ def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: Resampler, max_sec
             raise
         except (sf.LibsndfileError, sf.SoundFileError, RuntimeError, ValueError) as e:
             detail = _decoder_said(said) if said is not None else ""
-            raise AudioError(f"cannot read audio file {path}: {e} (corrupt or truncated{detail})") from e
+            failed = _ReadFailed(f"cannot read audio file {path}: {e} (corrupt or truncated{detail})")
+            failed.reason = f"{e}{detail}"
+            raise failed from e
         read += data.shape[0]
         if read > limit:
             raise AudioError(_too_long(path, read / snd.samplerate, max_seconds or 0.0))
@@ -206,10 +252,22 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         promised = guess.samples if guess is not None else snd.frames
         if max_seconds is not None and promised > max_seconds * rate + MP3_SLACK:
             raise AudioError(_too_long(path, promised / rate, max_seconds))
-        out, read, bad = _decode(path, snd, resampler(rate, target_rate), max_seconds,
-                                 said if said is not None and fmt in MP3_FORMATS else None)
-    if guess is not None and not guess.cut and is_truncated(fmt, read, promised):
-        out, read, bad = _mp3_through_av(path, read, promised, target_rate, max_seconds)
+        try:
+            out, read, bad = _decode(path, snd, resampler(rate, target_rate), max_seconds,
+                                     said if said is not None and fmt in MP3_FORMATS else None)
+            failed = None
+        except _ReadFailed as e:  # an MP3 whose frames are whole: FFmpeg decodes what libmpg123 stumbles on
+            if mp3 is None or mp3.cut:
+                raise
+            failed = e
+    if failed is not None:
+        out, read, bad = _mp3_through_av(path, target_rate, max_seconds, why=(
+            f"libsndfile fails part-way through this MP3 ({failed.reason}), although its MPEG frames are whole; "
+            f"{INSTALL_AV} to decode it through FFmpeg"), cause=failed)
+    elif guess is not None and not guess.cut and is_truncated(fmt, read, promised):
+        out, read, bad = _mp3_through_av(path, target_rate, max_seconds, why=(
+            f"libsndfile stops early on this MP3 (it read {read} of the {promised} samples its MPEG frames hold: "
+            f"without a Xing/Info header it guesses the length); {INSTALL_AV} to decode it whole through FFmpeg"))
     check_length(path, fmt, read, promised, mp3)
     if bad:
         raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
@@ -224,15 +282,13 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     return audio, rate
 
 
-def _mp3_through_av(path: Path, read: int, held: int, target_rate: int,
-                    max_seconds: float | None) -> tuple[list, int, int]:
-    """:func:`_decode` of the MP3 ``path`` through PyAV, of which libsndfile gave ``read`` of the
-    ``held`` samples its frames hold; without PyAV an :class:`AudioError`, never a shortened clip."""
+def _mp3_through_av(path: Path, target_rate: int, max_seconds: float | None, *, why: str,
+                    cause: Exception | None = None) -> tuple[list, int, int]:
+    """:func:`_decode` of the MP3 ``path`` through PyAV, where libsndfile read it short or failed part-way;
+    without PyAV an :class:`AudioError` saying ``why`` it is needed, never a shortened clip."""
     av = optional_av()
     if av is None:
-        raise AudioError(f"audio file {path}: libsndfile stops early on this MP3 (it read {read} of the {held} "
-                         f"samples its MPEG frames hold: without a Xing/Info header it guesses the length); "
-                         f"{INSTALL_AV} to decode it whole through FFmpeg")
+        raise AudioError(f"audio file {path}: {why}") from cause
     with AvReader(av, path) as snd:
         return _decode(path, snd, resampler(snd.samplerate, target_rate), max_seconds)
 
@@ -311,8 +367,7 @@ def _samples(x: AudioInput, sample_rate: int | None, target_rate: int, max_secon
     target_rate = _whole_hz(target_rate, "target_rate", floats=False)
     if sample_rate is not None:
         sample_rate = _whole_hz(sample_rate, "sample_rate", floats=True)
-    if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds!r}")
+    max_seconds = check_max_seconds(max_seconds)
     if isinstance(x, (str, os.PathLike)):
         audio, rate = _read_file(Path(x), target_rate, max_seconds)
         if sample_rate is not None and sample_rate != rate:

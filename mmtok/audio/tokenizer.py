@@ -286,6 +286,10 @@ class AudioTokenizer(nn.Module):
             if any(isinstance(clip, (int, float, np.number)) for clip in x):
                 raise TypeError("encode got a list of numbers, but a list is a batch of clips; pass one clip's "
                                 "samples as a numpy array or tensor (encode(np.asarray(samples), sample_rate))")
+            for i, clip in enumerate(x):
+                if isinstance(clip, (list, tuple)):  # would encode as a batch of its own, not as one clip
+                    raise TypeError(f"clip {i} of the batch is a {type(clip).__name__}: a batch is a flat list of "
+                                    "clips (paths, arrays or tensors), one level deep")
             rows = [self._encode_batch_clip(clip, i, sample_rate, seconds) for i, clip in enumerate(x)]
             if not rows:
                 raise AudioError("encode got an empty list of clips")
