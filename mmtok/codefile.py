@@ -24,6 +24,7 @@ from mmtok._version import __version__
 from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.module_io import resolve_checkpoint
+from mmtok.core.paths import no_such_file
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.data.media_files import (
     MEDIA_SUFFIXES,
@@ -117,7 +118,7 @@ def _code_kinds(heads: dict[Path, tuple[str, bool] | None]) -> set[str]:
 def _encode_one(path: Path, out: Path, models: _Models) -> str:
     kind = media_kind(path)
     if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+        raise UsageError(no_such_file(path))
     tok = models(kind)
     sound = None
     if kind == "video":  # its soundtrack first: one too long is refused before any frame is encoded

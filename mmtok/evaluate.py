@@ -46,6 +46,7 @@ from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.files import read_only_folder
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
+from mmtok.core.paths import no_such_file
 from mmtok.core.plotting import pyplot
 from mmtok.data.codes import atomic_file
 from mmtok.data.media_files import (
@@ -182,7 +183,7 @@ class Evaluation:
         model counts the file's codes only once the whole file is scored: a file that fails counts nowhere."""
         kind = media_kind(path)
         if not path.is_file():
-            raise UsageError(f"{path}: no such file")
+            raise UsageError(no_such_file(path))
         scored: list[tuple[_Model, dict[str, Any], torch.Tensor]] = []
         if kind == "audio":
             wave = None
@@ -286,7 +287,7 @@ def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
 
 def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
     """The file ``--plot path`` writes: ``path``, with ``.png`` added when it has no extension (as matplotlib
-    would add it, unreported). A UsageError, before any scoring, for a folder, a type matplotlib cannot write, one
+    would add it, unreported). A UsageError, before any scoring, for a folder, a type matplotlib cannot write or that holds no mark, one
     of the files scored (``inputs``), a folder it cannot write in (:func:`~mmtok.core.files.read_only_folder`) or a
     file there that is not a plot it drew (:func:`_refuse_to_replace`)."""
     from matplotlib.backend_bases import FigureCanvasBase
@@ -299,6 +300,10 @@ def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
     if path.suffix[1:].lower() not in kinds:
         raise UsageError(f"--plot {path}: matplotlib cannot write {path.suffix} files; end the name with .png, .pdf "
                          "or .svg")
+    if _plot_metadata(path.suffix[1:].lower()) is None:  # drawn once, it could never be replaced
+        raise UsageError(f"--plot {path}: a {path.suffix} file holds no mark saying 'mmtok eval' drew it, so a later "
+                         "run could not tell it from a picture of yours and would refuse to replace it; end the name "
+                         "with .png, .pdf or .svg")
     if path.is_dir():  # "eval" -> "eval.png", a folder
         raise UsageError(f"--plot {path} is a folder; give another name")
     if path.parent.exists() and not path.parent.is_dir():
@@ -323,7 +328,7 @@ def _refuse_to_replace(path: Path, inputs: Iterable[Path]) -> None:
 
 def _plot_metadata(kind: str) -> dict[str, str] | None:
     """The ``savefig`` metadata that marks a plot of format ``kind`` (``"png"``, ``"pdf"``, ...) as :data:`PLOT_MARK`;
-    None for a format that holds no such text (a JPEG: drawn once, then refused as any other file)."""
+    None for a format that holds no such text (a JPEG: :func:`plot_target` refuses to draw one)."""
     if kind == "png":
         return {"Software": PLOT_MARK}
     return {"Creator": PLOT_MARK} if f".{kind}" in CREATOR_MARKED else None
@@ -393,7 +398,8 @@ def add_command(sub: Any) -> None:
                         help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
     parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
-                        "to this file; .png is added to a name without an extension (.pdf and .svg work too); "
+                        "to this file; .png is added to a name without an extension (.pdf, .svg, .eps and .ps work too: the "
+                        "formats that carry its mark, so that a later run replaces the plot); "
                         "a folder, a file scored or inside a folder scored, or a file there that is not a plot "
                         "mmtok eval drew is refused")
     parser.set_defaults(func=eval_main)

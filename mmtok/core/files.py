@@ -17,8 +17,12 @@ __all__ = ["output_error", "read_only_folder", "temp_name", "write_atomic"]
 
 
 def temp_name(path: Path) -> Path:
-    """Where :func:`write_atomic` writes ``path`` before renaming it into place: ``.NAME.tmp-PID`` beside it."""
-    return path.parent / f".{path.name}.tmp-{os.getpid()}"
+    """Where :func:`write_atomic` writes ``path`` before renaming it into place: ``.NAME.tmp-PID`` beside it, NAME
+    shortened (its start and a hash of the whole) where the name is too long to take the tag within the 255 bytes
+    a file name may have (:func:`~mmtok.core.checkpoint_folder.sibling_prefix`)."""
+    from mmtok.core.checkpoint_folder import TMP_TAG, sibling_prefix
+
+    return path.parent / f"{sibling_prefix(path)}{TMP_TAG}{os.getpid()}"
 
 
 def read_only_folder(folder: Path) -> Path | None:

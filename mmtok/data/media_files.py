@@ -204,7 +204,8 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str], *,
                  once_per_file: bool = False) -> list[tuple[Path, Path]]:
     """``(file, its output folder)`` for each path: a file as given, into ``out``; a folder's files with one of
     ``suffixes`` (searched through its subfolders, hidden ones left out, in name order), into the same
-    subfolders of ``out``. A folder with none of them is kept as it is, to fail with its own line. The files a
+    subfolders of ``out`` (a link to nothing with one of them too, so that it fails with its own line, as it does
+    named alone). A folder with none of them is kept as it is, to fail with its own line. The files a
     search passes over are said in one note line on stderr, except those of a kind mmtok reads or writes
     (media, code files). The same file named twice into the same output (``a.jpg ./a.jpg``, or once alone and
     once in its folder) is kept once, where it came first; with ``once_per_file``, also when named by a link
@@ -224,7 +225,8 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str], *,
             continue
         wanted = []
         for f in sorted(path.rglob("*")):
-            if not f.is_file() or any(part.startswith(".") for part in f.relative_to(path).parts):
+            broken = f.is_symlink() and not f.exists()  # a link to nothing: kept, to fail on its own line
+            if not (f.is_file() or broken) or any(part.startswith(".") for part in f.relative_to(path).parts):
                 continue
             if f.name.lower().endswith(ends):
                 wanted.append(f)

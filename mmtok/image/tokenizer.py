@@ -304,9 +304,12 @@ class ImageTokenizer(nn.Module):
                 raise ImageError(f"decode takes a list of code grids of one shape (a batch), got shapes {shapes}; "
                                  "decode grids of different shapes one at a time")
             codes = torch.stack([as_tensor(c).to(self.device) for c in codes])  # (B, h, w)
+        if codes is None or isinstance(codes, (str, bytes, dict)):  # torch would name no argument of ours
+            raise ImageError(f"decode takes codes [h, w] or [B, h, w] (a tensor, an array or nested lists of "
+                             f"integers), got {type(codes).__name__}")
         try:
             codes = as_tensor(codes)  # numpy codes of any byte order and strides, in read-only memory too
-        except (ValueError, TypeError) as e:  # nested lists of different lengths, or not numbers
+        except (ValueError, TypeError, RuntimeError) as e:  # nested lists of different lengths, or not numbers
             raise ImageError(f"decode takes a rectangular grid of integer codes, got a ragged or mixed "
                              f"sequence ({e})") from e
         if codes.dim() not in (2, 3):

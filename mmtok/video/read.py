@@ -26,6 +26,7 @@ turned by the display rotation (a phone video comes out upright).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -39,11 +40,12 @@ import torch
 from mmtok.audio.av_read import INSTALL_AV, open_container, optional_av, pick_stream, take_stream
 from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
+from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
-__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video",
-           "no_frames_message", "pyav", "read_audio", "read_video"]
+__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frame_size", "frames_to_float",
+           "iter_video", "no_frames_message", "pyav", "read_audio", "read_video", "video_fps"]
 
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal (half a tick on a clock that rounds: _time_eps)
 CHUNK_FRAMES = 16  # frames converted at once when streaming a file
@@ -221,18 +223,54 @@ def _display_size(frame: Any, aspect: float, turns: int) -> tuple[int, int]:
     return (height, width) if turns % 2 else (width, height)
 
 
-def _check_video_args(path: str | os.PathLike[str], fps: float, start: float, duration: float | None) -> str:
-    """``iter_video``'s argument checks; returns the file's name for messages."""
+def video_fps(value: object) -> float:
+    """``fps`` as a float: a finite number > 0 of frames per second, of any real type (a ``Fraction`` such as
+    PyAV's ``stream.average_rate``, numpy's numbers), not a bool; anything else a ``ValueError`` naming it.
+
+    >>> video_fps(Fraction(30000, 1001)), video_fps(np.int64(2))
+    (29.97002997002997, 2.0)
+    """
+    number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    try:
+        fps = float(value) if number else math.nan  # type: ignore[arg-type]
+    except OverflowError:
+        fps = math.inf
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number of frames per second, got {value!r}")
+    return fps
+
+
+def frame_size(value: object) -> int | tuple[int, int] | None:
+    """``size`` of the frames: None (as decoded), a shorter side in pixels (an integer >= 1, numpy's too) or
+    ``(H, W)``; anything else a ``ValueError`` naming it, so a wrong value is refused where it is given.
+
+    >>> frame_size(np.int64(128)), frame_size([90, 160]), frame_size(None)
+    (128, (90, 160), None)
+    """
+    def whole(v: object) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and int(v) >= 1  # type: ignore[call-overload]
+
+    if value is None or isinstance(value, ShrinkTo):
+        return value
+    if whole(value):
+        return int(value)  # type: ignore[call-overload]
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(whole(v) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"size must be None, the shorter side in pixels (an integer >= 1) or (H, W), got {value!r}")
+
+
+def _check_video_args(path: str | os.PathLike[str], fps: object, start: float, duration: float | None
+                      ) -> tuple[str, float]:
+    """``iter_video``'s argument checks; returns the file's name for messages and ``fps`` as a float."""
     where = f"video file {os.fspath(path)!r}"
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
+    fps = video_fps(fps)
     if start < 0 or (duration is not None and not duration > 0):
         raise ValueError(f"start must be >= 0 and duration > 0, got start={start!r}, duration={duration!r}")
     if not Path(path).exists():
         raise FileNotFoundError(f"{where} does not exist")
     if Path(path).is_dir():
         raise VideoError(f"{os.fspath(path)!r} is a folder, not a video file")
-    return where
+    return where, fps
 
 
 def _video_stream(stream: Any, container: Any, start: float, origin: float, av: Any) -> Any:
@@ -279,7 +317,8 @@ def iter_video(
     only the frames it keeps. ``size``: None (native), an int (shorter side) or
     ``(H, W)``. ``start``/``duration`` select a window in seconds.
     """
-    where = _check_video_args(path, fps, start, duration)
+    where, fps = _check_video_args(path, fps, start, duration)
+    size = frame_size(size)
     av = pyav()
     with _open_container(path, where) as container:
         origin = _time_origin(container)
@@ -352,7 +391,8 @@ def read_video(
     >>> frames.shape, times[:3].tolist()  # doctest: +SKIP
     (torch.Size([20, 3, 128, 228]), [0.0, 0.5, 1.0])
     """
-    where = _check_video_args(path, fps, start, duration)
+    where, fps = _check_video_args(path, fps, start, duration)
+    size = frame_size(size)
     if max_bytes is not None and not max_bytes > 0:
         raise ValueError(f"max_bytes must be > 0 or None, got {max_bytes!r}")
     planned, (w, h) = _planned_frames(path, where, fps, size, start, duration)
@@ -445,8 +485,7 @@ def read_audio(path: str | os.PathLike[str], sample_rate: int = AUDIO_RATE, *,
     stream's stated end: a cut file, not short sound.
     """
     where = f"video file {os.fspath(path)!r}"
-    if max_seconds is not None and not max_seconds > 0:
-        raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds!r}")
+    max_seconds = check_max_seconds(max_seconds)
     if not Path(path).is_file():
         raise FileNotFoundError(f"{where} does not exist")
     av = pyav()

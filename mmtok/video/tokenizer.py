@@ -27,6 +27,7 @@ Those functions live in :mod:`mmtok.video.temporal`.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,10 +48,12 @@ from mmtok.video.read import (
     AUDIO_RATE,
     CHUNK_FRAMES,
     ShrinkTo,
+    frame_size,
     frames_to_float,
     iter_video,
     no_frames_message,
     read_audio,
+    video_fps,
 )
 from mmtok.video.temporal import repeat_decode, repeat_encode
 
@@ -78,12 +81,16 @@ class VideoTokenizerConfig:
     image: ImageTokenizerConfig | None = None  # the image tokenizer's config (None: not an ImageTokenizer)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.fps, (int, float)) and math.isfinite(self.fps) and self.fps > 0):
-            raise ValueError(f"fps must be > 0, got {self.fps!r}")
+        """Every setting checked where it is given (a wrong one named now, not at the first encode), and numbers
+        of other types (a ``Fraction`` fps, numpy integers) held as the float and ints they stand for."""
+        self.fps = video_fps(self.fps)
+        self.size = frame_size(self.size)
         if self.temporal not in TEMPORAL_MODES:
             raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {self.temporal!r}")
-        if self.chunk_frames < 1:
-            raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        whole = isinstance(self.chunk_frames, numbers.Integral) and not isinstance(self.chunk_frames, (bool, np.bool_))
+        if not whole or self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be an integer >= 1, got {self.chunk_frames!r}")
+        self.chunk_frames = int(self.chunk_frames)
 
 
 class VideoTokenizer(nn.Module):
@@ -247,6 +254,13 @@ class VideoTokenizer(nn.Module):
                                  "a time, encode(path) for each") from e
             if len({tuple(i.shape) for i in images}) > 1:  # each brought to the tokenizer's size on its own
                 images = [self.image.preprocess(i) for i in images]
+                sizes = sorted({tuple(i.shape[-2:]) for i in images})
+                if len(sizes) > 1:  # a policy that keeps each image's own size ("native")
+                    policy = getattr(getattr(self.image, "cfg", None), "size_policy", None)
+                    raise VideoError(f"the frames preprocess to different sizes {sizes}"
+                                     f"{f' under size_policy {policy!r}' if policy else ''}, and a video's frames "
+                                     "share one size: give frames of one size, or use an image tokenizer whose "
+                                     "policy brings them to one ('crop' or 'pad')")
             codes = self._encode_frames(torch.stack(images) if images else torch.zeros(0, 3, 1, 1))
         else:
             raise TypeError(f"VideoTokenizer.encode takes a file path, a [T, 3, H, W] tensor or a list of images, "

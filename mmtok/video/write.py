@@ -22,6 +22,10 @@ __all__ = ["write_video"]
 
 AUDIO_FRAME = 1024  # samples per AAC frame
 CHUNK = 16  # frames turned into pixels at once
+# the frame rate is written as the nearest fraction with a denominator up to this (30000/1001 exactly, one frame an
+# hour as 1/3600: a cap of 1,000 once wrote rates under 1/2000 as 0, and the file came out at 24 fps)
+RATE_DENOMINATOR = 10**6
+MAX_RATE_TERM = 2**31 - 1  # the numerator's limit (a time base's terms are 32-bit integers)
 
 
 def write_video(file: IO[bytes], frames: torch.Tensor | Iterable[torch.Tensor], *, fps: float,
@@ -32,8 +36,12 @@ def write_video(file: IO[bytes], frames: torch.Tensor | Iterable[torch.Tensor], 
     ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given, and the container tags ``metadata``
     (``{"comment": ...}``). Frames are turned into pixels :data:`CHUNK` at a time, so chunks are written
     without the clip ever being held whole."""
-    from mmtok.video.read import pyav
+    from mmtok.video.read import pyav, video_fps
 
+    rate = fractions.Fraction(video_fps(fps)).limit_denominator(RATE_DENOMINATOR)
+    if rate <= 0 or rate.numerator > MAX_RATE_TERM:  # the stream's rate is a fraction of 32-bit integers
+        raise VideoError(f"write_video cannot write {fps:g} frames per second: an MP4's frame rate lies between "
+                         f"1/{RATE_DENOMINATOR:,} and {MAX_RATE_TERM:,}")
     av = pyav()
     chunks = frames.split(CHUNK) if isinstance(frames, torch.Tensor) else frames
     if isinstance(frames, torch.Tensor):
@@ -46,7 +54,7 @@ def write_video(file: IO[bytes], frames: torch.Tensor | Iterable[torch.Tensor], 
         for chunk in chunks:
             _check_chunk(chunk, None if video is None else (video.height, video.width))
             if video is None:
-                video = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1000))
+                video = container.add_stream("libx264", rate=rate)
                 video.width, video.height, video.pix_fmt = chunk.shape[-1], chunk.shape[-2], "yuv420p"
                 if audio is not None:
                     sound = container.add_stream("aac", rate=sample_rate)
