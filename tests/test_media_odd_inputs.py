@@ -58,7 +58,7 @@ def test_a_wrong_size_is_refused_when_given(small: ImageTokenizer, size: object)
 
 def test_size_pairs_and_chunk_frames() -> None:
     assert frame_size([90, 160]) == (90, 160)
-    with pytest.raises(ValueError, match="chunk_frames must be an integer >= 1, got 2.5"):
+    with pytest.raises(ValueError, match=r"chunk_frames must be an integer >= 1, got 2\.5"):
         VideoTokenizerConfig(chunk_frames=2.5)  # type: ignore[arg-type]
 
 
@@ -75,7 +75,7 @@ def test_very_low_frame_rates_are_written_as_asked() -> None:
             got = [float(f.pts * f.time_base) for f in c.decode(c.streams.video[0])]
         assert got == pytest.approx(times, abs=1e-4)
     for fps in (1e12, 1e-7):
-        with pytest.raises(VideoError, match="write_video cannot write .* frames per second"):
+        with pytest.raises(VideoError, match=r"write_video cannot write .* frames per second"):
             write_video(io.BytesIO(), torch.rand(1, 3, 32, 32), fps=fps)
 
 
