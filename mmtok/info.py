@@ -67,7 +67,10 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
                                    "second)", "kind": "video"}, load("video"))
     if (export := _export(p)) is not None:
         return export
-    folder = resolve_checkpoint(path)  # a bare name is a shipped checkpoint unless a checkpoint folder has it
+    folder = resolve_checkpoint(path)
+    if folder.is_file():  # (a bare shipped name is the shipped checkpoint, whatever file of that name is here)
+        raise CheckpointError(f"{p} is a file 'mmtok info' does not describe: it describes code files "
+                              f"(*{CODES_SUFFIX}) and Parquet exports, and shard, run, export and checkpoint folders")  # a bare name is a shipped checkpoint unless a checkpoint folder has it
     if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
         if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
             raise CheckpointError(f"{p} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
@@ -104,7 +107,7 @@ def _export(p: Path) -> dict[str, Any] | None:
         mark = _json(p / "mmtok_export.json") if (p / "mmtok_export.json").is_file() else None
         return out | {"format": "datasets (mmtok export --to datasets)", "documents": rows,
                       "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
-    if p.is_file() and p.suffix.lower() == ".parquet":
+    if p.is_file() and (p.suffix.lower() == ".parquet" or _starts_with(p, PARQUET_MAGIC)):  # any name export took
         try:
             import pyarrow.parquet as pq
         except ImportError:
@@ -121,6 +124,17 @@ def _export(p: Path) -> dict[str, Any] | None:
         return out | {"format": "parquet (mmtok export --to parquet)", "documents": pf.metadata.num_rows,
                       "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
     return None
+
+
+PARQUET_MAGIC = b"PAR1"  # the first (and last) bytes of every Parquet file
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -72,6 +72,7 @@ from mmtok.data.documents import Source, document_stream, media_kinds, open_sour
 from mmtok.data.media_files import few, given_again, silence_collected
 from mmtok.data.outdir import claimed, finished_manifest
 from mmtok.data.run_key import (
+    READING_KEY,
     TOKENIZERS_KEY,
     recorded_key,
     run_differences,
@@ -289,8 +290,14 @@ class LocalEngine:
 
 
 def _env_part() -> tuple[int, int]:
+    """The part ``(RANK, WORLD_SIZE)`` a launcher's environment gives (both set), else the whole corpus."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        rank, world = os.environ["RANK"].strip(), os.environ["WORLD_SIZE"].strip()
+        if not (rank.isdigit() and world.isdigit()):
+            raise CorpusError(f"the environment's RANK={os.environ['RANK']!r} and WORLD_SIZE="
+                              f"{os.environ['WORLD_SIZE']!r} must be whole numbers (they give the part, as --part "
+                              "RANK/WORLD_SIZE would)")
+        return int(rank), int(world)
     return 0, 1
 
 
@@ -376,23 +383,28 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     source, tokenizers = job.source, job.tokenizers
     il = build_interleaver(tokenizers)
     dtype = id_dtype(il.vocab.size)
+    reading = source.reading()
     settings = {"part": list(job.part), "shard_tokens": job.shard_tokens, "dtype": dtype.name,
-                "tokenizers": asdict(tokenizers)}
+                "tokenizers": asdict(tokenizers), **({READING_KEY: reading} if reading else {})}
     sha = source.sha256()
-    key = run_key(job.part, job.shard_tokens, dtype, sha, il.vocab)
+    key = run_key(job.part, job.shard_tokens, dtype, sha, il.vocab, reading)
     done = finished_manifest(source.path, out, sha)
     if done is not None:
         if recorded_key(done) == key:
+            _none_skipped(job, done.get("skipped"), out)
             return done
         raise CorpusError(f"{out} already holds a finished run with other settings (saved vs now: "
                           f"{run_differences(done, settings, il.vocab)}); use another --out or --restart")
 
     run = run_id(out, key, asdict(job.spelt))
     made_by = tokenizer_record(il.vocab)
-    done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens, tokenizers=made_by)
+    done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens, tokenizers=made_by,
+                                   reading=reading)
+    _none_skipped(job, [s for ix in done_shards for s in ix.get("skipped", [])], out)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
     writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards),
-                         extra={"source_sha256": sha, TOKENIZERS_KEY: made_by})
+                         extra={"source_sha256": sha, TOKENIZERS_KEY: made_by, **({READING_KEY: reading} if reading
+                                                                                   else {})})
     results = job.engine.results(source, tokenizers, first=resume, part=job.part, il=il, dtype=dtype)
     with contextlib.closing(cast(Any, results)):
         _write(results, writer, source, job.strict, job.progress, resume)
@@ -405,6 +417,17 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
                       f"mono (every sample 0; tokenized as one code repeated): {few(silent, SILENT_NAMED)}",
                       stacklevel=user_stacklevel())
     return manifest
+
+
+def _none_skipped(job: _Run, skipped: Any, out: Path) -> None:
+    """With ``--strict``, a :class:`CorpusError` naming the first document an earlier run into ``out`` skipped
+    (``skipped``: its ``{"line", "reason"}`` records): a strict run stops at a bad document, whichever run met it."""
+    if job.strict and isinstance(skipped, list) and skipped:
+        first = skipped[0] if isinstance(skipped[0], dict) else {}
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise CorpusError(f"{job.source.path}:{first.get('line')}: {first.get('reason')}{more}: the earlier run into "
+                          f"{out} skipped it, and --strict skips nothing; mend the corpus, then run with --restart or "
+                          "into another --out")
 
 
 def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,

@@ -40,7 +40,7 @@ from typing import Any
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
-from mmtok.image.io import bomb_message, pillow_limit, pixel_limit
+from mmtok.image.io import PIXELS_ENV, bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.text import WIDE_SNIFF_BYTES, wide_text
@@ -81,10 +81,14 @@ def jsonl_documents(lines: Iterable[bytes], *, start: int = 1, first: int = 1,
 
     >>> list(jsonl_documents(io.BytesIO(BOM + b'a\\n\\nb\\r\\nc'), part=(0, 2)))
     [(1, b'a\\n'), (3, b'b\\r\\n')]
+    >>> list(jsonl_documents(io.BytesIO(BOM + b'\\n' + BOM + b'\\r\\nb')))
+    [(3, b'b')]
     """
     for number, raw in enumerate(lines, start=start):
-        if number >= first and in_part(number, part) and raw.strip():
-            yield number, strip_bom(raw, number)
+        if number >= first and in_part(number, part):
+            body = strip_bom(raw, number)
+            if body.strip():  # a line of only a byte order mark is blank too (what Notepad saves an empty file as)
+                yield number, body
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,15 @@ class Source:
     @property
     def size(self) -> int:
         return sum(p.stat().st_size for p in self.files())
+
+    def reading(self) -> dict[str, Any]:
+        """The settings that decide which of its media are read at all, those set only (the run key's
+        :data:`~mmtok.data.run_key.READING_KEY`): ``allow_outside`` when given, ``max_image_pixels`` when
+        ``MMTOK_MAX_IMAGE_PIXELS`` sets the limit images are refused over."""
+        said: dict[str, Any] = {"allow_outside": True} if self.allow_outside else {}
+        if os.environ.get(PIXELS_ENV, "").strip():
+            said["max_image_pixels"] = pixel_limit()
+        return said
 
     def sha256(self) -> str:
         """The hex sha256 of the corpus's bytes (its :meth:`files`, in order)."""
@@ -389,6 +402,8 @@ class _Where:
 
     def media(self, value: str, what: str) -> Path:
         """The file ``value`` names; ValueError when it is missing or (unless allowed) outside ``base``."""
+        if "\0" in value:  # no file system holds such a name (os.stat would say only "embedded null byte")
+            raise ValueError(f"{what} {value!r} holds a NUL character, which no file name can")
         path = self.base / value
         try:  # a symlink loop, a name too long for the OS: the document's problem, not the run's
             if not self.allow_outside:
@@ -396,23 +411,29 @@ class _Where:
                 if resolved != root and root not in resolved.parents:
                     raise ValueError(f"{what} {value!r} is outside the corpus folder {root} "
                                      "(pass --allow-outside, allow_outside=True, to read it)")
-            found = _is_regular_file(path)
+            found = _file_kind(path)
         except RuntimeError:  # Path.resolve on a symlink loop
             raise ValueError(f"{what} {value!r} cannot be opened: {os.strerror(errno.ELOOP)}") from None
         except OSError as e:
             raise ValueError(f"{what} {value!r} cannot be opened: {e.strerror or type(e).__name__}") from None
-        if not found:
-            raise ValueError(f"{what} {value!r} does not exist")
+        if found != "file":
+            raise ValueError(f"{what} {value!r} {found}")
         return path
 
 
-def _is_regular_file(path: Path) -> bool:
-    """Whether ``path`` is a regular file (symlinks followed): False when it is missing, an OSError when the OS
-    refuses to look (a symlink loop, a name too long), which ``Path.is_file`` would hide or misreport."""
+def _file_kind(path: Path) -> str:
+    """``"file"`` for a regular file (symlinks followed), else what ``path`` is, as the end of a sentence ("does
+    not exist", "is a folder, not a file", ...); an OSError when the OS refuses to look (a symlink loop, a name too
+    long), which ``Path.is_file`` would hide or misreport."""
     try:
-        return stat.S_ISREG(path.stat().st_mode)
+        mode = path.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return False
+        return "does not exist" + (" (a link that leads nowhere)" if path.is_symlink() else "")
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    return "is not a regular file (a device, pipe or socket)"
 
 
 def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any:

@@ -2,8 +2,10 @@
 finished run's manifest (:func:`run_differences`) or from a killed run's shard indexes (:func:`killed_run_differences`).
 
 A run is keyed on its part of the corpus, ``shard_tokens``, the id dtype, the
-corpus's sha256 and the vocabulary's fingerprint, which covers each tokenizer's
-identity (its config and weights): not on how the tokenizers were spelt, so
+corpus's sha256, the vocabulary's fingerprint, which covers each tokenizer's
+identity (its config and weights), and what decides which media are read at all
+(``reading``: ``--allow-outside`` and ``MMTOK_MAX_IMAGE_PIXELS``, keyed only when set,
+so that a run without them keys as before): not on how the tokenizers were spelt, so
 ``--image ./tokA`` goes on with a run made with ``--image tokA`` from anywhere.
 Every shard index carries the run id and a finished manifest records the key's
 fields. Shards that earlier versions of mmtok wrote carry an id that hashed the
@@ -29,17 +31,38 @@ from mmtok.core.errors import CorpusError, VocabularyError
 from mmtok.data.shard_checks import read_json_object, shard_files
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["TOKENIZERS_KEY", "killed_run_differences", "recorded_key", "run_differences", "run_hash", "run_id", "run_key",
-           "tokenizer_record"]
+__all__ = ["READING_KEY", "TOKENIZERS_KEY", "killed_run_differences", "reading_differences", "recorded_key",
+           "run_differences", "run_hash", "run_id", "run_key", "tokenizer_record"]
 
 TOKENIZERS_KEY = "tokenizers"  # a shard index's record of the tokenizers that made it (tokenizer_record)
+READING_KEY = "reading"  # the settings that decide which media a run reads (set ones only): key, manifest and indexes
 
 
 def run_key(part: tuple[int, int], shard_tokens: int, dtype: np.dtype, source_sha256: str,
-            vocab: Vocabulary) -> dict[str, Any]:
-    """What a run is keyed on (see the module docstring)."""
+            vocab: Vocabulary, reading: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a run is keyed on (see the module docstring); ``reading`` only when it holds a setting."""
     return {"part": list(part), "shard_tokens": shard_tokens, "dtype": np.dtype(dtype).name,
-            "source_sha256": source_sha256, "vocab": vocab.fingerprint}
+            "source_sha256": source_sha256, "vocab": vocab.fingerprint, **({READING_KEY: reading} if reading else {})}
+
+
+def reading_differences(was: Any, now: dict[str, Any] | None) -> list[str]:
+    """The reading settings (:data:`READING_KEY`) of an earlier run, ``was``, that this one's, ``now``, are not, in
+    words (saved vs now).
+
+    >>> reading_differences({"allow_outside": True}, None)
+    ['--allow-outside given vs not given']
+    >>> reading_differences(None, {"max_image_pixels": 500000000})
+    ['MMTOK_MAX_IMAGE_PIXELS unset vs 500000000']
+    """
+    was = was if isinstance(was, dict) else {}
+    now = now or {}
+    said = []
+    if bool(was.get("allow_outside")) != bool(now.get("allow_outside")):
+        said.append("--allow-outside " + " vs ".join("given" if d.get("allow_outside") else "not given"
+                                                     for d in (was, now)))
+    if was.get("max_image_pixels") != now.get("max_image_pixels"):
+        said.append("MMTOK_MAX_IMAGE_PIXELS " + " vs ".join(str(d.get("max_image_pixels", "unset")) for d in (was, now)))
+    return said
 
 
 def tokenizer_record(vocab: Vocabulary) -> dict[str, dict[str, str]]:
@@ -62,8 +85,10 @@ def recorded_key(manifest: dict[str, Any]) -> dict[str, Any]:
     """The key of the finished run whose manifest is ``manifest``, from the fields it records (None for any it
     lacks)."""
     source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    reading = manifest.get(READING_KEY)
     return {"part": manifest.get("part"), "shard_tokens": manifest.get("shard_tokens"), "dtype": manifest.get("dtype"),
-            "source_sha256": source.get("sha256"), "vocab": manifest.get("fingerprint")}
+            "source_sha256": source.get("sha256"), "vocab": manifest.get("fingerprint"),
+            **({READING_KEY: reading} if reading else {})}
 
 
 def run_id(out: Path, key: dict[str, Any], spelt: dict[str, Any]) -> str:
@@ -86,8 +111,11 @@ def run_differences(done: dict[str, Any], settings: dict[str, Any], vocab: Vocab
         saved = Vocabulary.from_dict(done.get("vocab"))
     except (VocabularyError, TypeError, ValueError) as e:
         unreadable = f"vocabulary: unreadable in its manifest ({e})"
+    said += reading_differences(done.get(READING_KEY), settings.get(READING_KEY))
     for key, now in settings.items():
         was = done.get(key)
+        if key == READING_KEY:
+            continue
         if key == "tokenizers" and isinstance(was, dict):
             said += [f"--{name} {was.get(name)} vs {spec}" for name, spec in now.items() if was.get(name) != spec
                      and (saved is None or saved.sources.get(name) != vocab.sources.get(name))]
@@ -142,11 +170,12 @@ def _other_tokenizers(found: dict[str, Any], tokenizers: dict[str, Any] | None) 
 
 
 def killed_run_differences(out: Path, found: dict[str, Any], dtype: np.dtype | None, shard_tokens: int | None,
-                           tokenizers: dict[str, Any] | None = None) -> str:
+                           tokenizers: dict[str, Any] | None = None, reading: dict[str, Any] | None = None) -> str:
     """What the run whose shard index is ``found`` did otherwise than this one (saved vs now), as far as its
-    indexes tell: the tokenizers (which indexes record since :data:`TOKENIZERS_KEY`), the id dtype,
-    ``--shard-tokens``; else what only its run hash holds (the corpus is checked before, by its sha256)."""
-    said = _other_tokenizers(found, tokenizers)
+    indexes tell: the tokenizers (which indexes record since :data:`TOKENIZERS_KEY`), the reading settings
+    (:data:`READING_KEY`), the id dtype, ``--shard-tokens``; else what only its run hash holds (the corpus is
+    checked before, by its sha256)."""
+    said = _other_tokenizers(found, tokenizers) + reading_differences(found.get(READING_KEY), reading)
     if dtype is not None and found.get("dtype") != np.dtype(dtype).name:
         said.append(f"ids stored as {found.get('dtype')} vs {np.dtype(dtype).name} (a vocabulary of another size: "
                     "other tokenizers)")

@@ -100,6 +100,14 @@ class ShardWriter:
         self.tokens = 0
 
     def add(self, line: int, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Document ``line``'s ``ids`` (integers that fit the shards' dtype: one that does not would be stored
+        wrapped, another id, so it is a :class:`CorpusError`) and its tokens per modality ``counts``."""
+        ids = np.asarray(ids)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise CorpusError(f"document {line}: ids must be integers, got {ids.dtype}")
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) > np.iinfo(self.dtype).max):
+            raise CorpusError(f"document {line}: ids must lie in 0..{np.iinfo(self.dtype).max:,} to be stored as "
+                              f"{np.dtype(self.dtype).name}, got {int(ids.min()):,}..{int(ids.max()):,}")
         self.ids.append(ids)
         self.doc_lines.append(line)
         self.counts += counts
@@ -144,10 +152,11 @@ class ShardWriter:
 
 
 def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shard_tokens: int | None = None,
-                     tokenizers: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                     tokenizers: dict[str, Any] | None = None, reading: dict[str, Any] | None = None
+                     ) -> list[dict[str, Any]]:
     """The indexes of the shards already committed in ``out`` (checked), oldest first; shards of another run are
-    refused, naming what differs from this run's ``dtype``, ``shard_tokens`` and ``tokenizers`` (its
-    :func:`~mmtok.data.run_key.tokenizer_record`) as far as they tell."""
+    refused, naming what differs from this run's ``dtype``, ``shard_tokens``, ``tokenizers`` (its
+    :func:`~mmtok.data.run_key.tokenizer_record`) and ``reading`` settings as far as they tell."""
     for tmp in temp_files(out):
         tmp.unlink(missing_ok=True)  # a killed writer's half-written files
     move = f"move it out of {out} (--restart leaves files that are not mmtok's) or use another --out"
@@ -158,7 +167,7 @@ def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shar
             raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
             raise CorpusError(f"{out} holds shards of a different run "
-                              f"({killed_run_differences(out, index, dtype, shard_tokens, tokenizers)}); "
+                              f"({killed_run_differences(out, index, dtype, shard_tokens, tokenizers, reading)}); "
                               "use another --out, or --restart to discard them")
         if index.get("shard") != k or path.name != f"shard-{k:05d}.json":
             raise CorpusError(f"{out}: shard numbering has a gap before {path.name}; "
