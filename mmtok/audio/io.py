@@ -235,8 +235,10 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
     """Mono samples of ``path`` at ``target_rate`` (decoded and resampled in blocks) and its own rate.
 
     libsndfile decodes the file; PyAV what libsndfile cannot open (AAC/M4A, judged by FFmpeg alone),
-    and an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
-    guess of the length), with an :class:`AudioError` that says to install it when it is missing. An
+    an MP3 whose frames hold more than libsndfile gave (without a Xing/Info header it stops at its
+    guess of the length) or whose whole frames it fails on part-way (bytes after them), and a stream
+    whose header leaves its length unstated (:func:`_from_the_start`), with an :class:`AudioError` that
+    says to install it when it is missing. An
     MP3 damaged in the middle is refused before decoding; what libmpg123 prints reading an MP3 is held
     back (a WAV, FLAC or Ogg file holds nothing). An empty file, and one too short to give a sample at
     ``target_rate``, are refused too; a file of digital silence (every sample 0) is read with a SilenceWarning."""
