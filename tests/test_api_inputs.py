@@ -153,7 +153,8 @@ def test_a_small_video_file_gives_the_codes_of_its_frames() -> None:
 
 
 def test_frames_are_only_shrunk_while_decoding() -> None:
-    from mmtok.video.read import ShrinkTo, _target_size
+    from mmtok.video.frame_settings import ShrinkTo
+    from mmtok.video.frame_settings import target_size as _target_size
 
     assert _target_size(192, 144, ShrinkTo(256)) == (192, 144)
     assert _target_size(640, 360, ShrinkTo(256)) == (455, 256)

@@ -19,7 +19,7 @@ from mmtok.cli import main
 from mmtok.core.errors import ImageError, UsageError, VideoError
 from mmtok.core.files import temp_name
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
-from mmtok.video.read import frame_size, video_fps
+from mmtok.video.frame_settings import frame_size, video_fps
 from mmtok.video.tokenizer import VideoTokenizerConfig
 
 

@@ -27,11 +27,9 @@ record as ``doc_lines`` and exports as ``doc``. The OBELICS readers need
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
-import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +38,7 @@ from typing import Any
 from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
+from mmtok.data.media_paths import MediaPaths
 from mmtok.image.io import PIXELS_ENV, bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
@@ -257,7 +256,7 @@ def media_kinds(source: Source) -> tuple[set[str], int]:
     """
     kinds: set[str] = set()
     docs = 0
-    where = _Where(source.base, source.allow_outside)
+    where = MediaPaths(source.base, source.allow_outside)
     for _, doc in source.items():
         docs += 1
         if isinstance(doc, dict):
@@ -269,11 +268,11 @@ def media_kinds(source: Source) -> tuple[set[str], int]:
     return kinds, docs
 
 
-def _line_kinds(raw: bytes, where: _Where, probe: bool) -> set[str]:
+def _line_kinds(raw: bytes, where: MediaPaths, probe: bool) -> set[str]:
     """The media keys of one JSONL line that a run asks a tokenizer for: its segments' up to the first of an
     invalid shape (:func:`~mmtok.stream.segments.segment_shape`), where the run skips the document.
 
-    >>> where = _Where(Path("."), False)
+    >>> where = MediaPaths(Path("."), False)
     >>> _line_kinds(b'{"segments": ["a", {"text": "b", "image": "x.png"}, {"audio": "y.wav"}]}', where, False)
     set()
     """
@@ -297,7 +296,7 @@ def _line_kinds(raw: bytes, where: _Where, probe: bool) -> set[str]:
     return kinds
 
 
-def _has_sound(where: _Where, value: str) -> bool:
+def _has_sound(where: MediaPaths, value: str) -> bool:
     """Whether the video file ``value`` names has an audio stream (reads its header only).
 
     False when the run would skip the document for its path (outside the corpus
@@ -376,7 +375,7 @@ def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside:
     that raises :class:`~mmtok.core.errors.CorpusError`. A media path that leads
     outside ``base`` is a ValueError unless ``allow_outside``.
     """
-    where = _Where(base, allow_outside)
+    where = MediaPaths(base, allow_outside)
     if isinstance(doc, dict):
         return _row_segments(doc, where, il, line)
     if isinstance(doc, bytes):
@@ -393,50 +392,7 @@ def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside:
     return [_segment(seg, k, where, il, line) for k, seg in enumerate(segs)]
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where media paths resolve (``base``) and whether they may lead outside it."""
-
-    base: Path
-    allow_outside: bool
-
-    def media(self, value: str, what: str) -> Path:
-        """The file ``value`` names; ValueError when it is missing or (unless allowed) outside ``base``."""
-        if "\0" in value:  # no file system holds such a name (os.stat would say only "embedded null byte")
-            raise ValueError(f"{what} {value!r} holds a NUL character, which no file name can")
-        path = self.base / value
-        try:  # a symlink loop, a name too long for the OS: the document's problem, not the run's
-            if not self.allow_outside:
-                resolved, root = path.resolve(), self.base.resolve()
-                if resolved != root and root not in resolved.parents:
-                    raise ValueError(f"{what} {value!r} is outside the corpus folder {root} "
-                                     "(pass --allow-outside, allow_outside=True, to read it)")
-            found = _file_kind(path)
-        except RuntimeError:  # Path.resolve on a symlink loop
-            raise ValueError(f"{what} {value!r} cannot be opened: {os.strerror(errno.ELOOP)}") from None
-        except OSError as e:
-            raise ValueError(f"{what} {value!r} cannot be opened: {e.strerror or type(e).__name__}") from None
-        if found != "file":
-            raise ValueError(f"{what} {value!r} {found}")
-        return path
-
-
-def _file_kind(path: Path) -> str:
-    """``"file"`` for a regular file (symlinks followed), else what ``path`` is, as the end of a sentence ("does
-    not exist", "is a folder, not a file", ...); an OSError when the OS refuses to look (a symlink loop, a name too
-    long), which ``Path.is_file`` would hide or misreport."""
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return "does not exist" + (" (a link that leads nowhere)" if path.is_symlink() else "")
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a file"
-    return "is not a regular file (a device, pipe or socket)"
-
-
-def _segment(seg: Any, k: int, where: _Where, il: Interleaver, line: int) -> Any:
+def _segment(seg: Any, k: int, where: MediaPaths, il: Interleaver, line: int) -> Any:
     key, value, opts = segment_shape(seg, k)
     if key == "text":
         return {"text": value}
@@ -451,7 +407,7 @@ def _need(il: Interleaver, key: str, k: int, line: int) -> None:
                           f"was given; pass --{key} MODEL (TokenizerSpec({key}=...))")
 
 
-def _row_segments(row: dict[str, Any], where: _Where, il: Interleaver, line: int) -> list[Any]:
+def _row_segments(row: dict[str, Any], where: MediaPaths, il: Interleaver, line: int) -> list[Any]:
     """An OBELICS row: at each position a text or an image (the other null); both null adds nothing (an empty
     text, which keeps the interleaver's segment numbers equal to the row's positions in its reasons). A null
     list is a null at every position of the other (``images`` null: a text-only row, as pandas writes a table
@@ -485,7 +441,7 @@ def _row_segments(row: dict[str, Any], where: _Where, il: Interleaver, line: int
     return out if any(seg != {"text": ""} for seg in out) else []
 
 
-def _row_image(image: Any, k: int, where: _Where) -> Any:
+def _row_image(image: Any, k: int, where: MediaPaths) -> Any:
     """A PIL image (from bytes) or a path, from an OBELICS image cell."""
     if isinstance(image, dict):  # datasets.Image's struct
         image = image.get("bytes") or image.get("path")

@@ -26,7 +26,6 @@ turned by the display rotation (a phone video comes out upright).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,10 +41,11 @@ from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
 from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
+from mmtok.video.frame_settings import ShrinkTo, frame_size, target_size, video_fps
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
-__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frame_size", "frames_to_float",
-           "iter_video", "no_frames_message", "pyav", "read_audio", "read_video", "video_fps"]
+__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video",
+           "no_frames_message", "pyav", "read_audio", "read_video"]
 
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal (half a tick on a clock that rounds: _time_eps)
 CHUNK_FRAMES = 16  # frames converted at once when streaming a file
@@ -84,25 +84,6 @@ def _open_container(path: str | os.PathLike[str], where: str) -> Any:
         raise VideoError(f"{where} is truncated or corrupt: its MP4 '{box.kind}' box declares {box.declared:,} "
                          f"bytes, the file ends {box.present:,} bytes into it")
     return open_container(av, path, where, VideoError)
-
-
-class ShrinkTo(int):
-    """A ``size`` (shorter side) that frames are only shrunk to: shorter ones keep their size."""
-
-
-def _target_size(width: int, height: int, size: int | tuple[int, int] | None) -> tuple[int, int]:
-    """(width, height) the frames are converted to: ``size`` is the shorter side, or ``(H, W)``."""
-    if size is None or (isinstance(size, ShrinkTo) and min(width, height) <= size):
-        return width, height
-    if isinstance(size, int):
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        s = size / min(width, height)
-        return max(1, round(width * s)), max(1, round(height * s))
-    h, w = (int(v) for v in size)
-    if h < 1 or w < 1:
-        raise ValueError(f"size (H, W) must be positive, got {size}")
-    return w, h
 
 
 def _frame_time(frame: Any, index: int, rate: float, origin: float) -> float:
@@ -184,7 +165,7 @@ class _Sampler:
         """``frame`` is on screen at the current target time; move on to the next one."""
         if self.size_wh is None:
             self.turns = _quarter_turns(frame)
-            self.size_wh = _target_size(*_display_size(frame, self.aspect, self.turns), self.size)
+            self.size_wh = target_size(*_display_size(frame, self.aspect, self.turns), self.size)
         if self._last[0] is not frame:
             w, h = self.size_wh if self.turns % 2 == 0 else self.size_wh[::-1]  # stored orientation
             pixels = frame.to_ndarray(format="rgb24", width=w, height=h)
@@ -221,42 +202,6 @@ def _display_size(frame: Any, aspect: float, turns: int) -> tuple[int, int]:
     """(width, height) of ``frame`` as displayed: its width stretched by ``aspect``, then turned."""
     width, height = max(1, round(frame.width * aspect)), frame.height
     return (height, width) if turns % 2 else (width, height)
-
-
-def video_fps(value: object) -> float:
-    """``fps`` as a float: a finite number > 0 of frames per second, of any real type (a ``Fraction`` such as
-    PyAV's ``stream.average_rate``, numpy's numbers), not a bool; anything else a ``ValueError`` naming it.
-
-    >>> video_fps(Fraction(30000, 1001)), video_fps(np.int64(2))
-    (29.97002997002997, 2.0)
-    """
-    number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    try:
-        fps = float(value) if number else math.nan  # type: ignore[arg-type]
-    except OverflowError:
-        fps = math.inf
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number of frames per second, got {value!r}")
-    return fps
-
-
-def frame_size(value: object) -> int | tuple[int, int] | None:
-    """``size`` of the frames: None (as decoded), a shorter side in pixels (an integer >= 1, numpy's too) or
-    ``(H, W)``; anything else a ``ValueError`` naming it, so a wrong value is refused where it is given.
-
-    >>> frame_size(np.int64(128)), frame_size([90, 160]), frame_size(None)
-    (128, (90, 160), None)
-    """
-    def whole(v: object) -> bool:
-        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and int(v) >= 1  # type: ignore[call-overload]
-
-    if value is None or isinstance(value, ShrinkTo):
-        return value
-    if whole(value):
-        return int(value)  # type: ignore[call-overload]
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(whole(v) for v in value):
-        return int(value[0]), int(value[1])
-    raise ValueError(f"size must be None, the shorter side in pixels (an integer >= 1) or (H, W), got {value!r}")
 
 
 def _check_video_args(path: str | os.PathLike[str], fps: object, start: float, duration: float | None
@@ -417,7 +362,7 @@ def _planned_frames(path: str | os.PathLike[str], where: str, fps: float, size: 
         stream = choice.stream
         stated, origin, eps = _stated_end(stream, container), _time_origin(container), _time_eps(stream)
         ctx = stream.codec_context
-        wh = _target_size(max(1, round(ctx.width * _pixel_aspect(stream))), max(1, ctx.height), size)
+        wh = target_size(max(1, round(ctx.width * _pixel_aspect(stream))), max(1, ctx.height), size)
     if stated is None:
         return None, wh
     end = min(stated - origin, math.inf if duration is None else start + duration) - eps

@@ -44,16 +44,15 @@ from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.tensors import as_tensor
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.video.frame_settings import frame_size, video_fps
 from mmtok.video.read import (
     AUDIO_RATE,
     CHUNK_FRAMES,
     ShrinkTo,
-    frame_size,
     frames_to_float,
     iter_video,
     no_frames_message,
     read_audio,
-    video_fps,
 )
 from mmtok.video.temporal import repeat_decode, repeat_encode
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mmtok.core.errors import VideoError
+from mmtok.video.frame_settings import video_fps
 
 __all__ = ["write_video"]
 
@@ -36,7 +37,7 @@ def write_video(file: IO[bytes], frames: torch.Tensor | Iterable[torch.Tensor], 
     ``audio`` (float ``[S]`` at ``sample_rate``, mono) as AAC when given, and the container tags ``metadata``
     (``{"comment": ...}``). Frames are turned into pixels :data:`CHUNK` at a time, so chunks are written
     without the clip ever being held whole."""
-    from mmtok.video.read import pyav, video_fps
+    from mmtok.video.read import pyav
 
     rate = fractions.Fraction(video_fps(fps)).limit_denominator(RATE_DENOMINATOR)
     if rate <= 0 or rate.numerator > MAX_RATE_TERM:  # the stream's rate is a fraction of 32-bit integers
