@@ -31,7 +31,7 @@ from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
 from mmtok.data.shards import MANIFEST, open_shards
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.runs import MODALITIES, checkpoint_folders, read_log
+from mmtok.lm.runs import MODALITIES, checkpoint_folders, newest_loadable, read_log
 from mmtok.pretrained import load
 from mmtok.stream.vocab import Vocabulary
 
@@ -208,18 +208,32 @@ def _vocab_tokenizers(vocab: Vocabulary) -> dict[str, str]:
 
 
 def _run(folder: Path) -> dict[str, Any]:
+    """A ``mmtok train`` run folder, described from its newest checkpoint that loads (as ``sample`` and ``export-hf``
+    load it: whole files, finite weights), the newer damaged ones named; its losses are those of the log's rows up
+    to that checkpoint's step (rows after it are work a ``--resume`` does again)."""
     ckpts = checkpoint_folders(folder)
-    meta = read_config(ckpts[-1])
+    use, damaged = newest_loadable(folder)
+    meta = read_config(use)
     cfg = meta["config"]
     model, train = cfg.get("model", {}), cfg.get("train", {})
-    params = _parameters(_transformer(ckpts[-1], meta))
-    rows = read_log(folder)  # read once: the newest row, and the newest loss of each modality
+    params = _parameters(_transformer(use, meta))
+    step = (meta.get("train") or {}).get("step")
+    logged = read_log(folder)  # read once: the newest row, and the newest loss of each modality
+    rows = [r for r in logged if not isinstance(step, int) or r["step"] <= step]
     last = rows[-1] if rows else {}
     losses, steps = _last_losses(rows)
+    extra: dict[str, Any] = {}
+    if damaged:
+        extra["damaged"] = [f"{name}: {why}" for name, why in damaged.items()]
+        extra["described_from"] = f"{use.name}, the newest checkpoint that loads"
+    if len(logged) > len(rows):
+        after = [r["step"] for r in logged[len(rows):]]
+        extra["logged_after_it"] = (f"steps {after[0]}-{after[-1]}, in no checkpoint that loads (a --resume trains "
+                                    f"them again from step {step})")
     return {
         "what": "run", "path": str(folder),
-        "step": (meta.get("train") or {}).get("step"), "steps": train.get("steps"),
-        "checkpoints": [p.name for p in ckpts], "read_from": _read_from(ckpts[-1], meta),
+        "step": step, "steps": train.get("steps"),
+        "checkpoints": [p.name for p in ckpts], **extra, "read_from": _read_from(use, meta),
         "preset": train.get("preset"),
         "parameters": params,
         "model": {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "max_seq_len") if k in model},
@@ -314,6 +328,11 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
         out["chosen_on"] = prov["chosen_on"]
     if meta.get("kind") in MEDIA_KINDS:
         return _tokenizer_summary(out, load(folder))
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    if meta.get("kind") == "transformer":  # one checkpoint of a training run: its step and vocabulary
+        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+        out |= {"step": (meta.get("train") or {}).get("step"), "vocab_size": model.get("vocab_size"),
+                "fingerprint": cfg.get("fingerprint")}
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +45,8 @@ def train_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok train", description="Train the transformer on token shards; "
                                  "ends by printing the run folder, its newest checkpoint and the final loss.",
                                  formatter_class=HelpFormatter)
-    ap.add_argument("--data", required=True, metavar="SHARDS", help="shard folder from 'mmtok tokenize'")
+    ap.add_argument("--data", metavar="SHARDS", help="shard folder from 'mmtok tokenize' (with --resume: the run's "
+                    "own when left out)")
     ap.add_argument("--out", required=True, metavar="RUN", help="run folder: checkpoints, log.jsonl, loss.png (with matplotlib)")
     again = ap.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from the newest intact checkpoint in --out, "
@@ -85,6 +87,9 @@ def main(argv: Sequence[str]) -> int:
     resume, overwrite, progress = opts.pop("resume"), opts.pop("overwrite"), not opts.pop("no_progress")
     if resume:
         _take_run_settings(opts, argv)
+    if opts["data"] is None:
+        parser.error("the following arguments are required: --data" if not resume else
+                     f"--data: no checkpoint in {opts['out']} records the run's shard folder; give --data SHARDS")
     try:
         folder = train(TrainConfig(**opts), resume=resume, overwrite=overwrite, progress=progress)
     finally:
@@ -99,10 +104,14 @@ def main(argv: Sequence[str]) -> int:
 def _take_run_settings(opts: dict[str, Any], argv: list[str]) -> None:
     """``mmtok train --resume``: every setting whose flag is not on the command line is the run's own
     (from its newest readable checkpoint), not the default; the flags given win. The machine's own
-    settings (``--device``, ``--threads``, ``--compile``) are not carried over."""
+    settings (``--device``, ``--threads``, ``--compile``) are not carried over; ``--data`` is, when it is left out
+    (said on stderr)."""
     from mmtok.lm.runs import run_settings
 
     saved, given = run_settings(opts["out"]) or {}, options_given(train_parser(), argv)
     for name in opts:
         if name in saved and name not in ("data", "out", "device", "threads", "compile") and name not in given:
             opts[name] = saved[name]
+    if opts["data"] is None and isinstance(saved.get("data"), str) and saved["data"]:
+        opts["data"] = saved["data"]  # as the run recorded it: relative to the folder it was started from
+        print(f"mmtok train: --data {opts['data']} (the run's own)", file=sys.stderr)

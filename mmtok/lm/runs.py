@@ -19,10 +19,17 @@ from typing import Any
 
 import torch
 
-from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, load_checkpoint, read_config
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    config_from_dict,
+    load_checkpoint,
+    read_config,
+)
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, MissingFileError, MmtokError
+from mmtok.core.floats import all_finite
 from mmtok.core.module_io import load_state_dict_checked, weights_from_checkpoint
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
@@ -31,8 +38,8 @@ from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "RUN_MARKS", "checkpoint_folders",
-           "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "plot_loss", "read_log",
-           "run_settings"]
+           "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "newest_loadable",
+           "plot_loss", "read_log", "run_settings"]
 
 CKPT_PREFIX = LM_CKPT_PREFIX
 DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
@@ -135,6 +142,24 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     return model.to(device), vocab, settings
 
 
+def newest_loadable(run: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
+    """The newest checkpoint of the run folder ``run`` that is intact as :func:`load_run` needs it (its files whole,
+    its weights finite), and why each newer one is not (``{name: reason}``, newest first); a
+    :class:`~mmtok.core.errors.CheckpointError` when none is."""
+    found = checkpoint_folders(Path(run))
+    if not found:
+        raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
+    damaged: dict[str, str] = {}
+    for ck in reversed(found):
+        try:
+            _intact(ck)
+        except CheckpointError as e:
+            damaged[ck.name] = str(e)
+            continue
+        return ck, damaged
+    raise CheckpointError(f"no checkpoint of {run} loads: {next(iter(damaged.values()))}")
+
+
 def _damaged_newest(e: CheckpointError, found: list[Path]) -> CheckpointError:
     """``e``, the error of the newest of ``found`` (checkpoint folders, oldest first), said with the newest older
     one that loads (:func:`~mmtok.core.trainstate.load_newest_intact`), or with none being intact."""
@@ -149,9 +174,22 @@ def _damaged_newest(e: CheckpointError, found: list[Path]) -> CheckpointError:
     return e
 
 
+def _intact(path: Path) -> Any:
+    """The checkpoint folder ``path`` read (its files whole), or a :class:`CheckpointError`; weights holding a NaN
+    or inf are one too, as ``--resume`` finds them: a model that would sample nothing but one id, and whose export
+    gives NaN logits."""
+    ck = load_checkpoint(path, kind=Transformer.KIND)
+    bad = [k for k, t in ck.tensors.items() if t.is_floating_point() and not all_finite(t)]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: NaN/inf values in {WEIGHTS_NAME}: {', '.join(bad[:3])}"
+                              f"{f' (+{len(bad) - 3} more)' if len(bad) > 3 else ''}: the run diverged before it was "
+                              "saved, or the file is damaged")
+    return ck
+
+
 def _load(path: Path) -> tuple[Transformer, Vocabulary, dict[str, Any]]:
     """The model of the checkpoint folder ``path`` (on the CPU, in eval mode), its vocabulary and saved config."""
-    ck = load_checkpoint(path, kind=Transformer.KIND)
+    ck = _intact(path)
     cfg = config_from_dict(ModelConfig, ck.config["model"], where=f"{path}/{CONFIG_NAME} model")
     with weights_from_checkpoint():  # the weights set every parameter: no draws from torch's global generator
         model = Transformer(cfg)

@@ -96,7 +96,7 @@ from mmtok.lm.runs import (
     run_settings,
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
-from mmtok.lm.train_config import TrainConfig, check_config, lr_at
+from mmtok.lm.train_config import SCHEDULE_FIELDS, TrainConfig, check_config, lr_at
 from mmtok.lm.windows import (
     LongDocumentsWarning,
     document_lengths,
@@ -301,16 +301,21 @@ def _check_same_model(r: _Run, ckpt: Path) -> None:
 
 def _say_changes(r: _Run, saved: dict[str, Any]) -> None:
     """On stderr, one line each: the run's global batch split otherwise, its cosine drawn over another ``--steps``
-    (the learning rate of the next step, by the run's own schedule and by the new one)."""
+    or another ``--lr``, ``--min-lr`` or ``--warmup`` (the learning rate of the next step, by the run's own schedule,
+    all its saved values, and by the new one)."""
     if note := split_note(r.folder, r.saved_cfg, saved, step=r.step, consumed=r.consumed):
         print(note, file=sys.stderr)
-    was = int((saved.get("train") or {}).get("steps", r.cfg.steps))
-    if was != r.cfg.steps and r.step < r.cfg.steps:
-        how = "stretches" if r.cfg.steps > was else "squeezes"
-        before, after = lr_at(replace(r.cfg, steps=was), r.step), lr_at(r.cfg, r.step)
-        print(f"mmtok train: --steps {r.cfg.steps} (the run's: {was}) {how} the cosine of {r.folder} to end at step "
-              f"{r.cfg.steps}: the learning rate at step {r.step + 1} is {after:.3g} (by the run's own schedule: "
-              f"{before:.3g})", file=sys.stderr)
+    own_train = saved.get("train") or {}
+    own = replace(r.cfg, **{k: type(getattr(r.cfg, k))(own_train[k]) for k in SCHEDULE_FIELDS if k in own_train})
+    changed = [k for k in SCHEDULE_FIELDS if getattr(own, k) != getattr(r.cfg, k)]
+    if changed and r.step < r.cfg.steps:
+        before, after = lr_at(own, r.step), lr_at(r.cfg, r.step)
+        flags = ", ".join(f"--{k.replace('_', '-')} {getattr(r.cfg, k):g} (the run's: {getattr(own, k):g})"
+                          for k in changed)
+        how = ("stretches" if r.cfg.steps > own.steps else "squeezes") if "steps" in changed else "changes"
+        end = f" to end at step {r.cfg.steps}" if "steps" in changed else ""
+        print(f"mmtok train: {flags} {how} the cosine of {r.folder}{end}: the learning rate at step {r.step + 1} is "
+              f"{after:.3g} (by the run's own schedule: {before:.3g})", file=sys.stderr)
 
 
 def _set_aside_damaged(folder: Path, step: int) -> None:

@@ -7,6 +7,7 @@ schedule gives at a step (:func:`lr_at`). :mod:`mmtok.lm.train` runs them; ``mmt
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,7 +17,7 @@ from mmtok.core.schedule import warmup_cosine
 from mmtok.data.packing import PACKINGS
 from mmtok.lm.model import PRESETS
 
-__all__ = ["RECORDED_RANGES", "SETTING_RANGES", "TrainConfig", "check_config", "lr_at"]
+__all__ = ["RECORDED_RANGES", "SCHEDULE_FIELDS", "SETTING_RANGES", "TrainConfig", "check_config", "lr_at"]
 
 
 @dataclass
@@ -46,6 +47,18 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     device: str | None = None  # cpu / cuda (default: cuda when available)
     threads: int | None = None  # CPU threads for torch (default: torch's choice)
+
+    def __post_init__(self) -> None:
+        """Folders given as paths (``pathlib.Path``, any ``os.PathLike``) held as the text every checkpoint saves."""
+        for name in ("data", "out"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, os.fspath(value))
+            elif not isinstance(getattr(self, name), str):
+                raise RunRefusedError(f"{name} must be a folder (a str or a path), got {type(value).__name__}")
+
+
+SCHEDULE_FIELDS = ("steps", "lr", "min_lr", "warmup")  # the fields of a run the learning rate at a step depends on
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
