@@ -21,6 +21,7 @@ for _ in range(50):  # training mode: k-means init, EMA updates, dead-code resta
 print(f"last training batch: usage {result.usage:.1%}, perplexity {result.perplexity:.0f}")
 
 vq.eval()
+vq.reset_stats()  # usage_stats counts every vector quantized since: the held-out ones only from here
 codes = vq.encode(held_out)  # [10000] int64
 recon = vq.decode(codes)  # [10000, 32]
 stats = vq.usage_stats()

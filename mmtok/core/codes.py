@@ -72,7 +72,8 @@ def integer_codes(
         if x.dtype in _UNSIGNED:
             return torch.from_numpy(values.astype(np.int64)).to(x.device)  # type: ignore[union-attr]
         return x.detach().to(torch.long)
-    return as_tensor(np.ascontiguousarray(values, dtype=np.int64))  # read-only memory (a memory-mapped .npy): a copy
+    # read-only memory (a memory-mapped .npy): a copy; its shape kept (ascontiguousarray makes a 0-d array 1-d)
+    return as_tensor(np.ascontiguousarray(values, dtype=np.int64).reshape(np.shape(values)))
 
 
 def _dtype_problem(what: str, dtype: Any, error: type[Exception]) -> Exception:

@@ -26,6 +26,7 @@ CONFIG_RANGES: dict[str, Range] = {
     "kmeans_min_vectors": Range(0), "codebook_dim": Range(1), "chunk_size": Range(1),
 }
 OPTIONAL = ("codebook_dim", "chunk_size", "search_budget_mb")  # None: the default behaviour
+FLAGS = ("kmeans_init", "cosine")  # the fields that are True or False
 WHOLE = ("dim", "codebook_size", "kmeans_iters", "kmeans_min_vectors", "codebook_dim", "chunk_size")
 CONFIG_NOTES = {"eps": " (the default is 1e-5)", "dead_code_threshold": " (0: no restarts)"}
 
@@ -60,14 +61,22 @@ class VQConfig:
                                      f"{hint}, got {value!r}")
 
     def _check_types(self) -> None:
+        """Each field of the type it takes; numpy's numbers and bools are held as Python's (what a checkpoint's
+        JSON saves)."""
         for name in CONFIG_RANGES:
             value = getattr(self, name)
             if value is None and name in OPTIONAL:
                 continue
             kinds = (int, np.integer) if name in WHOLE else (int, float, np.integer, np.floating)
-            if isinstance(value, bool) or not isinstance(value, kinds):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
                 raise TypeError(f"VQConfig.{name} must be a {'whole number' if name in WHOLE else 'number'}, "
                                 f"got {value!r} ({type(value).__name__})")
+            setattr(self, name, int(value) if name in WHOLE else value if isinstance(value, int) else float(value))
+        for name in FLAGS:
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):  # "false" would be true
+                raise TypeError(f"VQConfig.{name} must be True or False, got {value!r} ({type(value).__name__})")
+            setattr(self, name, bool(value))
 
     @property
     def lookup_dim(self) -> int:

@@ -69,7 +69,7 @@ class KmeansPool:
             keys, rows = keys[keep], rows[keep.to(rows.device)]
         self.keys, self.rows = keys, rows
         self.seen += z.shape[0]
-        self.steps += 1
+        self.steps += 1 if z.shape[0] or world_size() > 1 else 0  # a step of no vectors on one process: no step
 
     def enough(self, need: int, device: torch.device) -> bool:
         """Whether the ranks were offered at least ``need`` vectors each on average (every rank must ask)."""
@@ -85,4 +85,6 @@ class KmeansPool:
                                  distributed=True, reseed_pool=KMEANS_RESEED_POOL)
         seen = all_reduce_(torch.tensor(float(self.seen), device=counts.device))  # vectors offered on all ranks
         per_step = seen / (self.steps * world_size())  # vectors per step of one rank
-        return centers, counts * (per_step / counts.sum().clamp_min(1.0))
+        # a code no vector took (fewer distinct vectors than codes) counts as one: with a count and sum of 0, the
+        # next EMA step would move it to the origin; so it stays on its point, as a fresh code does
+        return centers, counts.clamp_min(1.0) * (per_step / counts.sum().clamp_min(1.0))

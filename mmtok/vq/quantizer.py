@@ -379,7 +379,9 @@ class VectorQuantizer(nn.Module):
         cluster), so codes leave regions ``x`` rarely visits and refine the ones
         it visits most. EMA statistics are reset to the new codes (total EMA
         count kept; where it is 0, the counts of ``x`` per rank: the scale of
-        :mod:`mmtok.vq.ema`) and the usage counters are cleared. Returns the usage
+        :mod:`mmtok.vq.ema`; a code no vector of ``x`` takes counts as one, so it stays
+        on its point) and the usage counters are cleared. No vectors (on any rank) is
+        a :class:`QuantizerError`. Returns the usage
         of the final assignment of ``x``. Under ``torch.distributed`` every rank
         must call it (sums and counts are all-reduced). Inputs go through the
         lookup projection/normalisation like :meth:`forward`.
@@ -390,6 +392,8 @@ class VectorQuantizer(nn.Module):
         if not 0.0 <= min_frac < 1.0:
             raise QuantizerError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
         data = self._to_lookup(x.detach())  # (N, d)
+        if data.shape[0] == 0 and world_size() == 1:
+            raise QuantizerError("rebalance got no vectors: nothing to refit the codebook to")
         centers = self.embed.clone().float()
         for it in range(iters):
             step = lloyd_step(data, centers, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
@@ -401,10 +405,14 @@ class VectorQuantizer(nn.Module):
                            budget_mb=self.cfg.search_budget_mb)
         counts = torch.bincount(idx, minlength=self.cfg.codebook_size).float()
         all_reduce_(counts)
+        if not bool(counts.any()):  # no vectors on any rank
+            raise QuantizerError("rebalance got no vectors on any rank: nothing to refit the codebook to")
         total = float(self.ema_count.sum())
         scale = total / max(float(counts.sum()), 1.0) if total > 0 else 1.0 / world_size()  # per rank
         self.embed.copy_(centers)
-        self.ema_count.copy_(counts * scale)
+        # a code no vector of x took counts as one, so that it stays on its point (a count and sum of 0 would move
+        # it to the origin on the next step); restarts move it if it stays unused
+        self.ema_count.copy_(counts.clamp_min(1.0) * scale)
         self.ema_sum.copy_(centers * self.ema_count[:, None])
         self.initted.fill_(True)
         self.reset_stats()

@@ -220,6 +220,12 @@ def _settle(x: torch.Tensor, codebook: torch.Tensor, candidate: torch.Tensor, *,
     rr, cc = near.nonzero(as_tuple=True)  # (P,), (P,): row by row, codes ascending
     step = max(1, cand.numel() // (2 * z.shape[1]))  # pairs measured at once: [step, d] within the block's memory
     exact = torch.cat([(c[cc[i:i + step]] - z[rr[i:i + step]]).pow(2).sum(1) for i in range(0, rr.numel(), step)])
+    # a row so far out (|x| past 2**50 times the codes' radius) that c - x rounds to -x for every code: ranked by
+    # |c|² - 2 x·c instead, the same order (|x|² apart), which keeps what tells the codes apart
+    far = z_sq[:, 0].sqrt() * 2.0**-50 > c_sq.max().sqrt()  # (s,)
+    if bool(far.any()):
+        cross = torch.cat([(c[cc[i:i + step]] * z[rr[i:i + step]]).sum(1) for i in range(0, rr.numel(), step)])
+        exact = torch.where(far[rr], c_sq[cc] - 2 * cross, exact)
     best = torch.full((z.shape[0],), float("inf"), dtype=torch.float64, device=z.device)
     best.scatter_reduce_(0, rr, exact, "amin")
     win = exact == best[rr]
