@@ -41,10 +41,10 @@ from mmtok.audio.mp4_box import mp4_cut_box
 from mmtok.core.errors import VideoError
 from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
-from mmtok.video.frame_settings import ShrinkTo, frame_size, target_size, video_fps
+from mmtok.video.frame_settings import frame_size, target_size, video_fps
 from mmtok.video.soundtrack import decode_soundtrack, on_clock, too_long_message
 
-__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "ShrinkTo", "VideoClip", "frames_to_float", "iter_video",
+__all__ = ["AUDIO_RATE", "CHUNK_FRAMES", "MAX_VIDEO_BYTES", "VideoClip", "frames_to_float", "iter_video",
            "no_frames_message", "pyav", "read_audio", "read_video"]
 
 TIME_EPS = 1e-6  # seconds: timestamps closer than this count as equal (half a tick on a clock that rounds: _time_eps)

@@ -44,11 +44,10 @@ from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.tensors import as_tensor
 from mmtok.image.io import load_image
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
-from mmtok.video.frame_settings import frame_size, video_fps
+from mmtok.video.frame_settings import ShrinkTo, frame_size, video_fps
 from mmtok.video.read import (
     AUDIO_RATE,
     CHUNK_FRAMES,
-    ShrinkTo,
     frames_to_float,
     iter_video,
     no_frames_message,
