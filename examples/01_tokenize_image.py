@@ -18,7 +18,7 @@ draw.rectangle([30, 170, 290, 230], fill=(40, 60, 90))
 draw.text((50, 190), "mmtok: 256 tokens", fill=(250, 250, 250))
 img.save("original.png")
 
-tok = mmtok.load("image")  # models/image: 256×256 -> 16×16 codes from a 1,024-code book
+tok = mmtok.load("image")  # models/image: 256×256 -> 16×16 codes from a 1,280-code book
 codes = tok.encode("original.png")  # int64 [16, 16]
 recon = tok.decode(codes)  # float [3, 256, 256] in [0, 1]
 target = tok.preprocess("original.png")  # exactly what encode saw (resized, center-cropped)

@@ -321,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
         "interleaved token streams, and a small transformer over them.",
         epilog="Errors are one line; exit status 2: bad usage (a flag, file or folder refused), 1: a failure "
-        "while running, 130: interrupted, 141: its output's reader went away (piped into head).",
+        "while running (a device this machine lacks, such as --device cuda without a GPU, too), 130: interrupted, "
+        "141: its output's reader went away (piped into head).",
     )
     parser.add_argument("--version", action="version", version=f"mmtok {mmtok.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or set MMTOK_DEBUG=1)")

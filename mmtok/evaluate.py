@@ -254,8 +254,11 @@ class Evaluation:
 
 
 def _shown(d: dict[str, Any], kind: str) -> list[str]:
-    """The scores of ``kind`` that ``d`` has, each as its table shows it."""
-    return [how.format(d[key]) for key, how, _ in METRICS[kind] if key in d]
+    """The scores of ``kind`` that ``d`` has, each as its table shows it; DNSMOS OVRL with the original's beside it
+    where ``d`` holds that (a summary)."""
+    original = d.get("original_dnsmos_ovrl")
+    return [how.format(d[key]) + (f" (original {original:.2f})" if key == "dnsmos_ovrl" and original is not None
+                                  else "") for key, how, _ in METRICS[kind] if key in d]
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
@@ -270,7 +273,6 @@ def _fmt_summary(s: dict[str, Any]) -> str:
     partial = [f"{k.removesuffix('_files')} on {v} of them" for k, v in s.items() if k.endswith("_files")]
     return (f"{s['summary']} · {s['model']}: {s['files']} file{'s' * (s['files'] != 1)}"
             + (f" ({', '.join(partial)})" if partial else "") + ": " + ", ".join(shown)
-            + (f" (original {s['original_dnsmos_ovrl']:.2f})" if "original_dnsmos_ovrl" in s else "")
             + f"; {s['codes_used']:,} of {s['codebook_size']:,} codes on {s['tokens']:,} tokens"
             f" (usage {100 * s['usage']:.1f}% of min(K, tokens)), perplexity {s['perplexity']:,.1f}")
 

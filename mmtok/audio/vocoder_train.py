@@ -222,6 +222,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[s
     (:func:`~mmtok.core.run_lock.hold_run_folder`): a second run into it is refused, and a checkpoint a
     killed run left mid-swap is put back first."""
     torch.set_num_threads(args.threads)
+    if args.out is None and args.cache is None and args.attach is None:
+        raise UsageError("nothing to do: give --out RUN to train (with --cache, and --corpus to build it), --corpus "
+                         "and --cache to build the cache alone, or --attach OUT to join a vocoder to a tokenizer")
     if args.out is None:
         return _work(parser, args, argv)
     pick_device(args.device)  # a GPU asked for and missing fails before --out is made

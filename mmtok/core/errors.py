@@ -20,6 +20,7 @@ __all__ = [
     "DemoError",
     "DeviceError",
     "DocumentError",
+    "DocumentFault",
     "EngineError",
     "ImageError",
     "MissingFileError",
@@ -66,6 +67,11 @@ class StreamError(MmtokError, ValueError):
 
 class CorpusError(MmtokError, ValueError):
     """A corpus line or an output folder that tokenizing cannot use; the message names the file and line."""
+
+
+class DocumentFault(CorpusError, RuntimeError):
+    """Tokenizing a document raised what is no reason to skip it (a tokenizer's own bug, say): the run stops and
+    the message names the line. A failure while running: the ``mmtok`` command exits 1."""
 
 
 class DocumentError(MmtokError, ValueError):
@@ -145,14 +151,16 @@ def exit_status(e: BaseException) -> int:
     """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
     flag, a file or folder it names; a :class:`RunRefusedError` too, such as an ``--out`` that holds another
     run), 1 for a failure while running (a training run that cannot go on; a missing device; an output that cannot
-    be written, :class:`OutputError`; an error that is not mmtok's).
+    be written, :class:`OutputError`; a tokenizer that fails on a document, :class:`DocumentFault`; an error that is
+    not mmtok's).
 
     >>> exit_status(RunRefusedError("--out run is a file, not a folder")), exit_status(TrainingError("nan loss"))
     (2, 1)
     """
     if isinstance(e, UsageError):
         return 2
-    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError, OutputError)):
+    if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError, OutputError,
+                                                        DocumentFault)):
         return 1
     return 2
 

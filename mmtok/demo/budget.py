@@ -132,7 +132,7 @@ def _growth_rows(d: Demo, growth: Growth, measured: list[tuple[float, int]]) -> 
             hour = _hour(label, ft, 3600 * rate, pts[-1]["tokens"])
         time_exp = f"{ft.exponent:.2f} (R² {ft.r2:.3f})" if ft else "n/a"
         if ft and not ft.reliable:
-            time_exp = f"not reported, {ft.why} (the fit gave {ft.exponent:.2f}, R² {ft.r2:.2f})"
+            time_exp = f"not reported, {ft.why} (the fit gave {ft.exponent:.2f}, R² {ft.r2:.3f})"
         rows.append([label, pts[-1]["tokens"], pts[-1]["seconds"], pts[-1]["peak_mib"], time_exp,
                      f"{fm.exponent:.2f} (R² {fm.r2:.3f})" if fm else "n/a", hour])
         if ft:
@@ -177,7 +177,10 @@ def context_step(d: Demo) -> str:
                         "smallest window that fits", "minutes in 128k", "KV cache (GiB)"], rows),
         d.report.text(f"Windows: {', '.join(f'{k} = {v:,}' for k, v in WINDOWS.items())} tokens."),
         d.report.grid([d.report.image("context/tokens_vs_minutes.png",
-                                      "tokens vs minutes for every preset; dots: the example video measured",
+                                      "tokens vs minutes for every preset" + ("; dots: the example video "
+                                                                                 "measured" if measured else
+                                                                                 " (no video among the media: "
+                                                                                 "nothing measured)"),
                                       width=620)]),
         d.report.text("One forward+backward pass of the tiny transformer over growing sequences, measured here. "
                       "SDPA picks a fused kernel whose memory grows linearly; the math backend materializes the "
