@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mmtok.cli import main
-from mmtok.core.errors import CorpusError, DeviceError, DocumentFault, UsageError, exit_status
+from mmtok.core.errors import CorpusError, DeviceError, DocumentFailedError, UsageError, exit_status
 from mmtok.evaluate import _fmt_summary
 
 
@@ -23,7 +23,7 @@ def test_the_original_dnsmos_stands_beside_dnsmos() -> None:
 
 
 def test_exit_statuses() -> None:
-    assert exit_status(DocumentFault("docs.jsonl:1: KeyError")) == 1
+    assert exit_status(DocumentFailedError("docs.jsonl:1: KeyError")) == 1
     assert exit_status(CorpusError("docs.jsonl: edited")) == 2 and exit_status(UsageError("--x")) == 2
     assert exit_status(DeviceError("no CUDA GPU")) == 1
 

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from mmtok.cli import main
-from mmtok.core.errors import CorpusError, DocumentFault, exit_status
+from mmtok.core.errors import CorpusError, DocumentFailedError, exit_status
 from mmtok.data import TokenizeDocuments, corpus
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.tokenizer_spec import TokenizerSpec
@@ -143,7 +143,7 @@ def test_an_exception_that_does_not_unpickle_comes_back_from_a_worker_with_its_l
     spec = TokenizerSpec(image=f"{HERE}:FaultImages")
     kind, message = _in_child(lambda: tokenize_corpus(docs, tmp_path / "out", tokenizers=spec, workers=2))
     camera = (tmp_path / "c" / "img" / "camera.png").resolve()
-    assert kind == "DocumentFault"  # a CorpusError that exits 1: a failure while running
+    assert kind == "DocumentFailedError"  # a CorpusError that exits 1: a failure while running
     assert message.startswith(f"{docs}:8: segment 1 (image {camera}): ModelFault: decoder: bad shape ("), message
 
 
@@ -171,11 +171,11 @@ def test_an_unexpected_exception_names_the_file_line_and_segment_and_keeps_the_s
     out = tmp_path / "out"
     kind, message = _in_child(lambda: tokenize_corpus(docs, out, tokenizers=spec, workers=workers, shard_tokens=1))
     camera = (tmp_path / "c" / "img" / "camera.png").resolve()
-    assert kind == "DocumentFault"  # a CorpusError that exits 1: a failure while running
+    assert kind == "DocumentFailedError"  # a CorpusError that exits 1: a failure while running
     assert message.startswith(f"{docs}:8: segment 1 (image {camera}): KeyError: 'layer7' ("), message
     assert "\n" not in message and "MMTOK_DEBUG=1" in message
     assert _committed_lines(out) == list(range(1, 8))  # as one process would: every document before line 8
-    assert exit_status(DocumentFault(message)) == 1 and isinstance(DocumentFault(message), CorpusError)
+    assert exit_status(DocumentFailedError(message)) == 1 and isinstance(DocumentFailedError(message), CorpusError)
 
 
 def test_in_one_process_the_error_keeps_the_tokenizers_exception_as_its_cause(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ __all__ = [
     "DemoError",
     "DeviceError",
     "DocumentError",
-    "DocumentFault",
+    "DocumentFailedError",
     "EngineError",
     "ImageError",
     "MissingFileError",
@@ -69,7 +69,7 @@ class CorpusError(MmtokError, ValueError):
     """A corpus line or an output folder that tokenizing cannot use; the message names the file and line."""
 
 
-class DocumentFault(CorpusError, RuntimeError):
+class DocumentFailedError(CorpusError, RuntimeError):
     """Tokenizing a document raised what is no reason to skip it (a tokenizer's own bug, say): the run stops and
     the message names the line. A failure while running: the ``mmtok`` command exits 1."""
 
@@ -151,7 +151,7 @@ def exit_status(e: BaseException) -> int:
     """The ``mmtok`` command's exit status for ``e``: 2 when what the command was given is refused (bad usage: a
     flag, a file or folder it names; a :class:`RunRefusedError` too, such as an ``--out`` that holds another
     run), 1 for a failure while running (a training run that cannot go on; a missing device; an output that cannot
-    be written, :class:`OutputError`; a tokenizer that fails on a document, :class:`DocumentFault`; an error that is
+    be written, :class:`OutputError`; a tokenizer that fails on a document, :class:`DocumentFailedError`; an error that is
     not mmtok's).
 
     >>> exit_status(RunRefusedError("--out run is a file, not a folder")), exit_status(TrainingError("nan loss"))
@@ -160,7 +160,7 @@ def exit_status(e: BaseException) -> int:
     if isinstance(e, UsageError):
         return 2
     if not isinstance(e, MmtokError) or isinstance(e, (TrainingError, DeviceError, EngineError, OutputError,
-                                                        DocumentFault)):
+                                                        DocumentFailedError)):
         return 1
     return 2
 

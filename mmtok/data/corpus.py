@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from mmtok.audio.io import SilenceWarning
-from mmtok.core.errors import CorpusError, DocumentFault
+from mmtok.core.errors import CorpusError, DocumentFailedError
 from mmtok.core.files import write_atomic
 from mmtok.core.threads import one_intra_op_thread
 from mmtok.core.warning_filters import user_stacklevel
@@ -179,7 +179,7 @@ def tokenize_document(il: Interleaver, line: int, doc: Any, *, base: Path, allow
     except CorpusError:
         raise
     except Exception as e:  # no reason to skip: said with the line, and the run stops
-        raise DocumentFault(_fault(e, f"{corpus}:{line}" if corpus is not None else f"line {line}")) from e
+        raise DocumentFailedError(_fault(e, f"{corpus}:{line}" if corpus is not None else f"line {line}")) from e
     if isinstance(stream, str):
         return line, None, stream
     return line, stream.ids.numpy().astype(dtype), np.bincount(stream.modality.numpy(), minlength=len(Modality))

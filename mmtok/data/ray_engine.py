@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from mmtok.audio.io import SilenceWarning
-from mmtok.core.errors import CorpusError, DocumentFault, EngineError
+from mmtok.core.errors import CorpusError, DocumentFailedError, EngineError
 from mmtok.data.corpus import Result, tokenize_document
 from mmtok.data.documents import Source, jsonl_documents, line_text
 from mmtok.data.media_files import given_again, silence_collected
@@ -315,8 +315,8 @@ def _batches(ds: Any) -> Iterator[dict[str, np.ndarray]]:
         raise
     except Exception as e:  # Ray wraps what an actor raised; the original's text is in the message
         name, message = _raised(str(e)) or (type(e).__name__, "")
-        if name in ("CorpusError", "DocumentFault"):
-            raise (CorpusError if name == "CorpusError" else DocumentFault)(message) from e
+        if name in ("CorpusError", "DocumentFailedError"):
+            raise (CorpusError if name == "CorpusError" else DocumentFailedError)(message) from e
         raise EngineError(f"the Ray engine failed: {name}: {message} (traceback: {_traceback_log()})") from e
 
 
