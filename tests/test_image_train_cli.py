@@ -90,7 +90,7 @@ def test_a_resume_at_the_end_writes_a_missing_or_older_export_and_nothing_else(
 
 
 @pytest.mark.parametrize(("where", "why"), [
-    ("file", "is a file"), ("notes", "holds files and no mmtok checkpoint"), ("run", "is --out itself"),
+    ("file", "is a file"), ("notes", "holds files and no checkpoint of kind"), ("run", "is --out itself"),
     (".", "holds --out"), ("run/train-state", "is inside --out's train-state"), ("file/x", "cannot be made"),
 ])
 def test_export_is_checked_before_any_work(where: str, why: str, tmp_path: Path,

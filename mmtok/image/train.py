@@ -85,6 +85,7 @@ from mmtok.image.train_checks import (
     check_same_images,
     data_digest,
     exported_provenance,
+    name_under,
     run_settings,
     take_run_settings,
 )
@@ -290,7 +291,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
     gan = (PatchGAN(weight=args.disc_weight, start=args.disc_start, warmup=args.disc_warmup, lr=args.disc_lr,
                     channels=args.disc_channels, device=device) if args.disc_weight > 0 else None)
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
-               [str(f.relative_to(_data_root(args.data))) for f in files], show, gan, material=material)
+               [str(name_under(f, _data_root(args.data))) for f in files], show, gan, material=material)
     if resume:
         st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))

@@ -12,13 +12,14 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
 from mmtok.core.corpus_manifest import check_folder, check_split
-from mmtok.core.errors import ResumeMismatchError
+from mmtok.core.errors import CheckpointError, ResumeMismatchError
 from mmtok.core.ranges import LEARNING_RATE, SEED, Range, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.resume import take_run_settings as resume_settings
@@ -33,7 +34,7 @@ from mmtok.core.trainstate import check_run_options, check_trained_on, json_dige
 from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
-           "check_out_folder", "check_same_images", "data_digest", "data_material", "exported_provenance",
+           "check_out_folder", "check_same_images", "data_digest", "data_material", "exported_provenance", "name_under",
            "run_settings", "take_run_settings"]
 
 # the settings a resumed run keeps (its crops, loss, schedule shape and seed): flags left out take the run's,
@@ -100,6 +101,14 @@ def _rebalance_steps(parser: argparse.ArgumentParser, text: str) -> str:
     return ",".join(map(str, steps))
 
 
+def _train_state(folder: Path) -> bool:
+    """Whether ``folder`` is a checkpoint that holds a run's training state (a trainer's ``train-state``)."""
+    try:
+        return (folder / CONFIG_NAME).is_file() and "train" in read_config(folder)
+    except CheckpointError:
+        return False
+
+
 def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, state_dir: str) -> None:
     """``--export`` refused (exit 2) before any work where writing the final checkpoint would fail at the end:
     a file, the current folder, a folder that holds other files and no checkpoint (as
@@ -112,8 +121,10 @@ def check_export(parser: argparse.ArgumentParser, export: str | None, out: str, 
         where = ("is --out itself" if folder == run else f"holds --out {out}" if run.is_relative_to(folder)
                  else f"is inside --out's {state_dir}")
         why = f"{where}; give a folder outside the run (OUT/model is written anyway)"
-    elif refused := write_refusal(folder):
+    elif refused := write_refusal(folder, kind="image"):  # another kind of model would be lost (as --attach says)
         why = f"{refused}; give a new or empty folder"
+    elif _train_state(folder):
+        why = "is a run's train state (replacing it with weights alone, that run could not be resumed); give a new folder"
     else:
         up = next(p for p in folder.parents if p.exists())
         why = "" if up.is_dir() else f"cannot be made: {up} is a file"
@@ -213,14 +224,19 @@ def data_digest(files: Sequence[Path], root: Path) -> str:
     """What a run trains on, by content (:func:`~mmtok.core.run_folder.content_digest`): each image's name under
     the data folder and its bytes, in order. The same images moved give the same digest; other pictures give
     another, even in files of the same names and sizes."""
-    return content_digest((f.relative_to(root).as_posix(), f.read_bytes()) for f in files)
+    return content_digest((name_under(f, root).as_posix(), f.read_bytes()) for f in files)
+
+
+def name_under(f: Path, root: Path) -> Path:
+    """``f``'s name under ``root``, whichever of them is given absolute (a manifest may list absolute paths)."""
+    return Path(os.path.abspath(f)).relative_to(os.path.abspath(root))
 
 
 def data_material(files: Sequence[Path], root: Path) -> str:
     """What a train state saved before the content was recorded (``content_digest``) keeps of its images, under
     ``material`` (:func:`~mmtok.core.trainstate.json_digest`): each image's name under the data folder and its
     size in bytes. Such a run is resumed by that rule; its next checkpoint records the content."""
-    return json_digest([(str(f.relative_to(root)), f.stat().st_size) for f in files])
+    return json_digest([(str(name_under(f, root)), f.stat().st_size) for f in files])
 
 
 def check_same_images(state_dir: Path, data: str, files: Sequence[Path], root: Path, digest: str) -> None:
