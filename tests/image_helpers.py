@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from PIL import Image
 
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.vq.quantizer import VQConfig
@@ -43,3 +47,9 @@ def smooth_picture(size: int = 256, seed: int = 0) -> torch.Tensor:
         mask = torch.sigmoid((0.1 + 0.2 * r - d) * 60.0)
         img = img * (1 - mask) + color * mask
     return img.clamp(0, 1)
+
+
+def save_smooth_picture(path: Path, size: int = 256, seed: int = 0) -> Path:
+    """:func:`smooth_picture` written to ``path`` as 8-bit RGB (the format from its suffix)."""
+    Image.fromarray((smooth_picture(size, seed=seed).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(path)
+    return path

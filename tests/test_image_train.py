@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_helpers import smooth_picture, tiny_config
+from image_helpers import save_smooth_picture, smooth_picture, tiny_config
 from PIL import Image
 
 import mmtok
@@ -24,9 +24,7 @@ def _train_args(tmp_path: Path, *extra: str) -> list[str]:
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
-        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            data / f"{i}.png"
-        )
+        save_smooth_picture(data / f"{i}.png", 80, seed=i)
     (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in asdict(tiny_config()).items() if k != "vq"}))
     return ["--data", str(data), "--out", str(tmp_path / "run"), "--batch-size", "2", "--crop", "32", "--config",
             str(tmp_path / "cfg.json"), "--base-side", "64", "--codebook-size", "64", "--latent-dim", "8",

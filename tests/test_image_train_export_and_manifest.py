@@ -7,11 +7,9 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from image_helpers import smooth_picture
-from PIL import Image
+from image_helpers import save_smooth_picture
 
 import mmtok
 from mmtok.cli import main
@@ -48,8 +46,7 @@ def test_a_manifest_of_absolute_paths_inside_its_folder(tmp_path: Path, monkeypa
     folder.mkdir()
     rows = []
     for i in range(3):
-        Image.fromarray((smooth_picture(80, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            folder / f"{i}.png")
+        save_smooth_picture(folder / f"{i}.png", 80, seed=i)
         rows.append(json.dumps({"path": os.path.abspath(folder / f"{i}.png"), "split": "train"}))
     (folder / "manifest.jsonl").write_text("\n".join(rows) + "\n")
     monkeypatch.chdir(tmp_path)  # --data given relative, the rows absolute

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_helpers import smooth_picture, tiny_config
-from PIL import Image
+from image_helpers import save_smooth_picture, smooth_picture, tiny_config
 from test_vocoder import tiny_corpus
 
 import mmtok
@@ -178,8 +177,7 @@ def _tiny_image_corpus(tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     rows = []
     for i in range(3):
-        Image.fromarray((smooth_picture(96, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-            data / f"{i}.png")
+        save_smooth_picture(data / f"{i}.png", 96, seed=i)
         rows.append({"path": f"photos/{i}.png", "split": "train" if i < 2 else "validation"})
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     tok = ImageTokenizer(tiny_config())

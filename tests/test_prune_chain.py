@@ -7,11 +7,9 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
-from image_helpers import smooth_picture, tiny_config
-from PIL import Image
+from image_helpers import save_smooth_picture, smooth_picture, tiny_config
 from test_prune import _tiny_audio_tokenizer, _tiny_image_corpus
 from test_vocoder import tiny_corpus, voiced
 
@@ -190,7 +188,7 @@ def test_prune_codebook_image_refuses_the_test_split(tmp_path: Path, capsys: pyt
     from mmtok.image.prune import main
 
     model, data = _tiny_image_corpus(tmp_path)
-    Image.fromarray((smooth_picture(96, seed=5).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(data / "t.png")
+    save_smooth_picture(data / "t.png", 96, seed=5)
     with open(tmp_path / "manifest.jsonl", "a") as f:
         f.write(json.dumps({"path": "photos/t.png", "split": "test"}) + "\n")
     with pytest.raises(SystemExit) as e:
