@@ -257,15 +257,16 @@ def load_train_state(
 
 
 def load_newest_intact(
-    folders: Sequence[os.PathLike[str] | str], load: Callable[[Path], dict[str, Any]], *, who: str | None = "mmtok"
-) -> tuple[Path, dict[str, Any]] | None:
+    folders: Sequence[os.PathLike[str] | str], load: Callable[[Path], Any], *, who: str | None = "mmtok",
+    passed_over: list[tuple[Path, CheckpointError]] | None = None,
+) -> tuple[Path, Any] | None:
     """``load`` the newest of ``folders`` (oldest first) that loads: ``(folder, state)``, None if there are none.
 
     A damaged checkpoint (``load`` raises :class:`CheckpointError`) is passed over with a line on
-    stderr (prefixed ``who``; None: silent) naming it and the one used instead; when every one is
-    damaged the newest one's error is raised.
+    stderr (prefixed ``who``; None: silent) naming it and the one used instead, and added to ``passed_over``
+    (newest first) when that list is given; when every one is damaged the newest one's error is raised.
     """
-    failures: list[tuple[Path, CheckpointError]] = []
+    failures: list[tuple[Path, CheckpointError]] = passed_over if passed_over is not None else []
     for folder in reversed([Path(f) for f in folders]):
         try:
             state = load(folder)

@@ -149,15 +149,13 @@ def newest_loadable(run: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
     found = checkpoint_folders(Path(run))
     if not found:
         raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
-    damaged: dict[str, str] = {}
-    for ck in reversed(found):
-        try:
-            _intact(ck)
-        except CheckpointError as e:
-            damaged[ck.name] = str(e)
-            continue
-        return ck, damaged
-    raise CheckpointError(f"no checkpoint of {run} loads: {next(iter(damaged.values()))}")
+    passed: list[tuple[Path, CheckpointError]] = []
+    try:
+        use = load_newest_intact(found, _intact, who=None, passed_over=passed)
+    except CheckpointError as e:
+        raise CheckpointError(f"no checkpoint of {run} loads: {e}") from e
+    assert use is not None  # found holds one at least
+    return use[0], {ck.name: str(e) for ck, e in passed}
 
 
 def _damaged_newest(e: CheckpointError, found: list[Path]) -> CheckpointError:
