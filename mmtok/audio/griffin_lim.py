@@ -22,6 +22,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
@@ -30,6 +32,7 @@ from mmtok.audio.windows import context_windows
 
 __all__ = ["griffin_lim", "reach_frames"]
 
+NNLS_SCALE_ABOVE = 2.0**40  # mel power past which NNLS runs scaled (a real clip's peak is under 2**20)
 NNLS_ITERS = 16  # multiplicative updates from mel power back to linear power
 
 
@@ -75,10 +78,16 @@ def _invert(logmel: torch.Tensor, filters: torch.Tensor, *, n_fft: int, hop_leng
     mel = logmel.exp()  # (M, F)
     frames = mel.shape[-1]
     fb = filters.to(mel.device)  # (M, K)
-    num = fb.t() @ mel  # (K, F), also the initial guess
+    # NNLS squares its figures: a power far louder than any signal in [-1, 1] gives (lin * num) past float32
+    # (inf / inf = NaN). Solved at a peak near 1 there, by a power of two, so the result is that of the exact
+    # arithmetic scaled back (and unchanged for every ordinary clip, which is never scaled)
+    peak = float(mel.amax()) if mel.numel() else 0.0
+    scale = 2.0 ** math.floor(math.log2(peak)) if math.isfinite(peak) and peak > NNLS_SCALE_ABOVE else 1.0
+    num = fb.t() @ (mel / scale)  # (K, F), also the initial guess
     lin = num.clone()
     for _ in range(NNLS_ITERS):  # multiplicative NNLS updates (Lee-Seung): lin stays >= 0
-        lin = lin * num / (fb.t() @ (fb @ lin) + 1e-10)
+        lin = lin * num / (fb.t() @ (fb @ lin) + 1e-10 / scale)
+    lin = lin * scale
     # Griffin-Lim's STFT reflects n_fft/2 samples at each end, so it needs a longer signal than
     # that: a clip of a few frames gets silent frames after it, cut off again below
     lin = F.pad(lin, (0, max(0, n_fft // (2 * hop_length) + 2 - frames)))

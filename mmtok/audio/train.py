@@ -86,6 +86,7 @@ from mmtok.core.device import device_record, pick_device
 from mmtok.core.divergence import (
     Start,
     Trained,
+    check_decodable,
     check_state_finite,
     check_weights_finite,
     diverging_forward,
@@ -143,6 +144,7 @@ class _Run:
     material: str = ""  # what the run trains and validates on, by content (its content_digest), checked on --resume
     gen: torch.Generator = field(default_factory=torch.Generator)  # the crops' and level draws' generator
     begun: Start = field(default_factory=lambda: Start.of(0))  # the weights the run started or resumed from
+    probe: torch.Tensor | None = None  # the last step's batch, decoded by the weights it left before they are saved
 
     @property
     def conv(self) -> bool:
@@ -210,10 +212,28 @@ def train_mode(run: _Run) -> None:
         run.tok.vq.eval()  # the k-means codebook stays fixed: only the decoder learns
 
 
+def check_probe_decodes(run: _Run) -> None:
+    """The weights of the last step decode its batch (:attr:`_Run.probe`) to a log-mel whose exp() is finite:
+    each step's check sees the weights before that step moved them. No update and no count is left behind."""
+    if run.probe is None:
+        return
+    tok, seen = run.tok, run.tok.vq.seen_counts.clone()
+    tok.eval()
+    try:
+        with torch.inference_mode():
+            recon = tok(run.probe).reconstruction
+    finally:
+        train_mode(run)
+        tok.vq.seen_counts.copy_(seen)
+    check_decodable(recon, step=run.step, lr=run.args.lr, after=True, state_dir=run.out / STATE_DIR)
+
+
 def save_state(run: _Run) -> None:
-    """The resumable state in OUT/train-state, once every tensor it holds is known to be finite."""
+    """The resumable state in OUT/train-state, once every tensor it holds is known to be finite and its
+    weights decode to finite audio."""
     check_state_finite([Trained("the tokenizer", "--lr", run.args.lr, module=run.tok, optimizer=run.opt)],
                        step=run.step, state_dir=run.out / STATE_DIR)
+    check_probe_decodes(run)
     extra = {"elapsed": run.elapsed, "codebook_groups": run.groups_note, **run.last,
              "settings": settings_record(run.args), "content_digest": run.material}
     save_train_state(run.out / STATE_DIR, kind="audio", config=run.tok.cfg, model=run.tok, optimizer=run.opt,
@@ -278,11 +298,13 @@ def train_steps(run: _Run) -> None:
         if not torch.isfinite(loss):
             raise loss_not_finite(loss.item(), step=run.step + 1, flag="--lr", lr=args.lr, batch=[mel],
                                   start=run.begun, state_dir=run.out / STATE_DIR)
+        check_decodable(res.reconstruction, step=run.step + 1, lr=args.lr, state_dir=run.out / STATE_DIR)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(tok.parameters(), 1.0)
         run.opt.step()
         check_weights_finite(tok, step=run.step + 1, state_dir=run.out / STATE_DIR, lr=args.lr)
+        run.probe = mel.to(tok.device)
         run.step += 1
         run.elapsed = time.perf_counter() - t0
         run.last = {"loss": round(loss.item(), 4), "mel_l1": round(res.recon_loss.item(), 4),

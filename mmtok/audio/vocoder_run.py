@@ -69,6 +69,7 @@ from mmtok.core.device import device_record, pick_device
 from mmtok.core.divergence import (
     Start,
     Trained,
+    check_decodable,
     check_state_finite,
     check_weights_finite,
     loss_not_finite,
@@ -432,6 +433,8 @@ class Run:
         anchor = None
         if self.joint is not None:  # the decoded features with gradients to the tokenizer's decoder
             inp = self.joint.features(x)
+            check_decodable(inp, step=self.step + 1, lr=self.joint_cfg["decoder_lr"], flag="--decoder-lr",
+                            state_dir=self.state_dir)
             anchor = self.joint.anchor_loss(inp, mel)
         y = voc.render(inp)  # (B, S): through the level correction when the config has one
         sc, mag = multi_resolution_stft_loss(y, x)

@@ -3,6 +3,9 @@
 Each trainer asks three things, none of them more than once a step:
 
 * after its optimizer step, :func:`check_weights_finite`: one reduction over the weights it stepped;
+* a tokenizer that decodes log powers, after its forward pass and before it saves, :func:`check_decodable`: one
+  reduction over what it decoded, which must stay within float32's reach (a loss can be finite while the model
+  decodes to NaN audio);
 * before it writes a train state, :func:`check_state_finite`: every tensor that state holds of each
   :class:`Trained` part (a discriminator, the optimizers' moments, a weight average), so no checkpoint
   holds a NaN or inf, and the message names the part and the option whose rate stepped it;
@@ -38,8 +41,11 @@ from mmtok.core.errors import QuantizerError, TrainingError
 from mmtok.core.floats import all_finite, weights_finite
 
 __all__ = [
+    "EXP_LIMIT",
+    "LOG_POWER_LIMIT",
     "Start",
     "Trained",
+    "check_decodable",
     "check_state_finite",
     "check_weights_finite",
     "diverging_forward",
@@ -47,6 +53,10 @@ __all__ = [
     "newest_state",
 ]
 
+EXP_LIMIT = math.log(torch.finfo(torch.float32).max)  # ≈ 88.72: exp() of more is inf in float32
+# ≈ 44.36: a log power past which the power's square is inf in float32. Audio in [-1, 1] stays under about 10
+# (full-scale square waves reach about 8 in the log-mel), so a decoder past this has diverged
+LOG_POWER_LIMIT = EXP_LIMIT / 2
 Kept = Callable[[], str]  # what a stopped run has on disk, asked only when it stops
 
 
@@ -123,6 +133,23 @@ def check_weights_finite(module: nn.Module, *, step: int, lr: float, flag: str =
     if not weights_finite(module):
         raise TrainingError(f"non-finite weights after step {step}: training diverged and stopped, "
                             f"{_on_disk(state_dir, kept)}; lower {flag} ({lr:g} in this run)")
+
+
+def check_decodable(features: torch.Tensor, *, step: int, lr: float, what: str = "log-mel", flag: str = "--lr",
+                    limit: float = LOG_POWER_LIMIT, after: bool = False, state_dir: str | os.PathLike[str] | None = None,
+                    kept: Kept | None = None) -> None:
+    """Raise :class:`TrainingError` when step ``step``'s decoded ``features`` (log powers: a log-mel) reach
+    ``limit`` in size: powers whose square overflows float32, tens of orders of magnitude past any audio in
+    [-1, 1], from a model that would decode to NaN/inf or noise, although every weight and the loss are still
+    finite (a loss of 1e16 on a log-mel at ``--lr 1``). One reduction, asked
+    after each forward pass (before the optimizer steps on it) and on a probe of the weights ``after`` step
+    ``step`` before they are saved, so no checkpoint holds such weights."""
+    peak = float(features.detach().abs().amax()) if features.numel() else 0.0
+    if not peak < limit:  # NaN too
+        raise TrainingError(f"decoded {what} reached ±{peak:.3g} {'after' if after else 'at'} step {step}, past "
+                            f"±{limit:.1f}, where a power's square leaves float32's range (audio in [-1, 1] stays "
+                            f"within about -12 to 10): training diverged and stopped, {_on_disk(state_dir, kept)}; "
+                            f"lower {flag} ({lr:g} in this run)")
 
 
 def check_state_finite(parts: Sequence[Trained], *, step: int, state_dir: str | os.PathLike[str] | None = None,
