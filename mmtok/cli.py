@@ -280,7 +280,8 @@ def _add_exports(sub: Any) -> None:
 
     info = sub.add_parser("info", help="what a shard folder, a training run or a checkpoint holds")
     info.add_argument("path", metavar="PATH",
-                      help="a folder from 'mmtok tokenize' or 'mmtok train', a checkpoint folder, a shipped name, "
+                      help="a folder from 'mmtok tokenize', 'mmtok train' or 'mmtok train-tokenizer' (its step of "
+                      "--steps, a damaged train state, what --resume does), a checkpoint folder, a shipped name, "
                       "or a code file from 'mmtok encode'")
     info.add_argument("--json", action="store_true", help="one JSON object instead of aligned lines")
     info.set_defaults(func=_cmd_info)

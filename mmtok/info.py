@@ -1,13 +1,15 @@
 """What a path holds, in a few lines: a shard folder, a training run, or a checkpoint.
 
 ``mmtok info PATH`` prints :func:`describe`'s answer through :func:`format_info`
-(or as JSON with ``--json``). Nothing is verified or trained: shards are read from
-their manifests, a run from its newest checkpoint's config and its log, and a
-checkpoint from its ``config.json``; a checkpoint's module is loaded (a transformer
-is only built, on the meta device) to count its parameters, and a media tokenizer to
-report its fingerprint. A checkpoint a save killed between its two renames left only as
-its backup is read there, as :func:`mmtok.load` reads it (``read_from`` names it);
-nothing is put back or locked: describing writes nothing.
+(or as JSON with ``--json``). Nothing is trained or changed: shards are read from
+their manifests, a run from its newest checkpoint that loads and its log, a tokenizer's
+run from its train state (read whole, as ``--resume`` reads it:
+:mod:`mmtok.info_tokenizer_run`), and a checkpoint from its ``config.json``; a
+checkpoint's module is loaded (a transformer is only built, on the meta device) to
+count its parameters, and a media tokenizer to report its fingerprint. A checkpoint a
+save killed between its two renames left only as its backup is read there, as
+:func:`mmtok.load` reads it (``read_from`` names it); nothing is put back or locked:
+describing writes nothing.
 
 >>> format_info({"what": "demo", "path": "x", "size": 3})
 'demo: x\\n  size  3'
@@ -24,12 +26,12 @@ from typing import Any
 import torch
 
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
-from mmtok.core.checkpoint_folder import locate
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
 from mmtok.data.shards import MANIFEST, open_shards
+from mmtok.info_tokenizer_run import describe_tokenizer_run, holds_tokenizer_run
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import MODALITIES, checkpoint_folders, newest_loadable, read_log
 from mmtok.pretrained import load
@@ -42,9 +44,9 @@ WRAP = 100  # long values (a provenance sentence) wrap under their column
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A summary of ``path``: a shard folder (``mmtok tokenize --out``), a run folder
-    (``mmtok train --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``), a
-    code file (``mmtok encode``) or an export (``mmtok export``: parquet, datasets or bin).
+    """A summary of ``path``: a shard folder (``mmtok tokenize --out``), a run folder (``mmtok train --out``, or
+    ``mmtok train-tokenizer ... --out``), a checkpoint (a folder, or a shipped name such as ``"audio"``), a code
+    file (``mmtok encode``) or an export (``mmtok export``: parquet, datasets or bin).
 
     Refuses anything else with a :class:`~mmtok.core.errors.CheckpointError` naming the path (an image, sound
     or video file: saying to encode it first).
@@ -60,8 +62,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         return _shards(p)
     if p.is_dir() and not (p / CONFIG_NAME).is_file() and checkpoint_folders(p):
         return _run(p)
-    if p.is_dir() and _saved(p / "train-state"):  # a tokenizer's run (mmtok train-tokenizer)
-        return _tokenizer_run(p)
+    if not (p / CONFIG_NAME).is_file() and holds_tokenizer_run(p):  # a tokenizer's run (mmtok train-tokenizer)
+        return describe_tokenizer_run(p, _checkpoint)
     if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped: the image tokenizer at 1 fps
         return _tokenizer_summary({"what": "tokenizer", "path": "video (the shipped image tokenizer at 1 frame per "
                                    "second)", "kind": "video"}, load("video"))
@@ -75,7 +77,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
             raise CheckpointError(f"{p} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
                                   "yet): run the same command again to resume it, then describe it")
-        raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/) or a checkpoint "
+        raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/, or a tokenizer's "
+                              f"train-state/ or model/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
     return _checkpoint(folder)
 
@@ -246,26 +249,6 @@ def _run(folder: Path) -> dict[str, Any]:
     }
 
 
-def _tokenizer_run(folder: Path) -> dict[str, Any]:
-    """A ``mmtok train-tokenizer`` run folder: the step its train-state reached, the steps it was asked for
-    (``summary.json``) and, once exported, its model (``model/``)."""
-    state = read_config(folder / "train-state")
-    summary_file = folder / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "kind": state.get("kind"),
-                           "step": (state.get("train") or {}).get("step"), "steps": summary.get("steps")}
-    if _saved(folder / "model"):
-        out["model"] = _checkpoint(folder / "model")
-    return out
-
-
-def _saved(folder: Path) -> bool:
-    """Whether ``folder`` is a checkpoint with its ``config.json``, in place or as the backup a save killed between
-    its two renames left (:func:`~mmtok.core.checkpoint_folder.locate`)."""
-    found = locate(folder, CONFIG_NAME)
-    return found is not None and (found / CONFIG_NAME).is_file()
-
-
 def _read_from(folder: Path, meta: dict[str, Any]) -> str | None:
     """The backup the checkpoint ``folder`` was read from (its config ``meta`` says where), None when it was read
     in place."""
@@ -319,7 +302,7 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
     weights = Path(meta["_path"]) / WEIGHTS_NAME  # the folder read: ``folder``, or its backup
     out: dict[str, Any] = {
         "what": "checkpoint", "path": str(folder), "read_from": _read_from(folder, meta), "kind": meta.get("kind"),
-        "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
+        "step": _saved_at(meta), "model_version": prov.get("model_version") if isinstance(prov, dict) else None,
         "created": meta.get("created"), "mmtok_version": meta.get("mmtok_version"),
         "megabytes": round(weights.stat().st_size / 1e6, 1) if weights.is_file() else None,
         "parameters": _checkpoint_parameters(folder, meta) if weights.is_file() else None,
@@ -331,9 +314,16 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
     cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     if meta.get("kind") == "transformer":  # one checkpoint of a training run: its step and vocabulary
         model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-        out |= {"step": (meta.get("train") or {}).get("step"), "vocab_size": model.get("vocab_size"),
-                "fingerprint": cfg.get("fingerprint")}
+        out |= {"vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint")}
     return out
+
+
+def _saved_at(meta: dict[str, Any]) -> int | None:
+    """The training step a checkpoint (its config ``meta``) holds: a train state's step, or the ``steps`` the
+    provenance of a trained model records (a tokenizer trainer's ``model/``); None when neither says."""
+    train, prov = meta.get("train"), meta.get("provenance")
+    step = train.get("step") if isinstance(train, dict) else prov.get("steps") if isinstance(prov, dict) else None
+    return step if type(step) is int else None
 
 
 def _tokenizer_summary(out: dict[str, Any], tok: Any) -> dict[str, Any]:
@@ -375,16 +365,19 @@ def _shown(d: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def format_info(d: dict[str, Any]) -> str:
     """``describe``'s answer as aligned ``name  value`` lines under a title line; a nested summary (a tokenizer
-    run's model) is indented under its name, its rows shown as the top ones are.
+    run's model) is indented under its name, its rows shown as the top ones are. The step a run reached and the
+    steps it was asked for are one row.
 
-    >>> print(format_info({"what": "run", "path": "r", "step": 3, "model": {"what": "checkpoint", "path": "r/m",
-    ...                    "model_version": None, "grid": [16, 16]}}))
+    >>> print(format_info({"what": "run", "path": "r", "step": 3, "steps": 10, "model": {"what": "checkpoint",
+    ...                    "path": "r/m", "model_version": None, "grid": [16, 16]}}))
     run: r
-      step    3
+      step    3 of 10
       model
         grid  16, 16
     """
     head = f"{d['what']}: {d['path']}"
+    if type(d.get("step")) is int and type(d.get("steps")) is int:
+        d = {k: f"{v:,} of {d['steps']:,}" if k == "step" else v for k, v in d.items() if k != "steps"}
     rows = _shown(d)
     nested = {k: _shown(v) for k, v in rows if isinstance(v, dict)}
     width = max([len(k) for k, _ in rows] + [len(kk) + 2 for sub in nested.values() for kk, _ in sub], default=0)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from mmtok.cli import main
 from mmtok.core.checkpoint import save_checkpoint
+from mmtok.core.trainstate import OPTIMIZER_NAME
 from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.info import describe
 from mmtok.lm.model import ModelConfig, Transformer
@@ -56,6 +58,7 @@ def test_a_checkpoint_is_described_from_its_backup_and_nothing_is_written(
 def test_a_tokenizer_runs_state_and_model_are_described_from_their_backups(tmp_path: Path) -> None:
     run = tmp_path / "run"
     lm_checkpoint(run / "train-state", 6)
+    save_file({"rng.torch": torch.get_rng_state()}, str(run / "train-state" / OPTIMIZER_NAME))  # what --resume reads
     lm_checkpoint(run / "model", 6)
     want = describe(run)
     kill_mid_swap(run / "train-state")

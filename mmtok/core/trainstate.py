@@ -34,7 +34,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mmtok.core.checkpoint import WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mmtok.core.device import check_device_option
 from mmtok.core.errors import CheckpointError, ResumeMismatchError
 from mmtok.core.floats import all_finite
@@ -45,6 +51,7 @@ __all__ = [
     "CUDA_RNG",
     "OPTIMIZER_NAME",
     "HelpFormatter",
+    "check_train_state",
     "check_trained_on",
     "command_lines",
     "freeze_codes",
@@ -208,6 +215,44 @@ def _check_finite(path: Path, weights: Mapping[str, torch.Tensor], side: Mapping
                               "saved, or the files are damaged; resume from an earlier state, or start afresh")
 
 
+def _read_state(folder: str | os.PathLike[str], kind: str | None
+                ) -> tuple[Checkpoint, dict[str, Any], dict[str, torch.Tensor]]:
+    """The train state in ``folder`` read whole, as :func:`load_train_state` needs it: ``(checkpoint, its "train"
+    record, the tensors of optimizer.safetensors)``; a :class:`CheckpointError` naming the file and what is wrong
+    (a config or weights cut short, no training record or step, no or a damaged optimizer file, a NaN or inf)."""
+    ck = load_checkpoint(folder, kind=kind)
+    train = ck.meta.get("train")
+    if not isinstance(train, dict):
+        raise CheckpointError(f"checkpoint {ck.path} holds weights only, no training state to resume")
+    if type(train.get("step")) is not int:
+        raise CheckpointError(f"checkpoint {ck.path}: {CONFIG_NAME} records no step to resume at (its \"train\" "
+                              "record has no whole number \"step\"); the file is damaged or hand-edited")
+    side_path = ck.path / OPTIMIZER_NAME
+    if not side_path.is_file():
+        raise CheckpointError(f"checkpoint {ck.path} has no {OPTIMIZER_NAME} to resume from")
+    try:
+        side = load_file(str(side_path))
+    except Exception as e:  # safetensors raises its own error type, or OSError/ValueError
+        raise CheckpointError(f"checkpoint {ck.path}: {OPTIMIZER_NAME} is unreadable ({e})") from e
+    _check_finite(ck.path, ck.tensors, side)
+    return ck, train, side
+
+
+def check_train_state(folder: str | os.PathLike[str], *, kind: str | None = None) -> int:
+    """The step of the train state in ``folder`` once it is whole as ``--resume`` reads it (:func:`load_train_state`:
+    its config, weights and optimizer file read in full, every tensor finite); a :class:`CheckpointError` naming the
+    file and what is wrong otherwise. Nothing is built and no random state is touched: it says whether a resume
+    can start from it. A folder a save killed between its two renames left as its backup is read there.
+
+    >>> import torch, tempfile, os
+    >>> m = torch.nn.Linear(2, 2)
+    >>> check_train_state(save_train_state(os.path.join(tempfile.mkdtemp(), "s"), kind="demo", config={}, model=m,
+    ...                                    optimizer=None, step=3))
+    3
+    """
+    return int(_read_state(folder, kind)[1]["step"])
+
+
 def load_train_state(
     folder: str | os.PathLike[str],
     *,
@@ -221,18 +266,7 @@ def load_train_state(
     Returns ``{"step", "extra", "extra_tensors", "config", "provenance"}``. A state holding a NaN or inf (weights,
     optimizer moments, extra tensors) is refused, before anything is filled.
     """
-    ck = load_checkpoint(folder, kind=kind)
-    train = ck.meta.get("train")
-    if not isinstance(train, dict):
-        raise CheckpointError(f"checkpoint {ck.path} holds weights only, no training state to resume")
-    side_path = ck.path / OPTIMIZER_NAME
-    if not side_path.is_file():
-        raise CheckpointError(f"checkpoint {ck.path} has no {OPTIMIZER_NAME} to resume from")
-    try:
-        side = load_file(str(side_path))
-    except Exception as e:  # safetensors raises its own error type, or OSError/ValueError
-        raise CheckpointError(f"checkpoint {ck.path}: {OPTIMIZER_NAME} is unreadable ({e})") from e
-    _check_finite(ck.path, ck.tensors, side)
+    ck, train, side = _read_state(folder, kind)
     load_state_dict_checked(model, ck.tensors, where=ck.path)
     if optimizer is not None:
         if train.get("optimizer") is None:
