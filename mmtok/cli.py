@@ -202,17 +202,21 @@ def _resolution(text: str) -> tuple[int, int]:
 
 
 def _duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``5m``, ``1.5h``, ``m:ss`` or ``h:mm:ss`` (minutes and seconds after the
-    first part below 60, no part negative)."""
+    """Seconds from ``90``, ``90s``, ``5m``, ``1.5h``, ``m:ss`` or ``h:mm:ss`` (whole hours and minutes, minutes and
+    seconds after the first part below 60, a fraction only on the seconds, no sign)."""
     bad = argparse.ArgumentTypeError(f"duration takes seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss, got {text!r}")
     try:
         if ":" in text:
-            parts = [float(part) for part in text.split(":")]
-            if len(parts) > 3 or min(parts) < 0 or max(parts[1:]) >= 60:
+            parts = [part.strip() for part in text.split(":")]
+            if (len(parts) > 3 or not all(part.isdigit() for part in parts[:-1])
+                    or not parts[-1].replace(".", "", 1).isdigit()):
+                raise bad
+            values = [float(part) for part in parts]
+            if max(values[1:]) >= 60:
                 raise bad
             seconds = 0.0
-            for part in parts:
-                seconds = seconds * 60 + part
+            for value in values:
+                seconds = seconds * 60 + value
             return seconds
         scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:].lower(), None)
         return float(text[:-1]) * scale if scale else float(text)
@@ -370,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
     ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size); "
                      "not for gemini (a fixed count) or mmtok (its image tokenizer's)")
-    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame")
+    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame, "
+                     "in place of the preset's (lwm's 1, mmtok's <eof>; mmtok's <eol> per row stays); per latent "
+                     "frame for cosmos (one per 8 frames)")
     ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
     ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
     ctx.add_argument("--kv-dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp8", "int8"], help="KV-cache element type")

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmtok._version import __version__
@@ -41,7 +42,8 @@ from mmtok.data.media_files import (
     write_marked_image,
     write_marked_sound,
 )
-from mmtok.pretrained import load_tokenizer, model_version
+from mmtok.pretrained import load_tokenizer, model_version, rate_keywords, vocoder_keywords
+from mmtok.stream.vocab import tokenizer_fingerprint
 
 __all__ = ["add_commands", "decode_main", "encode_main"]
 
@@ -51,11 +53,12 @@ MARK = "mmtok decode"  # in every file decode writes (PNG Software text, WAV sof
 
 
 def _meta(tok: Any, kind: str, model: str, fingerprint: str) -> dict[str, Any]:
-    """What a code file records of the model ``tok`` that made it (``fingerprint``: ``tok.fingerprint``)."""
+    """What a code file records of the model ``tok`` that made it (``fingerprint``: :meth:`_Models.fingerprint`)."""
     meta = {"kind": kind, "model": model, "model_version": model_version(tok), "fingerprint": fingerprint,
             "codebook_size": int(tok.codebook_size), "mmtok_version": __version__}
-    if kind == "audio":
-        meta |= {"sample_rate": int(tok.sample_rate), "tokens_per_second": int(tok.tokens_per_second)}
+    if kind == "audio":  # a rate such as 12.5 tokens per second kept whole: the soundtrack's length is checked by it
+        rate = float(tok.tokens_per_second)
+        meta |= {"sample_rate": int(tok.sample_rate), "tokens_per_second": int(rate) if rate.is_integer() else rate}
     if kind == "video":
         meta["fps"] = float(tok.fps)
     return meta
@@ -80,16 +83,25 @@ class _Models:
         return self.loaded[kind]
 
     def fingerprint(self, kind: str) -> str:
-        """The ``fingerprint`` of the model of ``kind`` (loading it if need be), computed on first use and kept."""
+        """The fingerprint of the model of ``kind`` (loading it if need be; :func:`~mmtok.stream.vocab.
+        tokenizer_fingerprint`: its own, or a hash of a module's state), computed on first use and kept. A tokenizer
+        with neither stops the run: decode could not tell its codes from another's."""
         if kind not in self.fingerprints:
-            self.fingerprints[kind] = self(kind).fingerprint
+            tok = self(kind)
+            try:
+                self.fingerprints[kind] = tokenizer_fingerprint(tok)
+            except MmtokError as e:
+                raise StopRun(f"--{kind} {self.names[kind]} gives a {type(tok).__name__}, which has no fingerprint: "
+                              "give it a `fingerprint` string that changes whenever its codes would "
+                              "(mmtok.core.protocol), so that a code file names the model that made it") from e
         return self.fingerprints[kind]
 
     def load_all(self, kinds: set[str]) -> None:
-        """Load the model of each of ``kinds`` now (a :class:`StopRun` for the first that cannot load)."""
+        """Load the model of each of ``kinds`` now, and its fingerprint (a :class:`StopRun` for the first that cannot
+        load or has none)."""
         for kind in self.names:
             if kind in kinds:
-                self(kind)
+                self.fingerprint(kind)
 
 
 def _code_head(path: Path) -> tuple[str, bool] | None:
@@ -138,7 +150,7 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
         what = f"{codes.shape[0]} frames of {grid} of tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
         if sound is not None and sound[0].numel():
-            audio_codes = sound_tok.encode(sound[0], sample_rate=sound[1])
+            audio_codes = sound_tok.encode(sound[0], **rate_keywords(sound_tok, sound[1]))
             seconds = round(audio_codes.numel() / sound_tok.tokens_per_second, 3)
             sound_meta = _meta(sound_tok, "audio", models.names["audio"], models.fingerprint("audio"))
             meta["audio"] = sound_meta | {"seconds": seconds}
@@ -146,6 +158,11 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
             audio_codes = audio_codes.cpu().numpy()
     target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
+
+
+def _tensor(codes: np.ndarray) -> torch.Tensor:
+    """Codes from a code file as a tensor: integers of any width and byte order (a big-endian file's too)."""
+    return torch.from_numpy(codes.astype(codes.dtype.newbyteorder("="), copy=False))
 
 
 def _is_code_file(path: Path) -> bool:
@@ -185,6 +202,10 @@ def _check_model(path: Path, meta: dict[str, Any], models: _Models, kind: str) -
     fingerprint, was, given = models.fingerprint(kind), meta.get("fingerprint"), models.names[kind]
     if was == fingerprint:
         return
+    if not isinstance(was, str):
+        raise UsageError(f"{path}: its meta records no fingerprint of the {kind} model that made it ({was!r}), so "
+                         f"decode cannot tell whether the one given ({given}) did; encode "
+                         f"{meta.get('source') or 'the original'} again (mmtok encode records it)")
     made_by = meta.get("model")
     if _same_model(made_by, given):
         raise UsageError(
@@ -207,23 +228,24 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     _check_model(path, meta, models, kind)
     stem = path.name.removesuffix(CODES_SUFFIX)
     if kind == "image":
-        img = tok.decode(torch.from_numpy(codes))  # (3, H, W) in [0, 1]
+        img = tok.decode(_tensor(codes))  # (3, H, W) in [0, 1]
         target = write_marked_image(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", img, MARK)
         return f"{path} -> {target}: {img.shape[-1]}×{img.shape[-2]} image (width × height in pixels)"
     if kind == "audio":
-        wave = tok.decode(torch.from_numpy(codes), vocoder=vocoder)
+        wave = tok.decode(_tensor(codes), **vocoder_keywords(tok, vocoder, models.names[kind]))
         target = write_marked_sound(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}", wave, int(tok.sample_rate), MARK,
                                     subtype="FLOAT", fmt="WAV")  # 32-bit float: nothing clipped
         return f"{path} -> {target}: {wave.numel() / tok.sample_rate:g} s at {tok.sample_rate} Hz"
     from mmtok.video.write import write_video
 
     chunks = getattr(tok, "decode_chunks", None)  # decoded as they are written: the clip is never held whole
-    frames = (chunks or tok.decode)(torch.from_numpy(codes))  # chunks (n, 3, H, W), or (T, 3, H, W)
+    frames = (chunks or tok.decode)(_tensor(codes))  # chunks (n, 3, H, W), or (T, 3, H, W)
     wave, rate, what = None, None, ""
     if audio_codes is not None:
         sound_tok = models("audio")
         _check_model(path, meta.get("audio") or {}, models, "audio")
-        wave, rate = sound_tok.decode(torch.from_numpy(audio_codes), vocoder=vocoder), int(sound_tok.sample_rate)
+        wave = sound_tok.decode(_tensor(audio_codes), **vocoder_keywords(sound_tok, vocoder, models.names["audio"]))
+        rate = int(sound_tok.sample_rate)
         what = f" with {wave.numel() / rate:g} s of sound"
     fps = float(meta["fps"])  # a number above 0: load_codes checked it
     target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
@@ -298,6 +320,7 @@ def decode_main(args: argparse.Namespace) -> int:
     refuse_foreign(pairs, lambda path, out: _decoded_target(path, out, heads[path]), _is_decoded,
                    "was not written by 'mmtok decode'")
     models.load_all(_code_kinds(heads))
-    if "audio" in models.loaded:
-        check_vocoder_flag(args.vocoder, models.names["audio"], models("audio").cfg)
+    if "audio" in models.loaded:  # a tokenizer of one's own (package.module:callable) may have no cfg and no vocoder
+        vocoder_keywords(models("audio"), args.vocoder, models.names["audio"])
+        check_vocoder_flag(args.vocoder, models.names["audio"], getattr(models("audio"), "cfg", None))
     return run_each(pairs, lambda path, out: _decode_one(path, out, models, args.vocoder))

@@ -9,7 +9,7 @@ encoder read:
 
 - an image: PSNR and SSIM against ``tok.preprocess(file)`` (the tokenizer's size policy);
 - a sound: STOI and wideband PESQ (with ``pystoi`` and ``pesq``: ``pip install mmtok[eval]``), the log-mel L1 (the tokenizer's own
-  log-mel of the decoded sound against the original's; always), and with ``--dnsmos`` DNSMOS P.835
+  log-mel of the decoded sound against the original's; none for one without ``log_mel``), and with ``--dnsmos`` DNSMOS P.835
   of the decoded sound and of the original (``speechmos`` and ``onnxruntime``), all at 16 kHz, against
   the file read as mono at the tokenizer's rate;
 - a video: PSNR and SSIM over the frames the tokenizer samples, and its soundtrack as a sound.
@@ -61,7 +61,14 @@ from mmtok.data.media_files import (
     refuse_foreign,
     run_each,
 )
-from mmtok.pretrained import is_callable_spec, load_config, load_tokenizer, model_version
+from mmtok.pretrained import (
+    is_callable_spec,
+    load_config,
+    load_tokenizer,
+    model_version,
+    rate_keywords,
+    vocoder_keywords,
+)
 
 __all__ = ["METRICS", "PLOT_MARK", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target",
            "score_audio", "score_image", "score_video"]
@@ -75,6 +82,9 @@ METRICS = {  # kind -> (key, how it is shown, higher is better), in the order th
               ("dnsmos_ovrl", "DNSMOS OVRL {:.2f}", True), ("logmel_l1", "log-mel L1 {:.3f}", False)),
 }
 EXTRA = ("dnsmos_sig", "dnsmos_bak", "original_dnsmos_ovrl")  # averaged and paired too, not in the table
+NEEDS = {"image": (("preprocess",), "scores the decoded picture against tok.preprocess(FILE), what encode reads"),
+         "video": (("frames", "expand", "image"), "scores each frame through tok.frames, tok.expand and tok.image"),
+         "audio": (("sample_rate",), "reads each sound at tok.sample_rate")}  # what scoring uses beyond the protocol
 PLOT_MARK = "mmtok eval"  # in every plot --plot draws (PNG: Software; PDF, SVG, PS: Creator): the files it replaces
 
 
@@ -108,15 +118,18 @@ def score_video(tok: Any, path: Path) -> tuple[dict[str, float], torch.Tensor]:
 def score_audio(tok: Any, wave: torch.Tensor, *, vocoder: str = "auto", with_dnsmos: bool = False
                 ) -> tuple[dict[str, float], torch.Tensor]:
     """``(scores, codes)`` of mono samples ``wave`` at ``tok.sample_rate`` through ``tok``: ``logmel_l1``
-    always; ``stoi`` and ``pesq_wb`` where their packages are installed and the clip can be scored;
-    DNSMOS of the decoded sound and of ``wave`` with ``with_dnsmos``; ``seconds``."""
+    where the tokenizer has a ``log_mel`` (every mmtok one); ``stoi`` and ``pesq_wb`` where their packages are
+    installed and the clip can be scored; DNSMOS of the decoded sound and of ``wave`` with ``with_dnsmos``;
+    ``seconds``. A tokenizer whose ``encode`` or ``decode`` takes no ``sample_rate`` or ``vocoder`` is called
+    without (:func:`~mmtok.pretrained.rate_keywords`, :func:`~mmtok.pretrained.vocoder_keywords`)."""
     rate = int(tok.sample_rate)
-    codes = tok.encode(wave, sample_rate=rate)
+    codes = tok.encode(wave, **rate_keywords(tok, rate))
     with torch.inference_mode():
-        deg = tok.decode(codes, vocoder=vocoder).float().cpu()
+        deg = tok.decode(codes, **vocoder_keywords(tok, vocoder)).float().cpu()
         deg = fit_length(deg, wave.numel())
-        out: dict[str, float] = {"seconds": round(wave.numel() / rate, 3),
-                                 "logmel_l1": float((tok.log_mel(deg) - tok.log_mel(wave)).abs().mean())}
+        out: dict[str, float] = {"seconds": round(wave.numel() / rate, 3)}
+        if hasattr(tok, "log_mel"):
+            out["logmel_l1"] = float((tok.log_mel(deg) - tok.log_mel(wave)).abs().mean())
     ref16, deg16 = (wave, deg) if rate == SCORE_RATE else (
         load_audio(x, rate, target_rate=SCORE_RATE, max_seconds=None) for x in (wave, deg))
     out |= speech_scores(ref16, deg16)
@@ -156,7 +169,12 @@ class Evaluation:
         if not is_callable_spec(name):
             return load_config(name, kind=kind)
         if (kind, name) not in self.built:
-            self.built[kind, name] = load_tokenizer(name, kind=kind)
+            tok = load_tokenizer(name, kind=kind)
+            needs, why = NEEDS[kind]
+            if missing := [n for n in needs if not hasattr(tok, n)]:
+                raise UsageError(f"tokenizer {name!r} gives a {type(tok).__name__}, which has no "
+                                 f"{', '.join(missing)}: mmtok eval {why}")
+            self.built[kind, name] = tok
         return getattr(self.built[kind, name], "cfg", None)
 
     def of(self, kind: str) -> list[_Model]:
@@ -270,7 +288,8 @@ def _fmt_row(r: dict[str, Any]) -> str:
 
 def _fmt_summary(s: dict[str, Any]) -> str:
     shown = _shown(s, s["summary"])
-    partial = [f"{k.removesuffix('_files')} on {v} of them" for k, v in s.items() if k.endswith("_files")]
+    labels = {key: how.split(" {")[0] for key, how, _ in METRICS[s["summary"]]}  # as the table names them
+    partial = [f"{labels[k.removesuffix('_files')]} on {v} of them" for k, v in s.items() if k.endswith("_files")]
     return (f"{s['summary']} · {s['model']}: {s['files']} file{'s' * (s['files'] != 1)}"
             + (f" ({', '.join(partial)})" if partial else "") + ": " + ", ".join(shown)
             + f"; {s['codes_used']:,} of {s['codebook_size']:,} codes on {s['tokens']:,} tokens"
@@ -454,6 +473,8 @@ def eval_main(args: argparse.Namespace) -> int:
                 raise UsageError(f"--{kind} {name}: {e}") from e
     if "audio" in file_kinds(files):  # sounds, or videos' soundtracks: refused once here, not once per file
         for name in names["audio"]:
+            if ("audio", name) in ev.built:  # one's own tokenizer: its decode may take no vocoder
+                vocoder_keywords(ev.built["audio", name], args.vocoder, name)
             check_vocoder_flag(args.vocoder, name, ev.config("audio", name))
 
     def one(path: Path, _out: Path) -> str:

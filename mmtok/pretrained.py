@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -29,7 +30,7 @@ from torch import nn
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config
 from mmtok.core.checkpoint_folder import locate
 from mmtok.core.device import pick_device
-from mmtok.core.errors import CheckpointError
+from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.module_io import (
     carried_provenance,
     load_module,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported 
     from mmtok.video.tokenizer import VideoTokenizer
 
 __all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",
-           "model_version", "native_image_tokenizer", "save"]
+           "model_version", "native_image_tokenizer", "rate_keywords", "save", "takes_keyword", "vocoder_keywords"]
 
 
 def available() -> list[str]:
@@ -58,11 +59,21 @@ def available() -> list[str]:
     return sorted(names)
 
 
+def _shipped_image() -> Path:
+    """The folder of the shipped image tokenizer, which ``"video"`` is built from: never an ``image/`` checkpoint of
+    the working folder (which ``load("image")`` would take), so ``"video"`` is the same model wherever it is loaded."""
+    folder = models_dir() / "image"
+    if not (folder / CONFIG_NAME).is_file():
+        raise CheckpointError("'video' is the shipped image tokenizer at 1 frame per second, and this mmtok ships no "
+                              f"image tokenizer (shipped: {shipped_names() or 'none'})")
+    return folder
+
+
 def _shipped_video(device: Any) -> Any:
     """``load("video")``: the shipped image tokenizer on every frame at 1 frame per second."""
     from mmtok.video.tokenizer import VideoTokenizer
 
-    image = load("image")
+    image = load(_shipped_image(), kind="image")
     module = VideoTokenizer(image, fps=1.0).eval()
     module.provenance = {"built_from": "image", "fps": 1.0}  # type: ignore[assignment]
     module.checkpoint_label = f"video: {image.checkpoint_label} at 1 fps"  # type: ignore[assignment]
@@ -110,6 +121,19 @@ def default_config(kind: str) -> Any:
     1024
     """
     return _kind_class(kind).CONFIG_CLASS()  # type: ignore[attr-defined]
+
+
+def _check_request(name_or_path: Any, kind: Any) -> None:
+    """A ``TypeError`` for a ``name_or_path`` that is neither a str nor an ``os.PathLike``, and a
+    :class:`CheckpointError` for a ``kind`` that is no checkpoint kind (a typo would otherwise read as a
+    checkpoint of the wrong kind), before anything is read."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a shipped name ({', '.join(available()) or 'none shipped'}) or a "
+                        f"checkpoint folder, as a str or os.PathLike; got {type(name_or_path).__name__} "
+                        f"{name_or_path!r:.60}")
+    if kind is not None and kind not in (*KINDS, LM_KIND):
+        raise CheckpointError(f"kind {kind!r} is not a kind of checkpoint: give one of {', '.join(KINDS)}, or None "
+                              "to take whatever the checkpoint holds")
 
 
 def _is_shipped_video(name_or_path: str | os.PathLike[str]) -> bool:
@@ -166,12 +190,13 @@ def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None
     >>> load_config(folder).codebook_size
     8
     """
+    _check_request(name_or_path, kind)
     if _is_shipped_video(name_or_path):
         if kind not in (None, "video"):
             raise CheckpointError(f"'video' is a checkpoint of kind 'video', not {kind!r}")
         from mmtok.video.tokenizer import VideoTokenizerConfig
 
-        return VideoTokenizerConfig(fps=1.0, image=load_config("image", kind="image"))
+        return VideoTokenizerConfig(fps=1.0, image=load_config(_shipped_image(), kind="image"))
     folder, meta = _read_checkpoint(name_or_path, kind)
     if meta["kind"] == "text":
         raise CheckpointError(f"{folder} is a text tokenizer (a BPE vocabulary): it has no config object; "
@@ -206,7 +231,8 @@ def load(
 
     Only a str without a folder separator is taken as a shipped name; a :class:`pathlib.Path` is always
     a folder (:func:`~mmtok.core.module_io.resolve_checkpoint`). ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
-    1 frame per second (build your own for other rates or ``temporal="repeat"``).
+    1 frame per second (build your own for other rates or ``temporal="repeat"``), even where the working folder
+    holds an ``image/`` checkpoint of its own. ``kind`` (one of :data:`KINDS`) refuses a checkpoint of another kind.
 
     The module comes back in eval mode, on ``device`` (default CPU). A folder of
     kind ``"text"`` gives a :class:`mmtok.stream.text.BPETokenizer` (not a module); one of
@@ -215,6 +241,7 @@ def load(
     :class:`~mmtok.core.errors.DeviceError` before anything is read. For type checkers, the shipped names
     ``"image"``, ``"audio"`` and ``"video"`` give an ImageTokenizer, AudioTokenizer and VideoTokenizer.
     """
+    _check_request(name_or_path, kind)
     device = _checked_device(device)
     if _is_shipped_video(name_or_path):
         if kind not in (None, "video"):
@@ -229,12 +256,16 @@ def load(
 
 
 def is_callable_spec(spec: str) -> bool:
-    """Whether a MODEL argument names ``package.module:callable`` (it holds a ``:`` and is no path that exists).
+    """Whether a MODEL argument names ``package.module:callable``: dotted Python names, a ``:`` and a name, and no
+    path that exists. Anything else with a ``:`` is a path (``runs/2026-12-04T10:30/model``), refused as one when
+    nothing is there.
 
-    >>> is_callable_spec("vt:make"), is_callable_spec("image")
-    (True, False)
+    >>> is_callable_spec("vt:make"), is_callable_spec("image"), is_callable_spec("runs/10:30/model")
+    (True, False, False)
     """
-    return ":" in spec and not os.path.exists(spec)
+    module, colon, attr = spec.partition(":")
+    return (bool(colon) and attr.isidentifier() and all(part.isidentifier() for part in module.split("."))
+            and not os.path.exists(spec))
 
 
 def _built(spec: str, error: type[Exception]) -> Any:
@@ -284,6 +315,47 @@ def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception]
     if kind is not None and isinstance(built_kind, str) and built_kind != kind:
         raise error(f"tokenizer {spec!r} gives a {type(tok).__name__} of kind {built_kind!r}, not {kind!r}")
     return tok
+
+
+def takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword argument ``name`` (it names it, or takes ``**kwargs``); one whose signature
+    cannot be read is taken to. A MODEL argument's tokenizer (:func:`load_tokenizer`) need only keep the
+    :class:`~mmtok.core.protocol.MediaTokenizer` contract, whose ``encode`` and ``decode`` take the medium alone:
+    the commands pass a keyword such as ``sample_rate`` only to those that take it.
+
+    >>> takes_keyword(lambda codes, *, vocoder="auto": codes, "vocoder"), takes_keyword(lambda codes: codes, "vocoder")
+    (True, False)
+    """
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+               for p in params)
+
+
+def rate_keywords(tok: Any, rate: int) -> dict[str, int]:
+    """The keyword arguments with which the audio tokenizer ``tok`` encodes samples read at its own rate ``rate``:
+    ``{"sample_rate": rate}`` where its ``encode`` takes one, none where it takes the samples alone."""
+    return {"sample_rate": rate} if takes_keyword(tok.encode, "sample_rate") else {}
+
+
+def vocoder_keywords(tok: Any, vocoder: str, name: str | None = None) -> dict[str, str]:
+    """The keyword arguments by which the audio tokenizer ``tok`` (``--audio name``) decodes as ``--vocoder vocoder``
+    asks: ``{"vocoder": vocoder}`` where its ``decode`` takes one; none where it does not and ``vocoder`` is
+    ``"auto"`` (it decodes its own way); a :class:`UsageError` for another choice, which it cannot make.
+
+    >>> class Tones:
+    ...     def decode(self, codes): ...
+    >>> vocoder_keywords(Tones(), "auto")
+    {}
+    """
+    if takes_keyword(tok.decode, "vocoder"):
+        return {"vocoder": vocoder}
+    if vocoder == "auto":
+        return {}
+    raise UsageError(f"--vocoder {vocoder}: the audio tokenizer {name or type(tok).__name__} decodes its own way (its "
+                     "decode takes no vocoder); leave --vocoder out")
 
 
 def _checked_device(device: Any) -> Any:

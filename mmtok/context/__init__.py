@@ -1,8 +1,8 @@
 """Context budgets: how many tokens a video costs, and what that length costs to train.
 
 :mod:`~mmtok.context.planner` is arithmetic only: tokens per frame, window fit,
-KV-cache memory and attention cost from numbers and published presets (it reads
-no model files); :mod:`~mmtok.context.shipped` fills in the numbers of mmtok's
+KV-cache memory and attention cost from numbers and the published presets of
+:mod:`~mmtok.context.presets` (it reads no model files); :mod:`~mmtok.context.shipped` fills in the numbers of mmtok's
 shipped tokenizers (the ``"mmtok"`` preset) and is the ``plan`` users call;
 :mod:`~mmtok.context.growth` measures forward+backward time and memory against length.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -59,14 +60,70 @@ def _config(model: str | ModelConfig, vocab_size: int, tokens: int) -> ModelConf
     return ModelConfig.preset(model, vocab_size=vocab_size, max_seq_len=tokens) if isinstance(model, str) else model
 
 
+def _whole(value: Any, what: str, least: int) -> int:
+    """``value`` as an int once it is a whole number of at least ``least``; else a ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{what} must be a whole number of at least {least}, got {value!r}")
+    return int(value)
+
+
+def _check_ids(model: str | ModelConfig, ids: Any, vocab_size: int, least: int) -> None:
+    """A ValueError unless ``ids`` is a 1-D integer tensor of at least ``least`` ids, each below the vocabulary the
+    step's model has (``vocab_size``, or a :class:`ModelConfig`'s own)."""
+    if isinstance(model, ModelConfig):
+        vocab, whose = model.vocab_size, "the ModelConfig's vocab_size"
+    else:
+        vocab, whose = _whole(vocab_size, "vocab_size", 1), "vocab_size"
+    if (not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype == torch.bool
+            or ids.dtype.is_floating_point or ids.dtype.is_complex):
+        got = f"a {ids.dim()}-D {ids.dtype} tensor" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"ids must be a 1-D tensor of integer token ids [L], got {got}")
+    if ids.numel() < least:
+        why = "a step predicts each token from the ones before it" if least > 1 else "repeated to each length"
+        raise ValueError(f"ids must hold at least {least} token id{'s' if least > 1 else ''} ({why}), "
+                         f"got {ids.numel()}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab:
+        raise ValueError(f"ids must lie in [0, {vocab}) ({whose}), got ids from {low} to {high}; "
+                         f"pass a vocabulary of at least {high + 1} ids")
+
+
+def _checked_lengths(model: str | ModelConfig, lengths: Any) -> dict[str, list[int]]:
+    """``lengths`` per backend, each a whole number of at least 2 tokens, shortest first and once each (the memory
+    estimate of a length scales from the shorter ones, and a length that does not fit stops the longer ones)."""
+    if not isinstance(lengths, Mapping) or not lengths:
+        raise ValueError(f"lengths must map a backend {BACKENDS} to sequence lengths, e.g. {{'sdpa': [256, 512]}}, "
+                         f"got {lengths!r}")
+    out: dict[str, list[int]] = {}
+    for backend, series in lengths.items():
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if isinstance(series, (str, bytes)) or not isinstance(series, Sequence):
+            raise ValueError(f"lengths[{backend!r}] must be a list of sequence lengths, got {series!r}")
+        out[backend] = sorted({_whole(n, f"lengths[{backend!r}]: each length (tokens a step reads)", 2)
+                               for n in series})
+        longest = max(out[backend], default=0)
+        if isinstance(model, ModelConfig) and longest - 1 > model.max_seq_len:
+            raise ValueError(f"lengths[{backend!r}] reaches {longest:,} tokens, past what the ModelConfig's "
+                             f"max_seq_len {model.max_seq_len:,} lets a step read ({model.max_seq_len + 1:,}); "
+                             "raise its max_seq_len or pass a preset name")
+    return out
+
+
 def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, vocab_size: int,
                  device: torch.device | str = "cpu", *, repeats: int = 1) -> dict[str, float]:
     """Forward+backward over ``ids`` ``[L]``, ``repeats`` times: ``seconds`` (the fastest), ``peak_mib``
-    (the largest) and ``train_flops``."""
+    (the largest) and ``train_flops``. ``ids`` holds at least 2 integer ids below ``vocab_size`` (a
+    :class:`ModelConfig`'s own vocabulary and length when ``model`` is one); ``repeats`` is at least 1."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _check_ids(model, ids, vocab_size, 2)
+    repeats = _whole(repeats, "repeats", 1)
+    if isinstance(model, ModelConfig) and ids.numel() - 1 > model.max_seq_len:
+        raise ValueError(f"ids hold {ids.numel():,} tokens, past what the ModelConfig's max_seq_len "
+                         f"{model.max_seq_len:,} lets a step read ({model.max_seq_len + 1:,})")
     device = torch.device(device)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
@@ -79,7 +136,7 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                     else torch.autocast("cpu", enabled=False))
         seconds, peak = math.inf, 0.0
-        for _ in range(max(1, repeats)):
+        for _ in range(repeats):
             net.zero_grad(set_to_none=True)
             _trim()
             with PeakMemory(device) as mem:
@@ -262,15 +319,22 @@ def measure_growth(model: str | ModelConfig, lengths: Mapping[str, Sequence[int]
                    repeats: int = REPEATS, progress: Callable[[Any], Any] = iter) -> Growth:
     """Step time and peak memory of ``model`` over ``lengths`` per backend (``{"sdpa": [256, ...]}``).
 
-    ``ids`` (repeated as needed) feed every length. A length whose estimated peak
-    (:func:`estimate_peak_mib`), on top of the memory in use, would pass
-    ``max_memory_gb`` GiB is skipped with the reason, and so are the longer ones
-    of its series. ``progress`` wraps the list of jobs (e.g. ``tqdm``).
+    ``ids`` (a 1-D tensor of ids below ``vocab_size``, repeated as needed) feed every length. Each
+    series runs shortest first, each length (a whole number of at least 2 tokens) once. A length
+    whose estimated peak (:func:`estimate_peak_mib`), on top of the memory in use, would pass
+    ``max_memory_gb`` GiB (a finite number above 0) is skipped with the reason, and so are the longer
+    ones of its series. ``progress`` wraps the list of jobs (e.g. ``tqdm``). Arguments out of range
+    are a ValueError before any step runs.
     """
+    series = _checked_lengths(model, lengths)
+    _check_ids(model, ids, vocab_size, 1)
+    if not (isinstance(max_memory_gb, numbers.Real) and math.isfinite(max_memory_gb) and max_memory_gb > 0):
+        raise ValueError(f"max_memory_gb must be a finite number of GiB above 0, got {max_memory_gb!r}")
+    repeats = _whole(repeats, "repeats", 1)
     device = torch.device(device)
     out = Growth(max_memory_gb=max_memory_gb)
-    measure_step(model, next(iter(lengths)), ids[:64].repeat(2), vocab_size, device)  # first-call overheads
-    jobs = [(b, n) for b in lengths for n in lengths[b]]
+    measure_step(model, next(iter(series)), ids[:64].repeat(2), vocab_size, device)  # first-call overheads
+    jobs = [(b, n) for b in series for n in series[b]]
     stopped: dict[str, int] = {}
     with out.load:
         for backend, n in progress(jobs):
@@ -296,12 +360,19 @@ def plot_tokens_vs_minutes(path: str | Path, *, measured: Sequence[tuple[float, 
                            measured_label: str = "measured", max_minutes: float = 180.0) -> Path:
     """Tokens vs minutes of video for every planner preset, with the context windows as lines.
 
-    ``measured``: (seconds of video, stream tokens) points drawn on top. Needs matplotlib (a
-    :class:`~mmtok.core.errors.UsageError` before drawing without it).
+    ``measured``: (seconds of video, stream tokens) points drawn on top; the minutes run from one second to
+    ``max_minutes`` (at most a year). Needs matplotlib (a :class:`~mmtok.core.errors.UsageError` before
+    drawing without it).
     """
-    from mmtok.context.planner import PRESETS, WINDOWS
+    from mmtok.context.planner import MAX_DURATION_S, WINDOWS
+    from mmtok.context.presets import PRESETS
     from mmtok.context.shipped import plan
 
+    longest = MAX_DURATION_S / 60
+    if isinstance(max_minutes, bool) or not (isinstance(max_minutes, numbers.Real)
+                                             and 1 < max_minutes * 60 <= MAX_DURATION_S):
+        raise ValueError(f"max_minutes must be a number above 1/60 (the plot starts at one second) and at most "
+                         f"{longest:,.0f} (a year), got {max_minutes!r}")
     plt = pyplot(f"plot_tokens_vs_minutes ({path})", required=True)
     minutes = np.geomspace(1 / 60, max_minutes, 80)
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -322,6 +393,20 @@ def plot_tokens_vs_minutes(path: str | Path, *, measured: Sequence[tuple[float, 
     return Path(path)
 
 
+def _length_ticks(lengths: Sequence[float], *, spread: float = 1.4) -> list[int]:
+    """The lengths to label on a log axis: each measured one, shortest first, leaving out any within ``spread``
+    times the last one labelled (their labels would run together).
+
+    >>> _length_ticks([512, 256, 1024, 1100, 256])
+    [256, 512, 1024]
+    """
+    out: list[int] = []
+    for n in sorted({int(n) for n in lengths if n > 0}):
+        if not out or n >= out[-1] * spread:
+            out.append(n)
+    return out
+
+
 def plot_cost_vs_length(path: str | Path, series: Mapping[str, Sequence[Mapping[str, float]]], *,
                         where: str) -> Path:
     """Step time and peak memory vs sequence length, log-log, one line per series (rows of measure_step)."""
@@ -336,8 +421,11 @@ def plot_cost_vs_length(path: str | Path, series: Mapping[str, Sequence[Mapping[
     a2.set(xscale="log", yscale="log", xlabel="sequence length (tokens)", ylabel="peak step memory (MiB)")
     from matplotlib.ticker import NullFormatter
 
+    ticks = _length_ticks([r["tokens"] for rows in series.values() for r in rows])
     for a in (a1, a2):
         a.grid(True, which="both", alpha=0.3)
+        if ticks:  # the lengths measured, by name: within one decade a log axis has no labelled tick at all
+            a.set_xticks(ticks, [f"{n:,}" for n in ticks], fontsize=8)
         a.xaxis.set_minor_formatter(NullFormatter())  # 3×10², 4×10², ... ran together
         if series:
             a.legend(fontsize=8)

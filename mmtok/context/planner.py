@@ -5,7 +5,7 @@ per frame / second / minute / total, says which context windows (8k ... 2M)
 hold it and how many seconds of such video each holds, and prices the length
 for a transformer size: KV-cache memory and attention FLOPs.
 
-Presets reproduce published rates (sources in :data:`PRESETS` and ``mmtok context --help``):
+Presets reproduce published rates (:mod:`~mmtok.context.presets`; sources in ``mmtok context --help``):
 
 - ``gemini``: 258 tokens per frame at 1 fps, 32 audio tokens per second.
 - ``lwm``: 257 tokens per frame (256 VQGAN codes of a 256×256 frame + 1 separator).
@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mmtok.context.presets import CUSTOM_SOURCE, PRESETS, Preset
 from mmtok.lm.model import ModelConfig
 
-__all__ = ["PRESETS", "WINDOWS", "ContextPlan", "Preset", "WindowFit", "count_params", "get_preset", "mmtok_preset",
-           "plan"]
+__all__ = ["WINDOWS", "ContextPlan", "WindowFit", "count_params", "get_preset", "mmtok_preset", "plan"]
 
 WINDOWS: dict[str, int] = {"8k": 8_192, "32k": 32_768, "128k": 131_072, "1M": 1_048_576, "2M": 2_097_152}
 KV_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}  # bytes per cached key/value element
@@ -47,61 +47,8 @@ FPS_RANGE = (0.001, 1_000.0)  # one frame per 1,000 s to a high-speed camera
 MAX_AUDIO_RATE = 1_000_000.0  # soundtrack tokens per second (raw 48 kHz samples are 48,000)
 MAX_SIDE = 65_536  # pixels per frame side, and pixels per token side
 MAX_OVERHEAD = 65_536  # separator tokens per frame
+MAX_TEMPORAL = 1_024  # frames per latent frame (a tubelet's depth)
 
-
-@dataclass(frozen=True)
-class Preset:
-    """A video tokenizer's token rate: a fixed count per frame, or a grid of downsampled patches."""
-
-    name: str
-    source: str  # where the published figure comes from
-    fps: float = 1.0  # frame rate the preset samples at by default
-    resolution: tuple[int, int] | None = (256, 256)  # (H, W) frames are resized to; None: fixed count
-    downsample: int = 16  # pixels per token side
-    temporal: int = 1  # frames per latent frame (tubelet depth); 1 = per-frame tokens
-    causal_first_frame: bool = False  # the first frame is a latent frame of its own (Cosmos, MAGVIT-2)
-    fixed_tokens_per_frame: int | None = None  # a count independent of resolution (Gemini)
-    fixed_size: str = ""  # why every frame is brought to ``resolution`` whatever its size ("": it is a knob)
-    tokens_per_row: int = 0  # separators per token row (mmtok's <eol>)
-    tokens_per_frame_overhead: int = 0  # separators per (latent) frame (LWM's, mmtok's <eof>)
-    tokens_per_video: int = 0  # markers per video (<bov> <eov>)
-    audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
-    tokens_per_audio: int = 0  # markers around a soundtrack that has tokens (mmtok's <boa> <eoa>)
-    note: str = ""  # how the figures were obtained
-    size_policy: str | None = None  # the image tokenizer's size policy (mmtok's); None: a published rate's own
-    # (width, height) -> the size a "native" size policy reduces a frame to (a plan counts its frames there)
-    working_size: Callable[[int, int], tuple[int, int]] | None = None
-    fixed_downsample: str = ""  # why ``downsample`` is not a knob (mmtok's: its image tokenizer's); "": it is one
-
-
-PRESETS: dict[str, Preset] = {
-    "gemini": Preset(
-        "gemini",
-        "Google AI, Gemini API docs 'Video understanding' / 'Understand and count tokens' "
-        "(ai.google.dev/gemini-api/docs): video at 1 fps, 258 tokens per frame, audio 32 tokens/s",
-        fps=1.0, resolution=None, fixed_tokens_per_frame=258, audio_tokens_per_second=32.0,
-    ),
-    "lwm": Preset(
-        "lwm",
-        "Liu et al. 2024, 'World Model on Million-Length Video and Language with Blockwise "
-        "RingAttention' (arXiv:2402.08268): VQGAN, 256 codes per 256x256 frame + 1 separator",
-        fps=1.0, resolution=(256, 256), downsample=16, tokens_per_frame_overhead=1,
-    ),
-    "chameleon": Preset(
-        "chameleon",
-        "Chameleon Team 2024, 'Chameleon: Mixed-Modal Early-Fusion Foundation Models' "
-        "(arXiv:2405.09818): 1,024 tokens per 512x512 image (16x downsampling, 8,192 codes)",
-        fps=1.0, resolution=(512, 512), downsample=16,
-    ),
-    "cosmos": Preset(
-        "cosmos",
-        "NVIDIA 2025, 'Cosmos World Foundation Model Platform' (arXiv:2501.03575), Cosmos-Tokenizer "
-        "DV8x16x16: 8x temporal, 16x16 spatial compression, 256 tokens per 8 frames at 256x256",
-        fps=24.0, resolution=(256, 256), downsample=16, temporal=8, causal_first_frame=True,
-    ),
-}
-PRESET_NAMES = (*PRESETS, "custom")
-CUSTOM_SOURCE = "your arguments: resolution, downsample, overheads"
 # how the interleaver lays video out (mmtok.stream.interleave): per frame h rows of w codes, each
 # row closed by <eol>, the frame by <eof>; <bov> ... <eov> around the video; <boa> ... <eoa> per soundtrack piece
 MMTOK_TOKENS_PER_ROW, MMTOK_TOKENS_PER_FRAME, MMTOK_TOKENS_PER_VIDEO, MMTOK_TOKENS_PER_AUDIO = 1, 1, 2, 2
@@ -215,10 +162,10 @@ class ContextPlan:
             ("source", self.source),
             ("duration", f"{self.duration_s:g} s at {self.fps:g} fps, {res}"),
             ("frames", f"{self.frames}" + (f" ({self.latent_frames} latent)" if self.latent_frames != self.frames else "")),
-            ("tokens / frame", f"{self.tokens_per_frame:,.2f}"),
-            ("tokens / second", f"{self.tokens_per_second:,.1f} (video {self.video_tokens_per_second:,.1f}"
-                                f" + audio {self.audio_tokens_per_second:,.1f})"),
-            ("tokens / minute", f"{self.tokens_per_minute:,.0f}"),
+            ("tokens / frame", _rate(self.tokens_per_frame, 2)),
+            ("tokens / second", f"{_rate(self.tokens_per_second, 1)} (video {_rate(self.video_tokens_per_second, 1)}"
+                                f" + audio {_rate(self.audio_tokens_per_second, 1)})"),
+            ("tokens / minute", _rate(self.tokens_per_minute, 0)),
             ("total tokens", f"{self.total_tokens:,} (video {self.video_tokens:,} + audio {self.audio_tokens:,})"),
             ("model", f"{self.model}: {self.n_params:,} parameters with a vocabulary of {self.vocab_size:,} ids"
                       + (f" ({self.vocab_source})" if self.vocab_source else "")),
@@ -246,10 +193,30 @@ def _bytes(n: float) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _rate(x: float, decimals: int) -> str:
+    """``x`` with ``decimals`` places, or three significant digits below 1 (a rate that is not 0 never shows as 0).
+
+    >>> _rate(46080.0, 0), _rate(0.032, 1), _rate(0.0, 1)
+    ('46,080', '0.032', '0.0')
+    """
+    return f"{x:.3g}" if 0 < abs(x) < 1 else f"{x:,.{decimals}f}"
+
+
 def _duration(s: float) -> str:
-    """``s`` seconds, rounded down (a window's "holds" shown must still fit)."""
+    """``s`` seconds, rounded down (a window's "holds" shown must still fit): ``none`` when not even one frame
+    fits, milliseconds or microseconds below a tenth of a second (which would show as ``0.0 s``).
+
+    >>> _duration(0.0), _duration(0.008), _duration(25.0), _duration(4e-6)
+    ('none', '8.0 ms', '25.0 s', '4.0 µs')
+    """
     if math.isinf(s):
         return "unlimited"
+    if s <= 0:
+        return "none"
+    if s < 1e-4:
+        return f"{math.floor(s * 1e7) / 10:.1f} µs"
+    if s < 0.1:
+        return f"{math.floor(s * 1e4) / 10:.1f} ms"
     if s >= 3600:
         return f"{math.floor(s / 36) / 100:.2f} h"
     if s >= 60:
@@ -317,7 +284,8 @@ def plan(
     (default: ``ModelConfig``'s; ``vocab_source`` says where the number comes from), or a
     :class:`~mmtok.lm.model.ModelConfig` (its own vocabulary); ``kv_dtype`` one of
     ``fp32 bf16 fp16 fp8 int8``. Frames are sampled at ``0, 1/fps, 2/fps, ... < duration``.
-    Each number must be finite and within a sane range (:data:`MAX_DURATION_S`, ...).
+    Each number must be finite and within a sane range (:data:`MAX_DURATION_S`, ...), a :class:`Preset`'s own
+    too (a ValueError names the preset and the field).
 
     >>> p = plan(8 / 24, preset="cosmos")  # 8 frames at 24 fps
     >>> p.frames, p.latent_frames, p.video_tokens
@@ -430,8 +398,32 @@ def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | i
         res = None  # a count independent of resolution
     elif res is None:
         raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
-    return replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
-                   audio_tokens_per_second=audio_rate)
+    return _checked(replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
+                            audio_tokens_per_second=audio_rate))
+
+
+def _checked(p: Preset) -> Preset:
+    """``p`` once each of its own numbers is in range (a :class:`Preset` built by hand is checked as the caller's
+    numbers are), held as the int or float it stands for; else a ValueError naming the preset and the field."""
+    def check(name: str, value: Any, lo: float, hi: float, integer: bool = True) -> Any:
+        return _number(value, f"preset {p.name!r}: {name}", lo, hi, integer=integer)
+
+    ints = {name: check(name, getattr(p, name), 0, MAX_OVERHEAD)
+            for name in ("tokens_per_row", "tokens_per_frame_overhead", "tokens_per_video", "tokens_per_audio")}
+    if p.fixed_tokens_per_frame is not None:
+        ints["fixed_tokens_per_frame"] = check("fixed_tokens_per_frame", p.fixed_tokens_per_frame, 1, MAX_SIDE**2)
+    res = p.resolution
+    if res is not None:
+        if isinstance(res, (str, bytes)) or not isinstance(res, Sequence) or len(res) != 2:
+            raise ValueError(f"preset {p.name!r}: resolution must be (H, W) or None, got {res!r}")
+        res = tuple(check("resolution (each side)", side, 1, MAX_SIDE) for side in res)
+    if not isinstance(p.causal_first_frame, bool):
+        raise ValueError(f"preset {p.name!r}: causal_first_frame must be True or False, got {p.causal_first_frame!r}")
+    return replace(p, fps=check("fps", p.fps, *FPS_RANGE, integer=False), resolution=res,
+                   audio_tokens_per_second=check("audio_tokens_per_second", p.audio_tokens_per_second, 0,
+                                                 MAX_AUDIO_RATE, integer=False),
+                   downsample=check("downsample", p.downsample, 1, MAX_SIDE),
+                   temporal=check("temporal", p.temporal, 1, MAX_TEMPORAL), **ints)
 
 
 def _refuse_fixed(p: Preset, what: str, fixed: str) -> None:

@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.context import planner
-from mmtok.context.planner import PRESETS, ContextPlan, Preset, mmtok_preset
+from mmtok.context.planner import ContextPlan, mmtok_preset
+from mmtok.context.presets import PRESETS, Preset
 from mmtok.core.checkpoint import CONFIG_NAME
-from mmtok.core.module_io import models_dir
+from mmtok.core.errors import CheckpointError
+from mmtok.core.module_io import resolve_checkpoint
 from mmtok.image.sizing import working_size
 from mmtok.lm.model import ModelConfig
-from mmtok.pretrained import available, default_config, load_config
+from mmtok.pretrained import default_config, load_config
 from mmtok.stream.text import ByteTokenizer
 from mmtok.stream.vocab import Vocabulary
 
@@ -39,12 +41,16 @@ MMTOK_HELP = ("mmtok: our shipped image tokenizer's rate, read from models/image
 
 
 def _folder(name_or_path: str | os.PathLike[str]) -> Path | None:
-    """The checkpoint folder a shipped name or a path stands for (None when there is none)."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return path
-    shipped = models_dir() / str(name_or_path)
-    return shipped if str(name_or_path) in available() and shipped.is_dir() else None
+    """The checkpoint folder a shipped name or a path stands for, by :func:`~mmtok.core.module_io.resolve_checkpoint`'s
+    rule (as ``mmtok.load`` finds it: a folder of pictures or recordings called ``image`` or ``audio`` in the working
+    folder does not hide the shipped checkpoint); None when there is none. A folder that is there but holds no
+    checkpoint is handed back, for :func:`~mmtok.pretrained.load_config` to say so."""
+    try:
+        return resolve_checkpoint(name_or_path)
+    except CheckpointError:
+        path = Path(name_or_path)
+        named = isinstance(name_or_path, str) and "/" not in name_or_path and os.sep not in name_or_path
+        return path if path.is_dir() and not named else None
 
 
 def _image_numbers(image: str | os.PathLike[str]) -> tuple[Any, str]:
@@ -67,7 +73,7 @@ def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
 
 def shipped_preset(image: str | os.PathLike[str] = "image",
                    audio: str | os.PathLike[str] | None = "audio") -> Preset:
-    """The ``"mmtok"`` :class:`~mmtok.context.planner.Preset` of an image and an audio tokenizer.
+    """The ``"mmtok"`` :class:`~mmtok.context.presets.Preset` of an image and an audio tokenizer.
 
     ``image`` and ``audio`` are shipped names or checkpoint folders (their configs are
     read, not their weights). Without an image checkpoint the default
