@@ -120,7 +120,11 @@ def test_resume_refuses_the_state_info_calls_damaged(image_runs: tuple[Path, lis
     weights.write_bytes(weights.read_bytes()[:1000])
     assert describe(run)["resume"].startswith("refused (exit 2)")
     assert cli(["train-tokenizer", "image", *args, "--out", str(run), "--resume"]) == 2
-    assert "model.safetensors" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "model.safetensors" in said
+    assert said.rstrip().endswith(  # before: the file and its problem, nothing on what to do
+        "; --resume cannot go on from this run: train into a new --out, or start a new run from its model with "
+        f"--init-from {run / 'model'} (a fresh schedule)")
 
 
 def test_a_damaged_model_is_named_and_the_state_still_described(image_runs: tuple[Path, list[str]],

@@ -93,6 +93,7 @@ from mmtok.core.divergence import (
     loss_not_finite,
 )
 from mmtok.core.module_io import save_module
+from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.run_folder import (
     TOKENIZER_MODEL_DIR,
     TOKENIZER_RUN_MARKS,
@@ -170,7 +171,8 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         print(note, file=sys.stderr)
     state = run.out / STATE_DIR
     if args.resume and (state / "config.json").is_file():
-        st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
+        with reading_state_to_resume(run.out, model_dir=MODEL_DIR):
+            st = load_train_state(state, model=tok, optimizer=run.opt, kind="audio")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
         run.groups_note, run.begun = st["extra"].get("codebook_groups"), Start.of(run.step, resumed=state)
         extra = dict(st["extra"])

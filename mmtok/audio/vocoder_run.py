@@ -81,6 +81,7 @@ from mmtok.core.module_io import (
     load_state_dict_checked,
     save_module,
 )
+from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     check_trained_on,
@@ -182,7 +183,8 @@ class Run:
         if note := warmup_note(args.warmup, args.steps, who=prefix):
             print(note, file=sys.stderr)
         if resuming:
-            st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
+            with reading_state_to_resume(self.out, model_dir=MODEL_DIR):
+                st = load_train_state(self.state_dir, model=self.voc, optimizer=self.opt, kind=Vocoder.KIND)
             self.step, self.elapsed = st["step"], float(st["extra"].get("elapsed", 0.0))
             self.best = float(st["extra"].get("best_score", st["extra"].get("best_mel_l1", math.inf)))
             self.best_step = st["extra"].get("best_step")  # None: saved before it was recorded

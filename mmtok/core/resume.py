@@ -15,13 +15,17 @@ run's own (at least the step it reached), and a given one may extend the run but
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from mmtok.core.errors import ResumeMismatchError
+from mmtok.core.checkpoint import CONFIG_NAME
+from mmtok.core.errors import CheckpointError, ResumeMismatchError
 from mmtok.core.module_io import checkpoint_source
 
-__all__ = ["check_decoder_only", "said", "setting_differences", "take_run_settings"]
+__all__ = ["check_decoder_only", "reading_state_to_resume", "said", "setting_differences", "take_run_settings"]
 
 
 
@@ -106,3 +110,17 @@ def check_decoder_only(parser: argparse.ArgumentParser, args: argparse.Namespace
     if not resumable:
         parser.error(f"--decoder-only trains on the codes of another tokenizer, and --resume finds no run in "
                      f"{args.out} to continue: give --init-from MODEL")
+
+
+@contextlib.contextmanager
+def reading_state_to_resume(out: str | os.PathLike[str], *, model_dir: str = "model") -> Iterator[None]:
+    """The read of a run's train state for ``--resume``, where a :class:`CheckpointError` (a file cut short,
+    unreadable or holding a NaN) gets what to do after the file and the problem: train into a new ``--out``, or,
+    when the run's exported model (``out/model_dir``) is there, start a new run from it with ``--init-from``."""
+    try:
+        yield
+    except CheckpointError as e:
+        model = Path(out) / model_dir
+        start = (f", or start a new run from its model with --init-from {model} (a fresh schedule)"
+                 if (model / CONFIG_NAME).is_file() else "")
+        raise CheckpointError(f"{e}; --resume cannot go on from this run: train into a new --out{start}") from e

@@ -54,6 +54,7 @@ from mmtok.core.errors import ImageError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
 from mmtok.core.module_io import load_module, save_module
+from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
@@ -293,7 +294,8 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
                [str(name_under(f, _data_root(args.data))) for f in files], show, gan, material=material)
     if resume:
-        st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
+        with reading_state_to_resume(out, model_dir=MODEL_DIR):
+            st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
         run.begun = Start.of(run.step, resumed=run.state_dir)
         if gan is not None:
