@@ -96,7 +96,8 @@ def test_load_run_refuses_a_gpu_that_is_not_here_before_reading(tmp_path: Path,
     for run in (tmp_path / "run", ck):
         with pytest.raises(DeviceError) as e:
             runs.load_run(run, device="cuda")
-        assert str(e.value) == "device 'cuda' asked for, but torch finds no CUDA GPU here; use --device cpu"
+        assert str(e.value) == ("device 'cuda' asked for, but torch finds no CUDA GPU here; use --device cpu "
+                                  "(device='cpu' from Python)")
 
 
 # --------------------------------------------------------------------------- 3: --band-weight's bands

@@ -49,12 +49,14 @@ __all__ = [
     "FORMAT_VERSION",
     "WEIGHTS_NAME",
     "Checkpoint",
+    "check_weights_kind",
     "config_from_dict",
     "config_to_dict",
     "load_checkpoint",
     "load_tensors",
     "read_config",
     "read_header",
+    "read_metadata",
     "save_checkpoint",
     "save_tensors",
     "write_refusal",
@@ -125,6 +127,12 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
+    if unknown and len(unknown) > len(set(data) & names):  # mostly another class's fields, not a newer version's
+        raise CheckpointError(
+            f"{where}: the config does not fit {cls.__name__}: {len(unknown)} of its {len(data)} field(s) are not "
+            f"its ({', '.join(unknown[:6])}{', ...' if len(unknown) > 6 else ''}); the config belongs to another kind of "
+            "model than the checkpoint's \"kind\" says, or the file was edited"
+        )
     if unknown:
         raise CheckpointError(
             f"{where}: unknown field(s) {unknown} for {cls.__name__}; "
@@ -226,7 +234,7 @@ def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 def _is_checkpoint(folder: Path) -> bool:
     """Whether ``folder`` holds an mmtok checkpoint (its config names our format), not just any config.json."""
     try:
-        return json.loads((folder / CONFIG_NAME).read_text()).get("format") == FORMAT_NAME
+        return json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8-sig")).get("format") == FORMAT_NAME
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -347,7 +355,7 @@ def _read_meta(folder: Path, kind: str | Iterable[str] | None) -> dict[str, Any]
     try:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {folder} has no {CONFIG_NAME}")
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM, as some editors save it, is no error
     except OSError as e:
         raise CheckpointError(f"checkpoint {folder}: cannot read {CONFIG_NAME} ({e.strerror or e})") from e
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
@@ -409,6 +417,32 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int,
             for name, entry in header.items() if name != "__metadata__"}
 
 
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file's header (a checkpoint's weights record their
+    ``kind`` there); ``{}`` for a file without them or whose header cannot be read (:func:`read_header` says why)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            if not 2 <= n <= MAX_HEADER_BYTES:
+                return {}
+            meta = json.loads(f.read(n)).get("__metadata__")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return {}
+    return {k: v for k, v in meta.items() if isinstance(v, str)} if isinstance(meta, dict) else {}
+
+
+def check_weights_kind(folder: Path, kind: str) -> None:
+    """A :class:`CheckpointError` when checkpoint ``folder``'s weights were saved as another kind than its
+    ``config.json`` says (``kind``): a config copied in from another checkpoint, which would otherwise be
+    reported as a long list of missing and misshapen tensors. Weights that record no kind pass."""
+    saved_as = read_metadata(folder / WEIGHTS_NAME).get("kind")
+    if saved_as is not None and saved_as != kind:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} says kind {kind!r}, but {WEIGHTS_NAME} was saved "
+                              f"as kind {saved_as!r}: the two files come from different checkpoints; put back the "
+                              f"{CONFIG_NAME} saved with these weights")
+
+
 def _sizes(xs: Any) -> bool:
     return isinstance(xs, list) and all(type(x) is int and x >= 0 for x in xs)
 
@@ -452,7 +486,8 @@ def load_checkpoint(
     def read(path: Path) -> Checkpoint:
         meta = _read_meta(path, kind)
         del meta["_path"]
-        return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=load_tensors(path),
-                          meta=meta)
+        tensors = load_tensors(path)
+        check_weights_kind(path, meta["kind"])
+        return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=tensors, meta=meta)
 
     return read_settled(Path(folder), read, marker=CONFIG_NAME)

@@ -42,11 +42,13 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cpu":
         return dev
     if not torch.cuda.is_available():
-        raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu")
+        raise DeviceError(f"device {device!r} asked for, but torch finds no CUDA GPU here; use --device cpu "
+                          "(device='cpu' from Python)")
     count = torch.cuda.device_count()
     if dev.index is not None and dev.index >= count:
         raise DeviceError(f"device {device!r} asked for, but torch finds {count} CUDA GPU(s) here "
-                          f"(cuda:0 to cuda:{count - 1}); give one of them or --device cpu")
+                          f"(cuda:0 to cuda:{count - 1}); give one of them or --device cpu "
+                          "(device='cpu' from Python)")
     return dev
 
 

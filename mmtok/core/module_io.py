@@ -25,6 +25,7 @@ import torch
 from mmtok.core.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
+    check_weights_kind,
     config_from_dict,
     load_tensors,
     read_config,
@@ -411,6 +412,7 @@ def _read_fitting(cls: Any, path: Path) -> tuple[Path, dict[str, Any], Any, dict
     except OSError as e:
         raise CheckpointError(f"checkpoint {path}: cannot read {WEIGHTS_NAME} ({e.strerror or e})") from e
     header = {k: shape for k, (_, shape) in read_header(path / WEIGHTS_NAME).items()}
+    check_weights_kind(path, meta["kind"])
     cfg = config_from_dict(cls.CONFIG_CLASS, meta["config"], where=f"{path}/{CONFIG_NAME}")
     repeats = _repeat_problem(meta["config"], len(header))
     if repeats:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -52,15 +53,16 @@ class CodeFile(NamedTuple):
     audio_codes: np.ndarray | None = None
 
 
-def save_codes(path: Path, codes: np.ndarray, meta: dict[str, Any], audio_codes: np.ndarray | None = None) -> Path:
+def save_codes(path: str | os.PathLike[str], codes: np.ndarray, meta: dict[str, Any],
+               audio_codes: np.ndarray | None = None) -> Path:
     """Write ``codes``, ``meta`` and, for a video with sound, ``audio_codes`` to ``path`` atomically."""
     arrays = {"codes": np.ascontiguousarray(codes, dtype=np.int64), "meta": np.array(json.dumps(meta))}
     if audio_codes is not None:
         arrays["audio_codes"] = np.ascontiguousarray(audio_codes, dtype=np.int64)
-    return atomic_file(path, lambda f: np.savez(f, **arrays))
+    return atomic_file(Path(path), lambda f: np.savez(f, **arrays))
 
 
-def load_codes(path: Path, *, check_video: bool = True) -> CodeFile:
+def load_codes(path: str | os.PathLike[str], *, check_video: bool = True) -> CodeFile:
     """A code file's :class:`CodeFile`; a :class:`UsageError` naming ``path`` if it is not one or is damaged, or if it is a video's
     whose ``fps`` or soundtrack decoding cannot rely on (``check_video=False`` leaves that out: whether a file is a
     code file at all, as ``mmtok encode`` asks before it replaces one); a :class:`MissingFileError` (a
@@ -118,10 +120,10 @@ def _check_video(path: Path, meta: dict[str, Any], audio_codes: np.ndarray | Non
                          f"{rate:g} tokens per second), but its meta says {seconds:g} s; encode the video again")
 
 
-def atomic_file(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+def atomic_file(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
     """``write(file)`` into memory, then the bytes to ``path`` atomically
     (:func:`~mmtok.core.files.write_atomic`), making its folder first."""
-    buf = io.BytesIO()
+    buf, path = io.BytesIO(), Path(path)
     write(buf)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, buf.getvalue())
