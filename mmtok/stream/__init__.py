@@ -5,7 +5,8 @@
 fingerprint), :mod:`~mmtok.stream.normalize` (a document's segments as text and
 checked codes), :mod:`~mmtok.stream.interleave` (documents -> one stream of ids
 with positions and loss weights) and :mod:`~mmtok.stream.parse` (its exact
-inverse, with repairs). Media tokenizers are used through the
+inverse, with repairs; an image's or a video's grid read by
+:mod:`~mmtok.stream.grids` and mended by :mod:`~mmtok.stream.mend`). Media tokenizers are used through the
 :class:`~mmtok.core.protocol.MediaTokenizer` protocol, never imported.
 
 Imports: :mod:`mmtok.core` only.

@@ -33,12 +33,33 @@ codes advance like text. After a segment the next position is one past the
 largest position used so far (:func:`~mmtok.stream.positions.positions_thw`).
 
 Repair (``decode(..., repair=True)``) for generated streams, each change reported
-as a :class:`Repair`: ids out of range, misplaced special tokens (a ``<bos>`` or
-``<eos>`` that an Interleaver with ``bos=False`` or ``eos=False`` never writes among
-them) and codes of the wrong modality are dropped; a row longer than the first row
-of its image (or video) is truncated, a shorter one padded with the codes of the row above;
-a video frame with too few rows is padded with the previous frame's rows, one
-with too many truncated; a repeat code (the video tokenizer's ``repeat_id``) in a
+as a :class:`Repair`. Ids out of range are dropped, and so are misplaced special
+tokens (a ``<bos>`` or ``<eos>`` that an Interleaver with ``bos=False`` or
+``eos=False`` never writes among them) and codes outside their medium. Media keep
+every intact code and fill only what is lost (:mod:`~mmtok.stream.mend`):
+
+- An image's rows are as wide as most of its well-formed rows (codes, then
+  ``<eol>``), a tie going to the tokenizer's ``grid``, else to the first row; a
+  video's frames share one width. A token in a row that is no code of it (text,
+  another medium's code, a stray marker) stands in a code's place when the row has
+  room for it: it takes the code above it (in a video after its first frame, the
+  code at its place in the frame before; in a first row, the nearest code before
+  it, or after it at the row's start), every other code staying where it is; in a
+  row that is whole without it, it is dropped. A row as long as several rows is
+  split into them (their ``<eol>`` lost, or each replaced by a token at a row's
+  end), any other longer row truncated, a shorter one padded at its end as holes
+  are filled.
+- A video's frames are as high as most of its frames closed by ``<eof>`` (a tie
+  going to a height that divides them all, then to the tokenizer's grid, then to
+  frame 0): a frame as high as several is split into them, a higher one truncated,
+  a lower one padded with the previous frame's rows (the first frame: its last row).
+- In audio a token among its codes takes the code before it (the first code,
+  before that), so the codes after it keep their time; one after its last code is
+  dropped where its ``<eoa>`` is missing.
+- Text in a medium whose closer is missing, after its last code, closes it and
+  is read as text.
+
+A repeat code (the video tokenizer's ``repeat_id``) in a
 video's first frame, which no frame precedes, takes the code before it in that frame
 (code 0 if none); empty rows and empty segments are dropped; a segment
 still open at the end of the stream (or when the next one starts) is closed;

@@ -7,6 +7,7 @@ reads is described in :mod:`mmtok.stream.interleave`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ import torch
 
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import DocumentError, StreamError
+from mmtok.stream.grids import Extent, extent, frames_of, read_grid, read_rows
 from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["Decoded", "Layout", "Repair", "codes_tensor", "integer_ids"]
@@ -25,7 +27,8 @@ class Layout(Protocol):
     """What a pass reads a stream with: the vocabulary, the text tokenizer, the special ids and whether a
     document opens with ``<bos>`` and closes with ``<eos>``.
 
-    :class:`~mmtok.stream.interleave.Interleaver` is one; the parser needs nothing else of it.
+    :class:`~mmtok.stream.interleave.Interleaver` is one; the parser needs nothing else of it but, where it has
+    them, its ``image`` and ``video`` tokenizers' ``grid`` (which settles how wide a damaged grid's rows are).
     """
 
     vocab: Vocabulary
@@ -82,25 +85,6 @@ def codes_tensor(x: Any, *, dims: int, what: str) -> torch.Tensor:
     return t
 
 
-def _blocks(a: np.ndarray, mark: int) -> np.ndarray | None:
-    """``a`` (``[t, m]``) reshaped to ``[t, m // p, p]`` when each of its rows is blocks of ``p`` ids, each block
-    ending with ``mark`` and ``mark`` nowhere else, ``p`` set by the first ``mark`` of row 0 (at least 2: a block
-    holds something before its mark); None otherwise.
-
-    >>> _blocks(np.array([[1, 2, 9, 3, 4, 9]]), 9).tolist()
-    [[[1, 2, 9], [3, 4, 9]]]
-    >>> _blocks(np.array([[1, 2, 9, 3, 9, 4]]), 9) is None
-    True
-    """
-    first = np.flatnonzero(a[0] == mark)
-    if first.size == 0 or first[0] < 1 or a.shape[1] % (int(first[0]) + 1):
-        return None
-    g = a.reshape(a.shape[0], -1, int(first[0]) + 1)
-    if not (g[..., -1] == mark).all() or int(np.count_nonzero(a == mark)) != g.shape[0] * g.shape[1]:
-        return None
-    return g
-
-
 def _torn_utf8(data: bytes, *, head: bool, tail: bool) -> bool:
     """Whether ``data`` is valid UTF-8 but for a character cut at its start (``head``: up to 3 continuation
     bytes first) or at its end (``tail``: the first bytes of a character last).
@@ -154,6 +138,9 @@ class Parser:
         self.openers = {tok: parse for tok, name, parse in openers if self.v.has(name)}
         self._outside: dict[str, np.ndarray] = {}
         self._grid_outside: dict[str, np.ndarray] = {}
+        self.stops: dict[str, np.ndarray] = {}  # modality -> indices of the tokens that end its segment
+        self.content: dict[str, np.ndarray] = {}  # modality -> indices of its codes (and grid marks)
+        self.text_at: np.ndarray | None = None  # indices of text ids
 
     def position(self, i: int) -> int:
         """The position in the stream that was given of index ``i`` (one past the last for the end)."""
@@ -222,95 +209,29 @@ class Parser:
         k = int(np.searchsorted(out, i))
         return int(out[k]) if k < out.size else self.n
 
-    def grid(self, b: int, modality: str) -> tuple[np.ndarray, int] | None:
-        """The codes of the image (``[h, w]``) or video (``[t, h, w]``) opened at ``b`` and the index after its
-        closer, read in one vectorized pass; None unless the segment is well formed (every row the same width
-        and ended by ``<eol>``, every frame the same height and ended by ``<eof>``, then the closer, nothing
-        else between), so that :meth:`rows` parses, reports and repairs anything irregular exactly as before.
-        """
-        video = modality == "video"
-        k = self.grid_end(b + 1, modality)
-        if k >= self.n or self.ids[k] != (self.il.EOV if video else self.il.EOI):
-            return None
-        span = self.ids[b + 1 : k][None]  # [1, L]
-        if video:
-            frames = _blocks(span, self.il.EOF)  # [1, t, h * (w + 1) + 1]
-            if frames is None:
-                return None
-            span = frames[0, :, :-1]  # [t, h * (w + 1)]
-        g = _blocks(span, self.il.EOL)  # [t, h, w + 1]
-        if g is None:
-            return None
-        codes = np.ascontiguousarray(g[..., :-1] - self.v.range(modality).start)
-        return (codes if video else codes[0]), k + 1
-
     def is_opener(self, tok: int) -> bool:
         return tok in (self.il.BOI, self.il.BOA, self.il.BOV, self.il.EOS, self.il.BOS)
 
-    def rows(self, i: int, modality: str, close: int,
-             width: int | None) -> tuple[list[np.ndarray], int, bool, int | None, int]:
-        """Rows of ``modality`` codes from ``i`` up to the ``close`` token (``<eoi>`` or ``<eof>``).
+    def grid(self, b: int, modality: str) -> tuple[np.ndarray, int] | None:
+        """The well-formed grid opened at ``b`` and the index after it, else None
+        (:func:`~mmtok.stream.grids.read_grid`)."""
+        return read_grid(self, b, modality)
 
-        Returns (rows, next index, whether ``close`` was found, row width, codes left out of a row that a
-        partial stream's end cut). Stops without consuming at a token that opens or ends a segment.
-        """
-        il, start, close_name = self.il, self.v.range(modality).start, self.v.token(close)
-        a = "an" if modality[0] in "aeiou" else "a"
-        rows: list[np.ndarray] = []
-        cur: list[np.ndarray] = []
+    def rows(self, i: int, modality: str, close: int, ext: Extent,
+             before: Sequence[np.ndarray] | None = None) -> tuple[list[np.ndarray], int, bool, int]:
+        """The rows of a grid read one by one from ``i`` (:func:`~mmtok.stream.grids.read_rows`)."""
+        return read_rows(self, i, modality, close, ext, before)
 
-        def end_row(at: int) -> None:
-            nonlocal width, cur
-            row = np.concatenate(cur) if cur else np.zeros(0, np.int64)
-            cur = []
-            if row.size == 0:
-                self.problem(at, f"{a} {modality} code", "dropped the empty row")
-                return
-            if width is None:
-                width = row.size
-            elif row.size != width:
-                self.problem(at, f"row {len(rows)} to have {width} codes like the first row, not {row.size}",
-                             f"{'truncated' if row.size > width else 'padded'} it to {width}")
-                above = rows[-1] if rows else np.zeros(width, np.int64)
-                row = row[:width] if row.size > width else np.concatenate([row, above[row.size:]])
-            rows.append(row)
-
-        while True:
-            j = self.run_end(i, modality)
-            if j > i:
-                cur.append(self.ids[i:j] - start)
-            if j >= self.n:
-                if self.partial:  # the slice ends here: whole rows only
-                    return rows, j, False, width, sum(c.size for c in cur)
-                self.problem(j, f"<eol> or {close_name}", f"closed the {modality}")
-                if cur:
-                    end_row(j)
-                return rows, j, False, width, 0
-            tok = int(self.ids[j])
-            if tok == il.EOL:
-                end_row(j)
-                i = j + 1
-            elif tok == close:
-                if cur:
-                    self.problem(j, f"<eol> before {close_name}", "ended the row")
-                    end_row(j)
-                return rows, j + 1, True, width, 0
-            elif self.is_opener(tok) or tok == il.EOV:
-                if tok != il.EOV or modality != "video":
-                    self.problem(j, f"{a} {modality} code, <eol> or {close_name}", f"closed the {modality}")
-                if cur:
-                    end_row(j)
-                return rows, j, False, width, 0
-            else:
-                self.problem(j, f"{a} {modality} code, <eol> or {close_name}", "dropped it")
-                i = j + 1
+    def mend(self, k: int, action: str) -> None:
+        """Say ``action`` for the repair ``k`` (a token in a row, first noted as dropped)."""
+        self.repairs[k] = dataclasses.replace(self.repairs[k], action=action)
 
     def image(self, b: int) -> tuple[dict[str, Any] | None, int]:
         """Parse the image opened at ``b``; returns (segment or None, next index)."""
         fast = self.grid(b, "image")
         if fast is not None:
             return {"image_codes": torch.from_numpy(fast[0])}, fast[1]
-        rows, i, closed, _, torn = self.rows(b + 1, "image", self.il.EOI, None)
+        rows, i, closed, torn = self.rows(b + 1, "image", self.il.EOI, extent(self, b, "image"))
         if self.partial and not closed and i >= self.n:  # the slice ends inside the image: whole rows only
             self.cut_short(b, "image", "row", len(rows), torn)
         elif not rows:
@@ -322,43 +243,40 @@ class Parser:
         fast = self.grid(b, "video")
         if fast is not None:
             return {"video_codes": torch.from_numpy(fast[0])}, fast[1]
-        il = self.il
-        frames: list[np.ndarray] = []
-        width: int | None = None
+        il, ext = self.il, extent(self, b, "video")
+        read: list[tuple[int, list[np.ndarray], bool]] = []  # each frame's opening index, rows, <eof> or not
         i = b + 1
         while True:
             if i < self.n and self.ids[i] == il.EOV:
                 i += 1
                 break
             at = i
-            rows, i, closed, width, torn = self.rows(i, "video", il.EOF, width)
+            rows, i, closed, torn = self.rows(i, "video", il.EOF, ext, read[-1][1] if read else None)
             if self.partial and not closed and i >= self.n:  # the slice ends here: whole frames only
-                self.cut_short(b, "video", "frame", len(frames), sum(r.size for r in rows) + torn)
-                if not frames:
+                self.cut_short(b, "video", "frame", len(read), sum(r.size for r in rows) + torn)
+                if not read:
                     return None, i
                 break
             if closed and not rows:
                 self.problem(i - 1, "a video code or <eol>", "dropped the empty frame")
             if rows:
-                if frames and len(rows) != len(frames[0]):
-                    h = len(frames[0])
-                    self.problem(at, f"frame {len(frames)} to have {h} rows like frame 0, not {len(rows)}",
-                                 f"{'truncated' if len(rows) > h else 'padded'} it to {h} rows")
-                    rows = (rows + list(frames[-1][len(rows):]))[:h]
-                frames.append(np.stack(rows))
+                read.append((at, rows, closed))
             if not closed:
                 if i < self.n and self.ids[i] == il.EOV:
                     if rows:
                         self.problem(i, "<eof> before <eov>", "ended the frame")
                     i += 1
                 break
-        if not frames:
+        if not read:
             self.problem(b, "a video with at least one frame", "dropped the empty video")
             return None, i
-        return {"video_codes": torch.from_numpy(np.stack(frames))}, i
+        return {"video_codes": torch.from_numpy(np.stack(frames_of(self, read, ext)))}, i
 
     def audio(self, b: int) -> tuple[dict[str, Any] | None, int]:
-        il, start = self.il, self.v.range("audio").start
+        """Parse the audio opened at ``b``. Other tokens among its codes stand in a code's place, so the codes
+        after them keep their time: each takes the code before it (the first code, before that), up to its
+        ``<eoa>``; those after its last code are dropped where its ``<eoa>`` is missing."""
+        il, start, ext = self.il, self.v.range("audio").start, extent(self, b, "audio")
         parts: list[np.ndarray] = []
         i = b + 1
         while True:
@@ -378,10 +296,20 @@ class Parser:
             if tok == il.EOA:
                 i = j + 1
                 break
-            if self.is_opener(tok):
+            if self.is_opener(tok) or j == ext.text:
                 self.problem(j, "an audio code or <eoa>", "closed the audio")
                 i = j
                 break
+            closed = ext.end < self.n and self.ids[ext.end] == il.EOA
+            if j < ext.last or (parts and closed):  # among its codes
+                codes = self.content["audio"]
+                k = int(codes[np.searchsorted(codes, j)]) if j < ext.last else ext.end  # the next code, or <eoa>
+                code = int(parts[-1][-1]) if parts else int(self.ids[k]) - start
+                for p in range(j, k):
+                    self.problem(p, "an audio code or <eoa>", f"replaced it with audio code {code}")
+                parts.append(np.full(k - j, code, np.int64))
+                i = k
+                continue
             self.problem(j, "an audio code or <eoa>", "dropped it")
             i = j + 1
         if not parts:

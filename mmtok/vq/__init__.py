@@ -4,8 +4,9 @@
 and dead-code restarts in :mod:`~mmtok.vq.ema`, k-means init from a random sample of the first
 training vectors in :mod:`~mmtok.vq.kmeans_init`, DDP sync), its exact chunked nearest-code
 search (:mod:`~mmtok.vq.search`) and the one k-means (:mod:`~mmtok.vq.kmeans`) that the quantizer
-and the media trainers share, and :mod:`~mmtok.vq.prune`, which keeps only the codes a tokenizer's
-training data picks most.
+and the media trainers share, :mod:`~mmtok.vq.inputs` (what the quantizer accepts: finite values, and to
+train on, values its float32 statistics hold), and :mod:`~mmtok.vq.prune`, which keeps only the codes a
+tokenizer's training data picks most.
 
 Imports: :mod:`mmtok.core` only.
 """

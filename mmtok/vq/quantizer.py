@@ -23,7 +23,6 @@ Axis legend used in shape comments:
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -36,12 +35,12 @@ from torch import nn
 
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import QuantizerError
-from mmtok.core.floats import all_finite, fits_float32
 from mmtok.core.metrics import code_counts, codebook_usage, codebook_usage_tensors
 from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.config import VQConfig
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
+from mmtok.vq.inputs import check_input, check_values
 from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
 from mmtok.vq.kmeans_init import KmeansPool
 from mmtok.vq.search import canonical_codes, nearest_code
@@ -172,23 +171,8 @@ class VectorQuantizer(nn.Module):
     # ---------------------------------------------------------------- input checks
 
     def _check(self, x: torch.Tensor, what: str = "input", *, finite: bool = True) -> None:
-        """Refuse what is no ``[..., D]`` float tensor; with ``finite`` also NaN/inf values (a value read on the
-        host: ``forward`` and ``encode`` leave it to :meth:`_finite`, which reads one value for all)."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"VectorQuantizer {what} must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise QuantizerError(
-                f"VectorQuantizer {what} must be floating point (float32/bf16/float16), got {x.dtype}"
-            )
-        if x.dim() == 0 or x.shape[-1] != self.cfg.dim:
-            raise QuantizerError(
-                f"VectorQuantizer {what} has shape {tuple(x.shape)}: expected [..., {self.cfg.dim}] "
-                f"(last axis = VQConfig.dim = {self.cfg.dim})"
-            )
-        if finite and not all_finite(x):
-            bad = int((~torch.isfinite(x)).sum())
-            raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
-        fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
+        """Refuse what is no ``[..., D]`` float tensor (:func:`~mmtok.vq.inputs.check_input`)."""
+        check_input(x, self.cfg.dim, what, finite=finite)
 
     def _initted(self) -> bool:
         """Whether the k-means initialisation is done, read from the device only until it first says so:
@@ -212,24 +196,13 @@ class VectorQuantizer(nn.Module):
             z = F.normalize(z, dim=-1)
         return z
 
-    def _finite(self, x: torch.Tensor, z: torch.Tensor) -> None:
-        """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` or the codebook, reading one value on the
-        host for all three (a NaN or inf poisons the sum); the checks that name which come only when it is not
-        finite (huge finite values can overflow the sum on their own)."""
-        if not x.numel():
-            return
+    def _finite(self, x: torch.Tensor, z: torch.Tensor, *, training: bool = False) -> None:
+        """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` or the codebook, and with ``training`` lookup
+        vectors too large for float32 statistics, reading one value on the host
+        (:func:`~mmtok.vq.inputs.check_values`)."""
         with torch.no_grad():  # a check, not part of the graph
-            total = self.embed.sum(dtype=torch.float64) + z.sum(dtype=torch.float64)
-            same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
-            if not same:  # a projection, a normalisation or a cast: the input is other values (else z is x, reshaped)
-                total = total + x.sum(dtype=torch.float64)
-        if math.isfinite(float(total)):  # the one value read here; no kernel to test it on the device
-            return
-        self._check(x)  # the input's NaN/inf, by count
-        nearest_code(z[:0], self.embed)  # the codebook's, by row
-        if not all_finite(z):
-            raise QuantizerError(f"VectorQuantizer lookup vectors hold NaN/inf values from finite input (the "
-                                 f"projection into the codebook's {self.cfg.lookup_dim}-d space overflowed)")
+            projected = not isinstance(self.project_in, nn.Identity)
+            check_values(x, z, self.embed, training=training, projected=projected)
 
     def _search(self, z: torch.Tensor, *, exact: bool) -> torch.Tensor:
         """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one).
@@ -258,11 +231,12 @@ class VectorQuantizer(nn.Module):
         return self._canonical().clone()
 
     def forward(self, x: torch.Tensor) -> QuantizeResult:
-        """Quantize ``x`` (``[..., D]``); in training mode also update the codebook."""
+        """Quantize ``x`` (``[..., D]``); in training mode also update the codebook, refusing values too large
+        for its float32 statistics before it learns from them (:mod:`mmtok.vq.inputs`)."""
         self._check(x, finite=False)
         lead = x.shape[:-1]
         z = self._to_lookup(x)  # (N, d)
-        self._finite(x, z)
+        self._finite(x, z, training=self.training)  # before anything learns from it
         if self.training and not self._ranks_agree and world_size() > 1:
             self._take_rank0_codebook()
         if self.training and not self._initted():
@@ -392,6 +366,7 @@ class VectorQuantizer(nn.Module):
         if not 0.0 <= min_frac < 1.0:
             raise QuantizerError(f"rebalance min_frac must be in [0, 1), got {min_frac}")
         data = self._to_lookup(x.detach())  # (N, d)
+        self._finite(x, data, training=True)  # values its float32 sums and distances hold, before anything changes
         if data.shape[0] == 0 and world_size() == 1:
             raise QuantizerError("rebalance got no vectors: nothing to refit the codebook to")
         centers = self.embed.clone().float()
