@@ -14,7 +14,8 @@ from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 from mmtok.lm.runs import load_run
 from mmtok.lm.sample import generate
-from mmtok.lm.train import TrainConfig, train
+from mmtok.lm.train import train
+from mmtok.lm.train_config import TrainConfig
 from mmtok.synth.toy import caption, color_shapes_corpus, dominant_color
 
 spec = TokenizerSpec(image="mmtok.pretrained:native_image_tokenizer")  # shipped tokenizer, 64×64 -> 4×4 codes

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from contextvars import ContextVar
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 import soundfile as sf
@@ -51,8 +51,8 @@ from mmtok.core.paths import check_media_file
 from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SilenceWarning", "audio_samples", "fit_length",
-           "load_audio", "warn_silence"]
+__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SampleRate", "SilenceWarning", "audio_samples",
+           "fit_length", "load_audio", "warn_silence"]
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
@@ -62,6 +62,8 @@ UNSTATED_FRAMES = 1 << 62  # libsndfile's frame count for a stream whose header 
 NOT_MPEG = (b"RIFF", b"RIFX", b"RF64", b"riff", b"FORM", b"fLaC", b"OggS", b".snd", b"dns.", b"caff")  # the
 # first bytes of the WAV, W64, AIFF, FLAC, Ogg, AU and CAF files libsndfile reads without its MP3 decoder
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]  # noqa: UP007 - py3.10 runtime alias
+# a rate in Hz as load_audio takes it: an int, a numpy integer or an integral float (16000.0); checked by _whole_hz
+SampleRate = Union[int, float, np.integer[Any], np.floating[Any]]  # noqa: UP007 - py3.10 runtime alias
 
 
 class SilenceWarning(UserWarning):
@@ -311,7 +313,7 @@ def _whole_hz(value: object, name: str, *, floats: bool) -> int:
 
 def load_audio(
     x: AudioInput,
-    sample_rate: int | None = None,
+    sample_rate: SampleRate | None = None,
     *,
     target_rate: int = SAMPLE_RATE,
     max_seconds: float | None = MAX_SECONDS,
@@ -353,7 +355,7 @@ def _shares_memory(audio: torch.Tensor, x: object) -> bool:
 
 def audio_samples(
     x: AudioInput,
-    sample_rate: int | None = None,
+    sample_rate: SampleRate | None = None,
     *,
     target_rate: int = SAMPLE_RATE,
     max_seconds: float | None = MAX_SECONDS,
@@ -364,23 +366,22 @@ def audio_samples(
     return _samples(x, sample_rate, target_rate, max_seconds)
 
 
-def _samples(x: AudioInput, sample_rate: int | None, target_rate: int, max_seconds: float | None) -> torch.Tensor:
+def _samples(x: AudioInput, sample_rate: SampleRate | None, target_rate: int, max_seconds: float | None) -> torch.Tensor:
     """:func:`audio_samples` (its callers' warnings point one frame above it, at their own callers)."""
     target_rate = _whole_hz(target_rate, "target_rate", floats=False)
-    if sample_rate is not None:
-        sample_rate = _whole_hz(sample_rate, "sample_rate", floats=True)
+    hz = None if sample_rate is None else _whole_hz(sample_rate, "sample_rate", floats=True)
     max_seconds = check_max_seconds(max_seconds)
     if isinstance(x, (str, os.PathLike)):
         audio, rate = _read_file(Path(x), target_rate, max_seconds)
-        if sample_rate is not None and sample_rate != rate:
-            raise AudioError(f"audio file {x} is recorded at {rate} Hz; do not pass sample_rate={sample_rate}")
+        if hz is not None and hz != rate:
+            raise AudioError(f"audio file {x} is recorded at {rate} Hz; do not pass sample_rate={hz}")
         return audio
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"load_audio takes a path, numpy array or tensor, got {type(x).__name__}")
     what = "audio array"
-    if sample_rate is None:
+    if hz is None:
         raise AudioError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
-    rate = sample_rate
+    rate = hz
     audio = to_mono_float(x, what)
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")

@@ -31,7 +31,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
 from mmtok.audio.encode_blocks import ordinary_blocks, stream_codes
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim
-from mmtok.audio.io import AudioInput, audio_samples, fit_length
+from mmtok.audio.io import AudioInput, SampleRate, audio_samples, fit_length
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
@@ -161,7 +161,7 @@ class AudioTokenizer(nn.Module):
                        floor=c.log_floor, center=center)
 
     @ordinary_outputs
-    def features(self, x: AudioInput, sample_rate: int | None = None) -> torch.Tensor:
+    def features(self, x: AudioInput, sample_rate: SampleRate | None = None) -> torch.Tensor:
         """Log-mel ``[M, F]`` (``F = 1 + S // hop_length``) of a file or array."""
         return self.log_mel(audio_samples(x, sample_rate, target_rate=self.sample_rate))
 
@@ -217,9 +217,12 @@ class AudioTokenizer(nn.Module):
             recon, target, q.indices, recon_loss + q.loss, recon_loss, q.usage, q.perplexity
         )
 
+    if TYPE_CHECKING:  # calling the module runs forward (nn.Module.__call__): give calls forward's types
+        __call__ = forward
+
     # ------------------------------------------------------------ encoding
 
-    def encode_iter(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
+    def encode_iter(self, chunks: Iterable[np.ndarray | torch.Tensor], sample_rate: int | None = None, *,
                     channels_first: bool | None = None) -> Iterator[torch.Tensor]:
         """:meth:`encode_stream` handing out codes as they are final: one block of ``block_tokens``
         codes (5 s for the shipped model) as soon as its samples and the encoder's context have
@@ -232,7 +235,7 @@ class AudioTokenizer(nn.Module):
         return ordinary_blocks(stream_codes(self, mono, "encode_iter"))
 
     @ordinary_outputs
-    def encode_stream(self, chunks: Iterable[AudioInput], sample_rate: int | None = None, *,
+    def encode_stream(self, chunks: Iterable[np.ndarray | torch.Tensor], sample_rate: int | None = None, *,
                       channels_first: bool | None = None) -> torch.Tensor:
         """Codes ``[n]`` of a recording given as consecutive chunks of samples.
 
@@ -253,19 +256,20 @@ class AudioTokenizer(nn.Module):
         return torch.cat(list(stream_codes(self, mono_chunks(chunks, channels_first=channels_first))))
 
     @overload
-    def encode(self, x: AudioInput, sample_rate: int | None = None, *,
+    def encode(self, x: AudioInput, sample_rate: SampleRate | None = None, *,
                chunk_seconds: float | None = None) -> torch.Tensor: ...
 
     @overload
-    def encode(self, x: list[Any] | tuple[Any, ...], sample_rate: int | None = None, *,  # a batch of clips
+    def encode(self, x: list[Any] | tuple[Any, ...], sample_rate: SampleRate | None = None, *,  # a batch of clips
                chunk_seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     @ordinary_outputs
     def encode(
-        self, x: AudioInput | Sequence[AudioInput], sample_rate: int | None = None, *,
+        self, x: AudioInput | Sequence[AudioInput], sample_rate: SampleRate | None = None, *,
         chunk_seconds: float | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``).
+        """int64 codes ``[n]`` of one clip (a path or an array at ``sample_rate``, a whole number of Hz as
+        :func:`~mmtok.audio.io.load_audio` takes it: an int, a numpy integer or an integral float).
 
         A clip's samples are ``[S]``, or ``[C, S]`` / ``[S, C]`` with up to 16 channels,
         averaged to mono: a 2-D array or tensor is one multi-channel clip, not a batch
@@ -304,7 +308,8 @@ class AudioTokenizer(nn.Module):
         size = max(1, round(seconds * self.sample_rate))
         return torch.cat(list(stream_codes(self, audio.split(size))))
 
-    def _encode_batch_clip(self, clip: Any, index: int, sample_rate: int | None, seconds: float | None) -> torch.Tensor:
+    def _encode_batch_clip(self, clip: Any, index: int, sample_rate: SampleRate | None,
+                           seconds: float | None) -> torch.Tensor:
         """:meth:`encode` of clip ``index`` of a batch (a list), which an error names."""
         try:
             return self.encode(clip, sample_rate, chunk_seconds=seconds)

@@ -80,7 +80,7 @@ def document_spans(doc_ends: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.n
     return np.array(starts, np.int64), np.array(lengths, np.int64)
 
 
-class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class PackedDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     """Fixed-length windows over the shards in ``folder``, in a seeded order, this rank's slice.
 
     Each item is a dict of tensors ``[seq_len]``: ``ids`` (int64), ``targets``
@@ -178,7 +178,7 @@ class PackedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return int(self._mine.size)
 
-    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, idx: int | np.integer[Any]) -> dict[str, torch.Tensor]:
         if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
             raise TypeError(f"PackedDataset is indexed by an int (one window), not {type(idx).__name__}")
         if not -len(self) <= idx < len(self):

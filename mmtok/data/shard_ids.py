@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -64,7 +64,18 @@ class ShardFile:
     def __len__(self) -> int:
         return self.size
 
+    @overload
+    def __getitem__(self, key: slice) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, key: int | np.integer[Any]) -> np.integer[Any]: ...
+
+    @overload
+    def __getitem__(self, key: Any) -> Any: ...
+
     def __getitem__(self, key: Any) -> Any:
+        """``f[a:b]``: those ids (an array); ``f[k]``: one id (a numpy integer); any other index: as numpy
+        indexes all of them."""
         if isinstance(key, slice):
             start, stop, step = key.indices(self.size)
             if step == 1:

@@ -258,7 +258,7 @@ class ShardSet:
     def __iter__(self) -> Iterator[np.ndarray]:
         return self.documents()
 
-    def __getitem__(self, i: int) -> np.ndarray:
+    def __getitem__(self, i: int | np.integer[Any]) -> np.ndarray:
         """Document ``i``'s ids (int64), counted across every shard; negative ``i`` counts from the end."""
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"shard documents are indexed by an int, not {type(i).__name__}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -283,6 +283,9 @@ class ImageTokenizer(nn.Module):
         losses["commit"] = q.loss
         losses["total"] = losses["recon"] + q.loss
         return ImageTokenizerOutput(recon, q.indices, losses, q.usage, q.perplexity)
+
+    if TYPE_CHECKING:  # calling the module runs forward (nn.Module.__call__): give calls forward's types
+        __call__ = forward
 
     @ordinary_outputs
     def encode(self, x: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
