@@ -189,3 +189,12 @@ def test_examples_import_names_their_modules_export() -> None:
                 borrowed += [f"{script.name}: {node.module}.{a.name}" for a in node.names
                              if exported is not None and a.name not in exported]
     assert not borrowed, borrowed
+
+
+@pytest.mark.parametrize("shape", [(1, 0), (0, 4), (4,), (1, 2, 3)])
+def test_the_transformer_refuses_ids_that_are_not_a_batch_of_tokens(shape: tuple[int, ...]) -> None:
+    from mmtok.lm.model import ModelConfig, Transformer
+
+    model = Transformer(ModelConfig.preset("tiny", vocab_size=100))
+    with pytest.raises(ValueError, match=r"^ids must be \[B, T\] with at least one token, got shape "):
+        model(torch.zeros(shape, dtype=torch.long))  # before: (1, 0) killed the process (SIGFPE)

@@ -3,6 +3,7 @@ VectorQuantizer refuses to train on values too large for its float32 statistics,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,3 +211,15 @@ def test_a_projection_into_huge_lookup_vectors_and_a_rebalance_are_refused_too()
     with pytest.raises(QuantizerError, match="too large for the codebook's float32 statistics"):
         plain.rebalance(torch.full((64, 4), 1e37))  # used to blame the codebook: "nearest_code codebook has NaN/inf"
     assert all(torch.equal(before[k], v) for k, v in _state(plain).items())
+
+
+def test_a_diverging_encoder_too_large_to_quantize_is_not_called_non_finite(tmp_path: Path) -> None:
+    from mmtok.core.divergence import diverging_forward
+    from mmtok.core.errors import TrainingError
+
+    vq = mmtok.VectorQuantizer(mmtok.VQConfig(dim=4, codebook_size=8)).train()
+    with pytest.raises(TrainingError) as err, diverging_forward(step=5, state_dir=tmp_path, lr=0.1):
+        vq(torch.full((16, 4), 1e30))
+    said = str(err.value)  # before: "... the encoder's output is not finite (... too large ...)"
+    assert said.startswith("training diverged at step 5: the encoder's output is too large to quantize (")
+    assert "not finite" not in said and said.endswith("lower --lr (0.1 in this run)")

@@ -208,7 +208,7 @@ def diverging_forward(*, step: int, state_dir: str | os.PathLike[str], lr: float
                       batch: torch.Tensor | None = None) -> Iterator[None]:
     """The forward pass of a tokenizer trainer's step ``step``, where a :class:`QuantizerError` means the run
     diverged when it ``trains_encoder``: the weights, finite but grown too large, overflowed the encoder, and the
-    quantizer refuses its NaN/inf output. It is raised as :class:`TrainingError` that says so, naming the step and
+    quantizer refuses its NaN/inf output, or output too large for its float32 statistics. It is raised as :class:`TrainingError` that says so, naming the step and
     ``flag``, with the quantizer's words (an encoder that is not trained passes the quantizer's error on). At the
     first step after ``start`` no rate has moved the weights yet: the message blames NaN/inf in ``batch``, or
     the weights the run started from, instead."""
@@ -218,8 +218,10 @@ def diverging_forward(*, step: int, state_dir: str | os.PathLike[str], lr: float
         if not trains_encoder:
             raise
         found = _cause(step, parts=(), figures={}, batch=() if batch is None else (batch,), start=start)
-        said, fix = (f"training diverged at step {step}: the encoder's output is not finite ({e})",
+        # the quantizer refuses NaN/inf, and finite values too large for its float32 statistics (mmtok.vq.inputs)
+        state = "too large to quantize" if "too large" in str(e) else "not finite"
+        said, fix = (f"training diverged at step {step}: the encoder's output is {state} ({e})",
                      f"lower {flag} ({lr:g} in this run)") if found is None else (
-            f"the encoder's output is not finite at step {step} ({e}){found[0]}", found[1])
+            f"the encoder's output is {state} at step {step} ({e}){found[0]}", found[1])
         raise TrainingError(f"{said}; stopped, nothing saved for it (newest state: {newest_state(state_dir)}); {fix}"
                             ) from e

@@ -407,6 +407,8 @@ class Transformer(nn.Module):
         position ``[B, T]`` (``[B, S]`` with a cache): attention never crosses
         documents. ``cache``: a :class:`KVCache` filled in place and advanced.
         """
+        if ids.dim() != 2 or not ids.numel():  # an empty one would reach a kernel that divides by its length
+            raise ValueError(f"ids must be [B, T] with at least one token, got shape {tuple(ids.shape)}")
         b, t = ids.shape
         past = cache.length if cache is not None else 0
         if past + t > self.cfg.max_seq_len:
