@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -39,6 +38,7 @@ from mmtok.core.module_io import (
     save_module,
     shipped_names,
 )
+from mmtok.core.protocol import takes_keyword
 from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.vq.quantizer import VectorQuantizer
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported 
     from mmtok.video.tokenizer import VideoTokenizer
 
 __all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",
-           "model_version", "native_image_tokenizer", "rate_keywords", "save", "takes_keyword", "vocoder_keywords"]
+           "model_version", "native_image_tokenizer", "rate_keywords", "save", "vocoder_keywords"]
 
 
 def available() -> list[str]:
@@ -315,23 +315,6 @@ def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception]
     if kind is not None and isinstance(built_kind, str) and built_kind != kind:
         raise error(f"tokenizer {spec!r} gives a {type(tok).__name__} of kind {built_kind!r}, not {kind!r}")
     return tok
-
-
-def takes_keyword(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` takes the keyword argument ``name`` (it names it, or takes ``**kwargs``); one whose signature
-    cannot be read is taken to. A MODEL argument's tokenizer (:func:`load_tokenizer`) need only keep the
-    :class:`~mmtok.core.protocol.MediaTokenizer` contract, whose ``encode`` and ``decode`` take the medium alone:
-    the commands pass a keyword such as ``sample_rate`` only to those that take it.
-
-    >>> takes_keyword(lambda codes, *, vocoder="auto": codes, "vocoder"), takes_keyword(lambda codes: codes, "vocoder")
-    (True, False)
-    """
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-               for p in params)
 
 
 def rate_keywords(tok: Any, rate: int) -> dict[str, int]:

@@ -20,10 +20,11 @@ import mmtok
 from mmtok.cli import main
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import models_dir
+from mmtok.core.protocol import takes_keyword
 from mmtok.data.codes import load_codes, save_codes
 from mmtok.evaluate import _fmt_summary
 from mmtok.image.tokenizer import ImageTokenizer
-from mmtok.pretrained import is_callable_spec, load_config, load_tokenizer, takes_keyword
+from mmtok.pretrained import is_callable_spec, load_config, load_tokenizer
 
 OWN = '''
 import torch

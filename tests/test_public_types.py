@@ -30,6 +30,7 @@ from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.data.shard_ids import ShardFile
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.lm.model import ModelConfig, Transformer
+from mmtok.vq import VectorQuantizer, VQConfig
 
 RATES = (8000, 8000.0, np.int64(8000), np.float32(8000))  # "an int, a numpy integer or an integral float"
 
@@ -159,11 +160,14 @@ def _typed_call(cls: type) -> bool:
     return False
 
 
-@pytest.mark.parametrize("cls", [ImageTokenizer, AudioTokenizer, Transformer])
+@pytest.mark.parametrize("cls", [ImageTokenizer, AudioTokenizer, Transformer, VectorQuantizer])
 def test_calling_a_module_is_typed_as_its_forward(cls: type) -> None:
     assert _typed_call(cls), f"{cls.__name__}(...) would be typed Any"
-    if cls is ImageTokenizer:
-        module: Any = fitted_tiny_tokenizer()
+    if cls is VectorQuantizer:
+        module: Any = VectorQuantizer(VQConfig(dim=4, codebook_size=8)).eval()
+        x = torch.rand(5, 4)
+    elif cls is ImageTokenizer:
+        module = fitted_tiny_tokenizer()
         x = torch.rand(1, 3, 64, 64)
     elif cls is AudioTokenizer:
         module = small_tokenizer()
@@ -198,3 +202,12 @@ def test_the_transformer_refuses_ids_that_are_not_a_batch_of_tokens(shape: tuple
     model = Transformer(ModelConfig.preset("tiny", vocab_size=100))
     with pytest.raises(ValueError, match=r"^ids must be \[B, T\] with at least one token, got shape "):
         model(torch.zeros(shape, dtype=torch.long))  # before: (1, 0) killed the process (SIGFPE)
+
+
+def test_a_decoded_stream_is_a_list_of_segment_dicts() -> None:
+    from mmtok.stream.parse import Decoded
+
+    assert Decoded.__orig_bases__ == (list[dict[str, Any]],)  # type: ignore[attr-defined]
+    il = mmtok.Interleaver(None)
+    out = il.decode(il.encode([{"text": "hi"}]))
+    assert isinstance(out, Decoded) and out == [{"text": "hi"}] and out.repairs == []

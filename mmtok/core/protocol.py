@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -29,7 +30,7 @@ import torch
 
 from mmtok.core.device import exact_float32
 
-__all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint", "ordinary_outputs"]
+__all__ = ["GridTokenizer", "MediaTokenizer", "RateTokenizer", "module_fingerprint", "ordinary_outputs", "takes_keyword"]
 
 
 @runtime_checkable
@@ -143,3 +144,20 @@ def ordinary_outputs(fn: Fn) -> Fn:
         return _ordinary(out)
 
     return run  # type: ignore[return-value]
+
+
+def takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword argument ``name`` (it names it, or takes ``**kwargs``); one whose signature
+    cannot be read is taken to. A user's tokenizer (a MODEL argument's, an Interleaver's) need only keep the
+    :class:`MediaTokenizer` contract, whose ``encode`` and ``decode`` take the medium alone:
+    mmtok passes a keyword such as ``sample_rate`` only to those that take it.
+
+    >>> takes_keyword(lambda codes, *, vocoder="auto": codes, "vocoder"), takes_keyword(lambda codes: codes, "vocoder")
+    (True, False)
+    """
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+               for p in params)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 
 from mmtok.core.errors import DocumentError
-from mmtok.core.protocol import GridTokenizer, RateTokenizer
+from mmtok.core.protocol import GridTokenizer, RateTokenizer, takes_keyword
 from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.parse import codes_tensor
@@ -225,6 +225,8 @@ def _check(tok: Tokenizers, codes: torch.Tensor, name: str, k: int) -> torch.Ten
 def _media(tok: Tokenizers, name: str, x: Any, k: int, **kwargs: Any) -> Any:
     have = need(tok, name, k)
     src = f" {x}" if isinstance(x, (str, Path)) else ""
+    if "sample_rate" in kwargs and not takes_keyword(have.encode, "sample_rate"):
+        kwargs = _own_rate(have, name, kwargs, f"segment {k} ({name}{src})")
     try:
         return have.encode(x, **kwargs)
     except (ValueError, TypeError, OSError, RuntimeError) as e:
@@ -232,6 +234,19 @@ def _media(tok: Tokenizers, name: str, x: Any, k: int, **kwargs: Any) -> Any:
     except Exception as e:  # the tokenizer's own fault (a KeyError, its own class): raised as it is, with where
         _mark(e, f"segment {k} ({name}{src})")
         raise
+
+
+def _own_rate(have: Any, name: str, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """``kwargs`` without ``sample_rate`` for a tokenizer whose ``encode`` takes the samples alone (the
+    :class:`~mmtok.core.protocol.MediaTokenizer` contract): samples at its own ``sample_rate`` are what it
+    encodes; at another rate, or for one that states none, a :class:`DocumentError` (they would be read wrong)."""
+    rate, own = kwargs["sample_rate"], getattr(have, "sample_rate", None)
+    if own is not None and float(own) == float(rate):
+        return {key: value for key, value in kwargs.items() if key != "sample_rate"}
+    at, fix = (("states no rate of its own", "give it a sample_rate attribute (the rate its encode expects)")
+               if own is None else (f"encodes at {own} Hz", f"resample to {own} Hz first"))
+    raise DocumentError(f"{where}: samples at {rate} Hz, but the {name} tokenizer {type(have).__name__} takes no "
+                        f"sample_rate and {at}: {fix}")
 
 
 def failed_segment(e: BaseException) -> str | None:

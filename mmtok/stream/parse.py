@@ -60,7 +60,7 @@ class Repair:
         return f"position {self.position}: {self.problem}; {self.action}"
 
 
-class Decoded(list):  # type: ignore[type-arg]
+class Decoded(list[dict[str, Any]]):
     """The segments of a decoded stream (a plain list), plus ``repairs`` made on the way."""
 
     repairs: list[Repair]

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -256,6 +256,9 @@ class VectorQuantizer(nn.Module):
             self.seen_counts += counts
         usage, perplexity = codebook_usage_tensors(counts)  # on the device: the host waits for nothing here
         return QuantizeResult(out, idx.reshape(lead), loss, perplexity.to(z.dtype), usage.to(z.dtype))
+
+    if TYPE_CHECKING:  # calling the module runs forward (nn.Module.__call__): give calls forward's types
+        __call__ = forward
 
     @ordinary_outputs
     def encode(self, x: torch.Tensor) -> torch.Tensor:
