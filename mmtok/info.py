@@ -31,7 +31,7 @@ from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
 from mmtok.data.shards import MANIFEST, open_shards
-from mmtok.info_tokenizer_run import describe_tokenizer_run, holds_tokenizer_run
+from mmtok.info_tokenizer_run import describe_tokenizer_run, holds_tokenizer_run, running
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import MODALITIES, checkpoint_folders, newest_loadable, read_log
 from mmtok.pretrained import load
@@ -234,7 +234,7 @@ def _run(folder: Path) -> dict[str, Any]:
         extra["logged_after_it"] = (f"steps {after[0]}-{after[-1]}, in no checkpoint that loads (a --resume trains "
                                     f"them again from step {step})")
     return {
-        "what": "run", "path": str(folder),
+        "what": "run", "path": str(folder), "running": running(folder),
         "step": step, "steps": train.get("steps"),
         "checkpoints": [p.name for p in ckpts], **extra, "read_from": _read_from(use, meta),
         "preset": train.get("preset"),

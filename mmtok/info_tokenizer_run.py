@@ -18,12 +18,20 @@ from typing import Any
 from mmtok.core.checkpoint import read_config
 from mmtok.core.errors import CheckpointError
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR, holds_train_state
+from mmtok.core.run_lock import run_holder
 from mmtok.core.trainstate import check_train_state
 
-__all__ = ["describe_tokenizer_run", "holds_tokenizer_run"]
+__all__ = ["describe_tokenizer_run", "holds_tokenizer_run", "running"]
 
 STATE, MODEL, BEST = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, "best"  # BEST: a vocoder run's best checkpoint
 READ_FROM = "(a save stopped between its two renames left it; --resume puts it back)"
+
+
+def running(folder: Path) -> str | None:
+    """Whether a training process holds run folder ``folder`` now (its lock, :func:`~mmtok.core.run_lock.run_holder`):
+    what ``mmtok info`` says of it may move while it runs. None when none does."""
+    holder = run_holder(folder)
+    return None if holder is None else f"yes, by {holder}: the figures are those of its newest save"
 
 
 def holds_tokenizer_run(folder: Path) -> bool:
@@ -54,13 +62,15 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
         except CheckpointError as e:
             damaged[MODEL] = str(e)
     steps = _steps_asked(meta)
-    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder),
+    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "running": running(folder),
                            "kind": meta.get("kind") or (model or {}).get("kind"), "step": step, "steps": steps}
     if step is not None and meta.get("_path") != str(state_dir):
         out["read_from"] = f"{meta['_path']} {READ_FROM}"
     if damaged:
         out["damaged"] = [f"{name}: {why}" for name, why in damaged.items()]
-    out["resume"] = _resume(folder, step, steps, meta, model)
+    holder = run_holder(folder)
+    out["resume"] = (_resume(folder, step, steps, meta, model) if holder is None else
+                     f"refused while {holder} holds the folder: wait for that run to end")
     out["last_loss"] = _last_loss(folder, meta, step)
     out["best"] = _best(folder, meta, step)
     out["model_note"] = _model_note(out["kind"], step, model, MODEL in damaged)

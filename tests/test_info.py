@@ -178,3 +178,27 @@ def test_the_command_prints_text_or_json_and_refuses_what_it_cannot_read(
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         describe(tmp_path)
+
+
+def test_a_run_held_by_a_live_process_says_so_and_a_stale_lock_does_not(made: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    from mmtok.core.run_lock import run_holder
+
+    run = tmp_path / "run"
+    shutil.copytree(made / "run", run)
+    assert describe(run).get("running") is None
+    (run / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # as a training process holds it
+    said = describe(run)["running"]  # before: nothing said of a run still training
+    assert said == (f"yes, by process {os.getpid()} on host {socket.gethostname()} (lock {run / '.lock'}): the "
+                    "figures are those of its newest save")
+    assert "running" in format_info(describe(run))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs: the lock is stale
+    (run / ".lock").write_text(f"{gone.pid} {socket.gethostname()}\n")
+    assert run_holder(run) is None and describe(run).get("running") is None
+    (run / ".lock").write_text(f"{os.getpid()} another-host\n")  # another host's: always taken as held
+    assert run_holder(run) == f"process {os.getpid()} on host another-host (lock {run / '.lock'})"

@@ -212,3 +212,17 @@ def test_a_vocoder_run_stopped_after_its_train_state_says_model_and_best_are_beh
     assert (f"(best/ holds step {held} until --resume writes it)" in d["best"]) == (held != extra["best_step"])
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert d["last_loss"] == next(r["loss"] for r in reversed(log) if r["step"] <= 4)
+
+
+def test_a_tokenizer_run_held_by_a_live_process_says_resume_waits(image_runs: tuple[Path, list[str]],
+                                                                  tmp_path: Path) -> None:
+    import os
+    import socket
+
+    root, _ = image_runs
+    run = _copy(root / "part", tmp_path / "run")
+    (run / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    d = describe(run)  # before: "continues from step 6 to 10", although a --resume now is refused
+    assert d["running"].startswith(f"yes, by process {os.getpid()} on host ")
+    assert d["resume"] == (f"refused while process {os.getpid()} on host {socket.gethostname()} (lock "
+                           f"{run / '.lock'}) holds the folder: wait for that run to end")

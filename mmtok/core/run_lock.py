@@ -20,7 +20,7 @@ from types import FrameType
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.errors import RunRefusedError, TrainingError
 
-__all__ = ["LOCK_NAME", "RunLock", "Terminated", "hold_run_folder"]
+__all__ = ["LOCK_NAME", "RunLock", "Terminated", "hold_run_folder", "run_holder"]
 
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
 
@@ -156,6 +156,20 @@ class RunLock:
                 if self._owner() == self.me:
                     self.path.unlink(missing_ok=True)
         self.held = False
+
+
+def run_holder(folder: str | os.PathLike[str]) -> str | None:
+    """Who holds run folder ``folder`` now, as its lock says (``"process 4242 on host gpu1 (lock RUN/.lock)"``), for
+    a reader such as ``mmtok info`` that takes no lock: None when no lock is there, or its process of this host no
+    longer runs (a stale lock the next run takes over). Nothing is written."""
+    lock = RunLock(folder)
+    owner = lock._owner() if lock.path.is_file() else None
+    if owner is None:
+        return None if not lock.path.is_file() else f"unknown (unreadable lock {lock.path})"
+    pid, host = owner
+    if host == socket.gethostname() and not pid_alive(pid):
+        return None
+    return f"process {pid} on host {host} (lock {lock.path})"
 
 
 @contextlib.contextmanager
