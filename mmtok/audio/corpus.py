@@ -25,8 +25,10 @@ import soundfile as sf
 
 from mmtok.audio.io import load_audio
 from mmtok.core.errors import UsageError
+from mmtok.core.limits import FLOAT32, TENSOR_BYTES, MemoryUse
 
-__all__ = ["FULL_RANGE_RATE", "HELDOUT_VOICES", "TRAIN_VOICES", "build_corpus", "steady_tone", "synthetic_clip", "synthetic_clips"]
+__all__ = ["FULL_RANGE_RATE", "HELDOUT_VOICES", "SYNTHETIC_MEMORY", "TRAIN_VOICES", "build_corpus", "steady_tone",
+           "synthetic_clip", "synthetic_clips"]
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.", "She sells sea shells by the sea shore.",
@@ -157,6 +159,11 @@ def synthetic_clips(n: int, *, seed: int, sample_rate: int = 16000, tones: float
         else:
             out.append(synthetic_clip(rng, float(rng.uniform(1.0, 4.0)), sample_rate))
     return out
+
+
+# what --synthetic N asks for at once (mmtok.core.limits): N clips of at least a second of float32 samples each
+SYNTHETIC_MEMORY = MemoryUse("the synthetic clips (float32, 1 to 4 s each)", ("synthetic",),
+                             lambda a: a.synthetic * (16_000.0 * FLOAT32 + TENSOR_BYTES))
 
 
 def add_synthetic_arguments(parser: Any, *, unit: str) -> None:

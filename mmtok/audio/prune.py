@@ -31,11 +31,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmtok.audio.corpus import add_synthetic_arguments
+from mmtok.audio.corpus import SYNTHETIC_MEMORY, add_synthetic_arguments
 from mmtok.audio.corpus import synthetic_clips as synthetic_arrays
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import CACHE_SPLITS, AudioCache, check_sample_rate, sampling_weights
 from mmtok.core.errors import MmtokError
+from mmtok.core.limits import memory_refusal
 from mmtok.core.ranges import Range, out_of_range, seed_arg
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
 
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None, *, debug: bool | None = None) -> int
     its traceback first)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    refused = out_of_range(parser, args, NUMBER_RULES)
+    refused = out_of_range(parser, args, NUMBER_RULES) or memory_refusal(parser, args, [SYNTHETIC_MEMORY])
     if refused:
         parser.error(refused)
 

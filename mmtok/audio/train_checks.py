@@ -1,5 +1,6 @@
 """The command line of ``mmtok train-tokenizer audio`` checked before any work, each refusal one line
-naming the flag (``parser.error``: exit 2): every number finite and in range (:func:`check_numbers`),
+naming the flag (``parser.error``: exit 2): every number finite and in range, and the arrays the numbers ask
+for within this machine's memory (:func:`check_numbers`),
 options at odds with each other (:func:`check_args`), what a fresh run's tokenizer needs
 (:func:`check_fresh_run`), and ``--band-weight`` bands that hold a mel channel of the tokenizer trained
 (:func:`check_bands`, which gives the channels' weights). What ``--resume`` may change is
@@ -14,43 +15,84 @@ from collections.abc import Sequence
 import torch
 
 from mmtok.audio.config import AudioTokenizerConfig
+from mmtok.audio.corpus import SYNTHETIC_MEMORY
 from mmtok.audio.features import mel_centres
 from mmtok.audio.losses import channel_weights
+from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_data import is_cache
-from mmtok.core.ranges import SEED, Range, out_of_range
+from mmtok.audio.train_init import GROWABLE, build_config
+from mmtok.core.checkpoint import MAX_CONFIG_INT
+from mmtok.core.limits import FLOAT32, MemoryUse, memory_refusal, training_bytes
+from mmtok.core.ranges import FLOAT32_AT_LEAST_0, SEED, THREADS, Range, iterations, out_of_range
 from mmtok.core.resume import check_decoder_only
-from mmtok.core.run_folder import holds_train_state
+from mmtok.core.run_folder import holds_train_state, run_model
 from mmtok.core.trainstate import check_run_options, options_given
 
-__all__ = ["INIT_ARCH_ARGS", "NUMBER_RULES", "check_args", "check_bands", "check_fresh_run", "check_numbers"]
+__all__ = ["INIT_ARCH_ARGS", "MEMORY_USES", "NUMBER_RULES", "check_args", "check_bands", "check_fresh_run",
+           "check_numbers"]
 
 INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 # every numeric option but those check_run_options checks (--steps, --batch-size, --save-every, --warmup, --lr):
 # the range its value must lie in; a value left out (None) is not checked
 NUMBER_RULES: dict[str, Range] = {
-    **dict.fromkeys(("crop_tokens", "code_dim", "encoder_channels", "decoder_channels", "encoder_blocks",
-                     "decoder_blocks", "kmeans_vectors", "kmeans_min_groups", "threads"), Range(1)),
-    **dict.fromkeys(("kmeans_iters", "kmeans_balance", "val_clips", "synthetic", "gain_db", "mse_weight",
-                     "compressed_weight", "envelope_weight"), Range(0)),
-    "codebook_size": Range(2), "seed": SEED,
+    # the tokenizer's sizes: its config is saved, and a checkpoint's config holds no larger number
+    **dict.fromkeys(("code_dim", "encoder_channels", "decoder_channels", "encoder_blocks", "decoder_blocks"),
+                    Range(1, MAX_CONFIG_INT, why="the largest size a checkpoint's config holds")),
+    "codebook_size": Range(2, MAX_CONFIG_INT, why="the largest size a checkpoint's config holds"),
+    **dict.fromkeys(("crop_tokens", "kmeans_vectors", "kmeans_min_groups"), Range(1)),
+    **dict.fromkeys(("kmeans_iters", "kmeans_balance"), iterations(0)),
+    **dict.fromkeys(("val_clips", "synthetic", "gain_db"), Range(0)),
+    **dict.fromkeys(("mse_weight", "compressed_weight", "envelope_weight"), FLOAT32_AT_LEAST_0),  # the loss is float32
+    "threads": THREADS, "seed": SEED,
     **dict.fromkeys(("dead_code_rate", "val_fraction"), Range(0, 1, high_open=True)),
     "synthetic_share": Range(0, 1, low_open=True, high_open=True),
     **dict.fromkeys(("synthetic_tones", "gain_prob"), Range(0, 1)),
 }
 
 
+def _model_bytes(args: argparse.Namespace) -> float:
+    """Bytes of the tokenizer the options describe while it trains (:func:`~mmtok.core.limits.training_bytes`;
+    with ``--init-from``, its blocks on this command line's widths)."""
+    defaults = AudioTokenizerConfig()
+    counts = {arg: getattr(args, arg) if getattr(args, arg) is not None else getattr(defaults, name)
+              for arg, (name, _) in GROWABLE.items()}
+    return training_bytes(lambda **blocks: AudioTokenizer(build_config(argparse.Namespace(**{**vars(args), **blocks}))),
+                          repeats=counts)
+
+
+def _crop_bytes(args: argparse.Namespace) -> float:
+    """One log-mel crop with its target and reconstruction (float32), on the default front end's mel channels."""
+    cfg = AudioTokenizerConfig()
+    return 3.0 * cfg.n_mels * cfg.frames_per_token * args.crop_tokens * FLOAT32
+
+
+# what the options ask for at once, each a lower bound of what the run allocates (memory_refusal)
+MEMORY_USES = (
+    MemoryUse("one batch of log-mel crops, their targets and reconstructions (float32)", ("batch_size", "crop_tokens"),
+              lambda a: a.batch_size * _crop_bytes(a)),
+    MemoryUse("the tokenizer with its gradients and AdamW's moments", ("codebook_size", "code_dim", "encoder_channels",
+              "decoder_channels", "encoder_blocks", "decoder_blocks"), _model_bytes),
+    SYNTHETIC_MEMORY,
+)
+
+
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Every numeric option finite and in its range (:data:`NUMBER_RULES`, and ``check_run_options``'s),
-    else ``parser.error`` naming the flag, the value and what to give instead."""
+    """Every numeric option finite and in its range (:data:`NUMBER_RULES`, and ``check_run_options``'s), and what
+    they ask for at once within this machine's memory (:data:`MEMORY_USES`), else ``parser.error`` naming the
+    flag, the value and what to give instead."""
     check_run_options(parser, args)
-    refused = out_of_range(parser, args, NUMBER_RULES)
+    refused = out_of_range(parser, args, NUMBER_RULES) or memory_refusal(
+        parser, args, MEMORY_USES, lows={k: r.low for k, r in NUMBER_RULES.items()})
     if refused:
         parser.error(refused)
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Every option out of range or at odds with another, refused in one line (exit 2) before any work."""
+    """Every option out of range or at odds with another, refused in one line (exit 2) before any work; a run
+    folder given as ``--init-from`` is read as its model (RUN/model)."""
     check_numbers(parser, args)
+    if args.init_from is not None:
+        args.init_from = run_model(args.init_from, flag="--init-from")
     check_decoder_only(parser, args, resumable=holds_train_state(args.out))
     if args.decoder_only and (args.encoder_blocks is not None or args.dead_code_rate):
         parser.error("--decoder-only keeps the encoder and codebook as they are: drop --encoder-blocks and --dead-code-rate")

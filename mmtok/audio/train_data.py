@@ -120,13 +120,15 @@ def manifest_material(args: argparse.Namespace) -> tuple[list[Path], list[Path],
     """From a corpus manifest: the files of ``--split`` (default ``train``), ``--val-clips`` files of its
     ``validation`` split (seeded; none when that is the split trained on), the codebook group of every training
     file (``--kmeans-groups auto``: source and speaker from its row, as for a cache), what a group is, and what is
-    validated on (for the run's log and summary). Its ``test`` split is never read."""
+    validated on (for the run's log and summary). Rows of those splits whose file is not there are refused
+    first, all at once, by line (:func:`~mmtok.core.corpus_manifest.check_listed`). Its ``test`` split is never
+    read."""
     manifest = Path(args.data)
-    rows = split_rows(manifest, args.split, suffixes=AUDIO_SUFFIXES, media="audio", error=AudioError)
+    rows = split_rows(manifest, args.split, suffixes=AUDIO_SUFFIXES, media="audio", error=AudioError, present=True)
     files = [f for f, _ in rows]
     held = [] if args.split == VALIDATION_SPLIT else [
         f for f, _ in split_rows(manifest, VALIDATION_SPLIT, suffixes=AUDIO_SUFFIXES, media="audio",
-                                 error=AudioError, required=False)]
+                                 error=AudioError, required=False, present=True)]
     val = [held[i] for i in _pick_validation(len(held), args.val_clips, args.seed)]
     val_note = (f"validation: {len(val)} of the {len(held)} files of split {VALIDATION_SPLIT!r} of {manifest} "
                 f"(seeded, --val-clips {args.val_clips})" if held else

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak AdamW learning rate")
     p.add_argument("--warmup", type=int, default=150, help="linear warmup steps")
     p.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from a trained audio tokenizer (a checkpoint folder, or 'audio' for the shipped one): "
+                   help="start from a trained audio tokenizer (a checkpoint folder, 'audio' for the shipped one, or "
+                        "the folder of an earlier run, whose model, RUN/model, is read): "
                         "its encoder, codebook, decoder and feature normalization, with a fresh optimizer and "
                         "schedule. Its architecture and K are kept, so leave out " + ", ".join(
                             f"--{a.replace('_', '-')}" for a in INIT_ARCH_ARGS) + "; its vocoder is neither trained "

@@ -1,8 +1,9 @@
 """What the vocoder command refuses before any work (:mod:`mmtok.audio.vocoder_train`).
 
-* :func:`check_options`: every numeric option finite and in range, and the options that need one
-  another (none left to be ignored), as one-line :class:`~mmtok.core.errors.UsageError` s naming the
-  flag (exit 2).
+* :func:`check_options`: every numeric option finite and in range, what the options ask for within this
+  machine's memory (:data:`MEMORY_USES`), and the options that need one another (none left to be ignored),
+  as one-line :class:`~mmtok.core.errors.UsageError` s naming the flag (exit 2); a run folder given where a
+  checkpoint is read is taken as the model it holds.
 * :func:`check_out_folder`: a ``--out`` that holds anything but the run to resume is refused
   (:func:`mmtok.core.trainstate.check_run_folder`, :data:`RUN_MARKS`), so no one's files are rewritten;
   ``--resume`` of a run stopped before its first checkpoint (:func:`stopped_before_checkpoint`) starts it afresh.
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.audio.attach import attach_refusal, load_vocoder
+from mmtok.audio.corpus import SYNTHETIC_MEMORY
+from mmtok.audio.discriminator import WaveDiscriminators
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder, VocoderConfig
@@ -40,32 +43,71 @@ from mmtok.audio.vocoder_settings import (
     initial_vocoder,
     segment_samples,
 )
-from mmtok.core.checkpoint import config_from_dict, read_config, write_refusal
+from mmtok.core.checkpoint import MAX_CONFIG_INT, config_from_dict, read_config, write_refusal
 from mmtok.core.device import check_device_option
 from mmtok.core.errors import CheckpointError, UsageError
+from mmtok.core.limits import FLOAT32, MemoryUse, memory_refusal, training_bytes
 from mmtok.core.module_io import load_module, resolve_checkpoint
-from mmtok.core.ranges import ABOVE_0, FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, Range, out_of_range
+from mmtok.core.ranges import (
+    ABOVE_0,
+    FLOAT32_AT_LEAST_0,
+    INT64_MAX,
+    LEARNING_RATE,
+    SEED,
+    THREADS,
+    Range,
+    out_of_range,
+)
 from mmtok.core.resume import setting_differences
 from mmtok.core.resume import take_run_settings as resume_settings
-from mmtok.core.run_folder import RunMarks, check_run_folder, say_starting_afresh
+from mmtok.core.run_folder import RunMarks, check_run_folder, run_model, say_starting_afresh
 from mmtok.core.run_lock import LOCK_NAME
 
-__all__ = ["FLAG_RANGES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
+__all__ = ["FLAG_RANGES", "MEMORY_USES", "RUN_MARKS", "attach_plan", "check_options", "check_out_folder", "check_sources",
            "default_tokenizer", "stopped_before_checkpoint", "take_run_settings"]
 
 
+# seconds of audio whose samples are a whole number torch holds (more is not a length: its samples overflow)
+MAX_SECONDS = INT64_MAX // SAMPLE_RATE
 FLAG_RANGES: dict[str, Range] = {  # by argparse dest; an option left at None (not given) is not checked
-    **dict.fromkeys(("steps", "batch_size", "save_every", "log_every", "val_segments", "threads", "disc_channels",
-                     "dim", "intermediate", "blocks"), Range(1)),
-    **dict.fromkeys(("val_clips", "warmup", "synthetic", "disc_start", "disc_warmup", "mel_weight", "gain_db",
-                     "disc_weight", "fm_weight", "decoder_anchor"), Range(0)),
-    **dict.fromkeys(("clip_grad", "segment_seconds", "val_clip_seconds", "disc_seconds"), ABOVE_0),
+    **dict.fromkeys(("steps", "batch_size", "save_every", "log_every", "val_segments", "disc_channels"), Range(1)),
+    # the vocoder's sizes: its config is saved, and a checkpoint's config holds no larger number
+    **dict.fromkeys(("dim", "intermediate", "blocks"),
+                    Range(1, MAX_CONFIG_INT, why="the largest size a checkpoint's config holds")),
+    **dict.fromkeys(("val_clips", "warmup", "synthetic", "disc_start", "disc_warmup", "gain_db"), Range(0)),
+    **dict.fromkeys(("mel_weight", "disc_weight", "fm_weight", "decoder_anchor"), FLOAT32_AT_LEAST_0),  # float32 loss
+    "clip_grad": ABOVE_0,
+    **dict.fromkeys(("segment_seconds", "val_clip_seconds", "disc_seconds"),
+                    Range(0, MAX_SECONDS, low_open=True, why="its samples must be a whole number torch holds")),
     **dict.fromkeys(("lr", "disc_lr", "decoder_lr"), LEARNING_RATE), "weight_decay": FLOAT32_AT_LEAST_0,
     "min_lr_frac": Range(0, 1), "synthetic_tones": Range(0, 1),
     "synthetic_share": Range(0, 1, low_open=True, high_open=True),
     "mel_match": Range(0, 8), "mel_match_db": Range(0, 40, low_open=True),
-    "seed": SEED,
+    "threads": THREADS, "seed": SEED,
 }
+
+
+def _segment_bytes(args: argparse.Namespace) -> float:
+    return args.segment_seconds * SAMPLE_RATE * FLOAT32  # one float32 training segment
+
+
+# what the options ask for at once, each a lower bound of what the run allocates (memory_refusal)
+MEMORY_USES = (
+    MemoryUse("one batch of segments, the vocoder's output and its blocks' activations (float32)",
+              ("batch_size", "segment_seconds"),
+              lambda a: a.batch_size * _segment_bytes(a) * (2 + a.blocks * (a.dim + a.intermediate)
+                                                            / VocoderConfig.hop_length)),
+    MemoryUse("the fixed validation segments (float32)", ("val_segments", "segment_seconds"),
+              lambda a: a.val_segments * _segment_bytes(a)),
+    MemoryUse("the vocoder with its gradients and AdamW's moments", ("dim", "intermediate", "blocks"),
+              lambda a: training_bytes(lambda blocks: Vocoder(VocoderConfig(dim=a.dim, intermediate=a.intermediate,
+                                                                            blocks=blocks)),
+                                       repeats={"blocks": a.blocks})),
+    MemoryUse("the discriminators with their gradients and AdamW's moments", ("disc_channels",),
+              lambda a: training_bytes(lambda: WaveDiscriminators(channels=a.disc_channels)) if a.disc_weight > 0
+              else 0.0),
+    SYNTHETIC_MEMORY,
+)
 WHAT = {  # said beside a refused value where the flag's name does not say it
     "gain_db": "each segment is attenuated by a random 0 to GAIN dB; a negative GAIN would amplify",
     "mel_match": "passes of the vocoder's level correction, its mel_match",
@@ -80,11 +122,19 @@ RESUME_FREE = ("save_every", "log_every", "threads", "device")  # what a resumed
 
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse (:class:`UsageError`, one line naming the flag, the value and what to give) an option of
-    ``parser`` out of range, or options that need others, before anything is read or written."""
-    refused = out_of_range(parser, args, FLAG_RANGES, WHAT)
+    ``parser`` out of range, values whose arrays this machine cannot hold (:data:`MEMORY_USES`), or options that
+    need others, before anything is read or written. A run folder given as ``--init-from``, ``--vocoder`` or
+    ``--tokenizer`` is read as the model it holds (its ``best/`` or ``model/``, refused when it holds both:
+    :func:`~mmtok.core.run_folder.run_model`)."""
+    refused = out_of_range(parser, args, FLAG_RANGES, WHAT) or memory_refusal(
+        parser, args, MEMORY_USES, lows={k: r.low for k, r in FLAG_RANGES.items()})
     if refused:
         raise UsageError(refused)
     check_device_option(parser, args.device)
+    for flag, dest, models in (("--init-from", "init_from", (BEST_DIR, MODEL_DIR)),
+                               ("--vocoder", "vocoder", (BEST_DIR, MODEL_DIR)), ("--tokenizer", "tokenizer", ("model",))):
+        if getattr(args, dest) is not None:  # a run folder: the model it holds
+            setattr(args, dest, run_model(getattr(args, dest), flag=flag, models=models))
     if (args.mel_match is not None or args.mel_match_db is not None) and args.attach is None and args.out is None:
         raise UsageError("--mel-match and --mel-match-db set a vocoder's level correction: they need a run "
                          "(--out RUN) or --attach OUT")

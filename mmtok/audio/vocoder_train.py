@@ -140,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "one trained on the true log-mel)")
     p.add_argument("--init-from", default=None, metavar="CKPT", help="start a new run from this vocoder checkpoint, "
                    "or from the learned vocoder inside an audio tokenizer checkpoint (a shipped name such as audio) "
-                   "(e.g. a stage-1 RUN/best) with fresh optimizer state")
+                   "(e.g. a stage-1 RUN/best) with fresh optimizer state; a run folder is read as the model it "
+                   "holds (a vocoder run holds two: name RUN/best or RUN/model)")
     p.add_argument("--attach", default=None, metavar="OUT", help="write an audio tokenizer checkpoint here: "
                    "--tokenizer + the vocoder (--vocoder, default --out's best/), after any training; a --train-decoder "
                    "run's best/ goes with the decoder it was trained on (RUN/best-tokenizer), not --tokenizer's")
     p.add_argument("--vocoder", default=None, metavar="CKPT", help="the vocoder --attach uses (a vocoder checkpoint, "
-                   "or the learned vocoder inside an audio tokenizer checkpoint)")
+                   "or the learned vocoder inside an audio tokenizer checkpoint; of a run folder, name RUN/best or "
+                   "RUN/model)")
     p.add_argument("--mel-match", type=int, default=None, metavar="N", help="passes of the level correction the "
                    "vocoder runs after decoding (mmtok.audio.mel_match; 0: none): for a new run in --out (it trains "
                    "through them) and for --attach (default: the vocoder's own setting)")

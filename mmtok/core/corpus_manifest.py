@@ -1,6 +1,6 @@
 """A corpus manifest given as a trainer's ``--data``: the files of one of its splits (``--split``,
-:data:`DEFAULT_SPLIT` when left out), for the image and audio trainers alike; its rows are read by
-:func:`~mmtok.core.manifest.manifest_rows`.
+:data:`DEFAULT_SPLIT` when left out), for the image and audio trainers alike, which check each is there before
+any is read (:func:`check_listed`); its rows are read by :func:`~mmtok.core.manifest.manifest_rows`.
 
 >>> import tempfile; from pathlib import Path
 >>> m = Path(tempfile.mkdtemp()) / "manifest.jsonl"
@@ -15,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_SPLIT",
     "MANIFEST_NAME",
     "check_folder",
+    "check_listed",
     "check_split",
     "data_split",
     "folder_manifest",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 DEFAULT_SPLIT = "train"  # the manifest split taken without --split (for a trainer on --resume: the run's)
+SHOWN_MISSING = 3  # files a refusal of a manifest's missing files names
 MANIFEST_NAME = "manifest.jsonl"  # what benchmarks/fetch_corpus.py names a corpus's manifest
 
 
@@ -112,21 +114,41 @@ def data_split(data: str, split: str | None) -> str | None:
 
 
 def split_rows(manifest: str | os.PathLike[str], split: str | None, *, suffixes: Collection[str], media: str,
-               error: type[MmtokError] = CorpusError, required: bool = True) -> list[tuple[Path, dict[str, Any]]]:
+               error: type[MmtokError] = CorpusError, required: bool = True,
+               present: bool = False) -> list[tuple[Path, dict[str, Any]]]:
     """``(file, row)`` of every file of ``split`` (None: :data:`DEFAULT_SPLIT`) that ``manifest`` lists with one
     of ``suffixes``, sorted by file, each file its ``path`` under the manifest's folder; a bad row is ``error``,
-    and with ``required`` a split without such files is a :class:`~mmtok.core.errors.MissingFileError`
-    (``media``: what the files are, for the message)."""
+    with ``required`` a split without such files is a :class:`~mmtok.core.errors.MissingFileError`, and with
+    ``present`` so are files that are not there (:func:`check_listed`; ``media``: what the files are, for the
+    message)."""
     manifest = Path(manifest)
     split = DEFAULT_SPLIT if split is None else split
-    rows = [(manifest.parent / row["path"], row) for _, row in manifest_rows(manifest, error=error)
-            if row["split"] == split and Path(row["path"]).suffix.lower() in suffixes]
-    if required and not rows:
+    numbered = [(number, manifest.parent / row["path"], row) for number, row in manifest_rows(manifest, error=error)
+                if row["split"] == split and Path(row["path"]).suffix.lower() in suffixes]
+    if required and not numbered:
         raise MissingFileError(f"--data {str(manifest)!r} lists no {media} files of split {split!r}")
-    return sorted(rows, key=lambda fr: fr[0])
+    if present:
+        check_listed(manifest, [(number, row["path"], f) for number, f, row in numbered], split=split, media=media)
+    return sorted(((f, row) for _, f, row in numbered), key=lambda fr: fr[0])
+
+
+def check_listed(manifest: Path, listed: Sequence[tuple[int, str, Path]], *, split: str, media: str) -> None:
+    """Every ``(line, path as written, file)`` ``manifest`` lists is a file, else one
+    :class:`~mmtok.core.errors.MissingFileError` before anything is read: how many of the split's files are
+    missing or are no file, and the first :data:`SHOWN_MISSING` of them as ``MANIFEST:LINE: PATH``."""
+    missing = [(number, path, "" if not f.exists() else " (a folder)" if f.is_dir() else " (not a regular file)")
+               for number, path, f in listed if not f.is_file()]
+    if not missing:
+        return
+    shown = "; ".join(f"{manifest}:{number}: {path}{what}" for number, path, what in missing[:SHOWN_MISSING])
+    more = f"; and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+    raise MissingFileError(f"{manifest}: {len(missing)} of the {len(listed)} {media} files of split {split!r} it lists "
+                           f"are not there (each path is under the manifest's folder {manifest.parent}): {shown}{more}; "
+                           "restore them, or remove their rows from the manifest")
 
 
 def split_files(manifest: str | os.PathLike[str], split: str | None, *, suffixes: Collection[str], media: str,
-                error: type[MmtokError] = CorpusError) -> list[Path]:
-    """The files of ``split`` that ``manifest`` lists with one of ``suffixes``, sorted (:func:`split_rows`)."""
-    return [f for f, _ in split_rows(manifest, split, suffixes=suffixes, media=media, error=error)]
+                error: type[MmtokError] = CorpusError, present: bool = False) -> list[Path]:
+    """The files of ``split`` that ``manifest`` lists with one of ``suffixes``, sorted (:func:`split_rows`; with
+    ``present``, each checked to be there)."""
+    return [f for f, _ in split_rows(manifest, split, suffixes=suffixes, media=media, error=error, present=present)]

@@ -8,6 +8,8 @@ no higher than float32 holds it (:data:`LEARNING_RATE`, :data:`FLOAT32_AT_LEAST_
 ('>= 1', '> 0', 'in [0, 1)', '> 0, at most 3.4e+37')
 >>> Range(0, 1).holds(float("nan")), Range(1).holds(3)
 (False, True)
+
+A count or size whose arrays this machine cannot hold is refused by :mod:`mmtok.core.limits`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["ABOVE_0", "FLOAT32_AT_LEAST_0", "FLOAT32_MAX", "LEARNING_RATE", "LR_MAX", "SEED", "Range", "count_arg",
-           "out_of_range", "seed_arg"]
+__all__ = ["ABOVE_0", "FLOAT32_AT_LEAST_0", "FLOAT32_MAX", "INT64_MAX", "LEARNING_RATE", "LR_MAX", "MAX_ITERATIONS",
+           "MAX_THREADS", "SEED", "THREADS", "Range", "count_arg", "iterations", "out_of_range", "seed_arg",
+           "threads_arg"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Range:
     why: str = ""
 
     def holds(self, value: float) -> bool:
-        if not math.isfinite(value):
+        if not _finite(value):
             return False
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
@@ -49,7 +52,7 @@ class Range:
         >>> LEARNING_RATE.beyond(-1.0), Range(0, 1).beyond(2.0)
         ('', '')
         """
-        return f" ({self.why})" if self.why and math.isfinite(value) and value > self.high else ""
+        return f" ({self.why})" if self.why and _finite(value) and value > self.high else ""
 
     def phrase(self, *, whole: bool = False) -> str:
         """What a value must be, in words: ``at least N`` for a whole number with no upper end, else :meth:`__str__`.
@@ -72,6 +75,12 @@ class Range:
         return f"in {'(' if self.low_open else '['}{_end(self.low)}, {_end(self.high)}{')' if self.high_open else ']'}"
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite number: any whole number is (one past float's range too), a float unless it is
+    NaN or infinite."""
+    return isinstance(value, int) or math.isfinite(value)
+
+
 def _end(value: float) -> str:
     """An end of a range as written: a whole number in full (``2**63 - 1`` is not ``9.223372037e+18``), else
     ten significant digits.
@@ -84,6 +93,7 @@ def _end(value: float) -> str:
     return f"{value:.10g}"
 
 
+INT64_MAX = 2**63 - 1  # the largest whole number torch and NumPy hold: no whole-number option goes past it
 ABOVE_0 = Range(0, low_open=True)
 SEED = Range(0, 2**32 - 1)  # what NumPy and torch take as a seed
 FLOAT32_MAX = float.fromhex("0x1.fffffep+127")  # float32's largest finite number, about 3.4e38
@@ -94,6 +104,21 @@ FLOAT32_AT_LEAST_0 = Range(0, FLOAT32_MAX, why="float32's range")  # a factor th
 LR_MAX = 3.4e37
 LEARNING_RATE = Range(0, LR_MAX, low_open=True,
                       why="AdamW's first step, the rate / (1 - beta1), must be a float32 number")
+# torch's CPU thread pool: far more threads fail part-way (a MemoryError, an overflow, a crash), and threads past
+# the machine's CPUs only slow a run
+MAX_THREADS = 1024
+THREADS = Range(1, MAX_THREADS, why="torch's CPU thread pool; threads past the machine's CPUs only slow a run")
+MAX_ITERATIONS = 10_000  # of a k-means fit: it settles in tens, and each one passes over every training vector
+
+
+def iterations(low: int) -> Range:
+    """The range of a count of k-means iterations (or rounds) from ``low``: at most :data:`MAX_ITERATIONS`.
+
+    >>> str(iterations(0))
+    '>= 0, at most 10000'
+    """
+    return Range(low, MAX_ITERATIONS, why="k-means settles in tens of iterations, and each one passes over every "
+                                          "training vector: more would run for days")
 
 
 def count_arg(text: str) -> int:
@@ -111,6 +136,21 @@ def count_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def threads_arg(text: str) -> int:
+    """argparse type of a ``--threads`` checked as it is parsed: a whole number in :data:`THREADS`.
+
+    >>> threads_arg("4")
+    4
+    >>> threads_arg("100000")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be a whole number >= 1, at most 1024 (torch's CPU thread pool; threads past the machine's CPUs only slow a run), got 100000
+    """
+    n = count_arg(text)
+    if not THREADS.holds(n):
+        raise argparse.ArgumentTypeError(f"must be a whole number {THREADS}{THREADS.beyond(n)}, got {n}")
     return n
 
 
@@ -149,10 +189,12 @@ def out_of_range(parser: argparse.ArgumentParser, args: argparse.Namespace, rang
     actions = {a.dest: a for a in parser._actions}
     for dest, allowed in ranges.items():
         value = getattr(args, dest)
-        if value is None or allowed.holds(value):
+        if value is None or (allowed.holds(value) and not (isinstance(value, int) and value > INT64_MAX)):
             continue
         action = actions[dest]
         flag, whole = action.option_strings[0], action.type is int
+        if isinstance(value, int) and value > INT64_MAX and allowed.high > INT64_MAX:  # past what a tensor holds
+            allowed = replace(allowed, high=INT64_MAX, why=allowed.why or "the largest whole number torch holds, in 64 bits")
         phrase = allowed.phrase(whole=whole)
         note = (f" ({notes[dest]})" if notes and dest in notes else "") + allowed.beyond(value)
         default = "" if action.default is None else f" (default: {_said(action.default)})"

@@ -1,6 +1,7 @@
 """Whether a trainer's ``--out`` holds one of its runs, or other files that are not its to continue, clear or
 write beside: :class:`RunMarks` (what each trainer's runs hold) and :func:`check_run_folder`, called before
-anything is written to the folder. A checkpoint a killed save left only as its backup counts; a stale lock
+anything is written to the folder; a run folder given where a checkpoint is read (``--init-from RUN``) is taken
+as the model it holds (:func:`run_model`). A checkpoint a killed save left only as its backup counts; a stale lock
 alone does not. ``--resume`` of a folder with no train state to continue starts the run afresh, said in one line
 (:func:`say_starting_afresh`; :func:`check_resume_folder` for the tokenizer trainers), and :func:`content_digest`
 is what a run records of the data it trains on, by content, for ``--resume`` to tell other data from the same
@@ -35,6 +36,7 @@ __all__ = [
     "check_run_folder",
     "content_digest",
     "holds_train_state",
+    "run_model",
     "say_starting_afresh",
 ]
 
@@ -142,3 +144,43 @@ def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:
     False
     """
     return json_digest([[label, hashlib.sha256(data).hexdigest()] for label, data in parts])
+
+
+def _checkpoint_at(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint, or the backup a save killed between its two renames left of one."""
+    return (folder / CONFIG_NAME).is_file() or backup_of(folder, CONFIG_NAME) is not None
+
+
+def run_model(where: str, *, flag: str, models: tuple[str, ...] = (TOKENIZER_MODEL_DIR,)) -> str:
+    """The checkpoint ``flag`` reads when given ``where``: ``where`` itself, unless it is a trainer's run folder
+    (no checkpoint of its own, one in a ``models`` subfolder: ``RUN/model``), which is taken as that model, said
+    on stderr. A run folder holding several of ``models`` (a vocoder run's ``best/`` and ``model/``), or none yet
+    (its ``train-state`` alone: stopped before it wrote one), and a folder that is neither a checkpoint nor a
+    run, and a path to nothing that is no shipped name, are refused (:class:`~mmtok.core.errors.UsageError`, one
+    line naming them). A shipped name, a checkpoint folder and a file come back as they are, for the loader to
+    read or refuse."""
+    from mmtok.core.errors import UsageError
+    from mmtok.core.module_io import shipped_names
+
+    folder = Path(where)
+    if _checkpoint_at(folder) or ("/" not in where and os.sep not in where and where in shipped_names()):
+        return where  # a shipped name: a folder of that name that is no checkpoint does not hide it
+    if not folder.exists():
+        raise UsageError(f"{flag} {where}: no such folder, and no shipped checkpoint has that name (shipped: "
+                         f"{', '.join(shipped_names()) or 'none'})")
+    if not folder.is_dir():
+        return where
+    found = [folder / name for name in models if _checkpoint_at(folder / name)]
+    if len(found) == 1:
+        print(f"mmtok: {flag} {where} is a training run's folder: reading its model, {found[0]}", file=sys.stderr)
+        return str(found[0])
+    if found:
+        raise UsageError(f"{flag} {where} is a training run's folder holding {len(found)} models: give one of "
+                         f"{', '.join(map(str, found))}")
+    if _checkpoint_at(folder / TOKENIZER_STATE_DIR):
+        raise UsageError(f"{flag} {where} is a training run's folder with no model yet (no {folder / models[0]}: "
+                         "the run stopped before its first checkpoint); resume the run first, or give a checkpoint "
+                         "folder")
+    raise UsageError(f"{flag} {where} is a folder that holds no checkpoint ({CONFIG_NAME}) and no training run's model "
+                     f"({' or '.join(f'{name}/{CONFIG_NAME}' for name in models)}); give a checkpoint folder, a run "
+                     "folder or a shipped name")

@@ -34,11 +34,12 @@ def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> 
 
     ``folder`` may also be a corpus manifest (``manifest.jsonl``, one JSON object per
     file with ``path`` relative to the manifest's folder and ``split``): then the
-    files of ``split`` (None: :data:`~mmtok.core.corpus_manifest.DEFAULT_SPLIT`) are taken, as ``benchmarks/fetch_corpus.py`` writes them.
+    files of ``split`` (None: :data:`~mmtok.core.corpus_manifest.DEFAULT_SPLIT`) are taken, as ``benchmarks/fetch_corpus.py`` writes them;
+    rows whose file is not there are refused first, all at once, by line (a :class:`MissingFileError`).
     """
     root = Path(folder)
     if is_manifest(root):
-        return split_files(root, split, suffixes=IMAGE_SUFFIXES, media="image", error=ImageError)
+        return split_files(root, split, suffixes=IMAGE_SUFFIXES, media="image", error=ImageError, present=True)
     if not root.is_dir():
         raise MissingFileError(f"--data {str(root)!r} is not a folder or a manifest.jsonl")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

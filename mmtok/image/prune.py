@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, check_folder, check_split, data_split
-from mmtok.core.ranges import seed_arg
+from mmtok.core.ranges import Range, out_of_range, seed_arg
 from mmtok.image.crops import find_images, load_corpus, random_crops
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.prune import add_prune_arguments, run_prune_command
@@ -31,6 +31,9 @@ from mmtok.vq.prune import add_prune_arguments, run_prune_command
 __all__ = ["code_shares", "main"]
 
 BATCH = 32  # crops encoded at once
+MAX_CROPS = 10_000_000  # crops counted: 2,400 times the default, days of encoding on a CPU, hours on a GPU
+NUMBER_RULES = {"crops": Range(1, MAX_CROPS, why="ten million crops take days to encode on a CPU, and the codes' "
+                                                  "shares settle long before")}
 SPLITS = ("train", "validation")  # the manifest splits codes are counted on: the test split never
 
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, choices=SPLITS,
                    help=f"with a manifest: the split whose photos are counted (default: {DEFAULT_SPLIT}; never test: "
                         "the codes to keep are chosen on training data); a folder's images are all counted")
-    p.add_argument("--crops", type=int, default=4096, help="random crops to count codes on")
+    p.add_argument("--crops", type=int, default=4096, help=f"random crops to count codes on (1 to {MAX_CROPS:,})")
     p.add_argument("--scale-min", type=float, default=0.35, help="smallest crop side, as a fraction of the shorter side")
     p.add_argument("--scale-max", type=float, default=1.0, help="largest crop side, as a fraction of the shorter side")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the crops, in [0, 2**32)")
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None, *, debug: bool | None = None) -> int
     if args.crops < 1 or not 0 < args.scale_min <= args.scale_max <= 1:
         parser.error(f"--crops must be >= 1 and 0 < --scale-min <= --scale-max <= 1 "
                      f"(got {args.crops}, {args.scale_min}, {args.scale_max})")
+    if refused := out_of_range(parser, args, NUMBER_RULES):
+        parser.error(refused)
     check_split(parser, args.data, args.split, media="photos", verb="counted")
     check_folder(parser, args.data, verb="counts codes on")
     split = data_split(args.data, args.split)  # None: a folder, all of it

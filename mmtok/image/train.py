@@ -79,6 +79,7 @@ from mmtok.image.init import (
     init_from_model,
     rebalance_codebook,
 )
+from mmtok.image.sizing import MAX_SIDE
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_args,
@@ -121,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/train-state if it exists, with the run's "
                    "own model and settings for the flags left out (--steps N extends it)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step")
-    p.add_argument("--crop", type=int, default=128, help="side of the training crops (multiple of 16)")
-    p.add_argument("--base-side", type=int, default=320, help="shorter side the images are stored at")
+    p.add_argument("--crop", type=int, default=128, help=f"side of the training crops (a multiple of 16, at most {MAX_SIDE})")
+    p.add_argument("--base-side", type=int, default=320, help=f"shorter side the images are stored at (at most {MAX_SIDE})")
     p.add_argument("--scale-min", type=float, default=0.8, help="smallest crop side, in units of --crop")
     p.add_argument("--scale-max", type=float, default=2.0, help="largest crop side, in units of --crop")
     p.add_argument("--zoom-max", type=float, default=1.0,
@@ -163,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=int, default=None, help="size of the code vectors (default 64, or that of --init-from or --config)")
     p.add_argument("--config", default=None, help="JSON file of ImageTokenizerConfig fields (model shape)")
     p.add_argument("--init-from", default=None, metavar="MODEL",
-                   help="start from this tokenizer's encoder and decoder (a folder or 'image'); its quantizer too "
-                        "when the shapes match, else a new one fitted to its encoder's outputs")
+                   help="start from this tokenizer's encoder and decoder (a checkpoint folder, 'image', or the "
+                        "folder of an earlier run, whose model, RUN/model, is read); its quantizer too when the "
+                        "shapes match, else a new one fitted to its encoder's outputs")
     p.add_argument("--decoder-only", action="store_true",
                    help="train the decoder alone: the encoder and codebook stay as --init-from gives them, so every "
                         "picture keeps its codes (with a deeper --config dec_blocks: new blocks start as the identity)")

@@ -1,6 +1,8 @@
 """What ``mmtok train-tokenizer image`` checks before any work (:func:`check_args`): every numeric option in
-range, ``--export`` a folder a checkpoint can go to, a manifest's rows, ``--split`` only with a manifest, the
-options that need one another; and on ``--resume`` the run's own settings, taken for the flags left out, with
+range, and the arrays the options ask for within this machine's memory (:data:`MEMORY_USES`), ``--export`` a
+folder a checkpoint can go to, ``--init-from`` a run folder taken as its model, a manifest's rows, ``--split``
+only with a manifest, the options that need one another; and on ``--resume`` the run's own settings, taken for
+the flags left out, with
 a one-line refusal of a flag that asks for another model or another training. :func:`check_out_folder` says
 whether ``--out`` holds a run to continue; :func:`data_digest` is what a run records of its images, by content,
 and :func:`check_same_images` refuses a resume on others.
@@ -17,10 +19,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config, write_refusal
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    MAX_CONFIG_INT,
+    config_from_dict,
+    read_config,
+    write_refusal,
+)
 from mmtok.core.corpus_manifest import check_folder, check_split
 from mmtok.core.errors import CheckpointError, ResumeMismatchError
-from mmtok.core.ranges import LEARNING_RATE, SEED, Range, out_of_range
+from mmtok.core.limits import FLOAT32, TENSOR_BYTES, MemoryUse, memory_refusal, training_bytes
+from mmtok.core.ranges import (
+    FLOAT32_AT_LEAST_0,
+    LEARNING_RATE,
+    SEED,
+    THREADS,
+    Range,
+    iterations,
+    out_of_range,
+)
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.resume import take_run_settings as resume_settings
 from mmtok.core.run_folder import (
@@ -29,11 +46,14 @@ from mmtok.core.run_folder import (
     check_run_folder,
     content_digest,
     holds_train_state,
+    run_model,
 )
 from mmtok.core.trainstate import check_run_options, check_trained_on, json_digest
-from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.image.discriminator import PatchDiscriminator
+from mmtok.image.sizing import MAX_SIDE
+from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizerConfig
 
-__all__ = ["NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
+__all__ = ["MEMORY_USES", "NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
            "check_out_folder", "check_same_images", "data_digest", "data_material", "exported_provenance", "name_under",
            "run_settings", "take_run_settings"]
 
@@ -51,13 +71,67 @@ MODEL_FLAGS = ("config", "codebook_size", "latent_dim", "dead_code_rate")  # the
 
 # (flag, what it must be, test); an option left at None (not given) is not tested
 NUMBER_RULES: dict[str, Range] = {  # by argparse dest; check_run_options checks --steps, --batch-size, --lr, ...
-    **dict.fromkeys(("base_side", "zoom_max", "rebalance_crops", "rebalance_iters", "latent_dim", "init_crops",
-                     "threads"), Range(1)),
-    **dict.fromkeys(("synthetic", "ssim_weight", "disc_weight", "disc_start", "disc_warmup", "lr_restart"), Range(0)),
-    "zoom_prob": Range(0, 1), "disc_lr": LEARNING_RATE, "disc_channels": Range(4), "codebook_size": Range(2),
+    **dict.fromkeys(("zoom_max", "rebalance_crops", "init_crops"), Range(1)),
+    **dict.fromkeys(("synthetic", "disc_start", "disc_warmup", "lr_restart"), Range(0)),
+    **dict.fromkeys(("ssim_weight", "disc_weight"), FLOAT32_AT_LEAST_0),  # a loss weight: the loss is float32
+    "base_side": Range(1, MAX_SIDE, why="the longest side mmtok reads an image at: a larger one is only enlarged"),
+    "rebalance_iters": iterations(1), "threads": THREADS,
+    "zoom_prob": Range(0, 1), "disc_lr": LEARNING_RATE, "disc_channels": Range(4),
+    "codebook_size": Range(2, MAX_CONFIG_INT, why="the largest size a checkpoint's config holds"),
+    "latent_dim": Range(1, MAX_CONFIG_INT, why="the largest size a checkpoint's config holds"),
     **dict.fromkeys(("ema_decay", "rebalance_min_frac", "dead_code_rate"), Range(0, 1, high_open=True)),
     "seed": SEED,
 }
+
+
+def _config_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--config`` file's fields where it is a JSON object (its errors are said when the run reads it)."""
+    try:
+        fields = json.loads(Path(args.config).read_text()) if args.config else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return fields if isinstance(fields, dict) else {}
+
+
+def _codes(args: argparse.Namespace) -> tuple[float, float, float]:
+    """``(K, D, f)``: the codebook's size, the codes' size and the pixels per code side of the model the options
+    give (``--codebook-size``, ``--latent-dim``, then ``--config``, then the defaults)."""
+    fields = _config_fields(args)
+    vq = fields.get("vq") if isinstance(fields.get("vq"), dict) else {}
+    cfg = ImageTokenizerConfig()
+
+    def number(value: Any, default: float) -> float:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else default
+
+    k = number(args.codebook_size, number(vq.get("codebook_size"), DEFAULT_VQ["codebook_size"]))
+    d = number(args.latent_dim, number(fields.get("latent_dim"), cfg.latent_dim))
+    widths = fields.get("enc_channels")
+    levels = len(widths) if isinstance(widths, list) and widths else len(cfg.enc_channels)
+    return k, d, number(fields.get("patch"), cfg.patch) * 2.0 ** (levels - 1)
+
+
+def _crop_bytes(args: argparse.Namespace) -> float:
+    return 3.0 * float(args.crop) ** 2 * FLOAT32  # one float32 crop [3, crop, crop]
+
+
+# what the options ask for at once, each a lower bound of what the run allocates (memory_refusal)
+MEMORY_USES = (
+    MemoryUse("one batch of crops and its reconstruction (float32)", ("batch_size", "crop"),
+              lambda a: 2 * a.batch_size * _crop_bytes(a)),
+    MemoryUse("the crops the initialisation holds at once and their patches (float32)",
+              ("init_crops", "crop"), lambda a: 2 * a.init_crops * _crop_bytes(a)),
+    MemoryUse("the dead-leaves pictures (uint8, 2 x --base-side square)", ("synthetic", "base_side"),
+              lambda a: a.synthetic * (3.0 * (2.0 * a.base_side) ** 2 + TENSOR_BYTES)),
+    MemoryUse("the encoder outputs of the crops a rebalancing holds at once (float32)",
+              ("rebalance_crops", "crop"),
+              lambda a: a.rebalance_crops * (a.crop / _codes(a)[2]) ** 2 * _codes(a)[1] * FLOAT32 if a.rebalance_at
+              else 0.0),
+    MemoryUse("the codebook and its running sums (float32)", ("codebook_size", "latent_dim"),
+              lambda a: 2 * _codes(a)[0] * _codes(a)[1] * FLOAT32),
+    MemoryUse("the patch discriminator with its gradients and AdamW's moments", ("disc_channels",),
+              lambda a: training_bytes(lambda: PatchDiscriminator(channels=a.disc_channels, layers=2))
+              if a.disc_weight > 0 else 0.0),
+)
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_dir: str) -> None:
@@ -65,10 +139,13 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace, state_
     before any work; ``state_dir``: the name of the run's train state inside ``--out`` (``--export`` may
     not be in it)."""
     check_run_options(parser, args)
+    if args.init_from is not None:
+        args.init_from = run_model(args.init_from, flag="--init-from")  # RUN: its model, RUN/model
     check_split(parser, args.data, args.split, media="photos")
     check_folder(parser, args.data, resuming=args.resume and holds_train_state(args.out, state_dir=state_dir))
-    if args.crop < 16 or args.crop % 16:
-        parser.error(f"--crop must be a multiple of 16, at least 16 (got {args.crop})")
+    if args.crop < 16 or args.crop % 16 or args.crop > MAX_SIDE:
+        parser.error(f"--crop must be a multiple of 16, at least 16 and at most {MAX_SIDE} (the longest side mmtok "
+                     f"reads an image at: a larger crop is only ever an enlargement) (got {args.crop})")
     if not (0 < args.scale_min <= args.scale_max and math.isfinite(args.scale_max)):
         parser.error(f"--scale-min and --scale-max need 0 < MIN <= MAX, finite (got {args.scale_min}, {args.scale_max})")
     check_numbers(parser, args)
@@ -87,7 +164,43 @@ def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(refused)
     args.rebalance_at = _rebalance_steps(parser, args.rebalance_at)
     if args.config is not None and not Path(args.config).is_file():
-        parser.error(f"--config {args.config}: no such file (give a JSON file of ImageTokenizerConfig fields)")
+        what = "a folder, not a file" if Path(args.config).is_dir() else "no such file"
+        parser.error(f"--config {args.config}: {what} (give a JSON file of ImageTokenizerConfig fields)")
+    if args.disc_weight > 0 and (refused := _disc_refusal(args.disc_channels)):
+        parser.error(refused)
+    refused = memory_refusal(parser, args, MEMORY_USES, lows={k: r.low for k, r in NUMBER_RULES.items()},
+                             multiples={"crop": 16, "disc_channels": 16})
+    if refused:
+        parser.error(refused)
+
+
+def _builds(channels: int) -> bool | None:
+    """Whether a patch discriminator ``channels`` wide can be built (its group norms divide its layers' widths);
+    None when it is too wide to tell (the memory check refuses it)."""
+    import torch
+
+    from mmtok.core.module_io import weights_from_checkpoint
+
+    try:
+        with torch.device("meta"), weights_from_checkpoint():
+            PatchDiscriminator(channels=channels, layers=2)
+    except ValueError:
+        return False
+    except (RuntimeError, OverflowError, MemoryError):
+        return None
+    return True
+
+
+def _disc_refusal(channels: int) -> str | None:
+    """Why ``--disc-channels`` cannot be the width of the patch discriminator (None when it can): its layers'
+    group norms split ``2 x`` and ``4 x`` that width into groups of a quarter of it, at most 32 of them."""
+    if _builds(channels) is not False:
+        return None
+    below = next(c for c in range(channels - 1, 3, -1) if _builds(c))
+    above = next(c for c in range(channels + 1, channels + 64) if _builds(c))
+    return (f"--disc-channels {channels}: the patch discriminator's group norms cannot split its layers "
+            f"({2 * channels} and {4 * channels} channels) evenly; give {below} or {above} (any multiple of 16 "
+            "works)")
 
 
 def _rebalance_steps(parser: argparse.ArgumentParser, text: str) -> str:

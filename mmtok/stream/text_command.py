@@ -22,6 +22,8 @@ from mmtok.stream.vocab import RESERVED_SPECIAL
 
 __all__ = ["main"]
 
+MAX_MIN_FREQUENCY = 2**64 - 1  # the BPE trainer counts pairs in 64 bits: a larger --min-frequency cannot be passed
+
 
 def _head(path: str | os.PathLike[str]) -> bytes:
     """The first :data:`~mmtok.stream.text.WIDE_SNIFF_BYTES` bytes of the file at ``path`` (fewer for a shorter file)."""
@@ -129,18 +131,34 @@ def _out_refusal(out: str) -> str | None:
     return f"--out {out} {refused}; give a new or empty folder (nothing was written)" if refused else None
 
 
+def _not_a_file(name: str) -> str | None:
+    """Why ``name`` is not a text file the command can read (None when it is a regular file): missing, a folder (whose
+    files are to be named one by one), or a pipe or device, which cannot be read twice (the files are read once to
+    check them, then to train)."""
+    if os.path.isfile(name):
+        return None
+    if os.path.isdir(name):
+        return (f"{name} is a folder; mmtok train-tokenizer text reads text files and JSONL documents (.jsonl): name "
+                f"them, e.g. {os.path.join(name, '*.txt')}")
+    if os.path.exists(name):
+        return (f"{name} is not a regular file (a pipe or a device); the files are read more than once (checked, then "
+                "trained on): write the text to a file first")
+    return f"no such file: {name}"
+
+
 def _refusal(args: argparse.Namespace) -> str | None:
     """Why the command line cannot work, its ``--out`` aside (:func:`_out_refusal`), checked before ``--out`` is
     held and before any pass over the corpus (None when it can)."""
-    missing = [name for name in args.files if not os.path.isfile(name)]
-    if missing:
-        return f"no such file: {missing[0]}"
+    for name in args.files:
+        if (refused := _not_a_file(name)) is not None:
+            return refused
     if not 256 <= args.vocab_size <= MAX_VOCAB_SIZE:
         return (f"--vocab-size must be at least 256 (one id per byte) and at most {MAX_VOCAB_SIZE:,} (with the "
                 f"{RESERVED_SPECIAL} special ids, 2**24: the largest vocabulary a checkpoint holds), "
                 f"got {args.vocab_size}")
-    if args.min_frequency < 1:
-        return f"--min-frequency must be at least 1 (got {args.min_frequency})"
+    if not 1 <= args.min_frequency <= MAX_MIN_FREQUENCY:
+        return (f"--min-frequency must be at least 1 and at most {MAX_MIN_FREQUENCY} (the BPE trainer counts pairs in "
+                f"64 bits) (got {args.min_frequency})")
     for name in args.files:
         if Path(name).suffix.lower() == ".parquet":  # in any case, as mmtok tokenize tells a Parquet corpus
             return (f"{name} is a Parquet file; mmtok train-tokenizer text reads text files and JSONL documents "
@@ -163,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train a byte-level BPE on text files (.jsonl: the text segments of each document; a "
                     "document mmtok tokenize skips for its shape is left out, with a count on stderr).",
     )
-    p.add_argument("files", nargs="+", help="text or JSONL files")
+    p.add_argument("files", nargs="+", help="text or JSONL files (regular files: name a folder's files, e.g. DIR/*.txt)")
     p.add_argument("--vocab-size", type=int, required=True,
                    help=f"ids in the trained vocabulary (256 to {MAX_VOCAB_SIZE:,}); a small corpus may give fewer")
     p.add_argument("--min-frequency", type=int, default=2, help="a pair merges only if seen this often")

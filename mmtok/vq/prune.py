@@ -39,7 +39,8 @@ from torch import nn
 
 from mmtok.core.errors import MmtokError, UsageError, report_error
 from mmtok.core.module_io import load_module, save_module
-from mmtok.core.ranges import count_arg
+from mmtok.core.ranges import MAX_THREADS, threads_arg
+from mmtok.core.run_folder import run_model
 from mmtok.vq.quantizer import VectorQuantizer
 
 __all__ = ["add_prune_arguments", "decodes_as", "dropped_share", "most_used", "prune_tokenizer", "run_prune_command",
@@ -191,10 +192,12 @@ def save_pruned(tokenizer: nn.Module, share: torch.Tensor, keep: int, out: Any, 
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every ``mmtok prune-codebook MODALITY`` takes: ``--model``, ``--keep``, ``--out``,
     ``--threads`` and ``--no-progress``."""
-    parser.add_argument("--model", required=True, help="the tokenizer: a shipped name or a checkpoint folder")
+    parser.add_argument("--model", required=True, help="the tokenizer: a shipped name, a checkpoint folder, or the "
+                        "folder of a training run, whose model (RUN/model) is read")
     parser.add_argument("--keep", required=True, type=int, help="codes to keep (the new codebook size K')")
     parser.add_argument("--out", required=True, type=Path, help="folder for the pruned checkpoint (must not exist)")
-    parser.add_argument("--threads", type=count_arg, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=threads_arg, default=None,
+                        help=f"torch CPU threads, 1 to {MAX_THREADS} (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -203,7 +206,7 @@ def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
                       count: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None, dict[str, Any]]], *,
                       debug: bool | None = None) -> int:
     """The body of ``mmtok prune-codebook MODALITY``: refuse an existing ``--out`` and a ``--keep``
-    outside 2..K (exit 2), load ``--model`` as ``cls``, ``count(tok)`` -> (code shares, token counts or
+    outside 2..K (exit 2), load ``--model`` as ``cls`` (a training run's folder: its model), ``count(tok)`` -> (code shares, token counts or
     None, what was counted), then :func:`save_pruned` and one JSON line on stdout. A bad model or data
     exits 2 with a one-line message (:func:`~mmtok.core.errors.report_error`; with ``debug``, ``mmtok
     --debug``, its traceback first) and writes nothing."""
@@ -212,6 +215,7 @@ def run_prune_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
+        args.model = run_model(args.model, flag="--model")  # a run folder: its model, RUN/model
         tok = load_module(cls, args.model)
         if not 2 <= args.keep <= tok.codebook_size:  # a codebook holds at least two codes
             parser.error(f"--keep must be in 2..{tok.codebook_size} (the codebook size of {args.model}), "
