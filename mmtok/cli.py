@@ -35,7 +35,7 @@ from mmtok.core.command_output import (
     one_line_warnings,
 )
 from mmtok.core.errors import MmtokError, UsageError, debugging, report_error
-from mmtok.core.ranges import count_arg, seed_arg
+from mmtok.core.ranges import seed_arg, threads_arg
 
 __all__ = ["main"]
 
@@ -305,7 +305,7 @@ def _add_demo(sub: Any) -> None:
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "
                       "would pass it are skipped, with the reason on the page")
     demo.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    demo.add_argument("--threads", type=count_arg, default=None, metavar="N",
+    demo.add_argument("--threads", type=threads_arg, default=None, metavar="N",
                       help="CPU threads for torch (default: torch's choice)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON line on stdout; the "

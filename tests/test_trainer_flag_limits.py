@@ -318,3 +318,14 @@ def test_the_text_trainer_refuses_a_min_frequency_past_64_bits(tmp_path: Path,
                         "--min-frequency", "1" + "0" * 20, "--out", str(tmp_path / "bpe"))
     assert code == 2 and "--min-frequency must be at least 1 and at most 18446744073709551615" in line
     assert "OverflowError" not in line
+
+
+@pytest.mark.parametrize("command", [["demo"], ["train", "--data", "no-shards", "--out", "no-run"]])
+def test_demo_and_train_refuse_a_thread_count_past_the_pool(command: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--threads", "100000"])  # before: torch.set_num_threads(100000), a crash or a hang
+    said = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--threads" in said and "at most 1024" in said and "got 100000" in said

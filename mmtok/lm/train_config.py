@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mmtok.core.errors import RunRefusedError
-from mmtok.core.ranges import FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, Range
+from mmtok.core.ranges import FLOAT32_AT_LEAST_0, LEARNING_RATE, SEED, THREADS, Range
 from mmtok.core.schedule import warmup_cosine
 from mmtok.data.packing import PACKINGS
 from mmtok.lm.model import PRESETS
@@ -67,7 +67,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 SETTING_RANGES: dict[str, Range] = {  # what each numeric TrainConfig field takes (mmtok train checks its flags by it)
-    **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last", "threads"), Range(1)),
+    **dict.fromkeys(("seq_len", "batch_size", "grad_accum", "steps", "save_every", "keep_last"), Range(1)),
+    "threads": THREADS,
     **dict.fromkeys(("warmup", "grad_clip"), Range(0)),
     "lr": replace(LEARNING_RATE, low_open=False),  # 0 too: a schedule may end there
     "min_lr": replace(LEARNING_RATE, low_open=False, why="the rate the schedule ends at is an AdamW step's, which "
