@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mmtok.core.checkpoint import read_config
+from mmtok.audio.vocoder_settings import BEST_DIR, BEST_TOKENIZER_DIR, TOKENIZER_DIR
+from mmtok.core.checkpoint import WEIGHTS_NAME, read_config, read_header
 from mmtok.core.errors import CheckpointError
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR, holds_train_state
 from mmtok.core.run_lock import run_holder
@@ -23,7 +24,7 @@ from mmtok.core.trainstate import check_train_state
 
 __all__ = ["describe_tokenizer_run", "holds_tokenizer_run", "running"]
 
-STATE, MODEL, BEST = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, "best"  # BEST: a vocoder run's best checkpoint
+STATE, MODEL, BEST = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, BEST_DIR  # BEST: a vocoder run's best checkpoint
 READ_FROM = "(a save stopped between its two renames left it; --resume puts it back)"
 
 
@@ -73,6 +74,7 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
                      f"refused while {holder} holds the folder: wait for that run to end")
     out["last_loss"] = _last_loss(folder, meta, step)
     out["best"] = _best(folder, meta, step)
+    out["tuned_tokenizers"] = _tuned_tokenizers(folder)
     out["model_note"] = _model_note(out["kind"], step, model, MODEL in damaged)
     out["model"] = model
     return out
@@ -151,6 +153,23 @@ def _best(folder: Path, meta: dict[str, Any], step: int | None) -> str | None:
     if isinstance(held, int) and held != extra["best_step"]:
         said += f" ({BEST}/ holds step {held:,} until --resume writes it)"
     return said
+
+
+def _tuned_tokenizers(folder: Path) -> str | None:
+    """A vocoder run with ``--train-decoder``: the audio tokenizers whose decoder it tuned, written beside its
+    vocoders (``RUN/tokenizer`` pairs with ``RUN/model``, ``RUN/best-tokenizer`` with ``RUN/best``), each with the
+    step it holds or what is wrong with it; None for other runs."""
+    said = []
+    for name, pair in ((TOKENIZER_DIR, MODEL), (BEST_TOKENIZER_DIR, BEST)):
+        if not holds_train_state(folder, state_dir=name):
+            continue
+        try:
+            steps = (read_config(folder / name).get("provenance") or {}).get("steps")
+            read_header(folder / name / WEIGHTS_NAME)  # a file cut short is damaged, as a load would find it
+            said.append(f"{name}/ (step {steps:,}), for {pair}/" if isinstance(steps, int) else f"{name}/, for {pair}/")
+        except CheckpointError as e:
+            said.append(f"{name}/ damaged: {e}")
+    return "; ".join(said) + ": the audio tokenizer whose decoder --train-decoder tuned" if said else None
 
 
 def _last_loss(folder: Path, meta: dict[str, Any], step: int | None) -> float | None:

@@ -226,3 +226,21 @@ def test_a_tokenizer_run_held_by_a_live_process_says_resume_waits(image_runs: tu
     assert d["running"].startswith(f"yes, by process {os.getpid()} on host ")
     assert d["resume"] == (f"refused while process {os.getpid()} on host {socket.gethostname()} (lock "
                            f"{run / '.lock'}) holds the folder: wait for that run to end")
+
+
+def test_a_vocoder_run_that_tuned_its_tokenizer_names_the_tuned_tokenizers(tmp_path: Path) -> None:
+    from mmtok.core.module_io import save_module
+    from mmtok.vq import VectorQuantizer, VQConfig
+
+    run = tmp_path / "run"
+    vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8))
+    save_train_state(run / "train-state", kind="vq", config=vq.cfg, model=vq, optimizer=None, step=6)
+    save_module(vq, run / "tokenizer", provenance={"steps": 6})
+    save_module(vq, run / "best-tokenizer", provenance={"steps": 4})
+    d = describe(run)  # before: nothing said of tokenizer/ and best-tokenizer/
+    assert d["tuned_tokenizers"] == ("tokenizer/ (step 6), for model/; best-tokenizer/ (step 4), for best/: the "
+                                     "audio tokenizer whose decoder --train-decoder tuned")
+    weights = run / "best-tokenizer" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:10])
+    assert describe(run)["tuned_tokenizers"].startswith("tokenizer/ (step 6), for model/; best-tokenizer/ damaged: ")
+    assert "tuned_tokenizers" not in {k for k, v in describe(tmp_path / "run" / "train-state").items() if v}
