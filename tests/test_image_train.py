@@ -119,7 +119,8 @@ def test_train_command_init_from_copies_or_refits_the_quantizer(tmp_path: Path, 
     from mmtok.cli import main as cli
 
     assert cli(["train-tokenizer", "image", *wide, "--steps", "1", "--init-from", str(tmp_path / "nope")]) == 2
-    assert "mmtok: error: no checkpoint at" in capsys.readouterr().err and not (tmp_path / "wide").exists()
+    assert (f"mmtok: error: --init-from {tmp_path / 'nope'}: no such folder" in capsys.readouterr().err
+            and not (tmp_path / "wide").exists())
 
 
 def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,7 +164,8 @@ def test_decoder_only_grows_the_decoder_and_keeps_every_code(tmp_path: Path, cap
         main([*deep, "--steps", "1", "--decoder-only"])  # nothing to take the codes from
     assert "give --init-from" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main([*deep, "--steps", "1", "--decoder-only", "--init-from", "x", "--rebalance-at", "1"])
+        main([*deep, "--steps", "1", "--decoder-only", "--init-from", str(tmp_path / "deep" / "model"),
+              "--rebalance-at", "1"])
     assert "keeps the codebook as it is" in capsys.readouterr().err
     (tmp_path / "levels.json").write_text(json.dumps({**cfg, "dec_level_blocks": cfg["dec_level_blocks"] + 1}))
     swap = {str(tmp_path / "deep.json"): str(tmp_path / "levels.json"), str(tmp_path / "deep"): str(tmp_path / "lv")}

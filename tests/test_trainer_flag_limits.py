@@ -329,3 +329,14 @@ def test_demo_and_train_refuse_a_thread_count_past_the_pool(command: list[str],
         main([*command, "--threads", "100000"])  # before: torch.set_num_threads(100000), a crash or a hang
     said = capsys.readouterr().err
     assert exit_.value.code == 2 and "--threads" in said and "at most 1024" in said and "got 100000" in said
+
+
+def test_a_config_file_whose_tokenizer_cannot_train_in_memory_is_refused_before_any_picture(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], eight_gib: None) -> None:
+    config = tmp_path / "wide.json"
+    config.write_text(json.dumps({"enc_channels": [4_000_000, 16, 32]}))  # built on the meta device only
+    code, said = _mmtok(capsys, *_image(tmp_path, "--config", str(config), "--steps", "1"))
+    assert code == 2 and not (tmp_path / "run").exists()  # before: an allocator error, after the pictures were read
+    assert said.startswith(f"mmtok: error: --config {config}: the tokenizer it describes needs about ")
+    assert said.endswith("more than this machine's 8.0 GiB of memory; give smaller widths (enc_channels, "
+                         "dec_channels, latent_dim) or fewer blocks")

@@ -83,6 +83,7 @@ from mmtok.image.sizing import MAX_SIDE
 from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
 from mmtok.image.train_checks import (
     check_args,
+    check_model_fits,
     check_out_folder,
     check_same_images,
     data_digest,
@@ -274,6 +275,7 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
     if resume:  # the run's own shape (take_run_settings refused model flags that would change it)
         base = config_from_dict(ImageTokenizerConfig, was["config"], where=str(state))
     cfg = make_config(args, base=base)
+    check_model_fits(cfg, f"--config {args.config}" if args.config else "the model options")
     tok = ImageTokenizer(cfg).to(device).train()
     opt = torch.optim.AdamW(tok.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
     if source is not None:

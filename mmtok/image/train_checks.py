@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmtok.core import limits
 from mmtok.core.checkpoint import (
     CONFIG_NAME,
     MAX_CONFIG_INT,
@@ -27,8 +28,15 @@ from mmtok.core.checkpoint import (
     write_refusal,
 )
 from mmtok.core.corpus_manifest import check_folder, check_split
-from mmtok.core.errors import CheckpointError, ResumeMismatchError
-from mmtok.core.limits import FLOAT32, TENSOR_BYTES, MemoryUse, memory_refusal, training_bytes
+from mmtok.core.errors import CheckpointError, ResumeMismatchError, UsageError
+from mmtok.core.limits import (
+    FLOAT32,
+    TENSOR_BYTES,
+    MemoryUse,
+    memory_refusal,
+    said_bytes,
+    training_bytes,
+)
 from mmtok.core.ranges import (
     FLOAT32_AT_LEAST_0,
     LEARNING_RATE,
@@ -361,3 +369,23 @@ def check_same_images(state_dir: Path, data: str, files: Sequence[Path], root: P
                "other pictures in them); resume with its own data (moved is fine), or train into a new --out")
     check_trained_on(state_dir, "content_digest", digest, refusal)
     check_trained_on(state_dir, "material", data_material(files, root), refusal)
+
+
+def check_model_fits(cfg: ImageTokenizerConfig, where: str) -> None:
+    """A :class:`UsageError` when the tokenizer ``cfg`` describes cannot train in this machine's memory, before it
+    is built or any picture decoded: its weights with their gradients and AdamW's moments (measured on the meta
+    device: nothing is allocated) and the widest feature map of one ``image_size`` picture, in the encoder or the
+    decoder (a lower bound of a step's activations). ``where``: what set its sizes (``--config``, or the options)."""
+    from mmtok.image.tokenizer import ImageTokenizer
+
+    side = float(cfg.image_size) / cfg.patch  # the first encoder stage's and the last decoder stage's side
+    widest = max([c * (side / 2**i) ** 2 for i, c in enumerate(cfg.enc_channels)]
+                 + [c * (side / 2 ** (len(cfg.dec_channels) - 1 - i)) ** 2 for i, c in enumerate(cfg.dec_channels)])
+    need = training_bytes(lambda: ImageTokenizer(cfg)) + FLOAT32 * widest
+    memory = limits.machine_memory()
+    if need > memory:
+        amount = f"about {said_bytes(need)}" if math.isfinite(need) else "sizes past what torch can describe"
+        raise UsageError(f"{where}: the tokenizer it describes needs {amount} to train (its weights with their "
+                         f"gradients and AdamW's moments, and one picture's widest feature map), more than this "
+                         f"machine's {said_bytes(memory)} of memory; "
+                         "give smaller widths (enc_channels, dec_channels, latent_dim) or fewer blocks")
