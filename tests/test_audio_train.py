@@ -14,7 +14,7 @@ import torch
 import mmtok
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.core.errors import AudioError
+from mmtok.core.errors import AudioError, UsageError
 from mmtok.vq.kmeans import lloyd
 from tests.test_audio import speechlike, tone
 
@@ -210,7 +210,7 @@ def test_train_cli_init_from_a_trained_tokenizer(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit):
         main([*common, "--out", str(tmp_path / "third"), "--init-from", str(tmp_path / "src"), "--codebook-size", "32"])
     assert "leave out --codebook-size" in capsys.readouterr().err and not (tmp_path / "third").exists()
-    with pytest.raises(mmtok.CheckpointError, match="nowhere"):
+    with pytest.raises(UsageError, match="nowhere: no such folder"):
         main([*common, "--out", str(tmp_path / "fourth"), "--init-from", str(tmp_path / "nowhere")])
     assert not (tmp_path / "fourth").exists()
 
