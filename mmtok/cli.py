@@ -286,7 +286,8 @@ def _add_exports(sub: Any) -> None:
     info.add_argument("path", metavar="PATH",
                       help="a folder from 'mmtok tokenize', 'mmtok train' or 'mmtok train-tokenizer' (its step of "
                       "--steps, a damaged train state, what --resume does), a checkpoint folder, a shipped name, "
-                      "or a code file from 'mmtok encode'")
+                      "a code file from 'mmtok encode', or what 'mmtok export' wrote (a .parquet file, a datasets "
+                      "or bin folder)")
     info.add_argument("--json", action="store_true", help="one JSON object instead of aligned lines")
     info.set_defaults(func=_cmd_info)
 

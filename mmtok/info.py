@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
-from mmtok.core.errors import CheckpointError
+from mmtok.core.errors import CheckpointError, MissingFileError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
@@ -52,6 +52,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     or video file: saying to encode it first).
     """
     p = Path(path)
+    if p.suffix.lower() in (CODES_SUFFIX, ".parquet") and not (p.exists() or p.is_symlink()):  # a file, misspelt
+        raise MissingFileError(f"{p}: no such file")
     if p.is_file() and p.name.endswith(CODES_SUFFIX):
         return _code_file(p)
     if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES:
@@ -315,6 +317,8 @@ def _checkpoint(folder: Path) -> dict[str, Any]:
     if meta.get("kind") == "transformer":  # one checkpoint of a training run: its step and vocabulary
         model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
         out |= {"vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint")}
+    elif meta.get("kind") == "text":  # a BPE (mmtok train-tokenizer text): its ids and the fingerprint shards record
+        out |= {"vocab_size": cfg.get("vocab_size"), "fingerprint": cfg.get("fingerprint")}
     return out
 
 

@@ -111,7 +111,7 @@ def test_a_format_that_keeps_no_mark_is_written_once_then_refused(run_of: Callab
     written = out.read_bytes()
     capsys.readouterr()
     assert _sample(run_of(kind), kind, out, seed="2") == 2
-    assert f"--{kind}-out {out} is there and was not written by 'mmtok sample'" in capsys.readouterr().err
+    assert f"--{kind}-out {out} is there and keeps no mark of 'mmtok sample'" in capsys.readouterr().err
     assert out.read_bytes() == written
 
 

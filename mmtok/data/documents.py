@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.errors import CorpusError, DocumentError
+from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
 from mmtok.data.media_paths import MediaPaths
@@ -227,6 +228,7 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
         return Source(path, "datasets", allow_outside)
     if not path.is_file():
         raise CorpusError(f"no corpus at {path}")
+    _refuse_media(path)
     if path.suffix.lower() == ".parquet":
         return Source(path, "parquet", allow_outside)
     try:
@@ -239,6 +241,18 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
         raise CorpusError(f"{path} is {wide[0]} text ({wide[1]}); a JSONL corpus must be UTF-8: convert it first, "
                           f"e.g. iconv -f {wide[0]} -t utf-8")
     return Source(path, "jsonl", allow_outside)
+
+
+def _refuse_media(path: Path) -> None:
+    """A :class:`CorpusError` when ``path`` is a picture, a sound or a video by its extension: a medium given
+    where the corpus that names it belongs (it would be read as JSONL, every line skipped)."""
+    suffix = path.suffix.lower()
+    for what, key, suffixes in (("an image", "image", IMAGE_SUFFIXES), ("a sound", "audio", AUDIO_SUFFIXES),
+                                ("a video", "video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            raise CorpusError(f"{path} is {what} (by its extension), not a corpus: name it in a JSONL corpus, one "
+                              f'document per line such as {{"segments": [{{"{key}": "{path.name}"}}]}}, and '
+                              "tokenize that file")
 
 
 # --------------------------------------------------------------------------- the pre-scan

@@ -85,9 +85,13 @@ def check_output(path: Path, *, audio: bool) -> None:
 
 
 def _refuse_foreign(path: Path, flag: str) -> None:
-    """A :class:`UsageError` when a file without :data:`MARK` is at ``path`` (as ``mmtok decode`` refuses)."""
-    refuse_foreign([(path, path.parent)], lambda p, _: p, lambda p: marked(p, MARK),
-                   "was not written by 'mmtok sample'", flag=f"{flag} ",
+    """A :class:`UsageError` when a file without :data:`MARK` is at ``path`` (as ``mmtok decode`` refuses); in a
+    format that keeps no mark (``.jpg``, ``.au``) it may be an earlier run's output, and the message says so."""
+    keeps = (_image_format(path) == "PNG") if flag == "--image-out" else _sound_format(path) in SOUND_MARKED
+    what = ("was not written by 'mmtok sample'" if keeps else
+            f"keeps no mark of 'mmtok sample' (a {path.suffix} file cannot), so it is not replaced even if an "
+            "earlier run wrote it")
+    refuse_foreign([(path, path.parent)], lambda p, _: p, lambda p: marked(p, MARK), what, flag=f"{flag} ",
                    fix=f" (it replaces only the {', '.join(MARKED_FORMATS[:-1])} and {MARKED_FORMATS[-1]} files it "
                    "wrote); move it, or give another name")
 

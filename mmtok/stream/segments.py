@@ -27,16 +27,35 @@ def segment_shape(seg: Any, k: int) -> tuple[str, str, dict[str, Any]]:
     >>> segment_shape({"image": "x.png", "chunk_seconds": 2}, 3)
     Traceback (most recent call last):
     ...
-    ValueError: segment 3 must be {"text": ...}, {"image"|"audio": path} or {"video": path} with optional soundtrack and chunk_seconds
+    ValueError: segment 3 must be {"text": ...}, {"image"|"audio": path} or {"video": path} with optional soundtrack and chunk_seconds, not one with the keys 'image', 'chunk_seconds'
+    >>> segment_shape({"txt": "a"}, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: segment 0 must be {"text": ...}, {"image"|"audio": path} or {"video": path} with optional soundtrack and chunk_seconds, not one with the keys 'txt'
     """
     if isinstance(seg, str):
         return "text", seg, {}
     keys = [key for key in ("text", *MEDIA) if isinstance(seg, dict) and key in seg]
     opts = {key: val for key, val in seg.items() if key not in keys} if len(keys) == 1 else {}
     if len(keys) != 1 or (opts and keys != ["video"]) or set(opts) - set(VIDEO_OPTIONS):
+        got = (f", not one with the keys {', '.join(map(repr, seg))}" if isinstance(seg, dict) and seg
+               else f", not {_json_kind(seg)}")
         raise ValueError(f'segment {k} must be {{"text": ...}}, {{"image"|"audio": path}} or '
-                         f'{{"video": path}} with optional {" and ".join(VIDEO_OPTIONS)}')
+                         f'{{"video": path}} with optional {" and ".join(VIDEO_OPTIONS)}{got}')
     key, value = keys[0], seg[keys[0]]
     if not isinstance(value, str):
         raise ValueError(f"segment {k}: {key} must be a string, got {type(value).__name__}")
     return key, value, opts
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value that is no segment is, in JSON's words.
+
+    >>> _json_kind(None), _json_kind(3), _json_kind([]), _json_kind({}), _json_kind(True)
+    ('null', 'a number', 'a list', 'an empty object', 'true')
+    """
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an empty object" if value == {} else type(value).__name__
