@@ -82,7 +82,23 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/, or a tokenizer's "
                               f"train-state/ or model/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
+    if (hf := _transformers_model_type(folder)) is not None:
+        raise CheckpointError(f"{p} is a transformers model folder (model_type {hf!r}), as mmtok export-hf writes "
+                              "it, not an mmtok checkpoint: load it with transformers "
+                              "(AutoModelForCausalLM.from_pretrained); mmtok's id space is in its "
+                              "mmtok_vocab.json")
     return _checkpoint(folder)
+
+
+def _transformers_model_type(folder: Path) -> str | None:
+    """The ``model_type`` of a transformers folder's ``config.json`` (not mmtok's format); None otherwise."""
+    try:
+        meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict) or "format" in meta or not isinstance(meta.get("model_type"), str):
+        return None
+    return meta["model_type"]
 
 
 EXPORT_COLUMNS = ["doc", "ids", "modality", "source"]  # the rows mmtok export writes to parquet and datasets

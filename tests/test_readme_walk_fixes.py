@@ -95,3 +95,28 @@ def test_sample_still_says_a_png_of_yours_was_not_written_by_it(tmp_path: Path) 
     mine = save_smooth_picture(tmp_path / "mine.png", size=16)
     with pytest.raises(UsageError, match=r"mine\.png is there and was not written by 'mmtok sample'"):
         check_output(mine, audio=False)
+
+
+def test_the_text_trainer_says_a_picture_is_no_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmtok.cli import main
+
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)))
+    with pytest.raises(SystemExit) as exit_:
+        main(["train-tokenizer", "text", str(photo), "--vocab-size", "300", "--out", str(tmp_path / "bpe")])
+    said = capsys.readouterr().err
+    assert exit_.value.code == 2 and "iconv" not in said  # before: "convert it first, e.g. iconv -f latin1 -t utf-8"
+    assert f"{photo} is a picture file (by its extension), not text" in said
+
+
+def test_info_on_a_transformers_folder_says_what_it_is(tmp_path: Path) -> None:
+    from mmtok.core.errors import CheckpointError
+    from mmtok.info import describe
+
+    folder = tmp_path / "tiny-hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    with pytest.raises(CheckpointError) as err:
+        describe(folder)  # before: "config.json is not an mmtok checkpoint config"
+    assert str(err.value).startswith(f"{folder} is a transformers model folder (model_type 'llama'), as mmtok "
+                                     "export-hf writes it, not an mmtok checkpoint: load it with transformers")

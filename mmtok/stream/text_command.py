@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmtok.core.checkpoint import write_refusal
+from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.segments import segment_shape
 from mmtok.stream.text import KIND, MAX_VOCAB_SIZE, WIDE_SNIFF_BYTES, train_bpe, wide_text
 from mmtok.stream.vocab import RESERVED_SPECIAL
@@ -169,6 +170,11 @@ def _refusal(args: argparse.Namespace) -> str | None:
                     f"e.g. iconv -f {wide[0]} -t utf-8")
         where = _not_utf8(name)
         if where is not None:
+            medium = _media_kind(name)
+            if medium is not None:  # a picture, sound or video: no encoding makes it text
+                return (f"{name} is {medium} file (by its extension), not text; mmtok train-tokenizer text reads "
+                        "text files and JSONL documents (.jsonl), and media is tokenized by the image, audio "
+                        "and video tokenizers")
             return f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8"
     return None
 
@@ -233,3 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint,
                       "skipped": sum(seen.skipped for seen in skips.values())}))
     return 0
+
+
+def _media_kind(name: str) -> str | None:
+    """``"a picture"``, ``"a sound"`` or ``"a video"`` for a file whose extension names one; None otherwise."""
+    suffix = Path(name).suffix.lower()
+    for kind, suffixes in (("a picture", IMAGE_SUFFIXES), ("a sound", AUDIO_SUFFIXES), ("a video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    return None
