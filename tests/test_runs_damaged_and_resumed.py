@@ -53,7 +53,8 @@ def _with_nan(run: Path, to: Path) -> Path:
 def test_nan_weights_are_damage_to_every_reader(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nan = _with_nan(run, tmp_path / "nan")
     with pytest.raises(CheckpointError, match=r"NaN/inf values in model\.safetensors: .* the older checkpoint "
-                                              r".*ckpt-0000002 is intact"):
+                                              r".*ckpt-0000002 is intact: load that one \(--run .*ckpt-0000002; "
+                                              r"from Python, load_run\('.*ckpt-0000002'\)\)$"):
         load_run(nan)
     assert main(["export-hf", "--run", str(nan), "--out", str(tmp_path / "hf")]) == 2
     assert "NaN/inf values" in capsys.readouterr().err and not (tmp_path / "hf").exists()

@@ -166,7 +166,8 @@ def _damaged_newest(e: CheckpointError, found: list[Path]) -> CheckpointError:
     except CheckpointError:
         intact = None
     if intact is not None:
-        return CheckpointError(f"{e}; the older checkpoint {intact[0]} is intact: load that one (--run {intact[0]})")
+        return CheckpointError(f"{e}; the older checkpoint {intact[0]} is intact: load that one (--run {intact[0]}; "
+                               f"from Python, load_run({str(intact[0])!r}))")
     if len(found) > 1:
         return CheckpointError(f"{e}; no older checkpoint in {found[-1].parent} is intact either")
     return e
