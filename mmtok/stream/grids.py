@@ -201,6 +201,9 @@ def _end_row(ps: Reader, rows: list[np.ndarray], codes: np.ndarray, held: list[t
         ps.problem(at, f"{'an' if modality[0] in 'aeiou' else 'a'} {modality} code", "dropped the empty row")
         return
     width = ext.width if ext.width is not None else codes.size
+    if not held and codes.size == width:  # a whole row, as most rows of a damaged grid are: nothing to mend
+        rows.append(codes.astype(np.int64, copy=False))
+        return
     row = np.full(codes.size + len(held), HOLE, np.int64)
     is_code = np.ones(row.size, bool)
     is_code[[p for p, _ in held]] = False

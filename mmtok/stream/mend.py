@@ -30,6 +30,8 @@ def most_common(votes: np.ndarray, hint: int | None = None, *, whole: bool = Fal
     """
     if not votes.size:
         return None
+    if (votes == votes[0]).all():  # one value (most grids): no tie to settle
+        return int(votes[0])
     values, first, counts = np.unique(votes, return_index=True, return_counts=True)
     tied = counts == counts.max()
     if whole and (tied & (votes[:, None] % values == 0).all(0)).any():

@@ -276,7 +276,8 @@ class Parser:
         """Parse the audio opened at ``b``. Other tokens among its codes stand in a code's place, so the codes
         after them keep their time: each takes the code before it (the first code, before that), up to its
         ``<eoa>``; those after its last code are dropped where its ``<eoa>`` is missing."""
-        il, start, ext = self.il, self.v.range("audio").start, extent(self, b, "audio")
+        il, start = self.il, self.v.range("audio").start
+        ext: Extent | None = None  # how far it reaches: looked up at its first token that is no code nor <eoa>
         parts: list[np.ndarray] = []
         i = b + 1
         while True:
@@ -296,6 +297,8 @@ class Parser:
             if tok == il.EOA:
                 i = j + 1
                 break
+            if ext is None:
+                ext = extent(self, b, "audio")
             if self.is_opener(tok) or j == ext.text:
                 self.problem(j, "an audio code or <eoa>", "closed the audio")
                 i = j

@@ -65,19 +65,24 @@ def _peak(t: torch.Tensor) -> torch.Tensor:
     return torch.maximum(hi, -lo).double()
 
 
+def _reach(*ts: torch.Tensor) -> torch.Tensor:
+    """0-d float64 on their device: the largest magnitude in any of ``ts`` (NaN when one holds NaN, inf when one
+    holds inf); one ``aminmax`` per tensor and two small kernels for all (the launches of a GPU step), no copy."""
+    ends = torch.stack([end for t in ts for end in torch.aminmax(t.detach())])  # (2 * len(ts),) mins and maxes
+    return torch.linalg.vector_norm(ends, float("inf"), dtype=torch.float64)
+
+
 def check_values(x: torch.Tensor, z: torch.Tensor, embed: torch.Tensor, *, training: bool,
                  projected: bool = False) -> None:
     """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` ``[N, d]`` (``projected``: by a learned
     projection, not just ``x`` as float32) or the codebook ``embed``, and, when ``training``, lookup vectors beyond
-    :func:`statistics_limit`, reading one value on the host for all: the sum of their largest magnitudes. The
+    :func:`statistics_limit`, reading one value on the host for all: the largest magnitude in any of them. The
     checks that name which come only when that value calls for them."""
     if not x.numel():
         return
     same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
-    total = _peak(embed) + _peak(z)
-    if not same:  # a projection, a normalisation or a cast: the input is other values (else z is x, reshaped)
-        total = total + _peak(x)
-    peak = float(total)  # the one value read here
+    # a projection, a normalisation or a cast makes the input other values than z (else z is x, reshaped)
+    peak = float(_reach(embed, z) if same else _reach(embed, z, x))  # the one value read here
     limit = statistics_limit(z.shape[1])
     if math.isfinite(peak) and (not training or peak <= limit):
         return
