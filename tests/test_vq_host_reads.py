@@ -2,8 +2,8 @@
 
 On a GPU every value the host reads (``bool(t)``, ``int(t)``, ``.item()``, ``nonzero``, a boolean
 mask, ``bincount``) waits for the device to finish all the work queued before it. The training
-step reads two: whether the input, its lookup vectors and the codes are finite (one sum), and how
-many codes are dead. The dead-code restarts are worked out on the device
+step reads two: whether the input, its lookup vectors and the codes are finite and in range (their
+largest magnitude), and how many codes are dead. The dead-code restarts are worked out on the device
 (:func:`~mmtok.vq.search.new_points_mask`'s dense path, :func:`~mmtok.vq.ema.first_true`), and
 must choose the inputs the sorting path chooses.
 """
@@ -216,7 +216,7 @@ def test_a_loaded_state_without_kmeans_initialises_again_on_the_next_step() -> N
 
 @pytest.mark.parametrize("training", [True, False])
 def test_one_finiteness_read_still_names_what_is_not_finite(training: bool) -> None:
-    """The one sum that covers the input, its lookup vectors and the codebook; when it is not finite, the
+    """The one read that covers the input, its lookup vectors and the codebook; when it is not finite, the
     message says which of them holds the NaN/inf."""
     from mmtok.core.errors import QuantizerError
 
