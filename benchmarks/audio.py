@@ -72,7 +72,8 @@ from audio_baselines import (
     unslice,
     usage_fields,
 )
-from common import RATIO_OF, check_peer, emit, ratio, run_script, time_sides
+from audio_clips import load_audio_tokenizer
+from common import RATIO_OF, check_peer, emit, positives, ratio, run_script, skip_parts, time_sides
 from peak_memory import fresh_peaks
 
 import mmtok
@@ -83,6 +84,7 @@ from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code
 
 CLIP_SECONDS = 10.0  # the speed clip
+PARTS = ("reconstruction", "speed", "memory")  # what --skip may name
 
 
 # --------------------------------------------------------------------------- peak memory, each side in a fresh process
@@ -243,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats (median)")
     ap.add_argument("--more-heldout", default=None,
                     help="another folder of audio training never read (searched recursively): codebook usage on it too")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: reconstruction,speed,memory")
+    ap.add_argument("--skip", default="", help=f"comma list of parts to skip: {','.join(PARTS)}")
     return ap
 
 
@@ -255,12 +257,13 @@ def main(argv: list[str] | None = None) -> int:
         return audio_quality.main(argv)
     args = build_parser().parse_args(argv)
     more_heldout_files(args.more_heldout)  # refused before the model loads
-    skip = set(filter(None, args.skip.split(",")))
+    skip = skip_parts("--skip", args.skip, PARTS)
+    positives(args, "--threads", "--kmeans-vectors", "--kmeans-iters", "--repeats")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    tok = load_audio_tokenizer(args.model, "--model")
     encodec = not {"speed", "memory"} <= skip and check_peer(
         "encode_speed" if "speed" not in skip else "peak_memory", "encodec")
-    tok: AudioTokenizer = mmtok.load(args.model)  # type: ignore[assignment]
     data = Path(args.data)
     held = sorted((data / "heldout").glob("*.wav"))
     train = sorted((data / "train").glob("*.wav"))

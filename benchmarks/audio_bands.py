@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 from audio_clips import RATE, add_clip_arguments, eval_clips, eval_set_row, load_audio_tokenizer
-from common import emit, run_script
+from common import emit, file_to_write, positive, run_script
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES
@@ -135,10 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    positive("--threads", args.threads)
+    if args.plot:
+        file_to_write("--plot", args.plot)
     torch.set_num_threads(args.threads)
     tok = load_audio_tokenizer(args.model, "--model")
     if tok.vocoder is None:
-        raise SystemExit(f"--model {args.model} has no learned vocoder (attach one first: mmtok.audio.vocoder_train --attach)")
+        raise SystemExit(f"--model {args.model} has no learned vocoder (attach one first: mmtok train-tokenizer "
+                         "vocoder ... --attach OUT)")
     tok.eval()
     bands = band_channels(tok, args.edges)
     clips = eval_clips(args)

@@ -52,7 +52,7 @@ def load_audio_tokenizer(name: str, flag: str) -> AudioTokenizer:
     """:func:`load_model`, and a checkpoint of another kind stops the run, named by ``flag``."""
     tok = load_model(name, flag)
     if not isinstance(tok, AudioTokenizer):
-        raise SystemExit(f"{flag} {name} is a {type(tok).__name__}, not an audio tokenizer")
+        raise SystemExit(f"{flag} {name} is not an audio tokenizer: it loads as {type(tok).__name__}")
     return tok
 
 
@@ -67,7 +67,9 @@ def add_clip_arguments(ap: argparse.ArgumentParser, *, seed_help: str = "clip or
 def eval_clips(args: argparse.Namespace, rows: Sequence[dict[str, Any]] | None = None,
                ) -> list[tuple[dict[str, Any], torch.Tensor]]:
     """The clips :func:`add_clip_arguments`' options pick, loaded (``rows``: the manifest's, when the
-    caller has read it already); none readable stops the run, named."""
+    caller has read it already); none readable, or ``--clips`` below 1, stops the run, named."""
+    if args.clips < 1:
+        raise SystemExit(f"--clips {args.clips}: give 1 or more")
     root = Path(args.manifest).parent
     rows = read_manifest(args.manifest) if rows is None else rows
     clips = load_clips(clip_order(rows, args.split, seed=args.seed), root, args.clips)

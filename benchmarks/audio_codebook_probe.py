@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit, run_script
+from common import emit, positives, run_script, share
 
 from mmtok.audio.codebook import balance_codes
 from mmtok.audio.config import AudioTokenizerConfig
@@ -153,6 +153,8 @@ def probe_stats(entries: list[Entry], cache: Cache, centers: torch.Tensor, k: in
 def main(argv: list[str] | None = None) -> None:
     """Split the training clips, fit each policy's codebook, and print one JSON row per policy."""
     args = parse_args(argv)
+    positives(args, "--codebook-size", "--rounds", "--min-clips", "--min-speakers", "--threads")
+    share("--synthetic-fraction", args.synthetic_fraction)
     torch.set_num_threads(args.threads)
     root = Path(args.data)
     if not (root / "manifest.json").is_file():
@@ -167,9 +169,15 @@ def main(argv: list[str] | None = None) -> None:
                                                           args.synthetic_fraction, rng)
     probe_100 = rng.sample(design_speech, min(75, len(design_speech))) + rng.sample(design_synth, min(25, len(design_synth)))
 
+    if not fit:
+        raise UsageError(f"--data {root}: every training clip is a probe clip (--probe-voices, --probe-variants, "
+                         "--synthetic-fraction): leave some to fit the codebooks on")
     t = time.perf_counter()
     cache = {e["file"]: clip_latents(tok, root, e) for e in fit + probe}
     rows, clips, speakers, n_speakers = fit_rows(fit, cache)
+    if rows.shape[0] < args.codebook_size:
+        raise UsageError(f"--codebook-size {args.codebook_size}: the {len(fit)} clips left to fit on give "
+                         f"{rows.shape[0]} tokens, fewer than the codes: give a smaller --codebook-size or more data")
     emit({"bench": "audio_codebook_probe", "fit_clips": len(fit), "fit_tokens": int(rows.shape[0]),
           "fit_speaker_groups": n_speakers, "probe_clips": len(probe), "probe_100_clips": len(probe_100),
           "probe_voices": sorted(voices), "probe_variants": sorted(variants),

@@ -38,7 +38,7 @@ from audio_clips import (
     eval_set_row,
     load_audio_tokenizer,
 )
-from common import emit, run_script
+from common import emit, file_to_write, positive, run_script
 from tqdm import tqdm
 
 from mmtok.audio.scores import speech_scores
@@ -103,6 +103,8 @@ def parse_levels(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--levels {text!r}: a comma list of dB values, e.g. -20,-10,0") from None
     if not levels:
         raise argparse.ArgumentTypeError("--levels: give at least one level")
+    if not all(math.isfinite(x) for x in levels):
+        raise argparse.ArgumentTypeError(f"--levels {text!r}: each level a finite number of dB")
     return levels
 
 
@@ -136,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(join_negative_levels(sys.argv[1:] if argv is None else argv))
+    positive("--threads", args.threads)
+    if args.plot:
+        file_to_write("--plot", args.plot)
     torch.set_num_threads(args.threads)
     labels = args.labels or args.models
     if len(set(args.models)) != len(args.models) or len(set(labels)) != len(labels):

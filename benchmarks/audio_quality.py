@@ -87,7 +87,17 @@ from audio_clips import (
     load_model,
     read_manifest,
 )
-from common import RATIO_OF, check_peer, emit, missing_peer, run_script, time_sides
+from common import (
+    RATIO_OF,
+    check_peer,
+    emit,
+    finite,
+    missing_peer,
+    positives,
+    run_script,
+    skip_parts,
+    time_sides,
+)
 from tqdm import tqdm
 
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES, front_end_mismatch
@@ -413,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model", default="audio", help="the tokenizer: shipped name or checkpoint folder")
     ap.add_argument("--vocoder", default=None, help="a vocoder checkpoint (RUN/best); default: the tokenizer's own")
     ap.add_argument("--compare", default=None, help="another tokenizer, decoded its own way (e.g. audio)")
-    ap.add_argument("--level-db", type=float, default=0.0, metavar="DB",
+    ap.add_argument("--level-db", type=finite, default=0.0, metavar="DB",
                     help="scale every clip by DB dB first (clipped to [-1, 1]); e.g. -20 for quiet recordings")
     ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime CPU threads")
     ap.add_argument("--kmeans-vectors", type=int, default=200_000, help="train slices k-means and dMel are fitted on")
@@ -439,19 +449,18 @@ def load_vocoder(tok: AudioTokenizer, path: str | None) -> Vocoder:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    skip = set(filter(None, args.skip.split(",")))
+    skip = skip_parts("--skip", args.skip, PARTS)
+    positives(args, "--threads", "--kmeans-vectors", "--kmeans-iters", "--repeats")
     missing = [p for p in REQUIRED if missing_peer(p) is not None]
     if missing:
         raise SystemExit(f"the metrics need {', '.join(missing)}: pip install {' '.join(missing)} (or mmtok[bench])")
-    if skip - set(PARTS):
-        raise SystemExit(f"--skip {args.skip}: unknown parts {sorted(skip - set(PARTS))}; choose from {PARTS}")
     if not {"speed", "encodec"} & skip and not check_peer("speed", "encodec"):
         skip.add("encodec")  # EnCodec's side of the speed row; ours is still timed
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tok = load_audio_tokenizer(args.model, "--model")
     voc = load_vocoder(tok, args.vocoder)
-    compare = load_model(args.compare, "--compare") if args.compare else None
+    compare = load_audio_tokenizer(args.compare, "--compare") if args.compare else None
     rows, root = read_manifest(args.manifest), Path(args.manifest).parent
     out = functools.partial(emit, level_db=args.level_db) if args.level_db else emit
     clips = at_level(eval_clips(args, rows), args.level_db)

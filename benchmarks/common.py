@@ -20,7 +20,9 @@ A script runs its ``main`` through :func:`run_script`: mmtok's errors (a missing
 device this machine lacks) end it with one line, ``<script>: error: <message>``, and exit status 2, as
 the ``mmtok`` command says them, and a ``raise SystemExit("message")`` with the same line and exit status 1,
 so that in a pipeline the line names the script that stopped; ``MMTOK_DEBUG=1`` shows the traceback instead. :func:`pick_device`
-gives ``--device`` its one-line refusal, :func:`positive` and :func:`existing_path` check numbers and paths.
+gives ``--device`` its one-line refusal; :func:`positive` (:func:`positives`), :func:`finite`, :func:`share`,
+:func:`skip_parts` and :func:`preset` check numbers and names, :func:`existing_path`, :func:`file_to_write` and
+:func:`folder_to_fill` paths, all before any work.
 
 Paired differences of per-item scores come from :func:`mmtok.core.metrics.paired_difference`: each
 metric's interval is drawn from a generator of its own, so it does not move with the other metrics of the row.
@@ -28,6 +30,7 @@ metric's interval is drawn from a generator of its own, so it does not move with
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import json
@@ -35,7 +38,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +50,9 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["LAUNCHES", "PEER_INSTALL", "RATIO_OF", "ROUND_RATIO_OF", "Timing", "check_peer", "emit", "existing_path",
-           "host_waits", "json_line", "kernel_launches", "missing_peer", "pick_device", "positive", "ratio",
-           "round_ratios", "run_script", "time_sides"]
+           "file_to_write", "finite", "folder_to_fill", "host_waits", "json_line", "kernel_launches", "missing_peer",
+           "pick_device", "positive", "positives", "preset", "ratio", "round_ratios", "run_script", "share", "skip_parts",
+           "time_sides"]
 
 LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")  # profiler events
 PEER_INSTALL = "pip install mmtok[bench]"  # what installs every peer the benchmarks compare with
@@ -197,8 +201,6 @@ def round_ratios(slow: Timing, fast: Timing) -> list[float]:
     return [s / f for s, f in zip(slow.seconds, fast.seconds, strict=True)]
 
 
-
-
 def run_script(main: Callable[[], Any], prog: str | None = None) -> int:
     """Run a script's ``main`` and return its exit status: what ``main`` returns (0 for None), or 2 after one
     line on stderr, ``<prog>: error: <message>``, when it raises one of mmtok's errors (:class:`MmtokError`,
@@ -248,6 +250,98 @@ def positive(flag: str, value: float) -> None:
     """
     if not value > 0:
         raise UsageError(f"{flag} {value:g}: give a number above 0")
+
+
+def positives(args: argparse.Namespace, *flags: str) -> None:
+    """:func:`positive` for each of ``flags`` given, read from ``args`` (``--kmeans-iters``: ``args.kmeans_iters``;
+    one left out, None, is not checked).
+
+    >>> positives(argparse.Namespace(threads=None, repeats=0), "--threads", "--repeats")
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --repeats 0: give a number above 0
+    """
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            positive(flag, value)
+
+
+def finite(text: str) -> float:
+    """An ``argparse`` type: a float that is finite (NaN and infinities refused in argparse's one line).
+
+    >>> finite("-20")
+    -20.0
+    """
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number")
+    return value
+
+
+def share(flag: str, value: float) -> None:
+    """Refuse a ``flag`` whose ``value`` is not a share from 0 to 1.
+
+    >>> share("--synthetic-fraction", 2)
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --synthetic-fraction 2: give a share from 0 to 1
+    """
+    if not 0 <= value <= 1:
+        raise UsageError(f"{flag} {value:g}: give a share from 0 to 1")
+
+
+def skip_parts(flag: str, given: str, parts: Collection[str]) -> set[str]:
+    """The parts a comma list ``given`` names, each one of ``parts``; another name is refused.
+
+    >>> skip_parts("--skip", "speed,memroy", ("reconstruction", "speed", "memory"))
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --skip speed,memroy: unknown parts ['memroy']; choose from reconstruction, speed, memory
+    """
+    named = set(filter(None, given.split(",")))
+    if named - set(parts):
+        raise UsageError(f"{flag} {given}: unknown parts {sorted(named - set(parts))}; choose from {', '.join(parts)}")
+    return named
+
+
+def preset(flag: str, *names: str) -> None:
+    """Refuse any of ``names`` that is not one of the transformer's presets, naming them.
+
+    >>> preset("--models", "tiny", "huge")
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --models huge: no such preset; choose one of base, small, tiny
+    """
+    from mmtok.lm.model import PRESETS
+
+    for name in names:
+        if name not in PRESETS:
+            raise UsageError(f"{flag} {name}: no such preset; choose one of {', '.join(sorted(PRESETS))}")
+
+
+def file_to_write(flag: str, path: str | Path) -> Path:
+    """``path`` of ``flag``, a file the run will write, when the folder it goes in exists: checked before any work.
+
+    >>> file_to_write("--plot", "/no/such/folder/levels.png")
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --plot /no/such/folder/levels.png: no folder /no/such/folder to write it in
+    """
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise UsageError(f"{flag} {p}: no folder {p.parent} to write it in")
+    return p
+
+
+def folder_to_fill(flag: str, path: str | Path) -> Path:
+    """``path`` of ``flag`` made (with its parents) if absent; one that cannot be made is a :class:`UsageError`.
+
+    >>> folder_to_fill("--out", "/dev/null/out")
+    Traceback (most recent call last):
+    mmtok.core.errors.UsageError: --out /dev/null/out: cannot make this folder (Not a directory)
+    """
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag} {p}: cannot make this folder ({e.strerror or e})") from None
+    return p
 
 
 def existing_path(flag: str, path: str | Path, *, what: str = "file or folder", made_by: str = "") -> Path:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import emit, json_line, positive, run_script
+from common import emit, folder_to_fill, json_line, positives, preset, run_script
 
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
@@ -198,8 +198,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.max_seconds is not None and not args.max_seconds >= 1:
         raise UsageError(f"--max-seconds {args.max_seconds:g}: give 1 or more (the durations double from 1 s)")
-    positive("--fps", args.fps)
-    positive("--repeats", args.repeats)
+    positives(args, "--fps", "--repeats", "--step-limit", "--mem-limit", "--budget", "--threads")
+    preset("--models", *args.models)
     return args
 
 
@@ -458,8 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every phase, print each row, and write ``results.jsonl`` and the PNGs to ``--out``."""
     args = parse_args(argv)
     t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = folder_to_fill("--out", args.out)
     record = Recorder()
     device, gpu = setup_device(args, record)
 

@@ -293,6 +293,8 @@ def summarize(kind: str, rows: list[dict], extra: dict, manifest_bytes: int) -> 
 
 
 def print_table(summary: dict) -> None:
+    """The summary's totals per source and split as a table (minutes to a tenth, images as whole counts)."""
+    cell = "{:11.1f}" if summary["unit"] == "minutes" else "{:11.0f}"
     print(
         f"\n{'source':34s} {'files':>6s} "
         + " ".join(f"{s:>11s}" for s in SPLIT_ORDER)
@@ -300,11 +302,11 @@ def print_table(summary: dict) -> None:
     )
     for source, c in summary["per_source"].items():
         print(
-            f"{source:34s} {int(c['files']):6d} " + " ".join(f"{c.get(s, 0):11.1f}" for s in SPLIT_ORDER)
+            f"{source:34s} {int(c['files']):6d} " + " ".join(cell.format(c.get(s, 0)) for s in SPLIT_ORDER)
         )
     print(
         f"{'TOTAL':34s} {'':6s} "
-        + " ".join(f"{summary['per_split'].get(s, 0):11.1f}" for s in SPLIT_ORDER)
+        + " ".join(cell.format(summary["per_split"].get(s, 0)) for s in SPLIT_ORDER)
     )
     if "per_kind" in summary:
         print("by kind:", {k: f"{v / 60:.2f} h" for k, v in summary["per_kind"].items()})

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import pick_device, run_script
+from common import folder_to_fill, json_line, pick_device, positives, run_script
 
 import mmtok
 
@@ -177,24 +177,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=30, help="steps of each trainer (default 30)")
     ap.add_argument("--more", type=int, default=10, help="steps the resumed image run adds (default 10)")
     args = ap.parse_args(argv)
+    positives(args, "--steps", "--more")
     device = str(pick_device(args.device))
-    root = Path(args.dir)
+    root = folder_to_fill("--dir", args.dir)
     data = write_data(root / "data")
     rows = []
     for kind in ("image", "audio", "vocoder"):
         out = root / f"run-{kind}"
         shutil.rmtree(out, ignore_errors=True)
         rows.append(train_check(f"train_{kind}", trainer_args(kind, data, out, args.steps), out, device, args.steps))
-        print(json.dumps(rows[-1]), flush=True)
+        print(json_line(rows[-1]), flush=True)
         if kind == "image" and rows[-1]["ok"]:
             total = args.steps + args.more
             resumed = train_check("resume_image", [*trainer_args(kind, data, out, total), "--resume"], out, device,
                                   total)
             rows.append(resumed)
-            print(json.dumps(resumed), flush=True)
+            print(json_line(resumed), flush=True)
         if kind in ("image", "audio") and rows[-1]["ok"]:
             rows.append(load_check(f"load_{kind}", kind, out, device))
-            print(json.dumps(rows[-1]), flush=True)
+            print(json_line(rows[-1]), flush=True)
     return 0 if all(r["ok"] for r in rows) else 1
 
 

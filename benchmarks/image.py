@@ -77,7 +77,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import RATIO_OF, Timing, check_peer, emit, ratio, run_script, time_sides
+from common import (
+    RATIO_OF,
+    Timing,
+    check_peer,
+    emit,
+    positives,
+    ratio,
+    run_script,
+    share,
+    time_sides,
+)
 from image_baselines import (
     KMeansPatches,
     fit_kmeans_cached,
@@ -87,7 +97,7 @@ from image_baselines import (
 )
 
 import mmtok
-from mmtok.core.errors import MmtokError
+from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.metrics import codebook_usage, paired_difference, psnr, ssim, usage_over
 from mmtok.core.module_io import training_files
 from mmtok.image.crops import find_images, load_corpus, train_crops
@@ -234,6 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-speed", action="store_true", help="quality and usage only")
     ap.add_argument("--seed", type=int, default=0)
     return ap
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every count, ``--threads`` and the k-means crop options (as ``mmtok train-tokenizer image`` takes them)
+    refused in one line naming the flag, before any work."""
+    positives(args, "--usage-tokens", "--kmeans-crops", "--kmeans-crop", "--kmeans-base-side", "--speed-repeats",
+              "--threads")
+    for flag, value in (("--kmeans-polish", args.kmeans_polish), ("--kmeans-synthetic", args.kmeans_synthetic)):
+        if value < 0:
+            raise UsageError(f"{flag} {value}: give 0 or more")
+    if not (0 < args.kmeans_scale_min <= args.kmeans_scale_max and math.isfinite(args.kmeans_scale_max)):
+        raise UsageError(f"--kmeans-scale-min and --kmeans-scale-max need 0 < MIN <= MAX, finite (got "
+                         f"{args.kmeans_scale_min:g}, {args.kmeans_scale_max:g})")
+    if not 1 <= args.kmeans_zoom_max < math.inf:
+        raise UsageError(f"--kmeans-zoom-max {args.kmeans_zoom_max:g}: give 1 or more (1: no zoom)")
+    share("--kmeans-zoom-prob", args.kmeans_zoom_prob)
 
 
 def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path], Path]:
@@ -383,6 +409,7 @@ def bars(p: float, margin: float, s: float, u: float, speedup: float | None) -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     toks = {m: load_tokenizer(m) for m in args.model}

@@ -26,7 +26,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, run_script
+from audio_clips import load_audio_tokenizer
+from common import emit, positives, run_script
 from corpus_debs import fetch_package
 
 from mmtok.evaluate import Evaluation
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dnsmos", action="store_true", help="also DNSMOS of each decoded clip and its original")
     ap.add_argument("--only", nargs="+", choices=sorted(SETS), default=sorted(SETS), help="which sets")
     args = ap.parse_args(argv)
+    positives(args, "--clips")
+    load_audio_tokenizer(args.model, "--model")  # a wrong model refused before any package is fetched
     for name in args.only:
         package, pattern = SETS[name]
         pkg = fetch_package(package, args.out / "debs")

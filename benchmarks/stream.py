@@ -51,7 +51,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RATIO_OF, Timing, emit, ratio, run_script, time_sides
+from common import RATIO_OF, Timing, emit, positive, ratio, run_script, time_sides
 
 import mmtok
 from mmtok.core.module_io import shipped_names
@@ -190,6 +190,8 @@ def main() -> None:
         job = json.loads(args.one)
         one_run(Path(job["corpus"]), Path(job["out"]), job["spec"], job["workers"])
         return
+    for flag, value in (("--docs", args.docs), ("--repeat", args.repeat), *(("--workers", w) for w in args.workers)):
+        positive(flag, value)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_1min": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -215,6 +217,7 @@ def main() -> None:
                   "all_identical": all(r["identical_to_first"] for w in order for r in rows[w]),
                   "timings": {w: {"seconds": inner[w].summary(3), "process_seconds": process[w].summary(3)}
                               for w in order}})
+
 
 if __name__ == "__main__":
     sys.exit(run_script(main))

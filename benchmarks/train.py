@@ -47,7 +47,8 @@ from common import (
     check_peer,
     emit,
     pick_device,
-    positive,
+    positives,
+    preset,
     ratio,
     round_ratios,
     run_script,
@@ -65,7 +66,7 @@ def gpt2_sdpa(cfg: ModelConfig) -> torch.nn.Module:
 
     hf = GPT2Config(vocab_size=cfg.vocab_size, n_positions=cfg.max_seq_len, n_embd=cfg.d_model,
                     n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                    tie_word_embeddings=True)
+                    tie_word_embeddings=True, bos_token_id=None, eos_token_id=None)  # GPT-2's 50256 is outside vocab_size
     hf._attn_implementation = "sdpa"
     return GPT2LMHeadModel(hf)
 
@@ -168,7 +169,8 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    positive("--steps", args.steps)
+    positives(args, "--steps", "--batch", "--seq-len", "--vocab")
+    preset("--preset", args.preset)
     device = pick_device(args.device)
     torch.manual_seed(0)
     base = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1)

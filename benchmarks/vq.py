@@ -63,9 +63,11 @@ from common import (
     missing_peer,
     pick_device,
     positive,
+    positives,
     ratio,
     round_ratios,
     run_script,
+    share,
     time_sides,
 )
 from peak_memory import fresh_peaks
@@ -372,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=262_144)
     ap.add_argument("--dim", type=int, default=64)
-    ap.add_argument("--ks", type=int, nargs="+", default=[1024, 8192])
+    ap.add_argument("--ks", type=int, nargs="+", default=[1024, 8192],
+                    help="codebook sizes of the encode rows (the train rows use K = 1024)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=200)
     ap.add_argument("--train-rounds", type=int, default=10,
@@ -381,11 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-encode", action="store_true")
     ap.add_argument("--repeat-shares", type=float, nargs="+", default=[0.0],
-                    help="train once per share of each batch replaced by one repeated vector")
+                    help="train once per share (0 to 1) of each batch replaced by one repeated vector")
     args = ap.parse_args(argv)
-    positive("--repeats", args.repeats)
-    positive("--train-steps", args.train_steps)
-    positive("--train-rounds", args.train_rounds)
+    positives(args, "--n", "--dim", "--repeats", "--train-steps", "--train-rounds")
+    for k in args.ks:
+        positive("--ks", k)
+    for repeated in args.repeat_shares:
+        share("--repeat-shares", repeated)
     device = pick_device(args.device)
     emit({"bench": "machine", "platform": platform.platform(), "processor": platform.processor(),
           "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -400,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         slices = sorted({r for r in (256, 1024, 4096, 16384) if r < most} | {most})
         bench_encode(args.n, k, args.dim, args.repeats, device, slices, peer_missing=why)
     if not args.skip_train:
-        for share in args.repeat_shares:
-            bench_train(1024, args.dim, args.train_steps, 8192, device, share, args.train_rounds, peer_missing=why)
+        for repeated in args.repeat_shares:
+            bench_train(1024, args.dim, args.train_steps, 8192, device, repeated, args.train_rounds, peer_missing=why)
     return 0
 
 
