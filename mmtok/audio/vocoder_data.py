@@ -75,7 +75,7 @@ __all__ = [
 CACHE_FORMAT = "mmtok-audio-cache"
 CACHE_VERSION = 1
 CACHE_SPLITS = ("train", "validation")  # never "test"
-BUILD_COMMAND = "python -m mmtok.audio.vocoder_train --corpus CORPUS --cache"  # what builds a cache, said in refusals
+BUILD_COMMAND = "mmtok train-tokenizer vocoder --corpus CORPUS --cache"  # what builds a cache, said in refusals
 INT16_SCALE = 32767.0
 SOURCE_NAME = "source.json"  # the manifest (path and sha256) a cache is built from
 UNSCALED = f"float samples over {MAX_FLOAT_PEAK:g}, far outside [-1, 1]: integer PCM stored as float?"  # skipped,
@@ -317,6 +317,8 @@ class AudioCache:
 
     def __init__(self, cache: str | os.PathLike[str], split: str) -> None:
         cache = Path(cache)
+        if not cache.exists():
+            raise CorpusError(f"cache {cache}: no such folder; build it with {BUILD_COMMAND} {cache}")
         if not (cache / "index.json").is_file():
             raise CorpusError(f"cache {cache} is not complete (no index.json): build it with {BUILD_COMMAND} {cache}")
         if split not in CACHE_SPLITS:
