@@ -6,7 +6,6 @@ a str path; a CUDA device asked for from Python without a GPU names the Python s
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from mmtok.core.checkpoint import config_from_dict, load_checkpoint, read_metada
 from mmtok.core.errors import CheckpointError, DeviceError
 from mmtok.image.tokenizer import ImageTokenizerConfig
 from mmtok.pretrained import resolve_checkpoint
-from mmtok.vq import VQConfig, VectorQuantizer
+from mmtok.vq import VectorQuantizer, VQConfig
 
 
 def _copy(name: str, to: Path) -> Path:

@@ -28,7 +28,7 @@ def test_with_an_exported_model_it_is_named_for_init_from(tmp_path: Path) -> Non
 
 
 def test_other_errors_pass_through_unchanged(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="^other$"), reading_state_to_resume(tmp_path):
+    with pytest.raises(ValueError, match=r"^other$"), reading_state_to_resume(tmp_path):
         raise ValueError("other")
 
 
