@@ -31,7 +31,10 @@ READ_FROM = "(a save stopped between its two renames left it; --resume puts it b
 def running(folder: Path) -> str | None:
     """Whether a training process holds run folder ``folder`` now (its lock, :func:`~mmtok.core.run_lock.run_holder`):
     what ``mmtok info`` says of it may move while it runs. None when none does."""
-    holder = run_holder(folder)
+    return _running(run_holder(folder))
+
+
+def _running(holder: str | None) -> str | None:
     return None if holder is None else f"yes, by {holder}: the figures are those of its newest save"
 
 
@@ -63,13 +66,13 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
         except CheckpointError as e:
             damaged[MODEL] = str(e)
     steps = _steps_asked(meta)
-    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "running": running(folder),
+    holder = run_holder(folder)
+    out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "running": _running(holder),
                            "kind": meta.get("kind") or (model or {}).get("kind"), "step": step, "steps": steps}
     if step is not None and meta.get("_path") != str(state_dir):
         out["read_from"] = f"{meta['_path']} {READ_FROM}"
     if damaged:
         out["damaged"] = [f"{name}: {why}" for name, why in damaged.items()]
-    holder = run_holder(folder)
     out["resume"] = (_resume(folder, step, steps, meta, model) if holder is None else
                      f"refused while {holder} holds the folder: wait for that run to end")
     out["last_loss"] = _last_loss(folder, meta, step)

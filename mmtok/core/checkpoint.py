@@ -389,14 +389,9 @@ def _read_meta(folder: Path, kind: str | Iterable[str] | None) -> dict[str, Any]
     return meta
 
 
-def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Each tensor's ``(dtype, shape)`` from a safetensors file's header, no tensor data read.
-
-    The file starts with the header's length (8 bytes, little-endian) and then the
-    header, JSON of ``{name: {"dtype", "shape", "data_offsets"}}``; every entry is
-    checked against the file's size.
-    """
-    path = Path(path)
+def _header_json(path: Path) -> tuple[dict[str, Any], int]:
+    """A safetensors file's header as read (its JSON object, ``__metadata__`` included) and the bytes of tensor
+    data after it; a :class:`CheckpointError` naming ``path`` when the file cannot be read or is no such file."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -412,7 +407,18 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int,
         raise CheckpointError(f"{path} is unreadable: its safetensors header is damaged ({e})") from e
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} is unreadable: its safetensors header is not a JSON object")
-    data_bytes = size - 8 - n
+    return header, size - 8 - n
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's ``(dtype, shape)`` from a safetensors file's header, no tensor data read.
+
+    The file starts with the header's length (8 bytes, little-endian) and then the
+    header, JSON of ``{name: {"dtype", "shape", "data_offsets"}}``; every entry is
+    checked against the file's size.
+    """
+    path = Path(path)
+    header, data_bytes = _header_json(path)
     return {name: _header_entry(path, name, entry, data_bytes)
             for name, entry in header.items() if name != "__metadata__"}
 
@@ -421,13 +427,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``__metadata__`` strings of a safetensors file's header (a checkpoint's weights record their
     ``kind`` there); ``{}`` for a file without them or whose header cannot be read (:func:`read_header` says why)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-            if not 2 <= n <= MAX_HEADER_BYTES:
-                return {}
-            meta = json.loads(f.read(n)).get("__metadata__")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        meta = _header_json(Path(path))[0].get("__metadata__")
+    except CheckpointError:
         return {}
     return {k: v for k, v in meta.items() if isinstance(v, str)} if isinstance(meta, dict) else {}
 
@@ -486,8 +487,8 @@ def load_checkpoint(
     def read(path: Path) -> Checkpoint:
         meta = _read_meta(path, kind)
         del meta["_path"]
-        tensors = load_tensors(path)
-        check_weights_kind(path, meta["kind"])
-        return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=tensors, meta=meta)
+        check_weights_kind(path, meta["kind"])  # before the weights are read
+        return Checkpoint(path=path, kind=meta["kind"], config=meta["config"], tensors=load_tensors(path),
+                          meta=meta)
 
     return read_settled(Path(folder), read, marker=CONFIG_NAME)
