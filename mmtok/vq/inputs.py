@@ -73,19 +73,20 @@ def _reach(*ts: torch.Tensor) -> torch.Tensor:
 
 
 def check_values(x: torch.Tensor, z: torch.Tensor, embed: torch.Tensor, *, training: bool,
-                 projected: bool = False) -> None:
+                 projected: bool = False) -> float:
     """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` ``[N, d]`` (``projected``: by a learned
     projection, not just ``x`` as float32) or the codebook ``embed``, and, when ``training``, lookup vectors beyond
     :func:`statistics_limit`, reading one value on the host for all: the largest magnitude in any of them. The
-    checks that name which come only when that value calls for them."""
+    checks that name which come only when that value calls for them. Returns that value (0 for empty input):
+    beyond :func:`statistics_limit` float32 search scores may overflow, and the search runs in float64."""
     if not x.numel():
-        return
+        return 0.0
     same = z.dtype == x.dtype and z.data_ptr() == x.data_ptr() and z.numel() == x.numel() and x.is_contiguous()
     # a projection, a normalisation or a cast makes the input other values than z (else z is x, reshaped)
     peak = float(_reach(embed, z) if same else _reach(embed, z, x))  # the one value read here
     limit = statistics_limit(z.shape[1])
     if math.isfinite(peak) and (not training or peak <= limit):
-        return
+        return peak
     if not math.isfinite(peak):
         check_input(x, x.shape[-1])  # the input's NaN/inf, by count
         nearest_code(z[:0], embed)  # the codebook's, by row
@@ -100,3 +101,4 @@ def check_values(x: torch.Tensor, z: torch.Tensor, embed: torch.Tensor, *, train
                 f"VectorQuantizer {what} values up to {top:.3g}, too large for the codebook's float32 statistics "
                 f"(beyond {limit:.2g} the squared distances and EMA sums of {z.shape[1]}-d vectors overflow): "
                 "normalise the features first (LayerNorm, or divide by their scale); the codebook is unchanged")
+    return peak

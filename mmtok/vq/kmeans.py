@@ -113,7 +113,7 @@ def _worst_rows(rows: torch.Tensor, row_error: torch.Tensor, n: int, distributed
     """
     m = min(n, rows.shape[0])
     top = row_error.topk(m)
-    cand, err = rows[top.indices].float(), top.values.float()  # (m, d), (m,)
+    cand, err = rows[top.indices].float(), top.values.double()  # (m, d), (m,): float64 keeps errors past float32
     if m < n:  # pad the offer: padding never beats a real row
         cand = torch.cat([cand, cand.new_zeros(n - m, rows.shape[1])])
         err = torch.cat([err, err.new_full((n - m,), -float("inf"))])
@@ -172,25 +172,36 @@ def lloyd_step(
     k = centers.shape[0]
     idx = nearest_code(rows, centers, cosine=cosine, chunk_size=chunk_size, budget_mb=budget_mb)
     w = weights(idx) if callable(weights) else weights
-    row_error = (rows - centers[idx]).pow(2).sum(1)  # (N,)
+    w = None if w is None else w.to(rows)
     counts = torch.bincount(idx, minlength=k).float()
-    if w is None:
-        sums = torch.zeros_like(centers).index_add_(0, idx, rows)
-        mass = counts.clone()
-    else:
-        w = w.to(rows)
-        row_error = row_error * w
-        sums = torch.zeros_like(centers).index_add_(0, idx, rows * w[:, None])
-        mass = torch.zeros(k, dtype=rows.dtype, device=rows.device).index_add_(0, idx, w)
-    error = torch.zeros(k, dtype=rows.dtype, device=rows.device).index_add_(0, idx, row_error)
+    mass = counts.clone() if w is None else torch.zeros(k, dtype=rows.dtype, device=rows.device).index_add_(0, idx, w)
+    row_error, sums, error = _accumulate(rows, centers, idx, w, rows.dtype)
+    if not bool(torch.isfinite(sums).all() & torch.isfinite(error).all()):
+        # rows so large (near float32's maximum) that their sums or squared errors overflow float32: float64
+        # sums and errors, the centers (means of float32 rows) float32 again
+        row_error, sums, error = _accumulate(rows, centers, idx, w, torch.float64)
     if distributed:
         for t in (sums, counts, mass, error):
             all_reduce_(t)
     has = mass > 0
-    new = torch.where(has[:, None], sums / torch.where(has, mass, 1.0)[:, None], centers)
+    new = torch.where(has[:, None], (sums / torch.where(has, mass, 1.0).to(sums)[:, None]).to(centers), centers)
     if cosine:
         new = F.normalize(new, dim=1)
     return LloydStep(idx, row_error, counts, mass, error, new, w)
+
+
+def _accumulate(rows: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor, w: torch.Tensor | None,
+                kind: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's (weighted) squared error ``[N]``, the (weighted) sum of each code's rows ``[K, d]`` and its
+    total error ``[K]``, in ``kind`` (float64 where float32 would overflow)."""
+    r, c = rows.to(kind), centers.to(kind)
+    row_error = (r - c[idx]).pow(2).sum(1)  # (N,)
+    if w is not None:
+        row_error = row_error * w.to(kind)
+        r = r * w.to(kind)[:, None]
+    sums = torch.zeros_like(c).index_add_(0, idx, r)
+    error = torch.zeros(c.shape[0], dtype=kind, device=c.device).index_add_(0, idx, row_error)
+    return row_error, sums, error
 
 
 # --------------------------------------------------------------------------- iterated

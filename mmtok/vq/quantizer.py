@@ -43,7 +43,7 @@ from mmtok.vq.ema import ema_step, per_rank, restart_dead
 from mmtok.vq.inputs import check_input, check_values
 from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
 from mmtok.vq.kmeans_init import KmeansPool
-from mmtok.vq.search import canonical_codes, nearest_code
+from mmtok.vq.search import canonical_codes, nearest_code, overflows_float32_scores
 
 __all__ = ["QuantizeResult", "UsageStats", "VectorQuantizer"]
 
@@ -196,20 +196,22 @@ class VectorQuantizer(nn.Module):
             z = F.normalize(z, dim=-1)
         return z
 
-    def _finite(self, x: torch.Tensor, z: torch.Tensor, *, training: bool = False) -> None:
+    def _finite(self, x: torch.Tensor, z: torch.Tensor, *, training: bool = False) -> bool:
         """Refuse NaN/inf in the input ``x``, its lookup vectors ``z`` or the codebook, and with ``training`` lookup
         vectors too large for float32 statistics, reading one value on the host
-        (:func:`~mmtok.vq.inputs.check_values`)."""
+        (:func:`~mmtok.vq.inputs.check_values`). True when their values are so large that the search's float32
+        scores could overflow: it then runs in float64."""
         with torch.no_grad():  # a check, not part of the graph
             projected = not isinstance(self.project_in, nn.Identity)
-            check_values(x, z, self.embed, training=training, projected=projected)
+            peak = check_values(x, z, self.embed, training=training, projected=projected)
+        return overflows_float32_scores(peak, z.shape[1])
 
-    def _search(self, z: torch.Tensor, *, exact: bool) -> torch.Tensor:
-        """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one).
-        ``z`` and the codebook were checked finite (:meth:`_finite`)."""
+    def _search(self, z: torch.Tensor, *, exact: bool, wide: bool = False) -> torch.Tensor:
+        """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one);
+        ``wide``: scores in float64. ``z`` and the codebook were checked finite (:meth:`_finite`)."""
         with _no_autocast(z.device):
             idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
-                               budget_mb=self.cfg.search_budget_mb, exact_ties=exact, check=False)
+                               budget_mb=self.cfg.search_budget_mb, exact_ties=exact, check=False, wide=wide)
         return self._canonical()[idx] if exact else idx
 
     def _canonical(self) -> torch.Tensor:
@@ -236,12 +238,12 @@ class VectorQuantizer(nn.Module):
         self._check(x, finite=False)
         lead = x.shape[:-1]
         z = self._to_lookup(x)  # (N, d)
-        self._finite(x, z, training=self.training)  # before anything learns from it
+        wide = self._finite(x, z, training=self.training)  # before anything learns from it
         if self.training and not self._ranks_agree and world_size() > 1:
             self._take_rank0_codebook()
         if self.training and not self._initted():
             self._maybe_kmeans_init(z.detach())
-        idx = self._search(z, exact=not self.training)  # (N,); outside training as encode gives them
+        idx = self._search(z, exact=not self.training, wide=wide)  # (N,); outside training as encode gives them
         q = F.embedding(idx, self.embed)  # (N, d)
         counts = code_counts(idx, self.cfg.codebook_size)
         if self.training:
@@ -277,8 +279,8 @@ class VectorQuantizer(nn.Module):
         for start in range(0, flat.shape[0], ENCODE_SLAB):
             stop = min(start + ENCODE_SLAB, flat.shape[0])
             z = self._to_lookup(flat[start:stop])
-            self._finite(flat[start:stop], z)
-            idx[start:stop] = self._search(z, exact=True)
+            wide = self._finite(flat[start:stop], z)
+            idx[start:stop] = self._search(z, exact=True, wide=wide)
         counts = code_counts(idx, self.cfg.codebook_size)
         with COUNTS_LOCK:
             self.seen_counts += counts

@@ -7,6 +7,8 @@ vectors; the block size is given, or comes from a memory budget.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mmtok.core.device import tf32_matmul_possible
@@ -14,13 +16,14 @@ from mmtok.core.errors import QuantizerError
 from mmtok.core.floats import all_finite
 
 __all__ = ["TWIN_TOLERANCE", "block_rows", "canonical_codes", "nearest_code", "new_points", "new_points_mask",
-           "score_margin"]
+           "overflows_float32_scores", "score_margin"]
 
 CPU_SEARCH_BUDGET_MB = 4.0  # one block of scores on the CPU: a few MiB, so it stays in cache (measured best of 2/4/8)
 CUDA_SEARCH_BUDGET_MB = 256.0  # one block of scores on a GPU: big enough to fill the device
 ARGMAX_GROUP = 32  # codes per group in the two-level argmax (see _argmax_rows)
 TWIN_TOLERANCE = 1e-4  # twins: codes closer than this fraction of the codebook's median radius
 DENSE_NEW_POINTS = 1 << 22  # float64 distances new_points_mask holds at once to stay off the host (32 MiB)
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 CPU_DENSE_ROWS = 256  # on the CPU, where nothing waits on a device, the dense path only while it is faster (measured)
 
 
@@ -84,6 +87,7 @@ def nearest_code(
     budget_mb: float | None = None,
     exact_ties: bool = False,
     check: bool = True,
+    wide: bool | None = None,
 ) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean, or cosine) for every row of ``x``.
 
@@ -102,15 +106,24 @@ def nearest_code(
     (With ``cosine`` a zero row, which has no direction, ties with every code: code 0.)
     ``check=False`` leaves out the NaN/inf check (a value read on the host), for a caller that made it.
 
+    Scores of vectors so large that ``d·|x|·|c|`` or ``d·|c|²`` nears float32's maximum (about 3.4e38) would
+    overflow to inf, and the first of the overflowing codes would win whatever is nearest: such a search runs
+    in float64 (``wide``; by default worked out with the NaN/inf check, and left off with ``check=False``).
+
     >>> c = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     >>> nearest_code(torch.tensor([[0.9, 1.2], [4.0, 4.5], [-1.0, 0.1]]), c).tolist()
     [1, 2, 0]
     """
-    _check_search(x, codebook, finite=check)
+    peak = _check_search(x, codebook, finite=check)
+    if wide is None:
+        wide = peak is not None and overflows_float32_scores(peak, codebook.shape[1])
     n, k = x.shape[0], codebook.shape[0]
     out = torch.empty(n, dtype=torch.long, device=x.device)
     if n == 0:
         return out
+    if wide:  # float64 scores in blocks of the same bytes
+        codebook = codebook.double()
+        budget_mb = (budget_mb or (CUDA_SEARCH_BUDGET_MB if x.device.type == "cuda" else CPU_SEARCH_BUDGET_MB)) / 2
     rows = block_rows(n, k, x.device, chunk_size=chunk_size, budget_mb=budget_mb)
     codes_t = codebook.t()  # (d, K)
     if cosine:
@@ -120,7 +133,7 @@ def nearest_code(
     scores = torch.empty(rows, k, dtype=codebook.dtype, device=x.device)  # (chunk, K), reused
     # row numbers for the CPU's two-level argmax and the flagged pass; a GPU's plain argmax needs none
     row_ids = torch.arange(rows, device=x.device) if exact_ties or x.device.type == "cpu" else None
-    margin = score_margin(x, codebook, cosine=cosine) if exact_ties else None  # (N,), once for all blocks
+    margin = score_margin(x, codebook, cosine=cosine, wide=wide) if exact_ties else None  # (N,), once for all blocks
     suspect = torch.zeros(n, dtype=torch.bool, device=x.device) if exact_ties else None  # (N,) rows to settle
     for start in range(0, n, rows):
         stop = min(start + rows, n)
@@ -136,36 +149,51 @@ def nearest_code(
     return out
 
 
-def _check_search(x: torch.Tensor, codebook: torch.Tensor, *, finite: bool = True) -> None:
-    """Refuse what :func:`nearest_code` cannot search: not ``[N, d]`` against ``[K ≥ 1, d]``, or NaN/inf."""
+def overflows_float32_scores(peak: float, dim: int) -> bool:
+    """Whether float32 search scores ``x·c - |c|²/2`` of ``dim``-d vectors with values up to ``peak`` may overflow
+    (``4·dim·peak²`` past float32's maximum: the bound of :func:`mmtok.vq.inputs.statistics_limit`)."""
+    return 4 * dim * peak * peak > FLOAT32_MAX
+
+
+def _check_search(x: torch.Tensor, codebook: torch.Tensor, *, finite: bool = True) -> float | None:
+    """Refuse what :func:`nearest_code` cannot search: not ``[N, d]`` against ``[K ≥ 1, d]``, or NaN/inf; with
+    ``finite``, the largest magnitude in either (one value read on the host), else None."""
     if not isinstance(x, torch.Tensor) or not isinstance(codebook, torch.Tensor):
         raise TypeError(f"nearest_code needs tensors, got x {type(x).__name__} and codebook {type(codebook).__name__}")
     if x.dim() != 2 or codebook.dim() != 2 or x.shape[1] != codebook.shape[1] or codebook.shape[0] == 0:
         raise QuantizerError(f"nearest_code needs x [N, d] and codebook [K, d] with K ≥ 1, got x {tuple(x.shape)} "
                              f"and codebook {tuple(codebook.shape)}")
-    # one value read on the host for both (a NaN or inf poisons the sum); each alone only when that is not finite
-    if not finite or (x.is_floating_point() and codebook.is_floating_point() and bool(
-            torch.isfinite(x.sum(dtype=torch.float64) + codebook.sum(dtype=torch.float64)))):
-        return
+    if not finite:
+        return None
+    # one value read on the host for both: the largest magnitude (NaN or inf when one is there); each alone only
+    # when that is not finite
+    if x.is_floating_point() and codebook.is_floating_point():
+        ends = [end for t in (x, codebook) if t.numel() for end in torch.aminmax(t.detach())]
+        peak = float(torch.linalg.vector_norm(torch.stack(ends).double(), float("inf")))
+        if math.isfinite(peak):
+            return peak
     for name, t in (("x", x), ("codebook", codebook)):
         if not all_finite(t):
             bad = (~torch.isfinite(t)).any(1).nonzero().flatten()
             raise QuantizerError(f"nearest_code {name} has NaN/inf values in {bad.numel()} row(s), "
                                  f"the first row {int(bad[0])}")
+    return None
 
 
-def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False) -> torch.Tensor:
+def score_margin(x: torch.Tensor, codebook: torch.Tensor, *, cosine: bool = False, wide: bool = False
+                 ) -> torch.Tensor:
     """``[N]``: how far the float32 score ``x·c - |c|²/2`` (``x·c`` with ``cosine``) of a row of ``x`` can
     be off, with room to spare: ``2 d`` float32 epsilons of the largest terms it sums (TF32's epsilon
-    where CUDA matrix products may use it)."""
-    c_max = codebook.detach().float().norm(dim=1).max()  # 0-d, on the device: not read on the host
-    eps = torch.finfo(torch.float32).eps
-    if x.device.type == "cuda" and tf32_matmul_possible():  # TF32 products keep 10 bits
+    where CUDA matrix products may use it); with ``wide``, of the float64 score (float64 epsilons)."""
+    kind = torch.float64 if wide else torch.float32
+    c_max = codebook.detach().to(kind).norm(dim=1).max()  # 0-d, on the device: not read on the host
+    eps = torch.finfo(kind).eps
+    if not wide and x.device.type == "cuda" and tf32_matmul_possible():  # TF32 products keep 10 bits
         eps = 2.0**-10
     scale = 2 * codebook.shape[1] * eps
     if cosine:  # unit rows: |x| = 1
         return (scale * c_max).expand(x.shape[0]).clone()
-    return (x.detach().float().norm(dim=1) * c_max + c_max * c_max / 2) * scale
+    return (x.detach().to(kind).norm(dim=1) * c_max + c_max * c_max / 2) * scale
 
 
 def _argmax_flagged(block: torch.Tensor, out: torch.Tensor, rows: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
