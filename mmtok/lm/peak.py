@@ -22,6 +22,7 @@ import time
 import torch
 
 from mmtok.core.errors import UsageError
+from mmtok.core.limits import said_bytes
 from mmtok.lm.model import ModelConfig, Transformer
 
 __all__ = ["GPU_PEAK_TFLOPS", "available_memory", "check_step_memory", "cpu_peak_flops", "gpu_peak_tflops",
@@ -121,10 +122,6 @@ def _param_count(cfg: ModelConfig) -> int:
         return Transformer(cfg).num_params(non_embedding=False)
 
 
-def _size(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
 def _fix(cfg: ModelConfig, need: dict[str, int | bool], grad_accum: int, room: int) -> str:
     """What to change so a step fits in ``room`` bytes: a smaller ``--batch-size`` dividing the batch with a
     larger ``--grad-accum`` (the same global batch), else a shorter ``--seq-len``."""
@@ -162,7 +159,7 @@ def check_step_memory(cfg: ModelConfig, device: torch.device, *, batch_size: int
     if mask + rest <= room[0]:
         return
     why = (f"the document mask of windows holding several documents, {batch_size} × {seq_len}² × "
-           f"{1 + int(need['float_bytes'])} bytes, takes {_size(mask)}; " if mask else "")
+           f"{1 + int(need['float_bytes'])} bytes, takes {said_bytes(mask)}; " if mask else "")
     raise UsageError(f"--seq-len {seq_len} --batch-size {batch_size}: one training step needs about "
-                     f"{_size(mask + rest)} ({why}the model, its optimizer and activations {_size(rest)}), but "
-                     f"{_size(room[0])} is {room[1]}: {_fix(cfg, need, grad_accum, room[0])}")
+                     f"{said_bytes(mask + rest)} ({why}the model, its optimizer and activations {said_bytes(rest)}), but "
+                     f"{said_bytes(room[0])} is {room[1]}: {_fix(cfg, need, grad_accum, room[0])}")
