@@ -72,3 +72,31 @@ def test_weighted_lloyd_step_of_huge_rows() -> None:
     assert step.idx.tolist() == [0, 0, 1]
     assert torch.allclose(step.centers.double().flatten() / 1e37, torch.tensor([2.5, 10.0], dtype=torch.float64))
     assert bool(torch.isfinite(step.error).all()) and bool(torch.isfinite(step.row_error).all())
+
+
+def test_too_large_values_are_their_own_error() -> None:
+    import pytest
+
+    from mmtok.core.errors import QuantizerError, QuantizerOverflowError
+
+    vq = VectorQuantizer(VQConfig(dim=4, codebook_size=8, kmeans_init=False))
+    with pytest.raises(QuantizerOverflowError, match="too large for the codebook's float32 statistics"):
+        vq(torch.full((3, 4), 1e37))
+    with pytest.raises(QuantizerOverflowError):
+        vq.eval().encode(torch.full((3, 4), 1e300, dtype=torch.float64))  # past float32 itself
+    with pytest.raises(QuantizerError) as nan:
+        vq.encode(torch.full((3, 4), float("nan")))
+    assert not isinstance(nan.value, QuantizerOverflowError)
+
+
+def test_a_trainer_tells_overflow_from_nan_by_the_error_not_its_words(tmp_path) -> None:
+    import pytest
+
+    from mmtok.core.divergence import diverging_forward
+    from mmtok.core.errors import QuantizerError, QuantizerOverflowError, TrainingError
+
+    for error, state in ((QuantizerOverflowError("values up to 1e30"), "too large to quantize"),
+                         (QuantizerError("3 NaN/inf values; far too large a share"), "not finite")):
+        with pytest.raises(TrainingError) as said, diverging_forward(step=5, state_dir=tmp_path, lr=0.1):
+            raise error
+        assert f"the encoder's output is {state} (" in str(said.value)

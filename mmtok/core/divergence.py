@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mmtok.core.checkpoint import CONFIG_NAME
-from mmtok.core.errors import QuantizerError, TrainingError
+from mmtok.core.errors import QuantizerError, QuantizerOverflowError, TrainingError
 from mmtok.core.floats import all_finite, weights_finite
 
 __all__ = [
@@ -219,7 +219,7 @@ def diverging_forward(*, step: int, state_dir: str | os.PathLike[str], lr: float
             raise
         found = _cause(step, parts=(), figures={}, batch=() if batch is None else (batch,), start=start)
         # the quantizer refuses NaN/inf, and finite values too large for its float32 statistics (mmtok.vq.inputs)
-        state = "too large to quantize" if "too large" in str(e) else "not finite"
+        state = "too large to quantize" if isinstance(e, QuantizerOverflowError) else "not finite"
         said, fix = (f"training diverged at step {step}: the encoder's output is {state} ({e})",
                      f"lower {flag} ({lr:g} in this run)") if found is None else (
             f"the encoder's output is {state} at step {step} ({e}){found[0]}", found[1])

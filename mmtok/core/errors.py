@@ -27,6 +27,7 @@ __all__ = [
     "MmtokError",
     "OutputError",
     "QuantizerError",
+    "QuantizerOverflowError",
     "ResumeMismatchError",
     "RunRefusedError",
     "StreamError",
@@ -101,6 +102,12 @@ class DemoError(MmtokError, ValueError):
 class QuantizerError(MmtokError, ValueError):
     """Vectors, indices or settings a :class:`~mmtok.vq.quantizer.VectorQuantizer` cannot use (wrong size,
     NaN/inf or out-of-range values, a ``VQConfig`` field out of range; one of the wrong type is a ``TypeError``)."""
+
+
+class QuantizerOverflowError(QuantizerError):
+    """Finite values a :class:`~mmtok.vq.quantizer.VectorQuantizer` cannot take because they are too large: past
+    float32's reach, or, to train on, past what its float32 statistics hold (:mod:`mmtok.vq.inputs`). A trainer
+    whose encoder gives them has diverged (:func:`mmtok.core.divergence.diverging_forward`)."""
 
 
 class UsageError(MmtokError, ValueError):

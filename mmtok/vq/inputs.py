@@ -13,7 +13,7 @@ host for the input, its lookup vectors and the codebook together.
 >>> vq(torch.full((3, 4), 1e37))
 Traceback (most recent call last):
 ...
-mmtok.core.errors.QuantizerError: VectorQuantizer input has values up to 1e+37, too large for the codebook's float32 statistics (...): normalise the features first (...); the codebook is unchanged
+mmtok.core.errors.QuantizerOverflowError: VectorQuantizer input has values up to 1e+37, too large for the codebook's float32 statistics (...): normalise the features first (...); the codebook is unchanged
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from mmtok.core.errors import QuantizerError
+from mmtok.core.errors import QuantizerError, QuantizerOverflowError
 from mmtok.core.floats import all_finite, fits_float32
 from mmtok.vq.search import nearest_code
 
@@ -55,7 +55,7 @@ def check_input(x: torch.Tensor, dim: int, what: str = "input", *, finite: bool 
     if finite and not all_finite(x):
         bad = int((~torch.isfinite(x)).sum())
         raise QuantizerError(f"VectorQuantizer {what} contains {bad} NaN/inf value(s)")
-    fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerError, why="(the codebook is float32)")
+    fits_float32(x, what=f"VectorQuantizer {what}", error=QuantizerOverflowError, why="(the codebook is float32)")
 
 
 def _peak(t: torch.Tensor) -> torch.Tensor:
@@ -97,7 +97,7 @@ def check_values(x: torch.Tensor, z: torch.Tensor, embed: torch.Tensor, *, train
         top = float(_peak(z))
         if top > limit:
             what = "lookup vectors (the input after its projection) have" if projected else "input has"
-            raise QuantizerError(
+            raise QuantizerOverflowError(
                 f"VectorQuantizer {what} values up to {top:.3g}, too large for the codebook's float32 statistics "
                 f"(beyond {limit:.2g} the squared distances and EMA sums of {z.shape[1]}-d vectors overflow): "
                 "normalise the features first (LayerNorm, or divide by their scale); the codebook is unchanged")
