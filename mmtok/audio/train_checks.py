@@ -9,6 +9,7 @@ options at odds with each other (:func:`check_args`), what a fresh run's tokeniz
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -21,15 +22,17 @@ from mmtok.audio.losses import channel_weights
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_data import is_cache
 from mmtok.audio.train_init import GROWABLE, build_config
-from mmtok.core.checkpoint import MAX_CONFIG_INT
+from mmtok.core.checkpoint import MAX_CONFIG_INT, config_from_dict, read_config
+from mmtok.core.errors import MmtokError
 from mmtok.core.limits import FLOAT32, MemoryUse, memory_refusal, training_bytes
+from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.ranges import FLOAT32_AT_LEAST_0, SEED, THREADS, Range, iterations, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.run_folder import holds_train_state, run_model
 from mmtok.core.trainstate import check_run_options, options_given
 
 __all__ = ["INIT_ARCH_ARGS", "MEMORY_USES", "NUMBER_RULES", "check_args", "check_bands", "check_fresh_run",
-           "check_numbers"]
+           "check_numbers", "memory_uses"]
 
 INIT_ARCH_ARGS = ("encoder", "codebook_size", "code_dim", "encoder_channels", "decoder_channels")  # --init-from's own
 # every numeric option but those check_run_options checks (--steps, --batch-size, --save-every, --warmup, --lr):
@@ -50,30 +53,48 @@ NUMBER_RULES: dict[str, Range] = {
 }
 
 
-def _model_bytes(args: argparse.Namespace) -> float:
-    """Bytes of the tokenizer the options describe while it trains (:func:`~mmtok.core.limits.training_bytes`;
-    with ``--init-from``, its blocks on this command line's widths)."""
-    defaults = AudioTokenizerConfig()
-    counts = {arg: getattr(args, arg) if getattr(args, arg) is not None else getattr(defaults, name)
+def _model_bytes(args: argparse.Namespace, source: AudioTokenizerConfig | None = None) -> float:
+    """Bytes of the tokenizer the options describe while it trains (:func:`~mmtok.core.limits.training_bytes`);
+    with ``source`` (the ``--init-from`` tokenizer's config), that tokenizer grown by this command line's
+    ``--encoder-blocks`` / ``--decoder-blocks``."""
+    base = source or AudioTokenizerConfig()
+    counts = {arg: getattr(args, arg) if getattr(args, arg) is not None else getattr(base, name)
               for arg, (name, _) in GROWABLE.items()}
-    return training_bytes(lambda **blocks: AudioTokenizer(build_config(argparse.Namespace(**{**vars(args), **blocks}))),
-                          repeats=counts)
+    if source is None:
+        return training_bytes(lambda **blocks: AudioTokenizer(build_config(argparse.Namespace(**{**vars(args),
+                                                                                                 **blocks}))),
+                              repeats=counts)
+    return training_bytes(lambda **blocks: AudioTokenizer(dataclasses.replace(
+        source, vocoder=None, **{GROWABLE[arg][0]: n for arg, n in blocks.items()})), repeats=counts)
 
 
-def _crop_bytes(args: argparse.Namespace) -> float:
-    """One log-mel crop with its target and reconstruction (float32), on the default front end's mel channels."""
-    cfg = AudioTokenizerConfig()
-    return 3.0 * cfg.n_mels * cfg.frames_per_token * args.crop_tokens * FLOAT32
+def memory_uses(source: AudioTokenizerConfig | None = None) -> tuple[MemoryUse, ...]:
+    """What the options ask for at once, each a lower bound of what the run allocates (memory_refusal), on the
+    default front end and sizes, or with ``source`` on the ``--init-from`` tokenizer's (its mel channels and
+    frames per token, its widths and blocks)."""
+    front = source or AudioTokenizerConfig()
+    crop = 3.0 * front.n_mels * front.frames_per_token * FLOAT32  # a crop, its target and reconstruction per token
+    return (
+        MemoryUse("one batch of log-mel crops, their targets and reconstructions (float32)",
+                  ("batch_size", "crop_tokens"), lambda a: a.batch_size * a.crop_tokens * crop),
+        MemoryUse("the tokenizer with its gradients and AdamW's moments", ("codebook_size", "code_dim",
+                  "encoder_channels", "decoder_channels", "encoder_blocks", "decoder_blocks"),
+                  lambda a: _model_bytes(a, source)),
+        SYNTHETIC_MEMORY,
+    )
 
 
-# what the options ask for at once, each a lower bound of what the run allocates (memory_refusal)
-MEMORY_USES = (
-    MemoryUse("one batch of log-mel crops, their targets and reconstructions (float32)", ("batch_size", "crop_tokens"),
-              lambda a: a.batch_size * _crop_bytes(a)),
-    MemoryUse("the tokenizer with its gradients and AdamW's moments", ("codebook_size", "code_dim", "encoder_channels",
-              "decoder_channels", "encoder_blocks", "decoder_blocks"), _model_bytes),
-    SYNTHETIC_MEMORY,
-)
+MEMORY_USES = memory_uses()
+
+
+def _source_config(init_from: str) -> AudioTokenizerConfig | None:
+    """The ``--init-from`` tokenizer's config, read from its ``config.json`` alone (no weights); None where it
+    cannot be read here (loading it names what is wrong)."""
+    try:
+        meta = read_config(resolve_checkpoint(init_from), kind="audio")
+        return config_from_dict(AudioTokenizerConfig, meta["config"])
+    except (MmtokError, OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -93,6 +114,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     check_numbers(parser, args)
     if args.init_from is not None:
         args.init_from = run_model(args.init_from, flag="--init-from")
+        source = _source_config(args.init_from)
+        refused = source and memory_refusal(parser, args, memory_uses(source),
+                                            lows={k: r.low for k, r in NUMBER_RULES.items()})
+        if refused:  # the tokenizer it starts from has more mel channels or larger blocks than the defaults
+            parser.error(f"{refused} (with --init-from {args.init_from})")
     check_decoder_only(parser, args, resumable=holds_train_state(args.out))
     if args.decoder_only and (args.encoder_blocks is not None or args.dead_code_rate):
         parser.error("--decoder-only keeps the encoder and codebook as they are: drop --encoder-blocks and --dead-code-rate")
