@@ -55,8 +55,10 @@ from common import (
     time_sides,
 )
 
+from mmtok.core.errors import UsageError
+from mmtok.core.limits import said_bytes
 from mmtok.lm.model import ModelConfig, Transformer
-from mmtok.lm.peak import gpu_peak_tflops
+from mmtok.lm.peak import available_memory, gpu_peak_tflops, step_memory
 
 WARMUP_STEPS = 3  # untimed steps per model first: the first calls of a compiled model compile it
 
@@ -167,6 +169,29 @@ def mfu_rows(cfg: ModelConfig, ids: torch.Tensor, device: torch.device, args: ar
         emit(row)
 
 
+def check_memory(cfg: ModelConfig, device: torch.device, args: argparse.Namespace) -> None:
+    """Refuse, before any model is built, a ``--seq-len`` and ``--batch`` whose training step (the estimate of
+    :func:`mmtok.lm.peak.step_memory`, plain causal attention) needs more than ``device`` has available, with
+    the longest ``--seq-len`` that fits at this ``--batch``; nothing is refused where that memory is unknown."""
+    room = available_memory(device)
+    if room is None:
+        return
+    floats = 2 if device.type == "cuda" else 4
+
+    def need(seq: int) -> int:
+        return sum(step_memory(cfg, batch_size=args.batch, seq_len=seq, several_docs=False, float_bytes=floats))
+
+    if need(args.seq_len) <= room[0]:
+        return
+    lo, hi = 0, args.seq_len  # the longest --seq-len that fits at this --batch
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if need(mid) <= room[0] else (lo, mid - 1)
+    fix = f"give --seq-len {lo} or less, or a smaller --batch" if lo else "give a smaller --preset or --vocab"
+    raise UsageError(f"--seq-len {args.seq_len} --batch {args.batch}: one training step of the {args.preset} model "
+                     f"needs about {said_bytes(need(args.seq_len))}, but {said_bytes(room[0])} is {room[1]}; {fix}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     positives(args, "--steps", "--batch", "--seq-len", "--vocab")
@@ -176,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     base = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1)
     cfg = ModelConfig.preset(args.preset, vocab_size=args.vocab, max_seq_len=args.seq_len + 1,
                              n_kv_head=base.n_head)
+    check_memory(cfg, device, args)
     emit({"bench": "machine", "platform": platform.platform(), "cpus": os.cpu_count(),
           "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device),
           "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None})
