@@ -51,6 +51,7 @@ from mmtok.core.errors import AudioError, CorpusError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.manifest import manifest_rows
 from mmtok.core.run_folder import content_digest
+from mmtok.core.trainstate import json_digest
 
 __all__ = [
     "AudioCache",
@@ -62,12 +63,14 @@ __all__ = [
     "check_sample_rate",
     "decode_file",
     "draw_batch",
+    "listed_digest",
     "mixed_weights",
     "read_jsonl",
     "read_manifest",
     "rewrite_jsonl",
     "sampling_weights",
     "to_cache_samples",
+    "truncate_log",
     "validation_set",
     "write_json_atomic",
 ]
@@ -173,6 +176,22 @@ def rewrite_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """``path`` rewritten to hold ``rows``, one JSON line each, whole or not at all
     (:func:`~mmtok.core.files.write_atomic`)."""
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the lines of a run's JSONL log past ``step`` (written after the checkpoint a resumed run restarts
+    from); ``step`` -1 drops them all."""
+    rows = read_jsonl(path)
+    keep = [r for r in rows if r.get("step", 0) <= step]
+    if len(keep) != len(rows) or path.is_file():
+        rewrite_jsonl(path, keep)
+
+
+def listed_digest(train: AudioCache, val: AudioCache) -> str:
+    """What a train-state saved before :func:`~mmtok.audio.vocoder_data.cache_digest` was recorded keeps of its
+    cache (under ``material``): every clip's corpus path and length, both splits. Such a run is resumed by that
+    rule; its next checkpoint records the content."""
+    return json_digest([[(c.path, c.length) for c in split.clips] for split in (train, val)])
 
 
 def read_manifest(manifest: Path) -> list[dict[str, Any]]:

@@ -35,10 +35,11 @@ from mmtok.audio.vocoder_data import (
     MixedClips,
     cache_digest,
     draw_batch,
+    listed_digest,
     mixed_weights,
     read_jsonl,
-    rewrite_jsonl,
     sampling_weights,
+    truncate_log,
     validation_set,
     write_json_atomic,
 )
@@ -86,7 +87,6 @@ from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
     check_trained_on,
     command_lines,
-    json_digest,
     load_train_state,
     save_train_state,
 )
@@ -103,21 +103,6 @@ def _rng_kept() -> Iterator[None]:
         yield
     np.random.set_state(np_state)  # noqa: NPY002
     random.setstate(py_state)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop lines past ``step`` (written after the checkpoint a resumed run restarts from)."""
-    rows = read_jsonl(path)
-    keep = [r for r in rows if r.get("step", 0) <= step]
-    if len(keep) != len(rows) or path.is_file():
-        rewrite_jsonl(path, keep)
-
-
-def _listed_digest(train: AudioCache, val: AudioCache) -> str:
-    """What a train-state saved before :func:`~mmtok.audio.vocoder_data.cache_digest` was recorded keeps of its
-    cache (under ``material``): every clip's corpus path and length, both splits. Such a run is resumed by that
-    rule; its next checkpoint records the content."""
-    return json_digest([[(c.path, c.length) for c in split.clips] for split in (train, val)])
 
 
 class Run:
@@ -148,7 +133,7 @@ class Run:
                        "(other files, or other audio in them); resume with that cache (moved or rebuilt from the "
                        "same files is fine), or train into a new --out")
             check_trained_on(self.state_dir, "content_digest", self.material, refusal)
-            check_trained_on(self.state_dir, "material", _listed_digest(real, val), refusal)
+            check_trained_on(self.state_dir, "material", listed_digest(real, val), refusal)
         self.synthetic = self.saved_prov.get("synthetic") if resuming else (
             {"clips": args.synthetic, "share": args.synthetic_share, "seed": args.seed,
              **({"tones": args.synthetic_tones} if args.synthetic_tones else {})} if args.synthetic else None)
@@ -197,7 +182,7 @@ class Run:
         self.log_path, self.val_path = self.out / LOG_NAME, self.out / VALIDATION_NAME
         names = self._validation(val, resuming)
         for path in (self.log_path, self.val_path):  # the lines written after the checkpoint it restarts from;
-            _truncate_log(path, self.step if resuming else -1)  # a new run: all (a run stopped before one)
+            truncate_log(path, self.step if resuming else -1)  # a new run: all (a run stopped before one)
         self.prov = self._provenance(f"{prefix} {shlex.join(argv)}", cache_dir, params, names, init)
 
     def _config(self, resuming: bool) -> Vocoder | None:
@@ -362,7 +347,7 @@ class Run:
         score = row[self.best_by] if self.best_by == "mel_l1" else -row[self.best_by]  # lower is better
         if redo:  # (a state saved before best_step was recorded holds this step's score as its best if it was)
             improved = self.best_step == self.step if self.best_step is not None else score <= self.best
-            _truncate_log(self.val_path, self.step - 1)
+            truncate_log(self.val_path, self.step - 1)
         else:
             improved = score < self.best
             if improved:
