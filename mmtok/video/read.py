@@ -7,7 +7,9 @@ in [0, 1]; :func:`read_audio` gives the soundtrack, mono, resampled.
 Frame sampling: frame ``k`` is what is on screen at ``start + k / fps`` (the last
 decoded frame whose timestamp is at or before that time), for every such time
 before the end of the stream. This holds for variable frame rate files too: the
-container's timestamps decide, never an assumed constant rate.
+container's timestamps decide, never an assumed constant rate. Over a gap in the timestamps the frame
+before it stays on screen (and the soundtrack is silent); timestamps that jump back (files joined end to
+end, a clock reset) are read as following on, with a warning.
 
 Of several video or audio streams the one every reader takes is read
 (:func:`~mmtok.audio.av_read.pick_stream`: the one marked default, else FFmpeg's pick), and a
@@ -74,11 +76,13 @@ def pyav() -> Any:
 
 
 def _open_container(path: str | os.PathLike[str], where: str) -> Any:
-    """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file. An
-    MP4-family file (an ``ftyp`` box first) one of whose top-level boxes runs past its end is refused before
-    FFmpeg opens it (:func:`~mmtok.audio.mp4_box.mp4_cut_box`): with its index first FFmpeg would decode
-    what is left and hold the last frame, with its index last it cannot open it."""
+    """``av.open`` for reading, with FFmpeg's errors turned into a :class:`VideoError` naming the file (an
+    empty one says so). An MP4-family file (an ``ftyp`` box first) one of whose top-level boxes runs past its
+    end is refused before FFmpeg opens it (:func:`~mmtok.audio.mp4_box.mp4_cut_box`): with its index first
+    FFmpeg would decode what is left and hold the last frame, with its index last it cannot open it."""
     av = pyav()
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise VideoError(f"{where} is empty (0 bytes)")
     box = mp4_cut_box(Path(path))
     if box is not None:
         raise VideoError(f"{where} is truncated or corrupt: its MP4 '{box.kind}' box declares {box.declared:,} "
@@ -218,15 +222,18 @@ def _check_video_args(path: str | os.PathLike[str], fps: object, start: float, d
     return where, fps
 
 
-def _video_stream(stream: Any, container: Any, start: float, origin: float, av: Any) -> Any:
-    """``stream``, the video stream read, seeked to just before ``start`` (seconds after the file's ``origin``)."""
+def _decode_from(stream: Any, container: Any, start: float, origin: float, av: Any) -> Iterator[Any]:
+    """The frames of ``stream``, the video stream read, decoded from a seek to just before ``start`` (seconds
+    after the file's ``origin``). A format whose timestamps may jump back (MPEG-TS and -PS: files joined end to
+    end) is decoded from its beginning: a seek finds a time among the stored timestamps, which may name a
+    moment of any of the joined files."""
     stream.thread_type = "AUTO"
-    if start > 0:
+    if start > 0 and not container.format.flags & av.format.Flags.ts_discont.value:
         try:
             container.seek(int((origin + start) / stream.time_base), stream=stream, backward=True)
         except av.error.FFmpegError:
             container.seek(0, stream=stream)
-    return stream
+    return container.decode(stream)
 
 
 def _stream_end(stated: float | None, last_start: float, last_frame_end: float, stop: float, where: str,
@@ -247,6 +254,17 @@ def _stream_end(stated: float | None, last_start: float, last_frame_end: float, 
     return min(end, stop)
 
 
+def _jump_back(where: str, shift: float, prev_time: float, t: float, joined: float) -> float:
+    """Seconds to move the timestamps from a frame at ``t`` on, whose timestamp is further back than the frame
+    before (at ``prev_time``) (files joined end to end, a clock reset): they follow on at ``joined``, as the
+    soundtrack's do (:mod:`~mmtok.video.soundtrack`). The first jump of a file is a warning."""
+    if shift == 0.0:
+        warnings.warn(f"{where}: its video timestamps jump back from {prev_time:.3f} s to {t - shift:.3f} s "
+                      "(joined files or a reset clock): what follows is read as following on, frames and sound "
+                      "alike", stacklevel=user_stacklevel())
+    return joined - t
+
+
 def iter_video(
     path: str | os.PathLike[str],
     fps: float = 1.0,
@@ -260,23 +278,27 @@ def iter_video(
 
     Decodes one frame at a time (memory does not grow with the file) and converts
     only the frames it keeps. ``size``: None (native), an int (shorter side) or
-    ``(H, W)``. ``start``/``duration`` select a window in seconds.
+    ``(H, W)``. ``start``/``duration`` select a window in seconds (an MPEG-TS or -PS file, whose timestamps
+    may jump back, is decoded from its beginning up to ``start``).
     """
     where, fps = _check_video_args(path, fps, start, duration)
     size = frame_size(size)
     av = pyav()
     with _open_container(path, where) as container:
         origin = _time_origin(container)
-        taken = take_stream(container, "video", where, VideoError, "its frames are", stacklevel=2)
-        stream = _video_stream(taken, container, start, origin, av)
+        stream = take_stream(container, "video", where, VideoError, "its frames are", stacklevel=2)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         stop = math.inf if duration is None else start + duration
         s = _Sampler(start, fps, size, _pixel_aspect(stream))
         prev: Any = None
         prev_time, last_len, eps = 0.0, 1.0 / rate, _time_eps(stream)
+        shift = 0.0  # seconds added to the timestamps after a jump back (see _jump_back)
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                t = _frame_time(frame, index, rate, origin)
+            for index, frame in enumerate(_decode_from(stream, container, start, origin, av)):
+                t = _frame_time(frame, index, rate, origin) + shift
+                if prev is not None and t < prev_time - max(TRUNCATED_S, 2 * last_len):
+                    shift += _jump_back(where, shift, prev_time, t, prev_time + last_len)
+                    t = prev_time + last_len
                 while s.target < stop and s.target < t - eps:
                     s.show(prev if prev is not None else frame)  # before the first frame: show the first
                     if s.full(chunk):  # inside the loop: a frame held over a long gap still comes in chunks

@@ -6,6 +6,10 @@
 :func:`mmtok.audio.io.load_audio` does a file's, refusing one longer than asked; :func:`on_clock` pads or
 trims the result so that sample 0 is at the file's origin and the codec's padding past the stream's
 stated end is cut.
+
+The soundtrack keeps to its timestamps as the frames do: a gap in them (a recording paused and resumed) is
+filled with silence, and a jump back (files joined end to end, a clock reset) is read as following on, as the
+frames are (:func:`mmtok.video.read.iter_video`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from mmtok.audio.av_read import decoded_audio, padding_end
 from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.errors import VideoError
 
-__all__ = ["decode_soundtrack", "on_clock", "too_long_message"]
+__all__ = ["GAP_S", "decode_soundtrack", "on_clock", "too_long_message"]
+
+GAP_S = 0.02  # seconds a frame's timestamp may miss where the samples before it end: more is a gap or a jump back
 
 
 def too_long_message(where: str, max_seconds: float, seconds: float) -> str:
@@ -42,6 +48,18 @@ class _Clock:
     rate: int = 0  # Hz: the stream's own rate (its first frame's; 0 before it)
     frame: int = 0  # the most samples one frame gave, at ``rate``
     block: int = 1  # frames per block: BLOCK_SAMPLES over the channels, as load_audio reads a file
+    skew: float = 0.0  # seconds the timestamps have jumped back so far (those pieces are read as following on)
+
+    def gap(self, frame: Any, read: int) -> int:
+        """Samples of silence to put before ``frame`` so that it starts at its timestamp, ``read`` samples having
+        come before it (0 without a timestamp, or when it starts within :data:`GAP_S` of where they end). A frame
+        that starts further back than that is read as following on: the later timestamps are moved by as much."""
+        if frame.pts is None or not frame.time_base or self.first is None or not self.rate:
+            return 0
+        late = float(frame.pts * frame.time_base) + self.skew - (self.first + read / self.rate)
+        if late < -GAP_S:
+            self.skew -= late
+        return round(late * self.rate) if late > GAP_S else 0
 
 
 def decode_soundtrack(av: Any, container: Any, stream: Any, where: str, sample_rate: int,
@@ -79,13 +97,16 @@ def _blocks(decoded: Iterator[tuple[Any, list[np.ndarray]]], where: str, max_sec
                 clock.rate = int(frame.sample_rate)
                 clock.first = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
             clock.frame = max(clock.frame, int(frame.samples))
+            silence = clock.gap(frame, read)
+            if silence and held:  # counted before it is made: a gap past max_seconds is refused, not allocated
+                _check_length(read + silence, where, max_seconds, clock)
+                planes = [np.zeros((held[-1].shape[0], silence), np.float32), *planes]
         for p in planes:
             clock.block = max(1, BLOCK_SAMPLES // p.shape[0])
             held.append(p)
             count += p.shape[1]
             read += p.shape[1]
-        if max_seconds is not None and read > max_seconds * clock.rate + 2 * clock.frame:
-            raise VideoError(too_long_message(where, max_seconds, read / clock.rate))
+        _check_length(read, where, max_seconds, clock)
         if count >= clock.block:
             data = np.concatenate(held, axis=1)
             whole = count // clock.block * clock.block
@@ -94,6 +115,12 @@ def _blocks(decoded: Iterator[tuple[Any, list[np.ndarray]]], where: str, max_sec
             held, count = [data[:, whole:]], count - whole
     if count:
         yield np.ascontiguousarray(np.concatenate(held, axis=1).T)
+
+
+def _check_length(samples: int, where: str, max_seconds: float | None, clock: _Clock) -> None:
+    """A :class:`VideoError` when ``samples`` at ``clock.rate`` pass ``max_seconds`` and two frames."""
+    if max_seconds is not None and samples > max_seconds * clock.rate + 2 * clock.frame:
+        raise VideoError(too_long_message(where, max_seconds, samples / clock.rate))
 
 
 def on_clock(wave: np.ndarray, offset: float, end: float | None, sample_rate: int, frame_len: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.tensors import as_tensor
 from mmtok.image.io import load_image
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.tokenizer import CHANNELS, ImageTokenizer, ImageTokenizerConfig
 from mmtok.video.frame_settings import ShrinkTo, frame_size, video_fps
 from mmtok.video.read import (
     AUDIO_RATE,
@@ -95,7 +95,8 @@ class VideoTokenizer(nn.Module):
     """Videos <-> int64 codes ``[T, h, w]``: frames sampled at ``fps``, each tokenized by an image tokenizer.
 
     ``encode`` takes a video file path (streamed), frames ``[T, 3, H, W]`` (float in
-    [0, 1] or uint8) or a list of images; ``decode`` returns float frames ``[T, 3, H, W]``.
+    [0, 1] or uint8; a numpy array ``[T, H, W, 3]``) or a list or other iterable of images;
+    ``decode`` returns float frames ``[T, 3, H, W]``.
     With ``temporal="repeat"`` the codebook has one more code, :attr:`repeat_id`,
     meaning "same code as this position in the previous frame". Fits the
     :class:`~mmtok.stream.interleave.Interleaver` (``video=``), whose layout is
@@ -206,8 +207,9 @@ class VideoTokenizer(nn.Module):
             yield frames_to_float(chunk), times
 
     def _encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        if frames.dim() != 4 or frames.shape[1] not in (1, 3, 4):
-            raise VideoError(f"frames must be [T, 3, H, W], got shape {tuple(frames.shape)}")
+        if frames.dim() != 4 or frames.shape[1] not in CHANNELS:
+            raise VideoError(f"frames must be [T, 3, H, W] (a numpy array may hold its channels last, [T, H, W, 3]), "
+                             f"got shape {tuple(frames.shape)}")
         if frames.shape[0] == 0:
             raise VideoError("got zero frames")
         n = self.cfg.chunk_frames
@@ -220,14 +222,62 @@ class VideoTokenizer(nn.Module):
             raise VideoError(f"video file {os.fspath(path)!r}: its frames are {w}×{h} pixels, smaller than one "
                              f"{p}×{p} patch; use a video at least {p} pixels on each side")
 
+    def _encode_array(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Frames as a tensor ``[T, C, H, W]`` or a numpy array ``[T, H, W, C]`` (channels last, as
+        :func:`~mmtok.video.read.iter_video` gives them and a numpy image is; ``[T, C, H, W]`` is taken too)
+        -> codes ``[T, h, w]``."""
+        t = as_tensor(x)  # numpy frames of any byte order and strides, in read-only memory too
+        if isinstance(x, np.ndarray) and t.dim() == 4 and t.shape[-1] in CHANNELS:
+            t = t.permute(0, 3, 1, 2)  # (T, H, W, C) -> (T, C, H, W)
+        if t.dtype == torch.uint8:
+            t = t.float() / 255.0
+        return self._encode_frames(t)
+
+    def _encode_items(self, items: list[Any] | tuple[Any, ...]) -> torch.Tensor:
+        """Frames given as a list: images one by one, or chunks of frames (all 4-D arrays or tensors, as
+        :meth:`_encode_array` takes them) -> codes ``[T, h, w]``."""
+        if items and all(isinstance(f, (torch.Tensor, np.ndarray)) and f.ndim == 4 for f in items):
+            parts = [self._encode_array(f) for f in items]
+            grids = sorted({tuple(p.shape[1:]) for p in parts})
+            if len(grids) > 1:
+                raise VideoError(f"the chunks of frames give code grids of different sizes {grids}, and a video's "
+                                 "frames share one size: give frames of one size")
+            return torch.cat(parts)
+        try:
+            images = [load_image(f) for f in items]
+        except ValueError as e:  # an ImageError; for a list of video files, say what a list is
+            if not any(isinstance(f, (str, os.PathLike)) for f in items):
+                raise
+            raise VideoError(f"{e}; a list is the frames of one video (images): encode video files one at "
+                             "a time, encode(path) for each") from e
+        if len({tuple(i.shape) for i in images}) > 1:  # each brought to the tokenizer's size on its own
+            images = [self.image.preprocess(i) for i in images]
+            sizes = sorted({tuple(i.shape[-2:]) for i in images})
+            if len(sizes) > 1:  # a policy that keeps each image's own size ("native")
+                policy = getattr(getattr(self.image, "cfg", None), "size_policy", None)
+                raise VideoError(f"the frames preprocess to different sizes {sizes}"
+                                 f"{f' under size_policy {policy!r}' if policy else ''}, and a video's frames "
+                                 "share one size: give frames of one size, or use an image tokenizer whose "
+                                 "policy brings them to one ('crop' or 'pad')")
+        return self._encode_frames(torch.stack(images) if images else torch.zeros(0, 3, 1, 1))
+
     @ordinary_outputs
     def encode(self, x: Any, *, start: float = 0.0, duration: float | None = None) -> torch.Tensor:
-        """A video file, frames ``[T, 3, H, W]`` or a list of images -> int64 codes ``[T, h, w]``.
+        """A video file, frames or images one by one -> int64 codes ``[T, h, w]``.
+
+        Frames: a tensor ``[T, 3, H, W]``, a numpy array ``[T, H, W, 3]`` (float in [0, 1] or uint8), or
+        a list or any other iterable of images (a generator too), or of such chunks of frames (what
+        :func:`~mmtok.video.read.iter_video` or :meth:`decode_chunks` give). ``start`` and ``duration``
+        select a window of a file; for frames, slice them.
 
         A file gives the codes of ``encode(read_video(x, fps).frames)``, except under the ``"crop"``
         policy (no ``size`` set) for frames over ``image_size`` on their shorter side: FFmpeg shrinks
         those while decoding, not the image tokenizer's antialiased bicubic resize, so some codes differ.
         """
+        if not isinstance(x, (str, os.PathLike)) and (start != 0.0 or duration is not None):
+            raise ValueError(f"start and duration select a window of a video file, got them with a "
+                             f"{type(x).__name__} (start={start!r}, duration={duration!r}); slice the frames "
+                             "instead (frames[a:b])")
         if isinstance(x, (str, os.PathLike)):
             parts: list[torch.Tensor] = []
             for f, _ in self.frames(x, start=start, duration=duration):
@@ -238,31 +288,12 @@ class VideoTokenizer(nn.Module):
                 raise VideoError(no_frames_message(x, start, duration))
             codes = torch.cat(parts)
         elif isinstance(x, (torch.Tensor, np.ndarray)):
-            t = as_tensor(x)  # numpy frames of any byte order and strides, in read-only memory too
-            if t.dtype == torch.uint8:
-                t = t.float() / 255.0
-            codes = self._encode_frames(t)
-        elif isinstance(x, (list, tuple)):
-            try:
-                images = [load_image(f) for f in x]
-            except ValueError as e:  # an ImageError; for a list of video files, say what a list is
-                if not any(isinstance(f, (str, os.PathLike)) for f in x):
-                    raise
-                raise VideoError(f"{e}; a list is the frames of one video (images): encode video files one at "
-                                 "a time, encode(path) for each") from e
-            if len({tuple(i.shape) for i in images}) > 1:  # each brought to the tokenizer's size on its own
-                images = [self.image.preprocess(i) for i in images]
-                sizes = sorted({tuple(i.shape[-2:]) for i in images})
-                if len(sizes) > 1:  # a policy that keeps each image's own size ("native")
-                    policy = getattr(getattr(self.image, "cfg", None), "size_policy", None)
-                    raise VideoError(f"the frames preprocess to different sizes {sizes}"
-                                     f"{f' under size_policy {policy!r}' if policy else ''}, and a video's frames "
-                                     "share one size: give frames of one size, or use an image tokenizer whose "
-                                     "policy brings them to one ('crop' or 'pad')")
-            codes = self._encode_frames(torch.stack(images) if images else torch.zeros(0, 3, 1, 1))
+            codes = self._encode_array(x)
+        elif isinstance(x, Iterable) and not isinstance(x, (bytes, Mapping)):
+            codes = self._encode_items(x if isinstance(x, (list, tuple)) else list(x))
         else:
-            raise TypeError(f"VideoTokenizer.encode takes a file path, a [T, 3, H, W] tensor or a list of images, "
-                            f"got {type(x).__name__}")
+            raise TypeError(f"VideoTokenizer.encode takes a file path, a [T, 3, H, W] tensor, a [T, H, W, 3] numpy "
+                            f"array or a list (or other iterable) of images, got {type(x).__name__}")
         codes = codes.cpu()
         return repeat_encode(codes, self.repeat_id) if self.repeat_id is not None else codes
 
