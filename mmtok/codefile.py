@@ -34,8 +34,8 @@ from mmtok.data.media_files import (
     check_vocoder_flag,
     expand_paths,
     file_kinds,
+    file_media_kind,
     marked,
-    media_kind,
     refuse_collisions,
     refuse_foreign,
     run_each,
@@ -128,7 +128,7 @@ def _code_kinds(heads: dict[Path, tuple[str, bool] | None]) -> set[str]:
 
 
 def _encode_one(path: Path, out: Path, models: _Models) -> str:
-    kind = media_kind(path)
+    kind = file_media_kind(path)
     if not path.is_file():
         raise UsageError(no_such_file(path))
     tok = models(kind)
@@ -147,7 +147,7 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
         what = f"{codes.shape[0]} rows × {codes.shape[1]} columns of image tokens"
     else:
         grid = f"{codes.shape[1]} rows × {codes.shape[2]} columns"
-        what = f"{codes.shape[0]} frames of {grid} of tokens at {tok.fps:g} fps"
+        what = f"{_frames(codes.shape[0])} of {grid} of tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
         if sound is not None and sound[0].numel():
             audio_codes = sound_tok.encode(sound[0], **rate_keywords(sound_tok, sound[1]))
@@ -158,6 +158,11 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
             audio_codes = audio_codes.cpu().numpy()
     target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
+
+
+def _frames(n: int) -> str:
+    """``1 frame``, ``3 frames``."""
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def _tensor(codes: np.ndarray) -> torch.Tensor:
@@ -251,7 +256,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
                          lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
                                                metadata={"comment": MARK}))
-    return f"{path} -> {target}: {len(codes)} frames at {fps:g} fps{what}"
+    return f"{path} -> {target}: {_frames(len(codes))} at {fps:g} fps{what}"
 
 
 def _decoded_target(path: Path, out: Path, head: tuple[str, bool] | None) -> Path | None:

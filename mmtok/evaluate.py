@@ -56,8 +56,8 @@ from mmtok.data.media_files import (
     expand_paths,
     few,
     file_kinds,
+    file_media_kind,
     marked,
-    media_kind,
     refuse_foreign,
     run_each,
 )
@@ -199,7 +199,7 @@ class Evaluation:
     def score_file(self, path: Path) -> list[dict[str, Any]]:
         """Every row of one file (one per model; a video also its soundtrack's, one per audio model). Each
         model counts the file's codes only once the whole file is scored: a file that fails counts nowhere."""
-        kind = media_kind(path)
+        kind = file_media_kind(path)
         if not path.is_file():
             raise UsageError(no_such_file(path))
         scored: list[tuple[_Model, dict[str, Any], torch.Tensor]] = []

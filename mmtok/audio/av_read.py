@@ -43,6 +43,20 @@ def optional_av() -> Any | None:
     return av
 
 
+def sound_only(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a container of sound alone: an audio stream and no video stream (cover pictures
+    aside), such as speech saved as ``.mp4``. False without PyAV, or for a file FFmpeg cannot open (its reader
+    says why)."""
+    av = optional_av()
+    if av is None:
+        return False
+    try:
+        with av.open(os.fspath(path), mode="r") as container:
+            return pick_stream(container, "video") is None and pick_stream(container, "audio") is not None
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+
+
 def ffmpeg_only_kind(path: Path) -> str | None:
     """What ``path`` is by its first bytes when it is audio libsndfile does not read but FFmpeg does:
     ``"AAC/M4A"`` for an MP4-family file (``ftyp`` box: .m4a, .mp4, .mov; not a HEIF/AVIF picture) or

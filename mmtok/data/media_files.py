@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
+from mmtok.audio.av_read import sound_only
 from mmtok.audio.io import SILENCE_SINK, SilenceWarning, warn_silence
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.files import read_only_folder
@@ -68,6 +69,15 @@ def media_kind(path: Path) -> str:
     known = "; ".join(f"{kind}: {' '.join(sorted(suffixes))}" for kind, suffixes in KINDS)
     hint = f"; {HINTS[suffix]}" if suffix in HINTS else ""
     raise UsageError(f"{path}: not an image, a sound or a video by its extension ({known}){hint}")
+
+
+def file_media_kind(path: Path) -> str:
+    """:func:`media_kind`, except that a video file holding sound and no video stream (speech saved as ``.mp4``;
+    cover pictures aside) is ``"audio"``: it is encoded, decoded and scored as the sound it is."""
+    kind = media_kind(path)
+    if kind == "video" and path.is_file() and sound_only(path):
+        return "audio"
+    return kind
 
 
 def marked(path: Path, mark: str) -> bool:
