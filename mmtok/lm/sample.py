@@ -28,7 +28,6 @@ from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segme
 from mmtok.lm.model import KVCache, Transformer
 from mmtok.lm.sample_output import check_output, write_image, write_sound
 from mmtok.stream.interleave import Interleaver
-from mmtok.stream.vocab import Vocabulary, tokenizer_fingerprint
 
 __all__ = ["Sampled", "audio_tokens_of", "check_fits", "generate", "image_grid_of", "sample_run", "segment_cost"]
 
@@ -366,8 +365,9 @@ def sample_run(
     ``tokenizers`` (``{"image": NAME, ...}``) replaces the tokenizers the run recorded; a
     ``module:callable`` tokenizer is accepted only this way, never from the run's files.
     """
-    from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
+    from mmtok.data.tokenizer_spec import TokenizerSpec
     from mmtok.lm.runs import load_run
+    from mmtok.lm.sample_tokenizers import check_run_vocab, run_interleaver, without_stale
 
     if image_out and audio_out:
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
@@ -379,10 +379,10 @@ def sample_run(
     spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {},
                                           where=f"{run} (its training settings, from its shards {shards})",
                                           overrides=tokenizers)
-    il = build_interleaver(spec)
+    il = run_interleaver(spec, run, shards, given=tokenizers or {})
     force = "image" if image_out else "audio" if audio_out else None
-    il = _without_stale(il, vocab, force, run)
-    il.vocab.check_same(vocab, what=f"the tokenizers recorded in {run}")
+    il = without_stale(il, vocab, force, run)
+    check_run_vocab(il, vocab, run, given=tokenizers or {})
     room = model.cfg.max_seq_len - len(_prompt(il, prompt)[0])
     if force is None and 0 < room < max_new_tokens:
         print(f"mmtok sample: --max-new-tokens {max_new_tokens} is more than the model's context (max_seq_len "
@@ -400,24 +400,6 @@ def sample_run(
             write_sound(Path(audio_out), seg["audio"], int(seg["sample_rate"] or 16000))
             files.append(str(audio_out))
     return Sampled(ids, il.pretty(ids, partial=True), tuple(files))
-
-
-def _without_stale(il: Interleaver, vocab: Vocabulary, force: str | None, run: str | os.PathLike[str]) -> Interleaver:
-    """``il`` on the run's ``vocab`` without the media tokenizers the request does not need (every one but
-    ``force``'s) whose model is another than the one the run recorded (said on stderr): their ids are sampled and
-    shown as codes, never decoded. ``il`` itself when every tokenizer is the run's."""
-    media = ("image", "audio", "video")
-    stale = [name for name in media if name != force and getattr(il, name) is not None
-             and vocab.sources.get(name) not in (None, tokenizer_fingerprint(getattr(il, name)))]
-    if not stale:
-        return il
-    for name in stale:
-        was, now = vocab.labels.get(name), getattr(getattr(il, name), "checkpoint_label", None)
-        print(f"mmtok sample: {run} was trained with the {name} tokenizer {vocab.sources[name]}"
-              f"{f' [{was}]' if was else ''}, not the one it names now ({tokenizer_fingerprint(getattr(il, name))}"
-              f"{f' [{now}]' if isinstance(now, str) else ''}): {name} it samples is shown as codes, not decoded",
-              file=sys.stderr)
-    return Interleaver(vocab, text=il.text, **{name: None if name in stale else getattr(il, name) for name in media})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,7 +83,7 @@ RECORDED_RANGES = {**SETTING_RANGES, "seed": Range(0, 2**63 - 1)}  # a resumed r
 def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) -> None:
     """Raise :class:`RunRefusedError` for settings no run can use: a field outside its range in
     :data:`SETTING_RANGES` (a float where a whole number goes, NaN or an infinity among them), an unknown preset
-    or packing.
+    or packing, a ``min_lr`` above ``lr``.
     A field at its ``recorded`` value (the resumed run's :func:`~mmtok.lm.runs.run_settings`) need only lie in
     :data:`RECORDED_RANGES`: a run goes on with the settings it was started with.
 
@@ -108,3 +108,19 @@ def check_config(cfg: TrainConfig, *, recorded: dict[str, Any] | None = None) ->
             why = allowed.beyond(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
             raise RunRefusedError(f"{name} must be {allowed.phrase(whole=whole)} "
                                   f"({'a whole number' if whole else 'a finite number'}){why}, got {value!r}")
+    _check_schedule(cfg, recorded)
+
+
+def _check_schedule(cfg: TrainConfig, recorded: dict[str, Any]) -> None:
+    """Refuse a ``min_lr`` above ``lr`` (a lowered ``--lr`` under the default ``--min-lr`` 3e-4 among them): the
+    cosine would climb from the peak to its "floor" instead of falling. A resumed run's own pair goes on as it was.
+
+    >>> _check_schedule(TrainConfig(lr=1e-4), {})
+    Traceback (most recent call last):
+    mmtok.core.errors.RunRefusedError: min_lr (--min-lr) 0.0003 is above lr (--lr) 0.0001: the learning rate would climb after the warmup instead of falling to its floor; give --min-lr at most --lr (e.g. --min-lr 1e-05), or a higher --lr
+    """
+    if cfg.min_lr <= cfg.lr or (recorded.get("lr") == cfg.lr and recorded.get("min_lr") == cfg.min_lr):
+        return
+    raise RunRefusedError(f"min_lr (--min-lr) {cfg.min_lr:g} is above lr (--lr) {cfg.lr:g}: the learning rate would "
+                          "climb after the warmup instead of falling to its floor; give --min-lr at most --lr "
+                          f"(e.g. --min-lr {cfg.lr / 10:g}), or a higher --lr")
