@@ -58,7 +58,7 @@ from mmtok.audio.windows import context_windows
 from mmtok.core.errors import AudioError, MmtokError
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
-from mmtok.vq.quantizer import VectorQuantizer
+from mmtok.vq.quantizer import VectorQuantizer, no_autocast
 
 __all__ = ["AudioTokenizer", "AudioTokenizerOutput"]
 
@@ -232,7 +232,17 @@ class AudioTokenizer(nn.Module):
             raise ValueError(f"encode_iter needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                              "resample the recording first (load_audio)")
         mono = mono_chunks(chunks, caller="encode_iter", channels_first=channels_first)
-        return ordinary_blocks(stream_codes(self, mono, "encode_iter"))
+        return self._autocast_off_each(ordinary_blocks(stream_codes(self, mono, "encode_iter")))
+
+    def _autocast_off_each(self, blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """``blocks`` with autocast off while each is computed (as in :meth:`encode`), and as the caller has it
+        between them."""
+        while True:
+            with no_autocast(self.device):
+                block = next(blocks, None)
+            if block is None:
+                return
+            yield block
 
     @ordinary_outputs
     def encode_stream(self, chunks: Iterable[np.ndarray | torch.Tensor], sample_rate: int | None = None, *,
@@ -253,7 +263,7 @@ class AudioTokenizer(nn.Module):
                 f"encode_stream needs chunks at {self.sample_rate} Hz, got sample_rate={sample_rate}; "
                 "resample the recording first (load_audio) or use encode(x, chunk_seconds=...)"
             )
-        return torch.cat(list(stream_codes(self, mono_chunks(chunks, channels_first=channels_first))))
+        return torch.cat(list(self._autocast_off_each(stream_codes(self, mono_chunks(chunks, channels_first=channels_first)))))
 
     @overload
     def encode(self, x: AudioInput, sample_rate: SampleRate | None = None, *,
@@ -283,7 +293,8 @@ class AudioTokenizer(nn.Module):
 
         Float samples are about [-1, 1]: a peak over :data:`~mmtok.audio.arrays.MAX_FLOAT_PEAK`
         (64: integer PCM stored as float) is an :class:`AudioError`. A DC offset changes the codes (the mel
-        front end starts at 0 Hz): subtract the mean of a recording that carries one.
+        front end starts at 0 Hz): subtract the mean of a recording that carries one. The encoder runs in the
+        model's dtype inside an autocast region too, so the codes do not depend on one.
         """
         seconds = check_chunk_seconds(chunk_seconds)
         if isinstance(x, (list, tuple)):
@@ -303,10 +314,10 @@ class AudioTokenizer(nn.Module):
                 out[i, : r.numel()] = r
             return out, lengths
         audio = audio_samples(x, sample_rate, target_rate=self.sample_rate)  # only read: no copy of the caller's array
-        if seconds is None or seconds * self.sample_rate >= audio.numel():
-            return torch.cat(list(stream_codes(self, [audio])))
-        size = max(1, round(seconds * self.sample_rate))
-        return torch.cat(list(stream_codes(self, audio.split(size))))
+        whole = seconds is None or seconds * self.sample_rate >= audio.numel()
+        pieces = [audio] if seconds is None or whole else audio.split(max(1, round(seconds * self.sample_rate)))
+        with no_autocast(self.device):  # the codes of the model's dtype, in an autocast region too
+            return torch.cat(list(stream_codes(self, pieces)))
 
     def _encode_batch_clip(self, clip: Any, index: int, sample_rate: SampleRate | None,
                            seconds: float | None) -> torch.Tensor:
@@ -368,9 +379,12 @@ class AudioTokenizer(nn.Module):
         (60 s) is windowed as the learned vocoder is, so memory stays bounded: 60 s at a time with
         real context each side, the same samples as inverting it whole."""
         c = self.cfg
-        # float32 whatever the model's dtype: torchaudio's Griffin-Lim takes no bfloat16
-        return griffin_lim(logmel.to(self.device, torch.float32), self.filters.float(), n_fft=c.n_fft, hop_length=c.hop_length,
-                           n_iter=n_iter or c.griffin_lim_iters, chunk_frames=VOCODER_CHUNK_FRAMES)
+        # float32 whatever the model's dtype, and with autocast off (a caller's bfloat16 autocast would turn its
+        # products bfloat16): torchaudio's Griffin-Lim takes no bfloat16
+        with no_autocast(self.device):
+            return griffin_lim(logmel.to(self.device, torch.float32), self.filters.float(), n_fft=c.n_fft,
+                               hop_length=c.hop_length, n_iter=n_iter or c.griffin_lim_iters,
+                               chunk_frames=VOCODER_CHUNK_FRAMES)
 
     def _pick_vocoder(self, vocoder: str | nn.Module) -> Vocoder | None:
         """The learned decoder ``decode`` should use for ``vocoder``, or None for Griffin-Lim."""

@@ -159,10 +159,20 @@ class PackedDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
             raise ValueError(f"PackedDataset drop_last=True leaves no window to each of {self.world_size} ranks: "
                              f"{folder} holds {self.num_windows} window(s) of {seq_len} tokens; give a shorter "
                              "seq_len, or drop_last=False (the windows then wrap around)")
+        self._shared_epoch = _shared_zero()  # set_epoch's epoch, where DataLoader workers read it too
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
-        """Reorder the windows (the same order for the same seed and epoch on every rank)."""
+        """Reorder the windows (the same order for the same seed and epoch on every rank). The epoch is held in
+        shared memory, so the workers of a ``DataLoader(..., persistent_workers=True)``, which keep their own
+        copy of the dataset, read the new order too: call it before the epoch's ``for batch in loader``."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"PackedDataset.set_epoch takes a whole number >= 0 (the epoch), got {epoch!r}")
+        self._shared_epoch.fill_(int(epoch))
+        self._order(int(epoch))
+
+    def _order(self, epoch: int) -> None:
+        """This rank's windows in the order of ``epoch``."""
         self.epoch = epoch
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
@@ -175,15 +185,26 @@ class PackedDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
             order = np.concatenate([order, np.resize(order, self.world_size - extra)])
         self._mine = order[self.rank :: self.world_size]
 
-    def __len__(self) -> int:
-        return int(self._mine.size)
+    def _windows(self) -> np.ndarray:
+        """This rank's windows in the order of the epoch :meth:`set_epoch` last set, in this process or another
+        (this copy may be a DataLoader worker's)."""
+        epoch = int(self._shared_epoch)
+        if epoch != self.epoch:
+            self._order(epoch)
+        return self._mine
 
-    def __getitem__(self, idx: int | np.integer[Any]) -> dict[str, torch.Tensor]:
+    def __len__(self) -> int:
+        return int(self._windows().size)
+
+    def __getitem__(self, idx: int | np.integer[Any] | torch.Tensor) -> dict[str, torch.Tensor]:
+        if isinstance(idx, torch.Tensor) and idx.dim() == 0 and not idx.is_floating_point() and idx.dtype != torch.bool:
+            idx = int(idx)  # a sampler over a tensor of indices (SubsetRandomSampler(torch.arange(n))) gives these
         if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
             raise TypeError(f"PackedDataset is indexed by an int (one window), not {type(idx).__name__}")
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} out of range for {len(self)} windows")
-        return self.window(int(self._mine[idx]))
+        mine = self._windows()
+        if not -mine.size <= idx < mine.size:
+            raise IndexError(f"index {idx} out of range for {mine.size} windows")
+        return self.window(int(mine[idx]))
 
     def _slice(self, a: int, b: int) -> np.ndarray:
         """Global tokens ``[a, b)`` as int64, across shard edges."""
@@ -274,6 +295,16 @@ class PackedDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
     def describe(self) -> dict[str, Any]:
         return {"tokens": self.num_tokens, "docs": self.shards.num_docs, "windows": self.num_windows,
                 "packing": self.packing, "padding": self.padding}
+
+
+def _shared_zero() -> torch.Tensor:
+    """A 0-d int64 zero in shared memory (a plain one where the system shares none): a forked or spawned
+    DataLoader worker's copy of it is the same memory."""
+    t = torch.zeros((), dtype=torch.int64)
+    try:
+        return t.share_memory_()
+    except RuntimeError:
+        return t
 
 
 def _rank_and_world(rank: int | None, world_size: int | None) -> tuple[int, int]:

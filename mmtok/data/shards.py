@@ -40,6 +40,7 @@ from mmtok.core.files import write_atomic
 from mmtok.data.digest import files_sha256
 from mmtok.data.run_key import killed_run_differences
 from mmtok.data.shard_checks import (
+    DTYPES,
     SHARD_FILE,
     check_document_bounds,
     check_listed_sha256,
@@ -83,11 +84,14 @@ def json_bytes(obj: Any) -> bytes:
 
 
 class ShardWriter:
-    """Accumulates documents and commits numbered shards atomically."""
+    """Accumulates documents and commits numbered shards atomically; ``dtype`` is what the ids are stored as,
+    uint16 or uint32 in any form numpy reads (``np.uint16``, ``"uint16"``, ``np.dtype("uint16")``)."""
 
-    def __init__(self, out: Path, run: str, dtype: np.dtype, shard_tokens: int, first_line: int, number: int,
-                 extra: dict[str, Any] | None = None):
-        self.out, self.run, self.dtype, self.shard_tokens = out, run, dtype, shard_tokens
+    def __init__(self, out: Path, run: str, dtype: np.dtype | type | str, shard_tokens: int, first_line: int,
+                 number: int, extra: dict[str, Any] | None = None):
+        if np.dtype(dtype).name not in DTYPES:
+            raise CorpusError(f"ShardWriter stores ids as one of {', '.join(DTYPES)}, got dtype {dtype!r}")
+        self.out, self.run, self.dtype, self.shard_tokens = Path(out), run, np.dtype(dtype), shard_tokens
         self.number, self.first_line = number, first_line
         self.extra = dict(extra or {})  # more fields for every index (e.g. the corpus's sha256)
         self._reset()

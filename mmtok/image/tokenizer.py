@@ -32,7 +32,7 @@ from mmtok.image.io import ImageInput, check_size, describe, load_image, load_si
 from mmtok.image.model import Decoder, Encoder, reconstruction_losses
 from mmtok.image.sizing import SIZE_POLICIES, apply_size_policy
 from mmtok.vq.config import VQConfig
-from mmtok.vq.quantizer import VectorQuantizer
+from mmtok.vq.quantizer import VectorQuantizer, no_autocast
 
 __all__ = ["ImageTokenizer", "ImageTokenizerConfig", "ImageTokenizerOutput"]
 
@@ -292,9 +292,10 @@ class ImageTokenizer(nn.Module):
         """One image -> int64 codes ``[h, w]``; a batch (a tensor ``[B, 3, H, W]``, a numpy array ``[B, H, W, 3]``
         or a list) -> ``[B, h, w]``, read and encoded ``CHUNK`` images at a time. The images are cast to the
         model's device and :attr:`dtype` (a model cast by ``.double()`` or ``.to(torch.bfloat16)`` encodes in
-        that dtype)."""
+        that dtype), in an autocast region too: the codes do not depend on one."""
         chunks, single = self._chunks(x)
-        codes = torch.cat([self.vq.encode(self.latents(b.to(self.device, self.dtype))) for b in chunks])  # (B, h, w)
+        with no_autocast(self.device):
+            codes = torch.cat([self.vq.encode(self.latents(b.to(self.device, self.dtype))) for b in chunks])  # (B, h, w)
         return codes[0] if single else codes
 
     @ordinary_outputs

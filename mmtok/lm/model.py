@@ -27,12 +27,15 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmtok.core.ranges import Range
 from mmtok.core.run_folder import LM_KIND
 from mmtok.lm.grammar import audio_segment_len, image_segment_len
+from mmtok.lm.inputs import check_shape, checked_ids
 
 if TYPE_CHECKING:
     from mmtok.stream.vocab import Vocabulary
@@ -55,6 +58,15 @@ PRESETS: dict[str, dict[str, int]] = {
 assert all(p["max_seq_len"] >= MEDIA_CONTEXT for p in PRESETS.values())
 
 
+# the values each number of ModelConfig takes (NaN and infinities are outside every range)
+CONFIG_RANGES: dict[str, Range] = {
+    "vocab_size": Range(1), "n_layer": Range(1), "n_head": Range(1), "n_kv_head": Range(1), "d_model": Range(1),
+    "max_seq_len": Range(1), "rope_theta": Range(0, low_open=True), "dropout": Range(0, 1, high_open=True),
+    "mlp_ratio": Range(0, low_open=True), "norm_eps": Range(0, low_open=True),
+}
+WHOLE = ("vocab_size", "n_layer", "n_head", "n_kv_head", "d_model", "max_seq_len")
+
+
 @dataclass
 class ModelConfig:
     """Hyperparameters of a :class:`Transformer`."""
@@ -73,6 +85,14 @@ class ModelConfig:
     norm_eps: float = 1e-5  # RMSNorm epsilon
 
     def __post_init__(self) -> None:
+        for name, allowed in CONFIG_RANGES.items():  # before the arithmetic below divides by any of them
+            value = getattr(self, name)
+            whole = name in WHOLE
+            kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds) or not allowed.holds(float(value)):
+                raise ValueError(f"ModelConfig.{name} must be {'a whole number' if whole else 'a finite number'} "
+                                 f"{allowed}, got {value!r}")
+            setattr(self, name, int(value) if whole else float(value))
         if self.d_model % self.n_head:
             raise ValueError(f"ModelConfig: d_model {self.d_model} is not a multiple of n_head {self.n_head}")
         if self.n_head % self.n_kv_head:
@@ -400,21 +420,26 @@ class Transformer(nn.Module):
         doc: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """Logits ``[B, T, V]`` for ids ``[B, T]``.
+        """Logits ``[B, T, V]`` for ids ``[B, T]`` of any integer dtype (shards' uint16 too), each in
+        ``[0, vocab_size)`` (:func:`~mmtok.lm.inputs.checked_ids`).
 
         ``pos``: positions ``[B, T]`` (or ``[B, T, 3]`` with ``rope_3d``); default
         ``0..T-1`` (continuing after the cache). ``doc``: document number per
         position ``[B, T]`` (``[B, S]`` with a cache): attention never crosses
         documents. ``cache``: a :class:`KVCache` filled in place and advanced.
         """
-        if ids.dim() != 2 or not ids.numel():  # an empty one would reach a kernel that divides by its length
-            raise ValueError(f"ids must be [B, T] with at least one token, got shape {tuple(ids.shape)}")
+        ids = checked_ids(ids, self.cfg.vocab_size)
         b, t = ids.shape
         past = cache.length if cache is not None else 0
         if past + t > self.cfg.max_seq_len:
             raise ValueError(
                 f"sequence of {past + t} tokens exceeds max_seq_len {self.cfg.max_seq_len}"
             )
+        check_shape("pos", pos, (b, t, 3) if self.cfg.rope_3d else (b, t), extra=() if self.cfg.rope_3d else (3,))
+        check_shape("doc", doc, (b, past + t), note=f" (T counting the {past} cached positions too)" if past else "")
+        if cache is not None and cache.keys and cache.keys[0].shape[0] != b:
+            raise ValueError(f"the KVCache holds {cache.keys[0].shape[0]} rows but ids has {b}: make the cache with "
+                             "KVCache.empty(cfg, batch=B, ...) for ids [B, T]")
         if pos is None:
             pos = torch.arange(past, past + t, device=ids.device).expand(b, t)
             if self.cfg.rope_3d:
@@ -441,3 +466,4 @@ class Transformer(nn.Module):
 
     if TYPE_CHECKING:  # calling the module runs forward (nn.Module.__call__): give calls forward's types
         __call__ = forward
+

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
 from mmtok.vq.kmeans_init import KmeansPool
 from mmtok.vq.search import canonical_codes, nearest_code, overflows_float32_scores
 
-__all__ = ["QuantizeResult", "UsageStats", "VectorQuantizer"]
+__all__ = ["QuantizeResult", "UsageStats", "VectorQuantizer", "no_autocast"]
 
 ENCODE_SLAB = 1 << 20  # vectors converted/projected at once by encode(): bounds its extra memory
 # usage counts are added in place, and torch lets other threads run meanwhile: two threads encoding with one
@@ -122,17 +122,17 @@ class VectorQuantizer(nn.Module):
         k, d = cfg.codebook_size, cfg.lookup_dim
         self.project_in: nn.Module = nn.Identity()
         self.project_out: nn.Module = nn.Identity()
+        f32 = torch.float32  # the state's dtype, whatever torch's default is (torch.set_default_dtype)
         if cfg.codebook_dim is not None and cfg.codebook_dim != cfg.dim:
-            self.project_in = nn.Linear(cfg.dim, d)
-            self.project_out = nn.Linear(d, cfg.dim)
+            self.project_in, self.project_out = nn.Linear(cfg.dim, d, dtype=f32), nn.Linear(d, cfg.dim, dtype=f32)
         allocate_only = building_on_meta() or checkpoint_sets_weights()  # a checkpoint's codes are to come
-        embed = torch.zeros(k, d) if allocate_only else torch.randn(k, d)
+        embed = torch.zeros(k, d, dtype=f32) if allocate_only else torch.randn(k, d, dtype=f32)
         if cfg.cosine and not allocate_only:
             embed = F.normalize(embed, dim=1)
         self.register_buffer("embed", embed)  # (K, d) the codes
         # EMAs consistent with the codes from the start (1 vector each, their sum the code), so a code
         # nobody picks stays put: vectors per code per step (per rank under DDP), and their sum
-        self.register_buffer("ema_count", torch.ones(k))  # (K,)
+        self.register_buffer("ema_count", torch.ones(k, dtype=f32))  # (K,)
         self.register_buffer("ema_sum", embed.clone())  # (K, d)
         self.register_buffer("initted", torch.tensor(not cfg.kmeans_init))  # k-means done?
         self.register_buffer("seen_counts", torch.zeros(k, dtype=torch.long), persistent=False)
@@ -141,6 +141,7 @@ class VectorQuantizer(nn.Module):
         self._ranks_agree = False  # rank 0's codebook taken on the first training step under DDP?
         self._twins: tuple[torch.Tensor, torch.Tensor] | None = None  # see _canonical
         self._initted_seen = False  # ``initted`` read as true once (see _initted)
+        self.register_load_state_dict_post_hook(_after_load)
 
     # ---------------------------------------------------------------- properties
 
@@ -187,10 +188,24 @@ class VectorQuantizer(nn.Module):
         self._initted_seen = False
         super()._load_from_state_dict(*args, **kwargs)
 
+    @torch.no_grad()
+    def _settle_loaded(self) -> None:
+        """After ``load_state_dict(..., assign=True)``, which keeps the state dict's own tensors: its float state
+        as float32 (a float16 state dict would otherwise round the codes and EMA steps, and the float32 lookup
+        meet float16 projections), and the usage counters, which no state dict holds, on the codebook's device
+        (a module built on the meta device kept them there)."""
+        for module in (self, self.project_in, self.project_out):
+            for store in cast("tuple[dict[str, Any], ...]", (module._parameters, module._buffers)):
+                for name, t in store.items():
+                    if t is not None and t.is_floating_point() and t.dtype != torch.float32:
+                        store[name] = nn.Parameter(t.float(), t.requires_grad) if isinstance(t, nn.Parameter) else t.float()
+        if self.seen_counts.device != self.embed.device:
+            self.seen_counts = torch.zeros(self.seen_counts.shape, dtype=torch.long, device=self.embed.device)
+
     def _to_lookup(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D]`` input -> ``[N, d]`` float32 vectors in the search space (float32 under autocast too)."""
         z = x.reshape(-1, self.cfg.dim).float()  # (N, D)
-        with _no_autocast(z.device):
+        with no_autocast(z.device):
             z = self.project_in(z)  # (N, d)
         if self.cfg.cosine:
             z = F.normalize(z, dim=-1)
@@ -209,7 +224,7 @@ class VectorQuantizer(nn.Module):
     def _search(self, z: torch.Tensor, *, exact: bool, wide: bool = False) -> torch.Tensor:
         """Nearest codes; with ``exact`` the same on any machine (near-ties settled in float64, twins as one);
         ``wide``: scores in float64. ``z`` and the codebook were checked finite (:meth:`_finite`)."""
-        with _no_autocast(z.device):
+        with no_autocast(z.device):
             idx = nearest_code(z.detach(), self.embed, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
                                budget_mb=self.cfg.search_budget_mb, exact_ties=exact, check=False, wide=wide)
         return self._canonical()[idx] if exact else idx
@@ -455,7 +470,7 @@ class VectorQuantizer(nn.Module):
         src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
         spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
         g = torch.Generator(device="cpu").manual_seed(seed)
-        jitter = 0.1 * spread * torch.randn(n_low, d, generator=g).to(centers.device)
+        jitter = 0.1 * spread * torch.randn(n_low, d, generator=g, dtype=centers.dtype).to(centers.device)
         centers[low] = centers[src] + jitter
         centers[src] = centers[src] - jitter
         if self.cfg.cosine:
@@ -469,8 +484,14 @@ class VectorQuantizer(nn.Module):
         )
 
 
-def _no_autocast(device: torch.device) -> AbstractContextManager[object]:
-    """Autocast off on ``device``: the lookup and the search stay float32, so the codes do not depend on it.
+def _after_load(module: VectorQuantizer, _incompatible: object) -> None:
+    """``load_state_dict``'s post-hook of every :class:`VectorQuantizer` (:meth:`VectorQuantizer._settle_loaded`)."""
+    module._settle_loaded()
+
+
+def no_autocast(device: torch.device) -> AbstractContextManager[object]:
+    """Autocast off on ``device``: the lookup and the search stay float32, so the codes do not depend on it (nor
+    do a tokenizer's, whose encoders run in the model's dtype under it).
     (Nothing to switch off where it is not on: entering and leaving ``torch.autocast`` costs the host more than
     some of a training step's kernels.)"""
     if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):

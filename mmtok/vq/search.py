@@ -95,8 +95,9 @@ def nearest_code(
     matrix product in blocks of rows, ``argmin |x|² - 2 x·c + |c|² = argmax x·c - |c|²/2``,
     so memory stays at one ``[chunk, K]`` block whatever ``N`` is: ``chunk_size`` rows,
     or as many as fit in ``budget_mb`` MiB (see :func:`block_rows`). With ``cosine`` the
-    rows of ``x`` and ``codebook`` are expected l2-normalised already. Other shapes, an empty codebook
-    and NaN/inf values are refused (:class:`~mmtok.core.errors.QuantizerError`).
+    rows of ``x`` and ``codebook`` are expected l2-normalised already; either may require gradients (the
+    indices carry none). Other shapes, an empty codebook and NaN/inf values are refused
+    (:class:`~mmtok.core.errors.QuantizerError`).
 
     Float32 scores cannot tell apart codes whose scores differ by less than their rounding
     (codes a few 1e-4 apart, seen from a vector next to them), so the winner among them would
@@ -115,6 +116,7 @@ def nearest_code(
     [1, 2, 0]
     """
     peak = _check_search(x, codebook, finite=check)
+    x, codebook = x.detach(), codebook.detach()  # indices have no gradient: inputs that carry one search as they are
     if wide is None:
         wide = peak is not None and overflows_float32_scores(peak, codebook.shape[1])
     n, k = x.shape[0], codebook.shape[0]
