@@ -183,25 +183,30 @@ def check_fits(context: int, prompt_len: int, force: str | None, image_grid: tup
     >>> check_fits(256, 8, "image", (16, 16), (1, 250))
     Traceback (most recent call last):
     ...
-    mmtok.core.errors.ContextTooShortError: a 16×16 image after the 8-token prompt needs 282 tokens, but the model's context (max_seq_len) is 256: sample a smaller --image-grid, or train with a longer context (mmtok train --seq-len 320)
+    mmtok.core.errors.ContextTooShortError: a 16×16 image after the 8-token prompt needs 282 tokens, but the model's context (max_seq_len) is 256: sample a smaller image grid (--image-grid, image_grid=), or train with a longer context (mmtok train --seq-len 320; TrainConfig(seq_len=320) from Python)
     """
     if prompt_len >= context:
         raise ContextTooShortError(
             f"the prompt is {prompt_len} tokens, but the model's context (max_seq_len) is {context}: shorten "
-            f"--prompt, or train with a longer context (mmtok train --seq-len {_round_up(prompt_len + 1)})")
+            f"the prompt (--prompt), or train with a longer context {_longer(prompt_len + 1)}")
     if force is None:
         return
     needed = prompt_len + segment_cost(force, image_grid, audio_tokens)
     if needed <= context:
         return
     if force == "image":
-        what, fix = f"a {image_grid[0]}×{image_grid[1]} image", "a smaller --image-grid"
+        what, fix = f"a {image_grid[0]}×{image_grid[1]} image", "a smaller image grid (--image-grid, image_grid=)"
     else:
-        what, fix = f"audio of at least {audio_tokens[0]} codes", "fewer --audio-tokens (MIN,MAX)"
+        what, fix = f"audio of at least {audio_tokens[0]} codes", "fewer audio tokens (--audio-tokens MIN,MAX, audio_tokens=)"
     raise ContextTooShortError(
         f"{what} after the {prompt_len}-token prompt needs {needed} tokens, but the model's context "
-        f"(max_seq_len) is {context}: sample {fix}, or train with a longer context "
-        f"(mmtok train --seq-len {_round_up(needed)})")
+        f"(max_seq_len) is {context}: sample {fix}, or train with a longer context {_longer(needed)}")
+
+
+def _longer(tokens: int) -> str:
+    """How to train a model whose context holds ``tokens``: on the command line and from Python."""
+    n = _round_up(tokens)
+    return f"(mmtok train --seq-len {n}; TrainConfig(seq_len={n}) from Python)"
 
 
 def _budget(model: Transformer, prompt_len: int, max_new_tokens: int, force: str | None,
