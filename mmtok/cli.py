@@ -130,7 +130,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokenize(args: argparse.Namespace) -> int:
-    from mmtok.data.corpus import LocalEngine, nothing_tokenized, tokenize_corpus
+    from mmtok.data.corpus import LocalEngine, nothing_tokenized, part_folder, tokenize_corpus
     from mmtok.data.ray_engine import RayEngine
     from mmtok.data.tokenizer_spec import TokenizerSpec
 
@@ -156,6 +156,10 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     used = {k: v for k, v in (manifest.get("tokenizers") or {}).items() if v}
     print("tokenizers: " + ", ".join(f"{k}={v}" for k, v in used.items()), file=sys.stderr)
+    if args.part is None and (part := manifest.get("part")) and part[1] > 1:  # RANK/WORLD_SIZE chose it: said
+        i, n = part
+        print(f"part {i}/{n} (RANK and WORLD_SIZE in the environment): lines {i + 1}, {i + 1 + n}, {i + 1 + 2 * n}, "
+              f"... into {part_folder(args.out, (i, n))}; --part 0/1 tokenizes the whole corpus", file=sys.stderr)
     print(json.dumps({
         "docs": manifest["docs"], "tokens": manifest["tokens"]["total"], "shards": len(manifest["shards"]),
         "skipped": len(manifest["skipped"]), "silent_audio": manifest.get("silent_audio", 0), "seconds": round(seconds, 3),

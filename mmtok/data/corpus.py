@@ -37,7 +37,8 @@ With ``part=(i, n)`` (or under ``torchrun``: ``RANK``/``WORLD_SIZE``) lines
 
 A resume is keyed on the corpus's content (its sha256, recorded in every shard
 index and the manifest), so a corpus edited between a kill and the resume is
-refused rather than mixed, and on the tokenizers' identities (the vocabulary's
+refused rather than mixed (a corpus that changes while it is tokenized gets no manifest), and on the
+tokenizers' identities (the vocabulary's
 fingerprint), not their spelling (:mod:`mmtok.data.run_key`); ``restart=True``
 (``--restart``) discards the folder's shards and starts over. Without a
 :class:`TokenizerSpec` a pre-scan of every line's segment keys decides which
@@ -70,7 +71,7 @@ from mmtok.core.threads import one_intra_op_thread
 from mmtok.core.warning_filters import user_stacklevel
 from mmtok.data.documents import Source, document_stream, media_kinds, open_source
 from mmtok.data.media_files import few, given_again, silence_collected
-from mmtok.data.outdir import claimed, finished_manifest
+from mmtok.data.outdir import claimed, finished_manifest, read_only
 from mmtok.data.run_key import (
     READING_KEY,
     TOKENIZERS_KEY,
@@ -345,8 +346,10 @@ def tokenize_corpus(
     i, n = part if part is not None else _env_part()
     if not (n >= 1 and 0 <= i < n):
         raise CorpusError(f"part must be i/n with 0 <= i < n, got {i}/{n}")
-    if workers < 1 or shard_tokens < 1:
-        raise CorpusError(f"workers and shard_tokens must be >= 1, got {workers} and {shard_tokens}")
+    for name, value, means in (("workers", workers, "the processes that tokenize"),
+                               ("shard_tokens", shard_tokens, "the tokens at which a shard closes")):
+        if value < 1:
+            raise CorpusError(f"{name} (--{name.replace('_', '-')}) must be at least 1 ({means}), got {value}")
     engine = engine or LocalEngine(workers)
     engine.check(src)
     kinds, docs = media_kinds(src)
@@ -375,18 +378,20 @@ class _Run:
 
 
 def _into_folder(folder: Path, run: _Run, restart: bool) -> dict[str, Any]:
+    if not restart and (reason := read_only(folder)):  # its finished run is read back; nothing else can be done
+        return _tokenize_into(run, folder, read_only=reason)
     with claimed(folder, restart=restart):
         return _tokenize_into(run, folder)
 
 
-def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
+def _tokenize_into(job: _Run, out: Path, *, read_only: str | None = None) -> dict[str, Any]:
     source, tokenizers = job.source, job.tokenizers
     il = build_interleaver(tokenizers)
     dtype = id_dtype(il.vocab.size)
     reading = source.reading()
     settings = {"part": list(job.part), "shard_tokens": job.shard_tokens, "dtype": dtype.name,
                 "tokenizers": asdict(tokenizers), **({READING_KEY: reading} if reading else {})}
-    sha = source.sha256()
+    stamp, sha = source.stamp(), source.sha256()
     key = run_key(job.part, job.shard_tokens, dtype, sha, il.vocab, reading)
     done = finished_manifest(source.path, out, sha)
     if done is not None:
@@ -395,6 +400,9 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
             return done
         raise CorpusError(f"{out} already holds a finished run with other settings (saved vs now: "
                           f"{run_differences(done, settings, il.vocab)}); use another --out or --restart")
+    if read_only:  # its manifest went meanwhile
+        raise CorpusError(f"cannot tokenize into {out}: {read_only}, and it holds no finished run; make it "
+                          "writable, or give another --out")
 
     run = run_id(out, key, asdict(job.spelt))
     made_by = tokenizer_record(il.vocab)
@@ -411,12 +419,24 @@ def _tokenize_into(job: _Run, out: Path) -> dict[str, Any]:
     silent = list(dict.fromkeys(s["file"] for ix in committed_shards(out, run) for s in ix.get(SILENT_KEY, [])))
     source_info = {"file": source.name, "bytes": source.size, "sha256": sha}
     manifest = {**shard_manifest(out, run, settings, il.vocab, source_info), SILENT_KEY: len(silent)}
+    _unchanged(source, stamp, sha, out)  # the manifest vouches for the corpus it records
     write_atomic(out / MANIFEST, json_bytes(manifest))
     if silent:
         warnings.warn(f"{len(silent)} audio file{'s are' if len(silent) > 1 else ' is'} digital silence once mixed to "
                       f"mono (every sample 0; tokenized as one code repeated): {few(silent, SILENT_NAMED)}",
                       stacklevel=user_stacklevel())
     return manifest
+
+
+def _unchanged(source: Source, stamp: tuple[tuple[int, int, int], ...], sha: str, out: Path) -> None:
+    """A :class:`CorpusError` when the corpus changed while it was tokenized (appended to, edited): its stamp
+    differs from ``stamp`` and its bytes hash to another sha256 than ``sha``; the shards in ``out`` may then hold
+    lines of both versions, so no manifest says they are of either."""
+    if source.stamp() == stamp or (now := source.sha256()) == sha:
+        return
+    raise CorpusError(f"{source.path} changed while it was tokenized (its sha256 was {sha[:12]}... when the run "
+                      f"began, {now[:12]}... now): the shards in {out} may mix both versions, so no manifest was "
+                      "written; leave the corpus as it is while it is tokenized, and run again with --restart")
 
 
 def _none_skipped(job: _Run, skipped: Any, out: Path) -> None:

@@ -132,6 +132,11 @@ class Source:
         """The hex sha256 of the corpus's bytes (its :meth:`files`, in order)."""
         return files_sha256(self.files())
 
+    def stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """Each of its :meth:`files`' size, modification time and inode: taken before :meth:`sha256`, a stamp
+        that differs later says the corpus may have changed since it was hashed (then hash it again)."""
+        return tuple((st.st_size, st.st_mtime_ns, st.st_ino) for st in (p.stat() for p in self.files()))
+
     def items(self, first: int = 1, part: tuple[int, int] = (0, 1)) -> Iterator[tuple[int, Any]]:
         """``(number, document)`` from number ``first`` on, only ``part``'s (:func:`in_part`): raw line bytes
         (JSONL, read by :func:`jsonl_documents`) or a row dict."""

@@ -7,7 +7,9 @@ shards for ``--restart``, turns an OS error (read-only or full disk, an ``--out`
 that is a file) into a one-line :class:`~mmtok.core.errors.CorpusError`, and
 removes the folders it created if a failed run left them empty.
 :func:`finished_manifest` refuses a folder made from another version of the
-corpus (the corpus's sha256 is in every shard index and the manifest).
+corpus (the corpus's sha256 is in every shard index and the manifest). A finished
+run in a folder that cannot be written (:func:`read_only`: a read-only mount, no
+write permission) is read back without the lock.
 
 A folder may hold the user's own files: a ``manifest.json`` that is not an
 mmtok shard manifest (its ``"format"``) stops a run, ``--restart`` or not,
@@ -37,7 +39,7 @@ from mmtok.data.shards import (
     temp_files,
 )
 
-__all__ = ["LOCK_NAME", "claimed", "discard_shards", "finished_manifest", "own_manifest"]
+__all__ = ["LOCK_NAME", "claimed", "discard_shards", "finished_manifest", "own_manifest", "read_only"]
 
 LOCK_NAME = ".lock"  # held while a run writes the folder
 
@@ -56,10 +58,24 @@ def claimed(folder: Path, *, restart: bool = False) -> Iterator[None]:
     except OSError as e:
         _remove_if_empty(created)
         raise CorpusError(f"cannot tokenize into {folder}: {e.strerror or e}"
-                          f"{f' ({e.filename})' if e.filename else ''}; shards committed before stay") from None
+                          f"{f' ({e.filename})' if e.filename else ''}; shards committed before stay; fix that "
+                          "(a folder you may write, space on its disk) or give another --out") from None
     except BaseException:
         _remove_if_empty(created)
         raise
+
+
+def read_only(folder: Path) -> str | None:
+    """Why ``folder``, which holds a finished run's manifest, cannot be written (a read-only file system, no write
+    permission): a run there reads that manifest back without taking the folder's lock; None when it can be, or
+    holds no manifest (:func:`claimed` then says what stops a run)."""
+    if not (folder / MANIFEST).is_file() or os.access(folder, os.W_OK):
+        return None
+    try:
+        readonly_fs = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        readonly_fs = False
+    return "it is on a read-only file system" if readonly_fs else "it is not writable (permission denied)"
 
 
 def _remove_if_empty(created: list[Path]) -> None:

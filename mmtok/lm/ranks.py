@@ -2,11 +2,12 @@
 (only rank 0 writes there), so a folder that is not the same on every node (a local disk on each) gives ranks
 that would train from different steps, then wait for one another for good. :func:`resume_on_every_rank`
 compares what each rank found and stops all of them with one error when they differ, or when one of them
-could not resume at all.
+could not resume at all. :func:`check_launch` refuses a ``WORLD_SIZE`` in the environment that no launcher set.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,29 @@ from typing import Any
 
 import torch.distributed as dist
 
-from mmtok.core.errors import TrainingError
+from mmtok.core.errors import TrainingError, UsageError
 
-__all__ = ["disagreement", "resume_on_every_rank"]
+__all__ = ["check_launch", "disagreement", "resume_on_every_rank"]
 
 Loaded = tuple[Path, dict[str, Any]] | None  # the checkpoint a rank resumes from and its train state; None: none
+
+
+def check_launch(env: dict[str, str] | None = None) -> None:
+    """A :class:`UsageError` when the environment (``os.environ`` unless ``env``) makes this one of several
+    processes (``WORLD_SIZE`` above 1) but lacks the ``MASTER_ADDR`` and ``MASTER_PORT`` a launcher such as
+    ``torchrun`` sets: ``RANK`` and ``WORLD_SIZE`` left over in a shell (from ``mmtok tokenize``'s parts, say)
+    would otherwise stop the run with torch's rendezvous error, or wait for processes that never come.
+
+    >>> check_launch({"RANK": "0", "WORLD_SIZE": "1"})  # one process: nothing to check
+    """
+    env = dict(os.environ) if env is None else env
+    world = env.get("WORLD_SIZE", "1").strip()
+    if not world.isdigit() or int(world) <= 1 or ("MASTER_ADDR" in env and "MASTER_PORT" in env):
+        return
+    raise UsageError(f"WORLD_SIZE={world} and RANK={env.get('RANK', '(unset)')} in the environment make this one of "
+                     f"{world} training processes, but no launcher set MASTER_ADDR and MASTER_PORT: start the run "
+                     f"with torchrun --nproc-per-node {world} -m mmtok.cli train ..., or unset RANK and WORLD_SIZE "
+                     "to train in one process; nothing was written")
 
 
 def resume_on_every_rank(load: Callable[[], Loaded], *, folder: Path) -> Loaded:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "RUN_MARKS", "checkpoint_folders",
            "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "newest_loadable",
-           "plot_loss", "read_log", "run_settings"]
+           "plot_loss", "read_log", "run_settings", "set_aside_damaged"]
 
 CKPT_PREFIX = LM_CKPT_PREFIX
 DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
@@ -109,6 +110,20 @@ def clear_run(folder: Path) -> None:
             shutil.rmtree(ck, ignore_errors=True)
     for name in (LOG_NAME, "loss.png"):
         (folder / name).unlink(missing_ok=True)
+
+
+def set_aside_damaged(folder: Path, step: int) -> None:
+    """Rename the checkpoint folders past ``step`` (passed over as damaged, or never finished) to
+    ``damaged-ckpt-...``, so that the run can write its checkpoints there again; nothing is deleted."""
+    for ck in sorted(folder.glob(f"{CKPT_PREFIX}*")):
+        if (number := checkpoint_number(ck)) is None or number <= step:
+            continue
+        aside, n = folder / f"{DAMAGED_PREFIX}{ck.name}", 1
+        while aside.exists():
+            n += 1
+            aside = folder / f"{DAMAGED_PREFIX}{ck.name}-{n}"
+        ck.rename(aside)
+        print(f"mmtok train: {ck.name} could not be resumed from; moved aside to {aside.name}", file=sys.stderr)
 
 
 def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transformer, Vocabulary, dict[str, Any]]:

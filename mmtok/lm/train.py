@@ -40,6 +40,8 @@
   (:mod:`mmtok.lm.ranks`).
   The loss is normalised by the global weight sum, so N ranks of batch B give
   the same loss as one process of batch N·B (to float rounding).
+* A rank whose ``torchrun`` is killed outright stops too, and shard files that change under a run stop it
+  before its next checkpoint, which is not written (:mod:`mmtok.lm.watch`).
 """
 
 from __future__ import annotations
@@ -80,23 +82,23 @@ from mmtok.core.warning_filters import user_stacklevel
 from mmtok.data.packing import PackedDataset
 from mmtok.lm.model import PRESETS, ModelConfig, Transformer
 from mmtok.lm.peak import check_step_memory, peak_flops
-from mmtok.lm.ranks import resume_on_every_rank
+from mmtok.lm.ranks import check_launch, resume_on_every_rank
 from mmtok.lm.runs import (
     CKPT_PREFIX,
-    DAMAGED_PREFIX,
     LOG_NAME,
     MODALITIES,
     RUN_MARKS,
     checkpoint_folders,
-    checkpoint_number,
     clear_run,
     latest_checkpoint,
     plot_loss,
     read_log,
     run_settings,
+    set_aside_damaged,
 )
 from mmtok.lm.train_checks import check_same_model, check_same_shards, check_settings, split_note
 from mmtok.lm.train_config import SCHEDULE_FIELDS, TrainConfig, check_config, lr_at
+from mmtok.lm.watch import HeldShards, stop_with_launcher
 from mmtok.lm.windows import (
     LongDocumentsWarning,
     document_lengths,
@@ -159,6 +161,7 @@ class _Run:
     net: torch.nn.Module | None = None  # the model as called: compiled and/or DDP-wrapped
     peak: float | None = None  # peak FLOP/s assumed for MFU (None: not reported)
     begun: Start = field(default_factory=lambda: Start.of(0))  # the weights the run started or resumed from
+    held: HeldShards | None = None  # the shard files as the run opened them (checked before each checkpoint)
 
     @property
     def ddp(self) -> bool:  # launched by torchrun: a process group, even of one rank
@@ -175,6 +178,7 @@ class _Run:
 
 def _init_process(cfg: TrainConfig) -> tuple[torch.device, int, int]:
     """(device, world size, rank); joins the process group under ``torchrun`` (any world size)."""
+    check_launch()  # a WORLD_SIZE left in the shell is no torchrun
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(cfg.device)
     if world > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
@@ -185,6 +189,7 @@ def _init_process(cfg: TrainConfig) -> tuple[torch.device, int, int]:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
+    stop_with_launcher(Path(cfg.out), rank=rank)  # a torchrun killed outright leaves no rank training on
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return device, world, rank
@@ -221,7 +226,7 @@ def _setup(cfg: TrainConfig, *, resume: bool, clear: bool = False) -> _Run:
                  "fingerprint": ds.vocab.fingerprint, "tokenizers": ds.shards.manifests[0].get("tokenizers"),
                  "shards": {"tokens": ds.num_tokens, "digest": ds.shards.digest},
                  "batch": {"world_size": world, "global": cfg.batch_size * cfg.grad_accum * world}}
-    r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg)
+    r = _Run(cfg, device, world, rank, folder, ds, model, opt, saved_cfg, held=HeldShards(ds.shards))
     if clear:
         clear_run(folder)
     _resume(r, resume)
@@ -284,7 +289,7 @@ def _resume(r: _Run, resume: bool) -> None:
     elif resume and r.master:
         say_starting_afresh(r.folder, state_dir=f"{CKPT_PREFIX}*")
     if resume and r.master:
-        _set_aside_damaged(r.folder, r.step)
+        set_aside_damaged(r.folder, r.step)
     log = r.folder / LOG_NAME
     if r.master and log.exists():  # keep the curve up to the resumed step (a line cut by a kill goes too)
         write_atomic(log, "".join(json.dumps(row) + "\n" for row in read_log(r.folder) if row["step"] <= r.step))
@@ -316,20 +321,6 @@ def _say_changes(r: _Run, saved: dict[str, Any]) -> None:
         end = f" to end at step {r.cfg.steps}" if "steps" in changed else ""
         print(f"mmtok train: {flags} {how} the cosine of {r.folder}{end}: the learning rate at step {r.step + 1} is "
               f"{after:.3g} (by the run's own schedule: {before:.3g})", file=sys.stderr)
-
-
-def _set_aside_damaged(folder: Path, step: int) -> None:
-    """Rename the checkpoint folders past ``step`` (passed over as damaged, or never finished) to
-    ``damaged-ckpt-...``, so that the run can write its checkpoints there again; nothing is deleted."""
-    for ck in sorted(folder.glob(f"{CKPT_PREFIX}*")):
-        if (number := checkpoint_number(ck)) is None or number <= step:
-            continue
-        aside, n = folder / f"{DAMAGED_PREFIX}{ck.name}", 1
-        while aside.exists():
-            n += 1
-            aside = folder / f"{DAMAGED_PREFIX}{ck.name}-{n}"
-        ck.rename(aside)
-        print(f"mmtok train: {ck.name} could not be resumed from; moved aside to {aside.name}", file=sys.stderr)
 
 
 def _newest_checkpoint(folder: Path) -> str:
@@ -435,6 +426,9 @@ def _checkpoint(r: _Run) -> None:
     clip = "" if r.cfg.grad_clip > 0 else " or clip the gradients (--grad-clip, off in this run)"
     check_state_finite([Trained("the transformer", "--lr", r.cfg.lr, module=r.model, optimizer=r.opt, hint=clip)],
                        step=r.step, kept=lambda: _newest_checkpoint(r.folder))
+    if r.held is not None:  # the windows since the last checkpoint came from the shards the run records
+        newest = latest_checkpoint(r.folder)
+        r.held.check(step=r.step, kept=newest.name if newest else None, every_rank=r.ddp)
     if r.master:
         save_train_state(r.folder / f"{CKPT_PREFIX}{r.step:07d}", kind=Transformer.KIND, config=r.saved_cfg,
                          model=r.model, optimizer=r.opt, step=r.step, extra={"consumed": r.consumed},
