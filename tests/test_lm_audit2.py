@@ -89,3 +89,22 @@ def test_a_tokenizer_flag_of_other_ids_is_named_as_the_flag(tmp_path: Path) -> N
     assert said.startswith(f"{run} was trained on other ids than the tokenizers --text byte make (the run's vs theirs: "
                            "text_size: 270 vs 256")
     assert "leave --text out" in said and "recorded" not in said and "re-tokenize" not in said
+
+
+def test_a_resume_from_another_folder_says_the_runs_data_path_is_relative(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "docs.jsonl").write_text('{"segments": [{"text": "hello world, a tiny document"}]}\n' * 20)
+    monkeypatch.chdir(start)
+    assert main(["tokenize", "docs.jsonl", "--out", "sh", "--no-progress"]) == 0
+    assert main(["train", "--data", "sh", "--out", "run", "--steps", "2", "--save-every", "2", "--no-progress",
+                 "--threads", "1"]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["train", "--out", "start/run", "--resume", "--steps", "4", "--no-progress"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (f"mmtok: error: --resume: the run's own --data sh is a path relative to the folder the run was "
+                    f"started from, and {tmp_path} has no sh: run the command from that folder, or give --data SHARDS")
+    assert main(["train", "--out", "start/run", "--resume", "--steps", "4", "--no-progress", "--data", "start/sh",
+                 "--threads", "1"]) == 0

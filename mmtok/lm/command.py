@@ -114,4 +114,10 @@ def _take_run_settings(opts: dict[str, Any], argv: list[str]) -> None:
             opts[name] = saved[name]
     if opts["data"] is None and isinstance(saved.get("data"), str) and saved["data"]:
         opts["data"] = saved["data"]  # as the run recorded it: relative to the folder it was started from
+        if not os.path.isabs(opts["data"]) and not os.path.exists(opts["data"]):
+            from mmtok.core.errors import UsageError
+
+            raise UsageError(f"--resume: the run's own --data {opts['data']} is a path relative to the folder the run "
+                             f"was started from, and {os.getcwd()} has no {opts['data']}: run the command from that "
+                             "folder, or give --data SHARDS")
         print(f"mmtok train: --data {opts['data']} (the run's own)", file=sys.stderr)
