@@ -90,15 +90,15 @@ def test_a_whole_corpus_and_part_folders_never_share_a_shard_folder(tmp_path: Pa
     tokenize_corpus(corpus, parts, part=(0, 2))
     tokenize_corpus(corpus, parts, part=(1, 2))
     before = sorted(p.name for p in parts.iterdir())
-    with pytest.raises(CorpusError, match=r"holds a whole corpus \(manifest.json at its top\) and part folders too "
-                                          r"\(part-00000-of-00002, part-00001-of-00002\)") as e:
+    with pytest.raises(CorpusError, match=r"holds part folders \(part-00000-of-00002, part-00001-of-00002\); the whole "
+                                          r"corpus \(--part 0/1\) would go beside them") as e:
         tokenize_corpus(corpus, parts)
     one_line_error(e)
     assert sorted(p.name for p in parts.iterdir()) == before and len(open_shards(parts)) == 8
 
     whole = tmp_path / "whole"
     tokenize_corpus(corpus, whole)
-    with pytest.raises(CorpusError, match="and part folders too"):
+    with pytest.raises(CorpusError, match=r"holds a whole corpus \(manifest.json at its top\); part 1/2 would go"):
         tokenize_corpus(corpus, whole, part=(1, 2))
     assert not list(whole.glob("part-*")) and len(open_shards(whole)) == 8
 

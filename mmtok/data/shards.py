@@ -287,8 +287,14 @@ def check_one_layout(folder: Path, part: tuple[int, int] | None = None) -> None:
     if part is not None and not (parts if part[1] == 1 else whole):
         return
     shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
-    raise CorpusError(f"{folder} holds a whole corpus ({MANIFEST} at its top) and part folders too ({shown}); "
-                      "a shard folder holds one or the other: give another --out, or move one of them out")
+    fix = "a shard folder holds one or the other: give another --out, or move one of them out"
+    if part is not None and not whole:
+        raise CorpusError(f"{folder} holds part folders ({shown}); the whole corpus (--part 0/1) would go beside "
+                          f"them, with its {MANIFEST} at the top: {fix}")
+    if part is not None and not parts:
+        raise CorpusError(f"{folder} holds a whole corpus ({MANIFEST} at its top); part {part[0]}/{part[1]} would go "
+                          f"beside it, in a part folder: {fix}")
+    raise CorpusError(f"{folder} holds a whole corpus ({MANIFEST} at its top) and part folders too ({shown}); {fix}")
 
 
 def _manifest_folders(folder: Path) -> list[Path]:
@@ -303,6 +309,9 @@ def _manifest_folders(folder: Path) -> list[Path]:
                           f"(it holds {MANIFEST} and the shards)")
     parts = sorted(p for p in folder.glob("part-*-of-*") if (p / MANIFEST).is_file())
     if not parts:
+        if any(folder.glob("shard-*.json")) or any(folder.glob("part-*-of-*/shard-*.json")):
+            raise CorpusError(f"{folder} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
+                              "yet): run the same command again to resume it")
         raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
     _check_split(folder, parts)
     return sorted(parts, key=_part_of)  # by number: part-100000-of-... after part-99999-of-...
