@@ -488,7 +488,8 @@ def _from_tensor(t: torch.Tensor) -> np.ndarray:
     if t.dim() == 2:
         t = t[None]
     if t.dim() != 3 or t.shape[0] not in (1, 3, 4):
-        raise ValueError("expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W])")
+        hint = "; for channels last pass x.permute(2, 0, 1)" if t.dim() == 3 and t.shape[-1] in (1, 3, 4) else ""
+        raise ValueError(f"expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W]){hint}")
     t = t.detach().cpu()
     if t.is_floating_point():
         t = t.float()  # numpy has no bfloat16
