@@ -39,11 +39,14 @@ def pyplot(what: str, *, required: bool = False, error: type[MmtokError] = Usage
         if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError:
+    except ImportError as e:
+        # not there, or there but failing to import (built for another numpy, a missing library of its own)
+        absent = isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == "matplotlib"
+        state = "is not installed" if absent else f"does not import ({e})"
         if required:
-            raise error(f"{what} needs matplotlib, which is not installed: {_INSTALL}") from None
+            raise error(f"{what} needs matplotlib, which {state}: {_INSTALL}") from None
         if what not in _skipped:
             _skipped.add(what)
-            print(f"matplotlib is not installed ({_INSTALL}): skipping {what}", file=sys.stderr)
+            print(f"matplotlib {state} ({_INSTALL}): skipping {what}", file=sys.stderr)
         return None
     return plt
