@@ -5,7 +5,14 @@ included: text becomes bytes with UTF-8 and the ``surrogatepass`` error
 handler (a lone surrogate such as ``"\\ud800"`` becomes its three-byte
 encoding ``ED A0 80``), and ids go back to text the same way. Ids that do not
 form valid UTF-8 (which only generated ids do) raise ``UnicodeDecodeError`` with
-``errors="strict"`` or become U+FFFD with ``errors="replace"`` (the default).
+``errors="strict"`` or become U+FFFD with ``errors="replace"`` (the default; any
+``codecs`` error handler may be named, such as ``"ignore"``); lone surrogates
+among them still come back as themselves.
+
+A :class:`BPETokenizer` tokenizes text as text: a string that spells one of its
+added tokens (``"<|endoftext|>"`` in a wrapped GPT-2 tokenizer) gets the ids of
+its characters, never that token's id, and special tokens such as ``<boi>`` are
+ids of the :class:`~mmtok.stream.vocab.Vocabulary`, which no text encodes to.
 
 >>> tok = ByteTokenizer()
 >>> tok.encode("hé")
@@ -17,7 +24,9 @@ form valid UTF-8 (which only generated ids do) raise ``UnicodeDecodeError`` with
 from __future__ import annotations
 
 import abc
+import codecs
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +39,12 @@ import torch
 
 from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
+from mmtok.stream.text_files import (
+    WIDE_SNIFF_BYTES,
+    unmarked_wide_encoding,
+    wide_encoding,
+    wide_text,
+)
 from mmtok.stream.vocab import RESERVED_SPECIAL
 
 __all__ = ["WIDE_SNIFF_BYTES", "BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "train_bpe",
@@ -40,20 +55,33 @@ TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization i
 # the most text ids: with the special block they fill the largest vocabulary a checkpoint config holds (2**24)
 MAX_VOCAB_SIZE = MAX_CONFIG_INT - RESERVED_SPECIAL
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# text a BPE must give back unchanged (a normalizer or a prefix space would change it)
-ROUND_TRIP_PROBE = "cafe\u0301  \r\n\x00\U0001f44d x"
+# text a BPE must give back unchanged (a pre-tokenizer that drops spaces or adds a prefix space would change it)
+ROUND_TRIP_PROBE = "Cafe\u0301  \r\n\x00\U0001f44d x"
 # the most characters of one text the BPE trainer is given at once: its time grows with the square of a word's
 # length, so a long run without spaces (CJK, base64, minified JSON) is learned from in pieces of this many
 TRAIN_PIECE_CHARS = 2048
 # where a piece may end: before an ASCII whitespace that a non-space follows, where the byte-level
 # pre-tokenizer starts a word anyway (a run of spaces keeps its last one for the word after it)
 _CUT = re.compile(r"[ \t\n\r\f\v](?=\S)")
-# byte order marks of the wide encodings a text file is saved in by mistake (UTF-32's little-endian one first:
-# it starts with UTF-16's)
-WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
-             (b"\xfe\xff", "UTF-16"))
-WIDE_SNIFF_BYTES = 4096  # bytes of a file's start looked at for wide text saved without a byte order mark
-WIDE_MIN_ASCII = 8  # ASCII characters (one byte beside NULs) that must show before bytes are called wide text
+# a longer text is tokenized in pieces of about this many characters, each cut where a word starts (the same ids)
+ENCODE_PIECE_CHARS = 1 << 14
+
+
+def _text(text: str) -> str:
+    """``text``, or a TypeError naming what it is when it is no ``str``."""
+    if not isinstance(text, str):
+        hint = " (decode bytes first)" if isinstance(text, bytes) else ""
+        raise TypeError(f"text tokenizers take str, got {type(text).__name__}{hint}")
+    return text
+
+
+def _texts(texts: Any, what: str = "encode_batch") -> list[str]:
+    """``texts`` as a list of ``str``; a TypeError for one ``str`` or ``bytes`` (whose characters would be taken
+    for texts) or an item that is no ``str``."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"{what} takes an iterable of texts, got one {type(texts).__name__} (it would be taken one "
+                        "character at a time): pass [text], or a list of lines")
+    return [_text(t) for t in texts]
 
 
 def _to_bytes(text: str) -> bytes:
@@ -63,12 +91,39 @@ def _to_bytes(text: str) -> bytes:
 
 
 def _from_bytes(data: bytes, errors: str) -> str:
+    """``data`` as text: a lone surrogate's three bytes give it back wherever they are, other bytes that are no UTF-8
+    go to the ``errors`` handler (any that :func:`codecs.lookup_error` knows: ``"strict"`` raises)."""
+    return data.decode("utf-8", _decode_handler(errors))
+
+
+def _decode_handler(errors: str) -> str:
+    """The name of a codecs error handler that passes lone surrogates and leaves any other invalid UTF-8 to
+    ``errors`` (registered on first use); ValueError for a name that is no error handler.
+
+    >>> b"a\\xed\\xa0\\x80\\xffb".decode("utf-8", _decode_handler("ignore"))
+    'a\\ud800b'
+    """
+    if errors == "strict":
+        return "surrogatepass"
+    name = f"mmtok.surrogatepass.{errors}"
     try:
-        return data.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:
-        if errors == "strict":
-            raise
-        return data.decode("utf-8", "replace")
+        codecs.lookup_error(name)
+    except LookupError:
+        try:
+            fallback = codecs.lookup_error(errors)
+        except (LookupError, TypeError):
+            raise ValueError(f"errors must name a codecs error handler (strict, replace, ignore, backslashreplace), "
+                             f"got {errors!r}") from None
+        passing = codecs.lookup_error("surrogatepass")
+
+        def handler(e: UnicodeError) -> tuple[str | bytes, int]:
+            try:
+                return passing(e)
+            except UnicodeError:
+                return fallback(e)
+
+        codecs.register_error(name, handler)
+    return name
 
 
 def _file_fingerprint(data: bytes) -> str:
@@ -105,11 +160,12 @@ class TextTokenizer(abc.ABC):
         """The bytes that ``ids`` (int64, already range-checked) stand for, back to back."""
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """:meth:`encode` of many texts."""
-        return [self.encode(t) for t in texts]
+        """:meth:`encode` of many texts (a list, not one ``str``)."""
+        return [self.encode(t) for t in _texts(texts)]
 
     def decode(self, ids: Any, *, errors: str = "replace") -> str:
-        """Text from ids (the exact inverse of :meth:`encode`); ``errors="strict"`` raises on invalid UTF-8."""
+        """Text from ids (the exact inverse of :meth:`encode`); ``errors="strict"`` raises on invalid UTF-8, another
+        ``codecs`` error handler (``"replace"``, ``"ignore"``) takes the bytes that are no UTF-8."""
         a = _as_ids(ids)
         bad = (a < 0) | (a >= self.vocab_size)
         if bad.any():
@@ -152,6 +208,51 @@ def _byte_to_unicode() -> dict[int, str]:
     return table
 
 
+def _text_only(tokenizer: Any, spec: dict[str, Any]) -> Any:
+    """``tokenizer`` as text is tokenized with: without its added tokens (text that spells one, such as
+    ``"<|endoftext|>"``, is tokenized as the text it is, never as that token's id), post-processor, truncation and
+    padding (which add or cut ids); ids keep their meaning. A normalizer (it changes text: lower case, Unicode
+    forms, stripped spaces) and BPE dropout (random ids) are refused (:class:`CheckpointError`): no text
+    tokenizer of mmtok's may change text or vary its ids."""
+    from tokenizers import Tokenizer
+
+    if spec.get("normalizer") is not None:
+        raise CheckpointError(
+            f"this BPE does not give text back as it was: its normalizer ({spec['normalizer'].get('type', '?')}) "
+            f"changes text before it is tokenized; remove it (\"normalizer\": null in {TOKENIZER_FILE}) or train "
+            "one with train_bpe")
+    if (spec.get("model") or {}).get("dropout"):
+        raise CheckpointError(
+            f"this BPE has dropout {spec['model']['dropout']}, which gives the same text different ids each time: "
+            f"set \"dropout\": null in {TOKENIZER_FILE}'s model, or train one with train_bpe")
+    if not any(spec.get(key) for key in ("added_tokens", "post_processor", "truncation", "padding")):
+        return tokenizer
+    plain = {**spec, "added_tokens": [], "post_processor": None, "truncation": None, "padding": None}
+    return Tokenizer.from_str(json.dumps(plain))
+
+
+def _id_bytes(tokenizer: Any, spec: dict[str, Any], u2b: dict[str, int]) -> list[bytes]:
+    """The bytes each id of ``tokenizer`` stands for: a vocabulary token's from its byte-level characters, an added
+    token's (one not in the vocabulary) its text's UTF-8; :class:`CheckpointError` for a token of other
+    characters or an id that no token has (its text would be lost)."""
+    table: dict[int, bytes] = {}
+    for token, i in tokenizer.get_vocab(with_added_tokens=False).items():
+        try:
+            table[i] = bytes(u2b[c] for c in token)
+        except KeyError:
+            raise CheckpointError(f"token {token!r} (id {i}) is not made of byte-level characters: this is no "
+                                  "byte-level BPE; train one with train_bpe") from None
+    for added in spec.get("added_tokens") or []:
+        table.setdefault(int(added["id"]), str(added["content"]).encode("utf-8", "surrogatepass"))
+    size = max(table) + 1 if table else 0
+    if len(table) != size:
+        missing = sorted(set(range(size)) - set(table))
+        raise CheckpointError(f"this BPE has no token for {len(missing)} of its ids [0, {size}) (the first: "
+                              f"{missing[0]}), whose text would be lost: give every id a token, or train one "
+                              "with train_bpe")
+    return [table[i] for i in range(size)]
+
+
 class BPETokenizer(TextTokenizer):
     """Byte-level BPE run by Hugging Face ``tokenizers``; ids ``[0, vocab_size)``.
 
@@ -167,18 +268,19 @@ class BPETokenizer(TextTokenizer):
 
         if not isinstance(tokenizer, Tokenizer):
             raise TypeError(f"BPETokenizer wraps a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
-        self._tok = tokenizer
+        self._tok = tokenizer  # as given: saved and fingerprinted as it is
+        spec = json.loads(tokenizer.to_str())
+        self._enc = _text_only(tokenizer, spec)  # what text is tokenized with
+        pre = spec.get("pre_tokenizer") or {}
+        # whether a long text may be tokenized in pieces cut where a word starts (GPT-2's split): the same ids
+        self._cuts = pre.get("type") == "ByteLevel" and bool(pre.get("use_regex", True))
         self.provenance = dict(provenance or {})
         b2u = _byte_to_unicode()
-        self._byte_ids = [tokenizer.token_to_id(b2u[b]) for b in range(256)]
+        self._byte_ids = [self._enc.token_to_id(b2u[b]) for b in range(256)]
         if None in self._byte_ids:
             raise CheckpointError("BPE vocabulary lacks some of the 256 byte tokens; retrain it with train_bpe")
-        u2b = {u: b for b, u in b2u.items()}
-        vocab = tokenizer.get_vocab()
-        self.vocab_size = max(vocab.values()) + 1
-        self._id_bytes: list[bytes] = [b""] * self.vocab_size
-        for token, i in vocab.items():
-            self._id_bytes[i] = bytes(u2b[c] for c in token)
+        self._id_bytes = _id_bytes(tokenizer, spec, {u: b for b, u in b2u.items()})
+        self.vocab_size = len(self._id_bytes)
         self._lens = np.array([len(b) for b in self._id_bytes], dtype=np.int64)  # bytes per id
         self._starts = np.concatenate([[0], np.cumsum(self._lens)[:-1]])  # offset of each id in _table
         self._table = np.frombuffer(b"".join(self._id_bytes), dtype=np.uint8)
@@ -186,7 +288,7 @@ class BPETokenizer(TextTokenizer):
         if back != ROUND_TRIP_PROBE:
             raise CheckpointError(
                 f"this BPE does not give text back as it was ({ROUND_TRIP_PROBE!a} comes back as {back!a}): "
-                "a normalizer or a prefix space changes text; train one with train_bpe")
+                "a pre-tokenizer or a prefix space changes text; train one with train_bpe")
 
     @cached_property
     def fingerprint(self) -> str:
@@ -195,7 +297,11 @@ class BPETokenizer(TextTokenizer):
         return _file_fingerprint(self._tok.to_str().encode())
 
     def _encode_valid(self, text: str) -> list[int]:
-        return self._tok.encode(text, add_special_tokens=False).ids if text else []
+        if len(text) <= ENCODE_PIECE_CHARS or not self._cuts:
+            return self._enc.encode(text, add_special_tokens=False).ids if text else []
+        # piece by piece: the same ids, in a fraction of the memory tokenizers takes for one long text
+        pieces = _word_pieces(text, ENCODE_PIECE_CHARS)
+        return [i for piece in pieces for i in self._enc.encode(piece, add_special_tokens=False).ids]
 
     def encode(self, text: str) -> list[int]:
         """Ids of ``text``; a lone surrogate becomes the ids of its three bytes."""
@@ -212,8 +318,9 @@ class BPETokenizer(TextTokenizer):
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """:meth:`encode` of many texts (valid ones tokenized in parallel by ``tokenizers``)."""
-        if not any(_SURROGATE.search(t) for t in texts):
-            return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+        texts = _texts(texts)
+        if not any(_SURROGATE.search(t) or len(t) > ENCODE_PIECE_CHARS for t in texts):
+            return [e.ids for e in self._enc.encode_batch(texts, add_special_tokens=False)]
         return [self.encode(t) for t in texts]
 
     def ids_to_bytes(self, ids: np.ndarray) -> bytes:
@@ -257,13 +364,22 @@ class BPETokenizer(TextTokenizer):
             raise CheckpointError(f"text checkpoint {path}: cannot read {TOKENIZER_FILE} ({e.strerror or e})") from e
         have, want = _file_fingerprint(saved), meta["config"].get("fingerprint")
         if want is not None and want != have:
-            raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} does not match config.json")
+            raise CheckpointError(
+                f"text checkpoint {path}: {TOKENIZER_FILE} does not match config.json (its fingerprint is {have}, "
+                f"config.json records {want}): it was edited or replaced after it was saved; put back the "
+                f"{TOKENIZER_FILE} saved with it, or train a new one (mmtok train-tokenizer text)")
         try:
             tok = cls(Tokenizer.from_str(saved.decode()), provenance=meta.get("provenance"))
         except CheckpointError as e:
             raise CheckpointError(f"text checkpoint {path}: {e}") from e
         except Exception as e:
             raise CheckpointError(f"text checkpoint {path}: {TOKENIZER_FILE} is unreadable ({e})") from e
+        said = meta["config"].get("vocab_size")
+        if said is not None and said != tok.vocab_size:
+            raise CheckpointError(
+                f"text checkpoint {path}: config.json says vocab_size {said} but {TOKENIZER_FILE} has "
+                f"{tok.vocab_size} ids: the two files are of different tokenizers; put back the pair saved together, "
+                "or train a new one (mmtok train-tokenizer text)")
         tok.fingerprint = have  # the file as saved names it, not how this version of tokenizers writes it again
         return tok
 
@@ -287,6 +403,30 @@ def _pieces(text: str, limit: int = TRAIN_PIECE_CHARS) -> Iterator[str]:
         end = start + limit
         for m in _CUT.finditer(text, start + max(1, limit // 2), end + 1):
             end = m.start()  # the last one wins
+        yield text[start:end]
+        start = end
+    yield text[start:]
+
+
+def _word_pieces(text: str, limit: int = ENCODE_PIECE_CHARS) -> Iterator[str]:
+    """``text`` in pieces of about ``limit`` characters, back to back, each cut only where the byte-level
+    pre-tokenizer starts a word anyway (:data:`_CUT`), so tokenizing the pieces gives the ids of the whole: the
+    last such place in a piece's second half, else the first one after ``limit`` characters (a run without one is
+    never cut).
+
+    >>> list(_word_pieces("ab cd ef gh", 6)), list(_word_pieces("w" * 7 + " x", 3))
+    (['ab cd', ' ef gh'], ['wwwwwww', ' x'])
+    """
+    start = 0
+    while len(text) - start > limit:
+        end = None
+        for m in _CUT.finditer(text, start + max(1, limit // 2), start + limit + 1):
+            end = m.start()  # the last one wins
+        if end is None:
+            after = _CUT.search(text, start + limit)
+            if after is None:
+                break
+            end = after.start()
         yield text[start:end]
         start = end
     yield text[start:]
@@ -322,8 +462,10 @@ def train_bpe(
         special_tokens=[],
         show_progress=False,
     )
+    if isinstance(texts, (str, bytes)):
+        _texts(texts, "train_bpe")
     # tokenizers takes Rust strings: lone surrogates cannot reach the trainer
-    pieces = (piece for t in texts for piece in _pieces(_SURROGATE.sub("", t)))
+    pieces = (piece for t in texts for piece in _pieces(_SURROGATE.sub("", _text(t))))
     tok.train_from_iterator(pieces, trainer=trainer)
     return BPETokenizer(tok, provenance=provenance)
 
@@ -333,65 +475,3 @@ def load_text_tokenizer(spec: str | os.PathLike[str] = "byte") -> ByteTokenizer 
     if str(spec) == "byte":
         return ByteTokenizer()
     return BPETokenizer.load(spec)
-
-
-# --------------------------------------------------------------------------- files of text
-
-
-def wide_encoding(head: bytes) -> str | None:
-    """``"UTF-16"`` or ``"UTF-32"`` when a file's first bytes ``head`` (4 are enough) are that encoding's byte order
-    mark, else None: text saved so (as some Windows editors and PowerShell do) is not UTF-8.
-
-    >>> wide_encoding("{}".encode("utf-16")), wide_encoding(b'{"segments"'), wide_encoding(b"")
-    ('UTF-16', None, None)
-    """
-    return next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
-
-
-def unmarked_wide_encoding(head: bytes) -> str | None:
-    """``"UTF-16LE"``, ``"UTF-16BE"``, ``"UTF-32LE"`` or ``"UTF-32BE"`` when a file's first bytes ``head`` (up to
-    :data:`WIDE_SNIFF_BYTES`) are clearly text saved so without a byte order mark, as Windows tools write it: an
-    ASCII character there is one byte beside one (or three) NUL bytes, which UTF-8 text never holds. It takes at
-    least :data:`WIDE_MIN_ASCII` such characters, a quarter of the code units or more, and NULs on one side only
-    (a unit of NULs alone, or as many on the other side, is binary, not text); anything less clear is None,
-    never a guess (text with no ASCII in it, such as Chinese in UTF-16, shows nothing).
-
-    >>> unmarked_wide_encoding('{"segments": ["hé"]}'.encode("utf-16-le")), unmarked_wide_encoding(b'{"segments"')
-    ('UTF-16LE', None)
-    """
-    head = head[:WIDE_SNIFF_BYTES]
-    quads = [head[i : i + 4] for i in range(0, len(head) - 3, 4)]
-    if len(quads) >= WIDE_MIN_ASCII:  # first: ASCII in UTF-32 shows NULs on both sides of its UTF-16 pairs
-        for name, order in (("UTF-32LE", slice(None)), ("UTF-32BE", slice(None, None, -1))):
-            units = [q[order] for q in quads]  # least significant byte first
-            if all(u[3] == 0 and u[2] <= 0x10 for u in units) and _clearly(
-                    sum(u[0] != 0 and u[1:] == b"\0\0\0" for u in units), 0, len(units)):
-                return name
-    pairs = [head[i : i + 2] for i in range(0, len(head) - 1, 2)]
-    if b"\0\0" in pairs:
-        return None
-    low, high = sum(p[0] != 0 and p[1] == 0 for p in pairs), sum(p[0] == 0 and p[1] != 0 for p in pairs)
-    return "UTF-16LE" if _clearly(low, high, len(pairs)) else "UTF-16BE" if _clearly(high, low, len(pairs)) else None
-
-
-def _clearly(ascii_units: int, other_side: int, units: int) -> bool:
-    """Whether ``ascii_units`` of ``units`` code units, against ``other_side`` with the NUL on the other side,
-    clearly show a wide encoding (:func:`unmarked_wide_encoding`)."""
-    return ascii_units >= max(WIDE_MIN_ASCII, units / 4) and other_side * 10 <= ascii_units
-
-
-def wide_text(head: bytes) -> tuple[str, str] | None:
-    """The encoding (as ``iconv -f`` names it) and what shows it, when a file's first bytes ``head`` (up to
-    :data:`WIDE_SNIFF_BYTES`) are text in a wide encoding, which is not UTF-8: its byte order mark
-    (:func:`wide_encoding`) or, without one, its NUL bytes (:func:`unmarked_wide_encoding`); else None.
-
-    >>> wide_text("{}".encode("utf-16")), wide_text('{"segments": []}'.encode("utf-16-be"))[0]
-    (('UTF-16', 'it starts with a UTF-16 byte order mark'), 'UTF-16BE')
-    """
-    marked = wide_encoding(head)
-    if marked is not None:
-        return marked, f"it starts with a {marked} byte order mark"
-    bare = unmarked_wide_encoding(head)
-    if bare is not None:
-        return bare, "no byte order mark, but a NUL byte beside every ASCII character"
-    return None

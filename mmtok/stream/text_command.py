@@ -18,7 +18,8 @@ from pathlib import Path
 from mmtok.core.checkpoint import write_refusal
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.stream.segments import segment_shape
-from mmtok.stream.text import KIND, MAX_VOCAB_SIZE, WIDE_SNIFF_BYTES, train_bpe, wide_text
+from mmtok.stream.text import KIND, MAX_VOCAB_SIZE, train_bpe
+from mmtok.stream.text_files import WIDE_SNIFF_BYTES, wide_text
 from mmtok.stream.vocab import RESERVED_SPECIAL
 
 __all__ = ["main"]
@@ -27,7 +28,8 @@ MAX_MIN_FREQUENCY = 2**64 - 1  # the BPE trainer counts pairs in 64 bits: a larg
 
 
 def _head(path: str | os.PathLike[str]) -> bytes:
-    """The first :data:`~mmtok.stream.text.WIDE_SNIFF_BYTES` bytes of the file at ``path`` (fewer for a shorter file)."""
+    """The first :data:`~mmtok.stream.text_files.WIDE_SNIFF_BYTES` bytes of the file at ``path`` (fewer for a
+    shorter file)."""
     with open(path, "rb") as f:
         return f.read(WIDE_SNIFF_BYTES)
 
@@ -175,6 +177,12 @@ def _refusal(args: argparse.Namespace) -> str | None:
                 return (f"{name} is {medium} file (by its extension), not text; mmtok train-tokenizer text reads "
                         "text files and JSONL documents (.jsonl), and media is tokenized by the image, audio "
                         "and video tokenizers")
+            head = _head(name)
+            controls = _control_bytes(head)
+            if controls:  # no encoding makes it text: converting it would train on noise
+                return (f"{name} is not text ({where}, and {controls} of its first {len(head)} bytes are "
+                        "control bytes such as NUL, which text holds none of); mmtok train-tokenizer text reads "
+                        "UTF-8 text files and JSONL documents (.jsonl): leave binary files out")
             return f"{name} is not UTF-8 text ({where}); convert it first, e.g. iconv -f latin1 -t utf-8"
     return None
 
@@ -239,6 +247,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"out": str(out), "vocab_size": tok.vocab_size, "fingerprint": tok.fingerprint,
                       "skipped": sum(seen.skipped for seen in skips.values())}))
     return 0
+
+
+def _control_bytes(head: bytes) -> int:
+    """How many of ``head``'s bytes are control bytes that no text in a one-byte encoding holds (NUL and the other
+    C0 codes but tab, line and page breaks and escape), when they are one in a hundred or more (0 otherwise): a
+    file that is not UTF-8 and holds them is binary, not text in another encoding.
+
+    >>> _control_bytes(bytes(range(256))), _control_bytes("café\\n".encode("latin1"))
+    (26, 0)
+    """
+    n = sum(b < 0x20 and b not in b"\t\n\v\f\r\x1b" for b in head)
+    return n if n and n * 100 >= len(head) else 0
 
 
 def _media_kind(name: str) -> str | None:
