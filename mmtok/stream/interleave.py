@@ -167,6 +167,11 @@ class Interleaver:
         bos: bool = True,
         eos: bool = True,
     ) -> None:
+        if vocab is not None and not isinstance(vocab, Vocabulary):
+            hint = (" (a text tokenizer goes as text=...: Interleaver(None, text=tokenizer))"
+                    if callable(getattr(vocab, "encode", None)) else "")
+            raise TypeError(f"Interleaver's first argument is the Vocabulary, or None to build it from the "
+                            f"tokenizers, got {type(vocab).__name__}{hint}")
         self.text = text if text is not None else ByteTokenizer()
         self.image, self.audio, self.video = image, audio, video
         if vocab is None:
