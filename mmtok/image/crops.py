@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from mmtok.core.corpus_manifest import is_manifest, split_files
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.core.suffixes import IMAGE_SUFFIXES
+from mmtok.core.warning_filters import user_stacklevel
 from mmtok.image.io import load_image, load_sized
 from mmtok.image.sizing import crop_window
 from mmtok.image.tokenizer import ImageTokenizerConfig
@@ -27,6 +29,8 @@ from mmtok.image.tokenizer import ImageTokenizerConfig
 __all__ = ["DEFAULT_PATCH", "find_images", "load_corpus", "random_crops", "train_crops"]
 
 DEFAULT_PATCH = ImageTokenizerConfig().downsample  # pixels per code side of the default tokenizer
+SHOWN_UNREADABLE = 3  # unreadable files a refusal of a corpus names (it counts them all)
+ENLARGED_WARN = 2.0  # a picture enlarged more than this many times to the base side is warned about (blurred crops)
 
 
 def find_images(folder: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
@@ -60,20 +64,45 @@ def load_corpus(files: Sequence[Path], base_side: int, *, max_zoom: float = 1.0,
     (the tokenizer's downsample) is an :class:`ImageError` naming it, and one so elongated that its long
     side would pass ``MAX_SIDE`` at that scale is kept as the centre square the ``"crop"`` size policy
     reads (:func:`~mmtok.image.sizing.crop_window`), so memory stays bounded whatever the aspect ratio.
+    Every file is read before a file that cannot be (corrupt, not an image, too small) is refused: one
+    such file is refused with ``encode``'s error, several with one :class:`ImageError` that counts them
+    all and names the first :data:`SHOWN_UNREADABLE`. Pictures enlarged more than :data:`ENLARGED_WARN` times
+    to reach ``base_side`` (thumbnails, icons) give blurred crops: one warning counts them and names the most.
     """
     if max_zoom < 1:
         raise ValueError(f"max_zoom must be >= 1, got {max_zoom}")
-    out = []
+    out, unreadable, enlarged = [], [], []
     for f in files:
-        img = load_image(f, patch=patch)[None]  # (1, 3, H, W)
+        try:
+            img = load_image(f, patch=patch)[None]  # (1, 3, H, W)
+        except (ImageError, MissingFileError) as e:
+            unreadable.append(e)
+            continue
         short = min(img.shape[-2:])
         s = base_side * min(max_zoom, max(1.0, short / base_side)) / short
+        if s > ENLARGED_WARN:
+            enlarged.append((s, f, img.shape[-1], img.shape[-2]))
         h, w = round(img.shape[-2] * s), round(img.shape[-1] * s)
         if crop_window(*img.shape[-2:], min(h, w)) is not None:  # too elongated to resize whole
             img = load_sized(f, policy="crop", image_size=min(h, w), multiple=patch)
         else:
             img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True).clamp(0, 1)
         out.append((img[0] * 255).round().to(torch.uint8))
+    if len(unreadable) == 1:
+        raise unreadable[0]
+    if unreadable:
+        shown = "; ".join(str(e) for e in unreadable[:SHOWN_UNREADABLE])
+        more = f"; and {len(unreadable) - SHOWN_UNREADABLE} more" if len(unreadable) > SHOWN_UNREADABLE else ""
+        raise ImageError(f"{len(unreadable)} of the {len(files)} images cannot be read: {shown}{more}; "
+                         "remove or replace them (from a manifest: their rows) and run again")
+    if enlarged:
+        s, f, w, h = max(enlarged, key=lambda e: e[0])
+        one = len(enlarged) == 1
+        warnings.warn(f"{len(enlarged)} of the {len(files)} images {'is' if one else 'are'} enlarged more than "
+                      f"{ENLARGED_WARN:g}× to a shorter side of {base_side} px, so {'its' if one else 'their'} crops "
+                      f"are blurred (the most: '{f}', {w}×{h} px, "
+                      f"{s:.1f}×); leave out pictures this small to learn from sharp detail only",
+                      stacklevel=user_stacklevel())
     return out
 
 

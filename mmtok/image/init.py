@@ -41,6 +41,10 @@ def init_from_data(tok: ImageTokenizer, corpus: Sequence[torch.Tensor], args: ar
     return kept
 
 
+SHAPE_FIELDS = {"encoder": ("patch", "enc_channels", "latent_dim"),  # config fields that shape each part's weights
+                "decoder": ("patch", "latent_dim", "dec_channels", "dec_level_blocks")}
+
+
 def check_init_source(tok: ImageTokenizer, src: ImageTokenizer, source: str) -> None:
     """Check ``src``, the tokenizer ``--init-from`` names (``source``), against ``tok``: the same
     encoder and decoder, or ones with more blocks on the code grid (``enc_blocks``, ``dec_blocks``;
@@ -48,8 +52,20 @@ def check_init_source(tok: ImageTokenizer, src: ImageTokenizer, source: str) -> 
     for part, field in (("encoder", "enc_blocks"), ("decoder", "dec_blocks")):
         mine, theirs = _shapes(getattr(tok, part)), _shapes(getattr(src, part))
         if mine != theirs and not _extra_blocks(mine, theirs):
-            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's "
-                             f"(it may only grow by {field})")
+            names = [n for n in (*SHAPE_FIELDS[part], field) if getattr(tok.cfg, n) != getattr(src.cfg, n)]
+            said = ", ".join(f"{n} {_plain(getattr(tok.cfg, n))} (its: {_plain(getattr(src.cfg, n))})" for n in names)
+            shaped, fewer = [n for n in names if n != field], getattr(tok.cfg, field) < getattr(src.cfg, field)
+            fixes = ([f"leave {', '.join(shaped)} out of --config and the flags (the run then takes its own)"]
+                     if shaped else []) + ([f"give {field} at least {getattr(src.cfg, field)}"] if fewer else [])
+            raise ImageError(f"--init-from {source!r}: its {part} has another shape than this config's"
+                             f"{f': {said}' if said else ''}; it may only grow by {field}: "
+                             f"{' and '.join(fixes) or 'build this one to its shape'}, or leave out --init-from to train from "
+                             "the data")
+
+
+def _plain(value: object) -> object:
+    """A config value as its JSON reads (a tuple of widths as a list)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _shapes(module: torch.nn.Module) -> dict[str, torch.Size]:

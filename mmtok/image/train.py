@@ -16,7 +16,7 @@ Output folder layout::
     OUT/model/               the trained tokenizer: config.json, model.safetensors, README.md (mmtok.load)
                              (the weight average with --ema-decay)
     OUT/train-state/         resumable state (weights + optimizer + RNG, the average), read by --resume
-    OUT/reconstructions.png, OUT/codebook-usage.png        pictures of the last checkpoint
+    OUT/reconstructions.png, OUT/codebook-usage.png        pictures of the last checkpoint (the grid: of OUT/model)
     OUT/summary.json                                       steps, time, machine and device, last losses
 """
 
@@ -53,7 +53,7 @@ from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
-from mmtok.core.module_io import load_module, save_module
+from mmtok.core.module_io import checkpoint_source, load_module, save_module
 from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.run_lock import hold_run_folder
@@ -66,12 +66,7 @@ from mmtok.core.trainstate import (
     options_given,
     save_train_state,
 )
-from mmtok.image.crops import (
-    find_images,
-    load_corpus,
-    random_crops,
-    train_crops,
-)
+from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.discriminator import PatchGAN
 from mmtok.image.init import (
     check_init_source,
@@ -92,7 +87,7 @@ from mmtok.image.train_checks import (
     run_settings,
     take_run_settings,
 )
-from mmtok.image.train_pictures import save_reconstruction_grid, save_usage_histogram
+from mmtok.image.train_pictures import grid_crops, save_reconstruction_grid, save_usage_histogram
 from mmtok.synth.dead_leaves import training_pictures
 
 __all__ = ["main"]
@@ -143,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add this weight times (1 - SSIM) of the reconstruction to the loss (default 0: off)")
     p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
                    help="export an exponential moving average of the weights (decay D per step, e.g. 0.999) as "
-                        "OUT/model; the training state keeps the live weights and the average, so --resume "
-                        "continues both (default 0: off)")
+                        "OUT/model, which reconstructions.png shows; the training state keeps the live weights and the "
+                        "average, so --resume continues both (default 0: off)")
     add_adversary_options(p, weight_help="adversarial term of a patch discriminator, times the adaptive weight "
                                          "(0: no discriminator)", plural=False, warmup=200, lr=1e-4, channels=32)
     p.add_argument("--lr", type=float, default=5e-4, help="peak AdamW learning rate")
@@ -233,6 +228,7 @@ class _Run:
     gan: PatchGAN | None = None  # the patch discriminator (--disc-weight > 0)
     ema: WeightAverage | None = None  # the exported weight average (--ema-decay > 0)
     material: str = ""  # what the run trains on, by content (data_digest), checked on --resume
+    init_from: str | None = None  # the --init-from tokenizer: its source, version and fingerprint (provenance)
     step: int = 0
     elapsed: float = 0.0
     smooth: dict[str, float] = field(default_factory=dict)  # running means of the step figures (loss, psnr, ...)
@@ -286,21 +282,23 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
                          f"(K = {cfg.vq.codebook_size}, {cfg.vq.dim}-d): leave out --codebook-size, --latent-dim "
                          "and the codebook fields of --config")
     corpus = load_corpus(files, args.base_side, max_zoom=args.zoom_max, patch=cfg.downsample)  # a bad file stops us before any write
+    show = grid_crops(corpus, cfg.image_size, args.base_side)  # of the photos, never a --synthetic picture
     if args.synthetic:
         corpus += training_pictures(corpus, args.synthetic, 2 * args.base_side, seed=args.seed,
                                     progress=not args.no_progress)
-    show = random_crops(corpus, 6, cfg.image_size, scale=(1.0, 1.0), flip=False,
-                        generator=torch.Generator().manual_seed(1), base_side=args.base_side)
     command = command_lines("mmtok train-tokenizer image " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
                             was.get("provenance") if isinstance(was.get("provenance"), dict) else {})
     gan = (PatchGAN(weight=args.disc_weight, start=args.disc_start, warmup=args.disc_warmup, lr=args.disc_lr,
                     channels=args.disc_channels, device=device) if args.disc_weight > 0 else None)
+    saved_init = (was.get("provenance") or {}).get("init_from") if isinstance(was.get("provenance"), dict) else None
     run = _Run(args, cfg, tok, opt, corpus, out, device, command,
-               [str(name_under(f, _data_root(args.data))) for f in files], show, gan, material=material)
+               [str(name_under(f, _data_root(args.data))) for f in files], show, gan, material=material,
+               init_from=_init_note(source, args.init_from) if source is not None else saved_init)
     if resume:
         with reading_state_to_resume(out, model_dir=MODEL_DIR):
             st = load_train_state(run.state_dir, model=tok, optimizer=opt, kind="image")
         run.step, run.elapsed = st["step"], float(st["extra"].get("elapsed_s", 0.0))
+        run.smooth = {k: float(v) for k, v in (st["extra"].get("running_means") or {}).items()}
         run.begun = Start.of(run.step, resumed=run.state_dir)
         if gan is not None:
             gan.load_state_tensors(st["extra_tensors"], st["extra"].get("disc_opt"), where=str(run.state_dir))
@@ -323,6 +321,14 @@ def _setup(args: argparse.Namespace, argv: Sequence[str] | None, resume: bool) -
     return run
 
 
+def _init_note(source: ImageTokenizer, init_from: str) -> str:
+    """What a run started from, for its provenance: ``image (image v3 (2026-12-01)), fingerprint …``."""
+    prov = getattr(source, "provenance", None)
+    version = prov.get("model_version") if isinstance(prov, dict) else None
+    return (f"{checkpoint_source(init_from)}{f' ({version})' if version else ''}, "
+            f"fingerprint {source.loaded_fingerprint}")
+
+
 def _resume_average(run: _Run, st: dict[str, Any]) -> None:
     """A resumed run keeps the weight average it was saved with (take_run_settings gave it the run's --ema-decay)."""
     if run.ema is not None:
@@ -337,6 +343,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
         "data": {"folder": str(args.data), **({} if args.split is None else {"split": args.split}),
                  "files": run.data_names,
                  **({"synthetic_dead_leaves": args.synthetic} if args.synthetic else {})},
+        **({"init_from": run.init_from} if run.init_from else {}),
         "steps": run.step,
         "ssim_weight": args.ssim_weight,
         **({"decoder_only": True} if args.decoder_only else {}),
@@ -353,6 +360,7 @@ def _checkpoint(run: _Run, final: bool) -> None:
     disc_tensors, disc_opt = run.gan.state_tensors() if run.gan else ({}, None)
     save_train_state(run.state_dir, kind="image", config=run.cfg, model=tok, optimizer=run.opt, step=run.step,
                      extra={"elapsed_s": run.elapsed, "settings": run_settings(args), "content_digest": run.material,
+                            "running_means": run.smooth,
                             **({"disc_opt": disc_opt} if run.gan else {}),
                             **({"ema_decay": args.ema_decay} if run.ema else {})},
                      provenance=prov, extra_tensors={**disc_tensors, **(run.ema.state_tensors() if run.ema else {})})
@@ -364,7 +372,8 @@ def _checkpoint(run: _Run, final: bool) -> None:
     save_usage_histogram(stats.counts, run.out / "codebook-usage.png",
                          f"training codes since last checkpoint (step {run.step}): usage {stats.usage:.1%}")
     tok.vq.reset_stats()
-    p = save_reconstruction_grid(tok, run.show, run.out / "reconstructions.png")
+    with run.ema.swapped_in(tok) if run.ema else contextlib.nullcontext(tok):  # the pictures of the export
+        p = save_reconstruction_grid(tok, run.show, run.out / "reconstructions.png")
     summary = {**prov, "final": final, "recon_grid_psnr": round(p, 3), "usage": round(stats.usage, 4),
                "running_means": {k: round(v, 4) for k, v in run.smooth.items()}}
     write_atomic(run.out / "summary.json", json.dumps(summary, indent=1))
@@ -476,7 +485,8 @@ def _card(prov: dict[str, Any]) -> str:
     return (
         "# mmtok image tokenizer\n\n"
         f"Trained with `{prov['command']}` for {prov['steps']} steps "
-        f"({prov['train_seconds']} s on {prov['machine']}).\n\n"
+        f"({prov['train_seconds']} s on {prov['machine']})"
+        + (f", starting from {prov['init_from']}" if prov.get("init_from") else "") + ".\n\n"
         + (f"Resumed with:\n\n{resumed}\n" if resumed else "") +
         f"Data: {len(prov['data']['files'])} images from `{prov['data']['folder']}`.\n"
     )

@@ -1,9 +1,10 @@
 """The pictures a ``train-tokenizer image`` run (:mod:`mmtok.image.train`) writes at each checkpoint: originals over
-their reconstructions, and the codebook's usage."""
+their reconstructions (of the fixed crops :func:`grid_crops` cuts), and the codebook's usage."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,22 @@ from PIL import Image
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr
 from mmtok.core.plotting import pyplot
+from mmtok.image.crops import random_crops
 from mmtok.image.tokenizer import ImageTokenizer
 
-__all__ = ["save_reconstruction_grid", "save_usage_histogram"]
+__all__ = ["GRID_CROPS", "grid_crops", "save_reconstruction_grid", "save_usage_histogram"]
+
+GRID_CROPS = 6  # crops the reconstruction grid shows
+
+
+def grid_crops(corpus: Sequence[torch.Tensor], side: int, base_side: int) -> torch.Tensor:
+    """The fixed, seeded crops of the reconstruction grid -> float ``[GRID_CROPS, 3, side, side]``: one
+    ``side``-pixel crop (at the ``base_side`` scale, no flip) of each of ``GRID_CROPS`` different pictures, or
+    of every picture in turn when the corpus has fewer."""
+    g = torch.Generator().manual_seed(1)
+    order = torch.randperm(len(corpus), generator=g).tolist()
+    return torch.cat([random_crops([corpus[order[i % len(order)]]], 1, side, scale=(1.0, 1.0), flip=False,
+                                   generator=g, base_side=base_side) for i in range(GRID_CROPS)])
 
 
 def save_reconstruction_grid(tok: ImageTokenizer, images: torch.Tensor, path: Path) -> float:
