@@ -28,6 +28,7 @@ import torch
 from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
 from mmtok.core.errors import CheckpointError, MissingFileError
 from mmtok.core.module_io import resolve_checkpoint
+from mmtok.core.run_lock import LOCK_NAME, run_holder
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
 from mmtok.data.shards import MANIFEST, open_shards
@@ -79,6 +80,12 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         if any(folder.glob("shard-*.json")):  # shards written, the manifest not yet: a run stopped part-way
             raise CheckpointError(f"{p} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
                                   "yet): run the same command again to resume it, then describe it")
+        if {e.name for e in folder.iterdir()} == {LOCK_NAME}:  # a training run before its first save
+            holder = run_holder(folder)
+            state = (f"held by {holder}: it has not saved yet; describe it after its first save" if holder else
+                     "its process is gone: the run stopped before its first save, and the same command starts it "
+                     "afresh")
+            raise CheckpointError(f"{p} holds only a training run's lock ({LOCK_NAME}), {state}")
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/, or a tokenizer's "
                               f"train-state/ or model/) or a checkpoint "
                               f"({CONFIG_NAME}): nothing to describe")
