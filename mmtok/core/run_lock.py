@@ -2,7 +2,9 @@
 that writes the folder) and :func:`hold_run_folder`, which takes it before the folder is looked at, puts back a
 checkpoint a killed save left mid-swap, and refuses a second run into the same folder; a lock whose process no
 longer runs (on this host) is taken over. While the folder is held, SIGTERM (a scheduler, ``docker stop``,
-``torchrun`` passing it on) stops the run as Ctrl-C does (:class:`Terminated`), so the lock goes with it.
+``torchrun`` passing it on) stops the run as Ctrl-C does (:class:`Terminated`), so the lock goes with it; a command
+that writes file after file (``mmtok encode``) holds :func:`sigterm_interrupts` for the same reason: the file it was
+writing is removed, not left half-written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from types import FrameType
 from mmtok.core.checkpoint_folder import pid_alive, restore_swaps, sibling_prefix
 from mmtok.core.errors import RunRefusedError, TrainingError
 
-__all__ = ["LOCK_NAME", "RunLock", "Terminated", "hold_run_folder", "run_holder"]
+__all__ = ["LOCK_NAME", "RunLock", "Terminated", "hold_run_folder", "run_holder", "sigterm_interrupts"]
 
 LOCK_NAME = ".lock"  # in a run folder while a training process writes to it: "PID HOST" of that process
 
@@ -32,7 +34,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """Within the block SIGTERM raises :class:`Terminated` in the main thread, once (one sent again while the
     run unwinds is not raised again; SIGKILL still ends it at once); the handler before it is put back after.
     Only where SIGTERM has its default action (which ends the process without unwinding) and only in the main
@@ -182,8 +184,8 @@ def hold_run_folder(folder: str | os.PathLike[str], *, checkpoint: bool = False)
     With ``checkpoint``, ``out`` is a checkpoint folder its writer makes itself (a text tokenizer's): its
     parent is made and the lock is taken beside it (:class:`RunLock`). While it is held, SIGTERM stops the run
     as Ctrl-C does, with :class:`Terminated` (a :class:`KeyboardInterrupt`), in the main thread of a process
-    that left SIGTERM at its default action (:func:`_sigterm_interrupts`). Yields ``out``."""
-    with _sigterm_interrupts():
+    that left SIGTERM at its default action (:func:`sigterm_interrupts`). Yields ``out``."""
+    with sigterm_interrupts():
         out = Path(folder)
         home = out.resolve().parent if checkpoint else out
         if home.exists() and not home.is_dir():

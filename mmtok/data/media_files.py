@@ -28,6 +28,7 @@ from mmtok.audio.av_read import sound_only
 from mmtok.audio.io import SILENCE_SINK, SilenceWarning, warn_silence
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.files import read_only_folder
+from mmtok.core.run_lock import sigterm_interrupts
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.codes import CODES_SUFFIX, atomic_file
@@ -374,9 +375,10 @@ def run_each(pairs: Sequence[tuple[Path, Path]], one: Callable[[Path, Path], str
     not one mmtok knows (a bug: its type is on the line), else 0. A progress bar runs on stderr when it is a terminal
     (``progress=None``), always (True) or never (False). Stdout closed by its reader (output piped into e.g.
     ``head``) is no file's failure: the :class:`BrokenPipeError` of printing a line ends the run, the files after
-    it untouched."""
+    it untouched. SIGTERM stops the run as Ctrl-C does (:func:`~mmtok.core.run_lock.sigterm_interrupts`): the
+    file being written is removed, the files written before it stay."""
     failed = unexpected = 0
-    with tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
+    with sigterm_interrupts(), tqdm(pairs, unit="file", leave=False, disable=None if progress is None else not progress,
               file=sys.stderr, dynamic_ncols=True) as bar:
         for path, out in bar:
             bar.set_postfix_str(path.name, refresh=False)
