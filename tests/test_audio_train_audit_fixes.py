@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from mmtok.audio import train as audio_train
-from mmtok.audio import train_data, vocoder_run, vocoder_train
+from mmtok.audio import train_data, vocoder_data, vocoder_train
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import AudioCache, build_cache
@@ -114,10 +114,10 @@ def test_runs_saved_with_the_earlier_digest_resume_by_its_rule(
     voc = tmp_path / "voc"
     assert vocoder_train.main(run_args(cache, voc, "--steps", "2")) == 0
     train, val = AudioCache(cache, "train"), AudioCache(cache, "validation")
-    _as_saved_before(voc, material=vocoder_run._listed_digest(val, train))  # what another cache gave
+    _as_saved_before(voc, material=vocoder_data.listed_digest(val, train))  # what another cache gave
     assert vocoder_train.main(run_args(cache, voc, "--steps", "3", "--resume")) == 2
     assert "holds other clips than the cache the run" in last_error(capsys)
-    _as_saved_before(voc, material=vocoder_run._listed_digest(train, val))
+    _as_saved_before(voc, material=vocoder_data.listed_digest(train, val))
     assert vocoder_train.main(run_args(cache, voc, "--steps", "3", "--resume")) == 0
 
 

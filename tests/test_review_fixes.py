@@ -211,16 +211,16 @@ def test_the_stdout_guard_passes_on_what_a_wrapped_stream_returns(monkeypatch: p
     assert json.loads(out.buf.getvalue())["preset"] == "gemini"
 
 
-def test_a_float64_checkpoint_loads_as_float64_under_a_float64_default(tmp_path: Path) -> None:
+def test_a_quantizer_made_and_loaded_under_a_float64_default_keeps_its_float32_state(tmp_path: Path) -> None:
     import mmtok
     from mmtok.vq.quantizer import VectorQuantizer, VQConfig
 
     torch.set_default_dtype(torch.float64)
     try:
-        vq = VectorQuantizer(VQConfig(codebook_size=8, dim=4))
+        vq = VectorQuantizer(VQConfig(codebook_size=8, dim=4))  # its state is float32 whatever the default
         mmtok.save(vq, tmp_path / "vq64")
         back = mmtok.load(tmp_path / "vq64")
-        assert back.embed.dtype == torch.float64 and torch.equal(back.embed, vq.embed)
+        assert vq.embed.dtype == back.embed.dtype == torch.float32 and torch.equal(back.embed, vq.embed)
     finally:
         torch.set_default_dtype(torch.float32)
 

@@ -60,13 +60,13 @@ def test_train_tokenizer_text_names_utf16_without_a_mark_not_latin1(tmp_path: Pa
     b"a\x00b\x00c\x00d\x00\x00e\x00f\x00g\x00h\x00i",  # NULs on both sides of the pairs
 ], ids=["utf-8", "short", "no-ascii", "binary", "both-sides"])
 def test_bytes_that_are_not_clearly_wide_text_are_not_guessed_at(head: bytes) -> None:
-    from mmtok.stream.text import unmarked_wide_encoding
+    from mmtok.stream.text_files import unmarked_wide_encoding
 
     assert unmarked_wide_encoding(head) is None
 
 
 def test_a_byte_order_mark_still_names_its_encoding() -> None:
-    from mmtok.stream.text import wide_text
+    from mmtok.stream.text_files import wide_text
 
     assert wide_text("{}".encode("utf-16")) == ("UTF-16", "it starts with a UTF-16 byte order mark")
     assert wide_text(TEXT.encode("utf-8")) is None

@@ -17,7 +17,7 @@ so ``..`` and symlinks that lead out are caught); a document naming one outside
 is skipped with the reason, unless the source says ``allow_outside``. A JSONL
 file may start with a UTF-8 byte order mark, and so may any of its lines (two
 files joined); one saved as UTF-16 or UTF-32 is refused, with a byte order mark or clearly without
-one (:func:`~mmtok.stream.text.wide_text`). :func:`media_kinds`
+one (:func:`~mmtok.stream.text_files.wide_text`). :func:`media_kinds`
 pre-scans a corpus for the media it holds (which tokenizers a run needs).
 
 A document is numbered by its line (JSONL) or row (1-based): the number shards
@@ -43,7 +43,7 @@ from mmtok.data.media_paths import MediaPaths
 from mmtok.image.io import PIXELS_ENV, bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
-from mmtok.stream.text import WIDE_SNIFF_BYTES, wide_text
+from mmtok.stream.text_files import WIDE_SNIFF_BYTES, wide_text
 from mmtok.stream.vocab import MEDIA
 
 __all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
@@ -223,7 +223,7 @@ def _check_columns(path: Path, schema: Any) -> None:
 
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
     """The :class:`Source` at ``path``, its layout told from the suffix (in any case) or the folder's contents; a
-    JSONL file saved as UTF-16 or UTF-32 (:func:`~mmtok.stream.text.wide_text`) is a :class:`CorpusError` naming
+    JSONL file saved as UTF-16 or UTF-32 (:func:`~mmtok.stream.text_files.wide_text`) is a :class:`CorpusError` naming
     it and the encoding to convert from, before any work."""
     path = Path(path)
     if path.is_dir():

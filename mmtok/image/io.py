@@ -491,8 +491,7 @@ def _from_tensor(t: torch.Tensor) -> np.ndarray:
         hint = "; for channels last pass x.permute(2, 0, 1)" if t.dim() == 3 and t.shape[-1] in (1, 3, 4) else ""
         raise ValueError(f"expected a tensor [3, H, W] (or [1, H, W], [4, H, W], [H, W]){hint}")
     t = t.detach().cpu()
-    if t.is_floating_point():
-        t = t.float()  # numpy has no bfloat16
+    t = t.float() if t.is_floating_point() else t  # numpy has no bfloat16
     try:
         a = rearrange(t, "c h w -> h w c").numpy()
     except (TypeError, RuntimeError) as e:  # complex32, quantized, ...: no numpy equivalent

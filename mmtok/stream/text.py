@@ -39,16 +39,9 @@ import torch
 
 from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
-from mmtok.stream.text_files import (
-    WIDE_SNIFF_BYTES,
-    unmarked_wide_encoding,
-    wide_encoding,
-    wide_text,
-)
 from mmtok.stream.vocab import RESERVED_SPECIAL
 
-__all__ = ["WIDE_SNIFF_BYTES", "BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "train_bpe",
-           "unmarked_wide_encoding", "wide_encoding", "wide_text"]
+__all__ = ["BPETokenizer", "ByteTokenizer", "TextTokenizer", "load_text_tokenizer", "train_bpe"]
 
 KIND = "text"  # checkpoint kind of a BPE folder
 TOKENIZER_FILE = "tokenizer.json"  # the Hugging Face tokenizers serialization inside it
