@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ import mmtok
 from mmtok.core.threads import one_intra_op_thread, per_thread_counts
 
 REPO = Path(mmtok.__file__).resolve().parents[1]  # this mmtok's source, whichever is installed
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.skipif(not per_thread_counts(), reason="torch without OpenMP keeps one count for the whole process")

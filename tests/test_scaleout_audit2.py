@@ -100,12 +100,17 @@ def _rewrite_after(monkeypatch: pytest.MonkeyPatch, shard: Path, new: bytes, *, 
     monkeypatch.setattr(train_module, "_optimisation_step", stepped)
 
 
-def test_a_shard_changed_under_a_training_run_stops_it_before_the_next_checkpoint(
-        shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "shards"
+def _copy(shards: Path, data: Path) -> Path:
+    """A copy of the shard folder ``shards`` at ``data``, to change under a run."""
     data.mkdir()
     for f in shards.iterdir():
         (data / f.name).write_bytes(f.read_bytes())
+    return data
+
+
+def test_a_shard_changed_under_a_training_run_stops_it_before_the_next_checkpoint(
+        shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _copy(shards, tmp_path / "shards")
     shard = data / "shard-00001.bin"
     ids = np.fromfile(shard, dtype=json.loads((data / "manifest.json").read_text())["dtype"])
     other = ids.copy()
@@ -123,10 +128,7 @@ def test_a_shard_changed_under_a_training_run_stops_it_before_the_next_checkpoin
 
 def test_a_shard_written_again_with_the_same_bytes_is_no_change(
         shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = tmp_path / "shards"
-    data.mkdir()
-    for f in shards.iterdir():
-        (data / f.name).write_bytes(f.read_bytes())
+    data = _copy(shards, tmp_path / "shards")
     shard = data / "shard-00001.bin"
     _rewrite_after(monkeypatch, shard, shard.read_bytes(), step=1)  # the same corpus tokenized again
     run = train(small(data, tmp_path / "run", steps=4, save_every=2))

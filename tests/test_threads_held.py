@@ -4,7 +4,6 @@ count from before the first comes back after the last, in whichever order they e
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -12,14 +11,6 @@ import torch
 
 from mmtok.core.threads import one_intra_op_thread
 from mmtok.data import corpus
-
-
-@pytest.fixture
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_overlapping_holders_in_two_threads_leave_the_count_as_it_was(two_threads: None) -> None:
