@@ -63,10 +63,10 @@ from mmtok.data.media_files import (
 )
 from mmtok.pretrained import (
     is_callable_spec,
-    load_config,
     load_tokenizer,
     model_version,
     rate_keywords,
+    tokenizer_config,
     vocoder_keywords,
 )
 
@@ -167,7 +167,7 @@ class Evaluation:
         """The config of ``--KIND name`` (None for a tokenizer without one): a checkpoint's read without its weights,
         a ``module:callable`` one's from the tokenizer it builds, kept for :meth:`of` to take."""
         if not is_callable_spec(name):
-            return load_config(name, kind=kind)
+            return tokenizer_config(name, kind=kind)
         if (kind, name) not in self.built:
             tok = load_tokenizer(name, kind=kind)
             needs, why = NEEDS[kind]

@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported 
     from mmtok.video.tokenizer import VideoTokenizer
 
 __all__ = ["KINDS", "available", "default_config", "is_callable_spec", "load", "load_config", "load_tokenizer",
-           "model_version", "native_image_tokenizer", "rate_keywords", "save", "vocoder_keywords"]
+           "model_version", "native_image_tokenizer", "rate_keywords", "run_model_of", "save", "tokenizer_config",
+           "vocoder_keywords"]
 
 
 def available() -> list[str]:
@@ -290,7 +291,8 @@ def _built(spec: str, error: type[Exception]) -> Any:
 
 def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception] = CheckpointError) -> Any:
     """The media tokenizer a MODEL argument (``--image``, ``--audio``, ``--video`` of every command) names: a
-    shipped name, a checkpoint folder (both as :func:`load`), or ``package.module:callable`` (imported from the
+    shipped name, a checkpoint folder (both as :func:`load`), a tokenizer trainer's run folder (its exported
+    ``RUN/model``, said on stderr), or ``package.module:callable`` (imported from the
     working folder or the installed packages, and called with no arguments).
 
     With ``kind``, a checkpoint of another kind is refused (:func:`load`), and so is a built tokenizer whose
@@ -305,7 +307,7 @@ def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception]
     mmtok.core.errors.CheckpointError: tokenizer 'mmtok.pretrained:native_image_tokenizer' gives a ImageTokenizer of kind 'image', not 'audio'
     """
     if not is_callable_spec(spec):
-        return load(spec, kind=kind)
+        return load(run_model_of(spec, kind), kind=kind)
     tok = _built(spec, error)
     missing = [name for name in ("codebook_size", "encode", "decode") if not hasattr(tok, name)]
     if missing:
@@ -315,6 +317,31 @@ def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception]
     if kind is not None and isinstance(built_kind, str) and built_kind != kind:
         raise error(f"tokenizer {spec!r} gives a {type(tok).__name__} of kind {built_kind!r}, not {kind!r}")
     return tok
+
+
+_RUNS_SAID: set[tuple[str | None, str]] = set()  # (kind, run folder) said on stderr once per process
+
+
+def run_model_of(spec: str, kind: str | None) -> str:
+    """``spec``, or for a tokenizer trainer's run folder (no checkpoint of its own, one exported model in
+    ``RUN/model``) that model, said on stderr once, as the trainers' ``--init-from`` takes a run. Anything else
+    comes back as it is, for :func:`load` to read or refuse (a vocoder run's two models among them)."""
+    folder = Path(spec)
+    if (not folder.is_dir() or (folder / CONFIG_NAME).is_file()
+            or not (folder / TOKENIZER_MODEL_DIR / CONFIG_NAME).is_file() or (folder / "best" / CONFIG_NAME).is_file()):
+        return spec
+    model = folder / TOKENIZER_MODEL_DIR
+    if (kind, spec) not in _RUNS_SAID:
+        _RUNS_SAID.add((kind, spec))
+        print(f"mmtok: --{kind or 'MODEL'} {spec} is a training run's folder: reading its model, {model}",
+              file=sys.stderr)
+    return str(model)
+
+
+def tokenizer_config(spec: str, *, kind: str | None = None) -> Any:
+    """:func:`load_config` of what a MODEL argument names when it is a checkpoint: a shipped name, a checkpoint
+    folder, or a tokenizer trainer's run folder (:func:`run_model_of`)."""
+    return load_config(run_model_of(spec, kind), kind=kind)
 
 
 def rate_keywords(tok: Any, rate: int) -> dict[str, int]:
