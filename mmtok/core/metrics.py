@@ -1,9 +1,12 @@
 """Measurements that several parts of mmtok report, each written once.
 
-Reconstruction quality (:func:`psnr`, :func:`ssim`) for images in ``[0, 1]``,
-codebook health (:func:`codebook_usage`: the share of the K codes used and the
-perplexity of their distribution; :func:`usage_over`: the share of the codes a run of
-that many tokens could have used), and two methods scored on the same items
+Reconstruction quality (:func:`psnr`, :func:`ssim`) for images in ``[0, 1]`` (uint8 ones in ``[0, 255]``),
+with scikit-image's conventions: ``peak_signal_noise_ratio(ref, rec, data_range=1)`` and
+``structural_similarity(ref, rec, data_range=1, channel_axis=0, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False)`` of each image (pixels and channels together), the reconstruction clipped to the
+range first and identical images giving 100 dB rather than infinity; codebook health
+(:func:`codebook_usage`: the share of the K codes used and the perplexity of their distribution;
+:func:`usage_over`: the share of the codes a run of that many tokens could have used), and two methods scored on the same items
 (:func:`paired_difference`: the mean per-item difference with a bootstrap interval).
 
 >>> import torch
@@ -33,17 +36,38 @@ SSIM_SIGMA = 1.5  # its standard deviation in pixels
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # stabilisers, times the dynamic range 1.0
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB of ``[B, C, H, W]`` (or ``[C, H, W]``) tensors in ``[0, peak]``.
-
-    ``a`` (the reconstruction) is clipped to the valid range first; the mean
-    squared error is floored at 1e-10 so identical images give a finite 100 dB.
-    """
+def _images(a: torch.Tensor, b: torch.Tensor, what: str, peak: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``a`` and ``b`` as float32 ``[B, C, H, W]`` in ``[0, peak]`` (uint8 ones scaled from ``[0, 255]``), and whether
+    they came batched; a ValueError or TypeError that says what to pass for other shapes and element types."""
     if a.shape != b.shape:
-        raise ValueError(f"psnr needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    batched = a.dim() == 4
-    a4, b4 = (a, b) if batched else (a[None], b[None])
-    mse = (a4.float().clamp(0, peak) - b4.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # (B,)
+        raise ValueError(f"{what} needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not 2 <= a.dim() <= 4:
+        raise ValueError(f"{what} needs images [B, C, H, W], [C, H, W] or [H, W], got a tensor of shape "
+                         f"{tuple(a.shape)}")
+    out = []
+    for t in (a, b):
+        if t.dtype == torch.uint8:  # 8-bit pixels: 0..255 is the whole range
+            t = t.float() / 255.0 * peak
+        elif not t.is_floating_point():
+            raise TypeError(f"{what} needs float images in [0, {peak:g}] or uint8 ones in [0, 255], got {t.dtype}; "
+                            f"convert with .float() / (the type's largest value) * {peak:g}")
+        out.append(t.float().reshape(-1, *t.shape[-3:]) if t.dim() >= 3 else t.float()[None, None])  # (B, C, H, W)
+    return out[0], out[1], a.dim() == 4
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR in dB of ``[B, C, H, W]`` (or one image ``[C, H, W]`` or ``[H, W]``) tensors in ``[0, peak]``;
+    uint8 tensors are read as ``[0, 255]`` and give the same figure as their float ones.
+
+    ``a`` (the reconstruction) is clipped to the valid range first; the mean squared error over the
+    pixels and channels of each image is floored at 1e-10 so identical images give a finite 100 dB
+    (scikit-image's ``peak_signal_noise_ratio`` gives infinity).
+
+    >>> float(psnr(torch.full((8, 8), 100, dtype=torch.uint8), torch.full((8, 8), 110, dtype=torch.uint8)))
+    28.1308...
+    """
+    a4, b4, batched = _images(a, b, "psnr", peak)
+    mse = (a4.clamp(0, peak) - b4).pow(2).flatten(1).mean(1).clamp_min(1e-10)  # (B,)
     out = 10.0 * torch.log10(peak**2 / mse)
     return out if batched else out[0]
 
@@ -56,17 +80,18 @@ def _gaussian_window(channels: int, device: torch.device) -> torch.Tensor:
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image structural similarity of ``[B, C, H, W]`` (or ``[C, H, W]``) tensors in [0, 1].
+    """Per-image structural similarity of ``[B, C, H, W]`` (or one image ``[C, H, W]`` or ``[H, W]``) tensors in
+    [0, 1]; uint8 tensors are read as ``[0, 255]``.
 
     The standard definition (Wang et al. 2004): an 11×11 Gaussian window with
     σ = 1.5, per channel, averaged over the valid region and the channels; the
-    same figure ``pytorch-msssim``'s ``ssim(..., data_range=1)`` gives.
+    same figure ``pytorch-msssim``'s ``ssim(..., data_range=1)`` gives, and scikit-image's
+    ``structural_similarity`` with ``gaussian_weights=True, use_sample_covariance=False, data_range=1``.
+    ``a`` (the reconstruction) is clipped to [0, 1] first. Two constant images of levels ``u`` and ``v``
+    give ``(2uv + C1) / (u² + v² + C1)``.
     """
-    if a.shape != b.shape:
-        raise ValueError(f"ssim needs two tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    batched = a.dim() == 4
-    x, y = (a, b) if batched else (a[None], b[None])
-    x, y = x.float().clamp(0, 1), y.float()
+    x, y, batched = _images(a, b, "ssim")
+    x = x.clamp(0, 1)
     c = x.shape[1]
     if min(x.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}×{SSIM_WINDOW} pixels, got {tuple(x.shape[-2:])}")
@@ -75,10 +100,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, w, groups=c)  # (B, C, H-k+1, W-k+1), valid region only
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    # (co)variances do not change when each image's channel is shifted by a constant: taken about its mean, the
+    # E[x²] - E[x]² below does not lose float32 digits to a bright flat region (a constant image's is exactly 0)
+    mx, my = x.mean((2, 3), keepdim=True), y.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
+    x, y = x - mx, y - my
+    bx, by = blur(x), blur(y)
+    var_x = blur(x * x) - bx**2
+    var_y = blur(y * y) - by**2
+    cov = blur(x * y) - bx * by
+    mu_x, mu_y = bx + mx, by + my
     c1, c2 = SSIM_K1**2, SSIM_K2**2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     out = s.flatten(1).mean(1)  # (B,)
