@@ -134,7 +134,8 @@ def _export(p: Path) -> dict[str, Any] | None:
         rows = sum(int(v.get("num_examples", 0)) for v in splits.values() if isinstance(v, dict))
         mark = _json(p / "mmtok_export.json") if (p / "mmtok_export.json").is_file() else None
         return out | {"format": "datasets (mmtok export --to datasets)", "documents": rows,
-                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
+                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark),
+                      "tokenizers": _mark_tokenizers(mark, p / "mmtok_export.json")}
     if p.is_file() and (p.suffix.lower() == ".parquet" or _starts_with(p, PARQUET_MAGIC)):  # any name export took
         try:
             import pyarrow.parquet as pq
@@ -150,7 +151,8 @@ def _export(p: Path) -> dict[str, Any] | None:
         raw = (pf.schema_arrow.metadata or {}).get(b"mmtok_export")
         mark = json.loads(raw) if raw else None
         return out | {"format": "parquet (mmtok export --to parquet)", "documents": pf.metadata.num_rows,
-                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark)}
+                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark),
+                      "tokenizers": _mark_tokenizers(mark, f"{p} (schema metadata mmtok_export)")}
     return None
 
 
@@ -174,6 +176,13 @@ def _json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds {type(data).__name__}, not a JSON object")
     return data
+
+
+def _mark_tokenizers(mark: Any, where: object) -> dict[str, str] | None:
+    """The tokenizers of the vocabulary an export's mark records (as a bin export's ``meta.json``); None without
+    one (an export of an earlier mmtok)."""
+    vocab = mark.get("vocab") if isinstance(mark, dict) else None
+    return _vocab_tokenizers(Vocabulary.from_dict(vocab, where=str(where))) if isinstance(vocab, dict) else None
 
 
 def _mark_note(mark: dict[str, Any] | None) -> str:

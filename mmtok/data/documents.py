@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
 from mmtok.data.media_paths import MediaPaths
+from mmtok.data.obelics_tables import data_files, table_batches
 from mmtok.image.io import PIXELS_ENV, bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
 from mmtok.stream.segments import segment_shape
@@ -49,10 +51,9 @@ from mmtok.stream.vocab import MEDIA
 __all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
            "open_source", "segments", "strip_bom", "utf8_reason"]
 
-ROW_BATCH = 256  # rows read from a table at a time
-OBELICS_COLUMNS = ("texts", "images")  # the list columns an OBELICS-layout table has
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
 NO_SEGMENTS = "no segments"  # why a document with nothing in it is skipped
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # the start of an OBELICS image cell that is a URL, not a path
 
 
 def strip_bom(raw: bytes, number: int) -> bytes:
@@ -113,7 +114,7 @@ class Source:
         ``state.json`` lists, in its order)."""
         if self.layout != "datasets":
             return [self.path]
-        return _data_files(self.path)
+        return data_files(self.path)
 
     @property
     def size(self) -> int:
@@ -160,65 +161,10 @@ class Source:
             raise CorpusError(f"reading {self.path} needs pyarrow; pip install 'mmtok[hf]'") from None
         for p in self.files():
             try:
-                yield from _table_batches(p, self.layout)
+                yield from table_batches(p, self.layout)
             except (pa.ArrowException, OSError) as e:
                 kind = "Parquet" if self.layout == "parquet" else "an Arrow stream (datasets .arrow file)"
                 raise CorpusError(f"{p} cannot be read as {kind}: {' '.join(str(e).split())}") from None
-
-
-def _data_files(folder: Path) -> list[Path]:
-    """The ``.arrow`` files a ``datasets`` folder's ``state.json`` lists under ``_data_files``, in its order.
-
-    Not every ``.arrow`` file in the folder: ``.map()`` and ``.filter()`` write
-    ``cache-*.arrow`` files there, which hold other rows.
-    """
-    state = folder / "state.json"
-    try:
-        listed = json.loads(state.read_text(encoding="utf-8"))["_data_files"]
-        names = [entry["filename"] for entry in listed]
-    except (OSError, ValueError, LookupError, TypeError) as e:
-        raise CorpusError(f"{state} does not list the dataset's files (_data_files: [{{\"filename\": ...}}]): "
-                          f"{type(e).__name__}: {e}; save the dataset again with Dataset.save_to_disk") from None
-    files = []
-    for name in names:
-        plain = isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name  # no ../
-        if not plain or not (folder / name).is_file():
-            raise CorpusError(f"{state} lists the data file {name!r}, which is not a file in {folder}")
-        files.append(folder / name)
-    return files
-
-
-def _table_batches(path: Path, layout: str) -> Iterator[Any]:
-    """Record batches of ``path`` (a Parquet file or an Arrow stream), only the OBELICS columns."""
-    import pyarrow.parquet as pq
-    from pyarrow import ipc
-
-    if layout == "parquet":
-        table = pq.ParquetFile(path)
-        _check_columns(path, table.schema_arrow)
-        yield from table.iter_batches(batch_size=ROW_BATCH, columns=list(OBELICS_COLUMNS))
-        return
-    with open(path, "rb") as f:
-        reader = ipc.open_stream(f)
-        _check_columns(path, reader.schema)
-        for batch in reader:
-            yield batch.select(list(OBELICS_COLUMNS))
-
-
-def _check_columns(path: Path, schema: Any) -> None:
-    """A :class:`CorpusError` naming ``path`` unless its table has one list column ``texts`` and one ``images``."""
-    import pyarrow as pa
-
-    for name in OBELICS_COLUMNS:
-        index = schema.get_field_index(name)
-        if index < 0:
-            raise CorpusError(f"{path} has no (single) {name!r} column (its columns: {', '.join(schema.names)}); "
-                              "an OBELICS-layout corpus has list columns texts and images")
-        kind = schema.field(index).type
-        if not any(test(kind) for test in (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list,
-                                           pa.types.is_null)):
-            raise CorpusError(f"{path}: column {name!r} holds {kind}, not lists; an OBELICS-layout corpus has "
-                              "list columns texts and images")
 
 
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
@@ -464,6 +410,9 @@ def _row_image(image: Any, k: int, where: MediaPaths) -> Any:
     """A PIL image (from bytes) or a path, from an OBELICS image cell."""
     if isinstance(image, dict):  # datasets.Image's struct
         image = image.get("bytes") or image.get("path")
+        if image is None or image == b"":
+            raise ValueError(f"position {k}: the image struct has neither bytes nor a path; give one, or make the "
+                             "cell null for no image")
     if isinstance(image, (bytes, bytearray)):
         from PIL import Image, UnidentifiedImageError
 
@@ -481,5 +430,8 @@ def _row_image(image: Any, k: int, where: MediaPaths) -> Any:
             raise ValueError(f"position {k}: the image bytes are not a readable image ({e})") from None
         return pic
     if isinstance(image, str):
+        if URL.match(image):  # OBELICS as published holds the images' URLs
+            raise ValueError(f"position {k}: the image {image[:80]!r} is a URL, and mmtok downloads nothing: fetch the "
+                             "images first and put their paths (or bytes) in the images column")
         return {"image": str(where.media(image, f"position {k}: image file"))}
     raise ValueError(f"position {k}: an image is a path, bytes or null, got {type(image).__name__}")

@@ -2,12 +2,14 @@
 
 * ``parquet``: one file, a row per document: ``doc`` (int64, its JSONL line or
   row), ``ids`` (list of int32), ``modality`` (list of int8, the
-  :class:`~mmtok.stream.vocab.Modality` of each id) and ``source`` (the corpus file).
+  :class:`~mmtok.stream.vocab.Modality` of each id: 0 text, 1 special, 2 image, 3 audio, 4 video, as the
+  mark's ``modalities`` says) and ``source`` (the corpus file).
   ``datasets.load_dataset("parquet", data_files=PATH)`` reads it.
 * ``datasets``: the same rows as a folder for ``datasets.load_from_disk``.
 * ``bin``: a folder with ``tokens.bin`` (every document's ids back to back, uint16
   when the vocabulary fits, else uint32: ``np.memmap`` it), ``index.npy`` (int64
-  start of each document; the last ends at the end of ``tokens.bin``) and
+  start of each document; the last ends at the end of ``tokens.bin``), ``doc.npy`` (int64,
+  each document's JSONL line or row, as parquet's ``doc``) and
   ``meta.json`` (dtype, vocabulary size, layout and fingerprint, counts).
 
 Positions and loss weights are not exported: they follow from the ids
@@ -53,6 +55,7 @@ from mmtok.data.shards import (
     json_bytes,
     open_shards,
 )
+from mmtok.stream.vocab import Modality
 
 __all__ = ["FORMATS", "export_shards"]
 
@@ -64,8 +67,10 @@ SLICE_TOKENS = 1 << 20  # ids a Parquet or datasets export reads and converts at
 
 def _mark(to: str, fingerprint: Any, vocab: dict[str, Any]) -> dict[str, Any]:
     """What an export to ``to`` of shards with vocabulary ``fingerprint`` records about itself (see the module
-    docstring): its format, the fingerprint and the vocabulary's layout (``Vocabulary.to_dict``)."""
-    return {"format": f"mmtok-export-{to}", "format_version": 1, "fingerprint": fingerprint, "vocab": vocab}
+    docstring): its format, the fingerprint, the vocabulary's layout (``Vocabulary.to_dict``) and what each
+    number in the ``modality`` column means (``modalities``: name -> number)."""
+    return {"format": f"mmtok-export-{to}", "format_version": 1, "fingerprint": fingerprint, "vocab": vocab,
+            "modalities": {m.name.lower(): int(m) for m in Modality}}
 
 
 def _documents(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -125,7 +130,10 @@ def _tables(shards: ShardSet) -> Iterator[Any]:
 
 
 def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = None) -> None:
-    """The rows of every shard to the Parquet file ``path``, ``mark`` (if any) in its schema metadata."""
+    """The rows of every shard to the Parquet file ``path``, ``mark`` (if any) in its schema metadata.
+
+    A shard of no documents (a part whose every line was skipped) adds no row group: ``datasets`` reads a file
+    whose first row group is empty as an error (its batch size is that row group's rows)."""
     _, pq = _pyarrow()
     writer = None
     try:
@@ -133,7 +141,8 @@ def _write_parquet(shards: ShardSet, path: Path, mark: dict[str, Any] | None = N
             if writer is None:
                 schema = table.schema if mark is None else table.schema.with_metadata({MARK_KEY: json.dumps(mark)})
                 writer = pq.ParquetWriter(path, schema)
-            writer.write_table(table)
+            if table.num_rows:
+                writer.write_table(table)
     finally:
         if writer is not None:
             writer.close()
@@ -164,14 +173,17 @@ def _write_datasets(shards: ShardSet, out: Path, mark: dict[str, Any], scratch: 
 
 
 def _write_bin(shards: ShardSet, out: Path) -> dict[str, Any]:
+    """``tokens.bin``, ``index.npy``, ``doc.npy`` and last ``meta.json`` (see the module docstring) in ``out``."""
     dtype = id_dtype(shards.vocab.size)
-    starts, total = [], 0
+    starts, lines, total = [], [], 0
     with open(out / "tokens.bin", "wb") as f:
-        for tokens, offsets in zip(shards.tokens, shards.offsets, strict=True):
+        for tokens, offsets, (_, doc, _) in zip(shards.tokens, shards.offsets, _documents(shards.folder), strict=True):
             np.asarray(tokens).astype(dtype, copy=False).tofile(f)
             starts.append(offsets[:-1] + total)
+            lines.append(doc)
             total += int(tokens.size)
     np.save(out / "index.npy", np.concatenate(starts) if starts else np.zeros(0, np.int64))
+    np.save(out / "doc.npy", np.concatenate(lines) if lines else np.zeros(0, np.int64))
     meta = {
         "format": "mmtok-tokens-bin", "format_version": 1, "dtype": dtype.name, "vocab_size": shards.vocab.size,
         "fingerprint": shards.vocab.fingerprint, "docs": shards.num_docs, "tokens": total,
@@ -186,7 +198,7 @@ def _write_bin(shards: ShardSet, out: Path) -> dict[str, Any]:
 # (tempfile.NamedTemporaryFile: "tmp" and 8 letters, digits or underscores)
 DATASETS_CACHE = ("cache-*.arrow", "tmp" + "[a-z0-9_]" * 8)
 EXPORT_FILES = {  # what an earlier export of each format holds: only such a path is replaced
-    "bin": ("tokens.bin", "index.npy", "meta.json"),
+    "bin": ("tokens.bin", "index.npy", "doc.npy", "meta.json"),
     "datasets": ("dataset_info.json", "state.json", "data-*.arrow", MARK_FILE, *DATASETS_CACHE),
 }
 LAST_FILE = {"bin": "meta.json", "datasets": MARK_FILE}  # what a folder export writes last: a backup with it is whole
