@@ -47,3 +47,11 @@ def test_an_unfinished_tokenize_run_is_said_so(tmp_path: Path, monkeypatch: pyte
     capsys.readouterr()
     assert main(["export", "sh", "--to", "parquet", "--out", "out.parquet"]) != 0
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_a_tokenize_run_killed_before_its_first_shard_is_said_unfinished(tmp_path: Path) -> None:
+    folder = tmp_path / "sh"
+    folder.mkdir()
+    (folder / ".lock").write_text("")  # what a run killed before its first shard leaves
+    with pytest.raises(CorpusError, match="has not finished"):
+        open_shards(folder)
