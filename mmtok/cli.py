@@ -303,8 +303,10 @@ def _add_demo(sub: Any) -> None:
     demo.add_argument("--fast", action="store_true", help="a smaller, quicker run")
     demo.add_argument("--out", default="mmtok-demo", help="folder for the demo's outputs: new, empty, or one an "
                       "earlier demo wrote (it is rewritten); a folder holding anything else is refused")
-    demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show "
-                      "(default: the example media shipped with mmtok, examples/data in a checkout)")
+    demo.add_argument("--data", default=None, metavar="DIR", help="folder of images, sounds and videos to show, "
+                      "at least one image and one sound; hidden files are passed over and files that cannot be "
+                      "read are left out, named on the page (default: the example media shipped with mmtok, "
+                      "examples/data in a checkout)")
     demo.add_argument("--seed", type=seed_arg, default=0, help="random seed, in [0, 2**32)")
     demo.add_argument("--max-memory", type=_gib, default=2.0, metavar="GB",
                       help="memory budget (GiB) of the context-growth measurement: lengths whose estimated step "

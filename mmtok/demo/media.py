@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmtok.core.errors import MmtokError
 from mmtok.core.metrics import psnr as image_psnr
 from mmtok.core.metrics import ssim as image_ssim
 from mmtok.core.module_io import training_files
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.demo.plots import mel_pair, save_png, save_wav, usage_plot
-from mmtok.demo.state import vocab_words
+from mmtok.demo.state import media_file, vocab_words
 from mmtok.stream.vocab import Modality
 
 if TYPE_CHECKING:
@@ -26,7 +27,31 @@ if TYPE_CHECKING:
 
 
 def _files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    """The files of ``folder`` with one of ``suffixes``: not its subfolders, nor hidden files (``._photo.jpg``,
+    the resource forks macOS leaves beside a copied file, are not pictures)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and media_file(p))
+
+
+def _readable(d: Demo, what: str, files: list[Path], load: Callable[[Path], Any]) -> list[tuple[Path, Any]]:
+    """``(file, load(file))`` for each of ``files`` that loads; the others are left out, each named with its
+    problem in :attr:`Demo.skipped` (the page says so), or a :class:`DemoError` when none loads."""
+    from mmtok.core.errors import DemoError
+
+    loaded = []
+    for f in files:
+        try:
+            loaded.append((f, load(f)))
+        except (MmtokError, OSError) as e:
+            d.skipped = (*d.skipped, (f.name, str(e)))
+    if not loaded:
+        raise DemoError(f"demo data folder {d.data}: none of its {what} can be read ("
+                        + "; ".join(f"{n}: {e}" for n, e in d.skipped[-len(files):]) + "); fix or replace them")
+    return loaded
+
+
+def plural(n: int, word: str) -> str:
+    """``1 image``, ``2 images``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def saved_as(folder: str, f: Path, ending: str) -> str:
@@ -48,18 +73,41 @@ def training_match(tok: Any, *, shipped_examples: bool) -> Callable[[Path], str]
     files on disk (their names are relative to the trainer's ``--data`` folder, or the manifest's folder), or,
     among the shipped examples, for a resized copy of a training picture (they keep its name:
     ``examples/data/README.md``); :data:`SAME_NAME` for another file whose name a training file has (whether it
-    is the same picture cannot be told); :data:`UNSEEN` otherwise."""
+    is the same picture cannot be told); :data:`SEEN` too for a byte-for-byte copy, under any name, of a training
+    file on disk or of a shipped example that is a training picture; :data:`UNSEEN` otherwise."""
+    from mmtok.demo.state import example_data
+
     recorded = training_files(tok)
     on_disk, stems = recorded.on_disk(), {Path(n).stem for n in recorded.names}
+    copies: set[str] = set()
+
+    def training_digests() -> set[str]:  # read once, on the first file that needs it
+        if not copies:
+            try:
+                examples = [p for p in example_data().iterdir() if p.stem in stems and media_file(p)]
+            except FileNotFoundError:
+                examples = []
+            copies.update(_digest(p) for p in [*examples, *on_disk] if p.is_file())
+            copies.add("")  # read
+        return copies
 
     def match(f: Path) -> str:
         if f.resolve() in on_disk:
             return SEEN
         if f.stem in stems:
             return SEEN if shipped_examples else SAME_NAME
-        return UNSEEN
+        return SEEN if _digest(f) in training_digests() else UNSEEN
 
     return match
+
+
+def _digest(f: Path) -> str:
+    import hashlib
+
+    try:
+        return hashlib.sha256(f.read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
 
 
 def images_step(d: Demo) -> str:
@@ -67,14 +115,16 @@ def images_step(d: Demo) -> str:
     files = _files(d.data, IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {d.data}")
-    seen = training_match(tok, shipped_examples=d.data_label == "examples/data")
+    seen = training_match(tok, shipped_examples=d.shipped_examples)
     rows, cards, codes_all = [], [], []
     (d.out / "images").mkdir(exist_ok=True)
-    for f in tqdm(files, desc="images", leave=False, disable=not d.progress):
+    loaded = _readable(d, "images", files, lambda f: _timed(tok.preprocess, f))
+    d.images = [f for f, _ in loaded]
+    for f, (x, pre_s) in tqdm(loaded, desc="images", leave=False, disable=not d.progress):
+        x = x.to(d.device)  # [3, 256, 256]: what encode sees
         t0 = time.perf_counter()
-        x = tok.preprocess(f).to(d.device)  # [3, 256, 256]: what encode sees
         codes = tok.encode(x)  # [16, 16]
-        enc_ms = (time.perf_counter() - t0) * 1000
+        enc_ms = (time.perf_counter() - t0 + pre_s) * 1000  # reading and resizing the file included
         rec = tok.decode(codes).float()
         psnr, ssim = float(image_psnr(rec, x)), float(image_ssim(rec, x))
         codes_all.append(codes.reshape(-1).cpu())
@@ -99,7 +149,7 @@ def images_step(d: Demo) -> str:
         "reconstruction with exactly what the encoder saw (tok.preprocess): PSNR (peak signal-to-noise ratio, "
         "higher is closer) and SSIM (structural similarity, 1 = identical).",
         ["file", "tokenizer training", "grid", "distinct codes", "PSNR (dB)", "SSIM", "encode ms"], rows, cards,
-        "image", "images", codes_all, int(tok.codebook_size))
+        "image", "images", codes_all, int(tok.codebook_size), _skipped_note(d, files))
     psnrs = [r[4] for r in rows]
     unseen = [r[4] for r in rows if r[1] == UNSEEN]
     d.figure("image_ssim", round(float(np.mean([r[5] for r in rows])), 4), "SSIM",
@@ -112,13 +162,34 @@ def images_step(d: Demo) -> str:
              "images: tokens per 256×256 image (the shipped tokenizer's config fixes it)")
     d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
              f"(of {tok.codebook_size})")
-    return (f"{len(files)} images, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
-            f"SSIM {np.mean([r[5] for r in rows]):.3f}")
+    return (f"{plural(len(rows), 'image')}, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
+            f"SSIM {np.mean([r[5] for r in rows]):.3f}{_skipped_words(d, files)}")
+
+
+def _timed(fn: Callable[[Path], Any], f: Path) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    return fn(f), time.perf_counter() - t0
+
+
+def _skipped(d: Demo, files: list[Path]) -> list[tuple[str, str]]:
+    names = {f.name for f in files}
+    return [(n, e) for n, e in d.skipped if n in names]
+
+
+def _skipped_note(d: Demo, files: list[Path]) -> str:
+    """The page's note on the files of ``files`` left out because they cannot be read ('' when none was)."""
+    left = _skipped(d, files)
+    return ("Left out, as they cannot be read: " + "; ".join(f"{n} ({e})" for n, e in left) + ".") if left else ""
+
+
+def _skipped_words(d: Demo, files: list[Path]) -> str:
+    left = _skipped(d, files)
+    return f"; {len(left)} left out, unreadable: {', '.join(n for n, _ in left)}" if left else ""
 
 
 def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows: list[list[Any]],
                         cards: list[str], kind: str, what: str, codes_all: list[torch.Tensor],
-                        codebook_size: int) -> torch.Tensor:
+                        codebook_size: int, skipped: str = "") -> torch.Tensor:
     """Steps 2 and 3 end alike: a usage plot of all codes, then the section (text, table, cards, the plot).
 
     Returns the code counts over all examples."""
@@ -128,6 +199,7 @@ def _round_trip_section(d: Demo, title: str, intro: str, header: list[str], rows
     d.report.section(
         title,
         d.report.text(intro),
+        *([d.report.note(skipped)] if skipped else []),
         d.report.table(header, rows),
         d.report.grid(cards),
         d.report.grid([d.report.image(f"{kind}_usage.png", f"codebook usage over these {what}", width=560)]),
@@ -148,8 +220,9 @@ def audio_step(d: Demo) -> str:
     (d.out / "audio").mkdir(exist_ok=True)
     rows, cards, codes_all, diffs = [], [], [], []
     sr = int(tok.sample_rate)
-    for f in tqdm(files, desc="audio", leave=False, disable=not d.progress):
-        wave = load_audio(f, target_rate=sr)  # mono at the tokenizer's rate
+    loaded = _readable(d, "sounds", files, lambda f: load_audio(f, target_rate=sr))  # mono at the tokenizer's rate
+    d.sounds = [f for f, _ in loaded]
+    for f, wave in tqdm(loaded, desc="audio", leave=False, disable=not d.progress):
         t0 = time.perf_counter()
         codes = tok.encode(wave, sample_rate=sr)
         enc_ms = (time.perf_counter() - t0) * 1000
@@ -175,7 +248,7 @@ def audio_step(d: Demo) -> str:
         cards.append(d.report.sound_pair(mel_as, (heard_as, f"original ({sr} Hz)"),
                                          (back_as, f"from its {codes.numel()} tokens"),
                                          f"<b>{html.escape(f.name)}</b>", width=480))
-    shown = next((f for f in files if "speech" in f.name), files[0])
+    shown = next((f for f in d.sounds if "speech" in f.name), d.sounds[0])
     d.overview.append((saved_as("audio", shown, ".mel.png"), f"{shown.name}: log-mel before / after"))
     d.figure("audio_rel_l1", round(float(np.mean([r[3] for r in rows])), 4), "fraction of range",
              "audio: mean log-mel L1 of the reconstruction, relative to each clip's range")
@@ -202,9 +275,9 @@ def audio_step(d: Demo) -> str:
         f"whole and streamed ({STREAM_CHUNK} tokens at a time, as a model generating them would hand them over).",
         ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound",
          "streamed decode time per second"], rows, cards,
-        "audio", "sounds", codes_all, int(tok.codebook_size))
-    return (f"{len(files)} clips at {tok.tokens_per_second} tokens/s, mean log-mel error "
-            f"{np.mean([r[3] for r in rows]):.1%} of each clip's range")
+        "audio", "sounds", codes_all, int(tok.codebook_size), _skipped_note(d, files))
+    return (f"{plural(len(rows), 'clip')} at {tok.tokens_per_second} tokens/s, mean log-mel error "
+            f"{np.mean([r[3] for r in rows]):.1%} of each clip's range{_skipped_words(d, files)}")
 
 
 def _streamed(tok: Any, codes: torch.Tensor, whole: torch.Tensor) -> tuple[float | None, float]:
@@ -282,24 +355,46 @@ def stream_html(il: Any, ids: torch.Tensor, colors: list[np.ndarray]) -> str:
     return '<div class="stream">' + "".join(out) + "</div>"
 
 
+def _has_sound(video: Path) -> bool:
+    """Whether ``video`` has a sound track (the stream then carries it beside the frames)."""
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            return bool(container.streams.audio)
+    except (OSError, av.FFmpegError):  # unreadable: the stream's encoder says what is wrong
+        return False
+
+
 def stream_step(d: Demo) -> str:
     from mmtok.stream.interleave import Interleaver, pretty
     from mmtok.video.tokenizer import VideoTokenizer
 
-    images = _files(d.data, IMAGE_SUFFIXES)
-    sounds = _files(d.data, AUDIO_SUFFIXES)
+    images, sounds = d.images, d.sounds  # those steps 2 and 3 could read
     videos = _files(d.data, VIDEO_SUFFIXES) if d.has_video else []
+    sound, stream, enc_s = False, None, 0.0
     vt = VideoTokenizer(d.image, fps=1.0)
     il = Interleaver(None, image=d.image, audio=d.audio, video=vt)
-    speech = next((s for s in sounds if "speech" in s.name), None)  # a --data folder may hold no speech
+    # the shipped examples' speech clips are named so; in a --data folder a name says nothing of what it holds
+    speech = next((s for s in sounds if "speech" in s.name), None) if d.shipped_examples else None
     said = " Someone reads a sentence: " if speech is not None else " A sound: "
-    doc: list[Any] = ["A photo: ", {"image": images[0]}, said, {"audio": speech or sounds[0]}]
-    if videos:
-        doc += [" And a video with its soundtrack, two seconds at a time: ", {"video": videos[0], "chunk_seconds": 2.0}]
-    doc += [" The end."]
-    t0 = time.perf_counter()
-    stream = il.encode(doc)
-    enc_s = time.perf_counter() - t0
+    head: list[Any] = ["A photo: ", {"image": images[0]}, said, {"audio": speech or sounds[0]}]
+    for video in [*videos, None]:  # the first video that can be read, else none
+        if video is not None:
+            sound = _has_sound(video)
+        doc = head + ([f" And {'a video with its soundtrack' if sound else 'a silent video'}, two seconds at a "
+                       "time: ", {"video": video, "chunk_seconds": 2.0}] if video is not None else []) + [" The end."]
+        t0 = time.perf_counter()
+        try:
+            stream = il.encode(doc)
+        except MmtokError as e:
+            if video is None:
+                raise
+            d.skipped = (*d.skipped, (video.name, str(e)))
+            continue
+        enc_s = time.perf_counter() - t0
+        break
+    assert stream is not None  # the document without a video was encoded, or its error raised
     back = il.decode(stream)
     again = il.encode(back)
     exact = bool(torch.equal(again.ids, stream.ids))
@@ -316,15 +411,17 @@ def stream_step(d: Demo) -> str:
     d.report.section(
         "4. One interleaved stream",
         d.report.text(f"Text (UTF-8 bytes), an image, {'a spoken sentence' if speech is not None else 'a sound'}"
-                      f"{' and a video with sound' if videos else ''} "
+                      f"{(' and a video with sound' if sound else ' and a silent video') if video else ''} "
                       f"in one sequence of {len(stream):,} ids. Its vocabulary has {vocab_words(il.vocab)} "
                       f"(fingerprint {il.vocab.fingerprint[:12]}…); the video frames are coded by the image "
                       "tokenizer but get a range of their own. Image and video codes are drawn as cells in "
                       "the colour of their decoded patch, each row ended by ⏎ (<eol>); audio codes as bars."),
+        *([d.report.note(_skipped_note(d, videos))] if _skipped(d, videos) else []),
         d.report.pre(pretty(stream)),
         d.report.table(["modality", "tokens"], rows),
         stream_html(il, stream.ids, colors),
         d.report.note(f"Decoding the stream and encoding it again gives {'the same' if exact else 'DIFFERENT'} ids. "
                       f"Built in {enc_s:.2f} s."),
     )
-    return f"{len(stream):,} ids ({', '.join(f'{k} {v}' for k, v in rows)}), exact round trip: {exact}"
+    return (f"{len(stream):,} ids ({', '.join(f'{k} {v}' for k, v in rows)}), exact round trip: {exact}"
+            f"{_skipped_words(d, videos)}")

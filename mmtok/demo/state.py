@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from mmtok.context.growth import load_average
 from mmtok.core.errors import DemoError
 from mmtok.core.report import Report
 
-__all__ = ["Demo", "check_data", "example_data", "vocab_words"]
+__all__ = ["Demo", "as_shown", "check_data", "example_data", "media_file", "vocab_words"]
 
 _PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"  # inside an installed wheel
 _REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "data"
@@ -28,12 +29,18 @@ def check_data(folder: Path) -> Path:
 
     if not folder.is_dir():
         raise DemoError(f"demo data folder {folder} does not exist or is not a folder")
-    suffixes = {p.suffix.lower() for p in folder.iterdir() if p.is_file()}
+    suffixes = {p.suffix.lower() for p in folder.iterdir() if media_file(p)}
     for what, known in (("images", IMAGE_SUFFIXES), ("sounds", AUDIO_SUFFIXES)):
         if not suffixes & known:
             raise DemoError(f"demo data folder {folder} has no {what} ({', '.join(sorted(known))}); "
                             "the demo needs at least one image and one sound")
     return folder
+
+
+def media_file(p: Path) -> bool:
+    """Whether ``p`` is a file the demo may show: a plain file, not hidden (``._photo.jpg``, the resource
+    fork macOS leaves beside a copied file, is no picture)."""
+    return not p.name.startswith(".") and p.is_file()
 
 
 def example_data() -> Path:
@@ -48,6 +55,11 @@ def example_data() -> Path:
 class Demo:
     """What the steps share: settings, the shipped tokenizers, the page under construction, the figures."""
 
+    shipped_examples = False  # the data is the shipped examples (their README says which trained the tokenizers)
+    images: Sequence[Path] = ()  # the data's images the images step could read (the stream shows the first)
+    sounds: Sequence[Path] = ()  # the data's sounds the audio step could read
+    skipped: tuple[tuple[str, str], ...] = ()  # (file name, problem): data files left out as unreadable
+
     def __init__(self, out: Path, *, fast: bool, seed: int, device: torch.device, data: Path,
                  max_memory_gb: float = 2.0, progress: bool = True) -> None:
         from mmtok.pretrained import load
@@ -57,7 +69,9 @@ class Demo:
         self.progress = progress  # the long steps draw progress bars (on stderr)
         self.load_averages: list[float] = [load_average()]  # 1-minute load average at the start, after each step
         self.overview: list[tuple[str, str]] = []  # (file in out, caption): this run's pictures for overview.png
-        self.data_label = "examples/data" if data in (_REPO_EXAMPLES, _PACKAGE_EXAMPLES) else str(data)
+        self.shipped_examples = data.resolve() in (_REPO_EXAMPLES, _PACKAGE_EXAMPLES)  # what their README says holds
+        self.data_label = "examples/data" if self.shipped_examples else str(data)
+
         n = torch.get_num_threads()
         self.device_label = (torch.cuda.get_device_name(device) if device.type == "cuda"
                              else f"the CPU ({n} thread{'s' if n > 1 else ''})")
@@ -77,8 +91,9 @@ class Demo:
 
     def figure(self, key: str, value: float, unit: str, what: str, *, reliable: bool = True) -> None:
         """Record a figure for the table and ``figures.json``; one that is not ``reliable`` (a fit the page
-        does not report) is kept with ``"reliable": false`` beside its value."""
-        self.report.figure(key, value, unit, what)
+        does not report) is kept with ``"reliable": false`` beside its value. The value is kept as the
+        page's table shows it (:func:`as_shown`), so that figures.json and the page give the same number."""
+        self.report.figure(key, as_shown(value), unit, what)
         if not reliable:
             self.report.figures[key]["reliable"] = False
 
@@ -93,6 +108,17 @@ class Demo:
                 f"{self.load_averages[0]:.1f} at the start, at most {max(self.load_averages):.1f} after a step. "
                 f"The demo's own threads account for up to about {cores}; above that it shared the CPU with other "
                 "work, and its timings are slower than on an idle machine.")
+
+
+def as_shown(value: float) -> float:
+    """``value`` as the page's tables print it: 4 significant digits, or a whole number from 1,000 up.
+
+    >>> as_shown(8.6687), as_shown(4664.8), as_shown(0.000235), as_shown(256)
+    (8.669, 4665.0, 0.000235, 256)
+    """
+    if isinstance(value, bool) or isinstance(value, int):
+        return value
+    return float(round(value)) if abs(value) >= 1000 else float(f"{value:.4g}")
 
 
 def vocab_words(vocab: Any) -> str:
