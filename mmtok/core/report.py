@@ -21,6 +21,7 @@ import html
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,12 @@ img.pixel{image-rendering:pixelated}audio{display:block;width:260px;max-width:10
 """
 
 def referenced_files(page: str | Path) -> list[str]:
-    """The relative paths an HTML page's ``src``/``href`` attributes point at (links to ``#`` excluded)."""
+    """The relative paths an HTML page's ``src``/``href`` attributes point at (links to ``#`` excluded), as file
+    paths (their URL quoting undone)."""
     text = Path(page).read_text(encoding="utf-8")
     refs = re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
-    return [html.unescape(r) for r in refs if "://" not in r and not r.startswith(("data:", "mailto:"))]
+    return [urllib.parse.unquote(html.unescape(r)) for r in refs
+            if "://" not in r and not r.startswith(("data:", "mailto:"))]
 
 
 class Report:
@@ -72,7 +75,8 @@ class Report:
         if rel.is_absolute():
             rel = rel.relative_to(self.out)
         self.files.append(rel.as_posix())
-        return html.escape(rel.as_posix(), quote=True)
+        # a URL: a name's '#', '?' or '%' would end the path or start an escape (a space, too, is quoted)
+        return html.escape(urllib.parse.quote(rel.as_posix()), quote=True)
 
     def image(self, rel: str | Path, caption: str = "", *, width: int | None = None, pixel: bool = False) -> str:
         """A picture with a caption, as a card."""
