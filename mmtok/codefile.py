@@ -23,6 +23,7 @@ import torch
 
 from mmtok._version import __version__
 from mmtok.audio.config import VOCODER_CHOICES
+from mmtok.core.command_output import counted
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.paths import no_such_file
@@ -147,7 +148,7 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
         what = f"{codes.shape[0]} rows × {codes.shape[1]} columns of image tokens"
     else:
         grid = f"{codes.shape[1]} rows × {codes.shape[2]} columns"
-        what = f"{_frames(codes.shape[0])} of {grid} of tokens at {tok.fps:g} fps"
+        what = f"{counted(codes.shape[0], 'frame')} of {grid} of tokens at {tok.fps:g} fps"
         sound_tok = models("audio")
         if sound is not None and sound[0].numel():
             audio_codes = sound_tok.encode(sound[0], **rate_keywords(sound_tok, sound[1]))
@@ -158,11 +159,6 @@ def _encode_one(path: Path, out: Path, models: _Models) -> str:
             audio_codes = audio_codes.cpu().numpy()
     target = save_codes(out / (path.name + CODES_SUFFIX), codes.cpu().numpy(), meta, audio_codes)
     return f"{path} -> {target}: {what}, codebook {tok.codebook_size}"
-
-
-def _frames(n: int) -> str:
-    """``1 frame``, ``3 frames``."""
-    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def _tensor(codes: np.ndarray) -> torch.Tensor:
@@ -256,7 +252,7 @@ def _decode_one(path: Path, out: Path, models: _Models, vocoder: str) -> str:
     target = atomic_file(out / f"{stem}{DECODED}{DECODED_SUFFIX[kind]}",
                          lambda f: write_video(f, frames, fps=fps, audio=wave, sample_rate=rate,
                                                metadata={"comment": MARK}))
-    return f"{path} -> {target}: {_frames(len(codes))} at {fps:g} fps{what}"
+    return f"{path} -> {target}: {counted(len(codes), 'frame')} at {fps:g} fps{what}"
 
 
 def _decoded_target(path: Path, out: Path, head: tuple[str, bool] | None) -> Path | None:

@@ -146,7 +146,7 @@ def test_a_video_without_sound_is_not_called_a_video_with_its_soundtrack(tmp_pat
 
 
 def test_plural() -> None:
-    from mmtok.demo.media import plural
+    from mmtok.core.command_output import counted as plural
 
     assert (plural(1, "image"), plural(2, "clip"), plural(0, "image")) == ("1 image", "2 clips", "0 images")
 

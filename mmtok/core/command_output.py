@@ -16,8 +16,17 @@ from typing import Any, NoReturn
 
 from mmtok.core.errors import OutputError
 
-__all__ = ["PIPE_CLOSED", "GuardedOutput", "drop_unread_output", "guarded_output", "one_line_usage_errors",
+__all__ = ["PIPE_CLOSED", "GuardedOutput", "counted", "drop_unread_output", "guarded_output", "one_line_usage_errors",
            "one_line_warnings"]
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """A count as a line says it: ``1 frame``, ``3 frames`` (``many``: the plural when it is not ``one`` + s).
+
+    >>> counted(1, "clip"), counted(2, "file named twice is", "files named twice are")
+    ('1 clip', '2 files named twice are')
+    """
+    return f"{n} {one if n == 1 else (many if many is not None else one + 's')}"
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from mmtok.audio.av_read import sound_only
 from mmtok.audio.io import SILENCE_SINK, SilenceWarning, warn_silence
+from mmtok.core.command_output import counted
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.files import read_only_folder
 from mmtok.core.run_lock import sigterm_interrupts
@@ -246,13 +247,9 @@ def expand_paths(paths: Sequence[Path], out: Path, suffixes: frozenset[str], *,
         pairs += [(f, out / f.parent.relative_to(path)) for f in wanted] or [(path, out)]
     if passed:
         hint = next((f"; {HINTS[f.suffix.lower()]}" for f in passed if f.suffix.lower() in HINTS), "")
-        print(f"mmtok: note: skipped {_count(len(passed), 'file', 'files')} of a kind mmtok does not read (by the "
+        print(f"mmtok: note: skipped {counted(len(passed), 'file', 'files')} of a kind mmtok does not read (by the "
               f"extension): {few(map(str, passed))}{hint}", file=sys.stderr)
     return _once(pairs, once_per_file)
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
 
 
 def few(names: Iterable[str], named: int = NAMED) -> str:
@@ -310,7 +307,7 @@ def _once(pairs: Sequence[tuple[Path, Path]], once_per_file: bool) -> list[tuple
             first[key] = path
             kept.append((path, out))
     if again:
-        print(f"mmtok: note: {_count(len(again), 'file named twice is', 'files named twice are')} taken once: "
+        print(f"mmtok: note: {counted(len(again), 'file named twice is', 'files named twice are')} taken once: "
               f"{few(again)}", file=sys.stderr)
     return kept
 

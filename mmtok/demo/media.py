@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmtok.core.command_output import counted
 from mmtok.core.errors import MmtokError
 from mmtok.core.metrics import psnr as image_psnr
 from mmtok.core.metrics import ssim as image_ssim
@@ -47,11 +48,6 @@ def _readable(d: Demo, what: str, files: list[Path], load: Callable[[Path], Any]
         raise DemoError(f"demo data folder {d.data}: none of its {what} can be read ("
                         + "; ".join(f"{n}: {e}" for n, e in d.skipped[-len(files):]) + "); fix or replace them")
     return loaded
-
-
-def plural(n: int, word: str) -> str:
-    """``1 image``, ``2 images``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def saved_as(folder: str, f: Path, ending: str) -> str:
@@ -162,7 +158,7 @@ def images_step(d: Demo) -> str:
              "images: tokens per 256×256 image (the shipped tokenizer's config fixes it)")
     d.figure("image_codes_used", int((counts > 0).sum()), "codes", f"images: distinct codes over the examples "
              f"(of {tok.codebook_size})")
-    return (f"{plural(len(rows), 'image')}, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
+    return (f"{counted(len(rows), 'image')}, {codes_all[0].numel()} tokens each, mean PSNR {np.mean(psnrs):.2f} dB, "
             f"SSIM {np.mean([r[5] for r in rows]):.3f}{_skipped_words(d, files)}")
 
 
@@ -276,7 +272,7 @@ def audio_step(d: Demo) -> str:
         ["file", "seconds", "tokens", "log-mel error", "encode ms", "decode time per second of sound",
          "streamed decode time per second"], rows, cards,
         "audio", "sounds", codes_all, int(tok.codebook_size), _skipped_note(d, files))
-    return (f"{plural(len(rows), 'clip')} at {tok.tokens_per_second} tokens/s, mean log-mel error "
+    return (f"{counted(len(rows), 'clip')} at {tok.tokens_per_second} tokens/s, mean log-mel error "
             f"{np.mean([r[3] for r in rows]):.1%} of each clip's range{_skipped_words(d, files)}")
 
 
