@@ -39,7 +39,13 @@ from mmtok.core.module_io import (
     shipped_names,
 )
 from mmtok.core.protocol import takes_keyword
-from mmtok.core.run_folder import LM_CKPT_PREFIX, LM_KIND, TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
+from mmtok.core.run_folder import (
+    LM_CKPT_PREFIX,
+    LM_KIND,
+    TOKENIZER_MODEL_DIR,
+    TOKENIZER_STATE_DIR,
+    run_models,
+)
 from mmtok.vq.quantizer import VectorQuantizer
 
 if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported when loading them
@@ -326,11 +332,10 @@ def run_model_of(spec: str, kind: str | None) -> str:
     """``spec``, or for a tokenizer trainer's run folder (no checkpoint of its own, one exported model in
     ``RUN/model``) that model, said on stderr once, as the trainers' ``--init-from`` takes a run. Anything else
     comes back as it is, for :func:`load` to read or refuse (a vocoder run's two models among them)."""
-    folder = Path(spec)
-    if (not folder.is_dir() or (folder / CONFIG_NAME).is_file()
-            or not (folder / TOKENIZER_MODEL_DIR / CONFIG_NAME).is_file() or (folder / "best" / CONFIG_NAME).is_file()):
+    found = run_models(Path(spec), (TOKENIZER_MODEL_DIR, "best"))  # a vocoder run's two: not one to pick
+    if len(found) != 1 or found[0].name != TOKENIZER_MODEL_DIR:
         return spec
-    model = folder / TOKENIZER_MODEL_DIR
+    model = found[0]
     if (kind, spec) not in _RUNS_SAID:
         _RUNS_SAID.add((kind, spec))
         print(f"mmtok: --{kind or 'MODEL'} {spec} is a training run's folder: reading its model, {model}",

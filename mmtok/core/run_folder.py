@@ -37,6 +37,7 @@ __all__ = [
     "content_digest",
     "holds_train_state",
     "run_model",
+    "run_models",
     "say_starting_afresh",
 ]
 
@@ -151,6 +152,14 @@ def _checkpoint_at(folder: Path) -> bool:
     return (folder / CONFIG_NAME).is_file() or backup_of(folder, CONFIG_NAME) is not None
 
 
+def run_models(folder: Path, models: tuple[str, ...] = (TOKENIZER_MODEL_DIR,)) -> list[Path]:
+    """The checkpoints of ``models`` (subfolder names) that a trainer's run folder ``folder`` holds; none for a
+    folder that is a checkpoint itself or no folder."""
+    if not folder.is_dir() or _checkpoint_at(folder):
+        return []
+    return [folder / name for name in models if _checkpoint_at(folder / name)]
+
+
 def run_model(where: str, *, flag: str, models: tuple[str, ...] = (TOKENIZER_MODEL_DIR,)) -> str:
     """The checkpoint ``flag`` reads when given ``where``: ``where`` itself, unless it is a trainer's run folder
     (no checkpoint of its own, one in a ``models`` subfolder: ``RUN/model``), which is taken as that model, said
@@ -170,7 +179,7 @@ def run_model(where: str, *, flag: str, models: tuple[str, ...] = (TOKENIZER_MOD
                          f"{', '.join(shipped_names()) or 'none'})")
     if not folder.is_dir():
         return where
-    found = [folder / name for name in models if _checkpoint_at(folder / name)]
+    found = run_models(folder, models)
     if len(found) == 1:
         print(f"mmtok: {flag} {where} is a training run's folder: reading its model, {found[0]}", file=sys.stderr)
         return str(found[0])
