@@ -37,6 +37,7 @@ import numpy as np
 
 from mmtok.core.errors import CorpusError
 from mmtok.core.files import write_atomic
+from mmtok.core.run_lock import LOCK_NAME
 from mmtok.data.digest import files_sha256
 from mmtok.data.run_key import killed_run_differences
 from mmtok.data.shard_checks import (
@@ -309,7 +310,7 @@ def _manifest_folders(folder: Path) -> list[Path]:
                           f"(it holds {MANIFEST} and the shards)")
     parts = sorted(p for p in folder.glob("part-*-of-*") if (p / MANIFEST).is_file())
     if not parts:
-        if any(folder.glob("shard-*.json")) or any(folder.glob("part-*-of-*/shard-*.json")) or (folder / ".lock").exists():
+        if any(folder.glob("shard-*.json")) or any(folder.glob("part-*-of-*/shard-*.json")) or (folder / LOCK_NAME).exists():
             raise CorpusError(f"{folder} holds the shards of a 'mmtok tokenize' that has not finished (no {MANIFEST} "
                               "yet): run the same command again to resume it")
         raise CorpusError(f"{folder} has no {MANIFEST} (and no part-*/ folders with one); run mmtok tokenize first")
