@@ -69,8 +69,9 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
 
     Each restart takes an input that is no twin of a code or of another restart
     (:func:`~mmtok.vq.search.new_points_mask`), so a batch full of one vector (digital silence)
-    restarts at most one code there, not a cluster of twins; when fewer such inputs come than
-    codes are dead, the rest wait for a later step. Restarted codes count as freshly used.
+    restarts at most one code there, not a cluster of twins; with ``cosine`` it is no zero input either
+    (padding: it has no direction, and a code there would not be a unit vector); when fewer such inputs come
+    than codes are dead, the rest wait for a later step. Restarted codes count as freshly used.
     """
     limit: torch.Tensor | float = float(threshold)
     restart_count = limit
@@ -89,6 +90,8 @@ def restart_dead(embed: torch.Tensor, ema_count: torch.Tensor, ema_sum: torch.Te
     # (2 n_dead, d), the same on every rank; a rank without inputs offers none
     drawn = sample_rows(z, 2 * n_dead, distributed=True)
     fresh = new_points_mask(drawn, embed, cosine=cosine)  # (2 n_dead,)
+    if cosine:  # a zero input has no direction (it normalises to 0): no code of a cosine codebook
+        fresh &= drawn.ne(0).any(1)
     # the j-th fresh input goes to the j-th dead code; dead codes beyond the fresh inputs wait for the
     # next step's. Worked out on the device, so the step reads nothing more on the host.
     moved = first_true(dead, n_dead)  # (n_dead,) the dead codes, ascending

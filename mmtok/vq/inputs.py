@@ -1,5 +1,6 @@
 """What a :class:`~mmtok.vq.quantizer.VectorQuantizer` accepts: ``[..., D]`` floating-point input with finite
-values, and, to train on, values small enough for the codebook's float32 statistics.
+values, and, to train on, values small enough for the codebook's float32 statistics; and, for a cosine
+quantizer, a state dict whose codes are unit vectors (:func:`check_state_codes`).
 
 A training step squares its lookup vectors (the search's ``x·c - |c|²/2``, the codes it moves there) and sums
 them per code (the EMA sums): values beyond :func:`statistics_limit` (about 5.8e17 in 256 dimensions) overflow
@@ -19,6 +20,8 @@ mmtok.core.errors.QuantizerOverflowError: VectorQuantizer input has values up to
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -26,9 +29,10 @@ from mmtok.core.errors import QuantizerError, QuantizerOverflowError
 from mmtok.core.floats import all_finite, fits_float32
 from mmtok.vq.search import nearest_code
 
-__all__ = ["check_input", "check_values", "statistics_limit"]
+__all__ = ["check_input", "check_state_codes", "check_values", "statistics_limit"]
 
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+UNIT_TOLERANCE = 1e-2  # a cosine codebook's rows: norm 1 within this (bfloat16 keeps 8 bits), or 0 (no codes yet)
 
 
 def statistics_limit(dim: int) -> float:
@@ -102,3 +106,30 @@ def check_values(x: torch.Tensor, z: torch.Tensor, embed: torch.Tensor, *, train
                 f"(beyond {limit:.2g} the squared distances and EMA sums of {z.shape[1]}-d vectors overflow): "
                 "normalise the features first (LayerNorm, or divide by their scale); the codebook is unchanged")
     return peak
+
+
+def check_state_codes(state: Mapping[str, Any], prefix: str, *, cosine: bool) -> None:
+    """Refuse, before anything is copied, the codes ``state[prefix + "embed"]`` ``[K, d]`` for a ``cosine``
+    quantizer when they are no unit vectors: codes of a Euclidean quantizer, which a cosine search would rank
+    by length as well as by angle (its scores are ``x·c``), so that :meth:`encode` gave no nearest code by
+    cosine and :meth:`decode` vectors of any length. Rows of norm 0 (a codebook whose codes are still to
+    come) pass; shapes are left to ``load_state_dict``.
+
+    >>> check_state_codes({"vq.embed": torch.tensor([[3.0, 4.0]])}, "vq.", cosine=True)
+    Traceback (most recent call last):
+    ...
+    mmtok.core.errors.QuantizerError: VectorQuantizer state 'vq.embed' holds codes of norm 5 to 5 where a cosine ...
+    """
+    embed = state.get(prefix + "embed")
+    if not cosine or not isinstance(embed, torch.Tensor) or embed.dim() != 2 or embed.is_meta or not embed.numel():
+        return
+    norms = torch.linalg.vector_norm(embed.detach().float(), dim=1)  # (K,)
+    off = ((norms - 1).abs() > UNIT_TOLERANCE) & (norms != 0)
+    if bool(off.any()):  # (NaN codes are the search's to refuse, as in any codebook)
+        lo, hi = float(norms.min()), float(norms.max())
+        raise QuantizerError(
+            f"VectorQuantizer state '{prefix}embed' holds codes of norm {lo:.3g} to {hi:.3g} where a cosine "
+            f"quantizer (VQConfig.cosine=True) holds unit vectors ({int(off.sum())} of {norms.numel()} codes "
+            "are not): it comes from a quantizer with cosine=False; build this one with VQConfig(cosine=False), "
+            "or normalise the codes first (torch.nn.functional.normalize(state['embed'], dim=1)); "
+            "nothing was loaded")

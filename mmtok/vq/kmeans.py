@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from mmtok.vq.search import nearest_code
 
 __all__ = ["LloydStep", "Weights", "all_reduce_", "broadcast_", "kmeans", "lloyd", "lloyd_step", "sample_rows",
-           "world_size"]
+           "split_busiest_", "world_size"]
 
 # per-row weights [N], or a function of the current assignment idx [N] that gives them
 Weights = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]  # noqa: UP007 - runtime alias
@@ -290,3 +290,24 @@ def kmeans(
         seeds = F.normalize(seeds, dim=1)
     return lloyd(rows, seeds, iters, weights=weights, cosine=cosine, chunk_size=chunk_size,
                  budget_mb=budget_mb, distributed=distributed, reseed_pool=reseed_pool, generator=generator)
+
+
+def split_busiest_(centers: torch.Tensor, counts: torch.Tensor, err: torch.Tensor, min_frac: float, *,
+                   seed: int, cosine: bool = False) -> None:
+    """LBG split of ``centers`` ``[K, d]``, in place: every code that won fewer than ``min_frac`` times the mean
+    of ``counts`` ``[K]`` moves next to one of the codes with the largest total error ``err`` ``[K]``, and the two
+    halves move apart by a seeded jitter of a tenth of that cluster's spread (unit rows again with ``cosine``)."""
+    k, d = centers.shape
+    low = counts < min_frac * counts.mean()
+    n_low = int(low.sum())
+    if not n_low:
+        return
+    worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
+    src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
+    spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    jitter = 0.1 * spread * torch.randn(n_low, d, generator=g, dtype=centers.dtype).to(centers.device)
+    centers[low] = centers[src] + jitter
+    centers[src] = centers[src] - jitter
+    if cosine:
+        centers.copy_(F.normalize(centers, dim=1))

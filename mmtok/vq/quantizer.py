@@ -40,8 +40,8 @@ from mmtok.core.module_io import building_on_meta, checkpoint_sets_weights
 from mmtok.core.protocol import ordinary_outputs
 from mmtok.vq.config import VQConfig
 from mmtok.vq.ema import ema_step, per_rank, restart_dead
-from mmtok.vq.inputs import check_input, check_values
-from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, world_size
+from mmtok.vq.inputs import check_input, check_state_codes, check_values
+from mmtok.vq.kmeans import all_reduce_, broadcast_, lloyd_step, split_busiest_, world_size
 from mmtok.vq.kmeans_init import KmeansPool
 from mmtok.vq.search import canonical_codes, nearest_code, overflows_float32_scores
 
@@ -183,10 +183,13 @@ class VectorQuantizer(nn.Module):
             self._initted_seen = bool(self.initted)
         return self._initted_seen
 
-    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        """``nn.Module``'s, and ``initted`` is read from the device again (the state may hold false)."""
+    def _load_from_state_dict(self, state: Any, prefix: str, *args: Any, **kwargs: Any) -> None:
+        """``nn.Module``'s, refusing a Euclidean codebook for a cosine one first
+        (:func:`~mmtok.vq.inputs.check_state_codes`); ``initted`` is read from the device again (the state may
+        hold false)."""
+        check_state_codes(state, prefix, cosine=self.cfg.cosine)
         self._initted_seen = False
-        super()._load_from_state_dict(*args, **kwargs)
+        super()._load_from_state_dict(state, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def _settle_loaded(self) -> None:
@@ -266,7 +269,7 @@ class VectorQuantizer(nn.Module):
         if z.numel():  # also without gradients, so the figure is there to log
             loss = self.cfg.commitment_weight * F.mse_loss(z, q.detach())
         else:
-            loss = z.new_zeros(())
+            loss = z.sum() * 0.0  # 0, with gradients when the input has them, as for any batch
         q_st = z + (q - z).detach()  # straight-through estimator
         out = self.project_out(q_st).reshape(*lead, self.cfg.dim).to(x.dtype)
         with COUNTS_LOCK:
@@ -370,8 +373,8 @@ class VectorQuantizer(nn.Module):
         Lloyd iterations start from the current codes; after each, codes that won
         fewer than ``min_frac`` times the mean number of vectors per code are
         moved next to the code with the largest total error (a split of that
-        cluster), so codes leave regions ``x`` rarely visits and refine the ones
-        it visits most. EMA statistics are reset to the new codes (total EMA
+        cluster, :func:`~mmtok.vq.kmeans.split_busiest_`), so codes leave regions ``x``
+        rarely visits and refine the ones it visits most. EMA statistics are reset to the new codes (total EMA
         count kept; where it is 0, the counts of ``x`` per rank: the scale of
         :mod:`mmtok.vq.ema`; a code no vector of ``x`` takes counts as one, so it stays
         on its point) and the usage counters are cleared. No vectors (on any rank) is
@@ -395,7 +398,7 @@ class VectorQuantizer(nn.Module):
                               budget_mb=self.cfg.search_budget_mb, distributed=True)
             centers = step.centers
             if it < iters - 1:
-                self._split_busiest(centers, step.counts, step.error, min_frac, seed=it)
+                split_busiest_(centers, step.counts, step.error, min_frac, seed=it, cosine=self.cfg.cosine)
         idx = nearest_code(data, centers, cosine=self.cfg.cosine, chunk_size=self.cfg.chunk_size,
                            budget_mb=self.cfg.search_budget_mb)
         counts = torch.bincount(idx, minlength=self.cfg.codebook_size).float()
@@ -456,25 +459,6 @@ class VectorQuantizer(nn.Module):
         self.seen_counts = torch.zeros(idx.numel(), dtype=torch.long, device=dev)
         self.cfg = cfg
         return old_to_new
-
-    def _split_busiest(self, centers: torch.Tensor, counts: torch.Tensor, err: torch.Tensor, min_frac: float,
-                       *, seed: int) -> None:
-        """LBG split, in place: every code that won fewer than ``min_frac`` times the mean count
-        moves next to one of the codes with the largest total error, and the two halves move apart."""
-        k, d = centers.shape
-        low = counts < min_frac * counts.mean()
-        n_low = int(low.sum())
-        if not n_low:
-            return
-        worst = err.masked_fill(low, -1.0).topk(min(n_low, k - n_low)).indices  # (m,)
-        src = worst.repeat((n_low + worst.numel() - 1) // worst.numel())[:n_low]
-        spread = (err[src] / counts[src].clamp_min(1) / d).sqrt()[:, None]  # per-dim cluster std
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        jitter = 0.1 * spread * torch.randn(n_low, d, generator=g, dtype=centers.dtype).to(centers.device)
-        centers[low] = centers[src] + jitter
-        centers[src] = centers[src] - jitter
-        if self.cfg.cosine:
-            centers.copy_(F.normalize(centers, dim=1))
 
     def extra_repr(self) -> str:
         c = self.cfg
