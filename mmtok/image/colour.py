@@ -44,15 +44,16 @@ def _transform(icc: bytes, mode: str, out: str) -> ImageCms.ImageCmsTransform | 
 
 def to_srgb(img: Image.Image, where: str) -> Image.Image:
     """``img`` with its embedded ICC profile (``img.info["icc_profile"]``) converted to sRGB: RGB and
-    RGBA (alpha kept) stay so, CMYK and palette images become RGB. ``img`` itself when it embeds no
+    RGBA (alpha kept) stay so, CMYK and palette images become RGB; a transparent colour
+    (``info["transparency"]``) becomes an alpha channel first (RGBA), as the converted pixels no longer match it. ``img`` itself when it embeds no
     profile, an sRGB one, or has a mode profiles are not converted for; a profile that cannot be read
     warns (naming ``where``) and leaves ``img`` as it is."""
     icc = img.info.get("icc_profile")
     if not icc or img.mode not in CONVERTED:
         return img
     mode = img.mode
-    if mode == "P":  # a palette's colours are converted through RGB (RGBA where one is transparent)
-        mode = "RGBA" if "transparency" in img.info else "RGB"
+    if mode == "P" or "transparency" in img.info:  # a palette, or a transparent colour: through RGB(A)
+        mode = "RGBA" if "transparency" in img.info else "RGB"  # the colour's pixels made transparent first
         img = img.convert(mode)
     out = CONVERTED[mode] if mode != "RGBA" else "RGBA"
     try:

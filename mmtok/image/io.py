@@ -59,7 +59,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError, features
 from mmtok.core.errors import ImageError
 from mmtok.core.paths import check_media_file
 from mmtok.core.warning_filters import user_stacklevel, warnings_ignored
-from mmtok.image.colour import to_srgb
+from mmtok.image.modes import DTYPES, from_array, from_pil, sixteen_bit_key
 from mmtok.image.sizing import MAX_SIDE, apply_size_policy, crop_first, crop_window, working_size
 
 __all__ = [
@@ -73,15 +73,9 @@ __all__ = [
     "pixel_limit",
 ]
 
-ALPHA_BACKGROUND = 1.0  # transparent pixels are composited on white
-SIXTEEN_BIT_MAX = 65535.0
-EIGHT_BIT_MAX = 255.0
-FLOAT_TOLERANCE = 1e-3  # float pixels this far outside [0, 1] (of their scale) are clipped, farther refused
 EXIF_ORIENTATION = 0x0112  # the EXIF tag Pillow's ImageOps.exif_transpose reads
-REDUCING_GAP = 3.0  # Image.resize reduces by an integer box filter first, to within 3x of the target
 PIXELS_ENV = "MMTOK_MAX_IMAGE_PIXELS"  # environment variable: the decompression-bomb limit (see pixel_limit)
 ANIMATIONS = ("GIF", "PNG", "WEBP")  # Pillow formats whose extra frames are an animation (other files: pages)
-DTYPES = "uint8, uint16, bool and float"  # the pixel dtypes arrays and tensors may have
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -103,139 +97,12 @@ def describe(x: Any) -> str:
     return type(x).__name__
 
 
-def _channels_first(a: np.ndarray, divisor: float = 1.0) -> np.ndarray:
-    """``[H, W]`` or ``[H, W, C]`` (C = 1 or 3), any real dtype -> float32 ``[3, H, W]`` divided by ``divisor``:
-    cast and moved channels first in one pass (one channel repeated to three), then divided in place."""
-    if a.ndim == 2:
-        a = a[..., None]
-    out = np.empty((3, *a.shape[:2]), dtype=np.float32)
-    np.copyto(out, a.transpose(2, 0, 1))
-    if divisor != 1.0:
-        out /= divisor
-    return out
-
-
-def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
-    """``[H, W, 4]`` float in [0, 1] -> ``[H, W, 3]``: alpha-blend onto ``ALPHA_BACKGROUND``."""
-    rgb, alpha = rgba[..., :3], rgba[..., 3:4]
-    return rgb * alpha + ALPHA_BACKGROUND * (1.0 - alpha)
-
-
-def _value_scale(img: Image.Image) -> float | None:
-    """The divisor taking a 16-bit, 32-bit integer or float image (modes ``I;16*``, ``I``, ``F``) to [0, 1];
-    None for other modes. Fixed by the mode (see the module docstring); the range only decides whether
-    the image is usable, and a mode ``F`` image's range whether it is on Pillow's 0..255 scale. Decided
-    as decoded, before any resize (a reduced 16-bit image is 32-bit; a filter's overshoot moves the range).
-    """
-    mode = img.mode
-    if mode.startswith("I;16"):
-        return SIXTEEN_BIT_MAX
-    if mode not in ("I", "F"):
-        return None
-    lo, hi = (float(v) for v in img.getextrema())
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-    if mode == "I":
-        if lo < 0.0 or hi > SIXTEEN_BIT_MAX:
-            raise ValueError(f"mode I pixels are read on the 16-bit scale 0..65535, got range [{lo:.6g}, {hi:.6g}]; "
-                             "save the image as 8- or 16-bit, or pass a float array in [0, 1]")
-        return SIXTEEN_BIT_MAX
-    for scale in (1.0, EIGHT_BIT_MAX):  # [0, 1], else Pillow's float scale of 8-bit data
-        if lo >= -FLOAT_TOLERANCE and hi <= (1.0 + FLOAT_TOLERANCE) * scale:
-            return scale
-    raise ValueError(f"mode F pixels must lie in [0, 1] (or 0..255, Pillow's float scale of 8-bit data), "
-                     f"got range [{lo:.6g}, {hi:.6g}]; rescale the image to [0, 1]")
-
-
-def _has_alpha(img: Image.Image) -> bool:
-    mode = img.mode
-    return mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode in ("P", "L", "RGB") and "transparency" in img.info
-    )
-
-
-def _shrink(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``img`` resized to ``size`` (Lanczos). Modes Pillow cannot filter (palette, 1-bit, CMYK, ...) and
-    colour-keyed transparency are converted to RGB(A) first, 16-bit to 32-bit ``I``."""
-    if img.mode.startswith("I;16"):
-        img = img.convert("I")
-    elif img.mode not in ("L", "RGB", "RGBA", "LA", "I", "F") or _has_alpha(img):
-        img = img.convert("RGBA" if _has_alpha(img) else "RGB")
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-
 
 def _reduced_size(img: Image.Image) -> tuple[int, int] | None:
     """The working size ``img`` is reduced to, or None when its long side is at most ``MAX_SIDE``."""
     return working_size(*img.size) if max(img.size) > MAX_SIDE else None
 
 
-def _from_pil(img: Image.Image, *, size: tuple[int, int] | None = None,
-              box: tuple[int, int, int, int] | None = None, where: str = "a PIL image") -> np.ndarray:
-    """A Pillow image of any mode, oriented -> float32 ``[3, H, W]`` in [0, 1], first cut to ``box``
-    (left, top, right, bottom), converted to sRGB from an embedded colour profile (:func:`to_srgb`, which
-    warns naming ``where``), then reduced to ``size`` (Lanczos) when given. 16-bit, 32-bit and float
-    images are scaled by their mode (:func:`_value_scale`, checked on the whole image), clipped after;
-    a transparent colour among them (``info["transparency"]``) is made white."""
-    if img.mode == "La":  # premultiplied alpha, which Pillow converts only to LA
-        img = img.convert("LA")
-    divisor = _value_scale(img)
-    if box is not None:
-        img = img.crop(box)
-    img = to_srgb(img, where)
-    if divisor is not None:
-        return _scaled(img, divisor, size)
-    if size is not None:
-        img = _shrink(img, size)
-    if _has_alpha(img):
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        return _channels_first(_composite_on_white(rgba))
-    return _channels_first(np.asarray(img if img.mode in ("RGB", "L") else img.convert("RGB")), EIGHT_BIT_MAX)
-
-
-def _scaled(img: Image.Image, divisor: float, size: tuple[int, int] | None) -> np.ndarray:
-    """A 16-bit, 32-bit or float image -> float32 ``[3, H, W]`` divided by ``divisor`` and clipped to [0, 1],
-    reduced to ``size`` when given. Pixels of its transparent colour are made white first (as 8-bit
-    images are composited): alpha is 0 or 1 there, so compositing and then reducing is exact."""
-    mode, key, gray = img.mode, img.info.get("transparency"), None
-    if isinstance(key, (int, float)):
-        gray = np.asarray(img, dtype=np.float64)
-        gray[gray == key] = ALPHA_BACKGROUND * divisor
-        if size is not None:  # reduced as mode F, in [0, 1]
-            img, divisor, gray = Image.fromarray((gray / divisor).astype(np.float32)), 1.0, None
-    if size is not None:
-        img = _shrink(img, size)
-    gray = (np.asarray(img, dtype=np.float64) if gray is None else gray) / divisor
-    if not np.isfinite(gray).all():
-        raise ValueError(f"mode {mode} image contains NaN/inf pixels")
-    return _channels_first(gray.clip(0.0, 1.0))
-
-
-def _from_array(a: np.ndarray) -> np.ndarray:
-    """HW / HWC (C = 1, 3, 4) uint8, uint16, bool or float in [0, 1] -> float32 ``[3, H, W]``."""
-    if not a.dtype.isnative:  # big-endian data: the same values in native byte order
-        a = a.astype(a.dtype.newbyteorder("="))
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError("expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (channels last)")
-    divisor = {np.uint8: EIGHT_BIT_MAX, np.uint16: SIXTEEN_BIT_MAX, np.bool_: 1.0}.get(a.dtype.type)
-    if divisor is not None and a.shape[2] != 4:
-        return _channels_first(a, divisor)
-    if divisor is not None:
-        f = a.astype(np.float32) / divisor
-    elif np.issubdtype(a.dtype, np.floating):
-        f = a.astype(np.float32)
-        if not np.isfinite(f).all():
-            raise ValueError("it contains NaN/inf values")
-        if f.size and (f.min() < -FLOAT_TOLERANCE or f.max() > 1.0 + FLOAT_TOLERANCE):
-            raise ValueError(
-                f"float pixels must lie in [0, 1], got range [{f.min():.3g}, {f.max():.3g}] "
-                "(divide 0..255 data by 255, or pass uint8)"
-            )
-        f = f.clip(0.0, 1.0)
-    else:
-        raise ValueError(f"supported dtypes are {DTYPES}")
-    return _channels_first(_composite_on_white(f) if f.shape[2] == 4 else f)
 
 
 def pixel_limit() -> int | None:
@@ -362,6 +229,7 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
     limit = pixel_limit()
     try:
         with pillow_limit(limit), _open_lazy(path) as img:
+            key = sixteen_bit_key(img)  # judged before decoding (reading a PNG's EXIF decodes it), by sample depth
             w, h = _oriented_size(img)
             check_size(h, w, patch=patch, where=where)
             whole = window is not None and window(h, w) is not None  # its window read at full resolution
@@ -374,6 +242,8 @@ def _open_file(path: Path, *, window: Window | None = None, patch: int = 0) -> I
             if getattr(img, "is_animated", getattr(img, "n_frames", 1) > 1):
                 warnings.warn(_frames_message(where, img), stacklevel=user_stacklevel())
             img.load()  # decode now: truncated/corrupt data fails here, not later
+            if key is not None:
+                img.info["transparency"] = key
             return _oriented(img)
     except ImageError:
         raise
@@ -403,14 +273,18 @@ def _read_pil(x: str | os.PathLike | Image.Image, where: str, *, window: Window 
     try:
         if isinstance(x, Image.Image):
             _check_open(x, where)
+            key = sixteen_bit_key(x)
             w, h = _oriented_size(x)
             check_size(h, w, patch=patch, where=where)
             img = _oriented(x)
+            if key is not None:  # on a copy: the caller's image is left as it is
+                img = img.copy() if img is x else img
+                img.info["transparency"] = key
         else:
             img = _open_file(Path(x), window=window, patch=patch)
         w, h = img.size
         box = window(h, w) if window is not None else None
-        return _from_pil(img, box=box, size=None if box else _reduced_size(img), where=where), (h, w), box
+        return from_pil(img, box=box, size=None if box else _reduced_size(img), where=where), (h, w), box
     except OSError as e:  # a PIL image decodes lazily: a truncated or corrupt file fails here
         if not isinstance(x, Image.Image):
             raise
@@ -428,7 +302,7 @@ def _read(x: ImageInput, *, window: Window | None = None,
         if isinstance(x, (str, os.PathLike, Image.Image)):
             arr, size, box = _read_pil(x, where, window=window, patch=patch)
         elif isinstance(x, (np.ndarray, torch.Tensor)):
-            arr = _from_array(x) if isinstance(x, np.ndarray) else _from_tensor(x)
+            arr = from_array(x) if isinstance(x, np.ndarray) else _from_tensor(x)
             size = arr.shape[1:]
         else:
             raise TypeError(
@@ -496,5 +370,5 @@ def _from_tensor(t: torch.Tensor) -> np.ndarray:
         a = rearrange(t, "c h w -> h w c").numpy()
     except (TypeError, RuntimeError) as e:  # complex32, quantized, ...: no numpy equivalent
         raise ValueError(f"supported dtypes are {DTYPES}") from e
-    return _from_array(a)
+    return from_array(a)
 
