@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 from mmtok.audio.codes import PAD_CODE, check_codes
-from mmtok.audio.file_checks import DataChunk, Mp3Frames, check_mp3, data_chunk, mp3_frames
+from mmtok.audio.file_checks import Mp3Frames, check_mp3, mp3_frames
 from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.pcm_headers import DataChunk, data_chunk
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from tests.test_audio_mp3 import encode, signal

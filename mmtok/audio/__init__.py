@@ -20,7 +20,8 @@ and sampler (:mod:`~mmtok.audio.vocoder_data`);
 :mod:`~mmtok.audio.scores` gives STOI and wideband PESQ of a decoded waveform.
 
 The warnings a caller may filter are here: :class:`SilenceWarning` (a clip of digital silence) and
-:class:`MixedChannelsWarning` (an array of more than two channels mixed into one clip), e.g.
+:class:`MixedChannelsWarning` (an array of more than two channels mixed into one clip) and
+:class:`CancelledChannelsWarning` (channels that cancel in the mono mix, one the other inverted), e.g.
 ``warnings.simplefilter("ignore", mmtok.audio.MixedChannelsWarning)``.
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
@@ -29,10 +30,11 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
 
 from __future__ import annotations
 
+from mmtok.audio.arrays import CancelledChannelsWarning as CancelledChannelsWarning
 from mmtok.audio.arrays import MixedChannelsWarning as MixedChannelsWarning
 from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
 from mmtok.audio.io import SilenceWarning as SilenceWarning
 from mmtok.audio.io import load_audio as load_audio
 from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
 
-__all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'MixedChannelsWarning', 'SilenceWarning', 'load_audio']
+__all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'CancelledChannelsWarning', 'MixedChannelsWarning', 'SilenceWarning', 'load_audio']

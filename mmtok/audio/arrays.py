@@ -24,8 +24,8 @@ from mmtok.core.floats import fits_float32
 from mmtok.core.tensors import as_tensor
 from mmtok.core.warning_filters import user_stacklevel
 
-__all__ = ["BLOCK_SAMPLES", "MAX_CHANNELS", "MAX_FLOAT_PEAK", "MixedChannelsWarning", "check_float_peak", "finite",
-           "mono_chunks", "resample_array", "to_mono_float", "warn_mixed"]
+__all__ = ["BLOCK_SAMPLES", "CANCEL_DB", "MAX_CHANNELS", "MAX_FLOAT_PEAK", "CancelledChannelsWarning", "MixedChannelsWarning",
+           "check_float_peak", "energy", "finite", "mono_chunks", "resample_array", "to_mono_float", "warn_cancelled", "warn_mixed"]
 
 BLOCK_SAMPLES = 1 << 18  # samples (frames x channels) decoded and resampled at a time
 MAX_CHANNELS = 16  # 2-D audio: an axis of at most this many entries (and the shorter one) holds the channels
@@ -36,6 +36,8 @@ PCM_SCALE = {torch.int16: 2.0**15, torch.int32: 2.0**31, torch.int8: 2.0**7, tor
 # PCM -> [-1, 1) (uint8 centred on 128 first)
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # float samples, about [-1, 1]
 SAMPLE_DTYPES = "float16, bfloat16, float32 or float64 (about [-1, 1]), or integer PCM int8, uint8, int16 or int32"
+CANCEL_DB = 20.0  # a mono mix this many dB under its channels' mean level is channels cancelling (one the other
+# inverted); averaging leaves uncorrelated channels ~10*log10(channels) dB under (3 dB for stereo), the same sound 0 dB
 BATCH_HINT = "a batch is a list of clips: encode([a, b, ...]), e.g. encode(list(x)) for rows of x"  # said of
 # arrays shaped like clips stacked into one
 
@@ -48,6 +50,42 @@ class MixedChannelsWarning(UserWarning):
     ``[B, S]`` array read as channels. ``channels`` holds their count."""
 
     channels: int = 0
+
+
+class CancelledChannelsWarning(UserWarning):
+    """The warning :func:`~mmtok.audio.io.load_audio` gives when the channels of a file or array cancel once
+    averaged to mono: the mix is over :data:`CANCEL_DB` dB quieter than its channels, as when one channel is
+    another inverted (a wiring or export slip), so the codes are those of near silence. ``path`` names the file
+    ("" for an array)."""
+
+    path: str = ""
+
+
+def warn_cancelled(mixed: float, channel_energy: float, channels: int, what: str, fix: str, path: str = "") -> None:
+    """A :class:`CancelledChannelsWarning` for ``what`` if its mono mix (sum of squares ``mixed``) is over
+    :data:`CANCEL_DB` dB under its ``channels`` channels' mean sum of squares ``channel_energy``; ``fix`` says
+    what to do. Nothing for one channel, or channels of digital silence.
+
+    >>> warn_cancelled(1.0, 2.0, 2, "audio array", "keep one channel")  # a silent channel: 3 dB, no warning
+    """
+    if channels < 2 or not channel_energy > 0 or mixed * 10 ** (CANCEL_DB / 10) >= channel_energy:
+        return
+    how = (f"the mix is {10 * math.log10(channel_energy / mixed):.0f} dB under them" if mixed > 0 else
+           "the mix is digital silence")
+    note = CancelledChannelsWarning(
+        f"{what}: its {channels} channels cancel when averaged to mono ({how}, as when one channel is another "
+        f"inverted), so its codes are of near silence; {fix}")
+    note.path = path
+    warnings.warn(note, stacklevel=user_stacklevel())
+
+
+def energy(t: torch.Tensor) -> float:
+    """The sum of squares of the samples ``t`` (no copy of them is made).
+
+    >>> energy(torch.tensor([3.0, -4.0]))
+    25.0
+    """
+    return float(torch.linalg.vector_norm(t.float())) ** 2 if t.numel() else 0.0
 
 
 def _channel_axis(shape: tuple[int, ...], what: str, hint: str = "") -> int:
@@ -70,9 +108,11 @@ def warn_mixed(shape: tuple[int, ...], what: str) -> None:
         warnings.warn(mixed, stacklevel=user_stacklevel())  # at the user's line
 
 
-def to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None) -> torch.Tensor:
-    """Samples ``[S]``, ``[C, S]`` or ``[S, C]`` -> mono float32 ``[S]``; ``axis`` is the channel axis of
-    2-D input (None: :func:`_channel_axis` decides). Float samples are about [-1, 1]: a finite peak over
+def to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = None, *,
+                  cancel_fix: str | None = None) -> torch.Tensor:
+    """Samples ``[S]``, ``[C, S]`` or ``[S, C]`` -> mono float32 ``[S]``, the mean of the channels (each weighs
+    the same); ``axis`` is the channel axis of 2-D input (None: :func:`_channel_axis` decides). With
+    ``cancel_fix``, channels that cancel in the mix give :func:`warn_cancelled` saying it. Float samples are about [-1, 1]: a finite peak over
     :data:`MAX_FLOAT_PEAK` (integer PCM stored as float) is an :class:`AudioError`; a dtype that is neither
     float nor integer PCM (:data:`SAMPLE_DTYPES`) a ``TypeError``. Float32 mono samples come back as
     ``x``'s own memory (any other input is converted, so copied), except memory a tensor may not hold
@@ -97,7 +137,11 @@ def to_mono_float(x: np.ndarray | torch.Tensor, what: str, axis: int | None = No
     if t.numel() == 0:
         return t.reshape(0)
     if t.dim() == 2:
-        t = t.mean(_channel_axis(tuple(t.shape), what, f"; {BATCH_HINT}") if axis is None else axis)
+        axis = _channel_axis(tuple(t.shape), what, f"; {BATCH_HINT}") if axis is None else axis
+        mono = t.mean(axis)
+        if cancel_fix is not None:
+            warn_cancelled(energy(mono), energy(t) / t.shape[axis], t.shape[axis], what, cancel_fix)
+        t = mono
     elif t.dim() != 1:
         raise AudioError(f"{what}: expected audio of shape [S], [C, S] or [S, C], got {tuple(t.shape)}; {BATCH_HINT}")
     return t.contiguous()
@@ -247,9 +291,12 @@ def _has_samples(chunk: object, what: str) -> bool:
 
 def finite(audio: torch.Tensor, what: str) -> torch.Tensor:
     """``audio`` unchanged; an AudioError naming ``what`` if it has NaN/inf samples."""
-    if not bool(torch.isfinite(audio).all()):
-        bad = int((~torch.isfinite(audio)).sum())
-        raise AudioError(f"{what} has {bad} NaN/inf sample(s)")
+    held = torch.isfinite(audio)
+    if not bool(held.all()):
+        bad = int((~held).sum())
+        first = int((~held).nonzero()[0, 0])
+        raise AudioError(f"{what} has {bad} NaN/inf sample(s), the first at sample {first}; replace them "
+                         "(e.g. numpy.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)) before passing it")
     return audio
 
 

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, NamedTuple, Union
 
 import numpy as np
 import soundfile as sf
@@ -29,9 +29,11 @@ from mmtok.audio.adts import check_adts
 from mmtok.audio.arrays import (
     BLOCK_SAMPLES,
     check_float_peak,
+    energy,
     finite,
     resample_array,
     to_mono_float,
+    warn_cancelled,
     warn_mixed,
 )
 from mmtok.audio.av_read import INSTALL_AV, AvReader, ffmpeg_only_kind, optional_av
@@ -56,6 +58,8 @@ __all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SampleRa
 
 SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
+CANCEL_FIX = ("keep one channel (e.g. ffmpeg -i FILE -af 'pan=mono|c0=c0' out.wav), or load it with soundfile and "
+              "pass one channel as an array")
 FILE_FIX = "write it again with int16 values divided by 32768 (int32: 2**31), or as integer PCM"
 
 UNSTATED_FRAMES = 1 << 62  # libsndfile's frame count for a stream whose header leaves its length unstated (2**63 - 1)
@@ -198,14 +202,28 @@ def _decoder_said(said: BinaryIO) -> str:
     return f"; the decoder says: {line}" if line else ""
 
 
+class _Decoded(NamedTuple):
+    """What :func:`_decode` gave: the output blocks, and what was seen of the file on the way."""
+
+    out: list[torch.Tensor]  # resampled mono blocks (none kept once a NaN/inf sample was met)
+    read: int  # frames read
+    bad: int  # NaN/inf samples of the mono mix
+    first_bad: int  # the frame of the first of them (-1: none)
+    mixed: float  # sum of squares of the mono mix (at the file's rate)
+    channel_energy: float  # mean over the channels of each one's sum of squares
+    channels: int
+
+
 def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: Resampler, max_seconds: float | None,
-            said: BinaryIO | None = None) -> tuple[list, int, int]:
-    """Decode ``snd`` block by block, its channels averaged, into ``stream``: (output blocks, frames read,
-    NaN/inf count). With ``said``, what C code prints while a block is read is held there."""
+            said: BinaryIO | None = None) -> _Decoded:
+    """Decode ``snd`` block by block, its channels averaged, into ``stream`` (see :class:`_Decoded`).
+    With ``said``, what C code prints while a block is read is held there."""
     block = max(1, BLOCK_SAMPLES // snd.channels)
     limit = math.inf if max_seconds is None else max_seconds * snd.samplerate + MP3_SLACK
     out: list[torch.Tensor] = []
     read = bad = 0
+    first_bad = -1
+    mixed = channel_energy = 0.0
     while True:
         try:
             with held_stderr(said) if said is not None else contextlib.nullcontext():
@@ -220,17 +238,20 @@ def _decode(path: Path, snd: sf.SoundFile | AvReader, stream: Resampler, max_sec
         read += data.shape[0]
         if read > limit:
             raise AudioError(_too_long(path, read / snd.samplerate, max_seconds or 0.0))
-        last = data.shape[0] < block
         samples = torch.from_numpy(data)
         check_float_peak(samples, f"audio file {path}", FILE_FIX)  # a float file (integer PCM decodes to [-1, 1))
         mono = samples.mean(1)  # (frames,)
         held = torch.isfinite(mono)
         if not bool(held.all()):
+            first_bad = read - data.shape[0] + int((~held).nonzero()[0, 0]) if first_bad < 0 else first_bad
             bad += int((~held).sum())
         if not bad:
-            out.append(stream.push(mono, last=last))
-        if last:
-            return out, read, bad
+            out.append(stream.push(mono, last=data.shape[0] < block))
+            if snd.channels > 1:
+                mixed += energy(mono)
+                channel_energy += energy(samples) / snd.channels
+        if data.shape[0] < block:
+            return _Decoded(out, read, bad, first_bad, mixed, channel_energy, snd.channels)
 
 
 def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple[torch.Tensor, int]:
@@ -257,27 +278,30 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
         if max_seconds is not None and promised > max_seconds * rate + MP3_SLACK:
             raise AudioError(_too_long(path, promised / rate, max_seconds))
         try:
-            out, read, bad = _decode(path, snd, resampler(rate, target_rate), max_seconds,
-                                     said if said is not None and fmt in MP3_FORMATS else None)
+            got = _decode(path, snd, resampler(rate, target_rate), max_seconds,
+                          said if said is not None and fmt in MP3_FORMATS else None)
             failed = None
         except _ReadFailed as e:  # an MP3 whose frames are whole: FFmpeg decodes what libmpg123 stumbles on
             if mp3 is None or mp3.cut:
                 raise
             failed = e
     if failed is not None:
-        out, read, bad = _mp3_through_av(path, target_rate, max_seconds, why=(
+        got = _mp3_through_av(path, target_rate, max_seconds, why=(
             f"libsndfile fails part-way through this MP3 ({failed.reason}), although its MPEG frames are whole; "
             f"{INSTALL_AV} to decode it through FFmpeg"), cause=failed)
-    elif guess is not None and not guess.cut and is_truncated(fmt, read, promised):
-        out, read, bad = _mp3_through_av(path, target_rate, max_seconds, why=(
-            f"libsndfile stops early on this MP3 (it read {read} of the {promised} samples its MPEG frames hold: "
+    elif guess is not None and not guess.cut and is_truncated(fmt, got.read, promised):
+        got = _mp3_through_av(path, target_rate, max_seconds, why=(
+            f"libsndfile stops early on this MP3 (it read {got.read} of the {promised} samples its MPEG frames hold: "
             f"without a Xing/Info header it guesses the length); {INSTALL_AV} to decode it whole through FFmpeg"))
-    check_length(path, fmt, read, promised, mp3)
-    if bad:
-        raise AudioError(f"audio file {path} has {bad} NaN/inf sample(s)")
-    audio = torch.cat(out) if out else torch.zeros(0)
+    check_length(path, fmt, got.read, promised, mp3)
+    if got.bad:
+        raise AudioError(f"audio file {path} has {got.bad} NaN/inf sample(s), the first at {got.first_bad / rate:.3f} s "
+                         f"(frame {got.first_bad}); write it again without them (e.g. numpy.nan_to_num before "
+                         "saving)")
+    audio = torch.cat(got.out) if got.out else torch.zeros(0)
     if audio.numel() == 0:
-        raise AudioError(_under_one_sample(f"audio file {path}", read, rate, target_rate))
+        raise AudioError(_under_one_sample(f"audio file {path}", got.read, rate, target_rate))
+    warn_cancelled(got.mixed, got.channel_energy, got.channels, f"audio file {path}", CANCEL_FIX, str(path))
     if not bool(audio.any()):  # kept (a pause is a sound too), but said: a wrong export often looks like this
         silent = SilenceWarning(f"audio file {path} is digital silence once mixed to mono (every sample 0): its "
                                 "codes will be one code repeated")
@@ -287,7 +311,7 @@ def _read_file(path: Path, target_rate: int, max_seconds: float | None) -> tuple
 
 
 def _mp3_through_av(path: Path, target_rate: int, max_seconds: float | None, *, why: str,
-                    cause: Exception | None = None) -> tuple[list, int, int]:
+                    cause: Exception | None = None) -> _Decoded:
     """:func:`_decode` of the MP3 ``path`` through PyAV, where libsndfile read it short or failed part-way;
     without PyAV an :class:`AudioError` saying ``why`` it is needed, never a shortened clip."""
     av = optional_av()
@@ -323,7 +347,10 @@ def load_audio(
     ``x`` is a path (wav, flac, ogg/vorbis, mp3: anything libsndfile reads; AAC/M4A through
     PyAV) or a numpy array / tensor ``[S]``, ``[C, S]`` or ``[S, C]`` recorded at ``sample_rate`` (a
     positive whole number of Hz: an int, a numpy integer or an integral float such as 16000.0).
-    Channels are averaged (an array of more than two gives a :class:`~mmtok.audio.arrays.MixedChannelsWarning`: clips
+    Channels are averaged, each weighing the same (the LFE of a 5.1 file too; a silent channel of a stereo file
+    halves the level, -6 dB; channels that cancel, one the other inverted, give a
+    :class:`~mmtok.audio.arrays.CancelledChannelsWarning`; an array of more than two gives a
+    :class:`~mmtok.audio.arrays.MixedChannelsWarning`: clips
     stacked ``[B, S]`` read as channels, and a batch is a list), integer PCM is scaled to [-1, 1),
     float samples peaking over :data:`~mmtok.audio.arrays.MAX_FLOAT_PEAK` (integer PCM stored as float, in an array or a
     float WAV/AIFF/AU file) are refused, and the rate is
@@ -382,7 +409,7 @@ def _samples(x: AudioInput, sample_rate: SampleRate | None, target_rate: int, ma
     if hz is None:
         raise AudioError("an audio array needs its sample_rate, e.g. load_audio(wave, 44100)")
     rate = hz
-    audio = to_mono_float(x, what)
+    audio = to_mono_float(x, what, cancel_fix="pass one channel, e.g. x[0] for [C, S] or x[:, 0] for [S, C]")
     if audio.numel() == 0:
         raise AudioError(f"{what} is empty (zero samples)")
     if x.ndim == 2:
