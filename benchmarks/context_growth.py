@@ -40,17 +40,27 @@ import shutil
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import emit, folder_to_fill, json_line, positives, preset, run_script
+from context_growth_media import (
+    FRAME_H,
+    FRAME_W,
+    SRC_FPS,
+    WORLD_H,
+    WORLD_W,
+    _soundtrack,
+    _world,
+    pan_frames,
+    scene_frames,
+    write_video,
+)
 
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
@@ -67,96 +77,13 @@ from mmtok.context.growth import (
     plot_tokens_vs_minutes,
     project,
 )
-from mmtok.context.planner import WINDOWS
+from mmtok.context.planner import WINDOWS, mmtok_preset, plan
 from mmtok.core.errors import UsageError
 from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
 from mmtok.lm.model import ModelConfig
 from mmtok.stream.interleave import Interleaver
 from mmtok.video.temporal import compression_stats
 from mmtok.video.tokenizer import VideoTokenizer
-
-SRC_FPS = 8  # frame rate of the generated video
-FRAME_W, FRAME_H = 320, 240  # its frame size
-WORLD_W, WORLD_H = 4096, 1024  # the large image the camera pans over
-AUDIO_RATE = 16_000
-
-
-# --------------------------------------------------------------------------- the video
-
-
-def _world(rng: np.random.Generator) -> np.ndarray:
-    """A large photo-like uint8 image ``[WORLD_H, WORLD_W, 3]``: smooth noise, hills, discs and stripes."""
-    small = rng.random((WORLD_H // 64 + 1, WORLD_W // 64 + 1, 3)).astype(np.float32)
-    t = torch.from_numpy(small).permute(2, 0, 1)[None]
-    base = F.interpolate(t, size=(WORLD_H, WORLD_W), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).numpy()
-    fine = F.interpolate(torch.from_numpy(rng.random((3, WORLD_H // 8, WORLD_W // 8)).astype(np.float32))[None],
-                         size=(WORLD_H, WORLD_W), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
-    img = 0.7 * base + 0.3 * fine
-    yy, xx = np.mgrid[0:WORLD_H, 0:WORLD_W]
-    horizon = WORLD_H * 0.55 + 80 * np.sin(xx / 300.0)  # hills
-    img[yy > horizon] *= np.array([0.5, 0.9, 0.4], np.float32)
-    for _ in range(60):  # discs and stripes: edges the codes must follow
-        cx, cy, r = rng.integers(0, WORLD_W), rng.integers(0, WORLD_H), rng.integers(20, 120)
-        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.random(3)
-    img[(xx // 40) % 7 == 0] *= 0.6
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-def _soundtrack(seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """A chord that changes every 2 s, with noise bursts: float32 mono."""
-    t = np.arange(int(seconds * AUDIO_RATE)) / AUDIO_RATE
-    roots = 220 * 2 ** (rng.integers(0, 12, int(seconds // 2) + 1) / 12)
-    f = roots[(t // 2).astype(int)]
-    wave = sum(np.sin(2 * np.pi * f * m * t) / (k + 1) for k, m in enumerate((1.0, 1.25, 1.5)))
-    bursts = (np.sin(2 * np.pi * 0.7 * t) > 0.95) * rng.standard_normal(t.size)
-    return (0.2 * wave + 0.1 * bursts).astype(np.float32)
-
-
-def write_video(path: Path, frames, n: int, *, audio: np.ndarray | None = None) -> Path:
-    """Encode ``n`` frames from the iterator ``frames`` (uint8 HWC) at ``SRC_FPS`` as H.264 (+ AAC)."""
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=SRC_FPS)
-        s.width, s.height, s.pix_fmt = FRAME_W, FRAME_H, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "23"}
-        a = c.add_stream("aac", rate=AUDIO_RATE) if audio is not None else None
-        for i, img in zip(range(n), frames, strict=False):
-            f = av.VideoFrame.from_ndarray(img, format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, SRC_FPS)
-            c.mux(s.encode(f))
-        c.mux(s.encode(None))
-        if a is not None:
-            for k in range(0, audio.size, 1024):
-                af = av.AudioFrame.from_ndarray(audio[None, k : k + 1024], format="fltp", layout="mono")
-                af.sample_rate, af.pts = AUDIO_RATE, k
-                c.mux(a.encode(af))
-            c.mux(a.encode(None))
-    return path
-
-
-def pan_frames(world: np.ndarray, n: int):
-    """The camera moves right 24 px per frame with a slow vertical sway, wrapping around the world."""
-    for i in range(n):
-        x = (24 * i) % (WORLD_W - FRAME_W)
-        y = int((WORLD_H - FRAME_H) / 2 * (1 + math.sin(i / 40)))
-        yield np.ascontiguousarray(world[y : y + FRAME_H, x : x + FRAME_W])
-
-
-def scene_frames(world: np.ndarray, n: int, rng: np.random.Generator, *, moving: bool, noise: float):
-    """A fixed camera; with ``moving``, three discs cross the view; ``noise``: sensor noise std (0..255)."""
-    bg = world[200 : 200 + FRAME_H, 600 : 600 + FRAME_W].astype(np.float32)
-    yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W]
-    for i in range(n):
-        img = bg.copy()
-        if moving:
-            for k, (speed, r) in enumerate(((6, 30), (-4, 22), (9, 16))):
-                cx, cy = (40 + speed * i + 100 * k) % FRAME_W, 60 + 60 * k
-                img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = (255.0 * (k == 0), 200.0, 255.0 * (k == 2))
-        if noise:
-            img += rng.normal(0, noise, img.shape)
-        yield np.clip(img, 0, 255).astype(np.uint8)
-
 
 # --------------------------------------------------------------------------- main
 
@@ -303,8 +230,24 @@ def tokenize_file(vt: VideoTokenizer, pan: Path, seconds: float, record: Recorde
     return chunks
 
 
-def interleave_durations(il: Interleaver, chunks: list[list[dict]], record: Recorder) -> list[tuple[float, torch.Tensor]]:
-    """Interleave the first 1, 2, 4, ... seconds into one stream each, recording a ``tokenize`` row per duration.
+def planned_tokens(image: Any, audio: Any, fps: float, seconds: float) -> int:
+    """What the context planner counts for ``seconds`` of the stream :func:`interleave_durations` builds: the
+    video at ``fps`` in 1 s chunks with its soundtrack, through ``image``'s and ``audio``'s numbers, plus the
+    document's ``<bos> <eos>``."""
+    cfg = image.cfg
+    preset = mmtok_preset(image_size=cfg.image_size, downsample=cfg.downsample,
+                          audio_tokens_per_second=float(audio.tokens_per_second), size_policy=cfg.size_policy)
+    return plan(seconds, preset=preset, fps=fps, chunk_seconds=1.0, resolution=None if cfg.size_policy != "native"
+                else (FRAME_H, FRAME_W)).total_tokens + 2
+
+
+def interleave_durations(il: Interleaver, chunks: list[list[dict]], record: Recorder,
+                         length: float = math.inf) -> list[tuple[float, torch.Tensor]]:
+    """Interleave the first 1, 2, 4, ... chunks into one stream each, recording a ``tokenize`` row per duration
+    (``duration_s``: the seconds those chunks' frames last) with what the context planner counts for the same
+    settings (``planned_tokens``, :func:`planned_tokens`: for a file that long; a prefix whose chunks are not a
+    whole number of audio tokens long holds one audio token less). ``length``: the file's seconds (its last chunk
+    may be short).
 
     Returns ``(seconds, ids)`` per duration, shortest first.
     """
@@ -316,10 +259,14 @@ def interleave_durations(il: Interleaver, chunks: list[list[dict]], record: Reco
         s = il.encode(doc)
         nv = sum(int(x["video_codes"].numel()) for x in doc if "video_codes" in x)
         na = sum(int(x["audio"].numel()) for x in doc if "audio" in x)
-        record({"bench": "tokenize", "duration_s": d, "frames": sum(int(x["video_codes"].shape[0]) for x in doc
-                if "video_codes" in x), "video_codes": nv, "audio_samples": na, "stream_tokens": len(s),
-                "tokens_per_second": round(len(s) / d, 2), "interleave_s": round(time.perf_counter() - t, 3)})
-        streams.append((float(d), s.ids))
+        frames = sum(int(x["video_codes"].shape[0]) for x in doc if "video_codes" in x)
+        # the seconds d chunks last: a chunk holds 1 s rounded to whole frames (at 2.5 fps, 3 frames: 1.2 s)
+        seconds = min(frames / il.video.fps, length)
+        record({"bench": "tokenize", "chunks": d, "duration_s": round(seconds, 3), "frames": frames,
+                "video_codes": nv, "audio_samples": na, "stream_tokens": len(s),
+                "tokens_per_second": round(len(s) / seconds, 2), "interleave_s": round(time.perf_counter() - t, 3),
+                "planned_tokens": planned_tokens(il.video.image, il.audio, il.video.fps, seconds)})
+        streams.append((seconds, s.ids))
         d *= 2
     return streams
 
@@ -446,7 +393,7 @@ def draw_plots(out: Path, streams: list[tuple[float, torch.Tensor]], series: dic
         record({"bench": "plots", "skipped": "matplotlib is not installed (pip install mmtok[plot])"})
         return
     plot_tokens_vs_minutes(out / "tokens_vs_minutes.png", measured=[(d, len(x)) for d, x in streams],
-                           measured_label=f"measured: mmtok stream, {fps:g} fps + audio")
+                           measured_label=f"measured: mmtok stream, {fps:g} fps + audio in 1 s chunks")
     n = torch.get_num_threads()
     where = gpu or f"CPU ({n} thread{'s' if n > 1 else ''})"
     plot_cost_vs_length(out / "cost_vs_length.png",
@@ -480,7 +427,7 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path, rng: np.random.Generato
     il = Interleaver(None, video=vt, audio=audio)
 
     measure_compression(vt, image, pan, tmp, world, rng, args.fps, weights, record)
-    streams = interleave_durations(il, tokenize_file(vt, pan, args.max_seconds, record), record)
+    streams = interleave_durations(il, tokenize_file(vt, pan, args.max_seconds, record), record, args.max_seconds)
     rate = len(streams[-1][1]) / streams[-1][0]
     series, busy = measure_steps(args, streams, il.vocab.size, device, t0, record)
     for (model_name, backend), done in series.items():

@@ -235,7 +235,7 @@ def _cmd_context(args: argparse.Namespace) -> int:
         p = plan(
             args.duration, preset=args.preset, fps=args.fps, resolution=args.resolution, downsample=args.downsample,
             tokens_per_frame_overhead=args.frame_overhead, audio_tokens_per_second=args.audio_tokens_per_second,
-            model=args.model, kv_dtype=args.kv_dtype,
+            model=args.model, kv_dtype=args.kv_dtype, chunk_seconds=args.chunk_seconds,
         )
     except ValueError as e:
         from mmtok.core.errors import UsageError
@@ -320,13 +320,42 @@ def _add_demo(sub: Any) -> None:
     demo.set_defaults(func=_cmd_demo, parser=demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from mmtok.codefile import add_commands as add_codefile_commands
+def _add_context(sub: Any) -> None:
+    from mmtok.context.shipped import PRESET_NAMES, presets_help
     from mmtok.core.trainstate import HelpFormatter
-    from mmtok.evaluate import add_command as add_eval_command
 
     class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
         """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
+
+    ctx = sub.add_parser(
+        "context", help="plan the context length a video takes and what that length costs",
+        description="Tokens per frame/second/minute/total of a video under a tokenizer preset, which "
+        "context windows (8k, 32k, 128k, 1M, 2M) hold it and how many seconds each holds, and the KV-cache "
+        "memory and attention FLOPs of that length for a model size.",
+        epilog="preset sources:\n" + presets_help(), formatter_class=_RawHelpFormatter,
+    )
+    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss")
+    ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
+    ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
+    ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
+    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size); "
+                     "not for gemini (a fixed count) or mmtok (its image tokenizer's)")
+    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame, "
+                     "in place of the preset's (lwm's 1, mmtok's <eof>; mmtok's <eol> per row stays); per latent "
+                     "frame for cosmos (one per 8 frames)")
+    ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
+    ctx.add_argument("--chunk-seconds", type=float, default=None, metavar="S", help="count the video cut into chunks "
+                     "of S seconds, as a {\"video\": ..., \"chunk_seconds\": S} segment of mmtok tokenize is: each "
+                     "chunk adds its own markers (mmtok's <bov> <eov> <boa> <eoa>); not for cosmos")
+    ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
+    ctx.add_argument("--kv-dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp8", "int8"], help="KV-cache element type")
+    ctx.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    ctx.set_defaults(func=_cmd_context)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmtok.codefile import add_commands as add_codefile_commands
+    from mmtok.evaluate import add_command as add_eval_command
 
     parser = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok",
@@ -366,29 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokenize(sub)
     _add_exports(sub)
 
-    from mmtok.context.shipped import PRESET_NAMES, presets_help
-
-    ctx = sub.add_parser(
-        "context", help="plan the context length a video takes and what that length costs",
-        description="Tokens per frame/second/minute/total of a video under a tokenizer preset, which "
-        "context windows (8k, 32k, 128k, 1M, 2M) hold it and how many seconds each holds, and the KV-cache "
-        "memory and attention FLOPs of that length for a model size.",
-        epilog="preset sources:\n" + presets_help(), formatter_class=_RawHelpFormatter,
-    )
-    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss")
-    ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
-    ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
-    ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
-    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size); "
-                     "not for gemini (a fixed count) or mmtok (its image tokenizer's)")
-    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame, "
-                     "in place of the preset's (lwm's 1, mmtok's <eof>; mmtok's <eol> per row stays); per latent "
-                     "frame for cosmos (one per 8 frames)")
-    ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
-    ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
-    ctx.add_argument("--kv-dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp8", "int8"], help="KV-cache element type")
-    ctx.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    ctx.set_defaults(func=_cmd_context)
+    _add_context(sub)
 
     tr = sub.add_parser("train", help="train the transformer on shards (see 'mmtok train --help')", add_help=False)
     tr.add_argument("options", nargs=argparse.REMAINDER, help="options of the trainer")

@@ -2,7 +2,8 @@
 
 :mod:`~mmtok.context.planner` is arithmetic only: tokens per frame, window fit,
 KV-cache memory and attention cost from numbers and the published presets of
-:mod:`~mmtok.context.presets` (it reads no model files); :mod:`~mmtok.context.shipped` fills in the numbers of mmtok's
+:mod:`~mmtok.context.presets` (it reads no model files), with the whole-token counts (frames, chunks, markers, what a
+window holds) in :mod:`~mmtok.context.counts`; :mod:`~mmtok.context.shipped` fills in the numbers of mmtok's
 shipped tokenizers (the ``"mmtok"`` preset) and is the ``plan`` users call;
 :mod:`~mmtok.context.growth` measures forward+backward time and memory against length.
 

@@ -113,7 +113,7 @@ def _checked_lengths(model: str | ModelConfig, lengths: Any) -> dict[str, list[i
 def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, vocab_size: int,
                  device: torch.device | str = "cpu", *, repeats: int = 1) -> dict[str, float]:
     """Forward+backward over ``ids`` ``[L]``, ``repeats`` times: ``seconds`` (the fastest), ``peak_mib``
-    (the largest) and ``train_flops``. ``ids`` holds at least 2 integer ids below ``vocab_size`` (a
+    (the largest) and ``train_flops`` (of the ``L - 1`` tokens the step reads). ``ids`` holds at least 2 integer ids below ``vocab_size`` (a
     :class:`ModelConfig`'s own vocabulary and length when ``model`` is one); ``repeats`` is at least 1."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -150,8 +150,9 @@ def measure_step(model: str | ModelConfig, backend: str, ids: torch.Tensor, voca
                 seconds = min(seconds, time.perf_counter() - start)
             del logits, loss
             peak = max(peak, mem.peak_mib)
+        read = int(ids.numel()) - 1  # the step reads ids[:-1] and predicts ids[1:]
         return {"seconds": round(seconds, 4), "peak_mib": round(peak, 1),
-                "train_flops": int(ids.numel()) * net.flops_per_token(int(ids.numel()))}
+                "train_flops": read * net.flops_per_token(read)}
 
 
 def math_scores_mib(cfg: ModelConfig, tokens: int) -> float:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from mmtok.context.counts import chunk_rate, counts, holds, latent_frame_tokens
 from mmtok.context.presets import CUSTOM_SOURCE, PRESETS, Preset
 from mmtok.lm.model import ModelConfig
 
@@ -138,6 +139,7 @@ class ContextPlan:
     note: str = ""
     vocab_source: str = ""  # where vocab_size comes from
     extra: dict[str, Any] = field(default_factory=dict)
+    chunk_seconds: float | None = None  # the video cut into chunks of this many seconds, each with its markers
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data (``mmtok context --json``): its fields (``resolution`` and ``grid`` as
@@ -160,7 +162,8 @@ class ContextPlan:
         rows = [
             ("preset", self.preset),
             ("source", self.source),
-            ("duration", f"{self.duration_s:g} s at {self.fps:g} fps, {res}"),
+            ("duration", f"{_seconds(self.duration_s)} s at {self.fps:g} fps, {res}"
+                         + (f", in chunks of {_seconds(self.chunk_seconds)} s" if self.chunk_seconds else "")),
             ("frames", f"{self.frames}" + (f" ({self.latent_frames} latent)" if self.latent_frames != self.frames else "")),
             ("tokens / frame", _rate(self.tokens_per_frame, 2)),
             ("tokens / second", f"{_rate(self.tokens_per_second, 1)} (video {_rate(self.video_tokens_per_second, 1)}"
@@ -191,6 +194,15 @@ def _bytes(n: float) -> str:
             return f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def _seconds(x: float) -> str:
+    """``x`` seconds with thousands separators and no exponent up to a year (which ``:g`` shows as 3.1536e+07).
+
+    >>> _seconds(31_536_000.0), _seconds(0.5), _seconds(36_000.0)
+    ('31,536,000', '0.5', '36,000')
+    """
+    return f"{x:,.10g}"
 
 
 def _rate(x: float, decimals: int) -> str:
@@ -271,6 +283,7 @@ def plan(
     kv_dtype: str = "bf16",
     vocab_size: int | None = None,
     vocab_source: str = "",
+    chunk_seconds: float | None = None,
 ) -> ContextPlan:
     """Plan the context a video of ``duration_s`` seconds takes under a tokenizer ``preset``.
 
@@ -284,6 +297,10 @@ def plan(
     (default: ``ModelConfig``'s; ``vocab_source`` says where the number comes from), or a
     :class:`~mmtok.lm.model.ModelConfig` (its own vocabulary); ``kv_dtype`` one of
     ``fp32 bf16 fp16 fp8 int8``. Frames are sampled at ``0, 1/fps, 2/fps, ... < duration``.
+    ``chunk_seconds`` counts the video cut as a ``{"video": ..., "chunk_seconds": S}`` segment of
+    ``mmtok tokenize`` is: chunks of ``S * fps`` frames (half up, at least one), each with the preset's
+    per-video and per-soundtrack markers (mmtok's ``<bov> <eov>`` and ``<boa> <eoa>``; exact while a chunk
+    lasts at least one audio token); not for a preset with temporal compression.
     Each number must be finite and within a sane range (:data:`MAX_DURATION_S`, ...), a :class:`Preset`'s own
     too (a ValueError names the preset and the field).
 
@@ -296,80 +313,30 @@ def plan(
     duration_s = _number(duration_s, "duration_s (DURATION, in seconds)", 0, MAX_DURATION_S, above=True)
     p = _overridden(preset if isinstance(preset, Preset) else get_preset(preset), fps=fps, resolution=resolution,
                     downsample=downsample, overhead=tokens_per_frame_overhead, audio_rate=audio_tokens_per_second)
+    p = _chunked(p, chunk_seconds)
     p = _at_working_size(p)
     if kv_dtype not in KV_BYTES:
         raise ValueError(f"kv_dtype must be one of {list(KV_BYTES)}, got {kv_dtype!r}")
     if vocab_size is not None:
         vocab_size = _number(vocab_size, "vocab_size", 1, 1 << 31, integer=True)
-    grid, per_latent = _latent_frame_tokens(p)
-    frames, latent, video_tokens, audio_tokens = _counts(p, per_latent, duration_s)
+    grid, per_latent = latent_frame_tokens(p)
+    frames, latent, video_tokens, audio_tokens = counts(p, per_latent, duration_s)
     total = video_tokens + audio_tokens
-    v_rate = per_latent * p.fps / p.temporal
-    rate = v_rate + p.audio_tokens_per_second
-    windows = [WindowFit(name, size, total <= size, _holds(p, per_latent, size), total / size)
+    chunks_per_s = chunk_rate(p)  # each chunk's own markers, in the long-run rates too
+    v_rate = per_latent * p.fps / p.temporal + p.tokens_per_video * chunks_per_s
+    a_rate = p.audio_tokens_per_second + (p.tokens_per_audio * chunks_per_s if p.audio_tokens_per_second else 0.0)
+    rate = v_rate + a_rate
+    windows = [WindowFit(name, size, total <= size, holds(p, per_latent, size), total / size)
                for name, size in WINDOWS.items()]
     priced_with = vocab_source if vocab_size is not None and not isinstance(model, ModelConfig) else ""
     return ContextPlan(
         preset=p.name, source=p.source, duration_s=duration_s, fps=p.fps, resolution=p.resolution, grid=grid,
         frames=frames, latent_frames=latent, tokens_per_frame=per_latent / p.temporal, video_tokens_per_second=v_rate,
-        audio_tokens_per_second=p.audio_tokens_per_second, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
+        audio_tokens_per_second=a_rate, tokens_per_second=rate, tokens_per_minute=60.0 * rate,
         video_tokens=video_tokens, audio_tokens=audio_tokens, total_tokens=total, windows=windows,
-        note=p.note, vocab_source=priced_with, **_costs(model, total, kv_dtype, vocab_size),
+        note=p.note, vocab_source=priced_with, chunk_seconds=p.chunk_seconds,
+        **_costs(model, total, kv_dtype, vocab_size),
     )
-
-
-def _video_tokens(p: Preset, per_latent: int, frames: int) -> tuple[int, int]:
-    """(latent frames, video tokens with the per-video markers) of ``frames`` sampled frames."""
-    t = p.temporal
-    latent = (1 + -(-(frames - 1) // t)) if p.causal_first_frame else -(-frames // t)
-    return latent, latent * per_latent + p.tokens_per_video
-
-
-def _counts(p: Preset, per_latent: int, duration_s: float) -> tuple[int, int, int, int]:
-    """(frames, latent frames, video tokens, audio tokens) of ``duration_s`` seconds: whole frames and audio
-    tokens, each rounded up; the audio with its markers (``tokens_per_audio``) when it has any token."""
-    frames = max(1, math.ceil(duration_s * p.fps - 1e-9))
-    latent, video = _video_tokens(p, per_latent, frames)
-    audio = math.ceil(p.audio_tokens_per_second * duration_s - 1e-9)
-    return frames, latent, video, audio + (p.tokens_per_audio if audio > 0 else 0)
-
-
-def _holds(p: Preset, per_latent: int, size: int) -> float:
-    """The longest duration whose plan fits ``size`` tokens (0 when one frame does not).
-
-    Not ``size`` over the mean rate: frames and audio tokens are whole (a started frame or audio token
-    counts) and a causal first frame is a latent frame of its own, so the search runs over frame counts:
-    ``k`` frames last at most ``k / fps``, and the audio the window has room for beside them at most
-    ``room / rate``; the first grows with ``k`` and the second shrinks, so the best ``k`` is where they cross.
-    """
-    a = p.audio_tokens_per_second
-    marks = p.tokens_per_audio if a > 0 else 0  # around the soundtrack: the window holds them too
-
-    def longest(k: int) -> float:  # the longest video of at most k frames that fits
-        room = size - _video_tokens(p, per_latent, k)[1] - marks
-        return k / p.fps if a == 0 else min(k / p.fps, max(room, 0) / a)
-
-    if _video_tokens(p, per_latent, 1)[1] + marks > size:
-        return 0.0
-    if per_latent == 0:  # the video part never grows: only audio fills the window
-        return math.inf if a == 0 else (size - p.tokens_per_video - marks) / a
-    most = (size - p.tokens_per_video - marks) // per_latent  # latent frames that fit
-    k_max = (most - 1) * p.temporal + 1 if p.causal_first_frame else most * p.temporal
-    lo, hi = 1, k_max
-    while lo < hi:  # the largest k whose frames end before its audio room does
-        mid = (lo + hi + 1) // 2
-        if a == 0 or mid * a <= (size - _video_tokens(p, per_latent, mid)[1] - marks) * p.fps:
-            lo = mid
-        else:
-            hi = mid - 1
-    best = max(longest(k) for k in range(max(1, lo - 1), min(k_max, lo + 2) + 1))
-    if sum(_counts(p, per_latent, best)[2:]) > size:  # float rounding at a boundary: the largest float that fits
-        low, high = 0.0, best
-        for _ in range(200):
-            mid_s = (low + high) / 2
-            low, high = (mid_s, high) if sum(_counts(p, per_latent, mid_s)[2:]) <= size else (low, mid_s)
-        best = low
-    return best
 
 
 def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | int | None,
@@ -400,6 +367,21 @@ def _overridden(p: Preset, *, fps: float | None, resolution: tuple[int, int] | i
         raise ValueError(f"preset {p.name!r} needs a resolution to count patches; pass resolution=(H, W) (--resolution WxH)")
     return _checked(replace(p, fps=fps, downsample=ds, resolution=res, tokens_per_frame_overhead=overhead,
                             audio_tokens_per_second=audio_rate))
+
+
+def _chunked(p: Preset, chunk_seconds: float | None) -> Preset:
+    """``p`` with the caller's ``chunk_seconds`` (checked), or its own; refused for temporal compression, whose
+    chunks would each restart the latent frames."""
+    if chunk_seconds is not None:
+        p = replace(p, chunk_seconds=_number(chunk_seconds, "chunk_seconds (--chunk-seconds)", 0, MAX_DURATION_S,
+                                             above=True))
+    elif p.chunk_seconds is not None:
+        p = replace(p, chunk_seconds=_number(p.chunk_seconds, f"preset {p.name!r}: chunk_seconds", 0,
+                                             MAX_DURATION_S, above=True))
+    if p.chunk_seconds is not None and p.temporal != 1:
+        raise ValueError(f"chunk_seconds (--chunk-seconds) does not apply to preset {p.name!r}: its {p.temporal} "
+                         "frames per latent frame would restart in every chunk; leave it out")
+    return p
 
 
 def _checked(p: Preset) -> Preset:
@@ -449,15 +431,6 @@ def _at_working_size(p: Preset) -> Preset:
     said = (f"frames of {w}x{h} are counted at {nw}x{nh}: size_policy 'native' reduces a frame longer than {side} "
             f"pixels to {side} on its long side")
     return replace(p, resolution=(nh, nw), note=f"{p.note}; {said}" if p.note else said)
-
-
-def _latent_frame_tokens(p: Preset) -> tuple[tuple[int, int] | None, int]:
-    """The token grid ``(h, w)`` of one latent frame (None for a fixed count) and its tokens with separators."""
-    if p.fixed_tokens_per_frame is not None:
-        return None, p.fixed_tokens_per_frame + p.tokens_per_frame_overhead
-    assert p.resolution is not None
-    grid = (-(-p.resolution[0] // p.downsample), -(-p.resolution[1] // p.downsample))
-    return grid, grid[0] * grid[1] + grid[0] * p.tokens_per_row + p.tokens_per_frame_overhead
 
 
 def _costs(model: str | ModelConfig, total: int, kv_dtype: str, vocab_size: int | None) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class Preset:
     tokens_per_video: int = 0  # markers per video (<bov> <eov>)
     audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
     tokens_per_audio: int = 0  # markers around a soundtrack that has tokens (mmtok's <boa> <eoa>)
+    # None: one piece; else the video is cut into chunks of this many seconds (rounded to whole frames, half up,
+    # at least one), each with its own tokens_per_video and tokens_per_audio markers (mmtok's "chunk_seconds")
+    chunk_seconds: float | None = None
     note: str = ""  # how the figures were obtained
     size_policy: str | None = None  # the image tokenizer's size policy (mmtok's); None: a published rate's own
     # (width, height) -> the size a "native" size policy reduces a frame to (a plan counts its frames there)
@@ -47,6 +50,8 @@ PRESETS: dict[str, Preset] = {
         "Google AI, Gemini API docs 'Video understanding' / 'Understand and count tokens' "
         "(ai.google.dev/gemini-api/docs): video at 1 fps, 258 tokens per frame, audio 32 tokens/s",
         fps=1.0, resolution=None, fixed_tokens_per_frame=258, audio_tokens_per_second=32.0,
+        note="frames and audio only: the timestamps and other metadata the API adds (the same docs put the whole "
+             "at about 300 tokens per second) are not counted",
     ),
     "lwm": Preset(
         "lwm",
@@ -59,6 +64,8 @@ PRESETS: dict[str, Preset] = {
         "Chameleon Team 2024, 'Chameleon: Mixed-Modal Early-Fusion Foundation Models' "
         "(arXiv:2405.09818): 1,024 tokens per 512x512 image (16x downsampling, 8,192 codes)",
         fps=1.0, resolution=(512, 512), downsample=16,
+        note="an image model: each sampled frame counted as one 512x512 image of the paper's 1,024 codes, without "
+             "the begin/end-of-image tokens around it",
     ),
     "cosmos": Preset(
         "cosmos",

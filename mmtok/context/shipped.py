@@ -68,7 +68,8 @@ def _audio_rate(audio: str | os.PathLike[str] | None) -> tuple[float, str]:
         return 0.0, f"none (no audio tokenizer at {audio})"
     rate = load_config(folder, kind="audio").tokens_per_second  # the tokenizer's own rule, its weights not read
     return float(rate), (f"{rate} tokens/s read from {folder / CONFIG_NAME}, with <boa> <eoa> around the soundtrack; "
-                         "a video cut by chunk_seconds adds <bov> <eov> <boa> <eoa> per further chunk")
+                         "a video cut by chunk_seconds adds <bov> <eov> <boa> <eoa> per further chunk "
+                         "(counted with chunk_seconds, --chunk-seconds)")
 
 
 def shipped_preset(image: str | os.PathLike[str] = "image",
@@ -126,6 +127,7 @@ def plan(
     audio_tokens_per_second: float | None = None,
     model: str | ModelConfig = "small",
     kv_dtype: str = "bf16",
+    chunk_seconds: float | None = None,
 ) -> ContextPlan:
     """:func:`mmtok.context.planner.plan`, where ``preset="mmtok"`` (the default) is :func:`shipped_preset`.
 
@@ -148,7 +150,7 @@ def plan(
     return planner.plan(  # checks every number, the resolution too
         duration_s, preset=preset, fps=fps, resolution=resolution, downsample=downsample,
         tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
-        model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source,
+        model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source, chunk_seconds=chunk_seconds,
     )
 
 
