@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-from mmtok.audio.config import front_end_mismatch
+from mmtok.audio.config import AudioTokenizerConfig, front_end_mismatch
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.checkpoint import write_refusal
@@ -35,7 +36,7 @@ from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.vq.prune import decodes_as
 
-__all__ = ["SHIPPED_LIMIT_MB", "attach_refusal", "attach_vocoder", "folder_megabytes", "load_vocoder", "trained_on"]
+__all__ = ["SHIPPED_LIMIT_MB", "attach_refusal", "attach_vocoder", "attached_card", "folder_megabytes", "load_vocoder", "trained_on"]
 
 SHIPPED_LIMIT_MB = 40.0  # the whole shipped audio checkpoint (tokenizer + vocoder) must stay under this
 
@@ -107,6 +108,7 @@ def _source(module: Any, where: str | os.PathLike[str] | None) -> dict[str, Any]
 def attach_vocoder(
     tokenizer: str | os.PathLike[str] | AudioTokenizer, vocoder: str | os.PathLike[str] | Vocoder,
     out: str | os.PathLike[str], *, mel_match: int | None = None, mel_match_db: float | None = None,
+    command: str | None = None,
 ) -> Path:
     """Write an audio tokenizer checkpoint at ``out``: ``tokenizer``'s config and weights (a shipped
     name, a folder or a module) with ``vocoder`` (a module, or what :func:`load_vocoder` reads) as its
@@ -114,7 +116,9 @@ def attach_vocoder(
     vocoder by default. ``mel_match`` sets the passes of the level correction the vocoder runs after
     decoding (``VocoderConfig.mel_match``) and ``mel_match_db`` its clamp (``mel_match_db``); None
     keeps the vocoder's own. The provenance records
-    both sources, their steps and their own provenance. A :class:`~mmtok.core.errors.CheckpointError`, before
+    both sources, their steps and their own provenance, and ``command`` (the command line that attached
+    them) when given; the folder's model card, ``README.md``, says the same (:func:`attached_card`), so
+    no card of the tokenizer alone is left in it. A :class:`~mmtok.core.errors.CheckpointError`, before
     anything is read, for an ``out`` that holds anything but an audio tokenizer checkpoint (which is replaced),
     and for a pair :func:`attach_refusal` refuses."""
     refused = write_refusal(out, kind=AudioTokenizer.KIND)
@@ -138,4 +142,39 @@ def attach_vocoder(
     prov = {"built_by": "mmtok.audio.attach.attach_vocoder",
             "tokenizer": {**_source(tok, tok_where), "fingerprint": tok.fingerprint},
             "vocoder": _source(voc, voc_where)}
-    return save_module(joined, out, provenance=prov)
+    if command is not None:
+        prov["command"] = command
+    return save_module(joined, out, provenance=prov, extra_files={"README.md": attached_card(joined.cfg, prov)})
+
+
+def _commands(prov: dict[str, Any]) -> str:
+    """A part's command lines as its provenance records them (the one that started it, each resume)."""
+    lines = [f"`{prov['command']}`"] if prov.get("command") else ["not recorded"]
+    lines += [f"resumed with `{line}`" for line in prov.get("resumed_with") or []]
+    return "; ".join(lines)
+
+
+def attached_card(cfg: AudioTokenizerConfig, prov: dict[str, Any]) -> str:
+    """The model card of an attached checkpoint: the two parts, where each came from and the commands that
+    trained them, and the command that attached them (``prov`` as :func:`attach_vocoder` records it)."""
+    tok, voc = prov["tokenizer"], prov["vocoder"]
+    voc_prov, tuned = voc.get("provenance") or {}, (tok.get("provenance") or {}).get("decoder_tuned")
+    tuned_note = "" if not isinstance(tuned, dict) else \
+        f"; its log-mel decoder tuned since, {tuned.get('steps')} steps in the vocoder run {tuned.get('with_vocoder_run')}"
+    stage = voc_prov.get("stage") or "not recorded"
+    match = "" if cfg.vocoder is None else f"; level correction: {cfg.vocoder.mel_match} pass(es), " \
+        f"at most {cfg.vocoder.mel_match_db:g} dB each"
+    return f"""# mmtok audio tokenizer with a learned vocoder
+
+Codes and log-mel decoder of one audio tokenizer; waveform from a learned vocoder (attached{match}).
+{cfg.sample_rate} Hz mono, {cfg.n_mels} mels, hop {cfg.hop_length},
+{cfg.sample_rate // cfg.samples_per_token} tokens/s, one codebook of {cfg.vq.codebook_size} codes.
+
+## Parts
+
+- tokenizer: {tok["source"]} (fingerprint {tok.get("fingerprint")}, {tok.get("steps")} steps), trained by \
+{_commands(tok.get("provenance") or {})}{tuned_note}
+- vocoder: {voc["source"]} ({voc.get("steps")} steps, on {stage}), trained by {_commands(voc_prov)}
+- last validation of the vocoder: {json.dumps(voc_prov.get("validation", {}))}
+- attached by: {f"`{prov['command']}`" if prov.get("command") else "mmtok.audio.attach.attach_vocoder"}
+"""

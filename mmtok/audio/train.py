@@ -63,11 +63,12 @@ from mmtok.audio.train_data import (
     attenuate_crops,
     cache_material,
     check_data,
-    clip_waveform,
     folder_digest,
     is_cache,
     manifest_material,
+    padding_note,
     random_feature_crops,
+    read_material,
     training_files,
 )
 from mmtok.audio.train_init import (
@@ -184,6 +185,8 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
         else:  # a state saved before the generator was kept
             run.gen.manual_seed(args.seed * 1000 + run.step)
         print(f"resumed at step {run.step}", file=sys.stderr)
+        if note := schedule_note(args, run.step, (st["extra"].get("settings") or {}).get("steps"), run.out):
+            print(note, file=sys.stderr)
         if run.step >= args.steps:
             print(f"the run is at --steps {args.steps} already: nothing to train, the model is written again "
                   "(a larger --steps extends it)", file=sys.stderr)
@@ -204,6 +207,22 @@ def start(run: _Run, groups: list[int], groups_note: str) -> None:
                  generator=torch.Generator().manual_seed(args.seed), balance_rounds=args.kmeans_balance,
                  min_groups=args.kmeans_min_groups, groups=groups)
     print(f"k-means codebook: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+
+
+def schedule_note(args: argparse.Namespace, step: int, own: int | None, out: Path) -> str | None:
+    """A resumed run given another ``--steps`` than its own (``own``): its cosine is drawn anew to end there, so
+    it no longer takes the steps an unbroken run of either length takes; the line saying so, with the learning
+    rate of the next step by both schedules (None when ``--steps`` is the run's own or the run is done)."""
+    if own is None or int(own) == args.steps or step >= args.steps:
+        return None
+
+    def rate(total: int) -> float:
+        return warmup_cosine(step, peak=args.lr, warmup=args.warmup, total=total, floor=FINAL_LR_FRAC * args.lr)
+
+    how = "stretches" if args.steps > int(own) else "squeezes"
+    return (f"{COMMAND}: --steps {args.steps} (the run's: {own}) {how} the cosine of {out} to end at step "
+            f"{args.steps}: the learning rate at step {step + 1} is {rate(args.steps):.3g} (by the run's own "
+            f"schedule: {rate(int(own)):.3g})")
 
 
 def train_mode(run: _Run) -> None:
@@ -319,6 +338,19 @@ def train_steps(run: _Run) -> None:
     bar.close()
 
 
+def crop_note(args: argparse.Namespace, cfg: AudioTokenizerConfig, ctx: int, feats: Sequence[torch.Tensor],
+              weights: torch.Tensor | None) -> None:
+    """Say on stderr when training clips are shorter than one crop of ``--crop-tokens`` (:func:`padding_note`)."""
+    frames = [int(f.shape[-1]) for f in feats]
+    width = cfg.frames_per_token * args.crop_tokens + 2 * ctx
+    median = max(1, (sorted(frames)[len(frames) // 2] - 2 * ctx) // cfg.frames_per_token)
+    note = padding_note(frames, width, weights=None if weights is None else weights.tolist(), who=COMMAND,
+                        piece=f"crop (--crop-tokens {args.crop_tokens}: {width * cfg.hop_length / cfg.sample_rate:g} s)",
+                        fix=f"a smaller --crop-tokens fits more of them (the median clip holds {median} tokens)")
+    if note:
+        print(note, file=sys.stderr)
+
+
 def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str],
             ) -> tuple[AudioTokenizerConfig, dict[str, torch.Tensor] | None, str | None, dict[str, Any]]:
     """What the run trains (``--out`` held, the options checked): the tokenizer's config, the weights it
@@ -359,7 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]) -> _Run:
     """The run in the held ``--out``: its source, data and log-mel, then the steps and the final files."""
-    from tqdm import tqdm
 
     cfg, weights_from, init_note, was = _source(parser, args, argv)
     bands = check_bands(parser, args, cfg, argv)  # against the tokenizer's mel channels, before any data
@@ -395,9 +426,10 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list
         load_grown(tok, weights_from)
     tok = tok.to(device)
     with torch.inference_mode():
-        feats = [tok.context_features(clip_waveform(w, cfg.sample_rate).to(device)).cpu()
-                 for w in tqdm(sources, desc="log-mel", disable=args.no_progress or len(sources) < 200)]
+        feats, val_clips = read_material(sources, val_clips, lambda w: tok.context_features(w.to(device)).cpu(),
+                                         cfg.sample_rate, progress=not args.no_progress)
     del sources
+    crop_note(args, cfg, tok.context_frames, feats, weights)
     # every parameter, --decoder-only or not (train_mode freezes the encoder and codebook), so any run resumes
     opt = torch.optim.AdamW([p for p in tok.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.0, betas=(0.9, 0.99))

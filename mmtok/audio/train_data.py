@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ from mmtok.core.suffixes import AUDIO_SUFFIXES
 
 __all__ = [
     "CacheClip", "attenuate_crops", "cache_material", "check_data", "clip_waveform", "find_audio", "folder_digest",
-    "is_cache", "manifest_material", "random_feature_crops", "split_validation",
+    "is_cache", "manifest_material", "padding_note", "random_feature_crops", "read_material", "split_validation",
     "synthetic_clips", "training_files",
 ]
 VALIDATION_SPLIT = "validation"  # the split of a manifest or a cache that a run validates on
@@ -87,6 +87,26 @@ def random_feature_crops(feats: Sequence[torch.Tensor], n: int, tokens: int, *, 
         piece = f[:, start : start + width]
         out[row, :, : piece.shape[-1]] = piece
     return out
+
+
+def padding_note(lengths: Sequence[int], width: int, *, weights: Sequence[float] | np.ndarray | None = None,
+                 who: str, piece: str, fix: str) -> str | None:
+    """One stderr line when some training clips (``lengths``, in the unit of ``width``) are shorter than one
+    training ``piece`` of ``width``: how many, and the share of what is trained on that is silence past their
+    ends (clips drawn in proportion to ``weights``, by default to their length); None when every clip fills one.
+
+    >>> padding_note([10, 30], 20, who="train", piece="crop (0.2 s)", fix="--crop-tokens 5 fits them")
+    'train: 1 of 2 training clips is shorter than one crop (0.2 s), and what a crop takes past its end is silence: 12% of what is trained on; --crop-tokens 5 fits them, or give longer clips'
+    """
+    n = np.asarray(lengths, dtype=np.float64)
+    short = int((n < width).sum())
+    if not short:
+        return None
+    w = n if weights is None else np.asarray(weights, dtype=np.float64)[: n.size]
+    share = float((w * np.clip(width - n, 0, None)).sum() / width / max(float(w.sum()), 1e-12))
+    verb = "is" if short == 1 else "are"
+    return (f"{who}: {short} of {n.size} training clips {verb} shorter than one {piece}, and what a {piece.split()[0]} "
+            f"takes past its end is silence: {share:.0%} of what is trained on; {fix}, or give longer clips")
 
 
 def attenuate_crops(mel: torch.Tensor, *, gain_db: float, prob: float, floor: float,
@@ -211,6 +231,34 @@ def clip_waveform(source: Path | torch.Tensor | CacheClip, sample_rate: int) -> 
     if isinstance(source, torch.Tensor):
         return source
     return load_audio(source, target_rate=sample_rate)
+
+
+def read_material(sources: Sequence[Path | torch.Tensor | CacheClip], val_clips: Sequence[Path | torch.Tensor],
+                  features: Callable[[torch.Tensor], torch.Tensor], sample_rate: int, *,
+                  progress: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``(features of each training clip's waveform, each validation clip's waveform)``, all read before the first
+    step, so that a file held aside for validation cannot fail the run after its last step; every file that cannot
+    be read, training or validation, is named in one :class:`~mmtok.core.errors.AudioError`."""
+    from tqdm import tqdm
+
+    feats: list[torch.Tensor] = []
+    bad: list[str] = []
+    for w in tqdm(sources, desc="log-mel", disable=not progress or len(sources) < 200):
+        try:
+            feats.append(features(clip_waveform(w, sample_rate)))
+        except AudioError as e:
+            bad.append(str(e))
+    val: list[torch.Tensor] = []
+    for f in val_clips:
+        try:
+            val.append(clip_waveform(f, sample_rate))
+        except AudioError as e:
+            bad.append(f"{e} (a validation clip)")
+    if bad:
+        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise AudioError(f"{len(bad)} of {len(sources) + len(val_clips)} audio files of --data cannot be used: "
+                         f"{'; '.join(bad[:3])}{more}; remove or convert them, then run the command again")
+    return feats, val
 
 
 def is_cache(folder: str | Path) -> bool:

@@ -49,7 +49,7 @@ from mmtok.audio.features import HOP_LENGTH
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.core.errors import AudioError, CorpusError, UsageError
 from mmtok.core.files import write_atomic
-from mmtok.core.manifest import manifest_rows
+from mmtok.core.manifest import EXAMPLE, manifest_rows
 from mmtok.core.run_folder import content_digest
 from mmtok.core.trainstate import json_digest
 
@@ -236,7 +236,8 @@ def build_cache(corpus: str | os.PathLike[str], cache: str | os.PathLike[str], *
     corpus, cache = Path(corpus), Path(cache)
     manifest = corpus / "manifest.jsonl"
     if not manifest.is_file():
-        raise CorpusError(f"--corpus {str(corpus)!r} has no manifest.jsonl")
+        raise CorpusError(f"--corpus {str(corpus)!r} has no manifest.jsonl: write one there, a line per audio file "
+                          f"such as {EXAMPLE} (the path relative to the folder; \"validation\" rows are held aside)")
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
     if (cache / "index.json").is_file():
         summary = json.loads((cache / "index.json").read_text())

@@ -29,6 +29,7 @@ from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.discriminator import WaveGAN, random_crops
 from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.audio.train_data import padding_note
 from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
 from mmtok.audio.vocoder_data import (
     AudioCache,
@@ -144,6 +145,10 @@ class Run:
             self.probs = mixed_weights(sampling_weights(real.clips), len(synth), self.synthetic["share"])
         else:
             self.train_set, self.probs = real, sampling_weights(real.clips)
+        if note := padding_note([c.length for c in self.train_set.clips], self.seg, weights=self.probs, who=prefix,
+                                piece=f"segment (--segment-seconds {self.seg / SAMPLE_RATE:g})",
+                                fix="a shorter --segment-seconds fits more of them"):
+            print(note, file=sys.stderr)
         self.voc = Vocoder(self.cfg).to(pick_device(args.device))
         if init is not None:
             load_state_dict_checked(self.voc, init.state_dict(), where=args.init_from)
@@ -484,5 +489,7 @@ class Run:
                     f.write(json.dumps(row) + "\n")
                 bar.set_postfix(loss=row["loss"], mel=row["mel_l1"])
             if self.step % args.save_every == 0 or self.step == args.steps:
+                c0 = time.perf_counter()
                 self.checkpoint()
+                t_last += time.perf_counter() - c0  # s_per_step times the training steps, not validation and saves
         bar.close()

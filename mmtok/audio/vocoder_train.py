@@ -95,6 +95,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -258,7 +259,7 @@ def _work(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[
         tokenizer, source = joined
         try:
             folder = attach_vocoder(tokenizer, source, args.attach, mel_match=args.mel_match,
-                                    mel_match_db=args.mel_match_db)
+                                    mel_match_db=args.mel_match_db, command=f"{_typed()} {shlex.join(argv)}")
         except MmtokError:
             raise
         except ValueError as e:  # the level correction is out of range
