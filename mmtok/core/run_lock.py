@@ -107,7 +107,10 @@ class RunLock:
         self.held = False
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._unwritable(e) from None
         with _guarded(self.path.parent):
             if self.path.exists():
                 self._refuse_a_live_owner()
@@ -116,6 +119,8 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:  # made meanwhile by a process that does not take the guard
                 raise TrainingError(f"could not lock {self.folder}: {self.path} keeps reappearing") from None
+            except OSError as e:  # a read-only file system, no permission, a full disk
+                raise self._unwritable(e) from None
             with os.fdopen(fd, "w") as f:
                 f.write(f"{self.me[0]} {self.me[1]}\n")
             self.held = True
@@ -125,6 +130,14 @@ class RunLock:
             self.__exit__()
             raise
         return self
+
+    def _unwritable(self, e: OSError) -> TrainingError:
+        """The refusal of a run folder this process cannot write its lock in (``e``: why), before anything is
+        written: what it holds stays as it is, and a copy elsewhere resumes."""
+        why = e.strerror or type(e).__name__
+        return TrainingError(f"cannot write in {self.path.parent}: {why} (lock {self.path}); a run writes its "
+                             "checkpoints there, so it needs a writable folder: copy the folder somewhere writable "
+                             "and give that as --out (--resume continues from what it holds); nothing was changed")
 
     def _refuse_a_live_owner(self) -> None:
         """A :class:`TrainingError` when the lock names another process that may run: one of this host that runs
