@@ -68,7 +68,8 @@ def missing_figure(figure: str, clips: int, seconds: float) -> str:
     except ImportError:
         return f"it needs the {package} package, which is not installed (pip install {package})"
     if not clips:
-        return f'the validation split holds no file of kind "speech" at least {seconds:g} s long'
+        return (f'the validation split holds no file of kind "speech" at least {seconds:g} s long (a manifest row '
+                'says it: "kind": "speech"; a --cache holds one version of the manifest: give a new --cache after adding it)')
     return f"the {clips} validation clips are too short or hold too little speech"
 
 

@@ -185,7 +185,7 @@ class Run:
                 self.joint.load_state_tensors(st["extra_tensors"], where=str(self.state_dir))
             print(f"resumed at step {self.step}", file=sys.stderr)
         self.log_path, self.val_path = self.out / LOG_NAME, self.out / VALIDATION_NAME
-        names = self._validation(val, resuming)
+        names = self._validation(val, resuming, prefix)
         for path in (self.log_path, self.val_path):  # the lines written after the checkpoint it restarts from;
             truncate_log(path, self.step if resuming else -1)  # a new run: all (a run stopped before one)
         self.prov = self._provenance(f"{prefix} {shlex.join(argv)}", cache_dir, params, names, init)
@@ -279,7 +279,7 @@ class Run:
             return self.voc.log_mel(x)[..., : x.shape[-1] // self.cfg.hop_length]
         return decoded_features(self.tok, x)
 
-    def _validation(self, val: AudioCache, resuming: bool) -> list[str]:
+    def _validation(self, val: AudioCache, resuming: bool, who: str) -> list[str]:
         """Fix the validation material, the figures each clip can be given and the Griffin-Lim baseline (once
         per run: a resumed run reads its own); the clips' paths. A ``--best-by`` figure no clip can be given is
         refused before anything is written (:class:`UsageError`)."""
@@ -295,6 +295,9 @@ class Run:
             why = missing_figure(self.best_by, len(self.val_waves), min(args.val_clip_seconds, 3.0))
             raise UsageError(f"--best-by {self.best_by} picks best/ by a figure no validation clip can be given: "
                              f"{why}; use --best-by mel_l1, or give such clips")
+        if args.val_clips and not self.val_waves:  # asked for, none there: the figures would be missing unsaid
+            why = missing_figure("stoi", 0, min(args.val_clip_seconds, 3.0))
+            print(f"{who}: note: no validation clip is scored for STOI and PESQ-WB: {why}", file=sys.stderr)
         baseline_path = self.out / BASELINE_NAME
         if self.val_waves and not (resuming and baseline_path.is_file()):  # computed once per run
             write_json_atomic(baseline_path, {**griffin_lim_scores(self.val_waves, self.tok, given=self.val_given),
