@@ -168,9 +168,12 @@ def _tensor(codes: np.ndarray) -> torch.Tensor:
 
 def _is_code_file(path: Path) -> bool:
     """Whether ``path`` is a code file (:func:`~mmtok.data.codes.load_codes`: its meta names a kind), one whose video
-    meta decoding refuses among them: encoding again replaces it."""
+    meta decoding refuses among them, or an empty file left in its place: encoding again
+    replaces it."""
     if not path.is_file():
         return False
+    if path.stat().st_size == 0:  # what a write or copy that never finished leaves: nothing in it to lose
+        return True
     try:
         load_codes(path, check_video=False)
     except (UsageError, OSError):
@@ -209,10 +212,12 @@ def _check_model(path: Path, meta: dict[str, Any], models: _Models, kind: str) -
                          f"{meta.get('source') or 'the original'} again (mmtok encode records it)")
     made_by = meta.get("model")
     if _same_model(made_by, given):
+        then, now = meta.get("model_version"), model_version(models(kind))
+        versions = f"{then} then, {now} now; " if then and now and then != now else ""
         raise UsageError(
             f"{path}: the {kind} model at {_model_folder(given) or given} changed since these codes were made "
-            f"(fingerprint {was} in the codes, {fingerprint} now); decode them with the model that made them, or "
-            f"encode {meta.get('source') or 'the original'} again")
+            f"({versions}fingerprint {was} in the codes, {fingerprint} now); decode them with the model that made "
+            f"them, or encode {meta.get('source') or 'the original'} again")
     made = meta.get("model_version") or made_by or "another model"
     now = model_version(models(kind)) or given
     if made == now:  # one version name for two sets of weights: tell them apart by where they are
@@ -276,7 +281,7 @@ def add_commands(sub: Any) -> None:
          "subfolders)", "images, sounds and videos -> code files (DIR/FILE.npz, e.g. photo.jpg.npz), with the shipped tokenizers or others",
          "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/FILE.npz (photo.jpg -> photo.jpg.npz): the codes "
          "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
-         "subfolders of DIR. A code file already there is replaced; anything else under that name stops the run "
+         "subfolders of DIR. A code file (or an empty file) already there is replaced; anything else under that name stops the run "
          "before any work. A file that fails is reported and the others go on."),
         ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
          "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",

@@ -8,8 +8,9 @@ run from its train state (read whole, as ``--resume`` reads it:
 checkpoint's module is loaded (a transformer is only built, on the meta device) to
 count its parameters, and a media tokenizer to report its fingerprint. A checkpoint a
 save killed between its two renames left only as its backup is read there, as
-:func:`mmtok.load` reads it (``read_from`` names it); nothing is put back or locked:
-describing writes nothing.
+:func:`mmtok.load` reads it (``read_from`` names it, a run's ``recover`` how to put it back); an export is
+described and checked against its files by :mod:`mmtok.info_export`, which also lists what a writer killed
+part-way left (``leftovers``). Nothing is put back or locked: describing writes nothing.
 
 >>> format_info({"what": "demo", "path": "x", "size": 3})
 'demo: x\\n  size  3'
@@ -17,6 +18,7 @@ describing writes nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import textwrap
@@ -25,17 +27,30 @@ from typing import Any
 
 import torch
 
-from mmtok.core.checkpoint import CONFIG_NAME, WEIGHTS_NAME, config_from_dict, read_config
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    config_from_dict,
+    read_config,
+)
 from mmtok.core.errors import CheckpointError, MissingFileError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.run_lock import LOCK_NAME, run_holder
 from mmtok.data.codes import CODES_SUFFIX, load_codes
+from mmtok.data.digest import files_sha256
 from mmtok.data.media_files import MEDIA_SUFFIXES, media_kind
-from mmtok.data.shards import MANIFEST, open_shards
-from mmtok.info_tokenizer_run import describe_tokenizer_run, holds_tokenizer_run, running
+from mmtok.data.shards import MANIFEST, VERIFIED, open_shards
+from mmtok.info_export import describe_export, export_backup, leftovers, vocab_tokenizers
+from mmtok.info_tokenizer_run import (
+    describe_tokenizer_run,
+    holds_tokenizer_run,
+    newer_config,
+    running,
+)
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.lm.runs import MODALITIES, checkpoint_folders, newest_loadable, read_log
-from mmtok.pretrained import load
+from mmtok.pretrained import load, model_version
 from mmtok.stream.vocab import Vocabulary
 
 __all__ = ["describe", "format_info"]
@@ -53,6 +68,9 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     or video file: saying to encode it first).
     """
     p = Path(path)
+    _refuse_a_link_loop(p)
+    if (backup := export_backup(p)) is not None:  # an export a kill stopped between its two renames
+        raise backup
     if p.suffix.lower() in (CODES_SUFFIX, ".parquet") and not (p.exists() or p.is_symlink()):  # a file, misspelt
         raise MissingFileError(f"{p}: no such file")
     if p.is_file() and p.name.endswith(CODES_SUFFIX):
@@ -70,7 +88,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not (p / CONFIG_NAME).is_file() and str(path) == "video":  # shipped: the image tokenizer at 1 fps
         return _tokenizer_summary({"what": "tokenizer", "path": "video (the shipped image tokenizer at 1 frame per "
                                    "second)", "kind": "video"}, load("video"))
-    if (export := _export(p)) is not None:
+    if (export := describe_export(p)) is not None:
         return export
     folder = resolve_checkpoint(path)
     if folder.is_file():  # (a bare shipped name is the shipped checkpoint, whatever file of that name is here)
@@ -88,13 +106,47 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise CheckpointError(f"{p} holds only a training run's lock ({LOCK_NAME}), {state}")
         raise CheckpointError(f"{p} is not a shard folder ({MANIFEST}), a run folder (ckpt-*/, or a tokenizer's "
                               f"train-state/ or model/) or a checkpoint "
-                              f"({CONFIG_NAME}): nothing to describe")
+                              f"({CONFIG_NAME}): nothing to describe{_what_is_inside(folder)}")
     if (hf := _transformers_model_type(folder)) is not None:
         raise CheckpointError(f"{p} is a transformers model folder (model_type {hf!r}), as mmtok export-hf writes "
                               "it, not an mmtok checkpoint: load it with transformers "
                               "(AutoModelForCausalLM.from_pretrained); mmtok's id space is in its "
                               "mmtok_vocab.json")
     return _checkpoint(folder)
+
+
+def _refuse_a_link_loop(p: Path) -> None:
+    """A :class:`CheckpointError` when ``p`` is a symbolic link that never reaches a file or folder (a loop)."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CheckpointError(f"{p} is a symbolic link that leads back to itself ({p} -> {os.readlink(p)} -> ...)"
+                                  ": nothing is there to describe; point it at a file or folder (ln -sfn TARGET "
+                                  f"{p}), or name the file or folder itself") from None
+
+
+DESCRIBED = (MANIFEST, CONFIG_NAME, "meta.json", "dataset_info.json", "train-state", "model")  # what marks a folder
+
+
+def _what_is_inside(folder: Path) -> str:
+    """What in ``folder`` ``mmtok info`` describes (code files, Parquet files, folders it knows) and the hidden
+    names a killed writer left there, as the tail of a refusal; "" when there is none of them."""
+    try:
+        entries = sorted(e for e in folder.iterdir())
+    except OSError:
+        return ""
+    known = [e.name + ("/" if e.is_dir() else "") for e in entries if not e.name.startswith(".") and (
+        (e.is_file() and (e.name.endswith(CODES_SUFFIX) or e.suffix.lower() == ".parquet"))
+        or (e.is_dir() and (any((e / name).exists() for name in DESCRIBED) or checkpoint_folders(e))))]
+    tail = ""
+    if known:
+        shown = ", ".join(known[:5]) + (f" and {len(known) - 5:,} more" if len(known) > 5 else "")
+        tail = (f"; it holds what 'mmtok info' describes, one path at a time: {shown} "
+                f"(e.g. mmtok info {folder / known[0].rstrip('/')})")
+    if left := leftovers(folder):
+        tail += f"; it holds what a writer stopped part-way left: {'; '.join(left)}"
+    return tail
 
 
 def _transformers_model_type(folder: Path) -> str | None:
@@ -108,90 +160,6 @@ def _transformers_model_type(folder: Path) -> str | None:
     return meta["model_type"]
 
 
-EXPORT_COLUMNS = ["doc", "ids", "modality", "source"]  # the rows mmtok export writes to parquet and datasets
-
-
-def _export(p: Path) -> dict[str, Any] | None:
-    """What ``mmtok export`` wrote at ``p`` (a Parquet file, a datasets folder or a bin folder): its format, its
-    documents (and tokens, for bin) and the vocabulary or mark it records; None when ``p`` is none of them.
-    Exports of earlier releases carry no mark: known by their columns, said so."""
-    out: dict[str, Any] = {"what": "export", "path": str(p)}
-    meta = p / "meta.json"
-    if p.is_dir() and meta.is_file():
-        record = _json(meta)
-        if record.get("format") != "mmtok-tokens-bin":
-            return None
-        vocab = Vocabulary.from_dict(record["vocab"], where=str(meta)) if isinstance(record.get("vocab"), dict) else None
-        return out | {"format": "bin (mmtok export --to bin)", "documents": record.get("docs"),
-                      "tokens": record.get("tokens"), "dtype": record.get("dtype"),
-                      "vocab_size": record.get("vocab_size"), "fingerprint": record.get("fingerprint"),
-                      "tokenizers": _vocab_tokenizers(vocab) if vocab is not None else None}
-    if p.is_dir() and (p / "dataset_info.json").is_file() and (p / "state.json").is_file():
-        info = _json(p / "dataset_info.json")
-        if sorted(info.get("features") or {}) != EXPORT_COLUMNS:
-            return None
-        splits = info.get("splits") if isinstance(info.get("splits"), dict) else {}
-        rows = sum(int(v.get("num_examples", 0)) for v in splits.values() if isinstance(v, dict))
-        mark = _json(p / "mmtok_export.json") if (p / "mmtok_export.json").is_file() else None
-        return out | {"format": "datasets (mmtok export --to datasets)", "documents": rows,
-                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark),
-                      "tokenizers": _mark_tokenizers(mark, p / "mmtok_export.json")}
-    if p.is_file() and (p.suffix.lower() == ".parquet" or _starts_with(p, PARQUET_MAGIC)):  # any name export took
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise CheckpointError(f"{p} is a Parquet file; describing it needs pyarrow: pip install 'mmtok[hf]'") from None
-        try:
-            pf = pq.ParquetFile(p)
-        except (OSError, ValueError) as e:  # pyarrow's own (ArrowInvalid, ArrowIOError) for a damaged file
-            raise CheckpointError(f"{p} is not a readable Parquet file ({e})") from None
-        if sorted(pf.schema_arrow.names) != EXPORT_COLUMNS:
-            raise CheckpointError(f"{p} is a Parquet file with the columns {', '.join(pf.schema_arrow.names)}, not an "
-                                  f"mmtok export ({', '.join(EXPORT_COLUMNS)}): nothing to describe")
-        raw = (pf.schema_arrow.metadata or {}).get(b"mmtok_export")
-        mark = json.loads(raw) if raw else None
-        return out | {"format": "parquet (mmtok export --to parquet)", "documents": pf.metadata.num_rows,
-                      "fingerprint": (mark or {}).get("fingerprint"), "mark": _mark_note(mark),
-                      "tokenizers": _mark_tokenizers(mark, f"{p} (schema metadata mmtok_export)")}
-    return None
-
-
-PARQUET_MAGIC = b"PAR1"  # the first (and last) bytes of every Parquet file
-
-
-def _starts_with(path: Path, magic: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(magic)) == magic
-    except OSError:
-        return False
-
-
-def _json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; anything else a :class:`CheckpointError` naming it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path} cannot be read as JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds {type(data).__name__}, not a JSON object")
-    return data
-
-
-def _mark_tokenizers(mark: Any, where: object) -> dict[str, str] | None:
-    """The tokenizers of the vocabulary an export's mark records (as a bin export's ``meta.json``); None without
-    one (an export of an earlier mmtok)."""
-    vocab = mark.get("vocab") if isinstance(mark, dict) else None
-    return _vocab_tokenizers(Vocabulary.from_dict(vocab, where=str(where))) if isinstance(vocab, dict) else None
-
-
-def _mark_note(mark: dict[str, Any] | None) -> str:
-    """The mark an export records, in words (an export of an earlier mmtok has none)."""
-    if not isinstance(mark, dict):
-        return "none (an export of an earlier mmtok: its vocabulary is not recorded)"
-    return f"{mark.get('format')} v{mark.get('format_version')}"
-
-
 def _code_file(path: Path) -> dict[str, Any]:
     """A code file from ``mmtok encode``: its codes, what made them, and whether the shipped models of its
     kind still read them (same vocabulary fingerprints, and every code within its codebook)."""
@@ -200,17 +168,33 @@ def _code_file(path: Path) -> dict[str, Any]:
                            "shape": list(codes.shape), "tokens": int(codes.size)}
     out |= {k: meta[k] for k in ("seconds", "fps", "model", "model_version", "fingerprint", "codebook_size")
             if k in meta}
-    def readable(arr: Any, tok: Any, fingerprint: Any) -> bool:  # its model, and codes that model has
-        return fingerprint == tok.fingerprint and (arr.size == 0 or 0 <= int(arr.min()) <= int(arr.max()) < tok.codebook_size)
-
-    reads = readable(codes, load(meta["kind"]), meta.get("fingerprint"))
+    why = [_why_unread("codes", codes, meta, load(meta["kind"]), meta["kind"])]
     if audio_codes is not None:
         sound = meta.get("audio") or {}
         out["soundtrack"] = {"tokens": int(audio_codes.size), "seconds": sound.get("seconds"),
                              "model_version": sound.get("model_version"), "fingerprint": sound.get("fingerprint")}
-        reads = reads and readable(audio_codes, load("audio"), sound.get("fingerprint"))
-    out["shipped_model_reads_it"] = reads
+        why.append(_why_unread("soundtrack codes", audio_codes, sound, load("audio"), "audio"))
+    said = [w for w in why if w]
+    out["shipped_model_reads_it"] = not said
+    if said:
+        out["why_not"] = "; ".join(said)
     return out
+
+
+def _why_unread(what: str, arr: Any, meta: dict[str, Any], tok: Any, kind: str) -> str | None:
+    """Why the shipped model ``tok`` of ``kind`` cannot decode the codes ``arr`` a code file's ``meta`` describes
+    (another model made them, or a code is outside its codebook) and what to do; None when it can."""
+    made, now = meta.get("fingerprint"), tok.fingerprint
+    if made != now:
+        by = meta.get("model_version") or meta.get("model") or "a model it does not name"
+        return (f"its {what} were made by {by} (fingerprint {made}), the shipped {kind} model is "
+                f"{model_version(tok) or kind} (fingerprint {now}): decode them with --{kind} naming the model "
+                "that made them, or encode the original again")
+    if arr.size and not 0 <= int(arr.min()) <= int(arr.max()) < tok.codebook_size:
+        bad = int(arr.max()) if int(arr.max()) >= tok.codebook_size else int(arr.min())
+        return (f"its {what} hold {bad}, outside the codebook of {tok.codebook_size:,} codes (0 to "
+                f"{tok.codebook_size - 1:,}): the file is damaged; encode the original again")
+    return None
 
 
 def _shards(folder: Path) -> dict[str, Any]:
@@ -230,18 +214,41 @@ def _shards(folder: Path) -> dict[str, Any]:
         "parts": len(s.manifests), "shards": len(s.tokens), "dtype": str(first.get("dtype")),
         "bytes": on_disk, "source": (first.get("source") or {}).get("file"),
         "vocab_size": s.vocab.size, "fingerprint": s.vocab.fingerprint,
-        "tokenizers": _vocab_tokenizers(s.vocab),
+        "tokenizers": vocab_tokenizers(s.vocab),
+        **_shard_bytes(s), "leftovers": leftovers(folder),
     }
 
 
-def _vocab_tokenizers(vocab: Vocabulary) -> dict[str, str]:
-    """Each modality of a vocabulary: its id range size and the tokenizer that made it (its label; a tokenizer
-    without one, by its fingerprint)."""
-    out = {"text": f"{vocab.text_size:,} ids ({vocab.sources.get('text', '?')})"}
-    for kind in vocab.media:
-        made_by = vocab.labels.get(kind) or f"a tokenizer of fingerprint {vocab.sources.get(kind, '?')}"
-        out[kind] = f"{len(vocab.range(kind)):,} ids ({made_by})"
-    return out
+HASH_NOW = 256 << 20  # shard bytes info hashes itself when no check is remembered; above, it says so
+
+
+def _shard_bytes(s: Any) -> dict[str, Any]:
+    """Whether the bytes of shard set ``s`` are those their manifests' sha256 name: ``checked`` from the checks
+    ``.verified.json`` remembers for each file as it is now (its size and mtime), or hashed here when no check
+    is remembered and they are small (:data:`HASH_NOW`); ``damaged`` for a shard whose bytes differ."""
+    entries = [e for m in s.manifests for e in m.get("shards", [])]  # in the order of s.tokens, part by part
+    listed = [(f.path.parent, e) for f, e in zip(s.tokens, entries, strict=True)]
+    unvouched = []
+    for sub, entry in listed:
+        try:
+            seen = json.loads((sub / VERIFIED).read_bytes()).get(entry["bin"])
+        except (OSError, ValueError, AttributeError):
+            seen = None
+        st = (sub / entry["bin"]).stat()
+        if not (isinstance(seen, dict) and seen.get("size") == st.st_size and seen.get("mtime_ns") == st.st_mtime_ns
+                and seen.get("sha256") == entry.get("sha256")):
+            unvouched.append((sub, entry, st.st_size))
+    if not unvouched:
+        return {"checked": f"each shard's sha256, when first read (remembered in {VERIFIED})"}
+    if sum(size for *_, size in unvouched) > HASH_NOW:
+        return {"checked": f"not since written or changed ({len(unvouched):,} of {len(listed):,} shards): mmtok "
+                           "train checks each shard's sha256 before its first step"}
+    bad = [sub / e["bin"] for sub, e, _ in unvouched if files_sha256([sub / e["bin"]]) != e.get("sha256")]
+    if not bad:
+        return {"checked": "each shard's sha256, now"}
+    return {"checked": "each shard's sha256, now",
+            "damaged": [f"{b}: its bytes do not match the sha256 its manifest lists (changed or damaged since "
+                        "written); tokenize the corpus again (mmtok tokenize ... --restart)" for b in bad]}
 
 
 def _run(folder: Path) -> dict[str, Any]:
@@ -261,7 +268,12 @@ def _run(folder: Path) -> dict[str, Any]:
     losses, steps = _last_losses(rows)
     extra: dict[str, Any] = {}
     if damaged:
-        extra["damaged"] = [f"{name}: {why}" for name, why in damaged.items()]
+        newer = {name: newer_config(folder / name) for name in damaged}
+        said = [f"{name}: {why}" for name, why in damaged.items() if newer[name] is None]
+        extra["damaged"] = said or None
+        extra["newer"] = [f"{name}: saved by a newer mmtok (format_version {cfg['format_version']}; this one reads "
+                          f"{FORMAT_VERSION}): upgrade mmtok to read it; a --resume by this one moves it aside "
+                          f"(damaged-{name}) and trains its steps again" for name, cfg in newer.items() if cfg] or None
         extra["described_from"] = f"{use.name}, the newest checkpoint that loads"
     if len(logged) > len(rows):
         after = [r["step"] for r in logged[len(rows):]]
@@ -271,6 +283,9 @@ def _run(folder: Path) -> dict[str, Any]:
         "what": "run", "path": str(folder), "running": running(folder),
         "step": step, "steps": train.get("steps"),
         "checkpoints": [p.name for p in ckpts], **extra, "read_from": _read_from(use, meta),
+        "recover": (f"mmtok train --resume --out {folder} puts it back as {use.name} before it trains (or: mv "
+                    f"{meta['_path']} {use})" if _read_from(use, meta) else None),
+        "leftovers": leftovers(folder),
         "preset": train.get("preset"),
         "parameters": params,
         "model": {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "max_seq_len") if k in model},
@@ -278,7 +293,7 @@ def _run(folder: Path) -> dict[str, Any]:
         "last_loss_by_modality": losses,
         "last_loss_step_by_modality": steps if len(set(steps.values())) > 1 else None,
         "vocab_size": model.get("vocab_size"), "fingerprint": cfg.get("fingerprint"),
-        "tokenizers": (_vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"], where=f"{ckpts[-1]}/config.json"))
+        "tokenizers": (vocab_tokenizers(Vocabulary.from_dict(cfg["vocab"], where=f"{ckpts[-1]}/config.json"))
                        if cfg.get("vocab") else None),
     }
 
@@ -429,6 +444,9 @@ def format_info(d: dict[str, Any]) -> str:
 
 
 def _fmt(v: Any) -> str:
+    """One value as a row shows it: a list of sentences (damage, leftovers) apart by "; ", of names by ", "."""
+    if isinstance(v, list):
+        return ("; " if any(" " in str(x) for x in v) else ", ").join(map(str, v))
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+        return str(v)
     return f"{v:,}" if isinstance(v, int) else f"{v:.4g}"

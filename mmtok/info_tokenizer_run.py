@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.audio.vocoder_settings import BEST_DIR, BEST_TOKENIZER_DIR, TOKENIZER_DIR
-from mmtok.core.checkpoint import WEIGHTS_NAME, read_config, read_header
+from mmtok.core.checkpoint import (
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WEIGHTS_NAME,
+    read_config,
+    read_header,
+)
 from mmtok.core.errors import CheckpointError
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR, holds_train_state
 from mmtok.core.run_lock import run_holder
 from mmtok.core.trainstate import check_train_state
+from mmtok.info_export import leftovers
 
-__all__ = ["describe_tokenizer_run", "holds_tokenizer_run", "running"]
+__all__ = ["describe_tokenizer_run", "holds_tokenizer_run", "newer_config", "running"]
 
 STATE, MODEL, BEST = TOKENIZER_STATE_DIR, TOKENIZER_MODEL_DIR, BEST_DIR  # BEST: a vocoder run's best checkpoint
 READ_FROM = "(a save stopped between its two renames left it; --resume puts it back)"
@@ -48,7 +55,8 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
     """``mmtok info`` of the tokenizer run in ``folder``: ``step`` (the step of its train state, None when that is
     damaged or missing), ``steps`` (asked for), ``damaged`` (``"NAME: why"`` for a damaged train state or model),
     ``resume`` (what ``--resume`` does, in words), ``model`` (``describe_model`` of ``RUN/model``), ``model_note``
-    (a model behind the train state, or none yet), ``best`` (a vocoder run's best step) and ``last_loss``."""
+    (a model behind the train state, or none yet), ``best`` (a vocoder run's best step), ``last_loss`` and
+    ``leftovers`` (:func:`~mmtok.info_export.leftovers`: what a writer killed part-way left)."""
     state_dir = folder / STATE
     meta = _state_config(state_dir)
     damaged: dict[str, str] = {}
@@ -59,6 +67,7 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
         except CheckpointError as e:
             recorded = _train(meta).get("step")
             damaged[STATE if recorded is None else f"{STATE} (saved at step {recorded})"] = str(e)
+    newer = newer_config(state_dir)
     model: dict[str, Any] | None = None
     if holds_train_state(folder, state_dir=MODEL):
         try:
@@ -67,18 +76,22 @@ def describe_tokenizer_run(folder: Path, describe_model: Callable[[Path], dict[s
             damaged[MODEL] = str(e)
     steps = _steps_asked(meta)
     holder = run_holder(folder)
+    kind = meta.get("kind") or (model or {}).get("kind") or (newer or {}).get("kind")
     out: dict[str, Any] = {"what": "tokenizer run", "path": str(folder), "running": _running(holder),
-                           "kind": meta.get("kind") or (model or {}).get("kind"), "step": step, "steps": steps}
+                           "kind": kind if isinstance(kind, str) else None, "step": step, "steps": steps}
     if step is not None and meta.get("_path") != str(state_dir):
         out["read_from"] = f"{meta['_path']} {READ_FROM}"
     if damaged:
         out["damaged"] = [f"{name}: {why}" for name, why in damaged.items()]
-    out["resume"] = (_resume(folder, step, steps, meta, model) if holder is None else
-                     f"refused while {holder} holds the folder: wait for that run to end")
+    out["resume"] = (f"refused while {holder} holds the folder: wait for that run to end" if holder is not None else
+                     f"refused (exit 2): its {STATE}/ was saved by a newer mmtok (format_version "
+                     f"{newer['format_version']}; this one reads {FORMAT_VERSION}): upgrade mmtok to resume it"
+                     if newer is not None and step is None else _resume(folder, step, steps, meta, model))
     out["last_loss"] = _last_loss(folder, meta, step)
     out["best"] = _best(folder, meta, step)
     out["tuned_tokenizers"] = _tuned_tokenizers(folder)
     out["model_note"] = _model_note(out["kind"], step, model, MODEL in damaged)
+    out["leftovers"] = leftovers(folder)
     out["model"] = model
     return out
 
@@ -90,6 +103,17 @@ def _state_config(state_dir: Path) -> dict[str, Any]:
         return read_config(state_dir)
     except CheckpointError:
         return {}
+
+
+def newer_config(state_dir: Path) -> dict[str, Any] | None:
+    """The config of the train state in ``state_dir`` when a newer mmtok saved it (a ``format_version`` above
+    :data:`~mmtok.core.checkpoint.FORMAT_VERSION`: not damage, an upgrade reads it); None otherwise."""
+    try:
+        raw = json.loads((state_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    return raw if type(version) is int and version > FORMAT_VERSION else None
 
 
 def _train(meta: dict[str, Any]) -> dict[str, Any]:

@@ -244,9 +244,9 @@ def test_the_shipped_video_is_named_as_what_it_is_built_from() -> None:
     vocab = Vocabulary.for_tokenizers(text=ByteTokenizer(), image=image, video=mmtok.load("video"))
     assert vocab.labels["video"] == f"video: {image.checkpoint_label} at 1 fps"
     bare = Vocabulary(256, ranges={"video": 8}, sources={"text": "byte", "video": "0123abcd"})
-    from mmtok.info import _vocab_tokenizers
+    from mmtok.info_export import vocab_tokenizers
 
-    assert _vocab_tokenizers(bare)["video"] == "8 ids (a tokenizer of fingerprint 0123abcd)"
+    assert vocab_tokenizers(bare)["video"] == "8 ids (a tokenizer of fingerprint 0123abcd)"
 
 
 # --------------------------------------------------------------------------- 7: a repeat video's usage

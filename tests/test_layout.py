@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mmtok.pretrained",),
     ("mmtok.data",),
     ("mmtok.lm",),
+    ("mmtok.info_export",),  # what info says of an export, and of files a killed writer left
     ("mmtok.info_tokenizer_run",),  # what info says of a tokenizer trainer's run folder
     ("mmtok.context", "mmtok.info", "mmtok.codefile", "mmtok.evaluate"),
     ("mmtok",),  # the package face: what the demo and the command may use

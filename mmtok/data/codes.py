@@ -70,6 +70,9 @@ def load_codes(path: str | os.PathLike[str], *, check_video: bool = True) -> Cod
     try:
         with open(path, "rb") as f:
             magic = f.read(2)
+        if not magic and Path(path).is_file():  # what a write or copy that never finished leaves
+            raise UsageError(f"{path}: empty (0 bytes), not a code file: a write or copy that never finished; encode "
+                             f"the original again (mmtok encode FILE --out DIR replaces DIR/FILE{CODES_SUFFIX})")
         if magic != b"PK":  # np.load would take any other bytes for a pickle, and say so
             raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
