@@ -1,6 +1,6 @@
 """Documents <-> one stream of ids (and back, exactly).
 
-A document is a list of segments: a ``str``, a ``PIL.Image``, a ``pathlib.Path``
+A document is a list (or any iterable, such as a generator) of segments: a ``str``, a ``PIL.Image``, a ``pathlib.Path``
 to an image, audio or video file, or a tagged dict: ``{"text": str}``,
 ``{"image": path|PIL|array}``, ``{"audio": path|array, "sample_rate": int}``,
 ``{"video": path|frames}`` (a file's soundtrack follows its frames when there
@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ from mmtok.stream.normalize import canonical_segments, need
 from mmtok.stream.parse import Decoded, Parser, Repair, integer_ids
 from mmtok.stream.positions import positions_thw
 from mmtok.stream.text import ByteTokenizer, TextTokenizer
-from mmtok.stream.vocab import Vocabulary, loss_weight_table, tokenizer_fingerprint
+from mmtok.stream.vocab import Vocabulary, loss_weight_table, tokenizer_fingerprint, tokenizer_size
 
 FIRST_FRAME_CODE = "a code in a video's first frame (no frame precedes it to repeat)"  # what a strict decode expects
 
@@ -212,20 +212,20 @@ class Interleaver:
             if have != want:
                 label, given = vocab.labels.get(name), getattr(tok, "checkpoint_label", None)
                 given = f" [{given}]" if isinstance(given, str) else ""
-                size = int(tok.vocab_size if name == "text" else tok.codebook_size)
+                size = tokenizer_size(tok, name)
                 ids = len(vocab.range(name)) if name != "text" else vocab.text_size
                 sizes = f" ({ids} ids vs {size})" if ids != size else ""
                 raise VocabularyError(
                     f"the vocabulary's {name} ids are from the {name} tokenizer with fingerprint {want}"
                     f"{f' [{label}]' if label else ''}, but the {name} tokenizer given has fingerprint {have}{given}"
                     f"{sizes}; pass the tokenizer the vocabulary was built with")
-        if vocab.text_size != self.text.vocab_size:
+        if vocab.text_size != tokenizer_size(self.text, "text"):
             raise ValueError(f"vocab has {vocab.text_size} text ids but the text tokenizer has {self.text.vocab_size}")
         for name, tok in tokenizers[1:]:
             if tok is not None:
                 if not vocab.has(name):
                     raise ValueError(f"an {name} tokenizer was given but the vocabulary has no {name} range")
-                if len(vocab.range(name)) != int(tok.codebook_size):
+                if len(vocab.range(name)) != tokenizer_size(tok, name):
                     raise ValueError(
                         f"vocab's {name} range has {len(vocab.range(name))} ids but the {name} tokenizer "
                         f"has codebook_size {tok.codebook_size}; build the vocabulary from these tokenizers"
@@ -233,13 +233,13 @@ class Interleaver:
 
     # ------------------------------------------------------------------ documents -> stream
 
-    def normalize(self, doc: Sequence[Any]) -> list[dict[str, Any]]:
+    def normalize(self, doc: Iterable[Any]) -> list[dict[str, Any]]:
         """The canonical segments of ``doc``: tagged dicts, media as codes, text merged
         (:func:`~mmtok.stream.normalize.canonical_segments`)."""
         return canonical_segments(self, doc)
 
-    def encode(self, doc: Sequence[Any]) -> Stream:
-        """The :class:`Stream` of one document (a list of segments)."""
+    def encode(self, doc: Iterable[Any]) -> Stream:
+        """The :class:`Stream` of one document (a list of segments, or any iterable of them)."""
         ids: list[Sequence[int] | np.ndarray] = [[self.BOS]] if self.bos else []
         grids = False  # whether the stream opens an image or a video: without one, every token steps along one line
         for k, seg in enumerate(self.normalize(doc)):
@@ -267,7 +267,7 @@ class Interleaver:
             ids.append([self.EOS])
         a = np.concatenate([np.asarray(x, dtype=np.int64) for x in ids]) if ids else np.zeros(0, np.int64)
         pos = positions_thw(self.vocab, a).numpy() if grids else np.repeat(np.arange(a.size)[:, None], 3, axis=1)
-        return self.stream(a, pos_thw=pos)
+        return self._stream(a, pos)
 
     def _text_ids(self, text: str, k: int) -> np.ndarray:
         """The text tokenizer's ids for segment ``k``, refused (:class:`DocumentError`) unless they are integers
@@ -279,13 +279,22 @@ class Interleaver:
                                 f"{self.vocab.text_size} ids (its vocab_size leaves out tokens it emits?)")
         return a
 
-    def stream(self, ids: Any, *, pos_thw: np.ndarray | None = None) -> Stream:
-        """A :class:`Stream` around ``ids``, one document's ``[L]`` (checked strictly; positions rebuilt when not
-        given); a batch ``[B, L]`` is refused: make each row's stream on its own."""
+    def stream(self, ids: Any, *, pos_thw: Any = None) -> Stream:
+        """A :class:`Stream` around ``ids``, one document's ``[L]``, checked strictly (a malformed stream raises
+        :class:`~mmtok.core.errors.StreamError`); positions ``[L, 3]`` rebuilt from the ids when not given. A
+        batch ``[B, L]`` is refused: make each row's stream on its own."""
         a = _document_ids(ids, who="stream")
+        self.decode(a)  # raises StreamError on a malformed stream
         if pos_thw is None:
-            self.decode(a)  # raises StreamError on a malformed stream
-            pos_thw = positions_thw(self.vocab, a).numpy()
+            return self._stream(a, positions_thw(self.vocab, a).numpy())
+        pos = integer_ids(pos_thw, what="pos_thw")
+        if pos.shape != (a.size, 3):
+            raise StreamError(f"pos_thw must be [L, 3] for the {a.size} ids given, got shape {tuple(pos.shape)}; "
+                              "leave it out to rebuild the positions from the ids")
+        return self._stream(a, pos)
+
+    def _stream(self, a: np.ndarray, pos_thw: np.ndarray) -> Stream:
+        """The :class:`Stream` of the well-formed ids ``a`` with their positions ``pos_thw``."""
         mod = self.vocab.stream_modality(a)
         return Stream(
             ids=torch.from_numpy(a),
@@ -330,7 +339,7 @@ class Interleaver:
         position 0: the stream starts inside an image (its <boi> is cut off); skipped its 5 token(s)
         position 16: the stream ends inside row 1 of the image opened at position 11; kept its 1 whole row(s), dropped the 1 code(s) after them
         """
-        a = _document_ids(stream.ids if isinstance(stream, Stream) else stream, who="decode")
+        a = _document_ids(self._own(stream), who="decode")
         orig = np.arange(a.size)
         repairs: list[Repair] = []
         bad = (a < 0) | (a >= self.vocab.size)
@@ -338,7 +347,8 @@ class Interleaver:
             first = int(np.flatnonzero(bad)[0])
             expected = f"an id in [0, {self.vocab.size})"
             if not repair:
-                raise StreamError(f"position {first}: expected {expected}, got {int(a[first])}",
+                raise StreamError(f"position {first}: expected {expected}, got {int(a[first])} (ids of another "
+                                  "vocabulary? read them with the Interleaver that made them; repair=True drops them)",
                                   position=first, expected=expected)
             repairs += [Repair(int(p), f"expected {expected}, got {int(a[p])}", "dropped it") for p in np.flatnonzero(bad)]
             a, orig = a[~bad], orig[~bad]
@@ -364,6 +374,19 @@ class Interleaver:
                     seg["audio"] = need(self, "audio", k).decode(seg["audio_codes"])
                     seg["sample_rate"] = getattr(self.audio, "sample_rate", None)
         return Decoded(segments, repairs)
+
+    def _own(self, stream: Stream | Any) -> Any:
+        """The ids of ``stream``; a :class:`Stream` made by an Interleaver with another vocabulary is refused
+        (:class:`~mmtok.core.errors.VocabularyError`): its ids mean other text, codes or tokenizers here."""
+        if not isinstance(stream, Stream):
+            return stream
+        theirs = stream.interleaver.vocab if stream.interleaver is not None else self.vocab
+        if theirs is not self.vocab and theirs.fingerprint != self.vocab.fingerprint:
+            raise VocabularyError(
+                f"this stream was made with another vocabulary (its vs this Interleaver's: "
+                f"{'; '.join(self.vocab.differences(theirs))}); read it with the Interleaver that made it "
+                "(stream.interleaver), or encode the document again with this one")
+        return stream.ids
 
     def _first_frame_repeats(self, a: np.ndarray, orig: np.ndarray, repairs: list[Repair]) -> np.ndarray:
         """``a`` with each repeat code in a video's first frame (the first frame that holds a video code: frames

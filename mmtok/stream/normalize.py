@@ -18,10 +18,11 @@ was reading (:func:`failed_segment`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from mmtok.core.errors import DocumentError
@@ -66,10 +67,14 @@ def _samples_per_token(audio: Any, rate: int) -> int | None:
     return int(per) if per >= 1 and float(per).is_integer() else None
 
 
-def canonical_segments(tok: Tokenizers, doc: Sequence[Any]) -> list[dict[str, Any]]:
-    """The canonical segments of ``doc``: tagged dicts, media as codes, text merged."""
-    if isinstance(doc, (str, dict)) or not isinstance(doc, Sequence):
-        raise TypeError(f"a document is a list of segments, got {type(doc).__name__}")
+def canonical_segments(tok: Tokenizers, doc: Iterable[Any]) -> list[dict[str, Any]]:
+    """The canonical segments of ``doc`` (a list of segments, or any iterable of them such as a generator):
+    tagged dicts, media as codes, text merged."""
+    if isinstance(doc, (str, bytes, Mapping, torch.Tensor, np.ndarray)) or not isinstance(doc, Iterable):
+        hint = (": for ids, Interleaver.stream(ids) makes their Stream" if isinstance(doc, (torch.Tensor, np.ndarray))
+                else ": for a JSONL line's document pass doc['segments']" if isinstance(doc, Mapping) and "segments" in doc
+                else "" if isinstance(doc, bytes) else ": for one segment pass [doc]")
+        raise TypeError(f"a document is a list of segments, got {type(doc).__name__}{hint}")
     out: list[dict[str, Any]] = []
     texts: list[str] = []  # the text since the last medium, joined once
 
@@ -181,10 +186,16 @@ def _segment(tok: Tokenizers, seg: Any, k: int) -> dict[str, Any]:
                             "video; use {'image': path}, {'audio': path} or {'video': path}")
     if isinstance(seg, Mapping):
         keys = set(seg) - {"sample_rate"}
+        if len(keys) == 2 and any(keys == {m, f"{m}_codes"} for m in ("image", "audio", "video")):
+            (name,) = keys - {key for key in keys if key.endswith("_codes")}
+            raise DocumentError(f"segment {k} holds both {name!r} and {name + '_codes'!r}, as decode(..., media=True) "
+                                f"gives them: keep one ({{{name + '_codes'!r}: ...}} gives back the same ids)")
         if len(keys) != 1:
             raise DocumentError(f"segment {k}: a tagged segment has one of the keys text, image, audio, video, "
                                 f"image_codes, audio_codes, video_codes; got {sorted(seg)}")
         (key,) = keys
+        if "sample_rate" in seg and key not in ("audio", "audio_codes"):
+            raise DocumentError(f"segment {k}: sample_rate belongs to an audio segment, not to {key!r}; remove it")
         val = seg[key]
         if key == "text":
             if not isinstance(val, str):

@@ -17,6 +17,7 @@ import torch
 
 from mmtok.core.codes import integer_codes
 from mmtok.core.errors import DocumentError, StreamError
+from mmtok.core.protocol import takes_keyword
 from mmtok.stream.grids import Extent, extent, frames_of, read_grid, read_rows
 from mmtok.stream.vocab import Vocabulary
 
@@ -333,6 +334,10 @@ class Parser:
             return
         ids = self._ids[0] if len(self._ids) == 1 else np.concatenate(self._ids)
         self._ids = []
+        if not takes_keyword(self.il.text.decode, "errors"):  # it could not tell bad UTF-8 from text
+            raise TypeError(f"the text tokenizer {type(self.il.text).__name__}'s decode takes no errors= keyword: give "
+                            "it decode(ids, errors='strict') that raises UnicodeDecodeError on ids that are no UTF-8, "
+                            "and errors='replace' that puts U+FFFD there (as mmtok's text tokenizers do)")
         try:
             s = self.il.text.decode(ids, errors="strict")
         except UnicodeDecodeError as e:

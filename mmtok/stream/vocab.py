@@ -44,6 +44,7 @@ __all__ = [
     "Vocabulary",
     "loss_weight_table",
     "tokenizer_fingerprint",
+    "tokenizer_size",
 ]
 
 SPECIAL_TOKENS = (
@@ -114,6 +115,17 @@ def tokenizer_fingerprint(tok: Any) -> str:
     return module_fingerprint(tok)
 
 
+def tokenizer_size(tok: Any, name: str) -> int:
+    """How many ids the ``name`` tokenizer ``tok`` gives: its ``vocab_size`` (``"text"``) or ``codebook_size``
+    (a medium); a TypeError when it has none."""
+    attr = "vocab_size" if name == "text" else "codebook_size"
+    size = getattr(tok, attr, None)
+    if size is None:
+        raise TypeError(f"the {name} tokenizer {type(tok).__name__} has no {attr}: give it one (the number of ids "
+                        "its encode gives), so the vocabulary can make room for them")
+    return int(size)
+
+
 def _whole(value: Any, what: str) -> int:
     """``value`` when it is an int (not a bool, a float or a string) in ``[0, MAX_CONFIG_INT]``, else a
     :class:`VocabularyError` naming ``what``."""
@@ -143,14 +155,15 @@ class Vocabulary:
         labels: Mapping[str, str] | None = None,
     ) -> None:
         ranges = dict(ranges or {})
-        if not isinstance(text_size, int) or text_size < 1:
+        if _whole(text_size, "text_size") < 1:
             raise VocabularyError(f"text_size must be a positive int, got {text_size!r}")
         unknown = sorted(set(ranges) - set(MEDIA))
         if unknown:
             raise VocabularyError(f"unknown media range(s) {unknown}; known: {list(MEDIA)}")
         for name, k in ranges.items():
-            if not isinstance(k, int) or k < 1:
+            if _whole(k, f"range {name!r}") < 1:
                 raise VocabularyError(f"range {name!r} needs a positive codebook size, got {k!r}")
+        _whole(n_special, "n_special")
         specials = tuple(specials)
         missing = [s for s in SPECIAL_TOKENS if s not in specials]
         if missing or specials[: len(SPECIAL_TOKENS)] != SPECIAL_TOKENS:
@@ -176,6 +189,9 @@ class Vocabulary:
             if name in ranges:
                 self._ranges[name] = range(start, start + ranges[name])
                 start += ranges[name]
+        if start > MAX_CONFIG_INT:  # what to_dict writes, from_dict (a checkpoint's config) must read back
+            raise VocabularyError(f"vocabulary size {start:,} is over the {MAX_CONFIG_INT:,} ids a checkpoint "
+                                  "holds; use smaller codebooks or a smaller text vocabulary")
         self.size = start
         # id -> Modality lookup over range boundaries, for vectorized modality_of
         bounds = [0, text_size, text_size + n_special]
@@ -200,12 +216,12 @@ class Vocabulary:
             if tok is None:
                 continue
             if name != "text":
-                ranges[name] = int(tok.codebook_size)
+                ranges[name] = tokenizer_size(tok, name)
                 sources[name] = tokenizer_fingerprint(tok)
             label = getattr(tok, "checkpoint_label", None)
             if isinstance(label, str):
                 labels[name] = label
-        return cls(int(text.vocab_size), ranges=ranges, sources=sources, labels=labels, **kwargs)
+        return cls(tokenizer_size(text, "text"), ranges=ranges, sources=sources, labels=labels, **kwargs)
 
     # ------------------------------------------------------------------ lookups
 
@@ -354,7 +370,9 @@ class Vocabulary:
         if "size" in data and _whole(data["size"], "size") != v.size:
             raise VocabularyError(f"vocabulary says size {data['size']} but its layout gives {v.size}")
         if "fingerprint" in data and data["fingerprint"] != v.fingerprint:
-            raise VocabularyError("vocabulary fingerprint does not match its layout and sources")
+            raise VocabularyError(f"vocabulary fingerprint {data['fingerprint']!r:.40} does not match its layout and "
+                                  f"sources ({v.fingerprint}): it was edited or damaged; put back the file as it was "
+                                  "written, or tokenize again")
         return v
 
     @classmethod
