@@ -1,6 +1,6 @@
 """Train a VQ codebook on generated vectors, then encode, decode, save and load it.
 
-Run: python examples/00_vector_quantizer.py
+Run: python examples/00_vector_quantizer.py   (writes my-vq/ here)
 """
 
 from pathlib import Path

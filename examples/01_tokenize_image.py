@@ -1,6 +1,6 @@
 """Tokenize a picture with the shipped image tokenizer and get it back from 256 codes.
 
-Run: python examples/01_tokenize_image.py   (writes reconstruction.png here)
+Run: python examples/01_tokenize_image.py   (writes original.png and reconstruction.png here)
 """
 
 import numpy as np

@@ -37,7 +37,7 @@ print(f"batch of {len(waves)}: {lengths.tolist()} codes -> {[round(w.numel() / t
 assert torch.equal(waves[0], audio)  # the padding after a clip is never read
 
 # streaming: codes as they arrive (say, from a model generating them) -> samples as soon as they are final
-pieces = [p for p in tok.decode_stream(codes[0].split(10))]  # half a second of codes at a time
+pieces = [p for p in tok.decode_stream(codes[0].split(10))]  # 10 codes (0.2 s) at a time
 print(f"streamed {len(pieces)} pieces, {tok.decode_lookahead} tokens of lookahead "
       f"({tok.decode_lookahead / tok.tokens_per_second:.2f} s)")
 assert torch.allclose(torch.cat(pieces), audio, atol=1e-3)

@@ -1,6 +1,7 @@
 """Train a tiny transformer on captioned pictures, then ask it to draw.
 
-Run: python examples/04_train_tiny.py   (about a minute on a 2-core CPU; writes tiny-run/ and drawn.png)
+Run: python examples/04_train_tiny.py   (about a minute on a 2-core CPU; writes tiny-corpus/,
+tiny-shards/, tiny-run/ and drawn.png)
 
 Run again in the same folder, it starts over: the shards are rewritten (``restart=True``) and the run
 in tiny-run/ is replaced (``overwrite=True``; ``mmtok train --overwrite``). To continue a run

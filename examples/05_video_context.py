@@ -25,5 +25,8 @@ il = mmtok.Interleaver(None, video=mmtok.load("video"), audio=mmtok.load("audio"
 stream = il.encode(["a clip: ", {"video": clip, "chunk_seconds": 1.0}])
 print()
 print(mmtok.pretty(stream))
-print(f"{len(stream):,} tokens for 6 s: {len(stream) / 6:.0f} per second "
-      f"(the planner's mmtok preset says {plan(6, preset='mmtok').tokens_per_second:.0f})")
+planned = plan(6, preset="mmtok", chunk_seconds=1.0)  # the planner, counting the same 1 s chunks
+text = len(il.encode(["a clip: "]))  # <bos>, 8 bytes of text, <eos>
+print(f"{len(stream):,} tokens: {text} for the text and {planned.total_tokens:,} for 6 s of video "
+      f"({planned.tokens_per_second:.0f} per second), as the planner counts them")
+assert len(stream) == text + planned.total_tokens
