@@ -254,7 +254,8 @@ def _add_tokenize(sub: Any) -> None:
     tok.add_argument("--shard-tokens", type=int, default=1 << 24, metavar="N", help="a shard closes at this many tokens")
     tok.add_argument("--part", type=_part, default=None, metavar="i/n", help="i/n: tokenize only part i of n (default: "
                      "RANK/WORLD_SIZE under torchrun)")
-    tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it")
+    tok.add_argument("--strict", action="store_true", help="stop at the first bad document instead of skipping it "
+                     "(a JSONL corpus: every line's JSON, segments and media paths are checked before any is tokenized)")
     tok.add_argument("--text", default="byte", metavar="byte|FOLDER", help="byte, or a BPE folder from 'mmtok train-tokenizer text'")
     tok.add_argument("--image", default=None, metavar="MODEL", help="image tokenizer: shipped name, folder or "
                      "module:callable (default: the shipped one if the corpus has images)")

@@ -90,6 +90,7 @@ from mmtok.data.shards import (
     json_bytes,
     shard_manifest,
 )
+from mmtok.data.strict import check_documents, none_skipped
 from mmtok.data.tokenizer_spec import (
     TokenizerSpec,
     build_interleaver,
@@ -396,7 +397,8 @@ def _tokenize_into(job: _Run, out: Path, *, read_only: str | None = None) -> dic
     done = finished_manifest(source.path, out, sha)
     if done is not None:
         if recorded_key(done) == key:
-            _none_skipped(job, done.get("skipped"), out)
+            if job.strict:
+                none_skipped(source, done.get("skipped"), out)
             return done
         raise CorpusError(f"{out} already holds a finished run with other settings (saved vs now: "
                           f"{run_differences(done, settings, il.vocab)}); use another --out or --restart")
@@ -408,8 +410,10 @@ def _tokenize_into(job: _Run, out: Path, *, read_only: str | None = None) -> dic
     made_by = tokenizer_record(il.vocab)
     done_shards = committed_shards(out, run, dtype=dtype, shard_tokens=job.shard_tokens, tokenizers=made_by,
                                    reading=reading)
-    _none_skipped(job, [s for ix in done_shards for s in ix.get("skipped", [])], out)
     resume = done_shards[-1]["lines"][1] if done_shards else 1
+    if job.strict:  # a bad document stops the run before any work, whichever run would meet it
+        none_skipped(source, [s for ix in done_shards for s in ix.get("skipped", [])], out)
+        check_documents(source, il, first=resume, part=job.part)
     writer = ShardWriter(out, run, dtype, job.shard_tokens, resume, len(done_shards),
                          extra={"source_sha256": sha, TOKENIZERS_KEY: made_by, **({READING_KEY: reading} if reading
                                                                                    else {})})
@@ -437,17 +441,6 @@ def _unchanged(source: Source, stamp: tuple[tuple[int, int, int], ...], sha: str
     raise CorpusError(f"{source.path} changed while it was tokenized (its sha256 was {sha[:12]}... when the run "
                       f"began, {now[:12]}... now): the shards in {out} may mix both versions, so no manifest was "
                       "written; leave the corpus as it is while it is tokenized, and run again with --restart")
-
-
-def _none_skipped(job: _Run, skipped: Any, out: Path) -> None:
-    """With ``--strict``, a :class:`CorpusError` naming the first document an earlier run into ``out`` skipped
-    (``skipped``: its ``{"line", "reason"}`` records): a strict run stops at a bad document, whichever run met it."""
-    if job.strict and isinstance(skipped, list) and skipped:
-        first = skipped[0] if isinstance(skipped[0], dict) else {}
-        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise CorpusError(f"{job.source.path}:{first.get('line')}: {first.get('reason')}{more}: the earlier run into "
-                          f"{out} skipped it, and --strict skips nothing; mend the corpus, then run with --restart or "
-                          "into another --out")
 
 
 def _write(results: Iterator[Result], writer: ShardWriter, source: Source, strict: bool, progress: bool,

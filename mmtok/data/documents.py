@@ -17,7 +17,8 @@ so ``..`` and symlinks that lead out are caught); a document naming one outside
 is skipped with the reason, unless the source says ``allow_outside``. A JSONL
 file may start with a UTF-8 byte order mark, and so may any of its lines (two
 files joined); one saved as UTF-16 or UTF-32 is refused, with a byte order mark or clearly without
-one (:func:`~mmtok.stream.text_files.wide_text`). :func:`media_kinds`
+one (:func:`~mmtok.stream.text_files.wide_text`), and so is a compressed file (``.jsonl.gz``: decompress it first),
+a JSON array of documents and JSON spread over several lines. :func:`media_kinds`
 pre-scans a corpus for the media it holds (which tokenizers a run needs).
 
 A document is numbered by its line (JSONL) or row (1-based): the number shards
@@ -30,7 +31,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from mmtok.core.errors import CorpusError, DocumentError
 from mmtok.core.suffixes import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from mmtok.core.warning_filters import warnings_ignored
 from mmtok.data.digest import files_sha256
-from mmtok.data.media_paths import MediaPaths
+from mmtok.data.media_paths import URL, MediaPaths
 from mmtok.data.obelics_tables import data_files, table_batches
 from mmtok.image.io import PIXELS_ENV, bomb_message, pillow_limit, pixel_limit
 from mmtok.stream.interleave import Interleaver, Stream
@@ -48,12 +48,11 @@ from mmtok.stream.segments import segment_shape
 from mmtok.stream.text_files import WIDE_SNIFF_BYTES, wide_text
 from mmtok.stream.vocab import MEDIA
 
-__all__ = ["NO_SEGMENTS", "Source", "document_stream", "in_part", "jsonl_documents", "line_text", "media_kinds",
+__all__ = ["NO_SEGMENTS", "Source", "document_stream", "empty", "in_part", "jsonl_documents", "line_text", "media_kinds",
            "open_source", "segments", "strip_bom", "utf8_reason"]
 
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors write at the start of a file
 NO_SEGMENTS = "no segments"  # why a document with nothing in it is skipped
-URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # the start of an OBELICS image cell that is a URL, not a path
 
 
 def strip_bom(raw: bytes, number: int) -> bytes:
@@ -170,12 +169,21 @@ class Source:
 def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) -> Source:
     """The :class:`Source` at ``path``, its layout told from the suffix (in any case) or the folder's contents; a
     JSONL file saved as UTF-16 or UTF-32 (:func:`~mmtok.stream.text_files.wide_text`) is a :class:`CorpusError` naming
-    it and the encoding to convert from, before any work."""
+    it and the encoding to convert from, before any work; so is one that is no JSONL (:func:`_refuse_not_lines`:
+    compressed, a JSON array, JSON spread over lines), ``"-"`` (standard input is not read: a run hashes its corpus
+    and reads it again to resume) and a folder that is no ``datasets`` folder (naming the ``.jsonl`` files in it)."""
+    if str(path) == "-" and not Path(path).exists():
+        raise CorpusError("a corpus is not read from standard input ('-'): a run hashes its corpus and reads it again "
+                          "to resume, so save it to a file first and name that file")
     path = Path(path)
     if path.is_dir():
         if not (path / "state.json").is_file():
+            jsonl = sorted(p.name for p in path.glob("*.jsonl"))
+            more = f" and {len(jsonl) - 3} more" if len(jsonl) > 3 else ""
+            held = (f"; it holds {', '.join(jsonl[:3])}{more}: tokenize each into its own --out, or join them "
+                    "into one file" if jsonl else "")
             raise CorpusError(f"{path} is a folder but not a datasets folder (no state.json); "
-                              "pass a .jsonl, a .parquet or a folder from Dataset.save_to_disk")
+                              f"pass a .jsonl, a .parquet or a folder from Dataset.save_to_disk{held}")
         return Source(path, "datasets", allow_outside)
     if not path.is_file():
         raise CorpusError(f"no corpus at {path}")
@@ -187,11 +195,52 @@ def open_source(path: str | os.PathLike[str], *, allow_outside: bool = False) ->
             head = f.read(WIDE_SNIFF_BYTES)
     except OSError:  # unreadable: said where the corpus is read
         head = b""
+    _refuse_not_lines(path, head)
     wide = wide_text(head)
     if wide is not None:
         raise CorpusError(f"{path} is {wide[0]} text ({wide[1]}); a JSONL corpus must be UTF-8: convert it first, "
                           f"e.g. iconv -f {wide[0]} -t utf-8")
     return Source(path, "jsonl", allow_outside)
+
+
+# a compressed file's first bytes -> its format and the command that undoes it
+COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip -k"), b"BZh": ("bzip2", "bunzip2 -k"),
+              b"\xfd7zXZ\x00": ("xz", "unxz -k"), b"\x28\xb5\x2f\xfd": ("zstd", "zstd -d"),
+              b"PK\x03\x04": ("zip", "unzip")}
+
+
+def _refuse_not_lines(path: Path, head: bytes) -> None:
+    """A :class:`CorpusError` when a file read as JSONL is no JSONL (every line would be skipped): a compressed
+    file (``.jsonl.gz``), a JSON array of documents, or one JSON value spread over many lines.
+
+    >>> _refuse_not_lines(Path("d.json"), b'[{"segments": ["a"]}]')
+    Traceback (most recent call last):
+    ...
+    mmtok.core.errors.CorpusError: d.json holds a JSON array ('[' at its start); mmtok reads JSONL, one {"segments": [...]} document per line: convert it first, e.g. jq -c '.[]' d.json > d.jsonl
+    """
+    for magic, (kind, undo) in COMPRESSED.items():
+        if head.startswith(magic):
+            raise CorpusError(f"{path} is {kind}-compressed; mmtok reads a JSONL corpus as plain UTF-8 text: "
+                              f"decompress it first, e.g. {undo} {path.name}")
+    first = next((line.strip() for line in strip_bom(head, 1).split(b"\n") if line.strip()), b"")
+    if first.startswith(b"["):
+        raise CorpusError(f"{path} holds a JSON array ('[' at its start); mmtok reads JSONL, one "
+                          '{"segments": [...]} document per line: convert it first, e.g. '
+                          f"jq -c '.[]' {path.name} > {_lines_name(path)}")
+    if first == b"{":
+        raise CorpusError(f"{path} holds JSON spread over several lines ('{{' alone on its first line); mmtok reads "
+                          'JSONL, one {"segments": [...]} document per line: write each on one line, e.g. '
+                          f"jq -c . {path.name} > {_lines_name(path)}")
+
+
+def _lines_name(path: Path) -> str:
+    """A name for ``path`` converted to JSONL, never its own (a shell redirect would empty it before it is read).
+
+    >>> _lines_name(Path("a/d.json")), _lines_name(Path("d.jsonl"))
+    ('d.jsonl', 'd.lines.jsonl')
+    """
+    name = path.with_suffix(".jsonl").name
+    return name if name != path.name else f"{path.stem}.lines.jsonl"
 
 
 def _refuse_media(path: Path) -> None:
@@ -324,13 +373,19 @@ def document_stream(doc: Any, il: Interleaver, base: Path, line: int, *, allow_o
     """
     try:
         segs = segments(doc, base, il, line, allow_outside=allow_outside)
-        if all(isinstance(seg, dict) and seg == {"text": ""} for seg in segs):
+        if empty(segs):
             return NO_SEGMENTS
         return il.encode(segs)
     except CorpusError:
         raise
     except (ValueError, TypeError, DocumentError) as e:
         return str(e)
+
+
+def empty(segs: list[Any]) -> bool:
+    """Whether a document's :func:`segments` hold nothing (none, or only empty texts): skipped as
+    :data:`NO_SEGMENTS`."""
+    return all(isinstance(seg, dict) and seg == {"text": ""} for seg in segs)
 
 
 def segments(doc: Any, base: Path, il: Interleaver, line: int, *, allow_outside: bool = False) -> list[Any]:

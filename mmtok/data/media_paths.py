@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MediaPaths", "file_kind"]
+__all__ = ["URL", "MediaPaths", "file_kind"]
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # the start of a media path that is a URL, not a file name
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,23 @@ class MediaPaths:
         except OSError as e:
             raise ValueError(f"{what} {value!r} cannot be opened: {e.strerror or type(e).__name__}") from None
         if found != "file":
-            raise ValueError(f"{what} {value!r} {found}")
+            raise ValueError(f"{what} {value!r} {found}{_hint(value) if found.startswith('does not exist') else ''}")
         return path
+
+
+def _hint(value: str) -> str:
+    """What a media path that names no file may have meant: a URL (nothing is downloaded) or a home folder (``~``
+    is not expanded), as the end of a reason; "" for any other.
+
+    >>> _hint("https://example.com/a.jpg"), _hint("~/a.jpg"), _hint("a.jpg")
+    (': it is a URL, and mmtok downloads nothing: fetch the file first and name its path', ": a leading '~' is not expanded (media paths are relative to the corpus folder): name the file by its path", '')
+    """
+    if URL.match(value):
+        return ": it is a URL, and mmtok downloads nothing: fetch the file first and name its path"
+    if value.startswith("~"):
+        return (": a leading '~' is not expanded (media paths are relative to the corpus folder): name the file "
+                "by its path")
+    return ""
 
 
 def file_kind(path: Path) -> str:
