@@ -122,6 +122,21 @@ def more_heldout_files(more: str | None) -> list[Path]:
     return files
 
 
+def data_files(data: str) -> tuple[list[Path], list[Path]]:
+    """The ``heldout/*.wav`` and ``train/*.wav`` files of ``--data``; a folder without both is refused in one
+    line that says what is missing and what builds such a folder."""
+    root = Path(data)
+    build = (f"mmtok train-tokenizer audio --make-data --data {root} --out RUN builds one before it trains; "
+             "for the real corpus give --manifest M.jsonl (benchmarks/fetch_corpus.py audio --out DIR writes it)")
+    if not root.is_dir():
+        raise UsageError(f"--data {root}: {'not a folder' if root.exists() else 'no such folder'} ({build})")
+    held, train = sorted((root / "heldout").glob("*.wav")), sorted((root / "train").glob("*.wav"))
+    missing = [f"{split}/*.wav" for split, files in (("train", train), ("heldout", held)) if not files]
+    if missing:
+        raise UsageError(f"--data {root}: no {' and no '.join(missing)} in it ({build})")
+    return held, train
+
+
 def usage_rows(tok: AudioTokenizer, held_audio: list[torch.Tensor], held_set: str,
                more: str | None) -> list[torch.Tensor]:
     """The ``codebook_usage`` rows (held-out, ``--more-heldout`` and both); the held-out clips' codes."""
@@ -237,7 +252,8 @@ def memory_row(args: argparse.Namespace, clip: np.ndarray, label: str, encodec: 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0],
                                  epilog="--manifest M.jsonl ...: the real-corpus mode (see benchmarks/audio_quality.py --help)")
-    ap.add_argument("--data", required=True, help="corpus folder with train/ and heldout/")
+    ap.add_argument("--data", required=True, help="corpus folder with train/*.wav and heldout/*.wav "
+                    "(mmtok train-tokenizer audio --make-data --data DIR builds one)")
     ap.add_argument("--model", default="audio", help="shipped name or checkpoint folder")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for every measurement")
     ap.add_argument("--kmeans-vectors", type=int, default=100_000, help="training slices k-means is fitted on")
@@ -265,10 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     encodec = not {"speed", "memory"} <= skip and check_peer(
         "encode_speed" if "speed" not in skip else "peak_memory", "encodec")
     data = Path(args.data)
-    held = sorted((data / "heldout").glob("*.wav"))
-    train = sorted((data / "train").glob("*.wav"))
-    if not held or not train:
-        raise SystemExit(f"{data} needs train/*.wav and heldout/*.wav")
+    held, train = data_files(args.data)
     held_audio = [load_audio(f, target_rate=tok.sample_rate) for f in held]
     codes = usage_rows(tok, held_audio, str(data / "heldout"), args.more_heldout)
     beside: dict[str, Any] = {"mmtok_rel_l1": None, "quality_note": "not measured in this run: --skip reconstruction"}

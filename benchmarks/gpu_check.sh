@@ -20,7 +20,8 @@
 # log.jsonl, the sample, vq and media output: vq is ok only when mmtok's own VQ rows are there, whether or not the
 # peer ran); the first check that is not ok ends the script with exit status 1, before its "done" line. A step
 # that printed no JSON line (its log empty) is such a check: its JSON line ends with the log's last lines.
-# Without a CUDA device it stops at once with one line on stderr and exit status 1.
+# Without a CUDA device it stops at once with one line on stderr and exit status 1, and so it does, saying
+# which, when PYTHON does not run or cannot import torch.
 set -euo pipefail
 
 PY=${PYTHON:-python}
@@ -29,8 +30,20 @@ PRESET=${PRESET:-small}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
-if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+# 0: a CUDA device; 1: none; anything else: $PY does not run, or cannot import torch (its last line says why)
+CUDA=0
+WHY=$("$PY" -c 'import sys
+try:
+    import torch
+except Exception as e:
+    print(f"cannot import torch ({type(e).__name__}: {e})", file=sys.stderr)
+    sys.exit(3)
+sys.exit(0 if torch.cuda.is_available() else 1)' 2>&1) || CUDA=$?
+if [ "$CUDA" = 1 ]; then
     echo "gpu_check: error: no CUDA device (torch.cuda.is_available() is False); run this on a machine with a GPU" >&2
+    exit 1
+elif [ "$CUDA" != 0 ]; then
+    echo "gpu_check: error: PYTHON=$PY: ${WHY##*$'\n'}; set PYTHON to a python with mmtok and torch installed" >&2
     exit 1
 fi
 

@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", type=Path, help="corpus manifest.jsonl: evaluate on --split, fit k-means on train")
-    src.add_argument("--data", type=Path, help="older layout: a folder with train/ and heldout/")
+    src.add_argument("--data", type=Path, help="older layout: a folder with train/ and heldout/ "
+                     "(benchmarks/image_data.py --out DIR builds one)")
     ap.add_argument("--split", default="validation", choices=("validation", "test", "train"),
                     help="with --manifest (train: how far the photos the model and k-means were fitted on sit above "
                          "held-out ones; never for choices)")
@@ -269,8 +270,12 @@ def select_files(args: argparse.Namespace) -> tuple[str, list[Path], list[Path],
         if args.manifest is not None:
             m = args.manifest
             if not m.is_file():
-                raise SystemExit(f"--manifest {m}: no such file")
+                raise SystemExit(f"--manifest {m}: no such file (benchmarks/fetch_corpus.py image --out DIR writes one)")
             return args.split, find_images(m, split=args.split), find_images(m, split="train"), m.parent
+        if not args.data.is_dir():
+            made = "not a folder" if args.data.exists() else "no such folder"
+            raise SystemExit(f"--data {args.data}: {made} (benchmarks/image_data.py --out DIR fills one with train/ and "
+                             "heldout/; or give --manifest M.jsonl)")
         return "heldout", find_images(args.data / "heldout"), find_images(args.data / "train"), args.data
     except MmtokError as e:
         raise SystemExit(str(e)) from None
@@ -303,13 +308,14 @@ def kmeans_baseline(args: argparse.Namespace, fit_files: list[Path], cache: Path
     return fit_kmeans_cached(key, cache, patches, threads=args.threads)
 
 
-def load_tokenizer(name: str | Path) -> ImageTokenizer:
+def load_tokenizer(name: str | Path, flag: str = "--model") -> ImageTokenizer:
     path = Path(name)
     if (path / "model" / "config.json").is_file():  # a training run's --out folder
         path = path / "model"
     tok = mmtok.load(path if path.exists() else str(name))
     if not isinstance(tok, ImageTokenizer):
-        raise SystemExit(f"{name} is not an image tokenizer")
+        raise SystemExit(f"{flag} {name}: not an image tokenizer ({type(tok).__name__}); give an image "
+                         "tokenizer: a shipped name (image) or a checkpoint folder")
     return tok
 
 
@@ -413,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     toks = {m: load_tokenizer(m) for m in args.model}
-    models: dict[str, ImageTokenizer] = {**toks, **({VQVAE: load_tokenizer(args.vqvae)} if args.vqvae else {})}
+    models: dict[str, ImageTokenizer] = {**toks, **({VQVAE: load_tokenizer(args.vqvae, "--vqvae")} if args.vqvae else {})}
     tok = next(iter(toks.values()))
     k, size, f = tok.codebook_size, tok.image_size, tok.downsample
     for name, t in models.items():

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 
 import torch
-from common import RATIO_OF, emit, ratio, run_script, time_sides
+from common import RATIO_OF, emit, positive, ratio, run_script, time_sides
 
 import mmtok
 from mmtok.stream.parse import Parser
@@ -61,11 +61,12 @@ def _agreement(run: Callable[[], object], paths: dict[str, Callable[..., object]
     return {"same_segments": _same(fast, slow)}  # type: ignore[arg-type]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    positive("--rounds", args.rounds)
     torch.set_num_threads(1)
     il, streams = _streams(args.seed)
     cases: dict[str, Callable[[], object]] = {
