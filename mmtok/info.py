@@ -272,8 +272,8 @@ def _run(folder: Path) -> dict[str, Any]:
         said = [f"{name}: {why}" for name, why in damaged.items() if newer[name] is None]
         extra["damaged"] = said or None
         extra["newer"] = [f"{name}: saved by a newer mmtok (format_version {cfg['format_version']}; this one reads "
-                          f"{FORMAT_VERSION}): upgrade mmtok to read it; a --resume by this one moves it aside "
-                          f"(damaged-{name}) and trains its steps again" for name, cfg in newer.items() if cfg] or None
+                          f"{FORMAT_VERSION}): upgrade mmtok to read it; a --resume by this one is refused, and "
+                          "nothing in the run is moved" for name, cfg in newer.items() if cfg] or None
         extra["described_from"] = f"{use.name}, the newest checkpoint that loads"
     if len(logged) > len(rows):
         after = [r["step"] for r in logged[len(rows):]]

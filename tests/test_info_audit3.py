@@ -199,8 +199,7 @@ def test_a_runs_checkpoint_from_a_newer_mmtok_is_not_called_damaged(tmp_path: Pa
     d = describe(run)
     assert d["step"] == 2 and d["damaged"] is None
     assert d["newer"] == ["ckpt-0000004: saved by a newer mmtok (format_version 99; this one reads 1): upgrade "
-                          "mmtok to read it; a --resume by this one moves it aside (damaged-ckpt-0000004) and "
-                          "trains its steps again"]
+                          "mmtok to read it; a --resume by this one is refused, and nothing in the run is moved"]
 
 
 def test_a_tokenizer_runs_state_from_a_newer_mmtok_says_to_upgrade_to_resume(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from safetensors.torch import load_file, save_file
 
 from mmtok.core.checkpoint_folder import read_settled, replace_folder, write_target
 from mmtok.core.errors import CheckpointError
+from mmtok.core.format_version import NewerCheckpointError, newer_message
 from mmtok.core.paths import holds_cwd
 
 __all__ = [
@@ -64,6 +65,8 @@ __all__ = [
 
 FORMAT_NAME = "mmtok-checkpoint"
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses newer versions
+DAMAGED_CONFIG = ("its config.json is damaged or hand-edited; use another checkpoint (an older one of its run), "
+                  "or save or train it again")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_CONFIG_INT = 1 << 24  # sanity cap on any integer in a model config (sizes, counts); seeds exempt
@@ -364,14 +367,13 @@ def _read_meta(folder: Path, kind: str | Iterable[str] | None) -> dict[str, Any]
         raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} is not an mmtok checkpoint config")
     version = meta.get("format_version")
     if not isinstance(version, int):
-        raise CheckpointError(f"checkpoint {folder}: format_version is missing or not an integer")
+        raise CheckpointError(f"checkpoint {folder}: format_version is missing or not an integer: {DAMAGED_CONFIG}")
     if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {folder} has format_version {version}, newer than this mmtok "
-            f"understands ({FORMAT_VERSION}); upgrade mmtok to load it"
-        )
+        raise NewerCheckpointError(f"checkpoint {folder} has format_version {version}, newer than this mmtok's: it "
+                                   f"{newer_message('', version, FORMAT_VERSION).lstrip()}")
     if version < 1:
-        raise CheckpointError(f"checkpoint {folder}: format_version {version} is not supported")
+        raise CheckpointError(f"checkpoint {folder}: format_version {version} is older than any mmtok wrote (this one "
+                              f"reads 1 to {FORMAT_VERSION}): {DAMAGED_CONFIG}")
     if not isinstance(meta.get("kind"), str):
         found = f"it has {json.dumps(meta['kind'])}" if "kind" in meta else "it has none"
         raise CheckpointError(f"checkpoint {folder}: {CONFIG_NAME} names no kind of checkpoint (a \"kind\" string "

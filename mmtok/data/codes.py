@@ -6,7 +6,9 @@ for a video), a video's soundtrack as ``audio_codes`` ``[n]`` when it has one, a
 JSON string: ``kind`` (``"image"``, ``"audio"`` or ``"video"``), the model's name,
 ``model_version`` and vocabulary ``fingerprint``, its ``codebook_size``, the ``source`` file's
 name; for a sound ``sample_rate``, ``tokens_per_second`` and ``seconds``; for a video ``fps``
-and, with sound, ``audio`` (the soundtrack's model, fingerprint, rates and length). Files are
+and, with sound, ``audio`` (the soundtrack's model, fingerprint, rates and length); and the file's
+``format_version`` (:data:`CODES_VERSION`; a file without one is read as this version's, one a newer
+mmtok wrote is refused, saying to upgrade). Files are
 written atomically: a killed write leaves any older file whole. Reading one checks what decoding
 relies on: a video's ``fps`` is a number above 0, and its soundtrack holds as many codes as its
 recorded length at its rate (``seconds`` is written rounded to the millisecond). The sound may be
@@ -36,10 +38,13 @@ import numpy as np
 
 from mmtok.core.errors import MissingFileError, UsageError
 from mmtok.core.files import write_atomic
+from mmtok.core.format_version import NewerFileError, is_newer, newer_message
 
-__all__ = ["CODES_SUFFIX", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes", "save_codes"]
+__all__ = ["CODES_SUFFIX", "CODES_VERSION", "CODE_KINDS", "CodeFile", "atomic_file", "load_codes", "save_codes"]
 
 CODES_SUFFIX = ".npz"
+CODES_VERSION = 1  # the newest format of a code file this mmtok writes and reads (its meta's "format_version")
+MEMBERS = ("codes", "meta")  # the arrays every code file holds
 CODE_KINDS = ("image", "audio", "video")
 CODE_DIMS = {"image": 2, "audio": 1, "video": 3}  # axes of each kind's codes: [h, w], [n], [t, h, w]
 SECONDS_ROUNDING = 5e-4  # how far a recorded length in seconds may be from its codes' (encode rounds to the ms)
@@ -55,7 +60,9 @@ class CodeFile(NamedTuple):
 
 def save_codes(path: str | os.PathLike[str], codes: np.ndarray, meta: dict[str, Any],
                audio_codes: np.ndarray | None = None) -> Path:
-    """Write ``codes``, ``meta`` and, for a video with sound, ``audio_codes`` to ``path`` atomically."""
+    """Write ``codes``, ``meta`` (with this format's ``format_version``) and, for a video with sound,
+    ``audio_codes`` to ``path`` atomically."""
+    meta = {**meta, "format_version": CODES_VERSION}
     arrays = {"codes": np.ascontiguousarray(codes, dtype=np.int64), "meta": np.array(json.dumps(meta))}
     if audio_codes is not None:
         arrays["audio_codes"] = np.ascontiguousarray(audio_codes, dtype=np.int64)
@@ -76,14 +83,20 @@ def load_codes(path: str | os.PathLike[str], *, check_video: bool = True) -> Cod
         if magic != b"PK":  # np.load would take any other bytes for a pickle, and say so
             raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as z:
+            if missing := [name for name in MEMBERS if name not in z.files]:
+                raise UsageError(_lacking(path, missing, z.files))
             codes, meta = z["codes"], json.loads(str(z["meta"]))
             audio_codes = z["audio_codes"] if "audio_codes" in z.files else None
     except FileNotFoundError:
         raise MissingFileError(f"{path}: no such file") from None
+    except UsageError:
+        raise
     except (zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise UsageError(f"{path}: damaged: {e or type(e).__name__}; encode it again") from e
+        raise UsageError(f"{path}: damaged: {e or type(e).__name__}; {_encode_again(path)}") from e
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a code file from 'mmtok encode' ({type(e).__name__}: {e})") from e
+    if isinstance(meta, dict) and is_newer(version := meta.get("format_version"), CODES_VERSION):
+        raise NewerFileError(newer_message(path, version, CODES_VERSION, " (it is left as it is)"))
     if not isinstance(meta, dict) or meta.get("kind") not in CODE_KINDS:
         raise UsageError(f"{path}: its meta names no kind ({', '.join(CODE_KINDS)}): {meta!r}")
     dims = CODE_DIMS[meta["kind"]]
@@ -98,6 +111,23 @@ def load_codes(path: str | os.PathLike[str], *, check_video: bool = True) -> Cod
     if check_video and meta["kind"] == "video":
         _check_video(path, meta, audio_codes)
     return CodeFile(codes, meta, audio_codes)
+
+
+def _encode_again(path: str | os.PathLike[str]) -> str:
+    """What to do about a damaged code file: make it again from the file it was encoded from."""
+    path = Path(path)
+    source = path.name.removesuffix(CODES_SUFFIX) if path.name.endswith(CODES_SUFFIX) else "FILE"
+    return f"delete it and encode the original again (mmtok encode {source} --out {path.parent})"
+
+
+def _lacking(path: str | os.PathLike[str], missing: list[str], found: list[str]) -> str:
+    """Why an .npz without the arrays ``missing`` (it holds ``found``) is refused: damage, when its entries look like
+    a code file's names with bytes changed, else another program's archive."""
+    held = ", ".join(repr(name) for name in found) or "nothing"
+    if len(found) >= len(MEMBERS) or not found:  # as many entries as a code file: their names were changed
+        return (f"{path}: damaged: its archive holds {held}, not the {' and '.join(MEMBERS)} of a code file (its "
+                f"bytes were changed or cut); {_encode_again(path)}")
+    return f"{path}: not a code file from 'mmtok encode': it holds {held}, not {' and '.join(MEMBERS)}"
 
 
 def _above_zero(value: Any) -> bool:

@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from mmtok.core.errors import CorpusError
-from mmtok.data.shard_checks import read_json_object, shard_files
+from mmtok.data.shard_checks import check_not_newer, read_json_object, shard_files
 from mmtok.data.shards import (
     FORMAT,
     INDEX_FORMAT,
@@ -188,6 +188,7 @@ def own_manifest(out: Path) -> dict[str, Any] | None:
     if done.get("format") != FORMAT:
         got = f'its "format" is {json.dumps(done["format"])[:40]}' if "format" in done else 'it has no "format"'
         raise CorpusError(f'{path} is not an mmtok shard manifest ({got}, not "{FORMAT}"); {fix}')
+    check_not_newer(path, done)  # a newer mmtok's corpus: neither taken as finished nor resumed here
     return done
 
 

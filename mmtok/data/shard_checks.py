@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from mmtok.core.errors import CorpusError
+from mmtok.core.format_version import is_newer, newer_message
 
-__all__ = ["SHARD_FILE", "check_document_bounds", "check_listed_sha256", "checked_indexes", "read_json_object",
-           "shard_files"]
+__all__ = ["FORMAT_VERSION", "SHARD_FILE", "check_document_bounds", "check_listed_sha256", "check_not_newer",
+           "checked_indexes", "read_json_object", "shard_files"]
 
+FORMAT_VERSION = 1  # the newest format of the shard files (manifest.json, shard-*.json) this mmtok writes and reads
 DTYPES = ("uint16", "uint32")  # what a shard's ids are stored as
 SHARD_FILE = re.compile(r"shard-(\d+)\.(bin|json)")  # a shard's ids or its index
 EDITED = ("the folder mixes shards of different runs or was edited by hand: re-run mmtok tokenize --restart "
@@ -87,6 +89,7 @@ def checked_indexes(where: Path, manifest: dict[str, Any]) -> list[tuple[dict[st
             raise CorpusError(f"{where} lists {shown} as shard {k}, not {name}.bin and {name}.json; {EDITED}")
         path = sub / f"{name}.json"
         index = read_json_object(path, "index", EDITED)
+        check_not_newer(path, index)
         problem = _malformed(index, manifest) or _disagreement(index, k, entry, manifest) or _bad_offsets(index)
         if problem is not None:
             raise CorpusError(f"{path} does not match {where}: {problem}; {EDITED}")
@@ -98,6 +101,14 @@ def checked_indexes(where: Path, manifest: dict[str, Any]) -> list[tuple[dict[st
         raise CorpusError(f"{following} is not listed in {where} (it lists {len(entries)} shards); {EDITED}")
     _check_modality_totals(where, manifest.get("tokens", {}), indexes)
     return read
+
+
+def check_not_newer(path: Path, obj: dict[str, Any]) -> None:
+    """Refuse a shard folder's JSON file ``path`` (read as ``obj``) that a newer mmtok wrote: its shards are not
+    damaged, and are left as they are. A file with no ``format_version`` is read as this version's."""
+    if is_newer(version := obj.get("format_version"), FORMAT_VERSION):
+        raise CorpusError(newer_message(path, version, FORMAT_VERSION, "; its shards are left as they are (do not "
+                                        "--restart over them), or tokenize the corpus into another --out"))
 
 
 def check_listed_sha256(where: Path, entry: dict[str, Any], index: dict[str, Any]) -> None:

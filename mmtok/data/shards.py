@@ -42,9 +42,11 @@ from mmtok.data.digest import files_sha256
 from mmtok.data.run_key import killed_run_differences
 from mmtok.data.shard_checks import (
     DTYPES,
+    FORMAT_VERSION,
     SHARD_FILE,
     check_document_bounds,
     check_listed_sha256,
+    check_not_newer,
     checked_indexes,
     read_json_object,
     shard_files,
@@ -52,12 +54,11 @@ from mmtok.data.shard_checks import (
 from mmtok.data.shard_ids import ShardFile
 from mmtok.stream.vocab import Modality, Vocabulary
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet",
+__all__ = ["FORMAT", "INDEX_FORMAT", "MANIFEST", "VERIFIED", "ShardSet",
            "ShardWriter", "check_one_layout", "committed_shards", "is_verified_cache", "json_bytes", "open_shards", "shard_manifest",
            "temp_files"]
 
 FORMAT = "mmtok-shards"  # a manifest's "format"
-FORMAT_VERSION = 1
 INDEX_FORMAT = FORMAT + "-index"  # a shard index's "format"
 MANIFEST = "manifest.json"
 VERIFIED = ".verified.json"  # the shards open_shards has checked, by size and mtime
@@ -168,6 +169,7 @@ def committed_shards(out: Path, run: str, *, dtype: np.dtype | None = None, shar
     indexes = []
     for k, path in enumerate(shard_files(out, "json")):
         index = read_json_object(path, "index", move)
+        check_not_newer(path, index)
         if index.get("format") != INDEX_FORMAT:
             raise CorpusError(f"{path} is not an mmtok shard index (no \"format\": \"{INDEX_FORMAT}\"); {move}")
         if index.get("run") != run:
@@ -368,6 +370,7 @@ def _read_manifest(sub: Path) -> dict[str, Any]:
     path = sub / MANIFEST
     fix = f"move it out of {sub} and re-run mmtok tokenize --restart there, or tokenize into another --out"
     m = read_json_object(path, "manifest", fix)
+    check_not_newer(path, m)
     version = m.get("format_version", 0)
     if m.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
         raise CorpusError(f"{path} is not an mmtok shard manifest this version reads (format "
@@ -424,6 +427,17 @@ def _check_shard(bin_path: Path, index: dict[str, Any], vocab_size: int, cache: 
     return fresh
 
 
+def _wrong_size(bin_path: Path, size: int, index: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """What is wrong with a shard ``.bin`` of ``size`` bytes (-1: none there) where its index counts other tokens,
+    and how to make the shards again."""
+    want = index["tokens"] * np.dtype(index["dtype"]).itemsize
+    found = "it is not there" if size < 0 else f"it holds {size:,} bytes, not {want:,}: it was cut short or changed"
+    corpus = (manifest.get("source") or {}).get("file") or "CORPUS"
+    return (f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says ({found}); the "
+            f"shards in {bin_path.parent} are damaged: tokenize the corpus again (mmtok tokenize {corpus} --out "
+            f"{bin_path.parent} --restart, or into another --out)")
+
+
 def open_shards(
     folder: str | os.PathLike[str], *, vocab: Vocabulary | None = None, verify: bool = True
 ) -> ShardSet:
@@ -449,7 +463,7 @@ def open_shards(
             bin_path = sub / entry["bin"]
             size = bin_path.stat().st_size if bin_path.is_file() else -1
             if size != index["tokens"] * np.dtype(index["dtype"]).itemsize:
-                raise CorpusError(f"{bin_path} is missing or does not have the {index['tokens']} tokens its index says")
+                raise CorpusError(_wrong_size(bin_path, size, index, m))
             if verify:
                 changed = _check_shard(bin_path, index, v.size, cache) or changed
             check_listed_sha256(sub / MANIFEST, entry, index)  # after the bytes: a damaged shard is reported as such

@@ -2,7 +2,8 @@
 
 ``RUN/ckpt-NNNNNNN/`` (model + optimizer + data position + RNG, written by
 :mod:`mmtok.lm.train`), ``RUN/log.jsonl`` (one line per step) and ``RUN/loss.png``;
-``RUN/damaged-ckpt-NNNNNNN/``: checkpoints ``--resume`` could not use, set aside.
+``RUN/damaged-ckpt-NNNNNNN/``: checkpoints ``--resume`` could not use, set aside; one a newer mmtok wrote is
+no damage: ``--resume`` is refused instead, with nothing moved (:func:`refuse_newer`).
 :data:`RUN_MARKS` tells such a folder from one of other files
 (:func:`~mmtok.core.trainstate.check_run_folder`), which ``--resume`` and ``--overwrite`` leave alone.
 :func:`load_run` gives back the newest checkpoint's model and vocabulary for sampling,
@@ -29,8 +30,9 @@ from mmtok.core.checkpoint import (
 )
 from mmtok.core.checkpoint_folder import BACKUP_NAME, locate
 from mmtok.core.device import pick_device
-from mmtok.core.errors import CheckpointError, MissingFileError, MmtokError
+from mmtok.core.errors import CheckpointError, MissingFileError, MmtokError, RunRefusedError
 from mmtok.core.floats import all_finite
+from mmtok.core.format_version import NewerCheckpointError
 from mmtok.core.module_io import load_state_dict_checked, weights_from_checkpoint
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
@@ -40,7 +42,7 @@ from mmtok.stream.vocab import Modality, Vocabulary
 
 __all__ = ["CKPT_PREFIX", "DAMAGED_PREFIX", "LOG_KEYS", "LOG_NAME", "MODALITIES", "RUN_MARKS", "checkpoint_folders",
            "checkpoint_number", "clear_run", "last_log_row", "latest_checkpoint", "load_run", "newest_loadable",
-           "plot_loss", "read_log", "run_settings", "set_aside_damaged"]
+           "plot_loss", "read_log", "refuse_newer", "run_settings", "set_aside_damaged"]
 
 CKPT_PREFIX = LM_CKPT_PREFIX
 DAMAGED_PREFIX = "damaged-"  # a checkpoint folder --resume could not use, set aside: damaged-ckpt-NNNNNNN
@@ -110,6 +112,20 @@ def clear_run(folder: Path) -> None:
             shutil.rmtree(ck, ignore_errors=True)
     for name in (LOG_NAME, "loss.png"):
         (folder / name).unlink(missing_ok=True)
+
+
+def refuse_newer(found: list[Path]) -> list[Path]:
+    """``found`` (a run's checkpoint folders), or a :class:`~mmtok.core.errors.RunRefusedError` when a newer mmtok
+    wrote one of them: ``--resume`` would take it for damaged, set it aside and train its steps again."""
+    for ck in reversed(found):
+        try:
+            read_config(ck)
+        except NewerCheckpointError as e:
+            raise RunRefusedError(f"{e}, or train into another --out; nothing in {ck.parent} was moved or "
+                                  "changed") from e
+        except (MmtokError, OSError):
+            continue  # damaged: --resume passes it over and says so
+    return found
 
 
 def set_aside_damaged(folder: Path, step: int) -> None:

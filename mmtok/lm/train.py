@@ -93,6 +93,7 @@ from mmtok.lm.runs import (
     latest_checkpoint,
     plot_loss,
     read_log,
+    refuse_newer,
     run_settings,
     set_aside_damaged,
 )
@@ -268,7 +269,7 @@ def _resume(r: _Run, resume: bool) -> None:
         return load_train_state(ck, model=r.model, optimizer=r.opt, kind=Transformer.KIND)
 
     def newest() -> tuple[Path, dict[str, Any]] | None:
-        found = checkpoint_folders(r.folder) if resume else []
+        found = refuse_newer(checkpoint_folders(r.folder)) if resume else []
         if found:
             _check_same_model(r, found[-1])
         loaded = load_newest_intact(found, load, who="mmtok train" if r.master else None)
