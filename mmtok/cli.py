@@ -24,9 +24,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import mmtok  # its public names come on first use: importing this module does not import torch
+from mmtok.context.command import add_command as add_context_command
+from mmtok.core.command_line import VOCODER_CHOICES, HelpFormatter
 from mmtok.core.command_output import (
     PIPE_CLOSED,
     drop_unread_output,
@@ -39,8 +42,9 @@ from mmtok.core.ranges import seed_arg, threads_arg
 
 __all__ = ["main"]
 
-# What needs torch (the commands, their parsers' modules) is imported inside main's handled region, so that
-# Ctrl-C at any time, start-up included, is the one line and exit 130 of an interrupted command.
+# The parsers are built without torch (mmtok --help, a command's --help, --version and mmtok context's options answer
+# at once); what needs torch (the commands' own modules) is imported when the command runs, inside main's handled
+# region, so that Ctrl-C at any time is the one line and exit 130 of an interrupted command.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,8 +52,6 @@ class _Parser(argparse.ArgumentParser):
     taken for ``--steps``: an abbreviation that works today would break when a flag is added)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from mmtok.core.trainstate import HelpFormatter
-
         kwargs.setdefault("formatter_class", HelpFormatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
@@ -193,56 +195,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolution(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.lower().replace("×", "x").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"--resolution takes WIDTHxHEIGHT or a side (e.g. 640x360, 256), got {text!r}")
-    return parts[1], parts[0]  # (H, W)
+def _cmd_encode(args: argparse.Namespace) -> int:
+    from mmtok.codefile import encode_main
+
+    return encode_main(args)
 
 
-def _duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``5m``, ``1.5h``, ``m:ss`` or ``h:mm:ss`` (whole hours and minutes, minutes and
-    seconds after the first part below 60, a fraction only on the seconds, no sign)."""
-    bad = argparse.ArgumentTypeError(f"duration takes seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss, got {text!r}")
-    try:
-        if ":" in text:
-            parts = [part.strip() for part in text.split(":")]
-            if (len(parts) > 3 or not all(part.isdigit() for part in parts[:-1])
-                    or not parts[-1].replace(".", "", 1).isdigit()):
-                raise bad
-            values = [float(part) for part in parts]
-            if max(values[1:]) >= 60:
-                raise bad
-            seconds = 0.0
-            for value in values:
-                seconds = seconds * 60 + value
-            return seconds
-        scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:].lower(), None)
-        return float(text[:-1]) * scale if scale else float(text)
-    except ValueError:
-        raise bad from None
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from mmtok.codefile import decode_main
+
+    return decode_main(args)
 
 
-def _cmd_context(args: argparse.Namespace) -> int:
-    from mmtok.context.shipped import plan
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mmtok.evaluate import eval_main
 
-    try:
-        p = plan(
-            args.duration, preset=args.preset, fps=args.fps, resolution=args.resolution, downsample=args.downsample,
-            tokens_per_frame_overhead=args.frame_overhead, audio_tokens_per_second=args.audio_tokens_per_second,
-            model=args.model, kv_dtype=args.kv_dtype, chunk_seconds=args.chunk_seconds,
-        )
-    except ValueError as e:
-        from mmtok.core.errors import UsageError
-
-        raise UsageError(f"context: {e}") from e
-    print(json.dumps(p.to_dict()) if args.json else p.table())
-    return 0
+    return eval_main(args)
 
 
 def _add_tokenize(sub: Any) -> None:
@@ -321,43 +289,65 @@ def _add_demo(sub: Any) -> None:
     demo.set_defaults(func=_cmd_demo, parser=demo)
 
 
-def _add_context(sub: Any) -> None:
-    from mmtok.context.shipped import PRESET_NAMES, presets_help
-    from mmtok.core.trainstate import HelpFormatter
-
-    class _RawHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
-        """:class:`HelpFormatter` that keeps the description's and epilog's line breaks."""
-
-    ctx = sub.add_parser(
-        "context", help="plan the context length a video takes and what that length costs",
-        description="Tokens per frame/second/minute/total of a video under a tokenizer preset, which "
-        "context windows (8k, 32k, 128k, 1M, 2M) hold it and how many seconds each holds, and the KV-cache "
-        "memory and attention FLOPs of that length for a model size.",
-        epilog="preset sources:\n" + presets_help(), formatter_class=_RawHelpFormatter,
+def _add_codefile(sub: Any) -> None:
+    """``mmtok encode`` and ``mmtok decode`` (:mod:`mmtok.codefile`)."""
+    commands = (
+        ("encode", _cmd_encode, "FILE", "images, sounds and videos, or folders of them (searched through their "
+         "subfolders)", "images, sounds and videos -> code files (DIR/FILE.npz, e.g. photo.jpg.npz), with the shipped tokenizers or others",
+         "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/FILE.npz (photo.jpg -> photo.jpg.npz): the codes "
+         "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
+         "subfolders of DIR. A code file (or an empty file) already there is replaced; anything else under that name stops the run "
+         "before any work. A file that fails is reported and the others go on."),
+        ("decode", _cmd_decode, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
+         "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
+         "Decode each code file to DIR/FILE.decoded.png (photo.jpg.npz -> photo.jpg.decoded.png), .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
+         "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both. "
+         "A file decode wrote before is replaced; anything else under that name stops the run before any work."),
     )
-    ctx.add_argument("duration", type=_duration, help="video length: seconds, 90s, 5m, 1.5h, m:ss or h:mm:ss")
-    ctx.add_argument("--preset", default="mmtok", choices=PRESET_NAMES, help="tokenizer whose rate to use (default mmtok)")
-    ctx.add_argument("--fps", type=float, default=None, help="frames sampled per second (default: the preset's)")
-    ctx.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="frame size tokenized (default: the preset's)")
-    ctx.add_argument("--downsample", type=int, default=None, metavar="N", help="pixels per token side (patch size); "
-                     "not for gemini (a fixed count) or mmtok (its image tokenizer's)")
-    ctx.add_argument("--frame-overhead", type=int, default=None, metavar="N", help="separator tokens per frame, "
-                     "in place of the preset's (lwm's 1, mmtok's <eof>; mmtok's <eol> per row stays); per latent "
-                     "frame for cosmos (one per 8 frames)")
-    ctx.add_argument("--audio-tokens-per-second", type=float, default=None, metavar="R", help="soundtrack tokens per second")
-    ctx.add_argument("--chunk-seconds", type=float, default=None, metavar="S", help="count the video cut into chunks "
-                     "of S seconds, as a {\"video\": ..., \"chunk_seconds\": S} segment of mmtok tokenize is: each "
-                     "chunk adds its own markers (mmtok's <bov> <eov> <boa> <eoa>); not for cosmos")
-    ctx.add_argument("--model", default="small", choices=["tiny", "small", "base"], help="transformer size for the costs")
-    ctx.add_argument("--kv-dtype", default="bf16", choices=["fp32", "bf16", "fp16", "fp8", "int8"], help="KV-cache element type")
-    ctx.add_argument("--json", action="store_true", help="print the plan as one JSON object")
-    ctx.set_defaults(func=_cmd_context)
+    for name, func, metavar, files_help, summary, description in commands:
+        parser = sub.add_parser(name, help=summary, description=description)
+        parser.add_argument("files", nargs="+", type=Path, metavar=metavar, help=files_help)
+        parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the files written")
+        for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
+                           ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
+            parser.add_argument(f"--{kind}", default=kind, metavar="MODEL",
+                                help=f"{what}: a shipped name, a checkpoint folder or package.module:callable "
+                                f"(default: {kind})")
+        if name == "decode":
+            parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
+                                help="how sounds come back (default: the model's learned vocoder when it has one)")
+        parser.set_defaults(func=func)
+
+
+def _add_eval(sub: Any) -> None:
+    """``mmtok eval`` (:mod:`mmtok.evaluate`)."""
+    parser = sub.add_parser(
+        "eval", help="how well tokenizers rebuild your images, sounds and videos (PSNR, SSIM, STOI, PESQ, usage)",
+        description="Encode and decode each image, sound or video (by its extension; folders are searched through "
+        "their subfolders) and score what comes back against what the encoder read: PSNR and SSIM for pictures "
+        "and frames; STOI, wideband PESQ (pip install mmtok[eval]) and the log-mel L1 for sounds, DNSMOS with "
+        "--dnsmos. Then the means per model, codebook usage and perplexity, and with two or more models of a "
+        "kind, each against the first, paired over the files. A file that fails is reported and the others go on.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images, sounds and videos, or folders")
+    for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
+                       ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
+        parser.add_argument(f"--{kind}", action="append", metavar="MODEL",
+                            help=f"{what}: a shipped name, a checkpoint folder or package.module:callable; give it "
+                            f"again to compare models on the same files, each against the first (default: {kind})")
+    parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
+                        help="how sounds come back (default: the model's learned vocoder when it has one)")
+    parser.add_argument("--dnsmos", action="store_true",
+                        help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
+    parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
+                        "to this file; .png is added to a name without an extension (.pdf, .svg, .eps and .ps work too: the "
+                        "formats that carry its mark, so that a later run replaces the plot); "
+                        "a folder, a file scored or inside a folder scored, or a file there that is not a plot "
+                        "mmtok eval drew is refused")
+    parser.set_defaults(func=_cmd_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmtok.codefile import add_commands as add_codefile_commands
-    from mmtok.evaluate import add_command as add_eval_command
-
     parser = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok",
         description="Multimodal tokenization: learned VQ codebooks for images and audio, "
@@ -391,12 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("options", nargs=argparse.REMAINDER, help="options of that modality")
     pc.set_defaults(func=_cmd_prune_codebook)
 
-    add_codefile_commands(sub)
-    add_eval_command(sub)
+    _add_codefile(sub)
+    _add_eval(sub)
     _add_tokenize(sub)
     _add_exports(sub)
 
-    _add_context(sub)
+    add_context_command(sub)
 
     tr = sub.add_parser("train", help="train the transformer on shards (see 'mmtok train --help')", add_help=False)
     tr.add_argument("options", nargs=argparse.REMAINDER, help="options of the trainer")
@@ -453,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, debug = argv[1:], True
     try:
         with one_line_usage_errors(), one_line_warnings(), guarded_output():
-            parser = build_parser()  # imports torch and the commands' modules: Ctrl-C here is handled too
+            parser = build_parser()  # no torch: the command's own modules come when it runs
             args = _parse(parser, argv)
             args.debug = debug  # the commands that say their own errors show the traceback too
             if getattr(args, "func", None) is None:

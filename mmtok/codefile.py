@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from mmtok._version import __version__
-from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.core.command_output import counted
 from mmtok.core.errors import MmtokError, UsageError
+from mmtok.core.format_version import NewerFileError
 from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.paths import no_such_file
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
@@ -46,7 +46,7 @@ from mmtok.data.media_files import (
 from mmtok.pretrained import load_tokenizer, model_version, rate_keywords, vocoder_keywords
 from mmtok.stream.vocab import tokenizer_fingerprint
 
-__all__ = ["add_commands", "decode_main", "encode_main"]
+__all__ = ["decode_main", "encode_main"]
 
 DECODED = ".decoded"  # photo.jpg.npz -> photo.jpg.decoded.png: never the name of the original
 DECODED_SUFFIX = {"image": ".png", "audio": ".wav", "video": ".mp4"}
@@ -176,6 +176,8 @@ def _is_code_file(path: Path) -> bool:
         return True
     try:
         load_codes(path, check_video=False)
+    except NewerFileError:  # a newer mmtok's code file: kept, and said to be one, not "not a code file"
+        raise
     except (UsageError, OSError):
         return False
     return True
@@ -272,36 +274,6 @@ def _is_decoded(path: Path) -> bool:
     """Whether ``path`` is a file ``decode`` wrote (:func:`~mmtok.data.media_files.refuse_foreign` replaces only
     those): it carries :data:`MARK` (:func:`~mmtok.data.media_files.marked`)."""
     return marked(path, MARK)
-
-
-def add_commands(sub: Any) -> None:
-    """``mmtok encode`` and ``mmtok decode`` on the command's subparsers."""
-    commands = (
-        ("encode", encode_main, "FILE", "images, sounds and videos, or folders of them (searched through their "
-         "subfolders)", "images, sounds and videos -> code files (DIR/FILE.npz, e.g. photo.jpg.npz), with the shipped tokenizers or others",
-         "Encode each image, sound or video (by its extension; a video's soundtrack too) to DIR/FILE.npz (photo.jpg -> photo.jpg.npz): the codes "
-         "and what made them (kind, model version, vocabulary fingerprint). A folder's media land in the same "
-         "subfolders of DIR. A code file (or an empty file) already there is replaced; anything else under that name stops the run "
-         "before any work. A file that fails is reported and the others go on."),
-        ("decode", decode_main, "CODES", "code files (.npz) from 'mmtok encode', or folders of them",
-         "code files from 'mmtok encode' -> images (.png), sounds (.wav) and videos (.mp4)",
-         "Decode each code file to DIR/FILE.decoded.png (photo.jpg.npz -> photo.jpg.decoded.png), .wav (32-bit float, nothing clipped) or .mp4 (H.264 with "
-         "the soundtrack as AAC) with the models that made it; codes from another model are refused, naming both. "
-         "A file decode wrote before is replaced; anything else under that name stops the run before any work."),
-    )
-    for name, func, metavar, files_help, summary, description in commands:
-        parser = sub.add_parser(name, help=summary, description=description)
-        parser.add_argument("files", nargs="+", type=Path, metavar=metavar, help=files_help)
-        parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the files written")
-        for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
-                           ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
-            parser.add_argument(f"--{kind}", default=kind, metavar="MODEL",
-                                help=f"{what}: a shipped name, a checkpoint folder or package.module:callable "
-                                f"(default: {kind})")
-        if name == "decode":
-            parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
-                                help="how sounds come back (default: the model's learned vocoder when it has one)")
-        parser.set_defaults(func=func)
 
 
 def encode_main(args: argparse.Namespace) -> int:

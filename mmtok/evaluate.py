@@ -40,7 +40,6 @@ from typing import Any
 
 import torch
 
-from mmtok.audio.config import VOCODER_CHOICES
 from mmtok.audio.io import fit_length, load_audio
 from mmtok.audio.scores import dnsmos, speech_scores
 from mmtok.core.errors import MmtokError, UsageError
@@ -70,7 +69,7 @@ from mmtok.pretrained import (
     vocoder_keywords,
 )
 
-__all__ = ["METRICS", "PLOT_MARK", "Evaluation", "add_command", "eval_main", "plot_scores", "plot_target",
+__all__ = ["METRICS", "PLOT_MARK", "Evaluation", "eval_main", "plot_scores", "plot_target",
            "score_audio", "score_image", "score_video"]
 
 SCORE_RATE = 16_000  # Hz: STOI, PESQ-WB and DNSMOS run at this rate
@@ -396,34 +395,6 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
     atomic_file(path, lambda f: fig.savefig(f, dpi=100, format=kind, metadata=_plot_metadata(kind)))
     plt.close(fig)
     return path
-
-
-def add_command(sub: Any) -> None:
-    """``mmtok eval`` on the command's subparsers."""
-    parser = sub.add_parser(
-        "eval", help="how well tokenizers rebuild your images, sounds and videos (PSNR, SSIM, STOI, PESQ, usage)",
-        description="Encode and decode each image, sound or video (by its extension; folders are searched through "
-        "their subfolders) and score what comes back against what the encoder read: PSNR and SSIM for pictures "
-        "and frames; STOI, wideband PESQ (pip install mmtok[eval]) and the log-mel L1 for sounds, DNSMOS with "
-        "--dnsmos. Then the means per model, codebook usage and perplexity, and with two or more models of a "
-        "kind, each against the first, paired over the files. A file that fails is reported and the others go on.")
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="images, sounds and videos, or folders")
-    for kind, what in (("image", "image tokenizer"), ("audio", "audio tokenizer (also a video's soundtrack)"),
-                       ("video", "video tokenizer (the shipped one: the image tokenizer at 1 frame per second)")):
-        parser.add_argument(f"--{kind}", action="append", metavar="MODEL",
-                            help=f"{what}: a shipped name, a checkpoint folder or package.module:callable; give it "
-                            f"again to compare models on the same files, each against the first (default: {kind})")
-    parser.add_argument("--vocoder", default="auto", choices=VOCODER_CHOICES,
-                        help="how sounds come back (default: the model's learned vocoder when it has one)")
-    parser.add_argument("--dnsmos", action="store_true",
-                        help="also DNSMOS P.835 of each decoded sound and of its original (speechmos, onnxruntime: pip install mmtok[eval])")
-    parser.add_argument("--json", action="store_true", help="JSON lines: one per file and model, then the summaries")
-    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw each file's scores per model (matplotlib) "
-                        "to this file; .png is added to a name without an extension (.pdf, .svg, .eps and .ps work too: the "
-                        "formats that carry its mark, so that a later run replaces the plot); "
-                        "a folder, a file scored or inside a folder scored, or a file there that is not a plot "
-                        "mmtok eval drew is refused")
-    parser.set_defaults(func=eval_main)
 
 
 def _missing(modules: Iterable[str]) -> list[str]:

@@ -25,7 +25,6 @@ __all__ = [
     "DEFAULT_VQ",
     "SAMPLES_PER_TOKEN",
     "TOKENS_PER_SECOND",
-    "VOCODER_CHOICES",
     "VOCODER_CHUNK_FRAMES",
     "AudioTokenizerConfig",
     "check_chunk_seconds",
@@ -48,7 +47,6 @@ def exact_div(x: int, y: int) -> int:
 SAMPLES_PER_TOKEN = HOP_LENGTH * FRAMES_PER_TOKEN  # 320 samples = 20 ms
 TOKENS_PER_SECOND = exact_div(SAMPLE_RATE, SAMPLES_PER_TOKEN)  # 50
 assert TOKENS_PER_SECOND <= 50
-VOCODER_CHOICES = ("auto", "learned", "griffin-lim")  # decode(vocoder=...) by name (or a Vocoder module)
 VOCODER_CHUNK_FRAMES = 6000  # the log-mel decoder and the vocoders (learned, Griffin-Lim) run 60 s at a time
 # (with context), so memory stays bounded
 

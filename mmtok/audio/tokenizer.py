@@ -41,7 +41,6 @@ from torch import nn
 from mmtok.audio.arrays import mono_chunks
 from mmtok.audio.codes import PAD_CODE, check_codes, is_encoded_batch, split_batch
 from mmtok.audio.config import (
-    VOCODER_CHOICES,
     VOCODER_CHUNK_FRAMES,
     AudioTokenizerConfig,
     check_chunk_seconds,
@@ -55,6 +54,7 @@ from mmtok.audio.io import AudioInput, SampleRate, audio_samples, fit_length
 from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
+from mmtok.core.command_line import VOCODER_CHOICES
 from mmtok.core.errors import AudioError, MmtokError
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs

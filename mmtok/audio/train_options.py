@@ -9,8 +9,8 @@ import argparse
 from mmtok.audio.corpus import add_synthetic_arguments
 from mmtok.audio.losses import parse_band_weight
 from mmtok.audio.train_checks import INIT_ARCH_ARGS
+from mmtok.core.command_line import HelpFormatter
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT
-from mmtok.core.trainstate import HelpFormatter
 
 __all__ = ["add_loss_arguments", "build_parser"]
 

@@ -116,10 +116,11 @@ from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import Run
 from mmtok.audio.vocoder_settings import BEST_BY, FEATURES
 from mmtok.core.adversary import add_adversary_options
+from mmtok.core.command_line import HelpFormatter
 from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, MmtokError, UsageError, report_error
 from mmtok.core.run_lock import hold_run_folder
-from mmtok.core.trainstate import HelpFormatter, options_given
+from mmtok.core.trainstate import options_given
 
 __all__ = ["build_parser", "main"]
 

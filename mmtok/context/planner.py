@@ -443,10 +443,3 @@ def _costs(model: str | ModelConfig, total: int, kv_dtype: str, vocab_size: int 
     train = 6.0 * n_params * total + 3.0 * attn
     return {"model": mname, "n_params": n_params, "vocab_size": mcfg.vocab_size, "kv_dtype": kv_dtype,
             "kv_cache_bytes": kv, "attention_flops": attn, "train_flops": train}
-
-
-def presets_help() -> str:
-    """One line per published preset with its source, and ``custom`` (for ``mmtok context --help``)."""
-    lines = [f"{name}: {p.source}" for name, p in PRESETS.items()]
-    lines.append("custom: only your --resolution, --downsample and overheads")
-    return "\n".join(lines)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CUSTOM_SOURCE", "PRESETS", "PRESET_NAMES", "Preset"]
+__all__ = ["CUSTOM_SOURCE", "PRESETS", "PRESET_NAMES", "Preset", "presets_help"]
 
 
 @dataclass(frozen=True)
@@ -74,5 +74,14 @@ PRESETS: dict[str, Preset] = {
         fps=24.0, resolution=(256, 256), downsample=16, temporal=8, causal_first_frame=True,
     ),
 }
-PRESET_NAMES = (*PRESETS, "custom")
+PRESET_NAMES = (*PRESETS, "mmtok", "custom")  # what mmtok.plan's and ``mmtok context``'s preset takes by name
+MMTOK_HELP = ("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
+              "(else the default ImageTokenizerConfig) and the shipped audio tokenizer's (models/audio); "
+              "the plan's source says which")
 CUSTOM_SOURCE = "your arguments: resolution, downsample, overheads"
+
+
+def presets_help() -> str:
+    """One line per preset with its source, ``mmtok`` and ``custom`` included (for ``mmtok context --help``)."""
+    lines = [f"{name}: {p.source}" for name, p in PRESETS.items()]
+    return "\n".join([*lines, MMTOK_HELP, "custom: only your --resolution, --downsample and overheads"])

@@ -22,7 +22,7 @@ from typing import Any
 
 from mmtok.context import planner
 from mmtok.context.planner import ContextPlan, mmtok_preset
-from mmtok.context.presets import PRESETS, Preset
+from mmtok.context.presets import Preset
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
@@ -32,12 +32,8 @@ from mmtok.pretrained import default_config, load_config
 from mmtok.stream.text import ByteTokenizer
 from mmtok.stream.vocab import Vocabulary
 
-__all__ = ["PRESET_NAMES", "plan", "presets_help", "shipped_preset", "shipped_vocab"]
+__all__ = ["plan", "shipped_preset", "shipped_vocab"]
 
-PRESET_NAMES = (*PRESETS, "mmtok", "custom")
-MMTOK_HELP = ("mmtok: our shipped image tokenizer's rate, read from models/image/config.json "
-              "(else the default ImageTokenizerConfig) and the shipped audio tokenizer's (models/audio); "
-              "the plan's source says which")
 
 
 def _folder(name_or_path: str | os.PathLike[str]) -> Path | None:
@@ -152,9 +148,3 @@ def plan(
         tokens_per_frame_overhead=tokens_per_frame_overhead, audio_tokens_per_second=audio_tokens_per_second,
         model=model, kv_dtype=kv_dtype, vocab_size=vocab_size, vocab_source=vocab_source, chunk_seconds=chunk_seconds,
     )
-
-
-def presets_help() -> str:
-    """One line per preset with its source, ``mmtok`` included (for ``mmtok context --help``)."""
-    lines = planner.presets_help().splitlines()
-    return "\n".join([*lines[:-1], MMTOK_HELP, lines[-1]])

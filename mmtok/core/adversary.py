@@ -42,7 +42,7 @@ def add_adversary_options(p: argparse.ArgumentParser, *, weight_help: str, plura
                           lr: float, channels: int) -> None:
     """The options every adversarial trainer takes: ``--disc-weight``, ``--disc-start``,
     ``--disc-warmup``, ``--disc-lr`` and ``--disc-channels`` (defaults are the trainer's own;
-    a :class:`~mmtok.core.trainstate.HelpFormatter` shows them)."""
+    a :class:`~mmtok.core.command_line.HelpFormatter` shows them)."""
     noun = "discriminators" if plural else "discriminator"
     whose = f"the {noun}'" if plural else f"the {noun}'s"
     p.add_argument("--disc-weight", type=float, default=0.0, help=weight_help)

@@ -50,7 +50,6 @@ from mmtok.core.ranges import LEARNING_RATE, Range, out_of_range
 __all__ = [
     "CUDA_RNG",
     "OPTIMIZER_NAME",
-    "HelpFormatter",
     "check_train_state",
     "check_trained_on",
     "command_lines",
@@ -380,13 +379,3 @@ def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if refused:
         parser.error(refused)
     check_device_option(parser, args.device)
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Trainers' ``--help``: each option's default, unless its text already says it or there is none to show."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)

@@ -39,6 +39,7 @@ import torch
 
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
+from mmtok.core.command_line import HelpFormatter
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.device import device_record, pick_device
 from mmtok.core.divergence import (
@@ -59,7 +60,6 @@ from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.run_lock import hold_run_folder
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (
-    HelpFormatter,
     command_lines,
     freeze_codes,
     load_train_state,

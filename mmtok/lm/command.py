@@ -10,9 +10,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from mmtok.core.command_line import HelpFormatter
 from mmtok.core.device import check_device_option
 from mmtok.core.ranges import count_arg, out_of_range, seed_arg
-from mmtok.core.trainstate import HelpFormatter, options_given
+from mmtok.core.trainstate import options_given
 
 __all__ = ["main", "train_parser"]
 

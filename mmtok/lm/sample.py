@@ -411,8 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``mmtok sample``: continue a text prompt with a trained run (:func:`sample_run`)."""
     import argparse
 
+    from mmtok.core.command_line import HelpFormatter
     from mmtok.core.device import check_device_option
-    from mmtok.core.trainstate import HelpFormatter
 
     ap = argparse.ArgumentParser(allow_abbrev=False, prog="mmtok sample", description="Sample from a trained run.",
                                  formatter_class=HelpFormatter)

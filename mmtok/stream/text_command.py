@@ -188,7 +188,7 @@ def _refusal(args: argparse.Namespace) -> str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from mmtok.core.trainstate import HelpFormatter
+    from mmtok.core.command_line import HelpFormatter
 
     p = argparse.ArgumentParser(allow_abbrev=False,
         prog="mmtok train-tokenizer text", formatter_class=HelpFormatter,
