@@ -305,9 +305,10 @@ def _read(x: ImageInput, *, window: Window | None = None,
             arr = from_array(x) if isinstance(x, np.ndarray) else _from_tensor(x)
             size = arr.shape[1:]
         else:
-            raise TypeError(
-                f"load_image takes a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}"
-            )
+            hint = ("; a file's bytes: PIL.Image.open(io.BytesIO(x)); a path as bytes: os.fsdecode(x)"
+                    if isinstance(x, (bytes, bytearray, memoryview)) else
+                    "; an open file: PIL.Image.open(x)" if hasattr(x, "read") else "")
+            raise TypeError(f"an image is a path, PIL.Image, numpy array or torch.Tensor, got {type(x).__name__}{hint}")
     except (ImageError, FileNotFoundError, TypeError):
         raise
     except ValueError as e:

@@ -159,7 +159,9 @@ def from_array(a: np.ndarray) -> np.ndarray:
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError("expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (channels last)")
+        hint = ("; for channels first pass x.transpose(1, 2, 0)" if a.ndim == 3 and a.shape[0] in (1, 3, 4)
+                else "")
+        raise ValueError(f"expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (channels last){hint}")
     divisor = {np.uint8: EIGHT_BIT_MAX, np.uint16: SIXTEEN_BIT_MAX, np.bool_: 1.0}.get(a.dtype.type)
     if divisor is not None and a.shape[2] != 4:
         return channels_first(a, divisor)
@@ -175,6 +177,11 @@ def from_array(a: np.ndarray) -> np.ndarray:
                 "(divide 0..255 data by 255, or pass uint8)"
             )
         f = f.clip(0.0, 1.0)
+    elif np.issubdtype(a.dtype, np.integer):  # int64 from arithmetic, int32 from a decoder of its own
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        fits = ("uint8 (x.astype(numpy.uint8), or x.to(torch.uint8) for a tensor)" if 0 <= lo and hi <= 255
+                else "uint16" if 0 <= lo and hi <= 65535 else "float in [0, 1]")
+        raise ValueError(f"supported dtypes are {DTYPES}, got {a.dtype} with values {lo}..{hi}: convert it to {fits}")
     else:
         raise ValueError(f"supported dtypes are {DTYPES}")
     return channels_first(composite_on_white(f) if f.shape[2] == 4 else f)
