@@ -429,6 +429,21 @@ def _read_fitting(cls: Any, path: Path) -> tuple[Path, dict[str, Any], Any, dict
     return path, meta, cfg, tensors
 
 
+def _saved_dtype(tensors: Mapping[str, torch.Tensor], module: Any) -> torch.dtype:
+    """The floating dtype a module was saved in: the one holding most of its floating weights (a tokenizer saved
+    after ``.half()`` is float16, its codebook float32 as it keeps it). The module is cast to it before its
+    weights are copied in, so a copy gives the saved module's codes, and a module built under a caller's other
+    default dtype (float64) takes the checkpoint's, as every tensor made from its input does. None of the
+    module's own float32 state is lost: a quantizer keeps its codebook float32 whatever it is cast to."""
+    counts: dict[torch.dtype, int] = {}
+    for t in tensors.values():
+        if t.is_floating_point():
+            counts[t.dtype] = counts.get(t.dtype, 0) + t.numel()
+    if not counts:
+        return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.get_default_dtype())
+    return max(counts, key=lambda d: counts[d])
+
+
 def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: Any = None) -> T:
     """Build ``cls`` (with ``KIND`` and ``CONFIG_CLASS``) from a checkpoint folder or shipped name.
 
@@ -451,9 +466,7 @@ def load_module(cls: type[T], name_or_path: str | os.PathLike[str], *, device: A
             module = cls(cfg)  # type: ignore[call-arg]
     except Exception as e:  # a config the constructor cannot build from (zero sizes, ...)
         raise _cannot_build(cls, path, e) from e
-    saved = {t.dtype for t in tensors.values() if t.is_floating_point()}
-    if len(saved) == 1 and torch.get_default_dtype() not in saved:  # built in a caller's other default dtype (float64):
-        module.to(saved.pop())  # type: ignore[attr-defined]  # the checkpoint's, as every tensor made from its input
+    module.to(_saved_dtype(tensors, module))  # type: ignore[attr-defined]
     load_state_dict_checked(module, tensors, where=path)  # type: ignore[arg-type]
     module.provenance = meta.get("provenance", {})  # type: ignore[attr-defined]
     module.loaded_fingerprint = module_fingerprint(module)  # type: ignore[attr-defined]
