@@ -9,24 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-import mmtok
 from mmtok.core.errors import CorpusError
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.media_paths import MediaPaths
 from mmtok.data.tokenizer_spec import TokenizerSpec
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from tests.test_corpus_reading_settings import small_image  # noqa: F401 (a fixture)
 
 DOC = b'{"segments": ["ab"]}'
 
 
-@pytest.fixture(scope="module")
-def small_image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    return str(mmtok.save(ImageTokenizer(ImageTokenizerConfig(image_size=32)).eval(),
-                          tmp_path_factory.mktemp("models") / "small"))
 
 
 def test_a_messy_jsonl_is_read_as_documented(tmp_path: Path) -> None:
@@ -97,7 +90,7 @@ def test_strict_finds_a_bad_line_before_any_document_is_tokenized(tmp_path: Path
     assert not (tmp_path / "out").exists()  # not 54 documents' shards first
 
 
-def test_strict_finds_a_missing_picture_before_any_work(tmp_path: Path, small_image: str) -> None:
+def test_strict_finds_a_missing_picture_before_any_work(tmp_path: Path, small_image: str) -> None:  # noqa: F811 (the imported fixture)
     Image.new("RGB", (40, 40), (200, 80, 20)).save(tmp_path / "p.png")
     docs = [{"segments": ["x", {"image": "p.png"}]}] * 6 + [{"segments": [{"image": "gone.png"}]}]
     (tmp_path / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
