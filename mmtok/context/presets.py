@@ -34,14 +34,14 @@ class Preset:
     tokens_per_video: int = 0  # markers per video (<bov> <eov>)
     audio_tokens_per_second: float = 0.0  # soundtrack tokens per second of video
     tokens_per_audio: int = 0  # markers around a soundtrack that has tokens (mmtok's <boa> <eoa>)
-    # None: one piece; else the video is cut into chunks of this many seconds (rounded to whole frames, half up,
-    # at least one), each with its own tokens_per_video and tokens_per_audio markers (mmtok's "chunk_seconds")
-    chunk_seconds: float | None = None
     note: str = ""  # how the figures were obtained
     size_policy: str | None = None  # the image tokenizer's size policy (mmtok's); None: a published rate's own
     # (width, height) -> the size a "native" size policy reduces a frame to (a plan counts its frames there)
     working_size: Callable[[int, int], tuple[int, int]] | None = None
     fixed_downsample: str = ""  # why ``downsample`` is not a knob (mmtok's: its image tokenizer's); "": it is one
+    # None: one piece; else the video is cut into chunks of this many seconds (rounded to whole frames, half up,
+    # at least one), each with its own tokens_per_video and tokens_per_audio markers (mmtok's "chunk_seconds")
+    chunk_seconds: float | None = None
 
 
 PRESETS: dict[str, Preset] = {
