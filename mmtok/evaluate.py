@@ -17,8 +17,8 @@ encoder read:
 Per model: the means over files, and the codebook usage over every token it gave (distinct codes
 over ``min(K, tokens)``, :func:`mmtok.core.metrics.usage_over`; a video with ``temporal="repeat"``
 counts its repeat code among them) with the perplexity. With two or more models of a kind, each is
-paired with the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval and
-the files where it is better (higher, or lower for the log-mel L1:
+paired with the first on the files both scored: the mean per-file difference, its 95 % bootstrap interval over
+the files (none from one file) and the files where it is better (higher, or lower for the log-mel L1:
 :func:`mmtok.core.metrics.paired_difference`); a model named again is a model of its
 own, labelled by its version, then its name (``image``), then numbered (``image (2)``), so rows never
 merge. A file that cannot be read is one error line; the others go on (exit status 2).
@@ -290,19 +290,32 @@ def _fmt_summary(s: dict[str, Any]) -> str:
     labels = {key: how.split(" {")[0] for key, how, _ in METRICS[s["summary"]]}  # as the table names them
     partial = [f"{labels[k.removesuffix('_files')]} on {v} of them" for k, v in s.items() if k.endswith("_files")]
     return (f"{s['summary']} · {s['model']}: {s['files']} file{'s' * (s['files'] != 1)}"
-            + (f" ({', '.join(partial)})" if partial else "") + ": " + ", ".join(shown)
+            + (f" ({', '.join(partial)})" if partial else "") + (", means: " if s["files"] != 1 else ": ")
+            + ", ".join(shown)
             + f"; {s['codes_used']:,} of {s['codebook_size']:,} codes on {s['tokens']:,} tokens"
             f" (usage {100 * s['usage']:.1f}% of min(K, tokens)), perplexity {s['perplexity']:,.1f}")
 
 
+PAIRED_HEAD = ("each model minus the first of its kind, over the files both scored: the mean per-file difference "
+               "[its 95 % bootstrap interval over the files]")
+
+
+def _label_unit(how: str) -> tuple[str, str]:
+    """``("PSNR", "dB")`` of a :data:`METRICS` format such as ``"PSNR {:.2f} dB"``; ``""`` for a score without unit."""
+    return how.split(" {")[0], how.split("}")[-1].strip()
+
+
 def _fmt_pair(p: dict[str, Any]) -> Iterable[str]:
+    """One line per score of a :meth:`Evaluation.pairs` row, read under :data:`PAIRED_HEAD`."""
     for key, how, higher in METRICS[p["paired"]]:
         if key in p:
             d = p[key]
-            label = how.split(" {")[0]
-            yield (f"{p['paired']} · {p['model']} − {p['minus']}: {label} {d['mean']:+.4f} "
-                   f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({'higher' if higher else 'lower'} is better), "
-                   f"better on {d['wins']} of {d['n']} files")
+            label, unit = _label_unit(how)
+            ci = ("[no interval from 1 file]" if d["ci95"] is None
+                  else f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
+            yield (f"{p['paired']} · {p['model']} − {p['minus']}: {label} {d['mean']:+.4f}{' ' * bool(unit)}{unit} "
+                   f"{ci} ({'higher' if higher else 'lower'} is better), "
+                   f"better on {d['wins']} of {d['n']} file{'s' * (d['n'] != 1)}")
 
 
 def plot_target(path: Path, inputs: Iterable[Path] = ()) -> Path:
@@ -386,7 +399,10 @@ def plot_scores(rows: list[dict[str, Any]], path: Path) -> Path:
             ax.scatter([i] * len(vals), vals, s=12, zorder=2)
             ax.hlines(statistics.fmean(vals), i - 0.3, i + 0.3, color="black", lw=2, zorder=3)
         ax.set_xticks(range(len(models)), [m if len(m) <= 18 else m[:17] + "…" for m in models], rotation=15)
-        ax.set_title(f"{kind}: {how.split(' {')[0]}" + (" (lower is better)" if key == "logmel_l1" else ""), fontsize=9)
+        label, unit = _label_unit(how)
+        higher = next(h for k, _, h in METRICS[kind] if k == key)
+        ax.set_title(f"{kind}: {label} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+        ax.set_ylabel(label + (f" ({unit})" if unit else ""))
         ax.set_xlim(-0.6, len(models) - 0.4)
     fig.suptitle(f"mmtok eval: {len({(r['file'], r.get('track')) for r in rows})} files, one dot per file and model; "
                  "bars: means")
@@ -425,6 +441,17 @@ def _without_plots(files: list[tuple[Path, Path]], named: list[Path]) -> list[tu
     return kept + emptied
 
 
+def _kind_hint(kind: str, name: str) -> str:
+    """``"; give it as --audio NAME"`` where the checkpoint ``name`` refused for ``--KIND`` loads as another kind."""
+    for other in (k for k in NEEDS if k != kind and not is_callable_spec(name)):
+        try:
+            tokenizer_config(name, kind=other)
+        except MmtokError:
+            continue
+        return f"; give it as --{other} {name}"
+    return ""
+
+
 def eval_main(args: argparse.Namespace) -> int:
     """``mmtok eval FILE...``: rows as files are scored, then a summary per model and the paired differences."""
     if args.dnsmos and (missing := _missing(("speechmos", "onnxruntime"))):
@@ -441,7 +468,7 @@ def eval_main(args: argparse.Namespace) -> int:
             try:
                 ev.config(kind, name)
             except MmtokError as e:
-                raise UsageError(f"--{kind} {name}: {e}") from e
+                raise UsageError(f"--{kind} {name}: {e}{_kind_hint(kind, name)}") from e
     if "audio" in file_kinds(files):  # sounds, or videos' soundtracks: refused once here, not once per file
         for name in names["audio"]:
             if ("audio", name) in ev.built:  # one's own tokenizer: its decode may take no vocoder
@@ -459,7 +486,8 @@ def eval_main(args: argparse.Namespace) -> int:
         for row in summaries + pairs:
             print(json.dumps(row))
     else:
-        lines = [_fmt_summary(s) for s in summaries if s["files"]] + [x for p in pairs for x in _fmt_pair(p)]
+        paired = [x for p in pairs for x in _fmt_pair(p)]
+        lines = [_fmt_summary(s) for s in summaries if s["files"]] + ([PAIRED_HEAD + ":", *paired] if paired else [])
         if lines:
             print("\n".join(["", *lines]), flush=True)
     if plot is not None and ev.rows:

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["code_counts", "codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference", "perplexity",
-           "psnr", "ssim", "usage_over"]
+__all__ = ["TIE_RTOL", "code_counts", "codebook_usage", "codebook_usage_tensors", "key_seed", "paired_difference",
+           "perplexity", "psnr", "ssim", "usage_over"]
 
 SSIM_WINDOW = 11  # Gaussian window side (Wang et al. 2004)
 SSIM_SIGMA = 1.5  # its standard deviation in pixels
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # stabilisers, times the dynamic range 1.0
+TIE_RTOL = 1e-9  # two paired scores this close (relative) differ by float rounding alone: a tie
 
 
 def _images(a: torch.Tensor, b: torch.Tensor, what: str, peak: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -183,13 +184,21 @@ def key_seed(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
 
 
+def _tidy(value: float) -> float:
+    """``value`` rounded to 4 places, a rounded -0.0 written as 0.0 (no "-0.0000" for a tie)."""
+    return round(float(value), 4) + 0.0
+
+
 def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]], keys: Iterable[str], *,
                       resamples: int = 2000, seed: int = 0, lower_better: Iterable[str] = ()) -> dict[str, Any]:
     """Per key: ``mean`` of ``a[i][key] - b[i][key]`` over the items where both are finite, its 95 %
     percentile-bootstrap interval ``ci95`` (``resamples`` draws of the items by a generator of the key's own,
-    seeded by :func:`key_seed`: a key's interval is the same whichever other keys are listed), ``wins`` (items
+    seeded by :func:`key_seed`: a key's interval is the same whichever other keys are listed; None for a single
+    item, whose every resample is itself and so says nothing of the spread), ``wins`` (items
     where ``a`` is better: higher, or lower for the keys in ``lower_better``, such as an error) and
-    ``n``. ``a`` and ``b`` are the same items in the same order.
+    ``n``. ``a`` and ``b`` are the same items in the same order. Two scores that differ only in their last
+    digits (within :data:`TIE_RTOL` of each other, as a score invariant to loudness gives for a sound and
+    its quieter copy) are a tie: a difference of 0, a win for neither.
 
     A difference of means over 40 clips moves by a few hundredths from one model to the next for
     reasons that have nothing to do with the models; pairing each item with itself and resampling the
@@ -206,13 +215,17 @@ def paired_difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str,
     out: dict[str, Any] = {"items": len(a)}
     lower = set(lower_better)
     for key in keys:
-        d = np.array([x[key] - y[key] for x, y in zip(a, b, strict=True)
-                      if key in x and key in y and math.isfinite(x[key]) and math.isfinite(y[key])])
-        if d.size == 0:
+        pairs = np.array([(x[key], y[key]) for x, y in zip(a, b, strict=True)
+                          if key in x and key in y and math.isfinite(x[key]) and math.isfinite(y[key])], dtype=float)
+        if pairs.size == 0:
             continue
-        rng = np.random.default_rng(key_seed(seed, key))
-        means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
-        lo, hi = np.quantile(means, [0.025, 0.975])
-        out[key] = {"mean": round(float(d.mean()), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)],
+        d = pairs[:, 0] - pairs[:, 1]  # (n,)
+        d[np.isclose(pairs[:, 0], pairs[:, 1], rtol=TIE_RTOL, atol=0.0)] = 0.0  # float noise is a tie
+        ci: list[float] | None = None
+        if d.size > 1:
+            rng = np.random.default_rng(key_seed(seed, key))
+            means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
+            ci = [_tidy(v) for v in np.quantile(means, [0.025, 0.975])]
+        out[key] = {"mean": _tidy(d.mean()), "ci95": ci,
                     "wins": int((d < 0).sum() if key in lower else (d > 0).sum()), "n": int(d.size)}
     return out
