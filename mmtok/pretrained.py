@@ -24,11 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from torch import nn
-
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config
 from mmtok.core.checkpoint_folder import locate
-from mmtok.core.device import pick_device
 from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.module_io import (
     carried_provenance,
@@ -38,7 +35,6 @@ from mmtok.core.module_io import (
     save_module,
     shipped_names,
 )
-from mmtok.core.protocol import takes_keyword
 from mmtok.core.run_folder import (
     LM_CKPT_PREFIX,
     LM_KIND,
@@ -46,9 +42,10 @@ from mmtok.core.run_folder import (
     TOKENIZER_STATE_DIR,
     run_models,
 )
-from mmtok.vq.quantizer import VectorQuantizer
 
 if TYPE_CHECKING:  # for the types load() gives for the shipped names; imported when loading them
+    from torch import nn
+
     from mmtok.audio.tokenizer import AudioTokenizer
     from mmtok.image.tokenizer import ImageTokenizer
     from mmtok.video.tokenizer import VideoTokenizer
@@ -95,6 +92,8 @@ LM_CHECKPOINTS = f"{LM_CKPT_PREFIX}*"  # the checkpoint folders of a run of 'mmt
 def _kind_class(kind: str) -> type[nn.Module]:
     """The module class for a checkpoint kind (media modules imported only when needed)."""
     if kind == "vq":
+        from mmtok.vq.quantizer import VectorQuantizer
+
         return VectorQuantizer
     if kind == "image":
         from mmtok.image.tokenizer import ImageTokenizer
@@ -121,13 +120,36 @@ def _kind_class(kind: str) -> type[nn.Module]:
     raise CheckpointError(f"checkpoint kind {kind!r} is not one this mmtok can build (known: {', '.join(MODULE_KINDS)})")
 
 
+# where each kind's config class lives: a config is read without importing the module it builds
+_CONFIG_HOMES = {
+    "vq": ("mmtok.vq.config", "VQConfig"),
+    "image": ("mmtok.image.tokenizer", "ImageTokenizerConfig"),
+    "audio": ("mmtok.audio.config", "AudioTokenizerConfig"),
+    "vocoder": ("mmtok.audio.vocoder", "VocoderConfig"),
+    "video": ("mmtok.video.tokenizer", "VideoTokenizerConfig"),
+}
+
+
+def _config_class(kind: str) -> type:
+    """The config class of a checkpoint kind (``kind``'s module class's ``CONFIG_CLASS``), from
+    :data:`_CONFIG_HOMES`: reading a config imports the config's module, not the module class's.
+
+    >>> _config_class("vq").__name__
+    'VQConfig'
+    """
+    if kind not in _CONFIG_HOMES:
+        _kind_class(kind)  # says why there is no config class for it
+    module, name = _CONFIG_HOMES[kind]
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
 def default_config(kind: str) -> Any:
     """The default config object of a checkpoint kind: what an untrained module of that kind is built from.
 
     >>> default_config("vq").codebook_size
     1024
     """
-    return _kind_class(kind).CONFIG_CLASS()  # type: ignore[attr-defined]
+    return _config_class(kind)()
 
 
 def _check_request(name_or_path: Any, kind: Any) -> None:
@@ -208,8 +230,7 @@ def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None
     if meta["kind"] == "text":
         raise CheckpointError(f"{folder} is a text tokenizer (a BPE vocabulary): it has no config object; "
                               "load it with mmtok.load")
-    cfg_cls = _kind_class(meta["kind"]).CONFIG_CLASS  # type: ignore[attr-defined]
-    return config_from_dict(cfg_cls, meta["config"], where=f"{folder}/config.json")
+    return config_from_dict(_config_class(meta["kind"]), meta["config"], where=f"{folder}/config.json")
 
 
 @overload
@@ -352,6 +373,8 @@ def tokenizer_config(spec: str, *, kind: str | None = None) -> Any:
 def rate_keywords(tok: Any, rate: int) -> dict[str, int]:
     """The keyword arguments with which the audio tokenizer ``tok`` encodes samples read at its own rate ``rate``:
     ``{"sample_rate": rate}`` where its ``encode`` takes one, none where it takes the samples alone."""
+    from mmtok.core.protocol import takes_keyword
+
     return {"sample_rate": rate} if takes_keyword(tok.encode, "sample_rate") else {}
 
 
@@ -365,6 +388,8 @@ def vocoder_keywords(tok: Any, vocoder: str, name: str | None = None) -> dict[st
     >>> vocoder_keywords(Tones(), "auto")
     {}
     """
+    from mmtok.core.protocol import takes_keyword
+
     if takes_keyword(tok.decode, "vocoder"):
         return {"vocoder": vocoder}
     if vocoder == "auto":
@@ -375,6 +400,8 @@ def vocoder_keywords(tok: Any, vocoder: str, name: str | None = None) -> dict[st
 
 def _checked_device(device: Any) -> Any:
     """``device`` as a torch device (None stays None), or a :class:`DeviceError` when it is not here."""
+    from mmtok.core.device import pick_device
+
     return None if device is None else pick_device(device)
 
 

@@ -30,11 +30,41 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.vq`, :mod:`mmtok.synth`. Never
 
 from __future__ import annotations
 
-from mmtok.audio.arrays import CancelledChannelsWarning as CancelledChannelsWarning
-from mmtok.audio.arrays import MixedChannelsWarning as MixedChannelsWarning
-from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
-from mmtok.audio.io import SilenceWarning as SilenceWarning
-from mmtok.audio.io import load_audio as load_audio
-from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmtok.audio.arrays import CancelledChannelsWarning as CancelledChannelsWarning
+    from mmtok.audio.arrays import MixedChannelsWarning as MixedChannelsWarning
+    from mmtok.audio.config import AudioTokenizerConfig as AudioTokenizerConfig
+    from mmtok.audio.io import SilenceWarning as SilenceWarning
+    from mmtok.audio.io import load_audio as load_audio
+    from mmtok.audio.tokenizer import AudioTokenizer as AudioTokenizer
+
+# where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
+# (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
+_HOMES = {
+    "CancelledChannelsWarning": "mmtok.audio.arrays",
+    "MixedChannelsWarning": "mmtok.audio.arrays",
+    "AudioTokenizerConfig": "mmtok.audio.config",
+    "SilenceWarning": "mmtok.audio.io",
+    "load_audio": "mmtok.audio.io",
+    "AudioTokenizer": "mmtok.audio.tokenizer",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name imported from its module on first use, and kept."""
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ['AudioTokenizer', 'AudioTokenizerConfig', 'CancelledChannelsWarning', 'MixedChannelsWarning', 'SilenceWarning', 'load_audio']

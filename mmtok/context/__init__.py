@@ -9,7 +9,7 @@ shipped tokenizers (the ``"mmtok"`` preset) and is the ``plan`` users call;
 :mod:`~mmtok.context.command` is ``mmtok context`` (its options built without torch).
 
 Imports: :mod:`mmtok.core`, :mod:`mmtok.lm`; :mod:`~mmtok.context.shipped` also
-:mod:`mmtok.pretrained`, :mod:`mmtok.stream` (configs only, never weights) and :mod:`mmtok.image.sizing`
+:mod:`mmtok.pretrained`, :mod:`mmtok.stream` (configs only, never weights) and :mod:`mmtok.image.sizes`
 (the native policy's working size).
 """
 

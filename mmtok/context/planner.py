@@ -36,7 +36,7 @@ from typing import Any
 
 from mmtok.context.counts import chunk_rate, counts, holds, latent_frame_tokens
 from mmtok.context.presets import CUSTOM_SOURCE, PRESETS, Preset
-from mmtok.lm.model import ModelConfig
+from mmtok.lm.model_config import ModelConfig
 
 __all__ = ["WINDOWS", "ContextPlan", "WindowFit", "count_params", "get_preset", "mmtok_preset", "plan"]
 
@@ -66,7 +66,7 @@ def mmtok_preset(*, image_size: int | None, downsample: int, audio_tokens_per_se
     tokenizer's ``size_policy`` ``"crop"`` or ``"pad"`` every frame becomes ``image_size``
     square whatever its size, so a plan refuses another ``resolution``; with ``"native"`` and
     ``working_size`` (``(width, height)`` -> the size the tokenizer reduces a frame to,
-    :func:`mmtok.image.sizing.working_size`) a plan counts each frame at that size. ``downsample`` is the image
+    :func:`mmtok.image.sizes.working_size`) a plan counts each frame at that size. ``downsample`` is the image
     tokenizer's, so a plan refuses another (a what-if is another ``mmtok_preset``).
 
     >>> p = plan(1, preset=mmtok_preset(image_size=64, downsample=16))
@@ -295,7 +295,7 @@ def plan(
     ``tokens_per_frame_overhead`` (separators per frame), ``audio_tokens_per_second``.
     ``model`` is a size (``"tiny"``, ``"small"``, ``"base"``), priced with ``vocab_size`` ids
     (default: ``ModelConfig``'s; ``vocab_source`` says where the number comes from), or a
-    :class:`~mmtok.lm.model.ModelConfig` (its own vocabulary); ``kv_dtype`` one of
+    :class:`~mmtok.lm.model_config.ModelConfig` (its own vocabulary); ``kv_dtype`` one of
     ``fp32 bf16 fp16 fp8 int8``. Frames are sampled at ``0, 1/fps, 2/fps, ... < duration``.
     ``chunk_seconds`` counts the video cut as a ``{"video": ..., "chunk_seconds": S}`` segment of
     ``mmtok tokenize`` is: chunks of ``S * fps`` frames (half up, at least one), each with the preset's

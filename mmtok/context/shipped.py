@@ -26,8 +26,8 @@ from mmtok.context.presets import Preset
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import resolve_checkpoint
-from mmtok.image.sizing import working_size
-from mmtok.lm.model import ModelConfig
+from mmtok.image.sizes import working_size
+from mmtok.lm.model_config import ModelConfig
 from mmtok.pretrained import default_config, load_config
 from mmtok.stream.text import ByteTokenizer
 from mmtok.stream.vocab import Vocabulary
@@ -76,7 +76,7 @@ def shipped_preset(image: str | os.PathLike[str] = "image",
     read, not their weights). Without an image checkpoint the default
     ``ImageTokenizerConfig`` gives the rate; without an audio one (or ``audio=None``)
     the video has no soundtrack tokens. The preset's ``source`` and ``note`` say which. It carries the
-    image tokenizer's ``size_policy`` and, for ``"native"``, :func:`~mmtok.image.sizing.working_size`: planned
+    image tokenizer's ``size_policy`` and, for ``"native"``, :func:`~mmtok.image.sizes.working_size`: planned
     anywhere, a frame longer than ``MAX_SIDE`` on its long side is counted at the size the tokenizer reduces it to.
     """
     cfg, where = _image_numbers(image)
@@ -133,7 +133,7 @@ def plan(
     trained on mmtok's shards); the other arguments are the planner's. When that image
     tokenizer's size policy is ``"native"``, a ``resolution`` longer than ``MAX_SIDE`` on its
     long side is counted at the size the tokenizer reduces such frames to
-    (:func:`~mmtok.image.sizing.working_size`), and the plan's note says so (as it is for any
+    (:func:`~mmtok.image.sizes.working_size`), and the plan's note says so (as it is for any
     :func:`shipped_preset` passed as ``preset``).
 
     >>> p = plan(600, preset="mmtok")

@@ -14,8 +14,35 @@ synthetic pictures). Never :mod:`mmtok.audio` or anything above the media layer.
 
 from __future__ import annotations
 
-from mmtok.image.io import load_image as load_image
-from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
-from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmtok.image.io import load_image as load_image
+    from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
+    from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
+
+# where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
+# (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
+_HOMES = {
+    "load_image": "mmtok.image.io",
+    "ImageTokenizer": "mmtok.image.tokenizer",
+    "ImageTokenizerConfig": "mmtok.image.tokenizer",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name imported from its module on first use, and kept."""
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ['ImageTokenizer', 'ImageTokenizerConfig', 'load_image']

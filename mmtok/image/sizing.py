@@ -1,10 +1,10 @@
 """Size policies and patches: float ``[B, 3, H, W]`` -> the size the encoder sees -> patch rows.
 
 :func:`apply_size_policy` brings a batch to the encoder's size under one of
-``SIZE_POLICIES``: ``"crop"`` (short side to ``image_size``, centre square; an image too
+:data:`~mmtok.image.sizes.SIZE_POLICIES`: ``"crop"`` (short side to ``image_size``, centre square; an image too
 elongated to resize whole is cut to the pixels its centre reads first, :func:`crop_window`
 and :func:`crop_first`), ``"pad"`` (long side to ``image_size``, edge pixels repeated) or
-``"native"`` (the size kept up to ``MAX_SIDE`` on the long side, :func:`working_size`
+``"native"`` (the size kept up to :data:`~mmtok.image.sizes.MAX_SIDE` on the long side, :func:`~mmtok.image.sizes.working_size`
 past it, padded to a multiple of the patch). :func:`patchify` and :func:`unpatchify` cut
 an image into non-overlapping patches and back. Resizes are antialiased bicubic, clamped
 to [0, 1].
@@ -22,34 +22,15 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from mmtok.image.resample import input_span, resample_span
+from mmtok.image.sizes import MAX_SIDE, SIZE_POLICIES, working_size
 
 __all__ = [
-    "MAX_SIDE",
-    "SIZE_POLICIES",
     "apply_size_policy",
     "crop_first",
     "crop_window",
     "patchify",
     "unpatchify",
-    "working_size",
 ]
-
-SIZE_POLICIES = ("crop", "pad", "native")  # see apply_size_policy
-MAX_SIDE = 4096  # working size: longer images are reduced to this many pixels on the long side
-
-
-def working_size(width: int, height: int) -> tuple[int, int]:
-    """``(width, height)`` of an image at its working size: as it is up to ``MAX_SIDE`` on the long side,
-    else scaled so the long side is ``MAX_SIDE`` (aspect kept, each side at least 1).
-
-    >>> working_size(7680, 4320), working_size(640, 480)
-    ((4096, 2304), (640, 480))
-    """
-    if max(width, height) <= MAX_SIDE:
-        return width, height
-    s = MAX_SIDE / max(width, height)
-    return max(1, round(width * s)), max(1, round(height * s))
-
 
 def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Antialiased bicubic resize of ``[B, 3, H, W]``, clamped to [0, 1]."""

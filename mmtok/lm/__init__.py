@@ -14,7 +14,33 @@ Imports: :mod:`mmtok.core`, :mod:`mmtok.stream`, :mod:`mmtok.data`,
 
 from __future__ import annotations
 
-from mmtok.lm.runs import load_run as load_run
-from mmtok.lm.sample import generate as generate
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmtok.lm.runs import load_run as load_run
+    from mmtok.lm.sample import generate as generate
+
+# where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
+# (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
+_HOMES = {
+    "load_run": "mmtok.lm.runs",
+    "generate": "mmtok.lm.sample",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name imported from its module on first use, and kept."""
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ['generate', 'load_run']

@@ -14,9 +14,37 @@ Imports: :mod:`mmtok.core` only.
 
 from __future__ import annotations
 
-from mmtok.stream.interleave import Interleaver as Interleaver
-from mmtok.stream.interleave import Stream as Stream
-from mmtok.stream.interleave import pretty as pretty
-from mmtok.stream.vocab import Vocabulary as Vocabulary
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmtok.stream.interleave import Interleaver as Interleaver
+    from mmtok.stream.interleave import Stream as Stream
+    from mmtok.stream.interleave import pretty as pretty
+    from mmtok.stream.vocab import Vocabulary as Vocabulary
+
+# where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
+# (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
+_HOMES = {
+    "Interleaver": "mmtok.stream.interleave",
+    "Stream": "mmtok.stream.interleave",
+    "pretty": "mmtok.stream.interleave",
+    "Vocabulary": "mmtok.stream.vocab",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name imported from its module on first use, and kept."""
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ['Interleaver', 'Stream', 'Vocabulary', 'pretty']

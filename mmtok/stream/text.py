@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmtok.core.checkpoint import MAX_CONFIG_INT, read_config, save_checkpoint
 from mmtok.core.errors import CheckpointError
@@ -126,6 +125,8 @@ def _file_fingerprint(data: bytes) -> str:
 
 def _as_ids(ids: Any) -> np.ndarray:
     """Any sequence, array or tensor of ids as a flat int64 array (floats are refused)."""
+    import torch  # the tokenizers' tables need none
+
     a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids)
     if a.size and not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"text ids must be integers, got dtype {a.dtype}")

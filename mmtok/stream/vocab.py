@@ -30,11 +30,9 @@ from enum import IntEnum
 from typing import Any
 
 import numpy as np
-import torch
 
 from mmtok.core.checkpoint import MAX_CONFIG_INT
 from mmtok.core.errors import VocabularyError
-from mmtok.core.protocol import module_fingerprint
 
 __all__ = [
     "DEFAULT_LOSS_WEIGHTS",
@@ -105,6 +103,10 @@ def tokenizer_fingerprint(tok: Any) -> str:
     (:func:`~mmtok.core.protocol.module_fingerprint`). Any other tokenizer without a
     ``fingerprint`` string is refused: its class and sizes do not tell two codebooks apart.
     """
+    import torch  # a vocabulary's ranges and ids need none
+
+    from mmtok.core.protocol import module_fingerprint
+
     own = getattr(tok, "fingerprint", None)
     if isinstance(own, str):
         return own
@@ -272,6 +274,8 @@ class Vocabulary:
 
         Raises :class:`~mmtok.core.errors.VocabularyError` for ids outside ``[0, size)``.
         """
+        import torch
+
         a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
         bad = (a < 0) | (a >= self.size)
         if bad.any():
@@ -288,6 +292,8 @@ class Vocabulary:
         ``<eol>`` takes the modality of the code before it (``previous`` is the id
         before ``ids[0]`` when ``ids`` is a slice). ``<bos> <eos> <pad>`` stay SPECIAL.
         """
+        import torch
+
         a = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64)
         mod = self.modality_of(a)
         for token, m in _MARKER_MODALITY.items():
