@@ -42,7 +42,9 @@ def check_codes(codes: Any, codebook_size: int) -> torch.Tensor:
         try:
             codes = np.asarray(codes)
         except ValueError as e:  # nested lists of different lengths
-            raise AudioError(f"codes must be a rectangular [n] or [B, n] array, got a ragged sequence ({e})") from e
+            raise AudioError("codes must be a rectangular [n] or [B, n] array, got a ragged sequence (rows of different "
+                             "lengths?): decode clips of different lengths one by one ([decode(c) for c in rows]) or "
+                             "padded to [B, n_max] with lengths=[...] (as a batched encode returns them)") from e
     shape = tuple(codes.shape)
     if math.prod(shape) == 0:
         raise AudioError(f"codes are empty (shape {shape}); decoding needs at least one code")
@@ -88,9 +90,17 @@ def split_batch(codes: Any, lengths: Any, codebook_size: int) -> list[torch.Tens
 
 
 def is_encoded_batch(x: Any) -> bool:
-    """Whether ``x`` is the ``(codes [B, n], lengths [B])`` pair a batched ``encode`` returns."""
-    return (
-        isinstance(x, tuple) and len(x) == 2
-        and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in x)
-        and x[0].ndim == 2 and x[1].ndim == 1
-    )
+    """Whether ``x`` is the ``(codes [B, n], lengths [B])`` pair a batched ``encode`` returns, as it
+    returns it or as a list, its lengths a list of ints too (neither is ever codes ``[n]`` or ``[B, n]``).
+
+    >>> is_encoded_batch([np.zeros((2, 5), dtype=np.int64), [5, 3]])
+    True
+    """
+    if not (isinstance(x, (tuple, list)) and len(x) == 2):
+        return False
+    codes, lengths = x
+    if not (isinstance(codes, (torch.Tensor, np.ndarray)) and codes.ndim == 2):
+        return False
+    if isinstance(lengths, (torch.Tensor, np.ndarray)):
+        return lengths.ndim == 1
+    return isinstance(lengths, (list, tuple)) and all(isinstance(k, (int, np.integer)) for k in lengths)

@@ -15,7 +15,8 @@ arrived. Two engines give them:
   context each side, several times the work for small chunks.
 
 Either way the pieces joined equal ``tok.decode(all codes)`` within float tolerance,
-whatever the chunk sizes. Griffin-Lim works on whole clips and has no streaming form.
+whatever the chunk sizes, and in an autocast region too (autocast is off inside, as in
+``decode``). Griffin-Lim works on whole clips and has no streaming form.
 
 >>> import mmtok, torch
 >>> tok = mmtok.load("audio")
@@ -42,7 +43,7 @@ from mmtok.audio.streaming import StreamMelDecoder, StreamVocoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.core.device import exact_float32
 from mmtok.core.errors import AudioError
-from mmtok.vq.quantizer import VectorQuantizer
+from mmtok.vq.quantizer import VectorQuantizer, no_autocast
 
 __all__ = ["lookahead_samples", "lookahead_tokens", "stream_waveform"]
 
@@ -54,6 +55,7 @@ class AudioTokenizer(Protocol):
     cfg: Any  # frames_per_token, samples_per_token, hop_length
     decoder: MelDecoder
     vq: VectorQuantizer
+    feature_std: torch.Tensor  # (M, 1): its dtype is the model's
 
     @property
     def device(self) -> torch.device: ...
@@ -106,7 +108,8 @@ def _exact(tok: AudioTokenizer, chunks: Iterable[Any], voc: Vocoder,
     step = None if chunk_frames is None else max(1, chunk_frames // tok.cfg.frames_per_token)  # tokens per push
 
     def push(codes: torch.Tensor, last: bool) -> torch.Tensor:
-        with torch.inference_mode(), exact_float32():  # as decode: the CPU's sound on a GPU
+        # as decode: the CPU's sound on a GPU, and the model's dtype in an autocast region
+        with torch.inference_mode(), exact_float32(), no_autocast(tok.device):
             if codes.numel():
                 z = tok.decoder_input(tok.vq.decode(codes[None]))  # (1, D, k)
             else:
@@ -170,7 +173,7 @@ def _window(tok: AudioTokenizer, voc: Vocoder, held: torch.Tensor, start: int, a
     if b <= a:
         return torch.zeros(0, device=tok.device)
     spt = tok.cfg.samples_per_token
-    with torch.inference_mode(), exact_float32():
+    with torch.inference_mode(), exact_float32(), no_autocast(tok.device):  # as decode
         mel = tok.decode_features(held)  # (M, fpt * len(held))
         wave = voc.decode(mel.to(voc.window.device), chunk_frames=chunk_frames).to(tok.device)  # (len(held) * spt,)
         piece = wave[(a - start) * spt : (b - start) * spt]

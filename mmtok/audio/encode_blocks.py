@@ -4,22 +4,25 @@ The signal is processed in fixed blocks of ``block_tokens`` tokens, each read wi
 zero-padded context, so streamed, chunked, batched and whole encodings of
 :class:`~mmtok.audio.tokenizer.AudioTokenizer` run identical arithmetic and give identical codes;
 a block's codes are final as soon as its samples and the encoder's context have arrived.
+A batch (a list of clips) is encoded clip by clip (:func:`encode_clips`), so memory stays that of one clip.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmtok.audio.codes import PAD_CODE
 from mmtok.core.device import exact_float32
-from mmtok.core.errors import AudioError
+from mmtok.core.errors import AudioError, MmtokError
 from mmtok.vq.quantizer import VectorQuantizer
 
-__all__ = ["ordinary_blocks", "stream_codes"]
+__all__ = ["encode_clips", "ordinary_blocks", "stream_codes"]
 
 
 class AudioTokenizer(Protocol):
@@ -86,3 +89,35 @@ def ordinary_blocks(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
         if block is None:
             return
         yield block.clone()  # an ordinary tensor, made outside inference mode
+
+
+def encode_clips(encode_one: Callable[[Any], torch.Tensor], clips: Sequence[Any],
+                 sample_rate: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of clips (a list or tuple of paths, arrays or tensors), each encoded by ``encode_one`` ->
+    ``(codes [B, n_max], lengths [B])``, shorter clips padded with :data:`~mmtok.audio.codes.PAD_CODE`; an
+    error in one clip names it (``clip 1 of the batch: ...``), as the same class. ``sample_rate`` (the one
+    the caller gave for every clip) is only checked not to be one rate per clip."""
+    if isinstance(sample_rate, (list, tuple, np.ndarray, torch.Tensor)) and np.ndim(sample_rate) == 1:
+        raise TypeError(f"encode got sample_rate={np.asarray(sample_rate).tolist()}, one per clip, but a batch takes one "
+                        "rate for all its clips: load each clip at the tokenizer's rate first "
+                        "(load_audio(clip, rate) resamples it) and pass that rate, or encode the clips one by one")
+    if any(isinstance(clip, (int, float, np.number)) for clip in clips):
+        raise TypeError("encode got a list of numbers, but a list is a batch of clips; pass one clip's "
+                        "samples as a numpy array or tensor (encode(np.asarray(samples), sample_rate))")
+    for i, clip in enumerate(clips):
+        if isinstance(clip, (list, tuple)):  # would encode as a batch of its own, not as one clip
+            raise TypeError(f"clip {i} of the batch is a {type(clip).__name__}: a batch is a flat list of "
+                            "clips (paths, arrays or tensors), one level deep")
+    rows = []
+    for i, clip in enumerate(clips):
+        try:
+            rows.append(encode_one(clip))
+        except (MmtokError, TypeError) as e:  # a missing file, a bad array...: the same class, the clip named
+            raise type(e)(f"clip {i} of the batch: {e}") from e
+    if not rows:
+        raise AudioError("encode got an empty list of clips")
+    lengths = torch.tensor([r.numel() for r in rows])
+    out = torch.full((len(rows), int(lengths.max())), PAD_CODE, dtype=torch.long, device=rows[0].device)
+    for i, r in enumerate(rows):
+        out[i, : r.numel()] = r
+    return out, lengths

@@ -47,7 +47,7 @@ from mmtok.audio.config import (
     front_end_mismatch,
 )
 from mmtok.audio.decode_stream import lookahead_tokens, stream_waveform
-from mmtok.audio.encode_blocks import ordinary_blocks, stream_codes
+from mmtok.audio.encode_blocks import encode_clips, ordinary_blocks, stream_codes
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.griffin_lim import griffin_lim
 from mmtok.audio.io import AudioInput, SampleRate, audio_samples, fit_length
@@ -55,7 +55,7 @@ from mmtok.audio.model import MelDecoder, MelEncoder, SliceEncoder
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.windows import context_windows
 from mmtok.core.command_line import VOCODER_CHOICES
-from mmtok.core.errors import AudioError, MmtokError
+from mmtok.core.errors import AudioError
 from mmtok.core.module_io import building_on_meta
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.vq.quantizer import VectorQuantizer, no_autocast
@@ -65,6 +65,7 @@ __all__ = ["AudioTokenizer", "AudioTokenizerOutput"]
 Codes = torch.Tensor | np.ndarray | list[Any]  # codes [n] or [B, n] (any integer dtype; a list of ints or rows)
 EncodedBatch = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]  # (codes [B, n_max], lengths [B])
 Lengths = torch.Tensor | np.ndarray | Sequence[int]  # lengths [B] of a padded batch of codes
+BATCH_WINDOWS = 8  # a batched decode runs at most 8 windows of VOCODER_CHUNK_FRAMES at once (8 min: about 0.5 GB)
 
 
 @dataclass
@@ -297,41 +298,32 @@ class AudioTokenizer(nn.Module):
         model's dtype inside an autocast region too, so the codes do not depend on one.
         """
         seconds = check_chunk_seconds(chunk_seconds)
-        if isinstance(x, (list, tuple)):
-            if any(isinstance(clip, (int, float, np.number)) for clip in x):
-                raise TypeError("encode got a list of numbers, but a list is a batch of clips; pass one clip's "
-                                "samples as a numpy array or tensor (encode(np.asarray(samples), sample_rate))")
-            for i, clip in enumerate(x):
-                if isinstance(clip, (list, tuple)):  # would encode as a batch of its own, not as one clip
-                    raise TypeError(f"clip {i} of the batch is a {type(clip).__name__}: a batch is a flat list of "
-                                    "clips (paths, arrays or tensors), one level deep")
-            rows = [self._encode_batch_clip(clip, i, sample_rate, seconds) for i, clip in enumerate(x)]
-            if not rows:
-                raise AudioError("encode got an empty list of clips")
-            lengths = torch.tensor([r.numel() for r in rows])
-            out = torch.full((len(rows), int(lengths.max())), self.PAD_CODE, dtype=torch.long, device=rows[0].device)
-            for i, r in enumerate(rows):
-                out[i, : r.numel()] = r
-            return out, lengths
+        if isinstance(x, (list, tuple)):  # a batch: clip by clip
+            return encode_clips(lambda clip: self.encode(clip, sample_rate, chunk_seconds=seconds), x, sample_rate)
         audio = audio_samples(x, sample_rate, target_rate=self.sample_rate)  # only read: no copy of the caller's array
         whole = seconds is None or seconds * self.sample_rate >= audio.numel()
         pieces = [audio] if seconds is None or whole else audio.split(max(1, round(seconds * self.sample_rate)))
         with no_autocast(self.device):  # the codes of the model's dtype, in an autocast region too
             return torch.cat(list(stream_codes(self, pieces)))
 
-    def _encode_batch_clip(self, clip: Any, index: int, sample_rate: SampleRate | None,
-                           seconds: float | None) -> torch.Tensor:
-        """:meth:`encode` of clip ``index`` of a batch (a list), which an error names."""
-        try:
-            return self.encode(clip, sample_rate, chunk_seconds=seconds)
-        except (MmtokError, TypeError) as e:  # a missing file, a bad array...: the same class, the clip named
-            raise type(e)(f"clip {index} of the batch: {e}") from e
-
     # ------------------------------------------------------------ decoding
 
     def _check_codes(self, codes: Any) -> torch.Tensor:
-        """Codes ``[n]`` or ``[B, n]`` of any integer dtype -> int64 on the device (:func:`check_codes`)."""
-        return check_codes(codes, self.codebook_size).to(self.device)
+        """Codes ``[n]`` or ``[B, n]`` of any integer dtype -> int64 on the device (:func:`check_codes`);
+        a column ``[n, 1]`` (n > 1) is refused: read as a batch it would be ``n`` clips of one code each."""
+        codes = check_codes(codes, self.codebook_size)
+        if codes.dim() == 2 and codes.shape[0] > 1 and codes.shape[1] == 1:
+            b, ms = codes.shape[0], 1000 // self.tokens_per_second
+            raise AudioError(f"codes of shape {tuple(codes.shape)} read as a batch [B, n] are {b} clips of one code "
+                             f"({ms} ms) each: for one clip of {b} codes pass codes.reshape(-1); for a batch of "
+                             f"one-code clips pass lengths=[1] * {b}")
+        return codes.to(self.device)
+
+    def _rows_per_call(self, n: int) -> int:
+        """Rows of a batch of codes ``[B, n]`` decoded at once: ``BATCH_WINDOWS`` windows of ``VOCODER_CHUNK_FRAMES``
+        frames of them at most (a long row runs in windows), so a big batch's memory stays bounded as a long clip's."""
+        tokens = max(1, VOCODER_CHUNK_FRAMES // self.cfg.frames_per_token)  # one window's
+        return max(1, BATCH_WINDOWS * tokens // min(n, tokens))
 
     @overload
     def decode_features(self, codes: EncodedBatch, *, lengths: None = None) -> list[torch.Tensor]: ...
@@ -353,13 +345,21 @@ class AudioTokenizer(nn.Module):
         context each side, so memory stays bounded; the windows share the codes out evenly (61 s: two of
         30.5 s), none under half the length, so each code is decoded once and no window is short enough to
         round differently, and the log-mel equals that of one piece within float rounding (bit for bit where
-        the convolutions round alike at both lengths, as they do for the shipped model on this project's CPUs)."""
+        the convolutions round alike at both lengths, as they do for the shipped model on this project's CPUs).
+        A batch runs as many rows at once as fill ``BATCH_WINDOWS`` such windows. Autocast is off inside, as in
+        :meth:`encode`."""
         if lengths is None and is_encoded_batch(codes):
             codes, lengths = codes
         if lengths is not None:
             return [self.decode_features(row) for row in split_batch(codes, lengths, self.codebook_size)]
         codes = self._check_codes(codes)
         flat = codes.reshape(-1, codes.shape[-1])  # (B, n)
+        with no_autocast(self.device):  # the model's dtype, in an autocast region too
+            mel = torch.cat([self._decode_rows(rows) for rows in flat.split(self._rows_per_call(flat.shape[-1]))])
+        return mel.reshape(*codes.shape[:-1], *mel.shape[-2:])
+
+    def _decode_rows(self, flat: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, M, fpt*n)`` of checked codes ``(B, n)``, a long clip in windows."""
         n, fpt = flat.shape[-1], self.cfg.frames_per_token
         step = max(1, VOCODER_CHUNK_FRAMES // fpt)  # tokens per window
         if n <= step:
@@ -370,7 +370,7 @@ class AudioTokenizer(nn.Module):
                 window = self._decode_latent(self.vq.decode(flat[:, lo:hi]))  # (B, M, fpt*(hi - lo))
                 pieces.append(window[..., (a - lo) * fpt : (b - lo) * fpt])
             mel = torch.cat(pieces, dim=-1)  # (B, M, F)
-        return mel.reshape(*codes.shape[:-1], *mel.shape[-2:])
+        return mel
 
     @ordinary_outputs
     def mel_to_wave(self, logmel: torch.Tensor, *, n_iter: int | None = None) -> torch.Tensor:
@@ -424,7 +424,8 @@ class AudioTokenizer(nn.Module):
         """Waveform ``[n * samples_per_token]`` at ``tok.sample_rate`` from codes ``[n]``.
 
         A batch ``[B, n]`` gives ``[B, n * samples_per_token]``, each row as its own
-        decode would give it (within float tolerance). What a batched :meth:`encode`
+        decode would give it (within float tolerance), as many at once as fill 8 min, so memory
+        stays bounded (a column ``[n, 1]`` is refused). What a batched :meth:`encode`
         returns, ``(codes [B, n_max], lengths [B])``, or ``codes`` with ``lengths=``,
         gives a list of ``B`` waveforms, clip ``i`` of ``lengths[i] * samples_per_token``
         samples, decoded from its own codes only (the ``PAD_CODE`` tail is never read), so
@@ -442,19 +443,24 @@ class AudioTokenizer(nn.Module):
         before writing 16-bit PCM. A DC offset in the input changes its codes (the mel front
         end starts at 0 Hz: 0.05 of DC changed about half of them): remove it before
         encoding (e.g. subtract the mean) for recordings that carry one.
+        Autocast is off inside, as in :meth:`encode`; a tokenizer cast to ``float16`` or ``bfloat16``
+        (``tok.half()``) decodes in that dtype, audibly apart from float32 (``bfloat16`` changes some codes).
         """
         if lengths is None and is_encoded_batch(codes):
             codes, lengths = codes
         voc = self._pick_vocoder(vocoder)
-        if lengths is not None:
-            return [self._decode_clip(row.to(self.device), voc)
-                    for row in split_batch(codes, lengths, self.codebook_size)]
-        codes = self._check_codes(codes)
-        if codes.dim() == 1:
-            return self._decode_clip(codes, voc)
-        if voc is None:  # Griffin-Lim runs one clip at a time
-            return torch.stack([self._decode_clip(row, None) for row in codes])
-        return self._render(self.decode_features(codes), voc, codes.shape[-1])
+        with no_autocast(self.device):  # the model's dtype, in an autocast region too
+            if lengths is not None:
+                return [self._decode_clip(row.to(self.device), voc)
+                        for row in split_batch(codes, lengths, self.codebook_size)]
+            codes = self._check_codes(codes)
+            if codes.dim() == 1:
+                return self._decode_clip(codes, voc)
+            if voc is None:  # Griffin-Lim runs one clip at a time
+                return torch.stack([self._decode_clip(row, None) for row in codes])
+            n = codes.shape[-1]
+            return torch.cat([self._render(self.decode_features(rows), voc, n)
+                              for rows in codes.split(self._rows_per_call(n))])
 
     def decode_stream(self, chunks: Iterable[Any], *, vocoder: str | nn.Module = "auto") -> Iterator[torch.Tensor]:
         """Waveform pieces from a clip's codes given as consecutive chunks ``[k]`` (:mod:`mmtok.audio.decode_stream`).
