@@ -26,6 +26,9 @@ from mmtok.core.protocol import GridTokenizer, MediaTokenizer, RateTokenizer
 from mmtok.core.ranges import seed_arg
 from mmtok.lm.grammar import DONE, TEXT, Grammar, audio_segment_len, image_segment_len
 from mmtok.lm.model import KVCache, Transformer
+from mmtok.lm.sample_checks import check_limits, check_seed
+from mmtok.lm.sample_checks import check_sampling as _check_sampling
+from mmtok.lm.sample_checks import int_pair as _int_pair
 from mmtok.lm.sample_output import check_output, write_image, write_sound
 from mmtok.stream.interleave import Interleaver
 
@@ -114,32 +117,6 @@ def _generator(seed: int | None) -> torch.Generator:
     else:
         gen.seed()
     return gen
-
-
-def _check_sampling(*, max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
-                    num_samples: int, flags: bool = False) -> None:
-    """One clear error for each sampling setting that cannot work (0 temperature is greedy decoding); with
-    ``flags`` the settings are named as ``mmtok sample``'s options (``--top-k``, not ``top_k``).
-
-    >>> _check_sampling(max_new_tokens=1, temperature=1.0, top_k=0, top_p=None, num_samples=1, flags=True)
-    Traceback (most recent call last):
-    ...
-    ValueError: --top-k must be ≥ 1 (or left out for no cut), got 0
-    """
-    def name(key: str) -> str:
-        return "--" + key.replace("_", "-") if flags else key
-
-    none = "left out" if flags else "None"
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"{name('temperature')} must be a finite number ≥ 0 (0: greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"{name('top_k')} must be ≥ 1 (or {none} for no cut), got {top_k}")
-    if top_p is not None and not (math.isfinite(top_p) and 0 < top_p <= 1):
-        raise ValueError(f"{name('top_p')} must be in (0, 1] (or {none} for no cut), got {top_p}")
-    if max_new_tokens < 0:
-        raise ValueError(f"{name('max_new_tokens')} must be ≥ 0, got {max_new_tokens}")
-    if num_samples < 1:
-        raise ValueError(f"{name('num_samples')} must be ≥ 1, got {num_samples}")
 
 
 def _prompt(il: Interleaver, prompt: str | Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,6 +236,8 @@ def generate(
                          f"{force}): it cannot sample {'an image' if force == 'image' else 'audio'}")
     _check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                     num_samples=num_samples)
+    check_seed(seed)
+    image_grid, audio_tokens = check_limits(image_grid, audio_tokens)
     image_grid = image_grid_of(il.image) if image_grid is None else image_grid
     audio_tokens = audio_tokens_of(il.audio) if audio_tokens is None else audio_tokens
     ids, pos_thw = _prompt(il, prompt)
@@ -324,17 +303,6 @@ def _positions(model: Transformer, pos_thw: torch.Tensor, t: int, offset: int) -
     return torch.arange(offset, offset + t, device=pos_thw.device).expand(b, t)
 
 
-def _int_pair(text: str, sep: str) -> tuple[int, int]:
-    """``"16x16"`` -> ``(16, 16)`` (``sep`` = ``"x"``), for the command line."""
-    import argparse
-
-    try:
-        a, b = (int(v) for v in text.lower().split(sep))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers separated by {sep!r}, got {text!r}") from None
-    return a, b
-
-
 @dataclass(frozen=True)
 class Sampled:
     """What :func:`sample_run` made: the ids (prompt included), the stream pretty-printed, the files written."""
@@ -374,11 +342,17 @@ def sample_run(
     from mmtok.lm.runs import load_run
     from mmtok.lm.sample_tokenizers import check_run_vocab, run_interleaver, without_stale
 
-    if image_out and audio_out:
+    for target, flag in ((image_out, "--image-out"), (audio_out, "--audio-out")):
+        if target is not None and not os.fspath(target):
+            raise UsageError(f"{flag} ({flag[2:].replace('-', '_')}=) is empty: give a file name, or leave it out")
+    if image_out is not None and audio_out is not None:
         raise ValueError("give image_out (--image-out) or audio_out (--audio-out), not both")
+    _check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, num_samples=1)
+    check_seed(seed)
+    image_grid, audio_tokens = check_limits(image_grid, audio_tokens)
     for target in (image_out, audio_out):  # before minutes of sampling, not after
-        if target:
-            check_output(Path(target), audio=target == audio_out)
+        if target is not None:
+            check_output(Path(target), audio=target is audio_out)
     model, vocab, cfg = load_run(run, device=pick_device(device))
     shards = (cfg.get("train") or {}).get("data", "?")
     spec = TokenizerSpec.from_file_record(cfg.get("tokenizers") or {},
