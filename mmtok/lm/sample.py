@@ -366,7 +366,7 @@ def sample_run(
     if force is None and 0 < room < max_new_tokens:
         print(f"mmtok sample: --max-new-tokens {max_new_tokens} is more than the model's context (max_seq_len "
               f"{model.cfg.max_seq_len}) leaves after the {model.cfg.max_seq_len - room}-token prompt: at most "
-              f"{room} tokens are sampled", file=sys.stderr)
+              f"{room} token{'s are' if room > 1 else ' is'} sampled", file=sys.stderr)
     (ids,) = generate(model, il, prompt, max_new_tokens=max_new_tokens, force=force, temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, image_grid=image_grid, audio_tokens=audio_tokens)
     files: list[str] = []

@@ -439,7 +439,9 @@ class Interleaver:
             else:
                 n = seg["audio_codes"].numel()
                 rate = getattr(self.audio, "tokens_per_second", None)
-                parts.append(f"[audio {n / rate:.1f} s]" if rate else f"[audio {n} codes]")
+                sec = n / rate if rate else 0.0  # under a tenth of a second in two digits: 1 code is 0.02 s, not 0.0
+                parts.append((f"[audio {sec:.1f} s]" if sec >= 0.1 or not n else f"[audio {sec:.2g} s]") if rate
+                             else f"[audio {n} codes]")
         out = "".join(parts)
         if segs.repairs:
             out += f"  ({len(segs.repairs)} repair{'s' if len(segs.repairs) > 1 else ''})"
