@@ -107,8 +107,8 @@ from mmtok.audio.scores import dnsmos, pesq_wb, stoi_score
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder import Vocoder
 from mmtok.audio.vocoder_data import INT16_SCALE, AudioCache
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.metrics import paired_difference
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.synth.toy import pitch_round_trip
 from mmtok.vq.kmeans import kmeans
 from mmtok.vq.search import nearest_code

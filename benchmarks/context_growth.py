@@ -79,7 +79,8 @@ from mmtok.context.growth import (
 )
 from mmtok.context.planner import WINDOWS, mmtok_preset, plan
 from mmtok.core.errors import UsageError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.lm.model import ModelConfig
 from mmtok.stream.interleave import Interleaver
 from mmtok.video.temporal import compression_stats

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import RATIO_OF, Timing, emit, positive, ratio, run_script, time_sides
 
 import mmtok
-from mmtok.core.module_io import shipped_names
+from mmtok.core.checkpoint_names import shipped_names
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.tokenizer_spec import TokenizerSpec, build_interleaver
 
@@ -96,7 +96,8 @@ def tokenizers(folder: Path) -> tuple[TokenizerSpec, str]:
         return TokenizerSpec(image="image", audio="audio"), "shipped checkpoints"
     from mmtok.audio.config import AudioTokenizerConfig
     from mmtok.audio.tokenizer import AudioTokenizer
-    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.image.config import ImageTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer
 
     mmtok.save(ImageTokenizer(ImageTokenizerConfig()), folder / "image")
     mmtok.save(AudioTokenizer(AudioTokenizerConfig()), folder / "audio")

@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from mmtok.data.packing import PackedDataset as PackedDataset
     from mmtok.data.shards import open_shards as open_shards
     from mmtok.data.tokenizer_spec import TokenizerSpec as TokenizerSpec
+    from mmtok.image.config import ImageTokenizerConfig as ImageTokenizerConfig
     from mmtok.image.io import load_image as load_image
     from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
-    from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
     from mmtok.lm.runs import load_run as load_run
     from mmtok.lm.sample import generate as generate
     from mmtok.pretrained import load as load
@@ -85,7 +85,7 @@ _HOMES = {
     "open_shards": "mmtok.data.shards",
     "load_image": "mmtok.image.io",
     "ImageTokenizer": "mmtok.image.tokenizer",
-    "ImageTokenizerConfig": "mmtok.image.tokenizer",
+    "ImageTokenizerConfig": "mmtok.image.config",
     "load_run": "mmtok.lm.runs",
     "generate": "mmtok.lm.sample",
     "load": "mmtok.pretrained",

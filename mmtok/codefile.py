@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from mmtok._version import __version__
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.command_output import counted
 from mmtok.core.errors import MmtokError, UsageError
 from mmtok.core.format_version import NewerFileError
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.paths import no_such_file
 from mmtok.data.codes import CODES_SUFFIX, atomic_file, load_codes, save_codes
 from mmtok.data.media_files import (

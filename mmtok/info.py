@@ -34,8 +34,8 @@ from mmtok.core.checkpoint import (
     config_from_dict,
     read_config,
 )
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.errors import CheckpointError, MissingFileError
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.run_lock import LOCK_NAME, run_holder
 from mmtok.data.codes import CODES_SUFFIX, load_codes
 from mmtok.data.digest import files_sha256

@@ -26,15 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from mmtok.core.checkpoint import CONFIG_NAME, config_from_dict, read_config
 from mmtok.core.checkpoint_folder import locate
+from mmtok.core.checkpoint_names import models_dir, resolve_checkpoint, shipped_names
 from mmtok.core.errors import CheckpointError, UsageError
-from mmtok.core.module_io import (
-    carried_provenance,
-    load_module,
-    models_dir,
-    resolve_checkpoint,
-    save_module,
-    shipped_names,
-)
 from mmtok.core.run_folder import (
     LM_CKPT_PREFIX,
     LM_KIND,
@@ -123,9 +116,9 @@ def _kind_class(kind: str) -> type[nn.Module]:
 # where each kind's config class lives: a config is read without importing the module it builds
 _CONFIG_HOMES = {
     "vq": ("mmtok.vq.config", "VQConfig"),
-    "image": ("mmtok.image.tokenizer", "ImageTokenizerConfig"),
+    "image": ("mmtok.image.config", "ImageTokenizerConfig"),
     "audio": ("mmtok.audio.config", "AudioTokenizerConfig"),
-    "vocoder": ("mmtok.audio.vocoder", "VocoderConfig"),
+    "vocoder": ("mmtok.audio.vocoder_config", "VocoderConfig"),
     "video": ("mmtok.video.tokenizer", "VideoTokenizerConfig"),
 }
 
@@ -208,7 +201,7 @@ def _read_checkpoint(name_or_path: str | os.PathLike[str], kind: str | None) -> 
 def load_config(name_or_path: str | os.PathLike[str], *, kind: str | None = None) -> Any:
     """The config object of a shipped checkpoint or a checkpoint folder, without reading its weights.
 
-    An :class:`~mmtok.image.tokenizer.ImageTokenizerConfig` for ``"image"``, an
+    An :class:`~mmtok.image.config.ImageTokenizerConfig` for ``"image"``, an
     :class:`~mmtok.audio.tokenizer.AudioTokenizerConfig` for ``"audio"``, ...: what
     ``load(name_or_path).cfg`` would be. Text tokenizers (kind ``"text"``) have none.
 
@@ -258,7 +251,7 @@ def load(
     """Load a shipped checkpoint by name (``"image"``, ``"audio"``, ``"video"``) or any checkpoint folder.
 
     Only a str without a folder separator is taken as a shipped name; a :class:`pathlib.Path` is always
-    a folder (:func:`~mmtok.core.module_io.resolve_checkpoint`). ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
+    a folder (:func:`~mmtok.core.checkpoint_names.resolve_checkpoint`). ``"video"`` is :class:`mmtok.VideoTokenizer` over the shipped image tokenizer at
     1 frame per second (build your own for other rates or ``temporal="repeat"``), even where the working folder
     holds an ``image/`` checkpoint of its own. ``kind`` (one of :data:`KINDS`) refuses a checkpoint of another kind.
 
@@ -280,6 +273,8 @@ def load(
         from mmtok.stream.text import BPETokenizer
 
         return BPETokenizer.load(folder)
+    from mmtok.core.module_io import load_module  # with torch: imported when a model is built
+
     return load_module(_kind_class(meta["kind"]), folder, device=device)
 
 
@@ -418,6 +413,8 @@ def save(
     included) if its config and weights are as loaded, and otherwise records only what it was
     derived from (:func:`~mmtok.core.module_io.carried_provenance`).
     """
+    from mmtok.core.module_io import carried_provenance, save_module
+
     if provenance is None:
         provenance = carried_provenance(module)
     return save_module(module, folder, provenance=provenance, extra_files=extra_files)

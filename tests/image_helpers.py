@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.vq.quantizer import VQConfig
 
 

@@ -18,7 +18,8 @@ from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError, ImageError, VideoError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.vocab import Vocabulary
 from mmtok.video.tokenizer import VideoTokenizer

@@ -15,8 +15,8 @@ from PIL import Image
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.checkpoint_names import models_dir, resolve_checkpoint
 from mmtok.core.errors import AudioError, CheckpointError, ImageError
-from mmtok.core.module_io import models_dir, resolve_checkpoint
 from mmtok.image.io import load_image
 from mmtok.vq.quantizer import VQConfig
 

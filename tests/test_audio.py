@@ -16,11 +16,12 @@ import torch
 
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
-from mmtok.audio.features import HOP_LENGTH, N_FFT, N_MELS, mel_filters, mel_power
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.features import mel_filters, mel_power
+from mmtok.audio.front_end import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.checkpoint_names import models_dir
 from mmtok.core.errors import AudioError
-from mmtok.core.module_io import models_dir
 from mmtok.vq.quantizer import VQConfig
 from tests.audio_helpers import small_config
 
@@ -396,7 +397,8 @@ def test_config_checks_the_codebook_against_the_encoder() -> None:
 
 
 def test_decode_picks_the_vocoder(small_tok: AudioTokenizer) -> None:
-    from mmtok.audio.vocoder import Vocoder, VocoderConfig
+    from mmtok.audio.vocoder import Vocoder
+    from mmtok.audio.vocoder_config import VocoderConfig
 
     codes = small_tok.encode(torch.from_numpy(speechlike(0.5, seed=3)), SAMPLE_RATE)
     assert small_tok.vocoder is None and small_tok.cfg.vocoder is None
@@ -416,7 +418,7 @@ def test_decode_picks_the_vocoder(small_tok: AudioTokenizer) -> None:
 
 
 def test_tokenizer_with_a_vocoder_decodes_with_it() -> None:
-    from mmtok.audio.vocoder import VocoderConfig
+    from mmtok.audio.vocoder_config import VocoderConfig
 
     torch.manual_seed(0)
     cfg = AudioTokenizerConfig(vq=VQConfig(dim=160, codebook_size=16), decoder_channels=16, decoder_blocks=1,
@@ -434,7 +436,7 @@ def test_tokenizer_with_a_vocoder_decodes_with_it() -> None:
 
 
 def test_config_without_a_vocoder_field_loads() -> None:
-    from mmtok.audio.vocoder import VocoderConfig
+    from mmtok.audio.vocoder_config import VocoderConfig
     from mmtok.core.checkpoint import config_from_dict, config_to_dict
 
     old = config_to_dict(AudioTokenizerConfig())

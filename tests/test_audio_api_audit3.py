@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import mmtok.audio.tokenizer as tokenizer_module
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.core.errors import AudioError
 from tests.audio_helpers import small_config
 

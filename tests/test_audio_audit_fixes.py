@@ -16,8 +16,9 @@ import torchaudio.functional as AF
 import mmtok
 import mmtok.audio.tokenizer as tokenizer_module
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.griffin_lim import griffin_lim, reach_frames
-from mmtok.audio.io import SAMPLE_RATE, fit_length, load_audio
+from mmtok.audio.io import fit_length, load_audio
 from mmtok.audio.scores import speech_scores
 from mmtok.audio.tokenizer import AudioTokenizer
 from tests.audio_helpers import small_config

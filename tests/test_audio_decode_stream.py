@@ -15,7 +15,8 @@ import mmtok.audio.decode_stream as ds
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.streaming import StreamConv, StreamISTFT
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.core.errors import AudioError
 from mmtok.vq.quantizer import VQConfig
 

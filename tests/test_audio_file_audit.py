@@ -12,7 +12,8 @@ import soundfile as sf
 
 from mmtok.audio.codes import PAD_CODE, check_codes
 from mmtok.audio.file_checks import Mp3Frames, check_mp3, mp3_frames
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.audio.pcm_headers import DataChunk, data_chunk
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.core.errors import AudioError
 
 FRAMES = 3 * SAMPLE_RATE

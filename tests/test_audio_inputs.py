@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from tests.audio_helpers import small_config, small_tokenizer

@@ -132,7 +132,8 @@ def test_eval_refuses_learned_once_before_encoding(no_vocoder: tuple[Path, Path,
 
 def test_encode_and_decode_lines_name_rows_columns_width_height(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.image.config import ImageTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer
 
     torch.manual_seed(0)
     model = mmtok.save(ImageTokenizer(ImageTokenizerConfig(image_size=32, size_policy="native")).eval(),

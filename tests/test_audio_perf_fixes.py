@@ -19,10 +19,11 @@ import mmtok.audio.griffin_lim as griffin_lim_module
 import mmtok.audio.tokenizer as tokenizer_module
 from mmtok.audio.config import VOCODER_CHUNK_FRAMES
 from mmtok.audio.features import log_mel, mel_filters
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.griffin_lim import griffin_lim, reach_frames
-from mmtok.audio.io import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.windows import context_windows
 from tests.test_audio_batch_decode import SMALL as BATCH_SMALL
 

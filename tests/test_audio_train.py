@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 import mmtok
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError, UsageError
 from mmtok.vq.kmeans import lloyd
@@ -183,7 +183,7 @@ def test_train_cli_init_from_a_trained_tokenizer(tmp_path: Path, capsys: pytest.
     """--init-from starts from another tokenizer's weights (its K and sizes, no vocoder) with a
     fresh schedule; architecture arguments beside it are refused before anything is written."""
     from mmtok.audio.train import main
-    from mmtok.audio.vocoder import VocoderConfig
+    from mmtok.audio.vocoder_config import VocoderConfig
 
     common = _tiny_conv_run(tmp_path, clips=4, seed=40)
     first = tmp_path / "first"
@@ -291,7 +291,8 @@ def test_attenuated_crops_are_the_log_mel_of_quieter_audio() -> None:
     floor included; off, it returns the crops untouched and draws nothing."""
     import math
 
-    from mmtok.audio.features import LOG_FLOOR, log_mel, mel_filters
+    from mmtok.audio.features import log_mel, mel_filters
+    from mmtok.audio.front_end import LOG_FLOOR
     from mmtok.audio.train_data import attenuate_crops
 
     fb = mel_filters()

@@ -13,9 +13,10 @@ import soundfile as sf
 
 from mmtok.audio import train as audio_train
 from mmtok.audio import vocoder_run, vocoder_train
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.train_data import padding_note
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.vocoder_data import build_cache
 from mmtok.core.errors import CorpusError
 from mmtok.core.module_io import save_module

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 import mmtok
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.core.errors import ResumeMismatchError
 from mmtok.core.schedule import warmup_cosine
 from tests.test_audio import speechlike

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from mmtok.audio.corpus import synthetic_clips
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from tests.test_audio import speechlike
 from tests.test_audio_train_cli import _cli
 

@@ -23,7 +23,8 @@ sf = pytest.importorskip("soundfile")
 from mmtok.audio import scores as speech_quality  # noqa: E402
 from mmtok.audio.config import AudioTokenizerConfig  # noqa: E402
 from mmtok.audio.tokenizer import AudioTokenizer  # noqa: E402
-from mmtok.audio.vocoder import Vocoder, VocoderConfig  # noqa: E402
+from mmtok.audio.vocoder import Vocoder  # noqa: E402
+from mmtok.audio.vocoder_config import VocoderConfig  # noqa: E402
 from mmtok.audio.vocoder_data import AudioCache, build_cache  # noqa: E402
 from mmtok.core.metrics import paired_difference  # noqa: E402
 from mmtok.core.module_io import save_module  # noqa: E402

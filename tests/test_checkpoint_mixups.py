@@ -16,7 +16,7 @@ import torch
 import mmtok
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, read_metadata
 from mmtok.core.errors import CheckpointError, DeviceError
-from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.pretrained import resolve_checkpoint
 from mmtok.vq import VectorQuantizer, VQConfig
 

@@ -20,8 +20,8 @@ from mmtok.core.checkpoint_folder import (
     restore_swaps,
     sibling_prefix,
 )
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.errors import CheckpointError, MmtokError
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.pretrained import load_config
 
 

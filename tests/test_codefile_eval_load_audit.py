@@ -18,8 +18,8 @@ from image_helpers import save_smooth_picture, tiny_config
 
 import mmtok
 from mmtok.cli import main
+from mmtok.core.checkpoint_names import models_dir
 from mmtok.core.errors import CheckpointError
-from mmtok.core.module_io import models_dir
 from mmtok.core.protocol import takes_keyword
 from mmtok.data.codes import load_codes, save_codes
 from mmtok.evaluate import _fmt_summary
@@ -190,4 +190,4 @@ def test_the_summary_names_scores_given_to_some_files_as_the_table_does() -> Non
     line = _fmt_summary({"summary": "audio", "model": "m", "files": 3, "stoi": 0.5, "stoi_files": 1, "pesq_wb": 1.5,
                          "pesq_wb_files": 2, "codes_used": 4, "codebook_size": 64, "tokens": 9, "usage": 0.5,
                          "perplexity": 3.0})
-    assert "3 files (STOI on 1 of them, PESQ-WB on 2 of them): STOI 0.500, PESQ-WB 1.50" in line
+    assert "3 files (STOI on 1 of them, PESQ-WB on 2 of them), means: STOI 0.500, PESQ-WB 1.50" in line

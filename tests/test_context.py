@@ -17,7 +17,7 @@ from mmtok.context.planner import WINDOWS, count_params
 from mmtok.context.shipped import plan, shipped_preset, shipped_vocab
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.core.errors import CheckpointError
-from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.pretrained import available, load_config
 

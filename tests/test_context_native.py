@@ -8,8 +8,8 @@ import torch
 
 from mmtok.context.shipped import plan
 from mmtok.core.checkpoint import save_checkpoint
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.image.sizing import apply_size_policy
-from mmtok.image.tokenizer import ImageTokenizerConfig
 
 
 def test_an_8k_frame_is_counted_at_the_native_policys_working_size(tmp_path: Path) -> None:

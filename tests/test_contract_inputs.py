@@ -14,7 +14,8 @@ import torch
 from PIL import Image, ImageOps
 
 from mmtok.audio.arrays import MAX_FLOAT_PEAK
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.core.errors import AudioError
 from mmtok.image.io import load_image

@@ -21,7 +21,8 @@ from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.run_key import run_key
 from mmtok.data.shards import ShardWriter
 from mmtok.data.tokenizer_spec import TokenizerSpec
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream.vocab import Modality, Vocabulary
 
 BOM = b"\xef\xbb\xbf"

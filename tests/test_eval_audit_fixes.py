@@ -44,7 +44,8 @@ def _json_lines(text: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def small_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained image tokenizer of 32×32 pictures, saved: quick to score with."""
-    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.image.config import ImageTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer
 
     torch.manual_seed(0)
     return mmtok.save(ImageTokenizer(ImageTokenizerConfig(image_size=32)).eval(),

@@ -20,7 +20,8 @@ from torch.overrides import TorchFunctionMode
 import mmtok
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.core.device import _precision_settings, exact_float32, tf32_matmul_possible
 from mmtok.vq.quantizer import VectorQuantizer
 

@@ -22,7 +22,8 @@ from mmtok.core.checkpoint import (
 )
 from mmtok.core.errors import CheckpointError, MmtokError
 from mmtok.core.memory import PeakMemory
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.lm.model import ModelConfig
 from mmtok.vq.quantizer import VQConfig
 

@@ -21,9 +21,10 @@ from mmtok.core import suffixes
 from mmtok.core.errors import ImageError
 from mmtok.core.suffixes import IMAGE_SUFFIXES
 from mmtok.image import crops
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.image.crops import find_images, load_corpus
 from mmtok.image.io import load_image, load_sized
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream import normalize
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mmtok"

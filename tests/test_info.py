@@ -137,7 +137,8 @@ def test_an_audio_checkpoint_names_how_it_decodes(tmp_path: Path) -> None:
     from mmtok.audio.attach import attach_vocoder
     from mmtok.audio.config import AudioTokenizerConfig
     from mmtok.audio.tokenizer import AudioTokenizer
-    from mmtok.audio.vocoder import Vocoder, VocoderConfig
+    from mmtok.audio.vocoder import Vocoder
+    from mmtok.audio.vocoder_config import VocoderConfig
     from mmtok.core.module_io import save_module
     from mmtok.vq.quantizer import VQConfig
 

@@ -173,7 +173,7 @@ def test_check_train_state_reads_a_state_whole_as_resume_does(tmp_path: Path) ->
 
 def test_an_audio_run_stopped_part_way_has_no_model_yet(tmp_path: Path) -> None:
     from mmtok.audio import train
-    from mmtok.audio.io import SAMPLE_RATE
+    from mmtok.audio.front_end import SAMPLE_RATE
 
     (tmp_path / "data").mkdir()
     for i in range(4):

@@ -13,8 +13,9 @@ import pytest
 
 import mmtok
 from mmtok.audio.tokenizer import AudioTokenizer
+from mmtok.core.checkpoint_names import models_dir
 from mmtok.core.errors import CheckpointError
-from mmtok.core.module_io import _meta_shapes, models_dir
+from mmtok.core.module_io import _meta_shapes
 from mmtok.image.tokenizer import ImageTokenizer
 
 

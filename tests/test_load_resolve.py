@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mmtok.core.checkpoint_names import checkpoint_source, models_dir, resolve_checkpoint
 from mmtok.core.errors import CheckpointError
-from mmtok.core.module_io import checkpoint_source, models_dir, resolve_checkpoint
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ def _picture(path: Path, fmt: str | None = None) -> Path:
 @pytest.fixture(scope="module")
 def small_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """An untrained image tokenizer of 32×32 pictures, saved: quick to encode with."""
-    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.image.config import ImageTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer
 
     torch.manual_seed(0)
     return str(mmtok.save(ImageTokenizer(ImageTokenizerConfig(image_size=32)).eval(),

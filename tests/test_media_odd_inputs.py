@@ -18,7 +18,8 @@ import mmtok
 from mmtok.cli import main
 from mmtok.core.errors import ImageError, UsageError, VideoError
 from mmtok.core.files import temp_name
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.frame_settings import frame_size, video_fps
 from mmtok.video.tokenizer import VideoTokenizerConfig
 

@@ -168,7 +168,8 @@ def test_one_soundtrack_and_a_cover_is_read_without_a_word(tmp_path: Path) -> No
 @pytest.mark.parametrize(("name", "fmt", "codec"), [("song.mp3", "mp3", "libmp3lame"), ("song.mp4", "mp4", "aac")])
 def test_a_sound_file_with_cover_art_is_not_read_as_a_one_frame_video(tmp_path: Path, name: str, fmt: str,
                                                                       codec: str) -> None:
-    from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+    from mmtok.image.config import ImageTokenizerConfig
+    from mmtok.image.tokenizer import ImageTokenizer
     from mmtok.video.read import iter_video, read_video
     from mmtok.video.tokenizer import VideoTokenizer
     from mmtok.vq.quantizer import VQConfig

@@ -16,7 +16,8 @@ from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.features import log_mel, mel_filters
 from mmtok.audio.mel_match import match_log_mel, reach_frames
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig, receptive_field
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig, receptive_field
 from mmtok.core.errors import CheckpointError
 from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VQConfig

@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.context import planner
 from mmtok.context.shipped import plan, shipped_preset
 from mmtok.core.checkpoint import save_checkpoint
 from mmtok.data.corpus import tokenize_corpus
 from mmtok.data.export import export_shards
-from mmtok.image.tokenizer import ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
 from tests.test_audio import speechlike
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,7 +14,8 @@ import torch
 
 from mmtok.audio.arrays import to_mono_float
 from mmtok.audio.codebook import balance_codes
-from mmtok.audio.io import SAMPLE_RATE, audio_samples, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import audio_samples, load_audio
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.vocoder_data import UNSCALED, to_cache_samples
 from mmtok.core.codes import integer_codes
@@ -169,7 +170,7 @@ def test_a_failing_clip_or_image_of_a_list_is_named(tok: AudioTokenizer, image_t
     ok = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(ImageError, match=r"^image 1 of the batch: .*empty \(0 pixels\)"):
         image_tok.encode([ok, np.zeros((0, 0, 3), np.uint8)])
-    with pytest.raises(TypeError, match=r"^image 2 of the batch: load_image takes"):
+    with pytest.raises(TypeError, match=r"^image 2 of the batch: an image is a path, PIL.Image, numpy array or torch.Tensor, got int"):
         image_tok.encode([ok, ok, 5])  # type: ignore[list-item]
 
 

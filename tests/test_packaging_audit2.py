@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mmtok
-from mmtok.core import module_io
+from mmtok.core import checkpoint_names
 from mmtok.demo import state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def wheel_path(config: dict, path: str) -> str | None:
 
 
 def test_the_wheel_puts_every_shipped_checkpoint_where_the_installed_code_looks(wheel_config: dict) -> None:
-    where = "mmtok/" + module_io._PACKAGE_MODELS.relative_to(PACKAGE).as_posix()
+    where = "mmtok/" + checkpoint_names._PACKAGE_MODELS.relative_to(PACKAGE).as_posix()
     folders = [p for p in (ROOT / "models").iterdir() if (p / "config.json").is_file()]
     assert folders, "no shipped checkpoint under models/"
     for folder in folders:

@@ -138,8 +138,8 @@ def test_make_data_without_pygame_names_the_extra(tmp_path: Path, monkeypatch: p
 
 def test_an_unknown_name_lists_every_shipped_name_load_takes() -> None:
     import mmtok
+    from mmtok.core.checkpoint_names import shipped_names
     from mmtok.core.errors import CheckpointError
-    from mmtok.core.module_io import shipped_names
 
     names = shipped_names()
     assert ("video" in names) == ("image" in names)

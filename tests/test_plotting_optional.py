@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.core import plotting
 from mmtok.core.errors import DemoError, UsageError
 from tests.test_audio import speechlike

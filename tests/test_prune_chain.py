@@ -18,7 +18,8 @@ from mmtok.audio import vocoder_train
 from mmtok.audio.attach import attach_vocoder
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.vocoder_joint import DecoderTuning
 from mmtok.core.errors import CheckpointError, CorpusError
 from mmtok.core.module_io import save_module

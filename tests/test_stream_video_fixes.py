@@ -12,7 +12,8 @@ import torch
 
 import mmtok
 from mmtok.core.errors import StreamError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream.interleave import Interleaver, pretty
 from mmtok.stream.text import ByteTokenizer
 from mmtok.stream.vocab import Vocabulary

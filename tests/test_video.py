@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmtok.core.errors import VideoError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream.interleave import Interleaver
 from mmtok.stream.positions import positions_thw
 from mmtok.video.temporal import (

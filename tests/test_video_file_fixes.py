@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from mmtok.core.errors import VideoError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.video.tokenizer import VideoTokenizer
 from mmtok.vq.quantizer import VQConfig
 

@@ -18,7 +18,8 @@ import torch
 from mmtok.audio.io import load_audio
 from mmtok.audio.tokenizer import AudioTokenizer, AudioTokenizerConfig
 from mmtok.core.errors import DocumentError, MmtokError, StreamError, VideoError
-from mmtok.image.tokenizer import ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.config import ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.stream.interleave import Interleaver
 from mmtok.video.tokenizer import VideoTokenizer
 from mmtok.vq.quantizer import VQConfig

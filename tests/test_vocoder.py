@@ -18,14 +18,10 @@ import mmtok
 from mmtok.audio import vocoder_run, vocoder_settings, vocoder_train
 from mmtok.audio.config import AudioTokenizerConfig
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import (
-    Vocoder,
-    VocoderConfig,
-    mel_l1,
-    multi_resolution_stft_loss,
-    receptive_field,
-)
-from mmtok.core.module_io import checkpoint_source, load_module, save_module
+from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
+from mmtok.audio.vocoder_config import VocoderConfig, receptive_field
+from mmtok.core.checkpoint_names import checkpoint_source
+from mmtok.core.module_io import load_module, save_module
 from mmtok.vq.quantizer import VQConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -176,8 +176,8 @@ def test_resume_refuses_another_level_correction_in_the_same_words_as_any_settin
     saying what may change (what the run does not record: where and how it runs)."""
     import dataclasses
 
-    from mmtok.audio.vocoder import VocoderConfig
     from mmtok.audio.vocoder_checks import take_run_settings
+    from mmtok.audio.vocoder_config import VocoderConfig
     from mmtok.audio.vocoder_settings import run_settings
     from mmtok.core.checkpoint import save_checkpoint
     from mmtok.core.errors import ResumeMismatchError

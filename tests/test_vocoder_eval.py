@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmtok.audio import vocoder_eval
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from tests.test_vocoder import voiced
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -5,13 +5,13 @@ chunks in :mod:`~mmtok.audio.arrays`; the streamed resamplers in
 :mod:`~mmtok.audio.resample`; their headers checked against what they hold by
 :mod:`~mmtok.audio.file_checks`; what libsndfile cannot read decoded through PyAV by
 :mod:`~mmtok.audio.av_read`); :mod:`~mmtok.audio.features`
-is the log-mel front end; :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings
+is the log-mel front end (its signal constants in :mod:`~mmtok.audio.front_end`); :mod:`~mmtok.audio.tokenizer` the tokenizer, with its settings
 (:mod:`~mmtok.audio.config`), its encoding in fixed blocks (:mod:`~mmtok.audio.encode_blocks`),
 the checks on codes it decodes (:mod:`~mmtok.audio.codes`),
 Griffin-Lim (:mod:`~mmtok.audio.griffin_lim`) and streaming decode
 (:mod:`~mmtok.audio.decode_stream`, :mod:`~mmtok.audio.streaming`);
 :mod:`~mmtok.audio.model` its networks; :mod:`~mmtok.audio.vocoder` the learned
-waveform decoder for that log-mel, :mod:`~mmtok.audio.attach` puts one into a
+waveform decoder for that log-mel (its settings in :mod:`~mmtok.audio.vocoder_config`), :mod:`~mmtok.audio.attach` puts one into a
 tokenizer checkpoint. :mod:`~mmtok.audio.train` is ``mmtok train-tokenizer audio``,
 with what it trains on (:mod:`~mmtok.audio.train_data`), its corpus builder (:mod:`~mmtok.audio.corpus`) and speaker-balanced codebook
 fit (:mod:`~mmtok.audio.codebook`); :mod:`~mmtok.audio.vocoder_train` is ``mmtok

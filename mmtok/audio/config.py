@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmtok.audio.features import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS
-from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.vocoder import VocoderConfig
+from mmtok.audio.front_end import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.core import seconds
 from mmtok.core.errors import AudioError
 from mmtok.vq.config import VQConfig

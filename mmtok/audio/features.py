@@ -1,6 +1,6 @@
 """The log-mel front end that the tokenizer reads and the vocoder inverts.
 
-Signal constants at the top, one function per step: :func:`mel_filters` (the Slaney
+Its signal constants live in :mod:`~mmtok.audio.front_end`; one function per step: :func:`mel_filters` (the Slaney
 filterbank), :func:`mel_power` (a batched, librosa-identical mel power spectrogram)
 and :func:`log_mel` (its natural log above a floor). Both
 :class:`~mmtok.audio.tokenizer.AudioTokenizer` and :class:`~mmtok.audio.vocoder.Vocoder`
@@ -22,29 +22,15 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, N_FFT, N_MELS, SAMPLE_RATE
 
 __all__ = [
-    "F_MAX",
-    "F_MIN",
-    "HOP_LENGTH",
-    "LOG_FLOOR",
-    "N_FFT",
-    "N_MELS",
     "front_stft",
     "log_mel",
     "mel_centres",
     "mel_filters",
     "mel_power",
 ]
-
-N_FFT = 1024  # STFT window (Hann, periodic) and FFT size: 64 ms
-HOP_LENGTH = 160  # samples between mel frames: 10 ms
-N_MELS = 80  # mel channels (Slaney scale and area normalisation, as librosa's default)
-F_MIN = 0.0  # Hz, lowest mel edge
-F_MAX = 8_000.0  # Hz, highest mel edge (Nyquist at 16 kHz)
-LOG_FLOOR = 1e-5  # power floor before the natural log: silence maps to log(1e-5) ≈ -11.5
-assert F_MAX <= SAMPLE_RATE / 2 and N_FFT % 2 == 0
 
 
 def mel_filters(

@@ -45,6 +45,7 @@ from mmtok.audio.file_checks import (
     is_truncated,
     mp3_frames,
 )
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.mp4_box import check_mp4
 from mmtok.audio.resample import Resampler, resampler
 from mmtok.core.c_stderr import first_line, held_stderr, pass_on
@@ -53,10 +54,9 @@ from mmtok.core.paths import check_media_file
 from mmtok.core.seconds import check_max_seconds
 from mmtok.core.warning_filters import user_stacklevel
 
-__all__ = ["MAX_SECONDS", "SAMPLE_RATE", "SILENCE_SINK", "AudioInput", "SampleRate", "SilenceWarning", "audio_samples",
+__all__ = ["MAX_SECONDS", "SILENCE_SINK", "AudioInput", "SampleRate", "SilenceWarning", "audio_samples",
            "fit_length", "load_audio", "warn_silence"]
 
-SAMPLE_RATE = 16_000  # Hz; the rate load_audio resamples to by default (the audio tokenizer's rate)
 MAX_SECONDS = 600.0  # longest file load_audio decodes by default (keyword max_seconds)
 CANCEL_FIX = ("keep one channel (e.g. ffmpeg -i FILE -af 'pan=mono|c0=c0' out.wav), or load it with soundfile and "
               "pass one channel as an array")

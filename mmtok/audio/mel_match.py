@@ -34,14 +34,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mmtok.audio.features import HOP_LENGTH, LOG_FLOOR, N_FFT, front_stft
+from mmtok.audio.features import front_stft
+from mmtok.audio.front_end import HOP_LENGTH, LOG_FLOOR, N_FFT
+from mmtok.audio.vocoder_config import MAX_GAIN_DB
 
-__all__ = ["MAX_GAIN_DB", "match_log_mel", "reach_frames"]
-
-# the largest power change one pass makes to a mel channel, either way: on audio v7's validation clips
-# a 12 dB clamp cost DNSMOS OVRL and the pitch of two steady tones; 2 dB kept every tone and the STOI
-# gain and cost less OVRL (models/audio/README.md has the figures)
-MAX_GAIN_DB = 2.0
+__all__ = ["match_log_mel", "reach_frames"]
 
 
 def reach_frames(iterations: int, *, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH) -> int:

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmtok.audio.io import SAMPLE_RATE, fit_length
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import fit_length
 
 __all__ = ["DNSMOS_POLY", "DNSMOS_WINDOW", "STOI_MIN_SECONDS", "dnsmos", "pesq_wb", "speech_scores",
            "stoi_score"]

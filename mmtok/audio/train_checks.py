@@ -23,9 +23,9 @@ from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_data import is_cache
 from mmtok.audio.train_init import GROWABLE, build_config
 from mmtok.core.checkpoint import MAX_CONFIG_INT, config_from_dict, read_config
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.errors import MmtokError
 from mmtok.core.limits import FLOAT32, MemoryUse, memory_refusal, training_bytes
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.core.ranges import FLOAT32_AT_LEAST_0, SEED, THREADS, Range, iterations, out_of_range
 from mmtok.core.resume import check_decoder_only
 from mmtok.core.run_folder import holds_train_state, run_model

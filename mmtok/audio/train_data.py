@@ -33,7 +33,8 @@ import torch
 from mmtok.audio.codebook import speaker_groups
 from mmtok.audio.corpus import build_corpus
 from mmtok.audio.corpus import synthetic_clips as _synthetic_arrays
-from mmtok.audio.io import SAMPLE_RATE, load_audio
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.io import load_audio
 from mmtok.audio.vocoder_data import (
     CACHE_FORMAT,
     AudioCache,

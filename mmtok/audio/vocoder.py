@@ -12,7 +12,7 @@ Time alignment: mel frame ``i`` of the tokenizer is centred on sample ``i·hop``
 frames give ``T·hop`` samples, the span those frames stand for. (A waveform of
 ``S = T·hop`` samples has ``T + 1`` log-mel frames; the vocoder reads the first ``T``.)
 
-It is conditioned on features only, so any model that produces the tokenizer's
+Its settings are :class:`~mmtok.audio.vocoder_config.VocoderConfig`. It is conditioned on features only, so any model that produces the tokenizer's
 log-mel (the VQ tokenizer, k-means or dMel baselines) shares it.
 
 Losses (:func:`multi_resolution_stft_loss`, :func:`mel_l1`) live at the end of
@@ -33,24 +33,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmtok.audio.features import (
-    F_MAX,
-    F_MIN,
-    HOP_LENGTH,
-    LOG_FLOOR,
-    N_FFT,
-    N_MELS,
-    log_mel,
-    mel_filters,
-)
-from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.mel_match import MAX_GAIN_DB, match_log_mel, reach_frames
+from mmtok.audio.features import log_mel, mel_filters
+from mmtok.audio.front_end import HOP_LENGTH, LOG_FLOOR, N_FFT
+from mmtok.audio.mel_match import match_log_mel, reach_frames
+from mmtok.audio.vocoder_config import VocoderConfig, receptive_field
 from mmtok.audio.windows import context_windows
 from mmtok.core.device import exact_float32
 from mmtok.core.module_io import building_on_meta
@@ -58,69 +49,14 @@ from mmtok.core.module_io import building_on_meta
 __all__ = [
     "STFT_RESOLUTIONS",
     "Vocoder",
-    "VocoderConfig",
     "mel_l1",
     "multi_resolution_stft_loss",
-    "receptive_field",
 ]
 
-HEAD_N_FFT = 4 * HOP_LENGTH  # 640 samples = 40 ms: the head's STFT size and Hann window (Vocos uses 4 × hop)
 MAX_LOG_MAG = math.log(100.0)  # the head's log-magnitude is clamped here (as Vocos) so exp() cannot overflow
 # multi-resolution STFT loss at 16 kHz: (n_fft, hop, window) with 15, 37.5 and 75 ms windows
 STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))
 MAG_FLOOR = 1e-5  # magnitude floor before the log in the STFT losses (about the level of int16 rounding noise)
-
-
-@dataclass
-class VocoderConfig:
-    """Hyperparameters of a :class:`Vocoder` and the front end of the log-mel it reads."""
-
-    sample_rate: int = SAMPLE_RATE  # Hz of the waveform it writes
-    n_mels: int = N_MELS  # mel channels of the input (the tokenizer's log-mel)
-    mel_n_fft: int = N_FFT  # STFT size of the input log-mel's front end (for mel_l1 and checks)
-    hop_length: int = HOP_LENGTH  # samples per input frame; also the hop of the head's inverse STFT
-    f_min: float = F_MIN  # Hz, lowest mel edge of the front end
-    f_max: float = F_MAX  # Hz, highest mel edge of the front end
-    log_floor: float = LOG_FLOOR  # power floor before the natural log in the front end
-    n_fft: int = HEAD_N_FFT  # STFT size (and Hann window length) of the head's inverse STFT
-    dim: int = 256  # channels of the ConvNeXt backbone
-    intermediate: int = 768  # hidden width of each block's pointwise MLP (3 × dim)
-    blocks: int = 8  # ConvNeXt blocks
-    kernel_size: int = 7  # depthwise conv width of each block (frames), and of the embedding conv
-    layer_scale: float = 0.0  # initial layer scale of each block (0: 1 / blocks, as Vocos)
-    mel_match: int = 0  # passes of mmtok.audio.mel_match in decode and render (0: none): --mel-match runs train through them
-    mel_match_db: float = MAX_GAIN_DB  # the most one pass changes a mel channel's power, either way (dB)
-
-    def __post_init__(self) -> None:
-        if self.n_fft % self.hop_length or self.n_fft // self.hop_length < 2 or self.n_fft % 2:
-            raise ValueError(
-                f"n_fft ({self.n_fft}) must be an even multiple (≥ 2×) of hop_length ({self.hop_length}) "
-                "so the inverse STFT overlaps every sample"
-            )
-        if not 0 <= self.mel_match <= 8:
-            raise ValueError(f"mel_match must be 0..8 passes, got {self.mel_match}")
-        if not 0 < self.mel_match_db <= 40:
-            raise ValueError(f"mel_match_db must be in (0, 40] dB, got {self.mel_match_db}")
-        if self.kernel_size % 2 == 0 or min(self.dim, self.intermediate, self.blocks) < 1:
-            raise ValueError(
-                f"kernel_size must be odd and dim, intermediate, blocks positive; got kernel_size={self.kernel_size}, "
-                f"dim={self.dim}, intermediate={self.intermediate}, blocks={self.blocks}"
-            )
-
-    @property
-    def bins(self) -> int:
-        """STFT bins the head predicts (``n_fft // 2 + 1``)."""
-        return self.n_fft // 2 + 1
-
-
-def receptive_field(cfg: VocoderConfig) -> int:
-    """Frames of input context each side that one output frame's samples depend on: the convolutions'
-    reach plus the inverse STFT's overlap (a sample is covered by frames up to ``n_fft / 2`` away).
-
-    >>> receptive_field(VocoderConfig(blocks=8, kernel_size=7))
-    29
-    """
-    return (cfg.blocks + 1) * (cfg.kernel_size // 2) + cfg.n_fft // (2 * cfg.hop_length)
 
 
 class ConvNeXtBlock(nn.Module):

@@ -28,9 +28,10 @@ from typing import Any
 from mmtok.audio.attach import attach_refusal, load_vocoder
 from mmtok.audio.corpus import SYNTHETIC_MEMORY
 from mmtok.audio.discriminator import WaveDiscriminators
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.vocoder_data import check_sample_rate
 from mmtok.audio.vocoder_settings import (
     BEST_DIR,
@@ -44,10 +45,11 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import MAX_CONFIG_INT, config_from_dict, read_config, write_refusal
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.device import check_device_option
 from mmtok.core.errors import CheckpointError, UsageError
 from mmtok.core.limits import FLOAT32, MemoryUse, memory_refusal, training_bytes
-from mmtok.core.module_io import load_module, resolve_checkpoint
+from mmtok.core.module_io import load_module
 from mmtok.core.ranges import (
     ABOVE_0,
     FLOAT32_AT_LEAST_0,

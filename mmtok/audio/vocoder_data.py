@@ -45,8 +45,7 @@ from mmtok.audio.av_read import (
     optional_av,
     take_stream,
 )
-from mmtok.audio.features import HOP_LENGTH
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import HOP_LENGTH, SAMPLE_RATE
 from mmtok.core.errors import AudioError, CorpusError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.manifest import EXAMPLE, manifest_rows

@@ -27,10 +27,11 @@ import torch
 from mmtok.audio.config import front_end_mismatch
 from mmtok.audio.corpus import synthetic_clips
 from mmtok.audio.discriminator import WaveGAN, random_crops
-from mmtok.audio.io import SAMPLE_RATE
+from mmtok.audio.front_end import SAMPLE_RATE
 from mmtok.audio.tokenizer import AudioTokenizer
 from mmtok.audio.train_data import padding_note
-from mmtok.audio.vocoder import Vocoder, VocoderConfig, mel_l1, multi_resolution_stft_loss
+from mmtok.audio.vocoder import Vocoder, mel_l1, multi_resolution_stft_loss
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.vocoder_data import (
     AudioCache,
     MixedClips,
@@ -67,6 +68,7 @@ from mmtok.audio.vocoder_settings import (
     segment_samples,
 )
 from mmtok.core.checkpoint import config_from_dict, read_config
+from mmtok.core.checkpoint_names import checkpoint_source
 from mmtok.core.device import device_record, pick_device
 from mmtok.core.divergence import (
     Start,
@@ -77,12 +79,7 @@ from mmtok.core.divergence import (
     loss_not_finite,
 )
 from mmtok.core.errors import CheckpointError, ResumeMismatchError, UsageError
-from mmtok.core.module_io import (
-    checkpoint_source,
-    load_module,
-    load_state_dict_checked,
-    save_module,
-)
+from mmtok.core.module_io import load_module, load_state_dict_checked, save_module
 from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.schedule import warmup_cosine, warmup_note
 from mmtok.core.trainstate import (

@@ -1,7 +1,7 @@
 """What fixes a vocoder run, shared by the checks made before it (:mod:`mmtok.audio.vocoder_checks`) and
 the run itself (:mod:`mmtok.audio.vocoder_run`): the run folder's names, the options ``--resume`` keeps
 (:data:`RESUME_FIXED`, :func:`run_settings`), the sizes of a segment and of a discriminator window, and the
-vocoder a run starts from (:func:`initial_vocoder`; :func:`~mmtok.core.module_io.checkpoint_source` records
+vocoder a run starts from (:func:`initial_vocoder`; :func:`~mmtok.core.checkpoint_names.checkpoint_source` records
 it). The command and the layout are described in :mod:`mmtok.audio.vocoder_train`.
 """
 
@@ -12,10 +12,11 @@ from typing import Any
 
 from mmtok.audio.attach import load_vocoder
 from mmtok.audio.discriminator import RESOLUTIONS
-from mmtok.audio.io import SAMPLE_RATE
-from mmtok.audio.vocoder import Vocoder, VocoderConfig
+from mmtok.audio.front_end import SAMPLE_RATE
+from mmtok.audio.vocoder import Vocoder
+from mmtok.audio.vocoder_config import VocoderConfig
+from mmtok.core.checkpoint_names import checkpoint_source
 from mmtok.core.errors import CheckpointError, UsageError
-from mmtok.core.module_io import checkpoint_source
 
 __all__ = [
     "BASELINE_NAME",

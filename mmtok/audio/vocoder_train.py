@@ -105,13 +105,13 @@ import torch
 
 from mmtok.audio.attach import SHIPPED_LIMIT_MB, attach_vocoder, folder_megabytes
 from mmtok.audio.corpus import add_synthetic_arguments
-from mmtok.audio.vocoder import VocoderConfig
 from mmtok.audio.vocoder_checks import (
     check_options,
     check_out_folder,
     check_sources,
     take_run_settings,
 )
+from mmtok.audio.vocoder_config import VocoderConfig
 from mmtok.audio.vocoder_data import build_cache
 from mmtok.audio.vocoder_run import Run
 from mmtok.audio.vocoder_settings import BEST_BY, FEATURES

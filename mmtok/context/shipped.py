@@ -24,8 +24,8 @@ from mmtok.context import planner
 from mmtok.context.planner import ContextPlan, mmtok_preset
 from mmtok.context.presets import Preset
 from mmtok.core.checkpoint import CONFIG_NAME
+from mmtok.core.checkpoint_names import resolve_checkpoint
 from mmtok.core.errors import CheckpointError
-from mmtok.core.module_io import resolve_checkpoint
 from mmtok.image.sizes import working_size
 from mmtok.lm.model_config import ModelConfig
 from mmtok.pretrained import default_config, load_config
@@ -37,7 +37,7 @@ __all__ = ["plan", "shipped_preset", "shipped_vocab"]
 
 
 def _folder(name_or_path: str | os.PathLike[str]) -> Path | None:
-    """The checkpoint folder a shipped name or a path stands for, by :func:`~mmtok.core.module_io.resolve_checkpoint`'s
+    """The checkpoint folder a shipped name or a path stands for, by :func:`~mmtok.core.checkpoint_names.resolve_checkpoint`'s
     rule (as ``mmtok.load`` finds it: a folder of pictures or recordings called ``image`` or ``audio`` in the working
     folder does not hide the shipped checkpoint); None when there is none. A folder that is there but holds no
     checkpoint is handed back, for :func:`~mmtok.pretrained.load_config` to say so."""

@@ -34,16 +34,15 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mmtok.core.checkpoint_folder import read_settled, replace_folder, write_target
 from mmtok.core.errors import CheckpointError
 from mmtok.core.format_version import NewerCheckpointError, newer_message
 from mmtok.core.paths import holds_cwd
+
+if TYPE_CHECKING:  # torch and safetensors are imported where tensors are read or written: configs need neither
+    import torch
 
 __all__ = [
     "CONFIG_NAME",
@@ -201,6 +200,8 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict
     """``safetensors.torch.save_file``, and then the file's mode as the umask gives any new file (0644 for
     the usual 022): safetensors creates it readable by its owner only, so another user or container could
     not load a model that the JSON beside it describes."""
+    from safetensors.torch import save_file
+
     save_file(dict(tensors), str(path), metadata=metadata)
     os.chmod(path, 0o666 & ~_umask())
 
@@ -220,6 +221,8 @@ def _umask() -> int:
 
 def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies that safetensors accepts (no shared storage)."""
+    import torch
+
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for name, t in tensors.items():
@@ -466,6 +469,9 @@ def _header_entry(path: Path, name: str, entry: Any, data_bytes: int) -> tuple[s
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The weights of checkpoint folder ``path``, after :func:`read_header` checked them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     weights = path / WEIGHTS_NAME
     try:
         if not weights.is_file():

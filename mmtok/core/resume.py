@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME
+from mmtok.core.checkpoint_names import checkpoint_source
 from mmtok.core.errors import CheckpointError, ResumeMismatchError
-from mmtok.core.module_io import checkpoint_source
 
 __all__ = ["check_decoder_only", "reading_state_to_resume", "said", "setting_differences", "take_run_settings"]
 

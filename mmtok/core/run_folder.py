@@ -21,9 +21,9 @@ from typing import Any
 
 from mmtok.core.checkpoint import CONFIG_NAME
 from mmtok.core.checkpoint_folder import BACKUP_NAME, backup_of
+from mmtok.core.checkpoint_names import shipped_names
 from mmtok.core.errors import RunRefusedError
 from mmtok.core.run_lock import LOCK_NAME
-from mmtok.core.trainstate import json_digest
 
 __all__ = [
     "LM_CKPT_PREFIX",
@@ -144,6 +144,10 @@ def content_digest(parts: Iterable[tuple[Any, Any]]) -> str:
     >>> content_digest([("a.png", b"PNG1")]) == content_digest([("a.png", b"PNG2")])
     False
     """
+    from mmtok.core.trainstate import (
+        json_digest,  # with torch: imported only when a run digests its data
+    )
+
     return json_digest([[label, hashlib.sha256(data).hexdigest()] for label, data in parts])
 
 
@@ -169,7 +173,6 @@ def run_model(where: str, *, flag: str, models: tuple[str, ...] = (TOKENIZER_MOD
     line naming them). A shipped name, a checkpoint folder and a file come back as they are, for the loader to
     read or refuse."""
     from mmtok.core.errors import UsageError
-    from mmtok.core.module_io import shipped_names
 
     folder = Path(where)
     if _checkpoint_at(folder) or ("/" not in where and os.sep not in where and where in shipped_names()):

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from mmtok.core.checkpoint_names import checkpoint_source, shipped_names
 from mmtok.core.errors import CorpusError
-from mmtok.core.module_io import checkpoint_source, shipped_names
 from mmtok.core.protocol import MediaTokenizer
 from mmtok.pretrained import is_callable_spec, load_tokenizer
 from mmtok.stream.interleave import Interleaver
@@ -70,7 +70,7 @@ class TokenizerSpec:
     def resolved(self) -> TokenizerSpec:
         """This spec as a run uses and records it: each checkpoint folder as its absolute path, so that a
         reader finds it from any working folder; ``"byte"``, shipped names and ``module:callable`` entries as
-        given (:func:`~mmtok.core.module_io.checkpoint_source` tells a shipped name from a folder).
+        given (:func:`~mmtok.core.checkpoint_names.checkpoint_source` tells a shipped name from a folder).
 
         >>> TokenizerSpec(image="image").resolved()
         TokenizerSpec(text='byte', image='image', audio=None, video=None)

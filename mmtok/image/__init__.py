@@ -3,7 +3,8 @@
 :mod:`~mmtok.image.io` reads files in every Pillow mode; :mod:`~mmtok.image.sizing`
 applies the size policies and cuts patches (:mod:`~mmtok.image.resample` resizes only
 the kept part of a very long image); :mod:`~mmtok.image.model` holds the convolutional
-encoder and decoder; :mod:`~mmtok.image.tokenizer` composes them with a VQ codebook;
+encoder and decoder; :mod:`~mmtok.image.tokenizer` composes them with a VQ codebook (its settings in
+:mod:`~mmtok.image.config`);
 :mod:`~mmtok.image.train` is ``mmtok train-tokenizer image``, which starts from the data
 or another tokenizer through :mod:`~mmtok.image.init` and cuts its crops with
 :mod:`~mmtok.image.crops`.
@@ -17,16 +18,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mmtok.image.config import ImageTokenizerConfig as ImageTokenizerConfig
     from mmtok.image.io import load_image as load_image
     from mmtok.image.tokenizer import ImageTokenizer as ImageTokenizer
-    from mmtok.image.tokenizer import ImageTokenizerConfig as ImageTokenizerConfig
 
 # where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
 # (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
 _HOMES = {
     "load_image": "mmtok.image.io",
     "ImageTokenizer": "mmtok.image.tokenizer",
-    "ImageTokenizerConfig": "mmtok.image.tokenizer",
+    "ImageTokenizerConfig": "mmtok.image.config",
 }
 
 

@@ -22,9 +22,9 @@ from mmtok.core.corpus_manifest import is_manifest, split_files
 from mmtok.core.errors import ImageError, MissingFileError
 from mmtok.core.suffixes import IMAGE_SUFFIXES
 from mmtok.core.warning_filters import user_stacklevel
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.image.io import load_image, load_sized
 from mmtok.image.sizing import crop_window
-from mmtok.image.tokenizer import ImageTokenizerConfig
 
 __all__ = ["DEFAULT_PATCH", "find_images", "load_corpus", "random_crops", "train_crops"]
 

@@ -39,6 +39,7 @@ import torch
 
 from mmtok.core.adversary import add_adversary_options
 from mmtok.core.checkpoint import config_from_dict, load_checkpoint, save_checkpoint
+from mmtok.core.checkpoint_names import checkpoint_source
 from mmtok.core.command_line import HelpFormatter
 from mmtok.core.corpus_manifest import DEFAULT_SPLIT, data_split
 from mmtok.core.device import device_record, pick_device
@@ -54,7 +55,7 @@ from mmtok.core.ema import WeightAverage
 from mmtok.core.errors import ImageError, UsageError
 from mmtok.core.files import write_atomic
 from mmtok.core.metrics import psnr, ssim
-from mmtok.core.module_io import checkpoint_source, load_module, save_module
+from mmtok.core.module_io import load_module, save_module
 from mmtok.core.resume import reading_state_to_resume
 from mmtok.core.run_folder import TOKENIZER_MODEL_DIR, TOKENIZER_STATE_DIR
 from mmtok.core.run_lock import hold_run_folder
@@ -66,6 +67,7 @@ from mmtok.core.trainstate import (
     options_given,
     save_train_state,
 )
+from mmtok.image.config import DEFAULT_VQ, ImageTokenizerConfig
 from mmtok.image.crops import find_images, load_corpus, train_crops
 from mmtok.image.discriminator import PatchGAN
 from mmtok.image.init import (
@@ -75,7 +77,7 @@ from mmtok.image.init import (
     rebalance_codebook,
 )
 from mmtok.image.sizing import MAX_SIDE
-from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.image.train_checks import (
     check_args,
     check_model_fits,

@@ -57,9 +57,9 @@ from mmtok.core.run_folder import (
     run_model,
 )
 from mmtok.core.trainstate import check_run_options, check_trained_on, json_digest
+from mmtok.image.config import DEFAULT_VQ, ImageTokenizerConfig
 from mmtok.image.discriminator import PatchDiscriminator
 from mmtok.image.sizing import MAX_SIDE
-from mmtok.image.tokenizer import DEFAULT_VQ, ImageTokenizerConfig
 
 __all__ = ["MEMORY_USES", "NUMBER_RULES", "RESUME_FIXED", "RESUME_FREE", "check_args", "check_export", "check_numbers",
            "check_out_folder", "check_same_images", "data_digest", "data_material", "exported_provenance", "name_under",

@@ -42,8 +42,9 @@ from mmtok.core.errors import VideoError
 from mmtok.core.protocol import module_fingerprint, ordinary_outputs
 from mmtok.core.seconds import check_chunk_seconds
 from mmtok.core.tensors import as_tensor
+from mmtok.image.config import ImageTokenizerConfig
 from mmtok.image.io import load_image
-from mmtok.image.tokenizer import CHANNELS, ImageTokenizer, ImageTokenizerConfig
+from mmtok.image.tokenizer import CHANNELS, ImageTokenizer
 from mmtok.video.frame_settings import ShrinkTo, frame_size, video_fps
 from mmtok.video.read import (
     AUDIO_RATE,

@@ -13,10 +13,39 @@ Imports: :mod:`mmtok.core` only.
 
 from __future__ import annotations
 
-from mmtok.vq.config import VQConfig as VQConfig
-from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
-from mmtok.vq.quantizer import UsageStats as UsageStats
-from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
-from mmtok.vq.search import nearest_code as nearest_code
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmtok.vq.config import VQConfig as VQConfig
+    from mmtok.vq.quantizer import QuantizeResult as QuantizeResult
+    from mmtok.vq.quantizer import UsageStats as UsageStats
+    from mmtok.vq.quantizer import VectorQuantizer as VectorQuantizer
+    from mmtok.vq.search import nearest_code as nearest_code
+
+# where each public name lives: imported on first use (PEP 562), so reading a submodule that needs no torch
+# (``mmtok context`` reads configs and sizes) does not import the torch-heavy ones
+_HOMES = {
+    "VQConfig": "mmtok.vq.config",
+    "QuantizeResult": "mmtok.vq.quantizer",
+    "UsageStats": "mmtok.vq.quantizer",
+    "VectorQuantizer": "mmtok.vq.quantizer",
+    "nearest_code": "mmtok.vq.search",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name imported from its module on first use, and kept."""
+    import importlib
+
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = ['QuantizeResult', 'UsageStats', 'VQConfig', 'VectorQuantizer', 'nearest_code']
