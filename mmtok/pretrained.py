@@ -326,19 +326,24 @@ def load_tokenizer(spec: str, *, kind: str | None = None, error: type[Exception]
     'native'
     >>> load_tokenizer("mmtok.pretrained:native_image_tokenizer", kind="audio")
     Traceback (most recent call last):
-    mmtok.core.errors.CheckpointError: tokenizer 'mmtok.pretrained:native_image_tokenizer' gives a ImageTokenizer of kind 'image', not 'audio'
+    mmtok.core.errors.CheckpointError: tokenizer 'mmtok.pretrained:native_image_tokenizer' gives an ImageTokenizer of kind 'image', not 'audio'
     """
     if not is_callable_spec(spec):
         return load(run_model_of(spec, kind), kind=kind)
     tok = _built(spec, error)
     missing = [name for name in ("codebook_size", "encode", "decode") if not hasattr(tok, name)]
     if missing:
-        raise error(f"tokenizer {spec!r} gives a {type(tok).__name__}, which has no {', '.join(missing)}: "
+        raise error(f"tokenizer {spec!r} gives {_a(type(tok).__name__)}, which has no {', '.join(missing)}: "
                     "a media tokenizer needs codebook_size, encode and decode (mmtok.core.protocol)")
     built_kind = getattr(tok, "KIND", None)
     if kind is not None and isinstance(built_kind, str) and built_kind != kind:
-        raise error(f"tokenizer {spec!r} gives a {type(tok).__name__} of kind {built_kind!r}, not {kind!r}")
+        raise error(f"tokenizer {spec!r} gives {_a(type(tok).__name__)} of kind {built_kind!r}, not {kind!r}")
     return tok
+
+
+def _a(name: str) -> str:
+    """``name`` with its indefinite article: "an ImageTokenizer", "a VideoTokenizer"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 _RUNS_SAID: set[tuple[str | None, str]] = set()  # (kind, run folder) said on stderr once per process
