@@ -36,6 +36,7 @@ from mmtok.core.format_version import NewerCheckpointError
 from mmtok.core.module_io import load_state_dict_checked, weights_from_checkpoint
 from mmtok.core.plotting import pyplot
 from mmtok.core.run_folder import LM_CKPT_PREFIX, RunMarks, check_run_folder
+from mmtok.core.run_lock import run_holder
 from mmtok.core.trainstate import load_newest_intact
 from mmtok.lm.model import ModelConfig, Transformer
 from mmtok.stream.vocab import Modality, Vocabulary
@@ -165,12 +166,21 @@ def load_run(run: str | os.PathLike[str], *, device: Any = None) -> tuple[Transf
     else:  # a run folder: its newest checkpoint
         found = checkpoint_folders(path)
         if not found:
-            raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
+            raise _no_checkpoint(run)
         try:
             model, vocab, settings = _load(found[-1])
         except CheckpointError as e:
             raise _damaged_newest(e, found) from e
     return model.to(device), vocab, settings
+
+
+def _no_checkpoint(run: str | os.PathLike[str]) -> MmtokError:
+    """The refusal of a run folder without a checkpoint: "train first", or, while a training process holds it
+    (its lock), that its first checkpoint has yet to come."""
+    holder = run_holder(run)
+    then = (f"a training run holds it now ({holder}): wait for its first checkpoint (--save-every steps)"
+            if holder else "train first")
+    return MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); {then}")
 
 
 def newest_loadable(run: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
@@ -179,7 +189,7 @@ def newest_loadable(run: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
     :class:`~mmtok.core.errors.CheckpointError` when none is."""
     found = checkpoint_folders(Path(run))
     if not found:
-        raise MmtokError(f"{run} holds no checkpoint (no {CKPT_PREFIX}*/{CONFIG_NAME}); train first")
+        raise _no_checkpoint(run)
     passed: list[tuple[Path, CheckpointError]] = []
     try:
         use = load_newest_intact(found, _intact, who=None, passed_over=passed)
