@@ -244,8 +244,9 @@ class Evaluation:
                             row[f"{key}_files"] = len(vals)
                 usage, used, tokens = usage_over(m.counts)
                 usage_of_k, ppl = codebook_usage(m.counts)
-                row |= {"tokens": tokens, "codebook_size": m.counts.numel(), "codes_used": used,
-                        "usage": round(usage, 4), "usage_of_k": round(usage_of_k, 4), "perplexity": round(ppl, 1)}
+                row |= {"tokens": tokens, "codebook_size": m.counts.numel(), "codes_used": used}
+                if tokens:  # of no token at all there is no usage (not 0 %) and no perplexity (not 0)
+                    row |= {"usage": round(usage, 4), "usage_of_k": round(usage_of_k, 4), "perplexity": round(ppl, 1)}
                 out.append(row)
         return out
 
