@@ -334,12 +334,14 @@ class Parser:
             return
         ids = self._ids[0] if len(self._ids) == 1 else np.concatenate(self._ids)
         self._ids = []
-        if not takes_keyword(self.il.text.decode, "errors"):  # it could not tell bad UTF-8 from text
-            raise TypeError(f"the text tokenizer {type(self.il.text).__name__}'s decode takes no errors= keyword: give "
-                            "it decode(ids, errors='strict') that raises UnicodeDecodeError on ids that are no UTF-8, "
-                            "and errors='replace' that puts U+FFFD there (as mmtok's text tokenizers do)")
         try:
             s = self.il.text.decode(ids, errors="strict")
+        except TypeError as e:  # its signature is read only then: a decode per text segment stays cheap
+            if takes_keyword(self.il.text.decode, "errors"):
+                raise
+            raise TypeError(f"the text tokenizer {type(self.il.text).__name__}'s decode takes no errors= keyword: give "
+                            "it decode(ids, errors='strict') that raises UnicodeDecodeError on ids that are no UTF-8, "
+                            "and errors='replace' that puts U+FFFD there (as mmtok's text tokenizers do)") from e
         except UnicodeDecodeError as e:
             head, tail = self.partial and self._ids_at == 0, self.partial and self._ids_end == self.n
             if (head or tail) and isinstance(e.object, bytes) and _torn_utf8(e.object, head=head, tail=tail):
