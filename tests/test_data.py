@@ -354,6 +354,6 @@ def not_a_tokenizer() -> object:
 
 
 def test_a_spec_that_builds_no_tokenizer_is_refused() -> None:
-    with pytest.raises(CorpusError, match=r"'tests\.test_data:not_a_tokenizer' gives a object, which has no "
+    with pytest.raises(CorpusError, match=r"'tests\.test_data:not_a_tokenizer' gives an object, which has no "
                                           r"codebook_size, encode, decode"):
         build_interleaver(TokenizerSpec(image="tests.test_data:not_a_tokenizer"))
