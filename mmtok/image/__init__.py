@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mmtok.core.lazy import lazy_members
+
 if TYPE_CHECKING:
     from mmtok.image.config import ImageTokenizerConfig as ImageTokenizerConfig
     from mmtok.image.io import load_image as load_image
@@ -31,19 +33,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """A public name imported from its module on first use, and kept."""
-    import importlib
-
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_members(__name__, _HOMES, globals())
 
 
 __all__ = ['ImageTokenizer', 'ImageTokenizerConfig', 'load_image']
