@@ -24,6 +24,7 @@ from mmtok.image.crops import load_corpus
 from mmtok.image.init import check_init_source
 from mmtok.image.tokenizer import ImageTokenizer
 from mmtok.image.train_pictures import GRID_CROPS, grid_crops
+from tests.test_image_train_cli import interrupted_after_save
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny runs: one thread is steadier
 
@@ -103,18 +104,8 @@ def test_a_resumed_run_reports_the_running_means_of_an_unbroken_one(
     (what `mmtok info` gives as last_loss) of the same run unbroken (before, the means restarted at the resume
     and differed)."""
     assert image_train.main(_args(tmp_path, "whole", "--steps", "4", "--save-every", "2")) == 0
-    saved = image_train.save_train_state
-
-    def killed(*a, **k):
-        saved(*a, **k)
-        if k["step"] == 2:
-            raise KeyboardInterrupt
-
     args = _args(tmp_path, "broken", "--steps", "4", "--save-every", "2")
-    monkeypatch.setattr(image_train, "save_train_state", killed)
-    with pytest.raises(KeyboardInterrupt):
-        image_train.main(args)
-    monkeypatch.setattr(image_train, "save_train_state", saved)
+    interrupted_after_save(monkeypatch, args, step=2)
     assert image_train.main([*args, "--resume"]) == 0
     whole, broken = (mmtok.load(tmp_path / r / "model") for r in ("whole", "broken"))
     assert whole.fingerprint == broken.fingerprint

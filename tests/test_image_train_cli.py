@@ -49,22 +49,27 @@ def _summary(run: Path) -> dict:
     return json.loads((run / "summary.json").read_text())
 
 
-def test_a_kill_right_after_the_final_train_state_save_is_exported_on_resume(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C between the train state of the last step and its model/: the resume, already at the end,
-    exports that step (before, model/ and summary.json stayed at the previous save and it said 'done')."""
+def interrupted_after_save(monkeypatch: pytest.MonkeyPatch, args: list[str], *, step: int) -> None:
+    """Run the image trainer with ``args`` and press Ctrl-C right after the train state of ``step`` is on disk."""
     saved = image_train.save_train_state
 
-    def interrupted(*a, **k):  # the train state is on disk, then the user presses Ctrl-C
+    def interrupted(*a, **k):
         saved(*a, **k)
-        if k["step"] == 4:
+        if k["step"] == step:
             raise KeyboardInterrupt
 
-    args = _args(tmp_path, "run", "--steps", "4", "--save-every", "2")
     monkeypatch.setattr(image_train, "save_train_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         image_train.main(args)
     monkeypatch.setattr(image_train, "save_train_state", saved)
+
+
+def test_a_kill_right_after_the_final_train_state_save_is_exported_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C between the train state of the last step and its model/: the resume, already at the end,
+    exports that step (before, model/ and summary.json stayed at the previous save and it said 'done')."""
+    args = _args(tmp_path, "run", "--steps", "4", "--save-every", "2")
+    interrupted_after_save(monkeypatch, args, step=4)
     run = tmp_path / "run"
     assert _steps(run / "model") == 2 and _summary(run)["final"] is False
     assert image_train.main([*args, "--resume"]) == 0
