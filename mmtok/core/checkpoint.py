@@ -200,8 +200,7 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, metadata: dict
     """``safetensors.torch.save_file``, and then the file's mode as the umask gives any new file (0644 for
     the usual 022): safetensors creates it readable by its owner only, so another user or container could
     not load a model that the JSON beside it describes."""
-    from safetensors.torch import save_file
-
+    from safetensors.torch import save_file  # here, not on top: reading a config needs no torch
     save_file(dict(tensors), str(path), metadata=metadata)
     os.chmod(path, 0o666 & ~_umask())
 
@@ -222,7 +221,6 @@ def _umask() -> int:
 def _plain_tensors(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies that safetensors accepts (no shared storage)."""
     import torch
-
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for name, t in tensors.items():
@@ -471,7 +469,6 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """The weights of checkpoint folder ``path``, after :func:`read_header` checked them."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
     weights = path / WEIGHTS_NAME
     try:
         if not weights.is_file():
